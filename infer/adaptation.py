@@ -1,0 +1,232 @@
+"""Warm-up adaptation for the Metropolis–Hastings family (RWMH, MALA).
+
+Step size: Nesterov dual averaging toward a target acceptance rate (Hoffman & Gelman 2014,
+Algorithm 5), as Stan and NumPyro do for HMC. Proposal scale (Haario-style): the warm-up
+draws' covariance, estimated with Welford's algorithm in Stan's doubling windows and
+regularised toward the identity. Everything is frozen after warm-up, so the kept chain is a
+valid Markov chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from infer.base import Adaptation
+
+
+class ProposalParameters(NamedTuple):
+    """Tunable values of a Gaussian proposal, for one chain.
+
+    Attributes:
+        step_size: scalar, float.
+        scale: the proposal's scale, rank 0 (scalar), 1 ``(dim,)`` or 2 ``(dim, dim)`` lower
+            triangular; see :mod:`infer.proposal`.
+    """
+
+    step_size: jax.Array
+    scale: jax.Array
+
+
+class DualAveragingState(NamedTuple):
+    """Dual averaging on ``log(step_size)``; all scalars."""
+
+    log_step: jax.Array
+    log_step_avg: jax.Array
+    h_bar: jax.Array
+    mu: jax.Array
+    count: jax.Array
+
+
+def dual_averaging_init(step_size: jax.Array) -> DualAveragingState:
+    log_step = jnp.log(step_size)
+    zero = jnp.zeros_like(log_step)
+    return DualAveragingState(log_step, log_step, zero, jnp.log(10.0) + log_step, zero)
+
+
+def dual_averaging_update(
+    state: DualAveragingState,
+    acceptance_rate: jax.Array,
+    target: float,
+    t0: float = 10.0,
+    gamma: float = 0.05,
+    kappa: float = 0.75,
+) -> DualAveragingState:
+    """One dual-averaging update; a NaN acceptance rate counts as 0."""
+    acceptance_rate = jnp.where(jnp.isnan(acceptance_rate), 0.0, acceptance_rate)
+    count = state.count + 1
+    eta = 1.0 / (count + t0)
+    h_bar = (1.0 - eta) * state.h_bar + eta * (target - acceptance_rate)
+    log_step = state.mu - jnp.sqrt(count) / gamma * h_bar
+    weight = count**-kappa
+    log_step_avg = weight * log_step + (1.0 - weight) * state.log_step_avg
+    return DualAveragingState(log_step, log_step_avg, h_bar, state.mu, count)
+
+
+class WelfordState(NamedTuple):
+    """Running mean and sum of squared deviations.
+
+    Attributes:
+        count: scalar.
+        mean: (dim,).
+        m2: (dim,) for a diagonal estimate, (dim, dim) for a dense one.
+    """
+
+    count: jax.Array
+    mean: jax.Array
+    m2: jax.Array
+
+
+def welford_init(dim: int, dense: bool, dtype) -> WelfordState:
+    m2 = jnp.zeros((dim, dim) if dense else (dim,), dtype)
+    return WelfordState(jnp.zeros((), dtype), jnp.zeros((dim,), dtype), m2)
+
+
+def welford_update(state: WelfordState, x: jax.Array) -> WelfordState:
+    count = state.count + 1
+    delta = x - state.mean
+    mean = state.mean + delta / count
+    if state.m2.ndim == 2:
+        m2 = state.m2 + jnp.outer(x - mean, delta)
+    else:
+        m2 = state.m2 + (x - mean) * delta
+    return WelfordState(count, mean, m2)
+
+
+def welford_scale(state: WelfordState, old_scale: jax.Array) -> jax.Array:
+    """Regularised covariance (Stan's shrinkage toward 1e-3·I) as a scale: the square root of
+    the diagonal, or the Cholesky factor. Keeps ``old_scale`` if the estimate is not usable."""
+    n = state.count
+    variance = state.m2 / jnp.maximum(n - 1.0, 1.0)
+    shrink = n / (n + 5.0)
+    if variance.ndim == 2:
+        eye = jnp.eye(variance.shape[0], dtype=variance.dtype)
+        cov = shrink * variance + 1e-3 * (5.0 / (n + 5.0)) * eye
+        new_scale = jnp.linalg.cholesky(cov)
+    else:
+        new_scale = jnp.sqrt(shrink * variance + 1e-3 * (5.0 / (n + 5.0)))
+    usable = jnp.all(jnp.isfinite(new_scale)) & (n >= 3)
+    return jnp.where(usable, new_scale, old_scale)
+
+
+def window_schedule(
+    num_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
+) -> dict[str, np.ndarray]:
+    """Stan's warm-up windows, as per-step flags.
+
+    Returns:
+        ``{"collect": (num_warmup,) bool, "window_end": (num_warmup,) bool}``: whether a step's
+        draw feeds the covariance estimate, and whether the step closes a slow window.
+    """
+    collect = np.zeros(num_warmup, bool)
+    window_end = np.zeros(num_warmup, bool)
+    if num_warmup < 20:
+        return {"collect": collect, "window_end": window_end}
+    if init_buffer + term_buffer + base_window > num_warmup:
+        init_buffer = int(0.15 * num_warmup)
+        term_buffer = int(0.1 * num_warmup)
+        base_window = num_warmup - init_buffer - term_buffer
+    slow_end = num_warmup - term_buffer
+    start, size = init_buffer, base_window
+    while start < slow_end:
+        end = start + size
+        if end + 2 * size > slow_end:
+            end = slow_end
+        collect[start:end] = True
+        window_end[end - 1] = True
+        start, size = end, 2 * size
+    return {"collect": collect, "window_end": window_end}
+
+
+class ProposalAdaptationState(NamedTuple):
+    """Warm-up state of :func:`proposal_adaptation` for one chain."""
+
+    params: ProposalParameters
+    dual_averaging: DualAveragingState
+    welford: WelfordState
+
+
+def proposal_adaptation(
+    *,
+    adapt_step_size: bool,
+    covariance_kind: str | None,
+    target_acceptance_fn: Callable[[int], float],
+    reset_step_size_fn: Callable[[int], float],
+) -> Adaptation:
+    """Adapt a Gaussian proposal's step size and, optionally, its scale.
+
+    Args:
+        adapt_step_size: tune the step size by dual averaging.
+        covariance_kind: ``"diagonal"`` or ``"dense"`` to estimate the proposal scale from the
+            warm-up draws; ``None`` keeps the scale as given.
+        target_acceptance_fn: target acceptance rate as a function of the dimension.
+        reset_step_size_fn: the step size to restart from once the scale has been re-estimated
+            (the scale then matches the posterior's, so the textbook optimum applies).
+    """
+    dense = covariance_kind == "dense"
+
+    def init(params: ProposalParameters, state) -> ProposalAdaptationState:
+        flat, _ = ravel_pytree(state.position)
+        return ProposalAdaptationState(
+            params,
+            dual_averaging_init(params.step_size),
+            welford_init(flat.size, dense, flat.dtype),
+        )
+
+    def update(astate: ProposalAdaptationState, row, state, info) -> ProposalAdaptationState:
+        params, da, welford = astate
+        flat, _ = ravel_pytree(state.position)
+        dim = flat.size
+        if adapt_step_size:
+            da = dual_averaging_update(da, info.acceptance_rate, target_acceptance_fn(dim))
+            params = params._replace(step_size=jnp.exp(da.log_step).astype(flat.dtype))
+        if covariance_kind is None:
+            return ProposalAdaptationState(params, da, welford)
+
+        welford = jax.lax.cond(
+            row["collect"], lambda w: welford_update(w, flat), lambda w: w, welford
+        )
+
+        def close_window(operand):
+            params, da, welford = operand
+            scale = welford_scale(welford, params.scale)
+            step_size = params.step_size
+            if adapt_step_size:
+                step_size = jnp.asarray(reset_step_size_fn(dim), flat.dtype)
+                da = dual_averaging_init(step_size)
+            fresh = welford_init(dim, dense, flat.dtype)
+            return ProposalParameters(step_size, scale.astype(flat.dtype)), da, fresh
+
+        params, da, welford = jax.lax.cond(
+            row["window_end"], close_window, lambda op: op, (params, da, welford)
+        )
+        return ProposalAdaptationState(params, da, welford)
+
+    def current(astate: ProposalAdaptationState) -> ProposalParameters:
+        return astate.params
+
+    def final(astate: ProposalAdaptationState) -> ProposalParameters:
+        params = astate.params
+        if adapt_step_size:
+            step_size = jnp.exp(astate.dual_averaging.log_step_avg).astype(params.step_size.dtype)
+            params = params._replace(step_size=step_size)
+        return params
+
+    return Adaptation(init, update, current, final, window_schedule)
+
+
+def initial_scale(covariance, covariance_kind: str | None, dim: int, dtype) -> jax.Array:
+    """The starting scale: from a user's fixed covariance, or 1 (rank 0, 1 or 2 as needed)."""
+    if covariance is not None and not isinstance(covariance, str):
+        cov = jnp.asarray(covariance, dtype)
+        return jnp.linalg.cholesky(cov) if cov.ndim == 2 else jnp.sqrt(cov)
+    if covariance_kind == "dense":
+        return jnp.eye(dim, dtype=dtype)
+    if covariance_kind == "diagonal":
+        return jnp.ones((dim,), dtype)
+    return jnp.ones((), dtype)

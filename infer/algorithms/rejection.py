@@ -1,0 +1,457 @@
+"""Exact rejection sampling: iid draws from ``p ∝ f`` with a proposal ``g`` and a bound ``M``.
+
+A proposal ``x ~ g`` is accepted when ``log u < log f(x) - log g(x) - log M`` with
+``u ~ U(0, 1)``. Whenever ``f <= M g`` everywhere, accepted draws are exact and independent and
+the acceptance rate is ``Z_f / M``. A proposal seen with ``f(x) > M g(x)`` is an *envelope
+violation*: it is counted and reported, because the draws are then no longer exact.
+
+If ``M`` is not given it is found by maximising ``log f - log g`` from the best of 4,096
+proposal draws, then a safety margin is added. Draws are made in vectorised batches inside a
+``lax.while_loop`` that fills a fixed buffer, under a budget on the number of proposals.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from infer import validation
+from infer.algorithms.independent_mh import check_proposal_shape
+from infer.base import IdentityKey, Kernel, Sampler
+from infer.proposal import Proposal, as_proposal
+
+__all__ = [
+    "RejectionState",
+    "RejectionInfo",
+    "Envelope",
+    "EnvelopeWarning",
+    "init",
+    "build_kernel",
+    "draw",
+    "find_log_envelope",
+    "as_top_level_api",
+]
+
+
+class EnvelopeWarning(UserWarning):
+    """The target exceeded ``M`` times the proposal at some proposals: draws are not exact."""
+
+
+class RejectionState(NamedTuple):
+    """Last accepted draw.
+
+    Attributes:
+        position: the draw (array or pytree).
+        logdensity: target log density there, scalar.
+    """
+
+    position: object
+    logdensity: jax.Array
+
+
+class RejectionInfo(NamedTuple):
+    """What one step (one exact draw) cost.
+
+    Attributes:
+        is_accepted: False only when the step's proposal budget ran out (state unchanged).
+        num_proposals: proposals made, scalar int.
+        num_violations: proposals with ``f > M g``, scalar int.
+    """
+
+    is_accepted: jax.Array
+    num_proposals: jax.Array
+    num_violations: jax.Array
+
+
+class Envelope(NamedTuple):
+    """The bound ``log M`` and what is known about it.
+
+    Attributes:
+        log_envelope: ``log M``.
+        source: ``"given"`` or ``"found"``.
+        acceptance_estimate: the acceptance rate estimated from the pilot proposals.
+        pilot_max_log_ratio: the largest ``log f - log g`` among the pilot proposals.
+    """
+
+    log_envelope: float
+    source: str
+    acceptance_estimate: float
+    pilot_max_log_ratio: float
+
+
+class DrawOutput(NamedTuple):
+    """Result of :func:`draw` for ``num_draws`` draws.
+
+    Attributes:
+        positions: pytree of arrays with leading axis ``num_draws``.
+        num_accepted: accepted proposals, including any past the buffer's end. Scalar int.
+        num_proposals: proposals made. Scalar int.
+        num_violations: proposals with ``f > M g``. Scalar int.
+        max_log_excess: largest ``log f - log g - log M`` seen (positive means a violation).
+    """
+
+    positions: object
+    num_accepted: jax.Array
+    num_proposals: jax.Array
+    num_violations: jax.Array
+    max_log_excess: jax.Array
+
+
+def draw(
+    rng_key,
+    logdensity_fn: Callable,
+    proposal: Proposal,
+    log_envelope,
+    num_draws: int,
+    batch_size: int,
+    max_proposals: int,
+) -> DrawOutput:
+    """``num_draws`` exact draws, in batches of ``batch_size`` proposals, stopping early after
+    ``max_proposals`` (then fewer than ``num_draws`` are filled; check ``num_accepted``).
+
+    Each batch writes its accepted proposals, in order, after those already kept; the first
+    ``num_draws`` accepted proposals of an iid stream are iid draws from the target.
+    """
+    example = jax.eval_shape(proposal.sample, rng_key)
+    buffer = jax.tree.map(lambda s: jnp.zeros((num_draws, *s.shape), s.dtype), example)
+    max_batches = -(-max_proposals // batch_size)
+    zero = jnp.zeros((), jnp.int32)
+
+    def keep_going(carry):
+        _, count, batches, *_ = carry
+        return (count < num_draws) & (batches < max_batches)
+
+    def one_batch(carry):
+        buffer, count, batches, violations, max_excess = carry
+        key_batch = jax.random.fold_in(rng_key, batches)
+        key_proposal, key_accept = jax.random.split(key_batch)
+        positions, proposal_logdensity = proposal.sample_with_log_prob(key_proposal, batch_size)
+        logdensity = jax.vmap(logdensity_fn)(positions)
+        log_excess = logdensity - proposal_logdensity - log_envelope
+        is_violation = log_excess > 0
+        # NaN or +inf in f rejects (+inf also counts as a violation).
+        log_excess = jnp.where(logdensity < jnp.inf, log_excess, -jnp.inf)
+        log_u = jnp.log(jax.random.uniform(key_accept, (batch_size,), log_excess.dtype))
+        accepted = log_u < log_excess
+        slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
+        buffer = jax.tree.map(lambda b, x: b.at[slot].set(x, mode="drop"), buffer, positions)
+        return (
+            buffer,
+            count + jnp.sum(accepted, dtype=jnp.int32),
+            batches + 1,
+            violations + jnp.sum(is_violation, dtype=jnp.int32),
+            jnp.maximum(max_excess, jnp.max(log_excess)),
+        )
+
+    carry = (buffer, zero, zero, zero, jnp.asarray(-jnp.inf))
+    buffer, count, batches, violations, max_excess = jax.lax.while_loop(
+        keep_going, one_batch, carry
+    )
+    return DrawOutput(buffer, count, batches * batch_size, violations, max_excess)
+
+
+def init(position, logdensity_fn: Callable) -> RejectionState:
+    return RejectionState(position, logdensity_fn(position))
+
+
+def build_kernel(
+    logdensity_fn: Callable, proposal: Proposal, batch_size: int = 16, max_batches: int = 100_000
+) -> Callable:
+    """``kernel(rng_key, state, log_envelope) -> (state, info)``: one exact draw per step.
+
+    The driver does not use this (it calls :func:`draw` for all draws at once); it is the
+    BlackJAX-style single step. The old state is ignored unless the budget of
+    ``batch_size * max_batches`` proposals runs out, which ``info.is_accepted`` reports.
+    """
+
+    def kernel(rng_key, state: RejectionState, log_envelope):
+        out = draw(
+            rng_key,
+            logdensity_fn,
+            proposal,
+            log_envelope,
+            1,
+            batch_size,
+            batch_size * max_batches,
+        )
+        is_accepted = out.num_accepted > 0
+        position = jax.tree.map(
+            lambda new, old: jnp.where(is_accepted, new[0], old), out.positions, state.position
+        )
+        logdensity = jnp.where(is_accepted, logdensity_fn(position), state.logdensity)
+        info = RejectionInfo(is_accepted, out.num_proposals, out.num_violations)
+        return RejectionState(position, logdensity), info
+
+    return kernel
+
+
+def find_log_envelope(
+    logdensity_fn: Callable,
+    proposal: Proposal,
+    rng_key,
+    num_candidates: int = 4096,
+    num_starts: int = 16,
+    num_iterations: int = 200,
+    safety_margin: float = 0.05,
+) -> Envelope:
+    """Find ``log M >= max(log f - log g)``: the best of ``num_candidates`` proposal draws,
+    improved by gradient ascent from the ``num_starts`` best (in the unconstrained space of the
+    proposal's support when it is known), plus ``log(1 + safety_margin)``.
+
+    Raises:
+        ValueError: if ``f`` is zero or NaN at every candidate, or if the ascent finds the ratio
+            growing by more than ``e**20`` over the candidates' best (unbounded ``f / g``, or an
+            acceptance rate too small to be useful).
+    """
+    candidates = proposal.sample_batch(rng_key, num_candidates)
+    log_ratio = _pilot_log_ratio(logdensity_fn, proposal, candidates)
+    best_index = np.argsort(np.asarray(log_ratio))[-num_starts:]
+    if not np.isfinite(np.asarray(log_ratio)[best_index[-1]]):
+        raise ValueError(
+            f"the target's log density is -inf or NaN at all {num_candidates} proposal draws: "
+            "the proposal does not cover the target. Choose a proposal whose support and scale "
+            "include the target's."
+        )
+    starts = jax.tree.map(lambda c: c[best_index], candidates)
+    ascended = np.asarray(_ascend(logdensity_fn, proposal, starts, num_iterations))
+    pilot_max = float(np.max(np.asarray(log_ratio)))
+    best = float(np.max(np.where(np.isfinite(ascended), ascended, -np.inf)))
+    best = max(best, pilot_max)
+    if best - pilot_max > 20.0:
+        raise ValueError(
+            f"the ratio target/proposal rose from exp({pilot_max:.3g}) at the best of "
+            f"{num_candidates} proposal draws to exp({best:.3g}) under optimisation: it is "
+            "unbounded or so peaked that almost no proposal would be accepted. Use a proposal "
+            "with heavier tails than the target, centred and scaled like it."
+        )
+    log_envelope = best + math.log1p(safety_margin)
+    acceptance = float(np.mean(np.exp(np.asarray(log_ratio) - log_envelope)))
+    return Envelope(log_envelope, "found", acceptance, pilot_max)
+
+
+def _pilot_log_ratio(logdensity_fn, proposal: Proposal, candidates) -> np.ndarray:
+    """``log f - log g`` at each candidate, NaN made ``-inf``; (num_candidates,)."""
+
+    @jax.jit
+    def log_ratio(candidates):
+        value = jax.vmap(logdensity_fn)(candidates) - proposal.log_prob_batch(candidates)
+        return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+    return np.asarray(log_ratio(candidates))
+
+
+def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
+    """Backtracking gradient ascent on ``log f - log g`` from each start; returns the best
+    value reached per start, shape (num_starts,)."""
+    from infer.numpyro_adapter import biject_to
+
+    example = jax.tree.map(lambda s: s[0], starts)
+    flat_example, unravel = ravel_pytree(example)
+    transform = None
+    if proposal.support is not None and jax.tree.structure(example).num_leaves == 1:
+        transform = biject_to(proposal.support)
+
+    def to_position(u):
+        return unravel(transform(u) if transform is not None else u)
+
+    def objective(u):
+        position = to_position(u)
+        value = logdensity_fn(position) - proposal.log_prob(position)
+        return jnp.where(jnp.isnan(value), -jnp.inf, value)
+
+    value_and_grad = jax.value_and_grad(objective)
+
+    def one_start(start):
+        flat, _ = ravel_pytree(start)
+        u = transform.inv(flat) if transform is not None else flat
+        value, grad = value_and_grad(u)
+
+        def body(_, carry):
+            u, value, grad, rate = carry
+            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
+            u_new = u + rate * grad
+            value_new, grad_new = value_and_grad(u_new)
+            better = value_new > value
+            return (
+                jnp.where(better, u_new, u),
+                jnp.where(better, value_new, value),
+                jnp.where(better, grad_new, grad),
+                jnp.where(better, rate * 1.5, rate * 0.3),
+            )
+
+        rate = jnp.asarray(0.1, flat.dtype)
+        _, value, _, _ = jax.lax.fori_loop(0, num_iterations, body, (u, value, grad, rate))
+        return value
+
+    del flat_example
+    return jax.jit(jax.vmap(one_start))(starts)
+
+
+class Rejection(Sampler):
+    """Exact rejection sampling; see :func:`as_top_level_api`."""
+
+    name = "rejection"
+    is_iid = True
+
+    def __init__(
+        self,
+        proposal,
+        log_envelope=None,
+        *,
+        safety_margin: float = 0.05,
+        max_proposals: int | None = None,
+        batch_size: int | None = None,
+    ):
+        self.proposal_object = proposal
+        self.proposal = as_proposal(proposal, "proposal")
+        if log_envelope is not None:
+            if isinstance(log_envelope, bool) or not np.isscalar(log_envelope):
+                raise TypeError(
+                    f"log_envelope must be a number (log M) or None; got {log_envelope!r}."
+                )
+            if not math.isfinite(float(log_envelope)):
+                raise ValueError(f"log_envelope must be finite; got {log_envelope}.")
+            log_envelope = float(log_envelope)
+        self.log_envelope = log_envelope
+        self.safety_margin = validation.positive_float("safety_margin", safety_margin)
+        self.max_proposals = (
+            None
+            if max_proposals is None
+            else validation.positive_int("max_proposals", max_proposals)
+        )
+        self.batch_size = (
+            None if batch_size is None else validation.positive_int("batch_size", batch_size)
+        )
+        self._envelopes: dict = {}
+
+    def settings(self) -> dict:
+        return {
+            "proposal": repr(self.proposal_object),
+            "log_envelope": self.log_envelope,
+            "safety_margin": self.safety_margin,
+            "max_proposals": self.max_proposals,
+            "batch_size": self.batch_size,
+        }
+
+    def cache_key(self) -> tuple:
+        return (type(self).__name__, IdentityKey(self.proposal_object), self.log_envelope)
+
+    def check(self, position) -> None:
+        check_proposal_shape(self.proposal, position)
+
+    def envelope(self, logdensity_fn: Callable) -> Envelope:
+        """``log M`` for this target: the given one (checked against 4,096 proposal draws) or
+        the found one. Cached per log density, so repeated runs do no extra work."""
+        key = IdentityKey(logdensity_fn)
+        if key not in self._envelopes:
+            self._envelopes[key] = self._envelope(logdensity_fn)
+        return self._envelopes[key]
+
+    def _envelope(self, logdensity_fn: Callable) -> Envelope:
+        pilot_key = jax.random.key(20_240_601)
+        if self.log_envelope is None:
+            return find_log_envelope(
+                logdensity_fn, self.proposal, pilot_key, safety_margin=self.safety_margin
+            )
+        candidates = self.proposal.sample_batch(pilot_key, 4096)
+        log_ratio = np.asarray(_pilot_log_ratio(logdensity_fn, self.proposal, candidates))
+        worst = int(np.argmax(log_ratio))
+        if log_ratio[worst] > self.log_envelope:
+            where = jax.tree.map(lambda c: np.asarray(c[worst]).round(4).tolist(), candidates)
+            raise ValueError(
+                f"log_envelope={self.log_envelope:.6g} is too small: the target exceeds M times "
+                f"the proposal, e.g. log f - log g = {log_ratio[worst]:.6g} at x = {where}. "
+                f"Pass log_envelope >= {log_ratio[worst]:.6g} plus a margin, or "
+                "log_envelope=None to have it found."
+            )
+        acceptance = float(np.mean(np.exp(log_ratio - self.log_envelope)))
+        return Envelope(self.log_envelope, "given", acceptance, float(np.max(log_ratio)))
+
+    def plan(self, envelope: Envelope, num_draws: int) -> tuple[int, int]:
+        """``(batch_size, max_proposals)`` for ``num_draws`` draws.
+
+        Raises:
+            ValueError: if the expected number of proposals exceeds the budget.
+        """
+        acceptance = max(envelope.acceptance_estimate, 1e-12)
+        expected = num_draws / acceptance
+        budget = self.max_proposals or int(min(20 * expected + 1_000_000, 2**31 - 2**20))
+        if expected > budget:
+            raise ValueError(
+                f"rejection sampling would need about {expected:.3g} proposals for {num_draws} "
+                f"draws (estimated acceptance rate {acceptance:.3g}, log M = "
+                f"{envelope.log_envelope:.4g}) but max_proposals is {budget}. Use a proposal "
+                "closer to the target, or raise max_proposals."
+            )
+        if self.batch_size is not None:
+            batch = self.batch_size
+        else:
+            batch = int(2 ** math.ceil(math.log2(max(expected * 1.05, 1.0))))
+            batch = min(max(batch, 256), 2**18)
+        return batch, budget
+
+    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
+        log_envelope = self.envelope(logdensity_fn).log_envelope
+        zero = jnp.zeros((), jnp.int32)
+        return Kernel(
+            init=lambda position: init(position, logdensity_fn),
+            step=build_kernel(logdensity_fn, self.proposal),
+            params=lambda position: jnp.asarray(log_envelope),
+            adaptation=None,
+            cost=lambda info: (info.num_proposals, zero),
+        )
+
+
+def warn_on_violations(num_violations: int, num_proposals: int, max_log_excess: float) -> None:
+    """Warn with the count and the largest ratio ``f / (M g)`` seen."""
+    if num_violations > 0:
+        warnings.warn(
+            f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
+            f"(largest f/(M*g) = {math.exp(min(max_log_excess, 700.0)):.4g}); the draws are not "
+            "exact. Raise log_envelope, or pass log_envelope=None to have it found.",
+            EnvelopeWarning,
+            stacklevel=3,
+        )
+
+
+def as_top_level_api(
+    proposal,
+    log_envelope: float | None = None,
+    *,
+    safety_margin: float = 0.05,
+    max_proposals: int | None = None,
+    batch_size: int | None = None,
+) -> Rejection:
+    """Exact rejection sampling.
+
+    Args:
+        proposal: ``g``: a ``numpyro.distributions`` distribution whose draws are shaped like
+            the target's positions, a ``(sample_fn, log_prob_fn)`` pair, or a
+            :class:`~infer.proposal.Proposal` (e.g. from
+            :func:`infer.envelopes.piecewise_constant`). ``g`` must be normalised.
+        log_envelope: ``log M`` with ``f <= M g``. ``None`` finds it (see
+            :func:`find_log_envelope`) and reports it in ``result.info``.
+        safety_margin: relative margin added to a found ``M``.
+        max_proposals: budget of proposals per run; ``None`` allows 20 times the expected
+            number plus a million. Running out raises an error instead of hanging.
+        batch_size: proposals per vectorised batch; ``None`` sizes it from the expected need.
+
+    Returns:
+        A :class:`~infer.base.Sampler`. :func:`infer.sample` draws ``num_chains * num_samples``
+        independent exact draws (no warm-up) and reports the acceptance rate, ``log M`` and any
+        envelope violations in ``result.info``.
+    """
+    return Rejection(
+        proposal,
+        log_envelope,
+        safety_margin=safety_margin,
+        max_proposals=max_proposals,
+        batch_size=batch_size,
+    )

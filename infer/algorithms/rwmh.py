@@ -1,0 +1,172 @@
+"""Gaussian random-walk Metropolis–Hastings (RWMH).
+
+Proposal ``x' = x + step_size * L @ z`` with ``z ~ N(0, I)``; accept with probability
+``min(1, p(x') / p(x))``. During warm-up the step size is tuned toward the optimal acceptance
+rate (0.234, or 0.44 in one dimension; Roberts, Gelman & Gilks 1997) and, when asked, ``L`` is
+estimated from the warm-up draws (Haario, Saksman & Tamminen 2001). Both are frozen after
+warm-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from infer import validation
+from infer.adaptation import ProposalParameters, initial_scale, proposal_adaptation
+from infer.base import Kernel, Sampler
+from infer.proposal import (
+    check_covariance,
+    check_covariance_dim,
+    mh_accept,
+    normal_and_uniform,
+    safe_log_ratio,
+    scale_matvec,
+)
+
+__all__ = ["RWMHState", "RWMHInfo", "init", "build_kernel", "as_top_level_api"]
+
+
+class RWMHState(NamedTuple):
+    """One chain's state.
+
+    Attributes:
+        position: the current point (array or pytree).
+        logdensity: log density at ``position``, scalar.
+    """
+
+    position: object
+    logdensity: jax.Array
+
+
+class RWMHInfo(NamedTuple):
+    """Diagnostics of one step (ArviZ ``sample_stats`` names).
+
+    Attributes:
+        acceptance_rate: ``min(1, p(x')/p(x))``, scalar float; 0 for a non-finite proposal.
+        is_accepted: scalar bool.
+        step_size: the step size used, scalar float.
+    """
+
+    acceptance_rate: jax.Array
+    is_accepted: jax.Array
+    step_size: jax.Array
+
+
+def init(position, logdensity_fn: Callable) -> RWMHState:
+    """State at ``position``."""
+    return RWMHState(position, logdensity_fn(position))
+
+
+def build_kernel(logdensity_fn: Callable) -> Callable:
+    """``kernel(rng_key, state, params) -> (state, info)`` for one chain.
+
+    ``params`` is a :class:`~infer.adaptation.ProposalParameters`.
+    """
+
+    def kernel(rng_key, state: RWMHState, params: ProposalParameters):
+        flat, unravel = ravel_pytree(state.position)
+        noise, uniform = normal_and_uniform(rng_key, flat.size, flat.dtype)
+        proposal_position = unravel(flat + params.step_size * scale_matvec(params.scale, noise))
+        proposal_logdensity = logdensity_fn(proposal_position)
+        log_ratio = safe_log_ratio(proposal_logdensity - state.logdensity, proposal_logdensity)
+        proposal = RWMHState(proposal_position, proposal_logdensity)
+        new_state, acceptance_rate, is_accepted = mh_accept(uniform, state, proposal, log_ratio)
+        return new_state, RWMHInfo(acceptance_rate, is_accepted, params.step_size)
+
+    return kernel
+
+
+def target_acceptance(dim: int) -> float:
+    """Optimal acceptance rate of Gaussian random-walk Metropolis."""
+    return 0.44 if dim == 1 else 0.234
+
+
+def optimal_step_size(dim: int) -> float:
+    """``2.38 / sqrt(dim)``: optimal for a proposal shaped like the target's covariance."""
+    return 2.38 / float(np.sqrt(dim))
+
+
+class RWMH(Sampler):
+    """Gaussian random-walk Metropolis–Hastings; see :func:`as_top_level_api`."""
+
+    name = "rwmh"
+
+    def __init__(self, step_size=None, covariance=None, target_accept=None):
+        self.step_size = validation.positive_float(
+            "step_size",
+            step_size,
+            "Pass step_size=None to have it adapted during warm-up.",
+            allow_none=True,
+        )
+        self.target_accept = (
+            None
+            if target_accept is None
+            else validation.probability("target_accept", target_accept)
+        )
+        self.covariance_kind, self.covariance = check_covariance(covariance)
+
+    def settings(self) -> dict:
+        covariance = self.covariance if self.covariance is not None else self.covariance_kind
+        return {
+            "step_size": self.step_size,
+            "covariance": covariance,
+            "target_accept": self.target_accept,
+        }
+
+    def check(self, position) -> None:
+        check_covariance_dim(self.covariance, position)
+
+    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
+        adapt_kind = self.covariance_kind if self.covariance_kind != "fixed" else None
+
+        def params(position):
+            flat, _ = ravel_pytree(position)
+            dim = flat.size
+            step_size = self.step_size if self.step_size is not None else optimal_step_size(dim)
+            scale = initial_scale(self.covariance, adapt_kind, dim, flat.dtype)
+            return ProposalParameters(jnp.asarray(step_size, flat.dtype), scale)
+
+        adapt = self.step_size is None or adapt_kind is not None
+        adaptation = None
+        if adapt:
+            adaptation = proposal_adaptation(
+                adapt_step_size=self.step_size is None,
+                covariance_kind=adapt_kind,
+                target_acceptance_fn=lambda dim: self.target_accept or target_acceptance(dim),
+                reset_step_size_fn=optimal_step_size,
+            )
+        return Kernel(
+            init=lambda position: init(position, logdensity_fn),
+            step=build_kernel(logdensity_fn),
+            params=params,
+            adaptation=adaptation,
+            cost=lambda info: (jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)),
+        )
+
+
+def as_top_level_api(step_size=None, covariance=None, target_accept=None) -> RWMH:
+    """Gaussian random-walk Metropolis–Hastings.
+
+    Args:
+        step_size: proposal step size. ``None`` (default) adapts it during warm-up toward
+            ``target_accept``; a number fixes it.
+        covariance: the proposal's shape. ``None``: isotropic. ``"diagonal"`` or ``"dense"``:
+            estimated from the warm-up draws (Haario-style), then frozen. An array of shape
+            ``(dim,)`` (variances) or ``(dim, dim)`` (a covariance matrix): fixed.
+        target_accept: acceptance rate the step size is tuned toward; default 0.234
+            (0.44 in one dimension).
+
+    Returns:
+        A :class:`~infer.base.Sampler` for :func:`infer.sample`, or ``.bind(logdensity_fn)`` for
+        a BlackJAX-style ``(init, step)`` pair.
+
+    Raises:
+        ValueError: for a non-positive step size or an invalid covariance.
+    """
+    return RWMH(step_size=step_size, covariance=covariance, target_accept=target_accept)

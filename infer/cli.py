@@ -1,0 +1,202 @@
+"""The ``infer`` command.
+
+``infer compare`` runs several samplers on one target and prints their diagnostics side by
+side; with no arguments it compares rejection, RWMH, MALA and NUTS on the banana target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+SAMPLERS = ("rejection", "rwmh", "mala", "nuts", "hmc")
+DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line (what was wrong and the valid choices), no usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _sampler_list(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in SAMPLERS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown sampler(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"choose from {', '.join(SAMPLERS)} (comma-separated)"
+        )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from models import targets
+
+    parser = _Parser(prog="infer", description="Probabilistic inference on JAX.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+    compare = commands.add_parser(
+        "compare",
+        help="run several samplers on one target and compare their diagnostics",
+        description="Run samplers on a target and print ESS, R-hat, ESS/s, acceptance, "
+        "divergences, timings and the error against the known answer side by side.",
+    )
+    compare.add_argument(
+        "--target",
+        default=targets.DEFAULT,
+        choices=targets.names(),
+        metavar="NAME",
+        help=f"built-in target (default {targets.DEFAULT}); one of: {', '.join(targets.names())}",
+    )
+    compare.add_argument(
+        "--samplers",
+        type=_sampler_list,
+        default=list(DEFAULT_SAMPLERS),
+        metavar="LIST",
+        help=f"comma-separated, from {', '.join(SAMPLERS)} (default "
+        f"{','.join(DEFAULT_SAMPLERS)}; rejection only where the target has a proposal)",
+    )
+    compare.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
+    compare.add_argument(
+        "--samples", type=_positive_int, default=2000, help="draws kept per chain (default 2000)"
+    )
+    compare.add_argument(
+        "--warmup", type=_non_negative_int, default=1000, help="warm-up steps (default 1000)"
+    )
+    compare.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    compare.add_argument(
+        "--out",
+        type=Path,
+        default=Path("infer-output"),
+        help="folder for each run's NetCDF file (default ./infer-output)",
+    )
+    return parser
+
+
+def make_sampler(name: str, target):
+    """The sampler ``name`` with its defaults, or ``None`` if it cannot run on ``target``."""
+    import infer
+
+    if name == "rejection":
+        if target.rejection_proposal is None:
+            return None
+        return infer.rejection(
+            target.rejection_proposal, log_envelope=target.notes.get("log_envelope")
+        )
+    return {"rwmh": infer.rwmh, "mala": infer.mala, "nuts": infer.nuts, "hmc": infer.hmc}[name]()
+
+
+def format_table(table) -> str:
+    """The comparison table as aligned text."""
+    shown = table.rename(
+        columns={
+            "min_ess_bulk": "ESS bulk",
+            "min_ess_tail": "ESS tail",
+            "max_rhat": "R-hat",
+            "ess_bulk_per_second": "ESS/s",
+            "acceptance_rate": "accept",
+            "divergences": "diverg.",
+            "compile_seconds": "compile s",
+            "sampling_seconds": "sample s",
+            "max_abs_z": "max |z|",
+        }
+    ).drop(columns=["sampler", "warmup_seconds"])
+    formats = {
+        "ESS bulk": "{:.0f}".format,
+        "ESS tail": "{:.0f}".format,
+        "R-hat": "{:.3f}".format,
+        "ESS/s": "{:.3g}".format,
+        "accept": "{:.2f}".format,
+        "diverg.": "{:d}".format,
+        "compile s": "{:.2f}".format,
+        "sample s": "{:.3f}".format,
+        "max |z|": "{:.2f}".format,
+    }
+    return shown.to_string(formatters=formats)
+
+
+def run_compare(args) -> int:
+    import infer
+    from infer.diagnostics import TAIL_PROB, compare
+    from models import targets
+
+    target = targets.get(args.target)
+    out_folder = args.out / target.name
+    print(
+        f"target {target.name}: {target.description} {args.chains} chains x {args.samples} "
+        f"draws, {args.warmup} warm-up steps, seed {args.seed}"
+    )
+    results, notes = {}, []
+    for name in args.samplers:
+        sampler = make_sampler(name, target)
+        if sampler is None:
+            notes.append(f"{name}: skipped, target {target.name} has no rejection proposal")
+            continue
+        print(f"  running {name} ...", flush=True)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                result = infer.sample(
+                    args.seed,
+                    target,
+                    sampler,
+                    num_chains=args.chains,
+                    num_samples=args.samples,
+                    num_warmup=args.warmup,
+                )
+        except (ValueError, RuntimeError) as err:
+            notes.append(f"{name}: failed: {err}")
+            continue
+        notes.extend(f"{name}: {w.message}" for w in caught)
+        result.save(out_folder / f"{name}.nc")
+        results[name] = result
+    if results:
+        table = compare(results)
+        print()
+        print(format_table(table))
+        print(
+            f"\nESS: minimum over parameters (tail ESS at the {TAIL_PROB[0]:.0%} and "
+            f"{TAIL_PROB[1]:.0%} quantiles); R-hat: maximum, rank-normalised split; ESS/s: "
+            "bulk ESS per second of sampling (compilation excluded); max |z|: largest "
+            "|posterior mean - truth| / MCSE."
+        )
+        print(f"Each run's DataTree: {out_folder}/<sampler>.nc")
+    for note in notes:
+        print(f"note: {note}")
+    return 0 if results else 1
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "compare":
+        return run_compare(args)
+    parser.error(f"unknown command {args.command!r}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

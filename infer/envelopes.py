@@ -1,0 +1,136 @@
+"""Tight proposals for rejection sampling of one-dimensional densities on an interval.
+
+:func:`piecewise_constant` covers ``f`` with a step function: the interval is cut into equal
+pieces and each piece's height is the largest value of ``f`` found on a fine grid inside it,
+raised by a margin. With 256 pieces a smooth density is accepted about 98% of the time, and a
+proposal costs one uniform number and a short binary search.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from infer import validation
+from infer.proposal import Proposal
+
+
+class PiecewiseConstantEnvelope(NamedTuple):
+    """A step-function envelope and the proposal it defines.
+
+    Attributes:
+        proposal: the normalised step density ``g``, for :func:`infer.rejection`.
+        log_envelope: ``log M`` such that ``f <= M g`` on the grid (with the margin).
+        edges: (num_pieces + 1,) piece boundaries.
+        heights: (num_pieces,) envelope heights of ``f`` per piece.
+    """
+
+    proposal: Proposal
+    log_envelope: float
+    edges: np.ndarray
+    heights: np.ndarray
+
+
+def piecewise_constant(
+    logdensity_fn: Callable,
+    lower: float,
+    upper: float,
+    num_pieces: int = 256,
+    points_per_piece: int = 32,
+    margin: float = 0.01,
+) -> PiecewiseConstantEnvelope:
+    """A step-function envelope of ``exp(logdensity_fn)`` on ``[lower, upper]``.
+
+    The heights come from evaluating ``f`` on ``points_per_piece + 1`` points per piece, so
+    a density that varies faster than the grid can exceed them; :func:`infer.sample` counts
+    such envelope violations and warns. ``f`` must be bounded on the interval.
+
+    Args:
+        logdensity_fn: scalar log density of a scalar ``x``.
+        lower, upper: a finite interval containing the support.
+        num_pieces: number of equal-width pieces.
+        points_per_piece: grid resolution inside each piece.
+        margin: relative increase of every height.
+
+    Returns:
+        A :class:`PiecewiseConstantEnvelope`; pass ``.proposal`` and ``.log_envelope`` to
+        :func:`infer.rejection`.
+
+    Raises:
+        ValueError: for a bad interval, or when ``f`` is unbounded or zero on the grid.
+    """
+    lower, upper = float(lower), float(upper)
+    if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
+        raise ValueError(
+            f"lower and upper must be finite with lower < upper; got ({lower}, {upper})."
+        )
+    num_pieces = validation.positive_int("num_pieces", num_pieces)
+    points_per_piece = validation.positive_int("points_per_piece", points_per_piece)
+    validation.positive_float("margin", margin)
+
+    grid = np.linspace(lower, upper, num_pieces * points_per_piece + 1)
+    log_f = np.asarray(jax.jit(jax.vmap(logdensity_fn))(jnp.asarray(grid)), np.float64)
+    if np.any(np.isnan(log_f)) or np.any(log_f == np.inf):
+        raise ValueError(
+            "logdensity_fn is NaN or +inf on the grid: the density must be bounded on "
+            f"[{lower}, {upper}] for a piecewise-constant envelope."
+        )
+    f = np.exp(log_f - np.max(log_f))
+    inner = f[:-1].reshape(num_pieces, points_per_piece)
+    heights = np.maximum(inner.max(axis=1), f[points_per_piece::points_per_piece])
+    if not np.any(heights > 0):
+        raise ValueError(f"the density is zero everywhere on [{lower}, {upper}].")
+    heights = np.maximum(heights * (1.0 + margin), 1e-6 * heights.max())
+    width = (upper - lower) / num_pieces
+    mass = heights * width
+    total = mass.sum()
+    probabilities = mass / total
+    cumulative = np.concatenate([[0.0], np.cumsum(probabilities)])
+    cumulative[-1] = 1.0
+    log_g_pieces = np.log(heights / total)
+    # f <= heights * exp(max log f) = total * exp(max log f) * g, so log M as below.
+    log_envelope = float(np.log(total) + np.max(log_f))
+    proposal = _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pieces)
+    return PiecewiseConstantEnvelope(
+        proposal,
+        log_envelope,
+        np.linspace(lower, upper, num_pieces + 1),
+        heights * np.exp(np.max(log_f)),
+    )
+
+
+def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pieces) -> Proposal:
+    dtype = jnp.result_type(float)
+    cumulative = jnp.asarray(cumulative, dtype)
+    probabilities = jnp.asarray(probabilities, dtype)
+    log_g_pieces = jnp.asarray(log_g_pieces, dtype)
+    upper = lower + width * num_pieces
+
+    def sample_and_log_prob_batch(rng_key, n):
+        u = jax.random.uniform(rng_key, (n,), dtype)
+        piece = jnp.searchsorted(cumulative, u, side="right", method="scan_unrolled") - 1
+        piece = jnp.clip(piece, 0, num_pieces - 1)
+        within = (u - cumulative[piece]) / probabilities[piece]
+        x = lower + width * (piece + jnp.clip(within, 0.0, 1.0))
+        return jnp.clip(x, lower, upper), log_g_pieces[piece]
+
+    def sample_batch(rng_key, n):
+        return sample_and_log_prob_batch(rng_key, n)[0]
+
+    def log_prob_batch(x):
+        piece = jnp.clip(jnp.floor((x - lower) / width).astype(jnp.int32), 0, num_pieces - 1)
+        inside = (x >= lower) & (x <= upper)
+        return jnp.where(inside, log_g_pieces[piece], -jnp.inf)
+
+    return Proposal(
+        sample=lambda rng_key: sample_batch(rng_key, 1)[0],
+        log_prob=lambda x: log_prob_batch(jnp.reshape(x, (1,)))[0],
+        sample_batch=sample_batch,
+        log_prob_batch=log_prob_batch,
+        sample_and_log_prob_batch=sample_and_log_prob_batch,
+    )

@@ -1,0 +1,303 @@
+"""Everything that touches NumPyro's inference code lives here.
+
+* :func:`hmc` and :func:`nuts`: NumPyro's functional HMC/NUTS pair
+  (``numpyro.infer.hmc.hmc(potential_fn, algo=...)``) wrapped as our :class:`~infer.base.Kernel`,
+  with NumPyro's own warm-up (dual-averaging step size, windowed mass matrix). The pair is
+  rebuilt for every :meth:`build`, so no NumPyro object keeps state between runs.
+* :func:`model_parts`: a NumPyro model as an unconstrained log density (Jacobian included), a
+  starting point, and the map back to constrained values under the model's site names.
+
+Our convention is ``logdensity_fn`` (log p); NumPyro's ``potential_fn`` (-log p) appears only
+in this module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from infer import validation
+from infer.base import Kernel, Sampler
+
+__all__ = ["HMCState", "HMCInfo", "NUTSInfo", "hmc", "nuts", "model_parts", "biject_to"]
+
+
+class HMCState(NamedTuple):
+    """One chain's state: NumPyro's ``HMCState`` (with its ``rng_key`` cleared: every step gets
+    its key from the driver), which also carries NumPyro's warm-up adaptation state.
+
+    Properties ``position`` and ``logdensity`` give the current point and log p there.
+    """
+
+    kernel_state: object
+
+    @property
+    def position(self):
+        return self.kernel_state.z
+
+    @property
+    def logdensity(self):
+        return -self.kernel_state.potential_energy
+
+
+class HMCInfo(NamedTuple):
+    """Diagnostics of one HMC step (ArviZ names).
+
+    Attributes:
+        acceptance_rate: Metropolis acceptance probability, scalar float.
+        diverging: the trajectory's energy error exceeded 1000, scalar bool.
+        n_steps: leapfrog steps (= gradient evaluations), scalar int.
+        energy: Hamiltonian at the new state, scalar float.
+        step_size: step size used, scalar float.
+    """
+
+    acceptance_rate: jax.Array
+    diverging: jax.Array
+    n_steps: jax.Array
+    energy: jax.Array
+    step_size: jax.Array
+
+
+class NUTSInfo(NamedTuple):
+    """Diagnostics of one NUTS step: :class:`HMCInfo`'s fields plus ``tree_depth`` (scalar
+    int, ``floor(log2(n_steps)) + 1``); ``acceptance_rate`` is the mean over the tree."""
+
+    acceptance_rate: jax.Array
+    diverging: jax.Array
+    n_steps: jax.Array
+    tree_depth: jax.Array
+    energy: jax.Array
+    step_size: jax.Array
+
+
+class NumPyroHMC(Sampler):
+    """NumPyro's HMC or NUTS kernel; see :func:`hmc` and :func:`nuts`."""
+
+    uses_gradients = True
+
+    def __init__(self, algo: str, **options):
+        self.algo = algo
+        self.name = algo.lower()
+        self.options = options
+
+    def settings(self) -> dict:
+        return dict(self.options)
+
+    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
+        from numpyro.infer.hmc import hmc as numpyro_hmc
+
+        options = dict(self.options)
+        inverse_mass_matrix = options.pop("inverse_mass_matrix")
+        if inverse_mass_matrix is not None:
+            inverse_mass_matrix = jnp.asarray(inverse_mass_matrix)
+
+        def potential_fn(position):
+            return -logdensity_fn(position)
+
+        init_kernel, sample_kernel = numpyro_hmc(potential_fn=potential_fn, algo=self.algo)
+
+        def init(position) -> HMCState:
+            kernel_state = init_kernel(
+                position,
+                num_warmup,
+                inverse_mass_matrix=inverse_mass_matrix,
+                rng_key=jax.random.key(0),  # used only for momentum refreshes we overwrite
+                **options,
+            )
+            return HMCState(kernel_state._replace(rng_key=None))
+
+        initialised = []
+
+        def step(rng_key, state: HMCState, params=None):
+            if not initialised:
+                # NumPyro's init_kernel sets up the closure sample_kernel relies on; make sure it
+                # has run once for this pair even when only `step` is traced.
+                jax.eval_shape(init, state.position)
+                initialised.append(True)
+            kernel_state = state.kernel_state._replace(rng_key=rng_key)
+            new = sample_kernel(kernel_state)
+            step_size = kernel_state.adapt_state.step_size
+            n_steps = jnp.asarray(new.num_steps, jnp.int32)
+            common = dict(
+                acceptance_rate=new.accept_prob,
+                diverging=new.diverging,
+                n_steps=n_steps,
+                energy=new.energy,
+                step_size=step_size,
+            )
+            if self.algo == "NUTS":
+                depth = jnp.floor(jnp.log2(jnp.maximum(n_steps, 1))).astype(jnp.int32) + 1
+                info = NUTSInfo(tree_depth=depth, **common)
+            else:
+                info = HMCInfo(**common)
+            return HMCState(new._replace(rng_key=None)), info
+
+        return Kernel(
+            init=init,
+            step=step,
+            params=lambda position: None,
+            adaptation=None,
+            cost=lambda info: (info.n_steps, info.n_steps),
+        )
+
+
+def _common_options(
+    step_size, inverse_mass_matrix, adapt_step_size, adapt_mass_matrix, dense_mass, target_accept
+) -> dict:
+    step_size = validation.positive_float(
+        "step_size", step_size, "It is the initial step size; adaptation starts from it."
+    )
+    validation.probability("target_accept", target_accept)
+    if not isinstance(dense_mass, bool):
+        raise TypeError(f"dense_mass must be True or False; got {dense_mass!r}.")
+    return dict(
+        step_size=step_size,
+        inverse_mass_matrix=inverse_mass_matrix,
+        adapt_step_size=bool(adapt_step_size),
+        adapt_mass_matrix=bool(adapt_mass_matrix),
+        dense_mass=dense_mass,
+        target_accept_prob=float(target_accept),
+    )
+
+
+def nuts(
+    step_size: float = 1.0,
+    *,
+    max_tree_depth: int = 10,
+    target_accept: float = 0.8,
+    adapt_step_size: bool = True,
+    adapt_mass_matrix: bool = True,
+    dense_mass: bool = False,
+    inverse_mass_matrix=None,
+) -> NumPyroHMC:
+    """The No-U-Turn Sampler, NumPyro's kernel, with NumPyro's warm-up.
+
+    Args:
+        step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
+        max_tree_depth: at most ``2**max_tree_depth - 1`` leapfrog steps per iteration.
+        target_accept: dual averaging's target mean acceptance probability.
+        adapt_step_size: tune the step size during warm-up.
+        adapt_mass_matrix: estimate the mass matrix during warm-up (Stan's windows).
+        dense_mass: dense rather than diagonal mass matrix.
+        inverse_mass_matrix: initial inverse mass matrix, ``(dim,)`` or ``(dim, dim)``.
+
+    Note:
+        Vectorised chains run NUTS in lock-step: each iteration waits for the chain that builds
+        the deepest tree, so many chains cost roughly the slowest chain's time.
+    """
+    depth = validation.positive_int("max_tree_depth", max_tree_depth)
+    options = _common_options(
+        step_size,
+        inverse_mass_matrix,
+        adapt_step_size,
+        adapt_mass_matrix,
+        dense_mass,
+        target_accept,
+    )
+    return NumPyroHMC("NUTS", max_tree_depth=depth, **options)
+
+
+def hmc(
+    step_size: float = 1.0,
+    *,
+    num_steps: int | None = None,
+    trajectory_length: float = 2 * math.pi,
+    target_accept: float = 0.8,
+    adapt_step_size: bool = True,
+    adapt_mass_matrix: bool = True,
+    dense_mass: bool = False,
+    inverse_mass_matrix=None,
+) -> NumPyroHMC:
+    """Hamiltonian Monte Carlo with a fixed trajectory, NumPyro's kernel and warm-up.
+
+    Args:
+        step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
+        num_steps: leapfrog steps per iteration; if ``None``, ``trajectory_length / step_size``.
+        trajectory_length: integration time when ``num_steps`` is ``None``.
+        target_accept, adapt_step_size, adapt_mass_matrix, dense_mass, inverse_mass_matrix:
+            as for :func:`nuts`.
+    """
+    if num_steps is not None:
+        num_steps = validation.positive_int("num_steps", num_steps)
+    length = validation.positive_float("trajectory_length", trajectory_length)
+    options = _common_options(
+        step_size,
+        inverse_mass_matrix,
+        adapt_step_size,
+        adapt_mass_matrix,
+        dense_mass,
+        target_accept,
+    )
+    return NumPyroHMC("HMC", num_steps=num_steps, trajectory_length=length, **options)
+
+
+class ModelParts(NamedTuple):
+    """A NumPyro model seen as a log density.
+
+    Attributes:
+        logdensity_fn: ``logdensity_fn(z) -> scalar``, z a dict of unconstrained site values;
+            includes the log Jacobian of the transforms to constrained space.
+        init: a starting point (dict), the prior median mapped to unconstrained space.
+        constrain_fn: ``constrain_fn(z) -> dict`` of constrained values of every latent and
+            deterministic site.
+    """
+
+    logdensity_fn: Callable
+    init: dict
+    constrain_fn: Callable
+
+
+def model_parts(model: Callable, args: tuple, kwargs: dict) -> ModelParts:
+    """Turn a NumPyro model into a log density over its unconstrained latent sites.
+
+    Raises:
+        TypeError: if ``model`` is not callable.
+        ValueError: if the model has discrete latent sites (no sampler here handles them), or
+            no latent sites at all.
+    """
+    from numpyro import handlers
+    from numpyro.infer.initialization import init_to_median
+    from numpyro.infer.util import initialize_model
+
+    if not callable(model):
+        raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
+    trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+    latent = {
+        name: site
+        for name, site in trace.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+    discrete = [name for name, site in latent.items() if site["fn"].support.is_discrete]
+    if discrete:
+        raise ValueError(
+            f"the NumPyro model has discrete latent site(s) {discrete}. HMC, NUTS, MALA and the "
+            "random-walk samplers here work on continuous parameters only: marginalise the "
+            "discrete variable out of the model (sum over its values with "
+            "numpyro.contrib.funsor enumeration or by hand), or observe it."
+        )
+    if not latent:
+        raise ValueError("the NumPyro model has no latent sample sites: there is nothing to infer.")
+    info = initialize_model(
+        jax.random.key(0),
+        model,
+        init_strategy=init_to_median(num_samples=15),
+        model_args=tuple(args),
+        model_kwargs=dict(kwargs),
+    )
+    potential_fn = info.potential_fn
+
+    def logdensity_fn(z):
+        return -potential_fn(z)
+
+    return ModelParts(logdensity_fn, info.param_info.z, info.postprocess_fn)
+
+
+def biject_to(support):
+    """NumPyro's bijection from unconstrained space onto ``support``."""
+    from numpyro.distributions.transforms import biject_to as numpyro_biject_to
+
+    return numpyro_biject_to(support)

@@ -1,0 +1,229 @@
+"""Pieces shared by the Metropolis–Hastings family: the accept step and Gaussian scales.
+
+The proposal scale is one array ``scale`` whose rank says how it acts on a flat vector of
+size ``dim``: rank 0 (a scalar, identity times a number), rank 1 (a diagonal, shape ``(dim,)``)
+or rank 2 (a lower-triangular Cholesky factor, shape ``(dim, dim)``). The rank is static, so
+each kind compiles to its own cheap code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+from jax.scipy.linalg import solve_triangular
+
+from infer import validation
+
+
+class MHResult(NamedTuple):
+    """Outcome of one Metropolis–Hastings accept step.
+
+    Attributes:
+        state: the proposal where accepted, else the old state (same pytree structure).
+        acceptance_rate: ``min(1, exp(log_ratio))``, 0 where the proposal was not finite. Scalar.
+        is_accepted: whether the proposal was taken. Scalar bool.
+    """
+
+    state: Any
+    acceptance_rate: jax.Array
+    is_accepted: jax.Array
+
+
+def safe_log_ratio(log_ratio: jax.Array, proposal_logdensity: jax.Array) -> jax.Array:
+    """``log_ratio``, or ``-inf`` where it or the proposal's log density is NaN or infinite.
+
+    A NaN or infinite log density at a proposal must reject it, never enter the chain.
+    """
+    ok = jnp.isfinite(proposal_logdensity) & ~jnp.isnan(log_ratio)
+    return jnp.where(ok, log_ratio, -jnp.inf)
+
+
+def mh_accept(uniform: jax.Array, old_state, new_state, log_ratio: jax.Array) -> MHResult:
+    """Accept ``new_state`` with probability ``min(1, exp(log_ratio))``.
+
+    Args:
+        uniform: a U[0, 1) draw, scalar.
+        old_state, new_state: states with the same pytree structure.
+        log_ratio: scalar, already made safe with :func:`safe_log_ratio`.
+
+    The output's pytree structure never depends on the decision.
+    """
+    acceptance_rate = jnp.minimum(1.0, jnp.exp(log_ratio))
+    is_accepted = uniform < acceptance_rate
+    state = jax.tree.map(lambda new, old: jnp.where(is_accepted, new, old), new_state, old_state)
+    return MHResult(state, acceptance_rate, is_accepted)
+
+
+def normal_and_uniform(rng_key: jax.Array, size: int, dtype) -> tuple[jax.Array, jax.Array]:
+    """``size`` standard normal draws and one U[0, 1) draw from a single call of the PRNG.
+
+    The counter-based PRNG's cost is per call, so drawing the proposal noise and the accept
+    uniform from one stream of bits, rather than splitting the key first, nearly halves the
+    random-number cost of a random-walk step. The normals are made as ``jax.random.normal``
+    makes them (inverse error function of uniforms on (-1, 1)).
+
+    Returns:
+        ``(noise (size,), uniform ())``.
+    """
+    dtype = jnp.dtype(dtype)
+    if dtype not in (jnp.dtype(jnp.float32), jnp.dtype(jnp.float64)):
+        key_noise, key_uniform = jax.random.split(rng_key)
+        return jax.random.normal(key_noise, (size,), dtype), jax.random.uniform(
+            key_uniform, (), dtype
+        )
+    width = 8 * dtype.itemsize
+    bits = jax.random.bits(rng_key, (size + 1,), jnp.uint32 if width == 32 else jnp.uint64)
+    one = np.array(1.0, dtype).view(np.uint32 if width == 32 else np.uint64)
+    mantissa = (bits >> (width - jnp.finfo(dtype).nmant)) | one
+    unit = jax.lax.bitcast_convert_type(mantissa, dtype) - 1.0  # [0, 1)
+    low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
+    symmetric = jnp.maximum(low, unit[:size] * (1.0 - low) + low)  # (-1, 1)
+    noise = np.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(symmetric)
+    return noise, unit[size]
+
+
+def scale_matvec(scale: jax.Array, z: jax.Array) -> jax.Array:
+    """``L @ z`` for the scale kinds above. ``z``: (dim,)."""
+    if scale.ndim == 2:
+        return scale @ z
+    return scale * z
+
+
+def scale_tmatvec(scale: jax.Array, g: jax.Array) -> jax.Array:
+    """``L.T @ g``. ``g``: (dim,)."""
+    if scale.ndim == 2:
+        return scale.T @ g
+    return scale * g
+
+
+def scale_solve(scale: jax.Array, r: jax.Array) -> jax.Array:
+    """``L^{-1} @ r``. ``r``: (dim,)."""
+    if scale.ndim == 2:
+        return solve_triangular(scale, r, lower=True)
+    return r / scale
+
+
+def identity_scale(dtype=jnp.float32) -> jax.Array:
+    """The rank-0 scale 1.0."""
+    return jnp.ones((), dtype)
+
+
+class Proposal(NamedTuple):
+    """A distribution to propose from, as two pure functions.
+
+    Attributes:
+        sample: ``sample(rng_key) -> position`` for one draw.
+        log_prob: ``log_prob(position) -> scalar`` log density, normalised.
+        sample_batch: ``sample_batch(rng_key, n) -> positions`` with a leading axis ``n``.
+        log_prob_batch: ``log_prob_batch(positions) -> (n,)``.
+        support: the ``numpyro`` support constraint where known, else ``None``.
+        sample_and_log_prob_batch: optional ``(rng_key, n) -> (positions, (n,) log_prob)``,
+            for proposals that get their density for free while sampling (a step function
+            knows the piece it drew from).
+    """
+
+    sample: Callable
+    log_prob: Callable
+    sample_batch: Callable
+    log_prob_batch: Callable
+    support: Any = None
+    sample_and_log_prob_batch: Callable | None = None
+
+    def sample_with_log_prob(self, rng_key, n: int):
+        """``(positions, log_prob (n,))`` for ``n`` draws."""
+        if self.sample_and_log_prob_batch is not None:
+            return self.sample_and_log_prob_batch(rng_key, n)
+        positions = self.sample_batch(rng_key, n)
+        return positions, self.log_prob_batch(positions)
+
+
+def as_proposal(proposal, argument: str = "proposal") -> Proposal:
+    """Accept a ``numpyro.distributions`` distribution (anything with ``sample(key, shape)`` and
+    ``log_prob(x)``), a ``(sample_fn, log_prob_fn)`` pair, or a :class:`Proposal`.
+
+    Raises:
+        TypeError: naming ``argument`` when ``proposal`` is none of these.
+    """
+    if isinstance(proposal, Proposal):
+        return proposal
+    if hasattr(proposal, "sample") and hasattr(proposal, "log_prob"):
+        dist = proposal
+
+        def log_prob(x):
+            # One draw: batch dimensions of the distribution are coordinates of the point.
+            return jnp.sum(dist.log_prob(x))
+
+        def log_prob_batch(xs):
+            lp = dist.log_prob(xs)
+            extra = lp.ndim - 1
+            return jnp.sum(lp, axis=tuple(range(1, 1 + extra))) if extra > 0 else lp
+
+        return Proposal(
+            sample=lambda key: dist.sample(key),
+            log_prob=log_prob,
+            sample_batch=lambda key, n: dist.sample(key, (n,)),
+            log_prob_batch=log_prob_batch,
+            support=getattr(dist, "support", None),
+        )
+    if isinstance(proposal, tuple) and len(proposal) == 2 and all(map(callable, proposal)):
+        sample_fn, log_prob_fn = proposal
+        return Proposal(
+            sample=sample_fn,
+            log_prob=log_prob_fn,
+            sample_batch=lambda key, n: jax.vmap(sample_fn)(jax.random.split(key, n)),
+            log_prob_batch=jax.vmap(log_prob_fn),
+        )
+    raise TypeError(
+        f"{argument} must be a numpyro.distributions distribution or a (sample_fn, log_prob_fn) "
+        f"pair of callables, where sample_fn(rng_key) returns one draw and log_prob_fn(x) its "
+        f"log density; got {type(proposal).__name__}."
+    )
+
+
+def check_covariance(covariance):
+    """Returns ``(kind, fixed_array_or_None)``; ``kind`` in None, "diagonal", "dense", "fixed"."""
+    if covariance is None:
+        return None, None
+    if isinstance(covariance, str):
+        validation.one_of(
+            "covariance",
+            covariance,
+            ("diagonal", "dense"),
+            "Use None for an isotropic proposal, or pass an array to fix the covariance.",
+        )
+        return covariance, None
+    cov = np.asarray(covariance, dtype=np.float64)
+    if cov.ndim not in (1, 2) or (cov.ndim == 2 and cov.shape[0] != cov.shape[1]):
+        raise ValueError(
+            f"covariance must be a vector of variances (dim,) or a square matrix (dim, dim); "
+            f"got shape {cov.shape}."
+        )
+    if not np.all(np.isfinite(cov)):
+        raise ValueError("covariance must be finite; it contains NaN or inf.")
+    if cov.ndim == 1 and np.any(cov <= 0):
+        raise ValueError(f"covariance variances must be positive; got min {cov.min()}.")
+    if cov.ndim == 2:
+        try:
+            np.linalg.cholesky(cov)
+        except np.linalg.LinAlgError:
+            raise ValueError(
+                "covariance must be symmetric positive definite; its Cholesky factorisation "
+                "failed. Add a small multiple of the identity, or pass 'dense' to estimate it."
+            ) from None
+    return "fixed", cov
+
+
+def check_covariance_dim(covariance, position) -> None:
+    if covariance is None:
+        return
+    dim = ravel_pytree(position)[0].size
+    if covariance.shape[0] != dim:
+        raise ValueError(
+            f"covariance has shape {covariance.shape} but the target has {dim} dimension(s); "
+            f"pass a covariance of shape ({dim},) or ({dim}, {dim})."
+        )

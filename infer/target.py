@@ -1,0 +1,137 @@
+"""What the samplers sample: a log density with a starting point, names and, when known, the
+answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GroundTruth:
+    """Known posterior moments, in constrained space, keyed by draw name.
+
+    Attributes:
+        mean: name -> array shaped like one draw of that name.
+        std: name -> array, the marginal standard deviations.
+        source: how the values were obtained ("analytic", or the reference run's settings).
+        mean_se: name -> Monte Carlo standard error of ``mean`` when it comes from a reference
+            run (``None`` when analytic, i.e. exact).
+        std_se: likewise for ``std``.
+    """
+
+    mean: dict
+    std: dict
+    source: str = "analytic"
+    mean_se: dict | None = None
+    std_se: dict | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Target:
+    """A log density to sample, over an array or a pytree.
+
+    Attributes:
+        logdensity_fn: ``logdensity_fn(position) -> scalar`` log density, up to a constant. It
+            must be a pure JAX function; it is traced and compiled.
+        init: a starting point (array or pytree), or ``None``. Chains start from a seeded
+            jitter around it.
+        name: a short name, used in outputs.
+        constrain_fn: ``constrain_fn(position) -> dict`` of named values to report; ``None``
+            reports an array position as ``{"x": position}`` and a dict position as itself.
+        ground_truth: known moments, or ``None``.
+        rejection_proposal: a proposal that covers this target with heavier tails, for
+            :func:`infer.rejection`, or ``None``.
+        description: one line for people.
+
+    Example:
+        >>> target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal")
+    """
+
+    logdensity_fn: Callable
+    init: object = None
+    name: str = "target"
+    constrain_fn: Callable | None = None
+    ground_truth: GroundTruth | None = None
+    rejection_proposal: object = None
+    description: str = ""
+    notes: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if not callable(self.logdensity_fn):
+            raise TypeError(
+                "logdensity_fn must be a callable logdensity_fn(position) -> scalar log density; "
+                f"got {type(self.logdensity_fn).__name__}."
+            )
+        if not isinstance(self.name, str) or not self.name:
+            raise TypeError(f"name must be a non-empty string; got {self.name!r}.")
+        if self.init is not None:
+            object.__setattr__(self, "init", jax.tree.map(jnp.asarray, self.init))
+
+    @classmethod
+    def from_numpyro(cls, model: Callable, *args, **kwargs) -> Target:
+        """A NumPyro model as a target over its unconstrained latent sites.
+
+        ``args`` and ``kwargs`` are the model's arguments (data). Draws are reported in
+        constrained space under the model's site names, deterministic sites included. The
+        starting point is the prior median.
+
+        Raises:
+            ValueError: if the model has discrete latent sites or none at all.
+        """
+        from infer.numpyro_adapter import model_parts
+
+        parts = model_parts(model, args, kwargs)
+        return cls(
+            parts.logdensity_fn,
+            init=parts.init,
+            name=getattr(model, "__name__", "model"),
+            constrain_fn=parts.constrain_fn,
+        )
+
+    def with_options(self, **changes) -> Target:
+        """A copy with some attributes changed, e.g. ``target.with_options(name="mine")``."""
+        return replace(self, **changes)
+
+    def constrain(self, position) -> dict:
+        """Named values reported for one position (constrained space for NumPyro models)."""
+        if self.constrain_fn is not None:
+            return dict(self.constrain_fn(position))
+        return default_names(position)
+
+
+def default_names(position) -> dict:
+    """An array is reported as ``{"x": array}``; a dict of arrays as itself; any other pytree
+    under its key paths (``"a.b"``, ``"0"``)."""
+    if isinstance(position, dict) and all(isinstance(k, str) for k in position):
+        if all(not isinstance(v, (dict, list, tuple)) for v in position.values()):
+            return dict(position)
+    leaves = jax.tree_util.tree_leaves_with_path(position)
+    if len(leaves) == 1 and not leaves[0][0]:
+        return {"x": leaves[0][1]}
+    names = {}
+    for path, leaf in leaves:
+        name = ".".join(_key_name(k) for k in path)
+        names[name] = leaf
+    return names
+
+
+def _key_name(key) -> str:
+    for attr in ("key", "idx", "name"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def event_shapes(target: Target, position) -> dict:
+    """name -> shape of one draw, from an example ``position``."""
+    shapes = jax.eval_shape(target.constrain, position)
+    return {name: tuple(s.shape) for name, s in shapes.items()}
+
+
+def as_numpy(tree):
+    return jax.tree.map(np.asarray, tree)

@@ -1,0 +1,53 @@
+"""Host-side argument checks, run before anything is traced.
+
+Each error names the argument, what was expected, what was got, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+
+def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
+    """``value`` as an int ``>= minimum``, or a ``ValueError``/``TypeError`` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.{_hint(hint)}")
+    if value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.{_hint(hint)}")
+    return int(value)
+
+
+def positive_float(name: str, value, hint: str = "", allow_none: bool = False) -> float | None:
+    """``value`` as a finite float > 0 (or ``None`` when allowed)."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.ndarray):
+        raise TypeError(f"{name} must be a positive number; got {value!r}.{_hint(hint)}")
+    value = float(np.asarray(value))
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number; got {value}.{_hint(hint)}")
+    return value
+
+
+def probability(name: str, value, hint: str = "") -> float:
+    """``value`` as a float strictly between 0 and 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a number in (0, 1); got {value!r}.{_hint(hint)}")
+    if not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be in (0, 1); got {value}.{_hint(hint)}")
+    return float(value)
+
+
+def one_of(name: str, value, choices, hint: str = ""):
+    """``value`` if it is one of ``choices``."""
+    if value not in choices:
+        listed = ", ".join(repr(c) for c in choices)
+        raise ValueError(f"{name} must be one of {listed}; got {value!r}.{_hint(hint)}")
+    return value
+
+
+def _hint(hint: str) -> str:
+    return f" {hint}" if hint else ""

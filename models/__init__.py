@@ -1,0 +1,1 @@
+"""Models that share the ``infer`` core: target posteriors with known answers (``targets``)."""
