@@ -43,10 +43,14 @@ class DualAveragingState(NamedTuple):
     count: jax.Array
 
 
-def dual_averaging_init(step_size: jax.Array) -> DualAveragingState:
+def dual_averaging_init(step_size: jax.Array, shrink_factor: float = 1.0) -> DualAveragingState:
+    """Start at ``step_size``, shrinking toward ``shrink_factor * step_size`` (Stan and NumPyro
+    use 10 for HMC, to try large steps early; Metropolis–Hastings samplers, whose acceptance
+    signal is noisier, converge more reliably with 1)."""
     log_step = jnp.log(step_size)
     zero = jnp.zeros_like(log_step)
-    return DualAveragingState(log_step, log_step, zero, jnp.log(10.0) + log_step, zero)
+    mu = jnp.log(shrink_factor) + log_step
+    return DualAveragingState(log_step, log_step, zero, mu, zero)
 
 
 def dual_averaging_update(
@@ -115,9 +119,13 @@ def welford_scale(state: WelfordState, old_scale: jax.Array) -> jax.Array:
 
 
 def window_schedule(
-    num_warmup: int, init_buffer: int = 75, term_buffer: int = 50, base_window: int = 25
+    num_warmup: int, init_buffer: int = 75, term_buffer: int | None = None, base_window: int = 25
 ) -> dict[str, np.ndarray]:
     """Stan's warm-up windows, as per-step flags.
+
+    The final buffer, where only the step size is tuned, is ``term_buffer`` steps, by default
+    a fifth of the warm-up (at least 50): Stan's 50 suit HMC, whose acceptance probabilities
+    are smooth, but a random walk's step size needs longer to settle.
 
     Returns:
         ``{"collect": (num_warmup,) bool, "window_end": (num_warmup,) bool}``: whether a step's
@@ -127,6 +135,8 @@ def window_schedule(
     window_end = np.zeros(num_warmup, bool)
     if num_warmup < 20:
         return {"collect": collect, "window_end": window_end}
+    if term_buffer is None:
+        term_buffer = max(50, num_warmup // 5)
     if init_buffer + term_buffer + base_window > num_warmup:
         init_buffer = int(0.15 * num_warmup)
         term_buffer = int(0.1 * num_warmup)

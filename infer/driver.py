@@ -127,6 +127,9 @@ def sample(
     info = {"cache_hit": compile_seconds == 0.0}
     if "step_size" in stats:
         info["step_size"] = stats["step_size"][:, -1].tolist()
+    scale = getattr(params, "scale", None)
+    if scale is not None and np.ndim(scale) > 1:
+        info["proposal_std"] = _scale_std(np.asarray(scale)).tolist()
     return Result(
         draws=draws,
         stats=stats,
@@ -177,6 +180,15 @@ def _prepare(key_input, num_chains: int, leaf_specs: tuple):
         _remember(cache_key, jax.jit(prepare).lower(key_input).compile())
     _compiled.move_to_end(cache_key)
     return _compiled[cache_key](key_input)
+
+
+def _scale_std(scale: np.ndarray) -> np.ndarray:
+    """Per-coordinate standard deviation of a proposal scale (before the step size):
+    ``(num_chains, dim)`` from diagonal ``(num_chains, dim)`` or Cholesky ``(num_chains, dim,
+    dim)`` scales."""
+    if scale.ndim == 3:
+        return np.sqrt(np.sum(scale**2, axis=-1))
+    return np.abs(scale)
 
 
 def _total(per_chain_counts) -> int:

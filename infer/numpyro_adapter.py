@@ -217,13 +217,14 @@ def hmc(
     Args:
         step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
         num_steps: leapfrog steps per iteration; if ``None``, ``trajectory_length / step_size``.
-        trajectory_length: integration time when ``num_steps`` is ``None``.
+        trajectory_length: integration time when ``num_steps`` is ``None`` (ignored otherwise).
         target_accept, adapt_step_size, adapt_mass_matrix, dense_mass, inverse_mass_matrix:
             as for :func:`nuts`.
     """
+    length = validation.positive_float("trajectory_length", trajectory_length)
     if num_steps is not None:
         num_steps = validation.positive_int("num_steps", num_steps)
-    length = validation.positive_float("trajectory_length", trajectory_length)
+        length = None  # a fixed number of steps: the trajectory length follows the step size
     options = _common_options(
         step_size,
         inverse_mass_matrix,

@@ -219,7 +219,7 @@ def gaussian_mixture() -> Target:
     means = jnp.asarray(MIXTURE_MEANS, jnp.float32)
 
     def logdensity_fn(x):
-        return logsumexp(log_w - 0.5 * jnp.sum((x - means) ** 2, axis=1))
+        return logsumexp(log_w - 0.5 * jnp.sum((x[None, :] - means) ** 2, axis=1))
 
     mean = MIXTURE_WEIGHTS @ MIXTURE_MEANS
     second = MIXTURE_WEIGHTS @ (1.0 + MIXTURE_MEANS**2)
