@@ -96,7 +96,10 @@ class NumPyroHMC(Sampler):
             inverse_mass_matrix = jnp.asarray(inverse_mass_matrix)
 
         def potential_fn(position):
-            return -logdensity_fn(position)
+            # NaN or +inf log density is numerical trouble, not a high-probability point:
+            # give NumPyro an infinite potential, which it treats as a divergence and rejects.
+            logdensity = logdensity_fn(position)
+            return -jnp.where(logdensity < jnp.inf, logdensity, -jnp.inf)
 
         init_kernel, sample_kernel = numpyro_hmc(potential_fn=potential_fn, algo=self.algo)
 

@@ -129,7 +129,11 @@ def test_covariance_adaptation_learns_the_scales():
     precision = jnp.asarray(1.0 / std**2, jnp.float32)
     target = infer.Target(lambda x: -0.5 * jnp.sum(precision * x**2), init=jnp.zeros(10))
     result = infer.sample(
-        0, target, infer.rwmh(covariance="diagonal"), num_chains=4, num_samples=200,
+        0,
+        target,
+        infer.rwmh(covariance="diagonal"),
+        num_chains=4,
+        num_samples=200,
         num_warmup=2000,
     )
     ratio = np.asarray(result.info["proposal_std"]) / std

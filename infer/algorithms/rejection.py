@@ -40,6 +40,9 @@ __all__ = [
 ]
 
 
+DEFAULT_MAX_PROPOSALS = 100_000_000
+
+
 class EnvelopeWarning(UserWarning):
     """The target exceeded ``M`` times the proposal at some proposals: draws are not exact."""
 
@@ -326,6 +329,11 @@ class Rejection(Sampler):
             if max_proposals is None
             else validation.positive_int("max_proposals", max_proposals)
         )
+        if self.max_proposals is not None and self.max_proposals > 2**31 - 2**20:
+            raise ValueError(
+                f"max_proposals must be below 2**31 (proposals are counted in int32); got "
+                f"{max_proposals}. Split the run into several calls instead."
+            )
         self.batch_size = (
             None if batch_size is None else validation.positive_int("batch_size", batch_size)
         )
@@ -382,7 +390,7 @@ class Rejection(Sampler):
         """
         acceptance = max(envelope.acceptance_estimate, 1e-12)
         expected = num_draws / acceptance
-        budget = self.max_proposals or int(min(20 * expected + 1_000_000, 2**31 - 2**20))
+        budget = self.max_proposals or int(min(20 * expected + 1_000_000, DEFAULT_MAX_PROPOSALS))
         if expected > budget:
             raise ValueError(
                 f"rejection sampling would need about {expected:.3g} proposals for {num_draws} "
@@ -440,7 +448,8 @@ def as_top_level_api(
             :func:`find_log_envelope`) and reports it in ``result.info``.
         safety_margin: relative margin added to a found ``M``.
         max_proposals: budget of proposals per run; ``None`` allows 20 times the expected
-            number plus a million. Running out raises an error instead of hanging.
+            number plus a million, at most 10**8. A run expected to need more is refused
+            before it starts, and one that runs out raises an error instead of hanging.
         batch_size: proposals per vectorised batch; ``None`` sizes it from the expected need.
 
     Returns:

@@ -1,0 +1,159 @@
+"""Bad input gets a clear error that names the argument and the fix, before compilation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import infer
+from infer import driver
+
+NORMAL_2D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), name="normal_2d")
+
+
+@pytest.fixture
+def nothing_compiled():
+    """Asserts the test added no compiled sampling program."""
+    before = set(driver._compiled)
+    yield
+    added = [key for key in driver._compiled if key not in before and key[0] in ("mcmc", "iid")]
+    assert not added, "a sampling program was compiled before the error"
+
+
+def test_target_that_is_not_callable():
+    with pytest.raises(TypeError, match="logdensity_fn must be a callable"):
+        infer.Target(3.0, init=jnp.zeros(2))
+
+
+def test_target_that_is_not_a_target(nothing_compiled):
+    with pytest.raises(TypeError, match=r"target must be an infer.Target; got function"):
+        infer.sample(0, lambda x: -(x**2), infer.rwmh())
+
+
+def test_log_density_that_returns_a_vector(nothing_compiled):
+    target = infer.Target(lambda x: -0.5 * x**2, init=jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"must return a scalar .* shape \(3,\) .* jnp.sum"):
+        infer.sample(0, target, infer.rwmh())
+
+
+def test_nan_at_the_initial_point_names_the_chain(nothing_compiled):
+    target = infer.Target(lambda x: jnp.where(x[0] > 5.0, 0.0, jnp.nan), init=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"log density is nan at the initial point of chain 0"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2)
+
+
+def test_only_some_chains_start_outside_the_support(nothing_compiled):
+    starts = jnp.array([[0.5, 0.5], [-1.0, 0.5]])
+    target = infer.Target(
+        lambda x: jnp.where(jnp.all(x > 0), -jnp.sum(x), -jnp.inf), init=jnp.ones(2)
+    )
+    with pytest.raises(ValueError, match=r"-inf at the initial point of chain 1 \(1 of 2"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, init=starts)
+
+
+def test_initial_point_of_the_wrong_shape(nothing_compiled):
+    with pytest.raises(
+        ValueError, match=r"init has shape \(3,\); expected one point shaped \(2,\)"
+    ):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=4, init=jnp.zeros(3))
+
+
+def test_target_without_a_starting_point(nothing_compiled):
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2))
+    with pytest.raises(ValueError, match="has no starting point: pass init="):
+        infer.sample(0, target, infer.rwmh())
+
+
+@pytest.mark.parametrize("value", [0, -5])
+def test_num_samples_not_positive(value, nothing_compiled):
+    with pytest.raises(ValueError, match=f"num_samples must be an integer >= 1; got {value}"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_samples=value)
+
+
+def test_num_chains_not_an_integer():
+    with pytest.raises(TypeError, match="num_chains must be an integer"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=2.5)
+
+
+@pytest.mark.parametrize("make", [infer.rwmh, infer.mala, infer.nuts, infer.hmc])
+def test_negative_step_size(make):
+    with pytest.raises(ValueError, match="step_size must be a positive finite number; got -0.1"):
+        make(step_size=-0.1)
+
+
+def test_sampler_factory_without_parentheses(nothing_compiled):
+    with pytest.raises(TypeError, match=r"got function. Did you forget the parentheses"):
+        infer.sample(0, NORMAL_2D, infer.rwmh)
+
+
+def test_bad_seed():
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        infer.sample(-1, NORMAL_2D, infer.rwmh())
+    with pytest.raises(TypeError, match="rng_key must be an int seed or a jax.random.key"):
+        infer.sample("zero", NORMAL_2D, infer.rwmh())
+
+
+def test_proposal_of_the_wrong_dimension_for_independent_mh(nothing_compiled):
+    sampler = infer.independent_mh(dist.Normal(jnp.zeros(3), 1.0))
+    with pytest.raises(ValueError, match=r"proposal draws have shape \(3,\) .* \(2,\)"):
+        infer.sample(0, NORMAL_2D, sampler)
+
+
+def test_mh_proposal_of_the_wrong_shape(nothing_compiled):
+    sampler = infer.mh(lambda key, x: jnp.concatenate([x, x]), None)
+    with pytest.raises(ValueError, match=r"proposal_fn must return a position shaped like"):
+        infer.sample(0, NORMAL_2D, sampler)
+
+
+def test_covariance_of_the_wrong_dimension(nothing_compiled):
+    with pytest.raises(ValueError, match=r"covariance has shape \(3, 3\) but the target has 2"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(covariance=np.eye(3)))
+
+
+def test_covariance_that_is_not_positive_definite():
+    with pytest.raises(ValueError, match="symmetric positive definite"):
+        infer.rwmh(covariance=np.array([[1.0, 2.0], [2.0, 1.0]]))
+
+
+def test_unknown_covariance_kind():
+    with pytest.raises(ValueError, match=r"covariance must be one of 'diagonal', 'dense'"):
+        infer.mala(covariance="full")
+
+
+def _model_with_discrete_latent(data):
+    p = numpyro.sample("p", dist.Beta(1.0, 1.0))
+    z = numpyro.sample("z", dist.Bernoulli(p))
+    numpyro.sample("y", dist.Normal(z, 1.0), obs=data)
+
+
+def test_numpyro_model_with_a_discrete_latent_given_to_hmc():
+    with pytest.raises(ValueError, match=r"discrete latent site\(s\) \['z'\]. HMC, NUTS"):
+        infer.sample(
+            0, infer.Target.from_numpyro(_model_with_discrete_latent, jnp.ones(3)), infer.hmc()
+        )
+
+
+def test_numpyro_model_without_latent_sites():
+    def model(y):
+        numpyro.sample("y", dist.Normal(0.0, 1.0), obs=y)
+
+    with pytest.raises(ValueError, match="no latent sample sites"):
+        infer.Target.from_numpyro(model, jnp.ones(3))
+
+
+def test_bad_target_accept():
+    with pytest.raises(ValueError, match=r"target_accept must be in \(0, 1\); got 1.5"):
+        infer.nuts(target_accept=1.5)
+
+
+def test_log_density_that_fails_on_the_starting_point(nothing_compiled):
+    target = infer.Target(lambda x: x @ jnp.ones(5), init=jnp.zeros(2))
+    with pytest.raises(ValueError, match="logdensity_fn failed on a point shaped"):
+        infer.sample(0, target, infer.rwmh())
+
+
+def test_a_key_array_instead_of_one_key():
+    with pytest.raises(ValueError, match="rng_key must be a single key"):
+        infer.sample(jax.random.split(jax.random.key(0), 2), NORMAL_2D, infer.rwmh())

@@ -1,0 +1,198 @@
+"""The driver's contract: reproducibility, shapes, no recompilation, starting points, costs,
+and numerical trouble turned into rejections."""
+
+import contextlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+import infer
+from models import targets
+
+ALL_SAMPLERS = {
+    "rwmh": infer.rwmh(),
+    "rwmh_dense": infer.rwmh(covariance="dense"),
+    "mala": infer.mala(),
+    "nuts": infer.nuts(),
+    "hmc": infer.hmc(num_steps=5),
+    "independent_mh": infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)),
+    "mh": infer.mh(lambda key, x: x + 0.5 * jax.random.normal(key, x.shape), None),
+}
+NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
+
+
+@contextlib.contextmanager
+def count_compilations():
+    """Counts XLA backend compilations inside the block."""
+    counter = {"n": 0}
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            counter["n"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield counter
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.mark.parametrize("name", list(ALL_SAMPLERS))
+def test_same_seed_gives_bit_identical_draws(name):
+    sampler = ALL_SAMPLERS[name]
+    first = infer.sample(7, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
+    again = infer.sample(7, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
+    other = infer.sample(8, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
+    np.testing.assert_array_equal(first.draws["x"], again.draws["x"])
+    for key in first.stats:
+        np.testing.assert_array_equal(first.stats[key], again.stats[key])
+    assert not np.array_equal(first.draws["x"], other.draws["x"])
+
+
+def test_a_key_and_its_seed_give_the_same_draws():
+    sampler = ALL_SAMPLERS["rwmh"]
+    from_seed = infer.sample(5, NORMAL_3D, sampler, num_chains=2, num_samples=20, num_warmup=20)
+    from_key = infer.sample(
+        jax.random.key(5), NORMAL_3D, sampler, num_chains=2, num_samples=20, num_warmup=20
+    )
+    np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
+
+
+@pytest.mark.parametrize("name", ["rwmh", "nuts"])
+def test_second_call_with_same_shapes_does_not_compile(name):
+    sampler = ALL_SAMPLERS[name]
+    infer.sample(0, NORMAL_3D, sampler, num_chains=2, num_samples=30, num_warmup=30)
+    with count_compilations() as compilations:
+        result = infer.sample(1, NORMAL_3D, sampler, num_chains=2, num_samples=30, num_warmup=30)
+    assert compilations["n"] == 0
+    assert result.timing["compile"] == 0.0 and result.info["cache_hit"]
+
+
+def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
+    infer.sample(0, NORMAL_3D, infer.mala(), num_chains=2, num_samples=30, num_warmup=30)
+    with count_compilations() as compilations:
+        infer.sample(0, NORMAL_3D, infer.mala(), num_chains=2, num_samples=30, num_warmup=30)
+    assert compilations["n"] == 0
+
+
+@pytest.mark.parametrize("name", list(ALL_SAMPLERS))
+def test_standalone_step_works_under_jit_and_vmap(name):
+    """BlackJAX-style use: init one chain, step many vectorised chains, in one jitted call."""
+    alg = ALL_SAMPLERS[name].bind(NORMAL_3D.logdensity_fn)
+    positions = jnp.zeros((5, 3))
+    states = jax.vmap(alg.init)(positions)
+    keys = jax.random.split(jax.random.key(0), 5)
+    new_states, infos = jax.jit(jax.vmap(alg.step))(keys, states)
+    assert new_states.position.shape == (5, 3)
+    assert jax.tree.structure(new_states) == jax.tree.structure(states)
+    assert infos.acceptance_rate.shape == (5,)
+
+
+def test_draw_and_stat_shapes_and_names():
+    result = infer.sample(0, NORMAL_3D, infer.nuts(), num_chains=3, num_samples=40, num_warmup=40)
+    assert result.draws["x"].shape == (3, 40, 3)
+    for name in ("lp", "acceptance_rate", "diverging", "n_steps", "tree_depth", "step_size"):
+        assert result.stats[name].shape == (3, 40), name
+    assert result.stats["diverging"].dtype == bool
+
+
+def test_pytree_and_numpyro_targets_report_their_own_names():
+    funnel = infer.sample(0, targets.get("funnel"), infer.rwmh(), num_chains=2, num_samples=10)
+    assert set(funnel.draws) == {"v", "x"}
+    assert funnel.draws["v"].shape == (2, 10) and funnel.draws["x"].shape == (2, 10, 9)
+    schools = infer.sample(
+        0, targets.get("eight_schools"), infer.rwmh(), num_chains=2, num_samples=10
+    )
+    assert set(schools.draws) == {"mu", "tau", "theta_tilde", "theta"}
+    assert schools.draws["theta"].shape == (2, 10, 8)
+    assert np.all(schools.draws["tau"] > 0)  # constrained space
+
+
+def test_one_starting_point_per_chain_is_used_as_given():
+    """An MH move that proposes the current point is always accepted: the chain stays put."""
+    stay = infer.mh(lambda key, x: x, None)
+    starts = jnp.arange(6.0).reshape(2, 3)
+    result = infer.sample(
+        0, NORMAL_3D, stay, num_chains=2, num_samples=4, num_warmup=0, init=starts
+    )
+    np.testing.assert_array_equal(result.draws["x"][:, 0], starts)
+
+
+def test_a_single_starting_point_is_jittered_per_chain():
+    stay = infer.mh(lambda key, x: x, None)
+    result = infer.sample(0, NORMAL_3D, stay, num_chains=4, num_samples=1, num_warmup=0)
+    starts = result.draws["x"][:, 0]
+    assert np.all(np.abs(starts) <= 1.0)
+    assert len({tuple(row) for row in starts.tolist()}) == 4
+    exact = infer.sample(
+        0, NORMAL_3D, stay, num_chains=4, num_samples=1, num_warmup=0, init_jitter=0
+    )
+    np.testing.assert_array_equal(exact.draws["x"][:, 0], np.zeros((4, 3)))
+
+
+def test_jitter_shrinks_to_stay_inside_a_bounded_support():
+    result = infer.sample(0, targets.get("beta_2_5"), infer.rwmh(), num_chains=8, num_samples=20)
+    assert np.all((result.draws["x"] > 0) & (result.draws["x"] < 1))
+
+
+def test_thinning_keeps_every_kth_step_of_the_same_chain():
+    sampler = infer.rwmh(step_size=0.8)
+    full = infer.sample(0, NORMAL_3D, sampler, num_chains=2, num_samples=40, num_warmup=10)
+    thinned = infer.sample(
+        0, NORMAL_3D, sampler, num_chains=2, num_samples=20, num_warmup=10, thin=2
+    )
+    np.testing.assert_array_equal(thinned.draws["x"], full.draws["x"][:, 1::2])
+
+
+def test_evaluation_counts():
+    rwmh = infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=3, num_samples=40, num_warmup=20)
+    assert rwmh.num_logdensity_evals == 3 * (1 + 20 + 40) and rwmh.num_grad_evals == 0
+    mala = infer.sample(0, NORMAL_3D, infer.mala(), num_chains=3, num_samples=40, num_warmup=20)
+    assert mala.num_grad_evals == 3 * (1 + 20 + 40)
+    nuts = infer.sample(0, NORMAL_3D, infer.nuts(), num_chains=3, num_samples=40, num_warmup=20)
+    assert nuts.num_grad_evals > int(nuts.stats["n_steps"].sum())
+
+
+def test_timing_is_split_into_compile_warmup_and_sampling():
+    result = infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=2, num_samples=10, num_warmup=10)
+    assert set(result.timing) == {"compile", "warmup", "sampling", "total"}
+    assert all(value >= 0 for value in result.timing.values())
+
+
+NAN_ABOVE_ONE = infer.Target(
+    lambda x: jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), jnp.nan), init=jnp.zeros(2), name="nan"
+)
+INF_ABOVE_ONE = infer.Target(
+    lambda x: jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), jnp.inf), init=jnp.zeros(2), name="inf"
+)
+
+
+@pytest.mark.parametrize("name", ["rwmh", "mala", "nuts", "mh"])
+@pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
+def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
+    sampler = {
+        "rwmh": infer.rwmh(),
+        "mala": infer.mala(),
+        "nuts": infer.nuts(),
+        "mh": infer.mh(lambda key, x: x + jax.random.normal(key, x.shape), None),
+    }[name]
+    result = infer.sample(0, target, sampler, num_chains=2, num_samples=300, num_warmup=200)
+    assert np.all(np.isfinite(result.draws["x"])) and np.all(result.draws["x"][..., 0] < 1.0)
+    assert np.all(np.isfinite(result.stats["lp"]))
+    assert np.all(np.isfinite(result.stats["acceptance_rate"]))
+
+
+def test_result_converts_to_arviz_with_run_facts():
+    result = infer.sample(3, NORMAL_3D, infer.nuts(), num_chains=2, num_samples=20, num_warmup=20)
+    tree = result.to_arviz()
+    assert set(tree.children) == {"posterior", "sample_stats"}
+    assert tree["posterior"]["x"].shape == (2, 20, 3)
+    assert "diverging" in tree["sample_stats"]
+    attrs = tree.attrs
+    assert attrs["sampler"] == "nuts" and attrs["seed"] == "3"
+    assert {"infer", "jax", "numpyro"} <= set(__import__("json").loads(attrs["versions"]))
+    table = infer.summary(result)
+    assert {"ess_bulk", "r_hat"} <= set(table.columns)

@@ -1,0 +1,152 @@
+"""Rejection sampling: exact iid draws (KS tests against exact CDFs), the envelope, and the
+errors and warnings it owes the user."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from scipy import stats
+from stats_checks import assert_ks_matches
+
+import infer
+from models import targets
+
+# Densities with exact CDFs, each with a proposal that covers it.
+GAMMA = infer.Target(
+    lambda x: jnp.where(x > 0, 2.0 * jnp.log(x) - x, -jnp.inf), init=jnp.asarray(2.0), name="g3"
+)
+TRUNCATED = infer.Target(
+    lambda x: jnp.where((x > 0) & (x < 2), -0.5 * (x - 0.5) ** 2, -jnp.inf),
+    init=jnp.asarray(1.0),
+    name="truncated_normal",
+)
+CASES = {
+    "normal-cauchy": (targets.get("normal_1d"), dist.Cauchy(0.0, 1.0), stats.norm.cdf),
+    "beta-step_envelope": (
+        targets.get("beta_2_5"),
+        targets.get("beta_2_5").rejection_proposal,
+        stats.beta(2, 5).cdf,
+    ),
+    "gamma-exponential": (GAMMA, dist.Exponential(1.0 / 3.0), stats.gamma(3).cdf),
+    "truncated_normal-uniform": (
+        TRUNCATED,
+        dist.Uniform(0.0, 2.0),
+        stats.truncnorm(-0.5, 1.5, loc=0.5).cdf,
+    ),
+}
+SAMPLERS = {name: infer.rejection(proposal) for name, (_, proposal, _) in CASES.items()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_draws_match_exact_cdf(case, seed):
+    target, _, cdf = CASES[case]
+    result = infer.sample(seed, target, SAMPLERS[case], num_chains=4, num_samples=5000)
+    assert result.draws["x"].shape == (4, 5000)
+    assert result.num_warmup == 0 and result.info["envelope_violations"] == 0
+    assert_ks_matches(result.draws["x"], cdf)
+
+
+def test_found_envelope_is_the_true_bound_plus_the_margin():
+    # sup exp(-x^2/2) / Cauchy(x) = 2 pi exp(-1/2), reached at x = +-1.
+    true_log_bound = math.log(2 * math.pi) - 0.5
+    result = infer.sample(0, targets.get("normal_1d"), SAMPLERS["normal-cauchy"], num_samples=10)
+    found = result.info["log_envelope"]
+    assert true_log_bound <= found <= true_log_bound + math.log(1.05) + 1e-3
+    assert result.info["envelope_source"] == "found"
+
+
+def test_acceptance_rate_is_one_over_m(seed):
+    """For a normalised target the acceptance probability is exactly 1/M (here M = e^0.45,
+    above the true bound sup f/g = sqrt(2 pi / e) = e^0.419)."""
+    normalised = infer.Target(lambda x: -0.5 * x**2 - 0.5 * math.log(2 * math.pi), name="n")
+    sampler = infer.rejection(dist.Cauchy(0.0, 1.0), log_envelope=0.45)
+    result = infer.sample(seed, normalised, sampler, num_chains=2, num_samples=50_000)
+    expected = math.exp(-0.45)
+    n = result.info["num_proposals"]
+    se = math.sqrt(expected * (1 - expected) / n)
+    assert abs(result.info["acceptance_rate"] - expected) < 4.0 * se
+
+
+def test_same_seed_same_draws_and_chains_are_independent_batches():
+    sampler, target = SAMPLERS["gamma-exponential"], GAMMA
+    first = infer.sample(3, target, sampler, num_chains=3, num_samples=200)
+    second = infer.sample(3, target, sampler, num_chains=3, num_samples=200)
+    np.testing.assert_array_equal(first.draws["x"], second.draws["x"])
+    assert not np.array_equal(first.draws["x"][0], first.draws["x"][1])
+    assert second.info["cache_hit"]
+
+
+def test_missed_spike_is_counted_and_warned():
+    """A step envelope built on a coarse grid misses a narrow spike between grid points: the
+    sampler counts the proposals where f > M g, warns, and reports the largest ratio."""
+
+    def spiky(x):
+        smooth = -0.5 * ((x - 0.5) / 0.2) ** 2
+        spike = math.log(6.0) - 0.5 * ((x - 0.51234) / 2e-6) ** 2
+        return jnp.logaddexp(smooth, spike)
+
+    envelope = infer.envelopes.piecewise_constant(spiky, 0.0, 1.0, num_pieces=8, points_per_piece=4)
+    target = infer.Target(spiky, init=jnp.asarray(0.5), name="spiky")
+    sampler = infer.rejection(envelope.proposal, log_envelope=envelope.log_envelope)
+    with pytest.warns(infer.EnvelopeWarning, match=r"proposals had f > M\*g .* not exact"):
+        result = infer.sample(0, target, sampler, num_chains=1, num_samples=2_000_000)
+    assert result.info["envelope_violations"] > 0
+    assert result.info["max_envelope_ratio"] > 1.0
+
+
+def test_piecewise_constant_envelope_accepts_almost_everything():
+    target = targets.get("beta_2_5")
+    envelope = infer.envelopes.piecewise_constant(target.logdensity_fn, 0.0, 1.0, num_pieces=256)
+    sampler = infer.rejection(envelope.proposal, log_envelope=envelope.log_envelope)
+    result = infer.sample(0, target, sampler, num_chains=1, num_samples=100_000)
+    assert result.info["acceptance_rate"] > 0.95
+
+
+def test_standalone_step_under_jit_and_vmap():
+    """The BlackJAX-style single step gives one exact draw per key, vectorised."""
+    alg = infer.rejection(dist.Exponential(1.0 / 3.0)).bind(GAMMA.logdensity_fn)
+    state = alg.init(jnp.asarray(1.0))
+    keys = jax.random.split(jax.random.key(0), 4000)
+    states, infos = jax.jit(jax.vmap(alg.step, in_axes=(0, None)))(keys, state)
+    assert states.position.shape == (4000,)
+    assert bool(jnp.all(infos.is_accepted))
+    assert_ks_matches(np.asarray(states.position), stats.gamma(3).cdf)
+
+
+def test_envelope_below_the_target_is_refused():
+    sampler = infer.rejection(dist.Cauchy(0.0, 1.0), log_envelope=0.5)
+    with pytest.raises(ValueError, match=r"log_envelope=0.5 is too small: the target exceeds M"):
+        infer.sample(0, targets.get("normal_1d"), sampler, num_samples=100)
+
+
+def test_hopeless_acceptance_is_refused_before_running():
+    narrow = infer.Target(lambda x: -0.5 * (x / 1e-4) ** 2, name="narrow")
+    sampler = infer.rejection(dist.Normal(0.0, 1.0), max_proposals=1_000_000)
+    with pytest.raises(ValueError, match="would need about .* proposals .* raise max_proposals"):
+        infer.sample(0, narrow, sampler, num_samples=100_000)
+
+
+def test_unbounded_ratio_is_refused():
+    """A Cauchy target with a normal proposal: f/g grows without bound in the tails."""
+    cauchy = infer.Target(lambda x: -jnp.log1p(x**2), name="cauchy")
+    with pytest.raises(ValueError, match="unbounded or so peaked"):
+        infer.sample(0, cauchy, infer.rejection(dist.Normal(0.0, 1.0)), num_samples=100)
+
+
+def test_proposal_of_the_wrong_dimension_is_refused():
+    sampler = infer.rejection(dist.Normal(0.0, 1.0))
+    with pytest.raises(ValueError, match=r"proposal draws have shape \(\) but .* \(10,\)"):
+        infer.sample(0, targets.get("normal_10d"), sampler, num_samples=100)
+
+
+def test_proposal_that_is_not_a_distribution_is_refused():
+    with pytest.raises(TypeError, match="proposal must be a numpyro.distributions"):
+        infer.rejection(lambda key: 0.0)
+
+
+def test_budget_too_large_for_int32_counters_is_refused():
+    with pytest.raises(ValueError, match="max_proposals must be below 2\\*\\*31"):
+        infer.rejection(dist.Normal(0.0, 1.0), max_proposals=2**31)
