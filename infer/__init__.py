@@ -11,19 +11,26 @@ Example:
     >>> infer.summary(result)
 """
 
-from infer import envelopes
-from infer.algorithms.independent_mh import as_top_level_api as independent_mh
-from infer.algorithms.mala import as_top_level_api as mala
-from infer.algorithms.mh import as_top_level_api as mh
-from infer.algorithms.rejection import EnvelopeWarning
-from infer.algorithms.rejection import as_top_level_api as rejection
-from infer.algorithms.rwmh import as_top_level_api as rwmh
-from infer.base import Kernel, Sampler, SamplingAlgorithm
-from infer.driver import clear_cache, sample
-from infer.numpyro_adapter import hmc, nuts
-from infer.proposal import Proposal
-from infer.result import Result, summary
-from infer.target import GroundTruth, Target
+# arviz-base imports NumPyro through a lazy loader, and a NumPyro first loaded that way loses
+# submodule attributes (numpyro.distributions.distribution), which breaks NumPyro models: the
+# LazyLoader problem of networkx#5838. Loading NumPyro for real first avoids it.
+import numpyro as _numpyro
+
+_numpyro.__version__  # noqa: B018 (the attribute access completes a lazy load, if any)
+
+from infer import envelopes  # noqa: E402
+from infer.algorithms.independent_mh import as_top_level_api as independent_mh  # noqa: E402
+from infer.algorithms.mala import as_top_level_api as mala  # noqa: E402
+from infer.algorithms.mh import as_top_level_api as mh  # noqa: E402
+from infer.algorithms.rejection import EnvelopeWarning  # noqa: E402
+from infer.algorithms.rejection import as_top_level_api as rejection  # noqa: E402
+from infer.algorithms.rwmh import as_top_level_api as rwmh  # noqa: E402
+from infer.base import Kernel, Sampler, SamplingAlgorithm  # noqa: E402
+from infer.driver import clear_cache, sample  # noqa: E402
+from infer.numpyro_adapter import hmc, nuts  # noqa: E402
+from infer.proposal import Proposal  # noqa: E402
+from infer.result import Result, summary  # noqa: E402
+from infer.target import GroundTruth, Target  # noqa: E402
 
 __version__ = "0.1.0"
 

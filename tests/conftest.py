@@ -3,6 +3,8 @@
 import jax
 import pytest
 
+import infer  # noqa: F401  (loads NumPyro before any test module imports ArviZ)
+
 # Implicit rank promotion hides shape bugs (diffrax and equinox do the same).
 jax.config.update("jax_numpy_rank_promotion", "raise")
 

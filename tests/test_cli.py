@@ -1,0 +1,101 @@
+"""``infer compare``: the main job, as a person runs it."""
+
+import subprocess
+import sys
+
+import arviz_base
+import pytest
+import xarray as xr
+
+import infer
+from infer import cli
+from models import targets
+
+
+def test_compare_prints_the_table_and_writes_each_run(tmp_path, capsys):
+    code = cli.main(
+        [
+            "compare",
+            "--target",
+            "normal_1d",
+            "--samplers",
+            "rejection,rwmh,nuts",
+            "--chains",
+            "2",
+            "--samples",
+            "300",
+            "--warmup",
+            "200",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    header = next(line for line in out.splitlines() if "ESS bulk" in line)
+    for column in ("ESS tail", "R-hat", "ESS/s", "accept", "diverg.", "compile s", "max |z|"):
+        assert column in header
+    for name in ("rejection", "rwmh", "nuts"):
+        assert any(line.startswith(name) for line in out.splitlines())
+        tree = xr.open_datatree(tmp_path / "normal_1d" / f"{name}.nc", engine="h5netcdf")
+        assert tree["posterior"]["x"].shape == (2, 300)
+        assert tree.attrs["sampler"] == name
+
+
+def test_rejection_is_skipped_where_the_target_has_no_proposal(tmp_path, capsys):
+    code = cli.main(
+        [
+            "compare",
+            "--target",
+            "eight_schools",
+            "--samplers",
+            "rejection,rwmh",
+            "--chains",
+            "2",
+            "--samples",
+            "50",
+            "--warmup",
+            "50",
+            "--out",
+            str(tmp_path),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "rejection: skipped, target eight_schools has no rejection proposal" in out
+
+
+def test_defaults_are_the_documented_ones():
+    args = cli.build_parser().parse_args(["compare"])
+    assert args.target == "banana"
+    assert args.samplers == ["rejection", "rwmh", "mala", "nuts"]
+    assert (args.chains, args.samples, args.warmup, args.seed) == (4, 2000, 1000, 0)
+
+
+@pytest.mark.parametrize(
+    "argv, expected",
+    [
+        (["compare", "--target", "nope"], "invalid choice: 'nope' (choose from 'banana',"),
+        (["compare", "--samplers", "rwmh,gibbs"], "unknown sampler(s) 'gibbs'; choose from"),
+        (["compare", "--chains", "0"], "--chains: expected a positive integer, got 0"),
+        (["compare", "--warmup", "-3"], "--warmup: expected an integer >= 0, got -3"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_bad_options_get_one_line_listing_the_choices(argv, expected):
+    run = subprocess.run(
+        [sys.executable, "-m", "infer.cli", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 2
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+    assert expected in lines[0]
+    assert lines[0].startswith("infer")
+
+
+def test_saved_file_is_an_arviz_tree(tmp_path):
+    result = infer.sample(0, targets.get("normal_1d"), infer.rwmh(), num_chains=2, num_samples=20)
+    path = result.save(tmp_path / "run.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    assert isinstance(tree, xr.DataTree)
+    assert arviz_base.convert_to_datatree(tree)["posterior"]["x"].shape == (2, 20)
