@@ -42,6 +42,7 @@ def sample(
     thin: int = 1,
     init=None,
     init_jitter: float = 1.0,
+    devices=None,
 ) -> Result:
     """Run ``sampler`` on ``target`` over ``num_chains`` chains.
 
@@ -57,6 +58,11 @@ def sample(
         init: one point (each chain starts at its own seeded jitter around it) or one point
             per chain (leading axis ``num_chains``, used as given). Default: ``target.init``.
         init_jitter: half-width of the uniform jitter added to a single starting point.
+        devices: the devices to run on; default all of ``jax.local_devices()``. When there are
+            several and ``num_chains`` is a multiple of their number, the chains are split
+            among them (sharded on the chain axis); otherwise everything runs on the first.
+            Each chain's draws depend only on the seed and the chain's index, not on the
+            number of devices (up to floating-point reassociation).
 
     Returns:
         A :class:`infer.Result`: ``draws`` ``name -> (num_chains, num_samples, *event_shape)``
@@ -90,8 +96,10 @@ def sample(
     if not (np.isfinite(init_jitter) and init_jitter >= 0):
         raise ValueError(f"init_jitter must be a finite number >= 0; got {init_jitter}.")
 
+    chain_sharding = _chain_sharding(devices, num_chains)
     if sampler.is_iid:
         _, sampling_keys, _ = _prepare(key_input, num_chains, ())
+        sampling_keys = jax.device_put(sampling_keys, chain_sharding)
         return _sample_iid(
             sampling_keys, seed, target, sampler, num_chains, num_samples, wall_start
         )
@@ -107,6 +115,9 @@ def sample(
         jittered = init_jitter > 0
     sampler.check(example)
     _check_initial_logdensity(target, positions, jittered)
+    warmup_keys, sampling_keys, positions = jax.device_put(
+        (warmup_keys, sampling_keys, positions), chain_sharding
+    )
 
     runner, compile_seconds = _get_runner(
         target, sampler, positions, warmup_keys, num_warmup, num_samples, thin
@@ -215,6 +226,7 @@ def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin)
         str(jax.tree.leaves(shapes)),
         str(keys.dtype),
         keys.shape,
+        _sharding_key(keys.sharding),
     )
     if cache_key in _compiled:
         _compiled.move_to_end(cache_key)
@@ -224,13 +236,33 @@ def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin)
     warmup_fn, sampling_fn = _programs(
         kernel, target, num_warmup, num_samples, thin, sampler.uses_gradients
     )
-    warmup_lowered = jax.jit(warmup_fn).lower(keys, positions)
-    states, params, _ = warmup_lowered.out_info
-    warmup_compiled = warmup_lowered.compile()
+    warmup_compiled = jax.jit(warmup_fn).lower(keys, positions).compile()
+    # The sampling program takes the warm-up's outputs as they are placed on the devices.
+    states, params, _ = jax.tree.map(
+        lambda info, sharding: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
+        warmup_compiled.out_info,
+        warmup_compiled.output_shardings,
+    )
     sampling_compiled = jax.jit(sampling_fn).lower(keys, states, params).compile()
     runner = _Runner(warmup_compiled, sampling_compiled)
     _remember(cache_key, runner)
     return runner, time.perf_counter() - start
+
+
+def _chain_sharding(devices, num_chains: int):
+    """How per-chain arrays are placed: split over ``devices`` along the chain axis when the
+    chains divide evenly among them, else all on the first device."""
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must name at least one device; got an empty list.")
+    if len(devices) > 1 and num_chains % len(devices) == 0:
+        mesh = jax.sharding.Mesh(np.array(devices), ("chain",))
+        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
+    return jax.sharding.SingleDeviceSharding(devices[0])
+
+
+def _sharding_key(sharding) -> tuple:
+    return (type(sharding).__name__, tuple(device.id for device in sharding.device_set))
 
 
 def _remember(cache_key, value) -> None:
@@ -309,8 +341,8 @@ def _programs(
             states, infos = batched_step(fold_in(chain_keys, t), states, params)
             return states, infos, add_cost(counts, infos)
 
-        def record(carry, i):
-            states, counts = carry
+        def advance(states, counts, i):
+            """One kept draw: ``thin`` steps; flags OR-ed over the skipped ones."""
             states, infos, counts = one_step(states, counts, i * thin)
             if thin > 1:
 
@@ -321,14 +353,27 @@ def _programs(
                     return states, kept, counts
 
                 states, infos, counts = jax.lax.fori_loop(1, thin, skipped, (states, infos, counts))
-            return (states, counts), (states.position, states.logdensity, infos)
+            return states, counts, (states.position, states.logdensity, infos)
 
-        (states, counts), (positions, logdensity, infos) = jax.lax.scan(
-            record, (states, counts), jnp.arange(num_samples)
+        # Draws are written straight into chain-major buffers (num_chains, num_samples, ...),
+        # so no transpose of the whole output is needed at the end.
+        row_shapes = jax.eval_shape(lambda s, c: advance(s, c, 0)[2], states, counts)
+        buffers = jax.tree.map(
+            lambda r: jnp.zeros((r.shape[0], num_samples, *r.shape[1:]), r.dtype), row_shapes
         )
-        draws = _constrain_all(target, positions)
-        stats = {name: _chain_first(value) for name, value in infos._asdict().items()}
-        stats["lp"] = _chain_first(logdensity)
+
+        def record(i, carry):
+            states, counts, buffers = carry
+            states, counts, row = advance(states, counts, i)
+            buffers = jax.tree.map(lambda b, value: b.at[:, i].set(value), buffers, row)
+            return states, counts, buffers
+
+        states, counts, (positions, logdensity, infos) = jax.lax.fori_loop(
+            0, num_samples, record, (states, counts, buffers)
+        )
+        draws = _constrain_all(target, positions, chain_first=True)
+        stats = dict(infos._asdict())
+        stats["lp"] = logdensity
         return draws, stats, counts
 
     return warmup_fn, sampling_fn
@@ -364,18 +409,22 @@ def _constrain_all(target: Target, positions, chain_first: bool = False):
 
 
 def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples, wall_start):
-    """Exact independent draws: one vectorised rejection run, reshaped into chains.
+    """Exact independent draws: one vectorised rejection run per device, filling that device's
+    chains one after the other (a flat loop: a ``vmap`` over chains would batch the buffer's
+    scatter, which XLA runs several times slower).
 
-    ``keys``: (num_chains,) keys; the run uses the first.
+    ``keys``: (num_chains,) keys, sharded like the chains; each device uses its first.
     """
     logdensity_fn = target.logdensity_fn
-    example = jax.eval_shape(sampler.proposal.sample, keys[0])
+    example = jax.eval_shape(sampler.proposal.sample, jax.ShapeDtypeStruct((), keys.dtype))
     if target.init is not None:
         sampler.check(target.init)
     _check_scalar_logdensity(logdensity_fn, example)
     envelope = sampler.envelope(logdensity_fn)
-    num_draws = num_chains * num_samples
-    batch_size, max_proposals = sampler.plan(envelope, num_draws)
+    num_shards = len(keys.sharding.device_set)
+    chains_per_shard = num_chains // num_shards
+    draws_per_shard = chains_per_shard * num_samples
+    batch_size, max_proposals = sampler.plan(envelope, draws_per_shard)
     cache_key = (
         "iid",
         IdentityKey(logdensity_fn),
@@ -386,28 +435,43 @@ def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples,
         batch_size,
         max_proposals,
         str(keys.dtype),
+        _sharding_key(keys.sharding),
     )
     log_envelope = np.asarray(envelope.log_envelope, jnp.result_type(float))
     compile_seconds = 0.0
     if cache_key not in _compiled:
         start = time.perf_counter()
 
-        def run(keys, log_envelope):
+        def one_shard(keys, log_envelope):
             out = draw(
                 keys[0],
                 logdensity_fn,
                 sampler.proposal,
                 log_envelope,
-                num_draws,
+                draws_per_shard,
                 batch_size,
                 max_proposals,
             )
             positions = jax.tree.map(
-                lambda leaf: leaf.reshape((num_chains, num_samples, *leaf.shape[1:])),
+                lambda leaf: leaf.reshape((chains_per_shard, num_samples, *leaf.shape[1:])),
                 out.positions,
             )
-            draws = _constrain_all(target, positions, chain_first=True)
-            return draws, out._replace(positions=None)
+            counters = jax.tree.map(lambda c: c[None], out._replace(positions=None))
+            return positions, counters
+
+        if num_shards > 1:
+            spec = jax.sharding.PartitionSpec("chain")
+            one_shard = jax.shard_map(
+                one_shard,
+                mesh=keys.sharding.mesh,
+                in_specs=(spec, jax.sharding.PartitionSpec()),
+                out_specs=(spec, spec),
+                check_vma=False,
+            )
+
+        def run(keys, log_envelope):
+            positions, counters = one_shard(keys, log_envelope)
+            return _constrain_all(target, positions, chain_first=True), counters
 
         _remember(cache_key, jax.jit(run).lower(keys, log_envelope).compile())
         compile_seconds = time.perf_counter() - start
@@ -418,17 +482,21 @@ def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples,
     jax.block_until_ready((draws, counters))
     sampling_seconds = time.perf_counter() - start
 
-    num_accepted = int(counters.num_accepted)
-    num_proposals = int(counters.num_proposals)
-    if num_accepted < num_draws:
+    accepted = np.asarray(counters.num_accepted)
+    num_accepted = int(accepted.astype(np.int64).sum())
+    num_proposals = _total(counters.num_proposals)
+    if np.any(accepted < draws_per_shard):
+        chain = int(np.argmin(accepted))
         raise RuntimeError(
-            f"rejection sampling used its budget of {max_proposals} proposals and accepted "
-            f"only {num_accepted} of the {num_draws} draws asked for (acceptance rate "
-            f"{num_accepted / max(num_proposals, 1):.3g}; log M = {envelope.log_envelope:.4g}). "
-            "Use a proposal closer to the target, or raise max_proposals."
+            f"rejection sampling used its budget of {max_proposals} proposals on device "
+            f"{chain} and accepted only {int(accepted[chain])} of the {draws_per_shard} draws "
+            f"asked for (acceptance rate {num_accepted / max(num_proposals, 1):.3g}; log M = "
+            f"{envelope.log_envelope:.4g}). Use a proposal closer to the target, or raise "
+            "max_proposals."
         )
-    num_violations = int(counters.num_violations)
-    warn_on_violations(num_violations, num_proposals, float(counters.max_log_excess))
+    num_violations = _total(counters.num_violations)
+    max_log_excess = float(np.max(np.asarray(counters.max_log_excess)))
+    warn_on_violations(num_violations, num_proposals, max_log_excess)
     info = {
         "acceptance_rate": num_accepted / num_proposals,
         "num_proposals": num_proposals,
@@ -436,7 +504,7 @@ def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples,
         "log_envelope": envelope.log_envelope,
         "envelope_source": envelope.source,
         "envelope_violations": num_violations,
-        "max_envelope_ratio": float(np.exp(min(float(counters.max_log_excess), 700.0))),
+        "max_envelope_ratio": float(np.exp(min(max_log_excess, 700.0))),
         "cache_hit": compile_seconds == 0.0,
     }
     return Result(

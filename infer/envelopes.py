@@ -104,18 +104,48 @@ def piecewise_constant(
     )
 
 
+def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker's alias table (Vose's construction): ``(keep, alias)``, each ``(K,)``.
+
+    Column ``j`` (chosen uniformly) keeps piece ``j`` with probability ``keep[j]`` and
+    otherwise gives piece ``alias[j]``; every piece then comes out with its probability.
+    """
+    k = len(probabilities)
+    scaled = np.asarray(probabilities, np.float64) * k
+    keep = np.ones(k)
+    alias = np.arange(k)
+    small = [j for j in range(k) if scaled[j] < 1.0]
+    large = [j for j in range(k) if scaled[j] >= 1.0]
+    while small and large:
+        s, g = small.pop(), large.pop()
+        keep[s], alias[s] = scaled[s], g
+        scaled[g] -= 1.0 - scaled[s]
+        (small if scaled[g] < 1.0 else large).append(g)
+    return keep, alias
+
+
 def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pieces) -> Proposal:
+    """Sampling by the alias method: O(1) per draw, no search. One uniform ``u`` picks a
+    column ``floor(u K)``; its fractional part both decides between the column and its alias
+    and, rescaled, places the draw inside the chosen piece."""
     dtype = jnp.result_type(float)
-    cumulative = jnp.asarray(cumulative, dtype)
-    probabilities = jnp.asarray(probabilities, dtype)
+    keep_np, alias_np = alias_table(probabilities)
+    keep = jnp.asarray(keep_np, dtype)
+    alias = jnp.asarray(alias_np, jnp.int32)
     log_g_pieces = jnp.asarray(log_g_pieces, dtype)
     upper = lower + width * num_pieces
+    del cumulative
 
     def sample_and_log_prob_batch(rng_key, n):
-        u = jax.random.uniform(rng_key, (n,), dtype)
-        piece = jnp.searchsorted(cumulative, u, side="right", method="scan_unrolled") - 1
-        piece = jnp.clip(piece, 0, num_pieces - 1)
-        within = (u - cumulative[piece]) / probabilities[piece]
+        scaled = jax.random.uniform(rng_key, (n,), dtype) * num_pieces
+        column = jnp.minimum(scaled.astype(jnp.int32), num_pieces - 1)
+        fraction = scaled - column
+        column_keep = keep[column]
+        is_column = fraction < column_keep
+        piece = jnp.where(is_column, column, alias[column])
+        within = jnp.where(
+            is_column, fraction / column_keep, (fraction - column_keep) / (1.0 - column_keep)
+        )
         x = lower + width * (piece + jnp.clip(within, 0.0, 1.0))
         return jnp.clip(x, lower, upper), log_g_pieces[piece]
 

@@ -383,7 +383,7 @@ class Rejection(Sampler):
         return Envelope(self.log_envelope, "given", acceptance, float(np.max(log_ratio)))
 
     def plan(self, envelope: Envelope, num_draws: int) -> tuple[int, int]:
-        """``(batch_size, max_proposals)`` for ``num_draws`` draws.
+        """``(batch_size, max_proposals)`` for ``num_draws`` draws (on one device).
 
         Raises:
             ValueError: if the expected number of proposals exceeds the budget.
@@ -402,7 +402,7 @@ class Rejection(Sampler):
             batch = self.batch_size
         else:
             batch = int(2 ** math.ceil(math.log2(max(expected * 1.05, 1.0))))
-            batch = min(max(batch, 256), 2**18)
+            batch = min(max(batch, 256), 2**16)
         return batch, budget
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
@@ -447,7 +447,7 @@ def as_top_level_api(
         log_envelope: ``log M`` with ``f <= M g``. ``None`` finds it (see
             :func:`find_log_envelope`) and reports it in ``result.info``.
         safety_margin: relative margin added to a found ``M``.
-        max_proposals: budget of proposals per run; ``None`` allows 20 times the expected
+        max_proposals: budget of proposals per device; ``None`` allows 20 times the expected
             number plus a million, at most 10**8. A run expected to need more is refused
             before it starts, and one that runs out raises an error instead of hanging.
         batch_size: proposals per vectorised batch; ``None`` sizes it from the expected need.

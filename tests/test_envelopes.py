@@ -1,0 +1,69 @@
+"""The step-function envelope and its alias-method proposal."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+from stats_checks import ALPHA, assert_ks_matches
+
+import infer
+from infer.envelopes import alias_table
+from models import targets
+
+
+@pytest.mark.parametrize("num_pieces", [1, 7, 256])
+def test_alias_table_reproduces_the_probabilities(num_pieces):
+    probabilities = np.random.default_rng(num_pieces).dirichlet(np.ones(num_pieces))
+    keep, alias = alias_table(probabilities)
+    # Each column is chosen with probability 1/K, then kept or sent to its alias.
+    implied = keep / num_pieces
+    np.add.at(implied, alias, (1.0 - keep) / num_pieces)
+    np.testing.assert_allclose(implied, probabilities, rtol=1e-9, atol=1e-12)
+
+
+def test_proposal_draws_follow_the_step_density(seed):
+    """Chi-square of piece counts: the alias sampler draws each piece with its mass."""
+    target = targets.get("beta_2_5")
+    envelope = infer.envelopes.piecewise_constant(target.logdensity_fn, 0.0, 1.0, num_pieces=16)
+    x = np.asarray(envelope.proposal.sample_batch(jax.random.key(seed), 200_000))
+    counts = np.bincount(np.minimum((x * 16).astype(int), 15), minlength=16)
+    mass = envelope.heights / envelope.heights.sum()
+    keep = mass * 200_000 > 5
+    chi2 = stats.chisquare(counts[keep], mass[keep] / mass[keep].sum() * counts[keep].sum())
+    assert chi2.pvalue > ALPHA
+    # Inside a piece the draws are uniform.
+    first_piece = x[(x >= 0.25) & (x < 0.3125)]
+    assert_ks_matches((first_piece - 0.25) / 0.0625, stats.uniform.cdf)
+
+
+def test_log_prob_matches_the_sampled_pieces():
+    target = targets.get("beta_2_5")
+    proposal = infer.envelopes.piecewise_constant(target.logdensity_fn, 0.0, 1.0).proposal
+    x, log_g = proposal.sample_and_log_prob_batch(jax.random.key(0), 10_000)
+    np.testing.assert_allclose(log_g, proposal.log_prob_batch(x), rtol=1e-6)
+    widths = np.diff(np.linspace(0.0, 1.0, 257))
+    total = np.sum(
+        np.exp(np.asarray(proposal.log_prob_batch(jnp.linspace(0, 1, 257)[:-1] + 1e-4))) * widths
+    )
+    assert abs(total - 1.0) < 1e-3  # normalised
+
+
+def test_exact_draws_with_many_samples():
+    target = targets.get("beta_2_5")
+    sampler = infer.rejection(target.rejection_proposal, log_envelope=target.notes["log_envelope"])
+    result = infer.sample(11, target, sampler, num_chains=1, num_samples=400_000)
+    assert_ks_matches(result.draws["x"], stats.beta(2, 5).cdf)
+
+
+@pytest.mark.parametrize(
+    "lower, upper, match", [(1.0, 0.0, "lower < upper"), (0.0, float("inf"), "finite")]
+)
+def test_bad_interval(lower, upper, match):
+    with pytest.raises(ValueError, match=match):
+        infer.envelopes.piecewise_constant(lambda x: -x, lower, upper)
+
+
+def test_unbounded_density_is_refused():
+    with pytest.raises(ValueError, match="bounded"):
+        infer.envelopes.piecewise_constant(lambda x: -0.5 * jnp.log(x), 0.0, 1.0)

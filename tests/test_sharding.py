@@ -1,0 +1,46 @@
+"""Chains split over several devices: here the CPU is cut into two XLA devices, which must be
+configured before JAX starts, so the check runs in a fresh interpreter."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, jax, numpy as np, infer
+    from models import targets
+    assert len(jax.devices()) == 2
+    target = targets.get("normal_10d")
+    out = {}
+    for name in ("rwmh", "nuts"):
+        sampler = getattr(infer, name)()
+        split = infer.sample(0, target, sampler, num_chains=4, num_samples=100, num_warmup=100)
+        one = infer.sample(0, target, sampler, num_chains=4, num_samples=100, num_warmup=100,
+                           devices=jax.devices()[:1])
+        out[name] = bool(np.array_equal(split.draws["x"], one.draws["x"]))
+    beta = targets.get("beta_2_5")
+    sampler = infer.rejection(beta.rejection_proposal, log_envelope=beta.notes["log_envelope"])
+    result = infer.sample(0, beta, sampler, num_chains=4, num_samples=1000)
+    out["rejection_shape"] = list(result.draws["x"].shape)
+    out["rejection_distinct_chains"] = bool(
+        not np.array_equal(result.draws["x"][0], result.draws["x"][2])
+    )
+    odd = infer.sample(0, target, infer.rwmh(), num_chains=3, num_samples=10, num_warmup=10)
+    out["odd_chain_count_shape"] = list(odd.draws["x"].shape)
+    print(json.dumps(out))
+    """
+)
+
+
+def test_chains_split_over_two_devices_give_the_same_draws():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    run = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["rwmh"] and out["nuts"]
+    assert out["rejection_shape"] == [4, 1000] and out["rejection_distinct_chains"]
+    assert out["odd_chain_count_shape"] == [3, 10, 10]
