@@ -150,3 +150,15 @@ def test_proposal_that_is_not_a_distribution_is_refused():
 def test_budget_too_large_for_int32_counters_is_refused():
     with pytest.raises(ValueError, match="max_proposals must be below 2\\*\\*31"):
         infer.rejection(dist.Normal(0.0, 1.0), max_proposals=2**31)
+
+
+def test_nan_target_density_rejects_the_proposal():
+    """Where f is NaN, proposals are rejected, not kept and not counted as violations."""
+    target = infer.Target(lambda x: jnp.where(x < 0.5, -0.5 * x**2, jnp.nan), name="half_nan")
+    sampler = infer.rejection(dist.Cauchy(0.0, 1.0), log_envelope=1.5)
+    result = infer.sample(0, target, sampler, num_chains=2, num_samples=5000)
+    assert np.all(result.draws["x"] < 0.5)
+    assert result.info["envelope_violations"] == 0
+    assert np.isfinite(result.info["max_envelope_ratio"])
+    truncated = stats.truncnorm(-np.inf, 0.5)
+    assert_ks_matches(result.draws["x"], truncated.cdf)

@@ -138,19 +138,27 @@ def draw(
         positions, proposal_logdensity = proposal.sample_with_log_prob(key_proposal, batch_size)
         logdensity = jax.vmap(logdensity_fn)(positions)
         log_excess = logdensity - proposal_logdensity - log_envelope
-        is_violation = log_excess > 0
+        # Violations are rare: count them only in a batch whose largest excess is positive
+        # (one reduction per batch instead of two keeps the loop fused and fast).
+        finite_or_inf = jnp.where(jnp.isnan(log_excess), -jnp.inf, log_excess)
+        batch_max_excess = jnp.max(finite_or_inf)
+        batch_violations = jax.lax.cond(
+            batch_max_excess > 0,
+            lambda: jnp.sum(finite_or_inf > 0, dtype=jnp.int32),
+            lambda: jnp.zeros((), jnp.int32),
+        )
         # NaN or +inf in f rejects (+inf also counts as a violation).
         log_excess = jnp.where(logdensity < jnp.inf, log_excess, -jnp.inf)
-        log_u = jnp.log(jax.random.uniform(key_accept, (batch_size,), log_excess.dtype))
-        accepted = log_u < log_excess
+        uniform = jax.random.uniform(key_accept, (batch_size,), log_excess.dtype)
+        accepted = uniform < jnp.exp(log_excess)
         slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
         buffer = jax.tree.map(lambda b, x: b.at[slot].set(x, mode="drop"), buffer, positions)
         return (
             buffer,
             count + jnp.sum(accepted, dtype=jnp.int32),
             batches + 1,
-            violations + jnp.sum(is_violation, dtype=jnp.int32),
-            jnp.maximum(max_excess, jnp.max(log_excess)),
+            violations + batch_violations,
+            jnp.maximum(max_excess, batch_max_excess),
         )
 
     carry = (buffer, zero, zero, zero, jnp.asarray(-jnp.inf))
