@@ -186,10 +186,10 @@ def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
 
 
 def test_result_converts_to_arviz_with_run_facts():
-    result = infer.sample(3, NORMAL_3D, infer.nuts(), num_chains=2, num_samples=20, num_warmup=20)
+    result = infer.sample(3, NORMAL_3D, infer.nuts(), num_chains=2, num_samples=100, num_warmup=100)
     tree = result.to_arviz()
     assert set(tree.children) == {"posterior", "sample_stats"}
-    assert tree["posterior"]["x"].shape == (2, 20, 3)
+    assert tree["posterior"]["x"].shape == (2, 100, 3)
     assert "diverging" in tree["sample_stats"]
     attrs = tree.attrs
     assert attrs["sampler"] == "nuts" and attrs["seed"] == "3"
