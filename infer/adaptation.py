@@ -17,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from infer.base import Adaptation
+from infer import validation
+from infer.base import Adaptation, Kernel, Sampler
+from infer.proposal import check_covariance, check_covariance_dim
 
 
 class ProposalParameters(NamedTuple):
@@ -240,3 +242,74 @@ def initial_scale(covariance, covariance_kind: str | None, dim: int, dtype) -> j
     if covariance_kind == "diagonal":
         return jnp.ones((dim,), dtype)
     return jnp.ones((), dtype)
+
+
+class GaussianProposalSampler(Sampler):
+    """What RWMH and MALA share: a step size and a proposal scale, each fixed or tuned in
+    warm-up. Subclasses set ``name``, ``init_fn(position, logdensity_fn)``,
+    ``build_kernel_fn(logdensity_fn)``, ``default_step_size(dim)``,
+    ``default_target_accept(dim)`` and ``cost``."""
+
+    uses_gradients = False
+
+    def __init__(self, step_size=None, covariance=None, target_accept=None):
+        self.step_size = validation.positive_float(
+            "step_size",
+            step_size,
+            "Pass step_size=None to have it adapted during warm-up.",
+            allow_none=True,
+        )
+        self.target_accept = (
+            None
+            if target_accept is None
+            else validation.probability("target_accept", target_accept)
+        )
+        self.covariance_kind, self.covariance = check_covariance(covariance)
+
+    @staticmethod
+    def default_step_size(dim: int) -> float:
+        raise NotImplementedError
+
+    @staticmethod
+    def default_target_accept(dim: int) -> float:
+        raise NotImplementedError
+
+    def settings(self) -> dict:
+        covariance = self.covariance if self.covariance is not None else self.covariance_kind
+        return {
+            "step_size": self.step_size,
+            "covariance": covariance,
+            "target_accept": self.target_accept,
+        }
+
+    def check(self, position) -> None:
+        check_covariance_dim(self.covariance, position)
+
+    def build(self, logdensity_fn, num_warmup: int = 0) -> Kernel:
+        adapt_kind = self.covariance_kind if self.covariance_kind != "fixed" else None
+
+        def params(position):
+            flat, _ = ravel_pytree(position)
+            dim = flat.size
+            step_size = self.step_size or self.default_step_size(dim)
+            scale = initial_scale(self.covariance, adapt_kind, dim, flat.dtype)
+            return ProposalParameters(jnp.asarray(step_size, flat.dtype), scale)
+
+        adaptation = None
+        if self.step_size is None or adapt_kind is not None:
+            adaptation = proposal_adaptation(
+                adapt_step_size=self.step_size is None,
+                covariance_kind=adapt_kind,
+                target_acceptance_fn=lambda dim: (
+                    self.target_accept or self.default_target_accept(dim)
+                ),
+                reset_step_size_fn=self.default_step_size,
+            )
+        evals = (jnp.ones((), jnp.int32), jnp.full((), int(self.uses_gradients), jnp.int32))
+        return Kernel(
+            init=lambda position: type(self).init_fn(position, logdensity_fn),
+            step=type(self).build_kernel_fn(logdensity_fn),
+            params=params,
+            adaptation=adaptation,
+            cost=lambda info: evals,
+        )

@@ -15,12 +15,8 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from infer import validation
-from infer.adaptation import ProposalParameters, initial_scale, proposal_adaptation
-from infer.base import Kernel, Sampler
+from infer.adaptation import GaussianProposalSampler, ProposalParameters
 from infer.proposal import (
-    check_covariance,
-    check_covariance_dim,
     mh_accept,
     normal_and_uniform,
     safe_log_ratio,
@@ -108,59 +104,21 @@ def default_step_size(dim: int) -> float:
     return 1.65 * dim ** (-1.0 / 6.0)
 
 
-class MALA(Sampler):
+class MALA(GaussianProposalSampler):
     """Metropolis-adjusted Langevin; see :func:`as_top_level_api`."""
 
     name = "mala"
     uses_gradients = True
+    init_fn = staticmethod(init)
+    build_kernel_fn = staticmethod(build_kernel)
+    default_step_size = staticmethod(default_step_size)
 
     def __init__(self, step_size=None, covariance=None, target_accept=TARGET_ACCEPTANCE):
-        self.step_size = validation.positive_float(
-            "step_size",
-            step_size,
-            "Pass step_size=None to have it adapted during warm-up.",
-            allow_none=True,
-        )
-        self.target_accept = validation.probability("target_accept", target_accept)
-        self.covariance_kind, self.covariance = check_covariance(covariance)
+        super().__init__(step_size, covariance, target_accept)
 
-    def settings(self) -> dict:
-        covariance = self.covariance if self.covariance is not None else self.covariance_kind
-        return {
-            "step_size": self.step_size,
-            "covariance": covariance,
-            "target_accept": self.target_accept,
-        }
-
-    def check(self, position) -> None:
-        check_covariance_dim(self.covariance, position)
-
-    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
-        adapt_kind = self.covariance_kind if self.covariance_kind != "fixed" else None
-
-        def params(position):
-            flat, _ = ravel_pytree(position)
-            dim = flat.size
-            step_size = self.step_size if self.step_size is not None else default_step_size(dim)
-            scale = initial_scale(self.covariance, adapt_kind, dim, flat.dtype)
-            return ProposalParameters(jnp.asarray(step_size, flat.dtype), scale)
-
-        adaptation = None
-        if self.step_size is None or adapt_kind is not None:
-            adaptation = proposal_adaptation(
-                adapt_step_size=self.step_size is None,
-                covariance_kind=adapt_kind,
-                target_acceptance_fn=lambda dim: self.target_accept,
-                reset_step_size_fn=default_step_size,
-            )
-        one = jnp.ones((), jnp.int32)
-        return Kernel(
-            init=lambda position: init(position, logdensity_fn),
-            step=build_kernel(logdensity_fn),
-            params=params,
-            adaptation=adaptation,
-            cost=lambda info: (one, one),
-        )
+    @staticmethod
+    def default_target_accept(dim: int) -> float:
+        return TARGET_ACCEPTANCE
 
 
 def as_top_level_api(step_size=None, covariance=None, target_accept=TARGET_ACCEPTANCE) -> MALA:

@@ -13,21 +13,11 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from infer import validation
-from infer.adaptation import ProposalParameters, initial_scale, proposal_adaptation
-from infer.base import Kernel, Sampler
-from infer.proposal import (
-    check_covariance,
-    check_covariance_dim,
-    mh_accept,
-    normal_and_uniform,
-    safe_log_ratio,
-    scale_matvec,
-)
+from infer.adaptation import GaussianProposalSampler, ProposalParameters
+from infer.proposal import mh_accept, normal_and_uniform, safe_log_ratio, scale_matvec
 
 __all__ = ["RWMHState", "RWMHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -92,62 +82,14 @@ def optimal_step_size(dim: int) -> float:
     return 2.38 / float(np.sqrt(dim))
 
 
-class RWMH(Sampler):
+class RWMH(GaussianProposalSampler):
     """Gaussian random-walk Metropolis–Hastings; see :func:`as_top_level_api`."""
 
     name = "rwmh"
-
-    def __init__(self, step_size=None, covariance=None, target_accept=None):
-        self.step_size = validation.positive_float(
-            "step_size",
-            step_size,
-            "Pass step_size=None to have it adapted during warm-up.",
-            allow_none=True,
-        )
-        self.target_accept = (
-            None
-            if target_accept is None
-            else validation.probability("target_accept", target_accept)
-        )
-        self.covariance_kind, self.covariance = check_covariance(covariance)
-
-    def settings(self) -> dict:
-        covariance = self.covariance if self.covariance is not None else self.covariance_kind
-        return {
-            "step_size": self.step_size,
-            "covariance": covariance,
-            "target_accept": self.target_accept,
-        }
-
-    def check(self, position) -> None:
-        check_covariance_dim(self.covariance, position)
-
-    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
-        adapt_kind = self.covariance_kind if self.covariance_kind != "fixed" else None
-
-        def params(position):
-            flat, _ = ravel_pytree(position)
-            dim = flat.size
-            step_size = self.step_size if self.step_size is not None else optimal_step_size(dim)
-            scale = initial_scale(self.covariance, adapt_kind, dim, flat.dtype)
-            return ProposalParameters(jnp.asarray(step_size, flat.dtype), scale)
-
-        adapt = self.step_size is None or adapt_kind is not None
-        adaptation = None
-        if adapt:
-            adaptation = proposal_adaptation(
-                adapt_step_size=self.step_size is None,
-                covariance_kind=adapt_kind,
-                target_acceptance_fn=lambda dim: self.target_accept or target_acceptance(dim),
-                reset_step_size_fn=optimal_step_size,
-            )
-        return Kernel(
-            init=lambda position: init(position, logdensity_fn),
-            step=build_kernel(logdensity_fn),
-            params=params,
-            adaptation=adaptation,
-            cost=lambda info: (jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)),
-        )
+    init_fn = staticmethod(init)
+    build_kernel_fn = staticmethod(build_kernel)
+    default_step_size = staticmethod(optimal_step_size)
+    default_target_accept = staticmethod(target_acceptance)
 
 
 def as_top_level_api(step_size=None, covariance=None, target_accept=None) -> RWMH:
