@@ -12,6 +12,7 @@ options and the shapes, so a second call with the same shapes does not compile a
 from __future__ import annotations
 
 import collections
+import contextlib
 import numbers
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ import numpy as np
 
 from infer import validation
 from infer.algorithms.rejection import Rejection, draw, warn_on_violations
-from infer.base import IdentityKey, Kernel, Sampler
+from infer.base import Adaptation, IdentityKey, Kernel, Sampler
 from infer.result import Result
 from infer.target import Target
 
@@ -43,6 +44,7 @@ def sample(
     init=None,
     init_jitter: float = 1.0,
     devices=None,
+    progress=False,
 ) -> Result:
     """Run ``sampler`` on ``target`` over ``num_chains`` chains.
 
@@ -63,6 +65,11 @@ def sample(
             among them (sharded on the chain axis); otherwise everything runs on the first.
             Each chain's draws depend only on the seed and the chain's index, not on the
             number of devices (up to floating-point reassociation).
+        progress: ``True`` shows one progress bar (tqdm) for all chains, updated at most
+            every 1% of the steps with the running acceptance rate; or pass a ``tqdm``
+            class/partial to customise it. The run is then split into at most 100 compiled
+            chunks per phase, called from the host, so it works for vectorised and sharded
+            chains alike (no callbacks inside ``vmap``). Same draws with it on or off.
 
     Returns:
         A :class:`infer.Result`: ``draws`` ``name -> (num_chains, num_samples, *event_shape)``
@@ -101,7 +108,7 @@ def sample(
         _, sampling_keys, _ = _prepare(key_input, num_chains, ())
         sampling_keys = jax.device_put(sampling_keys, chain_sharding)
         return _sample_iid(
-            sampling_keys, seed, target, sampler, num_chains, num_samples, wall_start
+            sampling_keys, seed, target, sampler, num_chains, num_samples, wall_start, progress
         )
 
     point, per_chain = _starting_point(target, init, num_chains)
@@ -120,16 +127,36 @@ def sample(
     )
 
     runner, compile_seconds = _get_runner(
-        target, sampler, positions, warmup_keys, num_warmup, num_samples, thin
+        target, sampler, positions, warmup_keys, num_warmup, num_samples, thin, progress
     )
-    start = time.perf_counter()
-    states, params, warmup_counts = runner.warmup(warmup_keys, positions)
-    jax.block_until_ready((states, params, warmup_counts))
-    warmup_seconds = time.perf_counter() - start
-    start = time.perf_counter()
-    draws, stats, sampling_counts = runner.sampling(sampling_keys, states, params)
-    jax.block_until_ready((draws, stats, sampling_counts))
-    sampling_seconds = time.perf_counter() - start
+    if progress:
+        with _progress_bar(progress, num_warmup + num_samples, sampler.name, num_chains) as bar:
+            (
+                draws,
+                stats,
+                params,
+                warmup_counts,
+                sampling_counts,
+                warmup_seconds,
+                sampling_seconds,
+            ) = _run_chunks(
+                runner.chunks,
+                warmup_keys,
+                sampling_keys,
+                positions,
+                num_warmup,
+                num_samples,
+                bar,
+            )
+    else:
+        start = time.perf_counter()
+        states, params, warmup_counts = runner.warmup(warmup_keys, positions)
+        jax.block_until_ready((states, params, warmup_counts))
+        warmup_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        draws, stats, sampling_counts = runner.sampling(sampling_keys, states, params)
+        jax.block_until_ready((draws, stats, sampling_counts))
+        sampling_seconds = time.perf_counter() - start
 
     draws = {name: np.asarray(value) for name, value in draws.items()}
     stats = {name: np.asarray(value) for name, value in stats.items()}
@@ -207,12 +234,49 @@ def _total(per_chain_counts) -> int:
 
 
 class _Runner(NamedTuple):
-    warmup: Callable
-    sampling: Callable
+    """Compiled programs of one run's shapes.
+
+    Without progress, ``warmup(keys, positions) -> (states, params, counts)`` and
+    ``sampling(keys, states, params) -> (draws, stats, counts)`` are one program each. With
+    progress, ``chunks`` holds the pieces, which the host calls in at most 100 chunks a phase.
+    """
+
+    warmup: Callable | None
+    sampling: Callable | None
+    chunks: dict | None = None
 
 
-def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin):
-    """Compiled warm-up and sampling programs, from the cache when the shapes match."""
+PROGRESS_CHUNKS = 100  # at most this many progress updates per phase (every 1% of steps)
+
+
+def _chunk_length(num_steps: int) -> int:
+    return max(1, -(-num_steps // PROGRESS_CHUNKS))
+
+
+@contextlib.contextmanager
+def _progress_bar(progress, total: int, name: str, num_chains: int):
+    """A tqdm bar for ``total`` steps of all chains together."""
+    from tqdm.auto import tqdm
+
+    factory = tqdm if progress is True else progress
+    bar = factory(total=total, desc=f"{name} x{num_chains} chains", unit="step")
+    try:
+        yield bar
+    finally:
+        bar.close()
+
+
+def _output_structs(compiled):
+    """Abstract outputs of a compiled program, with their placement on the devices."""
+    return jax.tree.map(
+        lambda info, sharding: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
+        compiled.out_info,
+        compiled.output_shardings,
+    )
+
+
+def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin, progress):
+    """Compiled programs, from the cache when the shapes match."""
     shapes = jax.tree.map(lambda leaf: (leaf.shape, str(leaf.dtype)), positions)
     cache_key = (
         "mcmc",
@@ -222,6 +286,7 @@ def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin)
         num_warmup,
         num_samples,
         thin,
+        bool(progress),
         jax.tree.structure(positions),
         str(jax.tree.leaves(shapes)),
         str(keys.dtype),
@@ -233,20 +298,111 @@ def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin)
         return _compiled[cache_key], 0.0
     start = time.perf_counter()
     kernel = sampler.build(target.logdensity_fn, num_warmup)
-    warmup_fn, sampling_fn = _programs(
-        kernel, target, num_warmup, num_samples, thin, sampler.uses_gradients
-    )
-    warmup_compiled = jax.jit(warmup_fn).lower(keys, positions).compile()
-    # The sampling program takes the warm-up's outputs as they are placed on the devices.
-    states, params, _ = jax.tree.map(
-        lambda info, sharding: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
-        warmup_compiled.out_info,
-        warmup_compiled.output_shardings,
-    )
-    sampling_compiled = jax.jit(sampling_fn).lower(keys, states, params).compile()
-    runner = _Runner(warmup_compiled, sampling_compiled)
+    phases = _phases(kernel, target, num_warmup, num_samples, thin, sampler.uses_gradients)
+    if progress:
+        runner = _Runner(
+            None, None, _compile_chunks(phases, keys, positions, num_warmup, num_samples)
+        )
+    else:
+
+        def warmup_fn(keys, positions):
+            carry = phases.warmup_start(keys, positions)
+            carry, _ = phases.warmup_steps(keys, carry, 0, num_warmup)
+            return phases.warmup_finish(carry)
+
+        def sampling_fn(keys, states, params):
+            carry = phases.sampling_start(keys, params, states)
+            carry, _ = phases.sampling_steps(keys, params, carry, 0, num_samples)
+            return phases.sampling_finish(carry)
+
+        warmup_compiled = jax.jit(warmup_fn).lower(keys, positions).compile()
+        # The sampling program takes the warm-up's outputs as they are placed on the devices.
+        states, params, _ = _output_structs(warmup_compiled)
+        sampling_compiled = jax.jit(sampling_fn).lower(keys, states, params).compile()
+        runner = _Runner(warmup_compiled, sampling_compiled)
     _remember(cache_key, runner)
     return runner, time.perf_counter() - start
+
+
+def _compile_chunks(phases: _Phases, keys, positions, num_warmup, num_samples) -> dict:
+    """The six programs of a chunked run; the chunk programs update their carry in place."""
+    index = jax.ShapeDtypeStruct((), jnp.int32)
+    warmup_length, sampling_length = _chunk_length(num_warmup), _chunk_length(num_samples)
+    warmup_start = jax.jit(phases.warmup_start).lower(keys, positions).compile()
+    warmup_carry = _output_structs(warmup_start)
+    warmup_chunk = (
+        jax.jit(lambda k, c, i: phases.warmup_steps(k, c, i, warmup_length), donate_argnums=(1,))
+        .lower(keys, warmup_carry, index)
+        .compile()
+    )
+    warmup_finish = jax.jit(phases.warmup_finish).lower(warmup_carry).compile()
+    states, params, _ = _output_structs(warmup_finish)
+    sampling_start = jax.jit(phases.sampling_start).lower(keys, params, states).compile()
+    sampling_carry = _output_structs(sampling_start)
+    sampling_chunk = (
+        jax.jit(
+            lambda k, p, c, i: phases.sampling_steps(k, p, c, i, sampling_length),
+            donate_argnums=(2,),
+        )
+        .lower(keys, params, sampling_carry, index)
+        .compile()
+    )
+    sampling_finish = jax.jit(phases.sampling_finish).lower(sampling_carry).compile()
+    return {
+        "warmup_start": warmup_start,
+        "warmup_chunk": warmup_chunk,
+        "warmup_finish": warmup_finish,
+        "sampling_start": sampling_start,
+        "sampling_chunk": sampling_chunk,
+        "sampling_finish": sampling_finish,
+        "warmup_length": warmup_length,
+        "sampling_length": sampling_length,
+    }
+
+
+def _run_chunks(chunks, warmup_keys, sampling_keys, positions, num_warmup, num_samples, bar):
+    """Run a chunked program, updating ``bar`` after each chunk with the acceptance rate.
+
+    Returns ``(draws, stats, params, warmup_counts, sampling_counts, warmup_s, sampling_s)``.
+    """
+    num_chains = warmup_keys.shape[0]
+
+    def phase(start_fn, chunk_fn, finish_fn, length, total, label, *args):
+        begin = time.perf_counter()
+        carry = start_fn(*args)
+        for first in range(0, total, length):
+            carry, accepted = chunk_fn(*args[:-1], carry, np.int32(first))
+            done = min(length, total - first)
+            rate = float(accepted) / (done * num_chains)  # waits for the chunk to finish
+            bar.set_postfix_str(f"{label}, acceptance {rate:.2f}", refresh=False)
+            bar.update(done)
+        out = finish_fn(carry)
+        jax.block_until_ready(out)
+        return out, time.perf_counter() - begin
+
+    bar.set_postfix_str("warm-up", refresh=False)
+    (states, params, warmup_counts), warmup_seconds = phase(
+        chunks["warmup_start"],
+        chunks["warmup_chunk"],
+        chunks["warmup_finish"],
+        chunks["warmup_length"],
+        num_warmup,
+        "warm-up",
+        warmup_keys,
+        positions,
+    )
+    (draws, stats, sampling_counts), sampling_seconds = phase(
+        lambda keys, params, carry_states: chunks["sampling_start"](keys, params, carry_states),
+        chunks["sampling_chunk"],
+        chunks["sampling_finish"],
+        chunks["sampling_length"],
+        num_samples,
+        "sampling",
+        sampling_keys,
+        params,
+        states,
+    )
+    return draws, stats, params, warmup_counts, sampling_counts, warmup_seconds, sampling_seconds
 
 
 def _chain_sharding(devices, num_chains: int):
@@ -276,107 +432,150 @@ def clear_cache() -> None:
     _compiled.clear()
 
 
-def _programs(
+class _Phases(NamedTuple):
+    """The pieces of a run, each for all chains (chain axis first).
+
+    ``warmup_steps(keys, carry, start, length)`` and ``sampling_steps(keys, params, carry,
+    start, length)`` advance ``length`` (static) steps or kept draws from ``start`` (traced),
+    returning the new carry and the sum of the acceptance rates seen (for progress bars).
+    """
+
+    warmup_start: Callable
+    warmup_steps: Callable
+    warmup_finish: Callable
+    sampling_start: Callable
+    sampling_steps: Callable
+    sampling_finish: Callable
+
+
+def _fixed_parameters() -> Adaptation:
+    """The adaptation of a kernel that tunes nothing: its parameters pass through."""
+    return Adaptation(
+        init=lambda params, state: params,
+        update=lambda params, row, state, info: params,
+        params=lambda params: params,
+        final=lambda params: params,
+        schedule=lambda num_warmup: {},
+    )
+
+
+def _phases(
     kernel: Kernel,
     target: Target,
     num_warmup: int,
     num_samples: int,
     thin: int,
     uses_gradients: bool,
-):
-    """The warm-up and sampling functions for all chains (chain axis first)."""
+) -> _Phases:
     batched_step = jax.vmap(kernel.step)
-    batched_cost = kernel.cost
     fold_in = jax.vmap(jax.random.fold_in, in_axes=(0, None))
+    adaptation = kernel.adaptation or _fixed_parameters()
+    schedule = jax.tree.map(np.asarray, adaptation.schedule(num_warmup))
+    adapt_update = jax.vmap(adaptation.update, in_axes=(0, None, 0, 0))
 
     def add_cost(counts, infos):
-        num_logdensity, num_grad = batched_cost(infos)
+        num_logdensity, num_grad = kernel.cost(infos)
         return counts[0] + num_logdensity, counts[1] + num_grad
 
-    def warmup_fn(chain_keys, positions):
+    def acceptance_sum(infos):
+        rate = getattr(infos, "acceptance_rate", None)
+        return jnp.zeros(()) if rate is None else jnp.sum(rate, dtype=jnp.float32)
+
+    def steps_from(carry, start, length, total, one):
+        """Run ``one(carry, t)`` for t = start .. start + length - 1, skipping t >= total."""
+
+        def body(carry, offset):
+            t = start + offset
+            if total % length == 0:  # chunks tile the run: no step is ever out of range
+                return one(carry, t)
+            return jax.lax.cond(t < total, lambda c: one(c, t), lambda c: (c, jnp.zeros(())), carry)
+
+        if length == 0:
+            return carry, jnp.zeros(())
+        carry, accepted = jax.lax.scan(body, carry, jnp.arange(length))
+        return carry, jnp.sum(accepted)
+
+    def warmup_start(chain_keys, positions):
         num_chains = jax.tree.leaves(positions)[0].shape[0]
         states = jax.vmap(kernel.init)(positions)
         params = jax.vmap(kernel.params)(positions)
-        grads = 1 if uses_gradients else 0
         counts = (
             jnp.ones((num_chains,), jnp.int32),
-            jnp.full((num_chains,), grads, jnp.int32),
+            jnp.full((num_chains,), int(uses_gradients), jnp.int32),
         )
-        if num_warmup == 0:
-            return states, params, counts
-        adaptation = kernel.adaptation
-        steps = jnp.arange(num_warmup)
-        if adaptation is None:
+        return states, jax.vmap(adaptation.init)(params, states), counts
 
-            def body(carry, t):
-                states, counts = carry
-                states, infos = batched_step(fold_in(chain_keys, t), states, params)
-                return (states, add_cost(counts, infos)), None
-
-            (states, counts), _ = jax.lax.scan(body, (states, counts), steps)
-            return states, params, counts
-
-        schedule = jax.tree.map(jnp.asarray, adaptation.schedule(num_warmup))
-        adapt_states = jax.vmap(adaptation.init)(params, states)
-        adapt_update = jax.vmap(adaptation.update, in_axes=(0, None, 0, 0))
-
-        def adaptive_body(carry, xs):
+    def warmup_steps(chain_keys, carry, start, length):
+        def one(carry, t):
             states, adapt_states, counts = carry
-            t, row = xs
-            step_params = jax.vmap(adaptation.params)(adapt_states)
+            row = jax.tree.map(lambda column: jnp.asarray(column)[t], schedule)
+            step_params = _per_chain(adaptation.params)(adapt_states)
             states, infos = batched_step(fold_in(chain_keys, t), states, step_params)
             adapt_states = adapt_update(adapt_states, row, states, infos)
-            return (states, adapt_states, add_cost(counts, infos)), None
+            return (states, adapt_states, add_cost(counts, infos)), acceptance_sum(infos)
 
-        (states, adapt_states, counts), _ = jax.lax.scan(
-            adaptive_body, (states, adapt_states, counts), (steps, schedule)
-        )
-        return states, jax.vmap(adaptation.final)(adapt_states), counts
+        return steps_from(carry, start, length, num_warmup, one)
 
-    def sampling_fn(chain_keys, states, params):
-        num_chains = jax.tree.leaves(chain_keys)[0].shape[0]
-        counts = (jnp.zeros((num_chains,), jnp.int32), jnp.zeros((num_chains,), jnp.int32))
+    def warmup_finish(carry):
+        states, adapt_states, counts = carry
+        return states, _per_chain(adaptation.final)(adapt_states), counts
+
+    def advance(chain_keys, params, states, counts, i):
+        """One kept draw: ``thin`` steps; boolean flags OR-ed over the skipped ones."""
 
         def one_step(states, counts, t):
             states, infos = batched_step(fold_in(chain_keys, t), states, params)
             return states, infos, add_cost(counts, infos)
 
-        def advance(states, counts, i):
-            """One kept draw: ``thin`` steps; flags OR-ed over the skipped ones."""
-            states, infos, counts = one_step(states, counts, i * thin)
-            if thin > 1:
+        states, infos, counts = one_step(states, counts, i * thin)
+        if thin > 1:
 
-                def skipped(j, inner):
-                    states, kept, counts = inner
-                    states, infos, counts = one_step(states, counts, i * thin + j)
-                    kept = jax.tree.map(_keep_flag_or_last, kept, infos)
-                    return states, kept, counts
+            def skipped(j, inner):
+                states, kept, counts = inner
+                states, infos, counts = one_step(states, counts, i * thin + j)
+                kept = jax.tree.map(_keep_flag_or_last, kept, infos)
+                return states, kept, counts
 
-                states, infos, counts = jax.lax.fori_loop(1, thin, skipped, (states, infos, counts))
-            return states, counts, (states.position, states.logdensity, infos)
+            states, infos, counts = jax.lax.fori_loop(1, thin, skipped, (states, infos, counts))
+        return states, counts, (states.position, states.logdensity, infos)
 
-        # Draws are written straight into chain-major buffers (num_chains, num_samples, ...),
-        # so no transpose of the whole output is needed at the end.
-        row_shapes = jax.eval_shape(lambda s, c: advance(s, c, 0)[2], states, counts)
+    def sampling_start(chain_keys, params, states):
+        num_chains = jax.tree.leaves(chain_keys)[0].shape[0]
+        counts = (jnp.zeros((num_chains,), jnp.int32), jnp.zeros((num_chains,), jnp.int32))
+        # Draws go straight into chain-major buffers (num_chains, num_samples, ...): no
+        # transpose of the whole output at the end.
+        row = jax.eval_shape(lambda s, c: advance(chain_keys, params, s, c, 0)[2], states, counts)
         buffers = jax.tree.map(
-            lambda r: jnp.zeros((r.shape[0], num_samples, *r.shape[1:]), r.dtype), row_shapes
+            lambda r: jnp.zeros((r.shape[0], num_samples, *r.shape[1:]), r.dtype), row
         )
+        return states, counts, buffers
 
-        def record(i, carry):
+    def sampling_steps(chain_keys, params, carry, start, length):
+        def one(carry, i):
             states, counts, buffers = carry
-            states, counts, row = advance(states, counts, i)
+            states, counts, row = advance(chain_keys, params, states, counts, i)
             buffers = jax.tree.map(lambda b, value: b.at[:, i].set(value), buffers, row)
-            return states, counts, buffers
+            return (states, counts, buffers), acceptance_sum(row[2])
 
-        states, counts, (positions, logdensity, infos) = jax.lax.fori_loop(
-            0, num_samples, record, (states, counts, buffers)
-        )
+        return steps_from(carry, start, length, num_samples, one)
+
+    def sampling_finish(carry):
+        _, counts, (positions, logdensity, infos) = carry
         draws = _constrain_all(target, positions, chain_first=True)
         stats = dict(infos._asdict())
         stats["lp"] = logdensity
         return draws, stats, counts
 
-    return warmup_fn, sampling_fn
+    return _Phases(
+        warmup_start, warmup_steps, warmup_finish, sampling_start, sampling_steps, sampling_finish
+    )
+
+
+def _per_chain(fn):
+    """``vmap(fn)``, or ``fn`` itself for an argument with no arrays (a kernel without
+    tunable parameters has ``None``)."""
+    batched = jax.vmap(fn)
+    return lambda tree: fn(tree) if not jax.tree.leaves(tree) else batched(tree)
 
 
 def _keep_flag_or_last(kept, new):
@@ -408,10 +607,17 @@ def _constrain_all(target: Target, positions, chain_first: bool = False):
     }
 
 
-def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples, wall_start):
-    """Exact independent draws: one vectorised rejection run per device, filling that device's
+IID_CHUNK = 2**24  # draws per device per compiled call of an exact sampler
+
+
+def _sample_iid(
+    keys, seed, target, sampler: Rejection, num_chains, num_samples, wall_start, progress
+):
+    """Exact independent draws: a vectorised rejection run per device, filling that device's
     chains one after the other (a flat loop: a ``vmap`` over chains would batch the buffer's
-    scatter, which XLA runs several times slower).
+    scatter, which XLA runs several times slower), in chunks of at most 2**24 draws (and at most
+    100 chunks) so that a progress bar can follow. The chunking depends only on the sizes,
+    so the draws are the same with or without progress.
 
     ``keys``: (num_chains,) keys, sharded like the chains; each device uses its first.
     """
@@ -424,38 +630,38 @@ def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples,
     num_shards = len(keys.sharding.device_set)
     chains_per_shard = num_chains // num_shards
     draws_per_shard = chains_per_shard * num_samples
-    batch_size, max_proposals = sampler.plan(envelope, draws_per_shard)
+    num_chunks = -(-draws_per_shard // max(IID_CHUNK, -(-draws_per_shard // PROGRESS_CHUNKS)))
+    chunk = -(-draws_per_shard // num_chunks)
+    batch_size, max_proposals = sampler.plan(envelope, chunk)
     cache_key = (
         "iid",
         IdentityKey(logdensity_fn),
         IdentityKey(target.constrain_fn),
         sampler.cache_key(),
-        num_chains,
-        num_samples,
+        num_shards,
+        chunk,
         batch_size,
         max_proposals,
         str(keys.dtype),
         _sharding_key(keys.sharding),
     )
     log_envelope = np.asarray(envelope.log_envelope, jnp.result_type(float))
+    index = np.int32(0)
     compile_seconds = 0.0
     if cache_key not in _compiled:
         start = time.perf_counter()
 
-        def one_shard(keys, log_envelope):
+        def one_shard(keys, chunk_index, log_envelope):
             out = draw(
-                keys[0],
+                jax.random.fold_in(keys[0], chunk_index),
                 logdensity_fn,
                 sampler.proposal,
                 log_envelope,
-                draws_per_shard,
+                chunk,
                 batch_size,
                 max_proposals,
             )
-            positions = jax.tree.map(
-                lambda leaf: leaf.reshape((chains_per_shard, num_samples, *leaf.shape[1:])),
-                out.positions,
-            )
+            positions = jax.tree.map(lambda leaf: leaf[None], out.positions)
             counters = jax.tree.map(lambda c: c[None], out._replace(positions=None))
             return positions, counters
 
@@ -464,35 +670,64 @@ def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples,
             one_shard = jax.shard_map(
                 one_shard,
                 mesh=keys.sharding.mesh,
-                in_specs=(spec, jax.sharding.PartitionSpec()),
+                in_specs=(spec, jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec()),
                 out_specs=(spec, spec),
                 check_vma=False,
             )
 
-        def run(keys, log_envelope):
-            positions, counters = one_shard(keys, log_envelope)
+        def run(keys, chunk_index, log_envelope):
+            positions, counters = one_shard(keys, chunk_index, log_envelope)
             return _constrain_all(target, positions, chain_first=True), counters
 
-        _remember(cache_key, jax.jit(run).lower(keys, log_envelope).compile())
+        _remember(cache_key, jax.jit(run).lower(keys, index, log_envelope).compile())
         compile_seconds = time.perf_counter() - start
     else:
         _compiled.move_to_end(cache_key)
+    program = _compiled[cache_key]
+    pieces, counter_pieces = [], []
+    bar = (
+        _progress_bar(progress, num_chains * num_samples, sampler.name, num_chains)
+        if progress
+        else contextlib.nullcontext()
+    )
     start = time.perf_counter()
-    draws, counters = _compiled[cache_key](keys, log_envelope)
-    jax.block_until_ready((draws, counters))
+    with bar:
+        for c in range(num_chunks):
+            draws_c, counters_c = program(keys, np.int32(c), log_envelope)
+            if progress:
+                done = min(chunk, draws_per_shard - c * chunk) * num_shards
+                rate = int(np.sum(counters_c.num_accepted)) / int(np.sum(counters_c.num_proposals))
+                bar.set_postfix_str(f"acceptance {rate:.2f}", refresh=False)
+                bar.update(done)
+            pieces.append(draws_c)
+            counter_pieces.append(counters_c)
+        jax.block_until_ready((pieces, counter_pieces))
     sampling_seconds = time.perf_counter() - start
+    draws = {
+        name: np.concatenate([np.asarray(piece[name]) for piece in pieces], axis=1)[
+            :, :draws_per_shard
+        ].reshape((num_chains, num_samples, *pieces[0][name].shape[2:]))
+        for name in pieces[0]
+    }
+    counters = jax.tree.map(
+        lambda *values: (
+            np.sum([np.asarray(v, np.int64) for v in values], axis=0)
+            if np.issubdtype(np.asarray(values[0]).dtype, np.integer)
+            else np.max([np.asarray(v) for v in values], axis=0)
+        ),
+        *counter_pieces,
+    )
 
-    accepted = np.asarray(counters.num_accepted)
-    num_accepted = int(accepted.astype(np.int64).sum())
+    num_accepted = _total(counters.num_accepted)
     num_proposals = _total(counters.num_proposals)
-    if np.any(accepted < draws_per_shard):
-        chain = int(np.argmin(accepted))
+    filled = [np.asarray(piece.num_accepted) for piece in counter_pieces]
+    if any(np.any(values < chunk) for values in filled):
+        short = min(int(values.min()) for values in filled)
         raise RuntimeError(
-            f"rejection sampling used its budget of {max_proposals} proposals on device "
-            f"{chain} and accepted only {int(accepted[chain])} of the {draws_per_shard} draws "
-            f"asked for (acceptance rate {num_accepted / max(num_proposals, 1):.3g}; log M = "
-            f"{envelope.log_envelope:.4g}). Use a proposal closer to the target, or raise "
-            "max_proposals."
+            f"rejection sampling used its budget of {max_proposals} proposals for a chunk of "
+            f"{chunk} draws and accepted only {short} (acceptance rate "
+            f"{num_accepted / max(num_proposals, 1):.3g}; log M = {envelope.log_envelope:.4g}). "
+            "Use a proposal closer to the target, or raise max_proposals."
         )
     num_violations = _total(counters.num_violations)
     max_log_excess = float(np.max(np.asarray(counters.max_log_excess)))
@@ -508,7 +743,7 @@ def _sample_iid(keys, seed, target, sampler: Rejection, num_chains, num_samples,
         "cache_hit": compile_seconds == 0.0,
     }
     return Result(
-        draws={name: np.asarray(value) for name, value in draws.items()},
+        draws=draws,
         stats={},
         timing={
             "compile": compile_seconds,
