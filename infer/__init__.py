@@ -26,8 +26,11 @@ from infer.algorithms.rejection import EnvelopeWarning  # noqa: E402
 from infer.algorithms.rejection import as_top_level_api as rejection  # noqa: E402
 from infer.algorithms.rwmh import as_top_level_api as rwmh  # noqa: E402
 from infer.base import Kernel, Sampler, SamplingAlgorithm  # noqa: E402
+from infer.diagnostics import DiagnosticWarning, compare  # noqa: E402
 from infer.driver import clear_cache, sample  # noqa: E402
+from infer.io import load  # noqa: E402
 from infer.numpyro_adapter import hmc, nuts  # noqa: E402
+from infer.plots import plot  # noqa: E402
 from infer.proposal import Proposal  # noqa: E402
 from infer.result import Result, summary  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402
@@ -35,6 +38,7 @@ from infer.target import GroundTruth, Target  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "DiagnosticWarning",
     "EnvelopeWarning",
     "GroundTruth",
     "Kernel",
@@ -44,12 +48,15 @@ __all__ = [
     "SamplingAlgorithm",
     "Target",
     "clear_cache",
+    "compare",
     "envelopes",
     "hmc",
     "independent_mh",
+    "load",
     "mala",
     "mh",
     "nuts",
+    "plot",
     "rejection",
     "rwmh",
     "sample",

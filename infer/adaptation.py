@@ -285,6 +285,11 @@ class GaussianProposalSampler(Sampler):
     def check(self, position) -> None:
         check_covariance_dim(self.covariance, position)
 
+    def target_acceptance(self, dim: int) -> float | None:
+        if self.step_size is not None:
+            return None
+        return self.target_accept or self.default_target_accept(dim)
+
     def build(self, logdensity_fn, num_warmup: int = 0) -> Kernel:
         adapt_kind = self.covariance_kind if self.covariance_kind != "fixed" else None
 

@@ -101,6 +101,11 @@ class Sampler(abc.ABC):
     def check(self, position: Position) -> None:  # noqa: B027 (optional hook)
         """Host-side checks against one chain's example position; raise ``ValueError``."""
 
+    def target_acceptance(self, dim: int) -> float | None:
+        """The acceptance rate warm-up tunes toward, for a target of ``dim`` dimensions, or
+        ``None`` when nothing is tuned toward one."""
+        return None
+
     def cache_key(self) -> tuple:
         """Hashable summary of everything that changes the compiled program."""
         return (type(self).__name__, json.dumps(_jsonable(self.settings()), sort_keys=True))

@@ -91,8 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         default=Path("infer-output"),
-        help="folder for each run's NetCDF file (default ./infer-output)",
+        help="folder for the report: table, plots, index.html and each run's NetCDF, in "
+        "<out>/<target> (default ./infer-output)",
     )
+    compare.add_argument(
+        "--min-ess",
+        type=_positive_int,
+        default=400,
+        help="flag runs whose bulk or tail ESS is below this (default 400)",
+    )
+    shown = compare.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress bars (default: when writing to a terminal)",
+    )
+    shown.add_argument("--no-progress", dest="progress", action="store_false")
     return parser
 
 
@@ -109,84 +125,75 @@ def make_sampler(name: str, target):
     return {"rwmh": infer.rwmh, "mala": infer.mala, "nuts": infer.nuts, "hmc": infer.hmc}[name]()
 
 
-def format_table(table) -> str:
-    """The comparison table as aligned text."""
-    shown = table.rename(
-        columns={
-            "min_ess_bulk": "ESS bulk",
-            "min_ess_tail": "ESS tail",
-            "max_rhat": "R-hat",
-            "ess_bulk_per_second": "ESS/s",
-            "acceptance_rate": "accept",
-            "divergences": "diverg.",
-            "compile_seconds": "compile s",
-            "sampling_seconds": "sample s",
-            "max_abs_z": "max |z|",
-        }
-    ).drop(columns=["sampler", "warmup_seconds"])
-    formats = {
-        "ESS bulk": "{:.0f}".format,
-        "ESS tail": "{:.0f}".format,
-        "R-hat": "{:.3f}".format,
-        "ESS/s": "{:.3g}".format,
-        "accept": "{:.2f}".format,
-        "diverg.": "{:d}".format,
-        "compile s": "{:.2f}".format,
-        "sample s": "{:.3f}".format,
-        "max |z|": "{:.2f}".format,
-    }
-    return shown.to_string(formatters=formats)
+TABLE_COLUMNS = (
+    "min_ess_bulk",
+    "min_ess_tail",
+    "max_rhat",
+    "ess_bulk_per_second",
+    "acceptance_rate",
+    "divergences",
+    "compile_seconds",
+    "sampling_seconds",
+    "max_abs_z",
+    "flags",
+)
 
 
 def run_compare(args) -> int:
     import infer
-    from infer.diagnostics import TAIL_PROB, compare
+    from infer.report import NOTES, as_text, write_report
     from models import targets
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
-    print(
-        f"target {target.name}: {target.description} {args.chains} chains x {args.samples} "
-        f"draws, {args.warmup} warm-up steps, seed {args.seed}"
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    settings = (
+        f"{args.chains} chains x {args.samples} draws, {args.warmup} warm-up steps, "
+        f"seed {args.seed}"
     )
+    print(f"target {target.name}: {target.description} {settings}")
     results, notes = {}, []
     for name in args.samplers:
         sampler = make_sampler(name, target)
         if sampler is None:
             notes.append(f"{name}: skipped, target {target.name} has no rejection proposal")
             continue
-        print(f"  running {name} ...", flush=True)
+        if not progress:
+            print(f"  running {name} ...", flush=True)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                result = infer.sample(
+                results[name] = infer.sample(
                     args.seed,
                     target,
                     sampler,
                     num_chains=args.chains,
                     num_samples=args.samples,
                     num_warmup=args.warmup,
+                    progress=progress,
                 )
         except (ValueError, RuntimeError) as err:
             notes.append(f"{name}: failed: {err}")
             continue
-        notes.extend(f"{name}: {w.message}" for w in caught)
-        result.save(out_folder / f"{name}.nc")
-        results[name] = result
-    if results:
-        table = compare(results)
-        print()
-        print(format_table(table))
-        print(
-            f"\nESS: minimum over parameters (tail ESS at the {TAIL_PROB[0]:.0%} and "
-            f"{TAIL_PROB[1]:.0%} quantiles); R-hat: maximum, rank-normalised split; ESS/s: "
-            "bulk ESS per second of sampling (compilation excluded); max |z|: largest "
-            "|posterior mean - truth| / MCSE."
-        )
-        print(f"Each run's DataTree: {out_folder}/<sampler>.nc")
+        notes.extend(str(w.message) for w in caught if "DiagnosticWarning" not in str(w.category))
+    if not results:
+        for note in notes:
+            print(f"note: {note}")
+        return 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare(results, target, min_ess=args.min_ess)
+    notes.extend(str(w.message) for w in caught)
+    print()
+    print(as_text(table, TABLE_COLUMNS))
+    print(f"\n{NOTES}")
+    index = write_report(
+        results, table, out_folder, notes=notes, title=f"infer compare: {target.name}, {settings}"
+    )
+    print(f"\nReport: {index} (table as CSV and Markdown, PNG plots, each run's NetCDF)")
     for note in notes:
-        print(f"note: {note}")
-    return 0 if results else 1
+        print(f"warning: {note}")
+    return 0
 
 
 def main(argv=None) -> int:

@@ -1,70 +1,183 @@
-"""Side-by-side diagnostics of runs, computed with ArviZ (``arviz_stats``).
+"""Side-by-side diagnostics of runs, computed with ArviZ (``arviz_stats``), and the checks that
+make sure a problem is never silent.
 
 Tail ESS uses the 5% and 95% quantiles, as Stan and the literature do (ArviZ 1.x defaults to
-11%/89% unless ``prob`` is passed).
+11%/89% unless ``prob`` is passed). R-hat is ArviZ's rank-normalised split R-hat.
 """
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
+from scipy import stats as scipy_stats
 
 from infer.result import Result
 from infer.target import GroundTruth
 
 TAIL_PROB = (0.05, 0.95)
+DEFAULT_MIN_ESS = 400
+RHAT_LIMIT = 1.01
+GROUND_TRUTH_ALPHA = 0.01
+
+COLUMNS = (
+    "min_ess_bulk",
+    "median_ess_bulk",
+    "min_ess_tail",
+    "median_ess_tail",
+    "max_rhat",
+    "max_mcse_mean",
+    "ess_bulk_per_second",
+    "ess_bulk_per_1000_logdensity_evals",
+    "ess_bulk_per_grad_eval",
+    "acceptance_rate",
+    "divergences",
+    "compile_seconds",
+    "warmup_seconds",
+    "sampling_seconds",
+    "max_abs_z",
+    "flags",
+)
+
+
+class DiagnosticWarning(UserWarning):
+    """A run whose diagnostics say its estimates should not be trusted as they are."""
 
 
 def _flat(tree, names) -> np.ndarray:
-    """All scalar values of the named variables of an xarray tree/dataset, concatenated."""
+    """All scalar values of the named variables of an xarray tree or dataset, concatenated."""
     return np.concatenate([np.ravel(np.asarray(tree[name].values)) for name in names])
 
 
-def ground_truth_z(result: Result, truth: GroundTruth, tree=None) -> dict[str, np.ndarray]:
+def ground_truth_z(result: Result, truth: GroundTruth, mcse=None) -> dict[str, np.ndarray]:
     """``|posterior mean - truth| / standard error`` per parameter, by draw name.
 
-    The standard error combines the run's MCSE of the mean (ArviZ) with the ground truth's
-    own Monte Carlo error when it comes from a reference run.
+    The standard error combines the run's MCSE of the mean (ArviZ; pass it as ``mcse`` if
+    already computed) with the ground truth's own Monte Carlo error when it comes from a
+    reference run.
     """
     import arviz_stats
 
     names = [name for name in truth.mean if name in result.draws]
     if not names:
         return {}
-    tree = tree if tree is not None else result.to_arviz()
-    mcse = arviz_stats.mcse(tree, method="mean", var_names=names)
+    if mcse is None:
+        mcse = arviz_stats.mcse(result.to_arviz(), method="mean", var_names=names)
     z = {}
     for name in names:
-        estimate = result.draws[name].mean(axis=(0, 1))
-        se_sq = np.asarray(mcse[name].values) ** 2
+        estimate = np.asarray(result.draws[name], np.float64).mean(axis=(0, 1))
+        se_sq = np.asarray(mcse[name].values, np.float64) ** 2
         if truth.mean_se is not None and name in truth.mean_se:
-            se_sq = se_sq + np.asarray(truth.mean_se[name]) ** 2
+            se_sq = se_sq + np.asarray(truth.mean_se[name], np.float64) ** 2
         z[name] = np.abs(estimate - np.asarray(truth.mean[name])) / np.sqrt(se_sq)
     return z
 
 
-def run_row(result: Result, ground_truth: GroundTruth | None = None) -> dict:
-    """One row of :func:`compare` for ``result``."""
-    import arviz_stats
+def z_limit(num_params: int, alpha: float = GROUND_TRUTH_ALPHA) -> float:
+    """Bonferroni-corrected two-sided normal quantile for ``num_params`` means."""
+    return float(scipy_stats.norm.ppf(1.0 - alpha / (2.0 * max(num_params, 1))))
 
-    tree = result.to_arviz()
+
+def stuck_chains(result: Result) -> list[int]:
+    """Chains whose draws never changed, in any variable."""
+    moved = np.zeros(result.num_chains, bool)
+    for values in result.draws.values():
+        values = np.asarray(values).reshape(result.num_chains, result.num_samples, -1)
+        moved |= np.any(values != values[:, :1], axis=(1, 2))
+    return [int(c) for c in np.flatnonzero(~moved)] if result.num_samples > 1 else []
+
+
+def _acceptance_problem(result: Result) -> str | None:
+    """Why the acceptance rate is far from what the sampler aims for, or None."""
+    rate = result.acceptance_rate
+    if not np.isfinite(rate) or result.sampler == "rejection":
+        return None
+    target = result.info.get("target_accept")
+    if target is None:
+        if rate < 0.05:
+            return (
+                f"acceptance rate {rate:.3f}: the chain hardly moves. Try a proposal closer to "
+                "the target (or, for a random walk, a smaller step)."
+            )
+        return None
+    low = target / 2.0
+    high = None if result.sampler in ("nuts", "hmc") else target + (1.0 - target) / 2.0
+    if rate < low:
+        return (
+            f"acceptance rate {rate:.3f} is far below the target {target:.3f}: the step size "
+            "did not settle. Try more warm-up, or a smaller fixed step_size."
+        )
+    if high is not None and rate > high:
+        return (
+            f"acceptance rate {rate:.3f} is far above the target {target:.3f}: steps are too "
+            "small and the chain crawls. Try more warm-up, or a larger fixed step_size."
+        )
+    return None
+
+
+STATISTICS = {
+    "ess_bulk": lambda tree: __import__("arviz_stats").ess(tree, method="bulk"),
+    "ess_tail": lambda tree: __import__("arviz_stats").ess(tree, method="tail", prob=TAIL_PROB),
+    "rhat": lambda tree: __import__("arviz_stats").rhat(tree),
+    "mcse_mean": lambda tree: __import__("arviz_stats").mcse(tree, method="mean"),
+}
+
+
+def arviz_statistics(results: dict[str, Result]) -> dict[str, dict]:
+    """ESS (bulk, tail), R-hat and MCSE of every run, from ArviZ, computed on a thread per
+    core: ArviZ spends its time in NumPy and SciPy sorts and special functions, which release
+    the GIL, so runs and statistics proceed in parallel."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    trees = {name: result.to_arviz()["posterior"] for name, result in results.items()}
+    tasks = [(name, stat) for name in results for stat in STATISTICS]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        futures = {task: pool.submit(STATISTICS[task[1]], trees[task[0]]) for task in tasks}
+        computed = {task: future.result() for task, future in futures.items()}
+    return {name: {stat: computed[(name, stat)] for stat in STATISTICS} for name in results}
+
+
+def run_row(
+    result: Result,
+    ground_truth: GroundTruth | None = None,
+    min_ess: float = DEFAULT_MIN_ESS,
+    statistics: dict | None = None,
+) -> tuple[dict, list[str]]:
+    """One row of :func:`compare` for ``result``, and the warning messages of its flags.
+
+    ``statistics``: this run's entry of :func:`arviz_statistics`, if already computed.
+    """
+    if statistics is None:
+        statistics = arviz_statistics({"run": result})["run"]
     names = list(result.draws)
-    ess_bulk = _flat(arviz_stats.ess(tree, method="bulk"), names)
-    ess_tail = _flat(arviz_stats.ess(tree, method="tail", prob=TAIL_PROB), names)
-    rhat = _flat(arviz_stats.rhat(tree), names)
+    ess_bulk = _flat(statistics["ess_bulk"], names)
+    ess_tail = _flat(statistics["ess_tail"], names)
+    rhat = _flat(statistics["rhat"], names)
+    mcse_mean = _flat(statistics["mcse_mean"], names)
     sampling = result.timing.get("sampling", float("nan"))
     truth = ground_truth if ground_truth is not None else result.ground_truth
+    min_bulk = float(np.nanmin(ess_bulk))
+
+    def per(count) -> float:
+        return min_bulk / count if count else float("nan")
+
     max_z = float("nan")
-    if truth is not None:
-        z = ground_truth_z(result, truth, tree)
-        if z:
-            max_z = float(np.max(np.concatenate([np.ravel(v) for v in z.values()])))
-    min_bulk = float(np.min(ess_bulk))
-    return {
+    z = ground_truth_z(result, truth, statistics["mcse_mean"]) if truth is not None else {}
+    if z:
+        z_all = np.concatenate([np.ravel(v) for v in z.values()])
+        max_z = float(np.max(z_all))
+    row = {
         "sampler": result.sampler,
         "min_ess_bulk": min_bulk,
-        "min_ess_tail": float(np.min(ess_tail)),
-        "max_rhat": float(np.max(rhat)),
+        "median_ess_bulk": float(np.nanmedian(ess_bulk)),
+        "min_ess_tail": float(np.nanmin(ess_tail)),
+        "median_ess_tail": float(np.nanmedian(ess_tail)),
+        "max_rhat": float(np.nanmax(rhat)) if np.any(np.isfinite(rhat)) else float("nan"),
+        "max_mcse_mean": float(np.nanmax(mcse_mean)),
         "ess_bulk_per_second": min_bulk / sampling if sampling > 0 else float("nan"),
+        "ess_bulk_per_1000_logdensity_evals": 1000.0 * per(result.num_logdensity_evals),
+        "ess_bulk_per_grad_eval": per(result.num_grad_evals),
         "acceptance_rate": result.acceptance_rate,
         "divergences": result.num_divergent,
         "compile_seconds": result.timing.get("compile", float("nan")),
@@ -73,22 +186,121 @@ def run_row(result: Result, ground_truth: GroundTruth | None = None) -> dict:
         "max_abs_z": max_z,
     }
 
+    flags, messages = [], []
 
-def compare(results: dict[str, Result], target=None):
-    """A pandas DataFrame, one row per run, indexed by the dict's keys.
+    def flag(name: str, message: str) -> None:
+        flags.append(name)
+        messages.append(f"{result.sampler} on {result.target}: {message}")
 
-    Columns: ``min_ess_bulk``, ``min_ess_tail`` (5%/95% quantiles), ``max_rhat``
-    (rank-normalised split R-hat), ``ess_bulk_per_second`` (of sampling, compilation
-    excluded), ``acceptance_rate``, ``divergences``, ``compile_seconds``, ``warmup_seconds``,
-    ``sampling_seconds`` and ``max_abs_z`` (largest ``|mean - truth| / MCSE`` when the target
-    carries ground truth, else NaN).
+    if row["divergences"] > 0:
+        flag(
+            "divergences",
+            f"{row['divergences']} divergent transitions after warm-up: the step size cannot "
+            "follow the posterior's curvature there, so estimates may be biased. Try a higher "
+            "target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up, or a "
+            "non-centred reparameterisation.",
+        )
+    if row["max_rhat"] > RHAT_LIMIT:
+        flag(
+            "rhat",
+            f"max R-hat {row['max_rhat']:.3f} > {RHAT_LIMIT}: the chains disagree. Run longer "
+            "with more warm-up, and look at the trace and rank plots (several modes?).",
+        )
+    if row["min_ess_bulk"] < min_ess or row["min_ess_tail"] < min_ess:
+        flag(
+            "low_ess",
+            f"min ESS bulk {row['min_ess_bulk']:.0f}, tail {row['min_ess_tail']:.0f} < "
+            f"{min_ess:g}: estimates (tails especially) are noisy. Draw more samples or use a "
+            "sampler that mixes faster (NUTS for smooth targets).",
+        )
+    problem = _acceptance_problem(result)
+    if problem:
+        flag("acceptance", problem)
+    violations = int(result.info.get("envelope_violations", 0) or 0)
+    if violations:
+        flag(
+            "envelope",
+            f"{violations} proposals exceeded the rejection envelope (largest ratio "
+            f"{result.info.get('max_envelope_ratio', float('nan')):.3g}): the draws are not "
+            "exact. Raise log_envelope, or let infer find it (log_envelope=None).",
+        )
+    stuck = stuck_chains(result)
+    if stuck:
+        flag(
+            "stuck_chains",
+            f"chain(s) {stuck} never moved: every proposal was rejected (a start in a region "
+            "where the log density is NaN or -inf, or a step size that collapsed). Check the "
+            "log density there, start elsewhere (init=) or give a smaller step_size.",
+        )
+    if z:
+        limit = z_limit(sum(np.size(v) for v in z.values()))
+        if max_z > limit:
+            worst = max(z, key=lambda name: float(np.max(z[name])))
+            flag(
+                "ground_truth",
+                f"the posterior mean of {worst!r} is {max_z:.1f} standard errors from the known "
+                f"answer (limit {limit:.2f}): the draws are biased. Look for divergences and "
+                "stuck or unconverged chains; run longer, with more warm-up.",
+            )
+    row["flags"] = ",".join(flags)
+    return row, messages
+
+
+def compare(
+    results: dict[str, Result] | list[Result],
+    target=None,
+    *,
+    min_ess: float = DEFAULT_MIN_ESS,
+    warn: bool = True,
+):
+    """One row per run, with ArviZ diagnostics, efficiency, timings and flags.
 
     Args:
-        results: name -> :class:`infer.Result`.
+        results: name -> :class:`infer.Result` (or a list, named by sampler).
         target: an :class:`infer.Target` whose ground truth to use; by default each result's.
+        min_ess: ESS below which a run is flagged ``low_ess``.
+        warn: also emit a :class:`DiagnosticWarning` for each flag, saying what to try.
+
+    Returns:
+        A pandas ``DataFrame`` indexed by run name with the columns in :data:`COLUMNS`:
+        minimum and median bulk and tail ESS (tail at the 5%/95% quantiles), max R-hat, max
+        MCSE of the mean, bulk ESS per second of sampling (compilation excluded), per 1,000
+        log-density evaluations and per gradient evaluation (warm-up included in the cost),
+        acceptance rate, divergences, compile / warm-up / sampling seconds, the largest
+        ``|mean - truth| / MCSE`` and the flags: ``divergences``, ``rhat`` (> 1.01),
+        ``low_ess``, ``acceptance``, ``envelope``, ``stuck_chains``, ``ground_truth``
+        (beyond the Bonferroni-corrected 1% normal quantile). ``DataFrame.attrs["notes"]``
+        says how each column was computed.
     """
     import pandas as pd
 
+    if isinstance(results, Result):
+        results = {results.sampler: results}
+    if isinstance(results, (list, tuple)):
+        results = {r.sampler if i == 0 else f"{r.sampler}_{i}": r for i, r in enumerate(results)}
+    if not results:
+        raise ValueError("results is empty: pass a dict of name -> infer.Result.")
+    for name, result in results.items():
+        if not isinstance(result, Result):
+            raise TypeError(
+                f"results[{name!r}] must be an infer.Result; got {type(result).__name__}. "
+                "Wrap draws made elsewhere with infer.Result.from_draws(draws)."
+            )
     truth = target.ground_truth if target is not None else None
-    rows = {name: run_row(result, truth) for name, result in results.items()}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    statistics = arviz_statistics(results)
+    rows, all_messages = {}, []
+    for name, result in results.items():
+        rows[name], messages = run_row(result, truth, min_ess, statistics[name])
+        all_messages += messages
+    if warn:
+        for message in all_messages:
+            warnings.warn(message, DiagnosticWarning, stacklevel=2)
+    table = pd.DataFrame.from_dict(rows, orient="index")[["sampler", *COLUMNS]]
+    table.attrs["notes"] = (
+        f"ESS and R-hat from arviz_stats; tail ESS at the {TAIL_PROB[0]:.0%} and "
+        f"{TAIL_PROB[1]:.0%} quantiles; R-hat rank-normalised split; ESS per second of "
+        "sampling, compilation excluded; ESS per evaluation counts warm-up too; max_abs_z is "
+        "the largest |posterior mean - truth| / MCSE."
+    )
+    table.attrs["min_ess"] = min_ess
+    return table

@@ -15,6 +15,7 @@ import collections
 import contextlib
 import numbers
 import time
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -67,9 +68,11 @@ def sample(
             number of devices (up to floating-point reassociation).
         progress: ``True`` shows one progress bar (tqdm) for all chains, updated at most
             every 1% of the steps with the running acceptance rate; or pass a ``tqdm``
-            class/partial to customise it. The run is then split into at most 100 compiled
-            chunks per phase, called from the host, so it works for vectorised and sharded
-            chains alike (no callbacks inside ``vmap``). Same draws with it on or off.
+            class/partial to customise it. The run is then split into about 25 compiled
+            chunks (4% of all steps each) called from the host, so it works for vectorised
+            and sharded chains alike (no callbacks inside ``vmap``). The chains use the same
+            keys either way, but the chunked program is compiled separately and may round
+            differently, so draws can differ in the last bits, and after that diverge.
 
     Returns:
         A :class:`infer.Result`: ``draws`` ``name -> (num_chains, num_samples, *event_shape)``
@@ -163,12 +166,16 @@ def sample(
     num_logdensity = _total(warmup_counts[0]) + _total(sampling_counts[0])
     num_grad = _total(warmup_counts[1]) + _total(sampling_counts[1])
     info = {"cache_hit": compile_seconds == 0.0}
+    dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
+    target_accept = sampler.target_acceptance(dim)
+    if target_accept is not None:
+        info["target_accept"] = target_accept
     if "step_size" in stats:
         info["step_size"] = stats["step_size"][:, -1].tolist()
     scale = getattr(params, "scale", None)
     if scale is not None and np.ndim(scale) > 1:
         info["proposal_std"] = _scale_std(np.asarray(scale)).tolist()
-    return Result(
+    result = Result(
         draws=draws,
         stats=stats,
         timing={
@@ -188,6 +195,8 @@ def sample(
         info=info,
         ground_truth=target.ground_truth,
     )
+    _warn_if_unhealthy(result)
+    return result
 
 
 def _prepare(key_input, num_chains: int, leaf_specs: tuple):
@@ -246,11 +255,18 @@ class _Runner(NamedTuple):
     chunks: dict | None = None
 
 
-PROGRESS_CHUNKS = 100  # at most this many progress updates per phase (every 1% of steps)
+PROGRESS_CHUNKS = 25  # progress is updated about this often: every 4% of all steps
 
 
-def _chunk_length(num_steps: int) -> int:
-    return max(1, -(-num_steps // PROGRESS_CHUNKS))
+def _chunk_length(phase_steps: int, all_steps: int) -> int:
+    """Steps per compiled chunk: about ``all_steps / PROGRESS_CHUNKS``, preferring a divisor
+    of ``phase_steps`` (then no step of the last chunk is masked, which would cost a
+    ``cond`` at every step). Each chunk costs one host round trip, so fewer is cheaper."""
+    if phase_steps == 0:
+        return 0
+    target = max(1, -(-all_steps // PROGRESS_CHUNKS))
+    divisors = [d for d in range(max(1, target // 2), 2 * target + 1) if phase_steps % d == 0]
+    return min(divisors, key=lambda d: abs(d - target)) if divisors else target
 
 
 @contextlib.contextmanager
@@ -327,7 +343,8 @@ def _get_runner(target, sampler, positions, keys, num_warmup, num_samples, thin,
 def _compile_chunks(phases: _Phases, keys, positions, num_warmup, num_samples) -> dict:
     """The six programs of a chunked run; the chunk programs update their carry in place."""
     index = jax.ShapeDtypeStruct((), jnp.int32)
-    warmup_length, sampling_length = _chunk_length(num_warmup), _chunk_length(num_samples)
+    warmup_length = _chunk_length(num_warmup, num_warmup + num_samples)
+    sampling_length = _chunk_length(num_samples, num_warmup + num_samples)
     warmup_start = jax.jit(phases.warmup_start).lower(keys, positions).compile()
     warmup_carry = _output_structs(warmup_start)
     warmup_chunk = (
@@ -370,12 +387,21 @@ def _run_chunks(chunks, warmup_keys, sampling_keys, positions, num_warmup, num_s
     def phase(start_fn, chunk_fn, finish_fn, length, total, label, *args):
         begin = time.perf_counter()
         carry = start_fn(*args)
-        for first in range(0, total, length):
-            carry, accepted = chunk_fn(*args[:-1], carry, np.int32(first))
-            done = min(length, total - first)
-            rate = float(accepted) / (done * num_chains)  # waits for the chunk to finish
+        pending = None  # the previous chunk's (acceptance sum, steps): read one chunk late,
+        # so the device already works on the next chunk while the host updates the bar
+
+        def report(accepted, done):
+            rate = float(accepted) / (done * num_chains)
             bar.set_postfix_str(f"{label}, acceptance {rate:.2f}", refresh=False)
             bar.update(done)
+
+        for first in range(0, total, max(length, 1)):
+            carry, accepted = chunk_fn(*args[:-1], carry, np.int32(first))
+            if pending is not None:
+                report(*pending)
+            pending = (accepted, min(length, total - first))
+        if pending is not None:
+            report(*pending)
         out = finish_fn(carry)
         jax.block_until_ready(out)
         return out, time.perf_counter() - begin
@@ -481,19 +507,39 @@ def _phases(
         rate = getattr(infos, "acceptance_rate", None)
         return jnp.zeros(()) if rate is None else jnp.sum(rate, dtype=jnp.float32)
 
-    def steps_from(carry, start, length, total, one):
-        """Run ``one(carry, t)`` for t = start .. start + length - 1, skipping t >= total."""
+    def steps_from(carry, start, length, total, one, write=None):
+        """Run ``one(carry, t) -> (carry, row, accepted)`` for t = start .. start + length - 1,
+        skipping t >= total, and ``write(buffers, row, t)`` each row into ``buffers`` when
+        given (the last element of ``carry``).
 
-        def body(carry, offset):
-            t = start + offset
-            if total % length == 0:  # chunks tile the run: no step is ever out of range
-                return one(carry, t)
-            return jax.lax.cond(t < total, lambda c: one(c, t), lambda c: (c, jnp.zeros(())), carry)
-
+        The skip is a ``cond`` over the small state only: the draw buffers stay out of it
+        (a ``cond`` carrying them makes XLA copy them at every step), and a skipped step
+        writes back the row already there.
+        """
         if length == 0:
             return carry, jnp.zeros(())
-        carry, accepted = jax.lax.scan(body, carry, jnp.arange(length))
-        return carry, jnp.sum(accepted)
+        tiles = total % length == 0  # chunks tile the run: no step is ever out of range
+        small, buffers = (carry[:-1], carry[-1]) if write else (carry, None)
+        row_shape = jax.eval_shape(lambda c: one(c, jnp.zeros((), jnp.int32))[1], small)
+
+        def body(carry, offset):
+            small, buffers = carry
+            t = start + offset
+            if tiles:
+                small, row, accepted = one(small, t)
+            else:
+
+                def skip(c):
+                    zeros = jax.tree.map(lambda r: jnp.zeros(r.shape, r.dtype), row_shape)
+                    return c, zeros, jnp.zeros(())
+
+                small, row, accepted = jax.lax.cond(t < total, lambda c: one(c, t), skip, small)
+            if write:
+                buffers = write(buffers, row, t, tiles or t < total)
+            return (small, buffers), accepted
+
+        (small, buffers), accepted = jax.lax.scan(body, (small, buffers), jnp.arange(length))
+        return ((*small, buffers) if write else small), jnp.sum(accepted)
 
     def warmup_start(chain_keys, positions):
         num_chains = jax.tree.leaves(positions)[0].shape[0]
@@ -512,7 +558,8 @@ def _phases(
             step_params = _per_chain(adaptation.params)(adapt_states)
             states, infos = batched_step(fold_in(chain_keys, t), states, step_params)
             adapt_states = adapt_update(adapt_states, row, states, infos)
-            return (states, adapt_states, add_cost(counts, infos)), acceptance_sum(infos)
+            carry = (states, adapt_states, add_cost(counts, infos))
+            return carry, None, acceptance_sum(infos)
 
         return steps_from(carry, start, length, num_warmup, one)
 
@@ -552,12 +599,17 @@ def _phases(
 
     def sampling_steps(chain_keys, params, carry, start, length):
         def one(carry, i):
-            states, counts, buffers = carry
+            states, counts = carry
             states, counts, row = advance(chain_keys, params, states, counts, i)
-            buffers = jax.tree.map(lambda b, value: b.at[:, i].set(value), buffers, row)
-            return (states, counts, buffers), acceptance_sum(row[2])
+            return (states, counts), row, acceptance_sum(row[2])
 
-        return steps_from(carry, start, length, num_samples, one)
+        def write(buffers, row, i, valid):
+            i = jnp.minimum(i, num_samples - 1)
+            return jax.tree.map(
+                lambda b, value: b.at[:, i].set(jnp.where(valid, value, b[:, i])), buffers, row
+            )
+
+        return steps_from(carry, start, length, num_samples, one, write)
 
     def sampling_finish(carry):
         _, counts, (positions, logdensity, infos) = carry
@@ -569,6 +621,28 @@ def _phases(
     return _Phases(
         warmup_start, warmup_steps, warmup_finish, sampling_start, sampling_steps, sampling_finish
     )
+
+
+def _warn_if_unhealthy(result: Result) -> None:
+    """The checks cheap enough to run after every sampling: divergences and stuck chains."""
+    from infer.diagnostics import DiagnosticWarning, stuck_chains
+
+    if result.num_divergent:
+        warnings.warn(
+            f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
+            "after warm-up; estimates may be biased. Try a higher target_accept, more warm-up, "
+            "or a non-centred reparameterisation.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    stuck = stuck_chains(result)
+    if stuck:
+        warnings.warn(
+            f"{result.sampler} on {result.target}: chain(s) {stuck} never moved; every proposal "
+            "was rejected. Check the log density near the start, or give a smaller step_size.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
 
 
 def _per_chain(fn):

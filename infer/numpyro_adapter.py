@@ -87,6 +87,9 @@ class NumPyroHMC(Sampler):
     def settings(self) -> dict:
         return dict(self.options)
 
+    def target_acceptance(self, dim: int) -> float | None:
+        return self.options["target_accept_prob"] if self.options["adapt_step_size"] else None
+
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         from numpyro.infer.hmc import hmc as numpyro_hmc
 

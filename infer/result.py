@@ -9,6 +9,14 @@ import numpy as np
 from infer.base import settings_json
 from infer.target import GroundTruth
 
+FORMAT = "infer.Result/1"
+UNKNOWN_TIMING = {
+    "compile": float("nan"),
+    "warmup": float("nan"),
+    "sampling": float("nan"),
+    "total": float("nan"),
+}
+
 
 @dataclass
 class Result:
@@ -47,6 +55,84 @@ class Result:
     info: dict = field(default_factory=dict)
     ground_truth: GroundTruth | None = None
 
+    @classmethod
+    def from_draws(
+        cls,
+        draws: dict,
+        stats: dict | None = None,
+        *,
+        sampler: str = "external",
+        target: str = "external",
+        timing: dict | None = None,
+        ground_truth: GroundTruth | None = None,
+        info: dict | None = None,
+        num_logdensity_evals: int = 0,
+        num_grad_evals: int = 0,
+    ) -> Result:
+        """A result from draws made elsewhere (another library, a file), so that
+        :func:`infer.compare`, :func:`infer.plot` and :meth:`save` work on them.
+
+        Args:
+            draws: name -> array ``(num_chains, num_samples, *event_shape)``.
+            stats: name -> array ``(num_chains, num_samples)``, ArviZ ``sample_stats`` names
+                (``diverging``, ``acceptance_rate``, ...), or ``None``.
+            sampler, target: names to show.
+            timing: seconds (``compile``, ``warmup``, ``sampling``, ``total``); unknown ones
+                are NaN, and so are the per-second columns of :func:`infer.compare`.
+            ground_truth, info: as in :class:`Result`.
+            num_logdensity_evals, num_grad_evals: the run's cost, 0 when unknown.
+
+        Raises:
+            ValueError, TypeError: for draws or stats of inconsistent shapes.
+        """
+        if not isinstance(draws, dict) or not draws:
+            raise TypeError(
+                "draws must be a non-empty dict of name -> array (num_chains, num_samples, ...); "
+                f"got {type(draws).__name__}."
+            )
+        arrays = {}
+        for name, value in draws.items():
+            if not isinstance(name, str):
+                raise TypeError(f"draw names must be strings; got {name!r}.")
+            value = np.asarray(value)
+            if value.ndim < 2:
+                raise ValueError(
+                    f"draws[{name!r}] has shape {value.shape}; expected (num_chains, "
+                    "num_samples, ...). A single chain needs a leading axis of 1."
+                )
+            arrays[name] = value
+        lead = next(iter(arrays.values())).shape[:2]
+        for name, value in arrays.items():
+            if value.shape[:2] != lead:
+                raise ValueError(
+                    f"draws[{name!r}] has (num_chains, num_samples) = {value.shape[:2]} but "
+                    f"the first draw has {lead}; all must share them."
+                )
+        stat_arrays = {}
+        for name, value in (stats or {}).items():
+            value = np.asarray(value)
+            if value.shape != lead:
+                raise ValueError(
+                    f"stats[{name!r}] has shape {value.shape}; expected {lead} "
+                    "(num_chains, num_samples)."
+                )
+            stat_arrays[name] = value
+        return cls(
+            draws=arrays,
+            stats=stat_arrays,
+            timing={**UNKNOWN_TIMING, **(timing or {})},
+            num_logdensity_evals=int(num_logdensity_evals),
+            num_grad_evals=int(num_grad_evals),
+            sampler=sampler,
+            settings={},
+            seed=None,
+            target=target,
+            num_warmup=0,
+            thin=1,
+            info=dict(info or {}),
+            ground_truth=ground_truth,
+        )
+
     @property
     def num_chains(self) -> int:
         return next(iter(self.draws.values())).shape[0]
@@ -81,6 +167,7 @@ class Result:
         import infer
 
         return {
+            "infer_format": FORMAT,
             "sampler": self.sampler,
             "sampler_settings": settings_json(self.settings),
             "target": self.target,
@@ -91,6 +178,7 @@ class Result:
             "num_grad_evals": self.num_grad_evals,
             "timing": settings_json(self.timing),
             "info": settings_json(self.info),
+            "ground_truth": "" if self.ground_truth is None else _truth_json(self.ground_truth),
             "versions": settings_json(
                 {
                     "infer": infer.__version__,
@@ -125,6 +213,38 @@ class Result:
             f"acceptance_rate={self.acceptance_rate:.3f}, "
             f"sampling_seconds={self.timing.get('sampling', float('nan')):.3g})"
         )
+
+
+def _truth_json(truth: GroundTruth) -> str:
+    return settings_json(
+        {
+            "mean": truth.mean,
+            "std": truth.std,
+            "source": truth.source,
+            "mean_se": truth.mean_se,
+            "std_se": truth.std_se,
+        }
+    )
+
+
+def truth_from_json(text: str) -> GroundTruth | None:
+    """The inverse of the ``ground_truth`` attribute written by :meth:`Result.attrs`."""
+    import json
+
+    if not text:
+        return None
+    record = json.loads(text)
+
+    def arrays(mapping):
+        return None if mapping is None else {k: np.asarray(v) for k, v in mapping.items()}
+
+    return GroundTruth(
+        mean=arrays(record["mean"]),
+        std=arrays(record["std"]),
+        source=record["source"],
+        mean_se=arrays(record["mean_se"]),
+        std_se=arrays(record["std_se"]),
+    )
 
 
 def summary(result: Result, **kwargs):

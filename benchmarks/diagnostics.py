@@ -1,0 +1,159 @@
+"""Cost of the diagnostics side: conversion to ArviZ, ``infer.compare``, progress bars.
+
+* Converting 60 chains x 4,000 draws x 200 scalar parameters to an ArviZ ``DataTree``
+  (``infer.Result.from_draws(...).to_arviz()``). Goal: under 5 s.
+* ``infer.compare`` over four such runs (ESS bulk and tail, R-hat, MCSE: all from
+  ``arviz_stats``). Goal: under 30 s.
+* Progress bars: NUTS on the logistic regression, 4 chains, with ``progress=True`` (bar
+  written to a null stream) against ``progress=False``, alternating, median of repeats. Goal:
+  within 5%. With ``progress=False`` the run is one compiled program per phase, exactly as
+  without the feature.
+
+Results go to ``benchmarks/results/diagnostics_<platform>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import io
+import json
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm import tqdm
+
+import infer
+from infer.io import write_atomically
+from models import targets
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def bench_conversion(shape, repeats):
+    draws = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        tree = infer.Result.from_draws({"theta": draws}).to_arviz()
+        times.append(time.perf_counter() - start)
+    assert tree["posterior"]["theta"].shape == shape
+    seconds = statistics.median(times)
+    print(f"  to DataTree, {shape}: {seconds:.3f} s", flush=True)
+    return {"shape": list(shape), "seconds": seconds, "goal_seconds": 5.0}
+
+
+def bench_compare(shape, num_runs):
+    rng = np.random.default_rng(1)
+    runs = {
+        f"run{i}": infer.Result.from_draws(
+            {"theta": rng.standard_normal(shape).astype(np.float32)},
+            timing={"sampling": 1.0},
+        )
+        for i in range(num_runs)
+    }
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        table = infer.compare(runs)
+    seconds = time.perf_counter() - start
+    # Where the time goes: each ArviZ statistic alone, on one run, single-threaded.
+    import arviz_stats
+
+    tree = next(iter(runs.values())).to_arviz()
+    parts = {}
+    for name, fn in infer.diagnostics.STATISTICS.items():
+        begin = time.perf_counter()
+        fn(tree)
+        parts[name] = time.perf_counter() - begin
+    del arviz_stats
+    print(
+        f"  compare, {num_runs} runs of {shape}: {seconds:.1f} s (one run, one thread: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in parts.items())
+        + ")",
+        flush=True,
+    )
+    assert len(table) == num_runs
+    return {
+        "shape": list(shape),
+        "num_runs": num_runs,
+        "seconds": seconds,
+        "one_run_single_thread_seconds": parts,
+        "goal_seconds": 30.0,
+    }
+
+
+def bench_progress(repeats, num_samples, num_warmup):
+    target = targets.get("logistic_regression")
+    sampler = infer.nuts()
+    quiet_bar = functools.partial(tqdm, file=io.StringIO(), mininterval=0)
+    kwargs = dict(num_chains=4, num_samples=num_samples, num_warmup=num_warmup)
+    infer.sample(0, target, sampler, **kwargs)  # compile both variants
+    infer.sample(0, target, sampler, progress=quiet_bar, **kwargs)
+    off, on = [], []
+    for r in range(repeats):
+        result = infer.sample(r, target, sampler, **kwargs)
+        off.append(result.timing["total"])
+        result = infer.sample(r, target, sampler, progress=quiet_bar, **kwargs)
+        on.append(result.timing["total"])
+    row = {
+        "target": "logistic_regression",
+        "sampler": "nuts",
+        **kwargs,
+        "seconds_progress_off": statistics.median(off),
+        "seconds_progress_on": statistics.median(on),
+    }
+    row["ratio_on_over_off"] = row["seconds_progress_on"] / row["seconds_progress_off"]
+    print(
+        f"  progress bar, NUTS 4 chains: off {row['seconds_progress_off']:.3f} s, on "
+        f"{row['seconds_progress_on']:.3f} s, ratio {row['ratio_on_over_off']:.3f}",
+        flush=True,
+    )
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = parser.parse_args(argv)
+    quick = args.quick
+    shape = (6, 400, 20) if quick else (60, 4000, 200)
+    print(f"benchmarks/diagnostics.py on {jax.devices()[0]} ({'quick' if quick else 'full'})")
+    conversion = bench_conversion(shape, repeats=3)
+    comparison = bench_compare(shape, num_runs=4)
+    progress = bench_progress(
+        repeats=2 if quick else 5,
+        num_samples=200 if quick else 2000,
+        num_warmup=200 if quick else 1000,
+    )
+    goals = {
+        "conversion_under_5s": conversion["seconds"] < 5.0,
+        "compare_four_runs_under_30s": comparison["seconds"] < 30.0,
+        "progress_within_5_percent": progress["ratio_on_over_off"] <= 1.05,
+    }
+    record = {
+        "machine": {
+            "platform": jax.devices()[0].platform,
+            "jax": jax.__version__,
+            "arviz_stats": __import__("arviz_stats").__version__,
+        },
+        "quick": quick,
+        "conversion": conversion,
+        "compare": comparison,
+        "progress": progress,
+        "goals_met": goals,
+    }
+    name = f"diagnostics_{record['machine']['platform']}{'_quick' if quick else ''}.json"
+    out = RESULTS / name
+    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    print(f"goals: {json.dumps(goals)}\nwrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Pictures of runs, drawn by ArviZ's plotting (``arviz_plots``, matplotlib backend).
+
+``infer.plot(result, kind=...)`` makes one figure: ``"trace"`` (traces and marginals),
+``"rank"`` (rank ECDFs per chain), ``"ess"`` (ESS as the draws accumulate),
+``"autocorr"``, ``"pair"`` (divergences marked) for one run, and ``"forest"`` (every run's
+estimates of the same parameters, with the ground truth marked) for several.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from infer.io import write_atomically
+from infer.result import Result
+
+KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest")
+
+CAPTIONS = {
+    "trace": "draws per chain (right), each chain's density (left); black ticks: divergences",
+    "rank": "each chain's rank ECDF minus the uniform's; small p-values mean the chains disagree",
+    "ess": "ESS as the draws accumulate (blue: bulk, orange: tail); dashed: 400",
+    "autocorr": "autocorrelation of each chain by lag",
+    "pair": "pairs of parameters; divergent transitions in orange",
+    "forest": "posterior means with 50% and 94% intervals; 'ground truth': the known answer",
+}
+
+
+def _selection(result: Result, max_panels: int) -> tuple[list[str], dict]:
+    """Variable names and coords that keep at most ``max_panels`` scalar panels: the first
+    elements of each variable, in order."""
+    names, coords, left = [], {}, max_panels
+    for name, values in result.draws.items():
+        if left <= 0:
+            break
+        event_shape = values.shape[2:]
+        names.append(name)
+        if not event_shape:
+            left -= 1
+            continue
+        take = min(event_shape[0], left)
+        coords[f"{name}_dim_0"] = list(range(take))
+        for axis in range(1, len(event_shape)):
+            coords[f"{name}_dim_{axis}"] = [0]
+        left -= take
+    return names, coords
+
+
+def _forest_trees(results: dict, truth, names) -> dict:
+    """ArviZ trees for a forest plot: every run's chains pooled and thinned evenly to the
+    same number of draws (ArviZ pads runs of different lengths with NaN, which hides them),
+    and the ground truth as a run whose every draw is the known mean."""
+    import arviz_base
+
+    length = min(r.num_chains * r.num_samples for r in results.values())
+    trees = {}
+    for name, result in results.items():
+        total = result.num_chains * result.num_samples
+        keep = np.linspace(0, total - 1, length).astype(int)
+        pooled = {
+            key: np.asarray(value).reshape((total, *value.shape[2:]))[keep][None]
+            for key, value in result.draws.items()
+        }
+        trees[name] = arviz_base.from_dict({"posterior": pooled})
+    if truth is not None:
+        first = next(iter(results.values()))
+        known = {
+            name: np.broadcast_to(
+                np.asarray(truth.mean[name], np.float64),
+                (1, length, *first.draws[name].shape[2:]),
+            )
+            for name in names
+            if name in truth.mean and name in first.draws
+        }
+        if known:
+            trees["ground truth"] = arviz_base.from_dict({"posterior": known})
+    return trees
+
+
+def plot(
+    results,
+    kind: str = "trace",
+    *,
+    var_names: list[str] | None = None,
+    max_panels: int = 8,
+    path=None,
+    truth=None,
+):
+    """One figure about ``results``.
+
+    Args:
+        results: an :class:`infer.Result`, or for ``kind="forest"`` a dict name -> Result.
+        kind: one of ``"trace"``, ``"rank"``, ``"ess"``, ``"autocorr"``, ``"pair"``,
+            ``"forest"``.
+        var_names: the variables to show; by default the first ``max_panels`` scalar
+            components over all variables (4 for ``"pair"``).
+        max_panels: the most scalar parameters shown.
+        path: if given, the figure is written there as PNG (atomically) and closed.
+        truth: ground truth to mark in a forest plot; default the results' own.
+
+    Returns:
+        The ``arviz_plots.PlotCollection`` (``None`` when written to ``path``).
+
+    Raises:
+        ValueError: for an unknown ``kind`` or a result without the needed statistics.
+    """
+    import arviz_plots
+
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
+    if isinstance(results, Result):
+        results = {results.sampler: results}
+    if not isinstance(results, dict) or not results:
+        raise TypeError("results must be an infer.Result or a dict of name -> infer.Result.")
+    if kind != "forest" and len(results) != 1:
+        raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
+    first = next(iter(results.values()))
+    if kind == "pair":
+        max_panels = min(max_panels, 4)
+    names, coords = _selection(first, max_panels)
+    if var_names is not None:
+        names, coords = list(var_names), {}
+    options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
+    if kind != "pair":  # the pair plot sizes its own grid
+        panels = max(len(names), sum(len(v) for v in coords.values()) or 1)
+        rows = 1 + (min(panels, max_panels) - 1) // (2 if kind == "trace" else 4)
+        options["figure_kwargs"] = {"layout": "constrained", "figsize": (12, 1.0 + 2.2 * rows)}
+    tree = first.to_arviz()
+    if kind == "trace":
+        collection = arviz_plots.plot_trace_dist(tree, **options)
+    elif kind == "rank":
+        collection = arviz_plots.plot_rank(tree, **options)
+    elif kind == "ess":
+        collection = arviz_plots.plot_ess_evolution(tree, **options)
+    elif kind == "autocorr":
+        collection = arviz_plots.plot_autocorr(tree, **options)
+    elif kind == "pair":
+        has_divergences = "diverging" in first.stats
+        collection = arviz_plots.plot_pair(tree, visuals={"divergence": has_divergences}, **options)
+    else:
+        truth = truth if truth is not None else first.ground_truth
+        trees = _forest_trees(results, truth, names)
+        collection = arviz_plots.plot_forest(trees, combined=True, **options)
+        collection.add_legend("model")
+    figure = _figure(collection)
+    label = ", ".join(results) if kind == "forest" else f"{first.sampler}"
+    figure.suptitle(f"{label} on {first.target}: {CAPTIONS[kind]}", fontsize=10)
+    if path is None:
+        return collection
+    save_png(collection, path)
+    return None
+
+
+def _figure(collection):
+    figure = collection.get_viz("figure")
+    return getattr(figure, "item", lambda: figure)()  # a Figure, or a 0-d array of one
+
+
+def save_png(collection, path) -> Path:
+    """Write a PlotCollection to ``path`` as PNG, atomically, and close its figure."""
+    import matplotlib.pyplot as plt
+
+    figure = _figure(collection)
+    try:
+        return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(figure)

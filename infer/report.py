@@ -1,0 +1,146 @@
+"""A comparison report on disk: the table (CSV and Markdown), the pictures (PNG), each run's
+``DataTree`` (NetCDF) and an ``index.html`` that shows them together. Every file is written
+atomically."""
+
+from __future__ import annotations
+
+import html
+import math
+from pathlib import Path
+
+from infer.diagnostics import TAIL_PROB
+from infer.io import write_atomically
+from infer.plots import CAPTIONS, plot
+from infer.result import Result
+
+RUN_PLOTS = ("trace", "rank", "ess", "autocorr", "pair")
+
+SHOWN_COLUMNS = {
+    "min_ess_bulk": ("ESS bulk (min)", "{:.0f}"),
+    "median_ess_bulk": ("ESS bulk (median)", "{:.0f}"),
+    "min_ess_tail": ("ESS tail (min)", "{:.0f}"),
+    "max_rhat": ("R-hat (max)", "{:.3f}"),
+    "max_mcse_mean": ("MCSE mean (max)", "{:.3g}"),
+    "ess_bulk_per_second": ("ESS/s", "{:.3g}"),
+    "ess_bulk_per_1000_logdensity_evals": ("ESS/1k evals", "{:.3g}"),
+    "ess_bulk_per_grad_eval": ("ESS/grad", "{:.3g}"),
+    "acceptance_rate": ("accept", "{:.2f}"),
+    "divergences": ("diverg.", "{:d}"),
+    "compile_seconds": ("compile s", "{:.2f}"),
+    "warmup_seconds": ("warm-up s", "{:.3f}"),
+    "sampling_seconds": ("sample s", "{:.3f}"),
+    "max_abs_z": ("max |z|", "{:.2f}"),
+    "flags": ("flags", "{}"),
+}
+
+NOTES = (
+    f"ESS: arviz_stats, minimum (and median) over parameters; tail ESS at the "
+    f"{TAIL_PROB[0]:.0%} and {TAIL_PROB[1]:.0%} quantiles. R-hat: rank-normalised split, "
+    "maximum. ESS/s: bulk ESS per second of sampling, compilation excluded; ESS per 1,000 "
+    "log-density and per gradient evaluation count warm-up too. max |z|: largest |posterior "
+    "mean - truth| / MCSE."
+)
+
+
+def _cell(value, fmt: str) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "—"
+    try:
+        return fmt.format(int(value) if fmt == "{:d}" else value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def formatted(table) -> list[list[str]]:
+    """Rows of strings (header first): run name, then the shown columns."""
+    columns = [c for c in SHOWN_COLUMNS if c in table.columns]
+    rows = [["run", *(SHOWN_COLUMNS[c][0] for c in columns)]]
+    for name, row in table.iterrows():
+        rows.append([str(name), *(_cell(row[c], SHOWN_COLUMNS[c][1]) for c in columns)])
+    return rows
+
+
+def as_text(table, columns: tuple[str, ...] | None = None) -> str:
+    """Aligned plain text, for a terminal."""
+    rows = formatted(table if columns is None else table[["sampler", *columns]])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [row[0].ljust(widths[0])] + [
+            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
+        ]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def as_markdown(table) -> str:
+    rows = formatted(table)
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines) + f"\n\n{NOTES}\n"
+
+
+def write_report(
+    results: dict[str, Result], table, folder, *, notes: list[str] = (), title: str = ""
+) -> Path:
+    """Write the report for ``results`` (and their ``compare`` table) into ``folder``.
+
+    Files: ``<run>.nc`` per run, ``<kind>_<run>.png`` for trace, rank, ESS evolution,
+    autocorrelation and pair plots, ``forest.png`` across runs, ``comparison.csv``,
+    ``comparison.md`` and ``index.html``. Returns the path of ``index.html``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, result in results.items():
+        result.save(folder / f"{name}.nc")
+        for kind in RUN_PLOTS:
+            plot(result, kind=kind, path=folder / f"{kind}_{name}.png")
+    plot(results, kind="forest", path=folder / "forest.png")
+    write_atomically(folder / "comparison.csv", lambda tmp: table.to_csv(tmp))
+    markdown = as_markdown(table)
+    write_atomically(folder / "comparison.md", lambda tmp: Path(tmp).write_text(markdown))
+    page = _html(results, table, notes, title)
+    return write_atomically(folder / "index.html", lambda tmp: Path(tmp).write_text(page))
+
+
+def _html(results: dict[str, Result], table, notes, title: str) -> str:
+    rows = formatted(table)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+    )
+    note_items = "".join(f"<li>{html.escape(n)}</li>" for n in notes) or "<li>none</li>"
+
+    def figure(src: str, caption: str) -> str:
+        return (
+            f'<figure><img src="{html.escape(src)}" alt="{html.escape(caption)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+        )
+
+    sections = []
+    for name in results:
+        figures = "".join(figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in RUN_PLOTS)
+        sections.append(
+            f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>'
+            f'<p><a href="{html.escape(name)}.nc">{html.escape(name)}.nc</a> (ArviZ DataTree, '
+            f"NetCDF)</p>{figures}"
+        )
+    title = html.escape(title or "infer compare")
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em; max-width: 1300px; }}
+table {{ border-collapse: collapse; font-size: 0.9em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.3em 0.6em; text-align: right; }}
+td:first-child, th:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }} figure {{ margin: 1em 0; }}
+figcaption {{ color: #555; font-size: 0.9em; }}
+</style></head><body>
+<h1>{title}</h1>
+<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
+<p>{html.escape(NOTES)}</p>
+<h2>Warnings</h2><ul>{note_items}</ul>
+<h2>Estimates side by side</h2>{figure("forest.png", CAPTIONS["forest"])}
+{"".join(sections)}
+</body></html>
+"""
