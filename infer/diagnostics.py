@@ -132,7 +132,10 @@ def arviz_statistics(results: dict[str, Result]) -> dict[str, dict]:
 
     trees = {name: result.to_arviz()["posterior"] for name, result in results.items()}
     tasks = [(name, stat) for name in results for stat in STATISTICS]
-    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+    # The warnings machinery is process-global and not thread-safe in Python < 3.14: code
+    # in the workers that enters warnings.catch_warnings can leave the caller's filters and
+    # recorder replaced. This context puts the caller's state back when the workers are done.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         futures = {task: pool.submit(STATISTICS[task[1]], trees[task[0]]) for task in tasks}
         computed = {task: future.result() for task, future in futures.items()}
     return {name: {stat: computed[(name, stat)] for stat in STATISTICS} for name in results}

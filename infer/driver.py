@@ -282,6 +282,10 @@ def _progress_bar(progress, total: int, name: str, num_chains: int):
         bar.close()
 
 
+def _shardings(structs):
+    return jax.tree.map(lambda struct: struct.sharding, structs)
+
+
 def _output_structs(compiled):
     """Abstract outputs of a compiled program, with their placement on the devices."""
     return jax.tree.map(
@@ -348,7 +352,11 @@ def _compile_chunks(phases: _Phases, keys, positions, num_warmup, num_samples) -
     warmup_start = jax.jit(phases.warmup_start).lower(keys, positions).compile()
     warmup_carry = _output_structs(warmup_start)
     warmup_chunk = (
-        jax.jit(lambda k, c, i: phases.warmup_steps(k, c, i, warmup_length), donate_argnums=(1,))
+        jax.jit(
+            lambda k, c, i: phases.warmup_steps(k, c, i, warmup_length),
+            donate_argnums=(1,),
+            out_shardings=(_shardings(warmup_carry), None),  # the carry goes round unchanged
+        )
         .lower(keys, warmup_carry, index)
         .compile()
     )
@@ -360,6 +368,7 @@ def _compile_chunks(phases: _Phases, keys, positions, num_warmup, num_samples) -
         jax.jit(
             lambda k, p, c, i: phases.sampling_steps(k, p, c, i, sampling_length),
             donate_argnums=(2,),
+            out_shardings=(_shardings(sampling_carry), None),
         )
         .lower(keys, params, sampling_carry, index)
         .compile()
@@ -765,14 +774,14 @@ def _sample_iid(
         else contextlib.nullcontext()
     )
     start = time.perf_counter()
-    with bar:
+    with bar as shown:
         for c in range(num_chunks):
             draws_c, counters_c = program(keys, np.int32(c), log_envelope)
             if progress:
                 done = min(chunk, draws_per_shard - c * chunk) * num_shards
                 rate = int(np.sum(counters_c.num_accepted)) / int(np.sum(counters_c.num_proposals))
-                bar.set_postfix_str(f"acceptance {rate:.2f}", refresh=False)
-                bar.update(done)
+                shown.set_postfix_str(f"acceptance {rate:.2f}", refresh=False)
+                shown.update(done)
             pieces.append(draws_c)
             counter_pieces.append(counters_c)
         jax.block_until_ready((pieces, counter_pieces))

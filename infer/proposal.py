@@ -8,6 +8,7 @@ each kind compiles to its own cheap code.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -153,20 +154,32 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         return proposal
     if hasattr(proposal, "sample") and hasattr(proposal, "log_prob"):
         dist = proposal
+        # NumPyro broadcasts batch shapes implicitly; let it, even where a caller's config
+        # makes implicit rank promotion an error (scoped to these calls, traced or not).
+        allow = functools.partial(jax.numpy_rank_promotion, "allow")
+
+        def sample(key):
+            with allow():
+                return dist.sample(key)
 
         def log_prob(x):
-            # One draw: batch dimensions of the distribution are coordinates of the point.
-            return jnp.sum(dist.log_prob(x))
+            with allow():  # one draw: batch dimensions of the distribution are coordinates
+                return jnp.sum(dist.log_prob(x))
+
+        def sample_batch(key, n):
+            with allow():
+                return dist.sample(key, (n,))
 
         def log_prob_batch(xs):
-            lp = dist.log_prob(xs)
+            with allow():
+                lp = dist.log_prob(xs)
             extra = lp.ndim - 1
             return jnp.sum(lp, axis=tuple(range(1, 1 + extra))) if extra > 0 else lp
 
         return Proposal(
-            sample=lambda key: dist.sample(key),
+            sample=sample,
             log_prob=log_prob,
-            sample_batch=lambda key, n: dist.sample(key, (n,)),
+            sample_batch=sample_batch,
             log_prob_batch=log_prob_batch,
             support=getattr(dist, "support", None),
         )

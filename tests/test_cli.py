@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import arviz_base
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -12,7 +13,7 @@ from infer import cli
 from models import targets
 
 
-def test_compare_prints_the_table_and_writes_each_run(tmp_path, capsys):
+def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     code = cli.main(
         [
             "compare",
@@ -28,18 +29,43 @@ def test_compare_prints_the_table_and_writes_each_run(tmp_path, capsys):
             "200",
             "--out",
             str(tmp_path),
+            "--no-progress",
         ]
     )
     out = capsys.readouterr().out
     assert code == 0
     header = next(line for line in out.splitlines() if "ESS bulk" in line)
-    for column in ("ESS tail", "R-hat", "ESS/s", "accept", "diverg.", "compile s", "max |z|"):
+    for column in (
+        "ESS tail",
+        "R-hat",
+        "ESS/s",
+        "accept",
+        "diverg.",
+        "compile s",
+        "max |z|",
+        "flags",
+    ):
         assert column in header
+    assert "5% and 95% quantiles" in out
+    folder = tmp_path / "normal_1d"
     for name in ("rejection", "rwmh", "nuts"):
         assert any(line.startswith(name) for line in out.splitlines())
-        tree = xr.open_datatree(tmp_path / "normal_1d" / f"{name}.nc", engine="h5netcdf")
+        tree = xr.open_datatree(folder / f"{name}.nc", engine="h5netcdf")
         assert tree["posterior"]["x"].shape == (2, 300)
         assert tree.attrs["sampler"] == name
+        for kind in ("trace", "rank", "ess", "autocorr", "pair"):
+            png = folder / f"{kind}_{name}.png"
+            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert (folder / "forest.png").stat().st_size > 10_000
+    table = pd.read_csv(folder / "comparison.csv", index_col=0)
+    assert list(table.index) == ["rejection", "rwmh", "nuts"]
+    assert "min_ess_tail" in table.columns and "flags" in table.columns
+    markdown = (folder / "comparison.md").read_text()
+    assert markdown.startswith("| run |") and "5% and 95% quantiles" in markdown
+    page = (folder / "index.html").read_text()
+    for src in ("forest.png", "trace_nuts.png", "pair_rwmh.png", "rejection.nc"):
+        assert src in page
+    assert "<table>" in page
 
 
 def test_rejection_is_skipped_where_the_target_has_no_proposal(tmp_path, capsys):

@@ -15,7 +15,8 @@ EXAMPLES = [
 
 
 @pytest.mark.parametrize("code", EXAMPLES)
-def test_example_runs(code):
+def test_example_runs(code, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # examples that write files write them here
     exec(compile(code, "<example>", "exec"), {"__name__": "__example__"})
 
 

@@ -1,0 +1,204 @@
+"""``infer.compare``: the table against ArviZ computed directly, and every flag firing on a
+run built to trigger it while a healthy run stays quiet."""
+
+import math
+import warnings
+
+import arviz_stats
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import infer
+from infer.diagnostics import COLUMNS, TAIL_PROB
+from models import targets
+
+
+@pytest.fixture(scope="module")
+def healthy():
+    """Exact draws of N(0, I_10): nothing to flag."""
+    target = targets.get("normal_10d")
+    sampler = infer.rejection(target.rejection_proposal)
+    return infer.sample(0, target, sampler, num_chains=4, num_samples=2000)
+
+
+@pytest.fixture(scope="module")
+def nuts_run():
+    return infer.sample(
+        1,
+        targets.get("eight_schools"),
+        infer.nuts(target_accept=0.95),
+        num_chains=4,
+        num_samples=1000,
+    )
+
+
+def _compare(results, **kwargs):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare(results, **kwargs)
+    return table, [w for w in caught if issubclass(w.category, infer.DiagnosticWarning)]
+
+
+def test_columns_equal_arviz_on_the_same_draws(nuts_run):
+    table, _ = _compare({"nuts": nuts_run})
+    assert list(table.columns) == ["sampler", *COLUMNS]
+    row = table.loc["nuts"]
+    tree = nuts_run.to_arviz()
+
+    def values(dataset):
+        return np.concatenate([np.ravel(dataset[name].values) for name in nuts_run.draws])
+
+    bulk = values(arviz_stats.ess(tree, method="bulk"))
+    tail = values(arviz_stats.ess(tree, method="tail", prob=TAIL_PROB))
+    assert row["min_ess_bulk"] == pytest.approx(bulk.min(), rel=1e-12)
+    assert row["median_ess_bulk"] == pytest.approx(np.median(bulk), rel=1e-12)
+    assert row["min_ess_tail"] == pytest.approx(tail.min(), rel=1e-12)
+    assert row["median_ess_tail"] == pytest.approx(np.median(tail), rel=1e-12)
+    assert row["max_rhat"] == pytest.approx(values(arviz_stats.rhat(tree)).max(), rel=1e-12)
+    mcse = values(arviz_stats.mcse(tree, method="mean")).max()
+    assert row["max_mcse_mean"] == pytest.approx(mcse, rel=1e-12)
+    timing = nuts_run.timing
+    assert row["ess_bulk_per_second"] == pytest.approx(bulk.min() / timing["sampling"])
+    assert row["ess_bulk_per_grad_eval"] == pytest.approx(bulk.min() / nuts_run.num_grad_evals)
+    assert row["ess_bulk_per_1000_logdensity_evals"] == pytest.approx(
+        1000 * bulk.min() / nuts_run.num_logdensity_evals
+    )
+    assert row["divergences"] == int(nuts_run.stats["diverging"].sum())
+    assert row["compile_seconds"] == timing["compile"]
+    # Tail ESS is at 5%/95%, not ArviZ's default 11%/89%, and the table says so.
+    default_tail = values(arviz_stats.ess(tree, method="tail")).min()
+    assert row["min_ess_tail"] != default_tail
+    assert "5% and 95% quantiles" in table.attrs["notes"]
+
+
+def test_healthy_run_raises_no_flag(healthy):
+    table, caught = _compare({"exact": healthy})
+    assert table.loc["exact", "flags"] == ""
+    assert caught == []
+    assert table.loc["exact", "max_abs_z"] < 4
+
+
+def test_ground_truth_z_uses_the_mcse(healthy):
+    table, _ = _compare({"exact": healthy})
+    draws = np.asarray(healthy.draws["x"], np.float64)
+    mcse = arviz_stats.mcse(healthy.to_arviz(), method="mean")["x"].values
+    expected = np.max(np.abs(draws.mean(axis=(0, 1))) / mcse)
+    assert table.loc["exact", "max_abs_z"] == pytest.approx(expected, rel=1e-6)
+
+
+def _flags(result, **kwargs):
+    table, caught = _compare({"run": result}, **kwargs)
+    return set(filter(None, table.loc["run", "flags"].split(","))), [str(w.message) for w in caught]
+
+
+def test_divergences_are_flagged():
+    result = infer.sample(0, targets.get("funnel"), infer.nuts(), num_chains=4, num_samples=500)
+    assert result.num_divergent > 0
+    flags, messages = _flags(result)
+    assert "divergences" in flags
+    assert any("divergent transitions" in m and "target_accept" in m for m in messages)
+
+
+def test_disagreeing_chains_are_flagged_on_rhat():
+    rng = np.random.default_rng(0)
+    shifted = rng.standard_normal((4, 1000)) + np.arange(4)[:, None]
+    flags, messages = _flags(infer.Result.from_draws({"x": shifted}))
+    assert "rhat" in flags
+    assert any("R-hat" in m and "Run longer" in m for m in messages)
+
+
+def test_sticky_chains_are_flagged_on_ess():
+    rng = np.random.default_rng(0)
+    ar = np.zeros((4, 1000))
+    for t in range(1, 1000):
+        ar[:, t] = 0.99 * ar[:, t - 1] + rng.standard_normal(4)
+    flags, messages = _flags(infer.Result.from_draws({"x": ar}))
+    assert "low_ess" in flags
+    assert any("ESS" in m and "Draw more samples" in m for m in messages)
+    # The threshold is settable.
+    flags, _ = _flags(infer.Result.from_draws({"x": ar}), min_ess=5)
+    assert "low_ess" not in flags
+
+
+def test_acceptance_far_from_the_target_is_flagged():
+    too_big = infer.rwmh(step_size=50.0)  # fixed: nearly every proposal is rejected
+    result = infer.sample(0, targets.get("normal_10d"), too_big, num_chains=4, num_samples=500)
+    flags, messages = _flags(result)
+    assert "acceptance" in flags
+    assert any("hardly moves" in m for m in messages)
+    fake = infer.Result.from_draws(
+        {"x": np.random.default_rng(0).standard_normal((2, 500))},
+        stats={"acceptance_rate": np.full((2, 500), 0.9)},
+        sampler="rwmh",
+        info={"target_accept": 0.234},
+    )
+    flags, messages = _flags(fake)
+    assert "acceptance" in flags and any("far above the target" in m for m in messages)
+
+
+def test_envelope_violations_are_flagged():
+    """A step envelope on a coarse grid misses a narrow spike (as in test_rejection)."""
+
+    def spiky(x):
+        smooth = -0.5 * ((x - 0.5) / 0.2) ** 2
+        return jnp.logaddexp(smooth, math.log(6.0) - 0.5 * ((x - 0.51234) / 2e-6) ** 2)
+
+    envelope = infer.envelopes.piecewise_constant(spiky, 0.0, 1.0, num_pieces=8, points_per_piece=4)
+    sampler = infer.rejection(envelope.proposal, log_envelope=envelope.log_envelope)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.EnvelopeWarning)
+        result = infer.sample(
+            0, infer.Target(spiky, name="spiky"), sampler, num_chains=1, num_samples=2_000_000
+        )
+    assert result.info["envelope_violations"] > 0
+    flags, messages = _flags(result)
+    assert "envelope" in flags and any("not exact" in m for m in messages)
+
+
+def test_chains_that_never_moved_are_flagged():
+    positive = infer.Target(
+        lambda x: jnp.where(x > 0, -x, -jnp.inf), init=jnp.asarray(1.0), name="positive"
+    )
+    always_negative = infer.mh(lambda key, x: -x - jax.random.uniform(key), None)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = infer.sample(0, positive, always_negative, num_chains=3, num_samples=200)
+    assert any("never moved" in str(w.message) for w in caught)  # sample() says so already
+    flags, messages = _flags(result)
+    assert "stuck_chains" in flags
+    assert any("chain(s) [0, 1, 2] never moved" in m for m in messages)
+
+
+def test_biased_estimates_are_flagged_against_the_ground_truth():
+    rng = np.random.default_rng(0)
+    biased = infer.Result.from_draws(
+        {"x": rng.standard_normal((4, 1000, 3)) + np.array([0.0, 0.0, 0.2])},
+        ground_truth=infer.GroundTruth(mean={"x": np.zeros(3)}, std={"x": np.ones(3)}),
+    )
+    flags, messages = _flags(biased)
+    assert "ground_truth" in flags
+    assert any("standard errors from the known answer" in m for m in messages)
+
+
+def test_compare_several_runs_and_target_truth(healthy, nuts_run):
+    table, _ = _compare({"exact": healthy, "nuts": nuts_run}, target=targets.get("normal_10d"))
+    assert list(table.index) == ["exact", "nuts"]
+    assert math.isnan(table.loc["nuts", "max_abs_z"])  # no draw named like the truth's
+
+
+def test_from_draws_rejects_inconsistent_shapes():
+    with pytest.raises(ValueError, match=r"draws\['x'\] has shape \(5,\); expected"):
+        infer.Result.from_draws({"x": np.zeros(5)})
+    with pytest.raises(ValueError, match=r"all must share them"):
+        infer.Result.from_draws({"a": np.zeros((2, 10)), "b": np.zeros((3, 10))})
+    with pytest.raises(ValueError, match=r"stats\['lp'\] has shape \(2, 9\)"):
+        infer.Result.from_draws({"a": np.zeros((2, 10))}, stats={"lp": np.zeros((2, 9))})
+    with pytest.raises(TypeError, match="non-empty dict"):
+        infer.Result.from_draws([])
+
+
+def test_compare_rejects_what_is_not_a_result():
+    with pytest.raises(TypeError, match=r"results\['x'\] must be an infer.Result"):
+        infer.compare({"x": np.zeros((2, 3))})

@@ -1,0 +1,45 @@
+"""Every kind of picture is written as a real PNG of sensible size."""
+
+import matplotlib.image
+import pytest
+
+import infer
+from infer.plots import KINDS
+from models import targets
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def runs():
+    target = targets.get("eight_schools")
+    return {
+        "nuts": infer.sample(0, target, infer.nuts(), num_chains=2, num_samples=300),
+        "rwmh": infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=300),
+    }
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_each_kind_writes_a_png(kind, runs, tmp_path):
+    results = runs if kind == "forest" else runs["nuts"]
+    path = tmp_path / f"{kind}.png"
+    assert infer.plot(results, kind=kind, path=path) is None
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    height, width, _ = matplotlib.image.imread(path).shape
+    assert 300 <= width <= 2500 and 150 <= height <= 2500
+    assert path.stat().st_size > 10_000  # drawn, not blank
+
+
+def test_plot_without_a_path_returns_the_collection(runs):
+    collection = infer.plot(runs["nuts"], kind="trace")
+    assert hasattr(collection, "savefig")
+
+
+def test_unknown_kind(runs):
+    with pytest.raises(ValueError, match="kind must be one of trace, rank"):
+        infer.plot(runs["nuts"], kind="violin")
+
+
+def test_one_run_kinds_refuse_several(runs):
+    with pytest.raises(ValueError, match="shows one run"):
+        infer.plot(runs, kind="trace")

@@ -1,0 +1,107 @@
+"""Saving a run to NetCDF and loading it back: bit-exact, atomic, and clear about bad files."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import infer
+from infer.io import write_atomically
+from models import targets
+
+
+@pytest.fixture(scope="module")
+def run():
+    return infer.sample(
+        4,
+        targets.get("eight_schools"),
+        infer.nuts(),
+        num_chains=2,
+        num_samples=200,
+        num_warmup=200,
+    )
+
+
+def test_round_trip_is_bit_exact(run, tmp_path):
+    path = run.save(tmp_path / "run.nc")
+    loaded = infer.load(path)
+    assert list(loaded.draws) == list(run.draws) and list(loaded.stats) == list(run.stats)
+    for group, original in (("draws", run.draws), ("stats", run.stats)):
+        for name, values in original.items():
+            back = getattr(loaded, group)[name]
+            assert back.dtype == values.dtype, (group, name)
+            np.testing.assert_array_equal(back, values)
+    assert loaded.timing == run.timing
+    assert loaded.settings == run.settings
+    assert loaded.seed == run.seed == 4
+    assert loaded.info == run.info
+    assert (loaded.sampler, loaded.target, loaded.num_warmup, loaded.thin) == (
+        run.sampler,
+        run.target,
+        run.num_warmup,
+        run.thin,
+    )
+    assert loaded.num_grad_evals == run.num_grad_evals
+    assert loaded.ground_truth.source == run.ground_truth.source
+    for name in run.ground_truth.mean:
+        np.testing.assert_array_equal(loaded.ground_truth.mean[name], run.ground_truth.mean[name])
+    versions = __import__("json").loads(xr.open_datatree(path, engine="h5netcdf").attrs["versions"])
+    assert set(versions) >= {"infer", "jax", "numpyro", "arviz_base"}
+
+
+def test_loaded_runs_compare_like_fresh_ones(run, tmp_path):
+    loaded = infer.load(run.save(tmp_path / "run.nc"))
+    fresh = infer.compare({"a": run}, warn=False)
+    again = infer.compare({"a": loaded}, warn=False)
+    assert fresh.equals(again)
+
+
+def test_truncated_file_gives_a_clear_error(run, tmp_path):
+    path = run.save(tmp_path / "run.nc")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match=r"could not read .*run.nc: it is truncated or not"):
+        infer.load(path)
+
+
+def test_a_file_that_is_not_netcdf(tmp_path):
+    path = tmp_path / "notes.nc"
+    path.write_text("not a netcdf file")
+    with pytest.raises(ValueError, match="truncated or not a NetCDF file"):
+        infer.load(path)
+
+
+def test_a_netcdf_file_not_written_by_infer(tmp_path):
+    path = tmp_path / "other.nc"
+    tree = xr.DataTree.from_dict({"posterior": xr.Dataset({"x": ("draw", np.zeros(3))})})
+    tree.to_netcdf(path, engine="h5netcdf")
+    with pytest.raises(ValueError, match=r"not a run saved by infer.Result.save"):
+        infer.load(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file at"):
+        infer.load(tmp_path / "nothing.nc")
+
+
+def test_interrupted_write_leaves_the_old_file_and_no_debris(run, tmp_path):
+    path = run.save(tmp_path / "run.nc")
+    before = path.read_bytes()
+
+    def interrupted(tmp):
+        with open(tmp, "wb") as f:
+            f.write(b"half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_atomically(path, interrupted)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["run.nc"]
+
+
+def test_results_made_elsewhere_save_and_load(tmp_path):
+    draws = {"mu": np.random.default_rng(0).standard_normal((3, 50)).astype(np.float32)}
+    result = infer.Result.from_draws(draws, stats={"diverging": np.zeros((3, 50), bool)})
+    loaded = infer.load(result.save(tmp_path / "external.nc"))
+    np.testing.assert_array_equal(loaded.draws["mu"], draws["mu"])
+    assert loaded.stats["diverging"].dtype == bool
+    assert np.isnan(loaded.timing["sampling"])
