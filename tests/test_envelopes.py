@@ -4,6 +4,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 from stats_checks import ALPHA, assert_ks_matches
 
@@ -67,3 +69,19 @@ def test_bad_interval(lower, upper, match):
 def test_unbounded_density_is_refused():
     with pytest.raises(ValueError, match="bounded"):
         infer.envelopes.piecewise_constant(lambda x: -0.5 * jnp.log(x), 0.0, 1.0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    weights=st.lists(
+        st.floats(min_value=0.0, max_value=1e6, allow_nan=False), min_size=1, max_size=300
+    ).filter(lambda w: sum(w) > 0)
+)
+def test_alias_table_for_any_probabilities(weights):
+    probabilities = np.asarray(weights) / np.sum(weights)
+    keep, alias = alias_table(probabilities)
+    k = len(probabilities)
+    assert np.all((keep >= 0) & (keep <= 1 + 1e-12)) and np.all((alias >= 0) & (alias < k))
+    implied = keep / k
+    np.add.at(implied, alias, (1.0 - keep) / k)
+    np.testing.assert_allclose(implied, probabilities, atol=1e-12)
