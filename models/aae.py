@@ -1,0 +1,177 @@
+"""Adversarial autoencoder (Makhzani et al. 2016).
+
+A Gaussian encoder ``q(z | x)`` and a decoder ``p(x | z)`` are trained to reconstruct, while a
+critic on the codes tells prior draws from encoded data; the encoder is trained to fool it,
+which matches the aggregated code distribution to the prior without a KL term. The prior is
+anything that can be sampled and scored: by default a mixture of ten Gaussians on a circle in
+the first two latent dimensions.
+
+Because the encoder is a proper density and the prior can be scored, the ELBO and the IWAE
+bound of ``log p(x)`` are available as for a VAE (with a Monte Carlo KL).
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from models.networks import MLP, check_variant, gaussian_log_prob
+from models.training import Family, Objective
+from models.vae import likelihood_inputs, likelihood_test_data
+
+
+class GaussianMixturePrior(nnx.Module):
+    """A mixture of diagonal Gaussians with fixed (non-trained) parameters.
+
+    The default: ``num_components`` equal-weight components whose means lie on a circle of
+    ``radius`` in the first two dimensions (zero elsewhere), standard deviation ``spread``
+    there and 1 in the other dimensions.
+    """
+
+    def __init__(
+        self, latent_dim: int, num_components: int = 10, radius: float = 4.0, spread: float = 0.5
+    ):
+        angles = 2 * np.pi * np.arange(num_components) / num_components
+        means = np.zeros((num_components, latent_dim), np.float32)
+        means[:, 0], means[:, 1 % latent_dim] = radius * np.cos(angles), radius * np.sin(angles)
+        stds = np.ones((num_components, latent_dim), np.float32)
+        stds[:, : min(2, latent_dim)] = spread
+        self.means = nnx.Variable(jnp.asarray(means))
+        self.log_stds = nnx.Variable(jnp.log(jnp.asarray(stds)))
+
+    def sample(self, rng_key: jax.Array, num: int) -> jax.Array:
+        key_component, key_noise = jax.random.split(rng_key)
+        k = self.means.shape[0]
+        component = jax.random.randint(key_component, (num,), 0, k)
+        noise = jax.random.normal(key_noise, (num, self.means.shape[1]))
+        return self.means[...][component] + jnp.exp(self.log_stds[...][component]) * noise
+
+    def log_prob(self, z: jax.Array) -> jax.Array:
+        """(..., latent_dim) -> (...)."""
+        per_component = gaussian_log_prob(z[..., None, :], self.means[...], self.log_stds[...])
+        return jax.nn.logsumexp(per_component, axis=-1) - math.log(self.means.shape[0])
+
+
+class AAE(nnx.Module):
+    """Adversarial autoencoder over ``(batch, height, width)`` images."""
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int],
+        latent_dim: int = 8,
+        variant: str = "mlp",
+        likelihood: str = "bernoulli",
+        total_count: int = 1,
+        prior=None,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        from models.vae import VAE
+
+        check_variant(variant)
+        if not (isinstance(latent_dim, int) and latent_dim >= 2):
+            raise ValueError(f"latent_dim must be an integer >= 2; got {latent_dim!r}.")
+        # The encoder, decoder and likelihood are a VAE's; only the regulariser differs.
+        self.autoencoder = VAE(image_shape, latent_dim, variant, likelihood, total_count, rngs=rngs)
+        self.critic = MLP((latent_dim, 256, 256, 1), rngs=rngs)
+        self.prior = prior if prior is not None else GaussianMixturePrior(latent_dim)
+        self.latent_dim = latent_dim
+
+    def encode(self, x):
+        return self.autoencoder.encode(x)
+
+    def code(self, x: jax.Array, rng_key: jax.Array) -> jax.Array:
+        """``z ~ q(z | x)``, (batch, latent_dim)."""
+        mean, log_std = self.encode(x)
+        return mean + jnp.exp(log_std) * jax.random.normal(rng_key, mean.shape)
+
+    def log_weights(self, x: jax.Array, rng_key: jax.Array, num_samples: int) -> jax.Array:
+        """``log p(x | z_k) + log p(z_k) - log q(z_k | x)``, (num_samples, batch)."""
+        mean, log_std = self.encode(x)
+        noise = jax.random.normal(rng_key, (num_samples, *mean.shape))
+        z = mean[None] + jnp.exp(log_std)[None] * noise
+        logits = jax.vmap(self.autoencoder.decode)(z)
+        log_lik = jax.vmap(self.autoencoder.log_likelihood, in_axes=(0, None))(logits, x)
+        return log_lik + self.prior.log_prob(z) - gaussian_log_prob(z, mean, log_std)
+
+    def elbo(self, x: jax.Array, rng_key: jax.Array) -> jax.Array:
+        """One-sample ELBO per image (the KL to the mixture prior has no closed form)."""
+        return self.log_weights(x, rng_key, 1)[0]
+
+    def iwae(self, x: jax.Array, rng_key: jax.Array, num_samples: int) -> jax.Array:
+        log_weights = self.log_weights(x, rng_key, num_samples)
+        return jax.nn.logsumexp(log_weights, axis=0) - math.log(num_samples)
+
+    def sample(self, rng_key: jax.Array, num: int) -> jax.Array:
+        z = self.prior.sample(rng_key, num)
+        return jax.nn.sigmoid(self.autoencoder.decode(z))
+
+    def reconstruct(self, x: jax.Array) -> jax.Array:
+        return self.autoencoder.reconstruct(x)
+
+
+def reconstruction_loss(model: AAE, x, rng_key):
+    z = model.code(x, rng_key)
+    return -jnp.mean(model.autoencoder.log_likelihood(model.autoencoder.decode(z), x))
+
+
+def critic_loss(model: AAE, x, rng_key):
+    key_prior, key_code = jax.random.split(rng_key)
+    real = model.prior.sample(key_prior, x.shape[0])
+    fake = jax.lax.stop_gradient(model.code(x, key_code))
+    return jnp.mean(jax.nn.softplus(-model.critic(real))) + jnp.mean(
+        jax.nn.softplus(model.critic(fake))
+    )
+
+
+def encoder_adversarial_loss(model: AAE, x, rng_key):
+    """Non-saturating: the encoder's codes should look like prior draws to the critic."""
+    return jnp.mean(jax.nn.softplus(-model.critic(model.code(x, rng_key))))
+
+
+DEFAULTS = {"variant": "mlp", "latent_dim": 8, "likelihood": "bernoulli", "learning_rate": 1e-3}
+
+_AUTOENCODER = nnx.All(nnx.Param, nnx.PathContains("autoencoder"))
+_ENCODER = nnx.All(nnx.Param, nnx.PathContains("encoder"))
+_CRITIC = nnx.All(nnx.Param, nnx.PathContains("critic"))
+
+
+def _objectives(options):
+    rate = float(options["learning_rate"])
+    return [
+        Objective("reconstruction", _AUTOENCODER, reconstruction_loss, optax.adam(rate)),
+        Objective("critic", _CRITIC, critic_loss, optax.adam(rate, b1=0.5)),
+        Objective("encoder", _ENCODER, encoder_adversarial_loss, optax.adam(rate, b1=0.5)),
+    ]
+
+
+def _build(dataset, options, rngs):
+    total = dataset.max_count if options["likelihood"] == "binomial" else 1
+    return AAE(
+        dataset.image_shape,
+        int(options["latent_dim"]),
+        options["variant"],
+        options["likelihood"],
+        total,
+        rngs=rngs,
+    )
+
+
+FAMILY = Family(
+    name="aae",
+    defaults=DEFAULTS,
+    build=_build,
+    objectives=_objectives,
+    train_batch=likelihood_inputs,
+    test_data=likelihood_test_data,
+    # What it is trained on: the reconstruction NLL of the test images (its ELBO and IWAE
+    # bound, which also pay for matching the prior, are in models.evaluation).
+    test_loss=lambda model, x, key, options: reconstruction_loss(model, x, key),
+    samples=lambda model, key, num: model.sample(key, num),
+    reconstructions=lambda model, x: model.reconstruct(x),
+)

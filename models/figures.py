@@ -1,0 +1,71 @@
+"""Pictures of trained generative models, as PNG files written atomically."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from infer.io import write_atomically
+
+
+def _save(figure, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    try:
+        return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(figure)
+
+
+def image_grid(images: np.ndarray, path, title: str, columns: int | None = None) -> Path:
+    """``images`` (num, height, width) in [0, 1] as a grid of grey pictures (dark = 1)."""
+    import matplotlib.pyplot as plt
+
+    images = np.asarray(images)
+    num = images.shape[0]
+    columns = columns or math.ceil(math.sqrt(num))
+    rows = math.ceil(num / columns)
+    height, width = images.shape[1:]
+    canvas = np.full((rows * (height + 1) - 1, columns * (width + 1) - 1), 0.15)  # light lines
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        top, left = r * (height + 1), c * (width + 1)
+        canvas[top : top + height, left : left + width] = image
+    width_inches = max(4.0, 0.45 * columns * max(1.0, width / 14))
+    height_inches = width_inches * canvas.shape[0] / canvas.shape[1] + 0.5
+    figure, axis = plt.subplots(figsize=(width_inches, height_inches), layout="constrained")
+    axis.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
+    axis.set_axis_off()
+    axis.set_title(title, fontsize=10)
+    return _save(figure, path)
+
+
+def reconstruction_grid(
+    originals: np.ndarray, reconstructions: np.ndarray, path, title: str
+) -> Path:
+    """Originals and their reconstructions, in pairs of rows (original above)."""
+    originals, reconstructions = np.asarray(originals), np.asarray(reconstructions)
+    columns = originals.shape[0] if originals.shape[0] <= 12 else 12
+    rows = []
+    for start in range(0, originals.shape[0], columns):
+        rows += [originals[start : start + columns], reconstructions[start : start + columns]]
+    return image_grid(np.concatenate(rows), path, title, columns=columns)
+
+
+def loss_curves(metrics: dict, path, title: str) -> Path:
+    """Per-epoch curves of every series in ``metrics`` (``{"epoch": [...], name: [...]}``)."""
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
+    epochs = metrics["epoch"]
+    for name, values in metrics.items():
+        if name not in ("epoch", "seconds") and len(values) == len(epochs):
+            axis.plot(epochs, values, marker="." if len(epochs) < 40 else None, label=name)
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("loss (nats per image for likelihood models)")
+    axis.set_title(title, fontsize=10)
+    axis.legend()
+    axis.grid(alpha=0.3)
+    return _save(figure, path)

@@ -1,0 +1,210 @@
+"""Variational autoencoder (Kingma & Welling 2014) and its importance-weighted bound (Burda,
+Grosse & Salakhutdinov 2016).
+
+Encoder ``q(z | x) = N(mean(x), diag(std(x)^2))``, prior ``p(z) = N(0, I)``, decoder
+``p(x | z)`` Bernoulli per pixel (binarised images) or Binomial(n, p) per pixel (raw counts,
+e.g. digits with n = 16). Everything is in nats per image.
+
+* ELBO: ``E_q[log p(x | z)] - KL(q(z | x) || p(z))``, one reparameterised sample for the
+  reconstruction term and the KL in closed form.
+* IWAE-K: ``E[log (1/K) sum_k p(x, z_k) / q(z_k | x)]`` with ``z_k ~ q``: a lower bound of
+  ``log p(x)`` that tightens as K grows; ``num_samples=K`` trains on it.
+
+The pure-function boundary: :func:`bound_fn` and :func:`decoder_logdensity_fn` take the
+parameter pytree (``nnx.split(model)``) and data, so samplers and evaluators can use them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from models.data import binarize
+from models.networks import (
+    ImageToVector,
+    VectorToImage,
+    bernoulli_log_prob,
+    binomial_log_prob,
+    check_variant,
+    gaussian_log_prob,
+    standard_normal_log_prob,
+)
+from models.training import Family, Objective
+
+LIKELIHOODS = ("bernoulli", "binomial")
+
+
+class VAE(nnx.Module):
+    """A VAE over ``(batch, height, width)`` images.
+
+    Args:
+        image_shape: (height, width), each divisible by 4.
+        latent_dim: size of ``z``.
+        variant: ``"mlp"`` or ``"conv"`` encoder and decoder.
+        likelihood: ``"bernoulli"`` (images in {0, 1}) or ``"binomial"`` (counts 0..n).
+        total_count: ``n`` of the Binomial likelihood.
+        rngs: parameter initialisation.
+    """
+
+    def __init__(
+        self,
+        image_shape: tuple[int, int],
+        latent_dim: int = 32,
+        variant: str = "mlp",
+        likelihood: str = "bernoulli",
+        total_count: int = 1,
+        *,
+        rngs: nnx.Rngs,
+    ):
+        check_variant(variant)
+        if likelihood not in LIKELIHOODS:
+            raise ValueError(
+                f"likelihood must be one of {', '.join(LIKELIHOODS)}; got {likelihood!r}."
+            )
+        if not (isinstance(latent_dim, int) and latent_dim >= 1):
+            raise ValueError(f"latent_dim must be a positive integer; got {latent_dim!r}.")
+        self.image_shape = tuple(image_shape)
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.total_count = int(total_count)
+        self.encoder = ImageToVector(image_shape, 2 * latent_dim, variant, rngs=rngs)
+        self.decoder = VectorToImage(latent_dim, image_shape, variant, rngs=rngs)
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """``(mean, log_std)`` of q(z | x), each (batch, latent_dim)."""
+        out = self.encoder(x / self.total_count)  # counts are seen as intensities
+        mean, log_std = out[:, : self.latent_dim], out[:, self.latent_dim :]
+        return mean, jnp.clip(log_std, -10.0, 5.0)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """Logits of the pixel probabilities, (batch, height, width)."""
+        return self.decoder(z)
+
+    def log_likelihood(self, logits: jax.Array, x: jax.Array) -> jax.Array:
+        """``log p(x | z)`` per image, (batch,)."""
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob(logits, x)
+        return binomial_log_prob(logits, x, self.total_count)
+
+    def elbo(self, x: jax.Array, rng_key: jax.Array) -> jax.Array:
+        """The evidence lower bound per image, (batch,), in nats."""
+        mean, log_std = self.encode(x)
+        z = mean + jnp.exp(log_std) * jax.random.normal(rng_key, mean.shape)
+        kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1.0 - 2.0 * log_std, axis=-1)
+        return self.log_likelihood(self.decode(z), x) - kl
+
+    def iwae(self, x: jax.Array, rng_key: jax.Array, num_samples: int) -> jax.Array:
+        """The importance-weighted bound with ``num_samples`` samples per image, (batch,)."""
+        log_weights = self.log_weights(x, rng_key, num_samples)
+        return jax.nn.logsumexp(log_weights, axis=0) - math.log(num_samples)
+
+    def log_weights(self, x: jax.Array, rng_key: jax.Array, num_samples: int) -> jax.Array:
+        """``log p(x, z_k) - log q(z_k | x)`` for ``z_k ~ q(z | x)``, (num_samples, batch)."""
+        mean, log_std = self.encode(x)
+        noise = jax.random.normal(rng_key, (num_samples, *mean.shape))
+        z = mean[None] + jnp.exp(log_std)[None] * noise
+        logits = jax.vmap(self.decode)(z)
+        log_joint = jax.vmap(self.log_likelihood, in_axes=(0, None))(logits, x)
+        log_joint = log_joint + standard_normal_log_prob(z)
+        return log_joint - gaussian_log_prob(z, mean, log_std)
+
+    def sample(self, rng_key: jax.Array, num: int) -> jax.Array:
+        """Mean images of ``p(x | z)`` for ``z ~ p(z)``, (num, height, width) in [0, 1]."""
+        z = jax.random.normal(rng_key, (num, self.latent_dim))
+        return jax.nn.sigmoid(self.decode(z))
+
+    def reconstruct(self, x: jax.Array) -> jax.Array:
+        """Mean images of ``p(x | z)`` at the encoder mean, (batch, height, width)."""
+        return jax.nn.sigmoid(self.decode(self.encode(x)[0]))
+
+
+def bound_fn(graphdef: nnx.GraphDef) -> Callable:
+    """``bound(params, x, rng_key, num_samples=1) -> (batch,)``: the ELBO (``num_samples=1``)
+    or the IWAE bound, as a pure function of the parameter pytree ``params``
+    (``graphdef, params = nnx.split(vae)``)."""
+
+    def bound(params, x, rng_key, num_samples: int = 1):
+        model = nnx.merge(graphdef, params)
+        return model.elbo(x, rng_key) if num_samples == 1 else model.iwae(x, rng_key, num_samples)
+
+    return bound
+
+
+def decoder_logdensity_fn(graphdef: nnx.GraphDef) -> Callable:
+    """``logdensity(params, z, x) -> scalar``: ``log p(x | z) + log p(z)`` for one image ``x``
+    (height, width) and one code ``z`` (latent_dim,): the unnormalised posterior over ``z``
+    that annealed importance sampling targets."""
+
+    def logdensity(params, z, x):
+        model = nnx.merge(graphdef, params)
+        logits = model.decode(z[None])
+        return model.log_likelihood(logits, x[None])[0] + standard_normal_log_prob(z)
+
+    return logdensity
+
+
+DEFAULTS = {
+    "variant": "mlp",
+    "latent_dim": 32,
+    "likelihood": "bernoulli",
+    "train_samples": 1,
+    "learning_rate": 1e-3,
+}
+
+
+def _build(dataset, options, rngs):
+    total = dataset.max_count if options["likelihood"] == "binomial" else 1
+    return VAE(
+        dataset.image_shape,
+        int(options["latent_dim"]),
+        options["variant"],
+        options["likelihood"],
+        total,
+        rngs=rngs,
+    )
+
+
+def _objectives(options):
+    samples = int(options["train_samples"])
+    if samples < 1:
+        raise ValueError(f"train_samples must be >= 1; got {samples}.")
+
+    def loss(model, batch, rng_key):
+        if samples == 1:
+            return -jnp.mean(model.elbo(batch, rng_key))
+        return -jnp.mean(model.iwae(batch, rng_key, samples))
+
+    return [Objective("loss", nnx.Param, loss, optax.adam(float(options["learning_rate"])))]
+
+
+def likelihood_inputs(key, images, dataset, options):
+    """Binarised images (fresh per batch) for a Bernoulli likelihood, raw counts for a
+    Binomial one."""
+    if options["likelihood"] == "bernoulli":
+        return binarize(key, images)
+    return jnp.rint(images * dataset.max_count)
+
+
+def likelihood_test_data(dataset, options):
+    """The fixed test inputs: static binarisation, or raw counts."""
+    if options["likelihood"] == "bernoulli":
+        return dataset.static_binary("test")
+    return dataset.counts("test")
+
+
+FAMILY = Family(
+    name="vae",
+    defaults=DEFAULTS,
+    build=_build,
+    objectives=_objectives,
+    train_batch=likelihood_inputs,
+    test_data=likelihood_test_data,
+    test_loss=lambda model, x, key, options: -jnp.mean(model.elbo(x, key)),
+    samples=lambda model, key, num: model.sample(key, num),
+    reconstructions=lambda model, x: model.reconstruct(x),
+)

@@ -1,0 +1,314 @@
+"""Generative models: shapes, exact answers where they exist, training, checkpoints, errors."""
+
+import itertools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from models import data as datasets
+from models import evaluation, training
+from models.aae import AAE
+from models.gan import GAN
+from models.nade import NADE
+from models.networks import gaussian_log_prob
+from models.vae import VAE
+
+SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
+
+
+@pytest.mark.parametrize("image_shape", list(SHAPES.values()), ids=list(SHAPES))
+@pytest.mark.parametrize("variant", ["mlp", "conv"])
+def test_shapes_of_every_module(image_shape, variant):
+    rngs, key, x = nnx.Rngs(0), jax.random.key(0), jnp.ones((3, *image_shape)) * 0.5
+    vae = VAE(image_shape, 6, variant, rngs=rngs)
+    mean, log_std = vae.encode(x)
+    assert mean.shape == log_std.shape == (3, 6)
+    assert vae.decode(mean).shape == (3, *image_shape)
+    assert vae.elbo(x, key).shape == (3,) and vae.iwae(x, key, 4).shape == (3,)
+    assert vae.log_weights(x, key, 5).shape == (5, 3)
+    assert vae.sample(key, 7).shape == (7, *image_shape)
+    gan = GAN(image_shape, 5, variant, rngs=rngs)
+    assert gan.sample(key, 4).shape == (4, *image_shape)
+    assert gan.discriminate(x).shape == (3,)
+    aae = AAE(image_shape, 4, variant, rngs=rngs)
+    assert aae.critic(aae.code(x, key)).shape == (3, 1)
+    assert aae.prior.sample(key, 9).shape == (9, 4) and aae.prior.log_prob(
+        jnp.zeros((9, 4))
+    ).shape == (9,)
+    nade = NADE(image_shape, 16, rngs=rngs)
+    assert nade.log_prob(jnp.round(x)).shape == (3,)
+    assert nade.sample(key, 2).shape == (2, *image_shape)
+
+
+def test_analytic_kl_matches_a_monte_carlo_estimate():
+    """The ELBO's closed-form KL(q || N(0, I)) against the average of log q - log p over
+    many draws; tolerance from the draws' standard error."""
+    vae = VAE((8, 8), 5, rngs=nnx.Rngs(1))
+    x = jnp.asarray(datasets.load("digits").static_binary("test")[:4])
+    mean, log_std = vae.encode(x)
+    kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1 - 2 * log_std, axis=-1)
+    noise = jax.random.normal(jax.random.key(0), (200_000, *mean.shape))
+    z = mean[None] + jnp.exp(log_std)[None] * noise
+    terms = gaussian_log_prob(z, mean, log_std) + 0.5 * jnp.sum(z**2 + math.log(2 * math.pi), -1)
+    estimate, se = terms.mean(axis=0), terms.std(axis=0) / math.sqrt(z.shape[0])
+    assert np.all(np.abs(estimate - kl) < 5 * se)
+
+
+class LinearGaussianVAE(VAE):
+    """p(z) = N(0, I), p(x | z) = N(W z + b, s^2 I): log p(x) = log N(x; b, W W^T + s^2 I) is
+    exact. The encoder is linear and deliberately not the true posterior, so the bounds are
+    strict. The ELBO and IWAE code under test is VAE's own."""
+
+    def __init__(self, rngs):
+        self.latent_dim, self.image_shape, self.likelihood, self.total_count = (
+            2,
+            (1, 3),
+            "gaussian",
+            1,
+        )
+        k = jax.random.split(rngs.params(), 4)
+        self.w = nnx.Param(jax.random.normal(k[0], (3, 2)))
+        self.b = nnx.Param(jax.random.normal(k[1], (3,)))
+        self.a = nnx.Param(0.3 * jax.random.normal(k[2], (2, 3)))
+        self.noise = 0.5
+
+    def encode(self, x):
+        flat = x.reshape(x.shape[0], 3)
+        return flat @ self.a[...].T, jnp.full((x.shape[0], 2), math.log(0.6))
+
+    def decode(self, z):
+        return (z @ self.w[...].T + self.b[...][None]).reshape(z.shape[0], 1, 3)
+
+    def log_likelihood(self, mean, x):
+        return gaussian_log_prob(
+            x.reshape(x.shape[0], 3),
+            mean.reshape(mean.shape[0], 3),
+            jnp.full((3,), math.log(self.noise)),
+        )
+
+    def exact_log_prob(self, x):
+        w, b = np.asarray(self.w[...]), np.asarray(self.b[...])
+        cov = w @ w.T + self.noise**2 * np.eye(3)
+        from scipy.stats import multivariate_normal
+
+        return multivariate_normal(b, cov).logpdf(np.asarray(x).reshape(-1, 3))
+
+
+def _repeated(fn, repeats):
+    """Mean and standard error over ``repeats`` independent evaluations of ``fn(key)``."""
+    values = np.asarray(jax.jit(jax.vmap(fn))(jax.random.split(jax.random.key(0), repeats)))
+    return values.mean(axis=0), values.std(axis=0, ddof=1) / math.sqrt(repeats)
+
+
+def test_bounds_on_a_linear_gaussian_vae_are_ordered_and_tighten_with_k():
+    """ELBO <= IWAE-1 <= IWAE-10 <= IWAE-100 <= IWAE-1000 <= log p(x), each comparison with
+    a tolerance of 4 Monte Carlo standard errors of the difference."""
+    model = LinearGaussianVAE(nnx.Rngs(3))
+    x = jax.random.normal(jax.random.key(1), (6, 1, 3)) * 2.0
+    exact = model.exact_log_prob(x)
+    bounds = {
+        k: _repeated(lambda key, k=k: model.iwae(x, key, k), 2000) for k in (1, 10, 100, 1000)
+    }
+    elbo = _repeated(lambda key: model.elbo(x, key), 20_000)
+
+    def at_most(a, b):  # a <= b up to noise
+        (mean_a, se_a), (mean_b, se_b) = a, b
+        return np.all(mean_a - mean_b < 4 * np.sqrt(se_a**2 + se_b**2))
+
+    # The ELBO (analytic KL) and IWAE-1 estimate the same quantity.
+    assert at_most(elbo, bounds[1]) and at_most(bounds[1], elbo)
+    ks = sorted(bounds)
+    for small, large in zip(ks[:-1], ks[1:], strict=True):
+        assert at_most(bounds[small], bounds[large])
+        assert np.all(bounds[large][0] - bounds[small][0] > -1e-6)  # and visibly rising
+    assert at_most(bounds[1000], (exact, np.zeros_like(exact)))
+    assert np.all(exact - bounds[1000][0] < exact - bounds[1][0])  # tighter with K
+    # The streamed evaluator computes the same bound as the direct one.
+    streamed = evaluation.bound_per_image(
+        model, np.asarray(x), jax.random.key(9), 1000, batch=3, chunk=128
+    )
+    mean, se = bounds[1000]
+    assert np.all(np.abs(streamed - mean) < 4 * np.sqrt(se**2 * 2000 + se**2))
+
+
+@pytest.mark.parametrize("size", [(2, 2), (2, 3)])
+def test_nade_probabilities_sum_to_one_over_all_binary_images(size):
+    nade = NADE(size, 7, rngs=nnx.Rngs(0))
+    nade.b[...] = jax.random.normal(jax.random.key(1), nade.b.shape)  # not a flat start
+    pixels = size[0] * size[1]
+    images = jnp.asarray(list(itertools.product([0.0, 1.0], repeat=pixels))).reshape(-1, *size)
+    total = jnp.exp(jax.nn.logsumexp(nade.log_prob(images)))
+    assert abs(float(total) - 1.0) < 1e-5
+
+
+def test_nade_samples_follow_its_own_probabilities():
+    nade = NADE((1, 2), 5, rngs=nnx.Rngs(2))
+    nade.b[...] = jnp.asarray([1.5, -0.5])
+    images = jnp.asarray([[0, 0], [0, 1], [1, 0], [1, 1]], jnp.float32).reshape(4, 1, 2)
+    probabilities = np.exp(np.asarray(nade.log_prob(images)))
+    draws = np.asarray(nade.sample(jax.random.key(0), 20_000)).reshape(-1, 2)
+    counts = np.array([np.sum(np.all(draws == np.asarray(im).ravel(), axis=1)) for im in images])
+    expected = probabilities * draws.shape[0]
+    assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected * (1 - probabilities)))
+
+
+@pytest.mark.parametrize("model", ["vae", "nade", "aae"])
+def test_a_short_training_run_lowers_the_loss(model):
+    trained = training.train(model, "digits", epochs=4, seed=1)
+    test_loss = trained.metrics["test_loss"]
+    assert test_loss[-1] < test_loss[0]
+    first = [v[0] for k, v in trained.metrics.items() if k.startswith("train_")]
+    last = [v[-1] for k, v in trained.metrics.items() if k.startswith("train_")]
+    main = 0  # "loss" or "reconstruction" comes first (AAE: reconstruction, critic, encoder)
+    assert last[main] < first[main]
+
+
+def test_gan_training_brings_samples_toward_the_data():
+    """A GAN's losses do not fall monotonically; what falls is the distance between its
+    samples and the data (here the Fréchet distance in pixel space)."""
+    dataset = datasets.load("digits")
+    family = training.families()["gan"]
+    untrained = family.build(dataset, family.defaults, nnx.Rngs(0))
+    trained = training.train("gan", "digits", epochs=200, seed=0)  # ~2,200 steps
+
+    def pixel_distance(model):
+        samples = np.asarray(model.sample(jax.random.key(5), 500)).reshape(500, -1)
+        return evaluation.frechet_distance(samples, dataset.test.reshape(len(dataset.test), -1))
+
+    assert pixel_distance(trained.model) < 0.5 * pixel_distance(untrained)
+
+
+def test_resumed_run_is_bit_identical(tmp_path):
+    whole = training.train(
+        "vae", "digits", epochs=4, seed=2, out=tmp_path / "whole", checkpoint_every=2
+    )
+    part = tmp_path / "part"
+    interrupted = training.train(
+        "vae", "digits", epochs=4, seed=2, out=part, checkpoint_every=2, stop_after=2
+    )
+    assert interrupted.metrics["epoch"] == [1, 2]
+    resumed = training.train(
+        "vae", "digits", epochs=4, seed=2, out=part, checkpoint_every=2, resume=True
+    )
+    for a, b in zip(
+        jax.tree.leaves(nnx.state(whole.model)),
+        jax.tree.leaves(nnx.state(resumed.model)),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert resumed.metrics["test_loss"] == whole.metrics["test_loss"]
+    for name in ("metrics.json", "loss.png", "samples.png", "reconstructions.png"):
+        assert (part / name).stat().st_size > 0
+
+
+def test_an_interrupted_run_keeps_its_last_good_checkpoint(tmp_path):
+    """Stopped part-way through epoch 4 (a KeyboardInterrupt from the progress bar), the run
+    has its epoch-2 checkpoint, from which it resumes."""
+
+    class Interrupting:
+        steps = 0
+
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def update(self, n=1):
+            Interrupting.steps += n
+            if Interrupting.steps > 3 * 11 + 5:  # digits: 11 batches of 128 per epoch
+                raise KeyboardInterrupt
+
+        def set_postfix_str(self, *args, **kwargs):
+            pass
+
+        def close(self):
+            pass
+
+    with pytest.raises(KeyboardInterrupt):
+        training.train(
+            "nade", "digits", epochs=6, out=tmp_path, checkpoint_every=2, progress=Interrupting
+        )
+    saved = training.load(tmp_path)
+    assert saved.metrics["epoch"] == [1, 2]
+    resumed = training.train(
+        "nade", "digits", epochs=3, out=tmp_path, checkpoint_every=2, resume=True
+    )
+    assert resumed.metrics["epoch"] == [1, 2, 3]
+
+
+def test_load_restores_the_trained_model(tmp_path):
+    trained = training.train("aae", "digits", epochs=2, out=tmp_path)
+    loaded = training.load(tmp_path)
+    x = jnp.asarray(datasets.load("digits").static_binary("test")[:5])
+    np.testing.assert_array_equal(loaded.model.reconstruct(x), trained.model.reconstruct(x))
+    assert loaded.config == trained.config
+
+
+def test_binomial_likelihood_for_digit_counts():
+    trained = training.train("vae", "digits", epochs=2, likelihood="binomial")
+    report = evaluation.evaluate(trained, iwae_samples=(20,), num_generated=100)
+    assert report["likelihood"] == "binomial"
+    # Counts 0..16 per pixel carry far more information than binary pixels.
+    assert report["nll_iwae_20"]["mean"] > 60
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(model="flow"), "unknown model 'flow'; choose one of: vae, gan, nade, aae"),
+        (dict(model="vae", data="cifar"), "unknown data set 'cifar'; choose one of: digits, mnist"),
+        (dict(model="vae", bogus=1), r"unknown option\(s\) \['bogus'\] for vae; its options are"),
+        (dict(model="vae", variant="resnet"), "variant must be one of mlp, conv; got 'resnet'"),
+        (dict(model="vae", likelihood="poisson"), "likelihood must be one of bernoulli, binomial"),
+        (dict(model="vae", batch_size=5000), "batch_size 5000 is larger than the 1438"),
+        (dict(model="vae", epochs=0), "epochs must be an integer >= 1; got 0"),
+        (dict(model="vae", resume=True), "resume=True needs out="),
+        (dict(model="nade", hidden=0), "hidden must be a positive integer; got 0"),
+    ],
+)
+def test_bad_options_are_rejected(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        training.train(**kwargs)
+
+
+def test_resume_with_other_options_is_rejected(tmp_path):
+    training.train("vae", "digits", epochs=1, out=tmp_path)
+    with pytest.raises(ValueError, match="resume with the same model, data, seed"):
+        training.train("vae", "digits", epochs=2, out=tmp_path, resume=True, latent_dim=8)
+
+
+def test_resume_without_a_checkpoint(tmp_path):
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        training.train("vae", "digits", epochs=2, out=tmp_path, resume=True)
+
+
+@pytest.mark.parametrize(
+    "images, match",
+    [
+        (np.zeros((4, 64)), r"must have shape \(num_images, height, width\); got shape \(4, 64\)"),
+        (np.full((2, 8, 8), np.nan), "contains 128 NaN or infinite value"),
+        (np.full((2, 8, 8), 16.0), r"values in \[0, 1\]; got values from 16 to 16"),
+        (np.zeros((0, 8, 8)), "is empty"),
+        (np.full((2, 8, 8), 0.5), "must be binary"),
+    ],
+)
+def test_bad_data_is_rejected(images, match):
+    with pytest.raises(ValueError, match=match):
+        datasets.check_images(images, binary=match == "must be binary")
+
+
+def test_data_sets_are_split_and_scaled_once():
+    for name, (count, shape) in {"digits": (1797, (8, 8)), "mnist": (5000, (28, 28))}.items():
+        data = datasets.load(name)
+        assert data.train.shape[0] + data.test.shape[0] == count
+        assert data.image_shape == shape and 0.0 <= data.train.min() and data.train.max() <= 1.0
+        assert set(np.unique(data.test_labels)) == set(range(10))
+        np.testing.assert_array_equal(
+            data.static_binary("test"), datasets.load(name).static_binary("test")
+        )
+    counts = datasets.load("digits").counts("test")
+    assert counts.max() == 16 and np.all(counts == np.round(counts))
+    with pytest.raises(ValueError, match="unknown data set"):
+        datasets.load("svhn")
