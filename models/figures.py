@@ -61,7 +61,7 @@ def loss_curves(metrics: dict, path, title: str) -> Path:
     figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
     epochs = metrics["epoch"]
     for name, values in metrics.items():
-        if name not in ("epoch", "seconds") and len(values) == len(epochs):
+        if name not in ("epoch", "seconds", "loop_seconds") and len(values) == len(epochs):
             axis.plot(epochs, values, marker="." if len(epochs) < 40 else None, label=name)
     axis.set_xlabel("epoch")
     axis.set_ylabel("loss (nats per image for likelihood models)")

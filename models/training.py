@@ -92,7 +92,8 @@ class TrainedModel(NamedTuple):
     Attributes:
         model: the trained ``nnx.Module``.
         metrics: ``{"epoch": [...], "train_<objective>": [...], "test_loss": [...],
-            "seconds": [...]}``.
+            "seconds": [...], "loop_seconds": [...]}``: per epoch, the mean training losses,
+            the test loss, the wall time and the time of the training steps alone.
         config: the model, data, seed, batch size and options it was trained with.
         folder: where its files are, or ``None``.
     """
@@ -235,7 +236,10 @@ def train(
                     if b % 10 == 0 or b == batches_per_epoch - 1:
                         shown = ", ".join(f"{k} {float(v):.2f}" for k, v in losses.items())
                         bar.set_postfix_str(f"epoch {epoch}: {shown}", refresh=False)
+            jax.block_until_ready(state)
+            loop_seconds = time.perf_counter() - start
             _record(metrics, epoch, sums, batches_per_epoch, test_loss(state, root), start)
+            metrics.setdefault("loop_seconds", []).append(loop_seconds)
             if checkpoints is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
                 _save_checkpoint(checkpoints, epoch, state, metrics, config)
             if stop_after is not None and epoch >= stop_after:
