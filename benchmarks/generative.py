@@ -20,7 +20,6 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import nnx
 
 from infer.io import write_atomically
@@ -55,7 +54,7 @@ def handwritten_steps_per_second(name, data_name, options, batch_size, num_steps
     ]
     step(model, optimizers, batches[0], jax.random.key(0)).block_until_ready()
     rates = []
-    for r in range(repeats):
+    for _ in range(repeats):
         start = time.perf_counter()
         for s in range(num_steps):
             loss = step(model, optimizers, batches[s % len(batches)], jax.random.key(s))
