@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.algorithms.rejection import Rejection, draw, warn_on_violations
 from infer.base import Adaptation, IdentityKey, Kernel, Sampler
 from infer.result import Result
 from infer.target import Target
@@ -693,60 +692,45 @@ def _constrain_all(target: Target, positions, chain_first: bool = False):
 IID_CHUNK = 2**24  # draws per device per compiled call of an exact sampler
 
 
-def _sample_iid(
-    keys, seed, target, sampler: Rejection, num_chains, num_samples, wall_start, progress
-):
-    """Exact independent draws: a vectorised rejection run per device, filling that device's
-    chains one after the other (a flat loop: a ``vmap`` over chains would batch the buffer's
-    scatter, which XLA runs several times slower), in chunks of at most 2**24 draws (and at most
-    100 chunks) so that a progress bar can follow. The chunking depends only on the sizes,
-    so the draws are the same with or without progress.
+def _sample_iid(keys, seed, target, sampler, num_chains, num_samples, wall_start, progress):
+    """Exact independent draws: a vectorised run per device, filling that device's chains one
+    after the other (a flat loop: a ``vmap`` over chains would batch the buffer's scatter,
+    which XLA runs several times slower), in chunks of at most 2**24 draws (and at most 100
+    chunks) so that a progress bar can follow. The chunking depends only on the sizes, so the
+    draws are the same with or without progress.
 
+    ``sampler`` follows the exact-sampler protocol (:class:`infer.base.Sampler` with
+    ``is_iid``): ``iid_setup(target)`` on the host, ``iid_program(setup, num_draws)`` for one
+    chunk, ``iid_summary(setup, counters, num_draws)`` for the run's facts.
     ``keys``: (num_chains,) keys, sharded like the chains; each device uses its first.
     """
-    logdensity_fn = target.logdensity_fn
-    example = jax.eval_shape(sampler.proposal.sample, jax.ShapeDtypeStruct((), keys.dtype))
-    if target.init is not None:
-        sampler.check(target.init)
-    _check_scalar_logdensity(logdensity_fn, example)
-    envelope = sampler.envelope(logdensity_fn)
+    setup = sampler.iid_setup(target)
     num_shards = len(keys.sharding.device_set)
     chains_per_shard = num_chains // num_shards
     draws_per_shard = chains_per_shard * num_samples
     num_chunks = -(-draws_per_shard // max(IID_CHUNK, -(-draws_per_shard // PROGRESS_CHUNKS)))
     chunk = -(-draws_per_shard // num_chunks)
-    batch_size, max_proposals = sampler.plan(envelope, chunk)
+    draw_fn, dynamic, static_key = sampler.iid_program(setup, chunk)
     cache_key = (
         "iid",
-        IdentityKey(logdensity_fn),
+        IdentityKey(target.logdensity_fn),
         IdentityKey(target.constrain_fn),
         sampler.cache_key(),
+        static_key,
         num_shards,
         chunk,
-        batch_size,
-        max_proposals,
         str(keys.dtype),
         _sharding_key(keys.sharding),
     )
-    log_envelope = np.asarray(envelope.log_envelope, jnp.result_type(float))
     index = np.int32(0)
     compile_seconds = 0.0
     if cache_key not in _compiled:
         start = time.perf_counter()
 
-        def one_shard(keys, chunk_index, log_envelope):
-            out = draw(
-                jax.random.fold_in(keys[0], chunk_index),
-                logdensity_fn,
-                sampler.proposal,
-                log_envelope,
-                chunk,
-                batch_size,
-                max_proposals,
-            )
-            positions = jax.tree.map(lambda leaf: leaf[None], out.positions)
-            counters = jax.tree.map(lambda c: c[None], out._replace(positions=None))
-            return positions, counters
+        def one_shard(keys, chunk_index, dynamic):
+            positions, counters = draw_fn(jax.random.fold_in(keys[0], chunk_index), dynamic)
+            positions = jax.tree.map(lambda leaf: leaf[None], positions)
+            return positions, jax.tree.map(lambda c: c[None], counters)
 
         if num_shards > 1:
             spec = jax.sharding.PartitionSpec("chain")
@@ -758,11 +742,11 @@ def _sample_iid(
                 check_vma=False,
             )
 
-        def run(keys, chunk_index, log_envelope):
-            positions, counters = one_shard(keys, chunk_index, log_envelope)
+        def run(keys, chunk_index, dynamic):
+            positions, counters = one_shard(keys, chunk_index, dynamic)
             return _constrain_all(target, positions, chain_first=True), counters
 
-        _remember(cache_key, jax.jit(run).lower(keys, index, log_envelope).compile())
+        _remember(cache_key, jax.jit(run).lower(keys, index, dynamic).compile())
         compile_seconds = time.perf_counter() - start
     else:
         _compiled.move_to_end(cache_key)
@@ -776,11 +760,10 @@ def _sample_iid(
     start = time.perf_counter()
     with bar as shown:
         for c in range(num_chunks):
-            draws_c, counters_c = program(keys, np.int32(c), log_envelope)
+            draws_c, counters_c = program(keys, np.int32(c), dynamic)
             if progress:
                 done = min(chunk, draws_per_shard - c * chunk) * num_shards
-                rate = int(np.sum(counters_c.num_accepted)) / int(np.sum(counters_c.num_proposals))
-                shown.set_postfix_str(f"acceptance {rate:.2f}", refresh=False)
+                shown.set_postfix_str(sampler.iid_progress_text(counters_c), refresh=False)
                 shown.update(done)
             pieces.append(draws_c)
             counter_pieces.append(counters_c)
@@ -792,39 +775,9 @@ def _sample_iid(
         ].reshape((num_chains, num_samples, *pieces[0][name].shape[2:]))
         for name in pieces[0]
     }
-    counters = jax.tree.map(
-        lambda *values: (
-            np.sum([np.asarray(v, np.int64) for v in values], axis=0)
-            if np.issubdtype(np.asarray(values[0]).dtype, np.integer)
-            else np.max([np.asarray(v) for v in values], axis=0)
-        ),
-        *counter_pieces,
-    )
-
-    num_accepted = _total(counters.num_accepted)
-    num_proposals = _total(counters.num_proposals)
-    filled = [np.asarray(piece.num_accepted) for piece in counter_pieces]
-    if any(np.any(values < chunk) for values in filled):
-        short = min(int(values.min()) for values in filled)
-        raise RuntimeError(
-            f"rejection sampling used its budget of {max_proposals} proposals for a chunk of "
-            f"{chunk} draws and accepted only {short} (acceptance rate "
-            f"{num_accepted / max(num_proposals, 1):.3g}; log M = {envelope.log_envelope:.4g}). "
-            "Use a proposal closer to the target, or raise max_proposals."
-        )
-    num_violations = _total(counters.num_violations)
-    max_log_excess = float(np.max(np.asarray(counters.max_log_excess)))
-    warn_on_violations(num_violations, num_proposals, max_log_excess)
-    info = {
-        "acceptance_rate": num_accepted / num_proposals,
-        "num_proposals": num_proposals,
-        "num_accepted": num_accepted,
-        "log_envelope": envelope.log_envelope,
-        "envelope_source": envelope.source,
-        "envelope_violations": num_violations,
-        "max_envelope_ratio": float(np.exp(min(max_log_excess, 700.0))),
-        "cache_hit": compile_seconds == 0.0,
-    }
+    counters = [jax.tree.map(np.asarray, piece) for piece in counter_pieces]
+    info, num_logdensity, num_grad = sampler.iid_summary(setup, counters, chunk)
+    info["cache_hit"] = compile_seconds == 0.0
     return Result(
         draws=draws,
         stats={},
@@ -834,8 +787,8 @@ def _sample_iid(
             "sampling": sampling_seconds,
             "total": time.perf_counter() - wall_start,
         },
-        num_logdensity_evals=num_proposals,
-        num_grad_evals=0,
+        num_logdensity_evals=num_logdensity,
+        num_grad_evals=num_grad,
         sampler=sampler.name,
         settings=sampler.settings(),
         seed=seed,

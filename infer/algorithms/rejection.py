@@ -41,6 +41,7 @@ __all__ = [
 
 
 DEFAULT_MAX_PROPOSALS = 100_000_000
+_KEY_DTYPE = jax.random.key(0).dtype
 
 
 class EnvelopeWarning(UserWarning):
@@ -412,6 +413,76 @@ class Rejection(Sampler):
             batch = int(2 ** math.ceil(math.log2(max(expected * 1.05, 1.0))))
             batch = min(max(batch, 256), 2**16)
         return batch, budget
+
+    # -------------------------------------------------- the exact-sampler protocol (driver)
+
+    def iid_setup(self, target) -> Envelope:
+        """Host-side checks against ``target`` and its envelope ``log M``."""
+        from infer.driver import _check_scalar_logdensity
+
+        example = jax.eval_shape(self.proposal.sample, jax.ShapeDtypeStruct((), _KEY_DTYPE))
+        if target.init is not None:
+            self.check(target.init)
+        _check_scalar_logdensity(target.logdensity_fn, example)
+        return (target.logdensity_fn, self.envelope(target.logdensity_fn))
+
+    def iid_program(self, setup, num_draws: int):
+        """``(draw_fn(rng_key, log_envelope) -> (positions, counters), log_envelope, key)``."""
+        logdensity_fn, envelope = setup
+        batch_size, max_proposals = self.plan(envelope, num_draws)
+
+        def draw_fn(rng_key, log_envelope):
+            out = draw(
+                rng_key,
+                logdensity_fn,
+                self.proposal,
+                log_envelope,
+                num_draws,
+                batch_size,
+                max_proposals,
+            )
+            return out.positions, out._replace(positions=None)
+
+        log_envelope = np.asarray(envelope.log_envelope, jnp.result_type(float))
+        return draw_fn, log_envelope, (batch_size, max_proposals)
+
+    @staticmethod
+    def iid_progress_text(counters) -> str:
+        rate = int(np.sum(counters.num_accepted)) / max(int(np.sum(counters.num_proposals)), 1)
+        return f"acceptance {rate:.2f}"
+
+    def iid_summary(self, setup, counters: list, num_draws: int):
+        """``(info, num_logdensity_evals, num_grad_evals)`` over the chunks' counters; raises
+        if a chunk ran out of budget, warns on envelope violations."""
+        _, envelope = setup
+        batch_size, max_proposals = self.plan(envelope, num_draws)
+
+        def total(name):
+            return int(sum(np.asarray(getattr(c, name), np.int64).sum() for c in counters))
+
+        num_accepted, num_proposals = total("num_accepted"), total("num_proposals")
+        if any(np.any(np.asarray(c.num_accepted) < num_draws) for c in counters):
+            short = min(int(np.asarray(c.num_accepted).min()) for c in counters)
+            raise RuntimeError(
+                f"rejection sampling used its budget of {max_proposals} proposals for a chunk "
+                f"of {num_draws} draws and accepted only {short} (acceptance rate "
+                f"{num_accepted / max(num_proposals, 1):.3g}; log M = "
+                f"{envelope.log_envelope:.4g}). Use a proposal closer to the target, or raise "
+                "max_proposals."
+            )
+        violations = total("num_violations")
+        max_log_excess = float(max(np.max(np.asarray(c.max_log_excess)) for c in counters))
+        warn_on_violations(violations, num_proposals, max_log_excess)
+        info = {
+            "acceptance_rate": num_accepted / num_proposals,
+            "num_proposals": num_proposals,
+            "num_accepted": num_accepted,
+            "log_envelope": envelope.log_envelope,
+            "envelope_source": envelope.source,
+            "envelope_violations": violations,
+            "max_envelope_ratio": float(np.exp(min(max_log_excess, 700.0))),
+        }
+        return info, num_proposals, 0
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         log_envelope = self.envelope(logdensity_fn).log_envelope
