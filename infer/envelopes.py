@@ -124,6 +124,48 @@ def alias_table(probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return keep, alias
 
 
+def alias_table_traced(probabilities: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """:func:`alias_table` inside a trace (for envelopes built at run time): ``(keep, alias)``,
+    each ``(K,)``. ``O(K^2)`` work, meant for small ``K`` (tens of pieces)."""
+    k = probabilities.shape[0]
+    scaled = probabilities / jnp.sum(probabilities) * k
+    index = jnp.arange(k)
+
+    def pair(_, carry):
+        scaled, keep, alias, done = carry
+        small = ~done & (scaled < 1.0)
+        large_scaled = jnp.where(~done & (scaled >= 1.0), scaled, -jnp.inf)
+        s, g = jnp.argmax(small), jnp.argmax(large_scaled)
+        go = jnp.any(small) & jnp.isfinite(large_scaled[g])
+        keep = jnp.where(go & (index == s), scaled[s], keep)
+        alias = jnp.where(go & (index == s), g, alias)
+        scaled = jnp.where(go & (index == g), scaled[g] - (1.0 - scaled[s]), scaled)
+        return scaled, keep, alias, done | (go & (index == s))
+
+    carry = (scaled, jnp.ones_like(scaled), index, jnp.zeros(k, bool))
+    _, keep, alias, _ = jax.lax.fori_loop(0, k, pair, carry)
+    return keep, alias
+
+
+def alias_pick(keep: jax.Array, alias: jax.Array, uniform: jax.Array):
+    """Pieces for uniforms ``u`` (any shape) by the alias method, and a second uniform made
+    from the rest of ``u``'s bits (the fractional part, rescaled) for use within the piece:
+    ``(piece (int32), within in [0, 1])``, each the shape of ``u``."""
+    k = keep.shape[0]
+    scaled = uniform * k
+    column = jnp.minimum(scaled.astype(jnp.int32), k - 1)
+    fraction = scaled - column
+    column_keep = keep[column]
+    is_column = fraction < column_keep
+    piece = jnp.where(is_column, column, alias[column])
+    within = jnp.where(
+        is_column,
+        fraction / jnp.where(column_keep > 0, column_keep, 1.0),
+        (fraction - column_keep) / jnp.where(column_keep < 1, 1.0 - column_keep, 1.0),
+    )
+    return piece, jnp.clip(within, 0.0, 1.0)
+
+
 def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pieces) -> Proposal:
     """Sampling by the alias method: O(1) per draw, no search. One uniform ``u`` picks a
     column ``floor(u K)``; its fractional part both decides between the column and its alias
@@ -137,16 +179,8 @@ def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pi
     del cumulative
 
     def sample_and_log_prob_batch(rng_key, n):
-        scaled = jax.random.uniform(rng_key, (n,), dtype) * num_pieces
-        column = jnp.minimum(scaled.astype(jnp.int32), num_pieces - 1)
-        fraction = scaled - column
-        column_keep = keep[column]
-        is_column = fraction < column_keep
-        piece = jnp.where(is_column, column, alias[column])
-        within = jnp.where(
-            is_column, fraction / column_keep, (fraction - column_keep) / (1.0 - column_keep)
-        )
-        x = lower + width * (piece + jnp.clip(within, 0.0, 1.0))
+        piece, within = alias_pick(keep, alias, jax.random.uniform(rng_key, (n,), dtype))
+        x = lower + width * (piece + within)
         return jnp.clip(x, lower, upper), log_g_pieces[piece]
 
     def sample_batch(rng_key, n):

@@ -30,6 +30,7 @@ import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
+from infer.envelopes import alias_pick, alias_table_traced
 
 __all__ = ["Hull", "ARSCounters", "sample", "sample_many", "as_top_level_api"]
 
@@ -181,16 +182,18 @@ def _invert(v, left, right, slope):
 
 
 class Envelope(NamedTuple):
-    """The hull's pieces, ready to sample: all (num_pieces,), except ``cumulative``
-    (num_pieces + 1,), normalised from 0 to 1, and ``unbounded`` (scalar bool: a piece on an
-    infinite side rises towards infinity, so the hull has no finite mass)."""
+    """The hull's pieces, ready to sample: all (num_pieces,), and ``unbounded`` (scalar bool:
+    a piece on an infinite side rises towards infinity, so the hull has no finite mass).
+    Pieces are picked by the alias method (``keep``, ``alias``), in O(1) per draw."""
 
     left: jax.Array
     right: jax.Array
     value: jax.Array
     slope: jax.Array
     anchor: jax.Array
-    cumulative: jax.Array
+    log_mass: jax.Array
+    keep: jax.Array
+    alias: jax.Array
     unbounded: jax.Array
 
 
@@ -200,32 +203,43 @@ def envelope(hull: Hull, lower: float, upper: float, derivative_free: bool) -> E
     # Going towards -inf the envelope must fall (slope > 0), towards +inf too (slope < 0).
     open_left, open_right = ~jnp.isfinite(left), ~jnp.isfinite(right)
     unbounded = jnp.any(used & ((open_left & (slope <= 0)) | (open_right & (slope >= 0))))
-    top = jnp.max(log_mass)
-    mass = jnp.exp(log_mass - top)
-    cumulative = jnp.concatenate([jnp.zeros(1, mass.dtype), jnp.cumsum(mass)])
-    return Envelope(left, right, value, slope, anchor, cumulative / cumulative[-1], unbounded)
+    mass = jnp.exp(log_mass - jnp.max(log_mass))
+    keep, alias = alias_table_traced(mass)
+    return Envelope(left, right, value, slope, anchor, log_mass, keep, alias, unbounded)
 
 
 def propose(rng_key, env: Envelope, shape):
-    """Draws from the envelope and the envelope's log height there: ``(x, u(x))``."""
-    key_piece, key_within = jax.random.split(rng_key)
-    a = jax.random.uniform(key_piece, shape, env.cumulative.dtype)
-    piece = jnp.clip(
-        jnp.searchsorted(env.cumulative, a, side="right") - 1, 0, env.left.shape[0] - 1
-    )
-    v = jax.random.uniform(key_within, shape, env.cumulative.dtype)
-    x = _invert(v, env.left[piece], env.right[piece], env.slope[piece])
+    """Draws from the envelope: ``(x, u(x), piece)``, each of ``shape``. One uniform both picks
+    the piece (alias method) and, from its remaining bits, places the draw inside it."""
+    uniform = jax.random.uniform(rng_key, shape, env.left.dtype)
+    piece, within = alias_pick(env.keep, env.alias, uniform)
+    x = _invert(within, env.left[piece], env.right[piece], env.slope[piece])
     u = env.value[piece] + env.slope[piece] * (x - env.anchor[piece])
-    return x, u
+    return x, u, piece
 
 
-def squeeze(hull: Hull, x):
-    """The chord through the neighbouring hull points (``-inf`` outside ``[x_1, x_k]``)."""
-    count = hull.count
-    j = jnp.clip(jnp.searchsorted(hull.x, x, side="right") - 1, 0, hull.x.shape[0] - 2)
+def upper_hull(env: Envelope, x):
+    """The envelope's log height ``u(x)`` at points ``x`` (n,), for plots (O(pieces) each)."""
+    column = x[:, None]
+    left, right, anchor = env.left[None, :], env.right[None, :], env.anchor[None, :]
+    inside = (left <= column) & (column <= right) & jnp.isfinite(env.log_mass)[None, :]
+    line = env.value[None, :] + env.slope[None, :] * (column - anchor)
+    return jnp.min(jnp.where(inside, line, jnp.inf), axis=1)
+
+
+def squeeze(hull: Hull, x, piece, derivative_free: bool):
+    """The chord through the hull points either side of ``x`` (``-inf`` outside
+    ``[x_1, x_k]``), found from the envelope piece ``x`` was drawn from: no search."""
+    count, n = hull.count, hull.x.shape[0]
+    if derivative_free:
+        segment = jnp.where(piece < 2 * n, piece // 2, -1)
+    else:
+        segment = piece - (x < hull.x[piece]).astype(piece.dtype)
+    inside = (segment >= 0) & (segment + 1 < count)
+    j = jnp.clip(segment, 0, n - 2)
     x0, x1, h0, h1 = hull.x[j], hull.x[j + 1], hull.h[j], hull.h[j + 1]
-    inside = (x >= hull.x[0]) & (j + 1 < count) & (x <= x1)
-    return jnp.where(inside, h0 + (h1 - h0) * (x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0), -jnp.inf)
+    chord = h0 + (h1 - h0) * (x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0)
+    return jnp.where(inside, chord, -jnp.inf)
 
 
 def insert(hull: Hull, x, h, slope, upper_value, derivative_free: bool) -> Hull:
@@ -252,13 +266,17 @@ def insert(hull: Hull, x, h, slope, upper_value, derivative_free: bool) -> Hull:
 
 
 def _not_concave(hull: Hull, derivative_free: bool) -> jax.Array:
-    """Whether the points already show ``h`` is not concave: the chord slopes (and, with
-    tangents, the tangent slopes) must not increase from left to right."""
-    used = jnp.arange(hull.x.shape[0]) < hull.count
-    gap = used[1:] & used[:-1]
-    chords = (hull.h[1:] - hull.h[:-1]) / jnp.where(gap, hull.x[1:] - hull.x[:-1], 1.0)
-    scale = 1.0 + jnp.abs(chords[:-1])
-    bad = jnp.any((jnp.diff(chords) > TOLERANCE * scale) & gap[1:] & gap[:-1])
+    """Whether the points already show ``h`` is not concave: each point must lie on or above
+    the chord of its neighbours (tested in log-density units, which stay accurate when points
+    are close, unlike chord slopes), and, with tangents, the slopes must not increase."""
+    x, h = hull.x, hull.h
+    used = jnp.arange(x.shape[0]) < hull.count
+    triple = used[2:]  # points j-1, j, j+1 all in use (the hull is sorted and packed)
+    width = x[2:] - x[:-2]
+    weight = (x[1:-1] - x[:-2]) / jnp.where(triple, width, 1.0)
+    chord = h[:-2] + weight * (h[2:] - h[:-2])
+    slack = TOLERANCE * (1.0 + jnp.abs(h[1:-1]))
+    bad = jnp.any(triple & (h[1:-1] < chord - slack))
     if not derivative_free:
         rising = jnp.diff(hull.slope) > TOLERANCE * (1.0 + jnp.abs(hull.slope[:-1]))
         bad = bad | jnp.any(rising & used[1:])
@@ -287,10 +305,7 @@ def _start_hull(logdensity_fn, points, max_points, derivative_free) -> Hull:
         count,
         jnp.asarray(False),
     )
-    if not derivative_free:
-        rising = jnp.any(jnp.diff(slopes) > TOLERANCE * (1.0 + jnp.abs(slopes[:-1])))
-        hull = hull._replace(bad=rising)
-    return hull
+    return hull._replace(bad=_not_concave(hull, derivative_free))
 
 
 def sample(
@@ -304,6 +319,7 @@ def sample(
     derivative_free: bool = False,
     batch_size: int = 4096,
     max_rounds: int = 10_000,
+    lazy: bool | None = None,
 ):
     """``num_draws`` exact draws from ``exp(logdensity_fn)`` on ``domain``.
 
@@ -319,12 +335,18 @@ def sample(
         derivative_free: secants instead of tangents (no gradients needed).
         batch_size: proposals per vectorised round once the hull is full.
         max_rounds: budget of rounds.
+        lazy: in the vectorised phase, evaluate ``log f`` only where the squeeze could not
+            decide (gathered into a smaller batch) instead of everywhere and masking. Pays
+            for densities that cost more than the gather; ``None`` decides from the size of
+            ``logdensity_fn``'s computation.
 
     Returns:
         ``(draws (num_draws,), ARSCounters, hull)``.
     """
     lower, upper = float(domain[0]), float(domain[1])
     value_and_slope = _value_and_slope(logdensity_fn, derivative_free)
+    if lazy is None:
+        lazy = _is_costly(logdensity_fn, jnp.result_type(float))
     hull = _start_hull(logdensity_fn, start_points, max_points, derivative_free)
     dtype = hull.x.dtype
     buffer = jnp.zeros((num_draws,), dtype)
@@ -342,9 +364,9 @@ def sample(
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
         env = envelope(hull, lower, upper, derivative_free)
-        x, u = propose(key_propose, env, ())
+        x, u, piece = propose(key_propose, env, ())
         log_w = jnp.log(jax.random.uniform(key_accept, (), dtype))
-        lower_bound = squeeze(hull, x)
+        lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         h, slope = value_and_slope(x)
         accepted = by_squeeze | (log_w < h - u)
@@ -372,11 +394,14 @@ def sample(
         buffer, count, proposals, evaluations, rounds, bad, bad_x = carry
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
-        x, u = propose(key_propose, env, (batch_size,))
+        x, u, piece = propose(key_propose, env, (batch_size,))
         log_w = jnp.log(jax.random.uniform(key_accept, (batch_size,), dtype))
-        lower_bound = squeeze(hull, x)
+        lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
-        h = _lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
+        if lazy:
+            h = _lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
+        else:
+            h = jnp.where(by_squeeze, u, jax.vmap(logdensity_fn)(x))
         accepted = by_squeeze | (log_w < h - u)
         slack = TOLERANCE * (1.0 + jnp.abs(u))
         above = ((h > u + slack) & jnp.isfinite(h)) | (lower_bound > u + slack)
@@ -410,6 +435,31 @@ def sample(
     return buffer, counters, hull
 
 
+COSTLY = 64  # array elements computed per log-density call above which lazy evaluation pays
+
+
+def _is_costly(logdensity_fn, dtype) -> bool:
+    """Whether one call of ``logdensity_fn`` computes more than :data:`COSTLY` array elements
+    (summed over its operations, nested ones included); costly if it cannot be traced alone."""
+    try:
+        closed = jax.make_jaxpr(logdensity_fn)(jnp.zeros((), dtype))
+    except Exception:  # noqa: BLE001 - e.g. a function closing over another trace's values
+        return True
+
+    def size(jaxpr) -> int:
+        total = 0
+        for equation in jaxpr.eqns:
+            total += sum(max(math.prod(getattr(v.aval, "shape", ())), 1) for v in equation.outvars)
+            for value in equation.params.values():
+                for sub in value if isinstance(value, (tuple, list)) else (value,):
+                    inner = getattr(sub, "jaxpr", sub)
+                    if hasattr(inner, "eqns"):
+                        total += size(inner)
+        return total
+
+    return size(closed.jaxpr) > COSTLY
+
+
 def _lazy_logdensity(logdensity_fn, x, needed, fallback):
     """``log f(x)`` where ``needed`` (``fallback`` elsewhere), evaluating ``f`` only there
     when few are needed: their positions are gathered into a batch an eighth of the size. If
@@ -436,8 +486,10 @@ def sample_many(
     row of ``params`` (a pytree with a leading axis), all at once (``vmap``).
 
     Returns ``(draws (num_densities, num_draws), ARSCounters with a leading axis)``.
-    ``start_points`` is (m,) shared, or (num_densities, m).
+    ``start_points`` is (m,) shared, or (num_densities, m). Under ``vmap`` a branch runs both
+    ways, so lazy evaluation (see :func:`sample`) is off unless asked for.
     """
+    options.setdefault("lazy", False)
     num = jax.tree.leaves(params)[0].shape[0]
     start_points = jnp.asarray(start_points)
     if start_points.ndim == 1:
@@ -540,6 +592,14 @@ class ARS(Sampler):
         from infer.driver import _check_scalar_logdensity
 
         logdensity_fn = target.logdensity_fn
+        leaves = jax.tree.leaves(target.init)
+        if len(leaves) != 1 or np.shape(leaves[0]) != ():
+            shapes = jax.tree.map(np.shape, target.init)
+            raise ValueError(
+                f"infer.ars samples one scalar, but target {target.name!r} has position shaped "
+                f"{shapes}. Use it on a one-dimensional density (e.g. each full conditional of "
+                "a Gibbs sweep, with infer.algorithms.ars.sample_many), or an MCMC sampler."
+            )
         _check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
         points = self.start_points
         if points is None:

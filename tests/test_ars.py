@@ -1,0 +1,127 @@
+"""Adaptive rejection sampling: exact draws (KS against exact CDFs) with tangent and secant
+hulls, many densities at once, and the errors it owes for densities it cannot sample."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+from stats_checks import assert_ks_matches
+
+import infer
+from infer.algorithms import ars
+from models import targets
+
+INF = float("inf")
+GAMMA_3 = infer.Target(
+    lambda x: jnp.where(x > 0, 2.0 * jnp.log(x) - x, -jnp.inf), init=jnp.asarray(2.0), name="g3"
+)
+TRUNCATED = infer.Target(
+    lambda x: -0.5 * (x - 0.5) ** 2, init=jnp.asarray(1.0), name="truncated_normal"
+)
+CASES = {
+    "normal": (targets.get("normal_1d"), (-INF, INF), stats.norm.cdf),
+    "gamma": (GAMMA_3, (0.0, INF), stats.gamma(3).cdf),
+    "beta": (targets.get("beta_2_5"), (0.0, 1.0), stats.beta(2, 5).cdf),
+    "truncated": (TRUNCATED, (0.0, 2.0), stats.truncnorm(-0.5, 1.5, loc=0.5).cdf),
+}
+
+
+@pytest.mark.parametrize("derivative_free", [False, True], ids=["tangents", "secants"])
+@pytest.mark.parametrize("case", list(CASES))
+def test_draws_match_exact_cdf(case, derivative_free, seed):
+    target, domain, cdf = CASES[case]
+    sampler = infer.ars(domain=domain, derivative_free=derivative_free)
+    result = infer.sample(seed, target, sampler, num_chains=2, num_samples=10_000)
+    assert result.draws["x"].shape == (2, 10_000)
+    draws = np.asarray(result.draws["x"])
+    assert np.all((draws > domain[0]) & (draws < domain[1]))
+    assert_ks_matches(draws, cdf)
+    # The squeeze spares most evaluations once the hull has grown.
+    assert result.info["density_evaluations_per_draw"] < 0.2
+    assert 3 <= result.info["hull_points"] <= 32
+
+
+def test_the_hull_bounds_the_density_and_tightens():
+    """Every envelope built along the way lies above log f, and a fuller hull wastes less."""
+    logdensity_fn = lambda x: 2.0 * jnp.log(x) - x
+    xs = jnp.linspace(0.05, 25.0, 2000)
+    rates = []
+    for max_points in (4, 8, 32):
+        draws, counters, hull = ars.sample(
+            jax.random.key(0),
+            logdensity_fn,
+            5000,
+            (0.0, INF),
+            [1.0, 2.0, 6.0],
+            max_points=max_points,
+        )
+        env = ars.envelope(hull, 0.0, INF, derivative_free=False)
+        assert bool(jnp.all(ars.upper_hull(env, xs) >= logdensity_fn(xs) - 1e-6))
+        rates.append(int(counters.num_accepted) / int(counters.num_proposals))
+    assert rates[0] < rates[1] < rates[2] and rates[2] > 0.95
+
+
+def test_many_densities_at_once_the_full_conditionals_of_a_gibbs_sweep():
+    """Gamma(shape_i, 1) full conditionals with different shapes, all drawn in one call."""
+    shapes = jnp.asarray([1.5, 3.0, 7.0, 20.0])
+    logdensity_fn = lambda x, shape: (shape - 1.0) * jnp.log(x) - x
+    points = jnp.stack([0.5 * shapes, shapes, 2.0 * shapes], axis=1)
+    draws, counters = jax.jit(
+        lambda key: ars.sample_many(key, logdensity_fn, shapes, 4000, (0.0, INF), points)
+    )(jax.random.key(3))
+    assert draws.shape == (4, 4000)
+    assert np.all(np.asarray(counters.num_accepted) >= 4000)
+    for row, shape in zip(np.asarray(draws), np.asarray(shapes), strict=True):
+        assert_ks_matches(row, stats.gamma(shape).cdf)
+
+
+BIMODAL = infer.Target(
+    lambda x: jnp.logaddexp(-0.5 * (x + 3.0) ** 2, -0.5 * (x - 3.0) ** 2),
+    init=jnp.asarray(0.0),
+    name="bimodal",
+)
+STUDENT_T = infer.Target(lambda x: -2.0 * jnp.log1p(x**2 / 3.0), init=jnp.zeros(()), name="t3")
+
+
+@pytest.mark.parametrize("derivative_free", [False, True], ids=["tangents", "secants"])
+@pytest.mark.parametrize("target", [BIMODAL, STUDENT_T], ids=["bimodal", "student_t"])
+def test_a_density_that_is_not_log_concave_is_reported(target, derivative_free):
+    sampler = infer.ars(
+        domain=(-INF, INF), start_points=[-6.0, -1.0, 1.0, 6.0], derivative_free=derivative_free
+    )
+    with pytest.raises(ValueError, match="not log-concave"):
+        infer.sample(0, target, sampler, num_samples=5000)
+
+
+def test_start_points_on_one_side_of_the_mode_of_an_infinite_tail_are_reported():
+    sampler = infer.ars(domain=(-INF, INF), start_points=[1.0, 2.0])
+    with pytest.raises(ValueError, match="hull is unbounded"):
+        infer.sample(0, targets.get("normal_1d"), sampler, num_samples=100)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"domain": (1.0, 0.0)}, "lower < upper"),
+        ({"domain": 3.0}, "pair"),
+        ({"domain": (0.0, 1.0), "start_points": [0.5]}, "at least two"),
+        ({"domain": (0.0, 1.0), "start_points": [0.5, 1.5]}, "strictly inside"),
+        ({"domain": (0.0, 1.0), "max_points": 2}, "max_points"),
+        ({"domain": (0.0, 1.0), "batch_size": 0}, "batch_size"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        infer.ars(**kwargs)
+
+
+def test_a_multivariate_target_is_refused():
+    with pytest.raises((ValueError, TypeError), match="scalar"):
+        infer.sample(0, targets.get("normal_10d"), infer.ars(domain=(-INF, INF)), num_samples=10)
+
+
+def test_no_start_points_for_an_improper_density():
+    flat_rising = infer.Target(lambda x: 0.1 * x, init=jnp.zeros(()), name="improper")
+    with pytest.raises(ValueError, match="starting points"):
+        infer.sample(0, flat_rising, infer.ars(domain=(-INF, INF)), num_samples=10)
