@@ -35,6 +35,7 @@ from infer.plots import plot  # noqa: E402
 from infer.proposal import Proposal  # noqa: E402
 from infer.result import Result, summary  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402
+from infer.variational import advi  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -48,6 +49,7 @@ __all__ = [
     "Sampler",
     "SamplingAlgorithm",
     "Target",
+    "advi",
     "ars",
     "clear_cache",
     "compare",

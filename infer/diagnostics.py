@@ -227,6 +227,15 @@ def run_row(
             f"{result.info.get('max_envelope_ratio', float('nan')):.3g}): the draws are not "
             "exact. Raise log_envelope, or let infer find it (log_envelope=None).",
         )
+    k_hat = result.info.get("pareto_k")
+    k_limit = result.info.get("pareto_k_threshold", 0.7)
+    if k_hat is not None and not (float(k_hat) <= float(k_limit)):
+        flag(
+            "pareto_k",
+            f"Pareto k-hat {float(k_hat):.2f} > {float(k_limit):.2f}: the variational "
+            "approximation misses the posterior's shape, so its draws cannot be trusted. Try "
+            "family='fullrank', a reparameterisation, or MCMC.",
+        )
     stuck = stuck_chains(result)
     if stuck:
         flag(
@@ -271,7 +280,8 @@ def compare(
         log-density evaluations and per gradient evaluation (warm-up included in the cost),
         acceptance rate, divergences, compile / warm-up / sampling seconds, the largest
         ``|mean - truth| / MCSE`` and the flags: ``divergences``, ``rhat`` (> 1.01),
-        ``low_ess``, ``acceptance``, ``envelope``, ``stuck_chains``, ``ground_truth``
+        ``low_ess``, ``acceptance``, ``envelope``, ``pareto_k`` (an ADVI fit whose
+        importance ratios have k-hat above the threshold), ``stuck_chains``, ``ground_truth``
         (beyond the Bonferroni-corrected 1% normal quantile). ``DataFrame.attrs["notes"]``
         says how each column was computed.
     """

@@ -2,8 +2,10 @@
 
 ``infer.plot(result, kind=...)`` makes one figure: ``"trace"`` (traces and marginals),
 ``"rank"`` (rank ECDFs per chain), ``"ess"`` (ESS as the draws accumulate),
-``"autocorr"``, ``"pair"`` (divergences marked) for one run, and ``"forest"`` (every run's
-estimates of the same parameters, with the ground truth marked) for several.
+``"autocorr"``, ``"pair"`` (divergences marked) and ``"elbo"`` (an ADVI fit's ELBO trace)
+for one run; ``"forest"`` (every run's estimates of the same parameters, with the ground truth
+marked) and ``"dist"`` (every run's marginal densities overlaid, e.g. ADVI against NUTS) for
+several.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import numpy as np
 from infer.io import write_atomically
 from infer.result import Result
 
-KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest")
+KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo")
+SEVERAL = ("forest", "dist")  # kinds that take a dict of runs
 
 CAPTIONS = {
     "trace": "draws per chain (right), each chain's density (left); black ticks: divergences",
@@ -24,6 +27,8 @@ CAPTIONS = {
     "autocorr": "autocorrelation of each chain by lag",
     "pair": "pairs of parameters; divergent transitions in orange",
     "forest": "posterior means with 50% and 94% intervals; 'ground truth': the known answer",
+    "dist": "marginal densities of each run's draws, overlaid",
+    "elbo": "ELBO estimate per step (grey) and its running mean over 1% of the steps",
 }
 
 
@@ -90,9 +95,10 @@ def plot(
     """One figure about ``results``.
 
     Args:
-        results: an :class:`infer.Result`, or for ``kind="forest"`` a dict name -> Result.
+        results: an :class:`infer.Result`, or for ``"forest"`` and ``"dist"`` a dict
+            name -> Result.
         kind: one of ``"trace"``, ``"rank"``, ``"ess"``, ``"autocorr"``, ``"pair"``,
-            ``"forest"``.
+            ``"forest"``, ``"dist"``, ``"elbo"`` (an :func:`infer.advi` result).
         var_names: the variables to show; by default the first ``max_panels`` scalar
             components over all variables (4 for ``"pair"``).
         max_panels: the most scalar parameters shown.
@@ -113,9 +119,11 @@ def plot(
         results = {results.sampler: results}
     if not isinstance(results, dict) or not results:
         raise TypeError("results must be an infer.Result or a dict of name -> infer.Result.")
-    if kind != "forest" and len(results) != 1:
+    if kind not in SEVERAL and len(results) != 1:
         raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
     first = next(iter(results.values()))
+    if kind == "elbo":
+        return _plot_elbo(first, path)
     if kind == "pair":
         max_panels = min(max_panels, 4)
     names, coords = _selection(first, max_panels)
@@ -138,17 +146,61 @@ def plot(
     elif kind == "pair":
         has_divergences = "diverging" in first.stats
         collection = arviz_plots.plot_pair(tree, visuals={"divergence": has_divergences}, **options)
+    elif kind == "dist":
+        trees = {name: result.to_arviz() for name, result in results.items()}
+        collection = arviz_plots.plot_dist(trees, **options)
+        collection.add_legend("model")
     else:
         truth = truth if truth is not None else first.ground_truth
         trees = _forest_trees(results, truth, names)
         collection = arviz_plots.plot_forest(trees, combined=True, **options)
         collection.add_legend("model")
     figure = _figure(collection)
-    label = ", ".join(results) if kind == "forest" else f"{first.sampler}"
+    label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     figure.suptitle(f"{label} on {first.target}: {CAPTIONS[kind]}", fontsize=10)
     if path is None:
         return collection
     save_png(collection, path)
+    return None
+
+
+def _plot_elbo(result: Result, path):
+    """The ELBO trace of an ADVI fit: a matplotlib ``Figure`` (``None`` when written)."""
+    import matplotlib.pyplot as plt
+
+    trace = result.info.get("elbo_trace")
+    if trace is None:
+        raise ValueError(
+            f"kind='elbo' needs a result of infer.advi; {result.sampler!r} has no ELBO trace."
+        )
+    trace = np.asarray(trace, float)
+    window = max(1, trace.size // 100)
+    finite = np.where(np.isfinite(trace), trace, np.nan)
+    running = np.convolve(np.nan_to_num(finite, nan=np.nanmin(finite)), np.ones(window), "valid")
+    figure, axis = plt.subplots(figsize=(8, 4), layout="constrained")
+    axis.plot(np.arange(trace.size), finite, color="0.75", lw=0.5, label="per step")
+    axis.plot(np.arange(window - 1, trace.size), running / window, color="C0", label="running mean")
+    final = result.info.get("elbo")
+    if final is not None:
+        axis.axhline(final, color="C1", ls="--", label=f"final ELBO {final:.4g}")
+    low = np.nanpercentile(finite, 5)
+    high = np.nanmax(finite)
+    axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+    axis.set_xlabel("step")
+    axis.set_ylabel("ELBO (nats)")
+    k_hat = result.info.get("pareto_k")
+    axis.set_title(
+        f"{result.sampler} on {result.target}\n{CAPTIONS['elbo']}"
+        + (f"; Pareto k-hat {k_hat:.2f}" if k_hat is not None else ""),
+        fontsize=9,
+    )
+    axis.legend(loc="lower right")
+    if path is None:
+        return figure
+    try:
+        write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
+    finally:
+        plt.close(figure)
     return None
 
 

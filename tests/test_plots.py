@@ -16,12 +16,16 @@ def runs():
     return {
         "nuts": infer.sample(0, target, infer.nuts(), num_chains=2, num_samples=300),
         "rwmh": infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=300),
+        "advi": infer.advi(0, target, "meanfield", num_steps=500, num_draws=300),
     }
 
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_each_kind_writes_a_png(kind, runs, tmp_path):
-    results = runs if kind == "forest" else runs["nuts"]
+    if kind in ("forest", "dist"):  # kinds that overlay several runs
+        results = runs
+    else:
+        results = runs["advi"] if kind == "elbo" else runs["nuts"]
     path = tmp_path / f"{kind}.png"
     assert infer.plot(results, kind=kind, path=path) is None
     assert path.read_bytes()[:8] == PNG_MAGIC

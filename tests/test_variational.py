@@ -1,0 +1,172 @@
+"""ADVI: exact recovery of Gaussian targets, the Pareto k-hat warning, and its plumbing."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from stats_checks import assert_moments_match, threshold
+
+import infer
+from models import targets
+
+MEAN = np.array([1.0, -2.0, 0.5, 3.0])
+COVARIANCE = np.array(
+    [
+        [2.0, 0.8, -0.3, 0.0],
+        [0.8, 1.0, 0.2, 0.1],
+        [-0.3, 0.2, 0.5, -0.1],
+        [0.0, 0.1, -0.1, 0.3],
+    ]
+)
+
+
+def gaussian_target():
+    precision = np.linalg.inv(COVARIANCE)
+
+    def logdensity_fn(x):
+        d = x - MEAN
+        return -0.5 * d @ precision @ d
+
+    return infer.Target(logdensity_fn, init=jnp.zeros(4), name="gaussian_4d")
+
+
+def test_fullrank_recovers_mean_and_covariance(seed):
+    num_steps, num_elbo_draws = 4000, 16
+    result = infer.advi(
+        seed,
+        gaussian_target(),
+        "fullrank",
+        num_steps=num_steps,
+        num_elbo_draws=num_elbo_draws,
+        num_draws=5000,
+    )
+    draws = result.draws["x"].reshape(-1, 4)
+    # Two Monte Carlo errors, both ~ 1/sqrt(count): the fit's (averaged stochastic gradients
+    # over the second half carry the error of num_elbo_draws * num_steps / 2 draws from q,
+    # Polyak & Juditsky 1992) and that of the independent draws made from the fitted q.
+    # Standard errors of a Gaussian's sample mean and covariance: sqrt(S_ii / n) and
+    # sqrt((S_ij^2 + S_ii S_jj) / n).
+    n_draws, n_fit = draws.shape[0], num_elbo_draws * num_steps / 2
+    variance = np.diag(COVARIANCE)
+    cov_spread = COVARIANCE**2 + np.outer(variance, variance)
+    upper = np.triu_indices(4)
+    limit = threshold(2 * (4 + 10))
+
+    scale_tril = np.asarray(result.info["scale_tril"])
+    fitted_mean, fitted_cov = np.asarray(result.info["mean"]), scale_tril @ scale_tril.T
+    assert np.max(np.abs(fitted_mean - MEAN) / np.sqrt(variance / n_fit)) < limit
+    assert np.max((np.abs(fitted_cov - COVARIANCE) / np.sqrt(cov_spread / n_fit))[upper]) < limit
+
+    both = 1.0 / n_draws + 1.0 / n_fit
+    z_mean = np.abs(draws.mean(0) - MEAN) / np.sqrt(variance * both)
+    z_cov = np.abs(np.cov(draws.T) - COVARIANCE) / np.sqrt(cov_spread * both)
+    assert np.max(z_mean) < limit, z_mean
+    assert np.max(z_cov[upper]) < limit, z_cov
+    assert result.info["pareto_k"] < result.info["pareto_k_threshold"]
+
+
+def test_fullrank_on_a_builtin_correlated_target_matches_ground_truth(seed):
+    target = targets.get("correlated_2d")
+    result = infer.advi(seed, target, "fullrank", num_steps=3000, num_draws=2500)
+    assert_moments_match(result, target.ground_truth)
+
+
+def test_meanfield_cannot_see_correlation_and_khat_says_so():
+    target = targets.get("correlated_2d")
+    with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat"):
+        result = infer.advi(0, target, "meanfield", num_steps=3000)
+    assert result.info["pareto_k"] > result.info["pareto_k_threshold"]
+    # Mean field underestimates the marginal spread of correlated coordinates.
+    assert np.all(
+        result.draws["x"].reshape(-1, 2).std(0) < np.asarray(target.ground_truth.std["x"])
+    )
+
+
+@pytest.mark.parametrize("family", ["meanfield", "fullrank"])
+def test_funnel_khat_warns(family):
+    with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat"):
+        result = infer.advi(1, targets.get("funnel"), family, num_steps=3000)
+    assert result.info["pareto_k"] > 0.7
+    table = infer.compare({"advi": result}, warn=False)
+    assert "pareto_k" in table.loc["advi", "flags"]
+
+
+def test_numpyro_model_reported_in_constrained_space():
+    target = targets.get("conjugate")
+    # In unconstrained space this posterior (Beta and Gamma, through logit and log) has
+    # exponential tails, heavier than any Gaussian's: k-hat rightly flags the importance
+    # ratios, though the moments come out close.
+    with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat"):
+        result = infer.advi(0, target, "fullrank", num_steps=2000, num_draws=1000)
+    assert set(result.draws) == {"p", "rate"}
+    for name, value in result.draws.items():
+        assert value.shape == (4, 1000), name
+        assert (
+            abs(value.mean() - target.ground_truth.mean[name]) < 0.1 * target.ground_truth.std[name]
+        )
+    assert 0.0 < result.draws["p"].min() and result.draws["p"].max() < 1.0
+    assert result.draws["rate"].min() > 0.0
+    assert result.to_arviz()["posterior"] is not None
+    assert np.isfinite(result.info["elbo"]) and result.info["elbo_se"] > 0
+
+
+def test_same_seed_same_draws_and_save_load_round_trip(tmp_path):
+    target = gaussian_target()
+    first = infer.advi(3, target, num_steps=500, num_draws=100)
+    second = infer.advi(3, target, num_steps=500, num_draws=100)
+    np.testing.assert_array_equal(first.draws["x"], second.draws["x"])
+    assert first.info["elbo_trace"] == second.info["elbo_trace"]
+    path = tmp_path / "advi.nc"
+    first.save(path)
+    loaded = infer.load(path)
+    np.testing.assert_array_equal(loaded.draws["x"], first.draws["x"])
+    assert loaded.info["pareto_k"] == first.info["pareto_k"]
+    assert len(loaded.info["elbo_trace"]) == 500
+
+
+def test_elbo_rises_and_plots(tmp_path):
+    result = infer.advi(0, gaussian_target(), "fullrank", num_steps=2000, num_draws=200)
+    trace = np.asarray(result.info["elbo_trace"])
+    assert trace[-200:].mean() > trace[:20].mean()
+    # At the optimum q = p, so ELBO = log Z = log((2 pi)^(d/2) |S|^(1/2)) for this target.
+    log_z = 0.5 * np.log(np.linalg.det(2 * np.pi * COVARIANCE))
+    assert abs(result.info["elbo"] - log_z) < 6 * result.info["elbo_se"] + 1e-3
+    infer.plot(result, "elbo", path=tmp_path / "elbo.png")
+    nuts = infer.sample(0, gaussian_target(), infer.nuts(), num_samples=200, num_warmup=200)
+    infer.plot({"advi": result, "nuts": nuts}, "dist", path=tmp_path / "dist.png")
+    for name in ("elbo.png", "dist.png"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_nonfinite_steps_are_skipped_and_counted():
+    # A log density that is -inf for x < 0: early draws from a wide q fall there.
+    target = infer.Target(
+        lambda x: jnp.where(x[0] > 0, -0.5 * (x[0] - 3.0) ** 2, -jnp.inf),
+        init=jnp.array([3.0]),
+        name="half",
+    )
+    with pytest.warns(infer.DiagnosticWarning, match="skipped"):
+        result = infer.advi(0, target, num_steps=300, num_draws=100, init_scale=3.0)
+    assert result.info["num_nonfinite_steps"] > 0
+    assert np.all(np.isfinite(np.asarray(result.info["mean"])))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"family": "full"}, "family"),
+        ({"num_steps": 0}, "num_steps"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"init_scale": 0.0}, "init_scale"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        infer.advi(0, gaussian_target(), **kwargs)
+
+
+def test_target_must_be_a_target():
+    with pytest.raises(TypeError, match="infer.Target"):
+        infer.advi(0, lambda x: -(x**2))
