@@ -26,6 +26,7 @@ from infer.algorithms.mh import as_top_level_api as mh  # noqa: E402
 from infer.algorithms.rejection import EnvelopeWarning  # noqa: E402
 from infer.algorithms.rejection import as_top_level_api as rejection  # noqa: E402
 from infer.algorithms.rwmh import as_top_level_api as rwmh  # noqa: E402
+from infer.annealed import AISResult, ais  # noqa: E402
 from infer.base import Kernel, Sampler, SamplingAlgorithm  # noqa: E402
 from infer.diagnostics import DiagnosticWarning, compare  # noqa: E402
 from infer.driver import clear_cache, sample  # noqa: E402
@@ -49,7 +50,9 @@ __all__ = [
     "Sampler",
     "SamplingAlgorithm",
     "Target",
+    "AISResult",
     "advi",
+    "ais",
     "ars",
     "clear_cache",
     "compare",

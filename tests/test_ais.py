@@ -1,0 +1,129 @@
+"""Annealed importance sampling: exact log normalising constants inside the estimate's
+interval, the bidirectional bracket, and its errors for bad input."""
+
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from scipy import stats
+from stats_checks import threshold
+
+import infer
+
+D, N, NOISE, PRIOR_SCALE = 5, 20, 1.0, 2.0
+
+
+def conjugate_gaussian(seed):
+    """``mu ~ N(0, 2^2 I_5)``, 20 points ``y_i ~ N(mu, I)``: (target, prior, exact log Z,
+    the mu that made the data: an exact posterior draw)."""
+    rng = np.random.default_rng(seed)
+    mu_true = rng.normal(0.0, PRIOR_SCALE, D)
+    data = mu_true + NOISE * rng.normal(size=(N, D))
+    prior = dist.Normal(jnp.zeros(D), PRIOR_SCALE).to_event(1)
+    observed = jnp.asarray(data, jnp.float32)
+
+    def logdensity_fn(mu):
+        return prior.log_prob(mu) + jnp.sum(dist.Normal(mu[None, :], NOISE).log_prob(observed))
+
+    # Per coordinate, the data are jointly N(0, noise^2 I + prior_scale^2 1 1^T).
+    marginal = stats.multivariate_normal(
+        np.zeros(N), NOISE**2 * np.eye(N) + PRIOR_SCALE**2 * np.ones((N, N))
+    )
+    exact = sum(marginal.logpdf(data[:, j]) for j in range(D))
+    target = infer.Target(logdensity_fn, init=jnp.zeros(D), name="conjugate_gaussian")
+    return target, prior, exact, mu_true
+
+
+def test_conjugate_gaussian_log_z_is_inside_the_interval(seed):
+    target, prior, exact, _ = conjugate_gaussian(seed)
+    result = infer.ais(seed, target, prior, num_temperatures=200, num_chains=256)
+    assert result.ess > 10
+    assert abs(result.log_z - exact) < threshold(1) * result.log_z_se, (result, exact)
+    assert result.num_nonfinite == 0
+    assert result.num_grad_evals >= 256 * 200 * 11
+    assert result.draws.shape == (256, D)
+    # The pilot's step sizes keep the acceptance near its goal (0.8) along the path.
+    assert 0.6 < np.median(result.acceptance) < 0.95
+    assert np.mean(result.acceptance < 0.2) < 0.05
+
+
+def test_bidirectional_bracket_contains_the_truth(seed):
+    target, prior, exact, mu_true = conjugate_gaussian(seed + 10)
+    result = infer.ais(
+        seed, target, prior, num_temperatures=200, num_chains=256, exact_posterior_draws=mu_true
+    )
+    lower, upper = result.bracket
+    z = threshold(2)
+    assert lower - z * result.log_z_se <= exact <= upper + z * result.log_z_upper_se
+    # With this many temperatures the gap is small: both passes are nearly exact.
+    assert upper - lower < 1.0
+
+
+def test_gaussian_mixture_log_z(seed):
+    """Two well separated, unequal modes times a known constant: ``Z = e^3`` exactly. AIS
+    from a broad prior finds both; HMC alone would stay in one."""
+    log_c = 3.0
+    mixture = dist.MixtureSameFamily(
+        dist.Categorical(jnp.asarray([0.3, 0.7])),
+        dist.MultivariateNormal(
+            jnp.asarray([[-4.0, 0.0], [4.0, 1.0]]),
+            covariance_matrix=jnp.asarray([[[1.0, 0.5], [0.5, 1.0]], [[0.5, 0.0], [0.0, 2.0]]]),
+        ),
+    )
+    target = infer.Target(lambda x: log_c + mixture.log_prob(x), init=jnp.zeros(2), name="mixture")
+    prior = dist.Normal(jnp.zeros(2), 6.0).to_event(1)
+    result = infer.ais(seed, target, prior, num_temperatures=300, num_chains=512)
+    assert abs(result.log_z - log_c) < threshold(1) * result.log_z_se, result
+    # Both modes are reached by the weighted chains, in their proportions.
+    weights = np.exp(result.log_weights - result.log_weights.max())
+    right = np.sum(weights * (result.draws[:, 0] > 0)) / np.sum(weights)
+    assert 0.5 < right < 0.9
+
+
+def test_fixed_step_size_and_linear_schedule():
+    target, prior, exact, _ = conjugate_gaussian(0)
+    result = infer.ais(
+        1, target, prior, num_temperatures=300, num_chains=128, step_size=0.2, schedule="linear"
+    )
+    np.testing.assert_allclose(result.step_sizes, 0.2)
+    np.testing.assert_allclose(result.temperatures, np.linspace(0, 1, 301))
+    assert abs(result.log_z - exact) < threshold(1) * result.log_z_se
+
+
+def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
+    prior = dist.Normal(jnp.zeros(1), 1.0).to_event(1)
+    target = infer.Target(
+        lambda x: jnp.where(x[0] > 2.5, jnp.nan, -0.5 * jnp.sum(x**2)),
+        init=jnp.zeros(1),
+        name="nan_tail",
+    )
+    with pytest.warns(infer.DiagnosticWarning, match="NaN or \\+inf"):
+        result = infer.ais(0, target, prior, num_temperatures=20, num_chains=512)
+    assert result.num_nonfinite > 0
+    assert np.all(np.isfinite(result.log_weights) | (result.log_weights == -np.inf))
+    assert np.isfinite(result.log_z)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"num_temperatures": 0}, "num_temperatures"),
+        ({"num_chains": 1}, "num_chains"),
+        ({"schedule": "cosine"}, "schedule"),
+        ({"schedule": np.linspace(0.1, 1, 11), "num_temperatures": 10}, "schedule"),
+        ({"step_size": -0.1}, "step_size"),
+        ({"exact_posterior_draws": np.zeros(3)}, "exact_posterior_draws"),
+    ],
+)
+def test_bad_arguments_are_named(kwargs, match):
+    target, prior, _, _ = conjugate_gaussian(0)
+    with pytest.raises(ValueError, match=match):
+        infer.ais(0, target, prior, **kwargs)
+
+
+def test_a_prior_of_the_wrong_shape_is_refused():
+    target, _, _, _ = conjugate_gaussian(0)
+    with pytest.raises(ValueError, match="batch_shape"):
+        infer.ais(0, target, dist.Normal(0.0, 1.0), num_chains=8)
+    with pytest.raises(TypeError, match="numpyro"):
+        infer.ais(0, target, "normal", num_chains=8)
