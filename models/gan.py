@@ -9,6 +9,7 @@ discriminator first on real images and fresh fakes, then generator.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -45,17 +46,36 @@ class GAN(nnx.Module):
         return self.discriminator(images)[:, 0]
 
 
-def discriminator_loss(model: GAN, images: jax.Array, rng_key: jax.Array) -> jax.Array:
-    """Binary cross-entropy of real images against fresh fakes (generator held fixed)."""
-    fake = jax.lax.stop_gradient(model.sample(rng_key, images.shape[0]))
-    return jnp.mean(jax.nn.softplus(-model.discriminate(images))) + jnp.mean(
-        jax.nn.softplus(model.discriminate(fake))
+def _blurred(images: jax.Array, rng_key: jax.Array, noise: float) -> jax.Array:
+    """Instance noise (Sønderby et al. 2017): Gaussian noise of std ``noise`` on what the
+    discriminator sees, so that real images (many pixels exactly 0) and the generator's
+    sigmoid outputs overlap and the discriminator cannot win by that alone."""
+    if noise == 0.0:
+        return images
+    return images + noise * jax.random.normal(rng_key, images.shape, images.dtype)
+
+
+def discriminator_loss(
+    model: GAN, images: jax.Array, rng_key: jax.Array, noise: float = 0.0, real_label: float = 1.0
+) -> jax.Array:
+    """Binary cross-entropy of real images against fresh fakes (generator held fixed);
+    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016)."""
+    key_fake, key_real, key_blur = jax.random.split(rng_key, 3)
+    fake = jax.lax.stop_gradient(model.sample(key_fake, images.shape[0]))
+    real_logits = model.discriminate(_blurred(images, key_real, noise))
+    fake_logits = model.discriminate(_blurred(fake, key_blur, noise))
+    real_term = real_label * jax.nn.softplus(-real_logits) + (1.0 - real_label) * jax.nn.softplus(
+        real_logits
     )
+    return jnp.mean(real_term) + jnp.mean(jax.nn.softplus(fake_logits))
 
 
-def generator_loss(model: GAN, images: jax.Array, rng_key: jax.Array) -> jax.Array:
+def generator_loss(
+    model: GAN, images: jax.Array, rng_key: jax.Array, noise: float = 0.0
+) -> jax.Array:
     """Non-saturating: ``-log D(G(z))``."""
-    fake = model.sample(rng_key, images.shape[0])
+    key_fake, key_blur = jax.random.split(rng_key)
+    fake = _blurred(model.sample(key_fake, images.shape[0]), key_blur, noise)
     return jnp.mean(jax.nn.softplus(-model.discriminate(fake)))
 
 
@@ -77,7 +97,13 @@ def generator_logdensity_fn(graphdef: nnx.GraphDef, noise_std: float) -> Callabl
     return logdensity
 
 
-DEFAULTS = {"variant": "mlp", "latent_dim": 64, "learning_rate": 2e-4}
+DEFAULTS = {
+    "variant": "mlp",
+    "latent_dim": 64,
+    "learning_rate": 2e-4,
+    "instance_noise": 0.1,
+    "real_label": 0.9,
+}
 
 _GENERATOR = nnx.All(nnx.Param, nnx.PathContains("generator"))
 _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
@@ -85,9 +111,17 @@ _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 
 def _objectives(options):
     rate = float(options["learning_rate"])
+    noise, real_label = float(options["instance_noise"]), float(options["real_label"])
+    if not (noise >= 0.0 and 0.5 < real_label <= 1.0):
+        raise ValueError(
+            f"GAN options need instance_noise >= 0 and 0.5 < real_label <= 1; got "
+            f"instance_noise={noise!r}, real_label={real_label!r}."
+        )
+    d_loss = functools.partial(discriminator_loss, noise=noise, real_label=real_label)
+    g_loss = functools.partial(generator_loss, noise=noise)
     return [
-        Objective("discriminator", _DISCRIMINATOR, discriminator_loss, optax.adam(rate, b1=0.5)),
-        Objective("generator", _GENERATOR, generator_loss, optax.adam(rate, b1=0.5)),
+        Objective("discriminator", _DISCRIMINATOR, d_loss, optax.adam(rate, b1=0.5)),
+        Objective("generator", _GENERATOR, g_loss, optax.adam(rate, b1=0.5)),
     ]
 
 
