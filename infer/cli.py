@@ -190,7 +190,7 @@ def _add_generative_commands(commands) -> None:
         choices=("bounds", "ais"),
         default="bounds",
         help="bounds (default): ELBO/IWAE or exact NLL and sample scores; ais: annealed "
-        "importance sampling of log p(x) for the vae decoder or gan generator",
+        "importance sampling of log p(x) for the vae or aae decoder or the gan generator",
     )
     ais = evaluate.add_argument_group("with --method ais")
     ais.add_argument("--ais-images", type=_positive_int, default=100, help="test images scored")
@@ -269,10 +269,10 @@ def run_evaluate(args) -> int:
     if args.method == "ais":
         from models import annealed_evaluation
 
-        if args.model not in ("vae", "gan"):
+        if args.model not in ("vae", "aae", "gan"):
             print(
-                f"infer evaluate: error: --method ais scores the vae decoder or the gan "
-                f"generator; {args.model} has no latent code to anneal over "
+                f"infer evaluate: error: --method ais scores the vae or aae decoder or the "
+                f"gan generator; {args.model} has no latent code to anneal over "
                 "(use --method bounds).",
                 file=sys.stderr,
             )

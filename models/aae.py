@@ -115,6 +115,19 @@ class AAE(nnx.Module):
         return self.autoencoder.reconstruct(x)
 
 
+def decoder_logdensity_fn(graphdef: nnx.GraphDef):
+    """``logdensity(params, z, x) -> scalar``: ``log p(x | z) + log p(z)`` under the AAE's
+    decoder and prior, for one image ``x`` and one code ``z`` (latent_dim,): what annealed
+    importance sampling targets to estimate ``log p(x)`` without the encoder."""
+
+    def logdensity(params, z, x):
+        model = nnx.merge(graphdef, params)
+        logits = model.autoencoder.decode(z[None])
+        return model.autoencoder.log_likelihood(logits, x[None])[0] + model.prior.log_prob(z)
+
+    return logdensity
+
+
 def reconstruction_loss(model: AAE, x, rng_key):
     """``-E_q[log p(x | z)]`` per image, one reparameterised sample."""
     z = model.code(x, rng_key)
@@ -160,8 +173,9 @@ DEFAULTS = {
     "variant": "mlp",
     "latent_dim": 8,
     "likelihood": "bernoulli",
-    "entropy_weight": 0.3,
+    "entropy_weight": 1.0,
     "learning_rate": 1e-3,
+    "adversarial_learning_rate": 1e-3,
 }
 
 _AUTOENCODER = nnx.All(nnx.Param, nnx.PathContains("autoencoder"))
@@ -171,6 +185,9 @@ _CRITIC = nnx.All(nnx.Param, nnx.PathContains("critic"))
 
 def _objectives(options):
     rate = float(options["learning_rate"])
+    # Each phase has its own Adam, which is blind to the losses' scales: the adversarial
+    # phase's step size alone sets how hard the encoder is pulled towards the prior.
+    adversarial_rate = float(options["adversarial_learning_rate"])
     return [
         Objective(
             "reconstruction",
@@ -178,8 +195,10 @@ def _objectives(options):
             autoencoder_loss_fn(float(options["entropy_weight"])),
             optax.adam(rate),
         ),
-        Objective("critic", _CRITIC, critic_loss, optax.adam(rate, b1=0.5)),
-        Objective("encoder", _ENCODER, encoder_adversarial_loss, optax.adam(rate, b1=0.5)),
+        Objective("critic", _CRITIC, critic_loss, optax.adam(adversarial_rate, b1=0.5)),
+        Objective(
+            "encoder", _ENCODER, encoder_adversarial_loss, optax.adam(adversarial_rate, b1=0.5)
+        ),
     ]
 
 

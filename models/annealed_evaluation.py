@@ -10,6 +10,9 @@ the estimates stay unbiased).
 
 * VAE: the Bernoulli (or Binomial) decoder, beside the IWAE bound on the same images; AIS
   should come out at least as high, up to its error.
+* AAE: the decoder under the AAE's own prior (a Gaussian mixture), beside the IWAE bound
+  whose proposal is the encoder: the encoder is trained adversarially, not as a posterior
+  approximation, so IWAE can sit far below log p(x); AIS does not use it.
 * GAN: the generator read as ``x ~ N(G(z), sigma^2 I)``, a density over grey-level images;
   ``sigma`` is chosen on validation images (the first part of the test split, disjoint from
   the scored images) as the value with the highest AIS log-likelihood.
@@ -71,6 +74,7 @@ def ais_per_image(
     num_leapfrog: int = 10,
     batch: int = 25,
     pilot_images=None,
+    prior: tuple[Callable, Callable] | None = None,
     progress: bool = False,
 ) -> AISScores:
     """AIS estimates of ``log p(x)`` for every image.
@@ -87,6 +91,8 @@ def ais_per_image(
         batch: images annealed at once (vectorised).
         pilot_images: (m, height, width) images for the step-size pilot (default: the first
             four of ``images``; the pilot's draws are discarded either way).
+        prior: ``(log_prob(z) -> scalar, sample(key, num) -> (num, latent_dim))`` of the
+            code's prior, normalised (the one inside ``logdensity``); default ``N(0, I)``.
         progress: a tqdm bar over images.
     """
     start = time.perf_counter()
@@ -95,14 +101,18 @@ def ais_per_image(
     key_pilot, key_main = jax.random.split(rng_key)
     pilot = images[:4] if pilot_images is None else np.asarray(pilot_images, np.float32)
 
+    if prior is None:
+        prior = (_standard_normal, lambda key, num: jax.random.normal(key, (num, latent_dim)))
+    log_prior, sample_prior = prior
+
     def kernel_for(x):
-        return tempered_hmc(_standard_normal, lambda z: logdensity(params, z, x), num_leapfrog)
+        return tempered_hmc(log_prior, lambda z: logdensity(params, z, x), num_leapfrog)
 
     @jax.jit
     def tune(pilot, key):
         def one(x, key):
             key_start, key_tune = jax.random.split(key)
-            starts = jax.random.normal(key_start, (16, latent_dim))
+            starts = sample_prior(key_start, 16)
             return jnp.log(tune_step_sizes(key_tune, kernel_for(x), starts, betas))
 
         keys = jax.random.split(key, pilot.shape[0])
@@ -114,7 +124,7 @@ def ais_per_image(
     def run(images, key):
         def one(x, key):
             key_start, key_anneal = jax.random.split(key)
-            starts = jax.random.normal(key_start, (num_chains, latent_dim))
+            starts = sample_prior(key_start, num_chains)
             trace = anneal(key_anneal, kernel_for(x), starts, betas, step_sizes)
             return trace.log_weights, trace.acceptance
 
@@ -180,15 +190,15 @@ def evaluate_ais(
     validation log-likelihood of every candidate, and ``cost`` (gradients per image,
     seconds, seconds per image).
     """
+    from models import aae, evaluation, gan, training, vae
     from models import data as datasets
-    from models import evaluation, gan, training, vae
 
     config = trained.config
     name = config["model"]
-    if name not in ("vae", "gan"):
+    if name not in ("vae", "aae", "gan"):
         raise ValueError(
-            f"AIS evaluation applies to decoder-based models with a Gaussian prior on the "
-            f"code (vae, gan); got {name!r}. NADE's likelihood is exact already."
+            f"AIS evaluation applies to decoder-based models with a prior on a latent code "
+            f"(vae, aae, gan); got {name!r}. NADE's likelihood is exact already."
         )
     family = training.families()[name]
     dataset = datasets.load(config["data"])
@@ -204,20 +214,27 @@ def evaluate_ais(
         "schedule": "sigmoid",
     }
     report: dict = {"model": name, "data": config["data"], "settings": settings}
-    if name == "vae":
+    if name in ("vae", "aae"):
         test = np.asarray(family.test_data(dataset, options))
         scored = test[:num_images]
         graphdef, params = nnx.split(model)
-        logdensity = vae.decoder_logdensity_fn(graphdef)
+        if name == "vae":
+            logdensity, prior = vae.decoder_logdensity_fn(graphdef), None
+            latent_dim = model.latent_dim
+        else:  # the AAE's decoder under its own (mixture) prior; the encoder plays no part
+            logdensity = aae.decoder_logdensity_fn(graphdef)
+            prior = (model.prior.log_prob, model.prior.sample)
+            latent_dim = model.autoencoder.latent_dim
         scores = ais_per_image(
             logdensity,
             params,
-            model.latent_dim,
+            latent_dim,
             scored,
             key,
             num_temperatures=num_temperatures,
             num_chains=num_chains,
             num_leapfrog=num_leapfrog,
+            prior=prior,
             progress=progress,
         )
         iwae = evaluation.bound_per_image(model, scored, jax.random.fold_in(key, 1), iwae_samples)
