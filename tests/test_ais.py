@@ -5,33 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
-from scipy import stats
 from stats_checks import threshold
 
 import infer
+from models import evidence
 
-D, N, NOISE, PRIOR_SCALE = 5, 20, 1.0, 2.0
+D = 5
 
 
 def conjugate_gaussian(seed):
-    """``mu ~ N(0, 2^2 I_5)``, 20 points ``y_i ~ N(mu, I)``: (target, prior, exact log Z,
-    the mu that made the data: an exact posterior draw)."""
-    rng = np.random.default_rng(seed)
-    mu_true = rng.normal(0.0, PRIOR_SCALE, D)
-    data = mu_true + NOISE * rng.normal(size=(N, D))
-    prior = dist.Normal(jnp.zeros(D), PRIOR_SCALE).to_event(1)
-    observed = jnp.asarray(data, jnp.float32)
-
-    def logdensity_fn(mu):
-        return prior.log_prob(mu) + jnp.sum(dist.Normal(mu[None, :], NOISE).log_prob(observed))
-
-    # Per coordinate, the data are jointly N(0, noise^2 I + prior_scale^2 1 1^T).
-    marginal = stats.multivariate_normal(
-        np.zeros(N), NOISE**2 * np.eye(N) + PRIOR_SCALE**2 * np.ones((N, N))
-    )
-    exact = sum(marginal.logpdf(data[:, j]) for j in range(D))
-    target = infer.Target(logdensity_fn, init=jnp.zeros(D), name="conjugate_gaussian")
-    return target, prior, exact, mu_true
+    """(target, prior, exact log Z, the mu that made the data: an exact posterior draw)."""
+    return evidence.conjugate_gaussian(seed, dim=D)
 
 
 def test_conjugate_gaussian_log_z_is_inside_the_interval(seed):
