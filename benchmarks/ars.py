@@ -116,6 +116,22 @@ def bench(name: str, num_draws: int, repeats: int) -> dict:
     return row
 
 
+def rng_bound(num_draws: int, repeats: int) -> float:
+    """Proposals per second that JAX's default PRNG (threefry) alone allows at two uniforms per
+    proposal, with nothing else computed: an upper bound on any JAX rejection sampler's rate
+    here, to set against TDR's (which draws from NumPy's PCG64)."""
+    per_device = num_draws // len(jax.devices())
+    uniforms = jax.pmap(lambda key: jnp.sum(jax.random.uniform(key, (2, per_device))))
+    keys = jax.random.split(jax.random.key(0), len(jax.devices()))
+    uniforms(keys).block_until_ready()
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        uniforms(keys).block_until_ready()
+        rates.append(num_draws / (time.perf_counter() - start))
+    return statistics.median(rates)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -127,10 +143,18 @@ def main(argv=None) -> int:
     repeats = 2 if args.quick else args.repeats
     if args.rows_only:  # the two-device subprocess: one JSON line on stdout
         rows = [bench(name, num_draws, repeats) for name in DENSITIES]
+        bound = rng_bound(num_draws, repeats)
+        for row in rows:
+            row["jax_prng_two_uniforms_per_s"] = bound
+        print(f"  JAX PRNG alone, 2 devices: {bound:.3e} proposals/s")
         print(json.dumps(rows))
         return 0
     print(f"benchmarks/ars.py on {jax.devices()[0].platform}, {num_draws} draws per run")
     rows = [bench(name, num_draws, repeats) for name in DENSITIES]
+    bound = rng_bound(num_draws, repeats)
+    for row in rows:
+        row["jax_prng_two_uniforms_per_s"] = bound
+    print(f"  JAX PRNG alone, 1 device: {bound:.3e} proposals/s")
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     command = [sys.executable, __file__, "--rows-only", "--num-draws", str(num_draws)]
     command += ["--repeats", str(repeats)]
