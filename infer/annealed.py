@@ -32,7 +32,7 @@ import numpy as np
 
 from infer import validation
 from infer.numpyro_adapter import TemperedHMC, tempered_hmc
-from infer.target import Target
+from infer.target import Target, check_target
 
 __all__ = ["ais", "AISResult", "temperatures", "anneal", "tune_step_sizes", "log_mean_exp"]
 
@@ -258,11 +258,7 @@ def ais(
 
     wall_start = time.perf_counter()
     key_input, _ = _as_key(rng_key)
-    if not isinstance(target, Target):
-        raise TypeError(
-            f"target must be an infer.Target; got {type(target).__name__}. Wrap a log density "
-            "as infer.Target(logdensity_fn, init=...)."
-        )
+    check_target(target)
     num_temperatures = validation.positive_int("num_temperatures", num_temperatures)
     num_chains = validation.positive_int("num_chains", num_chains, minimum=2)
     num_leapfrog = validation.positive_int("num_leapfrog", num_leapfrog)

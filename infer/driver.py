@@ -26,7 +26,7 @@ import numpy as np
 from infer import validation
 from infer.base import Adaptation, IdentityKey, Kernel, Sampler
 from infer.result import Result
-from infer.target import Target
+from infer.target import Target, check_target
 
 _CACHE_SIZE = 64
 _compiled: collections.OrderedDict = collections.OrderedDict()
@@ -84,12 +84,7 @@ def sample(
     """
     wall_start = time.perf_counter()
     key_input, seed = _as_key(rng_key)
-    if not isinstance(target, Target):
-        raise TypeError(
-            f"target must be an infer.Target; got {type(target).__name__}. Wrap a log density "
-            "as infer.Target(logdensity_fn, init=...), or a NumPyro model as "
-            "infer.Target.from_numpyro(model, *args)."
-        )
+    check_target(target)
     if not isinstance(sampler, Sampler):
         raise TypeError(
             f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "

@@ -104,6 +104,17 @@ class Target:
         return default_names(position)
 
 
+def check_target(target) -> Target:
+    """``target`` itself, or a ``TypeError`` saying how to make one."""
+    if not isinstance(target, Target):
+        raise TypeError(
+            f"target must be an infer.Target; got {type(target).__name__}. Wrap a log density "
+            "as infer.Target(logdensity_fn, init=...), or a NumPyro model as "
+            "infer.Target.from_numpyro(model, *args)."
+        )
+    return target
+
+
 def default_names(position) -> dict:
     """An array is reported as ``{"x": array}``; a dict of arrays as itself; any other pytree
     under its key paths (``"a.b"``, ``"0"``)."""

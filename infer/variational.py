@@ -27,7 +27,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.result import Result
-from infer.target import Target
+from infer.target import Target, check_target
 
 __all__ = ["advi", "FAMILIES", "pareto_k_threshold"]
 
@@ -146,11 +146,7 @@ def advi(
 
     wall_start = time.perf_counter()
     key_input, seed = _as_key(rng_key)
-    if not isinstance(target, Target):
-        raise TypeError(
-            f"target must be an infer.Target; got {type(target).__name__}. Wrap a log density "
-            "as infer.Target(logdensity_fn, init=...)."
-        )
+    check_target(target)
     family = validation.one_of("family", family, FAMILIES)
     num_steps = validation.positive_int("num_steps", num_steps)
     num_draws = validation.positive_int("num_draws", num_draws)

@@ -22,7 +22,7 @@ from flax import nnx
 
 from models.networks import MLP, check_variant, gaussian_log_prob
 from models.training import Family, Objective
-from models.vae import likelihood_inputs, likelihood_test_data
+from models.vae import likelihood_inputs, likelihood_test_data, model_arguments
 
 
 class GaussianMixturePrior(nnx.Module):
@@ -203,15 +203,7 @@ def _objectives(options):
 
 
 def _build(dataset, options, rngs):
-    total = dataset.max_count if options["likelihood"] == "binomial" else 1
-    return AAE(
-        dataset.image_shape,
-        int(options["latent_dim"]),
-        options["variant"],
-        options["likelihood"],
-        total,
-        rngs=rngs,
-    )
+    return AAE(*model_arguments(dataset, options), rngs=rngs)
 
 
 FAMILY = Family(

@@ -157,16 +157,21 @@ DEFAULTS = {
 }
 
 
-def _build(dataset, options, rngs):
+def model_arguments(dataset, options) -> tuple:
+    """``(image_shape, latent_dim, variant, likelihood, total_count)`` from a family's
+    options, for :class:`VAE` and the autoencoder inside the AAE."""
     total = dataset.max_count if options["likelihood"] == "binomial" else 1
-    return VAE(
+    return (
         dataset.image_shape,
         int(options["latent_dim"]),
         options["variant"],
         options["likelihood"],
         total,
-        rngs=rngs,
     )
+
+
+def _build(dataset, options, rngs):
+    return VAE(*model_arguments(dataset, options), rngs=rngs)
 
 
 def _objectives(options):
