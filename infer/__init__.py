@@ -27,21 +27,38 @@ from infer.algorithms.rejection import EnvelopeWarning  # noqa: E402
 from infer.algorithms.rejection import as_top_level_api as rejection  # noqa: E402
 from infer.algorithms.rwmh import as_top_level_api as rwmh  # noqa: E402
 from infer.annealed import AISResult, ais  # noqa: E402
-from infer.base import Kernel, Sampler, SamplingAlgorithm  # noqa: E402
+from infer.base import (  # noqa: E402
+    Adaptation,
+    ExactSampler,
+    Kernel,
+    MarkovSampler,
+    Sampler,
+    SamplingAlgorithm,
+)
+from infer.compilation_cache import enable_compilation_cache  # noqa: E402
+from infer.convergence import converged  # noqa: E402
 from infer.diagnostics import DiagnosticWarning, compare  # noqa: E402
-from infer.driver import clear_cache, sample  # noqa: E402
-from infer.io import load  # noqa: E402
+from infer.driver import sample  # noqa: E402
 from infer.numpyro_adapter import hmc, nuts  # noqa: E402
+from infer.placement import clear_cache  # noqa: E402
 from infer.plots import plot  # noqa: E402
 from infer.proposal import Proposal  # noqa: E402
-from infer.result import Result, summary  # noqa: E402
+from infer.registry import register  # noqa: E402
+from infer.result import Result, concat, load, summary  # noqa: E402
+from infer.run_state import ChainState  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402
 from infer.variational import advi  # noqa: E402
 
 __version__ = "0.1.0"
 
+enable_compilation_cache()
+
 __all__ = [
+    "Adaptation",
+    "ChainState",
     "DiagnosticWarning",
+    "ExactSampler",
+    "MarkovSampler",
     "EnvelopeWarning",
     "GroundTruth",
     "Kernel",
@@ -56,6 +73,9 @@ __all__ = [
     "ars",
     "clear_cache",
     "compare",
+    "concat",
+    "converged",
+    "enable_compilation_cache",
     "envelopes",
     "hmc",
     "independent_mh",
@@ -64,6 +84,7 @@ __all__ = [
     "mh",
     "nuts",
     "plot",
+    "register",
     "rejection",
     "rwmh",
     "sample",

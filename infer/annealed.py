@@ -31,7 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
+from infer.keys import as_jax_key, as_key
 from infer.numpyro_adapter import TemperedHMC, tempered_hmc
+from infer.starts import check_scalar_logdensity
 from infer.target import Target, check_target
 
 __all__ = ["ais", "AISResult", "temperatures", "anneal", "tune_step_sizes", "log_mean_exp"]
@@ -254,10 +256,9 @@ def ais(
         An :class:`AISResult`.
     """
     from infer.diagnostics import DiagnosticWarning
-    from infer.driver import _as_key, _check_scalar_logdensity
 
     wall_start = time.perf_counter()
-    key_input, _ = _as_key(rng_key)
+    key_input, _ = as_key(rng_key)
     check_target(target)
     num_temperatures = validation.positive_int("num_temperatures", num_temperatures)
     num_chains = validation.positive_int("num_chains", num_chains, minimum=2)
@@ -274,7 +275,7 @@ def ais(
         )
     shape = tuple(np.shape(leaves[0]))
     logprior_fn = _check_prior(prior, shape)
-    _check_scalar_logdensity(target.logdensity_fn, jnp.asarray(leaves[0], jnp.result_type(float)))
+    check_scalar_logdensity(target.logdensity, jnp.asarray(leaves[0], jnp.result_type(float)))
     reverse_start = None
     if exact_posterior_draws is not None:
         reverse_start = np.asarray(exact_posterior_draws, jnp.result_type(float))
@@ -286,8 +287,8 @@ def ais(
                 f"shaped {(num_chains, *shape)}; got {reverse_start.shape}."
             )
 
-    kernel = tempered_hmc(logprior_fn, target.logdensity_fn, num_leapfrog)
-    key = jax.random.key(int(key_input)) if isinstance(key_input, np.ndarray) else key_input
+    kernel = tempered_hmc(logprior_fn, target.logdensity, num_leapfrog)
+    key = as_jax_key(key_input)
     key_tune_start, key_tune, key_start, key_forward, key_reverse = jax.random.split(key, 5)
 
     @jax.jit

@@ -1,18 +1,21 @@
 """What every sampler file builds, and the protocol the driver runs.
 
-A sampler is made in two steps. ``infer.rwmh(step_size=...)`` returns a :class:`Sampler`: a
-recipe holding the structural options, with no log density yet. ``Sampler.build`` binds it to a
-log density and returns a :class:`Kernel` of pure functions, which the driver
-(:func:`infer.sample`) runs over many chains. ``Sampler.bind`` gives the BlackJAX-style pair
-``(init, step)`` for people who want to run their own loop.
+A sampler is made in two steps. ``infer.rwmh(step_size=...)`` returns a recipe holding the
+structural options, with no log density yet. ``build`` binds it to a log density and returns a
+:class:`Kernel` of pure functions, which the driver (:func:`infer.sample`) runs over many
+chains. ``Sampler.bind`` gives the BlackJAX-style pair ``(init, step)`` for people who want to
+run their own loop.
+
+The driver needs only the protocols :class:`MarkovSampler` (a kernel to step) and
+:class:`ExactSampler` (exact independent draws in batches); :class:`Sampler` is a convenient
+base holding the optional hooks' defaults, not a requirement.
 """
 
 from __future__ import annotations
 
-import abc
 import json
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import jax
 import numpy as np
@@ -60,13 +63,15 @@ class Kernel(NamedTuple):
     """A sampler bound to one log density: the pure functions the driver runs.
 
     Attributes:
-        init: ``init(position) -> state`` for one chain.
+        init: ``init(position) -> state`` for one chain. The state has attributes
+            ``position`` (the point, same pytree as ``position``) and ``logdensity`` (scalar).
         step: ``step(rng_key, state, params) -> (state, info)`` for one chain. ``params`` holds
             the tunable values (step size, proposal scale), so adaptation changes them without
             rebuilding anything.
         params: ``params(position) -> params``: the starting parameters for one chain.
         adaptation: warm-up tuning, or ``None`` when nothing is tuned.
-        cost: ``cost(info) -> (num_logdensity_evals, num_grad_evals)`` of one step.
+        cost: ``cost(info) -> (num_logdensity_evals, num_grad_evals)`` of one step (ints or
+            scalar int arrays).
     """
 
     init: Callable[[Position], State]
@@ -76,29 +81,103 @@ class Kernel(NamedTuple):
     cost: Callable[[Info], tuple[jax.Array, jax.Array]]
 
 
-class Sampler(abc.ABC):
-    """A sampler recipe: structural options, not yet bound to a log density.
+@runtime_checkable
+class MarkovSampler(Protocol):
+    """What :func:`infer.sample` needs of a Markov-chain sampler (duck-typed: any object with
+    these attributes works, no base class needed).
 
-    Subclasses set ``name`` and implement :meth:`build` and :meth:`settings`.
+    Attributes:
+        name: a short name, shown in results and tables.
+        uses_gradients: whether the kernel evaluates gradients of the log density.
+
+    Methods:
+        build(logdensity_fn, num_warmup) -> Kernel: bind to a log density. Called inside the
+            compiled program, so ``logdensity_fn`` may close over traced data.
+        settings() -> dict: the options, as plain values (recorded with every result).
+
+    Optional hooks, with the defaults of :class:`Sampler` when absent: ``check(position)``,
+    ``target_acceptance(dim)``, ``acceptance_band(target_accept)``, ``cache_key()``.
+    """
+
+    name: str
+    uses_gradients: bool
+
+    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel: ...
+
+    def settings(self) -> dict: ...
+
+
+@runtime_checkable
+class ExactSampler(Protocol):
+    """What :func:`infer.sample` needs of a sampler of exact independent draws (rejection,
+    ARS): how to draw one batch.
+
+    Methods:
+        iid_setup(target) -> setup: host-side work for one target (e.g. an envelope).
+        iid_program(setup, num_draws) -> (draw_fn, dynamic, static_key):
+            ``draw_fn(rng_key, dynamic) -> (positions, counters)`` draws ``num_draws`` exact
+            draws (leading axis ``num_draws``) on one device; ``dynamic`` is passed as an
+            argument of the compiled program; ``static_key`` is hashable and names what else
+            the program depends on.
+        iid_summary(setup, counters, num_draws) -> (info, num_logdensity_evals,
+            num_grad_evals): run facts from the list of every chunk's counters.
+        iid_progress_text(counters) -> str: a progress bar's postfix.
+        settings() -> dict.
+    """
+
+    name: str
+
+    def iid_setup(self, target) -> Any: ...
+
+    def iid_program(self, setup, num_draws: int) -> tuple: ...
+
+    def iid_summary(self, setup, counters: list, num_draws: int) -> tuple: ...
+
+    def iid_progress_text(self, counters) -> str: ...
+
+    def settings(self) -> dict: ...
+
+
+def is_exact(sampler) -> bool:
+    """Whether ``sampler`` makes exact independent draws (the :class:`ExactSampler` protocol)."""
+    return isinstance(sampler, ExactSampler)
+
+
+def check_sampler(sampler) -> None:
+    """A ``TypeError`` unless ``sampler`` follows one of the two protocols."""
+    if isinstance(sampler, (MarkovSampler, ExactSampler)):
+        return
+    if callable(sampler) and not hasattr(sampler, "settings"):
+        raise TypeError(
+            f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "
+            f"{type(sampler).__name__}. Did you forget the parentheses (infer.rwmh())?"
+        )
+    raise TypeError(
+        f"sampler must be an infer sampler such as infer.rwmh() (an object with name, "
+        f"uses_gradients, build() and settings(); see docs/writing-a-sampler.md); got "
+        f"{sampler!r}."
+    )
+
+
+class Sampler:
+    """A convenient base for samplers: the optional hooks of :class:`MarkovSampler` with
+    their defaults. Subclasses set ``name`` and implement :meth:`build` and :meth:`settings`.
     """
 
     name: str = "sampler"
-    #: True for samplers whose draws are independent (rejection): the driver then skips warm-up
-    #: and calls :meth:`draw` instead of stepping chains.
-    is_iid: bool = False
     #: True for samplers that need gradients of the log density.
     uses_gradients: bool = False
 
-    @abc.abstractmethod
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         """Bind to ``logdensity_fn``. ``num_warmup`` matters only to kernels that adapt inside
         their own state (NumPyro's)."""
+        raise NotImplementedError
 
-    @abc.abstractmethod
     def settings(self) -> dict:
         """The options this sampler was made with, as plain Python values (for attrs)."""
+        raise NotImplementedError
 
-    def check(self, position: Position) -> None:  # noqa: B027 (optional hook)
+    def check(self, position: Position) -> None:
         """Host-side checks against one chain's example position; raise ``ValueError``."""
 
     def target_acceptance(self, dim: int) -> float | None:
@@ -106,9 +185,15 @@ class Sampler(abc.ABC):
         ``None`` when nothing is tuned toward one."""
         return None
 
+    def acceptance_band(self, target_accept: float) -> tuple[float, float | None]:
+        """The acceptance rates that say warm-up settled, around ``target_accept``: below
+        the first the steps are too large; above the second (``None``: no upper limit, as
+        for HMC, whose high acceptance is harmless) they are too small."""
+        return target_accept / 2.0, target_accept + (1.0 - target_accept) / 2.0
+
     def cache_key(self) -> tuple:
         """Hashable summary of everything that changes the compiled program."""
-        return (type(self).__name__, json.dumps(_jsonable(self.settings()), sort_keys=True))
+        return default_cache_key(self)
 
     def bind(self, logdensity_fn: Callable, num_warmup: int = 0) -> SamplingAlgorithm:
         """BlackJAX-style ``(init, step)`` with the parameters fixed at their starting values.
@@ -128,6 +213,19 @@ class Sampler(abc.ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"infer.{self.name}({args})"
+
+
+def default_cache_key(sampler) -> tuple:
+    """The type and the settings: what a sampler without its own ``cache_key`` compiles to."""
+    return (type(sampler).__module__, type(sampler).__qualname__, settings_json(sampler.settings()))
+
+
+def hook(sampler, name: str):
+    """The optional hook ``name`` of ``sampler``, or :class:`Sampler`'s default bound to it."""
+    method = getattr(sampler, name, None)
+    if method is not None:
+        return method
+    return getattr(Sampler, name).__get__(sampler)
 
 
 def _jsonable(value):

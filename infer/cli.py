@@ -11,7 +11,6 @@ import sys
 import warnings
 from pathlib import Path
 
-SAMPLERS = ("rejection", "rwmh", "mala", "nuts", "hmc")
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
 
@@ -43,17 +42,20 @@ def _non_negative_int(text: str) -> int:
 
 
 def _sampler_list(text: str) -> list[str]:
+    from infer import registry
+
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SAMPLERS]
+    unknown = [name for name in names if name not in registry.names()]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
             f"unknown sampler(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(SAMPLERS)} (comma-separated)"
+            f"choose from {', '.join(registry.names())} (comma-separated)"
         )
     return names
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from infer import registry
     from models import targets
 
     parser = _Parser(prog="infer", description="Probabilistic inference on JAX.")
@@ -76,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_sampler_list,
         default=list(DEFAULT_SAMPLERS),
         metavar="LIST",
-        help=f"comma-separated, from {', '.join(SAMPLERS)} (default "
-        f"{','.join(DEFAULT_SAMPLERS)}; rejection only where the target has a proposal)",
+        help=f"comma-separated, from {', '.join(registry.names())} (default "
+        f"{','.join(DEFAULT_SAMPLERS)}; each only where it can run on the target)",
     )
     compare.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
     compare.add_argument(
@@ -87,6 +89,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=_non_negative_int, default=1000, help="warm-up steps (default 1000)"
     )
     compare.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    compare.add_argument(
+        "--until-ess",
+        type=_positive_int,
+        default=None,
+        metavar="ESS",
+        help="draw --samples per chain at a time until every parameter has bulk and tail ESS "
+        ">= ESS and R-hat <= 1.01, up to --max-samples (Markov samplers)",
+    )
+    compare.add_argument(
+        "--max-samples",
+        type=_positive_int,
+        default=20_000,
+        help="budget of draws per chain with --until-ess (default 20000)",
+    )
     compare.add_argument(
         "--out",
         type=Path,
@@ -362,19 +378,6 @@ def format_ais(report: dict) -> str:
     return "\n".join(lines)
 
 
-def make_sampler(name: str, target):
-    """The sampler ``name`` with its defaults, or ``None`` if it cannot run on ``target``."""
-    import infer
-
-    if name == "rejection":
-        if target.rejection_proposal is None:
-            return None
-        return infer.rejection(
-            target.rejection_proposal, log_envelope=target.notes.get("log_envelope")
-        )
-    return {"rwmh": infer.rwmh, "mala": infer.mala, "nuts": infer.nuts, "hmc": infer.hmc}[name]()
-
-
 TABLE_COLUMNS = (
     "min_ess_bulk",
     "min_ess_tail",
@@ -391,6 +394,8 @@ TABLE_COLUMNS = (
 
 def run_compare(args) -> int:
     import infer
+    from infer import registry
+    from infer.base import is_exact
     from infer.report import NOTES, as_text, write_report
     from models import targets
 
@@ -401,13 +406,20 @@ def run_compare(args) -> int:
         f"{args.chains} chains x {args.samples} draws, {args.warmup} warm-up steps, "
         f"seed {args.seed}"
     )
+    if args.until_ess:
+        settings += f", until ESS >= {args.until_ess} (at most {args.max_samples} draws)"
     print(f"target {target.name}: {target.description} {settings}")
-    results, notes = {}, []
+    results, notes, failed = {}, [], []
     for name in args.samplers:
-        sampler = make_sampler(name, target)
+        entry = registry.get(name)
+        sampler = entry.make(target)
         if sampler is None:
-            notes.append(f"{name}: skipped, target {target.name} has no rejection proposal")
+            needs = entry.requires or "something this target lacks"
+            notes.append(f"{name}: skipped, target {target.name} lacks what it needs: {needs}")
             continue
+        until = None
+        if args.until_ess and not is_exact(sampler):
+            until = infer.converged(ess=args.until_ess, max_samples=args.max_samples)
         if not progress:
             print(f"  running {name} ...", flush=True)
         try:
@@ -421,9 +433,11 @@ def run_compare(args) -> int:
                     num_samples=args.samples,
                     num_warmup=args.warmup,
                     progress=progress,
+                    until=until,
                 )
-        except (ValueError, RuntimeError) as err:
-            notes.append(f"{name}: failed: {err}")
+        except Exception as err:  # noqa: BLE001 - report every sampler's failure, then exit 1
+            failed.append(name)
+            notes.append(f"{name}: failed: {type(err).__name__}: {err}")
             continue
         notes.extend(str(w.message) for w in caught if "DiagnosticWarning" not in str(w.category))
     if not results:
@@ -443,6 +457,9 @@ def run_compare(args) -> int:
     print(f"\nReport: {index} (table as CSV and Markdown, PNG plots, each run's NetCDF)")
     for note in notes:
         print(f"warning: {note}")
+    if failed:
+        print(f"error: {', '.join(failed)} failed (see above)", file=sys.stderr)
+        return 1
     return 0
 
 

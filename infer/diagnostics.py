@@ -88,9 +88,10 @@ def stuck_chains(result: Result) -> list[int]:
 
 
 def _acceptance_problem(result: Result) -> str | None:
-    """Why the acceptance rate is far from what the sampler aims for, or None."""
+    """Why the acceptance rate is far from what the sampler aims for, or None. The band comes
+    from the sampler (``info["acceptance_band"]``); exact samplers have none to meet."""
     rate = result.acceptance_rate
-    if not np.isfinite(rate) or result.sampler == "rejection":
+    if not np.isfinite(rate) or result.info.get("exact"):
         return None
     target = result.info.get("target_accept")
     if target is None:
@@ -100,8 +101,8 @@ def _acceptance_problem(result: Result) -> str | None:
                 "the target (or, for a random walk, a smaller step)."
             )
         return None
-    low = target / 2.0
-    high = None if result.sampler in ("nuts", "hmc") else target + (1.0 - target) / 2.0
+    default = (target / 2.0, target + (1.0 - target) / 2.0)  # Sampler.acceptance_band's
+    low, high = result.info.get("acceptance_band", default)
     if rate < low:
         return (
             f"acceptance rate {rate:.3f} is far below the target {target:.3f}: the step size "

@@ -4,8 +4,9 @@
   (``numpyro.infer.hmc.hmc(potential_fn, algo=...)``) wrapped as our :class:`~infer.base.Kernel`,
   with NumPyro's own warm-up (dual-averaging step size, windowed mass matrix). The pair is
   rebuilt for every :meth:`build`, so no NumPyro object keeps state between runs.
-* :func:`model_parts`: a NumPyro model as an unconstrained log density (Jacobian included), a
-  starting point, and the map back to constrained values under the model's site names.
+* :func:`tempered_hmc`: NumPyro's HMC kernel on an annealing path, for :func:`infer.ais`.
+
+NumPyro models become targets in :mod:`infer.numpyro_models`.
 
 Our convention is ``logdensity_fn`` (log p); NumPyro's ``potential_fn`` (-log p) appears only
 in this module.
@@ -30,7 +31,6 @@ __all__ = [
     "TemperedHMC",
     "hmc",
     "nuts",
-    "model_parts",
     "biject_to",
     "tempered_hmc",
 ]
@@ -99,6 +99,10 @@ class NumPyroHMC(Sampler):
 
     def target_acceptance(self, dim: int) -> float | None:
         return self.options["target_accept_prob"] if self.options["adapt_step_size"] else None
+
+    def acceptance_band(self, target_accept: float) -> tuple[float, float | None]:
+        """Too low below half the target; no upper limit (a high HMC acceptance is fine)."""
+        return target_accept / 2.0, None
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         from numpyro.infer.hmc import hmc as numpyro_hmc
@@ -250,67 +254,6 @@ def hmc(
         target_accept,
     )
     return NumPyroHMC("HMC", num_steps=num_steps, trajectory_length=length, **options)
-
-
-class ModelParts(NamedTuple):
-    """A NumPyro model seen as a log density.
-
-    Attributes:
-        logdensity_fn: ``logdensity_fn(z) -> scalar``, z a dict of unconstrained site values;
-            includes the log Jacobian of the transforms to constrained space.
-        init: a starting point (dict), the prior median mapped to unconstrained space.
-        constrain_fn: ``constrain_fn(z) -> dict`` of constrained values of every latent and
-            deterministic site.
-    """
-
-    logdensity_fn: Callable
-    init: dict
-    constrain_fn: Callable
-
-
-def model_parts(model: Callable, args: tuple, kwargs: dict) -> ModelParts:
-    """Turn a NumPyro model into a log density over its unconstrained latent sites.
-
-    Raises:
-        TypeError: if ``model`` is not callable.
-        ValueError: if the model has discrete latent sites (no sampler here handles them), or
-            no latent sites at all.
-    """
-    from numpyro import handlers
-    from numpyro.infer.initialization import init_to_median
-    from numpyro.infer.util import initialize_model
-
-    if not callable(model):
-        raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
-    trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
-    latent = {
-        name: site
-        for name, site in trace.items()
-        if site["type"] == "sample" and not site["is_observed"]
-    }
-    discrete = [name for name, site in latent.items() if site["fn"].support.is_discrete]
-    if discrete:
-        raise ValueError(
-            f"the NumPyro model has discrete latent site(s) {discrete}. HMC, NUTS, MALA and the "
-            "random-walk samplers here work on continuous parameters only: marginalise the "
-            "discrete variable out of the model (sum over its values with "
-            "numpyro.contrib.funsor enumeration or by hand), or observe it."
-        )
-    if not latent:
-        raise ValueError("the NumPyro model has no latent sample sites: there is nothing to infer.")
-    info = initialize_model(
-        jax.random.key(0),
-        model,
-        init_strategy=init_to_median(num_samples=15),
-        model_args=tuple(args),
-        model_kwargs=dict(kwargs),
-    )
-    potential_fn = info.potential_fn
-
-    def logdensity_fn(z):
-        return -potential_fn(z)
-
-    return ModelParts(logdensity_fn, info.param_info.z, info.postprocess_fn)
 
 
 def biject_to(support):

@@ -8,6 +8,7 @@ import html
 import math
 from pathlib import Path
 
+from infer import registry
 from infer.diagnostics import TAIL_PROB
 from infer.io import write_atomically
 from infer.plots import CAPTIONS, plot
@@ -120,10 +121,12 @@ def _html(results: dict[str, Result], table, notes, title: str) -> str:
     sections = []
     for name in results:
         figures = "".join(figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in RUN_PLOTS)
+        about = registry.describe(results[name].sampler)
+        about = f"{html.escape(results[name].sampler)}: {html.escape(about)}. " if about else ""
         sections.append(
             f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>'
-            f'<p><a href="{html.escape(name)}.nc">{html.escape(name)}.nc</a> (ArviZ DataTree, '
-            f"NetCDF)</p>{figures}"
+            f'<p>{about}<a href="{html.escape(name)}.nc">{html.escape(name)}.nc</a> '
+            f"(ArviZ DataTree, NetCDF)</p>{figures}"
         )
     title = html.escape(title or "infer compare")
     return f"""<!doctype html>

@@ -1,15 +1,42 @@
-"""What :func:`infer.sample` returns, and its conversion to an ArviZ ``DataTree``."""
+"""What :func:`infer.sample` returns, its conversion to an ArviZ ``DataTree`` (built once per
+result), joining results (:func:`concat`), and saving and loading them.
+
+This is the one boundary where a kernel's per-step diagnostics get their ArviZ
+``sample_stats`` names (:data:`STAT_NAMES`).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
 from infer.base import settings_json
+from infer.io import save_netcdf
 from infer.target import GroundTruth
 
 FORMAT = "infer.Result/1"
+#: Kernel Info field -> ArviZ ``sample_stats`` name, where they differ. Fields not listed keep
+#: their names (the built-in kernels already use ArviZ's: ``acceptance_rate``, ``diverging``,
+#: ``n_steps``, ``tree_depth``, ``energy``, ``step_size``).
+STAT_NAMES = {
+    "logdensity": "lp",
+    "is_divergent": "diverging",
+    "num_integration_steps": "n_steps",
+    "num_trajectory_expansions": "tree_depth",
+}
+
+
+def arviz_stat_names(infos: dict, logdensity) -> dict:
+    """name -> array of ``sample_stats``: a kernel's diagnostics under ArviZ's names, plus the
+    log density as ``lp``."""
+    stats = {STAT_NAMES.get(name, name): value for name, value in infos.items()}
+    stats["lp"] = logdensity
+    return stats
+
+
 UNKNOWN_TIMING = {
     "compile": float("nan"),
     "warmup": float("nan"),
@@ -37,8 +64,15 @@ class Result:
         target: the target's name.
         num_warmup, thin: as passed to :func:`infer.sample`.
         info: run-level facts: for rejection the acceptance rate, ``log_envelope`` and envelope
-            violations; for MCMC the final step size of each chain.
+            violations; for MCMC the final step size of each chain; with ``until=``, why the
+            run stopped (``info["until"]["stopped"]``).
         ground_truth: the target's known moments, if any.
+        state: where a Markov-chain run's chains stand (:class:`infer.run_state.ChainState`),
+            so that ``infer.sample(..., resume=result)`` continues them; ``None`` for exact
+            samplers, ADVI, and results loaded from a file or made with :meth:`from_draws`.
+
+    A result is treated as immutable: ``to_arviz()`` builds its ``DataTree`` once and returns
+    the same one afterwards.
     """
 
     draws: dict
@@ -54,6 +88,8 @@ class Result:
     thin: int
     info: dict = field(default_factory=dict)
     ground_truth: GroundTruth | None = None
+    state: object = None
+    _tree: object = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_draws(
@@ -191,19 +227,20 @@ class Result:
 
     def to_arviz(self):
         """An ArviZ ``DataTree`` with groups ``posterior`` and ``sample_stats``; the run's
-        facts (sampler, settings, seed, timing, package versions) are root attributes."""
-        import arviz_base
+        facts (sampler, settings, seed, timing, package versions) are root attributes. Built
+        on the first call and reused."""
+        if self._tree is None:
+            import arviz_base
 
-        groups = {"posterior": self.draws}
-        if self.stats:
-            groups["sample_stats"] = self.stats
-        return arviz_base.from_dict(groups, attrs={"/": self.attrs()})
+            groups = {"posterior": self.draws}
+            if self.stats:
+                groups["sample_stats"] = self.stats
+            self._tree = arviz_base.from_dict(groups, attrs={"/": self.attrs()})
+        return self._tree
 
     def save(self, path):
         """Write the run's ``DataTree`` (draws, stats and the run's facts as attributes) to
         ``path`` as NetCDF, atomically. Returns the path."""
-        from infer.io import save_netcdf
-
         return save_netcdf(self.to_arviz(), path)
 
     def __repr__(self) -> str:
@@ -229,8 +266,6 @@ def _truth_json(truth: GroundTruth) -> str:
 
 def truth_from_json(text: str) -> GroundTruth | None:
     """The inverse of the ``ground_truth`` attribute written by :meth:`Result.attrs`."""
-    import json
-
     if not text:
         return None
     record = json.loads(text)
@@ -244,6 +279,126 @@ def truth_from_json(text: str) -> GroundTruth | None:
         source=record["source"],
         mean_se=arrays(record["mean_se"]),
         std_se=arrays(record["std_se"]),
+    )
+
+
+def concat(*results: Result) -> Result:
+    """Join runs of the same chains along the draw axis: a run and its resumed continuations
+    (``infer.sample(..., resume=first)``), in order.
+
+    The draws and stats are concatenated, costs and timings added, and the state is the last
+    one, so the joined result can be resumed again.
+
+    Raises:
+        ValueError: when the results do not continue one another (other chains, sampler or
+            target, or draw shapes).
+    """
+    if len(results) == 1 and isinstance(results[0], (list, tuple)):
+        results = tuple(results[0])
+    if not results:
+        raise ValueError("concat needs at least one result.")
+    first = results[0]
+    for i, later in enumerate(results[1:], start=1):
+        if not isinstance(later, Result):
+            raise TypeError(f"results[{i}] must be an infer.Result; got {type(later).__name__}.")
+        mismatch = [
+            f"{what}: {a!r} != {b!r}"
+            for what, a, b in (
+                ("sampler", first.sampler, later.sampler),
+                ("target", first.target, later.target),
+                ("num_chains", first.num_chains, later.num_chains),
+                ("draw names", sorted(first.draws), sorted(later.draws)),
+                ("stat names", sorted(first.stats), sorted(later.stats)),
+            )
+            if a != b
+        ]
+        mismatch += [
+            f"shape of {name!r}: {first.draws[name].shape[2:]} != {later.draws[name].shape[2:]}"
+            for name in first.draws
+            if name in later.draws and first.draws[name].shape[2:] != later.draws[name].shape[2:]
+        ]
+        if mismatch:
+            raise ValueError(
+                f"results[{i}] does not continue results[0]: " + "; ".join(mismatch) + "."
+            )
+
+    def joined(group: str) -> dict:
+        return {
+            name: np.concatenate([getattr(r, group)[name] for r in results], axis=1)
+            for name in getattr(first, group)
+        }
+
+    timing = {
+        name: float(sum(r.timing.get(name, float("nan")) for r in results)) for name in first.timing
+    }
+    return replace(
+        results[-1],
+        draws=joined("draws"),
+        stats=joined("stats"),
+        timing=timing,
+        num_logdensity_evals=sum(r.num_logdensity_evals for r in results),
+        num_grad_evals=sum(r.num_grad_evals for r in results),
+        num_warmup=first.num_warmup,
+        info={**first.info, **results[-1].info},
+    )
+
+
+def load(path) -> Result:
+    """Read a run written by :meth:`infer.Result.save`.
+
+    Returns:
+        The :class:`infer.Result`, with its draws, stats, timing, sampler settings, seed,
+        counts, run facts and ground truth as they were saved (its ``state`` is ``None``).
+
+    Raises:
+        FileNotFoundError: if there is no such file.
+        ValueError: if the file is truncated or not NetCDF, or is NetCDF but not written by
+            infer.
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no file at {path}")
+    try:
+        with xr.open_datatree(path, engine="h5netcdf") as tree:
+            tree = tree.load()
+    except Exception as err:  # h5py/h5netcdf raise many kinds for a damaged file
+        raise ValueError(
+            f"could not read {path}: it is truncated or not a NetCDF file "
+            f"({type(err).__name__}: {err})"
+        ) from err
+    attrs = tree.attrs
+    if attrs.get("infer_format") != FORMAT:
+        raise ValueError(
+            f"{path} is a NetCDF file but not a run saved by infer.Result.save (its "
+            f"'infer_format' attribute is {attrs.get('infer_format')!r}, expected {FORMAT!r}). "
+            "For draws made elsewhere, use infer.Result.from_draws."
+        )
+    children = set(tree.children)
+    if "posterior" not in children:
+        raise ValueError(f"{path} has no 'posterior' group: the file is incomplete.")
+
+    def group(name):
+        if name not in children:
+            return {}
+        dataset = tree[name].to_dataset()
+        return {key: np.asarray(dataset[key].values) for key in dataset.data_vars}
+
+    return Result(
+        draws=group("posterior"),
+        stats=group("sample_stats"),
+        timing=json.loads(attrs["timing"]),
+        num_logdensity_evals=int(attrs["num_logdensity_evals"]),
+        num_grad_evals=int(attrs["num_grad_evals"]),
+        sampler=str(attrs["sampler"]),
+        settings=json.loads(attrs["sampler_settings"]),
+        seed=json.loads(attrs["seed"]),
+        target=str(attrs["target"]),
+        num_warmup=int(attrs["num_warmup"]),
+        thin=int(attrs["thin"]),
+        info=json.loads(attrs["info"]),
+        ground_truth=truth_from_json(str(attrs.get("ground_truth", ""))),
     )
 
 

@@ -3,12 +3,15 @@ answer."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import jax
 import jax.numpy as jnp
-import numpy as np
+
+from infer.base import IdentityKey
+from infer.placement import abstract
 
 
 @dataclass(frozen=True)
@@ -36,20 +39,31 @@ class Target:
     """A log density to sample, over an array or a pytree.
 
     Attributes:
-        logdensity_fn: ``logdensity_fn(position) -> scalar`` log density, up to a constant. It
-            must be a pure JAX function; it is traced and compiled.
+        logdensity_fn: ``logdensity_fn(position) -> scalar`` log density, up to a constant, or
+            ``logdensity_fn(position, data) -> scalar`` when ``data`` is given. It must be a
+            pure JAX function; it is traced and compiled.
         init: a starting point (array or pytree), or ``None``. Chains start from a seeded
             jitter around it.
         name: a short name, used in outputs.
-        constrain_fn: ``constrain_fn(position) -> dict`` of named values to report; ``None``
-            reports an array position as ``{"x": position}`` and a dict position as itself.
+        constrain_fn: ``constrain_fn(position) -> dict`` (``constrain_fn(position, data)``
+            with ``data``) of named values to report; ``None`` reports an array position as
+            ``{"x": position}`` and a dict position as itself.
         ground_truth: known moments, or ``None``.
         rejection_proposal: a proposal that covers this target with heavier tails, for
             :func:`infer.rejection`, or ``None``.
         description: one line for people.
+        notes: free-form facts for tools (e.g. a rejection envelope).
+        data: a pytree of arrays the log density reads (observations, covariates), or
+            ``None``. Data are arguments of the compiled programs, not constants in them, so
+            a new target with the same ``logdensity_fn`` and same-shaped data reuses the
+            programs compiled for the first: no second compilation.
 
     Example:
         >>> target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal")
+        >>> def regression(beta, data):
+        ...     x, y = data
+        ...     return -0.5 * jnp.sum((y - x @ beta) ** 2) - 0.5 * jnp.sum(beta**2)
+        >>> target = infer.Target(regression, init=jnp.zeros(2), data=(x, y))
     """
 
     logdensity_fn: Callable
@@ -60,6 +74,7 @@ class Target:
     rejection_proposal: object = None
     description: str = ""
     notes: dict = field(default_factory=dict)
+    data: object = None
 
     def __post_init__(self):
         if not callable(self.logdensity_fn):
@@ -71,6 +86,21 @@ class Target:
             raise TypeError(f"name must be a non-empty string; got {self.name!r}.")
         if self.init is not None:
             object.__setattr__(self, "init", jax.tree.map(jnp.asarray, self.init))
+        if self.data is not None:
+            for leaf in jax.tree.leaves(self.data):
+                if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+                    raise TypeError(
+                        f"data must be a pytree of arrays (numpy or JAX); it holds a "
+                        f"{type(leaf).__name__}. Close over other values in logdensity_fn."
+                    )
+
+    @functools.cached_property
+    def logdensity(self) -> Callable:
+        """``logdensity(position) -> scalar``, with the data bound when there are data (the
+        same function object on every access)."""
+        if self.data is None:
+            return self.logdensity_fn
+        return functools.partial(_call_with_data, self.logdensity_fn, self.data)
 
     @classmethod
     def from_numpyro(cls, model: Callable, *args, **kwargs) -> Target:
@@ -80,28 +110,59 @@ class Target:
         constrained space under the model's site names, deterministic sites included. The
         starting point is the prior median.
 
+        Array arguments are the target's ``data``: a second target made from the same model
+        with same-shaped arrays reuses the compiled programs of the first. Other arguments
+        (ints, strings, ``None``) are part of the program.
+
         Raises:
             ValueError: if the model has discrete latent sites or none at all.
         """
-        from infer.numpyro_adapter import model_parts
+        from infer.numpyro_models import model_target
 
-        parts = model_parts(model, args, kwargs)
+        parts = model_target(model, args, kwargs)
         return cls(
             parts.logdensity_fn,
             init=parts.init,
             name=getattr(model, "__name__", "model"),
             constrain_fn=parts.constrain_fn,
+            data=parts.data,
         )
 
     def with_options(self, **changes) -> Target:
         """A copy with some attributes changed, e.g. ``target.with_options(name="mine")``."""
         return replace(self, **changes)
 
-    def constrain(self, position) -> dict:
-        """Named values reported for one position (constrained space for NumPyro models)."""
-        if self.constrain_fn is not None:
+    def constrain(self, position, data=None) -> dict:
+        """Named values reported for one position (constrained space for NumPyro models).
+
+        ``data``: the data to use instead of ``self.data`` (traced data inside a program).
+        """
+        if self.constrain_fn is None:
+            return default_names(position)
+        if self.data is None:
             return dict(self.constrain_fn(position))
-        return default_names(position)
+        return dict(self.constrain_fn(position, self.data if data is None else data))
+
+    def bound(self, data) -> Callable:
+        """``logdensity(position)`` with ``data`` (e.g. traced data inside a program) in place
+        of ``self.data``."""
+        if self.data is None:
+            return self.logdensity_fn
+        return functools.partial(_call_with_data, self.logdensity_fn, data)
+
+
+def _call_with_data(logdensity_fn: Callable, data, position):
+    return logdensity_fn(position, data)
+
+
+def program_key(target: Target) -> tuple:
+    """What identifies a target's log density in a compiled program: the identity of its
+    functions and the shapes of its data, never the data's values."""
+    return (
+        IdentityKey(target.logdensity_fn),
+        IdentityKey(target.constrain_fn),
+        abstract(target.data),
+    )
 
 
 def check_target(target) -> Target:
@@ -136,13 +197,3 @@ def _key_name(key) -> str:
         if hasattr(key, attr):
             return str(getattr(key, attr))
     return str(key)
-
-
-def event_shapes(target: Target, position) -> dict:
-    """name -> shape of one draw, from an example ``position``."""
-    shapes = jax.eval_shape(target.constrain, position)
-    return {name: tuple(s.shape) for name, s in shapes.items()}
-
-
-def as_numpy(tree):
-    return jax.tree.map(np.asarray, tree)

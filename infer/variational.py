@@ -26,7 +26,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from infer import validation
+from infer.keys import as_jax_key, as_key
+from infer.progress import chunk_length, progress_bar
 from infer.result import Result
+from infer.starts import check_scalar_logdensity, starting_point
 from infer.target import Target, check_target
 
 __all__ = ["advi", "FAMILIES", "pareto_k_threshold"]
@@ -136,16 +139,9 @@ def advi(
             the posterior), or when steps had to be skipped.
     """
     from infer.diagnostics import DiagnosticWarning
-    from infer.driver import (
-        _as_key,
-        _check_scalar_logdensity,
-        _chunk_length,
-        _progress_bar,
-        _starting_point,
-    )
 
     wall_start = time.perf_counter()
-    key_input, seed = _as_key(rng_key)
+    key_input, seed = as_key(rng_key)
     check_target(target)
     family = validation.one_of("family", family, FAMILIES)
     num_steps = validation.positive_int("num_steps", num_steps)
@@ -154,13 +150,13 @@ def advi(
     num_elbo_draws = validation.positive_int("num_elbo_draws", num_elbo_draws)
     learning_rate = validation.positive_float("learning_rate", learning_rate)
     init_scale = validation.positive_float("init_scale", init_scale)
-    point, per_chain = _starting_point(target, init, 1)
+    point, per_chain = starting_point(target, init, 1)
     if per_chain:
         point = jax.tree.map(lambda leaf: leaf[0], point)
-    _check_scalar_logdensity(target.logdensity_fn, point)
+    check_scalar_logdensity(target.logdensity, point)
     flat_start, unravel = ravel_pytree(jax.tree.map(jnp.asarray, point))
     dimension = flat_start.shape[0]
-    start_value = float(target.logdensity_fn(point))
+    start_value = float(target.logdensity(point))
     if not np.isfinite(start_value):
         raise ValueError(
             f"the log density of {target.name!r} is {start_value} at the starting mean; pass "
@@ -168,7 +164,7 @@ def advi(
         )
 
     def logdensity_flat(flat):
-        value = target.logdensity_fn(unravel(flat))
+        value = target.logdensity(unravel(flat))
         return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
     def negative_elbo(params, eps):
@@ -219,9 +215,9 @@ def advi(
     def fit_chunk(carry, steps):
         return jax.lax.scan(one_step, carry, steps)
 
-    key = jax.random.key(int(key_input)) if isinstance(key_input, np.ndarray) else key_input
+    key = as_jax_key(key_input)
     fit_key, draw_key = jax.random.split(key)
-    chunk = _chunk_length(num_steps, num_steps)
+    chunk = chunk_length(num_steps, num_steps)
     starts = list(range(0, num_steps, chunk))
     carry = (params, opt_state, fit_key, jnp.zeros((), jnp.int32), params)
 
@@ -234,8 +230,7 @@ def advi(
 
     fit_start = time.perf_counter()
     traces = []
-    bar_context = _progress_bar(progress, num_steps, f"advi_{family}", 1) if progress else _NoBar()
-    with bar_context as bar:
+    with progress_bar(progress, num_steps, f"advi_{family}") as bar:
         for s in starts:
             steps = jnp.arange(s, min(s + chunk, num_steps), dtype=jnp.int32)
             carry, elbo_chunk = compiled[steps.shape[0]](carry, steps)
@@ -350,11 +345,3 @@ def _pareto_k(log_weight: np.ndarray) -> float:
         warnings.simplefilter("ignore", RuntimeWarning)
         _, k_hat = array_stats.psislw(-np.where(finite, log_weight, floor))
     return float(k_hat)
-
-
-class _NoBar:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False

@@ -88,7 +88,7 @@ def test_rejection_is_skipped_where_the_target_has_no_proposal(tmp_path, capsys)
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "rejection: skipped, target eight_schools has no rejection proposal" in out
+    assert "rejection: skipped, target eight_schools lacks what it needs: a proposal" in out
 
 
 def test_defaults_are_the_documented_ones():

@@ -31,6 +31,7 @@ import numpy as np
 from infer import validation
 from infer.base import Kernel, Sampler
 from infer.envelopes import alias_pick, alias_table_traced
+from infer.starts import check_scalar_logdensity
 
 __all__ = ["Hull", "ARSCounters", "sample", "sample_many", "as_top_level_api"]
 
@@ -548,7 +549,6 @@ class ARS(Sampler):
     """Adaptive rejection sampling; see :func:`as_top_level_api`."""
 
     name = "ars"
-    is_iid = True
 
     def __init__(
         self,
@@ -589,9 +589,7 @@ class ARS(Sampler):
         }
 
     def iid_setup(self, target):
-        from infer.driver import _check_scalar_logdensity
-
-        logdensity_fn = target.logdensity_fn
+        logdensity_fn = target.logdensity
         leaves = jax.tree.leaves(target.init)
         if len(leaves) != 1 or np.shape(leaves[0]) != ():
             shapes = jax.tree.map(np.shape, target.init)
@@ -600,7 +598,7 @@ class ARS(Sampler):
                 f"{shapes}. Use it on a one-dimensional density (e.g. each full conditional of "
                 "a Gibbs sweep, with infer.algorithms.ars.sample_many), or an MCMC sampler."
             )
-        _check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
+        check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
         points = self.start_points
         if points is None:
             points = default_start_points(logdensity_fn, *self.domain)

@@ -26,6 +26,7 @@ from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler
 from infer.proposal import Proposal, as_proposal
+from infer.starts import check_scalar_logdensity
 
 __all__ = [
     "RejectionState",
@@ -310,7 +311,6 @@ class Rejection(Sampler):
     """Exact rejection sampling; see :func:`as_top_level_api`."""
 
     name = "rejection"
-    is_iid = True
 
     def __init__(
         self,
@@ -418,13 +418,11 @@ class Rejection(Sampler):
 
     def iid_setup(self, target) -> Envelope:
         """Host-side checks against ``target`` and its envelope ``log M``."""
-        from infer.driver import _check_scalar_logdensity
-
         example = jax.eval_shape(self.proposal.sample, jax.ShapeDtypeStruct((), _KEY_DTYPE))
         if target.init is not None:
             self.check(target.init)
-        _check_scalar_logdensity(target.logdensity_fn, example)
-        return (target.logdensity_fn, self.envelope(target.logdensity_fn))
+        check_scalar_logdensity(target.logdensity, example)
+        return (target.logdensity, self.envelope(target.logdensity))
 
     def iid_program(self, setup, num_draws: int):
         """``(draw_fn(rng_key, log_envelope) -> (positions, counters), log_envelope, key)``."""

@@ -1,0 +1,58 @@
+"""JAX's persistent compilation cache, on by default, so that a second *process* running the
+same model (a user re-running their script) loads its compiled programs from disk instead of
+compiling them again.
+
+``import infer`` turns it on in a per-user folder (``$XDG_CACHE_HOME/infer/jax``, by default
+``~/.cache/infer/jax``) unless the environment says otherwise:
+
+* ``INFER_COMPILATION_CACHE=0`` (or ``off``, ``false``, ``no``): leave it off;
+* ``INFER_COMPILATION_CACHE=/some/folder``: use that folder;
+* a cache folder already set for JAX (``JAX_COMPILATION_CACHE_DIR`` or
+  ``jax.config.update("jax_compilation_cache_dir", ...)`` before importing infer) is left as
+  it is.
+
+Only programs that take at least half a second to compile are stored (JAX's own threshold is
+one second), unless ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+
+OFF = ("0", "off", "false", "no")
+MIN_COMPILE_SECONDS = 0.5
+
+
+def default_folder() -> Path:
+    """``$XDG_CACHE_HOME/infer/jax``, or ``~/.cache/infer/jax``."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "infer" / "jax"
+
+
+def enable_compilation_cache(folder=None) -> Path | None:
+    """Turn JAX's persistent compilation cache on (see the module's docstring for the
+    defaults); returns the folder in use, or ``None`` when it stays off.
+
+    Args:
+        folder: a folder to use; ``None`` follows ``INFER_COMPILATION_CACHE`` and otherwise
+            the per-user default.
+    """
+    setting = os.environ.get("INFER_COMPILATION_CACHE", "")
+    if folder is None:
+        if setting.strip().lower() in OFF:
+            return None
+        if jax.config.jax_compilation_cache_dir:
+            return Path(jax.config.jax_compilation_cache_dir)
+        folder = setting.strip() or default_folder()
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:  # a read-only home: run without the cache rather than fail
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(folder))
+    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
+    return folder

@@ -1,0 +1,91 @@
+"""Run until converged: ``infer.sample(..., until=infer.converged(rhat=1.01, ess=400))``.
+
+The driver draws ``num_samples`` per chain at a time and, after each batch, computes
+rank-normalised split R-hat and bulk and tail ESS (tail at the 5%/95% quantiles) of every
+parameter over all draws so far (ArviZ, on the unconstrained positions: ranks do not change
+under the elementwise monotone maps to constrained space). It stops when every parameter
+meets both limits, or when ``max_samples`` draws per chain are spent, then with a warning
+naming the parameters that fell short. ``result.info["until"]`` records why it stopped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from infer import validation
+from infer.target import default_names
+
+TAIL_PROB = (0.05, 0.95)
+
+
+@dataclass(frozen=True)
+class Converged:
+    """A stopping rule; see :func:`converged`."""
+
+    rhat: float
+    ess: float
+    max_samples: int
+
+    def as_dict(self) -> dict:
+        return {"rhat": self.rhat, "ess": self.ess, "max_samples": self.max_samples}
+
+
+def converged(rhat: float = 1.01, ess: float = 400, max_samples: int = 10_000) -> Converged:
+    """Stop sampling once every parameter has R-hat at most ``rhat`` and bulk and tail ESS at
+    least ``ess``, or after ``max_samples`` draws per chain.
+
+    Args:
+        rhat: the largest acceptable rank-normalised split R-hat (> 1).
+        ess: the smallest acceptable bulk and tail effective sample size, over all chains.
+        max_samples: the budget of kept draws per chain.
+
+    Raises:
+        ValueError, TypeError: for a limit out of range.
+    """
+    rhat = validation.positive_float("rhat", rhat, "It is the largest acceptable R-hat.")
+    if rhat <= 1.0:
+        raise ValueError(f"rhat must be above 1 (R-hat is never below 1); got {rhat}.")
+    ess = validation.positive_float("ess", ess, "It is the smallest acceptable ESS.")
+    max_samples = validation.positive_int("max_samples", max_samples)
+    return Converged(rhat, ess, max_samples)
+
+
+def shortfalls(positions, rule: Converged) -> dict[str, dict]:
+    """The parameters that do not meet ``rule``: ``"name[i]" -> {"rhat", "ess_bulk",
+    "ess_tail"}``, empty when all do.
+
+    Args:
+        positions: per-chain positions, leading axes ``(num_chains, num_draws)``.
+    """
+    import arviz_base
+    import arviz_stats
+
+    named = default_names(positions)
+    tree = arviz_base.from_dict({"posterior": {k: np.asarray(v) for k, v in named.items()}})
+    posterior = tree["posterior"]
+    rhat = arviz_stats.rhat(posterior)
+    bulk = arviz_stats.ess(posterior, method="bulk")
+    tail = arviz_stats.ess(posterior, method="tail", prob=TAIL_PROB)
+    failing = {}
+    for name in named:
+        r = np.atleast_1d(np.asarray(rhat[name].values, float)).ravel()
+        b = np.atleast_1d(np.asarray(bulk[name].values, float)).ravel()
+        t = np.atleast_1d(np.asarray(tail[name].values, float)).ravel()
+        bad = ~((r <= rule.rhat) & (b >= rule.ess) & (t >= rule.ess))
+        for i in np.flatnonzero(bad):
+            label = name if r.size == 1 and np.ndim(named[name]) <= 2 else f"{name}[{i}]"
+            failing[label] = {"rhat": float(r[i]), "ess_bulk": float(b[i]), "ess_tail": float(t[i])}
+    return failing
+
+
+def describe(failing: dict[str, dict], limit: int = 5) -> str:
+    """``failing`` in a sentence, the worst ``limit`` first."""
+    worst = sorted(failing.items(), key=lambda item: min(item[1]["ess_bulk"], item[1]["ess_tail"]))
+    parts = [
+        f"{name} (R-hat {v['rhat']:.3f}, ESS bulk {v['ess_bulk']:.0f}, tail {v['ess_tail']:.0f})"
+        for name, v in worst[:limit]
+    ]
+    more = f" and {len(failing) - limit} more" if len(failing) > limit else ""
+    return ", ".join(parts) + more

@@ -1,0 +1,115 @@
+"""The runner of exact samplers (rejection, ARS): independent draws in vectorised batches.
+
+Each device fills its chains one after the other (a flat loop: a ``vmap`` over chains would
+batch the buffer's scatter, which XLA runs several times slower), in chunks of at most 2**24
+draws (and at most :data:`~infer.progress.PROGRESS_CHUNKS` chunks) so that a progress bar can
+follow. The chunking depends only on the sizes, so the draws are the same with or without
+progress.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from infer.base import hook
+from infer.placement import PROGRAMS, sharding_key
+from infer.progress import PROGRESS_CHUNKS, progress_bar
+from infer.target import Target, program_key
+
+IID_CHUNK = 2**24  # draws per device per compiled call of an exact sampler
+
+
+class ExactRun(NamedTuple):
+    """What :func:`run_exact` returns.
+
+    Attributes:
+        draws: name -> ``(num_chains, num_samples, *event_shape)`` numpy, constrained.
+        info: run facts from the sampler (acceptance rate, envelope, ...).
+        num_logdensity_evals, num_grad_evals: the run's cost.
+        compile_seconds, sampling_seconds: where the time went.
+    """
+
+    draws: dict
+    info: dict
+    num_logdensity_evals: int
+    num_grad_evals: int
+    compile_seconds: float
+    sampling_seconds: float
+
+
+def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, progress):
+    """``num_chains * num_samples`` exact draws.
+
+    Args:
+        keys: ``(num_chains,)`` keys, placed like the chains; each device uses its first.
+        sampler: follows :class:`infer.base.ExactSampler`.
+    """
+    setup = sampler.iid_setup(target)
+    num_shards = len(keys.sharding.device_set)
+    draws_per_shard = num_chains // num_shards * num_samples
+    num_chunks = -(-draws_per_shard // max(IID_CHUNK, -(-draws_per_shard // PROGRESS_CHUNKS)))
+    chunk = -(-draws_per_shard // num_chunks)
+    draw_fn, dynamic, static_key = sampler.iid_program(setup, chunk)
+    cache_key = (
+        "exact",
+        program_key(target),
+        hook(sampler, "cache_key")(),
+        static_key,
+        num_shards,
+        chunk,
+        str(keys.dtype),
+        sharding_key(keys.sharding),
+    )
+    index = np.int32(0)
+
+    def build():
+        def one_shard(keys, chunk_index, dynamic):
+            positions, counters = draw_fn(jax.random.fold_in(keys[0], chunk_index), dynamic)
+            positions = jax.tree.map(lambda leaf: leaf[None], positions)
+            return positions, jax.tree.map(lambda c: c[None], counters)
+
+        if num_shards > 1:
+            spec = jax.sharding.PartitionSpec("chain")
+            one_shard = jax.shard_map(
+                one_shard,
+                mesh=keys.sharding.mesh,
+                in_specs=(spec, jax.sharding.PartitionSpec(), jax.sharding.PartitionSpec()),
+                out_specs=(spec, spec),
+                check_vma=False,
+            )
+
+        def run(keys, chunk_index, dynamic):
+            positions, counters = one_shard(keys, chunk_index, dynamic)
+            return target.constrain(positions), counters
+
+        return jax.jit(run).lower(keys, index, dynamic).compile()
+
+    program, compile_seconds = PROGRAMS.get(cache_key, build)
+    pieces, counter_pieces = [], []
+    start = time.perf_counter()
+    with progress_bar(
+        progress, num_chains * num_samples, f"{sampler.name} x{num_chains} chains", unit="draw"
+    ) as bar:
+        for c in range(num_chunks):
+            draws_c, counters_c = program(keys, np.int32(c), dynamic)
+            if progress:  # reading the counters waits for the chunk: only for a bar
+                bar.set_postfix_str(sampler.iid_progress_text(counters_c), refresh=False)
+                bar.update(min(chunk, draws_per_shard - c * chunk) * num_shards)
+            pieces.append(draws_c)
+            counter_pieces.append(counters_c)
+        jax.block_until_ready((pieces, counter_pieces))
+    sampling_seconds = time.perf_counter() - start
+    draws = {
+        name: np.concatenate([np.asarray(piece[name]) for piece in pieces], axis=1)[
+            :, :draws_per_shard
+        ].reshape((num_chains, num_samples, *pieces[0][name].shape[2:]))
+        for name in pieces[0]
+    }
+    counters = [jax.tree.map(np.asarray, piece) for piece in counter_pieces]
+    info, num_logdensity, num_grad = sampler.iid_summary(setup, counters, chunk)
+    info["cache_hit"] = compile_seconds == 0.0
+    return ExactRun(draws, info, num_logdensity, num_grad, compile_seconds, sampling_seconds)

@@ -1,0 +1,77 @@
+"""Seeds and keys: what a run's randomness comes from.
+
+Step ``t`` of chain ``c`` uses the key ``fold_in(chain_keys[c], t)``, with ``t`` counting
+warm-up and kept steps alike from 0, so draws depend only on the seed and the chain's index,
+never on chunking, progress bars, checkpoints or the number of devices.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from infer.placement import PROGRAMS
+
+
+def as_key(rng_key):
+    """``(key_input, seed_record)``: a uint32 seed array (turned into a key inside a compiled
+    call) or a typed key, and what to record as the seed (an int, or a key's data as a list).
+
+    Raises:
+        TypeError, ValueError: for anything but an int seed in ``[0, 2**32)``, a
+            ``jax.random.key(...)`` or legacy uint32 key data of shape ``(2,)``.
+    """
+    if isinstance(rng_key, numbers.Integral) and not isinstance(rng_key, bool):
+        if not 0 <= int(rng_key) < 2**32:
+            raise ValueError(f"seed must be an integer in [0, 2**32); got {rng_key}.")
+        return np.asarray(int(rng_key), np.uint32), int(rng_key)
+    if isinstance(rng_key, jax.Array) and jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key):
+        if rng_key.shape != ():
+            raise ValueError(
+                f"rng_key must be a single key; got a key array of shape {rng_key.shape}."
+            )
+        return rng_key, np.asarray(jax.random.key_data(rng_key)).tolist()
+    if isinstance(rng_key, (jax.Array, np.ndarray)) and rng_key.dtype == np.uint32:
+        if rng_key.shape == (2,):
+            return jax.random.wrap_key_data(rng_key), np.asarray(rng_key).tolist()
+    raise TypeError(
+        f"rng_key must be an int seed or a jax.random.key(...); got {type(rng_key).__name__}."
+    )
+
+
+def as_jax_key(key_input) -> jax.Array:
+    """A typed key from the first element of :func:`as_key`'s answer."""
+    if isinstance(key_input, np.ndarray):
+        return jax.random.key(int(key_input))
+    return key_input
+
+
+def chain_keys_and_noise(key_input, num_chains: int, leaf_specs: tuple):
+    """``(chain_keys (num_chains,), noise)``: one key per chain, and U(-1, 1) jitter noise
+    shaped ``(num_chains, *leaf_shape)`` per leaf of the starting point (``leaf_specs``:
+    ``((shape, dtype), ...)``).
+
+    One ahead-of-time compiled call, held in the program cache, so a repeated run does no
+    eager JAX work.
+    """
+    is_seed = isinstance(key_input, np.ndarray)
+    cache_key = ("keys", is_seed, str(key_input.dtype), num_chains, leaf_specs)
+
+    def build():
+        def prepare(key_input):
+            key = jax.random.key(key_input) if is_seed else key_input
+            key_noise, key_chains = jax.random.split(key)
+            noise_keys = jax.random.split(key_noise, max(len(leaf_specs), 1))
+            noise = [
+                jax.random.uniform(noise_keys[i], (num_chains, *shape), dtype, -1.0, 1.0)
+                for i, (shape, dtype) in enumerate(leaf_specs)
+            ]
+            return jax.random.split(key_chains, num_chains), noise
+
+        return jax.jit(prepare).lower(key_input).compile()
+
+    program, _ = PROGRAMS.get(cache_key, build)
+    return program(key_input)

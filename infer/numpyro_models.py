@@ -1,0 +1,140 @@
+"""A NumPyro model as a target: its unconstrained log density (Jacobian included), a starting
+point, and the map back to constrained values under the model's site names.
+
+The model's array arguments are the target's *data*: the log density is a function of
+``(position, data)`` built once per model and argument layout, so a new target made from the
+same model with same-shaped arrays shares the compiled programs of the first.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+_FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
+_MAX_MODELS = 64
+
+
+class ModelTarget(NamedTuple):
+    """What :meth:`infer.Target.from_numpyro` builds a target from.
+
+    Attributes:
+        logdensity_fn: ``logdensity_fn(z, data) -> scalar``; ``z`` a dict of unconstrained
+            site values.
+        constrain_fn: ``constrain_fn(z, data) -> dict`` of constrained values of every latent
+            and deterministic site.
+        data: the model's array arguments, a tuple of arrays.
+        init: a starting point (dict), the prior median mapped to unconstrained space.
+    """
+
+    logdensity_fn: Callable
+    constrain_fn: Callable
+    data: tuple
+    init: dict
+
+
+class _Layout(NamedTuple):
+    """How ``(args, kwargs)`` is rebuilt from the data: the tree, which leaves are data, and
+    the other leaves (part of the program)."""
+
+    structure: object
+    is_data: tuple
+    static: tuple
+
+    def rebuild(self, data) -> tuple:
+        data_leaves, static_leaves = iter(data), iter(self.static)
+        leaves = [next(data_leaves) if d else next(static_leaves) for d in self.is_data]
+        return jax.tree.unflatten(self.structure, leaves)
+
+
+def _is_data(leaf) -> bool:
+    return isinstance(leaf, (np.ndarray, jax.Array))
+
+
+def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
+    """Turn a NumPyro model and its arguments into a target's parts.
+
+    Raises:
+        TypeError: if ``model`` is not callable.
+        ValueError: if the model has discrete latent sites (no sampler here handles them), or
+            no latent sites at all.
+    """
+    from numpyro import handlers
+    from numpyro.infer.initialization import init_to_median
+    from numpyro.infer.util import initialize_model
+
+    if not callable(model):
+        raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
+    trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+    latent = {
+        name: site
+        for name, site in trace.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    }
+    discrete = [name for name, site in latent.items() if site["fn"].support.is_discrete]
+    if discrete:
+        raise ValueError(
+            f"the NumPyro model has discrete latent site(s) {discrete}. HMC, NUTS, MALA and the "
+            "random-walk samplers here work on continuous parameters only: marginalise the "
+            "discrete variable out of the model (sum over its values with "
+            "numpyro.contrib.funsor enumeration or by hand), or observe it."
+        )
+    if not latent:
+        raise ValueError("the NumPyro model has no latent sample sites: there is nothing to infer.")
+    replay = any(site["type"] == "deterministic" for site in trace.values())
+    leaves, structure = jax.tree.flatten((tuple(args), dict(kwargs)))
+    is_data = tuple(_is_data(leaf) for leaf in leaves)
+    layout = _Layout(
+        structure, is_data, tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if not d)
+    )
+    data = tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if d)
+    logdensity_fn, constrain_fn = _functions(model, layout, replay)
+    info = initialize_model(
+        jax.random.key(0),
+        model,
+        init_strategy=init_to_median(num_samples=15),
+        model_args=tuple(args),
+        model_kwargs=dict(kwargs),
+    )
+    init = jax.tree.map(np.asarray, info.param_info.z)
+    return ModelTarget(logdensity_fn, constrain_fn, data, init)
+
+
+def _functions(model: Callable, layout: _Layout, replay: bool) -> tuple[Callable, Callable]:
+    """The ``(logdensity_fn, constrain_fn)`` pair of ``model`` under ``layout``, the same
+    objects for the same model and layout (so compiled programs are found again)."""
+    key = (model, layout.structure, layout.is_data, layout.static, replay)
+    try:
+        hash(key)
+    except TypeError:  # an unhashable argument: build afresh (and compile afresh)
+        return _build_functions(model, layout, replay)
+    if key not in _FUNCTIONS:
+        _FUNCTIONS[key] = _build_functions(model, layout, replay)
+        while len(_FUNCTIONS) > _MAX_MODELS:
+            _FUNCTIONS.popitem(last=False)
+    _FUNCTIONS.move_to_end(key)
+    return _FUNCTIONS[key]
+
+
+def _build_functions(model: Callable, layout: _Layout, replay: bool):
+    from numpyro import handlers
+    from numpyro.infer.util import constrain_fn as numpyro_constrain
+    from numpyro.infer.util import potential_energy
+
+    def logdensity_fn(z, data):
+        args, kwargs = layout.rebuild(data)
+        return -potential_energy(model, args, kwargs, z)
+
+    def constrain_fn(z, data):
+        # The model runs at z; what the constrained values do not need (the likelihood, when
+        # there are no deterministic sites) is removed by the compiler.
+        args, kwargs = layout.rebuild(data)
+        seeded = handlers.seed(model, rng_seed=0)
+        return numpyro_constrain(seeded, args, kwargs, z, return_deterministic=replay)
+
+    logdensity_fn.__qualname__ = f"{getattr(model, '__qualname__', 'model')}.logdensity"
+    return logdensity_fn, constrain_fn

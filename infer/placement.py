@@ -1,0 +1,106 @@
+"""Where programs and chains live: the cache of compiled programs, and the placement of
+per-chain arrays on the devices.
+
+A compiled program is the most expensive thing a user waits for, so every program the
+library compiles goes through :data:`PROGRAMS`, keyed on what changes it (the identity of the
+log density, the sampler's structural options, shapes, placement), never on data values:
+data are arguments of the program.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+
+class ProgramCache:
+    """A least-recently-used store of compiled programs.
+
+    Args:
+        size: programs kept; the oldest is dropped beyond it.
+    """
+
+    def __init__(self, size: int = 64):
+        self.size = size
+        self._programs: collections.OrderedDict = collections.OrderedDict()
+
+    def get(self, key, build: Callable[[], object]) -> tuple[object, float]:
+        """``(program, seconds spent building it)``: ``build()`` on a miss, 0.0 on a hit."""
+        if key in self._programs:
+            self._programs.move_to_end(key)
+            return self._programs[key], 0.0
+        start = time.perf_counter()
+        program = build()
+        seconds = time.perf_counter() - start
+        self._programs[key] = program
+        while len(self._programs) > self.size:
+            self._programs.popitem(last=False)
+        return program, seconds
+
+    def __contains__(self, key) -> bool:
+        return key in self._programs
+
+    def keys(self) -> list:
+        """The keys held, oldest first."""
+        return list(self._programs)
+
+    def clear(self) -> None:
+        self._programs.clear()
+
+
+#: The process-wide cache every compiled program of the library goes through.
+PROGRAMS = ProgramCache()
+
+
+def clear_cache() -> None:
+    """Forget every compiled program (the next call of each shape compiles again)."""
+    PROGRAMS.clear()
+
+
+def chain_sharding(devices, num_chains: int):
+    """How per-chain arrays are placed: split over ``devices`` along the chain axis when the
+    chains divide evenly among them, else all on the first.
+
+    Args:
+        devices: a list of devices, or ``None`` for ``jax.local_devices()``.
+        num_chains: the length of the chain axis.
+
+    Raises:
+        ValueError: for an empty list.
+    """
+    devices = list(jax.local_devices() if devices is None else devices)
+    if not devices:
+        raise ValueError("devices must name at least one device; got an empty list.")
+    if len(devices) > 1 and num_chains % len(devices) == 0:
+        mesh = jax.sharding.Mesh(np.array(devices), ("chain",))
+        return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
+    return jax.sharding.SingleDeviceSharding(devices[0])
+
+
+def replicated(sharding):
+    """The placement of arrays every chain reads (data): a copy on each of ``sharding``'s
+    devices."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        return jax.sharding.NamedSharding(sharding.mesh, jax.sharding.PartitionSpec())
+    return sharding
+
+
+def sharding_key(sharding) -> tuple:
+    """A hashable summary of a placement, for cache keys."""
+    return (type(sharding).__name__, tuple(device.id for device in sharding.device_set))
+
+
+def abstract(tree) -> tuple:
+    """A hashable summary of a pytree of arrays: its structure and each leaf's shape and
+    dtype (``None`` for no tree)."""
+    if tree is None:
+        return ()
+    leaves, structure = jax.tree.flatten(tree)
+    return (
+        structure,
+        tuple((tuple(np.shape(leaf)), str(getattr(leaf, "dtype", type(leaf)))) for leaf in leaves),
+    )

@@ -1,0 +1,126 @@
+"""The state a run hands to the next one: ``result.state``.
+
+A Markov-chain run ends with every chain's sampler state, its adaptation's state and the
+frozen parameters (step size, proposal scale; NumPyro keeps its step size and mass matrix in
+its own state), the next step index and what the keys are made from. ``infer.sample(...,
+resume=result)`` continues from it without warm-up, bit for bit as if the first run had been
+longer. A *fingerprint* of what produced the state (target, sampler, shapes) lets a resume
+with something else be refused with a message that says what differs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from infer.base import settings_json
+from infer.markov import Carry
+
+#: Data larger than this many bytes are fingerprinted from a strided sample of their bytes.
+FULL_HASH_BYTES = 64 * 2**20
+
+
+@dataclass(frozen=True)
+class ChainState:
+    """Where a run's chains stand, enough to continue them.
+
+    Attributes:
+        carry: a :class:`infer.markov.Carry` of per-chain arrays (chain axis first): the
+            sampler's states, the adaptation's states and the parameters steps use.
+        step: the next global step index of every chain (warm-up steps included).
+        num_warmup: the run's warm-up steps (the step index at which sampling began).
+        thin: the run's thinning.
+        seed: the seed the chains' keys come from (an int, or a key's data).
+        fingerprint: name -> description of what produced the state (see
+            :func:`fingerprint`).
+    """
+
+    carry: Carry
+    step: int
+    num_warmup: int
+    thin: int
+    seed: object
+    fingerprint: dict
+
+    @property
+    def position(self):
+        """Each chain's current position (unconstrained), chain axis first."""
+        return self.carry.kernel_state.position
+
+    @property
+    def num_chains(self) -> int:
+        return int(jax.tree.leaves(self.position)[0].shape[0])
+
+    @property
+    def num_draws(self) -> int:
+        """Draws kept so far by these chains."""
+        return max(0, self.step - self.num_warmup) // self.thin
+
+
+def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
+    """What a state depends on, as strings: the target's name, log density and data, the
+    sampler and its settings, the chains' position shapes, warm-up and thinning.
+
+    Args:
+        positions: per-chain positions (chain axis first).
+    """
+    function = target.logdensity_fn
+    shapes = jax.tree.map(lambda leaf: (tuple(np.shape(leaf)), str(leaf.dtype)), positions)
+    return {
+        "target": target.name,
+        "logdensity_fn": f"{getattr(function, '__module__', '?')}."
+        f"{getattr(function, '__qualname__', type(function).__name__)}",
+        "data": _data_digest(target.data),
+        "sampler": sampler.name,
+        "settings": settings_json(sampler.settings()),
+        "positions": str(jax.tree.structure(positions)) + " " + str(jax.tree.leaves(shapes)),
+        "num_warmup": str(num_warmup),
+        "thin": str(thin),
+    }
+
+
+def _data_digest(data) -> str:
+    if data is None:
+        return "none"
+    digest = hashlib.sha1()
+    for leaf in jax.tree.leaves(data):
+        array = np.ascontiguousarray(np.asarray(leaf))
+        digest.update(f"{array.shape}{array.dtype}".encode())
+        raw = array.reshape(-1).view(np.uint8)
+        if raw.size > FULL_HASH_BYTES:
+            raw = raw[:: raw.size // FULL_HASH_BYTES + 1]
+        digest.update(raw.tobytes())
+    return digest.hexdigest()
+
+
+def differences(saved: dict, current: dict) -> list[str]:
+    """Lines saying how ``current`` differs from ``saved`` (empty when they agree)."""
+    lines = []
+    for name in sorted(set(saved) | set(current)):
+        if saved.get(name) != current.get(name):
+            lines.append(
+                f"{name}: {_short(saved.get(name))} in the saved run, "
+                f"{_short(current.get(name))} now"
+            )
+    return lines
+
+
+def _short(value, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_compatible(saved: dict, current: dict, source: str) -> None:
+    """A ``ValueError`` naming each difference when ``current`` is not what ``saved`` was
+    made with (a resume with another target, sampler or shapes)."""
+    lines = differences(saved, current)
+    if lines:
+        raise ValueError(
+            f"cannot resume from {source}: it was made with a different run. What differs:\n  "
+            + "\n  ".join(lines)
+            + "\nResume with the same target, sampler, options and number of chains, or start "
+            "a new run."
+        )

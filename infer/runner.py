@@ -1,0 +1,154 @@
+"""The host loop of a Markov-chain run: it calls the advance program over segments of steps
+and gathers what comes back.
+
+The segments only decide how often the host sees the chains (a progress bar, a checkpoint,
+a convergence check); the compiled program and the keys are the same however the steps are
+cut, so the draws are bit-identical with or without any of them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import jax
+import numpy as np
+
+from infer.markov import Carry, Chunk, Programs
+
+
+@dataclass
+class RunRecord:
+    """Everything a run has produced so far, on the host.
+
+    Attributes:
+        carry: the chains' state after ``step`` steps (device arrays).
+        step: the next global step index (warm-up steps count from 0).
+        num_warmup, thin: as the run was started.
+        positions, logdensity, infos: one entry per segment that kept draws: the
+            unconstrained positions ``(num_chains, k, ...)``, ``(num_chains, k)`` log
+            densities and name -> ``(num_chains, k)`` diagnostics, numpy.
+        num_logdensity_evals, num_grad_evals: totals over all chains, warm-up included.
+        warmup_seconds, sampling_seconds: wall time of each phase.
+    """
+
+    carry: Carry
+    step: int
+    num_warmup: int
+    thin: int
+    positions: list = field(default_factory=list)
+    logdensity: list = field(default_factory=list)
+    infos: list = field(default_factory=list)
+    num_logdensity_evals: int = 0
+    num_grad_evals: int = 0
+    warmup_seconds: float = 0.0
+    sampling_seconds: float = 0.0
+
+    def draws_before(self, step: int) -> int:
+        """Draws kept by the steps before global step ``step``."""
+        return max(0, step - self.num_warmup) // self.thin
+
+    @property
+    def num_draws(self) -> int:
+        return self.draws_before(self.step)
+
+    def stacked(self) -> tuple:
+        """``(positions, logdensity, infos)`` of every kept draw, concatenated on the draw
+        axis (numpy)."""
+        if not self.positions:
+            return None, None, {}
+        positions = jax.tree.map(lambda *parts: np.concatenate(parts, axis=1), *self.positions)
+        logdensity = np.concatenate(self.logdensity, axis=1)
+        infos = {
+            name: np.concatenate([part[name] for part in self.infos], axis=1)
+            for name in self.infos[0]
+        }
+        return positions, logdensity, infos
+
+
+def segments(
+    record: RunRecord, stop: int, capacity: int, every: int | None
+) -> Iterator[tuple[int, int]]:
+    """``(t_start, t_stop)`` pieces from ``record.step`` to ``stop``: split at the end of
+    warm-up, every ``every`` steps (``None``: only where needed), and so that no piece keeps
+    more than ``capacity`` draws."""
+    start = record.step
+    while start < stop:
+        end = stop
+        if start < record.num_warmup:
+            end = min(end, record.num_warmup)
+        else:
+            end = min(
+                end, record.num_warmup + (record.draws_before(start) + capacity) * record.thin
+            )
+        if every:
+            end = min(end, (start // every + 1) * every)
+        yield start, end
+        start = end
+
+
+def advance(
+    record: RunRecord,
+    programs: Programs,
+    chain_keys,
+    data,
+    stop: int,
+    *,
+    every: int | None = None,
+    bar=None,
+    on_segment: Callable[[RunRecord], None] | None = None,
+) -> RunRecord:
+    """Run the chains of ``record`` up to global step ``stop``, in place.
+
+    Each segment is dispatched before the previous one is read back, so the device works
+    while the host copies draws, updates ``bar`` (a tqdm bar or ``None``) and calls
+    ``on_segment(record)`` (checkpoints, convergence checks).
+    """
+    num_chains = chain_keys.shape[0]
+    previous: tuple | None = None
+    clock = time.perf_counter()
+    carry = record.carry
+    for t_start, t_stop in segments(record, stop, programs.capacity, every):
+        draw_start = max(0, t_start - record.num_warmup) // record.thin
+        chunk = programs.advance(carry, chain_keys, data, t_start, t_stop, draw_start)
+        carry = chunk.carry
+        if previous is not None:
+            clock = _finish(record, *previous, clock, num_chains, bar, on_segment)
+        previous = (chunk, t_start, t_stop)
+    if previous is not None:
+        _finish(record, *previous, clock, num_chains, bar, on_segment)
+    return record
+
+
+def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_segment) -> float:
+    """Read one segment back into ``record``; returns the time it was done."""
+    kept = record.draws_before(t_stop) - record.draws_before(t_start)
+    counts = jax.device_get(chunk.counts)
+    accepted = float(chunk.acceptance_sum)
+    if kept:
+
+        def used(buffer):  # slice on the device: only the kept draws travel
+            return np.asarray(buffer if buffer.shape[1] == kept else buffer[:, :kept])
+
+        record.positions.append(jax.tree.map(used, chunk.positions))
+        record.logdensity.append(used(chunk.logdensity))
+        record.infos.append({name: used(value) for name, value in chunk.infos.items()})
+    record.num_logdensity_evals += int(np.asarray(counts[0], np.int64).sum())
+    record.num_grad_evals += int(np.asarray(counts[1], np.int64).sum())
+    done = time.perf_counter()
+    if t_start < record.num_warmup:
+        record.warmup_seconds += done - clock
+    else:
+        record.sampling_seconds += done - clock
+    record.step = t_stop
+    record.carry = chunk.carry
+    if bar is not None:
+        steps = t_stop - t_start
+        phase = "warm-up" if t_start < record.num_warmup else "sampling"
+        rate = accepted / max(steps * num_chains, 1)
+        bar.set_postfix_str(f"{phase}, acceptance {rate:.2f}", refresh=False)
+        bar.update(steps)
+    if on_segment is not None:
+        on_segment(record)
+    return time.perf_counter()

@@ -1,0 +1,131 @@
+"""Host-side checks of a run's starting points and log density, before anything is compiled.
+
+Each error names the argument, what was expected, what was got and how to fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from infer.target import Target
+
+
+def starting_point(target: Target, init, num_chains: int):
+    """``(point, per_chain)``: the starting point as float numpy arrays, and whether it holds
+    one point per chain (leading axis ``num_chains``) rather than one point.
+
+    Raises:
+        ValueError: when there is no starting point, or its shape fits neither case.
+    """
+    point = init if init is not None else target.init
+    if point is None:
+        raise ValueError(
+            f"target {target.name!r} has no starting point: pass init=... to infer.Target or "
+            "to infer.sample (one point, or one per chain with a leading num_chains axis)."
+        )
+    point = jax.tree.map(as_float_array, point)
+    reference = target.init
+    if reference is None:
+        reference = point if returns_scalar(target.logdensity, point) else None
+        if reference is None:
+            reference = jax.tree.map(lambda leaf: leaf[0], point)
+    reference_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(reference)]
+    point_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(point)]
+    same_structure = jax.tree.structure(point) == jax.tree.structure(reference)
+    per_chain = [(num_chains, *shape) for shape in reference_shapes]
+    if same_structure and point_shapes == per_chain:
+        return point, True
+    if same_structure and point_shapes == reference_shapes:
+        check_scalar_logdensity(target.logdensity, point)
+        return point, False
+    raise ValueError(
+        f"init has shape {_describe(point_shapes)}; expected one point shaped "
+        f"{_describe(reference_shapes)} or one per chain shaped {_describe(per_chain)} "
+        f"(num_chains={num_chains})."
+    )
+
+
+def jittered_positions(
+    point, noise, init_jitter: float, logdensity_per_chain: Callable[[object], np.ndarray]
+):
+    """Each chain's start: ``point`` plus ``init_jitter`` times its U(-1, 1) noise.
+
+    A chain whose start has a non-finite log density (``logdensity_per_chain(positions) ->
+    (num_chains,)``) has its jitter halved, up to 20 times, so bounded supports (a Beta's
+    (0, 1)) still get dispersed starts.
+    """
+    structure = jax.tree.structure(point)
+    leaves = jax.tree.leaves(point)
+    noise = [np.asarray(n) for n in noise]
+    jitter = np.full(noise[0].shape[0], init_jitter)
+    for _ in range(21):
+        positions = jax.tree.unflatten(
+            structure,
+            [
+                (leaf[None] + jitter.reshape((-1,) + (1,) * leaf.ndim) * n).astype(leaf.dtype)
+                for leaf, n in zip(leaves, noise, strict=True)
+            ],
+        )
+        bad = ~np.isfinite(logdensity_per_chain(positions))
+        if not bad.any() or not jitter[bad].any():
+            break
+        jitter[bad] /= 2.0
+    return positions
+
+
+def check_initial_logdensity(values: np.ndarray, positions) -> None:
+    """Every chain's log density at its start (``values``, ``(num_chains,)``) must be a finite
+    scalar; the error names the first chain that is not."""
+    values = np.asarray(values)
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        chain = int(bad[0])
+        point = jax.tree.map(lambda leaf: np.asarray(leaf[chain]).round(4).tolist(), positions)
+        fix = "Start inside the support: pass init= a point where the log density is finite."
+        raise ValueError(
+            f"the log density is {values[chain]} at the initial point of chain {chain} "
+            f"({bad.size} of {values.size} chains affected), position {point}. {fix}"
+        )
+
+
+def _describe(shapes) -> str:
+    return str(shapes[0]) if len(shapes) == 1 else str(shapes)
+
+
+def as_float_array(leaf) -> np.ndarray:
+    """``leaf`` as a numpy array of JAX's default float type unless it is already float."""
+    leaf = np.asarray(leaf)
+    if not np.issubdtype(leaf.dtype, np.floating):
+        leaf = leaf.astype(jnp.result_type(float))
+    return leaf
+
+
+def returns_scalar(logdensity_fn: Callable, point) -> bool:
+    """Whether ``logdensity_fn(point)`` traces to a scalar."""
+    try:
+        out = jax.eval_shape(logdensity_fn, point)
+    except Exception:  # noqa: BLE001 - any failure means "not a single point"
+        return False
+    return getattr(out, "shape", None) == ()
+
+
+def check_scalar_logdensity(logdensity_fn: Callable, point) -> None:
+    """A ``ValueError`` unless ``logdensity_fn(point)`` traces to a scalar, saying what it
+    returned or how it failed."""
+    shape_of = jax.tree.map(lambda leaf: tuple(leaf.shape), point)
+    try:
+        out = jax.eval_shape(logdensity_fn, point)
+    except Exception as err:
+        raise ValueError(
+            f"logdensity_fn failed on a point shaped {shape_of}: {type(err).__name__}: {err}"
+        ) from err
+    if not hasattr(out, "shape") or out.shape != ():
+        got = getattr(out, "shape", type(out).__name__)
+        raise ValueError(
+            f"logdensity_fn must return a scalar log density; it returned shape {got} for a "
+            f"point shaped {shape_of}. Sum the per-coordinate terms (e.g. jnp.sum(...))."
+        )
