@@ -38,6 +38,7 @@ class Checkpoint(NamedTuple):
         path: the checkpoint file.
         meta: its JSON record (``step``, ``fingerprint``, ``seed``, ``chunks``, counts...).
         carry_leaves: the chains' state as a list of arrays, in the carry's leaf order.
+        chain_keys: the chains' keys, ``(num_chains,)``.
         positions, logdensity, infos: the draws of every chunk it lists (as in
             :class:`infer.runner.RunRecord`).
     """
@@ -45,6 +46,7 @@ class Checkpoint(NamedTuple):
     path: Path
     meta: dict
     carry_leaves: list
+    chain_keys: object
     positions: list
     logdensity: list
     infos: list
@@ -71,11 +73,11 @@ def write_chunk(folder: Path, index: int, positions, logdensity, infos) -> str:
     return name
 
 
-def write_checkpoint(folder: Path, number: int, meta: dict, carry) -> Path:
-    """Write checkpoint ``number`` (``meta`` plus the carry's leaves), then drop all but the
-    newest :data:`KEEP`. Keys in the carry are stored as their key data."""
+def write_checkpoint(folder: Path, number: int, meta: dict, state) -> Path:
+    """Write checkpoint ``number``: ``meta`` and ``state = (carry, chain_keys)``'s leaves
+    (keys stored as their key data), then drop all but the newest :data:`KEEP`."""
     folder = Path(folder)
-    leaves = jax.tree.leaves(carry)
+    leaves = jax.tree.leaves(state)
     arrays, key_impls = {}, {}
     for i, leaf in enumerate(leaves):
         if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
@@ -176,4 +178,4 @@ def _read(path: Path) -> Checkpoint:
         positions.append([part[f"position/{i}"] for i in range(count)])
         logdensity.append(part["logdensity"])
         infos.append({k[len("info/") :]: v for k, v in part.items() if k.startswith("info/")})
-    return Checkpoint(path, meta, leaves, positions, logdensity, infos)
+    return Checkpoint(path, meta, leaves[:-1], leaves[-1], positions, logdensity, infos)

@@ -22,14 +22,14 @@ from infer import convergence, validation
 from infer.base import check_sampler, hook, is_exact
 from infer.diagnostics import DiagnosticWarning, stuck_chains
 from infer.exact import run_exact
-from infer.keys import as_key, chain_keys_and_noise
-from infer.markov import Carry, initialiser, programs
+from infer.keys import as_key, chain_keys
+from infer.markov import Carry, programs, starter
 from infer.placement import chain_sharding, replicated
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState, check_compatible, fingerprint
 from infer.runner import RunRecord, advance
-from infer.starts import check_initial_logdensity, jittered_positions, starting_point
+from infer.starts import check_initial_logdensity, starting_point
 from infer.target import Target, check_target
 
 DEFAULT_WARMUP = 1000
@@ -171,9 +171,9 @@ def _refuse_for_exact(sampler, resume, checkpoint, until) -> None:
 def _sample_exact(
     key_input, seed, target, sampler, num_chains, num_samples, sharding, progress, wall_start
 ) -> Result:
-    chain_keys, _ = chain_keys_and_noise(key_input, num_chains, ())
+    keys = chain_keys(key_input, num_chains)
     out = run_exact(
-        jax.device_put(chain_keys, sharding), target, sampler, num_chains, num_samples, progress
+        jax.device_put(keys, sharding), target, sampler, num_chains, num_samples, progress
     )
     return Result(
         draws=out.draws,
@@ -258,50 +258,44 @@ def _start(
     """Check, place and compile; returns the run with its record at its first (or resumed)
     step."""
     if isinstance(source, ChainState):
-        positions = source.position
-        per_chain = True
+        if source.seed != seed:
+            raise ValueError(
+                f"resume continues the chains' own random streams, made from seed "
+                f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a "
+                "run with init=result.state.position."
+            )
+        positions, per_chain = source.position, True
     else:
         positions, per_chain = starting_point(target, init, num_chains)
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
-    leaf_specs = tuple((tuple(np.shape(leaf)), leaf.dtype) for leaf in jax.tree.leaves(example))
-    chain_keys, noise = chain_keys_and_noise(key_input, num_chains, leaf_specs)
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
-    start_positions = positions
-    if not per_chain:  # the shapes the programs are compiled for; the jitter comes below
-        start_positions = jax.tree.map(
+    if not per_chain:
+        positions = jax.tree.map(
             lambda leaf: np.broadcast_to(leaf, (num_chains, *np.shape(leaf))), positions
         )
-    start_positions, chain_keys = jax.device_put((start_positions, chain_keys), sharding)
+    positions = jax.device_put(positions, sharding)
+    start = starter(target, sampler, key_input, positions, data, num_warmup)
+    current = fingerprint(target, sampler, positions, num_warmup, thin)
+    if isinstance(source, ChainState):
+        check_compatible(source.fingerprint, current, "the given result")
+        chain_keys = jax.device_put(source.chain_keys, sharding)
+        record = RunRecord(jax.device_put(source.carry, sharding), source.step, num_warmup, thin)
+    elif isinstance(source, _Saved):
+        check_compatible(source.fingerprint, current, str(source.saved.path))
+        chain_keys, record = _restore(source.saved, start, num_warmup, thin, sharding)
+    else:
+        jitter = 0.0 if per_chain else init_jitter
+        chain_keys, starts, carry, values = start(key_input, positions, jitter, data)
+        check_initial_logdensity(np.asarray(values), starts)
+        record = RunRecord(carry, 0, num_warmup, thin)
+        record.num_logdensity_evals = num_chains
+        record.num_grad_evals = num_chains * int(bool(sampler.uses_gradients))
     row_bytes = num_chains * (
         sum(int(np.size(leaf)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(example)) + 64
     )
     capacity = max(1, min(num_samples, CHUNK_BYTES // max(row_bytes, 1)))
-    initialise = initialiser(target, sampler, start_positions, data, num_warmup)
-    current = fingerprint(target, sampler, start_positions, num_warmup, thin)
-
-    def logdensity_per_chain(candidate):
-        _, values = initialise(jax.device_put(candidate, sharding), data)
-        return np.asarray(values)
-
-    if isinstance(source, ChainState):
-        check_compatible(source.fingerprint, current, "the given result")
-        record = RunRecord(jax.device_put(source.carry, sharding), source.step, num_warmup, thin)
-    else:
-        if not per_chain:
-            start_positions = jittered_positions(
-                positions, noise, init_jitter, logdensity_per_chain
-            )
-        start_positions = jax.device_put(start_positions, sharding)
-        carry, values = initialise(start_positions, data)
-        check_initial_logdensity(np.asarray(values), start_positions)
-        record = RunRecord(carry, 0, num_warmup, thin)
-        record.num_logdensity_evals = num_chains
-        record.num_grad_evals = num_chains * int(bool(sampler.uses_gradients))
-        if isinstance(source, _Saved):
-            check_compatible(source.fingerprint, current, str(source.saved.path))
-            record = _restore(record, source.saved, sharding)
-    progs = programs(target, sampler, initialise, chain_keys, data, num_warmup, thin, capacity)
+    progs = programs(target, sampler, start, chain_keys, data, num_warmup, thin, capacity)
     return _Run(
         target=target,
         sampler=sampler,
@@ -316,25 +310,26 @@ def _start(
     )
 
 
-def _restore(fresh: RunRecord, saved: checkpoints.Checkpoint, sharding) -> RunRecord:
-    """The record of a checkpoint, its state laid out like ``fresh``'s carry."""
-    structure = jax.tree.structure(fresh.carry)
-    like = jax.tree.leaves(fresh.carry)
-    if len(like) != len(saved.carry_leaves):
+def _restore(saved: checkpoints.Checkpoint, start, num_warmup, thin, sharding):
+    """``(chain_keys, record)`` of a checkpoint, its state laid out like the run's."""
+    like = jax.tree.leaves(start.carry_structs())
+    structure = jax.tree.structure(start.carry_structs())
+    leaves = saved.carry_leaves
+    if len(like) != len(leaves):
         raise ValueError(
-            f"checkpoint {saved.path} holds {len(saved.carry_leaves)} state "
-            f"arrays; this run's state has {len(like)}."
+            f"checkpoint {saved.path} holds {len(leaves)} state arrays; this run's state "
+            f"has {len(like)}."
         )
-    for i, (a, b) in enumerate(zip(like, saved.carry_leaves, strict=True)):
-        if a.shape != b.shape or a.dtype != b.dtype:
+    for i, (a, b) in enumerate(zip(like, leaves, strict=True)):
+        if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
             raise ValueError(
-                f"checkpoint {saved.path}: state array {i} is {b.shape} {b.dtype}, "
-                f"this run's is {a.shape} {a.dtype}."
+                f"checkpoint {saved.path}: state array {i} is {b.shape} {b.dtype}, this "
+                f"run's is {a.shape} {a.dtype}."
             )
-    carry = jax.device_put(jax.tree.unflatten(structure, saved.carry_leaves), sharding)
+    carry = jax.device_put(jax.tree.unflatten(structure, leaves), sharding)
     meta = saved.meta
-    record = RunRecord(carry, int(meta["step"]), fresh.num_warmup, fresh.thin)
-    position_structure = jax.tree.structure(fresh.carry.kernel_state.position)
+    record = RunRecord(carry, int(meta["step"]), num_warmup, thin)
+    position_structure = jax.tree.structure(carry.kernel_state.position)
     record.positions = [jax.tree.unflatten(position_structure, p) for p in saved.positions]
     record.logdensity = list(saved.logdensity)
     record.infos = list(saved.infos)
@@ -342,7 +337,7 @@ def _restore(fresh: RunRecord, saved: checkpoints.Checkpoint, sharding) -> RunRe
     record.num_grad_evals = int(meta["num_grad_evals"])
     record.warmup_seconds = float(meta["warmup_seconds"])
     record.sampling_seconds = float(meta["sampling_seconds"])
-    return record
+    return jax.device_put(saved.chain_keys, sharding), record
 
 
 def _checkpoint_folder(checkpoint, resume) -> Path | None:
@@ -476,7 +471,9 @@ class _Writer:
             "until": None if self.until is None else self.until.as_dict(),
         }
         self.number += 1
-        checkpoints.write_checkpoint(self.folder, self.number, meta, record.carry)
+        checkpoints.write_checkpoint(
+            self.folder, self.number, meta, (record.carry, self.run.chain_keys)
+        )
         self.last_step = record.step
 
 
@@ -508,7 +505,13 @@ def _result(run: _Run, until, stopped, failing, wall_start) -> Result:
             "shortfalls": failing,
         }
     state = ChainState(
-        record.carry, record.step, record.num_warmup, record.thin, run.seed, run.fingerprint
+        record.carry,
+        run.chain_keys,
+        record.step,
+        record.num_warmup,
+        record.thin,
+        run.seed,
+        run.fingerprint,
     )
     result = Result(
         draws=draws,

@@ -49,29 +49,20 @@ def as_jax_key(key_input) -> jax.Array:
     return key_input
 
 
-def chain_keys_and_noise(key_input, num_chains: int, leaf_specs: tuple):
-    """``(chain_keys (num_chains,), noise)``: one key per chain, and U(-1, 1) jitter noise
-    shaped ``(num_chains, *leaf_shape)`` per leaf of the starting point (``leaf_specs``:
-    ``((shape, dtype), ...)``).
-
-    One ahead-of-time compiled call, held in the program cache, so a repeated run does no
-    eager JAX work.
-    """
+def chain_keys(key_input, num_chains: int):
+    """``(num_chains,)`` keys, one per chain, from a seed or key; one ahead-of-time compiled
+    call, held in the program cache. (Markov-chain runs make theirs in their start program,
+    the same way.)"""
     is_seed = isinstance(key_input, np.ndarray)
-    cache_key = ("keys", is_seed, str(key_input.dtype), num_chains, leaf_specs)
+    cache_key = ("keys", is_seed, str(key_input.dtype), num_chains)
 
     def build():
-        def prepare(key_input):
+        def split(key_input):
             key = jax.random.key(key_input) if is_seed else key_input
-            key_noise, key_chains = jax.random.split(key)
-            noise_keys = jax.random.split(key_noise, max(len(leaf_specs), 1))
-            noise = [
-                jax.random.uniform(noise_keys[i], (num_chains, *shape), dtype, -1.0, 1.0)
-                for i, (shape, dtype) in enumerate(leaf_specs)
-            ]
-            return jax.random.split(key_chains, num_chains), noise
+            _, key_chains = jax.random.split(key)
+            return jax.random.split(key_chains, num_chains)
 
-        return jax.jit(prepare).lower(key_input).compile()
+        return jax.jit(split).lower(key_input).compile()
 
     program, _ = PROGRAMS.get(cache_key, build)
     return program(key_input)

@@ -63,7 +63,7 @@ class Programs(NamedTuple):
     """The compiled programs of one run's shapes.
 
     Attributes:
-        initialise: ``(positions, data) -> (carry, logdensity (num_chains,))``.
+        start: the :class:`Starter` (chain keys, starting points, states).
         advance: ``(carry, chain_keys, data, t_start, t_stop, draw_start) -> Chunk``; it
             keeps the draws of steps ``t >= num_warmup`` whose index after warm-up is a
             multiple of ``thin``, draw ``d`` into slot ``d - draw_start``.
@@ -73,53 +73,66 @@ class Programs(NamedTuple):
         seconds: what compiling them took (0.0 when they came from the cache).
     """
 
-    initialise: Callable
+    start: Callable
     advance: Callable
     constrain: Callable
     capacity: int
     seconds: float
 
 
-class Initialiser(NamedTuple):
-    """The compiled start of the chains (see :func:`initialiser`)."""
+class Starter(NamedTuple):
+    """The compiled start of the chains (see :func:`starter`)."""
 
     program: Callable
     cache_key: tuple
     seconds: float
 
-    def __call__(self, positions, data):
-        return self.program(positions, data)
+    def __call__(self, key_input, positions, jitter, data):
+        return self.program(key_input, positions, np.asarray(jitter, np.float32), data)
+
+    def carry_structs(self):
+        """The abstract carry, with its placement on the devices."""
+        return _output_structs(self.program)[2]
 
 
-def initialiser(target: Target, sampler, positions, data, num_warmup: int) -> Initialiser:
-    """The compiled ``(positions, data) -> (carry, logdensity (num_chains,))``: every chain's
-    state, adaptation state and parameters at its start. Compiled before the main program so
-    that bad starting points are reported before the long compilation.
+MAX_HALVINGS = 20
+
+
+def starter(target: Target, sampler, key_input, positions, data, num_warmup: int) -> Starter:
+    """The compiled ``(key_input, positions, jitter, data) -> (chain_keys, positions, carry,
+    logdensity)``: one key per chain, each chain's start (its position plus ``jitter`` times
+    its own U(-1, 1) noise, the jitter halved up to :data:`MAX_HALVINGS` times for a chain
+    whose log density is not finite there), and every chain's state, adaptation state and
+    parameters there, with the log density ``(num_chains,)``. Compiled before the main
+    program, so that bad starting points are reported before the long compilation.
 
     Args:
-        positions: the chains' starting positions, placed on the devices.
+        key_input: a uint32 seed or a typed key (see :func:`infer.keys.as_key`).
+        positions: one position per chain (chain axis first), placed on the devices.
         data: the target's data, placed on the devices, or ``None``.
     """
     cache_key = (
-        "markov-init",
+        "markov-start",
         program_key(target),
         hook(sampler, "cache_key")(),
         num_warmup,
+        str(np.asarray(key_input).dtype) if isinstance(key_input, np.ndarray) else "key",
         abstract(positions),
         abstract(data),
         sharding_key(jax.tree.leaves(positions)[0].sharding),
     )
     parts = _Parts(target, sampler, num_warmup, 1, 1)
+    jitter = np.float32(0.0)
     program, seconds = PROGRAMS.get(
-        cache_key, lambda: jax.jit(parts.initialise).lower(positions, data).compile()
+        cache_key, lambda: jax.jit(parts.start).lower(key_input, positions, jitter, data).compile()
     )
-    return Initialiser(program, cache_key, seconds)
+    return Starter(program, cache_key, seconds)
 
 
 def programs(
     target: Target,
     sampler,
-    initialise: Initialiser,
+    start: Starter,
     chain_keys,
     data,
     num_warmup: int,
@@ -130,13 +143,13 @@ def programs(
     same log density, sampler options, shapes and placement were compiled before.
 
     Args:
-        initialise: from :func:`initialiser` for the same target, sampler and warm-up.
+        start: from :func:`starter` for the same target, sampler and warm-up.
         chain_keys: ``(num_chains,)`` keys, placed like the chains.
         data: the target's data, placed on the devices, or ``None``.
     """
     cache_key = (
         "markov-advance",
-        initialise.cache_key,
+        start.cache_key,
         thin,
         capacity,
         str(chain_keys.dtype),
@@ -145,7 +158,7 @@ def programs(
 
     def build() -> tuple:
         parts = _Parts(target, sampler, num_warmup, thin, capacity)
-        carry_structs, _ = _output_structs(initialise.program)
+        carry_structs = start.carry_structs()
         carry_shardings = jax.tree.map(lambda struct: struct.sharding, carry_structs)
         index = jax.ShapeDtypeStruct((), jnp.int32)
         advance = (
@@ -163,7 +176,7 @@ def programs(
         return run_advance, _constrain_program(target)
 
     (advance, constrain), seconds = PROGRAMS.get(cache_key, build)
-    return Programs(initialise, advance, constrain, capacity, initialise.seconds + seconds)
+    return Programs(start, advance, constrain, capacity, start.seconds + seconds)
 
 
 def _output_structs(compiled):
@@ -214,6 +227,45 @@ class _Parts:
 
     def adaptation(self, kernel: Kernel):
         return kernel.adaptation if self.num_warmup > 0 else None
+
+    def start(self, key_input, positions, jitter, data):
+        num_chains = jax.tree.leaves(positions)[0].shape[0]
+        key = jax.random.key(key_input) if key_input.dtype == jnp.uint32 else key_input
+        key_noise, key_chains = jax.random.split(key)
+        leaves, structure = jax.tree.flatten(positions)
+        noise_keys = jax.random.split(key_noise, len(leaves))
+        noise = [
+            jax.random.uniform(k, leaf.shape, leaf.dtype, -1.0, 1.0)
+            for k, leaf in zip(noise_keys, leaves, strict=True)
+        ]
+        logdensity = jax.vmap(self.target.bound(data))
+
+        def moved(scale):
+            return jax.tree.unflatten(
+                structure,
+                [
+                    leaf + scale.reshape((-1,) + (1,) * (leaf.ndim - 1)).astype(leaf.dtype) * n
+                    for leaf, n in zip(leaves, noise, strict=True)
+                ],
+            )
+
+        def bad_at(scale):
+            return ~jnp.isfinite(logdensity(moved(scale)))
+
+        def halve(loop):
+            count, scale, bad = loop
+            scale = jnp.where(bad, scale / 2.0, scale)
+            return count + 1, scale, bad_at(scale)
+
+        def keep_halving(loop):
+            count, scale, bad = loop
+            return (count < MAX_HALVINGS) & jnp.any(bad & (scale > 0))
+
+        scale = jnp.full((num_chains,), jitter, jnp.float32)
+        _, scale, _ = jax.lax.while_loop(keep_halving, halve, (0, scale, bad_at(scale)))
+        starts = moved(scale)
+        carry, values = self.initialise(starts, data)
+        return jax.random.split(key_chains, num_chains), starts, carry, values
 
     def initialise(self, positions, data):
         kernel = self.kernel(data)

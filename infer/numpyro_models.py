@@ -63,13 +63,12 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         ValueError: if the model has discrete latent sites (no sampler here handles them), or
             no latent sites at all.
     """
-    from numpyro import handlers
     from numpyro.infer.initialization import init_to_median
     from numpyro.infer.util import initialize_model
 
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
-    trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+    trace = _abstract_trace(model, args, kwargs)
     latent = {
         name: site
         for name, site in trace.items()
@@ -92,16 +91,33 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         structure, is_data, tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if not d)
     )
     data = tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if d)
-    logdensity_fn, constrain_fn = _functions(model, layout, replay)
-    info = initialize_model(
-        jax.random.key(0),
-        model,
-        init_strategy=init_to_median(num_samples=15),
-        model_args=tuple(args),
-        model_kwargs=dict(kwargs),
-    )
-    init = jax.tree.map(np.asarray, info.param_info.z)
-    return ModelTarget(logdensity_fn, constrain_fn, data, init)
+    logdensity_fn, constrain_fn, start_fn = _functions(model, layout, replay)
+    init, value = jax.device_get(start_fn(data))
+    if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
+        info = initialize_model(
+            jax.random.key(0),
+            model,
+            init_strategy=init_to_median(num_samples=15),
+            model_args=tuple(args),
+            model_kwargs=dict(kwargs),
+        )
+        init = info.param_info.z
+    return ModelTarget(logdensity_fn, constrain_fn, data, jax.tree.map(np.asarray, init))
+
+
+def _abstract_trace(model: Callable, args, kwargs) -> dict:
+    """The model's sites, traced without running anything (no eager computation to
+    compile): only their kinds, names and distributions' supports are read."""
+    from numpyro import handlers
+
+    sites: dict = {}
+
+    def run():
+        sites.update(handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs))
+        return 0
+
+    jax.eval_shape(run)
+    return sites
 
 
 def _functions(model: Callable, layout: _Layout, replay: bool) -> tuple[Callable, Callable]:
@@ -122,6 +138,8 @@ def _functions(model: Callable, layout: _Layout, replay: bool) -> tuple[Callable
 
 def _build_functions(model: Callable, layout: _Layout, replay: bool):
     from numpyro import handlers
+    from numpyro.distributions.transforms import biject_to
+    from numpyro.infer.initialization import init_to_median
     from numpyro.infer.util import constrain_fn as numpyro_constrain
     from numpyro.infer.util import potential_energy
 
@@ -136,5 +154,21 @@ def _build_functions(model: Callable, layout: _Layout, replay: bool):
         seeded = handlers.seed(model, rng_seed=0)
         return numpyro_constrain(seeded, args, kwargs, z, return_deterministic=replay)
 
+    @jax.jit
+    def start_fn(data):
+        """The prior median in unconstrained space (NumPyro's ``init_to_median``), and the
+        log density there: one compiled program, reused for same-shaped data."""
+        args, kwargs = layout.rebuild(data)
+        medians = handlers.substitute(
+            handlers.seed(model, rng_seed=0), substitute_fn=init_to_median(num_samples=15)
+        )
+        trace = handlers.trace(medians).get_trace(*args, **kwargs)
+        z = {
+            name: biject_to(site["fn"].support).inv(site["value"])
+            for name, site in trace.items()
+            if site["type"] == "sample" and not site["is_observed"]
+        }
+        return z, logdensity_fn(z, data)
+
     logdensity_fn.__qualname__ = f"{getattr(model, '__qualname__', 'model')}.logdensity"
-    return logdensity_fn, constrain_fn
+    return logdensity_fn, constrain_fn, start_fn

@@ -30,6 +30,8 @@ class ChainState:
     Attributes:
         carry: a :class:`infer.markov.Carry` of per-chain arrays (chain axis first): the
             sampler's states, the adaptation's states and the parameters steps use.
+        chain_keys: ``(num_chains,)`` keys; step ``t`` of chain ``c`` uses
+            ``fold_in(chain_keys[c], t)``.
         step: the next global step index of every chain (warm-up steps included).
         num_warmup: the run's warm-up steps (the step index at which sampling began).
         thin: the run's thinning.
@@ -39,6 +41,7 @@ class ChainState:
     """
 
     carry: Carry
+    chain_keys: object
     step: int
     num_warmup: int
     thin: int

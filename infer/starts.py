@@ -49,34 +49,6 @@ def starting_point(target: Target, init, num_chains: int):
     )
 
 
-def jittered_positions(
-    point, noise, init_jitter: float, logdensity_per_chain: Callable[[object], np.ndarray]
-):
-    """Each chain's start: ``point`` plus ``init_jitter`` times its U(-1, 1) noise.
-
-    A chain whose start has a non-finite log density (``logdensity_per_chain(positions) ->
-    (num_chains,)``) has its jitter halved, up to 20 times, so bounded supports (a Beta's
-    (0, 1)) still get dispersed starts.
-    """
-    structure = jax.tree.structure(point)
-    leaves = jax.tree.leaves(point)
-    noise = [np.asarray(n) for n in noise]
-    jitter = np.full(noise[0].shape[0], init_jitter)
-    for _ in range(21):
-        positions = jax.tree.unflatten(
-            structure,
-            [
-                (leaf[None] + jitter.reshape((-1,) + (1,) * leaf.ndim) * n).astype(leaf.dtype)
-                for leaf, n in zip(leaves, noise, strict=True)
-            ],
-        )
-        bad = ~np.isfinite(logdensity_per_chain(positions))
-        if not bad.any() or not jitter[bad].any():
-            break
-        jitter[bad] /= 2.0
-    return positions
-
-
 def check_initial_logdensity(values: np.ndarray, positions) -> None:
     """Every chain's log density at its start (``values``, ``(num_chains,)``) must be a finite
     scalar; the error names the first chain that is not."""

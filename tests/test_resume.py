@@ -1,0 +1,255 @@
+"""Runs that keep their state: resuming from a result or a checkpoint continues the chains bit
+for bit, a killed run resumes, bad checkpoints and mismatched resumes are refused, and
+``until`` stops when converged."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+
+import infer
+from infer import checkpoint as checkpoints
+from models import targets
+
+NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
+SAMPLERS = {
+    "rwmh": infer.rwmh(),
+    "rwmh_dense": infer.rwmh(covariance="dense"),
+    "mala": infer.mala(covariance="diagonal"),
+    "nuts": infer.nuts(),
+    "hmc": infer.hmc(num_steps=5),
+    "independent_mh": infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)),
+    "mh": infer.mh(lambda key, x: x + 0.5 * jax.random.normal(key, x.shape), None),
+}
+RUN = dict(num_chains=3, num_warmup=40)
+
+
+def assert_same(first: infer.Result, second: infer.Result) -> None:
+    assert first.draws.keys() == second.draws.keys()
+    assert first.stats.keys() == second.stats.keys()
+    for name in first.draws:
+        np.testing.assert_array_equal(first.draws[name], second.draws[name])
+    for name in first.stats:
+        np.testing.assert_array_equal(first.stats[name], second.stats[name])
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
+    sampler = SAMPLERS[name]
+    whole = infer.sample(3, NORMAL_3D, sampler, num_samples=60, **RUN)
+    first = infer.sample(3, NORMAL_3D, sampler, num_samples=30, **RUN)
+    rest = infer.sample(3, NORMAL_3D, sampler, num_samples=30, resume=first)
+    joined = infer.concat(first, rest)
+    assert_same(whole, joined)
+    assert joined.num_logdensity_evals == whole.num_logdensity_evals
+    assert rest.num_warmup == RUN["num_warmup"] and rest.timing["warmup"] == 0.0
+    assert joined.state.step == whole.state.step == RUN["num_warmup"] + 60
+    # the joined result resumes again, like the whole one
+    more_whole = infer.sample(3, NORMAL_3D, sampler, num_samples=10, resume=whole)
+    more_joined = infer.sample(3, NORMAL_3D, sampler, num_samples=10, resume=joined)
+    assert_same(more_whole, more_joined)
+
+
+def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps():
+    sampler = infer.nuts()
+    whole = infer.sample(1, NORMAL_3D, sampler, num_samples=20, thin=3, **RUN)
+    first = infer.sample(1, NORMAL_3D, sampler, num_samples=10, thin=3, **RUN)
+    rest = infer.sample(1, NORMAL_3D, sampler, num_samples=10, resume=first, thin=3)
+    assert_same(whole, infer.concat(first, rest))
+
+
+def test_nuts_with_and_without_progress_is_bit_identical():
+    target = targets.get("normal_10d")
+    off = infer.sample(2, target, infer.nuts(), num_chains=2, num_samples=50, num_warmup=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm may warn about the terminal
+        on = infer.sample(
+            2, target, infer.nuts(), num_chains=2, num_samples=50, num_warmup=50, progress=True
+        )
+    assert_same(off, on)
+
+
+def test_resume_refuses_another_sampler_target_or_seed():
+    first = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, **RUN)
+    with pytest.raises(ValueError, match=r"What differs:\n  sampler: 'rwmh' in the saved run"):
+        infer.sample(0, NORMAL_3D, infer.mala(), num_samples=20, resume=first)
+    other = infer.Target(lambda x: -0.5 * jnp.sum((x - 1) ** 2), init=jnp.zeros(3), name="other")
+    with pytest.raises(ValueError, match=r"target: 'normal_3d' in the saved run, 'other' now"):
+        infer.sample(0, other, infer.rwmh(), num_samples=20, resume=first)
+    with pytest.raises(ValueError, match=r"random streams, made from seed 0; pass that seed"):
+        infer.sample(1, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first)
+    with pytest.raises(ValueError, match=r"thin: '1' in the saved run, '2' now"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first, thin=2)
+    with pytest.raises(ValueError, match="init and resume cannot both be given"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), resume=first, init=jnp.zeros(3))
+    exact = infer.Result.from_draws({"x": np.zeros((2, 5))})
+    with pytest.raises(ValueError, match="needs the chains' state"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), resume=exact)
+
+
+def test_checkpointed_run_resumes_from_its_folder(tmp_path):
+    folder = tmp_path / "run"
+    whole = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, **RUN)
+    checkpointed = infer.sample(
+        5, NORMAL_3D, infer.mala(), num_samples=100, checkpoint=folder, checkpoint_every=25, **RUN
+    )
+    assert_same(whole, checkpointed)
+    saved = checkpoints.checkpoints(folder)
+    assert len(saved) == checkpoints.KEEP  # older ones are dropped
+    again = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, resume=folder, **RUN)
+    assert_same(whole, again)  # a finished run resumes to itself
+    with pytest.raises(ValueError, match="already holds a run's checkpoints"):
+        infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, checkpoint=folder, **RUN)
+
+
+def test_damaged_or_foreign_checkpoints_get_a_clear_error(tmp_path):
+    folder = tmp_path / "run"
+    infer.sample(
+        6, NORMAL_3D, infer.rwmh(), num_samples=60, checkpoint=folder, checkpoint_every=20, **RUN
+    )
+    older, newest = checkpoints.checkpoints(folder)
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    with pytest.raises(
+        ValueError,
+        match=r"truncated or not an infer checkpoint.*previous "
+        r"checkpoint .*is readable",
+    ):
+        infer.sample(6, NORMAL_3D, infer.rwmh(), num_samples=60, resume=folder, **RUN)
+    resumed = infer.sample(6, NORMAL_3D, infer.rwmh(), num_samples=60, resume=older, **RUN)
+    assert resumed.draws["x"].shape == (3, 60, 3)
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    np.savez(foreign / "checkpoint-000001.npz", meta=np.frombuffer(b'{"format": "x"}', np.uint8))
+    with pytest.raises(ValueError, match="is not an infer checkpoint"):
+        infer.sample(6, NORMAL_3D, infer.rwmh(), num_samples=60, resume=foreign, **RUN)
+    with pytest.raises(FileNotFoundError, match="no checkpoint in"):
+        infer.sample(6, NORMAL_3D, infer.rwmh(), resume=tmp_path / "empty", **RUN)
+
+
+def test_resume_from_a_checkpoint_of_another_run_says_what_differs(tmp_path):
+    folder = tmp_path / "run"
+    infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, checkpoint=folder, **RUN)
+    with pytest.raises(ValueError, match=r"num_warmup: '40' in the saved run, '10' now"):
+        infer.sample(
+            0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, num_chains=3, num_warmup=10
+        )
+    with pytest.raises(ValueError, match=r"positions: .* in the saved run"):
+        infer.sample(
+            0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, num_chains=4, num_warmup=40
+        )
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import infer
+    from models import targets
+    infer.sample(0, targets.get("normal_10d"), infer.rwmh(), num_chains=4, num_samples=20000,
+                 num_warmup=1000, checkpoint=sys.argv[1], checkpoint_every=200)
+    """
+)
+
+
+def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp_path):
+    target = targets.get("normal_10d")
+    settings = dict(num_chains=4, num_samples=20000, num_warmup=1000)
+    reference = infer.sample(0, target, infer.rwmh(), **settings)
+    stop = settings["num_warmup"] + settings["num_samples"]
+    killed_mid_run = 0
+    for attempt in range(3):
+        folder = tmp_path / f"run{attempt}"
+        child = subprocess.Popen([sys.executable, "-c", CHILD, str(folder)])
+        try:
+            deadline = time.monotonic() + 300
+            while not checkpoints.checkpoints(folder) and child.poll() is None:
+                assert time.monotonic() < deadline, "no checkpoint appeared"
+                time.sleep(0.01)
+            time.sleep(random.Random(attempt).uniform(0.0, 0.4))
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait()
+        saved = checkpoints.load(folder)
+        killed_mid_run += int(saved.meta["step"]) < stop
+        resumed = infer.sample(0, target, infer.rwmh(), resume=folder, **settings)
+        assert_same(reference, resumed)
+        if killed_mid_run:
+            break
+    assert killed_mid_run, "every kill landed after the run had finished"
+
+
+def test_until_stops_when_converged_and_records_why():
+    rule = infer.converged(rhat=1.01, ess=300, max_samples=5000)
+    result = infer.sample(
+        0, NORMAL_3D, infer.nuts(), num_chains=4, num_samples=100, num_warmup=200, until=rule
+    )
+    until = result.info["until"]
+    assert until["stopped"] == "converged" and not until["shortfalls"]
+    assert result.num_samples == until["num_draws"] < 5000
+    assert result.num_samples % 100 == 0
+    import arviz_stats
+
+    assert float(arviz_stats.ess(result.to_arviz(), method="bulk")["x"].min()) >= 300
+
+
+def test_until_warns_naming_the_parameters_that_fell_short():
+    funnel = targets.get("funnel")
+    rule = infer.converged(rhat=1.01, ess=400, max_samples=300)
+    with pytest.warns(infer.DiagnosticWarning, match=r"stopped at the budget of 300 .*short: "):
+        result = infer.sample(
+            0, funnel, infer.rwmh(), num_chains=4, num_samples=100, num_warmup=200, until=rule
+        )
+    assert result.info["until"]["stopped"] == "max_samples"
+    assert result.num_samples == 300 and result.info["until"]["shortfalls"]
+
+
+def test_until_rejects_bad_limits():
+    with pytest.raises(ValueError, match="rhat must be above 1"):
+        infer.converged(rhat=0.99)
+    with pytest.raises(TypeError, match="until must be infer.converged"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), until={"ess": 400})
+    with pytest.raises(ValueError, match="exact independent draws, so until do not apply"):
+        target = targets.get("normal_1d")
+        infer.sample(0, target, infer.rejection(target.rejection_proposal), until=infer.converged())
+
+
+def test_a_new_numpyro_target_with_same_shaped_data_reuses_the_compiled_programs():
+    import numpyro
+
+    def model(x, y=None):
+        slope = numpyro.sample("slope", dist.Normal(0.0, 3.0))
+        noise = numpyro.sample("noise", dist.HalfNormal(1.0))
+        numpyro.sample("y", dist.Normal(slope * x, noise), obs=y)
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=30).astype(np.float32)
+    first = infer.sample(
+        0,
+        infer.Target.from_numpyro(model, x, y=2 * x),
+        infer.nuts(),
+        num_chains=2,
+        num_samples=50,
+        num_warmup=50,
+    )
+    y = (2 * x + rng.normal(size=30)).astype(np.float32)
+    second = infer.sample(
+        0,
+        infer.Target.from_numpyro(model, x, y=y),
+        infer.nuts(),
+        num_chains=2,
+        num_samples=50,
+        num_warmup=50,
+    )
+    assert not first.info["cache_hit"] and second.info["cache_hit"]
+    assert second.timing["compile"] == 0.0
+    # the data are arguments, not constants: the second run sees its own data
+    assert abs(np.mean(second.draws["noise"]) - np.mean(first.draws["noise"])) > 0.1
