@@ -212,7 +212,7 @@ def _parse_value(text: str):
 
 
 def run_train(args) -> int:
-    from models import training
+    from models.generative import training
 
     out = args.out or Path("infer-output") / "train" / f"{args.model}-{args.data}"
     options = {name: _parse_value(value) for name, value in args.option}
@@ -250,7 +250,7 @@ def run_evaluate(args) -> int:
     import json
 
     from infer.io import write_atomically
-    from models import evaluation, training
+    from models.generative import evaluation, training
 
     run = args.run or Path("infer-output") / "train" / f"{args.model}-{args.data}"
     try:
@@ -267,7 +267,7 @@ def run_evaluate(args) -> int:
         )
         return 2
     if args.method == "ais":
-        from models import annealed_evaluation
+        from models.generative import annealed_evaluation
 
         if args.model not in ("vae", "aae", "gan"):
             print(

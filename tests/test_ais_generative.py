@@ -10,7 +10,7 @@ from stats_checks import threshold
 from test_generative import LinearGaussianVAE
 
 from infer.cli import main
-from models import annealed_evaluation, evaluation, vae
+from models.generative import annealed_evaluation, evaluation, vae
 
 
 def test_ais_recovers_the_exact_log_likelihood_of_a_linear_gaussian_vae():
@@ -56,7 +56,7 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
 
 
 def test_gan_noise_is_chosen_on_validation_images(tmp_path):
-    from models import training
+    from models.generative import training
 
     trained = training.train("gan", "digits", epochs=2, seed=0, out=None, progress=False)
     report = annealed_evaluation.evaluate_ais(

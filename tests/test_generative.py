@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models import data as datasets
-from models import evaluation, training
-from models.aae import AAE
-from models.gan import GAN
-from models.nade import NADE
-from models.networks import gaussian_log_prob
-from models.vae import VAE
+from models.generative import data as datasets
+from models.generative import evaluation, training
+from models.generative.aae import AAE
+from models.generative.gan import GAN
+from models.generative.nade import NADE
+from models.generative.networks import gaussian_log_prob
+from models.generative.vae import VAE
 
 SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
 

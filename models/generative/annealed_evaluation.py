@@ -81,7 +81,7 @@ def ais_per_image(
 
     Args:
         logdensity: ``logdensity(params, z, x) -> scalar``, ``log p(x | z) + log N(z; 0, I)``
-            (e.g. ``models.vae.decoder_logdensity_fn(graphdef)``).
+            (e.g. ``models.generative.vae.decoder_logdensity_fn(graphdef)``).
         params: the model's parameter pytree.
         latent_dim: size of ``z``.
         images: (num_images, height, width).
@@ -190,8 +190,8 @@ def evaluate_ais(
     validation log-likelihood of every candidate, and ``cost`` (gradients per image,
     seconds, seconds per image).
     """
-    from models import aae, evaluation, gan, training, vae
-    from models import data as datasets
+    from models.generative import aae, evaluation, gan, training, vae
+    from models.generative import data as datasets
 
     config = trained.config
     name = config["model"]

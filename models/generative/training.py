@@ -1,8 +1,9 @@
 """One training loop for every generative model.
 
-A model family (``models/vae.py``, ``gan.py``, ``nade.py``, ``aae.py``) describes itself with
-a :class:`Family`: how to build the NNX module, its objectives (each a loss, the parameters it
-updates and an Optax optimiser), how to prepare a batch and how to score the test split.
+A model family (``models/generative/vae.py``, ``gan.py``, ``nade.py``, ``aae.py``) describes
+itself with a :class:`Family`: how to build the NNX module, its objectives (each a loss, the
+parameters it updates and an Optax optimiser), how to prepare a batch and how to score the
+test split.
 :func:`train` does the rest: the module and its optimisers are split once into a graph
 definition and a state pytree, a single ``jax.jit``-ed step merges them, applies each
 objective in turn and splits them again (Flax's functional pattern), and the host loop feeds
@@ -31,8 +32,8 @@ from flax import nnx
 
 from infer import validation
 from infer.io import write_atomically
-from models import data as datasets
-from models import figures
+from models.generative import data as datasets
+from models.generative import figures
 
 
 class Objective(NamedTuple):
@@ -81,7 +82,7 @@ class Family(NamedTuple):
 
 
 def families() -> dict[str, Family]:
-    from models import aae, gan, nade, vae
+    from models.generative import aae, gan, nade, vae
 
     return {f.name: f for f in (vae.FAMILY, gan.FAMILY, nade.FAMILY, aae.FAMILY)}
 
@@ -169,7 +170,7 @@ def train(
         resume: continue from the latest checkpoint in ``out``, with the same settings.
         progress: show a progress bar with the current loss.
         stop_after: stop after this epoch as if interrupted (for tests of resuming).
-        **options: the family's options (``models.training.families()[model].defaults``).
+        **options: the family's options (``models.generative.training.families()[model].defaults``).
 
     Returns:
         A :class:`TrainedModel`.

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from models.data import binarize
-from models.training import Family, Objective
+from models.generative.data import binarize
+from models.generative.training import Family, Objective
 
 
 class NADE(nnx.Module):

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from models.networks import ImageToVector, VectorToImage, check_variant
-from models.training import Family, Objective
+from models.generative.networks import ImageToVector, VectorToImage, check_variant
+from models.generative.training import Family, Objective
 
 
 class GAN(nnx.Module):

@@ -22,7 +22,7 @@ import optax
 import scipy.linalg
 from flax import nnx
 
-from models.networks import MLP, bernoulli_log_prob, binomial_log_prob
+from models.generative.networks import MLP, bernoulli_log_prob, binomial_log_prob
 
 
 def bound_per_image(
@@ -146,7 +146,7 @@ class TrainedClassifier(NamedTuple):
 def classifier_for(data_name: str, epochs: int = 30, seed: int = 0) -> TrainedClassifier:
     """A classifier trained on ``data_name``'s training split (grey levels, with dynamic
     binarisation mixed in so binary samples look familiar too). Cached per data set."""
-    from models import data as datasets
+    from models.generative import data as datasets
 
     dataset = datasets.load(data_name)
     model = Classifier(dataset.num_pixels, rngs=nnx.Rngs(seed))
@@ -210,7 +210,7 @@ class SampleScores(NamedTuple):
 
 def score_samples(samples: np.ndarray, data_name: str, min_share: float = 0.01) -> SampleScores:
     """Fréchet distance and class coverage of ``samples`` (num, h, w) in [0, 1]."""
-    from models import data as datasets
+    from models.generative import data as datasets
 
     trained = classifier_for(data_name)
     dataset = datasets.load(data_name)
@@ -235,7 +235,7 @@ def score_samples(samples: np.ndarray, data_name: str, min_share: float = 0.01) 
 def evaluate(
     trained, iwae_samples: tuple[int, ...] = (100, 5000), num_generated: int = 1000, seed: int = 0
 ) -> dict:
-    """Every score that applies to a trained model (``models.training.TrainedModel``).
+    """Every score that applies to a trained model (``models.generative.training.TrainedModel``).
 
     Returns:
         A dict: ``model``, ``data``, ``test_images``; for likelihood models the negative
@@ -245,8 +245,8 @@ def evaluate(
         estimate); for every model ``samples`` (:class:`SampleScores` as a dict); and
         ``settings`` (the training configuration and these arguments).
     """
-    from models import data as datasets
-    from models import training
+    from models.generative import data as datasets
+    from models.generative import training
 
     config = trained.config
     family = training.families()[config["model"]]

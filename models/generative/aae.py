@@ -20,9 +20,9 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.networks import MLP, check_variant, gaussian_log_prob
-from models.training import Family, Objective
-from models.vae import likelihood_inputs, likelihood_test_data, model_arguments
+from models.generative.networks import MLP, check_variant, gaussian_log_prob
+from models.generative.training import Family, Objective
+from models.generative.vae import likelihood_inputs, likelihood_test_data, model_arguments
 
 
 class GaussianMixturePrior(nnx.Module):
@@ -71,7 +71,7 @@ class AAE(nnx.Module):
         *,
         rngs: nnx.Rngs,
     ):
-        from models.vae import VAE
+        from models.generative.vae import VAE
 
         check_variant(variant)
         if not (isinstance(latent_dim, int) and latent_dim >= 2):
@@ -214,7 +214,7 @@ FAMILY = Family(
     train_batch=likelihood_inputs,
     test_data=likelihood_test_data,
     # What it is trained on: the reconstruction NLL of the test images (its ELBO and IWAE
-    # bound, which also pay for matching the prior, are in models.evaluation).
+    # bound, which also pay for matching the prior, are in models.generative.evaluation).
     test_loss=lambda model, x, key, options: reconstruction_loss(model, x, key),
     samples=lambda model, key, num: model.sample(key, num),
     reconstructions=lambda model, x: model.reconstruct(x),

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from models.data import binarize
-from models.networks import (
+from models.generative.data import binarize
+from models.generative.networks import (
     ImageToVector,
     VectorToImage,
     bernoulli_log_prob,
@@ -34,7 +34,7 @@ from models.networks import (
     gaussian_log_prob,
     standard_normal_log_prob,
 )
-from models.training import Family, Objective
+from models.generative.training import Family, Objective
 
 LIKELIHOODS = ("bernoulli", "binomial")
 
