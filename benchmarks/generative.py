@@ -24,13 +24,13 @@ from flax import nnx
 
 from infer.io import write_atomically
 from models.generative import data as datasets
-from models.generative import training
+from models.generative import registry, training
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def handwritten_steps_per_second(name, data_name, options, batch_size, num_steps, repeats):
-    family = training.families()[name]
+    family = registry.get(name)
     dataset = datasets.load(data_name)
     options = {**family.defaults, **options}
     model = family.build(dataset, options, nnx.Rngs(0))

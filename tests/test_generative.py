@@ -10,7 +10,7 @@ import pytest
 from flax import nnx
 
 from models.generative import data as datasets
-from models.generative import evaluation, training
+from models.generative import evaluation, registry, training
 from models.generative.aae import AAE
 from models.generative.gan import GAN
 from models.generative.nade import NADE
@@ -171,7 +171,7 @@ def test_gan_training_brings_samples_toward_the_data():
     """A GAN's losses do not fall monotonically; what falls is the distance between its
     samples and the data (here the Fréchet distance in pixel space)."""
     dataset = datasets.load("digits")
-    family = training.families()["gan"]
+    family = registry.get("gan")
     untrained = family.build(dataset, family.defaults, nnx.Rngs(0))
     trained = training.train("gan", "digits", epochs=200, seed=0)  # ~2,200 steps
 

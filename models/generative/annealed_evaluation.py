@@ -1,21 +1,23 @@
 """log p(x) of decoder-based generative models by annealed importance sampling (Wu et al.
 2017, "On the quantitative analysis of decoder-based generative models").
 
-For one image ``x`` the latent code has prior ``N(0, I)`` and unnormalised posterior
-``p(x | z) p(z)``; :func:`infer.annealed.anneal` moves chains from the prior to that posterior
-with HMC, and the mean of their weights estimates ``p(x)`` without bias. Every image gets
-its own chains; images are processed in vectorised batches. One step-size schedule, tuned by
-a pilot pass on a few images, is shared by all images (the pilot's chains are discarded, so
-the estimates stay unbiased).
+It applies to every family with a decoder density (the ``decoder_density`` capability, see
+``family.py``). For one image ``x`` the latent code has a prior ``p(z)`` and unnormalised
+posterior ``p(x | z) p(z)``; :func:`infer.annealed.anneal` moves chains from the prior to
+that posterior with HMC, and the mean of their weights estimates ``p(x)`` without bias. Every
+image gets its own chains; images are processed in vectorised batches. One step-size
+schedule, tuned by a pilot pass on a few images, is shared by all images (the pilot's chains
+are discarded, so the estimates stay unbiased).
 
-* VAE: the Bernoulli (or Binomial) decoder, beside the IWAE bound on the same images; AIS
-  should come out at least as high, up to its error.
-* AAE: the decoder under the AAE's own prior (a Gaussian mixture), beside the IWAE bound
-  whose proposal is the encoder: the encoder is trained adversarially, not as a posterior
-  approximation, so IWAE can sit far below log p(x); AIS does not use it.
-* GAN: the generator read as ``x ~ N(G(z), sigma^2 I)``, a density over grey-level images;
-  ``sigma`` is chosen on validation images (the first part of the test split, disjoint from
-  the scored images) as the value with the highest AIS log-likelihood.
+* A decoder with its own likelihood (Bernoulli or Binomial pixels) under its own prior
+  (``N(0, I)``, or a Gaussian mixture). Where the family also has importance weights (an
+  encoder), the IWAE bound on the same images is reported beside AIS, which should come out
+  at least as high, up to its error; an encoder trained adversarially rather than as a
+  posterior approximation can leave IWAE far below log p(x), and AIS does not use it.
+* A decoder with free observation noise (a generator read as ``x ~ N(G(z), sigma^2 I)``, a
+  density over grey-level images): ``sigma`` is chosen on validation images (the first part
+  of the test split, disjoint from the scored images) as the value with the highest AIS
+  log-likelihood.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import nnx
 
 from infer.annealed import anneal, temperatures, tune_step_sizes, weight_summary
 from infer.numpyro_adapter import tempered_hmc
+from models.generative import data as datasets
+from models.generative import evaluation, registry
+from models.generative.family import DECODER_DENSITY, DecoderDensity
 
 NOISE_GRID = (0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 
@@ -81,7 +85,7 @@ def ais_per_image(
 
     Args:
         logdensity: ``logdensity(params, z, x) -> scalar``, ``log p(x | z) + log N(z; 0, I)``
-            (e.g. ``models.generative.vae.decoder_logdensity_fn(graphdef)``).
+            (e.g. a family's ``decoder_density.latent_density(model, None).logdensity_fn``).
         params: the model's parameter pytree.
         latent_dim: size of ``z``.
         images: (num_images, height, width).
@@ -183,26 +187,28 @@ def evaluate_ais(
     seed: int = 0,
     progress: bool = False,
 ) -> dict:
-    """AIS log-likelihood of a trained VAE or GAN on ``num_images`` test images.
+    """AIS log-likelihood of a trained model whose family has a decoder density.
 
-    Returns a dict with ``nll_ais`` (mean and standard error, nats per image), for the VAE
-    ``nll_iwae_<K>`` on the same images, for the GAN the chosen ``noise_std`` and the
-    validation log-likelihood of every candidate, and ``cost`` (gradients per image,
-    seconds, seconds per image).
+    Returns a dict with ``nll_ais`` (mean and standard error, nats per image); where the
+    family has importance weights, ``nll_iwae_<K>`` on the same images; where the decoder
+    density has a free observation noise, the chosen ``noise_std`` and the validation
+    log-likelihood of every candidate; and ``cost`` (gradients per image, seconds, seconds
+    per image).
+
+    Raises:
+        ValueError: when the family has no decoder density, saying which families have one.
     """
-    from models.generative import aae, evaluation, gan, training, vae
-    from models.generative import data as datasets
-
     config = trained.config
     name = config["model"]
-    if name not in ("vae", "aae", "gan"):
+    family = registry.get(name)
+    density = family.decoder_density
+    if density is None:
+        exact = " Its likelihood is exact already." if family.exact_likelihood else ""
         raise ValueError(
-            f"AIS evaluation applies to decoder-based models with a prior on a latent code "
-            f"(vae, aae, gan); got {name!r}. NADE's likelihood is exact already."
+            f"AIS evaluation anneals over a latent code: {name} lacks "
+            f"{registry.describe(DECODER_DENSITY)}.{exact}"
         )
-    family = training.families()[name]
     dataset = datasets.load(config["data"])
-    options = config["options"]
     model = trained.model
     key = jax.random.key(seed)
     settings = {
@@ -214,81 +220,103 @@ def evaluate_ais(
         "schedule": "sigmoid",
     }
     report: dict = {"model": name, "data": config["data"], "settings": settings}
-    if name in ("vae", "aae"):
-        test = np.asarray(family.test_data(dataset, options))
-        scored = test[:num_images]
-        graphdef, params = nnx.split(model)
-        if name == "vae":
-            logdensity, prior = vae.decoder_logdensity_fn(graphdef), None
-            latent_dim = model.latent_dim
-        else:  # the AAE's decoder under its own (mixture) prior; the encoder plays no part
-            logdensity = aae.decoder_logdensity_fn(graphdef)
-            prior = (model.prior.log_prob, model.prior.sample)
-            latent_dim = model.autoencoder.latent_dim
-        scores = ais_per_image(
-            logdensity,
-            params,
-            latent_dim,
-            scored,
-            key,
-            num_temperatures=num_temperatures,
-            num_chains=num_chains,
-            num_leapfrog=num_leapfrog,
-            prior=prior,
-            progress=progress,
-        )
-        iwae = evaluation.bound_per_image(model, scored, jax.random.fold_in(key, 1), iwae_samples)
-        report[f"nll_iwae_{iwae_samples}"] = evaluation.Summary.of(-iwae)._asdict()
-        report["ais_minus_iwae"] = _summary(scores.log_p - iwae, scores.log_p_se)
-        report["unit"] = "nats per binary image"
-    else:
-        test = np.asarray(dataset.test)
+    test = np.asarray(family.test_data(dataset, config["options"]))
+    noise_std = pilot = None
+    if density.observation_noise:
         validation = test[:num_validation]
         scored = test[num_validation : num_validation + num_images]
-        graphdef, params = nnx.split(model)
+        pilot = validation[:4]
         report["validation_images"] = int(validation.shape[0])
-        candidates = {}
-        for noise in noise_grid:
-            logdensity = gan.generator_logdensity_fn(graphdef, noise)
-            check = ais_per_image(
-                logdensity,
-                params,
-                model.latent_dim,
-                validation,
-                jax.random.fold_in(key, int(noise * 1000)),
-                num_temperatures=max(num_temperatures // 5, 20),
-                num_chains=max(num_chains // 2, 2),
-                num_leapfrog=num_leapfrog,
-            )
-            candidates[str(noise)] = float(np.mean(check.log_p))
-        noise_std = float(max(noise_grid, key=lambda s: candidates[str(s)]))
-        report["noise_std"] = noise_std
-        report["validation_log_p_by_noise_std"] = candidates
-        scores = ais_per_image(
-            gan.generator_logdensity_fn(graphdef, noise_std),
-            params,
-            model.latent_dim,
-            scored,
+        noise_std, candidates = choose_noise_std(
+            density,
+            model,
+            validation,
             key,
+            noise_grid,
             num_temperatures=num_temperatures,
             num_chains=num_chains,
             num_leapfrog=num_leapfrog,
-            pilot_images=validation[:4],
-            progress=progress,
         )
-        report["unit"] = "nats per image (a density over grey levels in [0, 1])"
-    report["scored_images"] = int(scored.shape[0])
-    report["nll_ais"] = _summary(-scores.log_p, scores.log_p_se)
-    report["ais_ess"] = {"median": float(np.median(scores.ess)), "min": float(scores.ess.min())}
-    report["acceptance"] = {
-        "mean": float(scores.acceptance.mean()),
-        "min": float(scores.acceptance.min()),
-    }
-    report["cost"] = {
-        "grads_per_image": scores.grads_per_image,
-        "seconds": scores.seconds,
-        "seconds_per_image": scores.seconds / max(scored.shape[0], 1),
-        "device": str(jax.devices()[0]),
-    }
-    report["step_sizes"] = scores.step_sizes.tolist()
+        report["noise_std"] = noise_std
+        report["validation_log_p_by_noise_std"] = candidates
+    else:
+        scored = test[:num_images]
+    latent = density.latent_density(model, noise_std)
+    scores = ais_per_image(
+        latent.logdensity_fn,
+        latent.params,
+        latent.latent_dim,
+        scored,
+        key,
+        num_temperatures=num_temperatures,
+        num_chains=num_chains,
+        num_leapfrog=num_leapfrog,
+        pilot_images=pilot,
+        prior=latent.prior,
+        progress=progress,
+    )
+    if family.importance_weights is not None:
+        iwae = evaluation.bound_per_image(
+            model,
+            scored,
+            jax.random.fold_in(key, 1),
+            iwae_samples,
+            log_weights_fn=family.importance_weights.log_weights,
+        )
+        report[f"nll_iwae_{iwae_samples}"] = evaluation.Summary.of(-iwae)._asdict()
+        report["ais_minus_iwae"] = _summary(scores.log_p - iwae, scores.log_p_se)
+    report["unit"] = density.unit
+    report.update(_scores_report(scores, scored.shape[0]))
     return report
+
+
+def choose_noise_std(
+    density: DecoderDensity,
+    model,
+    validation,
+    rng_key,
+    noise_grid: tuple[float, ...],
+    *,
+    num_temperatures: int,
+    num_chains: int,
+    num_leapfrog: int,
+) -> tuple[float, dict]:
+    """``(noise_std, {str(noise): mean log p})``: the observation noise in ``noise_grid``
+    with the highest AIS log-likelihood on the ``validation`` images, each candidate scored
+    by a cheaper run (a fifth of the temperatures, half the chains)."""
+    candidates = {}
+    for noise in noise_grid:
+        latent = density.latent_density(model, noise)
+        check = ais_per_image(
+            latent.logdensity_fn,
+            latent.params,
+            latent.latent_dim,
+            validation,
+            jax.random.fold_in(rng_key, int(noise * 1000)),
+            num_temperatures=max(num_temperatures // 5, 20),
+            num_chains=max(num_chains // 2, 2),
+            num_leapfrog=num_leapfrog,
+            prior=latent.prior,
+        )
+        candidates[str(noise)] = float(np.mean(check.log_p))
+    return float(max(noise_grid, key=lambda s: candidates[str(s)])), candidates
+
+
+def _scores_report(scores: AISScores, num_scored: int) -> dict:
+    """The AIS estimate, its weights' ESS, the acceptance and the cost, for the report."""
+    return {
+        "scored_images": int(num_scored),
+        "nll_ais": _summary(-scores.log_p, scores.log_p_se),
+        "ais_ess": {"median": float(np.median(scores.ess)), "min": float(scores.ess.min())},
+        "acceptance": {
+            "mean": float(scores.acceptance.mean()),
+            "min": float(scores.acceptance.min()),
+        },
+        "cost": {
+            "grads_per_image": scores.grads_per_image,
+            "seconds": scores.seconds,
+            "seconds_per_image": scores.seconds / max(num_scored, 1),
+            "device": str(jax.devices()[0]),
+        },
+        "step_sizes": scores.step_sizes.tolist(),
+    }
