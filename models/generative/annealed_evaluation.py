@@ -135,6 +135,23 @@ def ais_per_image(
         keys = jax.random.split(key, images.shape[0])
         return jax.vmap(one)(images, keys)
 
+    log_weights, acceptance = _in_batches(run, images, key_main, batch, progress)
+    summaries = np.array([weight_summary(row) for row in log_weights])
+    return AISScores(
+        log_p=summaries[:, 0],
+        log_p_se=summaries[:, 1],
+        ess=summaries[:, 2],
+        step_sizes=np.asarray(step_sizes),
+        acceptance=acceptance.mean(axis=0),
+        grads_per_image=num_chains * num_temperatures * (num_leapfrog + 1),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def _in_batches(run: Callable, images: np.ndarray, rng_key, batch: int, progress: bool):
+    """``run(images, key) -> (log_weights, acceptance)`` over ``images`` ``batch`` at a
+    time (the last batch padded to the compiled size, the padding dropped), batch ``i``
+    with key ``fold_in(rng_key, i)``; returns both stacked over all images."""
     weights, acceptance = [], []
     bar = None
     if progress:
@@ -146,24 +163,14 @@ def ais_per_image(
         count = piece.shape[0]
         if count < batch:  # pad to the compiled batch size
             piece = np.concatenate([piece, np.repeat(piece[:1], batch - count, axis=0)])
-        log_w, accept = run(jnp.asarray(piece), jax.random.fold_in(key_main, i))
+        log_w, accept = run(jnp.asarray(piece), jax.random.fold_in(rng_key, i))
         weights.append(np.asarray(log_w, np.float64)[:count])
         acceptance.append(np.asarray(accept)[:count])
         if bar is not None:
             bar.update(count)
     if bar is not None:
         bar.close()
-    log_weights = np.concatenate(weights)
-    summaries = np.array([weight_summary(row) for row in log_weights])
-    return AISScores(
-        log_p=summaries[:, 0],
-        log_p_se=summaries[:, 1],
-        ess=summaries[:, 2],
-        step_sizes=np.asarray(step_sizes),
-        acceptance=np.concatenate(acceptance).mean(axis=0),
-        grads_per_image=num_chains * num_temperatures * (num_leapfrog + 1),
-        seconds=time.perf_counter() - start,
-    )
+    return np.concatenate(weights), np.concatenate(acceptance)
 
 
 def _summary(values: np.ndarray, per_image_se: np.ndarray) -> dict:
@@ -199,48 +206,30 @@ def evaluate_ais(
         ValueError: when the family has no decoder density, saying which families have one.
     """
     config = trained.config
-    name = config["model"]
-    family = registry.get(name)
+    family = registry.get(config["model"])
     density = family.decoder_density
     if density is None:
         exact = " Its likelihood is exact already." if family.exact_likelihood else ""
         raise ValueError(
-            f"AIS evaluation anneals over a latent code: {name} lacks "
+            f"AIS evaluation anneals over a latent code: {family.name} lacks "
             f"{registry.describe(DECODER_DENSITY)}.{exact}"
         )
+    model, key = trained.model, jax.random.key(seed)
+    path = dict(num_temperatures=num_temperatures, num_chains=num_chains, num_leapfrog=num_leapfrog)
+    settings = {"num_images": num_images, **path, "seed": seed, "schedule": "sigmoid"}
+    report: dict = {"model": config["model"], "data": config["data"], "settings": settings}
     dataset = datasets.load(config["data"])
-    model = trained.model
-    key = jax.random.key(seed)
-    settings = {
-        "num_images": num_images,
-        "num_temperatures": num_temperatures,
-        "num_chains": num_chains,
-        "num_leapfrog": num_leapfrog,
-        "seed": seed,
-        "schedule": "sigmoid",
-    }
-    report: dict = {"model": name, "data": config["data"], "settings": settings}
     test = np.asarray(family.test_data(dataset, config["options"]))
-    noise_std = pilot = None
+    scored, noise_std, pilot = test[:num_images], None, None
     if density.observation_noise:
         validation = test[:num_validation]
-        scored = test[num_validation : num_validation + num_images]
-        pilot = validation[:4]
+        scored, pilot = test[num_validation : num_validation + num_images], validation[:4]
         report["validation_images"] = int(validation.shape[0])
         noise_std, candidates = choose_noise_std(
-            density,
-            model,
-            validation,
-            key,
-            noise_grid,
-            num_temperatures=num_temperatures,
-            num_chains=num_chains,
-            num_leapfrog=num_leapfrog,
+            density, model, validation, key, noise_grid, **path
         )
         report["noise_std"] = noise_std
         report["validation_log_p_by_noise_std"] = candidates
-    else:
-        scored = test[:num_images]
     latent = density.latent_density(model, noise_std)
     scores = ais_per_image(
         latent.logdensity_fn,
@@ -248,20 +237,15 @@ def evaluate_ais(
         latent.latent_dim,
         scored,
         key,
-        num_temperatures=num_temperatures,
-        num_chains=num_chains,
-        num_leapfrog=num_leapfrog,
         pilot_images=pilot,
         prior=latent.prior,
         progress=progress,
+        **path,
     )
     if family.importance_weights is not None:
+        log_weights_fn = family.importance_weights.log_weights
         iwae = evaluation.bound_per_image(
-            model,
-            scored,
-            jax.random.fold_in(key, 1),
-            iwae_samples,
-            log_weights_fn=family.importance_weights.log_weights,
+            model, scored, jax.random.fold_in(key, 1), iwae_samples, log_weights_fn=log_weights_fn
         )
         report[f"nll_iwae_{iwae_samples}"] = evaluation.Summary.of(-iwae)._asdict()
         report["ais_minus_iwae"] = _summary(scores.log_p - iwae, scores.log_p_se)
