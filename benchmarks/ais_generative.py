@@ -20,9 +20,9 @@ from pathlib import Path
 
 import jax
 
-from infer.cli import format_ais
 from infer.io import write_atomically
 from models.generative import annealed_evaluation, training
+from models.generative.commands import format_ais
 
 RESULTS = Path(__file__).parent / "results"
 
