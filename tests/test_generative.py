@@ -156,6 +156,20 @@ def test_nade_samples_follow_its_own_probabilities():
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected * (1 - probabilities)))
 
 
+def test_families_declare_what_they_can_do():
+    declared = {name: set(registry.get(name).capabilities) for name in registry.names()}
+    assert declared == {
+        "vae": {"importance_weights", "decoder_density", "reconstructions"},
+        "gan": {"decoder_density"},
+        "nade": {"exact_likelihood"},
+        "aae": {"importance_weights", "decoder_density", "reconstructions"},
+    }
+    assert registry.having("decoder_density") == ["vae", "gan", "aae"]
+    assert registry.get("gan").decoder_density.observation_noise
+    with pytest.raises(ValueError, match="unknown capability 'flow'; choose one of: exact_"):
+        registry.having("flow")
+
+
 @pytest.mark.parametrize("model", ["vae", "nade", "aae"])
 def test_a_short_training_run_lowers_the_loss(model):
     trained = training.train(model, "digits", epochs=4, seed=1)
