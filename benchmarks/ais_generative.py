@@ -2,9 +2,9 @@
 
 Uses the models trained by ``benchmarks/generative_quality.py --data mnist`` (in
 ``infer-output/quality/mnist``) and scores test images with
-``models.annealed_evaluation.evaluate_ais``: for the VAE beside the IWAE-5000 bound on the
-same images (AIS should not come out lower beyond its error), for the GAN with the
-observation noise chosen on validation images. Reports gradient evaluations per image and
+``models.generative.annealed_evaluation.evaluate_ais``: for the VAE beside the IWAE-5000
+bound on the same images (AIS should not come out lower beyond its error), for the GAN with
+the observation noise chosen on validation images. Reports gradient evaluations per image and
 seconds, on whatever device JAX runs on. Results go to
 ``benchmarks/results/ais_generative_<platform>.json``.
 
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import jax
 
-from infer.cli import format_ais
 from infer.io import write_atomically
-from models import annealed_evaluation, training
+from models.generative import annealed_evaluation, training
+from models.generative.commands import format_ais
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -1,7 +1,7 @@
 """Training speed of the generative models: infer's training loop against a plain
 hand-written Flax NNX step for the same network, loss and optimisers, in the same run.
 
-Our loop (``models.training.train``): the module and optimisers split once, one
+Our loop (``models.generative.training.train``): the module and optimisers split once, one
 ``jax.jit``-ed step that merges, applies the objectives and splits, batches indexed on the
 device. The hand-written step: ``nnx.jit`` over the module and ``nnx.Optimizer``s, given a
 batch — what the Flax NNX guides show first. Steps per second at batch 128 on MNIST
@@ -23,14 +23,14 @@ import jax.numpy as jnp
 from flax import nnx
 
 from infer.io import write_atomically
-from models import data as datasets
-from models import training
+from models.generative import data as datasets
+from models.generative import registry, training
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def handwritten_steps_per_second(name, data_name, options, batch_size, num_steps, repeats):
-    family = training.families()[name]
+    family = registry.get(name)
     dataset = datasets.load(data_name)
     options = {**family.defaults, **options}
     model = family.build(dataset, options, nnx.Rngs(0))

@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 
 from infer.io import write_atomically
-from models import evaluation, training
+from models.generative import evaluation, training
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -99,7 +99,7 @@ def advi_figures(images: Path) -> None:
 def ais_figures(images: Path) -> None:
     """The conjugate Gaussian of the AIS docs: log-weight histograms, and the bracket closing
     on the exact log Z as temperatures are added."""
-    from models import evidence
+    from models.targets import evidence
 
     target, prior, exact, mu_true = evidence.conjugate_gaussian(0)
     runs = {}

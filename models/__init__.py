@@ -1,1 +1,3 @@
-"""Models that share the ``infer`` core: target posteriors with known answers (``targets``)."""
+"""Models that share the ``infer`` core, in two wings: ``targets`` (posteriors with known
+answers, their reference runs, and models with known evidence) and ``generative`` (deep
+generative models of images, their training and their evaluation)."""

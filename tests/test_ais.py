@@ -8,7 +8,7 @@ import pytest
 from stats_checks import threshold
 
 import infer
-from models import evidence
+from models.targets import evidence
 
 D = 5
 

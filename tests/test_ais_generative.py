@@ -5,12 +5,13 @@ import json
 
 import jax
 import numpy as np
+import pytest
 from flax import nnx
 from stats_checks import threshold
 from test_generative import LinearGaussianVAE
 
 from infer.cli import main
-from models import annealed_evaluation, evaluation, vae
+from models.generative import annealed_evaluation, evaluation, training, vae
 
 
 def test_ais_recovers_the_exact_log_likelihood_of_a_linear_gaussian_vae():
@@ -56,8 +57,6 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
 
 
 def test_gan_noise_is_chosen_on_validation_images(tmp_path):
-    from models import training
-
     trained = training.train("gan", "digits", epochs=2, seed=0, out=None, progress=False)
     report = annealed_evaluation.evaluate_ais(
         trained, num_images=3, num_temperatures=20, num_chains=4, num_validation=6,
@@ -73,4 +72,8 @@ def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):
     run = tmp_path / "nade"
     assert main(["train", "nade", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
     assert main(["evaluate", "nade", "--run", str(run), "--method", "ais"]) == 2
-    assert "no latent code" in capsys.readouterr().err
+    shown = capsys.readouterr().err
+    assert "no latent code" in shown
+    assert "the capability 'decoder_density'" in shown and "which vae, gan, aae have" in shown
+    with pytest.raises(ValueError, match="nade lacks the capability 'decoder_density'"):
+        annealed_evaluation.evaluate_ais(training.load(run))

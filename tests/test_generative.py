@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from models import data as datasets
-from models import evaluation, training
-from models.aae import AAE
-from models.gan import GAN
-from models.nade import NADE
-from models.networks import gaussian_log_prob
-from models.vae import VAE
+from models.generative import data as datasets
+from models.generative import evaluation, registry, training
+from models.generative.aae import AAE
+from models.generative.gan import GAN
+from models.generative.nade import NADE
+from models.generative.networks import gaussian_log_prob
+from models.generative.vae import VAE
 
 SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
 
@@ -156,6 +156,20 @@ def test_nade_samples_follow_its_own_probabilities():
     assert np.all(np.abs(counts - expected) < 5 * np.sqrt(expected * (1 - probabilities)))
 
 
+def test_families_declare_what_they_can_do():
+    declared = {name: set(registry.get(name).capabilities) for name in registry.names()}
+    assert declared == {
+        "vae": {"importance_weights", "decoder_density", "reconstructions"},
+        "gan": {"decoder_density"},
+        "nade": {"exact_likelihood"},
+        "aae": {"importance_weights", "decoder_density", "reconstructions"},
+    }
+    assert registry.having("decoder_density") == ["vae", "gan", "aae"]
+    assert registry.get("gan").decoder_density.observation_noise
+    with pytest.raises(ValueError, match="unknown capability 'flow'; choose one of: exact_"):
+        registry.having("flow")
+
+
 @pytest.mark.parametrize("model", ["vae", "nade", "aae"])
 def test_a_short_training_run_lowers_the_loss(model):
     trained = training.train(model, "digits", epochs=4, seed=1)
@@ -171,7 +185,7 @@ def test_gan_training_brings_samples_toward_the_data():
     """A GAN's losses do not fall monotonically; what falls is the distance between its
     samples and the data (here the Fréchet distance in pixel space)."""
     dataset = datasets.load("digits")
-    family = training.families()["gan"]
+    family = registry.get("gan")
     untrained = family.build(dataset, family.defaults, nnx.Rngs(0))
     trained = training.train("gan", "digits", epochs=200, seed=0)  # ~2,200 steps
 

@@ -20,9 +20,15 @@ import numpy as np
 import optax
 from flax import nnx
 
-from models.networks import MLP, check_variant, gaussian_log_prob
-from models.training import Family, Objective
-from models.vae import likelihood_inputs, likelihood_test_data, model_arguments
+from models.generative.family import (
+    DecoderDensity,
+    Family,
+    ImportanceWeights,
+    LatentDensity,
+    Objective,
+)
+from models.generative.networks import MLP, check_variant, gaussian_log_prob
+from models.generative.vae import VAE, likelihood_inputs, likelihood_test_data, model_arguments
 
 
 class GaussianMixturePrior(nnx.Module):
@@ -71,8 +77,6 @@ class AAE(nnx.Module):
         *,
         rngs: nnx.Rngs,
     ):
-        from models.vae import VAE
-
         check_variant(variant)
         if not (isinstance(latent_dim, int) and latent_dim >= 2):
             raise ValueError(f"latent_dim must be an integer >= 2; got {latent_dim!r}.")
@@ -126,6 +130,16 @@ def decoder_logdensity_fn(graphdef: nnx.GraphDef):
         return model.autoencoder.log_likelihood(logits, x[None])[0] + model.prior.log_prob(z)
 
     return logdensity
+
+
+def latent_density(model: AAE, noise_std: None = None) -> LatentDensity:
+    """The decoder under the AAE's own (mixture) prior as a :class:`LatentDensity`; the
+    encoder plays no part (``noise_std`` is unused)."""
+    graphdef, params = nnx.split(model)
+    prior = (model.prior.log_prob, model.prior.sample)
+    return LatentDensity(
+        decoder_logdensity_fn(graphdef), params, model.autoencoder.latent_dim, prior
+    )
 
 
 def reconstruction_loss(model: AAE, x, rng_key):
@@ -214,8 +228,15 @@ FAMILY = Family(
     train_batch=likelihood_inputs,
     test_data=likelihood_test_data,
     # What it is trained on: the reconstruction NLL of the test images (its ELBO and IWAE
-    # bound, which also pay for matching the prior, are in models.evaluation).
+    # bound, which also pay for matching the prior, are in models.generative.evaluation).
     test_loss=lambda model, x, key, options: reconstruction_loss(model, x, key),
     samples=lambda model, key, num: model.sample(key, num),
+    importance_weights=ImportanceWeights(
+        log_weights=lambda model, x, key, num: model.log_weights(x, key, num),
+        elbo=lambda model, x, key: model.elbo(x, key),
+    ),
+    decoder_density=DecoderDensity(
+        latent_density, observation_noise=False, unit="nats per binary image"
+    ),
     reconstructions=lambda model, x: model.reconstruct(x),
 )

@@ -17,8 +17,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from models.networks import ImageToVector, VectorToImage, check_variant
-from models.training import Family, Objective
+from models.generative.family import DecoderDensity, Family, LatentDensity, Objective
+from models.generative.networks import ImageToVector, VectorToImage, check_variant
 
 
 class GAN(nnx.Module):
@@ -97,6 +97,15 @@ def generator_logdensity_fn(graphdef: nnx.GraphDef, noise_std: float) -> Callabl
     return logdensity
 
 
+def latent_density(model: GAN, noise_std: float) -> LatentDensity:
+    """The generator with Gaussian observation noise of std ``noise_std`` and the ``N(0, I)``
+    prior, as a :class:`LatentDensity`."""
+    graphdef, params = nnx.split(model)
+    return LatentDensity(
+        generator_logdensity_fn(graphdef, noise_std), params, model.latent_dim, None
+    )
+
+
 DEFAULTS = {
     "variant": "mlp",
     "latent_dim": 64,
@@ -138,5 +147,9 @@ FAMILY = Family(
     # the discriminator cannot tell them apart.
     test_loss=lambda model, images, key, options: discriminator_loss(model, images, key),
     samples=lambda model, key, num: model.sample(key, num),
-    reconstructions=None,
+    decoder_density=DecoderDensity(
+        latent_density,
+        observation_noise=True,
+        unit="nats per image (a density over grey levels in [0, 1])",
+    ),
 )

@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from models.data import binarize
-from models.training import Family, Objective
+from models.generative.data import binarize
+from models.generative.family import Family, Objective
 
 
 class NADE(nnx.Module):
@@ -101,5 +101,5 @@ FAMILY = Family(
     test_data=lambda dataset, options: dataset.static_binary("test"),
     test_loss=lambda model, x, key, options: -jnp.mean(model.log_prob(x)),
     samples=lambda model, key, num: model.sample(key, num),
-    reconstructions=None,
+    exact_likelihood=lambda model, x: model.log_prob(x),
 )

@@ -1,8 +1,10 @@
 """Honest scores of generative models on the test split, in nats per image.
 
-* Likelihood models: the VAE's and AAE's ELBO and IWAE bound with K up to thousands of
-  samples (streamed in chunks of K, so memory stays bounded), NADE's exact negative
-  log-likelihood, and an independent-pixel baseline fitted on the training split.
+* Likelihood models, by what they can do (their family's capabilities): for models with
+  importance weights (an encoder), the ELBO and the IWAE bound with K up to thousands of
+  samples (streamed in chunks of K, so memory stays bounded); for models with an exact
+  likelihood, the exact negative log-likelihood; for both, an independent-pixel baseline
+  fitted on the training split.
 * Samples of any model: with no downloadable feature network here, a small classifier is
   trained on the same training split; samples are scored by the Fréchet distance between
   their features and the real test images' features, and by how many of the ten digit
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -22,18 +25,41 @@ import optax
 import scipy.linalg
 from flax import nnx
 
-from models.networks import MLP, bernoulli_log_prob, binomial_log_prob
+from models.generative import data as datasets
+from models.generative import registry
+from models.generative.networks import MLP, bernoulli_log_prob, binomial_log_prob
+
+
+def _own_log_weights(model, x, rng_key, num_samples):
+    return model.log_weights(x, rng_key, num_samples)
+
+
+def _own_elbo(model, x, rng_key):
+    return model.elbo(x, rng_key)
+
+
+def _own_log_prob(model, x):
+    return model.log_prob(x)
 
 
 def bound_per_image(
-    model, data, rng_key, num_samples: int, batch: int = 50, chunk: int = 500
+    model,
+    data,
+    rng_key,
+    num_samples: int,
+    batch: int = 50,
+    chunk: int = 500,
+    log_weights_fn: Callable | None = None,
 ) -> np.ndarray:
     """The IWAE bound with ``num_samples`` samples (the ELBO's Monte Carlo estimate when 1)
     of every image in ``data``, (num_images,), computed ``batch`` images and ``chunk``
     samples at a time with a running log-sum-exp: memory does not grow with K.
 
-    ``model`` needs ``log_weights(x, rng_key, k) -> (k, batch)`` (VAE, AAE).
+    ``log_weights_fn(model, x, rng_key, k) -> (k, batch)`` gives the importance weights (a
+    family's ``importance_weights.log_weights``); by default the model's own
+    ``log_weights(x, rng_key, k)`` method.
     """
+    log_weights_fn = log_weights_fn or _own_log_weights
     data = np.asarray(data)
     chunk = min(chunk, num_samples)
     num_chunks = math.ceil(num_samples / chunk)
@@ -44,7 +70,7 @@ def bound_per_image(
         model = nnx.merge(graphdef, state)
 
         def body(running, c):
-            weights = model.log_weights(x, jax.random.fold_in(key, c), chunk)
+            weights = log_weights_fn(model, x, jax.random.fold_in(key, c), chunk)
             valid = (c * chunk + jnp.arange(chunk)) < num_samples
             weights = jnp.where(valid[:, None], weights, -jnp.inf)
             return jnp.logaddexp(running, jax.nn.logsumexp(weights, axis=0)), None
@@ -66,11 +92,15 @@ def bound_per_image(
     return np.concatenate(out)
 
 
-def elbo_per_image(model, data, rng_key, batch: int = 200) -> np.ndarray:
+def elbo_per_image(
+    model, data, rng_key, batch: int = 200, elbo_fn: Callable | None = None
+) -> np.ndarray:
     """The ELBO of every image (one reparameterised sample, analytic KL where the model has
-    one), (num_images,)."""
+    one), (num_images,), from ``elbo_fn(model, x, rng_key) -> (batch,)`` (a family's
+    ``importance_weights.elbo``; by default the model's own ``elbo`` method)."""
+    elbo_fn = elbo_fn or _own_elbo
     graphdef, state = nnx.split(model)
-    fn = jax.jit(lambda state, x, key: nnx.merge(graphdef, state).elbo(x, key))
+    fn = jax.jit(lambda state, x, key: elbo_fn(nnx.merge(graphdef, state), x, key))
     data = np.asarray(data)
     return np.concatenate(
         [
@@ -80,10 +110,14 @@ def elbo_per_image(model, data, rng_key, batch: int = 200) -> np.ndarray:
     )
 
 
-def exact_log_prob(model, data, batch: int = 100) -> np.ndarray:
-    """``log p(x)`` of every image for a model with ``log_prob`` (NADE), (num_images,)."""
+def exact_log_prob(
+    model, data, batch: int = 100, log_prob_fn: Callable | None = None
+) -> np.ndarray:
+    """``log p(x)`` of every image, (num_images,), from ``log_prob_fn(model, x) -> (batch,)``
+    (a family's ``exact_likelihood``; by default the model's own ``log_prob`` method)."""
+    log_prob_fn = log_prob_fn or _own_log_prob
     graphdef, state = nnx.split(model)
-    fn = jax.jit(lambda state, x: nnx.merge(graphdef, state).log_prob(x))
+    fn = jax.jit(lambda state, x: log_prob_fn(nnx.merge(graphdef, state), x))
     data = np.asarray(data)
     return np.concatenate(
         [
@@ -146,8 +180,6 @@ class TrainedClassifier(NamedTuple):
 def classifier_for(data_name: str, epochs: int = 30, seed: int = 0) -> TrainedClassifier:
     """A classifier trained on ``data_name``'s training split (grey levels, with dynamic
     binarisation mixed in so binary samples look familiar too). Cached per data set."""
-    from models import data as datasets
-
     dataset = datasets.load(data_name)
     model = Classifier(dataset.num_pixels, rngs=nnx.Rngs(seed))
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
@@ -210,8 +242,6 @@ class SampleScores(NamedTuple):
 
 def score_samples(samples: np.ndarray, data_name: str, min_share: float = 0.01) -> SampleScores:
     """Fréchet distance and class coverage of ``samples`` (num, h, w) in [0, 1]."""
-    from models import data as datasets
-
     trained = classifier_for(data_name)
     dataset = datasets.load(data_name)
     features = jax.jit(trained.classifier.features)
@@ -235,21 +265,20 @@ def score_samples(samples: np.ndarray, data_name: str, min_share: float = 0.01) 
 def evaluate(
     trained, iwae_samples: tuple[int, ...] = (100, 5000), num_generated: int = 1000, seed: int = 0
 ) -> dict:
-    """Every score that applies to a trained model (``models.training.TrainedModel``).
+    """Every score that applies to a trained model (a ``TrainedModel``), chosen by what its
+    family can do.
 
     Returns:
         A dict: ``model``, ``data``, ``test_images``; for likelihood models the negative
-        log-likelihood estimates in nats per image with standard errors (``nll_elbo``,
-        ``nll_iwae_<K>``, or ``nll_exact`` for NADE) and ``nll_independent_pixels`` of the
-        baseline and ``improvement_over_baseline`` (baseline NLL minus the model's best
-        estimate); for every model ``samples`` (:class:`SampleScores` as a dict); and
-        ``settings`` (the training configuration and these arguments).
+        log-likelihood estimates in nats per image with standard errors (``nll_elbo`` and
+        ``nll_iwae_<K>`` with importance weights, ``nll_exact`` with an exact likelihood) and
+        ``nll_independent_pixels`` of the baseline and ``improvement_over_baseline``
+        (baseline NLL minus the model's best estimate); for every model ``samples``
+        (:class:`SampleScores` as a dict); and ``settings`` (the training configuration and
+        these arguments).
     """
-    from models import data as datasets
-    from models import training
-
     config = trained.config
-    family = training.families()[config["model"]]
+    family = registry.get(config["model"])
     dataset = datasets.load(config["data"])
     options = config["options"]
     key = jax.random.key(seed)
@@ -268,18 +297,25 @@ def evaluate(
     model = trained.model
     test = np.asarray(family.test_data(dataset, options))
     likelihood = options.get("likelihood", "bernoulli")
-    best = None
-    if config["model"] in ("vae", "aae"):
-        report["nll_elbo"] = Summary.of(-elbo_per_image(model, test, key))._asdict()
-        best = report["nll_elbo"]["mean"]
+    estimates = []
+    weights = family.importance_weights
+    if weights is not None:
+        nll = Summary.of(-elbo_per_image(model, test, key, elbo_fn=weights.elbo))
+        report["nll_elbo"] = nll._asdict()
+        estimates.append(nll.mean)
         for k in iwae_samples:
-            nll = Summary.of(-bound_per_image(model, test, jax.random.fold_in(key, k), k))
+            bound = bound_per_image(
+                model, test, jax.random.fold_in(key, k), k, log_weights_fn=weights.log_weights
+            )
+            nll = Summary.of(-bound)
             report[f"nll_iwae_{k}"] = nll._asdict()
-            best = min(best, nll.mean)
-    elif config["model"] == "nade":
-        report["nll_exact"] = Summary.of(-exact_log_prob(model, test))._asdict()
-        best = report["nll_exact"]["mean"]
-    if best is not None:
+            estimates.append(nll.mean)
+    if family.exact_likelihood is not None:
+        nll = Summary.of(-exact_log_prob(model, test, log_prob_fn=family.exact_likelihood))
+        report["nll_exact"] = nll._asdict()
+        estimates.append(nll.mean)
+    if estimates:
+        best = min(estimates)
         if likelihood == "binomial":
             baseline = independent_pixel_baseline(dataset.counts("train"), test, dataset.max_count)
         else:

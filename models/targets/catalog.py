@@ -3,7 +3,8 @@
 ``get(name)`` returns an :class:`infer.Target` (the same object on every call, so repeated
 runs reuse compiled programs); ``names()`` lists them. Each carries its ground truth: analytic
 where it can be, otherwise from a long reference run whose settings are stored beside the
-numbers (``models/reference/*.json``, made by ``python -m models.reference``).
+numbers (``models/targets/reference/*.json``, made by
+``python -m models.targets.reference``).
 """
 
 from __future__ import annotations
@@ -369,7 +370,8 @@ def logistic_regression() -> Target:
 
 
 def reference_truth(name: str) -> GroundTruth | None:
-    """Ground truth stored by ``python -m models.reference``, or None if not yet made."""
+    """Ground truth stored by ``python -m models.targets.reference``, or None if not yet
+    made."""
     path = Path(__file__).parent / "reference" / f"{name}.json"
     if not path.is_file():
         return None

@@ -24,8 +24,15 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from models.data import binarize
-from models.networks import (
+from models.generative.data import binarize
+from models.generative.family import (
+    DecoderDensity,
+    Family,
+    ImportanceWeights,
+    LatentDensity,
+    Objective,
+)
+from models.generative.networks import (
     ImageToVector,
     VectorToImage,
     bernoulli_log_prob,
@@ -34,7 +41,6 @@ from models.networks import (
     gaussian_log_prob,
     standard_normal_log_prob,
 )
-from models.training import Family, Objective
 
 LIKELIHOODS = ("bernoulli", "binomial")
 
@@ -202,6 +208,13 @@ def likelihood_test_data(dataset, options):
     return dataset.counts("test")
 
 
+def latent_density(model: VAE, noise_std: None = None) -> LatentDensity:
+    """The decoder and the ``N(0, I)`` prior as a :class:`LatentDensity` (the decoder has its
+    own likelihood: ``noise_std`` is unused)."""
+    graphdef, params = nnx.split(model)
+    return LatentDensity(decoder_logdensity_fn(graphdef), params, model.latent_dim, None)
+
+
 FAMILY = Family(
     name="vae",
     defaults=DEFAULTS,
@@ -211,5 +224,12 @@ FAMILY = Family(
     test_data=likelihood_test_data,
     test_loss=lambda model, x, key, options: -jnp.mean(model.elbo(x, key)),
     samples=lambda model, key, num: model.sample(key, num),
+    importance_weights=ImportanceWeights(
+        log_weights=lambda model, x, key, num: model.log_weights(x, key, num),
+        elbo=lambda model, x, key: model.elbo(x, key),
+    ),
+    decoder_density=DecoderDensity(
+        latent_density, observation_noise=False, unit="nats per binary image"
+    ),
     reconstructions=lambda model, x: model.reconstruct(x),
 )

@@ -151,7 +151,7 @@ def check_images(images, argument: str = "images", binary: bool = False) -> np.n
     if binary and not np.all((images == 0) | (images == 1)):
         raise ValueError(
             f"{argument} must be binary (0 or 1) for a Bernoulli likelihood; binarise them "
-            "first (models.data.binarize, or Dataset.static_binary)."
+            "first (models.generative.data.binarize, or Dataset.static_binary)."
         )
     return images.astype(np.float32)
 

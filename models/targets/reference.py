@@ -1,10 +1,10 @@
 """Make the ground truth of targets whose posterior moments are not analytic.
 
-Run ``python -m models.reference``. Each target is sampled with NumPyro's own ``MCMC`` and
-``NUTS`` (not through ``infer``, so the tests that compare ``infer``'s samplers against these
-numbers are not checking the code against itself): 8 chains of 25,000 draws after 2,000
-warm-up steps, target acceptance 0.95. Means and standard deviations are stored with their
-Monte Carlo standard errors (ArviZ) in ``models/reference/<name>.json``.
+Run ``python -m models.targets.reference``. Each target is sampled with NumPyro's own
+``MCMC`` and ``NUTS`` (not through ``infer``, so the tests that compare ``infer``'s samplers
+against these numbers are not checking the code against itself): 8 chains of 25,000 draws
+after 2,000 warm-up steps, target acceptance 0.95. Means and standard deviations are stored
+with their Monte Carlo standard errors (ArviZ) in ``models/targets/reference/<name>.json``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import jax
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
-from models import targets
+from models.targets import catalog
 
 NUM_CHAINS, NUM_WARMUP, NUM_SAMPLES, SEED = 8, 2_000, 25_000, 1
 FOLDER = Path(__file__).parent / "reference"
@@ -54,7 +54,7 @@ def _record(draws: dict, note: str) -> dict:
     out["source"] = (
         f"reference run: NumPyro MCMC/NUTS (target_accept 0.95), {NUM_CHAINS} chains x "
         f"{NUM_SAMPLES} draws after {NUM_WARMUP} warm-up, seed {SEED}, max R-hat "
-        f"{max_rhat:.4f}; {note} (python -m models.reference)"
+        f"{max_rhat:.4f}; {note} (python -m models.targets.reference)"
     )
     return out
 
@@ -69,15 +69,15 @@ def _write_atomically(path: Path, record: dict) -> None:
 
 def eight_schools() -> dict:
     draws = _run(
-        NUTS(targets.eight_schools_model, target_accept_prob=0.95),
-        model_args=(targets.EIGHT_SCHOOLS_SIGMA,),
-        model_kwargs={"y": targets.EIGHT_SCHOOLS_Y},
+        NUTS(catalog.eight_schools_model, target_accept_prob=0.95),
+        model_args=(catalog.EIGHT_SCHOOLS_SIGMA,),
+        model_kwargs={"y": catalog.EIGHT_SCHOOLS_Y},
     )
     return _record(draws, "non-centred eight schools")
 
 
 def logistic_regression() -> dict:
-    logdensity_fn = targets.logistic_regression_logdensity()
+    logdensity_fn = catalog.logistic_regression_logdensity()
     kernel = NUTS(potential_fn=lambda z: -logdensity_fn(z), target_accept_prob=0.95)
     init = {"beta": np.zeros((NUM_CHAINS, 31), np.float32)}
     draws = _run(kernel, init_params=init)

@@ -1,0 +1,79 @@
+"""Orbax checkpoints of a training run: the state pytree of the module and its optimisers,
+with the epoch, the metrics so far and the configuration beside it.
+
+Orbax writes each checkpoint atomically, so the latest one is complete even if the run was
+killed while saving.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from flax import nnx
+
+
+def manager(folder: Path):
+    """An Orbax ``CheckpointManager`` over ``folder/checkpoints`` (made if absent), keeping
+    the last two checkpoints."""
+    import orbax.checkpoint as ocp
+
+    folder.mkdir(parents=True, exist_ok=True)
+    return ocp.CheckpointManager(
+        (folder / "checkpoints").absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+    )
+
+
+def save(checkpoints, epoch: int, state, metrics: dict, config: dict) -> None:
+    """Save ``state`` (an NNX state) after ``epoch``, with the metrics and configuration."""
+    import orbax.checkpoint as ocp
+
+    checkpoints.save(
+        epoch,
+        args=ocp.args.Composite(
+            state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
+            meta=ocp.args.JsonSave({"epoch": epoch, "metrics": metrics, "config": config}),
+        ),
+    )
+
+
+def saved_config(checkpoints) -> dict | None:
+    """The configuration stored with the latest checkpoint, or ``None`` if there is none."""
+    import orbax.checkpoint as ocp
+
+    latest = checkpoints.latest_step()
+    if latest is None:
+        return None
+    meta = checkpoints.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    return meta["meta"]["config"]
+
+
+def restore(checkpoints, state, config: dict):
+    """``(state, metrics, next_epoch)`` from the latest checkpoint, restored into ``state``
+    (an NNX state of the same structure).
+
+    Raises:
+        ValueError: when there is no checkpoint, or it was made with another ``config``.
+    """
+    import orbax.checkpoint as ocp
+
+    latest = checkpoints.latest_step()
+    if latest is None:
+        raise ValueError(
+            f"resume=True but {checkpoints.directory} holds no checkpoint; train without resume."
+        )
+    meta = checkpoints.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    meta = meta["meta"]
+    saved = meta["config"]
+    if saved != json.loads(json.dumps(config)):
+        raise ValueError(
+            f"the checkpoint in {checkpoints.directory} was made with {saved}, not {config}; "
+            "resume with the same model, data, seed, batch size and options."
+        )
+    restored = checkpoints.restore(
+        latest,
+        args=ocp.args.Composite(state=ocp.args.StandardRestore(nnx.to_pure_dict(state))),
+    )
+    nnx.replace_by_pure_dict(state, restored["state"])
+    return state, meta["metrics"], int(meta["epoch"]) + 1

@@ -1,0 +1,309 @@
+"""The ``infer train`` and ``infer evaluate`` commands.
+
+``add_commands(subparsers)`` adds both to the ``infer`` parser; ``run(args)`` runs the one
+that was parsed. The model choices come from ``registry.py``, and what a model can be asked
+for (reconstructions, AIS) from its family's capabilities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from models.generative import data as datasets
+from models.generative import registry
+from models.generative.family import CAPABILITIES, DECODER_DENSITY, RECONSTRUCTIONS
+
+MODELS = tuple(registry.names())
+DATA = datasets.NAMES
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _option(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    return name.strip(), value.strip()
+
+
+def _progress_flags(parser) -> None:
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("--progress", dest="progress", action="store_true", default=None)
+    shown.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def add_commands(subparsers) -> None:
+    """Add ``train`` and ``evaluate`` to ``subparsers`` (from ``add_subparsers``)."""
+    _add_train(subparsers)
+    _add_evaluate(subparsers)
+
+
+def _add_train(subparsers) -> None:
+    train = subparsers.add_parser(
+        "train",
+        help=f"train a generative model ({', '.join(MODELS)}) on digits or MNIST",
+        description="Train a generative model; writes checkpoints, metrics.json, loss.png, "
+        "samples.png and (autoencoders) reconstructions.png into the output folder.",
+    )
+    train.add_argument("model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
+    train.add_argument("--data", choices=DATA, default="digits", help="digits (default) or mnist")
+    train.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
+    train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    train.add_argument("--seed", type=_non_negative_int, default=0, help="default 0")
+    train.add_argument(
+        "--checkpoint-every", type=_positive_int, default=5, help="epochs between checkpoints"
+    )
+    train.add_argument(
+        "--resume", action="store_true", help="continue from the latest checkpoint in --out"
+    )
+    train.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default ./infer-output/train/MODEL-DATA)",
+    )
+    train.add_argument(
+        "--option",
+        type=_option,
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a model option, e.g. variant=conv, latent_dim=16, likelihood=binomial, "
+        "train_samples=10, learning_rate=0.0005 (repeatable)",
+    )
+    _progress_flags(train)
+
+
+def _add_evaluate(subparsers) -> None:
+    evaluate = subparsers.add_parser(
+        "evaluate",
+        help="score a trained model on the test split (nats per image, samples)",
+        description="Negative log-likelihood bounds (ELBO, IWAE-K) or exact NLL, the "
+        "independent-pixel baseline, and the Fréchet distance and class coverage of samples.",
+    )
+    evaluate.add_argument("model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
+    evaluate.add_argument("--data", choices=DATA, default="digits")
+    evaluate.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="the training output folder (default ./infer-output/train/MODEL-DATA)",
+    )
+    evaluate.add_argument(
+        "--iwae",
+        type=_positive_int,
+        action="append",
+        default=None,
+        metavar="K",
+        help="IWAE sample counts (repeatable; default 100 and 5000)",
+    )
+    evaluate.add_argument("--samples", type=_positive_int, default=1000, help="generated images")
+    evaluate.add_argument("--seed", type=_non_negative_int, default=0)
+    evaluate.add_argument(
+        "--method",
+        choices=("bounds", "ais"),
+        default="bounds",
+        help="bounds (default): ELBO/IWAE or exact NLL and sample scores; ais: annealed "
+        f"importance sampling of log p(x) for models with {CAPABILITIES[DECODER_DENSITY]} "
+        f"({', '.join(registry.having(DECODER_DENSITY))})",
+    )
+    ais = evaluate.add_argument_group("with --method ais")
+    ais.add_argument("--ais-images", type=_positive_int, default=100, help="test images scored")
+    ais.add_argument("--temperatures", type=_positive_int, default=500, help="default 500")
+    ais.add_argument("--chains", type=_positive_int, default=16, help="per image, default 16")
+    ais.add_argument("--leapfrog", type=_positive_int, default=10, help="steps per transition")
+    _progress_flags(evaluate)
+
+
+def _parse_value(text: str):
+    for convert in (int, float):
+        try:
+            return convert(text)
+        except ValueError:
+            pass
+    return text
+
+
+def run(args) -> int:
+    """Run the parsed ``train`` or ``evaluate`` command; the exit status."""
+    if args.command == "train":
+        return run_train(args)
+    if args.command == "evaluate":
+        return run_evaluate(args)
+    raise ValueError(f"not a generative-model command: {args.command!r}")
+
+
+def run_train(args) -> int:
+    from models.generative import training
+
+    out = args.out or Path("infer-output") / "train" / f"{args.model}-{args.data}"
+    options = {name: _parse_value(value) for name, value in args.option}
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    try:
+        trained = training.train(
+            args.model,
+            args.data,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            out=out,
+            checkpoint_every=args.checkpoint_every,
+            resume=args.resume,
+            progress=progress,
+            **options,
+        )
+    except ValueError as err:
+        print(f"infer train: error: {err}", file=sys.stderr)
+        return 2
+    metrics = trained.metrics
+    print(
+        f"trained {args.model} on {args.data} for {metrics['epoch'][-1]} epochs: final test "
+        f"loss {metrics['test_loss'][-1]:.3f}"
+    )
+    reconstructs = RECONSTRUCTIONS in registry.get(args.model).capabilities
+    print(
+        f"outputs in {out}: metrics.json, loss.png, samples.png"
+        + (", reconstructions.png" if reconstructs else "")
+        + ", checkpoints/"
+    )
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from infer.io import write_atomically
+    from models.generative import evaluation, training
+
+    run_folder = args.run or Path("infer-output") / "train" / f"{args.model}-{args.data}"
+    try:
+        trained = training.load(run_folder)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"infer evaluate: error: {err}", file=sys.stderr)
+        return 2
+    config = trained.config
+    if (config["model"], config["data"]) != (args.model, args.data):
+        print(
+            f"infer evaluate: error: {run_folder} holds a {config['model']} trained on "
+            f"{config['data']}, not {args.model} on {args.data}.",
+            file=sys.stderr,
+        )
+        return 2
+    if args.method == "ais":
+        family = registry.get(args.model)
+        if DECODER_DENSITY not in family.capabilities:
+            print(
+                f"infer evaluate: error: --method ais anneals over a latent code and "
+                f"{args.model} has no latent code: it lacks {registry.describe(DECODER_DENSITY)}; "
+                "use --method bounds.",
+                file=sys.stderr,
+            )
+            return 2
+        report = _evaluate_ais(trained, args)
+        print(format_ais(report))
+        name = "evaluation_ais.json"
+    else:
+        report = evaluation.evaluate(
+            trained,
+            iwae_samples=tuple(args.iwae or (100, 5000)),
+            num_generated=args.samples,
+            seed=args.seed,
+        )
+        print(format_evaluation(report))
+        name = "evaluation.json"
+    path = write_atomically(
+        run_folder / name, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1))
+    )
+    print(f"\nwritten to {path}")
+    return 0
+
+
+def _evaluate_ais(trained, args) -> dict:
+    from models.generative import annealed_evaluation
+
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    return annealed_evaluation.evaluate_ais(
+        trained,
+        num_images=args.ais_images,
+        num_temperatures=args.temperatures,
+        num_chains=args.chains,
+        num_leapfrog=args.leapfrog,
+        iwae_samples=max(args.iwae or [5000]),
+        seed=args.seed,
+        progress=progress,
+    )
+
+
+def format_evaluation(report: dict) -> str:
+    lines = [f"{report['model']} on {report['data']} ({report['test_images']} test images)"]
+    for key, value in report.items():
+        if key.startswith("nll_"):
+            label = key[4:].replace("_", "-")
+            lines.append(
+                f"  NLL {label:<20} {value['mean']:9.2f} ± {value['standard_error']:.2f} nats"
+            )
+    if "improvement_over_baseline" in report:
+        lines.append(
+            f"  better than independent pixels by {report['improvement_over_baseline']:.1f} nats"
+        )
+    samples = report["samples"]
+    lines.append(
+        f"  samples: Fréchet distance {samples['frechet_distance']:.2f} (test vs train "
+        f"{samples['frechet_distance_test_vs_train']:.2f}), classes covered "
+        f"{samples['classes_covered']}/10 (classifier accuracy "
+        f"{samples['classifier_test_accuracy']:.3f})"
+    )
+    return "\n".join(lines)
+
+
+def format_ais(report: dict) -> str:
+    nll, cost = report["nll_ais"], report["cost"]
+    lines = [
+        f"{report['model']} on {report['data']}: AIS over {report['scored_images']} test images "
+        f"({report['settings']['num_temperatures']} temperatures, "
+        f"{report['settings']['num_chains']} chains per image)",
+        f"  NLL ais                  {nll['mean']:9.2f} ± {nll['standard_error']:.2f} "
+        f"{report['unit']}",
+    ]
+    for key, value in report.items():
+        if key.startswith("nll_iwae"):
+            lines.append(
+                f"  NLL {key[4:].replace('_', '-'):<20} {value['mean']:9.2f} ± "
+                f"{value['standard_error']:.2f} (same images)"
+            )
+    if "ais_minus_iwae" in report:
+        gap = report["ais_minus_iwae"]
+        lines.append(
+            f"  log p: AIS - IWAE = {gap['mean']:+.2f} ± {gap['standard_error']:.2f} nats "
+            "(AIS should not be lower beyond its error)"
+        )
+    if "noise_std" in report:
+        lines.append(
+            f"  observation noise std {report['noise_std']} (best on "
+            f"{report['validation_images']} validation images)"
+        )
+    lines.append(
+        f"  cost: {cost['grads_per_image']} gradients per image, {cost['seconds']:.1f} s "
+        f"({cost['seconds_per_image']:.2f} s per image on {cost['device']}); weights' ESS "
+        f"median {report['ais_ess']['median']:.1f} of {report['settings']['num_chains']}"
+    )
+    return "\n".join(lines)

@@ -1,0 +1,188 @@
+"""The training loop every generative model shares.
+
+It knows a model only through its :class:`~models.generative.family.Family`: the module and
+its optimisers are split once into a graph definition and a state pytree, a single
+``jax.jit``-ed step merges them, applies each objective in turn and splits them again (Flax's
+functional pattern), and the host loop feeds it seeded batches, shows a progress bar with the
+loss, checkpoints with Orbax and writes metrics and pictures.
+
+Every random number comes from ``fold_in(fold_in(key(seed), epoch), batch)`` and the batch
+order from ``(seed, epoch)``, so a run resumed from a checkpoint ends bit-identical to one
+that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from infer.io import write_atomically
+from models.generative import checkpoints, figures
+from models.generative.family import Family
+
+
+class TrainedModel(NamedTuple):
+    """What training and loading return.
+
+    Attributes:
+        model: the trained ``nnx.Module``.
+        metrics: ``{"epoch": [...], "train_<objective>": [...], "test_loss": [...],
+            "seconds": [...], "loop_seconds": [...]}``: per epoch, the mean training losses,
+            the test loss, the wall time and the time of the training steps alone.
+        config: the model, data, seed, batch size and options it was trained with.
+        folder: where its files are, or ``None``.
+    """
+
+    model: nnx.Module
+    metrics: dict
+    config: dict
+    folder: Path | None
+
+
+def build(family: Family, dataset, options: dict, seed: int):
+    """``(module, optimizers)``: the family's module and one ``nnx.Optimizer`` per
+    objective, initialised from ``seed``."""
+    model = family.build(dataset, options, nnx.Rngs(seed))
+    optimizers = [nnx.Optimizer(model, o.optimizer, wrt=o.wrt) for o in family.objectives(options)]
+    return model, optimizers
+
+
+def make_step(family: Family, options: dict, graphdef, dataset, train_images: jax.Array):
+    """The jitted step: ``step(state, batch_indices, rng_key) -> (state, losses)``."""
+    objectives = family.objectives(options)
+
+    def step(state, batch_indices, rng_key):
+        model, optimizers = nnx.merge(graphdef, state)
+        key_batch, *keys = jax.random.split(rng_key, 1 + len(objectives))
+        images = jnp.take(train_images, batch_indices, axis=0)
+        batch = family.train_batch(key_batch, images, dataset, options)
+        losses = {}
+        for objective, optimizer, key in zip(objectives, optimizers, keys, strict=True):
+            loss, grads = nnx.value_and_grad(
+                objective.loss_fn, argnums=nnx.DiffState(0, objective.wrt)
+            )(model, batch, key)
+            optimizer.update(model, grads)
+            losses[objective.name] = loss
+        return nnx.state((model, optimizers)), losses
+
+    return jax.jit(step, donate_argnums=(0,))
+
+
+def fit(
+    family: Family,
+    dataset,
+    config: dict,
+    *,
+    epochs: int,
+    checkpoint_every: int,
+    folder: Path | None,
+    resume: bool,
+    progress,
+    stop_after: int | None,
+) -> TrainedModel:
+    """Train ``family`` on ``dataset`` with the checked ``config`` (``model``, ``data``,
+    ``seed``, ``batch_size``, ``options``); the arguments are those of
+    :func:`models.generative.training.train`, already validated."""
+    seed, batch_size, options = config["seed"], config["batch_size"], config["options"]
+    module, optimizers = build(family, dataset, options, seed)
+    graphdef, state = nnx.split((module, optimizers))
+    train_images = jnp.asarray(dataset.train)
+    step = make_step(family, options, graphdef, dataset, train_images)
+    test_data = jnp.asarray(family.test_data(dataset, options))
+    test_loss = jax.jit(
+        lambda state, key: family.test_loss(nnx.merge(graphdef, state)[0], test_data, key, options)
+    )
+    metrics: dict = {"epoch": [], "test_loss": [], "seconds": []}
+    manager = None if folder is None else checkpoints.manager(folder)
+    first_epoch = 1
+    if resume:
+        state, metrics, first_epoch = checkpoints.restore(manager, state, config)
+
+    num_train = dataset.train.shape[0]
+    root = jax.random.key(seed)
+    batches_per_epoch = num_train // batch_size
+    bar = _bar(progress, epochs, first_epoch, batches_per_epoch, family.name)
+    try:
+        for epoch in range(first_epoch, epochs + 1):
+            start = time.perf_counter()
+            order = np.random.default_rng([seed, epoch]).permutation(num_train)
+            key_epoch = jax.random.fold_in(root, epoch)
+            sums: dict = {}
+            for b in range(batches_per_epoch):
+                indices = jnp.asarray(order[b * batch_size : (b + 1) * batch_size])
+                state, losses = step(state, indices, jax.random.fold_in(key_epoch, b))
+                sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
+                if bar is not None:
+                    bar.update(1)
+                    if b % 10 == 0 or b == batches_per_epoch - 1:
+                        shown = ", ".join(f"{k} {float(v):.2f}" for k, v in losses.items())
+                        bar.set_postfix_str(f"epoch {epoch}: {shown}", refresh=False)
+            jax.block_until_ready(state)
+            loop_seconds = time.perf_counter() - start
+            _record(metrics, epoch, sums, batches_per_epoch, test_loss(state, root), start)
+            metrics.setdefault("loop_seconds", []).append(loop_seconds)
+            if manager is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
+                checkpoints.save(manager, epoch, state, metrics, config)
+            if stop_after is not None and epoch >= stop_after:
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+        if manager is not None:
+            manager.wait_until_finished()
+    module, _ = nnx.merge(graphdef, state)
+    trained = TrainedModel(module, metrics, config, folder)
+    if folder is not None:
+        write_outputs(trained, family, dataset, options)
+    return trained
+
+
+def _bar(progress, epochs, first_epoch, batches_per_epoch, name):
+    if not progress:
+        return None
+    from tqdm.auto import tqdm
+
+    factory = tqdm if progress is True else progress
+    total = (epochs - first_epoch + 1) * batches_per_epoch
+    return factory(total=max(total, 0), desc=f"train {name}", unit="step")
+
+
+def _record(metrics, epoch, sums, batches_per_epoch, test_value, start) -> None:
+    metrics["epoch"].append(epoch)
+    for name, total in sums.items():
+        metrics.setdefault(f"train_{name}", []).append(float(total) / batches_per_epoch)
+    metrics["test_loss"].append(float(test_value))
+    metrics["seconds"].append(time.perf_counter() - start)
+
+
+def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict) -> None:
+    """``metrics.json``, the loss curves, a grid of samples and, for families with
+    reconstructions, originals next to their reconstructions."""
+    folder = trained.folder
+    name = f"{trained.config['model']} on {trained.config['data']}"
+    record = {"config": trained.config, "metrics": trained.metrics}
+    write_atomically(
+        folder / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1))
+    )
+    figures.loss_curves(trained.metrics, folder / "loss.png", f"{name}: loss per epoch")
+    samples = family.samples(trained.model, jax.random.key(trained.config["seed"] + 1), 64)
+    figures.image_grid(np.asarray(samples), folder / "samples.png", f"{name}: 64 samples")
+    if family.reconstructions is not None:
+        test = family.test_data(dataset, options)[:24]
+        rebuilt = family.reconstructions(trained.model, jnp.asarray(test))
+        originals = np.asarray(test, np.float32)
+        if originals.max() > 1.0:  # counts: show as intensities
+            originals = originals / dataset.max_count
+        figures.reconstruction_grid(
+            originals,
+            np.asarray(rebuilt),
+            folder / "reconstructions.png",
+            f"{name}: test images (odd rows) and reconstructions (even rows)",
+        )

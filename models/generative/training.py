@@ -1,0 +1,126 @@
+"""Train a generative model by name, and load a trained one from its folder.
+
+The model's name is looked up in ``registry.py``, its options and the run's settings are
+checked on the host, and the shared training loop (``loop.py``) does the rest. Every random
+number derives from the seed, so a run resumed from a checkpoint ends bit-identical to one
+that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from flax import nnx
+
+from infer import validation
+from models.generative import checkpoints, loop, registry
+from models.generative import data as datasets
+from models.generative.family import Family
+from models.generative.loop import TrainedModel
+
+
+def _check_options(family: Family, options: dict) -> dict:
+    unknown = sorted(set(options) - set(family.defaults))
+    if unknown:
+        valid = ", ".join(f"{k}={v!r}" for k, v in family.defaults.items())
+        raise ValueError(
+            f"unknown option(s) {unknown} for {family.name}; its options are: {valid}."
+        )
+    return {**family.defaults, **options}
+
+
+def train(
+    model: str,
+    data: str = "digits",
+    *,
+    epochs: int = 20,
+    batch_size: int = 128,
+    seed: int = 0,
+    out=None,
+    checkpoint_every: int = 5,
+    resume: bool = False,
+    progress: bool = False,
+    stop_after: int | None = None,
+    **options,
+) -> TrainedModel:
+    """Train a generative model.
+
+    Args:
+        model: a registered family's name (``registry.names()``).
+        data: ``"digits"`` or ``"mnist"``.
+        epochs: passes over the training split (full batches; the remainder is dropped).
+        batch_size: images per step.
+        seed: every random number of the run derives from it.
+        out: folder for the checkpoints, ``metrics.json`` and pictures; ``None`` keeps
+            everything in memory.
+        checkpoint_every: save an Orbax checkpoint every this many epochs (and at the end).
+        resume: continue from the latest checkpoint in ``out``, with the same settings.
+        progress: show a progress bar with the current loss.
+        stop_after: stop after this epoch as if interrupted (for tests of resuming).
+        **options: the family's options (``registry.get(model).defaults``).
+
+    Returns:
+        A :class:`~models.generative.loop.TrainedModel`.
+
+    Raises:
+        ValueError: for unknown models, data or options, bad sizes, or a checkpoint made
+            with other settings.
+    """
+    family = registry.get(model)
+    dataset = datasets.load(data)
+    epochs = validation.positive_int("epochs", epochs)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
+    seed = validation.positive_int("seed", seed, minimum=0)
+    num_train = dataset.train.shape[0]
+    if batch_size > num_train:
+        raise ValueError(
+            f"batch_size {batch_size} is larger than the {num_train} training images of "
+            f"{data!r}; use at most {num_train}."
+        )
+    if resume and out is None:
+        raise ValueError("resume=True needs out=, the folder whose checkpoint to continue.")
+    options = _check_options(family, options)
+    config = {
+        "model": model,
+        "data": data,
+        "seed": seed,
+        "batch_size": batch_size,
+        "options": options,
+    }
+    return loop.fit(
+        family,
+        dataset,
+        config,
+        epochs=epochs,
+        checkpoint_every=checkpoint_every,
+        folder=None if out is None else Path(out),
+        resume=resume,
+        progress=progress,
+        stop_after=stop_after,
+    )
+
+
+def load(folder) -> TrainedModel:
+    """A trained model from its output folder (the latest checkpoint)."""
+    folder = Path(folder)
+    manager = checkpoints.manager(folder)
+    config = checkpoints.saved_config(manager)
+    if config is None:
+        raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
+    family = registry.get(config["model"])
+    dataset = datasets.load(config["data"])
+    module, optimizers = loop.build(family, dataset, config["options"], config["seed"])
+    graphdef, state = nnx.split((module, optimizers))
+    state, metrics, _ = checkpoints.restore(manager, state, config)
+    module, _ = nnx.merge(graphdef, state)
+    return TrainedModel(module, metrics, config, folder)
+
+
+def per_image(total: float, num_images: int) -> float:
+    return total / max(num_images, 1)
+
+
+def nats_to_bits_per_dim(nats: float, num_pixels: int) -> float:
+    return nats / (num_pixels * math.log(2.0))
