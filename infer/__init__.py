@@ -48,12 +48,12 @@ from infer.result import Result, concat, load, summary  # noqa: E402
 from infer.run_state import ChainState  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402
 from infer.variational import advi  # noqa: E402
-
-__version__ = "0.1.0"
+from infer.version import __version__  # noqa: E402
 
 enable_compilation_cache()
 
 __all__ = [
+    "__version__",
     "Adaptation",
     "ChainState",
     "DiagnosticWarning",

@@ -25,6 +25,7 @@ import jax
 import numpy as np
 
 from infer.io import write_atomically
+from infer.runner import RunRecord
 
 FORMAT = "infer.checkpoint/1"
 _CHECKPOINT = re.compile(r"checkpoint-(\d{6})\.npz$")
@@ -179,3 +180,110 @@ def _read(path: Path) -> Checkpoint:
         logdensity.append(part["logdensity"])
         infos.append({k[len("info/") :]: v for k, v in part.items() if k.startswith("info/")})
     return Checkpoint(path, meta, leaves[:-1], leaves[-1], positions, logdensity, infos)
+
+
+def restore(saved: Checkpoint, carry_structs, num_warmup: int, thin: int, sharding):
+    """``(chain_keys, record)`` of a checkpoint, its state laid out like ``carry_structs``
+    (the run's abstract carry) and placed with ``sharding``.
+
+    Raises:
+        ValueError: when the saved state's arrays do not match the run's.
+    """
+    like = jax.tree.leaves(carry_structs)
+    structure = jax.tree.structure(carry_structs)
+    leaves = saved.carry_leaves
+    if len(like) != len(leaves):
+        raise ValueError(
+            f"checkpoint {saved.path} holds {len(leaves)} state arrays; this run's state "
+            f"has {len(like)}."
+        )
+    for i, (a, b) in enumerate(zip(like, leaves, strict=True)):
+        if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
+            raise ValueError(
+                f"checkpoint {saved.path}: state array {i} is {b.shape} {b.dtype}, this "
+                f"run's is {a.shape} {a.dtype}."
+            )
+    carry = jax.device_put(jax.tree.unflatten(structure, leaves), sharding)
+    meta = saved.meta
+    record = RunRecord(carry, int(meta["step"]), num_warmup, thin)
+    position_structure = jax.tree.structure(carry.kernel_state.position)
+    record.positions = [jax.tree.unflatten(position_structure, p) for p in saved.positions]
+    record.logdensity = list(saved.logdensity)
+    record.infos = list(saved.infos)
+    record.num_logdensity_evals = int(meta["num_logdensity_evals"])
+    record.num_grad_evals = int(meta["num_grad_evals"])
+    record.warmup_seconds = float(meta["warmup_seconds"])
+    record.sampling_seconds = float(meta["sampling_seconds"])
+    return jax.device_put(saved.chain_keys, sharding), record
+
+
+class Writer:
+    """Writes a run's checkpoints into ``folder`` as its segments finish: every ``every``
+    steps (``maybe_write``) and at the end (``write(record, final=True)``).
+
+    Args:
+        facts: what every checkpoint records besides the state (the run's fingerprint, seed
+            and stopping rule).
+        chain_keys: the chains' keys, saved with the state.
+        resumed: the checkpoint the run resumed from, or ``None``: its chunks stay listed.
+    """
+
+    def __init__(
+        self,
+        folder,
+        facts: dict,
+        chain_keys,
+        every: int,
+        record: RunRecord,
+        resumed: Checkpoint | None = None,
+    ):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.facts = facts
+        self.chain_keys = chain_keys
+        self.every = every
+        self.stop = None
+        self.chunks: list[str] = list(resumed.meta["chunks"]) if resumed else []
+        self.saved_parts = len(self.chunks)
+        existing = checkpoints(self.folder)
+        self.number = int(_CHECKPOINT.search(existing[-1].name).group(1)) if existing else 0
+        self.last_step = record.step
+
+    def maybe_write(self, record: RunRecord) -> None:
+        if record.step - self.last_step >= self.every:
+            self.write(record)
+
+    def write(self, record: RunRecord, final: bool = False) -> None:
+        """Write the draws since the last checkpoint as a chunk, then the checkpoint."""
+        if record.step == self.last_step and (not final or self.number > 0):
+            return
+        new = slice(self.saved_parts, None)
+        if record.positions[new]:
+            positions = jax.tree.map(lambda *p: np.concatenate(p, axis=1), *record.positions[new])
+            logdensity = np.concatenate(record.logdensity[new], axis=1)
+            infos = {
+                name: np.concatenate([part[name] for part in record.infos[new]], axis=1)
+                for name in record.infos[0]
+            }
+            self.chunks.append(
+                write_chunk(self.folder, len(self.chunks), positions, logdensity, infos)
+            )
+            # the record keeps one part per chunk, so the next chunk starts after these
+            record.positions[new], record.logdensity[new] = [positions], [logdensity]
+            record.infos[new] = [infos]
+            self.saved_parts = len(record.positions)
+        meta = {
+            **self.facts,
+            "step": record.step,
+            "stop": self.stop,
+            "num_warmup": record.num_warmup,
+            "thin": record.thin,
+            "chunks": self.chunks,
+            "num_logdensity_evals": record.num_logdensity_evals,
+            "num_grad_evals": record.num_grad_evals,
+            "warmup_seconds": record.warmup_seconds,
+            "sampling_seconds": record.sampling_seconds,
+        }
+        self.number += 1
+        write_checkpoint(self.folder, self.number, meta, (record.carry, self.chain_keys))
+        self.last_step = record.step

@@ -131,8 +131,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 TABLE_COLUMNS = (
     "min_ess_bulk",
     "min_ess_tail",

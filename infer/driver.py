@@ -11,7 +11,6 @@ runs with the same keys, so the draws are the same. Exact samplers go to
 from __future__ import annotations
 
 import time
-import warnings
 from pathlib import Path
 
 import jax
@@ -20,21 +19,34 @@ import numpy as np
 from infer import checkpoint as checkpoints
 from infer import convergence, validation
 from infer.base import check_sampler, hook, is_exact
-from infer.diagnostics import DiagnosticWarning, stuck_chains
 from infer.exact import run_exact
 from infer.keys import as_key, chain_keys
 from infer.markov import Carry, programs, starter
 from infer.placement import chain_sharding, replicated
 from infer.progress import PROGRESS_CHUNKS, progress_bar
-from infer.result import Result, arviz_stat_names
+from infer.result import Result
+from infer.run_result import markov_result
 from infer.run_state import ChainState, check_compatible, fingerprint
-from infer.runner import RunRecord, advance
+from infer.runner import Run, RunRecord, advance
 from infer.starts import check_initial_logdensity, starting_point
 from infer.target import Target, check_target
 
 DEFAULT_WARMUP = 1000
 #: Bytes of draws one call of the advance program keeps at most (more make more calls).
 CHUNK_BYTES = 2**28
+#: Draws one call keeps at most. The capacity depends only on the chains' shapes, never on
+#: ``num_samples``, so runs of any length (and their continuations) share one program.
+MAX_CHUNK_DRAWS = 4096
+
+
+def chunk_capacity(num_chains: int, example) -> int:
+    """Draws per chain one call of the advance program can keep: at most
+    :data:`MAX_CHUNK_DRAWS`, and at most :data:`CHUNK_BYTES` of positions and statistics."""
+    position_bytes = sum(
+        int(np.size(leaf)) * np.dtype(leaf.dtype).itemsize for leaf in jax.tree.leaves(example)
+    )
+    row_bytes = num_chains * (position_bytes + 64)  # 64: the per-step statistics
+    return max(1, min(MAX_CHUNK_DRAWS, CHUNK_BYTES // row_bytes))
 
 
 def sample(
@@ -137,6 +149,7 @@ def sample(
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
+    folder = _checkpoint_folder(checkpoint, resume)
     run = _start(
         key_input,
         seed,
@@ -145,13 +158,11 @@ def sample(
         num_chains,
         num_warmup,
         thin,
-        num_samples,
         init,
         init_jitter,
         sharding,
         source,
     )
-    folder = _checkpoint_folder(checkpoint, resume)
     return _run(run, num_samples, until, folder, checkpoint_every, progress, wall_start)
 
 
@@ -234,13 +245,6 @@ class _Saved:
         self.fingerprint = meta["fingerprint"]
 
 
-class _Run:
-    """What a Markov-chain run carries between its phases (on the host)."""
-
-    def __init__(self, **parts):
-        self.__dict__.update(parts)
-
-
 def _start(
     key_input,
     seed,
@@ -249,12 +253,11 @@ def _start(
     num_chains,
     num_warmup,
     thin,
-    num_samples,
     init,
     init_jitter,
     sharding,
     source,
-) -> _Run:
+) -> Run:
     """Check, place and compile; returns the run with its record at its first (or resumed)
     step."""
     if isinstance(source, ChainState):
@@ -283,7 +286,9 @@ def _start(
         record = RunRecord(jax.device_put(source.carry, sharding), source.step, num_warmup, thin)
     elif isinstance(source, _Saved):
         check_compatible(source.fingerprint, current, str(source.saved.path))
-        chain_keys, record = _restore(source.saved, start, num_warmup, thin, sharding)
+        chain_keys, record = checkpoints.restore(
+            source.saved, start.carry_structs(), num_warmup, thin, sharding
+        )
     else:
         jitter = 0.0 if per_chain else init_jitter
         chain_keys, starts, carry, values = start(key_input, positions, jitter, data)
@@ -291,12 +296,9 @@ def _start(
         record = RunRecord(carry, 0, num_warmup, thin)
         record.num_logdensity_evals = num_chains
         record.num_grad_evals = num_chains * int(bool(sampler.uses_gradients))
-    row_bytes = num_chains * (
-        sum(int(np.size(leaf)) * leaf.dtype.itemsize for leaf in jax.tree.leaves(example)) + 64
-    )
-    capacity = max(1, min(num_samples, CHUNK_BYTES // max(row_bytes, 1)))
+    capacity = chunk_capacity(num_chains, example)
     progs = programs(target, sampler, start, chain_keys, data, num_warmup, thin, capacity)
-    return _Run(
+    return Run(
         target=target,
         sampler=sampler,
         seed=seed,
@@ -305,39 +307,8 @@ def _start(
         chain_keys=chain_keys,
         data=data,
         fingerprint=current,
-        resumed_from=source,
-        compile_seconds=progs.seconds,
+        resumed_from=source.saved if isinstance(source, _Saved) else None,
     )
-
-
-def _restore(saved: checkpoints.Checkpoint, start, num_warmup, thin, sharding):
-    """``(chain_keys, record)`` of a checkpoint, its state laid out like the run's."""
-    like = jax.tree.leaves(start.carry_structs())
-    structure = jax.tree.structure(start.carry_structs())
-    leaves = saved.carry_leaves
-    if len(like) != len(leaves):
-        raise ValueError(
-            f"checkpoint {saved.path} holds {len(leaves)} state arrays; this run's state "
-            f"has {len(like)}."
-        )
-    for i, (a, b) in enumerate(zip(like, leaves, strict=True)):
-        if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:
-            raise ValueError(
-                f"checkpoint {saved.path}: state array {i} is {b.shape} {b.dtype}, this "
-                f"run's is {a.shape} {a.dtype}."
-            )
-    carry = jax.device_put(jax.tree.unflatten(structure, leaves), sharding)
-    meta = saved.meta
-    record = RunRecord(carry, int(meta["step"]), num_warmup, thin)
-    position_structure = jax.tree.structure(carry.kernel_state.position)
-    record.positions = [jax.tree.unflatten(position_structure, p) for p in saved.positions]
-    record.logdensity = list(saved.logdensity)
-    record.infos = list(saved.infos)
-    record.num_logdensity_evals = int(meta["num_logdensity_evals"])
-    record.num_grad_evals = int(meta["num_grad_evals"])
-    record.warmup_seconds = float(meta["warmup_seconds"])
-    record.sampling_seconds = float(meta["sampling_seconds"])
-    return jax.device_put(saved.chain_keys, sharding), record
 
 
 def _checkpoint_folder(checkpoint, resume) -> Path | None:
@@ -361,12 +332,11 @@ def _checkpoint_folder(checkpoint, resume) -> Path | None:
     return None
 
 
-def _run(run: _Run, num_samples, until, folder, checkpoint_every, progress, wall_start):
+def _run(run: Run, num_samples, until, folder, checkpoint_every, progress, wall_start):
     record = run.record
     step_draws = num_samples * record.thin
-    resumed_folder = isinstance(run.resumed_from, _Saved)
-    if resumed_folder:
-        stop = max(record.step, int(run.resumed_from.saved.meta["stop"]))
+    if run.resumed_from is not None:
+        stop = max(record.step, int(run.resumed_from.meta["stop"]))
     else:
         stop = max(record.step, record.num_warmup) + step_draws
     if until is not None:
@@ -377,7 +347,14 @@ def _run(run: _Run, num_samples, until, folder, checkpoint_every, progress, wall
     if folder is not None:
         checkpoint_every = checkpoint_every or max(1, -(-(total - record.step) // 10))
         every = min(every or checkpoint_every, checkpoint_every)
-        writer = _Writer(folder, run, checkpoint_every, until)
+        facts = {
+            "fingerprint": run.fingerprint,
+            "seed": run.seed,
+            "until": None if until is None else until.as_dict(),
+        }
+        writer = checkpoints.Writer(
+            folder, facts, run.chain_keys, checkpoint_every, record, run.resumed_from
+        )
     description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"
     stopped, failing = None, {}
     with progress_bar(progress, total - record.step, description) as bar:
@@ -406,174 +383,7 @@ def _run(run: _Run, num_samples, until, folder, checkpoint_every, progress, wall
             stop = min(stop + step_draws, record.num_warmup + until.max_samples * record.thin)
     if writer is not None:
         writer.write(record, final=True)
-    return _result(run, until, stopped, failing, wall_start)
-
-
-class _Writer:
-    """Writes checkpoints of a run as its segments finish."""
-
-    def __init__(self, folder: Path, run: _Run, every: int, until):
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.run = run
-        self.every = every
-        self.until = until
-        self.stop = None
-        existing = checkpoints.checkpoints(self.folder)
-        self.number = 0
-        self.chunks: list[str] = []
-        self.saved_draw_parts = 0
-        if isinstance(run.resumed_from, _Saved):
-            meta = run.resumed_from.saved.meta
-            self.chunks = list(meta["chunks"])
-            self.saved_draw_parts = len(self.chunks)
-        if existing:
-            self.number = int(existing[-1].stem.split("-")[1])
-        self.last_step = run.record.step
-
-    def maybe_write(self, record: RunRecord) -> None:
-        if record.step - self.last_step >= self.every:
-            self.write(record)
-
-    def write(self, record: RunRecord, final: bool = False) -> None:
-        if record.step == self.last_step and (not final or self.number > 0):
-            return
-        new = record.positions[self.saved_draw_parts :]
-        if new:
-            positions = jax.tree.map(lambda *p: np.concatenate(p, axis=1), *new)
-            logdensity = np.concatenate(record.logdensity[self.saved_draw_parts :], axis=1)
-            infos = {
-                name: np.concatenate(
-                    [p[name] for p in record.infos[self.saved_draw_parts :]], axis=1
-                )
-                for name in record.infos[0]
-            }
-            self.chunks.append(
-                checkpoints.write_chunk(self.folder, len(self.chunks), positions, logdensity, infos)
-            )
-            # later segments append after these: count them as saved
-            record.positions[self.saved_draw_parts :] = [positions]
-            record.logdensity[self.saved_draw_parts :] = [logdensity]
-            record.infos[self.saved_draw_parts :] = [infos]
-            self.saved_draw_parts = len(record.positions)
-        meta = {
-            "fingerprint": self.run.fingerprint,
-            "seed": self.run.seed,
-            "step": record.step,
-            "stop": self.stop,
-            "num_warmup": record.num_warmup,
-            "thin": record.thin,
-            "chunks": self.chunks,
-            "num_logdensity_evals": record.num_logdensity_evals,
-            "num_grad_evals": record.num_grad_evals,
-            "warmup_seconds": record.warmup_seconds,
-            "sampling_seconds": record.sampling_seconds,
-            "until": None if self.until is None else self.until.as_dict(),
-        }
-        self.number += 1
-        checkpoints.write_checkpoint(
-            self.folder, self.number, meta, (record.carry, self.run.chain_keys)
-        )
-        self.last_step = record.step
-
-
-def _result(run: _Run, until, stopped, failing, wall_start) -> Result:
-    record, target, sampler = run.record, run.target, run.sampler
-    positions, logdensity, infos = record.stacked()
-    if positions is None:
-        raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
-    draws = run.programs.constrain(jax.device_put(positions, run.chain_keys.sharding), run.data)
-    draws = {name: np.asarray(value) for name, value in draws.items()}
-    stats = arviz_stat_names(infos, logdensity)
-    info = {"cache_hit": run.compile_seconds == 0.0}
-    example = jax.tree.map(lambda leaf: leaf[0], record.carry.kernel_state.position)
-    dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
-    target_accept = hook(sampler, "target_acceptance")(dim)
-    if target_accept is not None:
-        info["target_accept"] = target_accept
-        info["acceptance_band"] = list(hook(sampler, "acceptance_band")(target_accept))
-    if "step_size" in stats:
-        info["step_size"] = stats["step_size"][:, -1].tolist()
-    scale = getattr(record.carry.params, "scale", None)
-    if scale is not None and np.ndim(scale) > 1:
-        info["proposal_std"] = _scale_std(np.asarray(scale)).tolist()
-    if until is not None:
-        info["until"] = {
-            **until.as_dict(),
-            "stopped": stopped,
-            "num_draws": record.num_draws,
-            "shortfalls": failing,
-        }
-    state = ChainState(
-        record.carry,
-        run.chain_keys,
-        record.step,
-        record.num_warmup,
-        record.thin,
-        run.seed,
-        run.fingerprint,
-    )
-    result = Result(
-        draws=draws,
-        stats=stats,
-        timing={
-            "compile": run.compile_seconds,
-            "warmup": record.warmup_seconds,
-            "sampling": record.sampling_seconds,
-            "total": time.perf_counter() - wall_start,
-        },
-        num_logdensity_evals=record.num_logdensity_evals,
-        num_grad_evals=record.num_grad_evals,
-        sampler=sampler.name,
-        settings=sampler.settings(),
-        seed=run.seed,
-        target=target.name,
-        num_warmup=record.num_warmup,
-        thin=record.thin,
-        info=info,
-        ground_truth=target.ground_truth,
-        state=state,
-    )
-    if stopped == "max_samples":
-        warnings.warn(
-            f"{sampler.name} on {target.name}: stopped at the budget of {until.max_samples} "
-            f"draws per chain before converging (R-hat <= {until.rhat}, ESS >= {until.ess:g}); "
-            f"short: {convergence.describe(failing)}. Raise max_samples, or look at the trace "
-            "and rank plots.",
-            DiagnosticWarning,
-            stacklevel=4,
-        )
-    _warn_if_unhealthy(result)
-    return result
-
-
-def _scale_std(scale: np.ndarray) -> np.ndarray:
-    """Per-coordinate standard deviation of a proposal scale (before the step size):
-    ``(num_chains, dim)`` from diagonal ``(num_chains, dim)`` or Cholesky ``(num_chains, dim,
-    dim)`` scales."""
-    if scale.ndim == 3:
-        return np.sqrt(np.sum(scale**2, axis=-1))
-    return np.abs(scale)
-
-
-def _warn_if_unhealthy(result: Result) -> None:
-    """The checks cheap enough to run after every sampling: divergences and stuck chains."""
-    if result.num_divergent:
-        warnings.warn(
-            f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
-            "after warm-up; estimates may be biased. Try a higher target_accept, more warm-up, "
-            "or a non-centred reparameterisation.",
-            DiagnosticWarning,
-            stacklevel=5,
-        )
-    stuck = stuck_chains(result)
-    if stuck:
-        warnings.warn(
-            f"{result.sampler} on {result.target}: chain(s) {stuck} never moved; every proposal "
-            "was rejected. Check the log density near the start, or give a smaller step_size.",
-            DiagnosticWarning,
-            stacklevel=5,
-        )
+    return markov_result(run, until, stopped, failing, wall_start)
 
 
 __all__ = ["sample", "Carry"]

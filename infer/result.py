@@ -200,7 +200,7 @@ class Result:
         import jax
         import numpyro
 
-        import infer
+        from infer.version import __version__
 
         return {
             "infer_format": FORMAT,
@@ -217,7 +217,7 @@ class Result:
             "ground_truth": "" if self.ground_truth is None else _truth_json(self.ground_truth),
             "versions": settings_json(
                 {
-                    "infer": infer.__version__,
+                    "infer": __version__,
                     "jax": jax.__version__,
                     "numpyro": numpyro.__version__,
                     "arviz_base": arviz_base.__version__,

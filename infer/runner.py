@@ -67,6 +67,36 @@ class RunRecord:
         return positions, logdensity, infos
 
 
+@dataclass
+class Run:
+    """A Markov-chain run on the host: what it runs and where it stands.
+
+    Attributes:
+        target, sampler: what is run.
+        seed: what the chains' keys were made from.
+        programs: the compiled programs (:class:`infer.markov.Programs`).
+        record: the draws and state so far.
+        chain_keys: ``(num_chains,)`` keys, placed like the chains.
+        data: the target's data on the devices, or ``None``.
+        fingerprint: what the run's state depends on (see :mod:`infer.run_state`).
+        resumed_from: the checkpoint it resumed from, or ``None``.
+    """
+
+    target: object
+    sampler: object
+    seed: object
+    programs: Programs
+    record: RunRecord
+    chain_keys: object
+    data: object
+    fingerprint: dict
+    resumed_from: object = None
+
+    @property
+    def compile_seconds(self) -> float:
+        return self.programs.seconds
+
+
 def segments(
     record: RunRecord, stop: int, capacity: int, every: int | None
 ) -> Iterator[tuple[int, int]]:
@@ -128,8 +158,8 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
     accepted = float(chunk.acceptance_sum)
     if kept:
 
-        def used(buffer):  # slice on the device: only the kept draws travel
-            return np.asarray(buffer if buffer.shape[1] == kept else buffer[:, :kept])
+        def used(buffer):  # sliced on the host: no program to compile per length
+            return np.asarray(buffer)[:, :kept]
 
         record.positions.append(jax.tree.map(used, chunk.positions))
         record.logdensity.append(used(chunk.logdensity))

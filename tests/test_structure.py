@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ["models"]
+PACKAGES = ["infer", "models"]
 MAX_LINES = 450
 
 

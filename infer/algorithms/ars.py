@@ -16,6 +16,8 @@ that increase, mean the density is not log-concave: sampling stops and an error 
 
 ``vectorised over many densities``: :func:`sample_many` runs the whole procedure for a batch
 of parameters of one log density (e.g. the full conditionals of a Gibbs sweep) at once.
+
+The hull (envelope, squeeze, insertion, starting points) is :mod:`infer.algorithms.ars_hull`.
 """
 
 from __future__ import annotations
@@ -29,31 +31,34 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
+from infer.algorithms.ars_hull import (
+    TOLERANCE,
+    Envelope,
+    Hull,
+    build_value_and_slope,
+    default_start_points,
+    envelope,
+    insert,
+    propose,
+    squeeze,
+    start_hull,
+    upper_hull,
+)
+from infer.algorithms.lazy_evaluation import COSTLY, is_costly, lazy_logdensity
 from infer.base import Kernel, Sampler
-from infer.envelopes import alias_pick, alias_table_traced
 from infer.starts import check_scalar_logdensity
 
-__all__ = ["Hull", "ARSCounters", "sample", "sample_many", "as_top_level_api"]
-
-TOLERANCE = 1e-4  # log-density slack before a point above the hull counts as non-concave
-
-
-class Hull(NamedTuple):
-    """Hull points of one density, ``max_points`` slots, the first ``count`` in use (sorted).
-
-    Attributes:
-        x: (max_points,) abscissae; unused slots hold ``+inf``.
-        h: (max_points,) ``log f(x)``.
-        slope: (max_points,) ``d log f / dx`` at ``x`` (tangent variant) or NaN.
-        count: scalar int, points in use.
-        bad: scalar bool, the density was found not log-concave.
-    """
-
-    x: jax.Array
-    h: jax.Array
-    slope: jax.Array
-    count: jax.Array
-    bad: jax.Array
+__all__ = [
+    "Hull",
+    "Envelope",
+    "ARSCounters",
+    "COSTLY",
+    "envelope",
+    "upper_hull",
+    "sample",
+    "sample_many",
+    "as_top_level_api",
+]
 
 
 class ARSCounters(NamedTuple):
@@ -76,237 +81,6 @@ class ARSCounters(NamedTuple):
     not_log_concave: jax.Array
     bad_x: jax.Array
     unbounded_hull: jax.Array
-
-
-# ----------------------------------------------------------------------------- the hull
-
-
-def _segments(hull: Hull, lower: float, upper: float, derivative_free: bool):
-    """The upper envelope as ``k`` linear pieces in log space: on ``[left_j, right_j]``,
-    ``u(x) = value_j + slope_j (x - anchor_j)``. Returns arrays of length max_points (unused
-    pieces have -inf mass)."""
-    x, h, slope, count = hull.x, hull.h, hull.slope, hull.count
-    n = x.shape[0]
-    index = jnp.arange(n)
-    used = index < count
-    if not derivative_free:
-        # Tangent j meets tangent j + 1 at z_j.
-        x_next, h_next, s_next = jnp.roll(x, -1), jnp.roll(h, -1), jnp.roll(slope, -1)
-        denominator = slope - s_next
-        flat = jnp.abs(denominator) < 1e-12 * (1.0 + jnp.abs(slope))
-        z = jnp.where(
-            flat,
-            0.5 * (x + x_next),
-            (h_next - h - x_next * s_next + x * slope) / jnp.where(flat, 1.0, denominator),
-        )
-        z = jnp.clip(z, x, x_next)  # numerical safety; exact for concave h
-        right = jnp.where(index < count - 1, z, upper)
-        left = jnp.concatenate([jnp.asarray([lower], x.dtype), right[:-1]])
-        return left, right, h, slope, x, used
-    # Derivative-free (Gilks 1992): between x_j and x_{j+1}, the upper bound is the lower of
-    # the chords (x_{j-1}, x_j) and (x_{j+1}, x_{j+2}) extended; outside, the end chords.
-    # Pieces: [lower, x_0], then [x_j, x_{j+1}] split at the crossing, then [x_{k-1}, upper].
-    chord = (jnp.roll(h, -1) - h) / (jnp.roll(x, -1) - x)  # chord j: through x_j, x_{j+1}
-    chord = jnp.where(index < count - 1, chord, jnp.nan)
-    first, last = chord[0], chord[jnp.maximum(count - 2, 0)]
-    # Pieces are indexed 0..2k-? ; build them as 2 per gap plus two tails, in fixed size 2n.
-    gap = jnp.arange(n)
-    has_gap = gap < count - 1
-    before = jnp.where(gap >= 1, jnp.roll(chord, 1), jnp.nan)  # chord j-1
-    after = jnp.where(gap + 1 < count - 1, jnp.roll(chord, -1), jnp.nan)  # chord j+1
-    xl, xr, hl, hr = x, jnp.roll(x, -1), h, jnp.roll(h, -1)
-    # Line A: chord j-1 extended from (x_j, h_j); line B: chord j+1 extended back from
-    # (x_{j+1}, h_{j+1}). Their crossing splits the gap; where one is missing, use the other.
-    a_ok, b_ok = jnp.isfinite(before), jnp.isfinite(after)
-    denominator = before - after
-    cross = (hr - hl + before * xl - after * xr) / jnp.where(denominator == 0, 1.0, denominator)
-    cross = jnp.where(
-        a_ok & b_ok & (denominator != 0), jnp.clip(cross, xl, xr), jnp.where(a_ok, xr, xl)
-    )
-    left = jnp.concatenate(
-        [jnp.stack([xl, cross], 1).reshape(-1), jnp.asarray([lower, 0.0], x.dtype)]
-    )
-    right = jnp.concatenate(
-        [jnp.stack([cross, xr], 1).reshape(-1), jnp.asarray([0.0, 0.0], x.dtype)]
-    )
-    anchor = jnp.concatenate([jnp.stack([xl, xr], 1).reshape(-1), jnp.zeros(2, x.dtype)])
-    value = jnp.concatenate([jnp.stack([hl, hr], 1).reshape(-1), jnp.zeros(2, x.dtype)])
-    line = jnp.concatenate([jnp.stack([before, after], 1).reshape(-1), jnp.zeros(2, x.dtype)])
-    use = jnp.concatenate(
-        [
-            jnp.stack([has_gap & a_ok & (cross > xl), has_gap & b_ok & (cross < xr)], 1).reshape(
-                -1
-            ),
-            jnp.asarray([True, True]),
-        ]
-    )
-    # The two tails: left of x_0 along chord 0, right of x_{k-1} along the last chord.
-    tail_left = (lower, x[0], x[0], h[0], first)
-    x_last = x[jnp.maximum(count - 1, 0)]
-    tail_right = (x_last, upper, x_last, h[jnp.maximum(count - 1, 0)], last)
-    for i, (lo, hi, anc, val, sl) in enumerate((tail_left, tail_right)):
-        left = left.at[2 * n + i].set(lo)
-        right = right.at[2 * n + i].set(hi)
-        anchor = anchor.at[2 * n + i].set(anc)
-        value = value.at[2 * n + i].set(val)
-        line = line.at[2 * n + i].set(sl)
-    return left, right, value, line, anchor, use
-
-
-def _log_masses(left, right, value, slope, anchor, used):
-    """``log`` of the integral of ``exp(value + slope (x - anchor))`` over each piece."""
-    width = right - left
-    u_left = value + slope * (left - anchor)
-    u_right = value + slope * (right - anchor)
-    small = jnp.abs(slope * width) < 1e-6
-    rising = slope > 0
-    # d > 0: e^{u(right)} (1 - e^{-d L}) / d ; d < 0: e^{u(left)} (1 - e^{d L}) / (-d)
-    safe = jnp.where(small | (slope == 0), 1.0, slope)
-    log_rise = u_right + jnp.log(-jnp.expm1(-jnp.abs(safe) * width)) - jnp.log(jnp.abs(safe))
-    log_fall = u_left + jnp.log(-jnp.expm1(-jnp.abs(safe) * width)) - jnp.log(jnp.abs(safe))
-    log_flat = u_left + jnp.log(jnp.where(width > 0, width, 1.0))
-    log_mass = jnp.where(small, log_flat, jnp.where(rising, log_rise, log_fall))
-    ok = used & (width > 0) & jnp.isfinite(log_mass)
-    return jnp.where(ok, log_mass, -jnp.inf)
-
-
-def _invert(v, left, right, slope):
-    """A draw from ``exp(slope x)`` on ``[left, right]`` for uniforms ``v`` (elementwise)."""
-    width = right - left
-    small = jnp.abs(slope * width) < 1e-6
-    safe = jnp.where(small, 1.0, slope)
-    from_right = right + jnp.log1p(-v * -jnp.expm1(-safe * width)) / safe
-    from_left = left + jnp.log1p(-v * -jnp.expm1(safe * width)) / safe
-    linear = left + v * jnp.where(jnp.isfinite(width), width, 0.0)
-    x = jnp.where(small, linear, jnp.where(slope > 0, from_right, from_left))
-    return jnp.clip(x, left, right)
-
-
-class Envelope(NamedTuple):
-    """The hull's pieces, ready to sample: all (num_pieces,), and ``unbounded`` (scalar bool:
-    a piece on an infinite side rises towards infinity, so the hull has no finite mass).
-    Pieces are picked by the alias method (``keep``, ``alias``), in O(1) per draw."""
-
-    left: jax.Array
-    right: jax.Array
-    value: jax.Array
-    slope: jax.Array
-    anchor: jax.Array
-    log_mass: jax.Array
-    keep: jax.Array
-    alias: jax.Array
-    unbounded: jax.Array
-
-
-def envelope(hull: Hull, lower: float, upper: float, derivative_free: bool) -> Envelope:
-    left, right, value, slope, anchor, used = _segments(hull, lower, upper, derivative_free)
-    log_mass = _log_masses(left, right, value, slope, anchor, used)
-    # Going towards -inf the envelope must fall (slope > 0), towards +inf too (slope < 0).
-    open_left, open_right = ~jnp.isfinite(left), ~jnp.isfinite(right)
-    unbounded = jnp.any(used & ((open_left & (slope <= 0)) | (open_right & (slope >= 0))))
-    mass = jnp.exp(log_mass - jnp.max(log_mass))
-    keep, alias = alias_table_traced(mass)
-    return Envelope(left, right, value, slope, anchor, log_mass, keep, alias, unbounded)
-
-
-def propose(rng_key, env: Envelope, shape):
-    """Draws from the envelope: ``(x, u(x), piece)``, each of ``shape``. One uniform both picks
-    the piece (alias method) and, from its remaining bits, places the draw inside it."""
-    uniform = jax.random.uniform(rng_key, shape, env.left.dtype)
-    piece, within = alias_pick(env.keep, env.alias, uniform)
-    x = _invert(within, env.left[piece], env.right[piece], env.slope[piece])
-    u = env.value[piece] + env.slope[piece] * (x - env.anchor[piece])
-    return x, u, piece
-
-
-def upper_hull(env: Envelope, x):
-    """The envelope's log height ``u(x)`` at points ``x`` (n,), for plots (O(pieces) each)."""
-    column = x[:, None]
-    left, right, anchor = env.left[None, :], env.right[None, :], env.anchor[None, :]
-    inside = (left <= column) & (column <= right) & jnp.isfinite(env.log_mass)[None, :]
-    line = env.value[None, :] + env.slope[None, :] * (column - anchor)
-    return jnp.min(jnp.where(inside, line, jnp.inf), axis=1)
-
-
-def squeeze(hull: Hull, x, piece, derivative_free: bool):
-    """The chord through the hull points either side of ``x`` (``-inf`` outside
-    ``[x_1, x_k]``), found from the envelope piece ``x`` was drawn from: no search."""
-    count, n = hull.count, hull.x.shape[0]
-    if derivative_free:
-        segment = jnp.where(piece < 2 * n, piece // 2, -1)
-    else:
-        segment = piece - (x < hull.x[piece]).astype(piece.dtype)
-    inside = (segment >= 0) & (segment + 1 < count)
-    j = jnp.clip(segment, 0, n - 2)
-    x0, x1, h0, h1 = hull.x[j], hull.x[j + 1], hull.h[j], hull.h[j + 1]
-    chord = h0 + (h1 - h0) * (x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0)
-    return jnp.where(inside, chord, -jnp.inf)
-
-
-def insert(hull: Hull, x, h, slope, upper_value, derivative_free: bool) -> Hull:
-    """Add ``(x, h, slope)`` to the hull if there is a free slot; flag non-concavity when the
-    new point lies above the upper hull or the slopes stop decreasing."""
-    n = hull.x.shape[0]
-    room = hull.count < n
-    above = h > upper_value + TOLERANCE * (1.0 + jnp.abs(h))
-    position = jnp.searchsorted(hull.x, x)
-    duplicate = jnp.any(hull.x == x)
-    add = room & ~duplicate & jnp.isfinite(h)
-    index = jnp.arange(n)
-    shifted = lambda a, value: jnp.where(  # noqa: E731
-        index < position, a, jnp.where(index == position, value, jnp.roll(a, 1))
-    )
-    new = Hull(
-        jnp.where(add, shifted(hull.x, x), hull.x),
-        jnp.where(add, shifted(hull.h, h), hull.h),
-        jnp.where(add, shifted(hull.slope, slope), hull.slope),
-        hull.count + add.astype(hull.count.dtype),
-        hull.bad | (above & jnp.isfinite(h)),
-    )
-    return new._replace(bad=new.bad | _not_concave(new, derivative_free))
-
-
-def _not_concave(hull: Hull, derivative_free: bool) -> jax.Array:
-    """Whether the points already show ``h`` is not concave: each point must lie on or above
-    the chord of its neighbours (tested in log-density units, which stay accurate when points
-    are close, unlike chord slopes), and, with tangents, the slopes must not increase."""
-    x, h = hull.x, hull.h
-    used = jnp.arange(x.shape[0]) < hull.count
-    triple = used[2:]  # points j-1, j, j+1 all in use (the hull is sorted and packed)
-    width = x[2:] - x[:-2]
-    weight = (x[1:-1] - x[:-2]) / jnp.where(triple, width, 1.0)
-    chord = h[:-2] + weight * (h[2:] - h[:-2])
-    slack = TOLERANCE * (1.0 + jnp.abs(h[1:-1]))
-    bad = jnp.any(triple & (h[1:-1] < chord - slack))
-    if not derivative_free:
-        rising = jnp.diff(hull.slope) > TOLERANCE * (1.0 + jnp.abs(hull.slope[:-1]))
-        bad = bad | jnp.any(rising & used[1:])
-    return bad
-
-
-# ----------------------------------------------------------------------------- sampling
-
-
-def _value_and_slope(logdensity_fn, derivative_free):
-    if derivative_free:
-        return lambda x: (logdensity_fn(x), jnp.full_like(x, jnp.nan))
-    return jax.value_and_grad(logdensity_fn)
-
-
-def _start_hull(logdensity_fn, points, max_points, derivative_free) -> Hull:
-    points = jnp.sort(jnp.asarray(points, jnp.result_type(float)))
-    values, slopes = jax.vmap(_value_and_slope(logdensity_fn, derivative_free))(points)
-    pad = max_points - points.shape[0]
-    fill = lambda a, v: jnp.concatenate([a, jnp.full((pad,), v, a.dtype)])  # noqa: E731
-    count = jnp.asarray(points.shape[0], jnp.int32)
-    hull = Hull(
-        fill(points, jnp.inf),
-        fill(values, -jnp.inf),
-        fill(slopes, jnp.nan),
-        count,
-        jnp.asarray(False),
-    )
-    return hull._replace(bad=_not_concave(hull, derivative_free))
 
 
 def sample(
@@ -345,15 +119,29 @@ def sample(
         ``(draws (num_draws,), ARSCounters, hull)``.
     """
     lower, upper = float(domain[0]), float(domain[1])
-    value_and_slope = _value_and_slope(logdensity_fn, derivative_free)
+    value_and_slope = build_value_and_slope(logdensity_fn, derivative_free)
     if lazy is None:
-        lazy = _is_costly(logdensity_fn, jnp.result_type(float))
-    hull = _start_hull(logdensity_fn, start_points, max_points, derivative_free)
+        lazy = is_costly(logdensity_fn, jnp.result_type(float))
+    hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
+    bounds = (lower, upper, derivative_free)
+    # Phase 1: one proposal at a time, every evaluated point joins the hull (Gilks & Wild).
+    hull, buffer, count, proposals, evaluations, rounds = _grow(
+        rng_key, value_and_slope, hull, bounds, num_draws, max_points, max_rounds
+    )
+    # Phase 2: the hull is full (or we are done): vectorised rounds from the fixed envelope.
+    carry = (buffer, count, proposals, evaluations, rounds)
+    return _fill(rng_key, logdensity_fn, hull, bounds, carry, batch_size, max_rounds, lazy)
+
+
+def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, max_rounds):
+    """Phase 1 of :func:`sample`: single proposals, each evaluated point added to the hull,
+    until the hull is full, the draws are done, the budget is spent or the density is seen not
+    to be log-concave. Returns ``(hull, buffer, count, proposals, evaluations, rounds)``."""
+    lower, upper, derivative_free = bounds
     dtype = hull.x.dtype
     buffer = jnp.zeros((num_draws,), dtype)
     zero = jnp.zeros((), jnp.int32)
 
-    # Phase 1: one proposal at a time, every evaluated point joins the hull (Gilks & Wild).
     def growing(carry):
         hull, buffer, count, proposals, evaluations, rounds = carry
         env = envelope(hull, lower, upper, derivative_free)
@@ -381,9 +169,17 @@ def sample(
         return (hull, buffer, count + accepted, proposals + 1, evaluations + evaluated, rounds + 1)
 
     carry = (hull, buffer, zero, zero, zero, zero)
-    hull, buffer, count, proposals, evaluations, rounds = jax.lax.while_loop(growing, grow, carry)
+    return jax.lax.while_loop(growing, grow, carry)
 
-    # Phase 2: the hull is full (or we are done): vectorised rounds from the fixed envelope.
+
+def _fill(rng_key, logdensity_fn, hull: Hull, bounds, carry, batch_size, max_rounds, lazy):
+    """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from the fixed envelope,
+    the squeeze sparing most evaluations, until the buffer is full. ``carry`` is phase 1's
+    ``(buffer, count, proposals, evaluations, rounds)``. Returns ``(draws, counters, hull)``."""
+    lower, upper, derivative_free = bounds
+    buffer, count, proposals, evaluations, rounds = carry
+    num_draws = buffer.shape[0]
+    dtype = hull.x.dtype
     env = envelope(hull, lower, upper, derivative_free)
     unbounded = env.unbounded
 
@@ -400,7 +196,7 @@ def sample(
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         if lazy:
-            h = _lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
+            h = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
         else:
             h = jnp.where(by_squeeze, u, jax.vmap(logdensity_fn)(x))
         accepted = by_squeeze | (log_w < h - u)
@@ -436,50 +232,6 @@ def sample(
     return buffer, counters, hull
 
 
-COSTLY = 64  # array elements computed per log-density call above which lazy evaluation pays
-
-
-def _is_costly(logdensity_fn, dtype) -> bool:
-    """Whether one call of ``logdensity_fn`` computes more than :data:`COSTLY` array elements
-    (summed over its operations, nested ones included); costly if it cannot be traced alone."""
-    try:
-        closed = jax.make_jaxpr(logdensity_fn)(jnp.zeros((), dtype))
-    except Exception:  # noqa: BLE001 - e.g. a function closing over another trace's values
-        return True
-
-    def size(jaxpr) -> int:
-        total = 0
-        for equation in jaxpr.eqns:
-            total += sum(max(math.prod(getattr(v.aval, "shape", ())), 1) for v in equation.outvars)
-            for value in equation.params.values():
-                for sub in value if isinstance(value, (tuple, list)) else (value,):
-                    inner = getattr(sub, "jaxpr", sub)
-                    if hasattr(inner, "eqns"):
-                        total += size(inner)
-        return total
-
-    return size(closed.jaxpr) > COSTLY
-
-
-def _lazy_logdensity(logdensity_fn, x, needed, fallback):
-    """``log f(x)`` where ``needed`` (``fallback`` elsewhere), evaluating ``f`` only there
-    when few are needed: their positions are gathered into a batch an eighth of the size. If
-    more are needed than fit, every position is evaluated. Either way the result is exact."""
-    capacity = max(x.shape[0] // 8, 1)
-    count = jnp.sum(needed)
-
-    def few(x):
-        (where,) = jnp.nonzero(needed, size=capacity, fill_value=0)
-        values = jax.vmap(logdensity_fn)(x[where])
-        gathered = jnp.where(jnp.arange(capacity) < count, values, fallback[where])
-        return fallback.at[where].set(gathered)
-
-    def many(x):
-        return jnp.where(needed, jax.vmap(logdensity_fn)(x), fallback)
-
-    return jax.lax.cond(count <= capacity, few, many, x)
-
-
 def sample_many(
     rng_key, logdensity_fn: Callable, params, num_draws: int, domain, start_points, **options
 ):
@@ -507,42 +259,6 @@ def sample_many(
 
 
 # ----------------------------------------------------------------------------- the sampler
-
-
-def default_start_points(logdensity_fn: Callable, lower: float, upper: float) -> np.ndarray:
-    """Starting hull points: either side of the mode (found by bisection on the slope inside
-    a bracket grown from 0, or from the domain's middle), at about one curvature scale, so that
-    infinite tails slope inwards. Raises if no such points exist (an improper density)."""
-    grad = jax.jit(jax.grad(logdensity_fn))
-    value = jax.jit(logdensity_fn)
-
-    def slope(x):
-        return float(grad(jnp.asarray(x, jnp.result_type(float))))
-
-    finite_lo, finite_hi = math.isfinite(lower), math.isfinite(upper)
-    if finite_lo and finite_hi:
-        width = upper - lower
-        return np.array([lower + 0.05 * width, lower + 0.5 * width, upper - 0.05 * width])
-    start = lower + 1.0 if finite_lo else (upper - 1.0 if finite_hi else 0.0)
-    left, right = start, start
-    step = 1.0
-    for _ in range(60):  # grow a bracket [left, right] with slope(left) > 0 > slope(right)
-        if not math.isfinite(value(jnp.asarray(left))) or slope(left) <= 0:
-            left = max(left - step, lower + 1e-12 * (1 + abs(lower))) if finite_lo else left - step
-        if not math.isfinite(value(jnp.asarray(right))) or slope(right) >= 0:
-            right = (
-                min(right + step, upper - 1e-12 * (1 + abs(upper))) if finite_hi else right + step
-            )
-        step *= 2.0
-        ok_left = (finite_lo and left <= lower + 1e-9 * (1 + abs(lower))) or slope(left) > 0
-        ok_right = (finite_hi and right >= upper - 1e-9 * (1 + abs(upper))) or slope(right) < 0
-        if ok_left and ok_right and left < right:
-            return np.array([left, 0.5 * (left + right), right])
-    raise ValueError(
-        "could not find starting points for adaptive rejection sampling: the log density does "
-        "not fall away on an infinite side of the domain (is it normalisable and "
-        "log-concave?). Pass start_points= with points on both sides of the mode."
-    )
 
 
 class ARS(Sampler):

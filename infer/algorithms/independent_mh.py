@@ -12,7 +12,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from infer.algorithms.mh import MHInfo, _shapes
+from infer.algorithms.mh import MHInfo, shapes_text
 from infer.base import IdentityKey, Kernel, Sampler
 from infer.proposal import Proposal, as_proposal, mh_accept, safe_log_ratio
 
@@ -92,11 +92,11 @@ def check_proposal_shape(proposal: Proposal, position) -> None:
     expected = jax.eval_shape(lambda p: p, position)
     got = jax.eval_shape(proposal.sample, jax.random.key(0))
     same_structure = jax.tree.structure(got) == jax.tree.structure(expected)
-    if not same_structure or _shapes(got) != _shapes(expected):
+    if not same_structure or shapes_text(got) != shapes_text(expected):
         raise ValueError(
-            f"proposal draws have shape {_shapes(got)} but the target's positions have shape "
-            f"{_shapes(expected)}; give the proposal the target's dimension (for a numpyro "
-            f"distribution, e.g. dist.Normal(jnp.zeros(d), 1.0) for d dimensions)."
+            f"proposal draws have shape {shapes_text(got)} but the target's positions have "
+            f"shape {shapes_text(expected)}; give the proposal the target's dimension (for a "
+            f"numpyro distribution, e.g. dist.Normal(jnp.zeros(d), 1.0) for d dimensions)."
         )
 
 

@@ -112,14 +112,13 @@ class MH(Sampler):
         except Exception as err:  # a user's function failed on the example point
             raise ValueError(
                 f"proposal_fn(rng_key, position) failed on a position of shape "
-                f"{_shapes(expected)}: {err}"
+                f"{shapes_text(expected)}: {err}"
             ) from err
-        if jax.tree.structure(got) != jax.tree.structure(expected) or _shapes(got) != _shapes(
-            expected
-        ):
+        same_structure = jax.tree.structure(got) == jax.tree.structure(expected)
+        if not same_structure or shapes_text(got) != shapes_text(expected):
             raise ValueError(
                 f"proposal_fn must return a position shaped like the target's, "
-                f"{_shapes(expected)}; it returned {_shapes(got)}."
+                f"{shapes_text(expected)}; it returned {shapes_text(got)}."
             )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
@@ -152,7 +151,9 @@ def _name(fn) -> str | None:
     return None if fn is None else getattr(fn, "__qualname__", repr(fn))
 
 
-def _shapes(tree) -> str:
+def shapes_text(tree) -> str:
+    """The shapes of ``tree``'s leaves, for error messages: ``"(3,)"`` for a single array,
+    else the tree with each leaf replaced by its shape."""
     leaves = jax.tree.leaves(tree)
     if len(leaves) == 1 and not isinstance(tree, (dict, list, tuple)):
         return str(tuple(leaves[0].shape))

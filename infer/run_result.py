@@ -1,0 +1,118 @@
+"""The result of a Markov-chain run, and the checks cheap enough to make after every run."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import jax
+import numpy as np
+
+from infer import convergence
+from infer.base import hook
+from infer.diagnostics import DiagnosticWarning, stuck_chains
+from infer.result import Result, arviz_stat_names
+from infer.run_state import ChainState
+from infer.runner import Run
+
+
+def markov_result(run: Run, until, stopped: str | None, failing: dict, wall_start: float):
+    """The :class:`infer.Result` of a finished Markov-chain run: constrained draws, ArviZ
+    stats, run facts and the state to resume from; warns about divergences, stuck chains
+    and a stopping rule that ran out of budget."""
+    record, target, sampler = run.record, run.target, run.sampler
+    positions, logdensity, infos = record.stacked()
+    if positions is None:
+        raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
+    draws = run.programs.constrain(jax.device_put(positions, run.chain_keys.sharding), run.data)
+    draws = {name: np.asarray(value) for name, value in draws.items()}
+    stats = arviz_stat_names(infos, logdensity)
+    info = {"cache_hit": run.compile_seconds == 0.0}
+    example = jax.tree.map(lambda leaf: leaf[0], record.carry.kernel_state.position)
+    dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
+    target_accept = hook(sampler, "target_acceptance")(dim)
+    if target_accept is not None:
+        info["target_accept"] = target_accept
+        info["acceptance_band"] = list(hook(sampler, "acceptance_band")(target_accept))
+    if "step_size" in stats:
+        info["step_size"] = stats["step_size"][:, -1].tolist()
+    scale = getattr(record.carry.params, "scale", None)
+    if scale is not None and np.ndim(scale) > 1:
+        info["proposal_std"] = scale_std(np.asarray(scale)).tolist()
+    if until is not None:
+        info["until"] = {
+            **until.as_dict(),
+            "stopped": stopped,
+            "num_draws": record.num_draws,
+            "shortfalls": failing,
+        }
+    state = ChainState(
+        record.carry,
+        run.chain_keys,
+        record.step,
+        record.num_warmup,
+        record.thin,
+        run.seed,
+        run.fingerprint,
+    )
+    result = Result(
+        draws=draws,
+        stats=stats,
+        timing={
+            "compile": run.compile_seconds,
+            "warmup": record.warmup_seconds,
+            "sampling": record.sampling_seconds,
+            "total": time.perf_counter() - wall_start,
+        },
+        num_logdensity_evals=record.num_logdensity_evals,
+        num_grad_evals=record.num_grad_evals,
+        sampler=sampler.name,
+        settings=sampler.settings(),
+        seed=run.seed,
+        target=target.name,
+        num_warmup=record.num_warmup,
+        thin=record.thin,
+        info=info,
+        ground_truth=target.ground_truth,
+        state=state,
+    )
+    if stopped == "max_samples":
+        warnings.warn(
+            f"{sampler.name} on {target.name}: stopped at the budget of {until.max_samples} "
+            f"draws per chain before converging (R-hat <= {until.rhat}, ESS >= {until.ess:g}); "
+            f"short: {convergence.describe(failing)}. Raise max_samples, or look at the trace "
+            "and rank plots.",
+            DiagnosticWarning,
+            stacklevel=4,
+        )
+    warn_if_unhealthy(result)
+    return result
+
+
+def scale_std(scale: np.ndarray) -> np.ndarray:
+    """Per-coordinate standard deviation of a proposal scale (before the step size):
+    ``(num_chains, dim)`` from diagonal ``(num_chains, dim)`` or Cholesky ``(num_chains, dim,
+    dim)`` scales."""
+    if scale.ndim == 3:
+        return np.sqrt(np.sum(scale**2, axis=-1))
+    return np.abs(scale)
+
+
+def warn_if_unhealthy(result: Result) -> None:
+    """The checks cheap enough to run after every sampling: divergences and stuck chains."""
+    if result.num_divergent:
+        warnings.warn(
+            f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
+            "after warm-up; estimates may be biased. Try a higher target_accept, more warm-up, "
+            "or a non-centred reparameterisation.",
+            DiagnosticWarning,
+            stacklevel=5,
+        )
+    stuck = stuck_chains(result)
+    if stuck:
+        warnings.warn(
+            f"{result.sampler} on {result.target}: chain(s) {stuck} never moved; every proposal "
+            "was rejected. Check the log density near the start, or give a smaller step_size.",
+            DiagnosticWarning,
+            stacklevel=5,
+        )

@@ -1,0 +1,116 @@
+"""A sampler written here, through the public protocol only (no infer base class), runs
+through ``infer.sample``, resumes, and shows up in ``infer.compare``, the report and the
+``infer compare`` command once registered: adding a sampler is its code plus one line."""
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import infer
+from infer import cli
+from infer.report import write_report
+from models import targets
+
+
+class WalkState(NamedTuple):
+    position: jax.Array
+    logdensity: jax.Array
+
+
+class WalkInfo(NamedTuple):
+    acceptance_rate: jax.Array
+    is_accepted: jax.Array
+
+
+@dataclass(frozen=True)
+class UniformWalk:
+    """Metropolis with a uniform box proposal of half-width ``width``."""
+
+    width: float = 1.0
+    name: str = "uniform_walk"
+    uses_gradients: bool = False
+
+    def settings(self) -> dict:
+        return {"width": self.width}
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        def init(position):
+            return WalkState(position, logdensity_fn(position))
+
+        def step(rng_key, state, params):
+            key_move, key_accept = jax.random.split(rng_key)
+            noise = jax.random.uniform(key_move, state.position.shape, minval=-1.0, maxval=1.0)
+            proposal = state.position + self.width * noise
+            proposal_logdensity = logdensity_fn(proposal)
+            log_ratio = jnp.where(
+                jnp.isfinite(proposal_logdensity), proposal_logdensity - state.logdensity, -jnp.inf
+            )
+            rate = jnp.minimum(1.0, jnp.exp(log_ratio))
+            accepted = jax.random.uniform(key_accept) < rate
+            new = jax.tree.map(
+                lambda a, b: jnp.where(accepted, a, b),
+                WalkState(proposal, proposal_logdensity),
+                state,
+            )
+            return new, WalkInfo(rate, accepted)
+
+        return infer.Kernel(
+            init=init,
+            step=step,
+            params=lambda position: None,
+            adaptation=None,
+            cost=lambda info: (1, 0),
+        )
+
+
+def test_it_samples_resumes_and_is_compared_and_reported(tmp_path):
+    assert isinstance(UniformWalk(), infer.MarkovSampler)
+    target = targets.get("normal_10d")
+    walk = infer.sample(0, target, UniformWalk(0.6), num_chains=4, num_samples=4000, num_warmup=200)
+    assert walk.draws["x"].shape == (4, 4000, 10)
+    half = infer.sample(0, target, UniformWalk(0.6), num_chains=4, num_samples=2000, num_warmup=200)
+    rest = infer.sample(0, target, UniformWalk(0.6), num_chains=4, num_samples=2000, resume=half)
+    np.testing.assert_array_equal(infer.concat(half, rest).draws["x"], walk.draws["x"])
+    rwmh = infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=1000)
+    table = infer.compare({"walk": walk, "rwmh": rwmh}, warn=False)
+    assert table.loc["walk", "sampler"] == "uniform_walk"
+    assert "ground_truth" not in table.loc["walk", "flags"]  # it samples the right thing
+    assert walk.num_logdensity_evals == 4 * (1 + 4200)
+    index = write_report({"walk": walk, "rwmh": rwmh}, table, tmp_path / "report")
+    assert (tmp_path / "report" / "trace_walk.png").stat().st_size > 0
+    assert "walk" in index.read_text()
+
+
+def test_one_registry_line_puts_it_in_the_command(tmp_path, capsys):
+    infer.register("uniform_walk", lambda target: UniformWalk(0.6), "uniform box random walk")
+    try:
+        code = cli.main(
+            [
+                "compare",
+                "--target",
+                "normal_10d",
+                "--samplers",
+                "uniform_walk,rwmh",
+                "--chains",
+                "2",
+                "--samples",
+                "200",
+                "--warmup",
+                "100",
+                "--out",
+                str(tmp_path),
+                "--no-progress",
+            ]
+        )
+        out = capsys.readouterr().out
+        assert code == 0
+        assert "uniform_walk" in out
+        page = (tmp_path / "normal_10d" / "index.html").read_text()
+        assert "uniform box random walk" in page
+    finally:
+        from infer import registry
+
+        registry.unregister("uniform_walk")
