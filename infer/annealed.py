@@ -255,8 +255,6 @@ def ais(
     Returns:
         An :class:`AISResult`.
     """
-    from infer.diagnostics import DiagnosticWarning
-
     wall_start = time.perf_counter()
     key_input, _ = as_key(rng_key)
     check_target(target)
@@ -267,6 +265,30 @@ def ais(
     step_size = validation.positive_float("step_size", step_size, allow_none=True)
     target_accept = validation.probability("target_accept", target_accept)
     betas = _check_schedule(schedule, num_temperatures)
+    shape, logprior_fn = _check_position(target, prior)
+    reverse_start = _check_reverse_start(exact_posterior_draws, shape, num_chains)
+
+    kernel = tempered_hmc(logprior_fn, target.logdensity, num_leapfrog)
+    keys = jax.random.split(as_jax_key(key_input), 5)
+    run = _annealing_program(prior, kernel, keys, num_chains, num_tuning_chains, target_accept)
+    fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
+    step_sizes, forward, reverse = jax.block_until_ready(
+        run(
+            jnp.asarray(betas), fixed, None if reverse_start is None else jnp.asarray(reverse_start)
+        )
+    )
+    grads_per_chain = num_temperatures * (num_leapfrog + 1)
+    num_grad = num_chains * grads_per_chain * (1 if reverse is None else 2)
+    if step_size is None:
+        num_grad += num_tuning_chains * (num_temperatures + 30) * (num_leapfrog + 1)
+    result = _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start)
+    _warn_if_unreliable(result, target.name, num_chains)
+    return result
+
+
+def _check_position(target: Target, prior) -> tuple[tuple[int, ...], Callable]:
+    """The shape of the target's position, which must be one array, and ``log prior`` summed
+    to a scalar (see :func:`_check_prior`); raises ValueError or TypeError otherwise."""
     leaves = jax.tree.leaves(target.init)
     if len(leaves) != 1:
         raise ValueError(
@@ -276,20 +298,32 @@ def ais(
     shape = tuple(np.shape(leaves[0]))
     logprior_fn = _check_prior(prior, shape)
     check_scalar_logdensity(target.logdensity, jnp.asarray(leaves[0], jnp.result_type(float)))
-    reverse_start = None
-    if exact_posterior_draws is not None:
-        reverse_start = np.asarray(exact_posterior_draws, jnp.result_type(float))
-        if reverse_start.shape == shape:
-            reverse_start = np.broadcast_to(reverse_start, (num_chains, *shape))
-        if reverse_start.shape != (num_chains, *shape):
-            raise ValueError(
-                f"exact_posterior_draws must be one position shaped {shape} or one per chain, "
-                f"shaped {(num_chains, *shape)}; got {reverse_start.shape}."
-            )
+    return shape, logprior_fn
 
-    kernel = tempered_hmc(logprior_fn, target.logdensity, num_leapfrog)
-    key = as_jax_key(key_input)
-    key_tune_start, key_tune, key_start, key_forward, key_reverse = jax.random.split(key, 5)
+
+def _check_reverse_start(exact_posterior_draws, shape, num_chains: int) -> np.ndarray | None:
+    """The reverse pass's starts, (num_chains, *shape), from one position or one per chain;
+    ``None`` without ``exact_posterior_draws``. Raises ValueError for any other shape."""
+    if exact_posterior_draws is None:
+        return None
+    reverse_start = np.asarray(exact_posterior_draws, jnp.result_type(float))
+    if reverse_start.shape == shape:
+        reverse_start = np.broadcast_to(reverse_start, (num_chains, *shape))
+    if reverse_start.shape != (num_chains, *shape):
+        raise ValueError(
+            f"exact_posterior_draws must be one position shaped {shape} or one per chain, "
+            f"shaped {(num_chains, *shape)}; got {reverse_start.shape}."
+        )
+    return reverse_start
+
+
+def _annealing_program(prior, kernel, keys, num_chains, num_tuning_chains, target_accept):
+    """The jitted AIS run, ``(betas, step_sizes, reverse_start) -> (step_sizes, forward,
+    reverse)``: ``betas`` (T + 1,); ``step_sizes`` (T,), or ``None`` to tune them in a pilot
+    pass; ``reverse_start`` (num_chains, ...) or ``None``. ``forward`` and ``reverse`` are
+    :class:`AnnealTrace`s (``reverse`` is ``None`` without a start). ``keys`` are five keys:
+    the pilot's starts, the pilot, the forward starts, the forward and the reverse pass."""
+    key_tune_start, key_tune, key_start, key_forward, key_reverse = keys
 
     @jax.jit
     def run(betas, step_sizes, reverse_start):
@@ -303,16 +337,13 @@ def ais(
             reverse = anneal(key_reverse, kernel, reverse_start, betas[::-1], step_sizes[::-1])
         return step_sizes, forward, reverse
 
-    fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
-    step_sizes, forward, reverse = jax.block_until_ready(
-        run(
-            jnp.asarray(betas), fixed, None if reverse_start is None else jnp.asarray(reverse_start)
-        )
-    )
-    grads_per_chain = num_temperatures * (num_leapfrog + 1)
-    num_grad = num_chains * grads_per_chain * (1 if reverse is None else 2)
-    if step_size is None:
-        num_grad += num_tuning_chains * (num_temperatures + 30) * (num_leapfrog + 1)
+    return run
+
+
+def _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start) -> AISResult:
+    """The :class:`AISResult` of the ``forward`` (and ``reverse``, or ``None``)
+    :class:`AnnealTrace`, ``betas`` (T + 1,) and ``step_sizes`` (T,); ``seconds`` counts
+    from ``wall_start``."""
     log_weights = np.asarray(forward.log_weights, np.float64)
     log_z, log_z_se, ess = weight_summary(log_weights)
     upper = upper_se = reverse_weights = None
@@ -322,7 +353,7 @@ def ais(
         inverse, upper_se, _ = weight_summary(reverse_weights)
         upper = -inverse
         nonfinite += int(reverse.num_nonfinite)
-    result = AISResult(
+    return AISResult(
         log_z=log_z,
         log_z_se=log_z_se,
         ess=ess,
@@ -338,22 +369,29 @@ def ais(
         log_z_upper_se=upper_se,
         reverse_log_weights=reverse_weights,
     )
+
+
+def _warn_if_unreliable(result: AISResult, target_name: str, num_chains: int) -> None:
+    """A DiagnosticWarning, pointing at :func:`ais`'s caller, for non-finite log densities
+    along the chains and for a weights' ESS too small to trust ``log_z``."""
+    from infer.diagnostics import DiagnosticWarning
+
+    nonfinite, ess = result.num_nonfinite, result.ess
     if nonfinite:
         warnings.warn(
-            f"ais on {target.name}: the log density was NaN or +inf {nonfinite} times along "
+            f"ais on {target_name}: the log density was NaN or +inf {nonfinite} times along "
             "the chains; those chains got weight zero. Check the log density's numerics.",
             DiagnosticWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
     if ess < 0.01 * num_chains or ess < 2:
         warnings.warn(
-            f"ais on {target.name}: the weights' effective sample size is {ess:.1f} of "
+            f"ais on {target_name}: the weights' effective sample size is {ess:.1f} of "
             f"{num_chains} chains, so log_z and its standard error are unreliable. Use more "
             "temperatures (num_temperatures) or more leapfrog steps.",
             DiagnosticWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return result
 
 
 def _prior_draws(prior, rng_key, num: int):

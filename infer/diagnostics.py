@@ -154,13 +154,28 @@ def run_row(
     """
     if statistics is None:
         statistics = arviz_statistics({"run": result})["run"]
+    truth = ground_truth if ground_truth is not None else result.ground_truth
+    row, z = _row_values(result, truth, statistics)
+    flags, messages = [], []
+    for name, rule in _FLAG_RULES:
+        message = rule(result, row, z, min_ess)
+        if message:
+            flags.append(name)
+            messages.append(f"{result.sampler} on {result.target}: {message}")
+    row["flags"] = ",".join(flags)
+    return row, messages
+
+
+def _row_values(result: Result, truth: GroundTruth | None, statistics: dict):
+    """The numbers of ``result``'s row (every column of :data:`COLUMNS` but ``flags``, after
+    ``sampler``), and the ground-truth z-scores by draw name (:func:`ground_truth_z`; empty
+    without a ground truth)."""
     names = list(result.draws)
     ess_bulk = _flat(statistics["ess_bulk"], names)
     ess_tail = _flat(statistics["ess_tail"], names)
     rhat = _flat(statistics["rhat"], names)
     mcse_mean = _flat(statistics["mcse_mean"], names)
     sampling = result.timing.get("sampling", float("nan"))
-    truth = ground_truth if ground_truth is not None else result.ground_truth
     min_bulk = float(np.nanmin(ess_bulk))
 
     def per(count) -> float:
@@ -189,74 +204,114 @@ def run_row(
         "sampling_seconds": sampling,
         "max_abs_z": max_z,
     }
+    return row, z
 
-    flags, messages = [], []
 
-    def flag(name: str, message: str) -> None:
-        flags.append(name)
-        messages.append(f"{result.sampler} on {result.target}: {message}")
+# The flag rules, in the order of the flags: each takes (result, its row, the ground-truth
+# z-scores by name, min_ess) and returns the message of its flag, or None when it does not fire.
 
+
+def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on divergent transitions after warm-up."""
     if row["divergences"] > 0:
-        flag(
-            "divergences",
+        return (
             f"{row['divergences']} divergent transitions after warm-up: the step size cannot "
             "follow the posterior's curvature there, so estimates may be biased. Try a higher "
             "target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up, or a "
-            "non-centred reparameterisation.",
+            "non-centred reparameterisation."
         )
+    return None
+
+
+def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a max R-hat above :data:`RHAT_LIMIT`."""
     if row["max_rhat"] > RHAT_LIMIT:
-        flag(
-            "rhat",
+        return (
             f"max R-hat {row['max_rhat']:.3f} > {RHAT_LIMIT}: the chains disagree. Run longer "
-            "with more warm-up, and look at the trace and rank plots (several modes?).",
+            "with more warm-up, and look at the trace and rank plots (several modes?)."
         )
+    return None
+
+
+def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a min bulk or tail ESS below ``min_ess``."""
     if row["min_ess_bulk"] < min_ess or row["min_ess_tail"] < min_ess:
-        flag(
-            "low_ess",
+        return (
             f"min ESS bulk {row['min_ess_bulk']:.0f}, tail {row['min_ess_tail']:.0f} < "
             f"{min_ess:g}: estimates (tails especially) are noisy. Draw more samples or use a "
-            "sampler that mixes faster (NUTS for smooth targets).",
+            "sampler that mixes faster (NUTS for smooth targets)."
         )
-    problem = _acceptance_problem(result)
-    if problem:
-        flag("acceptance", problem)
+    return None
+
+
+def _acceptance_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on an acceptance rate far from the sampler's aim."""
+    return _acceptance_problem(result)
+
+
+def _envelope_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on proposals that exceeded a rejection envelope."""
     violations = int(result.info.get("envelope_violations", 0) or 0)
     if violations:
-        flag(
-            "envelope",
+        return (
             f"{violations} proposals exceeded the rejection envelope (largest ratio "
             f"{result.info.get('max_envelope_ratio', float('nan')):.3g}): the draws are not "
-            "exact. Raise log_envelope, or let infer find it (log_envelope=None).",
+            "exact. Raise log_envelope, or let infer find it (log_envelope=None)."
         )
+    return None
+
+
+def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a Pareto k-hat (ADVI) above its threshold."""
     k_hat = result.info.get("pareto_k")
     k_limit = result.info.get("pareto_k_threshold", 0.7)
     if k_hat is not None and not (float(k_hat) <= float(k_limit)):
-        flag(
-            "pareto_k",
+        return (
             f"Pareto k-hat {float(k_hat):.2f} > {float(k_limit):.2f}: the variational "
             "approximation misses the posterior's shape, so its draws cannot be trusted. Try "
-            "family='fullrank', a reparameterisation, or MCMC.",
+            "family='fullrank', a reparameterisation, or MCMC."
         )
+    return None
+
+
+def _stuck_chains_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on chains whose draws never changed."""
     stuck = stuck_chains(result)
     if stuck:
-        flag(
-            "stuck_chains",
+        return (
             f"chain(s) {stuck} never moved: every proposal was rejected (a start in a region "
             "where the log density is NaN or -inf, or a step size that collapsed). Check the "
-            "log density there, start elsewhere (init=) or give a smaller step_size.",
+            "log density there, start elsewhere (init=) or give a smaller step_size."
         )
-    if z:
-        limit = z_limit(sum(np.size(v) for v in z.values()))
-        if max_z > limit:
-            worst = max(z, key=lambda name: float(np.max(z[name])))
-            flag(
-                "ground_truth",
-                f"the posterior mean of {worst!r} is {max_z:.1f} standard errors from the known "
-                f"answer (limit {limit:.2f}): the draws are biased. Look for divergences and "
-                "stuck or unconverged chains; run longer, with more warm-up.",
-            )
-    row["flags"] = ",".join(flags)
-    return row, messages
+    return None
+
+
+def _ground_truth_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a posterior mean too many standard errors from the truth."""
+    if not z:
+        return None
+    limit = z_limit(sum(np.size(v) for v in z.values()))
+    max_z = row["max_abs_z"]
+    if max_z > limit:
+        worst = max(z, key=lambda name: float(np.max(z[name])))
+        return (
+            f"the posterior mean of {worst!r} is {max_z:.1f} standard errors from the known "
+            f"answer (limit {limit:.2f}): the draws are biased. Look for divergences and "
+            "stuck or unconverged chains; run longer, with more warm-up."
+        )
+    return None
+
+
+_FLAG_RULES = (
+    ("divergences", _divergences_rule),
+    ("rhat", _rhat_rule),
+    ("low_ess", _low_ess_rule),
+    ("acceptance", _acceptance_rule),
+    ("envelope", _envelope_rule),
+    ("pareto_k", _pareto_k_rule),
+    ("stuck_chains", _stuck_chains_rule),
+    ("ground_truth", _ground_truth_rule),
+)
 
 
 def compare(

@@ -138,53 +138,126 @@ def advi(
         DiagnosticWarning: when ``pareto_k`` exceeds its threshold (the draws misrepresent
             the posterior), or when steps had to be skipped.
     """
-    from infer.diagnostics import DiagnosticWarning
-
     wall_start = time.perf_counter()
     key_input, seed = as_key(rng_key)
     check_target(target)
-    family = validation.one_of("family", family, FAMILIES)
-    num_steps = validation.positive_int("num_steps", num_steps)
-    num_draws = validation.positive_int("num_draws", num_draws)
-    num_chains = validation.positive_int("num_chains", num_chains)
-    num_elbo_draws = validation.positive_int("num_elbo_draws", num_elbo_draws)
-    learning_rate = validation.positive_float("learning_rate", learning_rate)
-    init_scale = validation.positive_float("init_scale", init_scale)
+    options = _check_options(
+        family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
+    )
+    flat_start, unravel = _flat_start(target, init)
+    dimension, dtype = flat_start.shape[0], flat_start.dtype
+    logdensity_flat = _flat_logdensity(target, unravel)
+    optimizer = optax.adam(options.learning_rate)
+    fit_chunk = _fit_program(logdensity_flat, optimizer, options, dimension, dtype)
+    params = _initial_params(flat_start, options.family, options.init_scale)
+    opt_state = optimizer.init(params)
+
+    key = as_jax_key(key_input)
+    fit_key, draw_key = jax.random.split(key)
+    chunk = chunk_length(options.num_steps, options.num_steps)
+    carry = (params, opt_state, fit_key, jnp.zeros((), jnp.int32), params)
+    compile_start = time.perf_counter()
+    compiled = _compile_fit(fit_chunk, carry, options.num_steps, chunk)
+    compile_seconds = time.perf_counter() - compile_start
+
+    fit_start = time.perf_counter()
+    label = f"advi_{options.family}"
+    carry, elbo_trace = _run_fit(compiled, carry, options.num_steps, chunk, progress, label)
+    _, _, _, skipped, params = carry
+    total_draws = options.num_chains * options.num_draws
+    draw = _draw_program(target, logdensity_flat, unravel, total_draws, dimension, dtype)
+    drawn = draw(params, draw_key)
+    jax.block_until_ready(drawn)
+    sampling_seconds = time.perf_counter() - fit_start
+
+    timing = {"compile": compile_seconds, "warmup": 0.0, "sampling": sampling_seconds}
+    result = _assemble_result(
+        target, options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
+    )
+    _warn_if_untrustworthy(result.info, label, target.name, options.num_steps)
+    return result
+
+
+class _Options(NamedTuple):
+    """:func:`advi`'s arguments after the host checks (their meanings are there)."""
+
+    family: str
+    num_steps: int
+    num_draws: int
+    num_chains: int
+    num_elbo_draws: int
+    learning_rate: float
+    init_scale: float
+
+
+def _check_options(
+    family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
+) -> _Options:
+    """:func:`advi`'s arguments checked on the host, in this order; raises ValueError or
+    TypeError naming the first bad one."""
+    return _Options(
+        family=validation.one_of("family", family, FAMILIES),
+        num_steps=validation.positive_int("num_steps", num_steps),
+        num_draws=validation.positive_int("num_draws", num_draws),
+        num_chains=validation.positive_int("num_chains", num_chains),
+        num_elbo_draws=validation.positive_int("num_elbo_draws", num_elbo_draws),
+        learning_rate=validation.positive_float("learning_rate", learning_rate),
+        init_scale=validation.positive_float("init_scale", init_scale),
+    )
+
+
+def _flat_start(target: Target, init):
+    """The starting mean flattened, (d,), and ``unravel``, which turns a (d,) array back into
+    a position like the target's. Raises ValueError where ``log p`` is not finite there."""
     point, per_chain = starting_point(target, init, 1)
     if per_chain:
         point = jax.tree.map(lambda leaf: leaf[0], point)
     check_scalar_logdensity(target.logdensity, point)
     flat_start, unravel = ravel_pytree(jax.tree.map(jnp.asarray, point))
-    dimension = flat_start.shape[0]
     start_value = float(target.logdensity(point))
     if not np.isfinite(start_value):
         raise ValueError(
             f"the log density of {target.name!r} is {start_value} at the starting mean; pass "
             "init= at a point inside the support."
         )
+    return flat_start, unravel
+
+
+def _flat_logdensity(target: Target, unravel):
+    """``log p`` of a flat (d,) position, a scalar; NaN is read as ``-inf`` (no density)."""
 
     def logdensity_flat(flat):
         value = target.logdensity(unravel(flat))
         return jnp.where(jnp.isnan(value), -jnp.inf, value)
 
+    return logdensity_flat
+
+
+def _initial_params(flat_start, family: str, init_scale: float) -> Approximation:
+    """``q`` at the start: mean ``flat_start`` (d,), every standard deviation ``init_scale``."""
+    log_scale = jnp.full((flat_start.shape[0],), np.log(init_scale), flat_start.dtype)
+    return Approximation(
+        flat_start,
+        log_scale if family == "meanfield" else jnp.diag(log_scale),
+    )
+
+
+def _fit_program(logdensity_flat, optimizer, options: _Options, dimension: int, dtype):
+    """The jitted fit of a run of steps: ``(carry, steps) -> (carry, elbo)``, ``steps`` the
+    (n,) int32 step numbers and ``elbo`` their (n,) ELBO estimates. ``carry`` is ``(params,
+    opt_state, fit_key, skipped, average)``: the Adam iterate, its state, the key folded with
+    each step number, the int32 count of non-finite steps (skipped), and the Polyak-Ruppert
+    average of the iterates over the second half, which is the fitted ``q``."""
+    half = options.num_steps // 2
+
     def negative_elbo(params, eps):
         z = _draw(params, eps)
         return -(jnp.mean(jax.vmap(logdensity_flat)(z)) + _entropy(params))
 
-    half = num_steps // 2
-    optimizer = optax.adam(learning_rate)
-    dtype = flat_start.dtype
-    log_scale = jnp.full((dimension,), np.log(init_scale), dtype)
-    params = Approximation(
-        flat_start,
-        log_scale if family == "meanfield" else jnp.diag(log_scale),
-    )
-    opt_state = optimizer.init(params)
-
     def one_step(carry, step):
         params, opt_state, fit_key, skipped, average = carry
         eps = jax.random.normal(
-            jax.random.fold_in(fit_key, step), (num_elbo_draws, dimension), dtype
+            jax.random.fold_in(fit_key, step), (options.num_elbo_draws, dimension), dtype
         )
         loss, grads = jax.value_and_grad(negative_elbo)(params, eps)
         finite = jnp.isfinite(loss) & jnp.all(
@@ -215,33 +288,39 @@ def advi(
     def fit_chunk(carry, steps):
         return jax.lax.scan(one_step, carry, steps)
 
-    key = as_jax_key(key_input)
-    fit_key, draw_key = jax.random.split(key)
-    chunk = chunk_length(num_steps, num_steps)
-    starts = list(range(0, num_steps, chunk))
-    carry = (params, opt_state, fit_key, jnp.zeros((), jnp.int32), params)
+    return fit_chunk
 
-    compile_start = time.perf_counter()
+
+def _compile_fit(fit_chunk, carry, num_steps: int, chunk: int) -> dict:
+    """``fit_chunk`` compiled for each length its runs of ``chunk`` steps take (the last one
+    may be shorter), by length."""
+    starts = range(0, num_steps, chunk)
     compiled = {}
     for length in sorted({min(chunk, num_steps - s) for s in starts}):
         example = jnp.arange(length, dtype=jnp.int32)
         compiled[length] = fit_chunk.lower(carry, example).compile()
-    compile_seconds = time.perf_counter() - compile_start
+    return compiled
 
-    fit_start = time.perf_counter()
+
+def _run_fit(compiled: dict, carry, num_steps: int, chunk: int, progress, label: str):
+    """All ``num_steps`` steps, ``chunk`` at a time, from ``carry``, with a progress bar when
+    asked. Returns the final carry and the ELBO trace, (num_steps,) NumPy."""
     traces = []
-    with progress_bar(progress, num_steps, f"advi_{family}") as bar:
-        for s in starts:
+    with progress_bar(progress, num_steps, label) as bar:
+        for s in range(0, num_steps, chunk):
             steps = jnp.arange(s, min(s + chunk, num_steps), dtype=jnp.int32)
             carry, elbo_chunk = compiled[steps.shape[0]](carry, steps)
             traces.append(elbo_chunk)
             if progress:
                 bar.update(steps.shape[0])
                 bar.set_postfix_str(f"ELBO {float(elbo_chunk[-1]):.4g}", refresh=False)
-    _, _, _, skipped, params = carry
-    elbo_trace = np.asarray(jnp.concatenate(traces))
+    return carry, np.asarray(jnp.concatenate(traces))
 
-    total_draws = num_chains * num_draws
+
+def _draw_program(target: Target, logdensity_flat, unravel, total_draws: int, dimension, dtype):
+    """The jitted draw from ``q``: ``(params, draw_key) -> (named, log_p, log_weight)``, with
+    ``named`` the constrained draws by name, each (total_draws, *event_shape), ``log_p`` the
+    (total_draws,) ``log p(z)`` and ``log_weight`` the (total_draws,) ``log p(z) - log q(z)``."""
 
     @jax.jit
     def draw(params, draw_key):
@@ -253,54 +332,53 @@ def advi(
         named = jax.lax.map(target.constrain, positions, batch_size=4096)
         return named, log_p, log_p - log_q
 
-    named, log_p, log_weight = draw(params, draw_key)
-    jax.block_until_ready(log_weight)
-    sampling_seconds = time.perf_counter() - fit_start
+    return draw
 
+
+def _assemble_result(
+    target, options: _Options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
+) -> Result:
+    """The :class:`infer.Result` of a fit: ``drawn`` is ``(named, log_p, log_weight)`` from
+    :func:`_draw_program`, laid out here as (num_chains, num_draws, ...); ``params`` the fitted
+    ``q``, ``skipped`` the count of skipped steps, ``elbo_trace`` (num_steps,); ``timing``
+    gets ``total``, the seconds since ``wall_start``."""
+    named, log_p, log_weight = drawn
+    total_draws = options.num_chains * options.num_draws
     log_weight_np = np.asarray(log_weight, np.float64)
     finite = np.isfinite(log_weight_np)
-    k_hat = _pareto_k(log_weight_np)
-    threshold = pareto_k_threshold(total_draws)
-    elbo = float(np.mean(log_weight_np))
     elbo_se = float(np.std(log_weight_np) / np.sqrt(total_draws)) if finite.all() else np.nan
 
     def chains(value):
         value = np.asarray(value)
-        return value.reshape((num_chains, num_draws, *value.shape[1:]))
+        return value.reshape((options.num_chains, options.num_draws, *value.shape[1:]))
 
-    draws = {name: chains(value) for name, value in named.items()}
-    scale_tril = np.asarray(_scale_tril(params))
     info = {
-        "family": family,
+        "family": options.family,
         "elbo_trace": elbo_trace.tolist(),
-        "elbo": elbo,
+        "elbo": float(np.mean(log_weight_np)),
         "elbo_se": elbo_se,
-        "pareto_k": k_hat,
-        "pareto_k_threshold": threshold,
+        "pareto_k": _pareto_k(log_weight_np),
+        "pareto_k_threshold": pareto_k_threshold(total_draws),
         "num_nonfinite_steps": int(skipped),
         "num_nonfinite_draws": int((~finite).sum()),
         "mean": np.asarray(params.mean).tolist(),
-        "scale_tril": scale_tril.tolist(),
+        "scale_tril": np.asarray(_scale_tril(params)).tolist(),
     }
     settings = {
-        "family": family,
-        "num_steps": num_steps,
-        "learning_rate": learning_rate,
-        "num_elbo_draws": num_elbo_draws,
-        "init_scale": init_scale,
+        "family": options.family,
+        "num_steps": options.num_steps,
+        "learning_rate": options.learning_rate,
+        "num_elbo_draws": options.num_elbo_draws,
+        "init_scale": options.init_scale,
     }
-    result = Result(
-        draws=draws,
+    fit_evals = options.num_steps * options.num_elbo_draws
+    return Result(
+        draws={name: chains(value) for name, value in named.items()},
         stats={"lp": chains(log_p), "log_weight": chains(log_weight)},
-        timing={
-            "compile": compile_seconds,
-            "warmup": 0.0,
-            "sampling": sampling_seconds,
-            "total": time.perf_counter() - wall_start,
-        },
-        num_logdensity_evals=num_steps * num_elbo_draws + total_draws,
-        num_grad_evals=num_steps * num_elbo_draws,
-        sampler=f"advi_{family}",
+        timing={**timing, "total": time.perf_counter() - wall_start},
+        num_logdensity_evals=fit_evals + total_draws,
+        num_grad_evals=fit_evals,
+        sampler=f"advi_{options.family}",
         settings=settings,
         seed=seed,
         target=target.name,
@@ -309,24 +387,32 @@ def advi(
         info=info,
         ground_truth=target.ground_truth,
     )
+
+
+def _warn_if_untrustworthy(info: dict, label: str, target_name: str, num_steps: int) -> None:
+    """A DiagnosticWarning, pointing at :func:`advi`'s caller, for a Pareto k-hat above its
+    threshold and for skipped steps, read from the result's ``info``."""
+    from infer.diagnostics import DiagnosticWarning
+
+    k_hat, threshold = info["pareto_k"], info["pareto_k_threshold"]
+    skipped = info["num_nonfinite_steps"]
     if not np.isfinite(k_hat) or k_hat > threshold:
         warnings.warn(
-            f"advi_{family} on {target.name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: the "
+            f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: the "
             "Gaussian approximation misses the posterior's shape (heavier tails, a funnel, "
             "several modes), so its draws and moments cannot be trusted. Try "
             "family='fullrank', a reparameterisation, or MCMC (infer.nuts()).",
             DiagnosticWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    if int(skipped):
+    if skipped:
         warnings.warn(
-            f"advi_{family} on {target.name}: {int(skipped)} of {num_steps} steps were skipped "
+            f"{label} on {target_name}: {skipped} of {num_steps} steps were skipped "
             "because the ELBO or its gradient was not finite (draws outside the support?). "
             "Try a smaller init_scale or learning_rate.",
             DiagnosticWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    return result
 
 
 def _pareto_k(log_weight: np.ndarray) -> float:

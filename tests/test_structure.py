@@ -1,5 +1,5 @@
 """The shape of the code: no import cycles, no module reaching into another module's private
-names, and files a reader can hold in their head.
+names, and files and functions a reader can hold in their head.
 
 Every ``.py`` file under the packages in ``PACKAGES`` is parsed with ``ast`` (nothing is
 imported). Imports anywhere in a file count, inside functions too: a cycle hidden in a
@@ -16,6 +16,7 @@ from typing import NamedTuple
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ["infer", "models"]
 MAX_LINES = 450
+MAX_FUNCTION_LINES = 80  # from the ``def`` line to the end, the docstring not counted
 
 
 class Module(NamedTuple):
@@ -158,6 +159,29 @@ def private_uses(module: Module, modules: dict[str, Module]) -> Iterator[str]:
             yield f"{module.file}:{node.lineno}: uses {owner}.{node.attr}"
 
 
+def function_lines(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
+    """Lines of a function from its ``def`` line to its last, less those of its docstring."""
+    lines = node.end_lineno - node.lineno + 1
+    if ast.get_docstring(node, clean=False) is not None:
+        lines -= node.body[0].end_lineno - node.body[0].lineno + 1
+    return lines
+
+
+def long_functions(module: Module, limit: int = MAX_FUNCTION_LINES) -> list[str]:
+    """``file:line name (n lines)`` for each function or method of ``module``, nested ones
+    included, longer than ``limit`` lines (:func:`function_lines`), in order of line."""
+    functions = (
+        node
+        for node in ast.walk(module.tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    )
+    return [
+        f"{module.file}:{node.lineno} {node.name} ({n} lines)"
+        for node in sorted(functions, key=lambda node: node.lineno)
+        if (n := function_lines(node)) > limit
+    ]
+
+
 def test_no_import_cycles():
     cycle = find_cycle(import_graph(find_modules(ROOT, PACKAGES)))
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
@@ -178,6 +202,15 @@ def test_no_file_is_longer_than_the_limit():
     )
 
 
+def test_no_function_is_longer_than_the_limit():
+    modules = find_modules(ROOT, PACKAGES)
+    long = [entry for module in modules.values() for entry in long_functions(module)]
+    assert not long, (
+        f"functions over {MAX_FUNCTION_LINES} lines, docstrings not counted (split them along "
+        "their seams into helpers):\n" + "\n".join(long)
+    )
+
+
 def test_the_checks_find_what_they_look_for(tmp_path):
     """A made-up package with a cycle through a function-level relative import, a private
     name taken by ``from ... import`` and one reached through a module attribute."""
@@ -195,3 +228,35 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     assert found == ["pkg/c.py:4: uses pkg.a._hidden", "pkg/d.py:1: imports _hidden from pkg.a"]
     del modules["pkg.c"]  # break the cycle
     assert find_cycle(import_graph(modules)) is None
+
+
+def test_the_length_check_finds_long_functions(tmp_path):
+    """A planted 90-line function, and one nested in a method (the method is long with it), are
+    found; a function of 100 lines, 20 of them its docstring, is not."""
+
+    def statements(indent: int, count: int) -> str:
+        return "".join(f"{' ' * indent}x{i} = {i}\n" for i in range(count))
+
+    docstring = '    """A docstring\n' + "    that goes on.\n" * 18 + '    """\n'
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "long.py").write_text(
+        "def planted():\n"  # line 1
+        + statements(4, 89)
+        + "\n\ndef documented():\n"  # line 93
+        + docstring
+        + statements(4, 79)
+        + "\n\nclass Holder:\n    def method(self):\n        def inner():\n"  # 195, 196, 197
+        + statements(12, 89)
+    )
+    modules = find_modules(tmp_path, ["pkg"])
+    documented = modules["pkg.long"].tree.body[1]
+    assert documented.end_lineno - documented.lineno + 1 == 100
+    assert function_lines(documented) == MAX_FUNCTION_LINES
+    assert long_functions(modules["pkg.long"]) == [
+        "pkg/long.py:1 planted (90 lines)",
+        "pkg/long.py:196 method (91 lines)",
+        "pkg/long.py:197 inner (90 lines)",
+    ]
+    assert long_functions(modules["pkg"]) == []
