@@ -13,8 +13,9 @@ pairs; the medians are reported. Per process: the first call (target constructio
 then a second call with a new target of the same model and same-shaped data. infer runs with
 its persistent compilation cache off for these; a third case runs infer in a second process
 that finds the programs of a first one in a fresh cache folder (a user re-running a script).
-With ``--baseline REV`` the infer worker also runs at that git revision, for the sampling
-speed after compilation.
+With ``--baseline REV`` the infer worker also runs at that git revision in every pair, for
+the first call and the sampling speed after compilation (warm-up plus sampling of the second
+call, median over the pairs).
 
 Goals (issue "One core that keeps its state"): first call <= 1.0x NumPyro's; second call
 <= 0.2x NumPyro's first call. Results: ``benchmarks/results/latency_<platform>.json``.
@@ -188,11 +189,14 @@ def run_worker(side: str, model: str, num_draws: int, env: dict, root: Path = RO
 
 def bench_model(model: str, num_draws: int, pairs: int, baseline: Path | None) -> dict:
     cold = {**os.environ, "INFER_COMPILATION_CACHE": "0"}
-    runs = {"infer": [], "numpyro": []}
+    runs = {"infer": [], "numpyro": [], "baseline": []}
+    sides = ["infer", "numpyro"] + (["baseline"] if baseline is not None else [])
     for pair in range(pairs):
-        order = ("infer", "numpyro") if pair % 2 == 0 else ("numpyro", "infer")
+        order = sides if pair % 2 == 0 else sides[::-1]
         for side in order:
-            runs[side].append(run_worker(side, model, num_draws, cold))
+            root = baseline if side == "baseline" else ROOT
+            worker = "numpyro" if side == "numpyro" else "infer"
+            runs[side].append(run_worker(worker, model, num_draws, cold, root=root))
             print(f"  {model} {side}: first {runs[side][-1]['first_call_s']:.2f} s", flush=True)
     with tempfile.TemporaryDirectory() as folder:
         warm = {**os.environ, "INFER_COMPILATION_CACHE": folder}
@@ -217,15 +221,17 @@ def bench_model(model: str, num_draws: int, pairs: int, baseline: Path | None) -
         "numpyro_second_call_s": median("numpyro", "second_call_s"),
         "infer_warmup_plus_sampling_s": median("infer", "second_warmup_plus_sampling_s"),
         "numpyro_same_object_rerun_s": median("numpyro", "same_object_rerun_s"),
+        "second_process": second_process,
         "second_process_first_call_s": second_process["first_call_s"],
         "second_process_over_numpyro_first": second_process["first_call_s"] / numpyro_first,
     }
     if baseline is not None:
-        base = run_worker("infer", model, num_draws, cold, root=baseline)
-        row["baseline"] = base
+        row["baseline"] = runs["baseline"]
+        row["baseline_warmup_plus_sampling_s"] = median("baseline", "second_warmup_plus_sampling_s")
         row["warmup_plus_sampling_over_baseline"] = (
-            row["infer_warmup_plus_sampling_s"] / base["second_warmup_plus_sampling_s"]
+            row["infer_warmup_plus_sampling_s"] / row["baseline_warmup_plus_sampling_s"]
         )
+        row["baseline_first_call_s"] = median("baseline", "first_call_s")
     return row
 
 

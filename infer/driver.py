@@ -17,11 +17,11 @@ import jax
 import numpy as np
 
 from infer import checkpoint as checkpoints
-from infer import convergence, validation
+from infer import convergence, memory, validation
 from infer.base import check_sampler, hook, is_exact
 from infer.exact import run_exact
 from infer.keys import as_key, chain_keys
-from infer.markov import Carry, programs, starter
+from infer.markov import Carry, Plan
 from infer.placement import chain_sharding, replicated
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import Result
@@ -32,6 +32,7 @@ from infer.starts import check_initial_logdensity, starting_point
 from infer.target import Target, check_target
 
 DEFAULT_WARMUP = 1000
+DEFAULT_CHAINS = 4
 #: Bytes of draws one call of the advance program keeps at most (more make more calls).
 CHUNK_BYTES = 2**28
 #: Draws one call keeps at most. The capacity depends only on the chains' shapes, never on
@@ -54,7 +55,7 @@ def sample(
     target: Target,
     sampler,
     *,
-    num_chains: int = 4,
+    num_chains: int | None = None,
     num_samples: int = 1000,
     num_warmup: int | None = None,
     thin: int = 1,
@@ -74,7 +75,8 @@ def sample(
         target: an :class:`infer.Target`.
         sampler: e.g. ``infer.rwmh()``, ``infer.nuts()``, ``infer.rejection(proposal)``, or
             your own (see ``docs/writing-a-sampler.md``).
-        num_chains: independent chains, vectorised with ``vmap``.
+        num_chains: independent chains, vectorised with ``vmap``. Default 4, or the resumed
+            run's.
         num_samples: draws kept per chain (after thinning). With ``until``, the draws per
             chain between two convergence checks. With ``resume=result``, the draws to add.
         num_warmup: warm-up steps per chain, discarded; adaptation happens here. Default
@@ -119,6 +121,8 @@ def sample(
     key_input, seed = as_key(rng_key)
     check_target(target)
     check_sampler(sampler)
+    if num_chains is None:
+        num_chains = resume.state.num_chains if _has_state(resume) else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
     num_samples = validation.positive_int("num_samples", num_samples)
     thin = validation.positive_int("thin", thin)
@@ -150,6 +154,9 @@ def sample(
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = _checkpoint_folder(checkpoint, resume)
+    num_draws = until.max_samples if until is not None else num_samples
+    if isinstance(source, _Saved):
+        num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
     run = _start(
         key_input,
         seed,
@@ -162,8 +169,13 @@ def sample(
         init_jitter,
         sharding,
         source,
+        num_draws,
     )
     return _run(run, num_samples, until, folder, checkpoint_every, progress, wall_start)
+
+
+def _has_state(resume) -> bool:
+    return isinstance(resume, Result) and resume.state is not None
 
 
 def _refuse_for_exact(sampler, resume, checkpoint, until) -> None:
@@ -182,6 +194,18 @@ def _refuse_for_exact(sampler, resume, checkpoint, until) -> None:
 def _sample_exact(
     key_input, seed, target, sampler, num_chains, num_samples, sharding, progress, wall_start
 ) -> Result:
+    if target.init is not None:
+        draws = memory.nbytes(jax.eval_shape(target.constrain, target.init))
+        draws *= num_chains * num_samples
+        # the chunks on the device (host memory on a CPU), their copies and the result
+        need = memory.Need(2 * draws, draws, {"draws": draws}, draws)
+        memory.check(
+            need,
+            list(sharding.device_set),
+            f"{sampler.name} on {target.name} with {num_chains} chains x {num_samples} draws",
+            "Use fewer chains (num_chains) or draws (num_samples), or draw in pieces with "
+            "different seeds, saving each result (result.save) before the next.",
+        )
     keys = chain_keys(key_input, num_chains)
     out = run_exact(
         jax.device_put(keys, sharding), target, sampler, num_chains, num_samples, progress
@@ -257,9 +281,10 @@ def _start(
     init_jitter,
     sharding,
     source,
+    num_draws,
 ) -> Run:
-    """Check, place and compile; returns the run with its record at its first (or resumed)
-    step."""
+    """Check, trace, check the memory, place and compile; returns the run with its record at
+    its first (or resumed) step. ``num_draws``: the draws per chain the run may keep."""
     if isinstance(source, ChainState):
         if source.seed != seed:
             raise ValueError(
@@ -273,13 +298,16 @@ def _start(
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
-    if not per_chain:
-        positions = jax.tree.map(
-            lambda leaf: np.broadcast_to(leaf, (num_chains, *np.shape(leaf))), positions
-        )
-    positions = jax.device_put(positions, sharding)
-    start = starter(target, sampler, key_input, positions, data, num_warmup)
-    current = fingerprint(target, sampler, positions, num_warmup, thin)
+    structs = jax.tree.map(
+        lambda leaf: jax.ShapeDtypeStruct(
+            (num_chains, *np.shape(leaf)), leaf.dtype, sharding=sharding
+        ),
+        example,
+    )
+    capacity = chunk_capacity(num_chains, example)
+    plan = Plan(target, sampler, key_input, structs, data, sharding, num_warmup, thin, capacity)
+    need = _check_memory(plan, target, sampler, example, num_draws, sharding)
+    current = fingerprint(target, sampler, structs, num_warmup, thin)
     if isinstance(source, ChainState):
         check_compatible(source.fingerprint, current, "the given result")
         chain_keys = jax.device_put(source.chain_keys, sharding)
@@ -287,28 +315,51 @@ def _start(
     elif isinstance(source, _Saved):
         check_compatible(source.fingerprint, current, str(source.saved.path))
         chain_keys, record = checkpoints.restore(
-            source.saved, start.carry_structs(), num_warmup, thin, sharding
+            source.saved, plan.carry_structs, num_warmup, thin, sharding
         )
     else:
+        start, _ = plan.compile_start()  # bad starts are reported before the long compile
+        if not per_chain:
+            positions = jax.tree.map(
+                lambda leaf: np.broadcast_to(leaf, (num_chains, *np.shape(leaf))), positions
+            )
+        positions = jax.device_put(positions, sharding)
         jitter = 0.0 if per_chain else init_jitter
         chain_keys, starts, carry, values = start(key_input, positions, jitter, data)
         check_initial_logdensity(np.asarray(values), starts)
         record = RunRecord(carry, 0, num_warmup, thin)
         record.num_logdensity_evals = num_chains
         record.num_grad_evals = num_chains * int(bool(sampler.uses_gradients))
-    capacity = chunk_capacity(num_chains, example)
-    progs = programs(target, sampler, start, chain_keys, data, num_warmup, thin, capacity)
     return Run(
         target=target,
         sampler=sampler,
         seed=seed,
-        programs=progs,
+        programs=plan.compile(),
         record=record,
         chain_keys=chain_keys,
         data=data,
         fingerprint=current,
         resumed_from=source.saved if isinstance(source, _Saved) else None,
+        memory=need,
     )
+
+
+def _check_memory(plan: Plan, target, sampler, example, num_draws: int, sharding):
+    """Refuse a run that cannot fit in memory before it is compiled (see
+    :mod:`infer.memory`)."""
+    draw_bytes = memory.nbytes(jax.eval_shape(target.constrain, example))
+    devices = list(sharding.device_set)
+    need = plan.need(num_draws, draw_bytes, len(devices))
+    num_chains = plan.keys_struct.shape[0]
+    memory.check(
+        need,
+        devices,
+        f"{sampler.name} on {target.name} with {num_chains} chains x {num_draws} draws",
+        "Use fewer chains (num_chains) or draws (num_samples), keep every k-th draw "
+        "(thin=k), or draw in pieces: run num_samples=n, then resume=result for n more, "
+        "saving each result (result.save) before the next.",
+    )
+    return need
 
 
 def _checkpoint_folder(checkpoint, resume) -> Path | None:

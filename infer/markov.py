@@ -12,6 +12,7 @@ key ``fold_in(chain_keys[c], t)``.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.base import Kernel, hook
+from infer.memory import Need, nbytes
 from infer.placement import PROGRAMS, abstract, sharding_key
 from infer.target import Target, program_key
 
@@ -63,7 +65,7 @@ class Programs(NamedTuple):
     """The compiled programs of one run's shapes.
 
     Attributes:
-        start: the :class:`Starter` (chain keys, starting points, states).
+        start: the :class:`Starter` (chain keys, starting points, states; see :class:`Plan`).
         advance: ``(carry, chain_keys, data, t_start, t_stop, draw_start) -> Chunk``; it
             keeps the draws of steps ``t >= num_warmup`` whose index after warm-up is a
             multiple of ``thin``, draw ``d`` into slot ``d - draw_start``.
@@ -81,91 +83,126 @@ class Programs(NamedTuple):
 
 
 class Starter(NamedTuple):
-    """The compiled start of the chains (see :func:`starter`)."""
+    """The compiled start of the chains (see :class:`Plan`)."""
 
     program: Callable
-    cache_key: tuple
-    seconds: float
 
     def __call__(self, key_input, positions, jitter, data):
         return self.program(key_input, positions, np.asarray(jitter, np.float32), data)
-
-    def carry_structs(self):
-        """The abstract carry, with its placement on the devices."""
-        return _output_structs(self.program)[2]
 
 
 MAX_HALVINGS = 20
 
 
-def starter(target: Target, sampler, key_input, positions, data, num_warmup: int) -> Starter:
-    """The compiled ``(key_input, positions, jitter, data) -> (chain_keys, positions, carry,
-    logdensity)``: one key per chain, each chain's start (its position plus ``jitter`` times
-    its own U(-1, 1) noise, the jitter halved up to :data:`MAX_HALVINGS` times for a chain
-    whose log density is not finite there), and every chain's state, adaptation state and
-    parameters there, with the log density ``(num_chains,)``. Compiled before the main
-    program, so that bad starting points are reported before the long compilation.
+class Plan:
+    """The two programs of a Markov-chain run, traced but not yet compiled (or found compiled
+    in :data:`infer.placement.PROGRAMS`), so that their shapes are known before anything is
+    compiled or allocated: the memory check reads them.
+
+    * start: ``(key_input, positions, jitter, data) -> (chain_keys, positions, carry,
+      logdensity)``: one key per chain, each chain's start (its position plus ``jitter``
+      times its own U(-1, 1) noise, the jitter halved up to :data:`MAX_HALVINGS` times for a
+      chain whose log density is not finite there), and every chain's state, adaptation
+      state and parameters there, with the log density ``(num_chains,)``.
+    * advance: see :class:`Programs`.
 
     Args:
         key_input: a uint32 seed or a typed key (see :func:`infer.keys.as_key`).
-        positions: one position per chain (chain axis first), placed on the devices.
+        positions: one position per chain (chain axis first): arrays or
+            ``ShapeDtypeStruct``s, placed with ``sharding``.
         data: the target's data, placed on the devices, or ``None``.
+        sharding: the placement of every per-chain array.
     """
-    cache_key = (
-        "markov-start",
-        program_key(target),
-        hook(sampler, "cache_key")(),
-        num_warmup,
-        str(np.asarray(key_input).dtype) if isinstance(key_input, np.ndarray) else "key",
-        abstract(positions),
-        abstract(data),
-        sharding_key(jax.tree.leaves(positions)[0].sharding),
-    )
-    parts = _Parts(target, sampler, num_warmup, 1, 1)
-    jitter = np.float32(0.0)
-    program, seconds = PROGRAMS.get(
-        cache_key, lambda: jax.jit(parts.start).lower(key_input, positions, jitter, data).compile()
-    )
-    return Starter(program, cache_key, seconds)
 
-
-def programs(
-    target: Target,
-    sampler,
-    start: Starter,
-    chain_keys,
-    data,
-    num_warmup: int,
-    thin: int,
-    capacity: int,
-) -> Programs:
-    """The compiled programs for these shapes, from :data:`infer.placement.PROGRAMS` when the
-    same log density, sampler options, shapes and placement were compiled before.
-
-    Args:
-        start: from :func:`starter` for the same target, sampler and warm-up.
-        chain_keys: ``(num_chains,)`` keys, placed like the chains.
-        data: the target's data, placed on the devices, or ``None``.
-    """
-    cache_key = (
-        "markov-advance",
-        start.cache_key,
-        thin,
-        capacity,
-        str(chain_keys.dtype),
-        sharding_key(chain_keys.sharding),
-    )
-
-    def build() -> tuple:
-        parts = _Parts(target, sampler, num_warmup, thin, capacity)
-        carry_structs = start.carry_structs()
-        carry_shardings = jax.tree.map(lambda struct: struct.sharding, carry_structs)
-        index = jax.ShapeDtypeStruct((), jnp.int32)
-        advance = (
-            jax.jit(parts.advance, out_shardings=(carry_shardings, None))
-            .lower(carry_structs, chain_keys, data, index, index, index)
-            .compile()
+    def __init__(
+        self,
+        target: Target,
+        sampler,
+        key_input,
+        positions,
+        data,
+        sharding,
+        num_warmup: int,
+        thin: int,
+        capacity: int,
+    ):
+        self.target, self.sampler, self.capacity = target, sampler, capacity
+        self.num_warmup, self.thin = num_warmup, thin
+        base = (
+            program_key(target),
+            hook(sampler, "cache_key")(),
+            num_warmup,
+            str(np.asarray(key_input).dtype) if isinstance(key_input, np.ndarray) else "key",
+            abstract(positions),
+            abstract(data),
+            sharding_key(sharding),
         )
+        self.start_key = ("markov-start", *base)
+        self.advance_key = ("markov-advance", *base, thin, capacity)
+        start, advance = PROGRAMS.peek(self.start_key), PROGRAMS.peek(self.advance_key)
+        self.cached = start is not None and advance is not None
+        began = time.perf_counter()
+        jitter = np.float32(0.0)
+        if start is None:
+            parts = _Parts(target, sampler, num_warmup, 1, 1)
+            start = jax.jit(parts.start, out_shardings=sharding).lower(
+                key_input, positions, jitter, data
+            )
+        self.start = start
+        keys, _, carry, _ = start.out_info
+        self.carry_structs = jax.tree.map(
+            lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), carry
+        )
+        self.keys_struct = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=sharding)
+        if advance is None:
+            parts = _Parts(target, sampler, num_warmup, thin, capacity)
+            index = jax.ShapeDtypeStruct((), jnp.int32)
+            advance = jax.jit(parts.advance, out_shardings=(sharding, None)).lower(
+                self.carry_structs, self.keys_struct, data, index, index, index
+            )
+        self.advance = advance
+        self.trace_seconds = 0.0 if self.cached else time.perf_counter() - began
+
+    def chunk_structs(self):
+        """The abstract outputs of one advance call but the carry: ``(positions,
+        logdensity, infos, counts, acceptance_sum)``, draws ``(num_chains, capacity,
+        ...)``."""
+        return self.advance.out_info[1]
+
+    def need(self, num_draws: int, draw_bytes: int, num_devices: int) -> Need:
+        """The run's peak memory: ``num_draws`` kept draws per chain whose constrained
+        values take ``draw_bytes`` per chain and draw.
+
+        On the host: the unconstrained draws and statistics gathered from the devices, and
+        the result built from them. On each device: the chains' state (in and out of a call)
+        and one chunk of draws.
+        """
+        carry = nbytes(self.carry_structs)
+        positions, logdensity, infos, _, _ = self.chunk_structs()
+        chunk = nbytes((positions, logdensity, infos))
+        num_chains = self.keys_struct.shape[0]
+        stats_per_draw = nbytes((logdensity, infos)) // self.capacity
+        gathered = chunk // self.capacity * num_draws
+        result = (draw_bytes * num_chains + stats_per_draw) * num_draws
+        device = (2 * carry + chunk) // max(num_devices, 1)
+        parts = {
+            "draws gathered from the devices": gathered,
+            "the result": result,
+            "chain states": 2 * carry,
+            "one chunk of draws": chunk,
+        }
+        return Need(gathered + result, device, parts, result)
+
+    def compile_start(self) -> tuple[Starter, float]:
+        """The compiled start program, and the seconds compiling took (0 from the cache)."""
+        program, seconds = PROGRAMS.get(self.start_key, lambda: _compiled(self.start))
+        return Starter(program), seconds
+
+    def compile(self) -> Programs:
+        """Every compiled program of the run."""
+        start, start_seconds = self.compile_start()
+
+        advance, seconds = PROGRAMS.get(self.advance_key, lambda: _compiled(self.advance))
 
         def run_advance(carry, chain_keys, data, t_start, t_stop, draw_start) -> Chunk:
             carry, rest = advance(
@@ -173,19 +210,14 @@ def programs(
             )
             return Chunk(carry, *rest)
 
-        return run_advance, _constrain_program(target)
+        constrain = _constrain_program(self.target)
+        seconds = self.trace_seconds + start_seconds + seconds
+        return Programs(start, run_advance, constrain, self.capacity, seconds)
 
-    (advance, constrain), seconds = PROGRAMS.get(cache_key, build)
-    return Programs(start, advance, constrain, capacity, start.seconds + seconds)
 
-
-def _output_structs(compiled):
-    """Abstract outputs of a compiled program, with their placement on the devices."""
-    return jax.tree.map(
-        lambda info, sharding: jax.ShapeDtypeStruct(info.shape, info.dtype, sharding=sharding),
-        compiled.out_info,
-        compiled.output_shardings,
-    )
+def _compiled(program):
+    """``program`` compiled, if it is only lowered."""
+    return program.compile() if hasattr(program, "compile") else program
 
 
 def _constrain_program(target: Target) -> Callable:

@@ -41,6 +41,10 @@ class ProgramCache:
             self._programs.popitem(last=False)
         return program, seconds
 
+    def peek(self, key):
+        """The program held under ``key``, or ``None`` (no build, no reordering)."""
+        return self._programs.get(key)
+
     def __contains__(self, key) -> bool:
         return key in self._programs
 

@@ -24,10 +24,22 @@ def markov_result(run: Run, until, stopped: str | None, failing: dict, wall_star
     positions, logdensity, infos = record.stacked()
     if positions is None:
         raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
-    draws = run.programs.constrain(jax.device_put(positions, run.chain_keys.sharding), run.data)
-    draws = {name: np.asarray(value) for name, value in draws.items()}
+    # one part from now on: the chunks' memory is freed
+    record.positions, record.logdensity, record.infos = [positions], [logdensity], [infos]
+    if target.constrain_fn is None:  # names only: the result shares the gathered arrays
+        draws = {name: np.asarray(value) for name, value in target.constrain(positions).items()}
+    else:
+        on_device = jax.device_put(positions, run.chain_keys.sharding)
+        draws = run.programs.constrain(on_device, run.data)
+        draws = {name: np.asarray(value) for name, value in draws.items()}
     stats = arviz_stat_names(infos, logdensity)
     info = {"cache_hit": run.compile_seconds == 0.0}
+    if run.memory is not None:
+        info["memory_estimate"] = {
+            "host_bytes": run.memory.host,
+            "device_bytes": run.memory.device,
+            "result_bytes": run.memory.result,
+        }
     example = jax.tree.map(lambda leaf: leaf[0], record.carry.kernel_state.position)
     dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
     target_accept = hook(sampler, "target_acceptance")(dim)

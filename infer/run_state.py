@@ -71,7 +71,7 @@ def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
         positions: per-chain positions (chain axis first).
     """
     function = target.logdensity_fn
-    shapes = jax.tree.map(lambda leaf: (tuple(np.shape(leaf)), str(leaf.dtype)), positions)
+    shapes = jax.tree.map(lambda leaf: (tuple(leaf.shape), str(leaf.dtype)), positions)
     return {
         "target": target.name,
         "logdensity_fn": f"{getattr(function, '__module__', '?')}."

@@ -58,6 +58,8 @@ class RunRecord:
         axis (numpy)."""
         if not self.positions:
             return None, None, {}
+        if len(self.positions) == 1:
+            return self.positions[0], self.logdensity[0], self.infos[0]
         positions = jax.tree.map(lambda *parts: np.concatenate(parts, axis=1), *self.positions)
         logdensity = np.concatenate(self.logdensity, axis=1)
         infos = {
@@ -80,6 +82,7 @@ class Run:
         data: the target's data on the devices, or ``None``.
         fingerprint: what the run's state depends on (see :mod:`infer.run_state`).
         resumed_from: the checkpoint it resumed from, or ``None``.
+        memory: the run's memory estimate (:class:`infer.memory.Need`), or ``None``.
     """
 
     target: object
@@ -91,6 +94,7 @@ class Run:
     data: object
     fingerprint: dict
     resumed_from: object = None
+    memory: object = None
 
     @property
     def compile_seconds(self) -> float:
@@ -158,8 +162,10 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
     accepted = float(chunk.acceptance_sum)
     if kept:
 
-        def used(buffer):  # sliced on the host: no program to compile per length
-            return np.asarray(buffer)[:, :kept]
+        def used(buffer):  # sliced on the host: no program to compile per length; a part
+            # is copied out, so that it does not keep the whole buffer alive
+            array = np.asarray(buffer)
+            return array if array.shape[1] == kept else array[:, :kept].copy()
 
         record.positions.append(jax.tree.map(used, chunk.positions))
         record.logdensity.append(used(chunk.logdensity))

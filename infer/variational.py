@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from infer import validation
+from infer import memory, validation
 from infer.keys import as_jax_key, as_key
 from infer.progress import chunk_length, progress_bar
 from infer.result import Result
@@ -152,6 +152,7 @@ def advi(
     params = _initial_params(flat_start, options.family, options.init_scale)
     opt_state = optimizer.init(params)
 
+    _check_memory(target, unravel(flat_start), options, dimension)
     key = as_jax_key(key_input)
     fit_key, draw_key = jax.random.split(key)
     chunk = chunk_length(options.num_steps, options.num_steps)
@@ -176,6 +177,20 @@ def advi(
     )
     _warn_if_untrustworthy(result.info, label, target.name, options.num_steps)
     return result
+
+
+def _check_memory(target: Target, point, options, dimension: int) -> None:
+    """Refuse draws that cannot fit in memory before anything is compiled."""
+    total = options.num_chains * options.num_draws
+    draws = memory.nbytes(jax.eval_shape(target.constrain, point)) * total
+    flat = total * (dimension + 3) * 4  # z, log p, log q and the weight, on the device
+    need = memory.Need(2 * draws + flat, flat, {"draws": draws, "flat draws": flat}, draws)
+    memory.check(
+        need,
+        jax.devices()[:1],
+        f"advi on {target.name} with {options.num_chains} x {options.num_draws} draws",
+        "Use fewer draws (num_draws or num_chains).",
+    )
 
 
 class _Options(NamedTuple):

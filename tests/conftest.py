@@ -1,9 +1,15 @@
 """Test configuration: settings that catch mistakes early, and shared statistical checks."""
 
-import jax
-import pytest
+import os
 
-import infer  # noqa: F401  (loads NumPyro before any test module imports ArviZ)
+# Tests compile as a fresh machine does: no persistent compilation cache (set before infer
+# is imported; subprocesses inherit it). Tests of the cache give it a folder of their own.
+os.environ.setdefault("INFER_COMPILATION_CACHE", "0")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
+
+import infer  # noqa: E402, F401  (loads NumPyro before any test module imports ArviZ)
 
 # Implicit rank promotion hides shape bugs (diffrax and equinox do the same).
 jax.config.update("jax_numpy_rank_promotion", "raise")
