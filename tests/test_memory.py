@@ -33,8 +33,9 @@ def measured_bytes(result: infer.Result) -> int:
 )
 def test_the_estimate_is_within_ten_percent_of_the_result(case):
     name, sampler, options = case
-    result = infer.sample(0, targets.get(name), getattr(infer, sampler)(), num_warmup=100,
-                          **options)
+    result = infer.sample(
+        0, targets.get(name), getattr(infer, sampler)(), num_warmup=100, **options
+    )
     estimate = result.info["memory_estimate"]["result_bytes"]
     assert abs(estimate - measured_bytes(result)) <= 0.1 * measured_bytes(result)
     assert result.info["memory_estimate"]["host_bytes"] >= estimate
@@ -42,13 +43,18 @@ def test_the_estimate_is_within_ten_percent_of_the_result(case):
 
 def test_a_run_larger_than_memory_is_refused_before_compiling():
     before = set(PROGRAMS.keys())
-    with pytest.raises(MemoryError, match=(
-        r"rwmh on normal_10d with 4096 chains x 200000 draws needs about .* GiB of host "
-        r"memory \(.*\) but .* is available, so it was not started\. Use fewer chains "
-        r"\(num_chains\) or draws \(num_samples\), keep every k-th draw \(thin=k\), or draw in "
-        r"pieces")):
-        infer.sample(0, targets.get("normal_10d"), infer.rwmh(), num_chains=4096,
-                     num_samples=200_000)
+    with pytest.raises(
+        MemoryError,
+        match=(
+            r"rwmh on normal_10d with 4096 chains x 200000 draws needs about .* GiB of host "
+            r"memory \(.*\) but .* is available, so it was not started\. Use fewer chains "
+            r"\(num_chains\) or draws \(num_samples\), keep every k-th draw \(thin=k\), or draw in "
+            r"pieces"
+        ),
+    ):
+        infer.sample(
+            0, targets.get("normal_10d"), infer.rwmh(), num_chains=4096, num_samples=200_000
+        )
     compiled = [key for key in PROGRAMS.keys() if key not in before]
     assert not [key for key in compiled if key[0].startswith("markov")]
 
@@ -67,8 +73,7 @@ HUGE = textwrap.dedent(
 
 
 def test_a_billion_chains_get_an_error_not_an_abort_of_the_interpreter():
-    run = subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True,
-                         timeout=600)
+    run = subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
     assert "REFUSED: rwmh on normal_10d with 1000000000 chains x 1000000 draws needs about" in (
         run.stdout
