@@ -74,7 +74,8 @@ def ars_figure(images: Path) -> None:
     )
     right.plot(xs, stats.gamma(3).pdf(xs), "k", label="Gamma(3) density")
     right.set(
-        title=f"Draws ({result.info['density_evaluations_per_draw']:.4f} evaluations per draw)",
+        title=f"Draws ({result.info['density_evaluations_needed_per_draw']:.4f} evaluations "
+        "per draw needed)",
         xlabel="x",
     )
     right.legend()

@@ -212,6 +212,8 @@ def restore(saved: Checkpoint, carry_structs, num_warmup: int, thin: int, shardi
     record.infos = list(saved.infos)
     record.num_logdensity_evals = int(meta["num_logdensity_evals"])
     record.num_grad_evals = int(meta["num_grad_evals"])
+    if meta.get("nonfinite") is not None:
+        record.nonfinite = np.asarray(meta["nonfinite"], np.int64)
     record.warmup_seconds = float(meta["warmup_seconds"])
     record.sampling_seconds = float(meta["sampling_seconds"])
     return jax.device_put(saved.chain_keys, sharding), record
@@ -281,6 +283,7 @@ class Writer:
             "chunks": self.chunks,
             "num_logdensity_evals": record.num_logdensity_evals,
             "num_grad_evals": record.num_grad_evals,
+            "nonfinite": None if record.nonfinite is None else record.nonfinite.tolist(),
             "warmup_seconds": record.warmup_seconds,
             "sampling_seconds": record.sampling_seconds,
         }

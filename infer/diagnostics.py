@@ -203,8 +203,21 @@ def _row_values(result: Result, truth: GroundTruth | None, statistics: dict):
         "warmup_seconds": result.timing.get("warmup", float("nan")),
         "sampling_seconds": sampling,
         "max_abs_z": max_z,
+        "nan_parameters": _nan_parameters(statistics, names),
     }
     return row, z
+
+
+def _nan_parameters(statistics: dict, names: list[str]) -> list[str]:
+    """Labels (``"x[3]"``) of the parameters whose R-hat or bulk ESS is NaN: a parameter that
+    never changed in any chain (or draws that are NaN)."""
+    labels = []
+    for name in names:
+        rhat = np.ravel(np.asarray(statistics["rhat"][name].values, float))
+        ess = np.ravel(np.asarray(statistics["ess_bulk"][name].values, float))
+        for i in np.flatnonzero(np.isnan(rhat) | np.isnan(ess)):
+            labels.append(name if rhat.size == 1 else f"{name}[{i}]")
+    return labels
 
 
 # The flag rules, in the order of the flags: each takes (result, its row, the ground-truth
@@ -302,6 +315,37 @@ def _ground_truth_rule(result: Result, row: dict, z: dict, min_ess: float) -> st
     return None
 
 
+def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on proposals whose log density was NaN or +inf (rejected, but a sign that the
+    log density breaks where the chains go)."""
+    total = result.info.get("nonfinite_proposals", 0)
+    total = int(np.sum(total)) if total is not None else 0
+    kept = int(np.sum(result.stats["nonfinite"])) if "nonfinite" in result.stats else total
+    if total or kept:
+        where = f"{kept} after warm-up, {total} in all" if kept != total else f"{total}"
+        return (
+            f"{where} proposals had a NaN or +inf log density. They were rejected, so the "
+            "draws are still valid, but the log density breaks where the chains go: check its "
+            "support and constraints (a parameter that must be positive, the log of a "
+            "negative number, an overflow), or reparameterise."
+        )
+    return None
+
+
+def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on parameters whose R-hat or ESS is NaN (frozen in every chain): they are never
+    dropped from the check."""
+    labels = row.get("nan_parameters") or []
+    if labels:
+        shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        return (
+            f"R-hat or ESS is NaN for {shown}: the parameter never changed in any chain (or its "
+            "draws are NaN), so nothing was learned about it. Check that the log density "
+            "depends on it, and its starting point and scale."
+        )
+    return None
+
+
 _FLAG_RULES = (
     ("divergences", _divergences_rule),
     ("rhat", _rhat_rule),
@@ -310,6 +354,8 @@ _FLAG_RULES = (
     ("envelope", _envelope_rule),
     ("pareto_k", _pareto_k_rule),
     ("stuck_chains", _stuck_chains_rule),
+    ("nonfinite", _nonfinite_rule),
+    ("nan_stats", _nan_stats_rule),
     ("ground_truth", _ground_truth_rule),
 )
 
@@ -337,7 +383,9 @@ def compare(
         acceptance rate, divergences, compile / warm-up / sampling seconds, the largest
         ``|mean - truth| / MCSE`` and the flags: ``divergences``, ``rhat`` (> 1.01),
         ``low_ess``, ``acceptance``, ``envelope``, ``pareto_k`` (an ADVI fit whose
-        importance ratios have k-hat above the threshold), ``stuck_chains``, ``ground_truth``
+        importance ratios have k-hat above the threshold), ``stuck_chains``, ``nonfinite``
+        (proposals with a NaN or +inf log density), ``nan_stats`` (a parameter whose R-hat
+        or ESS is NaN: frozen in every chain), ``ground_truth``
         (beyond the Bonferroni-corrected 1% normal quantile). ``DataFrame.attrs["notes"]``
         says how each column was computed.
     """

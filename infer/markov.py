@@ -49,7 +49,9 @@ class Chunk(NamedTuple):
         positions: unconstrained positions of the kept draws, ``(num_chains, capacity, ...)``.
         logdensity: their log densities, ``(num_chains, capacity)``.
         infos: name -> ``(num_chains, capacity)``: the kernel's per-step diagnostics.
-        counts: ``(num_logdensity_evals, num_grad_evals)``, each ``(num_chains,)``.
+        counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
+            ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
+            ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
         acceptance_sum: the sum over steps and chains of the acceptance rate (for progress).
     """
 
@@ -370,17 +372,18 @@ class _Parts:
                 buffers,
                 row,
             )
-            cost = kernel.cost(infos)
+            nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
             counts = tuple(
                 c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)
-                for c, n in zip(counts, cost, strict=True)
+                for c, n in zip(counts, (*kernel.cost(infos), nonfinite), strict=True)
             )
             rate = getattr(infos, "acceptance_rate", None)
             if rate is not None:  # per chain: no reduction across chains inside the loop
                 accepted = accepted + rate.astype(jnp.float32)
             return Carry(states, adapt_states, params), buffers, pending, counts, accepted
 
-        loop = (carry, buffers, pending, (zeros, zeros), jnp.zeros((num_chains,), jnp.float32))
+        counts = (zeros, zeros, zeros)
+        loop = (carry, buffers, pending, counts, jnp.zeros((num_chains,), jnp.float32))
         carry, buffers, _, counts, accepted = jax.lax.fori_loop(t_start, t_stop, body, loop)
         positions, logdensity, infos = buffers
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))

@@ -44,6 +44,12 @@ def safe_log_ratio(log_ratio: jax.Array, proposal_logdensity: jax.Array) -> jax.
     return jnp.where(ok, log_ratio, -jnp.inf)
 
 
+def is_nonfinite(logdensity: jax.Array) -> jax.Array:
+    """Whether a proposal's log density is numerical trouble: NaN or ``+inf``. (``-inf`` is
+    not: it says the proposal is outside the support, an ordinary rejection.)"""
+    return jnp.isnan(logdensity) | (logdensity == jnp.inf)
+
+
 def mh_accept(uniform: jax.Array, old_state, new_state, log_ratio: jax.Array) -> MHResult:
     """Accept ``new_state`` with probability ``min(1, exp(log_ratio))``.
 

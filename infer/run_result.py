@@ -51,6 +51,8 @@ def markov_result(run: Run, until, stopped: str | None, failing: dict, wall_star
     scale = getattr(record.carry.params, "scale", None)
     if scale is not None and np.ndim(scale) > 1:
         info["proposal_std"] = scale_std(np.asarray(scale)).tolist()
+    if record.nonfinite is not None and "nonfinite" in stats:
+        info["nonfinite_proposals"] = record.nonfinite.tolist()  # per chain, warm-up included
     if until is not None:
         info["until"] = {
             **until.as_dict(),

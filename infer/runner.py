@@ -30,6 +30,8 @@ class RunRecord:
             unconstrained positions ``(num_chains, k, ...)``, ``(num_chains, k)`` log
             densities and name -> ``(num_chains, k)`` diagnostics, numpy.
         num_logdensity_evals, num_grad_evals: totals over all chains, warm-up included.
+        nonfinite: ``(num_chains,)`` proposals whose log density was NaN or ``+inf``, warm-up
+            included (``None`` before the first segment).
         warmup_seconds, sampling_seconds: wall time of each phase.
     """
 
@@ -42,6 +44,7 @@ class RunRecord:
     infos: list = field(default_factory=list)
     num_logdensity_evals: int = 0
     num_grad_evals: int = 0
+    nonfinite: object = None
     warmup_seconds: float = 0.0
     sampling_seconds: float = 0.0
 
@@ -172,6 +175,8 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
         record.infos.append({name: used(value) for name, value in chunk.infos.items()})
     record.num_logdensity_evals += int(np.asarray(counts[0], np.int64).sum())
     record.num_grad_evals += int(np.asarray(counts[1], np.int64).sum())
+    nonfinite = np.asarray(counts[2], np.int64)
+    record.nonfinite = nonfinite if record.nonfinite is None else record.nonfinite + nonfinite
     done = time.perf_counter()
     if t_start < record.num_warmup:
         record.warmup_seconds += done - clock

@@ -202,3 +202,43 @@ def test_from_draws_rejects_inconsistent_shapes():
 def test_compare_rejects_what_is_not_a_result():
     with pytest.raises(TypeError, match=r"results\['x'\] must be an infer.Result"):
         infer.compare({"x": np.zeros((2, 3))})
+
+
+def test_nonfinite_proposals_are_flagged_with_their_count():
+    target = infer.Target(
+        lambda x: jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), jnp.nan),
+        init=jnp.zeros(2),
+        name="nan_above_one",
+    )
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=300)
+    kept = int(result.stats["nonfinite"].sum())
+    flags, messages = _flags(result)
+    assert "nonfinite" in flags
+    assert any(
+        f"rwmh on nan_above_one: {kept} after warm-up" in m and "check its support" in m
+        for m in messages
+    )
+
+
+def test_rejection_counts_nonfinite_densities_at_its_proposals():
+    import numpyro.distributions as dist
+
+    target = infer.Target(
+        lambda x: jnp.where(x < 3.0, -0.5 * x**2, jnp.nan), init=jnp.asarray(0.0), name="cut"
+    )
+    sampler = infer.rejection(dist.Cauchy(0.0, 1.0), log_envelope=1.5)
+    result = infer.sample(0, target, sampler, num_chains=2, num_samples=2000)
+    assert result.info["nonfinite_proposals"] > 0
+    assert np.all(result.draws["x"] < 3.0)
+    flags, messages = _flags(result)
+    assert "nonfinite" in flags
+
+
+def test_a_parameter_frozen_in_every_chain_is_flagged_not_dropped():
+    rng = np.random.default_rng(0)
+    moving = rng.standard_normal((4, 500, 3))
+    moving[..., 1] = 0.25  # frozen everywhere: R-hat and ESS are NaN
+    result = infer.Result.from_draws({"x": moving})
+    flags, messages = _flags(result)
+    assert "nan_stats" in flags
+    assert any("R-hat or ESS is NaN for x[1]" in m for m in messages)

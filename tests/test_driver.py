@@ -2,6 +2,7 @@
 and numerical trouble turned into rejections."""
 
 import contextlib
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -179,10 +180,19 @@ def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
         "nuts": infer.nuts(),
         "mh": infer.mh(lambda key, x: x + jax.random.normal(key, x.shape), None),
     }[name]
-    result = infer.sample(0, target, sampler, num_chains=2, num_samples=300, num_warmup=200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)  # NUTS: divergences
+        result = infer.sample(0, target, sampler, num_chains=2, num_samples=300, num_warmup=200)
     assert np.all(np.isfinite(result.draws["x"])) and np.all(result.draws["x"][..., 0] < 1.0)
     assert np.all(np.isfinite(result.stats["lp"]))
     assert np.all(np.isfinite(result.stats["acceptance_rate"]))
+    # never silent: counted per chain (warm-up included) and per draw, or a divergence
+    if name == "nuts":
+        assert result.num_divergent > 0
+    else:
+        counts = result.info["nonfinite_proposals"]
+        assert len(counts) == 2 and all(count > 0 for count in counts)
+        assert 0 < int(result.stats["nonfinite"].sum()) <= sum(counts)
 
 
 def test_result_converts_to_arviz_with_run_facts():

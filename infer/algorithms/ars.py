@@ -67,7 +67,12 @@ class ARSCounters(NamedTuple):
     Attributes:
         num_accepted: accepted proposals.
         num_proposals: proposals made.
-        num_evaluations: density evaluations the squeeze could not spare.
+        num_evaluations: density evaluations computed (phase 1 evaluates every proposal; in
+            phase 2 a batch evaluates all its proposals, or, lazily, a gathered eighth).
+        num_needed: evaluations the squeeze could not spare (what a lazy evaluation of each
+            proposal alone would compute).
+        num_gradients: gradient evaluations (phase 1, unless derivative-free).
+        num_nonfinite: needed evaluations that were NaN or ``+inf`` (rejected).
         num_points: hull points at the end.
         not_log_concave: 1 if a point above the hull or rising slopes were seen.
         bad_x: where (NaN if nowhere).
@@ -77,6 +82,9 @@ class ARSCounters(NamedTuple):
     num_accepted: jax.Array
     num_proposals: jax.Array
     num_evaluations: jax.Array
+    num_needed: jax.Array
+    num_gradients: jax.Array
+    num_nonfinite: jax.Array
     num_points: jax.Array
     not_log_concave: jax.Array
     bad_x: jax.Array
@@ -136,7 +144,8 @@ def sample(
 def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, max_rounds):
     """Phase 1 of :func:`sample`: single proposals, each evaluated point added to the hull,
     until the hull is full, the draws are done, the budget is spent or the density is seen not
-    to be log-concave. Returns ``(hull, buffer, count, proposals, evaluations, rounds)``."""
+    to be log-concave. Returns ``(hull, buffer, count, proposals, needed, rounds)``; every
+    proposal's value (and slope) is computed, so computed evaluations equal proposals."""
     lower, upper, derivative_free = bounds
     dtype = hull.x.dtype
     buffer = jnp.zeros((num_draws,), dtype)
@@ -175,20 +184,20 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
 def _fill(rng_key, logdensity_fn, hull: Hull, bounds, carry, batch_size, max_rounds, lazy):
     """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from the fixed envelope,
     the squeeze sparing most evaluations, until the buffer is full. ``carry`` is phase 1's
-    ``(buffer, count, proposals, evaluations, rounds)``. Returns ``(draws, counters, hull)``."""
+    ``(buffer, count, proposals, needed, rounds)``. Returns ``(draws, counters, hull)``."""
     lower, upper, derivative_free = bounds
-    buffer, count, proposals, evaluations, rounds = carry
+    buffer, count, phase1_proposals, needed, rounds = carry
     num_draws = buffer.shape[0]
     dtype = hull.x.dtype
     env = envelope(hull, lower, upper, derivative_free)
     unbounded = env.unbounded
 
     def filling(carry):
-        buffer, count, proposals, evaluations, rounds, bad, bad_x = carry
+        buffer, count, proposals, evaluations, needed, nonfinite, rounds, bad, bad_x = carry
         return (count < num_draws) & ~bad & (rounds < max_rounds)
 
     def fill(carry):
-        buffer, count, proposals, evaluations, rounds, bad, bad_x = carry
+        buffer, count, proposals, evaluations, needed, nonfinite, rounds, bad, bad_x = carry
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
         x, u, piece = propose(key_propose, env, (batch_size,))
@@ -196,10 +205,11 @@ def _fill(rng_key, logdensity_fn, hull: Hull, bounds, carry, batch_size, max_rou
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         if lazy:
-            h = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
+            h, computed = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
         else:
-            h = jnp.where(by_squeeze, u, jax.vmap(logdensity_fn)(x))
-        accepted = by_squeeze | (log_w < h - u)
+            h, computed = jnp.where(by_squeeze, u, jax.vmap(logdensity_fn)(x)), batch_size
+        trouble = jnp.isnan(h) | (h == jnp.inf)  # numerical trouble rejects
+        accepted = by_squeeze | (log_w < jnp.where(trouble, -jnp.inf, h) - u)
         slack = TOLERANCE * (1.0 + jnp.abs(u))
         above = ((h > u + slack) & jnp.isfinite(h)) | (lower_bound > u + slack)
         slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
@@ -209,21 +219,28 @@ def _fill(rng_key, logdensity_fn, hull: Hull, bounds, carry, batch_size, max_rou
             buffer,
             count + jnp.sum(accepted, dtype=jnp.int32),
             proposals + batch_size,
-            evaluations + jnp.sum(~by_squeeze, dtype=jnp.int32),
+            evaluations + computed,
+            needed + jnp.sum(~by_squeeze, dtype=jnp.int32),
+            nonfinite + jnp.sum(~by_squeeze & trouble, dtype=jnp.int32),
             rounds + 1,
             bad | jnp.any(above),
             first_bad,
         )
 
     bad_x = jnp.asarray(jnp.nan, dtype)
-    carry = (buffer, count, proposals, evaluations, rounds, hull.bad | unbounded, bad_x)
-    buffer, count, proposals, evaluations, rounds, bad, bad_x = jax.lax.while_loop(
-        filling, fill, carry
+    zero = jnp.zeros((), jnp.int32)
+    start = (buffer, count, phase1_proposals, phase1_proposals, needed, zero, rounds)
+    carry = (*start, hull.bad | unbounded, bad_x)
+    buffer, count, proposals, evaluations, needed, nonfinite, rounds, bad, bad_x = (
+        jax.lax.while_loop(filling, fill, carry)
     )
     counters = ARSCounters(
         count,
         proposals,
         evaluations,
+        needed,
+        phase1_proposals if not derivative_free else zero,
+        nonfinite,
         hull.count,
         hull.bad.astype(jnp.int32) | (bad & ~unbounded).astype(jnp.int32),
         bad_x,
@@ -380,10 +397,12 @@ class ARS(Sampler):
             "num_proposals": proposals,
             "num_accepted": accepted,
             "density_evaluations_per_draw": evaluations / max(accepted, 1),
+            "density_evaluations_needed_per_draw": total("num_needed") / max(accepted, 1),
+            "nonfinite_proposals": total("num_nonfinite"),
             "hull_points": int(max(np.max(np.asarray(c.num_points)) for c in counters)),
             "start_points": setup[1].tolist(),
         }
-        return info, evaluations, 0 if self.derivative_free else evaluations
+        return info, evaluations, total("num_gradients")
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         raise NotImplementedError(

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from infer.algorithms.mh import MHInfo, shapes_text
 from infer.base import IdentityKey, Kernel, Sampler
-from infer.proposal import Proposal, as_proposal, mh_accept, safe_log_ratio
+from infer.proposal import Proposal, as_proposal, is_nonfinite, mh_accept, safe_log_ratio
 
 __all__ = ["IndependentMHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -53,7 +53,7 @@ def build_kernel(logdensity_fn: Callable, proposal: Proposal) -> Callable:
         candidate = IndependentMHState(new_position, new_logdensity, new_proposal_logdensity)
         uniform = jax.random.uniform(key_accept, dtype=log_ratio.dtype)
         new_state, acceptance_rate, is_accepted = mh_accept(uniform, state, candidate, log_ratio)
-        return new_state, MHInfo(acceptance_rate, is_accepted)
+        return new_state, MHInfo(acceptance_rate, is_accepted, is_nonfinite(new_logdensity))
 
     return kernel
 

@@ -40,9 +40,10 @@ def is_costly(logdensity_fn, dtype) -> bool:
 
 
 def lazy_logdensity(logdensity_fn, x, needed, fallback):
-    """``log f(x)`` where ``needed`` (``fallback`` elsewhere), evaluating ``f`` only there
-    when few are needed: their positions are gathered into a batch an eighth of the size. If
-    more are needed than fit, every position is evaluated. Either way the result is exact."""
+    """``(log f(x) where needed, fallback elsewhere; evaluations computed)``, evaluating ``f``
+    only there when few are needed: their positions are gathered into a batch an eighth of
+    the size (all of which is computed). If more are needed than fit, every position is
+    evaluated. Either way the values are exact."""
     capacity = max(x.shape[0] // 8, 1)
     count = jnp.sum(needed)
 
@@ -55,4 +56,6 @@ def lazy_logdensity(logdensity_fn, x, needed, fallback):
     def many(x):
         return jnp.where(needed, jax.vmap(logdensity_fn)(x), fallback)
 
-    return jax.lax.cond(count <= capacity, few, many, x)
+    values = jax.lax.cond(count <= capacity, few, many, x)
+    computed = jnp.where(count <= capacity, capacity, x.shape[0]).astype(jnp.int32)
+    return values, computed

@@ -17,6 +17,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer.adaptation import GaussianProposalSampler, ProposalParameters
 from infer.proposal import (
+    is_nonfinite,
     mh_accept,
     normal_and_uniform,
     safe_log_ratio,
@@ -51,11 +52,14 @@ class MALAInfo(NamedTuple):
         acceptance_rate: Metropolis–Hastings acceptance probability, scalar float.
         is_accepted: scalar bool.
         step_size: the step size used, scalar float.
+        nonfinite: the proposal's log density or its gradient was NaN or infinite (it was
+            rejected; the driver counts these), scalar bool.
     """
 
     acceptance_rate: jax.Array
     is_accepted: jax.Array
     step_size: jax.Array
+    nonfinite: jax.Array
 
 
 def init(position, logdensity_fn: Callable) -> MALAState:
@@ -94,7 +98,8 @@ def build_kernel(logdensity_fn: Callable, hastings_correction: bool = True) -> C
         log_ratio = safe_log_ratio(log_ratio, jnp.where(grad_ok, logdensity_new, jnp.nan))
         proposal = MALAState(position_new, logdensity_new, grad_new_tree)
         new_state, acceptance_rate, is_accepted = mh_accept(uniform, state, proposal, log_ratio)
-        return new_state, MALAInfo(acceptance_rate, is_accepted, eps)
+        nonfinite = is_nonfinite(logdensity_new) | (jnp.isfinite(logdensity_new) & ~grad_ok)
+        return new_state, MALAInfo(acceptance_rate, is_accepted, eps, nonfinite)
 
     return kernel
 

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from infer.base import IdentityKey, Kernel, Sampler
-from infer.proposal import mh_accept, safe_log_ratio
+from infer.proposal import is_nonfinite, mh_accept, safe_log_ratio
 
 __all__ = ["MHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -38,10 +38,13 @@ class MHInfo(NamedTuple):
     Attributes:
         acceptance_rate: acceptance probability, scalar float; 0 for a non-finite proposal.
         is_accepted: scalar bool.
+        nonfinite: the proposal's log density was NaN or ``+inf`` (it was rejected; the
+            driver counts these), scalar bool.
     """
 
     acceptance_rate: jax.Array
     is_accepted: jax.Array
+    nonfinite: jax.Array
 
 
 def init(position, logdensity_fn: Callable) -> MHState:
@@ -67,7 +70,7 @@ def build_kernel(
         new_state, acceptance_rate, is_accepted = mh_accept(
             jax.random.uniform(key_accept, dtype=log_ratio.dtype), state, proposal, log_ratio
         )
-        return new_state, MHInfo(acceptance_rate, is_accepted)
+        return new_state, MHInfo(acceptance_rate, is_accepted, is_nonfinite(new_logdensity))
 
     return kernel
 

@@ -84,6 +84,7 @@ class DrawOutput(NamedTuple):
         num_proposals: proposals made. Scalar int.
         num_violations: proposals with ``f > M g``. Scalar int.
         max_log_excess: largest ``log f - log g - log M`` seen (positive means a violation).
+        num_nonfinite: proposals whose log density was NaN or ``+inf`` (rejected). Scalar int.
     """
 
     positions: object
@@ -91,6 +92,7 @@ class DrawOutput(NamedTuple):
     num_proposals: jax.Array
     num_violations: jax.Array
     max_log_excess: jax.Array
+    num_nonfinite: jax.Array
 
 
 def draw(
@@ -118,20 +120,30 @@ def draw(
         return (count < num_draws) & (batches < max_batches)
 
     def one_batch(carry):
-        buffer, count, batches, violations, max_excess = carry
+        buffer, count, batches, violations, max_excess, nonfinite = carry
         key_batch = jax.random.fold_in(rng_key, batches)
         key_proposal, key_accept = jax.random.split(key_batch)
         positions, proposal_logdensity = proposal.sample_with_log_prob(key_proposal, batch_size)
         logdensity = jax.vmap(logdensity_fn)(positions)
         log_excess = logdensity - proposal_logdensity - log_envelope
-        # Violations are rare: count them only in a batch whose largest excess is positive
-        # (one reduction per batch instead of two keeps the loop fused and fast).
         finite_or_inf = jnp.where(jnp.isnan(log_excess), -jnp.inf, log_excess)
-        batch_max_excess = jnp.max(finite_or_inf)
-        batch_violations = jax.lax.cond(
-            batch_max_excess > 0,
-            lambda: jnp.sum(finite_or_inf > 0, dtype=jnp.int32),
-            lambda: jnp.zeros((), jnp.int32),
+        # Violations and NaN or +inf densities are rare: one reduction per batch says whether
+        # there is any (NaN counts as +inf in it), and only then are they counted (two more
+        # reductions in every batch would keep the loop from fusing).
+        signal = jnp.max(jnp.where(jnp.isnan(logdensity), jnp.inf, finite_or_inf))
+
+        def count_them():
+            bad = jnp.isnan(logdensity) | (logdensity == jnp.inf)
+            return (
+                jnp.sum(finite_or_inf > 0, dtype=jnp.int32),
+                jnp.max(finite_or_inf),
+                jnp.sum(bad, dtype=jnp.int32),
+            )
+
+        batch_violations, batch_max_excess, batch_nonfinite = jax.lax.cond(
+            signal > 0,
+            count_them,
+            lambda: (jnp.zeros((), jnp.int32), signal, jnp.zeros((), jnp.int32)),
         )
         # NaN or +inf in f rejects (+inf also counts as a violation).
         log_excess = jnp.where(logdensity < jnp.inf, log_excess, -jnp.inf)
@@ -145,13 +157,14 @@ def draw(
             batches + 1,
             violations + batch_violations,
             jnp.maximum(max_excess, batch_max_excess),
+            nonfinite + batch_nonfinite,
         )
 
-    carry = (buffer, zero, zero, zero, jnp.asarray(-jnp.inf))
-    buffer, count, batches, violations, max_excess = jax.lax.while_loop(
+    carry = (buffer, zero, zero, zero, jnp.asarray(-jnp.inf), zero)
+    buffer, count, batches, violations, max_excess, nonfinite = jax.lax.while_loop(
         keep_going, one_batch, carry
     )
-    return DrawOutput(buffer, count, batches * batch_size, violations, max_excess)
+    return DrawOutput(buffer, count, batches * batch_size, violations, max_excess, nonfinite)
 
 
 def init(position, logdensity_fn: Callable) -> RejectionState:
@@ -354,6 +367,7 @@ class Rejection(Sampler):
         max_log_excess = float(max(np.max(np.asarray(c.max_log_excess)) for c in counters))
         warn_on_violations(violations, num_proposals, max_log_excess)
         info = {
+            "nonfinite_proposals": total("num_nonfinite"),
             "acceptance_rate": num_accepted / num_proposals,
             "num_proposals": num_proposals,
             "num_accepted": num_accepted,

@@ -17,7 +17,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from infer.adaptation import GaussianProposalSampler, ProposalParameters
-from infer.proposal import mh_accept, normal_and_uniform, safe_log_ratio, scale_matvec
+from infer.proposal import (
+    is_nonfinite,
+    mh_accept,
+    normal_and_uniform,
+    safe_log_ratio,
+    scale_matvec,
+)
 
 __all__ = ["RWMHState", "RWMHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -41,11 +47,14 @@ class RWMHInfo(NamedTuple):
         acceptance_rate: ``min(1, p(x')/p(x))``, scalar float; 0 for a non-finite proposal.
         is_accepted: scalar bool.
         step_size: the step size used, scalar float.
+        nonfinite: the proposal's log density was NaN or ``+inf`` (it was rejected; the
+            driver counts these), scalar bool.
     """
 
     acceptance_rate: jax.Array
     is_accepted: jax.Array
     step_size: jax.Array
+    nonfinite: jax.Array
 
 
 def init(position, logdensity_fn: Callable) -> RWMHState:
@@ -67,7 +76,8 @@ def build_kernel(logdensity_fn: Callable) -> Callable:
         log_ratio = safe_log_ratio(proposal_logdensity - state.logdensity, proposal_logdensity)
         proposal = RWMHState(proposal_position, proposal_logdensity)
         new_state, acceptance_rate, is_accepted = mh_accept(uniform, state, proposal, log_ratio)
-        return new_state, RWMHInfo(acceptance_rate, is_accepted, params.step_size)
+        nonfinite = is_nonfinite(proposal_logdensity)
+        return new_state, RWMHInfo(acceptance_rate, is_accepted, params.step_size, nonfinite)
 
     return kernel
 

@@ -269,7 +269,8 @@ def format_evaluation(report: dict) -> str:
     lines.append(
         f"  samples: Fréchet distance {samples['frechet_distance']:.2f} (test vs train "
         f"{samples['frechet_distance_test_vs_train']:.2f}), classes covered "
-        f"{samples['classes_covered']}/10 (classifier accuracy "
+        f"{samples['classes_covered']}/10 with at least 5% each (smallest "
+        f"{samples.get('smallest_class_share', float('nan')):.1%}; classifier accuracy "
         f"{samples['classifier_test_accuracy']:.3f})"
     )
     return "\n".join(lines)

@@ -228,7 +228,10 @@ class SampleScores(NamedTuple):
         frechet_distance: in the classifier's feature space (0 for identical distributions).
         frechet_distance_test_vs_train: the same distance between the real train and test
             images, a floor for comparison.
-        classes_covered: digit classes receiving at least ``min_share`` of the samples.
+        classes_covered: digit classes receiving at least ``min_share`` of the samples (by
+            default 5%, half the uniform share: a class a model draws less often than that
+            it has mostly lost).
+        smallest_class_share: the share of the least drawn class.
         class_shares: (10,) fraction of samples classified as each digit.
         classifier_test_accuracy: how much to trust the classifier.
     """
@@ -236,11 +239,18 @@ class SampleScores(NamedTuple):
     frechet_distance: float
     frechet_distance_test_vs_train: float
     classes_covered: int
+    smallest_class_share: float
     class_shares: list
     classifier_test_accuracy: float
 
 
-def score_samples(samples: np.ndarray, data_name: str, min_share: float = 0.01) -> SampleScores:
+#: A class counts as covered with at least this share of the samples: half the uniform 10%.
+MIN_CLASS_SHARE = 0.05
+
+
+def score_samples(
+    samples: np.ndarray, data_name: str, min_share: float = MIN_CLASS_SHARE
+) -> SampleScores:
     """Fréchet distance and class coverage of ``samples`` (num, h, w) in [0, 1]."""
     trained = classifier_for(data_name)
     dataset = datasets.load(data_name)
@@ -254,6 +264,7 @@ def score_samples(samples: np.ndarray, data_name: str, min_share: float = 0.01) 
         frechet_distance=frechet_distance(fake, real_test),
         frechet_distance_test_vs_train=frechet_distance(real_train, real_test),
         classes_covered=int(np.sum(shares >= min_share)),
+        smallest_class_share=float(shares.min()),
         class_shares=shares.round(4).tolist(),
         classifier_test_accuracy=trained.test_accuracy,
     )
