@@ -1,9 +1,11 @@
 # Two commands a person needs: `make demo` and `make test`. Both build .venv on first use.
+# `make test-fast` skips the long statistical runs; `make bench` rewrites every benchmark
+# result and the docs' tables from them.
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test test-fast bench bench-quick lint docs clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12) else f"infer needs Python >= 3.12 but {sys.executable} is {v.major}.{v.minor}; install 3.12 (e.g. pyenv install 3.12) or run make PY=/path/to/python3.12")'
@@ -16,13 +18,22 @@ demo: $(STAMP)
 	$(VENV)/bin/infer compare
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+
+test-fast: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 bench: $(STAMP)
-	$(VENV)/bin/python benchmarks/samplers.py
+	$(VENV)/bin/python benchmarks/run.py
+
+bench-quick: $(STAMP)
+	$(VENV)/bin/python benchmarks/run.py --quick
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
+docs: $(STAMP)
+	$(VENV)/bin/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) infer-output
+	rm -rf $(VENV) infer-output site

@@ -20,11 +20,12 @@ from pathlib import Path
 
 import jax
 
-from infer.io import write_atomically
 from models.generative import annealed_evaluation, training
 from models.generative.commands import format_ais
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, machine, write_result  # noqa: E402
 
 
 def main(argv=None) -> int:
@@ -58,10 +59,9 @@ def main(argv=None) -> int:
         )
         print(format_ais(report), flush=True)
         rows[model] = report
-        text = json.dumps(
-            {"platform": platform, "device": str(jax.devices()[0]), "models": rows}, indent=1
-        )
-        write_atomically(path, lambda tmp, text=text: Path(tmp).write_text(text))
+        record = {"machine": machine("flax"), "platform": platform, "models": rows}
+        record["device"] = str(jax.devices()[0])
+        write_result(path, record)
         print(f"wrote {path}", flush=True)
     return 0
 

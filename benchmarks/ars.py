@@ -4,10 +4,12 @@ the closest thing users have: also a hull of tangents, built at set-up) on the s
 For each of N(0, 1), Gamma(3), Beta(2, 5) and N(0.5, 1) truncated to (0, 2): accepted draws
 per second of ``infer.sample(..., infer.ars(domain=...), num_chains=C, ...)`` (its sampling
 phase, and the whole call) against ``TransformedDensityRejection(...).rvs(n)`` (set-up
-excluded), with the same number of draws; and the density evaluations per draw that the
-squeeze could not spare, and the hull's size. Goal: >= 1.0x. Run once with the CPU as one
-XLA device and once (a subprocess) split into two, chains sharded over them; SciPy is
-single-threaded either way. Medians over repeats that alternate the two libraries.
+excluded), with the same number of draws; and the density evaluations per draw (computed,
+and needed: what the squeeze could not spare), and the hull's size. Goal: >= 1.0x on one
+core. Each mode runs in its own process: ``one_core`` pins both libraries to one core
+(``taskset``), ``machine`` lets XLA use every core while SciPy stays single-threaded, and
+``two_devices`` splits the CPU into two XLA devices, chains sharded over them. Medians over
+repeats that alternate the two libraries. infer draws float32, SciPy float64.
 
 Results go to ``benchmarks/results/ars_<platform>.json``.
 Run: ``python benchmarks/ars.py`` (``--quick`` for a smoke run).
@@ -17,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,9 +29,11 @@ import jax.numpy as jnp
 import numpy as np
 
 import infer
-from infer.io import write_atomically
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import MODES, RESULTS, cores_in_use, machine, run_json, write_result  # noqa: E402
+
 INF = float("inf")
 
 
@@ -101,6 +103,7 @@ def bench(name: str, num_draws: int, repeats: int) -> dict:
         "infer_draws_per_s_whole_call": statistics.median(ours_total),
         "scipy_tdr_draws_per_s": statistics.median(theirs),
         "density_evaluations_per_draw": result.info["density_evaluations_per_draw"],
+        "density_evaluations_needed_per_draw": result.info["density_evaluations_needed_per_draw"],
         "acceptance_rate": result.info["acceptance_rate"],
         "hull_points": result.info["hull_points"],
         "scipy_tdr_squeeze_hat_ratio": float(tdr.squeeze_hat_ratio),
@@ -116,22 +119,6 @@ def bench(name: str, num_draws: int, repeats: int) -> dict:
     return row
 
 
-def rng_bound(num_draws: int, repeats: int) -> float:
-    """Proposals per second that JAX's default PRNG (threefry) alone allows at two uniforms per
-    proposal, with nothing else computed: an upper bound on any JAX rejection sampler's rate
-    here, to set against TDR's (which draws from NumPy's PCG64)."""
-    per_device = num_draws // len(jax.devices())
-    uniforms = jax.pmap(lambda key: jnp.sum(jax.random.uniform(key, (2, per_device))))
-    keys = jax.random.split(jax.random.key(0), len(jax.devices()))
-    uniforms(keys).block_until_ready()
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        uniforms(keys).block_until_ready()
-        rates.append(num_draws / (time.perf_counter() - start))
-    return statistics.median(rates)
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
@@ -141,35 +128,37 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     num_draws = args.num_draws or (100_000 if args.quick else 2_000_000)
     repeats = 2 if args.quick else args.repeats
-    if args.rows_only:  # the two-device subprocess: one JSON line on stdout
+    if args.rows_only:  # a measuring subprocess: one JSON line on stdout
         rows = [bench(name, num_draws, repeats) for name in DENSITIES]
-        bound = rng_bound(num_draws, repeats)
         for row in rows:
-            row["jax_prng_two_uniforms_per_s"] = bound
-        print(f"  JAX PRNG alone, 2 devices: {bound:.3e} proposals/s")
+            row["cores"] = cores_in_use()
         print(json.dumps(rows))
         return 0
     print(f"benchmarks/ars.py on {jax.devices()[0].platform}, {num_draws} draws per run")
-    rows = [bench(name, num_draws, repeats) for name in DENSITIES]
-    bound = rng_bound(num_draws, repeats)
-    for row in rows:
-        row["jax_prng_two_uniforms_per_s"] = bound
-    print(f"  JAX PRNG alone, 1 device: {bound:.3e} proposals/s")
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
-    command = [sys.executable, __file__, "--rows-only", "--num-draws", str(num_draws)]
-    command += ["--repeats", str(repeats)]
-    run = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-    print(run.stdout.strip().rsplit("\n", 1)[0])
-    rows += json.loads(run.stdout.strip().splitlines()[-1])
+    rows = []
+    for mode in MODES:
+        print(f" {mode}:", flush=True)
+        part = run_json(
+            Path(__file__),
+            ["--rows-only", "--num-draws", str(num_draws), "--repeats", str(repeats)],
+            mode,
+        )
+        rows += [{**row, "mode": mode} for row in part]
     record = {
-        "platform": jax.devices()[0].platform,
-        "cpu_count": os.cpu_count(),
-        "goal": "infer_draws_per_s / scipy_tdr_draws_per_s >= 1.0",
+        "machine": machine("scipy"),
+        "goal": "infer_draws_per_s / scipy_tdr_draws_per_s >= 1.0 on one core",
+        "modes": {
+            "one_core": "both libraries pinned to one core (taskset)",
+            "machine": "infer on every core (one XLA device), SciPy single-threaded",
+            "two_devices": "the CPU split into two XLA devices, chains sharded; SciPy "
+            "single-threaded",
+        },
+        "precision": "infer draws float32, SciPy float64",
         "rows": rows,
-        "goal_met": {f"{r['density']}@{r['devices']}": r["ratio"] >= 1.0 for r in rows},
+        "goal_met": {r["density"]: r["ratio"] >= 1.0 for r in rows if r["mode"] == "one_core"},
     }
-    path = RESULTS / f"ars_{record['platform']}.json"
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    path = RESULTS / f"ars_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"
+    write_result(path, record)
     print(f"wrote {path}")
     return 0
 

@@ -56,3 +56,31 @@ def write_result(path: Path, record: dict) -> Path:
     from infer.io import write_atomically
 
     return write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+
+
+#: How a measurement may use the machine: ``one_core`` pins the process (JAX's threads and
+#: the other library's alike) to one core with ``taskset``; ``machine`` leaves it free (XLA
+#: uses a thread per core, the other library what it uses); ``two_devices`` also splits the
+#: CPU into two XLA devices, chains sharded over them.
+MODES = ("one_core", "machine", "two_devices")
+
+
+def run_json(script: Path, args: list[str], mode: str = "machine", timeout: int = 3600):
+    """Run ``python script *args`` in a fresh process under ``mode`` and return the JSON it
+    prints on its last line."""
+    env = dict(os.environ)
+    command = [__import__("sys").executable, str(script), *args]
+    if mode == "two_devices":
+        env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+    if mode == "one_core":
+        command = ["taskset", "-c", "0", *command]
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{script.name} {args} ({mode}) failed:\n{out.stderr[-3000:]}")
+    print(out.stdout.strip().rsplit("\n", 1)[0] if "\n" in out.stdout.strip() else "", flush=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def cores_in_use() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -29,10 +29,11 @@ import numpy as np
 from tqdm import tqdm
 
 import infer
-from infer.io import write_atomically
 from models import targets
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, machine, write_result  # noqa: E402
 
 
 def bench_conversion(shape, repeats):
@@ -137,11 +138,7 @@ def main(argv=None) -> int:
         "progress_within_5_percent": progress["ratio_on_over_off"] <= 1.05,
     }
     record = {
-        "machine": {
-            "platform": jax.devices()[0].platform,
-            "jax": jax.__version__,
-            "arviz_stats": __import__("arviz_stats").__version__,
-        },
+        "machine": machine("arviz-stats", "arviz-base"),
         "quick": quick,
         "conversion": conversion,
         "compare": comparison,
@@ -150,7 +147,7 @@ def main(argv=None) -> int:
     }
     name = f"diagnostics_{record['machine']['platform']}{'_quick' if quick else ''}.json"
     out = RESULTS / name
-    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    write_result(out, record)
     print(f"goals: {json.dumps(goals)}\nwrote {out}")
     return 0
 

@@ -22,11 +22,12 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from infer.io import write_atomically
 from models.generative import data as datasets
 from models.generative import registry, training
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, machine, write_result  # noqa: E402
 
 
 def handwritten_steps_per_second(name, data_name, options, batch_size, num_steps, repeats):
@@ -104,11 +105,7 @@ def main(argv=None) -> int:
             flush=True,
         )
     record = {
-        "machine": {
-            "platform": jax.devices()[0].platform,
-            "jax": jax.__version__,
-            "flax": __import__("flax").__version__,
-        },
+        "machine": machine("flax", "optax"),
         "data": "mnist",
         "batch_size": 128,
         "rows": rows,
@@ -118,7 +115,7 @@ def main(argv=None) -> int:
         RESULTS
         / f"generative_speed_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"
     )
-    write_atomically(out, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    write_result(out, record)
     print(f"wrote {out}")
     return 0
 

@@ -21,10 +21,11 @@ from pathlib import Path
 
 import jax
 
-from infer.io import write_atomically
 from models.generative import evaluation, training
 
-RESULTS = Path(__file__).parent / "results"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, machine, write_result  # noqa: E402
 
 SETTINGS = {
     "mnist": {
@@ -132,13 +133,14 @@ def main(argv=None) -> int:
         if "gan" in rows:
             goals["gan_covers_all_ten_classes"] = rows["gan"]["samples"]["classes_covered"] == 10
     record = {
+        "machine": machine("flax", "optax"),
         "data": args.data,
         "settings": SETTINGS[args.data],
         "iwae": list(iwae),
         "models": rows,
         "goals_met": goals,
     }
-    write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+    write_result(path, record)
     print(f"goals: {json.dumps(goals)}\nwrote {path}")
     return 0
 

@@ -119,10 +119,10 @@ class ExactSampler(Protocol):
             draws (leading axis ``num_draws``) on one device; ``dynamic`` is passed as an
             argument of the compiled program; ``static_key`` is hashable and names what else
             the program depends on.
-        iid_summary(setup, counters, num_draws) -> (info, num_logdensity_evals,
-            num_grad_evals): run facts from the list of every chunk's counters.
+        iid_summary(setup, counters, num_draws) -> (info, num_logdensity_evals, num_grad_evals):
+            run facts from the list of every chunk's counters.
         iid_progress_text(counters) -> str: a progress bar's postfix.
-        settings() -> dict.
+        settings() -> dict: the options, as plain values.
     """
 
     name: str

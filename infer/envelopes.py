@@ -56,7 +56,8 @@ def piecewise_constant(
 
     Args:
         logdensity_fn: scalar log density of a scalar ``x``.
-        lower, upper: a finite interval containing the support.
+        lower: lower end of a finite interval containing the support.
+        upper: upper end of that interval.
         num_pieces: number of equal-width pieces.
         points_per_piece: grid resolution inside each piece.
         margin: relative increase of every height.

@@ -238,8 +238,11 @@ def hmc(
         step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
         num_steps: leapfrog steps per iteration; if ``None``, ``trajectory_length / step_size``.
         trajectory_length: integration time when ``num_steps`` is ``None`` (ignored otherwise).
-        target_accept, adapt_step_size, adapt_mass_matrix, dense_mass, inverse_mass_matrix:
-            as for :func:`nuts`.
+        target_accept: as for :func:`nuts`.
+        adapt_step_size: as for :func:`nuts`.
+        adapt_mass_matrix: as for :func:`nuts`.
+        dense_mass: as for :func:`nuts`.
+        inverse_mass_matrix: as for :func:`nuts`.
     """
     length = validation.positive_float("trajectory_length", trajectory_length)
     if num_steps is not None:

@@ -112,11 +112,14 @@ class Result:
             draws: name -> array ``(num_chains, num_samples, *event_shape)``.
             stats: name -> array ``(num_chains, num_samples)``, ArviZ ``sample_stats`` names
                 (``diverging``, ``acceptance_rate``, ...), or ``None``.
-            sampler, target: names to show.
+            sampler: the sampler's name, to show.
+            target: the target's name, to show.
             timing: seconds (``compile``, ``warmup``, ``sampling``, ``total``); unknown ones
                 are NaN, and so are the per-second columns of :func:`infer.compare`.
-            ground_truth, info: as in :class:`Result`.
-            num_logdensity_evals, num_grad_evals: the run's cost, 0 when unknown.
+            ground_truth: as in :class:`Result`.
+            info: as in :class:`Result`.
+            num_logdensity_evals: the run's cost in log-density evaluations, 0 when unknown.
+            num_grad_evals: the run's cost in gradient evaluations, 0 when unknown.
 
         Raises:
             ValueError, TypeError: for draws or stats of inconsistent shapes.

@@ -1,0 +1,350 @@
+"""The benchmark tables in ``docs/``, made from ``benchmarks/results/*.json``.
+
+Every figure the docs quote from a benchmark sits in a block of a page::
+
+    <!-- table: samplers_cpu -->
+    ...generated markdown...
+    <!-- end table -->
+
+and this script rewrites each block from its JSON (the name is the file's stem), with a line
+that says which commit, date and package versions produced it. ``python docs/tables.py``
+rewrites them; ``--check`` exits 1, listing the blocks that differ, without writing
+(``tests/test_docs_tables.py`` runs it). ``benchmarks/run.py`` calls it after the benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+BLOCK = re.compile(r"(<!-- table: (\w+) -->\n)(.*?)(<!-- end table -->)", re.S)
+
+
+def _g(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}g}"
+
+
+def _f(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def provenance(record: dict, name: str) -> str:
+    """Where a table's figures come from: the file, the commit, the date, the versions."""
+    machine = record.get("machine", {})
+    commit = machine.get("commit", "")
+    parts = [f"From `benchmarks/results/{name}.json`"]
+    if commit:
+        parts.append(
+            f"commit `{commit[:10]}`" + (" with local changes" if machine.get("dirty") else "")
+        )
+    else:
+        parts.append("written before benchmarks recorded their commit")
+    if machine.get("date"):
+        parts.append(machine["date"][:10])
+    device = machine.get("device") or record.get("device") or record.get("platform")
+    if device:
+        parts.append(f"device {device}, {machine.get('cpu_count', '?')} CPU cores")
+    versions = machine.get("versions") or {}
+    if versions:
+        parts.append(", ".join(f"{k} {v}" for k, v in versions.items() if v))
+    return "*" + "; ".join(parts) + ".*"
+
+
+def samplers(record: dict) -> str:
+    rows = [
+        [
+            f"RWMH, {r['target']}, {r['num_chains']} chain(s)",
+            "chain-steps/s",
+            _g(r["infer_chain_steps_per_s"]),
+            f"BlackJAX `rmh` {_g(r['blackjax_chain_steps_per_s'])}",
+            f"**{_f(r['ratio'])}**",
+            "≥ 1.0",
+        ]
+        for r in record["rwmh"]
+    ]
+    nuts = record["nuts"]
+    rows.append(
+        [
+            f"NUTS, {nuts['target']}, 1 chain",
+            "gradients/s",
+            _g(nuts["infer_grads_per_s"]),
+            f"BlackJAX NUTS {_g(nuts['blackjax_grads_per_s'])}",
+            f"**{_f(nuts['ratio'])}**",
+            "≥ 0.9",
+        ]
+    )
+    rows.append(
+        [
+            "NUTS, repeated call, same shapes",
+            "wall / (warm-up + sampling)",
+            _f(nuts["repeat_call_over_pure_time"], 3),
+            "—",
+            "—",
+            "≤ 1.2",
+        ]
+    )
+    for mode, r in record["rejection"].items():
+        goal = "≥ 1.0" if mode == "one_core" else "—"
+        rows.append(
+            [
+                f"Rejection, Beta(2, 5), {mode.replace('_', ' ')} ({r['cores']} core(s), "
+                f"{r['devices']} device(s))",
+                "draws/s",
+                _g(r["infer_draws_per_s"]),
+                f"SciPy TDR {_g(r['scipy_tdr_draws_per_s'])}",
+                f"**{_f(r['ratio'])}**",
+                goal,
+            ]
+        )
+    table = _table(["measurement", "unit", "infer", "other library", "ratio", "goal"], rows)
+    return f"{table}\n\n{record.get('precision', '')}"
+
+
+def latency(record: dict) -> str:
+    rows = []
+    for r in record["models"]:
+        base = r.get("warmup_plus_sampling_over_baseline")
+        rows.append(
+            [
+                r["model"],
+                _f(r["infer_first_call_s"]),
+                _f(r["numpyro_first_call_s"]),
+                f"**{_f(r['first_call_ratio'])}**",
+                _f(r["infer_second_call_s"]),
+                f"**{_f(r['second_call_over_numpyro_first'], 3)}**",
+                _f(r["numpyro_second_call_s"]),
+                _f(r["second_process_first_call_s"]),
+                _f(r["infer_warmup_plus_sampling_s"]),
+                _f(base, 3),
+            ]
+        )
+    settings = record["settings"]
+    table = _table(
+        [
+            "model",
+            "infer first call s",
+            "NumPyro first call s",
+            "ratio (goal ≤ 1.0)",
+            "infer second call s",
+            "÷ NumPyro first (goal ≤ 0.2)",
+            "NumPyro second call s",
+            "infer, second process s",
+            "infer warm-up + sampling s",
+            "÷ baseline",
+        ],
+        rows,
+    )
+    return (
+        f"{table}\n\nNUTS, {settings['num_chains']} chains, {settings['num_warmup']} warm-up + "
+        f"{settings['num_samples']} draws; medians of {settings['pairs']} alternating pairs of "
+        f"fresh processes; NumPyro's chain method {settings['numpyro_chain_method']}; baseline: "
+        f"infer at `{settings.get('baseline_revision') or '—'}`."
+    )
+
+
+def diagnostics(record: dict) -> str:
+    rows = [
+        [
+            "60 × 4,000 × 200 draws to an ArviZ `DataTree`",
+            f"{_g(record['conversion']['seconds'])} s",
+            "< 5 s",
+        ],
+        [
+            f"`infer.compare` over {record['compare']['num_runs']} such runs",
+            f"{_f(record['compare']['seconds'], 1)} s",
+            f"< {_g(record['compare']['goal_seconds'])} s",
+        ],
+        ["progress bar on / off, NUTS", _f(record["progress"]["ratio_on_over_off"], 3), "≤ 1.05"],
+    ]
+    return _table(["measurement", "result", "goal"], rows)
+
+
+def ars(record: dict) -> str:
+    rows = [
+        [
+            r["density"],
+            r["mode"].replace("_", " "),
+            str(r.get("cores", "?")),
+            f"{_g(r['infer_draws_per_s'])} ({_g(r['infer_draws_per_s_whole_call'])})",
+            _g(r["scipy_tdr_draws_per_s"]),
+            f"**{_f(r['ratio'])}**",
+            _g(r.get("density_evaluations_per_draw")),
+            _g(r.get("density_evaluations_needed_per_draw")),
+        ]
+        for r in record["rows"]
+    ]
+    return _table(
+        [
+            "density",
+            "mode",
+            "cores",
+            "infer draws/s (whole call)",
+            "SciPy TDR draws/s",
+            "ratio",
+            "evaluations per draw",
+            "needed per draw",
+        ],
+        rows,
+    )
+
+
+def generative_speed(record: dict) -> str:
+    rows = [
+        [
+            r["model"] + (" (conv)" if r.get("options", {}).get("variant") == "conv" else ""),
+            _f(r["ours_steps_per_s"], 1),
+            _f(r["handwritten_nnx_steps_per_s"], 1),
+            f"**{_f(r['ratio'])}**",
+        ]
+        for r in record["rows"]
+    ]
+    return _table(["model", "ours steps/s", "hand-written steps/s", "ratio (goal ≥ 0.95)"], rows)
+
+
+def generative_quality(record: dict) -> str:
+    rows = []
+    for name, r in record["models"].items():
+
+        def nll(key, r=r):
+            value = r.get(key)
+            return f"{_f(value['mean'])} ± {_f(value['standard_error'])}" if value else "—"
+
+        samples = r.get("samples", {})
+        shares = samples.get("class_shares") or []
+        covered = sum(share >= 0.05 for share in shares) if shares else None
+        rows.append(
+            [
+                name,
+                nll("nll_elbo"),
+                nll("nll_iwae_100"),
+                nll("nll_iwae_5000"),
+                nll("nll_exact"),
+                _f(r.get("improvement_over_baseline"), 1),
+                _f(samples.get("frechet_distance")),
+                f"{covered}/10" if covered is not None else "—",
+                f"{min(shares):.1%}" if shares else "—",
+                _f(r.get("seconds_training"), 0),
+            ]
+        )
+    header = [
+        "model",
+        "ELBO NLL",
+        "IWAE-100",
+        "IWAE-5000",
+        "exact",
+        "better than baseline by",
+        "Fréchet distance",
+        "classes ≥ 5%",
+        "smallest class",
+        "training s",
+    ]
+    return _table(header, rows)
+
+
+def ais_generative(record: dict) -> str:
+    rows = []
+    for name, r in record["models"].items():
+        gap = r.get("ais_minus_iwae")
+        iwae = next((r[k] for k in r if k.startswith("nll_iwae")), None)
+        label = name + (f" (σ = {r['noise_std']})" if "noise_std" in r else "")
+        rows.append(
+            [
+                label,
+                str(r["scored_images"]),
+                f"{_f(r['nll_ais']['mean'])} ± {_f(r['nll_ais']['standard_error'])}",
+                f"{_f(iwae['mean'])} ± {_f(iwae['standard_error'])}" if iwae else "—",
+                f"{gap['mean']:+.2f} ± {_f(gap['standard_error'])}" if gap else "—",
+                _f(r["ais_ess"]["median"], 1),
+                str(r["cost"]["grads_per_image"]),
+                _f(r["cost"]["seconds_per_image"]),
+            ]
+        )
+    header = [
+        "model",
+        "images",
+        "AIS NLL",
+        "IWAE NLL (same images)",
+        "AIS − IWAE (log p)",
+        "weights' ESS (median)",
+        "gradients per image",
+        "seconds per image",
+    ]
+    return _table(header, rows)
+
+
+RENDERERS = {
+    "samplers": samplers,
+    "latency": latency,
+    "diagnostics": diagnostics,
+    "ars": ars,
+    "generative_speed": generative_speed,
+    "generative_quality": generative_quality,
+    "ais_generative": ais_generative,
+}
+
+
+def render(name: str) -> str:
+    """The block's content for results file ``name`` (without ``.json``)."""
+    path = RESULTS / f"{name}.json"
+    if not path.exists():
+        return f"*`benchmarks/results/{name}.json` has not been written on this platform yet.*\n"
+    record = json.loads(path.read_text())
+    kind = next(k for k in sorted(RENDERERS, key=len, reverse=True) if name.startswith(k))
+    return f"{provenance(record, name)}\n\n{RENDERERS[kind](record)}\n"
+
+
+def rewrite(text: str) -> str:
+    return BLOCK.sub(lambda m: m.group(1) + render(m.group(2)) + m.group(4), text)
+
+
+def pages() -> list[Path]:
+    return sorted((ROOT / "docs").rglob("*.md"))
+
+
+def stale() -> list[str]:
+    """``page: block`` for every block whose text differs from its JSON's rendering."""
+    found = []
+    for page in pages():
+        text = page.read_text()
+        for match in BLOCK.finditer(text):
+            if match.group(3) != render(match.group(2)):
+                found.append(f"{page.relative_to(ROOT)}: {match.group(2)}")
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="report stale blocks, write none")
+    args = parser.parse_args(argv)
+    if args.check:
+        found = stale()
+        for line in found:
+            print(f"stale: {line}")
+        return 1 if found else 0
+    for page in pages():
+        text = page.read_text()
+        new = rewrite(text)
+        if new != text:
+            page.write_text(new)
+            print(f"rewrote tables in {page.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Every benchmark figure in docs/ is the rendering of its JSON in benchmarks/results/: a
+table edited by hand, or a JSON rewritten without the docs, fails here."""
+
+import importlib.util
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tables():
+    spec = importlib.util.spec_from_file_location("tables", ROOT / "docs" / "tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_docs_table_equals_its_json():
+    tables = _tables()
+    stale = tables.stale()
+    assert not stale, "run `python docs/tables.py`: " + ", ".join(stale)
+
+
+def test_the_check_catches_an_edited_figure():
+    tables = _tables()
+    page = next(p for p in tables.pages() if tables.BLOCK.search(p.read_text()))
+    match = tables.BLOCK.search(page.read_text())
+    body = match.group(3)
+    digit = next(i for i, c in enumerate(body) if c.isdigit())
+    edited_body = body[:digit] + str((int(body[digit]) + 1) % 10) + body[digit + 1 :]
+    edited = match.group(1) + edited_body + match.group(4)
+    assert tables.rewrite(edited) == match.group(0)  # the JSON's figures come back
+    assert tables.rewrite(edited) != edited
