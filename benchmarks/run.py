@@ -7,7 +7,8 @@ written at the commit they describe.
 
 Suites: ``samplers`` (RWMH and NUTS against BlackJAX, rejection against SciPy),
 ``latency`` (NUTS's first call against NumPyro), ``diagnostics`` (ArviZ conversion, compare,
-progress bars), ``ars`` (against SciPy's TDR), ``generative`` (training speed), and the long
+progress bars), ``ars`` (against SciPy's TDR), ``memory`` (peak memory with and without a
+store on disk), ``generative`` (training speed), and the long
 ones, ``generative_quality`` (trains every generative model on MNIST and digits: about an
 hour on 2 CPU cores) and ``ais_generative`` (AIS on the trained MNIST models, after
 ``generative_quality``).
@@ -33,6 +34,7 @@ SUITES = {
     "latency": [["latency.py"]],
     "diagnostics": [["diagnostics.py"]],
     "ars": [["ars.py"]],
+    "memory": [["memory.py"]],
     "generative": [["generative.py"]],
     "generative_quality": [
         ["generative_quality.py", "--data", "digits"],
@@ -40,7 +42,7 @@ SUITES = {
     ],
     "ais_generative": [["ais_generative.py"]],
 }
-QUICK = {"samplers", "latency", "diagnostics", "ars", "generative"}  # have --quick
+QUICK = {"samplers", "latency", "diagnostics", "ars", "generative", "memory"}  # have --quick
 
 
 def platform() -> str:

@@ -288,6 +288,37 @@ def ais_generative(record: dict) -> str:
     return _table(header, rows)
 
 
+def memory(record: dict) -> str:
+    settings = record["settings"]
+    rows = [
+        [
+            str(r["num_samples"]),
+            "store" if r["store"] else "memory",
+            f"{r['draw_bytes'] / 2**20:.0f}",
+            f"{r['peak_rss_bytes'] / 2**20:.0f}",
+            f"{r['above_baseline_bytes'] / 2**20:.0f}",
+        ]
+        for r in record["rows"]
+    ]
+    table = _table(
+        [
+            "draws per chain",
+            "draws kept in",
+            "draws MiB",
+            "peak RSS MiB",
+            "above a 100-draw run MiB",
+        ],
+        rows,
+    )
+    return (
+        f"{table}\n\nRWMH, {settings['num_chains']} chains, {settings['dim']} dimensions, "
+        f"{settings['dtype']}; budget {settings['budget_bytes'] / 2**20:.0f} MiB; a process "
+        f"making a 100-draw run peaks at {settings['baseline_peak_rss_bytes'] / 2**20:.0f} MiB. "
+        f"Goals met: {', '.join(k for k, v in record['goals_met'].items() if v) or 'none'}; "
+        f"not met: {', '.join(k for k, v in record['goals_met'].items() if not v) or 'none'}."
+    )
+
+
 RENDERERS = {
     "samplers": samplers,
     "latency": latency,
@@ -296,6 +327,7 @@ RENDERERS = {
     "generative_speed": generative_speed,
     "generative_quality": generative_quality,
     "ais_generative": ais_generative,
+    "memory": memory,
 }
 
 
@@ -306,7 +338,11 @@ def render(name: str) -> str:
         return f"*`benchmarks/results/{name}.json` has not been written on this platform yet.*\n"
     record = json.loads(path.read_text())
     kind = next(k for k in sorted(RENDERERS, key=len, reverse=True) if name.startswith(k))
-    return f"{provenance(record, name)}\n\n{RENDERERS[kind](record)}\n"
+    try:
+        table = RENDERERS[kind](record)
+    except (KeyError, TypeError, IndexError):
+        return f"*`benchmarks/results/{name}.json` is in an older format: run `make bench`.*\n"
+    return f"{provenance(record, name)}\n\n{table}\n"
 
 
 def rewrite(text: str) -> str:

@@ -46,6 +46,7 @@ from infer.proposal import Proposal  # noqa: E402
 from infer.registry import register  # noqa: E402
 from infer.result import Result, concat, load, summary  # noqa: E402
 from infer.run_state import ChainState  # noqa: E402
+from infer.store import ZarrStore, open_store  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402
 from infer.variational import advi  # noqa: E402
 from infer.version import __version__  # noqa: E402
@@ -67,6 +68,7 @@ __all__ = [
     "Sampler",
     "SamplingAlgorithm",
     "Target",
+    "ZarrStore",
     "AISResult",
     "advi",
     "ais",
@@ -83,6 +85,7 @@ __all__ = [
     "mala",
     "mh",
     "nuts",
+    "open_store",
     "plot",
     "register",
     "rejection",

@@ -79,7 +79,10 @@ def z_limit(num_params: int, alpha: float = GROUND_TRUTH_ALPHA) -> float:
 
 
 def stuck_chains(result: Result) -> list[int]:
-    """Chains whose draws never changed, in any variable."""
+    """Chains whose draws never changed, in any variable (as the run recorded it in
+    ``info["stuck_chains"]``, else from the draws)."""
+    if "stuck_chains" in result.info:
+        return list(result.info["stuck_chains"])
     moved = np.zeros(result.num_chains, bool)
     for values in result.draws.values():
         values = np.asarray(values).reshape(result.num_chains, result.num_samples, -1)

@@ -23,12 +23,12 @@ from infer.exact import run_exact
 from infer.keys import as_key, chain_keys
 from infer.markov import Carry, Plan
 from infer.placement import chain_sharding, replicated
-from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import Result
-from infer.run_result import markov_result
+from infer.run_loop import Outputs, run_loop
 from infer.run_state import ChainState, check_compatible, fingerprint
-from infer.runner import Run, RunRecord, advance
+from infer.runner import Run, RunRecord
 from infer.starts import check_initial_logdensity, starting_point
+from infer.store import as_store
 from infer.target import Target, check_target
 
 DEFAULT_WARMUP = 1000
@@ -67,6 +67,8 @@ def sample(
     checkpoint=None,
     checkpoint_every: int | None = None,
     until=None,
+    store=None,
+    keep=None,
 ) -> Result:
     """Run ``sampler`` on ``target`` over ``num_chains`` chains.
 
@@ -105,6 +107,11 @@ def sample(
         until: a stopping rule, ``infer.converged(rhat=1.01, ess=400, max_samples=...)``:
             draw ``num_samples`` per chain at a time until every parameter meets it or the
             budget is spent (then a warning names the parameters that fell short).
+        store: ``None`` (default): the draws are gathered in memory. A path (or
+            ``infer.ZarrStore(path)``): each chunk of draws is written to a Zarr store on disk
+            and dropped, so memory holds one chunk whatever ``num_samples`` is; the result's
+            draws are then read from the store lazily (see :mod:`infer.store`).
+        keep: the names of the draws to keep (e.g. ``["mu", "tau"]``); default all.
 
     Returns:
         A :class:`infer.Result`: ``draws`` ``name -> (num_chains, num_samples, *event_shape)``
@@ -154,6 +161,13 @@ def sample(
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = _checkpoint_folder(checkpoint, resume)
+    store = as_store(store)
+    if store is not None and (folder is not None or resume is not None):
+        raise ValueError(
+            "store= writes the draws to disk as they come; it cannot be combined with "
+            "checkpoint= or resume= yet. Use one or the other."
+        )
+    keep = _check_keep(keep, target, init)
     num_draws = until.max_samples if until is not None else num_samples
     if isinstance(source, _Saved):
         num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
@@ -171,7 +185,24 @@ def sample(
         source,
         num_draws,
     )
-    return _run(run, num_samples, until, folder, checkpoint_every, progress, wall_start)
+    outputs = Outputs(folder, checkpoint_every, store, keep)
+    return run_loop(run, num_samples, until, outputs, progress, wall_start)
+
+
+def _check_keep(keep, target, init) -> list | None:
+    """``keep`` as a list of draw names the target reports, or a ``ValueError``."""
+    if keep is None:
+        return None
+    if isinstance(keep, str) or not all(isinstance(name, str) for name in keep):
+        raise TypeError(f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}.")
+    point = init if init is not None else target.init
+    names = list(jax.eval_shape(target.constrain, point)) if point is not None else None
+    unknown = [name for name in keep if names is not None and name not in names]
+    if unknown or not keep:
+        raise ValueError(
+            f"keep names {unknown or keep} that the target does not report; its draws are {names}."
+        )
+    return list(keep)
 
 
 def _has_state(resume) -> bool:
@@ -381,60 +412,6 @@ def _checkpoint_folder(checkpoint, resume) -> Path | None:
         path = Path(resume)
         return path if path.is_dir() else path.parent
     return None
-
-
-def _run(run: Run, num_samples, until, folder, checkpoint_every, progress, wall_start):
-    record = run.record
-    step_draws = num_samples * record.thin
-    if run.resumed_from is not None:
-        stop = max(record.step, int(run.resumed_from.meta["stop"]))
-    else:
-        stop = max(record.step, record.num_warmup) + step_draws
-    if until is not None:
-        stop = min(stop, record.num_warmup + until.max_samples * record.thin)
-    total = (record.num_warmup + until.max_samples * record.thin) if until else stop
-    every = max(1, -(-(total - record.step) // PROGRESS_CHUNKS)) if progress else None
-    writer = None
-    if folder is not None:
-        checkpoint_every = checkpoint_every or max(1, -(-(total - record.step) // 10))
-        every = min(every or checkpoint_every, checkpoint_every)
-        facts = {
-            "fingerprint": run.fingerprint,
-            "seed": run.seed,
-            "until": None if until is None else until.as_dict(),
-        }
-        writer = checkpoints.Writer(
-            folder, facts, run.chain_keys, checkpoint_every, record, run.resumed_from
-        )
-    description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"
-    stopped, failing = None, {}
-    with progress_bar(progress, total - record.step, description) as bar:
-        while True:
-            if writer is not None:
-                writer.stop = stop
-            advance(
-                record,
-                run.programs,
-                run.chain_keys,
-                run.data,
-                stop,
-                every=every,
-                bar=bar if progress else None,
-                on_segment=writer.maybe_write if writer else None,
-            )
-            if until is None:
-                break
-            failing = convergence.shortfalls(record.stacked()[0], until)
-            if not failing:
-                stopped = "converged"
-                break
-            if record.num_draws >= until.max_samples:
-                stopped = "max_samples"
-                break
-            stop = min(stop + step_draws, record.num_warmup + until.max_samples * record.thin)
-    if writer is not None:
-        writer.write(record, final=True)
-    return markov_result(run, until, stopped, failing, wall_start)
 
 
 __all__ = ["sample", "Carry"]

@@ -14,25 +14,27 @@ from infer.diagnostics import DiagnosticWarning, stuck_chains
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
 from infer.runner import Run
+from infer.store import open_store
 
 
-def markov_result(run: Run, until, stopped: str | None, failing: dict, wall_start: float):
-    """The :class:`infer.Result` of a finished Markov-chain run: constrained draws, ArviZ
-    stats, run facts and the state to resume from; warns about divergences, stuck chains
-    and a stopping rule that ran out of budget."""
+def markov_result(
+    run: Run, until, stopped: str | None, failing: dict, wall_start: float, store=None, keep=None
+):
+    """The :class:`infer.Result` of a finished Markov-chain run: constrained draws (only the
+    names in ``keep``, when given), ArviZ stats, run facts and the state to resume from;
+    warns about divergences, stuck chains and a stopping rule that ran out of budget. With a
+    ``store``, the draws and stats are its arrays, read lazily."""
     record, target, sampler = run.record, run.target, run.sampler
-    positions, logdensity, infos = record.stacked()
-    if positions is None:
-        raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
-    # one part from now on: the chunks' memory is freed
-    record.positions, record.logdensity, record.infos = [positions], [logdensity], [infos]
-    if target.constrain_fn is None:  # names only: the result shares the gathered arrays
-        draws = {name: np.asarray(value) for name, value in target.constrain(positions).items()}
+    if store is not None:
+        if store.group is not None:
+            store.finish()
+        draws, stats = store.arrays() if store.group is not None else ({}, {})
     else:
-        on_device = jax.device_put(positions, run.chain_keys.sharding)
-        draws = run.programs.constrain(on_device, run.data)
-        draws = {name: np.asarray(value) for name, value in draws.items()}
-    stats = arviz_stat_names(infos, logdensity)
+        draws, stats = _gathered(run)
+    if not draws:
+        raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
+    if keep is not None:
+        draws = {name: value for name, value in draws.items() if name in keep}
     info = {"cache_hit": run.compile_seconds == 0.0}
     if run.memory is not None:
         info["memory_estimate"] = {
@@ -51,6 +53,8 @@ def markov_result(run: Run, until, stopped: str | None, failing: dict, wall_star
     scale = getattr(record.carry.params, "scale", None)
     if scale is not None and np.ndim(scale) > 1:
         info["proposal_std"] = scale_std(np.asarray(scale)).tolist()
+    if record.moved is not None and record.num_draws > 1:
+        info["stuck_chains"] = [int(c) for c in np.flatnonzero(~record.moved)]
     if record.nonfinite is not None and "nonfinite" in stats:
         info["nonfinite_proposals"] = record.nonfinite.tolist()  # per chain, warm-up included
     if until is not None:
@@ -99,8 +103,33 @@ def markov_result(run: Run, until, stopped: str | None, failing: dict, wall_star
             DiagnosticWarning,
             stacklevel=4,
         )
+    if store is not None:
+        store.close(_flat_attrs(result.attrs()))
+        result._tree = open_store(store.path)
     warn_if_unhealthy(result)
     return result
+
+
+def _gathered(run: Run) -> tuple[dict, dict]:
+    """``(draws, stats)`` from the draws gathered in memory: constrained, and named as
+    ArviZ names them."""
+    record, target = run.record, run.target
+    positions, logdensity, infos = record.stacked()
+    if positions is None:
+        return {}, {}
+    # one part from now on: the chunks' memory is freed
+    record.positions, record.logdensity, record.infos = [positions], [logdensity], [infos]
+    if target.constrain_fn is None:  # names only: the result shares the gathered arrays
+        draws = {name: np.asarray(value) for name, value in target.constrain(positions).items()}
+    else:
+        on_device = jax.device_put(positions, run.chain_keys.sharding)
+        draws = run.programs.constrain(on_device, run.data)
+        draws = {name: np.asarray(value) for name, value in draws.items()}
+    return draws, arviz_stat_names(infos, logdensity)
+
+
+def _flat_attrs(attrs: dict) -> dict:
+    return {k: v if isinstance(v, (str, int, float, bool)) else str(v) for k, v in attrs.items()}
 
 
 def scale_std(scale: np.ndarray) -> np.ndarray:

@@ -48,6 +48,26 @@ class RunRecord:
     warmup_seconds: float = 0.0
     sampling_seconds: float = 0.0
 
+    #: ``(num_chains,)`` whether each chain's kept draws ever changed (None before any)
+    moved: object = None
+    _first: object = None
+
+    def note_moves(self, positions) -> None:
+        """Update :attr:`moved` with a part of kept draws ``(num_chains, k, ...)``: a chain
+        moved if any draw differs from its first (kept as the run goes, so that no check
+        needs all the draws at once)."""
+        flat = np.concatenate(
+            [
+                np.reshape(leaf, (leaf.shape[0], leaf.shape[1], -1))
+                for leaf in jax.tree.leaves(positions)
+            ],
+            axis=2,
+        )
+        if self._first is None:
+            self._first = flat[:, :1].copy()
+            self.moved = np.zeros(flat.shape[0], bool)
+        self.moved |= np.any(flat != self._first, axis=(1, 2))
+
     def draws_before(self, step: int) -> int:
         """Draws kept by the steps before global step ``step``."""
         return max(0, step - self.num_warmup) // self.thin
@@ -173,6 +193,7 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
         record.positions.append(jax.tree.map(used, chunk.positions))
         record.logdensity.append(used(chunk.logdensity))
         record.infos.append({name: used(value) for name, value in chunk.infos.items()})
+        record.note_moves(record.positions[-1])
     record.num_logdensity_evals += int(np.asarray(counts[0], np.int64).sum())
     record.num_grad_evals += int(np.asarray(counts[1], np.int64).sum())
     nonfinite = np.asarray(counts[2], np.int64)

@@ -1,0 +1,119 @@
+"""The loop of a Markov-chain run: advance the chains segment by segment up to the stop,
+with the hooks that write checkpoints and the store, and the convergence check of
+``until=`` between batches; then the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from infer import checkpoint as checkpoints
+from infer import convergence
+from infer.progress import PROGRESS_CHUNKS, progress_bar
+from infer.result import arviz_stat_names
+from infer.run_result import markov_result
+from infer.runner import Run, RunRecord, advance
+from infer.store import StoreWriter
+
+
+class Outputs(NamedTuple):
+    """Where a run's draws go besides the result: a checkpoint folder (and how often), a
+    store on disk, and the draw names to keep."""
+
+    folder: Path | None
+    checkpoint_every: int | None
+    store: object
+    keep: list | None
+
+
+def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall_start: float):
+    """Advance ``run`` until it stops (``num_samples`` draws, the checkpoint's stop, or the
+    ``until`` rule) and return its :class:`infer.Result`."""
+    record = run.record
+    step_draws = num_samples * record.thin
+    if run.resumed_from is not None:
+        stop = max(record.step, int(run.resumed_from.meta["stop"]))
+    else:
+        stop = max(record.step, record.num_warmup) + step_draws
+    budget = None if until is None else record.num_warmup + until.max_samples * record.thin
+    stop = stop if budget is None else min(stop, budget)
+    total = budget or stop
+    every = max(1, -(-(total - record.step) // PROGRESS_CHUNKS)) if progress else None
+    writer, hooks = None, []
+    if outputs.folder is not None:
+        every_checkpoint = outputs.checkpoint_every or max(1, -(-(total - record.step) // 10))
+        every = min(every or every_checkpoint, every_checkpoint)
+        facts = {
+            "fingerprint": run.fingerprint,
+            "seed": run.seed,
+            "until": None if until is None else until.as_dict(),
+        }
+        writer = checkpoints.Writer(
+            outputs.folder, facts, run.chain_keys, every_checkpoint, record, run.resumed_from
+        )
+        hooks.append(writer.maybe_write)
+    if outputs.store is not None:
+        hooks.append(_store_writer(run, outputs, total, until))
+    description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"
+    stopped, failing = None, {}
+    with progress_bar(progress, total - record.step, description) as bar:
+        while True:
+            if writer is not None:
+                writer.stop = stop
+            advance(
+                record,
+                run.programs,
+                run.chain_keys,
+                run.data,
+                stop,
+                every=every,
+                bar=bar if progress else None,
+                on_segment=(lambda r: [hook(r) for hook in hooks]) if hooks else None,
+            )
+            if until is None:
+                break
+            failing = convergence.shortfalls(_draws_so_far(record, outputs.store), until)
+            if not failing:
+                stopped = "converged"
+                break
+            if record.num_draws >= until.max_samples:
+                stopped = "max_samples"
+                break
+            stop = min(stop + step_draws, budget)
+    if writer is not None:
+        writer.write(record, final=True)
+    return markov_result(run, until, stopped, failing, wall_start, outputs.store, outputs.keep)
+
+
+def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
+    """The hook that writes each segment's draws into the run's store."""
+    record = run.record
+    max_draws = max(0, total - record.num_warmup) // record.thin
+    attrs = {"sampler": run.sampler.name, "target": run.target.name, "seed": str(run.seed)}
+    sharding = run.chain_keys.sharding
+
+    def constrain(positions):
+        return run.programs.constrain(jax.device_put(positions, sharding), run.data)
+
+    return StoreWriter(
+        outputs.store,
+        constrain,
+        arviz_stat_names,
+        outputs.keep,
+        max_draws,
+        run.programs.capacity,
+        attrs,
+    )
+
+
+def _draws_so_far(record: RunRecord, store):
+    """What the convergence check reads: the unconstrained positions in memory, or the
+    constrained draws in the store (ranks, and so R-hat and ESS, are the same for the
+    elementwise monotone maps between them)."""
+    if store is None:
+        return record.stacked()[0]
+    draws, _ = store.arrays()
+    return {name: np.asarray(array[:, : store.written]) for name, array in draws.items()}

@@ -1,0 +1,100 @@
+"""Draws that outgrow memory: a run streams its draws into a Zarr store chunk by chunk; the
+store opens as an ArviZ DataTree; a killed run's store opens and holds its finished chunks;
+``keep`` and ``thin`` cut what is stored."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+import infer
+from models import targets
+
+
+def test_a_stored_run_equals_the_run_in_memory(tmp_path):
+    target = targets.get("normal_10d")
+    in_memory = infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=1500)
+    stored = infer.sample(
+        0, target, infer.rwmh(), num_chains=4, num_samples=1500, store=tmp_path / "run.zarr"
+    )
+    assert stored.draws["x"].shape == (4, 1500, 10)
+    np.testing.assert_array_equal(np.asarray(stored.draws["x"]), in_memory.draws["x"])
+    for name in in_memory.stats:
+        np.testing.assert_array_equal(np.asarray(stored.stats[name]), in_memory.stats[name])
+    tree = infer.open_store(tmp_path / "run.zarr")
+    assert set(tree.children) == {"posterior", "sample_stats"}
+    assert tree.attrs["sampler"] == "rwmh" and tree.attrs["complete"]
+    assert tree["posterior"]["x"].shape == (4, 1500, 10)
+    assert stored.to_arviz()["posterior"]["x"].shape == (4, 1500, 10)
+    table = infer.compare({"stored": stored}, warn=False)
+    assert table.loc["stored", "min_ess_bulk"] > 0
+
+
+def test_keep_and_thin_cut_what_is_stored(tmp_path):
+    schools = targets.get("eight_schools")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        result = infer.sample(
+            0,
+            schools,
+            infer.nuts(),
+            num_chains=2,
+            num_samples=200,
+            thin=3,
+            store=tmp_path / "s.zarr",
+            keep=["mu", "tau"],
+        )
+    assert sorted(result.draws) == ["mu", "tau"] and result.draws["mu"].shape == (2, 200)
+    assert sorted(infer.open_store(tmp_path / "s.zarr")["posterior"].data_vars) == ["mu", "tau"]
+    with pytest.raises(ValueError, match=r"keep names \['sigma'\] that the target does not"):
+        infer.sample(0, schools, infer.nuts(), keep=["sigma"])
+    with pytest.raises(ValueError, match="exists already"):
+        infer.sample(0, schools, infer.nuts(), store=tmp_path / "s.zarr")
+    with pytest.raises(ValueError, match="cannot be combined with checkpoint"):
+        infer.sample(0, schools, infer.nuts(), store=tmp_path / "t.zarr", checkpoint=tmp_path / "c")
+
+
+CHILD = textwrap.dedent(
+    """
+    import functools, io, sys
+    from tqdm import tqdm
+    import infer
+    from models import targets
+    bar = functools.partial(tqdm, file=io.StringIO())
+    infer.sample(0, targets.get("normal_10d"), infer.rwmh(), num_chains=4, num_samples=200_000,
+                 num_warmup=500, store=sys.argv[1], progress=bar)
+    """
+)
+
+
+def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_path):
+    import zarr
+
+    target = targets.get("normal_10d")
+    reference = infer.sample(
+        0, target, infer.rwmh(), num_chains=4, num_samples=200_000, num_warmup=500
+    )
+    path = tmp_path / "killed.zarr"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(path)])
+    try:
+        deadline = time.monotonic() + 300
+        while child.poll() is None:
+            assert time.monotonic() < deadline
+            if path.exists() and zarr.open_group(path, mode="r").attrs.get("draws_written", 0):
+                break
+            time.sleep(0.02)
+        time.sleep(random.Random(1).uniform(0.0, 0.3))
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait()
+    tree = infer.open_store(path)
+    written = tree["posterior"]["x"].shape[1]
+    assert 0 < written < 200_000, "the kill did not land while the run was writing"
+    np.testing.assert_array_equal(tree["posterior"]["x"].values, reference.draws["x"][:, :written])
