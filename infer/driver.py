@@ -22,7 +22,7 @@ from infer.base import check_sampler, hook, is_exact
 from infer.exact import run_exact
 from infer.keys import as_key, chain_keys
 from infer.markov import Carry, Plan
-from infer.placement import chain_sharding, replicated
+from infer.placement import chain_sharding, replicated, to_host
 from infer.result import Result
 from infer.run_loop import Outputs, run_loop
 from infer.run_state import ChainState, check_compatible, fingerprint
@@ -168,6 +168,12 @@ def sample(
             "checkpoint= or resume= yet. Use one or the other."
         )
     keep = _check_keep(keep, target, init)
+    if jax.process_count() > 1 and (store is not None or folder is not None):
+        raise ValueError(
+            f"with {jax.process_count()} processes every process gathers the whole result; "
+            "checkpoint= and store= are not supported across processes yet: save the result "
+            "from process 0 (result.save) instead."
+        )
     num_draws = until.max_samples if until is not None else num_samples
     if isinstance(source, _Saved):
         num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
@@ -357,7 +363,7 @@ def _start(
         positions = jax.device_put(positions, sharding)
         jitter = 0.0 if per_chain else init_jitter
         chain_keys, starts, carry, values = start(key_input, positions, jitter, data)
-        check_initial_logdensity(np.asarray(values), starts)
+        check_initial_logdensity(to_host(values), to_host(starts))
         record = RunRecord(carry, 0, num_warmup, thin)
         record.num_logdensity_evals = num_chains
         record.num_grad_evals = num_chains * int(bool(sampler.uses_gradients))

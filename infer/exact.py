@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from infer.base import hook
-from infer.placement import PROGRAMS, sharding_key
+from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.target import Target, program_key
 
@@ -104,12 +104,12 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
         jax.block_until_ready((pieces, counter_pieces))
     sampling_seconds = time.perf_counter() - start
     draws = {
-        name: np.concatenate([np.asarray(piece[name]) for piece in pieces], axis=1)[
+        name: np.concatenate([to_host(piece[name]) for piece in pieces], axis=1)[
             :, :draws_per_shard
         ].reshape((num_chains, num_samples, *pieces[0][name].shape[2:]))
         for name in pieces[0]
     }
-    counters = [jax.tree.map(np.asarray, piece) for piece in counter_pieces]
+    counters = [to_host(piece) for piece in counter_pieces]
     info, num_logdensity, num_grad = sampler.iid_summary(setup, counters, chunk)
     info["cache_hit"] = compile_seconds == 0.0
     return ExactRun(draws, info, num_logdensity, num_grad, compile_seconds, sampling_seconds)

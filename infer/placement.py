@@ -69,20 +69,50 @@ def chain_sharding(devices, num_chains: int):
     """How per-chain arrays are placed: split over ``devices`` along the chain axis when the
     chains divide evenly among them, else all on the first.
 
+    With several processes (``jax.distributed.initialize``), the default is every device of
+    every process, and the chains must divide evenly among them.
+
     Args:
-        devices: a list of devices, or ``None`` for ``jax.local_devices()``.
+        devices: a list of devices, or ``None`` for ``jax.devices()`` (this process's devices
+            when it is the only one).
         num_chains: the length of the chain axis.
 
     Raises:
-        ValueError: for an empty list.
+        ValueError: for an empty list, or chains that several processes cannot share evenly.
     """
-    devices = list(jax.local_devices() if devices is None else devices)
+    devices = list(jax.devices() if devices is None else devices)
     if not devices:
         raise ValueError("devices must name at least one device; got an empty list.")
+    processes = {device.process_index for device in devices}
+    if len(processes) > 1 and num_chains % len(devices):
+        raise ValueError(
+            f"num_chains={num_chains} chains cannot be split evenly over the {len(devices)} "
+            f"devices of {len(processes)} processes; use a multiple of {len(devices)}."
+        )
     if len(devices) > 1 and num_chains % len(devices) == 0:
         mesh = jax.sharding.Mesh(np.array(devices), ("chain",))
         return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
     return jax.sharding.SingleDeviceSharding(devices[0])
+
+
+def to_host(tree):
+    """A pytree of (possibly sharded) device arrays as numpy arrays on this host. Arrays that
+    span several processes are gathered from all of them (a collective: every process must
+    call it at the same point)."""
+
+    def one(leaf):
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:
+            from jax.experimental import multihost_utils
+
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+        return np.asarray(leaf)
+
+    return jax.tree.map(one, tree)
+
+
+def is_writer() -> bool:
+    """Whether this process writes files (the first of several, or the only one)."""
+    return jax.process_index() == 0
 
 
 def replicated(sharding):

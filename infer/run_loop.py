@@ -12,6 +12,7 @@ import numpy as np
 
 from infer import checkpoint as checkpoints
 from infer import convergence
+from infer.placement import to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import arviz_stat_names
 from infer.run_result import markov_result
@@ -96,7 +97,7 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
     sharding = run.chain_keys.sharding
 
     def constrain(positions):
-        return run.programs.constrain(jax.device_put(positions, sharding), run.data)
+        return to_host(dict(run.programs.constrain(jax.device_put(positions, sharding), run.data)))
 
     return StoreWriter(
         outputs.store,

@@ -11,6 +11,7 @@ import numpy as np
 from infer import convergence
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning, stuck_chains
+from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
 from infer.runner import Run
@@ -52,7 +53,7 @@ def markov_result(
         info["step_size"] = stats["step_size"][:, -1].tolist()
     scale = getattr(record.carry.params, "scale", None)
     if scale is not None and np.ndim(scale) > 1:
-        info["proposal_std"] = scale_std(np.asarray(scale)).tolist()
+        info["proposal_std"] = scale_std(to_host(scale)).tolist()
     if record.moved is not None and record.num_draws > 1:
         info["stuck_chains"] = [int(c) for c in np.flatnonzero(~record.moved)]
     if record.nonfinite is not None and "nonfinite" in stats:
@@ -123,8 +124,7 @@ def _gathered(run: Run) -> tuple[dict, dict]:
         draws = {name: np.asarray(value) for name, value in target.constrain(positions).items()}
     else:
         on_device = jax.device_put(positions, run.chain_keys.sharding)
-        draws = run.programs.constrain(on_device, run.data)
-        draws = {name: np.asarray(value) for name, value in draws.items()}
+        draws = to_host(dict(run.programs.constrain(on_device, run.data)))
     return draws, arviz_stat_names(infos, logdensity)
 
 

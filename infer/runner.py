@@ -16,6 +16,7 @@ import jax
 import numpy as np
 
 from infer.markov import Carry, Chunk, Programs
+from infer.placement import to_host
 
 
 @dataclass
@@ -181,13 +182,13 @@ def advance(
 def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_segment) -> float:
     """Read one segment back into ``record``; returns the time it was done."""
     kept = record.draws_before(t_stop) - record.draws_before(t_start)
-    counts = jax.device_get(chunk.counts)
-    accepted = float(chunk.acceptance_sum)
+    counts = to_host(chunk.counts)
+    accepted = float(to_host(chunk.acceptance_sum))
     if kept:
 
         def used(buffer):  # sliced on the host: no program to compile per length; a part
             # is copied out, so that it does not keep the whole buffer alive
-            array = np.asarray(buffer)
+            array = to_host(buffer)
             return array if array.shape[1] == kept else array[:, :kept].copy()
 
         record.positions.append(jax.tree.map(used, chunk.positions))
