@@ -69,6 +69,7 @@ def sample(
     until=None,
     store=None,
     keep=None,
+    superchains: int | None = None,
 ) -> Result:
     """Run ``sampler`` on ``target`` over ``num_chains`` chains.
 
@@ -112,6 +113,9 @@ def sample(
             and dropped, so memory holds one chunk whatever ``num_samples`` is; the result's
             draws are then read from the store lazily (see :mod:`infer.store`).
         keep: the names of the draws to keep (e.g. ``["mu", "tau"]``); default all.
+        superchains: split the chains into this many superchains of consecutive chains that
+            share a starting point (the many-short-chains regime); ``infer.compare`` then
+            reports nested R-hat (Margossian et al. 2024). ``num_chains`` must be a multiple.
 
     Returns:
         A :class:`infer.Result`: ``draws`` ``name -> (num_chains, num_samples, *event_shape)``
@@ -174,6 +178,7 @@ def sample(
             "checkpoint= and store= are not supported across processes yet: save the result "
             "from process 0 (result.save) instead."
         )
+    superchain_size = _superchain_size(superchains, num_chains, init, source)
     num_draws = until.max_samples if until is not None else num_samples
     if isinstance(source, _Saved):
         num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
@@ -190,9 +195,23 @@ def sample(
         sharding,
         source,
         num_draws,
+        superchain_size,
     )
     outputs = Outputs(folder, checkpoint_every, store, keep)
     return run_loop(run, num_samples, until, outputs, progress, wall_start)
+
+
+def _superchain_size(superchains, num_chains: int, init, source) -> int:
+    """Chains per superchain (1 without superchains), checked against ``num_chains``."""
+    if superchains is None:
+        return getattr(source, "superchain_size", 1) or 1
+    superchains = validation.positive_int("superchains", superchains)
+    if num_chains % superchains:
+        raise ValueError(
+            f"superchains={superchains} must divide num_chains={num_chains}: each superchain "
+            "holds the same number of chains."
+        )
+    return num_chains // superchains
 
 
 def _check_keep(keep, target, init) -> list | None:
@@ -319,6 +338,7 @@ def _start(
     sharding,
     source,
     num_draws,
+    superchain_size=1,
 ) -> Run:
     """Check, trace, check the memory, place and compile; returns the run with its record at
     its first (or resumed) step. ``num_draws``: the draws per chain the run may keep."""
@@ -342,7 +362,18 @@ def _start(
         example,
     )
     capacity = chunk_capacity(num_chains, example)
-    plan = Plan(target, sampler, key_input, structs, data, sharding, num_warmup, thin, capacity)
+    plan = Plan(
+        target,
+        sampler,
+        key_input,
+        structs,
+        data,
+        sharding,
+        num_warmup,
+        thin,
+        capacity,
+        superchain_size,
+    )
     need = _check_memory(plan, target, sampler, example, num_draws, sharding)
     current = fingerprint(target, sampler, structs, num_warmup, thin)
     if isinstance(source, ChainState):
@@ -378,6 +409,7 @@ def _start(
         fingerprint=current,
         resumed_from=source.saved if isinstance(source, _Saved) else None,
         memory=need,
+        superchain_size=superchain_size,
     )
 
 

@@ -114,6 +114,8 @@ class Plan:
             ``ShapeDtypeStruct``s, placed with ``sharding``.
         data: the target's data, placed on the devices, or ``None``.
         sharding: the placement of every per-chain array.
+        superchain_size: chains per superchain: consecutive chains that share a start
+            (for nested R-hat); 1 for independent starts.
     """
 
     def __init__(
@@ -127,6 +129,7 @@ class Plan:
         num_warmup: int,
         thin: int,
         capacity: int,
+        superchain_size: int = 1,
     ):
         self.target, self.sampler, self.capacity = target, sampler, capacity
         self.num_warmup, self.thin = num_warmup, thin
@@ -139,14 +142,14 @@ class Plan:
             abstract(data),
             sharding_key(sharding),
         )
-        self.start_key = ("markov-start", *base)
+        self.start_key = ("markov-start", *base, superchain_size)
         self.advance_key = ("markov-advance", *base, thin, capacity)
         start, advance = PROGRAMS.peek(self.start_key), PROGRAMS.peek(self.advance_key)
         self.cached = start is not None and advance is not None
         began = time.perf_counter()
         jitter = np.float32(0.0)
         if start is None:
-            parts = _Parts(target, sampler, num_warmup, 1, 1)
+            parts = _Parts(target, sampler, num_warmup, 1, 1, superchain_size)
             start = jax.jit(parts.start, out_shardings=sharding).lower(
                 key_input, positions, jitter, data
             )
@@ -249,12 +252,21 @@ class _Parts:
     """The traced functions of :func:`programs`: the kernel is built inside each trace, so
     its log density may read the traced data."""
 
-    def __init__(self, target: Target, sampler, num_warmup: int, thin: int, capacity: int):
+    def __init__(
+        self,
+        target: Target,
+        sampler,
+        num_warmup: int,
+        thin: int,
+        capacity: int,
+        superchain_size: int = 1,
+    ):
         self.target = target
         self.sampler = sampler
         self.num_warmup = num_warmup
         self.thin = thin
         self.capacity = capacity
+        self.superchain_size = superchain_size
 
     def kernel(self, data) -> Kernel:
         return self.sampler.build(self.target.bound(data), self.num_warmup)
@@ -272,6 +284,9 @@ class _Parts:
             jax.random.uniform(k, leaf.shape, leaf.dtype, -1.0, 1.0)
             for k, leaf in zip(noise_keys, leaves, strict=True)
         ]
+        size = self.superchain_size
+        if size > 1:  # the chains of a superchain share its first chain's start
+            noise = [jnp.repeat(n[::size], size, axis=0) for n in noise]
         logdensity = jax.vmap(self.target.bound(data))
 
         def moved(scale):

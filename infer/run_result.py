@@ -58,6 +58,8 @@ def markov_result(
         info["stuck_chains"] = [int(c) for c in np.flatnonzero(~record.moved)]
     if record.nonfinite is not None and "nonfinite" in stats:
         info["nonfinite_proposals"] = record.nonfinite.tolist()  # per chain, warm-up included
+    if run.superchain_size > 1:
+        info["superchains"] = record.carry_chains() // run.superchain_size
     if until is not None:
         info["until"] = {
             **until.as_dict(),
@@ -73,6 +75,7 @@ def markov_result(
         record.thin,
         run.seed,
         run.fingerprint,
+        run.superchain_size,
     )
     result = Result(
         draws=draws,

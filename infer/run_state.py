@@ -38,6 +38,7 @@ class ChainState:
         seed: the seed the chains' keys come from (an int, or a key's data).
         fingerprint: name -> description of what produced the state (see
             :func:`fingerprint`).
+        superchain_size: chains per superchain (1 when the chains started independently).
     """
 
     carry: Carry
@@ -47,6 +48,7 @@ class ChainState:
     thin: int
     seed: object
     fingerprint: dict
+    superchain_size: int = 1
 
     @property
     def position(self):

@@ -69,6 +69,10 @@ class RunRecord:
             self.moved = np.zeros(flat.shape[0], bool)
         self.moved |= np.any(flat != self._first, axis=(1, 2))
 
+    def carry_chains(self) -> int:
+        """The number of chains."""
+        return int(jax.tree.leaves(self.carry.kernel_state)[0].shape[0])
+
     def draws_before(self, step: int) -> int:
         """Draws kept by the steps before global step ``step``."""
         return max(0, step - self.num_warmup) // self.thin
@@ -107,6 +111,7 @@ class Run:
         fingerprint: what the run's state depends on (see :mod:`infer.run_state`).
         resumed_from: the checkpoint it resumed from, or ``None``.
         memory: the run's memory estimate (:class:`infer.memory.Need`), or ``None``.
+        superchain_size: chains per superchain (1: independent starts).
     """
 
     target: object
@@ -119,6 +124,7 @@ class Run:
     fingerprint: dict
     resumed_from: object = None
     memory: object = None
+    superchain_size: int = 1
 
     @property
     def compile_seconds(self) -> float:

@@ -206,3 +206,19 @@ def test_result_converts_to_arviz_with_run_facts():
     assert {"infer", "jax", "numpyro"} <= set(__import__("json").loads(attrs["versions"]))
     table = infer.summary(result)
     assert {"ess_bulk", "r_hat"} <= set(table.columns)
+
+
+def test_chains_of_a_superchain_share_their_start():
+    stuck = infer.rwmh(step_size=1e6)  # every proposal rejected: the draws are the starts
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        result = infer.sample(0, NORMAL_3D, stuck, num_chains=6, num_samples=3, num_warmup=0,
+                              superchains=2)
+    starts = result.draws["x"][:, 0]
+    assert result.info["superchains"] == 2
+    np.testing.assert_array_equal(starts[0], starts[1])
+    np.testing.assert_array_equal(starts[1], starts[2])
+    np.testing.assert_array_equal(starts[3], starts[5])
+    assert not np.array_equal(starts[0], starts[3])
+    with pytest.raises(ValueError, match="superchains=4 must divide num_chains=6"):
+        infer.sample(0, NORMAL_3D, stuck, num_chains=6, superchains=4)
