@@ -46,9 +46,10 @@ class Chunk(NamedTuple):
 
     Attributes:
         carry: the chains after the last step.
-        positions: unconstrained positions of the kept draws, ``(num_chains, capacity, ...)``.
-        logdensity: their log densities, ``(num_chains, capacity)``.
-        infos: name -> ``(num_chains, capacity)``: the kernel's per-step diagnostics.
+        positions: unconstrained positions of the kept draws, step-major
+            ``(capacity, num_chains, ...)``.
+        logdensity: their log densities, ``(capacity, num_chains)``.
+        infos: name -> ``(capacity, num_chains)``: the kernel's per-step diagnostics.
         counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
             ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
             ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
@@ -170,7 +171,7 @@ class Plan:
 
     def chunk_structs(self):
         """The abstract outputs of one advance call but the carry: ``(positions,
-        logdensity, infos, counts, acceptance_sum)``, draws ``(num_chains, capacity,
+        logdensity, infos, counts, acceptance_sum)``, draws ``(capacity, num_chains,
         ...)``."""
         return self.advance.out_info[1]
 
@@ -342,9 +343,8 @@ class _Parts:
 
         keys_shape = jax.eval_shape(fold_in, chain_keys, t_start)
         row_shape = jax.eval_shape(step_row, keys_shape, carry.kernel_state, carry.params)
-        buffers = jax.tree.map(
-            lambda r: jnp.zeros((r.shape[0], capacity, *r.shape[1:]), r.dtype), row_shape
-        )
+        # Step-major buffers (capacity, num_chains, ...): each step writes one contiguous row.
+        buffers = jax.tree.map(lambda r: jnp.zeros((capacity, *r.shape), r.dtype), row_shape)
         flags = [name for name, s in row_shape[2].items() if s.dtype == jnp.bool_]
         pending = {name: jnp.zeros((num_chains,), bool) for name in flags if thin > 1}
         schedule = {} if adaptation is None else adaptation.schedule(num_warmup)
@@ -380,13 +380,12 @@ class _Parts:
                 merged = {name: pending[name] | info_row[name] for name in pending}
                 info_row.update(merged)
                 pending = {name: jnp.where(kept, False, merged[name]) for name in pending}
-            slot = jnp.clip(after // thin - 1 - draw_start, 0, capacity - 1)
+            # Every step writes, without reading the buffer back: a thinned-out step writes
+            # the slot of the next kept draw (which overwrites it), a warm-up step slot 0 of a
+            # segment that keeps nothing (segments never straddle the end of warm-up).
+            slot = jnp.clip((after + thin - 1) // thin - 1 - draw_start, 0, capacity - 1)
             row = (states.position, states.logdensity, info_row)
-            buffers = jax.tree.map(
-                lambda b, value: b.at[:, slot].set(jnp.where(kept, value, b[:, slot])),
-                buffers,
-                row,
-            )
+            buffers = jax.tree.map(lambda b, value: b.at[slot].set(value), buffers, row)
             nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
             counts = tuple(
                 c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)

@@ -192,10 +192,9 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
     accepted = float(to_host(chunk.acceptance_sum))
     if kept:
 
-        def used(buffer):  # sliced on the host: no program to compile per length; a part
-            # is copied out, so that it does not keep the whole buffer alive
-            array = to_host(buffer)
-            return array if array.shape[1] == kept else array[:, :kept].copy()
+        def used(buffer):  # sliced on the host: no program to compile per length; copied
+            # out chain-first (the buffers are step-major), which frees the whole buffer
+            return np.ascontiguousarray(np.swapaxes(to_host(buffer)[:kept], 0, 1))
 
         record.positions.append(jax.tree.map(used, chunk.positions))
         record.logdensity.append(used(chunk.logdensity))

@@ -1,0 +1,203 @@
+"""Chain-count sweep on the breast-cancer logistic regression (31 parameters, 569
+observations): RWMH, MALA and NUTS from 1 to 100,000 chains, against BlackJAX and against
+the physical limit.
+
+For every chain count: chain-steps per second and (MALA, NUTS) gradient evaluations per
+second of ``infer.sample``'s sampling phase (fixed step sizes, no warm-up) and of BlackJAX's
+``rmh``, ``mala`` and ``nuts`` with the same step sizes in its documented loop (``lax.scan``
+over ``vmap``-ed steps); and the **bare rate**: the same log density (or its value and
+gradient) evaluated in a plain ``vmap`` + ``scan`` loop with no sampler around it. The
+fraction of the bare rate is how close a sampler gets to the cost of its log density alone.
+Goals (issue "Scale"): RWMH at 1,024 and more chains at least 0.8 of the bare rate, and infer
+ahead of BlackJAX at every count. Medians over repeats that alternate the libraries.
+Results: ``benchmarks/results/sweep_<platform>.json``.
+
+Run: ``python benchmarks/sweep.py`` (``--quick``: up to 1,024 chains, fewer steps).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.flatten_util
+import jax.numpy as jnp
+import numpy as np
+
+import infer
+from models import targets
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, machine, write_result  # noqa: E402
+
+STEP_SIZES = {"rwmh": 0.02, "mala": 0.02, "nuts": 0.05}
+EVALUATIONS = 2_000_000  # log-density evaluations per measurement (split over the chains)
+
+
+def _timed(fn, *args) -> float:
+    start = time.perf_counter()
+    jax.block_until_ready(fn(*args))
+    return time.perf_counter() - start
+
+
+def bare_runner(logdensity_fn, gradients: bool, num_chains: int, num_steps: int):
+    """The log density alone, ``num_steps`` times for every chain, at moving positions."""
+    evaluate = jax.vmap(jax.value_and_grad(logdensity_fn) if gradients else logdensity_fn)
+
+    @jax.jit
+    def run(positions):
+        def step(carry, _):
+            x, total = carry
+            out = evaluate(x)
+            value, grad = out if gradients else (out, x)
+            x = jax.tree.map(lambda a, g: a + 1e-6 * jnp.tanh(g), x, grad if gradients else x)
+            return (x, total + jnp.sum(value)), None
+
+        (_, total), _ = jax.lax.scan(step, (positions, 0.0), None, length=num_steps)
+        return total
+
+    return run
+
+
+def blackjax_runner(name: str, logdensity_fn, num_chains: int, num_steps: int):
+    """BlackJAX's kernel in its documented loop; returns ``(draws, gradient count)``."""
+    import blackjax
+
+    step_size = STEP_SIZES[name]
+    if name == "rwmh":
+
+        def proposal(rng_key, position):
+            flat, unravel = jax.flatten_util.ravel_pytree(position)
+            return unravel(flat + step_size * jax.random.normal(rng_key, flat.shape))
+
+        algorithm = blackjax.rmh(logdensity_fn, proposal)
+    elif name == "mala":
+        algorithm = blackjax.mala(logdensity_fn, step_size)
+    else:
+        algorithm = blackjax.nuts(logdensity_fn, step_size, jnp.ones(31))  # 31 parameters
+
+    @jax.jit
+    def run(rng_key, positions):
+        states = jax.vmap(algorithm.init)(positions)
+
+        def one_step(states, key):
+            states, infos = jax.vmap(algorithm.step)(jax.random.split(key, num_chains), states)
+            grads = getattr(infos, "num_integration_steps", jnp.ones(num_chains, jnp.int32))
+            return states, (states.position, jnp.sum(grads))
+
+        _, (draws, grads) = jax.lax.scan(one_step, states, jax.random.split(rng_key, num_steps))
+        return draws, jnp.sum(grads)
+
+    return run
+
+
+def make_sampler(name: str):
+    step_size = STEP_SIZES[name]
+    if name == "rwmh":
+        return infer.rwmh(step_size=step_size)
+    if name == "mala":
+        return infer.mala(step_size=step_size)
+    return infer.nuts(step_size=step_size, adapt_step_size=False, adapt_mass_matrix=False)
+
+
+def measure(name: str, num_chains: int, repeats: int) -> dict:
+    target = targets.get("logistic_regression")
+    gradients = name != "rwmh"
+    per_step = 10 if name == "nuts" else 1  # roughly: NUTS spends ~10 gradients a step
+    num_steps = max(5, EVALUATIONS // (num_chains * per_step))
+    positions = jax.tree.map(
+        lambda leaf: jnp.broadcast_to(leaf, (num_chains, *leaf.shape)), target.init
+    )
+    bare = bare_runner(target.logdensity_fn, gradients, num_chains, num_steps)
+    theirs = blackjax_runner(name, target.logdensity_fn, num_chains, num_steps)
+    sampler = make_sampler(name)
+
+    def ours(seed):
+        return infer.sample(
+            seed,
+            target,
+            sampler,
+            num_chains=num_chains,
+            num_samples=num_steps,
+            num_warmup=0,
+            init=jax.tree.map(np.asarray, positions),
+        )
+
+    bare(positions).block_until_ready()
+    jax.block_until_ready(theirs(jax.random.key(0), positions))
+    ours(0)
+    rows = {"ours": [], "ours_grads": [], "blackjax": [], "blackjax_grads": [], "bare": []}
+    for r in range(repeats):
+        result = ours(r)
+        rows["ours"].append(num_chains * num_steps / result.timing["sampling"])
+        rows["ours_grads"].append(result.num_grad_evals / result.timing["sampling"])
+        start = time.perf_counter()
+        _, grads = jax.block_until_ready(theirs(jax.random.key(r), positions))
+        seconds = time.perf_counter() - start
+        rows["blackjax"].append(num_chains * num_steps / seconds)
+        rows["blackjax_grads"].append(float(grads) / seconds)
+        rows["bare"].append(num_chains * num_steps / _timed(bare, positions))
+    med = {key: statistics.median(values) for key, values in rows.items()}
+    row = {
+        "sampler": name,
+        "num_chains": num_chains,
+        "num_steps": num_steps,
+        "infer_chain_steps_per_s": med["ours"],
+        "blackjax_chain_steps_per_s": med["blackjax"],
+        "bare_evaluations_per_s": med["bare"],
+        "ratio_to_blackjax": med["ours"] / med["blackjax"],
+    }
+    if gradients:
+        row["infer_grads_per_s"] = med["ours_grads"]
+        row["blackjax_grads_per_s"] = med["blackjax_grads"]
+        row["ratio_to_blackjax"] = med["ours_grads"] / med["blackjax_grads"]
+        row["fraction_of_bare"] = med["ours_grads"] / med["bare"]
+    else:
+        row["fraction_of_bare"] = med["ours"] / med["bare"]
+    print(
+        f"  {name:4s} {num_chains:>7} chains: infer {row['infer_chain_steps_per_s']:.3e} "
+        f"steps/s, {row['fraction_of_bare']:.2f} of bare, {row['ratio_to_blackjax']:.2f}x "
+        "BlackJAX",
+        flush=True,
+    )
+    return row
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+    counts = (1, 32, 1024) if args.quick else (1, 32, 1024, 10_000, 100_000)
+    repeats = 1 if args.quick else args.repeats
+    global EVALUATIONS
+    if args.quick:
+        EVALUATIONS = 200_000
+    rows = [measure(name, n, repeats) for name in ("rwmh", "mala", "nuts") for n in counts]
+    rwmh_many = [r for r in rows if r["sampler"] == "rwmh" and r["num_chains"] >= 1024]
+    record = {
+        "machine": machine("blackjax"),
+        "target": "logistic_regression",
+        "step_sizes": STEP_SIZES,
+        "precision": "float32",
+        "rows": rows,
+        "goals_met": {
+            "rwmh_at_least_0.8_of_bare_from_1024_chains": all(
+                r["fraction_of_bare"] >= 0.8 for r in rwmh_many
+            ),
+            "ahead_of_blackjax_at_every_count": all(r["ratio_to_blackjax"] >= 1.0 for r in rows),
+        },
+    }
+    name = f"sweep_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"
+    write_result(RESULTS / name, record)
+    print(f"wrote {RESULTS / name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
