@@ -11,28 +11,24 @@ runs with the same keys, so the draws are the same. Exact samplers go to
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from infer import checkpoint as checkpoints
-from infer import convergence, memory, validation
-from infer.base import check_sampler, hook, is_exact
-from infer.exact import run_exact
-from infer.keys import as_key, chain_keys
+from infer import memory
+from infer.arguments import Arguments, Saved, check_arguments
+from infer.base import hook, is_exact
+from infer.exact import sample_exact
 from infer.markov import Carry, Plan
-from infer.placement import chain_sharding, replicated, to_host
+from infer.placement import replicated, to_host
 from infer.result import Result
-from infer.run_loop import Outputs, run_loop
+from infer.run_loop import run_loop
 from infer.run_state import ChainState, check_compatible, fingerprint
 from infer.runner import Run, RunRecord
 from infer.starts import check_initial_logdensity, starting_point
-from infer.store import as_store
-from infer.target import Target, check_target
+from infer.target import Target
 
-DEFAULT_WARMUP = 1000
-DEFAULT_CHAINS = 4
 #: Bytes of draws one call of the advance program keeps at most (more make more calls).
 CHUNK_BYTES = 2**28
 #: Draws one call keeps at most. The capacity depends only on the chains' shapes, never on
@@ -129,288 +125,127 @@ def sample(
             target, sampler or shapes differ from the saved run's says what differs.
     """
     wall_start = time.perf_counter()
-    key_input, seed = as_key(rng_key)
-    check_target(target)
-    check_sampler(sampler)
-    if num_chains is None:
-        num_chains = resume.state.num_chains if _has_state(resume) else DEFAULT_CHAINS
-    num_chains = validation.positive_int("num_chains", num_chains)
-    num_samples = validation.positive_int("num_samples", num_samples)
-    thin = validation.positive_int("thin", thin)
-    init_jitter = float(init_jitter)
-    if not (np.isfinite(init_jitter) and init_jitter >= 0):
-        raise ValueError(f"init_jitter must be a finite number >= 0; got {init_jitter}.")
-    if until is not None and not isinstance(until, convergence.Converged):
-        raise TypeError(
-            f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."
-        )
-    sharding = chain_sharding(devices, num_chains)
+    args = check_arguments(
+        rng_key,
+        target,
+        sampler,
+        num_chains=num_chains,
+        num_samples=num_samples,
+        num_warmup=num_warmup,
+        thin=thin,
+        init=init,
+        init_jitter=init_jitter,
+        devices=devices,
+        resume=resume,
+        checkpoint=checkpoint,
+        checkpoint_every=checkpoint_every,
+        until=until,
+        store=store,
+        keep=keep,
+        superchains=superchains,
+        exact=is_exact(sampler),
+    )
     if is_exact(sampler):
-        _refuse_for_exact(sampler, resume, checkpoint, until)
-        return _sample_exact(
-            key_input,
-            seed,
+        return sample_exact(
+            args.key_input,
+            args.seed,
             target,
             sampler,
-            num_chains,
-            num_samples,
-            sharding,
+            args.num_chains,
+            args.num_samples,
+            args.sharding,
             progress,
             wall_start,
         )
-    source = _resume_source(resume, init)
-    if num_warmup is None:
-        num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
-    num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
-    if checkpoint_every is not None:
-        checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
-    folder = _checkpoint_folder(checkpoint, resume)
-    store = as_store(store)
-    if store is not None and (folder is not None or resume is not None):
-        raise ValueError(
-            "store= writes the draws to disk as they come; it cannot be combined with "
-            "checkpoint= or resume= yet. Use one or the other."
-        )
-    keep = _check_keep(keep, target, init)
-    if jax.process_count() > 1 and (store is not None or folder is not None):
-        raise ValueError(
-            f"with {jax.process_count()} processes every process gathers the whole result; "
-            "checkpoint= and store= are not supported across processes yet: save the result "
-            "from process 0 (result.save) instead."
-        )
-    superchain_size = _superchain_size(superchains, num_chains, init, source)
-    num_draws = until.max_samples if until is not None else num_samples
-    if isinstance(source, _Saved):
-        num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
-    run = _start(
-        key_input,
-        seed,
-        target,
-        sampler,
-        num_chains,
-        num_warmup,
-        thin,
-        init,
-        init_jitter,
-        sharding,
-        source,
-        num_draws,
-        superchain_size,
-    )
-    outputs = Outputs(folder, checkpoint_every, store, keep)
-    return run_loop(run, num_samples, until, outputs, progress, wall_start)
+    run = _start(args)
+    return run_loop(run, args.num_samples, until, args.outputs, progress, wall_start)
 
 
-def _superchain_size(superchains, num_chains: int, init, source) -> int:
-    """Chains per superchain (1 without superchains), checked against ``num_chains``."""
-    if superchains is None:
-        return getattr(source, "superchain_size", 1) or 1
-    superchains = validation.positive_int("superchains", superchains)
-    if num_chains % superchains:
-        raise ValueError(
-            f"superchains={superchains} must divide num_chains={num_chains}: each superchain "
-            "holds the same number of chains."
-        )
-    return num_chains // superchains
-
-
-def _check_keep(keep, target, init) -> list | None:
-    """``keep`` as a list of draw names the target reports, or a ``ValueError``."""
-    if keep is None:
-        return None
-    if isinstance(keep, str) or not all(isinstance(name, str) for name in keep):
-        raise TypeError(f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}.")
-    point = init if init is not None else target.init
-    names = list(jax.eval_shape(target.constrain, point)) if point is not None else None
-    unknown = [name for name in keep if names is not None and name not in names]
-    if unknown or not keep:
-        raise ValueError(
-            f"keep names {unknown or keep} that the target does not report; its draws are {names}."
-        )
-    return list(keep)
-
-
-def _has_state(resume) -> bool:
-    return isinstance(resume, Result) and resume.state is not None
-
-
-def _refuse_for_exact(sampler, resume, checkpoint, until) -> None:
-    used = [
-        name
-        for name, value in (("resume", resume), ("checkpoint", checkpoint), ("until", until))
-        if value is not None
-    ]
-    if used:
-        raise ValueError(
-            f"{sampler.name} makes exact independent draws, so {', '.join(used)} do not apply: "
-            "for more draws, call infer.sample again with another seed and join the results."
-        )
-
-
-def _sample_exact(
-    key_input, seed, target, sampler, num_chains, num_samples, sharding, progress, wall_start
-) -> Result:
-    if target.init is not None:
-        draws = memory.nbytes(jax.eval_shape(target.constrain, target.init))
-        draws *= num_chains * num_samples
-        # the chunks on the device (host memory on a CPU), their copies and the result
-        need = memory.Need(2 * draws, draws, {"draws": draws}, draws)
-        memory.check(
-            need,
-            list(sharding.device_set),
-            f"{sampler.name} on {target.name} with {num_chains} chains x {num_samples} draws",
-            "Use fewer chains (num_chains) or draws (num_samples), or draw in pieces with "
-            "different seeds, saving each result (result.save) before the next.",
-        )
-    keys = chain_keys(key_input, num_chains)
-    out = run_exact(
-        jax.device_put(keys, sharding), target, sampler, num_chains, num_samples, progress
-    )
-    return Result(
-        draws=out.draws,
-        stats={},
-        timing={
-            "compile": out.compile_seconds,
-            "warmup": 0.0,
-            "sampling": out.sampling_seconds,
-            "total": time.perf_counter() - wall_start,
-        },
-        num_logdensity_evals=out.num_logdensity_evals,
-        num_grad_evals=out.num_grad_evals,
-        sampler=sampler.name,
-        settings=sampler.settings(),
-        seed=seed,
-        target=target.name,
-        num_warmup=0,
-        thin=1,
-        info={**out.info, "exact": True},
-        ground_truth=target.ground_truth,
-    )
-
-
-def _resume_source(resume, init):
-    """``None``, the :class:`ChainState` of a result, or a checkpoint read from disk."""
-    if resume is None:
-        return None
-    if init is not None:
-        raise ValueError(
-            "init and resume cannot both be given: resumed chains start where they stopped."
-        )
-    if isinstance(resume, Result):
-        if resume.state is None:
-            raise ValueError(
-                f"resume=result needs the chains' state, and this {resume.sampler} result has "
-                "none (results of exact samplers and ADVI, loaded from a file or made by "
-                "Result.from_draws carry none). Resume from a checkpoint folder instead."
-            )
-        return resume.state
-    if isinstance(resume, ChainState):
-        return resume
-    if isinstance(resume, (str, Path)):
-        return _Saved(checkpoints.load(resume))
-    raise TypeError(
-        f"resume must be an infer.Result or a checkpoint folder; got {type(resume).__name__}."
-    )
-
-
-class _Saved:
-    """A checkpoint read from disk, seen like a :class:`ChainState`."""
-
-    def __init__(self, saved: checkpoints.Checkpoint):
-        self.saved = saved
-        meta = saved.meta
-        self.step = int(meta["step"])
-        self.num_warmup = int(meta["num_warmup"])
-        self.thin = int(meta["thin"])
-        self.fingerprint = meta["fingerprint"]
-
-
-def _start(
-    key_input,
-    seed,
-    target,
-    sampler,
-    num_chains,
-    num_warmup,
-    thin,
-    init,
-    init_jitter,
-    sharding,
-    source,
-    num_draws,
-    superchain_size=1,
-) -> Run:
-    """Check, trace, check the memory, place and compile; returns the run with its record at
-    its first (or resumed) step. ``num_draws``: the draws per chain the run may keep."""
-    if isinstance(source, ChainState):
-        if source.seed != seed:
-            raise ValueError(
-                f"resume continues the chains' own random streams, made from seed "
-                f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a "
-                "run with init=result.state.position."
-            )
-        positions, per_chain = source.position, True
-    else:
-        positions, per_chain = starting_point(target, init, num_chains)
+def _start(args: Arguments) -> Run:
+    """Trace, check the memory, place and compile; returns the run with its record at its
+    first (or resumed) step."""
+    target, sampler, sharding, source = args.target, args.sampler, args.sharding, args.source
+    positions, per_chain = _positions(args)
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
     structs = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(
-            (num_chains, *np.shape(leaf)), leaf.dtype, sharding=sharding
+            (args.num_chains, *np.shape(leaf)), leaf.dtype, sharding=sharding
         ),
         example,
     )
-    capacity = chunk_capacity(num_chains, example)
     plan = Plan(
         target,
         sampler,
-        key_input,
+        args.key_input,
         structs,
         data,
         sharding,
-        num_warmup,
-        thin,
-        capacity,
-        superchain_size,
+        args.num_warmup,
+        args.thin,
+        chunk_capacity(args.num_chains, example),
+        args.superchain_size,
     )
-    need = _check_memory(plan, target, sampler, example, num_draws, sharding)
-    current = fingerprint(target, sampler, structs, num_warmup, thin)
+    need = _check_memory(plan, target, sampler, example, args.num_draws, sharding)
+    current = fingerprint(target, sampler, structs, args.num_warmup, args.thin)
     if isinstance(source, ChainState):
         check_compatible(source.fingerprint, current, "the given result")
         chain_keys = jax.device_put(source.chain_keys, sharding)
-        record = RunRecord(jax.device_put(source.carry, sharding), source.step, num_warmup, thin)
-    elif isinstance(source, _Saved):
+        carry = jax.device_put(source.carry, sharding)
+        record = RunRecord(carry, source.step, args.num_warmup, args.thin)
+    elif isinstance(source, Saved):
         check_compatible(source.fingerprint, current, str(source.saved.path))
         chain_keys, record = checkpoints.restore(
-            source.saved, plan.carry_structs, num_warmup, thin, sharding
+            source.saved, plan.carry_structs, args.num_warmup, args.thin, sharding
         )
     else:
-        start, _ = plan.compile_start()  # bad starts are reported before the long compile
-        if not per_chain:
-            positions = jax.tree.map(
-                lambda leaf: np.broadcast_to(leaf, (num_chains, *np.shape(leaf))), positions
-            )
-        positions = jax.device_put(positions, sharding)
-        jitter = 0.0 if per_chain else init_jitter
-        chain_keys, starts, carry, values = start(key_input, positions, jitter, data)
-        check_initial_logdensity(to_host(values), to_host(starts))
-        record = RunRecord(carry, 0, num_warmup, thin)
-        record.num_logdensity_evals = num_chains
-        record.num_grad_evals = num_chains * int(bool(sampler.uses_gradients))
+        chain_keys, record = _first_record(args, plan, positions, per_chain, data)
     return Run(
         target=target,
         sampler=sampler,
-        seed=seed,
+        seed=args.seed,
         programs=plan.compile(),
         record=record,
         chain_keys=chain_keys,
         data=data,
         fingerprint=current,
-        resumed_from=source.saved if isinstance(source, _Saved) else None,
+        resumed_from=source.saved if isinstance(source, Saved) else None,
         memory=need,
-        superchain_size=superchain_size,
+        superchain_size=args.superchain_size,
     )
+
+
+def _positions(args: Arguments):
+    """``(positions, per_chain)``: the resumed chains' positions, or the starting point(s)."""
+    source = args.source
+    if isinstance(source, ChainState):
+        if source.seed != args.seed:
+            raise ValueError(
+                f"resume continues the chains' own random streams, made from seed "
+                f"{source.seed!r}; pass that seed (got {args.seed!r}). For new randomness, "
+                "start a run with init=result.state.position."
+            )
+        return source.position, True
+    return starting_point(args.target, args.init, args.num_chains)
+
+
+def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data):
+    """``(chain_keys, record)`` of a new run: the start program's keys and states, after the
+    check that every chain's start has a finite log density (before the long compile)."""
+    start, _ = plan.compile_start()
+    if not per_chain:
+        positions = jax.tree.map(
+            lambda leaf: np.broadcast_to(leaf, (args.num_chains, *np.shape(leaf))), positions
+        )
+    positions = jax.device_put(positions, args.sharding)
+    jitter = 0.0 if per_chain else args.init_jitter
+    chain_keys, starts, carry, values = start(args.key_input, positions, jitter, data)
+    check_initial_logdensity(to_host(values), to_host(starts))
+    record = RunRecord(carry, 0, args.num_warmup, args.thin)
+    record.num_logdensity_evals = args.num_chains
+    record.num_grad_evals = args.num_chains * int(bool(args.sampler.uses_gradients))
+    return chain_keys, record
 
 
 def _check_memory(plan: Plan, target, sampler, example, num_draws: int, sharding):
@@ -429,27 +264,6 @@ def _check_memory(plan: Plan, target, sampler, example, num_draws: int, sharding
         "saving each result (result.save) before the next.",
     )
     return need
-
-
-def _checkpoint_folder(checkpoint, resume) -> Path | None:
-    if checkpoint is not None:
-        if not isinstance(checkpoint, (str, Path)):
-            raise TypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__}.")
-        folder = Path(checkpoint)
-        resuming_it = isinstance(resume, (str, Path)) and Path(resume) in (
-            folder,
-            *checkpoints.checkpoints(folder),
-        )
-        if checkpoints.checkpoints(folder) and not resuming_it:
-            raise ValueError(
-                f"checkpoint={str(folder)!r} already holds a run's checkpoints: pass "
-                f"resume={str(folder)!r} to continue that run, or choose an empty folder."
-            )
-        return folder
-    if isinstance(resume, (str, Path)):
-        path = Path(resume)
-        return path if path.is_dir() else path.parent
-    return None
 
 
 __all__ = ["sample", "Carry"]

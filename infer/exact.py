@@ -15,9 +15,12 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from infer import memory
 from infer.base import hook
+from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
+from infer.result import Result
 from infer.target import Target, program_key
 
 IID_CHUNK = 2**24  # draws per device per compiled call of an exact sampler
@@ -113,3 +116,46 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
     info, num_logdensity, num_grad = sampler.iid_summary(setup, counters, chunk)
     info["cache_hit"] = compile_seconds == 0.0
     return ExactRun(draws, info, num_logdensity, num_grad, compile_seconds, sampling_seconds)
+
+
+def sample_exact(
+    key_input, seed, target, sampler, num_chains, num_samples, sharding, progress, wall_start
+) -> Result:
+    """:func:`infer.sample` for an exact sampler: the memory check, then :func:`run_exact`,
+    then the :class:`infer.Result` (no warm-up, no per-step statistics)."""
+    if target.init is not None:
+        draws = memory.nbytes(jax.eval_shape(target.constrain, target.init))
+        draws *= num_chains * num_samples
+        # the chunks on the device (host memory on a CPU), their copies and the result
+        need = memory.Need(2 * draws, draws, {"draws": draws}, draws)
+        memory.check(
+            need,
+            list(sharding.device_set),
+            f"{sampler.name} on {target.name} with {num_chains} chains x {num_samples} draws",
+            "Use fewer chains (num_chains) or draws (num_samples), or draw in pieces with "
+            "different seeds, saving each result (result.save) before the next.",
+        )
+    keys = chain_keys(key_input, num_chains)
+    out = run_exact(
+        jax.device_put(keys, sharding), target, sampler, num_chains, num_samples, progress
+    )
+    return Result(
+        draws=out.draws,
+        stats={},
+        timing={
+            "compile": out.compile_seconds,
+            "warmup": 0.0,
+            "sampling": out.sampling_seconds,
+            "total": time.perf_counter() - wall_start,
+        },
+        num_logdensity_evals=out.num_logdensity_evals,
+        num_grad_evals=out.num_grad_evals,
+        sampler=sampler.name,
+        settings=sampler.settings(),
+        seed=seed,
+        target=target.name,
+        num_warmup=0,
+        thin=1,
+        info={**out.info, "exact": True},
+        ground_truth=target.ground_truth,
+    )

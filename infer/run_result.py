@@ -36,30 +36,7 @@ def markov_result(
         raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
     if keep is not None:
         draws = {name: value for name, value in draws.items() if name in keep}
-    info = {"cache_hit": run.compile_seconds == 0.0}
-    if run.memory is not None:
-        info["memory_estimate"] = {
-            "host_bytes": run.memory.host,
-            "device_bytes": run.memory.device,
-            "result_bytes": run.memory.result,
-        }
-    example = jax.tree.map(lambda leaf: leaf[0], record.carry.kernel_state.position)
-    dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
-    target_accept = hook(sampler, "target_acceptance")(dim)
-    if target_accept is not None:
-        info["target_accept"] = target_accept
-        info["acceptance_band"] = list(hook(sampler, "acceptance_band")(target_accept))
-    if "step_size" in stats:
-        info["step_size"] = stats["step_size"][:, -1].tolist()
-    scale = getattr(record.carry.params, "scale", None)
-    if scale is not None and np.ndim(scale) > 1:
-        info["proposal_std"] = scale_std(to_host(scale)).tolist()
-    if record.moved is not None and record.num_draws > 1:
-        info["stuck_chains"] = [int(c) for c in np.flatnonzero(~record.moved)]
-    if record.nonfinite is not None and "nonfinite" in stats:
-        info["nonfinite_proposals"] = record.nonfinite.tolist()  # per chain, warm-up included
-    if run.superchain_size > 1:
-        info["superchains"] = record.carry_chains() // run.superchain_size
+    info = _run_facts(run, stats)
     if until is not None:
         info["until"] = {
             **until.as_dict(),
@@ -112,6 +89,38 @@ def markov_result(
         result._tree = open_store(store.path)
     warn_if_unhealthy(result)
     return result
+
+
+def _run_facts(run: Run, stats: dict) -> dict:
+    """``result.info`` of a Markov-chain run: the compile-cache hit, the memory estimate, what
+    the sampler tunes toward, the final step sizes and proposal scales, stuck chains,
+    non-finite proposals per chain and the superchains."""
+    record, sampler = run.record, run.sampler
+    info = {"cache_hit": run.compile_seconds == 0.0}
+    if run.memory is not None:
+        info["memory_estimate"] = {
+            "host_bytes": run.memory.host,
+            "device_bytes": run.memory.device,
+            "result_bytes": run.memory.result,
+        }
+    example = jax.tree.map(lambda leaf: leaf[0], record.carry.kernel_state.position)
+    dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
+    target_accept = hook(sampler, "target_acceptance")(dim)
+    if target_accept is not None:
+        info["target_accept"] = target_accept
+        info["acceptance_band"] = list(hook(sampler, "acceptance_band")(target_accept))
+    if "step_size" in stats:
+        info["step_size"] = stats["step_size"][:, -1].tolist()
+    scale = getattr(record.carry.params, "scale", None)
+    if scale is not None and np.ndim(scale) > 1:
+        info["proposal_std"] = scale_std(to_host(scale)).tolist()
+    if record.moved is not None and record.num_draws > 1:
+        info["stuck_chains"] = [int(c) for c in np.flatnonzero(~record.moved)]
+    if record.nonfinite is not None and "nonfinite" in stats:
+        info["nonfinite_proposals"] = record.nonfinite.tolist()  # per chain, warm-up included
+    if run.superchain_size > 1:
+        info["superchains"] = record.carry_chains() // run.superchain_size
+    return info
 
 
 def _gathered(run: Run) -> tuple[dict, dict]:

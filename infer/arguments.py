@@ -1,0 +1,274 @@
+"""Host-side checks of :func:`infer.sample`'s arguments, before anything is traced: each
+error names the argument, what was expected, what was got and how to fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import numpy as np
+
+from infer import checkpoint as checkpoints
+from infer import convergence, validation
+from infer.base import check_sampler
+from infer.keys import as_key
+from infer.placement import chain_sharding
+from infer.result import Result
+from infer.run_loop import Outputs
+from infer.run_state import ChainState
+from infer.store import as_store
+from infer.target import check_target
+
+DEFAULT_WARMUP = 1000
+DEFAULT_CHAINS = 4
+
+
+class Arguments(NamedTuple):
+    """:func:`infer.sample`'s arguments, checked and completed with their defaults.
+
+    Attributes:
+        key_input, seed: from :func:`infer.keys.as_key`.
+        source: what the run resumes from: ``None``, a :class:`ChainState` or a
+            :class:`Saved` checkpoint.
+        sharding: where the chains live.
+        outputs: checkpoint folder, store and kept names (:class:`infer.run_loop.Outputs`).
+        num_draws: the most draws per chain the run may keep (for the memory check).
+        superchain_size: chains per superchain (1: independent starts).
+    """
+
+    key_input: object
+    seed: object
+    target: object
+    sampler: object
+    num_chains: int
+    num_samples: int
+    num_warmup: int
+    thin: int
+    init: object
+    init_jitter: float
+    sharding: object
+    source: object
+    outputs: Outputs
+    until: object
+    num_draws: int
+    superchain_size: int
+
+
+def check_arguments(
+    rng_key,
+    target,
+    sampler,
+    *,
+    num_chains,
+    num_samples,
+    num_warmup,
+    thin,
+    init,
+    init_jitter,
+    devices,
+    resume,
+    checkpoint,
+    checkpoint_every,
+    until,
+    store,
+    keep,
+    superchains,
+    exact: bool,
+) -> Arguments:
+    """Check every argument of :func:`infer.sample` (their meanings are there)."""
+    key_input, seed = as_key(rng_key)
+    check_target(target)
+    check_sampler(sampler)
+    num_chains, num_samples, thin, init_jitter = _check_numbers(
+        num_chains, num_samples, thin, init_jitter, until, resume
+    )
+    sharding = chain_sharding(devices, num_chains)
+    if exact:
+        _refuse_for_exact(sampler, resume, checkpoint, until)
+        return Arguments(
+            key_input,
+            seed,
+            target,
+            sampler,
+            num_chains,
+            num_samples,
+            0,
+            1,
+            init,
+            init_jitter,
+            sharding,
+            None,
+            Outputs(None, None, None, None),
+            None,
+            num_samples,
+            1,
+        )
+    source = _resume_source(resume, init)
+    if num_warmup is None:
+        num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
+    num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
+    outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
+    num_draws = until.max_samples if until is not None else num_samples
+    if isinstance(source, Saved):
+        num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
+    superchain_size = _superchain_size(superchains, num_chains, init, source)
+    return Arguments(
+        key_input,
+        seed,
+        target,
+        sampler,
+        num_chains,
+        num_samples,
+        num_warmup,
+        thin,
+        init,
+        init_jitter,
+        sharding,
+        source,
+        outputs,
+        until,
+        num_draws,
+        superchain_size,
+    )
+
+
+def _check_numbers(num_chains, num_samples, thin, init_jitter, until, resume) -> tuple:
+    """The counts and scales of a run, checked; ``num_chains`` defaults to the resumed run's."""
+    if num_chains is None:
+        num_chains = resume.state.num_chains if _has_state(resume) else DEFAULT_CHAINS
+    num_chains = validation.positive_int("num_chains", num_chains)
+    num_samples = validation.positive_int("num_samples", num_samples)
+    thin = validation.positive_int("thin", thin)
+    init_jitter = float(init_jitter)
+    if not (np.isfinite(init_jitter) and init_jitter >= 0):
+        raise ValueError(f"init_jitter must be a finite number >= 0; got {init_jitter}.")
+    if until is not None and not isinstance(until, convergence.Converged):
+        raise TypeError(
+            f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."
+        )
+    return num_chains, num_samples, thin, init_jitter
+
+
+def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep) -> Outputs:
+    """Where the draws go besides the result, checked against each other."""
+    if checkpoint_every is not None:
+        checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
+    folder = _checkpoint_folder(checkpoint, resume)
+    store = as_store(store)
+    if store is not None and (folder is not None or resume is not None):
+        raise ValueError(
+            "store= writes the draws to disk as they come; it cannot be combined with "
+            "checkpoint= or resume= yet. Use one or the other."
+        )
+    if jax.process_count() > 1 and (store is not None or folder is not None):
+        raise ValueError(
+            f"with {jax.process_count()} processes every process gathers the whole result; "
+            "checkpoint= and store= are not supported across processes yet: save the result "
+            "from process 0 (result.save) instead."
+        )
+    return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, init))
+
+
+def _superchain_size(superchains, num_chains: int, init, source) -> int:
+    """Chains per superchain (1 without superchains), checked against ``num_chains``."""
+    if superchains is None:
+        return getattr(source, "superchain_size", 1) or 1
+    superchains = validation.positive_int("superchains", superchains)
+    if num_chains % superchains:
+        raise ValueError(
+            f"superchains={superchains} must divide num_chains={num_chains}: each superchain "
+            "holds the same number of chains."
+        )
+    return num_chains // superchains
+
+
+def _check_keep(keep, target, init) -> list | None:
+    """``keep`` as a list of draw names the target reports, or a ``ValueError``."""
+    if keep is None:
+        return None
+    if isinstance(keep, str) or not all(isinstance(name, str) for name in keep):
+        raise TypeError(f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}.")
+    point = init if init is not None else target.init
+    names = list(jax.eval_shape(target.constrain, point)) if point is not None else None
+    unknown = [name for name in keep if names is not None and name not in names]
+    if unknown or not keep:
+        raise ValueError(
+            f"keep names {unknown or keep} that the target does not report; its draws are {names}."
+        )
+    return list(keep)
+
+
+def _has_state(resume) -> bool:
+    return isinstance(resume, Result) and resume.state is not None
+
+
+def _refuse_for_exact(sampler, resume, checkpoint, until) -> None:
+    used = [
+        name
+        for name, value in (("resume", resume), ("checkpoint", checkpoint), ("until", until))
+        if value is not None
+    ]
+    if used:
+        raise ValueError(
+            f"{sampler.name} makes exact independent draws, so {', '.join(used)} do not apply: "
+            "for more draws, call infer.sample again with another seed and join the results."
+        )
+
+
+def _resume_source(resume, init):
+    """``None``, the :class:`ChainState` of a result, or a checkpoint read from disk."""
+    if resume is None:
+        return None
+    if init is not None:
+        raise ValueError(
+            "init and resume cannot both be given: resumed chains start where they stopped."
+        )
+    if isinstance(resume, Result):
+        if resume.state is None:
+            raise ValueError(
+                f"resume=result needs the chains' state, and this {resume.sampler} result has "
+                "none (results of exact samplers and ADVI, loaded from a file or made by "
+                "Result.from_draws carry none). Resume from a checkpoint folder instead."
+            )
+        return resume.state
+    if isinstance(resume, ChainState):
+        return resume
+    if isinstance(resume, (str, Path)):
+        return Saved(checkpoints.load(resume))
+    raise TypeError(
+        f"resume must be an infer.Result or a checkpoint folder; got {type(resume).__name__}."
+    )
+
+
+class Saved:
+    """A checkpoint read from disk, seen like a :class:`ChainState`."""
+
+    def __init__(self, saved: checkpoints.Checkpoint):
+        self.saved = saved
+        meta = saved.meta
+        self.step = int(meta["step"])
+        self.num_warmup = int(meta["num_warmup"])
+        self.thin = int(meta["thin"])
+        self.fingerprint = meta["fingerprint"]
+
+
+def _checkpoint_folder(checkpoint, resume) -> Path | None:
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, Path)):
+            raise TypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__}.")
+        folder = Path(checkpoint)
+        resuming_it = isinstance(resume, (str, Path)) and Path(resume) in (
+            folder,
+            *checkpoints.checkpoints(folder),
+        )
+        if checkpoints.checkpoints(folder) and not resuming_it:
+            raise ValueError(
+                f"checkpoint={str(folder)!r} already holds a run's checkpoints: pass "
+                f"resume={str(folder)!r} to continue that run, or choose an empty folder."
+            )
+        return folder
+    if isinstance(resume, (str, Path)):
+        path = Path(resume)
+        return path if path.is_dir() else path.parent
+    return None

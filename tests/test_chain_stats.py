@@ -1,0 +1,303 @@
+"""``infer.chain_stats`` against ``arviz_stats`` (the reference behind ``infer.summary``) on a
+test set of random, autocorrelated, heavy-tailed, constant, NaN-containing, tied and
+non-mixing draws, and nested R-hat against a direct numpy implementation of the paper."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import arviz_base
+import arviz_stats
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from arviz_stats.base import array_stats
+
+from infer import chain_stats
+
+RTOL = 1e-5
+NUM_CHAINS = 4
+
+
+def make_draws(num_draws, dtype=np.float64, seed=0):
+    """The test set: name -> (num_chains, num_draws[, dim]) draws."""
+    rng = np.random.default_rng(seed)
+    shape = (NUM_CHAINS, num_draws)
+    noise = rng.normal(size=shape)
+    ar1 = np.empty(shape)
+    ar1[:, 0] = noise[:, 0] / np.sqrt(1 - 0.9**2)
+    for t in range(1, num_draws):
+        ar1[:, t] = 0.9 * ar1[:, t - 1] + noise[:, t]
+    with_nan = rng.normal(size=shape)
+    with_nan[1, 17] = np.nan
+    draws = {
+        "iid": rng.normal(size=shape + (3,)),  # trailing parameter axis
+        "ar1": ar1,
+        "student_t2": rng.standard_t(2, size=shape),
+        "constant": np.full(shape, 2.5),  # exactly representable: numpy's mean of it is exact
+        "with_nan": with_nan,
+        "ties": np.round(2 * rng.normal(size=shape)),
+        "shifted_chains": rng.normal(size=shape) + 0.5 * np.arange(NUM_CHAINS)[:, None],
+    }
+    return {name: value.astype(dtype) for name, value in draws.items()}
+
+
+def arviz_reference(draws):
+    """statistic -> name -> values, from arviz_stats on a DataTree of the same draws."""
+    tree = arviz_base.from_dict({"posterior": draws})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # 0/0 of the constant parameter
+        results = {
+            "rhat": arviz_stats.rhat(tree),
+            "ess_bulk": arviz_stats.ess(tree, method="bulk"),
+            "ess_tail": arviz_stats.ess(tree, method="tail", prob=(0.05, 0.95)),
+            "mcse_mean": arviz_stats.mcse(tree, method="mean"),
+            "mcse_sd": arviz_stats.mcse(tree, method="sd"),
+        }
+    return {stat: {name: tree[name].values for name in draws} for stat, tree in results.items()}
+
+
+def assert_matches(mine, reference, rtol=RTOL, what=""):
+    """NaN exactly where the reference is NaN, relative difference <= rtol elsewhere."""
+    mine = np.asarray(mine, dtype=float)
+    reference = np.asarray(reference, dtype=float)
+    assert mine.shape == reference.shape, what
+    np.testing.assert_array_equal(np.isnan(mine), np.isnan(reference), err_msg=what)
+    finite = ~np.isnan(reference)
+    np.testing.assert_allclose(mine[finite], reference[finite], rtol=rtol, atol=0, err_msg=what)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("num_draws", [1000, 999])
+def test_summary_stats_match_arviz(num_draws, dtype):
+    draws = make_draws(num_draws, dtype)
+    reference = arviz_reference(draws)
+    mine = chain_stats.summary_stats(draws)
+    assert set(mine) == set(draws)
+    for name in draws:
+        assert set(mine[name]) == set(chain_stats.STATISTICS)
+        for stat in chain_stats.STATISTICS:
+            assert_matches(mine[name][stat], reference[stat][name], what=f"{stat} of {name}")
+
+
+def test_constant_and_nan_parameters_are_returned_as_arviz_gives_them():
+    draws = make_draws(1000)
+    mine = chain_stats.summary_stats(draws)
+    split_size = NUM_CHAINS * 1000
+    constant = {stat: float(value) for stat, value in mine["constant"].items()}
+    assert np.isnan(constant["rhat"]) and np.isnan(constant["mcse_sd"])
+    assert constant["ess_bulk"] == constant["ess_tail"] == split_size
+    assert constant["mcse_mean"] == 0.0
+    assert all(np.isnan(float(value)) for value in mine["with_nan"].values())
+    assert np.all(np.asarray(mine["shifted_chains"]["rhat"]) > 1.1)
+
+
+def test_single_statistics_match_the_fused_program():
+    draws = make_draws(500)
+    fused = chain_stats.summary_stats(draws)
+    singles = {
+        "rhat": chain_stats.rhat(draws),
+        "ess_bulk": chain_stats.ess(draws, method="bulk"),
+        "ess_tail": chain_stats.ess(draws, method="tail", prob=(0.05, 0.95)),
+        "mcse_mean": chain_stats.mcse(draws, method="mean"),
+        "mcse_sd": chain_stats.mcse(draws, method="sd"),
+    }
+    for stat, by_name in singles.items():
+        for name, value in by_name.items():
+            assert_matches(value, fused[name][stat], rtol=1e-12, what=f"{stat} of {name}")
+    one = chain_stats.ess(draws["iid"], method="tail")
+    assert one.shape == (3,)
+    assert_matches(one, fused["iid"]["ess_tail"], rtol=1e-12)
+
+
+def test_float32_computation_matches_arviz():
+    """The float32 program (used where the backend has no float64) keeps to the same tolerance."""
+    draws = make_draws(1000, np.float32)
+    reference = arviz_reference(draws)
+    mine = chain_stats.summary_stats(draws, dtype="float32")
+    for name in draws:
+        for stat in chain_stats.STATISTICS:
+            assert_matches(mine[name][stat], reference[stat][name], what=f"{stat} of {name}")
+
+
+@pytest.mark.parametrize("num_chains", [1, 3])
+@pytest.mark.parametrize("num_draws", [3, 4, 5, 6, 7, 10, 33])
+def test_short_chains_match_arviz(num_chains, num_draws):
+    """Geyer's truncation at its shortest lengths, one chain, and too few draws (NaN)."""
+    rng = np.random.default_rng(num_draws)
+    x = np.cumsum(rng.normal(size=(num_chains, num_draws, 4)), axis=1)
+    x[..., 3] = np.round(x[..., 3])
+    mine = chain_stats.summary_stats(x)
+    params_first = np.moveaxis(x, 2, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        reference = {
+            "rhat": array_stats.rhat(params_first),
+            "ess_bulk": array_stats.ess(params_first, method="bulk"),
+            "ess_tail": array_stats.ess(params_first, method="tail", prob=(0.05, 0.95)),
+            "mcse_mean": array_stats.mcse(params_first, method="mean"),
+            "mcse_sd": array_stats.mcse(params_first, method="sd"),
+        }
+    for stat, value in reference.items():
+        assert_matches(mine[stat], value, what=stat)
+
+
+def test_jax_array_input_gives_the_same_results_without_a_host_copy():
+    draws = make_draws(500, np.float32)["iid"]
+    on_device = jnp.asarray(draws)
+    with jax.transfer_guard_device_to_host("disallow"):
+        from_device = chain_stats.summary_stats(on_device)
+    from_host = chain_stats.summary_stats(draws)
+    for stat in chain_stats.STATISTICS:
+        assert isinstance(from_device[stat], jax.Array)
+        np.testing.assert_array_equal(np.asarray(from_device[stat]), np.asarray(from_host[stat]))
+
+
+# ----------------------------------------------------------------------------------------------
+# Nested R-hat
+
+
+def nested_rhat_of_the_paper(draws, superchain_ids):
+    """Margossian et al. (2024), eq. 4-8, on draws (num_chains, num_draws), written directly:
+    R_nu = sqrt(1 + B_nu / W_nu), B_nu the variance of the superchain means, W_nu the mean over
+    superchains of (the variance of their chain means + their mean within-chain variance),
+    every variance with ddof 1 (the between-chain term is 0 for one chain per superchain)."""
+    superchain_ids = np.asarray(superchain_ids)
+    superchains = np.unique(superchain_ids)
+    superchain_means, within_superchain = [], []
+    for k in superchains:
+        chains = draws[superchain_ids == k]
+        chain_means = chains.mean(axis=1)
+        superchain_means.append(chain_means.mean())
+        between_chains = chain_means.var(ddof=1) if len(chains) > 1 else 0.0
+        within_chains = chains.var(axis=1, ddof=1).mean()
+        within_superchain.append(between_chains + within_chains)
+    between = np.var(superchain_means, ddof=1)
+    return np.sqrt(1 + between / np.mean(within_superchain))
+
+
+NESTED_CASES = [
+    (8, 50, (0, 0, 1, 1, 2, 2, 3, 3)),
+    (8, 51, (0, 1, 0, 1, 0, 1, 0, 1)),  # interleaved labels, odd chain length
+    (4, 20, (0, 1, 2, 3)),  # one chain per superchain
+    (16, 10, (0,) * 4 + (1,) * 4 + (2,) * 4 + (3,) * 4),  # many short chains
+]
+
+
+@pytest.mark.parametrize("num_chains,num_draws,superchain_ids", NESTED_CASES)
+def test_nested_rhat_matches_the_paper_and_arviz(num_chains, num_draws, superchain_ids):
+    rng = np.random.default_rng(num_chains + num_draws)
+    superchain_offset = 0.3 * rng.normal(size=(max(superchain_ids) + 1, 1, 3))
+    x = rng.normal(size=(num_chains, num_draws, 3)) + superchain_offset[list(superchain_ids)]
+    x[..., 2] = np.round(x[..., 2])  # ties
+    paper = np.array([nested_rhat_of_the_paper(x[..., p], superchain_ids) for p in range(3)])
+    identity = chain_stats.rhat_nested(x, superchain_ids, method="identity")
+    assert_matches(identity, paper, what="the paper's formula on the raw draws")
+    # arviz_stats.rhat_nested by default ("rank") splits the chains (each half-chain stays in
+    # its superchain), rank-normalises them and takes the larger of the bulk and folded values;
+    # its method="identity" is the paper's formula, as above.
+    params_first = np.moveaxis(x, 2, 0)
+    ids = np.asarray(superchain_ids)
+    for method in ("rank", "split", "identity"):
+        reference = array_stats.rhat_nested(params_first, superchain_ids=ids, method=method)
+        mine = chain_stats.rhat_nested(x, superchain_ids, method=method)
+        assert_matches(mine, reference, what=method)
+    assert_matches(array_stats.rhat_nested(params_first, ids, method="identity"), paper)
+
+
+def test_nested_rhat_sees_superchains_that_disagree():
+    rng = np.random.default_rng(3)
+    ids = (0, 0, 0, 0, 1, 1, 1, 1)
+    agree = rng.normal(size=(8, 20))
+    disagree = agree + 3.0 * np.asarray(ids)[:, None]
+    assert float(chain_stats.rhat_nested(agree, ids)) < 1.1
+    assert float(chain_stats.rhat_nested(disagree, ids)) > 1.5
+
+
+# ----------------------------------------------------------------------------------------------
+# Compilation, errors, sharding
+
+
+@pytest.fixture
+def compile_counter():
+    counter = {"n": 0}
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/backend_compile_duration":
+            counter["n"] += 1
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield counter
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+def test_a_second_call_with_the_same_shapes_compiles_nothing(compile_counter):
+    first = make_draws(200, seed=1)
+    second = make_draws(200, seed=2)
+    chain_stats.summary_stats(first)
+    chain_stats.rhat_nested(first["ar1"], (0, 0, 1, 1))
+    compiled = compile_counter["n"]
+    assert compiled >= 1
+    jax.block_until_ready(chain_stats.summary_stats(second))
+    jax.block_until_ready(chain_stats.rhat_nested(second["ar1"], (0, 0, 1, 1)))
+    assert compile_counter["n"] == compiled
+
+
+def test_bad_input_is_refused_on_the_host():
+    with pytest.raises(ValueError, match=r"\(num_chains, num_draws, \.\.\.\)"):
+        chain_stats.rhat(np.zeros(10))
+    with pytest.raises(ValueError, match="same number of chains"):
+        chain_stats.rhat_nested(np.zeros((3, 10)), (0, 0, 1))
+    with pytest.raises(ValueError, match="one label per chain"):
+        chain_stats.rhat_nested(np.zeros((4, 10)), (0, 1))
+    with pytest.raises(ValueError, match="share"):
+        chain_stats.summary_stats({"a": np.zeros((4, 10)), "b": np.zeros((2, 10))})
+    with pytest.raises(ValueError, match="method"):
+        chain_stats.ess(np.zeros((4, 10)), method="mean")
+    with pytest.raises(ValueError, match="prob"):
+        chain_stats.ess(np.zeros((4, 10)), method="tail", prob=(0.05, 1.5))
+    with pytest.raises(TypeError, match="real numbers"):
+        chain_stats.rhat(np.zeros((4, 10), complex))
+
+
+SHARDED_SCRIPT = textwrap.dedent(
+    """
+    import json, jax, numpy as np
+    from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
+    from infer import chain_stats
+    assert len(jax.devices()) == 2
+    draws = np.random.default_rng(0).normal(size=(4, 300, 5)).astype(np.float32)
+    on_host = chain_stats.summary_stats(draws)
+    nested_on_host = chain_stats.rhat_nested(draws, (0, 0, 1, 1))
+    meshes = {
+        "auto": Mesh(np.array(jax.devices()), ("chain",)),  # as infer.placement builds it
+        "explicit": jax.make_mesh((2,), ("chain",), axis_types=(AxisType.Explicit,)),
+    }
+    out = {}
+    for kind, mesh in meshes.items():
+        sharded = jax.device_put(draws, NamedSharding(mesh, PartitionSpec("chain")))
+        with jax.transfer_guard_device_to_host("disallow"):
+            on_devices = chain_stats.summary_stats(sharded)
+            nested = chain_stats.rhat_nested(sharded, (0, 0, 1, 1))
+        same = [np.array_equal(np.asarray(on_devices[s]), np.asarray(on_host[s]), equal_nan=True)
+                for s in chain_stats.STATISTICS]
+        out[kind] = bool(all(same) and np.array_equal(np.asarray(nested), nested_on_host))
+    print(json.dumps(out))
+    """
+)
+
+
+def test_draws_sharded_along_the_chains_give_the_same_statistics():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    run = subprocess.run(
+        [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out == {"auto": True, "explicit": True}
