@@ -49,8 +49,9 @@ class ZarrStore:
         self.written = 0
         self.group = None
 
-    def open(self, draws: dict, stats: dict, num_chains: int, max_draws: int, chunk: int,
-             attrs: dict) -> None:
+    def open(
+        self, draws: dict, stats: dict, num_chains: int, max_draws: int, chunk: int, attrs: dict
+    ) -> None:
         """Create the arrays, ``max_draws`` long, from one chunk's ``draws`` and ``stats``
         (name -> ``(num_chains, k, ...)`` arrays, for the shapes and dtypes)."""
         import zarr
