@@ -12,10 +12,11 @@ import warnings
 import numpy as np
 from scipy import stats as scipy_stats
 
+from infer import chain_stats
 from infer.result import Result
+from infer.statistics import TAIL_PROB, compute
 from infer.target import GroundTruth
 
-TAIL_PROB = (0.05, 0.95)
 DEFAULT_MIN_ESS = 400
 RHAT_LIMIT = 1.01
 GROUND_TRUTH_ALPHA = 0.01
@@ -26,6 +27,7 @@ COLUMNS = (
     "min_ess_tail",
     "median_ess_tail",
     "max_rhat",
+    "max_nested_rhat",
     "max_mcse_mean",
     "ess_bulk_per_second",
     "ess_bulk_per_1000_logdensity_evals",
@@ -44,29 +46,27 @@ class DiagnosticWarning(UserWarning):
     """A run whose diagnostics say its estimates should not be trusted as they are."""
 
 
-def _flat(tree, names) -> np.ndarray:
-    """All scalar values of the named variables of an xarray tree or dataset, concatenated."""
-    return np.concatenate([np.ravel(np.asarray(tree[name].values)) for name in names])
+def _flat(values: dict, names) -> np.ndarray:
+    """All scalar values of the named variables (name -> array), concatenated."""
+    return np.concatenate([np.ravel(np.asarray(values[name])) for name in names])
 
 
 def ground_truth_z(result: Result, truth: GroundTruth, mcse=None) -> dict[str, np.ndarray]:
     """``|posterior mean - truth| / standard error`` per parameter, by draw name.
 
-    The standard error combines the run's MCSE of the mean (ArviZ; pass it as ``mcse`` if
-    already computed) with the ground truth's own Monte Carlo error when it comes from a
-    reference run.
+    The standard error combines the run's MCSE of the mean (name -> array; pass it as
+    ``mcse`` if already computed, else :mod:`infer.chain_stats` computes it) with the ground
+    truth's own Monte Carlo error when it comes from a reference run.
     """
-    import arviz_stats
-
     names = [name for name in truth.mean if name in result.draws]
     if not names:
         return {}
     if mcse is None:
-        mcse = arviz_stats.mcse(result.to_arviz(), method="mean", var_names=names)
+        mcse = chain_stats.mcse({name: np.asarray(result.draws[name]) for name in names})
     z = {}
     for name in names:
         estimate = np.asarray(result.draws[name], np.float64).mean(axis=(0, 1))
-        se_sq = np.asarray(mcse[name].values, np.float64) ** 2
+        se_sq = np.asarray(mcse[name], np.float64) ** 2
         if truth.mean_se is not None and name in truth.mean_se:
             se_sq = se_sq + np.asarray(truth.mean_se[name], np.float64) ** 2
         z[name] = np.abs(estimate - np.asarray(truth.mean[name])) / np.sqrt(se_sq)
@@ -119,32 +119,6 @@ def _acceptance_problem(result: Result) -> str | None:
     return None
 
 
-STATISTICS = {
-    "ess_bulk": lambda tree: __import__("arviz_stats").ess(tree, method="bulk"),
-    "ess_tail": lambda tree: __import__("arviz_stats").ess(tree, method="tail", prob=TAIL_PROB),
-    "rhat": lambda tree: __import__("arviz_stats").rhat(tree),
-    "mcse_mean": lambda tree: __import__("arviz_stats").mcse(tree, method="mean"),
-}
-
-
-def arviz_statistics(results: dict[str, Result]) -> dict[str, dict]:
-    """ESS (bulk, tail), R-hat and MCSE of every run, from ArviZ, computed on a thread per
-    core: ArviZ spends its time in NumPy and SciPy sorts and special functions, which release
-    the GIL, so runs and statistics proceed in parallel."""
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    trees = {name: result.to_arviz()["posterior"] for name, result in results.items()}
-    tasks = [(name, stat) for name in results for stat in STATISTICS]
-    # The warnings machinery is process-global and not thread-safe in Python < 3.14: code
-    # in the workers that enters warnings.catch_warnings can leave the caller's filters and
-    # recorder replaced. This context puts the caller's state back when the workers are done.
-    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = {task: pool.submit(STATISTICS[task[1]], trees[task[0]]) for task in tasks}
-        computed = {task: future.result() for task, future in futures.items()}
-    return {name: {stat: computed[(name, stat)] for stat in STATISTICS} for name in results}
-
-
 def run_row(
     result: Result,
     ground_truth: GroundTruth | None = None,
@@ -153,10 +127,11 @@ def run_row(
 ) -> tuple[dict, list[str]]:
     """One row of :func:`compare` for ``result``, and the warning messages of its flags.
 
-    ``statistics``: this run's entry of :func:`arviz_statistics`, if already computed.
+    ``statistics``: this run's entry of :func:`infer.statistics.compute`, if already
+    computed.
     """
     if statistics is None:
-        statistics = arviz_statistics({"run": result})["run"]
+        statistics = compute({"run": result})["run"]
     truth = ground_truth if ground_truth is not None else result.ground_truth
     row, z = _row_values(result, truth, statistics)
     flags, messages = [], []
@@ -196,6 +171,7 @@ def _row_values(result: Result, truth: GroundTruth | None, statistics: dict):
         "min_ess_tail": float(np.nanmin(ess_tail)),
         "median_ess_tail": float(np.nanmedian(ess_tail)),
         "max_rhat": float(np.nanmax(rhat)) if np.any(np.isfinite(rhat)) else float("nan"),
+        "max_nested_rhat": _max_nested(statistics, names),
         "max_mcse_mean": float(np.nanmax(mcse_mean)),
         "ess_bulk_per_second": min_bulk / sampling if sampling > 0 else float("nan"),
         "ess_bulk_per_1000_logdensity_evals": 1000.0 * per(result.num_logdensity_evals),
@@ -211,13 +187,21 @@ def _row_values(result: Result, truth: GroundTruth | None, statistics: dict):
     return row, z
 
 
+def _max_nested(statistics: dict, names: list[str]) -> float:
+    """The largest nested R-hat, or NaN for a run without superchains."""
+    if "rhat_nested" not in statistics:
+        return float("nan")
+    values = _flat(statistics["rhat_nested"], names)
+    return float(np.nanmax(values)) if np.any(np.isfinite(values)) else float("nan")
+
+
 def _nan_parameters(statistics: dict, names: list[str]) -> list[str]:
     """Labels (``"x[3]"``) of the parameters whose R-hat or bulk ESS is NaN: a parameter that
     never changed in any chain (or draws that are NaN)."""
     labels = []
     for name in names:
-        rhat = np.ravel(np.asarray(statistics["rhat"][name].values, float))
-        ess = np.ravel(np.asarray(statistics["ess_bulk"][name].values, float))
+        rhat = np.ravel(np.asarray(statistics["rhat"][name], float))
+        ess = np.ravel(np.asarray(statistics["ess_bulk"][name], float))
         for i in np.flatnonzero(np.isnan(rhat) | np.isnan(ess)):
             labels.append(name if rhat.size == 1 else f"{name}[{i}]")
     return labels
@@ -240,7 +224,15 @@ def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str
 
 
 def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
-    """Fires on a max R-hat above :data:`RHAT_LIMIT`."""
+    """Fires on a max R-hat above :data:`RHAT_LIMIT` (nested R-hat for superchains, whose
+    short chains cannot each mix: what must agree are the superchains)."""
+    if np.isfinite(row["max_nested_rhat"]):
+        if row["max_nested_rhat"] > RHAT_LIMIT:
+            return (
+                f"max nested R-hat {row['max_nested_rhat']:.3f} > {RHAT_LIMIT}: the "
+                "superchains disagree. Run longer or with more warm-up."
+            )
+        return None
     if row["max_rhat"] > RHAT_LIMIT:
         return (
             f"max R-hat {row['max_rhat']:.3f} > {RHAT_LIMIT}: the chains disagree. Run longer "
@@ -369,18 +361,23 @@ def compare(
     *,
     min_ess: float = DEFAULT_MIN_ESS,
     warn: bool = True,
+    statistics: str = "jax",
 ):
-    """One row per run, with ArviZ diagnostics, efficiency, timings and flags.
+    """One row per run, with convergence diagnostics, efficiency, timings and flags.
 
     Args:
         results: name -> :class:`infer.Result` (or a list, named by sampler).
         target: an :class:`infer.Target` whose ground truth to use; by default each result's.
         min_ess: ESS below which a run is flagged ``low_ess``.
         warn: also emit a :class:`DiagnosticWarning` for each flag, saying what to try.
+        statistics: ``"jax"`` (default): ESS, R-hat and MCSE computed in JAX on the device
+            (:mod:`infer.chain_stats`); ``"arviz"``: with ``arviz_stats``, the reference
+            (the two agree within 1e-5).
 
     Returns:
         A pandas ``DataFrame`` indexed by run name with the columns in :data:`COLUMNS`:
-        minimum and median bulk and tail ESS (tail at the 5%/95% quantiles), max R-hat, max
+        minimum and median bulk and tail ESS (tail at the 5%/95% quantiles), max R-hat (and
+        max nested R-hat for runs with superchains, which its ``rhat`` flag then uses), max
         MCSE of the mean, bulk ESS per second of sampling (compilation excluded), per 1,000
         log-density evaluations and per gradient evaluation (warm-up included in the cost),
         acceptance rate, divergences, compile / warm-up / sampling seconds, the largest
@@ -407,17 +404,18 @@ def compare(
                 "Wrap draws made elsewhere with infer.Result.from_draws(draws)."
             )
     truth = target.ground_truth if target is not None else None
-    statistics = arviz_statistics(results)
+    computed = compute(results, statistics)
     rows, all_messages = {}, []
     for name, result in results.items():
-        rows[name], messages = run_row(result, truth, min_ess, statistics[name])
+        rows[name], messages = run_row(result, truth, min_ess, computed[name])
         all_messages += messages
     if warn:
         for message in all_messages:
             warnings.warn(message, DiagnosticWarning, stacklevel=2)
     table = pd.DataFrame.from_dict(rows, orient="index")[["sampler", *COLUMNS]]
     table.attrs["notes"] = (
-        f"ESS and R-hat from arviz_stats; tail ESS at the {TAIL_PROB[0]:.0%} and "
+        f"ESS and R-hat from {'JAX (infer.chain_stats)' if statistics == 'jax' else 'arviz_stats'}"
+        f"; tail ESS at the {TAIL_PROB[0]:.0%} and "
         f"{TAIL_PROB[1]:.0%} quantiles; R-hat rank-normalised split; ESS per second of "
         "sampling, compilation excluded; ESS per evaluation counts warm-up too; max_abs_z is "
         "the largest |posterior mean - truth| / MCSE."

@@ -9,10 +9,10 @@ import math
 from pathlib import Path
 
 from infer import registry
-from infer.diagnostics import TAIL_PROB
 from infer.io import write_atomically
 from infer.plots import CAPTIONS, plot
 from infer.result import Result
+from infer.statistics import TAIL_PROB
 
 RUN_PLOTS = ("trace", "rank", "ess", "autocorr", "pair")
 
@@ -21,6 +21,7 @@ SHOWN_COLUMNS = {
     "median_ess_bulk": ("ESS bulk (median)", "{:.0f}"),
     "min_ess_tail": ("ESS tail (min)", "{:.0f}"),
     "max_rhat": ("R-hat (max)", "{:.3f}"),
+    "max_nested_rhat": ("nested R-hat (max)", "{:.3f}"),
     "max_mcse_mean": ("MCSE mean (max)", "{:.3g}"),
     "ess_bulk_per_second": ("ESS/s", "{:.3g}"),
     "ess_bulk_per_1000_logdensity_evals": ("ESS/1k evals", "{:.3g}"),
@@ -35,7 +36,8 @@ SHOWN_COLUMNS = {
 }
 
 NOTES = (
-    f"ESS: arviz_stats, minimum (and median) over parameters; tail ESS at the "
+    f"ESS: infer.chain_stats (equal to arviz_stats within 1e-5), minimum (and median) over "
+    "parameters; tail ESS at the "
     f"{TAIL_PROB[0]:.0%} and {TAIL_PROB[1]:.0%} quantiles. R-hat: rank-normalised split, "
     "maximum. ESS/s: bulk ESS per second of sampling, compilation excluded; ESS per 1,000 "
     "log-density and per gradient evaluation count warm-up too. max |z|: largest |posterior "
