@@ -8,7 +8,9 @@ written at the commit they describe.
 Suites: ``samplers`` (RWMH and NUTS against BlackJAX, rejection against SciPy),
 ``latency`` (NUTS's first call against NumPyro), ``diagnostics`` (ArviZ conversion, compare,
 progress bars), ``ars`` (against SciPy's TDR), ``memory`` (peak memory with and without a
-store on disk), ``generative`` (training speed), and the long
+store on disk), ``sweep`` (1 to 100,000 chains against BlackJAX and the bare log-density
+rate), ``ais_chains`` (AIS over up to 10,000 chains), ``generative`` (training speed), and the
+long
 ones, ``generative_quality`` (trains every generative model on MNIST and digits: about an
 hour on 2 CPU cores) and ``ais_generative`` (AIS on the trained MNIST models, after
 ``generative_quality``).
@@ -35,6 +37,8 @@ SUITES = {
     "diagnostics": [["diagnostics.py"]],
     "ars": [["ars.py"]],
     "memory": [["memory.py"]],
+    "sweep": [["sweep.py"]],
+    "ais_chains": [["ais_chains.py"]],
     "generative": [["generative.py"]],
     "generative_quality": [
         ["generative_quality.py", "--data", "digits"],
@@ -42,7 +46,16 @@ SUITES = {
     ],
     "ais_generative": [["ais_generative.py"]],
 }
-QUICK = {"samplers", "latency", "diagnostics", "ars", "generative", "memory"}  # have --quick
+QUICK = {
+    "samplers",
+    "latency",
+    "diagnostics",
+    "ars",
+    "generative",
+    "memory",
+    "sweep",
+    "ais_chains",
+}  # these have --quick
 
 
 def platform() -> str:

@@ -40,10 +40,12 @@ from infer.annealing import (
     tune_step_sizes,
     weight_summary,
 )
+from infer.base import IdentityKey
 from infer.keys import as_jax_key, as_key
 from infer.numpyro_adapter import tempered_hmc
+from infer.placement import PROGRAMS
 from infer.starts import check_scalar_logdensity
-from infer.target import Target, check_target
+from infer.target import Target, check_target, program_key
 
 __all__ = [
     "ais",
@@ -158,19 +160,21 @@ def ais(
     reverse_start = _check_reverse_start(exact_posterior_draws, shape, num_chains)
 
     _check_memory(target.name, shape, num_chains, reverse_start is not None)
-    kernel = tempered_hmc(logprior_fn, target.logdensity, num_leapfrog)
     keys = jax.random.split(as_jax_key(key_input), 5)
-    run = _annealing_program(prior, kernel, keys, num_chains, num_tuning_chains, target_accept)
-    fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
-    step_sizes, forward, reverse = jax.block_until_ready(
-        run(
-            jnp.asarray(betas), fixed, None if reverse_start is None else jnp.asarray(reverse_start)
-        )
+    run = _annealing_program(
+        target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
     )
-    grads_per_chain = num_temperatures * (num_leapfrog + 1)
+    fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
+    reverse_start = None if reverse_start is None else jnp.asarray(reverse_start)
+    step_sizes, forward, reverse = jax.block_until_ready(
+        run(keys, target.data, jnp.asarray(betas), fixed, reverse_start)
+    )
+    # each chain's HMC state computes one gradient at its start, then every temperature
+    # re-evaluates it and runs num_leapfrog steps
+    grads_per_chain = 1 + num_temperatures * (num_leapfrog + 1)
     num_grad = num_chains * grads_per_chain * (1 if reverse is None else 2)
     if step_size is None:
-        num_grad += num_tuning_chains * (num_temperatures + 30) * (num_leapfrog + 1)
+        num_grad += num_tuning_chains * (1 + (num_temperatures + 30) * (num_leapfrog + 1))
     result = _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start)
     _warn_if_unreliable(result, target.name, num_chains)
     return result
@@ -222,27 +226,45 @@ def _check_reverse_start(exact_posterior_draws, shape, num_chains: int) -> np.nd
     return reverse_start
 
 
-def _annealing_program(prior, kernel, keys, num_chains, num_tuning_chains, target_accept):
-    """The jitted AIS run, ``(betas, step_sizes, reverse_start) -> (step_sizes, forward,
-    reverse)``: ``betas`` (T + 1,); ``step_sizes`` (T,), or ``None`` to tune them in a pilot
-    pass; ``reverse_start`` (num_chains, ...) or ``None``. ``forward`` and ``reverse`` are
-    :class:`AnnealTrace`s (``reverse`` is ``None`` without a start). ``keys`` are five keys:
-    the pilot's starts, the pilot, the forward starts, the forward and the reverse pass."""
-    key_tune_start, key_tune, key_start, key_forward, key_reverse = keys
+def _annealing_program(
+    target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
+):
+    r"""The jitted AIS run, ``(keys, data, betas, step_sizes, reverse_start) -> (step_sizes,
+    forward, reverse)``: ``keys`` five keys (the pilot's starts, the pilot, the forward starts,
+    the forward and the reverse pass); ``data`` the target's; ``betas`` (T + 1,);
+    ``step_sizes`` (T,), or ``None`` to tune them in a pilot pass; ``reverse_start``
+    (num_chains, ...) or ``None``. ``forward`` and ``reverse`` are :class:`AnnealTrace`\ s
+    (``reverse`` is ``None`` without a start). Kept in the program cache, so a second call
+    with the same target, prior and shapes compiles nothing."""
+    cache_key = (
+        "ais",
+        program_key(target),
+        IdentityKey(prior),
+        num_chains,
+        num_tuning_chains,
+        target_accept,
+        num_leapfrog,
+    )
 
-    @jax.jit
-    def run(betas, step_sizes, reverse_start):
-        if step_sizes is None:
-            pilot = _prior_draws(prior, key_tune_start, num_tuning_chains)
-            step_sizes = tune_step_sizes(key_tune, kernel, pilot, betas, 0.1, target_accept)
-        starts = _prior_draws(prior, key_start, num_chains)
-        forward = anneal(key_forward, kernel, starts, betas, step_sizes)
-        reverse = None
-        if reverse_start is not None:
-            reverse = anneal(key_reverse, kernel, reverse_start, betas[::-1], step_sizes[::-1])
-        return step_sizes, forward, reverse
+    def build():
+        @jax.jit
+        def run(keys, data, betas, step_sizes, reverse_start):
+            key_tune_start, key_tune, key_start, key_forward, key_reverse = keys
+            kernel = tempered_hmc(logprior_fn, target.bound(data), num_leapfrog)
+            if step_sizes is None:
+                pilot = _prior_draws(prior, key_tune_start, num_tuning_chains)
+                step_sizes = tune_step_sizes(key_tune, kernel, pilot, betas, 0.1, target_accept)
+            starts = _prior_draws(prior, key_start, num_chains)
+            forward = anneal(key_forward, kernel, starts, betas, step_sizes)
+            reverse = None
+            if reverse_start is not None:
+                reverse = anneal(key_reverse, kernel, reverse_start, betas[::-1], step_sizes[::-1])
+            return step_sizes, forward, reverse
 
-    return run
+        return run
+
+    program, _ = PROGRAMS.get(cache_key, build)
+    return program
 
 
 def _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start) -> AISResult:
