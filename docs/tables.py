@@ -323,6 +323,68 @@ def memory(record: dict) -> str:
     )
 
 
+def sweep(record: dict) -> str:
+    rows = []
+    for r in record["rows"]:
+        grads = r.get("infer_grads_per_s")
+        rows.append(
+            [
+                r["sampler"],
+                str(r["num_chains"]),
+                _g(r["infer_chain_steps_per_s"]),
+                _g(grads) if grads else "—",
+                _g(r["bare_evaluations_per_s"]),
+                f"**{_f(r['fraction_of_bare'])}**",
+                f"**{_f(r['ratio_to_blackjax'])}**",
+            ]
+        )
+    table = _table(
+        [
+            "sampler",
+            "chains",
+            "infer chain-steps/s",
+            "infer gradients/s",
+            "bare evaluations/s",
+            "fraction of bare",
+            "÷ BlackJAX",
+        ],
+        rows,
+    )
+    met = [k for k, v in record["goals_met"].items() if v]
+    missed = [k for k, v in record["goals_met"].items() if not v]
+    return (
+        f"{table}\n\nStep sizes {record['step_sizes']}; goals met: {', '.join(met) or 'none'}"
+        f"; not met: {', '.join(missed) or 'none'}."
+    )
+
+
+def ais_chains(record: dict) -> str:
+    rows = [
+        [
+            str(r["num_chains"]),
+            str(r["num_temperatures"]),
+            _f(r["seconds"]),
+            _g(r["grads_per_s"]),
+            f"{_f(r['log_z'])} ± {_f(r['log_z_se'])}",
+            _f(r["exact_log_z"]),
+            _f(r["ess"], 1),
+        ]
+        for r in record["rows"]
+    ]
+    return _table(
+        [
+            "chains",
+            "temperatures",
+            "seconds",
+            "gradients/s",
+            "log Z",
+            "exact log Z",
+            "weights' ESS",
+        ],
+        rows,
+    )
+
+
 RENDERERS = {
     "samplers": samplers,
     "latency": latency,
@@ -332,6 +394,8 @@ RENDERERS = {
     "generative_quality": generative_quality,
     "ais_generative": ais_generative,
     "memory": memory,
+    "sweep": sweep,
+    "ais_chains": ais_chains,
 }
 
 
