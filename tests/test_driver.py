@@ -2,6 +2,7 @@
 and numerical trouble turned into rejections."""
 
 import contextlib
+import time
 import warnings
 
 import jax
@@ -158,9 +159,25 @@ def test_evaluation_counts():
 
 
 def test_timing_is_split_into_compile_warmup_and_sampling():
-    result = infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=2, num_samples=10, num_warmup=10)
-    assert set(result.timing) == {"compile", "warmup", "sampling", "total"}
-    assert all(value >= 0 for value in result.timing.values())
+    sampler = infer.rwmh(step_size=0.55)  # options no other test uses: compiled here
+    timings = []
+    for num_warmup, num_samples in ((10, 50_000), (50_000, 10)):
+        start = time.perf_counter()
+        result = infer.sample(
+            0, NORMAL_3D, sampler, num_chains=2, num_samples=num_samples, num_warmup=num_warmup
+        )
+        wall = time.perf_counter() - start
+        timing = result.timing
+        assert set(timing) == {"compile", "warmup", "sampling", "total"}
+        # The parts add up: their sum within the total, the total within the wall clock.
+        assert min(timing.values()) >= 0
+        assert timing["compile"] + timing["warmup"] + timing["sampling"] <= timing["total"] <= wall
+        timings.append(timing)
+    long_sampling, long_warmup = timings
+    assert long_sampling["compile"] > 0
+    # Each phase's time goes to that phase: 50,000 steps take longer than 10.
+    assert long_sampling["sampling"] > long_sampling["warmup"]
+    assert long_warmup["warmup"] > long_warmup["sampling"]
 
 
 NAN_ABOVE_ONE = infer.Target(
@@ -212,8 +229,9 @@ def test_chains_of_a_superchain_share_their_start():
     stuck = infer.rwmh(step_size=1e6)  # every proposal rejected: the draws are the starts
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
-        result = infer.sample(0, NORMAL_3D, stuck, num_chains=6, num_samples=3, num_warmup=0,
-                              superchains=2)
+        result = infer.sample(
+            0, NORMAL_3D, stuck, num_chains=6, num_samples=3, num_warmup=0, superchains=2
+        )
     starts = result.draws["x"][:, 0]
     assert result.info["superchains"] == 2
     np.testing.assert_array_equal(starts[0], starts[1])
