@@ -32,7 +32,7 @@ import infer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MODES, RESULTS, cores_in_use, machine, run_json, write_result  # noqa: E402
+from common import RESULTS, cores_in_use, machine, modes, run_json, write_result  # noqa: E402
 
 INF = float("inf")
 
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
         return 0
     print(f"benchmarks/ars.py on {jax.devices()[0].platform}, {num_draws} draws per run")
     rows = []
-    for mode in MODES:
+    for mode in modes():
         print(f" {mode}:", flush=True)
         part = run_json(
             Path(__file__),

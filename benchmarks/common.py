@@ -65,6 +65,14 @@ def write_result(path: Path, record: dict) -> Path:
 MODES = ("one_core", "machine", "two_devices")
 
 
+def modes() -> tuple[str, ...]:
+    """The modes that mean something here: all of :data:`MODES` on a CPU; on an accelerator
+    only ``machine`` (the device, with the host's single-threaded SciPy beside it)."""
+    import jax
+
+    return MODES if jax.default_backend() == "cpu" else ("machine",)
+
+
 def run_json(script: Path, args: list[str], mode: str = "machine", timeout: int = 3600):
     """Run ``python script *args`` in a fresh process under ``mode`` and return the JSON it
     prints on its last line."""
