@@ -35,6 +35,7 @@ from infer.base import (  # noqa: E402
     Sampler,
     SamplingAlgorithm,
 )
+from infer.calibration import SBCResult, sbc  # noqa: E402
 from infer.compilation_cache import enable_compilation_cache  # noqa: E402
 from infer.convergence import converged  # noqa: E402
 from infer.diagnostics import DiagnosticWarning, compare  # noqa: E402
@@ -42,6 +43,7 @@ from infer.driver import sample  # noqa: E402
 from infer.numpyro_adapter import hmc, nuts  # noqa: E402
 from infer.placement import clear_cache  # noqa: E402
 from infer.plots import plot  # noqa: E402
+from infer.posterior_predictive import predictive  # noqa: E402
 from infer.proposal import Proposal  # noqa: E402
 from infer.registry import register  # noqa: E402
 from infer.result import Result, concat, load, summary  # noqa: E402
@@ -65,6 +67,7 @@ __all__ = [
     "Kernel",
     "Proposal",
     "Result",
+    "SBCResult",
     "Sampler",
     "SamplingAlgorithm",
     "Target",
@@ -87,9 +90,11 @@ __all__ = [
     "nuts",
     "open_store",
     "plot",
+    "predictive",
     "register",
     "rejection",
     "rwmh",
     "sample",
+    "sbc",
     "summary",
 ]

@@ -2,6 +2,8 @@
 
 ``infer compare`` runs several samplers on one target and prints their diagnostics side by
 side; with no arguments it compares rejection, RWMH, MALA and NUTS on the banana target.
+``infer sbc`` checks one sampler's calibration on a NumPyro target by simulation-based
+calibration (:func:`infer.sbc`).
 """
 
 from __future__ import annotations
@@ -38,6 +40,16 @@ def _non_negative_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
     return value
 
 
@@ -125,10 +137,134 @@ def build_parser() -> argparse.ArgumentParser:
         help="show progress bars (default: when writing to a terminal)",
     )
     shown.add_argument("--no-progress", dest="progress", action="store_false")
+    _add_sbc_command(commands)
     from models.generative import commands as generative_commands
 
     generative_commands.add_commands(commands)
     return parser
+
+
+def sbc_problems() -> dict:
+    """Targets ``infer sbc`` can check: name -> ``(model, model_args, observed)``, a NumPyro
+    model that simulates its observations when given ``None``."""
+    from models import targets
+
+    return {"eight_schools": (targets.eight_schools_model, (targets.EIGHT_SCHOOLS_SIGMA,), "y")}
+
+
+def _add_sbc_command(commands) -> None:
+    from infer import registry
+
+    sbc = commands.add_parser(
+        "sbc",
+        help="check a sampler's calibration by simulation-based calibration",
+        description="Draw parameters and data from a NumPyro target's prior, run the sampler "
+        "on each simulated posterior, and test the ranks of the true parameters among the "
+        "draws for uniformity (Talts et al. 2018; ECDF test of Säilynoja et al. 2022). "
+        "Exits 1 when the sampler fails.",
+    )
+    sbc.add_argument("--target", default="eight_schools", choices=list(sbc_problems()))
+    sbc.add_argument("--sampler", default="nuts", choices=registry.names(), help="default nuts")
+    sbc.add_argument(
+        "--simulations", type=_positive_int, default=200, help="simulations (default 200)"
+    )
+    sbc.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
+    sbc.add_argument(
+        "--samples", type=_positive_int, default=25, help="draws kept per chain (default 25)"
+    )
+    sbc.add_argument("--warmup", type=_non_negative_int, default=500, help="default 500")
+    sbc.add_argument(
+        "--thin", type=_positive_int, default=4, help="keep every THIN-th step (default 4)"
+    )
+    sbc.add_argument("--alpha", type=_probability, default=0.01, help="family-wise level (0.01)")
+    sbc.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    sbc.add_argument(
+        "--out",
+        type=Path,
+        default=Path("infer-output"),
+        help="folder for the report: <out>/<target>/sbc_<sampler>.{md,png,csv}",
+    )
+    shown = sbc.add_mutually_exclusive_group()
+    shown.add_argument("--progress", dest="progress", action="store_true", default=None)
+    shown.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def sbc_table(check) -> str:
+    """A Markdown table of an :class:`infer.SBCResult`: each parameter's ECDF-test p-value
+    (the one that decides), Pearson's chi-square and its p-value, and ESS / draws; then the
+    verdict."""
+    from infer.rank_uniformity import chi2_test
+
+    chi2, chi2_p, bins = chi2_test(check.ranks, check.num_draws)
+    rows = ["| parameter | ECDF p | chi-square | its p | ESS / draws |", "|---" * 5 + "|"]
+    for i, name in enumerate(check.names):
+        mark = " **fails**" if name in check.failed else ""
+        rows.append(
+            f"| {name}{mark} | {check.pvalue[i]:.3g} | {chi2[i]:.1f} | {chi2_p[i]:.3g} | "
+            f"{check.ess_ratio[i]:.2f} |"
+        )
+    verdict = "passed" if check.passed else f"FAILED: {', '.join(check.failed)}"
+    level = check.alpha / len(check.names)
+    rows.append(
+        f"\n{verdict}: ECDF test, each parameter at {check.alpha:g} / {len(check.names)} = "
+        f"{level:.2g}; {check.num_simulations} simulations x {check.num_draws} draws; "
+        f"chi-square on {bins} bins, {bins - 1} degrees of freedom"
+    )
+    return "\n".join(rows)
+
+
+def run_sbc(args) -> int:
+    import numpy as np
+
+    import infer
+    from infer import registry
+    from infer.base import is_exact
+    from infer.io import write_atomically
+    from models import targets
+
+    model, model_args, observed = sbc_problems()[args.target]
+    sampler = registry.make(args.sampler, targets.get(args.target))
+    if sampler is None or is_exact(sampler):
+        message = f"error: sbc checks Markov-chain samplers; {args.sampler} is not one here."
+        print(message, file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    print(
+        f"sbc: {args.sampler} on {args.target}, {args.simulations} simulations of "
+        f"{args.chains} chains x {args.samples} draws (thin {args.thin}, {args.warmup} "
+        f"warm-up steps), seed {args.seed}",
+        flush=True,
+    )
+    check = infer.sbc(
+        args.seed, model, sampler, observed=observed, model_args=model_args,
+        num_simulations=args.simulations, num_chains=args.chains, num_samples=args.samples,
+        num_warmup=args.warmup, thin=args.thin, alpha=args.alpha,
+        progress=progress,
+    )  # fmt: skip
+    folder = args.out / args.target
+    stem = f"sbc_{args.sampler}"
+    check.plot(path=folder / f"{stem}.png")
+    table = sbc_table(check)
+    header = ",".join(check.names)
+    write_atomically(
+        folder / f"{stem}_ranks.csv",
+        lambda tmp: np.savetxt(tmp, check.ranks, fmt="%d", delimiter=",", header=header),
+    )
+    timing = (
+        f"{check.timing['total']:.1f} s in all: the first simulation {check.timing['first']:.1f}"
+        f" s (compilation included), then {check.timing['per_simulation']:.3f} s each; "
+        f"{check.compiled_simulations} simulation(s) compiled, "
+        f"{check.divergent_simulations} had divergences"
+    )
+    notes = "".join(f"\n- {note}" for note in check.notes)
+    page = (
+        f"# infer sbc: {args.sampler} on {args.target}\n\n{table}\n\n{timing}.\n{notes}\n\n"
+        f"![ECDF of each parameter's ranks minus the uniform CDF]({stem}.png)\n"
+    )
+    report = write_atomically(folder / f"{stem}.md", lambda tmp: Path(tmp).write_text(page))
+    print(f"\n{table}\n\n{timing}.{notes}")
+    print(f"\nReport: {report} (the plot {stem}.png, the ranks {stem}_ranks.csv)")
+    return 0 if check.passed else 1
 
 
 TABLE_COLUMNS = (
@@ -221,6 +357,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == "compare":
         return run_compare(args)
+    if args.command == "sbc":
+        return run_sbc(args)
     if args.command in ("train", "evaluate"):
         from models.generative import commands as generative_commands
 

@@ -13,6 +13,8 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from infer import chain_stats
+from infer.model_comparison import COLUMNS as LOO_COLUMNS
+from infer.model_comparison import loo_columns
 from infer.result import Result
 from infer.statistics import TAIL_PROB, compute
 from infer.target import GroundTruth
@@ -386,8 +388,11 @@ def compare(
         importance ratios have k-hat above the threshold), ``stuck_chains``, ``nonfinite``
         (proposals with a NaN or +inf log density), ``nan_stats`` (a parameter whose R-hat
         or ESS is NaN: frozen in every chain), ``ground_truth``
-        (beyond the Bonferroni-corrected 1% normal quantile). ``DataFrame.attrs["notes"]``
-        says how each column was computed.
+        (beyond the Bonferroni-corrected 1% normal quantile). When every result carries a
+        ``log_likelihood`` group (models of the same data, e.g. NumPyro targets), also
+        ``elpd_loo``, ``elpd_loo_se``, ``p_loo`` and ``pareto_k_above_0.7`` (PSIS-LOO,
+        ``arviz_stats.loo``), with a warning naming each model that has observations above
+        0.7. ``DataFrame.attrs["notes"]`` says how each column was computed.
     """
     import pandas as pd
 
@@ -412,7 +417,13 @@ def compare(
     if warn:
         for message in all_messages:
             warnings.warn(message, DiagnosticWarning, stacklevel=2)
+    loo, loo_messages = loo_columns(results)
+    if warn:
+        for message in loo_messages:
+            warnings.warn(message, DiagnosticWarning, stacklevel=2)
     table = pd.DataFrame.from_dict(rows, orient="index")[["sampler", *COLUMNS]]
+    for column in LOO_COLUMNS if loo else ():
+        table[column] = [loo[name][column] for name in table.index]
     table.attrs["notes"] = (
         f"ESS and R-hat from {'JAX (infer.chain_stats)' if statistics == 'jax' else 'arviz_stats'}"
         f"; tail ESS at the {TAIL_PROB[0]:.0%} and "

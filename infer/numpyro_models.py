@@ -29,12 +29,29 @@ class ModelTarget(NamedTuple):
             and deterministic site.
         data: the model's array arguments, a tuple of arrays.
         init: a starting point (dict), the prior median mapped to unconstrained space.
+        loglik_fn: ``loglik_fn(z, data) -> dict`` observed site -> the log likelihood of
+            each of its observations (shaped like the site's value).
+        observed_data: observed site -> its values (numpy).
+        constant_data: the model's other array arguments, by parameter name (numpy).
+        source: the model and its arguments, for NumPyro's ``Predictive``.
     """
 
     logdensity_fn: Callable
     constrain_fn: Callable
     data: tuple
     init: dict
+    loglik_fn: Callable
+    observed_data: dict
+    constant_data: dict
+    source: ModelSource
+
+
+class ModelSource(NamedTuple):
+    """A NumPyro model with the arguments a target was made from."""
+
+    model: Callable
+    args: tuple
+    kwargs: dict
 
 
 class _Layout(NamedTuple):
@@ -91,8 +108,11 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         structure, is_data, tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if not d)
     )
     data = tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if d)
-    logdensity_fn, constrain_fn, start_fn = _functions(model, layout, replay)
+    logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn = _functions(
+        model, layout, replay
+    )
     init, value = jax.device_get(start_fn(data))
+    observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
         info = initialize_model(
             jax.random.key(0),
@@ -102,7 +122,35 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             model_kwargs=dict(kwargs),
         )
         init = info.param_info.z
-    return ModelTarget(logdensity_fn, constrain_fn, data, jax.tree.map(np.asarray, init))
+    return ModelTarget(
+        logdensity_fn,
+        constrain_fn,
+        data,
+        jax.tree.map(np.asarray, init),
+        loglik_fn,
+        observed,
+        _constant_data(model, args, kwargs, observed),
+        ModelSource(model, tuple(args), dict(kwargs)),
+    )
+
+
+def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:
+    """The model's array arguments by parameter name, but those that are observed values."""
+    import inspect
+
+    try:
+        bound = inspect.signature(model).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        bound = {f"arg{i}": value for i, value in enumerate(args)} | dict(kwargs)
+    values = [np.asarray(v) for v in observed.values()]
+    constants = {}
+    for name, value in bound.items():
+        if not _is_data(value):
+            continue
+        value = np.asarray(value)
+        if not any(value.shape == v.shape and np.array_equal(value, v) for v in values):
+            constants[name] = value
+    return constants
 
 
 def _abstract_trace(model: Callable, args, kwargs) -> dict:
@@ -170,5 +218,77 @@ def _build_functions(model: Callable, layout: _Layout, replay: bool):
         }
         return z, logdensity_fn(z, data)
 
+    def loglik_fn(z, data):
+        """Observed site -> the log likelihood of each observation, at unconstrained z."""
+        args, kwargs = layout.rebuild(data)
+        latent = numpyro_constrain(handlers.seed(model, rng_seed=0), args, kwargs, z)
+        conditioned = handlers.substitute(handlers.seed(model, rng_seed=0), data=latent)
+        trace = handlers.trace(conditioned).get_trace(*args, **kwargs)
+        return {
+            name: site["fn"].log_prob(site["value"])
+            for name, site in trace.items()
+            if site["type"] == "sample" and site["is_observed"]
+        }
+
+    @jax.jit
+    def observed_fn(data):
+        """Observed site -> its values."""
+        args, kwargs = layout.rebuild(data)
+        trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+        return {
+            name: site["value"]
+            for name, site in trace.items()
+            if site["type"] == "sample" and site["is_observed"]
+        }
+
     logdensity_fn.__qualname__ = f"{getattr(model, '__qualname__', 'model')}.logdensity"
-    return logdensity_fn, constrain_fn, start_fn
+    return logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn
+
+
+def predictive_draws(
+    source: ModelSource, rng_key, *, posterior: dict | None = None, num_samples: int | None = None
+) -> dict:
+    """NumPyro's ``Predictive`` on the model with its observations left out, so that observed
+    sites are drawn: given ``posterior`` (constrained site values with one leading sample
+    axis) the posterior predictive, else ``num_samples`` draws of every site from the prior.
+
+    Returns:
+        site name -> array with a leading sample axis (numpy).
+    """
+    from numpyro.infer import Predictive
+
+    predictive = Predictive(
+        _unobserved(source.model), posterior_samples=posterior, num_samples=num_samples
+    )
+    return {k: np.asarray(v) for k, v in predictive(rng_key, *source.args, **source.kwargs).items()}
+
+
+def observed_names(source: ModelSource) -> list[str]:
+    """The model's observed sites."""
+    return list(_observed_sites(source))
+
+
+def _observed_sites(source: ModelSource) -> dict:
+    trace = _abstract_trace(source.model, source.args, source.kwargs)
+    return {
+        name: site
+        for name, site in trace.items()
+        if site["type"] == "sample" and site["is_observed"]
+    }
+
+
+def _unobserved(model: Callable) -> Callable:
+    """``model`` with its observed sites drawn instead of conditioned on their values."""
+    from numpyro.primitives import Messenger
+
+    class Unobserve(Messenger):
+        def process_message(self, msg):
+            if msg["type"] == "sample" and msg.get("is_observed"):
+                msg["value"] = None
+                msg["is_observed"] = False
+
+    def wrapped(*args, **kwargs):
+        with Unobserve():
+            return model(*args, **kwargs)
+
+    return wrapped

@@ -17,7 +17,7 @@ import numpy as np
 from infer.io import write_atomically
 from infer.result import Result
 
-KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo")
+KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo", "ppc")
 SEVERAL = ("forest", "dist")  # kinds that take a dict of runs
 
 CAPTIONS = {
@@ -29,6 +29,7 @@ CAPTIONS = {
     "forest": "posterior means with 50% and 94% intervals; 'ground truth': the known answer",
     "dist": "marginal densities of each run's draws, overlaid",
     "elbo": "ELBO estimate per step (grey) and its running mean over 1% of the steps",
+    "ppc": "observed data (black) against data simulated from the posterior (posterior predictive)",
 }
 
 
@@ -98,7 +99,8 @@ def plot(
         results: an :class:`infer.Result`, or for ``"forest"`` and ``"dist"`` a dict
             name -> Result.
         kind: one of ``"trace"``, ``"rank"``, ``"ess"``, ``"autocorr"``, ``"pair"``,
-            ``"forest"``, ``"dist"``, ``"elbo"`` (an :func:`infer.advi` result).
+            ``"forest"``, ``"dist"``, ``"elbo"`` (an :func:`infer.advi` result), ``"ppc"``
+            (observed data against the posterior predictive, after :func:`infer.predictive`).
         var_names: the variables to show; by default the first ``max_panels`` scalar
             components over all variables (4 for ``"pair"``).
         max_panels: the most scalar parameters shown.
@@ -124,6 +126,11 @@ def plot(
     first = next(iter(results.values()))
     if kind == "elbo":
         return _plot_elbo(first, path)
+    if kind == "ppc" and "posterior_predictive" not in first.groups:
+        raise ValueError(
+            "kind='ppc' needs a posterior_predictive group: call infer.predictive(result, "
+            "target) first (NumPyro targets)."
+        )
     if kind == "pair":
         max_panels = min(max_panels, 4)
     names, coords = _selection(first, max_panels)
@@ -143,6 +150,10 @@ def plot(
         collection = arviz_plots.plot_ess_evolution(tree, **options)
     elif kind == "autocorr":
         collection = arviz_plots.plot_autocorr(tree, **options)
+    elif kind == "ppc":
+        collection = arviz_plots.plot_ppc_dist(
+            tree, backend="matplotlib", figure_kwargs=options.get("figure_kwargs")
+        )
     elif kind == "pair":
         has_divergences = "diverging" in first.stats
         collection = arviz_plots.plot_pair(tree, visuals={"divergence": has_divergences}, **options)

@@ -33,6 +33,10 @@ SHOWN_COLUMNS = {
     "sampling_seconds": ("sample s", "{:.3f}"),
     "max_abs_z": ("max |z|", "{:.2f}"),
     "flags": ("flags", "{}"),
+    "elpd_loo": ("elpd LOO", "{:.1f}"),
+    "elpd_loo_se": ("± SE", "{:.1f}"),
+    "p_loo": ("p LOO", "{:.1f}"),
+    "pareto_k_above_0.7": ("k > 0.7", "{:d}"),
 }
 
 NOTES = (
@@ -96,7 +100,7 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
-        for kind in RUN_PLOTS:
+        for kind in _plots_of(result):
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png")
     plot(results, kind="forest", path=folder / "forest.png")
     write_atomically(folder / "comparison.csv", lambda tmp: table.to_csv(tmp))
@@ -104,6 +108,12 @@ def write_report(
     write_atomically(folder / "comparison.md", lambda tmp: Path(tmp).write_text(markdown))
     page = _html(results, table, notes, title)
     return write_atomically(folder / "index.html", lambda tmp: Path(tmp).write_text(page))
+
+
+def _plots_of(result: Result) -> tuple[str, ...]:
+    """The per-run figures: the diagnostics, and the predictive check where the result has
+    a posterior predictive group."""
+    return RUN_PLOTS + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 
 def _html(results: dict[str, Result], table, notes, title: str) -> str:
@@ -122,7 +132,9 @@ def _html(results: dict[str, Result], table, notes, title: str) -> str:
 
     sections = []
     for name in results:
-        figures = "".join(figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in RUN_PLOTS)
+        figures = "".join(
+            figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in _plots_of(results[name])
+        )
         about = registry.describe(results[name].sampler)
         about = f"{html.escape(results[name].sampler)}: {html.escape(about)}. " if about else ""
         sections.append(

@@ -37,6 +37,16 @@ def arviz_stat_names(infos: dict, logdensity) -> dict:
     return stats
 
 
+#: ArviZ groups beside ``posterior`` and ``sample_stats`` a result may carry.
+EXTRA_GROUPS = (
+    "log_likelihood",
+    "observed_data",
+    "constant_data",
+    "posterior_predictive",
+    "prior",
+    "prior_predictive",
+)
+
 UNKNOWN_TIMING = {
     "compile": float("nan"),
     "warmup": float("nan"),
@@ -71,6 +81,12 @@ class Result:
             so that ``infer.sample(..., resume=result)`` continues them; ``None`` for exact
             samplers, ADVI, and results loaded from a file or made with :meth:`from_draws`.
 
+        groups: further ArviZ groups, name -> (variable -> array): ``log_likelihood``
+            (``(num_chains, num_samples, *observation_shape)``), ``observed_data`` and
+            ``constant_data`` for targets that have them (NumPyro models); and what
+            :func:`infer.predictive` adds: ``posterior_predictive``, ``prior``,
+            ``prior_predictive``.
+
     A result is treated as immutable: ``to_arviz()`` builds its ``DataTree`` once and returns
     the same one afterwards.
     """
@@ -89,6 +105,7 @@ class Result:
     info: dict = field(default_factory=dict)
     ground_truth: GroundTruth | None = None
     state: object = None
+    groups: dict = field(default_factory=dict)
     _tree: object = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -238,6 +255,7 @@ class Result:
             groups = {"posterior": self.draws}
             if self.stats:
                 groups["sample_stats"] = self.stats
+            groups.update({name: values for name, values in self.groups.items() if values})
             self._tree = arviz_base.from_dict(groups, attrs={"/": self.attrs()})
         return self._tree
 
@@ -334,8 +352,18 @@ def concat(*results: Result) -> Result:
     timing = {
         name: float(sum(r.timing.get(name, float("nan")) for r in results)) for name in first.timing
     }
+    groups = dict(first.groups)
+    for name in ("log_likelihood", "posterior_predictive"):
+        if all(name in r.groups for r in results):
+            groups[name] = {
+                k: np.concatenate([r.groups[name][k] for r in results], axis=1)
+                for k in first.groups[name]
+            }
+        else:
+            groups.pop(name, None)
     return replace(
         results[-1],
+        groups=groups,
         draws=joined("draws"),
         stats=joined("stats"),
         timing=timing,
@@ -388,6 +416,8 @@ def load(path) -> Result:
         dataset = tree[name].to_dataset()
         return {key: np.asarray(dataset[key].values) for key in dataset.data_vars}
 
+    extra = {name: group(name) for name in EXTRA_GROUPS if name in children}
+
     return Result(
         draws=group("posterior"),
         stats=group("sample_stats"),
@@ -402,6 +432,7 @@ def load(path) -> Result:
         thin=int(attrs["thin"]),
         info=json.loads(attrs["info"]),
         ground_truth=truth_from_json(str(attrs.get("ground_truth", ""))),
+        groups=extra,
     )
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from infer import convergence
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning, stuck_chains
+from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
@@ -26,12 +27,14 @@ def markov_result(
     warns about divergences, stuck chains and a stopping rule that ran out of budget. With a
     ``store``, the draws and stats are its arrays, read lazily."""
     record, target, sampler = run.record, run.target, run.sampler
+    groups = {}
     if store is not None:
         if store.group is not None:
             store.finish()
         draws, stats = store.arrays() if store.group is not None else ({}, {})
     else:
         draws, stats = _gathered(run)
+        groups = _data_groups(run)
     if not draws:
         raise ValueError("the run kept no draws: num_samples draws are needed after warm-up.")
     if keep is not None:
@@ -74,6 +77,7 @@ def markov_result(
         info=info,
         ground_truth=target.ground_truth,
         state=state,
+        groups=groups,
     )
     if stopped == "max_samples":
         warnings.warn(
@@ -121,6 +125,19 @@ def _run_facts(run: Run, stats: dict) -> dict:
     if run.superchain_size > 1:
         info["superchains"] = record.carry_chains() // run.superchain_size
     return info
+
+
+def _data_groups(run: Run) -> dict:
+    """The ArviZ groups the target's data give: ``log_likelihood`` (a pass over the gathered
+    draws), ``observed_data`` and ``constant_data``."""
+    target, groups = run.target, {}
+    if target.loglik_fn is not None and run.record.positions:
+        groups["log_likelihood"] = pointwise(target, run.record.positions[0])
+    if target.observed_data:
+        groups["observed_data"] = dict(target.observed_data)
+    if target.constant_data:
+        groups["constant_data"] = dict(target.constant_data)
+    return groups
 
 
 def _gathered(run: Run) -> tuple[dict, dict]:

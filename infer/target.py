@@ -57,6 +57,14 @@ class Target:
             ``None``. Data are arguments of the compiled programs, not constants in them, so
             a new target with the same ``logdensity_fn`` and same-shaped data reuses the
             programs compiled for the first: no second compilation.
+        loglik_fn: ``loglik_fn(position) -> (num_observations,)`` (``(position, data)`` with
+            ``data``), the log likelihood of each observation, or a dict of such arrays by
+            observed name; with it, results get an ArviZ ``log_likelihood`` group (for
+            ``az.loo`` and ``az.compare``). NumPyro targets have one.
+        observed_data, constant_data: name -> array, the ArviZ ``observed_data`` and
+            ``constant_data`` groups of results (NumPyro targets fill them).
+        source: what the target was made from (a NumPyro model and its arguments), for
+            :func:`infer.predictive`; ``None`` for a plain log density.
 
     Example:
         >>> target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal")
@@ -75,6 +83,10 @@ class Target:
     description: str = ""
     notes: dict = field(default_factory=dict)
     data: object = None
+    loglik_fn: Callable | None = None
+    observed_data: dict | None = None
+    constant_data: dict | None = None
+    source: object = None
 
     def __post_init__(self):
         if not callable(self.logdensity_fn):
@@ -86,6 +98,11 @@ class Target:
             raise TypeError(f"name must be a non-empty string; got {self.name!r}.")
         if self.init is not None:
             object.__setattr__(self, "init", jax.tree.map(jnp.asarray, self.init))
+        if self.loglik_fn is not None and not callable(self.loglik_fn):
+            raise TypeError(
+                "loglik_fn must be a callable loglik_fn(position) -> (num_observations,) log "
+                f"likelihoods; got {type(self.loglik_fn).__name__}."
+            )
         if self.data is not None:
             for leaf in jax.tree.leaves(self.data):
                 if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
@@ -126,6 +143,10 @@ class Target:
             name=getattr(model, "__name__", "model"),
             constrain_fn=parts.constrain_fn,
             data=parts.data,
+            loglik_fn=parts.loglik_fn,
+            observed_data=parts.observed_data,
+            constant_data=parts.constant_data,
+            source=parts.source,
         )
 
     def with_options(self, **changes) -> Target:
@@ -149,6 +170,26 @@ class Target:
         if self.data is None:
             return self.logdensity_fn
         return functools.partial(_call_with_data, self.logdensity_fn, data)
+
+    def bound_loglik(self, data) -> Callable | None:
+        """``loglik(position) -> dict`` name -> per-observation log likelihood, with ``data``
+        in place of ``self.data``; ``None`` without a ``loglik_fn``."""
+        if self.loglik_fn is None:
+            return None
+        fn = (
+            self.loglik_fn
+            if self.data is None
+            else functools.partial(_call_with_data, self.loglik_fn, data)
+        )
+
+        observed = list(self.observed_data or {})
+        label = observed[0] if len(observed) == 1 else "obs"
+
+        def named(position):
+            out = fn(position)
+            return dict(out) if isinstance(out, dict) else {label: out}
+
+        return named
 
 
 def _call_with_data(logdensity_fn: Callable, data, position):

@@ -1,0 +1,156 @@
+"""The Bayesian workflow with ArviZ: a NumPyro model's result carries log_likelihood,
+observed_data and constant_data; predictive checks add the predictive groups; ArviZ's LOO,
+model comparison and predictive plots work on it as on ``az.from_numpyro``; infer.compare
+ranks models by elpd_loo; plain targets can carry a log likelihood; the pass is chunked."""
+
+import warnings
+
+import arviz as az
+import jax.numpy as jnp
+import matplotlib
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import infer
+from infer import loglik
+
+matplotlib.use("Agg")
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=100).astype(np.float32)
+Y = (1.0 + 2.0 * X + RNG.normal(size=100)).astype(np.float32)
+
+
+def linear(x, y=None):
+    alpha = numpyro.sample("alpha", dist.Normal(0.0, 5.0))
+    beta = numpyro.sample("beta", dist.Normal(0.0, 5.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2.0))
+    numpyro.sample("y", dist.Normal(alpha + beta * x, sigma), obs=y)
+
+
+def constant(x, y=None):  # a worse model of the same data: no slope
+    alpha = numpyro.sample("alpha", dist.Normal(0.0, 5.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2.0))
+    numpyro.sample("y", dist.Normal(alpha + 0.0 * x, sigma), obs=y)
+
+
+@pytest.fixture(scope="module")
+def runs():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        out = {}
+        for model in (linear, constant):
+            target = infer.Target.from_numpyro(model, X, y=Y)
+            result = infer.sample(0, target, infer.nuts(), num_samples=500, num_warmup=500)
+            out[model.__name__] = (target, infer.predictive(result, target))
+    return out
+
+
+def test_the_result_has_the_groups_arviz_needs(runs):
+    target, result = runs["linear"]
+    tree = result.to_arviz()
+    assert {
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "observed_data",
+        "constant_data",
+        "posterior_predictive",
+        "prior",
+        "prior_predictive",
+    } <= set(tree.children)
+    assert tree["log_likelihood"]["y"].dims == ("chain", "draw", "y_dim_0")
+    assert tree["log_likelihood"]["y"].shape == (4, 500, 100)
+    np.testing.assert_array_equal(tree["observed_data"]["y"].values, Y)
+    np.testing.assert_array_equal(tree["constant_data"]["x"].values, X)
+    assert tree["posterior_predictive"]["y"].shape == (4, 500, 100)
+    assert tree["prior_predictive"]["y"].shape == (1, 500, 100)
+    assert set(tree["prior"].data_vars) == {"alpha", "beta", "sigma"}
+    # the pointwise log likelihood is the model's: check one draw by hand
+    draws = result.draws
+    c, d, i = 2, 17, 5
+    mean = draws["alpha"][c, d] + draws["beta"][c, d] * X[i]
+    expected = dist.Normal(mean, draws["sigma"][c, d]).log_prob(Y[i])
+    assert float(tree["log_likelihood"]["y"][c, d, i]) == pytest.approx(float(expected), 1e-5)
+    # the posterior predictive scatters around the data with the fitted noise
+    simulated = tree["posterior_predictive"]["y"].values
+    assert abs(np.mean(simulated) - np.mean(Y)) < 0.2
+    assert np.std(simulated - np.mean(simulated)) == pytest.approx(np.std(Y), rel=0.15)
+
+
+def test_arviz_loo_compare_and_plots_work_on_it(runs):
+    trees = {name: result.to_arviz() for name, (_, result) in runs.items()}
+    loo = az.loo(trees["linear"])
+    assert np.isfinite(loo.elpd) and loo.p == pytest.approx(3.0, abs=1.0)
+    ranking = az.compare(trees)
+    assert ranking.index[0] == "linear"  # the model with the slope predicts better
+    assert ranking.loc["constant", "elpd_diff"] < -50  # worse by much more than its SE
+    assert az.plot_ppc_dist(trees["linear"]) is not None
+    assert az.plot_loo_pit(trees["linear"]) is not None
+
+
+def test_compare_adds_elpd_loo_columns_for_models_of_the_same_data(runs, tmp_path):
+    results = {name: result for name, (_, result) in runs.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        table = infer.compare(results)
+    assert table.loc["linear", "elpd_loo"] > table.loc["constant", "elpd_loo"]
+    expected = az.loo(results["linear"].to_arviz())
+    assert table.loc["linear", "elpd_loo"] == pytest.approx(expected.elpd, rel=1e-9)
+    assert table.loc["linear", "elpd_loo_se"] == pytest.approx(expected.se, rel=1e-9)
+    assert table.loc["linear", "pareto_k_above_0.7"] == 0
+    from infer.report import write_report
+
+    index = write_report(results, table, tmp_path / "report")
+    assert (tmp_path / "report" / "ppc_linear.png").stat().st_size > 0
+    assert "ppc_linear.png" in index.read_text()
+
+
+def test_an_influential_observation_is_warned_about_by_model():
+    x = np.append(X[:40], 4.0).astype(np.float32)
+    y = np.append(Y[:40], 60.0).astype(np.float32)  # an outlier a normal likelihood can't hold
+    target = infer.Target.from_numpyro(linear, x, y=y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        result = infer.sample(1, target, infer.nuts(), num_samples=300, num_warmup=300)
+    with pytest.warns(infer.DiagnosticWarning, match=r"outlier \(linear\): 1 of 41 obs.*k-hat"):
+        infer.compare({"outlier": result})
+
+
+def test_a_plain_target_can_carry_its_log_likelihood():
+    def logdensity(mu, data):
+        return -0.5 * mu**2 / 100.0 + jnp.sum(-0.5 * (data - mu) ** 2)
+
+    def pointwise(mu, data):
+        return -0.5 * (data - mu) ** 2 - 0.5 * jnp.log(2 * jnp.pi)
+
+    data = RNG.normal(1.0, 1.0, size=30).astype(np.float32)
+    target = infer.Target(
+        logdensity, init=jnp.asarray(0.0), data=data, loglik_fn=pointwise, observed_data={"y": data}
+    )
+    result = infer.sample(0, target, infer.rwmh(), num_samples=400)
+    tree = result.to_arviz()
+    assert tree["log_likelihood"]["y"].shape == (4, 400, 30)
+    assert np.isfinite(az.loo(tree).elpd)
+
+
+def test_the_log_likelihood_pass_is_chunked(monkeypatch):
+    """More observations than fit one chunk: the pass goes in pieces, with the same values."""
+    x = np.linspace(-2, 2, 2000).astype(np.float32)
+    y = (0.5 + 1.5 * x + RNG.normal(size=2000)).astype(np.float32)
+    target = infer.Target.from_numpyro(linear, x, y=y)
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, num_warmup=50)
+    whole = result.groups["log_likelihood"]["y"]
+    monkeypatch.setattr(loglik, "CHUNK_BYTES", 2000 * 4 * 7)  # 7 draws of 2,000 at a time
+    again = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, num_warmup=50)
+    np.testing.assert_allclose(again.groups["log_likelihood"]["y"], whole, rtol=1e-6)
+    assert whole.shape == (2, 50, 2000)
+
+
+def test_predictive_refuses_a_plain_target():
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    result = infer.sample(0, target, infer.rwmh(), num_samples=20, num_warmup=20)
+    with pytest.raises(TypeError, match="NumPyro target the result was drawn from"):
+        infer.predictive(result, target)
