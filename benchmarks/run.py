@@ -45,6 +45,7 @@ SUITES = {
         ["generative_quality.py", "--data", "mnist"],
     ],
     "ais_generative": [["ais_generative.py"]],
+    "bnn": [["bnn.py"]],
 }
 QUICK = {
     "samplers",
@@ -55,6 +56,7 @@ QUICK = {
     "memory",
     "sweep",
     "ais_chains",
+    "bnn",
 }  # these have --quick
 
 

@@ -26,6 +26,7 @@ from infer.algorithms.mh import as_top_level_api as mh  # noqa: E402
 from infer.algorithms.rejection import EnvelopeWarning  # noqa: E402
 from infer.algorithms.rejection import as_top_level_api as rejection  # noqa: E402
 from infer.algorithms.rwmh import as_top_level_api as rwmh  # noqa: E402
+from infer.algorithms.sgld import as_top_level_api as sgld  # noqa: E402
 from infer.annealed import AISResult, ais  # noqa: E402
 from infer.base import (  # noqa: E402
     Adaptation,
@@ -96,5 +97,6 @@ __all__ = [
     "rwmh",
     "sample",
     "sbc",
+    "sgld",
     "summary",
 ]

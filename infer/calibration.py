@@ -128,11 +128,15 @@ def sbc(
         sampler: a Markov-chain sampler (``infer.nuts()``, ``infer.mala()``, your own).
         observed: the observed sites' names. Each is also the keyword argument the model
             takes its observation from (NumPyro's ``numpyro.sample("y", ..., obs=y)``).
-        model_args, model_kwargs: the model's other arguments (covariates, sizes), the same
+        model_args: the model's other positional arguments (covariates, sizes), the same
             in every simulation.
+        model_kwargs: its other keyword arguments, the same in every simulation.
         num_simulations: ``S``, draws from the prior and posterior runs.
-        num_chains, num_samples, num_warmup, thin: each run's settings, as in
-            :func:`infer.sample`; the ranks are among ``num_chains * num_samples`` draws.
+        num_chains: chains per posterior run; the ranks are among
+            ``num_chains * num_samples`` draws.
+        num_samples: kept draws per chain, as in :func:`infer.sample`.
+        num_warmup: warm-up steps per chain, as in :func:`infer.sample`.
+        thin: keep every ``thin``-th step, as in :func:`infer.sample`.
         var_names: the sites whose ranks are tested; default every latent sample site
             (deterministic sites may be named too).
         alpha: the family-wise level of the check.

@@ -19,6 +19,7 @@ from infer.algorithms.independent_mh import as_top_level_api as independent_mh
 from infer.algorithms.mala import as_top_level_api as mala
 from infer.algorithms.rejection import as_top_level_api as rejection
 from infer.algorithms.rwmh import as_top_level_api as rwmh
+from infer.algorithms.sgld import for_target as sgld_for_target
 from infer.numpyro_adapter import hmc, nuts
 
 
@@ -133,6 +134,12 @@ register("rwmh", lambda t: rwmh(), "Gaussian random-walk Metropolis-Hastings, ad
 register("mala", lambda t: mala(), "Metropolis-adjusted Langevin (gradients)")
 register("hmc", lambda t: hmc(), "Hamiltonian Monte Carlo, NumPyro's kernel and warm-up")
 register("nuts", lambda t: nuts(), "the No-U-Turn Sampler, NumPyro's kernel and warm-up")
+register(
+    "sgld",
+    sgld_for_target,
+    "stochastic-gradient Langevin dynamics on minibatches (approximate: no Metropolis step)",
+    "a minibatch log likelihood (Target.notes['minibatch'], as Target.from_flax declares)",
+)
 register(
     "ars",
     lambda t: ars(t.notes["domain"]) if _scalar_domain(t) else None,

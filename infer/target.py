@@ -149,6 +149,51 @@ class Target:
             source=parts.source,
         )
 
+    @classmethod
+    def from_flax(
+        cls,
+        module,
+        log_likelihood_fn: Callable,
+        data=None,
+        *,
+        prior=1.0,
+        position: str = "tree",
+        name: str | None = None,
+    ) -> Target:
+        """A Flax NNX module's parameters as a target (a Bayesian neural network).
+
+        Args:
+            module: an ``nnx.Module``; its ``nnx.Param`` variables are sampled (starting at
+                their current values), the rest of its state is held fixed.
+            log_likelihood_fn: ``log_likelihood_fn(model, data) -> scalar``, the log
+                likelihood of all the data, ``model`` the module at the position's parameters.
+            data: a pytree of arrays, passed as the target's data (programs are reused for
+                a new target of the same structure with same-shaped data). When every leaf
+                has the same leading axis, the likelihood must be a sum over it: minibatch
+                samplers (:func:`infer.sgld`) subsample that axis.
+            prior: the scale of an independent ``N(0, prior^2)`` on every parameter, or a
+                callable ``log_prior(params) -> scalar`` on the parameter pytree.
+            position: ``"tree"`` (the parameter pytree, a nested dict) or ``"flat"`` (one
+                vector). Draws are named by parameter path (``"hidden.kernel"``) either way;
+                ``target.notes["flax"].params(result.draws)`` gives them back as the pytree.
+            name: the target's name; default the module's class name.
+
+        Raises:
+            TypeError, ValueError: see :func:`infer.flax_targets.flax_parts`.
+        """
+        from infer.flax_targets import flax_parts
+
+        parts = flax_parts(module, log_likelihood_fn, data, prior, position, name)
+        return cls(
+            parts.logdensity_fn,
+            init=parts.init,
+            name=parts.name,
+            constrain_fn=parts.constrain_fn,
+            description=parts.description,
+            notes=parts.notes,
+            data=parts.data,
+        )
+
     def with_options(self, **changes) -> Target:
         """A copy with some attributes changed, e.g. ``target.with_options(name="mine")``."""
         return replace(self, **changes)

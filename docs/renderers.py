@@ -1,0 +1,418 @@
+"""One function per benchmark results file: its JSON record -> a markdown table.
+
+``docs/tables.py`` picks the function whose name starts the file's stem (``samplers_cpu`` ->
+:func:`samplers`) from :data:`RENDERERS`.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def _g(x, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}g}"
+
+
+def _f(x, digits: int = 2) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "—"
+    return f"{x:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def samplers(record: dict) -> str:
+    rows = [
+        [
+            f"RWMH, {r['target']}, {r['num_chains']} chain(s)",
+            "chain-steps/s",
+            _g(r["infer_chain_steps_per_s"]),
+            f"BlackJAX `rmh` {_g(r['blackjax_chain_steps_per_s'])}",
+            f"**{_f(r['ratio'])}**",
+            "≥ 1.0",
+        ]
+        for r in record["rwmh"]
+    ]
+    nuts = record["nuts"]
+    rows.append(
+        [
+            f"NUTS, {nuts['target']}, 1 chain",
+            "gradients/s",
+            _g(nuts["infer_grads_per_s"]),
+            f"BlackJAX NUTS {_g(nuts['blackjax_grads_per_s'])}",
+            f"**{_f(nuts['ratio'])}**",
+            "≥ 0.9",
+        ]
+    )
+    rows.append(
+        [
+            "NUTS, repeated call, same shapes",
+            "wall / (warm-up + sampling)",
+            _f(nuts["repeat_call_over_pure_time"], 3),
+            "—",
+            "—",
+            "≤ 1.2",
+        ]
+    )
+    for mode, r in record["rejection"].items():
+        goal = "≥ 1.0" if mode == "one_core" else "—"
+        rows.append(
+            [
+                f"Rejection, Beta(2, 5), {mode.replace('_', ' ')} ({r['cores']} core(s), "
+                f"{r['devices']} device(s))",
+                "draws/s",
+                _g(r["infer_draws_per_s"]),
+                f"SciPy TDR {_g(r['scipy_tdr_draws_per_s'])}",
+                f"**{_f(r['ratio'])}**",
+                goal,
+            ]
+        )
+    table = _table(["measurement", "unit", "infer", "other library", "ratio", "goal"], rows)
+    return f"{table}\n\n{record.get('precision', '')}"
+
+
+def latency(record: dict) -> str:
+    rows = []
+    for r in record["models"]:
+        base = r.get("warmup_plus_sampling_over_baseline")
+        rows.append(
+            [
+                r["model"],
+                _f(r["infer_first_call_s"]),
+                _f(r["numpyro_first_call_s"]),
+                f"**{_f(r['first_call_ratio'])}**",
+                _f(r["infer_second_call_s"]),
+                f"**{_f(r['second_call_over_numpyro_first'], 3)}**",
+                _f(r["numpyro_second_call_s"]),
+                _f(r["second_process_first_call_s"]),
+                _f(r["infer_warmup_plus_sampling_s"]),
+                _f(base, 3),
+            ]
+        )
+    settings = record["settings"]
+    table = _table(
+        [
+            "model",
+            "infer first call s",
+            "NumPyro first call s",
+            "ratio (goal ≤ 1.0)",
+            "infer second call s",
+            "÷ NumPyro first (goal ≤ 0.2)",
+            "NumPyro second call s",
+            "infer, second process s",
+            "infer warm-up + sampling s",
+            "÷ baseline",
+        ],
+        rows,
+    )
+    return (
+        f"{table}\n\nNUTS, {settings['num_chains']} chains, {settings['num_warmup']} warm-up + "
+        f"{settings['num_samples']} draws; medians of {settings['pairs']} alternating pairs of "
+        f"fresh processes; NumPyro's chain method {settings['numpyro_chain_method']}; baseline: "
+        f"infer at `{settings.get('baseline_revision') or '—'}`."
+    )
+
+
+def diagnostics(record: dict) -> str:
+    compare = record["compare"]
+    runs = f"`infer.compare` over {compare['num_runs']} such runs"
+    rows = [
+        [
+            "60 × 4,000 × 200 draws to an ArviZ `DataTree`",
+            f"{_g(record['conversion']['seconds'])} s",
+            "< 5 s",
+        ],
+        [
+            f"{runs}, JAX (first call, compiling)",
+            f"{_f(compare['seconds'], 1)} s",
+            f"< {_g(compare['goal_seconds'])} s",
+        ],
+        [f"{runs}, JAX again (compiled)", f"{_f(compare.get('seconds_compiled'), 1)} s", "—"],
+        [f"{runs}, ArviZ (`statistics='arviz'`)", f"{_f(compare.get('arviz_seconds'), 1)} s", "—"],
+        ["progress bar on / off, NUTS", _f(record["progress"]["ratio_on_over_off"], 3), "≤ 1.05"],
+    ]
+    return _table(["measurement", "result", "goal"], rows)
+
+
+def ars(record: dict) -> str:
+    rows = [
+        [
+            r["density"],
+            r["mode"].replace("_", " "),
+            str(r.get("cores", "?")),
+            f"{_g(r['infer_draws_per_s'])} ({_g(r['infer_draws_per_s_whole_call'])})",
+            _g(r["scipy_tdr_draws_per_s"]),
+            f"**{_f(r['ratio'])}**",
+            _g(r.get("density_evaluations_per_draw")),
+            _g(r.get("density_evaluations_needed_per_draw")),
+        ]
+        for r in record["rows"]
+    ]
+    return _table(
+        [
+            "density",
+            "mode",
+            "cores",
+            "infer draws/s (whole call)",
+            "SciPy TDR draws/s",
+            "ratio",
+            "evaluations per draw",
+            "needed per draw",
+        ],
+        rows,
+    )
+
+
+def generative_speed(record: dict) -> str:
+    rows = [
+        [
+            r["model"] + (" (conv)" if r.get("options", {}).get("variant") == "conv" else ""),
+            _f(r["ours_steps_per_s"], 1),
+            _f(r["handwritten_nnx_steps_per_s"], 1),
+            f"**{_f(r['ratio'])}**",
+        ]
+        for r in record["rows"]
+    ]
+    return _table(["model", "ours steps/s", "hand-written steps/s", "ratio (goal ≥ 0.95)"], rows)
+
+
+def generative_quality(record: dict) -> str:
+    rows = []
+    for name, r in record["models"].items():
+
+        def nll(key, r=r):
+            value = r.get(key)
+            return f"{_f(value['mean'])} ± {_f(value['standard_error'])}" if value else "—"
+
+        samples = r.get("samples", {})
+        shares = samples.get("class_shares") or []
+        covered = sum(share >= 0.05 for share in shares) if shares else None
+        rows.append(
+            [
+                name,
+                nll("nll_elbo"),
+                nll("nll_iwae_100"),
+                nll("nll_iwae_5000"),
+                nll("nll_exact"),
+                _f(r.get("improvement_over_baseline"), 1),
+                _f(samples.get("frechet_distance")),
+                f"{covered}/10" if covered is not None else "—",
+                f"{min(shares):.1%}" if shares else "—",
+                _f(r.get("seconds_training"), 0),
+            ]
+        )
+    header = [
+        "model",
+        "ELBO NLL",
+        "IWAE-100",
+        "IWAE-5000",
+        "exact",
+        "better than baseline by",
+        "Fréchet distance",
+        "classes ≥ 5%",
+        "smallest class",
+        "training s",
+    ]
+    return _table(header, rows)
+
+
+def ais_generative(record: dict) -> str:
+    rows = []
+    for name, r in record["models"].items():
+        gap = r.get("ais_minus_iwae")
+        iwae = next((r[k] for k in r if k.startswith("nll_iwae")), None)
+        label = name + (f" (σ = {r['noise_std']})" if "noise_std" in r else "")
+        rows.append(
+            [
+                label,
+                str(r["scored_images"]),
+                f"{_f(r['nll_ais']['mean'])} ± {_f(r['nll_ais']['standard_error'])}",
+                f"{_f(iwae['mean'])} ± {_f(iwae['standard_error'])}" if iwae else "—",
+                f"{gap['mean']:+.2f} ± {_f(gap['standard_error'])}" if gap else "—",
+                _f(r["ais_ess"]["median"], 1),
+                str(r["cost"]["grads_per_image"]),
+                _f(r["cost"]["seconds_per_image"]),
+            ]
+        )
+    header = [
+        "model",
+        "images",
+        "AIS NLL",
+        "IWAE NLL (same images)",
+        "AIS − IWAE (log p)",
+        "weights' ESS (median)",
+        "gradients per image",
+        "seconds per image",
+    ]
+    return _table(header, rows)
+
+
+def memory(record: dict) -> str:
+    settings = record["settings"]
+    rows = [
+        [
+            str(r["num_samples"]),
+            "store" if r["store"] else "memory",
+            f"{r['draw_bytes'] / 2**20:.0f}",
+            f"{r['peak_rss_bytes'] / 2**20:.0f}",
+            f"{r['above_baseline_bytes'] / 2**20:.0f}",
+        ]
+        for r in record["rows"]
+    ]
+    table = _table(
+        [
+            "draws per chain",
+            "draws kept in",
+            "draws MiB",
+            "peak RSS MiB",
+            "above a 100-draw run MiB",
+        ],
+        rows,
+    )
+    return (
+        f"{table}\n\nRWMH, {settings['num_chains']} chains, {settings['dim']} dimensions, "
+        f"{settings['dtype']}; budget {settings['budget_bytes'] / 2**20:.0f} MiB; a process "
+        f"making a 100-draw run peaks at {settings['baseline_peak_rss_bytes'] / 2**20:.0f} MiB. "
+        f"Goals met: {', '.join(k for k, v in record['goals_met'].items() if v) or 'none'}; "
+        f"not met: {', '.join(k for k, v in record['goals_met'].items() if not v) or 'none'}."
+    )
+
+
+def sweep(record: dict) -> str:
+    rows = []
+    for r in record["rows"]:
+        grads = r.get("infer_grads_per_s")
+        rows.append(
+            [
+                r["sampler"],
+                str(r["num_chains"]),
+                _g(r["infer_chain_steps_per_s"]),
+                _g(grads) if grads else "—",
+                _g(r["bare_evaluations_per_s"]),
+                f"**{_f(r['fraction_of_bare'])}**",
+                f"**{_f(r['ratio_to_blackjax'])}**",
+            ]
+        )
+    table = _table(
+        [
+            "sampler",
+            "chains",
+            "infer chain-steps/s",
+            "infer gradients/s",
+            "bare evaluations/s",
+            "fraction of bare",
+            "÷ BlackJAX",
+        ],
+        rows,
+    )
+    met = [k for k, v in record["goals_met"].items() if v]
+    missed = [k for k, v in record["goals_met"].items() if not v]
+    return (
+        f"{table}\n\nStep sizes {record['step_sizes']}; goals met: {', '.join(met) or 'none'}"
+        f"; not met: {', '.join(missed) or 'none'}."
+    )
+
+
+def ais_chains(record: dict) -> str:
+    rows = [
+        [
+            str(r["num_chains"]),
+            str(r["num_temperatures"]),
+            _f(r["seconds"]),
+            _g(r["grads_per_s"]),
+            f"{_f(r['log_z'])} ± {_f(r['log_z_se'])}",
+            _f(r["exact_log_z"]),
+            _f(r["ess"], 1),
+        ]
+        for r in record["rows"]
+    ]
+    return _table(
+        [
+            "chains",
+            "temperatures",
+            "seconds",
+            "gradients/s",
+            "log Z",
+            "exact log Z",
+            "weights' ESS",
+        ],
+        rows,
+    )
+
+
+def bnn_digits(record: dict) -> str:
+    rows = []
+    for r in record["rows"]:
+        sampled = "max_rhat" in r
+        rows.append(
+            [
+                r["method"],
+                _g(r["nll"], 4),
+                _f(r["accuracy"], 4),
+                _g(r["ece"], 3),
+                _f(r["seconds"], 1),
+                f"{r['grad_evals']:,}"
+                + (
+                    f" ({r['full_data_gradients']:,.0f} full-data)" if r["method"] == "sgld" else ""
+                ),
+                _f(r["max_rhat"]) if sampled else "—",
+                _f(r["min_ess_bulk"], 1) if sampled else "—",
+            ]
+        )
+    table = _table(
+        ["method", "NLL", "accuracy", "ECE", "seconds", "gradients", "max R-hat", "min bulk ESS"],
+        rows,
+    )
+    goals = record["goals"]
+    verdicts = [f"{k}: {'met' if v['met'] else 'not met'}" for k, v in goals.items() if k != "met"]
+    goal = "Goal (the predictive's NLL and ECE both below the point estimate's)"
+    return f"{table}\n\n{goal}: {'; '.join(verdicts)}."
+
+
+def bnn_regression(record: dict) -> str:
+    rows = []
+    for r in record["rows"]:
+        rows.append(
+            [r["method"]]
+            + [" / ".join(_f(r[f"{where}_{m}"], 3) for where in ("test", "gap", "outside"))
+               for m in ("nll", "coverage_90", "epistemic_sd")]
+            + [_f(r["seconds"], 1)]
+        )  # fmt: skip
+    table = _table(
+        [
+            "method",
+            "NLL (range / gap / beyond)",
+            "90% coverage",
+            "spread of means",
+            "seconds",
+        ],
+        rows,
+    )
+    wider = record["bands_wider_away_from_data"]
+    verdicts = [
+        f"{method}: gap {'yes' if w['gap'] else 'no'}, beyond {'yes' if w['outside'] else 'no'}"
+        for method, w in wider.items()
+    ]
+    return f"{table}\n\nDraws spread more than inside the range: {'; '.join(verdicts)}."
+
+
+RENDERERS = {
+    "samplers": samplers,
+    "latency": latency,
+    "diagnostics": diagnostics,
+    "ars": ars,
+    "generative_speed": generative_speed,
+    "generative_quality": generative_quality,
+    "ais_generative": ais_generative,
+    "memory": memory,
+    "sweep": sweep,
+    "ais_chains": ais_chains,
+    "bnn_digits": bnn_digits,
+    "bnn_regression": bnn_regression,
+}

@@ -1,0 +1,292 @@
+"""Stochastic-gradient Langevin dynamics (SGLD; Welling and Teh 2011), on minibatches.
+
+Each step moves ``x' = x + (eps_t / 2) * g(x) + sqrt(eps_t) * z`` with ``z ~ N(0, I)``, where
+``g`` is an unbiased estimate of the gradient of the log density from ``B`` of the ``N``
+examples, drawn uniformly with replacement:
+
+    g(x) = grad log p(x) + (N / B) * grad log p(batch | x).
+
+A step touches ``B`` examples instead of ``N``: for data too large for full-batch gradients.
+**SGLD is approximate.** There is no Metropolis correction, so the draws follow the posterior
+only as the step size goes to zero: a fixed step size leaves a bias of order ``eps`` (for a
+Gaussian posterior of precision ``a`` the variance is ``1 / (a (1 - eps a / 4))`` instead of
+``1 / a``, before the minibatch noise adds its own), and a decaying one
+(``eps_t = step_size * (1 + t / decay_steps) ** -decay_power``, ``decay_power`` in
+``(0.5, 1]`` as Welling and Teh require) removes the bias in the limit but mixes ever more
+slowly. Nothing is adapted during warm-up: warm-up steps are burn-in.
+
+Why the sampler holds the data. The driver gives a kernel the log density of the position
+alone, bound to all the data; a minibatch needs the likelihood of a batch and the data to
+draw it from, which that function hides. So :func:`as_top_level_api` takes the likelihood of
+a batch, the log prior and the data themselves (a target made by
+:meth:`infer.Target.from_flax` declares all three in ``notes["minibatch"]``:
+``infer.sgld(**target.notes["minibatch"], step_size=...)``). The data are constants of the
+compiled program; the sampler's cache key holds their identity, so a new data set compiles
+a new program. The target's full-data log density is used only by the driver, to check the
+chains' starting points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from infer import validation
+from infer.base import IdentityKey, Kernel, Sampler, default_cache_key
+
+__all__ = ["SGLDState", "SGLDInfo", "init", "build_kernel", "as_top_level_api", "for_target"]
+
+
+class SGLDState(NamedTuple):
+    """One chain's state.
+
+    Attributes:
+        position: the current point (array or pytree).
+        logdensity: the minibatch estimate of the log density at ``position`` (prior plus
+            ``N / B`` times the batch's log likelihood), scalar: noisy, not the exact value.
+        logdensity_grad: its gradient, same structure as ``position``, the next move's drift.
+        step: steps taken so far (warm-up included), scalar int32; the schedule reads it.
+    """
+
+    position: object
+    logdensity: jax.Array
+    logdensity_grad: object
+    step: jax.Array
+
+
+class SGLDInfo(NamedTuple):
+    """Diagnostics of one step.
+
+    Attributes:
+        step_size: ``eps_t``, the step size used, scalar float.
+        nonfinite: the new point's estimate or its gradient was NaN or infinite, so the chain
+            stayed where it was, scalar bool.
+    """
+
+    step_size: jax.Array
+    nonfinite: jax.Array
+
+
+class SGLDParams(NamedTuple):
+    """The tunable value: ``step_size``, ``eps`` at step 0 (scalar float)."""
+
+    step_size: jax.Array
+
+
+class Minibatch(NamedTuple):
+    """The minibatch estimate of the log density: ``estimate(position, batch)``, and how to
+    draw a batch: ``draw(rng_key) -> batch``."""
+
+    estimate: Callable
+    draw: Callable
+
+
+def minibatch(loglik_fn, logprior_fn, data, num_data: int, batch_size: int) -> Minibatch:
+    """The estimator ``log p(x) + (N / B) log p(batch | x)`` and the batch draws (``B``
+    indices uniform with replacement, taken along every data leaf's first axis)."""
+    scale = num_data / batch_size
+
+    def estimate(position, batch):
+        return logprior_fn(position) + scale * loglik_fn(position, batch)
+
+    def draw(rng_key):
+        index = jax.random.randint(rng_key, (batch_size,), 0, num_data)
+        return jax.tree.map(lambda leaf: jnp.take(leaf, index, axis=0), data)
+
+    return Minibatch(estimate, draw)
+
+
+def init(position, batch: Minibatch) -> SGLDState:
+    """State at ``position``: the estimate and its gradient on a batch drawn with a fixed key
+    (one minibatch evaluation, never a full-data one)."""
+    value, grad = jax.value_and_grad(batch.estimate)(position, batch.draw(jax.random.key(0)))
+    return SGLDState(position, value, grad, jnp.zeros((), jnp.int32))
+
+
+def build_kernel(batch: Minibatch, decay_power: float = 0.0, decay_steps: int = 1000) -> Callable:
+    """``kernel(rng_key, state, params) -> (state, info)`` for one chain."""
+    value_and_grad = jax.value_and_grad(batch.estimate)
+
+    def kernel(rng_key, state: SGLDState, params: SGLDParams):
+        key_noise, key_batch = jax.random.split(rng_key)
+        x, unravel = ravel_pytree(state.position)
+        grad_x, _ = ravel_pytree(state.logdensity_grad)
+        decay = (1.0 + state.step.astype(x.dtype) / decay_steps) ** (-decay_power)
+        eps = (params.step_size * decay).astype(x.dtype)
+        noise = jax.random.normal(key_noise, x.shape, x.dtype)
+        x_new = x + 0.5 * eps * grad_x + jnp.sqrt(eps) * noise
+        position_new = unravel(x_new)
+        value, grad = value_and_grad(position_new, batch.draw(key_batch))
+        grad_flat, _ = ravel_pytree(grad)
+        finite = jnp.isfinite(value) & jnp.all(jnp.isfinite(grad_flat))
+        moved = SGLDState(position_new, value, grad, state.step + 1)
+        stayed = state._replace(step=state.step + 1)
+        new_state = jax.tree.map(lambda a, b: jnp.where(finite, a, b), moved, stayed)
+        return new_state, SGLDInfo(eps, ~finite)
+
+    return kernel
+
+
+class SGLD(Sampler):
+    """Stochastic-gradient Langevin dynamics; see :func:`as_top_level_api`."""
+
+    name = "sgld"
+    uses_gradients = True
+
+    def __init__(
+        self, loglik_fn, logprior_fn, data, num_data, step_size, batch_size, decay_power, steps
+    ):
+        if not callable(loglik_fn) or not callable(logprior_fn):
+            raise TypeError(
+                "loglik_fn(position, batch) -> scalar and logprior_fn(position) -> scalar must "
+                f"be callables; got {type(loglik_fn).__name__} and {type(logprior_fn).__name__}."
+            )
+        self.loglik_fn, self.logprior_fn = loglik_fn, logprior_fn
+        self.data = jax.tree.map(jnp.asarray, data)
+        self.num_data = check_data(self.data, num_data)
+        self.batch_size = validation.positive_int("batch_size", batch_size)
+        if self.batch_size > self.num_data:
+            raise ValueError(
+                f"batch_size must be at most the number of examples, {self.num_data}; got "
+                f"{self.batch_size}."
+            )
+        self.step_size = validation.positive_float("step_size", step_size)
+        if decay_power != 0.0 and not 0.5 < decay_power <= 1.0:
+            raise ValueError(
+                "decay_power must be 0 (a fixed step size) or in (0.5, 1] (Welling and Teh's "
+                f"condition for the decaying schedule); got {decay_power}."
+            )
+        self.decay_power = float(decay_power)
+        self.decay_steps = validation.positive_int("decay_steps", steps)
+
+    def settings(self) -> dict:
+        return {
+            "step_size": self.step_size,
+            "batch_size": self.batch_size,
+            "num_data": self.num_data,
+            "decay_power": self.decay_power,
+            "decay_steps": self.decay_steps,
+            "loglik_fn": getattr(self.loglik_fn, "__qualname__", repr(self.loglik_fn)),
+        }
+
+    def cache_key(self) -> tuple:
+        """The settings and the identity of the functions and the data (the data are
+        constants of the program)."""
+        identities = (self.loglik_fn, self.logprior_fn, *jax.tree.leaves(self.data))
+        return (*default_cache_key(self), *(IdentityKey(obj) for obj in identities))
+
+    def minibatch(self) -> Minibatch:
+        return minibatch(
+            self.loglik_fn, self.logprior_fn, self.data, self.num_data, self.batch_size
+        )
+
+    def check(self, position) -> None:
+        """The estimate at ``position`` must be a scalar (traced abstractly)."""
+        batch = self.minibatch()
+        example = jax.eval_shape(batch.draw, jax.random.key(0))
+        out = jax.eval_shape(batch.estimate, position, example)
+        if getattr(out, "shape", None) != ():
+            raise ValueError(
+                "loglik_fn(position, batch) + logprior_fn(position) must be a scalar (the log "
+                f"likelihood summed over the batch); got shape {getattr(out, 'shape', None)}."
+            )
+
+    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
+        batch = self.minibatch()
+        one = jnp.ones((), jnp.int32)
+
+        def params(position):
+            dtype = ravel_pytree(position)[0].dtype
+            return SGLDParams(jnp.asarray(self.step_size, dtype))
+
+        return Kernel(
+            init=lambda position: init(position, batch),
+            step=build_kernel(batch, self.decay_power, self.decay_steps),
+            params=params,
+            adaptation=None,
+            cost=lambda info: (one, one),
+        )
+
+
+def check_data(data, num_data) -> int:
+    """The number of examples: every data leaf's leading size, which must agree (and equal
+    ``num_data`` when it is given)."""
+    leaves = jax.tree.leaves(data)
+    if not leaves or any(leaf.ndim == 0 for leaf in leaves):
+        raise ValueError(
+            "data must be a pytree of arrays whose first axis indexes the examples (the axis "
+            "batches are drawn from); got no arrays or a scalar."
+        )
+    sizes = sorted({int(leaf.shape[0]) for leaf in leaves})
+    if len(sizes) != 1:
+        raise ValueError(f"every data leaf must have the same first axis; got sizes {sizes}.")
+    if num_data is not None and int(num_data) != sizes[0]:
+        raise ValueError(f"num_data={num_data} but the data hold {sizes[0]} examples.")
+    return sizes[0]
+
+
+def default_step_size(num_data: int) -> float:
+    """``0.1 / num_data``: a cautious start for a posterior whose curvature grows with the
+    data (tune it: see the module docstring)."""
+    return 0.1 / num_data
+
+
+def as_top_level_api(
+    loglik_fn: Callable,
+    logprior_fn: Callable,
+    data,
+    num_data: int | None = None,
+    *,
+    step_size: float | None = None,
+    batch_size: int | None = None,
+    decay_power: float = 0.0,
+    decay_steps: int = 1000,
+) -> SGLD:
+    """Stochastic-gradient Langevin dynamics on minibatches (approximate: no Metropolis
+    correction; see the module docstring).
+
+    Args:
+        loglik_fn: ``loglik_fn(position, batch) -> scalar``: the log likelihood of a batch,
+            a sum over its examples.
+        logprior_fn: ``logprior_fn(position) -> scalar``.
+        data: a pytree of arrays whose first axis indexes the examples.
+        num_data: the number of examples (checked against the data); default: read from them.
+        step_size: ``eps`` at step 0; default :func:`default_step_size` (``0.1 / N``).
+        batch_size: examples per step; default ``min(N, 100)``.
+        decay_power: 0 (default) keeps the step size fixed; in ``(0.5, 1]`` it decays as
+            ``(1 + t / decay_steps) ** -decay_power``.
+        decay_steps: the decay's time scale, in steps.
+
+    Returns:
+        A :class:`~infer.base.Sampler`. Its cost counts minibatch evaluations: one value and
+        gradient on ``batch_size`` examples per step (``batch_size / N`` of a full one).
+
+    Example:
+        >>> target = infer.Target.from_flax(model, log_likelihood_fn, (x, y))
+        >>> sampler = infer.sgld(**target.notes["minibatch"], step_size=1e-4, batch_size=64)
+        >>> result = infer.sample(0, target, sampler, num_chains=4)
+    """
+    size = check_data(jax.tree.map(jnp.asarray, data), num_data)
+    return SGLD(
+        loglik_fn,
+        logprior_fn,
+        data,
+        size,
+        default_step_size(size) if step_size is None else step_size,
+        min(size, 100) if batch_size is None else batch_size,
+        decay_power,
+        decay_steps,
+    )
+
+
+def for_target(target, **options) -> SGLD | None:
+    """SGLD with ``options`` for a target that declares a minibatch log likelihood
+    (``target.notes["minibatch"]``, as :meth:`infer.Target.from_flax` does), else ``None``."""
+    declared = getattr(target, "notes", {}).get("minibatch")
+    if declared is None:
+        return None
+    return as_top_level_api(**declared, **options)

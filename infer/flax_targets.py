@@ -1,0 +1,322 @@
+"""A Flax NNX module's parameters as a target: Bayesian neural networks.
+
+``nnx.split(module, nnx.Param, ...)`` separates the parameters, which are sampled, from the
+rest of the module's state (batch statistics, counters), which is held fixed. The position is
+the parameters as a pure nested dict (``nnx.to_pure_dict``: ``{"hidden": {"kernel": ...}}``),
+or one flat vector (``position="flat"``). The log density is
+
+    log p(params) + log_likelihood_fn(model, data)
+
+where ``model`` is the module rebuilt at ``params`` (``nnx.merge``) and the prior is, by
+default, an independent ``N(0, scale^2)`` on every parameter (the normalising constant
+included, so the log density is the log joint density).
+
+The data and the fixed state are the target's ``data``: arguments of the compiled programs.
+The log density is built once per module structure (its ``GraphDef``), parameter shapes,
+likelihood function, prior and position kind, so a second target made from a module of the
+same structure with same-shaped data reuses the programs compiled for the first.
+
+When every data leaf has the same leading axis (the examples), the target also declares a
+minibatch log likelihood in ``notes["minibatch"]``, which :func:`infer.sgld` reads: the
+likelihood is then assumed to be a sum over that axis, so that ``N / B`` times the log
+likelihood of ``B`` examples is an unbiased estimate of the whole.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import numbers
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from infer import validation
+
+POSITIONS = ("tree", "flat")
+_FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
+_MAX_MODELS = 64
+
+
+class FlaxModel:
+    """What a :meth:`infer.Target.from_flax` target knows of its module
+    (``target.notes["flax"]``): draws back to parameter pytrees and modules.
+
+    Attributes:
+        graphdef: the module's ``nnx.GraphDef``.
+        names: the draw names, one per parameter array (``"hidden.kernel"``), in the order
+            of the parameter pytree's leaves.
+        position_kind: ``"tree"`` or ``"flat"``.
+        num_params: the number of scalar parameters.
+    """
+
+    def __init__(self, graphdef, state_def, pure_def, rest, names, unravel, num_params):
+        self.graphdef = graphdef
+        self.state_def = state_def
+        self.pure_def = pure_def
+        self.rest = rest
+        self.names = names
+        self.unravel = unravel
+        self.position_kind = "tree" if unravel is None else "flat"
+        self.num_params = num_params
+
+    def params(self, draws: dict) -> dict:
+        """The parameter pytree (a nested dict, as ``nnx.to_pure_dict`` gives) from named
+        draws (``result.draws``, or one draw); leading axes (chains, draws) are kept."""
+        missing = [name for name in self.names if name not in draws]
+        if missing:
+            raise KeyError(f"draws lack the parameter(s) {missing}; expected {list(self.names)}.")
+        return jax.tree.unflatten(self.pure_def, [draws[name] for name in self.names])
+
+    def module(self, params):
+        """The NNX module at one parameter pytree (no leading axes), the fixed state
+        restored. Works on traced values (inside ``jit`` or ``vmap``)."""
+        return merge(self, params, self.rest)
+
+    def params_at(self, position) -> dict:
+        """The parameter pytree at one target position (the identity for ``"tree"``)."""
+        return position if self.unravel is None else self.unravel(position)
+
+    def position(self, params):
+        """The target's position (a flat vector when ``position="flat"``) at ``params``,
+        e.g. to start chains at a point estimate."""
+        if self.position_kind == "flat":
+            return ravel_pytree(params)[0]
+        return jax.tree.map(jnp.asarray, params)
+
+
+class FlaxParts(NamedTuple):
+    """What :meth:`infer.Target.from_flax` builds a target from."""
+
+    logdensity_fn: Callable
+    init: object
+    data: tuple
+    constrain_fn: Callable | None
+    name: str
+    description: str
+    notes: dict
+
+
+class _Functions(NamedTuple):
+    logdensity_fn: Callable  # (position, (data, rest)) -> scalar
+    logprior_fn: Callable  # (position) -> scalar
+    loglik_fn: Callable  # (position, (data, rest)) -> scalar
+    constrain_fn: Callable | None  # (position, (data, rest)) -> dict
+    unravel: Callable | None  # flat position -> params, or None for "tree"
+
+
+def merge(model: FlaxModel, params, rest):
+    """``nnx.merge`` of the module at ``params`` (pure dict) with its fixed state ``rest``."""
+    from flax import nnx
+
+    state = jax.tree.unflatten(model.state_def, jax.tree.leaves(params))
+    return nnx.merge(model.graphdef, state, rest)
+
+
+def flax_parts(
+    module, log_likelihood_fn: Callable, data, prior=1.0, position: str = "tree", name=None
+) -> FlaxParts:
+    """The parts of a target over ``module``'s parameters (see the module docstring).
+
+    Raises:
+        TypeError: ``module`` is not an ``nnx.Module``, ``log_likelihood_fn`` or a prior is
+            not callable, or a data leaf is not an array.
+        ValueError: the module has no ``nnx.Param``, a prior scale is not positive and
+            finite, ``position`` is unknown, or the likelihood or prior does not return a
+            scalar.
+    """
+    from flax import nnx
+
+    if not isinstance(module, nnx.Module):
+        raise TypeError(
+            f"module must be a Flax NNX module (an instance of flax.nnx.Module); got "
+            f"{type(module).__name__}. A Linen module converts with flax.nnx.bridge.ToNNX."
+        )
+    if not callable(log_likelihood_fn):
+        raise TypeError(
+            "log_likelihood_fn must be callable log_likelihood_fn(model, data) -> scalar, the "
+            f"log likelihood of all the data; got {type(log_likelihood_fn).__name__}."
+        )
+    validation.one_of("position", position, POSITIONS, "'tree': the parameter pytree.")
+    prior_key = check_prior(prior)
+    graphdef, state, rest = nnx.split(module, nnx.Param, ...)
+    pure = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
+    if not jax.tree.leaves(pure):
+        raise ValueError(f"{type(module).__name__} has no nnx.Param: there is nothing to sample.")
+    names = _names(state, pure)
+    rest = jax.tree.map(jnp.asarray, rest)
+    data = None if data is None else jax.tree.map(_as_data, data)
+    shapes = tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(pure))
+    key = (graphdef, log_likelihood_fn, prior_key, position, shapes)
+    label = type(module).__name__
+    fns = _functions(
+        key, lambda: _build(graphdef, state, pure, log_likelihood_fn, prior_key, position, label)
+    )
+    num_params = sum(leaf.size for leaf in jax.tree.leaves(pure))
+    model = FlaxModel(
+        graphdef,
+        jax.tree.structure(state),
+        jax.tree.structure(pure),
+        rest,
+        names,
+        fns.unravel,
+        num_params,
+    )
+    init = model.position(pure)
+    _check_scalars(fns, init, (data, rest), callable(prior))
+    notes = {"flax": model}
+    num_data = _num_data(data)
+    if num_data is not None:
+        notes["minibatch"] = minibatch(fns, rest, data, num_data)
+    scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
+    return FlaxParts(
+        fns.logdensity_fn,
+        init,
+        (data, rest),
+        fns.constrain_fn,
+        name or type(module).__name__,
+        f"{model.num_params} parameters of {type(module).__name__}, prior {scale}",
+        notes,
+    )
+
+
+def check_prior(prior):
+    """A hashable key for ``prior``: the scale of the default Gaussian, or the callable."""
+    if callable(prior):
+        return prior
+    if isinstance(prior, bool) or not isinstance(prior, numbers.Real):
+        raise TypeError(
+            "prior must be a positive number (the scale of an independent Gaussian prior on "
+            "every parameter) or a callable log_prior(params) -> scalar; got "
+            f"{type(prior).__name__}."
+        )
+    return validation.positive_float("prior", prior, "It is the prior's standard deviation.")
+
+
+def minibatch(fns: _Functions, rest, data, num_data: int) -> dict:
+    """``notes["minibatch"]``: the log likelihood of a batch (the fixed state bound), the log
+    prior, the data to subsample and their number, as :func:`infer.sgld` takes them."""
+
+    def loglik_fn(position, batch):
+        return fns.loglik_fn(position, (batch, rest))
+
+    return {
+        "loglik_fn": loglik_fn,
+        "logprior_fn": fns.logprior_fn,
+        "data": data,
+        "num_data": num_data,
+    }
+
+
+def _as_data(leaf):
+    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
+        raise TypeError(
+            f"data must be a pytree of arrays (numpy or JAX); it holds a {type(leaf).__name__}. "
+            "Close over other values in log_likelihood_fn."
+        )
+    return jnp.asarray(leaf)
+
+
+def _num_data(data) -> int | None:
+    """The common leading size of the data's leaves, or ``None`` when there is none."""
+    leaves = jax.tree.leaves(data)
+    sizes = {leaf.shape[0] if leaf.ndim else None for leaf in leaves}
+    if len(sizes) != 1 or None in sizes:
+        return None
+    return int(sizes.pop())
+
+
+def _names(state, pure) -> tuple[str, ...]:
+    """``"a.b.kernel"`` for each parameter array, in leaf order, checking that the
+    ``nnx.State`` and its pure dict list their leaves alike."""
+    state_paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
+    pure_paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(pure)[0]]
+    names = tuple(".".join(_key_name(k) for k in path) for path in pure_paths)
+    state_names = tuple(
+        ".".join(_key_name(k) for k in path if not isinstance(k, jax.tree_util.GetAttrKey))
+        for path in state_paths
+    )
+    if names != state_names:  # a Flax layout we do not know: fail here, not in a program
+        raise ValueError(f"unexpected nnx.State layout: {state_names} against {names}.")
+    return names
+
+
+def _key_name(key) -> str:
+    for attr in ("key", "idx", "name"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def _functions(key, build: Callable) -> _Functions:
+    """The functions of ``key``, built once (the same objects: programs are found again)."""
+    try:
+        hash(key)
+    except TypeError:
+        return build()
+    if key not in _FUNCTIONS:
+        _FUNCTIONS[key] = build()
+        while len(_FUNCTIONS) > _MAX_MODELS:
+            _FUNCTIONS.popitem(last=False)
+    _FUNCTIONS.move_to_end(key)
+    return _FUNCTIONS[key]
+
+
+def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> _Functions:
+    from flax import nnx
+
+    state_def = jax.tree.structure(state)
+    flat_unravel = ravel_pytree(pure)[1] if position == "flat" else None
+
+    def unravel(position):
+        return position if flat_unravel is None else flat_unravel(position)
+
+    def logprior_fn(position):
+        params = unravel(position)
+        if callable(prior):
+            return prior(params)
+        leaves = jax.tree.leaves(params)
+        size = sum(leaf.size for leaf in leaves)
+        squares = sum(jnp.sum(jnp.square(leaf)) for leaf in leaves)
+        return -0.5 * squares / prior**2 - size * (math.log(prior) + 0.5 * math.log(2 * math.pi))
+
+    def loglik_fn(position, data):
+        user_data, rest = data
+        params = jax.tree.unflatten(state_def, jax.tree.leaves(unravel(position)))
+        return log_likelihood_fn(nnx.merge(graphdef, params, rest), user_data)
+
+    def logdensity_fn(position, data):
+        return logprior_fn(position) + loglik_fn(position, data)
+
+    constrain_fn = None
+    if position == "flat":
+        names = _names(state, pure)
+
+        def constrain_fn(position, data):
+            leaves = jax.tree.leaves(unravel(position))
+            return dict(zip(names, leaves, strict=True))
+
+    logdensity_fn.__qualname__ = f"{label}.logdensity"
+    return _Functions(logdensity_fn, logprior_fn, loglik_fn, constrain_fn, flat_unravel)
+
+
+def _check_scalars(fns: _Functions, init, data, own_prior: bool) -> None:
+    """A ``ValueError`` unless the likelihood and the prior give scalars (traced abstractly:
+    nothing runs, nothing compiles)."""
+    checks = [("log_likelihood_fn(model, data)", fns.loglik_fn, (init, data))]
+    if own_prior:
+        checks.append(("prior(params)", fns.logprior_fn, (init,)))
+    for label, fn, args in checks:
+        out = jax.eval_shape(fn, *args)
+        shape = getattr(out, "shape", None)
+        dtype = getattr(out, "dtype", None)
+        if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+            raise ValueError(
+                f"{label} must return a scalar float, the log density summed over the data; "
+                f"got {type(out).__name__} with shape {shape} and dtype {dtype}. Sum the "
+                "per-example terms (jnp.sum)."
+            )

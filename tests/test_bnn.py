@@ -1,0 +1,292 @@
+"""Bayesian neural networks: ``Target.from_flax``, SGLD, and the BNN problems' pieces."""
+
+import math
+
+import arviz_stats
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.flatten_util import ravel_pytree
+
+import infer
+from infer import registry
+from models import bnn
+
+
+class TinyMLP(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.hidden = nnx.Linear(3, 4, rngs=rngs)
+        self.out = nnx.Linear(4, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(jnp.tanh(self.hidden(x)))
+
+
+def loglik(model, data):
+    x, y = data
+    logp = jax.nn.log_softmax(model(x))
+    return jnp.sum(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=(20, 3)).astype(np.float32)
+Y = (X[:, 0] + 0.5 * X[:, 1] > 0).astype(np.int32)
+NAMES = {"hidden.bias": (4,), "hidden.kernel": (3, 4), "out.bias": (2,), "out.kernel": (4, 2)}
+
+
+def ravel(tree):
+    return np.asarray(ravel_pytree(tree)[0])
+
+
+def tiny_target(**options):
+    return infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, Y), **options)
+
+
+def by_hand(module, scale=None):
+    """log N(params; 0, scale^2) (none without a scale) + sum log softmax, NumPy float64."""
+    params = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    leaves = [np.asarray(v, np.float64) for v in jax.tree.leaves(params)]
+    prior = 0.0
+    if scale is not None:
+        size = sum(leaf.size for leaf in leaves)
+        prior = -0.5 * sum(np.sum(leaf**2) for leaf in leaves) / scale**2
+        prior -= size * (math.log(scale) + 0.5 * math.log(2 * math.pi))
+    h = np.tanh(X @ np.asarray(params["hidden"]["kernel"]) + np.asarray(params["hidden"]["bias"]))
+    logits = h @ np.asarray(params["out"]["kernel"]) + np.asarray(params["out"]["bias"])
+    logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    return prior + np.sum(logp[np.arange(len(Y)), Y])
+
+
+@pytest.mark.parametrize("position", ["tree", "flat"])
+def test_from_flax_shapes_names_and_the_pytree_back(position):
+    target = tiny_target(position=position)
+    model = target.notes["flax"]
+    if position == "tree":
+        assert jax.tree.map(jnp.shape, target.init) == {
+            "hidden": {"bias": (4,), "kernel": (3, 4)},
+            "out": {"bias": (2,), "kernel": (4, 2)},
+        }
+    else:
+        assert target.init.shape == (26,)
+    named = target.constrain(target.init)
+    assert {k: np.shape(v) for k, v in named.items()} == NAMES
+    assert model.names == tuple(NAMES) and model.num_params == 26
+    params = model.params(named)
+    module = TinyMLP(nnx.Rngs(0))
+    np.testing.assert_allclose(model.module(params)(X), module(X), rtol=1e-6)
+    for got, want in zip(
+        jax.tree.leaves(model.position(params)), jax.tree.leaves(target.init), strict=True
+    ):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(
+        ravel(model.params_at(target.init)), ravel(nnx.to_pure_dict(nnx.state(module, nnx.Param)))
+    )
+    assert target.notes["minibatch"]["num_data"] == 20
+
+
+@pytest.mark.parametrize("position", ["tree", "flat"])
+def test_log_density_is_prior_plus_likelihood(position):
+    target = tiny_target(prior=0.7, position=position)
+    expected = by_hand(TinyMLP(nnx.Rngs(0)), 0.7)
+    np.testing.assert_allclose(float(target.logdensity(target.init)), expected, rtol=1e-5)
+
+
+def test_an_own_prior_and_the_likelihood_alone():
+    def log_prior(params):
+        return -jnp.sum(jnp.abs(params["out"]["kernel"]))
+
+    target = tiny_target(prior=log_prior)
+    params = target.init
+    expected = float(log_prior(params)) + by_hand(TinyMLP(nnx.Rngs(0)))
+    np.testing.assert_allclose(float(target.logdensity(params)), expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("sampler", [infer.nuts(max_tree_depth=5), infer.mala()], ids=str)
+def test_nuts_and_mala_run_on_a_tiny_bnn(sampler):
+    target = tiny_target()
+    result = infer.sample(0, target, sampler, num_chains=2, num_samples=60, num_warmup=60)
+    assert {k: v.shape[2:] for k, v in result.draws.items()} == NAMES
+    assert all(v.shape[:2] == (2, 60) for v in result.draws.values())
+    assert np.all(np.isfinite(result.stats["lp"]))
+    params = target.notes["flax"].params(result.draws)
+    assert params["out"]["kernel"].shape == (2, 60, 4, 2)
+
+
+def test_a_new_target_with_same_shaped_data_compiles_nothing():
+    from test_driver import count_compilations
+
+    first = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, Y))
+    infer.sample(0, first, infer.mala(), num_chains=2, num_samples=20, num_warmup=20)
+    second = infer.Target.from_flax(TinyMLP(nnx.Rngs(3)), loglik, (X + 1.0, 1 - Y))
+    assert second.logdensity_fn is first.logdensity_fn
+    with count_compilations() as compilations:
+        infer.sample(0, second, infer.mala(), num_chains=2, num_samples=20, num_warmup=20)
+    assert compilations["n"] == 0
+
+
+@pytest.mark.parametrize(
+    ("module", "fn", "options", "error", "match"),
+    [
+        (lambda: "not a module", loglik, {}, TypeError, "must be a Flax NNX module"),
+        (lambda: TinyMLP(nnx.Rngs(0)), "loglik", {}, TypeError, "log_likelihood_fn must be"),
+        (
+            lambda: TinyMLP(nnx.Rngs(0)),
+            lambda model, data: jax.nn.log_softmax(model(data[0]))[:, 0],
+            {},
+            ValueError,
+            "must return a scalar float",
+        ),
+        (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"prior": 0.0}, ValueError, "positive finite"),
+        (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"prior": float("nan")}, ValueError, "finite"),
+        (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"prior": "wide"}, TypeError, "prior must be"),
+        (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"prior": True}, TypeError, "prior must be"),
+        (
+            lambda: TinyMLP(nnx.Rngs(0)),
+            loglik,
+            {"prior": lambda params: params["out"]["bias"]},
+            ValueError,
+            r"prior\(params\) must return a scalar",
+        ),
+        (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"position": "vector"}, ValueError, "position"),
+    ],
+)
+def test_bad_inputs_say_what_is_wrong(module, fn, options, error, match):
+    with pytest.raises(error, match=match):
+        infer.Target.from_flax(module(), fn, (X, Y), **options)
+
+
+def test_data_must_be_arrays_and_a_module_needs_parameters():
+    with pytest.raises(TypeError, match="pytree of arrays"):
+        infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, [1, 2]))
+
+    class Empty(nnx.Module):
+        def __call__(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="no nnx.Param"):
+        infer.Target.from_flax(Empty(), loglik, (X, Y))
+
+
+# Conjugate Bayesian linear regression: y = X beta + N(0, 1) noise, beta ~ N(0, I). The
+# posterior is N(m, S) with S = (X'X + I)^-1 and m = S X'y.
+LR_RNG = np.random.default_rng(1)
+LR_X = LR_RNG.normal(size=(200, 2)).astype(np.float32)
+LR_Y = (LR_X @ np.array([1.0, -0.5]) + LR_RNG.normal(size=200)).astype(np.float32)
+LR_PRECISION = LR_X.astype(np.float64).T @ LR_X + np.eye(2)
+LR_COV = np.linalg.inv(LR_PRECISION)
+LR_MEAN = LR_COV @ LR_X.T.astype(np.float64) @ LR_Y
+# eps * lambda_max = 0.05. The Euler bias on a variance is about eps * lambda / 4 (1%); the
+# minibatch noise adds about eps * N^2 * Var(x r) / (4 B) (4% with B = 50): the sds should
+# come out about 3% too large (measured over 12 seeds: 0.3% to 4.7%), and 10% bounds them
+# with room for the Monte Carlo error. The mean is unbiased (the gradient is linear).
+LR_STEP = 0.05 / float(np.linalg.eigvalsh(LR_PRECISION).max())
+SD_TOLERANCE = 0.10
+
+
+def lr_loglik(beta, batch):
+    x, y = batch
+    return -0.5 * jnp.sum((y - x @ beta) ** 2)
+
+
+def lr_logprior(beta):
+    return -0.5 * jnp.sum(beta**2)
+
+
+LR_TARGET = infer.Target(
+    lambda beta, data: lr_logprior(beta) + lr_loglik(beta, data),
+    init=jnp.zeros(2),
+    data=(LR_X, LR_Y),
+    name="linear_regression",
+)
+LR_SGLD = infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y), step_size=LR_STEP, batch_size=50)
+
+
+def test_sgld_matches_a_conjugate_posterior(seed):
+    result = infer.sample(
+        seed, LR_TARGET, LR_SGLD, num_chains=4, num_samples=20_000, num_warmup=1000, thin=5
+    )
+    draws = np.asarray(result.draws["x"], np.float64)  # (chains, draws, 2)
+    threshold = 3.5  # two-sided normal quantile at 1e-3 / 2 (Bonferroni over 2 coordinates)
+    for i in range(2):
+        mcse = float(arviz_stats.mcse(draws[..., i], method="mean", chain_axis=0, draw_axis=1))
+        z = abs(draws[..., i].mean() - LR_MEAN[i]) / mcse
+        assert z < threshold, (i, z)
+        ratio = draws[..., i].std() / math.sqrt(LR_COV[i, i])
+        assert abs(ratio - 1.0) < SD_TOLERANCE, (i, ratio)
+    assert result.num_grad_evals == 4 * (1 + 1000 + 20_000 * 5)  # the start, warm-up, draws
+
+
+def test_sgld_same_seed_same_draws_and_its_step_size_schedule():
+    first = infer.sample(3, LR_TARGET, LR_SGLD, num_chains=2, num_samples=50, num_warmup=10)
+    again = infer.sample(3, LR_TARGET, LR_SGLD, num_chains=2, num_samples=50, num_warmup=10)
+    np.testing.assert_array_equal(first.draws["x"], again.draws["x"])
+    np.testing.assert_allclose(first.stats["step_size"], LR_STEP, rtol=1e-6)
+    decaying = infer.sgld(
+        lr_loglik, lr_logprior, (LR_X, LR_Y), step_size=1e-3, decay_power=1.0, decay_steps=10
+    )
+    result = infer.sample(0, LR_TARGET, decaying, num_chains=1, num_samples=30, num_warmup=0)
+    expected = 1e-3 / (1.0 + np.arange(30) / 10)
+    np.testing.assert_allclose(result.stats["step_size"][0], expected, rtol=1e-5)
+
+
+def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
+    target = tiny_target()
+    sampler = registry.make("sgld", target)
+    assert sampler is not None and sampler.num_data == 20
+    assert registry.make("sgld", LR_TARGET) is None  # no minibatch declared
+    sgld = infer.sgld(**target.notes["minibatch"], step_size=1e-3, batch_size=5)
+    result = infer.sample(0, target, sgld, num_chains=2, num_samples=50, num_warmup=50)
+    assert {k: v.shape[2:] for k, v in result.draws.items()} == NAMES
+    assert np.all(np.isfinite(result.stats["lp"]))
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "match"),
+    [
+        ({"batch_size": 500}, ValueError, "at most the number of examples"),
+        ({"batch_size": 0}, ValueError, "batch_size"),
+        ({"step_size": -1.0}, ValueError, "step_size"),
+        ({"decay_power": 0.3}, ValueError, "decay_power"),
+        ({"num_data": 10}, ValueError, "num_data=10"),
+    ],
+)
+def test_sgld_bad_inputs(options, error, match):
+    with pytest.raises(error, match=match):
+        infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y), **options)
+
+
+def test_sgld_needs_examples_on_one_axis_and_callables():
+    with pytest.raises(ValueError, match="same first axis"):
+        infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y[:10]))
+    with pytest.raises(TypeError, match="must be callables"):
+        infer.sgld("loglik", lr_logprior, (LR_X, LR_Y))
+
+
+def test_expected_calibration_error_by_hand():
+    labels = np.array([0] * 8 + [1] * 2)
+    calibrated = np.tile([0.8, 0.2], (10, 1))  # confidence 0.8, 80% right
+    assert bnn.expected_calibration_error(calibrated, labels) == pytest.approx(0.0, abs=1e-12)
+    overconfident = np.tile([0.95, 0.05], (10, 1))
+    assert bnn.expected_calibration_error(overconfident, labels) == pytest.approx(0.15)
+
+
+def test_optax_point_estimate_on_digits_is_sane():
+    problem = bnn.digits_problem(hidden=8)
+    position, losses = bnn.fit_point_estimate(problem.target, steps=1000)
+    assert float(losses[-1]) < float(losses[0])
+    x, y = problem.test["test"]
+    measured = bnn.classification_metrics(bnn.outputs(problem.target, bnn.single(position), x), y)
+    assert measured["accuracy"] > 0.9 and measured["nll"] < 0.4 and measured["ece"] < 0.2
+
+
+def test_regression_data_leave_a_gap_and_bands_widen_for_a_spread_of_draws():
+    problem = bnn.regression_problem()
+    x_train = problem.train[0]
+    assert not np.any((x_train > bnn.GAP[0]) & (x_train < bnn.GAP[1]))
+    assert np.all(np.abs(problem.test["outside"][0]) > bnn.TRAIN_RANGE[1])
+    means = np.stack([np.zeros(5), np.ones(5)])
+    mean, sd = bnn.predictive_bands(means, np.full((2, 5), 0.1))
+    np.testing.assert_allclose(mean, 0.5)
+    np.testing.assert_allclose(sd, math.sqrt(0.01 + 0.25))
