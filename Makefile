@@ -5,7 +5,7 @@ PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-fast bench bench-quick lint docs clean
+.PHONY: demo test test-fast test-thorough bench bench-quick lint docs clean
 
 $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12) else f"infer needs Python >= 3.12 but {sys.executable} is {v.major}.{v.minor}; install 3.12 (e.g. pyenv install 3.12) or run make PY=/path/to/python3.12")'
@@ -18,10 +18,13 @@ demo: $(STAMP)
 	$(VENV)/bin/infer compare
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not thorough"
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow"
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow and not thorough"
+
+test-thorough: $(STAMP)
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(STAMP)
 	$(VENV)/bin/python benchmarks/run.py

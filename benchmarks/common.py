@@ -21,7 +21,11 @@ def commit() -> dict:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return out.stdout.strip() if out.returncode == 0 else ""
 
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+    found = git("rev-parse", "HEAD")
+    if found:
+        return {"commit": found, "dirty": bool(git("status", "--porcelain"))}
+    # a copy of the tree without its .git (an accelerator machine): the caller names the commit
+    return {"commit": os.environ.get("INFER_COMMIT", ""), "dirty": None}
 
 
 def versions(*packages: str) -> dict:

@@ -21,3 +21,13 @@ SEEDS = (0, 1, 2)
 def seed(request):
     """Statistical tests run on several seeds: passing must not hinge on one."""
     return request.param
+
+
+@pytest.fixture(
+    params=[SEEDS[0], *(pytest.param(s, marks=pytest.mark.thorough) for s in SEEDS[1:])],
+    ids=lambda seed: f"seed{seed}",
+)
+def heavy_seed(request):
+    """The seeds of the heaviest statistical checks (half a minute each): ``make test`` runs
+    the first, ``make test-thorough`` all of them."""
+    return request.param

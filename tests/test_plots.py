@@ -27,6 +27,8 @@ def test_each_kind_writes_a_png(kind, runs, tmp_path):
         results = runs
     else:
         results = runs["advi"] if kind == "elbo" else runs["nuts"]
+    if kind == "ppc":  # needs the posterior predictive group
+        results = infer.predictive(runs["nuts"], targets.get("eight_schools"))
     path = tmp_path / f"{kind}.png"
     assert infer.plot(results, kind=kind, path=path) is None
     assert path.read_bytes()[:8] == PNG_MAGIC
@@ -53,3 +55,8 @@ def test_unknown_kind(runs):
 def test_one_run_kinds_refuse_several(runs):
     with pytest.raises(ValueError, match="shows one run"):
         infer.plot(runs, kind="trace")
+
+
+def test_ppc_without_predictive_draws_says_how_to_get_them(runs):
+    with pytest.raises(ValueError, match=r"call infer.predictive\(result, target\) first"):
+        infer.plot(runs["nuts"], kind="ppc")

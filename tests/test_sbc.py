@@ -260,9 +260,9 @@ def test_mala_with_its_hastings_correction_passes(seed):
 
 
 @pytest.mark.slow
-def test_nuts_passes_on_eight_schools(seed):
+def test_nuts_passes_on_eight_schools(heavy_seed):
     """Non-centred eight schools, 100 simulations of 4 chains x 25 draws (thin 4)."""
-    check = eight_schools_sbc(seed, infer.nuts(), num_simulations=100)
+    check = eight_schools_sbc(heavy_seed, infer.nuts(), num_simulations=100)
     assert check.passed, dict(zip(check.names, check.pvalue, strict=True))
     assert np.all(check.ess_ratio > 0.5)
     assert check.compiled_simulations <= 1
@@ -272,15 +272,15 @@ RWMH_OPTIONS = dict(num_simulations=400, thin=600, num_warmup=2000)  # about 20 
 
 
 @pytest.mark.slow
-def test_rwmh_with_its_adaptation_left_running_fails(seed):
+def test_rwmh_with_its_adaptation_left_running_fails(heavy_seed):
     sampler = RWMHAdaptationLeftRunning(covariance="diagonal")
-    check = eight_schools_sbc(seed, sampler, **RWMH_OPTIONS)
+    check = eight_schools_sbc(heavy_seed, sampler, **RWMH_OPTIONS)
     assert not check.passed and np.all(check.ess_ratio > 0.8)
 
 
 @pytest.mark.slow
-def test_rwmh_with_its_adaptation_frozen_passes(seed):
-    check = eight_schools_sbc(seed, infer.rwmh(covariance="diagonal"), **RWMH_OPTIONS)
+def test_rwmh_with_its_adaptation_frozen_passes(heavy_seed):
+    check = eight_schools_sbc(heavy_seed, infer.rwmh(covariance="diagonal"), **RWMH_OPTIONS)
     assert check.passed, check.pvalue
     assert np.all(check.ess_ratio > 0.8)
 
