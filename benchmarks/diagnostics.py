@@ -120,10 +120,12 @@ def main(argv=None) -> int:
     print(f"benchmarks/diagnostics.py on {jax.devices()[0]} ({'quick' if quick else 'full'})")
     conversion = bench_conversion(shape, repeats=3)
     comparison = bench_compare(shape, num_runs=4)
+    # NUTS over four chains is step-latency bound on an accelerator: fewer, shorter repeats
+    small = quick or jax.default_backend() != "cpu"
     progress = bench_progress(
-        repeats=2 if quick else 5,
-        num_samples=200 if quick else 2000,
-        num_warmup=200 if quick else 1000,
+        repeats=2 if small else 5,
+        num_samples=200 if small else 2000,
+        num_warmup=200 if small else 1000,
     )
     goals = {
         "conversion_under_5s": conversion["seconds"] < 5.0,
