@@ -21,11 +21,10 @@ def commit() -> dict:
         out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
         return out.stdout.strip() if out.returncode == 0 else ""
 
-    found = git("rev-parse", "HEAD")
-    if found:
-        return {"commit": found, "dirty": bool(git("status", "--porcelain"))}
-    # a copy of the tree without its .git (an accelerator machine): the caller names the commit
-    return {"commit": os.environ.get("INFER_COMMIT", ""), "dirty": None}
+    named = os.environ.get("INFER_COMMIT")
+    if named:  # a copy of a clean tree on another machine (an accelerator): the sender names it
+        return {"commit": named, "dirty": False, "commit_named_by": "INFER_COMMIT"}
+    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
 
 
 def versions(*packages: str) -> dict:
