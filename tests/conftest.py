@@ -31,3 +31,25 @@ def heavy_seed(request):
     """The seeds of the heaviest statistical checks (half a minute each): ``make test`` runs
     the first, ``make test-thorough`` all of them."""
     return request.param
+
+
+# The heaviest modules first: ``--dist loadfile`` hands files to workers in collection order,
+# so a long file started last would leave one worker running alone at the end.
+HEAVY_FIRST = (
+    "test_generative.py",
+    "test_docs.py",
+    "test_sbc.py",
+    "test_samplers.py",
+    "test_distributed.py",
+    "test_workflow.py",
+    "test_resume.py",
+    "test_driver.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
+
+    items.sort(key=rank)  # stable: the order inside a module is kept

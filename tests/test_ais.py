@@ -11,6 +11,8 @@ from stats_checks import threshold
 import infer
 from models.targets import evidence
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 D = 5
 
 
@@ -19,9 +21,9 @@ def conjugate_gaussian(seed):
     return evidence.conjugate_gaussian(seed, dim=D)
 
 
-def test_conjugate_gaussian_log_z_is_inside_the_interval(seed):
-    target, prior, exact, _ = conjugate_gaussian(seed)
-    result = infer.ais(seed, target, prior, num_temperatures=200, num_chains=256)
+def test_conjugate_gaussian_log_z_is_inside_the_interval(heavy_seed):
+    target, prior, exact, _ = conjugate_gaussian(heavy_seed)
+    result = infer.ais(heavy_seed, target, prior, num_temperatures=200, num_chains=256)
     assert result.ess > 10
     assert abs(result.log_z - exact) < threshold(1) * result.log_z_se, (result, exact)
     assert result.num_nonfinite == 0
@@ -77,10 +79,15 @@ def test_gradient_count_is_the_gradients_computed():
     assert result.num_grad_evals == count[0]
 
 
-def test_bidirectional_bracket_contains_the_truth(seed):
-    target, prior, exact, mu_true = conjugate_gaussian(seed + 10)
+def test_bidirectional_bracket_contains_the_truth(heavy_seed):
+    target, prior, exact, mu_true = conjugate_gaussian(heavy_seed + 10)
     result = infer.ais(
-        seed, target, prior, num_temperatures=200, num_chains=256, exact_posterior_draws=mu_true
+        heavy_seed,
+        target,
+        prior,
+        num_temperatures=200,
+        num_chains=256,
+        exact_posterior_draws=mu_true,
     )
     lower, upper = result.bracket
     z = threshold(2)
@@ -89,7 +96,7 @@ def test_bidirectional_bracket_contains_the_truth(seed):
     assert upper - lower < 1.0
 
 
-def test_gaussian_mixture_log_z(seed):
+def test_gaussian_mixture_log_z(heavy_seed):
     """Two well separated, unequal modes times a known constant: ``Z = e^3`` exactly. AIS
     from a broad prior finds both; HMC alone would stay in one."""
     log_c = 3.0
@@ -102,7 +109,7 @@ def test_gaussian_mixture_log_z(seed):
     )
     target = infer.Target(lambda x: log_c + mixture.log_prob(x), init=jnp.zeros(2), name="mixture")
     prior = dist.Normal(jnp.zeros(2), 6.0).to_event(1)
-    result = infer.ais(seed, target, prior, num_temperatures=300, num_chains=512)
+    result = infer.ais(heavy_seed, target, prior, num_temperatures=300, num_chains=512)
     assert abs(result.log_z - log_c) < threshold(1) * result.log_z_se, result
     # Both modes are reached by the weighted chains, in their proportions.
     weights = np.exp(result.log_weights - result.log_weights.max())

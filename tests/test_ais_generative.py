@@ -13,6 +13,8 @@ from test_generative import LinearGaussianVAE
 from infer.cli import main
 from models.generative import annealed_evaluation, evaluation, training, vae
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 
 def test_ais_recovers_the_exact_log_likelihood_of_a_linear_gaussian_vae():
     model = LinearGaussianVAE(nnx.Rngs(3))
@@ -39,6 +41,7 @@ def test_ais_recovers_the_exact_log_likelihood_of_a_linear_gaussian_vae():
     assert scores.grads_per_image == 64 * 200 * 11
 
 
+@pytest.mark.thorough
 def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
     run = tmp_path / "vae"
     assert main(["train", "vae", "--epochs", "2", "--out", str(run), "--no-progress"]) == 0
@@ -56,6 +59,7 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
     assert np.isfinite(report["nll_ais"]["mean"]) and "nll_iwae_50" in report
 
 
+@pytest.mark.thorough
 def test_gan_noise_is_chosen_on_validation_images(tmp_path):
     trained = training.train("gan", "digits", epochs=2, seed=0, out=None, progress=False)
     report = annealed_evaluation.evaluate_ais(

@@ -12,6 +12,8 @@ import infer
 from infer.algorithms import ars
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 INF = float("inf")
 GAMMA_3 = infer.Target(
     lambda x: jnp.where(x > 0, 2.0 * jnp.log(x) - x, -jnp.inf), init=jnp.asarray(2.0), name="g3"

@@ -14,6 +14,8 @@ import infer
 from infer import registry
 from models import bnn
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 
 class TinyMLP(nnx.Module):
     def __init__(self, rngs: nnx.Rngs):

@@ -19,6 +19,8 @@ from arviz_stats.base import array_stats
 
 from infer import chain_stats
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 RTOL = 1e-5
 NUM_CHAINS = 4
 
@@ -293,6 +295,7 @@ SHARDED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.thorough
 def test_draws_sharded_along_the_chains_give_the_same_statistics():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     run = subprocess.run(

@@ -14,6 +14,8 @@ import infer
 from infer import cli
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 
 def coloured_share(png) -> float:
     """Share of a PNG's pixels in colour: the data drawn (axes and text are grey)."""
@@ -117,15 +119,29 @@ def test_defaults_are_the_documented_ones():
         (["frobnicate"], "invalid choice: 'frobnicate'"),
     ],
 )
-def test_bad_options_get_one_line_listing_the_choices(argv, expected):
-    run = subprocess.run(
-        [sys.executable, "-m", "infer.cli", *argv], capture_output=True, text=True, timeout=120
-    )
-    assert run.returncode == 2
-    lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr
+def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(argv)
+    assert exited.value.code == 2
+    stderr = capsys.readouterr().err
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert expected in lines[0]
     assert lines[0].startswith("infer")
+
+
+def test_the_command_line_exits_2_with_one_line_on_bad_options():
+    """The same through the installed entry point, in a process of its own."""
+    run = subprocess.run(
+        [sys.executable, "-m", "infer.cli", "compare", "--chains", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        "infer compare: error: argument --chains: expected a positive integer, got 0"
+    ], run.stderr
 
 
 def test_saved_file_is_an_arviz_tree(tmp_path):

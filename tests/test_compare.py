@@ -16,6 +16,8 @@ from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.statistics import TAIL_PROB
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 
 @pytest.fixture(scope="module")
 def healthy():

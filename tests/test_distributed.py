@@ -13,6 +13,8 @@ import textwrap
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys

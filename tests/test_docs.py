@@ -5,10 +5,25 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+# Examples that repeat, step for step, a test of their own (named here); ``make test-thorough``
+# runs them, ``make test`` runs the tests they repeat.
+REPEATED = {
+    "docs/workflow.md#0": (
+        "test_workflow.py::test_compare_adds_elpd_loo_columns_for_models_of_the_same_data"
+    ),
+    "docs/sbc.md#1": "test_sbc.py::test_mala_without_its_hastings_correction_fails",
+    "docs/bnn.md#0": "test_bnn.py::test_nuts_and_mala_run_on_a_tiny_bnn",
+}
 EXAMPLES = [
-    pytest.param(block, id=f"{page.relative_to(ROOT)}#{number}")
+    pytest.param(
+        block,
+        id=f"{page.relative_to(ROOT)}#{number}",
+        marks=[pytest.mark.thorough] if f"{page.relative_to(ROOT)}#{number}" in REPEATED else [],
+    )
     for page in PAGES
     for number, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S))
 ]
@@ -23,3 +38,9 @@ def test_example_runs(code, tmp_path, monkeypatch):
 def test_readme_example_is_five_lines():
     block = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)[0]
     assert len([line for line in block.splitlines() if line.strip()]) == 5
+
+
+def test_the_examples_left_to_the_thorough_tier_name_tests_that_exist():
+    for example, test in REPEATED.items():
+        module, name = test.split("::")
+        assert f"def {name}(" in (ROOT / "tests" / module).read_text(), (example, test)

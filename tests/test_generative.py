@@ -18,6 +18,8 @@ from models.generative.nade import NADE
 from models.generative.networks import gaussian_log_prob
 from models.generative.vae import VAE
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 SHAPES = {"digits": (8, 8), "mnist": (28, 28)}
 
 
@@ -105,6 +107,7 @@ def _repeated(fn, repeats):
     return values.mean(axis=0), values.std(axis=0, ddof=1) / math.sqrt(repeats)
 
 
+@pytest.mark.thorough
 def test_bounds_on_a_linear_gaussian_vae_are_ordered_and_tighten_with_k():
     """ELBO <= IWAE-1 <= IWAE-10 <= IWAE-100 <= IWAE-1000 <= log p(x), each comparison with
     a tolerance of 4 Monte Carlo standard errors of the difference."""
@@ -182,6 +185,7 @@ def test_a_short_training_run_lowers_the_loss(model):
     assert last[main] < first[main]
 
 
+@pytest.mark.thorough
 def test_gan_training_brings_samples_toward_the_data():
     """A GAN's losses do not fall monotonically; what falls is the distance between its
     samples and the data (here the Fréchet distance in pixel space)."""
@@ -261,6 +265,7 @@ def test_load_restores_the_trained_model(tmp_path):
     assert loaded.config == trained.config
 
 
+@pytest.mark.thorough
 def test_binomial_likelihood_for_digit_counts():
     trained = training.train("vae", "digits", epochs=2, likelihood="binomial")
     report = evaluation.evaluate(trained, iwae_samples=(20,), num_generated=100)

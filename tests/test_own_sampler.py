@@ -8,11 +8,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import infer
 from infer import cli
 from infer.report import write_report
 from models import targets
+
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
 
 class WalkState(NamedTuple):
@@ -66,6 +69,7 @@ class UniformWalk:
         )
 
 
+@pytest.mark.thorough
 def test_it_samples_resumes_and_is_compared_and_reported(tmp_path):
     assert isinstance(UniformWalk(), infer.MarkovSampler)
     target = targets.get("normal_10d")

@@ -8,6 +8,8 @@ import infer
 from infer.plots import KINDS
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

@@ -7,10 +7,13 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from tqdm import tqdm
 
 import infer
 from models import targets
+
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
 
 class RecordingBar(tqdm):
@@ -61,6 +64,7 @@ def test_same_chain_with_and_without_progress():
     assert off.num_logdensity_evals == on.num_logdensity_evals
 
 
+@pytest.mark.thorough
 def test_nuts_and_thinning_with_progress():
     result = infer.sample(
         0,
@@ -86,6 +90,7 @@ def test_rejection_with_progress():
     assert result.draws["x"].shape == (2, 1000)
 
 
+@pytest.mark.thorough
 def test_progress_with_chains_sharded_over_devices():
     script = textwrap.dedent(
         """

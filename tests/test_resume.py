@@ -21,6 +21,8 @@ import infer
 from infer import checkpoint as checkpoints
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
 SAMPLERS = {
     "rwmh": infer.rwmh(),

@@ -23,6 +23,8 @@ from stats_checks import assert_moments_pass, known, moment_check
 import infer
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 NUM_WARMUP = 1000
 
 

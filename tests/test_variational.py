@@ -11,6 +11,8 @@ from stats_checks import assert_moments_match, threshold
 import infer
 from models import targets
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 MEAN = np.array([1.0, -2.0, 0.5, 3.0])
 COVARIANCE = np.array(
     [

@@ -16,6 +16,8 @@ import pytest
 import infer
 from infer import loglik
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
 matplotlib.use("Agg")
 
 RNG = np.random.default_rng(0)
