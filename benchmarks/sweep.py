@@ -105,14 +105,30 @@ def make_sampler(name: str):
     return infer.nuts(step_size=step_size, adapt_step_size=False, adapt_mass_matrix=False)
 
 
+def gradients_per_step(name: str, target, positions) -> float:
+    """NUTS's gradients per step at this step size, from a 20-step pilot run of up to 64 of
+    the chains: the budget of :data:`EVALUATIONS` is then gradients, not steps."""
+    count = min(64, jax.tree.leaves(positions)[0].shape[0])
+    pilot = infer.sample(
+        0,
+        target,
+        make_sampler(name),
+        num_chains=count,
+        num_samples=20,
+        num_warmup=0,
+        init=jax.tree.map(lambda leaf: np.asarray(leaf[:count]), positions),
+    )
+    return max(1.0, pilot.num_grad_evals / (count * 20))
+
+
 def measure(name: str, num_chains: int, repeats: int) -> dict:
     target = targets.get("logistic_regression")
     gradients = name != "rwmh"
-    per_step = 10 if name == "nuts" else 1  # roughly: NUTS spends ~10 gradients a step
-    num_steps = max(5, EVALUATIONS // (num_chains * per_step))
     positions = jax.tree.map(
         lambda leaf: jnp.broadcast_to(leaf, (num_chains, *leaf.shape)), target.init
     )
+    per_step = gradients_per_step(name, target, positions) if name == "nuts" else 1
+    num_steps = max(5, int(EVALUATIONS // (num_chains * per_step)))
     bare = bare_runner(target.logdensity_fn, gradients, num_chains, num_steps)
     theirs = blackjax_runner(name, target.logdensity_fn, num_chains, num_steps)
     sampler = make_sampler(name)
@@ -147,6 +163,7 @@ def measure(name: str, num_chains: int, repeats: int) -> dict:
         "sampler": name,
         "num_chains": num_chains,
         "num_steps": num_steps,
+        "gradients_per_step": per_step,
         "infer_chain_steps_per_s": med["ours"],
         "blackjax_chain_steps_per_s": med["blackjax"],
         "bare_evaluations_per_s": med["bare"],

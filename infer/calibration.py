@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from infer import chain_stats, validation
+from infer import chain_stats, memory, validation
 from infer.base import check_sampler, is_exact
 from infer.keys import as_jax_key, as_key
 from infer.progress import progress_bar
@@ -165,6 +165,7 @@ def sbc(
     prior = simulate(key_prior, *model_args, **prior_kwargs)  # second call compiles nothing
     prior = {name: np.asarray(value) for name, value in prior.items()}
     names, truth = _flatten({name: prior[name] for name in var_names}, 1)
+    _check_memory(model, truth.shape, run)
     seeds = np.asarray(jax.random.randint(key_runs, (num_simulations,), 0, 2**31 - 1))
     problem = (model, model_args, model_kwargs, observed, var_names)
     draws, facts = _posterior_runs(problem, sampler, prior, seeds, run, progress)
@@ -183,6 +184,22 @@ def sbc(
     model_name = getattr(model, "__name__", "model")
     pvalue = ecdf_pvalues(ranks, num_draws)
     return SBCResult(ranks, names, num_draws, alpha, pvalue, ess, model=model_name, **facts)
+
+
+def _check_memory(model, truth_shape: tuple[int, int], run: dict) -> None:
+    """Refuse, before any run, simulations whose gathered draws ``(S, chains, draws,
+    params)`` (float64 at most, plus their ranks) cannot fit in host memory."""
+    num_simulations, num_params = truth_shape
+    draws = num_simulations * run["num_chains"] * run["num_samples"] * num_params * 8
+    need = memory.Need(draws, 0, {"every simulation's draws": draws}, draws)
+    memory.check(
+        need,
+        jax.devices()[:1],
+        f"sbc of {getattr(model, '__name__', 'model')} with {num_simulations} simulations of "
+        f"{run['num_chains']} chains x {run['num_samples']} draws",
+        "Use fewer simulations (num_simulations), chains (num_chains) or draws (num_samples; "
+        "raise thin to keep the ranks' independence).",
+    )
 
 
 def _check_arguments(model, sampler, observed, model_args, model_kwargs, var_names):

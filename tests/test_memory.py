@@ -105,3 +105,22 @@ def test_advi_ais_and_exact_samplers_check_too(monkeypatch):
     normal = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), name="n2")
     with pytest.raises(MemoryError, match=r"ais on n2 with 100 chains needs"):
         infer.ais(0, normal, dist.Normal(jnp.zeros(2), 1.0), num_chains=100)
+
+
+def test_sbc_refuses_simulations_whose_draws_cannot_fit_before_any_run(monkeypatch):
+    """10**6 simulations of 4 x 1000 draws of eight schools' 10 parameters hold 320 GB."""
+    from models.targets import EIGHT_SCHOOLS_SIGMA, eight_schools_model
+
+    runs = []
+    monkeypatch.setattr(infer.driver, "sample", lambda *a, **k: runs.append(a))
+    with pytest.raises(MemoryError, match=r"sbc of eight_schools_model with 1000000 simulations"):
+        infer.sbc(
+            0,
+            eight_schools_model,
+            infer.rwmh(),
+            observed="y",
+            model_args=(EIGHT_SCHOOLS_SIGMA,),
+            num_simulations=10**6,
+            num_samples=1000,
+        )
+    assert runs == []
