@@ -262,3 +262,11 @@ class IdentityKey:
 
     def __eq__(self, other) -> bool:
         return isinstance(other, IdentityKey) and other.obj is self.obj
+
+
+def key_name(key) -> str:
+    """The name of one step of a pytree path (a dict key, a sequence index, an attribute)."""
+    for attr in ("key", "idx", "name"):
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)

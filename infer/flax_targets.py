@@ -36,6 +36,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from infer import validation
+from infer.base import key_name
 
 POSITIONS = ("tree", "flat")
 _FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
@@ -235,21 +236,14 @@ def _names(state, pure) -> tuple[str, ...]:
     ``nnx.State`` and its pure dict list their leaves alike."""
     state_paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(state)[0]]
     pure_paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(pure)[0]]
-    names = tuple(".".join(_key_name(k) for k in path) for path in pure_paths)
+    names = tuple(".".join(key_name(k) for k in path) for path in pure_paths)
     state_names = tuple(
-        ".".join(_key_name(k) for k in path if not isinstance(k, jax.tree_util.GetAttrKey))
+        ".".join(key_name(k) for k in path if not isinstance(k, jax.tree_util.GetAttrKey))
         for path in state_paths
     )
     if names != state_names:  # a Flax layout we do not know: fail here, not in a program
         raise ValueError(f"unexpected nnx.State layout: {state_names} against {names}.")
     return names
-
-
-def _key_name(key) -> str:
-    for attr in ("key", "idx", "name"):
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)
 
 
 def _functions(key, build: Callable) -> _Functions:

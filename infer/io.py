@@ -1,4 +1,5 @@
-"""Saving runs: NetCDF files of the ArviZ ``DataTree``, written atomically."""
+"""Saving runs and pictures: NetCDF files of the ArviZ ``DataTree`` and PNG figures, written
+atomically."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def save_png(figure, path, dpi: int = 100) -> Path:
+    """Write a matplotlib ``figure`` to ``path`` as PNG, atomically, and close it."""
+    import matplotlib.pyplot as plt
+
+    try:
+        return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
+    finally:
+        plt.close(figure)
 
 
 def save_netcdf(tree, path) -> Path:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infer.io import write_atomically
+from infer.io import save_png as save_png_figure
 from infer.result import Result
 
 KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo", "ppc")
@@ -208,10 +208,7 @@ def _plot_elbo(result: Result, path):
     axis.legend(loc="lower right")
     if path is None:
         return figure
-    try:
-        write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+    save_png_figure(figure, path)
     return None
 
 
@@ -222,10 +219,4 @@ def _figure(collection):
 
 def save_png(collection, path) -> Path:
     """Write a PlotCollection to ``path`` as PNG, atomically, and close its figure."""
-    import matplotlib.pyplot as plt
-
-    figure = _figure(collection)
-    try:
-        return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+    return save_png_figure(_figure(collection), path)

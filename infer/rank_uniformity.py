@@ -13,7 +13,7 @@ import functools
 
 import numpy as np
 
-from infer.io import write_atomically
+from infer.io import save_png
 
 #: Uniform rank sets that calibrate the ECDF statistic, 10 batches of 2000 (p >= 1 / 20001).
 NULL_SIMULATIONS = 20_000
@@ -133,8 +133,5 @@ def plot_ranks(result, path=None):
     figure.supylabel("ECDF - uniform CDF", fontsize=9)
     if path is None:
         return figure
-    try:
-        write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+    save_png(figure, path)
     return None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field, replace
 import jax
 import jax.numpy as jnp
 
-from infer.base import IdentityKey
+from infer.base import IdentityKey, key_name
 from infer.placement import abstract
 
 
@@ -273,13 +273,6 @@ def default_names(position) -> dict:
         return {"x": leaves[0][1]}
     names = {}
     for path, leaf in leaves:
-        name = ".".join(_key_name(k) for k in path)
+        name = ".".join(key_name(k) for k in path)
         names[name] = leaf
     return names
-
-
-def _key_name(key) -> str:
-    for attr in ("key", "idx", "name"):
-        if hasattr(key, attr):
-            return str(getattr(key, attr))
-    return str(key)

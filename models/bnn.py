@@ -31,6 +31,7 @@ import optax
 from flax import nnx
 
 import infer
+from infer.io import save_png
 
 NUM_BINS = 10
 PRIOR_SCALE = 1.0
@@ -321,5 +322,4 @@ def plot_regression(path, problem: Problem, bands: dict, grid) -> None:
     np.atleast_1d(axes)[0].legend(loc="upper left", fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("y")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_png(fig, path, dpi=110)

@@ -226,17 +226,10 @@ def test_nested_rhat_sees_superchains_that_disagree():
 
 @pytest.fixture
 def compile_counter():
-    counter = {"n": 0}
+    from test_driver import count_compilations
 
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            counter["n"] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
+    with count_compilations() as counter:
         yield counter
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
 
 
 def test_a_second_call_with_the_same_shapes_compiles_nothing(compile_counter):

@@ -29,7 +29,6 @@ The broken samplers are written here through the sampler protocol (``infer/base.
 
 from __future__ import annotations
 
-import contextlib
 from typing import NamedTuple
 
 import jax
@@ -134,21 +133,6 @@ def eight_schools_sbc(seed, sampler, **options) -> SBCResult:
     )
 
 
-@contextlib.contextmanager
-def count_compilations():
-    counter = {"n": 0}
-
-    def listener(event, duration, **kwargs):
-        if event == "/jax/core/compile/backend_compile_duration":
-            counter["n"] += 1
-
-    jax.monitoring.register_event_duration_secs_listener(listener)
-    try:
-        yield counter
-    finally:
-        jax.monitoring.unregister_event_duration_listener(listener)
-
-
 # -- the uniformity tests on ranks made up here --------------------------------------------
 
 
@@ -225,6 +209,8 @@ def test_bad_input_gets_clear_errors():
 
 
 def test_simulations_after_the_first_compile_nothing():
+    from test_driver import count_compilations
+
     options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_warmup=60)
     first = infer.sbc(0, normal_mean, infer.mala(), **options)
     assert first.compiled_simulations <= 1  # the first compiles (unless a test did already)

@@ -7,16 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infer.io import write_atomically
-
-
-def _save(figure, path) -> Path:
-    import matplotlib.pyplot as plt
-
-    try:
-        return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
-    finally:
-        plt.close(figure)
+from infer.io import save_png
 
 
 def image_grid(images: np.ndarray, path, title: str, columns: int | None = None) -> Path:
@@ -39,7 +30,7 @@ def image_grid(images: np.ndarray, path, title: str, columns: int | None = None)
     axis.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
     axis.set_axis_off()
     axis.set_title(title, fontsize=10)
-    return _save(figure, path)
+    return save_png(figure, path)
 
 
 def reconstruction_grid(
@@ -68,4 +59,4 @@ def loss_curves(metrics: dict, path, title: str) -> Path:
     axis.set_title(title, fontsize=10)
     axis.legend()
     axis.grid(alpha=0.3)
-    return _save(figure, path)
+    return save_png(figure, path)
