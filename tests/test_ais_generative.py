@@ -74,7 +74,9 @@ def test_gan_noise_is_chosen_on_validation_images(tmp_path):
 
 def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):
     run = tmp_path / "nade"
-    assert main(["train", "nade", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    command = ["train", "nade", "--epochs", "1", "--out", str(run), "--no-progress"]
+    assert main([*command, "--validation", "0.2"]) == 0
+    assert "kept epoch 1 (lowest validation loss" in capsys.readouterr().out
     assert main(["evaluate", "nade", "--run", str(run), "--method", "ais"]) == 2
     shown = capsys.readouterr().err
     assert "no latent code" in shown

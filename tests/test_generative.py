@@ -202,17 +202,14 @@ def test_gan_training_brings_samples_toward_the_data():
 
 
 def test_resumed_run_is_bit_identical(tmp_path):
-    whole = training.train(
-        "vae", "digits", epochs=4, seed=2, out=tmp_path / "whole", checkpoint_every=2
-    )
+    """With a validation split, so that the best state kept so far resumes too (the path
+    without one is what test_load_restores_the_trained_model restores)."""
+    settings = dict(epochs=4, seed=2, checkpoint_every=2, validation=0.2)
+    whole = training.train("vae", "digits", out=tmp_path / "whole", **settings)
     part = tmp_path / "part"
-    interrupted = training.train(
-        "vae", "digits", epochs=4, seed=2, out=part, checkpoint_every=2, stop_after=2
-    )
+    interrupted = training.train("vae", "digits", out=part, stop_after=2, **settings)
     assert interrupted.metrics["epoch"] == [1, 2]
-    resumed = training.train(
-        "vae", "digits", epochs=4, seed=2, out=part, checkpoint_every=2, resume=True
-    )
+    resumed = training.train("vae", "digits", out=part, resume=True, **settings)
     for a, b in zip(
         jax.tree.leaves(nnx.state(whole.model)),
         jax.tree.leaves(nnx.state(resumed.model)),
@@ -220,6 +217,8 @@ def test_resumed_run_is_bit_identical(tmp_path):
     ):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert resumed.metrics["test_loss"] == whole.metrics["test_loss"]
+    assert resumed.metrics["validation_loss"] == whole.metrics["validation_loss"]
+    assert resumed.metrics["best_epoch"] == whole.metrics["best_epoch"]
     for name in ("metrics.json", "loss.png", "samples.png", "reconstructions.png"):
         assert (part / name).stat().st_size > 0
 
@@ -255,6 +254,67 @@ def test_an_interrupted_run_keeps_its_last_good_checkpoint(tmp_path):
         "nade", "digits", epochs=3, out=tmp_path, checkpoint_every=2, resume=True
     )
     assert resumed.metrics["epoch"] == [1, 2, 3]
+
+
+def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path):
+    """A learning rate far too high makes the validation loss rise after its first epochs:
+    the run stops ``patience`` epochs after its best one and returns (and saves) that best
+    model, not the last. Scored again here, the returned model's validation loss is the
+    recorded minimum and differs from the last epoch's."""
+    patience = 2
+    trained = training.train(
+        "vae",
+        "digits",
+        epochs=30,
+        seed=0,
+        out=tmp_path,
+        validation=0.2,
+        patience=patience,
+        learning_rate=0.05,
+    )
+    metrics = trained.metrics
+    best, losses = metrics["best_epoch"], metrics["validation_loss"]
+    assert metrics["stopped_early"] == best + patience == metrics["epoch"][-1] < 30
+    assert losses[best - 1] == min(losses) < losses[-1]
+    dataset = datasets.load("digits", validation=0.2)
+    family = registry.get("vae")
+    held_out = jnp.asarray(family.test_data(dataset, trained.config["options"], "validation"))
+    key = jax.random.key(trained.config["seed"])
+    for model in (trained.model, training.load(tmp_path).model):
+        again = float(family.test_loss(model, held_out, key, trained.config["options"]))
+        assert again == pytest.approx(losses[best - 1], rel=1e-5)
+    resumed = training.train(  # patience had run out: resuming trains nothing more
+        "vae",
+        "digits",
+        epochs=30,
+        seed=0,
+        out=tmp_path,
+        validation=0.2,
+        patience=patience,
+        learning_rate=0.05,
+        resume=True,
+    )
+    assert resumed.metrics["epoch"] == metrics["epoch"]
+
+
+def test_the_validation_split_comes_out_of_the_training_images_only():
+    for name in ("digits", "mnist"):
+        full, held = datasets.load(name), datasets.load(name, validation=0.1)
+        np.testing.assert_array_equal(held.test, full.test)
+        np.testing.assert_array_equal(held.static_binary("test"), full.static_binary("test"))
+        assert len(held.train) + len(held.validation) == len(full.train)
+        assert len(held.validation) == pytest.approx(0.1 * len(full.train), abs=10)
+        assert np.bincount(held.validation_labels).min() >= 0.08 * len(full.train) / 10
+        rows = {image.tobytes() for image in full.train}
+        together = np.concatenate([held.train, held.validation])
+        assert {image.tobytes() for image in together} == rows
+        assert not {i.tobytes() for i in held.train} & {i.tobytes() for i in held.validation}
+        # an image keeps its static binarisation whichever split it lands in
+        index = {image.tobytes(): i for i, image in enumerate(full.train)}
+        where = [index[image.tobytes()] for image in held.validation]
+        np.testing.assert_array_equal(
+            held.static_binary("validation"), full.static_binary("train")[where]
+        )
 
 
 def test_load_restores_the_trained_model(tmp_path):
@@ -295,6 +355,9 @@ def test_binomial_likelihood_for_digit_counts():
         (dict(model="vae", epochs=0), "epochs must be an integer >= 1; got 0"),
         (dict(model="vae", resume=True), "resume=True needs out="),
         (dict(model="nade", hidden=0), "hidden must be a positive integer; got 0"),
+        (dict(model="vae", validation=0.7), r"validation must be a fraction .* in \[0, 0.5\]"),
+        (dict(model="vae", patience=3), "patience needs a validation split"),
+        (dict(model="vae", validation=0.1, patience=0), "patience must be an integer >= 1"),
     ],
 )
 def test_bad_options_are_rejected(kwargs, match):

@@ -1,5 +1,6 @@
-"""Orbax checkpoints of a training run: the state pytree of the module and its optimisers,
-with the epoch, the metrics so far and the configuration beside it.
+"""Orbax checkpoints of a training run: the state pytree of the module and its optimisers
+(and, with a validation split, the state of the best validation loss so far), with the epoch,
+the metrics so far and the configuration beside it.
 
 Orbax writes each checkpoint atomically, so the latest one is complete even if the run was
 killed while saving.
@@ -25,17 +26,18 @@ def manager(folder: Path):
     )
 
 
-def save(checkpoints, epoch: int, state, metrics: dict, config: dict) -> None:
-    """Save ``state`` (an NNX state) after ``epoch``, with the metrics and configuration."""
+def save(checkpoints, epoch: int, state, best, metrics: dict, config: dict) -> None:
+    """Save ``state`` (an NNX state) after ``epoch``, and ``best`` (the state of the lowest
+    validation loss, or ``None``), with the metrics and configuration."""
     import orbax.checkpoint as ocp
 
-    checkpoints.save(
-        epoch,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(nnx.to_pure_dict(state)),
-            meta=ocp.args.JsonSave({"epoch": epoch, "metrics": metrics, "config": config}),
-        ),
-    )
+    items = {
+        "state": ocp.args.StandardSave(nnx.to_pure_dict(state)),
+        "meta": ocp.args.JsonSave({"epoch": epoch, "metrics": metrics, "config": config}),
+    }
+    if best is not None:
+        items["best"] = ocp.args.StandardSave(nnx.to_pure_dict(best))
+    checkpoints.save(epoch, args=ocp.args.Composite(**items))
 
 
 def saved_config(checkpoints) -> dict | None:
@@ -49,9 +51,10 @@ def saved_config(checkpoints) -> dict | None:
     return meta["meta"]["config"]
 
 
-def restore(checkpoints, state, config: dict):
-    """``(state, metrics, next_epoch)`` from the latest checkpoint, restored into ``state``
-    (an NNX state of the same structure).
+def restore(checkpoints, state, best, config: dict):
+    """``(state, best, metrics, next_epoch)`` from the latest checkpoint, restored into
+    ``state`` and ``best`` (NNX states of the same structure; ``best`` ``None`` when the run
+    keeps no best state).
 
     Raises:
         ValueError: when there is no checkpoint, or it was made with another ``config``.
@@ -71,9 +74,11 @@ def restore(checkpoints, state, config: dict):
             f"the checkpoint in {checkpoints.directory} was made with {saved}, not {config}; "
             "resume with the same model, data, seed, batch size and options."
         )
-    restored = checkpoints.restore(
-        latest,
-        args=ocp.args.Composite(state=ocp.args.StandardRestore(nnx.to_pure_dict(state))),
-    )
+    items = {"state": ocp.args.StandardRestore(nnx.to_pure_dict(state))}
+    if best is not None:
+        items["best"] = ocp.args.StandardRestore(nnx.to_pure_dict(best))
+    restored = checkpoints.restore(latest, args=ocp.args.Composite(**items))
     nnx.replace_by_pure_dict(state, restored["state"])
-    return state, meta["metrics"], int(meta["epoch"]) + 1
+    if best is not None:
+        nnx.replace_by_pure_dict(best, restored["best"])
+    return state, best, meta["metrics"], int(meta["epoch"]) + 1

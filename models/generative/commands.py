@@ -78,6 +78,20 @@ def _add_train(subparsers) -> None:
         "--resume", action="store_true", help="continue from the latest checkpoint in --out"
     )
     train.add_argument(
+        "--validation",
+        type=float,
+        default=0.0,
+        help="share of the training images held out to choose the epoch kept (e.g. 0.1; "
+        "default 0: none)",
+    )
+    train.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=None,
+        help="stop after this many epochs without a better validation loss (needs "
+        "--validation)",
+    )
+    train.add_argument(
         "--out",
         type=Path,
         default=None,
@@ -171,6 +185,8 @@ def run_train(args) -> int:
             checkpoint_every=args.checkpoint_every,
             resume=args.resume,
             progress=progress,
+            validation=args.validation,
+            patience=args.patience,
             **options,
         )
     except ValueError as err:
@@ -181,6 +197,15 @@ def run_train(args) -> int:
         f"trained {args.model} on {args.data} for {metrics['epoch'][-1]} epochs: final test "
         f"loss {metrics['test_loss'][-1]:.3f}"
     )
+    if metrics.get("best_epoch") is not None:
+        best = metrics["best_epoch"]
+        stopped = metrics.get("stopped_early")
+        print(
+            f"kept epoch {best} (lowest validation loss "
+            f"{metrics['validation_loss'][best - 1]:.3f}, test loss "
+            f"{metrics['test_loss'][best - 1]:.3f})"
+            + (f"; stopped early after epoch {stopped}" if stopped else "")
+        )
     reconstructs = RECONSTRUCTIONS in registry.get(args.model).capabilities
     print(
         f"outputs in {out}: metrics.json, loss.png, samples.png"

@@ -5,10 +5,13 @@
   pixels with grey levels 0-255.
 
 Each is split once, with a fixed seed, into train and test images (80% / 20%, stratified by
-digit). Pixels are scaled to ``[0, 1]``. Binary versions: *static* binarisation draws every
-pixel once with a fixed seed (the same images every time, like the classic binarised MNIST),
-*dynamic* binarisation draws fresh pixels per batch (:func:`binarize`), which trains better
-on small data. For digits, the raw counts support an exact Binomial(16, p) pixel likelihood.
+digit); ``load(name, validation=f)`` further holds out a fraction ``f`` of the training images
+(stratified, its own fixed seed) as a validation split, for early stopping: the test split is
+never used to choose anything. Pixels are scaled to ``[0, 1]``. Binary versions: *static*
+binarisation draws every pixel once with a fixed seed (the same images every time, like the
+classic binarised MNIST), *dynamic* binarisation draws fresh pixels per batch
+(:func:`binarize`), which trains better on small data. For digits, the raw counts support
+an exact Binomial(16, p) pixel likelihood.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 
 NAMES = ("digits", "mnist")
 SPLIT_SEED = 20_240_601
+VALIDATION_SEED = 20_261_130
+MAX_VALIDATION = 0.5
 STATIC_BINARIZATION_SEED = 1_234
 TEST_FRACTION = 0.2
 
@@ -36,6 +41,10 @@ class Dataset(NamedTuple):
         train_labels, test_labels: (num,) int32 digit classes 0-9.
         max_count: the largest raw pixel value (16 for digits, 255 for MNIST); raw values are
             ``round(image * max_count)``.
+        validation: (num_validation, height, width) float32 held out of the training images,
+            or ``None`` when ``validation_fraction`` is 0.
+        validation_labels: (num_validation,) int32, or ``None``.
+        validation_fraction: the share of the training images held out.
     """
 
     name: str
@@ -44,6 +53,9 @@ class Dataset(NamedTuple):
     train_labels: np.ndarray
     test_labels: np.ndarray
     max_count: int
+    validation: np.ndarray | None = None
+    validation_labels: np.ndarray | None = None
+    validation_fraction: float = 0.0
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -53,26 +65,86 @@ class Dataset(NamedTuple):
     def num_pixels(self) -> int:
         return int(np.prod(self.image_shape))
 
+    def images(self, split: str = "train") -> np.ndarray:
+        """The images of ``split``: ``"train"``, ``"validation"`` or ``"test"``."""
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {', '.join(SPLITS)}; got {split!r}.")
+        if split == "validation" and self.validation is None:
+            raise ValueError(
+                f"{self.name!r} was loaded without a validation split; load it with "
+                "validation=<fraction of the training images>."
+            )
+        return {"train": self.train, "validation": self.validation, "test": self.test}[split]
+
     def counts(self, split: str = "train") -> np.ndarray:
         """Raw integer pixel values (the Binomial(max_count, p) observations), float32."""
-        images = self.train if split == "train" else self.test
-        return np.rint(images * self.max_count).astype(np.float32)
+        return np.rint(self.images(split) * self.max_count).astype(np.float32)
 
     def static_binary(self, split: str = "train") -> np.ndarray:
         """The fixed binarisation: pixel ~ Bernoulli(intensity), drawn once per image with
-        a fixed seed (the same every call). float32 in {0, 1}."""
-        return _static_binary(self.name)[0 if split == "train" else 1]
+        a fixed seed (the same every call, and the same pixels for an image whichever
+        validation fraction is held out). float32 in {0, 1}."""
+        self.images(split)  # checks the split
+        train, test = _static_binary(self.name)
+        if split == "test":
+            return test
+        kept, held = _validation_indices(self.name, self.validation_fraction)
+        return train[kept] if split == "train" else train[held]
 
 
-def load(name: str) -> Dataset:
-    """The data set ``name``, split and scaled.
+SPLITS = ("train", "validation", "test")
+
+
+def load(name: str, validation: float = 0.0) -> Dataset:
+    """The data set ``name``, split and scaled, with a share ``validation`` of the training
+    images held out as a validation split (0: none).
 
     Raises:
-        ValueError: for an unknown name, listing the valid ones.
+        ValueError: for an unknown name, listing the valid ones, or a validation fraction
+            outside ``[0, 0.5]``.
     """
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; choose one of: {', '.join(NAMES)}.")
-    return _load(name)
+    if isinstance(validation, bool) or not isinstance(validation, int | float):
+        raise ValueError(
+            f"validation must be a number in [0, {MAX_VALIDATION}]; got {validation!r}."
+        )
+    if not 0.0 <= validation <= MAX_VALIDATION:
+        raise ValueError(
+            f"validation must be a fraction of the training images in [0, {MAX_VALIDATION}]; "
+            f"got {validation!r}. Use e.g. 0.1 to hold out 10%."
+        )
+    if validation == 0.0:
+        return _load(name)
+    return _with_validation(name, float(validation))
+
+
+@functools.cache
+def _validation_indices(name: str, fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(kept, held)`` indices into the full training split (stratified by digit)."""
+    labels = _load(name).train_labels
+    if fraction == 0.0:
+        return np.arange(len(labels)), np.arange(0)
+    kept, held = _stratified_split(labels, fraction, VALIDATION_SEED)
+    return np.sort(kept), np.sort(held)
+
+
+@functools.cache
+def _with_validation(name: str, fraction: float) -> Dataset:
+    full = _load(name)
+    kept, held = _validation_indices(name, fraction)
+    if len(kept) == 0 or len(held) == 0:
+        raise ValueError(
+            f"validation={fraction} leaves an empty split of the {len(full.train)} training "
+            f"images of {name!r}; choose a fraction that holds out at least one per digit."
+        )
+    return full._replace(
+        train=full.train[kept],
+        train_labels=full.train_labels[kept],
+        validation=full.train[held],
+        validation_labels=full.train_labels[held],
+        validation_fraction=fraction,
+    )
 
 
 @functools.cache

@@ -118,9 +118,11 @@ class Family(NamedTuple):
         objectives: ``objectives(options) -> list[Objective]``, applied in order each step.
         train_batch: ``train_batch(rng_key, images, dataset, options) -> batch``, inside the
             jitted step (e.g. dynamic binarisation); ``images`` (batch, h, w) in [0, 1].
-        test_data: ``test_data(dataset, options) -> array``, the fixed test inputs.
+        test_data: ``test_data(dataset, options, split="test") -> array``, the fixed inputs
+            of the ``"test"`` or ``"validation"`` split.
         test_loss: ``test_loss(model, test_data, rng_key, options) -> scalar``, the per-image
-            loss reported each epoch (nats per image for likelihood models).
+            loss reported each epoch on the test and validation inputs (nats per image for
+            likelihood models); early stopping minimises it on the validation split.
         samples: ``samples(model, rng_key, num) -> (num, h, w)`` images in [0, 1].
         exact_likelihood: ``exact_likelihood(model, x) -> (batch,)``, ``log p(x)``, or
             ``None``.

@@ -46,14 +46,22 @@ def reconstruction_grid(
 
 
 def loss_curves(metrics: dict, path, title: str) -> Path:
-    """Per-epoch curves of every series in ``metrics`` (``{"epoch": [...], name: [...]}``)."""
+    """Per-epoch curves of every series in ``metrics`` (``{"epoch": [...], name: [...]}``):
+    the training losses, the validation and the test loss in one plot, with the epoch of the
+    kept model (``metrics["best_epoch"]``) marked when there is one."""
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
     epochs = metrics["epoch"]
     for name, values in metrics.items():
-        if name not in ("epoch", "seconds", "loop_seconds") and len(values) == len(epochs):
+        if (
+            name not in ("epoch", "seconds", "loop_seconds")
+            and isinstance(values, list)
+            and len(values) == len(epochs)
+        ):
             axis.plot(epochs, values, marker="." if len(epochs) < 40 else None, label=name)
+    if metrics.get("best_epoch") is not None:
+        axis.axvline(metrics["best_epoch"], color="0.4", ls=":", label="kept (best validation)")
     axis.set_xlabel("epoch")
     axis.set_ylabel("loss (nats per image for likelihood models)")
     axis.set_title(title, fontsize=10)

@@ -142,7 +142,7 @@ FAMILY = Family(
     ),
     objectives=_objectives,
     train_batch=lambda key, images, dataset, options: images,
-    test_data=lambda dataset, options: dataset.test,
+    test_data=lambda dataset, options, split="test": dataset.images(split),
     # The discriminator's loss on test images against fresh fakes: near 2 log 2 = 1.39 when
     # the discriminator cannot tell them apart.
     test_loss=lambda model, images, key, options: discriminator_loss(model, images, key),

@@ -9,6 +9,11 @@ loss, checkpoints with Orbax and writes metrics and pictures.
 Every random number comes from ``fold_in(fold_in(key(seed), epoch), batch)`` and the batch
 order from ``(seed, epoch)``, so a run resumed from a checkpoint ends bit-identical to one
 that was never interrupted.
+
+With a validation split (``train(..., validation=0.1)``) the loop also scores the held-out
+training images each epoch, keeps the state with the lowest validation loss (in memory and
+in every checkpoint) and returns that one; ``patience=k`` stops the run after ``k`` epochs
+without a new best (early stopping).
 """
 
 from __future__ import annotations
@@ -35,7 +40,10 @@ class TrainedModel(NamedTuple):
         model: the trained ``nnx.Module``.
         metrics: ``{"epoch": [...], "train_<objective>": [...], "test_loss": [...],
             "seconds": [...], "loop_seconds": [...]}``: per epoch, the mean training losses,
-            the test loss, the wall time and the time of the training steps alone.
+            the test loss, the wall time and the time of the training steps alone; with a
+            validation split also ``"validation_loss"`` per epoch, ``"best_epoch"`` (the
+            epoch of the returned model) and ``"stopped_early"`` (the last epoch, when
+            patience ran out, else ``None``).
         config: the model, data, seed, batch size and options it was trained with.
         folder: where its files are, or ``None``.
     """
@@ -86,6 +94,7 @@ def fit(
     resume: bool,
     progress,
     stop_after: int | None,
+    patience: int | None = None,
 ) -> TrainedModel:
     """Train ``family`` on ``dataset`` with the checked ``config`` (``model``, ``data``,
     ``seed``, ``batch_size``, ``options``); the arguments are those of
@@ -96,14 +105,24 @@ def fit(
     train_images = jnp.asarray(dataset.train)
     step = make_step(family, options, graphdef, dataset, train_images)
     test_data = jnp.asarray(family.test_data(dataset, options))
-    test_loss = jax.jit(
-        lambda state, key: family.test_loss(nnx.merge(graphdef, state)[0], test_data, key, options)
+    held_out = (
+        None if dataset.validation is None else family.test_data(dataset, options, "validation")
+    )
+    score = jax.jit(
+        lambda state, data, key: family.test_loss(nnx.merge(graphdef, state)[0], data, key, options)
     )
     metrics: dict = {"epoch": [], "test_loss": [], "seconds": []}
+    best = None
+    if held_out is not None:
+        held_out = jnp.asarray(held_out)
+        metrics.update(validation_loss=[], best_epoch=None, stopped_early=None)
+        best = _copy(state)
     manager = None if folder is None else checkpoints.manager(folder)
     first_epoch = 1
     if resume:
-        state, metrics, first_epoch = checkpoints.restore(manager, state, config)
+        state, best, metrics, first_epoch = checkpoints.restore(manager, state, best, config)
+        if metrics.get("stopped_early"):
+            first_epoch = epochs + 1  # patience had already run out
 
     num_train = dataset.train.shape[0]
     root = jax.random.key(seed)
@@ -126,22 +145,42 @@ def fit(
                         bar.set_postfix_str(f"epoch {epoch}: {shown}", refresh=False)
             jax.block_until_ready(state)
             loop_seconds = time.perf_counter() - start
-            _record(metrics, epoch, sums, batches_per_epoch, test_loss(state, root), start)
+            stopping = False
+            if held_out is not None:
+                loss = float(score(state, held_out, root))
+                metrics["validation_loss"].append(loss)
+                if metrics["best_epoch"] is None or loss < _best_loss(metrics):
+                    metrics["best_epoch"], best = epoch, _copy(state)
+                stopping = patience is not None and epoch - metrics["best_epoch"] >= patience
+                if stopping:
+                    metrics["stopped_early"] = epoch
+            _record(metrics, epoch, sums, batches_per_epoch, score(state, test_data, root), start)
             metrics.setdefault("loop_seconds", []).append(loop_seconds)
-            if manager is not None and (epoch % checkpoint_every == 0 or epoch == epochs):
-                checkpoints.save(manager, epoch, state, metrics, config)
-            if stop_after is not None and epoch >= stop_after:
+            if manager is not None and (
+                epoch % checkpoint_every == 0 or epoch == epochs or stopping
+            ):
+                checkpoints.save(manager, epoch, state, best, metrics, config)
+            if stopping or (stop_after is not None and epoch >= stop_after):
                 break
     finally:
         if bar is not None:
             bar.close()
         if manager is not None:
             manager.wait_until_finished()
-    module, _ = nnx.merge(graphdef, state)
+    module, _ = nnx.merge(graphdef, state if best is None else best)
     trained = TrainedModel(module, metrics, config, folder)
     if folder is not None:
         write_outputs(trained, family, dataset, options)
     return trained
+
+
+def _copy(state):
+    """A copy of ``state`` that the next (donating) step does not consume."""
+    return jax.tree.map(jnp.copy, state)
+
+
+def _best_loss(metrics: dict) -> float:
+    return metrics["validation_loss"][metrics["epoch"].index(metrics["best_epoch"])]
 
 
 def _bar(progress, epochs, first_epoch, batches_per_epoch, name):

@@ -98,7 +98,7 @@ FAMILY = Family(
     ),
     objectives=_objectives,
     train_batch=lambda key, images, dataset, options: binarize(key, images),
-    test_data=lambda dataset, options: dataset.static_binary("test"),
+    test_data=lambda dataset, options, split="test": dataset.static_binary(split),
     test_loss=lambda model, x, key, options: -jnp.mean(model.log_prob(x)),
     samples=lambda model, key, num: model.sample(key, num),
     exact_likelihood=lambda model, x: model.log_prob(x),

@@ -11,9 +11,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
 from flax import nnx
 
-from infer import validation
+from infer import validation as checks
 from models.generative import checkpoints, loop, registry
 from models.generative import data as datasets
 from models.generative.family import Family
@@ -42,6 +44,8 @@ def train(
     resume: bool = False,
     progress: bool = False,
     stop_after: int | None = None,
+    validation: float = 0.0,
+    patience: int | None = None,
     **options,
 ) -> TrainedModel:
     """Train a generative model.
@@ -58,6 +62,11 @@ def train(
         resume: continue from the latest checkpoint in ``out``, with the same settings.
         progress: show a progress bar with the current loss.
         stop_after: stop after this epoch as if interrupted (for tests of resuming).
+        validation: the share of the training images held out as a validation split
+            (stratified, fixed seed; 0 holds none out). With one, each epoch reports the
+            validation loss and the returned model is the epoch with the lowest one.
+        patience: with a validation split, stop after this many epochs without a new
+            lowest validation loss (early stopping); ``None`` trains every epoch.
         **options: the family's options (``registry.get(model).defaults``).
 
     Returns:
@@ -68,11 +77,18 @@ def train(
             with other settings.
     """
     family = registry.get(model)
-    dataset = datasets.load(data)
-    epochs = validation.positive_int("epochs", epochs)
-    batch_size = validation.positive_int("batch_size", batch_size)
-    checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
-    seed = validation.positive_int("seed", seed, minimum=0)
+    dataset = datasets.load(data, validation)
+    epochs = checks.positive_int("epochs", epochs)
+    batch_size = checks.positive_int("batch_size", batch_size)
+    checkpoint_every = checks.positive_int("checkpoint_every", checkpoint_every)
+    seed = checks.positive_int("seed", seed, minimum=0)
+    if patience is not None:
+        patience = checks.positive_int("patience", patience)
+        if dataset.validation is None:
+            raise ValueError(
+                "patience needs a validation split to watch; pass validation=<fraction of "
+                "the training images>, e.g. validation=0.1."
+            )
     num_train = dataset.train.shape[0]
     if batch_size > num_train:
         raise ValueError(
@@ -87,6 +103,8 @@ def train(
         "data": data,
         "seed": seed,
         "batch_size": batch_size,
+        "validation": dataset.validation_fraction,
+        "patience": patience,
         "options": options,
     }
     return loop.fit(
@@ -99,22 +117,25 @@ def train(
         resume=resume,
         progress=progress,
         stop_after=stop_after,
+        patience=patience,
     )
 
 
 def load(folder) -> TrainedModel:
-    """A trained model from its output folder (the latest checkpoint)."""
+    """A trained model from its output folder (the latest checkpoint): the model training
+    returned (with a validation split, the epoch of the lowest validation loss)."""
     folder = Path(folder)
     manager = checkpoints.manager(folder)
     config = checkpoints.saved_config(manager)
     if config is None:
         raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
     family = registry.get(config["model"])
-    dataset = datasets.load(config["data"])
+    dataset = datasets.load(config["data"], config.get("validation", 0.0))
     module, optimizers = loop.build(family, dataset, config["options"], config["seed"])
     graphdef, state = nnx.split((module, optimizers))
-    state, metrics, _ = checkpoints.restore(manager, state, config)
-    module, _ = nnx.merge(graphdef, state)
+    best = None if dataset.validation is None else jax.tree.map(jnp.copy, state)
+    state, best, metrics, _ = checkpoints.restore(manager, state, best, config)
+    module, _ = nnx.merge(graphdef, state if best is None else best)
     return TrainedModel(module, metrics, config, folder)
 
 

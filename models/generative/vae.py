@@ -201,11 +201,12 @@ def likelihood_inputs(key, images, dataset, options):
     return jnp.rint(images * dataset.max_count)
 
 
-def likelihood_test_data(dataset, options):
-    """The fixed test inputs: static binarisation, or raw counts."""
+def likelihood_test_data(dataset, options, split: str = "test"):
+    """The fixed inputs of ``split`` (``"test"`` or ``"validation"``): static
+    binarisation, or raw counts."""
     if options["likelihood"] == "bernoulli":
-        return dataset.static_binary("test")
-    return dataset.counts("test")
+        return dataset.static_binary(split)
+    return dataset.counts(split)
 
 
 def latent_density(model: VAE, noise_std: None = None) -> LatentDensity:
