@@ -88,8 +88,7 @@ def _add_train(subparsers) -> None:
         "--patience",
         type=_positive_int,
         default=None,
-        help="stop after this many epochs without a better validation loss (needs "
-        "--validation)",
+        help="stop after this many epochs without a better validation loss (needs --validation)",
     )
     train.add_argument(
         "--out",
