@@ -300,6 +300,7 @@ def evaluate(
         "settings": {
             "training": config,
             "epochs": int(trained.metrics["epoch"][-1]) if trained.metrics["epoch"] else 0,
+            "best_epoch": trained.metrics.get("best_epoch"),  # with a validation split
             "iwae_samples": list(iwae_samples),
             "num_generated": num_generated,
             "seed": seed,

@@ -160,6 +160,7 @@ DEFAULTS = {
     "likelihood": "bernoulli",
     "train_samples": 1,
     "learning_rate": 1e-3,
+    "weight_decay": 0.0,
 }
 
 
@@ -190,7 +191,16 @@ def _objectives(options):
             return -jnp.mean(model.elbo(batch, rng_key))
         return -jnp.mean(model.iwae(batch, rng_key, samples))
 
-    return [Objective("loss", nnx.Param, loss, optax.adam(float(options["learning_rate"])))]
+    return [Objective("loss", nnx.Param, loss, adam(options))]
+
+
+def adam(options) -> optax.GradientTransformation:
+    """Adam at ``options["learning_rate"]``, or AdamW (decoupled weight decay, Loshchilov &
+    Hutter 2019) when ``options["weight_decay"]`` is positive."""
+    rate, decay = float(options["learning_rate"]), float(options.get("weight_decay", 0.0))
+    if decay < 0:
+        raise ValueError(f"weight_decay must be >= 0; got {decay}.")
+    return optax.adamw(rate, weight_decay=decay) if decay > 0 else optax.adam(rate)
 
 
 def likelihood_inputs(key, images, dataset, options):
