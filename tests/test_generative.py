@@ -357,6 +357,7 @@ def test_binomial_likelihood_for_digit_counts():
         (dict(model="nade", hidden=0), "hidden must be a positive integer; got 0"),
         (dict(model="vae", validation=0.7), r"validation must be a fraction .* in \[0, 0.5\]"),
         (dict(model="vae", patience=3), "patience needs a validation split"),
+        (dict(model="vae", weight_decay=-0.1), "weight_decay must be >= 0; got -0.1"),
         (dict(model="vae", validation=0.1, patience=0), "patience must be an integer >= 1"),
     ],
 )
