@@ -62,14 +62,25 @@ def build(family: Family, dataset, options: dict, seed: int):
     return model, optimizers
 
 
-def make_step(family: Family, options: dict, graphdef, dataset, train_images: jax.Array):
-    """The jitted step: ``step(state, batch_indices, rng_key) -> (state, losses)``."""
+def make_step(
+    family: Family, options: dict, graphdef, dataset, train_images: jax.Array, batch_size: int
+):
+    """The jitted step: ``step(state, sums, order, batch, key_epoch) -> (state, sums,
+    losses)``.
+
+    ``order`` (num_train,) is the epoch's permutation of the training images, ``batch`` the
+    batch's index in it (a device int32), ``key_epoch`` the epoch's key; the batch's images
+    and key (``fold_in(key_epoch, batch)``) are taken inside, and the running sums of the
+    losses (name -> scalar) are added to inside, so a step is one dispatch from the host.
+    """
     objectives = family.objectives(options)
 
-    def step(state, batch_indices, rng_key):
+    def step(state, sums, order, batch_index, key_epoch):
         model, optimizers = nnx.merge(graphdef, state)
+        rng_key = jax.random.fold_in(key_epoch, batch_index)
         key_batch, *keys = jax.random.split(rng_key, 1 + len(objectives))
-        images = jnp.take(train_images, batch_indices, axis=0)
+        indices = jax.lax.dynamic_slice_in_dim(order, batch_index * batch_size, batch_size)
+        images = jnp.take(train_images, indices, axis=0)
         batch = family.train_batch(key_batch, images, dataset, options)
         losses = {}
         for objective, optimizer, key in zip(objectives, optimizers, keys, strict=True):
@@ -78,9 +89,10 @@ def make_step(family: Family, options: dict, graphdef, dataset, train_images: ja
             )(model, batch, key)
             optimizer.update(model, grads)
             losses[objective.name] = loss
-        return nnx.state((model, optimizers)), losses
+        sums = {name: sums[name] + loss.astype(sums[name].dtype) for name, loss in losses.items()}
+        return nnx.state((model, optimizers)), sums, losses
 
-    return jax.jit(step, donate_argnums=(0,))
+    return jax.jit(step, donate_argnums=(0, 1))
 
 
 def fit(
@@ -103,7 +115,7 @@ def fit(
     module, optimizers = build(family, dataset, options, seed)
     graphdef, state = nnx.split((module, optimizers))
     train_images = jnp.asarray(dataset.train)
-    step = make_step(family, options, graphdef, dataset, train_images)
+    step = make_step(family, options, graphdef, dataset, train_images, batch_size)
     test_data = jnp.asarray(family.test_data(dataset, options))
     held_out = (
         None if dataset.validation is None else family.test_data(dataset, options, "validation")
@@ -127,17 +139,18 @@ def fit(
     num_train = dataset.train.shape[0]
     root = jax.random.key(seed)
     batches_per_epoch = num_train // batch_size
+    batch_indices = [jnp.int32(b) for b in range(batches_per_epoch)]  # on the device once
+    names = [objective.name for objective in family.objectives(options)]
     bar = _bar(progress, epochs, first_epoch, batches_per_epoch, family.name)
     try:
         for epoch in range(first_epoch, epochs + 1):
             start = time.perf_counter()
             order = np.random.default_rng([seed, epoch]).permutation(num_train)
+            order = jnp.asarray(order, jnp.int32)
             key_epoch = jax.random.fold_in(root, epoch)
-            sums: dict = {}
+            sums = {name: jnp.zeros((), jnp.float32) for name in names}
             for b in range(batches_per_epoch):
-                indices = jnp.asarray(order[b * batch_size : (b + 1) * batch_size])
-                state, losses = step(state, indices, jax.random.fold_in(key_epoch, b))
-                sums = {k: sums.get(k, 0.0) + v for k, v in losses.items()}
+                state, sums, losses = step(state, sums, order, batch_indices[b], key_epoch)
                 if bar is not None:
                     bar.update(1)
                     if b % 10 == 0 or b == batches_per_epoch - 1:
