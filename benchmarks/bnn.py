@@ -69,6 +69,9 @@ SETTINGS = {
     },
 }
 QUICK_FACTOR = 20  # --quick divides the run lengths by this
+# Digits again with other prior scales (PRIOR_SCALE's row is the main run): the MAP and NUTS
+# with the same settings, to show whether the goal hinges on the prior.
+PRIOR_SCAN = (0.5, 2.0, 3.0)
 POINT_STEPS = 3000
 
 
@@ -206,6 +209,31 @@ def _flat(measured: dict) -> dict:
     return out
 
 
+def prior_scan(rows: list, quick: bool) -> list:
+    """The digits MAP and NUTS rows at each scale of ``PRIOR_SCAN`` (and the main run's)."""
+    from models import bnn
+
+    def entry(scale, map_row, nuts_row):
+        keys = ("nll", "ece", "accuracy", "mean_confidence")
+        return {
+            "prior_scale": scale,
+            "optax_map": {k: map_row[k] for k in keys},
+            "nuts": {k: nuts_row[k] for k in (*keys, "max_rhat", "seconds")},
+        }
+
+    by = {row["method"]: row for row in rows}
+    scanned = [entry(bnn.PRIOR_SCALE, by["optax_map"], by["nuts"])]
+    for scale in PRIOR_SCAN:
+        problem = bnn.digits_problem(prior=scale)
+        print(f"  prior scale {scale}", flush=True)
+        params, _ = point_estimates(problem)["optax_map"]
+        map_row = measures(problem, bnn.single(params))
+        result, nuts_row = run_sampler(problem, "nuts", SETTINGS["digits"]["nuts"], quick)
+        nuts_row.update(measures(problem, bnn.draw_positions(problem.target, result.draws)))
+        scanned.append(entry(scale, map_row, nuts_row))
+    return sorted(scanned, key=lambda e: e["prior_scale"])
+
+
 def goals(rows: list) -> dict:
     """Whether each sampler's posterior predictive beats the MAP (and the MLE) on digits."""
     by = {row["method"]: row for row in rows}
@@ -286,6 +314,7 @@ def main(argv=None) -> int:
         }
         if problem.name == "digits":
             record["goals"] = goals(rows)
+            record["prior_scan"] = prior_scan(rows, args.quick)
         else:
             record["bands_wider_away_from_data"] = wider_bands(rows)
             if not args.quick:

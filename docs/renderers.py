@@ -400,7 +400,39 @@ def bnn_digits(record: dict) -> str:
     goals = record["goals"]
     verdicts = [f"{k}: {'met' if v['met'] else 'not met'}" for k, v in goals.items() if k != "met"]
     goal = "Goal (the predictive's NLL and ECE both below the point estimate's)"
-    return f"{table}\n\n{goal}: {'; '.join(verdicts)}."
+    text = f"{table}\n\n{goal}: {'; '.join(verdicts)}."
+    if record.get("prior_scan"):
+        text += "\n\n" + bnn_prior_scan(record["prior_scan"])
+    return text
+
+
+def bnn_prior_scan(scan: list) -> str:
+    """MAP and NUTS on digits at each prior scale: NLL, ECE, and mean confidence against
+    accuracy (confidence below accuracy: underconfident)."""
+    rows = [
+        [
+            _f(e["prior_scale"], 1),
+            _g(e["optax_map"]["nll"], 4),
+            _g(e["nuts"]["nll"], 4),
+            _g(e["optax_map"]["ece"], 3),
+            _g(e["nuts"]["ece"], 3),
+            f"{_f(e['optax_map']['mean_confidence'], 3)} / {_f(e['optax_map']['accuracy'], 3)}",
+            f"{_f(e['nuts']['mean_confidence'], 3)} / {_f(e['nuts']['accuracy'], 3)}",
+            _f(e["nuts"]["max_rhat"]),
+        ]
+        for e in scan
+    ]
+    header = [
+        "prior scale",
+        "MAP NLL",
+        "NUTS NLL",
+        "MAP ECE",
+        "NUTS ECE",
+        "MAP confidence / accuracy",
+        "NUTS confidence / accuracy",
+        "NUTS max R-hat",
+    ]
+    return _table(header, rows)
 
 
 def bnn_regression(record: dict) -> str:

@@ -260,7 +260,8 @@ def expected_calibration_error(probs, labels, num_bins: int = NUM_BINS) -> float
 
 
 def classification_metrics(logits, labels) -> dict:
-    """Held-out NLL (nats per example), accuracy and ECE of the predictive distribution that
+    """Held-out NLL (nats per example), accuracy, ECE and the mean confidence (largest class
+    probability: below the accuracy means underconfident) of the predictive distribution that
     averages the softmax of ``(draws, n, classes)`` logits over the draws."""
     log_probs = jax.nn.log_softmax(jnp.asarray(logits), axis=-1)
     log_predictive = jax.nn.logsumexp(log_probs, axis=0) - np.log(log_probs.shape[0])
@@ -271,6 +272,7 @@ def classification_metrics(logits, labels) -> dict:
         "nll": float(-np.mean(log_predictive[np.arange(len(labels)), labels])),
         "accuracy": float(np.mean(probs.argmax(axis=1) == labels)),
         "ece": expected_calibration_error(probs, labels),
+        "mean_confidence": float(np.mean(probs.max(axis=1))),
     }
 
 
