@@ -53,13 +53,21 @@ def loss_curves(metrics: dict, path, title: str) -> Path:
 
     figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
     epochs = metrics["epoch"]
-    for name, values in metrics.items():
-        if (
-            name not in ("epoch", "seconds", "loop_seconds")
-            and isinstance(values, list)
-            and len(values) == len(epochs)
-        ):
-            axis.plot(epochs, values, marker="." if len(epochs) < 40 else None, label=name)
+    series = {
+        name: values
+        for name, values in metrics.items()
+        if name not in ("epoch", "seconds", "loop_seconds")
+        and isinstance(values, list)
+        and len(values) == len(epochs)
+    }
+    for name, values in series.items():
+        axis.plot(epochs, values, marker="." if len(epochs) < 40 else None, label=name)
+    if len(epochs) >= 40:  # the first epochs' losses would squash the rest: leave them above
+        later = np.concatenate([np.asarray(v, float)[len(epochs) // 20 :] for v in series.values()])
+        later = later[np.isfinite(later)]
+        if later.size:
+            low, high = later.min(), later.max()
+            axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
     if metrics.get("best_epoch") is not None:
         axis.axvline(metrics["best_epoch"], color="0.4", ls=":", label="kept (best validation)")
     axis.set_xlabel("epoch")
