@@ -15,6 +15,7 @@ REPEATED = {
     "docs/workflow.md#0": (
         "test_workflow.py::test_compare_adds_elpd_loo_columns_for_models_of_the_same_data"
     ),
+    "docs/sbc.md#0": "test_sbc.py::test_nuts_passes_on_eight_schools",
     "docs/sbc.md#1": "test_sbc.py::test_mala_without_its_hastings_correction_fails",
     "docs/bnn.md#0": "test_bnn.py::test_nuts_and_mala_run_on_a_tiny_bnn",
 }
