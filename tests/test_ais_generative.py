@@ -57,6 +57,9 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
     report = json.loads((run / "evaluation_ais.json").read_text())
     assert report["scored_images"] == 4 and report["cost"]["grads_per_image"] == 4 * 20 * 11
     assert np.isfinite(report["nll_ais"]["mean"]) and "nll_iwae_50" in report
+    gain, baseline = report["improvement_over_baseline"], report["nll_independent_pixels"]
+    assert gain["mean"] == pytest.approx(baseline["mean"] - report["nll_ais"]["mean"], rel=1e-9)
+    assert gain["standard_error"] > 0  # paired over the 4 images
 
 
 @pytest.mark.thorough
@@ -70,6 +73,7 @@ def test_gan_noise_is_chosen_on_validation_images(tmp_path):
     assert set(candidates) == {"0.1", "0.4"}
     assert report["noise_std"] == max((0.1, 0.4), key=lambda s: candidates[str(s)])
     assert report["scored_images"] == 3 and np.isfinite(report["nll_ais"]["mean"])
+    assert "nll_independent_pixels" not in report  # its Gaussian noise model is not comparable
 
 
 def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):

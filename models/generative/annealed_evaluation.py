@@ -197,7 +197,10 @@ def evaluate_ais(
     """AIS log-likelihood of a trained model whose family has a decoder density.
 
     Returns a dict with ``nll_ais`` (mean and standard error, nats per image); where the
-    family has importance weights, ``nll_iwae_<K>`` on the same images; where the decoder
+    family has importance weights, ``nll_iwae_<K>`` on the same images; where the decoder has
+    its own likelihood, ``nll_independent_pixels`` on the same images and
+    ``improvement_over_baseline`` (AIS's log-likelihood minus the baseline's, per image:
+    mean and standard error); where the decoder
     density has a free observation noise, the chosen ``noise_std`` and the validation
     log-likelihood of every candidate; and ``cost`` (gradients per image, seconds, seconds
     per image).
@@ -249,6 +252,14 @@ def evaluate_ais(
         )
         report[f"nll_iwae_{iwae_samples}"] = evaluation.Summary.of(-iwae)._asdict()
         report["ais_minus_iwae"] = _summary(scores.log_p - iwae, scores.log_p_se)
+    if not density.observation_noise:  # the decoder's own likelihood: comparable with
+        likelihood = config["options"].get("likelihood", "bernoulli")  # independent pixels
+        total = dataset.max_count if likelihood == "binomial" else None
+        train = dataset.counts("train") if total else dataset.train
+        baseline = evaluation.independent_pixel_baseline(train, scored, total)
+        report["nll_independent_pixels"] = evaluation.Summary.of(-baseline)._asdict()
+        gain = evaluation.Summary.of(np.asarray(scores.log_p) - baseline)  # paired, per image
+        report["improvement_over_baseline"] = gain._asdict()
     report["unit"] = density.unit
     report.update(_scores_report(scores, scored.shape[0]))
     return report
