@@ -254,6 +254,7 @@ def ais_generative(record: dict) -> str:
     rows = []
     for name, r in record["models"].items():
         gap = r.get("ais_minus_iwae")
+        gain = r.get("improvement_over_baseline")
         iwae = next((r[k] for k in r if k.startswith("nll_iwae")), None)
         label = name + (f" (σ = {r['noise_std']})" if "noise_std" in r else "")
         rows.append(
@@ -263,6 +264,7 @@ def ais_generative(record: dict) -> str:
                 f"{_f(r['nll_ais']['mean'])} ± {_f(r['nll_ais']['standard_error'])}",
                 f"{_f(iwae['mean'])} ± {_f(iwae['standard_error'])}" if iwae else "—",
                 f"{gap['mean']:+.2f} ± {_f(gap['standard_error'])}" if gap else "—",
+                f"{_f(gain['mean'], 1)} ± {_f(gain['standard_error'], 1)}" if gain else "—",
                 _f(r["ais_ess"]["median"], 1),
                 str(r["cost"]["grads_per_image"]),
                 _f(r["cost"]["seconds_per_image"]),
@@ -274,6 +276,7 @@ def ais_generative(record: dict) -> str:
         "AIS NLL",
         "IWAE NLL (same images)",
         "AIS − IWAE (log p)",
+        "AIS better than independent pixels by",
         "weights' ESS (median)",
         "gradients per image",
         "seconds per image",
