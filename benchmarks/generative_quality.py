@@ -101,7 +101,8 @@ def ablation(data: str, resume: bool) -> list[dict]:
     main = SETTINGS[data]["vae"]
     rows = []
     for label, change in ABLATION.items():
-        setting = {**main, **change, "options": {**main["options"], **change.get("options", {})}}
+        options = {**main["options"], **change.get("options", {})}
+        setting = {**main, **change, "model": "vae", "options": options}
         for key in ("validation", "patience"):
             if setting.get(key) is None:
                 setting.pop(key, None)

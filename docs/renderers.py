@@ -245,7 +245,7 @@ def vae_ablation(rows: list) -> str:
         f"test NLL, IWAE-{key.rsplit('_', 1)[1]}",
         "epoch kept",
         "epochs trained",
-        "train −ELBO at kept epoch",
+        "training loss at kept epoch",
     ]
     return _table(header, body)
 
