@@ -89,7 +89,7 @@ def ours_steps_per_second(name, data_name, options, batch_size, epochs):
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=2, help="alternating pairs per model")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating pairs per model")
     args = parser.parse_args(argv)
     epochs = 3 if args.quick else 6
     cases = [("vae", {}), ("vae", {"variant": "conv"}), ("gan", {}), ("nade", {}), ("aae", {})]
