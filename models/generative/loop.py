@@ -151,22 +151,13 @@ def fit(
             sums = {name: jnp.zeros((), jnp.float32) for name in names}
             for b in range(batches_per_epoch):
                 state, sums, losses = step(state, sums, order, batch_indices[b], key_epoch)
-                if bar is not None:
-                    bar.update(1)
-                    if b % 10 == 0 or b == batches_per_epoch - 1:
-                        shown = ", ".join(f"{k} {float(v):.2f}" for k, v in losses.items())
-                        bar.set_postfix_str(f"epoch {epoch}: {shown}", refresh=False)
+                _show(bar, epoch, b, batches_per_epoch, losses)
             jax.block_until_ready(state)
             loop_seconds = time.perf_counter() - start
             stopping = False
             if held_out is not None:
                 loss = float(score(state, held_out, root))
-                metrics["validation_loss"].append(loss)
-                if metrics["best_epoch"] is None or loss < _best_loss(metrics):
-                    metrics["best_epoch"], best = epoch, _copy(state)
-                stopping = patience is not None and epoch - metrics["best_epoch"] >= patience
-                if stopping:
-                    metrics["stopped_early"] = epoch
+                best, stopping = _keep_best(metrics, epoch, loss, state, best, patience)
             _record(metrics, epoch, sums, batches_per_epoch, score(state, test_data, root), start)
             metrics.setdefault("loop_seconds", []).append(loop_seconds)
             if manager is not None and (
@@ -185,6 +176,28 @@ def fit(
     if folder is not None:
         write_outputs(trained, family, dataset, options)
     return trained
+
+
+def _show(bar, epoch: int, batch: int, batches_per_epoch: int, losses: dict) -> None:
+    """Advance the progress bar by a step; every 10 steps, show the losses."""
+    if bar is None:
+        return
+    bar.update(1)
+    if batch % 10 == 0 or batch == batches_per_epoch - 1:
+        shown = ", ".join(f"{k} {float(v):.2f}" for k, v in losses.items())
+        bar.set_postfix_str(f"epoch {epoch}: {shown}", refresh=False)
+
+
+def _keep_best(metrics: dict, epoch: int, loss: float, state, best, patience):
+    """Record ``epoch``'s validation ``loss``; ``(best, stopping)``: a copy of ``state`` if
+    it is the lowest so far (else ``best``), and whether ``patience`` has run out."""
+    metrics["validation_loss"].append(loss)
+    if metrics["best_epoch"] is None or loss < _best_loss(metrics):
+        metrics["best_epoch"], best = epoch, _copy(state)
+    stopping = patience is not None and epoch - metrics["best_epoch"] >= patience
+    if stopping:
+        metrics["stopped_early"] = epoch
+    return best, stopping
 
 
 def _copy(state):
