@@ -267,16 +267,8 @@ def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path
     model, not the last. Scored again here, the returned model's validation loss is the
     recorded minimum and differs from the last epoch's."""
     patience = 2
-    trained = training.train(
-        "vae",
-        "digits",
-        epochs=30,
-        seed=0,
-        out=tmp_path,
-        validation=0.2,
-        patience=patience,
-        learning_rate=0.05,
-    )
+    settings = dict(epochs=30, seed=0, out=tmp_path, validation=0.2, patience=patience)
+    trained = training.train("vae", "digits", learning_rate=0.05, **settings)
     metrics = trained.metrics
     best, losses = metrics["best_epoch"], metrics["validation_loss"]
     assert metrics["stopped_early"] == best + patience == metrics["epoch"][-1] < 30
@@ -288,17 +280,8 @@ def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path
     for model in (trained.model, training.load(tmp_path).model):
         again = float(family.test_loss(model, held_out, key, trained.config["options"]))
         assert again == pytest.approx(losses[best - 1], rel=1e-5)
-    resumed = training.train(  # patience had run out: resuming trains nothing more
-        "vae",
-        "digits",
-        epochs=30,
-        seed=0,
-        out=tmp_path,
-        validation=0.2,
-        patience=patience,
-        learning_rate=0.05,
-        resume=True,
-    )
+    # patience had run out: resuming trains nothing more
+    resumed = training.train("vae", "digits", learning_rate=0.05, resume=True, **settings)
     assert resumed.metrics["epoch"] == metrics["epoch"]
 
 

@@ -128,7 +128,7 @@ def fit(
     if held_out is not None:
         held_out = jnp.asarray(held_out)
         metrics.update(validation_loss=[], best_epoch=None, stopped_early=None)
-        best = _copy(state)
+        best = copy_state(state)
     manager = None if folder is None else checkpoints.manager(folder)
     first_epoch = 1
     if resume:
@@ -193,14 +193,14 @@ def _keep_best(metrics: dict, epoch: int, loss: float, state, best, patience):
     it is the lowest so far (else ``best``), and whether ``patience`` has run out."""
     metrics["validation_loss"].append(loss)
     if metrics["best_epoch"] is None or loss < _best_loss(metrics):
-        metrics["best_epoch"], best = epoch, _copy(state)
+        metrics["best_epoch"], best = epoch, copy_state(state)
     stopping = patience is not None and epoch - metrics["best_epoch"] >= patience
     if stopping:
         metrics["stopped_early"] = epoch
     return best, stopping
 
 
-def _copy(state):
+def copy_state(state):
     """A copy of ``state`` that the next (donating) step does not consume."""
     return jax.tree.map(jnp.copy, state)
 

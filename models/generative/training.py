@@ -11,8 +11,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 from flax import nnx
 
 from infer import validation as checks
@@ -133,7 +131,7 @@ def load(folder) -> TrainedModel:
     dataset = datasets.load(config["data"], config.get("validation", 0.0))
     module, optimizers = loop.build(family, dataset, config["options"], config["seed"])
     graphdef, state = nnx.split((module, optimizers))
-    best = None if dataset.validation is None else jax.tree.map(jnp.copy, state)
+    best = None if dataset.validation is None else loop.copy_state(state)
     state, best, metrics, _ = checkpoints.restore(manager, state, best, config)
     module, _ = nnx.merge(graphdef, state if best is None else best)
     return TrainedModel(module, metrics, config, folder)
