@@ -1,10 +1,20 @@
 """Test configuration: settings that catch mistakes early, and shared statistical checks."""
 
 import os
+import shutil
+import tempfile
 
-# Tests compile as a fresh machine does: no persistent compilation cache (set before infer
-# is imported; subprocesses inherit it). Tests of the cache give it a folder of their own.
-os.environ.setdefault("INFER_COMPILATION_CACHE", "0")
+# Tests compile as a fresh machine does, and then share what they compiled: JAX's persistent
+# compilation cache (on by default for users) goes to an empty folder made for this run, which
+# the xdist workers and every subprocess a test starts inherit through the environment (set
+# before infer is imported), and which is removed at the end. A program compiled in one test is
+# loaded, not compiled again, by the next test or process that builds the same one. A cache
+# folder or ``INFER_COMPILATION_CACHE=0`` already in the environment is left as it is.
+_RUN_CACHE = None
+if "INFER_COMPILATION_CACHE" not in os.environ:
+    _RUN_CACHE = tempfile.mkdtemp(prefix="infer-tests-jax-cache-")
+    os.environ["INFER_COMPILATION_CACHE"] = _RUN_CACHE
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
@@ -53,3 +63,8 @@ def pytest_collection_modifyitems(config, items):
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: the order inside a module is kept
+
+
+def pytest_unconfigure(config):
+    if _RUN_CACHE is not None:  # only the process that made the folder removes it
+        shutil.rmtree(_RUN_CACHE, ignore_errors=True)
