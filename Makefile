@@ -4,6 +4,7 @@
 PY ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
+BENCH_STAMP := $(VENV)/.bench-stamp
 
 .PHONY: demo test test-fast test-thorough bench bench-quick lint docs clean
 
@@ -11,8 +12,13 @@ $(STAMP): pyproject.toml
 	@$(PY) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 12) else f"infer needs Python >= 3.12 but {sys.executable} is {v.major}.{v.minor}; install 3.12 (e.g. pyenv install 3.12) or run make PY=/path/to/python3.12")'
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install -q --upgrade pip
-	$(VENV)/bin/python -m pip install -q -e '.[test,bench,dev]'
+	$(VENV)/bin/python -m pip install -q --no-compile -e '.[test,dev]'
 	@touch $(STAMP)
+
+# The anchor libraries (BlackJAX, inference-gym, TFP) only the benchmarks import.
+$(BENCH_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install -q --no-compile -e '.[test,bench,dev]'
+	@touch $(BENCH_STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/infer compare
@@ -26,10 +32,10 @@ test-fast: $(STAMP)
 test-thorough: $(STAMP)
 	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
 	$(VENV)/bin/python benchmarks/run.py
 
-bench-quick: $(STAMP)
+bench-quick: $(BENCH_STAMP)
 	$(VENV)/bin/python benchmarks/run.py --quick
 
 lint: $(STAMP)
