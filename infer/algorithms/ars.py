@@ -22,6 +22,7 @@ The hull (envelope, squeeze, insertion, starting points) is :mod:`infer.algorith
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -125,11 +126,24 @@ def sample(
 
     Returns:
         ``(draws (num_draws,), ARSCounters, hull)``.
+
+    Compiled as one program per ``logdensity_fn`` and settings (a second call with the same
+    function and settings reuses it); inside a traced function it is traced as part of it.
     """
     lower, upper = float(domain[0]), float(domain[1])
-    value_and_slope = build_value_and_slope(logdensity_fn, derivative_free)
     if lazy is None:
         lazy = is_costly(logdensity_fn, jnp.result_type(float))
+    settings = (num_draws, max_points, derivative_free, batch_size, max_rounds, bool(lazy))
+    return _sample_compiled(
+        rng_key, jnp.asarray(start_points), logdensity_fn, lower, upper, settings
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
+def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, settings):
+    """:func:`sample` after its host-side checks, as one jitted program."""
+    num_draws, max_points, derivative_free, batch_size, max_rounds, lazy = settings
+    value_and_slope = build_value_and_slope(logdensity_fn, derivative_free)
     hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
     bounds = (lower, upper, derivative_free)
     # Phase 1: one proposal at a time, every evaluated point joins the hull (Gilks & Wild).
