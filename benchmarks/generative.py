@@ -8,9 +8,9 @@ device. The hand-written step: the pattern Flax's performance guide recommends f
 (donated), fed with batches already sliced on the device (no ``nnx.jit`` graph traversal
 per call), returning every objective's loss as our loop does (it records each objective's
 training curve; a step that returns only the last of several losses lets XLA drop the others'
-computation, which cost the three-objective AAE 4% here, so that step is timed too, for the
-models with more than one objective). Steps per second at batch 128 on MNIST
-(28 x 28), medians over runs that alternate them; goal: ours at least 0.95x.
+computation, so that step is timed too, for the models with more than one objective).
+Steps per second at batch 128 on MNIST (28 x 28), medians over runs that alternate them;
+goal: ours at least 0.95x.
 Results go to ``benchmarks/results/generative_speed_<platform>.json``.
 """
 
