@@ -19,7 +19,7 @@ import numpyro as _numpyro
 _numpyro.__version__  # noqa: B018 (the attribute access completes a lazy load, if any)
 
 from infer import envelopes  # noqa: E402
-from infer.algorithms.ars import as_top_level_api as ars  # noqa: E402
+from infer.algorithms.ars_sampler import as_top_level_api as ars  # noqa: E402
 from infer.algorithms.independent_mh import as_top_level_api as independent_mh  # noqa: E402
 from infer.algorithms.mala import as_top_level_api as mala  # noqa: E402
 from infer.algorithms.mh import as_top_level_api as mh  # noqa: E402

@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from infer.algorithms.ars import as_top_level_api as ars
+from infer.algorithms.ars_sampler import as_top_level_api as ars
 from infer.algorithms.independent_mh import as_top_level_api as independent_mh
 from infer.algorithms.mala import as_top_level_api as mala
 from infer.algorithms.rejection import as_top_level_api as rejection

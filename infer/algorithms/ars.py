@@ -18,26 +18,23 @@ that increase, mean the density is not log-concave: sampling stops and an error 
 of parameters of one log density (e.g. the full conditionals of a Gibbs sweep) at once.
 
 The hull (envelope, squeeze, insertion, starting points) is :mod:`infer.algorithms.ars_hull`.
+The sampler that :func:`infer.sample` runs (``infer.ars``) is :mod:`infer.algorithms.ars_sampler`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from infer import validation
 from infer.algorithms.ars_hull import (
     TOLERANCE,
     Envelope,
     Hull,
     build_value_and_slope,
-    default_start_points,
     envelope,
     insert,
     propose,
@@ -46,8 +43,6 @@ from infer.algorithms.ars_hull import (
     upper_hull,
 )
 from infer.algorithms.lazy_evaluation import COSTLY, is_costly, lazy_logdensity
-from infer.base import Kernel, Sampler
-from infer.starts import check_scalar_logdensity
 
 __all__ = [
     "Hull",
@@ -58,7 +53,6 @@ __all__ = [
     "upper_hull",
     "sample",
     "sample_many",
-    "as_top_level_api",
 ]
 
 
@@ -287,175 +281,3 @@ def sample_many(
         return draws, counters
 
     return jax.vmap(one)(keys, params, start_points)
-
-
-# ----------------------------------------------------------------------------- the sampler
-
-
-class ARS(Sampler):
-    """Adaptive rejection sampling; see :func:`as_top_level_api`."""
-
-    name = "ars"
-
-    def __init__(
-        self,
-        domain,
-        *,
-        start_points=None,
-        max_points: int = 32,
-        derivative_free: bool = False,
-        batch_size: int = 4096,
-        max_rounds: int = 100_000,
-    ):
-        if not (isinstance(domain, (tuple, list)) and len(domain) == 2):
-            raise TypeError(f"domain must be a pair (lower, upper); got {domain!r}.")
-        lower, upper = float(domain[0]), float(domain[1])
-        if math.isnan(lower) or math.isnan(upper) or not lower < upper:
-            raise ValueError(f"domain must have lower < upper; got ({lower}, {upper}).")
-        self.domain = (lower, upper)
-        self.start_points = (
-            None if start_points is None else np.sort(np.asarray(start_points, float))
-        )
-        if self.start_points is not None:
-            if self.start_points.ndim != 1 or self.start_points.size < 2:
-                raise ValueError("start_points must be at least two points, shape (m,).")
-            if np.any(self.start_points <= lower) or np.any(self.start_points >= upper):
-                raise ValueError(f"start_points must lie strictly inside the domain {self.domain}.")
-        self.max_points = validation.positive_int("max_points", max_points, minimum=3)
-        self.derivative_free = bool(derivative_free)
-        self.batch_size = validation.positive_int("batch_size", batch_size)
-        self.max_rounds = validation.positive_int("max_rounds", max_rounds)
-
-    def settings(self) -> dict:
-        return {
-            "domain": list(self.domain),
-            "start_points": None if self.start_points is None else self.start_points.tolist(),
-            "max_points": self.max_points,
-            "derivative_free": self.derivative_free,
-            "batch_size": self.batch_size,
-        }
-
-    def iid_setup(self, target):
-        logdensity_fn = target.logdensity
-        leaves = jax.tree.leaves(target.init)
-        if len(leaves) != 1 or np.shape(leaves[0]) != ():
-            shapes = jax.tree.map(np.shape, target.init)
-            raise ValueError(
-                f"infer.ars samples one scalar, but target {target.name!r} has position shaped "
-                f"{shapes}. Use it on a one-dimensional density (e.g. each full conditional of "
-                "a Gibbs sweep, with infer.algorithms.ars.sample_many), or an MCMC sampler."
-            )
-        check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
-        points = self.start_points
-        if points is None:
-            points = default_start_points(logdensity_fn, *self.domain)
-        values = np.asarray(jax.vmap(logdensity_fn)(jnp.asarray(points, jnp.result_type(float))))
-        if not np.all(np.isfinite(values)):
-            raise ValueError(
-                f"the log density is not finite at the starting hull points {points.tolist()}; "
-                "give start_points= inside the density's support."
-            )
-        return logdensity_fn, np.asarray(points, jnp.result_type(float))
-
-    def iid_program(self, setup, num_draws: int):
-        logdensity_fn, points = setup
-
-        def draw_fn(rng_key, points):
-            draws, counters, _ = sample(
-                rng_key,
-                logdensity_fn,
-                num_draws,
-                self.domain,
-                points,
-                max_points=self.max_points,
-                derivative_free=self.derivative_free,
-                batch_size=self.batch_size,
-                max_rounds=self.max_rounds,
-            )
-            return draws, counters
-
-        return draw_fn, points, (points.shape[0],)
-
-    @staticmethod
-    def iid_progress_text(counters) -> str:
-        rate = int(np.sum(counters.num_accepted)) / max(int(np.sum(counters.num_proposals)), 1)
-        return f"acceptance {rate:.2f}"
-
-    def iid_summary(self, setup, counters: list, num_draws: int):
-        def total(name):
-            return int(sum(np.asarray(getattr(c, name), np.int64).sum() for c in counters))
-
-        if total("unbounded_hull") and not total("not_log_concave"):
-            raise ValueError(
-                "the adaptive rejection hull is unbounded: on an infinite side of the domain "
-                "the outermost starting point's log density does not fall away. Give "
-                "start_points= on both sides of the mode (or a finite domain)."
-            )
-        if total("not_log_concave"):
-            where = [float(x) for c in counters for x in np.ravel(c.bad_x) if np.isfinite(x)]
-            at = f" near x = {where[0]:.6g}" if where else ""
-            raise ValueError(
-                f"the density is not log-concave{at}: a point of log f lies above the tangent "
-                "hull (or the slopes rise), so adaptive rejection sampling would not be exact. "
-                "Use infer.rejection with a proposal that covers the target, or MCMC."
-            )
-        if any(np.any(np.asarray(c.num_accepted) < num_draws) for c in counters):
-            raise RuntimeError(
-                f"adaptive rejection sampling ran out of its {self.max_rounds} rounds before "
-                f"filling {num_draws} draws; raise max_rounds or batch_size."
-            )
-        accepted, proposals = total("num_accepted"), total("num_proposals")
-        evaluations = total("num_evaluations")
-        info = {
-            "acceptance_rate": accepted / max(proposals, 1),
-            "num_proposals": proposals,
-            "num_accepted": accepted,
-            "density_evaluations_per_draw": evaluations / max(accepted, 1),
-            "density_evaluations_needed_per_draw": total("num_needed") / max(accepted, 1),
-            "nonfinite_proposals": total("num_nonfinite"),
-            "hull_points": int(max(np.max(np.asarray(c.num_points)) for c in counters)),
-            "start_points": setup[1].tolist(),
-        }
-        return info, evaluations, total("num_gradients")
-
-    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
-        raise NotImplementedError(
-            "infer.ars draws independent samples through infer.sample (or "
-            "infer.algorithms.ars.sample for a bare function); it has no Markov step."
-        )
-
-
-def as_top_level_api(
-    domain,
-    *,
-    start_points=None,
-    max_points: int = 32,
-    derivative_free: bool = False,
-    batch_size: int = 4096,
-    max_rounds: int = 100_000,
-) -> ARS:
-    """Adaptive rejection sampling for a log-concave density of one scalar.
-
-    Args:
-        domain: ``(lower, upper)`` of the support; either may be ``±inf``.
-        start_points: initial hull points (at least two, strictly inside); by default three
-            around the mode, found from the slope.
-        max_points: hull slots (the hull grows on rejections until they are full).
-        derivative_free: use secants (Gilks 1992) instead of tangents (no gradient needed).
-        batch_size: proposals per vectorised round once the hull is full.
-        max_rounds: budget of rounds before giving up with an error.
-
-    Returns:
-        An exact sampler for :func:`infer.sample` (``num_chains * num_samples`` independent
-        draws). ``result.info`` reports the acceptance rate, the density evaluations per draw
-        the squeeze could not spare, and the hull's size. A density found not log-concave
-        raises an error.
-    """
-    return ARS(
-        domain,
-        start_points=start_points,
-        max_points=max_points,
-        derivative_free=derivative_free,
-        batch_size=batch_size,
-        max_rounds=max_rounds,
-    )
