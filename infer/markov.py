@@ -302,17 +302,20 @@ class _Parts:
         def bad_at(scale):
             return ~jnp.isfinite(logdensity(moved(scale)))
 
+        # Pass 0 evaluates the full jitter, pass k > 0 halves it where the last was bad: the
+        # log density appears once in the program (each copy costs compilation time).
         def halve(loop):
             count, scale, bad = loop
-            scale = jnp.where(bad, scale / 2.0, scale)
+            scale = jnp.where(bad & (count > 0), scale / 2.0, scale)
             return count + 1, scale, bad_at(scale)
 
         def keep_halving(loop):
             count, scale, bad = loop
-            return (count < MAX_HALVINGS) & jnp.any(bad & (scale > 0))
+            return (count <= MAX_HALVINGS) & jnp.any(bad & (scale > 0))
 
         scale = jnp.full((num_chains,), jitter, jnp.float32)
-        _, scale, _ = jax.lax.while_loop(keep_halving, halve, (0, scale, bad_at(scale)))
+        everywhere = jnp.ones((num_chains,), bool)
+        _, scale, _ = jax.lax.while_loop(keep_halving, halve, (0, scale, everywhere))
         starts = moved(scale)
         carry, values = self.initialise(starts, data)
         return jax.random.split(key_chains, num_chains), starts, carry, values
