@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 
 # The anchor libraries (BlackJAX, inference-gym, TFP) only the benchmarks import.
 $(BENCH_STAMP): $(STAMP)
-	$(VENV)/bin/python -m pip install -q --no-compile -e '.[test,bench,dev]'
+	$(VENV)/bin/python -m pip install -q --no-compile -e '.[bench]'
 	@touch $(BENCH_STAMP)
 
 demo: $(STAMP)

@@ -108,7 +108,8 @@ def main(argv=None) -> int:
         # Alternate the two, the hand-written step first, and take medians: measured one
         # after the other once, the order alone moved the ratio by 10% on this machine.
         steps = (epochs - 1) * (4000 // 128)
-        several = len(registry.get(name).objectives({**registry.get(name).defaults, **options}))
+        family = registry.get(name)
+        several = len(family.objectives({**family.defaults, **options}))
         theirs_runs, ours_runs, last_only_runs = [], [], []
         for _ in range(args.repeats):
             theirs_runs.append(handwritten_steps_per_second(name, "mnist", options, 128, steps, 2))

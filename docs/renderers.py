@@ -184,14 +184,10 @@ def generative_speed(record: dict) -> str:
         columns += ["hand-written, last loss only: steps/s", "ratio"]
         for row, r in zip(rows, record["rows"], strict=True):
             last_only = r.get("handwritten_last_loss_only_steps_per_s")
-            row += (
-                ["—", "—"]
-                if last_only is None
-                else [
-                    _f(last_only, 1),
-                    _f(r["ratio_to_last_loss_only"]),
-                ]
-            )
+            if last_only is None:
+                row += ["—", "—"]
+            else:
+                row += [_f(last_only, 1), _f(r["ratio_to_last_loss_only"])]
     baseline = record.get("baseline", "nnx.jit over the module and its optimisers")
     table = _table(columns, rows)
     return f"{table}\n\nHand-written step: {baseline}."

@@ -135,7 +135,8 @@ def sample(
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
 def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, settings):
-    """:func:`sample` after its host-side checks, as one jitted program."""
+    """:func:`sample` once its static settings are fixed on the host, as one jitted
+    program."""
     num_draws, max_points, derivative_free, batch_size, max_rounds, lazy = settings
     value_and_slope = build_value_and_slope(logdensity_fn, derivative_free)
     hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
