@@ -5,7 +5,8 @@ Each reproduces ``arviz_stats`` 1.x (its numpy ``base`` backend, which stays the
 behind ``infer.summary`` and the DataTree) step by step: split chains (an odd chain loses its
 middle draw), ranks from a sort on the device with ties averaged as ``scipy.stats.rankdata``
 does, Blom's normal scores ``Phi^-1((r - 3/8) / (S + 1/4))``, the folded draws ``|x - median|``
-for the tail R-hat, autocovariances by FFT, Geyer's initial positive and monotone sequences
+for the tail R-hat (ranked from the same sort by a bitonic merge, :mod:`infer.chain_ranks`),
+autocovariances by FFT, Geyer's initial positive and monotone sequences
 with ArviZ's truncation, tail ESS as the smaller ESS of the indicators ``x <= q`` at the two
 quantiles (numpy's "linear" quantile, rounded as numpy rounds it), and ArviZ's MCSE of the sd.
 
@@ -54,6 +55,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
+from infer.chain_ranks import normal_scores
 from infer.chain_stats_kernels import (
     FLOAT64_PLATFORMS,
     RHAT_METHODS,
@@ -61,7 +63,6 @@ from infer.chain_stats_kernels import (
     TAIL_PROB,
     Plan,
     compiled,
-    normal_scores,
 )
 
 __all__ = ["TAIL_PROB", "STATISTICS", "summary_stats", "rhat", "ess", "mcse", "rhat_nested"]
@@ -161,7 +162,7 @@ def _compute_dtype(arrays, dtype):
     return name
 
 
-def summary_stats(draws, prob=TAIL_PROB, *, dtype=None):
+def summary_stats(draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None):
     """R-hat, bulk and tail ESS and the MCSE of the mean and of the sd, in one compiled program
     that sorts, ranks and transforms each parameter once for all of them.
 
@@ -169,17 +170,27 @@ def summary_stats(draws, prob=TAIL_PROB, *, dtype=None):
         draws: an array ``(num_chains, num_draws, ...)`` (numpy or JAX, float or integer), or a
             dict ``name -> array``; all arrays share ``num_chains`` and ``num_draws``.
         prob: the two tail probabilities of the tail ESS (ArviZ's ``prob``), or one of them.
+        statistics: the ones to compute, among :data:`STATISTICS` (all by default); each one
+            left out is work saved (the MCSE of the sd costs one more autocorrelation).
         dtype: ``"float64"``, ``"float32"`` or None for float64 where the backend has it.
 
     Returns:
-        ``{"rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd"} -> array`` shaped like the
+        ``statistic -> array`` for each of ``statistics`` (by default ``"rhat"``,
+        ``"ess_bulk"``, ``"ess_tail"``, ``"mcse_mean"``, ``"mcse_sd"``), shaped like the
         trailing axes of ``draws`` (NaN where ArviZ gives NaN); for a dict input,
         ``name -> that dict``.
 
     Raises:
         ValueError, TypeError: for draws of the wrong shape or dtype, or a bad option.
     """
-    return _run(draws, STATISTICS, prob=prob, dtype=dtype)
+    wanted = (statistics,) if isinstance(statistics, str) else tuple(statistics)
+    unknown = [name for name in wanted if name not in STATISTICS]
+    if unknown or not wanted:
+        raise ValueError(
+            f"statistics must name one or more of {STATISTICS}; got {statistics!r}. "
+            "Nested R-hat has its own function, rhat_nested."
+        )
+    return _run(draws, tuple(dict.fromkeys(wanted)), prob=prob, dtype=dtype)
 
 
 def rhat(draws, *, dtype=None):

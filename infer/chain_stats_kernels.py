@@ -6,7 +6,6 @@ over parameters in memory-bounded batches, and over devices when the draws are s
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -15,12 +14,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
-from scipy import stats as scipy_stats
 from scipy.fftpack import next_fast_len
+
+from infer.chain_ranks import folded_z_scores, sort, z_scores
 
 TAIL_PROB = (0.05, 0.95)
 STATISTICS = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
-_BLOM = 3 / 8
 _CONSTANT_RANGE = float(np.finfo(float).resolution)  # ArviZ: ESS of a flatter series is its size
 _MIN_DRAWS = 4
 _BATCH_BYTES = 2**29  # working memory of one vmapped batch of parameters
@@ -67,67 +66,6 @@ def _split(x):
     """The first and last halves of every chain as chains of their own: (2 num_chains, half)."""
     half = x.shape[1] // 2
     return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
-
-
-@functools.lru_cache(maxsize=8)
-def normal_scores(size, dtype):
-    """ArviZ's normal scores of the average ranks among ``size`` values, indexed by twice the
-    rank: entry ``t`` is ``Phi^-1((t/2 - 3/8) / (size + 1/4))`` (Blom 1958), computed by scipy
-    with ArviZ's own arithmetic, so they match ArviZ's bit for bit (entries 0 and 1 are unused).
-    Built on the host once per size and passed to the program: on the device a lookup is
-    cheaper than the normal quantile, and as exact in float32 as float32 allows."""
-    rank = np.arange(2 * size + 1) / 2
-    with np.errstate(invalid="ignore"):
-        scores = scipy_stats.norm.ppf((rank - _BLOM) / (size - 2 * _BLOM + 1))
-    scores = scores.astype(dtype)
-    scores.flags.writeable = False
-    return scores
-
-
-def _sort_keys(values):
-    """Unsigned integers in the order of the floats ``values`` (sign and magnitude to offset
-    binary): XLA's CPU sort orders integers several times faster than floats."""
-    width = 8 * values.dtype.itemsize
-    uint = jnp.dtype(f"uint{width}")
-    sign = np.array(1 << (width - 1), uint)
-    bits = lax.bitcast_convert_type(values, uint)
-    return jnp.where((bits & sign) != 0, ~bits, bits | sign)
-
-
-def _from_sort_keys(keys, dtype):
-    sign = np.array(1 << (8 * keys.dtype.itemsize - 1), keys.dtype)
-    return lax.bitcast_convert_type(jnp.where((keys & sign) != 0, keys & ~sign, ~keys), dtype)
-
-
-def _sort(values, with_order, wide):
-    """The values sorted (ties of -0.0 and 0.0 stay adjacent), and with ``with_order`` the
-    permutation that sorts them. ``wide`` (x64 on): 32-bit keys and their index are packed into
-    one 64-bit integer, whose one-operand sort is the fastest of all."""
-    keys = _sort_keys(values)
-    if not with_order:
-        return _from_sort_keys(lax.sort(keys), values.dtype)
-    index = lax.iota(jnp.int32, values.shape[0])
-    if wide and keys.dtype.itemsize <= 4:
-        packed = lax.sort((keys.astype(jnp.uint64) << 32) | index.astype(jnp.uint64))
-        keys, order = (packed >> 32).astype(keys.dtype), (packed & 0xFFFFFFFF).astype(jnp.int32)
-    else:
-        keys, order = lax.sort((keys, index), num_keys=1)
-    return _from_sort_keys(keys, values.dtype), order
-
-
-def _z_scores(values, scores):
-    """Normal scores of the average ranks of a 1-D array (ArviZ's ``_z_scale``, ties averaged
-    as ``scipy.stats.rankdata(method="average")``), and the sorted values."""
-    size = values.shape[0]
-    sorted_values, order = _sort(values, True, wide=scores.dtype == jnp.float64)
-    index = lax.iota(jnp.int32, size)
-    differs = sorted_values[1:] != sorted_values[:-1]
-    true = jnp.ones(1, bool)
-    first = lax.cummax(jnp.where(jnp.concatenate([true, differs]), index, 0))
-    last = lax.cummin(jnp.where(jnp.concatenate([differs, true]), index, size - 1), reverse=True)
-    z_sorted = scores[first + last + 2]  # twice the 1-based average rank
-    z = jnp.zeros(size, scores.dtype).at[order].set(z_sorted, unique_indices=True)
-    return z, sorted_values
 
 
 def _quantile(sorted_values, prob):
@@ -208,25 +146,26 @@ def _rhat_nested(z, superchain_ids):
     return jnp.sqrt(1 + between_super / (within_chain + between_chain).mean())
 
 
-def _rank_rhat(split, z_bulk, sorted_split, rhat_fn, scores):
+def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores):
     """The larger of the R-hats of the normal scores of the split draws and of the folded
     split draws ``|x - median|`` (ArviZ's max, which keeps the bulk value when the tail is NaN)."""
-    size = sorted_split.shape[0]
-    median = (sorted_split[size // 2 - 1] + sorted_split[size // 2]) / 2
-    z_tail, _ = _z_scores(jnp.abs(split - median).reshape(-1), scores)
+    z_tail = folded_z_scores(sorted_split, order, scores)
     bulk = rhat_fn(z_bulk.reshape(split.shape))
     tail = rhat_fn(z_tail.reshape(split.shape))
     return jnp.where(tail > bulk, tail, bulk)
 
 
-def _nested(x, split, z_bulk, sorted_split, scores, plan):
+def _nested(x, split, ranked, scores, plan):
     ids = plan.superchain_ids
     if plan.nested_method == "identity":
         return _rhat_nested(x.astype(scores.dtype), ids)
     split_ids = ids + ids  # half-chains: all first halves, then all second halves
     if plan.nested_method == "split":
         return _rhat_nested(split.astype(scores.dtype), split_ids)
-    return _rank_rhat(split, z_bulk, sorted_split, lambda z: _rhat_nested(z, split_ids), scores)
+    z_bulk, sorted_split, order = ranked
+    return _rank_rhat(
+        split, z_bulk, sorted_split, order, lambda z: _rhat_nested(z, split_ids), scores
+    )
 
 
 def _param_stats(x, scores, plan):
@@ -243,20 +182,20 @@ def _param_stats(x, scores, plan):
         "rhat_nested" in wanted and plan.nested_method == "rank"
     )
     if ranked:
-        z_bulk, sorted_split = _z_scores(split.reshape(-1), scores)
+        z_bulk, sorted_split, order = z_scores(split.reshape(-1), scores)
         series["ess_bulk"] = z_bulk.reshape(split.shape)
-    if "rhat" in wanted:
-        out["rhat"] = (
-            _rank_rhat(split, z_bulk, sorted_split, _rhat, scores) if num_chains > 1 else nan
-        )
+    if "rhat" in wanted and num_chains > 1:
+        out["rhat"] = _rank_rhat(split, z_bulk, sorted_split, order, _rhat, scores)
+    elif "rhat" in wanted:
+        out["rhat"] = nan
     if "rhat_nested" in wanted:
-        z, s = (z_bulk, sorted_split) if ranked else (None, None)
-        out["rhat_nested"] = _nested(x, split, z, s, scores, plan) if num_chains > 1 else nan
+        ranks = (z_bulk, sorted_split, order) if ranked else None
+        out["rhat_nested"] = _nested(x, split, ranks, scores, plan) if num_chains > 1 else nan
     if "ess_tail" in wanted:
         if ranked and num_draws % 2 == 0:
             sorted_all = sorted_split  # the split draws are all the draws
         else:
-            sorted_all = _sort(x.reshape(-1), False, wide=False)
+            sorted_all = sort(x.reshape(-1), False, wide=False)
         for i, prob in enumerate(plan.prob):
             series[f"tail{i}"] = split <= _quantile(sorted_all, prob)
     xc = x.astype(ctype)

@@ -61,7 +61,9 @@ def shortfalls(positions, rule: Converged) -> dict[str, dict]:
         positions: per-chain positions, leading axes ``(num_chains, num_draws)``.
     """
     named = default_names(positions)
-    stats = chain_stats.summary_stats(named, prob=TAIL_PROB)
+    stats = chain_stats.summary_stats(
+        named, prob=TAIL_PROB, statistics=("rhat", "ess_bulk", "ess_tail")
+    )
     failing = {}
     for name in named:
         r = np.atleast_1d(np.asarray(stats[name]["rhat"], float)).ravel()

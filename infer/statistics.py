@@ -51,7 +51,8 @@ def _jax(results: dict[str, Result]) -> dict[str, dict]:
 
     def one(result: Result) -> dict:
         draws = {k: np.asarray(v) for k, v in result.draws.items()}
-        stats = jax.device_get(chain_stats.summary_stats(draws, prob=TAIL_PROB))
+        stats = chain_stats.summary_stats(draws, prob=TAIL_PROB, statistics=STATISTICS)
+        stats = jax.device_get(stats)
         return {stat: {k: np.asarray(stats[k][stat]) for k in draws} for stat in STATISTICS}
 
     workers = min(len(results), os.cpu_count() or 1)

@@ -148,6 +148,47 @@ def test_short_chains_match_arviz(num_chains, num_draws):
         assert_matches(mine[stat], value, what=stat)
 
 
+def short_ties(longest, dtype, seed=0):
+    """Draws (4, 300, 2) whose values repeat at most ``longest`` times: parameter 0 in the
+    draws themselves, parameter 1 in the folded draws (mirrored about the median, so each
+    ``|x - median|`` appears twice, with a few repeated values on top)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(NUM_CHAINS, 300, 2))
+    flat = x[..., 0].reshape(-1)
+    for start in range(0, 40 * longest, longest):  # runs of 1..longest equal values
+        flat[start : start + 1 + start // longest % longest] = flat[start]
+    x[..., 0] = flat.reshape(NUM_CHAINS, 300)
+    x[:, 150:, 1] = -x[:, :150, 1][:, ::-1]  # symmetric: the median is 0
+    x[0, : longest // 2, 1] = x[1, 3, 1]
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("longest", [1, 2, 4, 5, 9])
+def test_ties_below_and_above_the_one_pass_reach_match_arviz(longest, dtype):
+    """Ties of up to ``_TIE_REACH`` (4) equal values are averaged in one pass, longer ones by
+    scans; the folded draws are ranked by merging the sorted draws (no second sort)."""
+    draws = {"x": short_ties(longest, dtype)}
+    reference = arviz_reference(draws)
+    mine = chain_stats.summary_stats(draws)
+    for stat in ("rhat", "ess_bulk"):
+        assert_matches(mine["x"][stat], reference[stat]["x"], what=f"{stat}, ties of {longest}")
+
+
+def test_a_chosen_subset_of_statistics_is_what_comes_back():
+    draws = make_draws(200)
+    full = chain_stats.summary_stats(draws)
+    some = chain_stats.summary_stats(draws, statistics=("ess_tail", "rhat"))
+    for name in draws:
+        assert set(some[name]) == {"ess_tail", "rhat"}
+        for stat in some[name]:
+            assert_matches(some[name][stat], full[name][stat], rtol=1e-12, what=stat)
+    with pytest.raises(ValueError, match="statistics must name"):
+        chain_stats.summary_stats(draws, statistics=("ess_bulk", "mcse_median"))
+    with pytest.raises(ValueError, match="statistics must name"):
+        chain_stats.summary_stats(draws, statistics=())
+
+
 def test_jax_array_input_gives_the_same_results_without_a_host_copy():
     draws = make_draws(500, np.float32)["iid"]
     on_device = jnp.asarray(draws)

@@ -1,0 +1,180 @@
+"""Rank normalisation on the device, for :mod:`infer.chain_stats`: one parameter's draws are
+sorted once (as unsigned integer keys, XLA's fastest sort), their average ranks (ties averaged
+as ``scipy.stats.rankdata`` does) turned into Blom's normal scores by a table lookup, and the
+folded draws ``|x - median|`` ranked from the same sort by a bitonic merge.
+
+Every function takes a 1-D array of one parameter's (split) draws, ``(size,)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from scipy import stats as scipy_stats
+
+_BLOM = 3 / 8
+_TIE_REACH = 4  # ties up to this many equal values are counted in one pass, not scanned
+
+
+@functools.lru_cache(maxsize=8)
+def normal_scores(size, dtype):
+    """ArviZ's normal scores of the average ranks among ``size`` values, indexed by twice the
+    rank: entry ``t`` is ``Phi^-1((t/2 - 3/8) / (size + 1/4))`` (Blom 1958), computed by scipy
+    with ArviZ's own arithmetic, so they match ArviZ's bit for bit (entries 0 and 1 are unused).
+    Built on the host once per size and passed to the program: on the device a lookup is
+    cheaper than the normal quantile, and as exact in float32 as float32 allows."""
+    rank = np.arange(2 * size + 1) / 2
+    with np.errstate(invalid="ignore"):
+        scores = scipy_stats.norm.ppf((rank - _BLOM) / (size - 2 * _BLOM + 1))
+    scores = scores.astype(dtype)
+    scores.flags.writeable = False
+    return scores
+
+
+def _sort_keys(values):
+    """Unsigned integers in the order of the floats ``values`` (sign and magnitude to offset
+    binary): XLA's CPU sort orders integers several times faster than floats."""
+    width = 8 * values.dtype.itemsize
+    uint = jnp.dtype(f"uint{width}")
+    sign = np.array(1 << (width - 1), uint)
+    bits = lax.bitcast_convert_type(values, uint)
+    return jnp.where((bits & sign) != 0, ~bits, bits | sign)
+
+
+def _from_sort_keys(keys, dtype):
+    sign = np.array(1 << (8 * keys.dtype.itemsize - 1), keys.dtype)
+    return lax.bitcast_convert_type(jnp.where((keys & sign) != 0, keys & ~sign, ~keys), dtype)
+
+
+def sort(values, with_order, wide):
+    """The values sorted (ties of -0.0 and 0.0 stay adjacent), and with ``with_order`` the
+    permutation that sorts them. ``wide`` (x64 on): 32-bit keys and their index are packed into
+    one 64-bit integer, whose one-operand sort is the fastest of all."""
+    keys = _sort_keys(values)
+    if not with_order:
+        return _from_sort_keys(lax.sort(keys), values.dtype)
+    index = lax.iota(jnp.int32, values.shape[0])
+    if wide and keys.dtype.itemsize <= 4:
+        packed = lax.sort((keys.astype(jnp.uint64) << 32) | index.astype(jnp.uint64))
+        keys, order = (packed >> 32).astype(keys.dtype), (packed & 0xFFFFFFFF).astype(jnp.int32)
+    else:
+        keys, order = lax.sort((keys, index), num_keys=1)
+    return _from_sort_keys(keys, values.dtype), order
+
+
+def _scanned_scores(sorted_values, scores):
+    """Normal scores of the average ranks of sorted values: ties (equal neighbours) share the
+    mean of their ranks, as ``scipy.stats.rankdata(method="average")`` gives them."""
+    size = sorted_values.shape[0]
+    index = lax.iota(jnp.int32, size)
+    differs = sorted_values[1:] != sorted_values[:-1]
+    true = jnp.ones(1, bool)
+    first = lax.cummax(jnp.where(jnp.concatenate([true, differs]), index, 0))
+    last = lax.cummin(jnp.where(jnp.concatenate([differs, true]), index, size - 1), reverse=True)
+    return scores[first + last + 2]  # twice the 1-based average rank
+
+
+def _near_scores(sorted_values, scores):
+    """:func:`_scanned_scores` where no value repeats more than ``_TIE_REACH`` times: each
+    value counts its equals among its ``_TIE_REACH`` neighbours on either side (one pass,
+    where the scans take dozens)."""
+    size = sorted_values.shape[0]
+    twice_rank = 2 * lax.iota(jnp.int32, size) + 2
+    for distance in range(1, min(_TIE_REACH, size - 1) + 1):
+        equal = (sorted_values[distance:] == sorted_values[:-distance]).astype(jnp.int32)
+        none = jnp.zeros(distance, jnp.int32)
+        twice_rank += jnp.concatenate([equal, none]) - jnp.concatenate([none, equal])
+    return scores[twice_rank]
+
+
+def _long_ties(sorted_values):
+    """Whether some value repeats more than ``_TIE_REACH`` times (in the whole batch)."""
+    size = sorted_values.shape[-1]
+    reach = min(_TIE_REACH, size - 1)
+    return (sorted_values[..., reach:] == sorted_values[..., : size - reach]).any()
+
+
+@jax.custom_batching.custom_vmap
+def _tie_scores(sorted_values, scores):
+    """The normal scores of the average ranks of sorted values (ties averaged), by
+    :func:`_near_scores` unless a value repeats too often for it: for a batch of parameters
+    (under ``vmap``), unless one of them has such a value."""
+    return lax.cond(_long_ties(sorted_values), _scanned_scores, _near_scores, sorted_values, scores)
+
+
+@_tie_scores.def_vmap
+def _tie_scores_batched(axis_size, in_batched, sorted_values, scores):
+    values_batched, scores_batched = in_batched
+    if not values_batched:
+        sorted_values = jnp.broadcast_to(sorted_values, (axis_size, *sorted_values.shape))
+    axes = (0, 0 if scores_batched else None)
+    batched = lax.cond(
+        _long_ties(sorted_values),
+        jax.vmap(_scanned_scores, axes),
+        jax.vmap(_near_scores, axes),
+        sorted_values,
+        scores,
+    )
+    return batched, True
+
+
+def z_scores(values, scores):
+    """Normal scores of the average ranks of a 1-D array (ArviZ's ``_z_scale``, ties averaged
+    as ``scipy.stats.rankdata(method="average")``), the sorted values, and the permutation
+    that sorts them."""
+    sorted_values, order = sort(values, True, wide=scores.dtype == jnp.float64)
+    z_sorted = _tie_scores(sorted_values, scores)
+    z = jnp.zeros(values.shape[0], scores.dtype).at[order].set(z_sorted, unique_indices=True)
+    return z, sorted_values, order
+
+
+def _bitonic_merge(keys, payload, packed):
+    """Sort pairs ``(keys, payload)`` (1-D, unsigned keys) that are strictly decreasing and then
+    strictly increasing in lexicographic order: a bitonic sequence, which Batcher's merging
+    network sorts in ``log2`` rounds of elementwise compare-exchanges, far cheaper than a sort.
+    ``packed``: both are 32-bit and travel as one 64-bit integer. Returns them sorted."""
+    size = keys.shape[0]
+    padded = 1 << max(size - 1, 1).bit_length()
+    pad = padded - size  # the largest pairs at the end keep the sequence bitonic
+    keys = jnp.concatenate([keys, jnp.full(pad, jnp.iinfo(keys.dtype).max, keys.dtype)])
+    payload = jnp.concatenate([payload, jnp.full(pad, jnp.iinfo(payload.dtype).max, payload.dtype)])
+    if packed:
+        keys = (keys.astype(jnp.uint64) << 32) | payload.astype(jnp.uint64)
+    stride = padded // 2
+    while stride:
+        k = keys.reshape(-1, 2, stride)
+        if packed:
+            keys = jnp.stack([k.min(axis=1), k.max(axis=1)], axis=1).reshape(-1)
+        else:
+            p = payload.reshape(-1, 2, stride)
+            swap = (k[:, 1] < k[:, 0]) | ((k[:, 1] == k[:, 0]) & (p[:, 1] < p[:, 0]))
+            keys = jnp.where(swap[:, None], k[:, ::-1], k).reshape(-1)
+            payload = jnp.where(swap[:, None], p[:, ::-1], p).reshape(-1)
+        stride //= 2
+    if packed:
+        keys, payload = (keys >> 32).astype(jnp.uint32), (keys & 0xFFFFFFFF).astype(jnp.int32)
+    return keys[:size], payload[:size]
+
+
+def folded_z_scores(sorted_values, order, scores):
+    """The normal scores of the average ranks of the folded draws ``|x - median|``, in the
+    order of the draws, from the sorted draws and their sorting permutation (no second sort).
+
+    In sorted order the folded draws fall to the median and rise after it, so a bitonic merge
+    sorts them. Each carries a tie-break, its sorted position (reversed before the median), so
+    that the pairs strictly fall and rise whatever the ties."""
+    size = sorted_values.shape[0]
+    half = size // 2
+    median = (sorted_values[half - 1] + sorted_values[half]) / 2
+    keys = _sort_keys(jnp.abs(sorted_values - median))
+    position = lax.iota(jnp.int32, size)
+    tie_break = jnp.where(position < half, 2 * size - 1 - position, position)
+    packed = keys.dtype.itemsize <= 4 and scores.dtype == jnp.float64
+    merged, tie_break = _bitonic_merge(keys, tie_break, packed)
+    position = jnp.where(tie_break < size, tie_break, 2 * size - 1 - tie_break)
+    z_sorted = _tie_scores(merged, scores)
+    return jnp.zeros(size, scores.dtype).at[order[position]].set(z_sorted, unique_indices=True)
