@@ -18,6 +18,7 @@ from scipy import stats as scipy_stats
 
 _BLOM = 3 / 8
 _TIE_REACH = 4  # ties up to this many equal values are counted in one pass, not scanned
+FAST_FROM = 2**15  # draws of one parameter from which the faster, longer-to-compile paths pay
 
 
 @functools.lru_cache(maxsize=8)
@@ -122,12 +123,19 @@ def _tie_scores_batched(axis_size, in_batched, sorted_values, scores):
     return batched, True
 
 
+def _average_scores(sorted_values, scores):
+    """:func:`_tie_scores` for many draws; the scans alone for few (which compile faster)."""
+    if sorted_values.shape[0] < FAST_FROM:
+        return _scanned_scores(sorted_values, scores)
+    return _tie_scores(sorted_values, scores)
+
+
 def z_scores(values, scores):
     """Normal scores of the average ranks of a 1-D array (ArviZ's ``_z_scale``, ties averaged
     as ``scipy.stats.rankdata(method="average")``), the sorted values, and the permutation
     that sorts them."""
     sorted_values, order = sort(values, True, wide=scores.dtype == jnp.float64)
-    z_sorted = _tie_scores(sorted_values, scores)
+    z_sorted = _average_scores(sorted_values, scores)
     z = jnp.zeros(values.shape[0], scores.dtype).at[order].set(z_sorted, unique_indices=True)
     return z, sorted_values, order
 
@@ -154,22 +162,28 @@ def _bitonic_merge(keys, payload, packed):
             swap = (k[:, 1] < k[:, 0]) | ((k[:, 1] == k[:, 0]) & (p[:, 1] < p[:, 0]))
             keys = jnp.where(swap[:, None], k[:, ::-1], k).reshape(-1)
             payload = jnp.where(swap[:, None], p[:, ::-1], p).reshape(-1)
+        # each round is written out: fused together, the rounds would recompute every
+        # element's whole history of compare-exchanges (2^rounds of them)
+        keys, payload = lax.optimization_barrier((keys, payload))
         stride //= 2
     if packed:
         keys, payload = (keys >> 32).astype(jnp.uint32), (keys & 0xFFFFFFFF).astype(jnp.int32)
     return keys[:size], payload[:size]
 
 
-def folded_z_scores(sorted_values, order, scores):
+def folded_z_scores(values, sorted_values, order, scores):
     """The normal scores of the average ranks of the folded draws ``|x - median|``, in the
-    order of the draws, from the sorted draws and their sorting permutation (no second sort).
+    order of the draws ``values``, given them sorted and their sorting permutation ``order``.
 
-    In sorted order the folded draws fall to the median and rise after it, so a bitonic merge
-    sorts them. Each carries a tie-break, its sorted position (reversed before the median), so
-    that the pairs strictly fall and rise whatever the ties."""
+    For many draws, no second sort: in sorted order the folded draws fall to the median and
+    rise after it, so a bitonic merge sorts them. Each carries a tie-break, its sorted position
+    (reversed before the median), so that the pairs strictly fall and rise whatever the ties.
+    For fewer than :data:`FAST_FROM` draws, a second sort (quicker to compile)."""
     size = sorted_values.shape[0]
     half = size // 2
     median = (sorted_values[half - 1] + sorted_values[half]) / 2
+    if size < FAST_FROM:
+        return z_scores(jnp.abs(values - median), scores)[0]
     keys = _sort_keys(jnp.abs(sorted_values - median))
     position = lax.iota(jnp.int32, size)
     tie_break = jnp.where(position < half, 2 * size - 1 - position, position)

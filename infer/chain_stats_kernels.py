@@ -16,13 +16,13 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 from scipy.fftpack import next_fast_len
 
-from infer.chain_ranks import folded_z_scores, sort, z_scores
+from infer.chain_ranks import FAST_FROM, folded_z_scores, sort, z_scores
 
 TAIL_PROB = (0.05, 0.95)
 STATISTICS = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
 _CONSTANT_RANGE = float(np.finfo(float).resolution)  # ArviZ: ESS of a flatter series is its size
 _MIN_DRAWS = 4
-_BATCH_BYTES = 2**29  # working memory of one vmapped batch of parameters
+_BATCH_BYTES = 2**23  # working memory of one vmapped batch of parameters: near the cache's size
 _WORK_PER_VALUE = 48  # float64 words of working memory per draw and parameter, roughly
 FLOAT64_PLATFORMS = frozenset({"cpu", "gpu", "cuda", "rocm"})
 RHAT_METHODS = ("rank", "split", "identity")
@@ -82,23 +82,76 @@ def _quantile(sorted_values, prob):
     return a + (b - a) * jnp.asarray(gamma, dtype)
 
 
-def _geyer_tau(rho):
-    """ArviZ's integrated autocorrelation time from autocorrelations ``rho`` (num_draws,):
-    Geyer's initial positive sequence, its monotone version, and ArviZ's last-term rule."""
-    limit = max((rho.shape[0] - 3) // 2, 0)  # the largest pair ArviZ's loop can reach
-    pairs = rho[: 2 * (limit + 1)].reshape(limit + 1, 2).at[0, 0].set(1.0)
+def _geyer_tau(rho, num_draws):
+    """ArviZ's integrated autocorrelation time from the autocorrelations ``rho`` of its lags
+    ``0..len(rho)-1`` for chains of ``num_draws`` draws: Geyer's initial positive sequence, its
+    monotone version, and ArviZ's last-term rule. Returns ``(tau, exact)``: ``exact`` is False
+    when ``rho`` stops before the lag where Geyer's sum does (then ``tau`` means nothing)."""
+    limit = max((num_draws - 3) // 2, 0)  # the largest pair ArviZ's loop can reach
+    known = min(limit, max((rho.shape[0] - 2) // 2, 0))  # the last pair rho holds
+    pairs = rho[: 2 * (known + 1)].reshape(known + 1, 2).at[0, 0].set(1.0)
     pair_sums = pairs.sum(axis=1)
-    if limit == 0:
-        stop = jnp.asarray(0)
-    else:
-        stops = ~(pair_sums[:limit] > 0)
-        stop = jnp.where(stops.any(), jnp.argmax(stops), limit)
+    stops = ~(pair_sums[: min(known + 1, limit)] > 0)
+    found = stops.any()
+    stop = jnp.where(found, jnp.argmax(stops), known) if stops.shape[0] else jnp.asarray(known)
     monotone = lax.cummin(pair_sums)
-    body = jnp.sum(jnp.where(jnp.arange(limit + 1) < stop, monotone, 0.0))
+    body = jnp.sum(jnp.where(jnp.arange(known + 1) < stop, monotone, 0.0))
     last_even, last_pair = pairs[stop, 0], pair_sums[stop]
     tail = jnp.where((last_pair >= 0) | (last_even > 0), last_even, 0.0)
     tau = -1 + 2 * body + tail
-    return jnp.where(jnp.isnan(rho[1]), jnp.nan, tau)
+    exact = found | (known == limit)
+    return jnp.where(jnp.isnan(rho[1]), jnp.nan, tau), exact
+
+
+def _tau(centred, between, fft_len):
+    """Geyer's ``(tau, exact)`` of each series of ``centred`` (num_series, num_chains, n),
+    from its chains' mean autocovariance at the lags ``0..fft_len - n`` (those a circular
+    correlation of that length gets without wrapping round); ``between``: the variance of the
+    chain means (num_series,)."""
+    n = centred.shape[2]
+    lags = min(fft_len - n, n - 1) + 1
+    spectrum = jnp.fft.rfft(centred, n=fft_len, axis=2)
+    power = (spectrum.real**2 + spectrum.imag**2).mean(axis=1)  # chains averaged: irfft is linear
+    mean_acov = jnp.fft.irfft(power, n=fft_len, axis=1)[:, :lags] / n
+    mean_var = mean_acov[:, 0] * n / (n - 1)
+    var_plus = mean_var * (n - 1) / n + between
+    rho = 1 - (mean_var[:, None] - mean_acov) / var_plus[:, None]
+    return jax.vmap(lambda r: _geyer_tau(r, n))(rho)
+
+
+def _fft_lengths(num_chains, n):
+    """The FFT lengths of every lag (as ArviZ: ``next_fast_len(2 n)``) and, for series of
+    :data:`FAST_FROM` draws and more, of the first ``max(n // 8, 32)`` lags, where Geyer's sum
+    stops for all but slowly mixing chains; None for the second when it would not pay."""
+    full = next_fast_len(2 * n)
+    short = next_fast_len(n + max(n // 8, 32))
+    return full, short if short < 0.75 * full and num_chains * n >= FAST_FROM else None
+
+
+@jax.custom_batching.custom_vmap
+def _geyer(centred, between):
+    """Geyer's ``tau`` of each series (see :func:`_tau`), from the first lags' autocovariances
+    when Geyer's sum stops within them, else from every lag's. Under ``vmap`` (a batch of
+    parameters) the decision is the batch's, so that only the FFT it needs runs."""
+    full, short = _fft_lengths(*centred.shape[1:])
+    if short is None:
+        return _tau(centred, between, full)[0]
+    tau, exact = _tau(centred, between, short)
+    return lax.cond(exact.all(), lambda: tau, lambda: _tau(centred, between, full)[0])
+
+
+@_geyer.def_vmap
+def _geyer_batched(axis_size, in_batched, centred, between):
+    centred, between = (
+        x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
+        for x, batched in zip((centred, between), in_batched, strict=True)
+    )
+    full, short = _fft_lengths(*centred.shape[2:])
+    every_lag = jax.vmap(lambda c, b: _tau(c, b, full)[0])
+    if short is None:
+        return every_lag(centred, between), True
+    tau, exact = jax.vmap(lambda c, b: _tau(c, b, short))(centred, between)
+    return lax.cond(exact.all(), lambda: tau, lambda: every_lag(centred, between)), True
 
 
 def _ess(series, ctype):
@@ -107,14 +160,7 @@ def _ess(series, ctype):
     size = num_chains * n
     series = series.astype(ctype)
     centred = series - _mean(series, axis=2, keepdims=True)
-    fft_len = next_fast_len(2 * n)
-    spectrum = jnp.fft.rfft(centred, n=fft_len, axis=2)
-    power = (spectrum.real**2 + spectrum.imag**2).mean(axis=1)  # chains averaged: irfft is linear
-    mean_acov = jnp.fft.irfft(power, n=fft_len, axis=1)[:, :n] / n
-    mean_var = mean_acov[:, 0] * n / (n - 1)
-    var_plus = mean_var * (n - 1) / n + _var(_mean(series, axis=2), axis=1, ddof=1)
-    rho = 1 - (mean_var[:, None] - mean_acov) / var_plus[:, None]
-    tau = jax.vmap(_geyer_tau)(rho)
+    tau = _geyer(centred, _var(_mean(series, axis=2), axis=1, ddof=1))
     ess = size / jnp.maximum(tau, 1 / math.log10(size))
     constant = series.max(axis=(1, 2)) - series.min(axis=(1, 2)) < _CONSTANT_RANGE
     return jnp.where(constant, size, ess)
@@ -149,7 +195,7 @@ def _rhat_nested(z, superchain_ids):
 def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores):
     """The larger of the R-hats of the normal scores of the split draws and of the folded
     split draws ``|x - median|`` (ArviZ's max, which keeps the bulk value when the tail is NaN)."""
-    z_tail = folded_z_scores(sorted_split, order, scores)
+    z_tail = folded_z_scores(split.reshape(-1), sorted_split, order, scores)
     bulk = rhat_fn(z_bulk.reshape(split.shape))
     tail = rhat_fn(z_tail.reshape(split.shape))
     return jnp.where(tail > bulk, tail, bulk)
