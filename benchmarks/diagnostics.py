@@ -10,7 +10,9 @@
   within 5%. With ``progress=False`` the run is one compiled program per phase, exactly as
   without the feature.
 
-Results go to ``benchmarks/results/diagnostics_<platform>.json``.
+Results go to ``benchmarks/results/diagnostics_<platform>.json``. JAX's persistent compilation
+cache (which ``import infer`` turns on) is off here, so that a first call compiles as it does
+on a fresh machine, not load what an earlier run of this script compiled.
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ import argparse
 import functools
 import io
 import json
+import os
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-import jax
-import numpy as np
-from tqdm import tqdm
+os.environ["INFER_COMPILATION_CACHE"] = "0"  # first calls compile (see above)
 
-import infer
-from models import targets
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+import infer  # noqa: E402
+from models import targets  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
