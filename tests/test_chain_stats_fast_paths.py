@@ -1,0 +1,103 @@
+"""The faster paths of :mod:`infer.chain_stats` for many draws per parameter (from
+``chain_ranks.FAST_FROM``): one sort and a bitonic merge for the folded draws, ties averaged in
+one pass, Geyer's sum from the first lags' autocovariances. Against scipy's ranks and
+``arviz_stats``, as the rest of the test set in ``test_chain_stats.py``."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_chain_stats import NUM_CHAINS, arviz_reference, assert_matches
+
+from infer import chain_ranks, chain_stats
+
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
+LONG = 9000  # draws per chain: 4 x 9000 split draws reach chain_ranks.FAST_FROM (2**15)
+
+
+def short_ties(longest, dtype, seed=0):
+    """Draws (4, LONG, 2) whose values repeat at most ``longest`` times: parameter 0 in the
+    draws themselves, parameter 1 in the folded draws (mirrored about the median, so each
+    ``|x - median|`` appears twice, with a few repeated values on top)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(NUM_CHAINS, LONG, 2))
+    flat = x[..., 0].reshape(-1)
+    for start in range(0, flat.size // 2, longest):  # runs of 1..longest equal values
+        flat[start : start + 1 + start // longest % longest] = flat[start]
+    x[..., 0] = flat.reshape(NUM_CHAINS, LONG)
+    x[:, LONG // 2 :, 1] = -x[:, : LONG // 2, 1][:, ::-1]  # symmetric: the median is 0
+    x[0, : longest // 2, 1] = x[1, 3, 1]
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("longest", [1, 2, 4, 5, 9])
+def test_ties_below_and_above_the_one_pass_reach_match_arviz(longest, dtype):
+    """With many draws, ties of up to 4 equal values are averaged in one pass, longer ones by
+    scans, and the folded draws are ranked by merging the sorted draws (no second sort)."""
+    assert NUM_CHAINS * LONG >= chain_ranks.FAST_FROM
+    draws = {"x": short_ties(longest, dtype)}
+    reference = arviz_reference(draws)
+    mine = chain_stats.summary_stats(draws)
+    for stat in ("rhat", "ess_bulk"):
+        assert_matches(mine["x"][stat], reference[stat]["x"], what=f"{stat}, ties of {longest}")
+
+
+def blom_scores_of_average_ranks(x):
+    """scipy's average ranks of ``x`` (1-D), as Blom's normal scores (ArviZ's ``_z_scale``)."""
+    from scipy import stats
+
+    return stats.norm.ppf((stats.rankdata(x) - 3 / 8) / (x.size + 1 / 4))
+
+
+@pytest.mark.parametrize("longest", [2, 4, 9])
+def test_rank_normalisation_equals_scipys_average_ranks(longest):
+    """``z_scores`` and ``folded_z_scores`` of many draws, one parameter at a time and as a
+    vmapped batch (whose tie handling is decided for the whole batch), against scipy."""
+    draws = short_ties(longest, np.float64)
+    columns = [draws[..., p].reshape(-1) for p in range(2)]
+    size = columns[0].size
+    assert size >= chain_ranks.FAST_FROM
+    scores = chain_ranks.normal_scores(size, "float64")
+
+    def both(x):
+        z, sorted_x, order = chain_ranks.z_scores(x, scores)
+        return z, chain_ranks.folded_z_scores(x, sorted_x, order, scores)
+
+    with jax.enable_x64(True):
+        one = [jax.jit(both)(jnp.asarray(x)) for x in columns]
+        batched = jax.jit(jax.vmap(both))(jnp.asarray(np.stack(columns)))
+    for p, x in enumerate(columns):
+        sorted_x = np.sort(x)
+        median = (sorted_x[size // 2 - 1] + sorted_x[size // 2]) / 2
+        expected = (blom_scores_of_average_ranks(x), blom_scores_of_average_ranks(abs(x - median)))
+        for got in (one[p], (batched[0][p], batched[1][p])):
+            for mine, reference in zip(got, expected, strict=True):
+                np.testing.assert_allclose(np.asarray(mine), reference, rtol=1e-12, atol=1e-12)
+
+
+def ar1(phi, shape, rng):
+    """AR(1) chains (num_chains, num_draws) with coefficient ``phi``, started stationary."""
+    noise = rng.normal(size=shape)
+    x = np.empty(shape)
+    x[:, 0] = noise[:, 0] / np.sqrt(1 - phi**2)
+    for t in range(1, shape[1]):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    return x
+
+
+@pytest.mark.parametrize("phis", [(0.0, 0.5), (0.0, 0.999)])
+def test_geyer_sums_past_the_first_lags_match_arviz(phis):
+    """With many draws, the autocovariances of the first ``n // 8`` lags are enough where
+    Geyer's sum stops within them (fast mixing); a slowly mixing chain needs every lag: a
+    batch of parameters that holds one (here all in one batch) is computed from every lag, as
+    ArviZ does."""
+    rng = np.random.default_rng(len(phis))
+    draws = {"x": np.stack([ar1(phi, (NUM_CHAINS, 2 * LONG), rng) for phi in phis], axis=-1)}
+    reference = arviz_reference(draws)
+    mine = chain_stats.summary_stats(draws)
+    for stat in ("ess_bulk", "ess_tail", "mcse_mean"):
+        assert_matches(mine["x"][stat], reference[stat]["x"], what=f"{stat} for phi {phis}")
+    if 0.999 in phis:  # far past the first 1,125 lags: Geyer's sum goes on for thousands
+        assert float(np.min(mine["x"]["ess_bulk"])) < NUM_CHAINS * 2 * LONG / 1000
