@@ -281,9 +281,12 @@ SHARDED_SCRIPT = textwrap.dedent(
     from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
     from infer import chain_stats
     assert len(jax.devices()) == 2
-    draws = np.random.default_rng(0).normal(size=(4, 300, 5)).astype(np.float32)
-    on_host = chain_stats.summary_stats(draws)
-    nested_on_host = chain_stats.rhat_nested(draws, (0, 0, 1, 1))
+    rng = np.random.default_rng(0)
+    long = rng.normal(size=(4, 9000, 2)).astype(np.float32)  # the many-draw paths
+    long[..., 1] = np.round(3 * long[..., 1])  # long runs of ties
+    draws = {"short": rng.normal(size=(4, 300, 5)).astype(np.float32), "long": long}
+    on_host = {k: chain_stats.summary_stats(v) for k, v in draws.items()}
+    nested_on_host = chain_stats.rhat_nested(draws["short"], (0, 0, 1, 1))
     meshes = {
         "auto": Mesh(np.array(jax.devices()), ("chain",)),  # as infer.placement builds it
         "explicit": jax.make_mesh((2,), ("chain",), axis_types=(AxisType.Explicit,)),
@@ -292,10 +295,10 @@ SHARDED_SCRIPT = textwrap.dedent(
     for kind, mesh in meshes.items():
         sharded = jax.device_put(draws, NamedSharding(mesh, PartitionSpec("chain")))
         with jax.transfer_guard_device_to_host("disallow"):
-            on_devices = chain_stats.summary_stats(sharded)
-            nested = chain_stats.rhat_nested(sharded, (0, 0, 1, 1))
-        same = [np.array_equal(np.asarray(on_devices[s]), np.asarray(on_host[s]), equal_nan=True)
-                for s in chain_stats.STATISTICS]
+            on_devices = {k: chain_stats.summary_stats(v) for k, v in sharded.items()}
+            nested = chain_stats.rhat_nested(sharded["short"], (0, 0, 1, 1))
+        same = [np.array_equal(np.asarray(on_devices[k][s]), np.asarray(on_host[k][s]),
+                               equal_nan=True) for k in draws for s in chain_stats.STATISTICS]
         out[kind] = bool(all(same) and np.array_equal(np.asarray(nested), nested_on_host))
     print(json.dumps(out))
     """
