@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import functools
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from scipy import stats as scipy_stats
+
+from infer.batchwise import batchwise_cond
 
 _BLOM = 3 / 8
 _TIE_REACH = 4  # ties up to this many equal values are counted in one pass, not scanned
@@ -93,34 +94,18 @@ def _near_scores(sorted_values, scores):
 
 
 def _long_ties(sorted_values):
-    """Whether some value repeats more than ``_TIE_REACH`` times (in the whole batch)."""
+    """Whether some value repeats more than ``_TIE_REACH`` times."""
     size = sorted_values.shape[-1]
     reach = min(_TIE_REACH, size - 1)
     return (sorted_values[..., reach:] == sorted_values[..., : size - reach]).any()
 
 
-@jax.custom_batching.custom_vmap
-def _tie_scores(sorted_values, scores):
-    """The normal scores of the average ranks of sorted values (ties averaged), by
-    :func:`_near_scores` unless a value repeats too often for it: for a batch of parameters
-    (under ``vmap``), unless one of them has such a value."""
-    return lax.cond(_long_ties(sorted_values), _scanned_scores, _near_scores, sorted_values, scores)
-
-
-@_tie_scores.def_vmap
-def _tie_scores_batched(axis_size, in_batched, sorted_values, scores):
-    values_batched, scores_batched = in_batched
-    if not values_batched:
-        sorted_values = jnp.broadcast_to(sorted_values, (axis_size, *sorted_values.shape))
-    axes = (0, 0 if scores_batched else None)
-    batched = lax.cond(
-        _long_ties(sorted_values),
-        jax.vmap(_scanned_scores, axes),
-        jax.vmap(_near_scores, axes),
-        sorted_values,
-        scores,
-    )
-    return batched, True
+_tie_scores = batchwise_cond(
+    lambda values, scores: _long_ties(values), _scanned_scores, _near_scores
+)
+"""The normal scores of the average ranks of sorted values (ties averaged), by
+:func:`_near_scores` unless a value repeats too often for it: for a batch of parameters
+(under ``vmap``), unless one of them has such a value."""
 
 
 def _average_scores(sorted_values, scores):

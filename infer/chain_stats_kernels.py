@@ -16,6 +16,7 @@ from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
 from scipy.fftpack import next_fast_len
 
+from infer.batchwise import batchwise_cond
 from infer.chain_ranks import FAST_FROM, folded_z_scores, sort, z_scores
 
 TAIL_PROB = (0.05, 0.95)
@@ -128,30 +129,27 @@ def _fft_lengths(num_chains, n):
     return full, short if short < 0.75 * full and num_chains * n >= FAST_FROM else None
 
 
-@jax.custom_batching.custom_vmap
+def _every_lag(tau, exact, centred, between):
+    return _tau(centred, between, _fft_lengths(*centred.shape[1:])[0])[0]
+
+
+# Geyer's tau from the first lags where that was exact, else from every lag (for a batch of
+# parameters under vmap: from every lag when any of the batch needs it).
+_tau_or_every_lag = batchwise_cond(
+    lambda tau, exact, centred, between: ~exact.all(),
+    _every_lag,
+    lambda tau, exact, centred, between: tau,
+)
+
+
 def _geyer(centred, between):
-    """Geyer's ``tau`` of each series (see :func:`_tau`), from the first lags' autocovariances
-    when Geyer's sum stops within them, else from every lag's. Under ``vmap`` (a batch of
-    parameters) the decision is the batch's, so that only the FFT it needs runs."""
+    """Geyer's ``tau`` of each series (see :func:`_tau`), from the first lags'
+    autocovariances when Geyer's sum stops within them, else from every lag's."""
     full, short = _fft_lengths(*centred.shape[1:])
     if short is None:
         return _tau(centred, between, full)[0]
     tau, exact = _tau(centred, between, short)
-    return lax.cond(exact.all(), lambda: tau, lambda: _tau(centred, between, full)[0])
-
-
-@_geyer.def_vmap
-def _geyer_batched(axis_size, in_batched, centred, between):
-    centred, between = (
-        x if batched else jnp.broadcast_to(x, (axis_size, *x.shape))
-        for x, batched in zip((centred, between), in_batched, strict=True)
-    )
-    full, short = _fft_lengths(*centred.shape[2:])
-    every_lag = jax.vmap(lambda c, b: _tau(c, b, full)[0])
-    if short is None:
-        return every_lag(centred, between), True
-    tau, exact = jax.vmap(lambda c, b: _tau(c, b, short))(centred, between)
-    return lax.cond(exact.all(), lambda: tau, lambda: every_lag(centred, between)), True
+    return _tau_or_every_lag(tau, exact, centred, between)
 
 
 def _ess(series, ctype):
