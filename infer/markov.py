@@ -23,7 +23,7 @@ import numpy as np
 from infer.base import Kernel, hook
 from infer.memory import Need, nbytes
 from infer.placement import PROGRAMS, abstract, sharding_key
-from infer.target import Target, program_key
+from infer.target import Target, constrain_program, program_key
 
 
 class Carry(NamedTuple):
@@ -46,10 +46,10 @@ class Chunk(NamedTuple):
 
     Attributes:
         carry: the chains after the last step.
-        positions: unconstrained positions of the kept draws, step-major
-            ``(capacity, num_chains, ...)``.
-        logdensity: their log densities, ``(capacity, num_chains)``.
-        infos: name -> ``(capacity, num_chains)``: the kernel's per-step diagnostics.
+        positions: unconstrained positions of the kept draws, ``(num_chains, capacity,
+            ...)``.
+        logdensity: their log densities, ``(num_chains, capacity)``.
+        infos: name -> ``(num_chains, capacity)``: the kernel's per-step diagnostics.
         counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
             ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
             ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
@@ -69,9 +69,13 @@ class Programs(NamedTuple):
 
     Attributes:
         start: the :class:`Starter` (chain keys, starting points, states; see :class:`Plan`).
-        advance: ``(carry, chain_keys, data, t_start, t_stop, draw_start) -> Chunk``; it
-            keeps the draws of steps ``t >= num_warmup`` whose index after warm-up is a
-            multiple of ``thin``, draw ``d`` into slot ``d - draw_start``.
+        advance: ``(carry, chain_keys, data, t_start, t_stop, draw_start, buffers) ->
+            Chunk``; it keeps the draws of steps ``t >= num_warmup`` whose index after
+            warm-up is a multiple of ``thin``, draw ``d`` into slot ``d - draw_start`` of
+            ``buffers`` (``(positions, logdensity, infos)`` shaped like a chunk's). The
+            buffers are donated: the chunk's draws are written into them, in place, unless
+            something else still holds them (a numpy view, say), when XLA copies them first.
+        empty: ``() -> buffers`` for ``advance``, zeros, placed like the chains.
         constrain: ``(positions, data) -> dict`` of named constrained draws, for positions
             with leading axes ``(num_chains, num_draws)``.
         capacity: draws one call of ``advance`` can keep.
@@ -80,6 +84,7 @@ class Programs(NamedTuple):
 
     start: Callable
     advance: Callable
+    empty: Callable
     constrain: Callable
     capacity: int
     seconds: float
@@ -143,6 +148,7 @@ class Plan:
             abstract(data),
             sharding_key(sharding),
         )
+        self.sharding = sharding
         self.start_key = ("markov-start", *base, superchain_size)
         self.advance_key = ("markov-advance", *base, thin, capacity)
         start, advance = PROGRAMS.peek(self.start_key), PROGRAMS.peek(self.advance_key)
@@ -163,15 +169,17 @@ class Plan:
         if advance is None:
             parts = _Parts(target, sampler, num_warmup, thin, capacity)
             index = jax.ShapeDtypeStruct((), jnp.int32)
-            advance = jax.jit(parts.advance, out_shardings=(sharding, None)).lower(
-                self.carry_structs, self.keys_struct, data, index, index, index
-            )
+            buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, sharding)
+            draws = (sharding, sharding, sharding, None, None)
+            advance = jax.jit(
+                parts.advance, out_shardings=(sharding, draws), donate_argnums=6
+            ).lower(self.carry_structs, self.keys_struct, data, index, index, index, buffers)
         self.advance = advance
         self.trace_seconds = 0.0 if self.cached else time.perf_counter() - began
 
     def chunk_structs(self):
         """The abstract outputs of one advance call but the carry: ``(positions,
-        logdensity, infos, counts, acceptance_sum)``, draws ``(capacity, num_chains,
+        logdensity, infos, counts, acceptance_sum)``, draws ``(num_chains, capacity,
         ...)``."""
         return self.advance.out_info[1]
 
@@ -210,43 +218,38 @@ class Plan:
 
         advance, seconds = PROGRAMS.get(self.advance_key, lambda: _compiled(self.advance))
 
-        def run_advance(carry, chain_keys, data, t_start, t_stop, draw_start) -> Chunk:
+        def run_advance(carry, chain_keys, data, t_start, t_stop, draw_start, buffers):
             carry, rest = advance(
-                carry, chain_keys, data, np.int32(t_start), np.int32(t_stop), np.int32(draw_start)
+                carry,
+                chain_keys,
+                data,
+                np.int32(t_start),
+                np.int32(t_stop),
+                np.int32(draw_start),
+                buffers,
             )
             return Chunk(carry, *rest)
 
-        constrain = _constrain_program(self.target)
-        seconds = self.trace_seconds + start_seconds + seconds
-        return Programs(start, run_advance, constrain, self.capacity, seconds)
+        structs = self.chunk_structs()[:3]
+        empty, empty_seconds = PROGRAMS.get(
+            ("markov-empty", *self.advance_key),
+            lambda: (
+                jax.jit(
+                    lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs),
+                    out_shardings=self.sharding,
+                )
+                .lower()
+                .compile()
+            ),
+        )
+        constrain = constrain_program(self.target)
+        seconds = self.trace_seconds + start_seconds + seconds + empty_seconds
+        return Programs(start, run_advance, empty, constrain, self.capacity, seconds)
 
 
 def _compiled(program):
     """``program`` compiled, if it is only lowered."""
     return program.compile() if hasattr(program, "compile") else program
-
-
-def _constrain_program(target: Target) -> Callable:
-    """``(positions, data) -> dict`` for positions with two leading axes: a renaming when the
-    target has no ``constrain_fn`` (no program), else one program per shape, cached."""
-    if target.constrain_fn is None:
-        return lambda positions, data: target.constrain(positions)
-
-    def constrain_all(positions, data):
-        leaves = jax.tree.leaves(positions)
-        lead = leaves[0].shape[:2]
-        flat = jax.tree.map(lambda leaf: leaf.reshape((-1, *leaf.shape[2:])), positions)
-        named = jax.lax.map(lambda p: target.constrain(p, data), flat, batch_size=4096)
-        return {name: value.reshape((*lead, *value.shape[1:])) for name, value in named.items()}
-
-    compiled = jax.jit(constrain_all)
-
-    def run(positions, data):
-        key = ("constrain", program_key(target), abstract(positions), abstract(data))
-        program, _ = PROGRAMS.get(key, lambda: compiled.lower(positions, data).compile())
-        return program(positions, data)
-
-    return run
 
 
 class _Parts:
@@ -269,8 +272,33 @@ class _Parts:
         self.capacity = capacity
         self.superchain_size = superchain_size
 
+        # One jitted step (its kernel built from the traced data), so that the shape query
+        # of :meth:`buffer_structs` and the loop body of :meth:`advance` share one trace.
+        self.step = jax.jit(
+            lambda keys, states, params, data: jax.vmap(self.kernel(data).step)(
+                keys, states, params
+            )
+        )
+
     def kernel(self, data) -> Kernel:
         return self.sampler.build(self.target.bound(data), self.num_warmup)
+
+    def buffer_structs(self, carry: Carry, chain_keys, data, sharding):
+        """``(positions, logdensity, infos)`` of one chunk, ``(num_chains, capacity, ...)``,
+        as ``ShapeDtypeStruct``s placed with ``sharding``."""
+        keys = jax.eval_shape(_fold_in, chain_keys, jnp.int32(0))
+
+        def step_row(keys, states, params, data):
+            states, infos = self.step(keys, states, params, data)
+            return states.position, states.logdensity, _as_dict(infos)
+
+        row = jax.eval_shape(step_row, keys, carry.kernel_state, carry.params, data)
+        return jax.tree.map(
+            lambda r: jax.ShapeDtypeStruct(
+                (r.shape[0], self.capacity, *r.shape[1:]), r.dtype, sharding=sharding
+            ),
+            row,
+        )
 
     def adaptation(self, kernel: Kernel):
         return kernel.adaptation if self.num_warmup > 0 else None
@@ -331,24 +359,12 @@ class _Parts:
             params = _per_chain(adaptation.params)(adapt_states)
         return Carry(states, adapt_states, params), states.logdensity
 
-    def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start):
+    def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start, buffers):
         kernel = self.kernel(data)
         adaptation = self.adaptation(kernel)
         num_warmup, thin, capacity = self.num_warmup, self.thin, self.capacity
         num_chains = chain_keys.shape[0]
-        fold_in = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-        # A jitted step is traced once: the shape query below and the loop body share it.
-        step = jax.jit(jax.vmap(kernel.step))
-
-        def step_row(keys, states, params):
-            states, infos = step(keys, states, params)
-            return states.position, states.logdensity, _as_dict(infos)
-
-        keys_shape = jax.eval_shape(fold_in, chain_keys, t_start)
-        row_shape = jax.eval_shape(step_row, keys_shape, carry.kernel_state, carry.params)
-        # Step-major buffers (capacity, num_chains, ...): each step writes one contiguous row.
-        buffers = jax.tree.map(lambda r: jnp.zeros((capacity, *r.shape), r.dtype), row_shape)
-        flags = [name for name, s in row_shape[2].items() if s.dtype == jnp.bool_]
+        flags = [name for name, b in buffers[2].items() if b.dtype == jnp.bool_]
         pending = {name: jnp.zeros((num_chains,), bool) for name in flags if thin > 1}
         schedule = {} if adaptation is None else adaptation.schedule(num_warmup)
         schedule = jax.tree.map(np.asarray, schedule)
@@ -367,7 +383,8 @@ class _Parts:
 
         def body(t, loop):
             carry, buffers, pending, counts, accepted = loop
-            states, infos = step(fold_in(chain_keys, t), carry.kernel_state, carry.params)
+            keys = _fold_in(chain_keys, t)
+            states, infos = self.step(keys, carry.kernel_state, carry.params, data)
             adapt_states, params = carry.adapt_state, carry.params
             if adaptation is not None:
                 adapt_states, params = jax.lax.cond(
@@ -388,7 +405,7 @@ class _Parts:
             # segment that keeps nothing (segments never straddle the end of warm-up).
             slot = jnp.clip((after + thin - 1) // thin - 1 - draw_start, 0, capacity - 1)
             row = (states.position, states.logdensity, info_row)
-            buffers = jax.tree.map(lambda b, value: b.at[slot].set(value), buffers, row)
+            buffers = jax.tree.map(lambda b, value: b.at[:, slot].set(value), buffers, row)
             nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
             counts = tuple(
                 c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)
@@ -404,6 +421,10 @@ class _Parts:
         carry, buffers, _, counts, accepted = jax.lax.fori_loop(t_start, t_stop, body, loop)
         positions, logdensity, infos = buffers
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))
+
+
+#: Step ``t``'s keys: ``(chain_keys (num_chains,), t) -> (num_chains,)``.
+_fold_in = jax.vmap(jax.random.fold_in, in_axes=(0, None))
 
 
 def _as_dict(infos) -> dict:

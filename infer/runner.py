@@ -57,17 +57,15 @@ class RunRecord:
         """Update :attr:`moved` with a part of kept draws ``(num_chains, k, ...)``: a chain
         moved if any draw differs from its first (kept as the run goes, so that no check
         needs all the draws at once)."""
-        flat = np.concatenate(
-            [
-                np.reshape(leaf, (leaf.shape[0], leaf.shape[1], -1))
-                for leaf in jax.tree.leaves(positions)
-            ],
-            axis=2,
-        )
+        leaves = [
+            np.reshape(leaf, (leaf.shape[0], leaf.shape[1], -1))
+            for leaf in jax.tree.leaves(positions)
+        ]
         if self._first is None:
-            self._first = flat[:, :1].copy()
-            self.moved = np.zeros(flat.shape[0], bool)
-        self.moved |= np.any(flat != self._first, axis=(1, 2))
+            self._first = [leaf[:, :1].copy() for leaf in leaves]
+            self.moved = np.zeros(leaves[0].shape[0], bool)
+        for leaf, first in zip(leaves, self._first, strict=True):
+            self.moved |= np.any(leaf != first, axis=(1, 2))
 
     def carry_chains(self) -> int:
         """The number of chains."""
@@ -167,18 +165,26 @@ def advance(
 
     Each segment is dispatched before the previous one is read back, so the device works
     while the host copies draws, updates ``bar`` (a tqdm bar or ``None``) and calls
-    ``on_segment(record)`` (checkpoints, convergence checks).
+    ``on_segment(record)`` (checkpoints, convergence checks). A segment writes its draws into
+    the buffers of the segment before the last, once read back, rather than into new ones:
+    a short segment (a progress bar's, a checkpoint's) then costs its steps, not the filling
+    of a whole chunk's buffers.
     """
     num_chains = chain_keys.shape[0]
     previous: tuple | None = None
+    spare = None
     clock = time.perf_counter()
     carry = record.carry
     for t_start, t_stop in segments(record, stop, programs.capacity, every):
         draw_start = max(0, t_start - record.num_warmup) // record.thin
-        chunk = programs.advance(carry, chain_keys, data, t_start, t_stop, draw_start)
+        buffers = programs.empty() if spare is None else spare
+        chunk = programs.advance(carry, chain_keys, data, t_start, t_stop, draw_start, buffers)
+        del buffers
         carry = chunk.carry
+        spare = None
         if previous is not None:
             clock = _finish(record, *previous, clock, num_chains, bar, on_segment)
+            spare = (previous[0].positions, previous[0].logdensity, previous[0].infos)
         previous = (chunk, t_start, t_stop)
     if previous is not None:
         _finish(record, *previous, clock, num_chains, bar, on_segment)
@@ -192,9 +198,11 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
     accepted = float(to_host(chunk.acceptance_sum))
     if kept:
 
-        def used(buffer):  # sliced on the host: no program to compile per length; copied
-            # out chain-first (the buffers are step-major), which frees the whole buffer
-            return np.ascontiguousarray(np.swapaxes(to_host(buffer)[:kept], 0, 1))
+        def used(buffer):  # sliced on the host (no program to compile per length). A full
+            # buffer is kept as it is (on a CPU, a view of the device's memory); of a partial
+            # one the used part is copied, so that the buffer can be written again.
+            on_host = to_host(buffer)
+            return on_host if kept == on_host.shape[1] else on_host[:, :kept].copy()
 
         record.positions.append(jax.tree.map(used, chunk.positions))
         record.logdensity.append(used(chunk.logdensity))

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from infer.base import IdentityKey, key_name
-from infer.placement import abstract
+from infer.placement import PROGRAMS, abstract
 
 
 @dataclass(frozen=True)
@@ -276,3 +276,26 @@ def default_names(position) -> dict:
         name = ".".join(key_name(k) for k in path)
         names[name] = leaf
     return names
+
+
+def constrain_program(target: Target) -> Callable:
+    """``(positions, data) -> dict`` for positions with two leading axes: a renaming when the
+    target has no ``constrain_fn`` (no program), else one program per shape, cached."""
+    if target.constrain_fn is None:
+        return lambda positions, data: target.constrain(positions)
+
+    def constrain_all(positions, data):
+        leaves = jax.tree.leaves(positions)
+        lead = leaves[0].shape[:2]
+        flat = jax.tree.map(lambda leaf: leaf.reshape((-1, *leaf.shape[2:])), positions)
+        named = jax.lax.map(lambda p: target.constrain(p, data), flat, batch_size=4096)
+        return {name: value.reshape((*lead, *value.shape[1:])) for name, value in named.items()}
+
+    compiled = jax.jit(constrain_all)
+
+    def run(positions, data):
+        key = ("constrain", program_key(target), abstract(positions), abstract(data))
+        program, _ = PROGRAMS.get(key, lambda: compiled.lower(positions, data).compile())
+        return program(positions, data)
+
+    return run
