@@ -73,8 +73,9 @@ class Programs(NamedTuple):
             Chunk``; it keeps the draws of steps ``t >= num_warmup`` whose index after
             warm-up is a multiple of ``thin``, draw ``d`` into slot ``d - draw_start`` of
             ``buffers`` (``(positions, logdensity, infos)`` shaped like a chunk's). The
-            buffers are donated: the chunk's draws are written into them, in place, unless
-            something else still holds them (a numpy view, say), when XLA copies them first.
+            buffers are donated when a step's draws are large (:data:`DONATE_FROM_STEP_BYTES`):
+            the chunk's draws are written into them, in place, unless something else still
+            holds them (a numpy view, say), when XLA copies them first.
         empty: ``() -> buffers`` for ``advance``, zeros, placed like the chains.
         constrain: ``(positions, data) -> dict`` of named constrained draws, for positions
             with leading axes ``(num_chains, num_draws)``.
@@ -100,6 +101,13 @@ class Starter(NamedTuple):
 
 
 MAX_HALVINGS = 20
+#: The advance program is given its draw buffers, and donates them (writes the draws into
+#: them in place) when a step keeps at least this many bytes of draws and statistics over all
+#: chains. Then filling new buffers for every call would cost more than what donation costs
+#: here: XLA's CPU loop writing into a donated buffer took about 1.6 us more a step (one
+#: chain of the 31-parameter logistic regression: 44 against 37 ms for 4,096 steps), while
+#: new buffers for 1,024 chains took about 0.1 s a call.
+DONATE_FROM_STEP_BYTES = 2**14
 
 
 class Plan:
@@ -171,8 +179,9 @@ class Plan:
             index = jax.ShapeDtypeStruct((), jnp.int32)
             buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, sharding)
             draws = (sharding, sharding, sharding, None, None)
+            donate = (6,) if nbytes(buffers) >= DONATE_FROM_STEP_BYTES * capacity else ()
             advance = jax.jit(
-                parts.advance, out_shardings=(sharding, draws), donate_argnums=6
+                parts.advance, out_shardings=(sharding, draws), donate_argnums=donate
             ).lower(self.carry_structs, self.keys_struct, data, index, index, index, buffers)
         self.advance = advance
         self.trace_seconds = 0.0 if self.cached else time.perf_counter() - began

@@ -66,14 +66,17 @@ def test_same_seed_gives_bit_identical_draws(name):
     assert not np.array_equal(first.draws["x"], other.draws["x"])
 
 
-def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypatch):
-    """A chunk's buffers are written again two chunks later. Draws kept from a full chunk
-    (on a CPU, a view of its buffers) and from a partial one (a copy) must not change: a run
-    of 3 chunks equals, draw for draw, a run of one, and the same run cut in 26 pieces by a
-    progress bar."""
-    from infer import driver
+@pytest.mark.parametrize("donated", [True, False])
+def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypatch, donated):
+    """A chunk's buffers are written again two chunks later (in place where the program
+    donates them). Draws kept from a full chunk (on a CPU, a view of its buffers) and from a
+    partial one (a copy) must not change: a run of 3 chunks equals, draw for draw, a run of
+    one, and the same run cut in 26 pieces by a progress bar."""
+    from infer import driver, markov
 
     monkeypatch.setattr(driver, "MAX_CHUNK_DRAWS", 50)
+    monkeypatch.setattr(markov, "DONATE_FROM_STEP_BYTES", 0 if donated else 2**40)
+    monkeypatch.setattr(markov, "PROGRAMS", type(markov.PROGRAMS)())
     sampler = infer.rwmh(step_size=0.5)
     run = functools.partial(infer.sample, 5, NORMAL_3D, sampler, num_chains=2, num_warmup=0)
     one_chunk, three_chunks = run(num_samples=50), run(num_samples=130)
