@@ -72,11 +72,13 @@ class Programs(NamedTuple):
         advance: ``(carry, chain_keys, data, t_start, t_stop, draw_start, buffers) ->
             Chunk``; it keeps the draws of steps ``t >= num_warmup`` whose index after
             warm-up is a multiple of ``thin``, draw ``d`` into slot ``d - draw_start`` of
-            ``buffers`` (``(positions, logdensity, infos)`` shaped like a chunk's). The
-            buffers are donated when a step's draws are large (:data:`DONATE_FROM_STEP_BYTES`):
-            the chunk's draws are written into them, in place, unless something else still
-            holds them (a numpy view, say), when XLA copies them first.
-        empty: ``() -> buffers`` for ``advance``, zeros, placed like the chains.
+            ``buffers`` (``(positions, logdensity, infos)`` shaped like a chunk's) when a
+            step's draws are large (:data:`DONATE_FROM_STEP_BYTES`; else it ignores them and
+            makes new ones). Given buffers are donated: the chunk's draws are written into
+            them, in place, unless something else still holds them (a numpy view, say), when
+            XLA copies them first.
+        empty: ``() -> buffers`` for ``advance``, zeros, placed like the chains (``None``
+            where the program makes its own).
         constrain: ``(positions, data) -> dict`` of named constrained draws, for positions
             with leading axes ``(num_chains, num_draws)``.
         capacity: draws one call of ``advance`` can keep.
@@ -101,12 +103,10 @@ class Starter(NamedTuple):
 
 
 MAX_HALVINGS = 20
-#: The advance program is given its draw buffers, and donates them (writes the draws into
-#: them in place) when a step keeps at least this many bytes of draws and statistics over all
-#: chains. Then filling new buffers for every call would cost more than what donation costs
-#: here: XLA's CPU loop writing into a donated buffer took about 1.6 us more a step (one
-#: chain of the 31-parameter logistic regression: 44 against 37 ms for 4,096 steps), while
-#: new buffers for 1,024 chains took about 0.1 s a call.
+#: The advance program is given draw buffers to write in place (donated) when a step keeps
+#: this many bytes over all chains; else it fills new ones each call. Donated, XLA's CPU loop
+#: ran ~1.6 us a step slower (1 chain, 31 parameters: 44 against 37 ms for 4,096 steps);
+#: new buffers for 1,024 chains of it cost ~0.1 s a call.
 DONATE_FROM_STEP_BYTES = 2**14
 
 
@@ -179,10 +179,10 @@ class Plan:
             index = jax.ShapeDtypeStruct((), jnp.int32)
             buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, sharding)
             draws = (sharding, sharding, sharding, None, None)
-            donate = (6,) if nbytes(buffers) >= DONATE_FROM_STEP_BYTES * capacity else ()
+            given = (buffers,) if nbytes(buffers) >= DONATE_FROM_STEP_BYTES * capacity else ()
             advance = jax.jit(
-                parts.advance, out_shardings=(sharding, draws), donate_argnums=donate
-            ).lower(self.carry_structs, self.keys_struct, data, index, index, index, buffers)
+                parts.advance, out_shardings=(sharding, draws), donate_argnums=(6,) * len(given)
+            ).lower(self.carry_structs, self.keys_struct, data, index, index, index, *given)
         self.advance = advance
         self.trace_seconds = 0.0 if self.cached else time.perf_counter() - began
 
@@ -224,33 +224,29 @@ class Plan:
     def compile(self) -> Programs:
         """Every compiled program of the run."""
         start, start_seconds = self.compile_start()
-
         advance, seconds = PROGRAMS.get(self.advance_key, lambda: _compiled(self.advance))
+        donates = len(advance.args_info[0]) == 7  # given its buffers (see DONATE_FROM_STEP_BYTES)
 
         def run_advance(carry, chain_keys, data, t_start, t_stop, draw_start, buffers):
-            carry, rest = advance(
-                carry,
-                chain_keys,
-                data,
-                np.int32(t_start),
-                np.int32(t_stop),
-                np.int32(draw_start),
-                buffers,
-            )
+            steps = (np.int32(t_start), np.int32(t_stop), np.int32(draw_start))
+            given = (buffers,) if donates else ()
+            carry, rest = advance(carry, chain_keys, data, *steps, *given)
             return Chunk(carry, *rest)
 
         structs = self.chunk_structs()[:3]
-        empty, empty_seconds = PROGRAMS.get(
-            ("markov-empty", *self.advance_key),
-            lambda: (
-                jax.jit(
-                    lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs),
-                    out_shardings=self.sharding,
-                )
-                .lower()
-                .compile()
-            ),
-        )
+        empty, empty_seconds = (lambda: None), 0.0
+        if donates:
+            empty, empty_seconds = PROGRAMS.get(
+                ("markov-empty", *self.advance_key),
+                lambda: (
+                    jax.jit(
+                        lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs),
+                        out_shardings=self.sharding,
+                    )
+                    .lower()
+                    .compile()
+                ),
+            )
         constrain = constrain_program(self.target)
         seconds = self.trace_seconds + start_seconds + seconds + empty_seconds
         return Programs(start, run_advance, empty, constrain, self.capacity, seconds)
@@ -368,7 +364,10 @@ class _Parts:
             params = _per_chain(adaptation.params)(adapt_states)
         return Carry(states, adapt_states, params), states.logdensity
 
-    def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start, buffers):
+    def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start, buffers=None):
+        if buffers is None:  # not given: new ones (see DONATE_FROM_STEP_BYTES)
+            structs = self.buffer_structs(carry, chain_keys, data, None)
+            buffers = jax.tree.map(lambda b: jnp.zeros(b.shape, b.dtype), structs)
         kernel = self.kernel(data)
         adaptation = self.adaptation(kernel)
         num_warmup, thin, capacity = self.num_warmup, self.thin, self.capacity
