@@ -175,7 +175,7 @@ class Plan:
             index = jax.ShapeDtypeStruct((), jnp.int32)
             buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, sharding)
             draws = (sharding, sharding, sharding, None, None)
-            given = (buffers,) if nbytes(buffers) >= DONATE_FROM_STEP_BYTES * capacity else ()
+            given = (buffers,) if _donates(buffers, capacity) else ()
             advance = jax.jit(
                 parts.advance, out_shardings=(sharding, draws), donate_argnums=(6,) * len(given)
             ).lower(self.carry_structs, self.keys_struct, data, index, index, index, *given)
@@ -221,7 +221,8 @@ class Plan:
         """Every compiled program of the run."""
         start, start_seconds = self.compile_start()
         advance, seconds = PROGRAMS.get(self.advance_key, lambda: _compiled(self.advance))
-        donates = len(advance.args_info[0]) == 7  # given its buffers (see DONATE_FROM_STEP_BYTES)
+        structs = self.chunk_structs()[:3]
+        donates = _donates(structs, self.capacity)
 
         def run_advance(carry, chain_keys, data, t_start, t_stop, draw_start, buffers):
             steps = (np.int32(t_start), np.int32(t_stop), np.int32(draw_start))
@@ -229,23 +230,20 @@ class Plan:
             carry, rest = advance(carry, chain_keys, data, *steps, *given)
             return Chunk(carry, *rest)
 
-        structs = self.chunk_structs()[:3]
         empty, empty_seconds = (lambda: None), 0.0
-        if donates:
-            empty, empty_seconds = PROGRAMS.get(
-                ("markov-empty", *self.advance_key),
-                lambda: (
-                    jax.jit(
-                        lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs),
-                        out_shardings=self.sharding,
-                    )
-                    .lower()
-                    .compile()
-                ),
-            )
+        if donates:  # a program that makes zero buffers placed like the chains
+            zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)  # noqa: E731
+            build = jax.jit(zeros, out_shardings=self.sharding).lower
+            key = ("markov-empty", *self.advance_key)
+            empty, empty_seconds = PROGRAMS.get(key, lambda: build().compile())
         constrain = constrain_program(self.target)
         seconds = self.trace_seconds + start_seconds + seconds + empty_seconds
         return Programs(start, run_advance, empty, constrain, self.capacity, seconds)
+
+
+def _donates(buffers, capacity: int) -> bool:
+    """Whether the advance program is given (and donates) a chunk's ``buffers``."""
+    return nbytes(buffers) >= DONATE_FROM_STEP_BYTES * capacity
 
 
 def _compiled(program):
