@@ -75,15 +75,16 @@ def test_ill_conditioned_100d_with_nuts(seed):
 @pytest.mark.slow
 def test_funnel_defeats_centred_nuts_and_the_run_says_so(seed):
     """Centred NUTS on Neal's funnel never reaches the neck (v below about -5, where 5% of
-    the mass lies): its sd of v comes out near 2.3 instead of 3. Divergences flag it, and
-    the moment check fails (the settings are ``test_compare``'s, whose compiled program
-    this reuses)."""
+    the mass lies): its sd of v comes out near 2.3 instead of 3. ``compare`` flags the run
+    (with divergences on most seeds; where a CPU's floating point gives a seed none, R-hat and
+    the bulk ESS flag it), and the moment check fails (the settings are ``test_compare``'s,
+    whose compiled program this reuses)."""
     target = targets.get("funnel")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
         result = infer.sample(seed, target, infer.nuts(), num_chains=4, num_samples=500)
         table = infer.compare({"nuts": result}, warn=False)
     flags = set(table.loc["nuts", "flags"].split(","))
-    assert "divergences" in flags, table.loc["nuts"]
+    assert flags & {"divergences", "rhat", "low_ess"}, table.loc["nuts"]
     report = moment_check(result, target.ground_truth)
     assert report.rejects, report
