@@ -88,6 +88,25 @@ def flat_prior(params) -> jax.Array:
     return jnp.zeros(())
 
 
+def layer_prior(hidden: float, output: float, bias: float):
+    """An independent Gaussian prior with a scale by layer: ``hidden`` for the weights of
+    every layer but the last (``out``), ``output`` for the last layer's weights, ``bias`` for
+    every bias. Returns ``log_prior(params) -> scalar`` for :meth:`infer.Target.from_flax`."""
+    scales = {name: float(value) for name, value in (("hidden", hidden), ("output", output))}
+    scales["bias"] = float(bias)
+
+    def log_prior(params) -> jax.Array:
+        total = jnp.zeros(())
+        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+            keys = [str(getattr(entry, "key", entry)) for entry in path]
+            kind = "bias" if keys[-1] == "bias" else "output" if keys[0] == "out" else "hidden"
+            total = total + jnp.sum(normal_logpdf(leaf, 0.0, scales[kind]))
+        return total
+
+    log_prior.__name__ = f"layer_prior({hidden}, {output}, {bias})"
+    return log_prior
+
+
 def normal_logpdf(y, mean, sd):
     """``log N(y; mean, sd^2)``, elementwise."""
     return -0.5 * ((y - mean) / sd) ** 2 - jnp.log(sd) - 0.5 * jnp.log(2 * jnp.pi)
@@ -115,8 +134,9 @@ class Problem(NamedTuple):
     log_likelihood_fn: object
 
 
-def digits_problem(hidden: int = 16, prior: float = PRIOR_SCALE) -> Problem:
-    """The digits classifier: 1,437 training images, 360 held out."""
+def digits_problem(hidden: int = 16, prior=PRIOR_SCALE) -> Problem:
+    """The digits classifier: 1,437 training images, 360 held out. ``prior``: the scale of a
+    Gaussian on every parameter, or a ``log_prior(params)`` (e.g. :func:`layer_prior`)."""
     from models.generative import data as datasets
 
     digits = datasets.load("digits")
