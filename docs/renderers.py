@@ -447,6 +447,45 @@ def bnn_prior_scan(scan: list) -> str:
     return _table(header, rows)
 
 
+def bnn_priors(record: dict) -> str:
+    """NUTS on digits under each variant, against MAP fits from the same starts: ranges over
+    the starts (MAP) and the chains, and each chain's training NLL per draw by quarter."""
+
+    def span(values, digits=4):
+        low, high = min(values), max(values)
+        return _g(low, digits) if low == high else f"{_g(low, digits)}–{_g(high, digits)}"
+
+    rows = []
+    for r in record["rows"]:
+        maps, nuts, chains = r["optax_map_per_start"], r["nuts"], r["nuts"]["per_chain"]
+        quarters = [q for c in chains for q in c["train_nll_per_draw_by_quarter"]]
+        rows.append(
+            [
+                r["variant"],
+                span([m["nll"] for m in maps]),
+                span([m["ece"] for m in maps], 3),
+                _g(nuts["nll"], 4),
+                _g(nuts["ece"], 3),
+                f"{_f(nuts['mean_confidence'], 3)} / {_f(nuts['accuracy'], 3)}",
+                span([c["nll"] for c in chains]),
+                span(quarters, 3),
+                span([c["test_nll_of_one_draw"] for c in chains], 3),
+            ]
+        )
+    header = [
+        "variant",
+        "MAP NLL (4 starts)",
+        "MAP ECE",
+        "NUTS NLL",
+        "NUTS ECE",
+        "NUTS confidence / accuracy",
+        "NUTS NLL, each chain alone",
+        "training NLL per draw, by quarter",
+        "held-out NLL of one draw",
+    ]
+    return _table(header, rows)
+
+
 def bnn_regression(record: dict) -> str:
     rows = []
     for r in record["rows"]:
@@ -487,4 +526,5 @@ RENDERERS = {
     "ais_chains": ais_chains,
     "bnn_digits": bnn_digits,
     "bnn_regression": bnn_regression,
+    "bnn_priors": bnn_priors,
 }

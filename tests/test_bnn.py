@@ -105,6 +105,23 @@ def test_an_own_prior_and_the_likelihood_alone():
     np.testing.assert_allclose(float(target.logdensity(params)), expected, rtol=1e-5)
 
 
+def test_a_prior_by_layer_gives_each_layer_its_own_scale():
+    """``bnn.layer_prior(hidden, output, bias)``: the sum of each layer's own Gaussian, by hand.
+    Any two scales swapped changes the value, so a prior that mixed the layers up fails."""
+    scales = {"hidden.kernel": 0.3, "out.kernel": 3.0, "hidden.bias": 1.5, "out.bias": 1.5}
+    target = tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5))
+    params = nnx.to_pure_dict(nnx.state(TinyMLP(nnx.Rngs(0)), nnx.Param))
+    prior = 0.0
+    for name, scale in scales.items():
+        layer, kind = name.split(".")
+        leaf = np.asarray(params[layer][kind], np.float64)
+        prior += np.sum(-0.5 * (leaf / scale) ** 2 - math.log(scale) - 0.5 * math.log(2 * math.pi))
+    expected = prior + by_hand(TinyMLP(nnx.Rngs(0)))
+    np.testing.assert_allclose(float(target.logdensity(target.init)), expected, rtol=1e-5)
+    swapped = tiny_target(prior=bnn.layer_prior(3.0, 0.3, 1.5))
+    assert abs(float(swapped.logdensity(swapped.init)) - expected) > 1.0
+
+
 @pytest.mark.parametrize("sampler", [infer.nuts(max_tree_depth=5), infer.mala()], ids=str)
 def test_nuts_and_mala_run_on_a_tiny_bnn(sampler):
     target = tiny_target()
