@@ -46,6 +46,7 @@ SUITES = {
     ],
     "ais_generative": [["ais_generative.py"]],
     "bnn": [["bnn.py"]],
+    "bnn_priors": [["bnn_priors.py"]],
 }
 QUICK = {
     "samplers",
