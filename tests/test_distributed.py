@@ -62,8 +62,9 @@ def _report(child: subprocess.Popen) -> dict:
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def _alone() -> dict:
-    """The same runs in this process, on its one device: what each chain must give."""
+def _alone() -> tuple[dict, dict]:
+    """The same runs in this process, on its one device: the draws and R-hat per sampler
+    that the pair must reproduce."""
     import infer
     from models import targets
 
