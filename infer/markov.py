@@ -232,10 +232,9 @@ class Plan:
 
         empty, empty_seconds = (lambda: None), 0.0
         if donates:  # a program that makes zero buffers placed like the chains
-            zeros = lambda: jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)  # noqa: E731
-            build = jax.jit(zeros, out_shardings=self.sharding).lower
+            zeros = jax.jit(lambda: _zeros(structs), out_shardings=self.sharding)
             key = ("markov-empty", *self.advance_key)
-            empty, empty_seconds = PROGRAMS.get(key, lambda: build().compile())
+            empty, empty_seconds = PROGRAMS.get(key, lambda: zeros.lower().compile())
         constrain = constrain_program(self.target)
         seconds = self.trace_seconds + start_seconds + seconds + empty_seconds
         return Programs(start, run_advance, empty, constrain, self.capacity, seconds)
@@ -244,6 +243,10 @@ class Plan:
 def _donates(buffers, capacity: int) -> bool:
     """Whether the advance program is given (and donates) a chunk's ``buffers``."""
     return nbytes(buffers) >= DONATE_FROM_STEP_BYTES * capacity
+
+
+def _zeros(structs):  # zero arrays shaped like a pytree of ShapeDtypeStructs
+    return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)
 
 
 def _compiled(program):
@@ -359,8 +362,7 @@ class _Parts:
 
     def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start, buffers=None):
         if buffers is None:  # not given (see DONATE_FROM_STEP_BYTES): new ones
-            new = self.buffer_structs(carry, chain_keys, data, None)
-            buffers = jax.tree.map(lambda b: jnp.zeros(b.shape, b.dtype), new)
+            buffers = _zeros(self.buffer_structs(carry, chain_keys, data, None))
         kernel = self.kernel(data)
         adaptation = self.adaptation(kernel)
         num_warmup, thin, capacity = self.num_warmup, self.thin, self.capacity

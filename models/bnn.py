@@ -31,6 +31,7 @@ import optax
 from flax import nnx
 
 import infer
+from infer import validation
 from infer.io import save_png
 
 NUM_BINS = 10
@@ -92,8 +93,10 @@ def layer_prior(hidden: float, output: float, bias: float):
     """An independent Gaussian prior with a scale by layer: ``hidden`` for the weights of
     every layer but the last (``out``), ``output`` for the last layer's weights, ``bias`` for
     every bias. Returns ``log_prior(params) -> scalar`` for :meth:`infer.Target.from_flax`."""
-    scales = {name: float(value) for name, value in (("hidden", hidden), ("output", output))}
-    scales["bias"] = float(bias)
+    scales = {
+        kind: validation.positive_float(kind, scale, "It is a prior standard deviation.")
+        for kind, scale in (("hidden", hidden), ("output", output), ("bias", bias))
+    }
 
     def log_prior(params) -> jax.Array:
         total = jnp.zeros(())

@@ -120,6 +120,8 @@ def test_a_prior_by_layer_gives_each_layer_its_own_scale():
     np.testing.assert_allclose(float(target.logdensity(target.init)), expected, rtol=1e-5)
     swapped = tiny_target(prior=bnn.layer_prior(3.0, 0.3, 1.5))
     assert abs(float(swapped.logdensity(swapped.init)) - expected) > 1.0
+    with pytest.raises(ValueError, match="output must be a positive finite number; got -1"):
+        bnn.layer_prior(0.3, -1.0, 1.5)
 
 
 @pytest.mark.parametrize("sampler", [infer.nuts(max_tree_depth=5), infer.mala()], ids=str)

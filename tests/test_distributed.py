@@ -19,12 +19,11 @@ LENGTHS = {"num_samples": 200, "num_warmup": 200}
 SCRIPT = textwrap.dedent(
     """
     import json, sys
-    process, count, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    process, port, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     import jax
-    if count > 1:
-        jax.config.update("jax_cpu_collectives_implementation", "gloo")
-        jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
-                                   num_processes=count, process_id=process)
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
+                               num_processes=2, process_id=process)
     import numpy as np
     import infer
     from models import targets
@@ -47,9 +46,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(process: int, count: int, port: int, out) -> subprocess.Popen:
+def _launch(process: int, port: int, out) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(process), str(count), str(port), str(out)],
+        [sys.executable, "-c", SCRIPT, str(process), str(port), str(out)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -81,7 +80,7 @@ def _alone() -> tuple[dict, dict]:
 @pytest.mark.slow
 def test_two_processes_give_each_chain_the_draws_of_one_process(tmp_path):
     port = _free_port()
-    pair = [_launch(i, 2, port, tmp_path / f"process{i}.npz") for i in range(2)]
+    pair = [_launch(i, port, tmp_path / f"process{i}.npz") for i in range(2)]
     one, rhat = _alone()  # while the pair runs (they wait on each other now and then)
     reports = [_report(child) for child in pair]
     assert all(r["devices"] == 2 and r["local"] == 1 for r in reports)
