@@ -2,6 +2,10 @@
 carries a ``log_likelihood`` group, for :func:`infer.compare`'s columns ``elpd_loo``,
 ``elpd_loo_se``, ``p_loo`` and ``pareto_k_above_0.7``, and the warning for a model whose
 Pareto k-hat values make its estimate unreliable.
+
+A model with several observed sites (``y`` and ``z``) is scored on all its observations
+together: each observation of each site is one unit that LOO leaves out, as it is for the
+observations of one site. ArviZ's own ``loo`` asks for one ``var_name`` instead.
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     for name, result in results.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ's own k-hat warning: ours names the model
-            loo = arviz_stats.loo(result.to_arviz(), pointwise=True)
+            tree, var_name = _one_likelihood(result.to_arviz())
+            loo = arviz_stats.loo(tree, var_name=var_name, pointwise=True)
         k_hat = np.asarray(loo.pareto_k)
         bad = int(np.sum(k_hat > K_LIMIT))
         rows[name] = {
@@ -44,3 +49,32 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
                 "cross-validation, or a model that fits them better."
             )
     return rows, messages
+
+
+JOINT = "all_observations"
+
+
+def _one_likelihood(tree):
+    """``(tree, var_name)`` for ``arviz_stats.loo``: the tree itself when its
+    ``log_likelihood`` group has one variable; otherwise a copy whose group holds one
+    variable ``all_observations`` (chain, draw, observation), every site's observations
+    flattened and joined in the group's order."""
+    group = tree["log_likelihood"].to_dataset()
+    if len(group.data_vars) <= 1:
+        return tree, None
+    import xarray as xr
+
+    parts = [
+        values.transpose("chain", "draw", ...).values.reshape(
+            values.sizes["chain"], values.sizes["draw"], -1
+        )
+        for values in group.data_vars.values()
+    ]
+    joint = xr.DataArray(
+        np.concatenate(parts, axis=-1),
+        dims=("chain", "draw", "observation"),
+        coords={"chain": group["chain"].values, "draw": group["draw"].values},
+    )
+    tree = tree.copy()
+    tree["log_likelihood"] = xr.DataTree(xr.Dataset({JOINT: joint}, attrs=group.attrs))
+    return tree, JOINT

@@ -121,6 +121,29 @@ def test_an_influential_observation_is_warned_about_by_model():
         infer.compare({"outlier": result})
 
 
+def two_sites(x, y=None, z=None):
+    """Two observed sites sharing ``mu``: 30 observations of ``y`` and 5 of ``z``."""
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+    numpyro.sample("z", dist.Normal(mu + x, 2.0), obs=z)
+
+
+def test_a_model_with_two_observed_sites_is_scored_on_all_its_observations():
+    """elpd_loo leaves out each observation of each site: the sum of ArviZ's LOO of ``y``
+    and of ``z`` (ArviZ alone asks which one to use)."""
+    z = (X[:5] + RNG.normal(size=5)).astype(np.float32)
+    target = infer.Target.from_numpyro(two_sites, X[:5], y=Y[:30], z=z)
+    result = infer.sample(0, target, infer.rwmh(), num_samples=500)
+    row = infer.compare({"two_sites": result}, warn=False).loc["two_sites"]
+    tree = result.to_arviz()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        each = [az.loo(tree, var_name=name, pointwise=True) for name in ("y", "z")]
+    assert row["elpd_loo"] == pytest.approx(sum(loo.elpd for loo in each), rel=1e-6)
+    assert row["p_loo"] == pytest.approx(sum(loo.p for loo in each), rel=1e-6)
+    assert row["pareto_k_above_0.7"] == sum(int(np.sum(loo.pareto_k > 0.7)) for loo in each)
+
+
 def test_a_plain_target_can_carry_its_log_likelihood():
     def logdensity(mu, data):
         return -0.5 * mu**2 / 100.0 + jnp.sum(-0.5 * (data - mu) ** 2)
