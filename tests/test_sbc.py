@@ -242,8 +242,8 @@ def test_mala_without_its_hastings_correction_fails():
 
 
 @pytest.mark.slow
-def test_mala_with_its_hastings_correction_passes(seed):
-    check = eight_schools_sbc(seed, infer.mala(covariance="diagonal"), num_simulations=40, thin=10)
+def test_mala_with_its_hastings_correction_passes(heavy_seed):
+    check = eight_schools_sbc(heavy_seed, infer.mala(covariance="diagonal"), num_simulations=40, thin=10)
     assert check.passed, check.pvalue
 
 
