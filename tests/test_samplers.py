@@ -110,6 +110,12 @@ CASES = {
     "mh_symmetric-normal_10d": Case(infer.mh(gaussian_walk, None), "normal_10d", 16),
     "mh_symmetric-correlated_2d": Case(infer.mh(gaussian_walk, None), "correlated_2d", 32, 8000),
 }
+# The conjugate model's programs take 7-15 s each to compile on a 2-core CPU (the Beta,
+# Gamma, Binomial and Poisson densities and their gradients, inside each sampler's loop):
+# `make test` checks NUTS, the sampler people run on NumPyro models, on it, and `make
+# test-thorough` RWMH, MALA and HMC as well. Each is checked on the other targets here, and
+# the diagonal RWMH proposal's learned scales by `test_covariance_adaptation_learns_the_scales`.
+THOROUGH = {"rwmh_diagonal-conjugate", "mala-conjugate", "hmc-conjugate"}
 # Over ~3 s each (compilation included): `make test-fast` skips them.
 SLOW = {
     "rwmh_diagonal-conjugate",
@@ -149,7 +155,14 @@ def check(result, target: infer.Target):
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(name, marks=[pytest.mark.slow] * (name in SLOW)) for name in CASES]
+    "case",
+    [
+        pytest.param(
+            name,
+            marks=[pytest.mark.slow] * (name in SLOW) + [pytest.mark.thorough] * (name in THOROUGH),
+        )
+        for name in CASES
+    ],
 )
 def test_moments_match_ground_truth(case, seed):
     result = run(CASES[case], seed)

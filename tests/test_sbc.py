@@ -243,7 +243,9 @@ def test_mala_without_its_hastings_correction_fails():
 
 @pytest.mark.slow
 def test_mala_with_its_hastings_correction_passes(heavy_seed):
-    check = eight_schools_sbc(heavy_seed, infer.mala(covariance="diagonal"), num_simulations=40, thin=10)
+    check = eight_schools_sbc(
+        heavy_seed, infer.mala(covariance="diagonal"), num_simulations=40, thin=10
+    )
     assert check.passed, check.pvalue
 
 
