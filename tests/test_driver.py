@@ -26,6 +26,18 @@ ALL_SAMPLERS = {
     "independent_mh": infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)),
     "mh": infer.mh(lambda key, x: x + 0.5 * jax.random.normal(key, x.shape), None),
 }
+
+
+# NUTS's programs are the slowest to compile of these (5-8 s each here): `make test-fast` runs
+# the sampler matrices without it, `make test` with it.
+def sampler_names(*names: str) -> list:
+    """``names`` (default: every sampler here) as parameters, NUTS's marked slow."""
+    return [
+        pytest.param(name, marks=pytest.mark.slow) if name == "nuts" else name
+        for name in names or ALL_SAMPLERS
+    ]
+
+
 NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
 
 
@@ -54,7 +66,7 @@ def count_compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-@pytest.mark.parametrize("name", list(ALL_SAMPLERS))
+@pytest.mark.parametrize("name", sampler_names())
 def test_same_seed_gives_bit_identical_draws(name):
     sampler = ALL_SAMPLERS[name]
     first = infer.sample(7, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
@@ -97,7 +109,7 @@ def test_a_key_and_its_seed_give_the_same_draws():
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
 
 
-@pytest.mark.parametrize("name", ["rwmh", "nuts"])
+@pytest.mark.parametrize("name", sampler_names("rwmh", "nuts"))
 def test_second_call_with_same_shapes_does_not_compile(name):
     sampler = ALL_SAMPLERS[name]
     infer.sample(0, NORMAL_3D, sampler, num_chains=2, num_samples=30, num_warmup=30)
@@ -114,7 +126,7 @@ def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
     assert compilations["n"] == 0
 
 
-@pytest.mark.parametrize("name", list(ALL_SAMPLERS))
+@pytest.mark.parametrize("name", sampler_names())
 def test_standalone_step_works_under_jit_and_vmap(name):
     """BlackJAX-style use: init one chain, step many vectorised chains, in one jitted call."""
     alg = ALL_SAMPLERS[name].bind(NORMAL_3D.logdensity_fn)
@@ -222,7 +234,7 @@ INF_ABOVE_ONE = infer.Target(
 )
 
 
-@pytest.mark.parametrize("name", ["rwmh", "mala", "nuts", "mh"])
+@pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh"))
 @pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
 def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
     sampler = {

@@ -13,6 +13,8 @@ import textwrap
 
 import pytest
 
+pytestmark = pytest.mark.slow  # a subprocess: a module `make test-fast` leaves out
+
 SCRIPT = textwrap.dedent(
     """
     import json, sys, jax, numpy as np, infer
