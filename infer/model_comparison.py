@@ -57,23 +57,16 @@ JOINT = "all_observations"
 def _one_likelihood(tree):
     """``(tree, var_name)`` for ``arviz_stats.loo``: the tree itself when its
     ``log_likelihood`` group has one variable; otherwise a copy whose group holds one
-    variable ``all_observations`` (chain, draw, observation), every site's observations
-    flattened and joined in the group's order."""
+    variable ``all_observations`` (chain, draw, observation): every site's observations
+    stacked by ``arviz_base.dataset_to_dataarray``."""
     group = tree["log_likelihood"].to_dataset()
     if len(group.data_vars) <= 1:
         return tree, None
+    import arviz_base
     import xarray as xr
 
-    parts = [
-        values.transpose("chain", "draw", ...).values.reshape(
-            values.sizes["chain"], values.sizes["draw"], -1
-        )
-        for values in group.data_vars.values()
-    ]
-    joint = xr.DataArray(
-        np.concatenate(parts, axis=-1),
-        dims=("chain", "draw", "observation"),
-        coords={"chain": group["chain"].values, "draw": group["draw"].values},
+    joint = arviz_base.dataset_to_dataarray(
+        group, sample_dims=["chain", "draw"], add_coords=False, new_dim="observation"
     )
     tree = tree.copy()
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({JOINT: joint}, attrs=group.attrs))
