@@ -7,12 +7,12 @@ written at the commit they describe.
 
 Suites: ``samplers`` (RWMH and NUTS against BlackJAX, rejection against SciPy),
 ``latency`` (NUTS's first call against NumPyro), ``diagnostics`` (ArviZ conversion, compare,
-progress bars), ``ars`` (against SciPy's TDR), ``memory`` (peak memory with and without a
-store on disk), ``sweep`` (1 to 100,000 chains against BlackJAX and the bare log-density
-rate), ``ais_chains`` (AIS over up to 10,000 chains), ``generative`` (training speed), and the
-long
-ones, ``generative_quality`` (trains every generative model on MNIST and digits: about an
-hour on 2 CPU cores) and ``ais_generative`` (AIS on the trained MNIST models, after
+progress bars), ``until`` (the cost of ``until=``'s convergence checks), ``ars`` (against
+SciPy's TDR), ``memory`` (peak memory with and without a store on disk), ``sweep`` (1 to
+100,000 chains against BlackJAX and the bare log-density rate), ``ais_chains`` (AIS over up
+to 10,000 chains), ``generative`` (training speed), and the long ones,
+``generative_quality`` (trains every generative model on MNIST and digits: about an hour on
+2 CPU cores) and ``ais_generative`` (AIS on the trained MNIST models, after
 ``generative_quality``).
 
 Run: ``python benchmarks/run.py [--platform cpu|gpu] [--only NAME,...] [--skip NAME,...]
@@ -35,6 +35,7 @@ SUITES = {
     "samplers": [["samplers.py"]],
     "latency": [["latency.py"]],
     "diagnostics": [["diagnostics.py"]],
+    "until": [["until.py"]],
     "ars": [["ars.py"]],
     "memory": [["memory.py"]],
     "sweep": [["sweep.py"]],
@@ -52,6 +53,7 @@ QUICK = {
     "samplers",
     "latency",
     "diagnostics",
+    "until",
     "ars",
     "generative",
     "memory",

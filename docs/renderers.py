@@ -140,6 +140,37 @@ def diagnostics(record: dict) -> str:
     return _table(["measurement", "result", "goal"], rows)
 
 
+def until(record: dict) -> str:
+    seconds, ratios, settings = record["seconds"], record["ratios"], record["settings"]
+    rows = [
+        ["15 checks, padded (`until=`)", _f(seconds["checks_padded"]), "—"],
+        [
+            "15 checks, one program per length",
+            _f(seconds["checks_unpadded"]),
+            f"padded ÷ this **{_f(ratios['checks_padded_over_unpadded'], 3)}**",
+        ],
+        [
+            "15 checks, `arviz_stats` on the host",
+            _f(seconds["checks_arviz"]),
+            f"padded ÷ this {_f(ratios['checks_padded_over_arviz'], 3)}",
+        ],
+        ["whole run, padded checks", _f(seconds["run_padded"]), "—"],
+        [
+            "whole run, one program per check length",
+            _f(seconds["run_unpadded"]),
+            f"padded ÷ this **{_f(ratios['run_padded_over_unpadded'], 3)}**",
+        ],
+    ]
+    table = _table(["measurement", "seconds", "ratio"], rows)
+    return (
+        f"{table}\n\nChecks after every {settings['batch']} draws up to "
+        f"{settings['max_samples']}, {settings['num_chains']} chains x "
+        f"{settings['num_params']} parameters, compile time included, in fresh processes with "
+        f"the compilation cache off; run: {settings['run']}; medians of "
+        f"{settings['pairs']} alternating rounds."
+    )
+
+
 def ars(record: dict) -> str:
     rows = [
         [
@@ -517,6 +548,7 @@ RENDERERS = {
     "samplers": samplers,
     "latency": latency,
     "diagnostics": diagnostics,
+    "until": until,
     "ars": ars,
     "generative_speed": generative_speed,
     "generative_quality": generative_quality,

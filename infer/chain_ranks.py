@@ -3,7 +3,10 @@ sorted once (as unsigned integer keys, XLA's fastest sort), their average ranks 
 as ``scipy.stats.rankdata`` does) turned into Blom's normal scores by a table lookup, and the
 folded draws ``|x - median|`` ranked from the same sort by a bitonic merge.
 
-Every function takes a 1-D array of one parameter's (split) draws, ``(size,)``.
+Every function takes a 1-D array of one parameter's (split) draws, ``(size,)``. Padded
+draws (a run whose draws grow, see :mod:`infer.chain_stats`) come with ``mask``, True for
+the real ones, and ``count``, how many there are: the others sort after every real value
+(their normal scores are NaN) and change no real draw's rank.
 """
 
 from __future__ import annotations
@@ -23,15 +26,18 @@ FAST_FROM = 2**15  # draws of one parameter from which the faster, longer-to-com
 
 
 @functools.lru_cache(maxsize=8)
-def normal_scores(size, dtype):
+def normal_scores(size, dtype, padded_size=None):
     """ArviZ's normal scores of the average ranks among ``size`` values, indexed by twice the
     rank: entry ``t`` is ``Phi^-1((t/2 - 3/8) / (size + 1/4))`` (Blom 1958), computed by scipy
     with ArviZ's own arithmetic, so they match ArviZ's bit for bit (entries 0 and 1 are unused).
     Built on the host once per size and passed to the program: on the device a lookup is
-    cheaper than the normal quantile, and as exact in float32 as float32 allows."""
+    cheaper than the normal quantile, and as exact in float32 as float32 allows.
+    ``padded_size``: the table is as long as for that many values, NaN past ``2 size``."""
     rank = np.arange(2 * size + 1) / 2
     with np.errstate(invalid="ignore"):
         scores = special.ndtri((rank - _BLOM) / (size - 2 * _BLOM + 1))
+    if padded_size is not None and padded_size > size:
+        scores = np.concatenate([scores, np.full(2 * (padded_size - size), np.nan)])
     scores = scores.astype(dtype)
     scores.flags.writeable = False
     return scores
@@ -52,11 +58,21 @@ def _from_sort_keys(keys, dtype):
     return lax.bitcast_convert_type(jnp.where((keys & sign) != 0, keys & ~sign, ~keys), dtype)
 
 
-def sort(values, with_order, wide):
+def _masked_keys(keys, mask):
+    """Padded values' keys set to the largest: they sort after every real value."""
+    return (
+        keys
+        if mask is None
+        else jnp.where(mask, keys, np.array(np.iinfo(keys.dtype).max, keys.dtype))
+    )
+
+
+def sort(values, with_order, wide, mask=None):
     """The values sorted (ties of -0.0 and 0.0 stay adjacent), and with ``with_order`` the
     permutation that sorts them. ``wide`` (x64 on): 32-bit keys and their index are packed into
-    one 64-bit integer, whose one-operand sort is the fastest of all."""
-    keys = _sort_keys(values)
+    one 64-bit integer, whose one-operand sort is the fastest of all. With ``mask``, the padded
+    values come last, as NaN."""
+    keys = _masked_keys(_sort_keys(values), mask)
     if not with_order:
         return _from_sort_keys(lax.sort(keys), values.dtype)
     index = lax.iota(jnp.int32, values.shape[0])
@@ -115,11 +131,11 @@ def _average_scores(sorted_values, scores):
     return _tie_scores(sorted_values, scores)
 
 
-def z_scores(values, scores):
+def z_scores(values, scores, mask=None):
     """Normal scores of the average ranks of a 1-D array (ArviZ's ``_z_scale``, ties averaged
     as ``scipy.stats.rankdata(method="average")``), the sorted values, and the permutation
-    that sorts them."""
-    sorted_values, order = sort(values, True, wide=scores.dtype == jnp.float64)
+    that sorts them. Padded values (``mask`` False) get NaN."""
+    sorted_values, order = sort(values, True, wide=scores.dtype == jnp.float64, mask=mask)
     z_sorted = _average_scores(sorted_values, scores)
     z = jnp.zeros(values.shape[0], scores.dtype).at[order].set(z_sorted, unique_indices=True)
     return z, sorted_values, order
@@ -156,21 +172,23 @@ def _bitonic_merge(keys, payload, packed):
     return keys[:size], payload[:size]
 
 
-def folded_z_scores(values, sorted_values, order, scores):
+def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None):
     """The normal scores of the average ranks of the folded draws ``|x - median|``, in the
     order of the draws ``values``, given them sorted and their sorting permutation ``order``.
 
     For many draws, no second sort: in sorted order the folded draws fall to the median and
     rise after it, so a bitonic merge sorts them. Each carries a tie-break, its sorted position
     (reversed before the median), so that the pairs strictly fall and rise whatever the ties.
-    For fewer than :data:`FAST_FROM` draws, a second sort (quicker to compile)."""
+    For fewer than :data:`FAST_FROM` draws, a second sort (quicker to compile). Padded draws:
+    the first ``count`` sorted values are the real ones, ``mask`` marks them in ``values``."""
     size = sorted_values.shape[0]
-    half = size // 2
+    half = (size if count is None else count) // 2
     median = (sorted_values[half - 1] + sorted_values[half]) / 2
     if size < FAST_FROM:
-        return z_scores(jnp.abs(values - median), scores)[0]
-    keys = _sort_keys(jnp.abs(sorted_values - median))
+        return z_scores(jnp.abs(values - median), scores, mask)[0]
     position = lax.iota(jnp.int32, size)
+    keys = _sort_keys(jnp.abs(sorted_values - median))
+    keys = keys if count is None else _masked_keys(keys, position < count)
     tie_break = jnp.where(position < half, 2 * size - 1 - position, position)
     packed = keys.dtype.itemsize <= 4 and scores.dtype == jnp.float64
     merged, tie_break = _bitonic_merge(keys, tie_break, packed)

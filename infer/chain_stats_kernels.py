@@ -2,10 +2,15 @@
 transforms and autocorrelates every parameter (one ``jax.jit`` per shape and plan). The
 functions take one parameter's draws ``(num_chains, num_draws)``; :func:`compiled` maps them
 over parameters in memory-bounded batches, and over devices when the draws are sharded.
+
+Padded draws (``Plan.padded``): the draw axis is longer than the run, the first
+``Lengths.draws`` of each chain are real, and every reduction, sort and autocorrelation leaves
+the rest out (a :class:`Valid` says which). Such a program serves every length up to its own.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -39,64 +44,120 @@ class Plan(NamedTuple):
     compute_dtype: str
     out_dtype: str
     mesh: jax.sharding.Mesh | None  # the mesh the draws are sharded over, if any
+    padded: bool = False  # the draw axis is padded: Lengths.draws says how much is real
+
+
+class Lengths(NamedTuple):
+    """What the host knows of the real draws (arguments, not constants: one program serves
+    several lengths when padded). ``tail_index`` ``(2, 2)`` and ``tail_weight`` ``(2, 2)``:
+    numpy's "linear" quantile at each tail probability, as the sorted positions below and above
+    and the weights ``gamma`` and ``1 - gamma``, computed in float64 as numpy computes them."""
+
+    draws: np.ndarray  # int32 scalar: real draws per chain
+    tail_index: np.ndarray
+    tail_weight: np.ndarray
+
+
+def lengths(num_chains, num_draws, prob) -> Lengths:
+    """The :class:`Lengths` of ``num_draws`` real draws per chain of ``num_chains`` chains."""
+    size = num_chains * num_draws
+    index, weight = [], []
+    for p in prob:
+        virtual = (size - 1) * p
+        below = min(max(math.floor(virtual), 0), size - 1)
+        gamma = virtual - math.floor(virtual)
+        index.append((below, min(below + 1, size - 1)))
+        weight.append((gamma, 1 - gamma))
+    return Lengths(np.int32(num_draws), np.array(index, np.int32), np.array(weight, np.float64))
+
+
+class Valid(NamedTuple):
+    """Which entries of the last axis of padded draws are real: the first ``count`` (a traced
+    int32), where ``mask`` is True. Functions take ``valid=None`` for unpadded draws."""
+
+    count: jax.Array
+    mask: jax.Array
+
+
+def _keep(x, valid, fill):
+    """``x`` with its padded entries replaced by ``fill``."""
+    return x if valid is None else jnp.where(valid.mask, x, fill)
+
+
+def _count(x, axis, valid):
+    """How many real entries a reduction over ``axis`` (None: all) of ``x`` sums."""
+    if valid is None:
+        return x.size if axis is None else x.shape[axis]
+    if axis is None:
+        return valid.count * (x.size // x.shape[-1])
+    assert axis in (-1, x.ndim - 1), "padding is on the last axis"
+    return valid.count
 
 
 # ----------------------------------------------------------------------------------------------
 # One parameter: x is (num_chains, num_draws) in the dtype of the draws.
 
 
-def _mean(x, axis=None, keepdims=False):
+def _mean(x, axis=None, keepdims=False, valid=None):
     """The mean, shifted by the first value: exact for a constant (XLA turns a division by a
     count into a multiplication by its reciprocal, which numpy does not) and stable in float32."""
     if axis is None:
         shift = x.reshape(-1)[0]
-        return shift + (x - shift).mean()
+        if valid is None:
+            return shift + (x - shift).mean()
+        return shift + _keep(x - shift, valid, 0).sum() / _count(x, axis, valid)
     shift = lax.index_in_dim(x, 0, axis, keepdims=True)
-    mean = shift + (x - shift).mean(axis=axis, keepdims=True)
+    if valid is None:
+        mean = shift + (x - shift).mean(axis=axis, keepdims=True)
+    else:
+        mean = shift + _keep(x - shift, valid, 0).sum(axis, keepdims=True) / valid.count
     return mean if keepdims else jnp.squeeze(mean, axis)
 
 
-def _var(x, axis=None, ddof=0):
+def _var(x, axis=None, ddof=0, valid=None):
     """The centred variance: a sum of squares of deviations from :func:`_mean`."""
-    deviations = x - _mean(x, axis=axis, keepdims=True)
-    count = x.size if axis is None else x.shape[axis]
-    return (deviations**2).sum(axis=axis) / (count - ddof)
+    deviations = _keep(x - _mean(x, axis=axis, keepdims=True, valid=valid), valid, 0)
+    return (deviations**2).sum(axis=axis) / (_count(x, axis, valid) - ddof)
 
 
-def _split(x):
-    """The first and last halves of every chain as chains of their own: (2 num_chains, half)."""
+def _split(x, valid=None):
+    """The first and last halves of every chain as chains of their own: (2 num_chains, half),
+    and the :class:`Valid` of the halves of padded draws."""
     half = x.shape[1] // 2
-    return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
+    if valid is None:
+        return jnp.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0), None
+    count = valid.count // 2  # an odd chain loses its middle draw, as without padding
+    extended = jnp.pad(x, ((0, 0), (0, half)))
+    second = lax.dynamic_slice_in_dim(extended, valid.count - count, half, axis=1)
+    halves = jnp.concatenate([x[:, :half], second], axis=0)
+    return halves, Valid(count, lax.iota(jnp.int32, half) < count)
 
 
-def _quantile(sorted_values, prob):
-    """numpy's "linear" quantile of sorted values, rounded as numpy rounds it in their dtype."""
-    size = sorted_values.shape[0]
-    virtual = (size - 1) * prob
-    below = min(max(math.floor(virtual), 0), size - 1)
-    above = min(below + 1, size - 1)
-    gamma = virtual - math.floor(virtual)
-    a, b = sorted_values[below], sorted_values[above]
-    dtype = sorted_values.dtype
-    if gamma >= 0.5:
-        return b - (b - a) * jnp.asarray(1 - gamma, dtype)
-    return a + (b - a) * jnp.asarray(gamma, dtype)
+def _quantile(sorted_values, index, weight):
+    """numpy's "linear" quantile of sorted values, rounded as numpy rounds it in their dtype,
+    from its positions ``index`` (below, above) and weights (``gamma``, ``1 - gamma``)."""
+    a, b = sorted_values[index[0]], sorted_values[index[1]]
+    weight = weight.astype(sorted_values.dtype)
+    return jnp.where(weight[0] >= 0.5, b - (b - a) * weight[1], a + (b - a) * weight[0])
 
 
 def _geyer_tau(rho, num_draws):
     """ArviZ's integrated autocorrelation time from the autocorrelations ``rho`` of its lags
     ``0..len(rho)-1`` for chains of ``num_draws`` draws: Geyer's initial positive sequence, its
     monotone version, and ArviZ's last-term rule. Returns ``(tau, exact)``: ``exact`` is False
-    when ``rho`` stops before the lag where Geyer's sum does (then ``tau`` means nothing)."""
-    limit = max((num_draws - 3) // 2, 0)  # the largest pair ArviZ's loop can reach
-    known = min(limit, max((rho.shape[0] - 2) // 2, 0))  # the last pair rho holds
-    pairs = rho[: 2 * (known + 1)].reshape(known + 1, 2).at[0, 0].set(1.0)
+    when ``rho`` stops before the lag where Geyer's sum does (then ``tau`` means nothing).
+    ``num_draws`` may be traced (padded draws: ``rho`` holds their lags, and more)."""
+    most = max((rho.shape[0] - 2) // 2, 0)  # the last pair rho holds
+    limit = jnp.maximum((num_draws - 3) // 2, 0)  # the largest pair ArviZ's loop can reach
+    known = jnp.minimum(limit, most)
+    pairs = rho[: 2 * (most + 1)].reshape(most + 1, 2).at[0, 0].set(1.0)
     pair_sums = pairs.sum(axis=1)
-    stops = ~(pair_sums[: min(known + 1, limit)] > 0)
+    index = jnp.arange(most + 1)
+    stops = ~(pair_sums > 0) & (index < jnp.minimum(known + 1, limit))
     found = stops.any()
-    stop = jnp.where(found, jnp.argmax(stops), known) if stops.shape[0] else jnp.asarray(known)
+    stop = jnp.where(found, jnp.argmax(stops), known)
     monotone = lax.cummin(pair_sums)
-    body = jnp.sum(jnp.where(jnp.arange(known + 1) < stop, monotone, 0.0))
+    body = jnp.sum(jnp.where(index < stop, monotone, 0.0))
     last_even, last_pair = pairs[stop, 0], pair_sums[stop]
     tail = jnp.where((last_pair >= 0) | (last_even > 0), last_even, 0.0)
     tau = -1 + 2 * body + tail
@@ -104,15 +165,16 @@ def _geyer_tau(rho, num_draws):
     return jnp.where(jnp.isnan(rho[1]), jnp.nan, tau), exact
 
 
-def _tau(centred, between, fft_len):
+def _tau(centred, between, fft_len, count=None):
     """Geyer's ``(tau, exact)`` of each series of ``centred`` (num_series, num_chains, n),
     from its chains' mean autocovariance at the lags ``0..fft_len - n`` (those a circular
     correlation of that length gets without wrapping round); ``between``: the variance of the
-    chain means (num_series,)."""
+    chain means (num_series,). Padded series: ``count`` real draws, then zeros."""
     n = centred.shape[2]
     lags = min(fft_len - n, n - 1) + 1
     spectrum = jnp.fft.rfft(centred, n=fft_len, axis=2)
     power = (spectrum.real**2 + spectrum.imag**2).mean(axis=1)  # chains averaged: irfft is linear
+    n = n if count is None else count  # padded: the real draws, and zeros after them
     mean_acov = jnp.fft.irfft(power, n=fft_len, axis=1)[:, :lags] / n
     mean_var = mean_acov[:, 0] * n / (n - 1)
     var_plus = mean_var * (n - 1) / n + between
@@ -142,33 +204,42 @@ _tau_or_every_lag = batchwise_cond(
 )
 
 
-def _geyer(centred, between):
+def _geyer(centred, between, valid=None):
     """Geyer's ``tau`` of each series (see :func:`_tau`), from the first lags'
-    autocovariances when Geyer's sum stops within them, else from every lag's."""
+    autocovariances when Geyer's sum stops within them, else from every lag's (always, for
+    padded series)."""
     full, short = _fft_lengths(*centred.shape[1:])
+    if valid is not None:
+        return _tau(centred, between, full, valid.count)[0]
     if short is None:
         return _tau(centred, between, full)[0]
     tau, exact = _tau(centred, between, short)
     return _tau_or_every_lag(tau, exact, centred, between)
 
 
-def _ess(series, ctype):
+def _ess(series, ctype, valid=None):
     """ArviZ's ``_ess`` of each of a stack of split series (num_series, num_chains, half)."""
     _, num_chains, n = series.shape
-    size = num_chains * n
     series = series.astype(ctype)
-    centred = series - _mean(series, axis=2, keepdims=True)
-    tau = _geyer(centred, _var(_mean(series, axis=2), axis=1, ddof=1))
-    ess = size / jnp.maximum(tau, 1 / math.log10(size))
-    constant = series.max(axis=(1, 2)) - series.min(axis=(1, 2)) < _CONSTANT_RANGE
-    return jnp.where(constant, size, ess)
+    centred = _keep(series - _mean(series, axis=2, keepdims=True, valid=valid), valid, 0)
+    tau = _geyer(centred, _var(_mean(series, axis=2, valid=valid), axis=1, ddof=1), valid)
+    if valid is None:
+        size = num_chains * n
+        floor = 1 / math.log10(size)
+    else:
+        size = num_chains * valid.count
+        floor = 1 / jnp.log10(size.astype(ctype))
+    ess = size / jnp.maximum(tau, floor)
+    highest = _keep(series, valid, -jnp.inf).max(axis=(1, 2))
+    lowest = _keep(series, valid, jnp.inf).min(axis=(1, 2))
+    return jnp.where(highest - lowest < _CONSTANT_RANGE, size, ess)
 
 
-def _rhat(z):
+def _rhat(z, valid=None):
     """ArviZ's ``_rhat`` of chains (num_chains, num_draws)."""
-    n = z.shape[1]
-    between = n * _var(_mean(z, axis=1), ddof=1)
-    within = _var(z, axis=1, ddof=1).mean()
+    n = z.shape[1] if valid is None else valid.count
+    between = n * _var(_mean(z, axis=1, valid=valid), ddof=1)
+    within = _var(z, axis=1, ddof=1, valid=valid).mean()
     return jnp.sqrt((between / within + n - 1) / n)
 
 
@@ -190,10 +261,19 @@ def _rhat_nested(z, superchain_ids):
     return jnp.sqrt(1 + between_super / (within_chain + between_chain).mean())
 
 
-def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores):
+def _flat(valid, num_chains):
+    """The ``(count, mask)`` of padded chains ``(num_chains, n)`` flattened; None unpadded."""
+    if valid is None:
+        return None, None
+    return num_chains * valid.count, jnp.tile(valid.mask, num_chains)
+
+
+def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, valid=None):
     """The larger of the R-hats of the normal scores of the split draws and of the folded
-    split draws ``|x - median|`` (ArviZ's max, which keeps the bulk value when the tail is NaN)."""
-    z_tail = folded_z_scores(split.reshape(-1), sorted_split, order, scores)
+    split draws ``|x - median|`` (ArviZ's max, which keeps the bulk value when the tail is NaN).
+    ``rhat_fn(z)`` of padded draws leaves out what ``valid`` does."""
+    count, mask = _flat(valid, split.shape[0])
+    z_tail = folded_z_scores(split.reshape(-1), sorted_split, order, scores, count, mask)
     bulk = rhat_fn(z_bulk.reshape(split.shape))
     tail = rhat_fn(z_tail.reshape(split.shape))
     return jnp.where(tail > bulk, tail, bulk)
@@ -212,7 +292,20 @@ def _nested(x, split, ranked, scores, plan):
     )
 
 
-def _param_stats(x, scores, plan):
+def _tail_series(x, valid, split, sorted_split, lengths):
+    """The indicators ``split <= q`` at the two tail quantiles ``q`` of all draws ``x``
+    (those of the split draws when they are all the draws and already sorted)."""
+    if sorted_split is not None and valid is None and x.shape[1] % 2 == 0:
+        sorted_all = sorted_split
+    else:
+        sorted_all = sort(x.reshape(-1), False, wide=False, mask=_flat(valid, x.shape[0])[1])
+    return {
+        f"tail{i}": split <= _quantile(sorted_all, lengths.tail_index[i], lengths.tail_weight[i])
+        for i in range(2)
+    }
+
+
+def _param_stats(x, scores, lengths, plan):
     """The statistics of ``plan.wanted`` for one parameter (num_chains, num_draws)."""
     ctype = jnp.dtype(plan.compute_dtype)
     wanted = set(plan.wanted)
@@ -220,58 +313,61 @@ def _param_stats(x, scores, plan):
     nan = jnp.asarray(jnp.nan, ctype)
     if num_draws < _MIN_DRAWS:
         return {name: nan for name in plan.wanted}
-    split = _split(x)
+    valid = Valid(lengths.draws, lax.iota(jnp.int32, num_draws) < lengths.draws)
+    valid = valid if plan.padded else None
+    split, split_valid = _split(x, valid)
     out, series = {}, {}
     ranked = {"rhat", "ess_bulk"} & wanted or (
         "rhat_nested" in wanted and plan.nested_method == "rank"
     )
+    z_bulk = sorted_split = order = None
     if ranked:
-        z_bulk, sorted_split, order = z_scores(split.reshape(-1), scores)
+        mask = _flat(split_valid, split.shape[0])[1]
+        z_bulk, sorted_split, order = z_scores(split.reshape(-1), scores, mask)
         series["ess_bulk"] = z_bulk.reshape(split.shape)
     if "rhat" in wanted and num_chains > 1:
-        out["rhat"] = _rank_rhat(split, z_bulk, sorted_split, order, _rhat, scores)
+        rhat_fn = functools.partial(_rhat, valid=split_valid)
+        out["rhat"] = _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, split_valid)
     elif "rhat" in wanted:
         out["rhat"] = nan
     if "rhat_nested" in wanted:
         ranks = (z_bulk, sorted_split, order) if ranked else None
         out["rhat_nested"] = _nested(x, split, ranks, scores, plan) if num_chains > 1 else nan
     if "ess_tail" in wanted:
-        if ranked and num_draws % 2 == 0:
-            sorted_all = sorted_split  # the split draws are all the draws
-        else:
-            sorted_all = sort(x.reshape(-1), False, wide=False)
-        for i, prob in enumerate(plan.prob):
-            series[f"tail{i}"] = split <= _quantile(sorted_all, prob)
+        series.update(_tail_series(x, valid, split, sorted_split, lengths))
     xc = x.astype(ctype)
     if "mcse_mean" in wanted:
-        series["mcse_mean"] = _split(xc)
+        series["mcse_mean"] = _split(xc, valid)[0]
     if "mcse_sd" in wanted:
-        squares = (xc - _mean(xc)) ** 2
-        series["mcse_sd"] = _split(squares)
+        squares = (xc - _mean(xc, valid=valid)) ** 2
+        series["mcse_sd"] = _split(squares, valid)[0]
     if series:
         stacked = jnp.stack([s.astype(ctype) for s in series.values()])
-        ess = dict(zip(series, _ess(stacked, ctype), strict=True))
+        ess = dict(zip(series, _ess(stacked, ctype, split_valid), strict=True))
     if "ess_bulk" in wanted:
         out["ess_bulk"] = ess["ess_bulk"]
     if "ess_tail" in wanted:
         out["ess_tail"] = jnp.where(ess["tail1"] < ess["tail0"], ess["tail1"], ess["tail0"])
     if "mcse_mean" in wanted:
-        out["mcse_mean"] = jnp.sqrt(_var(xc, ddof=1)) / jnp.sqrt(ess["mcse_mean"])
+        out["mcse_mean"] = jnp.sqrt(_var(xc, ddof=1, valid=valid)) / jnp.sqrt(ess["mcse_mean"])
     if "mcse_sd" in wanted:
-        evar = _mean(squares)  # ArviZ's mean(s**4) - evar**2, centred: exactly 0 for constant s**2
-        varvar = _mean((squares - evar) ** 2) / ess["mcse_sd"]
+        evar = _mean(squares, valid=valid)  # ArviZ's mean(s**4) - evar**2, centred: exactly 0
+        varvar = _mean((squares - evar) ** 2, valid=valid) / ess["mcse_sd"]  # for constant s**2
         out["mcse_sd"] = jnp.sqrt(varvar / evar / 4)
-    has_nan = jnp.isnan(x).any()
-    return {name: jnp.where(has_nan, nan, out[name]) for name in plan.wanted}
+    undefined = jnp.isnan(_keep(x, valid, 0)).any()
+    if valid is not None:
+        undefined |= valid.count < _MIN_DRAWS
+    return {name: jnp.where(undefined, nan, out[name]) for name in plan.wanted}
 
 
 # ----------------------------------------------------------------------------------------------
 # The compiled program: every parameter of every array, vmapped in batches.
 
 
-def _compute(arrays, scores, plan):
+def _compute(arrays, scores, lengths, plan):
     """The statistics of every parameter of every array ``(num_chains, num_draws, ...)``,
-    as one dict per array of arrays shaped like its trailing axes."""
+    as one dict per array of arrays shaped like its trailing axes. ``lengths``: a
+    :class:`Lengths`."""
     ctype = jnp.dtype(plan.compute_dtype)
     columns, groups = [], {}
     for i, x in enumerate(arrays):
@@ -282,7 +378,7 @@ def _compute(arrays, scores, plan):
     results = [None] * len(arrays)
     for indices in groups.values():
         stacked = jnp.concatenate([columns[i] for i in indices], axis=2)
-        flat = _over_devices(jnp.moveaxis(stacked, 2, 0), scores, plan)
+        flat = _over_devices(jnp.moveaxis(stacked, 2, 0), scores, lengths, plan)
         offset = 0
         for i in indices:
             width, shape = columns[i].shape[2], arrays[i].shape[2:]
@@ -294,23 +390,27 @@ def _compute(arrays, scores, plan):
     return results
 
 
-def _map_parameters(params, scores, plan):
+def _map_parameters(params, scores, lengths, plan):
     """``_param_stats`` over parameters (num_params, num_chains, num_draws), vmapped in batches
     whose working memory stays near ``_BATCH_BYTES``."""
     num_params, num_chains, num_draws = params.shape
     per_param = num_chains * num_draws * _WORK_PER_VALUE * 8
     batch_size = int(min(max(_BATCH_BYTES // per_param, 1), max(num_params, 1)))
-    return lax.map(lambda x: _param_stats(x, scores, plan), params, batch_size=batch_size)
+
+    def one(x):
+        return _param_stats(x, scores, lengths, plan)
+
+    return lax.map(one, params, batch_size=batch_size)
 
 
-def _over_devices(params, scores, plan):
+def _over_devices(params, scores, lengths, plan):
     """``_map_parameters`` split by parameter over the devices of the mesh the draws are sharded
     on: the draws are exchanged once between the devices, then each sorts and transforms whole
     parameters of its own (parameters are padded with constants up to a multiple of the
     device count)."""
     mesh = plan.mesh
     if mesh is None:
-        return _map_parameters(params, scores, plan)
+        return _map_parameters(params, scores, lengths, plan)
     num_params = params.shape[0]
     padding = -num_params % mesh.size
     params = jnp.pad(params, ((0, padding), (0, 0), (0, 0)))
@@ -319,12 +419,12 @@ def _over_devices(params, scores, plan):
     if explicit:  # sharding in types: say where the data go (XLA decides for Auto axes)
         params = jax.sharding.reshard(params, NamedSharding(mesh, by_param))
     spread = jax.shard_map(
-        lambda p, s: _map_parameters(p, s, plan),
+        lambda p, s, n: _map_parameters(p, s, n, plan),
         mesh=mesh,
-        in_specs=(by_param, PartitionSpec()),
+        in_specs=(by_param, PartitionSpec(), PartitionSpec()),
         out_specs=by_param,
     )
-    results = spread(params, scores)
+    results = spread(params, scores, lengths)
     if explicit:
         results = jax.sharding.reshard(results, NamedSharding(mesh, PartitionSpec()))
     return {name: value[:num_params] for name, value in results.items()}

@@ -4,7 +4,8 @@ The driver draws ``num_samples`` per chain at a time and, after each batch, comp
 rank-normalised split R-hat and bulk and tail ESS (tail at the 5%/95% quantiles) of every
 parameter over all draws so far (in JAX, :mod:`infer.chain_stats`, equal to ArviZ within
 1e-5; on the unconstrained positions: ranks do not change under the elementwise monotone maps
-to constrained space). It stops when every parameter
+to constrained space; padded, so that the checks compile one program per doubling of the
+draws, not one per check). It stops when every parameter
 meets both limits, or when ``max_samples`` draws per chain are spent, then with a warning
 naming the parameters that fell short. ``result.info["until"]`` records why it stopped.
 """
@@ -62,7 +63,7 @@ def shortfalls(positions, rule: Converged) -> dict[str, dict]:
     """
     named = default_names(positions)
     stats = chain_stats.summary_stats(
-        named, prob=TAIL_PROB, statistics=("rhat", "ess_bulk", "ess_tail")
+        named, prob=TAIL_PROB, statistics=("rhat", "ess_bulk", "ess_tail"), padded=True
     )
     failing = {}
     for name in named:

@@ -1,0 +1,93 @@
+"""``chain_stats.summary_stats(..., padded=True)``, what ``until=`` checks with: the draw axis
+padded with zeros up to a power of two, which no statistic may see. Against the unpadded
+program (the same to round-off) and ``arviz_stats``, on the test set of
+``test_chain_stats.py`` (autocorrelated, heavy-tailed, tied, constant and NaN draws)."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from test_chain_stats import NUM_CHAINS, arviz_reference, assert_matches, make_draws
+from test_driver import count_compilations
+
+from infer import chain_ranks, chain_stats
+
+
+def assert_same(padded, unpadded, rtol=1e-12):
+    for name, stats in unpadded.items():
+        for stat, value in stats.items():
+            assert_matches(padded[name][stat], value, rtol=rtol, what=f"{stat} of {name}")
+
+
+@pytest.mark.parametrize("num_draws", [18, 101, 1000])
+def test_padded_draws_give_the_statistics_of_the_real_ones(num_draws):
+    """Odd and even lengths (an odd chain loses its middle draw when split), padded to 512
+    and 1024 draws: the zeros after the draws would move every statistic if one leaked in."""
+    draws = make_draws(num_draws, seed=num_draws)
+    padded = chain_stats.summary_stats(draws, padded=True)
+    assert_same(padded, chain_stats.summary_stats(draws))
+    reference = arviz_reference(draws)
+    for name in draws:
+        for stat in chain_stats.STATISTICS:
+            assert_matches(padded[name][stat], reference[stat][name], what=f"{stat} of {name}")
+
+
+@pytest.mark.parametrize("num_chains", [1, 3])
+def test_too_few_draws_give_nan_when_padded(num_chains):
+    x = np.random.default_rng(0).normal(size=(num_chains, 3, 2))
+    for value in chain_stats.summary_stats(x, padded=True).values():
+        assert np.isnan(np.asarray(value)).all()
+    longer = np.random.default_rng(1).normal(size=(num_chains, 5, 2))
+    padded = chain_stats.summary_stats({"x": longer}, padded=True)
+    assert_same(padded, chain_stats.summary_stats({"x": longer}))
+
+
+def test_float32_padded_draws_match_arviz():
+    draws = make_draws(1000, np.float32, seed=3)
+    padded = chain_stats.summary_stats(draws, dtype="float32", padded=True)
+    reference = arviz_reference(draws)
+    for name in draws:
+        for stat in chain_stats.STATISTICS:
+            assert_matches(padded[name][stat], reference[stat][name], what=f"{stat} of {name}")
+
+
+def test_jax_arrays_are_padded_on_their_device():
+    draws = make_draws(300, np.float32, seed=4)["ar1"]
+    on_device = chain_stats.summary_stats(jnp.asarray(draws), padded=True)
+    from_host = chain_stats.summary_stats(draws, padded=True)
+    for stat in chain_stats.STATISTICS:
+        np.testing.assert_array_equal(np.asarray(on_device[stat]), np.asarray(from_host[stat]))
+
+
+@pytest.mark.slow
+def test_padding_that_reaches_the_fast_paths_matches_arviz():
+    """4 x 4100 draws take the scans unpadded, but padded to 8192 they reach
+    ``chain_ranks.FAST_FROM``: the bitonic merge of the folded draws must leave the padding
+    after every real value."""
+    num_draws = 4100
+    assert NUM_CHAINS * num_draws < chain_ranks.FAST_FROM <= NUM_CHAINS * 8192
+    draws = make_draws(num_draws, seed=5)
+    padded = chain_stats.summary_stats(draws, padded=True)
+    assert_same(padded, chain_stats.summary_stats(draws), rtol=1e-10)
+    reference = arviz_reference(draws)
+    for name in draws:
+        for stat in chain_stats.STATISTICS:
+            assert_matches(padded[name][stat], reference[stat][name], what=f"{stat} of {name}")
+
+
+def test_lengths_up_to_the_same_power_of_two_share_one_program():
+    """What ``until=`` relies on: checks after 70, 300 and 512 draws compile once."""
+    rng = np.random.default_rng(6)
+    with count_compilations() as counter:
+        chain_stats.summary_stats(rng.normal(size=(4, 70, 3)), padded=True)
+        first = counter["n"]
+        assert first >= 1
+        for num_draws in (300, 512):
+            chain_stats.summary_stats(rng.normal(size=(4, num_draws, 3)), padded=True)
+        assert counter["n"] == first
+        chain_stats.summary_stats(rng.normal(size=(4, 513, 3)), padded=True)
+        assert counter["n"] > first  # 513 draws need the next power of two
+
+
+def test_padded_must_be_a_bool():
+    with pytest.raises(TypeError, match="padded must be True or False"):
+        chain_stats.summary_stats(np.zeros((2, 10)), padded="yes")
