@@ -2,12 +2,14 @@
 
 A run with ``until=infer.converged(...)`` checks R-hat and bulk and tail ESS after every batch
 of draws, over all draws so far. Unpadded, every check has a new length and compiles a new
-program; padded (``chain_stats.summary_stats(..., padded=True)``, what ``until=`` uses), one
-program serves every length up to the next power of two.
+program. Padded, one program serves every length up to its own: ``until=`` pads to
+``max_samples`` when the draws are small enough (``chain_stats.summary_stats(...,
+padded=max_samples)``), else to the next power of two (``padded=True``).
 
 * ``checks``: the 15 checks of a run drawing 200 per chain at a time up to 3,000 (4 chains,
-  10 parameters of AR(1) draws, float32), compile time included: padded, unpadded, and
-  ``arviz_stats``'s ``rhat`` and ``ess`` on the host (the anchor: what a user would call).
+  10 parameters of AR(1) draws, float32), compile time included: padded to 3,000 (what
+  ``until=`` does here), padded to powers of two, unpadded, and ``arviz_stats``'s ``rhat``
+  and ``ess`` on the host (the anchor: what a user would call).
 * ``run``: ``infer.sample(0, normal_10d, infer.rwmh(), num_samples=200,
   until=infer.converged(rhat=1.01, ess=2000, max_samples=3000))``, first call in a fresh
   process, with the padding on (as shipped) and off (the worker wraps ``summary_stats`` with
@@ -35,7 +37,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, ROOT, machine, run_json, write_result  # noqa: E402
 
 NUM_CHAINS, NUM_PARAMS, BATCH, MAX_SAMPLES = 4, 10, 200, 3000
-SIDES = ("checks_padded", "checks_unpadded", "checks_arviz", "run_padded", "run_unpadded")
+SIDES = (
+    "checks_padded",
+    "checks_doubling",
+    "checks_unpadded",
+    "checks_arviz",
+    "run_padded",
+    "run_unpadded",
+)
+PADDING = {"checks_padded": MAX_SAMPLES, "checks_doubling": True, "checks_unpadded": False}
 
 
 def ar1_draws():
@@ -70,7 +80,7 @@ def checks(side: str) -> dict:
 
         def check(x):
             wanted = ("rhat", "ess_bulk", "ess_tail")
-            stats = chain_stats.summary_stats(x, statistics=wanted, padded=side == "checks_padded")
+            stats = chain_stats.summary_stats(x, statistics=wanted, padded=PADDING[side])
             return jax.block_until_ready(stats)["ess_bulk"]
 
     start = time.perf_counter()
@@ -145,6 +155,7 @@ def main(argv=None) -> int:
         "seconds": {side: median(side) for side in SIDES},
         "ratios": {
             "checks_padded_over_unpadded": median("checks_padded") / median("checks_unpadded"),
+            "checks_doubling_over_unpadded": median("checks_doubling") / median("checks_unpadded"),
             "checks_padded_over_arviz": median("checks_padded") / median("checks_arviz"),
             "run_padded_over_unpadded": median("run_padded") / median("run_unpadded"),
         },

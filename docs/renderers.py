@@ -143,16 +143,21 @@ def diagnostics(record: dict) -> str:
 def until(record: dict) -> str:
     seconds, ratios, settings = record["seconds"], record["ratios"], record["settings"]
     rows = [
-        ["15 checks, padded (`until=`)", _f(seconds["checks_padded"]), "—"],
         [
-            "15 checks, one program per length",
-            _f(seconds["checks_unpadded"]),
-            f"padded ÷ this **{_f(ratios['checks_padded_over_unpadded'], 3)}**",
+            "15 checks, padded to `max_samples` (`until=`)",
+            _f(seconds["checks_padded"]),
+            f"÷ one program per length **{_f(ratios['checks_padded_over_unpadded'], 3)}**",
         ],
+        [
+            "15 checks, padded to powers of two",
+            _f(seconds["checks_doubling"]),
+            f"÷ one program per length {_f(ratios['checks_doubling_over_unpadded'], 3)}",
+        ],
+        ["15 checks, one program per length", _f(seconds["checks_unpadded"]), "—"],
         [
             "15 checks, `arviz_stats` on the host",
             _f(seconds["checks_arviz"]),
-            f"padded ÷ this {_f(ratios['checks_padded_over_arviz'], 3)}",
+            f"padded to `max_samples` ÷ this {_f(ratios['checks_padded_over_arviz'], 3)}",
         ],
         ["whole run, padded checks", _f(seconds["run_padded"]), "—"],
         [

@@ -104,7 +104,7 @@ def _run(
         padded,
     )
     num_chains, num_draws = arrays[0].shape[:2]
-    room = _padded_length(num_draws) if padded else num_draws
+    room = _padded_length(num_draws, padded)
     arrays = tuple(_pad_draws(a, room) for a in arrays)
     split_size = 2 * num_chains * (num_draws // 2)
     scores = normal_scores(split_size, compute_dtype, 2 * num_chains * (room // 2))
@@ -113,10 +113,20 @@ def _run(
     return dict(zip(items, results, strict=True)) if named else results[0]
 
 
-def _padded_length(num_draws):
-    """The draw axis of a padded program: the next power of two, at least 512 (short draws
-    cost little to pad, and the first checks of a run then share one program)."""
-    return max(512, 1 << max(num_draws - 1, 1).bit_length())
+def _padded_length(num_draws, padded):
+    """The draw axis of the program: ``num_draws`` unpadded; ``padded`` when it is a count;
+    else the next power of two, at least 512 (short draws cost little to pad, and the first
+    checks of a run then share one program)."""
+    if padded is False:
+        return num_draws
+    if padded is True:
+        return max(512, 1 << max(num_draws - 1, 1).bit_length())
+    if padded < num_draws:
+        raise ValueError(
+            f"padded={padded} is fewer than the {num_draws} draws per chain; pad to at least "
+            "as many draws as there are, or pass padded=True for the next power of two."
+        )
+    return padded
 
 
 def _pad_draws(array, room):
@@ -202,10 +212,12 @@ def summary_stats(draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, p
         statistics: the ones to compute, among :data:`STATISTICS` (all by default); each one
             left out is work saved (the MCSE of the sd costs one more autocorrelation).
         dtype: ``"float64"``, ``"float32"`` or None for float64 where the backend has it.
-        padded: pad the draw axis with zeros up to a power of two, which every statistic
-            leaves out, so that draws that grow (a run checked as it goes, ``until=``) compile
-            one program per doubling, not one per length. Same statistics, within round-off
-            (about 1e-15 in float64); up to twice the work.
+        padded: True pads the draw axis with zeros up to the next power of two (at least
+            512), which every statistic leaves out, so that draws that grow (a run checked as
+            it goes, ``until=``) compile one program per doubling, not one per length; a count
+            pads up to that many draws per chain (one program for every length up to it).
+            Same statistics, within round-off (bit for bit on the float64 test set); the
+            padding is work.
 
     Returns:
         ``statistic -> array`` for each of ``statistics`` (by default ``"rhat"``,
@@ -223,8 +235,8 @@ def summary_stats(draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, p
             f"statistics must name one or more of {STATISTICS}; got {statistics!r}. "
             "Nested R-hat has its own function, rhat_nested."
         )
-    if not isinstance(padded, bool):
-        raise TypeError(f"padded must be True or False; got {padded!r}.")
+    if not isinstance(padded, bool | int):
+        raise TypeError(f"padded must be True, False or a count of draws; got {padded!r}.")
     return _run(draws, tuple(dict.fromkeys(wanted)), prob=prob, dtype=dtype, padded=padded)
 
 

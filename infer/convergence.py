@@ -4,14 +4,15 @@ The driver draws ``num_samples`` per chain at a time and, after each batch, comp
 rank-normalised split R-hat and bulk and tail ESS (tail at the 5%/95% quantiles) of every
 parameter over all draws so far (in JAX, :mod:`infer.chain_stats`, equal to ArviZ within
 1e-5; on the unconstrained positions: ranks do not change under the elementwise monotone maps
-to constrained space; padded, so that the checks compile one program per doubling of the
-draws, not one per check). It stops when every parameter
+to constrained space; padded, so that the checks compile one program for the whole run, or
+one per doubling of the draws for large runs, not one per check). It stops when every parameter
 meets both limits, or when ``max_samples`` draws per chain are spent, then with a warning
 naming the parameters that fell short. ``result.info["until"]`` records why it stopped.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +21,7 @@ from infer import chain_stats, validation
 from infer.target import default_names
 
 TAIL_PROB = (0.05, 0.95)
+ONE_PROGRAM_VALUES = 2**22  # draws x parameters, all chains: pad to max_samples up to here
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,10 @@ def shortfalls(positions, rule: Converged) -> dict[str, dict]:
     """
     named = default_names(positions)
     stats = chain_stats.summary_stats(
-        named, prob=TAIL_PROB, statistics=("rhat", "ess_bulk", "ess_tail"), padded=True
+        named,
+        prob=TAIL_PROB,
+        statistics=("rhat", "ess_bulk", "ess_tail"),
+        padded=_padding(named, rule.max_samples),
     )
     failing = {}
     for name in named:
@@ -75,6 +80,17 @@ def shortfalls(positions, rule: Converged) -> dict[str, dict]:
             label = name if r.size == 1 and np.ndim(named[name]) <= 2 else f"{name}[{i}]"
             failing[label] = {"rhat": float(r[i]), "ess_bulk": float(b[i]), "ess_tail": float(t[i])}
     return failing
+
+
+def _padding(named, max_samples) -> int | bool:
+    """How the checks pad the draws: to ``max_samples`` (one program for the whole run) when
+    that many draws of every parameter are at most :data:`ONE_PROGRAM_VALUES` values, cheap to
+    go through at every check; else to the next power of two (one program per doubling, at
+    most twice the work of the real draws)."""
+    first = next(iter(named.values()))
+    per_draw = sum(math.prod(np.shape(x)[2:]) for x in named.values())
+    total = np.shape(first)[0] * max(max_samples, np.shape(first)[1]) * per_draw
+    return max(max_samples, np.shape(first)[1]) if total <= ONE_PROGRAM_VALUES else True
 
 
 def describe(failing: dict[str, dict], limit: int = 5) -> str:

@@ -88,6 +88,22 @@ def test_lengths_up_to_the_same_power_of_two_share_one_program():
         assert counter["n"] > first  # 513 draws need the next power of two
 
 
-def test_padded_must_be_a_bool():
-    with pytest.raises(TypeError, match="padded must be True or False"):
+def test_a_count_pads_every_length_up_to_it_into_one_program():
+    """What ``until=`` does for runs small enough: pad to ``max_samples`` from the start."""
+    rng = np.random.default_rng(7)
+    draws = rng.normal(size=(4, 3000, 3)).cumsum(axis=1)
+    with count_compilations() as counter:
+        for num_draws in (200, 1801, 3000):
+            padded = chain_stats.summary_stats({"x": draws[:, :num_draws]}, padded=3000)
+            assert_same(padded, chain_stats.summary_stats({"x": draws[:, :num_draws]}))
+            if num_draws == 200:
+                first = counter["n"]
+        unpadded_programs = 3
+        assert counter["n"] == first + unpadded_programs - 1
+
+
+def test_bad_padding_is_refused():
+    with pytest.raises(TypeError, match="padded must be True, False or a count"):
         chain_stats.summary_stats(np.zeros((2, 10)), padded="yes")
+    with pytest.raises(ValueError, match="padded=5 is fewer than the 10 draws"):
+        chain_stats.summary_stats(np.zeros((2, 10)), padded=5)
