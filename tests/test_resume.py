@@ -214,6 +214,33 @@ def test_until_warns_naming_the_parameters_that_fell_short():
     assert result.num_samples == 300 and result.info["until"]["shortfalls"]
 
 
+def test_until_checks_compile_once_and_large_runs_pad_to_powers_of_two(monkeypatch):
+    """Checks after 200, 400 and 600 draws: padded to ``max_samples``, one statistics program;
+    past ``ONE_PROGRAM_VALUES``, padded to 512 and 1024, two. The verdicts are the same."""
+    from test_driver import count_compilations
+
+    from infer import convergence
+
+    draws = np.random.default_rng(0).normal(size=(4, 600, 5)).cumsum(axis=1)  # random walks
+    rule = infer.converged(rhat=1.01, ess=400, max_samples=600)
+
+    def checks():
+        with count_compilations() as counter:
+            verdicts = [convergence.shortfalls(draws[:, :n], rule) for n in (200, 400, 600)]
+        return verdicts, counter["n"]
+
+    one_program, programs = checks()
+    assert programs == 1 and all(len(v) == 5 for v in one_program)  # random walks fall short
+    monkeypatch.setattr(convergence, "ONE_PROGRAM_VALUES", 0)
+    doubling, programs = checks()
+    assert programs == 2
+    for padded_to_max, padded_to_doubling in zip(one_program, doubling, strict=True):
+        assert padded_to_max.keys() == padded_to_doubling.keys()
+        for name, values in padded_to_max.items():
+            for stat, value in values.items():
+                assert value == pytest.approx(padded_to_doubling[name][stat], rel=1e-12)
+
+
 def test_until_rejects_bad_limits():
     with pytest.raises(ValueError, match="rhat must be above 1"):
         infer.converged(rhat=0.99)
