@@ -392,15 +392,23 @@ def _compute(arrays, scores, lengths, plan):
 
 def _map_parameters(params, scores, lengths, plan):
     """``_param_stats`` over parameters (num_params, num_chains, num_draws), vmapped in batches
-    whose working memory stays near ``_BATCH_BYTES``."""
+    whose working memory stays near ``_BATCH_BYTES``. The batches are equal (the last
+    parameter repeated to fill them): a remainder would be a second copy of the whole program
+    for XLA to compile."""
     num_params, num_chains, num_draws = params.shape
     per_param = num_chains * num_draws * _WORK_PER_VALUE * 8
-    batch_size = int(min(max(_BATCH_BYTES // per_param, 1), max(num_params, 1)))
+    largest = int(min(max(_BATCH_BYTES // per_param, 1), max(num_params, 1)))
+    num_batches = max(-(-num_params // largest), 1)
+    batch_size = -(-num_params // num_batches)
+    filled = num_batches * batch_size
+    if filled > num_params:
+        params = params[np.minimum(np.arange(filled), num_params - 1)]
 
     def one(x):
         return _param_stats(x, scores, lengths, plan)
 
-    return lax.map(one, params, batch_size=batch_size)
+    results = lax.map(one, params, batch_size=batch_size)
+    return {name: value[:num_params] for name, value in results.items()}
 
 
 def _over_devices(params, scores, lengths, plan):
