@@ -258,6 +258,22 @@ def test_a_second_call_with_the_same_shapes_compiles_nothing(compile_counter):
     assert compile_counter["n"] == compiled
 
 
+def test_the_quickly_built_program_gives_the_statistics_of_the_optimised_one(monkeypatch):
+    """Few draws on the CPU run a program built with XLA's backend optimisation off (what the
+    other tests check against ArviZ); from ``QUICK_BUILD_VALUES`` on, the optimised one."""
+    from infer import chain_stats_kernels
+
+    draws = make_draws(1000, seed=8)
+    assert sum(v.size for v in draws.values()) <= chain_stats_kernels.QUICK_BUILD_VALUES
+    quick = chain_stats.summary_stats(draws)
+    monkeypatch.setattr(chain_stats_kernels, "QUICK_BUILD_VALUES", 0)
+    optimised = chain_stats.summary_stats(draws)
+    for name in draws:
+        for stat in chain_stats.STATISTICS:
+            what = f"{stat} of {name}"
+            assert_matches(quick[name][stat], optimised[name][stat], rtol=1e-12, what=what)
+
+
 def test_bad_input_is_refused_on_the_host():
     with pytest.raises(ValueError, match=r"\(num_chains, num_draws, \.\.\.\)"):
         chain_stats.rhat(np.zeros(10))
