@@ -23,6 +23,7 @@ from scipy.fftpack import next_fast_len
 
 from infer.batchwise import batchwise_cond
 from infer.chain_ranks import FAST_FROM, folded_z_scores, sort, z_scores
+from infer.placement import QUICK_BUILD
 
 TAIL_PROB = (0.05, 0.95)
 STATISTICS = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
@@ -45,30 +46,6 @@ class Plan(NamedTuple):
     out_dtype: str
     mesh: jax.sharding.Mesh | None  # the mesh the draws are sharded over, if any
     padded: bool = False  # the draw axis is padded: Lengths.draws says how much is real
-
-
-class Lengths(NamedTuple):
-    """What the host knows of the real draws (arguments, not constants: one program serves
-    several lengths when padded). ``tail_index`` ``(2, 2)`` and ``tail_weight`` ``(2, 2)``:
-    numpy's "linear" quantile at each tail probability, as the sorted positions below and above
-    and the weights ``gamma`` and ``1 - gamma``, computed in float64 as numpy computes them."""
-
-    draws: np.ndarray  # int32 scalar: real draws per chain
-    tail_index: np.ndarray
-    tail_weight: np.ndarray
-
-
-def lengths(num_chains, num_draws, prob) -> Lengths:
-    """The :class:`Lengths` of ``num_draws`` real draws per chain of ``num_chains`` chains."""
-    size = num_chains * num_draws
-    index, weight = [], []
-    for p in prob:
-        virtual = (size - 1) * p
-        below = min(max(math.floor(virtual), 0), size - 1)
-        gamma = virtual - math.floor(virtual)
-        index.append((below, min(below + 1, size - 1)))
-        weight.append((gamma, 1 - gamma))
-    return Lengths(np.int32(num_draws), np.array(index, np.int32), np.array(weight, np.float64))
 
 
 class Valid(NamedTuple):
@@ -444,9 +421,7 @@ compiled = jax.jit(_compute, static_argnames="plan")
 #: :data:`compiled_quickly` on the CPU.
 QUICK_BUILD_VALUES = 2**17
 
-compiled_quickly = jax.jit(
-    _compute, static_argnames="plan", compiler_options={"xla_backend_optimization_level": 0}
-)
+compiled_quickly = jax.jit(_compute, static_argnames="plan", compiler_options=QUICK_BUILD)
 """The same program with XLA's CPU backend optimisation off: it compiles in about 60% of the
 time and runs in about twice as long, which for few draws is milliseconds against half a
 second. Its statistics differ from :data:`compiled`'s by round-off (about 1e-15)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.memory import Need, nbytes
-from infer.placement import PROGRAMS, abstract, sharding_key
+from infer.placement import PROGRAMS, QUICK_BUILD, abstract, sharding_key
 from infer.target import Target, constrain_program, program_key
 
 
@@ -51,8 +51,7 @@ class Chunk(NamedTuple):
         logdensity: their log densities, ``(num_chains, capacity)``.
         infos: name -> ``(num_chains, capacity)``: the kernel's per-step diagnostics.
         counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
-            ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
-            ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
+            ``(num_chains,)``: the cost, and the kernel's ``info.nonfinite`` proposals.
         acceptance_sum: the sum over steps and chains of the acceptance rate (for progress).
     """
 
@@ -76,8 +75,8 @@ class Programs(NamedTuple):
             infos)``, donated; XLA copies them if a numpy view holds them) when a step's
             draws are large (:data:`DONATE_FROM_STEP_BYTES`), else into new ones.
         empty: ``() -> buffers`` for ``advance``, zeros (``None`` if it makes its own).
-        constrain: ``(positions, data) -> dict`` of named constrained draws, for positions
-            with leading axes ``(num_chains, num_draws)``.
+        constrain: ``(positions, data) -> dict`` of named constrained draws ``(num_chains,
+            num_draws, ...)``.
         capacity: draws one call of ``advance`` can keep.
         seconds: what compiling them took (0.0 when they came from the cache).
     """
@@ -214,7 +213,8 @@ class Plan:
 
     def compile_start(self) -> tuple[Starter, float]:
         """The compiled start program, and the seconds compiling took (0 from the cache)."""
-        program, seconds = PROGRAMS.get(self.start_key, lambda: _compiled(self.start))
+        options = QUICK_BUILD if {d.platform for d in self.sharding.device_set} == {"cpu"} else None
+        program, seconds = PROGRAMS.get(self.start_key, lambda: _compiled(self.start, options))
         return Starter(program), seconds
 
     def compile(self) -> Programs:
@@ -249,9 +249,9 @@ def _zeros(structs):  # zero arrays shaped like a pytree of ShapeDtypeStructs
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)
 
 
-def _compiled(program):
-    """``program`` compiled, if it is only lowered."""
-    return program.compile() if hasattr(program, "compile") else program
+def _compiled(program, options=None):
+    """``program`` compiled (with XLA's ``options``), if it is only lowered."""
+    return program.compile(compiler_options=options) if hasattr(program, "compile") else program
 
 
 class _Parts:
