@@ -22,7 +22,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.memory import Need, nbytes
-from infer.placement import PROGRAMS, QUICK_BUILD, abstract, sharding_key
+from infer.placement import PROGRAMS, abstract, sharding_key
 from infer.target import Target, constrain_program, program_key
 
 
@@ -51,7 +51,8 @@ class Chunk(NamedTuple):
         logdensity: their log densities, ``(num_chains, capacity)``.
         infos: name -> ``(num_chains, capacity)``: the kernel's per-step diagnostics.
         counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
-            ``(num_chains,)``: the cost, and the kernel's ``info.nonfinite`` proposals.
+            ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
+            ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
         acceptance_sum: the sum over steps and chains of the acceptance rate (for progress).
     """
 
@@ -213,8 +214,7 @@ class Plan:
 
     def compile_start(self) -> tuple[Starter, float]:
         """The compiled start program, and the seconds compiling took (0 from the cache)."""
-        options = QUICK_BUILD if {d.platform for d in self.sharding.device_set} == {"cpu"} else None
-        program, seconds = PROGRAMS.get(self.start_key, lambda: _compiled(self.start, options))
+        program, seconds = PROGRAMS.get(self.start_key, lambda: _compiled(self.start))
         return Starter(program), seconds
 
     def compile(self) -> Programs:
@@ -249,9 +249,9 @@ def _zeros(structs):  # zero arrays shaped like a pytree of ShapeDtypeStructs
     return jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), structs)
 
 
-def _compiled(program, options=None):
-    """``program`` compiled (with XLA's ``options``), if it is only lowered."""
-    return program.compile(compiler_options=options) if hasattr(program, "compile") else program
+def _compiled(program):
+    """``program`` compiled, if it is only lowered."""
+    return program.compile() if hasattr(program, "compile") else program
 
 
 class _Parts:
