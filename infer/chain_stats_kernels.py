@@ -422,9 +422,9 @@ compiled = jax.jit(_compute, static_argnames="plan")
 QUICK_BUILD_VALUES = 2**17
 
 compiled_quickly = jax.jit(_compute, static_argnames="plan", compiler_options=QUICK_BUILD)
-"""The same program with XLA's CPU backend optimisation off: it compiles in about 60% of the
-time and runs in about twice as long, which for few draws is milliseconds against half a
-second. Its statistics differ from :data:`compiled`'s by round-off (about 1e-15)."""
+"""The same program with XLA's CPU backend optimisation off: it compiles faster and runs
+slower, which for few draws costs milliseconds. Its statistics differ from
+:data:`compiled`'s by round-off (about 1e-15)."""
 
 
 def program(num_values: int, platforms: set[str]):

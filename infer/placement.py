@@ -60,8 +60,8 @@ class ProgramCache:
 PROGRAMS = ProgramCache()
 
 #: XLA's options for a program that runs on few values, on the CPU: backend optimisation off.
-#: It compiles in about half the time and runs about twice as long; its outputs may differ
-#: from the optimised program's in the last bit. (For the start program of a Markov-chain
+#: It compiles faster and runs slower; its outputs may differ from the optimised program's in
+#: the last bit. (For the start program of a Markov-chain
 #: run the latency benchmark showed no first-call gain, and it moved the draws: not used.)
 QUICK_BUILD = {"xla_backend_optimization_level": 0}
 
