@@ -11,6 +11,8 @@ from test_driver import count_compilations
 
 from infer import chain_ranks, chain_stats
 
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out, as test_chain_stats.py
+
 
 def assert_same(padded, unpadded, rtol=1e-12):
     for name, stats in unpadded.items():
@@ -60,7 +62,6 @@ def test_jax_arrays_are_padded_on_their_device():
         np.testing.assert_array_equal(np.asarray(on_device[stat]), np.asarray(from_host[stat]))
 
 
-@pytest.mark.slow
 def test_padding_that_reaches_the_fast_paths_matches_arviz():
     """4 x 4100 draws take the scans unpadded, but padded to 8192 they reach
     ``chain_ranks.FAST_FROM``: the bitonic merge of the folded draws must leave the padding
