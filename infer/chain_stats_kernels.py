@@ -4,8 +4,9 @@ functions take one parameter's draws ``(num_chains, num_draws)``; :func:`compile
 over parameters in memory-bounded batches, and over devices when the draws are sharded.
 
 Padded draws (``Plan.padded``): the draw axis is longer than the run, the first
-``Lengths.draws`` of each chain are real, and every reduction, sort and autocorrelation leaves
-the rest out (a :class:`Valid` says which). Such a program serves every length up to its own.
+``infer.chain_stats.Lengths.draws`` of each chain are real, and every reduction, sort and
+autocorrelation leaves the rest out (a :class:`Valid` says which). Such a program serves
+every length up to its own.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from scipy.fftpack import next_fast_len
 
 from infer.batchwise import batchwise_cond
 from infer.chain_ranks import FAST_FROM, folded_z_scores, sort, z_scores
-from infer.placement import QUICK_BUILD
 
 TAIL_PROB = (0.05, 0.95)
 STATISTICS = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
@@ -343,8 +343,8 @@ def _param_stats(x, scores, lengths, plan):
 
 def _compute(arrays, scores, lengths, plan):
     """The statistics of every parameter of every array ``(num_chains, num_draws, ...)``,
-    as one dict per array of arrays shaped like its trailing axes. ``lengths``: a
-    :class:`Lengths`."""
+    as one dict per array of arrays shaped like its trailing axes. ``lengths``: an
+    :class:`infer.chain_stats.Lengths`."""
     ctype = jnp.dtype(plan.compute_dtype)
     columns, groups = [], {}
     for i, x in enumerate(arrays):
@@ -367,6 +367,14 @@ def _compute(arrays, scores, lengths, plan):
     return results
 
 
+def _fill_parameters(params, count):
+    """``params`` (num_params, ...) with the last parameter repeated up to ``count``: filler
+    that takes the same paths as the real parameters (a constant would send a batch of the
+    fast paths to the scans for long ties). The caller drops the results past ``num_params``."""
+    num_params = params.shape[0]
+    return params if count == num_params else params[np.minimum(np.arange(count), num_params - 1)]
+
+
 def _map_parameters(params, scores, lengths, plan):
     """``_param_stats`` over parameters (num_params, num_chains, num_draws), vmapped in batches
     whose working memory stays near ``_BATCH_BYTES``. The batches are equal (the last
@@ -377,9 +385,7 @@ def _map_parameters(params, scores, lengths, plan):
     largest = int(min(max(_BATCH_BYTES // per_param, 1), max(num_params, 1)))
     num_batches = max(-(-num_params // largest), 1)
     batch_size = -(-num_params // num_batches)
-    filled = num_batches * batch_size
-    if filled > num_params:
-        params = params[np.minimum(np.arange(filled), num_params - 1)]
+    params = _fill_parameters(params, num_batches * batch_size)
 
     def one(x):
         return _param_stats(x, scores, lengths, plan)
@@ -391,14 +397,12 @@ def _map_parameters(params, scores, lengths, plan):
 def _over_devices(params, scores, lengths, plan):
     """``_map_parameters`` split by parameter over the devices of the mesh the draws are sharded
     on: the draws are exchanged once between the devices, then each sorts and transforms whole
-    parameters of its own (parameters are padded with constants up to a multiple of the
-    device count)."""
+    parameters of its own (the parameters filled up to a multiple of the device count)."""
     mesh = plan.mesh
     if mesh is None:
         return _map_parameters(params, scores, lengths, plan)
     num_params = params.shape[0]
-    padding = -num_params % mesh.size
-    params = jnp.pad(params, ((0, padding), (0, 0), (0, 0)))
+    params = _fill_parameters(params, num_params + -num_params % mesh.size)
     by_param = PartitionSpec(mesh.axis_names)
     explicit = all(t == jax.sharding.AxisType.Explicit for t in mesh.axis_types)
     if explicit:  # sharding in types: say where the data go (XLA decides for Auto axes)
@@ -420,6 +424,11 @@ compiled = jax.jit(_compute, static_argnames="plan")
 #: Values (chains x draws x parameters, padding included) up to which :func:`program` picks
 #: :data:`compiled_quickly` on the CPU.
 QUICK_BUILD_VALUES = 2**17
+
+#: XLA's options for few values on the CPU: backend optimisation off. It compiles faster and
+#: runs slower; its outputs may differ from the optimised program's in the last bit. (Tried on
+#: the start program of a Markov-chain run: no first-call gain, and it moved the draws.)
+QUICK_BUILD = {"xla_backend_optimization_level": 0}
 
 compiled_quickly = jax.jit(_compute, static_argnames="plan", compiler_options=QUICK_BUILD)
 """The same program with XLA's CPU backend optimisation off: it compiles faster and runs

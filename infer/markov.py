@@ -76,8 +76,8 @@ class Programs(NamedTuple):
             infos)``, donated; XLA copies them if a numpy view holds them) when a step's
             draws are large (:data:`DONATE_FROM_STEP_BYTES`), else into new ones.
         empty: ``() -> buffers`` for ``advance``, zeros (``None`` if it makes its own).
-        constrain: ``(positions, data) -> dict`` of named constrained draws ``(num_chains,
-            num_draws, ...)``.
+        constrain: ``(positions, data) -> dict`` of named constrained draws, for positions
+            with leading axes ``(num_chains, num_draws)``.
         capacity: draws one call of ``advance`` can keep.
         seconds: what compiling them took (0.0 when they came from the cache).
     """

@@ -59,12 +59,6 @@ class ProgramCache:
 #: The process-wide cache every compiled program of the library goes through.
 PROGRAMS = ProgramCache()
 
-#: XLA's options for a program that runs on few values, on the CPU: backend optimisation off.
-#: It compiles faster and runs slower; its outputs may differ from the optimised program's in
-#: the last bit. (For the start program of a Markov-chain
-#: run the latency benchmark showed no first-call gain, and it moved the draws: not used.)
-QUICK_BUILD = {"xla_backend_optimization_level": 0}
-
 
 def clear_cache() -> None:
     """Forget every compiled program (the next call of each shape compiles again)."""
