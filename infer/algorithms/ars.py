@@ -142,63 +142,82 @@ def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, setting
     hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
     bounds = (lower, upper, derivative_free)
     # Phase 1: one proposal at a time, every evaluated point joins the hull (Gilks & Wild).
-    hull, buffer, count, proposals, evaluations, rounds = _grow(
+    hull, env, buffer, count, proposals, evaluations, rounds = _grow(
         rng_key, value_and_slope, hull, bounds, num_draws, max_points, max_rounds
     )
     # Phase 2: the hull is full (or we are done): vectorised rounds from the fixed envelope.
     carry = (buffer, count, proposals, evaluations, rounds)
-    return _fill(rng_key, logdensity_fn, hull, bounds, carry, batch_size, max_rounds, lazy)
+    return _fill(rng_key, logdensity_fn, hull, env, bounds, carry, batch_size, max_rounds, lazy)
 
 
 def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, max_rounds):
     """Phase 1 of :func:`sample`: single proposals, each evaluated point added to the hull,
     until the hull is full, the draws are done, the budget is spent or the density is seen not
-    to be log-concave. Returns ``(hull, buffer, count, proposals, needed, rounds)``; every
-    proposal's value (and slope) is computed, so computed evaluations equal proposals."""
+    to be log-concave. Returns ``(hull, envelope, buffer, count, proposals, needed, rounds)``,
+    the envelope that of the final hull; every proposal's value (and slope) is computed, so
+    computed evaluations equal proposals.
+
+    Each round builds the envelope of its hull once, and a last round that finds the phase
+    over changes nothing but hands its envelope on: the envelope appears once in the program
+    (each copy costs compilation time)."""
     lower, upper, derivative_free = bounds
     dtype = hull.x.dtype
     buffer = jnp.zeros((num_draws,), dtype)
     zero = jnp.zeros((), jnp.int32)
 
-    def growing(carry):
-        hull, buffer, count, proposals, evaluations, rounds = carry
+    def grow(carry):
+        hull, _, buffer, count, proposals, evaluations, rounds, _ = carry
         env = envelope(hull, lower, upper, derivative_free)
         ok = ~hull.bad & ~env.unbounded
-        return (hull.count < max_points) & (count < num_draws) & ok & (rounds < max_rounds)
-
-    def grow(carry):
-        hull, buffer, count, proposals, evaluations, rounds = carry
+        active = (hull.count < max_points) & (count < num_draws) & ok & (rounds < max_rounds)
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
-        env = envelope(hull, lower, upper, derivative_free)
         x, u, piece = propose(key_propose, env, ())
         log_w = jnp.log(jax.random.uniform(key_accept, (), dtype))
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         h, slope = value_and_slope(x)
-        accepted = by_squeeze | (log_w < h - u)
-        evaluated = ~by_squeeze
-        hull = jax.lax.cond(
+        accepted = active & (by_squeeze | (log_w < h - u))
+        evaluated = active & ~by_squeeze
+        new = jax.lax.cond(
             evaluated, lambda hl: insert(hl, x, h, slope, u, derivative_free), lambda hl: hl, hull
         )
         # For a concave h, chord <= h <= tangent: a squeeze above the hull is proof enough.
-        hull = hull._replace(bad=hull.bad | (lower_bound > u + TOLERANCE * (1.0 + jnp.abs(u))))
+        above = active & (lower_bound > u + TOLERANCE * (1.0 + jnp.abs(u)))
+        new = new._replace(bad=new.bad | above)
         buffer = buffer.at[jnp.where(accepted, count, num_draws)].set(x, mode="drop")
-        return (hull, buffer, count + accepted, proposals + 1, evaluations + evaluated, rounds + 1)
+        step = active.astype(jnp.int32)
+        return (
+            new,
+            env,
+            buffer,
+            count + accepted,
+            proposals + step,
+            evaluations + evaluated,
+            rounds + step,
+            active,
+        )
 
-    carry = (hull, buffer, zero, zero, zero, zero)
-    return jax.lax.while_loop(growing, grow, carry)
+    env = jax.tree.map(
+        lambda s: jnp.zeros(s.shape, s.dtype),
+        jax.eval_shape(lambda hl: envelope(hl, lower, upper, derivative_free), hull),
+    )
+    carry = (hull, env, buffer, zero, zero, zero, zero, jnp.asarray(True))
+    hull, env, buffer, count, proposals, evaluations, rounds, _ = jax.lax.while_loop(
+        lambda carry: carry[-1], grow, carry
+    )
+    return hull, env, buffer, count, proposals, evaluations, rounds
 
 
-def _fill(rng_key, logdensity_fn, hull: Hull, bounds, carry, batch_size, max_rounds, lazy):
-    """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from the fixed envelope,
-    the squeeze sparing most evaluations, until the buffer is full. ``carry`` is phase 1's
-    ``(buffer, count, proposals, needed, rounds)``. Returns ``(draws, counters, hull)``."""
-    lower, upper, derivative_free = bounds
+def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, max_rounds, lazy):
+    """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from ``env``, the fixed
+    envelope of ``hull``, the squeeze sparing most evaluations, until the buffer is full.
+    ``carry`` is phase 1's ``(buffer, count, proposals, needed, rounds)``. Returns ``(draws,
+    counters, hull)``."""
+    _, _, derivative_free = bounds
     buffer, count, phase1_proposals, needed, rounds = carry
     num_draws = buffer.shape[0]
     dtype = hull.x.dtype
-    env = envelope(hull, lower, upper, derivative_free)
     unbounded = env.unbounded
 
     def filling(carry):
