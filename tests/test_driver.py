@@ -39,6 +39,9 @@ def sampler_names(*names: str) -> list:
 
 
 NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
+# The short run most tests here make: one shape and warm-up, so that a sampler's programs,
+# compiled by the first test that runs it, serve the others (num_warmup is part of a program).
+SHORT = {"num_chains": 3, "num_warmup": 50}
 
 
 # A program built inside the block: compiled by XLA, or loaded from the persistent compilation
@@ -69,9 +72,9 @@ def count_compilations():
 @pytest.mark.parametrize("name", sampler_names())
 def test_same_seed_gives_bit_identical_draws(name):
     sampler = ALL_SAMPLERS[name]
-    first = infer.sample(7, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
-    again = infer.sample(7, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
-    other = infer.sample(8, NORMAL_3D, sampler, num_chains=3, num_samples=50, num_warmup=50)
+    first = infer.sample(7, NORMAL_3D, sampler, num_samples=50, **SHORT)
+    again = infer.sample(7, NORMAL_3D, sampler, num_samples=50, **SHORT)
+    other = infer.sample(8, NORMAL_3D, sampler, num_samples=50, **SHORT)
     np.testing.assert_array_equal(first.draws["x"], again.draws["x"])
     for key in first.stats:
         np.testing.assert_array_equal(first.stats[key], again.stats[key])
@@ -102,27 +105,25 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
 
 def test_a_key_and_its_seed_give_the_same_draws():
     sampler = ALL_SAMPLERS["rwmh"]
-    from_seed = infer.sample(5, NORMAL_3D, sampler, num_chains=2, num_samples=20, num_warmup=20)
-    from_key = infer.sample(
-        jax.random.key(5), NORMAL_3D, sampler, num_chains=2, num_samples=20, num_warmup=20
-    )
+    from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=20, **SHORT)
+    from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=20, **SHORT)
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
 
 
 @pytest.mark.parametrize("name", sampler_names("rwmh", "nuts"))
 def test_second_call_with_same_shapes_does_not_compile(name):
     sampler = ALL_SAMPLERS[name]
-    infer.sample(0, NORMAL_3D, sampler, num_chains=2, num_samples=30, num_warmup=30)
+    infer.sample(0, NORMAL_3D, sampler, num_samples=30, **SHORT)
     with count_compilations() as compilations:
-        result = infer.sample(1, NORMAL_3D, sampler, num_chains=2, num_samples=30, num_warmup=30)
+        result = infer.sample(1, NORMAL_3D, sampler, num_samples=30, **SHORT)
     assert compilations["n"] == 0
     assert result.timing["compile"] == 0.0 and result.info["cache_hit"]
 
 
 def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
-    infer.sample(0, NORMAL_3D, infer.mala(), num_chains=2, num_samples=30, num_warmup=30)
+    infer.sample(0, NORMAL_3D, infer.mala(), num_samples=30, **SHORT)
     with count_compilations() as compilations:
-        infer.sample(0, NORMAL_3D, infer.mala(), num_chains=2, num_samples=30, num_warmup=30)
+        infer.sample(0, NORMAL_3D, infer.mala(), num_samples=30, **SHORT)
     assert compilations["n"] == 0
 
 
@@ -140,7 +141,7 @@ def test_standalone_step_works_under_jit_and_vmap(name):
 
 
 def test_draw_and_stat_shapes_and_names():
-    result = infer.sample(0, NORMAL_3D, infer.nuts(), num_chains=3, num_samples=40, num_warmup=40)
+    result = infer.sample(0, NORMAL_3D, infer.nuts(), num_samples=40, **SHORT)
     assert result.draws["x"].shape == (3, 40, 3)
     for name in ("lp", "acceptance_rate", "diverging", "n_steps", "tree_depth", "step_size"):
         assert result.stats[name].shape == (3, 40), name
@@ -196,11 +197,11 @@ def test_thinning_keeps_every_kth_step_of_the_same_chain():
 
 
 def test_evaluation_counts():
-    rwmh = infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=3, num_samples=40, num_warmup=20)
-    assert rwmh.num_logdensity_evals == 3 * (1 + 20 + 40) and rwmh.num_grad_evals == 0
-    mala = infer.sample(0, NORMAL_3D, infer.mala(), num_chains=3, num_samples=40, num_warmup=20)
-    assert mala.num_grad_evals == 3 * (1 + 20 + 40)
-    nuts = infer.sample(0, NORMAL_3D, infer.nuts(), num_chains=3, num_samples=40, num_warmup=20)
+    rwmh = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=40, **SHORT)
+    assert rwmh.num_logdensity_evals == 3 * (1 + 50 + 40) and rwmh.num_grad_evals == 0
+    mala = infer.sample(0, NORMAL_3D, infer.mala(), num_samples=40, **SHORT)
+    assert mala.num_grad_evals == 3 * (1 + 50 + 40)
+    nuts = infer.sample(0, NORMAL_3D, infer.nuts(), num_samples=40, **SHORT)
     assert nuts.num_grad_evals > int(nuts.stats["n_steps"].sum())
 
 
@@ -259,10 +260,10 @@ def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
 
 
 def test_result_converts_to_arviz_with_run_facts():
-    result = infer.sample(3, NORMAL_3D, infer.nuts(), num_chains=2, num_samples=100, num_warmup=100)
+    result = infer.sample(3, NORMAL_3D, infer.nuts(), num_samples=100, **SHORT)
     tree = result.to_arviz()
     assert set(tree.children) == {"posterior", "sample_stats"}
-    assert tree["posterior"]["x"].shape == (2, 100, 3)
+    assert tree["posterior"]["x"].shape == (3, 100, 3)
     assert "diverging" in tree["sample_stats"]
     attrs = tree.attrs
     assert attrs["sampler"] == "nuts" and attrs["seed"] == "3"

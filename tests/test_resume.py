@@ -71,13 +71,10 @@ def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps(
 
 
 def test_nuts_with_and_without_progress_is_bit_identical():
-    target = targets.get("normal_10d")
-    off = infer.sample(2, target, infer.nuts(), num_chains=2, num_samples=50, num_warmup=50)
+    off = infer.sample(2, NORMAL_3D, infer.nuts(), num_samples=50, **RUN)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tqdm may warn about the terminal
-        on = infer.sample(
-            2, target, infer.nuts(), num_chains=2, num_samples=50, num_warmup=50, progress=True
-        )
+        on = infer.sample(2, NORMAL_3D, infer.nuts(), num_samples=50, progress=True, **RUN)
     assert_same(off, on)
 
 
@@ -191,9 +188,7 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp
 
 def test_until_stops_when_converged_and_records_why():
     rule = infer.converged(rhat=1.01, ess=300, max_samples=5000)
-    result = infer.sample(
-        0, NORMAL_3D, infer.nuts(), num_chains=4, num_samples=100, num_warmup=200, until=rule
-    )
+    result = infer.sample(0, NORMAL_3D, infer.nuts(), num_samples=100, until=rule, **RUN)
     until = result.info["until"]
     assert until["stopped"] == "converged" and not until["shortfalls"]
     assert result.num_samples == until["num_draws"] < 5000
