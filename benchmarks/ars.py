@@ -4,12 +4,14 @@ the closest thing users have: also a hull of tangents, built at set-up) on the s
 For each of N(0, 1), Gamma(3), Beta(2, 5) and N(0.5, 1) truncated to (0, 2): accepted draws
 per second of ``infer.sample(..., infer.ars(domain=...), num_chains=C, ...)`` (its sampling
 phase, and the whole call) against ``TransformedDensityRejection(...).rvs(n)`` (set-up
-excluded), with the same number of draws; and the density evaluations per draw (computed,
-and needed: what the squeeze could not spare), and the hull's size. Goal: >= 1.0x on one
-core. Each mode runs in its own process: ``one_core`` pins both libraries to one core
-(``taskset``), ``machine`` lets XLA use every core while SciPy stays single-threaded, and
-``two_devices`` splits the CPU into two XLA devices, chains sharded over them. Medians over
-repeats that alternate the two libraries. infer draws float32, SciPy float64.
+excluded), with the same number of draws; the first call's seconds and the compilation in
+them (the persistent compilation cache off, as on a fresh machine) against TDR's set-up; the
+density evaluations per draw (computed, and needed: what the squeeze could not spare); and
+the hull's size. Goal: >= 1.0x on one core. Each mode runs in its own process: ``one_core``
+pins both libraries to one core (``taskset``), ``machine`` lets XLA use every core while SciPy
+stays single-threaded, and ``two_devices`` splits the CPU into two XLA devices, chains sharded
+over them. Medians over repeats that alternate the two libraries. infer draws float32, SciPy
+float64.
 
 Results go to ``benchmarks/results/ars_<platform>.json``.
 Run: ``python benchmarks/ars.py`` (``--quick`` for a smoke run).
@@ -81,11 +83,15 @@ def bench(name: str, num_draws: int, repeats: int) -> dict:
     target = infer.Target(logdensity_fn, init=jnp.asarray(0.5), name=name)
     sampler = infer.ars(domain=domain)
     per_chain = num_draws // num_chains
+    start = time.perf_counter()
     tdr = TransformedDensityRejection(
         _Density(pdf, dpdf), domain=domain, random_state=np.random.default_rng(0)
     )
+    tdr_setup = time.perf_counter() - start
     tdr.rvs(1000)
-    infer.sample(0, target, sampler, num_chains=num_chains, num_samples=per_chain)  # compile
+    start = time.perf_counter()
+    first = infer.sample(0, target, sampler, num_chains=num_chains, num_samples=per_chain)
+    first_call = time.perf_counter() - start
     ours, ours_total, theirs = [], [], []
     for r in range(repeats):
         result = infer.sample(r, target, sampler, num_chains=num_chains, num_samples=per_chain)
@@ -101,7 +107,10 @@ def bench(name: str, num_draws: int, repeats: int) -> dict:
         "devices": num_chains,
         "infer_draws_per_s": statistics.median(ours),
         "infer_draws_per_s_whole_call": statistics.median(ours_total),
+        "infer_first_call_s": first_call,
+        "infer_compile_s": first.timing["compile"],
         "scipy_tdr_draws_per_s": statistics.median(theirs),
+        "scipy_tdr_setup_s": tdr_setup,
         "density_evaluations_per_draw": result.info["density_evaluations_per_draw"],
         "density_evaluations_needed_per_draw": result.info["density_evaluations_needed_per_draw"],
         "acceptance_rate": result.info["acceptance_rate"],
@@ -129,6 +138,7 @@ def main(argv=None) -> int:
     num_draws = args.num_draws or (100_000 if args.quick else 2_000_000)
     repeats = 2 if args.quick else args.repeats
     if args.rows_only:  # a measuring subprocess: one JSON line on stdout
+        jax.config.update("jax_enable_compilation_cache", False)  # first calls compile
         rows = [bench(name, num_draws, repeats) for name in DENSITIES]
         for row in rows:
             row["cores"] = cores_in_use()

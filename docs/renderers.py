@@ -187,6 +187,8 @@ def ars(record: dict) -> str:
             f"**{_f(r['ratio'])}**",
             _g(r.get("density_evaluations_per_draw")),
             _g(r.get("density_evaluations_needed_per_draw")),
+            _f(r["infer_compile_s"]) if "infer_compile_s" in r else "—",
+            _f(r["scipy_tdr_setup_s"], 3) if "scipy_tdr_setup_s" in r else "—",
         ]
         for r in record["rows"]
     ]
@@ -200,6 +202,8 @@ def ars(record: dict) -> str:
             "ratio",
             "evaluations per draw",
             "needed per draw",
+            "infer compile s",
+            "TDR set-up s",
         ],
         rows,
     )
