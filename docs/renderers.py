@@ -188,7 +188,7 @@ def ars(record: dict) -> str:
             _g(r.get("density_evaluations_per_draw")),
             _g(r.get("density_evaluations_needed_per_draw")),
             _f(r["infer_compile_s"]) if "infer_compile_s" in r else "—",
-            _f(r["scipy_tdr_setup_s"], 3) if "scipy_tdr_setup_s" in r else "—",
+            _f(1000 * r["scipy_tdr_setup_s"]) if "scipy_tdr_setup_s" in r else "—",
         ]
         for r in record["rows"]
     ]
@@ -203,7 +203,7 @@ def ars(record: dict) -> str:
             "evaluations per draw",
             "needed per draw",
             "infer compile s",
-            "TDR set-up s",
+            "TDR set-up ms",
         ],
         rows,
     )
