@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=400,
         help="flag runs whose bulk or tail ESS is below this (default 400)",
     )
+    compare.add_argument(
+        "--no-plots",
+        dest="plots",
+        action="store_false",
+        help="leave the PNG plots out of the report (about a second each to draw): the "
+        "table, the warnings and each run's NetCDF are written as usual",
+    )
     shown = compare.add_mutually_exclusive_group()
     shown.add_argument(
         "--progress",
@@ -341,9 +348,15 @@ def run_compare(args) -> int:
     print(as_text(table, TABLE_COLUMNS))
     print(f"\n{NOTES}")
     index = write_report(
-        results, table, out_folder, notes=notes, title=f"infer compare: {target.name}, {settings}"
+        results,
+        table,
+        out_folder,
+        notes=notes,
+        title=f"infer compare: {target.name}, {settings}",
+        plots=args.plots,
     )
-    print(f"\nReport: {index} (table as CSV and Markdown, PNG plots, each run's NetCDF)")
+    plotted = "PNG plots, " if args.plots else ""
+    print(f"\nReport: {index} (table as CSV and Markdown, {plotted}each run's NetCDF)")
     for note in notes:
         print(f"warning: {note}")
     if failed:

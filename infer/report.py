@@ -88,25 +88,34 @@ def as_markdown(table) -> str:
 
 
 def write_report(
-    results: dict[str, Result], table, folder, *, notes: list[str] = (), title: str = ""
+    results: dict[str, Result],
+    table,
+    folder,
+    *,
+    notes: list[str] = (),
+    title: str = "",
+    plots: bool = True,
 ) -> Path:
     """Write the report for ``results`` (and their ``compare`` table) into ``folder``.
 
     Files: ``<run>.nc`` per run, ``<kind>_<run>.png`` for trace, rank, ESS evolution,
     autocorrelation and pair plots, ``forest.png`` across runs, ``comparison.csv``,
     ``comparison.md`` and ``index.html``. Returns the path of ``index.html``.
+    ``plots=False`` leaves the PNGs out (drawing them takes about a second each), and the
+    page shows the table, the warnings and the links to each run's file.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
-        for kind in _plots_of(result):
+        for kind in _plots_of(result) if plots else ():
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png")
-    plot(results, kind="forest", path=folder / "forest.png")
+    if plots:
+        plot(results, kind="forest", path=folder / "forest.png")
     write_atomically(folder / "comparison.csv", lambda tmp: table.to_csv(tmp))
     markdown = as_markdown(table)
     write_atomically(folder / "comparison.md", lambda tmp: Path(tmp).write_text(markdown))
-    page = _html(results, table, notes, title)
+    page = _html(results, table, notes, title, plots)
     return write_atomically(folder / "index.html", lambda tmp: Path(tmp).write_text(page))
 
 
@@ -116,7 +125,7 @@ def _plots_of(result: Result) -> tuple[str, ...]:
     return RUN_PLOTS + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 
-def _html(results: dict[str, Result], table, notes, title: str) -> str:
+def _html(results: dict[str, Result], table, notes, title: str, plots: bool = True) -> str:
     rows = formatted(table)
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join(
@@ -133,7 +142,8 @@ def _html(results: dict[str, Result], table, notes, title: str) -> str:
     sections = []
     for name in results:
         figures = "".join(
-            figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in _plots_of(results[name])
+            figure(f"{kind}_{name}.png", CAPTIONS[kind])
+            for kind in (_plots_of(results[name]) if plots else ())
         )
         about = registry.describe(results[name].sampler)
         about = f"{html.escape(results[name].sampler)}: {html.escape(about)}. " if about else ""
@@ -143,6 +153,8 @@ def _html(results: dict[str, Result], table, notes, title: str) -> str:
             f"(ArviZ DataTree, NetCDF)</p>{figures}"
         )
     title = html.escape(title or "infer compare")
+    forest = "<h2>Estimates side by side</h2>" + figure("forest.png", CAPTIONS["forest"])
+    forest = forest if plots else "<p>Plots left out (--no-plots).</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>
@@ -157,7 +169,7 @@ figcaption {{ color: #555; font-size: 0.9em; }}
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
 <p>{html.escape(NOTES)}</p>
 <h2>Warnings</h2><ul>{note_items}</ul>
-<h2>Estimates side by side</h2>{figure("forest.png", CAPTIONS["forest"])}
+{forest}
 {"".join(sections)}
 </body></html>
 """

@@ -95,11 +95,16 @@ def test_rejection_is_skipped_where_the_target_has_no_proposal(tmp_path, capsys)
             "50",
             "--out",
             str(tmp_path),
+            "--no-plots",
         ]
     )
     out = capsys.readouterr().out
     assert code == 0
     assert "rejection: skipped, target eight_schools lacks what it needs: a proposal" in out
+    folder = tmp_path / "eight_schools"
+    assert (folder / "rwmh.nc").exists() and (folder / "comparison.csv").exists()
+    assert not list(folder.glob("*.png"))  # --no-plots: the table, the files, no figures
+    assert "<img" not in (folder / "index.html").read_text()
 
 
 def test_defaults_are_the_documented_ones():
@@ -107,6 +112,7 @@ def test_defaults_are_the_documented_ones():
     assert args.target == "banana"
     assert args.samplers == ["rejection", "rwmh", "mala", "nuts"]
     assert (args.chains, args.samples, args.warmup, args.seed) == (4, 2000, 1000, 0)
+    assert args.plots  # the report draws its figures unless --no-plots
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,7 @@ def test_one_registry_line_puts_it_in_the_command(tmp_path, capsys):
                 "--out",
                 str(tmp_path),
                 "--no-progress",
+                "--no-plots",
             ]
         )
         out = capsys.readouterr().out
