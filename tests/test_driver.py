@@ -229,23 +229,27 @@ def test_timing_is_split_into_compile_warmup_and_sampling():
     assert long_warmup["warmup"] > long_warmup["sampling"]
 
 
-NAN_ABOVE_ONE = infer.Target(
-    lambda x: jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), jnp.nan), init=jnp.zeros(2), name="nan"
-)
-INF_ABOVE_ONE = infer.Target(
-    lambda x: jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), jnp.inf), init=jnp.zeros(2), name="inf"
-)
+NONFINITE_SAMPLERS = {
+    "rwmh": infer.rwmh(),
+    "mala": infer.mala(),
+    "nuts": infer.nuts(),
+    "mh": infer.mh(lambda key, x: x + jax.random.normal(key, x.shape), None),
+}
+
+
+def _bad_above_one(x, bad_value):
+    return jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), bad_value)
+
+
+# The bad value is the targets' data: both targets run on one compiled program per sampler.
+NAN_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(np.nan), name="nan")
+INF_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(np.inf), name="inf")
 
 
 @pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh"))
 @pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
 def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
-    sampler = {
-        "rwmh": infer.rwmh(),
-        "mala": infer.mala(),
-        "nuts": infer.nuts(),
-        "mh": infer.mh(lambda key, x: x + jax.random.normal(key, x.shape), None),
-    }[name]
+    sampler = NONFINITE_SAMPLERS[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)  # NUTS: divergences
         result = infer.sample(0, target, sampler, num_chains=2, num_samples=300, num_warmup=200)
