@@ -67,11 +67,20 @@ def _sampler_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="infer", description="Probabilistic inference on JAX.")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
+    _add_compare_command(commands)
+    _add_sbc_command(commands)
+    from models.generative import commands as generative_commands
+
+    generative_commands.add_commands(commands)
+    return parser
+
+
+def _add_compare_command(commands) -> None:
     from infer import registry
     from models import targets
 
-    parser = _Parser(prog="infer", description="Probabilistic inference on JAX.")
-    commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
     compare = commands.add_parser(
         "compare",
         help="run several samplers on one target and compare their diagnostics",
@@ -144,11 +153,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="show progress bars (default: when writing to a terminal)",
     )
     shown.add_argument("--no-progress", dest="progress", action="store_false")
-    _add_sbc_command(commands)
-    from models.generative import commands as generative_commands
-
-    generative_commands.add_commands(commands)
-    return parser
 
 
 def sbc_problems() -> dict:
