@@ -43,26 +43,39 @@ def heavy_seed(request):
     return request.param
 
 
-# The heaviest modules first: ``--dist loadfile`` hands files to workers in collection order,
-# so a long file started last would leave one worker running alone at the end.
-HEAVY_FIRST = (
-    "test_generative.py",
-    "test_docs.py",
-    "test_sbc.py",
+# The heaviest modules first: ``--dist loadgroup`` hands groups to workers in collection order,
+# so a long one started last would leave one worker running alone at the end.
+HEAVY_FIRST = (  # groups, each named by a module (SHARED_PROGRAMS below), heaviest first
     "test_samplers.py",
-    "test_distributed.py",
-    "test_workflow.py",
+    "test_generative.py",
     "test_resume.py",
-    "test_driver.py",
+    "test_compare.py",
+    "test_sbc.py",
+    "test_workflow.py",
+    "test_distributed.py",
 )
+
+# Modules that build the same programs run on one worker (``make test`` passes
+# ``--dist loadgroup``; every other module is a group of its own): there the second finds
+# them compiled in memory, where on two workers at once both would compile them.
+SHARED_PROGRAMS = {
+    "test_driver.py": "test_resume.py",  # short_runs.py: one target, samplers and warm-up
+    "test_docs.py": "test_samplers.py",  # the docs' NUTS and MALA runs on normal_10d
+    "test_target_truths.py": "test_compare.py",  # NUTS on the funnel, 4 chains x 500
+}
 
 
 def pytest_collection_modifyitems(config, items):
+    def group(item):
+        return SHARED_PROGRAMS.get(item.path.name, item.path.name)
+
     def rank(item):
-        name = item.path.name
+        name = group(item)
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: the order inside a module is kept
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
 
 
 def pytest_unconfigure(config):

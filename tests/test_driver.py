@@ -10,22 +10,12 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
-import numpyro.distributions as dist
 import pytest
+from short_runs import NORMAL_3D, SAMPLERS, SHORT
 from tqdm import tqdm
 
 import infer
 from models import targets
-
-ALL_SAMPLERS = {
-    "rwmh": infer.rwmh(),
-    "rwmh_dense": infer.rwmh(covariance="dense"),
-    "mala": infer.mala(),
-    "nuts": infer.nuts(),
-    "hmc": infer.hmc(num_steps=5),
-    "independent_mh": infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)),
-    "mh": infer.mh(lambda key, x: x + 0.5 * jax.random.normal(key, x.shape), None),
-}
 
 
 # NUTS's programs are the slowest to compile of these (5-8 s each here): `make test-fast` runs
@@ -34,14 +24,8 @@ def sampler_names(*names: str) -> list:
     """``names`` (default: every sampler here) as parameters, NUTS's marked slow."""
     return [
         pytest.param(name, marks=pytest.mark.slow) if name == "nuts" else name
-        for name in names or ALL_SAMPLERS
+        for name in names or SAMPLERS
     ]
-
-
-NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
-# The short run most tests here make: one shape and warm-up, so that a sampler's programs,
-# compiled by the first test that runs it, serve the others (num_warmup is part of a program).
-SHORT = {"num_chains": 3, "num_warmup": 50}
 
 
 # A program built inside the block: compiled by XLA, or loaded from the persistent compilation
@@ -71,7 +55,7 @@ def count_compilations():
 
 @pytest.mark.parametrize("name", sampler_names())
 def test_same_seed_gives_bit_identical_draws(name):
-    sampler = ALL_SAMPLERS[name]
+    sampler = SAMPLERS[name]
     first = infer.sample(7, NORMAL_3D, sampler, num_samples=50, **SHORT)
     again = infer.sample(7, NORMAL_3D, sampler, num_samples=50, **SHORT)
     other = infer.sample(8, NORMAL_3D, sampler, num_samples=50, **SHORT)
@@ -104,7 +88,7 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
 
 
 def test_a_key_and_its_seed_give_the_same_draws():
-    sampler = ALL_SAMPLERS["rwmh"]
+    sampler = SAMPLERS["rwmh"]
     from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=20, **SHORT)
     from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=20, **SHORT)
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
@@ -112,7 +96,7 @@ def test_a_key_and_its_seed_give_the_same_draws():
 
 @pytest.mark.parametrize("name", sampler_names("rwmh", "nuts"))
 def test_second_call_with_same_shapes_does_not_compile(name):
-    sampler = ALL_SAMPLERS[name]
+    sampler = SAMPLERS[name]
     infer.sample(0, NORMAL_3D, sampler, num_samples=30, **SHORT)
     with count_compilations() as compilations:
         result = infer.sample(1, NORMAL_3D, sampler, num_samples=30, **SHORT)
@@ -130,7 +114,7 @@ def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
 @pytest.mark.parametrize("name", sampler_names())
 def test_standalone_step_works_under_jit_and_vmap(name):
     """BlackJAX-style use: init one chain, step many vectorised chains, in one jitted call."""
-    alg = ALL_SAMPLERS[name].bind(NORMAL_3D.logdensity_fn)
+    alg = SAMPLERS[name].bind(NORMAL_3D.logdensity_fn)
     positions = jnp.zeros((5, 3))
     states = jax.vmap(alg.init)(positions)
     keys = jax.random.split(jax.random.key(0), 5)

@@ -11,11 +11,11 @@ import textwrap
 import time
 import warnings
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
+from short_runs import NORMAL_3D, SAMPLERS, SHORT
 
 import infer
 from infer import checkpoint as checkpoints
@@ -23,17 +23,7 @@ from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
-NORMAL_3D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal_3d")
-SAMPLERS = {
-    "rwmh": infer.rwmh(),
-    "rwmh_dense": infer.rwmh(covariance="dense"),
-    "mala": infer.mala(covariance="diagonal"),
-    "nuts": infer.nuts(),
-    "hmc": infer.hmc(num_steps=5),
-    "independent_mh": infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)),
-    "mh": infer.mh(lambda key, x: x + 0.5 * jax.random.normal(key, x.shape), None),
-}
-RUN = dict(num_chains=3, num_warmup=40)
+RUN = SHORT  # 3 chains, 40 warm-up steps
 
 
 def assert_same(first: infer.Result, second: infer.Result) -> None:
