@@ -62,6 +62,8 @@ SHARED_PROGRAMS = {
     "test_driver.py": "test_resume.py",  # short_runs.py: one target, samplers and warm-up
     "test_docs.py": "test_samplers.py",  # the docs' NUTS and MALA runs on normal_10d
     "test_target_truths.py": "test_compare.py",  # NUTS on the funnel, 4 chains x 500
+    "test_memory.py": "test_plots.py",  # NUTS on eight schools, 2 chains, default warm-up
+    "test_save_load.py": "test_plots.py",
 }
 
 

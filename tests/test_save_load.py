@@ -17,8 +17,7 @@ def run():
         infer.nuts(),
         num_chains=2,
         num_samples=200,
-        num_warmup=200,
-    )
+    )  # the default warm-up: the programs of test_plots' and test_memory's run of NUTS here
 
 
 def test_round_trip_is_bit_exact(run, tmp_path):
