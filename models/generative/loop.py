@@ -18,6 +18,7 @@ without a new best (early stopping).
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -237,11 +238,12 @@ def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict)
         folder / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1))
     )
     figures.loss_curves(trained.metrics, folder / "loss.png", f"{name}: loss per epoch")
-    samples = family.samples(trained.model, jax.random.key(trained.config["seed"] + 1), 64)
+    draw = _compiled(family.samples, static_argnums=2)
+    samples = draw(trained.model, jax.random.key(trained.config["seed"] + 1), 64)
     figures.image_grid(np.asarray(samples), folder / "samples.png", f"{name}: 64 samples")
     if family.reconstructions is not None:
         test = family.test_data(dataset, options)[:24]
-        rebuilt = family.reconstructions(trained.model, jnp.asarray(test))
+        rebuilt = _compiled(family.reconstructions)(trained.model, jnp.asarray(test))
         originals = np.asarray(test, np.float32)
         if originals.max() > 1.0:  # counts: show as intensities
             originals = originals / dataset.max_count
@@ -251,3 +253,11 @@ def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict)
             folder / "reconstructions.png",
             f"{name}: test images (odd rows) and reconstructions (even rows)",
         )
+
+
+@functools.cache
+def _compiled(method, static_argnums=()):
+    """``method(model, ...)`` as one compiled program (kept, so a second model of the same
+    family and shapes reuses it): run op by op, a VAE's 64 samples and 24 reconstructions
+    compiled ~40 small programs (2.6 s here)."""
+    return nnx.jit(method, static_argnums=static_argnums)
