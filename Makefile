@@ -28,13 +28,13 @@ demo: $(STAMP)
 	$(VENV)/bin/infer compare
 
 test: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup -m "not thorough"
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not thorough"
 
 test-fast: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup -m "not slow and not thorough"
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile -m "not slow and not thorough"
 
 test-thorough: $(STAMP)
-	$(VENV)/bin/python -m pytest -q -n 2 --dist loadgroup
+	$(VENV)/bin/python -m pytest -q -n 2 --dist loadfile
 
 bench: $(BENCH_STAMP)
 	$(VENV)/bin/python benchmarks/run.py

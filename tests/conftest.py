@@ -43,7 +43,7 @@ def heavy_seed(request):
     return request.param
 
 
-# The heaviest modules first: ``--dist loadgroup`` hands groups to workers in collection order,
+# The heaviest groups first: ``--dist loadfile`` hands them to workers in collection order,
 # so a long one started last would leave one worker running alone at the end.
 HEAVY_FIRST = (  # groups, each named by a module (SHARED_PROGRAMS below), heaviest first
     "test_samplers.py",
@@ -55,9 +55,9 @@ HEAVY_FIRST = (  # groups, each named by a module (SHARED_PROGRAMS below), heavi
     "test_distributed.py",
 )
 
-# Modules that build the same programs run on one worker (``make test`` passes
-# ``--dist loadgroup``; every other module is a group of its own): there the second finds
-# them compiled in memory, where on two workers at once both would compile them.
+# Modules that build the same programs run on one worker, one after the other: there the
+# second finds them compiled in memory, where on two workers at once both would compile them.
+# Every other module is a group of its own, as ``--dist loadfile`` makes it.
 SHARED_PROGRAMS = {
     "test_driver.py": "test_resume.py",  # short_runs.py: one target, samplers and warm-up
     "test_docs.py": "test_samplers.py",  # the docs' NUTS and MALA runs on normal_10d
@@ -67,17 +67,33 @@ SHARED_PROGRAMS = {
 }
 
 
-def pytest_collection_modifyitems(config, items):
-    def group(item):
-        return SHARED_PROGRAMS.get(item.path.name, item.path.name)
+def _group(path: str) -> str:
+    """The group of a test module, by its file name."""
+    name = path.rsplit("/", 1)[-1]
+    return SHARED_PROGRAMS.get(name, name)
 
+
+def pytest_collection_modifyitems(config, items):
     def rank(item):
-        name = group(item)
+        name = _group(item.path.name)
         return HEAVY_FIRST.index(name) if name in HEAVY_FIRST else len(HEAVY_FIRST)
 
     items.sort(key=rank)  # stable: the order inside a module is kept
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(group(item)))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadfile`` with the modules of SHARED_PROGRAMS merged into one unit of work
+    (xdist's ``loadgroup`` would do it with marks, but its nodeid suffix no longer reaches
+    pytest 9.2's node ids)."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedProgramsScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return _group(nodeid.split("::", 1)[0])
+
+    return SharedProgramsScheduling(config, log)
 
 
 def pytest_unconfigure(config):
