@@ -108,7 +108,7 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
-        for kind in _plots_of(result) if plots else ():
+        for kind in _plots_of(result, plots):
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png")
     if plots:
         plot(results, kind="forest", path=folder / "forest.png")
@@ -119,9 +119,11 @@ def write_report(
     return write_atomically(folder / "index.html", lambda tmp: Path(tmp).write_text(page))
 
 
-def _plots_of(result: Result) -> tuple[str, ...]:
+def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
     """The per-run figures: the diagnostics, and the predictive check where the result has
-    a posterior predictive group."""
+    a posterior predictive group; none when ``plots`` is False."""
+    if not plots:
+        return ()
     return RUN_PLOTS + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 
@@ -142,8 +144,7 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
     sections = []
     for name in results:
         figures = "".join(
-            figure(f"{kind}_{name}.png", CAPTIONS[kind])
-            for kind in (_plots_of(results[name]) if plots else ())
+            figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in _plots_of(results[name], plots)
         )
         about = registry.describe(results[name].sampler)
         about = f"{html.escape(results[name].sampler)}: {html.escape(about)}. " if about else ""
