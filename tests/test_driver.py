@@ -213,14 +213,6 @@ def test_timing_is_split_into_compile_warmup_and_sampling():
     assert long_warmup["warmup"] > long_warmup["sampling"]
 
 
-NONFINITE_SAMPLERS = {
-    "rwmh": infer.rwmh(),
-    "mala": infer.mala(),
-    "nuts": infer.nuts(),
-    "mh": infer.mh(lambda key, x: x + jax.random.normal(key, x.shape), None),
-}
-
-
 def _bad_above_one(x, bad_value):
     return jnp.where(x[0] < 1.0, -0.5 * jnp.sum(x**2), bad_value)
 
@@ -233,7 +225,7 @@ INF_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(
 @pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh"))
 @pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
 def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
-    sampler = NONFINITE_SAMPLERS[name]
+    sampler = SAMPLERS[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)  # NUTS: divergences
         result = infer.sample(0, target, sampler, num_chains=2, num_samples=300, num_warmup=200)
