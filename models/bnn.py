@@ -138,7 +138,7 @@ class Problem(NamedTuple):
 
 
 def digits_problem(hidden: int = 16, prior=PRIOR_SCALE) -> Problem:
-    """The digits classifier: 1,437 training images, 360 held out. ``prior``: the scale of a
+    """The digits classifier: 1,438 training images, 359 held out. ``prior``: the scale of a
     Gaussian on every parameter, or a ``log_prior(params)`` (e.g. :func:`layer_prior`)."""
     from models.generative import data as datasets
 
