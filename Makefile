@@ -7,9 +7,13 @@ STAMP := $(VENV)/.installed-stamp
 BENCH_STAMP := $(VENV)/.bench-stamp
 # uv (installed into the venv by pip) resolves and installs the same releases as pip, in a
 # third of the time (18 s against 50 s for the test set here); pip does it where uv fails.
+# Both write the packages' bytecode at install time: where PYTHONDONTWRITEBYTECODE is set (as
+# on these machines), Python never writes it itself, and every process (each test worker and
+# subprocess, each command) would compile jax, numpyro, scipy and arviz from source again,
+# about 12 s each here.
 INSTALL = install() { $(VENV)/bin/python -m pip install -q uv \
-	&& $(VENV)/bin/uv pip install -q --python $(VENV)/bin/python "$$@" \
-	|| $(VENV)/bin/python -m pip install -q --no-compile "$$@"; }; install
+	&& $(VENV)/bin/uv pip install -q --compile-bytecode --python $(VENV)/bin/python "$$@" \
+	|| $(VENV)/bin/python -m pip install -q "$$@"; }; install
 
 .PHONY: demo test test-fast test-thorough bench bench-quick lint docs clean
 
