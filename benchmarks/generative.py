@@ -19,6 +19,7 @@ Results go to ``benchmarks/results/generative_speed_<platform>.json``.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import statistics
 import sys
@@ -115,17 +116,17 @@ def main(argv=None) -> int:
         family = registry.get(name)
         several = len(family.objectives({**family.defaults, **options}))
         theirs_runs, ours_runs, last_only_runs = [], [], []
+        theirs_rate = functools.partial(
+            handwritten_steps_per_second, name, "mnist", options, 128, steps, 2
+        )
         for pair in range(args.repeats):
-            for side in ("theirs", "ours") if pair % 2 == 0 else ("ours", "theirs"):
-                if side == "theirs":
-                    rate = handwritten_steps_per_second(name, "mnist", options, 128, steps, 2)
-                    theirs_runs.append(rate)
-                else:
-                    ours_runs.append(ours_steps_per_second(name, "mnist", options, 128, epochs))
+            if pair % 2 == 0:  # the hand-written step first in even pairs, second in odd ones
+                theirs_runs.append(theirs_rate())
+            ours_runs.append(ours_steps_per_second(name, "mnist", options, 128, epochs))
+            if pair % 2 == 1:
+                theirs_runs.append(theirs_rate())
             if several > 1:
-                last_only_runs.append(
-                    handwritten_steps_per_second(name, "mnist", options, 128, steps, 2, False)
-                )
+                last_only_runs.append(theirs_rate(every_loss=False))
         pair_ratios = [o / t for o, t in zip(ours_runs, theirs_runs, strict=True)]
         ours, theirs = statistics.median(ours_runs), statistics.median(theirs_runs)
         last_only = statistics.median(last_only_runs) if last_only_runs else None
