@@ -11,7 +11,7 @@ from flax import nnx
 from scipy import stats
 
 from models.generative import data as datasets
-from models.generative import evaluation, registry, training
+from models.generative import evaluation, gan, registry, training
 from models.generative.aae import AAE
 from models.generative.gan import GAN
 from models.generative.nade import NADE
@@ -211,6 +211,30 @@ def test_gan_training_brings_samples_toward_the_data():
     assert pixel_distance(trained.model) < 0.5 * pixel_distance(untrained)
 
 
+def test_r1_penalty_is_half_its_weight_times_the_squared_gradient_at_real_images():
+    """Against each image's gradient taken on its own; and the option adds exactly that
+    term to the loss the discriminator's optimiser minimises."""
+    family, dataset = registry.get("gan"), datasets.load("digits")
+    options = {**family.defaults, "variant": "conv"}
+    model = family.build(dataset, options, nnx.Rngs(0))
+    images, key = jnp.asarray(dataset.train[:6]), jax.random.key(3)
+
+    @nnx.jit
+    def measured(model, images):
+        one = jax.vmap(jax.grad(lambda x: model.discriminate(x[None])[0]))(images)
+        losses = [
+            family.objectives({**options, "r1_penalty": r})[0].loss_fn(model, images, key)
+            for r in (0.0, 2.5)
+        ]
+        return one, gan.r1_term(model, images, 2.5), losses[1] - losses[0]
+
+    one, term, added = measured(model, images)
+    expected = 1.25 * np.mean(np.sum(np.asarray(one, np.float64) ** 2, axis=(1, 2)))
+    assert expected > 1e-3  # a penalty that can be told apart from nothing
+    assert float(term) == pytest.approx(expected, rel=1e-5)
+    assert float(added) == pytest.approx(expected, rel=1e-4)
+
+
 def test_resumed_run_is_bit_identical(tmp_path):
     """With a validation split, so that the best state kept so far resumes too (the path
     without one is what test_load_restores_the_trained_model restores)."""
@@ -351,6 +375,7 @@ def test_binomial_likelihood_for_digit_counts():
         (dict(model="vae", validation=0.7), r"validation must be a fraction .* in \[0, 0.5\]"),
         (dict(model="vae", patience=3), "patience needs a validation split"),
         (dict(model="vae", weight_decay=-0.1), "weight_decay must be >= 0; got -0.1"),
+        (dict(model="gan", r1_penalty=-1.0), "a finite r1_penalty >= 0; got .*r1_penalty=-1.0"),
         (dict(model="vae", validation=0.1, patience=0), "patience must be an integer >= 1"),
     ],
 )

@@ -4,7 +4,10 @@ loss, in an MLP or a DCGAN-style convolutional variant (Radford et al. 2016).
 The generator maps ``z ~ N(0, I)`` to grey-level images in [0, 1] (a sigmoid of its output);
 the discriminator maps an image to the logit of "real". Two Optax optimisers (Adam with
 beta1 = 0.5), one per network, are applied one after the other in each training step:
-discriminator first on real images and fresh fakes, then generator.
+discriminator first on real images and fresh fakes, then generator. Stabilisers (options):
+instance noise and one-sided label smoothing (on by default), and the R1 gradient penalty
+(Mescheder, Geiger, Nowozin 2018), ``r1_penalty / 2`` times the mean squared norm of the
+discriminator's gradient at real images (off by default; the MNIST benchmark uses it).
 """
 
 from __future__ import annotations
@@ -56,10 +59,16 @@ def _blurred(images: jax.Array, rng_key: jax.Array, noise: float) -> jax.Array:
 
 
 def discriminator_loss(
-    model: GAN, images: jax.Array, rng_key: jax.Array, noise: float = 0.0, real_label: float = 1.0
+    model: GAN,
+    images: jax.Array,
+    rng_key: jax.Array,
+    noise: float = 0.0,
+    real_label: float = 1.0,
+    r1_penalty: float = 0.0,
 ) -> jax.Array:
     """Binary cross-entropy of real images against fresh fakes (generator held fixed);
-    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016)."""
+    ``real_label`` < 1 is one-sided label smoothing (Salimans et al. 2016); ``r1_penalty``
+    > 0 adds :func:`r1_term`."""
     key_fake, key_real, key_blur = jax.random.split(rng_key, 3)
     fake = jax.lax.stop_gradient(model.sample(key_fake, images.shape[0]))
     real_logits = model.discriminate(_blurred(images, key_real, noise))
@@ -67,7 +76,17 @@ def discriminator_loss(
     real_term = real_label * jax.nn.softplus(-real_logits) + (1.0 - real_label) * jax.nn.softplus(
         real_logits
     )
-    return jnp.mean(real_term) + jnp.mean(jax.nn.softplus(fake_logits))
+    loss = jnp.mean(real_term) + jnp.mean(jax.nn.softplus(fake_logits))
+    return loss + r1_term(model, images, r1_penalty) if r1_penalty else loss
+
+
+def r1_term(model: GAN, images: jax.Array, weight: float) -> jax.Array:
+    """``weight / 2 * mean_i |grad_x D(x_i)|^2`` over real images ``x_i`` (batch, h, w):
+    the R1 penalty, which pulls the discriminator's gradient to zero on the data, where a
+    balanced game has it (Mescheder et al. 2018). Each logit depends on its own image only,
+    so one gradient of their sum gives every image's gradient."""
+    grads = jax.grad(lambda x: jnp.sum(model.discriminate(x)))(images)
+    return 0.5 * weight * jnp.mean(jnp.sum(grads**2, axis=(1, 2)))
 
 
 def generator_loss(
@@ -112,6 +131,7 @@ DEFAULTS = {
     "learning_rate": 2e-4,
     "instance_noise": 0.1,
     "real_label": 0.9,
+    "r1_penalty": 0.0,
 }
 
 _GENERATOR = nnx.All(nnx.Param, nnx.PathContains("generator"))
@@ -121,12 +141,16 @@ _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 def _objectives(options):
     rate = float(options["learning_rate"])
     noise, real_label = float(options["instance_noise"]), float(options["real_label"])
-    if not (noise >= 0.0 and 0.5 < real_label <= 1.0):
+    r1_penalty = float(options["r1_penalty"])
+    if not (noise >= 0.0 and 0.5 < real_label <= 1.0 and 0.0 <= r1_penalty < float("inf")):
         raise ValueError(
-            f"GAN options need instance_noise >= 0 and 0.5 < real_label <= 1; got "
-            f"instance_noise={noise!r}, real_label={real_label!r}."
+            "GAN options need instance_noise >= 0, 0.5 < real_label <= 1 and a finite "
+            f"r1_penalty >= 0; got instance_noise={noise!r}, real_label={real_label!r}, "
+            f"r1_penalty={r1_penalty!r}."
         )
-    d_loss = functools.partial(discriminator_loss, noise=noise, real_label=real_label)
+    d_loss = functools.partial(
+        discriminator_loss, noise=noise, real_label=real_label, r1_penalty=r1_penalty
+    )
     g_loss = functools.partial(generator_loss, noise=noise)
     return [
         Objective("discriminator", _DISCRIMINATOR, d_loss, optax.adam(rate, b1=0.5)),
