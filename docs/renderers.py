@@ -239,6 +239,10 @@ def generative_speed(record: dict) -> str:
 
 
 def generative_quality(record: dict) -> str:
+    """One row per model; a commit column when a partial rerun left rows of several commits
+    (the caption names the latest)."""
+    commits = {r.get("commit") for r in record["models"].values()}
+    by_commit = len(commits - {None}) > 1
     rows = []
     for name, r in record["models"].items():
 
@@ -261,6 +265,7 @@ def generative_quality(record: dict) -> str:
                 f"{covered}/10" if covered is not None else "—",
                 f"{min(shares):.1%}" if shares else "—",
                 _f(r.get("seconds_training"), 0),
+                *([f"`{r.get('commit', '')[:10]}`"] if by_commit else []),
             ]
         )
     header = [
@@ -274,14 +279,15 @@ def generative_quality(record: dict) -> str:
         "classes ≥ 5%",
         "smallest class",
         "training s",
+        *(["commit"] if by_commit else []),
     ]
     table = _table(header, rows)
     if record.get("ablation"):
-        table += "\n\n" + vae_ablation(record["ablation"])
+        table += "\n\n" + vae_ablation(record["ablation"], "; the vae row's commit" * by_commit)
     return table
 
 
-def vae_ablation(rows: list) -> str:
+def vae_ablation(rows: list, note: str = "") -> str:
     """The VAE with one regulariser taken away at a time: test NLL and the epoch kept."""
     key = next(k for k in rows[0] if k.startswith("nll_iwae_"))
     body = [
@@ -295,7 +301,7 @@ def vae_ablation(rows: list) -> str:
         for r in rows
     ]
     header = [
-        "VAE (ablation)",
+        f"VAE (ablation{note})",
         f"test NLL, IWAE-{key.rsplit('_', 1)[1]}",
         "epoch kept",
         "epochs trained",
