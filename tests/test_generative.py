@@ -235,6 +235,21 @@ def test_r1_penalty_is_half_its_weight_times_the_squared_gradient_at_real_images
     assert float(added) == pytest.approx(expected, rel=1e-4)
 
 
+def test_the_discriminator_can_have_its_own_learning_rate():
+    """Adam's first step moves each parameter by its learning rate (gradient over its own
+    magnitude): the discriminator's optimiser first, the generator's second."""
+    family = registry.get("gan")
+
+    def first_steps(**options):
+        ones = jnp.ones(3)
+        optimizers = [o.optimizer for o in family.objectives({**family.defaults, **options})]
+        return [float(-opt.update(ones, opt.init(ones), ones)[0][0]) for opt in optimizers]
+
+    assert first_steps() == pytest.approx([2e-4, 2e-4], rel=1e-4)
+    assert first_steps(discriminator_learning_rate=4e-4) == pytest.approx([4e-4, 2e-4], rel=1e-4)
+    assert first_steps(learning_rate=1e-3) == pytest.approx([1e-3, 1e-3], rel=1e-4)
+
+
 def test_resumed_run_is_bit_identical(tmp_path):
     """With a validation split, so that the best state kept so far resumes too (the path
     without one is what test_load_restores_the_trained_model restores)."""
@@ -376,6 +391,7 @@ def test_binomial_likelihood_for_digit_counts():
         (dict(model="vae", patience=3), "patience needs a validation split"),
         (dict(model="vae", weight_decay=-0.1), "weight_decay must be >= 0; got -0.1"),
         (dict(model="gan", r1_penalty=-1.0), "a finite r1_penalty >= 0; got .*r1_penalty=-1.0"),
+        (dict(model="gan", discriminator_learning_rate=0), "discriminator_learning_rate=0"),
         (dict(model="vae", validation=0.1, patience=0), "patience must be an integer >= 1"),
     ],
 )

@@ -4,7 +4,9 @@ loss, in an MLP or a DCGAN-style convolutional variant (Radford et al. 2016).
 The generator maps ``z ~ N(0, I)`` to grey-level images in [0, 1] (a sigmoid of its output);
 the discriminator maps an image to the logit of "real". Two Optax optimisers (Adam with
 beta1 = 0.5), one per network, are applied one after the other in each training step:
-discriminator first on real images and fresh fakes, then generator. Stabilisers (options):
+discriminator first on real images and fresh fakes, then generator, each at its own learning
+rate when ``discriminator_learning_rate`` is given (two time-scale updates, Heusel et al.
+2017; by default both use ``learning_rate``). Stabilisers (options):
 instance noise and one-sided label smoothing (on by default), and the R1 gradient penalty
 (Mescheder, Geiger, Nowozin 2018), ``r1_penalty / 2`` times the mean squared norm of the
 discriminator's gradient at real images (off by default; the MNIST benchmark uses it).
@@ -132,6 +134,7 @@ DEFAULTS = {
     "instance_noise": 0.1,
     "real_label": 0.9,
     "r1_penalty": 0.0,
+    "discriminator_learning_rate": None,
 }
 
 _GENERATOR = nnx.All(nnx.Param, nnx.PathContains("generator"))
@@ -140,6 +143,14 @@ _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 
 def _objectives(options):
     rate = float(options["learning_rate"])
+    d_rate = options["discriminator_learning_rate"]
+    d_rate = rate if d_rate is None else float(d_rate)
+    if not (0.0 < rate < float("inf") and 0.0 < d_rate < float("inf")):
+        raise ValueError(
+            "GAN learning rates must be finite and > 0; got learning_rate="
+            f"{options['learning_rate']!r}, discriminator_learning_rate="
+            f"{options['discriminator_learning_rate']!r}."
+        )
     noise, real_label = float(options["instance_noise"]), float(options["real_label"])
     r1_penalty = float(options["r1_penalty"])
     if not (noise >= 0.0 and 0.5 < real_label <= 1.0 and 0.0 <= r1_penalty < float("inf")):
@@ -153,7 +164,7 @@ def _objectives(options):
     )
     g_loss = functools.partial(generator_loss, noise=noise)
     return [
-        Objective("discriminator", _DISCRIMINATOR, d_loss, optax.adam(rate, b1=0.5)),
+        Objective("discriminator", _DISCRIMINATOR, d_loss, optax.adam(d_rate, b1=0.5)),
         Objective("generator", _GENERATOR, g_loss, optax.adam(rate, b1=0.5)),
     ]
 
