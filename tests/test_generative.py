@@ -391,7 +391,10 @@ def test_binomial_likelihood_for_digit_counts():
         (dict(model="vae", patience=3), "patience needs a validation split"),
         (dict(model="vae", weight_decay=-0.1), "weight_decay must be >= 0; got -0.1"),
         (dict(model="gan", r1_penalty=-1.0), "a finite r1_penalty >= 0; got .*r1_penalty=-1.0"),
-        (dict(model="gan", discriminator_learning_rate=0), "discriminator_learning_rate=0"),
+        (
+            dict(model="gan", discriminator_learning_rate=0),
+            "discriminator_learning_rate must be a positive finite number; got 0.0",
+        ),
         (dict(model="vae", validation=0.1, patience=0), "patience must be an integer >= 1"),
     ],
 )

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from infer import validation as checks
 from models.generative.family import DecoderDensity, Family, LatentDensity, Objective
 from models.generative.networks import ImageToVector, VectorToImage, check_variant
 
@@ -142,15 +143,14 @@ _DISCRIMINATOR = nnx.All(nnx.Param, nnx.PathContains("discriminator"))
 
 
 def _objectives(options):
-    rate = float(options["learning_rate"])
-    d_rate = options["discriminator_learning_rate"]
-    d_rate = rate if d_rate is None else float(d_rate)
-    if not (0.0 < rate < float("inf") and 0.0 < d_rate < float("inf")):
-        raise ValueError(
-            "GAN learning rates must be finite and > 0; got learning_rate="
-            f"{options['learning_rate']!r}, discriminator_learning_rate="
-            f"{options['discriminator_learning_rate']!r}."
-        )
+    rate = checks.positive_float("learning_rate", options["learning_rate"])
+    d_rate = checks.positive_float(
+        "discriminator_learning_rate",
+        options["discriminator_learning_rate"],
+        "Leave it None for the generator's learning_rate.",
+        allow_none=True,
+    )
+    d_rate = rate if d_rate is None else d_rate
     noise, real_label = float(options["instance_noise"]), float(options["real_label"])
     r1_penalty = float(options["r1_penalty"])
     if not (noise >= 0.0 and 0.5 < real_label <= 1.0 and 0.0 <= r1_penalty < float("inf")):
