@@ -20,6 +20,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from infer import validation as checks
 from models.generative.family import (
     DecoderDensity,
     Family,
@@ -198,10 +199,12 @@ _CRITIC = nnx.All(nnx.Param, nnx.PathContains("critic"))
 
 
 def _objectives(options):
-    rate = float(options["learning_rate"])
+    rate = checks.positive_float("learning_rate", options["learning_rate"])
     # Each phase has its own Adam, which is blind to the losses' scales: the adversarial
     # phase's step size alone sets how hard the encoder is pulled towards the prior.
-    adversarial_rate = float(options["adversarial_learning_rate"])
+    adversarial_rate = checks.positive_float(
+        "adversarial_learning_rate", options["adversarial_learning_rate"]
+    )
     return [
         Objective(
             "reconstruction",

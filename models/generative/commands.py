@@ -188,7 +188,7 @@ def run_train(args) -> int:
             patience=args.patience,
             **options,
         )
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         print(f"infer train: error: {err}", file=sys.stderr)
         return 2
     metrics = trained.metrics

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from infer import validation as checks
 from models.generative.data import binarize
 from models.generative.family import Family, Objective
 
@@ -87,7 +88,8 @@ def _objectives(options):
     def loss(model, batch, rng_key):
         return -jnp.mean(model.log_prob(batch))
 
-    return [Objective("loss", nnx.Param, loss, optax.adam(float(options["learning_rate"])))]
+    rate = checks.positive_float("learning_rate", options["learning_rate"])
+    return [Objective("loss", nnx.Param, loss, optax.adam(rate))]
 
 
 FAMILY = Family(

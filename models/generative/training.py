@@ -9,6 +9,7 @@ that was never interrupted.
 from __future__ import annotations
 
 import math
+import numbers
 from pathlib import Path
 
 from flax import nnx
@@ -21,13 +22,35 @@ from models.generative.loop import TrainedModel
 
 
 def _check_options(family: Family, options: dict) -> dict:
+    """The family's defaults updated by ``options``, each of which must be one of its options
+    and of its default's kind: a whole number where the default is an int, a number where it
+    is a float, a string where it is a string (a None default takes anything: the family
+    checks it)."""
     unknown = sorted(set(options) - set(family.defaults))
     if unknown:
         valid = ", ".join(f"{k}={v!r}" for k, v in family.defaults.items())
         raise ValueError(
             f"unknown option(s) {unknown} for {family.name}; its options are: {valid}."
         )
+    for name, value in options.items():
+        _check_kind(family.name, name, value, family.defaults[name])
     return {**family.defaults, **options}
+
+
+def _check_kind(family_name: str, name: str, value, default) -> None:
+    if default is None or isinstance(default, bool):
+        return
+    if isinstance(default, int):
+        fits, kind = isinstance(value, numbers.Integral), "a whole number"
+    elif isinstance(default, float):
+        fits, kind = isinstance(value, numbers.Real), "a number"
+    else:
+        fits, kind = isinstance(value, str), "a string"
+    if not fits or isinstance(value, bool):
+        raise TypeError(
+            f"option {name} of {family_name} must be {kind} (default {default!r}); got "
+            f"{value!r} ({type(value).__name__}). On the command line: --option {name}={default}."
+        )
 
 
 def train(

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from infer import validation as checks
 from models.generative.data import binarize
 from models.generative.family import (
     DecoderDensity,
@@ -182,9 +183,7 @@ def _build(dataset, options, rngs):
 
 
 def _objectives(options):
-    samples = int(options["train_samples"])
-    if samples < 1:
-        raise ValueError(f"train_samples must be >= 1; got {samples}.")
+    samples = checks.positive_int("train_samples", options["train_samples"])
 
     def loss(model, batch, rng_key):
         if samples == 1:
@@ -197,9 +196,10 @@ def _objectives(options):
 def adam(options) -> optax.GradientTransformation:
     """Adam at ``options["learning_rate"]``, or AdamW (decoupled weight decay, Loshchilov &
     Hutter 2019) when ``options["weight_decay"]`` is positive."""
-    rate, decay = float(options["learning_rate"]), float(options.get("weight_decay", 0.0))
-    if decay < 0:
-        raise ValueError(f"weight_decay must be >= 0; got {decay}.")
+    rate = checks.positive_float("learning_rate", options["learning_rate"])
+    decay = float(options.get("weight_decay", 0.0))
+    if not 0 <= decay < math.inf:
+        raise ValueError(f"weight_decay must be a finite number >= 0; got {decay}.")
     return optax.adamw(rate, weight_decay=decay) if decay > 0 else optax.adam(rate)
 
 

@@ -1,0 +1,53 @@
+"""A generative family's options are checked on the host, before anything trains: each one's
+kind against its default's, and the values the optimisers need. The error names the option,
+what it should be and what came, from Python and from ``infer train --option``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from infer.cli import main
+from models.generative import training
+
+
+@pytest.mark.parametrize(
+    "model, options, error, match",
+    [
+        ("gan", {"r1_penalty": "abc"}, TypeError, r"option r1_penalty of gan must be a number"),
+        ("gan", {"real_label": True}, TypeError, r"option real_label of gan must be a number"),
+        ("vae", {"latent_dim": 16.5}, TypeError, r"latent_dim of vae must be a whole number"),
+        ("vae", {"variant": 3}, TypeError, r"option variant of vae must be a string"),
+        ("nade", {"learning_rate": 0.0}, ValueError, r"learning_rate must be a positive finite"),
+        ("aae", {"learning_rate": -1e-3}, ValueError, r"learning_rate must be a positive finite"),
+        (
+            "aae",
+            {"adversarial_learning_rate": math.inf},
+            ValueError,
+            r"adversarial_learning_rate must be a positive finite number; got inf",
+        ),
+        ("vae", {"weight_decay": math.nan}, ValueError, r"weight_decay must be a finite number"),
+    ],
+)
+def test_an_option_of_the_wrong_kind_or_value_is_refused(model, options, error, match):
+    with pytest.raises(error, match=match):
+        training.train(model, "digits", epochs=1, **options)
+
+
+def test_ints_and_numpy_scalars_pass_where_the_default_is_a_float_or_an_int():
+    # they pass the kind check, so the first error is the one the family's own check raises
+    with pytest.raises(ValueError, match="discriminator_learning_rate must be a positive"):
+        training.train(
+            "gan", "digits", r1_penalty=1, latent_dim=np.int64(8), discriminator_learning_rate=0
+        )
+
+
+def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
+    command = ["train", "gan", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]
+    assert main([*command, "--option", "r1_penalty=strong"]) == 2
+    error = capsys.readouterr().err
+    assert "option r1_penalty of gan must be a number (default 0.0); got 'strong' (str)" in error
+    assert "--option r1_penalty=0.0" in error
+    assert not any(tmp_path.iterdir()), "nothing may be written for a refused run"
