@@ -53,6 +53,20 @@ def _probability(text: str) -> float:
     return value
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why the report cannot be written into ``folder`` (made if missing), or None: checked
+    before any sampling, so that a bad ``--out`` costs nothing."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return f"error: --out: cannot write the report into {folder}: {err.strerror or err}."
+    return None
+
+
 def _sampler_list(text: str) -> list[str]:
     from infer import registry
 
@@ -63,7 +77,7 @@ def _sampler_list(text: str) -> list[str]:
             f"unknown sampler(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
             f"choose from {', '.join(registry.names())} (comma-separated)"
         )
-    return names
+    return list(dict.fromkeys(names))  # a sampler named twice runs once
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -239,6 +253,11 @@ def run_sbc(args) -> int:
         message = f"error: sbc checks Markov-chain samplers; {args.sampler} is not one here."
         print(message, file=sys.stderr)
         return 2
+    folder = args.out / args.target
+    problem = _unwritable(folder)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     print(
         f"sbc: {args.sampler} on {args.target}, {args.simulations} simulations of "
@@ -252,7 +271,6 @@ def run_sbc(args) -> int:
         num_warmup=args.warmup, thin=args.thin, alpha=args.alpha,
         progress=progress,
     )  # fmt: skip
-    folder = args.out / args.target
     stem = f"sbc_{args.sampler}"
     check.plot(path=folder / f"{stem}.png")
     table = sbc_table(check)
@@ -301,6 +319,10 @@ def run_compare(args) -> int:
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
+    problem = _unwritable(out_folder)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     settings = (
         f"{args.chains} chains x {args.samples} draws, {args.warmup} warm-up steps, "

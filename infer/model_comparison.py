@@ -22,17 +22,36 @@ COLUMNS = ("elpd_loo", "elpd_loo_se", "p_loo", "pareto_k_above_0.7")
 
 def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     """``(name -> {column -> value}, warning messages)``; empty unless every result has a
-    ``log_likelihood`` group (models of the same data)."""
-    if not results or not all("log_likelihood" in r.groups for r in results.values()):
+    ``log_likelihood`` group and all count the same observations (models of the same data),
+    with a message saying why when only some have one or the counts differ."""
+    with_loglik = [name for name, r in results.items() if "log_likelihood" in r.groups]
+    if not with_loglik:
         return {}, []
+    if len(with_loglik) < len(results):
+        without = ", ".join(name for name in results if name not in with_loglik)
+        return {}, [
+            f"LOO columns left out: {without} carry no log likelihood (their targets give no "
+            "per-observation log likelihood), and elpd_loo only compares models of the same "
+            "data. Compare the results that have one on their own."
+        ]
+    trees = {name: result.to_arviz() for name, result in results.items()}
+    counts = {name: _num_observations(tree) for name, tree in trees.items()}
+    if len(set(counts.values())) > 1:
+        listed = ", ".join(f"{name}: {count}" for name, count in counts.items())
+        return {}, [
+            f"LOO columns left out: the models were fitted to different numbers of "
+            f"observations ({listed}), and elpd_loo only compares models of the same data."
+        ]
     import arviz_stats
 
     rows, messages = {}, []
     for name, result in results.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ's own k-hat warning: ours names the model
-            tree, var_name = _one_likelihood(result.to_arviz())
+            tree, var_name = _one_likelihood(trees[name])
             loo = arviz_stats.loo(tree, var_name=var_name, pointwise=True)
+        if not np.isfinite(float(loo.elpd)):
+            messages.append(_nonfinite_message(name, result, tree, var_name))
         k_hat = np.asarray(loo.pareto_k)
         bad = int(np.sum(k_hat > K_LIMIT))
         rows[name] = {
@@ -49,6 +68,28 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
                 "cross-validation, or a model that fits them better."
             )
     return rows, messages
+
+
+def _num_observations(tree) -> int:
+    """Observations in a ``log_likelihood`` group: every site's, past (chain, draw)."""
+    group = tree["log_likelihood"].to_dataset()
+    return sum(
+        int(np.prod([group.sizes[d] for d in v.dims if d not in ("chain", "draw")]))
+        for v in group.data_vars.values()
+    )
+
+
+def _nonfinite_message(name: str, result: Result, tree, var_name) -> str:
+    group = tree["log_likelihood"].to_dataset()
+    values = group[var_name] if var_name else next(iter(group.data_vars.values()))
+    values = np.asarray(values).reshape(values.shape[0] * values.shape[1], -1)
+    broken = int(np.sum(~np.isfinite(values).all(axis=0)))
+    return (
+        f"{name} ({result.target}): elpd_loo is not finite: the log likelihood is NaN or "
+        f"infinite at {broken} of {values.shape[1]} observations in some draws (an "
+        "observation outside the model's support, or an overflow). Check those observations "
+        "and the model's likelihood there."
+    )
 
 
 JOINT = "all_observations"

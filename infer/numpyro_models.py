@@ -268,6 +268,14 @@ def observed_names(source: ModelSource) -> list[str]:
     return list(_observed_sites(source))
 
 
+def latent_names(source: ModelSource) -> list[str]:
+    """The model's sampled sites that are not observed: what its posterior draws hold."""
+    trace = _abstract_trace(source.model, source.args, source.kwargs)
+    return [
+        name for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
+    ]
+
+
 def _observed_sites(source: ModelSource) -> dict:
     trace = _abstract_trace(source.model, source.args, source.kwargs)
     return {

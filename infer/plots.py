@@ -124,6 +124,11 @@ def plot(
     if kind not in SEVERAL and len(results) != 1:
         raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
     first = next(iter(results.values()))
+    if kind == "rank" and first.num_chains < 2:
+        raise ValueError(
+            f"kind='rank' compares the chains' ranks; this run has {first.num_chains} chain. "
+            "Run num_chains >= 2 (4 is usual), or look at kind='trace'."
+        )
     if kind == "elbo":
         return _plot_elbo(first, path)
     if kind == "ppc" and "posterior_predictive" not in first.groups:

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from infer import validation
-from infer.numpyro_models import observed_names, predictive_draws
+from infer.numpyro_models import latent_names, observed_names, predictive_draws
 from infer.result import Result
 from infer.target import Target
 
@@ -49,7 +49,17 @@ def predictive(
             "(infer.Target.from_numpyro(model, ...)): predictive checks simulate data from "
             "the model."
         )
-    num_prior = validation.positive_int("num_prior_draws", num_prior_draws or result.num_samples)
+    if num_prior_draws is None:
+        num_prior_draws = result.num_samples
+    num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
+    seed = validation.positive_int("seed", seed, "Pass an integer seed.", minimum=0)
+    missing = [name for name in latent_names(target.source) if name not in result.draws]
+    if posterior and missing:
+        raise ValueError(
+            f"result's draws lack the model's latent site(s) {', '.join(missing)} (they hold "
+            f"{', '.join(result.draws)}): pass a result drawn from this target, "
+            "infer.sample(seed, target, ...)."
+        )
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     observed = observed_names(target.source)

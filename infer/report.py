@@ -120,11 +120,13 @@ def write_report(
 
 
 def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
-    """The per-run figures: the diagnostics, and the predictive check where the result has
-    a posterior predictive group; none when ``plots`` is False."""
+    """The per-run figures: the diagnostics (the rank plot, which compares chains, for runs of
+    two or more), and the predictive check where the result has a posterior predictive group;
+    none when ``plots`` is False."""
     if not plots:
         return ()
-    return RUN_PLOTS + (("ppc",) if "posterior_predictive" in result.groups else ())
+    kinds = RUN_PLOTS if result.num_chains > 1 else tuple(k for k in RUN_PLOTS if k != "rank")
+    return kinds + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 
 def _html(results: dict[str, Result], table, notes, title: str, plots: bool = True) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infer import validation
 from infer.base import settings_json
 from infer.io import save_netcdf
 from infer.target import GroundTruth
@@ -441,6 +442,8 @@ def summary(result: Result, **kwargs):
 
     Keyword arguments go to ``arviz_stats.summary``.
     """
+    hint = "For draws made elsewhere: infer.summary(infer.Result.from_draws(draws))."
+    validation.instance_of("result", result, Result, hint)
     import arviz_stats
 
     return arviz_stats.summary(result.to_arviz(), **kwargs)

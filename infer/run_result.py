@@ -10,7 +10,8 @@ import numpy as np
 
 from infer import convergence
 from infer.base import hook
-from infer.diagnostics import DiagnosticWarning, stuck_chains
+from infer.diagnostics import DiagnosticWarning
+from infer.flag_rules import stuck_chains
 from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.result import Result, arviz_stat_names

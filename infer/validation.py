@@ -49,5 +49,15 @@ def one_of(name: str, value, choices, hint: str = ""):
     return value
 
 
+def instance_of(name: str, value, kind: type, hint: str = ""):
+    """``value`` if it is a ``kind``, else a ``TypeError`` naming ``name`` and both types."""
+    if not isinstance(value, kind):
+        raise TypeError(
+            f"{name} must be an {kind.__module__.split('.')[0]}.{kind.__name__}; got "
+            f"{type(value).__name__}.{_hint(hint)}"
+        )
+    return value
+
+
 def _hint(hint: str) -> str:
     return f" {hint}" if hint else ""

@@ -172,3 +172,19 @@ def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert ranks.shape == (10, 10) and ranks.min() >= 0 and ranks.max() <= 20
     assert cli.main(["sbc", "--sampler", "rejection", "--out", str(tmp_path)]) == 2
     assert "Markov-chain samplers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["compare"], ["sbc", "--target", "eight_schools"]])
+def test_an_out_folder_that_cannot_be_written_is_refused_before_any_run(command, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    assert cli.main([*command, "--out", str(blocker), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "error: --out: cannot write the report into" in captured.err
+    assert "Traceback" not in captured.err
+    assert "running" not in captured.out and "simulations of" not in captured.out
+
+
+def test_a_sampler_named_twice_runs_once():
+    args = cli.build_parser().parse_args(["compare", "--samplers", "rwmh,nuts,rwmh"])
+    assert args.samplers == ["rwmh", "nuts"]

@@ -249,7 +249,44 @@ def test_a_parameter_frozen_in_every_chain_is_flagged_not_dropped():
     result = infer.Result.from_draws({"x": moving})
     flags, messages = _flags(result)
     assert "nan_stats" in flags
-    assert any("R-hat or ESS is NaN for x[1]" in m for m in messages)
+    assert any(
+        "R-hat, ESS or MCSE is NaN for x[1]: the parameter never changed" in m for m in messages
+    )
+
+
+def test_an_infinite_draw_is_flagged_and_named_as_the_cause():
+    draws = np.random.default_rng(1).standard_normal((4, 500, 2))
+    draws[2, 10, 0] = np.inf  # ranks stay finite; the MCSE of the mean does not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # nothing leaks past the flag
+        flags, messages = _flags(infer.Result.from_draws({"x": draws}))
+    assert "nan_stats" in flags
+    assert any("NaN for x[0] (NaN or inf draws)" in m for m in messages)
+    assert not any("x[1]" in m for m in messages)
+
+
+@pytest.mark.parametrize(
+    "shape, says",
+    [
+        ((1, 500), "R-hat needs at least 2 chains and this run has 1"),
+        ((4, 3), "ESS and R-hat need at least 4 draws per chain; this run has 3"),
+    ],
+)
+def test_a_run_too_narrow_or_too_short_for_the_statistics_says_so(shape, says):
+    draws = np.random.default_rng(2).standard_normal(shape)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        flags, messages = _flags(infer.Result.from_draws({"mu": draws}))
+    assert "nan_stats" in flags
+    assert any(says in m for m in messages)
+    assert not any("never changed" in m for m in messages)
+
+
+def test_chains_stuck_at_different_values_give_an_infinite_rhat_that_is_flagged():
+    draws = np.repeat(np.arange(4.0)[:, None], 200, axis=1)  # each chain frozen elsewhere
+    table, caught = _compare({"run": infer.Result.from_draws({"mu": draws})})
+    assert table.loc["run", "max_rhat"] == np.inf
+    assert "rhat" in table.loc["run", "flags"].split(",")
 
 
 def test_superchains_get_nested_rhat():
@@ -260,3 +297,19 @@ def test_superchains_get_nested_rhat():
     assert 0.99 < table.loc["run", "max_nested_rhat"] < 1.2
     plain = infer.sample(0, targets.get("normal_10d"), infer.rwmh(), num_chains=8, num_samples=300)
     assert np.isnan(_compare({"run": plain})[0].loc["run", "max_nested_rhat"])
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda r: infer.compare({"a": r}, "banana"), TypeError, "target must be an infer.Target"),
+        (lambda r: infer.compare([r, 3]), TypeError, r"results\[1\] must be an infer.Result"),
+        (lambda r: infer.compare(np.zeros(3)), TypeError, "results must be a dict of name"),
+        (lambda r: infer.compare({"a": r}, min_ess="400"), TypeError, "min_ess must be a positive"),
+        (lambda r: infer.summary(r.draws), TypeError, "result must be an infer.Result; got dict"),
+    ],
+)
+def test_arguments_of_the_wrong_kind_are_named(call, error, match):
+    result = infer.Result.from_draws({"x": np.random.default_rng(3).standard_normal((2, 50))})
+    with pytest.raises(error, match=match):
+        call(result)

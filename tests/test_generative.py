@@ -389,7 +389,7 @@ def test_binomial_likelihood_for_digit_counts():
         (dict(model="nade", hidden=0), "hidden must be a positive integer; got 0"),
         (dict(model="vae", validation=0.7), r"validation must be a fraction .* in \[0, 0.5\]"),
         (dict(model="vae", patience=3), "patience needs a validation split"),
-        (dict(model="vae", weight_decay=-0.1), "weight_decay must be a finite number >= 0; got -0.1"),
+        (dict(model="vae", weight_decay=-0.1), "weight_decay must be a finite number >= 0"),
         (dict(model="gan", r1_penalty=-1.0), "a finite r1_penalty >= 0; got .*r1_penalty=-1.0"),
         (
             dict(model="gan", discriminator_learning_rate=0),

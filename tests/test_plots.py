@@ -62,3 +62,18 @@ def test_one_run_kinds_refuse_several(runs):
 def test_ppc_without_predictive_draws_says_how_to_get_them(runs):
     with pytest.raises(ValueError, match=r"call infer.predictive\(result, target\) first"):
         infer.plot(runs["nuts"], kind="ppc")
+
+
+def test_a_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
+    from infer.report import write_report
+
+    draws = np.random.default_rng(0).standard_normal((1, 1000, 2))
+    result = infer.Result.from_draws({"theta": draws})
+    with pytest.raises(ValueError, match="kind='rank' compares the chains' ranks; this run"):
+        infer.plot(result, kind="rank")
+    with pytest.warns(infer.DiagnosticWarning, match="R-hat needs at least 2 chains"):
+        table = infer.compare({"one": result})
+    index = write_report({"one": result}, table, tmp_path / "report")
+    written = {path.name for path in (tmp_path / "report").iterdir()}
+    assert {"trace_one.png", "ess_one.png", "forest.png", "index.html"} <= written
+    assert "rank_one.png" not in written and "rank_one.png" not in index.read_text()

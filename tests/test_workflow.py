@@ -3,6 +3,7 @@ observed_data and constant_data; predictive checks add the predictive groups; Ar
 model comparison and predictive plots work on it as on ``az.from_numpyro``; infer.compare
 ranks models by elpd_loo; plain targets can carry a log likelihood; the pass is chunked."""
 
+import dataclasses
 import warnings
 
 import arviz as az
@@ -123,6 +124,34 @@ def test_an_influential_observation_is_warned_about_by_model(runs):
         infer.compare({"outlier": result})
 
 
+def _with_log_likelihood(result, values):
+    """A copy of ``result`` whose ``log_likelihood`` group's ``y`` is ``values``."""
+    groups = {**result.groups, "log_likelihood": {"y": values}}
+    return dataclasses.replace(result, groups=groups)
+
+
+def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
+    linear, constant = runs["linear"][1], runs["constant"][1]
+    fewer = _with_log_likelihood(constant, constant.groups["log_likelihood"]["y"][..., :60])
+    with pytest.warns(infer.DiagnosticWarning, match=r"different numbers of observations"):
+        table = infer.compare({"linear": linear, "fewer": fewer})
+    assert "elpd_loo" not in table.columns
+    plain = infer.Result.from_draws({"alpha": np.asarray(linear.draws["alpha"])})
+    with pytest.warns(infer.DiagnosticWarning, match=r"left out: plain carry no log likelihood"):
+        table = infer.compare({"linear": linear, "plain": plain})
+    assert "elpd_loo" not in table.columns
+
+
+def test_a_non_finite_log_likelihood_is_warned_about(runs):
+    linear = runs["linear"][1]
+    values = np.array(linear.groups["log_likelihood"]["y"])
+    values[:, :, 7] = -np.inf  # an observation outside the model's support
+    broken = _with_log_likelihood(linear, values)
+    with pytest.warns(infer.DiagnosticWarning, match=r"not finite: .* at 1 of 100 observations"):
+        table = infer.compare({"broken": broken})
+    assert not np.isfinite(table.loc["broken", "elpd_loo"])
+
+
 def two_sites(x, y=None, z=None):
     """Two observed sites sharing ``mu``: 30 observations of ``y`` and 5 of ``z``."""
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
@@ -181,3 +210,14 @@ def test_predictive_refuses_a_plain_target():
     result = infer.sample(0, target, infer.rwmh(), num_samples=20, num_warmup=20)
     with pytest.raises(TypeError, match="NumPyro target the result was drawn from"):
         infer.predictive(result, target)
+
+
+def test_predictive_refuses_draws_of_another_model(runs):
+    target, result = runs["linear"]
+    only_alpha = infer.Result.from_draws({"alpha": np.asarray(result.draws["alpha"])})
+    with pytest.raises(ValueError, match=r"lack the model's latent site\(s\) beta, sigma"):
+        infer.predictive(only_alpha, target)
+    with pytest.raises(ValueError, match=r"num_prior_draws must be an integer >= 1; got 0"):
+        infer.predictive(result, target, num_prior_draws=0)
+    with pytest.raises(TypeError, match=r"seed must be an integer >= 0; got 0.5"):
+        infer.predictive(result, target, seed=0.5)

@@ -1,0 +1,222 @@
+"""The flags of :func:`infer.compare`: one rule per flag, each taking a run's result, its
+row of the table, the ground-truth z-scores by draw name and ``min_ess``, and giving the
+message that explains what went wrong and what to try, or None when the flag does not fire.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
+
+from infer.result import Result
+
+RHAT_LIMIT = 1.01
+GROUND_TRUTH_ALPHA = 0.01
+MIN_DRAWS = 4  # per chain, for ESS and R-hat (ArviZ's minimum)
+
+
+def z_limit(num_params: int, alpha: float = GROUND_TRUTH_ALPHA) -> float:
+    """Bonferroni-corrected two-sided normal quantile for ``num_params`` means."""
+    return float(special.ndtri(1.0 - alpha / (2.0 * max(num_params, 1))))
+
+
+def stuck_chains(result: Result) -> list[int]:
+    """Chains whose draws never changed, in any variable (as the run recorded it in
+    ``info["stuck_chains"]``, else from the draws)."""
+    if "stuck_chains" in result.info:
+        return list(result.info["stuck_chains"])
+    moved = np.zeros(result.num_chains, bool)
+    for values in result.draws.values():
+        values = np.asarray(values).reshape(result.num_chains, result.num_samples, -1)
+        moved |= np.any(values != values[:, :1], axis=(1, 2))
+    return [int(c) for c in np.flatnonzero(~moved)] if result.num_samples > 1 else []
+
+
+def acceptance_problem(result: Result) -> str | None:
+    """Why the acceptance rate is far from what the sampler aims for, or None. The band comes
+    from the sampler (``info["acceptance_band"]``); exact samplers have none to meet."""
+    rate = result.acceptance_rate
+    if not np.isfinite(rate) or result.info.get("exact"):
+        return None
+    target = result.info.get("target_accept")
+    if target is None:
+        if rate < 0.05:
+            return (
+                f"acceptance rate {rate:.3f}: the chain hardly moves. Try a proposal closer to "
+                "the target (or, for a random walk, a smaller step)."
+            )
+        return None
+    default = (target / 2.0, target + (1.0 - target) / 2.0)  # Sampler.acceptance_band's
+    low, high = result.info.get("acceptance_band", default)
+    if rate < low:
+        return (
+            f"acceptance rate {rate:.3f} is far below the target {target:.3f}: the step size "
+            "did not settle. Try more warm-up, or a smaller fixed step_size."
+        )
+    if high is not None and rate > high:
+        return (
+            f"acceptance rate {rate:.3f} is far above the target {target:.3f}: steps are too "
+            "small and the chain crawls. Try more warm-up, or a larger fixed step_size."
+        )
+    return None
+
+
+# The flag rules, in the order of the flags: each takes (result, its row, the ground-truth
+# z-scores by name, min_ess) and returns the message of its flag, or None when it does not fire.
+
+
+def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on divergent transitions after warm-up."""
+    if row["divergences"] > 0:
+        return (
+            f"{row['divergences']} divergent transitions after warm-up: the step size cannot "
+            "follow the posterior's curvature there, so estimates may be biased. Try a higher "
+            "target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up, or a "
+            "non-centred reparameterisation."
+        )
+    return None
+
+
+def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a max R-hat above :data:`RHAT_LIMIT` (nested R-hat for superchains, whose
+    short chains cannot each mix: what must agree are the superchains)."""
+    if np.isfinite(row["max_nested_rhat"]):
+        if row["max_nested_rhat"] > RHAT_LIMIT:
+            return (
+                f"max nested R-hat {row['max_nested_rhat']:.3f} > {RHAT_LIMIT}: the "
+                "superchains disagree. Run longer or with more warm-up."
+            )
+        return None
+    if row["max_rhat"] > RHAT_LIMIT:
+        return (
+            f"max R-hat {row['max_rhat']:.3f} > {RHAT_LIMIT}: the chains disagree. Run longer "
+            "with more warm-up, and look at the trace and rank plots (several modes?)."
+        )
+    return None
+
+
+def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a min bulk or tail ESS below ``min_ess``."""
+    if row["min_ess_bulk"] < min_ess or row["min_ess_tail"] < min_ess:
+        return (
+            f"min ESS bulk {row['min_ess_bulk']:.0f}, tail {row['min_ess_tail']:.0f} < "
+            f"{min_ess:g}: estimates (tails especially) are noisy. Draw more samples or use a "
+            "sampler that mixes faster (NUTS for smooth targets)."
+        )
+    return None
+
+
+def _acceptance_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on an acceptance rate far from the sampler's aim."""
+    return acceptance_problem(result)
+
+
+def _envelope_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on proposals that exceeded a rejection envelope."""
+    violations = int(result.info.get("envelope_violations", 0) or 0)
+    if violations:
+        return (
+            f"{violations} proposals exceeded the rejection envelope (largest ratio "
+            f"{result.info.get('max_envelope_ratio', float('nan')):.3g}): the draws are not "
+            "exact. Raise log_envelope, or let infer find it (log_envelope=None)."
+        )
+    return None
+
+
+def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a Pareto k-hat (ADVI) above its threshold."""
+    k_hat = result.info.get("pareto_k")
+    k_limit = result.info.get("pareto_k_threshold", 0.7)
+    if k_hat is not None and not (float(k_hat) <= float(k_limit)):
+        return (
+            f"Pareto k-hat {float(k_hat):.2f} > {float(k_limit):.2f}: the variational "
+            "approximation misses the posterior's shape, so its draws cannot be trusted. Try "
+            "family='fullrank', a reparameterisation, or MCMC."
+        )
+    return None
+
+
+def _stuck_chains_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on chains whose draws never changed."""
+    stuck = stuck_chains(result)
+    if stuck:
+        return (
+            f"chain(s) {stuck} never moved: every proposal was rejected (a start in a region "
+            "where the log density is NaN or -inf, or a step size that collapsed). Check the "
+            "log density there, start elsewhere (init=) or give a smaller step_size."
+        )
+    return None
+
+
+def _ground_truth_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a posterior mean too many standard errors from the truth."""
+    if not z:
+        return None
+    limit = z_limit(sum(np.size(v) for v in z.values()))
+    max_z = row["max_abs_z"]
+    if max_z > limit:
+        worst = max(z, key=lambda name: float(np.max(z[name])))
+        return (
+            f"the posterior mean of {worst!r} is {max_z:.1f} standard errors from the known "
+            f"answer (limit {limit:.2f}): the draws are biased. Look for divergences and "
+            "stuck or unconverged chains; run longer, with more warm-up."
+        )
+    return None
+
+
+def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on proposals whose log density was NaN or +inf (rejected, but a sign that the
+    log density breaks where the chains go)."""
+    total = result.info.get("nonfinite_proposals", 0)
+    total = int(np.sum(total)) if total is not None else 0
+    kept = int(np.sum(result.stats["nonfinite"])) if "nonfinite" in result.stats else total
+    if total or kept:
+        where = f"{kept} after warm-up, {total} in all" if kept != total else f"{total}"
+        return (
+            f"{where} proposals had a NaN or +inf log density. They were rejected, so the "
+            "draws are still valid, but the log density breaks where the chains go: check its "
+            "support and constraints (a parameter that must be positive, the log of a "
+            "negative number, an overflow), or reparameterise."
+        )
+    return None
+
+
+def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on a run too short (under 4 draws per chain) or too narrow (one chain) for ESS or
+    R-hat, and on parameters whose R-hat, ESS or MCSE is NaN (frozen in every chain, or NaN
+    or inf draws): they are never dropped from the check."""
+    if result.num_samples < MIN_DRAWS:
+        return (
+            f"ESS and R-hat need at least {MIN_DRAWS} draws per chain; this run has "
+            f"{result.num_samples}, so every one of them is NaN. Draw more (num_samples)."
+        )
+    messages = []
+    if result.num_chains < 2:
+        messages.append(
+            "R-hat needs at least 2 chains and this run has 1, so nothing checks that the "
+            "chain has converged. Run num_chains >= 2 (4 is usual)."
+        )
+    labels = row.get("nan_parameters") or []
+    if labels:
+        shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+        messages.append(
+            f"R-hat, ESS or MCSE is NaN for {shown}: the parameter never changed in any chain, "
+            "or its draws hold NaN or inf values, so nothing was learned about it. Check that "
+            "the log density depends on it, that it is proper (integrable) in it, and its "
+            "starting point and scale."
+        )
+    return " ".join(messages) or None
+
+
+FLAG_RULES = (
+    ("divergences", _divergences_rule),
+    ("rhat", _rhat_rule),
+    ("low_ess", _low_ess_rule),
+    ("acceptance", _acceptance_rule),
+    ("envelope", _envelope_rule),
+    ("pareto_k", _pareto_k_rule),
+    ("stuck_chains", _stuck_chains_rule),
+    ("nonfinite", _nonfinite_rule),
+    ("nan_stats", _nan_stats_rule),
+    ("ground_truth", _ground_truth_rule),
+)
