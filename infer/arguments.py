@@ -3,6 +3,7 @@ error names the argument, what was expected, what was got and how to fix it."""
 
 from __future__ import annotations
 
+import numbers
 from pathlib import Path
 from typing import NamedTuple
 
@@ -85,7 +86,7 @@ def check_arguments(
     )
     sharding = chain_sharding(devices, num_chains)
     if exact:
-        _refuse_for_exact(sampler, resume, checkpoint, until)
+        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
         return Arguments(
             key_input,
             seed,
@@ -140,6 +141,8 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, resume) ->
     num_chains = validation.positive_int("num_chains", num_chains)
     num_samples = validation.positive_int("num_samples", num_samples)
     thin = validation.positive_int("thin", thin)
+    if isinstance(init_jitter, bool) or not isinstance(init_jitter, numbers.Real):
+        raise TypeError(f"init_jitter must be a number >= 0; got {init_jitter!r}.")
     init_jitter = float(init_jitter)
     if not (np.isfinite(init_jitter) and init_jitter >= 0):
         raise ValueError(f"init_jitter must be a finite number >= 0; got {init_jitter}.")
@@ -203,7 +206,15 @@ def _has_state(resume) -> bool:
     return isinstance(resume, Result) and resume.state is not None
 
 
-def _refuse_for_exact(sampler, resume, checkpoint, until) -> None:
+def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None) -> None:
+    stored = [name for name, value in (("store", store), ("keep", keep)) if value is not None]
+    if stored:
+        raise ValueError(
+            f"{sampler.name} makes all its draws in memory at once, so {' and '.join(stored)} "
+            f"{'does' if len(stored) == 1 else 'do'} not apply (they cut what Markov-chain "
+            "runs store as they go): pick draws from result.draws, or save the result with "
+            "result.save(path)."
+        )
     used = [
         name
         for name, value in (("resume", resume), ("checkpoint", checkpoint), ("until", until))
@@ -258,6 +269,11 @@ def _checkpoint_folder(checkpoint, resume) -> Path | None:
         if not isinstance(checkpoint, (str, Path)):
             raise TypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__}.")
         folder = Path(checkpoint)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(
+                f"checkpoint={str(folder)!r} is a file; checkpoints go into a folder: pass a "
+                "folder that does not exist yet (it is made) or an empty one."
+            )
         resuming_it = isinstance(resume, (str, Path)) and Path(resume) in (
             folder,
             *checkpoints.checkpoints(folder),

@@ -22,6 +22,7 @@ from infer.base import hook, is_exact
 from infer.exact import sample_exact
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
+from infer.progress import check_progress
 from infer.result import Result
 from infer.run_loop import run_loop
 from infer.run_state import ChainState, check_compatible, fingerprint
@@ -125,6 +126,7 @@ def sample(
             target, sampler or shapes differ from the saved run's says what differs.
     """
     wall_start = time.perf_counter()
+    check_progress(progress)
     args = check_arguments(
         rng_key,
         target,

@@ -20,9 +20,11 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
+from infer.proposal import check_covariance, check_covariance_dim
 
 __all__ = [
     "HMCState",
@@ -97,6 +99,9 @@ class NumPyroHMC(Sampler):
     def settings(self) -> dict:
         return dict(self.options)
 
+    def check(self, position) -> None:
+        check_covariance_dim(self.options["inverse_mass_matrix"], position, "inverse_mass_matrix")
+
     def target_acceptance(self, dim: int) -> float | None:
         return self.options["target_accept_prob"] if self.options["adapt_step_size"] else None
 
@@ -165,6 +170,23 @@ class NumPyroHMC(Sampler):
         )
 
 
+def _checked_inverse_mass_matrix(matrix, dense_mass: bool):
+    """``matrix`` as a float array: a vector of positive variances (``dense_mass=False``) or a
+    symmetric positive definite matrix (``dense_mass=True``)."""
+    if isinstance(matrix, str):
+        raise TypeError(
+            f"inverse_mass_matrix must be an array, (dim,) or (dim, dim), or None to start "
+            f"from the identity; got {matrix!r}. dense_mass=True asks for a dense one."
+        )
+    _, matrix = check_covariance(matrix, "inverse_mass_matrix")
+    if (matrix.ndim == 2) != dense_mass:
+        raise ValueError(
+            f"inverse_mass_matrix of shape {matrix.shape} needs dense_mass={matrix.ndim == 2}: "
+            "a vector is a diagonal mass matrix, a square matrix a dense one."
+        )
+    return matrix
+
+
 def _common_options(
     step_size, inverse_mass_matrix, adapt_step_size, adapt_mass_matrix, dense_mass, target_accept
 ) -> dict:
@@ -172,8 +194,15 @@ def _common_options(
         "step_size", step_size, "It is the initial step size; adaptation starts from it."
     )
     validation.probability("target_accept", target_accept)
-    if not isinstance(dense_mass, bool):
-        raise TypeError(f"dense_mass must be True or False; got {dense_mass!r}.")
+    for name, flag in (
+        ("dense_mass", dense_mass),
+        ("adapt_step_size", adapt_step_size),
+        ("adapt_mass_matrix", adapt_mass_matrix),
+    ):
+        if not isinstance(flag, bool | np.bool_):
+            raise TypeError(f"{name} must be True or False; got {flag!r}.")
+    if inverse_mass_matrix is not None:
+        inverse_mass_matrix = _checked_inverse_mass_matrix(inverse_mass_matrix, dense_mass)
     return dict(
         step_size=step_size,
         inverse_mass_matrix=inverse_mass_matrix,

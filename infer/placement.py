@@ -80,7 +80,16 @@ def chain_sharding(devices, num_chains: int):
     Raises:
         ValueError: for an empty list, or chains that several processes cannot share evenly.
     """
+    if isinstance(devices, jax.Device):
+        devices = [devices]
     devices = list(jax.devices() if devices is None else devices)
+    wrong = [d for d in devices if not isinstance(d, jax.Device)]
+    if wrong:
+        raise TypeError(
+            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got {wrong[0]!r}."
+        )
+    if len(set(devices)) < len(devices):
+        raise ValueError(f"devices lists a device more than once: {devices}.")
     if not devices:
         raise ValueError("devices must name at least one device; got an empty list.")
     processes = {device.process_index for device in devices}

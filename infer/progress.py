@@ -23,6 +23,17 @@ def chunk_length(phase_steps: int, all_steps: int) -> int:
     return min(divisors, key=lambda d: abs(d - target)) if divisors else target
 
 
+def check_progress(progress) -> None:
+    """A ``TypeError`` unless ``progress`` is True, False/None, or a callable that makes a bar
+    (a tqdm class or partial)."""
+    if progress is None or isinstance(progress, bool) or callable(progress):
+        return
+    raise TypeError(
+        f"progress must be True, False or a tqdm class (e.g. functools.partial(tqdm.tqdm, "
+        f"ncols=80)); got {progress!r}."
+    )
+
+
 @contextlib.contextmanager
 def progress_bar(progress, total: int | None, description: str, unit: str = "step"):
     """A tqdm bar for ``total`` units (``None``: unknown), or a stand-in that does nothing

@@ -204,13 +204,14 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
     )
 
 
-def check_covariance(covariance):
-    """Returns ``(kind, fixed_array_or_None)``; ``kind`` in None, "diagonal", "dense", "fixed"."""
+def check_covariance(covariance, argument: str = "covariance"):
+    """Returns ``(kind, fixed_array_or_None)``; ``kind`` in None, "diagonal", "dense", "fixed".
+    ``argument``: the name the messages give it (the checks suit any covariance-like matrix)."""
     if covariance is None:
         return None, None
     if isinstance(covariance, str):
         validation.one_of(
-            "covariance",
+            argument,
             covariance,
             ("diagonal", "dense"),
             "Use None for an isotropic proposal, or pass an array to fix the covariance.",
@@ -219,30 +220,30 @@ def check_covariance(covariance):
     cov = np.asarray(covariance, dtype=np.float64)
     if cov.ndim not in (1, 2) or (cov.ndim == 2 and cov.shape[0] != cov.shape[1]):
         raise ValueError(
-            f"covariance must be a vector of variances (dim,) or a square matrix (dim, dim); "
+            f"{argument} must be a vector of variances (dim,) or a square matrix (dim, dim); "
             f"got shape {cov.shape}."
         )
     if not np.all(np.isfinite(cov)):
-        raise ValueError("covariance must be finite; it contains NaN or inf.")
+        raise ValueError(f"{argument} must be finite; it contains NaN or inf.")
     if cov.ndim == 1 and np.any(cov <= 0):
-        raise ValueError(f"covariance variances must be positive; got min {cov.min()}.")
+        raise ValueError(f"{argument}: variances must be positive; got min {cov.min()}.")
     if cov.ndim == 2:
         try:
             np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
             raise ValueError(
-                "covariance must be symmetric positive definite; its Cholesky factorisation "
+                f"{argument} must be symmetric positive definite; its Cholesky factorisation "
                 "failed. Add a small multiple of the identity, or pass 'dense' to estimate it."
             ) from None
     return "fixed", cov
 
 
-def check_covariance_dim(covariance, position) -> None:
+def check_covariance_dim(covariance, position, argument: str = "covariance") -> None:
     if covariance is None:
         return
     dim = ravel_pytree(position)[0].size
     if covariance.shape[0] != dim:
         raise ValueError(
-            f"covariance has shape {covariance.shape} but the target has {dim} dimension(s); "
-            f"pass a covariance of shape ({dim},) or ({dim}, {dim})."
+            f"{argument} has shape {covariance.shape} but the target has {dim} dimension(s); "
+            f"pass {argument} of shape ({dim},) or ({dim}, {dim})."
         )

@@ -38,10 +38,13 @@ def starting_point(target: Target, init, num_chains: int):
     same_structure = jax.tree.structure(point) == jax.tree.structure(reference)
     per_chain = [(num_chains, *shape) for shape in reference_shapes]
     if same_structure and point_shapes == per_chain:
+        check_scalar_logdensity(target.logdensity, jax.tree.map(lambda leaf: leaf[0], point))
         return point, True
     if same_structure and point_shapes == reference_shapes:
         check_scalar_logdensity(target.logdensity, point)
         return point, False
+    if not same_structure:
+        raise ValueError(_structure_mismatch(point, reference))
     raise ValueError(
         f"init has shape {_describe(point_shapes)}; expected one point shaped "
         f"{_describe(reference_shapes)} or one per chain shaped {_describe(per_chain)} "
@@ -62,6 +65,29 @@ def check_initial_logdensity(values: np.ndarray, positions) -> None:
             f"the log density is {values[chain]} at the initial point of chain {chain} "
             f"({bad.size} of {values.size} chains affected), position {point}. {fix}"
         )
+
+
+def _structure_mismatch(point, reference) -> str:
+    """What keys (tree paths) ``point`` lacks and has beyond ``reference``'s."""
+    paths = [
+        {_label(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]}
+        for tree in (point, reference)
+    ]
+
+    def listed(labels) -> str:
+        return ", ".join(sorted(labels)) or "none"
+
+    return (
+        f"init does not have the target's parameters: missing {listed(paths[1] - paths[0])}; "
+        f"not the target's: {listed(paths[0] - paths[1])}. Give one value for each of "
+        f"{listed(paths[1])} (one point, or one per chain with a leading num_chains axis)."
+    )
+
+
+def _label(path) -> str:
+    """A leaf's path as ``"mu"`` or ``"layer.0.w"`` (``"(the whole point)"`` for a bare array)."""
+    parts = [str(getattr(k, "key", getattr(k, "idx", getattr(k, "name", k)))) for k in path]
+    return ".".join(parts) or "(the whole point)"
 
 
 def _describe(shapes) -> str:
@@ -100,4 +126,10 @@ def check_scalar_logdensity(logdensity_fn: Callable, point) -> None:
         raise ValueError(
             f"logdensity_fn must return a scalar log density; it returned shape {got} for a "
             f"point shaped {shape_of}. Sum the per-coordinate terms (e.g. jnp.sum(...))."
+        )
+    if not jnp.issubdtype(out.dtype, jnp.floating):
+        raise TypeError(
+            f"logdensity_fn must return a real floating-point log density; it returned "
+            f"{out.dtype} for a point shaped {shape_of}. Compute it in floats (jnp.float32 or "
+            "jnp.float64), e.g. with .astype(float) on integer data."
         )

@@ -161,3 +161,67 @@ def test_log_density_that_fails_on_the_starting_point(nothing_compiled):
 def test_a_key_array_instead_of_one_key():
     with pytest.raises(ValueError, match="rng_key must be a single key"):
         infer.sample(jax.random.split(jax.random.key(0), 2), NORMAL_2D, infer.rwmh())
+
+
+def test_init_with_other_parameters_names_the_keys(nothing_compiled):
+    target = infer.Target(
+        lambda p: -jnp.sum(p["a"] ** 2) - p["b"] ** 2, init={"a": jnp.zeros(3), "b": 0.0}
+    )
+    with pytest.raises(ValueError, match=r"missing b; not the target's: c\. Give one value for"):
+        infer.sample(0, target, infer.rwmh(), init={"a": jnp.zeros(3), "c": 1.0})
+
+
+@pytest.mark.parametrize(
+    "returned", [jnp.int32, jnp.complex64, jnp.bool_], ids=["int", "complex", "bool"]
+)
+def test_a_log_density_that_is_not_a_real_float(returned, nothing_compiled):
+    target = infer.Target(lambda x: jnp.sum(x**2).astype(returned), init=jnp.zeros(2))
+    with pytest.raises(TypeError, match=r"must return a real floating-point log density"):
+        infer.sample(0, target, infer.rwmh())
+    per_chain = jnp.zeros((4, 2))  # the same check for one starting point per chain
+    with pytest.raises(TypeError, match=r"real floating-point"):
+        infer.sample(0, target, infer.rwmh(), init=per_chain)
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"inverse_mass_matrix": jnp.ones(3)}, ValueError, r"shape \(3,\) but the target has 2"),
+        ({"inverse_mass_matrix": "diag"}, TypeError, r"must be an array, \(dim,\) or \(dim, dim\)"),
+        ({"inverse_mass_matrix": -jnp.ones(2)}, ValueError, "variances must be positive"),
+        ({"inverse_mass_matrix": np.eye(2)}, ValueError, r"needs dense_mass=True"),
+        ({"adapt_step_size": "no"}, TypeError, "adapt_step_size must be True or False"),
+    ],
+)
+@pytest.mark.parametrize("make", [infer.nuts, infer.hmc])
+def test_hmc_mass_matrix_and_switches_are_checked(make, options, error, match, nothing_compiled):
+    with pytest.raises(error, match=match):
+        infer.sample(0, NORMAL_2D, make(**options), num_chains=2)
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"progress": "yes"}, TypeError, "progress must be True, False or a tqdm class"),
+        ({"init_jitter": "a"}, TypeError, "init_jitter must be a number >= 0; got 'a'"),
+        ({"devices": [0, 1]}, TypeError, "devices must be a list of jax devices"),
+        ({"devices": jax.devices() * 2}, ValueError, "lists a device more than once"),
+    ],
+)
+def test_run_options_of_the_wrong_kind(options, error, match, nothing_compiled):
+    with pytest.raises(error, match=match):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=2, **options)
+
+
+def test_a_checkpoint_path_that_is_a_file(tmp_path, nothing_compiled):
+    path = tmp_path / "run.ckpt"
+    path.write_text("")
+    with pytest.raises(ValueError, match="is a file; checkpoints go into a folder"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), checkpoint=path)
+
+
+def test_exact_samplers_refuse_store_and_keep(tmp_path, nothing_compiled):
+    sampler = infer.rejection(dist.Normal(0.0, 2.0).expand([2]).to_event(1))
+    for options in ({"keep": ["x"]}, {"store": tmp_path / "draws.zarr"}):
+        with pytest.raises(ValueError, match=r"rejection makes all its draws in memory at once"):
+            infer.sample(0, NORMAL_2D, sampler, **options)
