@@ -171,6 +171,17 @@ def scale_std(scale: np.ndarray) -> np.ndarray:
     return np.abs(scale)
 
 
+def _nonfinite_chains(result: Result) -> list[int]:
+    """Chains whose last position holds a NaN or infinite value (from the run's state)."""
+    if result.state is None:
+        return []
+    finite = np.ones(result.state.num_chains, bool)
+    for leaf in jax.tree.leaves(result.state.position):
+        leaf = np.asarray(leaf)
+        finite &= np.isfinite(leaf.reshape(leaf.shape[0], -1)).all(axis=1)
+    return [int(c) for c in np.flatnonzero(~finite)]
+
+
 def warn_if_unhealthy(result: Result) -> None:
     """The checks cheap enough to run after every sampling: divergences and stuck chains."""
     if result.num_divergent:
@@ -181,7 +192,17 @@ def warn_if_unhealthy(result: Result) -> None:
             DiagnosticWarning,
             stacklevel=5,
         )
-    stuck = stuck_chains(result)
+    drifted = _nonfinite_chains(result)
+    if drifted:
+        warnings.warn(
+            f"{result.sampler} on {result.target}: chain(s) {drifted} ended at NaN or infinite "
+            "positions: the log density does not fall off in some direction (an improper "
+            "target, such as a flat density over an unbounded parameter), so the chains drift "
+            "away. Give every parameter a proper prior or bound it.",
+            DiagnosticWarning,
+            stacklevel=5,
+        )
+    stuck = [chain for chain in stuck_chains(result) if chain not in drifted]
     if stuck:
         warnings.warn(
             f"{result.sampler} on {result.target}: chain(s) {stuck} never moved; every proposal "

@@ -225,3 +225,12 @@ def test_exact_samplers_refuse_store_and_keep(tmp_path, nothing_compiled):
     for options in ({"keep": ["x"]}, {"store": tmp_path / "draws.zarr"}):
         with pytest.raises(ValueError, match=r"rejection makes all its draws in memory at once"):
             infer.sample(0, NORMAL_2D, sampler, **options)
+
+
+def test_a_flat_density_that_lets_the_chains_drift_away_is_named_as_such():
+    flat = infer.Target(lambda x: 0.0, init=jnp.zeros(2), name="flat")  # no x: improper
+    with pytest.warns(infer.DiagnosticWarning) as caught:
+        infer.sample(0, flat, infer.rwmh(), num_chains=2, num_samples=200, num_warmup=500)
+    messages = [str(w.message) for w in caught]
+    assert any("ended at NaN or infinite positions" in m and "improper" in m for m in messages)
+    assert not any("never moved" in m for m in messages), messages
