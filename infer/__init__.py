@@ -41,13 +41,14 @@ from infer.compilation_cache import enable_compilation_cache  # noqa: E402
 from infer.convergence import converged  # noqa: E402
 from infer.diagnostics import DiagnosticWarning, compare  # noqa: E402
 from infer.driver import sample  # noqa: E402
+from infer.joining import concat  # noqa: E402
 from infer.numpyro_adapter import hmc, nuts  # noqa: E402
 from infer.placement import clear_cache  # noqa: E402
 from infer.plots import plot  # noqa: E402
 from infer.posterior_predictive import predictive  # noqa: E402
 from infer.proposal import Proposal  # noqa: E402
 from infer.registry import register  # noqa: E402
-from infer.result import Result, concat, load, summary  # noqa: E402
+from infer.result import Result, load, summary  # noqa: E402
 from infer.run_state import ChainState  # noqa: E402
 from infer.store import ZarrStore, open_store  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402

@@ -8,7 +8,7 @@ This is the one boundary where a kernel's per-step diagnostics get their ArviZ
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -301,77 +301,6 @@ def truth_from_json(text: str) -> GroundTruth | None:
         source=record["source"],
         mean_se=arrays(record["mean_se"]),
         std_se=arrays(record["std_se"]),
-    )
-
-
-def concat(*results: Result) -> Result:
-    """Join runs of the same chains along the draw axis: a run and its resumed continuations
-    (``infer.sample(..., resume=first)``), in order.
-
-    The draws and stats are concatenated, costs and timings added, and the state is the last
-    one, so the joined result can be resumed again.
-
-    Raises:
-        ValueError: when the results do not continue one another (other chains, sampler or
-            target, or draw shapes).
-    """
-    if len(results) == 1 and isinstance(results[0], (list, tuple)):
-        results = tuple(results[0])
-    if not results:
-        raise ValueError("concat needs at least one result.")
-    first = results[0]
-    for i, later in enumerate(results[1:], start=1):
-        if not isinstance(later, Result):
-            raise TypeError(f"results[{i}] must be an infer.Result; got {type(later).__name__}.")
-        mismatch = [
-            f"{what}: {a!r} != {b!r}"
-            for what, a, b in (
-                ("sampler", first.sampler, later.sampler),
-                ("target", first.target, later.target),
-                ("num_chains", first.num_chains, later.num_chains),
-                ("draw names", sorted(first.draws), sorted(later.draws)),
-                ("stat names", sorted(first.stats), sorted(later.stats)),
-            )
-            if a != b
-        ]
-        mismatch += [
-            f"shape of {name!r}: {first.draws[name].shape[2:]} != {later.draws[name].shape[2:]}"
-            for name in first.draws
-            if name in later.draws and first.draws[name].shape[2:] != later.draws[name].shape[2:]
-        ]
-        if mismatch:
-            raise ValueError(
-                f"results[{i}] does not continue results[0]: " + "; ".join(mismatch) + "."
-            )
-
-    def joined(group: str) -> dict:
-        return {
-            name: np.concatenate([getattr(r, group)[name] for r in results], axis=1)
-            for name in getattr(first, group)
-        }
-
-    timing = {
-        name: float(sum(r.timing.get(name, float("nan")) for r in results)) for name in first.timing
-    }
-    groups = dict(first.groups)
-    for name in ("log_likelihood", "posterior_predictive"):
-        if all(name in r.groups for r in results):
-            groups[name] = {
-                k: np.concatenate([r.groups[name][k] for r in results], axis=1)
-                for k in first.groups[name]
-            }
-        else:
-            groups.pop(name, None)
-    return replace(
-        results[-1],
-        groups=groups,
-        draws=joined("draws"),
-        stats=joined("stats"),
-        timing=timing,
-        num_logdensity_evals=sum(r.num_logdensity_evals for r in results),
-        num_grad_evals=sum(r.num_grad_evals for r in results),
-        num_warmup=first.num_warmup,
-        info={**first.info, **results[-1].info},
     )
 
 

@@ -50,6 +50,17 @@ def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
     more_whole = infer.sample(3, NORMAL_3D, sampler, num_samples=10, resume=whole)
     more_joined = infer.sample(3, NORMAL_3D, sampler, num_samples=10, resume=joined)
     assert_same(more_whole, more_joined)
+    if name == next(iter(SAMPLERS)):  # what does not continue is refused (one sampler is enough)
+        for wrong in ((first, first), (rest, first), (first, more_whole)):
+            with pytest.raises(ValueError, match="does not continue results"):
+                infer.concat(*wrong)
+        other_seed = infer.sample(4, NORMAL_3D, sampler, num_samples=30, **RUN)
+        with pytest.raises(ValueError, match=r"does not continue results\[0\]: seed"):
+            infer.concat(
+                first, infer.sample(4, NORMAL_3D, sampler, num_samples=30, resume=other_seed)
+            )
+        with pytest.raises(TypeError, match=r"results\[0\] must be an infer.Result; got int"):
+            infer.concat(5, first)
 
 
 def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps():
