@@ -81,12 +81,15 @@ def check_arguments(
     key_input, seed = as_key(rng_key)
     check_target(target)
     check_sampler(sampler)
+    if exact:
+        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
+    source = None if exact else _resume_source(resume, init)
+    _check_seed(source, seed)
     num_chains, num_samples, thin, init_jitter = _check_numbers(
-        num_chains, num_samples, thin, init_jitter, until, resume
+        num_chains, num_samples, thin, init_jitter, until, source
     )
     sharding = chain_sharding(devices, num_chains)
     if exact:
-        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
         return Arguments(
             key_input,
             seed,
@@ -105,7 +108,6 @@ def check_arguments(
             num_samples,
             1,
         )
-    source = _resume_source(resume, init)
     if num_warmup is None:
         num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
@@ -134,10 +136,20 @@ def check_arguments(
     )
 
 
-def _check_numbers(num_chains, num_samples, thin, init_jitter, until, resume) -> tuple:
+def _check_seed(source, seed) -> None:
+    """A resumed run (from a result or a checkpoint) must be given the seed it was made with."""
+    if source is not None and not np.array_equal(np.asarray(source.seed), np.asarray(seed)):
+        raise ValueError(
+            f"resume continues the chains' own random streams, made from seed "
+            f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a run "
+            "with init=result.state.position (one point per chain)."
+        )
+
+
+def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) -> tuple:
     """The counts and scales of a run, checked; ``num_chains`` defaults to the resumed run's."""
     if num_chains is None:
-        num_chains = resume.state.num_chains if _has_state(resume) else DEFAULT_CHAINS
+        num_chains = source.num_chains if source is not None else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
     num_samples = validation.positive_int("num_samples", num_samples)
     thin = validation.positive_int("thin", thin)
@@ -202,10 +214,6 @@ def _check_keep(keep, target, init) -> list | None:
     return list(keep)
 
 
-def _has_state(resume) -> bool:
-    return isinstance(resume, Result) and resume.state is not None
-
-
 def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None) -> None:
     stored = [name for name, value in (("store", store), ("keep", keep)) if value is not None]
     if stored:
@@ -262,6 +270,8 @@ class Saved:
         self.num_warmup = int(meta["num_warmup"])
         self.thin = int(meta["thin"])
         self.fingerprint = meta["fingerprint"]
+        self.seed = meta.get("seed")
+        self.num_chains = int(np.shape(saved.chain_keys)[0])
 
 
 def _checkpoint_folder(checkpoint, resume) -> Path | None:

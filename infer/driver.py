@@ -222,12 +222,6 @@ def _positions(args: Arguments):
     """``(positions, per_chain)``: the resumed chains' positions, or the starting point(s)."""
     source = args.source
     if isinstance(source, ChainState):
-        if source.seed != args.seed:
-            raise ValueError(
-                f"resume continues the chains' own random streams, made from seed "
-                f"{source.seed!r}; pass that seed (got {args.seed!r}). For new randomness, "
-                "start a run with init=result.state.position."
-            )
         return source.position, True
     return starting_point(args.target, args.init, args.num_chains)
 
