@@ -314,7 +314,7 @@ def run_compare(args) -> int:
     import infer
     from infer import registry
     from infer.base import is_exact
-    from infer.report import NOTES, as_text, write_report
+    from infer.report import as_text, notes_of, write_report
     from models import targets
 
     target = targets.get(args.target)
@@ -372,7 +372,7 @@ def run_compare(args) -> int:
     notes.extend(str(w.message) for w in caught)
     print()
     print(as_text(table, TABLE_COLUMNS))
-    print(f"\n{NOTES}")
+    print(f"\n{notes_of(table)}")
     index = write_report(
         results,
         table,

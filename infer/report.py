@@ -84,7 +84,13 @@ def as_markdown(table) -> str:
     rows = formatted(table)
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
-    return "\n".join(lines) + f"\n\n{NOTES}\n"
+    return "\n".join(lines) + f"\n\n{notes_of(table)}\n"
+
+
+def notes_of(table) -> str:
+    """How the table's columns were computed: its own notes (which name the statistics'
+    backend, JAX or ArviZ), else :data:`NOTES`."""
+    return table.attrs.get("notes", NOTES)
 
 
 def write_report(
@@ -104,6 +110,12 @@ def write_report(
     ``plots=False`` leaves the PNGs out (drawing them takes about a second each), and the
     page shows the table, the warnings and the links to each run's file.
     """
+    for name in results:
+        if not isinstance(name, str) or not name or name.startswith(".") or set(name) & set("/\\"):
+            raise ValueError(
+                f"run names become file names in the report; {name!r} cannot be one (empty, "
+                "starting with '.', or with a '/' or '\\'). Rename the run."
+            )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name, result in results.items():
@@ -170,7 +182,7 @@ figcaption {{ color: #555; font-size: 0.9em; }}
 </style></head><body>
 <h1>{title}</h1>
 <table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>
-<p>{html.escape(NOTES)}</p>
+<p>{html.escape(notes_of(table))}</p>
 <h2>Warnings</h2><ul>{note_items}</ul>
 {forest}
 {"".join(sections)}

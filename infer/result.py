@@ -149,14 +149,21 @@ class Result:
             )
         arrays = {}
         for name, value in draws.items():
-            if not isinstance(name, str):
-                raise TypeError(f"draw names must be strings; got {name!r}.")
+            if not isinstance(name, str) or not name or "/" in name or name in ("chain", "draw"):
+                raise TypeError(
+                    f"draw names must be non-empty strings without '/', other than 'chain' and "
+                    f"'draw' (ArviZ's dimensions); got {name!r}."
+                )
             value = np.asarray(value)
-            if value.ndim < 2:
+            if value.ndim < 2 or 0 in value.shape[:2]:
                 raise ValueError(
                     f"draws[{name!r}] has shape {value.shape}; expected (num_chains, "
-                    "num_samples, ...). A single chain needs a leading axis of 1."
+                    "num_samples, ...), at least one of each. A single chain needs a leading "
+                    "axis of 1."
                 )
+            real = np.issubdtype(value.dtype, np.number) or value.dtype == bool
+            if not real or np.iscomplexobj(value):
+                raise TypeError(f"draws[{name!r}] must be real numbers; got dtype {value.dtype}.")
             arrays[name] = value
         lead = next(iter(arrays.values())).shape[:2]
         for name, value in arrays.items():
@@ -172,6 +179,10 @@ class Result:
                 raise ValueError(
                     f"stats[{name!r}] has shape {value.shape}; expected {lead} "
                     "(num_chains, num_samples)."
+                )
+            if name == "diverging" and not np.isin(value, (0, 1)).all():
+                raise ValueError(
+                    "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
                 )
             stat_arrays[name] = value
         return cls(

@@ -24,7 +24,9 @@ def positive_float(name: str, value, hint: str = "", allow_none: bool = False) -
     """``value`` as a finite float > 0 (or ``None`` when allowed)."""
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real | np.ndarray):
+    scalar_array = hasattr(value, "__array__") and np.ndim(value) == 0  # numpy or JAX, 0-d
+    real = isinstance(value, numbers.Real) or (scalar_array and not np.iscomplexobj(value))
+    if isinstance(value, bool) or not real:
         raise TypeError(f"{name} must be a positive number; got {value!r}.{_hint(hint)}")
     value = float(np.asarray(value))
     if not (math.isfinite(value) and value > 0):

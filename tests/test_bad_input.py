@@ -234,3 +234,9 @@ def test_a_flat_density_that_lets_the_chains_drift_away_is_named_as_such():
     messages = [str(w.message) for w in caught]
     assert any("ended at NaN or infinite positions" in m and "improper" in m for m in messages)
     assert not any("never moved" in m for m in messages), messages
+
+
+def test_a_step_size_may_be_a_zero_dimensional_array_but_not_a_vector():
+    assert infer.rwmh(step_size=jnp.asarray(0.1)).step_size == pytest.approx(0.1)
+    with pytest.raises(TypeError, match=r"must be a positive number; got array\(\[0.1\]\)"):
+        infer.rwmh(step_size=np.array([0.1]))

@@ -104,3 +104,37 @@ def test_results_made_elsewhere_save_and_load(tmp_path):
     np.testing.assert_array_equal(loaded.draws["mu"], draws["mu"])
     assert loaded.stats["diverging"].dtype == bool
     assert np.isnan(loaded.timing["sampling"])
+
+
+@pytest.mark.parametrize(
+    "draws, stats, error, match",
+    [
+        ({"chain": np.zeros((2, 5))}, None, TypeError, "other than 'chain' and 'draw'"),
+        ({"a/b": np.zeros((2, 5))}, None, TypeError, "without '/'"),
+        ({"z": np.zeros((2, 5), complex)}, None, TypeError, "must be real numbers; got dtype"),
+        ({"x": np.zeros((0, 5))}, None, ValueError, "at least one of each"),
+        ({"x": np.zeros((2, 5))}, {"diverging": np.full((2, 5), 0.5)}, ValueError, "True/False"),
+    ],
+)
+def test_draws_made_elsewhere_that_arviz_could_not_hold_are_refused(draws, stats, error, match):
+    with pytest.raises(error, match=match):
+        infer.Result.from_draws(draws, stats=stats)
+
+
+@pytest.mark.parametrize("name", ["../escaped", "", ".hidden", "a\\b"])
+def test_a_run_name_that_is_no_file_name_is_refused_before_writing(name, tmp_path):
+    from infer.report import write_report
+
+    result = infer.Result.from_draws({"x": np.zeros((2, 5))})
+    with pytest.raises(ValueError, match="run names become file names in the report"):
+        write_report({name: result}, None, tmp_path / "report")
+    assert not (tmp_path / "report").exists() and not (tmp_path / "escaped.nc").exists()
+
+
+def test_the_report_says_which_statistics_made_its_table(tmp_path):
+    from infer.report import as_markdown
+
+    draws = np.random.default_rng(1).standard_normal((2, 200, 2))
+    runs = {"run": infer.Result.from_draws({"x": draws})}
+    assert "from arviz_stats" in as_markdown(infer.compare(runs, warn=False, statistics="arviz"))
+    assert "from JAX" in as_markdown(infer.compare(runs, warn=False))
