@@ -49,6 +49,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -171,10 +172,10 @@ def _as_array(name, value):
     where = "draws" if name is None else f"draws[{name!r}]"
     if not isinstance(value, jax.Array | np.ndarray):
         value = np.asarray(value)  # a list or scalar: host data already
-    if value.ndim < 2:
+    if value.ndim < 2 or 0 in value.shape[:2]:
         raise ValueError(
-            f"{where} must be shaped (num_chains, num_draws, ...); got shape {value.shape}. "
-            "Add a chain axis for a single chain: draws[None]."
+            f"{where} must be shaped (num_chains, num_draws, ...), at least one of each; got "
+            f"shape {value.shape}. Add a chain axis for a single chain: draws[None]."
         )
     if not (jnp.issubdtype(value.dtype, jnp.floating) or jnp.issubdtype(value.dtype, jnp.integer)):
         if value.dtype != bool:
@@ -183,6 +184,10 @@ def _as_array(name, value):
 
 
 def _check_prob(prob):
+    if isinstance(prob, bool) or not isinstance(prob, Sequence | numbers.Real):
+        raise TypeError(
+            f"prob must be two probabilities in (0, 1), like (0.05, 0.95), or one; got {prob!r}."
+        )
     if not isinstance(prob, Sequence):
         prob = sorted((float(prob), 1 - float(prob)))  # as ArviZ: a single tail probability
     if len(prob) != 2 or not all(0 < float(p) < 1 for p in prob):
@@ -322,6 +327,11 @@ def rhat_nested(draws, superchain_ids, method="rank", *, dtype=None):
     """
     if method not in RHAT_METHODS:
         raise ValueError(f"method must be one of {RHAT_METHODS}; got {method!r}.")
+    if superchain_ids is None:
+        raise TypeError(
+            "superchain_ids must give one label per chain, e.g. np.arange(8) // 4 for two "
+            "superchains of 4 chains; got None."
+        )
     out = _run(
         draws, ("rhat_nested",), superchain_ids=superchain_ids, nested_method=method, dtype=dtype
     )

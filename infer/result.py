@@ -155,11 +155,11 @@ class Result:
                     f"'draw' (ArviZ's dimensions); got {name!r}."
                 )
             value = np.asarray(value)
-            if value.ndim < 2 or 0 in value.shape[:2]:
+            if value.ndim < 2 or value.size == 0:
                 raise ValueError(
                     f"draws[{name!r}] has shape {value.shape}; expected (num_chains, "
-                    "num_samples, ...), at least one of each. A single chain needs a leading "
-                    "axis of 1."
+                    "num_samples, ...), at least one of each and one value. A single chain "
+                    "needs a leading axis of 1."
                 )
             real = np.issubdtype(value.dtype, np.number) or value.dtype == bool
             if not real or np.iscomplexobj(value):

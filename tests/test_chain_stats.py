@@ -330,3 +330,17 @@ def test_draws_sharded_along_the_chains_give_the_same_statistics():
     assert run.returncode == 0, run.stderr[-3000:]
     out = json.loads(run.stdout.strip().splitlines()[-1])
     assert out == {"auto": True, "explicit": True}
+
+
+@pytest.mark.parametrize(
+    "call, error, match",
+    [
+        (lambda: chain_stats.summary_stats(np.zeros((4, 0))), ValueError, "at least one of each"),
+        (lambda: chain_stats.summary_stats(np.zeros((0, 9))), ValueError, "at least one of each"),
+        (lambda: chain_stats.rhat_nested(np.zeros((4, 9)), None), TypeError, "one label per chain"),
+        (lambda: chain_stats.ess(np.zeros((4, 9)), prob=None), TypeError, "prob must be two"),
+    ],
+)
+def test_empty_draws_and_missing_options_are_named(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
