@@ -95,6 +95,12 @@ def run_row(
             flags.append(name)
             messages.append(f"{result.sampler} on {result.target}: {message}")
     row["flags"] = ",".join(flags)
+    if truth is not None and not z and truth.mean:
+        messages.append(
+            f"{result.sampler} on {result.target}: nothing was checked against the ground "
+            f"truth: it names {sorted(truth.mean)} and the draws are {sorted(result.draws)}. "
+            "Name the draws as the truth does (Result.from_draws({name: ...}))."
+        )
     return row, messages
 
 

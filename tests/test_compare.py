@@ -188,6 +188,12 @@ def test_biased_estimates_are_flagged_against_the_ground_truth():
     flags, messages = _flags(biased)
     assert "ground_truth" in flags
     assert any("standard errors from the known answer" in m for m in messages)
+    renamed = infer.Result.from_draws(  # the same draws under another name: nothing to check
+        {"theta": np.asarray(biased.draws["x"])}, ground_truth=biased.ground_truth
+    )
+    flags, messages = _flags(renamed)
+    assert "ground_truth" not in flags
+    assert any("checked against the ground truth: it names ['x']" in m for m in messages)
 
 
 def test_compare_several_runs_and_target_truth(healthy, nuts_run):
