@@ -177,6 +177,10 @@ def _start(args: Arguments) -> Run:
         ),
         example,
     )
+    current = fingerprint(target, sampler, structs, args.num_warmup, args.thin)
+    if isinstance(source, ChainState | Saved):  # before anything traces the log density
+        where = "the given result" if isinstance(source, ChainState) else str(source.saved.path)
+        check_compatible(source.fingerprint, current, where)
     plan = Plan(
         target,
         sampler,
@@ -190,14 +194,11 @@ def _start(args: Arguments) -> Run:
         args.superchain_size,
     )
     need = _check_memory(plan, target, sampler, example, args.num_draws, sharding)
-    current = fingerprint(target, sampler, structs, args.num_warmup, args.thin)
     if isinstance(source, ChainState):
-        check_compatible(source.fingerprint, current, "the given result")
         chain_keys = jax.device_put(source.chain_keys, sharding)
         carry = jax.device_put(source.carry, sharding)
         record = RunRecord(carry, source.step, args.num_warmup, args.thin)
     elif isinstance(source, Saved):
-        check_compatible(source.fingerprint, current, str(source.saved.path))
         chain_keys, record = checkpoints.restore(
             source.saved, plan.carry_structs, args.num_warmup, args.thin, sharding
         )

@@ -92,6 +92,11 @@ def test_resume_refuses_another_sampler_target_or_seed():
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first, thin=2)
     with pytest.raises(ValueError, match="init and resume cannot both be given"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), resume=first, init=jnp.zeros(3))
+    as_dict = infer.Target(  # another structure: refused before its log density is traced
+        lambda p: -0.5 * jnp.sum(p["mu"] ** 2), init={"mu": jnp.zeros(3)}, name="dict_3d"
+    )
+    with pytest.raises(ValueError, match=r"different run. What differs:\n  logdensity_fn:"):
+        infer.sample(0, as_dict, infer.rwmh(), num_samples=20, resume=first)
     exact = infer.Result.from_draws({"x": np.zeros((2, 5))})
     with pytest.raises(ValueError, match="needs the chains' state"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), resume=exact)
