@@ -3,7 +3,6 @@ error names the argument, what was expected, what was got and how to fix it."""
 
 from __future__ import annotations
 
-import numbers
 from pathlib import Path
 from typing import NamedTuple
 
@@ -141,8 +140,8 @@ def _check_seed(source, seed) -> None:
     if source is not None and not np.array_equal(np.asarray(source.seed), np.asarray(seed)):
         raise ValueError(
             f"resume continues the chains' own random streams, made from seed "
-            f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a run "
-            "with init=result.state.position (one point per chain)."
+            f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a new "
+            "run from where these chains stand: init= their last positions, one per chain."
         )
 
 
@@ -153,7 +152,7 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     num_chains = validation.positive_int("num_chains", num_chains)
     num_samples = validation.positive_int("num_samples", num_samples)
     thin = validation.positive_int("thin", thin)
-    if isinstance(init_jitter, bool) or not isinstance(init_jitter, numbers.Real):
+    if not validation.is_real_scalar(init_jitter):
         raise TypeError(f"init_jitter must be a number >= 0; got {init_jitter!r}.")
     init_jitter = float(init_jitter)
     if not (np.isfinite(init_jitter) and init_jitter >= 0):

@@ -191,7 +191,8 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             f"{result.num_samples}, so every one of them is NaN. Draw more (num_samples)."
         )
     messages = []
-    if result.num_chains < 2:
+    independent = result.info.get("exact") or "pareto_k" in result.info  # exact or ADVI draws
+    if result.num_chains < 2 and not independent:
         messages.append(
             "R-hat needs at least 2 chains and this run has 1, so nothing checks that the "
             "chain has converged. Run num_chains >= 2 (4 is usual)."

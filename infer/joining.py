@@ -65,7 +65,9 @@ def concat(*results: Result) -> Result:
         mismatch += _gap(results[i - 1], later)
         if mismatch:
             raise ValueError(
-                f"results[{i}] does not continue results[0]: " + "; ".join(mismatch) + "."
+                f"results[{i}] does not continue the results before it: "
+                + "; ".join(mismatch)
+                + "."
             )
 
     def joined(group: str) -> dict:

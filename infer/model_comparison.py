@@ -28,11 +28,14 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     if not with_loglik:
         return {}, []
     if len(with_loglik) < len(results):
+        if len({result.target for result in results.values()}) == 1:
+            return {}, []  # runs of one model (ADVI or exact draws among them): nothing to rank
         without = ", ".join(name for name in results if name not in with_loglik)
         return {}, [
-            f"LOO columns left out: {without} carry no log likelihood (their targets give no "
-            "per-observation log likelihood), and elpd_loo only compares models of the same "
-            "data. Compare the results that have one on their own."
+            f"LOO columns left out: the results {without} have no log_likelihood group (ADVI, "
+            "exact samplers, store= runs and targets without a per-observation log "
+            "likelihood make none), and elpd_loo ranks models only when every one has it. "
+            "Compare the results that have one on their own."
         ]
     trees = {name: result.to_arviz() for name, result in results.items()}
     counts = {name: _num_observations(tree) for name, tree in trees.items()}

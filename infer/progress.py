@@ -26,7 +26,7 @@ def chunk_length(phase_steps: int, all_steps: int) -> int:
 def check_progress(progress) -> None:
     """A ``TypeError`` unless ``progress`` is True, False/None, or a callable that makes a bar
     (a tqdm class or partial)."""
-    if progress is None or isinstance(progress, bool) or callable(progress):
+    if not progress or progress is True or callable(progress):  # any false value: no bar
         return
     raise TypeError(
         f"progress must be True, False or a tqdm class (e.g. functools.partial(tqdm.tqdm, "

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from infer import validation
@@ -162,6 +163,7 @@ class Result:
                     "needs a leading axis of 1."
                 )
             real = np.issubdtype(value.dtype, np.number) or value.dtype == bool
+            real = real or jax.dtypes.issubdtype(value.dtype, np.floating)  # bfloat16 too
             if not real or np.iscomplexobj(value):
                 raise TypeError(f"draws[{name!r}] must be real numbers; got dtype {value.dtype}.")
             arrays[name] = value

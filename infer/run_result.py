@@ -176,8 +176,7 @@ def _nonfinite_chains(result: Result) -> list[int]:
     if result.state is None:
         return []
     finite = np.ones(result.state.num_chains, bool)
-    for leaf in jax.tree.leaves(result.state.position):
-        leaf = np.asarray(leaf)
+    for leaf in jax.tree.leaves(to_host(result.state.position)):  # gathered over processes
         finite &= np.isfinite(leaf.reshape(leaf.shape[0], -1)).all(axis=1)
     return [int(c) for c in np.flatnonzero(~finite)]
 

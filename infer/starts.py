@@ -77,6 +77,12 @@ def _structure_mismatch(point, reference) -> str:
     def listed(labels) -> str:
         return ", ".join(sorted(labels)) or "none"
 
+    if paths[0] == paths[1]:
+        return (
+            f"init has the target's parameters in another kind of container: "
+            f"{jax.tree.structure(point)} where the target has {jax.tree.structure(reference)}. "
+            "Give init in the same kind (e.g. a plain dict)."
+        )
     return (
         f"init does not have the target's parameters: missing {listed(paths[1] - paths[0])}; "
         f"not the target's: {listed(paths[0] - paths[1])}. Give one value for each of "

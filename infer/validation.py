@@ -20,13 +20,20 @@ def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
     return int(value)
 
 
+def is_real_scalar(value) -> bool:
+    """A real number: a Python or numpy scalar, or a 0-d numpy or JAX array (not a bool)."""
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, numbers.Real):
+        return True
+    return hasattr(value, "__array__") and np.ndim(value) == 0 and not np.iscomplexobj(value)
+
+
 def positive_float(name: str, value, hint: str = "", allow_none: bool = False) -> float | None:
     """``value`` as a finite float > 0 (or ``None`` when allowed)."""
     if value is None and allow_none:
         return None
-    scalar_array = hasattr(value, "__array__") and np.ndim(value) == 0  # numpy or JAX, 0-d
-    real = isinstance(value, numbers.Real) or (scalar_array and not np.iscomplexobj(value))
-    if isinstance(value, bool) or not real:
+    if not is_real_scalar(value):
         raise TypeError(f"{name} must be a positive number; got {value!r}.{_hint(hint)}")
     value = float(np.asarray(value))
     if not (math.isfinite(value) and value > 0):

@@ -240,3 +240,25 @@ def test_a_step_size_may_be_a_zero_dimensional_array_but_not_a_vector():
     assert infer.rwmh(step_size=jnp.asarray(0.1)).step_size == pytest.approx(0.1)
     with pytest.raises(TypeError, match=r"must be a positive number; got array\(\[0.1\]\)"):
         infer.rwmh(step_size=np.array([0.1]))
+
+
+def test_values_that_used_to_work_still_do():
+    """Kinds the checks must let through: 0-d arrays, numpy bools, falsy progress, bfloat16
+    draws, min_ess=0, a mass-matrix list."""
+    run = dict(num_chains=2, num_samples=20, num_warmup=20)
+    infer.sample(0, NORMAL_2D, infer.rwmh(), init_jitter=jnp.float32(0.5), progress=0, **run)
+    infer.nuts(dense_mass=np.False_, inverse_mass_matrix=[1.0, 2.0])
+    draws = {"x": np.asarray(np.random.default_rng(0).standard_normal((2, 50)), jnp.bfloat16)}
+    table = infer.compare(infer.Result.from_draws(draws), min_ess=0, warn=False)
+    assert "low_ess" not in table.iloc[0]["flags"]
+
+
+def test_init_in_another_kind_of_container_says_so(nothing_compiled):
+    import collections
+
+    target = infer.Target(
+        lambda p: -jnp.sum(p["a"] ** 2) - p["b"] ** 2, init={"a": jnp.zeros(3), "b": 0.0}
+    )
+    ordered = collections.OrderedDict(a=jnp.zeros(3), b=0.0)
+    with pytest.raises(ValueError, match="in another kind of container"):
+        infer.sample(0, target, infer.rwmh(), init=ordered)

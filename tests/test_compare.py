@@ -311,7 +311,7 @@ def test_superchains_get_nested_rhat():
         (lambda r: infer.compare({"a": r}, "banana"), TypeError, "target must be an infer.Target"),
         (lambda r: infer.compare([r, 3]), TypeError, r"results\[1\] must be an infer.Result"),
         (lambda r: infer.compare(np.zeros(3)), TypeError, "results must be a dict of name"),
-        (lambda r: infer.compare({"a": r}, min_ess="400"), TypeError, "min_ess must be a positive"),
+        (lambda r: infer.compare({"a": r}, min_ess="400"), TypeError, "min_ess must be a number"),
         (lambda r: infer.summary(r.draws), TypeError, "result must be an infer.Result; got dict"),
     ],
 )
@@ -319,3 +319,10 @@ def test_arguments_of_the_wrong_kind_are_named(call, error, match):
     result = infer.Result.from_draws({"x": np.random.default_rng(3).standard_normal((2, 50))})
     with pytest.raises(error, match=match):
         call(result)
+
+
+def test_one_chain_of_independent_draws_is_not_told_to_converge():
+    draws = np.random.default_rng(4).standard_normal((1, 500))
+    exact = infer.Result.from_draws({"mu": draws}, info={"exact": True})
+    flags, messages = _flags(exact)
+    assert not any("R-hat needs at least 2 chains" in m for m in messages)

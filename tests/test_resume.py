@@ -52,10 +52,10 @@ def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
     assert_same(more_whole, more_joined)
     if name == next(iter(SAMPLERS)):  # what does not continue is refused (one sampler is enough)
         for wrong in ((first, first), (rest, first), (first, more_whole)):
-            with pytest.raises(ValueError, match="does not continue results"):
+            with pytest.raises(ValueError, match="does not continue the results before it"):
                 infer.concat(*wrong)
         other_seed = infer.sample(4, NORMAL_3D, sampler, num_samples=30, **RUN)
-        with pytest.raises(ValueError, match=r"does not continue results\[0\]: seed"):
+        with pytest.raises(ValueError, match=r"does not continue the results before it: seed"):
             infer.concat(
                 first, infer.sample(4, NORMAL_3D, sampler, num_samples=30, resume=other_seed)
             )

@@ -137,7 +137,9 @@ def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
         table = infer.compare({"linear": linear, "fewer": fewer})
     assert "elpd_loo" not in table.columns
     plain = infer.Result.from_draws({"alpha": np.asarray(linear.draws["alpha"])})
-    with pytest.warns(infer.DiagnosticWarning, match=r"left out: plain carry no log likelihood"):
+    with pytest.warns(
+        infer.DiagnosticWarning, match=r"left out: the results plain have no log_likelihood"
+    ):
         table = infer.compare({"linear": linear, "plain": plain})
     assert "elpd_loo" not in table.columns
 

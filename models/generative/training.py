@@ -43,7 +43,7 @@ def _check_kind(family_name: str, name: str, value, default) -> None:
     if isinstance(default, int):
         fits, kind = isinstance(value, numbers.Integral), "a whole number"
     elif isinstance(default, float):
-        fits, kind = isinstance(value, numbers.Real), "a number"
+        fits, kind = checks.is_real_scalar(value), "a number"
     else:
         fits, kind = isinstance(value, str), "a string"
     if not fits or isinstance(value, bool):
