@@ -13,10 +13,11 @@ from infer import checkpoint as checkpoints
 from infer import convergence, validation
 from infer.base import check_sampler
 from infer.keys import as_key
-from infer.placement import chain_sharding
+from infer.placement import chain_sharding, to_host
 from infer.result import Result
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
+from infer.starts import PerChain
 from infer.store import as_store
 from infer.target import check_target
 
@@ -80,6 +81,10 @@ def check_arguments(
     key_input, seed = as_key(rng_key)
     check_target(target)
     check_sampler(sampler)
+    if isinstance(init, ChainState):  # init=result.state: where those chains stand
+        if num_chains is None:
+            num_chains = init.num_chains
+        init = PerChain(to_host(init.position))
     if exact:
         _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
     source = None if exact else _resume_source(resume, init)
@@ -141,7 +146,7 @@ def _check_seed(source, seed) -> None:
         raise ValueError(
             f"resume continues the chains' own random streams, made from seed "
             f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a new "
-            "run from where these chains stand: init= their last positions, one per chain."
+            "run where these chains stand: init=result.state (warm-up runs again)."
         )
 
 
@@ -204,6 +209,8 @@ def _check_keep(keep, target, init) -> list | None:
     if isinstance(keep, str) or not all(isinstance(name, str) for name in keep):
         raise TypeError(f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}.")
     point = init if init is not None else target.init
+    if isinstance(point, PerChain):
+        point = jax.tree.map(lambda leaf: leaf[0], point.positions)
     names = list(jax.eval_shape(target.constrain, point)) if point is not None else None
     unknown = [name for name in keep if names is not None and name not in names]
     if unknown or not keep:

@@ -84,7 +84,9 @@ def sample(
             need none.
         thin: keep every ``thin``-th step. Divergences in skipped steps still count.
         init: one point (each chain starts at its own seeded jitter around it) or one point
-            per chain (leading axis ``num_chains``, used as given). Default: ``target.init``.
+            per chain (leading axis ``num_chains``, used as given), or ``result.state``: each
+            chain where that run's chain stopped (``num_chains`` defaults to its). Default:
+            ``target.init``.
         init_jitter: half-width of the uniform jitter added to a single starting point.
         devices: the devices to run on; default all of ``jax.local_devices()``. When there are
             several and ``num_chains`` is a multiple of their number, the chains are split

@@ -6,12 +6,20 @@ Each error names the argument, what was expected, what was got and how to fix it
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from infer.target import Target
+
+
+class PerChain(NamedTuple):
+    """Starting points that are one per chain whatever their shapes say (``init=result.state``):
+    a target without ``init`` cannot otherwise tell 4 points of 3 from one point of 4 x 3."""
+
+    positions: object  # a pytree with a leading num_chains axis
 
 
 def starting_point(target: Target, init, num_chains: int):
@@ -21,6 +29,8 @@ def starting_point(target: Target, init, num_chains: int):
     Raises:
         ValueError: when there is no starting point, or its shape fits neither case.
     """
+    if isinstance(init, PerChain):
+        return _per_chain(target, init.positions, num_chains), True
     point = init if init is not None else target.init
     if point is None:
         raise ValueError(
@@ -50,6 +60,18 @@ def starting_point(target: Target, init, num_chains: int):
         f"{_describe(reference_shapes)} or one per chain shaped {_describe(per_chain)} "
         f"(num_chains={num_chains})."
     )
+
+
+def _per_chain(target: Target, positions, num_chains: int):
+    positions = jax.tree.map(as_float_array, positions)
+    counts = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(positions)}
+    if counts != {num_chains}:
+        raise ValueError(
+            f"init=result.state holds {sorted(counts, key=str)} chain(s); this run has "
+            f"num_chains={num_chains}. Pass num_chains to match, or leave it out."
+        )
+    check_scalar_logdensity(target.logdensity, jax.tree.map(lambda leaf: leaf[0], positions))
+    return positions
 
 
 def check_initial_logdensity(values: np.ndarray, positions) -> None:

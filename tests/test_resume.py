@@ -288,3 +288,15 @@ def test_a_new_numpyro_target_with_same_shaped_data_reuses_the_compiled_programs
     assert second.timing["compile"] == 0.0
     # the data are arguments, not constants: the second run sees its own data
     assert abs(np.mean(second.draws["noise"]) - np.mean(first.draws["noise"])) > 0.1
+
+
+def test_a_new_run_can_start_where_a_results_chains_stopped():
+    """``init=result.state``: one start per chain, even for a target without ``init``, whose
+    (4, 3) positions could otherwise read as one 12-number point."""
+    no_init = infer.Target(lambda x: -0.5 * jnp.sum(x**2), name="no_init")
+    lengths = {"num_samples": 20, "num_warmup": 40}
+    first = infer.sample(0, no_init, infer.rwmh(), init=jnp.zeros(3), num_chains=4, **lengths)
+    again = infer.sample(1, no_init, infer.rwmh(), init=first.state, **lengths)
+    assert again.draws["x"].shape == (4, 20, 3)
+    with pytest.raises(ValueError, match=r"holds \[4\] chain\(s\); this run has num_chains=2"):
+        infer.sample(1, no_init, infer.rwmh(), init=first.state, num_chains=2, **lengths)
