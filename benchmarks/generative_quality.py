@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -91,6 +92,8 @@ ABLATION_IWAE = 1000
 def train(data: str, name: str, setting: dict, resume: bool):
     """Train one setting into ``infer-output/quality/<data>/<name>``."""
     out = Path("infer-output") / "quality" / data / name
+    if not resume and out.exists():
+        shutil.rmtree(out)  # a fresh run: training refuses a folder with another run's checkpoints
     return training.train(
         setting.get("model", name),
         data,

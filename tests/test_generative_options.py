@@ -51,3 +51,20 @@ def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     assert "option r1_penalty of gan must be a number (default 0.0); got 'strong' (str)" in error
     assert "--option r1_penalty=0.0" in error
     assert not any(tmp_path.iterdir()), "nothing may be written for a refused run"
+
+
+def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
+    """A second run into the same folder would mix its checkpoints with the first's (and
+    ``load`` would return the old model); it must resume or go elsewhere."""
+    training.train("nade", "digits", epochs=1, out=tmp_path, hidden=20)
+    with pytest.raises(ValueError, match="already holds a trained model's checkpoints"):
+        training.train("nade", "digits", epochs=1, out=tmp_path, hidden=50, seed=7)
+    assert training.load(tmp_path).config["options"]["hidden"] == 20
+    a_file = tmp_path / "a_file"
+    a_file.write_text("")
+    with pytest.raises(ValueError, match="is a file; pass a folder"):
+        training.train("nade", "digits", epochs=1, out=a_file)
+    missing = tmp_path / "does" / "not" / "exist"
+    with pytest.raises(ValueError, match="holds no checkpoint"):
+        training.load(missing)
+    assert not missing.exists(), "loading must not create folders"

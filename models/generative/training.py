@@ -118,6 +118,8 @@ def train(
         )
     if resume and out is None:
         raise ValueError("resume=True needs out=, the folder whose checkpoint to continue.")
+    if out is not None:
+        _check_out(Path(out), resume)
     options = _check_options(family, options)
     config = {
         "model": model,
@@ -142,10 +144,30 @@ def train(
     )
 
 
+def _check_out(folder: Path, resume: bool) -> None:
+    """``folder`` can take this run: a folder (or nothing yet), and without ``resume`` not one
+    that holds another run's checkpoints, which a new run would mix with its own."""
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"out={str(folder)!r} is a file; pass a folder for the run's output.")
+    if not resume and _holds_checkpoints(folder):
+        raise ValueError(
+            f"out={str(folder)!r} already holds a trained model's checkpoints: pass "
+            "resume=True (--resume) to continue that run, another folder (--out), or delete it "
+            "to train afresh."
+        )
+
+
+def _holds_checkpoints(folder: Path) -> bool:
+    saved = folder / "checkpoints"
+    return saved.is_dir() and any(saved.iterdir())
+
+
 def load(folder) -> TrainedModel:
     """A trained model from its output folder (the latest checkpoint): the model training
     returned (with a validation split, the epoch of the lowest validation loss)."""
     folder = Path(folder)
+    if not _holds_checkpoints(folder):
+        raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
     manager = checkpoints.manager(folder)
     config = checkpoints.saved_config(manager)
     if config is None:
