@@ -276,7 +276,7 @@ class Result:
     def save(self, path):
         """Write the run's ``DataTree`` (draws, stats and the run's facts as attributes) to
         ``path`` as NetCDF, atomically. Returns the path."""
-        return save_netcdf(self.to_arviz(), path)
+        return save_netcdf(_netcdf_ready(self.to_arviz()), path)
 
     def __repr__(self) -> str:
         shapes = ", ".join(f"{k}: {v.shape}" for k, v in self.draws.items())
@@ -285,6 +285,17 @@ class Result:
             f"acceptance_rate={self.acceptance_rate:.3f}, "
             f"sampling_seconds={self.timing.get('sampling', float('nan')):.3g})"
         )
+
+
+def _netcdf_ready(tree):
+    """``tree`` without what NetCDF cannot hold and a store's Zarr tree carries: its arrays'
+    Zarr encodings, and boolean attributes (written as 0/1)."""
+    tree = tree.map_over_datasets(lambda node: node.drop_encoding())
+    for node in tree.subtree:
+        node.attrs = {
+            k: int(v) if isinstance(v, bool | np.bool_) else v for k, v in node.attrs.items()
+        }
+    return tree
 
 
 def _truth_json(truth: GroundTruth) -> str:

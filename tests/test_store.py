@@ -35,6 +35,9 @@ def test_a_stored_run_equals_the_run_in_memory(tmp_path):
     assert stored.to_arviz()["posterior"]["x"].shape == (4, 1500, 10)
     table = infer.compare({"stored": stored}, warn=False)
     assert table.loc["stored", "min_ess_bulk"] > 0
+    saved = infer.load(stored.save(tmp_path / "run.nc"))  # NetCDF holds no Zarr bools
+    np.testing.assert_array_equal(saved.draws["x"], in_memory.draws["x"])
+    assert saved.stats["is_accepted"].dtype == bool
 
 
 def test_keep_and_thin_cut_what_is_stored(tmp_path):
