@@ -256,6 +256,8 @@ def find_log_envelope(
     pilot_max = float(np.max(np.asarray(log_ratio)))
     best = float(np.max(np.where(np.isfinite(ascended), ascended, -np.inf)))
     best = max(best, pilot_max)
+    if np.any(ascended == np.inf):  # the ascent ran off to infinity: f / g is unbounded
+        best = math.inf
     if best - pilot_max > 20.0:
         raise ValueError(
             f"the ratio target/proposal rose from exp({pilot_max:.3g}) at the best of "

@@ -134,6 +134,10 @@ def test_unbounded_ratio_is_refused():
     cauchy = infer.Target(lambda x: -jnp.log1p(x**2), name="cauchy")
     with pytest.raises(ValueError, match="unbounded or so peaked"):
         infer.sample(0, cauchy, infer.rejection(dist.Normal(0.0, 1.0)), num_samples=100)
+    # a normal target, a proposal half as wide: the ascent runs off to infinity (exp(inf))
+    normal = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(0.0), name="normal")
+    with pytest.raises(ValueError, match=r"to exp\(inf\) under optimisation: it is unbounded"):
+        infer.sample(0, normal, infer.rejection(dist.Normal(0.0, 0.5)), num_samples=100)
 
 
 def test_proposal_of_the_wrong_dimension_is_refused():
