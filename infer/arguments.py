@@ -92,6 +92,11 @@ def check_arguments(
     num_chains, num_samples, thin, init_jitter = _check_numbers(
         num_chains, num_samples, thin, init_jitter, until, source
     )
+    if until is not None and num_chains < 2:
+        raise ValueError(
+            "until=infer.converged(...) checks R-hat, which compares chains, so one chain can "
+            "never meet it: run num_chains >= 2 (4 is usual)."
+        )
     sharding = chain_sharding(devices, num_chains)
     if exact:
         return Arguments(
