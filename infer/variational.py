@@ -16,7 +16,6 @@ al. (2018, "Yes, but did it work?") recommend: the Pareto k-hat of the importanc
 from __future__ import annotations
 
 import time
-import warnings
 from typing import NamedTuple
 
 import jax
@@ -26,6 +25,7 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from infer import memory, validation
+from infer.fit_checks import pareto_k, pareto_k_threshold, warn_if_untrustworthy
 from infer.keys import as_jax_key, as_key
 from infer.progress import chunk_length, progress_bar
 from infer.result import Result
@@ -77,13 +77,6 @@ def _log_q(params: Approximation, eps):
     return (
         -0.5 * jnp.sum(eps**2, axis=-1) - _log_det_scale(params) - 0.5 * d * jnp.log(2.0 * jnp.pi)
     )
-
-
-def pareto_k_threshold(num_draws: int) -> float:
-    """The k-hat above which importance sampling with ``num_draws`` draws is unreliable:
-    ``min(1 - 1 / log10(S), 0.7)`` (Vehtari et al. 2024, "Pareto smoothed importance
-    sampling")."""
-    return float(min(1.0 - 1.0 / np.log10(max(num_draws, 11)), 0.7))
 
 
 def advi(
@@ -175,7 +168,7 @@ def advi(
     result = _assemble_result(
         target, options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
     )
-    _warn_if_untrustworthy(result.info, label, target.name, options.num_steps)
+    warn_if_untrustworthy(result.info, label, target.name, options.num_steps, total_draws)
     return result
 
 
@@ -372,7 +365,7 @@ def _assemble_result(
         "elbo_trace": elbo_trace.tolist(),
         "elbo": float(np.mean(log_weight_np)),
         "elbo_se": elbo_se,
-        "pareto_k": _pareto_k(log_weight_np),
+        "pareto_k": pareto_k(log_weight_np),
         "pareto_k_threshold": pareto_k_threshold(total_draws),
         "num_nonfinite_steps": int(skipped),
         "num_nonfinite_draws": int((~finite).sum()),
@@ -402,47 +395,3 @@ def _assemble_result(
         info=info,
         ground_truth=target.ground_truth,
     )
-
-
-def _warn_if_untrustworthy(info: dict, label: str, target_name: str, num_steps: int) -> None:
-    """A DiagnosticWarning, pointing at :func:`advi`'s caller, for a Pareto k-hat above its
-    threshold and for skipped steps, read from the result's ``info``."""
-    from infer.diagnostics import DiagnosticWarning
-
-    k_hat, threshold = info["pareto_k"], info["pareto_k_threshold"]
-    skipped = info["num_nonfinite_steps"]
-    if not np.isfinite(k_hat) or k_hat > threshold:
-        warnings.warn(
-            f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: the "
-            "Gaussian approximation misses the posterior's shape (heavier tails, a funnel, "
-            "several modes), so its draws and moments cannot be trusted. Try "
-            "family='fullrank', a reparameterisation, or MCMC (infer.nuts()).",
-            DiagnosticWarning,
-            stacklevel=3,
-        )
-    if skipped:
-        warnings.warn(
-            f"{label} on {target_name}: {skipped} of {num_steps} steps were skipped "
-            "because the ELBO or its gradient was not finite (draws outside the support?). "
-            "Try a smaller init_scale or learning_rate.",
-            DiagnosticWarning,
-            stacklevel=3,
-        )
-
-
-def _pareto_k(log_weight: np.ndarray) -> float:
-    """Pareto k-hat of the importance ratios ``exp(log_weight)`` (ArviZ's PSIS, whose
-    ``psislw`` takes log-likelihoods, hence the sign)."""
-    from arviz_stats.base import array_stats
-
-    if np.any(np.isnan(log_weight) | (log_weight == np.inf)) or log_weight.size < 20:
-        return float("inf")
-    finite = np.isfinite(log_weight)
-    if not finite.any():
-        return float("inf")
-    # Zero weights (draws where p vanishes) stay in, as the smallest weights there are.
-    floor = np.min(log_weight[finite]) - 50.0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        _, k_hat = array_stats.psislw(-np.where(finite, log_weight, floor))
-    return float(k_hat)

@@ -175,3 +175,11 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_target_must_be_a_target():
     with pytest.raises(TypeError, match="infer.Target"):
         infer.advi(0, lambda x: -(x**2))
+
+
+def test_too_few_draws_for_khat_say_so_instead_of_blaming_the_fit():
+    with pytest.warns(infer.DiagnosticWarning) as caught:
+        infer.advi(0, gaussian_target(), "fullrank", num_steps=200, num_draws=5, num_chains=2)
+    messages = [str(w.message) for w in caught]
+    assert any("Pareto k-hat needs at least 20 draws and there are 10" in m for m in messages)
+    assert not any("misses the posterior's shape" in m for m in messages)

@@ -1,0 +1,71 @@
+"""Whether an ADVI fit can be trusted: the Pareto k-hat of its importance ratios (Yao,
+Vehtari, Simpson, Gelman 2018, "Yes, but did it work?"), its threshold, and the warnings."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
+
+
+def pareto_k_threshold(num_draws: int) -> float:
+    """The k-hat above which importance sampling with ``num_draws`` draws is unreliable:
+    ``min(1 - 1 / log10(S), 0.7)`` (Vehtari et al. 2024, "Pareto smoothed importance
+    sampling")."""
+    return float(min(1.0 - 1.0 / np.log10(max(num_draws, 11)), 0.7))
+
+
+def warn_if_untrustworthy(
+    info: dict, label: str, target_name: str, num_steps: int, total_draws: int
+) -> None:
+    """A DiagnosticWarning, pointing at :func:`advi`'s caller, for a Pareto k-hat above its
+    threshold (or one too few draws to estimate) and for skipped steps, read from ``info``."""
+    from infer.diagnostics import DiagnosticWarning
+
+    k_hat, threshold = info["pareto_k"], info["pareto_k_threshold"]
+    skipped = info["num_nonfinite_steps"]
+    if total_draws < MIN_KHAT_DRAWS:
+        warnings.warn(
+            f"{label} on {target_name}: the fit is unchecked: Pareto k-hat needs at least "
+            f"{MIN_KHAT_DRAWS} draws and there are {total_draws} (num_chains x num_draws). "
+            "Draw more to check it.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    elif not np.isfinite(k_hat) or k_hat > threshold:
+        warnings.warn(
+            f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: the "
+            "Gaussian approximation misses the posterior's shape (heavier tails, a funnel, "
+            "several modes), so its draws and moments cannot be trusted. Try "
+            "family='fullrank', a reparameterisation, or MCMC (infer.nuts()).",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    if skipped:
+        warnings.warn(
+            f"{label} on {target_name}: {skipped} of {num_steps} steps were skipped "
+            "because the ELBO or its gradient was not finite (draws outside the support?). "
+            "Try a smaller init_scale or learning_rate.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+
+
+def pareto_k(log_weight: np.ndarray) -> float:
+    """Pareto k-hat of the importance ratios ``exp(log_weight)`` (ArviZ's PSIS, whose
+    ``psislw`` takes log-likelihoods, hence the sign)."""
+    from arviz_stats.base import array_stats
+
+    if np.any(np.isnan(log_weight) | (log_weight == np.inf)) or log_weight.size < MIN_KHAT_DRAWS:
+        return float("inf")
+    finite = np.isfinite(log_weight)
+    if not finite.any():
+        return float("inf")
+    # Zero weights (draws where p vanishes) stay in, as the smallest weights there are.
+    floor = np.min(log_weight[finite]) - 50.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        _, k_hat = array_stats.psislw(-np.where(finite, log_weight, floor))
+    return float(k_hat)
