@@ -81,10 +81,7 @@ def check_arguments(
     key_input, seed = as_key(rng_key)
     check_target(target)
     check_sampler(sampler)
-    if isinstance(init, ChainState):  # init=result.state: where those chains stand
-        if num_chains is None:
-            num_chains = init.num_chains
-        init = PerChain(to_host(init.position))
+    init, num_chains = _from_state(init, num_chains)
     if exact:
         _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
     source = None if exact else _resume_source(resume, init)
@@ -92,11 +89,6 @@ def check_arguments(
     num_chains, num_samples, thin, init_jitter = _check_numbers(
         num_chains, num_samples, thin, init_jitter, until, source
     )
-    if until is not None and num_chains < 2:
-        raise ValueError(
-            "until=infer.converged(...) checks R-hat, which compares chains, so one chain can "
-            "never meet it: run num_chains >= 2 (4 is usual)."
-        )
     sharding = chain_sharding(devices, num_chains)
     if exact:
         return Arguments(
@@ -145,6 +137,14 @@ def check_arguments(
     )
 
 
+def _from_state(init, num_chains):
+    """``init=result.state`` (where those chains stand) as :class:`PerChain` starts, and
+    ``num_chains`` defaulting to that run's; anything else as it came."""
+    if not isinstance(init, ChainState):
+        return init, num_chains
+    return PerChain(to_host(init.position)), init.num_chains if num_chains is None else num_chains
+
+
 def _check_seed(source, seed) -> None:
     """A resumed run (from a result or a checkpoint) must be given the seed it was made with."""
     if source is not None and not np.array_equal(np.asarray(source.seed), np.asarray(seed)):
@@ -170,6 +170,11 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     if until is not None and not isinstance(until, convergence.Converged):
         raise TypeError(
             f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."
+        )
+    if until is not None and num_chains < 2:
+        raise ValueError(
+            "until=infer.converged(...) checks R-hat, which compares chains, so one chain can "
+            "never meet it: run num_chains >= 2 (4 is usual)."
         )
     return num_chains, num_samples, thin, init_jitter
 
