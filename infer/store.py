@@ -165,10 +165,21 @@ def open_store(path):
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # zarr's notes on consolidated metadata
-        tree = xr.open_datatree(path, engine="zarr", consolidated=False)
+    not_ours = f"{path} is not a store written by infer.sample(..., store=...)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr's notes on consolidated metadata
+            tree = xr.open_datatree(path, engine="zarr", consolidated=False)
+    except Exception as err:  # zarr's GroupNotFoundError, a file, a checkpoint folder...
+        raise ValueError(f"{not_ours} ({type(err).__name__}: {err}).") from err
     if tree.attrs.get("infer_store") != FORMAT:
-        raise ValueError(f"{path} is not a store written by infer.sample(..., store=...).")
+        raise ValueError(f"{not_ours}.")
     written = int(tree.attrs["draws_written"])
+    if not tree.attrs.get("complete"):
+        warnings.warn(
+            f"{path} holds an unfinished run (killed or still writing): its first {written} "
+            "draws per chain, those completely written, are read.",
+            UserWarning,
+            stacklevel=2,
+        )
     return tree.isel(draw=slice(0, written))

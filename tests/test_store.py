@@ -56,6 +56,10 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
         )
     assert sorted(result.draws) == ["mu", "tau"] and result.draws["mu"].shape == (2, 200)
     assert sorted(infer.open_store(tmp_path / "s.zarr")["posterior"].data_vars) == ["mu", "tau"]
+    (tmp_path / "empty").mkdir()
+    for not_a_store in (tmp_path / "empty", tmp_path / "s.zarr" / "zarr.json"):
+        with pytest.raises(ValueError, match="is not a store written by infer.sample"):
+            infer.open_store(not_a_store)
     with pytest.raises(ValueError, match=r"keep names \['sigma'\] that the target does not"):
         infer.sample(0, schools, infer.nuts(), keep=["sigma"])
     with pytest.raises(ValueError, match="exists already"):
@@ -107,7 +111,8 @@ def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_pat
         os.kill(child.pid, signal.SIGKILL)
     finally:
         child.wait()
-    tree = infer.open_store(path)
+    with pytest.warns(UserWarning, match="holds an unfinished run"):
+        tree = infer.open_store(path)
     written = tree["posterior"]["x"].shape[1]
     assert 0 < written < 200_000, "the kill did not land while the run was writing"
     np.testing.assert_array_equal(tree["posterior"]["x"].values, reference.draws["x"][:, :written])
