@@ -68,3 +68,11 @@ def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     with pytest.raises(ValueError, match="holds no checkpoint"):
         training.load(missing)
     assert not missing.exists(), "loading must not create folders"
+
+
+@pytest.mark.parametrize("flag", ["--samples", "--chains"])
+def test_evaluate_needs_two_samples_or_chains_at_least(flag, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main(["evaluate", "gan", "--run", "nowhere", flag, "1"])
+    assert exited.value.code == 2
+    assert f"{flag}: expected an integer >= 2, got 1" in capsys.readouterr().err

@@ -30,6 +30,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _at_least_two(text: str) -> int:
+    """An int >= 2: a covariance of generated images' features (the Fréchet distance), or
+    AIS chains whose spread gives its standard error, need two at least."""
+    value = _positive_int(text)
+    if value < 2:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
+    return value
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -131,7 +140,9 @@ def _add_evaluate(subparsers) -> None:
         metavar="K",
         help="IWAE sample counts (repeatable; default 100 and 5000)",
     )
-    evaluate.add_argument("--samples", type=_positive_int, default=1000, help="generated images")
+    evaluate.add_argument(
+        "--samples", type=_at_least_two, default=1000, help="generated images (at least 2)"
+    )
     evaluate.add_argument("--seed", type=_non_negative_int, default=0)
     evaluate.add_argument(
         "--method",
@@ -144,7 +155,7 @@ def _add_evaluate(subparsers) -> None:
     ais = evaluate.add_argument_group("with --method ais")
     ais.add_argument("--ais-images", type=_positive_int, default=100, help="test images scored")
     ais.add_argument("--temperatures", type=_positive_int, default=500, help="default 500")
-    ais.add_argument("--chains", type=_positive_int, default=16, help="per image, default 16")
+    ais.add_argument("--chains", type=_at_least_two, default=16, help="per image, default 16")
     ais.add_argument("--leapfrog", type=_positive_int, default=10, help="steps per transition")
     _progress_flags(evaluate)
 
