@@ -198,11 +198,18 @@ def _check_memory(name: str, shape, num_chains: int, reverse: bool) -> None:
 def _check_position(target: Target, prior) -> tuple[tuple[int, ...], Callable]:
     """The shape of the target's position, which must be one array, and ``log prior`` summed
     to a scalar (see :func:`_check_prior`); raises ValueError or TypeError otherwise."""
-    leaves = jax.tree.leaves(target.init)
-    if len(leaves) != 1:
+    if target.init is None:
         raise ValueError(
-            f"infer.ais takes a target whose position is one array; {target.name!r} has "
-            f"{len(leaves)} leaves. Write its log density over one flat array."
+            f"target {target.name!r} has no init: infer.ais needs one to know the position's "
+            "shape. Pass infer.Target(logdensity_fn, init=...)."
+        )
+    leaves = jax.tree.leaves(target.init)
+    if len(leaves) != 1 or jax.tree.structure(target.init).num_nodes != 1:
+        raise ValueError(
+            f"infer.ais takes a target whose position is one array; {target.name!r} has a "
+            f"{type(target.init).__name__} of {len(leaves)} leaves (a NumPyro model's sites or "
+            "a dict). Write its log density over one flat array (jax.flatten_util."
+            "ravel_pytree(position) gives one and the function back)."
         )
     shape = tuple(np.shape(leaves[0]))
     logprior_fn = _check_prior(prior, shape)
@@ -336,12 +343,13 @@ def _check_schedule(schedule, num_temperatures: int) -> np.ndarray:
         or betas.size != num_temperatures + 1
         or betas[0] != 0.0
         or betas[-1] != 1.0
-        or np.any(np.diff(betas) <= 0)
+        or not np.all(np.diff(betas) > 0)  # NaN fails too
     ):
+        shown = np.array2string(betas, precision=3, threshold=8)
         raise ValueError(
             "schedule must be 'sigmoid', 'linear' or an increasing array of "
             f"num_temperatures + 1 = {num_temperatures + 1} inverse temperatures from 0 to 1; "
-            f"got shape {betas.shape}."
+            f"got {shown} (shape {betas.shape})."
         )
     return betas
 

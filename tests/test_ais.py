@@ -150,12 +150,23 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
         ({"schedule": np.linspace(0.1, 1, 11), "num_temperatures": 10}, "schedule"),
         ({"step_size": -0.1}, "step_size"),
         ({"exact_posterior_draws": np.zeros(3)}, "exact_posterior_draws"),
+        ({"schedule": np.array([0.0, 0.5, np.nan, 1.0]), "num_temperatures": 3}, r"got \[0. "),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
     target, prior, _, _ = conjugate_gaussian(0)
     with pytest.raises(ValueError, match=match):
         infer.ais(0, target, prior, **kwargs)
+
+
+def test_a_target_over_a_dict_or_without_init_is_refused_with_the_reason():
+    target, prior, _, _ = conjugate_gaussian(0)
+    over_dict = infer.Target(lambda p: target.logdensity(p["x"]), init={"x": target.init})
+    with pytest.raises(ValueError, match=r"has a dict of 1 leaves .* one flat array"):
+        infer.ais(0, over_dict, prior, num_chains=8)
+    no_init = infer.Target(target.logdensity)
+    with pytest.raises(ValueError, match="has no init: infer.ais needs one"):
+        infer.ais(0, no_init, prior, num_chains=8)
 
 
 def test_a_prior_of_the_wrong_shape_is_refused():
