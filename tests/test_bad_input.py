@@ -262,3 +262,11 @@ def test_init_in_another_kind_of_container_says_so(nothing_compiled):
     ordered = collections.OrderedDict(a=jnp.zeros(3), b=0.0)
     with pytest.raises(ValueError, match="in another kind of container"):
         infer.sample(0, target, infer.rwmh(), init=ordered)
+
+
+def test_numbers_given_as_strings_or_none_to_exact_and_minibatch_samplers():
+    with pytest.raises(TypeError, match="log_envelope must be a number"):
+        infer.rejection(dist.Normal(0.0, 2.0), log_envelope="1")
+    with pytest.raises(TypeError, match="domain's ends must be numbers"):
+        infer.ars(domain=("a", 1.0))
+    assert infer.ars(domain=(None, 1.0)).domain == (-np.inf, 1.0)  # None: no bound

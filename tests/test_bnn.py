@@ -270,6 +270,7 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
         ({"batch_size": 0}, ValueError, "batch_size"),
         ({"step_size": -1.0}, ValueError, "step_size"),
         ({"decay_power": 0.3}, ValueError, "decay_power"),
+        ({"decay_power": "0.6"}, TypeError, "decay_power must be a number; got '0.6'"),
         ({"num_data": 10}, ValueError, "num_data=10"),
     ],
 )

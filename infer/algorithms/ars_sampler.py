@@ -37,7 +37,13 @@ class ARS(Sampler):
     ):
         if not (isinstance(domain, (tuple, list)) and len(domain) == 2):
             raise TypeError(f"domain must be a pair (lower, upper); got {domain!r}.")
-        lower, upper = float(domain[0]), float(domain[1])
+        if not all(end is None or validation.is_real_scalar(end) for end in domain):
+            raise TypeError(
+                f"domain's ends must be numbers (or None, or -inf/inf, for no bound); got "
+                f"{domain!r}."
+            )
+        lower = -math.inf if domain[0] is None else float(domain[0])
+        upper = math.inf if domain[1] is None else float(domain[1])
         if math.isnan(lower) or math.isnan(upper) or not lower < upper:
             raise ValueError(f"domain must have lower < upper; got ({lower}, {upper}).")
         self.domain = (lower, upper)

@@ -219,7 +219,7 @@ class Rejection(Sampler):
         self.proposal_object = proposal
         self.proposal = as_proposal(proposal, "proposal")
         if log_envelope is not None:
-            if isinstance(log_envelope, bool) or not np.isscalar(log_envelope):
+            if not validation.is_real_scalar(log_envelope):
                 raise TypeError(
                     f"log_envelope must be a number (log M) or None; got {log_envelope!r}."
                 )

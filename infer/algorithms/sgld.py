@@ -155,6 +155,8 @@ class SGLD(Sampler):
                 f"{self.batch_size}."
             )
         self.step_size = validation.positive_float("step_size", step_size)
+        if not validation.is_real_scalar(decay_power):
+            raise TypeError(f"decay_power must be a number; got {decay_power!r}.")
         if decay_power != 0.0 and not 0.5 < decay_power <= 1.0:
             raise ValueError(
                 "decay_power must be 0 (a fixed step size) or in (0.5, 1] (Welling and Teh's "
