@@ -12,6 +12,8 @@ import pytest
 from infer.cli import main
 from models.generative import training
 
+pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: not in test-fast
+
 
 @pytest.mark.parametrize(
     "model, options, error, match",
