@@ -169,10 +169,17 @@ def flax_parts(
     )
     init = model.position(pure)
     _check_scalars(fns, init, (data, rest), callable(prior))
-    notes = {"flax": model}
+    notes = Notes(flax=model)
     num_data = _num_data(data)
     if num_data is not None:
         notes["minibatch"] = minibatch(fns, rest, data, num_data)
+    else:
+        shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(data)]
+        notes.missing["minibatch"] = (
+            f"the data's leaves (shapes {shapes}) do not all hold the examples on one first "
+            "axis, so there is no minibatch likelihood for infer.sgld. Keep only per-example "
+            "arrays in data; put constants in the module or the log-likelihood function."
+        )
     scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
     return FlaxParts(
         fns.logdensity_fn,
@@ -220,6 +227,19 @@ def _as_data(leaf):
             "Close over other values in log_likelihood_fn."
         )
     return jnp.asarray(leaf)
+
+
+class Notes(dict):
+    """A Flax target's ``notes``; a missing entry with a known reason (``missing``) says it."""
+
+    def __init__(self, **entries):
+        super().__init__(**entries)
+        self.missing: dict[str, str] = {}
+
+    def __missing__(self, key):
+        if key in self.missing:
+            raise KeyError(f"{key!r}: {self.missing[key]}")
+        raise KeyError(key)
 
 
 def _num_data(data) -> int | None:

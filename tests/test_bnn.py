@@ -261,6 +261,12 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     result = infer.sample(0, target, sgld, num_chains=2, num_samples=50, num_warmup=50)
     assert {k: v.shape[2:] for k, v in result.draws.items()} == NAMES
     assert np.all(np.isfinite(result.stats["lp"]))
+    with_constant = infer.Target.from_flax(  # a constant beside the examples: no minibatches
+        TinyMLP(nnx.Rngs(0)), lambda m, d: loglik(m, (d[0], d[1])), (X, Y, np.float32(1.0))
+    )
+    assert registry.make("sgld", with_constant) is None
+    with pytest.raises(KeyError, match=r"do not all hold the examples on one first axis"):
+        with_constant.notes["minibatch"]
 
 
 @pytest.mark.parametrize(
