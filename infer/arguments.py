@@ -162,11 +162,7 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     num_chains = validation.positive_int("num_chains", num_chains)
     num_samples = validation.positive_int("num_samples", num_samples)
     thin = validation.positive_int("thin", thin)
-    if not validation.is_real_scalar(init_jitter):
-        raise TypeError(f"init_jitter must be a number >= 0; got {init_jitter!r}.")
-    init_jitter = float(init_jitter)
-    if not (np.isfinite(init_jitter) and init_jitter >= 0):
-        raise ValueError(f"init_jitter must be a finite number >= 0; got {init_jitter}.")
+    init_jitter = validation.nonnegative_float("init_jitter", init_jitter)
     if until is not None and not isinstance(until, convergence.Converged):
         raise TypeError(
             f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."

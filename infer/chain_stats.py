@@ -49,7 +49,6 @@ Example:
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -58,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
+from infer import validation
 from infer.chain_ranks import normal_scores
 from infer.chain_stats_kernels import (
     FLOAT64_PLATFORMS,
@@ -184,7 +184,7 @@ def _as_array(name, value):
 
 
 def _check_prob(prob):
-    if isinstance(prob, bool) or not isinstance(prob, Sequence | numbers.Real):
+    if not (isinstance(prob, Sequence) or validation.is_real_scalar(prob)):
         raise TypeError(
             f"prob must be two probabilities in (0, 1), like (0.05, 0.95), or one; got {prob!r}."
         )

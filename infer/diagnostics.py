@@ -244,8 +244,7 @@ def compare(
             "target must be an infer.Target whose ground truth to use (e.g. "
             f"models.targets.get('banana')), or None; got {target!r}."
         )
-    if not validation.is_real_scalar(min_ess) or not float(min_ess) >= 0:
-        raise TypeError(f"min_ess must be a number >= 0 (0: no low_ess flag); got {min_ess!r}.")
+    min_ess = validation.nonnegative_float("min_ess", min_ess, "0 turns the low_ess flag off.")
     if not results:
         raise ValueError("results is empty: pass a dict of name -> infer.Result.")
     _check_results(results)

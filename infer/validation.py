@@ -41,6 +41,16 @@ def positive_float(name: str, value, hint: str = "", allow_none: bool = False) -
     return value
 
 
+def nonnegative_float(name: str, value, hint: str = "") -> float:
+    """``value`` as a finite float >= 0."""
+    if not is_real_scalar(value):
+        raise TypeError(f"{name} must be a number >= 0; got {value!r}.{_hint(hint)}")
+    value = float(np.asarray(value))
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0; got {value}.{_hint(hint)}")
+    return value
+
+
 def probability(name: str, value, hint: str = "") -> float:
     """``value`` as a float strictly between 0 and 1."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):

@@ -197,9 +197,7 @@ def adam(options) -> optax.GradientTransformation:
     """Adam at ``options["learning_rate"]``, or AdamW (decoupled weight decay, Loshchilov &
     Hutter 2019) when ``options["weight_decay"]`` is positive."""
     rate = checks.positive_float("learning_rate", options["learning_rate"])
-    decay = float(options.get("weight_decay", 0.0))
-    if not 0 <= decay < math.inf:
-        raise ValueError(f"weight_decay must be a finite number >= 0; got {decay}.")
+    decay = checks.nonnegative_float("weight_decay", options.get("weight_decay", 0.0))
     return optax.adamw(rate, weight_decay=decay) if decay > 0 else optax.adam(rate)
 
 
