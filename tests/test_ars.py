@@ -87,6 +87,34 @@ def test_many_densities_at_once_the_full_conditionals_of_a_gibbs_sweep():
         assert_ks_matches(row, stats.gamma(shape).cdf)
 
 
+def test_a_density_of_a_batch_that_fails_gets_nan_draws_and_the_others_are_kept():
+    """``sample_many`` cannot raise inside its program: a row whose hull fails (here the
+    start points of the last density lie on one side of its mode) is NaN, never zeros."""
+    shapes = jnp.asarray([3.0, 7.0])
+    logdensity_fn = lambda x, shape: (shape - 1.0) * jnp.log(x) - x
+    points = jnp.asarray([[1.5, 3.0, 6.0], [1.0, 2.0, 3.0]])  # 7.0's mode is at 6
+    draws, counters = ars.sample_many(
+        jax.random.key(0), logdensity_fn, shapes, 500, (0.0, INF), points
+    )
+    assert np.asarray(counters.unbounded_hull).tolist() == [0, 1]
+    assert np.all(np.isfinite(draws[0])) and np.all(np.isnan(draws[1]))
+
+
+def test_draws_past_the_round_budget_are_nan():
+    draws, counters, _ = ars.sample(
+        jax.random.key(0),
+        lambda x: -0.5 * x**2,
+        200,
+        (-INF, INF),
+        jnp.asarray([-1.0, 1.0]),
+        max_rounds=3,
+        batch_size=8,
+    )
+    filled = int(counters.num_accepted)
+    assert 0 < filled < 200
+    assert np.all(np.isfinite(draws[:filled])) and np.all(np.isnan(draws[filled:]))
+
+
 BIMODAL = infer.Target(
     lambda x: jnp.logaddexp(-0.5 * (x + 3.0) ** 2, -0.5 * (x - 3.0) ** 2),
     init=jnp.asarray(0.0),

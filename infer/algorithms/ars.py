@@ -119,7 +119,9 @@ def sample(
             ``logdensity_fn``'s computation.
 
     Returns:
-        ``(draws (num_draws,), ARSCounters, hull)``.
+        ``(draws (num_draws,), ARSCounters, hull)``. Draws that are not exact are NaN: all of
+        them when the counters flag ``not_log_concave`` or ``unbounded_hull``, and those past
+        ``num_accepted`` when ``max_rounds`` ran out.
 
     Compiled as one program per ``logdensity_fn`` and settings (a second call with the same
     function and settings reuses it); inside a traced function it is traced as part of it.
@@ -274,6 +276,11 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         bad_x,
         unbounded.astype(jnp.int32),
     )
+    # a draw that is not exact is NaN: slots never filled (the round budget ran out) and
+    # every draw of a run whose hull failed, so that an unchecked failure cannot pass for draws
+    failed = (counters.not_log_concave | counters.unbounded_hull) != 0
+    filled = jnp.arange(buffer.shape[0]) < count
+    buffer = jnp.where(filled & ~failed, buffer, jnp.nan)
     return buffer, counters, hull
 
 
@@ -283,7 +290,8 @@ def sample_many(
     """:func:`sample` for a batch of densities ``logdensity_fn(x, theta)``, one ``theta`` per
     row of ``params`` (a pytree with a leading axis), all at once (``vmap``).
 
-    Returns ``(draws (num_densities, num_draws), ARSCounters with a leading axis)``.
+    Returns ``(draws (num_densities, num_draws), ARSCounters with a leading axis)``; the rows
+    of densities that failed are NaN, as in :func:`sample` (check their counters).
     ``start_points`` is (m,) shared, or (num_densities, m). Under ``vmap`` a branch runs both
     ways, so lazy evaluation (see :func:`sample`) is off unless asked for.
     """
