@@ -48,6 +48,7 @@ SUITES = {
     "ais_generative": [["ais_generative.py"]],
     "bnn": [["bnn.py"]],
     "bnn_priors": [["bnn_priors.py"]],
+    "bnn_prior_screen": [["bnn_prior_screen.py"]],
 }
 QUICK = {
     "samplers",

@@ -89,25 +89,43 @@ def flat_prior(params) -> jax.Array:
     return jnp.zeros(())
 
 
-def layer_prior(hidden: float, output: float, bias: float):
-    """An independent Gaussian prior with a scale by layer: ``hidden`` for the weights of
-    every layer but the last (``out``), ``output`` for the last layer's weights, ``bias`` for
-    every bias. Returns ``log_prior(params) -> scalar`` for :meth:`infer.Target.from_flax`."""
+def layer_prior(hidden: float, output: float, bias: float, df: float | None = None):
+    """An independent prior with a scale by layer: ``hidden`` for the weights of every layer
+    but the last (``out``), ``output`` for the last layer's weights, ``bias`` for every bias.
+    The weights are Gaussian, or with ``df`` Student-t with ``df`` degrees of freedom and those
+    scales (heavy tails: Fortuin et al. 2022, "Bayesian neural network priors revisited");
+    biases stay Gaussian. Returns ``log_prior(params) -> scalar`` for
+    :meth:`infer.Target.from_flax`."""
     scales = {
-        kind: validation.positive_float(kind, scale, "It is a prior standard deviation.")
+        kind: validation.positive_float(kind, scale, "It is a prior scale.")
         for kind, scale in (("hidden", hidden), ("output", output), ("bias", bias))
     }
+    if df is not None:
+        df = validation.positive_float("df", df, "It is the Student-t's degrees of freedom.")
+
+    def weight_logpdf(leaf, scale):
+        return normal_logpdf(leaf, 0.0, scale) if df is None else student_t_logpdf(leaf, df, scale)
 
     def log_prior(params) -> jax.Array:
         total = jnp.zeros(())
         for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
             keys = [str(getattr(entry, "key", entry)) for entry in path]
             kind = "bias" if keys[-1] == "bias" else "output" if keys[0] == "out" else "hidden"
-            total = total + jnp.sum(normal_logpdf(leaf, 0.0, scales[kind]))
+            scale = scales[kind]
+            logpdf = normal_logpdf if kind == "bias" else lambda y, _, s: weight_logpdf(y, s)
+            total = total + jnp.sum(logpdf(leaf, 0.0, scale))
         return total
 
-    log_prior.__name__ = f"layer_prior({hidden}, {output}, {bias})"
+    tail = "" if df is None else f", df={df:g}"
+    log_prior.__name__ = f"layer_prior({hidden}, {output}, {bias}{tail})"
     return log_prior
+
+
+def student_t_logpdf(y, df, scale):
+    """``log t_df(y / scale) - log scale``, elementwise (location 0)."""
+    from jax.scipy.stats import t
+
+    return t.logpdf(y / scale, df) - jnp.log(scale)
 
 
 def normal_logpdf(y, mean, sd):

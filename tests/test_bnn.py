@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from flax import nnx
 from jax.flatten_util import ravel_pytree
+from scipy import stats
 
 import infer
 from infer import registry
@@ -122,6 +123,26 @@ def test_a_prior_by_layer_gives_each_layer_its_own_scale():
     assert abs(float(swapped.logdensity(swapped.init)) - expected) > 1.0
     with pytest.raises(ValueError, match="output must be a positive finite number; got -1"):
         bnn.layer_prior(0.3, -1.0, 1.5)
+
+
+def test_a_student_t_prior_by_layer_has_heavy_tailed_weights_and_gaussian_biases():
+    """``df``: each weight's Student-t log density (scipy's) at its layer's scale, biases as
+    before; the Gaussian prior's value differs, so ``df`` being ignored fails."""
+    scales = {"hidden.kernel": 0.3, "out.kernel": 3.0, "hidden.bias": 1.5, "out.bias": 1.5}
+    target = tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5, df=3.0))
+    params = nnx.to_pure_dict(nnx.state(TinyMLP(nnx.Rngs(0)), nnx.Param))
+    prior = 0.0
+    for name, scale in scales.items():
+        layer, kind = name.split(".")
+        leaf = np.asarray(params[layer][kind], np.float64)
+        dist = stats.norm(0, scale) if kind == "bias" else stats.t(3.0, 0, scale)
+        prior += np.sum(dist.logpdf(leaf))
+    expected = prior + by_hand(TinyMLP(nnx.Rngs(0)))
+    np.testing.assert_allclose(float(target.logdensity(target.init)), expected, rtol=1e-5)
+    gaussian = tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5))
+    assert abs(float(gaussian.logdensity(gaussian.init)) - expected) > 1.0
+    with pytest.raises(ValueError, match="df must be a positive finite number; got 0"):
+        bnn.layer_prior(0.3, 3.0, 1.5, df=0)
 
 
 @pytest.mark.parametrize("sampler", [infer.nuts(max_tree_depth=5), infer.mala()], ids=str)
