@@ -3,6 +3,7 @@ error names the argument, what was expected, what was got and how to fix it."""
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -23,6 +24,7 @@ from infer.target import check_target
 
 DEFAULT_WARMUP = 1000
 DEFAULT_CHAINS = 4
+DEFAULT_SAMPLES = 1000
 
 
 class Arguments(NamedTuple):
@@ -86,6 +88,7 @@ def check_arguments(
         _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
     source = None if exact else _resume_source(resume, init)
     _check_seed(source, seed)
+    asked_samples = num_samples
     num_chains, num_samples, thin, init_jitter = _check_numbers(
         num_chains, num_samples, thin, init_jitter, until, source
     )
@@ -116,6 +119,8 @@ def check_arguments(
     num_draws = until.max_samples if until is not None else num_samples
     if isinstance(source, Saved):
         num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
+        if (source.num_warmup, source.thin) == (num_warmup, thin):  # else refused later
+            _warn_ignored_samples(asked_samples, num_draws)
     superchain_size = _superchain_size(superchains, num_chains, init, source)
     return Arguments(
         key_input,
@@ -160,6 +165,7 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     if num_chains is None:
         num_chains = source.num_chains if source is not None else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
+    num_samples = DEFAULT_SAMPLES if num_samples is None else num_samples
     num_samples = validation.positive_int("num_samples", num_samples)
     thin = validation.positive_int("thin", thin)
     init_jitter = validation.nonnegative_float("init_jitter", init_jitter)
@@ -173,6 +179,18 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
             "never meet it: run num_chains >= 2 (4 is usual)."
         )
     return num_chains, num_samples, thin, init_jitter
+
+
+def _warn_ignored_samples(asked, saved) -> None:
+    """A checkpoint folder's run is finished as it was started: a ``num_samples`` given that
+    differs from its draws per chain does not change it, and the user is told."""
+    if asked is not None and asked != saved:
+        warnings.warn(
+            f"num_samples={asked} is ignored: resuming from a checkpoint folder finishes the "
+            f"saved run, which draws {saved} per chain. For more draws, resume=result from "
+            "the finished run's result.",
+            stacklevel=4,
+        )
 
 
 def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep) -> Outputs:

@@ -53,7 +53,7 @@ def sample(
     sampler,
     *,
     num_chains: int | None = None,
-    num_samples: int = 1000,
+    num_samples: int | None = None,
     num_warmup: int | None = None,
     thin: int = 1,
     init=None,
@@ -77,8 +77,9 @@ def sample(
             your own (see ``docs/writing-a-sampler.md``).
         num_chains: independent chains, vectorised with ``vmap``. Default 4, or the resumed
             run's.
-        num_samples: draws kept per chain (after thinning). With ``until``, the draws per
-            chain between two convergence checks. With ``resume=result``, the draws to add.
+        num_samples: draws kept per chain (after thinning); default 1000. With ``until``, the
+            draws per chain between two convergence checks. With ``resume=result``, the draws
+            to add. A checkpoint folder's run keeps its own (a different one is warned about).
         num_warmup: warm-up steps per chain, discarded; adaptation happens here. Default
             1000, or the resumed run's. Ignored by exact samplers (rejection), whose draws
             need none.

@@ -111,14 +111,21 @@ def test_checkpointed_run_resumes_from_its_folder(tmp_path):
     assert_same(whole, checkpointed)
     saved = checkpoints.checkpoints(folder)
     assert len(saved) == checkpoints.KEEP  # older ones are dropped
-    again = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, resume=folder, **RUN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the run's own num_samples: nothing to say
+        again = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, resume=folder, **RUN)
     assert_same(whole, again)  # a finished run resumes to itself
+    with pytest.warns(UserWarning, match="num_samples=40 is ignored.*draws 100 per chain"):
+        again = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=40, resume=folder, **RUN)
+    assert_same(whole, again)
     with pytest.raises(ValueError, match="already holds a run's checkpoints"):
         infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, checkpoint=folder, **RUN)
     with pytest.raises(ValueError, match=r"made from seed 5; pass that seed \(got 6\)"):
         infer.sample(6, NORMAL_3D, infer.mala(), num_samples=100, resume=folder, **RUN)
     chains_default = {k: v for k, v in RUN.items() if k != "num_chains"}
-    again = infer.sample(5, NORMAL_3D, infer.mala(), resume=folder, **chains_default)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # num_samples not given: nothing to say
+        again = infer.sample(5, NORMAL_3D, infer.mala(), resume=folder, **chains_default)
     assert again.num_chains == whole.num_chains  # the checkpoint's, not the default
 
 
