@@ -22,9 +22,13 @@ class PerChain(NamedTuple):
     positions: object  # a pytree with a leading num_chains axis
 
 
-def starting_point(target: Target, init, num_chains: int):
+_SAMPLE_INIT = "infer.sample (one point, or one per chain with a leading num_chains axis)"
+
+
+def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE_INIT):
     """``(point, per_chain)``: the starting point as float numpy arrays, and whether it holds
-    one point per chain (leading axis ``num_chains``) rather than one point.
+    one point per chain (leading axis ``num_chains``) rather than one point. ``init_of``:
+    the function (and what its ``init=`` holds) that a missing starting point's message names.
 
     Raises:
         ValueError: when there is no starting point, or its shape fits neither case.
@@ -35,7 +39,7 @@ def starting_point(target: Target, init, num_chains: int):
     if point is None:
         raise ValueError(
             f"target {target.name!r} has no starting point: pass init=... to infer.Target or "
-            "to infer.sample (one point, or one per chain with a leading num_chains axis)."
+            f"to {init_of}."
         )
     point = jax.tree.map(as_float_array, point)
     reference = target.init

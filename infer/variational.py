@@ -217,7 +217,7 @@ def _check_options(
 def _flat_start(target: Target, init):
     """The starting mean flattened, (d,), and ``unravel``, which turns a (d,) array back into
     a position like the target's. Raises ValueError where ``log p`` is not finite there."""
-    point, per_chain = starting_point(target, init, 1)
+    point, per_chain = starting_point(target, init, 1, init_of="infer.advi (one point)")
     if per_chain:
         point = jax.tree.map(lambda leaf: leaf[0], point)
     check_scalar_logdensity(target.logdensity, point)

@@ -177,6 +177,12 @@ def test_target_must_be_a_target():
         infer.advi(0, lambda x: -(x**2))
 
 
+def test_a_target_without_a_starting_point_is_told_to_pass_one_to_advi():
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), name="no_init")
+    with pytest.raises(ValueError, match=r"to infer.advi \(one point\)\.$"):
+        infer.advi(0, target, num_steps=10)
+
+
 def test_too_few_draws_for_khat_say_so_instead_of_blaming_the_fit():
     with pytest.warns(infer.DiagnosticWarning) as caught:
         infer.advi(0, gaussian_target(), "fullrank", num_steps=200, num_draws=5, num_chains=2)
