@@ -139,6 +139,16 @@ def test_start_points_on_one_side_of_the_mode_of_an_infinite_tail_are_reported()
         infer.sample(0, targets.get("normal_1d"), sampler, num_samples=100)
 
 
+def test_secants_through_points_on_both_sides_of_the_mode_ask_for_two_on_each_side():
+    """With secants the two outermost points of a side must rise inwards: -1 and 1 around
+    the mode 0 give a flat secant, and the message says what to do, not "both sides"."""
+    sampler = infer.ars(domain=(-INF, INF), start_points=[-1.0, 1.0], derivative_free=True)
+    with pytest.raises(ValueError, match=r"secants .* Give two start_points on each side"):
+        infer.sample(0, targets.get("normal_1d"), sampler, num_samples=100)
+    four = infer.ars(domain=(-INF, INF), start_points=[-2, -1, 1, 2], derivative_free=True)
+    assert infer.sample(0, targets.get("normal_1d"), four, num_samples=100).draws
+
+
 @pytest.mark.parametrize(
     "kwargs, match",
     [

@@ -115,16 +115,27 @@ class ARS(Sampler):
         rate = int(np.sum(counters.num_accepted)) / max(int(np.sum(counters.num_proposals)), 1)
         return f"acceptance {rate:.2f}"
 
+    def _unbounded_message(self, points) -> str:
+        if not self.derivative_free:
+            return (
+                "the adaptive rejection hull is unbounded: on an infinite side of the domain "
+                "the outermost starting point's log density does not fall away. Give "
+                "start_points= on both sides of the mode (or a finite domain)."
+            )
+        return (
+            "the adaptive rejection hull is unbounded: with derivative_free=True its outer "
+            "pieces are secants through the two outermost hull points on each infinite side, "
+            f"and from start_points {np.asarray(points).tolist()} one of them does not fall "
+            "away outwards. Give two start_points on each side of the mode, or use tangents "
+            "(derivative_free=False)."
+        )
+
     def iid_summary(self, setup, counters: list, num_draws: int):
         def total(name):
             return int(sum(np.asarray(getattr(c, name), np.int64).sum() for c in counters))
 
         if total("unbounded_hull") and not total("not_log_concave"):
-            raise ValueError(
-                "the adaptive rejection hull is unbounded: on an infinite side of the domain "
-                "the outermost starting point's log density does not fall away. Give "
-                "start_points= on both sides of the mode (or a finite domain)."
-            )
+            raise ValueError(self._unbounded_message(setup[1]))
         if total("not_log_concave"):
             where = [float(x) for c in counters for x in np.ravel(c.bad_x) if np.isfinite(x)]
             at = f" near x = {where[0]:.6g}" if where else ""
