@@ -149,6 +149,29 @@ def test_bounds_on_a_linear_gaussian_vae_are_ordered_and_tighten_with_k():
     assert np.all(np.abs(streamed - mean) < 4 * np.sqrt(se**2 * 2000 + se**2))
 
 
+def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
+    """Flat images, intensities given to a count likelihood, grey pixels given to a binary
+    one, NaN, and a zero sample count: each is named, none becomes a score."""
+    key = jax.random.key(0)
+    vae = VAE((8, 8), 2, "mlp", "binomial", 16, rngs=nnx.Rngs(0))
+    counts = np.random.default_rng(0).integers(0, 17, (3, 8, 8)).astype(np.float32)
+    assert np.all(np.isfinite(evaluation.elbo_per_image(vae, counts, key)))
+    with pytest.raises(ValueError, match=r"shaped \(num_images, 8, 8\).*got shape \(3, 64\)"):
+        evaluation.elbo_per_image(vae, counts.reshape(3, 64), key)
+    with pytest.raises(ValueError, match="binomial likelihood cannot score.*from 0 to 16"):
+        evaluation.bound_per_image(vae, counts / 16, key, 10)
+    with pytest.raises(ValueError, match="num_samples must be an integer >= 1; got 0"):
+        evaluation.bound_per_image(vae, counts, key, 0)
+    nade = NADE((2, 2), 3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="bernoulli likelihood cannot score.*from 0 to 1"):
+        evaluation.exact_log_prob(nade, np.full((2, 2, 2), 0.5))
+    with pytest.raises(ValueError, match="finite numbers"):
+        evaluation.exact_log_prob(nade, np.full((2, 2, 2), np.nan))
+    aae = AAE((8, 8), 2, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="bernoulli likelihood cannot score"):
+        evaluation.bound_per_image(aae, counts, key, 10)
+
+
 @pytest.mark.parametrize("size", [(2, 2), (2, 3)])
 def test_nade_probabilities_sum_to_one_over_all_binary_images(size):
     nade = NADE(size, 7, rngs=nnx.Rngs(0))

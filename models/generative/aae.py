@@ -86,6 +86,9 @@ class AAE(nnx.Module):
         self.critic = MLP((latent_dim, 256, 256, 1), rngs=rngs)
         self.prior = prior if prior is not None else GaussianMixturePrior(latent_dim)
         self.latent_dim = latent_dim
+        # what its images are, as a VAE declares them (checked by the evaluation functions)
+        self.image_shape = self.autoencoder.image_shape
+        self.likelihood, self.total_count = likelihood, self.autoencoder.total_count
 
     def encode(self, x):
         return self.autoencoder.encode(x)

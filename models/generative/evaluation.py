@@ -25,6 +25,7 @@ import optax
 import scipy.linalg
 from flax import nnx
 
+from infer import validation
 from models.generative import data as datasets
 from models.generative import registry
 from models.generative.networks import MLP, bernoulli_log_prob, binomial_log_prob
@@ -40,6 +41,40 @@ def _own_elbo(model, x, rng_key):
 
 def _own_log_prob(model, x):
     return model.log_prob(x)
+
+
+def check_model_images(model, data, argument: str = "data") -> np.ndarray:
+    """``data`` as a numpy array of images that ``model`` scores: not empty, finite, shaped
+    ``(num_images, *model.image_shape)`` and, for a model that declares its ``likelihood``,
+    binary pixels (``"bernoulli"``) or whole counts in ``[0, total_count]`` (``"binomial"``).
+    Models that declare neither are only checked for finite values.
+
+    Raises:
+        ValueError: naming what is wrong and how many values are.
+    """
+    data = np.asarray(data)
+    shape = getattr(model, "image_shape", None)
+    if shape is not None and data.shape[1:] != tuple(shape):
+        raise ValueError(
+            f"{argument} must be images shaped (num_images, {', '.join(map(str, shape))}) for "
+            f"this model; got shape {data.shape}."
+        )
+    if data.ndim < 2 or data.shape[0] == 0:
+        raise ValueError(f"{argument} must hold at least one image; got shape {data.shape}.")
+    if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
+        raise ValueError(f"{argument} must hold finite numbers; got dtype {data.dtype}.")
+    likelihood = getattr(model, "likelihood", None)
+    if likelihood in ("bernoulli", "binomial"):
+        top = 1 if likelihood == "bernoulli" else int(model.total_count)
+        bad = (data < 0) | (data > top) | (data != np.round(data))
+        if bad.any():
+            raise ValueError(
+                f"{argument} holds {int(bad.sum())} value(s) that a {likelihood} likelihood "
+                f"cannot score (pixels must be whole numbers from 0 to {top}; got values from "
+                f"{float(data.min()):g} to {float(data.max()):g}). Pass the data set's own "
+                "test images (the family's test_data), binarised or as counts."
+            )
+    return data
 
 
 def bound_per_image(
@@ -60,7 +95,10 @@ def bound_per_image(
     ``log_weights(x, rng_key, k)`` method.
     """
     log_weights_fn = log_weights_fn or _own_log_weights
-    data = np.asarray(data)
+    data = check_model_images(model, data)
+    num_samples = validation.positive_int("num_samples", num_samples)
+    batch = validation.positive_int("batch", batch)
+    chunk = validation.positive_int("chunk", chunk)
     chunk = min(chunk, num_samples)
     num_chunks = math.ceil(num_samples / chunk)
     graphdef, state = nnx.split(model)
@@ -101,7 +139,8 @@ def elbo_per_image(
     elbo_fn = elbo_fn or _own_elbo
     graphdef, state = nnx.split(model)
     fn = jax.jit(lambda state, x, key: elbo_fn(nnx.merge(graphdef, state), x, key))
-    data = np.asarray(data)
+    data = check_model_images(model, data)
+    batch = validation.positive_int("batch", batch)
     return np.concatenate(
         [
             np.asarray(fn(state, jnp.asarray(data[i : i + batch]), jax.random.fold_in(rng_key, i)))
@@ -118,7 +157,8 @@ def exact_log_prob(
     log_prob_fn = log_prob_fn or _own_log_prob
     graphdef, state = nnx.split(model)
     fn = jax.jit(lambda state, x: log_prob_fn(nnx.merge(graphdef, state), x))
-    data = np.asarray(data)
+    data = check_model_images(model, data)
+    batch = validation.positive_int("batch", batch)
     return np.concatenate(
         [
             np.asarray(fn(state, jnp.asarray(data[i : i + batch])))

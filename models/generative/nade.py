@@ -27,6 +27,7 @@ class NADE(nnx.Module):
         if not (isinstance(hidden, int) and hidden >= 1):
             raise ValueError(f"hidden must be a positive integer; got {hidden!r}.")
         self.image_shape = tuple(image_shape)
+        self.likelihood, self.total_count = "bernoulli", 1  # binary pixels
         num_pixels = image_shape[0] * image_shape[1]
         init = nnx.initializers.normal(0.01)
         self.w = nnx.Param(init(rngs.params(), (num_pixels, hidden)))  # row d: W_{:, d}
