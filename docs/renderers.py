@@ -6,25 +6,9 @@
 
 from __future__ import annotations
 
-import math
-
-
-def _g(x, digits: int = 3) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.{digits}g}"
-
-
-def _f(x, digits: int = 2) -> str:
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "—"
-    return f"{x:.{digits}f}"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
+from table_format import f as _f
+from table_format import g as _g
+from table_format import table as _table
 
 
 def samplers(record: dict) -> str:
@@ -437,133 +421,6 @@ def ais_chains(record: dict) -> str:
     )
 
 
-def bnn_digits(record: dict) -> str:
-    rows = []
-    for r in record["rows"]:
-        sampled = "max_rhat" in r
-        rows.append(
-            [
-                r["method"],
-                _g(r["nll"], 4),
-                _f(r["accuracy"], 4),
-                _g(r["ece"], 3),
-                _f(r["seconds"], 1),
-                f"{r['grad_evals']:,}"
-                + (
-                    f" ({r['full_data_gradients']:,.0f} full-data)" if r["method"] == "sgld" else ""
-                ),
-                _f(r["max_rhat"]) if sampled else "—",
-                _f(r["min_ess_bulk"], 1) if sampled else "—",
-            ]
-        )
-    table = _table(
-        ["method", "NLL", "accuracy", "ECE", "seconds", "gradients", "max R-hat", "min bulk ESS"],
-        rows,
-    )
-    goals = record["goals"]
-    verdicts = [f"{k}: {'met' if v['met'] else 'not met'}" for k, v in goals.items() if k != "met"]
-    goal = "Goal (the predictive's NLL and ECE both below the point estimate's)"
-    text = f"{table}\n\n{goal}: {'; '.join(verdicts)}."
-    if record.get("prior_scan"):
-        text += "\n\n" + bnn_prior_scan(record["prior_scan"])
-    return text
-
-
-def bnn_prior_scan(scan: list) -> str:
-    """MAP and NUTS on digits at each prior scale: NLL, ECE, and mean confidence against
-    accuracy (confidence below accuracy: underconfident)."""
-    rows = [
-        [
-            _f(e["prior_scale"], 1),
-            _g(e["optax_map"]["nll"], 4),
-            _g(e["nuts"]["nll"], 4),
-            _g(e["optax_map"]["ece"], 3),
-            _g(e["nuts"]["ece"], 3),
-            f"{_f(e['optax_map']['mean_confidence'], 3)} / {_f(e['optax_map']['accuracy'], 3)}",
-            f"{_f(e['nuts']['mean_confidence'], 3)} / {_f(e['nuts']['accuracy'], 3)}",
-            _f(e["nuts"]["max_rhat"]),
-        ]
-        for e in scan
-    ]
-    header = [
-        "prior scale",
-        "MAP NLL",
-        "NUTS NLL",
-        "MAP ECE",
-        "NUTS ECE",
-        "MAP confidence / accuracy",
-        "NUTS confidence / accuracy",
-        "NUTS max R-hat",
-    ]
-    return _table(header, rows)
-
-
-def bnn_priors(record: dict) -> str:
-    """NUTS on digits under each variant, against MAP fits from the same starts: ranges over
-    the starts (MAP) and the chains, and each chain's training NLL per draw by quarter."""
-
-    def span(values, digits=4):
-        low, high = min(values), max(values)
-        return _g(low, digits) if low == high else f"{_g(low, digits)}–{_g(high, digits)}"
-
-    rows = []
-    for r in record["rows"]:
-        maps, nuts, chains = r["optax_map_per_start"], r["nuts"], r["nuts"]["per_chain"]
-        quarters = [q for c in chains for q in c["train_nll_per_draw_by_quarter"]]
-        rows.append(
-            [
-                r["variant"],
-                span([m["nll"] for m in maps]),
-                span([m["ece"] for m in maps], 3),
-                _g(nuts["nll"], 4),
-                _g(nuts["ece"], 3),
-                f"{_f(nuts['mean_confidence'], 3)} / {_f(nuts['accuracy'], 3)}",
-                span([c["nll"] for c in chains]),
-                span(quarters, 3),
-                span([c["test_nll_of_one_draw"] for c in chains], 3),
-            ]
-        )
-    header = [
-        "variant",
-        "MAP NLL (4 starts)",
-        "MAP ECE",
-        "NUTS NLL",
-        "NUTS ECE",
-        "NUTS confidence / accuracy",
-        "NUTS NLL, each chain alone",
-        "training NLL per draw, by quarter",
-        "held-out NLL of one draw",
-    ]
-    return _table(header, rows)
-
-
-def bnn_regression(record: dict) -> str:
-    rows = []
-    for r in record["rows"]:
-        rows.append(
-            [r["method"]]
-            + [" / ".join(_f(r[f"{where}_{m}"], 3) for where in ("test", "gap", "outside"))
-               for m in ("nll", "coverage_90", "epistemic_sd")]
-            + [_f(r["seconds"], 1)]
-        )  # fmt: skip
-    table = _table(
-        [
-            "method",
-            "NLL (range / gap / beyond)",
-            "90% coverage",
-            "spread of means",
-            "seconds",
-        ],
-        rows,
-    )
-    wider = record["bands_wider_away_from_data"]
-    verdicts = [
-        f"{method}: gap {'yes' if w['gap'] else 'no'}, beyond {'yes' if w['outside'] else 'no'}"
-        for method, w in wider.items()
-    ]
-    return f"{table}\n\nDraws spread more than inside the range: {'; '.join(verdicts)}."
-
-
 RENDERERS = {
     "samplers": samplers,
     "latency": latency,
@@ -576,7 +433,4 @@ RENDERERS = {
     "memory": memory,
     "sweep": sweep,
     "ais_chains": ais_chains,
-    "bnn_digits": bnn_digits,
-    "bnn_regression": bnn_regression,
-    "bnn_priors": bnn_priors,
 }

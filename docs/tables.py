@@ -22,7 +22,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from renderers import RENDERERS  # noqa: E402
+from renderers import RENDERERS as GENERAL  # noqa: E402
+from renderers_bnn import RENDERERS as BNN  # noqa: E402
+
+RENDERERS = {**GENERAL, **BNN}
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
