@@ -118,9 +118,7 @@ def check_arguments(
     outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
     num_draws = until.max_samples if until is not None else num_samples
     if isinstance(source, Saved):
-        num_draws = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
-        if (source.num_warmup, source.thin) == (num_warmup, thin):  # else refused later
-            _warn_ignored_samples(asked_samples, num_draws)
+        num_draws = _saved_draws(source, num_warmup, thin, asked_samples)
     superchain_size = _superchain_size(superchains, num_chains, init, source)
     return Arguments(
         key_input,
@@ -181,16 +179,20 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     return num_chains, num_samples, thin, init_jitter
 
 
-def _warn_ignored_samples(asked, saved) -> None:
-    """A checkpoint folder's run is finished as it was started: a ``num_samples`` given that
-    differs from its draws per chain does not change it, and the user is told."""
-    if asked is not None and asked != saved:
+def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
+    """The draws per chain of a checkpoint folder's run, which is finished as it was started:
+    a ``num_samples`` given (``asked``) that differs does not change it, and the user is told
+    (unless the run differs anyway, which is refused later)."""
+    saved = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
+    same_run = (source.num_warmup, source.thin) == (num_warmup, thin)
+    if same_run and asked is not None and asked != saved:
         warnings.warn(
             f"num_samples={asked} is ignored: resuming from a checkpoint folder finishes the "
             f"saved run, which draws {saved} per chain. For more draws, resume=result from "
             "the finished run's result.",
             stacklevel=4,
         )
+    return saved
 
 
 def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep) -> Outputs:
