@@ -8,10 +8,30 @@ import tempfile
 from pathlib import Path
 
 
+def file_path(path, argument: str = "path") -> Path:
+    """``path`` as a :class:`Path` to a file, ``~`` expanded (a folder literally named ``~``
+    is never made). Raises TypeError for what is not a path, ValueError for an empty one, a
+    folder, or one under a file."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(f"{argument} must be a file path (str or Path); got {type(path).__name__}.")
+    if str(path).strip() == "":
+        raise ValueError(f"{argument} is empty; give a file path such as 'run.nc'.")
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise ValueError(f"{argument}={str(path)!r} is a folder; give a file path inside it.")
+    above = next((p for p in path.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ValueError(
+            f"{argument}={str(path)!r} lies under {str(above)!r}, which is a file, not a folder."
+        )
+    return path
+
+
 def write_atomically(path, write_fn) -> Path:
     """Call ``write_fn(tmp_path)`` for a temporary file in ``path``'s folder, then rename it
-    onto ``path``: an interrupted write never leaves a half-written file at ``path``."""
-    path = Path(path)
+    onto ``path``: an interrupted write never leaves a half-written file at ``path``. The
+    path is checked by :func:`file_path` (``~`` expanded); missing folders are made."""
+    path = file_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -33,9 +53,18 @@ def _umask() -> int:
 
 
 def save_png(figure, path, dpi: int = 100) -> Path:
-    """Write a matplotlib ``figure`` to ``path`` as PNG, atomically, and close it."""
+    """Write a matplotlib ``figure`` to ``path`` as PNG, atomically, and close it. A path
+    with another suffix (``.pdf``, ``.svg``) is refused rather than filled with PNG bytes."""
     import matplotlib.pyplot as plt
 
+    suffix = Path(str(path)).suffix.lower() if isinstance(path, str | os.PathLike) else ""
+    if suffix != ".png":
+        plt.close(figure)
+        raise ValueError(
+            f"path={str(path)!r}: figures are written as PNG, so the path must end in .png "
+            f"(got {suffix or 'no suffix'!r}). Convert the PNG, or save the figure yourself "
+            "with matplotlib for other formats."
+        )
     try:
         return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
     finally:

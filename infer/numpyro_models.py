@@ -80,8 +80,6 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         ValueError: if the model has discrete latent sites (no sampler here handles them), or
             no latent sites at all.
     """
-    from numpyro.infer.initialization import init_to_median
-    from numpyro.infer.util import initialize_model
 
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
@@ -114,14 +112,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     init, value = jax.device_get(start_fn(data))
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
-        info = initialize_model(
-            jax.random.key(0),
-            model,
-            init_strategy=init_to_median(num_samples=15),
-            model_args=tuple(args),
-            model_kwargs=dict(kwargs),
-        )
-        init = info.param_info.z
+        init = _searched_start(model, args, kwargs, observed)
     return ModelTarget(
         logdensity_fn,
         constrain_fn,
@@ -132,6 +123,35 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         _constant_data(model, args, kwargs, observed),
         ModelSource(model, tuple(args), dict(kwargs)),
     )
+
+
+def _searched_start(model: Callable, args, kwargs, observed: dict):
+    """NumPyro's search for a start with a finite log density; when there is none, the error
+    names observed values that are NaN, inf or outside their likelihood's support."""
+    from numpyro.infer.initialization import init_to_median
+    from numpyro.infer.util import initialize_model
+
+    try:
+        info = initialize_model(
+            jax.random.key(0),
+            model,
+            init_strategy=init_to_median(num_samples=15),
+            model_args=tuple(args),
+            model_kwargs=dict(kwargs),
+        )
+    except RuntimeError as err:
+        nonfinite = {k: int(np.sum(~np.isfinite(v))) for k, v in observed.items()}
+        named = ", ".join(f"{n} in {k}" for k, n in nonfinite.items() if n)
+        cause = (
+            f"the observed values hold NaN or inf ({named}): drop or fill them"
+            if named
+            else "check that every observed value is inside its likelihood's support (e.g. "
+            "no negative value for an Exponential) and that the priors are proper"
+        )
+        raise ValueError(
+            f"the NumPyro model's log density is not finite at any starting point tried: {cause}."
+        ) from err
+    return info.param_info.z
 
 
 def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from infer import validation
 from infer.base import settings_json
-from infer.io import save_netcdf
+from infer.io import file_path, save_netcdf
 from infer.target import GroundTruth
 
 FORMAT = "infer.Result/1"
@@ -342,7 +341,7 @@ def load(path) -> Result:
     """
     import xarray as xr
 
-    path = Path(path)
+    path = file_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
     try:

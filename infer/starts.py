@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer.target import Target
+from infer.target import Target, checked_init
 
 
 class PerChain(NamedTuple):
@@ -35,7 +35,7 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
     """
     if isinstance(init, PerChain):
         return _per_chain(target, init.positions, num_chains), True
-    point = init if init is not None else target.init
+    point = checked_init(init) if init is not None else target.init
     if point is None:
         raise ValueError(
             f"target {target.name!r} has no starting point: pass init=... to infer.Target or "
@@ -78,19 +78,40 @@ def _per_chain(target: Target, positions, num_chains: int):
     return positions
 
 
-def check_initial_logdensity(values: np.ndarray, positions) -> None:
+def check_initial_logdensity(values: np.ndarray, positions, data=None) -> None:
     """Every chain's log density at its start (``values``, ``(num_chains,)``) must be a finite
-    scalar; the error names the first chain that is not."""
+    scalar; the error names the first chain that is not, and NaN or inf in the target's
+    ``data`` when there are (the likelier cause then)."""
     values = np.asarray(values)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         chain = int(bad[0])
         point = jax.tree.map(lambda leaf: np.asarray(leaf[chain]).round(4).tolist(), positions)
         fix = "Start inside the support: pass init= a point where the log density is finite."
+        nonfinite = _nonfinite_data(data)
+        if nonfinite:
+            fix = (
+                f"The target's data hold NaN or infinite values ({nonfinite}): drop or fill "
+                "them, since a log density that reads them is not finite anywhere. Or, if the "
+                f"data are meant, {fix[0].lower()}{fix[1:]}"
+            )
         raise ValueError(
             f"the log density is {values[chain]} at the initial point of chain {chain} "
             f"({bad.size} of {values.size} chains affected), position {point}. {fix}"
         )
+
+
+def _nonfinite_data(data) -> str:
+    """Where ``data`` hold NaN or inf, as ``"3 in y"`` per leaf; ``""`` when nowhere."""
+    if data is None:
+        return ""
+    found = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
+        leaf = np.asarray(leaf)
+        if np.issubdtype(leaf.dtype, np.inexact) and not np.all(np.isfinite(leaf)):
+            where = "data" + (f"[{_label(path)}]" if path else "")
+            found.append(f"{int(np.sum(~np.isfinite(leaf)))} in {where}")
+    return ", ".join(found)
 
 
 def _structure_mismatch(point, reference) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from infer.base import IdentityKey, key_name
 from infer.placement import PROGRAMS, abstract
@@ -32,6 +33,60 @@ class GroundTruth:
     source: str = "analytic"
     mean_se: dict | None = None
     std_se: dict | None = None
+
+
+def checked_init(init, argument: str = "init"):
+    """``init`` as a pytree of JAX arrays of real numbers. A list or tuple of plain numbers
+    is one vector (``[0.0, 0.0]`` means ``jnp.array([0.0, 0.0])``, not a tree of two scalars),
+    at the top or inside a dict. Raises for ``None`` or non-numeric leaves, complex values
+    and an empty point."""
+    init = jax.tree.map(
+        lambda leaf: np.asarray(leaf, dtype=float) if _numbers(leaf) else leaf,
+        init,
+        is_leaf=_numbers,
+    )
+    leaves = jax.tree.leaves(init, is_leaf=lambda leaf: leaf is None)
+    for leaf in leaves:
+        kind = None if leaf is None else getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+        if kind is None or not (np.issubdtype(kind, np.number) or np.issubdtype(kind, np.bool_)):
+            raise TypeError(
+                f"{argument} must hold numbers or arrays of them; it holds "
+                f"{'None' if leaf is None else repr(leaf)}. Give every parameter a value."
+            )
+        if np.issubdtype(kind, np.complexfloating):
+            raise TypeError(f"{argument} holds complex values; positions are real.")
+    if sum(np.size(leaf) for leaf in leaves) == 0:
+        raise ValueError(
+            f"{argument} holds no values (an empty point): there is nothing to sample."
+        )
+    return jax.tree.map(jnp.asarray, init)
+
+
+def _numbers(node) -> bool:
+    """Whether ``node`` is a non-empty list or tuple of plain numbers."""
+    return (
+        isinstance(node, list | tuple)
+        and len(node) > 0
+        and all(isinstance(v, int | float | np.integer | np.floating) for v in node)
+        and not any(isinstance(v, bool) for v in node)
+    )
+
+
+def _check_optional_fields(target) -> None:
+    """The optional fields of a :class:`Target` are what they say, checked at construction:
+    a wrong one would otherwise surface only after the run (at ``save`` or ``compare``)."""
+    if target.constrain_fn is not None and not callable(target.constrain_fn):
+        raise TypeError(
+            "constrain_fn must be a callable constrain_fn(position) -> dict of named values; "
+            f"got {type(target.constrain_fn).__name__}."
+        )
+    if target.ground_truth is not None and not isinstance(target.ground_truth, GroundTruth):
+        raise TypeError(
+            "ground_truth must be an infer.GroundTruth(mean={name: ...}, std={name: ...}); got "
+            f"{type(target.ground_truth).__name__}."
+        )
+    if not isinstance(target.notes, dict):
+        raise TypeError(f"notes must be a dict; got {type(target.notes).__name__}.")
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +152,8 @@ class Target:
         if not isinstance(self.name, str) or not self.name:
             raise TypeError(f"name must be a non-empty string; got {self.name!r}.")
         if self.init is not None:
-            object.__setattr__(self, "init", jax.tree.map(jnp.asarray, self.init))
+            object.__setattr__(self, "init", checked_init(self.init))
+        _check_optional_fields(self)
         if self.loglik_fn is not None and not callable(self.loglik_fn):
             raise TypeError(
                 "loglik_fn must be a callable loglik_fn(position) -> (num_observations,) log "

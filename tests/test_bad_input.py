@@ -48,6 +48,62 @@ def test_nan_at_the_initial_point_names_the_chain(nothing_compiled):
         infer.sample(0, target, infer.rwmh(), num_chains=2)
 
 
+def test_nan_in_the_data_is_named_rather_than_the_start(nothing_compiled):
+    target = infer.Target(
+        lambda x, y: -0.5 * jnp.sum((y - x[0]) ** 2),
+        init=jnp.zeros(1),
+        data=np.array([1.0, np.nan]),
+    )
+    with pytest.raises(ValueError, match=r"data hold NaN or infinite values \(1 in data\)"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2)
+
+
+def test_nan_in_a_numpyro_models_observations_is_named():
+    def model(y):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+    with pytest.raises(ValueError, match=r"observed values hold NaN or inf \(1 in y\)"):
+        infer.Target.from_numpyro(model, jnp.array([1.0, jnp.nan]))
+
+
+def test_a_list_of_numbers_as_init_is_one_vector():
+    target = infer.Target(lambda x: -0.5 * jnp.sum(jnp.square(x)), init=[0.0, 1.0])
+    assert target.init.shape == (2,)
+    nested = infer.Target(lambda p: -jnp.sum(p["b"] ** 2), init={"a": 0.0, "b": (1.0, 2.0)})
+    assert nested.init["b"].shape == (2,)
+
+
+@pytest.mark.parametrize(
+    ("init", "error", "match"),
+    [
+        ({"a": 0.0, "b": None}, TypeError, "init must hold numbers .* it holds None"),
+        ([1.0, "a"], TypeError, "init must hold numbers .* it holds 'a'"),
+        ({}, ValueError, "init holds no values"),
+        (jnp.zeros(0), ValueError, "init holds no values"),
+        (np.zeros(2, complex), TypeError, "init holds complex values"),
+    ],
+    ids=["none_leaf", "string", "empty_dict", "empty_array", "complex"],
+)
+def test_an_init_that_is_no_point_is_refused_when_the_target_is_made(init, error, match):
+    with pytest.raises(error, match=match):
+        infer.Target(lambda x: jnp.zeros(()), init=init)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "match"),
+    [
+        ("ground_truth", {"mean": {"x": 0.0}}, "ground_truth must be an infer.GroundTruth"),
+        ("notes", 3, "notes must be a dict; got int"),
+        ("constrain_fn", 3, "constrain_fn must be a callable"),
+    ],
+)
+def test_optional_fields_of_the_wrong_kind_are_refused_before_any_run(field, value, match):
+    """A wrong ground_truth used to pass, the run to finish, and save or compare to fail."""
+    with pytest.raises(TypeError, match=match):
+        infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), **{field: value})
+
+
 def test_only_some_chains_start_outside_the_support(nothing_compiled):
     starts = jnp.array([[0.5, 0.5], [-1.0, 0.5]])
     target = infer.Target(

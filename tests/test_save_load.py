@@ -82,6 +82,33 @@ def test_missing_file(tmp_path):
         infer.load(tmp_path / "nothing.nc")
 
 
+def test_a_path_with_a_tilde_goes_to_the_home_folder(run, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    path = run.save("~/runs/a.nc")
+    assert path == tmp_path / "home" / "runs" / "a.nc" and path.is_file()
+    assert not (tmp_path / "~").exists()  # no folder literally named ~
+    assert infer.load("~/runs/a.nc").num_chains == run.num_chains
+
+
+def test_paths_that_are_no_file_are_refused_before_writing(run, tmp_path):
+    (tmp_path / "a_file.nc").write_bytes(b"x")
+    cases = [
+        (tmp_path, ValueError, "is a folder"),
+        ("", ValueError, "path is empty"),
+        (tmp_path / "a_file.nc" / "inside.nc", ValueError, "which is a file, not a folder"),
+        (None, TypeError, "must be a file path .* got NoneType"),
+    ]
+    for path, error, match in cases:
+        with pytest.raises(error, match=match):
+            run.save(path)
+    with pytest.raises(TypeError, match="got Result"):
+        infer.load(run)
+    with pytest.raises(ValueError, match="must end in .png .*'.pdf'"):
+        infer.plot(run, "trace", path=tmp_path / "trace.pdf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file.nc"]
+
+
 def test_interrupted_write_leaves_the_old_file_and_no_debris(run, tmp_path):
     path = run.save(tmp_path / "run.nc")
     before = path.read_bytes()
