@@ -86,11 +86,20 @@ def main(argv=None) -> int:
     if args.platform and args.platform != found:
         print(f"asked for {args.platform} but JAX's default device is {found}", file=sys.stderr)
         return 2
-    names = args.only.split(",") if args.only else list(SUITES)
-    names = [n for n in names if n not in args.skip.split(",")]
-    unknown = [n for n in names if n not in SUITES]
-    if unknown:
+    only = None if args.only is None else [n.strip() for n in args.only.split(",") if n.strip()]
+    skip = [n.strip() for n in args.skip.split(",") if n.strip()]
+    unknown = [n for n in (only or []) + skip if n not in SUITES]
+    if unknown:  # a typo in --skip would otherwise run the suite it meant to leave out
         print(f"unknown suite(s) {unknown}; choose from {', '.join(SUITES)}", file=sys.stderr)
+        return 2
+    if only is not None and not only:
+        print(
+            "--only names no suite (an empty list); leave it out to run them all", file=sys.stderr
+        )
+        return 2
+    names = [n for n in (only or list(SUITES)) if n not in skip]
+    if not names:
+        print("--only and --skip leave no suite to run", file=sys.stderr)
         return 2
     failed = []
     for name in names:
