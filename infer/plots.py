@@ -14,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 
+from infer import validation
 from infer.io import save_png as save_png_figure
 from infer.result import Result
+from infer.target import GroundTruth
 
 KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo", "ppc")
 SEVERAL = ("forest", "dist")  # kinds that take a dict of runs
@@ -33,11 +35,45 @@ CAPTIONS = {
 }
 
 
-def _selection(result: Result, max_panels: int) -> tuple[list[str], dict]:
-    """Variable names and coords that keep at most ``max_panels`` scalar panels: the first
-    elements of each variable, in order."""
+def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
+    """``results`` as a dict of runs and ``var_names`` as a list of names that every run has,
+    with the other arguments checked, each error naming its argument."""
+    if isinstance(results, Result):
+        results = {results.sampler: results}
+    if not isinstance(results, dict) or not results:
+        raise TypeError("results must be an infer.Result or a dict of name -> infer.Result.")
+    wrong = {name: type(r).__name__ for name, r in results.items() if not isinstance(r, Result)}
+    if wrong:
+        raise TypeError(f"results must map names to infer.Result; got {wrong}.")
+    validation.positive_int("max_panels", max_panels)
+    if truth is not None and not isinstance(truth, GroundTruth):
+        raise TypeError(f"truth must be an infer.GroundTruth; got {type(truth).__name__}.")
+    if var_names is None:
+        return results, None
+    var_names = [var_names] if isinstance(var_names, str) else list(var_names)
+    shared = _shared(results)
+    missing = [name for name in var_names if name not in shared]
+    if not var_names:
+        raise ValueError(f"var_names is empty; choose from {shared} (or leave it out).")
+    if missing:
+        runs = "every run has" if len(results) > 1 else "the run has"
+        raise ValueError(f"var_names {missing} are not variables {runs}; choose from {shared}.")
+    return results, var_names
+
+
+def _shared(results: dict) -> list[str]:
+    """The names of the draws every run has, in the first run's order."""
+    first = next(iter(results.values()))
+    return [name for name in first.draws if all(name in r.draws for r in results.values())]
+
+
+def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dict]:
+    """Variable names (among ``allowed``) and coords that keep at most ``max_panels`` scalar
+    panels: the first elements of each variable, in order."""
     names, coords, left = [], {}, max_panels
     for name, values in result.draws.items():
+        if name not in allowed:
+            continue
         if left <= 0:
             break
         event_shape = values.shape[2:]
@@ -117,10 +153,7 @@ def plot(
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
-    if isinstance(results, Result):
-        results = {results.sampler: results}
-    if not isinstance(results, dict) or not results:
-        raise TypeError("results must be an infer.Result or a dict of name -> infer.Result.")
+    results, var_names = _checked(results, var_names, max_panels, truth)
     if kind not in SEVERAL and len(results) != 1:
         raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
     first = next(iter(results.values()))
@@ -138,7 +171,7 @@ def plot(
         )
     if kind == "pair":
         max_panels = min(max_panels, 4)
-    names, coords = _selection(first, max_panels)
+    names, coords = _selection(first, max_panels, _shared(results))
     if var_names is not None:
         names, coords = list(var_names), {}
     options = {"var_names": names, "coords": coords, "backend": "matplotlib"}

@@ -59,6 +59,33 @@ def test_one_run_kinds_refuse_several(runs):
         infer.plot(runs, kind="trace")
 
 
+def test_var_names_as_one_string_is_one_name_and_unknown_names_list_the_known(runs):
+    collection = infer.plot(runs["nuts"], kind="trace", var_names="mu")  # not ["m", "u"]
+    assert hasattr(collection, "savefig")
+    with pytest.raises(ValueError, match=r"\['nope'\] are not variables .* \['mu', 'tau'"):
+        infer.plot(runs["nuts"], kind="trace", var_names=["nope"])
+    with pytest.raises(ValueError, match="var_names is empty"):
+        infer.plot(runs["nuts"], kind="trace", var_names=[])
+
+
+def test_runs_of_different_variables_share_a_forest_and_the_rest_is_checked(runs, tmp_path):
+    """A forest of runs with different variables shows what they share; a variable only
+    one run has is refused by name, as are a bad panel count, truth and run."""
+    other = infer.Result.from_draws({"mu": np.zeros((2, 50)), "extra": np.zeros((2, 50, 3))})
+    several = {"nuts": runs["nuts"], "other": other}
+    assert infer.plot(several, kind="forest", path=tmp_path / "forest.png") is None
+    with pytest.raises(ValueError, match=r"\['extra'\] are not variables every run has"):
+        infer.plot(several, kind="forest", var_names=["extra"])
+    with pytest.raises(ValueError, match="max_panels must be an integer >= 1; got 0"):
+        infer.plot(runs["nuts"], kind="trace", max_panels=0)
+    with pytest.raises(TypeError, match="truth must be an infer.GroundTruth; got dict"):
+        infer.plot(several, kind="forest", truth={"mu": 0.0})
+    with pytest.raises(
+        TypeError, match=r"results must map names to infer.Result; got \{'b': 'int'"
+    ):
+        infer.plot({"a": runs["nuts"], "b": 3}, kind="forest")
+
+
 def test_ppc_without_predictive_draws_says_how_to_get_them(runs):
     with pytest.raises(ValueError, match=r"call infer.predictive\(result, target\) first"):
         infer.plot(runs["nuts"], kind="ppc")
