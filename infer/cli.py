@@ -20,7 +20,13 @@ class _Parser(argparse.ArgumentParser):
     """Errors as one line (what was wrong and the valid choices), no usage dump."""
 
     def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        choices = [
+            f"{self.prog} {{{','.join(action.choices)}}}"
+            for action in self._actions
+            if isinstance(action.choices, dict)  # the sub-commands' action maps names to parsers
+        ]
+        hint = f" (usage: {choices[0]} ...; --help for more)" if choices else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
 
 
 def _positive_int(text: str) -> int:

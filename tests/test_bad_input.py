@@ -326,3 +326,13 @@ def test_numbers_given_as_strings_or_none_to_exact_and_minibatch_samplers():
     with pytest.raises(TypeError, match="domain's ends must be numbers"):
         infer.ars(domain=("a", 1.0))
     assert infer.ars(domain=(None, 1.0)).domain == (-np.inf, 1.0)  # None: no bound
+
+
+def test_a_built_in_target_by_a_name_that_is_not_one():
+    from models import targets
+
+    with pytest.raises(KeyError, match="unknown target 'banan'; choose one of: .*banana"):
+        targets.get("banan")
+    with pytest.raises(TypeError, match=r"name must be a string; got list: \['banana'\]"):
+        targets.get(["banana"])
+    assert targets.get("banana") is targets.get("banana")

@@ -123,6 +123,7 @@ def test_defaults_are_the_documented_ones():
         (["compare", "--chains", "0"], "--chains: expected a positive integer, got 0"),
         (["compare", "--warmup", "-3"], "--warmup: expected an integer >= 0, got -3"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "required: command (usage: infer {compare,sbc,train,evaluate} ...; --help"),
     ],
 )
 def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):

@@ -66,6 +66,8 @@ def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     a_file.write_text("")
     with pytest.raises(ValueError, match="is a file; pass a folder"):
         training.train("nade", "digits", epochs=1, out=a_file)
+    with pytest.raises(ValueError, match="lies under .*a_file', which is a file"):
+        training.train("nade", "digits", epochs=1, out=a_file / "sub")
     missing = tmp_path / "does" / "not" / "exist"
     with pytest.raises(ValueError, match="holds no checkpoint"):
         training.load(missing)

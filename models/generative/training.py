@@ -149,6 +149,9 @@ def _check_out(folder: Path, resume: bool) -> None:
     that holds another run's checkpoints, which a new run would mix with its own."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out={str(folder)!r} is a file; pass a folder for the run's output.")
+    above = next((p for p in folder.parents if p.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ValueError(f"out={str(folder)!r} lies under {str(above)!r}, which is a file.")
     if not resume and _holds_checkpoints(folder):
         raise ValueError(
             f"out={str(folder)!r} already holds a trained model's checkpoints: pass "

@@ -39,15 +39,22 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-@functools.cache
 def get(name: str) -> Target:
-    """The built-in target ``name``.
+    """The built-in target ``name`` (the same object on every call).
 
     Raises:
+        TypeError: for a name that is not a string.
         KeyError: for an unknown name, listing the valid ones.
     """
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string; got {type(name).__name__}: {name!r}.")
     if name not in _REGISTRY:
         raise KeyError(f"unknown target {name!r}; choose one of: {', '.join(names())}.")
+    return _built(name)
+
+
+@functools.cache
+def _built(name: str) -> Target:
     return _REGISTRY[name]()
 
 
