@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import collections
 import math
-import numbers
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -168,7 +167,7 @@ def flax_parts(
         num_params,
     )
     init = model.position(pure)
-    _check_scalars(fns, init, (data, rest), callable(prior))
+    _check_scalars(fns, init, data, rest, callable(prior))
     notes = Notes(flax=model)
     num_data = _num_data(data)
     if num_data is not None:
@@ -196,13 +195,13 @@ def check_prior(prior):
     """A hashable key for ``prior``: the scale of the default Gaussian, or the callable."""
     if callable(prior):
         return prior
-    if isinstance(prior, bool) or not isinstance(prior, numbers.Real):
+    if not validation.is_real_scalar(prior):
         raise TypeError(
             "prior must be a positive number (the scale of an independent Gaussian prior on "
             "every parameter) or a callable log_prior(params) -> scalar; got "
             f"{type(prior).__name__}."
         )
-    return validation.positive_float("prior", prior, "It is the prior's standard deviation.")
+    return validation.positive_float("prior", float(prior), "It is the prior's standard deviation.")
 
 
 def minibatch(fns: _Functions, rest, data, num_data: int) -> dict:
@@ -318,19 +317,41 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
     return _Functions(logdensity_fn, logprior_fn, loglik_fn, constrain_fn, flat_unravel)
 
 
-def _check_scalars(fns: _Functions, init, data, own_prior: bool) -> None:
+def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
     """A ``ValueError`` unless the likelihood and the prior give scalars (traced abstractly:
-    nothing runs, nothing compiles)."""
-    checks = [("log_likelihood_fn(model, data)", fns.loglik_fn, (init, data))]
+    nothing runs, nothing compiles); ``data``: the user's, ``rest``: the module's other state."""
+    checks = [("log_likelihood_fn(model, data)", fns.loglik_fn, (init, (data, rest)))]
     if own_prior:
         checks.append(("prior(params)", fns.logprior_fn, (init,)))
     for label, fn, args in checks:
-        out = jax.eval_shape(fn, *args)
+        try:
+            out = jax.eval_shape(fn, *args)
+        except Exception as err:  # noqa: BLE001 - the user's function, any failure
+            raise ValueError(_call_failed(label, err, data)) from err
         shape = getattr(out, "shape", None)
         dtype = getattr(out, "dtype", None)
         if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+            what = "the log likelihood summed over the data" if "data" in label else "a log prior"
+            fix = "Sum the per-example terms (jnp.sum)." if shape != () else "Return a float."
             raise ValueError(
-                f"{label} must return a scalar float, the log density summed over the data; "
-                f"got {type(out).__name__} with shape {shape} and dtype {dtype}. Sum the "
-                "per-example terms (jnp.sum)."
+                f"{label} must return a scalar float, {what}; got {type(out).__name__} with "
+                f"shape {shape} and dtype {dtype}. {fix}"
             )
+
+
+def _call_failed(label: str, err: Exception, data) -> str:
+    """Why calling the user's ``label`` failed, with what it was given."""
+    given = (
+        "data=None: pass data= (or close over them)"
+        if data is None
+        else (
+            "data shaped " + str(jax.tree.map(lambda leaf: tuple(getattr(leaf, "shape", ())), data))
+        )
+    )
+    return (
+        f"{label} failed when traced: {type(err).__name__}: {err}. It is called as {label} "
+        f"with the module (its parameters set) and {given}."
+        if "data" in label
+        else f"{label} failed when traced: {type(err).__name__}: {err}. It is called with the "
+        "module's parameters as a nested dict (nnx.to_pure_dict) and returns a scalar."
+    )

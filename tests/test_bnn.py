@@ -192,11 +192,32 @@ def test_a_new_target_with_same_shaped_data_compiles_nothing():
             r"prior\(params\) must return a scalar",
         ),
         (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"position": "vector"}, ValueError, "position"),
+        (
+            lambda: TinyMLP(nnx.Rngs(0)),
+            lambda model: 0.0,
+            {},
+            ValueError,
+            r"log_likelihood_fn\(model, data\) failed when traced: TypeError: .* called as",
+        ),
+        (
+            lambda: TinyMLP(nnx.Rngs(0)),
+            loglik,
+            {"prior": lambda: 0.0},
+            ValueError,
+            r"prior\(params\) failed when traced: TypeError",
+        ),
     ],
 )
 def test_bad_inputs_say_what_is_wrong(module, fn, options, error, match):
     with pytest.raises(error, match=match):
         infer.Target.from_flax(module(), fn, (X, Y), **options)
+
+
+def test_forgotten_data_are_named_and_a_0d_array_is_a_prior_scale():
+    with pytest.raises(ValueError, match=r"data=None: pass data="):
+        infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik)
+    target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, Y), prior=jnp.asarray(2.0))
+    assert target.description.endswith("prior N(0, 2.0^2)")
 
 
 def test_data_must_be_arrays_and_a_module_needs_parameters():
