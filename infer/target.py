@@ -47,7 +47,8 @@ def checked_init(init, argument: str = "init"):
     )
     leaves = jax.tree.leaves(init, is_leaf=lambda leaf: leaf is None)
     for leaf in leaves:
-        kind = None if leaf is None else getattr(leaf, "dtype", None) or np.asarray(leaf).dtype
+        kind = None if leaf is None else getattr(leaf, "dtype", None)
+        kind = np.asarray(leaf).dtype if kind is None and leaf is not None else kind
         if kind is None or not (np.issubdtype(kind, np.number) or np.issubdtype(kind, np.bool_)):
             raise TypeError(
                 f"{argument} must hold numbers or arrays of them; it holds "
