@@ -56,43 +56,43 @@ def splits():
 
 def evaluate(prior, data, held_out, lengths) -> dict:
     """MAP fits (one per start, their mean measures) and the NUTS predictive, trained on
-    ``data`` and scored on ``held_out``."""
-    import jax
-    import jax.numpy as jnp
+    ``data`` and scored on ``held_out``: the digits problem of ``models.bnn`` on this split."""
+    from bnn_priors import map_fits
     from flax import nnx
 
     import infer
     from models import bnn
 
-    def module(seed):
+    def make_module(seed):
         return bnn.Classifier(data[0].shape[1], 16, 10, rngs=nnx.Rngs(seed))
 
     target = infer.Target.from_flax(
-        module(0), bnn.classification_loglik, data, prior=prior, name="bnn_digits"
+        make_module(0), bnn.classification_loglik, data, prior=prior, name="bnn_digits"
     )
-    flax = target.notes["flax"]
-    starts = [
-        flax.position(nnx.to_pure_dict(nnx.state(module(1 + i), nnx.Param)))
-        for i in range(NUM_CHAINS)
-    ]
-    x, y = held_out
-    maps = []
-    for start in starts:
-        position, _ = bnn.fit_point_estimate(target, start)
-        params = bnn.single(flax.params_at(position))
-        maps.append(bnn.classification_metrics(bnn.outputs(target, params, x), y))
+    problem = bnn.Problem(
+        "digits",
+        "classification",
+        target,
+        make_module,
+        {"test": held_out},
+        data,
+        bnn.classification_loglik,
+    )
+    starts = bnn.chain_starts(problem, NUM_CHAINS)
+    _, maps = map_fits(problem, starts)
     began = time.perf_counter()
     result = infer.sample(
         0,
         target,
         infer.nuts(max_tree_depth=8),
         num_chains=NUM_CHAINS,
-        init=jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts),
+        init=starts,
         progress=False,
         **lengths,
     )
     seconds = time.perf_counter() - began
     pooled = bnn.draw_positions(target, result.draws)
+    x, y = held_out
     return {
         "target": target.description,
         "optax_map": {key: float(np.mean([m[key] for m in maps])) for key in maps[0]},
