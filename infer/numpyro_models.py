@@ -15,6 +15,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from infer import validation
+
 _FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
 _MAX_MODELS = 64
 
@@ -80,7 +82,6 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         ValueError: if the model has discrete latent sites (no sampler here handles them), or
             no latent sites at all.
     """
-
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
     trace = _abstract_trace(model, args, kwargs)
@@ -140,8 +141,7 @@ def _searched_start(model: Callable, args, kwargs, observed: dict):
             model_kwargs=dict(kwargs),
         )
     except RuntimeError as err:
-        nonfinite = {k: int(np.sum(~np.isfinite(v))) for k, v in observed.items()}
-        named = ", ".join(f"{n} in {k}" for k, n in nonfinite.items() if n)
+        named = validation.nonfinite_leaves(observed)
         cause = (
             f"the observed values hold NaN or inf ({named}): drop or fill them"
             if named

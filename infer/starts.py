@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infer import validation
 from infer.target import Target, checked_init
 
 
@@ -88,7 +89,7 @@ def check_initial_logdensity(values: np.ndarray, positions, data=None) -> None:
         chain = int(bad[0])
         point = jax.tree.map(lambda leaf: np.asarray(leaf[chain]).round(4).tolist(), positions)
         fix = "Start inside the support: pass init= a point where the log density is finite."
-        nonfinite = _nonfinite_data(data)
+        nonfinite = "" if data is None else validation.nonfinite_leaves(data, "data")
         if nonfinite:
             fix = (
                 f"The target's data hold NaN or infinite values ({nonfinite}): drop or fill "
@@ -99,19 +100,6 @@ def check_initial_logdensity(values: np.ndarray, positions, data=None) -> None:
             f"the log density is {values[chain]} at the initial point of chain {chain} "
             f"({bad.size} of {values.size} chains affected), position {point}. {fix}"
         )
-
-
-def _nonfinite_data(data) -> str:
-    """Where ``data`` hold NaN or inf, as ``"3 in y"`` per leaf; ``""`` when nowhere."""
-    if data is None:
-        return ""
-    found = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
-        leaf = np.asarray(leaf)
-        if np.issubdtype(leaf.dtype, np.inexact) and not np.all(np.isfinite(leaf)):
-            where = "data" + (f"[{_label(path)}]" if path else "")
-            found.append(f"{int(np.sum(~np.isfinite(leaf)))} in {where}")
-    return ", ".join(found)
 
 
 def _structure_mismatch(point, reference) -> str:
