@@ -319,39 +319,46 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
 
 def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
     """A ``ValueError`` unless the likelihood and the prior give scalars (traced abstractly:
-    nothing runs, nothing compiles); ``data``: the user's, ``rest``: the module's other state."""
-    checks = [("log_likelihood_fn(model, data)", fns.loglik_fn, (init, (data, rest)))]
-    if own_prior:
-        checks.append(("prior(params)", fns.logprior_fn, (init,)))
-    for label, fn, args in checks:
-        try:
-            out = jax.eval_shape(fn, *args)
-        except Exception as err:  # noqa: BLE001 - the user's function, any failure
-            raise ValueError(_call_failed(label, err, data)) from err
-        shape = getattr(out, "shape", None)
-        dtype = getattr(out, "dtype", None)
-        if shape != () or not jnp.issubdtype(dtype, jnp.floating):
-            what = "the log likelihood summed over the data" if "data" in label else "a log prior"
-            fix = "Sum the per-example terms (jnp.sum)." if shape != () else "Return a float."
-            raise ValueError(
-                f"{label} must return a scalar float, {what}; got {type(out).__name__} with "
-                f"shape {shape} and dtype {dtype}. {fix}"
-            )
-
-
-def _call_failed(label: str, err: Exception, data) -> str:
-    """Why calling the user's ``label`` failed, with what it was given."""
+    nothing runs, nothing compiles); ``data``: the user's, ``rest``: the module's other state.
+    Each check: the call as the user wrote it, the function, its arguments, what it returns,
+    and how it is called (for a call that fails)."""
     given = (
         "data=None: pass data= (or close over them)"
         if data is None
-        else (
-            "data shaped " + str(jax.tree.map(lambda leaf: tuple(getattr(leaf, "shape", ())), data))
+        else f"data shaped {jax.tree.map(lambda leaf: tuple(getattr(leaf, 'shape', ())), data)}"
+    )
+    checks = [
+        (
+            "log_likelihood_fn(model, data)",
+            fns.loglik_fn,
+            (init, (data, rest)),
+            "the log likelihood summed over the data",
+            f"with the module (its parameters set) and {given}",
         )
-    )
-    return (
-        f"{label} failed when traced: {type(err).__name__}: {err}. It is called as {label} "
-        f"with the module (its parameters set) and {given}."
-        if "data" in label
-        else f"{label} failed when traced: {type(err).__name__}: {err}. It is called with the "
-        "module's parameters as a nested dict (nnx.to_pure_dict) and returns a scalar."
-    )
+    ]
+    if own_prior:
+        checks.append(
+            (
+                "prior(params)",
+                fns.logprior_fn,
+                (init,),
+                "a log prior",
+                "with the module's parameters as a nested dict (nnx.to_pure_dict)",
+            )
+        )
+    for call, fn, args, returns, called in checks:
+        try:
+            out = jax.eval_shape(fn, *args)
+        except Exception as err:  # noqa: BLE001 - the user's function, any failure
+            raise ValueError(
+                f"{call} failed when traced: {type(err).__name__}: {err}. It is called as "
+                f"{call} {called}, and returns a scalar."
+            ) from err
+        shape = getattr(out, "shape", None)
+        dtype = getattr(out, "dtype", None)
+        if shape != () or not jnp.issubdtype(dtype, jnp.floating):
+            fix = "Sum the per-example terms (jnp.sum)." if shape != () else "Return a float."
+            raise ValueError(
+                f"{call} must return a scalar float, {returns}; got {type(out).__name__} with "
+                f"shape {shape} and dtype {dtype}. {fix}"
+            )
