@@ -19,12 +19,19 @@ def file_path(path, argument: str = "path") -> Path:
     path = Path(path).expanduser()
     if path.is_dir():
         raise ValueError(f"{argument}={str(path)!r} is a folder; give a file path inside it.")
-    above = next((p for p in path.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = file_above(path)
+    if above is not None:
         raise ValueError(
             f"{argument}={str(path)!r} lies under {str(above)!r}, which is a file, not a folder."
         )
     return path
+
+
+def file_above(path) -> Path | None:
+    """The nearest existing path above ``path`` when it is a file, so that nothing can be made
+    under it; ``None`` when it is a folder (or nothing above exists)."""
+    above = next((p for p in Path(path).parents if p.exists()), None)
+    return above if above is not None and not above.is_dir() else None
 
 
 def write_atomically(path, write_fn) -> Path:

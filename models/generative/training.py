@@ -15,6 +15,7 @@ from pathlib import Path
 from flax import nnx
 
 from infer import validation as checks
+from infer.io import file_above
 from models.generative import checkpoints, loop, registry
 from models.generative import data as datasets
 from models.generative.family import Family
@@ -149,8 +150,8 @@ def _check_out(folder: Path, resume: bool) -> None:
     that holds another run's checkpoints, which a new run would mix with its own."""
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"out={str(folder)!r} is a file; pass a folder for the run's output.")
-    above = next((p for p in folder.parents if p.exists()), None)
-    if above is not None and not above.is_dir():
+    above = file_above(folder)
+    if above is not None:
         raise ValueError(f"out={str(folder)!r} lies under {str(above)!r}, which is a file.")
     if not resume and _holds_checkpoints(folder):
         raise ValueError(
