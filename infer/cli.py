@@ -87,7 +87,15 @@ def _sampler_list(text: str) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from infer.version import versions
+
     parser = _Parser(prog="infer", description="Probabilistic inference on JAX.")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=" ".join(f"{name} {version}" for name, version in versions().items()),
+        help="print the versions of infer and of the libraries its results depend on",
+    )
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
     _add_compare_command(commands)
     _add_sbc_command(commands)

@@ -229,11 +229,7 @@ class Result:
 
     def attrs(self) -> dict:
         """Run facts as NetCDF-safe attributes (strings and numbers)."""
-        import arviz_base
-        import jax
-        import numpyro
-
-        from infer.version import __version__
+        from infer.version import versions
 
         return {
             "infer_format": FORMAT,
@@ -248,14 +244,7 @@ class Result:
             "timing": settings_json(self.timing),
             "info": settings_json(self.info),
             "ground_truth": "" if self.ground_truth is None else _truth_json(self.ground_truth),
-            "versions": settings_json(
-                {
-                    "infer": __version__,
-                    "jax": jax.__version__,
-                    "numpyro": numpyro.__version__,
-                    "arviz_base": arviz_base.__version__,
-                }
-            ),
+            "versions": settings_json(versions()),
         }
 
     def to_arviz(self):

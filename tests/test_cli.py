@@ -151,6 +151,23 @@ def test_the_command_line_exits_2_with_one_line_on_bad_options():
     ], run.stderr
 
 
+def test_version_names_infer_and_the_libraries_results_depend_on(capsys):
+    """``infer --version`` (what a bug report asks for) prints the package's version, the
+    one pyproject.toml declares, and those of JAX, NumPyro and ArviZ; it exits 0."""
+    import tomllib
+    from pathlib import Path
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--version"])
+    assert exit_info.value.code == 0
+    words = capsys.readouterr().out.split()
+    printed = dict(zip(words[::2], words[1::2], strict=True))
+    assert printed["infer"] == infer.__version__ == declared["project"]["version"]
+    assert printed["numpyro"] == __import__("numpyro").__version__
+    assert {"jax", "jaxlib", "arviz_base"} <= set(printed)
+
+
 def test_saved_file_is_an_arviz_tree(tmp_path):
     result = infer.sample(0, targets.get("normal_1d"), infer.rwmh(), num_chains=2, num_samples=20)
     path = result.save(tmp_path / "run.nc")
