@@ -77,7 +77,7 @@ SETTINGS = {
 # The MNIST VAE with one regulariser of its setting taken away at a time (and all of them);
 # each row changes SETTINGS["mnist"]["vae"] by what it lists. "all" is the main run itself.
 ABLATION = {
-    "all (the VAE above)": {},
+    "all (the main setting)": {},
     "without early stopping": {"epochs": 150, "validation": None, "patience": None},
     "without IWAE-10 training": {"options": {"train_samples": 1}},
     "without weight decay": {"options": {"weight_decay": 0.0}},
@@ -232,8 +232,11 @@ def main(argv=None) -> int:
         }
         rows = {**kept, **rows}
     ablated = earlier.get("ablation") if args.only else None
+    # the commit the ablation was trained at: kept with it (before this field, the ablation
+    # was always trained with the vae row, whose commit it shared)
+    ablation_commit = ablated and earlier.get("ablation_commit", earlier["models"]["vae"]["commit"])
     if args.data == "mnist" and not args.no_ablation and not (args.only and "vae" not in args.only):
-        ablated = ablation(args.data, args.resume)
+        ablated, ablation_commit = ablation(args.data, args.resume), stamp["commit"]
     record = {
         "machine": stamp,
         "data": args.data,
@@ -243,7 +246,7 @@ def main(argv=None) -> int:
         "goals_met": goals(rows) if args.data == "mnist" and rows else {},
     }
     if ablated:
-        record["ablation"] = ablated
+        record["ablation"], record["ablation_commit"] = ablated, ablation_commit
     write_result(path, record)
     print(f"goals: {json.dumps(record['goals_met'])}\nwrote {path}")
     return 0

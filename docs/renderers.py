@@ -269,7 +269,9 @@ def generative_quality(record: dict) -> str:
     ]
     table = _table(header, rows)
     if record.get("ablation"):
-        table += "\n\n" + vae_ablation(record["ablation"], "; the vae row's commit" * by_commit)
+        commit = record.get("ablation_commit")
+        note = f"; commit `{commit[:10]}`" if commit else "; the vae row's commit" * by_commit
+        table += "\n\n" + vae_ablation(record["ablation"], note)
     return table
 
 
