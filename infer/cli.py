@@ -86,14 +86,25 @@ def _sampler_list(text: str) -> list[str]:
     return list(dict.fromkeys(names))  # a sampler named twice runs once
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from infer.version import versions
+class _PrintVersions(argparse.Action):
+    """``--version``: the versions, looked up when asked for (ArviZ's import alone takes about
+    a second, which every other command would pay if the parser looked them up)."""
 
+    def __init__(self, option_strings, dest, help=None):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from infer.version import versions
+
+        print(" ".join(f"{name} {version}" for name, version in versions().items()))
+        parser.exit(0)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="infer", description="Probabilistic inference on JAX.")
     parser.add_argument(
         "--version",
-        action="version",
-        version=" ".join(f"{name} {version}" for name, version in versions().items()),
+        action=_PrintVersions,
         help="print the versions of infer and of the libraries its results depend on",
     )
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
