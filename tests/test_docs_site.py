@@ -13,6 +13,7 @@ pytest.importorskip("mkdocs", reason="the docs tools come with the `dev` extra")
 pytest.importorskip("mkdocstrings_handlers.python", reason="the docs tools come with `dev`")
 
 
+@pytest.mark.slow  # 6 s
 def test_site_builds_strict(tmp_path):
     site = tmp_path / "site"
     build = subprocess.run(

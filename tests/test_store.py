@@ -40,6 +40,7 @@ def test_a_stored_run_equals_the_run_in_memory(tmp_path):
     assert saved.stats["is_accepted"].dtype == bool
 
 
+@pytest.mark.slow  # 10 s: `make test` runs it, `make test-fast` leaves it out
 def test_keep_and_thin_cut_what_is_stored(tmp_path):
     schools = targets.get("eight_schools")
     with warnings.catch_warnings():
