@@ -235,7 +235,9 @@ def main(argv=None) -> int:
     ablated = earlier.get("ablation") if args.only else None
     # the commit the ablation was trained at: kept with it (before this field, the ablation
     # was always trained with the vae row, whose commit it shared)
-    ablation_commit = ablated and earlier.get("ablation_commit", earlier["models"]["vae"]["commit"])
+    ablation_commit = ablated and (
+        earlier.get("ablation_commit") or earlier["models"]["vae"]["commit"]
+    )
     if args.data == "mnist" and not args.no_ablation and not (args.only and "vae" not in args.only):
         ablated, ablation_commit = ablation(args.data, args.resume), stamp["commit"]
     record = {
