@@ -47,7 +47,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     platform = jax.devices()[0].platform
     path = RESULTS / f"ais_generative_{platform}.json"
-    rows = json.loads(path.read_text())["models"] if path.exists() and args.only else {}
+    earlier = json.loads(path.read_text()) if path.exists() and args.only else {}
+    # each row says which commit it comes from; rows written before that field have the file's
+    rows = {
+        name: {"commit": earlier["machine"]["commit"], **row}
+        for name, row in earlier.get("models", {}).items()
+    }
     for model in args.only or ("vae", "aae", "gan"):
         trained = training.load(args.runs / model)
         report = annealed_evaluation.evaluate_ais(
@@ -58,8 +63,9 @@ def main(argv=None) -> int:
             num_validation=args.validation,
         )
         print(format_ais(report), flush=True)
-        rows[model] = report
-        record = {"machine": machine("flax"), "platform": platform, "models": rows}
+        stamp = machine("flax")
+        rows[model] = {**report, "commit": stamp["commit"]}
+        record = {"machine": stamp, "platform": platform, "models": rows}
         record["device"] = str(jax.devices()[0])
         write_result(path, record)
         print(f"wrote {path}", flush=True)

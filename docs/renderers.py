@@ -299,6 +299,8 @@ def vae_ablation(rows: list, note: str = "") -> str:
 
 
 def ais_generative(record: dict) -> str:
+    """One row per model; a commit column when a partial rerun left rows of several commits."""
+    by_commit = len({r.get("commit") for r in record["models"].values()} - {None}) > 1
     rows = []
     for name, r in record["models"].items():
         gap = r.get("ais_minus_iwae")
@@ -316,6 +318,7 @@ def ais_generative(record: dict) -> str:
                 _f(r["ais_ess"]["median"], 1),
                 str(r["cost"]["grads_per_image"]),
                 _f(r["cost"]["seconds_per_image"]),
+                *([f"`{r.get('commit', '')[:10]}`"] if by_commit else []),
             ]
         )
     header = [
@@ -328,6 +331,7 @@ def ais_generative(record: dict) -> str:
         "weights' ESS (median)",
         "gradients per image",
         "seconds per image",
+        *(["commit"] if by_commit else []),
     ]
     return _table(header, rows)
 
