@@ -31,6 +31,8 @@ pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: n
             r"adversarial_learning_rate must be a positive finite number; got inf",
         ),
         ("vae", {"weight_decay": math.nan}, ValueError, r"weight_decay must be a finite number"),
+        ("vae", {"shift": -1}, ValueError, r"option shift must be an integer >= 0; got -1"),
+        ("aae", {"shift": 1.5}, TypeError, r"option shift of aae must be a whole number"),
     ],
 )
 def test_an_option_of_the_wrong_kind_or_value_is_refused(model, options, error, match):

@@ -29,7 +29,13 @@ from models.generative.family import (
     Objective,
 )
 from models.generative.networks import MLP, check_variant, gaussian_log_prob
-from models.generative.vae import VAE, likelihood_inputs, likelihood_test_data, model_arguments
+from models.generative.vae import (
+    VAE,
+    check_shift,
+    likelihood_inputs,
+    likelihood_test_data,
+    model_arguments,
+)
 
 
 class GaussianMixturePrior(nnx.Module):
@@ -194,6 +200,7 @@ DEFAULTS = {
     "entropy_weight": 1.0,
     "learning_rate": 1e-3,
     "adversarial_learning_rate": 1e-3,
+    "shift": 0,
 }
 
 _AUTOENCODER = nnx.All(nnx.Param, nnx.PathContains("autoencoder"))
@@ -223,6 +230,7 @@ def _objectives(options):
 
 
 def _build(dataset, options, rngs):
+    check_shift(options)
     return AAE(*model_arguments(dataset, options), rngs=rngs)
 
 

@@ -239,3 +239,29 @@ def binarize(rng_key, images: jax.Array) -> jax.Array:
         float32 array of the same shape with values in {0, 1}.
     """
     return (jax.random.uniform(rng_key, images.shape) < images).astype(jnp.float32)
+
+
+def shift(rng_key, images: jax.Array, max_shift: int) -> jax.Array:
+    """Data augmentation: each image moved by a random whole number of pixels, drawn
+    uniformly from ``-max_shift..max_shift`` along each axis, with zeros shifted in.
+
+    Args:
+        rng_key: a JAX key.
+        images: (batch, height, width).
+        max_shift: the largest move in pixels, a non-negative int (0 returns ``images``).
+
+    Returns:
+        An array of the same shape and dtype.
+    """
+    if max_shift == 0:
+        return images
+    batch, height, width = images.shape
+    offsets = jax.random.randint(rng_key, (batch, 2), -max_shift, max_shift + 1)
+    margin = ((0, 0), (max_shift, max_shift), (max_shift, max_shift))
+    padded = jnp.pad(images, margin)
+
+    def one(image, offset):
+        start = max_shift - offset
+        return jax.lax.dynamic_slice(image, (start[0], start[1]), (height, width))
+
+    return jax.vmap(one)(padded, offsets)

@@ -25,7 +25,7 @@ import optax
 from flax import nnx
 
 from infer import validation as checks
-from models.generative.data import binarize
+from models.generative.data import binarize, shift
 from models.generative.family import (
     DecoderDensity,
     Family,
@@ -162,6 +162,7 @@ DEFAULTS = {
     "train_samples": 1,
     "learning_rate": 1e-3,
     "weight_decay": 0.0,
+    "shift": 0,
 }
 
 
@@ -179,7 +180,16 @@ def model_arguments(dataset, options) -> tuple:
 
 
 def _build(dataset, options, rngs):
+    check_shift(options)
     return VAE(*model_arguments(dataset, options), rngs=rngs)
+
+
+def check_shift(options) -> int:
+    """``options["shift"]`` (the augmentation of :func:`likelihood_inputs`), checked on the
+    host before anything is traced."""
+    return checks.positive_int(
+        "option shift", options.get("shift", 0), "0 turns the augmentation off.", minimum=0
+    )
 
 
 def _objectives(options):
@@ -203,7 +213,12 @@ def adam(options) -> optax.GradientTransformation:
 
 def likelihood_inputs(key, images, dataset, options):
     """Binarised images (fresh per batch) for a Bernoulli likelihood, raw counts for a
-    Binomial one."""
+    Binomial one; first moved by up to ``options["shift"]`` pixels (:func:`shift`, data
+    augmentation) when that is above 0."""
+    max_shift = options.get("shift", 0)
+    if max_shift:  # without it, the same random numbers as before the option existed
+        key, key_shift = jax.random.split(key)
+        images = shift(key_shift, images, max_shift)
     if options["likelihood"] == "bernoulli":
         return binarize(key, images)
     return jnp.rint(images * dataset.max_count)
