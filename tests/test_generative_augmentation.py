@@ -61,16 +61,15 @@ def test_a_different_key_moves_the_images_differently_and_zero_moves_nothing():
 def test_the_training_batches_of_the_vae_and_aae_are_shifted_by_the_option(max_shift):
     """``likelihood_inputs`` (the VAE's and the AAE's ``train_batch``) moves each image by at
     most the option: for the Binomial likelihood, whose counts are not random, every output
-    is a translation of its input's counts, and with shift 1 some are moved."""
-    from types import SimpleNamespace
+    is a translation of its input's counts, and with shift 1 some are moved. The images are
+    random (each translation then unique), on the digits data set's counts scale."""
+    from models.generative import data, vae
 
-    from models.generative import vae
-
-    images = np.random.default_rng(3).uniform(size=(200, 6, 6)).astype(np.float32)
-    dataset = SimpleNamespace(max_count=16)
+    dataset = data.load("digits")
+    images = np.random.default_rng(3).uniform(size=(200, *dataset.image_shape)).astype(np.float32)
     options = {**vae.DEFAULTS, "likelihood": "binomial", "shift": max_shift}
     counts = np.asarray(vae.likelihood_inputs(jax.random.key(0), images, dataset, options))
-    found = offsets_of(np.rint(images * 16), counts, max_shift)
+    found = offsets_of(np.rint(images * dataset.max_count), counts, max_shift)
     assert any(offset != (0, 0) for offset in found) == (max_shift > 0)
 
 
