@@ -3,6 +3,12 @@ sorted once (as unsigned integer keys, XLA's fastest sort), their average ranks 
 as ``scipy.stats.rankdata`` does) turned into Blom's normal scores by a table lookup, and the
 folded draws ``|x - median|`` ranked from the same sort by a bitonic merge.
 
+On the CPU the sort itself can run in NumPy (``host=True``, through ``jax.pure_callback``):
+XLA's CPU sort is a scalar comparison sort, one thread per row, where NumPy's sorts integers
+with the processor's vector instructions (x86-simd-sort), several times faster on the packed
+keys below. The keys sorted and the order found are the same either way, so are the ranks.
+On an accelerator the sort stays XLA's, on the device.
+
 Every function takes a 1-D array of one parameter's (split) draws, ``(size,)``. Padded
 draws (a run whose draws grow, see :mod:`infer.chain_stats`) come with ``mask``, True for
 the real ones, and ``count``, how many there are: the others sort after every real value
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import functools
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
@@ -67,20 +74,87 @@ def _masked_keys(keys, mask):
     )
 
 
-def sort(values, with_order, wide, mask=None):
+def _as_words(keys):
+    """64-bit keys ``(..., size)`` as pairs of 32-bit words ``(..., size, 2)``: a callback's
+    arguments reach it as JAX arrays outside the caller's ``jax.enable_x64``, which would
+    narrow 64-bit integers; 32-bit words cross unchanged and NumPy views them back."""
+    return lax.bitcast_convert_type(keys, jnp.uint32) if keys.dtype.itemsize == 8 else keys
+
+
+def _from_words(words, dtype):
+    return words if words.dtype == dtype else lax.bitcast_convert_type(words, dtype)
+
+
+def _numpy_keys(words, dtype):
+    """The keys of :func:`_as_words` as a NumPy array ``(..., size)``."""
+    words = np.asarray(words)
+    return words if dtype.itemsize == 4 else words.view(dtype)[..., 0]
+
+
+def _numpy_words(keys):
+    return keys.view(np.uint32).reshape(*keys.shape, 2) if keys.dtype.itemsize == 8 else keys
+
+
+def _host_sort(words, dtype, kind):
+    return _numpy_words(np.sort(_numpy_keys(words, dtype), axis=-1, kind=kind))
+
+
+def _host_argsort(words, dtype, kind):
+    keys = _numpy_keys(words, dtype)
+    order = np.argsort(keys, axis=-1, kind=kind)
+    return _numpy_words(np.take_along_axis(keys, order, axis=-1)), order.astype(np.int32)
+
+
+def _sorted_keys(keys, host, kind=None):
+    """Unsigned keys ``(size,)`` sorted, by XLA or (``host``) by NumPy on the host with its
+    sort of that ``kind`` (None: its fastest; "stable" for keys in a few sorted runs)."""
+    if not host:
+        return lax.sort(keys)
+    words = _as_words(keys)
+    callback = functools.partial(_host_sort, dtype=np.dtype(keys.dtype), kind=kind)
+    shape = jax.ShapeDtypeStruct(words.shape, words.dtype)
+    return _from_words(
+        jax.pure_callback(callback, shape, words, vmap_method="expand_dims"), keys.dtype
+    )
+
+
+def _sorted_with_order(keys, host, kind=None):
+    """Unsigned keys ``(size,)`` sorted and the int32 permutation that sorts them (ties in
+    any order: their ranks are averaged), by XLA or (``host``) by NumPy on the host, as
+    :func:`_sorted_keys`."""
+    index = lax.iota(jnp.int32, keys.shape[0])
+    if not host:
+        return lax.sort((keys, index), num_keys=1)
+    words = _as_words(keys)
+    callback = functools.partial(_host_argsort, dtype=np.dtype(keys.dtype), kind=kind)
+    shapes = (
+        jax.ShapeDtypeStruct(words.shape, words.dtype),
+        jax.ShapeDtypeStruct(index.shape, index.dtype),
+    )
+    words, order = jax.pure_callback(callback, shapes, words, vmap_method="expand_dims")
+    return _from_words(words, keys.dtype), order
+
+
+def _keys_and_order(keys, wide, host, kind=None):
+    """Unsigned keys ``(size,)`` sorted, and the int32 permutation that sorts them. ``wide``
+    (x64 on): 32-bit keys and their index are packed into one 64-bit integer, whose
+    one-operand sort is the fastest of all. ``host``, ``kind``: as :func:`_sorted_keys`."""
+    if wide and keys.dtype.itemsize <= 4:
+        index = lax.iota(jnp.uint64, keys.shape[0])
+        packed = _sorted_keys((keys.astype(jnp.uint64) << 32) | index, host, kind)
+        return (packed >> 32).astype(keys.dtype), (packed & 0xFFFFFFFF).astype(jnp.int32)
+    return _sorted_with_order(keys, host, kind)
+
+
+def sort(values, with_order, wide, mask=None, host=False):
     """The values sorted (ties of -0.0 and 0.0 stay adjacent), and with ``with_order`` the
     permutation that sorts them. ``wide`` (x64 on): 32-bit keys and their index are packed into
     one 64-bit integer, whose one-operand sort is the fastest of all. With ``mask``, the padded
-    values come last, as NaN."""
+    values come last, as NaN. ``host``: NumPy sorts (on the CPU only: the keys go to the host)."""
     keys = _masked_keys(_sort_keys(values), mask)
     if not with_order:
-        return _from_sort_keys(lax.sort(keys), values.dtype)
-    index = lax.iota(jnp.int32, values.shape[0])
-    if wide and keys.dtype.itemsize <= 4:
-        packed = lax.sort((keys.astype(jnp.uint64) << 32) | index.astype(jnp.uint64))
-        keys, order = (packed >> 32).astype(keys.dtype), (packed & 0xFFFFFFFF).astype(jnp.int32)
-    else:
-        keys, order = lax.sort((keys, index), num_keys=1)
+        return _from_sort_keys(_sorted_keys(keys, host), values.dtype)
+    keys, order = _keys_and_order(keys, wide, host)
     return _from_sort_keys(keys, values.dtype), order
 
 
@@ -131,11 +205,12 @@ def _average_scores(sorted_values, scores):
     return _tie_scores(sorted_values, scores)
 
 
-def z_scores(values, scores, mask=None):
+def z_scores(values, scores, mask=None, host=False):
     """Normal scores of the average ranks of a 1-D array (ArviZ's ``_z_scale``, ties averaged
     as ``scipy.stats.rankdata(method="average")``), the sorted values, and the permutation
-    that sorts them. Padded values (``mask`` False) get NaN."""
-    sorted_values, order = sort(values, True, wide=scores.dtype == jnp.float64, mask=mask)
+    that sorts them. Padded values (``mask`` False) get NaN. ``host``: as :func:`sort`."""
+    wide = scores.dtype == jnp.float64
+    sorted_values, order = sort(values, True, wide=wide, mask=mask, host=host)
     z_sorted = _average_scores(sorted_values, scores)
     z = jnp.zeros(values.shape[0], scores.dtype).at[order].set(z_sorted, unique_indices=True)
     return z, sorted_values, order
@@ -172,7 +247,7 @@ def _bitonic_merge(keys, payload, packed):
     return keys[:size], payload[:size]
 
 
-def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None):
+def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None, host=False):
     """The normal scores of the average ranks of the folded draws ``|x - median|``, in the
     order of the draws ``values``, given them sorted and their sorting permutation ``order``.
 
@@ -180,18 +255,23 @@ def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None)
     rise after it, so a bitonic merge sorts them. Each carries a tie-break, its sorted position
     (reversed before the median), so that the pairs strictly fall and rise whatever the ties.
     For fewer than :data:`FAST_FROM` draws, a second sort (quicker to compile). Padded draws:
-    the first ``count`` sorted values are the real ones, ``mask`` marks them in ``values``."""
+    the first ``count`` sorted values are the real ones, ``mask`` marks them in ``values``.
+    ``host``: the second sort's, as :func:`sort`."""
     size = sorted_values.shape[0]
     half = (size if count is None else count) // 2
     median = (sorted_values[half - 1] + sorted_values[half]) / 2
     if size < FAST_FROM:
-        return z_scores(jnp.abs(values - median), scores, mask)[0]
+        return z_scores(jnp.abs(values - median), scores, mask, host)[0]
     position = lax.iota(jnp.int32, size)
     keys = _sort_keys(jnp.abs(sorted_values - median))
     keys = keys if count is None else _masked_keys(keys, position < count)
-    tie_break = jnp.where(position < half, 2 * size - 1 - position, position)
     packed = keys.dtype.itemsize <= 4 and scores.dtype == jnp.float64
-    merged, tie_break = _bitonic_merge(keys, tie_break, packed)
-    position = jnp.where(tie_break < size, tie_break, 2 * size - 1 - tie_break)
+    if host:  # a second sort, on the host, is cheaper than the merge: a merge sort (NumPy's
+        # "stable") finds the two sorted runs, falling and rising, and merges them in one pass
+        merged, position = _keys_and_order(keys, packed, host, kind="stable")
+    else:
+        tie_break = jnp.where(position < half, 2 * size - 1 - position, position)
+        merged, tie_break = _bitonic_merge(keys, tie_break, packed)
+        position = jnp.where(tie_break < size, tie_break, 2 * size - 1 - tie_break)
     z_sorted = _tie_scores(merged, scores)
     return jnp.zeros(size, scores.dtype).at[order[position]].set(z_sorted, unique_indices=True)

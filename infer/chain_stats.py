@@ -58,7 +58,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 
 from infer import validation
-from infer.chain_ranks import normal_scores
+from infer.chain_ranks import FAST_FROM, normal_scores
 from infer.chain_stats_kernels import (
     FLOAT64_PLATFORMS,
     RHAT_METHODS,
@@ -120,6 +120,10 @@ def _run(
     compute_dtype = _compute_dtype(arrays, dtype)
     caller_has_x64 = jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.float64
     out_dtype = "float64" if caller_has_x64 and compute_dtype == "float64" else "float32"
+    num_chains, num_draws = arrays[0].shape[:2]
+    room = _padded_length(num_draws, padded)
+    split_size = 2 * num_chains * (num_draws // 2)
+    host_sort = _platforms(arrays) == {"cpu"} and 2 * num_chains * (room // 2) >= FAST_FROM
     plan = Plan(
         tuple(wanted),
         prob,
@@ -129,11 +133,9 @@ def _run(
         out_dtype,
         _mesh(arrays),
         padded,
+        host_sort,
     )
-    num_chains, num_draws = arrays[0].shape[:2]
-    room = _padded_length(num_draws, padded)
     arrays = tuple(_pad_draws(a, room) for a in arrays)
-    split_size = 2 * num_chains * (num_draws // 2)
     scores = normal_scores(split_size, compute_dtype, 2 * num_chains * (room // 2))
     num_values = sum(a.size for a in arrays)
     run = program(num_values, _platforms(arrays))

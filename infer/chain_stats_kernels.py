@@ -46,6 +46,7 @@ class Plan(NamedTuple):
     out_dtype: str
     mesh: jax.sharding.Mesh | None  # the mesh the draws are sharded over, if any
     padded: bool = False  # the draw axis is padded: Lengths.draws says how much is real
+    host_sort: bool = False  # NumPy sorts on the host (CPU only), see infer.chain_ranks
 
 
 class Valid(NamedTuple):
@@ -150,7 +151,7 @@ def _tau(centred, between, fft_len, count=None):
     n = centred.shape[2]
     lags = min(fft_len - n, n - 1) + 1
     spectrum = jnp.fft.rfft(centred, n=fft_len, axis=2)
-    power = (spectrum.real**2 + spectrum.imag**2).mean(axis=1)  # chains averaged: irfft is linear
+    power = (jnp.abs(spectrum) ** 2).mean(axis=1)  # chains averaged: irfft is linear
     n = n if count is None else count  # padded: the real draws, and zeros after them
     mean_acov = jnp.fft.irfft(power, n=fft_len, axis=1)[:, :lags] / n
     mean_var = mean_acov[:, 0] * n / (n - 1)
@@ -245,12 +246,12 @@ def _flat(valid, num_chains):
     return num_chains * valid.count, jnp.tile(valid.mask, num_chains)
 
 
-def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, valid=None):
+def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, valid=None, host=False):
     """The larger of the R-hats of the normal scores of the split draws and of the folded
     split draws ``|x - median|`` (ArviZ's max, which keeps the bulk value when the tail is NaN).
     ``rhat_fn(z)`` of padded draws leaves out what ``valid`` does."""
     count, mask = _flat(valid, split.shape[0])
-    z_tail = folded_z_scores(split.reshape(-1), sorted_split, order, scores, count, mask)
+    z_tail = folded_z_scores(split.reshape(-1), sorted_split, order, scores, count, mask, host)
     bulk = rhat_fn(z_bulk.reshape(split.shape))
     tail = rhat_fn(z_tail.reshape(split.shape))
     return jnp.where(tail > bulk, tail, bulk)
@@ -264,18 +265,18 @@ def _nested(x, split, ranked, scores, plan):
     if plan.nested_method == "split":
         return _rhat_nested(split.astype(scores.dtype), split_ids)
     z_bulk, sorted_split, order = ranked
-    return _rank_rhat(
-        split, z_bulk, sorted_split, order, lambda z: _rhat_nested(z, split_ids), scores
-    )
+    rhat_fn = functools.partial(_rhat_nested, superchain_ids=split_ids)
+    return _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, host=plan.host_sort)
 
 
-def _tail_series(x, valid, split, sorted_split, lengths):
+def _tail_series(x, valid, split, sorted_split, lengths, host):
     """The indicators ``split <= q`` at the two tail quantiles ``q`` of all draws ``x``
     (those of the split draws when they are all the draws and already sorted)."""
     if sorted_split is not None and valid is None and x.shape[1] % 2 == 0:
         sorted_all = sorted_split
     else:
-        sorted_all = sort(x.reshape(-1), False, wide=False, mask=_flat(valid, x.shape[0])[1])
+        mask = _flat(valid, x.shape[0])[1]
+        sorted_all = sort(x.reshape(-1), False, wide=False, mask=mask, host=host)
     return {
         f"tail{i}": split <= _quantile(sorted_all, lengths.tail_index[i], lengths.tail_weight[i])
         for i in range(2)
@@ -300,18 +301,19 @@ def _param_stats(x, scores, lengths, plan):
     z_bulk = sorted_split = order = None
     if ranked:
         mask = _flat(split_valid, split.shape[0])[1]
-        z_bulk, sorted_split, order = z_scores(split.reshape(-1), scores, mask)
+        z_bulk, sorted_split, order = z_scores(split.reshape(-1), scores, mask, plan.host_sort)
         series["ess_bulk"] = z_bulk.reshape(split.shape)
     if "rhat" in wanted and num_chains > 1:
         rhat_fn = functools.partial(_rhat, valid=split_valid)
-        out["rhat"] = _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, split_valid)
+        ranks = (split, z_bulk, sorted_split, order)
+        out["rhat"] = _rank_rhat(*ranks, rhat_fn, scores, split_valid, plan.host_sort)
     elif "rhat" in wanted:
         out["rhat"] = nan
     if "rhat_nested" in wanted:
         ranks = (z_bulk, sorted_split, order) if ranked else None
         out["rhat_nested"] = _nested(x, split, ranks, scores, plan) if num_chains > 1 else nan
     if "ess_tail" in wanted:
-        series.update(_tail_series(x, valid, split, sorted_split, lengths))
+        series.update(_tail_series(x, valid, split, sorted_split, lengths, plan.host_sort))
     xc = x.astype(ctype)
     if "mcse_mean" in wanted:
         series["mcse_mean"] = _split(xc, valid)[0]

@@ -101,3 +101,42 @@ def test_geyer_sums_past_the_first_lags_match_arviz(phis):
         assert_matches(mine["x"][stat], reference[stat]["x"], what=f"{stat} for phi {phis}")
     if 0.999 in phis:  # far past the first 1,125 lags: Geyer's sum goes on for thousands
         assert float(np.min(mine["x"]["ess_bulk"])) < NUM_CHAINS * 2 * LONG / 1000
+
+
+def _sorted_and_order(out, with_order):
+    return (np.asarray(out[0]), np.asarray(out[1])) if with_order else (np.asarray(out), None)
+
+
+@pytest.mark.parametrize(
+    "dtype, x64", [(np.float64, True), (np.float32, True), (np.float32, False)]
+)
+@pytest.mark.parametrize("with_order", [False, True])
+def test_numpys_sort_on_the_host_sorts_as_xla_does(dtype, x64, with_order):
+    """``host=True`` (NumPy's sort through a callback, what the CPU uses for many draws) gives
+    XLA's sorted values bit for bit and a permutation that sorts, for every key width (64-bit
+    keys cross the callback as 32-bit words, which a narrowing would break), padded values
+    (``mask``) last, one parameter and a vmapped batch."""
+    x = short_ties(4, dtype)[..., 0].reshape(-1)
+    x[::7] = -x[::7] * 0.0  # -0.0 and 0.0 among the values
+    mask = np.arange(x.size) % 11 != 3
+    cases = {  # name -> (inputs, the values they sort)
+        "one": ((x, None), x),
+        "masked": ((x, mask), np.where(mask, x, np.nan).astype(dtype)),
+        "batch": ((np.stack([x, x[::-1]]), None), np.stack([x, x[::-1]])),
+    }
+    with jax.enable_x64(x64):
+        for wide in {False, x64}:
+            for name, ((values, m), expected_values) in cases.items():
+
+                def sort(v, host, m=m, wide=wide):
+                    return chain_ranks.sort(v, with_order, wide, mask=m, host=host)
+
+                run = jax.vmap if values.ndim == 2 else lambda f: f
+                host = _sorted_and_order(jax.jit(run(lambda v: sort(v, True)))(values), with_order)
+                xla = _sorted_and_order(jax.jit(run(lambda v: sort(v, False)))(values), with_order)
+                assert host[0].dtype == xla[0].dtype == dtype, name
+                assert host[0].tobytes() == xla[0].tobytes(), f"{name}, wide={wide}"
+                if with_order:
+                    assert host[1].dtype == np.int32
+                    gathered = np.take_along_axis(expected_values, host[1], axis=-1)
+                    np.testing.assert_array_equal(gathered, host[0], err_msg=name)
