@@ -198,11 +198,31 @@ _tie_scores = batchwise_cond(
 (under ``vmap``), unless one of them has such a value."""
 
 
+def _untied_scores(sorted_values, scores):
+    """:func:`_near_scores` where no two values are equal but perhaps the first two (as the
+    two nearest the median are, among folded draws): each value's twice rank is ``2 i + 2``,
+    and its score is the table read in stride (no gather); a tied first pair shares 3."""
+    size = sorted_values.shape[0]
+    strided = lax.slice(scores, (2,), (2 * size + 1,), (2,))
+    first_pair = jnp.where(sorted_values[0] == sorted_values[1], scores[3], strided[:2])
+    return lax.dynamic_update_slice(strided, first_pair, (0,))
+
+
+def _ties_past_the_first_pair(sorted_values, scores):
+    return (sorted_values[..., 2:] == sorted_values[..., 1:-1]).any()
+
+
+_scores_of_sorted = batchwise_cond(_ties_past_the_first_pair, _tie_scores, _untied_scores)
+""":func:`_tie_scores`, read from the table in stride where no two values are equal but
+perhaps the first two (draws of a continuous distribution, most often)."""
+
+
 def _average_scores(sorted_values, scores):
-    """:func:`_tie_scores` for many draws; the scans alone for few (which compile faster)."""
+    """:func:`_scores_of_sorted` for many draws; the scans alone for few (which compile
+    faster)."""
     if sorted_values.shape[0] < FAST_FROM:
         return _scanned_scores(sorted_values, scores)
-    return _tie_scores(sorted_values, scores)
+    return _scores_of_sorted(sorted_values, scores)
 
 
 def z_scores(values, scores, mask=None, host=False):
@@ -273,5 +293,5 @@ def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None,
         tie_break = jnp.where(position < half, 2 * size - 1 - position, position)
         merged, tie_break = _bitonic_merge(keys, tie_break, packed)
         position = jnp.where(tie_break < size, tie_break, 2 * size - 1 - tie_break)
-    z_sorted = _tie_scores(merged, scores)
+    z_sorted = _scores_of_sorted(merged, scores)
     return jnp.zeros(size, scores.dtype).at[order[position]].set(z_sorted, unique_indices=True)

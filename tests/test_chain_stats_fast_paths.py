@@ -51,7 +51,7 @@ def blom_scores_of_average_ranks(x):
     return stats.norm.ppf((stats.rankdata(x) - 3 / 8) / (x.size + 1 / 4))
 
 
-@pytest.mark.parametrize("longest", [2, 4, 9])
+@pytest.mark.parametrize("longest", [1, 2, 4, 9])
 def test_rank_normalisation_equals_scipys_average_ranks(longest):
     """``z_scores`` and ``folded_z_scores`` of many draws, one parameter at a time and as a
     vmapped batch (whose tie handling is decided for the whole batch), against scipy."""
