@@ -20,10 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.sharding import NamedSharding, PartitionSpec
-from scipy.fftpack import next_fast_len
 
-from infer.batchwise import batchwise_cond
-from infer.chain_ranks import FAST_FROM, folded_z_scores, sort, z_scores
+from infer.autocorrelation import integrated_time
+from infer.chain_ranks import folded_z_scores, sort, z_scores
 
 TAIL_PROB = (0.05, 0.95)
 STATISTICS = ("rhat", "ess_bulk", "ess_tail", "mcse_mean", "mcse_sd")
@@ -119,88 +118,14 @@ def _quantile(sorted_values, index, weight):
     return jnp.where(weight[0] >= 0.5, b - (b - a) * weight[1], a + (b - a) * weight[0])
 
 
-def _geyer_tau(rho, num_draws):
-    """ArviZ's integrated autocorrelation time from the autocorrelations ``rho`` of its lags
-    ``0..len(rho)-1`` for chains of ``num_draws`` draws: Geyer's initial positive sequence, its
-    monotone version, and ArviZ's last-term rule. Returns ``(tau, exact)``: ``exact`` is False
-    when ``rho`` stops before the lag where Geyer's sum does (then ``tau`` means nothing).
-    ``num_draws`` may be traced (padded draws: ``rho`` holds their lags, and more)."""
-    most = max((rho.shape[0] - 2) // 2, 0)  # the last pair rho holds
-    limit = jnp.maximum((num_draws - 3) // 2, 0)  # the largest pair ArviZ's loop can reach
-    known = jnp.minimum(limit, most)
-    pairs = rho[: 2 * (most + 1)].reshape(most + 1, 2).at[0, 0].set(1.0)
-    pair_sums = pairs.sum(axis=1)
-    index = jnp.arange(most + 1)
-    stops = ~(pair_sums > 0) & (index < jnp.minimum(known + 1, limit))
-    found = stops.any()
-    stop = jnp.where(found, jnp.argmax(stops), known)
-    monotone = lax.cummin(pair_sums)
-    body = jnp.sum(jnp.where(index < stop, monotone, 0.0))
-    last_even, last_pair = pairs[stop, 0], pair_sums[stop]
-    tail = jnp.where((last_pair >= 0) | (last_even > 0), last_even, 0.0)
-    tau = -1 + 2 * body + tail
-    exact = found | (known == limit)
-    return jnp.where(jnp.isnan(rho[1]), jnp.nan, tau), exact
-
-
-def _tau(centred, between, fft_len, count=None):
-    """Geyer's ``(tau, exact)`` of each series of ``centred`` (num_series, num_chains, n),
-    from its chains' mean autocovariance at the lags ``0..fft_len - n`` (those a circular
-    correlation of that length gets without wrapping round); ``between``: the variance of the
-    chain means (num_series,). Padded series: ``count`` real draws, then zeros."""
-    n = centred.shape[2]
-    lags = min(fft_len - n, n - 1) + 1
-    spectrum = jnp.fft.rfft(centred, n=fft_len, axis=2)
-    power = (jnp.abs(spectrum) ** 2).mean(axis=1)  # chains averaged: irfft is linear
-    n = n if count is None else count  # padded: the real draws, and zeros after them
-    mean_acov = jnp.fft.irfft(power, n=fft_len, axis=1)[:, :lags] / n
-    mean_var = mean_acov[:, 0] * n / (n - 1)
-    var_plus = mean_var * (n - 1) / n + between
-    rho = 1 - (mean_var[:, None] - mean_acov) / var_plus[:, None]
-    return jax.vmap(lambda r: _geyer_tau(r, n))(rho)
-
-
-def _fft_lengths(num_chains, n):
-    """The FFT lengths of every lag (as ArviZ: ``next_fast_len(2 n)``) and, for series of
-    :data:`FAST_FROM` draws and more, of the first ``max(n // 8, 32)`` lags, where Geyer's sum
-    stops for all but slowly mixing chains; None for the second when it would not pay."""
-    full = next_fast_len(2 * n)
-    short = next_fast_len(n + max(n // 8, 32))
-    return full, short if short < 0.75 * full and num_chains * n >= FAST_FROM else None
-
-
-def _every_lag(tau, exact, centred, between):
-    return _tau(centred, between, _fft_lengths(*centred.shape[1:])[0])[0]
-
-
-# Geyer's tau from the first lags where that was exact, else from every lag (for a batch of
-# parameters under vmap: from every lag when any of the batch needs it).
-_tau_or_every_lag = batchwise_cond(
-    lambda tau, exact, centred, between: ~exact.all(),
-    _every_lag,
-    lambda tau, exact, centred, between: tau,
-)
-
-
-def _geyer(centred, between, valid=None):
-    """Geyer's ``tau`` of each series (see :func:`_tau`), from the first lags'
-    autocovariances when Geyer's sum stops within them, else from every lag's (always, for
-    padded series)."""
-    full, short = _fft_lengths(*centred.shape[1:])
-    if valid is not None:
-        return _tau(centred, between, full, valid.count)[0]
-    if short is None:
-        return _tau(centred, between, full)[0]
-    tau, exact = _tau(centred, between, short)
-    return _tau_or_every_lag(tau, exact, centred, between)
-
-
-def _ess(series, ctype, valid=None):
-    """ArviZ's ``_ess`` of each of a stack of split series (num_series, num_chains, half)."""
+def _ess(series, ctype, valid=None, constant=None):
+    """ArviZ's ``_ess`` of each of a stack of split series (num_series, num_chains, half).
+    ``constant`` (num_series,): which series are constant (ESS their size), if known."""
     _, num_chains, n = series.shape
     series = series.astype(ctype)
     centred = _keep(series - _mean(series, axis=2, keepdims=True, valid=valid), valid, 0)
-    tau = _geyer(centred, _var(_mean(series, axis=2, valid=valid), axis=1, ddof=1), valid)
+    between = _var(_mean(series, axis=2, valid=valid), axis=1, ddof=1)
+    tau = integrated_time(centred, between, None if valid is None else valid.count)
     if valid is None:
         size = num_chains * n
         floor = 1 / math.log10(size)
@@ -208,9 +133,29 @@ def _ess(series, ctype, valid=None):
         size = num_chains * valid.count
         floor = 1 / jnp.log10(size.astype(ctype))
     ess = size / jnp.maximum(tau, floor)
-    highest = _keep(series, valid, -jnp.inf).max(axis=(1, 2))
-    lowest = _keep(series, valid, jnp.inf).min(axis=(1, 2))
-    return jnp.where(highest - lowest < _CONSTANT_RANGE, size, ess)
+    if constant is None:
+        highest = _keep(series, valid, -jnp.inf).max(axis=(1, 2))
+        lowest = _keep(series, valid, jnp.inf).min(axis=(1, 2))
+        constant = highest - lowest < _CONSTANT_RANGE
+    return jnp.where(constant, size, ess)
+
+
+def _constant(names, sorted_split, count, quantiles, ctype):
+    """Whether each series of ``names`` is constant (ArviZ: its range is under
+    ``_CONSTANT_RANGE``), from the first and last of the ``count`` real sorted split draws
+    rather than a pass over every series; None when a series is not one of the draws' (the
+    squares of ``mcse_sd``). ``quantiles``: the tail quantiles of the indicators."""
+    lowest = sorted_split[0]
+    highest = sorted_split[-1] if count is None else sorted_split[count - 1]
+    flags = {
+        "ess_bulk": lowest == highest,  # the normal scores of their ranks are then all equal
+        "mcse_mean": highest.astype(ctype) - lowest.astype(ctype) < _CONSTANT_RANGE,
+    }
+    for i, q in enumerate(quantiles):
+        flags[f"tail{i}"] = (highest <= q) | (lowest > q)  # every indicator 1, or every one 0
+    if any(name not in flags for name in names):
+        return None
+    return jnp.stack([flags[name] for name in names])
 
 
 def _rhat(z, valid=None):
@@ -271,16 +216,17 @@ def _nested(x, split, ranked, scores, plan):
 
 def _tail_series(x, valid, split, sorted_split, lengths, host):
     """The indicators ``split <= q`` at the two tail quantiles ``q`` of all draws ``x``
-    (those of the split draws when they are all the draws and already sorted)."""
+    (those of the split draws when they are all the draws and already sorted), and the two
+    ``q``."""
     if sorted_split is not None and valid is None and x.shape[1] % 2 == 0:
         sorted_all = sorted_split
     else:
         mask = _flat(valid, x.shape[0])[1]
         sorted_all = sort(x.reshape(-1), False, wide=False, mask=mask, host=host)
-    return {
-        f"tail{i}": split <= _quantile(sorted_all, lengths.tail_index[i], lengths.tail_weight[i])
-        for i in range(2)
-    }
+    quantiles = [
+        _quantile(sorted_all, lengths.tail_index[i], lengths.tail_weight[i]) for i in range(2)
+    ]
+    return {f"tail{i}": split <= q for i, q in enumerate(quantiles)}, quantiles
 
 
 def _param_stats(x, scores, lengths, plan):
@@ -312,8 +258,10 @@ def _param_stats(x, scores, lengths, plan):
     if "rhat_nested" in wanted:
         ranks = (z_bulk, sorted_split, order) if ranked else None
         out["rhat_nested"] = _nested(x, split, ranks, scores, plan) if num_chains > 1 else nan
+    quantiles = ()
     if "ess_tail" in wanted:
-        series.update(_tail_series(x, valid, split, sorted_split, lengths, plan.host_sort))
+        tails, quantiles = _tail_series(x, valid, split, sorted_split, lengths, plan.host_sort)
+        series.update(tails)
     xc = x.astype(ctype)
     if "mcse_mean" in wanted:
         series["mcse_mean"] = _split(xc, valid)[0]
@@ -322,7 +270,9 @@ def _param_stats(x, scores, lengths, plan):
         series["mcse_sd"] = _split(squares, valid)[0]
     if series:
         stacked = jnp.stack([s.astype(ctype) for s in series.values()])
-        ess = dict(zip(series, _ess(stacked, ctype, split_valid), strict=True))
+        count = _flat(split_valid, split.shape[0])[0]
+        constant = None if not ranked else _constant(series, sorted_split, count, quantiles, ctype)
+        ess = dict(zip(series, _ess(stacked, ctype, split_valid, constant), strict=True))
     if "ess_bulk" in wanted:
         out["ess_bulk"] = ess["ess_bulk"]
     if "ess_tail" in wanted:

@@ -44,6 +44,9 @@ def make_draws(num_draws, dtype=np.float64, seed=0):
         "with_nan": with_nan,
         "ties": np.round(2 * rng.normal(size=shape)),
         "shifted_chains": rng.normal(size=shape) + 0.5 * np.arange(NUM_CHAINS)[:, None],
+        # one in ten draws is 1, the rest 0: the 95% quantile is 1, so every indicator of the
+        # upper tail is 1 (a constant series, whose ESS is its size) while the draws vary
+        "mostly_zero": (np.arange(NUM_CHAINS * num_draws) % 10 == 3).reshape(shape) * 1.0,
     }
     return {name: value.astype(dtype) for name, value in draws.items()}
 
