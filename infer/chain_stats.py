@@ -3,19 +3,23 @@ ESS, MCSE of the mean and of the sd, and nested R-hat.
 
 Each reproduces ``arviz_stats`` 1.x (its numpy ``base`` backend, which stays the reference
 behind ``infer.summary`` and the DataTree) step by step: split chains (an odd chain loses its
-middle draw), ranks from a sort on the device with ties averaged as ``scipy.stats.rankdata``
-does, Blom's normal scores ``Phi^-1((r - 3/8) / (S + 1/4))``, the folded draws ``|x - median|``
-for the tail R-hat (ranked from the same sort by a bitonic merge, :mod:`infer.chain_ranks`),
-autocovariances by FFT, Geyer's initial positive and monotone sequences
+middle draw), ranks from a sort (XLA's on an accelerator; NumPy's, through a callback, for
+many draws on the CPU) with ties averaged as ``scipy.stats.rankdata`` does, Blom's normal
+scores ``Phi^-1((r - 3/8) / (S + 1/4))``, the folded draws ``|x - median|`` for the tail
+R-hat (ranked from the same sort by a bitonic merge, or on the CPU by NumPy's merge sort,
+:mod:`infer.chain_ranks`), autocovariances by FFT (:mod:`infer.autocorrelation`), Geyer's
+initial positive and monotone sequences
 with ArviZ's truncation, tail ESS as the smaller ESS of the indicators ``x <= q`` at the two
 quantiles (numpy's "linear" quantile, rounded as numpy rounds it), and ArviZ's MCSE of the sd.
 
 Draws are ``(num_chains, num_draws, ...)``; trailing axes are parameters, vmapped in batches
 that bound memory. A dict ``name -> draws`` gives a dict with the same names. ``jax.jit``
-compiles one program per shape, dtype and option; a second call with the same shapes compiles
-nothing. The draws are only ever used by jnp operations: a ``jax.Array`` sharded along the
-chains (a ``NamedSharding``) stays on its devices, which exchange the chains once and then each
-compute whole parameters of their own (``shard_map``); nothing is copied to the host.
+compiles one program per shape, dtype and option (ahead of the first call, once however many
+threads make it); a second call with the same shapes compiles nothing. A ``jax.Array``
+sharded along the chains (a ``NamedSharding``) stays on its devices, which exchange the chains
+once and then each compute whole parameters of their own (``shard_map``). On an accelerator
+nothing is copied to the host; on the CPU, whose memory is the host's, the sort keys of many
+draws go to NumPy and back (see :mod:`infer.chain_ranks`).
 
 Precision: float64 where the backend has it (CPU, GPU), in a ``jax.enable_x64`` context around
 the call, so the agreement with ArviZ does not depend on the autocorrelation (in float32 the
