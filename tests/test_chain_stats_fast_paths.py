@@ -51,10 +51,12 @@ def blom_scores_of_average_ranks(x):
     return stats.norm.ppf((stats.rankdata(x) - 3 / 8) / (x.size + 1 / 4))
 
 
+@pytest.mark.parametrize("host", [False, True])
 @pytest.mark.parametrize("longest", [1, 2, 4, 9])
-def test_rank_normalisation_equals_scipys_average_ranks(longest):
+def test_rank_normalisation_equals_scipys_average_ranks(longest, host):
     """``z_scores`` and ``folded_z_scores`` of many draws, one parameter at a time and as a
-    vmapped batch (whose tie handling is decided for the whole batch), against scipy."""
+    vmapped batch (whose tie handling is decided for the whole batch), sorted by XLA or by
+    NumPy on the host, against scipy."""
     draws = short_ties(longest, np.float64)
     columns = [draws[..., p].reshape(-1) for p in range(2)]
     size = columns[0].size
@@ -62,8 +64,8 @@ def test_rank_normalisation_equals_scipys_average_ranks(longest):
     scores = chain_ranks.normal_scores(size, "float64")
 
     def both(x):
-        z, sorted_x, order = chain_ranks.z_scores(x, scores)
-        return z, chain_ranks.folded_z_scores(x, sorted_x, order, scores)
+        z, sorted_x, order = chain_ranks.z_scores(x, scores, host=host)
+        return z, chain_ranks.folded_z_scores(x, sorted_x, order, scores, host=host)
 
     with jax.enable_x64(True):
         one = [jax.jit(both)(jnp.asarray(x)) for x in columns]
