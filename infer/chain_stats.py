@@ -53,8 +53,6 @@ Example:
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -73,6 +71,7 @@ from infer.chain_stats_kernels import (
     Plan,
     program,
 )
+from infer.placement import PROGRAMS
 
 __all__ = ["TAIL_PROB", "STATISTICS", "summary_stats", "rhat", "ess", "mcse", "rhat_nested"]
 
@@ -128,8 +127,8 @@ def _run(
     out_dtype = "float64" if caller_has_x64 and compute_dtype == "float64" else "float32"
     num_chains, num_draws = arrays[0].shape[:2]
     room = _padded_length(num_draws, padded)
-    split_size = 2 * num_chains * (num_draws // 2)
-    host_sort = _platforms(arrays) == {"cpu"} and 2 * num_chains * (room // 2) >= FAST_FROM
+    split_size, split_room = 2 * num_chains * (num_draws // 2), 2 * num_chains * (room // 2)
+    host_sort = _platforms(arrays) == {"cpu"} and split_room >= FAST_FROM
     plan = Plan(
         tuple(wanted),
         prob,
@@ -142,7 +141,7 @@ def _run(
         host_sort,
     )
     arrays = tuple(_pad_draws(a, room) for a in arrays)
-    scores = normal_scores(split_size, compute_dtype, 2 * num_chains * (room // 2))
+    scores = normal_scores(split_size, compute_dtype, split_room)
     num_values = sum(a.size for a in arrays)
     run = program(num_values, _platforms(arrays))
     real = lengths(num_chains, num_draws, prob)
@@ -151,38 +150,20 @@ def _run(
     return dict(zip(items, results, strict=True)) if named else results[0]
 
 
-_EXECUTABLES: OrderedDict = OrderedDict()  # input signature -> compiled, least recent first
-_MAX_EXECUTABLES = 32
-_LOCKS: dict = {}  # input signature -> the lock its one compilation holds
-_GUARD = threading.Lock()
-
-
 def _signature(value):
     sharding = value.sharding if isinstance(value, jax.Array) and value.committed else None
     return value.shape, np.dtype(value.dtype).name, sharding, getattr(value, "weak_type", False)
 
 
 def _executable(run, arrays, scores, real, plan):
-    """``run`` (a ``jax.jit`` of :mod:`infer.chain_stats_kernels`) compiled for these inputs,
-    once per input signature (the last :data:`_MAX_EXECUTABLES` kept). Threads that make the
-    same first call at once wait for one compilation and then run side by side: through
-    ``jax.jit``'s own first call, the second of two threads ran several times slower while the
-    first ran (``infer.compare``'s four runs on the CPU: 12-13 s first, against 9-10 s again)."""
-    key = (run, plan, tuple(map(_signature, arrays)), _signature(scores))
-    with _GUARD:
-        lock = _LOCKS.setdefault(key, threading.Lock())
-    with lock:
-        with _GUARD:
-            executable = _EXECUTABLES.get(key)
-            if executable is not None:
-                _EXECUTABLES.move_to_end(key)
-                return executable
-        executable = run.lower(arrays, scores, real, plan).compile()
-        with _GUARD:
-            _EXECUTABLES[key] = executable
-            while len(_EXECUTABLES) > _MAX_EXECUTABLES:
-                _LOCKS.pop(_EXECUTABLES.popitem(last=False)[0], None)
-        return executable
+    """``run`` (a ``jax.jit`` of :mod:`infer.chain_stats_kernels`) compiled ahead of time for
+    these inputs, once per input signature, through :data:`infer.placement.PROGRAMS`: threads
+    that make the same first call at once wait for one compilation and then run side by side.
+    (Through ``jax.jit``'s own first call, the second of two threads ran several times slower
+    while the first ran: ``infer.compare``'s four runs on the CPU, 12-13 s first against 9-10 s
+    again.)"""
+    key = ("chain_stats", run, plan, tuple(map(_signature, arrays)), _signature(scores))
+    return PROGRAMS.get(key, lambda: run.lower(arrays, scores, real, plan).compile())[0]
 
 
 def _padded_length(num_draws, padded):

@@ -10,6 +10,7 @@ data are arguments of the program.
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from collections.abc import Callable
 
@@ -18,7 +19,8 @@ import numpy as np
 
 
 class ProgramCache:
-    """A least-recently-used store of compiled programs.
+    """A least-recently-used store of compiled programs, safe to share between threads:
+    threads that ask for the same missing program at once wait for one build of it.
 
     Args:
         size: programs kept; the oldest is dropped beyond it.
@@ -27,18 +29,32 @@ class ProgramCache:
     def __init__(self, size: int = 64):
         self.size = size
         self._programs: collections.OrderedDict = collections.OrderedDict()
+        self._building: dict = {}  # key -> the lock its one build holds
+        self._guard = threading.Lock()
 
     def get(self, key, build: Callable[[], object]) -> tuple[object, float]:
-        """``(program, seconds spent building it)``: ``build()`` on a miss, 0.0 on a hit."""
-        if key in self._programs:
-            self._programs.move_to_end(key)
-            return self._programs[key], 0.0
-        start = time.perf_counter()
-        program = build()
-        seconds = time.perf_counter() - start
-        self._programs[key] = program
-        while len(self._programs) > self.size:
-            self._programs.popitem(last=False)
+        """``(program, seconds spent building it)``: ``build()`` on a miss, 0.0 on a hit
+        (also for a thread that waited while another built it)."""
+        with self._guard:
+            if key in self._programs:
+                self._programs.move_to_end(key)
+                return self._programs[key], 0.0
+            lock = self._building.setdefault(key, threading.Lock())
+        with lock:
+            with self._guard:
+                if key in self._programs:
+                    return self._programs[key], 0.0
+            try:
+                start = time.perf_counter()
+                program = build()
+                seconds = time.perf_counter() - start
+                with self._guard:
+                    self._programs[key] = program
+                    while len(self._programs) > self.size:
+                        self._programs.popitem(last=False)
+            finally:
+                with self._guard:
+                    self._building.pop(key, None)
         return program, seconds
 
     def peek(self, key):

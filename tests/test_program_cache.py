@@ -1,0 +1,69 @@
+"""The cache every compiled program of the library goes through (``infer.placement``):
+least recently used first out, and one build per program however many threads ask."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from infer import chain_stats
+from infer.placement import PROGRAMS, ProgramCache
+
+
+def test_threads_asking_for_the_same_missing_program_wait_for_one_build():
+    cache = ProgramCache()
+    builds = []
+
+    def build():
+        builds.append(threading.get_ident())
+        time.sleep(0.2)  # long enough for every thread to arrive while it builds
+        return object()
+
+    start = threading.Barrier(4)
+    got = [None] * 4
+
+    def ask(i):
+        start.wait()
+        got[i] = cache.get("program", build)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(builds) == 1
+    assert len({id(program) for program, _ in got}) == 1
+    assert sorted(seconds > 0 for _, seconds in got) == [False, False, False, True]
+
+
+def test_a_failed_build_lets_the_next_caller_build_again():
+    cache = ProgramCache()
+
+    def fail():
+        raise RuntimeError("no")
+
+    with pytest.raises(RuntimeError, match="no"):
+        cache.get("program", fail)
+    assert "program" not in cache
+    program, _ = cache.get("program", object)
+    assert cache.peek("program") is program
+
+
+def test_the_least_recently_used_program_goes_first():
+    cache = ProgramCache(size=2)
+    cache.get("a", object)
+    cache.get("b", object)
+    cache.get("a", object)  # a is now the most recent
+    cache.get("c", object)
+    assert cache.keys() == ["a", "c"]
+
+
+def test_chain_stats_programs_go_through_the_cache_once_per_shape():
+    draws = np.random.default_rng(0).normal(size=(4, 50, 3))
+    chain_stats.summary_stats(draws)
+    keys = [key for key in PROGRAMS.keys() if key[0] == "chain_stats"]
+    chain_stats.summary_stats(draws + 1.0)  # same shapes: no new program
+    assert [key for key in PROGRAMS.keys() if key[0] == "chain_stats"] == keys
+    chain_stats.summary_stats(draws[:, :40])  # another length: one more
+    assert len([key for key in PROGRAMS.keys() if key[0] == "chain_stats"]) == len(keys) + 1
