@@ -13,7 +13,7 @@ from infer.batchwise import batchwise_cond
 from infer.chain_ranks import FAST_FROM
 
 
-def geyer_tau(rho, num_draws):
+def _geyer_tau(rho, num_draws):
     """ArviZ's integrated autocorrelation time from the autocorrelations ``rho`` of its lags
     ``0..len(rho)-1`` for chains of ``num_draws`` draws: Geyer's initial positive sequence, its
     monotone version, and ArviZ's last-term rule. Returns ``(tau, exact)``: ``exact`` is False
@@ -51,7 +51,7 @@ def _tau(centred, between, fft_len, count=None):
     mean_var = mean_acov[:, 0] * n / (n - 1)
     var_plus = mean_var * (n - 1) / n + between
     rho = 1 - (mean_var[:, None] - mean_acov) / var_plus[:, None]
-    return jax.vmap(lambda r: geyer_tau(r, n))(rho)
+    return jax.vmap(lambda r: _geyer_tau(r, n))(rho)
 
 
 def _fft_lengths(num_chains, n):

@@ -95,44 +95,44 @@ def _numpy_words(keys):
     return keys.view(np.uint32).reshape(*keys.shape, 2) if keys.dtype.itemsize == 8 else keys
 
 
-def _host_sort(words, dtype, kind):
-    return _numpy_words(np.sort(_numpy_keys(words, dtype), axis=-1, kind=kind))
-
-
-def _host_argsort(words, dtype, kind):
+def _host_sort(words, dtype, kind, with_order):
+    """NumPy's sort (of that ``kind``) of the keys of :func:`_as_words`, as words, and with
+    ``with_order`` the int32 permutation that sorts them."""
     keys = _numpy_keys(words, dtype)
+    if not with_order:
+        return _numpy_words(np.sort(keys, axis=-1, kind=kind))
     order = np.argsort(keys, axis=-1, kind=kind)
     return _numpy_words(np.take_along_axis(keys, order, axis=-1)), order.astype(np.int32)
+
+
+def _sorted_on_host(keys, with_order, kind):
+    """Unsigned keys ``(size,)`` sorted by NumPy through a callback (and the permutation)."""
+    words = _as_words(keys)
+    callback = functools.partial(
+        _host_sort, dtype=np.dtype(keys.dtype), kind=kind, with_order=with_order
+    )
+    shapes = jax.ShapeDtypeStruct(words.shape, words.dtype)
+    if with_order:
+        shapes = (shapes, jax.ShapeDtypeStruct(keys.shape, jnp.int32))
+    out = jax.pure_callback(callback, shapes, words, vmap_method="expand_dims")
+    if not with_order:
+        return _from_words(out, keys.dtype)
+    return _from_words(out[0], keys.dtype), out[1]
 
 
 def _sorted_keys(keys, host, kind=None):
     """Unsigned keys ``(size,)`` sorted, by XLA or (``host``) by NumPy on the host with its
     sort of that ``kind`` (None: its fastest; "stable" for keys in a few sorted runs)."""
-    if not host:
-        return lax.sort(keys)
-    words = _as_words(keys)
-    callback = functools.partial(_host_sort, dtype=np.dtype(keys.dtype), kind=kind)
-    shape = jax.ShapeDtypeStruct(words.shape, words.dtype)
-    return _from_words(
-        jax.pure_callback(callback, shape, words, vmap_method="expand_dims"), keys.dtype
-    )
+    return _sorted_on_host(keys, False, kind) if host else lax.sort(keys)
 
 
 def _sorted_with_order(keys, host, kind=None):
     """Unsigned keys ``(size,)`` sorted and the int32 permutation that sorts them (ties in
     any order: their ranks are averaged), by XLA or (``host``) by NumPy on the host, as
     :func:`_sorted_keys`."""
-    index = lax.iota(jnp.int32, keys.shape[0])
-    if not host:
-        return lax.sort((keys, index), num_keys=1)
-    words = _as_words(keys)
-    callback = functools.partial(_host_argsort, dtype=np.dtype(keys.dtype), kind=kind)
-    shapes = (
-        jax.ShapeDtypeStruct(words.shape, words.dtype),
-        jax.ShapeDtypeStruct(index.shape, index.dtype),
-    )
-    words, order = jax.pure_callback(callback, shapes, words, vmap_method="expand_dims")
-    return _from_words(words, keys.dtype), order
+    if host:
+        return _sorted_on_host(keys, True, kind)
+    return lax.sort((keys, lax.iota(jnp.int32, keys.shape[0])), num_keys=1)
 
 
 def _keys_and_order(keys, wide, host, kind=None):
