@@ -22,7 +22,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.memory import Need, nbytes
-from infer.placement import PROGRAMS, abstract, sharding_key
+from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
 
 
@@ -46,10 +46,9 @@ class Chunk(NamedTuple):
 
     Attributes:
         carry: the chains after the last step.
-        positions: unconstrained positions of the kept draws, ``(num_chains, capacity,
-            ...)``.
-        logdensity: their log densities, ``(num_chains, capacity)``.
-        infos: name -> ``(num_chains, capacity)``: the kernel's per-step diagnostics.
+        positions: unconstrained kept draws, draw-major ``(capacity, num_chains, ...)``.
+        logdensity: their log densities, ``(capacity, num_chains)``.
+        infos: name -> ``(capacity, num_chains)``: the kernel's per-step diagnostics.
         counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
             ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
             ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
@@ -100,9 +99,9 @@ class Starter(NamedTuple):
 
 
 MAX_HALVINGS = 20
-#: Advance writes into given (donated) buffers when a step keeps this many bytes over all
-#: chains, else it fills new ones per call. Donated, XLA's CPU loop ran ~1.6 us a step slower
-#: (1 chain, 31 parameters: 44 vs 37 ms per 4,096 steps); new buffers for 1,024 chains ~0.1 s.
+#: Advance writes into given (donated) buffers from this many bytes a step over all chains,
+#: else into new ones. Donated, XLA's CPU loop ran ~1.6 us a step slower (1 chain, 31
+#: parameters: 44 vs 37 ms per 4,096 steps); new buffers for 1,024 chains took ~0.1 s.
 DONATE_FROM_STEP_BYTES = 2**14
 
 
@@ -173,8 +172,9 @@ class Plan:
         if advance is None:
             parts = _Parts(target, sampler, num_warmup, thin, capacity)
             index = jax.ShapeDtypeStruct((), jnp.int32)
-            buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, sharding)
-            draws = (sharding, sharding, sharding, None, None)
+            rows = draw_major(sharding)
+            buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, rows)
+            draws = (rows, rows, rows, None, None)
             given = (buffers,) if _donates(buffers, capacity) else ()
             advance = jax.jit(
                 parts.advance, out_shardings=(sharding, draws), donate_argnums=(6,) * len(given)
@@ -184,7 +184,7 @@ class Plan:
 
     def chunk_structs(self):
         """The abstract outputs of one advance call but the carry: ``(positions,
-        logdensity, infos, counts, acceptance_sum)``, draws ``(num_chains, capacity,
+        logdensity, infos, counts, acceptance_sum)``, draws ``(capacity, num_chains,
         ...)``."""
         return self.advance.out_info[1]
 
@@ -232,7 +232,7 @@ class Plan:
 
         empty, empty_seconds = (lambda: None), 0.0
         if donates:  # a program that makes zero buffers placed like the chains
-            zeros = jax.jit(lambda: _zeros(structs), out_shardings=self.sharding)
+            zeros = jax.jit(lambda: _zeros(structs), out_shardings=draw_major(self.sharding))
             key = ("markov-empty", *self.advance_key)
             empty, empty_seconds = PROGRAMS.get(key, lambda: zeros.lower().compile())
         constrain = constrain_program(self.target)
@@ -285,8 +285,8 @@ class _Parts:
         return self.sampler.build(self.target.bound(data), self.num_warmup)
 
     def buffer_structs(self, carry: Carry, chain_keys, data, sharding):
-        """``(positions, logdensity, infos)`` of one chunk, ``(num_chains, capacity, ...)``,
-        as ``ShapeDtypeStruct``s placed with ``sharding``."""
+        """``(positions, logdensity, infos)`` of one chunk, draw-major ``(capacity,
+        num_chains, ...)``, as ``ShapeDtypeStruct``s placed with ``sharding``."""
         keys = jax.eval_shape(_fold_in, chain_keys, jnp.int32(0))
 
         def step_row(keys, states, params, data):
@@ -295,9 +295,7 @@ class _Parts:
 
         row = jax.eval_shape(step_row, keys, carry.kernel_state, carry.params, data)
         return jax.tree.map(
-            lambda r: jax.ShapeDtypeStruct(
-                (r.shape[0], self.capacity, *r.shape[1:]), r.dtype, sharding=sharding
-            ),
+            lambda r: jax.ShapeDtypeStruct((self.capacity, *r.shape), r.dtype, sharding=sharding),
             row,
         )
 
@@ -403,12 +401,11 @@ class _Parts:
                 merged = {name: pending[name] | info_row[name] for name in pending}
                 info_row.update(merged)
                 pending = {name: jnp.where(kept, False, merged[name]) for name in pending}
-            # Every step writes, without reading the buffer back: a thinned-out step writes
-            # the slot of the next kept draw (which overwrites it), a warm-up step slot 0 of a
-            # segment that keeps nothing (segments never straddle the end of warm-up).
+            # Every step writes: a thinned-out one the next kept draw's slot (overwritten), a
+            # warm-up one slot 0 of a segment that keeps nothing (none straddles warm-up's end).
             slot = jnp.clip((after + thin - 1) // thin - 1 - draw_start, 0, capacity - 1)
             row = (states.position, states.logdensity, info_row)
-            buffers = jax.tree.map(lambda b, v: _write_column(b, v, slot), buffers, row)
+            buffers = jax.tree.map(lambda b, v: _write_row(b, v, slot), buffers, row)
             nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
             counts = tuple(
                 c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)
@@ -426,10 +423,11 @@ class _Parts:
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))
 
 
-def _write_column(buffer, value, slot):
-    """``buffer (num_chains, capacity, ...)`` with ``value (num_chains, ...)`` at ``[:, slot]``
-    (a dynamic update slice: ``.at[:, slot].set`` is a scatter, 20% slower for one NUTS chain)."""
-    return jax.lax.dynamic_update_slice_in_dim(buffer, value[:, None], slot, axis=1)
+def _write_row(buffer, value, slot):
+    """``buffer (capacity, num_chains, ...)`` with ``value (num_chains, ...)`` at ``[slot]``:
+    one contiguous row a step (chain-major, 1,024 chains touch a cache line per chain and
+    statistic: ~10% of a random-walk step on the logistic regression)."""
+    return jax.lax.dynamic_update_index_in_dim(buffer, value, slot, axis=0)
 
 
 #: Step ``t``'s keys: ``(chain_keys (num_chains,), t) -> (num_chains,)``.

@@ -148,6 +148,15 @@ def replicated(sharding):
     return sharding
 
 
+def draw_major(sharding):
+    """The placement of draw-major arrays ``(num_draws, num_chains, ...)`` whose chains are
+    placed with ``sharding`` (chain axis first): the chain axis split the same way, second."""
+    if isinstance(sharding, jax.sharding.NamedSharding):
+        spec = jax.sharding.PartitionSpec(None, *sharding.spec)
+        return jax.sharding.NamedSharding(sharding.mesh, spec)
+    return sharding
+
+
 def sharding_key(sharding) -> tuple:
     """A hashable summary of a placement, for cache keys."""
     return (type(sharding).__name__, tuple(device.id for device in sharding.device_set))

@@ -183,16 +183,19 @@ def advance(
         carry = chunk.carry
         spare = None
         if previous is not None:
-            clock = _finish(record, *previous, clock, num_chains, bar, on_segment)
+            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, True)
             spare = (previous[0].positions, previous[0].logdensity, previous[0].infos)
         previous = (chunk, t_start, t_stop)
     if previous is not None:
-        _finish(record, *previous, clock, num_chains, bar, on_segment)
+        _finish(record, *previous, clock, num_chains, bar, on_segment, False)
     return record
 
 
-def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_segment) -> float:
-    """Read one segment back into ``record``; returns the time it was done."""
+def _finish(
+    record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_segment, reused: bool
+) -> float:
+    """Read one segment back into ``record``; returns the time it was done. ``reused``: its
+    buffers will be written again (by the next segment)."""
     kept = record.draws_before(t_stop) - record.draws_before(t_start)
     counts = to_host(chunk.counts)
     accepted = float(to_host(chunk.acceptance_sum))
@@ -200,9 +203,12 @@ def _finish(record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_se
 
         def used(buffer):  # sliced on the host (no program to compile per length). A full
             # buffer is kept as it is (on a CPU, a view of the device's memory); of a partial
-            # one the used part is copied, so that the buffer can be written again.
+            # one the used part is copied if the buffer will be written again, else viewed.
+            # The device writes draw-major; the record holds chain-major views of that.
             on_host = to_host(buffer)
-            return on_host if kept == on_host.shape[1] else on_host[:, :kept].copy()
+            if kept < on_host.shape[0]:
+                on_host = on_host[:kept].copy() if reused else on_host[:kept]
+            return np.swapaxes(on_host, 0, 1)
 
         record.positions.append(jax.tree.map(used, chunk.positions))
         record.logdensity.append(used(chunk.logdensity))
