@@ -68,9 +68,10 @@ def test_same_seed_gives_bit_identical_draws(name):
 @pytest.mark.parametrize("donated", [True, False])
 def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypatch, donated):
     """A chunk's buffers are written again two chunks later (in place where the program
-    donates them). Draws kept from a full chunk (on a CPU, a view of its buffers) and from a
-    partial one (a copy) must not change: a run of 3 chunks equals, draw for draw, a run of
-    one, and the same run cut in 26 pieces by a progress bar."""
+    donates them). Draws kept from a full chunk (on a CPU, a view of its buffers), from a
+    partial one (a copy) and from the last, partial one (a view) must not change: a run of 3
+    chunks equals, draw for draw, a run of one, and the same run cut in 26 pieces by a
+    progress bar; and a run resumed from it leaves its draws as they were."""
     from infer import driver, markov
 
     monkeypatch.setattr(driver, "MAX_CHUNK_DRAWS", 50)
@@ -85,6 +86,12 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
     for name in three_chunks.stats:
         np.testing.assert_array_equal(pieces.stats[name], three_chunks.stats[name])
     assert len(np.unique(three_chunks.draws["x"][0, :, 0])) > 20  # the chain moved
+    kept = {name: np.array(value) for name, value in three_chunks.stats.items()}
+    kept["x"] = np.array(three_chunks.draws["x"])
+    run(num_samples=130, resume=three_chunks)
+    np.testing.assert_array_equal(three_chunks.draws["x"], kept.pop("x"))
+    for name, value in kept.items():
+        np.testing.assert_array_equal(three_chunks.stats[name], value)
 
 
 def test_a_key_and_its_seed_give_the_same_draws():
