@@ -133,18 +133,22 @@ def _ess(series, ctype, valid=None, constant=None):
         size = num_chains * valid.count
         floor = 1 / jnp.log10(size.astype(ctype))
     ess = size / jnp.maximum(tau, floor)
-    if constant is None:
-        highest = _keep(series, valid, -jnp.inf).max(axis=(1, 2))
-        lowest = _keep(series, valid, jnp.inf).min(axis=(1, 2))
-        constant = highest - lowest < _CONSTANT_RANGE
-    return jnp.where(constant, size, ess)
+    return jnp.where(_is_flat(series, valid) if constant is None else constant, size, ess)
 
 
-def _constant(names, sorted_split, count, quantiles, ctype):
-    """Whether each series of ``names`` is constant (ArviZ: its range is under
-    ``_CONSTANT_RANGE``), from the first and last of the ``count`` real sorted split draws
-    rather than a pass over every series; None when a series is not one of the draws' (the
-    squares of ``mcse_sd``). ``quantiles``: the tail quantiles of the indicators."""
+def _is_flat(series, valid):
+    """Whether each series ``(..., num_chains, n)`` spans less than ``_CONSTANT_RANGE`` (ArviZ:
+    its ESS is then its size), from a pass over it."""
+    highest = _keep(series, valid, -jnp.inf).max(axis=(-2, -1))
+    lowest = _keep(series, valid, jnp.inf).min(axis=(-2, -1))
+    return highest - lowest < _CONSTANT_RANGE
+
+
+def _constant(series, sorted_split, count, quantiles, ctype, valid):
+    """Whether each of ``series`` (name -> split series) is constant (ArviZ: its range is
+    under ``_CONSTANT_RANGE``): for the draws' own series from the first and last of the
+    ``count`` real sorted split draws, with no pass over them; for the others (the squares of
+    ``mcse_sd``) by :func:`_is_flat`. ``quantiles``: the tail quantiles of the indicators."""
     lowest = sorted_split[0]
     highest = sorted_split[-1] if count is None else sorted_split[count - 1]
     flags = {
@@ -153,9 +157,12 @@ def _constant(names, sorted_split, count, quantiles, ctype):
     }
     for i, q in enumerate(quantiles):
         flags[f"tail{i}"] = (highest <= q) | (lowest > q)  # every indicator 1, or every one 0
-    if any(name not in flags for name in names):
-        return None
-    return jnp.stack([flags[name] for name in names])
+    return jnp.stack(
+        [
+            flags[name] if name in flags else _is_flat(values.astype(ctype), valid)
+            for name, values in series.items()
+        ]
+    )
 
 
 def _rhat(z, valid=None):
@@ -271,7 +278,9 @@ def _param_stats(x, scores, lengths, plan):
     if series:
         stacked = jnp.stack([s.astype(ctype) for s in series.values()])
         count = _flat(split_valid, split.shape[0])[0]
-        constant = None if not ranked else _constant(series, sorted_split, count, quantiles, ctype)
+        constant = None
+        if ranked:
+            constant = _constant(series, sorted_split, count, quantiles, ctype, split_valid)
         ess = dict(zip(series, _ess(stacked, ctype, split_valid, constant), strict=True))
     if "ess_bulk" in wanted:
         out["ess_bulk"] = ess["ess_bulk"]
