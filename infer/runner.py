@@ -183,11 +183,11 @@ def advance(
         carry = chunk.carry
         spare = None
         if previous is not None:
-            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, True)
+            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, reused=True)
             spare = (previous[0].positions, previous[0].logdensity, previous[0].infos)
         previous = (chunk, t_start, t_stop)
     if previous is not None:
-        _finish(record, *previous, clock, num_chains, bar, on_segment, False)
+        _finish(record, *previous, clock, num_chains, bar, on_segment, reused=False)
     return record
 
 
