@@ -37,9 +37,6 @@ from common import RESULTS, machine, write_result  # noqa: E402
 
 STEP_SIZES = {"rwmh": 0.02, "mala": 0.02, "nuts": 0.05}
 EVALUATIONS = 2_000_000  # log-density evaluations per measurement (split over the chains)
-# at least this many steps per measurement: a vmapped NUTS step lasts as long as its longest
-# tree among the chains, so a few steps of many chains measure chance more than speed
-MIN_STEPS = 20
 
 
 def _timed(fn, *args) -> float:
@@ -131,7 +128,7 @@ def measure(name: str, num_chains: int, repeats: int) -> dict:
         lambda leaf: jnp.broadcast_to(leaf, (num_chains, *leaf.shape)), target.init
     )
     per_step = gradients_per_step(name, target, positions) if name == "nuts" else 1
-    num_steps = max(MIN_STEPS, int(EVALUATIONS // (num_chains * per_step)))
+    num_steps = max(5, int(EVALUATIONS // (num_chains * per_step)))
     bare = bare_runner(target.logdensity_fn, gradients, num_chains, num_steps)
     theirs = blackjax_runner(name, target.logdensity_fn, num_chains, num_steps)
     sampler = make_sampler(name)
