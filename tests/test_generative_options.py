@@ -30,6 +30,12 @@ pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: n
             ValueError,
             r"adversarial_learning_rate must be a positive finite number; got inf",
         ),
+        (
+            "aae",
+            {"adversarial_weight": 0.0},
+            ValueError,
+            r"adversarial_weight must be a positive finite number; got 0.0",
+        ),
         ("vae", {"weight_decay": math.nan}, ValueError, r"weight_decay must be a finite number"),
         ("vae", {"shift": -1}, ValueError, r"option shift must be an integer >= 0; got -1"),
         ("aae", {"shift": 1.5}, TypeError, r"option shift of aae must be a whole number"),

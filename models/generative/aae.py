@@ -163,18 +163,29 @@ def entropy(model: AAE, x) -> jax.Array:
     return jnp.sum(model.encode(x)[1], axis=-1)
 
 
-def autoencoder_loss_fn(entropy_weight: float):
-    """Reconstruction, minus ``entropy_weight`` times the entropy of ``q(z | x)``.
+def autoencoder_loss_fn(entropy_weight: float, adversarial_weight: float):
+    """Reconstruction, minus ``entropy_weight`` times the entropy of ``q(z | x)``, plus
+    ``adversarial_weight`` times the encoder's adversarial loss.
 
     The ELBO is ``E_q[log p(x|z)] + H(q(z|x)) + E_q[log p(z)]``; an AAE replaces the last
     term, per image, by matching the *aggregated* codes to the prior adversarially. Keeping
     the entropy term stops each image's code distribution from collapsing to a point, which
     would leave the encoder useless as an importance-sampling proposal (the IWAE bound of a
-    collapsed AAE is far below its true log-likelihood).
+    collapsed AAE is far below its true log-likelihood). The adversarial loss is weighed in
+    nats against the reconstruction, in the same loss and the same Adam: given its own Adam,
+    whose steps are as large whatever the loss's scale, it kept pulling the encoder off what
+    reconstructs (see docs/models/aae.md).
     """
 
     def loss(model: AAE, x, rng_key):
-        return reconstruction_loss(model, x, rng_key) - entropy_weight * jnp.mean(entropy(model, x))
+        key_reconstruction, key_adversarial = jax.random.split(rng_key)
+        reconstruction = reconstruction_loss(model, x, key_reconstruction)
+        adversarial = encoder_adversarial_loss(model, x, key_adversarial)
+        return (
+            reconstruction
+            - entropy_weight * jnp.mean(entropy(model, x))
+            + adversarial_weight * adversarial
+        )
 
     return loss
 
@@ -199,33 +210,29 @@ DEFAULTS = {
     "likelihood": "bernoulli",
     "entropy_weight": 1.0,
     "learning_rate": 1e-3,
+    "adversarial_weight": 10.0,
     "adversarial_learning_rate": 1e-3,
     "shift": 0,
 }
 
 _AUTOENCODER = nnx.All(nnx.Param, nnx.PathContains("autoencoder"))
-_ENCODER = nnx.All(nnx.Param, nnx.PathContains("encoder"))
 _CRITIC = nnx.All(nnx.Param, nnx.PathContains("critic"))
 
 
 def _objectives(options):
     rate = checks.positive_float("learning_rate", options["learning_rate"])
-    # Each phase has its own Adam, which is blind to the losses' scales: the adversarial
-    # phase's step size alone sets how hard the encoder is pulled towards the prior.
-    adversarial_rate = checks.positive_float(
+    critic_rate = checks.positive_float(
         "adversarial_learning_rate", options["adversarial_learning_rate"]
     )
+    adversarial_weight = checks.positive_float("adversarial_weight", options["adversarial_weight"])
     return [
         Objective(
             "reconstruction",
             _AUTOENCODER,
-            autoencoder_loss_fn(float(options["entropy_weight"])),
+            autoencoder_loss_fn(float(options["entropy_weight"]), adversarial_weight),
             optax.adam(rate),
         ),
-        Objective("critic", _CRITIC, critic_loss, optax.adam(adversarial_rate, b1=0.5)),
-        Objective(
-            "encoder", _ENCODER, encoder_adversarial_loss, optax.adam(adversarial_rate, b1=0.5)
-        ),
+        Objective("critic", _CRITIC, critic_loss, optax.adam(critic_rate, b1=0.5)),
     ]
 
 
