@@ -101,8 +101,7 @@ class AAE(nnx.Module):
 
     def code(self, x: jax.Array, rng_key: jax.Array) -> jax.Array:
         """``z ~ q(z | x)``, (batch, latent_dim)."""
-        mean, log_std = self.encode(x)
-        return mean + jnp.exp(log_std) * jax.random.normal(rng_key, mean.shape)
+        return _sample_code(*self.encode(x), rng_key)
 
     def log_weights(self, x: jax.Array, rng_key: jax.Array, num_samples: int) -> jax.Array:
         """``log p(x | z_k) + log p(z_k) - log q(z_k | x)``, (num_samples, batch)."""
@@ -152,20 +151,30 @@ def latent_density(model: AAE, noise_std: None = None) -> LatentDensity:
     )
 
 
-def reconstruction_loss(model: AAE, x, rng_key):
-    """``-E_q[log p(x | z)]`` per image, one reparameterised sample."""
-    z = model.code(x, rng_key)
+def _sample_code(mean, log_std, rng_key):
+    """One reparameterised draw of ``q(z | x)`` from its (batch, latent_dim) parameters."""
+    return mean + jnp.exp(log_std) * jax.random.normal(rng_key, mean.shape)
+
+
+def _reconstruction_nll(model: AAE, z, x):
+    """``-log p(x | z)``, averaged over the batch."""
     return -jnp.mean(model.autoencoder.log_likelihood(model.autoencoder.decode(z), x))
 
 
-def entropy(model: AAE, x) -> jax.Array:
-    """Entropy of ``q(z | x)`` per image (up to a constant): ``sum log std``."""
-    return jnp.sum(model.encode(x)[1], axis=-1)
+def reconstruction_loss(model: AAE, x, rng_key):
+    """``-E_q[log p(x | z)]`` per image, one reparameterised sample."""
+    return _reconstruction_nll(model, model.code(x, rng_key), x)
+
+
+def _fooling_loss(model: AAE, z):
+    """Non-saturating: the encoder's codes ``z`` should look like prior draws to the critic."""
+    return jnp.mean(jax.nn.softplus(-model.critic(z)))
 
 
 def autoencoder_loss_fn(entropy_weight: float, adversarial_weight: float):
-    """Reconstruction, minus ``entropy_weight`` times the entropy of ``q(z | x)``, plus
-    ``adversarial_weight`` times the encoder's adversarial loss.
+    """Reconstruction, minus ``entropy_weight`` times the entropy of ``q(z | x)`` (up to a
+    constant, ``sum log std``), plus ``adversarial_weight`` times the encoder's adversarial
+    loss.
 
     The ELBO is ``E_q[log p(x|z)] + H(q(z|x)) + E_q[log p(z)]``; an AAE replaces the last
     term, per image, by matching the *aggregated* codes to the prior adversarially. Keeping
@@ -174,18 +183,19 @@ def autoencoder_loss_fn(entropy_weight: float, adversarial_weight: float):
     collapsed AAE is far below its true log-likelihood). The adversarial loss is weighed in
     nats against the reconstruction, in the same loss and the same Adam: given its own Adam,
     whose steps are as large whatever the loss's scale, it kept pulling the encoder off what
-    reconstructs (see docs/models/aae.md).
+    reconstructs (see docs/models/aae.md). The images are encoded once for all three terms,
+    so the encoder's backward pass runs once.
     """
 
     def loss(model: AAE, x, rng_key):
         key_reconstruction, key_adversarial = jax.random.split(rng_key)
-        reconstruction = reconstruction_loss(model, x, key_reconstruction)
-        adversarial = encoder_adversarial_loss(model, x, key_adversarial)
-        return (
-            reconstruction
-            - entropy_weight * jnp.mean(entropy(model, x))
-            + adversarial_weight * adversarial
+        mean, log_std = model.encode(x)
+        reconstruction = _reconstruction_nll(
+            model, _sample_code(mean, log_std, key_reconstruction), x
         )
+        adversarial = _fooling_loss(model, _sample_code(mean, log_std, key_adversarial))
+        entropy = jnp.mean(jnp.sum(log_std, axis=-1))
+        return reconstruction - entropy_weight * entropy + adversarial_weight * adversarial
 
     return loss
 
@@ -197,11 +207,6 @@ def critic_loss(model: AAE, x, rng_key):
     return jnp.mean(jax.nn.softplus(-model.critic(real))) + jnp.mean(
         jax.nn.softplus(model.critic(fake))
     )
-
-
-def encoder_adversarial_loss(model: AAE, x, rng_key):
-    """Non-saturating: the encoder's codes should look like prior draws to the critic."""
-    return jnp.mean(jax.nn.softplus(-model.critic(model.code(x, rng_key))))
 
 
 DEFAULTS = {
