@@ -13,6 +13,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from infer.cli_types import non_negative_int, positive_int, probability
+
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
 
@@ -27,36 +29,6 @@ class _Parser(argparse.ArgumentParser):
         ]
         hint = f" (usage: {choices[0]} ...; --help for more)" if choices else ""
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
-    if not 0.0 < value < 1.0:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
-    return value
 
 
 def _unwritable(folder: Path) -> str | None:
@@ -141,17 +113,17 @@ def _add_compare_command(commands) -> None:
         help=f"comma-separated, from {', '.join(registry.names())} (default "
         f"{','.join(DEFAULT_SAMPLERS)}; each only where it can run on the target)",
     )
-    compare.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
+    compare.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
     compare.add_argument(
-        "--samples", type=_positive_int, default=2000, help="draws kept per chain (default 2000)"
+        "--samples", type=positive_int, default=2000, help="draws kept per chain (default 2000)"
     )
     compare.add_argument(
-        "--warmup", type=_non_negative_int, default=1000, help="warm-up steps (default 1000)"
+        "--warmup", type=non_negative_int, default=1000, help="warm-up steps (default 1000)"
     )
-    compare.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    compare.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     compare.add_argument(
         "--until-ess",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="ESS",
         help="draw --samples per chain at a time until every parameter has bulk and tail ESS "
@@ -159,7 +131,7 @@ def _add_compare_command(commands) -> None:
     )
     compare.add_argument(
         "--max-samples",
-        type=_positive_int,
+        type=positive_int,
         default=20_000,
         help="budget of draws per chain with --until-ess (default 20000)",
     )
@@ -172,7 +144,7 @@ def _add_compare_command(commands) -> None:
     )
     compare.add_argument(
         "--min-ess",
-        type=_positive_int,
+        type=positive_int,
         default=400,
         help="flag runs whose bulk or tail ESS is below this (default 400)",
     )
@@ -216,18 +188,18 @@ def _add_sbc_command(commands) -> None:
     sbc.add_argument("--target", default="eight_schools", choices=list(sbc_problems()))
     sbc.add_argument("--sampler", default="nuts", choices=registry.names(), help="default nuts")
     sbc.add_argument(
-        "--simulations", type=_positive_int, default=200, help="simulations (default 200)"
+        "--simulations", type=positive_int, default=200, help="simulations (default 200)"
     )
-    sbc.add_argument("--chains", type=_positive_int, default=4, help="chains (default 4)")
+    sbc.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
     sbc.add_argument(
-        "--samples", type=_positive_int, default=25, help="draws kept per chain (default 25)"
+        "--samples", type=positive_int, default=25, help="draws kept per chain (default 25)"
     )
-    sbc.add_argument("--warmup", type=_non_negative_int, default=500, help="default 500")
+    sbc.add_argument("--warmup", type=non_negative_int, default=500, help="default 500")
     sbc.add_argument(
-        "--thin", type=_positive_int, default=4, help="keep every THIN-th step (default 4)"
+        "--thin", type=positive_int, default=4, help="keep every THIN-th step (default 4)"
     )
-    sbc.add_argument("--alpha", type=_probability, default=0.01, help="family-wise level (0.01)")
-    sbc.add_argument("--seed", type=_non_negative_int, default=0, help="seed (default 0)")
+    sbc.add_argument("--alpha", type=probability, default=0.01, help="family-wise level (0.01)")
+    sbc.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     sbc.add_argument(
         "--out",
         type=Path,

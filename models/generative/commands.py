@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+from infer.cli_types import integer_at_least, non_negative_int, positive_int
 from models.generative import data as datasets
 from models.generative import registry
 from models.generative.family import CAPABILITIES, DECODER_DENSITY, RECONSTRUCTIONS
@@ -19,34 +20,9 @@ from models.generative.family import CAPABILITIES, DECODER_DENSITY, RECONSTRUCTI
 MODELS = tuple(registry.names())
 DATA = datasets.NAMES
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def _at_least_two(text: str) -> int:
-    """An int >= 2: a covariance of generated images' features (the Fréchet distance), or
-    AIS chains whose spread gives its standard error, need two at least."""
-    value = _positive_int(text)
-    if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+# a covariance of generated images' features (the Fréchet distance), or AIS chains whose
+# spread gives its standard error, need two at least
+at_least_two = integer_at_least(2)
 
 
 def _option(text: str) -> tuple[str, str]:
@@ -77,11 +53,11 @@ def _add_train(subparsers) -> None:
     )
     train.add_argument("model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
     train.add_argument("--data", choices=DATA, default="digits", help="digits (default) or mnist")
-    train.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
-    train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
-    train.add_argument("--seed", type=_non_negative_int, default=0, help="default 0")
+    train.add_argument("--epochs", type=positive_int, default=20, help="default 20")
+    train.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
+    train.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
     train.add_argument(
-        "--checkpoint-every", type=_positive_int, default=5, help="epochs between checkpoints"
+        "--checkpoint-every", type=positive_int, default=5, help="epochs between checkpoints"
     )
     train.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in --out"
@@ -95,7 +71,7 @@ def _add_train(subparsers) -> None:
     )
     train.add_argument(
         "--patience",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         help="stop after this many epochs without a better validation loss (needs --validation)",
     )
@@ -134,16 +110,16 @@ def _add_evaluate(subparsers) -> None:
     )
     evaluate.add_argument(
         "--iwae",
-        type=_positive_int,
+        type=positive_int,
         action="append",
         default=None,
         metavar="K",
         help="IWAE sample counts (repeatable; default 100 and 5000)",
     )
     evaluate.add_argument(
-        "--samples", type=_at_least_two, default=1000, help="generated images (at least 2)"
+        "--samples", type=at_least_two, default=1000, help="generated images (at least 2)"
     )
-    evaluate.add_argument("--seed", type=_non_negative_int, default=0)
+    evaluate.add_argument("--seed", type=non_negative_int, default=0)
     evaluate.add_argument(
         "--method",
         choices=("bounds", "ais"),
@@ -153,10 +129,10 @@ def _add_evaluate(subparsers) -> None:
         f"({', '.join(registry.having(DECODER_DENSITY))})",
     )
     ais = evaluate.add_argument_group("with --method ais")
-    ais.add_argument("--ais-images", type=_positive_int, default=100, help="test images scored")
-    ais.add_argument("--temperatures", type=_positive_int, default=500, help="default 500")
-    ais.add_argument("--chains", type=_at_least_two, default=16, help="per image, default 16")
-    ais.add_argument("--leapfrog", type=_positive_int, default=10, help="steps per transition")
+    ais.add_argument("--ais-images", type=positive_int, default=100, help="test images scored")
+    ais.add_argument("--temperatures", type=positive_int, default=500, help="default 500")
+    ais.add_argument("--chains", type=at_least_two, default=16, help="per image, default 16")
+    ais.add_argument("--leapfrog", type=positive_int, default=10, help="steps per transition")
     _progress_flags(evaluate)
 
 

@@ -1,0 +1,43 @@
+"""Argument types of the ``infer`` command line, for ``argparse``'s ``type=``: each turns the
+text given into a value, or says what was expected and what was got (argparse puts the
+option's name in front)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+__all__ = ["integer_at_least", "positive_int", "non_negative_int", "probability"]
+
+
+def integer_at_least(low: int) -> Callable[[str], int]:
+    """A ``type=`` for integers ``>= low``: ``"3"`` -> 3; ``"x"`` or a smaller number is
+    refused with ``expected ..., got ...``."""
+    expected = {0: "an integer >= 0", 1: "a positive integer"}.get(low, f"an integer >= {low}")
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+        return value
+
+    parse.__name__ = f"integer_at_least_{low}"
+    return parse
+
+
+positive_int = integer_at_least(1)
+non_negative_int = integer_at_least(0)
+
+
+def probability(text: str) -> float:
+    """A ``type=`` for a number strictly between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {text!r}") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
+    return value
