@@ -143,10 +143,24 @@ def is_exact(sampler) -> bool:
     return isinstance(sampler, ExactSampler)
 
 
+def public_name(name: str) -> Callable:
+    """Decorator: a sampler's factory (each algorithm file's ``as_top_level_api``) named as
+    users call it, ``infer.<name>``, in its errors (``rwmh() got an unexpected keyword``) and
+    in ``help()``."""
+
+    def rename(factory):
+        factory.__name__ = factory.__qualname__ = name
+        return factory
+
+    return rename
+
+
 def check_sampler(sampler) -> None:
     """A ``TypeError`` unless ``sampler`` follows one of the two protocols."""
     if isinstance(sampler, (MarkovSampler, ExactSampler)):
         return
+    if isinstance(sampler, str):
+        raise TypeError(_named_sampler_message(sampler))
     if callable(sampler) and not hasattr(sampler, "settings"):
         raise TypeError(
             f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "
@@ -157,6 +171,20 @@ def check_sampler(sampler) -> None:
         f"uses_gradients, build() and settings(); see docs/writing-a-sampler.md); got "
         f"{sampler!r}."
     )
+
+
+def _named_sampler_message(name: str) -> str:
+    """What to pass instead of a sampler's name (what ``infer compare --samplers`` takes)."""
+    import infer  # here: the package and the registry import the samplers, which import this
+    from infer import registry
+
+    known = registry.names()
+    got = f"sampler must be a sampler object, not a name; got {name!r}."
+    if name not in known:
+        names = ", ".join(known)
+        return f"{got} It is not a registered name either ({names}); pass e.g. infer.nuts()."
+    factory = f"infer.{name}() or " if callable(getattr(infer, name, None)) else ""
+    return f"{got} Pass {factory}infer.registry.make({name!r}, target) (its defaults)."
 
 
 class Sampler:

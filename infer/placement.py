@@ -98,6 +98,11 @@ def chain_sharding(devices, num_chains: int):
     """
     if isinstance(devices, jax.Device):
         devices = [devices]
+    if isinstance(devices, str):
+        raise TypeError(
+            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got the string "
+            f"{devices!r}. For a platform's devices pass jax.devices({devices!r})."
+        )
     devices = list(jax.devices() if devices is None else devices)
     wrong = [d for d in devices if not isinstance(d, jax.Device)]
     if wrong:

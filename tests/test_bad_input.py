@@ -261,6 +261,7 @@ def test_hmc_mass_matrix_and_switches_are_checked(make, options, error, match, n
         ({"progress": "yes"}, TypeError, "progress must be True, False or a tqdm class"),
         ({"init_jitter": "a"}, TypeError, "init_jitter must be a number >= 0; got 'a'"),
         ({"devices": [0, 1]}, TypeError, "devices must be a list of jax devices"),
+        ({"devices": "cpu"}, TypeError, r"got the string 'cpu'\. .* jax\.devices\('cpu'\)"),
         ({"devices": jax.devices() * 2}, ValueError, "lists a device more than once"),
     ],
 )
@@ -336,3 +337,24 @@ def test_a_built_in_target_by_a_name_that_is_not_one():
     with pytest.raises(TypeError, match=r"name must be a string; got list: \['banana'\]"):
         targets.get(["banana"])
     assert targets.get("banana") is targets.get("banana")
+
+
+@pytest.mark.parametrize(
+    "name, match",
+    [
+        ("nuts", r"not a name; got 'nuts'\. Pass infer\.nuts\(\) or infer\.registry\.make"),
+        ("nutz", r"got 'nutz'\. It is not a registered name either \(.*rwmh.*\)"),
+    ],
+)
+def test_a_sampler_given_by_its_name_is_told_what_to_pass(name, match, nothing_compiled):
+    with pytest.raises(TypeError, match=match):
+        infer.sample(0, NORMAL_2D, name)
+
+
+@pytest.mark.parametrize(
+    "name", ["rwmh", "mala", "mh", "independent_mh", "rejection", "ars", "sgld"]
+)
+def test_sampler_factories_are_named_as_users_call_them(name):
+    factory = getattr(infer, name)
+    with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument"):
+        factory(no_such_option=1)

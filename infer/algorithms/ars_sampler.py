@@ -14,7 +14,7 @@ import numpy as np
 from infer import validation
 from infer.algorithms.ars import sample
 from infer.algorithms.ars_hull import default_start_points
-from infer.base import Kernel, Sampler
+from infer.base import Kernel, Sampler, public_name
 from infer.starts import check_scalar_logdensity
 
 __all__ = ["ARS", "as_top_level_api"]
@@ -170,6 +170,7 @@ class ARS(Sampler):
         )
 
 
+@public_name("ars")
 def as_top_level_api(
     domain,
     *,

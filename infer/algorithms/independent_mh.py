@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 
 from infer.algorithms.mh import MHInfo, shapes_text
-from infer.base import IdentityKey, Kernel, Sampler
+from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.proposal import Proposal, as_proposal, is_nonfinite, mh_accept, safe_log_ratio
 
 __all__ = ["IndependentMHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
@@ -100,6 +100,7 @@ def check_proposal_shape(proposal: Proposal, position) -> None:
         )
 
 
+@public_name("independent_mh")
 def as_top_level_api(proposal) -> IndependentMH:
     """Independent Metropolis–Hastings.
 

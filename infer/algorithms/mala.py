@@ -16,6 +16,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from infer.adaptation import GaussianProposalSampler, ProposalParameters
+from infer.base import public_name
 from infer.proposal import (
     is_nonfinite,
     mh_accept,
@@ -126,6 +127,7 @@ class MALA(GaussianProposalSampler):
         return TARGET_ACCEPTANCE
 
 
+@public_name("mala")
 def as_top_level_api(step_size=None, covariance=None, target_accept=TARGET_ACCEPTANCE) -> MALA:
     """Metropolis-adjusted Langevin algorithm.
 

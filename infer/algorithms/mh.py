@@ -14,7 +14,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from infer.base import IdentityKey, Kernel, Sampler
+from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.proposal import is_nonfinite, mh_accept, safe_log_ratio
 
 __all__ = ["MHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
@@ -135,6 +135,7 @@ class MH(Sampler):
         )
 
 
+@public_name("mh")
 def as_top_level_api(proposal_fn: Callable, proposal_logdensity_fn: Callable | None) -> MH:
     """Metropolis–Hastings with a user's proposal.
 

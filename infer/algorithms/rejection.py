@@ -23,7 +23,7 @@ import numpy as np
 
 from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
-from infer.base import IdentityKey, Kernel, Sampler
+from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.envelopes import Envelope, find_log_envelope, pilot_log_ratio
 from infer.proposal import Proposal, as_proposal
 from infer.starts import check_scalar_logdensity
@@ -402,6 +402,7 @@ def warn_on_violations(num_violations: int, num_proposals: int, max_log_excess: 
         )
 
 
+@public_name("rejection")
 def as_top_level_api(
     proposal,
     log_envelope: float | None = None,

@@ -17,6 +17,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from infer.adaptation import GaussianProposalSampler, ProposalParameters
+from infer.base import public_name
 from infer.proposal import (
     is_nonfinite,
     mh_accept,
@@ -102,6 +103,7 @@ class RWMH(GaussianProposalSampler):
     default_target_accept = staticmethod(target_acceptance)
 
 
+@public_name("rwmh")
 def as_top_level_api(step_size=None, covariance=None, target_accept=None) -> RWMH:
     """Gaussian random-walk Metropolis–Hastings.
 

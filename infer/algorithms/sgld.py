@@ -36,7 +36,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from infer import validation
-from infer.base import IdentityKey, Kernel, Sampler, default_cache_key
+from infer.base import IdentityKey, Kernel, Sampler, default_cache_key, public_name
 
 __all__ = ["SGLDState", "SGLDInfo", "init", "build_kernel", "as_top_level_api", "for_target"]
 
@@ -237,6 +237,7 @@ def default_step_size(num_data: int) -> float:
     return 0.1 / num_data
 
 
+@public_name("sgld")
 def as_top_level_api(
     loglik_fn: Callable,
     logprior_fn: Callable,
