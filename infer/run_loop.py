@@ -17,7 +17,8 @@ from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import arviz_stat_names
 from infer.run_result import markov_result
 from infer.runner import Run, RunRecord, advance
-from infer.store import StoreWriter
+from infer.store import UNCONSTRAINED, StoreWriter
+from infer.target import default_names
 
 
 class Outputs(NamedTuple):
@@ -107,14 +108,15 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
         max_draws,
         run.programs.capacity,
         attrs,
+        unconstrained=None if until is None else default_names,
     )
 
 
 def _draws_so_far(record: RunRecord, store):
-    """What the convergence check reads: the unconstrained positions in memory, or the
-    constrained draws in the store (ranks, and so R-hat and ESS, are the same for the
-    elementwise monotone maps between them)."""
+    """What the convergence check reads: the unconstrained positions of every parameter, in
+    memory or in the store's group of them (whatever ``keep`` stores of the constrained
+    draws), so that a run stops at the same draw with a store as without."""
     if store is None:
         return record.stacked()[0]
-    draws, _ = store.arrays()
-    return {name: np.asarray(array[:, : store.written]) for name, array in draws.items()}
+    positions = store.arrays_of(UNCONSTRAINED)
+    return {name: np.asarray(array[:, : store.written]) for name, array in positions.items()}

@@ -4,8 +4,11 @@
 each segment's draws are constrained, written into a Zarr store and dropped, so the device
 holds one chunk and the host one chunk, whatever ``num_samples`` is. The store is an ArviZ
 ``DataTree`` on disk (groups ``posterior`` and ``sample_stats``, the run's facts as root
-attributes), opened lazily by :func:`open_store` or by ``xarray.open_datatree(path,
-engine="zarr")``.
+attributes), opened lazily by :func:`open_store`. ``xarray.open_datatree(path,
+engine="zarr")`` opens a finished store just as well; on an unfinished one it shows the arrays
+at their full length, where unwritten floats read NaN but unwritten integers and flags
+(``tree_depth``, ``diverging``) read 0 and False, like real values: open those with
+:func:`open_store`, which cuts them to the draws written.
 
 Why Zarr (through ``zarr`` and ``xarray``) and not NetCDF appended by chunk: Zarr writes every
 chunk and every metadata file to a temporary name and renames it into place, so a run killed
@@ -17,12 +20,16 @@ run's store opens, and :func:`open_store` shows exactly the finished chunks.
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 FORMAT = "infer.store/1"
+
+#: The group of the unconstrained positions, written for a run with a stopping rule.
+UNCONSTRAINED = "unconstrained_posterior"
 
 
 def _dims(name: str, shape: tuple) -> tuple:
@@ -34,31 +41,28 @@ class ZarrStore:
 
     Args:
         path: the store (a folder, conventionally ending in ``.zarr``); it must not exist
-            yet, or hold a store that ``overwrite`` allows replacing.
-        overwrite: replace an existing store.
+            yet (or be an empty folder), or hold a store that ``overwrite`` allows replacing.
+        overwrite: replace an existing store that ``infer.sample`` wrote. Nothing else is
+            ever replaced: a file, or a folder that holds anything but such a store, is
+            refused whatever ``overwrite`` says.
     """
 
     def __init__(self, path, overwrite: bool = False):
         self.path = Path(path)
-        if self.path.exists() and not overwrite:
-            raise ValueError(
-                f"store={str(self.path)!r} exists already: choose a new path, or pass "
-                f"infer.ZarrStore({str(self.path)!r}, overwrite=True) to replace it."
-            )
+        _check_path(self.path, overwrite)
         self.overwrite = overwrite
         self.written = 0
         self.group = None
 
-    def open(
-        self, draws: dict, stats: dict, num_chains: int, max_draws: int, chunk: int, attrs: dict
-    ) -> None:
-        """Create the arrays, ``max_draws`` long, from one chunk's ``draws`` and ``stats``
-        (name -> ``(num_chains, k, ...)`` arrays, for the shapes and dtypes)."""
+    def open(self, groups: dict, num_chains: int, max_draws: int, chunk: int, attrs: dict):
+        """Create the arrays, ``max_draws`` long, of every group: ``groups`` maps a group's
+        name (``"posterior"``, ``"sample_stats"``, ...) to one chunk's arrays, name ->
+        ``(num_chains, k, ...)``, for their shapes and dtypes."""
         import zarr
 
         group = zarr.open_group(self.path, mode="w", zarr_format=3)
         group.attrs.update({**attrs, "infer_store": FORMAT, "draws_written": 0})
-        for group_name, arrays in (("posterior", draws), ("sample_stats", stats)):
+        for group_name, arrays in groups.items():
             sub = group.create_group(group_name)
             for name, value in arrays.items():
                 value = np.asarray(value)
@@ -74,11 +78,12 @@ class ZarrStore:
                 )
         self.group = group
 
-    def append(self, draws: dict, stats: dict) -> None:
-        """Write the next ``k`` draws of every array, then count them as written."""
-        count = next(iter(draws.values())).shape[1]
+    def append(self, groups: dict) -> None:
+        """Write the next ``k`` draws of every array of every group (as for :meth:`open`),
+        then count them as written."""
+        count = next(iter(groups["sample_stats"].values())).shape[1]
         region = slice(self.written, self.written + count)
-        for group_name, arrays in (("posterior", draws), ("sample_stats", stats)):
+        for group_name, arrays in groups.items():
             for name, value in arrays.items():
                 self.group[group_name][name][:, region] = np.asarray(value)
         self.written += count
@@ -86,8 +91,8 @@ class ZarrStore:
 
     def finish(self) -> None:
         """Cut every array to the draws written."""
-        for group_name in ("posterior", "sample_stats"):
-            for _, array in self.group[group_name].arrays():
+        for _, sub in self.group.groups():
+            for _, array in sub.arrays():
                 array.resize((array.shape[0], self.written, *array.shape[2:]))
 
     def close(self, attrs: dict) -> None:
@@ -97,9 +102,46 @@ class ZarrStore:
     def arrays(self) -> tuple[dict, dict]:
         """``(draws, stats)``: name -> the store's Zarr arrays (read lazily; ``np.asarray``
         loads one)."""
-        return (
-            dict(self.group["posterior"].arrays()),
-            dict(self.group["sample_stats"].arrays()),
+        return self.arrays_of("posterior"), self.arrays_of("sample_stats")
+
+    def arrays_of(self, group_name: str) -> dict:
+        """Name -> the Zarr arrays of one group (read lazily)."""
+        return dict(self.group[group_name].arrays())
+
+
+def _is_infer_store(path: Path) -> bool:
+    """Whether the folder ``path`` is a store that ``infer.sample`` wrote (its root group's
+    metadata, ``zarr.json``, carries the ``infer_store`` attribute)."""
+    try:
+        metadata = json.loads((path / "zarr.json").read_text())
+    except (OSError, ValueError):
+        return False
+    attributes = metadata.get("attributes") if isinstance(metadata, dict) else None
+    return isinstance(attributes, dict) and attributes.get("infer_store") == FORMAT
+
+
+def _check_path(path: Path, overwrite: bool) -> None:
+    """Refuse a store path whose contents writing there would destroy, unless it is an
+    earlier store of infer's and ``overwrite`` is set."""
+    given = str(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise ValueError(
+            f"store={given!r} is a file; a store is a folder (e.g. {given + '.zarr'!r}): "
+            "choose a new path."
+        )
+    if not any(path.iterdir()):
+        return  # an empty folder: nothing to lose
+    if not _is_infer_store(path):
+        raise ValueError(
+            f"store={given!r} is a folder that holds other files, not a store written by "
+            "infer.sample: choose a new path (overwrite=True replaces only infer's stores)."
+        )
+    if not overwrite:
+        raise ValueError(
+            f"store={given!r} holds a run's store already: choose a new path, or pass "
+            f"infer.ZarrStore({given!r}, overwrite=True) to replace it."
         )
 
 
@@ -113,11 +155,26 @@ class StoreWriter:
         stat_names: ``stat_names(infos, logdensity) -> dict`` (ArviZ's names).
         keep: the draw names to store, or ``None`` for all.
         max_draws, chunk, attrs: as for :meth:`ZarrStore.open`.
+        unconstrained: ``None``, or ``unconstrained(positions) -> dict`` of named
+            unconstrained positions, which then go into the group ``unconstrained_posterior``
+            (ArviZ's name), every parameter whatever ``keep`` says: what a stopping rule
+            reads.
     """
 
-    def __init__(self, store: ZarrStore, constrain, stat_names, keep, max_draws, chunk, attrs):
+    def __init__(
+        self,
+        store: ZarrStore,
+        constrain,
+        stat_names,
+        keep,
+        max_draws,
+        chunk,
+        attrs,
+        unconstrained=None,
+    ):
         self.store, self.constrain, self.stat_names = store, constrain, stat_names
         self.keep, self.max_draws, self.chunk, self.attrs = keep, max_draws, chunk, attrs
+        self.unconstrained = unconstrained
 
     def __call__(self, record) -> None:
         for positions, logdensity, infos in zip(
@@ -126,11 +183,14 @@ class StoreWriter:
             draws = {k: np.asarray(v) for k, v in self.constrain(positions).items()}
             if self.keep is not None:
                 draws = {k: v for k, v in draws.items() if k in self.keep}
-            stats = self.stat_names(infos, logdensity)
+            groups = {"posterior": draws, "sample_stats": self.stat_names(infos, logdensity)}
+            if self.unconstrained is not None:
+                named = self.unconstrained(positions)
+                groups[UNCONSTRAINED] = {k: np.asarray(v) for k, v in named.items()}
             if self.store.group is None:
                 num_chains = np.asarray(logdensity).shape[0]
-                self.store.open(draws, stats, num_chains, self.max_draws, self.chunk, self.attrs)
-            self.store.append(draws, stats)
+                self.store.open(groups, num_chains, self.max_draws, self.chunk, self.attrs)
+            self.store.append(groups)
         record.positions, record.logdensity, record.infos = [], [], []
 
 

@@ -63,10 +63,43 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
             infer.open_store(not_a_store)
     with pytest.raises(ValueError, match=r"keep names \['sigma'\] that the target does not"):
         infer.sample(0, schools, infer.nuts(), keep=["sigma"])
-    with pytest.raises(ValueError, match="exists already"):
+    with pytest.raises(ValueError, match=r"holds a run's store already: .* overwrite=True"):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "s.zarr")
+    assert infer.ZarrStore(tmp_path / "s.zarr", overwrite=True).overwrite  # infer's: replaced
     with pytest.raises(ValueError, match="cannot be combined with checkpoint"):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "t.zarr", checkpoint=tmp_path / "c")
+
+
+def test_a_stopping_rule_stops_a_stored_run_where_it_stops_a_run_in_memory(tmp_path):
+    """The rule reads every parameter's unconstrained draws, not only those ``keep`` stores
+    (read from the kept ``mu`` alone, this run stopped at 1,250 draws, not 2,500)."""
+    schools = targets.get("eight_schools")
+    rule = infer.converged(rhat=1.01, ess=1500, max_samples=3000)
+    options = dict(num_chains=2, num_samples=250, num_warmup=300, until=rule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        in_memory = infer.sample(0, schools, infer.nuts(), **options)
+        stored = infer.sample(
+            0, schools, infer.nuts(), store=tmp_path / "u.zarr", keep=["mu"], **options
+        )
+    assert in_memory.info["until"]["num_draws"] == stored.info["until"]["num_draws"] == 2500
+    np.testing.assert_array_equal(np.asarray(stored.draws["mu"]), in_memory.draws["mu"])
+    tree = infer.open_store(tmp_path / "u.zarr")
+    assert sorted(tree["unconstrained_posterior"].data_vars) == ["mu", "tau", "theta_tilde"]
+
+
+def test_overwrite_replaces_only_a_store_infer_wrote(tmp_path):
+    notes = tmp_path / "results" / "notes.txt"
+    notes.parent.mkdir()
+    notes.write_text("keep me")
+    for overwrite in (False, True):  # a folder of other files is never replaced
+        with pytest.raises(ValueError, match="holds other files, not a store written by infer"):
+            infer.ZarrStore(notes.parent, overwrite=overwrite)
+        with pytest.raises(ValueError, match=r"is a file; a store is a folder"):
+            infer.ZarrStore(notes, overwrite=overwrite)
+    assert notes.read_text() == "keep me"
+    (tmp_path / "empty").mkdir()
+    assert infer.ZarrStore(tmp_path / "empty").written == 0  # nothing there to lose
 
 
 CHILD = textwrap.dedent(
