@@ -196,7 +196,7 @@ def _start(args: Arguments) -> Run:
         chunk_capacity(args.num_chains, example),
         args.superchain_size,
     )
-    need = _check_memory(plan, target, sampler, example, args.num_draws, sharding)
+    need = _check_memory(plan, args, example, sharding)
     if isinstance(source, ChainState):
         chain_keys = jax.device_put(source.chain_keys, sharding)
         carry = jax.device_put(source.carry, sharding)
@@ -248,20 +248,26 @@ def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data)
     return chain_keys, record
 
 
-def _check_memory(plan: Plan, target, sampler, example, num_draws: int, sharding):
+def _check_memory(plan: Plan, args: Arguments, example, sharding):
     """Refuse a run that cannot fit in memory before it is compiled (see
-    :mod:`infer.memory`)."""
-    draw_bytes = memory.nbytes(jax.eval_shape(target.constrain, example))
+    :mod:`infer.memory`): the draws it keeps (only ``keep``'s), in memory or, with a store,
+    one chunk at a time."""
+    target, outputs, num_draws = args.target, args.outputs, args.num_draws
+    draws = jax.eval_shape(target.constrain, example)
+    if outputs.keep is not None:
+        draws = {name: value for name, value in draws.items() if name in outputs.keep}
     devices = list(sharding.device_set)
-    need = plan.need(num_draws, draw_bytes, len(devices))
+    stored = outputs.store is not None
+    need = plan.need(num_draws, memory.nbytes(draws), len(devices), stored, args.until is not None)
     num_chains = plan.keys_struct.shape[0]
     memory.check(
         need,
         devices,
-        f"{sampler.name} on {target.name} with {num_chains} chains x {num_draws} draws",
+        f"{args.sampler.name} on {target.name} with {num_chains} chains x {num_draws} draws",
         "Use fewer chains (num_chains) or draws (num_samples), keep every k-th draw "
-        "(thin=k), or draw in pieces: run num_samples=n, then resume=result for n more, "
-        "saving each result (result.save) before the next.",
+        "(thin=k) or fewer parameters (keep=[...]), write the draws to disk as they come "
+        "(store='run.zarr'), or draw in pieces: run num_samples=n, then resume=result for n "
+        "more, saving each result (result.save) before the next.",
     )
     return need
 

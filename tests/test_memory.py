@@ -49,8 +49,9 @@ def test_a_run_larger_than_memory_is_refused_before_compiling():
         match=(
             r"rwmh on normal_10d with 4096 chains x 200000 draws needs about .* GiB of host "
             r"memory \(.*\) but .* is available, so it was not started\. Use fewer chains "
-            r"\(num_chains\) or draws \(num_samples\), keep every k-th draw \(thin=k\), or draw in "
-            r"pieces"
+            r"\(num_chains\) or draws \(num_samples\), keep every k-th draw \(thin=k\) or fewer "
+            r"parameters \(keep=\[\.\.\.\]\), write the draws to disk as they come "
+            r"\(store='run.zarr'\), or draw in pieces"
         ),
     ):
         infer.sample(
@@ -58,6 +59,21 @@ def test_a_run_larger_than_memory_is_refused_before_compiling():
         )
     compiled = [key for key in PROGRAMS.keys() if key not in before]
     assert not [key for key in compiled if key[0].startswith("markov")]
+
+
+def test_a_stored_run_needs_one_chunk_of_host_memory_not_all_its_draws(monkeypatch, tmp_path):
+    target = targets.get("normal_10d")
+    options = dict(num_chains=4, num_samples=200_000)
+    stored = infer.sample(0, target, infer.rwmh(), store=tmp_path / "a.zarr", **options)
+    estimate = stored.info["memory_estimate"]
+    need = estimate["host_bytes"] + estimate["device_bytes"]  # one CPU device: host memory
+    draws_bytes = 4 * 200_000 * 10 * 4  # the float32 draws alone, which stay on disk
+    assert need < draws_bytes / 4
+    monkeypatch.setattr(memory, "host_available", lambda: 3 * need)
+    with pytest.raises(MemoryError, match="so it was not started"):  # in memory: refused
+        infer.sample(0, target, infer.rwmh(), **options)
+    again = infer.sample(0, target, infer.rwmh(), store=tmp_path / "b.zarr", **options)
+    assert again.draws["x"].shape == (4, 200_000, 10)
 
 
 HUGE = textwrap.dedent(
