@@ -159,12 +159,15 @@ def _check_seed(source, seed) -> None:
 
 
 def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) -> tuple:
-    """The counts and scales of a run, checked; ``num_chains`` defaults to the resumed run's."""
+    """The counts and scales of a run, checked; ``num_chains`` and ``thin`` default to the
+    resumed run's."""
     if num_chains is None:
         num_chains = source.num_chains if source is not None else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
     num_samples = DEFAULT_SAMPLES if num_samples is None else num_samples
     num_samples = validation.positive_int("num_samples", num_samples)
+    if thin is None:
+        thin = source.thin if source is not None else 1
     thin = validation.positive_int("thin", thin)
     init_jitter = validation.nonnegative_float("init_jitter", init_jitter)
     if until is not None and not isinstance(until, convergence.Converged):
@@ -238,10 +241,15 @@ def _check_keep(keep, target, init) -> list | None:
     if isinstance(point, PerChain):
         point = jax.tree.map(lambda leaf: leaf[0], point.positions)
     names = list(jax.eval_shape(target.constrain, point)) if point is not None else None
-    unknown = [name for name in keep if names is not None and name not in names]
-    if unknown or not keep:
+    if not keep:
         raise ValueError(
-            f"keep names {unknown or keep} that the target does not report; its draws are {names}."
+            f"keep is empty: name at least one of the target's draws, {names}, or leave it "
+            "None to keep them all."
+        )
+    unknown = [name for name in keep if names is not None and name not in names]
+    if unknown:
+        raise ValueError(
+            f"keep names {unknown} that the target does not report; its draws are {names}."
         )
     return list(keep)
 

@@ -55,7 +55,7 @@ def sample(
     num_chains: int | None = None,
     num_samples: int | None = None,
     num_warmup: int | None = None,
-    thin: int = 1,
+    thin: int | None = None,
     init=None,
     init_jitter: float = 1.0,
     devices=None,
@@ -84,6 +84,7 @@ def sample(
             1000, or the resumed run's. Ignored by exact samplers (rejection), whose draws
             need none.
         thin: keep every ``thin``-th step. Divergences in skipped steps still count.
+            Default 1, or the resumed run's.
         init: one point (each chain starts at its own seeded jitter around it) or one point
             per chain (leading axis ``num_chains``, used as given), or ``result.state``: each
             chain where that run's chain stopped (``num_chains`` defaults to its). Default:

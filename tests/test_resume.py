@@ -69,6 +69,8 @@ def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps(
     first = infer.sample(1, NORMAL_3D, sampler, num_samples=10, thin=3, **RUN)
     rest = infer.sample(1, NORMAL_3D, sampler, num_samples=10, resume=first, thin=3)
     assert_same(whole, infer.concat(first, rest))
+    # thin, like num_warmup and num_chains, defaults to the resumed run's
+    assert_same(rest, infer.sample(1, NORMAL_3D, sampler, num_samples=10, resume=first))
 
 
 def test_nuts_with_and_without_progress_is_bit_identical():

@@ -63,6 +63,8 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
             infer.open_store(not_a_store)
     with pytest.raises(ValueError, match=r"keep names \['sigma'\] that the target does not"):
         infer.sample(0, schools, infer.nuts(), keep=["sigma"])
+    with pytest.raises(ValueError, match=r"keep is empty: name at least one of .*'mu'"):
+        infer.sample(0, schools, infer.nuts(), keep=[])
     with pytest.raises(ValueError, match=r"holds a run's store already: .* overwrite=True"):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "s.zarr")
     assert infer.ZarrStore(tmp_path / "s.zarr", overwrite=True).overwrite  # infer's: replaced
