@@ -190,6 +190,22 @@ def _check_results(results: dict) -> None:
             )
 
 
+def _check_truth_fits(truth: GroundTruth, results: dict, target) -> None:
+    """A ``ValueError`` when a known answer's shape differs from the draws it is compared
+    with (``target`` is not the one the runs sampled), before anything is computed."""
+    for run_name, result in results.items():
+        for name, mean in truth.mean.items():
+            if name not in result.draws:
+                continue
+            drawn = tuple(np.shape(result.draws[name])[2:])
+            if drawn != np.shape(mean):
+                raise ValueError(
+                    f"target {getattr(target, 'name', target)!r} knows {name!r} with shape "
+                    f"{np.shape(mean)}, but run {run_name!r} drew {name!r} with shape {drawn}: "
+                    "pass the target the runs sampled, or target=None to use each result's own."
+                )
+
+
 def compare(
     results: dict[str, Result] | list[Result],
     target=None,
@@ -249,6 +265,8 @@ def compare(
         raise ValueError("results is empty: pass a dict of name -> infer.Result.")
     _check_results(results)
     truth = target.ground_truth if target is not None else None
+    if truth is not None:
+        _check_truth_fits(truth, results, target)
     computed = compute(results, statistics)
     rows, all_messages = {}, []
     for name, result in results.items():

@@ -200,6 +200,8 @@ def test_compare_several_runs_and_target_truth(healthy, nuts_run):
     table, _ = _compare({"exact": healthy, "nuts": nuts_run}, target=targets.get("normal_10d"))
     assert list(table.index) == ["exact", "nuts"]
     assert math.isnan(table.loc["nuts", "max_abs_z"])  # no draw named like the truth's
+    with pytest.raises(ValueError, match=r"'banana' knows 'x' with shape \(2,\), but run 'exact'"):
+        infer.compare({"exact": healthy}, targets.get("banana"))  # not the target it sampled
 
 
 def test_from_draws_rejects_inconsistent_shapes():
