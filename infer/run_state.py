@@ -11,6 +11,7 @@ with something else be refused with a message that says what differs.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import jax
@@ -102,15 +103,53 @@ def _data_digest(data) -> str:
 
 
 def differences(saved: dict, current: dict) -> list[str]:
-    """Lines saying how ``current`` differs from ``saved`` (empty when they agree)."""
+    """Lines saying how ``current`` differs from ``saved`` (empty when they agree): the
+    sampler's settings key by key, a long value around where it differs."""
     lines = []
     for name in sorted(set(saved) | set(current)):
-        if saved.get(name) != current.get(name):
-            lines.append(
-                f"{name}: {_short(saved.get(name))} in the saved run, "
-                f"{_short(current.get(name))} now"
-            )
+        before, now = saved.get(name), current.get(name)
+        if before == now:
+            continue
+        settings = _json_dicts(before, now) if name == "settings" else None
+        if settings is not None:
+            lines += [
+                f"settings[{key!r}]: {_short(settings[0].get(key))} in the saved run, "
+                f"{_short(settings[1].get(key))} now"
+                for key in sorted(set(settings[0]) | set(settings[1]))
+                if settings[0].get(key) != settings[1].get(key)
+            ]
+            continue
+        before, now = _around_difference(repr(before), repr(now))
+        lines.append(f"{name}: {before} in the saved run, {now} now")
     return lines
+
+
+def _json_dicts(before, now):
+    """Both JSON texts as dicts, or None when one is not."""
+    try:
+        pair = (json.loads(before), json.loads(now))
+    except (TypeError, ValueError):
+        return None
+    return pair if all(isinstance(value, dict) for value in pair) else None
+
+
+def _around_difference(before: str, now: str, limit: int = 160, context: int = 40):
+    """Two long texts cut to where they differ, with ``context`` characters either side."""
+    if max(len(before), len(now)) <= limit:
+        return before, now
+    start = 0
+    while start < min(len(before), len(now)) and before[start] == now[start]:
+        start += 1
+    end = 0
+    while end < min(len(before), len(now)) - start and before[-1 - end] == now[-1 - end]:
+        end += 1
+    cut = max(start - context, 0)
+
+    def window(text):
+        stop = min(len(text) - end + context, len(text))
+        return ("..." if cut else "") + text[cut:stop] + ("..." if stop < len(text) else "")
+
+    return window(before), window(now)
 
 
 def _short(value, limit: int = 160) -> str:

@@ -92,6 +92,11 @@ def test_resume_refuses_another_sampler_target_or_seed():
         infer.sample(1, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first)
     with pytest.raises(ValueError, match=r"thin: '1' in the saved run, '2' now"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first, thin=2)
+    with pytest.raises(  # the sampler's settings, the one that differs
+        ValueError,
+        match=r"differs:\n  settings\['target_accept'\]: None in the saved run, 0.3 now\n",
+    ):
+        infer.sample(0, NORMAL_3D, infer.rwmh(target_accept=0.3), num_samples=20, resume=first)
     with pytest.raises(ValueError, match="init and resume cannot both be given"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), resume=first, init=jnp.zeros(3))
     as_dict = infer.Target(  # another structure: refused before its log density is traced
