@@ -43,6 +43,13 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
             f"to {init_of}."
         )
     point = jax.tree.map(as_float_array, point)
+    nonfinite = validation.nonfinite_leaves(point, "init")
+    if nonfinite:
+        given = "init" if init is not None else f"target {target.name!r}'s init"
+        raise ValueError(
+            f"{given} holds NaN or infinite values ({nonfinite}): a chain cannot start there. "
+            "Give a starting point with finite values inside the support."
+        )
     reference = target.init
     if reference is None:
         reference = point if returns_scalar(target.logdensity, point) else None

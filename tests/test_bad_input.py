@@ -358,3 +358,11 @@ def test_sampler_factories_are_named_as_users_call_them(name):
     factory = getattr(infer, name)
     with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument"):
         factory(no_such_option=1)
+
+
+def test_a_starting_point_with_nan_is_refused_as_such(nothing_compiled):
+    with pytest.raises(ValueError, match=r"^init holds NaN or infinite values \(1 in init\)"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), init=jnp.array([0.0, jnp.nan]))
+    broken = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.array([jnp.inf, 0.0]), name="b")
+    with pytest.raises(ValueError, match=r"^target 'b'\'s init holds NaN or infinite values"):
+        infer.sample(0, broken, infer.rwmh())

@@ -173,10 +173,20 @@ def test_chains_that_never_moved_are_flagged():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = infer.sample(0, positive, always_negative, num_chains=3, num_samples=200)
-    assert any("never moved" in str(w.message) for w in caught)  # sample() says so already
+    said = [str(w.message) for w in caught if "never moved" in str(w.message)]
+    assert said and "every proposal was rejected" in said[0]  # sample() says so already
     flags, messages = _flags(result)
     assert "stuck_chains" in flags
     assert any("chain(s) [0, 1, 2] never moved" in m for m in messages)
+
+
+def test_chains_stuck_on_a_nan_gradient_are_told_so():
+    kink = infer.Target(lambda x: -jnp.sum(jnp.sqrt(x**2)), init=jnp.zeros(2), name="kink")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.sample(0, kink, infer.mala(), init_jitter=0.0, num_chains=2, num_samples=100)
+    said = [str(w.message) for w in caught if "never moved" in str(w.message)]
+    assert said and "NaN or infinite gradient where the chains start" in said[0]
 
 
 def test_biased_estimates_are_flagged_against_the_ground_truth():
