@@ -131,7 +131,8 @@ def sbc(
         model_args: the model's other positional arguments (covariates, sizes), the same
             in every simulation.
         model_kwargs: its other keyword arguments, the same in every simulation.
-        num_simulations: ``S``, draws from the prior and posterior runs.
+        num_simulations: ``S``, draws from the prior and posterior runs; at least 10 (the
+            chi-square test's fewest: 5 ranks expected in each of 2 bins).
         num_chains: chains per posterior run; the ranks are among
             ``num_chains * num_samples`` draws.
         num_samples: kept draws per chain, as in :func:`infer.sample`.
@@ -156,7 +157,13 @@ def sbc(
     observed, var_names, model_kwargs = _check_arguments(
         model, sampler, observed, model_args, model_kwargs, var_names
     )
-    num_simulations = validation.positive_int("num_simulations", num_simulations, minimum=10)
+    num_simulations = validation.positive_int(
+        "num_simulations",
+        num_simulations,
+        "The chi-square test of the ranks needs 5 expected in each of 2 bins at least; 100 "
+        "or more give it power.",
+        minimum=10,
+    )
     run = dict(num_chains=num_chains, num_samples=num_samples, num_warmup=num_warmup, thin=thin)
     alpha = validation.probability("alpha", alpha)
     key_prior, key_ties, key_runs = jax.random.split(as_jax_key(as_key(rng_key)[0]), 3)
