@@ -164,6 +164,7 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     if num_chains is None:
         num_chains = source.num_chains if source is not None else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
+    given_samples = num_samples
     num_samples = DEFAULT_SAMPLES if num_samples is None else num_samples
     num_samples = validation.positive_int("num_samples", num_samples)
     if thin is None:
@@ -173,6 +174,12 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     if until is not None and not isinstance(until, convergence.Converged):
         raise TypeError(
             f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."
+        )
+    if until is not None and given_samples is not None and num_samples > until.max_samples:
+        raise ValueError(
+            f"num_samples={num_samples} is the draws per chain between two checks of until=, "
+            f"but until's max_samples={until.max_samples} ends the run before the first: lower "
+            "num_samples or raise max_samples."
         )
     if until is not None and num_chains < 2:
         raise ValueError(

@@ -392,6 +392,12 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":
+        if args.until_ess and args.samples > args.max_samples:
+            parser.error(
+                f"--samples {args.samples} is the draws between two checks of --until-ess, but "
+                f"--max-samples {args.max_samples} ends the run before the first: lower "
+                "--samples or raise --max-samples"
+            )
         return run_compare(args)
     if args.command == "sbc":
         return run_sbc(args)

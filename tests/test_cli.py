@@ -122,6 +122,10 @@ def test_defaults_are_the_documented_ones():
         (["compare", "--samplers", "rwmh,gibbs"], "unknown sampler(s) 'gibbs'; choose from"),
         (["compare", "--chains", "0"], "--chains: expected a positive integer, got 0"),
         (["compare", "--warmup", "-3"], "--warmup: expected an integer >= 0, got -3"),
+        (
+            ["compare", "--until-ess", "400", "--samples", "500", "--max-samples", "300"],
+            "--samples 500 is the draws between two checks of --until-ess, but --max-samples 300",
+        ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "required: command (usage: infer {compare,sbc,train,evaluate} ...; --help"),
     ],

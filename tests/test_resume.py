@@ -232,6 +232,8 @@ def test_until_warns_naming_the_parameters_that_fell_short():
         )
     assert result.info["until"]["stopped"] == "max_samples"
     assert result.num_samples == 300 and result.info["until"]["shortfalls"]
+    with pytest.raises(ValueError, match=r"num_samples=400 is the draws per chain between two"):
+        infer.sample(0, funnel, infer.rwmh(), num_samples=400, until=rule)
 
 
 def test_until_checks_compile_once_and_large_runs_pad_to_powers_of_two(monkeypatch):
