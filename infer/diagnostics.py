@@ -240,8 +240,9 @@ def compare(
         (beyond the Bonferroni-corrected 1% normal quantile). When every result carries a
         ``log_likelihood`` group (models of the same data, e.g. NumPyro targets), also
         ``elpd_loo``, ``elpd_loo_se``, ``p_loo`` and ``pareto_k_above_0.7`` (PSIS-LOO,
-        ``arviz_stats.loo``), with a warning naming each model that has observations above
-        0.7. ``DataFrame.attrs["notes"]`` says how each column was computed.
+        ``arviz_stats.loo``), with a warning and the flag ``loo_pareto_k`` for each model
+        that has observations above 0.7. ``DataFrame.attrs["notes"]`` says how each column
+        was computed.
     """
     import pandas as pd
 
@@ -282,6 +283,10 @@ def compare(
     table = pd.DataFrame.from_dict(rows, orient="index")[["sampler", *COLUMNS]]
     for column in LOO_COLUMNS if loo else ():
         table[column] = [loo[name][column] for name in table.index]
+    for name in table.index if loo else ():
+        if loo[name]["pareto_k_above_0.7"]:  # its warning is among loo_messages
+            flags = table.loc[name, "flags"]
+            table.loc[name, "flags"] = f"{flags},loo_pareto_k" if flags else "loo_pareto_k"
     table.attrs["notes"] = (
         f"ESS and R-hat from {'JAX (infer.chain_stats)' if statistics == 'jax' else 'arviz_stats'}"
         f"; tail ESS at the {TAIL_PROB[0]:.0%} and "

@@ -71,8 +71,8 @@ def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str
         return (
             f"{row['divergences']} divergent transitions after warm-up: the step size cannot "
             "follow the posterior's curvature there, so estimates may be biased. Try a higher "
-            "target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up, or a "
-            "non-centred reparameterisation."
+            "target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up, or, for a "
+            "hierarchical model written centred, a non-centred reparameterisation."
         )
     return None
 

@@ -187,7 +187,7 @@ def warn_if_unhealthy(result: Result) -> None:
         warnings.warn(
             f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
             "after warm-up; estimates may be biased. Try a higher target_accept, more warm-up, "
-            "or a non-centred reparameterisation.",
+            "or, for a hierarchical model written centred, a non-centred reparameterisation.",
             DiagnosticWarning,
             stacklevel=5,
         )

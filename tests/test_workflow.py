@@ -121,7 +121,8 @@ def test_an_influential_observation_is_warned_about_by_model(runs):
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
         result = infer.sample(1, target, infer.nuts(), num_samples=500, num_warmup=500)
     with pytest.warns(infer.DiagnosticWarning, match=r"outlier \(linear\): 1 of 100 obs.*k-hat"):
-        infer.compare({"outlier": result})
+        table = infer.compare({"outlier": result})
+    assert "loo_pareto_k" in table.loc["outlier", "flags"].split(",")  # the table says so too
 
 
 def _with_log_likelihood(result, values):
