@@ -9,6 +9,7 @@ same model with same-shaped arrays shares the compiled programs of the first.
 from __future__ import annotations
 
 import collections
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -95,11 +96,13 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         raise ValueError(
             f"the NumPyro model has discrete latent site(s) {discrete}. HMC, NUTS, MALA and the "
             "random-walk samplers here work on continuous parameters only: marginalise the "
-            "discrete variable out of the model (sum over its values with "
-            "numpyro.contrib.funsor enumeration or by hand), or observe it."
+            "discrete variable out of the model by hand (the log-sum-exp over its values of "
+            "each value's log probability, added with numpyro.factor; sites marked for "
+            "enumeration are not supported either), or observe it."
         )
     if not latent:
         raise ValueError("the NumPyro model has no latent sample sites: there is nothing to infer.")
+    _warn_of_unobserved_arguments(model, args, kwargs, latent)
     replay = any(site["type"] == "deterministic" for site in trace.values())
     leaves, structure = jax.tree.flatten((tuple(args), dict(kwargs)))
     is_data = tuple(_is_data(leaf) for leaf in leaves)
@@ -124,6 +127,32 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         _constant_data(model, args, kwargs, observed),
         ModelSource(model, tuple(args), dict(kwargs)),
     )
+
+
+def _warn_of_unobserved_arguments(model: Callable, args, kwargs, latent: dict) -> None:
+    """Warn when a latent site is named like an argument of the model that was left at its
+    default ``None``: most often data the user forgot to pass, which NumPyro then samples as
+    a parameter (``numpyro.sample("y", ..., obs=y)`` with ``y=None``)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(model)
+        bound = signature.bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return
+    unbound = [
+        name
+        for name, parameter in signature.parameters.items()
+        if name not in bound and parameter.default is None and name in latent
+    ]
+    for name in unbound:
+        warnings.warn(
+            f"the model's argument {name}=None was not given, so its site {name!r} is sampled "
+            f"as a parameter, not observed. Pass {name}=<data> to Target.from_numpyro to "
+            "condition on it (if you mean to draw it, pass nothing and ignore this).",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _searched_start(model: Callable, args, kwargs, observed: dict):

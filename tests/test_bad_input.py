@@ -1,5 +1,7 @@
 """Bad input gets a clear error that names the argument and the fix, before compilation."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -193,6 +195,19 @@ def test_numpyro_model_with_a_discrete_latent_given_to_hmc():
         infer.sample(
             0, infer.Target.from_numpyro(_model_with_discrete_latent, jnp.ones(3)), infer.hmc()
         )
+
+
+def _one_observation(scale, y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+def test_numpyro_data_left_out_are_named_not_silently_sampled():
+    with pytest.warns(UserWarning, match=r"argument y=None was not given, so its site 'y' is"):
+        infer.Target.from_numpyro(_one_observation, 1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # given: nothing to say
+        infer.Target.from_numpyro(_one_observation, 1.0, y=np.float32(0.5))
 
 
 def test_numpyro_model_without_latent_sites():
