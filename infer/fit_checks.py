@@ -17,6 +17,12 @@ def pareto_k_threshold(num_draws: int) -> float:
     return float(min(1.0 - 1.0 / np.log10(max(num_draws, 11)), 0.7))
 
 
+def what_to_try(fullrank: bool) -> str:
+    """The changes to suggest for a fit whose k-hat is too high: a full-rank fit has no
+    richer family to move to."""
+    return "a reparameterisation" if fullrank else "family='fullrank', a reparameterisation"
+
+
 def warn_if_untrustworthy(
     info: dict, label: str, target_name: str, num_steps: int, total_draws: int
 ) -> None:
@@ -38,8 +44,8 @@ def warn_if_untrustworthy(
         warnings.warn(
             f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: the "
             "Gaussian approximation misses the posterior's shape (heavier tails, a funnel, "
-            "several modes), so its draws and moments cannot be trusted. Try "
-            "family='fullrank', a reparameterisation, or MCMC (infer.nuts()).",
+            f"several modes), so its draws and moments cannot be trusted. Try "
+            f"{what_to_try(label.endswith('fullrank'))}, or MCMC (infer.nuts()).",
             DiagnosticWarning,
             stacklevel=3,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
+from infer.fit_checks import what_to_try
 from infer.result import Result
 
 RHAT_LIMIT = 1.01
@@ -131,7 +132,7 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
         return (
             f"Pareto k-hat {float(k_hat):.2f} > {float(k_limit):.2f}: the variational "
             "approximation misses the posterior's shape, so its draws cannot be trusted. Try "
-            "family='fullrank', a reparameterisation, or MCMC."
+            f"{what_to_try(result.info.get('family') == 'fullrank')}, or MCMC."
         )
     return None
 

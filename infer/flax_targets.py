@@ -191,8 +191,21 @@ def flax_parts(
     )
 
 
+def _is_distribution(value) -> bool:
+    """A NumPyro distribution (callable, it draws a sample: not a log prior)."""
+    return hasattr(value, "log_prob") and hasattr(value, "sample") and hasattr(value, "support")
+
+
 def check_prior(prior):
     """A hashable key for ``prior``: the scale of the default Gaussian, or the callable."""
+    if _is_distribution(prior):
+        raise TypeError(
+            f"prior must be a positive number (the scale of an independent Gaussian prior on "
+            f"every parameter) or a callable log_prior(params) -> scalar; got the distribution "
+            f"{type(prior).__name__}. For that prior on every parameter pass prior=lambda "
+            "params: sum(d.log_prob(leaf).sum() for leaf in jax.tree.leaves(params)), with d "
+            "your distribution."
+        )
     if callable(prior):
         return prior
     if not validation.is_real_scalar(prior):
@@ -334,6 +347,7 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
             (init, (data, rest)),
             "the log likelihood summed over the data",
             f"with the module (its parameters set) and {given}",
+            "Sum the per-example terms (jnp.sum).",
         )
     ]
     if own_prior:
@@ -344,9 +358,10 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
                 (init,),
                 "a log prior",
                 "with the module's parameters as a nested dict (nnx.to_pure_dict)",
+                "Sum the terms of every parameter (e.g. over jax.tree.leaves(params)).",
             )
         )
-    for call, fn, args, returns, called in checks:
+    for call, fn, args, returns, called, how_to_sum in checks:
         try:
             out = jax.eval_shape(fn, *args)
         except Exception as err:  # noqa: BLE001 - the user's function, any failure
@@ -357,7 +372,7 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
         shape = getattr(out, "shape", None)
         dtype = getattr(out, "dtype", None)
         if shape != () or not jnp.issubdtype(dtype, jnp.floating):
-            fix = "Sum the per-example terms (jnp.sum)." if shape != () else "Return a float."
+            fix = how_to_sum if shape != () else "Return a float."
             raise ValueError(
                 f"{call} must return a scalar float, {returns}; got {type(out).__name__} with "
                 f"shape {shape} and dtype {dtype}. {fix}"

@@ -6,6 +6,7 @@ import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 from flax import nnx
 from jax.flatten_util import ravel_pytree
@@ -189,7 +190,14 @@ def test_a_new_target_with_same_shaped_data_compiles_nothing():
             loglik,
             {"prior": lambda params: params["out"]["bias"]},
             ValueError,
-            r"prior\(params\) must return a scalar",
+            r"prior\(params\) must return a scalar.* Sum the terms of every parameter",
+        ),
+        (
+            lambda: TinyMLP(nnx.Rngs(0)),
+            loglik,
+            {"prior": dist.Normal(0.0, 1.0)},
+            TypeError,
+            r"got the distribution Normal\. For that prior on every parameter pass prior=lambda",
         ),
         (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"position": "vector"}, ValueError, "position"),
         (

@@ -100,8 +100,10 @@ def test_numpyro_model_reported_in_constrained_space():
     # In unconstrained space this posterior (Beta and Gamma, through logit and log) has
     # exponential tails, heavier than any Gaussian's: k-hat rightly flags the importance
     # ratios, though the moments come out close.
-    with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat"):
+    with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat") as caught:
         result = infer.advi(0, target, "fullrank", num_steps=2000, num_draws=1000)
+    said = " ".join(str(w.message) for w in caught)
+    assert "Try a reparameterisation, or MCMC" in said and "family=" not in said  # it is full
     assert set(result.draws) == {"p", "rate"}
     for name, value in result.draws.items():
         assert value.shape == (4, 1000), name
