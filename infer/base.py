@@ -157,6 +157,11 @@ def public_name(name: str) -> Callable:
 
 def check_sampler(sampler) -> None:
     """A ``TypeError`` unless ``sampler`` follows one of the two protocols."""
+    if isinstance(sampler, type):  # first: a class has its instances' attributes
+        raise TypeError(
+            f"sampler must be a sampler object; got the class {sampler.__name__}: pass an "
+            f"instance, {sampler.__name__}(...)."
+        )
     if isinstance(sampler, (MarkovSampler, ExactSampler)):
         return
     if isinstance(sampler, str):
@@ -166,10 +171,37 @@ def check_sampler(sampler) -> None:
             f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "
             f"{type(sampler).__name__}. Did you forget the parentheses (infer.rwmh())?"
         )
+    missing = [
+        name
+        for name in ("name", "uses_gradients", "build", "settings")
+        if not hasattr(sampler, name)
+    ]
+    lacks = f" It lacks {', '.join(missing)}." if missing and len(missing) < 4 else ""
     raise TypeError(
         f"sampler must be an infer sampler such as infer.rwmh() (an object with name, "
         f"uses_gradients, build() and settings(); see docs/writing-a-sampler.md); got "
-        f"{sampler!r}."
+        f"{sampler!r}.{lacks}"
+    )
+
+
+def checked_kernel(kernel, sampler) -> Kernel:
+    """``kernel`` when it is what ``sampler.build`` must return (see :class:`Kernel`), else a
+    ``TypeError`` that says what is wrong with it."""
+    if isinstance(kernel, Kernel):
+        wrong = [
+            name
+            for name in ("init", "step", "params", "cost")
+            if not callable(getattr(kernel, name))
+        ]
+        if not wrong:
+            return kernel
+        problem = f"its {', '.join(wrong)} must be callable (see infer.Kernel)"
+    else:
+        problem = f"it returned {type(kernel).__name__}"
+    raise TypeError(
+        f"{type(sampler).__name__}.build(logdensity_fn, num_warmup) must return an "
+        f"infer.Kernel(init, step, params, adaptation, cost); {problem}. See "
+        "docs/writing-a-sampler.md."
     )
 
 

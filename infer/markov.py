@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer.base import Kernel, hook
+from infer.base import Kernel, checked_kernel, hook
 from infer.memory import Need, nbytes
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
@@ -291,7 +291,9 @@ class _Parts:
         )
 
     def kernel(self, data) -> Kernel:
-        return self.sampler.build(self.target.bound(data), self.num_warmup)
+        return checked_kernel(
+            self.sampler.build(self.target.bound(data), self.num_warmup), self.sampler
+        )
 
     def buffer_structs(self, carry: Carry, chain_keys, data, sharding):
         """``(positions, logdensity, infos)`` of one chunk, draw-major ``(capacity,

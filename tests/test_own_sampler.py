@@ -119,3 +119,42 @@ def test_one_registry_line_puts_it_in_the_command(tmp_path, capsys):
         from infer import registry
 
         registry.unregister("uniform_walk")
+
+
+@dataclass(frozen=True)
+class PairWalk(UniformWalk):
+    """Its build returns the BlackJAX-style ``(init, step)`` pair, not an ``infer.Kernel``."""
+
+    def build(self, logdensity_fn, num_warmup=0):
+        kernel = super().build(logdensity_fn, num_warmup)
+        return kernel.init, kernel.step
+
+
+@dataclass(frozen=True)
+class CostlessWalk(UniformWalk):
+    def build(self, logdensity_fn, num_warmup=0):
+        return super().build(logdensity_fn, num_warmup)._replace(cost=None)
+
+
+class NoSettings:
+    name = "no_settings"
+    uses_gradients = False
+
+    def build(self, logdensity_fn, num_warmup=0):
+        raise AssertionError("never built")
+
+
+@pytest.mark.parametrize(
+    "sampler, match",
+    [
+        (UniformWalk, r"got the class UniformWalk: pass an instance, UniformWalk\(\.\.\.\)"),
+        (NoSettings(), r"docs/writing-a-sampler\.md\); got .*NoSettings.* It lacks settings\."),
+        (PairWalk(), r"PairWalk\.build\(logdensity_fn, num_warmup\) must return an infer\.Kernel"),
+        (CostlessWalk(), r"infer\.Kernel\(init, step, params, adaptation, cost\); its cost must"),
+    ],
+    ids=["class", "no-settings", "pair", "cost-none"],
+)
+def test_a_sampler_that_breaks_the_protocol_is_told_what_is_wrong(sampler, match):
+    target = targets.get("normal_10d")
+    with pytest.raises(TypeError, match=match):
+        infer.sample(0, target, sampler, num_chains=2, num_samples=10, num_warmup=10)
