@@ -314,7 +314,17 @@ def _warn_if_unreliable(result: AISResult, target_name: str, num_chains: int) ->
     if nonfinite:
         warnings.warn(
             f"ais on {target_name}: the log density was NaN or +inf {nonfinite} times along "
-            "the chains; those chains got weight zero. Check the log density's numerics.",
+            "the chains; those chains got weight zero. Check the log density's numerics, and "
+            "that the prior's support covers the target's (the path's densities mix both).",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    if result.log_z_upper is not None and result.log_z > result.log_z_upper:
+        warnings.warn(
+            f"ais on {target_name}: the bounds cross (log_z {result.log_z:.4f} above "
+            f"log_z_upper {result.log_z_upper:.4f}): they bound log Z only on average, and "
+            "here their noise is larger than their gap, so neither is within the gap of the "
+            "truth. Use more temperatures (num_temperatures) or more chains.",
             DiagnosticWarning,
             stacklevel=3,
         )
@@ -367,4 +377,12 @@ def _check_prior(prior, shape: tuple[int, ...]) -> Callable:
             f"shaped {shape}. Use e.g. dist.Normal(0, 1).expand({list(shape)}).to_event() or a "
             "distribution of that shape."
         )
+    try:
+        jax.eval_shape(prior.sample, jax.random.key(0))
+    except NotImplementedError:
+        raise TypeError(
+            f"prior must be a distribution that can draw samples (the chains start from "
+            f"exact prior draws); {type(prior).__name__} cannot. Use a proper distribution "
+            "of the same support."
+        ) from None
     return lambda x: jnp.sum(prior.log_prob(x))

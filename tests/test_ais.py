@@ -1,6 +1,8 @@
 """Annealed importance sampling: exact log normalising constants inside the estimate's
 interval, the bidirectional bracket, and its errors for bad input."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -175,3 +177,29 @@ def test_a_prior_of_the_wrong_shape_is_refused():
         infer.ais(0, target, dist.Normal(0.0, 1.0), num_chains=8)
     with pytest.raises(TypeError, match="numpyro"):
         infer.ais(0, target, "normal", num_chains=8)
+    improper = dist.ImproperUniform(dist.constraints.real, (), (5,))
+    with pytest.raises(TypeError, match="can draw samples .* ImproperUniform cannot"):
+        infer.ais(0, target, improper, num_chains=8)
+
+
+def test_bounds_that_cross_are_warned_about():
+    """At 100 temperatures and 128 chains the bracket is narrower than its noise: on some
+    seeds the lower bound comes out above the upper one, and then (only then) a warning
+    says so."""
+    target, prior, _, mu_true = conjugate_gaussian(0)
+    crossed = []
+    for seed in range(4):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = infer.ais(
+                seed,
+                target,
+                prior,
+                num_temperatures=100,
+                num_chains=128,
+                exact_posterior_draws=mu_true,
+            )
+        said = any("the bounds cross" in str(w.message) for w in caught)
+        assert said == (result.log_z > result.log_z_upper), (seed, result)
+        crossed.append(said)
+    assert any(crossed) and not all(crossed)  # both branches were taken
