@@ -89,10 +89,11 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
     return names, coords
 
 
-def _forest_trees(results: dict, truth, names) -> dict:
-    """ArviZ trees for a forest plot: every run's chains pooled and thinned evenly to the
-    same number of draws (ArviZ pads runs of different lengths with NaN, which hides them),
-    and the ground truth as a run whose every draw is the known mean."""
+def _pooled_trees(results: dict, truth, names) -> dict:
+    """ArviZ trees for a plot of several runs (forest, dist): every run's chains pooled and
+    thinned evenly to the same number of draws (ArviZ pads runs of different lengths with
+    NaN, which hides their means and intervals), and the ground truth, when given, as a run
+    whose every draw is the known mean."""
     import arviz_base
 
     length = min(r.num_chains * r.num_samples for r in results.values())
@@ -196,12 +197,12 @@ def plot(
         has_divergences = "diverging" in first.stats
         collection = arviz_plots.plot_pair(tree, visuals={"divergence": has_divergences}, **options)
     elif kind == "dist":
-        trees = {name: result.to_arviz() for name, result in results.items()}
+        trees = _pooled_trees(results, None, names)  # equal lengths: ArviZ pads with NaN
         collection = arviz_plots.plot_dist(trees, **options)
         collection.add_legend("model")
     else:
         truth = truth if truth is not None else first.ground_truth
-        trees = _forest_trees(results, truth, names)
+        trees = _pooled_trees(results, truth, names)
         collection = arviz_plots.plot_forest(trees, combined=True, **options)
         collection.add_legend("model")
     figure = _figure(collection)

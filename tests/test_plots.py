@@ -104,3 +104,17 @@ def test_a_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
     written = {path.name for path in (tmp_path / "report").iterdir()}
     assert {"trace_one.png", "ess_one.png", "forest.png", "index.html"} <= written
     assert "rank_one.png" not in written and "rank_one.png" not in index.read_text()
+
+
+def test_a_dist_plot_of_runs_of_different_sizes_shows_each_runs_mean_and_interval():
+    """ArviZ pads the smaller run with NaN and then draws no mean or interval for it; the
+    runs are pooled and thinned to one length first."""
+    rng = np.random.default_rng(0)
+    small = infer.Result.from_draws({"mu": rng.normal(0.0, 1.0, size=(2, 300))})
+    large = infer.Result.from_draws({"mu": rng.normal(1.0, 1.0, size=(4, 500))})
+    collection = infer.plot({"small": small, "large": large}, kind="dist")
+    for model, mean in (("small", 0.0), ("large", 1.0)):
+        interval = collection.viz["credible_interval"]["mu"].sel(model=model).item()
+        estimate = collection.viz["point_estimate_text"]["mu"].sel(model=model).item()
+        assert interval is not None and np.all(np.isfinite(interval.get_xdata())), model
+        assert abs(estimate.get_position()[0] - mean) < 0.2, model  # 5 standard errors
