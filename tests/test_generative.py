@@ -326,6 +326,8 @@ def test_an_interrupted_run_keeps_its_last_good_checkpoint(tmp_path):
         "nade", "digits", epochs=3, out=tmp_path, checkpoint_every=2, resume=True
     )
     assert resumed.metrics["epoch"] == [1, 2, 3]
+    with pytest.warns(UserWarning, match=r"trained for 3 epochs already, more than epochs=2"):
+        training.train("nade", "digits", epochs=2, out=tmp_path, resume=True)
 
 
 def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path):
@@ -428,13 +430,19 @@ def test_bad_options_are_rejected(kwargs, match):
 
 def test_resume_with_other_options_is_rejected(tmp_path):
     training.train("vae", "digits", epochs=1, out=tmp_path)
-    with pytest.raises(ValueError, match="resume with the same model, data, seed"):
+    with pytest.raises(ValueError, match="option latent_dim: 32 in the checkpoint, 8 now"):
         training.train("vae", "digits", epochs=2, out=tmp_path, resume=True, latent_dim=8)
 
 
 def test_resume_without_a_checkpoint(tmp_path):
     with pytest.raises(ValueError, match="holds no checkpoint"):
         training.train("vae", "digits", epochs=2, out=tmp_path, resume=True)
+    missing = tmp_path / "missing"
+    with pytest.raises(
+        ValueError, match=r"resume=True \(--resume\) but out=.* holds no checkpoint"
+    ):
+        training.train("vae", "digits", epochs=2, out=missing, resume=True)
+    assert not missing.exists(), "a refused resume must not create folders"
 
 
 @pytest.mark.parametrize(

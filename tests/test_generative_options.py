@@ -39,6 +39,10 @@ pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: n
         ("vae", {"weight_decay": math.nan}, ValueError, r"weight_decay must be a finite number"),
         ("vae", {"shift": -1}, ValueError, r"option shift must be an integer >= 0; got -1"),
         ("aae", {"shift": 1.5}, TypeError, r"option shift of aae must be a whole number"),
+        ("vae", {"shift": 3}, ValueError, r"shift must be at most 2 pixels on digits's 8x8"),
+        ("aae", {"entropy_weight": math.nan}, ValueError, r"entropy_weight must be a finite"),
+        ("aae", {"entropy_weight": -1.0}, ValueError, r"entropy_weight must be a finite .*>= 0"),
+        ("gan", {"instance_noise": math.inf}, ValueError, r"finite instance_noise >= 0"),
     ],
 )
 def test_an_option_of_the_wrong_kind_or_value_is_refused(model, options, error, match):
@@ -88,3 +92,23 @@ def test_evaluate_needs_two_samples_or_chains_at_least(flag, capsys):
         main(["evaluate", "gan", "--run", "nowhere", flag, "1"])
     assert exited.value.code == 2
     assert f"{flag}: expected an integer >= 2, got 1" in capsys.readouterr().err
+
+
+def test_training_that_diverges_stops_with_an_error_not_nan_outputs(tmp_path, capsys):
+    with pytest.raises(FloatingPointError, match=r"vae training diverged at epoch 1: .*nan"):
+        training.train("vae", "digits", epochs=2, learning_rate=1e3)
+    command = ["train", "vae", "--epochs", "2", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main([*command, "--option", "learning_rate=1000"]) == 1
+    assert "diverged at epoch 1" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "metrics.json").exists()  # no NaN outputs written
+
+
+def test_an_interrupted_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(training, "train", interrupted)
+    out = tmp_path / "run"
+    assert main(["train", "vae", "--out", str(out), "--no-progress"]) == 130
+    error = capsys.readouterr().err
+    assert "interrupted" in error and "with --resume to continue" in error and str(out) in error

@@ -230,11 +230,14 @@ def _objectives(options):
         "adversarial_learning_rate", options["adversarial_learning_rate"]
     )
     adversarial_weight = checks.positive_float("adversarial_weight", options["adversarial_weight"])
+    entropy_weight = checks.nonnegative_float(
+        "entropy_weight", options["entropy_weight"], "A negative weight rewards collapsed codes."
+    )
     return [
         Objective(
-            "reconstruction",
+            "autoencoder",  # its loss: reconstruction - entropy + adversarial terms
             _AUTOENCODER,
-            autoencoder_loss_fn(float(options["entropy_weight"]), adversarial_weight),
+            autoencoder_loss_fn(entropy_weight, adversarial_weight),
             optax.adam(rate),
         ),
         Objective("critic", _CRITIC, critic_loss, optax.adam(critic_rate, b1=0.5)),
@@ -242,7 +245,7 @@ def _objectives(options):
 
 
 def _build(dataset, options, rngs):
-    check_shift(options)
+    check_shift(options, dataset)
     return AAE(*model_arguments(dataset, options), rngs=rngs)
 
 

@@ -51,6 +51,23 @@ def saved_config(checkpoints) -> dict | None:
     return meta["meta"]["config"]
 
 
+def _differences(saved: dict, now: dict) -> str:
+    """``"name: saved value in the checkpoint, now value now"`` for each setting that
+    differs, the options one by one."""
+    lines = []
+    for key in sorted(set(saved) | set(now)):
+        before, after = saved.get(key), now.get(key)
+        if key == "options" and isinstance(before, dict) and isinstance(after, dict):
+            lines += [
+                f"option {name}: {before.get(name)!r} in the checkpoint, {after.get(name)!r} now"
+                for name in sorted(set(before) | set(after))
+                if before.get(name) != after.get(name)
+            ]
+        elif before != after:
+            lines.append(f"{key}: {before!r} in the checkpoint, {after!r} now")
+    return "; ".join(lines)
+
+
 def restore(checkpoints, state, best, config: dict):
     """``(state, best, metrics, next_epoch)`` from the latest checkpoint, restored into
     ``state`` and ``best`` (NNX states of the same structure; ``best`` ``None`` when the run
@@ -69,10 +86,13 @@ def restore(checkpoints, state, best, config: dict):
     meta = checkpoints.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
     meta = meta["meta"]
     saved = meta["config"]
-    if saved != json.loads(json.dumps(config)):
+    now = json.loads(json.dumps(config))
+    if saved != now:
         raise ValueError(
-            f"the checkpoint in {checkpoints.directory} was made with {saved}, not {config}; "
-            "resume with the same model, data, seed, batch size and options."
+            f"the checkpoint in {checkpoints.directory} was made with another run: "
+            f"{_differences(saved, now)}. Resume with the same model, data, seed, batch size, "
+            "validation, patience and options (on the command line: the same flags and "
+            "--option values as the first run, with --resume)."
         )
     items = {"state": ocp.args.StandardRestore(nnx.to_pure_dict(state))}
     if best is not None:

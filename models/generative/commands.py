@@ -137,6 +137,8 @@ def _add_evaluate(subparsers) -> None:
 
 
 def _parse_value(text: str):
+    if text == "None":  # an option whose default is None (the value it stands for)
+        return None
     for convert in (int, float):
         try:
             return convert(text)
@@ -178,6 +180,16 @@ def run_train(args) -> int:
     except (ValueError, TypeError) as err:
         print(f"infer train: error: {err}", file=sys.stderr)
         return 2
+    except FloatingPointError as err:
+        print(f"infer train: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"\ninfer train: interrupted. {out} keeps the checkpoints written so far; rerun "
+            "the same command with --resume to continue from the last.",
+            file=sys.stderr,
+        )
+        return 130
     metrics = trained.metrics
     print(
         f"trained {args.model} on {args.data} for {metrics['epoch'][-1]} epochs: final test "

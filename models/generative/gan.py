@@ -153,9 +153,10 @@ def _objectives(options):
     d_rate = rate if d_rate is None else d_rate
     noise, real_label = float(options["instance_noise"]), float(options["real_label"])
     r1_penalty = float(options["r1_penalty"])
-    if not (noise >= 0.0 and 0.5 < real_label <= 1.0 and 0.0 <= r1_penalty < float("inf")):
+    finite = noise < float("inf") and r1_penalty < float("inf")
+    if not (finite and noise >= 0.0 and 0.5 < real_label <= 1.0 and r1_penalty >= 0.0):
         raise ValueError(
-            "GAN options need instance_noise >= 0, 0.5 < real_label <= 1 and a finite "
+            "GAN options need a finite instance_noise >= 0, 0.5 < real_label <= 1 and a finite "
             f"r1_penalty >= 0; got instance_noise={noise!r}, real_label={real_label!r}, "
             f"r1_penalty={r1_penalty!r}."
         )

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import time
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -136,6 +138,14 @@ def fit(
         state, best, metrics, first_epoch = checkpoints.restore(manager, state, best, config)
         if metrics.get("stopped_early"):
             first_epoch = epochs + 1  # patience had already run out
+        elif first_epoch > epochs + 1:
+            warnings.warn(
+                f"the run in {folder} was trained for {first_epoch - 1} epochs already, more "
+                f"than epochs={epochs}: nothing more is trained. Pass a larger epochs "
+                "(--epochs) to continue it.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     num_train = dataset.train.shape[0]
     root = jax.random.key(seed)
@@ -160,6 +170,7 @@ def fit(
                 loss = float(score(state, held_out, root))
                 best, stopping = _keep_best(metrics, epoch, loss, state, best, patience)
             _record(metrics, epoch, sums, batches_per_epoch, score(state, test_data, root), start)
+            _refuse_divergence(metrics, family.name, epoch)  # before a NaN state is saved
             metrics.setdefault("loop_seconds", []).append(loop_seconds)
             if manager is not None and (
                 epoch % checkpoint_every == 0 or epoch == epochs or stopping
@@ -177,6 +188,20 @@ def fit(
     if folder is not None:
         write_outputs(trained, family, dataset, options)
     return trained
+
+
+def _refuse_divergence(metrics: dict, name: str, epoch: int) -> None:
+    """A ``FloatingPointError`` when a loss of ``epoch`` (the last recorded) is NaN or
+    infinite: training has diverged, and the epoch is not saved."""
+    losses = {key: values[-1] for key, values in metrics.items() if key.startswith("train_")}
+    losses["test_loss"] = metrics["test_loss"][-1]
+    bad = {key: value for key, value in losses.items() if not math.isfinite(value)}
+    if bad:
+        raise FloatingPointError(
+            f"{name} training diverged at epoch {epoch}: {bad} not finite. The epoch was not "
+            "saved; lower learning_rate or check the options (a weight or scale that is too "
+            "large)."
+        )
 
 
 def _show(bar, epoch: int, batch: int, batches_per_epoch: int, losses: dict) -> None:

@@ -109,7 +109,8 @@ def train(
         if dataset.validation is None:
             raise ValueError(
                 "patience needs a validation split to watch; pass validation=<fraction of "
-                "the training images>, e.g. validation=0.1."
+                "the training images>, e.g. validation=0.1 (--validation 0.1 on the command "
+                "line)."
             )
     num_train = dataset.train.shape[0]
     if batch_size > num_train:
@@ -153,6 +154,11 @@ def _check_out(folder: Path, resume: bool) -> None:
     above = file_above(folder)
     if above is not None:
         raise ValueError(f"out={str(folder)!r} lies under {str(above)!r}, which is a file.")
+    if resume and not _holds_checkpoints(folder):
+        raise ValueError(
+            f"resume=True (--resume) but out={str(folder)!r} holds no checkpoint to continue: "
+            "train without resume, or pass the folder of the run to continue."
+        )
     if not resume and _holds_checkpoints(folder):
         raise ValueError(
             f"out={str(folder)!r} already holds a trained model's checkpoints: pass "
