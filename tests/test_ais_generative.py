@@ -12,6 +12,7 @@ from test_generative import LinearGaussianVAE
 
 from infer.cli import main
 from models.generative import annealed_evaluation, evaluation, training, vae
+from models.generative.commands import format_ais
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
@@ -87,3 +88,18 @@ def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):
     assert "the capability 'decoder_density'" in shown and "which vae, gan, aae have" in shown
     with pytest.raises(ValueError, match="nade lacks the capability 'decoder_density'"):
         annealed_evaluation.evaluate_ais(training.load(run))
+
+
+@pytest.mark.slow  # 10 s: trains 20 epochs; `make test` runs it
+def test_weights_whose_ess_is_near_one_are_said_to_be_unusable():
+    """One temperature: AIS is importance sampling from the prior, and for a trained decoder
+    one chain carries each image's estimate. The report and the command's text say so."""
+    trained = training.train("vae", "digits", epochs=20, seed=0, out=None, progress=False)
+    report = annealed_evaluation.evaluate_ais(
+        trained, num_images=5, num_temperatures=1, num_chains=16
+    )
+    ess = report["ais_ess"]
+    assert ess["images_below_2"] >= 3 and not ess["usable"]  # median 1.3 here
+    shown = format_ais(report)
+    assert f"ESS is below 2 on {ess['images_below_2']} of 5 images" in shown
+    assert "the AIS estimate is not usable" in shown

@@ -297,12 +297,22 @@ def choose_noise_std(
     return float(max(noise_grid, key=lambda s: candidates[str(s)])), candidates
 
 
+#: A weights' ESS below this means one chain carries an image's estimate: not usable.
+MIN_USABLE_ESS = 2.0
+
+
 def _scores_report(scores: AISScores, num_scored: int) -> dict:
     """The AIS estimate, its weights' ESS, the acceptance and the cost, for the report."""
     return {
         "scored_images": int(num_scored),
         "nll_ais": _summary(-scores.log_p, scores.log_p_se),
-        "ais_ess": {"median": float(np.median(scores.ess)), "min": float(scores.ess.min())},
+        "ais_ess": {
+            "median": float(np.median(scores.ess)),
+            "min": float(scores.ess.min()),
+            # an image whose weights' ESS is under 2 has its estimate from one chain
+            "images_below_2": int(np.sum(scores.ess < MIN_USABLE_ESS)),
+            "usable": bool(np.median(scores.ess) >= MIN_USABLE_ESS),
+        },
         "acceptance": {
             "mean": float(scores.acceptance.mean()),
             "min": float(scores.acceptance.min()),

@@ -330,4 +330,12 @@ def format_ais(report: dict) -> str:
         f"({cost['seconds_per_image']:.2f} s per image on {cost['device']}); weights' ESS "
         f"median {report['ais_ess']['median']:.1f} of {report['settings']['num_chains']}"
     )
+    ess = report["ais_ess"]
+    if ess.get("images_below_2"):
+        verdict = "the AIS estimate is not usable" if not ess["usable"] else "those are unusable"
+        lines.append(
+            f"  warning: the weights' ESS is below 2 on {ess['images_below_2']} of "
+            f"{report['scored_images']} images, whose estimates rest on one chain each: "
+            f"{verdict}. Use more temperatures (--temperatures) or chains (--chains)."
+        )
     return "\n".join(lines)
