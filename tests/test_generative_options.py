@@ -81,7 +81,7 @@ def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     with pytest.raises(ValueError, match="lies under .*a_file', which is a file"):
         training.train("nade", "digits", epochs=1, out=a_file / "sub")
     missing = tmp_path / "does" / "not" / "exist"
-    with pytest.raises(ValueError, match="holds no checkpoint"):
+    with pytest.raises(ValueError, match="does not exist: pass the folder a training run"):
         training.load(missing)
     assert not missing.exists(), "loading must not create folders"
 

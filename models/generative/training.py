@@ -176,6 +176,11 @@ def load(folder) -> TrainedModel:
     """A trained model from its output folder (the latest checkpoint): the model training
     returned (with a validation split, the epoch of the lowest validation loss)."""
     folder = Path(folder)
+    if not folder.exists():
+        raise ValueError(
+            f"{folder} does not exist: pass the folder a training run wrote (infer train "
+            "--out, or infer-output/train/<model>-<data> by default; --run on the command line)."
+        )
     if not _holds_checkpoints(folder):
         raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
     manager = checkpoints.manager(folder)
