@@ -165,7 +165,10 @@ def check_sampler(sampler) -> None:
     if isinstance(sampler, (MarkovSampler, ExactSampler)):
         return
     if isinstance(sampler, str):
-        raise TypeError(_named_sampler_message(sampler))
+        raise TypeError(
+            f"sampler must be a sampler object, not a name; got {sampler!r}. Pass e.g. "
+            "infer.nuts() or infer.rwmh()."
+        )
     if callable(sampler) and not hasattr(sampler, "settings"):
         raise TypeError(
             f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "
@@ -203,20 +206,6 @@ def checked_kernel(kernel, sampler) -> Kernel:
         f"infer.Kernel(init, step, params, adaptation, cost); {problem}. See "
         "docs/writing-a-sampler.md."
     )
-
-
-def _named_sampler_message(name: str) -> str:
-    """What to pass instead of a sampler's name (what ``infer compare --samplers`` takes)."""
-    import infer  # here: the package and the registry import the samplers, which import this
-    from infer import registry
-
-    known = registry.names()
-    got = f"sampler must be a sampler object, not a name; got {name!r}."
-    if name not in known:
-        names = ", ".join(known)
-        return f"{got} It is not a registered name either ({names}); pass e.g. infer.nuts()."
-    factory = f"infer.{name}() or " if callable(getattr(infer, name, None)) else ""
-    return f"{got} Pass {factory}infer.registry.make({name!r}, target) (its defaults)."
 
 
 class Sampler:

@@ -7,6 +7,8 @@ import warnings
 
 import numpy as np
 
+from infer.flag_rules import what_to_try
+
 MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
 
 
@@ -15,12 +17,6 @@ def pareto_k_threshold(num_draws: int) -> float:
     ``min(1 - 1 / log10(S), 0.7)`` (Vehtari et al. 2024, "Pareto smoothed importance
     sampling")."""
     return float(min(1.0 - 1.0 / np.log10(max(num_draws, 11)), 0.7))
-
-
-def what_to_try(fullrank: bool) -> str:
-    """The changes to suggest for a fit whose k-hat is too high: a full-rank fit has no
-    richer family to move to."""
-    return "a reparameterisation" if fullrank else "family='fullrank', a reparameterisation"
 
 
 def warn_if_untrustworthy(

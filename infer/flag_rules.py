@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
-from infer.fit_checks import what_to_try
 from infer.result import Result
 
 RHAT_LIMIT = 1.01
@@ -122,6 +121,12 @@ def _envelope_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
             "exact. Raise log_envelope, or let infer find it (log_envelope=None)."
         )
     return None
+
+
+def what_to_try(fullrank: bool) -> str:
+    """The changes to suggest for an ADVI fit whose k-hat is too high: a full-rank fit has
+    no richer family to move to."""
+    return "a reparameterisation" if fullrank else "family='fullrank', a reparameterisation"
 
 
 def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.base import Kernel, checked_kernel, hook
-from infer.memory import Need, nbytes
+from infer.memory import Need, markov_need, nbytes
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
 
@@ -191,35 +191,20 @@ class Plan:
     def need(
         self, num_draws: int, draw_bytes: int, num_devices: int, stored=False, checked=False
     ) -> Need:
-        """The run's peak memory: ``num_draws`` kept draws per chain whose constrained
-        values take ``draw_bytes`` per chain and draw.
-
-        On the host: the unconstrained draws and statistics gathered from the devices, and
-        the result built from them; with ``stored`` (draws written to a store chunk by
-        chunk) one chunk of each, plus, with ``checked`` (a stopping rule, which reads every
-        unconstrained draw so far), all the unconstrained positions. On each device: the
-        chains' state (in and out of a call) and one chunk of draws.
-        """
-        carry = nbytes(self.carry_structs)
+        """The run's peak memory (:func:`infer.memory.markov_need`, whose arguments these
+        are) for ``num_draws`` kept draws per chain of ``draw_bytes`` per chain and draw."""
         positions, logdensity, infos, _, _ = self.chunk_structs()
-        chunk = nbytes((positions, logdensity, infos))
-        num_chains = self.keys_struct.shape[0]
-        stats_per_draw = nbytes((logdensity, infos)) // self.capacity
-        kept = min(num_draws, self.capacity) if stored else num_draws
-        gathered = chunk // self.capacity * kept
-        result = (draw_bytes * num_chains + stats_per_draw) * kept
-        device = (2 * carry + chunk) // max(num_devices, 1)
-        parts = {
-            "draws gathered from the devices": gathered,
-            "the result" if not stored else "one chunk of draws written to the store": result,
-            "chain states": 2 * carry,
-            "one chunk of draws": chunk,
-        }
-        read = nbytes(positions) // self.capacity * num_draws if stored and checked else 0
-        if read:
-            parts["the draws the stopping rule reads"] = read
-        host = gathered + result + read
-        return Need(host, device, parts, 0 if stored else result)
+        return markov_need(
+            (positions, logdensity, infos),
+            self.carry_structs,
+            self.capacity,
+            self.keys_struct.shape[0],
+            num_draws,
+            draw_bytes,
+            num_devices,
+            stored,
+            checked,
+        )
 
     def compile_start(self) -> tuple[Starter, float]:
         """The compiled start program, and the seconds compiling took (0 from the cache)."""

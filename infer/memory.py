@@ -44,6 +44,50 @@ class Need(NamedTuple):
     result: int = 0
 
 
+def markov_need(
+    chunk_structs,
+    carry_structs,
+    capacity,
+    num_chains,
+    num_draws,
+    draw_bytes,
+    num_devices,
+    stored=False,
+    checked=False,
+) -> Need:
+    """A Markov-chain run's peak memory.
+
+    On the host: the unconstrained draws and statistics gathered from the devices, and the
+    result built from them (constrained draws of ``draw_bytes`` per chain and draw); with
+    ``stored`` (draws written to a store chunk by chunk) one chunk of each, plus, with
+    ``checked`` (a stopping rule, which reads every unconstrained draw so far), all the
+    unconstrained positions. On each device: the chains' state (in and out of a call) and
+    one chunk of draws.
+
+    Args:
+        chunk_structs: ``(positions, logdensity, infos)`` of one chunk, ``(capacity,
+            num_chains, ...)`` structs; carry_structs: the chains' state.
+    """
+    positions, logdensity, infos = chunk_structs
+    carry = nbytes(carry_structs)
+    chunk = nbytes(chunk_structs)
+    stats_per_draw = nbytes((logdensity, infos)) // capacity
+    kept = min(num_draws, capacity) if stored else num_draws
+    gathered = chunk // capacity * kept
+    result = (draw_bytes * num_chains + stats_per_draw) * kept
+    parts = {
+        "draws gathered from the devices": gathered,
+        "the result" if not stored else "one chunk of draws written to the store": result,
+        "chain states": 2 * carry,
+        "one chunk of draws": chunk,
+    }
+    read = nbytes(positions) // capacity * num_draws if stored and checked else 0
+    if read:
+        parts["the draws the stopping rule reads"] = read
+    device = (2 * carry + chunk) // max(num_devices, 1)
+    return Need(gathered + result + read, device, parts, 0 if stored else result)
+
+
 def nbytes(tree) -> int:
     """Bytes of a pytree of arrays or ``ShapeDtypeStruct``s (a PRNG key counts its key
     data)."""

@@ -146,3 +146,17 @@ register(
     "adaptive rejection sampling of a log-concave scalar density (exact)",
     "a scalar position, a log-concave density and its support (Target.notes['domain'])",
 )
+
+#: The names registered here, each also a factory of the package (``infer.<name>``).
+BUILT_IN = frozenset(_ENTRIES)
+
+
+def named_sampler_message(name: str) -> str:
+    """What to pass instead of a sampler's name (what ``infer compare --samplers`` takes), for
+    :func:`infer.sample`'s check of its ``sampler`` argument."""
+    got = f"sampler must be a sampler object, not a name; got {name!r}."
+    if name not in _ENTRIES:
+        listed = ", ".join(names())
+        return f"{got} It is not a registered name either ({listed}); pass e.g. infer.nuts()."
+    factory = f"infer.{name}() or " if name in BUILT_IN else ""
+    return f"{got} Pass {factory}infer.registry.make({name!r}, target) (its defaults)."

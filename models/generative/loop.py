@@ -135,17 +135,7 @@ def fit(
     manager = None if folder is None else checkpoints.manager(folder)
     first_epoch = 1
     if resume:
-        state, best, metrics, first_epoch = checkpoints.restore(manager, state, best, config)
-        if metrics.get("stopped_early"):
-            first_epoch = epochs + 1  # patience had already run out
-        elif first_epoch > epochs + 1:
-            warnings.warn(
-                f"the run in {folder} was trained for {first_epoch - 1} epochs already, more "
-                f"than epochs={epochs}: nothing more is trained. Pass a larger epochs "
-                "(--epochs) to continue it.",
-                UserWarning,
-                stacklevel=3,
-            )
+        state, best, metrics, first_epoch = _resumed(manager, state, best, config, epochs)
 
     num_train = dataset.train.shape[0]
     root = jax.random.key(seed)
@@ -188,6 +178,23 @@ def fit(
     if folder is not None:
         write_outputs(trained, family, dataset, options)
     return trained
+
+
+def _resumed(manager, state, best, config: dict, epochs: int):
+    """``(state, best, metrics, first_epoch)`` restored from the latest checkpoint; a run
+    already trained past ``epochs`` trains nothing more, and is told so."""
+    state, best, metrics, first_epoch = checkpoints.restore(manager, state, best, config)
+    if metrics.get("stopped_early"):
+        return state, best, metrics, epochs + 1  # patience had already run out
+    if first_epoch > epochs + 1:
+        warnings.warn(
+            f"the run in {manager.directory} was trained for {first_epoch - 1} epochs already, "
+            f"more than epochs={epochs}: nothing more is trained. Pass a larger epochs "
+            "(--epochs) to continue it.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return state, best, metrics, first_epoch
 
 
 def _refuse_divergence(metrics: dict, name: str, epoch: int) -> None:
