@@ -167,28 +167,33 @@ def _check_seed(source, seed) -> None:
 
 def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) -> tuple:
     """The counts and scales of a run, checked; ``num_chains`` and ``thin`` default to the
-    resumed run's."""
+    resumed run's, ``num_samples`` with ``until`` to at most its budget."""
     if num_chains is None:
         num_chains = source.num_chains if source is not None else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
-    given_samples = num_samples
-    num_samples = DEFAULT_SAMPLES if num_samples is None else num_samples
-    num_samples = validation.positive_int("num_samples", num_samples)
     if thin is None:
         thin = source.thin if source is not None else 1
     thin = validation.positive_int("thin", thin)
     init_jitter = validation.nonnegative_float("init_jitter", init_jitter)
-    if until is not None and not isinstance(until, convergence.Converged):
+    if until is None:
+        num_samples = validation.positive_int(
+            "num_samples", DEFAULT_SAMPLES if num_samples is None else num_samples
+        )
+        return num_chains, num_samples, thin, init_jitter
+    if not isinstance(until, convergence.Converged):
         raise TypeError(
             f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."
         )
-    if until is not None and given_samples is not None and num_samples > until.max_samples:
+    if num_samples is None:  # the batch between checks, within the budget
+        num_samples = min(DEFAULT_SAMPLES, until.max_samples)
+    num_samples = validation.positive_int("num_samples", num_samples)
+    if num_samples > until.max_samples:
         raise ValueError(
             f"num_samples={num_samples} is the draws per chain between two checks of until=, "
-            f"but until's max_samples={until.max_samples} ends the run before the first: lower "
-            "num_samples or raise max_samples."
+            f"more than until's max_samples={until.max_samples}, the most the run may take, so "
+            "the rule could not stop it early: lower num_samples or raise max_samples."
         )
-    if until is not None and num_chains < 2:
+    if num_chains < 2:
         raise ValueError(
             "until=infer.converged(...) checks R-hat, which compares chains, so one chain can "
             "never meet it: run num_chains >= 2 (4 is usual)."

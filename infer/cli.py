@@ -115,7 +115,10 @@ def _add_compare_command(commands) -> None:
     )
     compare.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
     compare.add_argument(
-        "--samples", type=positive_int, default=2000, help="draws kept per chain (default 2000)"
+        "--samples",
+        type=positive_int,
+        default=None,
+        help="draws kept per chain (default 2000; with --until-ess, at most --max-samples)",
     )
     compare.add_argument(
         "--warmup", type=non_negative_int, default=1000, help="warm-up steps (default 1000)"
@@ -392,12 +395,14 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":
-        if args.until_ess and args.samples > args.max_samples:
+        if args.until_ess and args.samples is not None and args.samples > args.max_samples:
             parser.error(
-                f"--samples {args.samples} is the draws between two checks of --until-ess, but "
-                f"--max-samples {args.max_samples} ends the run before the first: lower "
-                "--samples or raise --max-samples"
+                f"--samples {args.samples} is the draws between two checks of --until-ess, more "
+                f"than --max-samples {args.max_samples}, the most the run may take, so the "
+                "rule could not stop it early: lower --samples or raise --max-samples"
             )
+        if args.samples is None:
+            args.samples = min(2000, args.max_samples) if args.until_ess else 2000
         return run_compare(args)
     if args.command == "sbc":
         return run_sbc(args)

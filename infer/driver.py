@@ -251,12 +251,11 @@ def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data)
 
 def _check_memory(plan: Plan, args: Arguments, example, sharding):
     """Refuse a run that cannot fit in memory before it is compiled (see
-    :mod:`infer.memory`): the draws it keeps (only ``keep``'s), in memory or, with a store,
-    one chunk at a time."""
+    :mod:`infer.memory`): its draws in memory or, with a store, one chunk at a time. Every
+    parameter counts, ``keep`` or not: the draws are constrained all together before
+    ``keep`` picks from them."""
     target, outputs, num_draws = args.target, args.outputs, args.num_draws
     draws = jax.eval_shape(target.constrain, example)
-    if outputs.keep is not None:
-        draws = {name: value for name, value in draws.items() if name in outputs.keep}
     devices = list(sharding.device_set)
     stored = outputs.store is not None
     need = plan.need(num_draws, memory.nbytes(draws), len(devices), stored, args.until is not None)
@@ -266,7 +265,7 @@ def _check_memory(plan: Plan, args: Arguments, example, sharding):
         devices,
         f"{args.sampler.name} on {target.name} with {num_chains} chains x {num_draws} draws",
         "Use fewer chains (num_chains) or draws (num_samples), keep every k-th draw "
-        "(thin=k) or fewer parameters (keep=[...]), write the draws to disk as they come "
+        "(thin=k), write the draws to disk as they come "
         "(store='run.zarr'), or draw in pieces: run num_samples=n, then resume=result for n "
         "more, saving each result (result.save) before the next.",
     )

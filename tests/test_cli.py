@@ -111,7 +111,8 @@ def test_defaults_are_the_documented_ones():
     args = cli.build_parser().parse_args(["compare"])
     assert args.target == "banana"
     assert args.samplers == ["rejection", "rwmh", "mala", "nuts"]
-    assert (args.chains, args.samples, args.warmup, args.seed) == (4, 2000, 1000, 0)
+    assert (args.chains, args.warmup, args.seed) == (4, 1000, 0)
+    assert args.samples is None  # 2000; with --until-ess, at most --max-samples (see main)
     assert args.plots  # the report draws its figures unless --no-plots
 
 
@@ -124,7 +125,7 @@ def test_defaults_are_the_documented_ones():
         (["compare", "--warmup", "-3"], "--warmup: expected an integer >= 0, got -3"),
         (
             ["compare", "--until-ess", "400", "--samples", "500", "--max-samples", "300"],
-            "--samples 500 is the draws between two checks of --until-ess, but --max-samples 300",
+            "--samples 500 is the draws between two checks of --until-ess, more than --max-sa",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "required: command (usage: infer {compare,sbc,train,evaluate} ...; --help"),
@@ -210,3 +211,11 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_run(command,
 def test_a_sampler_named_twice_runs_once():
     args = cli.build_parser().parse_args(["compare", "--samplers", "rwmh,nuts,rwmh"])
     assert args.samplers == ["rwmh", "nuts"]
+
+
+def test_until_ess_without_samples_takes_batches_within_the_budget(monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "run_compare", lambda args: seen.append(args.samples) or 0)
+    assert cli.main(["compare", "--until-ess", "400", "--max-samples", "1000"]) == 0
+    assert cli.main(["compare"]) == 0
+    assert seen == [1000, 2000]
