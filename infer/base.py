@@ -14,6 +14,7 @@ base holding the optional hooks' defaults, not a requirement.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
@@ -150,6 +151,8 @@ def public_name(name: str) -> Callable:
 
     def rename(factory):
         factory.__name__ = factory.__qualname__ = name
+        # pickle finds a function by module and qualified name: give the module that name
+        setattr(sys.modules[factory.__module__], name, factory)
         return factory
 
     return rename

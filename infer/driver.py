@@ -18,7 +18,7 @@ import numpy as np
 from infer import checkpoint as checkpoints
 from infer import memory
 from infer.arguments import Arguments, Saved, check_arguments
-from infer.base import hook, is_exact
+from infer.base import checked_kernel, hook, is_exact
 from infer.exact import sample_exact
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
@@ -174,6 +174,7 @@ def _start(args: Arguments) -> Run:
     positions, per_chain = _positions(args)
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
+    checked_kernel(sampler.build(target.bound(target.data), args.num_warmup), sampler)  # host
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
     structs = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(

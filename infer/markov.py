@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer.base import Kernel, checked_kernel, hook
+from infer.base import Kernel, hook
 from infer.memory import Need, markov_need, nbytes
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
@@ -276,9 +276,7 @@ class _Parts:
         )
 
     def kernel(self, data) -> Kernel:
-        return checked_kernel(
-            self.sampler.build(self.target.bound(data), self.num_warmup), self.sampler
-        )
+        return self.sampler.build(self.target.bound(data), self.num_warmup)
 
     def buffer_structs(self, carry: Carry, chain_keys, data, sharding):
         """``(positions, logdensity, infos)`` of one chunk, draw-major ``(capacity,

@@ -101,9 +101,10 @@ def _pooled_trees(results: dict, truth, names) -> dict:
     for name, result in results.items():
         total = result.num_chains * result.num_samples
         keep = np.linspace(0, total - 1, length).astype(int)
-        pooled = {
+        pooled = {  # only the plotted variables: a stored run's draws are read from disk
             key: np.asarray(value).reshape((total, *value.shape[2:]))[keep][None]
             for key, value in result.draws.items()
+            if key in names
         }
         trees[name] = arviz_base.from_dict({"posterior": pooled})
     if truth is not None:

@@ -158,5 +158,5 @@ def named_sampler_message(name: str) -> str:
     if name not in _ENTRIES:
         listed = ", ".join(names())
         return f"{got} It is not a registered name either ({listed}); pass e.g. infer.nuts()."
-    factory = f"infer.{name}() or " if name in BUILT_IN else ""
+    factory = f"infer.{name}(...) or " if name in BUILT_IN else ""
     return f"{got} Pass {factory}infer.registry.make({name!r}, target) (its defaults)."

@@ -111,13 +111,15 @@ def differences(saved: dict, current: dict) -> list[str]:
         if before == now:
             continue
         settings = _json_dicts(before, now) if name == "settings" else None
-        if settings is not None:
-            lines += [
-                f"settings[{key!r}]: {_short(settings[0].get(key))} in the saved run, "
-                f"{_short(settings[1].get(key))} now"
-                for key in sorted(set(settings[0]) | set(settings[1]))
-                if settings[0].get(key) != settings[1].get(key)
-            ]
+        keys = [] if settings is None else sorted(set(settings[0]) | set(settings[1]))
+        by_key = [  # by their text: 1 and 1.0, or true and 1, differ as the fingerprints do
+            f"settings[{key!r}]: {_short(settings[0].get(key))} in the saved run, "
+            f"{_short(settings[1].get(key))} now"
+            for key in keys
+            if json.dumps(settings[0].get(key)) != json.dumps(settings[1].get(key))
+        ]
+        if by_key:
+            lines += by_key
             continue
         before, now = _around_difference(repr(before), repr(now))
         lines.append(f"{name}: {before} in the saved run, {now} now")

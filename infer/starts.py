@@ -35,6 +35,12 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
         ValueError: when there is no starting point, or its shape fits neither case.
     """
     if isinstance(init, PerChain):
+        nonfinite = validation.nonfinite_leaves(init.positions, "init")
+        if nonfinite:  # e.g. init=result.state of chains that drifted to NaN
+            raise ValueError(
+                f"init holds NaN or infinite values ({nonfinite}): a chain cannot start there. "
+                "Give starting points with finite values inside the support."
+            )
         return _per_chain(target, init.positions, num_chains), True
     point = checked_init(init) if init is not None else target.init
     if point is None:

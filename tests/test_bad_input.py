@@ -1,5 +1,6 @@
 """Bad input gets a clear error that names the argument and the fix, before compilation."""
 
+import pickle
 import warnings
 
 import jax
@@ -357,7 +358,7 @@ def test_a_built_in_target_by_a_name_that_is_not_one():
 @pytest.mark.parametrize(
     "name, match",
     [
-        ("nuts", r"not a name; got 'nuts'\. Pass infer\.nuts\(\) or infer\.registry\.make"),
+        ("nuts", r"not a name; got 'nuts'\. Pass infer\.nuts\(\.\.\.\) or infer\.registry\.make"),
         ("nutz", r"got 'nutz'\. It is not a registered name either \(.*rwmh.*\)"),
     ],
 )
@@ -373,6 +374,7 @@ def test_sampler_factories_are_named_as_users_call_them(name):
     factory = getattr(infer, name)
     with pytest.raises(TypeError, match=rf"^{name}\(\) got an unexpected keyword argument"):
         factory(no_such_option=1)
+    assert pickle.loads(pickle.dumps(factory)) is factory  # found again by its name
 
 
 def test_a_starting_point_with_nan_is_refused_as_such(nothing_compiled):

@@ -104,11 +104,19 @@ def test_training_that_diverges_stops_with_an_error_not_nan_outputs(tmp_path, ca
 
 
 def test_an_interrupted_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
+    """Before the first checkpoint there is nothing to resume; after it, --resume."""
+    real_train = training.train
+
     def interrupted(*args, **kwargs):
+        if kwargs.get("epochs") == 2:  # the second run: one epoch saved, then Ctrl-C
+            real_train("nade", "digits", epochs=1, out=kwargs["out"], hidden=10)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(training, "train", interrupted)
     out = tmp_path / "run"
-    assert main(["train", "vae", "--out", str(out), "--no-progress"]) == 130
+    command = ["train", "nade", "--out", str(out), "--no-progress", "--option", "hidden=10"]
+    assert main([*command, "--epochs", "1"]) == 130
+    assert "holds no checkpoint yet" in capsys.readouterr().err
+    assert main([*command, "--epochs", "2"]) == 130
     error = capsys.readouterr().err
-    assert "interrupted" in error and "with --resume to continue" in error and str(out) in error
+    assert "rerun the same command with --resume" in error and str(out) in error

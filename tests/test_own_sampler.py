@@ -158,3 +158,11 @@ def test_a_sampler_that_breaks_the_protocol_is_told_what_is_wrong(sampler, match
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=match):
         infer.sample(0, target, sampler, num_chains=2, num_samples=10, num_warmup=10)
+
+
+def test_a_resume_with_a_setting_equal_in_value_but_not_in_kind_is_refused_by_name():
+    """``1`` and ``1.0`` compare equal, but the run's fingerprint records them apart."""
+    target = targets.get("normal_10d")
+    first = infer.sample(0, target, UniformWalk(width=1), num_chains=2, num_samples=20)
+    with pytest.raises(ValueError, match=r"settings\['width'\]: 1 in the saved run, 1\.0 now"):
+        infer.sample(0, target, UniformWalk(width=1.0), num_samples=20, resume=first)

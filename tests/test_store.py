@@ -67,7 +67,19 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
         infer.sample(0, schools, infer.nuts(), keep=[])
     with pytest.raises(ValueError, match=r"holds a run's store already: .* overwrite=True"):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "s.zarr")
-    assert infer.ZarrStore(tmp_path / "s.zarr", overwrite=True).overwrite  # infer's: replaced
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        infer.sample(  # infer's own store, replaced when asked
+            0,
+            schools,
+            infer.nuts(),
+            num_chains=2,
+            num_samples=50,
+            store=infer.ZarrStore(tmp_path / "s.zarr", overwrite=True),
+            keep=["tau"],
+        )
+    replaced = infer.open_store(tmp_path / "s.zarr")["posterior"]
+    assert list(replaced.data_vars) == ["tau"] and replaced["tau"].shape == (2, 50)
     with pytest.raises(ValueError, match="cannot be combined with checkpoint"):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "t.zarr", checkpoint=tmp_path / "c")
 

@@ -184,11 +184,12 @@ def run_train(args) -> int:
         print(f"infer train: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(
-            f"\ninfer train: interrupted. {out} keeps the checkpoints written so far; rerun "
-            "the same command with --resume to continue from the last.",
-            file=sys.stderr,
-        )
+        if training.holds_checkpoints(out):
+            then = "keeps the checkpoints written so far: rerun the same command with --resume"
+        else:
+            then = "holds no checkpoint yet (one is written every --checkpoint-every epochs): "
+            then += "rerun the same command, without --resume"
+        print(f"\ninfer train: interrupted. {out} {then}.", file=sys.stderr)
         return 130
     metrics = trained.metrics
     print(

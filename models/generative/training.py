@@ -154,12 +154,12 @@ def _check_out(folder: Path, resume: bool) -> None:
     above = file_above(folder)
     if above is not None:
         raise ValueError(f"out={str(folder)!r} lies under {str(above)!r}, which is a file.")
-    if resume and not _holds_checkpoints(folder):
+    if resume and not holds_checkpoints(folder):
         raise ValueError(
             f"resume=True (--resume) but out={str(folder)!r} holds no checkpoint to continue: "
             "train without resume, or pass the folder of the run to continue."
         )
-    if not resume and _holds_checkpoints(folder):
+    if not resume and holds_checkpoints(folder):
         raise ValueError(
             f"out={str(folder)!r} already holds a trained model's checkpoints: pass "
             "resume=True (--resume) to continue that run, another folder (--out), or delete it "
@@ -167,7 +167,8 @@ def _check_out(folder: Path, resume: bool) -> None:
         )
 
 
-def _holds_checkpoints(folder: Path) -> bool:
+def holds_checkpoints(folder: Path) -> bool:
+    """Whether ``folder`` holds a training run's checkpoints."""
     saved = folder / "checkpoints"
     return saved.is_dir() and any(saved.iterdir())
 
@@ -181,7 +182,7 @@ def load(folder) -> TrainedModel:
             f"{folder} does not exist: pass the folder a training run wrote (infer train "
             "--out, or infer-output/train/<model>-<data> by default; --run on the command line)."
         )
-    if not _holds_checkpoints(folder):
+    if not holds_checkpoints(folder):
         raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
     manager = checkpoints.manager(folder)
     config = checkpoints.saved_config(manager)
