@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from pathlib import Path
 
-from infer.cli_types import non_negative_int, positive_int, probability
+from infer.cli_types import integer_at_least, non_negative_int, positive_int, probability
 
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
@@ -29,20 +28,6 @@ class _Parser(argparse.ArgumentParser):
         ]
         hint = f" (usage: {choices[0]} ...; --help for more)" if choices else ""
         self.exit(2, f"{self.prog}: error: {message}{hint}\n")
-
-
-def _unwritable(folder: Path) -> str | None:
-    """Why the report cannot be written into ``folder`` (made if missing), or None: checked
-    before any sampling, so that a bad ``--out`` costs nothing."""
-    import tempfile
-
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        return f"error: --out: cannot write the report into {folder}: {err.strerror or err}."
-    return None
 
 
 def _sampler_list(text: str) -> list[str]:
@@ -135,7 +120,7 @@ def _add_compare_command(commands) -> None:
     compare.add_argument(
         "--max-samples",
         type=positive_int,
-        default=20_000,
+        default=None,
         help="budget of draws per chain with --until-ess (default 20000)",
     )
     compare.add_argument(
@@ -191,7 +176,10 @@ def _add_sbc_command(commands) -> None:
     sbc.add_argument("--target", default="eight_schools", choices=list(sbc_problems()))
     sbc.add_argument("--sampler", default="nuts", choices=registry.names(), help="default nuts")
     sbc.add_argument(
-        "--simulations", type=positive_int, default=200, help="simulations (default 200)"
+        "--simulations",
+        type=integer_at_least(10),
+        default=200,
+        help="simulations, at least 10 (default 200)",
     )
     sbc.add_argument("--chains", type=positive_int, default=4, help="chains (default 4)")
     sbc.add_argument(
@@ -253,8 +241,10 @@ def run_sbc(args) -> int:
         message = f"error: sbc checks Markov-chain samplers; {args.sampler} is not one here."
         print(message, file=sys.stderr)
         return 2
+    from infer.io import unwritable_folder
+
     folder = args.out / args.target
-    problem = _unwritable(folder)
+    problem = unwritable_folder(folder)
     if problem:
         print(problem, file=sys.stderr)
         return 2
@@ -296,114 +286,28 @@ def run_sbc(args) -> int:
     return 0 if check.passed else 1
 
 
-TABLE_COLUMNS = (
-    "min_ess_bulk",
-    "min_ess_tail",
-    "max_rhat",
-    "ess_bulk_per_second",
-    "acceptance_rate",
-    "divergences",
-    "compile_seconds",
-    "sampling_seconds",
-    "max_abs_z",
-    "flags",
-)
-
-
-def run_compare(args) -> int:
-    import infer
-    from infer import registry
-    from infer.base import is_exact
-    from infer.report import as_text, notes_of, write_report
-    from models import targets
-
-    target = targets.get(args.target)
-    out_folder = args.out / target.name
-    problem = _unwritable(out_folder)
-    if problem:
-        print(problem, file=sys.stderr)
-        return 2
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
-    settings = (
-        f"{args.chains} chains x {args.samples} draws, {args.warmup} warm-up steps, "
-        f"seed {args.seed}"
-    )
-    if args.until_ess:
-        settings += f", until ESS >= {args.until_ess} (at most {args.max_samples} draws)"
-    print(f"target {target.name}: {target.description} {settings}")
-    results, notes, failed = {}, [], []
-    for name in args.samplers:
-        entry = registry.get(name)
-        sampler = entry.make(target)
-        if sampler is None:
-            needs = entry.requires or "something this target lacks"
-            notes.append(f"{name}: skipped, target {target.name} lacks what it needs: {needs}")
-            continue
-        until = None
-        if args.until_ess and not is_exact(sampler):
-            until = infer.converged(ess=args.until_ess, max_samples=args.max_samples)
-        if not progress:
-            print(f"  running {name} ...", flush=True)
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                results[name] = infer.sample(
-                    args.seed,
-                    target,
-                    sampler,
-                    num_chains=args.chains,
-                    num_samples=args.samples,
-                    num_warmup=args.warmup,
-                    progress=progress,
-                    until=until,
-                )
-        except Exception as err:  # noqa: BLE001 - report every sampler's failure, then exit 1
-            failed.append(name)
-            notes.append(f"{name}: failed: {type(err).__name__}: {err}")
-            continue
-        notes.extend(str(w.message) for w in caught if "DiagnosticWarning" not in str(w.category))
-    if not results:
-        for note in notes:
-            print(f"note: {note}")
-        return 1
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        table = infer.compare(results, target, min_ess=args.min_ess)
-    notes.extend(str(w.message) for w in caught)
-    print()
-    print(as_text(table, TABLE_COLUMNS))
-    print(f"\n{notes_of(table)}")
-    index = write_report(
-        results,
-        table,
-        out_folder,
-        notes=notes,
-        title=f"infer compare: {target.name}, {settings}",
-        plots=args.plots,
-    )
-    plotted = "PNG plots, " if args.plots else ""
-    print(f"\nReport: {index} (table as CSV and Markdown, {plotted}each run's NetCDF)")
-    for note in notes:
-        print(f"warning: {note}")
-    if failed:
-        print(f"error: {', '.join(failed)} failed (see above)", file=sys.stderr)
-        return 1
-    return 0
-
-
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":
-        if args.until_ess and args.samples is not None and args.samples > args.max_samples:
+        if (
+            args.until_ess
+            and None not in (args.samples, args.max_samples)
+            and (args.samples > args.max_samples)
+        ):
             parser.error(
                 f"--samples {args.samples} is the draws between two checks of --until-ess, more "
                 f"than --max-samples {args.max_samples}, the most the run may take, so the "
                 "rule could not stop it early: lower --samples or raise --max-samples"
             )
+        if args.max_samples is not None and not args.until_ess:
+            parser.error("--max-samples is the budget of --until-ess: give --until-ess too")
+        args.max_samples = 20_000 if args.max_samples is None else args.max_samples
         if args.samples is None:
             args.samples = min(2000, args.max_samples) if args.until_ess else 2000
-        return run_compare(args)
+        from infer import compare_command
+
+        return compare_command.run_compare(args)
     if args.command == "sbc":
         return run_sbc(args)
     if args.command in ("train", "evaluate"):

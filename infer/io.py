@@ -81,3 +81,15 @@ def save_png(figure, path, dpi: int = 100) -> Path:
 def save_netcdf(tree, path) -> Path:
     """Write an xarray ``DataTree`` to ``path`` (NetCDF 4 through h5netcdf), atomically."""
     return write_atomically(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
+
+
+def unwritable_folder(folder: Path) -> str | None:
+    """Why a report cannot be written into ``folder`` (made if missing), or None: checked
+    before any sampling, so that a bad ``--out`` costs nothing."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        return f"error: --out: cannot write the report into {folder}: {err.strerror or err}."
+    return None

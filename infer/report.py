@@ -81,7 +81,7 @@ def as_text(table, columns: tuple[str, ...] | None = None) -> str:
 
 
 def as_markdown(table) -> str:
-    rows = formatted(table)
+    rows = [[cell.replace("|", "\\|") for cell in row] for row in formatted(table)]  # max |z|
     lines = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
     return "\n".join(lines) + f"\n\n{notes_of(table)}\n"

@@ -11,7 +11,7 @@ import pytest
 import xarray as xr
 
 import infer
-from infer import cli
+from infer import cli, compare_command
 from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
@@ -73,6 +73,8 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert "min_ess_tail" in table.columns and "flags" in table.columns
     markdown = (folder / "comparison.md").read_text()
     assert markdown.startswith("| run |") and "5% and 95% quantiles" in markdown
+    header, rule = markdown.splitlines()[:2]  # as many cells as the rule has: |z| escaped
+    assert header.replace("\\|", "").count("|") == rule.count("|") and "max \\|z\\|" in header
     page = (folder / "index.html").read_text()
     for src in ("forest.png", "trace_nuts.png", "pair_rwmh.png", "rejection.nc"):
         assert src in page
@@ -123,6 +125,8 @@ def test_defaults_are_the_documented_ones():
         (["compare", "--samplers", "rwmh,gibbs"], "unknown sampler(s) 'gibbs'; choose from"),
         (["compare", "--chains", "0"], "--chains: expected a positive integer, got 0"),
         (["compare", "--warmup", "-3"], "--warmup: expected an integer >= 0, got -3"),
+        (["compare", "--max-samples", "100"], "--max-samples is the budget of --until-ess"),
+        (["sbc", "--simulations", "9"], "--simulations: expected an integer >= 10, got 9"),
         (
             ["compare", "--until-ess", "400", "--samples", "500", "--max-samples", "300"],
             "--samples 500 is the draws between two checks of --until-ess, more than --max-sa",
@@ -215,7 +219,15 @@ def test_a_sampler_named_twice_runs_once():
 
 def test_until_ess_without_samples_takes_batches_within_the_budget(monkeypatch):
     seen = []
-    monkeypatch.setattr(cli, "run_compare", lambda args: seen.append(args.samples) or 0)
+    monkeypatch.setattr(compare_command, "run_compare", lambda a: seen.append(a.samples) or 0)
     assert cli.main(["compare", "--until-ess", "400", "--max-samples", "1000"]) == 0
     assert cli.main(["compare"]) == 0
     assert seen == [1000, 2000]
+
+
+def test_a_compare_where_no_sampler_can_run_says_so(tmp_path, capsys):
+    command = ["compare", "--target", "eight_schools", "--samplers", "rejection"]
+    assert cli.main([*command, "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "rejection: skipped, target eight_schools lacks what it needs" in captured.out
+    assert "error: no sampler ran on eight_schools" in captured.err

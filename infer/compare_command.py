@@ -1,0 +1,128 @@
+"""``infer compare``: run samplers on a target side by side and write the report."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from infer.io import unwritable_folder
+
+TABLE_COLUMNS = (
+    "min_ess_bulk",
+    "min_ess_tail",
+    "max_rhat",
+    "ess_bulk_per_second",
+    "acceptance_rate",
+    "divergences",
+    "compile_seconds",
+    "sampling_seconds",
+    "max_abs_z",
+    "flags",
+)
+
+
+def _run_one(args, target, name: str, progress, notes: list, failed: list):
+    """One sampler's run for ``infer compare``: the result, or ``None`` when it cannot run
+    on the target (said in ``notes``) or fails (said in ``notes``, named in ``failed``)."""
+    import infer
+    from infer import registry
+    from infer.base import is_exact
+
+    entry = registry.get(name)
+    sampler = entry.make(target)
+    if sampler is None:
+        needs = entry.requires or "something this target lacks"
+        notes.append(f"{name}: skipped, target {target.name} lacks what it needs: {needs}")
+        return None
+    until = None
+    if args.until_ess and not is_exact(sampler):
+        until = infer.converged(ess=args.until_ess, max_samples=args.max_samples)
+    if not progress:
+        print(f"  running {name} ...", flush=True)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = infer.sample(
+                args.seed,
+                target,
+                sampler,
+                num_chains=args.chains,
+                num_samples=args.samples,
+                num_warmup=args.warmup,
+                progress=progress,
+                until=until,
+            )
+    except Exception as err:  # noqa: BLE001 - report every sampler's failure, then exit 1
+        notes.append(f"{name}: failed: {type(err).__name__}: {err}")
+        failed.append(name)
+        return None
+    notes.extend(str(w.message) for w in caught if "DiagnosticWarning" not in str(w.category))
+    stopped = result.info.get("until", {})
+    if stopped.get("stopped") == "max_samples":  # compare's flags do not say this one
+        notes.append(
+            f"{name}: stopped at the budget of {args.max_samples} draws per chain before every "
+            f"parameter reached ESS {args.until_ess} and R-hat 1.01; its row is from those draws."
+        )
+    if stopped:
+        print(f"  {name}: {stopped['stopped']} after {stopped['num_draws']} draws per chain")
+    return result
+
+
+def run_compare(args) -> int:
+    import infer
+    from infer.report import as_text, notes_of, write_report
+    from models import targets
+
+    target = targets.get(args.target)
+    out_folder = args.out / target.name
+    problem = unwritable_folder(out_folder)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    per = " per check" if args.until_ess else ""
+    settings = (
+        f"{args.chains} chains x {args.samples} draws{per}, {args.warmup} warm-up steps, "
+        f"seed {args.seed}"
+    )
+    if args.until_ess:
+        settings += f", until ESS >= {args.until_ess} (at most {args.max_samples} draws)"
+    print(f"target {target.name}: {target.description} {settings}")
+    results, notes, failed = {}, [], []
+    try:
+        for name in args.samplers:
+            result = _run_one(args, target, name, progress, notes, failed)
+            if result is not None:
+                results[name] = result
+    except KeyboardInterrupt:
+        print(f"\ninfer compare: interrupted; finished: {', '.join(results) or 'none'}.")
+        return 130
+    if not results:
+        for note in notes:
+            print(f"note: {note}")
+        print(f"error: no sampler ran on {target.name} (see the notes above)", file=sys.stderr)
+        return 1
+    min_ess = min(args.min_ess, args.until_ess) if args.until_ess else args.min_ess
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare(results, target, min_ess=min_ess)
+    notes.extend(str(w.message) for w in caught)
+    print()
+    print(as_text(table, TABLE_COLUMNS))
+    print(f"\n{notes_of(table)}")
+    index = write_report(
+        results,
+        table,
+        out_folder,
+        notes=notes,
+        title=f"infer compare: {target.name}, {settings}",
+        plots=args.plots,
+    )
+    plotted = "PNG plots, " if args.plots else ""
+    print(f"\nReport: {index} (table as CSV and Markdown, {plotted}each run's NetCDF)")
+    for note in notes:
+        print(f"warning: {note}")
+    if failed:
+        print(f"error: {', '.join(failed)} failed (see above)", file=sys.stderr)
+        return 1
+    return 0
