@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from pathlib import Path
 
 from infer import registry
@@ -118,12 +119,26 @@ def write_report(
             )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    earlier = {path.name for path in folder.iterdir() if path.suffix in (".nc", ".png")}
+    written = set()
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
+        written.add(f"{name}.nc")
         for kind in _plots_of(result, plots):
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png")
+            written.add(f"{kind}_{name}.png")
     if plots:
         plot(results, kind="forest", path=folder / "forest.png")
+        written.add("forest.png")
+    stale = sorted(earlier - written)
+    if stale:  # an earlier report's: left alone (they may be the user's), but named
+        warnings.warn(
+            f"{folder} also holds files this report does not cover, from an earlier one: "
+            f"{', '.join(stale)}. They are left as they were; delete them, or pass another "
+            "folder (--out), to keep the report on its own.",
+            UserWarning,
+            stacklevel=2,
+        )
     write_atomically(folder / "comparison.csv", lambda tmp: table.to_csv(tmp))
     markdown = as_markdown(table)
     write_atomically(folder / "comparison.md", lambda tmp: Path(tmp).write_text(markdown))

@@ -1,11 +1,14 @@
 """Saving a run to NetCDF and loading it back: bit-exact, atomic, and clear about bad files."""
 
+import warnings
+
 import numpy as np
 import pytest
 import xarray as xr
 
 import infer
 from infer.io import write_atomically
+from infer.report import write_report
 from models import targets
 
 
@@ -165,3 +168,16 @@ def test_the_report_says_which_statistics_made_its_table(tmp_path):
     runs = {"run": infer.Result.from_draws({"x": draws})}
     assert "from arviz_stats" in as_markdown(infer.compare(runs, warn=False, statistics="arviz"))
     assert "from JAX" in as_markdown(infer.compare(runs, warn=False))
+
+
+def test_a_report_written_over_an_earlier_one_names_the_files_it_does_not_cover(tmp_path):
+    draws = np.random.default_rng(2).standard_normal((2, 100))
+    first = {"a": infer.Result.from_draws({"x": draws})}
+    second = {"b": infer.Result.from_draws({"x": draws})}
+    write_report(first, infer.compare(first, warn=False), tmp_path, plots=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a fresh folder, or the same runs again: nothing to say
+        write_report(first, infer.compare(first, warn=False), tmp_path, plots=False)
+    with pytest.warns(UserWarning, match=r"does not cover, from an earlier one: a\.nc\. They"):
+        write_report(second, infer.compare(second, warn=False), tmp_path, plots=False)
+    assert (tmp_path / "a.nc").exists()  # left alone
