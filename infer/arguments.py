@@ -12,7 +12,6 @@ import numpy as np
 
 from infer import checkpoint as checkpoints
 from infer import convergence, registry, validation
-from infer.base import check_sampler
 from infer.keys import as_key
 from infer.placement import chain_sharding, to_host
 from infer.result import Result
@@ -82,7 +81,7 @@ def check_arguments(
     """Check every argument of :func:`infer.sample` (their meanings are there)."""
     key_input, seed = as_key(rng_key)
     check_target(target)
-    _check_sampler(sampler)
+    registry.check_sampler_argument(sampler)
     init, num_chains = _from_state(init, num_chains)
     if exact:
         _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
@@ -138,13 +137,6 @@ def check_arguments(
         num_draws,
         superchain_size,
     )
-
-
-def _check_sampler(sampler) -> None:
-    """A ``TypeError`` unless ``sampler`` is a sampler; a name gets what to pass instead."""
-    if isinstance(sampler, str):
-        raise TypeError(registry.named_sampler_message(sampler))
-    check_sampler(sampler)
 
 
 def _from_state(init, num_chains):

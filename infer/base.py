@@ -167,11 +167,6 @@ def check_sampler(sampler) -> None:
         )
     if isinstance(sampler, (MarkovSampler, ExactSampler)):
         return
-    if isinstance(sampler, str):
-        raise TypeError(
-            f"sampler must be a sampler object, not a name; got {sampler!r}. Pass e.g. "
-            "infer.nuts() or infer.rwmh()."
-        )
     if callable(sampler) and not hasattr(sampler, "settings"):
         raise TypeError(
             f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "

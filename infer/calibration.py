@@ -44,10 +44,11 @@ import jax
 import numpy as np
 
 from infer import chain_stats, memory, validation
-from infer.base import check_sampler, is_exact
+from infer.base import is_exact
 from infer.keys import as_jax_key, as_key
 from infer.progress import progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
+from infer.registry import check_sampler_argument
 from infer.target import Target
 
 
@@ -211,7 +212,7 @@ def _check_memory(model, truth_shape: tuple[int, int], run: dict) -> None:
 
 def _check_arguments(model, sampler, observed, model_args, model_kwargs, var_names):
     """``(observed, var_names, model_kwargs)``, names as tuples, or an error saying what to fix."""
-    check_sampler(sampler)
+    check_sampler_argument(sampler)
     if is_exact(sampler):
         raise TypeError(f"sbc checks Markov-chain samplers; {sampler.name} makes exact draws.")
     names = (observed,) if isinstance(observed, str) else observed

@@ -232,7 +232,7 @@ def run_sbc(args) -> int:
     import infer
     from infer import registry
     from infer.base import is_exact
-    from infer.io import write_atomically
+    from infer.io import unwritable_folder, write_atomically
     from models import targets
 
     model, model_args, observed = sbc_problems()[args.target]
@@ -241,8 +241,6 @@ def run_sbc(args) -> int:
         message = f"error: sbc checks Markov-chain samplers; {args.sampler} is not one here."
         print(message, file=sys.stderr)
         return 2
-    from infer.io import unwritable_folder
-
     folder = args.out / args.target
     problem = unwritable_folder(folder)
     if problem:

@@ -142,15 +142,29 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
     return None
 
 
+def why_stuck(result: Result, stuck: list[int]) -> str:
+    """Why chains never moved, as far as the run's statistics tell."""
+    nonfinite = result.stats.get("nonfinite")
+    if nonfinite is None or not np.asarray(nonfinite)[stuck].all():
+        return (
+            "every proposal was rejected (a start in a region where the log density is NaN "
+            "or -inf, or a step size that collapsed). Check the log density near the start, "
+            "start elsewhere (init=) or give a smaller step_size."
+        )
+    return (
+        "every proposal had a NaN or +inf log density. For a sampler that follows the "
+        "gradient (MALA, HMC, NUTS) the likely cause is a NaN or infinite gradient where the "
+        "chains start, which makes every proposal NaN (a kink such as abs(x) or sqrt(x**2) "
+        "at 0); for others, a log density that is NaN all around the start. Start elsewhere "
+        "(init=, or init_jitter > 0) or fix the log density there."
+    )
+
+
 def _stuck_chains_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on chains whose draws never changed."""
     stuck = stuck_chains(result)
     if stuck:
-        return (
-            f"chain(s) {stuck} never moved: every proposal was rejected (a start in a region "
-            "where the log density is NaN or -inf, or a step size that collapsed). Check the "
-            "log density there, start elsewhere (init=) or give a smaller step_size."
-        )
+        return f"chain(s) {stuck} never moved: {why_stuck(result, stuck)}"
     return None
 
 

@@ -20,6 +20,7 @@ from infer.algorithms.mala import as_top_level_api as mala
 from infer.algorithms.rejection import as_top_level_api as rejection
 from infer.algorithms.rwmh import as_top_level_api as rwmh
 from infer.algorithms.sgld import for_target as sgld_for_target
+from infer.base import check_sampler
 from infer.numpyro_adapter import hmc, nuts
 
 
@@ -151,12 +152,18 @@ register(
 BUILT_IN = frozenset(_ENTRIES)
 
 
-def named_sampler_message(name: str) -> str:
-    """What to pass instead of a sampler's name (what ``infer compare --samplers`` takes), for
-    :func:`infer.sample`'s check of its ``sampler`` argument."""
-    got = f"sampler must be a sampler object, not a name; got {name!r}."
-    if name not in _ENTRIES:
+def check_sampler_argument(sampler) -> None:
+    """The ``sampler`` argument of :func:`infer.sample` and :func:`infer.sbc` checked
+    (:func:`infer.base.check_sampler`); a sampler's name (what ``infer compare --samplers``
+    takes) is told what to pass instead."""
+    if not isinstance(sampler, str):
+        check_sampler(sampler)
+        return
+    got = f"sampler must be a sampler object, not a name; got {sampler!r}."
+    if sampler not in _ENTRIES:
         listed = ", ".join(names())
-        return f"{got} It is not a registered name either ({listed}); pass e.g. infer.nuts()."
-    factory = f"infer.{name}(...) or " if name in BUILT_IN else ""
-    return f"{got} Pass {factory}infer.registry.make({name!r}, target) (its defaults)."
+        raise TypeError(
+            f"{got} It is not a registered name either ({listed}); use e.g. infer.nuts()."
+        )
+    factory = f"infer.{sampler}(...) or " if sampler in BUILT_IN else ""
+    raise TypeError(f"{got} Pass {factory}infer.registry.make({sampler!r}, target) (its defaults).")

@@ -11,7 +11,7 @@ import numpy as np
 from infer import convergence
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
-from infer.flag_rules import stuck_chains
+from infer.flag_rules import stuck_chains, why_stuck
 from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
@@ -205,24 +205,7 @@ def warn_if_unhealthy(result: Result) -> None:
     if stuck:
         warnings.warn(
             f"{result.sampler} on {result.target}: chain(s) {stuck} never moved; "
-            + _why_stuck(result, stuck),
+            + why_stuck(result, stuck),
             DiagnosticWarning,
             stacklevel=5,
         )
-
-
-def _why_stuck(result: Result, stuck: list[int]) -> str:
-    """Why chains never moved, as far as the run's statistics tell."""
-    nonfinite = result.stats.get("nonfinite")
-    if nonfinite is None or not np.asarray(nonfinite)[stuck].all():
-        return (
-            "every proposal was rejected. Check the log density near the start, or give a "
-            "smaller step_size."
-        )
-    return (
-        "every proposal had a NaN or +inf log density. For a sampler that follows the "
-        "gradient (MALA, HMC, NUTS) the likely cause is a NaN or infinite gradient where the "
-        "chains start, which makes every proposal NaN (a kink such as abs(x) or sqrt(x**2) "
-        "at 0); for others, a log density that is NaN all around the start. Start elsewhere "
-        "(init=, or init_jitter > 0) or fix the log density there."
-    )

@@ -34,13 +34,8 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
     Raises:
         ValueError: when there is no starting point, or its shape fits neither case.
     """
-    if isinstance(init, PerChain):
-        nonfinite = validation.nonfinite_leaves(init.positions, "init")
-        if nonfinite:  # e.g. init=result.state of chains that drifted to NaN
-            raise ValueError(
-                f"init holds NaN or infinite values ({nonfinite}): a chain cannot start there. "
-                "Give starting points with finite values inside the support."
-            )
+    if isinstance(init, PerChain):  # e.g. init=result.state, chains that drifted to NaN
+        _refuse_nonfinite(init.positions, "init")
         return _per_chain(target, init.positions, num_chains), True
     point = checked_init(init) if init is not None else target.init
     if point is None:
@@ -49,13 +44,7 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
             f"to {init_of}."
         )
     point = jax.tree.map(as_float_array, point)
-    nonfinite = validation.nonfinite_leaves(point, "init")
-    if nonfinite:
-        given = "init" if init is not None else f"target {target.name!r}'s init"
-        raise ValueError(
-            f"{given} holds NaN or infinite values ({nonfinite}): a chain cannot start there. "
-            "Give a starting point with finite values inside the support."
-        )
+    _refuse_nonfinite(point, "init" if init is not None else f"target {target.name!r}'s init")
     reference = target.init
     if reference is None:
         reference = point if returns_scalar(target.logdensity, point) else None
@@ -112,6 +101,17 @@ def check_initial_logdensity(values: np.ndarray, positions, data=None) -> None:
         raise ValueError(
             f"the log density is {values[chain]} at the initial point of chain {chain} "
             f"({bad.size} of {values.size} chains affected), position {point}. {fix}"
+        )
+
+
+def _refuse_nonfinite(point, given: str) -> None:
+    """A ``ValueError`` when the starting point(s) ``point`` hold NaN or inf (``given``: what
+    the message calls them)."""
+    nonfinite = validation.nonfinite_leaves(point, "init")
+    if nonfinite:
+        raise ValueError(
+            f"{given} holds NaN or infinite values ({nonfinite}): a chain cannot start there. "
+            "Give starting points with finite values inside the support."
         )
 
 

@@ -184,9 +184,12 @@ def test_chains_stuck_on_a_nan_gradient_are_told_so():
     kink = infer.Target(lambda x: -jnp.sum(jnp.sqrt(x**2)), init=jnp.zeros(2), name="kink")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        infer.sample(0, kink, infer.mala(), init_jitter=0.0, num_chains=2, num_samples=100)
+        result = infer.sample(0, kink, infer.mala(), init_jitter=0.0, num_chains=2, num_samples=100)
     said = [str(w.message) for w in caught if "never moved" in str(w.message)]
     assert said and "NaN or infinite gradient where the chains start" in said[0]
+    flags, messages = _flags(result)  # compare's flag says the same
+    assert "stuck_chains" in flags
+    assert any("never moved: every proposal had a NaN" in m for m in messages)
 
 
 def test_biased_estimates_are_flagged_against_the_ground_truth():
