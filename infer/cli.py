@@ -174,7 +174,13 @@ def _add_sbc_command(commands) -> None:
         "Exits 1 when the sampler fails.",
     )
     sbc.add_argument("--target", default="eight_schools", choices=list(sbc_problems()))
-    sbc.add_argument("--sampler", default="nuts", choices=registry.names(), help="default nuts")
+    sbc.add_argument(
+        "--sampler",
+        default="nuts",
+        choices=registry.names(),
+        help="a Markov-chain sampler that runs on the target (default nuts; a sampler that "
+        "cannot is refused with the list of those that can)",
+    )
     sbc.add_argument(
         "--simulations",
         type=integer_at_least(10),
@@ -226,6 +232,23 @@ def sbc_table(check) -> str:
     return "\n".join(rows)
 
 
+def _sbc_refusal(name: str, target_name: str, target, sampler) -> str:
+    """Why ``name`` cannot be checked on the target, and the samplers that can."""
+    from infer import registry
+    from infer.base import is_exact
+
+    def markov(other: str) -> bool:
+        made = registry.make(other, target)
+        return made is not None and not is_exact(made)
+
+    runnable = ", ".join(other for other in registry.names() if markov(other)) or "none"
+    if sampler is None:
+        why = f"{name} cannot run on {target_name}: it needs {registry.get(name).requires}."
+    else:
+        why = f"{name} is an exact sampler; sbc checks Markov-chain samplers."
+    return f"error: {why} Samplers sbc can check on {target_name}: {runnable}."
+
+
 def run_sbc(args) -> int:
     import numpy as np
 
@@ -236,10 +259,10 @@ def run_sbc(args) -> int:
     from models import targets
 
     model, model_args, observed = sbc_problems()[args.target]
-    sampler = registry.make(args.sampler, targets.get(args.target))
+    target = targets.get(args.target)
+    sampler = registry.make(args.sampler, target)
     if sampler is None or is_exact(sampler):
-        message = f"error: sbc checks Markov-chain samplers; {args.sampler} is not one here."
-        print(message, file=sys.stderr)
+        print(_sbc_refusal(args.sampler, args.target, target, sampler), file=sys.stderr)
         return 2
     folder = args.out / args.target
     problem = unwritable_folder(folder)

@@ -197,8 +197,10 @@ def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert coloured_share(folder / "sbc_mala.png") > 0.002
     ranks = np.loadtxt(folder / "sbc_mala_ranks.csv", delimiter=",", dtype=int)
     assert ranks.shape == (10, 10) and ranks.min() >= 0 and ranks.max() <= 20
-    assert cli.main(["sbc", "--sampler", "rejection", "--out", str(tmp_path)]) == 2
-    assert "Markov-chain samplers" in capsys.readouterr().err
+    assert cli.main(["sbc", "--sampler", "independent_mh", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "independent_mh cannot run on eight_schools: it needs a proposal" in err
+    assert err.rstrip().endswith("Samplers sbc can check on eight_schools: rwmh, mala, hmc, nuts.")
 
 
 @pytest.mark.parametrize("command", [["compare"], ["sbc", "--target", "eight_schools"]])
