@@ -158,4 +158,5 @@ def sample_exact(
         thin=1,
         info={**out.info, "exact": True},
         ground_truth=target.ground_truth,
+        dims=dict(target.dims or {}),
     )

@@ -24,7 +24,7 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     """``(name -> {column -> value}, warning messages)``; empty unless every result has a
     ``log_likelihood`` group and all count the same observations (models of the same data),
     with a message saying why when only some have one or the counts differ."""
-    with_loglik = [name for name, r in results.items() if "log_likelihood" in r.groups]
+    with_loglik = [name for name, r in results.items() if r.groups.get("log_likelihood")]
     if not with_loglik:
         return {}, []
     if len(with_loglik) < len(results):

@@ -37,6 +37,9 @@ class ModelTarget(NamedTuple):
         observed_data: observed site -> its values (numpy).
         constant_data: the model's other array arguments, by parameter name (numpy).
         source: the model and its arguments, for NumPyro's ``Predictive``.
+        dims: site -> the names of its leading dimensions, as ``arviz_base.from_numpyro``
+            names them: its plates' names (outermost first), then the names given as
+            ``infer={"event_dims": [...]}``. Sites in no plate are not listed.
     """
 
     logdensity_fn: Callable
@@ -47,6 +50,7 @@ class ModelTarget(NamedTuple):
     observed_data: dict
     constant_data: dict
     source: ModelSource
+    dims: dict
 
 
 class ModelSource(NamedTuple):
@@ -126,7 +130,24 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         observed,
         _constant_data(model, args, kwargs, observed),
         ModelSource(model, tuple(args), dict(kwargs)),
+        site_dims(trace),
     )
+
+
+def site_dims(trace: dict) -> dict:
+    """Site -> its dimension names, as ArviZ infers them from a NumPyro trace
+    (``arviz_base.io_numpyro.infer_dims``): the plates' names ordered by their ``dim``
+    (outermost first), then the site's ``infer["event_dims"]``."""
+    dims = {}
+    for name, site in trace.items():
+        if site["type"] not in ("sample", "deterministic"):
+            continue
+        frames = sorted(site.get("cond_indep_stack", ()), key=lambda frame: frame.dim)
+        names = [frame.name for frame in frames]
+        names += list(site.get("infer", {}).get("event_dims", ()))
+        if names:
+            dims[name] = names
+    return dims
 
 
 def _warn_of_unobserved_arguments(model: Callable, args, kwargs, latent: dict) -> None:
@@ -197,9 +218,19 @@ def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:
         if not _is_data(value):
             continue
         value = np.asarray(value)
-        if not any(value.shape == v.shape and np.array_equal(value, v) for v in values):
+        if not any(_same_values(value, v) for v in values):
             constants[name] = value
     return constants
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and values, NaN equal to NaN (observations masked with NaN)."""
+    if a.shape != b.shape:
+        return False
+    try:
+        return bool(np.array_equal(a, b, equal_nan=True))
+    except TypeError:  # values NaN has no meaning for
+        return bool(np.array_equal(a, b))
 
 
 def _abstract_trace(model: Callable, args, kwargs) -> dict:

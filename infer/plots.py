@@ -81,11 +81,11 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
         if not event_shape:
             left -= 1
             continue
-        take = min(event_shape[0], left)
-        coords[f"{name}_dim_0"] = list(range(take))
-        for axis in range(1, len(event_shape)):
-            coords[f"{name}_dim_{axis}"] = [0]
-        left -= take
+        first, *others = result.dim_names(name)  # a plate's name may be shared
+        coords.setdefault(first, list(range(min(event_shape[0], left))))
+        for other in others:
+            coords.setdefault(other, [0])
+        left -= len(coords[first])
     return names, coords
 
 
@@ -106,7 +106,8 @@ def _pooled_trees(results: dict, truth, names) -> dict:
             for key, value in result.draws.items()
             if key in names
         }
-        trees[name] = arviz_base.from_dict({"posterior": pooled})
+        dims = {key: result.dim_names(key) for key in pooled}
+        trees[name] = arviz_base.from_dict({"posterior": pooled}, dims=dims)
     if truth is not None:
         first = next(iter(results.values()))
         known = {
@@ -118,7 +119,8 @@ def _pooled_trees(results: dict, truth, names) -> dict:
             if name in truth.mean and name in first.draws
         }
         if known:
-            trees["ground truth"] = arviz_base.from_dict({"posterior": known})
+            dims = {key: first.dim_names(key) for key in known}
+            trees["ground truth"] = arviz_base.from_dict({"posterior": known}, dims=dims)
     return trees
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from infer import validation
 from infer.base import settings_json
 from infer.io import file_path, save_netcdf
-from infer.target import GroundTruth
+from infer.target import GroundTruth, check_dims
 
 FORMAT = "infer.Result/1"
 #: Kernel Info field -> ArviZ ``sample_stats`` name, where they differ. Fields not listed keep
@@ -87,6 +87,9 @@ class Result:
             ``constant_data`` for targets that have them (NumPyro models); and what
             :func:`infer.predictive` adds: ``posterior_predictive``, ``prior``,
             ``prior_predictive``.
+        dims: variable name -> the names of its dimensions after ``(chain, draw)`` in every
+            group (ArviZ's ``dims``; a NumPyro target's plates), from the target's ``dims``;
+            the others are ``<name>_dim_<i>``.
 
     A result is treated as immutable: ``to_arviz()`` builds its ``DataTree`` once and returns
     the same one afterwards.
@@ -107,6 +110,7 @@ class Result:
     ground_truth: GroundTruth | None = None
     state: object = None
     groups: dict = field(default_factory=dict)
+    dims: dict = field(default_factory=dict)
     _tree: object = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -122,6 +126,7 @@ class Result:
         info: dict | None = None,
         num_logdensity_evals: int = 0,
         num_grad_evals: int = 0,
+        dims: dict | None = None,
     ) -> Result:
         """A result from draws made elsewhere (another library, a file), so that
         :func:`infer.compare`, :func:`infer.plot` and :meth:`save` work on them.
@@ -138,6 +143,7 @@ class Result:
             info: as in :class:`Result`.
             num_logdensity_evals: the run's cost in log-density evaluations, 0 when unknown.
             num_grad_evals: the run's cost in gradient evaluations, 0 when unknown.
+            dims: as in :class:`Result` (``{"theta": ["school"]}``).
 
         Raises:
             ValueError, TypeError: for draws or stats of inconsistent shapes.
@@ -165,7 +171,7 @@ class Result:
             real = real or jax.dtypes.issubdtype(value.dtype, np.floating)  # bfloat16 too
             if not real or np.iscomplexobj(value):
                 raise TypeError(f"draws[{name!r}] must be real numbers; got dtype {value.dtype}.")
-            arrays[name] = value
+            arrays[name] = value.astype(np.int8) if value.dtype == bool else value
         lead = next(iter(arrays.values())).shape[:2]
         for name, value in arrays.items():
             if value.shape[:2] != lead:
@@ -200,7 +206,15 @@ class Result:
             thin=1,
             info=dict(info or {}),
             ground_truth=ground_truth,
+            dims=_checked_dims(dims),
         )
+
+    def dim_names(self, name: str) -> list[str]:
+        """The names of the axes of ``draws[name]`` after ``(chain, draw)``, as the ArviZ
+        ``DataTree`` names them (``dims``, then ``<name>_dim_<i>``)."""
+        named = self.dims.get(name, [])
+        rank = np.ndim(self.draws[name]) - 2
+        return [named[i] if i < len(named) else f"{name}_dim_{i}" for i in range(rank)]
 
     @property
     def num_chains(self) -> int:
@@ -252,13 +266,11 @@ class Result:
         facts (sampler, settings, seed, timing, package versions) are root attributes. Built
         on the first call and reused."""
         if self._tree is None:
-            import arviz_base
-
             groups = {"posterior": self.draws}
             if self.stats:
                 groups["sample_stats"] = self.stats
             groups.update({name: values for name, values in self.groups.items() if values})
-            self._tree = arviz_base.from_dict(groups, attrs={"/": self.attrs()})
+            self._tree = _datatree(groups, self.dims, self.attrs())
         return self._tree
 
     def save(self, path):
@@ -273,6 +285,38 @@ class Result:
             f"acceptance_rate={self.acceptance_rate:.3f}, "
             f"sampling_seconds={self.timing.get('sampling', float('nan')):.3g})"
         )
+
+
+def _datatree(groups: dict, dims: dict, attrs: dict):
+    """ArviZ's ``from_dict`` of ``groups``, with each variable's ``dims`` cut to the axes it
+    has in each group (an observed site's log likelihood can have fewer than its values)."""
+    import arviz_base
+    import xarray as xr
+
+    datasets = {}
+    for group, values in groups.items():
+        lead = 0 if "data" in group else 2  # observed and constant data have no draws
+        named = {
+            name: list(dims[name])[: max(np.ndim(value) - lead, 0)]
+            for name, value in values.items()
+            if name in dims
+        }
+        datasets[group] = arviz_base.dict_to_dataset(
+            values,
+            dims=named,
+            sample_dims=[] if lead == 0 else None,
+            skip_event_dims="log_likelihood" in group,
+        )
+    tree = xr.DataTree.from_dict(datasets)
+    tree.attrs = attrs
+    return tree
+
+
+def _checked_dims(dims) -> dict:
+    if dims is None:
+        return {}
+    check_dims(dims)
+    return {name: list(names) for name, names in dims.items()}
 
 
 def _netcdf_ready(tree):
@@ -359,6 +403,11 @@ def load(path) -> Result:
         return {key: np.asarray(dataset[key].values) for key in dataset.data_vars}
 
     extra = {name: group(name) for name in EXTRA_GROUPS if name in children}
+    dims = {}
+    for name in ("posterior", *extra):
+        dataset, lead = tree[name].to_dataset(), 0 if "data" in name else 2
+        for key in dataset.data_vars:
+            dims.setdefault(key, list(dataset[key].dims[lead:]))
 
     return Result(
         draws=group("posterior"),
@@ -375,6 +424,7 @@ def load(path) -> Result:
         info=json.loads(attrs["info"]),
         ground_truth=truth_from_json(str(attrs.get("ground_truth", ""))),
         groups=extra,
+        dims={key: names for key, names in dims.items() if names},
     )
 
 

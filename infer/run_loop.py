@@ -109,6 +109,7 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
         run.programs.capacity,
         attrs,
         unconstrained=None if until is None else default_names,
+        dims=run.target.dims,
     )
 
 

@@ -79,6 +79,7 @@ def markov_result(
         ground_truth=target.ground_truth,
         state=state,
         groups=groups,
+        dims=dict(target.dims or {}),
     )
     if stopped == "max_samples":
         warnings.warn(
@@ -133,7 +134,9 @@ def _data_groups(run: Run) -> dict:
     draws), ``observed_data`` and ``constant_data``."""
     target, groups = run.target, {}
     if target.loglik_fn is not None and run.record.positions:
-        groups["log_likelihood"] = pointwise(target, run.record.positions[0])
+        loglik = pointwise(target, run.record.positions[0])
+        if loglik:  # a model with no observed site has none
+            groups["log_likelihood"] = loglik
     if target.observed_data:
         groups["observed_data"] = dict(target.observed_data)
     if target.constant_data:

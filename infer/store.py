@@ -32,8 +32,10 @@ FORMAT = "infer.store/1"
 UNCONSTRAINED = "unconstrained_posterior"
 
 
-def _dims(name: str, shape: tuple) -> tuple:
-    return ("chain", "draw", *(f"{name}_dim_{i}" for i in range(len(shape) - 2)))
+def _dims(name: str, shape: tuple, named=()) -> tuple:
+    """``(chain, draw, ...)``: the names given in ``named``, then ArviZ's defaults."""
+    rest = [named[i] if i < len(named) else f"{name}_dim_{i}" for i in range(len(shape) - 2)]
+    return ("chain", "draw", *rest)
 
 
 class ZarrStore:
@@ -54,16 +56,21 @@ class ZarrStore:
         self.written = 0
         self.group = None
 
-    def open(self, groups: dict, num_chains: int, max_draws: int, chunk: int, attrs: dict):
+    def open(
+        self, groups: dict, num_chains: int, max_draws: int, chunk: int, attrs: dict, dims=None
+    ):
         """Create the arrays, ``max_draws`` long, of every group: ``groups`` maps a group's
         name (``"posterior"``, ``"sample_stats"``, ...) to one chunk's arrays, name ->
-        ``(num_chains, k, ...)``, for their shapes and dtypes."""
+        ``(num_chains, k, ...)``, for their shapes and dtypes. ``dims``: name -> the names of
+        its dimensions after ``(chain, draw)`` (the target's ``dims``)."""
         import zarr
 
         group = zarr.open_group(self.path, mode="w", zarr_format=3)
         group.attrs.update({**attrs, "infer_store": FORMAT, "draws_written": 0})
         for group_name, arrays in groups.items():
             sub = group.create_group(group_name)
+            # unconstrained positions can be shaped otherwise (a simplex loses an entry)
+            named = {} if group_name == UNCONSTRAINED else (dims or {})
             for name, value in arrays.items():
                 value = np.asarray(value)
                 shape = (num_chains, max_draws, *value.shape[2:])
@@ -74,7 +81,7 @@ class ZarrStore:
                     chunks=(num_chains, max(1, min(chunk, max_draws)), *value.shape[2:]),
                     dtype=value.dtype,
                     fill_value=fill,
-                    dimension_names=_dims(name, shape),
+                    dimension_names=_dims(name, shape, named.get(name, ())),
                 )
         self.group = group
 
@@ -159,6 +166,7 @@ class StoreWriter:
             unconstrained positions, which then go into the group ``unconstrained_posterior``
             (ArviZ's name), every parameter whatever ``keep`` says: what a stopping rule
             reads.
+        dims: name -> dimension names after ``(chain, draw)``, or ``None``.
     """
 
     def __init__(
@@ -171,10 +179,11 @@ class StoreWriter:
         chunk,
         attrs,
         unconstrained=None,
+        dims=None,
     ):
         self.store, self.constrain, self.stat_names = store, constrain, stat_names
         self.keep, self.max_draws, self.chunk, self.attrs = keep, max_draws, chunk, attrs
-        self.unconstrained = unconstrained
+        self.unconstrained, self.dims = unconstrained, dims
 
     def __call__(self, record) -> None:
         for positions, logdensity, infos in zip(
@@ -189,7 +198,9 @@ class StoreWriter:
                 groups[UNCONSTRAINED] = {k: np.asarray(v) for k, v in named.items()}
             if self.store.group is None:
                 num_chains = np.asarray(logdensity).shape[0]
-                self.store.open(groups, num_chains, self.max_draws, self.chunk, self.attrs)
+                self.store.open(
+                    groups, num_chains, self.max_draws, self.chunk, self.attrs, self.dims
+                )
             self.store.append(groups)
         record.positions, record.logdensity, record.infos = [], [], []
 

@@ -88,6 +88,28 @@ def _check_optional_fields(target) -> None:
         )
     if not isinstance(target.notes, dict):
         raise TypeError(f"notes must be a dict; got {type(target.notes).__name__}.")
+    if target.dims is not None:
+        check_dims(target.dims)
+
+
+def check_dims(dims) -> None:
+    """``dims`` maps names (str) to lists or tuples of dimension names (str)."""
+    example = 'e.g. dims={"theta": ["school"]}'
+    if not isinstance(dims, dict):
+        raise TypeError(
+            f"dims must be a dict name -> list of dimension names ({example}); "
+            f"got {type(dims).__name__}."
+        )
+    for name, names in dims.items():
+        if (
+            not isinstance(name, str)
+            or not isinstance(names, list | tuple)
+            or not all(isinstance(n, str) and n for n in names)
+        ):
+            raise TypeError(
+                f"dims must map each name to a list of dimension names ({example}); got "
+                f"{name!r}: {names!r}."
+            )
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,6 +143,10 @@ class Target:
             ``constant_data`` groups of results (NumPyro targets fill them).
         source: what the target was made from (a NumPyro model and its arguments), for
             :func:`infer.predictive`; ``None`` for a plain log density.
+        dims: variable name -> the names of its dimensions after ``(chain, draw)`` in the
+            ArviZ groups (``{"theta": ["school"]}``), ArviZ's ``dims``; unnamed ones are
+            ``<name>_dim_<i>``. NumPyro targets name them after the model's plates, as
+            ``az.from_numpyro`` does.
 
     Example:
         >>> target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="normal")
@@ -143,6 +169,7 @@ class Target:
     observed_data: dict | None = None
     constant_data: dict | None = None
     source: object = None
+    dims: dict | None = None
 
     def __post_init__(self):
         if not callable(self.logdensity_fn):
@@ -204,6 +231,7 @@ class Target:
             observed_data=parts.observed_data,
             constant_data=parts.constant_data,
             source=parts.source,
+            dims=parts.dims,
         )
 
     @classmethod

@@ -394,4 +394,5 @@ def _assemble_result(
         thin=1,
         info=info,
         ground_truth=target.ground_truth,
+        dims=dict(target.dims or {}),
     )
