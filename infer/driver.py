@@ -104,8 +104,9 @@ def sample(
             target, sampler, its options and the shapes must be those of the saved run.
         checkpoint: a folder to write checkpoints to, atomically, at chunk boundaries: the
             draws so far and the chains' state. Resuming from a folder keeps writing to it.
-        checkpoint_every: steps per chain between checkpoints (warm-up steps count); default
-            about a tenth of the run.
+        checkpoint_every: steps per chain between checkpoints (warm-up steps count; with
+            ``thin``, a checkpoint after warm-up waits for the next kept draw); default about
+            a tenth of the run.
         until: a stopping rule, ``infer.converged(rhat=1.01, ess=400, max_samples=...)``:
             draw ``num_samples`` per chain at a time until every parameter meets it or the
             budget is spent (then a warning names the parameters that fell short).

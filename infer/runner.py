@@ -134,18 +134,20 @@ def segments(
 ) -> Iterator[tuple[int, int]]:
     """``(t_start, t_stop)`` pieces from ``record.step`` to ``stop``: split at the end of
     warm-up, every ``every`` steps (``None``: only where needed), and so that no piece keeps
-    more than ``capacity`` draws."""
-    start = record.step
+    more than ``capacity`` draws. After warm-up every piece ends at a kept draw: the flags of
+    thinned-out steps (divergences) are carried within a piece to the next kept draw."""
+    start, warmup, thin = record.step, record.num_warmup, record.thin
     while start < stop:
         end = stop
-        if start < record.num_warmup:
-            end = min(end, record.num_warmup)
+        if start < warmup:
+            end = min(end, warmup)
         else:
-            end = min(
-                end, record.num_warmup + (record.draws_before(start) + capacity) * record.thin
-            )
+            end = min(end, warmup + (record.draws_before(start) + capacity) * thin)
         if every:
-            end = min(end, (start // every + 1) * every)
+            cut = (start // every + 1) * every
+            if cut > warmup:
+                cut = warmup + -(-(cut - warmup) // thin) * thin
+            end = min(end, cut)
         yield start, end
         start = end
 

@@ -81,6 +81,21 @@ def test_nuts_with_and_without_progress_is_bit_identical():
     assert_same(off, on)
 
 
+def test_thinned_runs_cut_in_pieces_keep_the_flags_of_skipped_steps(tmp_path):
+    """A progress bar's or checkpoints' pieces end at kept draws, so the flags of thinned-out
+    steps (``is_accepted``, ``diverging``: OR-ed into the next kept draw) are never lost to
+    a cut between two kept draws: the stats equal the uncut run's."""
+    sampler, run = infer.rwmh(), dict(num_samples=40, thin=3, **RUN)
+    plain = infer.sample(0, NORMAL_3D, sampler, **run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tqdm may warn about the terminal
+        bar = infer.sample(0, NORMAL_3D, sampler, progress=True, **run)
+    folder = tmp_path / "checkpoints"
+    saved = infer.sample(0, NORMAL_3D, sampler, checkpoint=folder, checkpoint_every=7, **run)
+    assert_same(plain, bar)
+    assert_same(plain, saved)
+
+
 def test_resume_refuses_another_sampler_target_or_seed():
     first = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, **RUN)
     with pytest.raises(ValueError, match=r"What differs:\n  sampler: 'rwmh' in the saved run"):
