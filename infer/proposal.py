@@ -222,6 +222,36 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
     )
 
 
+def describe_proposal(proposal) -> str:
+    """A proposal as text that is the same for equal proposals in any process (a sampler's
+    settings, compared on resume): a distribution's class and parameters, ``Normal(loc=0.0,
+    scale=2.0)`` (large arrays by shape and a digest of their bytes), functions by their
+    qualified names. ``repr`` would hold a memory address."""
+    if isinstance(proposal, tuple):  # a (sample_fn, log_prob_fn) pair or a Proposal
+        return f"({', '.join(_function_name(fn) for fn in proposal if fn is not None)})"
+    names = getattr(proposal, "arg_constraints", None)
+    if not isinstance(names, dict):
+        return type(proposal).__name__
+    values = {name: getattr(proposal, name, None) for name in names}
+    shown = ", ".join(f"{k}={_value_text(v)}" for k, v in values.items() if v is not None)
+    return f"{type(proposal).__name__}({shown})"
+
+
+def _function_name(fn) -> str:
+    module = getattr(fn, "__module__", "") or ""
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}".lstrip(".")
+
+
+def _value_text(value) -> str:
+    import hashlib
+
+    array = np.asarray(value)
+    if array.size <= 8:
+        return repr(array.tolist())
+    digest = hashlib.sha1(np.ascontiguousarray(array).tobytes()).hexdigest()[:12]
+    return f"{array.dtype}{list(array.shape)}:{digest}"
+
+
 def check_covariance(covariance, argument: str = "covariance"):
     """Returns ``(kind, fixed_array_or_None)``; ``kind`` in None, "diagonal", "dense", "fixed".
     ``argument``: the name the messages give it (the checks suit any covariance-like matrix)."""

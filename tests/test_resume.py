@@ -96,6 +96,25 @@ def test_thinned_runs_cut_in_pieces_keep_the_flags_of_skipped_steps(tmp_path):
     assert_same(plain, saved)
 
 
+def test_independent_mh_resumes_with_an_equal_proposal_made_anew():
+    """The sampler's settings name the proposal by its class and parameters, not by repr (a
+    memory address): an equal proposal made again, as in a new process, resumes the run;
+    another one is refused, naming it."""
+    whole = infer.sample(
+        0, NORMAL_3D, infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)), num_samples=40, **RUN
+    )
+    first = infer.sample(
+        0, NORMAL_3D, infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0)), num_samples=20, **RUN
+    )
+    again = infer.independent_mh(dist.Normal(jnp.zeros(3), 2.0))
+    assert_same(
+        whole, infer.concat(first, infer.sample(0, NORMAL_3D, again, num_samples=20, resume=first))
+    )
+    wider = infer.independent_mh(dist.Normal(jnp.zeros(3), 3.0))
+    with pytest.raises(ValueError, match=r"Normal\(loc=\[0.0, 0.0, 0.0\], scale=\[2.0"):
+        infer.sample(0, NORMAL_3D, wider, num_samples=20, resume=first)
+
+
 def test_resume_refuses_another_sampler_target_or_seed():
     first = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, **RUN)
     with pytest.raises(ValueError, match=r"What differs:\n  sampler: 'rwmh' in the saved run"):

@@ -14,7 +14,14 @@ import jax.numpy as jnp
 
 from infer.algorithms.mh import MHInfo, shapes_text
 from infer.base import IdentityKey, Kernel, Sampler, public_name
-from infer.proposal import Proposal, as_proposal, is_nonfinite, mh_accept, safe_log_ratio
+from infer.proposal import (
+    Proposal,
+    as_proposal,
+    describe_proposal,
+    is_nonfinite,
+    mh_accept,
+    safe_log_ratio,
+)
 
 __all__ = ["IndependentMHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -68,7 +75,7 @@ class IndependentMH(Sampler):
         self.proposal = as_proposal(proposal, "proposal")
 
     def settings(self) -> dict:
-        return {"proposal": repr(self.proposal_object)}
+        return {"proposal": describe_proposal(self.proposal_object)}
 
     def cache_key(self) -> tuple:
         return (type(self).__name__, IdentityKey(self.proposal_object))

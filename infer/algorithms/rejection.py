@@ -25,7 +25,7 @@ from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.envelopes import Envelope, find_log_envelope, pilot_log_ratio
-from infer.proposal import Proposal, as_proposal
+from infer.proposal import Proposal, as_proposal, describe_proposal
 from infer.starts import check_scalar_logdensity
 
 __all__ = [
@@ -245,7 +245,7 @@ class Rejection(Sampler):
 
     def settings(self) -> dict:
         return {
-            "proposal": repr(self.proposal_object),
+            "proposal": describe_proposal(self.proposal_object),
             "log_envelope": self.log_envelope,
             "safety_margin": self.safety_margin,
             "max_proposals": self.max_proposals,
