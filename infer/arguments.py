@@ -115,9 +115,13 @@ def check_arguments(
         num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
     outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
-    num_draws = until.max_samples if until is not None else num_samples
-    if isinstance(source, Saved):
+    if until is not None:  # num_samples is the draws between two checks
+        _refuse_until_with_result(source)
+        num_draws = until.max_samples
+    elif isinstance(source, Saved):
         num_draws = _saved_draws(source, num_warmup, thin, asked_samples)
+    else:
+        num_draws = num_samples
     superchain_size = _superchain_size(superchains, num_chains, init, source)
     return Arguments(
         key_input,
@@ -191,6 +195,18 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
             "never meet it: run num_chains >= 2 (4 is usual)."
         )
     return num_chains, num_samples, thin, init_jitter
+
+
+def _refuse_until_with_result(source) -> None:
+    """``until=`` continues from a checkpoint folder of a run started with it, not from a
+    result: its rule reads the draws of this call, while ``max_samples`` counts the run's."""
+    if source is not None and not isinstance(source, Saved):
+        raise ValueError(
+            "until= cannot continue a result (resume=result): its checks would read only the "
+            "new draws while max_samples counts the earlier ones too. Draw a fixed number "
+            "with resume=result, num_samples=... and check with infer.summary, or start the "
+            "run with until= and checkpoint=folder (resume=folder then continues it)."
+        )
 
 
 def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:

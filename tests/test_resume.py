@@ -307,6 +307,9 @@ def test_until_rejects_bad_limits():
     with pytest.raises(ValueError, match="exact independent draws, so until do not apply"):
         target = targets.get("normal_1d")
         infer.sample(0, target, infer.rejection(target.rejection_proposal), until=infer.converged())
+    earlier = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, **RUN)
+    with pytest.raises(ValueError, match=r"until= cannot continue a result \(resume=result\)"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), resume=earlier, until=infer.converged())
 
 
 def test_a_new_numpyro_target_with_same_shaped_data_reuses_the_compiled_programs():
