@@ -85,6 +85,11 @@ def check_arguments(
     init, num_chains = _from_state(init, num_chains)
     if exact:
         _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
+        if thin is not None and not (isinstance(thin, int | np.integer) and thin == 1):
+            raise ValueError(
+                f"{sampler.name} makes exact independent draws: thin={thin!r} would only "
+                "discard some of them. Leave thin out, and draw num_samples as many."
+            )
     source = None if exact else _resume_source(resume, init)
     _check_seed(source, seed)
     asked_samples = num_samples

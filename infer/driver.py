@@ -84,7 +84,7 @@ def sample(
             1000, or the resumed run's. Ignored by exact samplers (rejection), whose draws
             need none.
         thin: keep every ``thin``-th step. Divergences in skipped steps still count.
-            Default 1, or the resumed run's.
+            Default 1, or the resumed run's. Exact samplers refuse a ``thin`` above 1.
         init: one point (each chain starts at its own seeded jitter around it) or one point
             per chain (leading axis ``num_chains``, used as given), or ``result.state``: each
             chain where that run's chain stopped (``num_chains`` defaults to its). Default:

@@ -293,11 +293,13 @@ def test_a_checkpoint_path_that_is_a_file(tmp_path, nothing_compiled):
         infer.sample(0, NORMAL_2D, infer.rwmh(), checkpoint=path)
 
 
-def test_exact_samplers_refuse_store_and_keep(tmp_path, nothing_compiled):
+def test_exact_samplers_refuse_store_keep_and_thin(tmp_path, nothing_compiled):
     sampler = infer.rejection(dist.Normal(0.0, 2.0).expand([2]).to_event(1))
     for options in ({"keep": ["x"]}, {"store": tmp_path / "draws.zarr"}):
         with pytest.raises(ValueError, match=r"rejection makes all its draws in memory at once"):
             infer.sample(0, NORMAL_2D, sampler, **options)
+    with pytest.raises(ValueError, match=r"exact independent draws: thin=5 would only discard"):
+        infer.sample(0, NORMAL_2D, sampler, thin=5)
 
 
 def test_a_flat_density_that_lets_the_chains_drift_away_is_named_as_such():
