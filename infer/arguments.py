@@ -172,6 +172,12 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     if num_chains is None:
         num_chains = source.num_chains if source is not None else DEFAULT_CHAINS
     num_chains = validation.positive_int("num_chains", num_chains)
+    if source is not None and num_chains != source.num_chains:
+        raise ValueError(
+            f"num_chains={num_chains}, but the run resumed has {source.num_chains} chains: "
+            "resume continues those chains. Leave num_chains out, or start other chains "
+            "with a new run (init=result.state starts them where those stopped)."
+        )
     if thin is None:
         thin = source.thin if source is not None else 1
     thin = validation.positive_int("thin", thin)

@@ -201,10 +201,13 @@ def test_resume_from_a_checkpoint_of_another_run_says_what_differs(tmp_path):
         infer.sample(
             0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, num_chains=3, num_warmup=10
         )
-    with pytest.raises(ValueError, match=r"positions: .* in the saved run"):
+    with pytest.raises(ValueError, match=r"num_chains=4, but the run resumed has 3 chains"):
         infer.sample(
             0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, num_chains=4, num_warmup=40
         )
+    other = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), name="normal_3d")
+    with pytest.raises(ValueError, match=r"positions: .* in the saved run"):
+        infer.sample(0, other, infer.rwmh(), num_samples=20, resume=folder, num_warmup=40)
 
 
 CHILD = textwrap.dedent(
