@@ -195,7 +195,13 @@ def _pad_draws(array, room):
 def _as_array(name, value):
     where = "draws" if name is None else f"draws[{name!r}]"
     if not isinstance(value, jax.Array | np.ndarray):
-        value = np.asarray(value)  # a list or scalar: host data already
+        try:
+            value = np.asarray(value)  # a list or scalar: host data already
+        except ValueError as err:  # ragged nested lists
+            raise ValueError(
+                f"{where} must be an array (num_chains, num_draws, ...); got a "
+                f"{type(value).__name__} that is not one ({err})."
+            ) from None
     if value.ndim < 2 or 0 in value.shape[:2]:
         raise ValueError(
             f"{where} must be shaped (num_chains, num_draws, ...), at least one of each; got "
@@ -208,15 +214,24 @@ def _as_array(name, value):
 
 
 def _check_prob(prob):
-    if not (isinstance(prob, Sequence) or validation.is_real_scalar(prob)):
+    """Two tail probabilities in (0, 1) (a pair, list or 1-D array), or one: ``p`` and
+    ``1 - p``, as ArviZ takes it."""
+    given = prob
+    if isinstance(prob, np.ndarray) and prob.ndim == 1:
+        prob = prob.tolist()
+    pair = isinstance(prob, Sequence) and not isinstance(prob, str | bytes)
+    if pair and not all(validation.is_real_scalar(p) for p in prob):
+        pair = False
+    if not (pair or validation.is_real_scalar(prob)):
         raise TypeError(
-            f"prob must be two probabilities in (0, 1), like (0.05, 0.95), or one; got {prob!r}."
+            "prob must be two probabilities in (0, 1), like (0.05, 0.95), or one number; "
+            f"got {given!r}."
         )
-    if not isinstance(prob, Sequence):
+    if not pair:
         prob = sorted((float(prob), 1 - float(prob)))  # as ArviZ: a single tail probability
     if len(prob) != 2 or not all(0 < float(p) < 1 for p in prob):
         raise ValueError(
-            f"prob must be two probabilities in (0, 1), like (0.05, 0.95); got {prob}."
+            f"prob must be two probabilities in (0, 1), like (0.05, 0.95), or one; got {given!r}."
         )
     return (float(prob[0]), float(prob[1]))
 

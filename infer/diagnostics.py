@@ -162,23 +162,36 @@ def _max_nested(statistics: dict, names: list[str]) -> float:
 
 
 def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[str]:
-    """Labels (``"x[3]"``, with ``" (NaN or inf draws)"`` where that is the cause) of the
-    parameters whose R-hat (of a run of two or more chains), bulk ESS or MCSE of the mean is
-    NaN: a parameter that never changed in any chain, or whose draws hold NaN or inf."""
+    """Labels (``"x[3]"``, ``"b[1, 0]"`` as ArviZ's summary labels them, with the cause) of
+    the parameters nothing was learned about: R-hat (of two or more chains), bulk ESS or the
+    MCSE of the mean NaN (NaN or inf draws), or the draws the same in every chain (R-hat is
+    NaN for those, but one chain has none, and their ESS and MCSE are numbers)."""
     labels = []
     for name in names:
         ess = np.ravel(np.asarray(statistics["ess_bulk"][name], float))
-        undefined = np.isnan(ess) | np.isnan(np.ravel(np.asarray(statistics["mcse_mean"][name])))
+        mcse = np.ravel(np.asarray(statistics["mcse_mean"][name], float))
+        undefined = np.isnan(ess) | np.isnan(mcse)
         if result.num_chains > 1:
             undefined |= np.isnan(np.ravel(np.asarray(statistics["rhat"][name], float)))
-        if not undefined.any():
+        first = np.abs(np.ravel(np.asarray(result.draws[name][0, 0], float)))
+        maybe_frozen = ~undefined & (mcse <= 1e-6 * (1.0 + first))  # confirmed on the draws
+        if not (undefined | maybe_frozen).any():
             continue
         draws = np.asarray(result.draws[name])
-        finite = np.isfinite(draws.reshape(draws.shape[:2] + (-1,))).all(axis=(0, 1))
-        for i in np.flatnonzero(undefined):
-            cause = "" if finite[i] else " (NaN or inf draws)"
-            labels.append((name if ess.size == 1 else f"{name}[{i}]") + cause)
+        flat = draws.reshape(draws.shape[:2] + (-1,))
+        finite = np.isfinite(flat).all(axis=(0, 1))
+        frozen = finite & (flat.min(axis=(0, 1)) == flat.max(axis=(0, 1)))
+        for i in np.flatnonzero(undefined | frozen):
+            cause = " (never changed)" if frozen[i] else "" if finite[i] else " (NaN or inf draws)"
+            labels.append(_label(name, draws.shape[2:], i) + cause)
     return labels
+
+
+def _label(name: str, event_shape: tuple, flat_index: int) -> str:
+    """``name`` for a scalar, else ``name[i, j]`` (ArviZ's summary labels) at a flat index."""
+    if not event_shape:
+        return name
+    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat_index, event_shape))}]"
 
 
 def _check_results(results: dict) -> None:

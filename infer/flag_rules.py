@@ -203,8 +203,8 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
 
 def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a run too short (under 4 draws per chain) or too narrow (one chain) for ESS or
-    R-hat, and on parameters whose R-hat, ESS or MCSE is NaN (frozen in every chain, or NaN
-    or inf draws): they are never dropped from the check."""
+    R-hat, and on parameters whose R-hat, ESS or MCSE is NaN (NaN or inf draws) or whose
+    draws never changed: they are never dropped from the check."""
     if result.num_samples < MIN_DRAWS:
         return (
             f"ESS and R-hat need at least {MIN_DRAWS} draws per chain; this run has "
@@ -221,10 +221,10 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
     if labels:
         shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
         messages.append(
-            f"R-hat, ESS or MCSE is NaN for {shown}: the parameter never changed in any chain, "
-            "or its draws hold NaN or inf values, so nothing was learned about it. Check that "
-            "the log density depends on it, that it is proper (integrable) in it, and its "
-            "starting point and scale."
+            f"R-hat, ESS or MCSE is NaN, or the draws never changed, for {shown}: the "
+            "parameter never changed in any chain, or its draws hold NaN or inf values, so "
+            "nothing was learned about it. Check that the log density depends on it, that it "
+            "is proper (integrable) in it, and its starting point and scale."
         )
     return " ".join(messages) or None
 

@@ -132,7 +132,8 @@ class Result:
         :func:`infer.compare`, :func:`infer.plot` and :meth:`save` work on them.
 
         Args:
-            draws: name -> array ``(num_chains, num_samples, *event_shape)``.
+            draws: name -> array ``(num_chains, num_samples, *event_shape)``; True/False
+                draws are kept as 0/1 (``int8``), which ArviZ's statistics can read.
             stats: name -> array ``(num_chains, num_samples)``, ArviZ ``sample_stats`` names
                 (``diverging``, ``acceptance_rate``, ...), or ``None``.
             sampler: the sampler's name, to show.

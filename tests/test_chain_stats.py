@@ -342,8 +342,17 @@ def test_draws_sharded_along_the_chains_give_the_same_statistics():
         (lambda: chain_stats.summary_stats(np.zeros((0, 9))), ValueError, "at least one of each"),
         (lambda: chain_stats.rhat_nested(np.zeros((4, 9)), None), TypeError, "one label per chain"),
         (lambda: chain_stats.ess(np.zeros((4, 9)), prob=None), TypeError, "prob must be two"),
+        (lambda: chain_stats.ess(np.zeros((4, 9)), prob="0.1"), TypeError, "got '0.1'"),
+        (lambda: chain_stats.ess(np.zeros((4, 9)), prob=-0.1), ValueError, r"got -0\.1\."),
+        (lambda: chain_stats.summary_stats([[1, 2, 3], [1, 2]]), ValueError, "draws must be an"),
     ],
 )
 def test_empty_draws_and_missing_options_are_named(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+def test_a_tail_probability_pair_may_be_an_array():
+    draws = np.random.default_rng(0).standard_normal((4, 100))
+    as_tuple = chain_stats.ess(draws, method="tail", prob=(0.05, 0.95))
+    assert chain_stats.ess(draws, method="tail", prob=np.array([0.05, 0.95])) == as_tuple

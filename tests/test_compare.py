@@ -271,8 +271,22 @@ def test_a_parameter_frozen_in_every_chain_is_flagged_not_dropped():
     flags, messages = _flags(result)
     assert "nan_stats" in flags
     assert any(
-        "R-hat, ESS or MCSE is NaN for x[1]: the parameter never changed" in m for m in messages
+        "NaN, or the draws never changed, for x[1] (never changed): the" in m for m in messages
     )
+
+
+@pytest.mark.parametrize("info", [{}, {"exact": True}, {"pareto_k": 0.3}])
+def test_a_frozen_parameter_of_one_chain_is_named_for_any_sampler(info):
+    """One chain has no R-hat, and a constant's ESS and MCSE are numbers (as ArviZ gives
+    them): the draws themselves show it never changed. Labels are ArviZ's, ``b[1, 0]``."""
+    rng = np.random.default_rng(0)
+    b = rng.standard_normal((1, 1000, 3, 2))
+    b[..., 1, 0] = 0.1
+    result = infer.Result.from_draws({"a": rng.standard_normal((1, 1000)), "b": b}, info=info)
+    flags, messages = _flags(result)
+    assert "nan_stats" in flags
+    assert any("for b[1, 0] (never changed):" in m for m in messages)
+    assert not any("b[0, 0]" in m or "a " in m.split(":")[0] for m in messages)
 
 
 def test_an_infinite_draw_is_flagged_and_named_as_the_cause():
@@ -282,7 +296,7 @@ def test_an_infinite_draw_is_flagged_and_named_as_the_cause():
         warnings.simplefilter("error", RuntimeWarning)  # nothing leaks past the flag
         flags, messages = _flags(infer.Result.from_draws({"x": draws}))
     assert "nan_stats" in flags
-    assert any("NaN for x[0] (NaN or inf draws)" in m for m in messages)
+    assert any("for x[0] (NaN or inf draws):" in m for m in messages)
     assert not any("x[1]" in m for m in messages)
 
 
@@ -341,3 +355,17 @@ def test_one_chain_of_independent_draws_is_not_told_to_converge():
     exact = infer.Result.from_draws({"mu": draws}, info={"exact": True})
     flags, messages = _flags(exact)
     assert not any("R-hat needs at least 2 chains" in m for m in messages)
+
+
+def test_true_false_draws_are_summarised_as_zeros_and_ones():
+    """Boolean draws (an indicator) are kept as 0/1 integers: ArviZ's statistics need
+    numbers, and both ways of computing them agree on those."""
+    flag = np.random.default_rng(0).random((4, 200)) < 0.3
+    result = infer.Result.from_draws({"flag": flag})
+    assert result.draws["flag"].dtype == np.int8
+    np.testing.assert_array_equal(result.draws["flag"], flag)
+    summary = infer.summary(result)
+    assert summary.loc["flag", "mean"] == pytest.approx(flag.mean(), abs=1e-3)
+    by_jax = infer.compare({"r": result}, warn=False)
+    by_arviz = infer.compare({"r": result}, statistics="arviz", warn=False)
+    assert by_jax.loc["r", "min_ess_bulk"] == pytest.approx(by_arviz.loc["r", "min_ess_bulk"])
