@@ -21,12 +21,15 @@ from infer.target import Target, program_key
 CHUNK_BYTES = 2**27
 
 
-def pointwise(target: Target, positions) -> dict | None:
+def pointwise(target: Target, positions, program_draws: int | None = None) -> dict | None:
     """name -> ``(num_chains, num_draws, *observation_shape)`` log likelihoods, or ``None``
     for a target without a ``loglik_fn``.
 
     Args:
         positions: the unconstrained draws, leading axes ``(num_chains, num_draws)`` (numpy).
+        program_draws: the draws one call of the compiled program takes (padded), at most;
+            give the same for pieces of different lengths (a store's chunks) so that they
+            share one program. Default: all the draws, within :data:`CHUNK_BYTES`.
     """
     if target.loglik_fn is None:
         return None
@@ -37,7 +40,7 @@ def pointwise(target: Target, positions) -> dict | None:
     example = jax.tree.map(lambda leaf: leaf[0], flat)
     shapes = jax.eval_shape(target.bound_loglik(target.data), example)
     per_draw = sum(math.prod(s.shape) for s in shapes.values()) * 4
-    size = int(max(1, min(total, CHUNK_BYTES // max(per_draw, 1))))
+    size = int(max(1, min(program_draws or total, CHUNK_BYTES // max(per_draw, 1))))
     program = _program(target, size, flat, data)
     parts = []
     for start in range(0, total, size):

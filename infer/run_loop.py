@@ -12,6 +12,7 @@ import numpy as np
 
 from infer import checkpoint as checkpoints
 from infer import convergence
+from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import arviz_stat_names
@@ -110,7 +111,23 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
         attrs,
         unconstrained=None if until is None else default_names,
         dims=run.target.dims,
+        loglik=_store_loglik(run),
+        data_groups=_data_groups(run.target),
     )
+
+
+def _store_loglik(run: Run):
+    """``positions -> dict`` of pointwise log likelihoods for the store, or ``None``: one
+    program for every chunk (padded to a full one)."""
+    if run.target.loglik_fn is None:
+        return None
+    program_draws = run.chain_keys.shape[0] * run.programs.capacity
+    return lambda positions: pointwise(run.target, positions, program_draws) or None
+
+
+def _data_groups(target) -> dict:
+    groups = {"observed_data": target.observed_data, "constant_data": target.constant_data}
+    return {name: dict(values) for name, values in groups.items() if values}
 
 
 def _draws_so_far(record: RunRecord, store):

@@ -17,7 +17,7 @@ from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
 from infer.runner import Run
-from infer.store import open_store
+from infer.store import DATA_GROUPS, open_store
 
 
 def markov_result(
@@ -33,6 +33,8 @@ def markov_result(
         if store.group is not None:
             store.finish()
         draws, stats = store.arrays() if store.group is not None else ({}, {})
+        written = ("log_likelihood", *DATA_GROUPS) if store.group is not None else ()
+        groups = {name: store.arrays_of(name) for name in written if name in store.group}
     else:
         draws, stats = _gathered(run)
         groups = _data_groups(run)

@@ -3,7 +3,8 @@
 ``infer.sample(..., store="run.zarr")`` keeps no draw in memory beyond the chunk in flight:
 each segment's draws are constrained, written into a Zarr store and dropped, so the device
 holds one chunk and the host one chunk, whatever ``num_samples`` is. The store is an ArviZ
-``DataTree`` on disk (groups ``posterior`` and ``sample_stats``, the run's facts as root
+``DataTree`` on disk (groups ``posterior`` and ``sample_stats``, and for a target that has
+them ``log_likelihood``, ``observed_data`` and ``constant_data``; the run's facts as root
 attributes), opened lazily by :func:`open_store`. ``xarray.open_datatree(path,
 engine="zarr")`` opens a finished store just as well; on an unfinished one it shows the arrays
 at their full length, where unwritten floats read NaN but unwritten integers and flags
@@ -30,6 +31,9 @@ FORMAT = "infer.store/1"
 
 #: The group of the unconstrained positions, written for a run with a stopping rule.
 UNCONSTRAINED = "unconstrained_posterior"
+
+#: Groups without draws, written once (the data of a NumPyro target).
+DATA_GROUPS = ("observed_data", "constant_data")
 
 
 def _dims(name: str, shape: tuple, named=()) -> tuple:
@@ -96,9 +100,27 @@ class ZarrStore:
         self.written += count
         self.group.attrs["draws_written"] = self.written  # last: the chunk is complete
 
+    def write_data(self, groups: dict, dims=None) -> None:
+        """Write groups without draws (``observed_data``, ``constant_data``: name -> array),
+        whole; ``dims`` as for :meth:`open`."""
+        for group_name, arrays in groups.items():
+            sub = self.group.create_group(group_name)
+            for name, value in arrays.items():
+                value = np.asarray(value)
+                named = (dims or {}).get(name, ())
+                sub.create_array(
+                    name,
+                    shape=value.shape,
+                    dtype=value.dtype,
+                    dimension_names=_dims(name, (0, 0, *value.shape), named)[2:],
+                )
+                sub[name][...] = value
+
     def finish(self) -> None:
-        """Cut every array to the draws written."""
-        for _, sub in self.group.groups():
+        """Cut every array with draws to the draws written."""
+        for group_name, sub in self.group.groups():
+            if group_name in DATA_GROUPS:
+                continue
             for _, array in sub.arrays():
                 array.resize((array.shape[0], self.written, *array.shape[2:]))
 
@@ -167,6 +189,10 @@ class StoreWriter:
             (ArviZ's name), every parameter whatever ``keep`` says: what a stopping rule
             reads.
         dims: name -> dimension names after ``(chain, draw)``, or ``None``.
+        loglik: ``None``, or ``loglik(positions) -> dict`` of pointwise log likelihoods
+            ``(num_chains, k, *observation_shape)``, written as the group ``log_likelihood``.
+        data_groups: groups without draws (``observed_data``, ``constant_data``), written
+            with the first chunk.
     """
 
     def __init__(
@@ -180,10 +206,13 @@ class StoreWriter:
         attrs,
         unconstrained=None,
         dims=None,
+        loglik=None,
+        data_groups=None,
     ):
         self.store, self.constrain, self.stat_names = store, constrain, stat_names
         self.keep, self.max_draws, self.chunk, self.attrs = keep, max_draws, chunk, attrs
         self.unconstrained, self.dims = unconstrained, dims
+        self.loglik, self.data_groups = loglik, data_groups or {}
 
     def __call__(self, record) -> None:
         for positions, logdensity, infos in zip(
@@ -196,11 +225,14 @@ class StoreWriter:
             if self.unconstrained is not None:
                 named = self.unconstrained(positions)
                 groups[UNCONSTRAINED] = {k: np.asarray(v) for k, v in named.items()}
+            if self.loglik is not None:
+                groups["log_likelihood"] = self.loglik(positions)
             if self.store.group is None:
                 num_chains = np.asarray(logdensity).shape[0]
                 self.store.open(
                     groups, num_chains, self.max_draws, self.chunk, self.attrs, self.dims
                 )
+                self.store.write_data(self.data_groups, self.dims)
             self.store.append(groups)
         record.positions, record.logdensity, record.infos = [], [], []
 
@@ -253,4 +285,4 @@ def open_store(path):
             UserWarning,
             stacklevel=2,
         )
-    return tree.isel(draw=slice(0, written))
+    return tree.isel(draw=slice(0, written), missing_dims="ignore")

@@ -164,3 +164,26 @@ def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_pat
     written = tree["posterior"]["x"].shape[1]
     assert 0 < written < 200_000, "the kill did not land while the run was writing"
     np.testing.assert_array_equal(tree["posterior"]["x"].values, reference.draws["x"][:, :written])
+
+
+def test_a_stored_numpyro_run_keeps_what_model_comparison_needs(tmp_path):
+    """The store of a NumPyro target's run holds ``log_likelihood`` (written chunk by chunk,
+    equal to the run in memory's), ``observed_data`` and ``constant_data``, with the plates'
+    dimension names, so LOO and infer.compare read it as they read the run in memory."""
+    target = targets.get("eight_schools")
+    run = dict(num_chains=2, num_samples=150, num_warmup=150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        in_memory = infer.sample(0, target, infer.nuts(), **run)
+        stored = infer.sample(0, target, infer.nuts(), store=tmp_path / "run.zarr", **run)
+    tree = stored.to_arviz()
+    assert {"log_likelihood", "observed_data", "constant_data"} <= set(tree.children)
+    np.testing.assert_array_equal(
+        tree["log_likelihood"]["y"].values, in_memory.groups["log_likelihood"]["y"]
+    )
+    assert tree["log_likelihood"]["y"].dims == ("chain", "draw", "schools")
+    np.testing.assert_array_equal(
+        tree["observed_data"]["y"].values, in_memory.groups["observed_data"]["y"]
+    )
+    table = infer.compare({"memory": in_memory, "store": stored}, warn=False)
+    assert table.loc["store", "elpd_loo"] == table.loc["memory", "elpd_loo"]
