@@ -253,14 +253,16 @@ def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data)
 
 def _check_memory(plan: Plan, args: Arguments, example, sharding):
     """Refuse a run that cannot fit in memory before it is compiled (see
-    :mod:`infer.memory`): its draws in memory or, with a store, one chunk at a time. Every
-    parameter counts, ``keep`` or not: the draws are constrained all together before
-    ``keep`` picks from them."""
+    :mod:`infer.memory`): its draws in memory or, with a store, one chunk at a time, and the
+    pointwise log likelihood of each (a target with ``loglik_fn``). Every parameter counts,
+    ``keep`` or not: the draws are constrained all together before ``keep`` picks them."""
     target, outputs, num_draws = args.target, args.outputs, args.num_draws
-    draws = jax.eval_shape(target.constrain, example)
+    draw_bytes = memory.nbytes(jax.eval_shape(target.constrain, example))
+    if target.loglik_fn is not None:  # the log_likelihood group: each observation, each draw
+        draw_bytes += memory.nbytes(jax.eval_shape(target.bound_loglik(target.data), example))
     devices = list(sharding.device_set)
     stored = outputs.store is not None
-    need = plan.need(num_draws, memory.nbytes(draws), len(devices), stored, args.until is not None)
+    need = plan.need(num_draws, draw_bytes, len(devices), stored, args.until is not None)
     num_chains = plan.keys_struct.shape[0]
     memory.check(
         need,

@@ -18,7 +18,9 @@ from models import targets
 
 
 def measured_bytes(result: infer.Result) -> int:
-    arrays = [*result.draws.values(), *result.stats.values()]
+    """The result's arrays: draws, stats, and a NumPyro target's pointwise log likelihood."""
+    loglik = result.groups.get("log_likelihood", {})
+    arrays = [*result.draws.values(), *result.stats.values(), *loglik.values()]
     return int(sum(np.asarray(a).nbytes for a in arrays))
 
 
