@@ -84,12 +84,7 @@ def check_arguments(
     registry.check_sampler_argument(sampler)
     init, num_chains = _from_state(init, num_chains)
     if exact:
-        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep)
-        if thin is not None and not (isinstance(thin, int | np.integer) and thin == 1):
-            raise ValueError(
-                f"{sampler.name} makes exact independent draws: thin={thin!r} would only "
-                "discard some of them. Leave thin out, and draw num_samples as many."
-            )
+        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin)
     source = None if exact else _resume_source(resume, init)
     _check_seed(source, seed)
     asked_samples = num_samples
@@ -120,13 +115,7 @@ def check_arguments(
         num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
     outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
-    if until is not None:  # num_samples is the draws between two checks
-        _refuse_until_with_result(source)
-        num_draws = until.max_samples
-    elif isinstance(source, Saved):
-        num_draws = _saved_draws(source, num_warmup, thin, asked_samples)
-    else:
-        num_draws = num_samples
+    num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
     superchain_size = _superchain_size(superchains, num_chains, init, source)
     return Arguments(
         key_input,
@@ -206,6 +195,17 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
             "never meet it: run num_chains >= 2 (4 is usual)."
         )
     return num_chains, num_samples, thin, init_jitter
+
+
+def _draws_to_hold(until, source, num_warmup, thin, asked, num_samples) -> int:
+    """The draws per chain the run may end with: ``until``'s budget, a checkpoint folder's
+    run's own, or ``num_samples``."""
+    if until is not None:  # num_samples is the draws between two checks
+        _refuse_until_with_result(source)
+        return until.max_samples
+    if isinstance(source, Saved):
+        return _saved_draws(source, num_warmup, thin, asked)
+    return num_samples
 
 
 def _refuse_until_with_result(source) -> None:
@@ -292,7 +292,12 @@ def _check_keep(keep, target, init) -> list | None:
     return list(keep)
 
 
-def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None) -> None:
+def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None, thin=None) -> None:
+    if thin is not None and not (isinstance(thin, int | np.integer) and thin == 1):
+        raise ValueError(
+            f"{sampler.name} makes exact independent draws: thin={thin!r} would only "
+            "discard some of them. Leave thin out, and draw num_samples as many."
+        )
     stored = [name for name, value in (("store", store), ("keep", keep)) if value is not None]
     if stored:
         raise ValueError(
