@@ -129,7 +129,7 @@ def test_a_density_that_is_not_log_concave_is_reported(target, derivative_free):
     sampler = infer.ars(
         domain=(-INF, INF), start_points=[-6.0, -1.0, 1.0, 6.0], derivative_free=derivative_free
     )
-    with pytest.raises(ValueError, match="not log-concave"):
+    with pytest.raises(ValueError, match="not log-concave (near x = |between the starting)"):
         infer.sample(0, target, sampler, num_samples=5000)
 
 
@@ -174,3 +174,22 @@ def test_no_start_points_for_an_improper_density():
     flat_rising = infer.Target(lambda x: 0.1 * x, init=jnp.zeros(()), name="improper")
     with pytest.raises(ValueError, match="starting points"):
         infer.sample(0, flat_rising, infer.ars(domain=(-INF, INF)), num_samples=10)
+
+
+def test_a_density_with_a_straight_log_is_drawn_in_vectorised_rounds():
+    """The exponential's log is a line: the squeeze decides every proposal and the hull
+    never grows, so the one-at-a-time phase ends after a run of squeeze decisions instead of
+    spending a round per draw (160,000 draws ran out of the 100,000 rounds before)."""
+    target = infer.Target(lambda x: -x, init=jnp.asarray(1.0), name="exponential")
+    result = infer.sample(0, target, infer.ars(domain=(0.0, INF)), num_samples=40_000)
+    assert_ks_matches(np.asarray(result.draws["x"]).ravel(), stats.expon.cdf)
+    draws, counters = ars.sample_many(
+        jax.random.key(0),
+        lambda x, a: -a * x,
+        jnp.asarray([1.0]),
+        20_000,
+        (0.0, INF),
+        jnp.asarray([[0.5, 1.0, 2.0]]),
+    )
+    assert int(counters.num_accepted[0]) >= 20_000
+    assert_ks_matches(np.asarray(draws[0]), stats.expon.cdf)

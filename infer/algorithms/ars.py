@@ -86,6 +86,10 @@ class ARSCounters(NamedTuple):
     unbounded_hull: jax.Array
 
 
+#: Proposals in a row decided by the squeeze alone after which the hull stops growing.
+SETTLED = 64
+
+
 def sample(
     rng_key,
     logdensity_fn: Callable,
@@ -144,20 +148,23 @@ def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, setting
     hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
     bounds = (lower, upper, derivative_free)
     # Phase 1: one proposal at a time, every evaluated point joins the hull (Gilks & Wild).
-    hull, env, buffer, count, proposals, evaluations, rounds = _grow(
+    hull, env, buffer, count, proposals, evaluations, rounds, bad_x = _grow(
         rng_key, value_and_slope, hull, bounds, num_draws, max_points, max_rounds
     )
     # Phase 2: the hull is full (or we are done): vectorised rounds from the fixed envelope.
-    carry = (buffer, count, proposals, evaluations, rounds)
+    carry = (buffer, count, proposals, evaluations, rounds, bad_x)
     return _fill(rng_key, logdensity_fn, hull, env, bounds, carry, batch_size, max_rounds, lazy)
 
 
 def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, max_rounds):
     """Phase 1 of :func:`sample`: single proposals, each evaluated point added to the hull,
     until the hull is full, the draws are done, the budget is spent or the density is seen not
-    to be log-concave. Returns ``(hull, envelope, buffer, count, proposals, needed, rounds)``,
-    the envelope that of the final hull; every proposal's value (and slope) is computed, so
-    computed evaluations equal proposals.
+    to be log-concave, or ``SETTLED`` proposals in a row were decided by the squeeze alone
+    (a density whose log is piecewise linear, such as the exponential's, never adds a point:
+    its hull is exact already). Returns ``(hull, envelope, buffer, count, proposals, needed,
+    rounds, bad_x)``, the envelope that of the final hull (``bad_x`` where the density was
+    first seen not to be log-concave, else NaN); every proposal's value (and slope) is
+    computed, so computed evaluations equal proposals.
 
     Each round builds the envelope of its hull once, and a last round that finds the phase
     over changes nothing but hands its envelope on: the envelope appears once in the program
@@ -168,10 +175,11 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
     zero = jnp.zeros((), jnp.int32)
 
     def grow(carry):
-        hull, _, buffer, count, proposals, evaluations, rounds, _ = carry
+        hull, _, buffer, count, proposals, evaluations, rounds, squeezed, bad_x, _ = carry
         env = envelope(hull, lower, upper, derivative_free)
         ok = ~hull.bad & ~env.unbounded
         active = (hull.count < max_points) & (count < num_draws) & ok & (rounds < max_rounds)
+        active = active & (squeezed < SETTLED)
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
         x, u, piece = propose(key_propose, env, ())
@@ -187,6 +195,7 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         # For a concave h, chord <= h <= tangent: a squeeze above the hull is proof enough.
         above = active & (lower_bound > u + TOLERANCE * (1.0 + jnp.abs(u)))
         new = new._replace(bad=new.bad | above)
+        bad_x = jnp.where(new.bad & ~hull.bad, x, bad_x)  # where it was first seen
         buffer = buffer.at[jnp.where(accepted, count, num_draws)].set(x, mode="drop")
         step = active.astype(jnp.int32)
         return (
@@ -197,6 +206,8 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
             proposals + step,
             evaluations + evaluated,
             rounds + step,
+            jnp.where(evaluated, 0, squeezed + step),
+            bad_x,
             active,
         )
 
@@ -204,20 +215,21 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         lambda s: jnp.zeros(s.shape, s.dtype),
         jax.eval_shape(lambda hl: envelope(hl, lower, upper, derivative_free), hull),
     )
-    carry = (hull, env, buffer, zero, zero, zero, zero, jnp.asarray(True))
-    hull, env, buffer, count, proposals, evaluations, rounds, _ = jax.lax.while_loop(
+    nan = jnp.asarray(jnp.nan, dtype)
+    carry = (hull, env, buffer, zero, zero, zero, zero, zero, nan, jnp.asarray(True))
+    hull, env, buffer, count, proposals, evaluations, rounds, _, bad_x, _ = jax.lax.while_loop(
         lambda carry: carry[-1], grow, carry
     )
-    return hull, env, buffer, count, proposals, evaluations, rounds
+    return hull, env, buffer, count, proposals, evaluations, rounds, bad_x
 
 
 def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, max_rounds, lazy):
     """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from ``env``, the fixed
     envelope of ``hull``, the squeeze sparing most evaluations, until the buffer is full.
-    ``carry`` is phase 1's ``(buffer, count, proposals, needed, rounds)``. Returns ``(draws,
-    counters, hull)``."""
+    ``carry`` is phase 1's ``(buffer, count, proposals, needed, rounds, bad_x)``. Returns
+    ``(draws, counters, hull)``."""
     _, _, derivative_free = bounds
-    buffer, count, phase1_proposals, needed, rounds = carry
+    buffer, count, phase1_proposals, needed, rounds, bad_x = carry
     num_draws = buffer.shape[0]
     dtype = hull.x.dtype
     unbounded = env.unbounded
@@ -257,7 +269,6 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
             first_bad,
         )
 
-    bad_x = jnp.asarray(jnp.nan, dtype)
     zero = jnp.zeros((), jnp.int32)
     start = (buffer, count, phase1_proposals, phase1_proposals, needed, zero, rounds)
     carry = (*start, hull.bad | unbounded, bad_x)

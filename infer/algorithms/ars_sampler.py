@@ -138,7 +138,7 @@ class ARS(Sampler):
             raise ValueError(self._unbounded_message(setup[1]))
         if total("not_log_concave"):
             where = [float(x) for c in counters for x in np.ravel(c.bad_x) if np.isfinite(x)]
-            at = f" near x = {where[0]:.6g}" if where else ""
+            at = f" near x = {where[0]:.6g}" if where else " between the starting points"
             raise ValueError(
                 f"the density is not log-concave{at}: a point of log f lies above the tangent "
                 "hull (or the slopes rise), so adaptive rejection sampling would not be exact. "
