@@ -41,6 +41,7 @@ from infer.annealing import (
     weight_summary,
 )
 from infer.base import IdentityKey
+from infer.fit_checks import pareto_k
 from infer.keys import as_jax_key, as_key
 from infer.numpyro_adapter import tempered_hmc
 from infer.placement import PROGRAMS
@@ -57,6 +58,11 @@ __all__ = [
     "log_mean_exp",
     "weight_summary",
 ]
+
+
+#: Pareto k-hat of a pass's weights above which its estimate is warned about (PSIS's 0.7;
+#: the sample-size-dependent limit, 0.53 at 128 chains, flags sound lower bounds too often).
+PARETO_K_LIMIT = 0.7
 
 
 class AISResult(NamedTuple):
@@ -78,6 +84,9 @@ class AISResult(NamedTuple):
         seconds: wall time, compilation included.
         log_z_upper, log_z_upper_se, reverse_log_weights: the reverse pass's upper bound
             (``None`` without ``exact_posterior_draws``).
+        pareto_k, upper_pareto_k: Pareto k-hat of each pass's weights (ArviZ's PSIS): above
+            0.7 their tail is too heavy for their mean, and its standard error, to be
+            trusted (a warning says so).
     """
 
     log_z: float
@@ -94,6 +103,8 @@ class AISResult(NamedTuple):
     log_z_upper: float | None = None
     log_z_upper_se: float | None = None
     reverse_log_weights: np.ndarray | None = None
+    pareto_k: float | None = None
+    upper_pareto_k: float | None = None
 
     @property
     def bracket(self) -> tuple[float, float] | None:
@@ -141,7 +152,9 @@ def ais(
         num_tuning_chains: chains of the pilot pass.
         exact_posterior_draws: exact draws from the normalised posterior, (num_chains, ...)
             or one position (shared by every reverse chain): e.g. the parameters that
-            simulated the data. Runs the reverse pass, giving ``log_z_upper``.
+            simulated the data. Runs the reverse pass, giving ``log_z_upper``. With one
+            shared position, ``log_z_upper_se`` is the chains' noise given it, not the
+            error across draws (see ``upper_pareto_k``).
 
     Returns:
         An :class:`AISResult`.
@@ -302,6 +315,8 @@ def _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start) 
         log_z_upper=upper,
         log_z_upper_se=upper_se,
         reverse_log_weights=reverse_weights,
+        pareto_k=pareto_k(log_weights),
+        upper_pareto_k=None if reverse_weights is None else pareto_k(reverse_weights),
     )
 
 
@@ -328,6 +343,17 @@ def _warn_if_unreliable(result: AISResult, target_name: str, num_chains: int) ->
             DiagnosticWarning,
             stacklevel=3,
         )
+    threshold = PARETO_K_LIMIT
+    for k_hat, estimate in ((result.pareto_k, "log_z"), (result.upper_pareto_k, "log_z_upper")):
+        if k_hat is not None and not k_hat <= threshold:
+            warnings.warn(
+                f"ais on {target_name}: the weights behind {estimate} are heavy-tailed (Pareto "
+                f"k-hat {k_hat:.2f} > {threshold:.2f}), so {estimate} and its standard error "
+                "are unreliable: its error can be several times that standard error. Use more "
+                "temperatures (num_temperatures), more leapfrog steps or more chains.",
+                DiagnosticWarning,
+                stacklevel=3,
+            )
     if ess < 0.01 * num_chains or ess < 2:
         warnings.warn(
             f"ais on {target_name}: the weights' effective sample size is {ess:.1f} of "
