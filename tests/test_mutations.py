@@ -85,7 +85,7 @@ MOMENT_MUTATIONS = {
     # (the broken sampler, the real test case whose target and run it takes)
     "mala_without_hastings": (MALAWithoutHastings(), "mala-normal_10d"),
     "mh_without_hastings": (
-        # The multiplicative walk declared symmetric: targets x * Gamma(3, 1), i.e. Gamma(4, 1).
+        # The multiplicative walk declared symmetric: targets Gamma(3, 1)(x) / x = Gamma(2, 1).
         infer.mh(test_samplers.multiplicative_walk, None),
         "mh-gamma",
     ),
