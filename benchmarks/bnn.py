@@ -17,7 +17,8 @@ stays near one mode, so these runs are not converged in the MCMC sense; the pred
 measures are what they are for the draws obtained.
 
 Results: ``benchmarks/results/bnn_digits_<platform>.json`` and
-``bnn_regression_<platform>.json``; the picture ``docs/images/bnn_regression.png``.
+``bnn_regression_<platform>.json``; the picture ``docs/images/bnn_regression.png`` (on an
+accelerator ``bnn_regression_<platform>.png`` beside it).
 
 Run: ``python benchmarks/bnn.py`` (``--quick``: short runs, written to ``*_quick.json``,
 no picture).
@@ -261,8 +262,11 @@ def wider_bands(rows: list) -> dict:
     return out
 
 
-def picture(problem, draws: dict) -> None:
+def picture(problem, draws: dict, platform: str) -> None:
+    """The predictive bands' picture: the docs' for a CPU run, beside it for another."""
     from models import bnn
+
+    figure = FIGURE if platform == "cpu" else FIGURE.with_stem(f"{FIGURE.stem}_{platform}")
 
     grid = np.linspace(-4.5, 4.5, 300).astype(np.float32)
     titles = {
@@ -274,8 +278,8 @@ def picture(problem, draws: dict) -> None:
     for name, title in titles.items():
         means, sds = bnn.outputs(problem.target, draws[name], grid)
         bands[title] = bnn.predictive_bands(means, sds)
-    bnn.plot_regression(FIGURE, problem, bands, grid)
-    print(f"  wrote {FIGURE.relative_to(ROOT)}", flush=True)
+    bnn.plot_regression(figure, problem, bands, grid)
+    print(f"  wrote {figure.relative_to(ROOT)}", flush=True)
 
 
 NOTES = (
@@ -318,7 +322,7 @@ def main(argv=None) -> int:
         else:
             record["bands_wider_away_from_data"] = wider_bands(rows)
             if not args.quick:
-                picture(problem, draws)
+                picture(problem, draws, platform)
         path = RESULTS / f"bnn_{problem.name}_{platform}{suffix}.json"
         write_result(path, record)
         print(f"  wrote {path.relative_to(ROOT)}", flush=True)

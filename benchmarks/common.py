@@ -57,8 +57,11 @@ def machine(*packages: str) -> dict:
 
 
 def write_result(path: Path, record: dict) -> Path:
-    """Write ``record`` as JSON to ``path``, atomically."""
+    """Write ``record`` as JSON to ``path``, atomically. A smoke run (``--quick``, whose
+    files end in ``_quick``) says so: ``record["quick"]``, unless the script set it."""
     from infer.io import write_atomically
+
+    record = {**record, "quick": bool(record.get("quick", Path(path).stem.endswith("_quick")))}
 
     return write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
 
@@ -90,8 +93,10 @@ def run_json(script: Path, args: list[str], mode: str = "machine", timeout: int 
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"{script.name} {args} ({mode}) failed:\n{out.stderr[-3000:]}")
-    print(out.stdout.strip().rsplit("\n", 1)[0] if "\n" in out.stdout.strip() else "", flush=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.rstrip().splitlines()
+    if len(lines) > 1:  # the worker's own lines, as they were (their indentation kept)
+        print("\n".join(lines[:-1]), flush=True)
+    return json.loads(lines[-1])
 
 
 def cores_in_use() -> int:

@@ -7,7 +7,8 @@ least 100 nats better than the independent-pixel baseline; every digit class at 
 NADE hold out 10% of the training images and keep their best epoch on them (early stopping);
 an ablation takes the VAE's regularisers away one at a time. The same table is
 made for the 8x8 digits. Results, with the settings that produced them, go to
-``benchmarks/results/generative_quality_<data>.json``; the trained models stay in
+``benchmarks/results/generative_quality_<data>.json`` (``..._<data>_<platform>.json`` on an
+accelerator); the trained models stay in
 ``infer-output/quality/<data>/<model>`` (``infer evaluate`` reads them).
 
 Run: ``python benchmarks/generative_quality.py --data mnist`` (about an hour on 2 CPU cores)
@@ -238,7 +239,11 @@ def main(argv=None) -> int:
     iwae = tuple(args.iwae or (100, 5000))
     print(f"benchmarks/generative_quality.py: {args.data} on {jax.devices()[0]}")
     rows = run(args.data, iwae, args.only, args.resume)
-    path = RESULTS / f"generative_quality_{args.data}.json"
+    platform = jax.devices()[0].platform  # the CPU's file keeps its first name
+    path = (
+        RESULTS
+        / f"generative_quality_{args.data}{'' if platform == 'cpu' else '_' + platform}.json"
+    )
     earlier = json.loads(path.read_text()) if path.exists() else {}
     stamp = machine("flax", "optax")
     for report in rows.values():  # each row says which commit it comes from

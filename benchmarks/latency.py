@@ -278,6 +278,7 @@ def main(argv=None) -> int:
             )
     record = {
         "machine": machine("inference-gym", "tfp-nightly"),
+        "quick": args.quick,
         "settings": {
             "num_chains": NUM_CHAINS,
             "num_warmup": num_draws,

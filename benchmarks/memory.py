@@ -113,7 +113,8 @@ def main(argv=None) -> int:
     }
     name = f"memory_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"
     write_result(RESULTS / name, record)
-    print(f"goals: {json.dumps(record['goals_met'])}\nwrote {RESULTS / name}")
+    judged = "(a quick run: not judged) " if args.quick else ""
+    print(f"goals {judged}{json.dumps(record['goals_met'])}\nwrote {RESULTS / name}")
     return 0
 
 

@@ -330,7 +330,8 @@ def main(argv=None) -> int:
         or RESULTS / f"samplers_{record['machine']['platform']}{'_quick' if quick else ''}.json"
     )
     write_result(out, record)
-    print(f"goals: {json.dumps(goals)}\nwrote {out}")
+    judged = "(a quick run: too short to judge) " if quick else ""
+    print(f"goals {judged}{json.dumps(goals)}\nwrote {out}")
     return 0
 
 

@@ -134,15 +134,18 @@ def main(argv=None) -> int:
         return 0
     pairs = 1 if args.quick else args.pairs
     runs = {side: [] for side in SIDES}
-    for _ in range(pairs):
+    print(f"until: {len(SIDES)} sides, {pairs} round(s), each side in a fresh process")
+    for round_ in range(pairs):
         for side in SIDES:
             runs[side].append(run_json(Path(__file__), ["--worker", side]))
+            print(f"  round {round_ + 1}, {side}: {runs[side][-1]['seconds']:.2f} s", flush=True)
 
     def median(side):
         return statistics.median(r["seconds"] for r in runs[side])
 
     record = {
         "machine": machine("arviz-stats", "arviz-base"),
+        "quick": args.quick,
         "settings": {
             "num_chains": NUM_CHAINS,
             "num_params": NUM_PARAMS,
@@ -163,7 +166,7 @@ def main(argv=None) -> int:
     platform = record["machine"]["platform"]
     out = args.out or RESULTS / f"until_{platform}{'_quick' if args.quick else ''}.json"
     write_result(out, record)
-    print(json.dumps(record["seconds"]), "->", out)
+    print(f"ratios: {json.dumps(record['ratios'])}\nwrote {out}")
     return 0
 
 

@@ -37,6 +37,8 @@ def provenance(record: dict, name: str) -> str:
     machine = record.get("machine", {})
     commit = machine.get("commit", "")
     parts = [f"From `benchmarks/results/{name}.json`"]
+    if record.get("quick"):
+        parts.append("a quick smoke run (--quick), not a measurement")
     if commit:
         parts.append(
             f"commit `{commit[:10]}`" + (" with local changes" if machine.get("dirty") else "")
