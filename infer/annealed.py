@@ -41,7 +41,7 @@ from infer.annealing import (
     weight_summary,
 )
 from infer.base import IdentityKey
-from infer.fit_checks import pareto_k
+from infer.fit_checks import MIN_KHAT_DRAWS, pareto_k
 from infer.keys import as_jax_key, as_key
 from infer.numpyro_adapter import tempered_hmc
 from infer.placement import PROGRAMS
@@ -86,7 +86,7 @@ class AISResult(NamedTuple):
             (``None`` without ``exact_posterior_draws``).
         pareto_k, upper_pareto_k: Pareto k-hat of each pass's weights (ArviZ's PSIS): above
             0.7 their tail is too heavy for their mean, and its standard error, to be
-            trusted (a warning says so).
+            trusted (a warning says so); ``None`` for fewer than 20 chains.
     """
 
     log_z: float
@@ -315,8 +315,8 @@ def _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start) 
         log_z_upper=upper,
         log_z_upper_se=upper_se,
         reverse_log_weights=reverse_weights,
-        pareto_k=pareto_k(log_weights),
-        upper_pareto_k=None if reverse_weights is None else pareto_k(reverse_weights),
+        pareto_k=_k_hat(log_weights),
+        upper_pareto_k=None if reverse_weights is None else _k_hat(reverse_weights),
     )
 
 
@@ -350,7 +350,12 @@ def _warn_if_unreliable(result: AISResult, target_name: str, num_chains: int) ->
                 f"ais on {target_name}: the weights behind {estimate} are heavy-tailed (Pareto "
                 f"k-hat {k_hat:.2f} > {threshold:.2f}), so {estimate} and its standard error "
                 "are unreliable: its error can be several times that standard error. Use more "
-                "temperatures (num_temperatures), more leapfrog steps or more chains.",
+                "temperatures (num_temperatures), more leapfrog steps or more chains"
+                + (
+                    "; and one exact posterior draw per reverse chain rather than one shared."
+                    if estimate == "log_z_upper"
+                    else "."
+                ),
                 DiagnosticWarning,
                 stacklevel=3,
             )
@@ -362,6 +367,11 @@ def _warn_if_unreliable(result: AISResult, target_name: str, num_chains: int) ->
             DiagnosticWarning,
             stacklevel=3,
         )
+
+
+def _k_hat(log_weights: np.ndarray) -> float | None:
+    """Pareto k-hat of the weights, or ``None`` for fewer chains than it needs."""
+    return pareto_k(log_weights) if log_weights.size >= MIN_KHAT_DRAWS else None
 
 
 def _prior_draws(prior, rng_key, num: int):

@@ -3,6 +3,7 @@ error names the argument, what was expected, what was got and how to fix it."""
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -200,12 +201,30 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
 def _draws_to_hold(until, source, num_warmup, thin, asked, num_samples) -> int:
     """The draws per chain the run may end with: ``until``'s budget, a checkpoint folder's
     run's own, or ``num_samples``."""
+    if isinstance(source, Saved):
+        _check_same_rule(source, until)
     if until is not None:  # num_samples is the draws between two checks
         _refuse_until_with_result(source)
         return until.max_samples
     if isinstance(source, Saved):
         return _saved_draws(source, num_warmup, thin, asked)
     return num_samples
+
+
+def _check_same_rule(source: Saved, until) -> None:
+    """A checkpoint folder's run resumes with the stopping rule it was started with (older
+    checkpoints, which did not record it, are taken as they are)."""
+    if "until" not in source.saved.meta:
+        return
+    saved = source.saved.meta["until"]
+    given = None if until is None else json.loads(json.dumps(until.as_dict()))
+    if saved != given:
+        shown = "no until=" if saved is None else f"until=infer.converged(**{saved})"
+        raise ValueError(
+            f"the checkpoint folder's run was started with {shown}; resume it with the same "
+            f"(got {'no until=' if given is None else f'until=infer.converged(**{given})'}): "
+            "the rule decides where the run stops."
+        )
 
 
 def _refuse_until_with_result(source) -> None:
@@ -293,7 +312,7 @@ def _check_keep(keep, target, init) -> list | None:
 
 
 def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None, thin=None) -> None:
-    if thin is not None and not (isinstance(thin, int | np.integer) and thin == 1):
+    if thin is not None and validation.positive_int("thin", thin) != 1:
         raise ValueError(
             f"{sampler.name} makes exact independent draws: thin={thin!r} would only "
             "discard some of them. Leave thin out, and draw num_samples as many."

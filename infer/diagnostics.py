@@ -173,17 +173,22 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
         undefined = np.isnan(ess) | np.isnan(mcse)
         if result.num_chains > 1:
             undefined |= np.isnan(np.ravel(np.asarray(statistics["rhat"][name], float)))
-        first = np.abs(np.ravel(np.asarray(result.draws[name][0, 0], float)))
+        stored = result.draws[name]
+        first = np.abs(np.ravel(np.asarray(stored[0, 0], float)))
         maybe_frozen = ~undefined & (mcse <= 1e-6 * (1.0 + first))  # confirmed on the draws
-        if not (undefined | maybe_frozen).any():
-            continue
-        draws = np.asarray(result.draws[name])
-        flat = draws.reshape(draws.shape[:2] + (-1,))
-        finite = np.isfinite(flat).all(axis=(0, 1))
-        frozen = finite & (flat.min(axis=(0, 1)) == flat.max(axis=(0, 1)))
-        for i in np.flatnonzero(undefined | frozen):
-            cause = " (never changed)" if frozen[i] else "" if finite[i] else " (NaN or inf draws)"
-            labels.append(_label(name, draws.shape[2:], i) + cause)
+        event_shape = tuple(np.shape(stored)[2:])
+        for i in np.flatnonzero(undefined | maybe_frozen):
+            # one component read at a time: a stored run's variable stays on disk
+            values = np.asarray(
+                stored[(slice(None), slice(None), *np.unravel_index(i, event_shape))]
+            )
+            finite = bool(np.isfinite(values).all())
+            if finite and values.min() == values.max():
+                labels.append(_label(name, event_shape, i) + " (never changed)")
+            elif undefined[i]:
+                labels.append(
+                    _label(name, event_shape, i) + ("" if finite else " (NaN or inf draws)")
+                )
     return labels
 
 

@@ -97,6 +97,7 @@ def _pooled_trees(results: dict, truth, names) -> dict:
     import arviz_base
 
     length = min(r.num_chains * r.num_samples for r in results.values())
+    first = next(iter(results.values()))
     trees = {}
     for name, result in results.items():
         total = result.num_chains * result.num_samples
@@ -106,10 +107,9 @@ def _pooled_trees(results: dict, truth, names) -> dict:
             for key, value in result.draws.items()
             if key in names
         }
-        dims = {key: result.dim_names(key) for key in pooled}
+        dims = {key: first.dim_names(key) for key in pooled}  # the names the coords use
         trees[name] = arviz_base.from_dict({"posterior": pooled}, dims=dims)
     if truth is not None:
-        first = next(iter(results.values()))
         known = {
             name: np.broadcast_to(
                 np.asarray(truth.mean[name], np.float64),

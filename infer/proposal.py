@@ -224,27 +224,49 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
 
 def describe_proposal(proposal) -> str:
     """A proposal as text that is the same for equal proposals in any process (a sampler's
-    settings, compared on resume): a distribution's class and parameters, ``Normal(loc=0.0,
-    scale=2.0)`` (large arrays by shape and a digest of their bytes), functions by their
-    qualified names. ``repr`` would hold a memory address."""
+    settings, compared on resume): a distribution's class and the values of its parameters,
+    ``Normal(0.0, 2.0) #<structure>``, read from its pytree (wrappers such as ``Independent``
+    or ``TransformedDistribution`` included, lazily computed properties left alone; large
+    arrays by shape and a digest of their bytes); functions by their qualified names and what
+    they close over. ``repr`` would hold a memory address."""
+    import hashlib
+
     if isinstance(proposal, tuple):  # a (sample_fn, log_prob_fn) pair or a Proposal
-        return f"({', '.join(_function_name(fn) for fn in proposal if fn is not None)})"
-    names = getattr(proposal, "arg_constraints", None)
-    if not isinstance(names, dict):
-        return type(proposal).__name__
-    values = {name: getattr(proposal, name, None) for name in names}
-    shown = ", ".join(f"{k}={_value_text(v)}" for k, v in values.items() if v is not None)
-    return f"{type(proposal).__name__}({shown})"
+        return f"({', '.join(describe_callable(fn) for fn in proposal if fn is not None)})"
+    try:
+        leaves, structure = jax.tree.flatten(proposal)
+    except Exception:  # noqa: BLE001 - not a pytree: its class is all there is
+        leaves, structure = [], None
+    shape = str(structure) if structure is not None and "0x" not in str(structure) else ""
+    tag = hashlib.sha1(shape.encode()).hexdigest()[:8]
+    return f"{type(proposal).__name__}({', '.join(map(_value_text, leaves))}) #{tag}"
 
 
-def _function_name(fn) -> str:
+def describe_callable(fn) -> str:
+    """A function by its module and qualified name, a ``functools.partial`` with its
+    arguments, and the numbers and arrays a closure holds: the same text in any process."""
+    if isinstance(fn, functools.partial):
+        args = [
+            *map(_value_text, fn.args),
+            *(f"{k}={_value_text(v)}" for k, v in fn.keywords.items()),
+        ]
+        return f"partial({describe_callable(fn.func)}, {', '.join(args)})"
     module = getattr(fn, "__module__", "") or ""
-    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}".lstrip(".")
+    name = f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}".lstrip(".")
+    cells = [cell.cell_contents for cell in getattr(fn, "__closure__", None) or ()]
+    held = [_value_text(v) for v in cells if _is_value(v)]
+    return f"{name}[{', '.join(held)}]" if held else name
+
+
+def _is_value(value) -> bool:
+    return isinstance(value, int | float | np.ndarray | jax.Array | np.generic)
 
 
 def _value_text(value) -> str:
     import hashlib
 
+    if not _is_value(value) and not hasattr(value, "__array__"):
+        return type(value).__name__
     array = np.asarray(value)
     if array.size <= 8:
         return repr(array.tolist())

@@ -207,7 +207,7 @@ class Result:
             thin=1,
             info=dict(info or {}),
             ground_truth=ground_truth,
-            dims=_checked_dims(dims),
+            dims=_checked_dims(dims, arrays),
         )
 
     def dim_names(self, name: str) -> list[str]:
@@ -313,10 +313,17 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     return tree
 
 
-def _checked_dims(dims) -> dict:
+def _checked_dims(dims, draws: dict) -> dict:
+    """``dims`` checked against the draws: no more names than a draw has axes."""
     if dims is None:
         return {}
     check_dims(dims)
+    for name, names in dims.items():
+        if name in draws and len(names) > np.ndim(draws[name]) - 2:
+            raise ValueError(
+                f"dims[{name!r}] names {len(names)} axes, but draws[{name!r}] has "
+                f"{np.ndim(draws[name]) - 2} after (chain, draw) (shape {np.shape(draws[name])})."
+            )
     return {name: list(names) for name, names in dims.items()}
 
 
@@ -407,8 +414,9 @@ def load(path) -> Result:
     dims = {}
     for name in ("posterior", *extra):
         dataset, lead = tree[name].to_dataset(), 0 if "data" in name else 2
-        for key in dataset.data_vars:
-            dims.setdefault(key, list(dataset[key].dims[lead:]))
+        for key in dataset.data_vars:  # the longest: a log likelihood may have fewer axes
+            names = list(dataset[key].dims[lead:])
+            dims[key] = max(dims.get(key, []), names, key=len)
 
     return Result(
         draws=group("posterior"),

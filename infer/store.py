@@ -225,8 +225,9 @@ class StoreWriter:
             if self.unconstrained is not None:
                 named = self.unconstrained(positions)
                 groups[UNCONSTRAINED] = {k: np.asarray(v) for k, v in named.items()}
-            if self.loglik is not None:
-                groups["log_likelihood"] = self.loglik(positions)
+            loglik = None if self.loglik is None else self.loglik(positions)
+            if loglik:  # a model with no observed site has none
+                groups["log_likelihood"] = loglik
             if self.store.group is None:
                 num_chains = np.asarray(logdensity).shape[0]
                 self.store.open(

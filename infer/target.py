@@ -110,6 +110,12 @@ def check_dims(dims) -> None:
                 f"dims must map each name to a list of dimension names ({example}); got "
                 f"{name!r}: {names!r}."
             )
+        taken = [n for n in names if n in ("chain", "draw")]
+        if taken or len(set(names)) < len(names):
+            raise ValueError(
+                f"dims[{name!r}] = {list(names)}: each axis needs its own name, and 'chain' "
+                "and 'draw' are ArviZ's (the first two axes are named so already)."
+            )
 
 
 @dataclass(frozen=True, eq=False)

@@ -300,6 +300,8 @@ def test_exact_samplers_refuse_store_keep_and_thin(tmp_path, nothing_compiled):
             infer.sample(0, NORMAL_2D, sampler, **options)
     with pytest.raises(ValueError, match=r"exact independent draws: thin=5 would only discard"):
         infer.sample(0, NORMAL_2D, sampler, thin=5)
+    with pytest.raises(ValueError, match=r"thin must be an integer >= 1; got 0"):
+        infer.sample(0, NORMAL_2D, sampler, thin=0)
 
 
 def test_a_flat_density_that_lets_the_chains_drift_away_is_named_as_such():

@@ -194,6 +194,17 @@ def test_damaged_or_foreign_checkpoints_get_a_clear_error(tmp_path):
         infer.sample(6, NORMAL_3D, infer.rwmh(), resume=tmp_path / "empty", **RUN)
 
 
+def test_a_checkpoint_folder_resumes_with_the_stopping_rule_it_was_started_with(tmp_path):
+    folder = tmp_path / "run"
+    rule = infer.converged(rhat=1.05, ess=50, max_samples=60)
+    infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, until=rule, checkpoint=folder, **RUN)
+    with pytest.raises(ValueError, match=r"started with until=infer.converged\(\*\*\{'rhat': 1.05"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, **RUN)
+    other = infer.converged(rhat=1.01, ess=50, max_samples=60)
+    with pytest.raises(ValueError, match=r"got until=infer.converged\(\*\*\{'rhat': 1.01"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, until=other, resume=folder, **RUN)
+
+
 def test_resume_from_a_checkpoint_of_another_run_says_what_differs(tmp_path):
     folder = tmp_path / "run"
     infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, checkpoint=folder, **RUN)

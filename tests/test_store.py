@@ -187,3 +187,27 @@ def test_a_stored_numpyro_run_keeps_what_model_comparison_needs(tmp_path):
     )
     table = infer.compare({"memory": in_memory, "store": stored}, warn=False)
     assert table.loc["store", "elpd_loo"] == table.loc["memory", "elpd_loo"]
+
+
+def test_a_stored_numpyro_model_without_observations_runs(tmp_path):
+    """No observed site: no log likelihood to write, and nothing fails for the lack of it."""
+    import numpyro
+    import numpyro.distributions as dist
+
+    def prior_only():
+        numpyro.sample("a", dist.Normal(0.0, 1.0))
+
+    target = infer.Target.from_numpyro(prior_only)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        result = infer.sample(
+            0,
+            target,
+            infer.rwmh(),
+            num_chains=2,
+            num_samples=50,
+            num_warmup=50,
+            store=tmp_path / "run.zarr",
+        )
+    assert "log_likelihood" not in result.to_arviz().children
+    assert result.to_arviz()["posterior"]["a"].shape == (2, 50)

@@ -297,3 +297,19 @@ def test_masked_observations_are_not_repeated_as_constant_data():
     y[:2] = np.nan
     target = infer.Target.from_numpyro(masked, y=y, mask=~np.isnan(y))
     assert set(target.constant_data) == {"mask"}
+
+
+def test_dimension_names_are_checked_where_they_are_given():
+    draws = {"theta": np.zeros((2, 10, 8))}
+    with pytest.raises(
+        ValueError, match=r"dims\['theta'\] names 2 axes, but draws\['theta'\] has 1"
+    ):
+        infer.Result.from_draws(draws, dims={"theta": ["school", "term"]})
+    with pytest.raises(ValueError, match=r"'chain' and 'draw' are ArviZ's"):
+        infer.Result.from_draws(draws, dims={"theta": ["chain"]})
+    with pytest.raises(ValueError, match=r"each axis needs its own name"):
+        infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros((2, 2)), dims={"x": ["a", "a"]})
+    with pytest.raises(TypeError, match=r"dims must map each name to a list"):
+        infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), dims={"x": "school"})
+    named = infer.Result.from_draws(draws, dims={"theta": ["school"]})
+    assert named.to_arviz()["posterior"]["theta"].dims == ("chain", "draw", "school")

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from infer.base import IdentityKey, Kernel, Sampler, public_name
-from infer.proposal import is_nonfinite, mh_accept, safe_log_ratio
+from infer.proposal import describe_callable, is_nonfinite, mh_accept, safe_log_ratio
 
 __all__ = ["MHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -152,7 +152,7 @@ def as_top_level_api(proposal_fn: Callable, proposal_logdensity_fn: Callable | N
 
 
 def _name(fn) -> str | None:
-    return None if fn is None else getattr(fn, "__qualname__", repr(fn))
+    return None if fn is None else describe_callable(fn)
 
 
 def shapes_text(tree) -> str:

@@ -135,7 +135,10 @@ def draw(
         def count_them():
             bad = jnp.isnan(logdensity) | (logdensity == jnp.inf)
             # An envelope equal to the density's supremum is exceeded by round-off alone.
-            size = jnp.abs(logdensity) + jnp.abs(proposal_logdensity) + jnp.abs(log_envelope)
+            size = sum(
+                jnp.where(jnp.isfinite(term), jnp.abs(term), 0.0)
+                for term in (logdensity, proposal_logdensity, jnp.asarray(log_envelope))
+            )
             round_off = 8 * jnp.finfo(log_excess.dtype).eps * (1.0 + size)
             return (
                 jnp.sum(finite_or_inf > round_off, dtype=jnp.int32),

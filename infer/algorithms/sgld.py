@@ -37,6 +37,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import IdentityKey, Kernel, Sampler, default_cache_key, public_name
+from infer.proposal import describe_callable
 
 __all__ = ["SGLDState", "SGLDInfo", "init", "build_kernel", "as_top_level_api", "for_target"]
 
@@ -172,7 +173,7 @@ class SGLD(Sampler):
             "num_data": self.num_data,
             "decay_power": self.decay_power,
             "decay_steps": self.decay_steps,
-            "loglik_fn": getattr(self.loglik_fn, "__qualname__", repr(self.loglik_fn)),
+            "loglik_fn": describe_callable(self.loglik_fn),
         }
 
     def cache_key(self) -> tuple:
