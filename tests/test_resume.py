@@ -111,7 +111,7 @@ def test_independent_mh_resumes_with_an_equal_proposal_made_anew():
         whole, infer.concat(first, infer.sample(0, NORMAL_3D, again, num_samples=20, resume=first))
     )
     wider = infer.independent_mh(dist.Normal(jnp.zeros(3), 3.0))
-    with pytest.raises(ValueError, match=r"Normal\(loc=\[0.0, 0.0, 0.0\], scale=\[2.0"):
+    with pytest.raises(ValueError, match=r"Normal\(\[0.0, 0.0, 0.0\], \[2.0\]\) #"):
         infer.sample(0, NORMAL_3D, wider, num_samples=20, resume=first)
 
 
