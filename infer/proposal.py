@@ -224,22 +224,40 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
 
 def describe_proposal(proposal) -> str:
     """A proposal as text that is the same for equal proposals in any process (a sampler's
-    settings, compared on resume): a distribution's class and the values of its parameters,
-    ``Normal(0.0, 2.0) #<structure>``, read from its pytree (wrappers such as ``Independent``
-    or ``TransformedDistribution`` included, lazily computed properties left alone; large
-    arrays by shape and a digest of their bytes); functions by their qualified names and what
-    they close over. ``repr`` would hold a memory address."""
-    import hashlib
-
+    settings, compared on resume): a distribution's class and its parameters by name,
+    ``Normal(loc=0.0, scale=2.0)``, read from the fields NumPyro flattens it by (wrappers
+    such as ``Independent`` described with their base, lazily computed properties left
+    alone; large arrays by shape and a digest of their bytes); functions by their qualified
+    names and what they close over. ``repr`` would hold a memory address, and the order of
+    NumPyro's flattened fields changes from one process to the next."""
     if isinstance(proposal, tuple):  # a (sample_fn, log_prob_fn) pair or a Proposal
         return f"({', '.join(describe_callable(fn) for fn in proposal if fn is not None)})"
-    try:
-        leaves, structure = jax.tree.flatten(proposal)
-    except Exception:  # noqa: BLE001 - not a pytree: its class is all there is
-        leaves, structure = [], None
-    shape = str(structure) if structure is not None and "0x" not in str(structure) else ""
-    tag = hashlib.sha1(shape.encode()).hexdigest()[:8]
-    return f"{type(proposal).__name__}({', '.join(map(_value_text, leaves))}) #{tag}"
+    kind = type(proposal)
+    names = set()
+    for gather in ("gather_pytree_data_fields", "gather_pytree_aux_fields"):
+        if hasattr(kind, gather):
+            names.update(getattr(kind, gather)())
+    if not names:
+        names = set(getattr(proposal, "arg_constraints", None) or {})
+    parts = []
+    for name in sorted(names):
+        value = vars(proposal).get(name)
+        if value is not None:
+            parts.append(f"{name}={_part_text(value)}")
+    return f"{kind.__name__}({', '.join(parts)})"
+
+
+def _part_text(value) -> str:
+    if hasattr(value, "sample") and hasattr(value, "log_prob"):  # a base distribution
+        return describe_proposal(value)
+    if isinstance(value, list | tuple) and not _is_value(value):
+        return f"[{', '.join(map(_part_text, value))}]"
+    if isinstance(value, bool | str) or value is None:
+        return repr(value)
+    if not _is_value(value) and not hasattr(value, "__array__") and hasattr(value, "__dict__"):
+        fields = sorted((k, v) for k, v in vars(value).items() if _is_value(v))  # a transform's
+        return f"{type(value).__name__}({', '.join(f'{k}={_value_text(v)}' for k, v in fields)})"
+    return _value_text(value)
 
 
 def describe_callable(fn) -> str:
