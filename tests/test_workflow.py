@@ -249,7 +249,7 @@ def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_p
     target = infer.Target.from_numpyro(schools, SIGMA, y=SCORES)
     assert target.dims == infer_dims(schools, (SIGMA,), {"y": SCORES})
     short = dict(num_chains=2, num_samples=60, num_warmup=60)
-    result = infer.predictive(infer.sample(0, target, infer.nuts(), **short), target)
+    result = infer.predictive(infer.sample(0, target, infer.rwmh(), **short), target)
     tree = result.to_arviz()
     for group in ("posterior", "prior"):
         for name in ("eta", "theta"):
@@ -261,7 +261,7 @@ def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_p
     residual = tree["posterior"]["theta"] - tree["observed_data"]["obs"]
     assert residual.shape == (2, 60, 8)  # element by element, not 8 x 8
     assert float(tree["posterior"]["theta"].sel(school=3)[1, 7]) == result.draws["theta"][1, 7, 3]
-    stored = infer.sample(0, target, infer.nuts(), store=tmp_path / "run.zarr", **short)
+    stored = infer.sample(0, target, infer.rwmh(), store=tmp_path / "run.zarr", **short)
     assert stored.to_arviz()["posterior"]["eta"].dims == ("chain", "draw", "school")
     loaded = infer.load(result.save(tmp_path / "run.nc"))
     assert loaded.to_arviz()["log_likelihood"]["obs"].dims == ("chain", "draw", "school")
