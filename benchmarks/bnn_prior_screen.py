@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import RESULTS, ROOT, machine, write_result  # noqa: E402
+from common import RESULTS, ROOT, machine, options_free_parser, write_result  # noqa: E402
 
 NUM_CHAINS = 4
 SCREEN_LENGTHS = {"num_warmup": 200, "num_samples": 200}
@@ -106,14 +106,7 @@ def evaluate(prior, data, held_out, lengths) -> dict:
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0]
-        + " Rewrites its results file in benchmarks/results/ (about 30 minutes on 2 CPU "
-        "cores); no quick mode."
-    )
-    parser.parse_args(argv)
+    options_free_parser(__doc__, 30).parse_args(argv)
     import jax
 
     from models import bnn

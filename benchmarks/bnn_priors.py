@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import RESULTS, ROOT, machine, write_result  # noqa: E402
+from common import RESULTS, ROOT, machine, options_free_parser, write_result  # noqa: E402
 
 NUM_CHAINS = 4
 LENGTHS = {"num_warmup": 300, "num_samples": 300}  # the main benchmark's NUTS run
@@ -132,14 +132,7 @@ def run_variant(name, scales, hidden, start) -> dict:
 
 
 def main(argv=None) -> int:
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0]
-        + " Rewrites its results file in benchmarks/results/ (about 15 minutes on 2 CPU "
-        "cores); no quick mode."
-    )
-    parser.parse_args(argv)
+    options_free_parser(__doc__, 15).parse_args(argv)
     import jax
 
     rows = [run_variant(*variant) for variant in VARIANTS]

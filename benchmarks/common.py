@@ -102,3 +102,15 @@ def run_json(script: Path, args: list[str], mode: str = "machine", timeout: int 
 def cores_in_use() -> int:
     """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def options_free_parser(doc: str, minutes: int):
+    """The parser of a benchmark without options: ``--help`` says what it does, what it
+    rewrites and how long it takes, instead of starting it."""
+    import argparse
+
+    return argparse.ArgumentParser(
+        description=doc.split("\n\n")[0]
+        + f" Rewrites its results file in benchmarks/results/ (about {minutes} minutes on 2 "
+        "CPU cores); no quick mode."
+    )

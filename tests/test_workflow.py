@@ -226,45 +226,33 @@ def test_predictive_refuses_draws_of_another_model(runs):
         infer.predictive(result, target, seed=0.5)
 
 
-def schools(sigma, y=None):
-    """Eight schools, non-centred, with its plate named ``school``."""
-    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
-    tau = numpyro.sample("tau", dist.HalfCauchy(5.0))
-    with numpyro.plate("school", sigma.shape[0]):
-        eta = numpyro.sample("eta", dist.Normal(0.0, 1.0))
-        theta = numpyro.deterministic("theta", mu + tau * eta)
-        numpyro.sample("obs", dist.Normal(theta, sigma), obs=y)
-
-
-SIGMA = np.array([15, 10, 16, 11, 9, 11, 10, 18], np.float32)
-SCORES = np.array([28, 8, -3, 7, -1, 1, 18, 12], np.float32)
-
-
 def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_path):
     """A site in a plate gets the plate's name in every group, as ``az.from_numpyro`` names
-    it (its ``infer_dims`` is the reference): ``.sel(school=0)`` works, and the observed
+    it (its ``infer_dims`` is the reference): ``.sel(schools=0)`` works, and the observed
     values line up with the draws element by element; a store and a saved file keep them."""
     from arviz_base.io_numpyro import infer_dims
 
-    target = infer.Target.from_numpyro(schools, SIGMA, y=SCORES)
-    assert target.dims == infer_dims(schools, (SIGMA,), {"y": SCORES})
+    from models import targets
+
+    target = targets.get("eight_schools")  # non-centred, its plate named "schools"
+    assert target.dims == infer_dims(target.source.model, target.source.args, target.source.kwargs)
     short = dict(num_chains=2, num_samples=60, num_warmup=60)
     result = infer.predictive(infer.sample(0, target, infer.rwmh(), **short), target)
     tree = result.to_arviz()
     for group in ("posterior", "prior"):
-        for name in ("eta", "theta"):
-            assert tree[group][name].dims == ("chain", "draw", "school")
+        for name in ("theta_tilde", "theta"):
+            assert tree[group][name].dims == ("chain", "draw", "schools")
         assert tree[group]["mu"].dims == ("chain", "draw")
     for group in ("log_likelihood", "posterior_predictive", "prior_predictive"):
-        assert tree[group]["obs"].dims == ("chain", "draw", "school")
-    assert tree["observed_data"]["obs"].dims == ("school",)
-    residual = tree["posterior"]["theta"] - tree["observed_data"]["obs"]
+        assert tree[group]["y"].dims == ("chain", "draw", "schools")
+    assert tree["observed_data"]["y"].dims == ("schools",)
+    residual = tree["posterior"]["theta"] - tree["observed_data"]["y"]
     assert residual.shape == (2, 60, 8)  # element by element, not 8 x 8
-    assert float(tree["posterior"]["theta"].sel(school=3)[1, 7]) == result.draws["theta"][1, 7, 3]
+    assert float(tree["posterior"]["theta"].sel(schools=3)[1, 7]) == result.draws["theta"][1, 7, 3]
     stored = infer.sample(0, target, infer.rwmh(), store=tmp_path / "run.zarr", **short)
-    assert stored.to_arviz()["posterior"]["eta"].dims == ("chain", "draw", "school")
+    assert stored.to_arviz()["posterior"]["theta_tilde"].dims == ("chain", "draw", "schools")
     loaded = infer.load(result.save(tmp_path / "run.nc"))
-    assert loaded.to_arviz()["log_likelihood"]["obs"].dims == ("chain", "draw", "school")
+    assert loaded.to_arviz()["log_likelihood"]["y"].dims == ("chain", "draw", "schools")
     for kind in ("trace", "forest", "ppc"):
         infer.plot(result, kind=kind, path=tmp_path / f"{kind}.png")
         assert (tmp_path / f"{kind}.png").stat().st_size > 0
