@@ -253,7 +253,7 @@ def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_p
     assert stored.to_arviz()["posterior"]["theta_tilde"].dims == ("chain", "draw", "schools")
     loaded = infer.load(result.save(tmp_path / "run.nc"))
     assert loaded.to_arviz()["log_likelihood"]["y"].dims == ("chain", "draw", "schools")
-    for kind in ("trace", "forest", "ppc"):
+    for kind in ("trace", "forest"):
         infer.plot(result, kind=kind, path=tmp_path / f"{kind}.png")
         assert (tmp_path / f"{kind}.png").stat().st_size > 0
 
