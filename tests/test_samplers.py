@@ -112,10 +112,11 @@ CASES = {
 }
 # The conjugate model's programs take 7-15 s each to compile on a 2-core CPU (the Beta,
 # Gamma, Binomial and Poisson densities and their gradients, inside each sampler's loop):
-# `make test` checks NUTS, the sampler people run on NumPyro models, on it, and `make
-# test-thorough` RWMH, MALA and HMC as well. Each is checked on the other targets here, and
-# the diagonal RWMH proposal's learned scales by `test_covariance_adaptation_learns_the_scales`.
-THOROUGH = {"rwmh_diagonal-conjugate", "mala-conjugate", "hmc-conjugate"}
+# `make test-thorough` checks NUTS, RWMH, MALA and HMC on it. `make test` checks NUTS on
+# NumPyro models through eight schools (and the workflow tests), each sampler on the other
+# targets here, and the diagonal RWMH proposal's learned scales by
+# `test_covariance_adaptation_learns_the_scales`.
+THOROUGH = {"rwmh_diagonal-conjugate", "mala-conjugate", "hmc-conjugate", "nuts-conjugate"}
 # Over ~3 s each (compilation included): `make test-fast` skips them.
 SLOW = {
     "rwmh_diagonal-conjugate",
