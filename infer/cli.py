@@ -12,7 +12,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from infer.cli_types import integer_at_least, non_negative_int, positive_int, probability
+from infer.cli_types import (
+    integer_at_least,
+    non_negative_int,
+    positive_int,
+    probability,
+    report_folder_and_progress,
+)
 
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
@@ -255,7 +261,7 @@ def run_sbc(args) -> int:
     import infer
     from infer import registry
     from infer.base import is_exact
-    from infer.io import unwritable_folder, write_atomically
+    from infer.io import write_atomically
     from models import targets
 
     model, model_args, observed = sbc_problems()[args.target]
@@ -265,11 +271,9 @@ def run_sbc(args) -> int:
         print(_sbc_refusal(args.sampler, args.target, target, sampler), file=sys.stderr)
         return 2
     folder = args.out / args.target
-    problem = unwritable_folder(folder)
-    if problem:
-        print(problem, file=sys.stderr)
+    progress = report_folder_and_progress(folder, args.progress)
+    if progress is None:
         return 2
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
     print(
         f"sbc: {args.sampler} on {args.target}, {args.simulations} simulations of "
         f"{args.chains} chains x {args.samples} draws (thin {args.thin}, {args.warmup} "

@@ -41,3 +41,18 @@ def probability(text: str) -> float:
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1), got {value}")
     return value
+
+
+def report_folder_and_progress(folder, progress: bool | None) -> bool | None:
+    """Before a command runs: ``None`` (with the reason printed to stderr) when ``folder``
+    cannot take its report, else whether to show a progress bar (``--progress`` /
+    ``--no-progress``, or by default when stderr is a terminal)."""
+    import sys
+
+    from infer.io import unwritable_folder
+
+    problem = unwritable_folder(folder)
+    if problem:
+        print(problem, file=sys.stderr)
+        return None
+    return sys.stderr.isatty() if progress is None else progress

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 
-from infer.io import unwritable_folder
+from infer.cli_types import report_folder_and_progress
 
 TABLE_COLUMNS = (
     "min_ess_bulk",
@@ -75,11 +75,9 @@ def run_compare(args) -> int:
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
-    problem = unwritable_folder(out_folder)
-    if problem:
-        print(problem, file=sys.stderr)
+    progress = report_folder_and_progress(out_folder, args.progress)
+    if progress is None:
         return 2
-    progress = sys.stderr.isatty() if args.progress is None else args.progress
     per = " per check" if args.until_ess else ""
     settings = (
         f"{args.chains} chains x {args.samples} draws{per}, {args.warmup} warm-up steps, "

@@ -16,7 +16,7 @@ from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import arviz_stat_names
-from infer.run_result import markov_result
+from infer.run_result import data_without_draws, markov_result
 from infer.runner import Run, RunRecord, advance
 from infer.store import UNCONSTRAINED, StoreWriter
 from infer.target import default_names
@@ -112,7 +112,7 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
         unconstrained=None if until is None else default_names,
         dims=run.target.dims,
         loglik=_store_loglik(run),
-        data_groups=_data_groups(run.target),
+        data_groups=data_without_draws(run.target),
     )
 
 
@@ -123,11 +123,6 @@ def _store_loglik(run: Run):
         return None
     program_draws = run.chain_keys.shape[0] * run.programs.capacity
     return lambda positions: pointwise(run.target, positions, program_draws) or None
-
-
-def _data_groups(target) -> dict:
-    groups = {"observed_data": target.observed_data, "constant_data": target.constant_data}
-    return {name: dict(values) for name, values in groups.items() if values}
 
 
 def _draws_so_far(record: RunRecord, store):
