@@ -84,17 +84,21 @@ def test_gradient_count_is_the_gradients_computed():
 
 
 def test_bidirectional_bracket_contains_the_truth(heavy_seed):
-    target, prior, exact, mu_true = conjugate_gaussian(heavy_seed + 10)
+    """The steps of docs/ais.md's example, checked."""
+    problem = conjugate_gaussian(heavy_seed + 10)
     result = infer.ais(
         heavy_seed,
-        target,
-        prior,
+        problem.target,
+        problem.prior,
         num_temperatures=200,
         num_chains=256,
-        exact_posterior_draws=mu_true,
+        exact_posterior_draws=problem.exact_posterior_draw,
     )
+    assert repr(result).startswith(f"AISResult(log_z={result.log_z:.4f} ± ")
+    assert f"log_z_upper={result.log_z_upper:.4f} ± " in repr(result)
     lower, upper = result.bracket
     z = threshold(2)
+    exact = problem.log_z
     assert lower - z * result.log_z_se <= exact <= upper + z * result.log_z_upper_se
     # With this many temperatures the gap is small: both passes are nearly exact.
     assert upper - lower < 1.0

@@ -12,6 +12,11 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 # Examples that repeat, step for step, a test of their own (named here); ``make test-thorough``
 # runs them, ``make test`` runs the tests they repeat.
 REPEATED = {
+    "docs/running-samplers.md#0": (
+        "test_resume.py::test_a_run_of_2n_equals_n_resumed_for_n_more"  # NUTS among them
+    ),
+    "docs/running-samplers.md#3": "test_store.py::test_keep_and_thin_cut_what_is_stored",
+    "docs/ais.md#0": "test_ais.py::test_bidirectional_bracket_contains_the_truth",
     "docs/workflow.md#0": (
         "test_workflow.py::test_compare_adds_elpd_loo_columns_for_models_of_the_same_data"
     ),

@@ -45,18 +45,18 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
     schools = targets.get("eight_schools")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
-        result = infer.sample(
+        result = infer.sample(  # the call of docs/running-samplers.md, step for step
             0,
             schools,
             infer.nuts(),
-            num_chains=2,
-            num_samples=200,
-            thin=3,
+            num_samples=2000,
             store=tmp_path / "s.zarr",
             keep=["mu", "tau"],
+            thin=2,
         )
-    assert sorted(result.draws) == ["mu", "tau"] and result.draws["mu"].shape == (2, 200)
-    assert sorted(infer.open_store(tmp_path / "s.zarr")["posterior"].data_vars) == ["mu", "tau"]
+    assert sorted(result.draws) == ["mu", "tau"] and result.draws["mu"].shape == (4, 2000)
+    stored = infer.open_store(tmp_path / "s.zarr")["posterior"]
+    assert sorted(stored.data_vars) == ["mu", "tau"] and stored["mu"].shape == (4, 2000)
     (tmp_path / "empty").mkdir()
     for not_a_store in (tmp_path / "empty", tmp_path / "s.zarr" / "zarr.json"):
         with pytest.raises(ValueError, match="is not a store written by infer.sample"):
@@ -73,13 +73,12 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
             0,
             schools,
             infer.nuts(),
-            num_chains=2,
             num_samples=50,
             store=infer.ZarrStore(tmp_path / "s.zarr", overwrite=True),
             keep=["tau"],
         )
     replaced = infer.open_store(tmp_path / "s.zarr")["posterior"]
-    assert list(replaced.data_vars) == ["tau"] and replaced["tau"].shape == (2, 50)
+    assert list(replaced.data_vars) == ["tau"] and replaced["tau"].shape == (4, 50)
     with pytest.raises(ValueError, match="cannot be combined with checkpoint"):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "t.zarr", checkpoint=tmp_path / "c")
 
