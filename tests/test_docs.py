@@ -17,6 +17,10 @@ REPEATED = {
     ),
     "docs/running-samplers.md#3": "test_store.py::test_keep_and_thin_cut_what_is_stored",
     "docs/ais.md#0": "test_ais.py::test_bidirectional_bracket_contains_the_truth",
+    "docs/models/vae.md#0": "test_generative.py::test_a_short_training_run_lowers_the_loss",
+    "docs/samplers/ars.md#1": (
+        "test_ars.py::test_many_densities_at_once_the_full_conditionals_of_a_gibbs_sweep"
+    ),
     "docs/workflow.md#0": (
         "test_workflow.py::test_compare_adds_elpd_loo_columns_for_models_of_the_same_data"
     ),

@@ -55,10 +55,10 @@ def count_compilations():
 
 @pytest.mark.parametrize("name", sampler_names())
 def test_same_seed_gives_bit_identical_draws(name):
-    sampler = SAMPLERS[name]
-    first = infer.sample(7, NORMAL_3D, sampler, num_samples=50, **SHORT)
-    again = infer.sample(7, NORMAL_3D, sampler, num_samples=50, **SHORT)
-    other = infer.sample(8, NORMAL_3D, sampler, num_samples=50, **SHORT)
+    sampler = SAMPLERS[name]  # 60 draws: test_resume.py's programs, run on the same worker
+    first = infer.sample(7, NORMAL_3D, sampler, num_samples=60, **SHORT)
+    again = infer.sample(7, NORMAL_3D, sampler, num_samples=60, **SHORT)
+    other = infer.sample(8, NORMAL_3D, sampler, num_samples=60, **SHORT)
     np.testing.assert_array_equal(first.draws["x"], again.draws["x"])
     for key in first.stats:
         np.testing.assert_array_equal(first.stats[key], again.stats[key])
@@ -96,8 +96,8 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
 
 def test_a_key_and_its_seed_give_the_same_draws():
     sampler = SAMPLERS["rwmh"]
-    from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=20, **SHORT)
-    from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=20, **SHORT)
+    from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=30, **SHORT)
+    from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, **SHORT)
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
 
 

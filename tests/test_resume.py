@@ -74,10 +74,10 @@ def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps(
 
 
 def test_nuts_with_and_without_progress_is_bit_identical():
-    off = infer.sample(2, NORMAL_3D, infer.nuts(), num_samples=50, **RUN)
+    off = infer.sample(2, NORMAL_3D, infer.nuts(), num_samples=60, **RUN)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tqdm may warn about the terminal
-        on = infer.sample(2, NORMAL_3D, infer.nuts(), num_samples=50, progress=True, **RUN)
+        on = infer.sample(2, NORMAL_3D, infer.nuts(), num_samples=60, progress=True, **RUN)
     assert_same(off, on)
 
 
