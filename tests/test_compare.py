@@ -29,12 +29,13 @@ def healthy():
 
 @pytest.fixture(scope="module")
 def nuts_run():
+    # docs/comparing-samplers.md's NUTS run (another seed): one compiled program for both
     return infer.sample(
         1,
         targets.get("eight_schools"),
         infer.nuts(target_accept=0.95),
         num_chains=4,
-        num_samples=1000,
+        num_samples=2000,
     )
 
 
