@@ -13,7 +13,7 @@ by layer (:func:`models.bnn.layer_prior`: the hidden layer's weights, the output
 weights, the biases).
 
 Results: ``benchmarks/results/bnn_priors_<platform>.json``. Run: ``python
-benchmarks/bnn_priors.py`` (about 15 minutes on 2 CPU cores).
+benchmarks/bnn_priors.py`` (about 25 minutes on 2 CPU cores).
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ VARIANTS = (  # name, layer scales (hidden, output, bias) or None for N(0, 1), h
     ("N(0,1), 16 hidden, chains start at the MAP fits", None, 16, "map"),
     ("by layer 0.3:3:1, 16 hidden", (0.3, 3.0, 1.0), 16, "fresh"),
     ("by layer 0.3:3:1, 8 hidden", (0.3, 3.0, 1.0), 8, "fresh"),
+    ("by layer 0.3:15:1, 64 hidden", (0.3, 15.0, 1.0), 64, "fresh"),
 )
 
 
@@ -132,7 +133,7 @@ def run_variant(name, scales, hidden, start) -> dict:
 
 
 def main(argv=None) -> int:
-    options_free_parser(__doc__, 15).parse_args(argv)
+    options_free_parser(__doc__, 25).parse_args(argv)
     import jax
 
     rows = [run_variant(*variant) for variant in VARIANTS]
