@@ -77,11 +77,14 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
         if left <= 0:
             break
         event_shape = values.shape[2:]
-        names.append(name)
         if not event_shape:
+            names.append(name)
             left -= 1
             continue
         first, *others = result.dim_names(name)  # a plate's name may be shared
+        if len(coords.get(first, ())) > left:  # its plate was cut wider for an earlier one
+            continue
+        names.append(name)
         coords.setdefault(first, list(range(min(event_shape[0], left))))
         for other in others:
             coords.setdefault(other, [0])

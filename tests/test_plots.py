@@ -118,3 +118,15 @@ def test_a_dist_plot_of_runs_of_different_sizes_shows_each_runs_mean_and_interva
         estimate = collection.viz["point_estimate_text"]["mu"].sel(model=model).item()
         assert interval is not None and np.all(np.isfinite(interval.get_xdata())), model
         assert abs(estimate.get_position()[0] - mean) < 0.2, model  # 5 standard errors
+
+
+def test_max_panels_holds_when_variables_share_a_plate(runs):
+    """Eight schools' theta and theta_tilde share the plate "schools": with 12 scalar
+    components allowed, mu, tau and theta's 8 schools take 10, and theta_tilde (8 more) is
+    left out rather than drawn past the limit."""
+    collection = infer.plot(runs["nuts"], kind="trace", max_panels=12)
+    figure = collection.get_viz("figure")
+    figure = getattr(figure, "item", lambda: figure)()
+    labels = {ax.get_ylabel() or ax.get_xlabel() for ax in figure.axes} - {"Draw"}
+    assert labels == {"mu", "tau", "theta"}
+    assert len(figure.axes) == 2 * 3  # a density and a trace per variable
