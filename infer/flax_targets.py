@@ -99,12 +99,14 @@ class FlaxParts(NamedTuple):
     name: str
     description: str
     notes: dict
+    loglik_fn: Callable | None = None  # (position, (data, rest)) -> (num_data,), pointwise
 
 
 class _Functions(NamedTuple):
     logdensity_fn: Callable  # (position, (data, rest)) -> scalar
     logprior_fn: Callable  # (position) -> scalar
     loglik_fn: Callable  # (position, (data, rest)) -> scalar
+    pointwise_fn: Callable  # (position, (data, rest)) -> (num_data,), one term per example
     constrain_fn: Callable | None  # (position, (data, rest)) -> dict
     unravel: Callable | None  # flat position -> params, or None for "tree"
 
@@ -118,7 +120,13 @@ def merge(model: FlaxModel, params, rest):
 
 
 def flax_parts(
-    module, log_likelihood_fn: Callable, data, prior=1.0, position: str = "tree", name=None
+    module,
+    log_likelihood_fn: Callable,
+    data,
+    prior=1.0,
+    position: str = "tree",
+    name=None,
+    pointwise: bool = False,
 ) -> FlaxParts:
     """The parts of a target over ``module``'s parameters (see the module docstring).
 
@@ -126,8 +134,8 @@ def flax_parts(
         TypeError: ``module`` is not an ``nnx.Module``, ``log_likelihood_fn`` or a prior is
             not callable, or a data leaf is not an array.
         ValueError: the module has no ``nnx.Param``, a prior scale is not positive and
-            finite, ``position`` is unknown, or the likelihood or prior does not return a
-            scalar.
+            finite, ``position`` is unknown, the likelihood or prior does not return a
+            scalar, or ``pointwise`` is asked for data without one axis of examples.
     """
     from flax import nnx
 
@@ -142,6 +150,8 @@ def flax_parts(
             f"log likelihood of all the data; got {type(log_likelihood_fn).__name__}."
         )
     validation.one_of("position", position, POSITIONS, "'tree': the parameter pytree.")
+    if not isinstance(pointwise, bool):
+        raise TypeError(f"pointwise must be True or False; got {pointwise!r}.")
     prior_key = check_prior(prior)
     graphdef, state, rest = nnx.split(module, nnx.Param, ...)
     pure = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
@@ -170,14 +180,20 @@ def flax_parts(
     _check_scalars(fns, init, data, rest, callable(prior))
     notes = Notes(flax=model)
     num_data = _num_data(data)
+    shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(data)]
+    no_examples = (
+        f"the data's leaves (shapes {shapes}) do not all hold the examples on one first axis"
+    )
+    fix = "Keep only per-example arrays in data; put constants in the module or the function."
     if num_data is not None:
         notes["minibatch"] = minibatch(fns, rest, data, num_data)
     else:
-        shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(data)]
         notes.missing["minibatch"] = (
-            f"the data's leaves (shapes {shapes}) do not all hold the examples on one first "
-            "axis, so there is no minibatch likelihood for infer.sgld. Keep only per-example "
-            "arrays in data; put constants in the module or the log-likelihood function."
+            f"{no_examples}, so there is no minibatch likelihood for infer.sgld. {fix}"
+        )
+    if pointwise and num_data is None:
+        raise ValueError(
+            f"pointwise=True gives each example's log likelihood, but {no_examples}. {fix}"
         )
     scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
     return FlaxParts(
@@ -188,6 +204,7 @@ def flax_parts(
         name or type(module).__name__,
         f"{model.num_params} parameters of {type(module).__name__}, prior {scale}",
         notes,
+        fns.pointwise_fn if pointwise else None,
     )
 
 
@@ -318,6 +335,14 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
     def logdensity_fn(position, data):
         return logprior_fn(position) + loglik_fn(position, data)
 
+    def pointwise_fn(position, data):
+        user_data, rest = data
+
+        def one(example):  # the likelihood of a batch of one example
+            return loglik_fn(position, (jax.tree.map(lambda leaf: leaf[None], example), rest))
+
+        return jax.vmap(one)(user_data)
+
     constrain_fn = None
     if position == "flat":
         names = _names(state, pure)
@@ -327,7 +352,9 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
             return dict(zip(names, leaves, strict=True))
 
     logdensity_fn.__qualname__ = f"{label}.logdensity"
-    return _Functions(logdensity_fn, logprior_fn, loglik_fn, constrain_fn, flat_unravel)
+    return _Functions(
+        logdensity_fn, logprior_fn, loglik_fn, pointwise_fn, constrain_fn, flat_unravel
+    )
 
 
 def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:

@@ -250,6 +250,7 @@ class Target:
         prior=1.0,
         position: str = "tree",
         name: str | None = None,
+        pointwise: bool = False,
     ) -> Target:
         """A Flax NNX module's parameters as a target (a Bayesian neural network).
 
@@ -268,13 +269,18 @@ class Target:
                 vector). Draws are named by parameter path (``"hidden.kernel"``) either way;
                 ``target.notes["flax"].params(result.draws)`` gives them back as the pytree.
             name: the target's name; default the module's class name.
+            pointwise: also give results the ArviZ ``log_likelihood`` group (variable
+                ``"obs"``, one value per example and draw) that ``az.loo`` and
+                ``az.compare`` read: each example's term is ``log_likelihood_fn`` on a batch
+                of that one example. Needs data whose every leaf holds the examples on its
+                first axis. Off by default: it stores draws x examples values.
 
         Raises:
             TypeError, ValueError: see :func:`infer.flax_targets.flax_parts`.
         """
         from infer.flax_targets import flax_parts
 
-        parts = flax_parts(module, log_likelihood_fn, data, prior, position, name)
+        parts = flax_parts(module, log_likelihood_fn, data, prior, position, name, pointwise)
         return cls(
             parts.logdensity_fn,
             init=parts.init,
@@ -283,6 +289,7 @@ class Target:
             description=parts.description,
             notes=parts.notes,
             data=parts.data,
+            loglik_fn=parts.loglik_fn,
         )
 
     def with_options(self, **changes) -> Target:

@@ -157,6 +157,28 @@ def test_nuts_and_mala_run_on_a_tiny_bnn(sampler):
     assert params["out"]["kernel"].shape == (2, 60, 4, 2)
 
 
+def test_pointwise_gives_each_examples_log_likelihood_for_arviz_loo():
+    """``pointwise=True``: the ``log_likelihood`` group holds, for each draw, the likelihood of
+    each example alone (summing to the whole data's), and ``az.loo`` reads it."""
+    import arviz as az
+
+    target = tiny_target(pointwise=True)
+    result = infer.sample(0, target, infer.mala(), num_chains=2, num_samples=60, num_warmup=60)
+    values = np.asarray(result.to_arviz()["log_likelihood"]["obs"])
+    assert values.shape == (2, 60, len(Y))
+    flax = target.notes["flax"]
+    for chain, draw in [(0, 0), (1, 59)]:
+        model = flax.module(flax.params({k: v[chain, draw] for k, v in result.draws.items()}))
+        each = [float(loglik(model, (X[i : i + 1], Y[i : i + 1]))) for i in range(len(Y))]
+        np.testing.assert_allclose(values[chain, draw], each, rtol=1e-5)
+        assert values[chain, draw].sum() == pytest.approx(float(loglik(model, (X, Y))), rel=1e-5)
+    assert np.isfinite(az.loo(result.to_arviz()).elpd)
+    plain = infer.sample(
+        0, tiny_target(), infer.mala(), num_chains=2, num_samples=60, num_warmup=60
+    )
+    assert "log_likelihood" not in plain.to_arviz().children
+
+
 def test_a_new_target_with_same_shaped_data_compiles_nothing():
     from test_driver import count_compilations
 
@@ -200,6 +222,7 @@ def test_a_new_target_with_same_shaped_data_compiles_nothing():
             r"got the distribution Normal\. For that prior on every parameter pass prior=lambda",
         ),
         (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"position": "vector"}, ValueError, "position"),
+        (lambda: TinyMLP(nnx.Rngs(0)), loglik, {"pointwise": 1}, TypeError, "True or False"),
         (
             lambda: TinyMLP(nnx.Rngs(0)),
             lambda model: 0.0,
@@ -231,6 +254,11 @@ def test_forgotten_data_are_named_and_a_0d_array_is_a_prior_scale():
 def test_data_must_be_arrays_and_a_module_needs_parameters():
     with pytest.raises(TypeError, match="pytree of arrays"):
         infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, [1, 2]))
+    scaled = (X, Y, np.float32(0.5))  # a constant among the examples: no axis of examples
+    with pytest.raises(ValueError, match=r"pointwise=True .*\(shapes \[\(20, 3\), \(20,\), \(\)\]"):
+        infer.Target.from_flax(
+            TinyMLP(nnx.Rngs(0)), lambda m, d: d[2] * loglik(m, d[:2]), scaled, pointwise=True
+        )
 
     class Empty(nnx.Module):
         def __call__(self, x):
