@@ -77,6 +77,18 @@ def _per_chain(target: Target, positions, num_chains: int):
             f"init=result.state holds {sorted(counts, key=str)} chain(s); this run has "
             f"num_chains={num_chains}. Pass num_chains to match, or leave it out."
         )
+    reference = target.init
+    if reference is not None:  # a state from another target's run: same keys and shapes
+        if jax.tree.structure(positions) != jax.tree.structure(reference):
+            raise ValueError(_structure_mismatch(positions, reference))
+        expected = [(num_chains, *np.shape(leaf)) for leaf in jax.tree.leaves(reference)]
+        got = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(positions)]
+        if got != expected:
+            raise ValueError(
+                f"init=result.state has shape {_describe(got)}; target {target.name!r} takes "
+                f"one point per chain shaped {_describe(expected)}. Was the state from a run "
+                "on another target? Pass a state from a run on this one."
+            )
     check_scalar_logdensity(target.logdensity, jax.tree.map(lambda leaf: leaf[0], positions))
     return positions
 

@@ -388,3 +388,17 @@ def test_a_new_run_can_start_where_a_results_chains_stopped():
     assert again.draws["x"].shape == (4, 20, 3)
     with pytest.raises(ValueError, match=r"holds \[4\] chain\(s\); this run has num_chains=2"):
         infer.sample(1, no_init, infer.rwmh(), init=first.state, num_chains=2, **lengths)
+
+
+def test_a_state_from_another_targets_run_is_refused_by_shape():
+    """``init=result.state`` from a 3-parameter target given to a 5-parameter one: refused
+    before compiling, naming both shapes (it used to give draws of the wrong size)."""
+    three = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="three")
+    five = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(5), name="five")
+    lengths = {"num_samples": 5, "num_warmup": 5}
+    first = infer.sample(0, three, infer.rwmh(), num_chains=2, **lengths)
+    with pytest.raises(ValueError, match=r"shape \(2, 3\); target 'five' takes .* \(2, 5\)"):
+        infer.sample(1, five, infer.rwmh(), init=first.state, **lengths)
+    keyed = infer.Target(lambda p: -0.5 * jnp.sum(p["a"] ** 2), init={"a": jnp.zeros(3)})
+    with pytest.raises(ValueError, match=r"missing a; not the target.s: \(the whole point\)"):
+        infer.sample(1, keyed, infer.rwmh(), init=first.state, **lengths)
