@@ -356,6 +356,12 @@ def latent_names(source: ModelSource) -> list[str]:
     ]
 
 
+def deterministic_names(source: ModelSource) -> list[str]:
+    """The model's deterministic sites (``numpyro.deterministic``): draws hold them too."""
+    trace = _abstract_trace(source.model, source.args, source.kwargs)
+    return [name for name, site in trace.items() if site["type"] == "deterministic"]
+
+
 def _observed_sites(source: ModelSource) -> dict:
     trace = _abstract_trace(source.model, source.args, source.kwargs)
     return {

@@ -10,7 +10,12 @@ import jax
 import numpy as np
 
 from infer import validation
-from infer.numpyro_models import latent_names, observed_names, predictive_draws
+from infer.numpyro_models import (
+    deterministic_names,
+    latent_names,
+    observed_names,
+    predictive_draws,
+)
 from infer.result import Result
 from infer.target import Target
 
@@ -30,9 +35,15 @@ def predictive(
     (``(1, num_prior_draws, ...)``; default as many as the result's draws per chain), through
     NumPyro's ``Predictive`` with the model's observations left out.
 
+    For a target on other data than the result was fitted to (new inputs, say, with the
+    outcomes left to ``None``), the draws at the new data go to ArviZ's ``predictions`` group
+    instead, the target's arrays to ``predictions_constant_data``, and ``observed_data`` and
+    ``log_likelihood`` stay the fit's.
+
     Args:
-        result: a result of ``target`` (its draws hold the model's latent sites).
-        target: the NumPyro target it was drawn from (``infer.Target.from_numpyro``).
+        result: a result of ``target``'s model (its draws hold the model's latent sites).
+        target: the NumPyro target it was drawn from (``infer.Target.from_numpyro``), or
+            one of the same model on new data.
 
     Returns:
         A new :class:`infer.Result` with those groups added.
@@ -53,25 +64,62 @@ def predictive(
         num_prior_draws = result.num_samples
     num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
     seed = validation.positive_int("seed", seed, "Pass an integer seed.", minimum=0)
-    missing = [name for name in latent_names(target.source) if name not in result.draws]
-    if posterior and missing:
-        raise ValueError(
-            f"result's draws lack the model's latent site(s) {', '.join(missing)} (they hold "
-            f"{', '.join(result.draws)}): pass a result drawn from this target, "
-            "infer.sample(seed, target, ...)."
-        )
+    observed_before = result.groups.get("observed_data") or {}
+    # a site observed in the fit but left to None in this target (new inputs, no outcomes)
+    latent = [n for n in latent_names(target.source) if n not in observed_before]
+    observed = [*observed_names(target.source), *(n for n in observed_before if n not in latent)]
+    if posterior:
+        _check_sites(result, latent, deterministic_names(target.source))
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
-    observed = observed_names(target.source)
     if posterior:
         lead = (result.num_chains, result.num_samples)
         flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in result.draws.items()}
         simulated = predictive_draws(target.source, key_posterior, posterior=flat)
-        groups["posterior_predictive"] = {
-            k: simulated[k].reshape(*lead, *simulated[k].shape[1:]) for k in observed
+        simulated = {
+            k: simulated[k].reshape(*lead, *simulated[k].shape[1:])
+            for k in observed
+            if k in simulated
         }
+        if _same_data(result, target):
+            groups["posterior_predictive"] = simulated
+        else:  # ArviZ's groups for draws at new data: the fit's own groups stay as they were
+            groups["predictions"] = simulated
+            groups["predictions_constant_data"] = dict(target.constant_data)
     if prior:
         drawn = predictive_draws(target.source, key_prior, num_samples=num_prior)
         groups["prior"] = {k: v[None] for k, v in drawn.items() if k not in observed}
-        groups["prior_predictive"] = {k: drawn[k][None] for k in observed}
+        groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups)
+
+
+def _check_sites(result: Result, latent: list, deterministic: list) -> None:
+    """The draws must hold the model's latent sites and nothing but its sites."""
+    missing = [name for name in latent if name not in result.draws]
+    extra = [name for name in result.draws if name not in (*latent, *deterministic)]
+    if missing or extra:
+        raise ValueError(
+            f"result's draws do not fit the model: they lack its latent site(s) "
+            f"{', '.join(missing) or '(none)'} and hold {', '.join(extra) or '(none)'} that it "
+            f"does not have (the draws hold {', '.join(result.draws)}). Pass a result drawn "
+            "from this model, infer.sample(seed, target, ...)."
+        )
+
+
+def _same_data(result: Result, target: Target) -> bool:
+    """Whether ``target`` holds the data ``result`` was fitted to (a result that does not
+    record its data counts as fitted to them)."""
+    for group, now in (
+        ("observed_data", target.observed_data),
+        ("constant_data", target.constant_data),
+    ):
+        before = result.groups.get(group)
+        if before is None:
+            continue
+        if set(before) != set(now or {}) or not all(
+            np.shape(before[k]) == np.shape(now[k])
+            and np.array_equal(np.asarray(before[k]), np.asarray(now[k]), equal_nan=True)
+            for k in before
+        ):
+            return False
+    return True

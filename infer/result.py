@@ -46,6 +46,8 @@ EXTRA_GROUPS = (
     "posterior_predictive",
     "prior",
     "prior_predictive",
+    "predictions",
+    "predictions_constant_data",
 )
 
 UNKNOWN_TIMING = {
@@ -86,7 +88,8 @@ class Result:
             (``(num_chains, num_samples, *observation_shape)``), ``observed_data`` and
             ``constant_data`` for targets that have them (NumPyro models); and what
             :func:`infer.predictive` adds: ``posterior_predictive``, ``prior``,
-            ``prior_predictive``.
+            ``prior_predictive`` (``predictions`` and ``predictions_constant_data`` for a
+            target on new data).
         dims: variable name -> the names of its dimensions after ``(chain, draw)`` in every
             group (ArviZ's ``dims``; a NumPyro target's plates), from the target's ``dims``;
             the others are ``<name>_dim_<i>``.
