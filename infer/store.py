@@ -286,4 +286,12 @@ def open_store(path):
             UserWarning,
             stacklevel=2,
         )
-    return tree.isel(draw=slice(0, written), missing_dims="ignore")
+    tree = tree.isel(draw=slice(0, written), missing_dims="ignore")
+    return tree.map_over_datasets(_index_coordinates)
+
+
+def _index_coordinates(dataset):
+    """Every dimension without a coordinate given ``0, 1, ...`` as one, as ArviZ's
+    converters do (its plots select chains, draws and plate entries by coordinate)."""
+    missing = [dim for dim in dataset.dims if dim not in dataset.coords]
+    return dataset.assign_coords({dim: np.arange(dataset.sizes[dim]) for dim in missing})

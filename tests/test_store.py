@@ -210,3 +210,32 @@ def test_a_stored_numpyro_model_without_observations_runs(tmp_path):
         )
     assert "log_likelihood" not in result.to_arviz().children
     assert result.to_arviz()["posterior"]["a"].shape == (2, 50)
+
+
+def test_a_stored_run_has_the_coordinates_arviz_plots_select_by(tmp_path):
+    """A reopened store has index coordinates on chain, draw and plate dimensions, as
+    ArviZ's converters give: its rank, autocorrelation and trace plots select by them (each
+    raised on a store without them)."""
+    import arviz as az
+    import matplotlib
+
+    matplotlib.use("Agg")
+    schools = targets.get("eight_schools")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        result = infer.sample(
+            0, schools, infer.rwmh(), num_samples=60, num_warmup=60, store=tmp_path / "s.zarr"
+        )
+    tree = infer.open_store(tmp_path / "s.zarr")
+    posterior = tree["posterior"]
+    np.testing.assert_array_equal(posterior["chain"], np.arange(4))
+    np.testing.assert_array_equal(posterior["draw"], np.arange(60))
+    np.testing.assert_array_equal(posterior["schools"], np.arange(8))
+    assert float(posterior["theta"].sel(schools=2, chain=1, draw=5)) == float(
+        result.draws["theta"][1, 5, 2]
+    )
+    for kind in ("rank", "autocorr"):
+        infer.plot(result, kind=kind, path=tmp_path / f"{kind}.png")
+        assert (tmp_path / f"{kind}.png").stat().st_size > 0
+    az.plot_rank(tree, var_names=["mu"])
+    az.plot_autocorr(tree, var_names=["mu"])
