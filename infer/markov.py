@@ -3,7 +3,9 @@
 ``advance`` runs every chain over a range of global steps ``[t_start, t_stop)``, warm-up and
 sampling alike: the phase is data (step ``t`` is a warm-up step when ``t < num_warmup``),
 so one compiled program serves both phases, any chunking, a progress bar or none,
-checkpoints, resumed runs and runs that continue until converged. Its loop has a traced trip
+checkpoints, resumed runs and runs that continue until converged. ``num_warmup`` itself is
+part of the program (the adaptation windows are laid out from it, as NumPyro's HMC kernel
+does in Python), so the program cache keys on it. Its loop has a traced trip
 count, so the same program runs chunks of any length, and the kernel is traced once.
 
 Layout: every per-chain array has the chain axis first. Step ``t`` of chain ``c`` uses the

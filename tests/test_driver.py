@@ -105,10 +105,13 @@ def test_a_key_and_its_seed_give_the_same_draws():
 def test_second_call_with_same_shapes_does_not_compile(name):
     sampler = SAMPLERS[name]
     infer.sample(0, NORMAL_3D, sampler, num_samples=30, **SHORT)
-    with count_compilations() as compilations:
-        result = infer.sample(1, NORMAL_3D, sampler, num_samples=30, **SHORT)
+    with count_compilations() as compilations:  # a new num_samples is no new program
+        result = infer.sample(1, NORMAL_3D, sampler, num_samples=45, **SHORT)
     assert compilations["n"] == 0
     assert result.timing["compile"] == 0.0 and result.info["cache_hit"]
+    # a new num_warmup is (docs/running-samplers.md): the adaptation windows come from it
+    longer = {**SHORT, "num_warmup": SHORT["num_warmup"] + 1}
+    assert not infer.sample(1, NORMAL_3D, sampler, num_samples=30, **longer).info["cache_hit"]
 
 
 def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
