@@ -13,6 +13,7 @@ base holding the optional hooks' defaults, not a requirement.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -158,6 +159,22 @@ def public_name(name: str) -> Callable:
     return rename
 
 
+def _callable_hint(function) -> str:
+    """What a function given as a sampler was likely meant as: a method that runs on its
+    own (``infer.advi(rng_key, target, ...)``), or a sampler factory called without ``()``."""
+    name = getattr(function, "__name__", "it")
+    try:
+        parameters = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        parameters = []
+    if parameters[:2] == ["rng_key", "target"]:
+        return (
+            f"{name} runs on its own rather than inside infer.sample: call "
+            f"infer.{name}(seed, target, ...)."
+        )
+    return f"Did you forget the parentheses ({name}())?"
+
+
 def check_sampler(sampler) -> None:
     """A ``TypeError`` unless ``sampler`` follows one of the two protocols."""
     if isinstance(sampler, type):  # first: a class has its instances' attributes
@@ -170,7 +187,7 @@ def check_sampler(sampler) -> None:
     if callable(sampler) and not hasattr(sampler, "settings"):
         raise TypeError(
             f"sampler must be an infer sampler such as infer.rwmh() or infer.nuts(); got "
-            f"{type(sampler).__name__}. Did you forget the parentheses (infer.rwmh())?"
+            f"{type(sampler).__name__}. {_callable_hint(sampler)}"
         )
     missing = [
         name

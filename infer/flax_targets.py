@@ -250,12 +250,7 @@ def minibatch(fns: _Functions, rest, data, num_data: int) -> dict:
 
 
 def _as_data(leaf):
-    if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-        raise TypeError(
-            f"data must be a pytree of arrays (numpy or JAX); it holds a {type(leaf).__name__}. "
-            "Close over other values in log_likelihood_fn."
-        )
-    return jnp.asarray(leaf)
+    return jnp.asarray(validation.data_leaf(leaf, "log_likelihood_fn"))
 
 
 class Notes(dict):

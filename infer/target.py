@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infer import validation
 from infer.base import IdentityKey, key_name
 from infer.placement import PROGRAMS, abstract
 
@@ -194,12 +195,8 @@ class Target:
                 f"likelihoods; got {type(self.loglik_fn).__name__}."
             )
         if self.data is not None:
-            for leaf in jax.tree.leaves(self.data):
-                if not hasattr(leaf, "shape") or not hasattr(leaf, "dtype"):
-                    raise TypeError(
-                        f"data must be a pytree of arrays (numpy or JAX); it holds a "
-                        f"{type(leaf).__name__}. Close over other values in logdensity_fn."
-                    )
+            data = jax.tree.map(lambda leaf: validation.data_leaf(leaf, "logdensity_fn"), self.data)
+            object.__setattr__(self, "data", data)
 
     @functools.cached_property
     def logdensity(self) -> Callable:

@@ -95,3 +95,18 @@ def nonfinite_leaves(tree, prefix: str = "") -> str:
             where = f"{prefix}[{keys}]" if prefix and keys else prefix or keys
             found.append(f"{int(np.sum(~np.isfinite(leaf)))} in {where}")
     return ", ".join(found)
+
+
+def data_leaf(leaf, function_name: str):
+    """One leaf of a target's ``data`` as an array: arrays as they are, Python and numpy
+    numbers as 0-d numpy arrays (so a scalar can change between runs without recompiling);
+    anything else a ``TypeError`` that names ``function_name``, the function that could
+    close over it instead."""
+    if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+        return leaf
+    if isinstance(leaf, numbers.Real):  # bool, int, float
+        return np.asarray(leaf)
+    raise TypeError(
+        f"data must be a pytree of arrays (numpy or JAX) or numbers; it holds a "
+        f"{type(leaf).__name__}. Close over other values in {function_name}."
+    )

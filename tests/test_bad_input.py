@@ -149,6 +149,10 @@ def test_negative_step_size(make):
 def test_sampler_factory_without_parentheses(nothing_compiled):
     with pytest.raises(TypeError, match=r"got function. Did you forget the parentheses"):
         infer.sample(0, NORMAL_2D, infer.rwmh)
+    # ADVI and AIS are no samplers for infer.sample but methods that run on their own
+    for method in (infer.advi, infer.ais):
+        with pytest.raises(TypeError, match=rf"call infer.{method.__name__}\(seed, target"):
+            infer.sample(0, NORMAL_2D, method)
 
 
 def test_bad_seed():
