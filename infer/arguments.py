@@ -260,6 +260,12 @@ def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, ke
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = _checkpoint_folder(checkpoint, resume)
+    if checkpoint_every is not None and folder is None:
+        raise ValueError(
+            f"checkpoint_every={checkpoint_every} says how often to write checkpoints, but "
+            "there is no checkpoint= folder to write them to: pass checkpoint='run.ckpt' "
+            "too, or leave checkpoint_every out."
+        )
     store = as_store(store)
     if store is not None and (folder is not None or resume is not None):
         raise ValueError(

@@ -75,6 +75,19 @@ class _Layout(NamedTuple):
         return jax.tree.unflatten(self.structure, leaves)
 
 
+def _lists_of_numbers(args: tuple, kwargs: dict) -> list[str]:
+    """The model's arguments that are non-empty lists or tuples of numbers, named as
+    ``args[i]`` or by keyword."""
+    named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs}
+    return [
+        name
+        for name, value in named.items()
+        if isinstance(value, (list, tuple))
+        and value
+        and all(isinstance(leaf, (int, float)) for leaf in jax.tree.leaves(value))
+    ]
+
+
 def _is_data(leaf) -> bool:
     return isinstance(leaf, (np.ndarray, jax.Array))
 
@@ -89,7 +102,17 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     """
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
-    trace = _abstract_trace(model, args, kwargs)
+    try:
+        trace = _abstract_trace(model, args, kwargs)
+    except Exception as err:
+        lists = _lists_of_numbers(args, kwargs)
+        if not lists:
+            raise
+        raise TypeError(
+            f"calling the model raised {type(err).__name__}: {err}. Its argument(s) "
+            f"{', '.join(lists)} are Python lists or tuples of numbers, which the model's "
+            "arithmetic does not take as arrays: pass np.asarray(...) of them."
+        ) from err
     latent = {
         name: site
         for name, site in trace.items()

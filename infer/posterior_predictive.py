@@ -98,11 +98,16 @@ def _check_sites(result: Result, latent: list, deterministic: list) -> None:
     missing = [name for name in latent if name not in result.draws]
     extra = [name for name in result.draws if name not in (*latent, *deterministic)]
     if missing or extra:
+        fix = "Pass a result drawn from this model, infer.sample(seed, target, ...)."
+        if missing and "keep" in result.info:
+            fix = (
+                f"The run kept only {', '.join(result.info['keep'])} (keep=): sample again "
+                "with keep= listing every latent site, or without it, or pass posterior=False."
+            )
         raise ValueError(
             f"result's draws do not fit the model: they lack its latent site(s) "
             f"{', '.join(missing) or '(none)'} and hold {', '.join(extra) or '(none)'} that it "
-            f"does not have (the draws hold {', '.join(result.draws)}). Pass a result drawn "
-            "from this model, infer.sample(seed, target, ...)."
+            f"does not have (the draws hold {', '.join(result.draws)}). {fix}"
         )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 from infer import validation
 from infer.base import settings_json
 from infer.io import file_path, save_netcdf
+from infer.store import is_infer_store
 from infer.target import GroundTruth, check_dims
 
 FORMAT = "infer.Result/1"
@@ -279,7 +281,14 @@ class Result:
 
     def save(self, path):
         """Write the run's ``DataTree`` (draws, stats and the run's facts as attributes) to
-        ``path`` as NetCDF, atomically. Returns the path."""
+        ``path`` as NetCDF, atomically (a name ending ``.zarr`` is refused: Zarr stores are
+        what ``infer.sample(..., store=...)`` writes). Returns the path."""
+        if str(path).endswith(".zarr"):
+            raise ValueError(
+                f"path={str(path)!r} ends in .zarr, but save writes NetCDF: name it "
+                f"{str(path)[:-5] + '.nc'!r}. For draws written to a Zarr store as they come, "
+                "pass store='run.zarr' to infer.sample."
+            )
         return save_netcdf(_netcdf_ready(self.to_arviz()), path)
 
     def __repr__(self) -> str:
@@ -385,6 +394,11 @@ def load(path) -> Result:
     """
     import xarray as xr
 
+    if isinstance(path, str | Path) and is_infer_store(Path(path).expanduser()):
+        raise ValueError(
+            f"{path} is a store written by infer.sample(..., store=...): open it with "
+            "infer.open_store(path) (an ArviZ DataTree, read lazily)."
+        )
     path = file_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")

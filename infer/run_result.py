@@ -43,6 +43,8 @@ def markov_result(
     if keep is not None:
         draws = {name: value for name, value in draws.items() if name in keep}
     info = _run_facts(run, stats)
+    if keep is not None:
+        info["keep"] = sorted(keep)  # what predictive checks need to know is missing
     if until is not None:
         info["until"] = {
             **until.as_dict(),

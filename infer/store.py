@@ -138,7 +138,7 @@ class ZarrStore:
         return dict(self.group[group_name].arrays())
 
 
-def _is_infer_store(path: Path) -> bool:
+def is_infer_store(path: Path) -> bool:
     """Whether the folder ``path`` is a store that ``infer.sample`` wrote (its root group's
     metadata, ``zarr.json``, carries the ``infer_store`` attribute)."""
     try:
@@ -162,7 +162,7 @@ def _check_path(path: Path, overwrite: bool) -> None:
         )
     if not any(path.iterdir()):
         return  # an empty folder: nothing to lose
-    if not _is_infer_store(path):
+    if not is_infer_store(path):
         raise ValueError(
             f"store={given!r} is a folder that holds other files, not a store written by "
             "infer.sample: choose a new path (overwrite=True replaces only infer's stores)."

@@ -198,6 +198,26 @@ class Target:
             data = jax.tree.map(lambda leaf: validation.data_leaf(leaf, "logdensity_fn"), self.data)
             object.__setattr__(self, "data", data)
 
+    def __repr__(self) -> str:
+        """The name, the parameters' and the data's shapes: no array values (a target's data
+        can be large)."""
+        parts = [
+            f"name={self.name!r}",
+            f"logdensity_fn={getattr(self.logdensity_fn, '__qualname__', '?')}",
+        ]
+        for label, tree in (("init", self.init), ("data", self.data)):
+            if tree is not None:
+                parts.append(f"{label}={_shapes(tree)}")
+        parts += [
+            f"{label}=[{', '.join(map(str, names))}]"
+            for label, names in (
+                ("observed", self.observed_data or {}),
+                ("dims", self.dims or {}),
+            )
+            if names
+        ]
+        return f"Target({', '.join(parts)})"
+
     @functools.cached_property
     def logdensity(self) -> Callable:
         """``logdensity(position) -> scalar``, with the data bound when there are data (the
@@ -394,3 +414,14 @@ def constrain_program(target: Target) -> Callable:
         return program(positions, data)
 
     return run
+
+
+def _shapes(tree) -> str:
+    """A pytree's leaves as ``path: shape dtype``, one short line."""
+
+    def described(path, leaf) -> str:
+        dtype = getattr(leaf, "dtype", type(leaf).__name__)
+        return f"{jax.tree_util.keystr(path) or '.'}: {tuple(np.shape(leaf))} {dtype}"
+
+    leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
+    return "{" + ", ".join(described(path, leaf) for path, leaf in leaves) + "}"

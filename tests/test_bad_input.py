@@ -391,3 +391,20 @@ def test_a_starting_point_with_nan_is_refused_as_such(nothing_compiled):
     broken = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.array([jnp.inf, 0.0]), name="b")
     with pytest.raises(ValueError, match=r"^target 'b'\'s init holds NaN or infinite values"):
         infer.sample(0, broken, infer.rwmh())
+
+
+def test_a_numpyro_models_list_argument_is_named():
+    """NumPyro fails on ``b * [1.0, 2.0]`` deep in its trace; the error names the list."""
+
+    def model(x, y=None):
+        b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
+
+    with pytest.raises(TypeError, match=r"argument\(s\) args\[0\] are Python lists .* np.asarray"):
+        infer.Target.from_numpyro(model, [1.0, 2.0, 3.0], y=np.ones(3))
+
+
+def test_checkpoint_every_without_a_checkpoint_folder(nothing_compiled):
+    """It was ignored: the user believed the run checkpointed."""
+    with pytest.raises(ValueError, match=r"checkpoint_every=5 .* no checkpoint= folder"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), checkpoint_every=5)

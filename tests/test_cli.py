@@ -147,9 +147,9 @@ def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):
 
 
 def test_the_command_line_exits_2_with_one_line_on_bad_options():
-    """The same through the installed entry point, in a process of its own."""
+    """The same through `python -m infer`, in a process of its own."""
     run = subprocess.run(
-        [sys.executable, "-m", "infer.cli", "compare", "--chains", "0"],
+        [sys.executable, "-m", "infer", "compare", "--chains", "0"],
         capture_output=True,
         text=True,
         timeout=120,

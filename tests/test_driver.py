@@ -300,3 +300,15 @@ def test_numbers_in_the_data_are_arguments_like_arrays():
         assert np.all(error < 4.0 / np.sqrt(ess))  # 4 MCSE of a unit-variance mean
     with pytest.raises(TypeError, match="holds a str. Close over other values in logdensity_fn"):
         infer.Target(shifted, init=jnp.zeros(2), data={"m": "2"})
+
+
+def test_a_targets_repr_shows_shapes_not_values():
+    """``print(target)`` used to print every data value (here 5,000)."""
+    target = infer.Target(
+        lambda x, y: -0.5 * jnp.sum((y - x) ** 2), init=jnp.zeros(2), data=np.arange(5000.0)
+    )
+    text = repr(target)
+    assert "data={.: (5000,) float64}" in text and "init={.: (2,) float32}" in text
+    assert len(text) < 200 and "4999" not in text
+    schools = repr(targets.get("eight_schools"))
+    assert "['theta_tilde']: (8,) float32" in schools and "observed=[y]" in schools

@@ -36,6 +36,10 @@ def test_a_stored_run_equals_the_run_in_memory(tmp_path):
     table = infer.compare({"stored": stored}, warn=False)
     assert table.loc["stored", "min_ess_bulk"] > 0
     saved = infer.load(stored.save(tmp_path / "run.nc"))  # NetCDF holds no Zarr bools
+    with pytest.raises(ValueError, match=r"store written by infer.sample.*infer.open_store"):
+        infer.load(tmp_path / "run.zarr")  # a store is opened, not loaded
+    with pytest.raises(ValueError, match=r"ends in .zarr, but save writes NetCDF: name it"):
+        stored.save(tmp_path / "copy.zarr")  # it used to write NetCDF under that name
     np.testing.assert_array_equal(saved.draws["x"], in_memory.draws["x"])
     assert saved.stats["is_accepted"].dtype == bool
 
@@ -55,6 +59,8 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
             thin=2,
         )
     assert sorted(result.draws) == ["mu", "tau"] and result.draws["mu"].shape == (4, 2000)
+    with pytest.raises(ValueError, match=r"lack its latent site\(s\) theta_tilde .* kept only"):
+        infer.predictive(result, schools)  # it named only the missing site, not why
     stored = infer.open_store(tmp_path / "s.zarr")["posterior"]
     assert sorted(stored.data_vars) == ["mu", "tau"] and stored["mu"].shape == (4, 2000)
     (tmp_path / "empty").mkdir()
