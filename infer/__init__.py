@@ -48,7 +48,8 @@ from infer.plots import plot  # noqa: E402
 from infer.posterior_predictive import predictive  # noqa: E402
 from infer.proposal import Proposal  # noqa: E402
 from infer.registry import register  # noqa: E402
-from infer.result import Result, load, summary  # noqa: E402
+from infer.result import Result, summary  # noqa: E402
+from infer.result_file import load  # noqa: E402
 from infer.run_state import ChainState  # noqa: E402
 from infer.store import ZarrStore, open_store  # noqa: E402
 from infer.target import GroundTruth, Target  # noqa: E402

@@ -7,17 +7,14 @@ This is the one boundary where a kernel's per-step diagnostics get their ArviZ
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import jax
 import numpy as np
 
 from infer import validation
 from infer.base import settings_json
-from infer.io import file_path, save_netcdf
-from infer.store import is_infer_store
+from infer.io import save_netcdf
 from infer.target import GroundTruth, check_dims
 
 FORMAT = "infer.Result/1"
@@ -359,98 +356,6 @@ def _truth_json(truth: GroundTruth) -> str:
             "mean_se": truth.mean_se,
             "std_se": truth.std_se,
         }
-    )
-
-
-def truth_from_json(text: str) -> GroundTruth | None:
-    """The inverse of the ``ground_truth`` attribute written by :meth:`Result.attrs`."""
-    if not text:
-        return None
-    record = json.loads(text)
-
-    def arrays(mapping):
-        return None if mapping is None else {k: np.asarray(v) for k, v in mapping.items()}
-
-    return GroundTruth(
-        mean=arrays(record["mean"]),
-        std=arrays(record["std"]),
-        source=record["source"],
-        mean_se=arrays(record["mean_se"]),
-        std_se=arrays(record["std_se"]),
-    )
-
-
-def load(path) -> Result:
-    """Read a run written by :meth:`infer.Result.save`.
-
-    Returns:
-        The :class:`infer.Result`, with its draws, stats, timing, sampler settings, seed,
-        counts, run facts and ground truth as they were saved (its ``state`` is ``None``).
-
-    Raises:
-        FileNotFoundError: if there is no such file.
-        ValueError: if the file is truncated or not NetCDF, or is NetCDF but not written by
-            infer.
-    """
-    import xarray as xr
-
-    if isinstance(path, str | Path) and is_infer_store(Path(path).expanduser()):
-        raise ValueError(
-            f"{path} is a store written by infer.sample(..., store=...): open it with "
-            "infer.open_store(path) (an ArviZ DataTree, read lazily)."
-        )
-    path = file_path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}")
-    try:
-        with xr.open_datatree(path, engine="h5netcdf") as tree:
-            tree = tree.load()
-    except Exception as err:  # h5py/h5netcdf raise many kinds for a damaged file
-        raise ValueError(
-            f"could not read {path}: it is truncated or not a NetCDF file "
-            f"({type(err).__name__}: {err})"
-        ) from err
-    attrs = tree.attrs
-    if attrs.get("infer_format") != FORMAT:
-        raise ValueError(
-            f"{path} is a NetCDF file but not a run saved by infer.Result.save (its "
-            f"'infer_format' attribute is {attrs.get('infer_format')!r}, expected {FORMAT!r}). "
-            "For draws made elsewhere, use infer.Result.from_draws."
-        )
-    children = set(tree.children)
-    if "posterior" not in children:
-        raise ValueError(f"{path} has no 'posterior' group: the file is incomplete.")
-
-    def group(name):
-        if name not in children:
-            return {}
-        dataset = tree[name].to_dataset()
-        return {key: np.asarray(dataset[key].values) for key in dataset.data_vars}
-
-    extra = {name: group(name) for name in EXTRA_GROUPS if name in children}
-    dims = {}
-    for name in ("posterior", *extra):
-        dataset, lead = tree[name].to_dataset(), 0 if "data" in name else 2
-        for key in dataset.data_vars:  # the longest: a log likelihood may have fewer axes
-            names = list(dataset[key].dims[lead:])
-            dims[key] = max(dims.get(key, []), names, key=len)
-
-    return Result(
-        draws=group("posterior"),
-        stats=group("sample_stats"),
-        timing=json.loads(attrs["timing"]),
-        num_logdensity_evals=int(attrs["num_logdensity_evals"]),
-        num_grad_evals=int(attrs["num_grad_evals"]),
-        sampler=str(attrs["sampler"]),
-        settings=json.loads(attrs["sampler_settings"]),
-        seed=json.loads(attrs["seed"]),
-        target=str(attrs["target"]),
-        num_warmup=int(attrs["num_warmup"]),
-        thin=int(attrs["thin"]),
-        info=json.loads(attrs["info"]),
-        ground_truth=truth_from_json(str(attrs.get("ground_truth", ""))),
-        groups=extra,
-        dims={key: names for key, names in dims.items() if names},
     )
 
 
