@@ -159,7 +159,7 @@ def flax_parts(
         raise ValueError(f"{type(module).__name__} has no nnx.Param: there is nothing to sample.")
     names = _names(state, pure)
     rest = jax.tree.map(jnp.asarray, rest)
-    data = None if data is None else jax.tree.map(_as_data, data)
+    data = None if data is None else _as_data(data)
     shapes = tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(pure))
     key = (graphdef, log_likelihood_fn, prior_key, position, shapes)
     label = type(module).__name__
@@ -249,8 +249,8 @@ def minibatch(fns: _Functions, rest, data, num_data: int) -> dict:
     }
 
 
-def _as_data(leaf):
-    return jnp.asarray(validation.data_leaf(leaf, "log_likelihood_fn"))
+def _as_data(data):
+    return jax.tree.map(jnp.asarray, validation.checked_data(data, "log_likelihood_fn"))
 
 
 class Notes(dict):

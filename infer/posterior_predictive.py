@@ -25,12 +25,12 @@ def predictive(
     target: Target,
     *,
     posterior: bool = True,
-    prior: bool = True,
+    prior: bool | None = None,
     num_prior_draws: int | None = None,
     seed: int = 0,
 ) -> Result:
     """``result`` with the groups ``posterior_predictive`` (one simulated data set per draw,
-    ``(num_chains, num_samples, *observation_shape)``) and, when ``prior``, ``prior`` (the
+    ``(num_chains, num_samples, *observation_shape)``) and, with ``prior``, ``prior`` (the
     latent sites) and ``prior_predictive`` (the observed sites) drawn from the prior
     (``(1, num_prior_draws, ...)``; default as many as the result's draws per chain), through
     NumPyro's ``Predictive`` with the model's observations left out.
@@ -38,12 +38,16 @@ def predictive(
     For a target on other data than the result was fitted to (new inputs, say, with the
     outcomes left to ``None``), the draws at the new data go to ArviZ's ``predictions`` group
     instead, the target's arrays to ``predictions_constant_data``, and ``observed_data`` and
-    ``log_likelihood`` stay the fit's.
+    ``log_likelihood`` stay the fit's. The prior groups are then not drawn: ArviZ pairs
+    ``prior_predictive`` with ``observed_data``, the fit's data.
 
     Args:
         result: a result of ``target``'s model (its draws hold the model's latent sites).
         target: the NumPyro target it was drawn from (``infer.Target.from_numpyro``), or
             one of the same model on new data.
+        posterior: draw the posterior predictive (or the predictions).
+        prior: draw the prior groups; default: when ``target`` holds the fit's data.
+            ``True`` with a target on new data is refused.
 
     Returns:
         A new :class:`infer.Result` with those groups added.
@@ -64,10 +68,25 @@ def predictive(
         num_prior_draws = result.num_samples
     num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
     seed = validation.positive_int("seed", seed, "Pass an integer seed.", minimum=0)
+    if posterior not in (True, False):
+        raise TypeError(f"posterior must be True or False; got {posterior!r}.")
+    if prior not in (None, True, False):
+        raise TypeError(
+            f"prior must be True, False or None (when the data are the fit's); got {prior!r}."
+        )
     observed_before = result.groups.get("observed_data") or {}
     # a site observed in the fit but left to None in this target (new inputs, no outcomes)
     latent = [n for n in latent_names(target.source) if n not in observed_before]
-    observed = [*observed_names(target.source), *(n for n in observed_before if n not in latent)]
+    observed = list(dict.fromkeys([*observed_names(target.source), *observed_before]))
+    observed = [name for name in observed if name not in latent]
+    same_data = _same_data(result, target)
+    if prior and not same_data:
+        raise ValueError(
+            "prior=True with a target on other data than the result's: ArviZ pairs "
+            "prior_predictive with observed_data, the fit's data. Draw the prior groups "
+            "with the fit's own target, or leave prior out here."
+        )
+    prior = same_data if prior is None else prior
     if posterior:
         _check_sites(result, latent, deterministic_names(target.source))
     groups = dict(result.groups)
@@ -81,7 +100,7 @@ def predictive(
             for k in observed
             if k in simulated
         }
-        if _same_data(result, target):
+        if same_data:
             groups["posterior_predictive"] = simulated
         else:  # ArviZ's groups for draws at new data: the fit's own groups stay as they were
             groups["predictions"] = simulated

@@ -195,7 +195,7 @@ class Target:
                 f"likelihoods; got {type(self.loglik_fn).__name__}."
             )
         if self.data is not None:
-            data = jax.tree.map(lambda leaf: validation.data_leaf(leaf, "logdensity_fn"), self.data)
+            data = validation.checked_data(self.data, "logdensity_fn")
             object.__setattr__(self, "data", data)
 
     def __repr__(self) -> str:

@@ -300,6 +300,8 @@ def test_numbers_in_the_data_are_arguments_like_arrays():
         assert np.all(error < 4.0 / np.sqrt(ess))  # 4 MCSE of a unit-variance mean
     with pytest.raises(TypeError, match="holds a str. Close over other values in logdensity_fn"):
         infer.Target(shifted, init=jnp.zeros(2), data={"m": "2"})
+    with pytest.raises(TypeError, match=r"a list of numbers \(\[2.0, 1.0\]\): pass np.asarray"):
+        infer.Target(shifted, init=jnp.zeros(2), data={"m": [2.0, 1.0]})  # one array, meant
 
 
 def test_a_targets_repr_shows_shapes_not_values():

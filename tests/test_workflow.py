@@ -320,7 +320,10 @@ def test_predictive_on_new_data_goes_to_the_predictions_group(runs):
     x_new = np.linspace(-2.0, 2.0, 20).astype(np.float32)
     y_new = (1.0 + 2.0 * x_new + RNG.normal(size=20)).astype(np.float32)
     held_out = infer.Target.from_numpyro(linear, x_new, y=y_new)
-    predicted = infer.predictive(result, held_out, prior=False)
+    predicted = infer.predictive(result, held_out)  # prior groups: the fit's, untouched
+    assert predicted.groups["prior_predictive"] is result.groups["prior_predictive"]
+    with pytest.raises(ValueError, match="prior=True with a target on other data"):
+        infer.predictive(result, held_out, prior=True)
     # NumPyro's median start of the sampled y broadcasts ranks, which these tests forbid
     with jax.numpy_rank_promotion("allow"), pytest.warns(UserWarning, match="y=None"):
         no_outcomes = infer.Target.from_numpyro(linear, x_new)
