@@ -10,18 +10,34 @@ import numpy as np
 from infer.result import Result
 
 
+def _span(result: Result):
+    """``(seed, start, stop)``: which of its chains' draws ``result`` holds (from its state,
+    or from ``info["draw_range"]``, which a saved run keeps), or ``None`` when unknown."""
+    if result.state is not None:
+        stop = result.state.num_draws
+        return result.state.seed, stop - result.num_samples, stop
+    span = result.info.get("draw_range")
+    return None if span is None else (result.seed, int(span[0]), int(span[1]))
+
+
 def _gap(earlier: Result, later: Result) -> list[str]:
-    """Why ``later`` is not the continuation of ``earlier`` by their chains' states (seed and
-    draws so far), or nothing when either has no state to tell."""
-    if earlier.state is None or later.state is None:
-        return []
-    if not np.array_equal(np.asarray(earlier.state.seed), np.asarray(later.state.seed)):
-        return [f"seed: {earlier.state.seed!r} != {later.state.seed!r}"]
-    start = later.state.num_draws - later.num_samples
-    if start != earlier.state.num_draws:
+    """Why ``later`` is not the continuation of ``earlier`` by their seeds and where their
+    draws sit; for results that do not record it (``from_draws``, ADVI), only draws equal
+    to the earlier ones are refused."""
+    spans = _span(earlier), _span(later)
+    if None in spans:
+        same = all(
+            np.array_equal(np.asarray(earlier.draws[name])[:, :1], np.asarray(value)[:, :1])
+            for name, value in later.draws.items()
+        )
+        return ["it holds the same draws as the one before"] if same else []
+    (seed_a, _, stop), (seed_b, start, _) = spans
+    if not np.array_equal(np.asarray(seed_a), np.asarray(seed_b)):
+        return [f"seed: {seed_a!r} != {seed_b!r}"]
+    if start != stop:
         return [
             f"it starts after draw {start} of its chains, and the one before ends at draw "
-            f"{earlier.state.num_draws} (pass the results in order, each resumed from the last)"
+            f"{stop} (pass the results in order, each resumed from the last)"
         ]
     return []
 
@@ -97,5 +113,13 @@ def concat(*results: Result) -> Result:
         num_logdensity_evals=sum(r.num_logdensity_evals for r in results),
         num_grad_evals=sum(r.num_grad_evals for r in results),
         num_warmup=first.num_warmup,
-        info={**first.info, **results[-1].info},
+        info=_joined_info(results),
     )
+
+
+def _joined_info(results) -> dict:
+    """The last run's facts, with the draw range of the whole join."""
+    info = {**results[0].info, **results[-1].info}
+    if all("draw_range" in r.info for r in results):
+        info["draw_range"] = [results[0].info["draw_range"][0], results[-1].info["draw_range"][1]]
+    return info

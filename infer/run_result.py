@@ -45,6 +45,9 @@ def markov_result(
     info = _run_facts(run, stats)
     if keep is not None:
         info["keep"] = sorted(keep)  # what predictive checks need to know is missing
+    num_kept = next(iter(stats.values())).shape[1]
+    # where these draws sit among their chains' draws: infer.concat checks order by it
+    info["draw_range"] = [record.num_draws - num_kept, record.num_draws]
     if until is not None:
         info["until"] = {
             **until.as_dict(),

@@ -63,6 +63,29 @@ def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
             infer.concat(5, first)
 
 
+def test_saved_runs_are_joined_in_order_only(tmp_path):
+    """Saved results keep no state; where their draws sit (``info["draw_range"]``) and
+    their seed still tell order: a run joined to itself, or continuations out of order,
+    were joined silently (duplicated draws). Draws without that record (``from_draws``)
+    are refused when they repeat the draws before them."""
+    sampler = SAMPLERS["rwmh"]
+    whole = infer.sample(3, NORMAL_3D, sampler, num_samples=60, **RUN)
+    first = infer.sample(3, NORMAL_3D, sampler, num_samples=30, **RUN)
+    rest = infer.sample(3, NORMAL_3D, sampler, num_samples=30, resume=first)
+    loaded = [infer.load(r.save(tmp_path / f"{i}.nc")) for i, r in enumerate((first, rest))]
+    joined = infer.concat(*loaded)
+    np.testing.assert_array_equal(joined.draws["x"], whole.draws["x"])
+    assert joined.info["draw_range"] == whole.info["draw_range"] == [0, 60]
+    for wrong in ((loaded[0], loaded[0]), (loaded[1], loaded[0]), (first, loaded[0])):
+        with pytest.raises(ValueError, match="does not continue the results before it"):
+            infer.concat(*wrong)
+    bare = infer.Result.from_draws({"x": np.asarray(first.draws["x"])})
+    with pytest.raises(ValueError, match="holds the same draws as the one before"):
+        infer.concat(bare, bare)
+    other = infer.Result.from_draws({"x": np.asarray(rest.draws["x"])})
+    assert infer.concat(bare, other).draws["x"].shape == (3, 60, 3)
+
+
 def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps():
     sampler = infer.nuts()
     whole = infer.sample(1, NORMAL_3D, sampler, num_samples=20, thin=3, **RUN)
