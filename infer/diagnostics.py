@@ -212,6 +212,13 @@ def _check_truth_fits(truth: GroundTruth, results: dict, target) -> None:
     """A ``ValueError`` when a known answer's shape differs from the draws it is compared
     with (``target`` is not the one the runs sampled), before anything is computed."""
     for run_name, result in results.items():
+        named = getattr(target, "name", None)
+        if result.target not in ("external", named):  # from_draws' default: unknown
+            raise ValueError(
+                f"run {run_name!r} sampled target {result.target!r}, but target is "
+                f"{named!r}: its ground truth is another posterior's. Pass the target the "
+                "runs sampled, or target=None to use each result's own."
+            )
         for name, mean in truth.mean.items():
             if name not in result.draws:
                 continue

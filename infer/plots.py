@@ -48,23 +48,40 @@ def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
     validation.positive_int("max_panels", max_panels)
     if truth is not None and not isinstance(truth, GroundTruth):
         raise TypeError(f"truth must be an infer.GroundTruth; got {type(truth).__name__}.")
+    shared = _shared(results)
+    if not shared:
+        held = "; ".join(
+            f"{run}: " + ", ".join(f"{k} {np.shape(v)[2:]}" for k, v in r.draws.items())
+            for run, r in results.items()
+        )
+        raise ValueError(
+            f"the runs share no variable of one shape ({held}): plot runs of models with "
+            "parameters in common, or each run on its own."
+        )
     if var_names is None:
         return results, None
     var_names = [var_names] if isinstance(var_names, str) else list(var_names)
-    shared = _shared(results)
     missing = [name for name in var_names if name not in shared]
     if not var_names:
         raise ValueError(f"var_names is empty; choose from {shared} (or leave it out).")
     if missing:
-        runs = "every run has" if len(results) > 1 else "the run has"
+        runs = "every run has (with one shape)" if len(results) > 1 else "the run has"
         raise ValueError(f"var_names {missing} are not variables {runs}; choose from {shared}.")
     return results, var_names
 
 
 def _shared(results: dict) -> list[str]:
-    """The names of the draws every run has, in the first run's order."""
+    """The names of the draws every run has with the same shape after ``(chain, draw)``, in
+    the first run's order (runs of different models share ``mu``, not ``x`` of 1 and 2)."""
     first = next(iter(results.values()))
-    return [name for name in first.draws if all(name in r.draws for r in results.values())]
+    return [
+        name
+        for name in first.draws
+        if all(
+            name in r.draws and np.shape(r.draws[name])[2:] == np.shape(first.draws[name])[2:]
+            for r in results.values()
+        )
+    ]
 
 
 def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dict]:
@@ -207,13 +224,15 @@ def plot(
         collection = arviz_plots.plot_dist(trees, **options)
         collection.add_legend("model")
     else:
-        truth = truth if truth is not None else first.ground_truth
+        if truth is None and len({r.target for r in results.values()}) == 1:
+            truth = first.ground_truth  # one posterior: its known answer applies to every run
         trees = _pooled_trees(results, truth, names)
         collection = arviz_plots.plot_forest(trees, combined=True, **options)
         collection.add_legend("model")
     figure = _figure(collection)
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
-    figure.suptitle(f"{label} on {first.target}: {CAPTIONS[kind]}", fontsize=10)
+    on = ", ".join(dict.fromkeys(r.target for r in results.values()))
+    figure.suptitle(f"{label} on {on}: {CAPTIONS[kind]}", fontsize=10)
     if path is None:
         return collection
     save_png(collection, path)

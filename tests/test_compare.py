@@ -1,6 +1,7 @@
 """``infer.compare``: the table against ArviZ computed directly, and every flag firing on a
 run built to trigger it while a healthy run stays quiet."""
 
+import dataclasses
 import math
 import warnings
 
@@ -211,11 +212,16 @@ def test_biased_estimates_are_flagged_against_the_ground_truth():
 
 
 def test_compare_several_runs_and_target_truth(healthy, nuts_run):
-    table, _ = _compare({"exact": healthy, "nuts": nuts_run}, target=targets.get("normal_10d"))
+    table, _ = _compare({"exact": healthy}, target=targets.get("normal_10d"))
+    assert list(table.index) == ["exact"] and table.loc["exact", "max_abs_z"] < 5
+    table, _ = _compare({"exact": healthy, "nuts": nuts_run})  # each result's own truth
     assert list(table.index) == ["exact", "nuts"]
-    assert math.isnan(table.loc["nuts", "max_abs_z"])  # no draw named like the truth's
+    # another target's truth is refused by name (it was used when the shapes agreed)
+    with pytest.raises(ValueError, match=r"run 'nuts' sampled target 'eight_schools', but"):
+        infer.compare({"exact": healthy, "nuts": nuts_run}, targets.get("normal_10d"))
     with pytest.raises(ValueError, match=r"'banana' knows 'x' with shape \(2,\), but run 'exact'"):
-        infer.compare({"exact": healthy}, targets.get("banana"))  # not the target it sampled
+        renamed = dataclasses.replace(healthy, target="banana")  # same name, other shape
+        infer.compare({"exact": renamed}, targets.get("banana"))
 
 
 def test_from_draws_rejects_inconsistent_shapes():

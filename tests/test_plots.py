@@ -76,6 +76,14 @@ def test_runs_of_different_variables_share_a_forest_and_the_rest_is_checked(runs
     assert infer.plot(several, kind="forest", path=tmp_path / "forest.png") is None
     with pytest.raises(ValueError, match=r"\['extra'\] are not variables every run has"):
         infer.plot(several, kind="forest", var_names=["extra"])
+    # a variable of one name but another shape is not shared (it was drawn as one); runs
+    # that share nothing are refused, naming what each holds
+    theta = infer.Result.from_draws({"mu": np.zeros((2, 50)), "theta": np.zeros((2, 50, 3))})
+    with pytest.raises(ValueError, match=r"\['theta'\] are not variables every run has"):
+        infer.plot({"nuts": runs["nuts"], "theta": theta}, kind="forest", var_names="theta")
+    scalar = infer.Result.from_draws({"tau": np.zeros((2, 50, 2))})
+    with pytest.raises(ValueError, match=r"share no variable of one shape .*other: tau \(2,\)"):
+        infer.plot({"nuts": runs["nuts"], "other": scalar}, kind="forest")
     with pytest.raises(ValueError, match="max_panels must be an integer >= 1; got 0"):
         infer.plot(runs["nuts"], kind="trace", max_panels=0)
     with pytest.raises(TypeError, match="truth must be an infer.GroundTruth; got dict"):
