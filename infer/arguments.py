@@ -85,7 +85,7 @@ def check_arguments(
     registry.check_sampler_argument(sampler)
     init, num_chains = _from_state(init, num_chains)
     if exact:
-        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin)
+        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin, superchains)
     source = None if exact else _resume_source(resume, init)
     _check_seed(source, seed)
     asked_samples = num_samples
@@ -291,6 +291,12 @@ def _superchain_size(superchains, num_chains: int, init, source) -> int:
             f"superchains={superchains} must divide num_chains={num_chains}: each superchain "
             "holds the same number of chains."
         )
+    if superchains == num_chains:
+        raise ValueError(
+            f"superchains={superchains} with num_chains={num_chains} makes superchains of one "
+            "chain each, which are plain independent chains (nested R-hat needs several "
+            "chains per superchain): pass fewer superchains, or leave superchains out."
+        )
     return num_chains // superchains
 
 
@@ -317,7 +323,9 @@ def _check_keep(keep, target, init) -> list | None:
     return list(keep)
 
 
-def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None, thin=None) -> None:
+def _refuse_for_exact(
+    sampler, resume, checkpoint, until, store=None, keep=None, thin=None, superchains=None
+) -> None:
     if thin is not None and validation.positive_int("thin", thin) != 1:
         raise ValueError(
             f"{sampler.name} makes exact independent draws: thin={thin!r} would only "
@@ -333,12 +341,19 @@ def _refuse_for_exact(sampler, resume, checkpoint, until, store=None, keep=None,
         )
     used = [
         name
-        for name, value in (("resume", resume), ("checkpoint", checkpoint), ("until", until))
+        for name, value in (
+            ("resume", resume),
+            ("checkpoint", checkpoint),
+            ("until", until),
+            ("superchains", superchains),
+        )
         if value is not None
     ]
     if used:
+        verb = "does" if len(used) == 1 else "do"
         raise ValueError(
-            f"{sampler.name} makes exact independent draws, so {', '.join(used)} do not apply: "
+            f"{sampler.name} makes exact independent draws, so {', '.join(used)} {verb} not "
+            "apply: "
             "for more draws, call infer.sample again with another seed and join the results."
         )
 

@@ -230,7 +230,29 @@ def _positions(args: Arguments):
     source = args.source
     if isinstance(source, ChainState):
         return source.position, True
-    return starting_point(args.target, args.init, args.num_chains)
+    positions, per_chain = starting_point(args.target, args.init, args.num_chains)
+    if per_chain and args.superchain_size > 1:
+        _check_superchain_starts(positions, args.superchain_size)
+    return positions, per_chain
+
+
+def _check_superchain_starts(positions, size: int) -> None:
+    """Per-chain starts must agree within each superchain of ``size`` consecutive chains:
+    they share one start (nested R-hat assumes it)."""
+    for leaf in jax.tree.leaves(positions):
+        leaf = np.asarray(leaf)
+        grouped = leaf.reshape(-1, size, *leaf.shape[1:])
+        differ = np.flatnonzero(
+            ~np.all(grouped == grouped[:, :1], axis=tuple(range(1, leaf.ndim + 1)))
+        )
+        if differ.size:
+            first = int(differ[0]) * size
+            raise ValueError(
+                f"superchains: the {size} chains of a superchain share one start, but init "
+                f"gives chains {first} to {first + size - 1} different ones. Give one point "
+                "(each superchain starts at its own jitter around it), or repeat each "
+                "superchain's start for its chains."
+            )
 
 
 def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data):

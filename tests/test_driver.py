@@ -280,6 +280,21 @@ def test_chains_of_a_superchain_share_their_start():
     assert not np.array_equal(starts[0], starts[3])
     with pytest.raises(ValueError, match="superchains=4 must divide num_chains=6"):
         infer.sample(0, NORMAL_3D, stuck, num_chains=6, superchains=4)
+    # what used to be accepted and ignored: per-chain starts that differ in a superchain,
+    # superchains of one chain each, and superchains for exact draws
+    per_chain = np.repeat(np.arange(6.0)[:, None], 3, axis=1)
+    with pytest.raises(ValueError, match="init gives chains 0 to 2 different ones"):
+        infer.sample(0, NORMAL_3D, stuck, num_chains=6, superchains=2, init=per_chain)
+    shared = np.repeat(per_chain[::3], 3, axis=0)  # one start per superchain, repeated
+    again = infer.sample(
+        0, NORMAL_3D, stuck, num_chains=6, superchains=2, init=shared, num_warmup=0
+    )
+    np.testing.assert_array_equal(again.draws["x"][:, 0], shared)
+    with pytest.raises(ValueError, match="superchains of one chain each"):
+        infer.sample(0, NORMAL_3D, stuck, num_chains=6, superchains=6)
+    exact = infer.rejection(targets.get("normal_10d").rejection_proposal)
+    with pytest.raises(ValueError, match="so superchains does not apply"):
+        infer.sample(0, targets.get("normal_10d"), exact, superchains=2)
 
 
 def test_numbers_in_the_data_are_arguments_like_arrays():

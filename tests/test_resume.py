@@ -360,7 +360,7 @@ def test_until_rejects_bad_limits():
         infer.sample(0, NORMAL_3D, infer.rwmh(), until={"ess": 400})
     with pytest.raises(ValueError, match="one chain can never meet it"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), until=infer.converged(), num_chains=1)
-    with pytest.raises(ValueError, match="exact independent draws, so until do not apply"):
+    with pytest.raises(ValueError, match="exact independent draws, so until does not apply"):
         target = targets.get("normal_1d")
         infer.sample(0, target, infer.rejection(target.rejection_proposal), until=infer.converged())
     earlier = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, **RUN)
