@@ -368,6 +368,11 @@ def test_sgld_needs_examples_on_one_axis_and_callables():
         infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y[:10]))
     with pytest.raises(TypeError, match="must be callables"):
         infer.sgld("loglik", lr_logprior, (LR_X, LR_Y))
+    # made for a 2-parameter regression, given a 4-parameter target: named before tracing
+    # (JAX's dot_general error surfaced instead)
+    four = infer.Target(lambda beta: -jnp.sum(beta**2), init=jnp.zeros(4))
+    with pytest.raises(ValueError, match=r"failed at the target's starting point \(shapes \(4,\)"):
+        infer.sample(0, four, infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y)), num_samples=5)
 
 
 def test_expected_calibration_error_by_hand():

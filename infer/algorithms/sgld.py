@@ -33,6 +33,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from infer import validation
@@ -191,7 +192,16 @@ class SGLD(Sampler):
         """The estimate at ``position`` must be a scalar (traced abstractly)."""
         batch = self.minibatch()
         example = jax.eval_shape(batch.draw, jax.random.key(0))
-        out = jax.eval_shape(batch.estimate, position, example)
+        try:
+            out = jax.eval_shape(batch.estimate, position, example)
+        except Exception as err:  # JAX's shape errors, a pytree of other structure, ...
+            shapes = jax.tree.map(lambda leaf: tuple(np.shape(leaf)), position)
+            raise ValueError(
+                f"sgld's loglik_fn(position, batch) + logprior_fn(position) failed at the "
+                f"target's starting point (shapes {shapes}): {type(err).__name__}: {err}. The "
+                "sampler carries its own log likelihood, prior and data: make it for this "
+                "target (for a Flax target, infer.sgld(**target.notes['minibatch']))."
+            ) from err
         if getattr(out, "shape", None) != ():
             raise ValueError(
                 "loglik_fn(position, batch) + logprior_fn(position) must be a scalar (the log "
