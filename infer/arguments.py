@@ -243,7 +243,11 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
     """The draws per chain of a checkpoint folder's run, which is finished as it was started:
     a ``num_samples`` given (``asked``) that differs does not change it, and the user is told
     (unless the run differs anyway, which is refused later)."""
-    saved = max(0, int(source.saved.meta["stop"]) - num_warmup) // thin
+    def draws_by(step: int) -> int:
+        return max(0, step - num_warmup) // thin
+
+    meta = source.saved.meta  # a folder written by a run that resumed a result starts later
+    saved = draws_by(int(meta["stop"])) - draws_by(int(meta.get("first_step", 0)))
     same_run = (source.num_warmup, source.thin) == (num_warmup, thin)
     if same_run and asked is not None and asked != saved:
         warnings.warn(

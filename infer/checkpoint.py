@@ -246,6 +246,8 @@ class Writer:
         self.every = every
         self.stop = None
         self.chunks: list[str] = list(resumed.meta["chunks"]) if resumed else []
+        # the step this folder's run began at (after the run resume=result continued)
+        self.first_step = int(resumed.meta.get("first_step", 0)) if resumed else record.step
         self.saved_parts = len(self.chunks)
         existing = checkpoints(self.folder)
         self.number = int(_CHECKPOINT.search(existing[-1].name).group(1)) if existing else 0
@@ -278,6 +280,7 @@ class Writer:
             **self.facts,
             "step": record.step,
             "stop": self.stop,
+            "first_step": self.first_step,
             "num_warmup": record.num_warmup,
             "thin": record.thin,
             "chunks": self.chunks,

@@ -425,3 +425,17 @@ def test_a_state_from_another_targets_run_is_refused_by_shape():
     keyed = infer.Target(lambda p: -0.5 * jnp.sum(p["a"] ** 2), init={"a": jnp.zeros(3)})
     with pytest.raises(ValueError, match=r"missing a; not the target.s: \(the whole point\)"):
         infer.sample(1, keyed, infer.rwmh(), init=first.state, **lengths)
+
+
+def test_a_folder_written_by_a_resumed_run_resumes_without_a_false_warning(tmp_path):
+    """``resume=result, checkpoint=folder`` writes a folder that holds only the continuation;
+    resuming the folder asking for its draws warned that they were those of the whole run."""
+    first = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, **RUN)
+    folder = tmp_path / "more"
+    more = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first, checkpoint=folder)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        again = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder)
+    np.testing.assert_array_equal(again.draws["x"], more.draws["x"])
+    with pytest.warns(UserWarning, match="num_samples=30 is ignored: .* draws 20 per chain"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=30, resume=folder)
