@@ -243,6 +243,7 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
     """The draws per chain of a checkpoint folder's run, which is finished as it was started:
     a ``num_samples`` given (``asked``) that differs does not change it, and the user is told
     (unless the run differs anyway, which is refused later)."""
+
     def draws_by(step: int) -> int:
         return max(0, step - num_warmup) // thin
 

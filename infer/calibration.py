@@ -46,6 +46,7 @@ import numpy as np
 from infer import chain_stats, memory, validation
 from infer.base import is_exact
 from infer.keys import as_jax_key, as_key
+from infer.numpyro_models import unobserved_arguments
 from infer.progress import progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
 from infer.registry import check_sampler_argument
@@ -220,6 +221,11 @@ def _check_arguments(model, sampler, observed, model_args, model_kwargs, var_nam
         raise TypeError(
             f"observed must name observed sites, e.g. 'y' or ['y', 'z']; got {observed!r}."
         )
+    if not isinstance(model_args, tuple | list):
+        raise TypeError(
+            f"model_args must be a tuple of the model's other positional arguments, e.g. "
+            f"(x,); got {type(model_args).__name__}."
+        )
     if not isinstance(model_kwargs := model_kwargs or {}, dict):
         raise TypeError(f"model_kwargs must be a dict; got {type(model_kwargs).__name__}.")
     if given := [name for name in names if name in model_kwargs]:
@@ -229,6 +235,16 @@ def _check_arguments(model, sampler, observed, model_args, model_kwargs, var_nam
         )
     sites = _sites(model, model_args, model_kwargs, tuple(names))
     parameters = [name for name, kind in sites.items() if kind in ("latent", "deterministic")]
+    latent = [name for name in parameters if sites[name] == "latent"]
+    given = {**model_kwargs, **dict.fromkeys(names)}  # each simulation passes the observed
+    for name in unobserved_arguments(model, tuple(model_args), given, latent):
+        warnings.warn(  # once, rather than from_numpyro's advice once per simulation
+            f"sbc: the model's argument {name}=None is not given, so its site {name!r} is a "
+            f"parameter here, ranked like the others. If it is data, add {name!r} to "
+            "observed=.",
+            UserWarning,
+            stacklevel=3,
+        )
     if var_names is None:
         return tuple(names), tuple(n for n in parameters if sites[n] == "latent"), model_kwargs
     chosen = (var_names,) if isinstance(var_names, str) else tuple(var_names)
@@ -303,7 +319,9 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
         for s, seed in enumerate(seeds):
             started = time.perf_counter()
             data = {name: np.asarray(prior[name][s]) for name in observed}
-            target = Target.from_numpyro(model, *model_args, **model_kwargs, **data)
+            with warnings.catch_warnings():  # said once by _check_arguments
+                warnings.filterwarnings("ignore", "the model's argument", UserWarning)
+                target = Target.from_numpyro(model, *model_args, **model_kwargs, **data)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = sample(int(seed), target, sampler, keep=list(var_names), **run)

@@ -173,23 +173,27 @@ def site_dims(trace: dict) -> dict:
     return dims
 
 
-def _warn_of_unobserved_arguments(model: Callable, args, kwargs, latent: dict) -> None:
-    """Warn when a latent site is named like an argument of the model that was left at its
-    default ``None``: most often data the user forgot to pass, which NumPyro then samples as
-    a parameter (``numpyro.sample("y", ..., obs=y)`` with ``y=None``)."""
+def unobserved_arguments(model: Callable, args, kwargs, latent) -> list[str]:
+    """The latent sites named like an argument of the model that was left at its default
+    ``None``: most often data the user forgot to pass, which NumPyro then samples as a
+    parameter (``numpyro.sample("y", ..., obs=y)`` with ``y=None``)."""
     import inspect
 
     try:
         signature = inspect.signature(model)
         bound = signature.bind(*args, **kwargs).arguments
     except (TypeError, ValueError):
-        return
-    unbound = [
+        return []
+    return [
         name
         for name, parameter in signature.parameters.items()
         if name not in bound and parameter.default is None and name in latent
     ]
-    for name in unbound:
+
+
+def _warn_of_unobserved_arguments(model: Callable, args, kwargs, latent: dict) -> None:
+    """Warn of each of :func:`unobserved_arguments`."""
+    for name in unobserved_arguments(model, args, kwargs, latent):
         warnings.warn(
             f"the model's argument {name}=None was not given, so its site {name!r} is sampled "
             f"as a parameter, not observed. Pass {name}=<data> to Target.from_numpyro to "

@@ -29,6 +29,7 @@ The broken samplers are written here through the sampler protocol (``infer/base.
 
 from __future__ import annotations
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -206,6 +207,20 @@ def test_bad_input_gets_clear_errors():
         infer.sbc(0, normal_mean, infer.rejection(dist.Normal(0.0, 2.0)), observed="y")
     with pytest.raises(TypeError, match="forget the parentheses"):
         infer.sbc(0, normal_mean, infer.rwmh, observed="y", model_args=(SCALE,))
+    with pytest.raises(TypeError, match=r"model_args must be a tuple .* \(x,\); got ndarray"):
+        infer.sbc(0, normal_mean, rwmh, observed="y", model_args=SCALE)
+
+
+def test_an_observed_site_left_out_of_observed_is_said_once_with_sbcs_advice():
+    """``z=None`` not in ``observed=``: a parameter, ranked; the advice is to add it to
+    ``observed=`` (once), not from_numpyro's to pass z=<data> (once per simulation)."""
+    options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_warmup=30)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check = infer.sbc(0, two_outputs, infer.rwmh(), num_samples=20, num_chains=2, **options)
+    advice = [str(w.message) for w in caught if "argument z=None" in str(w.message)]
+    assert len(advice) == 1 and "add 'z' to observed=" in advice[0], advice
+    assert check.names[0] == "mu" and any(name.startswith("z") for name in check.names)
 
 
 def test_simulations_after_the_first_compile_nothing():
