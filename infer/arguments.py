@@ -376,7 +376,10 @@ def _resume_source(resume, init):
             raise ValueError(
                 f"resume=result needs the chains' state, and this {resume.sampler} result has "
                 "none (results of exact samplers and ADVI, loaded from a file or made by "
-                "Result.from_draws carry none). Resume from a checkpoint folder instead."
+                "Result.from_draws carry none). A Markov-chain run that may need continuing "
+                "after a save keeps a checkpoint folder (checkpoint='run_dir'), which "
+                "resume='run_dir' continues; exact samplers and ADVI need no resuming: draw "
+                "again with another seed."
             )
         return resume.state
     if isinstance(resume, ChainState):

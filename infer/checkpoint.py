@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import re
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -145,6 +146,13 @@ def _readable(path: Path) -> bool:
 
 
 def _read(path: Path) -> Checkpoint:
+    if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, and say so
+        raise ValueError(
+            f"checkpoint {path} is truncated or not an infer checkpoint (not a whole NumPy "
+            ".npz archive): resume takes a "
+            "checkpoint folder written by infer.sample(..., checkpoint=...), or one "
+            "checkpoint-NNNNNN.npz in it."
+        )
     try:
         with np.load(path) as archive:
             arrays = {name: archive[name] for name in archive.files}

@@ -439,3 +439,14 @@ def test_a_folder_written_by_a_resumed_run_resumes_without_a_false_warning(tmp_p
     np.testing.assert_array_equal(again.draws["x"], more.draws["x"])
     with pytest.warns(UserWarning, match="num_samples=30 is ignored: .* draws 20 per chain"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=30, resume=folder)
+
+
+def test_a_text_file_as_resume_is_named_without_numpys_pickle_advice(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("not a checkpoint\n")
+    with pytest.raises(ValueError, match=r"not a whole NumPy .npz archive") as error:
+        infer.sample(0, NORMAL_3D, infer.rwmh(), resume=text)
+    assert "allow_pickle" not in str(error.value)
+    advi = infer.advi(0, NORMAL_3D, num_steps=20, num_draws=10)
+    with pytest.raises(ValueError, match="exact samplers and ADVI need no resuming") as error:
+        infer.sample(0, NORMAL_3D, infer.rwmh(), resume=advi)
