@@ -26,10 +26,11 @@ class PerChain(NamedTuple):
 _SAMPLE_INIT = "infer.sample (one point, or one per chain with a leading num_chains axis)"
 
 
-def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE_INIT):
+def starting_point(target: Target, init, num_chains: int | None, init_of: str = _SAMPLE_INIT):
     """``(point, per_chain)``: the starting point as float numpy arrays, and whether it holds
-    one point per chain (leading axis ``num_chains``) rather than one point. ``init_of``:
-    the function (and what its ``init=`` holds) that a missing starting point's message names.
+    one point per chain (leading axis ``num_chains``) rather than one point; ``num_chains``
+    ``None``: one point only (ADVI's mean). ``init_of``: the function (and what its
+    ``init=`` holds) that a missing starting point's message names.
 
     Raises:
         ValueError: when there is no starting point, or its shape fits neither case.
@@ -54,7 +55,7 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
     point_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(point)]
     same_structure = jax.tree.structure(point) == jax.tree.structure(reference)
     per_chain = [(num_chains, *shape) for shape in reference_shapes]
-    if same_structure and point_shapes == per_chain:
+    if same_structure and num_chains is not None and point_shapes == per_chain:
         check_scalar_logdensity(target.logdensity, jax.tree.map(lambda leaf: leaf[0], point))
         return point, True
     if same_structure and point_shapes == reference_shapes:
@@ -62,10 +63,14 @@ def starting_point(target: Target, init, num_chains: int, init_of: str = _SAMPLE
         return point, False
     if not same_structure:
         raise ValueError(_structure_mismatch(point, reference))
+    chains = (
+        ""
+        if num_chains is None
+        else f" or one per chain shaped {_describe(per_chain)} (num_chains={num_chains})"
+    )
     raise ValueError(
         f"init has shape {_describe(point_shapes)}; expected one point shaped "
-        f"{_describe(reference_shapes)} or one per chain shaped {_describe(per_chain)} "
-        f"(num_chains={num_chains})."
+        f"{_describe(reference_shapes)}{chains}."
     )
 
 

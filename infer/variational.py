@@ -217,9 +217,7 @@ def _check_options(
 def _flat_start(target: Target, init):
     """The starting mean flattened, (d,), and ``unravel``, which turns a (d,) array back into
     a position like the target's. Raises ValueError where ``log p`` is not finite there."""
-    point, per_chain = starting_point(target, init, 1, init_of="infer.advi (one point)")
-    if per_chain:
-        point = jax.tree.map(lambda leaf: leaf[0], point)
+    point, _ = starting_point(target, init, None, init_of="infer.advi (one point)")
     check_scalar_logdensity(target.logdensity, point)
     flat_start, unravel = ravel_pytree(jax.tree.map(jnp.asarray, point))
     start_value = float(target.logdensity(point))

@@ -167,6 +167,9 @@ def test_nonfinite_steps_are_skipped_and_counted():
         ({"num_steps": 0}, "num_steps"),
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"init_scale": 0.0}, "init_scale"),
+        # one mean, not one per chain (the message spoke of num_chains=1)
+        ({"init": np.zeros(3)}, r"init has shape \(3,\); expected one point shaped \(4,\)\.$"),
+        ({"init": np.zeros((1, 4))}, r"expected one point shaped \(4,\)\.$"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
