@@ -94,6 +94,21 @@ def notes_of(table) -> str:
     return table.attrs.get("notes", NOTES)
 
 
+def _check_table(results: dict, table) -> None:
+    """``table`` must be ``infer.compare``'s table of exactly these runs, by name."""
+    import pandas as pd
+
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(
+            f"table must be infer.compare(results)'s table; got {type(table).__name__}."
+        )
+    if list(table.index) != list(results):
+        raise ValueError(
+            f"table has rows {list(table.index)} but results are {list(results)}: pass "
+            "infer.compare(results) of the same runs under the same names."
+        )
+
+
 def write_report(
     results: dict[str, Result],
     table,
@@ -117,7 +132,10 @@ def write_report(
                 f"run names become file names in the report; {name!r} cannot be one (empty, "
                 "starting with '.', or with a '/' or '\\'). Rename the run."
             )
+    _check_table(results, table)
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"folder={str(folder)!r} is a file; the report goes into a folder.")
     folder.mkdir(parents=True, exist_ok=True)
     earlier = {path.name for path in folder.iterdir() if path.suffix in (".nc", ".png")}
     written = set()

@@ -181,3 +181,23 @@ def test_a_report_written_over_an_earlier_one_names_the_files_it_does_not_cover(
     with pytest.warns(UserWarning, match=r"does not cover, from an earlier one: a\.nc\. They"):
         write_report(second, infer.compare(second, warn=False), tmp_path, plots=False)
     assert (tmp_path / "a.nc").exists()  # left alone
+
+
+def test_a_report_checks_its_table_and_folder_against_the_runs(tmp_path):
+    """A table of other runs (or of renamed ones) was written beside the runs' files, and
+    table=None or a folder that is a file failed with AttributeError / FileExistsError."""
+    from infer.report import write_report
+
+    draws = np.random.default_rng(3).standard_normal((2, 100))
+    a, b = infer.Result.from_draws({"x": draws}), infer.Result.from_draws({"x": draws + 1})
+    table = infer.compare({"a": a}, warn=False)
+    with pytest.raises(ValueError, match=r"table has rows \['a'\] but results are \['a', 'b'\]"):
+        write_report({"a": a, "b": b}, table, tmp_path / "r1", plots=False)
+    with pytest.raises(ValueError, match=r"rows \['a'\] but results are \['b'\]"):
+        write_report({"b": a}, table, tmp_path / "r2", plots=False)
+    with pytest.raises(TypeError, match="table must be infer.compare.*got NoneType"):
+        write_report({"a": a}, None, tmp_path / "r3", plots=False)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match="is a file; the report goes into a folder"):
+        write_report({"a": a}, table, tmp_path / "file", plots=False)
+    assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
