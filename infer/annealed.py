@@ -118,12 +118,16 @@ class AISResult(NamedTuple):
         return text + f", chains={self.log_weights.shape[0]}, temperatures={self.step_sizes.size})"
 
 
+#: Transitions of the annealing path when neither num_temperatures nor a schedule array says.
+DEFAULT_TEMPERATURES = 500
+
+
 def ais(
     rng_key,
     target: Target,
     prior,
     *,
-    num_temperatures: int = 500,
+    num_temperatures: int | None = None,
     num_chains: int = 256,
     num_leapfrog: int = 10,
     schedule="sigmoid",
@@ -142,7 +146,8 @@ def ais(
         prior: a ``numpyro.distributions`` distribution over the same position (its
             ``batch_shape + event_shape`` equal to the position's shape); it must be
             normalised, and ``sample`` and ``log_prob`` must work.
-        num_temperatures: transitions ``T`` (the path has ``T + 1`` inverse temperatures).
+        num_temperatures: transitions ``T`` (the path has ``T + 1`` inverse temperatures);
+            default 500, or one fewer than a ``schedule`` array's length.
         num_chains: independent annealing chains (vectorised).
         num_leapfrog: leapfrog steps per HMC transition.
         schedule: ``"sigmoid"``, ``"linear"``, or an increasing array from 0 to 1.
@@ -162,6 +167,9 @@ def ais(
     wall_start = time.perf_counter()
     key_input, _ = as_key(rng_key)
     check_target(target)
+    if num_temperatures is None:
+        named = isinstance(schedule, str)
+        num_temperatures = DEFAULT_TEMPERATURES if named else max(1, np.size(schedule) - 1)
     num_temperatures = validation.positive_int("num_temperatures", num_temperatures)
     num_chains = validation.positive_int("num_chains", num_chains, minimum=2)
     num_leapfrog = validation.positive_int("num_leapfrog", num_leapfrog)

@@ -133,6 +133,11 @@ def test_fixed_step_size_and_linear_schedule():
     np.testing.assert_allclose(result.step_sizes, 0.2)
     np.testing.assert_allclose(result.temperatures, np.linspace(0, 1, 301))
     assert abs(result.log_z - exact) < threshold(1) * result.log_z_se
+    # a schedule array alone sets the number of temperatures (it was checked against 500)
+    given = np.linspace(0, 1, 301) ** 2
+    again = infer.ais(1, target, prior, num_chains=128, step_size=0.2, schedule=given)
+    np.testing.assert_allclose(again.temperatures, given)
+    assert abs(again.log_z - exact) < threshold(1) * again.log_z_se
 
 
 def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
