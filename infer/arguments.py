@@ -156,6 +156,10 @@ def _check_seed(source, seed) -> None:
         )
 
 
+#: Half-width of the uniform jitter around a single starting point, by default.
+DEFAULT_JITTER = 1.0
+
+
 def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) -> tuple:
     """The counts and scales of a run, checked; ``num_chains`` and ``thin`` default to the
     resumed run's, ``num_samples`` with ``until`` to at most its budget."""
@@ -171,7 +175,14 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     if thin is None:
         thin = source.thin if source is not None else 1
     thin = validation.positive_int("thin", thin)
-    init_jitter = validation.nonnegative_float("init_jitter", init_jitter)
+    if source is not None and init_jitter is not None:
+        raise ValueError(
+            f"init_jitter={init_jitter!r} jitters a new run's starting point, but resume "
+            "continues chains where they stopped: leave init_jitter out."
+        )
+    init_jitter = validation.nonnegative_float(
+        "init_jitter", DEFAULT_JITTER if init_jitter is None else init_jitter
+    )
     if until is None:
         num_samples = validation.positive_int(
             "num_samples", DEFAULT_SAMPLES if num_samples is None else num_samples

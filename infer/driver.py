@@ -57,7 +57,7 @@ def sample(
     num_warmup: int | None = None,
     thin: int | None = None,
     init=None,
-    init_jitter: float = 1.0,
+    init_jitter: float | None = None,
     devices=None,
     progress=False,
     resume=None,
@@ -89,7 +89,8 @@ def sample(
             per chain (leading axis ``num_chains``, used as given), or ``result.state``: each
             chain where that run's chain stopped (``num_chains`` defaults to its). Default:
             ``target.init``.
-        init_jitter: half-width of the uniform jitter added to a single starting point.
+        init_jitter: half-width of the uniform jitter added to a single starting point
+            (default 1.0); refused with ``resume``.
         devices: the devices to run on; default all of ``jax.local_devices()``. When there are
             several and ``num_chains`` is a multiple of their number, the chains are split
             among them (sharded on the chain axis); otherwise everything runs on the first.

@@ -58,3 +58,10 @@ def test_a_text_file_as_resume_is_named_without_numpys_pickle_advice(tmp_path):
     advi = infer.advi(0, NORMAL_3D, num_steps=20, num_draws=10)
     with pytest.raises(ValueError, match="exact samplers and ADVI need no resuming") as error:
         infer.sample(0, NORMAL_3D, infer.rwmh(), resume=advi)
+
+
+def test_init_jitter_with_resume_is_refused():
+    """It was accepted and ignored: resumed chains continue where they stopped."""
+    first = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=10, **RUN)
+    with pytest.raises(ValueError, match=r"init_jitter=5.0 jitters a new run's starting point"):
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=10, resume=first, init_jitter=5.0)
