@@ -99,6 +99,14 @@ class SBCResult:
         """No parameter failed: the ranks look uniform at the family-wise level ``alpha``."""
         return not self.failed
 
+    def __repr__(self) -> str:
+        verdict = "passed" if self.passed else f"failed: {', '.join(self.failed)}"
+        return (
+            f"SBCResult({self.sampler} on {self.model}: {self.num_simulations} simulations, "
+            f"{len(self.names)} parameters, ranks among {self.num_draws} draws, "
+            f"min p-value {float(np.min(self.pvalue)):.3g}, {verdict})"
+        )
+
     def plot(self, path=None):
         """The ranks' ECDF differences in their simultaneous bands; see
         :func:`infer.rank_uniformity.plot_ranks`."""

@@ -120,3 +120,20 @@ def test_an_interrupted_training_says_how_to_resume(tmp_path, capsys, monkeypatc
     assert main([*command, "--epochs", "2"]) == 130
     error = capsys.readouterr().err
     assert "rerun the same command with --resume" in error and str(out) in error
+
+
+def test_an_evaluation_worse_than_the_baseline_says_worse():
+    """It printed 'better than independent pixels by -1.2 nats'."""
+    from models.generative.commands import format_evaluation
+
+    samples = {
+        "frechet_distance": 1.0,
+        "frechet_distance_test_vs_train": 0.5,
+        "classes_covered": 10,
+        "classifier_test_accuracy": 0.9,
+    }
+    report = {"model": "vae", "data": "digits", "test_images": 10, "samples": samples}
+    worse = format_evaluation({**report, "improvement_over_baseline": -1.2})
+    better = format_evaluation({**report, "improvement_over_baseline": 3.4})
+    assert "worse than independent pixels by 1.2 nats" in worse
+    assert "better than independent pixels by 3.4 nats" in better

@@ -221,6 +221,8 @@ def test_an_observed_site_left_out_of_observed_is_said_once_with_sbcs_advice():
     advice = [str(w.message) for w in caught if "argument z=None" in str(w.message)]
     assert len(advice) == 1 and "add 'z' to observed=" in advice[0], advice
     assert check.names[0] == "mu" and any(name.startswith("z") for name in check.names)
+    shown = repr(check)  # a line, not the ranks array
+    assert shown.startswith("SBCResult(rwmh on two_outputs: 10 simulations") and "\n" not in shown
 
 
 def test_simulations_after_the_first_compile_nothing():

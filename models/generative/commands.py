@@ -286,9 +286,9 @@ def format_evaluation(report: dict) -> str:
                 f"  NLL {label:<20} {value['mean']:9.2f} ± {value['standard_error']:.2f} nats"
             )
     if "improvement_over_baseline" in report:
-        lines.append(
-            f"  better than independent pixels by {report['improvement_over_baseline']:.1f} nats"
-        )
+        gain = report["improvement_over_baseline"]
+        than = "better" if gain >= 0 else "worse"
+        lines.append(f"  {than} than independent pixels by {abs(gain):.1f} nats")
     samples = report["samples"]
     lines.append(
         f"  samples: Fréchet distance {samples['frechet_distance']:.2f} (test vs train "
