@@ -180,9 +180,8 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
             f"init_jitter={init_jitter!r} jitters a new run's starting point, but resume "
             "continues chains where they stopped: leave init_jitter out."
         )
-    init_jitter = validation.nonnegative_float(
-        "init_jitter", DEFAULT_JITTER if init_jitter is None else init_jitter
-    )
+    if init_jitter is not None:  # None: DEFAULT_JITTER for one point, none per chain
+        init_jitter = validation.nonnegative_float("init_jitter", init_jitter)
     if until is None:
         num_samples = validation.positive_int(
             "num_samples", DEFAULT_SAMPLES if num_samples is None else num_samples

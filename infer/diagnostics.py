@@ -213,7 +213,8 @@ def _check_truth_fits(truth: GroundTruth, results: dict, target) -> None:
     with (``target`` is not the one the runs sampled), before anything is computed."""
     for run_name, result in results.items():
         named = getattr(target, "name", None)
-        if result.target not in ("external", named):  # from_draws' default: unknown
+        made_here = bool(result.settings)  # Result.from_draws: a free label, not checked
+        if made_here and result.target != named:
             raise ValueError(
                 f"run {run_name!r} sampled target {result.target!r}, but target is "
                 f"{named!r}: its ground truth is another posterior's. Pass the target the "

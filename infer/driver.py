@@ -17,7 +17,7 @@ import numpy as np
 
 from infer import checkpoint as checkpoints
 from infer import memory
-from infer.arguments import Arguments, Saved, check_arguments
+from infer.arguments import DEFAULT_JITTER, Arguments, Saved, check_arguments
 from infer.base import checked_kernel, hook, is_exact
 from infer.exact import sample_exact
 from infer.markov import Carry, Plan
@@ -265,7 +265,12 @@ def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data)
             lambda leaf: np.broadcast_to(leaf, (args.num_chains, *np.shape(leaf))), positions
         )
     positions = jax.device_put(positions, args.sharding)
-    jitter = 0.0 if per_chain else args.init_jitter
+    if per_chain and args.init_jitter is not None:
+        raise ValueError(
+            f"init_jitter={args.init_jitter!r} jitters one starting point, but init gives one "
+            "per chain, used as given: leave init_jitter out, or give one point."
+        )
+    jitter = 0.0 if per_chain else DEFAULT_JITTER if args.init_jitter is None else args.init_jitter
     chain_keys, starts, carry, values = start(args.key_input, positions, jitter, data)
     check_initial_logdensity(to_host(values), to_host(starts), args.target.data)
     record = RunRecord(carry, 0, args.num_warmup, args.thin)

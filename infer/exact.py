@@ -158,5 +158,6 @@ def sample_exact(
         thin=1,
         info={**out.info, "exact": True},
         ground_truth=target.ground_truth,
+        groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),
     )

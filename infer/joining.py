@@ -26,11 +26,7 @@ def _gap(earlier: Result, later: Result) -> list[str]:
     to the earlier ones are refused."""
     spans = _span(earlier), _span(later)
     if None in spans:
-        same = all(
-            np.array_equal(np.asarray(earlier.draws[name])[:, :1], np.asarray(value)[:, :1])
-            for name, value in later.draws.items()
-        )
-        return ["it holds the same draws as the one before"] if same else []
+        return ["it holds the same draws as the one before"] if _same_draws(earlier, later) else []
     (seed_a, _, stop), (seed_b, start, _) = spans
     if not np.array_equal(np.asarray(seed_a), np.asarray(seed_b)):
         return [f"seed: {seed_a!r} != {seed_b!r}"]
@@ -40,6 +36,18 @@ def _gap(earlier: Result, later: Result) -> list[str]:
             f"{stop} (pass the results in order, each resumed from the last)"
         ]
     return []
+
+
+def _same_draws(earlier: Result, later: Result) -> bool:
+    """Whether ``later`` starts with ``earlier``'s first draws (up to 10 per chain), judged on
+    real-valued draws only (discrete ones repeat by chance)."""
+    compared = [
+        (np.asarray(earlier.draws[name]), np.asarray(value))
+        for name, value in later.draws.items()
+        if name in earlier.draws and np.issubdtype(np.asarray(value).dtype, np.floating)
+    ]
+    count = min([earlier.num_samples, later.num_samples, 10])
+    return bool(compared) and all(np.array_equal(a[:, :count], b[:, :count]) for a, b in compared)
 
 
 def concat(*results: Result) -> Result:
@@ -78,7 +86,7 @@ def concat(*results: Result) -> Result:
             for name in first.draws
             if name in later.draws and first.draws[name].shape[2:] != later.draws[name].shape[2:]
         ]
-        mismatch += _gap(results[i - 1], later)
+        mismatch = mismatch or _gap(results[i - 1], later)
         if mismatch:
             raise ValueError(
                 f"results[{i}] does not continue the results before it: "
@@ -122,4 +130,6 @@ def _joined_info(results) -> dict:
     info = {**results[0].info, **results[-1].info}
     if all("draw_range" in r.info for r in results):
         info["draw_range"] = [results[0].info["draw_range"][0], results[-1].info["draw_range"][1]]
+    else:  # one part's own range would misstate the join's
+        info.pop("draw_range", None)
     return info

@@ -87,6 +87,11 @@ def predictive(
             "with the fit's own target, or leave prior out here."
         )
     prior = same_data if prior is None else prior
+    if not (posterior or prior):
+        raise ValueError(
+            "posterior=False leaves nothing to draw for a target on other data than the "
+            "result's (the prior groups pair with the fit's data): pass posterior=True."
+        )
     if posterior:
         _check_sites(result, latent, deterministic_names(target.source))
     groups = dict(result.groups)
@@ -95,15 +100,12 @@ def predictive(
         lead = (result.num_chains, result.num_samples)
         flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in result.draws.items()}
         simulated = predictive_draws(target.source, key_posterior, posterior=flat)
-        simulated = {
-            k: simulated[k].reshape(*lead, *simulated[k].shape[1:])
-            for k in observed
-            if k in simulated
-        }
         if same_data:
-            groups["posterior_predictive"] = simulated
+            groups["posterior_predictive"] = _by_chain(simulated, observed, lead)
         else:  # ArviZ's groups for draws at new data: the fit's own groups stay as they were
-            groups["predictions"] = simulated
+            # with the deterministic sites, recomputed at the new inputs (mu = a + b x_new)
+            kept = [*observed, *deterministic_names(target.source)]
+            groups["predictions"] = _by_chain(simulated, kept, lead)
             groups["predictions_constant_data"] = dict(target.constant_data)
     if prior:
         drawn = predictive_draws(target.source, key_prior, num_samples=num_prior)
@@ -112,12 +114,25 @@ def predictive(
     return replace(result, groups=groups)
 
 
+def _by_chain(simulated: dict, names: list, lead: tuple) -> dict:
+    """The ``names`` among ``simulated`` (a leading axis of draws), reshaped to ``lead``
+    ``(num_chains, num_samples)`` followed by each site's shape."""
+    return {
+        k: simulated[k].reshape(*lead, *simulated[k].shape[1:]) for k in names if k in simulated
+    }
+
+
 def _check_sites(result: Result, latent: list, deterministic: list) -> None:
     """The draws must hold the model's latent sites and nothing but its sites."""
     missing = [name for name in latent if name not in result.draws]
     extra = [name for name in result.draws if name not in (*latent, *deterministic)]
     if missing or extra:
         fix = "Pass a result drawn from this model, infer.sample(seed, target, ...)."
+        if missing and "observed_data" not in result.groups:
+            fix += (
+                " This result records no observed data (Result.from_draws?), so a site this "
+                "target leaves unobserved (an argument left to None) counts as a parameter."
+            )
         if missing and "keep" in result.info:
             fix = (
                 f"The run kept only {', '.join(result.info['keep'])} (keep=): sample again "

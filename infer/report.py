@@ -102,7 +102,7 @@ def _check_table(results: dict, table) -> None:
         raise TypeError(
             f"table must be infer.compare(results)'s table; got {type(table).__name__}."
         )
-    if list(table.index) != list(results):
+    if sorted(map(str, table.index)) != sorted(results):  # in any order (sorted by a column)
         raise ValueError(
             f"table has rows {list(table.index)} but results are {list(results)}: pass "
             "infer.compare(results) of the same runs under the same names."

@@ -16,7 +16,7 @@ from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.result import arviz_stat_names
-from infer.run_result import data_without_draws, markov_result
+from infer.run_result import markov_result
 from infer.runner import Run, RunRecord, advance
 from infer.store import UNCONSTRAINED, StoreWriter
 from infer.target import default_names
@@ -112,7 +112,7 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
         unconstrained=None if until is None else default_names,
         dims=run.target.dims,
         loglik=_store_loglik(run),
-        data_groups=data_without_draws(run.target),
+        data_groups=run.target.data_groups(),
     )
 
 

@@ -144,13 +144,7 @@ def _data_groups(run: Run) -> dict:
         loglik = pointwise(target, run.record.positions[0])
         if loglik:  # a model with no observed site has none
             groups["log_likelihood"] = loglik
-    return {**groups, **data_without_draws(target)}
-
-
-def data_without_draws(target) -> dict:
-    """``observed_data`` and ``constant_data`` of the target, those it has."""
-    groups = {"observed_data": target.observed_data, "constant_data": target.constant_data}
-    return {name: dict(values) for name, values in groups.items() if values}
+    return {**groups, **target.data_groups()}
 
 
 def _gathered(run: Run) -> tuple[dict, dict]:

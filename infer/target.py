@@ -218,6 +218,12 @@ class Target:
         ]
         return f"Target({', '.join(parts)})"
 
+    def data_groups(self) -> dict:
+        """The ArviZ groups without draws a result of this target carries:
+        ``observed_data`` and ``constant_data``, those it has (group -> name -> array)."""
+        groups = {"observed_data": self.observed_data, "constant_data": self.constant_data}
+        return {name: dict(values) for name, values in groups.items() if values}
+
     @functools.cached_property
     def logdensity(self) -> Callable:
         """``logdensity(position) -> scalar``, with the data bound when there are data (the

@@ -103,7 +103,9 @@ def checked_data(data, function_name: str):
     import jax
 
     def number_list(node) -> bool:
-        return isinstance(node, list) and all(isinstance(x, numbers.Real) for x in node)
+        return (
+            isinstance(node, list) and bool(node) and all(isinstance(x, numbers.Real) for x in node)
+        )
 
     lists = [n for n in jax.tree.leaves(data, is_leaf=number_list) if number_list(n)]
     if lists:

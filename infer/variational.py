@@ -392,5 +392,6 @@ def _assemble_result(
         thin=1,
         info=info,
         ground_truth=target.ground_truth,
+        groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),
     )

@@ -219,6 +219,12 @@ def test_compare_several_runs_and_target_truth(healthy, nuts_run):
     # another target's truth is refused by name (it was used when the shapes agreed)
     with pytest.raises(ValueError, match=r"run 'nuts' sampled target 'eight_schools', but"):
         infer.compare({"exact": healthy, "nuts": nuts_run}, targets.get("normal_10d"))
+    # draws made elsewhere carry a free label: checked by shape only
+    stan = infer.Result.from_draws(
+        {"x": np.asarray(healthy.draws["x"])}, sampler="stan", target="normal 10d (stan)"
+    )
+    table, _ = _compare({"stan": stan}, target=targets.get("normal_10d"))
+    assert table.loc["stan", "max_abs_z"] < 5
     with pytest.raises(ValueError, match=r"'banana' knows 'x' with shape \(2,\), but run 'exact'"):
         renamed = dataclasses.replace(healthy, target="banana")  # same name, other shape
         infer.compare({"exact": renamed}, targets.get("banana"))

@@ -317,6 +317,7 @@ def test_numbers_in_the_data_are_arguments_like_arrays():
         infer.Target(shifted, init=jnp.zeros(2), data={"m": "2"})
     with pytest.raises(TypeError, match=r"a list of numbers \(\[2.0, 1.0\]\): pass np.asarray"):
         infer.Target(shifted, init=jnp.zeros(2), data={"m": [2.0, 1.0]})  # one array, meant
+    infer.Target(shifted, init=jnp.zeros(2), data={"m": 2.0, "none": []})  # no leaves: fine
 
 
 def test_a_targets_repr_shows_shapes_not_values():

@@ -1,6 +1,7 @@
 """Resuming and joining at the edges: saved results joined in order, a folder written by a
 run that continued a result, and files that are not checkpoints."""
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -33,6 +34,16 @@ def test_saved_runs_are_joined_in_order_only(tmp_path):
         infer.concat(bare, bare)
     other = infer.Result.from_draws({"x": np.asarray(rest.draws["x"])})
     assert infer.concat(bare, other).draws["x"].shape == (3, 60, 3)
+    # other names: the names are said (it raised KeyError), and discrete draws may repeat
+    with pytest.raises(ValueError, match=r"draw names: \['x'\] != \['y'\]"):
+        infer.concat(bare, infer.Result.from_draws({"y": np.asarray(rest.draws["x"])}))
+    coin = infer.Result.from_draws({"heads": np.ones((3, 5), np.int32)})
+    assert infer.concat(coin, coin).draws["heads"].shape == (3, 10)
+    # a join with a part that records no range records none (one part's would misstate it)
+    older = dataclasses.replace(  # a file saved before results recorded their range
+        loaded[1], info={k: v for k, v in loaded[1].info.items() if k != "draw_range"}
+    )
+    assert "draw_range" not in infer.concat(loaded[0], older).info
 
 
 def test_a_folder_written_by_a_resumed_run_resumes_without_a_false_warning(tmp_path):
@@ -60,8 +71,10 @@ def test_a_text_file_as_resume_is_named_without_numpys_pickle_advice(tmp_path):
         infer.sample(0, NORMAL_3D, infer.rwmh(), resume=advi)
 
 
-def test_init_jitter_with_resume_is_refused():
+def test_init_jitter_with_resume_or_per_chain_starts_is_refused():
     """It was accepted and ignored: resumed chains continue where they stopped."""
     first = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=10, **RUN)
     with pytest.raises(ValueError, match=r"init_jitter=5.0 jitters a new run's starting point"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=10, resume=first, init_jitter=5.0)
+    with pytest.raises(ValueError, match=r"init_jitter=0.5 jitters one starting point, but"):
+        infer.sample(1, NORMAL_3D, infer.rwmh(), num_samples=10, init=first.state, init_jitter=0.5)

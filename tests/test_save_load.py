@@ -197,6 +197,8 @@ def test_a_report_checks_its_table_and_folder_against_the_runs(tmp_path):
         write_report({"b": a}, table, tmp_path / "r2", plots=False)
     with pytest.raises(TypeError, match="table must be infer.compare.*got NoneType"):
         write_report({"a": a}, None, tmp_path / "r3", plots=False)
+    ranked = infer.compare({"a": a, "b": b}, warn=False).sort_values("min_ess_bulk")
+    assert write_report({"a": a, "b": b}, ranked, tmp_path / "sorted", plots=False).exists()
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match="is a file; the report goes into a folder"):
         write_report({"a": a}, table, tmp_path / "file", plots=False)

@@ -344,3 +344,29 @@ def test_predictive_on_new_data_goes_to_the_predictions_group(runs):
     assert np.all(np.abs(draws.mean(axis=0) - mean_line) < 4 * mcse)
     with pytest.raises(AssertionError):  # the same check fails against the old inputs
         assert np.all(np.abs(draws.mean(axis=0) - (mean_line + 1.0)) < 4 * mcse)
+
+
+def with_mean(x, y=None):  # the linear model with its mean as a deterministic site
+    alpha = numpyro.sample("alpha", dist.Normal(0.0, 5.0))
+    beta = numpyro.sample("beta", dist.Normal(0.0, 5.0))
+    mu = numpyro.deterministic("mu", alpha + beta * x)
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_an_advi_fit_predicts_at_new_data_with_its_deterministic_sites():
+    """ADVI results record the fit's data too, so a target on new inputs gives
+    ``predictions`` (it used to count as the fit's data, and with y=None to be refused as
+    'another model'); deterministic sites come back at the new inputs."""
+    fit = infer.advi(0, infer.Target.from_numpyro(with_mean, X, y=Y), num_steps=300, num_draws=50)
+    assert fit.groups["observed_data"]["y"].shape == (100,)
+    x_new = np.linspace(-1.0, 1.0, 7).astype(np.float32)
+    with jax.numpy_rank_promotion("allow"), pytest.warns(UserWarning, match="y=None"):
+        new = infer.Target.from_numpyro(with_mean, x_new)
+    predicted = infer.predictive(fit, new)
+    assert predicted.groups["predictions"]["y"].shape[-1] == 7
+    mu = predicted.groups["predictions"]["mu"]
+    expected = fit.draws["alpha"][..., None] + fit.draws["beta"][..., None] * x_new
+    np.testing.assert_allclose(mu, expected, rtol=1e-5, atol=1e-5)
+    assert "prior" not in predicted.groups
+    with pytest.raises(ValueError, match="posterior=False leaves nothing to draw"):
+        infer.predictive(fit, new, posterior=False)
