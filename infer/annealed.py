@@ -168,8 +168,13 @@ def ais(
     key_input, _ = as_key(rng_key)
     check_target(target)
     if num_temperatures is None:
+        if not isinstance(schedule, str) and np.size(schedule) < 2:
+            raise ValueError(
+                "schedule must hold at least the inverse temperatures 0 and 1; got "
+                f"{np.asarray(schedule).tolist()}."
+            )
         named = isinstance(schedule, str)
-        num_temperatures = DEFAULT_TEMPERATURES if named else max(1, np.size(schedule) - 1)
+        num_temperatures = DEFAULT_TEMPERATURES if named else np.size(schedule) - 1
     num_temperatures = validation.positive_int("num_temperatures", num_temperatures)
     num_chains = validation.positive_int("num_chains", num_chains, minimum=2)
     num_leapfrog = validation.positive_int("num_leapfrog", num_leapfrog)
