@@ -13,7 +13,7 @@ import numpy as np
 
 from infer import validation
 from infer.base import IdentityKey, key_name
-from infer.placement import PROGRAMS, abstract
+from infer.placement import PROGRAMS, abstract, sharding_key
 
 
 @dataclass(frozen=True)
@@ -415,7 +415,11 @@ def constrain_program(target: Target) -> Callable:
     compiled = jax.jit(constrain_all)
 
     def run(positions, data):
-        key = ("constrain", program_key(target), abstract(positions), abstract(data))
+        placed = tuple(  # a program compiled for one placement refuses another's arrays
+            sharding_key(leaf.sharding) if hasattr(leaf, "sharding") else None
+            for leaf in jax.tree.leaves((positions, data))
+        )
+        key = ("constrain", program_key(target), abstract(positions), abstract(data), placed)
         program, _ = PROGRAMS.get(key, lambda: compiled.lower(positions, data).compile())
         return program(positions, data)
 

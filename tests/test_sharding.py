@@ -30,6 +30,15 @@ SCRIPT = textwrap.dedent(
     if name == "nuts":
         print(json.dumps(out))
         sys.exit()
+    # a NumPyro target's constrain program, compiled for two devices, then one (it was
+    # cached without its placement and refused the one-device arrays after the run)
+    schools = targets.get("eight_schools")
+    runs = [
+        infer.sample(0, schools, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20,
+                     devices=devices)
+        for devices in (jax.devices(), jax.devices()[:1])
+    ]
+    out["numpyro_same"] = bool(np.array_equal(runs[0].draws["theta"], runs[1].draws["theta"]))
     beta = targets.get("beta_2_5")
     sampler = infer.rejection(beta.rejection_proposal, log_envelope=beta.notes["log_envelope"])
     result = infer.sample(0, beta, sampler, num_chains=4, num_samples=1000)
@@ -55,5 +64,6 @@ def test_chains_split_over_two_devices_give_the_same_draws(name):
     assert out["same"]
     if name == "nuts":
         return
+    assert out["numpyro_same"]
     assert out["rejection_shape"] == [4, 1000] and out["rejection_distinct_chains"]
     assert out["odd_chain_count_shape"] == [3, 10, 10]
