@@ -244,6 +244,10 @@ class Sampler:
     def check(self, position: Position) -> None:
         """Host-side checks against one chain's example position; raise ``ValueError``."""
 
+    def check_data(self, data) -> None:
+        """Host-side checks against the target's ``data`` (a sampler that carries data of
+        its own, as SGLD does, must carry the target's); raise ``ValueError``."""
+
     def target_acceptance(self, dim: int) -> float | None:
         """The acceptance rate warm-up tunes toward, for a target of ``dim`` dimensions, or
         ``None`` when nothing is tuned toward one."""

@@ -338,6 +338,11 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     sgld = infer.sgld(**target.notes["minibatch"], step_size=1e-3, batch_size=5)
     result = infer.sample(0, target, sgld, num_chains=2, num_samples=50, num_warmup=50)
     assert {k: v.shape[2:] for k, v in result.draws.items()} == NAMES
+    # the same sampler on a target of other data: refused (it sampled its own data's
+    # posterior, labelled as the other target's)
+    flipped = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, 1 - Y))
+    with pytest.raises(ValueError, match="sgld was made with other data than the target's"):
+        infer.sample(0, flipped, sgld, num_chains=2, num_samples=5, num_warmup=5)
     assert np.all(np.isfinite(result.stats["lp"]))
     with_constant = infer.Target.from_flax(  # a constant beside the examples: no minibatches
         TinyMLP(nnx.Rngs(0)), lambda m, d: loglik(m, (d[0], d[1])), (X, Y, np.float32(1.0))

@@ -208,6 +208,23 @@ class SGLD(Sampler):
                 f"likelihood summed over the batch); got shape {getattr(out, 'shape', None)}."
             )
 
+    def check_data(self, data) -> None:
+        """A target with data must hold this sampler's (SGLD draws its minibatches from its
+        own copy, so another target's data would be sampled silently)."""
+        if data is None:  # a plain target whose log density closes over what it needs
+            return
+        ours, theirs = jax.tree.leaves(self.data), jax.tree.leaves(data)
+        same = len(ours) == len(theirs) and all(
+            a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b)))
+            for a, b in zip(ours, theirs, strict=False)
+        )
+        if not same:
+            raise ValueError(
+                "sgld was made with other data than the target's: it draws its minibatches "
+                "from its own, so it would sample another posterior. Make it from this "
+                "target: infer.sgld(**target.notes['minibatch'], ...) for a Flax target."
+            )
+
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         batch = self.minibatch()
         one = jnp.ones((), jnp.int32)
