@@ -153,6 +153,7 @@ def flax_parts(
     if not isinstance(pointwise, bool):
         raise TypeError(f"pointwise must be True or False; got {pointwise!r}.")
     prior_key = check_prior(prior)
+    _refuse_training_mode(module)
     graphdef, state, rest = nnx.split(module, nnx.Param, ...)
     pure = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
     if not jax.tree.leaves(pure):
@@ -350,6 +351,25 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
     return _Functions(
         logdensity_fn, logprior_fn, loglik_fn, pointwise_fn, constrain_fn, flat_unravel
     )
+
+
+def _refuse_training_mode(module) -> None:
+    """A ``ValueError`` naming the layers that would draw noise or update statistics when
+    called (Dropout, BatchNorm in training mode): the log density must be a fixed function."""
+    from flax import nnx
+
+    training = [
+        ".".join(map(str, path)) or type(module).__name__
+        for path, layer in module.iter_modules()
+        if (isinstance(layer, nnx.Dropout) and not layer.deterministic and layer.rate > 0)
+        or (isinstance(layer, nnx.BatchNorm) and not layer.use_running_average)
+    ]
+    if training:
+        raise ValueError(
+            f"the module's layer(s) {', '.join(training)} are in training mode (Dropout "
+            "draws noise, BatchNorm updates its statistics), so its log likelihood is no "
+            "fixed function to sample: call module.eval() before Target.from_flax."
+        )
 
 
 def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:

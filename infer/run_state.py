@@ -93,6 +93,8 @@ def _data_digest(data) -> str:
         return "none"
     digest = hashlib.sha1()
     for leaf in jax.tree.leaves(data):
+        if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+            leaf = jax.random.key_data(leaf)  # a module's fixed RNG state (eval-mode Dropout)
         array = np.ascontiguousarray(np.asarray(leaf))
         digest.update(f"{array.shape}{array.dtype}".encode())
         raw = array.reshape(-1).view(np.uint8)

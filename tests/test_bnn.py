@@ -406,3 +406,26 @@ def test_regression_data_leave_a_gap_and_bands_widen_for_a_spread_of_draws():
     mean, sd = bnn.predictive_bands(means, np.full((2, 5), 0.1))
     np.testing.assert_allclose(mean, 0.5)
     np.testing.assert_allclose(sd, math.sqrt(0.01 + 0.25))
+
+
+def test_a_module_in_training_mode_is_refused_and_in_eval_mode_samples():
+    """Dropout in training mode failed deep in NNX (or, in eval mode, on its RNG key in the
+    run's fingerprint); now training mode is refused naming the layer, eval mode runs."""
+
+    class WithDropout(nnx.Module):
+        def __init__(self, rngs):
+            self.hidden = nnx.Linear(3, 4, rngs=rngs)
+            self.drop = nnx.Dropout(0.5, rngs=rngs)
+            self.out = nnx.Linear(4, 2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.out(self.drop(jnp.tanh(self.hidden(x))))
+
+    module = WithDropout(nnx.Rngs(0))
+    with pytest.raises(ValueError, match=r"layer\(s\) drop are in training mode.*module.eval\(\)"):
+        infer.Target.from_flax(module, loglik, (X, Y))
+    module.eval()
+    result = infer.sample(
+        0, infer.Target.from_flax(module, loglik, (X, Y)), infer.mala(), num_samples=10
+    )
+    assert np.all(np.isfinite(result.stats["lp"]))
