@@ -265,7 +265,9 @@ FAMILY = Family(
         elbo=lambda model, x, key: model.elbo(x, key),
     ),
     decoder_density=DecoderDensity(
-        latent_density, observation_noise=False, unit="nats per binary image"
+        latent_density,
+        observation_noise=False,
+        unit="nats per image",
     ),
     reconstructions=lambda model, x: model.reconstruct(x),
 )
