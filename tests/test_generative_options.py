@@ -94,6 +94,13 @@ def test_evaluate_needs_two_samples_or_chains_at_least(flag, capsys):
     assert f"{flag}: expected an integer >= 2, got 1" in capsys.readouterr().err
 
 
+def test_ais_options_without_method_ais_are_refused(capsys):
+    """They were ignored: --method bounds ran as if --temperatures were not given."""
+    code = main(["evaluate", "vae", "--run", "nowhere", "--temperatures", "5", "--chains", "3"])
+    assert code == 2
+    assert "--temperatures, --chains apply only with --method ais" in capsys.readouterr().err
+
+
 def test_training_that_diverges_stops_with_an_error_not_nan_outputs(tmp_path, capsys):
     with pytest.raises(FloatingPointError, match=r"vae training diverged at epoch 1: .*nan"):
         training.train("vae", "digits", epochs=2, learning_rate=1e3)

@@ -129,10 +129,10 @@ def _add_evaluate(subparsers) -> None:
         f"({', '.join(registry.having(DECODER_DENSITY))})",
     )
     ais = evaluate.add_argument_group("with --method ais")
-    ais.add_argument("--ais-images", type=positive_int, default=100, help="test images scored")
-    ais.add_argument("--temperatures", type=positive_int, default=500, help="default 500")
-    ais.add_argument("--chains", type=at_least_two, default=16, help="per image, default 16")
-    ais.add_argument("--leapfrog", type=positive_int, default=10, help="steps per transition")
+    ais.add_argument("--ais-images", type=positive_int, help="test images scored, default 100")
+    ais.add_argument("--temperatures", type=positive_int, help="default 500")
+    ais.add_argument("--chains", type=at_least_two, help="per image, default 16")
+    ais.add_argument("--leapfrog", type=positive_int, help="steps per transition, default 10")
     _progress_flags(evaluate)
 
 
@@ -214,9 +214,24 @@ def run_train(args) -> int:
     return 0
 
 
+#: The ``--method ais`` options' defaults (``None`` in the parser: given or not is known).
+AIS_DEFAULTS = {"ais_images": 100, "temperatures": 500, "chains": 16, "leapfrog": 10}
+
+
 def run_evaluate(args) -> int:
     from infer.io import write_atomically
     from models.generative import evaluation, training
+
+    given = [f"--{name.replace('_', '-')}" for name in AIS_DEFAULTS if getattr(args, name)]
+    if args.method != "ais" and given:
+        print(
+            f"infer evaluate: error: {', '.join(given)} apply only with --method ais.",
+            file=sys.stderr,
+        )
+        return 2
+    for name, default in AIS_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
 
     run_folder = args.run or Path("infer-output") / "train" / f"{args.model}-{args.data}"
     try:
