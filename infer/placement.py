@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -103,6 +104,12 @@ def chain_sharding(devices, num_chains: int):
             f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got the string "
             f"{devices!r}. For a platform's devices pass jax.devices({devices!r})."
         )
+    given = devices is not None
+    if given and not isinstance(devices, list | tuple):
+        raise TypeError(
+            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got "
+            f"{type(devices).__name__} {devices!r}. For one device: jax.devices()[:1]."
+        )
     devices = list(jax.devices() if devices is None else devices)
     wrong = [d for d in devices if not isinstance(d, jax.Device)]
     if wrong:
@@ -118,6 +125,14 @@ def chain_sharding(devices, num_chains: int):
         raise ValueError(
             f"num_chains={num_chains} chains cannot be split evenly over the {len(devices)} "
             f"devices of {len(processes)} processes; use a multiple of {len(devices)}."
+        )
+    if given and len(devices) > 1 and num_chains % len(devices):
+        warnings.warn(
+            f"num_chains={num_chains} does not divide among the {len(devices)} devices given, "
+            f"so every chain runs on the first ({devices[0]}): use a multiple of "
+            f"{len(devices)} chains to split them.",
+            UserWarning,
+            stacklevel=4,
         )
     if len(devices) > 1 and num_chains % len(devices) == 0:
         mesh = jax.sharding.Mesh(np.array(devices), ("chain",))

@@ -282,6 +282,7 @@ def test_hmc_mass_matrix_and_switches_are_checked(make, options, error, match, n
         ({"init_jitter": "a"}, TypeError, "init_jitter must be a number >= 0; got 'a'"),
         ({"devices": [0, 1]}, TypeError, "devices must be a list of jax devices"),
         ({"devices": "cpu"}, TypeError, r"got the string 'cpu'\. .* jax\.devices\('cpu'\)"),
+        ({"devices": 1}, TypeError, r"got int 1\. For one device: jax.devices\(\)\[:1\]"),
         ({"devices": jax.devices() * 2}, ValueError, "lists a device more than once"),
     ],
 )

@@ -48,6 +48,13 @@ SCRIPT = textwrap.dedent(
     )
     odd = infer.sample(0, target, infer.rwmh(), num_chains=3, num_samples=10, num_warmup=10)
     out["odd_chain_count_shape"] = list(odd.draws["x"].shape)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:  # devices given, chains not split
+        warnings.simplefilter("always")
+        infer.sample(0, target, infer.rwmh(), num_chains=3, num_samples=10, num_warmup=10,
+                     devices=jax.devices())
+    out["odd_warned"] = any("does not divide among the 2 devices" in str(w.message)
+                            for w in caught)
     print(json.dumps(out))
     """
 )
@@ -66,4 +73,4 @@ def test_chains_split_over_two_devices_give_the_same_draws(name):
         return
     assert out["numpyro_same"]
     assert out["rejection_shape"] == [4, 1000] and out["rejection_distinct_chains"]
-    assert out["odd_chain_count_shape"] == [3, 10, 10]
+    assert out["odd_chain_count_shape"] == [3, 10, 10] and out["odd_warned"]
