@@ -162,6 +162,13 @@ def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
         evaluation.bound_per_image(vae, counts / 16, key, 10)
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1; got 0"):
         evaluation.bound_per_image(vae, counts, key, 0)
+    # an int seed is a key here as in infer.sample (JAX refused it), and a measure the
+    # model lacks is named with the families that have it (AttributeError before)
+    np.testing.assert_array_equal(
+        evaluation.elbo_per_image(vae, counts, 0), evaluation.elbo_per_image(vae, counts, 0)
+    )
+    with pytest.raises(TypeError, match=r"VAE has no log_prob method, .*which nade have"):
+        evaluation.exact_log_prob(vae, counts)
     nade = NADE((2, 2), 3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="bernoulli likelihood cannot score.*from 0 to 1"):
         evaluation.exact_log_prob(nade, np.full((2, 2, 2), 0.5))

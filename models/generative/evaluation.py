@@ -26,9 +26,27 @@ import scipy.linalg
 from flax import nnx
 
 from infer import validation
+from infer.keys import as_jax_key, as_key
 from models.generative import data as datasets
 from models.generative import registry
+from models.generative.family import EXACT_LIKELIHOOD, IMPORTANCE_WEIGHTS
 from models.generative.networks import MLP, bernoulli_log_prob, binomial_log_prob
+
+
+def _own_method(model, method: str, capability: str) -> None:
+    """A ``TypeError`` when ``model`` lacks ``method`` and no function was given instead,
+    naming the capability and the families that have it."""
+    if not callable(getattr(model, method, None)):
+        raise TypeError(
+            f"{type(model).__name__} has no {method} method, which this measure needs: "
+            f"{registry.describe(capability)}. Pass the family's function for it instead, "
+            "or use a measure the model has."
+        )
+
+
+def _key(rng_key) -> jax.Array:
+    """An int seed or a key, as a typed key (``infer.sample`` takes both)."""
+    return as_jax_key(as_key(rng_key)[0])
 
 
 def _own_log_weights(model, x, rng_key, num_samples):
@@ -94,7 +112,10 @@ def bound_per_image(
     family's ``importance_weights.log_weights``); by default the model's own
     ``log_weights(x, rng_key, k)`` method.
     """
+    if log_weights_fn is None:
+        _own_method(model, "log_weights", IMPORTANCE_WEIGHTS)
     log_weights_fn = log_weights_fn or _own_log_weights
+    rng_key = _key(rng_key)
     data = check_model_images(model, data)
     num_samples = validation.positive_int("num_samples", num_samples)
     batch = validation.positive_int("batch", batch)
@@ -136,7 +157,10 @@ def elbo_per_image(
     """The ELBO of every image (one reparameterised sample, analytic KL where the model has
     one), (num_images,), from ``elbo_fn(model, x, rng_key) -> (batch,)`` (a family's
     ``importance_weights.elbo``; by default the model's own ``elbo`` method)."""
+    if elbo_fn is None:
+        _own_method(model, "elbo", IMPORTANCE_WEIGHTS)
     elbo_fn = elbo_fn or _own_elbo
+    rng_key = _key(rng_key)
     graphdef, state = nnx.split(model)
     fn = jax.jit(lambda state, x, key: elbo_fn(nnx.merge(graphdef, state), x, key))
     data = check_model_images(model, data)
@@ -154,6 +178,8 @@ def exact_log_prob(
 ) -> np.ndarray:
     """``log p(x)`` of every image, (num_images,), from ``log_prob_fn(model, x) -> (batch,)``
     (a family's ``exact_likelihood``; by default the model's own ``log_prob`` method)."""
+    if log_prob_fn is None:
+        _own_method(model, "log_prob", EXACT_LIKELIHOOD)
     log_prob_fn = log_prob_fn or _own_log_prob
     graphdef, state = nnx.split(model)
     fn = jax.jit(lambda state, x: log_prob_fn(nnx.merge(graphdef, state), x))
