@@ -370,32 +370,23 @@ def predictive_draws(
     return {k: np.asarray(v) for k, v in predictive(rng_key, *source.args, **source.kwargs).items()}
 
 
-def observed_names(source: ModelSource) -> list[str]:
-    """The model's observed sites."""
-    return list(_observed_sites(source))
+class SiteNames(NamedTuple):
+    """A model's site names by kind, in the order the model makes them."""
+
+    latent: list  # sampled and not observed: what its posterior draws hold
+    observed: list
+    deterministic: list  # numpyro.deterministic: draws hold them too
 
 
-def latent_names(source: ModelSource) -> list[str]:
-    """The model's sampled sites that are not observed: what its posterior draws hold."""
+def site_names(source: ModelSource) -> SiteNames:
+    """The model's sites by kind, from one abstract trace."""
     trace = _abstract_trace(source.model, source.args, source.kwargs)
-    return [
-        name for name, site in trace.items() if site["type"] == "sample" and not site["is_observed"]
-    ]
-
-
-def deterministic_names(source: ModelSource) -> list[str]:
-    """The model's deterministic sites (``numpyro.deterministic``): draws hold them too."""
-    trace = _abstract_trace(source.model, source.args, source.kwargs)
-    return [name for name, site in trace.items() if site["type"] == "deterministic"]
-
-
-def _observed_sites(source: ModelSource) -> dict:
-    trace = _abstract_trace(source.model, source.args, source.kwargs)
-    return {
-        name: site
-        for name, site in trace.items()
-        if site["type"] == "sample" and site["is_observed"]
-    }
+    sampled = {n: s["is_observed"] for n, s in trace.items() if s["type"] == "sample"}
+    return SiteNames(
+        [name for name, observed in sampled.items() if not observed],
+        [name for name, observed in sampled.items() if observed],
+        [name for name, site in trace.items() if site["type"] == "deterministic"],
+    )
 
 
 def _unobserved(model: Callable) -> Callable:

@@ -10,12 +10,7 @@ import jax
 import numpy as np
 
 from infer import validation
-from infer.numpyro_models import (
-    deterministic_names,
-    latent_names,
-    observed_names,
-    predictive_draws,
-)
+from infer.numpyro_models import predictive_draws, site_names
 from infer.result import Result
 from infer.target import Target
 
@@ -76,8 +71,9 @@ def predictive(
         )
     observed_before = result.groups.get("observed_data") or {}
     # a site observed in the fit but left to None in this target (new inputs, no outcomes)
-    latent = [n for n in latent_names(target.source) if n not in observed_before]
-    observed = list(dict.fromkeys([*observed_names(target.source), *observed_before]))
+    sites = site_names(target.source)
+    latent = [n for n in sites.latent if n not in observed_before]
+    observed = list(dict.fromkeys([*sites.observed, *observed_before]))
     observed = [name for name in observed if name not in latent]
     same_data = _same_data(result, target)
     if prior and not same_data:
@@ -93,7 +89,7 @@ def predictive(
             "result's (the prior groups pair with the fit's data): pass posterior=True."
         )
     if posterior:
-        _check_sites(result, latent, deterministic_names(target.source))
+        _check_sites(result, latent, sites.deterministic)
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
@@ -104,7 +100,7 @@ def predictive(
             groups["posterior_predictive"] = _by_chain(simulated, observed, lead)
         else:  # ArviZ's groups for draws at new data: the fit's own groups stay as they were
             # with the deterministic sites, recomputed at the new inputs (mu = a + b x_new)
-            kept = [*observed, *deterministic_names(target.source)]
+            kept = [*observed, *sites.deterministic]
             groups["predictions"] = _by_chain(simulated, kept, lead)
             groups["predictions_constant_data"] = dict(target.constant_data)
     if prior:
