@@ -80,11 +80,7 @@ def _lists_of_numbers(args: tuple, kwargs: dict) -> list[str]:
     ``args[i]`` or by keyword."""
     named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs}
     return [
-        name
-        for name, value in named.items()
-        if isinstance(value, (list, tuple))
-        and value
-        and all(isinstance(leaf, (int, float)) for leaf in jax.tree.leaves(value))
+        name for name, value in named.items() if validation.is_number_list(value, (list, tuple))
     ]
 
 

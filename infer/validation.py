@@ -97,26 +97,27 @@ def nonfinite_leaves(tree, prefix: str = "") -> str:
     return ", ".join(found)
 
 
+def is_number_list(node, kinds: tuple = (list,)) -> bool:
+    """Whether ``node`` is a non-empty list (or another of ``kinds``) of plain numbers: an
+    array meant, given as a Python sequence."""
+    return isinstance(node, kinds) and bool(node) and all(isinstance(x, numbers.Real) for x in node)
+
+
 def checked_data(data, function_name: str):
-    """A target's ``data`` with every leaf made an array by :func:`data_leaf`; a Python list
+    """A target's ``data`` with every leaf made an array by :func:`_data_leaf`; a Python list
     of numbers is refused (meant as one array, it would reach the function as a list)."""
     import jax
 
-    def number_list(node) -> bool:
-        return (
-            isinstance(node, list) and bool(node) and all(isinstance(x, numbers.Real) for x in node)
-        )
-
-    lists = [n for n in jax.tree.leaves(data, is_leaf=number_list) if number_list(n)]
+    lists = [n for n in jax.tree.leaves(data, is_leaf=is_number_list) if is_number_list(n)]
     if lists:
         raise TypeError(
             f"data must be a pytree of arrays (numpy or JAX) or numbers; it holds a list of "
             f"numbers ({str(lists[0])[:40]}): pass np.asarray(...) of it."
         )
-    return jax.tree.map(lambda leaf: data_leaf(leaf, function_name), data)
+    return jax.tree.map(lambda leaf: _data_leaf(leaf, function_name), data)
 
 
-def data_leaf(leaf, function_name: str):
+def _data_leaf(leaf, function_name: str):
     """One leaf of a target's ``data`` as an array: arrays as they are, Python and numpy
     numbers as 0-d numpy arrays (so a scalar can change between runs without recompiling);
     anything else a ``TypeError`` that names ``function_name``, the function that could
