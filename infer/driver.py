@@ -233,6 +233,11 @@ def _positions(args: Arguments):
     if isinstance(source, ChainState):
         return source.position, True
     positions, per_chain = starting_point(args.target, args.init, args.num_chains)
+    if per_chain and args.init_jitter is not None:  # before anything compiles
+        raise ValueError(
+            f"init_jitter={args.init_jitter!r} jitters one starting point, but init gives one "
+            "per chain, used as given: leave init_jitter out, or give one point."
+        )
     if per_chain and args.superchain_size > 1:
         _check_superchain_starts(positions, args.superchain_size)
     return positions, per_chain
@@ -266,11 +271,6 @@ def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data)
             lambda leaf: np.broadcast_to(leaf, (args.num_chains, *np.shape(leaf))), positions
         )
     positions = jax.device_put(positions, args.sharding)
-    if per_chain and args.init_jitter is not None:
-        raise ValueError(
-            f"init_jitter={args.init_jitter!r} jitters one starting point, but init gives one "
-            "per chain, used as given: leave init_jitter out, or give one point."
-        )
     jitter = 0.0 if per_chain else DEFAULT_JITTER if args.init_jitter is None else args.init_jitter
     chain_keys, starts, carry, values = start(args.key_input, positions, jitter, data)
     check_initial_logdensity(to_host(values), to_host(starts), args.target.data)
