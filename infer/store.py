@@ -6,10 +6,11 @@ holds one chunk and the host one chunk, whatever ``num_samples`` is. The store i
 ``DataTree`` on disk (groups ``posterior`` and ``sample_stats``, and for a target that has
 them ``log_likelihood``, ``observed_data`` and ``constant_data``; the run's facts as root
 attributes), opened lazily by :func:`open_store`. ``xarray.open_datatree(path,
-engine="zarr")`` opens a finished store just as well; on an unfinished one it shows the arrays
-at their full length, where unwritten floats read NaN but unwritten integers and flags
-(``tree_depth``, ``diverging``) read 0 and False, like real values: open those with
-:func:`open_store`, which cuts them to the draws written.
+engine="zarr")`` opens a finished store just as well, without the ``0, 1, ...`` index
+coordinates :func:`open_store` adds (ArviZ's plots select by them); on an unfinished one it
+shows the arrays at their full length, where unwritten floats read NaN but unwritten
+integers and flags (``tree_depth``, ``diverging``) read 0 and False, like real values: open
+those with :func:`open_store`, which cuts them to the draws written.
 
 Why Zarr (through ``zarr`` and ``xarray``) and not NetCDF appended by chunk: Zarr writes every
 chunk and every metadata file to a temporary name and renames it into place, so a run killed
