@@ -182,6 +182,19 @@ def test_chains_that_never_moved_are_flagged():
     assert any("chain(s) [0, 1, 2] never moved" in m for m in messages)
 
 
+def test_chains_on_a_flat_target_are_not_taken_for_stuck():
+    # The log density is 0 wherever the chains go, so only their positions show they moved.
+    box = infer.Target(
+        lambda x: jnp.where(jnp.all(jnp.abs(x) < 1.0), 0.0, -jnp.inf), init=jnp.zeros(2), name="box"
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = infer.sample(0, box, infer.rwmh(step_size=0.3), num_chains=3, num_samples=50)
+    assert not any("never moved" in str(w.message) for w in caught)
+    assert result.info["stuck_chains"] == []
+    assert np.all(np.ptp(np.asarray(result.draws["x"]), axis=1) > 0)
+
+
 def test_chains_stuck_on_a_nan_gradient_are_told_so():
     kink = infer.Target(lambda x: -jnp.sum(jnp.sqrt(x**2)), init=jnp.zeros(2), name="kink")
     with warnings.catch_warnings(record=True) as caught:
