@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "infer.store/1"
+#: The root attribute that keeps each group's variable names in the order the run made them.
+ORDER_ATTR = "variable_order"
 
 #: The group of the unconstrained positions, written for a run with a stopping rule.
 UNCONSTRAINED = "unconstrained_posterior"
@@ -71,7 +73,10 @@ class ZarrStore:
         import zarr
 
         group = zarr.open_group(self.path, mode="w", zarr_format=3)
-        group.attrs.update({**attrs, "infer_store": FORMAT, "draws_written": 0})
+        # Zarr lists a group's arrays by name; the order the run made them in is kept here
+        # (plots take their first panels in that order, as for a run in memory).
+        order = {name: list(arrays) for name, arrays in groups.items()}
+        group.attrs.update({**attrs, "infer_store": FORMAT, "draws_written": 0, ORDER_ATTR: order})
         for group_name, arrays in groups.items():
             sub = group.create_group(group_name)
             # unconstrained positions can be shaped otherwise (a simplex loses an entry)
@@ -104,6 +109,9 @@ class ZarrStore:
     def write_data(self, groups: dict, dims=None) -> None:
         """Write groups without draws (``observed_data``, ``constant_data``: name -> array),
         whole; ``dims`` as for :meth:`open`."""
+        order = dict(self.group.attrs.get(ORDER_ATTR, {}))
+        order.update({name: list(arrays) for name, arrays in groups.items()})
+        self.group.attrs[ORDER_ATTR] = order
         for group_name, arrays in groups.items():
             sub = self.group.create_group(group_name)
             for name, value in arrays.items():
@@ -135,8 +143,10 @@ class ZarrStore:
         return self.arrays_of("posterior"), self.arrays_of("sample_stats")
 
     def arrays_of(self, group_name: str) -> dict:
-        """Name -> the Zarr arrays of one group (read lazily)."""
-        return dict(self.group[group_name].arrays())
+        """Name -> the Zarr arrays of one group (read lazily), in the order the run made
+        them."""
+        arrays = dict(self.group[group_name].arrays())
+        return {name: arrays[name] for name in _ordered(self.group.attrs, group_name, arrays)}
 
 
 def is_infer_store(path: Path) -> bool:
@@ -288,7 +298,20 @@ def open_store(path):
             stacklevel=2,
         )
     tree = tree.isel(draw=slice(0, written), missing_dims="ignore")
-    return tree.map_over_datasets(_index_coordinates)
+    tree = tree.map_over_datasets(_index_coordinates)
+    for node in tree.subtree:  # each group's variables in the order the run made them
+        if node.parent is not None:
+            names = _ordered(tree.attrs, node.name, list(node.data_vars))
+            node.dataset = node.to_dataset()[names]
+    tree.attrs = {key: value for key, value in tree.attrs.items() if key != ORDER_ATTR}
+    return tree
+
+
+def _ordered(attrs, group_name: str, names) -> list:
+    """``names`` of a group's arrays in the order the run made them (a store written before
+    the order was recorded: as Zarr lists them)."""
+    made = [name for name in attrs.get(ORDER_ATTR, {}).get(group_name, []) if name in names]
+    return made + [name for name in names if name not in made]
 
 
 def _index_coordinates(dataset):

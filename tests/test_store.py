@@ -232,7 +232,13 @@ def test_a_stored_run_has_the_coordinates_arviz_plots_select_by(tmp_path):
         result = infer.sample(
             0, schools, infer.rwmh(), num_samples=60, num_warmup=60, store=tmp_path / "s.zarr"
         )
+        in_memory = infer.sample(0, schools, infer.rwmh(), num_samples=60, num_warmup=60)
     tree = infer.open_store(tmp_path / "s.zarr")
+    # the variables come in the order the run made them (Zarr lists them by name): the
+    # first panels of a plot are the same for a stored run as for a run in memory
+    assert list(result.draws) == list(in_memory.draws) == list(tree["posterior"].data_vars)
+    assert list(result.stats) == list(in_memory.stats)
+    assert "mu" in list(result.draws)[:2]
     posterior = tree["posterior"]
     np.testing.assert_array_equal(posterior["chain"], np.arange(4))
     np.testing.assert_array_equal(posterior["draw"], np.arange(60))
