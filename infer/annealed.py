@@ -415,6 +415,7 @@ def _check_schedule(schedule, num_temperatures: int) -> np.ndarray:
 
 def _check_prior(prior, shape: tuple[int, ...]) -> Callable:
     """``log prior`` summed to a scalar, after checking the prior fits the position."""
+    validation.not_a_class("prior", prior)
     if not (hasattr(prior, "sample") and hasattr(prior, "log_prob")):
         raise TypeError(
             f"prior must be a numpyro.distributions distribution; got {type(prior).__name__}."

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import warnings
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import numpy as np
 
-from infer import checkpoint as checkpoints
 from infer import convergence, registry, validation
 from infer.keys import as_key
 from infer.placement import chain_sharding, to_host
-from infer.result import Result
+from infer.resume_source import Saved, checkpoint_folder, resume_source
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
 from infer.starts import PerChain
@@ -86,7 +84,8 @@ def check_arguments(
     init, num_chains = _from_state(init, num_chains)
     if exact:
         _refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin, superchains)
-    source = None if exact else _resume_source(resume, init)
+        _refuse_starts_for_exact(sampler, init, init_jitter)
+    source = None if exact else resume_source(resume, init)
     _check_seed(source, seed)
     asked_samples = num_samples
     num_chains, num_samples, thin, init_jitter = _check_numbers(
@@ -274,7 +273,7 @@ def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, ke
     """Where the draws go besides the result, checked against each other."""
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
-    folder = _checkpoint_folder(checkpoint, resume)
+    folder = checkpoint_folder(checkpoint, resume)
     if checkpoint_every is not None and folder is None:
         raise ValueError(
             f"checkpoint_every={checkpoint_every} says how often to write checkpoints, but "
@@ -373,69 +372,13 @@ def _refuse_for_exact(
         )
 
 
-def _resume_source(resume, init):
-    """``None``, the :class:`ChainState` of a result, or a checkpoint read from disk."""
-    if resume is None:
-        return None
-    if init is not None:
+def _refuse_starts_for_exact(sampler, init, init_jitter) -> None:
+    given = [
+        name for name, value in (("init", init), ("init_jitter", init_jitter)) if value is not None
+    ]
+    if given:
+        verb = "does" if len(given) == 1 else "do"
         raise ValueError(
-            "init and resume cannot both be given: resumed chains start where they stopped."
+            f"{sampler.name} makes exact independent draws, which start from no point, so "
+            f"{' and '.join(given)} {verb} not apply: leave {' and '.join(given)} out."
         )
-    if isinstance(resume, Result):
-        if resume.state is None:
-            raise ValueError(
-                f"resume=result needs the chains' state, and this {resume.sampler} result has "
-                "none (results of exact samplers and ADVI, loaded from a file or made by "
-                "Result.from_draws carry none). A Markov-chain run that may need continuing "
-                "after a save keeps a checkpoint folder (checkpoint='run_dir'), which "
-                "resume='run_dir' continues; exact samplers and ADVI need no resuming: draw "
-                "again with another seed."
-            )
-        return resume.state
-    if isinstance(resume, ChainState):
-        return resume
-    if isinstance(resume, (str, Path)):
-        return Saved(checkpoints.load(resume))
-    raise TypeError(
-        f"resume must be an infer.Result or a checkpoint folder; got {type(resume).__name__}."
-    )
-
-
-class Saved:
-    """A checkpoint read from disk, seen like a :class:`ChainState`."""
-
-    def __init__(self, saved: checkpoints.Checkpoint):
-        self.saved = saved
-        meta = saved.meta
-        self.step = int(meta["step"])
-        self.num_warmup = int(meta["num_warmup"])
-        self.thin = int(meta["thin"])
-        self.fingerprint = meta["fingerprint"]
-        self.seed = meta.get("seed")
-        self.num_chains = int(np.shape(saved.chain_keys)[0])
-
-
-def _checkpoint_folder(checkpoint, resume) -> Path | None:
-    if checkpoint is not None:
-        if not isinstance(checkpoint, (str, Path)):
-            raise TypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__}.")
-        folder = Path(checkpoint)
-        if folder.exists() and not folder.is_dir():
-            raise ValueError(
-                f"checkpoint={str(folder)!r} is a file; checkpoints go into a folder: pass a "
-                "folder that does not exist yet (it is made) or an empty one."
-            )
-        resuming_it = isinstance(resume, (str, Path)) and Path(resume) in (
-            folder,
-            *checkpoints.checkpoints(folder),
-        )
-        if checkpoints.checkpoints(folder) and not resuming_it:
-            raise ValueError(
-                f"checkpoint={str(folder)!r} already holds a run's checkpoints: pass "
-                f"resume={str(folder)!r} to continue that run, or choose an empty folder."
-            )
-        return folder
-    if isinstance(resume, (str, Path)):
-        path = Path(resume)
-        return path if path.is_dir() else path.parent
-    return None

@@ -17,13 +17,14 @@ import numpy as np
 
 from infer import checkpoint as checkpoints
 from infer import memory
-from infer.arguments import DEFAULT_JITTER, Arguments, Saved, check_arguments
+from infer.arguments import DEFAULT_JITTER, Arguments, check_arguments
 from infer.base import checked_kernel, hook, is_exact
 from infer.exact import sample_exact
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
 from infer.progress import check_progress
 from infer.result import Result
+from infer.resume_source import Saved
 from infer.run_loop import run_loop
 from infer.run_state import ChainState, check_compatible, fingerprint
 from infer.runner import Run, RunRecord

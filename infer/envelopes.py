@@ -281,6 +281,43 @@ def pilot_log_ratio(logdensity_fn, proposal: Proposal, candidates) -> np.ndarray
     return np.asarray(log_ratio(candidates))
 
 
+def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int = 256):
+    """Where the target has density and the proposal none, as a message, else ``None``:
+    rejection sampling then draws from the target cut to the proposal's support.
+
+    Probes points the proposal's draws suggest lie outside its support: the draws mirrored
+    (``-x``) and stretched (``3x``, ``-3x``), and the target's ``init``. A half-line or bounded
+    proposal under a target on the whole line is caught; a gap inside the proposal's range is
+    not looked for.
+    """
+    draws = proposal.sample_batch(jax.random.key(20_240_602), num_points)
+    points = jax.tree.map(lambda x: jnp.concatenate([-x, 3.0 * x, -3.0 * x]), draws)
+    if init is not None:
+        points = jax.tree.map(lambda p, i: jnp.concatenate([p, jnp.asarray(i)[None]]), points, init)
+
+    @jax.jit
+    def uncovered(points):
+        target_has = jnp.isfinite(jax.vmap(logdensity_fn)(points))
+        proposal_lacks = ~jnp.isfinite(proposal.log_prob_batch(points))
+        if proposal.support is not None and jax.tree.structure(points).num_leaves == 1:
+            inside = jnp.asarray(proposal.support(jax.tree.leaves(points)[0]))
+            inside = jnp.all(inside.reshape(inside.shape[0], -1), axis=1)
+            proposal_lacks = proposal_lacks | ~inside
+        return target_has & proposal_lacks
+
+    bad = np.flatnonzero(np.asarray(uncovered(points)))
+    if not bad.size:
+        return None
+    where = jax.tree.map(lambda p: np.asarray(p[bad[0]]).round(4).tolist(), points)
+    return (
+        f"the proposal does not cover the target: at x = {where} the target's log density is "
+        "finite but the proposal has no density there, so the draws come from the target cut "
+        "to the proposal's support. If that is not meant, use a proposal whose support holds "
+        "the target's (a Normal or Cauchy for a target on the whole line; an envelope "
+        "interval that contains the support)."
+    )
+
+
 def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
     """Backtracking gradient ascent on ``log f - log g`` from each start; returns the best
     value reached per start, shape (num_starts,)."""

@@ -176,6 +176,7 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
     """
     if isinstance(proposal, Proposal):
         return proposal
+    validation.not_a_class(argument, proposal)
     if hasattr(proposal, "sample") and hasattr(proposal, "log_prob"):
         dist = proposal
         # NumPyro broadcasts batch shapes implicitly; let it, even where a caller's config
@@ -209,6 +210,7 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         )
     if isinstance(proposal, tuple) and len(proposal) == 2 and all(map(callable, proposal)):
         sample_fn, log_prob_fn = proposal
+        _check_sample_fn(sample_fn, argument)
         return Proposal(
             sample=sample_fn,
             log_prob=log_prob_fn,
@@ -220,6 +222,24 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         f"pair of callables, where sample_fn(rng_key) returns one draw and log_prob_fn(x) its "
         f"log density; got {type(proposal).__name__}."
     )
+
+
+def _check_sample_fn(sample_fn, argument: str) -> None:
+    """Refuse a pair whose first function does not take a key (the pair given the other way
+    round fails later, deep in JAX, on arithmetic with a key)."""
+    try:
+        draw = jax.eval_shape(sample_fn, jax.random.key(0))
+    except Exception as err:
+        raise TypeError(
+            f"{argument}=(sample_fn, log_prob_fn): sample_fn(rng_key) failed ({type(err).__name__}:"
+            f" {str(err).splitlines()[0][:200]}). The pair is (sample_fn, log_prob_fn), in that "
+            "order: sample_fn(rng_key) returns one draw."
+        ) from None
+    if any(jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) for leaf in jax.tree.leaves(draw)):
+        raise TypeError(
+            f"{argument}=(sample_fn, log_prob_fn): sample_fn(rng_key) returned a key, not a "
+            "draw. The pair is (sample_fn, log_prob_fn), in that order."
+        )
 
 
 def describe_proposal(proposal) -> str:

@@ -78,6 +78,16 @@ def instance_of(name: str, value, kind: type, hint: str = ""):
     return value
 
 
+def not_a_class(name: str, value) -> None:
+    """Refuse a class where an instance is expected (``dist.Normal`` for ``dist.Normal(0, 1)``),
+    which otherwise fails later on an unbound method or a property."""
+    if isinstance(value, type):
+        raise TypeError(
+            f"{name} is the class {value.__name__}, not an instance of it: make one with its "
+            f"parameters, e.g. {name}={value.__name__}(0.0, 1.0)."
+        )
+
+
 def _hint(hint: str) -> str:
     return f" {hint}" if hint else ""
 

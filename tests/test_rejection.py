@@ -180,3 +180,54 @@ def test_nan_target_density_rejects_the_proposal():
     assert np.isfinite(result.info["max_envelope_ratio"])
     truncated = stats.truncnorm(-np.inf, 0.5)
     assert_ks_matches(result.draws["x"], truncated.cdf)
+
+
+def test_a_proposal_that_does_not_cover_the_target_is_warned_about():
+    """An Exponential proposal under a normal target drew a half-normal, acceptance 0.73 and
+    no sign of it. The mirrored proposal draws show the gap; a target that lives where the
+    proposal does (x > 0) gets no warning."""
+    normal = infer.Target(lambda x: -0.5 * x**2, name="normal")
+    half = infer.Target(lambda x: jnp.where(x > 0, -0.5 * x**2, -jnp.inf), name="half")
+    sampler = infer.rejection(dist.Exponential(1.0))
+    with pytest.warns(infer.EnvelopeWarning, match="does not cover the target.*cut to"):
+        infer.sample(0, normal, sampler, num_chains=2, num_samples=100)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", infer.EnvelopeWarning)
+        infer.sample(0, half, sampler, num_chains=2, num_samples=100)
+        # a bounded proposal (an envelope interval) that holds the support: no warning
+        beta = infer.Target(
+            lambda x: jnp.where((x > 0) & (x < 1), jnp.log(x) + 4 * jnp.log1p(-x), -jnp.inf),
+            name="beta",
+        )
+        envelope = infer.envelopes.piecewise_constant(beta.logdensity_fn, 0.0, 1.0)
+        infer.sample(0, beta, infer.rejection(envelope.proposal), num_samples=100)
+    uniform = infer.rejection(dist.Uniform(-1.0, 1.0))  # narrower than the target
+    with pytest.warns(infer.EnvelopeWarning, match="does not cover the target"):
+        infer.sample(0, normal, uniform, num_chains=2, num_samples=100)
+
+
+def test_exact_samplers_refuse_what_they_would_ignore():
+    """init and init_jitter were ignored by exact samplers (even of the wrong shape); a
+    distribution class, or a (sample_fn, log_prob_fn) pair the other way round, failed deep
+    inside JAX or NumPyro."""
+    normal = infer.Target(lambda x: -0.5 * x**2, init=jnp.zeros(()), name="normal")
+    cauchy = infer.rejection(dist.Cauchy(0.0, 1.0))
+    with pytest.raises(ValueError, match="start from no point, so init does not apply"):
+        infer.sample(0, normal, cauchy, num_samples=10, init=jnp.zeros(5))
+    with pytest.raises(ValueError, match="init_jitter does not apply"):
+        infer.sample(0, normal, cauchy, num_samples=10, init_jitter=3.0)
+    with pytest.raises(TypeError, match=r"proposal is the class Cauchy.*Cauchy\(0.0, 1.0\)"):
+        infer.rejection(dist.Cauchy)
+    with pytest.raises(TypeError, match="prior is the class Normal"):
+        infer.ais(0, normal, dist.Normal)
+
+    def log_prob(x):
+        return -0.5 * x**2 - 0.5 * jnp.log(2 * jnp.pi)
+
+    def sample(key):
+        return jax.random.normal(key)
+
+    with pytest.raises(TypeError, match=r"sample_fn\(rng_key\) failed.*in that order"):
+        infer.rejection((log_prob, sample))
+    result = infer.sample(0, normal, infer.rejection((sample, log_prob)), num_samples=10)
+    assert result.draws["x"].shape == (4, 10)

@@ -78,3 +78,19 @@ def test_init_jitter_with_resume_or_per_chain_starts_is_refused():
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=10, resume=first, init_jitter=5.0)
     with pytest.raises(ValueError, match=r"init_jitter=0.5 jitters one starting point, but"):
         infer.sample(1, NORMAL_3D, infer.rwmh(), num_samples=10, init=first.state, init_jitter=0.5)
+
+
+def test_resuming_a_folder_into_another_checkpoint_folder_is_refused(tmp_path):
+    """It used to be accepted, and it left a folder whose checkpoint listed chunks that
+    stayed in the first folder: resuming it said the data was damaged."""
+    part, other = tmp_path / "part", tmp_path / "other"
+    sampler = SAMPLERS["rwmh"]
+    infer.sample(3, NORMAL_3D, sampler, num_samples=20, checkpoint=part, **RUN)
+    with pytest.raises(ValueError, match=r"keeps writing to its own folder.*copytree"):
+        infer.sample(3, NORMAL_3D, sampler, num_samples=20, resume=part, checkpoint=other)
+    assert not other.exists()
+    # the same folder, named another way, is the folder itself
+    again = infer.sample(
+        3, NORMAL_3D, sampler, num_samples=20, resume=part, checkpoint=str(part.resolve())
+    )
+    assert again.num_samples == 20

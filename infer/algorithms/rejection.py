@@ -24,7 +24,7 @@ import numpy as np
 from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
-from infer.envelopes import Envelope, find_log_envelope, pilot_log_ratio
+from infer.envelopes import Envelope, coverage_gap, find_log_envelope, pilot_log_ratio
 from infer.proposal import Proposal, as_proposal, describe_proposal
 from infer.starts import check_scalar_logdensity
 
@@ -323,6 +323,8 @@ class Rejection(Sampler):
         if target.init is not None:
             self.check(target.init)
         check_scalar_logdensity(target.logdensity, example)
+        if gap := coverage_gap(target.logdensity, self.proposal, target.init):
+            warnings.warn(gap, EnvelopeWarning, stacklevel=5)
         return (target.logdensity, self.envelope(target.logdensity))
 
     def iid_program(self, setup, num_draws: int):

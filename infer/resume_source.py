@@ -1,0 +1,94 @@
+"""What a run resumes from (a result's chain state or a checkpoint folder on disk) and the
+folder its checkpoints go to, checked on the host before anything is traced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from infer import checkpoint as checkpoints
+from infer.result import Result
+from infer.run_state import ChainState
+
+
+def resume_source(resume, init):
+    """``None``, the :class:`ChainState` of a result, or a checkpoint read from disk."""
+    if resume is None:
+        return None
+    if init is not None:
+        raise ValueError(
+            "init and resume cannot both be given: resumed chains start where they stopped."
+        )
+    if isinstance(resume, Result):
+        if resume.state is None:
+            raise ValueError(
+                f"resume=result needs the chains' state, and this {resume.sampler} result has "
+                "none (results of exact samplers and ADVI, loaded from a file or made by "
+                "Result.from_draws carry none). A Markov-chain run that may need continuing "
+                "after a save keeps a checkpoint folder (checkpoint='run_dir'), which "
+                "resume='run_dir' continues; exact samplers and ADVI need no resuming: draw "
+                "again with another seed."
+            )
+        return resume.state
+    if isinstance(resume, ChainState):
+        return resume
+    if isinstance(resume, (str, Path)):
+        return Saved(checkpoints.load(resume))
+    raise TypeError(
+        f"resume must be an infer.Result or a checkpoint folder; got {type(resume).__name__}."
+    )
+
+
+class Saved:
+    """A checkpoint read from disk, seen like a :class:`ChainState`."""
+
+    def __init__(self, saved: checkpoints.Checkpoint):
+        self.saved = saved
+        meta = saved.meta
+        self.step = int(meta["step"])
+        self.num_warmup = int(meta["num_warmup"])
+        self.thin = int(meta["thin"])
+        self.fingerprint = meta["fingerprint"]
+        self.seed = meta.get("seed")
+        self.num_chains = int(np.shape(saved.chain_keys)[0])
+
+
+def checkpoint_folder(checkpoint, resume) -> Path | None:
+    if checkpoint is not None:
+        if not isinstance(checkpoint, (str, Path)):
+            raise TypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__}.")
+        folder = Path(checkpoint)
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(
+                f"checkpoint={str(folder)!r} is a file; checkpoints go into a folder: pass a "
+                "folder that does not exist yet (it is made) or an empty one."
+            )
+        resuming_it = isinstance(resume, (str, Path)) and Path(resume) in (
+            folder,
+            *checkpoints.checkpoints(folder),
+        )
+        source = resume_folder(resume)
+        if source is not None and source.resolve() != folder.resolve():
+            raise ValueError(
+                f"resume={str(resume)!r} with checkpoint={str(folder)!r}: a resumed run keeps "
+                f"writing to its own folder, {str(source)!r}, whose earlier chunks a "
+                f"checkpoint in {str(folder)!r} would need but not hold. Leave checkpoint out "
+                f"(the run continues in {str(source)!r}), or copy the folder first "
+                f"(shutil.copytree({str(source)!r}, {str(folder)!r})) and resume the copy."
+            )
+        if checkpoints.checkpoints(folder) and not resuming_it:
+            raise ValueError(
+                f"checkpoint={str(folder)!r} already holds a run's checkpoints: pass "
+                f"resume={str(folder)!r} to continue that run, or choose an empty folder."
+            )
+        return folder
+    return resume_folder(resume)
+
+
+def resume_folder(resume) -> Path | None:
+    """The checkpoint folder ``resume`` names (a folder or a checkpoint in one), else None."""
+    if isinstance(resume, (str, Path)):
+        path = Path(resume)
+        return path if path.is_dir() else path.parent
+    return None
