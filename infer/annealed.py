@@ -132,7 +132,7 @@ def ais(
     num_leapfrog: int = 10,
     schedule="sigmoid",
     step_size: float | None = None,
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     num_tuning_chains: int = 64,
     exact_posterior_draws=None,
 ) -> AISResult:
@@ -153,7 +153,7 @@ def ais(
         schedule: ``"sigmoid"``, ``"linear"``, or an increasing array from 0 to 1.
         step_size: one fixed HMC step size for every temperature; ``None`` tunes a schedule
             of them in a pilot pass of ``num_tuning_chains`` chains.
-        target_accept: the pilot's acceptance goal.
+        target_accept: the pilot's acceptance goal; default 0.8. Not with ``step_size``.
         num_tuning_chains: chains of the pilot pass.
         exact_posterior_draws: exact draws from the normalised posterior, (num_chains, ...)
             or one position (shared by every reverse chain): e.g. the parameters that
@@ -180,7 +180,13 @@ def ais(
     num_leapfrog = validation.positive_int("num_leapfrog", num_leapfrog)
     num_tuning_chains = validation.positive_int("num_tuning_chains", num_tuning_chains)
     step_size = validation.positive_float("step_size", step_size, allow_none=True)
-    target_accept = validation.probability("target_accept", target_accept)
+    if step_size is not None and target_accept is not None:
+        raise ValueError(
+            f"target_accept={target_accept!r} tunes the step sizes, but step_size={step_size} "
+            "fixes them: give one of the two."
+        )
+    accept = 0.8 if target_accept is None else target_accept
+    target_accept = validation.probability("target_accept", accept)
     betas = _check_schedule(schedule, num_temperatures)
     shape, logprior_fn = _check_position(target, prior)
     reverse_start = _check_reverse_start(exact_posterior_draws, shape, num_chains)

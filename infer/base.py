@@ -271,6 +271,14 @@ class Sampler:
             >>> state = alg.init(jnp.zeros(3))
             >>> state, info = jax.jit(alg.step)(jax.random.key(0), state)
         """
+        if not callable(logdensity_fn):
+            kind = type(logdensity_fn).__name__
+            has_one = callable(getattr(logdensity_fn, "logdensity", None))  # a Target
+            fix = "its .logdensity (the data bound)" if has_one else "a function"
+            raise TypeError(
+                f"bind takes a log density function, logdensity_fn(position) -> scalar; got "
+                f"{kind}. Pass {fix}."
+            )
         kernel = self.build(logdensity_fn, num_warmup)
 
         def step(rng_key, state):

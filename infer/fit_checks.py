@@ -10,6 +10,31 @@ import numpy as np
 from infer.flag_rules import what_to_try
 
 MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
+#: An ELBO whose trend over the last half of the steps rises by more than this many
+#: standard errors, and by more than :data:`MIN_ELBO_RISE` nats, has not converged.
+ELBO_RISE_SE = 3.0
+MIN_ELBO_RISE = 0.1
+
+
+def elbo_rise(elbo_trace) -> tuple[float, int] | None:
+    """``(rise, window)`` when the ELBO was still rising at the end of the fit, else None.
+
+    A least-squares line through the last half of ``elbo_trace`` (num_steps,) (at least 20
+    steps); ``rise`` is its slope times the window. Still rising: a slope above
+    :data:`ELBO_RISE_SE` standard errors (the steps' estimates taken as independent noise
+    around the line) and a rise above :data:`MIN_ELBO_RISE`."""
+    trace = np.asarray(elbo_trace, float)
+    trace = trace[np.isfinite(trace)]
+    window = trace.size // 2
+    if window < 20:
+        return None
+    last = trace[-window:]
+    steps = np.arange(window) - (window - 1) / 2.0
+    slope = float(np.dot(steps, last - last.mean()) / np.dot(steps, steps))
+    residual = last - last.mean() - slope * steps
+    se = float(np.sqrt(np.dot(residual, residual) / (window - 2) / np.dot(steps, steps)))
+    rise = slope * window
+    return (rise, window) if slope > ELBO_RISE_SE * se and rise > MIN_ELBO_RISE else None
 
 
 def pareto_k_threshold(num_draws: int) -> float:
@@ -28,6 +53,16 @@ def warn_if_untrustworthy(
 
     k_hat, threshold = info["pareto_k"], info["pareto_k_threshold"]
     skipped = info["num_nonfinite_steps"]
+    rising = elbo_rise(info.get("elbo_trace", ()))
+    if rising:
+        warnings.warn(
+            f"{label} on {target_name}: the ELBO was still rising when the fit stopped (by "
+            f"{rising[0]:.3g} over the last {rising[1]} of {num_steps} steps, beyond its "
+            "noise): the fit has not converged, and its draws and moments are not yet what "
+            "the family can reach. Raise num_steps (or learning_rate).",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
     if total_draws < MIN_KHAT_DRAWS:
         warnings.warn(
             f"{label} on {target_name}: the fit is unchecked: Pareto k-hat needs at least "
@@ -37,11 +72,16 @@ def warn_if_untrustworthy(
             stacklevel=3,
         )
     elif not np.isfinite(k_hat) or k_hat > threshold:
+        cause = (
+            "the fit has not converged (above), or the Gaussian approximation misses"
+            if rising
+            else "the Gaussian approximation misses"
+        )
         warnings.warn(
-            f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: the "
-            "Gaussian approximation misses the posterior's shape (heavier tails, a funnel, "
-            f"several modes), so its draws and moments cannot be trusted. Try "
-            f"{what_to_try(label.endswith('fullrank'))}, or MCMC (infer.nuts()).",
+            f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: {cause} "
+            "the posterior's shape (heavier tails, a funnel, several modes), so its draws "
+            f"and moments cannot be trusted. Try {what_to_try(label.endswith('fullrank'))}, "
+            "or MCMC (infer.nuts()).",
             DiagnosticWarning,
             stacklevel=3,
         )

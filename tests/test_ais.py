@@ -162,6 +162,8 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
         ({"schedule": "cosine"}, "schedule"),
         ({"schedule": np.linspace(0.1, 1, 11), "num_temperatures": 10}, "schedule"),
         ({"step_size": -0.1}, "step_size"),
+        ({"step_size": 0.1, "target_accept": 0.6}, "tunes the step sizes, but step_size=0.1"),
+        ({"target_accept": 1.5}, "target_accept"),
         ({"schedule": np.array([1.0])}, r"at least the inverse temperatures 0 and 1; got \[1.0\]"),
         ({"exact_posterior_draws": np.zeros(3)}, "exact_posterior_draws"),
         ({"schedule": np.array([0.0, 0.5, np.nan, 1.0]), "num_temperatures": 3}, r"got \[0. "),

@@ -166,3 +166,15 @@ def test_a_resume_with_a_setting_equal_in_value_but_not_in_kind_is_refused_by_na
     first = infer.sample(0, target, UniformWalk(width=1), num_chains=2, num_samples=20)
     with pytest.raises(ValueError, match=r"settings\['width'\]: 1 in the saved run, 1\.0 now"):
         infer.sample(0, target, UniformWalk(width=1.0), num_samples=20, resume=first)
+
+
+def test_bind_and_ars_name_what_they_were_given():
+    """``bind(target)`` failed in JAX ("Expected a callable value"); ARS on a target without
+    ``init`` said its position was "shaped None"."""
+    normal = infer.Target(lambda x: -0.5 * x**2, name="normal")
+    with pytest.raises(TypeError, match=r"got Target. Pass its .logdensity"):
+        infer.mala().bind(normal)
+    alg = infer.mala().bind(normal.logdensity)
+    assert alg.init(jnp.zeros(())).position.shape == ()
+    with pytest.raises(ValueError, match=r"has none: make it with init=jnp.asarray\(0.0\)"):
+        infer.sample(0, normal, infer.ars(domain=(-jnp.inf, jnp.inf)), num_samples=10)

@@ -72,6 +72,12 @@ class ARS(Sampler):
     def iid_setup(self, target):
         logdensity_fn = target.logdensity
         leaves = jax.tree.leaves(target.init)
+        if target.init is None:
+            raise ValueError(
+                f"infer.ars needs the target's init to know its position is one scalar, and "
+                f"target {target.name!r} has none: make it with init=jnp.asarray(0.0) (any "
+                "scalar; ARS starts from its own hull points)."
+            )
         if len(leaves) != 1 or np.shape(leaves[0]) != ():
             shapes = jax.tree.map(np.shape, target.init)
             raise ValueError(
