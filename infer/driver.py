@@ -20,6 +20,7 @@ from infer import memory
 from infer.arguments import DEFAULT_JITTER, Arguments, check_arguments
 from infer.base import checked_kernel, hook, is_exact
 from infer.exact import sample_exact
+from infer.kernel_checks import explain_kernel_failure
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
 from infer.progress import check_progress
@@ -190,18 +191,22 @@ def _start(args: Arguments) -> Run:
     if isinstance(source, ChainState | Saved):  # before anything traces the log density
         where = "the given result" if isinstance(source, ChainState) else str(source.saved.path)
         check_compatible(source.fingerprint, current, where)
-    plan = Plan(
-        target,
-        sampler,
-        args.key_input,
-        structs,
-        data,
-        sharding,
-        args.num_warmup,
-        args.thin,
-        chunk_capacity(args.num_chains, example),
-        args.superchain_size,
-    )
+    try:
+        plan = Plan(
+            target,
+            sampler,
+            args.key_input,
+            structs,
+            data,
+            sharding,
+            args.num_warmup,
+            args.thin,
+            chunk_capacity(args.num_chains, example),
+            args.superchain_size,
+        )
+    except (AttributeError, TypeError):  # a kernel that breaks the protocol: say how
+        explain_kernel_failure(sampler, target.bound(target.data), example)
+        raise
     need = _check_memory(plan, args, example, sharding)
     if isinstance(source, ChainState):
         chain_keys = jax.device_put(source.chain_keys, sharding)

@@ -178,3 +178,52 @@ def test_bind_and_ars_name_what_they_were_given():
     assert alg.init(jnp.zeros(())).position.shape == ()
     with pytest.raises(ValueError, match=r"has none: make it with init=jnp.asarray\(0.0\)"):
         infer.sample(0, normal, infer.ars(domain=(-jnp.inf, jnp.inf)), num_samples=10)
+
+
+@dataclass(frozen=True)
+class BrokenWalk(UniformWalk):
+    """UniformWalk with one way of breaking the kernel protocol (``mistake``)."""
+
+    mistake: str = ""
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+        init, step = kernel.init, kernel.step
+        if self.mistake == "dict state":
+            return kernel._replace(
+                init=lambda x: {"position": x, "logdensity": logdensity_fn(x)},
+                step=lambda key, state, params: (state, WalkInfo(1.0, True)),
+            )
+        if self.mistake == "two-argument step":
+            return kernel._replace(step=lambda key, state: step(key, state, None))
+        if self.mistake == "state alone":
+            return kernel._replace(step=lambda key, state, params: step(key, state, params)[0])
+        if self.mistake == "int cost":
+            return kernel._replace(cost=lambda info: 1)
+        if self.mistake == "growing state":
+
+            def grow(key, state, params):
+                new, info = step(key, state, params)
+                return WalkState(jnp.append(new.position, 0.0), new.logdensity), info
+
+            return kernel._replace(init=init, step=grow)
+        return kernel
+
+
+@pytest.mark.parametrize(
+    ("mistake", "said"),
+    [
+        ("dict state", r"init\(position\) returned a dict without position or logdensity"),
+        ("two-argument step", r"step\(rng_key, state, params\) failed: TypeError"),
+        ("state alone", r"step\(rng_key, state, params\) returned the state alone"),
+        ("int cost", r"cost\(info\) must return \(num_logdensity_evals, num_grad_evals\)"),
+        ("growing state", r"step changed the state's structure, shapes or dtypes"),
+    ],
+)
+def test_a_kernel_that_breaks_the_protocol_is_told_how(mistake, said):
+    """Each of these failed inside the driver's program with an AttributeError or TypeError
+    about its internals (``'St' object has no attribute 'logdensity'``, ``Value after * must
+    be an iterable``) or JAX's while_loop carry mismatch."""
+    target = targets.get("normal_10d")
+    with pytest.raises(TypeError, match=f"BrokenWalk's kernel: {said}"):
+        infer.sample(0, target, BrokenWalk(mistake=mistake), num_chains=2, num_samples=5)
