@@ -314,6 +314,14 @@ def default_start_points(logdensity_fn: Callable, lower: float, upper: float) ->
         ok_right = (finite_hi and right >= upper - 1e-9 * (1 + abs(upper))) or slope(right) < 0
         if ok_left and ok_right and left < right:
             return np.array([left, 0.5 * (left + right), right])
+    outside = [x for x in (left, right) if not math.isfinite(value(jnp.asarray(x)))]
+    if outside:
+        raise ValueError(
+            "could not find starting points for adaptive rejection sampling: the log density "
+            f"is not finite at x = {outside[0]:.6g}, outside its support, where the search for "
+            f"the mode went. Pass domain= the support (e.g. domain=(0.0, inf) for a density on "
+            "x > 0), or start_points= inside it on both sides of the mode."
+        )
     raise ValueError(
         "could not find starting points for adaptive rejection sampling: the log density does "
         "not fall away on an infinite side of the domain (is it normalisable and "
