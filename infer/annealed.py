@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -31,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import memory, validation
+from infer.ais_checks import warn_if_unreliable
 from infer.annealing import (
     SCHEDULES,
     AnnealTrace,
@@ -62,7 +62,6 @@ __all__ = [
 
 #: Pareto k-hat of a pass's weights above which its estimate is warned about (PSIS's 0.7;
 #: the sample-size-dependent limit, 0.53 at 128 chains, flags sound lower bounds too often).
-PARETO_K_LIMIT = 0.7
 
 
 class AISResult(NamedTuple):
@@ -208,7 +207,7 @@ def ais(
     if step_size is None:
         num_grad += num_tuning_chains * (1 + (num_temperatures + 30) * (num_leapfrog + 1))
     result = _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start)
-    _warn_if_unreliable(result, target.name, num_chains)
+    warn_if_unreliable(result, target.name, num_chains)
     return result
 
 
@@ -337,55 +336,6 @@ def _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start) 
         pareto_k=_k_hat(log_weights),
         upper_pareto_k=None if reverse_weights is None else _k_hat(reverse_weights),
     )
-
-
-def _warn_if_unreliable(result: AISResult, target_name: str, num_chains: int) -> None:
-    """A DiagnosticWarning, pointing at :func:`ais`'s caller, for non-finite log densities
-    along the chains and for a weights' ESS too small to trust ``log_z``."""
-    from infer.diagnostics import DiagnosticWarning
-
-    nonfinite, ess = result.num_nonfinite, result.ess
-    if nonfinite:
-        warnings.warn(
-            f"ais on {target_name}: the log density was NaN or +inf {nonfinite} times along "
-            "the chains; those chains got weight zero. Check the log density's numerics, and "
-            "that the prior's support covers the target's (the path's densities mix both).",
-            DiagnosticWarning,
-            stacklevel=3,
-        )
-    if result.log_z_upper is not None and result.log_z > result.log_z_upper:
-        warnings.warn(
-            f"ais on {target_name}: the bounds cross (log_z {result.log_z:.4f} above "
-            f"log_z_upper {result.log_z_upper:.4f}): they bound log Z only on average, and "
-            "here their noise is larger than their gap, so neither is within the gap of the "
-            "truth. Use more temperatures (num_temperatures) or more chains.",
-            DiagnosticWarning,
-            stacklevel=3,
-        )
-    threshold = PARETO_K_LIMIT
-    for k_hat, estimate in ((result.pareto_k, "log_z"), (result.upper_pareto_k, "log_z_upper")):
-        if k_hat is not None and not k_hat <= threshold:
-            warnings.warn(
-                f"ais on {target_name}: the weights behind {estimate} are heavy-tailed (Pareto "
-                f"k-hat {k_hat:.2f} > {threshold:.2f}), so {estimate} and its standard error "
-                "are unreliable: its error can be several times that standard error. Use more "
-                "temperatures (num_temperatures), more leapfrog steps or more chains"
-                + (
-                    "; and one exact posterior draw per reverse chain rather than one shared."
-                    if estimate == "log_z_upper"
-                    else "."
-                ),
-                DiagnosticWarning,
-                stacklevel=3,
-            )
-    if ess < 0.01 * num_chains or ess < 2:
-        warnings.warn(
-            f"ais on {target_name}: the weights' effective sample size is {ess:.1f} of "
-            f"{num_chains} chains, so log_z and its standard error are unreliable. Use more "
-            "temperatures (num_temperatures) or more leapfrog steps.",
-            DiagnosticWarning,
-            stacklevel=3,
-        )
 
 
 def _k_hat(log_weights: np.ndarray) -> float | None:

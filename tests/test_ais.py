@@ -242,3 +242,18 @@ def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
     assert result.upper_pareto_k > 0.7 > result.pareto_k
     heavy = [str(w.message) for w in caught if "heavy-tailed" in str(w.message)]
     assert len(heavy) == 1 and "behind log_z_upper are heavy-tailed" in heavy[0]
+
+
+def test_temperatures_where_the_chains_stood_still_are_named():
+    """On a path of 5 temperatures the step sizes carried from one temperature to the next
+    do not suit it, and the HMC moves are all rejected at some: log_z was far off with only
+    the weights' warnings to show for it. On 100 the moves are accepted everywhere."""
+    target, prior, _, _ = conjugate_gaussian(0)
+    with pytest.warns(infer.DiagnosticWarning, match=r"almost all rejected .* of 5 temperatures"):
+        coarse = infer.ais(0, target, prior, num_temperatures=5, num_chains=64)
+    assert np.min(coarse.acceptance) < 0.05
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fine = infer.ais(0, target, prior, num_temperatures=100, num_chains=64)
+    assert np.min(fine.acceptance) >= 0.05
+    assert not any("almost all rejected" in str(w.message) for w in caught)

@@ -1,0 +1,76 @@
+"""Whether an AIS estimate can be trusted: the warnings :func:`infer.ais` gives after a run."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+
+#: Pareto k-hat of the weights above which ``log_z`` is unreliable.
+PARETO_K_LIMIT = 0.7
+#: Mean acceptance below which a temperature's HMC moves count as almost all rejected.
+MIN_ACCEPTANCE = 0.05
+
+
+def warn_if_unreliable(result, target_name: str, num_chains: int) -> None:
+    """A DiagnosticWarning, pointing at :func:`infer.ais`'s caller, for non-finite log
+    densities along the chains, HMC moves that were almost all rejected at some temperatures,
+    crossed bounds, heavy-tailed weights and a weights' ESS too small to trust ``log_z``.
+    ``result``: an :class:`infer.annealed.AISResult`."""
+    from infer.diagnostics import DiagnosticWarning
+
+    nonfinite, ess = result.num_nonfinite, result.ess
+    if nonfinite:
+        warnings.warn(
+            f"ais on {target_name}: the log density was NaN or +inf {nonfinite} times along "
+            "the chains; those chains got weight zero. Check the log density's numerics, and "
+            "that the prior's support covers the target's (the path's densities mix both).",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    stuck = np.flatnonzero(np.asarray(result.acceptance) < MIN_ACCEPTANCE)
+    if stuck.size:
+        betas = np.asarray(result.temperatures)[1:][stuck]
+        shown = np.array2string(betas, precision=3, threshold=6)
+        warnings.warn(
+            f"ais on {target_name}: the HMC moves were almost all rejected (acceptance below "
+            f"{MIN_ACCEPTANCE}) at {stuck.size} of {result.acceptance.size} temperatures, "
+            f"inverse temperatures {shown}: the chains stood still there, as the step sizes "
+            "tuned at one temperature did not suit the next. Use more temperatures "
+            "(num_temperatures), or a step_size that suits every one.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    if result.log_z_upper is not None and result.log_z > result.log_z_upper:
+        warnings.warn(
+            f"ais on {target_name}: the bounds cross (log_z {result.log_z:.4f} above "
+            f"log_z_upper {result.log_z_upper:.4f}): they bound log Z only on average, and "
+            "here their noise is larger than their gap, so neither is within the gap of the "
+            "truth. Use more temperatures (num_temperatures) or more chains.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
+    threshold = PARETO_K_LIMIT
+    for k_hat, estimate in ((result.pareto_k, "log_z"), (result.upper_pareto_k, "log_z_upper")):
+        if k_hat is not None and not k_hat <= threshold:
+            warnings.warn(
+                f"ais on {target_name}: the weights behind {estimate} are heavy-tailed (Pareto "
+                f"k-hat {k_hat:.2f} > {threshold:.2f}), so {estimate} and its standard error "
+                "are unreliable: its error can be several times that standard error. Use more "
+                "temperatures (num_temperatures), more leapfrog steps or more chains"
+                + (
+                    "; and one exact posterior draw per reverse chain rather than one shared."
+                    if estimate == "log_z_upper"
+                    else "."
+                ),
+                DiagnosticWarning,
+                stacklevel=3,
+            )
+    if ess < 0.01 * num_chains or ess < 2:
+        warnings.warn(
+            f"ais on {target_name}: the weights' effective sample size is {ess:.1f} of "
+            f"{num_chains} chains, so log_z and its standard error are unreliable. Use more "
+            "temperatures (num_temperatures) or more leapfrog steps.",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
