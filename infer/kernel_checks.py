@@ -11,7 +11,16 @@ GUIDE = "See infer.Kernel and docs/writing-a-sampler.md."
 def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
     """Raise a ``TypeError`` naming the first way ``sampler``'s kernel breaks the protocol
     at one chain's ``example`` position (shapes only, through ``jax.eval_shape``); return if
-    none is found (the failure lies elsewhere)."""
+    none is found (the failure lies elsewhere: in the log density itself, or its gradient
+    for a sampler that uses one, whose own error then stands)."""
+    pieces = [logdensity_fn]
+    if getattr(sampler, "uses_gradients", False):
+        pieces.append(jax.grad(logdensity_fn))
+    for piece in pieces:
+        try:
+            jax.eval_shape(piece, example)
+        except Exception:  # the target's fault, not the kernel's: JAX's error says more
+            return
     kernel = sampler.build(logdensity_fn, 0)
     owner = type(sampler).__name__
 
