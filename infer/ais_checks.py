@@ -12,11 +12,12 @@ PARETO_K_LIMIT = 0.7
 MIN_ACCEPTANCE = 0.05
 
 
-def warn_if_unreliable(result, target_name: str, num_chains: int) -> None:
+def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None) -> None:
     """A DiagnosticWarning, pointing at :func:`infer.ais`'s caller, for non-finite log
     densities along the chains, HMC moves that were almost all rejected at some temperatures,
     crossed bounds, heavy-tailed weights and a weights' ESS too small to trust ``log_z``.
-    ``result``: an :class:`infer.annealed.AISResult`."""
+    ``result``: an :class:`infer.annealed.AISResult`; ``step_size``: the one fixed step size,
+    or ``None`` when they were tuned."""
     from infer.diagnostics import DiagnosticWarning
 
     nonfinite, ess = result.num_nonfinite, result.ess
@@ -35,9 +36,14 @@ def warn_if_unreliable(result, target_name: str, num_chains: int) -> None:
         warnings.warn(
             f"ais on {target_name}: the HMC moves were almost all rejected (acceptance below "
             f"{MIN_ACCEPTANCE}) at {stuck.size} of {result.acceptance.size} temperatures, "
-            f"inverse temperatures {shown}: the chains stood still there, as the step sizes "
-            "tuned at one temperature did not suit the next. Use more temperatures "
-            "(num_temperatures), or a step_size that suits every one.",
+            f"inverse temperatures {shown}: the chains stood still there. "
+            + (
+                "The step sizes tuned at one temperature did not suit the next: use more "
+                "temperatures (num_temperatures), or a step_size that suits every one."
+                if step_size is None
+                else f"step_size={step_size:g} is too large there: lower it, or leave it out "
+                "to tune one per temperature."
+            ),
             DiagnosticWarning,
             stacklevel=3,
         )

@@ -207,7 +207,7 @@ def ais(
     if step_size is None:
         num_grad += num_tuning_chains * (1 + (num_temperatures + 30) * (num_leapfrog + 1))
     result = _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start)
-    warn_if_unreliable(result, target.name, num_chains)
+    warn_if_unreliable(result, target.name, num_chains, step_size)
     return result
 
 

@@ -231,6 +231,10 @@ class Sampler:
     name: str = "sampler"
     #: True for samplers that need gradients of the log density.
     uses_gradients: bool = False
+    #: True when a state's ``logdensity`` is the target's log density at its ``position``
+    #: (a chain whose log density changed has moved); False for an estimate (SGLD's
+    #: minibatch one), which changes while the chain stands still.
+    logdensity_is_exact: bool = True
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         """Bind to ``logdensity_fn``. ``num_warmup`` matters only to kernels that adapt inside

@@ -218,6 +218,7 @@ def _start(args: Arguments) -> Run:
         )
     else:
         chain_keys, record = _first_record(args, plan, positions, per_chain, data)
+    record.moves_by_logdensity = bool(getattr(sampler, "logdensity_is_exact", True))
     return Run(
         target=target,
         sampler=sampler,

@@ -308,7 +308,7 @@ def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int =
     bad = np.flatnonzero(np.asarray(uncovered(points)))
     if not bad.size:
         return None
-    where = jax.tree.map(lambda p: np.asarray(p[bad[0]]).round(4).tolist(), points)
+    where = jax.tree.map(lambda p: np.asarray(p[bad[0]], np.float64).round(4).tolist(), points)
     return (
         f"the proposal does not cover the target: at x = {where} the target's log density is "
         "finite but the proposal has no density there, so the draws come from the target cut "

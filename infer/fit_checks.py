@@ -10,29 +10,33 @@ import numpy as np
 from infer.flag_rules import what_to_try
 
 MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
-#: An ELBO whose trend over the last half of the steps rises by more than this many
-#: standard errors, and by more than :data:`MIN_ELBO_RISE` nats, has not converged.
+#: An ELBO whose trend over the last half of the steps (the averaged ones) rises by more
+#: than this many standard errors, and by more than :data:`MIN_ELBO_RISE` nats, had not
+#: settled.
 ELBO_RISE_SE = 3.0
 MIN_ELBO_RISE = 0.1
 
 
 def elbo_rise(elbo_trace) -> tuple[float, int] | None:
-    """``(rise, window)`` when the ELBO was still rising at the end of the fit, else None.
+    """``(rise, window)`` when the ELBO rose over the second half of the fit, the steps whose
+    iterates are averaged into the fitted ``q``, else None.
 
-    A least-squares line through the last half of ``elbo_trace`` (num_steps,) (at least 20
-    steps); ``rise`` is its slope times the window. Still rising: a slope above
-    :data:`ELBO_RISE_SE` standard errors (the steps' estimates taken as independent noise
-    around the line) and a rise above :data:`MIN_ELBO_RISE`."""
+    A least-squares line through the finite values of the last half of ``elbo_trace``
+    (num_steps,) (at least 20 steps) against their step numbers; ``rise`` is its slope times
+    the window. Rising: a slope above :data:`ELBO_RISE_SE` standard errors (the steps'
+    estimates taken as independent noise around the line) and a rise above
+    :data:`MIN_ELBO_RISE`."""
     trace = np.asarray(elbo_trace, float)
-    trace = trace[np.isfinite(trace)]
     window = trace.size // 2
-    if window < 20:
+    last = trace[trace.size - window :]
+    steps = np.flatnonzero(np.isfinite(last)).astype(float)
+    last = last[np.isfinite(last)]
+    if last.size < 20:
         return None
-    last = trace[-window:]
-    steps = np.arange(window) - (window - 1) / 2.0
+    steps -= steps.mean()
     slope = float(np.dot(steps, last - last.mean()) / np.dot(steps, steps))
     residual = last - last.mean() - slope * steps
-    se = float(np.sqrt(np.dot(residual, residual) / (window - 2) / np.dot(steps, steps)))
+    se = float(np.sqrt(np.dot(residual, residual) / (last.size - 2) / np.dot(steps, steps)))
     rise = slope * window
     return (rise, window) if slope > ELBO_RISE_SE * se and rise > MIN_ELBO_RISE else None
 
@@ -56,10 +60,11 @@ def warn_if_untrustworthy(
     rising = elbo_rise(info.get("elbo_trace", ()))
     if rising:
         warnings.warn(
-            f"{label} on {target_name}: the ELBO was still rising when the fit stopped (by "
-            f"{rising[0]:.3g} over the last {rising[1]} of {num_steps} steps, beyond its "
-            "noise): the fit has not converged, and its draws and moments are not yet what "
-            "the family can reach. Raise num_steps (or learning_rate).",
+            f"{label} on {target_name}: the ELBO rose by {rising[0]:.3g} over the last "
+            f"{rising[1]} of {num_steps} steps (beyond its noise), the steps whose iterates "
+            "are averaged into the fitted q: the fit had not settled when they began, so q "
+            "carries earlier, worse iterates and its draws and moments are not yet what the "
+            "family can reach. Raise num_steps (or learning_rate).",
             DiagnosticWarning,
             stacklevel=3,
         )
@@ -73,7 +78,7 @@ def warn_if_untrustworthy(
         )
     elif not np.isfinite(k_hat) or k_hat > threshold:
         cause = (
-            "the fit has not converged (above), or the Gaussian approximation misses"
+            "the fit had not settled (above), or the Gaussian approximation misses"
             if rising
             else "the Gaussian approximation misses"
         )

@@ -64,12 +64,9 @@ def checkpoint_folder(checkpoint, resume) -> Path | None:
                 f"checkpoint={str(folder)!r} is a file; checkpoints go into a folder: pass a "
                 "folder that does not exist yet (it is made) or an empty one."
             )
-        resuming_it = isinstance(resume, (str, Path)) and Path(resume) in (
-            folder,
-            *checkpoints.checkpoints(folder),
-        )
         source = resume_folder(resume)
-        if source is not None and source.resolve() != folder.resolve():
+        resuming_it = source is not None and source.resolve() == folder.resolve()
+        if source is not None and not resuming_it:
             raise ValueError(
                 f"resume={str(resume)!r} with checkpoint={str(folder)!r}: a resumed run keeps "
                 f"writing to its own folder, {str(source)!r}, whose earlier chunks a "

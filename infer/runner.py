@@ -51,6 +51,9 @@ class RunRecord:
 
     #: ``(num_chains,)`` whether each chain's kept draws ever changed (None before any)
     moved: object = None
+    #: whether a changed log density shows a chain moved (the sampler's
+    #: ``logdensity_is_exact``); else positions alone are compared
+    moves_by_logdensity: bool = True
     _first: object = None
 
     def note_moves(self, positions, logdensity) -> None:
@@ -59,8 +62,9 @@ class RunRecord:
         (kept as the run goes, so that no check needs all the draws at once).
 
         A log density is a function of the position, so a chain whose log density changed
-        has moved; only the chains whose log density never changed (a flat target, a stuck
-        chain) are compared position by position, which is most of the cost otherwise
+        has moved (unless :attr:`moves_by_logdensity` is False: an estimated log density);
+        only the chains whose log density never changed (a flat target, a stuck chain) are
+        compared position by position, which is most of the cost otherwise
         (~3% of a random-walk step on the logistic regression at 1,024 chains)."""
         logdensity = np.asarray(logdensity)
         leaves = [
@@ -74,7 +78,8 @@ class RunRecord:
         same = (logdensity == first_logdensity) | (
             np.isnan(logdensity) & np.isnan(first_logdensity)
         )
-        self.moved |= ~np.all(same, axis=1)
+        if self.moves_by_logdensity:
+            self.moved |= ~np.all(same, axis=1)
         for leaf, first in zip(leaves, first_positions, strict=True):
             unsure = np.flatnonzero(~self.moved)
             if unsure.size:

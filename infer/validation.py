@@ -84,7 +84,7 @@ def not_a_class(name: str, value) -> None:
     if isinstance(value, type):
         raise TypeError(
             f"{name} is the class {value.__name__}, not an instance of it: make one with its "
-            f"parameters, e.g. {name}={value.__name__}(0.0, 1.0)."
+            f"parameters, {name}={value.__name__}(...)."
         )
 
 

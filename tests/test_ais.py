@@ -252,6 +252,8 @@ def test_temperatures_where_the_chains_stood_still_are_named():
     with pytest.warns(infer.DiagnosticWarning, match=r"almost all rejected .* of 5 temperatures"):
         coarse = infer.ais(0, target, prior, num_temperatures=5, num_chains=64)
     assert np.min(coarse.acceptance) < 0.05
+    with pytest.warns(infer.DiagnosticWarning, match=r"step_size=3 is too large there"):
+        infer.ais(0, target, prior, num_temperatures=20, num_chains=16, step_size=3.0)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         fine = infer.ais(0, target, prior, num_temperatures=100, num_chains=64)

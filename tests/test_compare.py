@@ -195,6 +195,27 @@ def test_chains_on_a_flat_target_are_not_taken_for_stuck():
     assert np.all(np.ptp(np.asarray(result.draws["x"]), axis=1) > 0)
 
 
+def test_stuck_chains_of_a_sampler_with_an_estimated_log_density_are_flagged():
+    """SGLD's state holds a minibatch estimate of the log density, which changes while the
+    chain stands still: judged by it, chains that never moved were taken for moving."""
+    data = jax.random.normal(jax.random.key(1), (200,))
+    target = infer.Target(lambda x: -0.5 * x**2 - 0.5 * jnp.sum((data - x) ** 2), init=0.0)
+
+    def loglik(x, batch):
+        return -0.5 * jnp.sum((batch - x) ** 2)
+
+    def logprior(x):
+        return -0.5 * x**2
+
+    frozen = infer.sgld(loglik, logprior, data, step_size=1e-20, batch_size=10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = infer.sample(0, target, frozen, num_chains=2, num_samples=100)
+    assert np.all(np.ptp(np.asarray(result.draws["x"]), axis=1) == 0)
+    assert result.info["stuck_chains"] == [0, 1]
+    assert any("never moved" in str(w.message) for w in caught)
+
+
 def test_chains_stuck_on_a_nan_gradient_are_told_so():
     kink = infer.Target(lambda x: -jnp.sum(jnp.sqrt(x**2)), init=jnp.zeros(2), name="kink")
     with warnings.catch_warnings(record=True) as caught:

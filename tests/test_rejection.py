@@ -216,7 +216,7 @@ def test_exact_samplers_refuse_what_they_would_ignore():
         infer.sample(0, normal, cauchy, num_samples=10, init=jnp.zeros(5))
     with pytest.raises(ValueError, match="init_jitter does not apply"):
         infer.sample(0, normal, cauchy, num_samples=10, init_jitter=3.0)
-    with pytest.raises(TypeError, match=r"proposal is the class Cauchy.*Cauchy\(0.0, 1.0\)"):
+    with pytest.raises(TypeError, match=r"proposal is the class Cauchy.*proposal=Cauchy\(...\)"):
         infer.rejection(dist.Cauchy)
     with pytest.raises(TypeError, match="prior is the class Normal"):
         infer.ais(0, normal, dist.Normal)

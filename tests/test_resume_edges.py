@@ -89,8 +89,15 @@ def test_resuming_a_folder_into_another_checkpoint_folder_is_refused(tmp_path):
     with pytest.raises(ValueError, match=r"keeps writing to its own folder.*copytree"):
         infer.sample(3, NORMAL_3D, sampler, num_samples=20, resume=part, checkpoint=other)
     assert not other.exists()
-    # the same folder, named another way, is the folder itself
-    again = infer.sample(
-        3, NORMAL_3D, sampler, num_samples=20, resume=part, checkpoint=str(part.resolve())
-    )
-    assert again.num_samples == 20
+
+
+def test_a_folder_named_relative_and_absolute_is_one_folder(tmp_path, monkeypatch):
+    """Resuming "part" into its absolute path (or the reverse) was refused as a folder that
+    already holds another run's checkpoints."""
+    monkeypatch.chdir(tmp_path)
+    sampler = SAMPLERS["rwmh"]
+    infer.sample(3, NORMAL_3D, sampler, num_samples=20, checkpoint="part", **RUN)
+    absolute = str(tmp_path / "part")
+    for resume, checkpoint in (("part", absolute), (absolute, "part")):
+        again = infer.sample(3, NORMAL_3D, sampler, resume=resume, checkpoint=checkpoint)
+        assert again.num_samples == 20

@@ -206,10 +206,12 @@ def test_a_fit_stopped_while_the_elbo_still_rises_is_warned_about():
         lambda x: -0.5 * jnp.sum((x - 3.0) ** 2), init=jnp.zeros(2), name="shifted"
     )
     for seed in range(3):
-        with pytest.warns(infer.DiagnosticWarning, match="ELBO was still rising.*num_steps"):
+        with pytest.warns(
+            infer.DiagnosticWarning, match="ELBO rose by .* averaged into the fitted q.*num_steps"
+        ):
             short = infer.advi(seed, shifted, num_steps=300)
         assert np.all(np.asarray(short.draws["x"]).mean(axis=(0, 1)) < 2.5)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             infer.advi(seed, shifted)
-        assert not any("still rising" in str(w.message) for w in caught)
+        assert not any("ELBO rose" in str(w.message) for w in caught)

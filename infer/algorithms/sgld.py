@@ -138,6 +138,7 @@ class SGLD(Sampler):
 
     name = "sgld"
     uses_gradients = True
+    logdensity_is_exact = False  # a minibatch estimate
 
     def __init__(
         self, loglik_fn, logprior_fn, data, num_data, step_size, batch_size, decay_power, steps
