@@ -11,6 +11,7 @@ of a pilot batch of proposal draws, improved by gradient ascent, plus a safety m
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -21,6 +22,8 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from infer import validation
+from infer.base import IdentityKey
+from infer.placement import PROGRAMS
 from infer.proposal import Proposal
 
 
@@ -288,24 +291,14 @@ def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int =
     Probes points the proposal's draws suggest lie outside its support: the draws mirrored
     (``-x``) and stretched (``3x``, ``-3x``), and the target's ``init``. A half-line or bounded
     proposal under a target on the whole line is caught; a gap inside the proposal's range is
-    not looked for.
+    not looked for. The probe's program is compiled once per log density and proposal.
     """
-    draws = proposal.sample_batch(jax.random.key(20_240_602), num_points)
-    points = jax.tree.map(lambda x: jnp.concatenate([-x, 3.0 * x, -3.0 * x]), draws)
-    if init is not None:
-        points = jax.tree.map(lambda p, i: jnp.concatenate([p, jnp.asarray(i)[None]]), points, init)
-
-    @jax.jit
-    def uncovered(points):
-        target_has = jnp.isfinite(jax.vmap(logdensity_fn)(points))
-        proposal_lacks = ~jnp.isfinite(proposal.log_prob_batch(points))
-        if proposal.support is not None and jax.tree.structure(points).num_leaves == 1:
-            inside = jnp.asarray(proposal.support(jax.tree.leaves(points)[0]))
-            inside = jnp.all(inside.reshape(inside.shape[0], -1), axis=1)
-            proposal_lacks = proposal_lacks | ~inside
-        return target_has & proposal_lacks
-
-    bad = np.flatnonzero(np.asarray(uncovered(points)))
+    shapes = str(jax.tree.map(lambda x: (np.shape(x), str(np.asarray(x).dtype)), init))
+    key = ("rejection-coverage", IdentityKey(logdensity_fn), IdentityKey(proposal), shapes)
+    probe = functools.partial(_uncovered, logdensity_fn, proposal, num_points)
+    program, _ = PROGRAMS.get(key, lambda: jax.jit(probe))
+    points, uncovered = program(init)
+    bad = np.flatnonzero(np.asarray(uncovered))
     if not bad.size:
         return None
     where = jax.tree.map(lambda p: np.asarray(p[bad[0]], np.float64).round(4).tolist(), points)
@@ -316,6 +309,22 @@ def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int =
         "the target's (a Normal or Cauchy for a target on the whole line; an envelope "
         "interval that contains the support)."
     )
+
+
+def _uncovered(logdensity_fn, proposal: Proposal, num_points: int, init):
+    """``(points, uncovered (n,))``: the probe points of :func:`coverage_gap` and where the
+    target's log density is finite but the proposal has no density."""
+    draws = proposal.sample_batch(jax.random.key(20_240_602), num_points)
+    points = jax.tree.map(lambda x: jnp.concatenate([-x, 3.0 * x, -3.0 * x]), draws)
+    if init is not None:
+        points = jax.tree.map(lambda p, i: jnp.concatenate([p, jnp.asarray(i)[None]]), points, init)
+    target_has = jnp.isfinite(jax.vmap(logdensity_fn)(points))
+    proposal_lacks = ~jnp.isfinite(proposal.log_prob_batch(points))
+    if proposal.support is not None and jax.tree.structure(points).num_leaves == 1:
+        inside = jnp.asarray(proposal.support(jax.tree.leaves(points)[0]))
+        inside = jnp.all(inside.reshape(inside.shape[0], -1), axis=1)
+        proposal_lacks = proposal_lacks | ~inside
+    return points, target_has & proposal_lacks
 
 
 def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
