@@ -225,6 +225,13 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             "parameter never changed in any chain, or its draws hold NaN or inf values, so "
             "nothing was learned about it. Check that the log density depends on it, that it "
             "is proper (integrable) in it, and its starting point and scale."
+            + (
+                " An entry that its parameter's transform fixes (the zeros and first diagonal "
+                "entry of a Cholesky factor drawn from LKJCholesky) never changes, as expected: "
+                "those are no fault."
+                if any(label.endswith("(never changed)") for label in labels)
+                else ""
+            )
         )
     return " ".join(messages) or None
 

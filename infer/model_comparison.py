@@ -37,7 +37,7 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             "likelihood make none), and elpd_loo ranks models only when every one has it. "
             "Compare the results that have one on their own."
         ]
-    trees = {name: result.to_arviz() for name, result in results.items()}
+    trees = {name: _observations(result.to_arviz()) for name, result in results.items()}
     counts = {name: _num_observations(tree) for name, tree in trees.items()}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{name}: {count}" for name, count in counts.items())
@@ -51,7 +51,7 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     for name, result in results.items():
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # ArviZ's own k-hat warning: ours names the model
-            tree, var_name = _one_likelihood(trees[name])
+            tree, var_name = trees[name], JOINT
             loo = arviz_stats.loo(tree, var_name=var_name, pointwise=True)
         if not np.isfinite(float(loo.elpd)):
             messages.append(_nonfinite_message(name, result, tree, var_name))
@@ -98,20 +98,23 @@ def _nonfinite_message(name: str, result: Result, tree, var_name) -> str:
 JOINT = "all_observations"
 
 
-def _one_likelihood(tree):
-    """``(tree, var_name)`` for ``arviz_stats.loo``: the tree itself when its
-    ``log_likelihood`` group has one variable; otherwise a copy whose group holds one
-    variable ``all_observations`` (chain, draw, observation): every site's observations
-    stacked by ``arviz_base.dataset_to_dataarray``."""
-    group = tree["log_likelihood"].to_dataset()
-    if len(group.data_vars) <= 1:
-        return tree, None
+def _observations(tree):
+    """A copy of ``tree`` whose ``log_likelihood`` group holds one variable
+    ``all_observations`` (chain, draw, observation): every site's observations stacked by
+    ``arviz_base.dataset_to_dataarray``, less those whose log likelihood is 0 in every draw.
+    Those are masked ones (``obs_mask=``, ``handlers.mask``), not observations: PSIS cannot
+    fit their constant ratios, and each would add exactly 0 to elpd_loo."""
     import arviz_base
     import xarray as xr
 
+    group = tree["log_likelihood"].to_dataset()
     joint = arviz_base.dataset_to_dataarray(
         group, sample_dims=["chain", "draw"], add_coords=False, new_dim="observation"
     )
+    values = np.asarray(joint)
+    observed = np.flatnonzero(~np.all(values == 0.0, axis=(0, 1)))
+    if observed.size < values.shape[2]:
+        joint = joint.isel(observation=observed)
     tree = tree.copy()
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({JOINT: joint}, attrs=group.attrs))
-    return tree, JOINT
+    return tree

@@ -99,16 +99,26 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
     try:
-        trace = _abstract_trace(model, args, kwargs)
+        trace = abstract_trace(model, args, kwargs)
     except Exception as err:
         lists = _lists_of_numbers(args, kwargs)
         if not lists:
+            _explain_trace_failure(model, args, kwargs, err)
             raise
         raise TypeError(
             f"calling the model raised {type(err).__name__}: {err}. Its argument(s) "
             f"{', '.join(lists)} are Python lists or tuples of numbers, which the model's "
             "arithmetic does not take as arrays: pass np.asarray(...) of them."
         ) from err
+    params = [name for name, site in trace.items() if site["type"] == "param"]
+    if params:
+        warnings.warn(
+            f"the model's numpyro.param site(s) {params} are held at their initial values: "
+            "infer.sample draws the sample sites only (as NumPyro's MCMC does). To infer "
+            "them, make them numpyro.sample sites with a prior.",
+            UserWarning,
+            stacklevel=3,
+        )
     latent = {
         name: site
         for name, site in trace.items()
@@ -136,7 +146,11 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn = _functions(
         model, layout, replay
     )
-    init, value = jax.device_get(start_fn(data))
+    try:
+        init, value = jax.device_get(start_fn(data))
+    except Exception as err:  # array arguments are traced here, not before
+        _explain_trace_failure(model, args, kwargs, err)
+        raise
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
         init = _searched_start(model, args, kwargs, observed)
@@ -150,6 +164,17 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         _constant_data(model, args, kwargs, observed),
         ModelSource(model, tuple(args), dict(kwargs)),
         site_dims(trace),
+    )
+
+
+def is_observation(site: dict) -> bool:
+    """Whether a trace site (or message) is an observed sample site that holds data: not a
+    ``numpyro.factor`` (an observed ``Unit`` site marked auxiliary, a term of the log
+    density that observes nothing)."""
+    return (
+        site["type"] == "sample"
+        and bool(site.get("is_observed"))
+        and not (site.get("infer") or {}).get("is_auxiliary", False)
     )
 
 
@@ -237,26 +262,68 @@ def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:
         bound = {f"arg{i}": value for i, value in enumerate(args)} | dict(kwargs)
     values = [np.asarray(v) for v in observed.values()]
     constants = {}
-    for name, value in bound.items():
-        if not _is_data(value):
-            continue
-        value = np.asarray(value)
-        if not any(_same_values(value, v) for v in values):
-            constants[name] = value
+    for name, value in bound.items():  # arrays nested in a dict or tuple by their path
+        for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
+            if not _is_data(leaf):
+                continue
+            leaf = np.asarray(leaf)
+            if not any(_same_values(leaf, v) for v in values):
+                constants[name + "".join(f".{_key_name(key)}" for key in path)] = leaf
     return constants
 
 
+def _key_name(key) -> str:
+    """One step of a pytree path as text: a dict key, a sequence index or an attribute."""
+    for attribute in ("key", "idx", "name"):
+        if hasattr(key, attribute):
+            return str(getattr(key, attribute))
+    return str(key)
+
+
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal shapes and values, NaN equal to NaN (observations masked with NaN)."""
+    """Equal shapes and values (``a`` in ``b``'s dtype), NaN equal to NaN (observations
+    masked with NaN)."""
     if a.shape != b.shape:
         return False
+    if a.dtype != b.dtype and a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+        a = a.astype(b.dtype)  # float64 data observed as float32 (JAX's default)
     try:
         return bool(np.array_equal(a, b, equal_nan=True))
     except TypeError:  # values NaN has no meaning for
         return bool(np.array_equal(a, b))
 
 
-def _abstract_trace(model: Callable, args, kwargs) -> dict:
+def _explain_trace_failure(model: Callable, args, kwargs, err: Exception) -> None:
+    """When the model runs on the arguments as given but not traced, raise the reason: a
+    subsampled plate, or Python or NumPy code on an array argument; else return."""
+    from numpyro import handlers
+
+    try:
+        trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
+    except Exception:
+        return  # it fails as given too: the model's own error stands
+    subsampled = [
+        f"{name} (size {site['args'][0]}, subsample_size {site['args'][1]})"
+        for name, site in trace.items()
+        if site["type"] == "plate" and site["args"][1] not in (None, site["args"][0])
+    ]
+    if subsampled:
+        raise ValueError(
+            f"the model subsamples its plate(s) {', '.join(subsampled)}: the samplers of "
+            "infer.sample evaluate the full log density. Leave subsample_size out, or use "
+            "infer.sgld, which takes minibatches of the data itself."
+        ) from err
+    raise TypeError(
+        f"the model runs on its arguments as concrete arrays but not traced ({type(err).__name__}"
+        f": {str(err).splitlines()[0][:200]}). Target.from_numpyro passes array arguments as "
+        "data into one compiled program for any data of the same shapes, so Python control "
+        "flow or NumPy calls on them (int(g.max()), np.isnan(y), if y is None...) fail there. "
+        "Use jnp operations on array arguments, and pass values that set shapes (a number "
+        "of groups) as Python ints."
+    ) from err
+
+
+def abstract_trace(model: Callable, args, kwargs) -> dict:
     """The model's sites, traced without running anything (no eager computation to
     compile): only their kinds, names and distributions' supports are read."""
     from numpyro import handlers
@@ -330,7 +397,7 @@ def _build_functions(model: Callable, layout: _Layout, replay: bool):
         return {
             name: site["fn"].log_prob(site["value"])
             for name, site in trace.items()
-            if site["type"] == "sample" and site["is_observed"]
+            if is_observation(site)
         }
 
     @jax.jit
@@ -338,65 +405,7 @@ def _build_functions(model: Callable, layout: _Layout, replay: bool):
         """Observed site -> its values."""
         args, kwargs = layout.rebuild(data)
         trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
-        return {
-            name: site["value"]
-            for name, site in trace.items()
-            if site["type"] == "sample" and site["is_observed"]
-        }
+        return {name: site["value"] for name, site in trace.items() if is_observation(site)}
 
     logdensity_fn.__qualname__ = f"{getattr(model, '__qualname__', 'model')}.logdensity"
     return logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn
-
-
-def predictive_draws(
-    source: ModelSource, rng_key, *, posterior: dict | None = None, num_samples: int | None = None
-) -> dict:
-    """NumPyro's ``Predictive`` on the model with its observations left out, so that observed
-    sites are drawn: given ``posterior`` (constrained site values with one leading sample
-    axis) the posterior predictive, else ``num_samples`` draws of every site from the prior.
-
-    Returns:
-        site name -> array with a leading sample axis (numpy).
-    """
-    from numpyro.infer import Predictive
-
-    predictive = Predictive(
-        _unobserved(source.model), posterior_samples=posterior, num_samples=num_samples
-    )
-    return {k: np.asarray(v) for k, v in predictive(rng_key, *source.args, **source.kwargs).items()}
-
-
-class SiteNames(NamedTuple):
-    """A model's site names by kind, in the order the model makes them."""
-
-    latent: list  # sampled and not observed: what its posterior draws hold
-    observed: list
-    deterministic: list  # numpyro.deterministic: draws hold them too
-
-
-def site_names(source: ModelSource) -> SiteNames:
-    """The model's sites by kind, from one abstract trace."""
-    trace = _abstract_trace(source.model, source.args, source.kwargs)
-    sampled = {n: s["is_observed"] for n, s in trace.items() if s["type"] == "sample"}
-    return SiteNames(
-        [name for name, observed in sampled.items() if not observed],
-        [name for name, observed in sampled.items() if observed],
-        [name for name, site in trace.items() if site["type"] == "deterministic"],
-    )
-
-
-def _unobserved(model: Callable) -> Callable:
-    """``model`` with its observed sites drawn instead of conditioned on their values."""
-    from numpyro.primitives import Messenger
-
-    class Unobserve(Messenger):
-        def process_message(self, msg):
-            if msg["type"] == "sample" and msg.get("is_observed"):
-                msg["value"] = None
-                msg["is_observed"] = False
-
-    def wrapped(*args, **kwargs):
-        with Unobserve():
-            return model(*args, **kwargs)
-
-    return wrapped

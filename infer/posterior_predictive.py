@@ -10,7 +10,7 @@ import jax
 import numpy as np
 
 from infer import validation
-from infer.numpyro_models import predictive_draws, site_names
+from infer.numpyro_predictive import predictive_draws, site_names
 from infer.result import Result
 from infer.target import Target
 

@@ -1,0 +1,65 @@
+"""Draws from a NumPyro model's predictive distributions (through NumPyro's ``Predictive``)
+and its site names by kind, for :func:`infer.predictive`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import numpy as np
+
+from infer.numpyro_models import ModelSource, abstract_trace, is_observation
+
+
+def predictive_draws(
+    source: ModelSource, rng_key, *, posterior: dict | None = None, num_samples: int | None = None
+) -> dict:
+    """NumPyro's ``Predictive`` on the model with its observations left out, so that observed
+    sites are drawn: given ``posterior`` (constrained site values with one leading sample
+    axis) the posterior predictive, else ``num_samples`` draws of every site from the prior.
+
+    Returns:
+        site name -> array with a leading sample axis (numpy).
+    """
+    from numpyro.infer import Predictive
+
+    predictive = Predictive(
+        _unobserved(source.model), posterior_samples=posterior, num_samples=num_samples
+    )
+    return {k: np.asarray(v) for k, v in predictive(rng_key, *source.args, **source.kwargs).items()}
+
+
+class SiteNames(NamedTuple):
+    """A model's site names by kind, in the order the model makes them."""
+
+    latent: list  # sampled and not observed: what its posterior draws hold
+    observed: list
+    deterministic: list  # numpyro.deterministic: draws hold them too
+
+
+def site_names(source: ModelSource) -> SiteNames:
+    """The model's sites by kind, from one abstract trace."""
+    trace = abstract_trace(source.model, source.args, source.kwargs)
+    sampled = {n: s["is_observed"] for n, s in trace.items() if s["type"] == "sample"}
+    return SiteNames(
+        [name for name, observed in sampled.items() if not observed],
+        [name for name, site in trace.items() if is_observation(site)],
+        [name for name, site in trace.items() if site["type"] == "deterministic"],
+    )
+
+
+def _unobserved(model: Callable) -> Callable:
+    """``model`` with its observed sites drawn instead of conditioned on their values."""
+    from numpyro.primitives import Messenger
+
+    class Unobserve(Messenger):
+        def process_message(self, msg):
+            if is_observation(msg):
+                msg["value"] = None
+                msg["is_observed"] = False
+
+    def wrapped(*args, **kwargs):
+        with Unobserve():
+            return model(*args, **kwargs)
+
+    return wrapped

@@ -1,0 +1,134 @@
+"""NumPyro model features a user brings, through Target.from_numpyro: data nested in a dict,
+numpyro.factor terms, masked observations, numpyro.param, float64 data, subsampled plates
+and Python code on array arguments (from a new user's walkthrough)."""
+
+import warnings
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+import infer
+
+pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+
+RUN = dict(num_chains=2, num_samples=200, num_warmup=200)
+RNG = np.random.default_rng(0)
+X = RNG.normal(size=10).astype(np.float32)
+Y = (1.0 + 2.0 * X + RNG.normal(size=10)).astype(np.float32)
+
+
+def quiet_sample(target, sampler=None):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        return infer.sample(0, target, sampler or infer.nuts(), **RUN)
+
+
+def regression_of_a_dict(data):
+    a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+    b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+    with numpyro.plate("n", 10):
+        numpyro.sample("y", dist.Normal(a + b * data["x"], 1.0), obs=data["y"])
+
+
+def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
+    """The dict's arrays were not recorded as the fit's data, so new inputs under the same
+    outcome counted as the fit's own: posterior_predictive at x + 100 beside the fit's
+    observed_data."""
+    fit_target = infer.Target.from_numpyro(regression_of_a_dict, {"x": X, "y": Y})
+    assert list(fit_target.constant_data) == ["data.x"]
+    result = quiet_sample(fit_target)
+    moved = infer.Target.from_numpyro(regression_of_a_dict, {"x": X + 100.0, "y": Y})
+    tree = infer.predictive(result, moved).to_arviz()
+    assert "predictions" in tree.children
+    np.testing.assert_array_equal(tree["predictions_constant_data"]["data.x"], X + 100.0)
+    same = infer.predictive(result, fit_target).to_arviz()
+    assert "posterior_predictive" in same.children and "predictions" not in same.children
+
+
+def plain(x, y):
+    b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+    with numpyro.plate("n", 10):
+        numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
+
+
+def shrunk(x, y):
+    b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+    numpyro.factor("shrink", -0.5 * b**2)
+    with numpyro.plate("n", 10):
+        numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
+
+
+def test_a_factor_term_is_not_an_observation():
+    """numpyro.factor makes an observed Unit site: it was counted as an observation, in
+    log_likelihood, observed_data and elpd_loo, and made models of the same data look like
+    models of different data."""
+    results = {
+        m.__name__: quiet_sample(infer.Target.from_numpyro(m, X, Y)) for m in (plain, shrunk)
+    }
+    tree = results["shrunk"].to_arviz()
+    assert list(tree["log_likelihood"].data_vars) == ["y"]
+    assert list(tree["observed_data"].data_vars) == ["y"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare(results)
+    assert not any("different numbers of observations" in str(w.message) for w in caught)
+    assert np.all(np.isfinite(table["elpd_loo"]))
+
+
+def masked(y, mask):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    with numpyro.plate("n", 8), numpyro.handlers.mask(mask=mask):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_masked_observations_are_left_out_of_loo():
+    """A masked entry's log likelihood is 0 in every draw: PSIS failed on it ("All tail
+    values are the same") and compare raised. It is left out; the rest is scored as ArviZ
+    scores the unmasked entries alone."""
+    import arviz_stats
+
+    mask = np.array([1, 1, 1, 0, 1, 1, 0, 1], bool)
+    y = (1.0 + RNG.normal(size=8)).astype(np.float32)
+    result = quiet_sample(infer.Target.from_numpyro(masked, y, mask))
+    table = infer.compare({"masked": result}, warn=False)
+    tree = result.to_arviz()
+    kept = tree.copy()
+    kept["log_likelihood"] = tree["log_likelihood"].isel(n=np.flatnonzero(mask))
+    reference = arviz_stats.loo(kept, var_name="y")
+    assert table.loc["masked", "elpd_loo"] == pytest.approx(float(reference.elpd), rel=1e-6)
+
+
+def with_a_param(y):
+    loc = numpyro.param("loc", 0.5)
+    scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+    numpyro.sample("y", dist.Normal(loc, scale), obs=y)
+
+
+def test_param_sites_and_float64_data_are_told_and_recorded_right():
+    with pytest.warns(UserWarning, match=r"numpyro.param site\(s\) \['loc'\] are held"):
+        infer.Target.from_numpyro(with_a_param, Y)
+    target = infer.Target.from_numpyro(plain, X, Y.astype(np.float64))
+    assert list(target.constant_data) == ["x"]  # y is observed, whatever its dtype
+
+
+def subsampled(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    with numpyro.plate("n", 10, subsample_size=5) as idx:
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y[idx])
+
+
+def counted_groups(g, y):
+    with numpyro.plate("group", int(g.max()) + 1):
+        a = numpyro.sample("a", dist.Normal(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(a[g], 1.0), obs=y)
+
+
+def test_a_subsampled_plate_and_numpy_on_data_are_named():
+    """Both failed with a tracer error deep inside the target's construction."""
+    with pytest.raises(ValueError, match=r"subsamples its plate\(s\) n \(size 10, subsample"):
+        infer.Target.from_numpyro(subsampled, Y)
+    groups = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    with pytest.raises(TypeError, match=r"concrete arrays but not traced.*Python ints"):
+        infer.Target.from_numpyro(counted_groups, groups, Y)
