@@ -46,7 +46,7 @@ import numpy as np
 from infer import chain_stats, memory, validation
 from infer.base import is_exact
 from infer.keys import as_jax_key, as_key
-from infer.numpyro_models import unobserved_arguments
+from infer.numpyro_models import is_factor, unobserved_arguments
 from infer.progress import progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
 from infer.registry import check_sampler_argument
@@ -287,6 +287,14 @@ def _sites(model, model_args: tuple, model_kwargs: dict, observed: tuple) -> dic
         if site["type"] == "sample":
             sites[name] = "simulated" if name in observed else "latent"
             sites[name] = "fixed" if site["is_observed"] else sites[name]
+            sites[name] = "factor" if is_factor(site) else sites[name]
+    if factors := [name for name, kind in sites.items() if kind == "factor"]:
+        raise ValueError(
+            f"the model adds numpyro.factor term(s) {factors} to its log density: forward "
+            "simulation draws parameters from the sample sites' priors alone, not from that "
+            "changed prior, so the ranks cannot be uniform. Write the term as a prior "
+            "distribution of a sample site, or check the model without it."
+        )
     if fixed := [name for name, kind in sites.items() if kind == "fixed"]:
         raise ValueError(
             f"the model observes {fixed} with data sbc does not simulate, and ranks are uniform "

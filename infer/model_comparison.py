@@ -37,13 +37,19 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             "likelihood make none), and elpd_loo ranks models only when every one has it. "
             "Compare the results that have one on their own."
         ]
-    trees = {name: _observations(result.to_arviz()) for name, result in results.items()}
-    counts = {name: _num_observations(tree) for name, tree in trees.items()}
+    originals = {name: result.to_arviz() for name, result in results.items()}
+    counts = {name: _num_observations(tree) for name, tree in originals.items()}
     if len(set(counts.values())) > 1:
         listed = ", ".join(f"{name}: {count}" for name, count in counts.items())
         return {}, [
             f"LOO columns left out: the models were fitted to different numbers of "
             f"observations ({listed}), and elpd_loo only compares models of the same data."
+        ]
+    trees = {name: _observations(tree) for name, tree in originals.items()}
+    if empty := [name for name, tree in trees.items() if not tree["log_likelihood"][JOINT].size]:
+        return {}, [
+            f"LOO columns left out: every observation of {', '.join(empty)} is masked (its log "
+            "likelihood is 0 in every draw), so there is nothing to leave out."
         ]
     import arviz_stats
 
@@ -101,9 +107,11 @@ JOINT = "all_observations"
 def _observations(tree):
     """A copy of ``tree`` whose ``log_likelihood`` group holds one variable
     ``all_observations`` (chain, draw, observation): every site's observations stacked by
-    ``arviz_base.dataset_to_dataarray``, less those whose log likelihood is 0 in every draw.
-    Those are masked ones (``obs_mask=``, ``handlers.mask``), not observations: PSIS cannot
-    fit their constant ratios, and each would add exactly 0 to elpd_loo."""
+    ``arviz_base.dataset_to_dataarray``, less those whose log likelihood is 0 in every draw:
+    masked ones (``obs_mask=``, ``handlers.mask``), or an observation certain under every
+    draw. PSIS cannot fit their constant ratios, and each adds exactly 0 to elpd_loo and
+    p_loo, so leaving them out changes neither (models are still matched on the count of
+    observations before this)."""
     import arviz_base
     import xarray as xr
 

@@ -103,7 +103,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     except Exception as err:
         lists = _lists_of_numbers(args, kwargs)
         if not lists:
-            _explain_trace_failure(model, args, kwargs, err)
+            _explain_trace_failure(model, args, kwargs, err, "samples")
             raise
         raise TypeError(
             f"calling the model raised {type(err).__name__}: {err}. Its argument(s) "
@@ -149,7 +149,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     try:
         init, value = jax.device_get(start_fn(data))
     except Exception as err:  # array arguments are traced here, not before
-        _explain_trace_failure(model, args, kwargs, err)
+        _explain_trace_failure(model, args, kwargs, err, "data")
         raise
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
@@ -167,15 +167,19 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     )
 
 
-def is_observation(site: dict) -> bool:
-    """Whether a trace site (or message) is an observed sample site that holds data: not a
-    ``numpyro.factor`` (an observed ``Unit`` site marked auxiliary, a term of the log
-    density that observes nothing)."""
+def is_factor(site: dict) -> bool:
+    """Whether a trace site (or message) is a ``numpyro.factor`` term: an observed ``Unit``
+    site marked auxiliary, part of the log density that observes nothing."""
     return (
         site["type"] == "sample"
         and bool(site.get("is_observed"))
-        and not (site.get("infer") or {}).get("is_auxiliary", False)
+        and bool((site.get("infer") or {}).get("is_auxiliary", False))
     )
+
+
+def is_observation(site: dict) -> bool:
+    """Whether a trace site (or message) is an observed sample site that holds data."""
+    return site["type"] == "sample" and bool(site.get("is_observed")) and not is_factor(site)
 
 
 def site_dims(trace: dict) -> dict:
@@ -262,14 +266,30 @@ def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:
         bound = {f"arg{i}": value for i, value in enumerate(args)} | dict(kwargs)
     values = [np.asarray(v) for v in observed.values()]
     constants = {}
-    for name, value in bound.items():  # arrays nested in a dict or tuple by their path
+    for name, value in _named_arguments(model, bound).items():
         for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
             if not _is_data(leaf):
                 continue
             leaf = np.asarray(leaf)
-            if not any(_same_values(leaf, v) for v in values):
-                constants[name + "".join(f".{_key_name(key)}" for key in path)] = leaf
+            if not any(_same_values(leaf, v) for v in values):  # nested: by path, data.x
+                label = name + "".join(f".{_key_name(key)}" for key in path)
+                constants[label.replace("/", "_")] = leaf  # "/" would make a Zarr path
     return constants
+
+
+def _named_arguments(model: Callable, bound: dict) -> dict:
+    """``bound`` with a ``**kwargs`` parameter's entries by their own keywords."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return bound
+    named = {}
+    for name, value in bound.items():
+        kind = parameters[name].kind if name in parameters else None
+        named.update(value if kind == inspect.Parameter.VAR_KEYWORD else {name: value})
+    return named
 
 
 def _key_name(key) -> str:
@@ -285,7 +305,7 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
     masked with NaN)."""
     if a.shape != b.shape:
         return False
-    if a.dtype != b.dtype and a.dtype.kind in "fiub" and b.dtype.kind in "fiub":
+    if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == "f":
         a = a.astype(b.dtype)  # float64 data observed as float32 (JAX's default)
     try:
         return bool(np.array_equal(a, b, equal_nan=True))
@@ -293,9 +313,11 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
         return bool(np.array_equal(a, b))
 
 
-def _explain_trace_failure(model: Callable, args, kwargs, err: Exception) -> None:
+def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced: str) -> None:
     """When the model runs on the arguments as given but not traced, raise the reason: a
-    subsampled plate, or Python or NumPy code on an array argument; else return."""
+    subsampled plate, or (for JAX's tracer errors only) Python or NumPy code on ``traced``
+    values, ``"data"`` (the array arguments) or ``"samples"`` (the values the model
+    samples); else return, and the original error stands."""
     from numpyro import handlers
 
     try:
@@ -313,13 +335,26 @@ def _explain_trace_failure(model: Callable, args, kwargs, err: Exception) -> Non
             "infer.sample evaluate the full log density. Leave subsample_size out, or use "
             "infer.sgld, which takes minibatches of the data itself."
         ) from err
+    tracer_errors = (
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerArrayConversionError,
+        jax.errors.TracerIntegerConversionError,
+    )
+    if not isinstance(err, tracer_errors):
+        return
+    cause = f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+    if traced == "data":
+        raise TypeError(
+            f"the model runs on its arguments as concrete arrays but not traced {cause}. "
+            "Target.from_numpyro passes array arguments as data into one compiled program for "
+            "any data of the same shapes, so Python control flow or NumPy calls on them "
+            "(int(g.max()), np.isnan(y)) fail there. Use jnp operations on array arguments, "
+            "and pass values that set shapes (a number of groups) as Python ints."
+        ) from err
     raise TypeError(
-        f"the model runs on its arguments as concrete arrays but not traced ({type(err).__name__}"
-        f": {str(err).splitlines()[0][:200]}). Target.from_numpyro passes array arguments as "
-        "data into one compiled program for any data of the same shapes, so Python control "
-        "flow or NumPy calls on them (int(g.max()), np.isnan(y), if y is None...) fail there. "
-        "Use jnp operations on array arguments, and pass values that set shapes (a number "
-        "of groups) as Python ints."
+        f"the model runs eagerly but not traced {cause}: Python control flow or NumPy calls on "
+        "the values it samples (if sigma > 1, float(mu), np.exp(mu)) cannot run in a "
+        "compiled program. Use jnp operations (jnp.where for a branch)."
     ) from err
 
 

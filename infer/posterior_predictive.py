@@ -105,7 +105,8 @@ def predictive(
             groups["predictions_constant_data"] = dict(target.constant_data)
     if prior:
         drawn = predictive_draws(target.source, key_prior, num_samples=num_prior)
-        groups["prior"] = {k: v[None] for k, v in drawn.items() if k not in observed}
+        latent = [*sites.latent, *sites.deterministic]  # not a factor's empty value
+        groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups)
 

@@ -132,3 +132,38 @@ def test_a_subsampled_plate_and_numpy_on_data_are_named():
     groups = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     with pytest.raises(TypeError, match=r"concrete arrays but not traced.*Python ints"):
         infer.Target.from_numpyro(counted_groups, groups, Y)
+
+
+def shrunk_to_simulate(y=None):
+    b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+    numpyro.factor("shrink", -0.5 * b**2)
+    with numpyro.plate("n", 10):
+        numpyro.sample("y", dist.Normal(b, 1.0), obs=y)
+
+
+def branching(y):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    scale = 1.0 if mu > 0 else 2.0
+    numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+def counts(x, k):
+    rate = numpyro.sample("rate", dist.HalfNormal(1.0))
+    numpyro.sample("k", dist.Poisson(rate * x), obs=k)
+
+
+def test_the_factor_and_trace_edges_a_review_found():
+    """A factor's empty value went into the prior group, and SBC told a factor's user to add
+    it to observed; a float covariate equal to integer counts once truncated was dropped from
+    constant_data; code on sampled values was blamed on the array arguments."""
+    target = infer.Target.from_numpyro(shrunk, X, Y)
+    result = quiet_sample(target)
+    prior = infer.predictive(result, target, num_prior_draws=50).to_arviz()["prior"]
+    assert list(prior.data_vars) == ["b"]
+    with pytest.raises(ValueError, match=r"numpyro.factor term\(s\) \['shrink'\]"):
+        infer.sbc(0, shrunk_to_simulate, infer.rwmh(), observed="y", num_simulations=2)
+    x = np.array([0.5, 1.2, 2.9], np.float32)
+    k = np.array([0, 1, 2], np.int32)
+    assert list(infer.Target.from_numpyro(counts, x, k).constant_data) == ["x"]
+    with pytest.raises(TypeError, match=r"runs eagerly but not traced .* values it samples"):
+        infer.Target.from_numpyro(branching, Y[:1])
