@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import jax
 
+from infer import validation
+
 GUIDE = "See infer.Kernel and docs/writing-a-sampler.md."
 
 
@@ -65,8 +67,7 @@ def _shapes(function, arguments, fail, call: str):
     try:
         return jax.eval_shape(function, *arguments)
     except Exception as err:  # the user's code: any error is the kernel's
-        first = (str(err).splitlines() or [""])[0][:300]
-        fail(f"{call} failed: {type(err).__name__}: {first}")
+        fail(f"{call} failed: {validation.error_line(err, 300)}")
 
 
 def _described(tree) -> str:

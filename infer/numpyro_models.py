@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import numpy as np
+from jax.tree_util import keystr
 
 from infer import validation
 
@@ -272,7 +273,7 @@ def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:
                 continue
             leaf = np.asarray(leaf)
             if not any(_same_values(leaf, v) for v in values):  # nested: by path, data.x
-                label = name + "".join(f".{_key_name(key)}" for key in path)
+                label = ".".join(filter(None, [name, keystr(path, simple=True, separator=".")]))
                 constants[label.replace("/", "_")] = leaf  # "/" would make a Zarr path
     return constants
 
@@ -290,14 +291,6 @@ def _named_arguments(model: Callable, bound: dict) -> dict:
         kind = parameters[name].kind if name in parameters else None
         named.update(value if kind == inspect.Parameter.VAR_KEYWORD else {name: value})
     return named
-
-
-def _key_name(key) -> str:
-    """One step of a pytree path as text: a dict key, a sequence index or an attribute."""
-    for attribute in ("key", "idx", "name"):
-        if hasattr(key, attribute):
-            return str(getattr(key, attribute))
-    return str(key)
 
 
 def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
@@ -342,7 +335,7 @@ def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced
     )
     if not isinstance(err, tracer_errors):
         return
-    cause = f"({type(err).__name__}: {str(err).splitlines()[0][:200]})"
+    cause = f"({validation.error_line(err)})"
     if traced == "data":
         raise TypeError(
             f"the model runs on its arguments as concrete arrays but not traced {cause}. "

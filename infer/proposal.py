@@ -231,8 +231,8 @@ def _check_sample_fn(sample_fn, argument: str) -> None:
         draw = jax.eval_shape(sample_fn, jax.random.key(0))
     except Exception as err:
         raise TypeError(
-            f"{argument}=(sample_fn, log_prob_fn): sample_fn(rng_key) failed ({type(err).__name__}:"
-            f" {str(err).splitlines()[0][:200]}). The pair is (sample_fn, log_prob_fn), in that "
+            f"{argument}=(sample_fn, log_prob_fn): sample_fn(rng_key) failed "
+            f"({validation.error_line(err)}). The pair is (sample_fn, log_prob_fn), in that "
             "order: sample_fn(rng_key) returns one draw."
         ) from None
     if any(jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key) for leaf in jax.tree.leaves(draw)):

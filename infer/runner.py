@@ -75,10 +75,10 @@ class RunRecord:
             self._first = ([leaf[:, :1].copy() for leaf in leaves], logdensity[:, :1].copy())
             self.moved = np.zeros(logdensity.shape[0], bool)
         first_positions, first_logdensity = self._first
-        same = (logdensity == first_logdensity) | (
-            np.isnan(logdensity) & np.isnan(first_logdensity)
-        )
         if self.moves_by_logdensity:
+            same = (logdensity == first_logdensity) | (
+                np.isnan(logdensity) & np.isnan(first_logdensity)
+            )
             self.moved |= ~np.all(same, axis=1)
         for leaf, first in zip(leaves, first_positions, strict=True):
             unsure = np.flatnonzero(~self.moved)

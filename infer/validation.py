@@ -78,6 +78,13 @@ def instance_of(name: str, value, kind: type, hint: str = ""):
     return value
 
 
+def error_line(err: BaseException, limit: int = 200) -> str:
+    """``"TypeError: <the first line of its message>"``, cut to ``limit`` characters: an error
+    from the user's code quoted inside one of ours."""
+    first = (str(err).splitlines() or [""])[0][:limit]
+    return f"{type(err).__name__}: {first}"
+
+
 def not_a_class(name: str, value) -> None:
     """Refuse a class where an instance is expected (``dist.Normal`` for ``dist.Normal(0, 1)``),
     which otherwise fails later on an unbound method or a property."""
