@@ -9,8 +9,12 @@ over ``vmap``-ed steps); and the **bare rate**: the same log density (or its val
 gradient) evaluated in a plain ``vmap`` + ``scan`` loop with no sampler around it. The
 fraction of the bare rate is how close a sampler gets to the cost of its log density alone.
 Goals (issue "Scale"): RWMH at 1,024 and more chains at least 0.8 of the bare rate, and infer
-ahead of BlackJAX at every count. Medians over repeats that alternate the libraries.
-Results: ``benchmarks/results/sweep_<platform>.json``.
+ahead of BlackJAX at every count. Medians over repeats that alternate the libraries. Both
+samplers' times end with the draws in host memory: ``infer.sample`` returns them there, and
+BlackJAX's are copied there (``jax.device_get``), as a user does before handing them to ArviZ;
+on a CPU that copy is next to free, on an accelerator it is part of what a run costs.
+Results: ``benchmarks/results/sweep_<platform>.json``, rewritten after every row (``complete``
+says whether every row is in), so that a run stopped by a time limit keeps the rows it made.
 
 Run: ``python benchmarks/sweep.py`` (``--quick``: up to 1,024 chains, fewer steps).
 """
@@ -36,7 +40,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, write_result  # noqa: E402
 
 STEP_SIZES = {"rwmh": 0.02, "mala": 0.02, "nuts": 0.05}
-EVALUATIONS = 2_000_000  # log-density evaluations per measurement (split over the chains)
+#: Log-density (or gradient) evaluations per measurement, split over the chains, and at most
+#: this many per chain. On a CPU a step of one chain costs microseconds; on an accelerator
+#: every step is a few kernel launches whatever the chain count, so one chain gets fewer
+#: steps there, and many chains more evaluations (their steps cost little more than one's).
+BUDGETS = {"cpu": (2_000_000, None), "accelerator": (20_000_000, 5_000)}
 
 
 def _timed(fn, *args) -> float:
@@ -107,7 +115,7 @@ def make_sampler(name: str):
 
 def gradients_per_step(name: str, target, positions) -> float:
     """NUTS's gradients per step at this step size, from a 20-step pilot run of up to 64 of
-    the chains: the budget of :data:`EVALUATIONS` is then gradients, not steps."""
+    the chains: the budget of :data:`BUDGETS` is then gradients, not steps."""
     count = min(64, jax.tree.leaves(positions)[0].shape[0])
     pilot = infer.sample(
         0,
@@ -121,14 +129,23 @@ def gradients_per_step(name: str, target, positions) -> float:
     return max(1.0, pilot.num_grad_evals / (count * 20))
 
 
-def measure(name: str, num_chains: int, repeats: int) -> dict:
+def steps_for(num_chains: int, per_step: float, budget: tuple) -> int:
+    """Steps of one measurement: ``budget = (evaluations, most per chain or None)``."""
+    evaluations, per_chain = budget
+    steps = evaluations // (num_chains * per_step)
+    if per_chain is not None:
+        steps = min(steps, per_chain // per_step)
+    return max(5, int(steps))
+
+
+def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
     target = targets.get("logistic_regression")
     gradients = name != "rwmh"
     positions = jax.tree.map(
         lambda leaf: jnp.broadcast_to(leaf, (num_chains, *leaf.shape)), target.init
     )
     per_step = gradients_per_step(name, target, positions) if name == "nuts" else 1
-    num_steps = max(5, int(EVALUATIONS // (num_chains * per_step)))
+    num_steps = steps_for(num_chains, per_step, budget)
     bare = bare_runner(target.logdensity_fn, gradients, num_chains, num_steps)
     theirs = blackjax_runner(name, target.logdensity_fn, num_chains, num_steps)
     sampler = make_sampler(name)
@@ -153,8 +170,10 @@ def measure(name: str, num_chains: int, repeats: int) -> dict:
         rows["ours"].append(num_chains * num_steps / result.timing["sampling"])
         rows["ours_grads"].append(result.num_grad_evals / result.timing["sampling"])
         start = time.perf_counter()
-        _, grads = jax.block_until_ready(theirs(jax.random.key(r), positions))
+        draws, grads = theirs(jax.random.key(r), positions)
+        draws, grads = jax.device_get((draws, grads))  # on the host, as infer's are
         seconds = time.perf_counter() - start
+        del draws
         rows["blackjax"].append(num_chains * num_steps / seconds)
         rows["blackjax_grads"].append(float(grads) / seconds)
         rows["bare"].append(num_chains * num_steps / _timed(bare, positions))
@@ -194,16 +213,27 @@ def main(argv=None) -> int:
     if not args.quick and jax.default_backend() != "cpu":
         counts += (100_000,)  # on a CPU 100,000 chains of NUTS take minutes a step
     repeats = 1 if args.quick else args.repeats
-    global EVALUATIONS
-    if args.quick:
-        EVALUATIONS = 200_000
-    rows = [measure(name, n, repeats) for name in ("rwmh", "mala", "nuts") for n in counts]
+    evaluations, per_chain = BUDGETS["cpu" if jax.default_backend() == "cpu" else "accelerator"]
+    budget = (evaluations // 10, per_chain) if args.quick else (evaluations, per_chain)
+    wanted = [(name, n) for name in ("rwmh", "mala", "nuts") for n in counts]
+    rows = []
+    for name, num_chains in wanted:
+        rows.append(measure(name, num_chains, repeats, budget))
+        path = write_rows(rows, budget, complete=len(rows) == len(wanted), quick=args.quick)
+    print(f"wrote {path}")
+    return 0
+
+
+def write_rows(rows: list, budget: tuple, complete: bool, quick: bool) -> Path:
+    """The JSON of the rows made so far (rewritten after each)."""
     rwmh_many = [r for r in rows if r["sampler"] == "rwmh" and r["num_chains"] >= 1024]
     record = {
         "machine": machine("blackjax"),
         "target": "logistic_regression",
         "step_sizes": STEP_SIZES,
         "precision": "float32",
+        "budget": {"evaluations": budget[0], "most_per_chain": budget[1]},
+        "complete": complete,
         "rows": rows,
         "goals_met": {
             "rwmh_at_least_0.8_of_bare_from_1024_chains": all(
@@ -212,10 +242,8 @@ def main(argv=None) -> int:
             "ahead_of_blackjax_at_every_count": all(r["ratio_to_blackjax"] >= 1.0 for r in rows),
         },
     }
-    name = f"sweep_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"
-    write_result(RESULTS / name, record)
-    print(f"wrote {RESULTS / name}")
-    return 0
+    name = f"sweep_{record['machine']['platform']}{'_quick' if quick else ''}.json"
+    return write_result(RESULTS / name, record)
 
 
 if __name__ == "__main__":

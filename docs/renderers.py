@@ -392,6 +392,7 @@ def sweep(record: dict) -> str:
             [
                 r["sampler"],
                 str(r["num_chains"]),
+                str(r["num_steps"]),
                 _g(r["infer_chain_steps_per_s"]),
                 _g(grads) if grads else "—",
                 _g(r["bare_evaluations_per_s"]),
@@ -403,6 +404,7 @@ def sweep(record: dict) -> str:
         [
             "sampler",
             "chains",
+            "steps",
             "infer chain-steps/s",
             "infer gradients/s",
             "bare evaluations/s",
@@ -413,9 +415,15 @@ def sweep(record: dict) -> str:
     )
     met = [k for k, v in record["goals_met"].items() if v]
     missed = [k for k, v in record["goals_met"].items() if not v]
+    partial = (
+        " **The run stopped before every row was made** (a time limit): the goals are judged "
+        "on the rows above only."
+        if record.get("complete") is False
+        else ""
+    )
     return (
         f"{table}\n\nStep sizes {record['step_sizes']}; goals met: {', '.join(met) or 'none'}"
-        f"; not met: {', '.join(missed) or 'none'}."
+        f"; not met: {', '.join(missed) or 'none'}.{partial}"
     )
 
 

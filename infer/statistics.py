@@ -55,9 +55,20 @@ def _jax(results: dict[str, Result]) -> dict[str, dict]:
         stats = jax.device_get(stats)
         return {stat: {k: np.asarray(stats[k][stat]) for k in draws} for stat in STATISTICS}
 
-    workers = min(len(results), os.cpu_count() or 1)
+    workers = min(len(results), os.cpu_count() or 1) if _threads_help() else 1
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
         return dict(zip(results, pool.map(one, results.values()), strict=True))
+
+
+def _threads_help() -> bool:
+    """Whether runs are worth a thread each: on a CPU backend (one device) whose JAX runs two
+    programs side by side. An accelerator runs one program at a time anyway. With JAX 0.11
+    on a CPU, two threads running the tail-ESS program at once never returned (seen with
+    jax 0.11.2; 0.12 runs them), so there the runs go one after another."""
+    if jax.default_backend() != "cpu":
+        return False
+    major_minor = tuple(int(part) for part in jax.__version_info__[:2])
+    return major_minor >= (0, 12)
 
 
 _ARVIZ = {
