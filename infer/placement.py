@@ -140,6 +140,14 @@ def chain_sharding(devices, num_chains: int):
     return jax.sharding.SingleDeviceSharding(devices[0])
 
 
+def in_host_memory(leaf) -> bool:
+    """Whether ``leaf`` is a numpy array or lives on CPU devices, whose memory is the host's
+    (reading it back is next to free there; from an accelerator it is a copy)."""
+    if not isinstance(leaf, jax.Array):
+        return True
+    return all(device.platform == "cpu" for device in leaf.sharding.device_set)
+
+
 def to_host(tree):
     """A pytree of (possibly sharded) device arrays as numpy arrays on this host. Arrays that
     span several processes are gathered from all of them (a collective: every process must

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 
 from infer.markov import Carry, Chunk, Programs
-from infer.placement import to_host
+from infer.placement import in_host_memory, to_host
 
 
 @dataclass
@@ -196,6 +196,15 @@ def advance(
     clock = time.perf_counter()
     carry = record.carry
     for t_start, t_stop in segments(record, stop, programs.capacity, every):
+        if previous is not None and previous[1] < record.num_warmup <= t_start:
+            # Warm-up is read back before sampling is dispatched. An accelerator runs the two
+            # programs in order and can serve the read-back only after the second, which then
+            # put all the time into warm-up: sampling's share, which rates are taken from,
+            # came out near zero (an H200, jax 0.11.2). A warm-up segment keeps no draws, so
+            # its buffers are the next segment's.
+            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, reused=True)
+            spare = (previous[0].positions, previous[0].logdensity, previous[0].infos)
+            previous = None
         draw_start = max(0, t_start - record.num_warmup) // record.thin
         buffers = programs.empty() if spare is None else spare
         chunk = programs.advance(carry, chain_keys, data, t_start, t_stop, draw_start, buffers)
@@ -225,6 +234,8 @@ def _finish(
             # buffer is kept as it is (on a CPU, a view of the device's memory); of a partial
             # one the used part is copied if the buffer will be written again, else viewed.
             # The device writes draw-major; the record holds chain-major views of that.
+            if kept < buffer.shape[0] and not in_host_memory(buffer):
+                buffer = buffer[:kept]  # only the used draws cross to the host
             on_host = to_host(buffer)
             if kept < on_host.shape[0]:
                 on_host = on_host[:kept].copy() if reused else on_host[:kept]
