@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.base import Kernel, hook
+from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
 from infer.memory import Need, markov_need, nbytes
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
@@ -81,6 +82,8 @@ class Programs(NamedTuple):
             with leading axes ``(num_chains, num_draws)``.
         capacity: draws one call of ``advance`` can keep.
         seconds: what compiling them took (0.0 when they came from the cache).
+        block: steps the advance program runs at a time (:mod:`infer.blocked_loop`): a
+            segment of a multiple of it computes no step it discards.
     """
 
     start: Callable
@@ -89,6 +92,7 @@ class Programs(NamedTuple):
     constrain: Callable
     capacity: int
     seconds: float
+    block: int = 1
 
 
 class Starter(NamedTuple):
@@ -154,8 +158,9 @@ class Plan:
             sharding_key(sharding),
         )
         self.sharding = sharding
+        self.block = steps_per_block(sharding, capacity)
         self.start_key = ("markov-start", *base, superchain_size)
-        self.advance_key = ("markov-advance", *base, thin, capacity)
+        self.advance_key = ("markov-advance", *base, thin, capacity, self.block)
         start, advance = PROGRAMS.peek(self.start_key), PROGRAMS.peek(self.advance_key)
         self.cached = start is not None and advance is not None
         began = time.perf_counter()
@@ -172,7 +177,7 @@ class Plan:
         )
         self.keys_struct = jax.ShapeDtypeStruct(keys.shape, keys.dtype, sharding=sharding)
         if advance is None:
-            parts = _Parts(target, sampler, num_warmup, thin, capacity)
+            parts = _Parts(target, sampler, num_warmup, thin, capacity, block=self.block)
             index = jax.ShapeDtypeStruct((), jnp.int32)
             rows = draw_major(sharding)
             buffers = parts.buffer_structs(self.carry_structs, self.keys_struct, data, rows)
@@ -233,7 +238,7 @@ class Plan:
             empty, empty_seconds = PROGRAMS.get(key, lambda: zeros.lower().compile())
         constrain = constrain_program(self.target)
         seconds = self.trace_seconds + start_seconds + seconds + empty_seconds
-        return Programs(start, run_advance, empty, constrain, self.capacity, seconds)
+        return Programs(start, run_advance, empty, constrain, self.capacity, seconds, self.block)
 
 
 def _donates(buffers, capacity: int) -> bool:
@@ -262,6 +267,7 @@ class _Parts:
         thin: int,
         capacity: int,
         superchain_size: int = 1,
+        block: int = 1,
     ):
         self.target = target
         self.sampler = sampler
@@ -269,6 +275,7 @@ class _Parts:
         self.thin = thin
         self.capacity = capacity
         self.superchain_size = superchain_size
+        self.block = block
 
         # One jitted step, so that buffer_structs and advance's loop share one trace.
         self.step = jax.jit(
@@ -378,7 +385,7 @@ class _Parts:
             params = jax.tree.map(lambda f, c: jnp.where(last, f, c), final, current)
             return adapt_states, params
 
-        def body(t, loop):
+        def body(t, loop, active):  # active: False for a block's steps past t_stop
             carry, buffers, pending, counts, accepted = loop
             keys = _fold_in(chain_keys, t)
             states, infos = self.step(keys, carry.kernel_state, carry.params, data)
@@ -401,7 +408,7 @@ class _Parts:
             # warm-up one slot 0 of a segment that keeps nothing (none straddles warm-up's end).
             slot = jnp.clip((after + thin - 1) // thin - 1 - draw_start, 0, capacity - 1)
             row = (states.position, states.logdensity, info_row)
-            buffers = jax.tree.map(lambda b, v: _write_row(b, v, slot), buffers, row)
+            buffers = write_rows(buffers, row, slot, active)
             nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
             counts = tuple(
                 c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)
@@ -410,20 +417,15 @@ class _Parts:
             rate = getattr(infos, "acceptance_rate", None)
             if rate is not None:  # per chain: no reduction across chains inside the loop
                 accepted = accepted + rate.astype(jnp.float32)
-            return Carry(states, adapt_states, params), buffers, pending, counts, accepted
+            new = (Carry(states, adapt_states, params), pending, counts, accepted)
+            carry, pending, counts, accepted = masked(active, new, loop[:1] + loop[2:])
+            return carry, buffers, pending, counts, accepted
 
         counts = (zeros, zeros, zeros)
         loop = (carry, buffers, pending, counts, jnp.zeros((num_chains,), jnp.float32))
-        carry, buffers, _, counts, accepted = jax.lax.fori_loop(t_start, t_stop, body, loop)
+        carry, buffers, _, counts, accepted = run_steps(t_start, t_stop, body, loop, self.block)
         positions, logdensity, infos = buffers
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))
-
-
-def _write_row(buffer, value, slot):
-    """``buffer (capacity, num_chains, ...)`` with ``value (num_chains, ...)`` at ``[slot]``:
-    one contiguous row a step (chain-major, 1,024 chains touch a cache line per chain and
-    statistic: ~10% of a random-walk step on the logistic regression)."""
-    return jax.lax.dynamic_update_index_in_dim(buffer, value, slot, axis=0)
 
 
 #: Step ``t``'s keys: ``(chain_keys (num_chains,), t) -> (num_chains,)``.

@@ -12,6 +12,7 @@ import numpy as np
 
 from infer import checkpoint as checkpoints
 from infer import convergence
+from infer.blocked_loop import round_up
 from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
@@ -44,10 +45,14 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     budget = None if until is None else record.num_warmup + until.max_samples * record.thin
     stop = stop if budget is None else min(stop, budget)
     total = budget or stop
-    every = max(1, -(-(total - record.step) // PROGRESS_CHUNKS)) if progress else None
+    block = run.programs.block  # segments of whole blocks compute no discarded step
+    every = round_up(max(1, -(-(total - record.step) // PROGRESS_CHUNKS)), block)
+    every = every if progress else None
     writer, hooks = None, []
     if outputs.folder is not None:
-        every_checkpoint = outputs.checkpoint_every or max(1, -(-(total - record.step) // 10))
+        every_checkpoint = outputs.checkpoint_every or round_up(
+            max(1, -(-(total - record.step) // 10)), block
+        )
         every = min(every or every_checkpoint, every_checkpoint)
         facts = {
             "fingerprint": run.fingerprint,

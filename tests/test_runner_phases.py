@@ -7,8 +7,10 @@ from types import SimpleNamespace
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 import infer
+from infer import blocked_loop, driver
 from infer.markov import Chunk
 from infer.placement import in_host_memory
 from infer.runner import RunRecord, advance
@@ -86,3 +88,44 @@ def test_a_partial_chunk_reads_back_only_its_draws_with_timing_per_phase():
     result = infer.sample(0, target, infer.rwmh(), num_chains=3, num_samples=7, num_warmup=5)
     assert result.draws["x"].shape == (3, 7, 2)
     assert result.timing["warmup"] > 0 and result.timing["sampling"] > 0
+
+
+# ----------------------------------------------------------------- blocked loop (accelerators)
+
+
+def _same_run(a, b):
+    for name in a.draws:
+        np.testing.assert_array_equal(np.asarray(a.draws[name]), np.asarray(b.draws[name]))
+    for name in a.stats:
+        np.testing.assert_array_equal(np.asarray(a.stats[name]), np.asarray(b.stats[name]))
+    assert (a.num_grad_evals, a.num_logdensity_evals) == (b.num_grad_evals, b.num_logdensity_evals)
+    assert (a.state.step, a.state.num_draws) == (b.state.step, b.state.num_draws)
+    for x, y in zip(jax.tree.leaves(a.state.carry), jax.tree.leaves(b.state.carry), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # adaptation's state too
+
+
+@pytest.mark.parametrize("sampler", ["rwmh", "mala"])
+def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
+    # An accelerator runs the steps in blocks of a known trip count and discards a block's
+    # steps past the segment's end. Forced here on the CPU with blocks that divide none of
+    # the lengths: warm-up (adapted), thinning, progress segments, and chunks of 5 draws
+    # (10 steps) whose last block's discarded step falls on the chunk's last slot.
+    target = infer.Target(lambda x: -0.5 * jnp.sum((x - 1.0) ** 2), init=jnp.zeros(3))
+    kwargs = dict(num_chains=3, num_samples=23, num_warmup=17, thin=2)
+    make = getattr(infer, sampler)
+    plain = infer.sample(1, target, make(), **kwargs)
+    monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
+    blocked = infer.sample(1, target, make(), **kwargs)
+    _same_run(plain, blocked)
+    with_bar = infer.sample(1, target, make(), progress=True, **kwargs)
+    _same_run(plain, with_bar)
+    monkeypatch.setattr(driver, "CHUNK_BYTES", 5 * 3 * (3 * 4 + 64))  # 5 draws a chunk
+    chunked = infer.sample(1, target, make(), **kwargs)
+    _same_run(plain, chunked)
+
+
+def test_blocks_fit_the_chunk_and_cpu_runs_the_plain_loop():
+    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    assert blocked_loop.steps_per_block(sharding, capacity=4096) == 1
+    assert blocked_loop.round_up(10, 4) == 12 and blocked_loop.round_up(None, 4) is None
+    assert blocked_loop.round_up(10, 1) == 10
