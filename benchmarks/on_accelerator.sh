@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The benchmark suites on a lent accelerator, each under its own time limit, in one call.
 #
-#   INFER_COMMIT=<commit> bash benchmarks/on_accelerator.sh OUT_DIR "sweep:260 samplers:150 ..."
+#   INFER_COMMIT=<commit> bash benchmarks/on_accelerator.sh OUT_DIR "sweep:260 ais_chains:40"
 #
 # Run from the root of a clean copy of the commit named (the machine has no .git): the JSONs
 # record that commit. Wheels in .whl/ (the packages the machine lacks: ArviZ, BlackJAX, Zarr)
-# are installed into /tmp/site first. After every suite the JSONs written so far are copied to
-# OUT_DIR (those this call wrote), so a suite stopped by its limit loses only itself (the sweep writes after each row).
+# are installed into /tmp/site first. After every suite the JSONs this call wrote are copied
+# to OUT_DIR, so a suite stopped by its limit loses only itself (the sweep writes its JSON
+# after each row and loses only the row it was on).
 # A suite's extra arguments follow its limit after commas: "samplers:150,--repeats,2".
 set -u
 out=${1:?"give the folder the JSONs are copied to"}
@@ -36,7 +37,7 @@ for entry in $suites; do
     fi
     echo "== $name (limit ${limit} s) ${args[*]:-}"
     start=$(date +%s)
-    timeout --signal=TERM --kill-after=5 "$limit" python3 "benchmarks/$name.py" "${args[@]}"
+    timeout --signal=TERM --kill-after=5 "$limit" python3 "benchmarks/$name.py" ${args[@]+"${args[@]}"}
     echo "== $name: exit $? after $(($(date +%s) - start)) s"
     find benchmarks/results -name '*.json' -newer "$marker" -exec cp {} "$out"/ \;
 done

@@ -108,8 +108,9 @@ def sample(
         checkpoint: a folder to write checkpoints to, atomically, at chunk boundaries: the
             draws so far and the chains' state. Resuming from a folder keeps writing to it.
         checkpoint_every: steps per chain between checkpoints (warm-up steps count; with
-            ``thin``, a checkpoint after warm-up waits for the next kept draw); default about
-            a tenth of the run.
+            ``thin``, a checkpoint after warm-up waits for the next kept draw; on an
+            accelerator, for the end of a block of 16 steps); default about a tenth of the
+            run.
         until: a stopping rule, ``infer.converged(rhat=1.01, ess=400, max_samples=...)``:
             draw ``num_samples`` per chain at a time until every parameter meets it or the
             budget is spent (then a warning names the parameters that fell short).

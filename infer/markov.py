@@ -159,6 +159,8 @@ class Plan:
         )
         self.sharding = sharding
         self.block = steps_per_block(sharding, capacity)
+        capacity -= capacity % self.block  # a chunk's steps are whole blocks
+        self.capacity = capacity
         self.start_key = ("markov-start", *base, superchain_size)
         self.advance_key = ("markov-advance", *base, thin, capacity, self.block)
         start, advance = PROGRAMS.peek(self.start_key), PROGRAMS.peek(self.advance_key)

@@ -45,14 +45,10 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     budget = None if until is None else record.num_warmup + until.max_samples * record.thin
     stop = stop if budget is None else min(stop, budget)
     total = budget or stop
-    block = run.programs.block  # segments of whole blocks compute no discarded step
-    every = round_up(max(1, -(-(total - record.step) // PROGRESS_CHUNKS)), block)
-    every = every if progress else None
+    every = max(1, -(-(total - record.step) // PROGRESS_CHUNKS)) if progress else None
     writer, hooks = None, []
     if outputs.folder is not None:
-        every_checkpoint = outputs.checkpoint_every or round_up(
-            max(1, -(-(total - record.step) // 10)), block
-        )
+        every_checkpoint = outputs.checkpoint_every or max(1, -(-(total - record.step) // 10))
         every = min(every or every_checkpoint, every_checkpoint)
         facts = {
             "fingerprint": run.fingerprint,
@@ -63,6 +59,9 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
             outputs.folder, facts, run.chain_keys, every_checkpoint, record, run.resumed_from
         )
         hooks.append(writer.maybe_write)
+    # On an accelerator, segments of whole blocks compute no step they discard: a checkpoint
+    # then comes at least checkpoint_every steps after the last, at the end of a block.
+    every = round_up(every, run.programs.block, record.thin)
     if outputs.store is not None:
         hooks.append(_store_writer(run, outputs, total, until))
     description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"

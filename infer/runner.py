@@ -151,9 +151,11 @@ def segments(
     record: RunRecord, stop: int, capacity: int, every: int | None
 ) -> Iterator[tuple[int, int]]:
     """``(t_start, t_stop)`` pieces from ``record.step`` to ``stop``: split at the end of
-    warm-up, every ``every`` steps (``None``: only where needed), and so that no piece keeps
-    more than ``capacity`` draws. After warm-up every piece ends at a kept draw: the flags of
-    thinned-out steps (divergences) are carried within a piece to the next kept draw."""
+    warm-up, every ``every`` steps of each phase (``None``: only where needed), and so that
+    no piece keeps more than ``capacity`` draws. After warm-up every piece ends at a kept
+    draw: the flags of thinned-out steps (divergences) are carried within a piece to the next
+    kept draw. With ``every`` and ``capacity * thin`` multiples of a block, every piece but
+    the last of each phase (and the first after a resume off the grid) is whole blocks."""
     start, warmup, thin = record.step, record.num_warmup, record.thin
     while start < stop:
         end = stop
@@ -161,9 +163,10 @@ def segments(
             end = min(end, warmup)
         else:
             end = min(end, warmup + (record.draws_before(start) + capacity) * thin)
-        if every:
-            cut = (start // every + 1) * every
-            if cut > warmup:
+        if every:  # warm-up cut every `every` steps from 0, sampling from warm-up's end
+            origin = 0 if start < warmup else warmup
+            cut = origin + ((start - origin) // every + 1) * every
+            if cut > warmup:  # at a kept draw
                 cut = warmup + -(-(cut - warmup) // thin) * thin
             end = min(end, cut)
         yield start, end
@@ -183,8 +186,9 @@ def advance(
 ) -> RunRecord:
     """Run the chains of ``record`` up to global step ``stop``, in place.
 
-    Each segment is dispatched before the previous one is read back, so the device works
-    while the host copies draws, updates ``bar`` (a tqdm bar or ``None``) and calls
+    Each segment is dispatched before the previous one is read back (but the first after
+    warm-up, so that each phase's time is its own), so the device works while the host
+    copies draws, updates ``bar`` (a tqdm bar or ``None``) and calls
     ``on_segment(record)`` (checkpoints, convergence checks). A segment writes its draws into
     the buffers of the segment before the last, once read back, rather than into new ones:
     a short segment (a progress bar's, a checkpoint's) then costs its steps, not the filling
@@ -230,10 +234,12 @@ def _finish(
     accepted = float(to_host(chunk.acceptance_sum))
     if kept:
 
-        def used(buffer):  # sliced on the host (no program to compile per length). A full
-            # buffer is kept as it is (on a CPU, a view of the device's memory); of a partial
-            # one the used part is copied if the buffer will be written again, else viewed.
-            # The device writes draw-major; the record holds chain-major views of that.
+        def used(buffer):  # on a CPU sliced on the host (no program to compile per length),
+            # on an accelerator on the device (only the used draws cross; one small slice
+            # program per length). A full buffer is kept as it is (on a CPU, a view of the
+            # device's memory); of a partial one the used part is copied if the buffer will
+            # be written again, else viewed. The device writes draw-major; the record holds
+            # chain-major views of that.
             if kept < buffer.shape[0] and not in_host_memory(buffer):
                 buffer = buffer[:kept]  # only the used draws cross to the host
             on_host = to_host(buffer)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import infer
-from infer import blocked_loop, driver
+from infer import blocked_loop, driver, run_loop, runner
 from infer.markov import Chunk
 from infer.placement import in_host_memory
 from infer.runner import RunRecord, advance
@@ -81,16 +81,27 @@ def test_in_host_memory_tells_cpu_arrays_from_numpy_and_is_true_on_a_cpu():
     assert in_host_memory(jnp.zeros(3)) == (jax.default_backend() == "cpu")
 
 
-def test_a_partial_chunk_reads_back_only_its_draws_with_timing_per_phase():
-    # a run whose draws fill part of one chunk: the draws come back whole and in order,
-    # and both phases have their own time
+def test_a_partial_chunk_read_back_from_a_device_is_sliced_there(monkeypatch):
+    # on an accelerator only a partial chunk's used draws are copied to the host: the same
+    # path, taken here on the CPU, gives the same run (and each phase has its own time)
     target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
-    result = infer.sample(0, target, infer.rwmh(), num_chains=3, num_samples=7, num_warmup=5)
-    assert result.draws["x"].shape == (3, 7, 2)
-    assert result.timing["warmup"] > 0 and result.timing["sampling"] > 0
+    kwargs = dict(num_chains=3, num_samples=7, num_warmup=5)
+    plain = infer.sample(0, target, infer.rwmh(), **kwargs)
+    sliced = []
+    monkeypatch.setattr(runner, "in_host_memory", lambda leaf: sliced.append(leaf) or False)
+    on_device = infer.sample(0, target, infer.rwmh(), **kwargs)
+    assert sliced and on_device.draws["x"].shape == (3, 7, 2)
+    _same_run(plain, on_device)
+    assert on_device.timing["warmup"] > 0 and on_device.timing["sampling"] > 0
 
 
 # ----------------------------------------------------------------- blocked loop (accelerators)
+
+
+def _host(leaf):
+    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
 
 
 def _same_run(a, b):
@@ -101,10 +112,10 @@ def _same_run(a, b):
     assert (a.num_grad_evals, a.num_logdensity_evals) == (b.num_grad_evals, b.num_logdensity_evals)
     assert (a.state.step, a.state.num_draws) == (b.state.step, b.state.num_draws)
     for x, y in zip(jax.tree.leaves(a.state.carry), jax.tree.leaves(b.state.carry), strict=True):
-        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))  # adaptation's state too
+        np.testing.assert_array_equal(_host(x), _host(y))  # adaptation's state too
 
 
-@pytest.mark.parametrize("sampler", ["rwmh", "mala"])
+@pytest.mark.parametrize("sampler", ["rwmh", "mala", pytest.param("nuts", marks=pytest.mark.slow)])
 def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
     # An accelerator runs the steps in blocks of a known trip count and discards a block's
     # steps past the segment's end. Forced here on the CPU with blocks that divide none of
@@ -116,9 +127,18 @@ def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
     plain = infer.sample(1, target, make(), **kwargs)
     monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
     blocked = infer.sample(1, target, make(), **kwargs)
+    assert blocked.info["cache_hit"] is False  # a program of its own: the blocked loop ran
     _same_run(plain, blocked)
     with_bar = infer.sample(1, target, make(), progress=True, **kwargs)
     _same_run(plain, with_bar)
+    # segments off the block grid (a resume from a checkpoint made elsewhere): discarded
+    # steps inside warm-up too, where the adaptation's state must be left as it was
+    # (the bar's segments are 3 steps, in blocks of 4)
+    monkeypatch.setattr(run_loop, "round_up", lambda steps, block, thin=1: steps)
+    monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 4)
+    off_grid = infer.sample(1, target, make(), progress=True, **kwargs)
+    _same_run(plain, off_grid)
+    monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
     monkeypatch.setattr(driver, "CHUNK_BYTES", 5 * 3 * (3 * 4 + 64))  # 5 draws a chunk
     chunked = infer.sample(1, target, make(), **kwargs)
     _same_run(plain, chunked)
@@ -128,4 +148,5 @@ def test_blocks_fit_the_chunk_and_cpu_runs_the_plain_loop():
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     assert blocked_loop.steps_per_block(sharding, capacity=4096) == 1
     assert blocked_loop.round_up(10, 4) == 12 and blocked_loop.round_up(None, 4) is None
-    assert blocked_loop.round_up(10, 1) == 10
+    assert blocked_loop.round_up(10, 1, thin=3) == 10  # the CPU's segments as they were
+    assert blocked_loop.round_up(10, 4, thin=6) == 12 and blocked_loop.round_up(13, 4, 6) == 24
