@@ -40,6 +40,7 @@ SUITES = {
     "memory": [["memory.py"]],
     "sweep": [["sweep.py"]],
     "ais_chains": [["ais_chains.py"]],
+    "blocked_loop": [["blocked_loop.py"]],
     "generative": [["generative.py"]],
     "generative_quality": [
         ["generative_quality.py", "--data", "digits"],
@@ -61,6 +62,7 @@ QUICK = {
     "sweep",
     "ais_chains",
     "bnn",
+    "blocked_loop",
 }  # these have --quick
 
 

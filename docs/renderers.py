@@ -454,6 +454,39 @@ def ais_chains(record: dict) -> str:
     )
 
 
+def blocked_loop(record: dict) -> str:
+    rows = [
+        [
+            r["sampler"],
+            str(r["num_chains"]),
+            str(r["num_steps"]),
+            _g(r["blocked_chain_steps_per_s"]),
+            _g(r["plain_chain_steps_per_s"]),
+            f"**{_f(r['blocked_over_plain'])}**",
+            f"**{_f(r['blocked_over_blackjax'])}**",
+            f"{r['largest_difference_blocked_vs_plain']:.3g}",
+            f"{r['largest_difference_progress_vs_not']:.3g}",
+        ]
+        for r in record["rows"]
+    ]
+    table = _table(
+        [
+            "sampler",
+            "chains",
+            "steps",
+            f"blocks of {record['rows'][0]['block']}: chain-steps/s",
+            "plain loop: chain-steps/s",
+            "blocked ÷ plain",
+            "blocked ÷ BlackJAX",
+            "largest difference, blocked vs plain",
+            "largest difference, progress bar vs none",
+        ],
+        rows,
+    )
+    forced = " Blocks forced on a CPU (--force)." if record.get("forced_on_cpu") else ""
+    return f"{table}\n\nSampling phase, fixed step sizes, no warm-up; medians of 3.{forced}"
+
+
 RENDERERS = {
     "samplers": samplers,
     "latency": latency,
@@ -466,4 +499,5 @@ RENDERERS = {
     "memory": memory,
     "sweep": sweep,
     "ais_chains": ais_chains,
+    "blocked_loop": blocked_loop,
 }
