@@ -60,10 +60,6 @@ __all__ = [
 ]
 
 
-#: Pareto k-hat of a pass's weights above which its estimate is warned about (PSIS's 0.7;
-#: the sample-size-dependent limit, 0.53 at 128 chains, flags sound lower bounds too often).
-
-
 class AISResult(NamedTuple):
     """An AIS estimate of ``log Z``.
 
