@@ -13,6 +13,9 @@ ahead of BlackJAX at every count. Medians over repeats that alternate the librar
 samplers' times end with the draws in host memory: ``infer.sample`` returns them there, and
 BlackJAX's are copied there (``jax.device_get``), as a user does before handing them to ArviZ;
 on a CPU that copy is next to free, on an accelerator it is part of what a run costs.
+NUTS rows also time NumPyro's own kernel (``numpyro.infer.hmc.hmc``, which infer's NUTS
+wraps) in the same loop: the ratio to it is what infer adds or saves around its kernel, the
+ratio to BlackJAX what NumPyro's kernel and infer together cost against BlackJAX's.
 Results: ``benchmarks/results/sweep_<platform>.json``, rewritten after every row (``complete``
 says whether every row is in), so that a run stopped by a time limit keeps the rows it made.
 
@@ -54,8 +57,16 @@ def _timed(fn, *args) -> float:
 
 
 def bare_runner(logdensity_fn, gradients: bool, num_chains: int, num_steps: int):
-    """The log density alone, ``num_steps`` times for every chain, at moving positions."""
-    evaluate = jax.vmap(jax.value_and_grad(logdensity_fn) if gradients else logdensity_fn)
+    """The log density alone, ``num_steps`` times for every chain, at moving positions
+    (one chain unbatched, as infer and NumPyro's kernel run it)."""
+    one = jax.value_and_grad(logdensity_fn) if gradients else logdensity_fn
+    if num_chains == 1:
+
+        def evaluate(x):
+            out = one(jax.tree.map(lambda leaf: leaf[0], x))
+            return jax.tree.map(lambda leaf: leaf[None], out)
+    else:
+        evaluate = jax.vmap(one)
 
     @jax.jit
     def run(positions):
@@ -99,6 +110,39 @@ def blackjax_runner(name: str, logdensity_fn, num_chains: int, num_steps: int):
             return states, (states.position, jnp.sum(grads))
 
         _, (draws, grads) = jax.lax.scan(one_step, states, jax.random.split(rng_key, num_steps))
+        return draws, jnp.sum(grads)
+
+    return run
+
+
+def numpyro_runner(logdensity_fn, num_chains: int, num_steps: int):
+    """NumPyro's own NUTS kernel (``numpyro.infer.hmc.hmc``, the pair infer wraps), fixed
+    step size, identity mass matrix, ``vmap``-ed over the chains (one chain unbatched, as
+    infer runs it) in a ``lax.scan``: what infer's NUTS costs without infer around it.
+    Returns ``(draws, gradient count)``."""
+    from numpyro.infer.hmc import hmc
+
+    init_kernel, sample_kernel = hmc(potential_fn=lambda x: -logdensity_fn(x), algo="NUTS")
+    options = dict(step_size=STEP_SIZES["nuts"], adapt_step_size=False, adapt_mass_matrix=False)
+
+    def init(position, key):
+        return init_kernel(position, 0, rng_key=key, **options)
+
+    single = num_chains == 1
+
+    @jax.jit
+    def run(rng_key, positions):
+        keys = jax.random.split(rng_key, num_chains)
+        if single:
+            states = init(jax.tree.map(lambda leaf: leaf[0], positions), keys[0])
+        else:
+            states = jax.vmap(init)(positions, keys)
+
+        def one_step(states, _):
+            states = sample_kernel(states) if single else jax.vmap(sample_kernel)(states)
+            return states, (states.z, jnp.sum(states.num_steps))
+
+        _, (draws, grads) = jax.lax.scan(one_step, states, None, length=num_steps)
         return draws, jnp.sum(grads)
 
     return run
@@ -148,6 +192,7 @@ def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
     num_steps = steps_for(num_chains, per_step, budget)
     bare = bare_runner(target.logdensity_fn, gradients, num_chains, num_steps)
     theirs = blackjax_runner(name, target.logdensity_fn, num_chains, num_steps)
+    kernel = numpyro_runner(target.logdensity_fn, num_chains, num_steps) if name == "nuts" else None
     sampler = make_sampler(name)
 
     def ours(seed):
@@ -164,7 +209,10 @@ def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
     bare(positions).block_until_ready()
     jax.block_until_ready(theirs(jax.random.key(0), positions))
     ours(0)
+    if kernel is not None:
+        jax.block_until_ready(kernel(jax.random.key(0), positions))
     rows = {"ours": [], "ours_grads": [], "blackjax": [], "blackjax_grads": [], "bare": []}
+    rows["numpyro_grads"] = []
     for r in range(repeats):
         result = ours(r)
         rows["ours"].append(num_chains * num_steps / result.timing["sampling"])
@@ -177,7 +225,11 @@ def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
         rows["blackjax"].append(num_chains * num_steps / seconds)
         rows["blackjax_grads"].append(float(grads) / seconds)
         rows["bare"].append(num_chains * num_steps / _timed(bare, positions))
-    med = {key: statistics.median(values) for key, values in rows.items()}
+        if kernel is not None:
+            start = time.perf_counter()
+            _, grads = jax.device_get(kernel(jax.random.key(r), positions))
+            rows["numpyro_grads"].append(float(grads) / (time.perf_counter() - start))
+    med = {key: statistics.median(values) for key, values in rows.items() if values}
     row = {
         "sampler": name,
         "num_chains": num_chains,
@@ -193,6 +245,9 @@ def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
         row["blackjax_grads_per_s"] = med["blackjax_grads"]
         row["ratio_to_blackjax"] = med["ours_grads"] / med["blackjax_grads"]
         row["fraction_of_bare"] = med["ours_grads"] / med["bare"]
+    if kernel is not None:
+        row["numpyro_kernel_grads_per_s"] = med["numpyro_grads"]
+        row["ratio_to_numpyro_kernel"] = med["ours_grads"] / med["numpyro_grads"]
     else:
         row["fraction_of_bare"] = med["ours"] / med["bare"]
     print(

@@ -398,6 +398,7 @@ def sweep(record: dict) -> str:
                 _g(r["bare_evaluations_per_s"]),
                 f"**{_f(r['fraction_of_bare'])}**",
                 f"**{_f(r['ratio_to_blackjax'])}**",
+                _f(r["ratio_to_numpyro_kernel"]) if "ratio_to_numpyro_kernel" in r else "—",
             ]
         )
     table = _table(
@@ -410,6 +411,7 @@ def sweep(record: dict) -> str:
             "bare evaluations/s",
             "fraction of bare",
             "÷ BlackJAX",
+            "÷ NumPyro's kernel",
         ],
         rows,
     )

@@ -25,6 +25,7 @@ import numpy as np
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
 from infer.memory import Need, markov_need, nbytes
+from infer.over_chains import fold_in, over_chains, per_chain
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
 
@@ -281,7 +282,7 @@ class _Parts:
 
         # One jitted step, so that buffer_structs and advance's loop share one trace.
         self.step = jax.jit(
-            lambda keys, states, params, data: jax.vmap(self.kernel(data).step)(
+            lambda keys, states, params, data: over_chains(self.kernel(data).step)(
                 keys, states, params
             )
         )
@@ -292,7 +293,7 @@ class _Parts:
     def buffer_structs(self, carry: Carry, chain_keys, data, sharding):
         """``(positions, logdensity, infos)`` of one chunk, draw-major ``(capacity,
         num_chains, ...)``, as ``ShapeDtypeStruct``s placed with ``sharding``."""
-        keys = jax.eval_shape(_fold_in, chain_keys, jnp.int32(0))
+        keys = jax.eval_shape(fold_in, chain_keys, jnp.int32(0))
 
         def step_row(keys, states, params, data):
             states, infos = self.step(keys, states, params, data)
@@ -355,12 +356,12 @@ class _Parts:
     def initialise(self, positions, data):
         kernel = self.kernel(data)
         states = jax.vmap(kernel.init)(positions)
-        params = _per_chain(kernel.params)(positions)
+        params = per_chain(kernel.params)(positions)
         adaptation = self.adaptation(kernel)
         adapt_states = None
         if adaptation is not None:
             adapt_states = jax.vmap(adaptation.init)(params, states)
-            params = _per_chain(adaptation.params)(adapt_states)
+            params = per_chain(adaptation.params)(adapt_states)
         return Carry(states, adapt_states, params), states.logdensity
 
     def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start, buffers=None):
@@ -381,15 +382,15 @@ class _Parts:
             row = jax.tree.map(lambda column: jnp.asarray(column)[t], schedule)
             update = jax.vmap(adaptation.update, in_axes=(0, None, 0, 0))
             adapt_states = update(adapt_states, row, states, infos)
-            current = _per_chain(adaptation.params)(adapt_states)
-            final = _per_chain(adaptation.final)(adapt_states)
+            current = per_chain(adaptation.params)(adapt_states)
+            final = per_chain(adaptation.final)(adapt_states)
             last = t == num_warmup - 1
             params = jax.tree.map(lambda f, c: jnp.where(last, f, c), final, current)
             return adapt_states, params
 
         def body(t, loop, active):  # active: False for a block's steps past t_stop
             carry, buffers, pending, counts, accepted = loop
-            keys = _fold_in(chain_keys, t)
+            keys = fold_in(chain_keys, t)
             states, infos = self.step(keys, carry.kernel_state, carry.params, data)
             adapt_states, params = carry.adapt_state, carry.params
             if adaptation is not None:
@@ -430,19 +431,8 @@ class _Parts:
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))
 
 
-#: Step ``t``'s keys: ``(chain_keys (num_chains,), t) -> (num_chains,)``.
-_fold_in = jax.vmap(jax.random.fold_in, in_axes=(0, None))
-
-
 def _as_dict(infos) -> dict:
     """A kernel's Info (a NamedTuple or a dict) as a dict of name -> array."""
     if isinstance(infos, dict):
         return dict(infos)
     return dict(infos._asdict())
-
-
-def _per_chain(fn):
-    """``vmap(fn)``, or ``fn`` itself for an argument with no arrays (a kernel without
-    tunable parameters has ``None``)."""
-    batched = jax.vmap(fn)
-    return lambda tree: fn(tree) if not jax.tree.leaves(tree) else batched(tree)

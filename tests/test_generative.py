@@ -295,7 +295,7 @@ def test_the_discriminator_can_have_its_own_learning_rate():
 def test_resumed_run_is_bit_identical(tmp_path):
     """With a validation split, so that the best state kept so far resumes too (the path
     without one is what test_load_restores_the_trained_model restores)."""
-    settings = dict(epochs=4, seed=2, checkpoint_every=2, validation=0.2)
+    settings = dict(epochs=3, seed=2, checkpoint_every=1, validation=0.2)
     whole = training.train("vae", "digits", out=tmp_path / "whole", **settings)
     part = tmp_path / "part"
     interrupted = training.train("vae", "digits", out=part, stop_after=2, **settings)

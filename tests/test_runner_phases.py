@@ -115,7 +115,9 @@ def _same_run(a, b):
         np.testing.assert_array_equal(_host(x), _host(y))  # adaptation's state too
 
 
-@pytest.mark.parametrize("sampler", ["rwmh", "mala", pytest.param("nuts", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "sampler", ["rwmh", "mala", pytest.param("nuts", marks=pytest.mark.thorough)]
+)
 def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
     # An accelerator runs the steps in blocks of a known trip count and discards a block's
     # steps past the segment's end. Forced here on the CPU with blocks that divide none of
