@@ -245,11 +245,11 @@ def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
         row["blackjax_grads_per_s"] = med["blackjax_grads"]
         row["ratio_to_blackjax"] = med["ours_grads"] / med["blackjax_grads"]
         row["fraction_of_bare"] = med["ours_grads"] / med["bare"]
+    else:
+        row["fraction_of_bare"] = med["ours"] / med["bare"]
     if kernel is not None:
         row["numpyro_kernel_grads_per_s"] = med["numpyro_grads"]
         row["ratio_to_numpyro_kernel"] = med["ours_grads"] / med["numpyro_grads"]
-    else:
-        row["fraction_of_bare"] = med["ours"] / med["bare"]
     print(
         f"  {name:4s} {num_chains:>7} chains: infer {row['infer_chain_steps_per_s']:.3e} "
         f"steps/s, {row['fraction_of_bare']:.2f} of bare, {row['ratio_to_blackjax']:.2f}x "
