@@ -6,7 +6,9 @@ For every chain count: chain-steps per second and (MALA, NUTS) gradient evaluati
 second of ``infer.sample``'s sampling phase (fixed step sizes, no warm-up) and of BlackJAX's
 ``rmh``, ``mala`` and ``nuts`` with the same step sizes in its documented loop (``lax.scan``
 over ``vmap``-ed steps); and the **bare rate**: the same log density (or its value and
-gradient) evaluated in a plain ``vmap`` + ``scan`` loop with no sampler around it. The
+gradient) evaluated in a plain ``vmap`` + ``scan`` loop with no sampler around it. One chain
+runs unbatched in every loop (``infer.over_chains``), as infer runs it and as BlackJAX's
+one-chain loop is documented. The
 fraction of the bare rate is how close a sampler gets to the cost of its log density alone.
 Goals (issue "Scale"): RWMH at 1,024 and more chains at least 0.8 of the bare rate, and infer
 ahead of BlackJAX at every count. Medians over repeats that alternate the libraries. Both
@@ -36,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import infer
+from infer.over_chains import over_chains
 from models import targets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -57,16 +60,8 @@ def _timed(fn, *args) -> float:
 
 
 def bare_runner(logdensity_fn, gradients: bool, num_chains: int, num_steps: int):
-    """The log density alone, ``num_steps`` times for every chain, at moving positions
-    (one chain unbatched, as infer and NumPyro's kernel run it)."""
-    one = jax.value_and_grad(logdensity_fn) if gradients else logdensity_fn
-    if num_chains == 1:
-
-        def evaluate(x):
-            out = one(jax.tree.map(lambda leaf: leaf[0], x))
-            return jax.tree.map(lambda leaf: leaf[None], out)
-    else:
-        evaluate = jax.vmap(one)
+    """The log density alone, ``num_steps`` times for every chain, at moving positions."""
+    evaluate = over_chains(jax.value_and_grad(logdensity_fn) if gradients else logdensity_fn)
 
     @jax.jit
     def run(positions):
@@ -102,10 +97,11 @@ def blackjax_runner(name: str, logdensity_fn, num_chains: int, num_steps: int):
 
     @jax.jit
     def run(rng_key, positions):
-        states = jax.vmap(algorithm.init)(positions)
+        states = over_chains(algorithm.init)(positions)
 
         def one_step(states, key):
-            states, infos = jax.vmap(algorithm.step)(jax.random.split(key, num_chains), states)
+            keys = jax.random.split(key, num_chains)
+            states, infos = over_chains(algorithm.step)(keys, states)
             grads = getattr(infos, "num_integration_steps", jnp.ones(num_chains, jnp.int32))
             return states, (states.position, jnp.sum(grads))
 
@@ -117,8 +113,8 @@ def blackjax_runner(name: str, logdensity_fn, num_chains: int, num_steps: int):
 
 def numpyro_runner(logdensity_fn, num_chains: int, num_steps: int):
     """NumPyro's own NUTS kernel (``numpyro.infer.hmc.hmc``, the pair infer wraps), fixed
-    step size, identity mass matrix, ``vmap``-ed over the chains (one chain unbatched, as
-    infer runs it) in a ``lax.scan``: what infer's NUTS costs without infer around it.
+    step size, identity mass matrix, ``vmap``-ed over the chains in a ``lax.scan``: what
+    infer's NUTS costs without infer around it.
     Returns ``(draws, gradient count)``."""
     from numpyro.infer.hmc import hmc
 
@@ -128,18 +124,12 @@ def numpyro_runner(logdensity_fn, num_chains: int, num_steps: int):
     def init(position, key):
         return init_kernel(position, 0, rng_key=key, **options)
 
-    single = num_chains == 1
-
     @jax.jit
     def run(rng_key, positions):
-        keys = jax.random.split(rng_key, num_chains)
-        if single:
-            states = init(jax.tree.map(lambda leaf: leaf[0], positions), keys[0])
-        else:
-            states = jax.vmap(init)(positions, keys)
+        states = over_chains(init)(positions, jax.random.split(rng_key, num_chains))
 
         def one_step(states, _):
-            states = sample_kernel(states) if single else jax.vmap(sample_kernel)(states)
+            states = over_chains(sample_kernel)(states)
             return states, (states.z, jnp.sum(states.num_steps))
 
         _, (draws, grads) = jax.lax.scan(one_step, states, None, length=num_steps)

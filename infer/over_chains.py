@@ -26,8 +26,12 @@ def over_chains(fn: Callable) -> Callable:
     batched = jax.vmap(fn)
 
     def apply(*args):
-        if jax.tree.leaves(args)[0].shape[0] != 1:
+        leaves = jax.tree.leaves(args)
+        if leaves[0].shape[0] != 1:
             return batched(*args)
+        shapes = [jnp.shape(leaf) for leaf in leaves]
+        if any(shape[:1] != (1,) for shape in shapes):  # vmap would refuse them too
+            raise ValueError(f"every argument needs a leading chain axis of 1; got {shapes}.")
         one = jax.tree.map(lambda leaf: leaf[0], args)
         return jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], fn(*one))
 
