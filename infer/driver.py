@@ -96,7 +96,8 @@ def sample(
         devices: the devices to run on; default all of ``jax.local_devices()``. When there are
             several and ``num_chains`` is a multiple of their number, the chains are split
             among them (sharded on the chain axis); otherwise everything runs on the first.
-            Each chain's draws depend only on the seed and the chain's index.
+            Each chain's keys depend only on the seed and the chain's index, and so do its
+            draws for a given number of chains (another number may round differently).
         progress: ``True`` shows a progress bar (tqdm) with the running acceptance rate, or
             pass a ``tqdm`` class/partial to customise it. The draws are bit-identical with
             and without it: the same compiled program runs, only called in more pieces.

@@ -1,8 +1,10 @@
 """Seeds and keys: what a run's randomness comes from.
 
 Step ``t`` of chain ``c`` uses the key ``fold_in(chain_keys[c], t)``, with ``t`` counting
-warm-up and kept steps alike from 0, so draws depend only on the seed and the chain's index,
-never on chunking, progress bars, checkpoints or the number of devices.
+warm-up and kept steps alike from 0, so a chain's randomness depends only on the seed and the
+chain's index, and its draws, for a given number of chains, never on chunking, progress bars,
+checkpoints or the number of devices (another number of chains may round differently: see
+docs/running-samplers.md).
 """
 
 from __future__ import annotations
