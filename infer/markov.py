@@ -25,7 +25,7 @@ import numpy as np
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
 from infer.memory import Need, markov_need, nbytes
-from infer.over_chains import fold_in, over_chains, per_chain
+from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.target import Target, constrain_program, program_key
 
@@ -356,12 +356,12 @@ class _Parts:
     def initialise(self, positions, data):
         kernel = self.kernel(data)
         states = jax.vmap(kernel.init)(positions)
-        params = per_chain(kernel.params)(positions)
+        params = over_chains(kernel.params)(positions)
         adaptation = self.adaptation(kernel)
         adapt_states = None
         if adaptation is not None:
             adapt_states = jax.vmap(adaptation.init)(params, states)
-            params = per_chain(adaptation.params)(adapt_states)
+            params = over_chains(adaptation.params)(adapt_states)
         return Carry(states, adapt_states, params), states.logdensity
 
     def advance(self, carry: Carry, chain_keys, data, t_start, t_stop, draw_start, buffers=None):
@@ -382,8 +382,8 @@ class _Parts:
             row = jax.tree.map(lambda column: jnp.asarray(column)[t], schedule)
             update = jax.vmap(adaptation.update, in_axes=(0, None, 0, 0))
             adapt_states = update(adapt_states, row, states, infos)
-            current = per_chain(adaptation.params)(adapt_states)
-            final = per_chain(adaptation.final)(adapt_states)
+            current = over_chains(adaptation.params)(adapt_states)
+            final = over_chains(adaptation.final)(adapt_states)
             last = t == num_warmup - 1
             params = jax.tree.map(lambda f, c: jnp.where(last, f, c), final, current)
             return adapt_states, params

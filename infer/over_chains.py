@@ -22,11 +22,14 @@ fold_in = jax.vmap(jax.random.fold_in, in_axes=(0, None))
 def over_chains(fn: Callable) -> Callable:
     """``fn`` of one chain's arguments applied to every chain's: ``vmap(fn)``, or ``fn``
     on the only chain (its axis removed, then restored on every output) when the first
-    argument's leading axis is 1."""
+    array's leading axis is 1, or ``fn`` itself when the arguments hold no arrays (a kernel
+    without tunable parameters has ``None``)."""
     batched = jax.vmap(fn)
 
     def apply(*args):
         leaves = jax.tree.leaves(args)
+        if not leaves:
+            return fn(*args)
         if leaves[0].shape[0] != 1:
             return batched(*args)
         shapes = [jnp.shape(leaf) for leaf in leaves]
@@ -36,10 +39,3 @@ def over_chains(fn: Callable) -> Callable:
         return jax.tree.map(lambda leaf: jnp.asarray(leaf)[None], fn(*one))
 
     return apply
-
-
-def per_chain(fn: Callable) -> Callable:
-    """``vmap(fn)``, or ``fn`` itself for an argument with no arrays (a kernel without
-    tunable parameters has ``None``)."""
-    batched = jax.vmap(fn)
-    return lambda tree: fn(tree) if not jax.tree.leaves(tree) else batched(tree)

@@ -40,3 +40,11 @@ def test_a_one_chain_nuts_run_samples_the_target():
     table = infer.summary(result)
     mcse = table["mcse_mean"].to_numpy()
     assert np.all(np.abs(draws[0].mean(axis=0)) < 5 * mcse)
+
+
+def test_arguments_without_arrays_are_passed_as_they_are_and_a_missing_chain_axis_refused():
+    """A kernel without tunable parameters has ``params=None``: no chain axis to map."""
+    assert over_chains(lambda params: "no parameters")(None) == "no parameters"
+    one_chain = jnp.zeros((1, 2))
+    with pytest.raises(ValueError, match="leading chain axis of 1"):
+        over_chains(lambda a, b: a)(one_chain, jnp.zeros((3,)))
