@@ -45,19 +45,21 @@ def test_ties_below_and_above_the_one_pass_reach_match_arviz(longest, dtype):
 
 
 def blom_scores_of_average_ranks(x):
-    """scipy's average ranks of ``x`` (1-D), as Blom's normal scores (ArviZ's ``_z_scale``)."""
+    """scipy's average ranks of ``x`` (1-D), as Blom's normal scores (ArviZ's ``_z_scale``), in
+    float64 (scipy keeps a float32 array's dtype)."""
     from scipy import stats
 
-    return stats.norm.ppf((stats.rankdata(x) - 3 / 8) / (x.size + 1 / 4))
+    return stats.norm.ppf((stats.rankdata(x.astype(np.float64)) - 3 / 8) / (x.size + 1 / 4))
 
 
 @pytest.mark.parametrize("host", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("longest", [1, 2, 4, 9])
-def test_rank_normalisation_equals_scipys_average_ranks(longest, host):
+def test_rank_normalisation_equals_scipys_average_ranks(longest, host, dtype):
     """``z_scores`` and ``folded_z_scores`` of many draws, one parameter at a time and as a
     vmapped batch (whose tie handling is decided for the whole batch), sorted by XLA or by
-    NumPy on the host, against scipy."""
-    draws = short_ties(longest, np.float64)
+    NumPy on the host, against scipy (float32 draws are ranked in float64 too)."""
+    draws = short_ties(longest, dtype)
     columns = [draws[..., p].reshape(-1) for p in range(2)]
     size = columns[0].size
     assert size >= chain_ranks.FAST_FROM
