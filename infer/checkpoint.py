@@ -257,6 +257,8 @@ class Writer:
         # the step this folder's run began at (after the run resume=result continued)
         self.first_step = int(resumed.meta.get("first_step", 0)) if resumed else record.step
         self.saved_parts = len(self.chunks)
+        for leftover in self.folder.glob(".*.npz.*.tmp"):  # of a write the run was killed in
+            leftover.unlink(missing_ok=True)
         existing = checkpoints(self.folder)
         self.number = int(_CHECKPOINT.search(existing[-1].name).group(1)) if existing else 0
         self.last_step = record.step

@@ -27,6 +27,32 @@ def file_path(path, argument: str = "path") -> Path:
     return path
 
 
+def folder_path(path, argument: str) -> Path:
+    """``path`` as a :class:`Path` to a folder that can be made or written, ``~`` expanded,
+    checked before a run starts. Raises TypeError for what is not a path, ValueError for an
+    empty one, one under a file, or one whose nearest existing folder cannot be written."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"{argument} must be a folder path (str or Path); got {type(path).__name__}."
+        )
+    if str(path).strip() == "":
+        raise ValueError(f"{argument} is empty; give a folder path such as 'run.zarr'.")
+    path = Path(path).expanduser()
+    above = file_above(path)
+    if above is not None:
+        raise ValueError(
+            f"{argument}={str(path)!r} lies under {str(above)!r}, which is a file, not a "
+            "folder: choose a path in a folder."
+        )
+    existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise PermissionError(
+            f"{argument}={str(path)!r}: {str(existing)!r} cannot be written by this user; "
+            "choose a path in a folder you can write to."
+        )
+    return path
+
+
 def file_above(path) -> Path | None:
     """The nearest existing path above ``path`` when it is a file, so that nothing can be made
     under it; ``None`` when it is a folder (or nothing above exists)."""

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import checkpoint as checkpoints
+from infer.io import folder_path
 from infer.result import Result
 from infer.run_state import ChainState
 
@@ -34,7 +35,7 @@ def resume_source(resume, init):
     if isinstance(resume, ChainState):
         return resume
     if isinstance(resume, (str, Path)):
-        return Saved(checkpoints.load(resume))
+        return Saved(checkpoints.load(Path(resume).expanduser()))
     raise TypeError(
         f"resume must be an infer.Result or a checkpoint folder; got {type(resume).__name__}."
     )
@@ -56,9 +57,7 @@ class Saved:
 
 def checkpoint_folder(checkpoint, resume) -> Path | None:
     if checkpoint is not None:
-        if not isinstance(checkpoint, (str, Path)):
-            raise TypeError(f"checkpoint must be a folder path; got {type(checkpoint).__name__}.")
-        folder = Path(checkpoint)
+        folder = folder_path(checkpoint, "checkpoint")
         if folder.exists() and not folder.is_dir():
             raise ValueError(
                 f"checkpoint={str(folder)!r} is a file; checkpoints go into a folder: pass a "
@@ -86,6 +85,6 @@ def checkpoint_folder(checkpoint, resume) -> Path | None:
 def resume_folder(resume) -> Path | None:
     """The checkpoint folder ``resume`` names (a folder or a checkpoint in one), else None."""
     if isinstance(resume, (str, Path)):
-        path = Path(resume)
+        path = Path(resume).expanduser()
         return path if path.is_dir() else path.parent
     return None

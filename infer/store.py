@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from infer.io import folder_path
+
 FORMAT = "infer.store/1"
 #: The root attribute that keeps each group's variable names in the order the run made them.
 ORDER_ATTR = "variable_order"
@@ -49,15 +51,17 @@ class ZarrStore:
     """Writes a run's draws and statistics into a Zarr store at ``path``.
 
     Args:
-        path: the store (a folder, conventionally ending in ``.zarr``); it must not exist
-            yet (or be an empty folder), or hold a store that ``overwrite`` allows replacing.
+        path: the store (a folder, conventionally ending in ``.zarr``; ``~`` is the home
+            folder); it must not exist yet (or be an empty folder), or hold a store that
+            ``overwrite`` allows replacing. One store holds one run: given to a second run,
+            it is replaced by that run with ``overwrite``, and refused without.
         overwrite: replace an existing store that ``infer.sample`` wrote. Nothing else is
             ever replaced: a file, or a folder that holds anything but such a store, is
             refused whatever ``overwrite`` says.
     """
 
     def __init__(self, path, overwrite: bool = False):
-        self.path = Path(path)
+        self.path = folder_path(path, "store")
         _check_path(self.path, overwrite)
         self.overwrite = overwrite
         self.written = 0
@@ -255,10 +259,18 @@ def as_store(store):
     Raises:
         TypeError: for anything else.
     """
-    if store is None or store == "memory":
+    if store is None:
         return None
     if isinstance(store, ZarrStore):
-        return store
+        if store.group is None:
+            return store
+        if not store.overwrite:
+            raise ValueError(
+                f"this infer.ZarrStore({str(store.path)!r}) holds a run already: give each run "
+                "its own store (a new path), or pass infer.ZarrStore(path, overwrite=True) to "
+                "replace the store with the new run."
+            )
+        return ZarrStore(store.path, overwrite=True)  # a fresh writer over the old store
     if isinstance(store, (str, Path)):
         return ZarrStore(store)
     raise TypeError(
@@ -277,7 +289,7 @@ def open_store(path):
     """
     import xarray as xr
 
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}")
     not_ours = f"{path} is not a store written by infer.sample(..., store=...)"

@@ -271,8 +271,11 @@ def test_a_run_killed_at_a_random_moment_resumes_to_the_uninterrupted_result(tmp
             child.wait()
         saved = checkpoints.load(folder)
         killed_mid_run += int(saved.meta["step"]) < stop
+        # what a write killed before its rename leaves (the kill may have left one too)
+        (folder / ".checkpoint-000099.npz.k1ll3d.tmp").write_bytes(b"half a checkpoint")
         resumed = infer.sample(0, target, infer.rwmh(), resume=folder, **settings)
         assert_same(reference, resumed)
+        assert not list(folder.glob("*.tmp")), "the killed write's temporary file was left"
         if killed_mid_run:
             break
     assert killed_mid_run, "every kill landed after the run had finished"

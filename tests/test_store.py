@@ -251,3 +251,28 @@ def test_a_stored_run_has_the_coordinates_arviz_plots_select_by(tmp_path):
         assert (tmp_path / f"{kind}.png").stat().st_size > 0
     az.plot_rank(tree, var_names=["mu"])
     az.plot_autocorr(tree, var_names=["mu"])
+
+
+def test_a_store_given_to_a_second_run_is_replaced_or_refused(tmp_path):
+    target = targets.get("normal_1d")
+    options = {"num_chains": 2, "num_samples": 100, "num_warmup": 50}
+    store = infer.ZarrStore(tmp_path / "run.zarr", overwrite=True)
+    infer.sample(0, target, infer.rwmh(), store=store, **options)
+    second = infer.sample(1, target, infer.rwmh(), store=store, **options)
+    in_memory = infer.sample(1, target, infer.rwmh(), **options)
+    np.testing.assert_array_equal(np.asarray(second.draws["x"]), in_memory.draws["x"])
+    assert infer.open_store(tmp_path / "run.zarr").attrs["seed"] == "1"  # attributes are text
+    once = infer.ZarrStore(tmp_path / "once.zarr")
+    infer.sample(0, target, infer.rwmh(), store=once, **options)
+    with pytest.raises(ValueError, match=r"holds a run already: give each run its own store"):
+        infer.sample(1, target, infer.rwmh(), store=once, **options)
+
+
+def test_a_store_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    options = {"num_chains": 2, "num_samples": 100, "num_warmup": 50}
+    result = infer.sample(0, targets.get("normal_1d"), infer.rwmh(), store="~/run.zarr", **options)
+    assert (tmp_path / "home" / "run.zarr").is_dir() and not (tmp_path / "~").exists()
+    assert np.asarray(result.draws["x"]).shape == (2, 100)
+    assert infer.open_store("~/run.zarr")["posterior"]["x"].shape == (2, 100)
