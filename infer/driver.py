@@ -21,6 +21,7 @@ from infer.arguments import DEFAULT_JITTER, Arguments, check_arguments
 from infer.base import checked_kernel, hook, is_exact
 from infer.exact import sample_exact
 from infer.kernel_checks import explain_kernel_failure
+from infer.loglik import check_loglik
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
 from infer.progress import check_progress
@@ -242,6 +243,8 @@ def _positions(args: Arguments):
     if isinstance(source, ChainState):
         return source.position, True
     positions, per_chain = starting_point(args.target, args.init, args.num_chains)
+    one = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
+    check_loglik(args.target, one)
     if per_chain and args.init_jitter is not None:  # before anything compiles
         raise ValueError(
             f"init_jitter={args.init_jitter!r} jitters one starting point, but init gives one "

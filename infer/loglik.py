@@ -20,6 +20,8 @@ from infer.target import Target, program_key
 #: Bytes of log likelihoods one chunk computes at most (draws x observations x 4).
 CHUNK_BYTES = 2**27
 
+_CHECKED: set = set()  # the targets and point shapes check_loglik has passed
+
 
 def pointwise(target: Target, positions, program_draws: int | None = None) -> dict | None:
     """name -> ``(num_chains, num_draws, *observation_shape)`` log likelihoods, or ``None``
@@ -54,6 +56,70 @@ def pointwise(target: Target, positions, program_draws: int | None = None) -> di
     return out
 
 
+def check_loglik(target: Target, point) -> None:
+    """Before a run: ``target``'s ``loglik_fn`` at one unconstrained ``point`` must give float
+    log likelihoods whose shape leads each observed value's (a vector observation has one per
+    vector); one the user wrote (a target without a ``source`` model) at least one per
+    observation, named as ``observed_data`` names them. Raises TypeError or ValueError saying
+    what it returned (nothing is compiled: it is traced once)."""
+    if target.loglik_fn is None:
+        return
+    observed = target.observed_data or {}
+    key = (program_key(target), IdentityKey(target.loglik_fn), abstract(point))
+    key += (tuple((name, np.shape(value)) for name, value in observed.items()),)
+    key += (target.source is None,)
+    if key in _CHECKED:  # a repeated call traces nothing
+        return
+    call = "loglik_fn(position)" if target.data is None else "loglik_fn(position, data)"
+    try:
+        out = jax.eval_shape(target.bound_loglik(target.data), point)
+    except jax.errors.TracerArrayConversionError as err:
+        raise TypeError(
+            f"{call} calls NumPy on the values it is given, which are traced: write it with "
+            "jax.numpy (jnp) instead of numpy (np)."
+        ) from err
+    except Exception as err:
+        raise TypeError(
+            f"{call} failed on a point shaped {_shapes(point)}: {type(err).__name__}: {err}"
+        ) from err
+    for name, value in out.items():
+        _check_one(call, name, value, observed.get(name), user_made=target.source is None)
+    if target.source is None and observed and set(out) != set(observed):
+        raise ValueError(
+            f"{call} returned log likelihoods named {sorted(out)}, but observed_data names "
+            f"{sorted(observed)}: return a dict with those names (or one array for one name)."
+        )
+    if len(_CHECKED) >= 256:
+        _CHECKED.clear()
+    _CHECKED.add(key)
+
+
+def _check_one(call: str, name: str, value, observed, user_made: bool) -> None:
+    if not isinstance(value, jax.ShapeDtypeStruct):
+        raise TypeError(
+            f"{call} must return an array of per-observation log likelihoods (or a dict of "
+            f"them); for {name!r} it returned {type(value).__name__}."
+        )
+    if not np.issubdtype(value.dtype, np.floating):
+        raise TypeError(
+            f"{call} must return floating-point log likelihoods; {name!r} is {value.dtype}."
+        )
+    if user_made and value.ndim == 0:
+        raise ValueError(
+            f"{call} returned a scalar for {name!r}: return one log likelihood per observation, "
+            "shape (num_observations,), not their sum (az.loo needs each one)."
+        )
+    if observed is not None and value.shape != np.shape(observed)[: value.ndim]:
+        raise ValueError(
+            f"{call} returned shape {value.shape} for {name!r}, whose observed data are shaped "
+            f"{np.shape(observed)}: give one log likelihood per observation."
+        )
+
+
+def _shapes(tree) -> dict | tuple:
+    return jax.tree.map(lambda leaf: tuple(np.shape(leaf)), tree)
+
+
 def _padded(leaf, size: int):
     """``leaf`` with its first axis padded (by repeating its first row) to ``size``."""
     missing = size - leaf.shape[0]
@@ -71,6 +137,7 @@ def _program(target: Target, size: int, flat, data):
         "loglik",
         program_key(target),
         IdentityKey(target.loglik_fn),
+        tuple(target.observed_data or {}),  # the output's name when loglik_fn gives an array
         abstract(example),
         abstract(data),
     )

@@ -4,7 +4,7 @@ answer."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import jax
@@ -87,6 +87,13 @@ def _check_optional_fields(target) -> None:
             "ground_truth must be an infer.GroundTruth(mean={name: ...}, std={name: ...}); got "
             f"{type(target.ground_truth).__name__}."
         )
+    for group in ("observed_data", "constant_data"):
+        value = getattr(target, group)
+        if value is not None and not isinstance(value, Mapping):
+            raise TypeError(
+                f"{group} must be a dict name -> array (e.g. {group}={{'y': y}}), the names "
+                f"ArviZ shows; got {type(value).__name__}."
+            )
     if not isinstance(target.notes, dict):
         raise TypeError(f"notes must be a dict; got {type(target.notes).__name__}.")
     if target.dims is not None:

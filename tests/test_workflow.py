@@ -196,6 +196,29 @@ def test_a_plain_target_can_carry_its_log_likelihood():
     assert np.isfinite(az.loo(tree).elpd)
 
 
+def test_one_loglik_fn_serves_targets_that_name_their_observations_differently():
+    """The compiled log-likelihood pass is shared by the targets that share its functions
+    and shapes, but the name it gives an array output is each target's own."""
+
+    def logdensity(mu, data):
+        return -0.5 * mu**2 / 100.0 + jnp.sum(-0.5 * (data - mu) ** 2)
+
+    def pointwise(mu, data):
+        return -0.5 * (data - mu) ** 2
+
+    data = RNG.normal(1.0, 1.0, size=30).astype(np.float32)
+    for observed, name in (({"y": data}, "y"), ({"yy": data}, "yy"), (None, "obs")):
+        target = infer.Target(
+            logdensity,
+            init=jnp.asarray(0.0),
+            data=data,
+            loglik_fn=pointwise,
+            observed_data=observed,
+        )
+        result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, num_warmup=50)
+        assert list(result.groups["log_likelihood"]) == [name]
+
+
 def test_the_log_likelihood_pass_is_chunked(monkeypatch):
     """More observations than fit one chunk: the pass goes in pieces, with the same values."""
     x = np.linspace(-2, 2, 2000).astype(np.float32)
