@@ -23,6 +23,7 @@ from infer.target import check_target
 DEFAULT_WARMUP = 1000
 DEFAULT_CHAINS = 4
 DEFAULT_SAMPLES = 1000
+MAX_STEPS = 2**31 - 1  # steps per chain a run counts (int32 on the device)
 
 
 class Arguments(NamedTuple):
@@ -116,6 +117,7 @@ def check_arguments(
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
     outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
     num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
+    _check_step_count(num_warmup, num_draws, thin)
     superchain_size = _superchain_size(superchains, num_chains, init, source)
     return Arguments(
         key_input,
@@ -205,6 +207,17 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
             "never meet it: run num_chains >= 2 (4 is usual)."
         )
     return num_chains, num_samples, thin, init_jitter
+
+
+def _check_step_count(num_warmup: int, num_draws: int, thin: int) -> None:
+    """The run's steps are counted in int32 on the device: refuse a run longer than that."""
+    steps = num_warmup + num_draws * thin
+    if steps > MAX_STEPS:
+        raise ValueError(
+            f"num_warmup={num_warmup} + {num_draws} draws x thin={thin} makes {steps:,} steps "
+            f"per chain, more than the {MAX_STEPS:,} a run counts (int32 on the device): lower "
+            "num_warmup, num_samples (or until's max_samples) or thin."
+        )
 
 
 def _draws_to_hold(until, source, num_warmup, thin, asked, num_samples) -> int:

@@ -47,7 +47,7 @@ from infer import chain_stats, memory, validation
 from infer.base import is_exact
 from infer.keys import as_jax_key, as_key
 from infer.numpyro_models import is_factor, unobserved_arguments
-from infer.progress import progress_bar
+from infer.progress import check_progress, progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
 from infer.registry import check_sampler_argument
 from infer.target import Target
@@ -176,6 +176,7 @@ def sbc(
     )
     run = dict(num_chains=num_chains, num_samples=num_samples, num_warmup=num_warmup, thin=thin)
     alpha = validation.probability("alpha", alpha)
+    check_progress(progress)
     key_prior, key_ties, key_runs = jax.random.split(as_jax_key(as_key(rng_key)[0]), 3)
     prior_kwargs = dict(model_kwargs, **dict.fromkeys(observed))  # None: simulate them
     simulate = Predictive(model, num_samples=num_simulations, parallel=True)  # eager vmap: a

@@ -292,7 +292,9 @@ def run_sbc(args) -> int:
     header = ",".join(check.names)
     write_atomically(
         folder / f"{stem}_ranks.csv",
-        lambda tmp: np.savetxt(tmp, check.ranks, fmt="%d", delimiter=",", header=header),
+        lambda tmp: np.savetxt(
+            tmp, check.ranks, fmt="%d", delimiter=",", header=header, comments=""
+        ),
     )
     timing = (
         f"{check.timing['total']:.1f} s in all: the first simulation {check.timing['first']:.1f}"

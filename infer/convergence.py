@@ -43,7 +43,8 @@ def converged(rhat: float = 1.01, ess: float = 400, max_samples: int = 10_000) -
     Args:
         rhat: the largest acceptable rank-normalised split R-hat (> 1).
         ess: the smallest acceptable bulk and tail effective sample size, over all chains.
-        max_samples: the budget of kept draws per chain.
+        max_samples: the budget of kept draws per chain (at least 4, the fewest draws R-hat
+            and ESS are computed from).
 
     Raises:
         ValueError, TypeError: for a limit out of range.
@@ -52,7 +53,9 @@ def converged(rhat: float = 1.01, ess: float = 400, max_samples: int = 10_000) -
     if rhat <= 1.0:
         raise ValueError(f"rhat must be above 1 (R-hat is never below 1); got {rhat}.")
     ess = validation.positive_float("ess", ess, "It is the smallest acceptable ESS.")
-    max_samples = validation.positive_int("max_samples", max_samples)
+    max_samples = validation.positive_int(
+        "max_samples", max_samples, "R-hat and ESS need at least 4 draws per chain.", minimum=4
+    )
     return Converged(rhat, ess, max_samples)
 
 

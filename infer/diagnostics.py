@@ -78,26 +78,31 @@ def run_row(
     ground_truth: GroundTruth | None = None,
     min_ess: float = DEFAULT_MIN_ESS,
     statistics: dict | None = None,
+    name: str | None = None,
 ) -> tuple[dict, list[str]]:
     """One row of :func:`compare` for ``result``, and the warning messages of its flags.
 
     ``statistics``: this run's entry of :func:`infer.statistics.compute`, if already
-    computed.
+    computed. ``name``: the run's name in the table, which the messages then start with
+    (runs of one sampler on one target are told apart by it).
     """
     if statistics is None:
         statistics = compute({"run": result})["run"]
     truth = ground_truth if ground_truth is not None else result.ground_truth
     row, z = _row_values(result, truth, statistics)
     flags, messages = [], []
-    for name, rule in FLAG_RULES:
+    label = f"{result.sampler} on {result.target}"
+    if name is not None and name not in (label, result.sampler):
+        label = f"{name} ({label})"
+    for flag, rule in FLAG_RULES:
         message = rule(result, row, z, min_ess)
         if message:
-            flags.append(name)
-            messages.append(f"{result.sampler} on {result.target}: {message}")
+            flags.append(flag)
+            messages.append(f"{label}: {message}")
     row["flags"] = ",".join(flags)
     if truth is not None and not z and truth.mean:
         messages.append(
-            f"{result.sampler} on {result.target}: nothing was checked against the ground "
+            f"{label}: nothing was checked against the ground "
             f"truth: it names {sorted(truth.mean)} and the draws are {sorted(result.draws)}. "
             "Name the draws as the truth does (Result.from_draws({name: ...}))."
         )
@@ -297,7 +302,7 @@ def compare(
     computed = compute(results, statistics)
     rows, all_messages = {}, []
     for name, result in results.items():
-        rows[name], messages = run_row(result, truth, min_ess, computed[name])
+        rows[name], messages = run_row(result, truth, min_ess, computed[name], name)
         all_messages += messages
     if warn:
         for message in all_messages:

@@ -33,8 +33,8 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
         without = ", ".join(name for name in results if name not in with_loglik)
         return {}, [
             f"LOO columns left out: the results {without} have no log_likelihood group (ADVI, "
-            "exact samplers, store= runs and targets without a per-observation log "
-            "likelihood make none), and elpd_loo ranks models only when every one has it. "
+            "exact samplers and targets without a per-observation log likelihood make "
+            "none), and elpd_loo ranks models only when every one has it. "
             "Compare the results that have one on their own."
         ]
     originals = {name: result.to_arviz() for name, result in results.items()}

@@ -77,11 +77,15 @@ class _Layout(NamedTuple):
 
 
 def _lists_of_numbers(args: tuple, kwargs: dict) -> list[str]:
-    """The model's arguments that are non-empty lists or tuples of numbers, named as
+    """The model's arguments that are non-empty lists or tuples of numbers, or pandas
+    objects (a Series, a DataFrame: what has ``to_numpy`` but is no array), named as
     ``args[i]`` or by keyword."""
     named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs}
     return [
-        name for name, value in named.items() if validation.is_number_list(value, (list, tuple))
+        name
+        for name, value in named.items()
+        if validation.is_number_list(value, (list, tuple))
+        or (hasattr(value, "to_numpy") and not _is_data(value))
     ]
 
 
@@ -108,8 +112,9 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             raise
         raise TypeError(
             f"calling the model raised {type(err).__name__}: {err}. Its argument(s) "
-            f"{', '.join(lists)} are Python lists or tuples of numbers, which the model's "
-            "arithmetic does not take as arrays: pass np.asarray(...) of them."
+            f"{', '.join(lists)} are Python lists or tuples of numbers, or pandas objects, which "
+            "the model's arithmetic does not take as arrays: pass np.asarray(...) of them "
+            "(.to_numpy() of a pandas Series)."
         ) from err
     params = [name for name, site in trace.items() if site["type"] == "param"]
     if params:

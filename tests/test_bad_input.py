@@ -409,3 +409,95 @@ def test_checkpoint_every_without_a_checkpoint_folder(nothing_compiled):
     """It was ignored: the user believed the run checkpointed."""
     with pytest.raises(ValueError, match=r"checkpoint_every=5 .* no checkpoint= folder"):
         infer.sample(0, NORMAL_2D, infer.rwmh(), checkpoint_every=5)
+
+
+@pytest.mark.parametrize("argument", ["store", "checkpoint"])
+def test_an_output_folder_under_a_file_is_refused_before_any_run(argument, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(ValueError, match=rf"{argument}=.*lies under .*afile', which is a file"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=2, **{argument: afile / "run"})
+    assert afile.read_text() == "x"
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        ({"num_warmup": 2**31}, r"num_warmup=2147483648 \+ 1000 draws x thin=1 makes"),
+        ({"thin": 2**31}, r"x thin=2147483648 makes .* more than the 2,147,483,647"),
+    ],
+)
+def test_more_steps_than_a_run_counts_are_refused(options, match, nothing_compiled):
+    with pytest.raises(ValueError, match=match):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=2, **options)
+
+
+def test_a_store_that_is_no_path_is_refused(nothing_compiled):
+    with pytest.raises(TypeError, match="store must be None .* got ndarray"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=2, store=np.array(["a", "b"]))
+
+
+def test_a_stopping_rule_that_could_never_be_met_is_refused():
+    with pytest.raises(ValueError, match="max_samples must be an integer >= 4; got 3. R-hat"):
+        infer.converged(max_samples=3)
+
+
+def _regression_target(loglik_fn):
+    x = np.linspace(-1.0, 1.0, 40).astype(np.float32)
+    y = 2 * x
+
+    def logdensity(p, data):
+        return -0.5 * jnp.sum((data[1] - p["a"] - p["b"] * data[0]) ** 2)
+
+    return infer.Target(
+        logdensity,
+        init={"a": jnp.zeros(()), "b": jnp.zeros(())},
+        data=(x, y),
+        loglik_fn=loglik_fn,
+        observed_data={"y": y},
+    )
+
+
+def _pointwise(p, data):
+    return -0.5 * (data[1] - p["a"] - p["b"] * data[0]) ** 2
+
+
+@pytest.mark.parametrize(
+    "loglik_fn, error, match",
+    [
+        (lambda p, d: jnp.sum(_pointwise(p, d)), ValueError, "returned a scalar for 'y'"),
+        (
+            lambda p, d: _pointwise(p, d)[:30],
+            ValueError,
+            r"shape \(30,\) for 'y', whose .* \(40,\)",
+        ),
+        (lambda p, d: {"z": _pointwise(p, d)}, ValueError, r"named \['z'\], but observed_data"),
+        (lambda p, d: (_pointwise(p, d),), TypeError, "for 'y' it returned tuple"),
+        (lambda p, d: jnp.ones(40, jnp.int32), TypeError, "floating-point .* 'y' is int32"),
+        (lambda p: _pointwise(p, None), TypeError, r"loglik_fn\(position, data\) failed"),
+        (lambda p, d: np.asarray(_pointwise(p, d)), TypeError, "calls NumPy .* jax.numpy"),
+    ],
+)
+def test_a_loglik_fn_that_gives_no_log_likelihood_per_observation(
+    loglik_fn, error, match, nothing_compiled
+):
+    with pytest.raises(error, match=match):
+        infer.sample(0, _regression_target(loglik_fn), infer.rwmh(), num_chains=2)
+
+
+@pytest.mark.parametrize("group", ["observed_data", "constant_data"])
+def test_data_groups_that_are_not_dicts_are_refused(group):
+    with pytest.raises(TypeError, match=rf"{group} must be a dict name -> array .* got ndarray"):
+        infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), **{group: np.zeros(3)})
+
+
+def test_a_pandas_series_given_to_a_numpyro_model_is_named():
+    import pandas as pd
+
+    def linear(x, y=None):
+        a = numpyro.sample("a", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(a * x, 1.0), obs=y)
+
+    frame = pd.DataFrame({"x": np.linspace(0.0, 1.0, 20), "y": np.linspace(0.0, 2.0, 20)})
+    with pytest.raises(TypeError, match=r"args\[0\], y are .* pandas objects.*\.to_numpy\(\)"):
+        infer.Target.from_numpyro(linear, frame["x"], y=frame["y"])

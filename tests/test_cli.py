@@ -195,8 +195,9 @@ def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys):
     folder = tmp_path / "eight_schools"
     assert "![" in (folder / "sbc_mala.md").read_text()
     assert coloured_share(folder / "sbc_mala.png") > 0.002
-    ranks = np.loadtxt(folder / "sbc_mala_ranks.csv", delimiter=",", dtype=int)
-    assert ranks.shape == (10, 10) and ranks.min() >= 0 and ranks.max() <= 20
+    ranks = pd.read_csv(folder / "sbc_mala_ranks.csv")  # a header of the parameters' names
+    assert list(ranks.columns[:2]) == ["mu", "tau"] and "theta_tilde[7]" in ranks.columns
+    assert ranks.shape == (10, 10) and ranks.to_numpy().min() >= 0 and ranks.to_numpy().max() <= 20
     assert cli.main(["sbc", "--sampler", "independent_mh", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "independent_mh cannot run on eight_schools: it needs a proposal" in err

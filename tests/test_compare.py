@@ -111,6 +111,15 @@ def test_divergences_are_flagged():
     assert any("divergent transitions" in m and "target_accept" in m for m in messages)
 
 
+def test_warnings_of_two_runs_of_one_sampler_name_the_runs():
+    rng = np.random.default_rng(0)
+    shifted = infer.Result.from_draws({"x": rng.standard_normal((4, 1000)) + np.arange(4)[:, None]})
+    _, caught = _compare({"first try": shifted, "second try": shifted})
+    messages = [str(w.message) for w in caught]
+    assert any(m.startswith("first try (") and "R-hat" in m for m in messages)
+    assert any(m.startswith("second try (") and "R-hat" in m for m in messages)
+
+
 def test_disagreeing_chains_are_flagged_on_rhat():
     rng = np.random.default_rng(0)
     shifted = rng.standard_normal((4, 1000)) + np.arange(4)[:, None]
@@ -291,7 +300,7 @@ def test_nonfinite_proposals_are_flagged_with_their_count():
     flags, messages = _flags(result)
     assert "nonfinite" in flags
     assert any(
-        f"rwmh on nan_above_one: {kept} after warm-up" in m and "check its support" in m
+        f"run (rwmh on nan_above_one): {kept} after warm-up" in m and "check its support" in m
         for m in messages
     )
 

@@ -209,6 +209,8 @@ def test_bad_input_gets_clear_errors():
         infer.sbc(0, normal_mean, infer.rwmh, observed="y", model_args=(SCALE,))
     with pytest.raises(TypeError, match=r"model_args must be a tuple .* \(x,\); got ndarray"):
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=SCALE)
+    with pytest.raises(TypeError, match="progress must be True, False or a tqdm class"):
+        infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), progress="x")
 
 
 def test_an_observed_site_left_out_of_observed_is_said_once_with_sbcs_advice():
