@@ -117,7 +117,7 @@ def check_arguments(
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
     outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
     num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
-    _check_step_count(num_warmup, num_draws, thin)
+    _check_step_count(source, num_warmup, num_draws, thin)
     superchain_size = _superchain_size(superchains, num_chains, init, source)
     return Arguments(
         key_input,
@@ -209,14 +209,21 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
     return num_chains, num_samples, thin, init_jitter
 
 
-def _check_step_count(num_warmup: int, num_draws: int, thin: int) -> None:
-    """The run's steps are counted in int32 on the device: refuse a run longer than that."""
-    steps = num_warmup + num_draws * thin
-    if steps > MAX_STEPS:
+def _check_step_count(source, num_warmup: int, num_draws: int, thin: int) -> None:
+    """The run's steps are counted in int32 on the device: refuse a run whose last step
+    (counted from its first run's start, as a resumed run goes on counting) is past that."""
+    if isinstance(source, Saved):
+        stop = max(source.step, int(source.saved.meta["stop"]))
+    elif source is not None:  # a ChainState: the steps go on from where it stopped
+        stop = max(int(source.step), num_warmup) + num_draws * thin
+    else:
+        stop = num_warmup + num_draws * thin
+    if stop > MAX_STEPS:
+        done = "" if source is None else f" (the run resumed had taken {source.step:,})"
         raise ValueError(
-            f"num_warmup={num_warmup} + {num_draws} draws x thin={thin} makes {steps:,} steps "
-            f"per chain, more than the {MAX_STEPS:,} a run counts (int32 on the device): lower "
-            "num_warmup, num_samples (or until's max_samples) or thin."
+            f"num_warmup={num_warmup} and {num_draws} draws x thin={thin} end the run at step "
+            f"{stop:,}{done}, past the {MAX_STEPS:,} a run counts (int32 on the device): "
+            "lower num_warmup, num_samples (or until's max_samples) or thin."
         )
 
 

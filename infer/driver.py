@@ -241,6 +241,7 @@ def _positions(args: Arguments):
     """``(positions, per_chain)``: the resumed chains' positions, or the starting point(s)."""
     source = args.source
     if isinstance(source, ChainState):
+        check_loglik(args.target, jax.tree.map(lambda leaf: leaf[0], source.position))
         return source.position, True
     positions, per_chain = starting_point(args.target, args.init, args.num_chains)
     one = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions

@@ -30,7 +30,8 @@ def file_path(path, argument: str = "path") -> Path:
 def folder_path(path, argument: str) -> Path:
     """``path`` as a :class:`Path` to a folder that can be made or written, ``~`` expanded,
     checked before a run starts. Raises TypeError for what is not a path, ValueError for an
-    empty one, one under a file, or one whose nearest existing folder cannot be written."""
+    empty one or one under a file, PermissionError for one whose nearest existing folder this
+    user cannot write to."""
     if not isinstance(path, str | os.PathLike):
         raise TypeError(
             f"{argument} must be a folder path (str or Path); got {type(path).__name__}."

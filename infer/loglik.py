@@ -58,10 +58,10 @@ def pointwise(target: Target, positions, program_draws: int | None = None) -> di
 
 def check_loglik(target: Target, point) -> None:
     """Before a run: ``target``'s ``loglik_fn`` at one unconstrained ``point`` must give float
-    log likelihoods whose shape leads each observed value's (a vector observation has one per
-    vector); one the user wrote (a target without a ``source`` model) at least one per
-    observation, named as ``observed_data`` names them. Raises TypeError or ValueError saying
-    what it returned (nothing is compiled: it is traced once)."""
+    arrays; one the user wrote (a target without a ``source`` model) one log likelihood per
+    observation, shaped as the leading axes of the observed value (a vector observation has
+    one per vector), under names ``observed_data`` holds. Raises TypeError or ValueError
+    saying what it returned (nothing is compiled: it is traced once)."""
     if target.loglik_fn is None:
         return
     observed = target.observed_data or {}
@@ -82,12 +82,16 @@ def check_loglik(target: Target, point) -> None:
         raise TypeError(
             f"{call} failed on a point shaped {_shapes(point)}: {type(err).__name__}: {err}"
         ) from err
+    user_made = target.source is None  # a model's (NumPyro's) is built by infer: dtype only
     for name, value in out.items():
-        _check_one(call, name, value, observed.get(name), user_made=target.source is None)
-    if target.source is None and observed and set(out) != set(observed):
+        _check_one(call, name, value, observed.get(name) if user_made else None, user_made)
+    unknown = sorted(set(out) - set(observed))
+    if user_made and observed and unknown:
         raise ValueError(
-            f"{call} returned log likelihoods named {sorted(out)}, but observed_data names "
-            f"{sorted(observed)}: return a dict with those names (or one array for one name)."
+            f"{call} returned log likelihoods named {unknown}, which observed_data "
+            f"({sorted(observed)}) does not name (an array is named after observed_data's "
+            "one name, else 'obs'): return a dict name -> log likelihoods, one name per "
+            "observed variable (covariates belong in constant_data)."
         )
     if len(_CHECKED) >= 256:
         _CHECKED.clear()
@@ -100,11 +104,11 @@ def _check_one(call: str, name: str, value, observed, user_made: bool) -> None:
             f"{call} must return an array of per-observation log likelihoods (or a dict of "
             f"them); for {name!r} it returned {type(value).__name__}."
         )
-    if not np.issubdtype(value.dtype, np.floating):
+    if not jax.numpy.issubdtype(value.dtype, jax.numpy.floating):
         raise TypeError(
             f"{call} must return floating-point log likelihoods; {name!r} is {value.dtype}."
         )
-    if user_made and value.ndim == 0:
+    if user_made and value.ndim == 0 and (observed is None or np.ndim(observed) > 0):
         raise ValueError(
             f"{call} returned a scalar for {name!r}: return one log likelihood per observation, "
             "shape (num_observations,), not their sum (az.loo needs each one)."

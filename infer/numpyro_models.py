@@ -78,14 +78,13 @@ class _Layout(NamedTuple):
 
 def _lists_of_numbers(args: tuple, kwargs: dict) -> list[str]:
     """The model's arguments that are non-empty lists or tuples of numbers, or pandas
-    objects (a Series, a DataFrame: what has ``to_numpy`` but is no array), named as
-    ``args[i]`` or by keyword."""
+    objects (a Series, a DataFrame), named as ``args[i]`` or by keyword."""
     named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs}
     return [
         name
         for name, value in named.items()
         if validation.is_number_list(value, (list, tuple))
-        or (hasattr(value, "to_numpy") and not _is_data(value))
+        or type(value).__module__.split(".")[0] == "pandas"
     ]
 
 

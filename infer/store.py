@@ -54,7 +54,8 @@ class ZarrStore:
         path: the store (a folder, conventionally ending in ``.zarr``; ``~`` is the home
             folder); it must not exist yet (or be an empty folder), or hold a store that
             ``overwrite`` allows replacing. One store holds one run: given to a second run,
-            it is replaced by that run with ``overwrite``, and refused without.
+            it is replaced by that run with ``overwrite`` (a result of the first run, which reads
+            its draws from the store, then reads the second's), and refused without.
         overwrite: replace an existing store that ``infer.sample`` wrote. Nothing else is
             ever replaced: a file, or a folder that holds anything but such a store, is
             refused whatever ``overwrite`` says.

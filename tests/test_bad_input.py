@@ -11,6 +11,7 @@ import numpyro.distributions as dist
 import pytest
 
 import infer
+from infer import arguments
 from infer.placement import PROGRAMS
 
 NORMAL_2D = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), name="normal_2d")
@@ -423,8 +424,8 @@ def test_an_output_folder_under_a_file_is_refused_before_any_run(argument, tmp_p
 @pytest.mark.parametrize(
     "options, match",
     [
-        ({"num_warmup": 2**31}, r"num_warmup=2147483648 \+ 1000 draws x thin=1 makes"),
-        ({"thin": 2**31}, r"x thin=2147483648 makes .* more than the 2,147,483,647"),
+        ({"num_warmup": 2**31}, r"num_warmup=2147483648 and 1000 draws x thin=1 end the run"),
+        ({"thin": 2**31}, r"x thin=2147483648 end the run at .* past the 2,147,483,647"),
     ],
 )
 def test_more_steps_than_a_run_counts_are_refused(options, match, nothing_compiled):
@@ -471,7 +472,7 @@ def _pointwise(p, data):
             ValueError,
             r"shape \(30,\) for 'y', whose .* \(40,\)",
         ),
-        (lambda p, d: {"z": _pointwise(p, d)}, ValueError, r"named \['z'\], but observed_data"),
+        (lambda p, d: {"z": _pointwise(p, d)}, ValueError, r"named \['z'\], which observed_data"),
         (lambda p, d: (_pointwise(p, d),), TypeError, "for 'y' it returned tuple"),
         (lambda p, d: jnp.ones(40, jnp.int32), TypeError, "floating-point .* 'y' is int32"),
         (lambda p: _pointwise(p, None), TypeError, r"loglik_fn\(position, data\) failed"),
@@ -501,3 +502,24 @@ def test_a_pandas_series_given_to_a_numpyro_model_is_named():
     frame = pd.DataFrame({"x": np.linspace(0.0, 1.0, 20), "y": np.linspace(0.0, 2.0, 20)})
     with pytest.raises(TypeError, match=r"args\[0\], y are .* pandas objects.*\.to_numpy\(\)"):
         infer.Target.from_numpyro(linear, frame["x"], y=frame["y"])
+
+
+def test_a_resumed_run_is_checked_too(monkeypatch):
+    """The step count goes on from the run resumed, and the resumed target's loglik_fn is
+    checked as a new run's is."""
+    first = infer.sample(
+        0,
+        _regression_target(_pointwise),
+        infer.rwmh(),
+        num_chains=2,
+        num_samples=200,
+        num_warmup=50,
+    )
+    summed = _regression_target(lambda p, d: jnp.sum(_pointwise(p, d)))
+    with pytest.raises(ValueError, match="returned a scalar for 'y'"):
+        infer.sample(0, summed, infer.rwmh(), resume=first, num_samples=200)
+    monkeypatch.setattr(arguments, "MAX_STEPS", 300)  # 250 steps taken, 200 more asked
+    with pytest.raises(
+        ValueError, match=r"end the run at step 450 \(the run resumed had taken 250\)"
+    ):
+        infer.sample(0, _regression_target(_pointwise), infer.rwmh(), resume=first, num_samples=200)

@@ -219,6 +219,37 @@ def test_one_loglik_fn_serves_targets_that_name_their_observations_differently()
         assert list(result.groups["log_likelihood"]) == [name]
 
 
+def test_log_likelihoods_that_numpyro_broadcasts_or_that_leave_covariates_out_run():
+    """What the check of a log likelihood lets through: a NumPyro site whose distribution
+    broadcasts against its observations, and a plain target's observed_data holding more
+    than its log likelihood names (a covariate) or one scalar observation."""
+
+    def broadcast(x, y=None):
+        beta = numpyro.sample("beta", dist.Normal(jnp.zeros((1, 1)), 1.0).to_event(2))
+        numpyro.sample("y", dist.Normal((x[:, None] @ beta).T, 1.0), obs=y)
+
+    run = {"num_chains": 2, "num_samples": 50, "num_warmup": 50}
+    with jax.numpy_rank_promotion("allow"):  # the tests raise on it; NumPyro's users need not
+        target = infer.Target.from_numpyro(broadcast, X, y=Y)
+        result = infer.sample(0, target, infer.rwmh(), **run)
+    assert result.groups["log_likelihood"]["y"].shape == (2, 50, 1, 100)
+
+    def logdensity(mu, data):
+        return -0.5 * mu**2 + jnp.sum(-0.5 * (data - mu) ** 2)
+
+    for observed, shape in (({"y": Y, "x": X}, (2, 50, 100)), ({"y": Y[:1].sum()}, (2, 50))):
+        data = observed["y"]
+        target = infer.Target(
+            logdensity,
+            init=jnp.asarray(0.0),
+            data=data,
+            loglik_fn=lambda mu, d: {"y": -0.5 * (d - mu) ** 2},
+            observed_data=observed,
+        )
+        result = infer.sample(0, target, infer.rwmh(), **run)
+        assert result.groups["log_likelihood"]["y"].shape == shape
+
+
 def test_the_log_likelihood_pass_is_chunked(monkeypatch):
     """More observations than fit one chunk: the pass goes in pieces, with the same values."""
     x = np.linspace(-2, 2, 2000).astype(np.float32)
