@@ -3,6 +3,7 @@ checked to continue one another."""
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -48,6 +49,36 @@ def _same_draws(earlier: Result, later: Result) -> bool:
     ]
     count = min([earlier.num_samples, later.num_samples, 10])
     return bool(compared) and all(np.array_equal(a[:, :count], b[:, :count]) for a, b in compared)
+
+
+#: Groups with a value per draw: joined along the draws when every result has them.
+_PER_DRAW = ("log_likelihood", "posterior_predictive", "predictions")
+
+
+def _joined_groups(results) -> dict:
+    """The first result's groups, with those of :data:`_PER_DRAW` joined along the draws, or
+    left out (with a warning naming the results without them) when some result lacks one;
+    ``predictions_constant_data`` goes with ``predictions``."""
+    groups = dict(results[0].groups)
+    for name in _PER_DRAW:
+        lacking = [i for i, r in enumerate(results) if name not in r.groups]
+        if not lacking:
+            groups[name] = {
+                k: np.concatenate([r.groups[name][k] for r in results], axis=1)
+                for k in results[0].groups[name]
+            }
+            continue
+        if len(lacking) < len(results):
+            warnings.warn(
+                f"concat leaves the group {name} out: results {lacking} have none, and it "
+                "holds a value per draw. Compute it on the joined result (infer.predictive).",
+                UserWarning,
+                stacklevel=3,
+            )
+        groups.pop(name, None)
+        if name == "predictions":
+            groups.pop("predictions_constant_data", None)
+    return groups
 
 
 def concat(*results: Result) -> Result:
@@ -103,18 +134,9 @@ def concat(*results: Result) -> Result:
     timing = {
         name: float(sum(r.timing.get(name, float("nan")) for r in results)) for name in first.timing
     }
-    groups = dict(first.groups)
-    for name in ("log_likelihood", "posterior_predictive"):
-        if all(name in r.groups for r in results):
-            groups[name] = {
-                k: np.concatenate([r.groups[name][k] for r in results], axis=1)
-                for k in first.groups[name]
-            }
-        else:
-            groups.pop(name, None)
     return replace(
         results[-1],
-        groups=groups,
+        groups=_joined_groups(results),
         draws=joined("draws"),
         stats=joined("stats"),
         timing=timing,

@@ -47,6 +47,19 @@ def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
     assert "posterior_predictive" in same.children and "predictions" not in same.children
 
 
+def test_concat_joins_the_groups_of_every_draw_or_leaves_them_out_saying_so():
+    fit_target = infer.Target.from_numpyro(regression_of_a_dict, {"x": X, "y": Y})
+    first = quiet_sample(fit_target)
+    second = infer.sample(0, fit_target, infer.nuts(), resume=first, num_samples=RUN["num_samples"])
+    moved = infer.Target.from_numpyro(regression_of_a_dict, {"x": X + 100.0, "y": Y})
+    both = infer.concat(infer.predictive(first, fit_target), infer.predictive(second, fit_target))
+    assert both.groups["posterior_predictive"]["y"].shape[:2] == both.draws["a"].shape[:2]
+    with pytest.warns(UserWarning, match=r"leaves the group predictions out: results \[1\]"):
+        joined = infer.concat(infer.predictive(first, moved), second)
+    assert "predictions" not in joined.groups and "predictions_constant_data" not in joined.groups
+    assert joined.groups["log_likelihood"]["y"].shape[:2] == joined.draws["a"].shape[:2]
+
+
 def plain(x, y):
     b = numpyro.sample("b", dist.Normal(0.0, 5.0))
     with numpyro.plate("n", 10):
