@@ -62,7 +62,9 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
         if not np.isfinite(float(loo.elpd)):
             messages.append(_nonfinite_message(name, result, tree, var_name))
         k_hat = np.asarray(loo.pareto_k)
-        bad = int(np.sum(k_hat > K_LIMIT))
+        values = np.asarray(tree["log_likelihood"][JOINT])
+        finite = np.isfinite(values).all(axis=(0, 1))  # the others have their own message
+        bad = int(np.sum(k_hat[finite] > K_LIMIT))
         rows[name] = {
             "elpd_loo": float(loo.elpd),
             "elpd_loo_se": float(loo.se),
