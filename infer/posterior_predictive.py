@@ -90,6 +90,8 @@ def predictive(
         )
     if posterior:
         _check_sites(result, latent, sites.deterministic)
+        if not same_data:
+            _refuse_imputed(result, observed)
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
@@ -109,6 +111,24 @@ def predictive(
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups)
+
+
+def _refuse_imputed(result: Result, observed: list) -> None:
+    """Draws of the values NumPyro imputes for masked observations (``obs_mask=`` splits a
+    site ``y`` into the observed ``y_observed`` and the latent ``y_unobserved``, one value per
+    observation of the fit) have the fit's shape, and nothing to do with new data: refuse
+    them, saying what to do instead."""
+    suffix = "_observed"
+    bases = [name.removesuffix(suffix) for name in observed if name.endswith(suffix)]
+    imputed = [f"{base}_unobserved" for base in bases if f"{base}_unobserved" in result.draws]
+    if imputed:
+        raise ValueError(
+            f"the result's draws hold {imputed}: NumPyro's imputed values for the fit's masked "
+            "observations (obs_mask=), shaped like the fit's data, which a model on new data "
+            "cannot take. For predictions at new inputs, fit the model with handlers.mask "
+            "(numpyro.handlers.mask(mask=...) around the observed site) instead of obs_mask: "
+            "the masked observations then count for nothing, and nothing is imputed."
+        )
 
 
 def _by_chain(simulated: dict, names: list, lead: tuple) -> dict:

@@ -4,6 +4,7 @@ and Python code on array arguments (from a new user's walkthrough)."""
 
 import warnings
 
+import jax
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -58,6 +59,21 @@ def test_concat_joins_the_groups_of_every_draw_or_leaves_them_out_saying_so():
         joined = infer.concat(infer.predictive(first, moved), second)
     assert "predictions" not in joined.groups and "predictions_constant_data" not in joined.groups
     assert joined.groups["log_likelihood"]["y"].shape[:2] == joined.draws["a"].shape[:2]
+
+
+def test_predictions_of_a_model_that_imputes_masked_observations_are_refused():
+    def masked(x, y=None, mask=None):
+        a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+        with numpyro.plate("n", x.shape[0]):
+            numpyro.sample("y", dist.Normal(a * x, 1.0), obs=y, obs_mask=mask)
+
+    mask = np.arange(10) % 5 != 0
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's imputation promotes ranks
+        result = quiet_sample(infer.Target.from_numpyro(masked, X, y=Y, mask=mask))
+        new_inputs = infer.Target.from_numpyro(masked, X[:5], mask=mask[:5])
+    assert result.draws["y_unobserved"].shape[2:] == (10,)
+    with pytest.raises(ValueError, match=r"hold \['y_unobserved'\].*handlers.mask"):
+        infer.predictive(result, new_inputs)
 
 
 def plain(x, y):
