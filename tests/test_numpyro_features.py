@@ -69,7 +69,7 @@ def test_predictions_of_a_model_that_imputes_masked_observations_are_refused():
 
     mask = np.arange(10) % 5 != 0
     with jax.numpy_rank_promotion("allow"):  # NumPyro's imputation promotes ranks
-        result = quiet_sample(infer.Target.from_numpyro(masked, X, y=Y, mask=mask))
+        result = quiet_sample(infer.Target.from_numpyro(masked, X, y=Y, mask=mask), infer.rwmh())
         new_inputs = infer.Target.from_numpyro(masked, X[:5], mask=mask[:5])
     assert result.draws["y_unobserved"].shape[2:] == (10,)
     with pytest.raises(ValueError, match=r"hold \['y_unobserved'\].*handlers.mask"):
