@@ -209,3 +209,17 @@ def test_a_density_with_a_straight_log_is_drawn_in_vectorised_rounds():
     )
     assert int(counters.num_accepted[0]) >= 4_000
     assert_ks_matches(np.asarray(draws[0]), stats.expon.cdf)
+
+
+@pytest.mark.parametrize("trouble", [jnp.inf, jnp.nan])
+def test_a_region_of_numerical_trouble_rejects_its_proposals(trouble):
+    """+inf (or NaN) above 5 is trouble, not density: those proposals are rejected and
+    counted, in the hull-growing phase too, so the draws are the density cut at 5."""
+    target = infer.Target(
+        lambda x: jnp.where(x > 5.0, trouble, 2.0 * jnp.log(x) - x), init=jnp.asarray(2.0)
+    )
+    result = infer.sample(0, target, infer.ars(domain=(0.0, jnp.inf)), num_samples=2000)
+    draws = np.asarray(result.draws["x"]).ravel()
+    assert draws.max() <= 5.0 and result.info["nonfinite_proposals"] > 0
+    gamma = stats.gamma(3.0)
+    assert_ks_matches(draws, lambda x: gamma.cdf(np.minimum(x, 5.0)) / gamma.cdf(5.0))

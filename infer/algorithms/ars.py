@@ -148,11 +148,11 @@ def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, setting
     hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
     bounds = (lower, upper, derivative_free)
     # Phase 1: one proposal at a time, every evaluated point joins the hull (Gilks & Wild).
-    hull, env, buffer, count, proposals, evaluations, rounds, bad_x = _grow(
+    hull, env, buffer, count, proposals, evaluations, rounds, bad_x, nonfinite = _grow(
         rng_key, value_and_slope, hull, bounds, num_draws, max_points, max_rounds
     )
     # Phase 2: the hull is full (or we are done): vectorised rounds from the fixed envelope.
-    carry = (buffer, count, proposals, evaluations, rounds, bad_x)
+    carry = (buffer, count, proposals, evaluations, rounds, bad_x, nonfinite)
     return _fill(rng_key, logdensity_fn, hull, env, bounds, carry, batch_size, max_rounds, lazy)
 
 
@@ -162,9 +162,10 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
     to be log-concave, or ``SETTLED`` proposals in a row were decided by the squeeze alone
     (a density whose log is piecewise linear, such as the exponential's, never adds a point:
     its hull is exact already). Returns ``(hull, envelope, buffer, count, proposals, needed,
-    rounds, bad_x)``, the envelope that of the final hull (``bad_x`` where the density was
-    first seen not to be log-concave, else NaN); every proposal's value (and slope) is
-    computed, so computed evaluations equal proposals.
+    rounds, bad_x, nonfinite)``, the envelope that of the final hull (``bad_x`` where the
+    density was first seen not to be log-concave, else NaN); every proposal's value (and
+    slope) is computed, so computed evaluations equal proposals. A value that is NaN or
+    ``+inf`` rejects its proposal, stays out of the hull, and is counted (``nonfinite``).
 
     Each round builds the envelope of its hull once, and a last round that finds the phase
     over changes nothing but hands its envelope on: the envelope appears once in the program
@@ -175,7 +176,9 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
     zero = jnp.zeros((), jnp.int32)
 
     def grow(carry):
-        hull, _, buffer, count, proposals, evaluations, rounds, squeezed, bad_x, _ = carry
+        hull, _, buffer, count, proposals, evaluations, rounds, squeezed, bad_x, nonfinite, _ = (
+            carry
+        )
         env = envelope(hull, lower, upper, derivative_free)
         ok = ~hull.bad & ~env.unbounded
         active = (hull.count < max_points) & (count < num_draws) & ok & (rounds < max_rounds)
@@ -187,10 +190,14 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         h, slope = value_and_slope(x)
-        accepted = active & (by_squeeze | (log_w < h - u))
+        trouble = jnp.isnan(h) | (h == jnp.inf)  # numerical trouble rejects, as in phase 2
+        accepted = active & (by_squeeze | (log_w < jnp.where(trouble, -jnp.inf, h) - u))
         evaluated = active & ~by_squeeze
         new = jax.lax.cond(
-            evaluated, lambda hl: insert(hl, x, h, slope, u, derivative_free), lambda hl: hl, hull
+            evaluated & ~trouble,
+            lambda hl: insert(hl, x, h, slope, u, derivative_free),
+            lambda hl: hl,
+            hull,
         )
         # For a concave h, chord <= h <= tangent: a squeeze above the hull is proof enough.
         above = active & (lower_bound > u + TOLERANCE * (1.0 + jnp.abs(u)))
@@ -208,6 +215,7 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
             rounds + step,
             jnp.where(evaluated, 0, squeezed + step),
             bad_x,
+            nonfinite + (evaluated & trouble),
             active,
         )
 
@@ -216,20 +224,21 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         jax.eval_shape(lambda hl: envelope(hl, lower, upper, derivative_free), hull),
     )
     nan = jnp.asarray(jnp.nan, dtype)
-    carry = (hull, env, buffer, zero, zero, zero, zero, zero, nan, jnp.asarray(True))
-    hull, env, buffer, count, proposals, evaluations, rounds, _, bad_x, _ = jax.lax.while_loop(
-        lambda carry: carry[-1], grow, carry
+    carry = (hull, env, buffer, zero, zero, zero, zero, zero, nan, zero, jnp.asarray(True))
+    hull, env, buffer, count, proposals, evaluations, rounds, _, bad_x, nonfinite, _ = (
+        jax.lax.while_loop(lambda carry: carry[-1], grow, carry)
     )
-    return hull, env, buffer, count, proposals, evaluations, rounds, bad_x
+    return hull, env, buffer, count, proposals, evaluations, rounds, bad_x, nonfinite
 
 
 def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, max_rounds, lazy):
     """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from ``env``, the fixed
     envelope of ``hull``, the squeeze sparing most evaluations, until the buffer is full.
-    ``carry`` is phase 1's ``(buffer, count, proposals, needed, rounds, bad_x)``. Returns
+    ``carry`` is phase 1's ``(buffer, count, proposals, needed, rounds, bad_x, nonfinite)``.
+    Returns
     ``(draws, counters, hull)``."""
     _, _, derivative_free = bounds
-    buffer, count, phase1_proposals, needed, rounds, bad_x = carry
+    buffer, count, phase1_proposals, needed, rounds, bad_x, phase1_nonfinite = carry
     num_draws = buffer.shape[0]
     dtype = hull.x.dtype
     unbounded = env.unbounded
@@ -270,7 +279,7 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         )
 
     zero = jnp.zeros((), jnp.int32)
-    start = (buffer, count, phase1_proposals, phase1_proposals, needed, zero, rounds)
+    start = (buffer, count, phase1_proposals, phase1_proposals, needed, phase1_nonfinite, rounds)
     carry = (*start, hull.bad | unbounded, bad_x)
     buffer, count, proposals, evaluations, needed, nonfinite, rounds, bad, bad_x = (
         jax.lax.while_loop(filling, fill, carry)
