@@ -274,14 +274,22 @@ def find_log_envelope(
 
 
 def pilot_log_ratio(logdensity_fn, proposal: Proposal, candidates) -> np.ndarray:
-    """``log f - log g`` at each candidate, NaN made ``-inf``; (num_candidates,)."""
+    """``log f - log g`` at each candidate, ``-inf`` where ``log f`` is NaN or ``+inf``
+    (numerical trouble, which sampling rejects and counts, not density to cover);
+    (num_candidates,)."""
 
     @jax.jit
     def log_ratio(candidates):
-        value = jax.vmap(logdensity_fn)(candidates) - proposal.log_prob_batch(candidates)
-        return jnp.where(jnp.isnan(value), -jnp.inf, value)
+        value = jax.vmap(logdensity_fn)(candidates)
+        ratio = value - proposal.log_prob_batch(candidates)
+        return jnp.where(_trouble(value) | jnp.isnan(ratio), -jnp.inf, ratio)
 
     return np.asarray(log_ratio(candidates))
+
+
+def _trouble(logdensity):
+    """Where a log density is NaN or ``+inf``: numerical trouble, never density."""
+    return jnp.isnan(logdensity) | (logdensity == jnp.inf)
 
 
 def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int = 256):
@@ -343,8 +351,9 @@ def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
 
     def objective(u):
         position = to_position(u)
-        value = logdensity_fn(position) - proposal.log_prob(position)
-        return jnp.where(jnp.isnan(value), -jnp.inf, value)
+        value = logdensity_fn(position)
+        ratio = value - proposal.log_prob(position)
+        return jnp.where(_trouble(value) | jnp.isnan(ratio), -jnp.inf, ratio)
 
     value_and_grad = jax.value_and_grad(objective)
 

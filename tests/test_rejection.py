@@ -182,6 +182,24 @@ def test_nan_target_density_rejects_the_proposal():
     assert_ks_matches(result.draws["x"], truncated.cdf)
 
 
+@pytest.mark.parametrize("log_envelope", [None, 1.5])
+def test_a_region_of_plus_infinity_is_rejected_and_said_to_be_trouble(log_envelope):
+    """+inf in f is numerical trouble: the envelope is found (or checked) without it, its
+    proposals are rejected and counted, and the warning says what they were."""
+    target = infer.Target(
+        lambda x: jnp.where(jnp.abs(x - 2.0) < 0.3, jnp.inf, -0.5 * x**2), name="inf_spot"
+    )
+    sampler = infer.rejection(dist.Cauchy(0.0, 1.0), log_envelope=log_envelope)
+    with pytest.warns(infer.EnvelopeWarning, match=r"had a log density of \+inf: numerical"):
+        result = infer.sample(0, target, sampler, num_chains=2, num_samples=3000)
+    draws = np.asarray(result.draws["x"]).ravel()
+    assert not np.any(np.abs(draws - 2.0) < 0.3)
+    assert result.info["nonfinite_proposals"] == result.info["envelope_violations"] > 0
+    hole = stats.norm.cdf(2.3) - stats.norm.cdf(1.7)
+    inside = lambda x: np.clip(stats.norm.cdf(np.minimum(x, 2.3)) - stats.norm.cdf(1.7), 0, None)
+    assert_ks_matches(draws, lambda x: (stats.norm.cdf(x) - inside(x)) / (1.0 - hole))
+
+
 def test_a_proposal_that_does_not_cover_the_target_is_warned_about():
     """An Exponential proposal under a normal target drew a half-normal, acceptance 0.73 and
     no sign of it. The mirrored proposal draws show the gap; a target that lives where the

@@ -373,9 +373,10 @@ class Rejection(Sampler):
             )
         violations = total("num_violations")
         max_log_excess = float(max(np.max(np.asarray(c.max_log_excess)) for c in counters))
-        warn_on_violations(violations, num_proposals, max_log_excess)
+        nonfinite = total("num_nonfinite")
+        warn_on_violations(violations, num_proposals, max_log_excess, nonfinite)
         info = {
-            "nonfinite_proposals": total("num_nonfinite"),
+            "nonfinite_proposals": nonfinite,
             "acceptance_rate": num_accepted / num_proposals,
             "num_proposals": num_proposals,
             "num_accepted": num_accepted,
@@ -398,16 +399,30 @@ class Rejection(Sampler):
         )
 
 
-def warn_on_violations(num_violations: int, num_proposals: int, max_log_excess: float) -> None:
-    """Warn with the count and the largest ratio ``f / (M g)`` seen."""
-    if num_violations > 0:
-        warnings.warn(
-            f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
-            f"(largest f/(M*g) = {math.exp(min(max_log_excess, 700.0)):.4g}); the draws are not "
-            "exact. Raise log_envelope, or pass log_envelope=None to have it found.",
-            EnvelopeWarning,
-            stacklevel=3,
+def warn_on_violations(
+    num_violations: int, num_proposals: int, max_log_excess: float, num_nonfinite: int = 0
+) -> None:
+    """Warn with the count and the largest ratio ``f / (M g)`` seen; a density of ``+inf``
+    (numerical trouble, rejected, counted as a violation) is said to be one."""
+    if num_violations <= 0:
+        return
+    if max_log_excess == math.inf and num_violations <= num_nonfinite:
+        message = (
+            f"rejection sampling: {num_violations} of {num_proposals} proposals had a log "
+            "density of +inf: numerical trouble, not density, so they were rejected (and count "
+            "as envelope violations); the draws are of the target where it is finite. Check "
+            "the target's log density there (a log of 0, a division by 0)."
         )
+    else:
+        largest = (
+            "inf" if max_log_excess == math.inf else f"{math.exp(min(max_log_excess, 700.0)):.4g}"
+        )
+        message = (
+            f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
+            f"(largest f/(M*g) = {largest}); the draws are not exact. Raise log_envelope, or "
+            "pass log_envelope=None to have it found."
+        )
+    warnings.warn(message, EnvelopeWarning, stacklevel=3)
 
 
 @public_name("rejection")
