@@ -170,6 +170,12 @@ def test_a_multivariate_target_is_refused():
         infer.sample(0, targets.get("normal_10d"), infer.ars(domain=(-INF, INF)), num_samples=10)
 
 
+def test_a_scalar_inside_a_pytree_is_refused_saying_how_to_pass_it():
+    one_site = infer.Target(lambda p: -0.5 * p["scale"] ** 2, init={"scale": jnp.zeros(())})
+    with pytest.raises(ValueError, match=r"inside a pytree, \{'scale': \(\)\}.*lambda x"):
+        infer.sample(0, one_site, infer.ars(domain=(-INF, INF)), num_samples=10)
+
+
 def test_no_start_points_for_an_improper_density():
     flat_rising = infer.Target(lambda x: 0.1 * x, init=jnp.zeros(()), name="improper")
     with pytest.raises(ValueError, match="starting points"):

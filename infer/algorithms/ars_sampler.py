@@ -85,6 +85,14 @@ class ARS(Sampler):
                 f"{shapes}. Use it on a one-dimensional density (e.g. each full conditional of "
                 "a Gibbs sweep, with infer.algorithms.ars.sample_many), or an MCMC sampler."
             )
+        if not jax.tree_util.treedef_is_leaf(jax.tree.structure(target.init)):
+            shapes = jax.tree.map(np.shape, target.init)
+            raise ValueError(
+                f"infer.ars samples one bare scalar, but target {target.name!r} has its scalar "
+                f"inside a pytree, {shapes} (a NumPyro model of one site has such a position). "
+                "Write its log density as a function of the scalar itself: "
+                "infer.Target(lambda x: ..., init=jnp.asarray(1.0))."
+            )
         check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
         points = self.start_points
         if points is None:
