@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from infer.cli_types import (
@@ -207,7 +208,10 @@ def _add_sbc_command(commands) -> None:
         "--out",
         type=Path,
         default=Path("infer-output"),
-        help="folder for the report: <out>/<target>/sbc_<sampler>.{md,png,csv}",
+        help=(
+            "folder for the report: <out>/<target>/sbc_<sampler>.{md,png} and "
+            "sbc_<sampler>_ranks.csv (default: infer-output)"
+        ),
     )
     shown = sbc.add_mutually_exclusive_group()
     shown.add_argument("--progress", dest="progress", action="store_true", default=None)
@@ -313,7 +317,19 @@ def run_sbc(args) -> int:
     return 0 if check.passed else 1
 
 
+def _plain_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A warning as the command's other messages are printed: ``warning: ...`` on stderr,
+    without Python's file, line and source."""
+    print(f"warning: {message}", file=sys.stderr if file is None else file)
+
+
 def main(argv=None) -> int:
+    with warnings.catch_warnings():  # puts Python's own printing back when the command ends
+        warnings.showwarning = _plain_warning
+        return _main(argv)
+
+
+def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":

@@ -97,11 +97,16 @@ def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None
 
 def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a min bulk or tail ESS below ``min_ess``."""
-    if row["min_ess_bulk"] < min_ess or row["min_ess_tail"] < min_ess:
+    low = [
+        f"{kind} {row[f'min_ess_{kind}']:.0f}"
+        for kind in ("bulk", "tail")
+        if row[f"min_ess_{kind}"] < min_ess
+    ]
+    if low:
         return (
-            f"min ESS bulk {row['min_ess_bulk']:.0f}, tail {row['min_ess_tail']:.0f} < "
-            f"{min_ess:g}: estimates (tails especially) are noisy. Draw more samples or use a "
-            "sampler that mixes faster (NUTS for smooth targets)."
+            f"min ESS {' and '.join(low)} < {min_ess:g}: estimates (tails especially) are "
+            "noisy. Draw more samples or use a sampler that mixes faster (NUTS for smooth "
+            "targets)."
         )
     return None
 

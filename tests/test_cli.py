@@ -107,6 +107,13 @@ def test_rejection_is_skipped_where_the_target_has_no_proposal(tmp_path, capsys)
     assert (folder / "rwmh.nc").exists() and (folder / "comparison.csv").exists()
     assert not list(folder.glob("*.png"))  # --no-plots: the table, the files, no figures
     assert "<img" not in (folder / "index.html").read_text()
+    (folder / "nuts.nc").write_bytes(b"")  # an earlier report's run: the report warns of it
+    args = ["compare", "--target", "eight_schools", "--samplers", "rwmh", "--chains", "2"]
+    args += ["--samples", "50", "--warmup", "50", "--out", str(tmp_path), "--no-plots"]
+    assert cli.main(args) == 0
+    err = capsys.readouterr().err
+    assert "warning: " in err and "nuts.nc" in err
+    assert "compare_command.py" not in err  # printed as the command's own, not Python's
 
 
 def test_defaults_are_the_documented_ones():

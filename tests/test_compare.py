@@ -120,6 +120,18 @@ def test_warnings_of_two_runs_of_one_sampler_name_the_runs():
     assert any(m.startswith("second try (") and "R-hat" in m for m in messages)
 
 
+def test_the_low_ess_warning_names_only_the_ess_that_is_low():
+    rng = np.random.default_rng(1)
+    walk = infer.Result.from_draws({"x": np.cumsum(rng.standard_normal((4, 1000)), axis=1) * 0.02})
+    table, _ = _compare({"run": walk}, min_ess=0)
+    bulk, tail = table.loc["run", ["min_ess_bulk", "min_ess_tail"]]
+    assert bulk != tail
+    _, caught = _compare({"run": walk}, min_ess=(bulk + tail) / 2)
+    said = [str(w.message) for w in caught if "min ESS" in str(w.message)]
+    low, high = ("bulk", "tail") if bulk < tail else ("tail", "bulk")
+    assert len(said) == 1 and f"min ESS {low} " in said[0] and high not in said[0].split(":")[1]
+
+
 def test_disagreeing_chains_are_flagged_on_rhat():
     rng = np.random.default_rng(0)
     shifted = rng.standard_normal((4, 1000)) + np.arange(4)[:, None]
