@@ -335,6 +335,14 @@ def check_covariance(covariance, argument: str = "covariance"):
         raise ValueError(f"{argument} must be finite; it contains NaN or inf.")
     if cov.ndim == 1 and np.any(cov <= 0):
         raise ValueError(f"{argument}: variances must be positive; got min {cov.min()}.")
+    scale = float(np.max(np.abs(np.diagonal(cov)))) if cov.ndim == 2 and cov.size else 0.0
+    if cov.ndim == 2 and not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-6 * scale):
+        i, j = np.unravel_index(np.argmax(np.abs(cov - cov.T)), cov.shape)
+        raise ValueError(
+            f"{argument} must be symmetric; entry [{i}, {j}] is {cov[i, j]:.6g} and [{j}, {i}] "
+            f"is {cov[j, i]:.6g} (the Cholesky factorisation would read the lower triangle "
+            "alone). Pass (C + C.T) / 2 if that is what you mean."
+        )
     if cov.ndim == 2:
         try:
             np.linalg.cholesky(cov)

@@ -185,6 +185,12 @@ def test_covariance_that_is_not_positive_definite():
         infer.rwmh(covariance=np.array([[1.0, 2.0], [2.0, 1.0]]))
 
 
+def test_covariance_that_is_not_symmetric():
+    """The Cholesky factorisation reads the lower triangle alone: the 0.5 would be dropped."""
+    with pytest.raises(ValueError, match=r"symmetric; entry \[0, 1\] is 0.5 and \[1, 0\] is 0"):
+        infer.rwmh(covariance=np.array([[1.0, 0.5], [0.0, 1.0]]))
+
+
 def test_unknown_covariance_kind():
     with pytest.raises(ValueError, match=r"covariance must be one of 'diagonal', 'dense'"):
         infer.mala(covariance="full")
