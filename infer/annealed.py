@@ -372,6 +372,7 @@ def _check_prior(prior, shape: tuple[int, ...]) -> Callable:
         raise TypeError(
             f"prior must be a numpyro.distributions distribution; got {type(prior).__name__}."
         )
+    validation.refuse_discrete("prior", prior, "the chains move through real positions by HMC")
     prior_shape = tuple(prior.batch_shape) + tuple(prior.event_shape)
     if prior_shape != shape:
         raise ValueError(

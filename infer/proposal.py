@@ -178,6 +178,7 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         return proposal
     validation.not_a_class(argument, proposal)
     if hasattr(proposal, "sample") and hasattr(proposal, "log_prob"):
+        validation.refuse_discrete(argument, proposal, "its draws are proposed real positions")
         dist = proposal
         # NumPyro broadcasts batch shapes implicitly; let it, even where a caller's config
         # makes implicit rank promotion an error (scoped to these calls, traced or not).

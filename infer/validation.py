@@ -147,3 +147,14 @@ def _data_leaf(leaf, function_name: str):
         f"data must be a pytree of arrays (numpy or JAX) or numbers; it holds a "
         f"{type(leaf).__name__}. Close over other values in {function_name}."
     )
+
+
+def refuse_discrete(argument: str, distribution, why: str) -> None:
+    """A ``TypeError`` naming ``argument`` when ``distribution`` (a NumPyro one) is discrete:
+    ``why`` says what needs real values."""
+    support = getattr(distribution, "support", None)
+    if getattr(support, "is_discrete", False):
+        raise TypeError(
+            f"{argument} is {type(distribution).__name__}, a discrete distribution; {why}. Use "
+            "a continuous distribution (e.g. dist.Normal, dist.StudentT, dist.Gamma)."
+        )

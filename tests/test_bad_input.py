@@ -529,3 +529,12 @@ def test_a_resumed_run_is_checked_too(monkeypatch):
         ValueError, match=r"end the run at step 450 \(the run resumed had taken 250\)"
     ):
         infer.sample(0, _regression_target(_pointwise), infer.rwmh(), resume=first, num_samples=200)
+
+
+def test_discrete_proposals_and_priors_are_refused(nothing_compiled):
+    with pytest.raises(TypeError, match="proposal is Poisson, a discrete distribution"):
+        infer.rejection(dist.Poisson(3.0))
+    with pytest.raises(TypeError, match="proposal is Independent, a discrete distribution"):
+        infer.independent_mh(dist.Poisson(jnp.ones(2)).to_event(1))
+    with pytest.raises(TypeError, match="prior is Independent, a discrete distribution"):
+        infer.ais(0, NORMAL_2D, dist.Poisson(jnp.ones(2)).to_event(1), num_chains=4)
