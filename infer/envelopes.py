@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -25,6 +26,10 @@ from infer import validation
 from infer.base import IdentityKey
 from infer.placement import PROGRAMS
 from infer.proposal import Proposal
+
+
+class EnvelopeWarning(UserWarning):
+    """The target exceeded ``M`` times the proposal at some proposals: draws are not exact."""
 
 
 class PiecewiseConstantEnvelope(NamedTuple):
@@ -381,3 +386,29 @@ def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
 
     del flat_example
     return jax.jit(jax.vmap(one_start))(starts)
+
+
+def warn_on_violations(
+    num_violations: int, num_proposals: int, max_log_excess: float, num_nonfinite: int = 0
+) -> None:
+    """Warn with the count and the largest ratio ``f / (M g)`` seen; a density of ``+inf``
+    (numerical trouble, rejected, counted as a violation) is said to be one."""
+    if num_violations <= 0:
+        return
+    if max_log_excess == math.inf and num_violations <= num_nonfinite:
+        message = (
+            f"rejection sampling: {num_violations} of {num_proposals} proposals had a log "
+            "density of +inf: numerical trouble, not density, so they were rejected (and count "
+            "as envelope violations); the draws are of the target where it is finite. Check "
+            "the target's log density there (a log of 0, a division by 0)."
+        )
+    else:
+        largest = (
+            "inf" if max_log_excess == math.inf else f"{math.exp(min(max_log_excess, 700.0)):.4g}"
+        )
+        message = (
+            f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
+            f"(largest f/(M*g) = {largest}); the draws are not exact. Raise log_envelope, or "
+            "pass log_envelope=None to have it found."
+        )
+    warnings.warn(message, EnvelopeWarning, stacklevel=3)

@@ -24,7 +24,14 @@ import numpy as np
 from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
-from infer.envelopes import Envelope, coverage_gap, find_log_envelope, pilot_log_ratio
+from infer.envelopes import (
+    Envelope,
+    EnvelopeWarning,
+    coverage_gap,
+    find_log_envelope,
+    pilot_log_ratio,
+    warn_on_violations,
+)
 from infer.proposal import Proposal, as_proposal, describe_proposal
 from infer.starts import check_scalar_logdensity
 
@@ -43,10 +50,6 @@ __all__ = [
 
 DEFAULT_MAX_PROPOSALS = 100_000_000
 _KEY_DTYPE = jax.random.key(0).dtype
-
-
-class EnvelopeWarning(UserWarning):
-    """The target exceeded ``M`` times the proposal at some proposals: draws are not exact."""
 
 
 class RejectionState(NamedTuple):
@@ -397,32 +400,6 @@ class Rejection(Sampler):
             adaptation=None,
             cost=lambda info: (info.num_proposals, zero),
         )
-
-
-def warn_on_violations(
-    num_violations: int, num_proposals: int, max_log_excess: float, num_nonfinite: int = 0
-) -> None:
-    """Warn with the count and the largest ratio ``f / (M g)`` seen; a density of ``+inf``
-    (numerical trouble, rejected, counted as a violation) is said to be one."""
-    if num_violations <= 0:
-        return
-    if max_log_excess == math.inf and num_violations <= num_nonfinite:
-        message = (
-            f"rejection sampling: {num_violations} of {num_proposals} proposals had a log "
-            "density of +inf: numerical trouble, not density, so they were rejected (and count "
-            "as envelope violations); the draws are of the target where it is finite. Check "
-            "the target's log density there (a log of 0, a division by 0)."
-        )
-    else:
-        largest = (
-            "inf" if max_log_excess == math.inf else f"{math.exp(min(max_log_excess, 700.0)):.4g}"
-        )
-        message = (
-            f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
-            f"(largest f/(M*g) = {largest}); the draws are not exact. Raise log_envelope, or "
-            "pass log_envelope=None to have it found."
-        )
-    warnings.warn(message, EnvelopeWarning, stacklevel=3)
 
 
 @public_name("rejection")
