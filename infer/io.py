@@ -12,13 +12,22 @@ def file_path(path, argument: str = "path") -> Path:
     """``path`` as a :class:`Path` to a file, ``~`` expanded (a folder literally named ``~``
     is never made). Raises TypeError for what is not a path, ValueError for an empty one, a
     folder, or one under a file."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(f"{argument} must be a file path (str or Path); got {type(path).__name__}.")
-    if str(path).strip() == "":
-        raise ValueError(f"{argument} is empty; give a file path such as 'run.nc'.")
-    path = Path(path).expanduser()
+    path = _expanded(path, argument, "file", "run.nc")
     if path.is_dir():
         raise ValueError(f"{argument}={str(path)!r} is a folder; give a file path inside it.")
+    return path
+
+
+def _expanded(path, argument: str, kind: str, example: str) -> Path:
+    """``path`` (a ``kind`` path: "file" or "folder") as a :class:`Path` with ``~`` expanded,
+    or a TypeError (not a path) or ValueError (empty, or under a file) naming ``argument``."""
+    if not isinstance(path, str | os.PathLike):
+        raise TypeError(
+            f"{argument} must be a {kind} path (str or Path); got {type(path).__name__}."
+        )
+    if str(path).strip() == "":
+        raise ValueError(f"{argument} is empty; give a {kind} path such as {example!r}.")
+    path = Path(path).expanduser()
     above = file_above(path)
     if above is not None:
         raise ValueError(
@@ -32,19 +41,7 @@ def folder_path(path, argument: str) -> Path:
     checked before a run starts. Raises TypeError for what is not a path, ValueError for an
     empty one or one under a file, PermissionError for one whose nearest existing folder this
     user cannot write to."""
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(
-            f"{argument} must be a folder path (str or Path); got {type(path).__name__}."
-        )
-    if str(path).strip() == "":
-        raise ValueError(f"{argument} is empty; give a folder path such as 'run.zarr'.")
-    path = Path(path).expanduser()
-    above = file_above(path)
-    if above is not None:
-        raise ValueError(
-            f"{argument}={str(path)!r} lies under {str(above)!r}, which is a file, not a "
-            "folder: choose a path in a folder."
-        )
+    path = _expanded(path, argument, "folder", "run.zarr")
     existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
     if existing is not None and not os.access(existing, os.W_OK):
         raise PermissionError(

@@ -80,7 +80,8 @@ def check_loglik(target: Target, point) -> None:
         ) from err
     except Exception as err:
         raise TypeError(
-            f"{call} failed on a point shaped {_shapes(point)}: {type(err).__name__}: {err}"
+            f"{call} failed on a point shaped {jax.tree.map(np.shape, point)}: "
+            f"{type(err).__name__}: {err}"
         ) from err
     user_made = target.source is None  # a model's (NumPyro's) is built by infer: dtype only
     for name, value in out.items():
@@ -118,10 +119,6 @@ def _check_one(call: str, name: str, value, observed, user_made: bool) -> None:
             f"{call} returned shape {value.shape} for {name!r}, whose observed data are shaped "
             f"{np.shape(observed)}: give one log likelihood per observation."
         )
-
-
-def _shapes(tree) -> dict | tuple:
-    return jax.tree.map(lambda leaf: tuple(np.shape(leaf)), tree)
 
 
 def _padded(leaf, size: int):

@@ -235,8 +235,7 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
     """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from ``env``, the fixed
     envelope of ``hull``, the squeeze sparing most evaluations, until the buffer is full.
     ``carry`` is phase 1's ``(buffer, count, proposals, needed, rounds, bad_x, nonfinite)``.
-    Returns
-    ``(draws, counters, hull)``."""
+    Returns ``(draws, counters, hull)``."""
     _, _, derivative_free = bounds
     buffer, count, phase1_proposals, needed, rounds, bad_x, phase1_nonfinite = carry
     num_draws = buffer.shape[0]
