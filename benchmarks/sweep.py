@@ -113,7 +113,7 @@ def blackjax_runner(name: str, logdensity_fn, num_chains: int, num_steps: int):
 
 def numpyro_runner(logdensity_fn, num_chains: int, num_steps: int):
     """NumPyro's own NUTS kernel (``numpyro.infer.hmc.hmc``, the pair infer wraps), fixed
-    step size, identity mass matrix, ``vmap``-ed over the chains in a ``lax.scan``: what
+    step size, identity mass matrix, over the chains (``over_chains``) in a ``lax.scan``: what
     infer's NUTS costs without infer around it.
     Returns ``(draws, gradient count)``."""
     from numpyro.infer.hmc import hmc
