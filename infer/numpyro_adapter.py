@@ -254,7 +254,7 @@ def hmc(
     step_size: float = 1.0,
     *,
     num_steps: int | None = None,
-    trajectory_length: float = 2 * math.pi,
+    trajectory_length: float | None = None,
     target_accept: float = 0.8,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
@@ -266,17 +266,27 @@ def hmc(
     Args:
         step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
         num_steps: leapfrog steps per iteration; if ``None``, ``trajectory_length / step_size``.
-        trajectory_length: integration time when ``num_steps`` is ``None`` (ignored otherwise).
+        trajectory_length: integration time (``2 pi`` when neither it nor ``num_steps`` is
+            given); give one of the two, not both.
         target_accept: as for :func:`nuts`.
         adapt_step_size: as for :func:`nuts`.
         adapt_mass_matrix: as for :func:`nuts`.
         dense_mass: as for :func:`nuts`.
         inverse_mass_matrix: as for :func:`nuts`.
     """
-    length = validation.positive_float("trajectory_length", trajectory_length)
+    if num_steps is not None and trajectory_length is not None:
+        raise ValueError(
+            f"hmc got both num_steps={num_steps!r} and trajectory_length={trajectory_length!r}; "
+            "give one: a fixed number of leapfrog steps, or an integration time that the "
+            "adapted step size divides into steps."
+        )
+    length = None  # a fixed number of steps: the trajectory length follows the step size
     if num_steps is not None:
         num_steps = validation.positive_int("num_steps", num_steps)
-        length = None  # a fixed number of steps: the trajectory length follows the step size
+    else:
+        length = validation.positive_float(
+            "trajectory_length", 2 * math.pi if trajectory_length is None else trajectory_length
+        )
     options = _common_options(
         step_size,
         inverse_mass_matrix,
