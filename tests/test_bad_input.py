@@ -175,6 +175,27 @@ def test_mh_proposal_of_the_wrong_shape(nothing_compiled):
         infer.sample(0, NORMAL_2D, sampler)
 
 
+def _shift(key, x):
+    return x + jax.random.normal(key, x.shape)
+
+
+@pytest.mark.parametrize(
+    "log_q, match",
+    [
+        (lambda new, old: -0.5 * (new - old) ** 2, r"returned shape \(2,\) of float32\. Sum"),
+        (lambda new, old: jnp.sum(new - old).astype(jnp.int32), r"\(\) of int32\. Return a float"),
+        (lambda new, old: (0.0, 0.0), r"returned shape tuple"),
+        (lambda new: 0.0, r"failed on positions of shape \(2,\): TypeError"),
+    ],
+    ids=["per-coordinate", "int", "tuple", "one-argument"],
+)
+def test_mh_proposal_log_density_that_is_not_one_float(log_q, match, nothing_compiled):
+    with pytest.raises(ValueError, match=r"^proposal_logdensity_fn\(new_position, position\)"):
+        infer.sample(0, NORMAL_2D, infer.mh(_shift, log_q))
+    with pytest.raises(ValueError, match=match):
+        infer.sample(0, NORMAL_2D, infer.mh(_shift, log_q))
+
+
 def test_covariance_of_the_wrong_dimension(nothing_compiled):
     with pytest.raises(ValueError, match=r"covariance has shape \(3, 3\) but the target has 2"):
         infer.sample(0, NORMAL_2D, infer.rwmh(covariance=np.eye(3)))
@@ -280,6 +301,12 @@ def test_a_log_density_that_is_not_a_real_float(returned, nothing_compiled):
 def test_hmc_mass_matrix_and_switches_are_checked(make, options, error, match, nothing_compiled):
     with pytest.raises(error, match=match):
         infer.sample(0, NORMAL_2D, make(**options), num_chains=2)
+
+
+def test_hmc_refuses_both_a_step_count_and_a_trajectory_length():
+    with pytest.raises(ValueError, match=r"both num_steps=10 and trajectory_length=1\.5; give one"):
+        infer.hmc(num_steps=10, trajectory_length=1.5)
+    assert infer.hmc().options["trajectory_length"] == pytest.approx(2 * np.pi)
 
 
 @pytest.mark.parametrize(
