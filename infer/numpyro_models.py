@@ -193,8 +193,8 @@ def site_dims(trace: dict) -> dict:
     (outermost first), then the site's ``infer["event_dims"]``."""
     dims = {}
     for name, site in trace.items():
-        if site["type"] not in ("sample", "deterministic"):
-            continue
+        if site["type"] not in ("sample", "deterministic") or is_factor(site):
+            continue  # a factor is in no group
         frames = sorted(site.get("cond_indep_stack", ()), key=lambda frame: frame.dim)
         names = [frame.name for frame in frames]
         names += list(site.get("infer", {}).get("event_dims", ()))

@@ -7,6 +7,7 @@ This is the one boundary where a kernel's per-step diagnostics get their ArviZ
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import jax
@@ -303,6 +304,7 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     import arviz_base
     import xarray as xr
 
+    _warn_unknown_dims(dims, groups)
     datasets = {}
     for group, values in groups.items():
         lead = 0 if "data" in group else 2  # observed and constant data have no draws
@@ -320,6 +322,20 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     tree = xr.DataTree.from_dict(datasets)
     tree.attrs = attrs
     return tree
+
+
+def _warn_unknown_dims(dims: dict, groups: dict) -> None:
+    """Warn about ``dims`` entries that name no variable of any group (a misspelt name would
+    otherwise leave the variable's axes unnamed without a word)."""
+    known = {name for values in groups.values() for name in values}
+    unknown = sorted(set(dims) - known)
+    if unknown:
+        warnings.warn(
+            f"dims names {unknown}, which no group of this result holds, so they name "
+            f"nothing; the variables are {sorted(known)}. Check the spelling.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _checked_dims(dims, draws: dict) -> dict:

@@ -367,6 +367,30 @@ def test_dimension_names_are_checked_where_they_are_given():
         infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), dims={"x": "school"})
     named = infer.Result.from_draws(draws, dims={"theta": ["school"]})
     assert named.to_arviz()["posterior"]["theta"].dims == ("chain", "draw", "school")
+    misspelt = infer.Result.from_draws(draws, dims={"thta": ["school"]})
+    with pytest.warns(UserWarning, match=r"dims names \['thta'\], which no group .* \['theta'\]"):
+        misspelt.to_arviz()
+
+
+def test_a_factor_in_a_plate_gets_no_dimension_names():
+    """A ``numpyro.factor`` term is in no ArviZ group, so naming its dimensions would only set
+    off the warning about names that name nothing."""
+
+    def penalised(x, y=None):
+        slope = numpyro.sample("slope", dist.Normal(0.0, 1.0))
+        with numpyro.plate("obs", x.shape[0]):
+            numpyro.factor("penalty", -0.1 * (slope * x) ** 2)
+            numpyro.sample("y", dist.Normal(slope * x, 1.0), obs=y)
+
+    x = np.linspace(0.0, 1.0, 5, dtype=np.float32)
+    target = infer.Target.from_numpyro(penalised, x, 2 * x)
+    assert target.dims == {"y": ["obs"]}
+    draws = {"slope": np.zeros((2, 10), np.float32)}
+    result = infer.Result.from_draws(draws, dims=target.dims)
+    result = dataclasses.replace(result, groups={"observed_data": target.observed_data})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert result.to_arviz()["observed_data"]["y"].dims == ("obs",)
 
 
 def test_predictive_on_new_data_goes_to_the_predictions_group(runs):
