@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 
 from infer.cli_types import (
+    add_progress_flags,
     integer_at_least,
     non_negative_int,
     positive_int,
@@ -150,15 +151,7 @@ def _add_compare_command(commands) -> None:
         help="leave the PNG plots out of the report (about a second each to draw): the "
         "table, the warnings and each run's NetCDF are written as usual",
     )
-    shown = compare.add_mutually_exclusive_group()
-    shown.add_argument(
-        "--progress",
-        dest="progress",
-        action="store_true",
-        default=None,
-        help="show progress bars (default: when writing to a terminal)",
-    )
-    shown.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_flags(compare)
 
 
 def sbc_problems() -> dict:
@@ -180,7 +173,12 @@ def _add_sbc_command(commands) -> None:
         "draws for uniformity (Talts et al. 2018; ECDF test of Säilynoja et al. 2022). "
         "Exits 1 when the sampler fails.",
     )
-    sbc.add_argument("--target", default="eight_schools", choices=list(sbc_problems()))
+    sbc.add_argument(
+        "--target",
+        default="eight_schools",
+        choices=list(sbc_problems()),
+        help="the NumPyro model whose prior is simulated (default eight_schools)",
+    )
     sbc.add_argument(
         "--sampler",
         default="nuts",
@@ -198,11 +196,18 @@ def _add_sbc_command(commands) -> None:
     sbc.add_argument(
         "--samples", type=positive_int, default=25, help="draws kept per chain (default 25)"
     )
-    sbc.add_argument("--warmup", type=non_negative_int, default=500, help="default 500")
+    sbc.add_argument(
+        "--warmup", type=non_negative_int, default=500, help="warm-up steps (default 500)"
+    )
     sbc.add_argument(
         "--thin", type=positive_int, default=4, help="keep every THIN-th step (default 4)"
     )
-    sbc.add_argument("--alpha", type=probability, default=0.01, help="family-wise level (0.01)")
+    sbc.add_argument(
+        "--alpha",
+        type=probability,
+        default=0.01,
+        help="family-wise level of the test (default 0.01)",
+    )
     sbc.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
     sbc.add_argument(
         "--out",
@@ -213,9 +218,7 @@ def _add_sbc_command(commands) -> None:
             "sbc_<sampler>_ranks.csv (default: infer-output)"
         ),
     )
-    shown = sbc.add_mutually_exclusive_group()
-    shown.add_argument("--progress", dest="progress", action="store_true", default=None)
-    shown.add_argument("--no-progress", dest="progress", action="store_false")
+    add_progress_flags(sbc)
 
 
 def sbc_table(check) -> str:
@@ -329,10 +332,19 @@ def main(argv=None) -> int:
         return _main(argv)
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The sub-command's own parser, so that its errors start ``infer compare: error``."""
+    for action in parser._actions:
+        if isinstance(action.choices, dict) and command in action.choices:
+            return action.choices[command]
+    return parser
+
+
 def _main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "compare":
+        parser = _command_parser(parser, "compare")
         if (
             args.until_ess
             and None not in (args.samples, args.max_samples)

@@ -56,3 +56,19 @@ def report_folder_and_progress(folder, progress: bool | None) -> bool | None:
         print(problem, file=sys.stderr)
         return None
     return sys.stderr.isatty() if progress is None else progress
+
+
+def add_progress_flags(parser) -> None:
+    """``--progress`` / ``--no-progress`` on ``parser`` (``args.progress``: True, False, or
+    None for the default, a bar when stderr is a terminal)."""
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument(
+        "--progress",
+        dest="progress",
+        action="store_true",
+        default=None,
+        help="show progress bars (default: when writing to a terminal)",
+    )
+    shown.add_argument(
+        "--no-progress", dest="progress", action="store_false", help="show no progress bars"
+    )

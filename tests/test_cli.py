@@ -150,7 +150,8 @@ def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert expected in lines[0]
-    assert lines[0].startswith("infer")
+    command = argv[0] if argv and argv[0] in ("compare", "sbc") else None
+    assert lines[0].startswith(f"infer {command}: error:" if command else "infer: error:")
 
 
 def test_the_command_line_exits_2_with_one_line_on_bad_options():

@@ -12,7 +12,12 @@ import json
 import sys
 from pathlib import Path
 
-from infer.cli_types import integer_at_least, non_negative_int, positive_int
+from infer.cli_types import (
+    add_progress_flags,
+    integer_at_least,
+    non_negative_int,
+    positive_int,
+)
 from models.generative import data as datasets
 from models.generative import registry
 from models.generative.family import CAPABILITIES, DECODER_DENSITY, RECONSTRUCTIONS
@@ -30,12 +35,6 @@ def _option(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(f"expected NAME=VALUE, got {text!r}")
     name, value = text.split("=", 1)
     return name.strip(), value.strip()
-
-
-def _progress_flags(parser) -> None:
-    shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--progress", dest="progress", action="store_true", default=None)
-    shown.add_argument("--no-progress", dest="progress", action="store_false")
 
 
 def add_commands(subparsers) -> None:
@@ -57,7 +56,10 @@ def _add_train(subparsers) -> None:
     train.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
     train.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
     train.add_argument(
-        "--checkpoint-every", type=positive_int, default=5, help="epochs between checkpoints"
+        "--checkpoint-every",
+        type=positive_int,
+        default=5,
+        help="epochs between checkpoints (default 5)",
     )
     train.add_argument(
         "--resume", action="store_true", help="continue from the latest checkpoint in --out"
@@ -90,7 +92,7 @@ def _add_train(subparsers) -> None:
         help="a model option, e.g. variant=conv, latent_dim=16, likelihood=binomial, "
         "train_samples=10, learning_rate=0.0005 (repeatable)",
     )
-    _progress_flags(train)
+    add_progress_flags(train)
 
 
 def _add_evaluate(subparsers) -> None:
@@ -101,7 +103,9 @@ def _add_evaluate(subparsers) -> None:
         "independent-pixel baseline, and the Fréchet distance and class coverage of samples.",
     )
     evaluate.add_argument("model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
-    evaluate.add_argument("--data", choices=DATA, default="digits")
+    evaluate.add_argument(
+        "--data", choices=DATA, default="digits", help="digits (default) or mnist"
+    )
     evaluate.add_argument(
         "--run",
         type=Path,
@@ -117,9 +121,12 @@ def _add_evaluate(subparsers) -> None:
         help="IWAE sample counts (repeatable; default 100 and 5000)",
     )
     evaluate.add_argument(
-        "--samples", type=at_least_two, default=1000, help="generated images (at least 2)"
+        "--samples",
+        type=at_least_two,
+        default=1000,
+        help="generated images (at least 2; default 1000)",
     )
-    evaluate.add_argument("--seed", type=non_negative_int, default=0)
+    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
     evaluate.add_argument(
         "--method",
         choices=("bounds", "ais"),
@@ -133,7 +140,7 @@ def _add_evaluate(subparsers) -> None:
     ais.add_argument("--temperatures", type=positive_int, help="default 500")
     ais.add_argument("--chains", type=at_least_two, help="per image, default 16")
     ais.add_argument("--leapfrog", type=positive_int, help="steps per transition, default 10")
-    _progress_flags(evaluate)
+    add_progress_flags(evaluate)
 
 
 def _parse_value(text: str):
@@ -192,8 +199,10 @@ def run_train(args) -> int:
         print(f"\ninfer train: interrupted. {out} {then}.", file=sys.stderr)
         return 130
     metrics = trained.metrics
+    done = metrics["epoch"][-1]
     print(
-        f"trained {args.model} on {args.data} for {metrics['epoch'][-1]} epochs: final test "
+        f"trained {args.model} on {args.data} for {done} epoch{'' if done == 1 else 's'}: "
+        "final test "
         f"loss {metrics['test_loss'][-1]:.3f}"
     )
     if metrics.get("best_epoch") is not None:
