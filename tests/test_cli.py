@@ -242,3 +242,14 @@ def test_a_compare_where_no_sampler_can_run_says_so(tmp_path, capsys):
     captured = capsys.readouterr()
     assert "rejection: skipped, target eight_schools lacks what it needs" in captured.out
     assert "error: no sampler ran on eight_schools" in captured.err
+
+
+def test_every_option_of_every_command_has_help():
+    """``infer <command> --help`` explains each option (an option without help shows only its
+    name there)."""
+    parser = cli.build_parser()
+    commands = next(a.choices for a in parser._actions if isinstance(a.choices, dict))
+    assert set(commands) == {"compare", "sbc", "train", "evaluate"}
+    for name, command in commands.items():
+        for action in command._actions:
+            assert action.help, f"infer {name} {'/'.join(action.option_strings)} has no help"
