@@ -296,8 +296,10 @@ class Sampler:
 
 
 def default_cache_key(sampler) -> tuple:
-    """The type and the settings: what a sampler without its own ``cache_key`` compiles to."""
-    return (type(sampler).__module__, type(sampler).__qualname__, settings_json(sampler.settings()))
+    """The class and the settings: what a sampler without its own ``cache_key`` compiles to.
+    The class object itself, not its name: a class defined again (an edited notebook cell)
+    has a new ``build``, so it must not reuse the programs of the old one."""
+    return (type(sampler), settings_json(sampler.settings()))
 
 
 def hook(sampler, name: str):

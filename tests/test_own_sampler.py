@@ -227,3 +227,34 @@ def test_a_kernel_that_breaks_the_protocol_is_told_how(mistake, said):
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=f"BrokenWalk's kernel: {said}"):
         infer.sample(0, target, BrokenWalk(mistake=mistake), num_chains=2, num_samples=5)
+
+
+def _walk_class(moves: bool):
+    """A sampler class, defined anew at each call under one module and qualname, as a
+    notebook cell run again after an edit defines it."""
+
+    @dataclass(frozen=True)
+    class EditedWalk(UniformWalk):
+        name: str = "edited_walk"
+
+        def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+            kernel = super().build(logdensity_fn, num_warmup)
+            if moves:
+                return kernel
+            return kernel._replace(step=lambda key, state, params: (state, WalkInfo(0.0, False)))
+
+    return EditedWalk
+
+
+def test_a_sampler_class_defined_again_compiles_its_new_code():
+    """Equal module, qualname and settings, but a new class: its own program runs (the
+    edited one never moves), not the cached program of the class it replaces; another
+    instance of one class still reuses its program."""
+    target = targets.get("normal_10d")
+    options = dict(num_chains=2, num_samples=50, num_warmup=0)
+    walking = infer.sample(0, target, _walk_class(moves=True)(), **options)
+    standing_class = _walk_class(moves=False)
+    standing = infer.sample(0, target, standing_class(), **options)
+    assert walking.acceptance_rate > 0.05
+    assert standing.acceptance_rate == 0.0 and not standing.info["cache_hit"]
+    assert infer.sample(1, target, standing_class(), **options).info["cache_hit"]
