@@ -25,6 +25,7 @@ from infer.loglik import check_loglik
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
 from infer.progress import check_progress
+from infer.reported_names import reported_shapes
 from infer.result import Result
 from infer.resume_source import Saved
 from infer.run_loop import run_loop
@@ -299,7 +300,7 @@ def _check_memory(plan: Plan, args: Arguments, example, sharding):
     pointwise log likelihood of each (a target with ``loglik_fn``). Every parameter counts,
     ``keep`` or not: the draws are constrained all together before ``keep`` picks them."""
     target, outputs, num_draws = args.target, args.outputs, args.num_draws
-    draw_bytes = memory.nbytes(jax.eval_shape(target.constrain, example))
+    draw_bytes = memory.nbytes(reported_shapes(target, example))
     if target.loglik_fn is not None:  # the log_likelihood group: each observation, each draw
         draw_bytes += memory.nbytes(jax.eval_shape(target.bound_loglik(target.data), example))
     devices = list(sharding.device_set)

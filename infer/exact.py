@@ -20,6 +20,7 @@ from infer.base import hook
 from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
+from infer.reported_names import reported_shapes
 from infer.result import Result
 from infer.target import Target, program_key
 
@@ -124,7 +125,7 @@ def sample_exact(
     """:func:`infer.sample` for an exact sampler: the memory check, then :func:`run_exact`,
     then the :class:`infer.Result` (no warm-up, no per-step statistics)."""
     if target.init is not None:
-        draws = memory.nbytes(jax.eval_shape(target.constrain, target.init))
+        draws = memory.nbytes(reported_shapes(target, target.init))
         draws *= num_chains * num_samples
         # the chunks on the device (host memory on a CPU), their copies and the result
         need = memory.Need(2 * draws, draws, {"draws": draws}, draws)

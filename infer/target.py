@@ -402,6 +402,11 @@ def default_names(position) -> dict:
     names = {}
     for path, leaf in leaves:
         name = ".".join(key_name(k) for k in path)
+        if name in names:
+            raise ValueError(
+                f"two parts of the position are both named {name!r} (a nested key and a key "
+                "with a dot); rename one so that each part keeps its own draws."
+            )
         names[name] = leaf
     return names
 

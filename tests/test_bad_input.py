@@ -565,3 +565,48 @@ def test_discrete_proposals_and_priors_are_refused(nothing_compiled):
         infer.independent_mh(dist.Poisson(jnp.ones(2)).to_event(1))
     with pytest.raises(TypeError, match="prior is Independent, a discrete distribution"):
         infer.ais(0, NORMAL_2D, dist.Poisson(jnp.ones(2)).to_event(1), num_chains=4)
+
+
+def _quadratic(position):
+    return -0.5 * sum(jnp.sum(leaf**2) for leaf in jax.tree.leaves(position))
+
+
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"init": {"chain": jnp.zeros(2), "mu": 0.0}}, ValueError, r"include 'chain', one of"),
+        (
+            {"init": {"a": {"b": jnp.zeros(2)}, "a.b": jnp.zeros(3)}},
+            ValueError,
+            r"two parts of the position are both named 'a\.b'",
+        ),
+        ({"init": {"a/b": jnp.zeros(2)}}, ValueError, r"without '/'.*got 'a/b'"),
+        (
+            {"init": jnp.zeros(2), "constrain_fn": jnp.exp},
+            TypeError,
+            r"constrain_fn\(position\[, data\]\) must return a dict .* array of shape \(2,\)",
+        ),
+        (
+            {"init": jnp.zeros(2), "constrain_fn": lambda p: {"s": "a"}},
+            TypeError,
+            r"must return a dict name -> array; on the starting point it failed",
+        ),
+        (
+            {"init": jnp.zeros(2), "constrain_fn": lambda p: {"s": {"t": p}}},
+            TypeError,
+            r"'s' holds dict, not one array",
+        ),
+        (
+            {"init": jnp.zeros(2), "constrain_fn": lambda p: {"draw": p}},
+            ValueError,
+            r"constrain_fn's names include 'draw'",
+        ),
+    ],
+    ids=["chain", "collision", "slash", "array", "string", "nested", "draw"],
+)
+def test_reported_names_that_arviz_cannot_hold_are_refused(options, error, match):
+    """Such names used to vanish from the DataTree (``chain`` under its coordinate, one of
+    two ``a.b``) or fail deep inside the run; now refused before the run compiles."""
+    target = infer.Target(_quadratic, **options)
+    with pytest.raises(error, match=match):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=10, num_warmup=0)

@@ -1,0 +1,86 @@
+"""The names and shapes a run reports for one position (``Target.constrain``), traced once on
+the host before anything compiles: a ``constrain_fn`` that returns something other than a dict
+of arrays, and names that would collide in ArviZ (``chain`` and ``draw`` are its dimensions,
+``/`` separates its groups) or with each other, are refused with the fix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+
+from infer.target import Target
+
+RESERVED = ("chain", "draw")
+
+
+def reported_shapes(target: Target, position) -> dict:
+    """name -> ``jax.ShapeDtypeStruct`` of what ``target.constrain(position)`` reports for one
+    position, checked (see the module's docstring).
+
+    Raises:
+        TypeError: for a ``constrain_fn`` that fails, or returns other than a dict of arrays.
+        ValueError: for a name ArviZ cannot hold.
+    """
+    if target.constrain_fn is None:
+        shapes = jax.eval_shape(target.constrain, position)
+        _check_names(shapes, "the position's names (dict keys and pytree paths)")
+        check_truth_shapes(target.ground_truth, shapes, "the target's draws")
+        return shapes
+    usage = "constrain_fn(position[, data]) must return a dict name -> array"
+    try:
+        returned = jax.eval_shape(_raw_constrain(target), position)
+    except TypeError as err:
+        raise TypeError(f"{usage}; on the starting point it failed: {err}") from err
+    if not isinstance(returned, Mapping):
+        got = (
+            f"an array of shape {returned.shape}"
+            if isinstance(returned, jax.ShapeDtypeStruct)
+            else type(returned).__name__
+        )
+        raise TypeError(f"{usage}; it returned {got}. Return {{'name': value, ...}}.")
+    _check_names(returned, "constrain_fn's names")
+    check_truth_shapes(target.ground_truth, returned, "the target's draws")
+    return dict(returned)
+
+
+def check_truth_shapes(truth, shapes: Mapping, what: str) -> None:
+    """A ``ValueError`` when a known answer (a :class:`infer.GroundTruth` or ``None``) gives a
+    name a shape other than one draw of it has in ``shapes`` (name -> anything with a
+    ``shape``, one draw); names the draws lack are left to the comparison."""
+    if truth is None:
+        return
+    for moment in ("mean", "std", "mean_se", "std_se"):
+        for name, value in (getattr(truth, moment) or {}).items():
+            if name in shapes and tuple(shapes[name].shape) != np.shape(value):
+                raise ValueError(
+                    f"ground_truth.{moment}[{name!r}] has shape {np.shape(value)}, but one "
+                    f"draw of {name!r} in {what} has shape {tuple(shapes[name].shape)}. Give "
+                    "the known answer one value per element of the draw."
+                )
+
+
+def _raw_constrain(target: Target):
+    if target.data is None:
+        return target.constrain_fn
+    return lambda position: target.constrain_fn(position, target.data)
+
+
+def _check_names(shapes: Mapping, whose: str) -> None:
+    for name, value in shapes.items():
+        if not isinstance(name, str) or not name or "/" in name:
+            raise ValueError(
+                f"{whose} must be non-empty strings without '/' (ArviZ's group separator); "
+                f"got {name!r}. Rename it."
+            )
+        if name in RESERVED:
+            raise ValueError(
+                f"{whose} include {name!r}, one of ArviZ's dimensions {list(RESERVED)}: the "
+                "draws would be lost behind the dimension's coordinate. Rename it."
+            )
+        if not isinstance(value, jax.ShapeDtypeStruct):
+            raise TypeError(
+                f"{whose}: {name!r} holds {type(value).__name__}, not one array. Give each "
+                "name one array."
+            )
