@@ -16,6 +16,7 @@ import numpy as np
 from infer import validation
 from infer.base import settings_json
 from infer.io import save_netcdf
+from infer.reported_names import check_truth_shapes
 from infer.target import GroundTruth, check_dims
 
 FORMAT = "infer.Result/1"
@@ -175,7 +176,11 @@ class Result:
             real = real or jax.dtypes.issubdtype(value.dtype, np.floating)  # bfloat16 too
             if not real or np.iscomplexobj(value):
                 raise TypeError(f"draws[{name!r}] must be real numbers; got dtype {value.dtype}.")
-            arrays[name] = value.astype(np.int8) if value.dtype == bool else value
+            if value.dtype == bool:
+                value = value.astype(np.int8)
+            elif value.dtype.itemsize < 4 and jax.dtypes.issubdtype(value.dtype, np.floating):
+                value = value.astype(np.float32)  # SciPy and NetCDF take no 16-bit floats
+            arrays[name] = value
         lead = next(iter(arrays.values())).shape[:2]
         for name, value in arrays.items():
             if value.shape[:2] != lead:
@@ -196,12 +201,15 @@ class Result:
                     "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
                 )
             stat_arrays[name] = value
+        check_truth_shapes(ground_truth, {n: v[0, 0] for n, v in arrays.items()}, "draws")
         return cls(
             draws=arrays,
             stats=stat_arrays,
-            timing={**UNKNOWN_TIMING, **(timing or {})},
-            num_logdensity_evals=int(num_logdensity_evals),
-            num_grad_evals=int(num_grad_evals),
+            timing={**UNKNOWN_TIMING, **_checked_timing(timing)},
+            num_logdensity_evals=validation.positive_int(
+                "num_logdensity_evals", num_logdensity_evals, minimum=0
+            ),
+            num_grad_evals=validation.positive_int("num_grad_evals", num_grad_evals, minimum=0),
             sampler=sampler,
             settings={},
             seed=None,
@@ -336,6 +344,22 @@ def _warn_unknown_dims(dims: dict, groups: dict) -> None:
             UserWarning,
             stacklevel=4,
         )
+
+
+def _checked_timing(timing) -> dict:
+    """``timing`` (``None`` or a dict name -> seconds) checked: numbers >= 0, or NaN."""
+    if timing is None:
+        return {}
+    if not isinstance(timing, dict):
+        raise TypeError(f"timing must be a dict name -> seconds; got {type(timing).__name__}.")
+    for name, seconds in timing.items():
+        number = isinstance(seconds, (int, float, np.integer, np.floating))
+        if not number or isinstance(seconds, bool) or seconds < 0:
+            raise ValueError(
+                f"timing[{name!r}] must be seconds, a number >= 0 (NaN when unknown); "
+                f"got {seconds!r}."
+            )
+    return {name: float(seconds) for name, seconds in timing.items()}
 
 
 def _checked_dims(dims, draws: dict) -> dict:

@@ -296,6 +296,45 @@ def test_from_draws_rejects_inconsistent_shapes():
         infer.Result.from_draws([])
 
 
+@pytest.mark.parametrize(
+    "options, error, match",
+    [
+        ({"timing": {"sampling": "fast"}}, ValueError, r"timing\['sampling'\] must be seconds"),
+        ({"num_logdensity_evals": -5}, ValueError, r"num_logdensity_evals must be an integer >= 0"),
+        ({"num_grad_evals": 2.7}, TypeError, r"num_grad_evals must be an integer >= 0; got 2.7"),
+        (
+            {"ground_truth": infer.GroundTruth(mean={"m": np.zeros(3)}, std={"m": np.ones(3)})},
+            ValueError,
+            r"ground_truth.mean\['m'\] has shape \(3,\), but one draw of 'm' in draws has shape",
+        ),
+    ],
+    ids=["timing", "negative-count", "float-count", "truth-shape"],
+)
+def test_from_draws_checks_its_run_facts(options, error, match):
+    """Each used to be taken as given and to fail later, inside compare."""
+    with pytest.raises(error, match=match):
+        infer.Result.from_draws({"m": np.zeros((2, 50))}, **options)
+
+
+def test_a_target_whose_known_answer_does_not_fit_its_draws_is_refused():
+    truth = infer.GroundTruth(mean={"x": np.zeros(3)}, std={"x": np.ones(3)})
+    target = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), ground_truth=truth)
+    with pytest.raises(ValueError, match=r"one draw of 'x' in the target's draws has shape \(2,"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=10)
+
+
+def test_16_bit_float_draws_are_kept_as_float32():
+    """SciPy's statistics and NetCDF take no bfloat16 or float16: summary and save used to
+    fail on them."""
+    import ml_dtypes
+
+    values = np.random.default_rng(0).normal(size=(2, 50))
+    for dtype in (ml_dtypes.bfloat16, np.float16):
+        result = infer.Result.from_draws({"m": values.astype(dtype)})
+        assert result.draws["m"].dtype == np.float32
+        assert np.isfinite(infer.summary(result)["ess_bulk"]).all()
+
+
 def test_compare_rejects_what_is_not_a_result():
     with pytest.raises(TypeError, match=r"results\['x'\] must be an infer.Result"):
         infer.compare({"x": np.zeros((2, 3))})
