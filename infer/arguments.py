@@ -319,7 +319,12 @@ def _superchain_size(superchains, num_chains: int, init, source) -> int:
     """Chains per superchain (1 without superchains), checked against ``num_chains``."""
     if superchains is None:
         return getattr(source, "superchain_size", 1) or 1
-    superchains = validation.positive_int("superchains", superchains)
+    superchains = validation.positive_int(
+        "superchains",
+        superchains,
+        "Nested R-hat compares superchains with each other: one has nothing to compare.",
+        minimum=2,
+    )
     if num_chains % superchains:
         raise ValueError(
             f"superchains={superchains} must divide num_chains={num_chains}: each superchain "
