@@ -62,7 +62,15 @@ def load(path) -> Result:
             f"({type(err).__name__}: {err})"
         ) from err
     attrs = tree.attrs
-    if attrs.get("infer_format") != FORMAT:
+    written = str(attrs.get("infer_format", ""))
+    if written.startswith("infer.Result/") and written != FORMAT:
+        raise ValueError(
+            f"{path} was saved by another version of infer (format {written!r}; this version "
+            f"reads {FORMAT!r}). Load it with the version that wrote it (its 'versions' "
+            f"attribute: {attrs.get('versions', 'not recorded')}), or read it as an ArviZ "
+            "DataTree with xarray.open_datatree."
+        )
+    if written != FORMAT:
         raise ValueError(
             f"{path} is a NetCDF file but not a run saved by infer.Result.save (its "
             f"'infer_format' attribute is {attrs.get('infer_format')!r}, expected {FORMAT!r}). "
@@ -86,6 +94,22 @@ def load(path) -> Result:
             names = list(dataset[key].dims[lead:])
             dims[key] = max(dims.get(key, []), names, key=len)
 
+    try:
+        return _result(attrs, group, extra, dims)
+    except (KeyError, ValueError, TypeError) as err:  # json's errors are ValueErrors
+        what = (
+            f"attribute {err} is missing"
+            if isinstance(err, KeyError)
+            else f"attributes cannot be read ({type(err).__name__}: {err})"
+        )
+        raise ValueError(
+            f"{path} is damaged: the run's {what}. Its draws can still be read as an ArviZ "
+            "DataTree with xarray.open_datatree."
+        ) from err
+
+
+def _result(attrs, group, extra, dims) -> Result:
+    """The :class:`Result` from a saved file's attributes and groups."""
     return Result(
         draws=group("posterior"),
         stats=group("sample_stats"),

@@ -80,6 +80,33 @@ def test_a_netcdf_file_not_written_by_infer(tmp_path):
         infer.load(path)
 
 
+def _saved_with(run, path, **attrs):
+    """``run`` saved to ``path`` with its root attributes changed (``None`` deletes one)."""
+    tree = xr.open_datatree(run.save(path), engine="h5netcdf").load()
+    for name, value in attrs.items():
+        if value is None:
+            del tree.attrs[name]
+        else:
+            tree.attrs[name] = value
+    changed = path.with_name("changed.nc")
+    tree.to_netcdf(changed, engine="h5netcdf")
+    return changed
+
+
+@pytest.mark.parametrize(
+    "attrs, match",
+    [
+        ({"infer_format": "infer.Result/2"}, r"saved by another version of infer .*Result/2"),
+        ({"timing": None}, r"is damaged: the run's attribute 'timing' is missing\. Its draws"),
+        ({"info": "{not json"}, r"is damaged: the run's attributes cannot be read \(JSONDecode"),
+    ],
+    ids=["other-version", "missing-attribute", "bad-json"],
+)
+def test_a_file_of_another_version_or_with_damaged_attributes(run, tmp_path, attrs, match):
+    with pytest.raises(ValueError, match=match):
+        infer.load(_saved_with(run, tmp_path / "run.nc", **attrs))
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(FileNotFoundError, match="no file at"):
         infer.load(tmp_path / "nothing.nc")
