@@ -211,9 +211,20 @@ def checked_kernel(kernel, sampler) -> Kernel:
             for name in ("init", "step", "params", "cost")
             if not callable(getattr(kernel, name))
         ]
+        parts = ("init", "update", "params", "final", "schedule")
+        adaptation = kernel.adaptation
+        if adaptation is not None and not all(
+            callable(getattr(adaptation, name, None)) for name in parts
+        ):
+            wrong.append("adaptation")
         if not wrong:
             return kernel
-        problem = f"its {', '.join(wrong)} must be callable (see infer.Kernel)"
+        problem = (
+            "its adaptation must be None or an infer.Adaptation(init, update, params, final, "
+            f"schedule) of functions; got {type(adaptation).__name__}"
+            if "adaptation" in wrong
+            else f"its {', '.join(wrong)} must be callable (see infer.Kernel)"
+        )
     else:
         problem = f"it returned {type(kernel).__name__}"
     raise TypeError(

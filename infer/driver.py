@@ -208,7 +208,7 @@ def _start(args: Arguments) -> Run:
             chunk_capacity(args.num_chains, example),
             args.superchain_size,
         )
-    except (AttributeError, TypeError):  # a kernel that breaks the protocol: say how
+    except (AttributeError, TypeError, ValueError):  # a kernel that breaks the protocol
         explain_kernel_failure(sampler, target.bound(target.data), example)
         raise
     need = _check_memory(plan, args, example, sharding)

@@ -37,6 +37,12 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
             f"{' or '.join(missing)}: a state needs the attributes position and logdensity "
             "(a NamedTuple with those fields works)"
         )
+    _check_classes_outlive_build(sampler, logdensity_fn, example, state, fail)
+    if getattr(state.logdensity, "shape", None) != ():
+        fail(
+            f"init(position) returned a state whose logdensity has shape "
+            f"{getattr(state.logdensity, 'shape', None)}; it must be one scalar per chain"
+        )
     params = _shapes(kernel.params, (example,), fail, "params(position)")
     key = jax.eval_shape(lambda: jax.random.key(0))
     out = _shapes(kernel.step, (key, state, params), fail, "step(rng_key, state, params)")
@@ -54,12 +60,72 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
             f"step changed the state's structure, shapes or dtypes, from {before} to {after}: "
             "it must return a state like init's (the chains run in a loop)"
         )
+    for path, leaf in jax.tree_util.tree_leaves_with_path(info):
+        if leaf.shape != ():
+            fail(
+                f"step's info{jax.tree_util.keystr(path)} has shape {leaf.shape}; each info "
+                "field is one scalar per step (its sample_stats entry)"
+            )
     cost = _shapes(kernel.cost, (info,), fail, "cost(info)")
+    try:
+        checked_cost(cost)
+    except TypeError as err:
+        fail(str(err))
+    if kernel.adaptation is not None:
+        _check_adaptation(kernel.adaptation, params, state, info, fail)
+
+
+def checked_cost(cost):
+    """``cost(info)``'s ``(num_logdensity_evals, num_grad_evals)``, or a ``TypeError`` for
+    anything but two ints (or int arrays)."""
+    usage = "cost(info) must return (num_logdensity_evals, num_grad_evals), two ints"
     if not (isinstance(cost, tuple | list) and len(cost) == 2):
+        raise TypeError(f"{usage}; it returned {cost!r}")
+    dtypes = []
+    for count in cost:
+        dtype = getattr(count, "dtype", None)
+        dtypes.append(jax.numpy.dtype(type(count) if dtype is None else dtype))
+    if any(isinstance(c, bool) for c in cost) or not all(
+        jax.numpy.issubdtype(d, jax.numpy.integer) for d in dtypes
+    ):
+        raise TypeError(f"{usage}; it returned a pair of {' and '.join(map(str, dtypes))}")
+    return cost
+
+
+def _check_classes_outlive_build(sampler, logdensity_fn, example, state, fail) -> None:
+    """The driver calls ``build`` more than once: a state class defined inside it is a new
+    type at each call, which JAX's loops refuse as a change of type."""
+    again = jax.eval_shape(sampler.build(logdensity_fn, 0).init, example)
+    if type(again) is not type(state) and type(again).__qualname__ == type(state).__qualname__:
         fail(
-            f"cost(info) must return (num_logdensity_evals, num_grad_evals), two ints or "
-            f"scalar int arrays; it returned {cost!r}"
+            f"init returns a {type(state).__qualname__} defined inside build: build runs "
+            "more than once, and each run defines a new class, which JAX takes for another "
+            "type. Define the state and info classes at module level"
         )
+
+
+def _check_adaptation(adaptation, params, state, info, fail) -> None:
+    """Shapes of one warm-up step through ``adaptation`` (see :class:`infer.Adaptation`)."""
+    rows = jax.tree.map(lambda leaf: leaf[0], adaptation.schedule(2))
+    adapt = _shapes(adaptation.init, (params, state), fail, "adaptation.init(params, state)")
+    updated = _shapes(
+        adaptation.update,
+        (adapt, rows, state, info),
+        fail,
+        "adaptation.update(adapt_state, schedule_row, state, info)",
+    )
+    if _described(updated) != _described(adapt):
+        fail(
+            f"adaptation.update changed the adaptation state from {_described(adapt)} to "
+            f"{_described(updated)}: it must return one like adaptation.init's"
+        )
+    for name in ("params", "final"):
+        got = _shapes(getattr(adaptation, name), (adapt,), fail, f"adaptation.{name}(state)")
+        if _described(got) != _described(params):
+            fail(
+                f"adaptation.{name} returned {_described(got)}, but the kernel's params are "
+                f"{_described(params)}: it must return params like params(position)'s"
+            )
 
 
 def _shapes(function, arguments, fail, call: str):

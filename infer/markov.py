@@ -24,6 +24,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
+from infer.kernel_checks import checked_cost
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
@@ -415,7 +416,7 @@ class _Parts:
             nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
             counts = tuple(
                 c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)
-                for c, n in zip(counts, (*kernel.cost(infos), nonfinite), strict=True)
+                for c, n in zip(counts, (*checked_cost(kernel.cost(infos)), nonfinite), strict=True)
             )
             rate = getattr(infos, "acceptance_rate", None)
             if rate is not None:  # per chain: no reduction across chains inside the loop

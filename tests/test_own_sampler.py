@@ -2,6 +2,7 @@
 through ``infer.sample``, resumes, and shows up in ``infer.compare``, the report and the
 ``infer compare`` command once registered: adding a sampler is its code plus one line."""
 
+import dataclasses
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -200,6 +201,39 @@ class BrokenWalk(UniformWalk):
             return kernel._replace(step=lambda key, state, params: step(key, state, params)[0])
         if self.mistake == "int cost":
             return kernel._replace(cost=lambda info: 1)
+        if self.mistake == "float cost":
+            return kernel._replace(cost=lambda info: (1.5, 0))
+        if self.mistake == "vector info":
+            return kernel._replace(
+                step=lambda key, state, params: (
+                    step(key, state, params)[0],
+                    WalkInfo(jnp.ones_like(state.position), True),
+                )
+            )
+        if self.mistake == "vector logdensity":
+            return kernel._replace(init=lambda x: WalkState(x, logdensity_fn(x)[None]))
+        if self.mistake == "state class in build":
+
+            class LocalState(NamedTuple):
+                position: jax.Array
+                logdensity: jax.Array
+
+            return kernel._replace(
+                init=lambda x: LocalState(x, logdensity_fn(x)),
+                step=lambda key, state, params: (
+                    (LocalState(*step(key, state, params)[0]),) + (step(key, state, params)[1],)
+                ),
+            )
+        if self.mistake in ("adaptation update", "adaptation final"):
+            final = (lambda a: jnp.ones(2)) if self.mistake == "adaptation final" else None
+            adaptation = infer.Adaptation(
+                init=lambda params, state: jnp.zeros(()),
+                update=(lambda a, row, state: a) if final is None else (lambda a, r, s, i: a),
+                params=lambda a: None,
+                final=final or (lambda a: None),
+                schedule=lambda num_warmup: np.zeros(num_warmup),
+            )
+            return kernel._replace(adaptation=adaptation)
         if self.mistake == "growing state":
 
             def grow(key, state, params):
@@ -218,15 +252,32 @@ class BrokenWalk(UniformWalk):
         ("state alone", r"step\(rng_key, state, params\) returned the state alone"),
         ("int cost", r"cost\(info\) must return \(num_logdensity_evals, num_grad_evals\)"),
         ("growing state", r"step changed the state's structure, shapes or dtypes"),
+        ("float cost", r"cost\(info\) must .* two ints; it returned a pair of float32 and int32"),
+        ("vector info", r"step's info.acceptance_rate has shape \(10,\); each info field"),
+        ("vector logdensity", r"init\(position\) returned a state whose logdensity has shape \(1,"),
+        ("state class in build", r"init returns a .*LocalState defined inside build"),
+        ("adaptation update", r"adaptation.update\(adapt_state, schedule_row, state, info\) fa"),
+        ("adaptation final", r"adaptation.final returned .*float32\[2\].* params like params"),
     ],
 )
 def test_a_kernel_that_breaks_the_protocol_is_told_how(mistake, said):
     """Each of these failed inside the driver's program with an AttributeError or TypeError
     about its internals (``'St' object has no attribute 'logdensity'``, ``Value after * must
-    be an iterable``) or JAX's while_loop carry mismatch."""
+    be an iterable``) or JAX's while_loop carry mismatch; a float cost was truncated to an
+    int without a word."""
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=f"BrokenWalk's kernel: {said}"):
         infer.sample(0, target, BrokenWalk(mistake=mistake), num_chains=2, num_samples=5)
+
+
+def test_an_adaptation_that_is_not_one_is_refused():
+    kernel_of = BrokenWalk().build
+    broken = dataclasses.replace(BrokenWalk(), name="tuple_adaptation")
+    object.__setattr__(
+        broken, "build", lambda fn, n=0: kernel_of(fn, n)._replace(adaptation=(1, 2))
+    )
+    with pytest.raises(TypeError, match=r"its adaptation must be None or an infer.Adaptation"):
+        infer.sample(0, targets.get("normal_10d"), broken, num_chains=2, num_samples=5)
 
 
 def _walk_class(moves: bool):
