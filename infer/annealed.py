@@ -257,6 +257,13 @@ def _check_reverse_start(exact_posterior_draws, shape, num_chains: int) -> np.nd
             f"exact_posterior_draws must be one position shaped {shape} or one per chain, "
             f"shaped {(num_chains, *shape)}; got {reverse_start.shape}."
         )
+    if not np.isfinite(reverse_start).all():
+        bad = np.flatnonzero(~np.isfinite(reverse_start.reshape(num_chains, -1)).all(axis=1))
+        raise ValueError(
+            f"exact_posterior_draws must be finite; the draws of chain(s) {bad[:10].tolist()} "
+            "hold NaN or inf. Pass exact draws from the posterior (one per chain, or one for "
+            "all)."
+        )
     return reverse_start
 
 

@@ -75,7 +75,7 @@ def anneal(rng_key, kernel: TemperedHMC, positions, betas, step_sizes) -> Anneal
         states, accept = jax.vmap(kernel.step, in_axes=(0, 0, None, None))(
             keys, states, beta, step_size
         )
-        return (states, log_weights, nonfinite + jnp.sum(bad)), jnp.mean(accept)
+        return (states, log_weights, nonfinite + jnp.sum(bad, dtype=jnp.int32)), jnp.mean(accept)
 
     betas = jnp.asarray(betas, dtype)
     keys = jax.random.split(rng_key, betas.shape[0] - 1)

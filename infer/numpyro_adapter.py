@@ -377,7 +377,8 @@ def tempered_hmc(logprior_fn: Callable, logtarget_fn: Callable, num_leapfrog: in
         if not initialised:
             jax.eval_shape(init, state.z)  # sets up the closure sample_kernel relies on
             initialised.append(True)
-        adapt_state = state.adapt_state._replace(step_size=jnp.asarray(step_size, jnp.float32))
+        kept = state.adapt_state.step_size.dtype  # float64 under jax_enable_x64
+        adapt_state = state.adapt_state._replace(step_size=jnp.asarray(step_size, kept))
         state = state._replace(rng_key=rng_key, adapt_state=adapt_state)
         new = sample_kernel(state, model_kwargs={"beta": beta})
         return new._replace(rng_key=None), new.accept_prob

@@ -140,6 +140,16 @@ def test_fixed_step_size_and_linear_schedule():
     assert abs(again.log_z - exact) < threshold(1) * again.log_z_se
 
 
+def test_ais_runs_with_float64_enabled():
+    """Under ``jax_enable_x64`` the tempered kernel's step size and the NaN count kept
+    float32/int32 while the carry was float64/int64: every AIS call failed in JAX's scan."""
+    with jax.enable_x64(True):
+        target, prior, exact, _ = conjugate_gaussian(0)
+        result = infer.ais(0, target, prior, num_temperatures=300, num_chains=64, step_size=0.2)
+    assert np.asarray(result.log_weights).dtype == np.float64
+    assert abs(result.log_z - exact) < threshold(1) * result.log_z_se
+
+
 def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
     prior = dist.Normal(jnp.zeros(1), 1.0).to_event(1)
     target = infer.Target(
@@ -166,6 +176,7 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
         ({"target_accept": 1.5}, "target_accept"),
         ({"schedule": np.array([1.0])}, r"at least the inverse temperatures 0 and 1; got \[1.0\]"),
         ({"exact_posterior_draws": np.zeros(3)}, "exact_posterior_draws"),
+        ({"exact_posterior_draws": np.full(5, np.nan)}, r"must be finite; .* chain\(s\) \[0, 1,"),
         ({"schedule": np.array([0.0, 0.5, np.nan, 1.0]), "num_temperatures": 3}, r"got \[0. "),
     ],
 )
