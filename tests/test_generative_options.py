@@ -67,6 +67,18 @@ def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     assert not any(tmp_path.iterdir()), "nothing may be written for a refused run"
 
 
+def test_a_save_killed_midway_leaves_a_folder_that_trains_afresh(tmp_path):
+    """A kill during the first save leaves only Orbax's ``*.orbax-checkpoint-tmp`` folder (or
+    a stray file): that is no checkpoint, so training there starts afresh instead of asking
+    for --resume, which then said there was nothing to resume."""
+    (tmp_path / "checkpoints" / "1.orbax-checkpoint-tmp-0").mkdir(parents=True)
+    (tmp_path / "checkpoints" / ".DS_Store").write_text("")
+    assert not training.holds_checkpoints(tmp_path)
+    trained = training.train("nade", "digits", epochs=1, out=tmp_path, hidden=20)
+    assert training.holds_checkpoints(tmp_path)
+    assert training.load(tmp_path).config == trained.config
+
+
 def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     """A second run into the same folder would mix its checkpoints with the first's (and
     ``load`` would return the old model); it must resume or go elsewhere."""

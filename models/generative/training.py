@@ -168,9 +168,11 @@ def _check_out(folder: Path, resume: bool) -> None:
 
 
 def holds_checkpoints(folder: Path) -> bool:
-    """Whether ``folder`` holds a training run's checkpoints."""
+    """Whether ``folder`` holds a training run's finished checkpoints: Orbax's step folders,
+    named by their epoch (a save killed midway leaves a ``*.orbax-checkpoint-tmp`` folder,
+    which is not one, and other files are not either)."""
     saved = folder / "checkpoints"
-    return saved.is_dir() and any(saved.iterdir())
+    return saved.is_dir() and any(c.is_dir() and c.name.isdigit() for c in saved.iterdir())
 
 
 def load(folder) -> TrainedModel:
