@@ -188,19 +188,7 @@ class Result:
                     f"draws[{name!r}] has (num_chains, num_samples) = {value.shape[:2]} but "
                     f"the first draw has {lead}; all must share them."
                 )
-        stat_arrays = {}
-        for name, value in (stats or {}).items():
-            value = np.asarray(value)
-            if value.shape != lead:
-                raise ValueError(
-                    f"stats[{name!r}] has shape {value.shape}; expected {lead} "
-                    "(num_chains, num_samples)."
-                )
-            if name == "diverging" and not np.isin(value, (0, 1)).all():
-                raise ValueError(
-                    "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
-                )
-            stat_arrays[name] = value
+        stat_arrays = _checked_stats(stats, lead)
         check_truth_shapes(ground_truth, {n: v[0, 0] for n, v in arrays.items()}, "draws")
         return cls(
             draws=arrays,
@@ -344,6 +332,25 @@ def _warn_unknown_dims(dims: dict, groups: dict) -> None:
             UserWarning,
             stacklevel=4,
         )
+
+
+def _checked_stats(stats, lead: tuple) -> dict:
+    """``stats`` (``None`` or name -> array) checked: each ``lead`` = (num_chains,
+    num_samples), and ``diverging`` True/False."""
+    stat_arrays = {}
+    for name, value in (stats or {}).items():
+        value = np.asarray(value)
+        if value.shape != lead:
+            raise ValueError(
+                f"stats[{name!r}] has shape {value.shape}; expected {lead} "
+                "(num_chains, num_samples)."
+            )
+        if name == "diverging" and not np.isin(value, (0, 1)).all():
+            raise ValueError(
+                "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
+            )
+        stat_arrays[name] = value
+    return stat_arrays
 
 
 def _checked_timing(timing) -> dict:
