@@ -20,6 +20,7 @@ from infer.cli_types import (
     positive_int,
     probability,
     report_folder_and_progress,
+    seed,
 )
 
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
@@ -116,7 +117,7 @@ def _add_compare_command(commands) -> None:
     compare.add_argument(
         "--warmup", type=non_negative_int, default=1000, help="warm-up steps (default 1000)"
     )
-    compare.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
+    compare.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     compare.add_argument(
         "--until-ess",
         type=positive_int,
@@ -208,7 +209,7 @@ def _add_sbc_command(commands) -> None:
         default=0.01,
         help="family-wise level of the test (default 0.01)",
     )
-    sbc.add_argument("--seed", type=non_negative_int, default=0, help="seed (default 0)")
+    sbc.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     sbc.add_argument(
         "--out",
         type=Path,

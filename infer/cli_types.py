@@ -7,7 +7,13 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["integer_at_least", "positive_int", "non_negative_int", "probability"]
+__all__ = [
+    "integer_at_least",
+    "positive_int",
+    "non_negative_int",
+    "seed",
+    "probability",
+]
 
 
 def integer_at_least(low: int) -> Callable[[str], int]:
@@ -30,6 +36,14 @@ def integer_at_least(low: int) -> Callable[[str], int]:
 
 positive_int = integer_at_least(1)
 non_negative_int = integer_at_least(0)
+
+
+def seed(text: str) -> int:
+    """A ``type=`` for seeds: integers in ``[0, 2**32)``."""
+    value = non_negative_int(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
+    return value
 
 
 def probability(text: str) -> float:

@@ -20,6 +20,17 @@ def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
     return int(value)
 
 
+SEED_LIMIT = 2**32  # seeds are uint32: jax.random.key takes no more
+
+
+def seed(name: str, value) -> int:
+    """``value`` as a seed, an int in ``[0, 2**32)``, or an error naming ``name``."""
+    value = positive_int(name, value, minimum=0)
+    if value >= SEED_LIMIT:
+        raise ValueError(f"{name} must be an integer in [0, 2**32); got {value}.")
+    return value
+
+
 def is_real_scalar(value) -> bool:
     """A real number: a Python or numpy scalar, or a 0-d numpy or JAX array (not a bool)."""
     if isinstance(value, bool | np.bool_):

@@ -158,7 +158,9 @@ def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
     assert np.all(np.isfinite(evaluation.elbo_per_image(vae, counts, key)))
     with pytest.raises(ValueError, match=r"shaped \(num_images, 8, 8\).*got shape \(3, 64\)"):
         evaluation.elbo_per_image(vae, counts.reshape(3, 64), key)
-    with pytest.raises(ValueError, match="binomial likelihood cannot score.*from 0 to 16"):
+    with pytest.raises(
+        ValueError, match=r"binomial likelihood .*from 0 to 16; got fractional values such as"
+    ):
         evaluation.bound_per_image(vae, counts / 16, key, 10)
     with pytest.raises(ValueError, match="num_samples must be an integer >= 1; got 0"):
         evaluation.bound_per_image(vae, counts, key, 0)
@@ -172,8 +174,12 @@ def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
     nade = NADE((2, 2), 3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="bernoulli likelihood cannot score.*from 0 to 1"):
         evaluation.exact_log_prob(nade, np.full((2, 2, 2), 0.5))
-    with pytest.raises(ValueError, match="finite numbers"):
+    with pytest.raises(ValueError, match="must hold finite numbers; 8 are NaN or infinite"):
         evaluation.exact_log_prob(nade, np.full((2, 2, 2), np.nan))
+    binary = np.random.default_rng(1).integers(0, 2, (2, 2, 2)).astype(bool)  # bool: 0/1
+    np.testing.assert_array_equal(
+        evaluation.exact_log_prob(nade, binary), evaluation.exact_log_prob(nade, binary * 1.0)
+    )
     aae = AAE((8, 8), 2, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="bernoulli likelihood cannot score"):
         evaluation.bound_per_image(aae, counts, key, 10)
@@ -513,3 +519,10 @@ def test_the_aae_adversarial_weight_holds_the_codes_on_the_prior(seed):
     assert np.all((spreads[10.0] > 0.7) & (spreads[10.0] < 1.4)), spreads[10.0]
     assert log_priors[10.0] > -40, log_priors[10.0]
     assert np.all(spreads[1e-3] > 10) and log_priors[1e-3] < -1000, (spreads, log_priors)
+
+
+@pytest.mark.parametrize("noise_std", [0.0, -0.1, float("nan")])
+def test_a_gan_density_with_no_observation_noise_is_refused(noise_std):
+    """It failed with ``math domain error`` (0, negative) or gave NaN densities."""
+    with pytest.raises(ValueError, match=r"noise_std must be a positive finite number"):
+        gan.generator_logdensity_fn(None, noise_std)

@@ -98,8 +98,9 @@ def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     assert not missing.exists(), "loading must not create folders"
 
 
-@pytest.mark.parametrize("flag", ["--samples", "--chains"])
+@pytest.mark.parametrize("flag", ["--samples", "--chains", "--ais-images"])
 def test_evaluate_needs_two_samples_or_chains_at_least(flag, capsys):
+    """One AIS image gave a standard error of NaN, written as a bare NaN into the JSON."""
     with pytest.raises(SystemExit) as exited:
         main(["evaluate", "gan", "--run", "nowhere", flag, "1"])
     assert exited.value.code == 2
@@ -111,6 +112,37 @@ def test_ais_options_without_method_ais_are_refused(capsys):
     code = main(["evaluate", "vae", "--run", "nowhere", "--temperatures", "5", "--chains", "3"])
     assert code == 2
     assert "--temperatures, --chains apply only with --method ais" in capsys.readouterr().err
+
+
+def test_iwae_counts_for_a_model_without_an_iwae_bound_are_refused(capsys):
+    """They were recorded in the settings and otherwise ignored."""
+    assert main(["evaluate", "nade", "--run", "nowhere", "--iwae", "5"]) == 2
+    assert "--iwae sets the IWAE bound's sample counts, and nade has no IWAE bound" in (
+        capsys.readouterr().err
+    )
+
+
+@pytest.mark.parametrize("command", ["train nade", "evaluate nade"])
+def test_a_seed_beyond_32_bits_is_refused(command, capsys):
+    """2**32 gave seed 0's initialisation; 2**64 crashed with an OverflowError."""
+    with pytest.raises(SystemExit):
+        main([*command.split(), "--seed", str(2**32)])
+    assert "--seed: expected an integer in [0, 2**32), got 4294967296" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\); got"):
+        training.train("nade", "digits", epochs=1, seed=2**32)
+
+
+def test_the_evaluation_functions_check_their_counts():
+    from models.generative import annealed_evaluation, evaluation
+
+    with pytest.raises(ValueError, match=r"num_generated must be an integer >= 2; got 1"):
+        evaluation.evaluate(None, num_generated=1)
+    with pytest.raises(TypeError, match=r"iwae_samples must be a tuple .*; got 'many'"):
+        evaluation.evaluate(None, iwae_samples="many")
+    with pytest.raises(ValueError, match=r"num_images must be an integer >= 2; got 1"):
+        annealed_evaluation.evaluate_ais(None, num_images=1)
+    with pytest.raises(ValueError, match=r"num_leapfrog must be an integer >= 1; got 0"):
+        annealed_evaluation.evaluate_ais(None, num_leapfrog=0)
 
 
 def test_training_that_diverges_stops_with_an_error_not_nan_outputs(tmp_path, capsys):

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infer import validation as checks
 from infer.annealed import anneal, temperatures, tune_step_sizes, weight_summary
 from infer.numpyro_adapter import tempered_hmc
 from models.generative import data as datasets
@@ -181,6 +182,17 @@ def _summary(values: np.ndarray, per_image_se: np.ndarray) -> dict:
     return {"mean": float(np.mean(values)), "standard_error": float(math.sqrt(spread + own))}
 
 
+_LEAST = {"num_images": 2, "num_chains": 2}  # a standard error, a weights' ESS: two of each
+
+
+def _checked_counts(**counts) -> tuple[int, ...]:
+    """The counts of :func:`evaluate_ais`, each an int >= 1 (2 for those in ``_LEAST``)."""
+    return tuple(
+        checks.positive_int(name, value, minimum=_LEAST.get(name, 1))
+        for name, value in counts.items()
+    )
+
+
 def evaluate_ais(
     trained,
     *,
@@ -208,6 +220,16 @@ def evaluate_ais(
     Raises:
         ValueError: when the family has no decoder density, saying which families have one.
     """
+    counts = _checked_counts(
+        num_images=num_images,
+        num_temperatures=num_temperatures,
+        num_chains=num_chains,
+        num_leapfrog=num_leapfrog,
+        iwae_samples=iwae_samples,
+        num_validation=num_validation,
+    )
+    num_images, num_temperatures, num_chains, num_leapfrog = counts[:4]
+    seed = checks.seed("seed", seed)
     config = trained.config
     family = registry.get(config["model"])
     density = family.decoder_density

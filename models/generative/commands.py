@@ -15,12 +15,17 @@ from pathlib import Path
 from infer.cli_types import (
     add_progress_flags,
     integer_at_least,
-    non_negative_int,
     positive_int,
+    seed,
 )
 from models.generative import data as datasets
 from models.generative import registry
-from models.generative.family import CAPABILITIES, DECODER_DENSITY, RECONSTRUCTIONS
+from models.generative.family import (
+    CAPABILITIES,
+    DECODER_DENSITY,
+    IMPORTANCE_WEIGHTS,
+    RECONSTRUCTIONS,
+)
 
 MODELS = tuple(registry.names())
 DATA = datasets.NAMES
@@ -54,7 +59,7 @@ def _add_train(subparsers) -> None:
     train.add_argument("--data", choices=DATA, default="digits", help="digits (default) or mnist")
     train.add_argument("--epochs", type=positive_int, default=20, help="default 20")
     train.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
-    train.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
+    train.add_argument("--seed", type=seed, default=0, help="default 0")
     train.add_argument(
         "--checkpoint-every",
         type=positive_int,
@@ -126,7 +131,7 @@ def _add_evaluate(subparsers) -> None:
         default=1000,
         help="generated images (at least 2; default 1000)",
     )
-    evaluate.add_argument("--seed", type=non_negative_int, default=0, help="default 0")
+    evaluate.add_argument("--seed", type=seed, default=0, help="default 0")
     evaluate.add_argument(
         "--method",
         choices=("bounds", "ais"),
@@ -136,7 +141,9 @@ def _add_evaluate(subparsers) -> None:
         f"({', '.join(registry.having(DECODER_DENSITY))})",
     )
     ais = evaluate.add_argument_group("with --method ais")
-    ais.add_argument("--ais-images", type=positive_int, help="test images scored, default 100")
+    ais.add_argument(
+        "--ais-images", type=at_least_two, help="test images scored, at least 2; default 100"
+    )
     ais.add_argument("--temperatures", type=positive_int, help="default 500")
     ais.add_argument("--chains", type=at_least_two, help="per image, default 16")
     ais.add_argument("--leapfrog", type=positive_int, help="steps per transition, default 10")
@@ -238,6 +245,15 @@ def run_evaluate(args) -> int:
             file=sys.stderr,
         )
         return 2
+    family = registry.get(args.model)
+    if args.iwae and IMPORTANCE_WEIGHTS not in family.capabilities:
+        print(
+            f"infer evaluate: error: --iwae sets the IWAE bound's sample counts, and "
+            f"{args.model} has no IWAE bound: it lacks {registry.describe(IMPORTANCE_WEIGHTS)} "
+            f"(models with it: {', '.join(registry.having(IMPORTANCE_WEIGHTS))}).",
+            file=sys.stderr,
+        )
+        return 2
     for name, default in AIS_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
@@ -257,7 +273,6 @@ def run_evaluate(args) -> int:
         )
         return 2
     if args.method == "ais":
-        family = registry.get(args.model)
         if DECODER_DENSITY not in family.capabilities:
             print(
                 f"infer evaluate: error: --method ais anneals over a latent code and "

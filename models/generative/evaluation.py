@@ -61,6 +61,14 @@ def _own_log_prob(model, x):
     return model.log_prob(x)
 
 
+def _first_bad(data: np.ndarray, bad: np.ndarray) -> str:
+    """The first few values a likelihood cannot score, and what is wrong with them."""
+    values = np.unique(data[bad])[:3]
+    fractional = bool(np.any(values != np.round(values)))
+    kind = "fractional values such as" if fractional else "values outside the range such as"
+    return f"{kind} {', '.join(f'{v:g}' for v in values)}"
+
+
 def check_model_images(model, data, argument: str = "data") -> np.ndarray:
     """``data`` as a numpy array of images that ``model`` scores: not empty, finite, shaped
     ``(num_images, *model.image_shape)`` and, for a model that declares its ``likelihood``,
@@ -71,6 +79,8 @@ def check_model_images(model, data, argument: str = "data") -> np.ndarray:
         ValueError: naming what is wrong and how many values are.
     """
     data = np.asarray(data)
+    if data.dtype == bool:
+        data = data.astype(np.float32)  # binary images as 0/1
     shape = getattr(model, "image_shape", None)
     if shape is not None and data.shape[1:] != tuple(shape):
         raise ValueError(
@@ -79,8 +89,11 @@ def check_model_images(model, data, argument: str = "data") -> np.ndarray:
         )
     if data.ndim < 2 or data.shape[0] == 0:
         raise ValueError(f"{argument} must hold at least one image; got shape {data.shape}.")
-    if not np.issubdtype(data.dtype, np.number) or not np.all(np.isfinite(data)):
-        raise ValueError(f"{argument} must hold finite numbers; got dtype {data.dtype}.")
+    if not np.issubdtype(data.dtype, np.number):
+        raise ValueError(f"{argument} must hold numbers; got dtype {data.dtype}.")
+    if not np.all(np.isfinite(data)):
+        count = int(np.sum(~np.isfinite(data)))
+        raise ValueError(f"{argument} must hold finite numbers; {count} are NaN or infinite.")
     likelihood = getattr(model, "likelihood", None)
     if likelihood in ("bernoulli", "binomial"):
         top = 1 if likelihood == "bernoulli" else int(model.total_count)
@@ -88,9 +101,9 @@ def check_model_images(model, data, argument: str = "data") -> np.ndarray:
         if bad.any():
             raise ValueError(
                 f"{argument} holds {int(bad.sum())} value(s) that a {likelihood} likelihood "
-                f"cannot score (pixels must be whole numbers from 0 to {top}; got values from "
-                f"{float(data.min()):g} to {float(data.max()):g}). Pass the data set's own "
-                "test images (the family's test_data), binarised or as counts."
+                f"cannot score (pixels must be whole numbers from 0 to {top}; got "
+                f"{_first_bad(data, bad)}). Pass the data set's own test images (the "
+                "family's test_data), binarised or as counts."
             )
     return data
 
@@ -339,6 +352,22 @@ def score_samples(
 # ----------------------------------------------------------------------------- one model
 
 
+def _checked_counts(iwae_samples, num_generated, seed) -> tuple:
+    """:func:`evaluate`'s counts, checked: ``iwae_samples`` one count or a sequence of them."""
+    if isinstance(iwae_samples, int | np.integer) and not isinstance(iwae_samples, bool):
+        iwae_samples = (iwae_samples,)
+    if not isinstance(iwae_samples, list | tuple) or not iwae_samples:
+        raise TypeError(
+            f"iwae_samples must be a tuple of importance-sample counts, e.g. (100, 5000); got "
+            f"{iwae_samples!r}."
+        )
+    counts = tuple(validation.positive_int("iwae_samples", k) for k in iwae_samples)
+    num_generated = validation.positive_int(
+        "num_generated", num_generated, "The Fréchet distance needs two samples.", minimum=2
+    )
+    return counts, num_generated, validation.seed("seed", seed)
+
+
 def evaluate(
     trained, iwae_samples: tuple[int, ...] = (100, 5000), num_generated: int = 1000, seed: int = 0
 ) -> dict:
@@ -354,6 +383,7 @@ def evaluate(
         (:class:`SampleScores` as a dict); and ``settings`` (the training configuration and
         these arguments).
     """
+    iwae_samples, num_generated, seed = _checked_counts(iwae_samples, num_generated, seed)
     config = trained.config
     family = registry.get(config["model"])
     dataset = datasets.load(config["data"])

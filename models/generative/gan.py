@@ -106,6 +106,13 @@ def generator_logdensity_fn(graphdef: nnx.GraphDef, noise_std: float) -> Callabl
     I)`` for one image ``x``: a GAN generator read as a latent-variable model with a Gaussian
     observation model (Wu et al. 2017), for annealed importance sampling."""
     import math
+    import numbers
+
+    if not isinstance(noise_std, numbers.Real) or not 0 < noise_std < math.inf:
+        raise ValueError(
+            f"noise_std must be a positive finite number (the observation noise's standard "
+            f"deviation); got {noise_std!r}."
+        )
 
     def logdensity(params, z, x):
         model = nnx.merge(graphdef, params)

@@ -103,7 +103,7 @@ def train(
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
     checkpoint_every = checks.positive_int("checkpoint_every", checkpoint_every)
-    seed = checks.positive_int("seed", seed, minimum=0)
+    seed = checks.seed("seed", seed)
     if patience is not None:
         patience = checks.positive_int("patience", patience)
         if dataset.validation is None:
