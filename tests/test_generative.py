@@ -526,3 +526,19 @@ def test_a_gan_density_with_no_observation_noise_is_refused(noise_std):
     """It failed with ``math domain error`` (0, negative) or gave NaN densities."""
     with pytest.raises(ValueError, match=r"noise_std must be a positive finite number"):
         gan.generator_logdensity_fn(None, noise_std)
+
+
+def test_the_scoring_helpers_refuse_images_of_the_wrong_size_or_with_nan():
+    """Each gave a raw JAX shape error, a LinAlgError, or a silent -inf/NaN score."""
+    from models.generative import annealed_evaluation
+
+    with pytest.raises(ValueError, match=r"samples are 28x28 images, but digits's are 8x8"):
+        evaluation.score_samples(np.zeros((5, 28, 28)), "digits")
+    with pytest.raises(ValueError, match=r"samples contains 320 NaN"):
+        evaluation.score_samples(np.full((5, 8, 8), np.nan), "digits")
+    with pytest.raises(ValueError, match=r"test must hold finite images shaped like train's"):
+        evaluation.independent_pixel_baseline(np.zeros((4, 8, 8)), np.zeros((2, 28, 28)))
+    with pytest.raises(ValueError, match=r"images must have shape \(num_images, height, width"):
+        annealed_evaluation.ais_per_image(None, None, 2, np.zeros((2, 64)), None)
+    with pytest.raises(ValueError, match=r"images holds 128 NaN or infinite value\(s\)"):
+        annealed_evaluation.ais_per_image(None, None, 2, np.full((2, 8, 8), np.nan), None)

@@ -67,6 +67,23 @@ def _standard_normal(z):
     return -0.5 * jnp.sum(z**2) - 0.5 * z.size * math.log(2 * math.pi)
 
 
+def _checked_images(images, argument: str) -> np.ndarray:
+    """``images`` as float32 ``(num_images, height, width)``, finite (counts or intensities:
+    the decoder's density judges the values), or a ``ValueError`` naming ``argument``."""
+    images = np.asarray(images, np.float32)
+    if images.ndim != 3 or images.shape[0] == 0:
+        raise ValueError(
+            f"{argument} must have shape (num_images, height, width), at least one image; got "
+            f"shape {images.shape}. Reshape flat images with images.reshape(-1, height, width)."
+        )
+    if not np.isfinite(images).all():
+        raise ValueError(
+            f"{argument} holds {int(np.sum(~np.isfinite(images)))} NaN or infinite value(s); "
+            "their log p(x) would be -inf or NaN. Clean or drop those images."
+        )
+    return images
+
+
 def ais_per_image(
     logdensity: Callable,
     params,
@@ -101,10 +118,15 @@ def ais_per_image(
         progress: a tqdm bar over images.
     """
     start = time.perf_counter()
-    images = np.asarray(images, np.float32)
+    images = _checked_images(images, "images")
     betas = jnp.asarray(temperatures(num_temperatures, "sigmoid"))
     key_pilot, key_main = jax.random.split(rng_key)
-    pilot = images[:4] if pilot_images is None else np.asarray(pilot_images, np.float32)
+    pilot = images[:4] if pilot_images is None else _checked_images(pilot_images, "pilot_images")
+    if pilot.shape[1:] != images.shape[1:]:
+        raise ValueError(
+            f"pilot_images are shaped {pilot.shape[1:]}, the images {images.shape[1:]}: give "
+            "the pilot images of the same size."
+        )
 
     if prior is None:
         prior = (_standard_normal, lambda key, num: jax.random.normal(key, (num, latent_dim)))

@@ -212,6 +212,12 @@ def independent_pixel_baseline(
     """Log-likelihood of each test image under independent pixels fitted on ``train``:
     Bernoulli(mean intensity) for binary ``test``, or Binomial(total_count, mean count /
     total_count) for counts. Probabilities are kept in [1e-3, 1 - 1e-3]."""
+    train, test = np.asarray(train), np.asarray(test)
+    if test.shape[1:] != train.shape[1:] or not np.isfinite(test).all():
+        raise ValueError(
+            f"test must hold finite images shaped like train's, {train.shape[1:]}; got shape "
+            f"{test.shape[1:]}, with {int(np.sum(~np.isfinite(test)))} NaN or inf value(s)."
+        )
     if total_count is None:
         p = np.clip(np.asarray(train, np.float64).mean(axis=0), 1e-3, 1 - 1e-3)
         logits = jnp.asarray(np.log(p) - np.log1p(-p))
@@ -331,8 +337,15 @@ def score_samples(
     samples: np.ndarray, data_name: str, min_share: float = MIN_CLASS_SHARE
 ) -> SampleScores:
     """Fréchet distance and class coverage of ``samples`` (num, h, w) in [0, 1]."""
-    trained = classifier_for(data_name)
     dataset = datasets.load(data_name)
+    samples = datasets.check_images(samples, "samples")
+    if samples.shape[1:] != dataset.test.shape[1:]:
+        raise ValueError(
+            f"samples are {samples.shape[1]}x{samples.shape[2]} images, but {data_name}'s are "
+            f"{dataset.test.shape[1]}x{dataset.test.shape[2]}: score samples of the data set "
+            "the model was trained on."
+        )
+    trained = classifier_for(data_name)
     features = jax.jit(trained.classifier.features)
     fake = np.asarray(features(jnp.asarray(samples)))
     real_test = np.asarray(features(jnp.asarray(dataset.test)))
