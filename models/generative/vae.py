@@ -133,7 +133,8 @@ class VAE(nnx.Module):
 def bound_fn(graphdef: nnx.GraphDef) -> Callable:
     """``bound(params, x, rng_key, num_samples=1) -> (batch,)``: the ELBO (``num_samples=1``)
     or the IWAE bound, as a pure function of the parameter pytree ``params``
-    (``graphdef, params = nnx.split(vae)``)."""
+    (``graphdef, params = nnx.split(vae)``). ``num_samples`` sets shapes: a static argument
+    under ``jax.jit`` (``static_argnames="num_samples"``)."""
 
     def bound(params, x, rng_key, num_samples: int = 1):
         model = nnx.merge(graphdef, params)
