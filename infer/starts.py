@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.target import Target, checked_init
+from infer.init_checks import checked_init
+from infer.target import Target
 
 
 class PerChain(NamedTuple):

@@ -8,11 +8,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
 from infer.base import IdentityKey, key_name
+from infer.init_checks import checked_init
 from infer.placement import PROGRAMS, abstract, sharding_key
 
 
@@ -34,44 +34,6 @@ class GroundTruth:
     source: str = "analytic"
     mean_se: dict | None = None
     std_se: dict | None = None
-
-
-def checked_init(init, argument: str = "init"):
-    """``init`` as a pytree of JAX arrays of real numbers. A list or tuple of plain numbers
-    is one vector (``[0.0, 0.0]`` means ``jnp.array([0.0, 0.0])``, not a tree of two scalars),
-    at the top or inside a dict. Raises for ``None`` or non-numeric leaves, complex values
-    and an empty point."""
-    init = jax.tree.map(
-        lambda leaf: np.asarray(leaf, dtype=float) if _numbers(leaf) else leaf,
-        init,
-        is_leaf=_numbers,
-    )
-    leaves = jax.tree.leaves(init, is_leaf=lambda leaf: leaf is None)
-    for leaf in leaves:
-        kind = None if leaf is None else getattr(leaf, "dtype", None)
-        kind = np.asarray(leaf).dtype if kind is None and leaf is not None else kind
-        if kind is None or not (np.issubdtype(kind, np.number) or np.issubdtype(kind, np.bool_)):
-            raise TypeError(
-                f"{argument} must hold numbers or arrays of them; it holds "
-                f"{'None' if leaf is None else repr(leaf)}. Give every parameter a value."
-            )
-        if np.issubdtype(kind, np.complexfloating):
-            raise TypeError(f"{argument} holds complex values; positions are real.")
-    if sum(np.size(leaf) for leaf in leaves) == 0:
-        raise ValueError(
-            f"{argument} holds no values (an empty point): there is nothing to sample."
-        )
-    return jax.tree.map(jnp.asarray, init)
-
-
-def _numbers(node) -> bool:
-    """Whether ``node`` is a non-empty list or tuple of plain numbers."""
-    return (
-        isinstance(node, list | tuple)
-        and len(node) > 0
-        and all(isinstance(v, int | float | np.integer | np.floating) for v in node)
-        and not any(isinstance(v, bool) for v in node)
-    )
 
 
 def _check_optional_fields(target) -> None:

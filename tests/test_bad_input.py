@@ -610,3 +610,10 @@ def test_reported_names_that_arviz_cannot_hold_are_refused(options, error, match
     target = infer.Target(_quadratic, **options)
     with pytest.raises(error, match=match):
         infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=10, num_warmup=0)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_a_16_bit_starting_point_is_refused_with_the_fix(dtype):
+    """It was refused as holding no numbers ("it holds Array([0., 0.], dtype=bfloat16)")."""
+    with pytest.raises(TypeError, match=rf"init holds {jnp.dtype(dtype)} values: .*float32"):
+        infer.Target(_quadratic, init=jnp.zeros(2, dtype))

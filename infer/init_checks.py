@@ -1,0 +1,52 @@
+"""The starting point a user gives (``init``), checked on the host: a pytree of real float
+or integer arrays with at least one value (a list of plain numbers is one vector)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def checked_init(init, argument: str = "init"):
+    """``init`` as a pytree of JAX arrays of real numbers. A list or tuple of plain numbers
+    is one vector (``[0.0, 0.0]`` means ``jnp.array([0.0, 0.0])``, not a tree of two scalars),
+    at the top or inside a dict. Raises for ``None`` or non-numeric leaves, complex values
+    and an empty point."""
+    init = jax.tree.map(
+        lambda leaf: np.asarray(leaf, dtype=float) if _numbers(leaf) else leaf,
+        init,
+        is_leaf=_numbers,
+    )
+    leaves = jax.tree.leaves(init, is_leaf=lambda leaf: leaf is None)
+    for leaf in leaves:
+        kind = None if leaf is None else getattr(leaf, "dtype", None)
+        kind = np.asarray(leaf).dtype if kind is None and leaf is not None else kind
+        if kind is not None and jax.dtypes.issubdtype(kind, np.floating) and kind.itemsize < 4:
+            raise TypeError(
+                f"{argument} holds {kind} values: positions are float32 or float64 (16 bits "
+                "are too few for the accept/reject step and warm-up). Pass "
+                f"{argument}.astype(jnp.float32)."
+            )
+        if kind is None or not (np.issubdtype(kind, np.number) or np.issubdtype(kind, np.bool_)):
+            raise TypeError(
+                f"{argument} must hold numbers or arrays of them; it holds "
+                f"{'None' if leaf is None else repr(leaf)}. Give every parameter a value."
+            )
+        if np.issubdtype(kind, np.complexfloating):
+            raise TypeError(f"{argument} holds complex values; positions are real.")
+    if sum(np.size(leaf) for leaf in leaves) == 0:
+        raise ValueError(
+            f"{argument} holds no values (an empty point): there is nothing to sample."
+        )
+    return jax.tree.map(jnp.asarray, init)
+
+
+def _numbers(node) -> bool:
+    """Whether ``node`` is a non-empty list or tuple of plain numbers."""
+    return (
+        isinstance(node, list | tuple)
+        and len(node) > 0
+        and all(isinstance(v, int | float | np.integer | np.floating) for v in node)
+        and not any(isinstance(v, bool) for v in node)
+    )
