@@ -182,7 +182,8 @@ def _start(args: Arguments) -> Run:
     positions, per_chain = _positions(args)
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
-    hook(sampler, "check_data")(target.data)
+    declared = target.notes.get("minibatch")  # the examples a subsampling sampler draws
+    hook(sampler, "check_data")(target.data if declared is None else declared["data"])
     checked_kernel(sampler.build(target.bound(target.data), args.num_warmup), sampler)  # host
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
     structs = jax.tree.map(

@@ -276,6 +276,8 @@ def test_data_must_be_arrays_and_a_module_needs_parameters():
 LR_RNG = np.random.default_rng(1)
 LR_X = LR_RNG.normal(size=(200, 2)).astype(np.float32)
 LR_Y = (LR_X @ np.array([1.0, -0.5]) + LR_RNG.normal(size=200)).astype(np.float32)
+LR_NAN_X = LR_X.copy()
+LR_NAN_X[7, 0] = np.nan  # one missing value in one example
 LR_PRECISION = LR_X.astype(np.float64).T @ LR_X + np.eye(2)
 LR_COV = np.linalg.inv(LR_PRECISION)
 LR_MEAN = LR_COV @ LR_X.T.astype(np.float64) @ LR_Y
@@ -364,11 +366,51 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
         ({"decay_power": 0.3}, ValueError, "decay_power"),
         ({"decay_power": "0.6"}, TypeError, "decay_power must be a number; got '0.6'"),
         ({"num_data": 10}, ValueError, "num_data=10"),
+        ({"num_data": 40.7}, TypeError, r"num_data must be an integer >= 1; got 40.7"),
+        ({"data": (LR_X[:0], LR_Y[:0])}, ValueError, "data hold 0 examples"),
+        ({"data": (LR_NAN_X, LR_Y)}, ValueError, r"data hold 1 NaN or infinite value\(s\)"),
+    ],
+    ids=[
+        "big-batch",
+        "zero-batch",
+        "step",
+        "decay",
+        "decay-type",
+        "num-data",
+        "float-num",
+        "empty",
+        "nan",
     ],
 )
 def test_sgld_bad_inputs(options, error, match):
+    """Empty data divided by zero; a NaN example silently skipped every step whose batch held
+    it; a float num_data was truncated."""
     with pytest.raises(error, match=match):
-        infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y), **options)
+        infer.sgld(lr_loglik, lr_logprior, **{"data": (LR_X, LR_Y), **options})
+
+
+class TinyNormed(nnx.Module):
+    """TinyMLP with a BatchNorm: state beside the parameters, held fixed."""
+
+    def __init__(self, rngs):
+        self.hidden = nnx.Linear(3, 3, rngs=rngs)
+        self.norm = nnx.BatchNorm(3, rngs=rngs)
+        self.out = nnx.Linear(3, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(self.norm(self.hidden(x)))
+
+
+def test_sgld_runs_on_a_module_with_state_beside_its_parameters():
+    """The target's data are the examples and the module's state; SGLD carries the examples
+    alone, and was refused as made with other data, built just as the docs say."""
+    module = TinyNormed(nnx.Rngs(0))
+    module.eval()
+    target = infer.Target.from_flax(module, loglik, (X, Y))
+    sgld = infer.sgld(**target.notes["minibatch"], step_size=1e-3, batch_size=5)
+    result = infer.sample(0, target, sgld, num_chains=2, num_samples=20, num_warmup=20)
+    assert np.isfinite(result.stats["lp"]).all()
+    assert "norm.scale" in result.draws
 
 
 def test_sgld_needs_examples_on_one_axis_and_callables():

@@ -214,12 +214,7 @@ class SGLD(Sampler):
         own copy, so another target's data would be sampled silently)."""
         if data is None:  # a plain target whose log density closes over what it needs
             return
-        ours, theirs = jax.tree.leaves(self.data), jax.tree.leaves(data)
-        same = len(ours) == len(theirs) and all(
-            a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b)))
-            for a, b in zip(ours, theirs, strict=False)
-        )
-        if not same:
+        if not _same_leaves(jax.tree.leaves(self.data), jax.tree.leaves(data)):
             raise ValueError(
                 "sgld was made with other data than the target's: it draws its minibatches "
                 "from its own, so it would sample another posterior. Make it from this "
@@ -243,6 +238,13 @@ class SGLD(Sampler):
         )
 
 
+def _same_leaves(ours: list, theirs: list) -> bool:
+    return len(ours) == len(theirs) and all(
+        a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b)))
+        for a, b in zip(ours, theirs, strict=True)
+    )
+
+
 def check_data(data, num_data) -> int:
     """The number of examples: every data leaf's leading size, which must agree (and equal
     ``num_data`` when it is given)."""
@@ -255,8 +257,21 @@ def check_data(data, num_data) -> int:
     sizes = sorted({int(leaf.shape[0]) for leaf in leaves})
     if len(sizes) != 1:
         raise ValueError(f"every data leaf must have the same first axis; got sizes {sizes}.")
-    if num_data is not None and int(num_data) != sizes[0]:
+    if sizes[0] == 0:
+        raise ValueError("data hold 0 examples: there is nothing to draw minibatches from.")
+    if num_data is not None and validation.positive_int("num_data", num_data) != sizes[0]:
         raise ValueError(f"num_data={num_data} but the data hold {sizes[0]} examples.")
+    bad = sum(
+        int(np.sum(~np.isfinite(np.asarray(leaf))))
+        for leaf in leaves
+        if jnp.issubdtype(leaf.dtype, jnp.inexact)
+    )
+    if bad:
+        raise ValueError(
+            f"data hold {bad} NaN or infinite value(s): every minibatch holding one would have "
+            "a NaN log density and its step would be skipped, biasing the draws without a "
+            "word. Clean or drop those examples."
+        )
     return sizes[0]
 
 
