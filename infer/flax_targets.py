@@ -159,6 +159,7 @@ def flax_parts(
     if not jax.tree.leaves(pure):
         raise ValueError(f"{type(module).__name__} has no nnx.Param: there is nothing to sample.")
     names = _names(state, pure)
+    _refuse_non_float(names, jax.tree.leaves(pure))
     rest = jax.tree.map(jnp.asarray, rest)
     data = None if data is None else _as_data(data)
     shapes = tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(pure))
@@ -289,6 +290,22 @@ def _names(state, pure) -> tuple[str, ...]:
     if names != state_names:  # a Flax layout we do not know: fail here, not in a program
         raise ValueError(f"unexpected nnx.State layout: {state_names} against {names}.")
     return names
+
+
+def _refuse_non_float(names, leaves) -> None:
+    """A ``TypeError`` naming the parameters a sampler cannot move: integer or boolean ones
+    (noise would be added and truncated away) and 16-bit floats (too few bits)."""
+    wrong = [
+        f"{name} ({leaf.dtype})"
+        for name, leaf in zip(names, leaves, strict=True)
+        if not jnp.issubdtype(leaf.dtype, jnp.floating) or leaf.dtype.itemsize < 4
+    ]
+    if wrong:
+        raise TypeError(
+            f"the module's nnx.Param must be float32 or float64 arrays to be sampled; got "
+            f"{', '.join(wrong)}. Hold integer values fixed as nnx.Variable instead of "
+            "nnx.Param; build float layers with param_dtype=jnp.float32."
+        )
 
 
 def _functions(key, build: Callable) -> _Functions:

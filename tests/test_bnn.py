@@ -474,3 +474,26 @@ def test_a_module_in_training_mode_is_refused_and_in_eval_mode_samples():
         0, infer.Target.from_flax(module, loglik, (X, Y)), infer.mala(), num_samples=10
     )
     assert np.all(np.isfinite(result.stats["lp"]))
+
+
+class IndexedMLP(nnx.Module):
+    """TinyMLP whose output columns are picked by an integer nnx.Param."""
+
+    def __init__(self, rngs):
+        self.out = nnx.Linear(3, 2, rngs=rngs)
+        self.index = nnx.Param(jnp.array([1, 0], jnp.int32))
+
+    def __call__(self, x):
+        return self.out(x)[:, self.index[...]]
+
+
+def test_parameters_a_sampler_cannot_move_are_refused_by_name():
+    """An integer nnx.Param was moved by noise and truncated back (out-of-range indices,
+    clamped silently: a wrong posterior with a flat position, a float-index error with a
+    tree one); 16-bit parameters were refused with a fix that does not apply."""
+    with pytest.raises(TypeError, match=r"got index \(int32\)\. Hold integer values fixed"):
+        infer.Target.from_flax(IndexedMLP(nnx.Rngs(0)), loglik, (X, Y), position="flat")
+    half = TinyMLP(nnx.Rngs(0))
+    half.hidden = nnx.Linear(3, 4, param_dtype=jnp.float16, rngs=nnx.Rngs(1))
+    with pytest.raises(TypeError, match=r"hidden.bias \(float16\), .*param_dtype=jnp.float32"):
+        infer.Target.from_flax(half, loglik, (X, Y))
