@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import validation
+from infer.flag_rules import MIN_DRAWS
 from infer.io import save_png as save_png_figure
 from infer.result import Result
 from infer.target import GroundTruth
@@ -161,8 +162,8 @@ def plot(
         kind: one of ``"trace"``, ``"rank"``, ``"ess"``, ``"autocorr"``, ``"pair"``,
             ``"forest"``, ``"dist"``, ``"elbo"`` (an :func:`infer.advi` result), ``"ppc"``
             (observed data against the posterior predictive, after :func:`infer.predictive`).
-        var_names: the variables to show; by default the first ``max_panels`` scalar
-            components over all variables (4 for ``"pair"``).
+        var_names: the variables to show (their first ``max_panels`` scalar components); by
+            default those of all variables (4 for ``"pair"``).
         max_panels: the most scalar parameters shown.
         path: if given, the figure is written there as PNG (atomically) and closed.
         truth: ground truth to mark in a forest plot; default the results' own.
@@ -186,6 +187,12 @@ def plot(
             f"kind='rank' compares the chains' ranks; this run has {first.num_chains} chain. "
             "Run num_chains >= 2 (4 is usual), or look at kind='trace'."
         )
+    if kind in ("rank", "ess", "autocorr") and first.num_samples < MIN_DRAWS:
+        raise ValueError(
+            f"kind={kind!r} needs at least {MIN_DRAWS} draws per chain (ranks, ESS and "
+            f"autocorrelations mean nothing below); this run has {first.num_samples}. Draw "
+            "more (num_samples), or look at kind='trace'."
+        )
     if kind == "elbo":
         return _plot_elbo(first, path)
     if kind == "ppc" and "posterior_predictive" not in first.groups:
@@ -195,9 +202,7 @@ def plot(
         )
     if kind == "pair":
         max_panels = min(max_panels, 4)
-    names, coords = _selection(first, max_panels, _shared(results))
-    if var_names is not None:
-        names, coords = list(var_names), {}
+    names, coords = _selection(first, max_panels, var_names or _shared(results))
     options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
     if kind != "pair":  # the pair plot sizes its own grid
         panels = max(len(names), sum(len(v) for v in coords.values()) or 1)

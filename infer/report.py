@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from infer import registry
-from infer.io import write_atomically
+from infer.io import folder_path, write_atomically
 from infer.plots import CAPTIONS, plot
 from infer.result import Result
 from infer.statistics import TAIL_PROB
@@ -133,7 +133,7 @@ def write_report(
                 "starting with '.', or with a '/' or '\\'). Rename the run."
             )
     _check_table(results, table)
-    folder = Path(folder)
+    folder = folder_path(folder, "folder")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder={str(folder)!r} is a file; the report goes into a folder.")
     folder.mkdir(parents=True, exist_ok=True)

@@ -138,3 +138,35 @@ def test_max_panels_holds_when_variables_share_a_plate(runs):
     labels = {ax.get_ylabel() or ax.get_xlabel() for ax in figure.axes} - {"Draw"}
     assert labels == {"mu", "tau", "theta"}
     assert len(figure.axes) == 2 * 3  # a density and a trace per variable
+
+
+def _panels(collection) -> int:
+    figure = collection.get_viz("figure")
+    figure = getattr(figure, "item", lambda: figure)()
+    return sum(1 for ax in figure.axes if ax.get_visible() and ax.has_data())
+
+
+def test_named_variables_keep_to_max_panels():
+    """var_names replaced the selection: a 60-component layer asked ArviZ for 60 subplots
+    (over its limit of 40: an error from arviz_plots), and max_panels=3 drew all of them."""
+    draws = {"w": np.random.default_rng(0).normal(size=(2, 50, 60))}
+    layer = infer.Result.from_draws(draws)
+    assert _panels(infer.plot(layer, kind="rank", var_names="w", max_panels=3)) == 3
+    assert _panels(infer.plot(layer, kind="ess", var_names=["w"])) == 8  # the default
+
+
+@pytest.mark.parametrize("kind", ["rank", "ess", "autocorr"])
+def test_too_few_draws_for_ranks_or_ess_are_refused(kind):
+    """A run of 3 draws per chain was drawn as blank axes, without a word."""
+    short = infer.Result.from_draws({"a": np.random.default_rng(0).normal(size=(2, 3))})
+    with pytest.raises(ValueError, match=rf"kind='{kind}' needs at least 4 draws per chain"):
+        infer.plot(short, kind=kind)
+
+
+def test_a_report_folder_under_a_file_is_refused_by_name(runs, tmp_path):
+    from infer.report import write_report
+
+    (tmp_path / "a_file").write_text("")
+    table = infer.compare(runs, warn=False)
+    with pytest.raises(ValueError, match=r"lies under .*a_file', which is a file"):
+        write_report(runs, table, tmp_path / "a_file" / "report")
