@@ -165,6 +165,11 @@ class Result:
                     f"draw names must be non-empty strings without '/', other than 'chain' and "
                     f"'draw' (ArviZ's dimensions); got {name!r}."
                 )
+            if isinstance(value, dict):
+                raise TypeError(
+                    f"draws[{name!r}] is a dict; draws map names to arrays: flatten nested "
+                    f"draws, e.g. {{'{name}.{next(iter(value), 'w')}': ...}}."
+                )
             value = np.asarray(value)
             if value.ndim < 2 or value.size == 0:
                 raise ValueError(

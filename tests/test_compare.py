@@ -294,6 +294,8 @@ def test_from_draws_rejects_inconsistent_shapes():
         infer.Result.from_draws({"a": np.zeros((2, 10))}, stats={"lp": np.zeros((2, 9))})
     with pytest.raises(TypeError, match="non-empty dict"):
         infer.Result.from_draws([])
+    with pytest.raises(TypeError, match=r"draws\['layer'\] is a dict; .*'layer.w'"):
+        infer.Result.from_draws({"layer": {"w": np.zeros((2, 10))}})
 
 
 @pytest.mark.parametrize(
