@@ -260,10 +260,8 @@ class Sampler:
         """Host-side checks against one chain's example position; raise ``ValueError``."""
 
     def check_data(self, data) -> None:
-        """Host-side checks against the target's ``data``, or the examples of its declared
-        minibatch likelihood (``target.notes["minibatch"]["data"]``) when it has one (a
-        sampler that carries data of its own, as SGLD does, must carry the target's); raise
-        ``ValueError``."""
+        """Host-side checks against the target's ``data`` (a sampler that carries data of
+        its own, as SGLD does, must carry the target's); raise ``ValueError``."""
 
     def target_acceptance(self, dim: int) -> float | None:
         """The acceptance rate warm-up tunes toward, for a target of ``dim`` dimensions, or

@@ -20,7 +20,7 @@ from infer import memory
 from infer.arguments import DEFAULT_JITTER, Arguments, check_arguments
 from infer.base import checked_kernel, hook, is_exact
 from infer.exact import sample_exact
-from infer.kernel_checks import explain_kernel_failure
+from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
 from infer.loglik import check_loglik
 from infer.markov import Carry, Plan
 from infer.placement import replicated, to_host
@@ -182,8 +182,7 @@ def _start(args: Arguments) -> Run:
     positions, per_chain = _positions(args)
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
-    declared = target.notes.get("minibatch")  # the examples a subsampling sampler draws
-    hook(sampler, "check_data")(target.data if declared is None else declared["data"])
+    hook(sampler, "check_data")(target.data)
     checked_kernel(sampler.build(target.bound(target.data), args.num_warmup), sampler)  # host
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
     structs = jax.tree.map(
@@ -209,8 +208,13 @@ def _start(args: Arguments) -> Run:
             chunk_capacity(args.num_chains, example),
             args.superchain_size,
         )
-    except (AttributeError, TypeError, ValueError):  # a kernel that breaks the protocol
-        explain_kernel_failure(sampler, target.bound(target.data), example)
+    except (AttributeError, TypeError, ValueError) as err:  # a kernel that breaks the protocol
+        try:
+            explain_kernel_failure(sampler, target.bound(target.data), example)
+        except KernelProtocolError as explained:
+            raise explained from err
+        except Exception:  # the explanation itself failed: the original error stands
+            pass
         raise
     need = _check_memory(plan, args, example, sharding)
     if isinstance(source, ChainState):

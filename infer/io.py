@@ -36,12 +36,12 @@ def _expanded(path, argument: str, kind: str, example: str) -> Path:
     return path
 
 
-def folder_path(path, argument: str) -> Path:
+def folder_path(path, argument: str, example: str = "run.zarr") -> Path:
     """``path`` as a :class:`Path` to a folder that can be made or written, ``~`` expanded,
     checked before a run starts. Raises TypeError for what is not a path, ValueError for an
     empty one or one under a file, PermissionError for one whose nearest existing folder this
     user cannot write to."""
-    path = _expanded(path, argument, "folder", "run.zarr")
+    path = _expanded(path, argument, "folder", example)
     existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
     if existing is not None and not os.access(existing, os.W_OK):
         raise PermissionError(

@@ -27,10 +27,10 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
     owner = type(sampler).__name__
 
     def fail(problem: str):
-        raise TypeError(f"{owner}'s kernel: {problem}. {GUIDE}") from None
+        raise KernelProtocolError(f"{owner}'s kernel: {problem}. {GUIDE}") from None
 
     state = _shapes(kernel.init, (example,), fail, "init(position)")
-    missing = [name for name in ("position", "logdensity") if not hasattr(state, name)]
+    missing = [name for name in ("position", "logdensity") if not _has(state, name)]
     if missing:
         fail(
             f"init(position) returned a {type(state).__name__} without "
@@ -38,15 +38,16 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
             "(a NamedTuple with those fields works)"
         )
     _check_classes_outlive_build(sampler, logdensity_fn, example, state, fail)
-    if getattr(state.logdensity, "shape", None) != ():
+    shape = getattr(_value(state, "logdensity"), "shape", ())  # () when it is a property
+    if shape != ():
         fail(
-            f"init(position) returned a state whose logdensity has shape "
-            f"{getattr(state.logdensity, 'shape', None)}; it must be one scalar per chain"
+            f"init(position) returned a state whose logdensity has shape {shape}; it must be "
+            "one scalar per chain"
         )
     params = _shapes(kernel.params, (example,), fail, "params(position)")
     key = jax.eval_shape(lambda: jax.random.key(0))
     out = _shapes(kernel.step, (key, state, params), fail, "step(rng_key, state, params)")
-    if hasattr(out, "position") and hasattr(out, "logdensity"):
+    if _has(out, "position") and _has(out, "logdensity"):
         fail("step(rng_key, state, params) returned the state alone; return (state, info)")
     if not (isinstance(out, tuple) and len(out) == 2):
         fail(
@@ -60,11 +61,12 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
             f"step changed the state's structure, shapes or dtypes, from {before} to {after}: "
             "it must return a state like init's (the chains run in a loop)"
         )
-    for path, leaf in jax.tree_util.tree_leaves_with_path(info):
-        if leaf.shape != ():
+    for field in READ_FIELDS:  # the info fields the driver reads, one scalar per step
+        shape = getattr(_value(info, field), "shape", ())
+        if shape != ():
             fail(
-                f"step's info{jax.tree_util.keystr(path)} has shape {leaf.shape}; each info "
-                "field is one scalar per step (its sample_stats entry)"
+                f"step's info.{field} has shape {shape}; infer reads it as one scalar per "
+                "step (other info fields may have any shape)"
             )
     cost = _shapes(kernel.cost, (info,), fail, "cost(info)")
     try:
@@ -73,6 +75,27 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
         fail(str(err))
     if kernel.adaptation is not None:
         _check_adaptation(kernel.adaptation, params, state, info, fail)
+
+
+READ_FIELDS = ("acceptance_rate", "is_accepted", "diverging", "nonfinite")
+
+
+class KernelProtocolError(TypeError):
+    """A sampler's kernel breaks :class:`infer.Kernel`'s protocol (said how)."""
+
+
+def _value(obj, name: str):
+    """``obj.name``, or None when it is absent or a property that fails on shapes (NumPyro's
+    HMC state computes ``logdensity`` from its potential energy)."""
+    try:
+        return getattr(obj, name, None)
+    except Exception:  # a property evaluated on a ShapeDtypeStruct
+        return None
+
+
+def _has(obj, name: str) -> bool:
+    """Whether ``obj`` has the attribute ``name``, a property counted without evaluating it."""
+    return hasattr(type(obj), name) or _value(obj, name) is not None
 
 
 def checked_cost(cost):

@@ -110,6 +110,21 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
     return names, coords
 
 
+def _named_selection(result: Result, var_names: list, max_panels: int) -> tuple[list, dict]:
+    """Every variable of ``var_names``, in that order, with coords that show about
+    ``max_panels / len(var_names)`` components of each (at least one): the first elements
+    along each axis. A dimension shared by variables shows the most any of them asks."""
+    budget = max(1, max_panels // len(var_names))
+    coords: dict = {}
+    for name in var_names:
+        left = budget
+        for dim, size in zip(result.dim_names(name), result.draws[name].shape[2:], strict=True):
+            take = max(1, min(size, left))
+            coords[dim] = list(range(max(len(coords.get(dim, ())), take)))
+            left = max(1, left // take)
+    return list(var_names), coords
+
+
 def _pooled_trees(results: dict, truth, names) -> dict:
     """ArviZ trees for a plot of several runs (forest, dist): every run's chains pooled and
     thinned evenly to the same number of draws (ArviZ pads runs of different lengths with
@@ -202,7 +217,10 @@ def plot(
         )
     if kind == "pair":
         max_panels = min(max_panels, 4)
-    names, coords = _selection(first, max_panels, var_names or _shared(results))
+    if var_names is None:
+        names, coords = _selection(first, max_panels, _shared(results))
+    else:
+        names, coords = _named_selection(first, var_names, max_panels)
     options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
     if kind != "pair":  # the pair plot sizes its own grid
         panels = max(len(names), sum(len(v) for v in coords.values()) or 1)

@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 from infer import registry
+from infer.flag_rules import MIN_DRAWS
 from infer.io import folder_path, write_atomically
 from infer.plots import CAPTIONS, plot
 from infer.result import Result
@@ -133,7 +134,7 @@ def write_report(
                 "starting with '.', or with a '/' or '\\'). Rename the run."
             )
     _check_table(results, table)
-    folder = folder_path(folder, "folder")
+    folder = folder_path(folder, "folder", "report")
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder={str(folder)!r} is a file; the report goes into a folder.")
     folder.mkdir(parents=True, exist_ok=True)
@@ -166,11 +167,14 @@ def write_report(
 
 def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
     """The per-run figures: the diagnostics (the rank plot, which compares chains, for runs of
-    two or more), and the predictive check where the result has a posterior predictive group;
-    none when ``plots`` is False."""
+    two or more; rank, ESS and autocorrelation plots for runs of 4 draws or more), and the
+    predictive check where the result has a posterior predictive group; none when ``plots``
+    is False."""
     if not plots:
         return ()
     kinds = RUN_PLOTS if result.num_chains > 1 else tuple(k for k in RUN_PLOTS if k != "rank")
+    if result.num_samples < MIN_DRAWS:  # ranks, ESS and autocorrelations need 4 draws
+        kinds = tuple(k for k in kinds if k not in ("rank", "ess", "autocorr"))
     return kinds + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 

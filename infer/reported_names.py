@@ -29,6 +29,7 @@ def reported_shapes(target: Target, position) -> dict:
         check_truth_shapes(target.ground_truth, shapes, "the target's draws")
         return shapes
     usage = "constrain_fn(position[, data]) must return a dict name -> array"
+    whose = "constrain_fn's names" if target.source is None else "the model's site names"
     try:
         returned = jax.eval_shape(_raw_constrain(target), position)
     except TypeError as err:
@@ -40,7 +41,7 @@ def reported_shapes(target: Target, position) -> dict:
             else type(returned).__name__
         )
         raise TypeError(f"{usage}; it returned {got}. Return {{'name': value, ...}}.")
-    _check_names(returned, "constrain_fn's names")
+    _check_names(returned, whose)
     check_truth_shapes(target.ground_truth, returned, "the target's draws")
     return dict(returned)
 
@@ -62,9 +63,18 @@ def check_truth_shapes(truth, shapes: Mapping, what: str) -> None:
 
 
 def _raw_constrain(target: Target):
-    if target.data is None:
-        return target.constrain_fn
-    return lambda position: target.constrain_fn(position, target.data)
+    """``constrain_fn`` on one position, with any Mapping it returns made a dict (a pytree
+    JAX can trace out) and anything else returned as it is, to be named."""
+
+    def constrain(position):
+        out = (
+            target.constrain_fn(position)
+            if target.data is None
+            else target.constrain_fn(position, target.data)
+        )
+        return dict(out) if isinstance(out, Mapping) else out
+
+    return constrain
 
 
 def _check_names(shapes: Mapping, whose: str) -> None:

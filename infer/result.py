@@ -199,10 +199,8 @@ class Result:
             draws=arrays,
             stats=stat_arrays,
             timing={**UNKNOWN_TIMING, **_checked_timing(timing)},
-            num_logdensity_evals=validation.positive_int(
-                "num_logdensity_evals", num_logdensity_evals, minimum=0
-            ),
-            num_grad_evals=validation.positive_int("num_grad_evals", num_grad_evals, minimum=0),
+            num_logdensity_evals=_checked_count("num_logdensity_evals", num_logdensity_evals),
+            num_grad_evals=_checked_count("num_grad_evals", num_grad_evals),
             sampler=sampler,
             settings={},
             seed=None,
@@ -364,14 +362,36 @@ def _checked_timing(timing) -> dict:
         return {}
     if not isinstance(timing, dict):
         raise TypeError(f"timing must be a dict name -> seconds; got {type(timing).__name__}.")
+    checked = {}
     for name, seconds in timing.items():
-        number = isinstance(seconds, (int, float, np.integer, np.floating))
-        if not number or isinstance(seconds, bool) or seconds < 0:
+        value = _scalar(seconds)
+        if value is None or value < 0:
             raise ValueError(
                 f"timing[{name!r}] must be seconds, a number >= 0 (NaN when unknown); "
                 f"got {seconds!r}."
             )
-    return {name: float(seconds) for name, seconds in timing.items()}
+        checked[name] = value
+    return checked
+
+
+def _scalar(value) -> float | None:
+    """``value`` (a number or a 0-d array of one, not a bool) as a float, else None."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    array = np.asarray(value) if not isinstance(value, str | bytes) else None
+    if array is None or array.ndim != 0 or not np.issubdtype(array.dtype, np.number):
+        return None
+    return None if np.iscomplexobj(array) else float(array)
+
+
+def _checked_count(name: str, value) -> int:
+    """An evaluation count (an int, or a whole number as a float or 0-d array) >= 0."""
+    number = _scalar(value)
+    if number is None or not np.isfinite(number) or number != round(number):
+        raise TypeError(f"{name} must be a whole number >= 0; got {value!r}.")
+    if number < 0:
+        raise ValueError(f"{name} must be a whole number >= 0; got {value!r}.")
+    return int(number)
 
 
 def _checked_dims(dims, draws: dict) -> dict:

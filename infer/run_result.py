@@ -20,6 +20,16 @@ from infer.runner import Run
 from infer.store import DATA_GROUPS, open_store
 
 
+def _dims(target, draws: dict, groups: dict, keep) -> dict:
+    """The target's ``dims``, less the variables ``keep`` left out (to_arviz warns about
+    names no group holds: those would be misspellings, these are not)."""
+    dims = dict(target.dims or {})
+    if keep is None:
+        return dims
+    present = set(draws).union(*(set(values) for values in groups.values()))
+    return {name: names for name, names in dims.items() if name in present}
+
+
 def markov_result(
     run: Run, until, stopped: str | None, failing: dict, wall_start: float, store=None, keep=None
 ):
@@ -86,7 +96,7 @@ def markov_result(
         ground_truth=target.ground_truth,
         state=state,
         groups=groups,
-        dims=dict(target.dims or {}),
+        dims=_dims(target, draws, groups, keep),
     )
     if stopped == "max_samples":
         warnings.warn(

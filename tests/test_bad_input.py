@@ -617,3 +617,17 @@ def test_a_16_bit_starting_point_is_refused_with_the_fix(dtype):
     """It was refused as holding no numbers ("it holds Array([0., 0.], dtype=bfloat16)")."""
     with pytest.raises(TypeError, match=rf"init holds {jnp.dtype(dtype)} values: .*float32"):
         infer.Target(_quadratic, init=jnp.zeros(2, dtype))
+
+
+def test_free_form_notes_and_a_mapping_from_constrain_fn_still_run():
+    """Two things the new checks must leave alone: notes are free-form (a note named
+    "minibatch" that is a number), and constrain_fn may return any Mapping."""
+    import types
+
+    noted = infer.Target(_quadratic, init=jnp.zeros(2), notes={"minibatch": 64})
+    assert infer.sample(0, noted, infer.rwmh(), num_chains=2, num_samples=5).num_samples == 5
+    mapped = infer.Target(
+        _quadratic, init=jnp.zeros(2), constrain_fn=lambda x: types.MappingProxyType({"a": x})
+    )
+    result = infer.sample(0, mapped, infer.rwmh(), num_chains=2, num_samples=5)
+    assert set(result.draws) == {"a"}

@@ -411,6 +411,10 @@ def test_sgld_runs_on_a_module_with_state_beside_its_parameters():
     result = infer.sample(0, target, sgld, num_chains=2, num_samples=20, num_warmup=20)
     assert np.isfinite(result.stats["lp"]).all()
     assert "norm.scale" in result.draws
+    # the same module on other examples (the target's own data swapped): still refused
+    other = target.with_options(data=((X + 1.0, Y), target.data[1]))
+    with pytest.raises(ValueError, match="sgld was made with other data than the target's"):
+        infer.sample(0, other, sgld, num_chains=2, num_samples=5, num_warmup=5)
 
 
 def test_sgld_needs_examples_on_one_axis_and_callables():

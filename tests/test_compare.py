@@ -302,8 +302,16 @@ def test_from_draws_rejects_inconsistent_shapes():
     "options, error, match",
     [
         ({"timing": {"sampling": "fast"}}, ValueError, r"timing\['sampling'\] must be seconds"),
-        ({"num_logdensity_evals": -5}, ValueError, r"num_logdensity_evals must be an integer >= 0"),
-        ({"num_grad_evals": 2.7}, TypeError, r"num_grad_evals must be an integer >= 0; got 2.7"),
+        (
+            {"num_logdensity_evals": -5},
+            ValueError,
+            r"num_logdensity_evals must be a whole number >= 0",
+        ),
+        (
+            {"num_grad_evals": 2.7},
+            TypeError,
+            r"num_grad_evals must be a whole number >= 0; got 2.7",
+        ),
         (
             {"ground_truth": infer.GroundTruth(mean={"m": np.zeros(3)}, std={"m": np.ones(3)})},
             ValueError,
@@ -316,6 +324,18 @@ def test_from_draws_checks_its_run_facts(options, error, match):
     """Each used to be taken as given and to fail later, inside compare."""
     with pytest.raises(error, match=match):
         infer.Result.from_draws({"m": np.zeros((2, 50))}, **options)
+
+
+def test_from_draws_takes_counts_and_seconds_as_0d_arrays():
+    """Counts summed with JAX or NumPy, and seconds as 0-d arrays, were refused at first."""
+    result = infer.Result.from_draws(
+        {"m": np.zeros((2, 50))},
+        num_logdensity_evals=jnp.sum(jnp.ones(5, jnp.int32)),
+        num_grad_evals=100.0,
+        timing={"total": jnp.asarray(1.5)},
+    )
+    assert (result.num_logdensity_evals, result.num_grad_evals) == (5, 100)
+    assert result.timing["total"] == 1.5
 
 
 def test_a_target_whose_known_answer_does_not_fit_its_draws_is_refused():

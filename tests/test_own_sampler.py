@@ -253,7 +253,7 @@ class BrokenWalk(UniformWalk):
         ("int cost", r"cost\(info\) must return \(num_logdensity_evals, num_grad_evals\)"),
         ("growing state", r"step changed the state's structure, shapes or dtypes"),
         ("float cost", r"cost\(info\) must .* two ints; it returned a pair of float32 and int32"),
-        ("vector info", r"step's info.acceptance_rate has shape \(10,\); each info field"),
+        ("vector info", r"step's info.acceptance_rate has shape \(10,\); infer reads it as"),
         ("vector logdensity", r"init\(position\) returned a state whose logdensity has shape \(1,"),
         ("state class in build", r"init returns a .*LocalState defined inside build"),
         ("adaptation update", r"adaptation.update\(adapt_state, schedule_row, state, info\) fa"),
@@ -309,3 +309,39 @@ def test_a_sampler_class_defined_again_compiles_its_new_code():
     assert walking.acceptance_rate > 0.05
     assert standing.acceptance_rate == 0.0 and not standing.info["cache_hit"]
     assert infer.sample(1, target, standing_class(), **options).info["cache_hit"]
+
+
+class ProposalInfo(NamedTuple):
+    acceptance_rate: jax.Array
+    is_accepted: jax.Array
+    proposal: jax.Array  # a vector: info fields infer does not read may have any shape
+
+
+def test_info_fields_infer_does_not_read_may_be_vectors():
+    """The protocol check once blamed such a field for another mistake (a float cost)."""
+
+    @dataclass(frozen=True)
+    class Recording(UniformWalk):
+        name: str = "recording_walk"
+
+        def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+            kernel = super().build(logdensity_fn, num_warmup)
+
+            def step(key, state, params):
+                new, info = kernel.step(key, state, params)
+                return new, ProposalInfo(*info, new.position)
+
+            return kernel._replace(step=step)
+
+    target = targets.get("normal_10d")
+    result = infer.sample(0, target, Recording(), num_chains=2, num_samples=5, num_warmup=0)
+    assert result.stats["proposal"].shape == (2, 5, 10)
+
+    @dataclass(frozen=True)
+    class FloatCost(Recording):
+        def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+            kernel = super().build(logdensity_fn, num_warmup)
+            return kernel._replace(cost=lambda info: (1.5, 0))
+
+    with pytest.raises(TypeError, match=r"cost\(info\) must return .* two ints"):
+        infer.sample(0, target, FloatCost(), num_chains=2, num_samples=5, num_warmup=0)

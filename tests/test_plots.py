@@ -1,5 +1,7 @@
 """Every kind of picture is written as a real PNG of sensible size."""
 
+import warnings
+
 import matplotlib.image
 import numpy as np
 import pytest
@@ -170,3 +172,21 @@ def test_a_report_folder_under_a_file_is_refused_by_name(runs, tmp_path):
     table = infer.compare(runs, warn=False)
     with pytest.raises(ValueError, match=r"lies under .*a_file', which is a file"):
         write_report(runs, table, tmp_path / "a_file" / "report")
+
+
+def test_named_variables_are_all_shown_in_the_order_given_and_short_runs_get_a_report(tmp_path):
+    """Two variables on one plate: the second was dropped when the first had taken the
+    panels; a report of a 3-draw run failed on its rank plot (compare accepts such runs)."""
+    from infer.report import write_report
+
+    rng = np.random.default_rng(0)
+    draws = {"a": rng.normal(size=(2, 50, 6)), "b": rng.normal(size=(2, 50, 6))}
+    both = infer.Result.from_draws(draws, dims={"a": ["school"], "b": ["school"]})
+    assert _panels(infer.plot(both, kind="trace", var_names=["b", "a"])) == 2 * 2
+    short = infer.Result.from_draws({"mu": rng.normal(size=(2, 3))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        table = infer.compare({"short": short})
+    write_report({"short": short}, table, tmp_path / "report")
+    written = {path.name for path in (tmp_path / "report").iterdir()}
+    assert "trace_short.png" in written and "rank_short.png" not in written

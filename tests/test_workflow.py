@@ -17,6 +17,7 @@ import pytest
 
 import infer
 from infer import loglik
+from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
@@ -452,3 +453,12 @@ def test_an_advi_fit_predicts_at_new_data_with_its_deterministic_sites():
     assert "prior" not in predicted.groups
     with pytest.raises(ValueError, match="posterior=False leaves nothing to draw"):
         infer.predictive(fit, new, posterior=False)
+
+
+def test_variables_left_out_by_keep_are_not_called_misspelt():
+    target = targets.get("eight_schools")
+    assert "theta" in target.dims
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, keep=["mu"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert set(result.to_arviz()["posterior"].data_vars) == {"mu"}

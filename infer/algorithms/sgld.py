@@ -211,10 +211,14 @@ class SGLD(Sampler):
 
     def check_data(self, data) -> None:
         """A target with data must hold this sampler's (SGLD draws its minibatches from its
-        own copy, so another target's data would be sampled silently)."""
+        own copy, so another target's data would be sampled silently): as they are, or as the
+        first of a pair (a Flax target's data are its examples and the module's fixed
+        state)."""
         if data is None:  # a plain target whose log density closes over what it needs
             return
-        if not _same_leaves(jax.tree.leaves(self.data), jax.tree.leaves(data)):
+        ours = jax.tree.leaves(self.data)
+        pair = [data[0]] if isinstance(data, tuple) and len(data) == 2 else []
+        if not any(_same_leaves(ours, jax.tree.leaves(held)) for held in [data, *pair]):
             raise ValueError(
                 "sgld was made with other data than the target's: it draws its minibatches "
                 "from its own, so it would sample another posterior. Make it from this "

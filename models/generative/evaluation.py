@@ -367,9 +367,9 @@ def score_samples(
 
 def _checked_counts(iwae_samples, num_generated, seed) -> tuple:
     """:func:`evaluate`'s counts, checked: ``iwae_samples`` one count or a sequence of them."""
-    if isinstance(iwae_samples, int | np.integer) and not isinstance(iwae_samples, bool):
-        iwae_samples = (iwae_samples,)
-    if not isinstance(iwae_samples, list | tuple) or not iwae_samples:
+    if isinstance(iwae_samples, int | np.integer | np.ndarray) and iwae_samples is not True:
+        iwae_samples = tuple(np.atleast_1d(iwae_samples).tolist())
+    if not isinstance(iwae_samples, list | tuple):  # empty: no IWAE bound
         raise TypeError(
             f"iwae_samples must be a tuple of importance-sample counts, e.g. (100, 5000); got "
             f"{iwae_samples!r}."
