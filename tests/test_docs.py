@@ -15,6 +15,9 @@ REPEATED = {
     "docs/running-samplers.md#0": (
         "test_resume.py::test_a_run_of_2n_equals_n_resumed_for_n_more"  # NUTS among them
     ),
+    "docs/running-samplers.md#2": (
+        "test_resume.py::test_until_stops_when_converged_and_records_why"  # NUTS, converged
+    ),
     "docs/running-samplers.md#3": "test_store.py::test_keep_and_thin_cut_what_is_stored",
     "docs/ais.md#0": "test_ais.py::test_bidirectional_bracket_contains_the_truth",
     "docs/models/vae.md#0": "test_generative.py::test_a_short_training_run_lowers_the_loss",

@@ -301,11 +301,11 @@ def test_the_discriminator_can_have_its_own_learning_rate():
 def test_resumed_run_is_bit_identical(tmp_path):
     """With a validation split, so that the best state kept so far resumes too (the path
     without one is what test_load_restores_the_trained_model restores)."""
-    settings = dict(epochs=3, seed=2, checkpoint_every=1, validation=0.2)
+    settings = dict(epochs=2, seed=2, checkpoint_every=1, validation=0.2)
     whole = training.train("vae", "digits", out=tmp_path / "whole", **settings)
     part = tmp_path / "part"
-    interrupted = training.train("vae", "digits", out=part, stop_after=2, **settings)
-    assert interrupted.metrics["epoch"] == [1, 2]
+    interrupted = training.train("vae", "digits", out=part, stop_after=1, **settings)
+    assert interrupted.metrics["epoch"] == [1]
     resumed = training.train("vae", "digits", out=part, resume=True, **settings)
     for a, b in zip(
         jax.tree.leaves(nnx.state(whole.model)),
