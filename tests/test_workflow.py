@@ -48,7 +48,7 @@ def runs():
         out = {}
         for model in (linear, constant):
             target = infer.Target.from_numpyro(model, X, y=Y)
-            result = infer.sample(0, target, infer.nuts(), num_samples=500, num_warmup=500)
+            result = infer.sample(0, target, infer.nuts(), num_samples=500, num_warmup=300)
             out[model.__name__] = (target, infer.predictive(result, target))
     return out
 
