@@ -28,6 +28,7 @@ from infer import memory, validation
 from infer.fit_checks import pareto_k, pareto_k_threshold, warn_if_untrustworthy
 from infer.keys import as_jax_key, as_key
 from infer.progress import chunk_length, progress_bar
+from infer.reported_names import reported_shapes
 from infer.result import Result
 from infer.starts import check_scalar_logdensity, starting_point
 from infer.target import Target, check_target
@@ -175,7 +176,7 @@ def advi(
 def _check_memory(target: Target, point, options, dimension: int) -> None:
     """Refuse draws that cannot fit in memory before anything is compiled."""
     total = options.num_chains * options.num_draws
-    draws = memory.nbytes(jax.eval_shape(target.constrain, point)) * total
+    draws = memory.nbytes(reported_shapes(target, point)) * total
     flat = total * (dimension + 3) * 4  # z, log p, log q and the weight, on the device
     need = memory.Need(2 * draws + flat, flat, {"draws": draws, "flat draws": flat}, draws)
     memory.check(

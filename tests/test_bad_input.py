@@ -631,3 +631,9 @@ def test_free_form_notes_and_a_mapping_from_constrain_fn_still_run():
     )
     result = infer.sample(0, mapped, infer.rwmh(), num_chains=2, num_samples=5)
     assert set(result.draws) == {"a"}
+
+
+def test_advi_checks_the_names_it_reports_as_sample_does():
+    target = infer.Target(_quadratic, init=jnp.zeros(2), constrain_fn=lambda x: {"chain": x})
+    with pytest.raises(ValueError, match=r"constrain_fn's names include 'chain'"):
+        infer.advi(0, target, num_steps=10)
