@@ -183,25 +183,26 @@ def returns_scalar(logdensity_fn: Callable, point) -> bool:
     return getattr(out, "shape", None) == ()
 
 
-def check_scalar_logdensity(logdensity_fn: Callable, point) -> None:
-    """A ``ValueError`` unless ``logdensity_fn(point)`` traces to a scalar, saying what it
-    returned or how it failed."""
+def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdensity_fn") -> None:
+    """A ``ValueError`` (``TypeError`` for a non-float) unless ``logdensity_fn(point)`` traces
+    to a scalar float, saying what it returned or how it failed; ``name`` is the function as
+    the messages show it."""
     shape_of = jax.tree.map(lambda leaf: tuple(leaf.shape), point)
     try:
         out = jax.eval_shape(logdensity_fn, point)
     except Exception as err:
         raise ValueError(
-            f"logdensity_fn failed on a point shaped {shape_of}: {type(err).__name__}: {err}"
+            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}"
         ) from err
     if not hasattr(out, "shape") or out.shape != ():
         got = getattr(out, "shape", type(out).__name__)
         raise ValueError(
-            f"logdensity_fn must return a scalar log density; it returned shape {got} for a "
+            f"{name} must return a scalar log density; it returned shape {got} for a "
             f"point shaped {shape_of}. Sum the per-coordinate terms (e.g. jnp.sum(...))."
         )
     if not jnp.issubdtype(out.dtype, jnp.floating):
         raise TypeError(
-            f"logdensity_fn must return a real floating-point log density; it returned "
+            f"{name} must return a real floating-point log density; it returned "
             f"{out.dtype} for a point shaped {shape_of}. Compute it in floats (jnp.float32 or "
             "jnp.float64), e.g. with .astype(float) on integer data."
         )

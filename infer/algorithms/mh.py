@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.proposal import describe_callable, is_nonfinite, mh_accept, safe_log_ratio
+from infer.starts import check_scalar_logdensity
 
 __all__ = ["MHState", "MHInfo", "init", "build_kernel", "as_top_level_api"]
 
@@ -123,8 +124,11 @@ class MH(Sampler):
                 f"proposal_fn must return a position shaped like the target's, "
                 f"{shapes_text(expected)}; it returned {shapes_text(got)}."
             )
-        if self.proposal_logdensity_fn is not None:
-            _check_proposal_logdensity(self.proposal_logdensity_fn, position)
+        if self.proposal_logdensity_fn is not None:  # traced at (position, position)
+            log_q = self.proposal_logdensity_fn
+            check_scalar_logdensity(
+                lambda p: log_q(p, p), position, "proposal_logdensity_fn(new_position, position)"
+            )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         one, zero = jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)
@@ -151,30 +155,6 @@ def as_top_level_api(proposal_fn: Callable, proposal_logdensity_fn: Callable | N
         A :class:`~infer.base.Sampler`. No warm-up tuning: the proposal is the user's.
     """
     return MH(proposal_fn, proposal_logdensity_fn)
-
-
-def _check_proposal_logdensity(proposal_logdensity_fn, position) -> None:
-    """Trace ``proposal_logdensity_fn(position, position)`` (no values computed) and refuse
-    anything but one real float, naming the argument."""
-    usage = "proposal_logdensity_fn(new_position, position) -> log q(new | old), a scalar"
-    try:
-        got = jax.eval_shape(proposal_logdensity_fn, position, position)
-    except Exception as err:  # a user's function failed on the example point
-        raise ValueError(
-            f"{usage}, failed on positions of shape {shapes_text(position)}: "
-            f"{type(err).__name__}: {err}"
-        ) from err
-    leaves = jax.tree.leaves(got)
-    is_scalar = len(leaves) == 1 and not isinstance(got, (dict, list, tuple))
-    if not is_scalar or leaves[0].shape != () or not jnp.issubdtype(leaves[0].dtype, jnp.floating):
-        what = shapes_text(got) if is_scalar else f"{type(got).__name__} {shapes_text(got)}"
-        dtype = f" of {leaves[0].dtype}" if is_scalar else ""
-        fix = (
-            "Return a float (for example with .astype(jnp.float32))."
-            if is_scalar and leaves[0].shape == ()
-            else "Sum the log densities of the position's parts into one float."
-        )
-        raise ValueError(f"{usage}; it returned shape {what}{dtype}. {fix}")
 
 
 def _name(fn) -> str | None:
