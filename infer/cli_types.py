@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
+from infer.validation import SEED_LIMIT
+
 __all__ = [
     "integer_at_least",
     "positive_int",
@@ -41,7 +43,7 @@ non_negative_int = integer_at_least(0)
 def seed(text: str) -> int:
     """A ``type=`` for seeds: integers in ``[0, 2**32)``."""
     value = non_negative_int(text)
-    if value >= 2**32:
+    if value >= SEED_LIMIT:
         raise argparse.ArgumentTypeError(f"expected an integer in [0, 2**32), got {value}")
     return value
 

@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infer import validation
 from infer.placement import PROGRAMS
 
 
@@ -27,9 +28,8 @@ def as_key(rng_key):
             ``jax.random.key(...)`` or legacy uint32 key data of shape ``(2,)``.
     """
     if isinstance(rng_key, numbers.Integral) and not isinstance(rng_key, bool):
-        if not 0 <= int(rng_key) < 2**32:
-            raise ValueError(f"seed must be an integer in [0, 2**32); got {rng_key}.")
-        return np.asarray(int(rng_key), np.uint32), int(rng_key)
+        seed = validation.seed("seed", rng_key)
+        return np.asarray(seed, np.uint32), seed
     if isinstance(rng_key, jax.Array) and jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key):
         if rng_key.shape != ():
             raise ValueError(

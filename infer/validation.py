@@ -25,10 +25,11 @@ SEED_LIMIT = 2**32  # seeds are uint32: jax.random.key takes no more
 
 def seed(name: str, value) -> int:
     """``value`` as a seed, an int in ``[0, 2**32)``, or an error naming ``name``."""
-    value = positive_int(name, value, minimum=0)
-    if value >= SEED_LIMIT:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer in [0, 2**32); got {value!r}.")
+    if not 0 <= value < SEED_LIMIT:
         raise ValueError(f"{name} must be an integer in [0, 2**32); got {value}.")
-    return value
+    return int(value)
 
 
 def is_real_scalar(value) -> bool:
