@@ -319,24 +319,7 @@ def _superchain_size(superchains, num_chains: int, init, source) -> int:
     """Chains per superchain (1 without superchains), checked against ``num_chains``."""
     if superchains is None:
         return getattr(source, "superchain_size", 1) or 1
-    superchains = validation.positive_int(
-        "superchains",
-        superchains,
-        "Nested R-hat compares superchains with each other: one has nothing to compare.",
-        minimum=2,
-    )
-    if num_chains % superchains:
-        raise ValueError(
-            f"superchains={superchains} must divide num_chains={num_chains}: each superchain "
-            "holds the same number of chains."
-        )
-    if superchains == num_chains:
-        raise ValueError(
-            f"superchains={superchains} with num_chains={num_chains} makes superchains of one "
-            "chain each, which are plain independent chains (nested R-hat needs several "
-            "chains per superchain): pass fewer superchains, or leave superchains out."
-        )
-    return num_chains // superchains
+    return validation.superchain_size(superchains, num_chains)
 
 
 def _check_keep(keep, target, init) -> list | None:

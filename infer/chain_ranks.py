@@ -281,7 +281,8 @@ def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None,
     half = (size if count is None else count) // 2
     median = (sorted_values[half - 1] + sorted_values[half]) / 2
     if size < FAST_FROM:
-        return z_scores(jnp.abs(values - median), scores, mask, host)[0]
+        z = z_scores(jnp.abs(values - median), scores, mask, host)[0]
+        return _undefined_unless_finite(median, z)
     position = lax.iota(jnp.int32, size)
     keys = _sort_keys(jnp.abs(sorted_values - median))
     keys = keys if count is None else _masked_keys(keys, position < count)
@@ -294,4 +295,12 @@ def folded_z_scores(values, sorted_values, order, scores, count=None, mask=None,
         merged, tie_break = _bitonic_merge(keys, tie_break, packed)
         position = jnp.where(tie_break < size, tie_break, 2 * size - 1 - tie_break)
     z_sorted = _scores_of_sorted(merged, scores)
-    return jnp.zeros(size, scores.dtype).at[order[position]].set(z_sorted, unique_indices=True)
+    z = jnp.zeros(size, scores.dtype).at[order[position]].set(z_sorted, unique_indices=True)
+    return _undefined_unless_finite(median, z)
+
+
+def _undefined_unless_finite(median, z):
+    """``z`` NaN where the median is infinite or NaN (draws that are inf at the middle): some
+    folded draws ``|x - median|`` are then NaN (``inf - inf``), and so, in ArviZ, is every
+    normal score of their ranks."""
+    return jnp.where(jnp.isfinite(median), z, jnp.asarray(jnp.nan, z.dtype))

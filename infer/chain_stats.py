@@ -33,12 +33,20 @@ values for ``S`` draws in all); on float32 draws of the test set it stays within
 (float64 draws are rounded to float32 first, which can move rank statistics by 3e-5). The
 folding median and the tail quantiles are computed in the dtype of the draws, as numpy does,
 so the indicators match ArviZ's. Results are in JAX's default float dtype (float32 unless x64
-is on).
+is on), or in float64 with ``summary_stats(..., result_dtype="float64")`` (as
+:func:`infer.compare` asks). On the CPU, XLA reads subnormal numbers (below 2.2e-308 in
+float64, 1.2e-38 in float32) as zero: draws that small are read as ties or a constant, where
+ArviZ ranks them; rescale them first. Integers beyond 2**53 are ranked as float64, whose
+round-off can tie them.
 
 NaN is a result, returned and never dropped; callers flag it. A parameter with a NaN draw is
 NaN for every statistic, as in ArviZ; a constant one gets what ArviZ gives: R-hat NaN, ESS the
 number of split draws, MCSE of the mean 0, of the sd NaN. (For a constant numpy cannot average
-exactly, such as 0.1, ArviZ's MCSEs carry its round-off, ~1e-17 and a number; ours stay exact.)
+exactly, such as 0.1, ArviZ's MCSEs carry its round-off, ~1e-17 and a number; ours stay exact.
+Chains each constant at a different value get R-hat inf, where ArviZ's round-off gives a
+number near 1e16.) Draws at +-inf are ranked as ArviZ ranks them: a tail quantile between -inf
+and inf is NaN, its indicators all 0, its ESS the draws' count; a median there leaves the
+folded R-hat NaN and R-hat the bulk value.
 Fewer than 4 draws give NaN, as does R-hat of one chain.
 
 Example:
@@ -53,6 +61,7 @@ Example:
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -105,7 +114,15 @@ def lengths(num_chains, num_draws, prob) -> Lengths:
 
 
 def _run(
-    draws, wanted, *, prob=TAIL_PROB, superchain_ids=None, nested_method="rank", dtype, padded=False
+    draws,
+    wanted,
+    *,
+    prob=TAIL_PROB,
+    superchain_ids=None,
+    nested_method="rank",
+    dtype,
+    padded=False,
+    result_dtype=None,
 ):
     """Check the input, run the compiled program, and return one dict of statistics per array
     (a dict name -> that dict for a dict input)."""
@@ -124,7 +141,8 @@ def _run(
         superchain_ids = _check_superchains(superchain_ids, arrays[0].shape[0])
     compute_dtype = _compute_dtype(arrays, dtype)
     caller_has_x64 = jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.float64
-    out_dtype = "float64" if caller_has_x64 and compute_dtype == "float64" else "float32"
+    keep_float64 = caller_has_x64 or _checked_result_dtype(result_dtype) == "float64"
+    out_dtype = "float64" if keep_float64 and compute_dtype == "float64" else "float32"
     num_chains, num_draws = arrays[0].shape[:2]
     room = _padded_length(num_draws, padded)
     split_size, split_room = 2 * num_chains * (num_draws // 2), 2 * num_chains * (room // 2)
@@ -166,6 +184,14 @@ def _executable(run, arrays, scores, real, plan):
     return PROGRAMS.get(key, lambda: run.lower(arrays, scores, real, plan).compile())[0]
 
 
+def _checked_result_dtype(result_dtype):
+    if result_dtype not in (None, "float64"):
+        raise ValueError(
+            f"result_dtype must be None (JAX's default float) or 'float64'; got {result_dtype!r}."
+        )
+    return result_dtype
+
+
 def _padded_length(num_draws, padded):
     """The draw axis of the program: ``num_draws`` unpadded; ``padded`` when it is a count;
     else the next power of two, at least 512 (short draws cost little to pad, and the first
@@ -179,7 +205,7 @@ def _padded_length(num_draws, padded):
             f"padded={padded} is fewer than the {num_draws} draws per chain; pad to at least "
             "as many draws as there are, or pass padded=True for the next power of two."
         )
-    return padded
+    return int(padded)
 
 
 def _pad_draws(array, room):
@@ -217,8 +243,8 @@ def _check_prob(prob):
     """Two tail probabilities in (0, 1) (a pair, list or 1-D array), or one: ``p`` and
     ``1 - p``, as ArviZ takes it."""
     given = prob
-    if isinstance(prob, np.ndarray) and prob.ndim == 1:
-        prob = prob.tolist()
+    if isinstance(prob, np.ndarray | jax.Array) and prob.ndim == 1:
+        prob = np.asarray(prob).tolist()
     pair = isinstance(prob, Sequence) and not isinstance(prob, str | bytes)
     if pair and not all(validation.is_real_scalar(p) for p in prob):
         pair = False
@@ -271,7 +297,10 @@ def _compute_dtype(arrays, dtype):
     has_float64 = platforms <= FLOAT64_PLATFORMS
     if dtype is None:
         return "float64" if has_float64 else "float32"
-    name = np.dtype(dtype).name
+    try:
+        name = np.dtype(dtype).name
+    except TypeError:
+        name = None
     if name not in ("float32", "float64"):
         raise ValueError(f"dtype must be None, 'float32' or 'float64'; got {dtype!r}.")
     if name == "float64" and not has_float64:
@@ -279,7 +308,9 @@ def _compute_dtype(arrays, dtype):
     return name
 
 
-def summary_stats(draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, padded=False):
+def summary_stats(
+    draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, padded=False, result_dtype=None
+):
     """R-hat, bulk and tail ESS and the MCSE of the mean and of the sd, in one compiled program
     that sorts, ranks and transforms each parameter once for all of them.
 
@@ -296,6 +327,9 @@ def summary_stats(draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, p
             pads up to that many draws per chain (one program for every length up to it).
             Same statistics, within round-off (1e-12 relative on the float64 test set); the
             padding is work.
+        result_dtype: None for results in JAX's default float dtype (float32 unless x64 is
+            on), or ``"float64"`` to keep them in float64 when they are computed in float64
+            (an MCSE of draws near 1e40 overflows float32 to inf).
 
     Returns:
         ``statistic -> array`` for each of ``statistics`` (by default ``"rhat"``,
@@ -313,9 +347,17 @@ def summary_stats(draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, p
             f"statistics must name one or more of {STATISTICS}; got {statistics!r}. "
             "Nested R-hat has its own function, rhat_nested."
         )
-    if not isinstance(padded, bool | int):
+    if not isinstance(padded, bool | numbers.Integral):
         raise TypeError(f"padded must be True, False or a count of draws; got {padded!r}.")
-    return _run(draws, tuple(dict.fromkeys(wanted)), prob=prob, dtype=dtype, padded=padded)
+    padded = padded if isinstance(padded, bool) else int(padded)
+    return _run(
+        draws,
+        tuple(dict.fromkeys(wanted)),
+        prob=prob,
+        dtype=dtype,
+        padded=padded,
+        result_dtype=result_dtype,
+    )
 
 
 def rhat(draws, *, dtype=None):

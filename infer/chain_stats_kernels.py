@@ -156,7 +156,8 @@ def _constant(series, sorted_split, count, quantiles, ctype, valid):
         "mcse_mean": highest.astype(ctype) - lowest.astype(ctype) < _CONSTANT_RANGE,
     }
     for i, q in enumerate(quantiles):
-        flags[f"tail{i}"] = (highest <= q) | (lowest > q)  # every indicator 1, or every one 0
+        # every indicator 1, or every one 0 (also for a NaN quantile, between -inf and inf)
+        flags[f"tail{i}"] = (highest <= q) | (lowest > q) | jnp.isnan(q)
     return jnp.stack(
         [
             flags[name] if name in flags else _is_flat(values.astype(ctype), valid)

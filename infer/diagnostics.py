@@ -62,14 +62,16 @@ def ground_truth_z(result: Result, truth: GroundTruth, mcse=None) -> dict[str, n
     if not names:
         return {}
     if mcse is None:
-        mcse = chain_stats.mcse({name: np.asarray(result.draws[name]) for name in names})
+        draws = {name: np.asarray(result.draws[name]) for name in names}
+        mcse = chain_stats.summary_stats(draws, statistics="mcse_mean", result_dtype="float64")
+        mcse = {name: mcse[name]["mcse_mean"] for name in names}
     z = {}
     for name in names:
         estimate = np.asarray(result.draws[name], np.float64).mean(axis=(0, 1))
-        se_sq = np.asarray(mcse[name], np.float64) ** 2
+        se = np.asarray(mcse[name], np.float64)
         if truth.mean_se is not None and name in truth.mean_se:
-            se_sq = se_sq + np.asarray(truth.mean_se[name], np.float64) ** 2
-        z[name] = np.abs(estimate - np.asarray(truth.mean[name])) / np.sqrt(se_sq)
+            se = np.hypot(se, np.asarray(truth.mean_se[name], np.float64))  # no overflow
+        z[name] = np.abs(estimate - np.asarray(truth.mean[name])) / se
     return z
 
 

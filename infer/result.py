@@ -145,7 +145,8 @@ class Result:
             timing: seconds (``compile``, ``warmup``, ``sampling``, ``total``); unknown ones
                 are NaN, and so are the per-second columns of :func:`infer.compare`.
             ground_truth: as in :class:`Result`.
-            info: as in :class:`Result`.
+            info: as in :class:`Result`; ``info["superchains"]``, the number of
+                superchains of consecutive chains (for nested R-hat), must divide the chains.
             num_logdensity_evals: the run's cost in log-density evaluations, 0 when unknown.
             num_grad_evals: the run's cost in gradient evaluations, 0 when unknown.
             dims: as in :class:`Result` (``{"theta": ["school"]}``).
@@ -207,7 +208,7 @@ class Result:
             target=target,
             num_warmup=0,
             thin=1,
-            info=dict(info or {}),
+            info=_checked_info(info, lead[0]),
             ground_truth=ground_truth,
             dims=_checked_dims(dims, arrays),
         )
@@ -441,3 +442,14 @@ def summary(result: Result, **kwargs):
     import arviz_stats
 
     return arviz_stats.summary(result.to_arviz(), **kwargs)
+
+
+def _checked_info(info, num_chains: int) -> dict:
+    """``info`` as a dict, its superchain count (when given) checked against the chains."""
+    if info is None:
+        return {}
+    if not isinstance(info, dict):
+        raise TypeError(f"info must be a dict or None; got {type(info).__name__}.")
+    if info.get("superchains") is not None:
+        validation.superchain_size(info["superchains"], num_chains, 'info["superchains"]')
+    return dict(info)

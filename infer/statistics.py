@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import jax
 import numpy as np
 
-from infer import chain_stats
+from infer import chain_stats, validation
 from infer.result import Result
 
 TAIL_PROB = (0.05, 0.95)
@@ -31,14 +31,33 @@ def compute(results: dict[str, Result], backend: str = "jax") -> dict[str, dict]
     """
     if backend not in BACKENDS:
         raise ValueError(f"statistics must be one of {BACKENDS}; got {backend!r}.")
+    nested = {name: _superchain_ids(name, result) for name, result in results.items()}
     out = (_jax if backend == "jax" else _arviz)(results)
     for name, result in results.items():
-        superchains = result.info.get("superchains")
-        if superchains:
-            ids = np.arange(result.num_chains) // (result.num_chains // int(superchains))
+        if nested[name] is None:
+            continue
+        if backend == "jax":
             draws = {k: np.asarray(v) for k, v in result.draws.items()}
-            out[name]["rhat_nested"] = _numpy(chain_stats.rhat_nested(draws, ids))
+            out[name]["rhat_nested"] = _numpy(chain_stats.rhat_nested(draws, nested[name]))
+        else:
+            tree = __import__("arviz_stats").rhat_nested(
+                result.to_arviz()["posterior"], superchain_ids=nested[name]
+            )
+            out[name]["rhat_nested"] = {k: np.asarray(tree[k].values) for k in result.draws}
     return out
+
+
+def _superchain_ids(name: str, result: Result) -> np.ndarray | None:
+    """The superchain of each chain of a run with ``info["superchains"]`` (consecutive
+    chains), or None; a count that does not divide the chains is refused, naming the run."""
+    superchains = result.info.get("superchains")
+    if not superchains:
+        return None
+    try:
+        size = validation.superchain_size(superchains, result.num_chains, 'info["superchains"]')
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"run {name!r}: {err}") from None
+    return np.arange(result.num_chains) // size
 
 
 def _numpy(values: dict) -> dict:
@@ -51,7 +70,9 @@ def _jax(results: dict[str, Result]) -> dict[str, dict]:
 
     def one(result: Result) -> dict:
         draws = {k: np.asarray(v) for k, v in result.draws.items()}
-        stats = chain_stats.summary_stats(draws, prob=TAIL_PROB, statistics=STATISTICS)
+        stats = chain_stats.summary_stats(
+            draws, prob=TAIL_PROB, statistics=STATISTICS, result_dtype="float64"
+        )
         stats = jax.device_get(stats)
         return {stat: {k: np.asarray(stats[k][stat]) for k in draws} for stat in STATISTICS}
 

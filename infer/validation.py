@@ -20,6 +20,29 @@ def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
     return int(value)
 
 
+def superchain_size(superchains, num_chains: int, name: str = "superchains") -> int:
+    """Chains per superchain, for ``superchains`` superchains of ``num_chains`` chains: an
+    integer >= 2 that divides ``num_chains`` and is less than it, or an error naming ``name``."""
+    superchains = positive_int(
+        name,
+        superchains,
+        "Nested R-hat compares superchains with each other: one has nothing to compare.",
+        minimum=2,
+    )
+    if num_chains % superchains:
+        raise ValueError(
+            f"{name}={superchains} must divide num_chains={num_chains}: each superchain "
+            "holds the same number of chains."
+        )
+    if superchains == num_chains:
+        raise ValueError(
+            f"{name}={superchains} with num_chains={num_chains} makes superchains of one "
+            "chain each, which are plain independent chains (nested R-hat needs several "
+            "chains per superchain): pass fewer superchains, or leave superchains out."
+        )
+    return num_chains // superchains
+
+
 SEED_LIMIT = 2**32  # seeds are uint32: jax.random.key takes no more
 
 

@@ -356,3 +356,40 @@ def test_a_tail_probability_pair_may_be_an_array():
     draws = np.random.default_rng(0).standard_normal((4, 100))
     as_tuple = chain_stats.ess(draws, method="tail", prob=(0.05, 0.95))
     assert chain_stats.ess(draws, method="tail", prob=np.array([0.05, 0.95])) == as_tuple
+    assert chain_stats.ess(draws, method="tail", prob=jnp.array([0.05, 0.95])) == as_tuple
+    padded = chain_stats.summary_stats(draws, padded=np.int64(512), statistics="ess_tail")
+    assert_matches(padded["ess_tail"], as_tuple, rtol=1e-12)
+    with pytest.raises(
+        ValueError, match=r"dtype must be None, 'float32' or 'float64'; got 'bogus'"
+    ):
+        chain_stats.rhat(draws, dtype="bogus")
+
+
+@pytest.mark.parametrize("num_draws", [1000, 2**13])  # 2**13: the sorts of many draws
+def test_infinite_draws_match_arviz(num_draws):
+    """A tail quantile between two infs is NaN: ArviZ's indicators are then all 0 and that
+    tail's ESS is the draws' count (ours took the other tail's, or NaN). A median between -inf
+    and inf is NaN, and so is ArviZ's folded R-hat, which leaves the bulk R-hat (ours ranked
+    the NaN folded draws: 4.66 against 0.98)."""
+    x = np.random.default_rng(5).standard_normal((NUM_CHAINS, num_draws))
+    draws = {
+        "top_tenth_inf": np.where(x > np.quantile(x, 0.9), np.inf, x),
+        "halves_inf": np.where(x > np.median(x), np.inf, -np.inf),
+        "all_inf": np.full_like(x, np.inf),
+    }
+    reference = arviz_reference(draws)
+    mine = chain_stats.summary_stats(draws, statistics=("rhat", "ess_bulk", "ess_tail"))
+    for name in draws:
+        for stat in ("rhat", "ess_bulk", "ess_tail"):
+            assert_matches(mine[name][stat], reference[stat][name], what=f"{stat} of {name}")
+
+
+def test_results_may_stay_in_float64_where_float32_would_overflow():
+    draws = np.random.default_rng(0).standard_normal((4, 200)) * 1e42
+    reference = array_stats.mcse(draws, method="mean", chain_axis=0, draw_axis=1)
+    assert np.isinf(chain_stats.mcse(draws))  # JAX's default float: float32 without x64
+    kept = chain_stats.summary_stats(draws, statistics="mcse_mean", result_dtype="float64")
+    assert kept["mcse_mean"].dtype == np.float64
+    assert_matches(kept["mcse_mean"], reference)
+    with pytest.raises(ValueError, match="result_dtype must be None"):
+        chain_stats.summary_stats(draws, result_dtype="float16")

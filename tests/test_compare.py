@@ -461,6 +461,40 @@ def test_superchains_get_nested_rhat():
     assert 0.99 < table.loc["run", "max_nested_rhat"] < 1.2
     plain = infer.sample(0, targets.get("normal_10d"), infer.rwmh(), num_chains=8, num_samples=300)
     assert np.isnan(_compare({"run": plain})[0].loc["run", "max_nested_rhat"])
+    # statistics="arviz" computes it with arviz_stats.rhat_nested (it used infer's JAX code)
+    by_arviz, _ = _compare({"run": result}, statistics="arviz")
+    jax_value = table.loc["run", "max_nested_rhat"]
+    assert by_arviz.loc["run", "max_nested_rhat"] == pytest.approx(jax_value, rel=1e-5)
+
+
+@pytest.mark.parametrize("superchains", [4, 6, 1, 2.0])
+def test_a_superchain_count_that_does_not_fit_the_chains_is_refused(superchains):
+    """It grouped the chains with ``arange(6) // (6 // 4)``: six superchains of one chain,
+    a nested R-hat of the wrong groups without a word (8 of 6: NaN)."""
+    draws = {"a": np.random.default_rng(0).standard_normal((6, 100))}
+    with pytest.raises((ValueError, TypeError), match=r'info\["superchains"\]'):
+        infer.Result.from_draws(draws, info={"superchains": superchains})
+    result = infer.Result.from_draws(draws, info={"superchains": 3})
+    result.info["superchains"] = superchains  # changed afterwards: compare checks it too
+    with pytest.raises((ValueError, TypeError), match=r"run .x.: info\[.superchains.\]"):
+        infer.compare({"x": result})
+
+
+@pytest.mark.parametrize("scale", [1e42, 1e-40])
+def test_a_miss_of_far_more_than_its_mcse_is_flagged_at_any_scale(scale):
+    """The MCSE came back in float32: inf for draws near 1e42, so |mean - truth| / MCSE was 0
+    and a miss of 300 standard errors went unflagged (statistics="arviz" flagged it)."""
+    rng = np.random.default_rng(0)
+    draws = {"x": (rng.standard_normal((4, 1000)) + 10.0) * scale}
+    truth = infer.GroundTruth(mean={"x": np.zeros(())}, std={"x": np.full((), scale)})
+    for statistics in ("jax", "arviz"):
+        table, _ = _compare(
+            {"run": infer.Result.from_draws(draws, ground_truth=truth)}, statistics=statistics
+        )
+        assert "ground_truth" in table.loc["run", "flags"], statistics
+        assert table.loc["run", "max_abs_z"] > 100, statistics
+        mcse = table.loc["run", "max_mcse_mean"]
+        assert np.isfinite(mcse) and mcse > 0, statistics
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ Y = (1.0 + 2.0 * X + RNG.normal(size=10)).astype(np.float32)
 def quiet_sample(target, sampler=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
-        return infer.sample(0, target, sampler or infer.nuts(), **RUN)
+        return infer.sample(0, target, sampler or infer.mala(), **RUN)  # any sampler will do
 
 
 def regression_of_a_dict(data):
@@ -51,7 +51,7 @@ def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
 def test_concat_joins_the_groups_of_every_draw_or_leaves_them_out_saying_so():
     fit_target = infer.Target.from_numpyro(regression_of_a_dict, {"x": X, "y": Y})
     first = quiet_sample(fit_target)
-    second = infer.sample(0, fit_target, infer.nuts(), resume=first, num_samples=RUN["num_samples"])
+    second = infer.sample(0, fit_target, infer.mala(), resume=first, num_samples=RUN["num_samples"])
     moved = infer.Target.from_numpyro(regression_of_a_dict, {"x": X + 100.0, "y": Y})
     both = infer.concat(infer.predictive(first, fit_target), infer.predictive(second, fit_target))
     assert both.groups["posterior_predictive"]["y"].shape[:2] == both.draws["a"].shape[:2]

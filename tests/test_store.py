@@ -82,6 +82,7 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
             num_samples=50,
             store=infer.ZarrStore(tmp_path / "s.zarr", overwrite=True),
             keep=["tau"],
+            thin=2,  # as above: the same compiled program (thin is part of it)
         )
     replaced = infer.open_store(tmp_path / "s.zarr")["posterior"]
     assert list(replaced.data_vars) == ["tau"] and replaced["tau"].shape == (4, 50)
