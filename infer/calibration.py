@@ -46,7 +46,8 @@ import numpy as np
 from infer import chain_stats, memory, validation
 from infer.base import is_exact
 from infer.keys import as_jax_key, as_key
-from infer.numpyro_models import is_factor, unobserved_arguments
+from infer.numpyro_data import unobserved_arguments
+from infer.numpyro_models import is_factor
 from infer.progress import check_progress, progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
 from infer.registry import check_sampler_argument
@@ -336,13 +337,14 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
         for s, seed in enumerate(seeds):
             started = time.perf_counter()
             data = {name: np.asarray(prior[name][s]) for name in observed}
-            with warnings.catch_warnings():  # said once by _check_arguments
-                warnings.filterwarnings("ignore", "the model's argument", UserWarning)
-                target = Target.from_numpyro(model, *model_args, **model_kwargs, **data)
+            target = Target.from_numpyro(model, *model_args, **model_kwargs, **data)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = sample(int(seed), target, sampler, keep=list(var_names), **run)
-            notes.extend(str(w.message) for w in caught if "divergent" not in str(w.message))
+            said = ("divergent", "the model's argument")  # the second once, by _check_arguments
+            notes.extend(
+                str(w.message) for w in caught if not any(s in str(w.message) for s in said)
+            )
             compiled += not result.info.get("cache_hit", False)
             divergent += bool(np.any(result.stats.get("diverging", False)))
             draws.append(_flatten({n: np.asarray(result.draws[n]) for n in var_names}, 2)[1])

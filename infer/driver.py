@@ -23,6 +23,7 @@ from infer.exact import sample_exact
 from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
 from infer.loglik import check_loglik
 from infer.markov import Carry, Plan
+from infer.numpyro_data import warn_of_unobserved
 from infer.placement import replicated, to_host
 from infer.progress import check_progress
 from infer.reported_names import reported_shapes
@@ -159,6 +160,8 @@ def sample(
         superchains=superchains,
         exact=is_exact(sampler),
     )
+    if unobserved := target.notes.get("unobserved"):  # a NumPyro model's outcome left out
+        warn_of_unobserved(*unobserved, stacklevel=3)
     if is_exact(sampler):
         return sample_exact(
             args.key_input,

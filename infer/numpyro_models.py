@@ -9,15 +9,22 @@ same model with same-shaped arrays shares the compiled programs of the first.
 from __future__ import annotations
 
 import collections
+import functools
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import numpy as np
-from jax.tree_util import keystr
 
 from infer import validation
+from infer.numpyro_data import (
+    constant_data,
+    is_data,
+    lists_of_numbers,
+    nonfinite_arguments,
+    unobserved_arguments,
+)
 
 _FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
 _MAX_MODELS = 64
@@ -52,6 +59,8 @@ class ModelTarget(NamedTuple):
     constant_data: dict
     source: ModelSource
     dims: dict
+    unobserved: list  # sites of arguments left to None (see numpyro_data.unobserved_arguments)
+    left_out: list  # those of them that are discrete, hidden from the log density
 
 
 class ModelSource(NamedTuple):
@@ -76,22 +85,6 @@ class _Layout(NamedTuple):
         return jax.tree.unflatten(self.structure, leaves)
 
 
-def _lists_of_numbers(args: tuple, kwargs: dict) -> list[str]:
-    """The model's arguments that are non-empty lists or tuples of numbers, or pandas
-    objects (a Series, a DataFrame), named as ``args[i]`` or by keyword."""
-    named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs}
-    return [
-        name
-        for name, value in named.items()
-        if validation.is_number_list(value, (list, tuple))
-        or type(value).__module__.split(".")[0] == "pandas"
-    ]
-
-
-def _is_data(leaf) -> bool:
-    return isinstance(leaf, (np.ndarray, jax.Array))
-
-
 def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     """Turn a NumPyro model and its arguments into a target's parts.
 
@@ -105,15 +98,15 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     try:
         trace = abstract_trace(model, args, kwargs)
     except Exception as err:
-        lists = _lists_of_numbers(args, kwargs)
+        lists = lists_of_numbers(model, args, kwargs)
         if not lists:
-            _explain_trace_failure(model, args, kwargs, err, "samples")
+            _explain_failure(model, args, kwargs, err, "samples")
             raise
         raise TypeError(
-            f"calling the model raised {type(err).__name__}: {err}. Its argument(s) "
-            f"{', '.join(lists)} are Python lists or tuples of numbers, or pandas objects, which "
-            "the model's arithmetic does not take as arrays: pass np.asarray(...) of them "
-            "(.to_numpy() of a pandas Series)."
+            f"the model's argument(s) {', '.join(lists)} are Python lists or tuples of "
+            "numbers, or pandas objects, which the model's arithmetic does not take as "
+            "arrays: pass np.asarray(...) of them (.to_numpy() of a pandas Series). Calling "
+            f"the model raised {type(err).__name__}: {validation.error_line(err)}"
         ) from err
     params = [name for name, site in trace.items() if site["type"] == "param"]
     if params:
@@ -129,7 +122,10 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         for name, site in trace.items()
         if site["type"] == "sample" and not site["is_observed"]
     }
+    unobserved = unobserved_arguments(model, args, kwargs, latent)
     discrete = [name for name, site in latent.items() if site["fn"].support.is_discrete]
+    left_out = [name for name in discrete if name in unobserved]  # outcomes, for predictions
+    discrete = [name for name in discrete if name not in left_out]
     if discrete:
         raise ValueError(
             f"the NumPyro model has discrete latent site(s) {discrete}. HMC, NUTS, MALA and the "
@@ -139,24 +135,27 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             "enumeration are not supported either), or observe it."
         )
     if not latent:
+        _refuse_plates_named_like_sites(model, args, kwargs)
         raise ValueError("the NumPyro model has no latent sample sites: there is nothing to infer.")
-    _warn_of_unobserved_arguments(model, args, kwargs, latent)
     replay = any(site["type"] == "deterministic" for site in trace.values())
     leaves, structure = jax.tree.flatten((tuple(args), dict(kwargs)))
-    is_data = tuple(_is_data(leaf) for leaf in leaves)
+    data_leaves = tuple(is_data(leaf) for leaf in leaves)
     layout = _Layout(
-        structure, is_data, tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if not d)
+        structure,
+        data_leaves,
+        tuple(leaf for leaf, d in zip(leaves, data_leaves, strict=True) if not d),
     )
-    data = tuple(leaf for leaf, d in zip(leaves, is_data, strict=True) if d)
+    data = tuple(leaf for leaf, d in zip(leaves, data_leaves, strict=True) if d)
     logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn = _functions(
-        model, layout, replay
+        _without(model, tuple(left_out)), layout, replay
     )
     try:
         init, value = jax.device_get(start_fn(data))
     except Exception as err:  # array arguments are traced here, not before
-        _explain_trace_failure(model, args, kwargs, err, "data")
+        _explain_failure(model, args, kwargs, err, "data")
         raise
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
+    observed_values = [site["value"] for site in trace.values() if is_observation(site)]
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
         init = _searched_start(model, args, kwargs, observed)
     return ModelTarget(
@@ -166,10 +165,78 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         jax.tree.map(np.asarray, init),
         loglik_fn,
         observed,
-        _constant_data(model, args, kwargs, observed),
+        constant_data(model, args, kwargs, observed_values),
         ModelSource(model, tuple(args), dict(kwargs)),
         site_dims(trace),
+        unobserved,
+        left_out,
     )
+
+
+@functools.cache
+def _without(model: Callable, sites: tuple) -> Callable:
+    """``model`` with its sample ``sites`` hidden from the log density (``handlers.block``):
+    discrete outcomes left to ``None`` in a target for predictions, which, observing
+    nothing, sum to one out of the joint density. The same object for the same model and
+    sites (so compiled programs are found again)."""
+    if not sites:
+        return model
+    from numpyro import handlers
+
+    def hidden(*args, **kwargs):  # seeded inside: no handler outside sees these sites
+        with handlers.block(hide=list(sites)):
+            return handlers.seed(model, rng_seed=0)(*args, **kwargs)
+
+    hidden.__qualname__ = getattr(model, "__qualname__", "model")
+    return hidden
+
+
+def _explain_failure(model: Callable, args, kwargs, err: Exception, traced: str) -> None:
+    """Raise the reason the model failed on its arguments, where one is found: a plate named
+    like a site, NaN in an array argument, or what :func:`_explain_trace_failure` finds."""
+    _refuse_plates_named_like_sites(model, args, kwargs)
+    _refuse_nonfinite_arguments(model, args, kwargs, err)
+    _explain_trace_failure(model, args, kwargs, err, traced)
+
+
+def _refuse_plates_named_like_sites(model: Callable, args, kwargs) -> None:
+    """A plate named like a sample site replaces that site in NumPyro's trace (the model then
+    seems to have no latent site, or fails inside NumPyro): name the clash."""
+    from numpyro import handlers
+    from numpyro.primitives import Messenger
+
+    kinds: dict = {}
+
+    class Record(Messenger):
+        def process_message(self, msg):
+            kinds.setdefault(msg["name"], set()).add(msg["type"])
+
+    def run():
+        with Record():
+            handlers.seed(model, rng_seed=0)(*args, **kwargs)
+        return 0
+
+    try:
+        jax.eval_shape(run)
+    except Exception:
+        pass  # the clash, if any, was recorded before the failure
+    if clashes := [name for name, kind in kinds.items() if {"plate", "sample"} <= kind]:
+        raise ValueError(
+            f"the NumPyro model names a plate and a sample site alike: {clashes}. NumPyro "
+            "keeps one entry per name, so the plate hides the site. Give each plate a name "
+            "of its own (e.g. 'schools' for the plate of the site 'school')."
+        )
+
+
+def _refuse_nonfinite_arguments(model: Callable, args, kwargs, err: Exception) -> None:
+    """When the model fails on its data and some array argument holds NaN or inf, say so
+    (NumPyro's "got invalid loc parameter" names neither)."""
+    if named := nonfinite_arguments(model, args, kwargs):
+        raise ValueError(
+            f"the model's array argument(s) {', '.join(named)} hold NaN or inf values, and "
+            f"the model fails on them ({type(err).__name__}: {validation.error_line(err)}). "
+            "Drop or fill them (observations may be masked: numpyro.handlers.mask)."
+        ) from err
 
 
 def is_factor(site: dict) -> bool:
@@ -203,36 +270,6 @@ def site_dims(trace: dict) -> dict:
     return dims
 
 
-def unobserved_arguments(model: Callable, args, kwargs, latent) -> list[str]:
-    """The latent sites named like an argument of the model that was left at its default
-    ``None``: most often data the user forgot to pass, which NumPyro then samples as a
-    parameter (``numpyro.sample("y", ..., obs=y)`` with ``y=None``)."""
-    import inspect
-
-    try:
-        signature = inspect.signature(model)
-        bound = signature.bind(*args, **kwargs).arguments
-    except (TypeError, ValueError):
-        return []
-    return [
-        name
-        for name, parameter in signature.parameters.items()
-        if name not in bound and parameter.default is None and name in latent
-    ]
-
-
-def _warn_of_unobserved_arguments(model: Callable, args, kwargs, latent: dict) -> None:
-    """Warn of each of :func:`unobserved_arguments`."""
-    for name in unobserved_arguments(model, args, kwargs, latent):
-        warnings.warn(
-            f"the model's argument {name}=None was not given, so its site {name!r} is sampled "
-            f"as a parameter, not observed. Pass {name}=<data> to Target.from_numpyro to "
-            "condition on it (if you mean to draw it, pass nothing and ignore this).",
-            UserWarning,
-            stacklevel=4,
-        )
-
-
 def _searched_start(model: Callable, args, kwargs, observed: dict):
     """NumPyro's search for a start with a finite log density; when there is none, the error
     names observed values that are NaN, inf or outside their likelihood's support."""
@@ -259,55 +296,6 @@ def _searched_start(model: Callable, args, kwargs, observed: dict):
             f"the NumPyro model's log density is not finite at any starting point tried: {cause}."
         ) from err
     return info.param_info.z
-
-
-def _constant_data(model: Callable, args, kwargs, observed: dict) -> dict:
-    """The model's array arguments by parameter name, but those that are observed values."""
-    import inspect
-
-    try:
-        bound = inspect.signature(model).bind(*args, **kwargs).arguments
-    except (TypeError, ValueError):
-        bound = {f"arg{i}": value for i, value in enumerate(args)} | dict(kwargs)
-    values = [np.asarray(v) for v in observed.values()]
-    constants = {}
-    for name, value in _named_arguments(model, bound).items():
-        for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]:
-            if not _is_data(leaf):
-                continue
-            leaf = np.asarray(leaf)
-            if not any(_same_values(leaf, v) for v in values):  # nested: by path, data.x
-                label = ".".join(filter(None, [name, keystr(path, simple=True, separator=".")]))
-                constants[label.replace("/", "_")] = leaf  # "/" would make a Zarr path
-    return constants
-
-
-def _named_arguments(model: Callable, bound: dict) -> dict:
-    """``bound`` with a ``**kwargs`` parameter's entries by their own keywords."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(model).parameters
-    except (TypeError, ValueError):
-        return bound
-    named = {}
-    for name, value in bound.items():
-        kind = parameters[name].kind if name in parameters else None
-        named.update(value if kind == inspect.Parameter.VAR_KEYWORD else {name: value})
-    return named
-
-
-def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
-    """Equal shapes and values (``a`` in ``b``'s dtype), NaN equal to NaN (observations
-    masked with NaN)."""
-    if a.shape != b.shape:
-        return False
-    if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == "f":
-        a = a.astype(b.dtype)  # float64 data observed as float32 (JAX's default)
-    try:
-        return bool(np.array_equal(a, b, equal_nan=True))
-    except TypeError:  # values NaN has no meaning for
-        return bool(np.array_equal(a, b))
 
 
 def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced: str) -> None:

@@ -213,6 +213,11 @@ class Target:
         with same-shaped arrays reuses the compiled programs of the first. Other arguments
         (ints, strings, ``None``) are part of the program.
 
+        An argument left to ``None`` whose value the model observes (``obs=y``) is an
+        outcome left out, as in a target for :func:`infer.predictive` at new inputs: its site
+        is sampled as a parameter (a discrete one is left out of the log density), and
+        :func:`infer.sample` warns of it.
+
         Raises:
             ValueError: if the model has discrete latent sites or none at all.
         """
@@ -230,6 +235,7 @@ class Target:
             constant_data=parts.constant_data,
             source=parts.source,
             dims=parts.dims,
+            notes={"unobserved": (parts.unobserved, parts.left_out)} if parts.unobserved else {},
         )
 
     @classmethod

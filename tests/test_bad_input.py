@@ -236,11 +236,19 @@ def _one_observation(scale, y=None):
 
 
 def test_numpyro_data_left_out_are_named_not_silently_sampled():
-    with pytest.warns(UserWarning, match=r"argument y=None was not given, so its site 'y' is"):
-        infer.Target.from_numpyro(_one_observation, 1.0)
+    """Said when the target is sampled: a target for predictions at new inputs leaves its
+    outcome out too, and is never sampled (it warned on every such target)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # given: nothing to say
-        infer.Target.from_numpyro(_one_observation, 1.0, y=np.float32(0.5))
+        warnings.simplefilter("error")  # made, not sampled: nothing to say
+        left_out = infer.Target.from_numpyro(_one_observation, 1.0)
+        given = infer.Target.from_numpyro(_one_observation, 1.0, y=np.float32(0.5))
+    run = dict(num_chains=1, num_samples=5, num_warmup=5)
+    with pytest.warns(UserWarning, match=r"argument y=None was not given, so its site 'y' is"):
+        infer.sample(0, left_out, infer.rwmh(), **run)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.sample(0, given, infer.rwmh(), **run)
+    assert not [w for w in caught if "the model's argument" in str(w.message)]
 
 
 def test_numpyro_model_without_latent_sites():
@@ -435,7 +443,7 @@ def test_a_numpyro_models_list_argument_is_named():
         b = numpyro.sample("b", dist.Normal(0.0, 1.0))
         numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
 
-    with pytest.raises(TypeError, match=r"argument\(s\) args\[0\] are Python lists .* np.asarray"):
+    with pytest.raises(TypeError, match=r"argument\(s\) x are Python lists .* np.asarray"):
         infer.Target.from_numpyro(model, [1.0, 2.0, 3.0], y=np.ones(3))
 
 
@@ -533,8 +541,14 @@ def test_a_pandas_series_given_to_a_numpyro_model_is_named():
         numpyro.sample("y", dist.Normal(a * x, 1.0), obs=y)
 
     frame = pd.DataFrame({"x": np.linspace(0.0, 1.0, 20), "y": np.linspace(0.0, 2.0, 20)})
-    with pytest.raises(TypeError, match=r"args\[0\], y are .* pandas objects.*\.to_numpy\(\)"):
+    with pytest.raises(
+        TypeError, match=r"argument\(s\) x, y are .* pandas objects.*\.to_numpy\(\)"
+    ):
         infer.Target.from_numpyro(linear, frame["x"], y=frame["y"])
+    with pytest.raises(TypeError) as caught:  # the advice first, one line of JAX's error
+        infer.Target.from_numpyro(linear, frame["x"], y=frame["y"])
+    assert str(caught.value).startswith("the model's argument(s) x, y are Python lists")
+    assert len(str(caught.value)) < 600
 
 
 def test_a_resumed_run_is_checked_too(monkeypatch):

@@ -196,3 +196,53 @@ def test_the_factor_and_trace_edges_a_review_found():
     assert list(infer.Target.from_numpyro(counts, x, k).constant_data) == ["x"]
     with pytest.raises(TypeError, match=r"runs eagerly but not traced .* values it samples"):
         infer.Target.from_numpyro(branching, Y[:1])
+
+
+def logistic(x, y=None):
+    b = numpyro.sample("b", dist.Normal(0.0, 2.0))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(logits=b * x), obs=y)
+
+
+def test_predictions_of_a_discrete_outcome_at_new_inputs():
+    """The docs' target for predictions, the outcome left out, was refused for a Bernoulli,
+    Poisson or Categorical likelihood: the outcome became a discrete latent site."""
+    outcome = (X > 0).astype(np.int32)
+    result = quiet_sample(infer.Target.from_numpyro(logistic, X, y=outcome))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the docs' call: nothing to warn of
+        new_inputs = infer.Target.from_numpyro(logistic, np.array([-3.0, 0.0, 3.0], np.float32))
+    tree = infer.predictive(result, new_inputs).to_arviz()
+    drawn = tree["predictions"]["y"].values
+    assert drawn.shape == (2, 200, 3) and set(np.unique(drawn)) <= {0, 1}
+    assert drawn[..., 0].mean() < 0.2 < 0.8 < drawn[..., 2].mean()  # b > 0: y follows x
+    with pytest.warns(UserWarning, match=r"site 'y' is left out of the log density"):
+        prior = quiet_sample(new_inputs, infer.rwmh())  # the prior of b: sampled, but said
+    assert sorted(prior.draws) == ["b"]
+
+
+def test_a_covariate_equal_to_the_outcome_is_constant_data():
+    """Constant data were the arguments whose values no observation had: a 0/1 treatment
+    equal to a 0/1 outcome (perfect separation) was dropped from constant_data."""
+    treated = np.array([0, 1, 1, 0, 1], np.int32)
+    target = infer.Target.from_numpyro(logistic, treated.astype(np.float32), y=treated)
+    assert list(target.constant_data) == ["x"] and list(target.observed_data) == ["y"]
+    converted = infer.Target.from_numpyro(regression_of_a_dict, {"x": X, "y": Y})
+    assert list(converted.constant_data) == ["data.x"]  # an observation looked up in a dict
+
+
+def test_a_plate_named_like_a_site_and_a_nan_covariate_are_named():
+    def clash(n, two):
+        numpyro.sample("school", dist.Normal(0.0, 1.0))
+        if two:
+            numpyro.sample("tau", dist.HalfNormal(1.0))
+        with numpyro.plate("school", n):
+            numpyro.sample("y", dist.Normal(0.0, 1.0), obs=np.zeros(n, np.float32))
+
+    for two in (False, True):  # "nothing to infer", and a bare AssertionError in NumPyro
+        with pytest.raises(ValueError, match=r"names a plate and a sample site alike: \['school'"):
+            infer.Target.from_numpyro(clash, 3, two)
+    x = X.copy()
+    x[2] = np.nan
+    with pytest.raises(ValueError, match=r"argument\(s\) x \(1 of 10\) hold NaN or inf"):
+        infer.Target.from_numpyro(logistic, x, y=(X > 0).astype(np.int32))

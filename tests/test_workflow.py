@@ -408,7 +408,8 @@ def test_predictive_on_new_data_goes_to_the_predictions_group(runs):
     with pytest.raises(ValueError, match="prior=True with a target on other data"):
         infer.predictive(result, held_out, prior=True)
     # NumPyro's median start of the sampled y broadcasts ranks, which these tests forbid
-    with jax.numpy_rank_promotion("allow"), pytest.warns(UserWarning, match="y=None"):
+    with jax.numpy_rank_promotion("allow"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # the docs' call, as they make it: nothing to warn of
         no_outcomes = infer.Target.from_numpyro(linear, x_new)
     unseen = infer.predictive(result, no_outcomes, prior=False, seed=1).to_arviz()
     assert unseen.predictions["y"].shape == (*result.draws["alpha"].shape, 20)

@@ -1,0 +1,141 @@
+"""A NumPyro model's arguments as data, for :mod:`infer.numpyro_models`: which arrays are
+observed and which are constant data (covariates), which arguments the user left to ``None``
+(outcomes of a model called for predictions), and what is wrong with arguments the model
+cannot take (lists, pandas objects, NaN).
+"""
+
+from __future__ import annotations
+
+import inspect
+import warnings
+from collections.abc import Callable
+
+import jax
+import numpy as np
+from jax.tree_util import keystr
+
+from infer import validation
+
+
+def is_data(leaf) -> bool:
+    """Whether a leaf of the model's arguments is an array (data), not part of the program."""
+    return isinstance(leaf, (np.ndarray, jax.Array))
+
+
+def lists_of_numbers(model: Callable, args: tuple, kwargs: dict) -> list[str]:
+    """The model's arguments that are non-empty lists or tuples of numbers, or pandas
+    objects (a Series, a DataFrame), named by parameter name where the signature tells."""
+    named = _bound(model, args, kwargs)
+    named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs} if named is None else named
+    return [
+        name
+        for name, value in named.items()
+        if validation.is_number_list(value, (list, tuple))
+        or type(value).__module__.split(".")[0] == "pandas"
+    ]
+
+
+def _bound(model: Callable, args, kwargs) -> dict | None:
+    try:
+        return inspect.signature(model).bind(*args, **kwargs).arguments
+    except (TypeError, ValueError):
+        return None
+
+
+def unobserved_arguments(model: Callable, args, kwargs, latent) -> list[str]:
+    """The latent sites named like an argument of the model that was left at its default
+    ``None``: an outcome left out of a target for predictions at new inputs, or data the
+    user forgot to pass, which NumPyro then samples as a parameter
+    (``numpyro.sample("y", ..., obs=y)`` with ``y=None``)."""
+    bound = _bound(model, args, kwargs)
+    if bound is None:
+        return []
+    return [
+        name
+        for name, parameter in inspect.signature(model).parameters.items()
+        if name not in bound and parameter.default is None and name in latent
+    ]
+
+
+def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -> None:
+    """Warn, when a target is sampled, of the sites of arguments left to ``None``: sampled as
+    parameters, or (``left_out``, discrete ones) left out of the log density."""
+    for name in names:
+        what = (
+            "left out of the log density (it is discrete; with nothing observed it sums to "
+            "one, so what is sampled is the prior of the other sites)"
+            if name in left_out
+            else "sampled as a parameter, not observed"
+        )
+        warnings.warn(
+            f"the model's argument {name}=None was not given, so its site {name!r} is {what}. "
+            f"Pass {name}=<data> to Target.from_numpyro to condition on it (a target for "
+            "infer.predictive at new inputs leaves it out, as here, and is not sampled).",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+
+
+def nonfinite_arguments(model: Callable, args, kwargs) -> list[str]:
+    """The array arguments (by parameter name and path) that hold NaN or inf."""
+    bound = _bound(model, args, kwargs)
+    bound = {f"args[{i}]": a for i, a in enumerate(args)} | kwargs if bound is None else bound
+    found = []
+    for label, leaf in _array_leaves(model, bound):
+        leaf = np.asarray(leaf)
+        if leaf.dtype.kind == "f" and not np.all(np.isfinite(leaf)):
+            found.append(f"{label} ({int(np.sum(~np.isfinite(leaf)))} of {leaf.size})")
+    return found
+
+
+def constant_data(model: Callable, args, kwargs, observed_values: list) -> dict:
+    """The model's array arguments by parameter name, but those that are observed:
+    ``observed_values``, the observed sites' values as the model's trace holds them. An
+    argument passed to a site as it is (``obs=y``) is that site's; a site whose value is no
+    argument itself (``obs=y.astype(...)``) claims the arguments equal to it."""
+    bound = _bound(model, args, kwargs)
+    bound = {f"arg{i}": value for i, value in enumerate(args)} | kwargs if bound is None else bound
+    leaves = _array_leaves(model, bound)
+    claimed = {id(value) for value in observed_values}
+    passed_as_is = {id(leaf) for _, leaf in leaves} & claimed
+    by_value = [np.asarray(v) for v in observed_values if id(v) not in passed_as_is]
+    constants = {}
+    for label, leaf in leaves:
+        if id(leaf) in claimed:
+            continue
+        leaf = np.asarray(leaf)
+        if not any(_same_values(leaf, v) for v in by_value):
+            constants[label.replace("/", "_")] = leaf  # "/" would make a Zarr path
+    return constants
+
+
+def _array_leaves(model: Callable, bound: dict) -> list[tuple[str, object]]:
+    """``(label, leaf)`` of every array in the arguments, labelled by parameter name and path
+    (``data.x``), a ``**kwargs`` parameter's entries by their own keywords."""
+    try:
+        parameters = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        parameters = {}
+    named = {}
+    for name, value in bound.items():
+        kind = parameters[name].kind if name in parameters else None
+        named.update(value if kind == inspect.Parameter.VAR_KEYWORD else {name: value})
+    return [
+        (".".join(filter(None, [name, keystr(path, simple=True, separator=".")])), leaf)
+        for name, value in named.items()
+        for path, leaf in jax.tree_util.tree_flatten_with_path(value)[0]
+        if is_data(leaf)
+    ]
+
+
+def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal shapes and values (``a`` in ``b``'s dtype), NaN equal to NaN (observations
+    masked with NaN)."""
+    if a.shape != b.shape:
+        return False
+    if a.dtype != b.dtype and a.dtype.kind == b.dtype.kind == "f":
+        a = a.astype(b.dtype)  # float64 data observed as float32 (JAX's default)
+    try:
+        return bool(np.array_equal(a, b, equal_nan=True))
+    except TypeError:  # values NaN has no meaning for
+        return bool(np.array_equal(a, b))
