@@ -15,9 +15,16 @@ import numpy as np
 
 from infer import validation
 from infer.base import settings_json
+from infer.draws_checks import (
+    checked_count,
+    checked_dims,
+    checked_info,
+    checked_stats,
+    checked_timing,
+)
 from infer.io import save_netcdf
 from infer.reported_names import check_truth_shapes
-from infer.target import GroundTruth, check_dims
+from infer.target import GroundTruth
 
 FORMAT = "infer.Result/1"
 #: Kernel Info field -> ArviZ ``sample_stats`` name, where they differ. Fields not listed keep
@@ -194,23 +201,23 @@ class Result:
                     f"draws[{name!r}] has (num_chains, num_samples) = {value.shape[:2]} but "
                     f"the first draw has {lead}; all must share them."
                 )
-        stat_arrays = _checked_stats(stats, lead)
+        stat_arrays = checked_stats(stats, lead)
         check_truth_shapes(ground_truth, {n: v[0, 0] for n, v in arrays.items()}, "draws")
         return cls(
             draws=arrays,
             stats=stat_arrays,
-            timing={**UNKNOWN_TIMING, **_checked_timing(timing)},
-            num_logdensity_evals=_checked_count("num_logdensity_evals", num_logdensity_evals),
-            num_grad_evals=_checked_count("num_grad_evals", num_grad_evals),
+            timing={**UNKNOWN_TIMING, **checked_timing(timing)},
+            num_logdensity_evals=checked_count("num_logdensity_evals", num_logdensity_evals),
+            num_grad_evals=checked_count("num_grad_evals", num_grad_evals),
             sampler=sampler,
             settings={},
             seed=None,
             target=target,
             num_warmup=0,
             thin=1,
-            info=_checked_info(info, lead[0]),
+            info=checked_info(info, lead[0]),
             ground_truth=ground_truth,
-            dims=_checked_dims(dims, arrays),
+            dims=checked_dims(dims, arrays),
         )
 
     def dim_names(self, name: str) -> list[str]:
@@ -338,77 +345,6 @@ def _warn_unknown_dims(dims: dict, groups: dict) -> None:
         )
 
 
-def _checked_stats(stats, lead: tuple) -> dict:
-    """``stats`` (``None`` or name -> array) checked: each ``lead`` = (num_chains,
-    num_samples), and ``diverging`` True/False."""
-    stat_arrays = {}
-    for name, value in (stats or {}).items():
-        value = np.asarray(value)
-        if value.shape != lead:
-            raise ValueError(
-                f"stats[{name!r}] has shape {value.shape}; expected {lead} "
-                "(num_chains, num_samples)."
-            )
-        if name == "diverging" and not np.isin(value, (0, 1)).all():
-            raise ValueError(
-                "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
-            )
-        stat_arrays[name] = value
-    return stat_arrays
-
-
-def _checked_timing(timing) -> dict:
-    """``timing`` (``None`` or a dict name -> seconds) checked: numbers >= 0, or NaN."""
-    if timing is None:
-        return {}
-    if not isinstance(timing, dict):
-        raise TypeError(f"timing must be a dict name -> seconds; got {type(timing).__name__}.")
-    checked = {}
-    for name, seconds in timing.items():
-        value = _scalar(seconds)
-        if value is None or value < 0:
-            raise ValueError(
-                f"timing[{name!r}] must be seconds, a number >= 0 (NaN when unknown); "
-                f"got {seconds!r}."
-            )
-        checked[name] = value
-    return checked
-
-
-def _scalar(value) -> float | None:
-    """``value`` (a number or a 0-d array of one, not a bool) as a float, else None."""
-    if isinstance(value, bool | np.bool_):
-        return None
-    array = np.asarray(value) if not isinstance(value, str | bytes) else None
-    if array is None or array.ndim != 0 or not np.issubdtype(array.dtype, np.number):
-        return None
-    return None if np.iscomplexobj(array) else float(array)
-
-
-def _checked_count(name: str, value) -> int:
-    """An evaluation count (an int, or a whole number as a float or 0-d array) >= 0."""
-    number = _scalar(value)
-    if number is None or not np.isfinite(number) or number != round(number):
-        raise TypeError(f"{name} must be a whole number >= 0; got {value!r}.")
-    if number < 0:
-        raise ValueError(f"{name} must be a whole number >= 0; got {value!r}.")
-    return int(number)
-
-
-def _checked_dims(dims, draws: dict) -> dict:
-    """``dims`` checked against the draws: no more names than a draw has axes."""
-    if dims is None:
-        return {}
-    check_dims(dims)
-    for name, names in dims.items():
-        if name in draws and len(names) > np.ndim(draws[name]) - 2:
-            raise ValueError(
-                f"dims[{name!r}] names {len(names)} axes, but draws[{name!r}] has "
-                f"{np.ndim(draws[name]) - 2} after (chain, draw) (shape {np.shape(draws[name])})."
-            )
-    return {name: list(names) for name, names in dims.items()}
-
-
 def _netcdf_ready(tree):
     """``tree`` without what NetCDF cannot hold and a store's Zarr tree carries: its arrays'
     Zarr encodings, and boolean attributes (written as 0/1)."""
@@ -442,14 +378,3 @@ def summary(result: Result, **kwargs):
     import arviz_stats
 
     return arviz_stats.summary(result.to_arviz(), **kwargs)
-
-
-def _checked_info(info, num_chains: int) -> dict:
-    """``info`` as a dict, its superchain count (when given) checked against the chains."""
-    if info is None:
-        return {}
-    if not isinstance(info, dict):
-        raise TypeError(f"info must be a dict or None; got {type(info).__name__}.")
-    if info.get("superchains") is not None:
-        validation.superchain_size(info["superchains"], num_chains, 'info["superchains"]')
-    return dict(info)

@@ -1,0 +1,91 @@
+"""Checks of what :meth:`infer.Result.from_draws` is given, on the host: per-draw statistics,
+seconds, evaluation counts, dimension names and run facts (``info``)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from infer import validation
+from infer.target import check_dims
+
+
+def checked_stats(stats, lead: tuple) -> dict:
+    """``stats`` (``None`` or name -> array) checked: each ``lead`` = (num_chains,
+    num_samples), and ``diverging`` True/False."""
+    stat_arrays = {}
+    for name, value in (stats or {}).items():
+        value = np.asarray(value)
+        if value.shape != lead:
+            raise ValueError(
+                f"stats[{name!r}] has shape {value.shape}; expected {lead} "
+                "(num_chains, num_samples)."
+            )
+        if name == "diverging" and not np.isin(value, (0, 1)).all():
+            raise ValueError(
+                "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
+            )
+        stat_arrays[name] = value
+    return stat_arrays
+
+
+def checked_timing(timing) -> dict:
+    """``timing`` (``None`` or a dict name -> seconds) checked: numbers >= 0, or NaN."""
+    if timing is None:
+        return {}
+    if not isinstance(timing, dict):
+        raise TypeError(f"timing must be a dict name -> seconds; got {type(timing).__name__}.")
+    checked = {}
+    for name, seconds in timing.items():
+        value = scalar(seconds)
+        if value is None or value < 0:
+            raise ValueError(
+                f"timing[{name!r}] must be seconds, a number >= 0 (NaN when unknown); "
+                f"got {seconds!r}."
+            )
+        checked[name] = value
+    return checked
+
+
+def scalar(value) -> float | None:
+    """``value`` (a number or a 0-d array of one, not a bool) as a float, else None."""
+    if isinstance(value, bool | np.bool_):
+        return None
+    array = np.asarray(value) if not isinstance(value, str | bytes) else None
+    if array is None or array.ndim != 0 or not np.issubdtype(array.dtype, np.number):
+        return None
+    return None if np.iscomplexobj(array) else float(array)
+
+
+def checked_count(name: str, value) -> int:
+    """An evaluation count (an int, or a whole number as a float or 0-d array) >= 0."""
+    number = scalar(value)
+    if number is None or not np.isfinite(number) or number != round(number):
+        raise TypeError(f"{name} must be a whole number >= 0; got {value!r}.")
+    if number < 0:
+        raise ValueError(f"{name} must be a whole number >= 0; got {value!r}.")
+    return int(number)
+
+
+def checked_dims(dims, draws: dict) -> dict:
+    """``dims`` checked against the draws: no more names than a draw has axes."""
+    if dims is None:
+        return {}
+    check_dims(dims)
+    for name, names in dims.items():
+        if name in draws and len(names) > np.ndim(draws[name]) - 2:
+            raise ValueError(
+                f"dims[{name!r}] names {len(names)} axes, but draws[{name!r}] has "
+                f"{np.ndim(draws[name]) - 2} after (chain, draw) (shape {np.shape(draws[name])})."
+            )
+    return {name: list(names) for name, names in dims.items()}
+
+
+def checked_info(info, num_chains: int) -> dict:
+    """``info`` as a dict, its superchain count (when given) checked against the chains."""
+    if info is None:
+        return {}
+    if not isinstance(info, dict):
+        raise TypeError(f"info must be a dict or None; got {type(info).__name__}.")
+    if info.get("superchains") is not None:
+        validation.superchain_size(info["superchains"], num_chains, 'info["superchains"]')
+    return dict(info)
