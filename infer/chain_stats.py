@@ -15,7 +15,10 @@ quantiles (numpy's "linear" quantile, rounded as numpy rounds it), and ArviZ's M
 Draws are ``(num_chains, num_draws, ...)``; trailing axes are parameters, vmapped in batches
 that bound memory. A dict ``name -> draws`` gives a dict with the same names. ``jax.jit``
 compiles one program per shape, dtype and option (ahead of the first call, once however many
-threads make it); a second call with the same shapes compiles nothing. A ``jax.Array``
+threads make it); a second call with the same shapes compiles nothing. Few draws held in NumPy
+(up to 2**16 values, on the CPU) are stacked and padded into shared shapes first
+(:mod:`infer.shared_programs`): runs of other lengths and parameters then reuse one program,
+and the statistics come back as NumPy arrays. A ``jax.Array``
 sharded along the chains (a ``NamedSharding``) stays on its devices, which exchange the chains
 once and then each compute whole parameters of their own (``shard_map``). On an accelerator
 nothing is copied to the host; on the CPU, whose memory is the host's, the sort keys of many
@@ -70,7 +73,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
-from infer import validation
+from infer import shared_programs, validation
 from infer.chain_ranks import FAST_FROM, normal_scores
 from infer.chain_stats_kernels import (
     FLOAT64_PLATFORMS,
@@ -143,6 +146,19 @@ def _run(
     caller_has_x64 = jax.dtypes.canonicalize_dtype(jnp.float64) == jnp.float64
     keep_float64 = caller_has_x64 or _checked_result_dtype(result_dtype) == "float64"
     out_dtype = "float64" if keep_float64 and compute_dtype == "float64" else "float32"
+    options = (wanted, prob, superchain_ids, nested_method, compute_dtype, out_dtype)
+    if padded is False and shared_programs.applies(arrays, superchain_ids, _platforms(arrays)):
+        columns, layout = shared_programs.stack(arrays, compute_dtype)
+        results = shared_programs.unstack(_compiled_call(columns, *options, True), layout)
+    else:
+        results = _compiled_call(arrays, *options, padded)
+    return dict(zip(items, results, strict=True)) if named else results[0]
+
+
+def _compiled_call(
+    arrays, wanted, prob, superchain_ids, nested_method, compute_dtype, out_dtype, padded
+):
+    """One dict of statistics per array, from the program compiled for these shapes."""
     num_chains, num_draws = arrays[0].shape[:2]
     room = _padded_length(num_draws, padded)
     split_size, split_room = 2 * num_chains * (num_draws // 2), 2 * num_chains * (room // 2)
@@ -155,7 +171,7 @@ def _run(
         compute_dtype,
         out_dtype,
         _mesh(arrays),
-        padded,
+        padded is not False,
         host_sort,
     )
     arrays = tuple(_pad_draws(a, room) for a in arrays)
@@ -164,8 +180,7 @@ def _run(
     run = program(num_values, _platforms(arrays))
     real = lengths(num_chains, num_draws, prob)
     with jax.enable_x64(compute_dtype == "float64"):
-        results = _executable(run, arrays, scores, real, plan)(arrays, scores, real)
-    return dict(zip(items, results, strict=True)) if named else results[0]
+        return _executable(run, arrays, scores, real, plan)(arrays, scores, real)
 
 
 def _signature(value):

@@ -261,6 +261,23 @@ def test_a_second_call_with_the_same_shapes_compiles_nothing(compile_counter):
     assert compile_counter["n"] == compiled
 
 
+def test_few_draws_of_other_lengths_and_parameters_share_one_program(compile_counter):
+    """Each shape compiled its own program (about a second each, where computing takes
+    milliseconds): now few draws are stacked and padded into shared shapes."""
+    rng = np.random.default_rng(7)
+    shapes = [{"a": (4, 600), "b": (4, 600, 2)}, {"x": (4, 900, 3)}, {"y": (4, 1000, 2, 2)}]
+    runs = [{k: rng.standard_normal(shape) for k, shape in run.items()} for run in shapes]
+    chain_stats.summary_stats(runs[0])  # the first compiles: 4 chains, 1024 draws, 4 wide
+    compiled = compile_counter["n"]
+    for draws in runs[1:]:
+        mine = chain_stats.summary_stats(draws)
+        reference = arviz_reference(draws)
+        for name in draws:
+            for stat in chain_stats.STATISTICS:
+                assert_matches(mine[name][stat], reference[stat][name], what=f"{stat} of {name}")
+    assert compile_counter["n"] == compiled
+
+
 def test_the_quickly_built_program_gives_the_statistics_of_the_optimised_one(monkeypatch):
     """Few draws on the CPU run a program built with XLA's backend optimisation off (what the
     other tests check against ArviZ); from ``QUICK_BUILD_VALUES`` on, the optimised one."""
