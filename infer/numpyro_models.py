@@ -157,7 +157,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     observed_values = [site["value"] for site in trace.values() if is_observation(site)]
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
-        init = _searched_start(model, args, kwargs, observed)
+        init = _searched_start(_without(model, tuple(left_out)), args, kwargs, observed)
     return ModelTarget(
         logdensity_fn,
         constrain_fn,
@@ -173,14 +173,22 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     )
 
 
-@functools.cache
 def _without(model: Callable, sites: tuple) -> Callable:
+    """:func:`_hidden`, once per model and sites where the model can be a cache key."""
+    if not sites:
+        return model
+    try:
+        return _hidden(model, sites)
+    except TypeError:  # an unhashable callable object
+        return _hidden.__wrapped__(model, sites)
+
+
+@functools.lru_cache(maxsize=_MAX_MODELS)
+def _hidden(model: Callable, sites: tuple) -> Callable:
     """``model`` with its sample ``sites`` hidden from the log density (``handlers.block``):
     discrete outcomes left to ``None`` in a target for predictions, which, observing
     nothing, sum to one out of the joint density. The same object for the same model and
     sites (so compiled programs are found again)."""
-    if not sites:
-        return model
     from numpyro import handlers
 
     def hidden(*args, **kwargs):  # seeded inside: no handler outside sees these sites
