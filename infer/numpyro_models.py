@@ -157,7 +157,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     observed_values = [site["value"] for site in trace.values() if is_observation(site)]
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
-        init = _searched_start(_without(model, tuple(left_out)), args, kwargs, observed)
+        init = _searched_start(model, tuple(left_out), args, kwargs, observed)
     return ModelTarget(
         logdensity_fn,
         constrain_fn,
@@ -278,22 +278,27 @@ def site_dims(trace: dict) -> dict:
     return dims
 
 
-def _searched_start(model: Callable, args, kwargs, observed: dict):
-    """NumPyro's search for a start with a finite log density; when there is none, the error
-    names observed values that are NaN, inf or outside their likelihood's support."""
+def _searched_start(model: Callable, left_out: tuple, args, kwargs, observed: dict):
+    """NumPyro's search for a start with a finite log density (of the model with the
+    ``left_out`` sites hidden); when there is none, the error names array arguments or
+    observed values that are NaN, inf or outside their likelihood's support."""
     from numpyro.infer.initialization import init_to_median
     from numpyro.infer.util import initialize_model
 
     try:
         info = initialize_model(
             jax.random.key(0),
-            model,
+            _without(model, left_out),
             init_strategy=init_to_median(num_samples=15),
             model_args=tuple(args),
             model_kwargs=dict(kwargs),
         )
-    except RuntimeError as err:
+    except (RuntimeError, ValueError) as err:  # ValueError: a distribution's argument check
         named = validation.nonfinite_leaves(observed)
+        if not named:
+            _refuse_nonfinite_arguments(model, args, kwargs, err)  # a covariate's NaN
+        if isinstance(err, ValueError) and not named:
+            raise
         cause = (
             f"the observed values hold NaN or inf ({named}): drop or fill them"
             if named
