@@ -4,11 +4,13 @@ Each device fills its chains one after the other (a flat loop: a ``vmap`` over c
 batch the buffer's scatter, which XLA runs several times slower), in chunks of at most 2**24
 draws (and at most :data:`~infer.progress.PROGRESS_CHUNKS` chunks) so that a progress bar can
 follow. The chunking depends only on the sizes, so the draws are the same with or without
-progress.
+progress. An exact sampler sets up on the target's data (a hull, an envelope), which its
+program holds: a target with other data values compiles a program of its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import NamedTuple
 
@@ -61,6 +63,8 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
     cache_key = (
         "exact",
         program_key(target),
+        data_values_key(target.data),  # the sampler sets up on the data's values, held in
+        # the program (a hull, an envelope): another target's data must not find it
         hook(sampler, "cache_key")(),
         static_key,
         num_shards,
@@ -117,6 +121,20 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
     info, num_logdensity, num_grad = sampler.iid_summary(setup, counters, chunk)
     info["cache_hit"] = compile_seconds == 0.0
     return ExactRun(draws, info, num_logdensity, num_grad, compile_seconds, sampling_seconds)
+
+
+def data_values_key(data) -> tuple | None:
+    """The data's values as a cache key: each leaf's shape, dtype and BLAKE2 digest."""
+    if data is None:
+        return None
+    return tuple(
+        (np.shape(leaf), str(np.asarray(leaf).dtype), _digest(np.asarray(leaf)))
+        for leaf in jax.tree.leaves(data)
+    )
+
+
+def _digest(values: np.ndarray) -> str:
+    return hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).hexdigest()
 
 
 def sample_exact(

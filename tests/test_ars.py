@@ -4,6 +4,7 @@ hulls, many densities at once, and the errors it owes for densities it cannot sa
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import pytest
 from scipy import stats
 from stats_checks import assert_ks_matches
@@ -229,3 +230,25 @@ def test_a_region_of_numerical_trouble_rejects_its_proposals(trouble):
     assert draws.max() <= 5.0 and result.info["nonfinite_proposals"] > 0
     gamma = stats.gamma(3.0)
     assert_ks_matches(draws, lambda x: gamma.cdf(np.minimum(x, 5.0)) / gamma.cdf(5.0))
+
+
+def _scaled_normal(x, data):
+    return -0.5 * (x / data["sigma"]) ** 2
+
+
+def test_a_second_target_of_other_data_draws_from_its_own_density():
+    """The program held the first target's hull, built on its data, and the cache key held
+    only the data's shapes: N(0, 3^2) came back with sd 1.00, the first target's."""
+    for sigma in (1.0, 3.0):
+        target = infer.Target(
+            _scaled_normal, init=jnp.asarray(0.0), data={"sigma": jnp.asarray(sigma)}
+        )
+        result = infer.sample(
+            0, target, infer.ars(domain=(-INF, INF)), num_chains=2, num_samples=5000
+        )
+        draws = np.asarray(result.draws["x"])
+        se = 1 / np.sqrt(2 * draws.size)  # relative standard error of an iid sample's sd
+        assert abs(draws.std() / sigma - 1) < 5 * se, sigma
+        wide = infer.rejection(numpyro.distributions.Normal(0.0, 4.0))  # one for both
+        drawn = np.asarray(infer.sample(0, target, wide, num_samples=5000).draws["x"])
+        assert abs(drawn.std() / sigma - 1) < 5 / np.sqrt(2 * drawn.size), sigma
