@@ -372,7 +372,7 @@ class _Parts:
         adaptation = self.adaptation(kernel)
         num_warmup, thin, capacity = self.num_warmup, self.thin, self.capacity
         num_chains = chain_keys.shape[0]
-        flags = [name for name, b in buffers[2].items() if b.dtype == jnp.bool_]
+        flags = [name for name in DIVERGENCE_FIELDS if name in buffers[2]]
         pending = {name: jnp.zeros((num_chains,), bool) for name in flags if thin > 1}
         schedule = {} if adaptation is None else adaptation.schedule(num_warmup)
         schedule = jax.tree.map(np.asarray, schedule)
@@ -430,6 +430,12 @@ class _Parts:
         carry, buffers, _, counts, accepted = run_steps(t_start, t_stop, body, loop, self.block)
         positions, logdensity, infos = buffers
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))
+
+
+#: The Info fields of a divergence: with ``thin > 1`` those of the steps thinned out are OR-ed
+#: into the next kept draw's (a divergence between draws still counts); every other field is
+#: the kept step's own.
+DIVERGENCE_FIELDS = ("diverging", "is_divergent")
 
 
 def _as_dict(infos) -> dict:

@@ -83,10 +83,14 @@ def test_nuts_with_and_without_progress_is_bit_identical():
 
 def test_thinned_runs_cut_in_pieces_keep_the_flags_of_skipped_steps(tmp_path):
     """A progress bar's or checkpoints' pieces end at kept draws, so the flags of thinned-out
-    steps (``is_accepted``, ``diverging``: OR-ed into the next kept draw) are never lost to
-    a cut between two kept draws: the stats equal the uncut run's."""
+    steps (``diverging``: OR-ed into the next kept draw) are never lost to a cut between two
+    kept draws: the stats equal the uncut run's. Other flags are the kept step's own:
+    ``is_accepted`` was OR-ed too (0.91 accepted against an acceptance rate of 0.44)."""
     sampler, run = infer.rwmh(), dict(num_samples=40, thin=3, **RUN)
     plain = infer.sample(0, NORMAL_3D, sampler, **run)
+    accepted, rate = plain.stats["is_accepted"], plain.stats["acceptance_rate"]
+    se = np.sqrt(np.mean(rate * (1 - rate)) / accepted.size)  # each is Bernoulli(its rate)
+    assert abs(accepted.mean() - rate.mean()) < 5 * se
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # tqdm may warn about the terminal
         bar = infer.sample(0, NORMAL_3D, sampler, progress=True, **run)
