@@ -28,6 +28,7 @@ from infer.kernel_checks import checked_cost
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
+from infer.step_counts import add_count
 from infer.target import Target, constrain_program, program_key
 
 
@@ -55,8 +56,10 @@ class Chunk(NamedTuple):
         logdensity: their log densities, ``(capacity, num_chains)``.
         infos: name -> ``(capacity, num_chains)``: the kernel's per-step diagnostics.
         counts: ``(num_logdensity_evals, num_grad_evals, num_nonfinite)``, each
-            ``(num_chains,)``: the cost, and the proposals whose log density was NaN or
-            ``+inf`` (from the kernel's ``info.nonfinite``, when it has one).
+            ``(2, num_chains)`` int32, a count's low 30 bits and the rest (so a chain's count
+            passes 2**31; :func:`infer.step_counts.total` reads it): the cost, and the
+            proposals whose log density was NaN or ``+inf`` (from the kernel's
+            ``info.nonfinite``, when it has one).
         acceptance_sum: the sum over steps and chains of the acceptance rate (for progress).
     """
 
@@ -376,7 +379,6 @@ class _Parts:
         pending = {name: jnp.zeros((num_chains,), bool) for name in flags if thin > 1}
         schedule = {} if adaptation is None else adaptation.schedule(num_warmup)
         schedule = jax.tree.map(np.asarray, schedule)
-        zeros = jnp.zeros((num_chains,), jnp.int32)
 
         def adapt(t, operand, states, infos):
             adapt_states, params = operand
@@ -414,10 +416,8 @@ class _Parts:
             row = (states.position, states.logdensity, info_row)
             buffers = write_rows(buffers, row, slot, active)
             nonfinite = getattr(infos, "nonfinite", False)  # the protocol's optional field
-            counts = tuple(
-                c + jnp.broadcast_to(jnp.asarray(n, jnp.int32), c.shape)
-                for c, n in zip(counts, (*checked_cost(kernel.cost(infos)), nonfinite), strict=True)
-            )
+            step_counts = (*checked_cost(kernel.cost(infos)), nonfinite)
+            counts = tuple(add_count(c, n) for c, n in zip(counts, step_counts, strict=True))
             rate = getattr(infos, "acceptance_rate", None)
             if rate is not None:  # per chain: no reduction across chains inside the loop
                 accepted = accepted + rate.astype(jnp.float32)
@@ -425,7 +425,7 @@ class _Parts:
             carry, pending, counts, accepted = masked(active, new, loop[:1] + loop[2:])
             return carry, buffers, pending, counts, accepted
 
-        counts = (zeros, zeros, zeros)
+        counts = (jnp.zeros((2, num_chains), jnp.int32),) * 3
         loop = (carry, buffers, pending, counts, jnp.zeros((num_chains,), jnp.float32))
         carry, buffers, _, counts, accepted = run_steps(t_start, t_stop, body, loop, self.block)
         positions, logdensity, infos = buffers

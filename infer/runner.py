@@ -17,6 +17,7 @@ import numpy as np
 
 from infer.markov import Carry, Chunk, Programs
 from infer.placement import in_host_memory, to_host
+from infer.step_counts import total as count_total
 
 
 @dataclass
@@ -251,9 +252,9 @@ def _finish(
         record.logdensity.append(used(chunk.logdensity))
         record.infos.append({name: used(value) for name, value in chunk.infos.items()})
         record.note_moves(record.positions[-1], record.logdensity[-1])
-    record.num_logdensity_evals += int(np.asarray(counts[0], np.int64).sum())
-    record.num_grad_evals += int(np.asarray(counts[1], np.int64).sum())
-    nonfinite = np.asarray(counts[2], np.int64)
+    record.num_logdensity_evals += int(count_total(counts[0]).sum())
+    record.num_grad_evals += int(count_total(counts[1]).sum())
+    nonfinite = count_total(counts[2])
     record.nonfinite = nonfinite if record.nonfinite is None else record.nonfinite + nonfinite
     done = time.perf_counter()
     if t_start < record.num_warmup:

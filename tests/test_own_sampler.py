@@ -345,3 +345,23 @@ def test_info_fields_infer_does_not_read_may_be_vectors():
 
     with pytest.raises(TypeError, match=r"cost\(info\) must return .* two ints"):
         infer.sample(0, target, FloatCost(), num_chains=2, num_samples=5, num_warmup=0)
+
+
+@dataclass(frozen=True)
+class CostlyWalk(UniformWalk):
+    """A walk that reports 2**30 evaluations a step (an HMC whose step size collapsed
+    takes millions of leapfrog steps a draw)."""
+
+    name: str = "costly_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+        return kernel._replace(cost=lambda info: (2**30, 2**30 - 1))
+
+
+def test_evaluation_counts_past_two_to_the_31_are_exact():
+    """The counts were int32 per chain: past 2**31 they wrapped to negative."""
+    target = targets.get("normal_1d")
+    result = infer.sample(0, target, CostlyWalk(), num_chains=2, num_samples=3, num_warmup=2)
+    assert result.num_logdensity_evals == 2 * (5 * 2**30 + 1)  # and one at each start
+    assert result.num_grad_evals == 2 * 5 * (2**30 - 1)
