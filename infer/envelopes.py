@@ -389,10 +389,15 @@ def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
 
 
 def warn_on_violations(
-    num_violations: int, num_proposals: int, max_log_excess: float, num_nonfinite: int = 0
+    num_violations: int,
+    num_proposals: int,
+    max_log_excess: float,
+    num_nonfinite: int = 0,
+    envelope: Envelope | None = None,
 ) -> None:
     """Warn with the count and the largest ratio ``f / (M g)`` seen; a density of ``+inf``
-    (numerical trouble, rejected, counted as a violation) is said to be one."""
+    (numerical trouble, rejected, counted as a violation) is said to be one. The advice
+    depends on whether ``envelope`` was given or found (its search fell short)."""
     if num_violations <= 0:
         return
     if max_log_excess == math.inf and num_violations <= num_nonfinite:
@@ -406,9 +411,16 @@ def warn_on_violations(
         largest = (
             "inf" if max_log_excess == math.inf else f"{math.exp(min(max_log_excess, 700.0)):.4g}"
         )
+        fix = "Raise log_envelope, or pass log_envelope=None to have it found."
+        if envelope is not None and envelope.source == "found" and max_log_excess < math.inf:
+            fix = (
+                f"The envelope was found (log M = {envelope.log_envelope:.4g}) by a search "
+                "that missed the largest f/g, in a region its pilot draws did not reach: pass "
+                f"log_envelope={envelope.log_envelope + max_log_excess + 0.05:.4g} or more, or "
+                "raise safety_margin."
+            )
         message = (
             f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
-            f"(largest f/(M*g) = {largest}); the draws are not exact. Raise log_envelope, or "
-            "pass log_envelope=None to have it found."
+            f"(largest f/(M*g) = {largest}); the draws are not exact. {fix}"
         )
     warnings.warn(message, EnvelopeWarning, stacklevel=3)

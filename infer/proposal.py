@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import solve_triangular
 
 from infer import validation
+from infer.starts import check_scalar_logdensity
 
 
 class MHResult(NamedTuple):
@@ -211,7 +212,8 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         )
     if isinstance(proposal, tuple) and len(proposal) == 2 and all(map(callable, proposal)):
         sample_fn, log_prob_fn = proposal
-        _check_sample_fn(sample_fn, argument)
+        draw = _check_sample_fn(sample_fn, argument)
+        check_scalar_logdensity(log_prob_fn, draw, f"{argument}'s log_prob_fn")
         return Proposal(
             sample=sample_fn,
             log_prob=log_prob_fn,
@@ -225,9 +227,9 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
     )
 
 
-def _check_sample_fn(sample_fn, argument: str) -> None:
+def _check_sample_fn(sample_fn, argument: str):
     """Refuse a pair whose first function does not take a key (the pair given the other way
-    round fails later, deep in JAX, on arithmetic with a key)."""
+    round fails later, deep in JAX, on arithmetic with a key); returns the draw's shapes."""
     try:
         draw = jax.eval_shape(sample_fn, jax.random.key(0))
     except Exception as err:
@@ -241,6 +243,7 @@ def _check_sample_fn(sample_fn, argument: str) -> None:
             f"{argument}=(sample_fn, log_prob_fn): sample_fn(rng_key) returned a key, not a "
             "draw. The pair is (sample_fn, log_prob_fn), in that order."
         )
+    return draw
 
 
 def describe_proposal(proposal) -> str:

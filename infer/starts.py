@@ -99,16 +99,26 @@ def _per_chain(target: Target, positions, num_chains: int):
     return positions
 
 
-def check_initial_logdensity(values: np.ndarray, positions, data=None) -> None:
+def check_initial_logdensity(values: np.ndarray, positions, data=None, jitter=0.0) -> None:
     """Every chain's log density at its start (``values``, ``(num_chains,)``) must be a finite
-    scalar; the error names the first chain that is not, and NaN or inf in the target's
-    ``data`` when there are (the likelier cause then)."""
+    scalar; the error names the first chain that is not, NaN or inf in the target's ``data``
+    when there are (the likelier cause then), and the jitter the starts had (``jitter``, the
+    half-width around ``init``)."""
     values = np.asarray(values)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         chain = int(bad[0])
-        point = jax.tree.map(lambda leaf: np.asarray(leaf[chain]).round(4).tolist(), positions)
+        point = jax.tree.map(
+            lambda leaf: np.array2string(np.asarray(leaf[chain]), precision=4, separator=", "),
+            positions,
+        )
         fix = "Start inside the support: pass init= a point where the log density is finite."
+        if jitter:
+            fix += (
+                f" The starts are init jittered by up to {jitter} on every coordinate (halved, "
+                "up to 20 times, where that leaves the support): for an init near the edge of "
+                "the support, pass a smaller init_jitter, or init_jitter=0."
+            )
         nonfinite = "" if data is None else validation.nonfinite_leaves(data, "data")
         if nonfinite:
             fix = (

@@ -117,6 +117,15 @@ def test_only_some_chains_start_outside_the_support(nothing_compiled):
         infer.sample(0, target, infer.rwmh(), num_chains=2, init=starts)
 
 
+def test_an_init_at_the_edge_of_the_support_is_told_of_its_jitter(nothing_compiled):
+    """The init 1e-7 is inside the support; its jitter (halved 20 times: 1e-6) leaves it, and
+    the message said only "pass init= a point where the log density is finite", at a
+    position it printed as -0.0."""
+    target = infer.Target(lambda x: jnp.where(x > 0, -x, -jnp.inf), init=jnp.asarray(1e-7))
+    with pytest.raises(ValueError, match=r"position -?\d\.\d+e-0\d\. .* init_jitter=0"):
+        infer.sample(0, target, infer.rwmh(), num_chains=8)
+
+
 def test_initial_point_of_the_wrong_shape(nothing_compiled):
     with pytest.raises(
         ValueError, match=r"init has shape \(3,\); expected one point shaped \(2,\)"
@@ -651,3 +660,12 @@ def test_advi_checks_the_names_it_reports_as_sample_does():
     target = infer.Target(_quadratic, init=jnp.zeros(2), constrain_fn=lambda x: {"chain": x})
     with pytest.raises(ValueError, match=r"constrain_fn's names include 'chain'"):
         infer.advi(0, target, num_steps=10)
+
+
+@pytest.mark.parametrize("make", [infer.rejection, infer.independent_mh])
+def test_a_proposal_log_prob_fn_of_per_coordinate_terms_is_refused(make):
+    """It failed deep in JAX (rejection: incompatible shapes for broadcasting) or as a
+    protocol error of the kernel (independent MH)."""
+    pair = (lambda key: 2.0 * jax.random.normal(key, (2,)), lambda x: -0.5 * (x / 2.0) ** 2)
+    with pytest.raises(ValueError, match=r"proposal's log_prob_fn must return a scalar .* \(2,\)"):
+        make(pair)

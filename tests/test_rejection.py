@@ -7,6 +7,7 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro
 import numpyro.distributions as dist
 import pytest
 from scipy import stats
@@ -96,6 +97,12 @@ def test_missed_spike_is_counted_and_warned():
         result = infer.sample(0, target, sampler, num_chains=1, num_samples=2_000_000)
     assert result.info["envelope_violations"] > 0
     assert result.info["max_envelope_ratio"] > 1.0
+    # found, the envelope misses the spike too: the advice was "pass log_envelope=None to
+    # have it found", which is what the user had done
+    found = infer.rejection(numpyro.distributions.Uniform(0.0, 1.0))
+    with pytest.warns(infer.EnvelopeWarning, match=r"envelope was found .* pass log_envelope="):
+        result = infer.sample(0, target, found, num_chains=1, num_samples=2_000_000)
+    assert result.info["envelope_source"] == "found" and result.info["envelope_violations"] > 0
 
 
 def test_an_envelope_at_the_exact_supremum_is_not_a_violation():

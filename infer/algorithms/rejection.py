@@ -377,7 +377,7 @@ class Rejection(Sampler):
         violations = total("num_violations")
         max_log_excess = float(max(np.max(np.asarray(c.max_log_excess)) for c in counters))
         nonfinite = total("num_nonfinite")
-        warn_on_violations(violations, num_proposals, max_log_excess, nonfinite)
+        warn_on_violations(violations, num_proposals, max_log_excess, nonfinite, envelope)
         info = {
             "nonfinite_proposals": nonfinite,
             "acceptance_rate": num_accepted / num_proposals,
