@@ -4,6 +4,7 @@ least recently used first out, and one build per program however many threads as
 import threading
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -70,5 +71,7 @@ def test_chain_stats_programs_go_through_the_cache_once_per_shape():
     held = chain_stats_keys()
     chain_stats.summary_stats(draws + 1.0)  # same shapes: no new program
     assert chain_stats_keys() - held == set()
-    chain_stats.summary_stats(draws[:, :40])  # another length: one more
+    chain_stats.summary_stats(draws[:, :40])  # another length of few draws: shared, padded
+    assert chain_stats_keys() - held == set()
+    chain_stats.summary_stats(jax.numpy.asarray(draws[:, :40]))  # a JAX array: its own shape
     assert len(chain_stats_keys() - held) == 1
