@@ -19,9 +19,10 @@ _MIN_WIDTH = 4
 
 
 def applies(arrays, superchain_ids, platforms: set[str]) -> bool:
-    """Whether the draws are few NumPy arrays (JAX arrays stay where they are) computed on
-    the CPU, and need no superchain labels (which are part of the program)."""
-    on_host = all(isinstance(a, np.ndarray) for a in arrays)
+    """Whether the draws are few NumPy arrays (JAX arrays stay where they are), each with at
+    least one parameter, computed on the CPU, and need no superchain labels (which are part
+    of the program)."""
+    on_host = all(isinstance(a, np.ndarray) and math.prod(a.shape[2:]) for a in arrays)
     few = sum(math.prod(a.shape) for a in arrays) <= SHARED_UP_TO
     return few and on_host and platforms == {"cpu"} and superchain_ids is None
 
