@@ -88,17 +88,22 @@ def nonfinite_arguments(model: Callable, args, kwargs) -> list[str]:
     return found
 
 
-def constant_data(model: Callable, args, kwargs, observed_values: list) -> dict:
-    """The model's array arguments by parameter name, but those that are observed:
-    ``observed_values``, the observed sites' values as the model's trace holds them. An
-    argument passed to a site as it is (``obs=y``) is that site's; a site whose value is no
-    argument itself (``obs=y.astype(...)``) claims the arguments equal to it."""
+def constant_data(model: Callable, args, kwargs, traced: dict, observed: dict) -> dict:
+    """The model's array arguments by parameter name, but those that are observed. An
+    argument passed to a site as it is (``obs=y``: ``traced``, site -> its value in the
+    model's abstract trace, is that very argument) is that site's; a site whose value is no
+    argument itself (``obs=jnp.log(y)``) claims the arguments equal to its value in
+    ``observed`` (site -> concrete values)."""
     bound = _bound(model, args, kwargs)
     bound = {f"arg{i}": value for i, value in enumerate(args)} | kwargs if bound is None else bound
     leaves = _array_leaves(model, bound)
-    claimed = {id(value) for value in observed_values}
+    claimed = {id(value) for value in traced.values()}
     passed_as_is = {id(leaf) for _, leaf in leaves} & claimed
-    by_value = [np.asarray(v) for v in observed_values if id(v) not in passed_as_is]
+    by_value = [
+        np.asarray(observed[name])
+        for name, value in traced.items()
+        if id(value) not in passed_as_is and name in observed
+    ]
     constants = {}
     for label, leaf in leaves:
         if id(leaf) in claimed:

@@ -106,7 +106,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             f"the model's argument(s) {', '.join(lists)} are Python lists or tuples of "
             "numbers, or pandas objects, which the model's arithmetic does not take as "
             "arrays: pass np.asarray(...) of them (.to_numpy() of a pandas Series). Calling "
-            f"the model raised {type(err).__name__}: {validation.error_line(err)}"
+            f"the model raised {validation.error_line(err)}"
         ) from err
     params = [name for name, site in trace.items() if site["type"] == "param"]
     if params:
@@ -155,7 +155,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         _explain_failure(model, args, kwargs, err, "data")
         raise
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
-    observed_values = [site["value"] for site in trace.values() if is_observation(site)]
+    traced = {name: site["value"] for name, site in trace.items() if is_observation(site)}
     if not np.isfinite(value):  # the prior median is outside the support: NumPyro's search
         init = _searched_start(model, tuple(left_out), args, kwargs, observed)
     return ModelTarget(
@@ -165,7 +165,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         jax.tree.map(np.asarray, init),
         loglik_fn,
         observed,
-        constant_data(model, args, kwargs, observed_values),
+        constant_data(model, args, kwargs, traced, observed),
         ModelSource(model, tuple(args), dict(kwargs)),
         site_dims(trace),
         unobserved,
@@ -242,7 +242,7 @@ def _refuse_nonfinite_arguments(model: Callable, args, kwargs, err: Exception) -
     if named := nonfinite_arguments(model, args, kwargs):
         raise ValueError(
             f"the model's array argument(s) {', '.join(named)} hold NaN or inf values, and "
-            f"the model fails on them ({type(err).__name__}: {validation.error_line(err)}). "
+            f"the model fails on them ({validation.error_line(err)}). "
             "Drop or fill them (observations may be masked: numpyro.handlers.mask)."
         ) from err
 

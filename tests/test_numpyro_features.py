@@ -230,6 +230,13 @@ def test_a_covariate_equal_to_the_outcome_is_constant_data():
     converted = infer.Target.from_numpyro(regression_of_a_dict, {"x": X, "y": Y})
     assert list(converted.constant_data) == ["data.x"]  # an observation looked up in a dict
 
+    def observed_through_jax(x, y):  # the observed value a tracer in the abstract trace
+        b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(b * x, 1.0), obs=jax.numpy.asarray(y))
+
+    through_jax = infer.Target.from_numpyro(observed_through_jax, X, Y)  # a review's regression
+    assert list(through_jax.constant_data) == ["x"] and list(through_jax.observed_data) == ["y"]
+
 
 def test_a_plate_named_like_a_site_and_a_nan_covariate_are_named():
     def clash(n, two):
