@@ -10,7 +10,6 @@ program holds: a target with other data values compiles a program of its own.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from typing import NamedTuple
 
@@ -24,6 +23,7 @@ from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.reported_names import reported_shapes
 from infer.result import Result
+from infer.run_state import data_digest
 from infer.target import Target, program_key
 
 IID_CHUNK = 2**24  # draws per device per compiled call of an exact sampler
@@ -63,7 +63,7 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
     cache_key = (
         "exact",
         program_key(target),
-        data_values_key(target.data),  # the sampler sets up on the data's values, held in
+        data_digest(target.data),  # the sampler sets up on the data's values, held in
         # the program (a hull, an envelope): another target's data must not find it
         hook(sampler, "cache_key")(),
         static_key,
@@ -121,20 +121,6 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
     info, num_logdensity, num_grad = sampler.iid_summary(setup, counters, chunk)
     info["cache_hit"] = compile_seconds == 0.0
     return ExactRun(draws, info, num_logdensity, num_grad, compile_seconds, sampling_seconds)
-
-
-def data_values_key(data) -> tuple | None:
-    """The data's values as a cache key: each leaf's shape, dtype and BLAKE2 digest."""
-    if data is None:
-        return None
-    return tuple(
-        (np.shape(leaf), str(np.asarray(leaf).dtype), _digest(np.asarray(leaf)))
-        for leaf in jax.tree.leaves(data)
-    )
-
-
-def _digest(values: np.ndarray) -> str:
-    return hashlib.blake2b(np.ascontiguousarray(values).tobytes(), digest_size=16).hexdigest()
 
 
 def sample_exact(

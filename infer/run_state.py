@@ -79,7 +79,7 @@ def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
         "target": target.name,
         "logdensity_fn": f"{getattr(function, '__module__', '?')}."
         f"{getattr(function, '__qualname__', type(function).__name__)}",
-        "data": _data_digest(target.data),
+        "data": data_digest(target.data),
         "sampler": sampler.name,
         "settings": settings_json(sampler.settings()),
         "positions": str(jax.tree.structure(positions)) + " " + str(jax.tree.leaves(shapes)),
@@ -88,7 +88,9 @@ def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
     }
 
 
-def _data_digest(data) -> str:
+def data_digest(data) -> str:
+    """A fingerprint of the data's values: each leaf's shape, dtype and bytes (a strided
+    sample of them past :data:`FULL_HASH_BYTES`)."""
     if data is None:
         return "none"
     digest = hashlib.sha1()
