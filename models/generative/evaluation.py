@@ -367,7 +367,7 @@ def score_samples(
 
 def _checked_counts(iwae_samples, num_generated, seed) -> tuple:
     """:func:`evaluate`'s counts, checked: ``iwae_samples`` one count or a sequence of them."""
-    if isinstance(iwae_samples, int | np.integer | np.ndarray) and iwae_samples is not True:
+    if isinstance(iwae_samples, int | np.integer | np.ndarray) and type(iwae_samples) is not bool:
         iwae_samples = tuple(np.atleast_1d(iwae_samples).tolist())
     if not isinstance(iwae_samples, list | tuple):  # empty: no IWAE bound
         raise TypeError(
