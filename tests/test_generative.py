@@ -300,13 +300,25 @@ def test_the_discriminator_can_have_its_own_learning_rate():
 
 def test_resumed_run_is_bit_identical(tmp_path):
     """With a validation split, so that the best state kept so far resumes too (the path
-    without one is what test_load_restores_the_trained_model restores)."""
+    without one is what test_load_restores_the_trained_model restores). The restored state
+    is held as the first run held it, so the resumed run compiles nothing again."""
     settings = dict(epochs=2, seed=2, checkpoint_every=1, validation=0.2)
     whole = training.train("vae", "digits", out=tmp_path / "whole", **settings)
     part = tmp_path / "part"
     interrupted = training.train("vae", "digits", out=part, stop_after=1, **settings)
     assert interrupted.metrics["epoch"] == [1]
-    resumed = training.train("vae", "digits", out=part, resume=True, **settings)
+    misses = []
+
+    def listener(event, **kwargs):
+        if event == "/jax/compilation_cache/cache_misses":
+            misses.append(event)
+
+    jax.monitoring.register_event_listener(listener)  # the test run's persistent cache is on
+    try:
+        resumed = training.train("vae", "digits", out=part, resume=True, **settings)
+    finally:
+        jax.monitoring.unregister_event_listener(listener)
+    assert misses == [], "the resumed run compiled programs the first run had compiled"
     for a, b in zip(
         jax.tree.leaves(nnx.state(whole.model)),
         jax.tree.leaves(nnx.state(resumed.model)),

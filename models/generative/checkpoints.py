@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 
@@ -68,6 +71,13 @@ def _differences(saved: dict, now: dict) -> str:
     return "; ".join(lines)
 
 
+def _uncommitted(tree):
+    """``tree``'s arrays as a fresh run holds them: Orbax gives arrays committed to a device,
+    which ``jax.jit`` lowers to other programs than the fresh run's (its step, scores and
+    copies), so a resumed run compiled each of them again, twice for the step."""
+    return jax.tree.map(lambda leaf: jnp.asarray(np.asarray(leaf)), tree)
+
+
 def restore(checkpoints, state, best, config: dict):
     """``(state, best, metrics, next_epoch)`` from the latest checkpoint, restored into
     ``state`` and ``best`` (NNX states of the same structure; ``best`` ``None`` when the run
@@ -98,7 +108,7 @@ def restore(checkpoints, state, best, config: dict):
     if best is not None:
         items["best"] = ocp.args.StandardRestore(nnx.to_pure_dict(best))
     restored = checkpoints.restore(latest, args=ocp.args.Composite(**items))
-    nnx.replace_by_pure_dict(state, restored["state"])
+    nnx.replace_by_pure_dict(state, _uncommitted(restored["state"]))
     if best is not None:
-        nnx.replace_by_pure_dict(best, restored["best"])
+        nnx.replace_by_pure_dict(best, _uncommitted(restored["best"]))
     return state, best, meta["metrics"], int(meta["epoch"]) + 1
