@@ -4,6 +4,7 @@ error names the argument, what was expected, what was got and how to fix it."""
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from typing import NamedTuple
 
@@ -93,29 +94,16 @@ def check_arguments(
         num_chains, num_samples, thin, init_jitter, until, source
     )
     sharding = chain_sharding(devices, num_chains)
-    if exact:
-        return Arguments(
-            key_input,
-            seed,
-            target,
-            sampler,
-            num_chains,
-            num_samples,
-            0,
-            1,
-            init,
-            init_jitter,
-            sharding,
-            None,
-            Outputs(None, None, None, None),
-            None,
-            num_samples,
-            1,
-        )
+    if exact:  # no warm-up, thinning, resuming, outputs, rule or superchains
+        outputs = Outputs(None, None, None, None)
+        settings = (num_chains, num_samples, 0, 1, init, init_jitter, sharding, None, outputs)
+        return Arguments(key_input, seed, target, sampler, *settings, None, num_samples, 1)
     if num_warmup is None:
         num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
-    outputs = _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep)
+    outputs = _check_outputs(
+        target, init, resume, source, checkpoint, checkpoint_every, store, keep
+    )
     num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
     _check_step_count(source, num_warmup, num_draws, thin)
     superchain_size = _superchain_size(superchains, num_chains, init, source)
@@ -192,6 +180,7 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
         raise TypeError(
             f"until must be infer.converged(rhat=..., ess=..., max_samples=...); got {until!r}."
         )
+    num_samples = _saved_check_every(source, num_samples)
     if num_samples is None:  # the batch between checks, within the budget
         num_samples = min(DEFAULT_SAMPLES, until.max_samples)
     num_samples = validation.positive_int("num_samples", num_samples)
@@ -256,6 +245,23 @@ def _check_same_rule(source: Saved, until) -> None:
         )
 
 
+def _saved_check_every(source, asked):
+    """With ``until=``, a checkpoint folder's run keeps the draws between two checks it was
+    started with (where it stops depends on them); a ``num_samples`` that differs is warned
+    about. Anything else: ``asked``."""
+    saved = getattr(source, "check_every", None)
+    if saved is None:
+        return asked
+    if asked is not None and asked != saved:
+        warnings.warn(
+            f"num_samples={asked} is ignored: with until=, num_samples is the draws per chain "
+            f"between two checks, and the checkpoint folder's run checks every {saved}, as it "
+            "must to stop where it would have stopped. Leave num_samples out.",
+            stacklevel=5,
+        )
+    return saved
+
+
 def _refuse_until_with_result(source) -> None:
     """``until=`` continues from a checkpoint folder of a run started with it, not from a
     result: its rule reads the draws of this call, while ``max_samples`` counts the run's."""
@@ -289,11 +295,17 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
     return saved
 
 
-def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, keep) -> Outputs:
-    """Where the draws go besides the result, checked against each other."""
+def _check_outputs(
+    target, init, resume, source, checkpoint, checkpoint_every, store, keep
+) -> Outputs:
+    """Where the draws go besides the result, checked against each other. A checkpoint
+    folder's run (``source``) checkpoints as often as it did unless told otherwise."""
+    if checkpoint_every is None:
+        checkpoint_every = getattr(source, "checkpoint_every", None)
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = checkpoint_folder(checkpoint, resume)
+    _check_writable_if_unfinished(source, folder)
     if checkpoint_every is not None and folder is None:
         raise ValueError(
             f"checkpoint_every={checkpoint_every} says how often to write checkpoints, but "
@@ -313,6 +325,20 @@ def _check_outputs(target, init, resume, checkpoint, checkpoint_every, store, ke
             "from process 0 (result.save) instead."
         )
     return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, init))
+
+
+def _check_writable_if_unfinished(source, folder) -> None:
+    """A checkpoint folder whose run is unfinished is written to as the run continues: one
+    this user cannot write to is refused before anything runs (it failed after the work)."""
+    if not isinstance(source, Saved) or folder is None or os.access(folder, os.W_OK):
+        return
+    stop = source.saved.meta.get("stop")
+    if stop is None or source.step < int(stop):
+        raise PermissionError(
+            f"resume={str(folder)!r}: the run is not finished, and it keeps checkpointing "
+            "into its folder, which this user cannot write to. Copy the folder somewhere "
+            "writable (shutil.copytree) and resume the copy."
+        )
 
 
 def _superchain_size(superchains, num_chains: int, init, source) -> int:

@@ -116,6 +116,12 @@ def load(source) -> Checkpoint:
     source = Path(source)
     if source.is_file():
         found, chosen = [source], source
+    elif source.suffix == ".npz" and source.parent.is_dir():  # a checkpoint that is gone
+        kept = [p.name for p in checkpoints(source.parent)]
+        raise FileNotFoundError(
+            f"{source} does not exist; the folder keeps the newest two checkpoints: "
+            f"{kept or 'none'}. Resume from the folder ({str(source.parent)!r}) or one of those."
+        )
     else:
         found = checkpoints(source)
         if not found:
@@ -261,6 +267,10 @@ class Writer:
             leftover.unlink(missing_ok=True)
         existing = checkpoints(self.folder)
         self.number = int(_CHECKPOINT.search(existing[-1].name).group(1)) if existing else 0
+        # New chunks are numbered past every chunk in the folder: a run resumed from an older
+        # checkpoint must not overwrite a chunk that a newer checkpoint still lists.
+        numbers = [int(p.stem.split("-")[1]) for p in self.folder.glob("chunk-[0-9]*.npz")]
+        self.next_chunk = max([len(self.chunks) - 1, *numbers]) + 1
         self.last_step = record.step
 
     def maybe_write(self, record: RunRecord) -> None:
@@ -280,8 +290,9 @@ class Writer:
                 for name in record.infos[0]
             }
             self.chunks.append(
-                write_chunk(self.folder, len(self.chunks), positions, logdensity, infos)
+                write_chunk(self.folder, self.next_chunk, positions, logdensity, infos)
             )
+            self.next_chunk += 1
             # the record keeps one part per chunk, so the next chunk starts after these
             record.positions[new], record.logdensity[new] = [positions], [logdensity]
             record.infos[new] = [infos]

@@ -108,7 +108,8 @@ def sample(
             sampler (``num_samples`` more draws; join them with :func:`infer.concat`), or a
             checkpoint folder (or file) written with ``checkpoint=`` (finish that run: the
             result holds all its draws and equals an uninterrupted run bit for bit). The
-            target, sampler, its options and the shapes must be those of the saved run.
+            target, sampler, its options and the shapes must be those of the saved run,
+            whose ``superchains`` and ``checkpoint_every`` (unless given) it keeps.
         checkpoint: a folder to write checkpoints to, atomically, at chunk boundaries: the
             draws so far and the chains' state. Resuming from a folder keeps writing to it.
         checkpoint_every: steps per chain between checkpoints (warm-up steps count; with

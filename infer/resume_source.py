@@ -53,6 +53,9 @@ class Saved:
         self.fingerprint = meta["fingerprint"]
         self.seed = meta.get("seed")
         self.num_chains = int(np.shape(saved.chain_keys)[0])
+        self.superchain_size = int(meta.get("superchain_size", 1))
+        self.check_every = meta.get("check_every")  # None: no until=, or an older folder
+        self.checkpoint_every = meta.get("checkpoint_every")
 
 
 def checkpoint_folder(checkpoint, resume) -> Path | None:

@@ -54,6 +54,11 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
             "fingerprint": run.fingerprint,
             "seed": run.seed,
             "until": None if until is None else until.as_dict(),
+            "superchain_size": run.superchain_size,
+            # what a resume from this folder keeps: the draws between two checks of until=
+            # (where the run stops depends on it) and how often it checkpoints
+            "check_every": None if until is None else num_samples,
+            "checkpoint_every": every_checkpoint,
         }
         writer = checkpoints.Writer(
             outputs.folder, facts, run.chain_keys, every_checkpoint, record, run.resumed_from

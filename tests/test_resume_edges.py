@@ -101,3 +101,119 @@ def test_a_folder_named_relative_and_absolute_is_one_folder(tmp_path, monkeypatc
     for resume, checkpoint in (("part", absolute), (absolute, "part")):
         again = infer.sample(3, NORMAL_3D, sampler, resume=resume, checkpoint=checkpoint)
         assert again.num_samples == 20
+
+
+def _older_checkpoint_folder(folder, tmp_path, name="older"):
+    """A copy of ``folder`` as a run killed after its next-to-last checkpoint left it."""
+    import shutil
+
+    copy = tmp_path / name
+    shutil.copytree(folder, copy)
+    for path in infer.checkpoint.checkpoints(copy)[1:]:
+        path.unlink()
+    return copy
+
+
+def test_a_stopping_rule_resumed_from_a_folder_checks_where_the_first_run_checked(tmp_path):
+    """With until=, num_samples is the draws between two checks, which decide where the run
+    stops. A folder's run resumed without it (or with another) checked at the default's
+    steps instead and stopped elsewhere, silently; it keeps its own now."""
+    folder = tmp_path / "run"
+    rule = infer.converged(rhat=1.05, ess=30, max_samples=400)  # met at 350 draws, checked
+    kwargs = dict(until=rule, checkpoint_every=100, **RUN)  # every 50; every 400 by default
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        whole = infer.sample(
+            0, NORMAL_3D, SAMPLERS["rwmh"], num_samples=50, checkpoint=folder, **kwargs
+        )
+        assert whole.info["until"]["num_draws"] == 350
+        older = _older_checkpoint_folder(folder, tmp_path)
+        again = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], until=rule, resume=older, **RUN)
+        np.testing.assert_array_equal(again.draws["x"], whole.draws["x"])
+        assert again.info["until"] == whole.info["until"]
+        older = _older_checkpoint_folder(folder, tmp_path, "older2")
+        with pytest.warns(UserWarning, match="num_samples=20 is ignored: with until=.* every 50"):
+            infer.sample(
+                0, NORMAL_3D, SAMPLERS["rwmh"], num_samples=20, until=rule, resume=older, **RUN
+            )
+
+
+def test_a_folder_resumed_from_an_older_checkpoint_keeps_the_newer_ones_chunks(tmp_path):
+    """Resumed from its older checkpoint, a run wrote its chunks under the names the newer
+    checkpoint lists, so that one, still in the folder, returned fewer draws than it
+    counted. Chunks are written once, under new names."""
+    folder = tmp_path / "run"
+    kwargs = dict(num_samples=100, **RUN)
+    whole = infer.sample(
+        0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=folder, checkpoint_every=30, **kwargs
+    )
+    before = {p.name: p.read_bytes() for p in folder.glob("chunk-*.npz")}
+    older, newer = infer.checkpoint.checkpoints(folder)
+    again = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
+    np.testing.assert_array_equal(again.draws["x"], whole.draws["x"])
+    for name, content in before.items():  # no chunk was written over
+        assert (folder / name).read_bytes() == content, name
+    newest = infer.checkpoint.checkpoints(folder)[-1]
+    latest = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=newest, **kwargs)
+    np.testing.assert_array_equal(latest.draws["x"], whole.draws["x"])
+
+
+def test_a_folder_resumed_keeps_its_superchains_and_checkpoint_interval(tmp_path):
+    """The folder's run keeps its superchains (nested R-hat was lost) and checkpoints as
+    often as it did (a tenth of the steps left, one every few steps near the end)."""
+    folder = tmp_path / "run"
+    kwargs = dict(num_chains=4, num_warmup=40, num_samples=100)
+    whole = infer.sample(
+        0,
+        NORMAL_3D,
+        SAMPLERS["rwmh"],
+        superchains=2,
+        checkpoint=folder,
+        checkpoint_every=30,
+        **kwargs,
+    )
+    older = _older_checkpoint_folder(folder, tmp_path)
+    again = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
+    assert again.info["superchains"] == whole.info["superchains"] == 2
+    np.testing.assert_array_equal(again.draws["x"], whole.draws["x"])
+    steps = [
+        int(np.load(p)["meta"].tobytes().decode().split('"step": ')[1].split(",")[0])
+        for p in infer.checkpoint.checkpoints(older)
+    ]
+    assert steps == [130, 140], steps  # 30 steps on (past the end), and the last at the end
+
+
+def test_an_unfinished_run_in_a_folder_it_cannot_write_is_refused_before_it_runs(
+    tmp_path, monkeypatch
+):
+    """It sampled, then failed writing its next chunk (OSError: read-only file system). The
+    test runs as a user who can write anywhere, so the folder is made unwritable by patching
+    the access check the library asks."""
+    import os
+
+    from infer import arguments
+
+    folder = tmp_path / "run"
+    kwargs = dict(num_samples=100, **RUN)
+    infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=folder, checkpoint_every=30, **kwargs)
+    older = _older_checkpoint_folder(folder, tmp_path)
+    real_access = os.access
+
+    def access(path, mode):
+        return False if mode == os.W_OK else real_access(path, mode)
+
+    monkeypatch.setattr(arguments.os, "access", access)
+    with pytest.raises(PermissionError, match="not finished.*Copy the folder"):
+        infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
+    finished = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=folder, **kwargs)
+    assert finished.draws["x"].shape == (3, 100, 3)  # a finished run is only read
+
+
+def test_a_checkpoint_file_that_is_gone_is_named_as_a_file_with_the_ones_kept(tmp_path):
+    folder = tmp_path / "run"
+    kwargs = dict(num_samples=100, **RUN)
+    infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=folder, checkpoint_every=30, **kwargs)
+    with pytest.raises(
+        FileNotFoundError, match=r"checkpoint-000001.npz does not exist.*newest two"
+    ):
+        infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=folder / "checkpoint-000001.npz")
