@@ -53,6 +53,11 @@ def load(path) -> Result:
     path = file_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
+    if path.suffix == ".npz" and path.name.startswith("checkpoint-"):
+        raise ValueError(
+            f"{path} is a checkpoint written by infer.sample(..., checkpoint=...), not a saved "
+            f"result: infer.sample(..., resume={str(path.parent)!r}) returns its run."
+        )
     try:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             tree = tree.load()

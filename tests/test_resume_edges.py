@@ -217,3 +217,6 @@ def test_a_checkpoint_file_that_is_gone_is_named_as_a_file_with_the_ones_kept(tm
         FileNotFoundError, match=r"checkpoint-000001.npz does not exist.*newest two"
     ):
         infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=folder / "checkpoint-000001.npz")
+    newest = infer.checkpoint.checkpoints(folder)[-1]
+    with pytest.raises(ValueError, match=r"is a checkpoint .*not a saved result: .*resume="):
+        infer.load(newest)
