@@ -17,6 +17,7 @@ from infer.cli_types import (
     add_progress_flags,
     integer_at_least,
     non_negative_int,
+    path,
     positive_int,
     probability,
     report_folder_and_progress,
@@ -134,7 +135,7 @@ def _add_compare_command(commands) -> None:
     )
     compare.add_argument(
         "--out",
-        type=Path,
+        type=path,
         default=Path("infer-output"),
         help="folder for the report: table, plots, index.html and each run's NetCDF, in "
         "<out>/<target> (default ./infer-output)",
@@ -212,7 +213,7 @@ def _add_sbc_command(commands) -> None:
     sbc.add_argument("--seed", type=seed, default=0, help="seed (default 0)")
     sbc.add_argument(
         "--out",
-        type=Path,
+        type=path,
         default=Path("infer-output"),
         help=(
             "folder for the report: <out>/<target>/sbc_<sampler>.{md,png} and "
@@ -330,7 +331,17 @@ def _plain_warning(message, category, filename, lineno, file=None, line=None) ->
 def main(argv=None) -> int:
     with warnings.catch_warnings():  # puts Python's own printing back when the command ends
         warnings.showwarning = _plain_warning
-        return _main(argv)
+        try:
+            return _main(argv)
+        except KeyboardInterrupt:  # Ctrl-C: one line and the shell's code, no traceback
+            command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
+            print(
+                f"\ninfer {command}: interrupted. Files already written are complete (each is "
+                "written atomically), but a report is whole only once its path is printed "
+                "(a compare report's index.html comes last): run the command again.",
+                file=sys.stderr,
+            )
+            return 130
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

@@ -59,6 +59,15 @@ def probability(text: str) -> float:
     return value
 
 
+def path(text: str):
+    """A ``type=`` for file and folder options: a :class:`~pathlib.Path` with ``~`` expanded
+    (the shell leaves ``--out=~/x`` and a quoted ``'~/x'`` as they are, and the folder would
+    be made as ``./~/x`` while other files went to the home folder)."""
+    from pathlib import Path
+
+    return Path(text).expanduser()
+
+
 def report_folder_and_progress(folder, progress: bool | None) -> bool | None:
     """Before a command runs: ``None`` (with the reason printed to stderr) when ``folder``
     cannot take its report, else whether to show a progress bar (``--progress`` /

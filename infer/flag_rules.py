@@ -83,13 +83,13 @@ def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None
     if np.isfinite(row["max_nested_rhat"]):
         if row["max_nested_rhat"] > RHAT_LIMIT:
             return (
-                f"max nested R-hat {row['max_nested_rhat']:.3f} > {RHAT_LIMIT}: the "
+                f"max nested R-hat {row['max_nested_rhat']:.4f} > {RHAT_LIMIT}: the "
                 "superchains disagree. Run longer or with more warm-up."
             )
         return None
     if row["max_rhat"] > RHAT_LIMIT:
         return (
-            f"max R-hat {row['max_rhat']:.3f} > {RHAT_LIMIT}: the chains disagree. Run longer "
+            f"max R-hat {row['max_rhat']:.4f} > {RHAT_LIMIT}: the chains disagree. Run longer "
             "with more warm-up, and look at the trace and rank plots (several modes?)."
         )
     return None

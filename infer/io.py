@@ -110,6 +110,7 @@ def save_netcdf(tree, path) -> Path:
 def unwritable_folder(folder: Path) -> str | None:
     """Why a report cannot be written into ``folder`` (made if missing), or None: checked
     before any sampling, so that a bad ``--out`` costs nothing."""
+    folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

@@ -22,8 +22,8 @@ SHOWN_COLUMNS = {
     "min_ess_bulk": ("ESS bulk (min)", "{:.0f}"),
     "median_ess_bulk": ("ESS bulk (median)", "{:.0f}"),
     "min_ess_tail": ("ESS tail (min)", "{:.0f}"),
-    "max_rhat": ("R-hat (max)", "{:.3f}"),
-    "max_nested_rhat": ("nested R-hat (max)", "{:.3f}"),
+    "max_rhat": ("R-hat (max)", "{:.4f}"),  # 1.0104 > 1.01 is flagged; 1.010 read as not
+    "max_nested_rhat": ("nested R-hat (max)", "{:.4f}"),
     "max_mcse_mean": ("MCSE mean (max)", "{:.3g}"),
     "ess_bulk_per_second": ("ESS/s", "{:.3g}"),
     "ess_bulk_per_1000_logdensity_evals": ("ESS/1k evals", "{:.3g}"),

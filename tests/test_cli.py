@@ -253,3 +253,52 @@ def test_every_option_of_every_command_has_help():
     for name, command in commands.items():
         for action in command._actions:
             assert action.help, f"infer {name} {'/'.join(action.option_strings)} has no help"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compare", "--out=~/reports"],
+        ["sbc", "--out", "~/reports"],
+        ["train", "nade", "--out=~/reports"],
+        ["evaluate", "nade", "--run", "~/reports"],
+    ],
+)
+def test_a_home_folder_in_a_path_option_is_expanded(argv, monkeypatch, tmp_path):
+    """The shell leaves ``--out=~/x`` (and a quoted ``'~/x'``) as it is: the report folder
+    was made as ``./~/x`` while the files went to the home folder, and a trained model's
+    checkpoints were split from its metrics."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    args = cli.build_parser().parse_args(argv)
+    assert (getattr(args, "out", None) or args.run) == tmp_path / "reports"
+
+
+def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
+    tmp_path, monkeypatch, capsys
+):
+    """It printed a traceback and died by the signal, leaving a report without index.html
+    and without a word; sbc and evaluate did the same while they ran."""
+    from infer import report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt  # as Ctrl-C does, in the middle of writing the report
+
+    monkeypatch.setattr(report, "write_report", interrupted)
+    argv = ["compare", "--target", "normal_1d", "--samplers", "rwmh", "--chains", "2"]
+    argv += ["--samples", "50", "--warmup", "50", "--no-plots", "--out", str(tmp_path)]
+    assert cli.main(argv) == 130
+    err = capsys.readouterr().err
+    assert "infer compare: interrupted. Files already written are complete" in err
+    assert "Traceback" not in err
+
+
+def test_ars_runs_on_the_built_in_log_concave_scalar_targets():
+    """compare --help offers ars, but no built-in target said its support, so every
+    compare and sbc with it was refused."""
+    from infer import registry
+    from models import targets
+
+    for name in ("normal_1d", "beta_2_5"):
+        sampler = registry.make("ars", targets.get(name))
+        assert sampler is not None and sampler.name == "ars", name
+    assert registry.make("ars", targets.get("eight_schools")) is None

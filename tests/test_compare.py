@@ -532,3 +532,14 @@ def test_true_false_draws_are_summarised_as_zeros_and_ones():
     by_jax = infer.compare({"r": result}, warn=False)
     by_arviz = infer.compare({"r": result}, statistics="arviz", warn=False)
     assert by_jax.loc["r", "min_ess_bulk"] == pytest.approx(by_arviz.loc["r", "min_ess_bulk"])
+
+
+def test_an_rhat_just_past_the_limit_is_shown_past_it():
+    """1.0104 was shown as 1.010 in the warning and the table, read as within 1.01."""
+    from infer import flag_rules, report
+
+    rule = dict(flag_rules.FLAG_RULES)["rhat"]
+    message = rule(None, {"max_rhat": 1.0104, "max_nested_rhat": np.nan}, {}, 400.0)
+    assert message.startswith("max R-hat 1.0104 > 1.01")
+    assert rule(None, {"max_rhat": 1.0099, "max_nested_rhat": np.nan}, {}, 400.0) is None
+    assert report.SHOWN_COLUMNS["max_rhat"][1].format(1.0104) == "1.0104"

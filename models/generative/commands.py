@@ -15,6 +15,7 @@ from pathlib import Path
 from infer.cli_types import (
     add_progress_flags,
     integer_at_least,
+    path,
     positive_int,
     seed,
 )
@@ -84,7 +85,7 @@ def _add_train(subparsers) -> None:
     )
     train.add_argument(
         "--out",
-        type=Path,
+        type=path,
         default=None,
         help="output folder (default ./infer-output/train/MODEL-DATA)",
     )
@@ -113,7 +114,7 @@ def _add_evaluate(subparsers) -> None:
     )
     evaluate.add_argument(
         "--run",
-        type=Path,
+        type=path,
         default=None,
         help="the training output folder (default ./infer-output/train/MODEL-DATA)",
     )

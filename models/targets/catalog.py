@@ -80,6 +80,7 @@ def normal_1d() -> Target:
         ground_truth=_gaussian_truth("x", 0.0, 1.0),
         rejection_proposal=dist.Cauchy(0.0, 1.0),
         description="N(0, 1), scalar.",
+        notes={"domain": (-math.inf, math.inf)},  # log-concave: ARS runs on it too
     )
 
 
@@ -264,7 +265,7 @@ def beta_2_5() -> Target:
         ground_truth=_gaussian_truth("x", mean, std),
         rejection_proposal=envelope.proposal,
         description="Beta(2, 5); exact samplers (a hard boundary at 0 and 1).",
-        notes={"log_envelope": envelope.log_envelope},
+        notes={"log_envelope": envelope.log_envelope, "domain": (0.0, 1.0)},  # and ARS's
     )
 
 
