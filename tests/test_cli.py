@@ -277,7 +277,8 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     tmp_path, monkeypatch, capsys
 ):
     """It printed a traceback and died by the signal, leaving a report without index.html
-    and without a word; sbc and evaluate did the same while they ran."""
+    and without a word; sbc and evaluate did the same while they ran. (The run is the first
+    test's RWMH, whose program it reuses.)"""
     from infer import report
 
     def interrupted(*args, **kwargs):
@@ -285,7 +286,7 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
 
     monkeypatch.setattr(report, "write_report", interrupted)
     argv = ["compare", "--target", "normal_1d", "--samplers", "rwmh", "--chains", "2"]
-    argv += ["--samples", "50", "--warmup", "50", "--no-plots", "--out", str(tmp_path)]
+    argv += ["--samples", "300", "--warmup", "200", "--no-plots", "--out", str(tmp_path)]
     assert cli.main(argv) == 130
     err = capsys.readouterr().err
     assert "infer compare: interrupted. Files already written are complete" in err

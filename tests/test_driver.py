@@ -53,7 +53,22 @@ def count_compilations():
         jax.monitoring.unregister_event_duration_listener(listener)
 
 
-@pytest.mark.parametrize("name", sampler_names())
+# Bit-identity comes from the driver's keys, which every sampler gets alike: `make test` checks
+# one of each kind (NumPyro's, a random walk, a gradient step), `make test-thorough` every one.
+IDENTITY_KINDS = ("nuts", "rwmh", "mala")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=[pytest.mark.slow] * (n == "nuts")
+            + [pytest.mark.thorough] * (n not in IDENTITY_KINDS),
+        )
+        for n in SAMPLERS
+    ],
+)
 def test_same_seed_gives_bit_identical_draws(name):
     sampler = SAMPLERS[name]  # 60 draws: test_resume.py's programs, run on the same worker
     first = infer.sample(7, NORMAL_3D, sampler, num_samples=60, **SHORT)

@@ -116,7 +116,8 @@ def _same_run(a, b):
 
 
 @pytest.mark.parametrize(
-    "sampler", ["rwmh", "mala", pytest.param("nuts", marks=pytest.mark.thorough)]
+    "sampler",  # the blocks are the driver's: one sampler in `make test`, more in thorough
+    ["rwmh", *(pytest.param(n, marks=pytest.mark.thorough) for n in ("mala", "nuts"))],
 )
 def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
     # An accelerator runs the steps in blocks of a known trip count and discards a block's
