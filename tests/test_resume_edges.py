@@ -120,7 +120,8 @@ def test_a_stopping_rule_resumed_from_a_folder_checks_where_the_first_run_checke
     steps instead and stopped elsewhere, silently; it keeps its own now."""
     folder = tmp_path / "run"
     rule = infer.converged(rhat=1.05, ess=30, max_samples=400)  # met at 350 draws, checked
-    kwargs = dict(until=rule, checkpoint_every=100, **RUN)  # every 50; every 400 by default
+    kwargs = dict(until=rule, checkpoint_every=100, **RUN)  # checks every num_samples=50 draws
+    # below; a resume that forgot them checked every 400 (the default, capped by max_samples)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
         whole = infer.sample(
@@ -148,7 +149,7 @@ def test_a_folder_resumed_from_an_older_checkpoint_keeps_the_newer_ones_chunks(t
         0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=folder, checkpoint_every=30, **kwargs
     )
     before = {p.name: p.read_bytes() for p in folder.glob("chunk-*.npz")}
-    older, newer = infer.checkpoint.checkpoints(folder)
+    older, _ = infer.checkpoint.checkpoints(folder)  # the folder keeps two
     again = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
     np.testing.assert_array_equal(again.draws["x"], whole.draws["x"])
     for name, content in before.items():  # no chunk was written over
@@ -176,10 +177,7 @@ def test_a_folder_resumed_keeps_its_superchains_and_checkpoint_interval(tmp_path
     again = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
     assert again.info["superchains"] == whole.info["superchains"] == 2
     np.testing.assert_array_equal(again.draws["x"], whole.draws["x"])
-    steps = [
-        int(np.load(p)["meta"].tobytes().decode().split('"step": ')[1].split(",")[0])
-        for p in infer.checkpoint.checkpoints(older)
-    ]
+    steps = [infer.checkpoint.load(p).meta["step"] for p in infer.checkpoint.checkpoints(older)]
     assert steps == [130, 140], steps  # 30 steps on (past the end), and the last at the end
 
 
