@@ -9,6 +9,8 @@ calibration (:func:`infer.sbc`).
 from __future__ import annotations
 
 import argparse
+import difflib
+import itertools
 import sys
 import warnings
 from pathlib import Path
@@ -352,9 +354,32 @@ def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.A
     return parser
 
 
+def _unknown_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """``unrecognized arguments: ...``, with the option meant where one is close (``--targt``:
+    did you mean ``--target``?)."""
+    known = [name for action in parser._actions for name in action.option_strings]
+    guesses = [
+        close[0]
+        for option in unknown
+        if option.startswith("-")
+        and (close := difflib.get_close_matches(option.split("=")[0], known, n=1, cutoff=0.7))
+    ]
+    hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+    return f"unrecognized arguments: {' '.join(unknown)}{hint}"
+
+
 def _main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    before_command = list(itertools.takewhile(lambda a: a.startswith("-"), argv))
+    stray = [a for a in before_command if a not in ("-h", "--help", "--version")]
+    if stray:  # else argparse says the command is missing, not that an option is misspelled
+        parser.error(_unknown_options(parser, stray))
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the sub-command's parser says it: ``infer compare: error: ...``
+        _command_parser(parser, args.command).error(
+            _unknown_options(_command_parser(parser, args.command), unknown)
+        )
     if args.command == "compare":
         parser = _command_parser(parser, "compare")
         if (

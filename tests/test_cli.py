@@ -140,6 +140,13 @@ def test_defaults_are_the_documented_ones():
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
         ([], "required: command (usage: infer {compare,sbc,train,evaluate} ...; --help"),
+        # a misspelled option is named, with the one meant (it used to be "required: command",
+        # and for a sub-command's option an error of `infer`, not of the sub-command)
+        (["--verison"], "unrecognized arguments: --verison (did you mean --version?)"),
+        (["compare", "--targt", "x"], "unrecognized arguments: --targt x (did you mean --target?)"),
+        (["sbc", "--seeed=3"], "unrecognized arguments: --seeed=3 (did you mean --seed?)"),
+        (["train", "vae", "--epocs", "2"], "--epocs 2 (did you mean --epochs?)"),
+        (["compare", "--zzz"], "error: unrecognized arguments: --zzz"),
     ],
 )
 def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):
@@ -150,7 +157,7 @@ def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):
     lines = stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in stderr, stderr
     assert expected in lines[0]
-    command = argv[0] if argv and argv[0] in ("compare", "sbc") else None
+    command = argv[0] if argv and argv[0] in ("compare", "sbc", "train") else None
     assert lines[0].startswith(f"infer {command}: error:" if command else "infer: error:")
 
 
