@@ -355,6 +355,11 @@ def _check_schedule(schedule, num_temperatures: int) -> np.ndarray:
     if isinstance(schedule, str):
         validation.one_of("schedule", schedule, SCHEDULES)
         return temperatures(num_temperatures, schedule)
+    if schedule is None or isinstance(schedule, dict | set) or not np.size(schedule):
+        raise TypeError(  # np.asarray(None, float) is nan: name what was given
+            "schedule must be 'sigmoid', 'linear' or an increasing array of inverse "
+            f"temperatures from 0 to 1; got {schedule!r}."
+        )
     betas = np.asarray(schedule, np.float64)
     if (
         betas.ndim != 1

@@ -263,6 +263,11 @@ class Sampler:
         """Host-side checks against the target's ``data`` (a sampler that carries data of
         its own, as SGLD does, must carry the target's); raise ``ValueError``."""
 
+    def check_target(self, logdensity_fn: Callable, position: Position) -> None:
+        """Host-side checks against the target's log density (bound to its data) at one
+        chain's start (a sampler that carries a log density of its own, as SGLD does, must
+        carry the target's); raise ``ValueError``."""
+
     def target_acceptance(self, dim: int) -> float | None:
         """The acceptance rate warm-up tunes toward, for a target of ``dim`` dimensions, or
         ``None`` when nothing is tuned toward one."""

@@ -30,7 +30,7 @@ from infer.reported_names import reported_shapes
 from infer.result import Result
 from infer.resume_source import Saved
 from infer.run_loop import run_loop
-from infer.run_state import ChainState, check_compatible, fingerprint
+from infer.run_state import ChainState, check_compatible, check_same_logdensity, fingerprint
 from infer.runner import Run, RunRecord
 from infer.starts import check_initial_logdensity, starting_point
 from infer.target import Target
@@ -187,6 +187,7 @@ def _start(args: Arguments) -> Run:
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
     hook(sampler, "check_data")(target.data)
+    hook(sampler, "check_target")(target.bound(target.data), example)
     checked_kernel(sampler.build(target.bound(target.data), args.num_warmup), sampler)  # host
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
     structs = jax.tree.map(
@@ -232,6 +233,9 @@ def _start(args: Arguments) -> Run:
     else:
         chain_keys, record = _first_record(args, plan, positions, per_chain, data)
     record.moves_by_logdensity = bool(getattr(sampler, "logdensity_is_exact", True))
+    if isinstance(source, ChainState | Saved) and record.moves_by_logdensity:
+        where = "the given result" if isinstance(source, ChainState) else str(source.saved.path)
+        check_same_logdensity(target, data, record.carry.kernel_state, where)
     return Run(
         target=target,
         sampler=sampler,

@@ -102,7 +102,9 @@ def warn_if_untrustworthy(
 
 def pareto_k(log_weight: np.ndarray) -> float:
     """Pareto k-hat of the importance ratios ``exp(log_weight)`` (ArviZ's PSIS, whose
-    ``psislw`` takes log-likelihoods, hence the sign)."""
+    ``psislw`` takes log-likelihoods, hence the sign): ``inf`` for NaN, ``+inf`` or too few
+    weights, ``-inf`` when the largest weights are all equal (bounded weights, as when the
+    proposal is the target on its support), which ArviZ cannot fit a tail to."""
     from arviz_stats.base import array_stats
 
     if np.any(np.isnan(log_weight) | (log_weight == np.inf)) or log_weight.size < MIN_KHAT_DRAWS:
@@ -114,5 +116,10 @@ def pareto_k(log_weight: np.ndarray) -> float:
     floor = np.min(log_weight[finite]) - 50.0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        _, k_hat = array_stats.psislw(-np.where(finite, log_weight, floor))
+        try:
+            _, k_hat = array_stats.psislw(-np.where(finite, log_weight, floor))
+        except ValueError as err:  # the largest weights all equal: bounded, no tail to fit
+            if "tail values are the same" not in str(err):
+                raise
+            return float("-inf")
     return float(k_hat)

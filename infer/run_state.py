@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from infer.base import settings_json
@@ -173,4 +174,36 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
             + "\n  ".join(lines)
             + "\nResume with the same target, sampler, options and number of chains, or start "
             "a new run."
+        )
+
+
+def check_same_logdensity(target, data, kernel_state, source: str) -> None:
+    """A ``ValueError`` when the target's log density at the saved chains' positions is not
+    the one the saved run recorded there: the target changed (its prior, likelihood, fixed
+    state or code) in a way its name, function and data do not show. ``kernel_state``: the
+    chains' states, chain axis first, with ``position`` and ``logdensity`` (the target's log
+    density there: a sampler whose ``logdensity_is_exact``); ``data``: the target's, as the
+    run holds them."""
+
+    @jax.jit
+    def compare(position, recorded, data):
+        now = jax.vmap(target.bound(data))(position).astype(recorded.dtype)
+        both = jnp.isfinite(now) & jnp.isfinite(recorded)
+        rtol = 1e-4 if recorded.dtype == jnp.float32 else 1e-9  # round-off of another program
+        apart = jnp.abs(now - recorded) > rtol * (1.0 + jnp.abs(now) + jnp.abs(recorded))
+        off = (jnp.isfinite(now) != jnp.isfinite(recorded)) | (both & apart)
+        first = jnp.argmax(off)
+        return jnp.sum(off), first, recorded[first], now[first]
+
+    num_off, chain, recorded, now = (
+        np.asarray(value) for value in compare(kernel_state.position, kernel_state.logdensity, data)
+    )
+    if num_off:
+        raise ValueError(
+            f"cannot resume from {source}: the target's log density at the saved chains' "
+            f"positions is not the one the run recorded there (chain {int(chain)}: "
+            f"{float(recorded):.6g} recorded, {float(now):.6g} now; {int(num_off)} of "
+            f"{np.shape(kernel_state.logdensity)[0]} chains differ). The target is not the one "
+            "the run was made with (another prior, likelihood, fixed state or code), though "
+            "its name and data are the same. Resume with that target, or start a new run."
         )

@@ -177,10 +177,14 @@ def _describe(shapes) -> str:
 
 
 def as_float_array(leaf) -> np.ndarray:
-    """``leaf`` as a numpy array of JAX's default float type unless it is already float."""
+    """``leaf`` as a numpy array of JAX's default float type unless it is a float at least as
+    wide: under ``jax_enable_x64`` a float32 point (a Flax module's parameters) becomes
+    float64, as the samplers' step sizes and NumPyro's kernels are, so that no step changes
+    a position's type."""
     leaf = np.asarray(leaf)
-    if not np.issubdtype(leaf.dtype, np.floating):
-        leaf = leaf.astype(jnp.result_type(float))
+    default = np.dtype(jnp.result_type(float))
+    if not np.issubdtype(leaf.dtype, np.floating) or leaf.dtype.itemsize < default.itemsize:
+        leaf = leaf.astype(default)
     return leaf
 
 

@@ -164,12 +164,30 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
     assert np.isfinite(result.log_z)
 
 
+def test_weights_that_are_all_equal_give_the_exact_answer():
+    """A target equal to its prior (log Z = 0), or the prior cut to ``x0 < 1`` (weights 0 or
+    all equal): every chain's weight is the same, which ArviZ cannot fit a Pareto tail to
+    ("All tail values are the same", raised after the whole run). k-hat is -inf there."""
+    prior = dist.Normal(jnp.zeros(2), 1.0).to_event(1)
+    same = infer.Target(prior.log_prob, init=jnp.zeros(2), name="prior")
+    result = infer.ais(0, same, prior, num_temperatures=10, num_chains=32)
+    assert result.log_z == 0.0 and result.pareto_k == -np.inf and result.ess == 32
+    cut = infer.Target(
+        lambda x: prior.log_prob(x) + jnp.where(x[0] < 1.0, 0.0, -jnp.inf), init=jnp.zeros(2)
+    )
+    result = infer.ais(0, cut, prior, num_temperatures=10, num_chains=32)
+    exact = np.log(0.8413447460685429)  # Phi(1)
+    assert result.pareto_k == -np.inf
+    assert abs(result.log_z - exact) < threshold(1) * result.log_z_se, result
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"num_temperatures": 0}, "num_temperatures"),
         ({"num_chains": 1}, "num_chains"),
         ({"schedule": "cosine"}, "schedule"),
+        ({"schedule": None, "num_temperatures": 10}, "from 0 to 1; got None"),  # was 'got nan'
         ({"schedule": np.linspace(0.1, 1, 11), "num_temperatures": 10}, "schedule"),
         ({"step_size": -0.1}, "step_size"),
         ({"step_size": 0.1, "target_accept": 0.6}, "tunes the step sizes, but step_size=0.1"),
@@ -182,7 +200,9 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
 )
 def test_bad_arguments_are_named(kwargs, match):
     target, prior, _, _ = conjugate_gaussian(0)
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises(
+        TypeError if kwargs.get("schedule", "") is None else ValueError, match=match
+    ):
         infer.ais(0, target, prior, **kwargs)
 
 

@@ -157,6 +157,20 @@ def test_nuts_and_mala_run_on_a_tiny_bnn(sampler):
     assert params["out"]["kernel"].shape == (2, 60, 4, 2)
 
 
+def test_under_x64_a_module_of_float32_parameters_samples_in_float64():
+    """Flax's parameters are float32. Under ``jax_enable_x64`` NumPyro's HMC and NUTS failed
+    inside their kernels ("carry input and carry output must have equal types"), and MALA and
+    RWMH in their adaptation on float64 data: chains now start in JAX's default float type.
+    (HMC alone here: NUTS compiles for 5 s under x64; the start is the same for every one.)"""
+    with jax.enable_x64(True):
+        target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X.astype(np.float64), Y))
+        result = infer.sample(
+            0, target, infer.hmc(num_steps=3), num_chains=2, num_samples=10, num_warmup=10
+        )
+    assert result.draws["out.kernel"].dtype == np.float64
+    assert np.isfinite(result.stats["lp"]).all()
+
+
 def test_pointwise_gives_each_examples_log_likelihood_for_arviz_loo():
     """``pointwise=True``: the ``log_likelihood`` group holds, for each draw, the likelihood of
     each example alone (summing to the whole data's), and ``az.loo`` reads it."""
@@ -348,6 +362,10 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     flipped = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X, 1 - Y))
     with pytest.raises(ValueError, match="sgld was made with other data than the target's"):
         infer.sample(0, flipped, sgld, num_chains=2, num_samples=5, num_warmup=5)
+    # the same data under another prior (a scan over prior scales reusing one sampler):
+    # refused too (it sampled the first prior's posterior under the second's name)
+    with pytest.raises(ValueError, match=r"is -\d[\d.]*; the target's is -\d.*another target"):
+        infer.sample(0, tiny_target(prior=0.1), sgld, num_chains=2, num_samples=5, num_warmup=5)
     assert np.all(np.isfinite(result.stats["lp"]))
     with_constant = infer.Target.from_flax(  # a constant beside the examples: no minibatches
         TinyMLP(nnx.Rngs(0)), lambda m, d: loglik(m, (d[0], d[1])), (X, Y, np.float32(1.0))
@@ -415,6 +433,10 @@ def test_sgld_runs_on_a_module_with_state_beside_its_parameters():
     other = target.with_options(data=((X + 1.0, Y), target.data[1]))
     with pytest.raises(ValueError, match="sgld was made with other data than the target's"):
         infer.sample(0, other, sgld, num_chains=2, num_samples=5, num_warmup=5)
+    # the same examples, other fixed state (batch statistics): refused as another target
+    shifted = jax.tree.map(lambda v: v + 1.0, target.data[1])
+    with pytest.raises(ValueError, match="made from another target"):
+        infer.sample(0, target.with_options(data=(target.data[0], shifted)), sgld, num_chains=2)
 
 
 def test_sgld_needs_examples_on_one_axis_and_callables():

@@ -225,6 +225,27 @@ class SGLD(Sampler):
                 "target: infer.sgld(**target.notes['minibatch'], ...) for a Flax target."
             )
 
+    def check_target(self, logdensity_fn: Callable, position) -> None:
+        """The target's log density at ``position`` must be this sampler's prior plus its
+        likelihood of all its data: it steps on its own, so a target of another prior, fixed
+        state or likelihood would be sampled silently as this sampler's posterior."""
+        ours = float(
+            jax.jit(lambda p: self.logprior_fn(p) + self.loglik_fn(p, self.data))(position)
+        )
+        theirs = float(jax.jit(logdensity_fn)(position))
+        if not (np.isfinite(ours) and np.isfinite(theirs)):
+            return  # a start where the target's density is not finite is refused by name later
+        dtype = ravel_pytree(position)[0].dtype
+        rtol = 1e-4 if dtype == np.float32 else 1e-9  # round-off of sums over the examples
+        if abs(ours - theirs) > rtol * (1.0 + abs(ours) + abs(theirs)):
+            raise ValueError(
+                f"sgld's log density at the start, its prior plus its likelihood of all its "
+                f"data, is {ours:.6g}; the target's is {theirs:.6g}. It was made from another "
+                "target (another prior, likelihood or fixed state), so it would sample that "
+                "posterior under this target's name. Make it from this target: "
+                "infer.sgld(**target.notes['minibatch'], ...) for a Flax target."
+            )
+
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         batch = self.minibatch()
         one = jnp.ones((), jnp.int32)
