@@ -4,6 +4,7 @@ run that continued a result, and files that are not checkpoints."""
 import dataclasses
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from short_runs import NORMAL_3D, SAMPLERS, SHORT
@@ -218,3 +219,20 @@ def test_a_checkpoint_file_that_is_gone_is_named_as_a_file_with_the_ones_kept(tm
     newest = infer.checkpoint.checkpoints(folder)[-1]
     with pytest.raises(ValueError, match=r"is a checkpoint .*not a saved result: .*resume="):
         infer.load(newest)
+
+
+def test_a_target_whose_log_density_changed_is_not_resumed(tmp_path):
+    """The same name, function and data but another density (a scale edited in a notebook,
+    or a Flax target's other prior): the fingerprint cannot see it, and the chains went on
+    under the other posterior. The log density at the saved positions tells."""
+    first, edited = (
+        infer.Target(lambda x, s=s: -0.5 * jnp.sum((x / s) ** 2), init=jnp.zeros(3), name="n")
+        for s in (1.0, 2.0)
+    )
+    folder = tmp_path / "run"
+    result = infer.sample(0, first, SAMPLERS["rwmh"], num_samples=20, checkpoint=folder, **RUN)
+    for source in (result, folder):
+        with pytest.raises(ValueError, match=r"recorded, .* now; 3 of 3 chains differ"):
+            infer.sample(0, edited, SAMPLERS["rwmh"], num_samples=20, resume=source)
+    more = infer.sample(0, first, SAMPLERS["rwmh"], num_samples=20, resume=result)
+    assert more.draws["x"].shape == (3, 20, 3)  # its own target resumes
