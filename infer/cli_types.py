@@ -63,8 +63,11 @@ def path(text: str):
     """A ``type=`` for file and folder options: a :class:`~pathlib.Path` with ``~`` expanded
     (the shell leaves ``--out=~/x`` and a quoted ``'~/x'`` as they are, and the folder would
     be made as ``./~/x`` while other files went to the home folder)."""
+    import argparse
     from pathlib import Path
 
+    if not text.strip():  # Path("") is ".": the outputs would land among the current files
+        raise argparse.ArgumentTypeError("expected a path, got an empty one")
     return Path(text).expanduser()
 
 

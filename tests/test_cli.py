@@ -147,6 +147,7 @@ def test_defaults_are_the_documented_ones():
         (["sbc", "--seeed=3"], "unrecognized arguments: --seeed=3 (did you mean --seed?)"),
         (["train", "vae", "--epocs", "2"], "--epocs 2 (did you mean --epochs?)"),
         (["compare", "--zzz"], "error: unrecognized arguments: --zzz"),
+        (["compare", "--out", ""], "--out: expected a path, got an empty one"),  # was "."
     ],
 )
 def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):

@@ -5,11 +5,14 @@ what it should be and what came, from Python and from ``infer train --option``."
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from infer.cli import main
+from models.generative import data as datasets
 from models.generative import training
 
 pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: not in test-fast
@@ -58,6 +61,16 @@ def test_ints_and_numpy_scalars_pass_where_the_default_is_a_float_or_an_int():
         )
 
 
+def test_numpy_scalars_are_saved_as_numbers(tmp_path):
+    """A NumPy option passed the check, trained, and then failed at the first checkpoint
+    ("Object of type int64 is not JSON serializable"), leaving no usable checkpoint; a NumPy
+    validation fraction was refused as 'not a number'."""
+    trained = training.train("nade", "digits", epochs=1, out=tmp_path, hidden=np.int64(20))
+    assert type(trained.config["options"]["hidden"]) is int
+    assert training.load(tmp_path).config == trained.config
+    assert datasets.load("digits", np.float32(0.1)).validation is not None
+
+
 def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     command = ["train", "gan", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]
     assert main([*command, "--option", "r1_penalty=strong"]) == 2
@@ -79,6 +92,47 @@ def test_a_save_killed_midway_leaves_a_folder_that_trains_afresh(tmp_path):
     assert training.load(tmp_path).config == trained.config
 
 
+SAVE_FAILS = """
+import os, sys
+makedirs = os.makedirs
+def failing(path, *args, **kwargs):  # the disk refuses Orbax's checkpoint folder
+    if "orbax-checkpoint-tmp" in str(path):
+        raise OSError(28, "No space left on device", str(path))
+    return makedirs(path, *args, **kwargs)
+os.makedirs = failing
+from infer.cli import main
+sys.exit(main(["train", "nade", "--epochs", "1", "--out", sys.argv[1], "--no-progress",
+               "--option", "hidden=20"]))
+"""
+
+
+def test_a_checkpoint_that_cannot_be_saved_ends_the_command_with_one_line(tmp_path):
+    """Orbax's asynchronous save left threads waiting for a folder that was never made, and
+    the command hung after its traceback until killed."""
+    run = subprocess.run(
+        [sys.executable, "-c", SAVE_FAILS, str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 1, run.stderr[-2000:]
+    assert (
+        run.stderr.strip()
+        .splitlines()[-1]
+        .startswith("infer train: error: OSError: [Errno 28] No space left on device")
+    ), run.stderr[-2000:]
+
+
+def test_a_damaged_checkpoint_is_named_with_the_older_one_to_go_on_from(tmp_path):
+    """A damaged latest checkpoint gave Orbax's traceback or a bare JSON error, though the
+    older checkpoint beside it was whole."""
+    training.train("nade", "digits", epochs=2, out=tmp_path, checkpoint_every=1, hidden=20)
+    (tmp_path / "checkpoints" / "2" / "meta" / "metadata").write_text("{")
+    with pytest.raises(ValueError, match=r"epoch 2 \(.*2\) cannot be read: it is damaged \("
+                       r"JSONDecodeError: .*epoch 1 is kept: move .*2 away"):  # fmt: skip
+        training.load(tmp_path)
+    (tmp_path / "checkpoints" / "2").rename(tmp_path / "damaged")
+    assert training.load(tmp_path).metrics["epoch"] == [1]
+
+
 def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     """A second run into the same folder would mix its checkpoints with the first's (and
     ``load`` would return the old model); it must resume or go elsewhere."""
@@ -92,6 +146,10 @@ def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
         training.train("nade", "digits", epochs=1, out=a_file)
     with pytest.raises(ValueError, match="lies under .*a_file', which is a file"):
         training.train("nade", "digits", epochs=1, out=a_file / "sub")
+    (tmp_path / "other" / "checkpoints").parent.mkdir()
+    (tmp_path / "other" / "checkpoints").write_text("")  # Orbax failed on it after an epoch
+    with pytest.raises(ValueError, match="checkpoints' is a file, where the run keeps its"):
+        training.train("nade", "digits", epochs=1, out=tmp_path / "other")
     missing = tmp_path / "does" / "not" / "exist"
     with pytest.raises(ValueError, match="does not exist: pass the folder a training run"):
         training.load(missing)

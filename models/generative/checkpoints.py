@@ -25,7 +25,9 @@ def manager(folder: Path):
     folder.mkdir(parents=True, exist_ok=True)
     return ocp.CheckpointManager(
         (folder / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=2, create=True, enable_async_checkpointing=False
+        ),
     )
 
 
@@ -50,8 +52,29 @@ def saved_config(checkpoints) -> dict | None:
     latest = checkpoints.latest_step()
     if latest is None:
         return None
-    meta = checkpoints.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    return meta["meta"]["config"]
+    return _read(checkpoints, latest, meta=ocp.args.JsonRestore())["meta"]["config"]
+
+
+def _read(checkpoints, step: int, **items) -> dict:
+    """``items`` of the checkpoint of epoch ``step``, or a ``ValueError`` that names it as
+    damaged and says how to go on from the older one Orbax keeps."""
+    import orbax.checkpoint as ocp
+
+    try:
+        return checkpoints.restore(step, args=ocp.args.Composite(**items))
+    except Exception as err:  # Orbax's and TensorStore's errors of a damaged file are many
+        folder = Path(checkpoints.directory) / str(step)
+        older = [kept for kept in checkpoints.all_steps() if kept < step]
+        then = (
+            f"The checkpoint of epoch {max(older)} is kept: move {folder} away to go on from it."
+            if older
+            else "No older checkpoint is kept: train afresh in another folder."
+        )
+        reason = (str(err).strip().splitlines() or [""])[0].split(" See full")[0][:300]
+        raise ValueError(
+            f"the checkpoint of epoch {step} ({folder}) cannot be read: it is damaged "
+            f"({type(err).__name__}: {reason}). {then}"
+        ) from err
 
 
 def _differences(saved: dict, now: dict) -> str:
@@ -93,8 +116,7 @@ def restore(checkpoints, state, best, config: dict):
         raise ValueError(
             f"resume=True but {checkpoints.directory} holds no checkpoint; train without resume."
         )
-    meta = checkpoints.restore(latest, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    meta = meta["meta"]
+    meta = _read(checkpoints, latest, meta=ocp.args.JsonRestore())["meta"]
     saved = meta["config"]
     now = json.loads(json.dumps(config))
     if saved != now:
@@ -107,7 +129,7 @@ def restore(checkpoints, state, best, config: dict):
     items = {"state": ocp.args.StandardRestore(nnx.to_pure_dict(state))}
     if best is not None:
         items["best"] = ocp.args.StandardRestore(nnx.to_pure_dict(best))
-    restored = checkpoints.restore(latest, args=ocp.args.Composite(**items))
+    restored = _read(checkpoints, latest, **items)
     nnx.replace_by_pure_dict(state, _uncommitted(restored["state"]))
     if best is not None:
         nnx.replace_by_pure_dict(best, _uncommitted(restored["best"]))

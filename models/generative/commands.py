@@ -198,6 +198,9 @@ def run_train(args) -> int:
     except FloatingPointError as err:
         print(f"infer train: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a checkpoint or output file that could not be written
+        print(f"infer train: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if training.holds_checkpoints(out):
             then = "keeps the checkpoints written so far: rerun the same command with --resume"

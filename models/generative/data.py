@@ -17,6 +17,7 @@ an exact Binomial(16, p) pixel likelihood.
 from __future__ import annotations
 
 import functools
+import numbers
 from typing import NamedTuple
 
 import jax
@@ -105,7 +106,7 @@ def load(name: str, validation: float = 0.0) -> Dataset:
     """
     if name not in NAMES:
         raise ValueError(f"unknown data set {name!r}; choose one of: {', '.join(NAMES)}.")
-    if isinstance(validation, bool) or not isinstance(validation, int | float):
+    if isinstance(validation, bool) or not isinstance(validation, numbers.Real):
         raise ValueError(
             f"validation must be a number in [0, {MAX_VALIDATION}]; got {validation!r}."
         )

@@ -171,8 +171,8 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
-        if manager is not None:
-            manager.wait_until_finished()
+        if manager is not None:  # waits for the last save, and ends Orbax's threads (left
+            manager.close()  # running after a failed save, they kept the process alive)
     module, _ = nnx.merge(graphdef, state if best is None else best)
     trained = TrainedModel(module, metrics, config, folder)
     if folder is not None:

@@ -33,14 +33,18 @@ def _check_options(family: Family, options: dict) -> dict:
         raise ValueError(
             f"unknown option(s) {unknown} for {family.name}; its options are: {valid}."
         )
-    for name, value in options.items():
-        _check_kind(family.name, name, value, family.defaults[name])
-    return {**family.defaults, **options}
+    checked = {
+        name: _check_kind(family.name, name, value, family.defaults[name])
+        for name, value in options.items()
+    }
+    return {**family.defaults, **checked}
 
 
-def _check_kind(family_name: str, name: str, value, default) -> None:
+def _check_kind(family_name: str, name: str, value, default):
+    """``value`` as a plain int or float where the default is one (a NumPy scalar passes,
+    and is saved with the checkpoint's JSON as a number)."""
     if default is None or isinstance(default, bool):
-        return
+        return value
     if isinstance(default, int):
         fits, kind = isinstance(value, numbers.Integral), "a whole number"
     elif isinstance(default, float):
@@ -52,6 +56,7 @@ def _check_kind(family_name: str, name: str, value, default) -> None:
             f"option {name} of {family_name} must be {kind} (default {default!r}); got "
             f"{value!r} ({type(value).__name__}). On the command line: --option {name}={default}."
         )
+    return value if isinstance(default, str) else type(default)(value)
 
 
 def train(
@@ -154,6 +159,12 @@ def _check_out(folder: Path, resume: bool) -> None:
     above = file_above(folder)
     if above is not None:
         raise ValueError(f"out={str(folder)!r} lies under {str(above)!r}, which is a file.")
+    saved = folder / "checkpoints"
+    if saved.exists() and not saved.is_dir():
+        raise ValueError(
+            f"{str(saved)!r} is a file, where the run keeps its checkpoints (a folder): move "
+            "it away, or pass another folder (--out)."
+        )
     if resume and not holds_checkpoints(folder):
         raise ValueError(
             f"resume=True (--resume) but out={str(folder)!r} holds no checkpoint to continue: "
