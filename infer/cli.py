@@ -337,10 +337,14 @@ def main(argv=None) -> int:
             return _main(argv)
         except KeyboardInterrupt:  # Ctrl-C: one line and the shell's code, no traceback
             command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
+            report = {
+                "compare": ", but a report is whole only once its path is printed (its "
+                "index.html comes last)",
+                "sbc": ", but a report is whole only once its path is printed",
+            }.get(command, "")
             print(
                 f"\ninfer {command}: interrupted. Files already written are complete (each is "
-                "written atomically), but a report is whole only once its path is printed "
-                "(a compare report's index.html comes last): run the command again.",
+                f"written atomically){report}: run the command again.",
                 file=sys.stderr,
             )
             return 130

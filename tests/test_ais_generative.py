@@ -75,6 +75,28 @@ def test_gan_noise_is_chosen_on_validation_images(tmp_path):
     assert report["noise_std"] == max((0.1, 0.4), key=lambda s: candidates[str(s)])
     assert report["scored_images"] == 3 and np.isfinite(report["nll_ais"]["mean"])
     assert "nll_independent_pixels" not in report  # its Gaussian noise model is not comparable
+    cost = report["cost"]  # the search is timed too (it was left out: 5 s said, 43 s taken)
+    assert 0 < cost["noise_search_seconds"] < cost["seconds"]
+    for bad, match in (
+        ({"noise_grid": ()}, "noise_grid must hold"),
+        ({"num_validation": 400}, "leaving none to score"),
+    ):
+        with pytest.raises(ValueError, match=match):
+            annealed_evaluation.evaluate_ais(trained, num_images=3, **bad)
+
+
+@pytest.mark.parametrize(
+    ("grid", "num_validation", "match"),
+    [
+        ((), 50, r"noise_grid must hold at least one positive .*; got \(\)"),  # was max() of []
+        ((0.1, -0.2), 50, "noise_grid must hold"),
+        ((0.1,), 359, "num_validation=359 would take every one of the 359 test images"),
+    ],
+)
+def test_the_noise_search_is_checked_before_it_runs(grid, num_validation, match):
+    with pytest.raises(ValueError, match=match):
+        annealed_evaluation.check_noise_search(grid, num_validation, 359)
+    annealed_evaluation.check_noise_search((0.1, 0.2), 50, 359)  # the defaults' kind passes
 
 
 def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):

@@ -301,6 +301,22 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     assert "Traceback" not in err
 
 
+def test_ctrl_c_before_training_starts_says_nothing_of_reports(monkeypatch, capsys):
+    """It told a train or evaluate command about "a compare report's index.html"."""
+    from models.generative import commands
+
+    def interrupted(args):
+        raise KeyboardInterrupt  # before training's own handler is reached
+
+    monkeypatch.setattr(commands, "run", interrupted)
+    assert cli.main(["train", "vae", "--epochs", "1"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "infer train: interrupted. Files already written are complete (each is written "
+        "atomically): run the command again."
+    )
+
+
 def test_ars_runs_on_the_built_in_log_concave_scalar_targets():
     """compare --help offers ars, but no built-in target said its support, so every
     compare and sbc with it was refused."""

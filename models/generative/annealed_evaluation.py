@@ -267,16 +267,20 @@ def evaluate_ais(
     report: dict = {"model": config["model"], "data": config["data"], "settings": settings}
     dataset = datasets.load(config["data"])
     test = np.asarray(family.test_data(dataset, config["options"]))
-    scored, noise_std, pilot = test[:num_images], None, None
+    scored, noise_std, pilot, search_seconds = test[:num_images], None, None, 0.0
     if density.observation_noise:
+        check_noise_search(noise_grid, num_validation, test.shape[0])
         validation = test[:num_validation]
         scored, pilot = test[num_validation : num_validation + num_images], validation[:4]
         report["validation_images"] = int(validation.shape[0])
+        search_start = time.perf_counter()
         noise_std, candidates = choose_noise_std(
             density, model, validation, key, noise_grid, **path
         )
+        search_seconds = time.perf_counter() - search_start
         report["noise_std"] = noise_std
         report["validation_log_p_by_noise_std"] = candidates
+    settings["num_images"] = int(scored.shape[0])  # the test split may hold fewer
     latent = density.latent_density(model, noise_std)
     scores = ais_per_image(
         latent.logdensity_fn,
@@ -306,7 +310,26 @@ def evaluate_ais(
         report["improvement_over_baseline"] = gain._asdict()
     report["unit"] = density.unit
     report.update(_scores_report(scores, scored.shape[0]))
+    if density.observation_noise:  # the whole evaluation's wall time, the search included
+        report["cost"]["noise_search_seconds"] = search_seconds
+        report["cost"]["seconds"] += search_seconds
     return report
+
+
+def check_noise_search(noise_grid, num_validation: int, num_test: int) -> None:
+    """The observation-noise search needs candidates, and test images left to score after
+    the ``num_validation`` it chooses on."""
+    grid = np.asarray(noise_grid, dtype=float).reshape(-1) if np.size(noise_grid) else []
+    if len(grid) == 0 or not np.all(np.isfinite(grid) & (np.asarray(grid) > 0)):
+        raise ValueError(
+            "noise_grid must hold at least one positive observation noise sd to choose from; "
+            f"got {noise_grid!r}."
+        )
+    if num_validation >= num_test:
+        raise ValueError(
+            f"num_validation={num_validation} would take every one of the {num_test} test "
+            "images for choosing the noise, leaving none to score: use fewer (default 50)."
+        )
 
 
 def choose_noise_std(
