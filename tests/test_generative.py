@@ -169,7 +169,7 @@ def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
     np.testing.assert_array_equal(
         evaluation.elbo_per_image(vae, counts, 0), evaluation.elbo_per_image(vae, counts, 0)
     )
-    with pytest.raises(TypeError, match=r"VAE has no log_prob method, .*which nade have"):
+    with pytest.raises(TypeError, match=r"VAE has no log_prob method, .*which nade has"):
         evaluation.exact_log_prob(vae, counts)
     nade = NADE((2, 2), 3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="bernoulli likelihood cannot score.*from 0 to 1"):

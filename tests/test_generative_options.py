@@ -46,6 +46,8 @@ pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: n
         ("aae", {"entropy_weight": math.nan}, ValueError, r"entropy_weight must be a finite"),
         ("aae", {"entropy_weight": -1.0}, ValueError, r"entropy_weight must be a finite .*>= 0"),
         ("gan", {"instance_noise": math.inf}, ValueError, r"finite instance_noise >= 0"),
+        # its held-out loss is the discriminator's: the lowest kept the generator's worst
+        ("gan", {"validation": 0.1}, ValueError, r"discriminator's, which falls when the gen"),
     ],
 )
 def test_an_option_of_the_wrong_kind_or_value_is_refused(model, options, error, match):

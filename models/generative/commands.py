@@ -253,8 +253,7 @@ def run_evaluate(args) -> int:
     if args.iwae and IMPORTANCE_WEIGHTS not in family.capabilities:
         print(
             f"infer evaluate: error: --iwae sets the IWAE bound's sample counts, and "
-            f"{args.model} has no IWAE bound: it lacks {registry.describe(IMPORTANCE_WEIGHTS)} "
-            f"(models with it: {', '.join(registry.having(IMPORTANCE_WEIGHTS))}).",
+            f"{args.model} has no IWAE bound: it lacks {registry.describe(IMPORTANCE_WEIGHTS)}.",
             file=sys.stderr,
         )
         return 2

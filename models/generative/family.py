@@ -130,6 +130,9 @@ class Family(NamedTuple):
         decoder_density: a :class:`DecoderDensity`, or ``None``.
         reconstructions: ``reconstructions(model, test_data) -> (num, h, w)``, or ``None``
             for models that do not encode.
+        test_loss_ranks_models: whether a lower test loss means a better model, so that a
+            validation split can choose the epoch kept (``False`` for a GAN, whose test loss
+            is its discriminator's: it falls when the generator gets worse).
     """
 
     name: str
@@ -144,6 +147,7 @@ class Family(NamedTuple):
     importance_weights: ImportanceWeights | None = None
     decoder_density: DecoderDensity | None = None
     reconstructions: Callable | None = None
+    test_loss_ranks_models: bool = True
 
     @property
     def capabilities(self) -> frozenset[str]:

@@ -189,6 +189,7 @@ FAMILY = Family(
     # The discriminator's loss on test images against fresh fakes: near 2 log 2 = 1.39 when
     # the discriminator cannot tell them apart.
     test_loss=lambda model, images, key, options: discriminator_loss(model, images, key),
+    test_loss_ranks_models=False,
     samples=lambda model, key, num: model.sample(key, num),
     decoder_density=DecoderDensity(
         latent_density,

@@ -51,5 +51,6 @@ def describe(capability: str) -> str:
     """The capability, what it means and which families have it, for error messages about a
     family that lacks it: "the capability 'x' (what it is), which a, b have"."""
     owners = having(capability)
-    which = f"which {', '.join(owners)} have" if owners else "which no registered family has"
+    verb = "has" if len(owners) == 1 else "have"
+    which = f"which {', '.join(owners)} {verb}" if owners else "which no registered family has"
     return f"the capability {capability!r} ({CAPABILITIES[capability]}), {which}"

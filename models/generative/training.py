@@ -105,6 +105,13 @@ def train(
     """
     family = registry.get(model)
     dataset = datasets.load(data, validation)
+    if dataset.validation is not None and not family.test_loss_ranks_models:
+        raise ValueError(
+            f"validation (--validation) keeps the epoch of the lowest held-out test loss, but "
+            f"{family.name}'s test loss is its discriminator's, which falls when the generator "
+            "gets worse: it cannot choose an epoch. Train a fixed number of epochs, and compare "
+            "runs by their samples (infer evaluate's Fréchet distance)."
+        )
     epochs = checks.positive_int("epochs", epochs)
     batch_size = checks.positive_int("batch_size", batch_size)
     checkpoint_every = checks.positive_int("checkpoint_every", checkpoint_every)
