@@ -236,7 +236,12 @@ def _check_position(target: Target, prior) -> tuple[tuple[int, ...], Callable]:
             f"infer.ais takes a target whose position is one array; {target.name!r} has a "
             f"{type(target.init).__name__} of {len(leaves)} leaves (a NumPyro model's sites or "
             "a dict). Write its log density over one flat array (jax.flatten_util."
-            "ravel_pytree(position) gives one and the function back)."
+            "ravel_pytree(position) gives one and the function back)"
+            + (
+                "; for a Flax target, Target.from_flax(..., position='flat') does it."
+                if "flax" in getattr(target, "notes", {})
+                else "."
+            )
         )
     shape = tuple(np.shape(leaves[0]))
     logprior_fn = _check_prior(prior, shape)

@@ -135,16 +135,17 @@ def _hint(hint: str) -> str:
 
 
 def nonfinite_leaves(tree, prefix: str = "") -> str:
-    """Where the float arrays of ``tree`` hold NaN or inf, as ``"3 in y"`` per leaf (``"3 in
-    data[y]"`` with ``prefix="data"``, ``"3 in data"`` for a bare array); ``""`` when nowhere."""
+    """Where the float arrays of ``tree`` hold NaN or inf, as ``"3 in y"`` per leaf of a dict
+    (``"3 in data['y']"`` with ``prefix="data"``, ``"3 in data[0][1]"`` in tuples, ``"3 in
+    data"`` for a bare array: Python's indexing); ``""`` when nowhere."""
     import jax
 
     found = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         leaf = np.asarray(leaf)
         if np.issubdtype(leaf.dtype, np.inexact) and not np.all(np.isfinite(leaf)):
-            keys = ".".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-            where = f"{prefix}[{keys}]" if prefix and keys else prefix or keys
+            named = not prefix and len(path) == 1 and hasattr(path[0], "key")
+            where = str(path[0].key) if named else f"{prefix}{jax.tree_util.keystr(path)}"
             found.append(f"{int(np.sum(~np.isfinite(leaf)))} in {where}")
     return ", ".join(found)
 

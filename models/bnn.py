@@ -89,9 +89,13 @@ def flat_prior(params) -> jax.Array:
     return jnp.zeros(())
 
 
-def layer_prior(hidden: float, output: float, bias: float, df: float | None = None):
-    """An independent prior with a scale by layer: ``hidden`` for the weights of every layer
-    but the last (``out``), ``output`` for the last layer's weights, ``bias`` for every bias.
+def layer_prior(
+    hidden: float, output: float, bias: float, df: float | None = None, output_layer: str = "out"
+):
+    """An independent prior with a scale by layer: ``output`` for the weights of the layer
+    named ``output_layer`` (the module's attribute, ``"out"`` by default; a module without one
+    is refused by name), ``hidden`` for the weights of every other layer, ``bias`` for every
+    bias.
     The weights are Gaussian, or with ``df`` Student-t with ``df`` degrees of freedom and those
     scales (heavy tails: Fortuin et al. 2022, "Bayesian neural network priors revisited");
     biases stay Gaussian. Returns ``log_prior(params) -> scalar`` for
@@ -108,9 +112,17 @@ def layer_prior(hidden: float, output: float, bias: float, df: float | None = No
 
     def log_prior(params) -> jax.Array:
         total = jnp.zeros(())
-        for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
-            keys = [str(getattr(entry, "key", entry)) for entry in path]
-            kind = "bias" if keys[-1] == "bias" else "output" if keys[0] == "out" else "hidden"
+        paths = jax.tree_util.tree_flatten_with_path(params)[0]
+        names = [[str(getattr(entry, "key", entry)) for entry in path] for path, _ in paths]
+        if not any(keys[0] == output_layer for keys in names):
+            layers = sorted({keys[0] for keys in names})
+            raise ValueError(  # else every layer got the hidden scale, silently
+                f"layer_prior: the parameters have no layer named {output_layer!r} (their "
+                f"layers: {', '.join(layers)}); pass output_layer= the last layer's name."
+            )
+        for keys, (_, leaf) in zip(names, paths, strict=True):
+            is_output = keys[0] == output_layer
+            kind = "bias" if keys[-1] == "bias" else "output" if is_output else "hidden"
             scale = scales[kind]
             logpdf = normal_logpdf if kind == "bias" else lambda y, _, s: weight_logpdf(y, s)
             total = total + jnp.sum(logpdf(leaf, 0.0, scale))

@@ -124,6 +124,17 @@ def test_a_prior_by_layer_gives_each_layer_its_own_scale():
     assert abs(float(swapped.logdensity(swapped.init)) - expected) > 1.0
     with pytest.raises(ValueError, match="output must be a positive finite number; got -1"):
         bnn.layer_prior(0.3, -1.0, 1.5)
+    # a last layer of another name got the hidden scale, silently: refused, then named
+    with pytest.raises(ValueError, match=r"no layer named 'head' \(their layers: hidden, out\)"):
+        tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5, output_layer="head"))
+    named = tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5, output_layer="hidden"))
+    assert abs(float(named.logdensity(named.init)) - expected) > 1.0  # the scales move
+
+
+def test_ais_on_a_tree_position_points_to_a_flat_one():
+    prior = dist.Normal(jnp.zeros(26), 1.0).to_event(1)
+    with pytest.raises(ValueError, match=r"Target.from_flax\(..., position='flat'\) does it"):
+        infer.ais(0, tiny_target(), prior, num_chains=4, num_temperatures=5)
 
 
 def test_a_student_t_prior_by_layer_has_heavy_tailed_weights_and_gaussian_biases():
