@@ -172,12 +172,10 @@ def test_under_x64_a_module_of_float32_parameters_samples_in_float64():
     """Flax's parameters are float32. Under ``jax_enable_x64`` NumPyro's HMC and NUTS failed
     inside their kernels ("carry input and carry output must have equal types"), and MALA and
     RWMH in their adaptation on float64 data: chains now start in JAX's default float type.
-    (HMC alone here: NUTS compiles for 5 s under x64; the start is the same for every one.)"""
+    (RWMH alone here, the cheapest to compile: the start is the same for every sampler.)"""
     with jax.enable_x64(True):
         target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), loglik, (X.astype(np.float64), Y))
-        result = infer.sample(
-            0, target, infer.hmc(num_steps=3), num_chains=2, num_samples=10, num_warmup=10
-        )
+        result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=10, num_warmup=10)
     assert result.draws["out.kernel"].dtype == np.float64
     assert np.isfinite(result.stats["lp"]).all()
 

@@ -63,16 +63,6 @@ def test_ints_and_numpy_scalars_pass_where_the_default_is_a_float_or_an_int():
         )
 
 
-def test_numpy_scalars_are_saved_as_numbers(tmp_path):
-    """A NumPy option passed the check, trained, and then failed at the first checkpoint
-    ("Object of type int64 is not JSON serializable"), leaving no usable checkpoint; a NumPy
-    validation fraction was refused as 'not a number'."""
-    trained = training.train("nade", "digits", epochs=1, out=tmp_path, hidden=np.int64(20))
-    assert type(trained.config["options"]["hidden"]) is int
-    assert training.load(tmp_path).config == trained.config
-    assert datasets.load("digits", np.float32(0.1)).validation is not None
-
-
 def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     command = ["train", "gan", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]
     assert main([*command, "--option", "r1_penalty=strong"]) == 2
@@ -125,8 +115,14 @@ def test_a_checkpoint_that_cannot_be_saved_ends_the_command_with_one_line(tmp_pa
 
 def test_a_damaged_checkpoint_is_named_with_the_older_one_to_go_on_from(tmp_path):
     """A damaged latest checkpoint gave Orbax's traceback or a bare JSON error, though the
-    older checkpoint beside it was whole."""
-    training.train("nade", "digits", epochs=2, out=tmp_path, checkpoint_every=1, hidden=20)
+    older checkpoint beside it was whole. (A NumPy option, here ``hidden``, passed the check
+    and then failed the first save: "Object of type int64 is not JSON serializable"; a NumPy
+    validation fraction was refused as not a number.)"""
+    trained = training.train(
+        "nade", "digits", epochs=2, out=tmp_path, checkpoint_every=1, hidden=np.int64(20)
+    )
+    assert type(trained.config["options"]["hidden"]) is int
+    assert datasets.load("digits", np.float32(0.1)).validation is not None
     (tmp_path / "checkpoints" / "2" / "meta" / "metadata").write_text("{")
     with pytest.raises(ValueError, match=r"epoch 2 \(.*2\) cannot be read: it is damaged \("
                        r"JSONDecodeError: .*epoch 1 is kept: move .*2 away"):  # fmt: skip

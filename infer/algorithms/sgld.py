@@ -229,10 +229,9 @@ class SGLD(Sampler):
         """The target's log density at ``position`` must be this sampler's prior plus its
         likelihood of all its data: it steps on its own, so a target of another prior, fixed
         state or likelihood would be sampled silently as this sampler's posterior."""
-        ours = float(
-            jax.jit(lambda p: self.logprior_fn(p) + self.loglik_fn(p, self.data))(position)
-        )
-        theirs = float(jax.jit(logdensity_fn)(position))
+        # evaluated once, op by op: compiling two programs for one value would cost more
+        ours = float(self.logprior_fn(position) + self.loglik_fn(position, self.data))
+        theirs = float(logdensity_fn(position))
         if not (np.isfinite(ours) and np.isfinite(theirs)):
             return  # a start where the target's density is not finite is refused by name later
         dtype = ravel_pytree(position)[0].dtype

@@ -267,19 +267,12 @@ def evaluate_ais(
     report: dict = {"model": config["model"], "data": config["data"], "settings": settings}
     dataset = datasets.load(config["data"])
     test = np.asarray(family.test_data(dataset, config["options"]))
-    scored, noise_std, pilot, search_seconds = test[:num_images], None, None, 0.0
+    scored, noise_std, pilot = test[:num_images], None, None
     if density.observation_noise:
         check_noise_search(noise_grid, num_validation, test.shape[0])
-        validation = test[:num_validation]
-        scored, pilot = test[num_validation : num_validation + num_images], validation[:4]
-        report["validation_images"] = int(validation.shape[0])
-        search_start = time.perf_counter()
-        noise_std, candidates = choose_noise_std(
-            density, model, validation, key, noise_grid, **path
-        )
-        search_seconds = time.perf_counter() - search_start
-        report["noise_std"] = noise_std
-        report["validation_log_p_by_noise_std"] = candidates
+        scored, pilot = test[num_validation : num_validation + num_images], test[:4]
+        report.update(_searched_noise(density, model, test[:num_validation], key, noise_grid, path))
+        noise_std = report["noise_std"]
     settings["num_images"] = int(scored.shape[0])  # the test split may hold fewer
     latent = density.latent_density(model, noise_std)
     scores = ais_per_image(
@@ -311,9 +304,22 @@ def evaluate_ais(
     report["unit"] = density.unit
     report.update(_scores_report(scores, scored.shape[0]))
     if density.observation_noise:  # the whole evaluation's wall time, the search included
-        report["cost"]["noise_search_seconds"] = search_seconds
-        report["cost"]["seconds"] += search_seconds
+        report["cost"]["noise_search_seconds"] = report.pop("noise_search_seconds")
+        report["cost"]["seconds"] += report["cost"]["noise_search_seconds"]
     return report
+
+
+def _searched_noise(density, model, validation, key, noise_grid, path: dict) -> dict:
+    """The report's entries of the observation-noise search on ``validation``: the noise
+    chosen, every candidate's log-likelihood, the images and the search's seconds."""
+    start = time.perf_counter()
+    noise_std, candidates = choose_noise_std(density, model, validation, key, noise_grid, **path)
+    return {
+        "validation_images": int(validation.shape[0]),
+        "noise_std": noise_std,
+        "validation_log_p_by_noise_std": candidates,
+        "noise_search_seconds": time.perf_counter() - start,
+    }
 
 
 def check_noise_search(noise_grid, num_validation: int, num_test: int) -> None:
