@@ -469,6 +469,11 @@ def test_resume_with_other_options_is_rejected(tmp_path):
     training.train("vae", "digits", epochs=1, out=tmp_path)
     with pytest.raises(ValueError, match="option latent_dim: 32 in the checkpoint, 8 now"):
         training.train("vae", "digits", epochs=2, out=tmp_path, resume=True, latent_dim=8)
+    # another family: the model alone (it listed ten options with invented values)
+    with pytest.raises(
+        ValueError, match=r"another run: model: 'vae' in the checkpoint, 'gan' now\. "
+    ):
+        training.train("gan", "digits", epochs=2, out=tmp_path, resume=True)
 
 
 def test_resume_without_a_checkpoint(tmp_path):

@@ -80,6 +80,8 @@ def _read(checkpoints, step: int, **items) -> dict:
 def _differences(saved: dict, now: dict) -> str:
     """``"name: saved value in the checkpoint, now value now"`` for each setting that
     differs, the options one by one."""
+    if saved.get("model") != now.get("model"):  # another family: its options mean nothing here
+        return f"model: {saved.get('model')!r} in the checkpoint, {now.get('model')!r} now"
     lines = []
     for key in sorted(set(saved) | set(now)):
         before, after = saved.get(key), now.get(key)
