@@ -63,7 +63,9 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
         check_scalar_logdensity(target.logdensity, point)
         return point, False
     if not same_structure:
-        raise ValueError(_structure_mismatch(point, reference))
+        flax = "flax" in getattr(target, "notes", {})  # its parameter pytree, given as it is
+        hint = " For a Flax target, init=target.notes['flax'].position(params)." if flax else ""
+        raise ValueError(_structure_mismatch(point, reference) + hint)
     chains = (
         ""
         if num_chains is None

@@ -131,6 +131,12 @@ def test_a_prior_by_layer_gives_each_layer_its_own_scale():
     assert abs(float(named.logdensity(named.init)) - expected) > 1.0  # the scales move
 
 
+def test_a_parameter_pytree_as_the_start_of_a_flat_target_points_to_position():
+    params = nnx.to_pure_dict(nnx.state(TinyMLP(nnx.Rngs(1)), nnx.Param))
+    with pytest.raises(ValueError, match=r"init=target.notes\['flax'\].position\(params\)"):
+        infer.sample(0, tiny_target(position="flat"), infer.rwmh(), init=params, num_samples=5)
+
+
 def test_ais_on_a_tree_position_points_to_a_flat_one():
     prior = dist.Normal(jnp.zeros(26), 1.0).to_event(1)
     with pytest.raises(ValueError, match=r"Target.from_flax\(..., position='flat'\) does it"):
