@@ -98,6 +98,7 @@ class MarkovSampler(Protocol):
         settings() -> dict: the options, as plain values (recorded with every result).
 
     Optional hooks, with the defaults of :class:`Sampler` when absent: ``check(position)``,
+    ``check_data(data)``, ``check_target(logdensity_fn, position)``,
     ``target_acceptance(dim)``, ``acceptance_band(target_accept)``, ``cache_key()``.
     """
 
