@@ -205,6 +205,10 @@ def test_pointwise_gives_each_examples_log_likelihood_for_arviz_loo():
         np.testing.assert_allclose(values[chain, draw], each, rtol=1e-5, atol=1e-6)
         assert values[chain, draw].sum() == pytest.approx(float(loglik(model, (X, Y))), rel=1e-5)
     assert np.isfinite(az.loo(result.to_arviz()).elpd)
+    # two networks compared as docs/bnn.md compares widths (one the other's run, reseeded)
+    again = infer.sample(1, target, infer.mala(), num_chains=2, num_samples=60, num_warmup=60)
+    table = az.compare({"seed 0": result.to_arviz(), "seed 1": again.to_arviz()})
+    assert set(table.index) == {"seed 0", "seed 1"} and np.all(np.isfinite(table["elpd"]))
     plain = infer.sample(
         0, tiny_target(), infer.mala(), num_chains=2, num_samples=60, num_warmup=60
     )

@@ -30,6 +30,7 @@ REPEATED = {
     "docs/sbc.md#0": "test_sbc.py::test_nuts_passes_on_eight_schools",
     "docs/sbc.md#1": "test_sbc.py::test_mala_without_its_hastings_correction_fails",
     "docs/bnn.md#0": "test_bnn.py::test_nuts_and_mala_run_on_a_tiny_bnn",
+    "docs/bnn.md#1": "test_bnn.py::test_pointwise_gives_each_examples_log_likelihood_for_arviz_loo",
 }
 EXAMPLES = [
     pytest.param(
