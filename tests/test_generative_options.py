@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -129,6 +130,17 @@ def test_a_damaged_checkpoint_is_named_with_the_older_one_to_go_on_from(tmp_path
         training.load(tmp_path)
     (tmp_path / "checkpoints" / "2").rename(tmp_path / "damaged")
     assert training.load(tmp_path).metrics["epoch"] == [1]
+
+
+def test_a_resumed_run_warns_of_evaluations_of_the_model_before_it(tmp_path):
+    """evaluation.json stayed beside the further-trained model, describing the old one."""
+    training.train("nade", "digits", epochs=1, out=tmp_path, hidden=20)
+    (tmp_path / "evaluation.json").write_text("{}")  # as infer evaluate leaves it
+    with pytest.warns(UserWarning, match=r"evaluation.json in .* scored the model before"):
+        training.train("nade", "digits", epochs=2, out=tmp_path, hidden=20, resume=True)
+    with warnings.catch_warnings():  # nothing trained: the evaluation still holds
+        warnings.simplefilter("error", UserWarning)
+        training.train("nade", "digits", epochs=2, out=tmp_path, hidden=20, resume=True)
 
 
 def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):

@@ -177,7 +177,22 @@ def fit(
     trained = TrainedModel(module, metrics, config, folder)
     if folder is not None:
         write_outputs(trained, family, dataset, options)
+        if resume and first_epoch <= metrics["epoch"][-1]:  # trained further
+            _warn_of_old_evaluations(folder)
     return trained
+
+
+def _warn_of_old_evaluations(folder: Path) -> None:
+    """A warning naming the evaluations in ``folder`` that scored the model before it was
+    trained further (``infer evaluate`` writes them beside the checkpoints)."""
+    old = sorted(path.name for path in folder.glob("evaluation*.json"))
+    if old:
+        warnings.warn(
+            f"{', '.join(old)} in {folder} scored the model before this run trained it "
+            "further: run infer evaluate again.",
+            UserWarning,
+            stacklevel=4,
+        )
 
 
 def _resumed(manager, state, best, config: dict, epochs: int):
