@@ -39,7 +39,8 @@ class ModelTarget(NamedTuple):
         constrain_fn: ``constrain_fn(z, data) -> dict`` of constrained values of every latent
             and deterministic site.
         data: the model's array arguments, a tuple of arrays.
-        init: a starting point (dict), the prior median mapped to unconstrained space.
+        init: a starting point (dict), each site's median of 15 seeded prior draws mapped to
+            unconstrained space (NumPyro's ``init_to_median``).
         loglik_fn: ``loglik_fn(z, data) -> dict`` observed site -> the log likelihood of
             each of its observations (shaped like the site's value).
         observed_data: observed site -> its values (numpy).

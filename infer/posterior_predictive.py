@@ -85,13 +85,16 @@ def predictive(
     prior = same_data if prior is None else prior
     if not (posterior or prior):
         raise ValueError(
-            "posterior=False leaves nothing to draw for a target on other data than the "
+            "posterior=False and prior=False leave nothing to draw: pass posterior=True, or "
+            "prior=True."
+            if same_data
+            else "posterior=False leaves nothing to draw for a target on other data than the "
             "result's (the prior groups pair with the fit's data): pass posterior=True."
         )
     if posterior:
-        _check_sites(result, latent, sites.deterministic)
-        if not same_data:
+        if not same_data:  # first: a fit's imputed sites are named as such, not as foreign
             _refuse_imputed(result, observed)
+        _check_sites(result, latent, sites.deterministic)
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:

@@ -74,6 +74,11 @@ def test_predictions_of_a_model_that_imputes_masked_observations_are_refused():
     assert result.draws["y_unobserved"].shape[2:] == (10,)
     with pytest.raises(ValueError, match=r"hold \['y_unobserved'\].*handlers.mask"):
         infer.predictive(result, new_inputs)
+    # new inputs without a mask: the same advice (it said the draws were of another model)
+    with jax.numpy_rank_promotion("allow"):
+        unmasked = infer.Target.from_numpyro(masked, X[:5])
+    with pytest.raises(ValueError, match=r"hold \['y_unobserved'\].*handlers.mask"):
+        infer.predictive(result, unmasked)
 
 
 def plain(x, y):

@@ -454,6 +454,9 @@ def test_an_advi_fit_predicts_at_new_data_with_its_deterministic_sites():
     assert "prior" not in predicted.groups
     with pytest.raises(ValueError, match="posterior=False leaves nothing to draw"):
         infer.predictive(fit, new, posterior=False)
+    same = infer.Target.from_numpyro(with_mean, X, y=Y)  # the fit's own data: no "other data"
+    with pytest.raises(ValueError, match=r"posterior=False and prior=False leave nothing to"):
+        infer.predictive(fit, same, posterior=False, prior=False)
 
 
 def test_variables_left_out_by_keep_are_not_called_misspelt():
