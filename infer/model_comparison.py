@@ -45,11 +45,27 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             f"LOO columns left out: the models were fitted to different numbers of "
             f"observations ({listed}), and elpd_loo only compares models of the same data."
         ]
-    trees = {name: _observations(tree) for name, tree in originals.items()}
+    if different := _different_data(results):
+        return {}, [
+            f"LOO columns left out: the models were fitted to different data ({different}), "
+            "and elpd_loo only compares models of the same data."
+        ]
+    scored = {name: _observations(tree) for name, tree in originals.items()}
+    trees = {name: tree for name, (tree, _) in scored.items()}
     if empty := [name for name, tree in trees.items() if not tree["log_likelihood"][JOINT].size]:
         return {}, [
             f"LOO columns left out: every observation of {', '.join(empty)} is masked (its log "
             "likelihood is 0 in every draw), so there is nothing to leave out."
+        ]
+    kept = {name: frozenset(index.tolist()) for name, (_, index) in scored.items()}
+    if len(set(kept.values())) > 1:
+        total = next(iter(counts.values()))
+        listed = ", ".join(f"{name}: {len(index)}" for name, index in kept.items())
+        return {}, [
+            "LOO columns left out: the models score different observations (those masked, "
+            f"or certain in every draw, count for nothing: {listed} of {total} scored), "
+            "and elpd_loo sums over the observations scored. Mask the same observations in "
+            "every model."
         ]
     import arviz_stats
 
@@ -81,6 +97,36 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     return rows, messages
 
 
+def _different_data(results: dict[str, Result]) -> str:
+    """Which observed values differ between the results (``""`` when they agree, or when a
+    result records none): each site's by name, or all of them in name order when the models
+    name their sites differently."""
+    observed = {name: r.groups.get("observed_data") for name, r in results.items()}
+    if not all(observed.values()):
+        return ""
+    (first, reference), *others = observed.items()
+
+    def values(data: dict) -> np.ndarray:
+        return np.concatenate([np.ravel(np.asarray(data[k], np.float64)) for k in sorted(data)])
+
+    for name, data in others:
+        if set(data) == set(reference):
+            differ = [
+                site
+                for site in sorted(data)
+                if not np.array_equal(
+                    np.asarray(data[site], np.float64),
+                    np.asarray(reference[site], np.float64),
+                    equal_nan=True,
+                )
+            ]
+            if differ:
+                return f"{', '.join(differ)} differs between {first} and {name}"
+        elif not np.array_equal(values(data), values(reference), equal_nan=True):
+            return f"the observed values differ between {first} and {name}"
+    return ""
+
+
 def _num_observations(tree) -> int:
     """Observations in a ``log_likelihood`` group: every site's, past (chain, draw)."""
     group = tree["log_likelihood"].to_dataset()
@@ -107,13 +153,13 @@ JOINT = "all_observations"
 
 
 def _observations(tree):
-    """A copy of ``tree`` whose ``log_likelihood`` group holds one variable
+    """``(tree, scored)``: a copy of ``tree`` whose ``log_likelihood`` group holds one variable
     ``all_observations`` (chain, draw, observation): every site's observations stacked by
     ``arviz_base.dataset_to_dataarray``, less those whose log likelihood is 0 in every draw:
     masked ones (``obs_mask=``, ``handlers.mask``), or an observation certain under every
     draw. PSIS cannot fit their constant ratios, and each adds exactly 0 to elpd_loo and
-    p_loo, so leaving them out changes neither (models are still matched on the count of
-    observations before this)."""
+    p_loo, so leaving them out changes neither; ``scored``: the indices of those kept (models
+    are matched on their count before this, and on these after)."""
     import arviz_base
     import xarray as xr
 
@@ -127,4 +173,4 @@ def _observations(tree):
         joint = joint.isel(observation=observed)
     tree = tree.copy()
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({JOINT: joint}, attrs=group.attrs))
-    return tree
+    return tree, observed

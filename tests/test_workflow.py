@@ -145,6 +145,19 @@ def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
     ):
         table = infer.compare({"linear": linear, "plain": plain})
     assert "elpd_loo" not in table.columns
+    # as many observations, other values (a fit to 3 y): it was ranked without a word
+    tripled_y = {"y": 3 * constant.groups["observed_data"]["y"]}
+    tripled = dataclasses.replace(constant, groups={**constant.groups, "observed_data": tripled_y})
+    with pytest.warns(infer.DiagnosticWarning, match=r"different data \(y differs between"):
+        table = infer.compare({"linear": linear, "tripled": tripled})
+    assert "elpd_loo" not in table.columns
+    # the same data, 10 observations masked in one model (log likelihood 0): it won by the
+    # 10 observations it was not scored on
+    values = np.array(constant.groups["log_likelihood"]["y"])
+    values[..., :10] = 0.0
+    with pytest.warns(infer.DiagnosticWarning, match=r"score different observations .*: 90 of"):
+        table = infer.compare({"linear": linear, "masked": _with_log_likelihood(constant, values)})
+    assert "elpd_loo" not in table.columns
 
 
 def test_a_non_finite_log_likelihood_is_warned_about(runs):
