@@ -90,6 +90,14 @@ def warn_if_untrustworthy(
             DiagnosticWarning,
             stacklevel=3,
         )
+    if outside := info.get("num_nonfinite_draws"):  # zero weights to PSIS: k-hat misses them
+        from infer.flag_rules import outside_support
+
+        warnings.warn(
+            f"{label} on {target_name}: {outside_support(outside, total_draws)}",
+            DiagnosticWarning,
+            stacklevel=3,
+        )
     if skipped:
         warnings.warn(
             f"{label} on {target_name}: {skipped} of {num_steps} steps were skipped "

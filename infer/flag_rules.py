@@ -135,7 +135,8 @@ def what_to_try(fullrank: bool) -> str:
 
 
 def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
-    """Fires on a Pareto k-hat (ADVI) above its threshold."""
+    """Fires on a Pareto k-hat (ADVI) above its threshold, or on draws of the fit where the
+    target's log density is not finite (PSIS reads them as zero weights: k-hat misses them)."""
     k_hat = result.info.get("pareto_k")
     k_limit = result.info.get("pareto_k_threshold", 0.7)
     if k_hat is not None and not (float(k_hat) <= float(k_limit)):
@@ -144,7 +145,19 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
             "approximation misses the posterior's shape, so its draws cannot be trusted. Try "
             f"{what_to_try(result.info.get('family') == 'fullrank')}, or MCMC."
         )
+    if outside := result.info.get("num_nonfinite_draws"):
+        return outside_support(int(outside), result.num_chains * result.num_samples)
     return None
+
+
+def outside_support(count: int, total: int) -> str:
+    """What ``count`` of an ADVI fit's ``total`` draws at a NaN or -inf log density mean."""
+    return (
+        f"{count} of {total} draws lie where the target's log density is NaN or -inf (outside "
+        "its support, or where it breaks): the fitted Gaussian puts mass where the posterior "
+        "has none, and those draws are returned as posterior draws. Check the model there, "
+        "constrain the parameter (a NumPyro site's support is handled for you), or use MCMC."
+    )
 
 
 def why_stuck(result: Result, stuck: list[int]) -> str:

@@ -162,6 +162,20 @@ def test_nonfinite_steps_are_skipped_and_counted():
     assert np.all(np.isfinite(np.asarray(result.info["mean"])))
 
 
+def test_draws_where_the_target_has_no_density_are_warned_about_and_flagged():
+    """A standard normal cut at x0 = 2 (NaN beyond): about 2% of the fitted Gaussian's draws
+    (expected 23 of 1,000; none with probability e^-23) lie there. PSIS reads their weights
+    as zeros, so k-hat stayed low, and they were returned as posterior draws without a word."""
+    target = infer.Target(
+        lambda x: jnp.where(x[0] > 2.0, jnp.nan, -0.5 * jnp.sum(x**2)), init=jnp.zeros(2)
+    )
+    with pytest.warns(infer.DiagnosticWarning, match=r"of 1000 draws lie where the target's"):
+        fit = infer.advi(0, target, num_steps=500, num_draws=250)
+    assert fit.info["num_nonfinite_draws"] > 0 and fit.info["pareto_k"] < 0.7
+    with pytest.warns(infer.DiagnosticWarning, match=r"draws lie where"):
+        assert infer.compare({"advi": fit}).loc["advi", "flags"] == "pareto_k"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
