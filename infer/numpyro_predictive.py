@@ -35,16 +35,26 @@ class SiteNames(NamedTuple):
     latent: list  # sampled and not observed: what its posterior draws hold
     observed: list
     deterministic: list  # numpyro.deterministic: draws hold them too
+    latent_shapes: dict  # latent site -> the shape of one value, at these arguments
+    plates: dict  # sample site -> the names of the plates it is in
 
 
 def site_names(source: ModelSource) -> SiteNames:
     """The model's sites by kind, from one abstract trace."""
     trace = abstract_trace(source.model, source.args, source.kwargs)
     sampled = {n: s["is_observed"] for n, s in trace.items() if s["type"] == "sample"}
+    latent = [name for name, observed in sampled.items() if not observed]
+    observed = [name for name, site in trace.items() if is_observation(site)]
+
     return SiteNames(
-        [name for name, observed in sampled.items() if not observed],
-        [name for name, site in trace.items() if is_observation(site)],
+        latent,
+        observed,
         [name for name, site in trace.items() if site["type"] == "deterministic"],
+        {name: tuple(getattr(trace[name]["value"], "shape", ())) for name in latent},
+        {
+            name: {frame.name for frame in trace[name].get("cond_indep_stack", ())}
+            for name in sampled
+        },
     )
 
 

@@ -95,6 +95,8 @@ def predictive(
         if not same_data:  # first: a fit's imputed sites are named as such, not as foreign
             _refuse_imputed(result, observed)
         _check_sites(result, latent, sites.deterministic)
+        if not same_data:
+            _refuse_local_latents(result, latent, observed, sites)
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
@@ -162,6 +164,28 @@ def _check_sites(result: Result, latent: list, deterministic: list) -> None:
             f"result's draws do not fit the model: they lack its latent site(s) "
             f"{', '.join(missing) or '(none)'} and hold {', '.join(extra) or '(none)'} that it "
             f"does not have (the draws hold {', '.join(result.draws)}). {fix}"
+        )
+
+
+def _refuse_local_latents(result: Result, latent: list, observed: list, sites) -> None:
+    """A ``ValueError`` naming the latent sites that hold one value per observation of the
+    fit (in a plate of an observed site's, or shaped otherwise at the new inputs): their
+    draws say nothing of the new inputs' own values."""
+    shared = set().union(*(sites.plates.get(name, set()) for name in observed))
+    named = [
+        name
+        for name in latent
+        if sites.plates.get(name, set()) & shared
+        or np.shape(result.draws[name])[2:] != sites.latent_shapes[name]
+    ]
+    if named:
+        shown = ", ".join(f"{n} {np.shape(result.draws[n])[2:]}" for n in named)
+        raise ValueError(
+            f"the model's latent site(s) {shown} hold a value per observation of the fit (a "
+            "plate they share with the observations, or a shape that follows the data): the "
+            "draws say nothing of the new inputs' own values. Predict at new inputs with a "
+            "model whose latent sites are not per observation, or sample it again with the "
+            "new data."
         )
 
 

@@ -81,6 +81,25 @@ def test_predictions_of_a_model_that_imputes_masked_observations_are_refused():
         infer.predictive(result, unmasked)
 
 
+def with_noise_per_point(x, y=None):  # z: one latent value per observation
+    a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+    with numpyro.plate("n", x.shape[0]):
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+        numpyro.sample("y", dist.Normal(a * x + z, 0.5), obs=y)
+
+
+def test_predictions_need_latent_sites_that_are_not_one_per_observation():
+    """At 1 new input the fit's 10 values of z broadcast into 10 'predictions' (at 5, a raw
+    JAX shape error); at 10 other inputs, the fit's z silently stood for theirs."""
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's median start broadcasts a * x
+        fit = infer.Target.from_numpyro(with_noise_per_point, X, y=Y)
+        news = [infer.Target.from_numpyro(with_noise_per_point, x) for x in (X[:1], X + 1)]
+    result = quiet_sample(fit, infer.rwmh())
+    for target in news:
+        with pytest.raises(ValueError, match=r"latent site\(s\) z \(10,\) hold a value per"):
+            infer.predictive(result, target)
+
+
 def plain(x, y):
     b = numpyro.sample("b", dist.Normal(0.0, 5.0))
     with numpyro.plate("n", 10):
