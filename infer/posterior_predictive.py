@@ -4,6 +4,7 @@ model's result, as the ArviZ groups that ``az.plot_ppc_dist`` and ``az.plot_loo_
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 
 import jax
@@ -97,6 +98,15 @@ def predictive(
         _check_sites(result, latent, sites.deterministic)
         if not same_data:
             _refuse_local_latents(result, latent, observed, sites)
+    if result.target not in ("external", target.name):  # sites alike (else refused above)
+        warnings.warn(
+            f"the result was drawn from target {result.target!r} and this target is "
+            f"{target.name!r}: predictive runs this target's model on the result's draws, "
+            "which is right only for the same model (a second target of one model has its "
+            "name unless name= gives another).",
+            UserWarning,
+            stacklevel=2,
+        )
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:

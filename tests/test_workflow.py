@@ -160,6 +160,19 @@ def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
     assert "elpd_loo" not in table.columns
 
 
+def robust(x, y=None):  # linear's sites, another likelihood
+    alpha = numpyro.sample("alpha", dist.Normal(0.0, 5.0))
+    beta = numpyro.sample("beta", dist.Normal(0.0, 5.0))
+    sigma = numpyro.sample("sigma", dist.HalfNormal(2.0))
+    numpyro.sample("y", dist.StudentT(3.0, alpha + beta * x, sigma), obs=y)
+
+
+def test_a_result_of_another_model_with_the_same_sites_is_warned_about(runs):
+    """Its draws were run through the other model's likelihood without a word."""
+    with pytest.warns(UserWarning, match=r"drawn from target 'linear' and this target is 'rob"):
+        infer.predictive(runs["linear"][1], infer.Target.from_numpyro(robust, X, y=Y))
+
+
 def test_a_non_finite_log_likelihood_is_warned_about(runs):
     linear = runs["linear"][1]
     values = np.array(linear.groups["log_likelihood"]["y"])
