@@ -98,15 +98,7 @@ def predictive(
         _check_sites(result, latent, sites.deterministic)
         if not same_data:
             _refuse_local_latents(result, latent, observed, sites)
-    if result.target not in ("external", target.name):  # sites alike (else refused above)
-        warnings.warn(
-            f"the result was drawn from target {result.target!r} and this target is "
-            f"{target.name!r}: predictive runs this target's model on the result's draws, "
-            "which is right only for the same model (a second target of one model has its "
-            "name unless name= gives another).",
-            UserWarning,
-            stacklevel=2,
-        )
+    _warn_if_another_model(result, target)  # sites alike (else refused above)
     groups = dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
@@ -174,6 +166,20 @@ def _check_sites(result: Result, latent: list, deterministic: list) -> None:
             f"result's draws do not fit the model: they lack its latent site(s) "
             f"{', '.join(missing) or '(none)'} and hold {', '.join(extra) or '(none)'} that it "
             f"does not have (the draws hold {', '.join(result.draws)}). {fix}"
+        )
+
+
+def _warn_if_another_model(result: Result, target: Target) -> None:
+    """A warning when ``result`` was drawn from a target of another name (``from_draws``
+    records none): its sites match, but its likelihood may not."""
+    if result.target not in ("external", target.name):
+        warnings.warn(
+            f"the result was drawn from target {result.target!r} and this target is "
+            f"{target.name!r}: predictive runs this target's model on the result's draws, "
+            "which is right only for the same model (a second target of one model has its "
+            "name unless name= gives another).",
+            UserWarning,
+            stacklevel=3,
         )
 
 
