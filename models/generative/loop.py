@@ -171,8 +171,8 @@ def fit(
     finally:
         if bar is not None:
             bar.close()
-        if manager is not None:  # waits for the last save, and ends Orbax's threads (left
-            manager.close()  # running after a failed save, they kept the process alive)
+        if manager is not None:  # saves are synchronous (checkpoints.manager): an
+            manager.close()  # asynchronous one that failed left threads that hung the process
     module, _ = nnx.merge(graphdef, state if best is None else best)
     trained = TrainedModel(module, metrics, config, folder)
     if folder is not None:
