@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from infer.flag_rules import what_to_try
+from infer.flag_rules import outside_support, what_to_try
 
 MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
 #: An ELBO whose trend over the last half of the steps (the averaged ones) rises by more
@@ -91,8 +91,6 @@ def warn_if_untrustworthy(
             stacklevel=3,
         )
     if outside := info.get("num_nonfinite_draws"):  # zero weights to PSIS: k-hat misses them
-        from infer.flag_rules import outside_support
-
         warnings.warn(
             f"{label} on {target_name}: {outside_support(outside, total_draws)}",
             DiagnosticWarning,
