@@ -187,8 +187,9 @@ def _start(args: Arguments) -> Run:
     example = jax.tree.map(lambda leaf: leaf[0], positions) if per_chain else positions
     hook(sampler, "check")(example)
     hook(sampler, "check_data")(target.data)
-    hook(sampler, "check_target")(target.bound(target.data), example)
-    checked_kernel(sampler.build(target.bound(target.data), args.num_warmup), sampler)  # host
+    bound = target.bound(target.data)
+    hook(sampler, "check_target")(bound, example)
+    checked_kernel(sampler.build(bound, args.num_warmup), sampler)  # host
     data = None if target.data is None else jax.device_put(target.data, replicated(sharding))
     structs = jax.tree.map(
         lambda leaf: jax.ShapeDtypeStruct(
