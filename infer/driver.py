@@ -216,7 +216,7 @@ def _start(args: Arguments) -> Run:
         )
     except (AttributeError, TypeError, ValueError) as err:  # a kernel that breaks the protocol
         try:
-            explain_kernel_failure(sampler, target.bound(target.data), example)
+            explain_kernel_failure(sampler, bound, example)
         except KernelProtocolError as explained:
             raise explained from err
         except Exception:  # the explanation itself failed: the original error stands
