@@ -46,13 +46,16 @@ def heavy_seed(request):
 # The heaviest groups first: ``--dist loadfile`` hands them to workers in collection order,
 # so a long one started last would leave one worker running alone at the end.
 HEAVY_FIRST = (  # groups, each named by a module (SHARED_PROGRAMS below), heaviest first
-    "test_samplers.py",
-    "test_generative.py",
-    "test_resume.py",
+    "test_samplers.py",  # with test_docs.py: 60 s of a worker's time in `make test`
     "test_compare.py",
-    "test_sbc.py",
+    "test_resume.py",
+    "test_generative.py",
     "test_workflow.py",
-    "test_distributed.py",
+    "test_plots.py",
+    "test_bnn.py",
+    "test_ars.py",
+    "test_sbc.py",
+    "test_distributed.py",  # its subprocesses' time is not the worker's own
 )
 
 # Modules that build the same programs run on one worker, one after the other: there the

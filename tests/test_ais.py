@@ -23,6 +23,7 @@ def conjugate_gaussian(seed):
     return evidence.conjugate_gaussian(seed, dim=D)
 
 
+@pytest.mark.thorough  # the bracket's and the linear schedule's checks stay
 def test_conjugate_gaussian_log_z_is_inside_the_interval(heavy_seed):
     target, prior, exact, _ = conjugate_gaussian(heavy_seed)
     result = infer.ais(heavy_seed, target, prior, num_temperatures=200, num_chains=256)
@@ -60,7 +61,7 @@ def counting_gradients(target):
     return target.with_options(logdensity_fn=counted, data=None), count
 
 
-@pytest.mark.slow
+@pytest.mark.thorough  # a cost count, 10 s
 def test_gradient_count_is_the_gradients_computed():
     """Pilot, forward and reverse pass, against the gradients counted as they happen."""
     target, prior, _, mu_true = conjugate_gaussian(0)
@@ -104,6 +105,7 @@ def test_bidirectional_bracket_contains_the_truth(heavy_seed):
     assert upper - lower < 1.0
 
 
+@pytest.mark.thorough  # the conjugate and bracket checks stay
 def test_gaussian_mixture_log_z(heavy_seed):
     """Two well separated, unequal modes times a known constant: ``Z = e^3`` exactly. AIS
     from a broad prior finds both; HMC alone would stay in one."""
@@ -220,6 +222,7 @@ def test_a_prior_of_the_wrong_shape_is_refused():
         infer.ais(0, target, improper, num_chains=8)
 
 
+@pytest.mark.thorough  # a warning, over 4 runs
 def test_bounds_that_cross_are_warned_about():
     """At 100 temperatures and 128 chains the bracket is narrower than its noise: on some
     seeds the lower bound comes out above the upper one, and then (only then) a warning
@@ -243,6 +246,7 @@ def test_bounds_that_cross_are_warned_about():
     assert any(crossed) and not all(crossed)  # both branches were taken
 
 
+@pytest.mark.thorough  # a warning
 def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
     """A conjugate regression annealed back from one shared exact draw: the reverse weights'
     Pareto k-hat is above 0.7 (their standard error understates the error), the forward
@@ -268,6 +272,7 @@ def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
     assert len(heavy) == 1 and "behind log_z_upper are heavy-tailed" in heavy[0]
 
 
+@pytest.mark.thorough  # a warning over three runs, 10 s
 def test_temperatures_where_the_chains_stood_still_are_named():
     """On a path of 5 temperatures the step sizes carried from one temperature to the next
     do not suit it, and the HMC moves are all rejected at some: log_z was far off with only

@@ -99,6 +99,7 @@ def test_the_noise_search_is_checked_before_it_runs(grid, num_validation, match)
     annealed_evaluation.check_noise_search((0.1, 0.2), 50, 359)  # the defaults' kind passes
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):
     run = tmp_path / "nade"
     command = ["train", "nade", "--epochs", "1", "--out", str(run), "--no-progress"]
@@ -112,7 +113,7 @@ def test_ais_is_refused_for_models_without_a_latent_code(tmp_path, capsys):
         annealed_evaluation.evaluate_ais(training.load(run))
 
 
-@pytest.mark.slow  # 10 s: trains 20 epochs; `make test` runs it
+@pytest.mark.thorough  # 10 s: trains 20 epochs for a warning
 def test_weights_whose_ess_is_near_one_are_said_to_be_unusable():
     """One temperature: AIS is importance sampling from the prior, and for a trained decoder
     one chain carries each image's estimate. The report and the command's text say so."""

@@ -29,8 +29,24 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("derivative_free", [False, True], ids=["tangents", "secants"])
-@pytest.mark.parametrize("case", list(CASES))
+# `make test` draws each density with one hull, each hull on two densities (one with an open
+# end, one bounded); `make test-thorough` adds the other four pairs.
+QUICK_PAIRS = {("normal", False), ("gamma", True), ("beta", False), ("truncated", True)}
+
+
+@pytest.mark.parametrize(
+    "case, derivative_free",
+    [
+        pytest.param(
+            case,
+            derivative_free,
+            id=f"{case}-{'secants' if derivative_free else 'tangents'}",
+            marks=[] if (case, derivative_free) in QUICK_PAIRS else [pytest.mark.thorough],
+        )
+        for case in CASES
+        for derivative_free in (False, True)
+    ],
+)
 def test_draws_match_exact_cdf(case, derivative_free, seed):
     target, domain, cdf = CASES[case]
     sampler = infer.ars(domain=domain, derivative_free=derivative_free)
@@ -146,6 +162,7 @@ def test_start_points_on_one_side_of_the_mode_of_an_infinite_tail_are_reported()
         infer.sample(0, targets.get("normal_1d"), sampler, num_samples=100)
 
 
+@pytest.mark.thorough  # a message; `make test` refuses one-sided start points above
 def test_secants_through_points_on_both_sides_of_the_mode_ask_for_two_on_each_side():
     """With secants the two outermost points of a side must rise inwards: -1 and 1 around
     the mode 0 give a flat secant, and the message says what to do, not "both sides"."""
@@ -202,6 +219,7 @@ def test_a_search_that_leaves_the_support_says_to_give_the_domain():
     assert abs(draws.mean() - 3.0) < 4 * np.sqrt(3.0 / draws.size)
 
 
+@pytest.mark.thorough  # the round budget: `make test` checks what happens past it
 def test_a_density_with_a_straight_log_is_drawn_in_vectorised_rounds():
     """The exponential's log is a line: the squeeze decides every proposal and the hull
     never grows, so the one-at-a-time phase ends after a run of squeeze decisions instead of
@@ -224,7 +242,9 @@ def test_a_density_with_a_straight_log_is_drawn_in_vectorised_rounds():
     assert_ks_matches(np.asarray(draws[0]), stats.expon.cdf)
 
 
-@pytest.mark.parametrize("trouble", [jnp.inf, jnp.nan])
+@pytest.mark.parametrize(
+    "trouble", [jnp.inf, pytest.param(jnp.nan, marks=pytest.mark.thorough)], ids=["inf", "nan"]
+)
 def test_a_region_of_numerical_trouble_rejects_its_proposals(trouble):
     """+inf (or NaN) above 5 is trouble, not density: those proposals are rejected and
     counted, in the hull-growing phase too, so the draws are the density cut at 5."""
@@ -242,6 +262,7 @@ def _scaled_normal(x, data):
     return -0.5 * (x / data["sigma"]) ** 2
 
 
+@pytest.mark.thorough  # 7 s
 def test_a_second_target_of_other_data_draws_from_its_own_density():
     """The program held the first target's hull, built on its data, and the cache key held
     only the data's shapes: N(0, 3^2) came back with sd 1.00, the first target's."""

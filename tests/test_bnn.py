@@ -368,6 +368,7 @@ def test_sgld_same_seed_same_draws_and_its_step_size_schedule():
     np.testing.assert_allclose(result.stats["step_size"][0], expected, rtol=1e-5)
 
 
+@pytest.mark.thorough  # test_own_sampler checks the registry
 def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     target = tiny_target()
     sampler = registry.make("sgld", target)
@@ -438,6 +439,7 @@ class TinyNormed(nnx.Module):
         return self.out(self.norm(self.hidden(x)))
 
 
+@pytest.mark.thorough  # SGLD on a Flax target: the test above
 def test_sgld_runs_on_a_module_with_state_beside_its_parameters():
     """The target's data are the examples and the module's state; SGLD carries the examples
     alone, and was refused as made with other data, built just as the docs say."""
@@ -498,6 +500,7 @@ def test_regression_data_leave_a_gap_and_bands_widen_for_a_spread_of_draws():
     np.testing.assert_allclose(sd, math.sqrt(0.01 + 0.25))
 
 
+@pytest.mark.thorough  # a refusal, 5 s
 def test_a_module_in_training_mode_is_refused_and_in_eval_mode_samples():
     """Dropout in training mode failed deep in NNX (or, in eval mode, on its RNG key in the
     run's fingerprint); now training mode is refused naming the layer, eval mode runs."""

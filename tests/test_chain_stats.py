@@ -101,6 +101,7 @@ def test_constant_and_nan_parameters_are_returned_as_arviz_gives_them():
     assert np.all(np.asarray(mine["shifted_chains"]["rhat"]) > 1.1)
 
 
+@pytest.mark.thorough  # each statistic alone; the fused program is checked
 def test_single_statistics_match_the_fused_program():
     draws = make_draws(500)
     fused = chain_stats.summary_stats(draws)
@@ -165,6 +166,7 @@ def test_a_chosen_subset_of_statistics_is_what_comes_back():
         chain_stats.summary_stats(draws, statistics=())
 
 
+@pytest.mark.thorough  # a copy avoided; the values are checked
 def test_jax_array_input_gives_the_same_results_without_a_host_copy():
     draws = make_draws(500, np.float32)["iid"]
     on_device = jnp.asarray(draws)

@@ -31,7 +31,9 @@ def short_ties(longest, dtype, seed=0):
     return x.astype(dtype)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(  # float32's ranks: the test above; here in `make test-thorough`
+    "dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.thorough)]
+)
 @pytest.mark.parametrize("longest", [1, 2, 4, 5, 9])
 def test_ties_below_and_above_the_one_pass_reach_match_arviz(longest, dtype):
     """With many draws, ties of up to 4 equal values are averaged in one pass, longer ones by
@@ -52,8 +54,15 @@ def blom_scores_of_average_ranks(x):
     return stats.norm.ppf((stats.rankdata(x.astype(np.float64)) - 3 / 8) / (x.size + 1 / 4))
 
 
-@pytest.mark.parametrize("host", [False, True])
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "host, dtype",
+    [  # each sort and each dtype in `make test`; the other two pairs in `make test-thorough`
+        pytest.param(False, np.float64, id="xla-float64"),
+        pytest.param(True, np.float32, id="host-float32"),
+        pytest.param(False, np.float32, id="xla-float32", marks=pytest.mark.thorough),
+        pytest.param(True, np.float64, id="host-float64", marks=pytest.mark.thorough),
+    ],
+)
 @pytest.mark.parametrize("longest", [1, 2, 4, 9])
 def test_rank_normalisation_equals_scipys_average_ranks(longest, host, dtype):
     """``z_scores`` and ``folded_z_scores`` of many draws, one parameter at a time and as a

@@ -91,6 +91,7 @@ def test_lengths_up_to_the_same_power_of_two_share_one_program():
         assert counter["n"] > first  # 513 draws need the next power of two
 
 
+@pytest.mark.thorough  # the test above shares programs
 def test_a_count_pads_every_length_up_to_it_into_one_program():
     """What ``until=`` does for runs small enough: pad to ``max_samples`` from the start."""
     rng = np.random.default_rng(7)

@@ -29,6 +29,9 @@ REPEATED = {
     ),
     "docs/sbc.md#0": "test_sbc.py::test_nuts_passes_on_eight_schools",
     "docs/sbc.md#1": "test_sbc.py::test_mala_without_its_hastings_correction_fails",
+    "docs/comparing-samplers.md#0": (
+        "test_compare.py::test_the_docs_comparison_of_two_samplers_runs_as_written"
+    ),
     "docs/bnn.md#0": "test_bnn.py::test_nuts_and_mala_run_on_a_tiny_bnn",
     "docs/bnn.md#1": "test_bnn.py::test_pointwise_gives_each_examples_log_likelihood_for_arviz_loo",
 }

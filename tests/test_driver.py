@@ -20,10 +20,15 @@ from models import targets
 
 # NUTS's programs are the slowest to compile of these (5-8 s each here): `make test-fast` runs
 # the sampler matrices without it, `make test` with it.
-def sampler_names(*names: str) -> list:
-    """``names`` (default: every sampler here) as parameters, NUTS's marked slow."""
+def sampler_names(*names: str, thorough: tuple = ()) -> list:
+    """``names`` (default: every sampler here) as parameters, NUTS's marked slow and those in
+    ``thorough`` left to `make test-thorough`."""
     return [
-        pytest.param(name, marks=pytest.mark.slow) if name == "nuts" else name
+        pytest.param(
+            name,
+            marks=[pytest.mark.slow] * (name == "nuts")
+            + [pytest.mark.thorough] * (name in thorough),
+        )
         for name in names or SAMPLERS
     ]
 
@@ -116,7 +121,8 @@ def test_a_key_and_its_seed_give_the_same_draws():
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
 
 
-@pytest.mark.parametrize("name", sampler_names("rwmh", "nuts"))
+# NUTS's programs (4 s to compile here) are cached as every other sampler's: thorough.
+@pytest.mark.parametrize("name", sampler_names("rwmh", "nuts", thorough=("nuts",)))
 def test_second_call_with_same_shapes_does_not_compile(name):
     sampler = SAMPLERS[name]
     infer.sample(0, NORMAL_3D, sampler, num_samples=30, **SHORT)
@@ -136,7 +142,7 @@ def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
     assert compilations["n"] == 0
 
 
-@pytest.mark.parametrize("name", sampler_names())
+@pytest.mark.parametrize("name", sampler_names(thorough=("nuts",)))  # HMC's kernel stays
 def test_standalone_step_works_under_jit_and_vmap(name):
     """BlackJAX-style use: init one chain, step many vectorised chains, in one jitted call."""
     alg = SAMPLERS[name].bind(NORMAL_3D.logdensity_fn)
@@ -157,6 +163,7 @@ def test_draw_and_stat_shapes_and_names():
     assert result.stats["diverging"].dtype == bool
 
 
+@pytest.mark.thorough  # 4 s
 @pytest.mark.slow  # 8 s: two targets, two programs compiled
 def test_pytree_and_numpyro_targets_report_their_own_names():
     funnel = infer.sample(0, targets.get("funnel"), infer.rwmh(), num_chains=2, num_samples=10)
@@ -314,6 +321,7 @@ def test_chains_of_a_superchain_share_their_start():
         infer.sample(0, targets.get("normal_10d"), exact, superchains=2)
 
 
+@pytest.mark.thorough  # 6 s
 def test_numbers_in_the_data_are_arguments_like_arrays():
     """``data={"m": 2.0}``: a Python number is data (it used to be refused), so a new value
     reuses the program and moves the draws; a string is still refused, naming the function

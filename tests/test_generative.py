@@ -149,6 +149,7 @@ def test_bounds_on_a_linear_gaussian_vae_are_ordered_and_tighten_with_k():
     assert np.all(np.abs(streamed - mean) < 4 * np.sqrt(se**2 * 2000 + se**2))
 
 
+@pytest.mark.thorough  # refusals; the scoring helpers' stay
 def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
     """Flat images, intensities given to a count likelihood, grey pixels given to a binary
     one, NaN, and a zero sample count: each is named, none becomes a score."""
@@ -229,7 +230,9 @@ TRAINING_RUNS = {
 }
 
 
-@pytest.mark.parametrize("model", list(TRAINING_RUNS))
+@pytest.mark.parametrize(  # NADE's probabilities and samples are checked below
+    "model", [pytest.param(m, marks=[pytest.mark.thorough] * (m == "nade")) for m in TRAINING_RUNS]
+)
 def test_a_short_training_run_lowers_the_loss(model):
     trained = training.train(model, "digits", **TRAINING_RUNS[model])
     if model == "vae":
@@ -259,6 +262,7 @@ def test_gan_training_brings_samples_toward_the_data():
     assert pixel_distance(trained.model) < 0.5 * pixel_distance(untrained)
 
 
+@pytest.mark.thorough  # 6 s
 def test_r1_penalty_is_half_its_weight_times_the_squared_gradient_at_real_images():
     """Against each image's gradient taken on its own; and the option adds exactly that
     term to the loss the discriminator's optimiser minimises."""
@@ -465,6 +469,7 @@ def test_bad_options_are_rejected(kwargs, match):
         training.train(**kwargs)
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_resume_with_other_options_is_rejected(tmp_path):
     training.train("vae", "digits", epochs=1, out=tmp_path)
     with pytest.raises(ValueError, match="option latent_dim: 32 in the checkpoint, 8 now"):
@@ -517,7 +522,8 @@ def test_data_sets_are_split_and_scaled_once():
         datasets.load("svhn")
 
 
-@pytest.mark.parametrize("seed", [0, pytest.param(1, marks=pytest.mark.thorough)])
+@pytest.mark.thorough  # two 20-epoch trainings a seed, 13 s
+@pytest.mark.parametrize("seed", [0, 1])
 def test_the_aae_adversarial_weight_holds_the_codes_on_the_prior(seed):
     # The entropy term pushes every code distribution wider for as long as training runs; only
     # the adversarial loss, weighed into the autoencoder's, holds the codes to the prior. With

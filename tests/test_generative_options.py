@@ -222,6 +222,7 @@ def test_training_that_diverges_stops_with_an_error_not_nan_outputs(tmp_path, ca
     assert not (tmp_path / "run" / "metrics.json").exists()  # no NaN outputs written
 
 
+@pytest.mark.thorough  # a message, 4 s
 def test_an_interrupted_training_says_how_to_resume(tmp_path, capsys, monkeypatch):
     """Before the first checkpoint there is nothing to resume; after it, --resume."""
     real_train = training.train

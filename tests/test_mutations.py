@@ -96,7 +96,8 @@ MOMENT_MUTATIONS = {
 @pytest.mark.parametrize(
     "mutation",
     [
-        pytest.param(name, marks=[pytest.mark.slow] * name.startswith("nuts"))
+        # the NUTS mutation (4 s to compile) in `make test-thorough`; the two others here
+        pytest.param(name, marks=[pytest.mark.thorough] * name.startswith("nuts"))
         for name in MOMENT_MUTATIONS
     ],
 )

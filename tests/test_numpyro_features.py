@@ -33,6 +33,7 @@ def regression_of_a_dict(data):
         numpyro.sample("y", dist.Normal(a + b * data["x"], 1.0), obs=data["y"])
 
 
+@pytest.mark.thorough  # predictions at new inputs: test_workflow
 def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
     """The dict's arrays were not recorded as the fit's data, so new inputs under the same
     outcome counted as the fit's own: posterior_predictive at x + 100 beside the fit's
@@ -61,6 +62,7 @@ def test_concat_joins_the_groups_of_every_draw_or_leaves_them_out_saying_so():
     assert joined.groups["log_likelihood"]["y"].shape[:2] == joined.draws["a"].shape[:2]
 
 
+@pytest.mark.thorough  # a refusal, 6 s
 def test_predictions_of_a_model_that_imputes_masked_observations_are_refused():
     def masked(x, y=None, mask=None):
         a = numpyro.sample("a", dist.Normal(0.0, 5.0))
@@ -205,6 +207,7 @@ def counts(x, k):
     numpyro.sample("k", dist.Poisson(rate * x), obs=k)
 
 
+@pytest.mark.thorough  # edges; the factor term's test stays
 def test_the_factor_and_trace_edges_a_review_found():
     """A factor's empty value went into the prior group, and SBC told a factor's user to add
     it to observed; a float covariate equal to integer counts once truncated was dropped from
@@ -228,6 +231,7 @@ def logistic(x, y=None):
         numpyro.sample("y", dist.Bernoulli(logits=b * x), obs=y)
 
 
+@pytest.mark.thorough  # predictions at new inputs: the tests above
 def test_predictions_of_a_discrete_outcome_at_new_inputs():
     """The docs' target for predictions, the outcome left out, was refused for a Bernoulli,
     Poisson or Categorical likelihood: the outcome became a discrete latent site."""

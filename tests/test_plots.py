@@ -165,6 +165,7 @@ def test_too_few_draws_for_ranks_or_ess_are_refused(kind):
         infer.plot(short, kind=kind)
 
 
+@pytest.mark.thorough  # a refusal, 3.5 s
 def test_a_report_folder_under_a_file_is_refused_by_name(runs, tmp_path):
     from infer.report import write_report
 

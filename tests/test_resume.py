@@ -35,7 +35,9 @@ def assert_same(first: infer.Result, second: infer.Result) -> None:
         np.testing.assert_array_equal(first.stats[name], second.stats[name])
 
 
-@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize(  # HMC's kernel is NUTS's, whose resume `make test` checks
+    "name", [pytest.param(n, marks=[pytest.mark.thorough] * (n == "hmc")) for n in SAMPLERS]
+)
 def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
     sampler = SAMPLERS[name]
     whole = infer.sample(3, NORMAL_3D, sampler, num_samples=60, **RUN)
@@ -297,6 +299,7 @@ def test_until_stops_when_converged_and_records_why():
     assert float(arviz_stats.ess(result.to_arviz(), method="bulk")["x"].min()) >= 300
 
 
+@pytest.mark.thorough  # a warning, 3 s
 def test_until_warns_naming_the_parameters_that_fell_short():
     funnel = targets.get("funnel")
     rule = infer.converged(rhat=1.01, ess=400, max_samples=300)
@@ -310,6 +313,7 @@ def test_until_warns_naming_the_parameters_that_fell_short():
         infer.sample(0, funnel, infer.rwmh(), num_samples=400, until=rule)
 
 
+@pytest.mark.thorough  # a cost property, 4 s
 def test_until_checks_compile_once_and_large_runs_pad_to_powers_of_two(monkeypatch):
     """Checks after 200, 400 and 600 draws: padded to ``max_samples``, one statistics program;
     past ``ONE_PROGRAM_VALUES``, padded to 512 and 1024, two. The verdicts are the same."""
@@ -352,6 +356,7 @@ def test_until_rejects_bad_limits():
         infer.sample(0, NORMAL_3D, infer.rwmh(), resume=earlier, until=infer.converged())
 
 
+@pytest.mark.thorough  # test_bnn checks it for Flax
 def test_a_new_numpyro_target_with_same_shaped_data_reuses_the_compiled_programs():
     import numpyro
 

@@ -113,10 +113,24 @@ CASES = {
 # The conjugate model's programs take 7-15 s each to compile on a 2-core CPU (the Beta,
 # Gamma, Binomial and Poisson densities and their gradients, inside each sampler's loop):
 # `make test-thorough` checks NUTS, RWMH, MALA and HMC on it. `make test` checks NUTS on
-# NumPyro models through eight schools (and the workflow tests), each sampler on the other
-# targets here, and the diagonal RWMH proposal's learned scales by
-# `test_covariance_adaptation_learns_the_scales`.
-THOROUGH = {"rwmh_diagonal-conjugate", "mala-conjugate", "hmc-conjugate", "nuts-conjugate"}
+# NumPyro models through eight schools (and the workflow tests), every sampler on one or more
+# of the other targets, and the diagonal RWMH proposal's learned scales by
+# `test_covariance_adaptation_learns_the_scales`. A second and third target of a sampler
+# whose programs are slow to compile (NUTS 3-10 s a target, HMC) or that a correlated or
+# multimodal target checks harder run in `make test-thorough`: NUTS on the logistic
+# regression (15 s over three seeds) and the mixture, the random walks and HMC on the 10-d
+# Gaussian. NUTS on the 10-d Gaussian stays: the docs' example builds the same programs.
+THOROUGH = {
+    "rwmh_diagonal-conjugate",
+    "mala-conjugate",
+    "hmc-conjugate",
+    "nuts-conjugate",
+    "rwmh-normal_10d",
+    "nuts-logistic_regression",
+    "nuts-gaussian_mixture",
+    "hmc-normal_10d",
+    "mh_symmetric-normal_10d",
+}
 # Over ~3 s each (compilation included): `make test-fast` skips them.
 SLOW = {
     "rwmh_diagonal-conjugate",

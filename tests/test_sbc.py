@@ -213,6 +213,7 @@ def test_bad_input_gets_clear_errors():
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), progress="x")
 
 
+@pytest.mark.thorough  # a message, 5 s
 def test_an_observed_site_left_out_of_observed_is_said_once_with_sbcs_advice():
     """``z=None`` not in ``observed=``: a parameter, ranked; the advice is to add it to
     ``observed=`` (once), not from_numpyro's to pass z=<data> (once per simulation)."""
@@ -227,6 +228,7 @@ def test_an_observed_site_left_out_of_observed_is_said_once_with_sbcs_advice():
     assert shown.startswith("SBCResult(rwmh on two_outputs: 10 simulations") and "\n" not in shown
 
 
+@pytest.mark.thorough  # a cost property, 3 s
 def test_simulations_after_the_first_compile_nothing():
     from test_driver import count_compilations
 

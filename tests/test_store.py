@@ -90,6 +90,7 @@ def test_keep_and_thin_cut_what_is_stored(tmp_path):
         infer.sample(0, schools, infer.nuts(), store=tmp_path / "t.zarr", checkpoint=tmp_path / "c")
 
 
+@pytest.mark.thorough  # until= with keep=, 12 s
 def test_a_stopping_rule_stops_a_stored_run_where_it_stops_a_run_in_memory(tmp_path):
     """The rule reads every parameter's unconstrained draws, not only those ``keep`` stores
     (read from the kept ``mu`` alone, this run stopped at 1,250 draws, not 2,500)."""
@@ -219,6 +220,7 @@ def test_a_stored_numpyro_model_without_observations_runs(tmp_path):
     assert result.to_arviz()["posterior"]["a"].shape == (2, 50)
 
 
+@pytest.mark.thorough  # plots of a reopened store
 def test_a_stored_run_has_the_coordinates_arviz_plots_select_by(tmp_path):
     """A reopened store has index coordinates on chain, draw and plate dimensions, as
     ArviZ's converters give: its rank, autocorrelation and trace plots select by them (each

@@ -64,7 +64,7 @@ def test_banana_moments_and_acceptance_rate(seed):
     assert result.info["envelope_violations"] == 0
 
 
-@pytest.mark.slow
+@pytest.mark.thorough  # 10 s; NUTS's moment checks on other targets stay in `make test`
 def test_ill_conditioned_100d_with_nuts(seed):
     target = targets.get("ill_conditioned_100d")
     result = infer.sample(seed, target, infer.nuts(), num_chains=4, num_samples=1000)

@@ -88,7 +88,9 @@ def test_meanfield_cannot_see_correlation_and_khat_says_so():
     )
 
 
-@pytest.mark.parametrize("family", ["meanfield", "fullrank"])
+@pytest.mark.parametrize(
+    "family", [pytest.param("meanfield", marks=pytest.mark.thorough), "fullrank"]
+)
 def test_funnel_khat_warns(family):
     with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat"):
         result = infer.advi(1, targets.get("funnel"), family, num_steps=3000)
@@ -97,6 +99,7 @@ def test_funnel_khat_warns(family):
     assert "pareto_k" in table.loc["advi", "flags"]
 
 
+@pytest.mark.thorough  # 12 s; test_workflow fits a NumPyro model
 def test_numpyro_model_reported_in_constrained_space():
     target = targets.get("conjugate")
     # In unconstrained space this posterior (Beta and Gamma, through logit and log) has
@@ -140,8 +143,8 @@ def test_elbo_rises_and_plots(tmp_path):
     log_z = 0.5 * np.log(np.linalg.det(2 * np.pi * COVARIANCE))
     assert abs(result.info["elbo"] - log_z) < 6 * result.info["elbo_se"] + 1e-3
     infer.plot(result, "elbo", path=tmp_path / "elbo.png")
-    nuts = infer.sample(0, gaussian_target(), infer.nuts(), num_samples=200, num_warmup=200)
-    infer.plot({"advi": result, "nuts": nuts}, "dist", path=tmp_path / "dist.png")
+    mcmc = infer.sample(0, gaussian_target(), infer.rwmh(), num_samples=200, num_warmup=200)
+    infer.plot({"advi": result, "rwmh": mcmc}, "dist", path=tmp_path / "dist.png")
     for name in ("elbo.png", "dist.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         rgb = matplotlib.image.imread(tmp_path / name)[..., :3]
@@ -212,6 +215,7 @@ def test_too_few_draws_for_khat_say_so_instead_of_blaming_the_fit():
     assert not any("misses the posterior's shape" in m for m in messages)
 
 
+@pytest.mark.thorough  # a warning, 4 s
 def test_a_fit_stopped_while_the_elbo_still_rises_is_warned_about():
     """300 steps leave a shifted Gaussian's mean at 1.8 of 3.0, with Pareto k-hat under its
     threshold: no warning said so. The ELBO's trend over the last half of the steps does;

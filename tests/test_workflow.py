@@ -121,7 +121,7 @@ def test_an_influential_observation_is_warned_about_by_model(runs):
     target = infer.Target.from_numpyro(linear, x, y=y)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
-        result = infer.sample(1, target, infer.nuts(), num_samples=500, num_warmup=500)
+        result = infer.sample(1, target, infer.nuts(), num_samples=500, num_warmup=300)
     with pytest.warns(infer.DiagnosticWarning, match=r"outlier \(linear\): 1 of 100 obs.*k-hat"):
         table = infer.compare({"outlier": result})
     assert "loo_pareto_k" in table.loc["outlier", "flags"].split(",")  # the table says so too
@@ -167,6 +167,7 @@ def robust(x, y=None):  # linear's sites, another likelihood
     numpyro.sample("y", dist.StudentT(3.0, alpha + beta * x, sigma), obs=y)
 
 
+@pytest.mark.thorough  # a warning; the refusal of another model's draws stays
 def test_a_result_of_another_model_with_the_same_sites_is_warned_about(runs):
     """Its draws were run through the other model's likelihood without a word."""
     with pytest.warns(UserWarning, match=r"drawn from target 'linear' and this target is 'rob"):
@@ -250,6 +251,7 @@ def test_one_loglik_fn_serves_targets_that_name_their_observations_differently()
         assert list(result.groups["log_likelihood"]) == [name]
 
 
+@pytest.mark.thorough  # edge shapes of the check
 def test_log_likelihoods_that_numpyro_broadcasts_or_that_leave_covariates_out_run():
     """What the check of a log likelihood lets through: a NumPyro site whose distribution
     broadcasts against its observations, and a plain target's observed_data holding more
@@ -351,6 +353,7 @@ def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_p
         assert (tmp_path / f"{kind}.png").stat().st_size > 0
 
 
+@pytest.mark.thorough  # an edge of compare's LOO columns
 def test_a_model_without_observations_is_compared_without_loo_columns():
     def prior_only():
         numpyro.sample("a", dist.Normal(0.0, 1.0))
