@@ -480,6 +480,7 @@ def test_expected_calibration_error_by_hand():
     assert bnn.expected_calibration_error(overconfident, labels) == pytest.approx(0.15)
 
 
+@pytest.mark.thorough  # the MAP baseline of the bnn benchmark, 3 s
 def test_optax_point_estimate_on_digits_is_sane():
     problem = bnn.digits_problem(hidden=8)
     position, losses = bnn.fit_point_estimate(problem.target, steps=1000)
