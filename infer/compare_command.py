@@ -99,7 +99,13 @@ def run_compare(args) -> int:
         for note in notes:
             print(f"note: {note}")
         print(f"error: no sampler ran on {target.name} (see the notes above)", file=sys.stderr)
-        return 1
+        if failed:
+            return 1
+        from infer import registry  # every sampler was skipped: a usage error, as in sbc
+
+        runnable = [other for other in registry.names() if registry.make(other, target)]
+        print(f"Samplers that can run on {target.name}: {', '.join(runnable)}.", file=sys.stderr)
+        return 2
     min_ess = min(args.min_ess, args.until_ess) if args.until_ess else args.min_ess
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

@@ -245,11 +245,31 @@ def test_until_ess_without_samples_takes_batches_within_the_budget(monkeypatch):
 
 
 def test_a_compare_where_no_sampler_can_run_says_so(tmp_path, capsys):
+    """Skipped samplers are a choice to change (exit 2, as ``infer sbc``), with those that
+    can run named; a sampler that fails while running exits 1."""
     command = ["compare", "--target", "eight_schools", "--samplers", "rejection"]
-    assert cli.main([*command, "--out", str(tmp_path)]) == 1
+    assert cli.main([*command, "--out", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert "rejection: skipped, target eight_schools lacks what it needs" in captured.out
     assert "error: no sampler ran on eight_schools" in captured.err
+    assert "Samplers that can run on eight_schools: rwmh, " in captured.err
+    assert "rejection" not in captured.err.splitlines()[-1]
+
+
+def test_a_compare_whose_every_sampler_fails_exits_1_naming_the_failure(
+    tmp_path, capsys, monkeypatch
+):
+    import infer
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(infer, "sample", failing)
+    command = ["compare", "--target", "normal_1d", "--samplers", "rwmh", "--no-progress"]
+    assert cli.main([*command, "--out", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "rwmh: failed: RuntimeError: out of memory" in captured.out
+    assert "Samplers that can run" not in captured.err
 
 
 def test_every_option_of_every_command_has_help():
