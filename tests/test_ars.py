@@ -64,7 +64,7 @@ def test_draws_match_exact_cdf(case, derivative_free, seed):
     assert 3 <= result.info["hull_points"] <= 32
 
 
-@pytest.mark.thorough  # the KS checks above fail for a hull below f
+@pytest.mark.thorough  # the hull as a bound, and tightening: only in `make test-thorough`
 def test_the_hull_bounds_the_density_and_tightens():
     """Every envelope built along the way lies above log f, and a fuller hull wastes less."""
     logdensity_fn = lambda x: 2.0 * jnp.log(x) - x
@@ -163,7 +163,7 @@ def test_start_points_on_one_side_of_the_mode_of_an_infinite_tail_are_reported()
         infer.sample(0, targets.get("normal_1d"), sampler, num_samples=100)
 
 
-@pytest.mark.thorough  # a message; `make test` refuses one-sided start points above
+@pytest.mark.thorough  # a message; `make test` has the tangents' one-sided refusal above
 def test_secants_through_points_on_both_sides_of_the_mode_ask_for_two_on_each_side():
     """With secants the two outermost points of a side must rise inwards: -1 and 1 around
     the mode 0 give a flat secant, and the message says what to do, not "both sides"."""

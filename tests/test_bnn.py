@@ -368,7 +368,6 @@ def test_sgld_same_seed_same_draws_and_its_step_size_schedule():
     np.testing.assert_allclose(result.stats["step_size"][0], expected, rtol=1e-5)
 
 
-@pytest.mark.thorough  # test_own_sampler checks the registry
 def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     target = tiny_target()
     sampler = registry.make("sgld", target)
@@ -439,7 +438,8 @@ class TinyNormed(nnx.Module):
         return self.out(self.norm(self.hidden(x)))
 
 
-@pytest.mark.thorough  # SGLD on a Flax target: the test above
+# `make test` runs SGLD on a Flax target in the registry test above; this adds a module state
+@pytest.mark.thorough
 def test_sgld_runs_on_a_module_with_state_beside_its_parameters():
     """The target's data are the examples and the module's state; SGLD carries the examples
     alone, and was refused as made with other data, built just as the docs say."""

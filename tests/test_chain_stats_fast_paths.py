@@ -31,7 +31,7 @@ def short_ties(longest, dtype, seed=0):
     return x.astype(dtype)
 
 
-@pytest.mark.parametrize(  # float32's ranks: the test above; here in `make test-thorough`
+@pytest.mark.parametrize(  # float32: the host-sorted ranks below; here in `make test-thorough`
     "dtype", [np.float64, pytest.param(np.float32, marks=pytest.mark.thorough)]
 )
 @pytest.mark.parametrize("longest", [1, 2, 4, 5, 9])

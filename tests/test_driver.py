@@ -163,8 +163,7 @@ def test_draw_and_stat_shapes_and_names():
     assert result.stats["diverging"].dtype == bool
 
 
-@pytest.mark.thorough  # 4 s
-@pytest.mark.slow  # 8 s: two targets, two programs compiled
+@pytest.mark.thorough  # 4-8 s: two targets, two programs compiled
 def test_pytree_and_numpyro_targets_report_their_own_names():
     funnel = infer.sample(0, targets.get("funnel"), infer.rwmh(), num_chains=2, num_samples=10)
     assert set(funnel.draws) == {"v", "x"}

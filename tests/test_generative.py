@@ -149,7 +149,6 @@ def test_bounds_on_a_linear_gaussian_vae_are_ordered_and_tighten_with_k():
     assert np.all(np.abs(streamed - mean) < 4 * np.sqrt(se**2 * 2000 + se**2))
 
 
-@pytest.mark.thorough  # refusals; the scoring helpers' stay
 def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
     """Flat images, intensities given to a count likelihood, grey pixels given to a binary
     one, NaN, and a zero sample count: each is named, none becomes a score."""

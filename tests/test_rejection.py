@@ -207,7 +207,6 @@ def test_a_region_of_plus_infinity_is_rejected_and_said_to_be_trouble(log_envelo
     assert_ks_matches(draws, lambda x: (stats.norm.cdf(x) - inside(x)) / (1.0 - hole))
 
 
-@pytest.mark.thorough  # the missed spike's test stays
 def test_a_proposal_that_does_not_cover_the_target_is_warned_about():
     """An Exponential proposal under a normal target drew a half-normal, acceptance 0.73 and
     no sign of it. The mirrored proposal draws show the gap; a target that lives where the

@@ -88,7 +88,8 @@ def test_meanfield_cannot_see_correlation_and_khat_says_so():
     )
 
 
-@pytest.mark.thorough  # k-hat's warning: test_meanfield_cannot_see_correlation_and_khat_says_so
+# k-hat's warning stays in `make test`: test_meanfield_cannot_see_correlation_and_khat_says_so
+@pytest.mark.thorough
 @pytest.mark.parametrize("family", ["meanfield", "fullrank"])
 def test_funnel_khat_warns(family):
     with pytest.warns(infer.DiagnosticWarning, match="Pareto k-hat"):
