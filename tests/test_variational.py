@@ -99,7 +99,7 @@ def test_funnel_khat_warns(family):
     assert "pareto_k" in table.loc["advi", "flags"]
 
 
-@pytest.mark.thorough  # 12 s; test_workflow fits a NumPyro model
+@pytest.mark.thorough  # 12 s; test_workflow fits ADVI to a NumPyro model
 def test_numpyro_model_reported_in_constrained_space():
     target = targets.get("conjugate")
     # In unconstrained space this posterior (Beta and Gamma, through logit and log) has
