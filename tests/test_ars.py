@@ -263,7 +263,6 @@ def _scaled_normal(x, data):
     return -0.5 * (x / data["sigma"]) ** 2
 
 
-@pytest.mark.thorough  # 7 s
 def test_a_second_target_of_other_data_draws_from_its_own_density():
     """The program held the first target's hull, built on its data, and the cache key held
     only the data's shapes: N(0, 3^2) came back with sd 1.00, the first target's."""

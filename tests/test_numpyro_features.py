@@ -33,7 +33,6 @@ def regression_of_a_dict(data):
         numpyro.sample("y", dist.Normal(a + b * data["x"], 1.0), obs=data["y"])
 
 
-@pytest.mark.thorough  # predictions at new inputs: test_workflow
 def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
     """The dict's arrays were not recorded as the fit's data, so new inputs under the same
     outcome counted as the fit's own: posterior_predictive at x + 100 beside the fit's
