@@ -110,6 +110,21 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
     return names, coords
 
 
+def _cut_note(result: Result, names: list, coords: dict, candidates) -> str:
+    """A title's note when the selection leaves scalar components out (``""`` when it shows
+    them all), so that a cut plot does not pass for the whole posterior."""
+
+    def components(name, chosen):
+        sizes = zip(result.dim_names(name), result.draws[name].shape[2:], strict=True)
+        return int(np.prod([len(chosen.get(dim, range(size))) for dim, size in sizes]))
+
+    total = sum(components(name, {}) for name in result.draws if name in candidates)
+    shown = sum(components(name, coords) for name in names)
+    if shown >= total:
+        return ""
+    return f"\n(the first {shown} of {total} components: max_panels= or var_names= for others)"
+
+
 def _named_selection(result: Result, var_names: list, max_panels: int) -> tuple[list, dict]:
     """Every variable of ``var_names``, in that order, with coords that show about
     ``max_panels / len(var_names)`` components of each (at least one): the first elements
@@ -255,7 +270,9 @@ def plot(
     figure = _figure(collection)
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
-    figure.suptitle(f"{label} on {on}: {CAPTIONS[kind]}", fontsize=10)
+    candidates = _shared(results) if var_names is None else var_names
+    cut = "" if kind == "ppc" else _cut_note(first, names, coords, candidates)
+    figure.suptitle(f"{label} on {on}: {CAPTIONS[kind]}{cut}", fontsize=10)
     if path is None:
         return collection
     save_png(collection, path)

@@ -142,6 +142,25 @@ def test_max_panels_holds_when_variables_share_a_plate(runs):
     assert len(figure.axes) == 2 * 3  # a density and a trace per variable
 
 
+def _title(collection) -> str:
+    figure = collection.get_viz("figure")
+    return getattr(figure, "item", lambda: figure)().get_suptitle()
+
+
+def test_a_plot_that_leaves_components_out_says_so_in_its_title(runs):
+    """Eight schools has 18 scalar components (mu, tau, 8 of theta, 8 of theta_tilde): a
+    forest of the default 8 panels showed 6 schools of theta and looked like the whole
+    posterior. Its title now says what is shown; a plot of every component says nothing."""
+    cut = "the first 8 of 18 components: max_panels= or var_names= for others"
+    assert cut in _title(infer.plot(runs, kind="forest"))
+    every_school = infer.plot(runs["nuts"], kind="trace", var_names=["theta"], max_panels=8)
+    assert "components" not in _title(every_school)
+    named = _title(infer.plot(runs["nuts"], kind="trace", var_names=["mu", "theta"]))
+    assert "the first 5 of 9 components" in named  # var_names: of theirs, not of all 18
+    whole = _title(infer.plot(runs["nuts"], kind="trace", var_names=["mu", "tau"]))
+    assert "components" not in whole
+
+
 def _panels(collection) -> int:
     figure = collection.get_viz("figure")
     figure = getattr(figure, "item", lambda: figure)()
