@@ -110,9 +110,22 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
     return names, coords
 
 
-def _cut_note(result: Result, names: list, coords: dict, candidates) -> str:
-    """A title's note when the selection leaves scalar components out (``""`` when it shows
-    them all), so that a cut plot does not pass for the whole posterior."""
+def _title(results: dict, kind: str, var_names, names: list, coords: dict) -> str:
+    """The figure's title: the runs, their targets, what the kind shows, and what it leaves
+    out."""
+    first = next(iter(results.values()))
+    label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
+    on = ", ".join(dict.fromkeys(r.target for r in results.values()))
+    cut = "" if kind == "ppc" else _cut_note(results, var_names, names, coords)
+    return f"{label} on {on}: {CAPTIONS[kind]}{cut}"
+
+
+def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:
+    """A title's note when the selection (``names``, ``coords``) leaves out scalar components
+    of the variables asked for (``var_names``, or by default those every run has): ``""``
+    when it shows them all, so that a cut plot does not pass for the whole posterior."""
+    result = next(iter(results.values()))
+    candidates = _shared(results) if var_names is None else var_names
 
     def components(name, chosen):
         sizes = zip(result.dim_names(name), result.draws[name].shape[2:], strict=True)
@@ -267,12 +280,7 @@ def plot(
         trees = _pooled_trees(results, truth, names)
         collection = arviz_plots.plot_forest(trees, combined=True, **options)
         collection.add_legend("model")
-    figure = _figure(collection)
-    label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
-    on = ", ".join(dict.fromkeys(r.target for r in results.values()))
-    candidates = _shared(results) if var_names is None else var_names
-    cut = "" if kind == "ppc" else _cut_note(first, names, coords, candidates)
-    figure.suptitle(f"{label} on {on}: {CAPTIONS[kind]}{cut}", fontsize=10)
+    _figure(collection).suptitle(_title(results, kind, var_names, names, coords), fontsize=10)
     if path is None:
         return collection
     save_png(collection, path)
