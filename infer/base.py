@@ -313,10 +313,41 @@ class Sampler:
 
 
 def default_cache_key(sampler) -> tuple:
-    """The class and the settings: what a sampler without its own ``cache_key`` compiles to.
-    The class object itself, not its name: a class defined again (an edited notebook cell)
-    has a new ``build``, so it must not reuse the programs of the old one."""
-    return (type(sampler), settings_json(sampler.settings()))
+    """The class, the settings and the instance's attributes: what a sampler without its own
+    ``cache_key`` compiles to. The class object itself, not its name: a class defined again
+    (an edited notebook cell) has a new ``build``, so it must not reuse the programs of the
+    old one. The attributes too: an option that ``build`` reads but ``settings()`` leaves out
+    must not reuse the program built with another value of it."""
+    return (type(sampler), settings_json(sampler.settings()), attributes_key(sampler))
+
+
+def attributes_key(sampler) -> tuple:
+    """A hashable summary of an object's attributes (``__dict__`` and ``__slots__``): plain
+    values as they are, arrays by dtype, shape and bytes, containers item by item, anything
+    else (functions, other objects) by identity."""
+    names = sorted(getattr(sampler, "__dict__", {}))
+    for cls in type(sampler).__mro__:
+        slots = cls.__dict__.get("__slots__", ())
+        names += [slots] if isinstance(slots, str) else list(slots)
+    return tuple(
+        (name, _value_key(getattr(sampler, name)))
+        for name in dict.fromkeys(names)
+        if hasattr(sampler, name) and name not in ("__dict__", "__weakref__")
+    )
+
+
+def _value_key(value):
+    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
+        return (type(value), value)
+    if isinstance(value, (np.ndarray, np.generic, jax.Array)):
+        array = np.asarray(value)
+        if array.dtype != object:
+            return ("array", str(array.dtype), array.shape, array.tobytes())
+    if isinstance(value, (list, tuple)):
+        return (type(value), tuple(_value_key(item) for item in value))
+    if isinstance(value, dict):
+        return ("dict", tuple((repr(k), _value_key(v)) for k, v in value.items()))
+    return IdentityKey(value)
 
 
 def hook(sampler, name: str):

@@ -103,7 +103,7 @@ def run_compare(args) -> int:
             return 1
         from infer import registry  # every sampler was skipped: a usage error, as in sbc
 
-        runnable = [other for other in registry.names() if registry.make(other, target)]
+        runnable = [other for other in registry.names() if registry.make(other, target) is not None]
         print(f"Samplers that can run on {target.name}: {', '.join(runnable)}.", file=sys.stderr)
         return 2
     min_ess = min(args.min_ess, args.until_ess) if args.until_ess else args.min_ess

@@ -311,6 +311,28 @@ def test_a_sampler_class_defined_again_compiles_its_new_code():
     assert infer.sample(1, target, standing_class(), **options).info["cache_hit"]
 
 
+@dataclass(frozen=True)
+class QuietWalk(UniformWalk):
+    """A sampler whose ``settings()`` leave out an option its ``build`` reads."""
+
+    name: str = "quiet_walk"
+
+    def settings(self) -> dict:
+        return {}
+
+
+def test_an_option_left_out_of_settings_still_gets_its_own_program():
+    """The compiled program once keyed on the class and the settings alone, so a second
+    run with another width silently reused the first one's program (and its width)."""
+    target = targets.get("normal_10d")
+    options = dict(num_chains=2, num_samples=200, num_warmup=0)
+    narrow = infer.sample(0, target, QuietWalk(width=0.1), **options)
+    wide = infer.sample(0, target, QuietWalk(width=1.0), **options)
+    assert not wide.info["cache_hit"]
+    assert wide.acceptance_rate < 0.5 * narrow.acceptance_rate
+    assert infer.sample(1, target, QuietWalk(width=0.1), **options).info["cache_hit"]
+
+
 class ProposalInfo(NamedTuple):
     acceptance_rate: jax.Array
     is_accepted: jax.Array
