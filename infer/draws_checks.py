@@ -67,17 +67,45 @@ def checked_count(name: str, value) -> int:
 
 
 def checked_dims(dims, draws: dict) -> dict:
-    """``dims`` checked against the draws: no more names than a draw has axes."""
+    """``dims`` checked against the draws (see :func:`check_dims_fit`)."""
     if dims is None:
         return {}
     check_dims(dims)
-    for name, names in dims.items():
-        if name in draws and len(names) > np.ndim(draws[name]) - 2:
-            raise ValueError(
-                f"dims[{name!r}] names {len(names)} axes, but draws[{name!r}] has "
-                f"{np.ndim(draws[name]) - 2} after (chain, draw) (shape {np.shape(draws[name])})."
-            )
+    check_dims_fit(dims, {name: np.shape(value)[2:] for name, value in draws.items()})
     return {name: list(names) for name, names in dims.items()}
+
+
+def check_dims_fit(dims, shapes: dict) -> None:
+    """A ``ValueError`` for ``dims`` (name -> axis names) that ArviZ would apply wrongly to
+    variables of ``shapes`` (name -> one draw's shape): more names than axes (they would be
+    cut), an axis named as a variable is (ArviZ makes that variable the axis's coordinate and
+    drops it), or one axis name with two lengths (the shorter variable padded with NaN).
+    Unnamed axes count by the name ArviZ gives them, ``<name>_dim_<i>``."""
+    lengths = {}  # axis name -> (length, the first variable with it)
+    for name, shape in shapes.items():
+        named = list((dims or {}).get(name, []))
+        if len(named) > len(shape):
+            raise ValueError(
+                f"dims[{name!r}] names {len(named)} axes, but one draw of {name!r} has "
+                f"{len(shape)} (shape {tuple(shape)}). Give one name per axis after "
+                "(chain, draw)."
+            )
+        axes = named + [f"{name}_dim_{i}" for i in range(len(shape) - len(named))]
+        for axis, length in zip(axes, shape, strict=True):
+            if axis in shapes:
+                how = f"dims[{name!r}] names" if axis in named else "ArviZ would name"
+                raise ValueError(
+                    f"{how} an axis of {name!r} {axis!r}, the name of a variable too; ArviZ "
+                    f"would turn that variable into the axis's labels and drop it. Rename the "
+                    f"axis (dims[{name!r}]) or the variable."
+                )
+            first_length, first = lengths.setdefault(axis, (length, name))
+            if first_length != length:
+                raise ValueError(
+                    f"the axis {axis!r} has {length} entries in {name!r} but {first_length} "
+                    f"in {first!r}; ArviZ would pad the shorter with NaN. An axis shared by "
+                    f"two variables needs one length: give one of them another name in dims."
+                )
 
 
 def checked_info(info, num_chains: int) -> dict:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
+from infer.draws_checks import check_dims_fit
 from infer.target import Target
 
 RESERVED = ("chain", "draw")
@@ -27,6 +28,7 @@ def reported_shapes(target: Target, position) -> dict:
         shapes = jax.eval_shape(target.constrain, position)
         _check_names(shapes, "the position's names (dict keys and pytree paths)")
         check_truth_shapes(target.ground_truth, shapes, "the target's draws")
+        check_dims_fit(target.dims, {name: value.shape for name, value in shapes.items()})
         return shapes
     usage = "constrain_fn(position[, data]) must return a dict name -> array"
     whose = "constrain_fn's names" if target.source is None else "the model's site names"
@@ -43,6 +45,7 @@ def reported_shapes(target: Target, position) -> dict:
         raise TypeError(f"{usage}; it returned {got}. Return {{'name': value, ...}}.")
     _check_names(returned, whose)
     check_truth_shapes(target.ground_truth, returned, "the target's draws")
+    check_dims_fit(target.dims, {name: value.shape for name, value in returned.items()})
     return dict(returned)
 
 

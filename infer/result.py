@@ -222,10 +222,10 @@ class Result:
 
     def dim_names(self, name: str) -> list[str]:
         """The names of the axes of ``draws[name]`` after ``(chain, draw)``, as the ArviZ
-        ``DataTree`` names them (``dims``, then ``<name>_dim_<i>``)."""
-        named = self.dims.get(name, [])
+        ``DataTree`` names them (``dims``, then ``<name>_dim_<i>`` with ``i`` from 0)."""
+        named = list(self.dims.get(name, []))
         rank = np.ndim(self.draws[name]) - 2
-        return [named[i] if i < len(named) else f"{name}_dim_{i}" for i in range(rank)]
+        return named + [f"{name}_dim_{i}" for i in range(rank - len(named))]
 
     @property
     def num_chains(self) -> int:

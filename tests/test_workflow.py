@@ -385,9 +385,7 @@ def test_masked_observations_are_not_repeated_as_constant_data():
 
 def test_dimension_names_are_checked_where_they_are_given():
     draws = {"theta": np.zeros((2, 10, 8))}
-    with pytest.raises(
-        ValueError, match=r"dims\['theta'\] names 2 axes, but draws\['theta'\] has 1"
-    ):
+    with pytest.raises(ValueError, match=r"dims\['theta'\] names 2 axes, but one draw of"):
         infer.Result.from_draws(draws, dims={"theta": ["school", "term"]})
     with pytest.raises(ValueError, match=r"'chain' and 'draw' are ArviZ's"):
         infer.Result.from_draws(draws, dims={"theta": ["chain"]})
@@ -495,3 +493,38 @@ def test_variables_left_out_by_keep_are_not_called_misspelt():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
         assert set(result.to_arviz()["posterior"].data_vars) == {"mu"}
+
+
+@pytest.mark.parametrize(
+    "dims, said",
+    [
+        ({"theta": ["k"], "W": ["k", "j"]}, r"the axis 'k' has 8 entries in 'theta' but 2 in 'W'"),
+        ({"theta": ["W"]}, r"dims\['theta'\] names an axis of 'theta' 'W', the name of a"),
+        ({"theta": ["school", "extra"]}, r"dims\['theta'\] names 2 axes, but one draw"),
+    ],
+)
+def test_dimension_names_arviz_would_apply_wrongly_are_refused_before_a_run(dims, said):
+    """Each once ran and gave a tree that padded a variable with NaN, dropped one, or cut
+    the names without a word."""
+    init = {"theta": jnp.zeros(8), "W": jnp.zeros((2, 3))}
+    target = infer.Target(
+        lambda p: -0.5 * (jnp.sum(p["theta"] ** 2) + jnp.sum(p["W"] ** 2)), init=init, dims=dims
+    )
+    with pytest.raises(ValueError, match=said):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=5, num_warmup=0)
+
+
+def test_an_unnamed_axis_whose_arviz_name_is_a_variable_is_refused():
+    target = infer.Target(
+        lambda p: -0.5 * (jnp.sum(p["x"] ** 2) + jnp.sum(p["x_dim_0"] ** 2)),
+        init={"x": jnp.zeros(2), "x_dim_0": jnp.zeros(3)},
+    )
+    with pytest.raises(ValueError, match=r"ArviZ would name an axis of 'x' 'x_dim_0'"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=5, num_warmup=0)
+
+
+def test_dim_names_are_those_of_the_tree():
+    draws = {"W": np.zeros((2, 5, 3, 4, 6))}
+    result = infer.Result.from_draws(draws, dims={"W": ["row"]})
+    tree = result.to_arviz()
+    assert result.dim_names("W") == list(tree.posterior["W"].dims[2:])
