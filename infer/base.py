@@ -69,7 +69,10 @@ class Kernel(NamedTuple):
             ``position`` (the point, same pytree as ``position``) and ``logdensity`` (scalar).
         step: ``step(rng_key, state, params) -> (state, info)`` for one chain. ``params`` holds
             the tunable values (step size, proposal scale), so adaptation changes them without
-            rebuilding anything.
+            rebuilding anything. ``info`` (a NamedTuple or dict of arrays) becomes
+            ``sample_stats``; infer reads its scalar fields ``acceptance_rate``,
+            ``is_accepted``, ``diverging`` and ``nonfinite`` (a NaN/+inf proposal rejected)
+            when present; ``lp``, ``logdensity``, ``chain`` and ``draw`` are taken.
         params: ``params(position) -> params``: the starting parameters for one chain.
         adaptation: warm-up tuning, or ``None`` when nothing is tuned.
         cost: ``cost(info) -> (num_logdensity_evals, num_grad_evals)`` of one step (ints or

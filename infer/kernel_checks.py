@@ -1,5 +1,6 @@
 """Why a sampler's kernel failed to trace, in the words of its protocol (:class:`infer.Kernel`):
-run only after tracing the run's program failed, so a kernel that works pays nothing."""
+run only after tracing the run's program failed, so a kernel that works pays nothing; and the
+check of its info fields' names and kinds, made while the run's program is traced."""
 
 from __future__ import annotations
 
@@ -78,6 +79,33 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
 
 
 READ_FIELDS = ("acceptance_rate", "is_accepted", "diverging", "nonfinite")
+#: Names an info field may not take: the driver's ``lp`` (and ``logdensity``, reported as
+#: ``lp``), and ArviZ's dimensions.
+TAKEN_NAMES = ("lp", "logdensity", "chain", "draw")
+
+
+def checked_info_fields(info: dict) -> dict:
+    """``info`` (field name -> value, one step of the chains) itself, or a
+    :class:`KernelProtocolError` for a field infer could not report as an ArviZ
+    ``sample_stats`` variable: one named as the driver's own statistic or ArviZ's dimensions,
+    a name with ``/`` (ArviZ's group separator), a value that is not one array."""
+    for name, value in info.items():
+        problem = None
+        if name in TAKEN_NAMES:
+            problem = (
+                f"is named {name!r}, which infer reports itself ('lp', the log density) or "
+                "ArviZ uses ('chain', 'draw'); rename the field"
+            )
+        elif not isinstance(name, str) or not name or "/" in name:
+            problem = "needs a name without '/' (ArviZ's group separator); rename the field"
+        elif not hasattr(value, "shape"):
+            problem = (
+                f"is a {type(value).__name__}; each info field must be one array per step "
+                "(of any shape): make each entry a field of its own"
+            )
+        if problem:
+            raise KernelProtocolError(f"step's info field {name!r} {problem}. {GUIDE}")
+    return info
 
 
 class KernelProtocolError(TypeError):

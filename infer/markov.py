@@ -24,7 +24,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
-from infer.kernel_checks import checked_cost
+from infer.kernel_checks import checked_cost, checked_info_fields
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
@@ -440,6 +440,4 @@ DIVERGENCE_FIELDS = ("diverging", "is_divergent")
 
 def _as_dict(infos) -> dict:
     """A kernel's Info (a NamedTuple or a dict) as a dict of name -> array."""
-    if isinstance(infos, dict):
-        return dict(infos)
-    return dict(infos._asdict())
+    return checked_info_fields(dict(infos if isinstance(infos, dict) else infos._asdict()))

@@ -270,6 +270,42 @@ def test_a_kernel_that_breaks_the_protocol_is_told_how(mistake, said):
         infer.sample(0, target, BrokenWalk(mistake=mistake), num_chains=2, num_samples=5)
 
 
+@dataclass(frozen=True)
+class ExtraInfoWalk(UniformWalk):
+    """A walk whose info is a dict with one more field, ``extra``: name -> value(new state)."""
+
+    name: str = "extra_info_walk"
+    extra: tuple = ()
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+        name, make = self.extra
+
+        def step(key, state, params):
+            new, info = kernel.step(key, state, params)
+            return new, {**info._asdict(), name: make(new)}
+
+        return kernel._replace(step=step)
+
+
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [
+        (("lp", lambda s: 7.0 * jnp.ones(())), r"info field 'lp' is named 'lp', which infer"),
+        (("chain", lambda s: s.logdensity), r"info field 'chain' is named 'chain'"),
+        (("a/b", lambda s: s.logdensity), r"info field 'a/b' needs a name without '/'"),
+        (("proposal", lambda s: {"a": s.logdensity}), r"'proposal' is a dict; each info"),
+    ],
+)
+def test_an_info_field_infer_could_not_report_is_refused_before_the_run(extra, said):
+    """``lp`` was overwritten by the log density, ``chain`` left out of the tree, a dict
+    failed after the run with ``'dict' object has no attribute 'shape'`` and a ``/`` in
+    ``to_arviz()``, each without a word about the field."""
+    target = targets.get("normal_10d")
+    with pytest.raises(TypeError, match=said):
+        infer.sample(0, target, ExtraInfoWalk(extra=extra), num_chains=2, num_samples=5)
+
+
 def test_an_adaptation_that_is_not_one_is_refused():
     kernel_of = BrokenWalk().build
     broken = dataclasses.replace(BrokenWalk(), name="tuple_adaptation")
