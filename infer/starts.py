@@ -5,6 +5,7 @@ Each error names the argument, what was expected, what was got and how to fix it
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -52,6 +53,8 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
         reference = point if returns_scalar(target.logdensity, point) else None
         if reference is None:
             reference = jax.tree.map(lambda leaf: leaf[0], point)
+        else:
+            _warn_if_per_chain_was_meant(target, point, num_chains)
     reference_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(reference)]
     point_shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(point)]
     same_structure = jax.tree.structure(point) == jax.tree.structure(reference)
@@ -75,6 +78,25 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
         f"init has shape {_describe(point_shapes)}; expected one point shaped "
         f"{_describe(reference_shapes)}{chains}."
     )
+
+
+def _warn_if_per_chain_was_meant(target: Target, point, num_chains: int | None) -> None:
+    """Warn when an ``init`` read as one point (the target has no ``init`` to compare with)
+    has arrays of two or more axes that all lead with ``num_chains``: one point per chain
+    may have been meant."""
+    leaves = jax.tree.leaves(point)
+    if num_chains is None or num_chains < 2 or not leaves:
+        return
+    if all(np.ndim(leaf) >= 2 and np.shape(leaf)[0] == num_chains for leaf in leaves):
+        shapes = _describe([tuple(np.shape(leaf)) for leaf in leaves])
+        warnings.warn(
+            f"init has shape {shapes} and target {target.name!r} has no init of its own to "
+            f"compare with, so it is read as one point of that shape, not as one point per "
+            f"chain (num_chains={num_chains}). For one point per chain, give the target its "
+            "one-point shape: infer.Target(..., init=<one chain's point>).",
+            UserWarning,
+            stacklevel=6,
+        )
 
 
 def _per_chain(target: Target, positions, num_chains: int):

@@ -78,6 +78,22 @@ def test_a_list_of_numbers_as_init_is_one_vector():
     assert nested.init["b"].shape == (2,)
 
 
+def test_an_init_that_may_be_one_point_per_chain_says_how_it_was_read():
+    """A (2, 2) init for two chains of a target with no init was once read as one 4-value
+    point without a word, though the docs said one point per chain is used as given."""
+    target = infer.Target(lambda x: -0.5 * jnp.sum(jnp.square(x)))
+    options = dict(num_chains=2, num_samples=5, num_warmup=0)
+    with pytest.warns(UserWarning, match=r"read as one point of that shape, not as one point"):
+        result = infer.sample(0, target, infer.rwmh(), init=jnp.zeros((2, 2)), **options)
+    assert result.draws["x"].shape == (2, 5, 2, 2)
+    with_init = infer.Target(target.logdensity_fn, init=jnp.zeros(2))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="init has shape")  # these stay quiet
+        per_chain = infer.sample(0, with_init, infer.rwmh(), init=jnp.ones((2, 2)), **options)
+        infer.sample(0, target, infer.rwmh(), init=jnp.zeros(2), **options)
+    assert per_chain.draws["x"].shape == (2, 5, 2)
+
+
 @pytest.mark.parametrize(
     ("init", "error", "match"),
     [
