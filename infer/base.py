@@ -187,6 +187,7 @@ def check_sampler(sampler) -> None:
             f"instance, {sampler.__name__}(...)."
         )
     if isinstance(sampler, (MarkovSampler, ExactSampler)):
+        _check_attributes(sampler)
         return
     if callable(sampler) and not hasattr(sampler, "settings"):
         raise TypeError(
@@ -204,6 +205,27 @@ def check_sampler(sampler) -> None:
         f"uses_gradients, build() and settings(); see docs/writing-a-sampler.md); got "
         f"{sampler!r}.{lacks}"
     )
+
+
+def _check_attributes(sampler) -> None:
+    """A ``TypeError`` for a sampler whose ``name`` is not a string, ``uses_gradients`` not a
+    bool, or ``settings()`` not a dict (results, tables and files hold them)."""
+    owner = type(sampler).__name__
+    name, gradients = sampler.name, getattr(sampler, "uses_gradients", False)
+    problem = None
+    if not isinstance(name, str) or not name:
+        problem = f"name must be a non-empty str (it names results and rows); got {name!r}"
+    elif not isinstance(gradients, bool | np.bool_):
+        problem = f"uses_gradients must be True or False; got {gradients!r}"
+    else:
+        settings = sampler.settings()
+        if not isinstance(settings, dict):
+            problem = (
+                f"settings() must return a dict of its options (recorded with every result); "
+                f"got {type(settings).__name__}"
+            )
+    if problem:
+        raise TypeError(f"{owner}.{problem}. See docs/writing-a-sampler.md.")
 
 
 def checked_kernel(kernel, sampler) -> Kernel:

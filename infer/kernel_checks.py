@@ -5,6 +5,7 @@ check of its info fields' names and kinds, made while the run's program is trace
 from __future__ import annotations
 
 import jax
+import numpy as np
 
 from infer import validation
 
@@ -191,3 +192,18 @@ def _described(tree) -> str:
     """A state's structure with each leaf's shape and dtype, for comparing two."""
     leaves = [f"{leaf.dtype}{list(leaf.shape)}" for leaf in jax.tree.leaves(tree)]
     return f"{jax.tree.structure(tree)} with leaves {leaves}"
+
+
+def checked_schedule(adaptation, num_warmup: int):
+    """``adaptation.schedule(num_warmup)`` as host arrays, or a :class:`KernelProtocolError`
+    when an array's leading axis is not ``num_warmup`` (a short one would repeat its last row
+    through the warm-up, a long one be cut, without a word)."""
+    schedule = jax.tree.map(np.asarray, adaptation.schedule(num_warmup))
+    for path, column in jax.tree_util.tree_leaves_with_path(schedule):
+        if num_warmup and (column.ndim == 0 or column.shape[0] != num_warmup):
+            where = jax.tree_util.keystr(path) or "the schedule"
+            raise KernelProtocolError(
+                f"adaptation.schedule({num_warmup}) returned {where} of shape {column.shape}; "
+                f"each array needs one row per warm-up step, leading axis {num_warmup}. {GUIDE}"
+            )
+    return schedule

@@ -24,7 +24,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
-from infer.kernel_checks import checked_cost, checked_info_fields
+from infer.kernel_checks import checked_cost, checked_info_fields, checked_schedule
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
@@ -377,8 +377,7 @@ class _Parts:
         num_chains = chain_keys.shape[0]
         flags = [name for name in DIVERGENCE_FIELDS if name in buffers[2]]
         pending = {name: jnp.zeros((num_chains,), bool) for name in flags if thin > 1}
-        schedule = {} if adaptation is None else adaptation.schedule(num_warmup)
-        schedule = jax.tree.map(np.asarray, schedule)
+        schedule = {} if adaptation is None else checked_schedule(adaptation, num_warmup)
 
         def adapt(t, operand, states, infos):
             adapt_states, params = operand

@@ -306,6 +306,54 @@ def test_an_info_field_infer_could_not_report_is_refused_before_the_run(extra, s
         infer.sample(0, target, ExtraInfoWalk(extra=extra), num_chains=2, num_samples=5)
 
 
+@dataclass(frozen=True)
+class ScheduledWalk(UniformWalk):
+    """A walk with a do-nothing adaptation whose schedule has ``rows_off`` rows too many."""
+
+    name: str = "scheduled_walk"
+    rows_off: int = 0
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        adaptation = infer.Adaptation(
+            init=lambda params, state: jnp.zeros(()),
+            update=lambda a, row, state, info: a + row["weight"],
+            params=lambda a: None,
+            final=lambda a: None,
+            schedule=lambda n: {"weight": np.ones(n + self.rows_off)},
+        )
+        return super().build(logdensity_fn, num_warmup)._replace(adaptation=adaptation)
+
+
+@pytest.mark.parametrize("rows_off", [-3, 3])
+def test_a_schedule_of_the_wrong_length_is_refused(rows_off):
+    """A short one once repeated its last row through the warm-up, a long one was cut."""
+    target = targets.get("normal_10d")
+    options = dict(num_chains=2, num_samples=5, num_warmup=20)
+    infer.sample(0, target, ScheduledWalk(), **options)
+    with pytest.raises(TypeError, match=rf"\['weight'\] of shape \({20 + rows_off},\); each"):
+        infer.sample(0, target, ScheduledWalk(rows_off=rows_off), **options)
+
+
+@dataclass(frozen=True)
+class ListSettingsWalk(UniformWalk):
+    def settings(self):
+        return [self.width]
+
+
+@pytest.mark.parametrize(
+    ("sampler", "said"),
+    [
+        (UniformWalk(name=None), r"UniformWalk.name must be a non-empty str .* got None"),
+        (UniformWalk(uses_gradients="no"), r"uses_gradients must be True or False; got 'no'"),
+        (ListSettingsWalk(), r"settings\(\) must return a dict of its options .* got list"),
+    ],
+)
+def test_a_sampler_whose_name_or_settings_are_of_the_wrong_kind_is_refused(sampler, said):
+    """``name=None`` once ran, showed as None in compare and failed deep in h5py at save."""
+    with pytest.raises(TypeError, match=said):
+        infer.sample(0, targets.get("normal_10d"), sampler, num_chains=2, num_samples=5)
+
+
 def test_an_adaptation_that_is_not_one_is_refused():
     kernel_of = BrokenWalk().build
     broken = dataclasses.replace(BrokenWalk(), name="tuple_adaptation")
