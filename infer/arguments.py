@@ -141,8 +141,16 @@ def _check_seed(source, seed) -> None:
         raise ValueError(
             f"resume continues the chains' own random streams, made from seed "
             f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a new "
-            "run where these chains stand: init=result.state (warm-up runs again)."
+            f"run where these chains stand: {_new_start(source)} (warm-up runs again)."
         )
+
+
+def _new_start(source) -> str:
+    """How to start new chains where a resumed run's stand: from a result, its state; from a
+    checkpoint folder (no result yet), the state of the finished run."""
+    if isinstance(source, Saved):
+        return "finish this run (r = infer.sample(..., resume=folder)), then init=r.state"
+    return "init=result.state"
 
 
 #: Half-width of the uniform jitter around a single starting point, by default.
@@ -159,7 +167,7 @@ def _check_numbers(num_chains, num_samples, thin, init_jitter, until, source) ->
         raise ValueError(
             f"num_chains={num_chains}, but the run resumed has {source.num_chains} chains: "
             "resume continues those chains. Leave num_chains out, or start other chains "
-            "with a new run (init=result.state starts them where those stopped)."
+            f"with a new run where these stopped: {_new_start(source)}."
         )
     if thin is None:
         thin = source.thin if source is not None else 1

@@ -125,22 +125,46 @@ def load(source) -> Checkpoint:
     else:
         found = checkpoints(source)
         if not found:
-            raise FileNotFoundError(
-                f"no checkpoint in {source}: expected checkpoint-NNNNNN.npz files written by "
-                "infer.sample(..., checkpoint=...)."
-            )
+            raise FileNotFoundError(_no_checkpoint(source))
         chosen = found[-1]
     try:
         return _read(chosen)
     except ValueError as err:
         earlier = [p for p in found if p != chosen]
-        hint = (
-            f" The previous checkpoint {earlier[-1]} is readable: pass resume="
-            f"{str(earlier[-1])!r} to continue from it, or delete {chosen.name}."
-            if earlier and _readable(earlier[-1])
-            else ""
-        )
+        if earlier and _readable(earlier[-1]):
+            hint = (
+                f" The previous checkpoint {earlier[-1]} is readable: pass resume="
+                f"{str(earlier[-1])!r} to continue from it (the steps after it are drawn "
+                f"again), or delete {chosen.name}."
+            )
+        else:  # given a folder: none of its checkpoints can stand in
+            hint = (
+                " No earlier checkpoint in the folder can be resumed instead: start the run "
+                "again with checkpoint= an empty folder."
+                if source.is_dir()
+                else ""
+            )
         raise ValueError(f"{err}{hint}") from err
+
+
+def _no_checkpoint(folder: Path) -> str:
+    """Why there is nothing to resume in ``folder``, and how to start the run instead."""
+    start = f"infer.sample(..., checkpoint={str(folder)!r})"
+    chunks = sorted(folder.glob("chunk-[0-9]*.npz")) if folder.is_dir() else []
+    if chunks:
+        return (
+            f"no checkpoint in {folder}: it holds {len(chunks)} chunk file(s) of draws but no "
+            "checkpoint-NNNNNN.npz, so the run was stopped before its first checkpoint and "
+            "its chains' state was never saved: it cannot be resumed, and those draws are "
+            f"lost. Start the run again with {start} (new chunks are written past these), "
+            "with a smaller checkpoint_every to checkpoint sooner."
+        )
+    what = "holds no" if folder.is_dir() else "does not exist, so it holds no"
+    return (
+        f"no checkpoint in {folder}: it {what} checkpoint-NNNNNN.npz files written by "
+        f"infer.sample(..., checkpoint=...). Pass the folder a run checkpointed into, or "
+        f"start the run with {start}."
+    )
 
 
 def _readable(path: Path) -> bool:
@@ -179,15 +203,18 @@ def _read(path: Path) -> Checkpoint:
         impl = meta["key_leaves"].get(str(i))
         leaves.append(jax.random.wrap_key_data(leaf, impl=impl) if impl else leaf)
     positions, logdensity, infos = [], [], []
-    for name in meta["chunks"]:
+    for number, name in enumerate(meta["chunks"], start=1):
         chunk = path.parent / name
         try:
             with np.load(chunk) as archive:
                 part = {key: archive[key] for key in archive.files}
         except Exception as err:
             raise ValueError(
-                f"the chunk {chunk} listed by checkpoint {path} is missing or damaged "
-                f"({type(err).__name__}: {err})."
+                f"the chunk {chunk} ({number} of the {len(meta['chunks'])} chunks of draws "
+                f"listed by checkpoint {path}) is missing or damaged "
+                f"({type(err).__name__}: {err}). The draws it held are lost to this "
+                "checkpoint, and a resume needs every chunk its checkpoint lists: put the file "
+                "back if you have a copy."
             ) from err
         count = sum(1 for key in part if key.startswith("position/"))
         positions.append([part[f"position/{i}"] for i in range(count)])

@@ -6,9 +6,12 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 
+import jax
 import numpy as np
 
+from infer.base import settings_json
 from infer.result import Result
+from infer.run_state import differences
 
 
 def _span(result: Result):
@@ -33,10 +36,69 @@ def _gap(earlier: Result, later: Result) -> list[str]:
         return [f"seed: {seed_a!r} != {seed_b!r}"]
     if start != stop:
         return [
-            f"it starts after draw {start} of its chains, and the one before ends at draw "
+            f"it starts at draw {start} of its chains, and the one before ends at draw "
             f"{stop} (pass the results in order, each resumed from the last)"
         ]
     return []
+
+
+def _run_differences(earlier: Result, later: Result, i: int) -> list[str]:
+    """How the runs behind two results differ: by their states' fingerprints (sampler
+    settings, warm-up, thinning, the target's function and data, the chains' shapes) when
+    both have one, else by what every result records (settings, warm-up, thinning)."""
+    labels = (f"in results[{i - 1}]", f"in results[{i}]")
+    if earlier.state is not None and later.state is not None:
+        return differences(earlier.state.fingerprint, later.state.fingerprint, labels)
+    facts = [
+        {
+            "settings": settings_json(r.settings),
+            "num_warmup": str(r.num_warmup),
+            "thin": str(r.thin),
+        }
+        for r in (earlier, later)
+    ]
+    return differences(*facts, labels)
+
+
+def _not_resumed_from(earlier: Result, later: Result, i: int) -> list[str]:
+    """Why ``later``'s chains did not start where ``earlier``'s stopped, judged by what
+    warm-up tuned (:func:`_tuned`): frozen after warm-up, so a resumed run ends with what it
+    started with. Empty when they agree, when a result has no state, or when part of a state
+    is on another process."""
+    if earlier.state is None or later.state is None:
+        return []
+    tuned = [_tuned(r.state) for r in (earlier, later)]
+    if not all(getattr(leaf, "is_fully_addressable", True) for leaf in tuned[0] + tuned[1]):
+        return []
+    if [_exact(leaf) for leaf in tuned[0]] == [_exact(leaf) for leaf in tuned[1]]:
+        return []
+    return [
+        "its chains' warm-up-tuned values (step size, proposal scale, mass matrix), which a "
+        f"resumed run keeps, are not those results[{i - 1}]'s chains ended with, so it was not "
+        f"resumed from results[{i - 1}] (was that run made again with another init or "
+        "init_jitter?). Pass the result it was resumed from"
+    ]
+
+
+def _tuned(state) -> list:
+    """The leaves of what warm-up tuned, frozen after it: the carry's adaptation state and
+    parameters, and any ``adapt_state`` within the kernel's states (NumPyro's kernels keep
+    their step size and mass matrix there)."""
+    carry = state.carry
+    inner = [
+        leaf
+        for path, leaf in jax.tree_util.tree_flatten_with_path(carry.kernel_state)[0]
+        if any(getattr(key, "name", None) == "adapt_state" for key in path)
+    ]
+    return jax.tree.leaves((carry.adapt_state, carry.params)) + inner
+
+
+def _exact(leaf) -> tuple:
+    """A leaf's shape, dtype and bytes: equal only when bit for bit equal (NaNs too)."""
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    array = np.asarray(leaf)
+    return array.shape, array.dtype, array.tobytes()
 
 
 def _same_draws(earlier: Result, later: Result) -> bool:
@@ -89,8 +151,10 @@ def concat(*results: Result) -> Result:
     one, so the joined result can be resumed again.
 
     Raises:
-        ValueError: when the results do not continue one another (other chains, sampler or
-            target, or draw shapes).
+        ValueError: when the results do not continue one another: other chains, sampler,
+            sampler settings, target or data, warm-up, thinning or draw shapes; out of order;
+            or, for results with a state, chains that did not start where the ones before
+            stopped (another init or init_jitter, judged by the values warm-up tuned).
     """
     if len(results) == 1 and isinstance(results[0], (list, tuple)):
         results = tuple(results[0])
@@ -117,7 +181,9 @@ def concat(*results: Result) -> Result:
             for name in first.draws
             if name in later.draws and first.draws[name].shape[2:] != later.draws[name].shape[2:]
         ]
+        mismatch += _run_differences(results[i - 1], later, i)
         mismatch = mismatch or _gap(results[i - 1], later)
+        mismatch = mismatch or _not_resumed_from(results[i - 1], later, i)
         if mismatch:
             raise ValueError(
                 f"results[{i}] does not continue the results before it: "

@@ -68,8 +68,10 @@ class ChainState:
 
 
 def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
-    """What a state depends on, as strings: the target's name, log density and data, the
-    sampler and its settings, the chains' position shapes, warm-up and thinning.
+    """What a state depends on, as strings: the target's name, log density and data (a hash
+    of all of it, and each leaf's path, shape, dtype and hash, so that a refusal names the
+    leaf that changed), the sampler and its settings, the chains' position shapes, warm-up
+    and thinning.
 
     Args:
         positions: per-chain positions (chain axis first).
@@ -81,6 +83,7 @@ def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
         "logdensity_fn": f"{getattr(function, '__module__', '?')}."
         f"{getattr(function, '__qualname__', type(function).__name__)}",
         "data": data_digest(target.data),
+        "data_leaves": json.dumps(data_leaves(target.data)),
         "sampler": sampler.name,
         "settings": settings_json(sampler.settings()),
         "positions": str(jax.tree.structure(positions)) + " " + str(jax.tree.leaves(shapes)),
@@ -96,30 +99,53 @@ def data_digest(data) -> str:
         return "none"
     digest = hashlib.sha1()
     for leaf in jax.tree.leaves(data):
-        if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
-            leaf = jax.random.key_data(leaf)  # a module's fixed RNG state (eval-mode Dropout)
-        array = np.ascontiguousarray(np.asarray(leaf))
+        array, raw = _hashed_bytes(leaf)
         digest.update(f"{array.shape}{array.dtype}".encode())
-        raw = array.reshape(-1).view(np.uint8)
-        if raw.size > FULL_HASH_BYTES:
-            raw = raw[:: raw.size // FULL_HASH_BYTES + 1]
-        digest.update(raw.tobytes())
+        digest.update(raw)
     return digest.hexdigest()
 
 
-def differences(saved: dict, current: dict) -> list[str]:
+def data_leaves(data) -> list:
+    """``[path, shape, dtype, hash]`` of each leaf of the data (``[]`` for none): what a
+    refusal names when the data changed (:func:`data_digest` says only that they did)."""
+    if data is None:
+        return []
+    rows = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
+        array, raw = _hashed_bytes(leaf)
+        rows.append([jax.tree_util.keystr(path), list(array.shape), str(array.dtype)])
+        rows[-1].append(hashlib.sha1(raw).hexdigest())
+    return rows
+
+
+def _hashed_bytes(leaf):
+    """``(array, raw)``: a data leaf as a NumPy array and the bytes its hash is made of."""
+    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)  # a module's fixed RNG state (eval-mode Dropout)
+    array = np.ascontiguousarray(np.asarray(leaf))
+    raw = array.reshape(-1).view(np.uint8)
+    if raw.size > FULL_HASH_BYTES:
+        raw = raw[:: raw.size // FULL_HASH_BYTES + 1]
+    return array, raw.tobytes()
+
+
+def differences(saved: dict, current: dict, labels=("in the saved run", "now")) -> list[str]:
     """Lines saying how ``current`` differs from ``saved`` (empty when they agree): the
-    sampler's settings key by key, a long value around where it differs."""
+    sampler's settings key by key, the data leaf by leaf, a long value around where it
+    differs. ``labels`` say where each side comes from."""
     lines = []
     for name in sorted(set(saved) | set(current)):
         before, now = saved.get(name), current.get(name)
-        if before == now:
+        if before == now or name == "data_leaves":  # the leaves go with "data"
+            continue
+        if name == "data":
+            lines += data_differences(saved, current, labels)
             continue
         settings = _json_dicts(before, now) if name == "settings" else None
         keys = [] if settings is None else sorted(set(settings[0]) | set(settings[1]))
         by_key = [  # by their text: 1 and 1.0, or true and 1, differ as the fingerprints do
-            f"settings[{key!r}]: {_short(settings[0].get(key))} in the saved run, "
-            f"{_short(settings[1].get(key))} now"
+            f"settings[{key!r}]: {_short(settings[0].get(key))} {labels[0]}, "
+            f"{_short(settings[1].get(key))} {labels[1]}"
             for key in keys
             if json.dumps(settings[0].get(key)) != json.dumps(settings[1].get(key))
         ]
@@ -127,8 +153,46 @@ def differences(saved: dict, current: dict) -> list[str]:
             lines += by_key
             continue
         before, now = _around_difference(repr(before), repr(now))
-        lines.append(f"{name}: {before} in the saved run, {now} now")
+        lines.append(f"{name}: {before} {labels[0]}, {now} {labels[1]}")
     return lines
+
+
+def data_differences(saved: dict, current: dict, labels) -> list[str]:
+    """Lines naming each data leaf that differs between two fingerprints and how (added or
+    gone, shape, dtype, or only its values); a fingerprint written before leaves were
+    recorded (no ``data_leaves``) gives its hash only, saying so."""
+    if saved.get("data") == current.get("data"):
+        return []
+    if saved.get("data_leaves") is None or current.get("data_leaves") is None:
+        return [
+            f"data: {saved.get('data')!r} {labels[0]}, {current.get('data')!r} {labels[1]} "
+            "(hashes of the values: one side was saved by an older infer, which recorded "
+            "no more)"
+        ]
+    before, now = (
+        {path: (tuple(shape), dtype, digest) for path, shape, dtype, digest in json.loads(rows)}
+        for rows in (saved["data_leaves"], current["data_leaves"])
+    )
+    lines = []
+    for path in [*before, *(path for path in now if path not in before)]:
+        a, b = before.get(path), now.get(path)
+        if a == b:
+            continue
+        if a is None or b is None:
+            there, gone = (labels[1], labels[0]) if a is None else labels
+            lines.append(f"data{path}: present {there}, absent {gone}")
+            continue
+        changed = [
+            f"{what} {x} -> {y}"
+            for what, x, y in zip(("shape", "dtype"), a[:2], b[:2], strict=True)
+            if x != y
+        ]
+        lines.append(
+            f"data{path}: " + ", ".join(changed) + f" ({labels[0]} -> {labels[1]})"
+            if changed
+            else f"data{path}: its values differ (shape {a[0]}, dtype {a[1]} on both sides)"
+        )
+    return lines or [f"data: the data's structure differs ({labels[0]} and {labels[1]})"]
 
 
 def _json_dicts(before, now):

@@ -237,7 +237,7 @@ def test_resume_from_a_checkpoint_of_another_run_says_what_differs(tmp_path):
         infer.sample(
             0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, num_chains=3, num_warmup=10
         )
-    with pytest.raises(ValueError, match=r"num_chains=4, but the run resumed has 3 chains"):
+    with pytest.raises(ValueError, match=r"num_chains=4, but .* has 3 chains.*: finish this run"):
         infer.sample(
             0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=folder, num_chains=4, num_warmup=40
         )
@@ -414,3 +414,31 @@ def test_a_state_from_another_targets_run_is_refused_by_shape():
     keyed = infer.Target(lambda p: -0.5 * jnp.sum(p["a"] ** 2), init={"a": jnp.zeros(3)})
     with pytest.raises(ValueError, match=r"missing a; not the target.s: \(the whole point\)"):
         infer.sample(1, keyed, infer.rwmh(), init=first.state, **lengths)
+
+
+def test_concat_refuses_a_first_run_made_again_with_other_options_or_starts():
+    """The notebook order: a run, its continuation, then the first cell run again with
+    something changed. concat checked only seed, sampler, target, chains and where the draws
+    sit, so it joined halves of different chains (and reported the second half's thin and
+    settings for the whole); it now compares the runs as resume does, and the values warm-up
+    tuned, which a resumed run keeps (NumPyro's NUTS keeps them in its own state)."""
+    runs = {}
+    for name in ("nuts", "rwmh"):
+        made = infer.sample(3, NORMAL_3D, SAMPLERS[name], num_samples=30, **RUN)
+        runs[name] = made, infer.sample(3, NORMAL_3D, SAMPLERS[name], num_samples=30, resume=made)
+    tuned = r"warm-up-tuned values .* not those results\[0\]'s chains ended with"
+    changed = {"num_warmup": 50, "thin": 2}  # with target_accept: each line is said
+    said = r"num_warmup: '50' in results\[0\], '40' in results\[1\]; settings\['target_accept"
+    said += r"'\]: 0.3 in results\[0\], None in results\[1\]; thin: '2' in results\[0\], '1' in"
+    for name, sampler, options, match in [
+        ("nuts", infer.nuts(), {"init": jnp.full(3, 2.0)}, tuned),
+        ("rwmh", infer.rwmh(), {"init_jitter": 0.5}, tuned),
+        ("rwmh", infer.rwmh(target_accept=0.3), changed, said),
+    ]:
+        again = infer.sample(3, NORMAL_3D, sampler, num_samples=30, **{**RUN, **options})
+        with pytest.raises(ValueError, match=r"results\[1\] does not continue .*" + match):
+            infer.concat(again, runs[name][1])
+    for first, more in runs.values():  # the real pairs
+        assert infer.concat(first, more).draws["x"].shape == (3, 60, 3)
+    with pytest.raises(ValueError, match="it starts at draw 0 of its chains, and the one"):
+        infer.concat(runs["rwmh"][1], runs["rwmh"][0])

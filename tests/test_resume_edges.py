@@ -40,6 +40,14 @@ def test_saved_runs_are_joined_in_order_only(tmp_path):
         infer.concat(bare, infer.Result.from_draws({"y": np.asarray(rest.draws["x"])}))
     coin = infer.Result.from_draws({"heads": np.ones((3, 5), np.int32)})
     assert infer.concat(coin, coin).draws["heads"].shape == (3, 10)
+    # a first run saved, then made again with other options: refused, naming them (saved
+    # results keep no state, but their settings, warm-up and thinning)
+    remade = dataclasses.replace(loaded[0], thin=2, settings={**first.settings, "seed": 1})
+    with pytest.raises(
+        ValueError,
+        match=r"settings\['seed'\]: 1 in results\[0\], None in results\[1\]; thin: '2' in",
+    ):
+        infer.concat(remade, loaded[1])
     # a join with a part that records no range records none (one part's would misstate it)
     older = dataclasses.replace(  # a file saved before results recorded their range
         loaded[1], info={k: v for k, v in loaded[1].info.items() if k != "draw_range"}
@@ -236,3 +244,52 @@ def test_a_target_whose_log_density_changed_is_not_resumed(tmp_path):
             infer.sample(0, edited, SAMPLERS["rwmh"], num_samples=20, resume=source)
     more = infer.sample(0, first, SAMPLERS["rwmh"], num_samples=20, resume=result)
     assert more.draws["x"].shape == (3, 20, 3)  # its own target resumes
+
+
+def test_a_resume_with_other_data_names_the_leaf_and_how_it_changed():
+    """The refusal showed two hashes of all the data; it names the leaf and says whether its
+    shape, dtype or values changed (equal values of another dtype included). A state saved
+    before leaves were recorded still resumes, and its refusal says why it shows hashes."""
+
+    def scaled(x, data):
+        return -0.5 * jnp.sum((x / data["s"]) ** 2)
+
+    def target(data):
+        return infer.Target(scaled, init=jnp.zeros(3), data=data, name="scaled")
+
+    first = infer.sample(0, target({"s": 1.0}), SAMPLERS["rwmh"], num_samples=30, **RUN)
+    for data, match in [
+        ({"s": 2.0}, r"What differs:\n  data\['s'\]: its values differ \(shape \(1,\), dtype "),
+        ({"s": jnp.array(1.0)}, r"data\['s'\]: dtype float64 -> float32 \(in the saved run -> now"),
+        ({"s": 1.0, "t": 2.0}, r"data\['t'\]: present now, absent in the saved run\n"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            infer.sample(0, target(data), SAMPLERS["rwmh"], num_samples=10, resume=first)
+    saved = {k: v for k, v in first.state.fingerprint.items() if k != "data_leaves"}
+    older = dataclasses.replace(first.state, fingerprint=saved)  # written by an older infer
+    more = infer.sample(0, target({"s": 1.0}), SAMPLERS["rwmh"], num_samples=30, resume=older)
+    assert more.draws["x"].shape == (3, 30, 3)
+    with pytest.raises(ValueError, match=r"data: '[0-9a-f]+' in the saved run, .*older infer"):
+        infer.sample(0, target({"s": 2.0}), SAMPLERS["rwmh"], num_samples=10, resume=older)
+
+
+def test_a_folder_without_its_checkpoint_or_with_a_chunk_lost_says_what_to_do(tmp_path):
+    """A run killed before its first checkpoint leaves only chunks: the error said "no
+    checkpoint" without saying how to go on. A chunk that is gone: the error did not say
+    that its draws are lost, nor what the user can do."""
+    folder = tmp_path / "run"
+    kwargs = dict(num_samples=20, **RUN)
+    infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=folder, checkpoint_every=10, **kwargs)
+    (folder / "chunk-000000.npz").unlink()  # listed by both checkpoints kept
+    with pytest.raises(
+        ValueError, match=r"\(1 of the 2 chunks .*lost to this checkpoint.*start the run again"
+    ):
+        infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=folder, **kwargs)
+    for checkpoint in infer.checkpoint.checkpoints(folder):
+        checkpoint.unlink()  # what a kill before the first checkpoint leaves: chunks only
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"stopped before its first checkpoint.*Start the run again with "
+        rf"infer.sample\(\.\.\., checkpoint='{folder}'\)",
+    ):
+        infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=folder, **kwargs)
