@@ -47,7 +47,7 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
             f"to {init_of}."
         )
     point = jax.tree.map(as_float_array, point)
-    _refuse_nonfinite(point, "init" if init is not None else f"target {target.name!r}'s init")
+    _refuse_nonfinite(point, "init" if init is not None else f"the init of target {target.name!r}")
     reference = target.init
     if reference is None:
         reference = point if returns_scalar(target.logdensity, point) else None
@@ -229,13 +229,21 @@ def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdens
     try:
         out = jax.eval_shape(logdensity_fn, point)
     except Exception as err:
+        hint = (
+            " A target made with data= calls logdensity_fn(position, data); one without, "
+            "logdensity_fn(position)."
+            if name == "logdensity_fn"
+            and isinstance(err, TypeError)
+            and "positional argument" in str(err)
+            else ""
+        )
         raise ValueError(
-            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}"
+            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}{hint}"
         ) from err
     if not hasattr(out, "shape") or out.shape != ():
-        got = getattr(out, "shape", type(out).__name__)
+        got = f"shape {out.shape}" if hasattr(out, "shape") else f"a {type(out).__name__}"
         raise ValueError(
-            f"{name} must return a scalar log density; it returned shape {got} for a "
+            f"{name} must return a scalar log density; it returned {got} for a "
             f"point shaped {shape_of}. Sum the per-coordinate terms (e.g. jnp.sum(...))."
         )
     if not jnp.issubdtype(out.dtype, jnp.floating):

@@ -78,6 +78,12 @@ def test_a_list_of_numbers_as_init_is_one_vector():
     assert nested.init["b"].shape == (2,)
 
 
+def test_a_log_density_without_a_data_parameter_given_data_is_told_how_it_is_called():
+    target = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), data={"y": jnp.ones(3)})
+    with pytest.raises(ValueError, match=r"takes 1 positional .* calls logdensity_fn\(position, d"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=5)
+
+
 def test_an_init_that_may_be_one_point_per_chain_says_how_it_was_read():
     """A (2, 2) init for two chains of a target with no init was once read as one 4-value
     point without a word, though the docs said one point per chain is used as given."""
@@ -209,7 +215,7 @@ def _shift(key, x):
     [
         (lambda new, old: -0.5 * (new - old) ** 2, ValueError, r"returned shape \(2,\) for a"),
         (lambda new, old: jnp.sum(new - old).astype(jnp.int32), TypeError, r"returned int32"),
-        (lambda new, old: (0.0, 0.0), ValueError, r"returned shape tuple"),
+        (lambda new, old: (0.0, 0.0), ValueError, r"returned a tuple for a point"),
         (lambda new: 0.0, ValueError, r"failed on a point shaped \(2,\): TypeError"),
     ],
     ids=["per-coordinate", "int", "tuple", "one-argument"],
@@ -457,7 +463,7 @@ def test_a_starting_point_with_nan_is_refused_as_such(nothing_compiled):
     with pytest.raises(ValueError, match=r"^init holds NaN or infinite values \(1 in init\)"):
         infer.sample(0, NORMAL_2D, infer.rwmh(), init=jnp.array([0.0, jnp.nan]))
     broken = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.array([jnp.inf, 0.0]), name="b")
-    with pytest.raises(ValueError, match=r"^target 'b'\'s init holds NaN or infinite values"):
+    with pytest.raises(ValueError, match=r"^the init of target 'b' holds NaN or infinite values"):
         infer.sample(0, broken, infer.rwmh())
 
 
