@@ -196,8 +196,11 @@ def test_bad_seed():
 
 def test_proposal_of_the_wrong_dimension_for_independent_mh(nothing_compiled):
     sampler = infer.independent_mh(dist.Normal(jnp.zeros(3), 1.0))
-    with pytest.raises(ValueError, match=r"proposal draws have shape \(3,\) .* \(2,\)"):
+    with pytest.raises(ValueError, match=r"proposal draws have shape \(3,\) .* \(2,\);.*dist"):
         infer.sample(0, NORMAL_2D, sampler)
+    pytree = infer.Target(lambda p: -jnp.sum(p["a"] ** 2), init={"a": jnp.zeros(2)})
+    with pytest.raises(ValueError, match=r"for a pytree position, pass a pair \(sample_fn"):
+        infer.sample(0, pytree, infer.independent_mh(dist.Normal(jnp.zeros(2), 1.0)))
 
 
 def test_mh_proposal_of_the_wrong_shape(nothing_compiled):

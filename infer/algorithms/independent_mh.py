@@ -100,10 +100,16 @@ def check_proposal_shape(proposal: Proposal, position) -> None:
     got = jax.eval_shape(proposal.sample, jax.random.key(0))
     same_structure = jax.tree.structure(got) == jax.tree.structure(expected)
     if not same_structure or shapes_text(got) != shapes_text(expected):
+        fix = (
+            "give the proposal the target's dimension (for a numpyro distribution, e.g. "
+            "dist.Normal(jnp.zeros(d), 1.0) for d dimensions)"
+            if jax.tree_util.treedef_is_leaf(jax.tree.structure(position))
+            else "for a pytree position, pass a pair (sample_fn(rng_key) -> position, "
+            "log_prob_fn(position) -> scalar) whose draws are pytrees like it"
+        )
         raise ValueError(
             f"proposal draws have shape {shapes_text(got)} but the target's positions have "
-            f"shape {shapes_text(expected)}; give the proposal the target's dimension (for a "
-            f"numpyro distribution, e.g. dist.Normal(jnp.zeros(d), 1.0) for d dimensions)."
+            f"shape {shapes_text(expected)}; {fix}."
         )
 
 
