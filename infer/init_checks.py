@@ -21,6 +21,12 @@ def checked_init(init, argument: str = "init"):
     leaves = jax.tree.leaves(init, is_leaf=lambda leaf: leaf is None)
     for leaf in leaves:
         kind = None if leaf is None else getattr(leaf, "dtype", None)
+        if kind is not None and jax.dtypes.issubdtype(kind, jax.dtypes.prng_key):
+            raise TypeError(
+                f"{argument} holds a PRNG key ({kind}); a position holds the real numbers a "
+                "sampler moves. Pass keys and other constants as the target's data= (read "
+                "as logdensity_fn(position, data))."
+            )
         kind = np.asarray(leaf).dtype if kind is None and leaf is not None else kind
         if kind is not None and jax.dtypes.issubdtype(kind, np.floating) and kind.itemsize < 4:
             raise TypeError(

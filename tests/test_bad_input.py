@@ -108,8 +108,9 @@ def test_an_init_that_may_be_one_point_per_chain_says_how_it_was_read():
         ({}, ValueError, "init holds no values"),
         (jnp.zeros(0), ValueError, "init holds no values"),
         (np.zeros(2, complex), TypeError, "init holds complex values"),
+        ({"mu": 0.0, "k": jax.random.key(0)}, TypeError, r"init holds a PRNG key .* data="),
     ],
-    ids=["none_leaf", "string", "empty_dict", "empty_array", "complex"],
+    ids=["none_leaf", "string", "empty_dict", "empty_array", "complex", "key"],
 )
 def test_an_init_that_is_no_point_is_refused_when_the_target_is_made(init, error, match):
     with pytest.raises(error, match=match):
