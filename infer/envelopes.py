@@ -26,6 +26,7 @@ from infer import validation
 from infer.base import IdentityKey
 from infer.placement import PROGRAMS
 from infer.proposal import Proposal
+from infer.starts import check_scalar_logdensity
 
 
 class EnvelopeWarning(UserWarning):
@@ -75,8 +76,18 @@ def piecewise_constant(
         :func:`infer.rejection`.
 
     Raises:
-        ValueError: for a bad interval, or when ``f`` is unbounded or zero on the grid.
+        TypeError: when ``logdensity_fn`` is not a function, or ``lower``/``upper`` not numbers.
+        ValueError: for a bad interval, a ``logdensity_fn`` that does not return a scalar, or
+            when ``f`` is unbounded or zero on the grid.
     """
+    if not callable(logdensity_fn):
+        raise TypeError(
+            "logdensity_fn must be a function of a scalar x returning the scalar log f(x); got "
+            f"{type(logdensity_fn).__name__} {logdensity_fn!r}."
+        )
+    if not (validation.is_real_scalar(lower) and validation.is_real_scalar(upper)):
+        raise TypeError(f"lower and upper must be numbers; got ({lower!r}, {upper!r}).")
+    check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
     lower, upper = float(lower), float(upper)
     if not (math.isfinite(lower) and math.isfinite(upper) and lower < upper):
         raise ValueError(
@@ -388,6 +399,13 @@ def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
     return jax.jit(jax.vmap(one_start))(starts)
 
 
+def violations_are_trouble(num_violations: int, max_log_excess: float, num_nonfinite: int):
+    """Whether every envelope violation counted was a log density of ``+inf`` (numerical
+    trouble, rejected like NaN), so that the draws are still exact draws of the target where
+    it is finite; any other violation (``f > M g``) makes them inexact."""
+    return max_log_excess == math.inf and num_violations <= num_nonfinite
+
+
 def warn_on_violations(
     num_violations: int,
     num_proposals: int,
@@ -400,7 +418,7 @@ def warn_on_violations(
     depends on whether ``envelope`` was given or found (its search fell short)."""
     if num_violations <= 0:
         return
-    if max_log_excess == math.inf and num_violations <= num_nonfinite:
+    if violations_are_trouble(num_violations, max_log_excess, num_nonfinite):
         message = (
             f"rejection sampling: {num_violations} of {num_proposals} proposals had a log "
             "density of +inf: numerical trouble, not density, so they were rejected (and count "

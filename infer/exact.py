@@ -161,7 +161,9 @@ def sample_exact(
         target=target.name,
         num_warmup=0,
         thin=1,
-        info={**out.info, "exact": True},
+        # a sampler may say its draws are not exact (envelope violations); by default they
+        # are; independent they are whatever it says
+        info={**out.info, "exact": bool(out.info.get("exact", True)), "independent": True},
         ground_truth=target.ground_truth,
         groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),

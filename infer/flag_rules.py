@@ -32,11 +32,17 @@ def stuck_chains(result: Result) -> list[int]:
     return [int(c) for c in np.flatnonzero(~moved)] if result.num_samples > 1 else []
 
 
+def _independent(result: Result) -> bool:
+    """Whether the draws are independent (an exact sampler's, even where an envelope was
+    exceeded; a result saved before ``independent`` was recorded says ``exact``)."""
+    return bool(result.info.get("independent", result.info.get("exact")))
+
+
 def acceptance_problem(result: Result) -> str | None:
     """Why the acceptance rate is far from what the sampler aims for, or None. The band comes
     from the sampler (``info["acceptance_band"]``); exact samplers have none to meet."""
     rate = result.acceptance_rate
-    if not np.isfinite(rate) or result.info.get("exact"):
+    if not np.isfinite(rate) or _independent(result):
         return None
     target = result.info.get("target_accept")
     if target is None:
@@ -229,7 +235,7 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             f"{result.num_samples}, so every one of them is NaN. Draw more (num_samples)."
         )
     messages = []
-    independent = result.info.get("exact") or "pareto_k" in result.info  # exact or ADVI draws
+    independent = _independent(result) or "pareto_k" in result.info  # exact or ADVI draws
     if result.num_chains < 2 and not independent:
         messages.append(
             "R-hat needs at least 2 chains and this run has 1, so nothing checks that the "

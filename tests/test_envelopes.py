@@ -66,6 +66,18 @@ def test_bad_interval(lower, upper, match):
         infer.envelopes.piecewise_constant(lambda x: -x, lower, upper)
 
 
+@pytest.mark.parametrize(
+    "logdensity_fn, match",
+    [  # JAX's "Expected a callable value, got 3.0"; "cannot reshape array of size 16384 ..."
+        (3.0, "logdensity_fn must be a function of a scalar x .* got float 3.0"),
+        (lambda x: jnp.stack([x, x]), r"logdensity_fn must return a scalar .* shape \(2,\)"),
+    ],
+)
+def test_a_log_density_that_is_not_a_scalar_function_is_named(logdensity_fn, match):
+    with pytest.raises((TypeError, ValueError), match=match):
+        infer.envelopes.piecewise_constant(logdensity_fn, 0.0, 1.0)
+
+
 def test_unbounded_density_is_refused():
     with pytest.raises(ValueError, match="bounded"):
         infer.envelopes.piecewise_constant(lambda x: -0.5 * jnp.log(x), 0.0, 1.0)

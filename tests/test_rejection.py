@@ -14,6 +14,7 @@ from scipy import stats
 from stats_checks import assert_ks_matches
 
 import infer
+from infer.algorithms.rejection import accept
 from models import targets
 
 # Densities with exact CDFs, each with a proposal that covers it.
@@ -60,6 +61,26 @@ def test_found_envelope_is_the_true_bound_plus_the_margin():
     assert result.info["envelope_source"] == "found"
 
 
+def test_a_tiny_acceptance_probability_is_not_floored_at_float32_resolution():
+    """A float32 uniform is exactly 0 with probability 2**-23, so ``u < exp(log_excess)``
+    accepted every proposal at least that often: 2**26 proposals of probability 2**-40 gave
+    about 8 draws. Taking all 32 bits of the random word leaves a floor of 2**-32 (expected
+    0.016 here); a probability of 0.3 is still met."""
+    proposals = 2**22
+
+    @jax.jit
+    def accepted(log_q):
+        def count(i, total):
+            key = jax.random.fold_in(jax.random.key(0), i)
+            return total + jnp.sum(accept(key, jnp.full(proposals, log_q)), dtype=jnp.int32)
+
+        return jax.lax.fori_loop(0, 16, count, jnp.zeros((), jnp.int32))
+
+    assert int(accepted(jnp.float32(-40 * math.log(2)))) <= 1
+    n = 16 * proposals
+    assert abs(int(accepted(jnp.float32(math.log(0.3)))) / n - 0.3) < 5 * math.sqrt(0.21 / n)
+
+
 def test_acceptance_rate_is_one_over_m(seed):
     """For a normalised target the acceptance probability is exactly 1/M (here M = e^0.45,
     above the true bound sup f/g = sqrt(2 pi / e) = e^0.419)."""
@@ -97,12 +118,16 @@ def test_missed_spike_is_counted_and_warned():
         result = infer.sample(0, target, sampler, num_chains=1, num_samples=2_000_000)
     assert result.info["envelope_violations"] > 0
     assert result.info["max_envelope_ratio"] > 1.0
+    assert result.info["exact"] is False  # it said True, beside a warning of inexact draws
+    table = infer.compare({"spiky": result})  # independent draws still: one chain is enough
+    assert table.loc["spiky", "flags"] == "envelope"  # not nan_stats: "R-hat needs 2 chains"
     # found, the envelope misses the spike too: the advice was "pass log_envelope=None to
     # have it found", which is what the user had done
     found = infer.rejection(numpyro.distributions.Uniform(0.0, 1.0))
     with pytest.warns(infer.EnvelopeWarning, match=r"envelope was found .* pass log_envelope="):
         result = infer.sample(0, target, found, num_chains=1, num_samples=2_000_000)
     assert result.info["envelope_source"] == "found" and result.info["envelope_violations"] > 0
+    assert result.info["exact"] is False
 
 
 def test_an_envelope_at_the_exact_supremum_is_not_a_violation():
@@ -202,6 +227,7 @@ def test_a_region_of_plus_infinity_is_rejected_and_said_to_be_trouble(log_envelo
     draws = np.asarray(result.draws["x"]).ravel()
     assert not np.any(np.abs(draws - 2.0) < 0.3)
     assert result.info["nonfinite_proposals"] == result.info["envelope_violations"] > 0
+    assert result.info["exact"] is True  # exact draws of the target where it is finite
     hole = stats.norm.cdf(2.3) - stats.norm.cdf(1.7)
     inside = lambda x: np.clip(stats.norm.cdf(np.minimum(x, 2.3)) - stats.norm.cdf(1.7), 0, None)
     assert_ks_matches(draws, lambda x: (stats.norm.cdf(x) - inside(x)) / (1.0 - hole))

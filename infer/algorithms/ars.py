@@ -11,8 +11,11 @@ joins the hull, so the envelope tightens where it was loose. The derivative-free
 The hull has a fixed number of slots (``max_points``) so that everything compiles. Sampling
 has two phases per density: a sequential one that grows the hull from its starting points
 (its draws are kept), then a vectorised one that draws from the full hull in batches, with
-the squeeze sparing most density evaluations. A point found above the upper hull, or slopes
-that increase, mean the density is not log-concave: sampling stops and an error says so.
+the squeeze sparing most density evaluations. A value of ``log f`` found above the upper
+hull or below the squeeze's chord (the squeeze's decisions included, wherever ``log f`` was
+computed anyway), or slopes that increase, mean the density is not log-concave: sampling
+stops and an error says so. A departure from concavity that no computed value falls in (a
+dip narrower than the gaps between proposals) cannot be seen.
 
 ``vectorised over many densities``: :func:`sample_many` runs the whole procedure for a batch
 of parameters of one log density (e.g. the full conditionals of a Gibbs sweep) at once.
@@ -24,17 +27,21 @@ The sampler that :func:`infer.sample` runs (``infer.ars``) is :mod:`infer.algori
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from infer import validation
 from infer.algorithms.ars_hull import (
     TOLERANCE,
     Envelope,
     Hull,
     build_value_and_slope,
+    check_start_points,
     envelope,
     insert,
     propose,
@@ -53,6 +60,8 @@ __all__ = [
     "upper_hull",
     "sample",
     "sample_many",
+    "check_domain",
+    "check_flag",
 ]
 
 
@@ -69,7 +78,8 @@ class ARSCounters(NamedTuple):
         num_gradients: gradient evaluations (phase 1, unless derivative-free).
         num_nonfinite: needed evaluations that were NaN or ``+inf`` (rejected).
         num_points: hull points at the end.
-        not_log_concave: 1 if a point above the hull or rising slopes were seen.
+        not_log_concave: 1 if a value above the hull or below the squeeze's chord, or
+            rising slopes, were seen.
         bad_x: where (NaN if nowhere).
         unbounded_hull: 1 if the hull had infinite mass (start points on one side only).
     """
@@ -88,6 +98,8 @@ class ARSCounters(NamedTuple):
 
 #: Proposals in a row decided by the squeeze alone after which the hull stops growing.
 SETTLED = 64
+#: The keywords of :func:`sample` that :func:`sample_many` passes on.
+OPTIONS = ("max_points", "derivative_free", "batch_size", "max_rounds", "lazy")
 
 
 def sample(
@@ -109,11 +121,13 @@ def sample(
         rng_key: a JAX key.
         logdensity_fn: scalar ``log f(x)`` of a scalar ``x``, concave.
         num_draws: draws wanted (static).
-        domain: ``(lower, upper)``, either may be infinite.
-        start_points: (m,) at least two distinct starting hull points inside the domain; for
-            an infinite end, the outermost point there must have ``log f`` sloping towards the
-            inside (e.g. one point left of the mode and one right of it).
-        max_points: hull slots; the hull stops growing when they are full.
+        domain: ``(lower, upper)``, any two numbers with ``lower < upper`` (a tuple, a list,
+            an array); either may be infinite (or ``None``).
+        start_points: (m,) at least two distinct starting hull points inside the domain, at
+            most ``max_points``; for an infinite end, the outermost point there must have
+            ``log f`` sloping towards the inside (e.g. one point left of the mode and one
+            right of it).
+        max_points: hull slots (at least 3); the hull stops growing when they are full.
         derivative_free: secants instead of tangents (no gradients needed).
         batch_size: proposals per vectorised round once the hull is full.
         max_rounds: budget of rounds.
@@ -127,22 +141,75 @@ def sample(
         them when the counters flag ``not_log_concave`` or ``unbounded_hull``, and those past
         ``num_accepted`` when ``max_rounds`` ran out.
 
+    Raises:
+        TypeError, ValueError: on the host, before anything is traced, for a bad ``domain``,
+            ``start_points`` outside it (checked where they are concrete; traced ones only
+            for their shape) or a bad setting.
+
     Compiled as one program per ``logdensity_fn`` and settings (a second call with the same
     function and settings reuses it); inside a traced function it is traced as part of it.
     """
-    lower, upper = float(domain[0]), float(domain[1])
-    if lazy is None:
+    lower, upper = check_domain(domain)
+    settings = _settings(num_draws, max_points, derivative_free, batch_size, max_rounds, lazy)
+    start_points = check_start_points(start_points, (lower, upper), settings[1])
+    if settings[-1] is None:
         lazy = is_costly(logdensity_fn, jnp.result_type(float))
-    settings = (num_draws, max_points, derivative_free, batch_size, max_rounds, bool(lazy))
-    return _sample_compiled(
-        rng_key, jnp.asarray(start_points), logdensity_fn, lower, upper, settings
+        settings = (*settings[:-1], bool(lazy))
+    return _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, settings)
+
+
+def _settings(
+    num_draws,
+    max_points=32,
+    derivative_free=False,
+    batch_size=4096,
+    max_rounds=10_000,
+    lazy=None,
+) -> tuple:
+    """The static settings of :func:`sample`, checked on the host: ``(num_draws,
+    max_points, derivative_free, batch_size, max_rounds, lazy)`` (``lazy`` may be None)."""
+    if lazy is not None:
+        lazy = check_flag("lazy", lazy, "or None (decide from the density's cost)")
+    return (
+        validation.positive_int("num_draws", num_draws),
+        validation.positive_int("max_points", max_points, minimum=3),
+        check_flag("derivative_free", derivative_free),
+        validation.positive_int("batch_size", batch_size),
+        validation.positive_int("max_rounds", max_rounds),
+        lazy,
     )
 
 
-@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5))
-def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, settings):
-    """:func:`sample` once its static settings are fixed on the host, as one jitted
-    program."""
+def check_flag(name: str, value, hint: str = "") -> bool:
+    """``value`` if it is a bool (Python or numpy), else a ``TypeError`` naming ``name``: a
+    string such as ``"no"`` would otherwise be taken as True."""
+    if not isinstance(value, bool | np.bool_):
+        extra = f" {hint}" if hint else ""
+        raise TypeError(f"{name} must be True or False{extra}; got {value!r}.")
+    return bool(value)
+
+
+def check_domain(domain, name: str = "domain") -> tuple[float, float]:
+    """``(lower, upper)`` as floats from any two numbers (a tuple, a list, a numpy or JAX
+    array of shape (2,)); ``None`` or ``±inf`` for no bound. Raises naming ``name``."""
+    is_sequence = isinstance(domain, Sequence) and not isinstance(domain, str | bytes)
+    if not (is_sequence or hasattr(domain, "__array__")) or np.shape(domain) != (2,):
+        raise TypeError(f"{name} must be a pair (lower, upper), e.g. (0.0, inf); got {domain!r}.")
+    ends = list(domain)
+    if not all(end is None or validation.is_real_scalar(end) for end in ends):
+        raise TypeError(
+            f"{name}'s ends must be numbers (or None, or -inf/inf, for no bound); got {domain!r}."
+        )
+    lower = -math.inf if ends[0] is None else float(ends[0])
+    upper = math.inf if ends[1] is None else float(ends[1])
+    if math.isnan(lower) or math.isnan(upper) or not lower < upper:
+        raise ValueError(f"{name} must have lower < upper; got ({lower}, {upper}).")
+    return lower, upper
+
+
+def _sample_program(rng_key, start_points, logdensity_fn, lower, upper, settings):
+    """:func:`sample` once its static settings are fixed on the host (traced as part of
+    the program that calls it: :data:`_sample_compiled` or :func:`_sample_many_compiled`)."""
     num_draws, max_points, derivative_free, batch_size, max_rounds, lazy = settings
     value_and_slope = build_value_and_slope(logdensity_fn, derivative_free)
     hull = start_hull(logdensity_fn, start_points, max_points, derivative_free)
@@ -154,6 +221,10 @@ def _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, setting
     # Phase 2: the hull is full (or we are done): vectorised rounds from the fixed envelope.
     carry = (buffer, count, proposals, evaluations, rounds, bad_x, nonfinite)
     return _fill(rng_key, logdensity_fn, hull, env, bounds, carry, batch_size, max_rounds, lazy)
+
+
+# :func:`sample` as one jitted program per log density and settings.
+_sample_compiled = jax.jit(_sample_program, static_argnums=(2, 3, 4, 5))
 
 
 def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, max_rounds):
@@ -199,9 +270,10 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
             lambda hl: hl,
             hull,
         )
-        # For a concave h, chord <= h <= tangent: a squeeze above the hull is proof enough.
+        # For a concave h, chord <= h <= tangent: a squeeze above the hull is proof enough,
+        # and so is a value below the chord, squeezed or not (every proposal is evaluated).
         above = active & (lower_bound > u + TOLERANCE * (1.0 + jnp.abs(u)))
-        new = new._replace(bad=new.bad | above)
+        new = new._replace(bad=new.bad | above | (active & ~trouble & _below(h, lower_bound)))
         bad_x = jnp.where(new.bad & ~hull.bad, x, bad_x)  # where it was first seen
         buffer = buffer.at[jnp.where(accepted, count, num_draws)].set(x, mode="drop")
         step = active.astype(jnp.int32)
@@ -231,6 +303,12 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
     return hull, env, buffer, count, proposals, evaluations, rounds, bad_x, nonfinite
 
 
+def _below(h, chord):
+    """Where values ``h`` of ``log f`` lie below the squeeze's ``chord`` (beyond round-off):
+    impossible for a concave ``log f``. ``-inf`` (no density) inside the hull counts."""
+    return h < chord - TOLERANCE * (1.0 + jnp.abs(chord))
+
+
 def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, max_rounds, lazy):
     """Phase 2 of :func:`sample`: batches of ``batch_size`` proposals from ``env``, the fixed
     envelope of ``hull``, the squeeze sparing most evaluations, until the buffer is full.
@@ -254,17 +332,22 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         log_w = jnp.log(jax.random.uniform(key_accept, (batch_size,), dtype))
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
-        if lazy:
-            h, computed = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
+        if lazy:  # values: log f where computed, u elsewhere
+            values, computed = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
         else:
-            h, computed = jnp.where(by_squeeze, u, jax.vmap(logdensity_fn)(x)), batch_size
+            values, computed = jax.vmap(logdensity_fn)(x), batch_size
+        h = jnp.where(by_squeeze, u, values)
         trouble = jnp.isnan(h) | (h == jnp.inf)  # numerical trouble rejects
         accepted = by_squeeze | (log_w < jnp.where(trouble, -jnp.inf, h) - u)
         slack = TOLERANCE * (1.0 + jnp.abs(u))
-        above = ((h > u + slack) & jnp.isfinite(h)) | (lower_bound > u + slack)
+        # Every computed value, the squeeze's decisions included, must lie between the chord
+        # and the envelope; one outside shows that log f is not concave.
+        sane = ~(jnp.isnan(values) | (values == jnp.inf))
+        outside = ((values > u + slack) & sane) | (lower_bound > u + slack)
+        outside = outside | (sane & _below(values, lower_bound))
         slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
         buffer = buffer.at[slot].set(x, mode="drop")
-        first_bad = jnp.where(jnp.any(above), x[jnp.argmax(above)], bad_x)
+        first_bad = jnp.where(jnp.any(outside), x[jnp.argmax(outside)], bad_x)
         return (
             buffer,
             count + jnp.sum(accepted, dtype=jnp.int32),
@@ -273,7 +356,7 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
             needed + jnp.sum(~by_squeeze, dtype=jnp.int32),
             nonfinite + jnp.sum(~by_squeeze & trouble, dtype=jnp.int32),
             rounds + 1,
-            bad | jnp.any(above),
+            bad | jnp.any(outside),
             first_bad,
         )
 
@@ -311,20 +394,50 @@ def sample_many(
 
     Returns ``(draws (num_densities, num_draws), ARSCounters with a leading axis)``; the rows
     of densities that failed are NaN, as in :func:`sample` (check their counters).
-    ``start_points`` is (m,) shared, or (num_densities, m). Under ``vmap`` a branch runs both
-    ways, so lazy evaluation (see :func:`sample`) is off unless asked for.
+    ``start_points`` is (m,) shared, or (num_densities, m). ``options`` are :func:`sample`'s
+    keywords. Under ``vmap`` a branch runs both ways, so lazy evaluation (see :func:`sample`)
+    is off unless asked for. The arguments are checked on the host as :func:`sample`'s are,
+    and a second call with the same ``logdensity_fn``, shapes and settings reuses the
+    compiled program.
     """
-    options.setdefault("lazy", False)
-    num = jax.tree.leaves(params)[0].shape[0]
-    start_points = jnp.asarray(start_points)
-    if start_points.ndim == 1:
-        start_points = jnp.broadcast_to(start_points, (num, start_points.shape[0]))
-    keys = jax.random.split(rng_key, num)
+    lower, upper = check_domain(domain)
+    if unknown := set(options) - set(OPTIONS):
+        raise TypeError(
+            f"sample_many got unknown options {sorted(unknown)}; it takes sample's keywords "
+            f"({', '.join(OPTIONS)})."
+        )
+    settings = _settings(num_draws, **{"lazy": False, **options})
+    leaves = jax.tree.leaves(params)
+    sizes = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in leaves}
+    if not leaves or len(sizes) != 1 or None in sizes:
+        shapes = jax.tree.map(np.shape, params)
+        raise ValueError(
+            "params must be a pytree of arrays with one leading axis, one row per density; "
+            f"got shapes {shapes}."
+        )
+    num = sizes.pop()
+    start_points = check_start_points(start_points, (lower, upper), settings[1], rows=num)
+    if settings[-1] is None:
+        first = jax.tree.map(lambda leaf: leaf[0], params)
+        settings = (
+            *settings[:-1],
+            is_costly(lambda x: logdensity_fn(x, first), start_points.dtype),
+        )
+    start_points = jnp.broadcast_to(start_points, (num, start_points.shape[-1]))
+    return _sample_many_compiled(
+        rng_key, params, start_points, logdensity_fn, lower, upper, settings
+    )
+
+
+@functools.partial(jax.jit, static_argnums=(3, 4, 5, 6))
+def _sample_many_compiled(rng_key, params, start_points, logdensity_fn, lower, upper, settings):
+    """:func:`sample_many` as one program per ``logdensity_fn`` and settings (its densities'
+    closures are made inside the trace, so they do not key a cache of their own)."""
+    keys = jax.random.split(rng_key, start_points.shape[0])
 
     def one(key, theta, points):
-        draws, counters, _ = sample(
-            key, lambda x: logdensity_fn(x, theta), num_draws, domain, points, **options
-        )
+        density = lambda x: logdensity_fn(x, theta)  # made inside the trace: no cache key
+        draws, counters, _ = _sample_program(key, points, density, lower, upper, settings)
         return draws, counters
 
     return jax.vmap(one)(keys, params, start_points)

@@ -6,7 +6,8 @@ neighbouring points, extended): ``exp(u)`` is piecewise exponential, so its piec
 exact and a draw inverts one of them. The squeeze ``l`` is the chord through the points either
 side of ``x``. :func:`insert` adds a point and flags the density as not log-concave when the
 point lies above ``u`` or the slopes rise. :func:`default_start_points` finds starting points
-either side of the mode. :mod:`infer.algorithms.ars` runs the sampling loop.
+either side of the mode (from values alone for secant hulls), and :func:`check_start_points`
+checks given ones on the host. :mod:`infer.algorithms.ars` runs the sampling loop.
 
 The hull has a fixed number of slots (``max_points``) so that everything compiles.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "build_value_and_slope",
     "start_hull",
     "default_start_points",
+    "check_start_points",
 ]
 
 TOLERANCE = 1e-4  # log-density slack before a point above the hull counts as non-concave
@@ -261,6 +263,42 @@ def _not_concave(hull: Hull, derivative_free: bool) -> jax.Array:
     return bad
 
 
+def check_start_points(start_points, domain, max_points: int, rows: int | None = None):
+    """``start_points`` as a float array, checked against ``domain`` (checked) and
+    ``max_points``: (m,) with ``2 <= m <= max_points`` (or, with ``rows``, (rows, m) too), at
+    least two distinct finite points per row, all strictly inside the domain. Traced points
+    are checked for their shape only. Raises a ``ValueError`` naming ``start_points``."""
+    points = start_points
+    if not isinstance(points, jax.core.Tracer):
+        points = np.asarray(points, np.float64 if jax.config.jax_enable_x64 else np.float32)
+    shape, allowed = np.shape(points), "(m,)" if rows is None else f"(m,) or ({rows}, m)"
+    if not (len(shape) == 1 or (rows is not None and len(shape) == 2 and shape[0] == rows)):
+        raise ValueError(f"start_points must have shape {allowed}; got shape {shape}.")
+    if shape[-1] > max_points:
+        raise ValueError(
+            f"start_points has {shape[-1]} points but max_points={max_points}: the hull holds "
+            f"at most max_points points. Pass at most {max_points} start_points, or raise "
+            f"max_points to {shape[-1]} or more."
+        )
+    if isinstance(points, jax.core.Tracer):
+        return points
+    lower, upper = domain
+    for row in np.atleast_2d(points):
+        if not np.all(np.isfinite(row)) or np.unique(row).size < 2:
+            raise ValueError(
+                f"start_points must be at least two distinct finite points, shape {allowed}; "
+                f"got {row.tolist()}."
+            )
+        if np.any(row <= lower) or np.any(row >= upper):
+            outside = row[(row <= lower) | (row >= upper)][0]
+            raise ValueError(
+                f"start_points must lie strictly inside the domain ({lower}, {upper}); got "
+                f"{float(outside):.6g} in {row.tolist()}. Move them inside the domain (or "
+                "widen it, if the density is positive there)."
+            )
+    return jnp.asarray(points)
+
+
 def build_value_and_slope(logdensity_fn, derivative_free):
     """``x -> (log f(x), d log f / dx)``; the slope is NaN in the derivative-free variant."""
     if derivative_free:
@@ -285,21 +323,26 @@ def start_hull(logdensity_fn, points, max_points, derivative_free) -> Hull:
     return hull._replace(bad=_not_concave(hull, derivative_free))
 
 
-def default_start_points(logdensity_fn: Callable, lower: float, upper: float) -> np.ndarray:
+def default_start_points(
+    logdensity_fn: Callable, lower: float, upper: float, derivative_free: bool = False
+) -> np.ndarray:
     """Starting hull points: either side of the mode (found by bisection on the slope inside
     a bracket grown from 0, or from the domain's middle), at about one curvature scale, so that
-    infinite tails slope inwards. Raises if no such points exist (an improper density)."""
-    grad = jax.jit(jax.grad(logdensity_fn))
-    value = jax.jit(logdensity_fn)
-
-    def slope(x):
-        return float(grad(jnp.asarray(x, jnp.result_type(float))))
-
+    infinite tails slope inwards. With ``derivative_free`` the search uses values only (see
+    :func:`_secant_start_points`). Raises if no such points exist (an improper density)."""
     finite_lo, finite_hi = math.isfinite(lower), math.isfinite(upper)
     if finite_lo and finite_hi:
         width = upper - lower
         return np.array([lower + 0.05 * width, lower + 0.5 * width, upper - 0.05 * width])
+    value = jax.jit(logdensity_fn)
     start = lower + 1.0 if finite_lo else (upper - 1.0 if finite_hi else 0.0)
+    if derivative_free:
+        return _secant_start_points(value, lower, upper, start)
+    grad = jax.jit(jax.grad(logdensity_fn))
+
+    def slope(x):
+        return float(grad(jnp.asarray(x, jnp.result_type(float))))
+
     left, right = start, start
     step = 1.0
     for _ in range(60):  # grow a bracket [left, right] with slope(left) > 0 > slope(right)
@@ -315,10 +358,16 @@ def default_start_points(logdensity_fn: Callable, lower: float, upper: float) ->
         if ok_left and ok_right and left < right:
             return np.array([left, 0.5 * (left + right), right])
     outside = [x for x in (left, right) if not math.isfinite(value(jnp.asarray(x)))]
-    if outside:
+    _no_start_points(outside[0] if outside else None)
+
+
+def _no_start_points(outside: float | None):
+    """The error of a search for starting points that failed: it went ``outside`` the
+    support (where the log density is not finite), or found no fall on an infinite side."""
+    if outside is not None:
         raise ValueError(
             "could not find starting points for adaptive rejection sampling: the log density "
-            f"is not finite at x = {outside[0]:.6g}, outside its support, where the search for "
+            f"is not finite at x = {outside:.6g}, outside its support, where the search for "
             f"the mode went. Pass domain= the support (e.g. domain=(0.0, inf) for a density on "
             "x > 0), or start_points= inside it on both sides of the mode."
         )
@@ -327,3 +376,42 @@ def default_start_points(logdensity_fn: Callable, lower: float, upper: float) ->
         "not fall away on an infinite side of the domain (is it normalisable and "
         "log-concave?). Pass start_points= with points on both sides of the mode."
     )
+
+
+def _secant_start_points(value, lower: float, upper: float, start: float) -> np.ndarray:
+    """Starting points from values alone (no gradient), for a domain with an infinite end:
+    from ``start``, each infinite side is walked outwards in doubling steps, moving uphill
+    while the density rises, until a point at least one log unit below the highest point
+    seen. The points are the highest point, the far point of each infinite side (so the
+    secant through the two outermost points there falls away outwards, as secant hulls
+    need) and, on a finite side, the middle between its end and the highest point."""
+
+    def h(x):
+        return float(value(jnp.asarray(x, jnp.result_type(float))))
+
+    peak, h_peak, far = start, h(start), {}
+    if not math.isfinite(h_peak):
+        _no_start_points(start)
+    for direction, end in ((-1.0, lower), (1.0, upper)):
+        if math.isfinite(end):
+            continue
+        step, outer = 1.0, peak + direction
+        for _ in range(60):
+            h_outer = h(outer)
+            if not math.isfinite(h_outer):
+                _no_start_points(outer)
+            if h_outer < h_peak - 1.0:
+                break
+            if h_outer >= h_peak:  # uphill: the mode is further out
+                peak, h_peak = outer, h_outer
+            step *= 2.0
+            outer += direction * step
+        else:
+            _no_start_points(None)
+        far[direction] = outer
+    points = [peak, *far.values()]
+    for end in (lower, upper):
+        middle = 0.5 * (end + peak)
+        if math.isfinite(end) and middle != peak and math.isfinite(h(middle)):
+            points.append(middle)
+    return np.array(sorted(points))

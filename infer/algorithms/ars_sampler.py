@@ -4,7 +4,6 @@ independent draws with :func:`infer.algorithms.ars.sample` (the algorithm itself
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import jax
@@ -12,8 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.algorithms.ars import sample
-from infer.algorithms.ars_hull import default_start_points
+from infer.algorithms.ars import check_domain, check_flag, sample
+from infer.algorithms.ars_hull import check_start_points, default_start_points
 from infer.base import Kernel, Sampler, public_name
 from infer.starts import check_scalar_logdensity
 
@@ -35,28 +34,13 @@ class ARS(Sampler):
         batch_size: int = 4096,
         max_rounds: int = 100_000,
     ):
-        if not (isinstance(domain, (tuple, list)) and len(domain) == 2):
-            raise TypeError(f"domain must be a pair (lower, upper); got {domain!r}.")
-        if not all(end is None or validation.is_real_scalar(end) for end in domain):
-            raise TypeError(
-                f"domain's ends must be numbers (or None, or -inf/inf, for no bound); got "
-                f"{domain!r}."
-            )
-        lower = -math.inf if domain[0] is None else float(domain[0])
-        upper = math.inf if domain[1] is None else float(domain[1])
-        if math.isnan(lower) or math.isnan(upper) or not lower < upper:
-            raise ValueError(f"domain must have lower < upper; got ({lower}, {upper}).")
-        self.domain = (lower, upper)
-        self.start_points = (
-            None if start_points is None else np.sort(np.asarray(start_points, float))
-        )
-        if self.start_points is not None:
-            if self.start_points.ndim != 1 or self.start_points.size < 2:
-                raise ValueError("start_points must be at least two points, shape (m,).")
-            if np.any(self.start_points <= lower) or np.any(self.start_points >= upper):
-                raise ValueError(f"start_points must lie strictly inside the domain {self.domain}.")
+        self.domain = check_domain(domain)
         self.max_points = validation.positive_int("max_points", max_points, minimum=3)
-        self.derivative_free = bool(derivative_free)
+        self.start_points = None
+        if start_points is not None:
+            check_start_points(start_points, self.domain, self.max_points)
+            self.start_points = np.sort(np.asarray(start_points, float))
+        self.derivative_free = check_flag("derivative_free", derivative_free)
         self.batch_size = validation.positive_int("batch_size", batch_size)
         self.max_rounds = validation.positive_int("max_rounds", max_rounds)
 
@@ -96,7 +80,7 @@ class ARS(Sampler):
         check_scalar_logdensity(logdensity_fn, jax.ShapeDtypeStruct((), jnp.result_type(float)))
         points = self.start_points
         if points is None:
-            points = default_start_points(logdensity_fn, *self.domain)
+            points = default_start_points(logdensity_fn, *self.domain, self.derivative_free)
         values = np.asarray(jax.vmap(logdensity_fn)(jnp.asarray(points, jnp.result_type(float))))
         if not np.all(np.isfinite(values)):
             raise ValueError(
@@ -154,8 +138,9 @@ class ARS(Sampler):
             where = [float(x) for c in counters for x in np.ravel(c.bad_x) if np.isfinite(x)]
             at = f" near x = {where[0]:.6g}" if where else " between the starting points"
             raise ValueError(
-                f"the density is not log-concave{at}: a point of log f lies above the tangent "
-                "hull (or the slopes rise), so adaptive rejection sampling would not be exact. "
+                f"the density is not log-concave{at}: a value of log f lies above the upper "
+                "hull or below the chord between the hull points either side of it (or the "
+                "tangent slopes rise), so adaptive rejection sampling would not be exact. "
                 "Use infer.rejection with a proposal that covers the target, or MCMC."
             )
         if any(np.any(np.asarray(c.num_accepted) < num_draws) for c in counters):
@@ -197,11 +182,15 @@ def as_top_level_api(
     """Adaptive rejection sampling for a log-concave density of one scalar.
 
     Args:
-        domain: ``(lower, upper)`` of the support; either may be ``±inf``.
-        start_points: initial hull points (at least two, strictly inside); by default three
-            around the mode, found from the slope.
+        domain: ``(lower, upper)`` of the support, any two numbers (a tuple, a list, an
+            array); either may be ``±inf`` (or ``None``).
+        start_points: initial hull points (at least two distinct ones, strictly inside, at
+            most ``max_points``); by default three around the mode, found from the slope
+            (from values alone with ``derivative_free``, the outer two at least one log
+            unit below the highest point found).
         max_points: hull slots (the hull grows on rejections until they are full).
-        derivative_free: use secants (Gilks 1992) instead of tangents (no gradient needed).
+        derivative_free: ``True`` or ``False``: use secants (Gilks 1992) instead of tangents;
+            then no gradient is ever taken, in the search for start points neither.
         batch_size: proposals per vectorised round once the hull is full.
         max_rounds: budget of rounds before giving up with an error.
 
@@ -209,7 +198,8 @@ def as_top_level_api(
         An exact sampler for :func:`infer.sample` (``num_chains * num_samples`` independent
         draws). ``result.info`` reports the acceptance rate, the density evaluations per draw
         the squeeze could not spare, and the hull's size. A density found not log-concave
-        raises an error.
+        (a computed value of ``log f`` above the hull or below the squeeze's chord) raises an
+        error; a dip that no computed value falls in cannot be seen.
     """
     return ARS(
         domain,

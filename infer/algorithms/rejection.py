@@ -30,6 +30,7 @@ from infer.envelopes import (
     coverage_gap,
     find_log_envelope,
     pilot_log_ratio,
+    violations_are_trouble,
     warn_on_violations,
 )
 from infer.proposal import Proposal, as_proposal, describe_proposal
@@ -43,6 +44,7 @@ __all__ = [
     "init",
     "build_kernel",
     "draw",
+    "accept",
     "find_log_envelope",
     "as_top_level_api",
 ]
@@ -156,8 +158,7 @@ def draw(
         )
         # NaN or +inf in f rejects (+inf also counts as a violation).
         log_excess = jnp.where(logdensity < jnp.inf, log_excess, -jnp.inf)
-        uniform = jax.random.uniform(key_accept, (batch_size,), log_excess.dtype)
-        accepted = uniform < jnp.exp(log_excess)
+        accepted = accept(key_accept, log_excess)
         slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
         buffer = jax.tree.map(lambda b, x: b.at[slot].set(x, mode="drop"), buffer, positions)
         return (
@@ -176,6 +177,22 @@ def draw(
     return DrawOutput(buffer, count, batches * batch_size, violations, max_excess, nonfinite)
 
 
+def accept(rng_key, log_excess):
+    """``u < exp(log_excess)`` for a uniform ``u`` each. In float32 ``u`` takes all 32 bits
+    of its random word (``jax.random.uniform`` keeps 23, and its ``u`` is 0 with probability
+    2**-23, which accepted any proposal at least that often): a proposal is accepted with
+    its probability up to 2**-32, at the cost of a float32 uniform, and with the same
+    decision as one except in a straddled bin of width 2**-23 (the extra bits refine it)."""
+    q = jnp.exp(log_excess)
+    if log_excess.dtype != jnp.float32:
+        return jax.random.uniform(rng_key, log_excess.shape, log_excess.dtype) < q
+    bits = jax.random.bits(rng_key, log_excess.shape, jnp.uint32)
+    high = (bits >> 9).astype(jnp.float32) * 2.0**-23  # jax.random.uniform's u
+    low = (bits & 511).astype(jnp.float32) * 2.0**-32
+    # high + low < q; q - high is exact where it matters (q < 2**-22 or high >= q / 2)
+    return (high < q) & (low < q - high)
+
+
 def init(position, logdensity_fn: Callable) -> RejectionState:
     return RejectionState(position, logdensity_fn(position))
 
@@ -191,15 +208,8 @@ def build_kernel(
     """
 
     def kernel(rng_key, state: RejectionState, log_envelope):
-        out = draw(
-            rng_key,
-            logdensity_fn,
-            proposal,
-            log_envelope,
-            1,
-            batch_size,
-            batch_size * max_batches,
-        )
+        budget = batch_size * max_batches
+        out = draw(rng_key, logdensity_fn, proposal, log_envelope, 1, batch_size, budget)
         is_accepted = out.num_accepted > 0
         position = jax.tree.map(
             lambda new, old: jnp.where(is_accepted, new[0], old), out.positions, state.position
@@ -336,15 +346,8 @@ class Rejection(Sampler):
         batch_size, max_proposals = self.plan(envelope, num_draws)
 
         def draw_fn(rng_key, log_envelope):
-            out = draw(
-                rng_key,
-                logdensity_fn,
-                self.proposal,
-                log_envelope,
-                num_draws,
-                batch_size,
-                max_proposals,
-            )
+            settings = (num_draws, batch_size, max_proposals)
+            out = draw(rng_key, logdensity_fn, self.proposal, log_envelope, *settings)
             return out.positions, out._replace(positions=None)
 
         log_envelope = np.asarray(envelope.log_envelope, jnp.result_type(float))
@@ -378,6 +381,7 @@ class Rejection(Sampler):
         max_log_excess = float(max(np.max(np.asarray(c.max_log_excess)) for c in counters))
         nonfinite = total("num_nonfinite")
         warn_on_violations(violations, num_proposals, max_log_excess, nonfinite, envelope)
+        exact = not violations or violations_are_trouble(violations, max_log_excess, nonfinite)
         info = {
             "nonfinite_proposals": nonfinite,
             "acceptance_rate": num_accepted / num_proposals,
@@ -387,6 +391,7 @@ class Rejection(Sampler):
             "envelope_source": envelope.source,
             "envelope_violations": violations,
             "max_envelope_ratio": float(np.exp(min(max_log_excess, 700.0))),
+            "exact": exact,  # False after f > M g: the draws are independent, not exact
         }
         return info, num_proposals, 0
 
