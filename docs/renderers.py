@@ -95,11 +95,12 @@ def latency(record: dict) -> str:
         ],
         rows,
     )
+    baseline = settings.get("baseline_revision")
     return (
         f"{table}\n\nNUTS, {settings['num_chains']} chains, {settings['num_warmup']} warm-up + "
         f"{settings['num_samples']} draws; medians of {settings['pairs']} alternating pairs of "
-        f"fresh processes; NumPyro's chain method {settings['numpyro_chain_method']}; baseline: "
-        f"infer at `{settings.get('baseline_revision') or '—'}`."
+        f"fresh processes; NumPyro's chain method {settings['numpyro_chain_method']}"
+        + (f"; baseline: infer at `{baseline}`." if baseline else "; no baseline revision run.")
     )
 
 
