@@ -20,7 +20,9 @@ from models.targets import evidence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, write_result  # noqa: E402
+from common import RESULTS, at_least, machine, quick_or_given, write_result  # noqa: E402
+
+COUNTS = (10, 100, 1000, 10_000)
 
 
 def measure(problem, num_chains: int, num_temperatures: int) -> dict:
@@ -50,11 +52,18 @@ def measure(problem, num_chains: int, num_temperatures: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--max-chains", type=int, default=10_000)
+    parser.add_argument(
+        "--max-chains",
+        type=at_least(COUNTS[0], f"the chain counts are {', '.join(map(str, COUNTS))}"),
+        default=None,
+        help=f"the most chains of {', '.join(map(str, COUNTS))} (default {COUNTS[-1]}; "
+        "--quick: 1000)",
+    )
     args = parser.parse_args(argv)
+    most = quick_or_given(parser, args, "--max-chains", 1000, COUNTS[-1])
     problem = evidence.conjugate_gaussian(0, dim=10, num_points=20)
     temperatures = 50 if args.quick else 200
-    counts = [n for n in (10, 100, 1000, 10_000) if n <= (1000 if args.quick else args.max_chains)]
+    counts = [n for n in COUNTS if n <= most]
     rows = [measure(problem, n, temperatures) for n in counts]
     record = {
         "machine": machine(),

@@ -25,23 +25,25 @@ from models.generative.commands import format_ais
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, write_result  # noqa: E402
+from common import RESULTS, machine, positive_int, write_result  # noqa: E402
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=50)
+    parser.add_argument("--images", type=positive_int, default=50)
     parser.add_argument(
         "--gan-images",
-        type=int,
+        type=positive_int,
         default=5,
         help="the convolutional GAN's generator costs far more per gradient than the MLP "
         "decoders (20 images did not finish in 20 minutes on 2 CPU cores)",
     )
-    parser.add_argument("--validation", type=int, default=5, help="GAN: images to pick sigma")
-    parser.add_argument("--gan-temperatures", type=int, default=100)
-    parser.add_argument("--temperatures", type=int, default=300)
-    parser.add_argument("--chains", type=int, default=16)
+    parser.add_argument(
+        "--validation", type=positive_int, default=5, help="GAN: images to pick sigma"
+    )
+    parser.add_argument("--gan-temperatures", type=positive_int, default=100)
+    parser.add_argument("--temperatures", type=positive_int, default=300)
+    parser.add_argument("--chains", type=positive_int, default=16)
     parser.add_argument("--runs", type=Path, default=Path("infer-output/quality/mnist"))
     parser.add_argument("--only", action="append", default=None, help="vae, aae or gan")
     args = parser.parse_args(argv)

@@ -34,7 +34,17 @@ import infer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, cores_in_use, machine, modes, run_json, write_result  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    cores_in_use,
+    machine,
+    modes,
+    positive_int,
+    precision,
+    quick_or_given,
+    run_json,
+    write_result,
+)
 
 INF = float("inf")
 
@@ -131,12 +141,17 @@ def bench(name: str, num_draws: int, repeats: int) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--num-draws", type=int, default=None)
+    parser.add_argument("--repeats", type=positive_int, default=None, help="default 5; --quick: 2")
+    parser.add_argument(
+        "--num-draws", type=positive_int, default=None, help="default 2,000,000; --quick: 100,000"
+    )
     parser.add_argument("--rows-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    num_draws = args.num_draws or (100_000 if args.quick else 2_000_000)
-    repeats = 2 if args.quick else args.repeats
+    if args.num_draws is None:
+        num_draws = 100_000 if args.quick else 2_000_000
+    else:
+        num_draws = args.num_draws
+    repeats = quick_or_given(parser, args, "--repeats", 2, 5)
     if args.rows_only:  # a measuring subprocess: one JSON line on stdout
         jax.config.update("jax_enable_compilation_cache", False)  # first calls compile
         rows = [bench(name, num_draws, repeats) for name in DENSITIES]
@@ -163,7 +178,7 @@ def main(argv=None) -> int:
             "two_devices": "the CPU split into two XLA devices, chains sharded; SciPy "
             "single-threaded",
         },
-        "precision": "infer draws float32, SciPy float64",
+        "precision": f"infer draws {precision()}, SciPy float64",
         "rows": rows,
         "goal_met": {r["density"]: r["ratio"] >= 1.0 for r in rows if r["mode"] == "one_core"},
     }

@@ -10,8 +10,10 @@ against one uncut (the largest absolute difference; 0 is the same bit for bit). 
 lengths are whole blocks, so the blocked runs compute no step they discard.
 
 Results: ``benchmarks/results/blocked_loop_<platform>.json``. Run: ``python
-benchmarks/blocked_loop.py`` (about a minute on an H200; ``--quick``: fewer steps;
-``--force``: blocks on a CPU too, to try the script where the plain loop is the default).
+benchmarks/blocked_loop.py`` (about a minute on an H200; ``--quick``: fewer steps, one
+timed run each). On a CPU, where the plain loop is the default (``CPU_STEPS_PER_BLOCK = 1``),
+it needs ``--force`` (blocks on a CPU too, as the CPU table was made): without it both sides
+would be the plain loop.
 """
 
 from __future__ import annotations
@@ -112,8 +114,18 @@ def measure(name: str, num_chains: int, num_steps: int, repeats: int, force: boo
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--force", action="store_true", help="blocks on a CPU too")
+    parser.add_argument("--force", action="store_true", help="blocks on a CPU too (needed there)")
     args = parser.parse_args(argv)
+    on_cpu = jax.default_backend() == "cpu"
+    if on_cpu and not args.force:
+        print(
+            "on a CPU infer runs the plain loop (blocked_loop.CPU_STEPS_PER_BLOCK = 1), so "
+            "without --force this would time the plain loop against itself: pass --force "
+            "(as the CPU table in docs/benchmarks.md was made), or run it on an accelerator",
+            file=sys.stderr,
+        )
+        return 2
+    repeats = 1 if args.quick else 3
     # whole blocks of steps, so that the blocked runs compute no step they discard
     steps = {"rwmh": 2048, "mala": 2048, "nuts": 112}
     counts = (1, 1024) if args.quick else (1, 1024, 10_000)
@@ -122,12 +134,14 @@ def main(argv=None) -> int:
         for num_chains in counts:
             few = num_steps // (8 if args.quick else 1) // (8 if num_chains > 1024 else 1)
             few = max(BLOCK, few - few % BLOCK)
-            rows.append(measure(name, num_chains, few, 1 if args.quick else 3, args.force))
+            rows.append(measure(name, num_chains, few, repeats, args.force))
+    stamp = machine("blackjax")
     record = {
-        "machine": machine("blackjax"),
+        "machine": stamp,
         "target": "logistic_regression",
-        "precision": "float32",
-        "forced_on_cpu": args.force,
+        "precision": stamp["precision"],
+        "repeats": repeats,
+        "forced_on_cpu": args.force and on_cpu,
         "rows": rows,
     }
     name = f"blocked_loop_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"

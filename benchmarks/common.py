@@ -7,6 +7,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 
@@ -15,18 +16,38 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def commit() -> dict:
-    """The git commit the figures describe, and whether the tree had uncommitted changes."""
+    """The git commit the figures describe, and whether the tree had uncommitted changes.
 
-    def git(*args) -> str:
-        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
-        return out.stdout.strip() if out.returncode == 0 else ""
-
-    named = os.environ.get("INFER_COMMIT")
-    if named:  # a copy of a clean tree on another machine (an accelerator): the sender names it
-        return {"commit": named, "dirty": False, "commit_named_by": "INFER_COMMIT"}
+    Git decides where it can: ``INFER_COMMIT`` names the commit only of a copy without git
+    (an accelerator's), whose sender vouches that it is clean. With neither, the commit is
+    ``""`` and ``dirty`` is None (unknown), not False."""
+    named = os.environ.get("INFER_COMMIT", "").strip()
+    head = _git("rev-parse", "HEAD")
+    if not head:
+        if named:  # a copy of a clean tree on another machine: the sender names it
+            return {"commit": named, "dirty": False, "commit_named_by": "INFER_COMMIT"}
+        return {"commit": "", "dirty": None}
     # results written by the suites run before this one do not make the code dirty
-    changed = git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
-    return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
+    changed = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")
+    stamp = {"commit": head, "dirty": bool(changed)}
+    if named and not head.startswith(named.lower()):
+        print(
+            f"INFER_COMMIT={named} is not this repository's HEAD ({head[:10]}): recording "
+            "git's commit; unset INFER_COMMIT where git is available",
+            file=sys.stderr,
+        )
+        stamp["infer_commit_ignored"] = named
+    return stamp
+
+
+def _git(*args) -> str:
+    """What ``git *args`` prints in the repository, or "" where git or the repository is
+    missing."""
+    try:
+        out = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+    except OSError:  # no git on this machine
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
 
 
 def versions(*packages: str) -> dict:
@@ -40,8 +61,27 @@ def versions(*packages: str) -> dict:
     return found
 
 
+def precision() -> str:
+    """The floating-point precision JAX computes in here: float64 with ``jax_enable_x64``."""
+    import jax
+
+    return "float64" if jax.config.jax_enable_x64 else "float32"
+
+
+def cpu_model() -> str | None:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else what ``platform`` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def machine(*packages: str) -> dict:
-    """The device, the CPU count, Python, the package versions, the date and the commit."""
+    """The device, the host's CPU (its model, its cores and those this process may use),
+    the precision, Python, the package versions, the date and the commit."""
     import jax
 
     device = jax.devices()[0]
@@ -49,6 +89,9 @@ def machine(*packages: str) -> dict:
         "platform": device.platform,
         "device": str(getattr(device, "device_kind", device)),
         "cpu_count": os.cpu_count(),
+        "cores_usable": cores_in_use(),
+        "cpu_model": cpu_model(),
+        "precision": precision(),
         "python": platform.python_version(),
         "versions": versions("jax", "jaxlib", "numpyro", *packages),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -58,9 +101,20 @@ def machine(*packages: str) -> dict:
 
 def write_result(path: Path, record: dict) -> Path:
     """Write ``record`` as JSON to ``path``, atomically. A smoke run (``--quick``, whose
-    files end in ``_quick``) says so: ``record["quick"]``, unless the script set it."""
+    files end in ``_quick``) says so: ``record["quick"]``, unless the script set it.
+
+    Raises:
+        ValueError: ``record``'s ``rows`` (or ``models``) is empty: such a file would replace
+            a table's figures with nothing.
+    """
     from infer.io import write_atomically
 
+    empty = [key for key in ("rows", "models") if key in record and not record[key]]
+    if empty:
+        raise ValueError(
+            f"not writing {path}: its {empty[0]!r} is empty (nothing was measured), and it "
+            "would replace the figures there; check the options that chose what to measure"
+        )
     record = {**record, "quick": bool(record.get("quick", Path(path).stem.endswith("_quick")))}
 
     return write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
@@ -85,11 +139,11 @@ def run_json(script: Path, args: list[str], mode: str = "machine", timeout: int 
     """Run ``python script *args`` in a fresh process under ``mode`` and return the JSON it
     prints on its last line."""
     env = dict(os.environ)
-    command = [__import__("sys").executable, str(script), *args]
+    command = [sys.executable, str(script), *args]
     if mode == "two_devices":
         env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
     if mode == "one_core":
-        command = ["taskset", "-c", "0", *command]
+        command = ["taskset", "-c", str(first_core()), *command]
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
     if out.returncode != 0:
         raise RuntimeError(f"{script.name} {args} ({mode}) failed:\n{out.stderr[-3000:]}")
@@ -102,6 +156,48 @@ def run_json(script: Path, args: list[str], mode: str = "machine", timeout: int 
 def cores_in_use() -> int:
     """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def first_core() -> int:
+    """The first core this process may run on (the one ``one_core`` pins a worker to)."""
+    return min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+
+
+def at_least(minimum: int, why: str = "fewer measures nothing"):
+    """An argparse ``type``: a whole number of at least ``minimum``, refused otherwise (a 0
+    would measure nothing, or be read as "not given"); ``why`` says why in the refusal."""
+    import argparse
+
+    def whole_number(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number of at least {minimum}, got {value} ({why})"
+            )
+        return value
+
+    return whole_number
+
+
+positive_int = at_least(1)
+
+
+def quick_or_given(parser, args, option: str, quick, full):
+    """The value of ``--option``: ``quick`` under ``--quick``, else the one given, else
+    ``full``. Given beside ``--quick`` (which would ignore it) it is refused: the option's
+    default must be None."""
+    given = getattr(args, option.lstrip("-").replace("-", "_"))
+    if args.quick and given is not None:
+        parser.error(
+            f"{option} {given} has no effect with --quick (which uses {quick}): drop "
+            f"{option}, or drop --quick to run in full with it"
+        )
+    if args.quick:
+        return quick
+    return full if given is None else given
 
 
 def options_free_parser(doc: str, minutes: int):

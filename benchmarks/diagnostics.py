@@ -148,7 +148,8 @@ def main(argv=None) -> int:
     name = f"diagnostics_{record['machine']['platform']}{'_quick' if quick else ''}.json"
     out = RESULTS / name
     write_result(out, record)
-    print(f"goals: {json.dumps(goals)}\nwrote {out}")
+    judged = "(a quick run: not judged) " if quick else ""
+    print(f"goals {judged}{json.dumps(goals)}\nwrote {out}")
     return 0
 
 

@@ -37,7 +37,7 @@ from models.generative import registry, training
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, write_result  # noqa: E402
+from common import RESULTS, machine, positive_int, write_result  # noqa: E402
 
 # A model whose first pair takes under FAST_PAIR_SECONDS gets FAST_PAIRS pairs: five pairs of
 # the MLP VAE's 0.4-second epochs spread from 0.87 to 1.40, too wide to resolve a 5% goal.
@@ -108,7 +108,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
-        "--repeats", type=int, default=5, help="alternating pairs per model (cheap ones get more)"
+        "--repeats",
+        type=positive_int,
+        default=5,
+        help="alternating pairs per model (cheap ones get more)",
     )
     args = parser.parse_args(argv)
     epochs = 3 if args.quick else 6

@@ -31,7 +31,7 @@ from models.generative import evaluation, training
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, write_result  # noqa: E402
+from common import RESULTS, machine, positive_int, write_result  # noqa: E402
 
 SETTINGS = {
     "mnist": {
@@ -224,7 +224,7 @@ def goals(rows: dict) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", choices=("mnist", "digits"), default="mnist")
-    parser.add_argument("--iwae", type=int, action="append", default=None)
+    parser.add_argument("--iwae", type=positive_int, action="append", default=None)
     parser.add_argument("--only", action="append", default=None, help="model names to run")
     parser.add_argument(
         "--resume",

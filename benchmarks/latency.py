@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, machine, write_result  # noqa: E402
+from common import RESULTS, ROOT, machine, positive_int, write_result  # noqa: E402
 
 MODELS = ("regression", "stochastic_volatility")
 NUM_CHAINS = 4
@@ -259,7 +259,7 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", choices=("infer", "numpyro"), help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
-    parser.add_argument("--num-draws", type=int, default=1000, help=argparse.SUPPRESS)
+    parser.add_argument("--num-draws", type=positive_int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         work = worker_infer if args.worker == "infer" else worker_numpyro

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, write_result  # noqa: E402
+from common import RESULTS, machine, positive_int, precision, write_result  # noqa: E402
 
 DIM, CHAINS = 200, 16
 
@@ -45,7 +45,7 @@ def worker(num_samples: int, store: str | None) -> dict:
         store=store,
     )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    draws = CHAINS * num_samples * DIM * 4
+    draws = CHAINS * num_samples * DIM * jnp.zeros(()).dtype.itemsize
     return {
         "num_samples": num_samples,
         "store": store is not None,
@@ -57,12 +57,12 @@ def worker(num_samples: int, store: str | None) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--budget-mb", type=int, default=512)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--budget-mb", type=positive_int, default=512)
+    parser.add_argument("--quick", action="store_true", help="a budget of an eighth")
+    parser.add_argument("--worker", type=positive_int, help=argparse.SUPPRESS)
     parser.add_argument("--store", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.worker:
+    if args.worker is not None:  # a measuring subprocess
         print(json.dumps(worker(args.worker, args.store)))
         return 0
     budget = args.budget_mb * 2**20 // (8 if args.quick else 1)
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         "settings": {
             "dim": DIM,
             "num_chains": CHAINS,
-            "dtype": "float32",
+            "dtype": precision(),
             "sampler": "rwmh",
             "budget_bytes": budget,
             "baseline_peak_rss_bytes": baseline,

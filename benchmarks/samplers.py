@@ -41,7 +41,17 @@ from models import targets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, cores_in_use, machine, modes, run_json, write_result  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    cores_in_use,
+    machine,
+    modes,
+    positive_int,
+    precision,
+    quick_or_given,
+    run_json,
+    write_result,
+)
 
 
 def _median(values):
@@ -243,7 +253,7 @@ def bench_rejection(num_draws, repeats, num_chains=1):
         "infer_uniform_proposal_draws_per_s": _median(ours_uniform),
         "uniform_proposal_acceptance_rate": result_uniform.info["acceptance_rate"],
         "scipy_tdr_draws_per_s": _median(theirs),
-        "note": "infer draws float32, SciPy float64",
+        "note": f"infer draws {precision()}, SciPy float64",
     }
     row["ratio"] = row["infer_draws_per_s"] / row["scipy_tdr_draws_per_s"]
     print(
@@ -281,13 +291,13 @@ def bench_rejection_modes(num_draws, repeats) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=positive_int, default=None, help="default 5; --quick: 2")
     parser.add_argument("--out", type=Path, default=None, help="JSON path")
     parser.add_argument("--rejection-only", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--num-draws", type=int, default=10**7, help=argparse.SUPPRESS)
+    parser.add_argument("--num-draws", type=positive_int, default=10**7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     quick = args.quick
-    repeats = 2 if quick else args.repeats
+    repeats = quick_or_given(parser, args, "--repeats", 2, 5)
     if args.rejection_only:  # a measuring subprocess: one JSON line on stdout
         row = bench_rejection(args.num_draws, repeats, num_chains=len(jax.devices()))
         row["cores"] = cores_in_use()
@@ -323,7 +333,7 @@ def main(argv=None) -> int:
         "machine": machine("blackjax", "scipy"),
         "quick": quick,
         "repeats": repeats,
-        "precision": "float32 (JAX's default) for infer and BlackJAX; SciPy float64",
+        "precision": f"{precision()} for infer and BlackJAX; SciPy float64",
         "rwmh": rwmh,
         "nuts": nuts,
         "rejection": rejection,

@@ -43,7 +43,7 @@ from models import targets
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, machine, write_result  # noqa: E402
+from common import RESULTS, machine, positive_int, quick_or_given, write_result  # noqa: E402
 
 STEP_SIZES = {"rwmh": 0.02, "mala": 0.02, "nuts": 0.05}
 #: Log-density (or gradient) evaluations per measurement, split over the chains, and at most
@@ -252,12 +252,12 @@ def measure(name: str, num_chains: int, repeats: int, budget: tuple) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=positive_int, default=None, help="default 3; --quick: 1")
     args = parser.parse_args(argv)
     counts = (1, 32, 1024) if args.quick else (1, 32, 1024, 10_000)
     if not args.quick and jax.default_backend() != "cpu":
         counts += (100_000,)  # on a CPU 100,000 chains of NUTS take minutes a step
-    repeats = 1 if args.quick else args.repeats
+    repeats = quick_or_given(parser, args, "--repeats", 1, 3)
     evaluations, per_chain = BUDGETS["cpu" if jax.default_backend() == "cpu" else "accelerator"]
     budget = (evaluations // 10, per_chain) if args.quick else (evaluations, per_chain)
     wanted = [(name, n) for name in ("rwmh", "mala", "nuts") for n in counts]
@@ -272,11 +272,12 @@ def main(argv=None) -> int:
 def write_rows(rows: list, budget: tuple, complete: bool, quick: bool) -> Path:
     """The JSON of the rows made so far (rewritten after each)."""
     rwmh_many = [r for r in rows if r["sampler"] == "rwmh" and r["num_chains"] >= 1024]
+    stamp = machine("blackjax")
     record = {
-        "machine": machine("blackjax"),
+        "machine": stamp,
         "target": "logistic_regression",
         "step_sizes": STEP_SIZES,
-        "precision": "float32",
+        "precision": stamp["precision"],
         "budget": {"evaluations": budget[0], "most_per_chain": budget[1]},
         "complete": complete,
         "rows": rows,

@@ -34,7 +34,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, machine, run_json, write_result  # noqa: E402
+from common import (  # noqa: E402
+    RESULTS,
+    ROOT,
+    machine,
+    positive_int,
+    quick_or_given,
+    run_json,
+    write_result,
+)
 
 NUM_CHAINS, NUM_PARAMS, BATCH, MAX_SAMPLES = 4, 10, 200, 3000
 SIDES = (
@@ -124,7 +132,12 @@ def worker(side: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--pairs", type=int, default=2, help="alternating rounds of every side")
+    parser.add_argument(
+        "--pairs",
+        type=positive_int,
+        default=None,
+        help="alternating rounds of every side (default 2; --quick: 1)",
+    )
     parser.add_argument("--quick", action="store_true", help="one round")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
@@ -132,7 +145,7 @@ def main(argv=None) -> int:
     if args.worker:
         print(json.dumps(worker(args.worker)))
         return 0
-    pairs = 1 if args.quick else args.pairs
+    pairs = quick_or_given(parser, args, "--pairs", 1, 2)
     runs = {side: [] for side in SIDES}
     print(f"until: {len(SIDES)} sides, {pairs} round(s), each side in a fresh process")
     for round_ in range(pairs):

@@ -487,7 +487,10 @@ def blocked_loop(record: dict) -> str:
         rows,
     )
     forced = " Blocks forced on a CPU (--force)." if record.get("forced_on_cpu") else ""
-    return f"{table}\n\nSampling phase, fixed step sizes, no warm-up; medians of 3.{forced}"
+    # files written before the repeats were recorded took 3, or 1 in a quick run
+    repeats = record.get("repeats", 1 if record.get("quick") else 3)
+    timed = f"medians of {repeats}" if repeats > 1 else "one timed run each"
+    return f"{table}\n\nSampling phase, fixed step sizes, no warm-up; {timed}.{forced}"
 
 
 RENDERERS = {

@@ -43,13 +43,19 @@ def provenance(record: dict, name: str) -> str:
         parts.append(
             f"commit `{commit[:10]}`" + (" with local changes" if machine.get("dirty") else "")
         )
+    elif "dirty" in machine and machine["dirty"] is None:
+        parts.append("commit unknown (no git, no INFER_COMMIT)")
     else:
         parts.append("written before benchmarks recorded their commit")
     if machine.get("date"):
         parts.append(machine["date"][:10])
     device = machine.get("device") or record.get("device") or record.get("platform")
     if device:
-        parts.append(f"device {device}, {machine.get('cpu_count', '?')} CPU cores")
+        model = f" ({machine['cpu_model']})" if device == "cpu" and machine.get("cpu_model") else ""
+        cores = machine.get("cpu_count", "?")
+        usable = machine.get("cores_usable", cores)
+        cores = f"{usable} of {cores}" if usable != cores else cores
+        parts.append(f"device {device}{model}, {cores} CPU cores")
     versions = machine.get("versions") or {}
     if versions:
         parts.append(", ".join(f"{k} {v}" for k, v in versions.items() if v))
