@@ -77,6 +77,13 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             loo = arviz_stats.loo(tree, var_name=var_name, pointwise=True)
         if not np.isfinite(float(loo.elpd)):
             messages.append(_nonfinite_message(name, result, tree, var_name))
+        if joined := _sites_scored_as_one(originals[name]):
+            messages.append(
+                f"{name} ({result.target}): the observed site(s) {', '.join(joined)} hold many "
+                "values but one log likelihood per draw (a likelihood with .to_event() and no "
+                "plate), so elpd_loo leaves all of them out at once, as one observation. Put "
+                "the observations in a numpyro.plate for one log likelihood each."
+            )
         k_hat = np.asarray(loo.pareto_k)
         values = np.asarray(tree["log_likelihood"][JOINT])
         finite = np.isfinite(values).all(axis=(0, 1))  # the others have their own message
@@ -134,6 +141,18 @@ def _num_observations(tree) -> int:
         int(np.prod([group.sizes[d] for d in v.dims if d not in ("chain", "draw")]))
         for v in group.data_vars.values()
     )
+
+
+def _sites_scored_as_one(tree) -> list[str]:
+    """Observed sites with values along some axis but a log likelihood with none past
+    (chain, draw): their observations are scored together, as one."""
+    observed = tree["observed_data"].to_dataset() if "observed_data" in tree else {}
+    group = tree["log_likelihood"].to_dataset()
+    return [
+        name
+        for name, values in group.data_vars.items()
+        if values.ndim == 2 and name in observed and observed[name].size > 1
+    ]
 
 
 def _nonfinite_message(name: str, result: Result, tree, var_name) -> str:

@@ -312,6 +312,7 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     import xarray as xr
 
     _warn_unknown_dims(dims, groups)
+    fit_lengths, new_lengths = _axis_lengths(groups, dims)
     datasets = {}
     for group, values in groups.items():
         lead = 0 if "data" in group else 2  # observed and constant data have no draws
@@ -320,6 +321,16 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
             for name, value in values.items()
             if name in dims
         }
+        if group.endswith("constant_data"):  # a model's argument, named like a site at most
+            family = new_lengths if group.startswith("predictions") else fit_lengths
+            named = {
+                name: axes
+                for name, axes in named.items()
+                if all(
+                    family.get(a, n) == n
+                    for a, n in zip(axes, np.shape(values[name]), strict=False)
+                )
+            }
         datasets[group] = arviz_base.dict_to_dataset(
             values,
             dims=named,
@@ -329,6 +340,23 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     tree = xr.DataTree.from_dict(datasets)
     tree.attrs = attrs
     return tree
+
+
+def _axis_lengths(groups: dict, dims: dict) -> tuple[dict, dict]:
+    """Axis name -> length in the groups of the fit and in those of predictions at new
+    inputs, from the variables ``dims`` names (constant data aside). An argument named like
+    a site (``constant_data``) takes the site's axis names only where its lengths agree:
+    else ArviZ would pair two axes of different lengths under one name, silently."""
+    fit, new = {}, {}
+    for group, values in groups.items():
+        if group.endswith("constant_data"):
+            continue
+        lead = 0 if "data" in group else 2
+        lengths = new if group.startswith("predictions") else fit
+        for name, value in values.items():
+            for axis, length in zip(dims.get(name, []), np.shape(value)[lead:], strict=False):
+                lengths.setdefault(axis, length)
+    return fit, new
 
 
 def _warn_unknown_dims(dims: dict, groups: dict) -> None:

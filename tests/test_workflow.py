@@ -133,6 +133,20 @@ def _with_log_likelihood(result, values):
     return dataclasses.replace(result, groups=groups)
 
 
+def test_observations_scored_as_one_are_warned_about(runs):
+    """A likelihood with .to_event() and no plate gives one log likelihood per draw for all
+    the observations: elpd_loo then came out as of one observation, without a word."""
+    linear = runs["linear"][1]
+    joined = _with_log_likelihood(linear, linear.groups["log_likelihood"]["y"].sum(axis=-1))
+    with pytest.warns(
+        infer.DiagnosticWarning, match=r"joined \(linear\): the observed site\(s\) y"
+    ):
+        infer.compare({"joined": joined})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*one log likelihood per draw")
+        infer.compare({"linear": linear})
+
+
 def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
     linear, constant = runs["linear"][1], runs["constant"][1]
     fewer = _with_log_likelihood(constant, constant.groups["log_likelihood"]["y"][..., :60])
@@ -528,3 +542,23 @@ def test_dim_names_are_those_of_the_tree():
     result = infer.Result.from_draws(draws, dims={"W": ["row"]})
     tree = result.to_arviz()
     assert result.dim_names("W") == list(tree.posterior["W"].dims[2:])
+
+
+def _site_named_like_an_argument(x, y):
+    b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+    with numpyro.plate("m", y.shape[0]):
+        numpyro.sample("x", dist.Normal(b * x[: y.shape[0]], 1.0), obs=y)
+
+
+def test_an_argument_named_like_a_site_keeps_its_own_axis_where_the_lengths_differ():
+    """The argument ``x`` (30 values) once took the site ``x``'s plate ``m`` (10): ArviZ
+    then paired the two under one name, and ``observed - constant`` silently kept 10."""
+    x = np.linspace(1.0, 2.0, 30, dtype=np.float32)
+    short = infer.Target.from_numpyro(_site_named_like_an_argument, x, np.zeros(10, np.float32))
+    options = dict(num_chains=2, num_samples=20, num_warmup=0)
+    tree = infer.sample(0, short, infer.rwmh(), **options).to_arviz()
+    assert dict(tree.observed_data["x"].sizes) == {"m": 10}
+    assert dict(tree.constant_data["x"].sizes) == {"x_dim_0": 30}
+    equal = infer.Target.from_numpyro(_site_named_like_an_argument, x, np.zeros(30, np.float32))
+    tree = infer.sample(0, equal, infer.rwmh(), **options).to_arviz()
+    assert tree.constant_data["x"].dims == ("m",)  # the same length: the site's axis, as before
