@@ -38,13 +38,7 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
             f"ais on {target_name}: the HMC moves were almost all rejected (acceptance below "
             f"{MIN_ACCEPTANCE}) at {stuck.size} of {result.acceptance.size} temperatures, "
             f"inverse temperatures {shown}: the chains stood still there. "
-            + (
-                "The step sizes tuned at one temperature did not suit the next: use more "
-                "temperatures (num_temperatures), or a step_size that suits every one."
-                if step_size is None
-                else f"step_size={step_size:g} is too large there: lower it, or leave it out "
-                "to tune one per temperature."
-            ),
+            + _why_stuck(step_size, nonfinite, result.acceptance.size),
             DiagnosticWarning,
             stacklevel=3,
         )
@@ -81,3 +75,26 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
             DiagnosticWarning,
             stacklevel=3,
         )
+
+
+def _why_stuck(step_size, nonfinite: int, num_temperatures: int) -> str:
+    """Why HMC moves were rejected at some temperatures, from what the run tells apart."""
+    if nonfinite:
+        return (
+            "The log density was NaN or +inf along the chains (above), which rejects every "
+            "move that reaches it: fix the log density (or the prior's support) first."
+        )
+    if step_size is not None:
+        return (
+            f"step_size={step_size:g} is too large there: lower it, or leave it out to tune "
+            "one per temperature."
+        )
+    if num_temperatures == 1:
+        return (
+            "With one temperature the step size had no earlier temperature to be tuned at: "
+            "use more temperatures (num_temperatures), or give a step_size that suits it."
+        )
+    return (
+        "The step sizes tuned at one temperature did not suit the next: use more "
+        "temperatures (num_temperatures), or a step_size that suits every one."
+    )

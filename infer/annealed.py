@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import memory, validation
-from infer.ais_checks import warn_if_unreliable
+from infer.ais_checks import PARETO_K_LIMIT, warn_if_unreliable
 from infer.annealing import (
     SCHEDULES,
     AnnealTrace,
@@ -107,10 +107,14 @@ class AISResult(NamedTuple):
         return None if self.log_z_upper is None else (self.log_z, self.log_z_upper)
 
     def __repr__(self) -> str:
-        text = f"AISResult(log_z={self.log_z:.4f} ± {self.log_z_se:.4f}, ess={self.ess:.1f}"
+        chains = self.log_weights.shape[0]
+        heavy = self.pareto_k is not None and not self.pareto_k <= PARETO_K_LIMIT
+        untrusted = self.ess < max(2.0, 0.01 * chains) or heavy  # as the warnings say
+        note = " (unreliable: see the warnings)" if untrusted else ""
+        text = f"AISResult(log_z={self.log_z:.4f} ± {self.log_z_se:.4f}{note}, ess={self.ess:.1f}"
         if self.log_z_upper is not None:
             text += f", log_z_upper={self.log_z_upper:.4f} ± {self.log_z_upper_se:.4f}"
-        return text + f", chains={self.log_weights.shape[0]}, temperatures={self.step_sizes.size})"
+        return text + f", chains={chains}, temperatures={self.step_sizes.size})"
 
 
 #: Transitions of the annealing path when neither num_temperatures nor a schedule array says.

@@ -80,7 +80,9 @@ def warn_if_untrustworthy(
         cause = (
             "the fit had not settled (above), or the Gaussian approximation misses"
             if rising
-            else "the Gaussian approximation misses"
+            else f"the fit stopped short of its optimum (num_steps={num_steps} too few, or "
+            "learning_rate too small, where the ELBO's trend cannot show it), or the "
+            "Gaussian approximation misses"
         )
         warnings.warn(
             f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: {cause} "

@@ -97,6 +97,7 @@ def test_bidirectional_bracket_contains_the_truth(heavy_seed):
     )
     assert repr(result).startswith(f"AISResult(log_z={result.log_z:.4f} ± ")
     assert f"log_z_upper={result.log_z_upper:.4f} ± " in repr(result)
+    assert "unreliable" not in repr(result)
     lower, upper = result.bracket
     z = threshold(2)
     exact = problem.log_z
@@ -270,6 +271,16 @@ def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
     assert result.upper_pareto_k > 0.7 > result.pareto_k
     heavy = [str(w.message) for w in caught if "heavy-tailed" in str(w.message)]
     assert len(heavy) == 1 and "behind log_z_upper are heavy-tailed" in heavy[0]
+
+
+def test_a_path_of_one_temperature_is_told_it_has_nothing_to_tune_at():
+    """Its rejections were once put down to step sizes "tuned at one temperature" that "did
+    not suit the next", with no next temperature."""
+    target, prior, _, _ = conjugate_gaussian(0)
+    with pytest.warns(infer.DiagnosticWarning, match=r"With one temperature the step size"):
+        result = infer.ais(0, target, prior, num_temperatures=1, num_chains=16)
+    # its ± (at most about 1 nat, from the weights' ESS) is no error bar here: said so
+    assert result.ess < 2 and "± " in repr(result) and "(unreliable" in repr(result)
 
 
 @pytest.mark.thorough  # a warning over three runs, 10 s

@@ -88,6 +88,18 @@ def test_meanfield_cannot_see_correlation_and_khat_says_so():
     )
 
 
+def test_a_fit_that_barely_moved_is_told_to_take_more_steps():
+    """One step leaves q at its start: k-hat's warning once blamed the posterior's shape
+    alone and sent the user to reparameterise."""
+    precision = jnp.linalg.inv(jnp.array([[1.0, 0.9], [0.9, 1.0]]))
+    mean = jnp.array([3.0, -1.0])
+    target = infer.Target(
+        lambda x: -0.5 * (x - mean) @ precision @ (x - mean), init=jnp.zeros(2), name="shifted"
+    )
+    with pytest.warns(infer.DiagnosticWarning, match=r"num_steps=1 too few, or learning_rate"):
+        infer.advi(0, target, "fullrank", num_steps=1, num_draws=100)
+
+
 # k-hat's warning stays in `make test`: test_meanfield_cannot_see_correlation_and_khat_says_so
 @pytest.mark.thorough
 @pytest.mark.parametrize("family", ["meanfield", "fullrank"])
