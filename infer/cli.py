@@ -48,9 +48,11 @@ def _sampler_list(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
     unknown = [name for name in names if name not in registry.names()]
     if unknown or not names:
+        problem = (
+            f"unknown sampler(s) {', '.join(map(repr, unknown))}" if unknown else "no sampler given"
+        )
         raise argparse.ArgumentTypeError(
-            f"unknown sampler(s) {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"choose from {', '.join(registry.names())} (comma-separated)"
+            f"{problem}; choose from {', '.join(registry.names())} (comma-separated)"
         )
     return list(dict.fromkeys(names))  # a sampler named twice runs once
 

@@ -130,6 +130,7 @@ def test_defaults_are_the_documented_ones():
     [
         (["compare", "--target", "nope"], "invalid choice: 'nope' (choose from 'banana',"),
         (["compare", "--samplers", "rwmh,gibbs"], "unknown sampler(s) 'gibbs'; choose from"),
+        (["compare", "--samplers", ""], "--samplers: no sampler given; choose from"),
         (["compare", "--chains", "0"], "--chains: expected a positive integer, got 0"),
         (["compare", "--warmup", "-3"], "--warmup: expected an integer >= 0, got -3"),
         (["compare", "--max-samples", "100"], "--max-samples is the budget of --until-ess"),
