@@ -77,13 +77,18 @@ def warn_if_untrustworthy(
             stacklevel=3,
         )
     elif not np.isfinite(k_hat) or k_hat > threshold:
-        cause = (
-            "the fit had not settled (above), or the Gaussian approximation misses"
-            if rising
-            else f"the fit stopped short of its optimum (num_steps={num_steps} too few, or "
-            "learning_rate too small, where the ELBO's trend cannot show it), or the "
-            "Gaussian approximation misses"
-        )
+        if skipped:
+            cause = (
+                "the fit broke down (steps skipped, below), or the Gaussian approximation misses"
+            )
+        elif rising:
+            cause = "the fit had not settled (above), or the Gaussian approximation misses"
+        else:
+            cause = (
+                f"the fit stopped short of its optimum (num_steps={num_steps} too few, or "
+                "learning_rate too small, where the ELBO's trend cannot show it), or the "
+                "Gaussian approximation misses"
+            )
         warnings.warn(
             f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: {cause} "
             "the posterior's shape (heavier tails, a funnel, several modes), so its draws "

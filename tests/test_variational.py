@@ -98,6 +98,11 @@ def test_a_fit_that_barely_moved_is_told_to_take_more_steps():
     )
     with pytest.warns(infer.DiagnosticWarning, match=r"num_steps=1 too few, or learning_rate"):
         infer.advi(0, target, "fullrank", num_steps=1, num_draws=100)
+    with pytest.warns(infer.DiagnosticWarning) as caught:  # steps too large: it broke down
+        infer.advi(0, target, "fullrank", num_steps=200, num_draws=100, learning_rate=1e4)
+    said = [str(w.message) for w in caught if "Pareto k-hat" in str(w.message)]
+    assert len(said) == 1 and "the fit broke down (steps skipped" in said[0]
+    assert "too few" not in said[0]
 
 
 # k-hat's warning stays in `make test`: test_meanfield_cannot_see_correlation_and_khat_says_so
