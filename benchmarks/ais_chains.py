@@ -20,7 +20,7 @@ from models.targets import evidence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, at_least, machine, quick_or_given, write_result  # noqa: E402
+from common import RESULTS, integer_at_least, machine, quick_or_given, write_result  # noqa: E402
 
 COUNTS = (10, 100, 1000, 10_000)
 
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--max-chains",
-        type=at_least(COUNTS[0], f"the chain counts are {', '.join(map(str, COUNTS))}"),
+        type=integer_at_least(COUNTS[0]),
         default=None,
         help=f"the most chains of {', '.join(map(str, COUNTS))} (default {COUNTS[-1]}; "
         "--quick: 1000)",

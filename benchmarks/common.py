@@ -11,6 +11,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+# The scripts' argument types: the command line's own (a whole number of at least n).
+from infer.cli_types import integer_at_least, positive_int  # noqa: F401
+
 RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,28 +164,6 @@ def cores_in_use() -> int:
 def first_core() -> int:
     """The first core this process may run on (the one ``one_core`` pins a worker to)."""
     return min(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
-
-
-def at_least(minimum: int, why: str = "fewer measures nothing"):
-    """An argparse ``type``: a whole number of at least ``minimum``, refused otherwise (a 0
-    would measure nothing, or be read as "not given"); ``why`` says why in the refusal."""
-    import argparse
-
-    def whole_number(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number of at least {minimum}, got {value} ({why})"
-            )
-        return value
-
-    return whole_number
-
-
-positive_int = at_least(1)
 
 
 def quick_or_given(parser, args, option: str, quick, full):

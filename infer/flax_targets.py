@@ -150,8 +150,7 @@ def flax_parts(
             f"log likelihood of all the data; got {type(log_likelihood_fn).__name__}."
         )
     validation.one_of("position", position, POSITIONS, "'tree': the parameter pytree.")
-    if not isinstance(pointwise, bool):
-        raise TypeError(f"pointwise must be True or False; got {pointwise!r}.")
+    validation.flag("pointwise", pointwise)
     prior_key = check_prior(prior)
     _refuse_training_mode(module)
     graphdef, state, rest = nnx.split(module, nnx.Param, ...)

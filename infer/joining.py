@@ -11,7 +11,7 @@ import numpy as np
 
 from infer.base import settings_json
 from infer.result import Result
-from infer.run_state import differences
+from infer.run_state import differences, host_array
 
 
 def _span(result: Result):
@@ -95,9 +95,7 @@ def _tuned(state) -> list:
 
 def _exact(leaf) -> tuple:
     """A leaf's shape, dtype and bytes: equal only when bit for bit equal (NaNs too)."""
-    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    array = np.asarray(leaf)
+    array = host_array(leaf)
     return array.shape, array.dtype, array.tobytes()
 
 

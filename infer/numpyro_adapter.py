@@ -20,7 +20,6 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
@@ -194,13 +193,12 @@ def _common_options(
         "step_size", step_size, "It is the initial step size; adaptation starts from it."
     )
     validation.probability("target_accept", target_accept)
-    for name, flag in (
+    for name, value in (
         ("dense_mass", dense_mass),
         ("adapt_step_size", adapt_step_size),
         ("adapt_mass_matrix", adapt_mass_matrix),
     ):
-        if not isinstance(flag, bool | np.bool_):
-            raise TypeError(f"{name} must be True or False; got {flag!r}.")
+        validation.flag(name, value)
     if inverse_mass_matrix is not None:
         inverse_mass_matrix = _checked_inverse_mass_matrix(inverse_mass_matrix, dense_mass)
     return dict(

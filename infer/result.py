@@ -315,7 +315,7 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     fit_lengths, new_lengths = _axis_lengths(groups, dims)
     datasets = {}
     for group, values in groups.items():
-        lead = 0 if "data" in group else 2  # observed and constant data have no draws
+        lead = _lead(group)
         named = {
             name: list(dims[name])[: max(np.ndim(value) - lead, 0)]
             for name, value in values.items()
@@ -342,6 +342,11 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
     return tree
 
 
+def _lead(group: str) -> int:
+    """The axes before a variable's own in ``group``: (chain, draw), none for the data."""
+    return 0 if "data" in group else 2
+
+
 def _axis_lengths(groups: dict, dims: dict) -> tuple[dict, dict]:
     """Axis name -> length in the groups of the fit and in those of predictions at new
     inputs, from the variables ``dims`` names (constant data aside). An argument named like
@@ -351,10 +356,10 @@ def _axis_lengths(groups: dict, dims: dict) -> tuple[dict, dict]:
     for group, values in groups.items():
         if group.endswith("constant_data"):
             continue
-        lead = 0 if "data" in group else 2
         lengths = new if group.startswith("predictions") else fit
         for name, value in values.items():
-            for axis, length in zip(dims.get(name, []), np.shape(value)[lead:], strict=False):
+            shape = np.shape(value)[_lead(group) :]
+            for axis, length in zip(dims.get(name, []), shape, strict=False):
                 lengths.setdefault(axis, length)
     return fit, new
 

@@ -78,12 +78,13 @@ def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
     """
     function = target.logdensity_fn
     shapes = jax.tree.map(lambda leaf: (tuple(leaf.shape), str(leaf.dtype)), positions)
+    digest, leaves = data_hashes(target.data)
     return {
         "target": target.name,
         "logdensity_fn": f"{getattr(function, '__module__', '?')}."
         f"{getattr(function, '__qualname__', type(function).__name__)}",
-        "data": data_digest(target.data),
-        "data_leaves": json.dumps(data_leaves(target.data)),
+        "data": digest,
+        "data_leaves": json.dumps(leaves),
         "sampler": sampler.name,
         "settings": settings_json(sampler.settings()),
         "positions": str(jax.tree.structure(positions)) + " " + str(jax.tree.leaves(shapes)),
@@ -95,34 +96,36 @@ def fingerprint(target, sampler, positions, num_warmup: int, thin: int) -> dict:
 def data_digest(data) -> str:
     """A fingerprint of the data's values: each leaf's shape, dtype and bytes (a strided
     sample of them past :data:`FULL_HASH_BYTES`)."""
+    return data_hashes(data)[0]
+
+
+def data_hashes(data) -> tuple[str, list]:
+    """``(digest, leaves)`` in one pass over the data: :func:`data_digest`'s digest, and
+    ``[path, shape, dtype, hash]`` of each leaf (``[]`` for none), what a refusal names when
+    the data changed (the digest says only that they did)."""
     if data is None:
-        return "none"
-    digest = hashlib.sha1()
-    for leaf in jax.tree.leaves(data):
+        return "none", []
+    digest, rows = hashlib.sha1(), []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
         array, raw = _hashed_bytes(leaf)
         digest.update(f"{array.shape}{array.dtype}".encode())
         digest.update(raw)
-    return digest.hexdigest()
+        path_text = jax.tree_util.keystr(path)
+        rows.append([path_text, list(array.shape), str(array.dtype), hashlib.sha1(raw).hexdigest()])
+    return digest.hexdigest(), rows
 
 
-def data_leaves(data) -> list:
-    """``[path, shape, dtype, hash]`` of each leaf of the data (``[]`` for none): what a
-    refusal names when the data changed (:func:`data_digest` says only that they did)."""
-    if data is None:
-        return []
-    rows = []
-    for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
-        array, raw = _hashed_bytes(leaf)
-        rows.append([jax.tree_util.keystr(path), list(array.shape), str(array.dtype)])
-        rows[-1].append(hashlib.sha1(raw).hexdigest())
-    return rows
+def host_array(leaf) -> np.ndarray:
+    """A leaf as a NumPy array; a PRNG key (a module's fixed RNG state, a chain's key) as
+    its key data."""
+    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+    return np.asarray(leaf)
 
 
 def _hashed_bytes(leaf):
     """``(array, raw)``: a data leaf as a NumPy array and the bytes its hash is made of."""
-    if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)  # a module's fixed RNG state (eval-mode Dropout)
-    array = np.ascontiguousarray(np.asarray(leaf))
+    array = np.ascontiguousarray(host_array(leaf))
     raw = array.reshape(-1).view(np.uint8)
     if raw.size > FULL_HASH_BYTES:
         raw = raw[:: raw.size // FULL_HASH_BYTES + 1]

@@ -95,6 +95,16 @@ def probability(name: str, value, hint: str = "") -> float:
     return float(value)
 
 
+def flag(name: str, value, alternative: str = "") -> bool:
+    """``value`` as a bool if it is one (Python or numpy), else a ``TypeError`` naming
+    ``name``: a string such as ``"no"`` would otherwise be taken as True. ``alternative``:
+    what else is allowed, said after "True or False" (e.g. "or None (...)")."""
+    if not isinstance(value, bool | np.bool_):
+        extra = f" {alternative}" if alternative else ""
+        raise TypeError(f"{name} must be True or False{extra}; got {value!r}.")
+    return bool(value)
+
+
 def one_of(name: str, value, choices, hint: str = ""):
     """``value`` if it is one of ``choices``."""
     if value not in choices:

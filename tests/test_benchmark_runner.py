@@ -93,19 +93,29 @@ def _refuse(*args, **kwargs):
 
 # script, arguments, what must not start, what the refusal says
 REFUSED = [
-    ("ais_chains", ["--max-chains", "5"], ["measure"], "at least 10, got 5"),
+    ("ais_chains", ["--max-chains", "5"], ["measure"], "expected an integer >= 10, got 5"),
     ("ais_chains", ["--quick", "--max-chains", "100"], ["measure"], "no effect with --quick"),
-    ("memory", ["--budget-mb", "0"], ["worker", "subprocess"], "at least 1, got 0"),
-    ("memory", ["--worker", "0"], ["worker", "subprocess"], "at least 1, got 0"),
-    ("until", ["--pairs", "0"], ["run_json"], "at least 1, got 0"),
+    (
+        "memory",
+        ["--budget-mb", "0"],
+        ["worker", "subprocess"],
+        "expected a positive integer, got 0",
+    ),
+    ("memory", ["--worker", "0"], ["worker", "subprocess"], "expected a positive integer, got 0"),
+    ("until", ["--pairs", "0"], ["run_json"], "expected a positive integer, got 0"),
     ("until", ["--quick", "--pairs", "3"], ["run_json"], "--pairs 3 has no effect with --quick"),
-    ("samplers", ["--repeats", "0"], ["bench_rwmh"], "at least 1, got 0"),
+    ("samplers", ["--repeats", "0"], ["bench_rwmh"], "expected a positive integer, got 0"),
     ("samplers", ["--quick", "--repeats", "3"], ["bench_rwmh"], "no effect with --quick"),
-    ("sweep", ["--repeats", "0"], ["measure"], "at least 1, got 0"),
+    ("sweep", ["--repeats", "0"], ["measure"], "expected a positive integer, got 0"),
     ("sweep", ["--quick", "--repeats", "2"], ["measure"], "no effect with --quick"),
-    ("ars", ["--num-draws", "0"], ["bench", "run_json"], "at least 1, got 0"),
+    ("ars", ["--num-draws", "0"], ["bench", "run_json"], "expected a positive integer, got 0"),
     ("ars", ["--quick", "--repeats", "4"], ["bench", "run_json"], "no effect with --quick"),
-    ("generative", ["--repeats", "0"], ["ours_steps_per_second"], "at least 1, got 0"),
+    (
+        "generative",
+        ["--repeats", "0"],
+        ["ours_steps_per_second"],
+        "expected a positive integer, got 0",
+    ),
 ]
 
 

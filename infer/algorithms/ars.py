@@ -61,7 +61,6 @@ __all__ = [
     "sample",
     "sample_many",
     "check_domain",
-    "check_flag",
 ]
 
 
@@ -169,24 +168,15 @@ def _settings(
     """The static settings of :func:`sample`, checked on the host: ``(num_draws,
     max_points, derivative_free, batch_size, max_rounds, lazy)`` (``lazy`` may be None)."""
     if lazy is not None:
-        lazy = check_flag("lazy", lazy, "or None (decide from the density's cost)")
+        lazy = validation.flag("lazy", lazy, "or None (decide from the density's cost)")
     return (
         validation.positive_int("num_draws", num_draws),
         validation.positive_int("max_points", max_points, minimum=3),
-        check_flag("derivative_free", derivative_free),
+        validation.flag("derivative_free", derivative_free),
         validation.positive_int("batch_size", batch_size),
         validation.positive_int("max_rounds", max_rounds),
         lazy,
     )
-
-
-def check_flag(name: str, value, hint: str = "") -> bool:
-    """``value`` if it is a bool (Python or numpy), else a ``TypeError`` naming ``name``: a
-    string such as ``"no"`` would otherwise be taken as True."""
-    if not isinstance(value, bool | np.bool_):
-        extra = f" {hint}" if hint else ""
-        raise TypeError(f"{name} must be True or False{extra}; got {value!r}.")
-    return bool(value)
 
 
 def check_domain(domain, name: str = "domain") -> tuple[float, float]:

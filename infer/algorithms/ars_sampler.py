@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.algorithms.ars import check_domain, check_flag, sample
+from infer.algorithms.ars import check_domain, sample
 from infer.algorithms.ars_hull import check_start_points, default_start_points
 from infer.base import Kernel, Sampler, public_name
 from infer.starts import check_scalar_logdensity
@@ -40,7 +40,7 @@ class ARS(Sampler):
         if start_points is not None:
             check_start_points(start_points, self.domain, self.max_points)
             self.start_points = np.sort(np.asarray(start_points, float))
-        self.derivative_free = check_flag("derivative_free", derivative_free)
+        self.derivative_free = validation.flag("derivative_free", derivative_free)
         self.batch_size = validation.positive_int("batch_size", batch_size)
         self.max_rounds = validation.positive_int("max_rounds", max_rounds)
 
