@@ -256,11 +256,8 @@ def _sbc_refusal(name: str, target_name: str, target, sampler) -> str:
     from infer import registry
     from infer.base import is_exact
 
-    def markov(other: str) -> bool:
-        made = registry.make(other, target)
-        return made is not None and not is_exact(made)
-
-    runnable = ", ".join(other for other in registry.names() if markov(other)) or "none"
+    markov = [other for other, made in registry.runnable(target).items() if not is_exact(made)]
+    runnable = ", ".join(markov) or "none"
     if sampler is None:
         why = f"{name} cannot run on {target_name}: it needs {registry.get(name).requires}."
     else:

@@ -103,8 +103,8 @@ def run_compare(args) -> int:
             return 1
         from infer import registry  # every sampler was skipped: a usage error, as in sbc
 
-        runnable = [other for other in registry.names() if registry.make(other, target) is not None]
-        print(f"Samplers that can run on {target.name}: {', '.join(runnable)}.", file=sys.stderr)
+        runnable = ", ".join(registry.runnable(target))
+        print(f"Samplers that can run on {target.name}: {runnable}.", file=sys.stderr)
         return 2
     min_ess = min(args.min_ess, args.until_ess) if args.until_ess else args.min_ess
     with warnings.catch_warnings(record=True) as caught:

@@ -97,6 +97,13 @@ def make(name: str, target):
     return get(name).make(target)
 
 
+def runnable(target) -> dict:
+    """name -> sampler (with its defaults) of every registered sampler that can run on
+    ``target``, in registration order."""
+    made = {name: make(name, target) for name in _ENTRIES}
+    return {name: sampler for name, sampler in made.items() if sampler is not None}
+
+
 def describe(sampler_name: str) -> str:
     """The description of a registered sampler, or "" for one not registered."""
     entry = _ENTRIES.get(sampler_name)
