@@ -19,9 +19,10 @@ at both ends, a too-wide one in the middle, a biased one at one end.
   discrete ranks (:mod:`infer.rank_uniformity`). At ``z = k / (L + 1)`` (up to 256 ``k`` in
   ``1..L``), ``S`` times the ECDF is Binomial(``S``, ``z``); the statistic is the smallest
   two-sided pointwise tail probability, calibrated on 20,000 uniform rank sets (a fixed
-  generator). No bins, and power against narrow, wide and shifted posteriors alike.
+  generator), more for a small ``alpha / num_params`` (enough for ~20 to fall below it).
+  No bins, and power against narrow, wide and shifted posteriors alike.
   ``rank_uniformity.chi2_test`` gives the classic statistic too: Pearson's chi-square on the
-  most bins (at most 20, as Talts et al.) whose expected counts are all >= 5.
+  most bins (at most 20, as Talts et al.) whose expected counts are all >= 5 (or 2 bins).
 * **Multiple testing**: a p-value per scalar parameter; the check passes when each is at
   least ``alpha / num_params`` (Bonferroni), the level of the plotted bands too.
 
@@ -43,14 +44,11 @@ from dataclasses import dataclass, field
 import jax
 import numpy as np
 
-from infer import chain_stats, memory, validation
-from infer.base import is_exact
+from infer import calibration_checks as checks
+from infer import chain_stats, validation
 from infer.keys import as_jax_key, as_key
-from infer.numpyro_data import unobserved_arguments
-from infer.numpyro_models import is_factor
 from infer.progress import check_progress, progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
-from infer.registry import check_sampler_argument
 from infer.target import Target
 
 
@@ -143,7 +141,7 @@ def sbc(
             in every simulation.
         model_kwargs: its other keyword arguments, the same in every simulation.
         num_simulations: ``S``, draws from the prior and posterior runs; at least 10 (the
-            chi-square test's fewest: 5 ranks expected in each of 2 bins).
+            chi-square test's fewest: about 5 ranks expected in each of 2 bins).
         num_chains: chains per posterior run; the ranks are among
             ``num_chains * num_samples`` draws.
         num_samples: kept draws per chain, as in :func:`infer.sample`.
@@ -158,24 +156,28 @@ def sbc(
         An :class:`SBCResult`.
 
     Raises:
-        TypeError, ValueError: before any run, for bad arguments: an observed name that is
-            not a sample site or that ``model_kwargs`` holds, an observed site not in
-            ``observed``, an exact sampler, an unknown variable.
+        TypeError, ValueError: before any posterior run, for bad arguments: an observed
+            name that is not a sample site or that ``model_kwargs`` holds, an observed site
+            not in ``observed``, an exact sampler, an unknown variable, a model without
+            latent sites, a discrete latent site, data the prior simulates as NaN or inf, or
+            ``alpha / num_params`` below the smallest level the test is calibrated for
+            (:data:`infer.rank_uniformity.MIN_LEVEL`).
     """
     from numpyro.infer import Predictive
 
     start = time.perf_counter()
-    observed, var_names, model_kwargs = _check_arguments(
+    chosen = var_names is not None
+    observed, var_names, model_kwargs = checks.checked_arguments(
         model, sampler, observed, model_args, model_kwargs, var_names
     )
     num_simulations = validation.positive_int(
         "num_simulations",
         num_simulations,
-        "The chi-square test of the ranks needs 5 expected in each of 2 bins at least; 100 "
-        "or more give it power.",
+        "The chi-square test of the ranks needs about 5 expected in each of 2 bins at least; "
+        "100 or more give it power.",
         minimum=10,
     )
-    run = dict(num_chains=num_chains, num_samples=num_samples, num_warmup=num_warmup, thin=thin)
+    run = checks.checked_run(num_chains, num_samples, num_warmup, thin)
     alpha = validation.probability("alpha", alpha)
     check_progress(progress)
     key_prior, key_ties, key_runs = jax.random.split(as_jax_key(as_key(rng_key)[0]), 3)
@@ -183,8 +185,13 @@ def sbc(
     simulate = Predictive(model, num_samples=num_simulations, parallel=True)  # eager vmap: a
     prior = simulate(key_prior, *model_args, **prior_kwargs)  # second call compiles nothing
     prior = {name: np.asarray(value) for name, value in prior.items()}
+    checks.check_simulated_data(prior, observed)
+    first_data = {name: prior[name][0] for name in observed}
+    sites = (model, model_args, model_kwargs, observed)
+    var_names = checks.posterior_var_names(sites, first_data, var_names, chosen)
     names, truth = _flatten({name: prior[name] for name in var_names}, 1)
-    _check_memory(model, truth.shape, run)
+    level = checks.checked_level(alpha, len(names))
+    checks.check_memory(model, truth.shape, run)
     seeds = np.asarray(jax.random.randint(key_runs, (num_simulations,), 0, 2**31 - 1))
     problem = (model, model_args, model_kwargs, observed, var_names)
     draws, facts = _posterior_runs(problem, sampler, prior, seeds, run, progress)
@@ -192,123 +199,29 @@ def sbc(
     ranks = rank_of(draws, truth, tie_breaks)
     num_draws = draws.shape[1] * draws.shape[2]
     ess = _ess_ratio(draws)
-    if np.nanmin(ess, initial=np.inf) < 0.5:
-        facts["notes"].append(
-            f"the median bulk ESS is under half the {num_draws} draws for some parameters: "
-            "ranks of autocorrelated draws pile at both ends; raise thin."
-        )
+    facts["notes"] += _thinning_notes(ess, num_draws, run["num_samples"])
     first, *rest = facts.pop("seconds")
     timing = {"total": time.perf_counter() - start, "first": first}
     facts.update(timing=dict(timing, per_simulation=float(np.mean(rest))), sampler=sampler.name)
     model_name = getattr(model, "__name__", "model")
-    pvalue = ecdf_pvalues(ranks, num_draws)
+    pvalue = ecdf_pvalues(ranks, num_draws, level)
     return SBCResult(ranks, names, num_draws, alpha, pvalue, ess, model=model_name, **facts)
 
 
-def _check_memory(model, truth_shape: tuple[int, int], run: dict) -> None:
-    """Refuse, before any run, simulations whose gathered draws ``(S, chains, draws,
-    params)`` (float64 at most, plus their ranks) cannot fit in host memory."""
-    num_simulations, num_params = truth_shape
-    draws = num_simulations * run["num_chains"] * run["num_samples"] * num_params * 8
-    need = memory.Need(draws, 0, {"every simulation's draws": draws}, draws)
-    memory.check(
-        need,
-        jax.devices()[:1],
-        f"sbc of {getattr(model, '__name__', 'model')} with {num_simulations} simulations of "
-        f"{run['num_chains']} chains x {run['num_samples']} draws",
-        "Use fewer simulations (num_simulations), chains (num_chains) or draws (num_samples; "
-        "raise thin to keep the ranks' independence).",
-    )
-
-
-def _check_arguments(model, sampler, observed, model_args, model_kwargs, var_names):
-    """``(observed, var_names, model_kwargs)``, names as tuples, or an error saying what to fix."""
-    check_sampler_argument(sampler)
-    if is_exact(sampler):
-        raise TypeError(f"sbc checks Markov-chain samplers; {sampler.name} makes exact draws.")
-    names = (observed,) if isinstance(observed, str) else observed
-    if not isinstance(names, Sequence) or not names or not all(isinstance(n, str) for n in names):
-        raise TypeError(
-            f"observed must name observed sites, e.g. 'y' or ['y', 'z']; got {observed!r}."
-        )
-    if not isinstance(model_args, tuple | list):
-        raise TypeError(
-            f"model_args must be a tuple of the model's other positional arguments, e.g. "
-            f"(x,); got {type(model_args).__name__}."
-        )
-    if not isinstance(model_kwargs := model_kwargs or {}, dict):
-        raise TypeError(f"model_kwargs must be a dict; got {type(model_kwargs).__name__}.")
-    if given := [name for name in names if name in model_kwargs]:
-        raise ValueError(
-            f"model_kwargs holds {given}, which sbc draws from the model in every simulation; "
-            "leave the observed data out of model_kwargs."
-        )
-    sites = _sites(model, model_args, model_kwargs, tuple(names))
-    parameters = [name for name, kind in sites.items() if kind in ("latent", "deterministic")]
-    latent = [name for name in parameters if sites[name] == "latent"]
-    given = {**model_kwargs, **dict.fromkeys(names)}  # each simulation passes the observed
-    for name in unobserved_arguments(model, tuple(model_args), given, latent):
-        warnings.warn(  # once, rather than from_numpyro's advice once per simulation
-            f"sbc: the model's argument {name}=None is not given, so its site {name!r} is a "
-            f"parameter here, ranked like the others. If it is data, add {name!r} to "
-            "observed=.",
-            UserWarning,
-            stacklevel=3,
-        )
-    if var_names is None:
-        return tuple(names), tuple(n for n in parameters if sites[n] == "latent"), model_kwargs
-    chosen = (var_names,) if isinstance(var_names, str) else tuple(var_names)
-    wrong = [name for name in chosen if name not in parameters]
-    if wrong or not chosen:
-        raise ValueError(f"var_names must be among the parameters {parameters}; got {wrong}.")
-    return tuple(names), chosen, model_kwargs
-
-
-def _sites(model, model_args: tuple, model_kwargs: dict, observed: tuple) -> dict:
-    """``name -> kind`` of the model's sites run without its observations: ``"latent"``,
-    ``"deterministic"`` or ``"simulated"`` (in ``observed``). Traced abstractly, computing
-    nothing."""
-    from numpyro import handlers
-
-    if not callable(model):
-        raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
-    trace: dict = {}
-
-    def run():
-        seeded = handlers.seed(model, rng_seed=0)
-        given = dict(model_kwargs, **dict.fromkeys(observed))  # None: the model simulates them
-        trace.update(handlers.trace(seeded).get_trace(*model_args, **given))
-        return 0
-
-    try:
-        jax.eval_shape(run)
-    except TypeError as err:  # e.g. no keyword argument of an observed site's name
-        raise TypeError(f"calling the model with {observed} as keywords failed: {err}") from None
-    sites = {name: site["type"] for name, site in trace.items()}
-    for name, site in trace.items():
-        if site["type"] == "sample":
-            sites[name] = "simulated" if name in observed else "latent"
-            sites[name] = "fixed" if site["is_observed"] else sites[name]
-            sites[name] = "factor" if is_factor(site) else sites[name]
-    if factors := [name for name, kind in sites.items() if kind == "factor"]:
-        raise ValueError(
-            f"the model adds numpyro.factor term(s) {factors} to its log density: forward "
-            "simulation draws parameters from the sample sites' priors alone, not from that "
-            "changed prior, so the ranks cannot be uniform. Write the term as a prior "
-            "distribution of a sample site, or check the model without it."
-        )
-    if fixed := [name for name, kind in sites.items() if kind == "fixed"]:
-        raise ValueError(
-            f"the model observes {fixed} with data sbc does not simulate, and ranks are uniform "
-            "only when every observation is drawn from the model: add them to observed (and "
-            "let the model simulate them when given None)."
-        )
-    if missing := [name for name in observed if sites.get(name) != "simulated"]:
-        raise ValueError(
-            f"observed names {missing}, which are not sample sites of the model; its sample "
-            f"sites are {[n for n, kind in sites.items() if kind in ('latent', 'simulated')]}."
-        )
-    return sites
+def _thinning_notes(ess: np.ndarray, num_draws: int, num_samples: int) -> list[str]:
+    """What the draws' ESS says of the ranks' independence (ranks of autocorrelated draws
+    pile at both ends, as a too-narrow sampler's do)."""
+    if num_samples < 4:
+        return [
+            f"{num_samples} draws per chain are too few for an ESS (4 at least): the ranks' "
+            "independence was not checked; draw more (num_samples) and thin."
+        ]
+    if np.nanmin(ess, initial=np.inf) < 0.5:
+        return [
+            f"the median bulk ESS is under half the {num_draws} draws for some parameters: "
+            "ranks of autocorrelated draws pile at both ends; raise thin."
+        ]
+    return []
 
 
 def _flatten(values: dict, lead: int) -> tuple[list[str], np.ndarray]:
@@ -341,7 +254,10 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 result = sample(int(seed), target, sampler, keep=list(var_names), **run)
-            said = ("divergent", "the model's argument")  # the second once, by _check_arguments
+            said = (
+                "divergent",
+                "the model's argument",
+            )  # the second once, by checks.checked_arguments
             notes.extend(
                 str(w.message) for w in caught if not any(s in str(w.message) for s in said)
             )

@@ -166,8 +166,48 @@ def outside_support(count: int, total: int) -> str:
     )
 
 
+#: A chain that never moved, whose own acceptance probabilities made that likelier than this,
+#: and under which it would still have expected to move (at least :data:`SOME_MOVES` times),
+#: is read as a run too short to tell, not a broken chain.
+STILL_BY_CHANCE = 1e-3
+SOME_MOVES = 0.05
+
+
+def expected_moves(result: Result, stuck: list[int]) -> np.ndarray | None:
+    """For each chain of ``stuck``, the number of moves its recorded acceptance probabilities
+    (``stats["acceptance_rate"]``, one per kept draw, each standing for ``thin`` steps)
+    expected: their sum. None when the run recorded none."""
+    rates = result.stats.get("acceptance_rate")
+    if rates is None or not stuck:
+        return None
+    rates = np.clip(np.asarray(rates, float)[stuck], 0.0, 1.0)
+    if rates.ndim != 2 or not np.isfinite(rates).all():
+        return None
+    return max(int(result.thin), 1) * rates.sum(axis=1)
+
+
+def _chance_of_standing_still(result: Result, stuck: list[int]) -> np.ndarray:
+    """The probability, per chain of ``stuck``, that none of its steps moved: the product of
+    ``1 - a`` over them."""
+    rates = np.clip(np.asarray(result.stats["acceptance_rate"], float)[stuck], 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return np.exp(max(int(result.thin), 1) * np.log1p(-rates).sum(axis=1))
+
+
 def why_stuck(result: Result, stuck: list[int]) -> str:
     """Why chains never moved, as far as the run's statistics tell."""
+    expected = expected_moves(result, stuck)
+    if expected is not None and (expected >= SOME_MOVES).all():
+        chance = _chance_of_standing_still(result, stuck)
+        if (chance > STILL_BY_CHANCE).all():
+            steps = np.shape(result.stats["acceptance_rate"])[1] * max(int(result.thin), 1)
+            return (
+                f"their acceptance probabilities expected {expected.min():.2g} to "
+                f"{expected.max():.2g} moves in {steps} steps, so standing still had a chance "
+                f"of {chance.min():.2g} or more per chain: the run is too short to tell a stuck "
+                "chain from an unlucky one, and each of these chains' draws is one point. Run "
+                "more draws (num_samples)."
+            )
     nonfinite = result.stats.get("nonfinite")
     if nonfinite is None or not np.asarray(nonfinite)[stuck].all():
         return (

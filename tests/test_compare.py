@@ -220,6 +220,29 @@ def test_chains_that_never_moved_are_flagged():
     assert any("chain(s) [0, 1, 2] never moved" in m for m in messages)
 
 
+def test_a_chain_too_short_to_tell_is_told_so_not_called_broken():
+    """A chain whose acceptance probabilities make standing still for all its draws likely is
+    flagged (its draws are one point), but the message blames the run's length, not the
+    target; with acceptance probabilities of 0, or ones that made staying put improbable,
+    the message is the broken chain's."""
+    draws = np.random.default_rng(0).normal(size=(3, 10))
+    draws[1] = draws[1, 0]  # chain 1 stood still for its 10 draws
+    unlucky = np.full((3, 10), 0.1)  # standing still: 0.9**10 = 0.35
+    hopeless = unlucky.copy()
+    hopeless[1] = 0.0
+    improbable = unlucky.copy()
+    improbable[1] = 0.6  # 0.4**10 = 1e-4
+    said = {}
+    for name, rates in [("unlucky", unlucky), ("hopeless", hopeless), ("improbable", improbable)]:
+        result = infer.Result.from_draws({"x": draws}, {"acceptance_rate": rates})
+        flags, messages = _flags(result)
+        assert "stuck_chains" in flags
+        said[name] = next(m for m in messages if "never moved" in m)
+    assert "too short to tell" in said["unlucky"] and "1 to 1 moves in 10 steps" in said["unlucky"]
+    for name in ("hopeless", "improbable"):
+        assert "every proposal was rejected" in said[name], said[name]
+
+
 def test_chains_on_a_flat_target_are_not_taken_for_stuck():
     # The log density is 0 wherever the chains go, so only their positions show they moved.
     box = infer.Target(

@@ -44,7 +44,14 @@ import infer
 from infer.algorithms import mala as mala_module
 from infer.algorithms import rwmh as rwmh_module
 from infer.calibration import SBCResult
-from infer.rank_uniformity import chi2_test, ecdf_band, ecdf_pvalues
+from infer.rank_uniformity import (
+    MAX_PANELS,
+    NULL_SIMULATIONS,
+    chi2_test,
+    ecdf_band,
+    ecdf_pvalues,
+    null_size,
+)
 from models.targets import EIGHT_SCHOOLS_SIGMA, eight_schools_model
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
@@ -312,3 +319,83 @@ def test_the_plot_is_a_png_with_the_bands_and_the_ranks(tmp_path):
     assert np.mean(rgb.max(axis=-1) - rgb.min(axis=-1) > 0.2) > 0.002  # lines in colour
     red = (rgb[..., 0] > 0.7) & (rgb[..., 1] < 0.4) & (rgb[..., 2] < 0.4)
     assert red.mean() > 1e-4  # the failing parameter, in red
+
+
+def test_a_small_level_is_calibrated_on_enough_rank_sets_to_be_failed():
+    """Each parameter's level is ``alpha / num_params``; calibrated on 20,000 uniform rank
+    sets, no p-value could go below 5e-5, so a check of 250 parameters at 0.01 could never
+    fail. Ranks all 0 must fail at level 4e-5."""
+    ranks = np.zeros((20, 1), int)
+    assert ecdf_pvalues(ranks, 9)[0] > 4e-5  # the default calibration's floor
+    assert ecdf_pvalues(ranks, 9, level=4e-5)[0] < 4e-5
+    assert null_size(4e-5) == 500_000 and null_size(1e-3) == NULL_SIMULATIONS
+    with pytest.raises(ValueError, match="smallest level is 2e-05"):
+        null_size(1e-5)
+
+
+def test_a_level_below_what_the_test_resolves_is_refused_before_any_run():
+    options = dict(observed="y", model_args=(SCALE,), num_simulations=10)
+    with pytest.raises(ValueError, match=r"alpha / num_params = 1e-06 / 1 .* Raise alpha"):
+        infer.sbc(0, normal_mean, infer.rwmh(), alpha=1e-6, **options)
+
+
+def no_latent(y=None):
+    numpyro.sample("y", dist.Normal(0.0, 1.0), obs=y)
+
+
+def nan_data(y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.sample("y", dist.Normal(jnp.log(mu), 1.0), obs=y)  # NaN when mu < 0
+
+
+def discrete_latent(y=None):
+    k = numpyro.sample("k", dist.Bernoulli(0.5))
+    numpyro.sample("y", dist.Normal(2.0 * k, 1.0), obs=y)
+
+
+def mixture_marginalised_given_data(y=None):
+    """A component drawn when simulating, summed out given ``y``: the same model."""
+    w = numpyro.sample("w", dist.Beta(2.0, 2.0))
+    if y is None:
+        k = numpyro.sample("k", dist.Bernoulli(w))
+        numpyro.sample("y", dist.Normal(3.0 * k, 1.0))
+        return
+    in_one = jnp.log(w) + dist.Normal(3.0, 1.0).log_prob(y)
+    numpyro.factor("y", jnp.logaddexp(in_one, jnp.log1p(-w) + dist.Normal(0.0, 1.0).log_prob(y)))
+
+
+def test_models_sbc_cannot_check_are_refused_with_what_to_do():
+    rwmh, options = infer.rwmh(), dict(observed="y", num_simulations=10)
+    with pytest.raises(ValueError, match="no latent sample sites"):
+        infer.sbc(0, no_latent, rwmh, **options)
+    with pytest.raises(ValueError, match=r"simulated NaN or inf in 'y' in \d+ of 10 simulations"):
+        infer.sbc(0, nan_data, rwmh, **options)
+    with pytest.raises(ValueError, match=r"discrete latent site\(s\) \['k'\].*MixtureSameFamily"):
+        infer.sbc(0, discrete_latent, rwmh, **options)
+    with pytest.raises(ValueError, match=r"var_names \['k'\] are drawn when the model simulates"):
+        infer.sbc(0, mixture_marginalised_given_data, rwmh, var_names=["w", "k"], **options)
+
+
+def test_sites_drawn_only_in_simulation_are_left_out_with_a_warning():
+    options = dict(observed="y", num_simulations=10, num_chains=2, num_samples=10, num_warmup=50)
+    with pytest.warns(UserWarning, match=r"draws \['k'\] only when it simulates"):
+        check = infer.sbc(0, mixture_marginalised_given_data, infer.nuts(), **options)
+    assert check.names == ["w"] and check.ranks.shape == (10, 1)
+
+
+def test_too_few_draws_for_an_ess_are_noted():
+    options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_warmup=30)
+    check = infer.sbc(0, normal_mean, infer.rwmh(), num_samples=2, **options)
+    assert any("too few for an ESS" in note for note in check.notes), check.notes
+
+
+def test_the_plot_of_many_parameters_shows_the_smallest_pvalues(tmp_path):
+    rng = np.random.default_rng(5)
+    ranks = np.concatenate([made_up_ranks(rng, 1.0, 0.0, n=59), made_up_ranks(rng, 0.5, 0.0)], 1)
+    names = [f"p{i}" for i in range(60)]
+    check = SBCResult(ranks, names, 99, 0.01, ecdf_pvalues(ranks, 99, 0.01 / 60), np.ones(60))
+    assert check.failed == ["p59"]
+    figure = check.plot()
+    titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
+    assert len(titles) == MAX_PANELS and any(t.startswith("p59:") for t in titles)
+    assert "40 parameters of smallest p-value" in figure.get_suptitle()
