@@ -290,12 +290,16 @@ def run_sbc(args) -> int:
         f"warm-up steps), seed {args.seed}",
         flush=True,
     )
-    check = infer.sbc(
-        args.seed, model, sampler, observed=observed, model_args=model_args,
-        num_simulations=args.simulations, num_chains=args.chains, num_samples=args.samples,
-        num_warmup=args.warmup, thin=args.thin, alpha=args.alpha,
-        progress=progress,
-    )  # fmt: skip
+    try:
+        check = infer.sbc(
+            args.seed, model, sampler, observed=observed, model_args=model_args,
+            num_simulations=args.simulations, num_chains=args.chains, num_samples=args.samples,
+            num_warmup=args.warmup, thin=args.thin, alpha=args.alpha,
+            progress=progress,
+        )  # fmt: skip
+    except ValueError as err:  # the options' combination, refused before any run
+        print(f"infer sbc: error: {err}", file=sys.stderr)
+        return 2
     stem = f"sbc_{args.sampler}"
     check.plot(path=folder / f"{stem}.png")
     table = sbc_table(check)

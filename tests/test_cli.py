@@ -219,6 +219,8 @@ def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "independent_mh cannot run on eight_schools: it needs a proposal" in err
     assert err.rstrip().endswith("Samplers sbc can check on eight_schools: rwmh, mala, hmc, nuts.")
+    assert cli.main(["sbc", "--alpha", "1e-5", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "infer sbc: error: alpha / num_params = 1e-05 / 10" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("command", [["compare"], ["sbc", "--target", "eight_schools"]])
