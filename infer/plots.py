@@ -18,15 +18,18 @@ from infer import validation
 from infer.flag_rules import MIN_DRAWS
 from infer.io import save_png as save_png_figure
 from infer.result import Result
+from infer.statistics import TAIL_PROB
 from infer.target import GroundTruth
 
+#: The forest plot's inner and outer credible intervals (its caption says them).
+FOREST_PROBS = (0.5, 0.94)
 KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo", "ppc")
 SEVERAL = ("forest", "dist")  # kinds that take a dict of runs
 
 CAPTIONS = {
     "trace": "draws per chain (right), each chain's density (left); black ticks: divergences",
     "rank": "each chain's rank ECDF minus the uniform's; small p-values mean the chains disagree",
-    "ess": "ESS as the draws accumulate (blue: bulk, orange: tail); dashed: 400",
+    "ess": "ESS as the draws accumulate (blue: bulk, orange: tail at 5%/95%); dashed: 400",
     "autocorr": "autocorrelation of each chain by lag",
     "pair": "pairs of parameters; divergent transitions in orange",
     "forest": "posterior means with 50% and 94% intervals; 'ground truth': the known answer",
@@ -110,14 +113,15 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
     return names, coords
 
 
-def _title(results: dict, kind: str, var_names, names: list, coords: dict) -> str:
+def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_ess=400) -> str:
     """The figure's title: the runs, their targets, what the kind shows, and what it leaves
     out."""
     first = next(iter(results.values()))
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
     cut = "" if kind == "ppc" else _cut_note(results, var_names, names, coords)
-    return f"{label} on {on}: {CAPTIONS[kind]}{cut}"
+    caption = CAPTIONS[kind].replace("dashed: 400", f"dashed: {min_ess:g}")
+    return f"{label} on {on}: {caption}{cut}"
 
 
 def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:
@@ -196,6 +200,7 @@ def plot(
     max_panels: int = 8,
     path=None,
     truth=None,
+    min_ess: float = 400,
 ):
     """One figure about ``results``.
 
@@ -210,6 +215,7 @@ def plot(
         max_panels: the most scalar parameters shown.
         path: if given, the figure is written there as PNG (atomically) and closed.
         truth: ground truth to mark in a forest plot; default the results' own.
+        min_ess: the dashed line of an ``"ess"`` plot (as ``infer.compare``'s ``min_ess``).
 
     Returns:
         The ``arviz_plots.PlotCollection`` (``None`` when written to ``path``).
@@ -217,11 +223,12 @@ def plot(
     Raises:
         ValueError: for an unknown ``kind`` or a result without the needed statistics.
     """
-    import arviz_plots
+    import arviz_base
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
     results, var_names = _checked(results, var_names, max_panels, truth)
+    min_ess = validation.nonnegative_float("min_ess", min_ess)
     if kind not in SEVERAL and len(results) != 1:
         raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
     first = next(iter(results.values()))
@@ -250,17 +257,38 @@ def plot(
     else:
         names, coords = _named_selection(first, var_names, max_panels)
     options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
+    panels = max(len(names), sum(len(v) for v in coords.values()) or 1)
     if kind != "pair":  # the pair plot sizes its own grid
-        panels = max(len(names), sum(len(v) for v in coords.values()) or 1)
-        rows = 1 + (min(panels, max_panels) - 1) // (2 if kind == "trace" else 4)
-        options["figure_kwargs"] = {"layout": "constrained", "figsize": (12, 1.0 + 2.2 * rows)}
+        rows = (
+            min(panels, max_panels) if kind == "trace" else 1 + (min(panels, max_panels) - 1) // 4
+        )
+        height = 1.0 + (1.7 if kind == "trace" else 2.2) * rows
+        options["figure_kwargs"] = {"layout": "constrained", "figsize": (12, height)}
+    # a trace plot has two panels per component; ArviZ refuses more than its limit
+    limit = max(arviz_base.rcParams["plot.max_subplots"], 2 * panels + 2)
+    with arviz_base.rc_context({"plot.max_subplots": limit}):
+        collection = _draw(kind, results, first, options, truth, names, min_ess)
+    _figure(collection).suptitle(
+        _title(results, kind, var_names, names, coords, min_ess), fontsize=10
+    )
+    if path is None:
+        return collection
+    save_png(collection, path)
+    return None
+
+
+def _draw(kind: str, results: dict, first: Result, options: dict, truth, names, min_ess):
+    """The ``arviz_plots`` collection of one ``kind`` (not ``elbo``)."""
+    import arviz_plots
+
     tree = first.to_arviz()
-    if kind == "trace":
-        collection = arviz_plots.plot_trace_dist(tree, **options)
+    if kind == "trace":  # one row per component, the chains in colours
+        collection = arviz_plots.plot_trace_dist(tree, compact=False, **options)
     elif kind == "rank":
         collection = arviz_plots.plot_rank(tree, **options)
     elif kind == "ess":
-        collection = arviz_plots.plot_ess_evolution(tree, **options)
+        tail = {"ess_tail": {"prob": TAIL_PROB}}  # the tail ESS compare reports
+        collection = arviz_plots.plot_ess_evolution(tree, min_ess=min_ess, stats=tail, **options)
     elif kind == "autocorr":
         collection = arviz_plots.plot_autocorr(tree, **options)
     elif kind == "ppc":
@@ -278,13 +306,9 @@ def plot(
         if truth is None and len({r.target for r in results.values()}) == 1:
             truth = first.ground_truth  # one posterior: its known answer applies to every run
         trees = _pooled_trees(results, truth, names)
-        collection = arviz_plots.plot_forest(trees, combined=True, **options)
+        collection = arviz_plots.plot_forest(trees, combined=True, ci_probs=FOREST_PROBS, **options)
         collection.add_legend("model")
-    _figure(collection).suptitle(_title(results, kind, var_names, names, coords), fontsize=10)
-    if path is None:
-        return collection
-    save_png(collection, path)
-    return None
+    return collection
 
 
 def _plot_elbo(result: Result, path):

@@ -140,11 +140,12 @@ def write_report(
     folder.mkdir(parents=True, exist_ok=True)
     earlier = {path.name for path in folder.iterdir() if path.suffix in (".nc", ".png")}
     written = set()
+    min_ess = table.attrs.get("min_ess", 400)  # the ESS plots' line is the table's flag
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
         written.add(f"{name}.nc")
         for kind in _plots_of(result, plots):
-            plot(result, kind=kind, path=folder / f"{kind}_{name}.png")
+            plot(result, kind=kind, path=folder / f"{kind}_{name}.png", min_ess=min_ess)
             written.add(f"{kind}_{name}.png")
     if plots:
         plot(results, kind="forest", path=folder / "forest.png")

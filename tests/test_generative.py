@@ -564,3 +564,25 @@ def test_the_scoring_helpers_refuse_images_of_the_wrong_size_or_with_nan():
         annealed_evaluation.ais_per_image(None, None, 2, np.zeros((2, 64)), None)
     with pytest.raises(ValueError, match=r"images holds 128 NaN or infinite value\(s\)"):
         annealed_evaluation.ais_per_image(None, None, 2, np.full((2, 8, 8), np.nan), None)
+
+
+def test_a_vaes_test_loss_is_the_bound_it_trains_on_and_each_curve_says_what_it_is(tmp_path):
+    """With ``train_samples=10`` the training loss is -IWAE-10: the test loss must be too,
+    or the train/test gap drawn is the bounds' difference (about a nat here), not
+    overfitting. Every family's legend labels every series its metrics hold."""
+    trained = training.train("vae", "digits", epochs=2, out=tmp_path / "vae", train_samples=10)
+    dataset = datasets.load("digits")
+    test = jnp.asarray(registry.get("vae").test_data(dataset, trained.config["options"]))
+    keys = jax.random.split(jax.random.key(0), 20)  # the bounds' own noise, averaged
+    iwae = -np.mean([jnp.mean(trained.model.iwae(test, key, 10)) for key in keys])
+    elbo = -np.mean([jnp.mean(trained.model.elbo(test, key)) for key in keys])
+    recorded = trained.metrics["test_loss"][-1]
+    assert elbo - iwae > 0.3  # the two bounds differ by more than their noise
+    assert abs(recorded - iwae) < 0.25 * (elbo - iwae)
+    runs = {"vae": trained}
+    runs["aae"] = training.train("aae", "digits", epochs=1, out=tmp_path / "aae", validation=0.1)
+    runs["gan"] = training.train("gan", "digits", epochs=1, out=tmp_path / "gan")
+    for name, run in runs.items():
+        labels = registry.get(name).loss_labels(run.config["options"])
+        series = [key for key in run.metrics if key.endswith("_loss") or key.startswith("train_")]
+        assert set(series) <= set(labels), (name, series, labels)

@@ -259,6 +259,12 @@ FAMILY = Family(
     # What it is trained on: the reconstruction NLL of the test images (its ELBO and IWAE
     # bound, which also pay for matching the prior, are in models.generative.evaluation).
     test_loss=lambda model, x, key, options: reconstruction_loss(model, x, key),
+    loss_labels=lambda options: {
+        "train_autoencoder": "train: reconstruction - entropy + adversarial",
+        "train_critic": "train: critic",
+        "validation_loss": "validation: reconstruction NLL",
+        "test_loss": "test: reconstruction NLL",
+    },
     samples=lambda model, key, num: model.sample(key, num),
     importance_weights=ImportanceWeights(
         log_weights=lambda model, x, key, num: model.log_weights(x, key, num),

@@ -133,6 +133,9 @@ class Family(NamedTuple):
         test_loss_ranks_models: whether a lower test loss means a better model, so that a
             validation split can choose the epoch kept (``False`` for a GAN, whose test loss
             is its discriminator's: it falls when the generator gets worse).
+        loss_labels: ``loss_labels(options) -> {series: label}``, what each series of the
+            metrics measures (``"train_<objective>"``, ``"test_loss"``,
+            ``"validation_loss"``), for the loss plot's legend; ``None``: their names.
     """
 
     name: str
@@ -148,6 +151,7 @@ class Family(NamedTuple):
     decoder_density: DecoderDensity | None = None
     reconstructions: Callable | None = None
     test_loss_ranks_models: bool = True
+    loss_labels: Callable | None = None
 
     @property
     def capabilities(self) -> frozenset[str]:

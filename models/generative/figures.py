@@ -45,11 +45,15 @@ def reconstruction_grid(
     return image_grid(np.concatenate(rows), path, title, columns=columns)
 
 
-def loss_curves(metrics: dict, path, title: str) -> Path:
+def loss_curves(metrics: dict, path, title: str, labels: dict | None = None) -> Path:
     """Per-epoch curves of every series in ``metrics`` (``{"epoch": [...], name: [...]}``):
     the training losses, the validation and the test loss in one plot, with the epoch of the
-    kept model (``metrics["best_epoch"]``) marked when there is one."""
+    kept model (``metrics["best_epoch"]``) marked when there is one. ``labels``: the legend's
+    text for a series (what it measures), else its name."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    labels = labels or {}
 
     figure, axis = plt.subplots(figsize=(7, 4), layout="constrained")
     epochs = metrics["epoch"]
@@ -61,7 +65,8 @@ def loss_curves(metrics: dict, path, title: str) -> Path:
         and len(values) == len(epochs)
     }
     for name, values in series.items():
-        axis.plot(epochs, values, marker="." if len(epochs) < 40 else None, label=name)
+        marker = "." if len(epochs) < 40 else None
+        axis.plot(epochs, values, marker=marker, label=labels.get(name, name))
     if len(epochs) >= 40:  # the first epochs' losses would squash the rest: leave them above
         later = np.concatenate([np.asarray(v, float)[len(epochs) // 20 :] for v in series.values()])
         later = later[np.isfinite(later)]
@@ -71,6 +76,7 @@ def loss_curves(metrics: dict, path, title: str) -> Path:
     if metrics.get("best_epoch") is not None:
         axis.axvline(metrics["best_epoch"], color="0.4", ls=":", label="kept (best validation)")
     axis.set_xlabel("epoch")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_ylabel("loss (nats per image for likelihood models)")
     axis.set_title(title, fontsize=10)
     axis.legend()

@@ -190,6 +190,11 @@ FAMILY = Family(
     # the discriminator cannot tell them apart.
     test_loss=lambda model, images, key, options: discriminator_loss(model, images, key),
     test_loss_ranks_models=False,
+    loss_labels=lambda options: {
+        "train_discriminator": "train: discriminator (its noise, labels, penalty)",
+        "train_generator": "train: generator",
+        "test_loss": "test: discriminator on real test images (no noise, label 1)",
+    },
     samples=lambda model, key, num: model.sample(key, num),
     decoder_density=DecoderDensity(
         latent_density,

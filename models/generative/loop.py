@@ -284,7 +284,8 @@ def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict)
     write_atomically(
         folder / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1))
     )
-    figures.loss_curves(trained.metrics, folder / "loss.png", f"{name}: loss per epoch")
+    labels = family.loss_labels(options) if family.loss_labels is not None else None
+    figures.loss_curves(trained.metrics, folder / "loss.png", f"{name}: loss per epoch", labels)
     draw = _compiled(family.samples, static_argnums=2)
     samples = draw(trained.model, jax.random.key(trained.config["seed"] + 1), 64)
     figures.image_grid(np.asarray(samples), folder / "samples.png", f"{name}: 64 samples")

@@ -203,15 +203,34 @@ def check_shift(options, dataset) -> int:
     return shift
 
 
-def _objectives(options):
+def negative_bound(model, images, rng_key, options):
+    """The training objective, per image: ``-ELBO``, or ``-IWAE`` with
+    ``options["train_samples"]`` importance samples. The test and validation losses are
+    measured the same way, so that their curves and the training one can be compared."""
     samples = checks.positive_int("train_samples", options["train_samples"])
+    if samples == 1:
+        return -jnp.mean(model.elbo(images, rng_key))
+    return -jnp.mean(model.iwae(images, rng_key, samples))
 
+
+def _objectives(options):
     def loss(model, batch, rng_key):
-        if samples == 1:
-            return -jnp.mean(model.elbo(batch, rng_key))
-        return -jnp.mean(model.iwae(batch, rng_key, samples))
+        return negative_bound(model, batch, rng_key, options)
 
     return [Objective("loss", nnx.Param, loss, adam(options))]
+
+
+def loss_labels(options) -> dict:
+    """The loss plot's legend: each series is the negative ELBO (or IWAE bound)."""
+    samples = options["train_samples"]
+    bound = "-ELBO" if samples == 1 else f"-IWAE bound, {samples} samples"
+    return {
+        "train_loss": f"train ({bound}, dynamic binarisation)"
+        if options["likelihood"] == "bernoulli"
+        else f"train ({bound})",
+        "validation_loss": f"validation ({bound})",
+        "test_loss": f"test ({bound})",
+    }
 
 
 def adam(options) -> optax.GradientTransformation:
@@ -257,7 +276,7 @@ FAMILY = Family(
     objectives=_objectives,
     train_batch=likelihood_inputs,
     test_data=likelihood_test_data,
-    test_loss=lambda model, x, key, options: -jnp.mean(model.elbo(x, key)),
+    test_loss=negative_bound,
     samples=lambda model, key, num: model.sample(key, num),
     importance_weights=ImportanceWeights(
         log_weights=lambda model, x, key, num: model.log_weights(x, key, num),
@@ -269,4 +288,5 @@ FAMILY = Family(
         unit="nats per image",
     ),
     reconstructions=lambda model, x: model.reconstruct(x),
+    loss_labels=loss_labels,
 )
