@@ -77,6 +77,8 @@ def test_gan_noise_is_chosen_on_validation_images(tmp_path):
     assert "nll_independent_pixels" not in report  # its Gaussian noise model is not comparable
     cost = report["cost"]  # the search is timed too (it was left out: 5 s said, 43 s taken)
     assert 0 < cost["noise_search_seconds"] < cost["seconds"]
+    # grid x images x the search's cheaper path (2 chains, 20 temperatures, 10 leapfrog)
+    assert cost["noise_search_grads"] == 2 * 6 * 2 * 20 * (10 + 1)
     for bad, match in (
         ({"noise_grid": ()}, "noise_grid must hold"),
         ({"num_validation": 400}, "leaving none to score"),

@@ -164,20 +164,23 @@ def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     with pytest.raises(ValueError, match="does not exist: pass the folder a training run"):
         training.load(missing)
     assert not missing.exists(), "loading must not create folders"
+    with pytest.raises(ValueError, match=r"a_file is a file: pass the folder"):
+        training.load(tmp_path / "a_file")
 
 
-@pytest.mark.parametrize("flag", ["--samples", "--chains", "--ais-images"])
-def test_evaluate_needs_two_samples_or_chains_at_least(flag, capsys):
-    """One AIS image gave a standard error of NaN, written as a bare NaN into the JSON."""
+@pytest.mark.parametrize("flag, least", [("--samples", 2), ("--chains", 4), ("--ais-images", 2)])
+def test_evaluate_needs_two_samples_or_four_chains_at_least(flag, least, capsys):
+    """One AIS image gave a standard error of NaN, written as a bare NaN into the JSON; two
+    chains reach the weights' ESS of 2 a usable estimate needs only with equal weights."""
     with pytest.raises(SystemExit) as exited:
-        main(["evaluate", "gan", "--run", "nowhere", flag, "1"])
+        main(["evaluate", "gan", "--run", "nowhere", flag, str(least - 1)])
     assert exited.value.code == 2
-    assert f"{flag}: expected an integer >= 2, got 1" in capsys.readouterr().err
+    assert f"{flag}: expected an integer >= {least}, got {least - 1}" in capsys.readouterr().err
 
 
 def test_ais_options_without_method_ais_are_refused(capsys):
     """They were ignored: --method bounds ran as if --temperatures were not given."""
-    code = main(["evaluate", "vae", "--run", "nowhere", "--temperatures", "5", "--chains", "3"])
+    code = main(["evaluate", "vae", "--run", "nowhere", "--temperatures", "5", "--chains", "8"])
     assert code == 2
     assert "--temperatures, --chains apply only with --method ais" in capsys.readouterr().err
 

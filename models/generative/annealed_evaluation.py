@@ -34,6 +34,7 @@ import numpy as np
 from infer import validation as checks
 from infer.annealed import anneal, temperatures, tune_step_sizes, weight_summary
 from infer.numpyro_adapter import tempered_hmc
+from infer.progress import progress_bar
 from models.generative import data as datasets
 from models.generative import evaluation, registry
 from models.generative.family import DECODER_DENSITY, DecoderDensity
@@ -106,7 +107,10 @@ def ais_per_image(
             (e.g. a family's ``decoder_density.latent_density(model, None).logdensity_fn``).
         params: the model's parameter pytree.
         latent_dim: size of ``z``.
-        images: (num_images, height, width).
+        images: (num_images, height, width), values ``logdensity`` can score: it is not
+            checked against the decoder's likelihood here (binary pixels for a Bernoulli
+            decoder, whose density of an intensity is not a probability), as
+            :func:`evaluate_ais` does with a family's own test images.
         rng_key: a JAX key.
         num_temperatures, num_chains, num_leapfrog: the annealing path, chains per image,
             and leapfrog steps per HMC transition.
@@ -204,11 +208,14 @@ def _summary(values: np.ndarray, per_image_se: np.ndarray) -> dict:
     return {"mean": float(np.mean(values)), "standard_error": float(math.sqrt(spread + own))}
 
 
-_LEAST = {"num_images": 2, "num_chains": 2}  # a standard error, a weights' ESS: two of each
+#: The fewest of each count: two images for a standard error; four chains, as an image's
+#: estimate is usable when its weights' ESS reaches 2 (:data:`MIN_USABLE_ESS`), which two
+#: chains reach only with equal weights and three hardly ever.
+_LEAST = {"num_images": 2, "num_chains": 4}
 
 
 def _checked_counts(**counts) -> tuple[int, ...]:
-    """The counts of :func:`evaluate_ais`, each an int >= 1 (2 for those in ``_LEAST``)."""
+    """The counts of :func:`evaluate_ais`, each an int >= 1 (more for those in ``_LEAST``)."""
     return tuple(
         checks.positive_int(name, value, minimum=_LEAST.get(name, 1))
         for name, value in counts.items()
@@ -271,7 +278,9 @@ def evaluate_ais(
     if density.observation_noise:
         check_noise_search(noise_grid, num_validation, test.shape[0])
         scored, pilot = test[num_validation : num_validation + num_images], test[:4]
-        report.update(_searched_noise(density, model, test[:num_validation], key, noise_grid, path))
+        validation = test[:num_validation]
+        searched = _searched_noise(density, model, validation, key, noise_grid, path, progress)
+        report.update(searched)
         noise_std = report["noise_std"]
     settings["num_images"] = int(scored.shape[0])  # the test split may hold fewer
     latent = density.latent_density(model, noise_std)
@@ -305,20 +314,26 @@ def evaluate_ais(
     report.update(_scores_report(scores, scored.shape[0]))
     if density.observation_noise:  # the whole evaluation's wall time, the search included
         report["cost"]["noise_search_seconds"] = report.pop("noise_search_seconds")
+        report["cost"]["noise_search_grads"] = report.pop("noise_search_grads")
         report["cost"]["seconds"] += report["cost"]["noise_search_seconds"]
     return report
 
 
-def _searched_noise(density, model, validation, key, noise_grid, path: dict) -> dict:
+def _searched_noise(density, model, validation, key, noise_grid, path: dict, progress) -> dict:
     """The report's entries of the observation-noise search on ``validation``: the noise
     chosen, every candidate's log-likelihood, the images and the search's seconds."""
     start = time.perf_counter()
-    noise_std, candidates = choose_noise_std(density, model, validation, key, noise_grid, **path)
+    noise_std, candidates = choose_noise_std(
+        density, model, validation, key, noise_grid, **path, progress=progress
+    )
+    cheap = search_path(**path)
+    per_image = cheap["num_chains"] * cheap["num_temperatures"] * (cheap["num_leapfrog"] + 1)
     return {
         "validation_images": int(validation.shape[0]),
         "noise_std": noise_std,
         "validation_log_p_by_noise_std": candidates,
         "noise_search_seconds": time.perf_counter() - start,
+        "noise_search_grads": len(noise_grid) * int(validation.shape[0]) * per_image,
     }
 
 
@@ -348,26 +363,38 @@ def choose_noise_std(
     num_temperatures: int,
     num_chains: int,
     num_leapfrog: int,
+    progress=False,
 ) -> tuple[float, dict]:
     """``(noise_std, {str(noise): mean log p})``: the observation noise in ``noise_grid``
     with the highest AIS log-likelihood on the ``validation`` images, each candidate scored
-    by a cheaper run (a fifth of the temperatures, half the chains)."""
+    by a cheaper run (:func:`search_path`: a fifth of the temperatures, half the chains).
+    ``progress``: a bar over the candidates."""
     candidates = {}
-    for noise in noise_grid:
-        latent = density.latent_density(model, noise)
-        check = ais_per_image(
-            latent.logdensity_fn,
-            latent.params,
-            latent.latent_dim,
-            validation,
-            jax.random.fold_in(rng_key, int(noise * 1000)),
-            num_temperatures=max(num_temperatures // 5, 20),
-            num_chains=max(num_chains // 2, 2),
-            num_leapfrog=num_leapfrog,
-            prior=latent.prior,
-        )
-        candidates[str(noise)] = float(np.mean(check.log_p))
+    path = search_path(num_temperatures, num_chains, num_leapfrog)
+    with progress_bar(progress, len(noise_grid), "noise search", unit="candidate") as bar:
+        for noise in noise_grid:
+            latent = density.latent_density(model, noise)
+            check = ais_per_image(
+                latent.logdensity_fn,
+                latent.params,
+                latent.latent_dim,
+                validation,
+                jax.random.fold_in(rng_key, int(noise * 1000)),
+                prior=latent.prior,
+                **path,
+            )
+            candidates[str(noise)] = float(np.mean(check.log_p))
+            bar.update(1)
     return float(max(noise_grid, key=lambda s: candidates[str(s)])), candidates
+
+
+def search_path(num_temperatures: int, num_chains: int, num_leapfrog: int) -> dict:
+    """The cheaper annealing path the noise search scores each candidate with."""
+    return dict(
+        num_temperatures=max(num_temperatures // 5, 20),
+        num_chains=max(num_chains // 2, 2),
+        num_leapfrog=num_leapfrog,
+    )
 
 
 #: A weights' ESS below this means one chain carries an image's estimate: not usable.

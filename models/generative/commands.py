@@ -146,7 +146,11 @@ def _add_evaluate(subparsers) -> None:
         "--ais-images", type=at_least_two, help="test images scored, at least 2; default 100"
     )
     ais.add_argument("--temperatures", type=positive_int, help="default 500")
-    ais.add_argument("--chains", type=at_least_two, help="per image, default 16")
+    ais.add_argument(
+        "--chains",
+        type=integer_at_least(4),
+        help="per image, default 16; at least 4 (an image's weights' ESS must reach 2)",
+    )
     ais.add_argument("--leapfrog", type=positive_int, help="steps per transition, default 10")
     add_progress_flags(evaluate)
 
@@ -293,6 +297,7 @@ def run_evaluate(args) -> int:
             iwae_samples=tuple(args.iwae or (100, 5000)),
             num_generated=args.samples,
             seed=args.seed,
+            progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
         print(format_evaluation(report))
         name = "evaluation.json"
@@ -368,10 +373,17 @@ def format_ais(report: dict) -> str:
             f"  observation noise std {report['noise_std']} (best on "
             f"{report['validation_images']} validation images)"
         )
+    search = ""
+    if "noise_search_seconds" in cost:
+        search = (
+            f", of which the noise search {cost['noise_search_seconds']:.1f} s and "
+            f"{cost['noise_search_grads']:,} gradients"
+        )
     lines.append(
-        f"  cost: {cost['grads_per_image']} gradients per image, {cost['seconds']:.1f} s "
-        f"({cost['seconds_per_image']:.2f} s per image on {cost['device']}); weights' ESS "
-        f"median {report['ais_ess']['median']:.1f} of {report['settings']['num_chains']}"
+        f"  cost: {cost['grads_per_image']} gradients per scored image, {cost['seconds']:.1f} s "
+        f"in all{search} ({cost['seconds_per_image']:.2f} s per scored image on "
+        f"{cost['device']}); weights' ESS median {report['ais_ess']['median']:.1f} of "
+        f"{report['settings']['num_chains']}"
     )
     ess = report["ais_ess"]
     if ess.get("images_below_2"):

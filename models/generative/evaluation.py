@@ -13,7 +13,6 @@
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -27,6 +26,7 @@ from flax import nnx
 
 from infer import validation
 from infer.keys import as_jax_key, as_key
+from infer.progress import check_progress, progress_bar
 from models.generative import data as datasets
 from models.generative import registry
 from models.generative.family import EXACT_LIKELIHOOD, IMPORTANCE_WEIGHTS
@@ -116,6 +116,7 @@ def bound_per_image(
     batch: int = 50,
     chunk: int = 500,
     log_weights_fn: Callable | None = None,
+    progress=False,
 ) -> np.ndarray:
     """The IWAE bound with ``num_samples`` samples (the ELBO's Monte Carlo estimate when 1)
     of every image in ``data``, (num_images,), computed ``batch`` images and ``chunk``
@@ -123,7 +124,8 @@ def bound_per_image(
 
     ``log_weights_fn(model, x, rng_key, k) -> (k, batch)`` gives the importance weights (a
     family's ``importance_weights.log_weights``); by default the model's own
-    ``log_weights(x, rng_key, k)`` method.
+    ``log_weights(x, rng_key, k)`` method. ``progress``: a bar over the images (as
+    :func:`infer.sample`'s).
     """
     if log_weights_fn is None:
         _own_method(model, "log_weights", IMPORTANCE_WEIGHTS)
@@ -152,15 +154,17 @@ def bound_per_image(
         return total - math.log(num_samples)
 
     out = []
-    for i in range(0, data.shape[0], batch):
-        piece = data[i : i + batch]
-        padded = (
-            np.concatenate([piece, piece[: batch - piece.shape[0]]])
-            if piece.shape[0] < batch
-            else piece
-        )
-        values = one_batch(state, jnp.asarray(padded), jax.random.fold_in(rng_key, i))
-        out.append(np.asarray(values)[: piece.shape[0]])
+    with progress_bar(progress, data.shape[0], f"IWAE-{num_samples}", unit="image") as bar:
+        for i in range(0, data.shape[0], batch):
+            piece = data[i : i + batch]
+            padded = (
+                np.concatenate([piece, piece[: batch - piece.shape[0]]])
+                if piece.shape[0] < batch
+                else piece
+            )
+            values = one_batch(state, jnp.asarray(padded), jax.random.fold_in(rng_key, i))
+            out.append(np.asarray(values)[: piece.shape[0]])
+            bar.update(piece.shape[0])
     return np.concatenate(out)
 
 
@@ -211,12 +215,28 @@ def independent_pixel_baseline(
 ) -> np.ndarray:
     """Log-likelihood of each test image under independent pixels fitted on ``train``:
     Bernoulli(mean intensity) for binary ``test``, or Binomial(total_count, mean count /
-    total_count) for counts. Probabilities are kept in [1e-3, 1 - 1e-3]."""
+    total_count) for counts. Probabilities are kept in [1e-3, 1 - 1e-3]. Test pixels the
+    likelihood cannot score (intensities for Bernoulli pixels, counts above ``total_count``)
+    are refused."""
     train, test = np.asarray(train), np.asarray(test)
     if test.shape[1:] != train.shape[1:] or not np.isfinite(test).all():
         raise ValueError(
             f"test must hold finite images shaped like train's, {train.shape[1:]}; got shape "
             f"{test.shape[1:]}, with {int(np.sum(~np.isfinite(test)))} NaN or inf value(s)."
+        )
+    top = 1 if total_count is None else total_count
+    bad = (test < 0) | (test > top) | (test != np.round(test))
+    if bad.any():
+        pixels = "binary pixels (0 or 1)" if total_count is None else f"counts in [0, {top}]"
+        raise ValueError(
+            f"test must hold {pixels} to be scored by independent "
+            f"{'Bernoulli' if total_count is None else 'binomial'} pixels; {int(bad.sum())} "
+            f"value(s) are not: {_first_bad(test, bad)}. "
+            + (
+                "Binarise intensities first, or pass total_count for counts."
+                if total_count is None
+                else "Give whole counts of at most total_count."
+            )
         )
     if total_count is None:
         p = np.clip(np.asarray(train, np.float64).mean(axis=0), 1e-3, 1 - 1e-3)
@@ -261,10 +281,22 @@ class TrainedClassifier(NamedTuple):
     test_accuracy: float
 
 
-@functools.cache
-def classifier_for(data_name: str, epochs: int = 30, seed: int = 0) -> TrainedClassifier:
+_CLASSIFIERS: dict = {}  # (data_name, epochs, seed) -> TrainedClassifier
+
+
+def classifier_for(
+    data_name: str, epochs: int = 30, seed: int = 0, progress=False
+) -> TrainedClassifier:
     """A classifier trained on ``data_name``'s training split (grey levels, with dynamic
-    binarisation mixed in so binary samples look familiar too). Cached per data set."""
+    binarisation mixed in so binary samples look familiar too). Cached per data set, epochs
+    and seed; ``progress``: a bar over the epochs when it trains."""
+    key = (data_name, epochs, seed)
+    if key not in _CLASSIFIERS:
+        _CLASSIFIERS[key] = _train_classifier(data_name, epochs, seed, progress)
+    return _CLASSIFIERS[key]
+
+
+def _train_classifier(data_name: str, epochs: int, seed: int, progress) -> TrainedClassifier:
     dataset = datasets.load(data_name)
     model = Classifier(dataset.num_pixels, rngs=nnx.Rngs(seed))
     optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
@@ -286,10 +318,13 @@ def classifier_for(data_name: str, epochs: int = 30, seed: int = 0) -> TrainedCl
         return nnx.state((model, optimizer))
 
     rng = np.random.default_rng(seed)
-    for epoch in range(epochs):
-        order = rng.permutation(images.shape[0])
-        for b in range(0, len(order) - 63, 64):
-            state = step(state, jnp.asarray(order[b : b + 64]), jax.random.key(epoch * 1000 + b))
+    with progress_bar(progress, epochs, "feature classifier", unit="epoch") as bar:
+        for epoch in range(epochs):
+            order = rng.permutation(images.shape[0])
+            for b in range(0, len(order) - 63, 64):
+                batch = jnp.asarray(order[b : b + 64])
+                state = step(state, batch, jax.random.key(epoch * 1000 + b))
+            bar.update(1)
     model, _ = nnx.merge(graphdef, state)
     predictions = np.asarray(jnp.argmax(model(jnp.asarray(dataset.test)), axis=-1))
     accuracy = float(np.mean(predictions == dataset.test_labels))
@@ -311,8 +346,10 @@ class SampleScores(NamedTuple):
 
     Attributes:
         frechet_distance: in the classifier's feature space (0 for identical distributions).
-        frechet_distance_test_vs_train: the same distance between the real train and test
-            images, a floor for comparison.
+        frechet_distance_test_vs_train: the same distance between as many real training
+            images as there are samples (all of them when there are fewer; a fixed choice)
+            and the test images: the floor for comparison at that count (the estimate grows
+            as the count falls).
         classes_covered: digit classes receiving at least ``min_share`` of the samples (by
             default 5%, half the uniform share: a class a model draws less often than that
             it has mostly lost).
@@ -334,9 +371,10 @@ MIN_CLASS_SHARE = 0.05
 
 
 def score_samples(
-    samples: np.ndarray, data_name: str, min_share: float = MIN_CLASS_SHARE
+    samples: np.ndarray, data_name: str, min_share: float = MIN_CLASS_SHARE, progress=False
 ) -> SampleScores:
-    """Fréchet distance and class coverage of ``samples`` (num, h, w) in [0, 1]."""
+    """Fréchet distance and class coverage of ``samples`` (num, h, w) in [0, 1]; ``progress``:
+    a bar while the feature classifier trains (once per data set)."""
     dataset = datasets.load(data_name)
     samples = datasets.check_images(samples, "samples")
     if samples.shape[1:] != dataset.test.shape[1:]:
@@ -345,11 +383,21 @@ def score_samples(
             f"{dataset.test.shape[1]}x{dataset.test.shape[2]}: score samples of the data set "
             "the model was trained on."
         )
-    trained = classifier_for(data_name)
+    if samples.shape[0] < 2:
+        raise ValueError(
+            f"samples holds {samples.shape[0]} image; the Fréchet distance needs two at least "
+            "(a few hundred for a stable figure)."
+        )
+    trained = classifier_for(data_name, progress=progress)
     features = jax.jit(trained.classifier.features)
     fake = np.asarray(features(jnp.asarray(samples)))
     real_test = np.asarray(features(jnp.asarray(dataset.test)))
-    real_train = np.asarray(features(jnp.asarray(dataset.train)))
+    # The floor from as many real images as there are samples: the distance's estimate grows
+    # as the count falls (2 images ~190, 50 ~9, 1,000 ~0.9 on digits), so a floor from all the
+    # training images would make a few perfect samples look far worse than it.
+    count = min(samples.shape[0], dataset.train.shape[0])
+    chosen = np.random.default_rng(0).permutation(dataset.train.shape[0])[:count]
+    real_train = np.asarray(features(jnp.asarray(dataset.train[np.sort(chosen)])))
     predicted = np.asarray(jnp.argmax(trained.classifier(jnp.asarray(samples)), axis=-1))
     shares = np.bincount(predicted, minlength=10) / predicted.size
     return SampleScores(
@@ -382,7 +430,11 @@ def _checked_counts(iwae_samples, num_generated, seed) -> tuple:
 
 
 def evaluate(
-    trained, iwae_samples: tuple[int, ...] = (100, 5000), num_generated: int = 1000, seed: int = 0
+    trained,
+    iwae_samples: tuple[int, ...] = (100, 5000),
+    num_generated: int = 1000,
+    seed: int = 0,
+    progress=False,
 ) -> dict:
     """Every score that applies to a trained model (a ``TrainedModel``), chosen by what its
     family can do.
@@ -394,9 +446,11 @@ def evaluate(
         ``nll_independent_pixels`` of the baseline and ``improvement_over_baseline``
         (baseline NLL minus the model's best estimate); for every model ``samples``
         (:class:`SampleScores` as a dict); and ``settings`` (the training configuration and
-        these arguments).
+        these arguments). ``progress``: bars over the IWAE bounds' images and the feature
+        classifier's training.
     """
     iwae_samples, num_generated, seed = _checked_counts(iwae_samples, num_generated, seed)
+    check_progress(progress)
     config = trained.config
     family = registry.get(config["model"])
     dataset = datasets.load(config["data"])
@@ -426,8 +480,9 @@ def evaluate(
         estimates.append(nll.mean)
         for k in iwae_samples:
             bound = bound_per_image(
-                model, test, jax.random.fold_in(key, k), k, log_weights_fn=weights.log_weights
-            )
+                model, test, jax.random.fold_in(key, k), k,
+                log_weights_fn=weights.log_weights, progress=progress,
+            )  # fmt: skip
             nll = Summary.of(-bound)
             report[f"nll_iwae_{k}"] = nll._asdict()
             estimates.append(nll.mean)
@@ -445,5 +500,5 @@ def evaluate(
         report["improvement_over_baseline"] = report["nll_independent_pixels"]["mean"] - best
         report["likelihood"] = likelihood
     samples = np.asarray(family.samples(model, jax.random.fold_in(key, 7), num_generated))
-    report["samples"] = score_samples(samples, config["data"])._asdict()
+    report["samples"] = score_samples(samples, config["data"], progress=progress)._asdict()
     return report

@@ -202,6 +202,11 @@ def load(folder) -> TrainedModel:
             f"{folder} does not exist: pass the folder a training run wrote (infer train "
             "--out, or infer-output/train/<model>-<data> by default; --run on the command line)."
         )
+    if not folder.is_dir():
+        raise ValueError(
+            f"{folder} is a file: pass the folder a training run wrote (the folder holding "
+            "metrics.json and checkpoints/)."
+        )
     if not holds_checkpoints(folder):
         raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
     manager = checkpoints.manager(folder)
