@@ -15,6 +15,16 @@ GROUND_TRUTH_ALPHA = 0.01
 MIN_DRAWS = 4  # per chain, for ESS and R-hat (ArviZ's minimum)
 
 
+def above_limit(rhat: float, limit: float = RHAT_LIMIT) -> str:
+    """An R-hat above ``limit`` with the digits that show it is above (1.010044 as 1.01004,
+    not 1.0100), at least four decimals."""
+    for decimals in range(4, 10):
+        text = f"{rhat:.{decimals}f}"
+        if float(text) > limit:
+            return text
+    return f"{rhat!r}"
+
+
 def z_limit(num_params: int, alpha: float = GROUND_TRUTH_ALPHA) -> float:
     """Bonferroni-corrected two-sided normal quantile for ``num_params`` means."""
     return float(special.ndtri(1.0 - alpha / (2.0 * max(num_params, 1))))
@@ -89,14 +99,14 @@ def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None
     if np.isfinite(row["max_nested_rhat"]):
         if row["max_nested_rhat"] > RHAT_LIMIT:
             return (
-                f"max nested R-hat {row['max_nested_rhat']:.4f} > {RHAT_LIMIT}: the "
+                f"max nested R-hat {above_limit(row['max_nested_rhat'])} > {RHAT_LIMIT}: the "
                 "superchains disagree. Run longer or with more warm-up."
             )
         return None
     if row["max_rhat"] > RHAT_LIMIT:
         return (
-            f"max R-hat {row['max_rhat']:.4f} > {RHAT_LIMIT}: the chains disagree. Run longer "
-            "with more warm-up, and look at the trace and rank plots (several modes?)."
+            f"max R-hat {above_limit(row['max_rhat'])} > {RHAT_LIMIT}: the chains disagree. "
+            "Run longer with more warm-up, and look at the trace and rank plots (several modes?)."
         )
     return None
 

@@ -10,7 +10,7 @@ import warnings
 from pathlib import Path
 
 from infer import registry
-from infer.flag_rules import MIN_DRAWS
+from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
 from infer.plots import CAPTIONS, plot
 from infer.result import Result
@@ -65,8 +65,17 @@ def formatted(table) -> list[list[str]]:
     columns = [c for c in SHOWN_COLUMNS if c in table.columns]
     rows = [["run", *(SHOWN_COLUMNS[c][0] for c in columns)]]
     for name, row in table.iterrows():
-        rows.append([str(name), *(_cell(row[c], SHOWN_COLUMNS[c][1]) for c in columns)])
+        rows.append([str(name), *(_shown(row[c], c) for c in columns)])
     return rows
+
+
+def _shown(value, column: str) -> str:
+    """A cell; an R-hat above the flag's limit with the digits that show it is (1.01004, not
+    1.0100 beside an ``rhat`` flag)."""
+    if column in ("max_rhat", "max_nested_rhat") and isinstance(value, float):
+        if value > RHAT_LIMIT and math.isfinite(value):
+            return above_limit(value)
+    return _cell(value, SHOWN_COLUMNS[column][1])
 
 
 def as_text(table, columns: tuple[str, ...] | None = None) -> str:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import infer
+from infer import chain_stats
 from infer.diagnostics import COLUMNS
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.statistics import TAIL_PROB
@@ -583,3 +584,26 @@ def test_an_rhat_just_past_the_limit_is_shown_past_it():
     assert message.startswith("max R-hat 1.0104 > 1.01")
     assert rule(None, {"max_rhat": 1.0099, "max_nested_rhat": np.nan}, {}, 400.0) is None
     assert report.SHOWN_COLUMNS["max_rhat"][1].format(1.0104) == "1.0104"
+
+
+def test_an_rhat_just_above_the_limit_is_shown_with_the_digits_that_say_so():
+    """1.010044 was written 1.0100 beside "> 1.01" and the rhat flag."""
+    from infer.flag_rules import above_limit
+    from infer.report import formatted
+
+    assert above_limit(1.010044) == "1.01004" and above_limit(1.0234) == "1.0234"
+    assert above_limit(1.0100000004) == "1.0100000004"
+    base = np.random.default_rng(0).normal(size=(4, 4000))
+    low, high = 0.0, 0.5  # bisect the chains' spread for an R-hat in (1.01, 1.01005)
+    for _ in range(60):
+        draws = base + (low + high) / 2 * np.arange(4)[:, None]
+        rhat = float(chain_stats.rhat(draws))
+        if 1.01 < rhat < 1.01005:
+            break
+        low, high = (low, (low + high) / 2) if rhat > 1.01 else ((low + high) / 2, high)
+    table, caught = _compare({"run": infer.Result.from_draws({"x": draws})})
+    assert 1.01 < table.loc["run", "max_rhat"] < 1.01005
+    shown = float(formatted(table)[1][formatted(table)[0].index("R-hat (max)")])
+    assert shown > 1.01
+    said = next(str(w.message) for w in caught if "max R-hat" in str(w.message))
+    assert float(said.split("max R-hat ")[1].split(" ")[0]) > 1.01
