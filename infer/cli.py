@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from infer.cli_plugins import add_import_flag, import_modules
 from infer.cli_types import (
     add_progress_flags,
     integer_at_least,
@@ -158,6 +159,7 @@ def _add_compare_command(commands) -> None:
         "table, the warnings and each run's NetCDF are written as usual",
     )
     add_progress_flags(compare)
+    add_import_flag(compare)
 
 
 def sbc_problems() -> dict:
@@ -225,6 +227,7 @@ def _add_sbc_command(commands) -> None:
         ),
     )
     add_progress_flags(sbc)
+    add_import_flag(sbc)
 
 
 def sbc_table(check) -> str:
@@ -376,8 +379,12 @@ def _unknown_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str
 
 
 def _main(argv=None) -> int:
-    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
+    problem = import_modules(argv)  # before the parser reads the samplers they register
+    parser = build_parser()
+    if problem:
+        command = next((a for a in argv if not a.startswith("-")), "")
+        _command_parser(parser, command).error(problem)
     before_command = list(itertools.takewhile(lambda a: a.startswith("-"), argv))
     stray = [a for a in before_command if a not in ("-h", "--help", "--version")]
     if stray:  # else argparse says the command is missing, not that an option is misspelled

@@ -350,3 +350,28 @@ def test_ars_runs_on_the_built_in_log_concave_scalar_targets():
         sampler = registry.make("ars", targets.get(name))
         assert sampler is not None and sampler.name == "ars", name
     assert registry.make("ars", targets.get("eight_schools")) is None
+
+
+def test_a_sampler_registered_by_an_imported_module_is_run_by_name(tmp_path, monkeypatch, capsys):
+    """``infer.register`` fills the registry of its own process: a new ``infer`` process
+    knew only the built-in samplers. ``--import MODULE`` imports the user's module first."""
+    from infer import registry
+
+    (tmp_path / "my_walk_plugin.py").write_text(
+        "import infer\n"
+        "infer.register('my_walk', lambda target: infer.rwmh(step_size=0.5), 'a user walk')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    options = ["--target", "normal_1d", "--samples", "100", "--warmup", "50", "--no-plots"]
+    try:
+        code = cli.main(
+            ["compare", "--import", "my_walk_plugin", "--samplers", "my_walk", *options,
+             "--out", str(tmp_path / "out"), "--no-progress"]
+        )  # fmt: skip
+        assert code == 0 and "my_walk" in capsys.readouterr().out
+    finally:
+        registry.unregister("my_walk")
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["compare", "--import", "no_such_plugin_module", "--samplers", "rwmh"])
+    assert exited.value.code == 2
+    assert "--import no_such_plugin_module: No module named" in capsys.readouterr().err
