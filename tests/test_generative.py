@@ -11,7 +11,7 @@ from flax import nnx
 from scipy import stats
 
 from models.generative import data as datasets
-from models.generative import evaluation, gan, registry, training
+from models.generative import evaluation, gan, registry, sample_scores, training
 from models.generative.aae import AAE
 from models.generative.gan import GAN
 from models.generative.nade import NADE
@@ -256,7 +256,7 @@ def test_gan_training_brings_samples_toward_the_data():
 
     def pixel_distance(model):
         samples = np.asarray(model.sample(jax.random.key(5), 500)).reshape(500, -1)
-        return evaluation.frechet_distance(samples, dataset.test.reshape(len(dataset.test), -1))
+        return sample_scores.frechet_distance(samples, dataset.test.reshape(len(dataset.test), -1))
 
     assert pixel_distance(trained.model) < 0.5 * pixel_distance(untrained)
 
@@ -555,13 +555,13 @@ def test_the_scoring_helpers_refuse_images_of_the_wrong_size_or_with_nan():
     from models.generative import annealed_evaluation
 
     with pytest.raises(ValueError, match=r"samples are 28x28 images, but digits's are 8x8"):
-        evaluation.score_samples(np.zeros((5, 28, 28)), "digits")
+        sample_scores.score_samples(np.zeros((5, 28, 28)), "digits")
     with pytest.raises(ValueError, match=r"samples contains 320 NaN"):
-        evaluation.score_samples(np.full((5, 8, 8), np.nan), "digits")
+        sample_scores.score_samples(np.full((5, 8, 8), np.nan), "digits")
     with pytest.raises(ValueError, match=r"test must hold finite images shaped like train's"):
         evaluation.independent_pixel_baseline(np.zeros((4, 8, 8)), np.zeros((2, 28, 28)))
     with pytest.raises(ValueError, match=r"samples holds 1 image; the Fréchet distance needs two"):
-        evaluation.score_samples(np.zeros((1, 8, 8)), "digits")
+        sample_scores.score_samples(np.zeros((1, 8, 8)), "digits")
     with pytest.raises(ValueError, match=r"binary pixels \(0 or 1\).* 3 value\(s\) are not"):
         test = np.zeros((2, 8, 8))
         test[0, 0, :3] = (0.5, 2.0, 0.25)
@@ -603,9 +603,9 @@ def test_the_frechet_floor_is_taken_at_the_samples_count():
     the floor, which is measured at 50 images too (from all 1,438 it was 10 times lower)."""
     dataset = datasets.load("digits")
     real = dataset.train[np.random.default_rng(1).permutation(dataset.train.shape[0])[:50]]
-    scores = evaluation.score_samples(real, "digits")
+    scores = sample_scores.score_samples(real, "digits")
     assert scores.frechet_distance < 2.0 * scores.frechet_distance_test_vs_train
-    many = evaluation.score_samples(dataset.train[:1000], "digits")
+    many = sample_scores.score_samples(dataset.train[:1000], "digits")
     assert many.frechet_distance_test_vs_train < 0.3 * scores.frechet_distance_test_vs_train
 
 
@@ -622,5 +622,5 @@ def test_the_evaluations_long_parts_show_progress():
 
     trained = training.train("vae", "digits", epochs=1)
     evaluation.evaluate(trained, iwae_samples=(10,), num_generated=50, progress=bar)
-    evaluation.classifier_for("digits", epochs=1, seed=3, progress=bar)
+    sample_scores.classifier_for("digits", epochs=1, seed=3, progress=bar)
     assert "IWAE-10" in described and "feature classifier" in described

@@ -279,8 +279,7 @@ def evaluate_ais(
         check_noise_search(noise_grid, num_validation, test.shape[0])
         scored, pilot = test[num_validation : num_validation + num_images], test[:4]
         validation = test[:num_validation]
-        searched = _searched_noise(density, model, validation, key, noise_grid, path, progress)
-        report.update(searched)
+        report.update(_searched_noise(density, model, validation, key, noise_grid, path, progress))
         noise_std = report["noise_std"]
     settings["num_images"] = int(scored.shape[0])  # the test split may hold fewer
     latent = density.latent_density(model, noise_std)
@@ -313,8 +312,8 @@ def evaluate_ais(
     report["unit"] = density.unit
     report.update(_scores_report(scores, scored.shape[0]))
     if density.observation_noise:  # the whole evaluation's wall time, the search included
-        report["cost"]["noise_search_seconds"] = report.pop("noise_search_seconds")
-        report["cost"]["noise_search_grads"] = report.pop("noise_search_grads")
+        for name in ("noise_search_seconds", "noise_search_grads"):
+            report["cost"][name] = report.pop(name)
         report["cost"]["seconds"] += report["cost"]["noise_search_seconds"]
     return report
 
