@@ -9,6 +9,7 @@ valid Markov chain.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -265,6 +266,14 @@ class GaussianProposalSampler(Sampler):
             else validation.probability("target_accept", target_accept)
         )
         self.covariance_kind, self.covariance = check_covariance(covariance)
+        if self.step_size is not None and self.target_accept is not None:
+            warnings.warn(
+                f"target_accept={self.target_accept} is ignored: step_size={self.step_size} is "
+                "fixed, and only a step size tuned in warm-up aims at an acceptance rate. Leave "
+                "step_size out to tune it toward target_accept.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     @staticmethod
     def default_step_size(dim: int) -> float:

@@ -81,14 +81,28 @@ def acceptance_problem(result: Result) -> str | None:
 # z-scores by name, min_ess) and returns the message of its flag, or None when it does not fire.
 
 
+def divergence_advice(result: Result) -> str:
+    """What to try against divergences: a higher target acceptance where warm-up tuned the
+    step size; where nothing was tuned (no warm-up, or a fixed step size), the step size."""
+    tuned = result.num_warmup > 0 and result.info.get("target_accept") is not None
+    first = (
+        "Try a higher target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up"
+        if tuned
+        else "No step size was tuned here (num_warmup=0, or a fixed step size): give warm-up "
+        "steps (num_warmup) to tune it, or a smaller step_size"
+    )
+    return (
+        f"{first}, or, for a hierarchical model written centred, a non-centred reparameterisation."
+    )
+
+
 def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on divergent transitions after warm-up."""
     if row["divergences"] > 0:
         return (
             f"{row['divergences']} divergent transitions after warm-up: the step size cannot "
-            "follow the posterior's curvature there, so estimates may be biased. Try a higher "
-            "target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up, or, for a "
-            "hierarchical model written centred, a non-centred reparameterisation."
+            "follow the posterior's curvature there, so estimates may be biased. "
+            + divergence_advice(result)
         )
     return None
 

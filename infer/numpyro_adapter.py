@@ -15,6 +15,7 @@ in this module.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -123,6 +124,8 @@ class NumPyroHMC(Sampler):
             return -jnp.where(logdensity < jnp.inf, logdensity, -jnp.inf)
 
         init_kernel, sample_kernel = numpyro_hmc(potential_fn=potential_fn, algo=self.algo)
+        fixed_steps = options.get("num_steps") is not None
+        length = None if self.algo == "NUTS" or fixed_steps else options["trajectory_length"]
 
         def init(position) -> HMCState:
             kernel_state = init_kernel(
@@ -146,6 +149,8 @@ class NumPyroHMC(Sampler):
             new = sample_kernel(kernel_state)
             step_size = kernel_state.adapt_state.step_size
             n_steps = jnp.asarray(new.num_steps, jnp.int32)
+            if length is not None:  # NumPyro steps by L / ceil(L / step_size): report that
+                step_size = (length / jnp.maximum(n_steps, 1)).astype(step_size.dtype)
             common = dict(
                 acceptance_rate=new.accept_prob,
                 diverging=new.diverging,
@@ -192,6 +197,15 @@ def _common_options(
     step_size = validation.positive_float(
         "step_size", step_size, "It is the initial step size; adaptation starts from it."
     )
+    if target_accept is not None and adapt_step_size is False:
+        warnings.warn(
+            f"target_accept={target_accept} is ignored: adapt_step_size=False keeps "
+            f"step_size={step_size} as it is. Leave adapt_step_size on to tune the step size "
+            "toward target_accept.",
+            UserWarning,
+            stacklevel=3,
+        )
+    target_accept = DEFAULT_TARGET_ACCEPT if target_accept is None else target_accept
     validation.probability("target_accept", target_accept)
     for name, value in (
         ("dense_mass", dense_mass),
@@ -211,11 +225,17 @@ def _common_options(
     )
 
 
+#: NUTS's and HMC's target mean acceptance probability by default (NumPyro's and Stan's).
+DEFAULT_TARGET_ACCEPT = 0.8
+#: The deepest tree :func:`nuts` allows: 2**30 - 1 leapfrog steps an iteration.
+MAX_TREE_DEPTH = 30
+
+
 def nuts(
     step_size: float = 1.0,
     *,
     max_tree_depth: int = 10,
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
     dense_mass: bool = False,
@@ -226,7 +246,8 @@ def nuts(
     Args:
         step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
         max_tree_depth: at most ``2**max_tree_depth - 1`` leapfrog steps per iteration.
-        target_accept: dual averaging's target mean acceptance probability.
+        target_accept: dual averaging's target mean acceptance probability (default 0.8;
+            ignored, with a warning, when ``adapt_step_size=False``).
         adapt_step_size: tune the step size during warm-up.
         adapt_mass_matrix: estimate the mass matrix during warm-up (Stan's windows).
         dense_mass: dense rather than diagonal mass matrix.
@@ -236,7 +257,14 @@ def nuts(
         Vectorised chains run NUTS in lock-step: each iteration waits for the chain that builds
         the deepest tree, so many chains cost roughly the slowest chain's time.
     """
-    depth = validation.positive_int("max_tree_depth", max_tree_depth)
+    depth = validation.positive_int(
+        "max_tree_depth", max_tree_depth, "A tree of depth d takes up to 2**d - 1 steps."
+    )
+    if depth > MAX_TREE_DEPTH:
+        raise ValueError(
+            f"max_tree_depth must be at most {MAX_TREE_DEPTH} (a tree of depth d takes up to "
+            f"2**d - 1 leapfrog steps, counted in 32-bit integers); got {depth}."
+        )
     options = _common_options(
         step_size,
         inverse_mass_matrix,
@@ -253,7 +281,7 @@ def hmc(
     *,
     num_steps: int | None = None,
     trajectory_length: float | None = None,
-    target_accept: float = 0.8,
+    target_accept: float | None = None,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
     dense_mass: bool = False,
@@ -263,7 +291,11 @@ def hmc(
 
     Args:
         step_size: initial step size (adapted during warm-up unless ``adapt_step_size=False``).
-        num_steps: leapfrog steps per iteration; if ``None``, ``trajectory_length / step_size``.
+        num_steps: leapfrog steps per iteration; if ``None``, ``n = ceil(trajectory_length /
+            step_size)`` steps of ``trajectory_length / n`` each (NumPyro's HMC), the step
+            ``stats["step_size"]`` reports. A tuned step size above ``trajectory_length``
+            makes one step of the whole length, whose acceptance no longer responds to it:
+            give a length several times the step size the posterior needs.
         trajectory_length: integration time (``2 pi`` when neither it nor ``num_steps`` is
             given); give one of the two, not both.
         target_accept: as for :func:`nuts`.

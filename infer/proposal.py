@@ -353,7 +353,9 @@ def check_covariance(covariance, argument: str = "covariance"):
         except np.linalg.LinAlgError:
             raise ValueError(
                 f"{argument} must be symmetric positive definite; its Cholesky factorisation "
-                "failed. Add a small multiple of the identity, or pass 'dense' to estimate it."
+                "failed. Add a small multiple of the identity, or leave it out to have the "
+                "warm-up estimate it (covariance='dense' for the random walks and MALA, "
+                "dense_mass=True for HMC and NUTS)."
             ) from None
     return "fixed", cov
 

@@ -11,7 +11,7 @@ import numpy as np
 from infer import convergence
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
-from infer.flag_rules import stuck_chains, why_stuck
+from infer.flag_rules import divergence_advice, stuck_chains, why_stuck
 from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
@@ -202,8 +202,7 @@ def warn_if_unhealthy(result: Result) -> None:
     if result.num_divergent:
         warnings.warn(
             f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
-            "after warm-up; estimates may be biased. Try a higher target_accept, more warm-up, "
-            "or, for a hierarchical model written centred, a non-centred reparameterisation.",
+            f"after warm-up; estimates may be biased. {divergence_advice(result)}",
             DiagnosticWarning,
             stacklevel=5,
         )

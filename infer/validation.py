@@ -87,8 +87,8 @@ def nonnegative_float(name: str, value, hint: str = "") -> float:
 
 
 def probability(name: str, value, hint: str = "") -> float:
-    """``value`` as a float strictly between 0 and 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    """``value`` as a float strictly between 0 and 1 (a number or a 0-d array of one)."""
+    if not is_real_scalar(value):
         raise TypeError(f"{name} must be a number in (0, 1); got {value!r}.{_hint(hint)}")
     if not 0.0 < float(value) < 1.0:
         raise ValueError(f"{name} must be in (0, 1); got {value}.{_hint(hint)}")

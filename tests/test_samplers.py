@@ -228,3 +228,40 @@ def test_covariance_adaptation_learns_the_scales():
     assert ratio.shape == (4, 10)
     assert 0.8 < np.median(ratio) < 1.25, ratio.round(2)
     assert np.all((ratio > 1 / 3) & (ratio < 3.0)), ratio.round(2)
+
+
+def test_hmc_reports_the_step_it_takes_with_a_trajectory_length():
+    """NumPyro's HMC takes ceil(L / step_size) steps of L / that many: a step size of 3, 10 or
+    5e9 with L = 1.5 is one step of 1.5 (the same draws), which stats now say."""
+    target = infer.Target(lambda x: -0.5 * ((x - 3.0) / 2.0) ** 2, init=jnp.asarray(0.0))
+    draws = []
+    for step_size in (3.0, 10.0, 0.7):
+        sampler = infer.hmc(step_size, trajectory_length=1.5, adapt_step_size=False)
+        result = infer.sample(0, target, sampler, num_chains=2, num_samples=50, num_warmup=0)
+        steps = np.asarray(result.stats["n_steps"])
+        np.testing.assert_allclose(np.asarray(result.stats["step_size"]), 1.5 / steps, rtol=1e-6)
+        draws.append(np.asarray(result.draws["x"]))
+    np.testing.assert_array_equal(draws[0], draws[1])  # one step of 1.5 both
+    assert np.all(np.asarray(result.stats["n_steps"]) == 3)  # 0.7: 3 steps of 0.5
+
+
+def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked():
+    with pytest.warns(UserWarning, match="target_accept=0.9 is ignored: adapt_step_size=False"):
+        infer.nuts(adapt_step_size=False, target_accept=0.9)
+    with pytest.warns(UserWarning, match="target_accept=0.3 is ignored: step_size=0.5 is fixed"):
+        infer.rwmh(step_size=0.5, target_accept=0.3)
+    assert infer.nuts(target_accept=jnp.asarray(0.9)).settings()["target_accept_prob"] > 0.89
+    assert infer.nuts().settings()["target_accept_prob"] == 0.8
+    with pytest.raises(ValueError, match="max_tree_depth must be at most 30"):
+        infer.nuts(max_tree_depth=100)
+    with pytest.raises(ValueError, match="leave it out to have the warm-up estimate it"):
+        infer.nuts(dense_mass=True, inverse_mass_matrix=np.array([[1.0, 2.0], [2.0, 1.0]]))
+
+
+def test_divergences_without_warm_up_advise_tuning_not_target_accept():
+    narrow = infer.Target(lambda x: -0.5 * jnp.sum((x / 0.01) ** 2), init=jnp.zeros(2))
+    with pytest.warns(infer.DiagnosticWarning) as caught:
+        infer.sample(0, narrow, infer.nuts(), num_chains=2, num_samples=50, num_warmup=0)
+    said = [str(w.message) for w in caught if "divergent" in str(w.message)]
+    assert said and "No step size was tuned here (num_warmup=0" in said[0]
+    assert "higher target_accept" not in said[0]
