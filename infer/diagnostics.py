@@ -289,6 +289,12 @@ def compare(
             "results must be a dict of name -> infer.Result, a list of them or one; got "
             f"{type(results).__name__}."
         )
+    if isinstance(target, Result):
+        raise TypeError(
+            "compare's second argument is a target (for its ground truth), and got an "
+            "infer.Result: pass the runs together, infer.compare({'a': run_a, 'b': run_b}) or "
+            "infer.compare([run_a, run_b])."
+        )
     if target is not None and not hasattr(target, "ground_truth"):
         raise TypeError(
             "target must be an infer.Target whose ground truth to use (e.g. "

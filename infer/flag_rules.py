@@ -280,6 +280,8 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
     kept = int(np.sum(result.stats["nonfinite"])) if "nonfinite" in result.stats else total
     if total or kept:
         where = f"{kept} after warm-up, {total} in all" if kept != total else f"{total}"
+        if skips_steps(result):
+            return skipped_steps_message(where)
         return (
             f"{where} proposals had a NaN or +inf log density. They were rejected, so the "
             "draws are still valid, but the log density breaks where the chains go: check its "
@@ -287,6 +289,22 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             "negative number, an overflow), or reparameterise."
         )
     return None
+
+
+def skips_steps(result: Result) -> bool:
+    """Whether the sampler has no accept/reject step (SGLD): a step at a NaN or +inf log
+    density or gradient is skipped, not rejected, which Metropolis' rule would have been."""
+    return "acceptance_rate" not in result.stats and not _independent(result)
+
+
+def skipped_steps_message(where: str) -> str:
+    """What skipped non-finite steps of a sampler without accept/reject mean."""
+    return (
+        f"{where} steps had a NaN or +inf log density or gradient and were skipped: with no "
+        "accept/reject step, the chain stood still there, which biases the draws, and many "
+        "such steps mean the chain diverged (a step size too large for the posterior's "
+        "curvature: the draws are then invalid). Lower step_size (or let it decay)."
+    )
 
 
 def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:

@@ -25,6 +25,7 @@ likelihood of ``B`` examples is an unbiased estimate of the whole.
 from __future__ import annotations
 
 import collections
+import functools
 import math
 from collections.abc import Callable
 from typing import NamedTuple
@@ -36,57 +37,12 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import key_name
+from infer.flax_model import FlaxModel
+from infer.per_example import check_sum_over_examples
 
 POSITIONS = ("tree", "flat")
 _FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
 _MAX_MODELS = 64
-
-
-class FlaxModel:
-    """What a :meth:`infer.Target.from_flax` target knows of its module
-    (``target.notes["flax"]``): draws back to parameter pytrees and modules.
-
-    Attributes:
-        graphdef: the module's ``nnx.GraphDef``.
-        names: the draw names, one per parameter array (``"hidden.kernel"``), in the order
-            of the parameter pytree's leaves.
-        position_kind: ``"tree"`` or ``"flat"``.
-        num_params: the number of scalar parameters.
-    """
-
-    def __init__(self, graphdef, state_def, pure_def, rest, names, unravel, num_params):
-        self.graphdef = graphdef
-        self.state_def = state_def
-        self.pure_def = pure_def
-        self.rest = rest
-        self.names = names
-        self.unravel = unravel
-        self.position_kind = "tree" if unravel is None else "flat"
-        self.num_params = num_params
-
-    def params(self, draws: dict) -> dict:
-        """The parameter pytree (a nested dict, as ``nnx.to_pure_dict`` gives) from named
-        draws (``result.draws``, or one draw); leading axes (chains, draws) are kept."""
-        missing = [name for name in self.names if name not in draws]
-        if missing:
-            raise KeyError(f"draws lack the parameter(s) {missing}; expected {list(self.names)}.")
-        return jax.tree.unflatten(self.pure_def, [draws[name] for name in self.names])
-
-    def module(self, params):
-        """The NNX module at one parameter pytree (no leading axes), the fixed state
-        restored. Works on traced values (inside ``jit`` or ``vmap``)."""
-        return merge(self, params, self.rest)
-
-    def params_at(self, position) -> dict:
-        """The parameter pytree at one target position (the identity for ``"tree"``)."""
-        return position if self.unravel is None else self.unravel(position)
-
-    def position(self, params):
-        """The target's position (a flat vector when ``position="flat"``) at ``params``,
-        e.g. to start chains at a point estimate."""
-        if self.position_kind == "flat":
-            return ravel_pytree(params)[0]
-        return jax.tree.map(jnp.asarray, params)
 
 
 class FlaxParts(NamedTuple):
@@ -109,14 +65,6 @@ class _Functions(NamedTuple):
     pointwise_fn: Callable  # (position, (data, rest)) -> (num_data,), one term per example
     constrain_fn: Callable | None  # (position, (data, rest)) -> dict
     unravel: Callable | None  # flat position -> params, or None for "tree"
-
-
-def merge(model: FlaxModel, params, rest):
-    """``nnx.merge`` of the module at ``params`` (pure dict) with its fixed state ``rest``."""
-    from flax import nnx
-
-    state = jax.tree.unflatten(model.state_def, jax.tree.leaves(params))
-    return nnx.merge(model.graphdef, state, rest)
 
 
 def flax_parts(
@@ -176,6 +124,7 @@ def flax_parts(
         names,
         fns.unravel,
         num_params,
+        tuple(tuple(np.shape(leaf)) for leaf in jax.tree.leaves(pure)),
     )
     init = model.position(pure)
     _check_scalars(fns, init, data, rest, callable(prior))
@@ -196,6 +145,9 @@ def flax_parts(
         raise ValueError(
             f"pointwise=True gives each example's log likelihood, but {no_examples}. {fix}"
         )
+    if pointwise:
+        loglik = functools.partial(_with_rest, fns.loglik_fn, rest)
+        check_sum_over_examples(loglik, init, data, "log_likelihood_fn")
     scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
     return FlaxParts(
         fns.logdensity_fn,
@@ -207,6 +159,11 @@ def flax_parts(
         notes,
         fns.pointwise_fn if pointwise else None,
     )
+
+
+def _with_rest(loglik_fn, rest, position, examples):
+    """``loglik_fn`` of a batch of the user's data, the module's fixed state added."""
+    return loglik_fn(position, (examples, rest))
 
 
 def _is_distribution(value) -> bool:
@@ -435,3 +392,21 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
                 f"{call} must return a scalar float, {returns}; got {type(out).__name__} with "
                 f"shape {shape} and dtype {dtype}. {fix}"
             )
+    _check_stateless(fns, init, data, rest)
+
+
+def _check_stateless(fns: _Functions, init, data, rest) -> None:
+    """A ``ValueError`` for a module that updates its own state when called (a counter):
+    samplers take the log density's gradient, inside which Flax refuses that update (traced
+    abstractly, before any run)."""
+    from flax.errors import TraceContextError
+
+    try:
+        jax.eval_shape(jax.grad(fns.logdensity_fn), init, (data, rest))
+    except TraceContextError as err:
+        raise ValueError(
+            "the module updates its own state when called (an nnx.Variable it assigns to, "
+            "such as a counter or batch statistics in training mode), which the samplers' "
+            "gradients cannot trace: keep such updates out of log_likelihood_fn (call "
+            f"module.eval(), or drop the update). Flax: {err}"
+        ) from err

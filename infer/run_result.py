@@ -11,7 +11,13 @@ import numpy as np
 from infer import convergence
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
-from infer.flag_rules import divergence_advice, stuck_chains, why_stuck
+from infer.flag_rules import (
+    divergence_advice,
+    skipped_steps_message,
+    skips_steps,
+    stuck_chains,
+    why_stuck,
+)
 from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
@@ -203,6 +209,13 @@ def warn_if_unhealthy(result: Result) -> None:
         warnings.warn(
             f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
             f"after warm-up; estimates may be biased. {divergence_advice(result)}",
+            DiagnosticWarning,
+            stacklevel=5,
+        )
+    skipped = int(np.sum(result.info.get("nonfinite_proposals") or 0))
+    if skipped and skips_steps(result):
+        warnings.warn(
+            f"{result.sampler} on {result.target}: {skipped_steps_message(str(skipped))}",
             DiagnosticWarning,
             stacklevel=5,
         )

@@ -546,3 +546,97 @@ def test_parameters_a_sampler_cannot_move_are_refused_by_name():
     half.hidden = nnx.Linear(3, 4, param_dtype=jnp.float16, rngs=nnx.Rngs(1))
     with pytest.raises(TypeError, match=r"hidden.bias \(float16\), .*param_dtype=jnp.float32"):
         infer.Target.from_flax(half, loglik, (X, Y))
+
+
+def mean_loglik(model, data):  # a loss-style mean: not a sum over the examples
+    return loglik(model, data) / data[0].shape[0]
+
+
+def test_a_likelihood_that_is_not_a_sum_over_the_examples_is_refused_where_it_matters():
+    """SGLD scales a batch's likelihood by N / B, so a mean sampled the likelihood to the
+    power N / B (sd 0.18 against NUTS's 0.49, no word); LOO's terms summed to 20 times it."""
+    with pytest.raises(ValueError, match="log_likelihood_fn is not a sum over the examples"):
+        infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), mean_loglik, (X, Y), pointwise=True)
+    target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), mean_loglik, (X, Y))
+    sgld = infer.sgld(**target.notes["minibatch"], step_size=1e-3, batch_size=5)
+    with pytest.raises(ValueError, match="sgld's loglik_fn is not a sum over the examples"):
+        infer.sample(0, target, sgld, num_chains=1, num_samples=10)
+
+    def mean_lr(beta, batch):
+        return lr_loglik(beta, batch) / batch[0].shape[0]
+
+    plain = infer.sgld(mean_lr, lr_logprior, (LR_X, LR_Y), step_size=LR_STEP, batch_size=50)
+    mean_target = infer.Target(
+        lambda beta, data: lr_logprior(beta) + mean_lr(beta, data), init=jnp.zeros(2),
+        data=(LR_X, LR_Y),
+    )  # fmt: skip
+    with pytest.raises(ValueError, match="on all 200 it is"):
+        infer.sample(0, mean_target, plain, num_chains=1, num_samples=10)
+
+
+class Layers(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs, count: int = 12):
+        self.layers = nnx.List([nnx.Linear(3, 3, rngs=rngs) for _ in range(count)])
+
+    def __call__(self, x):
+        for layer in self.layers:
+            x = jnp.tanh(layer(x))
+        return x
+
+
+@pytest.mark.parametrize("position", ["tree", "flat"])
+def test_the_module_and_position_helpers_match_parameters_by_name(position):
+    """Twelve layers under string keys "0".."11" (draw names split back into a dict) were
+    taken in leaf order, "10" before "2": another network, silently."""
+    module = Layers(nnx.Rngs(0))
+    target = infer.Target.from_flax(module, loglik, (X, Y % 3), position=position)
+    helpers = target.notes["flax"]
+    params = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    renamed = {"layers": {str(i): layer for i, layer in params["layers"].items()}}
+    expected = np.asarray(module(X))
+    np.testing.assert_allclose(np.asarray(helpers.module(renamed)(X)), expected, rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(helpers.module(nnx.state(module, nnx.Param))(X)), expected
+    )
+    assert ravel(helpers.position(renamed)) == pytest.approx(ravel(target.init))
+    stacked = jax.tree.map(lambda leaf: np.stack([leaf, leaf]), params)
+    with pytest.raises(ValueError, match=r"has shape \(2, 3\), the module's \(3,\)"):
+        helpers.module(stacked)
+    del renamed["layers"]["11"]
+    with pytest.raises(ValueError, match=r"lack \['layers.11.bias', 'layers.11.kernel'\]"):
+        helpers.position(renamed)
+
+
+class Counter(nnx.Module):
+    def __init__(self, rngs: nnx.Rngs):
+        self.inner = TinyMLP(rngs)
+        self.calls = nnx.Variable(jnp.zeros((), jnp.int32))
+
+    def __call__(self, x):
+        self.calls.value += 1
+        return self.inner(x)
+
+
+def test_a_module_that_updates_its_state_is_refused_when_the_target_is_made():
+    with pytest.raises(ValueError, match="the module updates its own state when called"):
+        infer.Target.from_flax(Counter(nnx.Rngs(0)), loglik, (X, Y))
+
+
+def test_a_diverged_sgld_chain_is_said_to_be_invalid_not_rejected():
+    """SGLD has no accept/reject: a NaN step is skipped, and the chain frozen far away was
+    reported as 'rejected, so the draws are still valid'."""
+    too_big = infer.sgld(lr_loglik, lr_logprior, (LR_X, LR_Y), step_size=5e3 * LR_STEP)
+    with pytest.warns(infer.DiagnosticWarning, match="steps had a NaN or \\+inf log density"):
+        result = infer.sample(0, LR_TARGET, too_big, num_chains=1, num_samples=200)
+    table = infer.compare({"sgld": result}, warn=False)
+    assert "nonfinite" in table.loc["sgld", "flags"]
+    with pytest.warns(infer.DiagnosticWarning) as caught:
+        infer.compare({"sgld": result})
+    said = next(str(w.message) for w in caught if "steps had a NaN" in str(w.message))
+    assert "were skipped" in said and "still valid" not in said
+
+
+def test_two_results_passed_to_compare_one_by_one_are_refused():
+    result = infer.sample(0, LR_TARGET, infer.rwmh(), num_chains=2, num_samples=20)
+    with pytest.raises(TypeError, match="pass the runs together"):
+        infer.compare(result, result)

@@ -202,7 +202,12 @@ def test_named_variables_are_all_shown_in_the_order_given_and_short_runs_get_a_r
     rng = np.random.default_rng(0)
     draws = {"a": rng.normal(size=(2, 50, 6)), "b": rng.normal(size=(2, 50, 6))}
     both = infer.Result.from_draws(draws, dims={"a": ["school"], "b": ["school"]})
-    assert _panels(infer.plot(both, kind="trace", var_names=["b", "a"])) == 2 * 2
+    collection = infer.plot(both, kind="trace", var_names=["b", "a"])
+    assert _panels(collection) == 2 * 8  # a density and a trace per component: 8 of 12
+    figure = collection.get_viz("figure")
+    figure = getattr(figure, "item", lambda: figure)()
+    shown = [axis.get_ylabel().split("\n")[0] for axis in figure.axes if axis.get_ylabel()]
+    assert set(shown) == {"a", "b"} and shown.index("b") < shown.index("a")
     short = infer.Result.from_draws({"mu": rng.normal(size=(2, 3))})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)

@@ -38,6 +38,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import IdentityKey, Kernel, Sampler, default_cache_key, public_name
+from infer.per_example import check_sum_over_examples
 from infer.proposal import describe_callable
 
 __all__ = ["SGLDState", "SGLDInfo", "init", "build_kernel", "as_top_level_api", "for_target"]
@@ -228,7 +229,8 @@ class SGLD(Sampler):
     def check_target(self, logdensity_fn: Callable, position) -> None:
         """The target's log density at ``position`` must be this sampler's prior plus its
         likelihood of all its data: it steps on its own, so a target of another prior, fixed
-        state or likelihood would be sampled silently as this sampler's posterior."""
+        state or likelihood would be sampled silently as this sampler's posterior. And that
+        likelihood must be a sum over the examples, which the minibatch estimate scales."""
         # evaluated once, op by op: compiling two programs for one value would cost more
         ours = float(self.logprior_fn(position) + self.loglik_fn(position, self.data))
         theirs = float(logdensity_fn(position))
@@ -244,6 +246,7 @@ class SGLD(Sampler):
                 "posterior under this target's name. Make it from this target: "
                 "infer.sgld(**target.notes['minibatch'], ...) for a Flax target."
             )
+        check_sum_over_examples(self.loglik_fn, position, self.data, "sgld's loglik_fn")
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         batch = self.minibatch()

@@ -1,0 +1,44 @@
+"""Is a log likelihood a sum over its examples? SGLD scales a minibatch's likelihood by
+``N / B`` and LOO reads one term per example: both are right only when the likelihood of the
+data is the sum of its examples' likelihoods (not their mean, and no term outside them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+def per_example(loglik_fn: Callable, position, examples) -> jax.Array:
+    """``(N,)``: ``loglik_fn(position, batch)`` on each example of ``examples`` (a pytree
+    whose leaves hold the ``N`` examples on their first axis) as a batch of one."""
+
+    def one(example):
+        return loglik_fn(position, jax.tree.map(lambda leaf: leaf[None], example))
+
+    return jax.vmap(one)(examples)
+
+
+def check_sum_over_examples(loglik_fn: Callable, position, examples, whose: str) -> None:
+    """A ``ValueError`` when ``loglik_fn(position, examples)`` is not the sum of its terms on
+    each example alone, at ``position`` (evaluated once, op by op). ``whose``: the function's
+    name in the message."""
+    whole = float(loglik_fn(position, examples))
+    summed = float(jnp.sum(per_example(loglik_fn, position, examples)))
+    if not (np.isfinite(whole) and np.isfinite(summed)):
+        return  # a non-finite start is refused by name elsewhere
+    leaves = jax.tree.leaves(position)
+    single = all(jnp.result_type(leaf) != jnp.float64 for leaf in leaves)
+    rtol = 1e-4 if single else 1e-9  # round-off of sums over the examples
+    if abs(whole - summed) > rtol * (1.0 + abs(whole) + abs(summed)):
+        count = jax.tree.leaves(examples)[0].shape[0]
+        raise ValueError(
+            f"{whose} is not a sum over the examples: on all {count} it is {whole:.6g}, and "
+            f"its values on each example alone sum to {summed:.6g} (a mean over the examples, "
+            "or a term not tied to one?). Minibatches scale a batch's likelihood by N / B and "
+            "LOO reads one term per example, so both need the sum: write it as jnp.sum(...) "
+            "over the examples' log likelihoods, with anything else in the prior."
+        )
