@@ -272,6 +272,9 @@ class Sampler:
     #: (a chain whose log density changed has moved); False for an estimate (SGLD's
     #: minibatch one), which changes while the chain stands still.
     logdensity_is_exact: bool = True
+    #: True when a proposal at a NaN or +inf log density is rejected (a Metropolis step);
+    #: False for a sampler without accept/reject (SGLD), which skips such a step instead.
+    rejects_nonfinite: bool = True
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         """Bind to ``logdensity_fn``. ``num_warmup`` matters only to kernels that adapt inside

@@ -4,6 +4,7 @@ model's sites (in simulation and given data), the simulated data and the test's 
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Sequence
 
@@ -16,6 +17,10 @@ from infer.numpyro_data import unobserved_arguments
 from infer.numpyro_models import is_factor
 from infer.rank_uniformity import MAX_NULL_SIMULATIONS, MIN_LEVEL
 from infer.registry import check_sampler_argument
+
+
+class SBCInputError(ValueError):
+    """An argument (or a combination of them) :func:`infer.sbc` refuses before any run."""
 
 
 def checked_run(num_chains, num_samples, num_warmup, thin) -> dict:
@@ -33,14 +38,14 @@ def checked_level(alpha: float, num_params: int) -> float:
     """Each parameter's level, ``alpha / num_params``, if the ECDF test can resolve it: a
     p-value below it must be possible, else the check could never fail."""
     level = alpha / num_params
-    if level < MIN_LEVEL:
-        raise ValueError(
-            f"alpha / num_params = {alpha:g} / {num_params} = {level:.2g}, the level each "
+    if level < MIN_LEVEL * (1 - 1e-9):  # round-off of alpha / num_params is not a refusal
+        least = math.ceil(MIN_LEVEL * num_params * 1e6) / 1e6  # rounded up: enough
+        raise SBCInputError(
+            f"alpha / num_params = {alpha:g} / {num_params} = {level:.3g}, the level each "
             f"parameter is tested at, is below {MIN_LEVEL:g}, the smallest level the ECDF test "
             f"is calibrated for ({MAX_NULL_SIMULATIONS:,} uniform rank sets): below it no "
-            "parameter could fail. Raise "
-            f"alpha to at least {MIN_LEVEL * num_params:.2g}, or test fewer parameters "
-            "(var_names=)."
+            f"parameter could fail. Raise alpha to at least {least:g}, or test fewer "
+            "parameters (var_names=)."
         )
     return level
 
@@ -79,7 +84,7 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
     if not isinstance(model_kwargs := model_kwargs or {}, dict):
         raise TypeError(f"model_kwargs must be a dict; got {type(model_kwargs).__name__}.")
     if given := [name for name in names if name in model_kwargs]:
-        raise ValueError(
+        raise SBCInputError(
             f"model_kwargs holds {given}, which sbc draws from the model in every simulation; "
             "leave the observed data out of model_kwargs."
         )
@@ -97,7 +102,7 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
         )
     if var_names is None:
         if not latent:
-            raise ValueError(
+            raise SBCInputError(
                 f"the model has no latent sample sites (its sites: {sorted(sites)}): there is "
                 "no parameter whose rank to test."
             )
@@ -105,7 +110,7 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
     chosen = (var_names,) if isinstance(var_names, str) else tuple(var_names)
     wrong = [name for name in chosen if name not in parameters]
     if wrong or not chosen:
-        raise ValueError(f"var_names must be among the parameters {parameters}; got {wrong}.")
+        raise SBCInputError(f"var_names must be among the parameters {parameters}; got {wrong}.")
     return tuple(names), chosen, model_kwargs
 
 
@@ -127,20 +132,20 @@ def model_sites(model, model_args: tuple, model_kwargs: dict, observed: tuple) -
             sites[name] = "fixed" if site["is_observed"] else sites[name]
             sites[name] = "factor" if is_factor(site) else sites[name]
     if factors := [name for name, kind in sites.items() if kind == "factor"]:
-        raise ValueError(
+        raise SBCInputError(
             f"the model adds numpyro.factor term(s) {factors} to its log density: forward "
             "simulation draws parameters from the sample sites' priors alone, not from that "
             "changed prior, so the ranks cannot be uniform. Write the term as a prior "
             "distribution of a sample site, or check the model without it."
         )
     if fixed := [name for name, kind in sites.items() if kind == "fixed"]:
-        raise ValueError(
+        raise SBCInputError(
             f"the model observes {fixed} with data sbc does not simulate, and ranks are uniform "
             "only when every observation is drawn from the model: add them to observed (and "
             "let the model simulate them when given None)."
         )
     if missing := [name for name in observed if sites.get(name) != "simulated"]:
-        raise ValueError(
+        raise SBCInputError(
             f"observed names {missing}, which are not sample sites of the model; its sample "
             f"sites are {[n for n, kind in sites.items() if kind in ('latent', 'simulated')]}."
         )
@@ -181,7 +186,7 @@ def posterior_var_names(problem, data: dict, var_names: tuple, chosen: bool) -> 
         if site["type"] == "sample" and not site["is_observed"] and site["fn"].support.is_discrete
     ]
     if discrete:
-        raise ValueError(
+        raise SBCInputError(
             f"given its data the model draws discrete latent site(s) {discrete}, which the "
             "Markov-chain samplers cannot move. Marginalise them: make the mixture over their "
             "values the observed site's distribution (e.g. dist.MixtureSameFamily), which "
@@ -191,7 +196,7 @@ def posterior_var_names(problem, data: dict, var_names: tuple, chosen: bool) -> 
         )
     missing = [name for name in var_names if name not in drawn]
     if missing and chosen:
-        raise ValueError(
+        raise SBCInputError(
             f"var_names {missing} are drawn when the model simulates its data but not given "
             f"data, so no posterior draws of them exist to rank the truth among; name sites "
             f"among {sorted(drawn)}."
@@ -205,7 +210,7 @@ def posterior_var_names(problem, data: dict, var_names: tuple, chosen: bool) -> 
             stacklevel=3,
         )
     if not kept:
-        raise ValueError(
+        raise SBCInputError(
             "given its data the model draws none of its latent sites: nothing to rank."
         )
     return kept
@@ -218,7 +223,7 @@ def check_simulated_data(prior: dict, observed: tuple) -> None:
         values = np.asarray(prior[name])
         bad = np.flatnonzero(~np.isfinite(values.reshape(values.shape[0], -1)).all(axis=1))
         if bad.size:
-            raise ValueError(
+            raise SBCInputError(
                 f"the prior simulated NaN or inf in {name!r} in {bad.size} of "
                 f"{values.shape[0]} simulations (the first: simulation {int(bad[0])}): the "
                 "model's prior predictive breaks for some prior draws (a log or sqrt of a "

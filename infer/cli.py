@@ -274,6 +274,7 @@ def run_sbc(args) -> int:
     import infer
     from infer import registry
     from infer.base import is_exact
+    from infer.calibration_checks import SBCInputError
     from infer.io import write_atomically
     from models import targets
 
@@ -300,7 +301,7 @@ def run_sbc(args) -> int:
             num_warmup=args.warmup, thin=args.thin, alpha=args.alpha,
             progress=progress,
         )  # fmt: skip
-    except ValueError as err:  # the options' combination, refused before any run
+    except SBCInputError as err:  # the options' combination, refused before any run
         print(f"infer sbc: error: {err}", file=sys.stderr)
         return 2
     stem = f"sbc_{args.sampler}"

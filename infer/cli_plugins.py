@@ -31,13 +31,17 @@ def add_import_flag(parser) -> None:
 
 
 def modules_named(argv: list[str]) -> list[str]:
-    """The modules ``argv`` asks to import, in order (``--import a`` and ``--import=a``)."""
+    """The modules ``argv`` asks to import, in order (``--import a``, ``--import=a``, and the
+    abbreviations argparse accepts, ``--imp a``)."""
     named = []
     for i, argument in enumerate(argv):
-        if argument == FLAG and i + 1 < len(argv):
+        option, equals, value = argument.partition("=")
+        if len(option) < 4 or not FLAG.startswith(option):  # argparse takes "--imp" too
+            continue
+        if equals:
+            named.append(value)
+        elif i + 1 < len(argv):
             named.append(argv[i + 1])
-        elif argument.startswith(FLAG + "="):
-            named.append(argument.split("=", 1)[1])
     return named
 
 

@@ -84,13 +84,18 @@ def acceptance_problem(result: Result) -> str | None:
 def divergence_advice(result: Result) -> str:
     """What to try against divergences: a higher target acceptance where warm-up tuned the
     step size; where nothing was tuned (no warm-up, or a fixed step size), the step size."""
-    tuned = result.num_warmup > 0 and result.info.get("target_accept") is not None
-    first = (
-        "Try a higher target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up"
-        if tuned
-        else "No step size was tuned here (num_warmup=0, or a fixed step size): give warm-up "
-        "steps (num_warmup) to tune it, or a smaller step_size"
-    )
+    if result.num_warmup == 0:
+        first = (
+            "No warm-up ran (num_warmup=0), so no step size was tuned: give warm-up steps "
+            "(num_warmup), or a smaller step_size"
+        )
+    elif result.info.get("target_accept") is None:
+        first = (
+            "The step size is fixed (not tuned in warm-up): give a smaller step_size, or let "
+            "warm-up tune it (adapt_step_size=True, or step_size=None)"
+        )
+    else:
+        first = "Try a higher target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up"
     return (
         f"{first}, or, for a hierarchical model written centred, a non-centred reparameterisation."
     )
@@ -292,9 +297,9 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
 
 
 def skips_steps(result: Result) -> bool:
-    """Whether the sampler has no accept/reject step (SGLD): a step at a NaN or +inf log
-    density or gradient is skipped, not rejected, which Metropolis' rule would have been."""
-    return "acceptance_rate" not in result.stats and not _independent(result)
+    """Whether the sampler has no accept/reject step (SGLD, ``rejects_nonfinite=False``): a
+    step at a NaN or +inf log density or gradient is skipped, not rejected."""
+    return bool(result.info.get("skips_nonfinite", False))
 
 
 def skipped_steps_message(where: str) -> str:

@@ -128,6 +128,24 @@ def flax_parts(
     )
     init = model.position(pure)
     _check_scalars(fns, init, data, rest, callable(prior))
+    notes = _per_example_notes(model, fns, init, data, rest, pointwise)
+    scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
+    return FlaxParts(
+        fns.logdensity_fn,
+        init,
+        (data, rest),
+        fns.constrain_fn,
+        name or type(module).__name__,
+        f"{model.num_params} parameters of {type(module).__name__}, prior {scale}",
+        notes,
+        fns.pointwise_fn if pointwise else None,
+    )
+
+
+def _per_example_notes(model, fns: _Functions, init, data, rest, pointwise: bool) -> Notes:
+    """The target's notes: the module's helpers, and where the data hold one axis of
+    examples the minibatch likelihood for SGLD (else why not); for ``pointwise``, the check
+    that the likelihood is a sum over those examples."""
     notes = Notes(flax=model)
     num_data = _num_data(data)
     shapes = [tuple(np.shape(leaf)) for leaf in jax.tree.leaves(data)]
@@ -148,17 +166,7 @@ def flax_parts(
     if pointwise:
         loglik = functools.partial(_with_rest, fns.loglik_fn, rest)
         check_sum_over_examples(loglik, init, data, "log_likelihood_fn")
-    scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
-    return FlaxParts(
-        fns.logdensity_fn,
-        init,
-        (data, rest),
-        fns.constrain_fn,
-        name or type(module).__name__,
-        f"{model.num_params} parameters of {type(module).__name__}, prior {scale}",
-        notes,
-        fns.pointwise_fn if pointwise else None,
-    )
+    return notes
 
 
 def _with_rest(loglik_fn, rest, position, examples):
@@ -410,3 +418,5 @@ def _check_stateless(fns: _Functions, init, data, rest) -> None:
             "gradients cannot trace: keep such updates out of log_likelihood_fn (call "
             f"module.eval(), or drop the update). Flax: {err}"
         ) from err
+    except Exception:  # noqa: BLE001 - no gradient (a while_loop): gradient-free samplers run
+        pass

@@ -11,6 +11,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+#: The relative difference below which a likelihood and the sum of its examples' terms are
+#: taken as equal.
+ROUND_OFF = 1e-4
+
 
 def per_example(loglik_fn: Callable, position, examples) -> jax.Array:
     """``(N,)``: ``loglik_fn(position, batch)`` on each example of ``examples`` (a pytree
@@ -30,10 +34,9 @@ def check_sum_over_examples(loglik_fn: Callable, position, examples, whose: str)
     summed = float(jnp.sum(per_example(loglik_fn, position, examples)))
     if not (np.isfinite(whole) and np.isfinite(summed)):
         return  # a non-finite start is refused by name elsewhere
-    leaves = jax.tree.leaves(position)
-    single = all(jnp.result_type(leaf) != jnp.float64 for leaf in leaves)
-    rtol = 1e-4 if single else 1e-9  # round-off of sums over the examples
-    if abs(whole - summed) > rtol * (1.0 + abs(whole) + abs(summed)):
+    # float32 round-off of sums over the examples (whatever the parameters' dtype: a layer
+    # may compute in float32); a mean or a stray term is off by far more
+    if abs(whole - summed) > ROUND_OFF * (1.0 + abs(whole) + abs(summed)):
         count = jax.tree.leaves(examples)[0].shape[0]
         raise ValueError(
             f"{whose} is not a sum over the examples: on all {count} it is {whole:.6g}, and "

@@ -34,7 +34,7 @@ def null_size(level: float | None = None) -> int:
     the level's threshold, in batches of 2000. A ``ValueError`` below :data:`MIN_LEVEL`."""
     if level is None:
         return NULL_SIMULATIONS
-    if not level >= MIN_LEVEL:
+    if not level >= MIN_LEVEL * (1 - 1e-9):  # round-off of alpha / num_params
         raise ValueError(
             f"a test at level {level:.3g} needs more than {MAX_NULL_SIMULATIONS:,} uniform "
             f"rank sets to calibrate (p-values go down to 1 / (sets + 1)); the smallest level "

@@ -147,6 +147,8 @@ def _run_facts(run: Run, stats: dict) -> dict:
         info["stuck_chains"] = [int(c) for c in np.flatnonzero(~record.moved)]
     if record.nonfinite is not None and "nonfinite" in stats:
         info["nonfinite_proposals"] = record.nonfinite.tolist()  # per chain, warm-up included
+        if not getattr(sampler, "rejects_nonfinite", True):
+            info["skips_nonfinite"] = True  # counted steps were skipped, not rejected
     if run.superchain_size > 1:
         info["superchains"] = record.carry_chains() // run.superchain_size
     return info

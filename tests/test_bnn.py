@@ -640,3 +640,44 @@ def test_two_results_passed_to_compare_one_by_one_are_refused():
     result = infer.sample(0, LR_TARGET, infer.rwmh(), num_chains=2, num_samples=20)
     with pytest.raises(TypeError, match="pass the runs together"):
         infer.compare(result, result)
+
+
+class WhileLoopModel(nnx.Module):
+    """A likelihood without a reverse-mode gradient (a while_loop): gradient-free samplers
+    still run on it, so making the target must not take its gradient."""
+
+    def __init__(self, rngs: nnx.Rngs):
+        self.scale = nnx.Param(jnp.ones(()))
+
+    def __call__(self, x):
+        def halve(value):
+            return value / 2.0
+
+        factor = jax.lax.while_loop(lambda v: jnp.abs(v) > 10.0, halve, self.scale.value)
+        return factor * x
+
+
+def test_a_likelihood_without_a_gradient_still_makes_a_target_for_gradient_free_samplers():
+    def loglik_gaussian(model, data):
+        return -0.5 * jnp.sum((model(data[0][:, 0]) - data[1]) ** 2)
+
+    target = infer.Target.from_flax(WhileLoopModel(nnx.Rngs(0)), loglik_gaussian, (X, Y * 1.0))
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert np.isfinite(np.asarray(result.draws["scale"])).all()
+
+
+def test_the_sum_check_allows_float32_round_off_of_a_float64_position():
+    """Parameters in float64 computed in float32 (a layer's dtype): the float64 tolerance
+    refused a true sum whose two values printed the same."""
+    from infer.per_example import check_sum_over_examples
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2000, 8)).astype(np.float32)
+    y = rng.normal(size=2000).astype(np.float32)
+
+    def loglik32(beta, batch):
+        bx, by = batch
+        return -0.5 * jnp.sum((by - bx @ beta.astype(jnp.float32)) ** 2)
+
+    with jax.enable_x64(True):
+        check_sum_over_examples(loglik32, jnp.ones(8, jnp.float64), (x, y), "loglik32")

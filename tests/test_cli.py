@@ -371,6 +371,9 @@ def test_a_sampler_registered_by_an_imported_module_is_run_by_name(tmp_path, mon
         assert code == 0 and "my_walk" in capsys.readouterr().out
     finally:
         registry.unregister("my_walk")
+    from infer.cli_plugins import modules_named
+
+    assert modules_named(["compare", "--imp", "a", "--import=b", "--samplers", "x"]) == ["a", "b"]
     with pytest.raises(SystemExit) as exited:
         cli.main(["compare", "--import", "no_such_plugin_module", "--samplers", "rwmh"])
     assert exited.value.code == 2

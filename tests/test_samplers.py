@@ -263,5 +263,5 @@ def test_divergences_without_warm_up_advise_tuning_not_target_accept():
     with pytest.warns(infer.DiagnosticWarning) as caught:
         infer.sample(0, narrow, infer.nuts(), num_chains=2, num_samples=50, num_warmup=0)
     said = [str(w.message) for w in caught if "divergent" in str(w.message)]
-    assert said and "No step size was tuned here (num_warmup=0" in said[0]
+    assert said and "No warm-up ran (num_warmup=0)" in said[0]
     assert "higher target_accept" not in said[0]

@@ -331,6 +331,12 @@ def test_a_small_level_is_calibrated_on_enough_rank_sets_to_be_failed():
     assert null_size(4e-5) == 500_000 and null_size(1e-3) == NULL_SIMULATIONS
     with pytest.raises(ValueError, match="smallest level is 2e-05"):
         null_size(1e-5)
+    from infer.calibration_checks import SBCInputError, checked_level
+
+    for alpha, num_params in [(0.00014, 7), (0.0003, 15), (0.02442, 1221)]:
+        assert checked_level(alpha, num_params) >= 1.9999e-5  # at the limit: round-off only
+    with pytest.raises(SBCInputError, match="Raise alpha to at least 0.02442"):
+        checked_level(0.024, 1221)
 
 
 def test_a_level_below_what_the_test_resolves_is_refused_before_any_run():

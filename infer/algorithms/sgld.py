@@ -140,6 +140,7 @@ class SGLD(Sampler):
     name = "sgld"
     uses_gradients = True
     logdensity_is_exact = False  # a minibatch estimate
+    rejects_nonfinite = False  # no accept/reject: a NaN step is skipped
 
     def __init__(
         self, loglik_fn, logprior_fn, data, num_data, step_size, batch_size, decay_power, steps
