@@ -383,9 +383,9 @@ def test_models_sbc_cannot_check_are_refused_with_what_to_do():
 
 
 def test_sites_drawn_only_in_simulation_are_left_out_with_a_warning():
-    options = dict(observed="y", num_simulations=10, num_chains=2, num_samples=10, num_warmup=50)
+    options = dict(observed="y", num_simulations=10, num_chains=1, num_samples=4, num_warmup=10)
     with pytest.warns(UserWarning, match=r"draws \['k'\] only when it simulates"):
-        check = infer.sbc(0, mixture_marginalised_given_data, infer.nuts(), **options)
+        check = infer.sbc(0, mixture_marginalised_given_data, infer.rwmh(), **options)
     assert check.names == ["w"] and check.ranks.shape == (10, 1)
 
 
