@@ -54,7 +54,7 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     shown = capsys.readouterr().out
-    assert "NLL ais" in shown and "gradients per image" in shown
+    assert "NLL ais" in shown and "gradients per scored image" in shown
     report = json.loads((run / "evaluation_ais.json").read_text())
     assert report["scored_images"] == 4 and report["cost"]["grads_per_image"] == 4 * 20 * 11
     assert np.isfinite(report["nll_ais"]["mean"]) and "nll_iwae_50" in report

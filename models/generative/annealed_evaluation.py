@@ -283,17 +283,7 @@ def evaluate_ais(
         noise_std = report["noise_std"]
     settings["num_images"] = int(scored.shape[0])  # the test split may hold fewer
     latent = density.latent_density(model, noise_std)
-    scores = ais_per_image(
-        latent.logdensity_fn,
-        latent.params,
-        latent.latent_dim,
-        scored,
-        key,
-        pilot_images=pilot,
-        prior=latent.prior,
-        progress=progress,
-        **path,
-    )
+    scores = _ais_of(latent, scored, key, pilot_images=pilot, progress=progress, **path)
     if family.importance_weights is not None:
         log_weights_fn = family.importance_weights.log_weights
         iwae = evaluation.bound_per_image(
@@ -373,18 +363,24 @@ def choose_noise_std(
     with progress_bar(progress, len(noise_grid), "noise search", unit="candidate") as bar:
         for noise in noise_grid:
             latent = density.latent_density(model, noise)
-            check = ais_per_image(
-                latent.logdensity_fn,
-                latent.params,
-                latent.latent_dim,
-                validation,
-                jax.random.fold_in(rng_key, int(noise * 1000)),
-                prior=latent.prior,
-                **path,
-            )
+            key = jax.random.fold_in(rng_key, int(noise * 1000))
+            check = _ais_of(latent, validation, key, **path)
             candidates[str(noise)] = float(np.mean(check.log_p))
             bar.update(1)
     return float(max(noise_grid, key=lambda s: candidates[str(s)])), candidates
+
+
+def _ais_of(latent, images, rng_key, **options) -> AISScores:
+    """:func:`ais_per_image` of ``images`` under a family's ``LatentDensity``."""
+    return ais_per_image(
+        latent.logdensity_fn,
+        latent.params,
+        latent.latent_dim,
+        images,
+        rng_key,
+        prior=latent.prior,
+        **options,
+    )
 
 
 def search_path(num_temperatures: int, num_chains: int, num_leapfrog: int) -> dict:
