@@ -609,6 +609,7 @@ def test_the_frechet_floor_is_taken_at_the_samples_count():
     assert many.frechet_distance_test_vs_train < 0.3 * scores.frechet_distance_test_vs_train
 
 
+@pytest.mark.thorough  # a progress bar, 5 s
 def test_the_evaluations_long_parts_show_progress():
     """``infer evaluate --progress`` showed nothing for minutes: the IWAE bounds over the test
     images and the feature classifier's training now each have a bar."""

@@ -382,6 +382,7 @@ def test_models_sbc_cannot_check_are_refused_with_what_to_do():
         infer.sbc(0, mixture_marginalised_given_data, rwmh, var_names=["w", "k"], **options)
 
 
+@pytest.mark.thorough  # a variant of the refusals above, 6 s
 def test_sites_drawn_only_in_simulation_are_left_out_with_a_warning():
     options = dict(observed="y", num_simulations=10, num_chains=1, num_samples=4, num_warmup=10)
     with pytest.warns(UserWarning, match=r"draws \['k'\] only when it simulates"):
