@@ -120,8 +120,12 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
     cut = "" if kind == "ppc" else _cut_note(results, var_names, names, coords)
-    caption = CAPTIONS[kind].replace("dashed: 400", f"dashed: {min_ess:g}")
-    return f"{label} on {on}: {caption}{cut}"
+    return f"{label} on {on}: {caption(kind, min_ess)}{cut}"
+
+
+def caption(kind: str, min_ess: float = 400) -> str:
+    """What a plot of ``kind`` shows (:data:`CAPTIONS`), an ESS plot's line at ``min_ess``."""
+    return CAPTIONS[kind].replace("dashed: 400", f"dashed: {min_ess:g}")
 
 
 def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from infer import registry
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
-from infer.plots import CAPTIONS, plot
+from infer.plots import caption, plot
 from infer.result import Result
 from infer.statistics import TAIL_PROB
 
@@ -190,6 +190,7 @@ def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
 
 def _html(results: dict[str, Result], table, notes, title: str, plots: bool = True) -> str:
     rows = formatted(table)
+    min_ess = table.attrs.get("min_ess", 400)  # the ESS plots' line, as they were drawn
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
@@ -205,7 +206,8 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
     sections = []
     for name in results:
         figures = "".join(
-            figure(f"{kind}_{name}.png", CAPTIONS[kind]) for kind in _plots_of(results[name], plots)
+            figure(f"{kind}_{name}.png", caption(kind, min_ess))
+            for kind in _plots_of(results[name], plots)
         )
         about = registry.describe(results[name].sampler)
         about = f"{html.escape(results[name].sampler)}: {html.escape(about)}. " if about else ""
@@ -215,7 +217,7 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
             f"(ArviZ DataTree, NetCDF)</p>{figures}"
         )
     title = html.escape(title or "infer compare")
-    forest = "<h2>Estimates side by side</h2>" + figure("forest.png", CAPTIONS["forest"])
+    forest = "<h2>Estimates side by side</h2>" + figure("forest.png", caption("forest"))
     forest = forest if plots else "<p>Plots left out (--no-plots).</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -248,3 +248,12 @@ def test_many_panels_are_drawn_past_arviz_subplot_limit():
     for kind in ("ess", "trace"):
         collection = infer.plot(result, kind=kind, max_panels=50)
         assert "of 50 components" not in _title(collection)
+
+
+def test_a_reports_ess_captions_give_the_line_its_table_flags_at(tmp_path):
+    from infer.report import write_report
+
+    result = infer.Result.from_draws({"mu": np.random.default_rng(3).normal(size=(2, 50))})
+    table = infer.compare({"run": result}, min_ess=200, warn=False)
+    page = write_report({"run": result}, table, tmp_path / "report").read_text()
+    assert "dashed: 200" in page and "dashed: 400" not in page
