@@ -149,7 +149,8 @@ def _add_compare_command(commands) -> None:
         "--min-ess",
         type=positive_int,
         default=400,
-        help="flag runs whose bulk or tail ESS is below this (default 400)",
+        help="flag runs whose bulk or tail ESS is below this (default 400; with --until-ess, "
+        "the smaller of the two)",
     )
     compare.add_argument(
         "--no-plots",

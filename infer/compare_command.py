@@ -68,6 +68,21 @@ def _run_one(args, target, name: str, progress, notes: list, failed: list):
     return result
 
 
+def _save_finished(results: dict, folder) -> str:
+    """Save the runs that finished before an interrupt, each as its NetCDF (written
+    atomically), and say where; the table and report need every run, so they are not made."""
+    if not results:
+        return "No sampler had finished; nothing was written."
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, result in results.items():
+        result.save(folder / f"{name}.nc")
+    saved = ", ".join(f"{name}.nc" for name in results)
+    return (
+        f"The finished runs are saved in {folder}: {saved} (infer.load reads them); the table "
+        "and the report were not made: run the command again for them."
+    )
+
+
 def run_compare(args) -> int:
     import infer
     from infer.report import as_text, notes_of, write_report
@@ -93,7 +108,7 @@ def run_compare(args) -> int:
             if result is not None:
                 results[name] = result
     except KeyboardInterrupt:
-        print(f"\ninfer compare: interrupted; finished: {', '.join(results) or 'none'}.")
+        print(f"\ninfer compare: interrupted. {_save_finished(results, out_folder)}")
         return 130
     if not results:
         for note in notes:

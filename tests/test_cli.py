@@ -304,6 +304,29 @@ def test_a_home_folder_in_a_path_option_is_expanded(argv, monkeypatch, tmp_path)
     assert (getattr(args, "out", None) or args.run) == tmp_path / "reports"
 
 
+def test_ctrl_c_between_samplers_keeps_the_runs_that_finished(tmp_path, monkeypatch, capsys):
+    """They were named as finished and thrown away: the folder was left empty."""
+    from infer import compare_command
+
+    real = compare_command._run_one
+    calls = []
+
+    def second_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # Ctrl-C while the second sampler runs
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(compare_command, "_run_one", second_interrupted)
+    argv = ["compare", "--target", "normal_1d", "--samplers", "rwmh,mala", "--chains", "2"]
+    argv += ["--samples", "300", "--warmup", "200", "--no-plots", "--out", str(tmp_path)]
+    assert cli.main(argv) == 130
+    out = capsys.readouterr().out
+    assert "The finished runs are saved in" in out and "rwmh.nc" in out
+    saved = infer.load(tmp_path / "normal_1d" / "rwmh.nc")
+    assert saved.sampler == "rwmh" and not (tmp_path / "normal_1d" / "mala.nc").exists()
+
+
 def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     tmp_path, monkeypatch, capsys
 ):

@@ -8,7 +8,10 @@ killed while saving.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import signal
+import threading
 from pathlib import Path
 
 import jax
@@ -42,7 +45,26 @@ def save(checkpoints, epoch: int, state, best, metrics: dict, config: dict) -> N
     }
     if best is not None:
         items["best"] = ocp.args.StandardSave(nnx.to_pure_dict(best))
-    checkpoints.save(epoch, args=ocp.args.Composite(**items))
+    with interrupts_deferred():  # Ctrl-C mid-save left a temporary folder and Orbax's errors
+        checkpoints.save(epoch, args=ocp.args.Composite(**items))
+
+
+@contextlib.contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) until the block is done, then raise ``KeyboardInterrupt``: a
+    checkpoint is written whole or not started. Only in the main thread (where Python
+    delivers signals); elsewhere the block runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def saved_config(checkpoints) -> dict | None:
