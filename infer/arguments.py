@@ -14,6 +14,7 @@ import numpy as np
 from infer import convergence, registry, validation
 from infer.keys import as_key
 from infer.placement import chain_sharding, to_host
+from infer.process_agreement import check_processes_agree
 from infer.resume_source import Saved, checkpoint_folder, resume_source
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
@@ -93,6 +94,18 @@ def check_arguments(
     num_chains, num_samples, thin, init_jitter = _check_numbers(
         num_chains, num_samples, thin, init_jitter, until, source
     )
+    check_processes_agree(
+        {
+            "rng_key": key_input,
+            "target": getattr(target, "name", None),
+            "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
+            "num_chains": num_chains,
+            "num_samples": num_samples,
+            "num_warmup": num_warmup,
+            "thin": thin,
+            "init_jitter": init_jitter,
+        }
+    )
     sharding = chain_sharding(devices, num_chains)
     if exact:  # no warm-up, thinning, resuming, outputs, rule or superchains
         outputs = Outputs(None, None, None, None)
@@ -125,6 +138,14 @@ def check_arguments(
         num_draws,
         superchain_size,
     )
+
+
+def _settings_of(sampler):
+    """The sampler's settings for the processes' agreement check, or None if it has none."""
+    try:
+        return sampler.settings()
+    except Exception:  # noqa: BLE001 - checked later by name, where it matters
+        return None
 
 
 def _from_state(init, num_chains):

@@ -96,7 +96,8 @@ def sample(
             ``target.init``.
         init_jitter: half-width of the uniform jitter added to a single starting point
             (default 1.0); refused with ``resume``.
-        devices: the devices to run on; default all of ``jax.local_devices()``. When there are
+        devices: the devices to run on; default all of ``jax.devices()`` (every process's, in
+            a multi-process run, whose processes must make the same call). When there are
             several and ``num_chains`` is a multiple of their number, the chains are split
             among them (sharded on the chain axis); otherwise everything runs on the first.
             Each chain's keys depend only on the seed and the chain's index, and so do its

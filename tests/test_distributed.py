@@ -87,3 +87,41 @@ def test_two_processes_give_each_chain_the_draws_of_one_process(tmp_path, name):
         both = np.load(tmp_path / f"process{i}.npy")  # every process gathers every chain
         assert both.shape == (4, 200, 10)
         np.testing.assert_array_equal(both, one)
+
+
+MISMATCH = textwrap.dedent(
+    """
+    import sys
+    process, port = int(sys.argv[1]), sys.argv[2]
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
+                               num_processes=2, process_id=process)
+    import infer
+    from models import targets
+    try:  # a seed and a chain count taken from the process index
+        infer.sample(process, targets.get("normal_10d"), infer.rwmh(),
+                     num_chains=4 + 2 * process, num_samples=20, num_warmup=20)
+    except ValueError as err:
+        print(err)
+    """
+)
+
+
+def test_processes_that_call_sample_differently_are_refused_by_name():
+    """Seeds from the process index mixed two runs' chains into one result without a word;
+    different chain counts aborted inside gloo with a C++ trace."""
+    port = _free_port()
+    pair = [
+        subprocess.Popen(
+            [sys.executable, "-c", MISMATCH, str(i), str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    for child in pair:
+        stdout, stderr = child.communicate(timeout=300)
+        assert child.returncode == 0, stderr[-3000:]
+        assert "called infer.sample with different rng_key, num_chains" in stdout, stdout
