@@ -180,6 +180,11 @@ def _compiled_call(
     run = program(num_values, _platforms(arrays))
     real = lengths(num_chains, num_draws, prob)
     with jax.enable_x64(compute_dtype == "float64"):
+        # Host draws become device arrays here, in the computation's x64 setting: handed to
+        # the compiled call as NumPy, float64 draws were at times passed as float32 to a
+        # program built for float64 (RuntimeProgramInputMismatch, with a fresh persistent
+        # compilation cache, after other shapes had compiled).
+        arrays = tuple(jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays)
         return _executable(run, arrays, scores, real, plan)(arrays, scores, real)
 
 
