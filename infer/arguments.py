@@ -94,18 +94,19 @@ def check_arguments(
     num_chains, num_samples, thin, init_jitter = _check_numbers(
         num_chains, num_samples, thin, init_jitter, until, source
     )
-    check_processes_agree(
-        {
-            "rng_key": key_input,
-            "target": getattr(target, "name", None),
-            "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
-            "num_chains": num_chains,
-            "num_samples": num_samples,
-            "num_warmup": num_warmup,
-            "thin": thin,
-            "init_jitter": init_jitter,
-        }
-    )
+    if jax.process_count() > 1:  # one process: nothing to compare, nothing to compute
+        check_processes_agree(
+            {
+                "rng_key": key_input,
+                "target": getattr(target, "name", None),
+                "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
+                "num_chains": num_chains,
+                "num_samples": num_samples,
+                "num_warmup": num_warmup,
+                "thin": thin,
+                "init_jitter": init_jitter,
+            }
+        )
     sharding = chain_sharding(devices, num_chains)
     if exact:  # no warm-up, thinning, resuming, outputs, rule or superchains
         outputs = Outputs(None, None, None, None)

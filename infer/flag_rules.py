@@ -202,34 +202,27 @@ STILL_BY_CHANCE = 1e-3
 SOME_MOVES = 0.05
 
 
-def expected_moves(result: Result, stuck: list[int]) -> np.ndarray | None:
-    """For each chain of ``stuck``, the number of moves its recorded acceptance probabilities
-    (``stats["acceptance_rate"]``, one per kept draw, each standing for ``thin`` steps)
-    expected: their sum. None when the run recorded none."""
+def _acceptance_of(result: Result, stuck: list[int]) -> np.ndarray | None:
+    """``(len(stuck), draws)``: the acceptance probabilities the run recorded for the chains
+    of ``stuck`` (``stats["acceptance_rate"]``, one per kept draw, clipped to [0, 1]), or None
+    when it recorded none (or non-finite ones)."""
     rates = result.stats.get("acceptance_rate")
     if rates is None or not stuck:
         return None
     rates = np.clip(np.asarray(rates, float)[stuck], 0.0, 1.0)
-    if rates.ndim != 2 or not np.isfinite(rates).all():
-        return None
-    return max(int(result.thin), 1) * rates.sum(axis=1)
-
-
-def _chance_of_standing_still(result: Result, stuck: list[int]) -> np.ndarray:
-    """The probability, per chain of ``stuck``, that none of its steps moved: the product of
-    ``1 - a`` over them."""
-    rates = np.clip(np.asarray(result.stats["acceptance_rate"], float)[stuck], 0.0, 1.0)
-    with np.errstate(divide="ignore"):
-        return np.exp(max(int(result.thin), 1) * np.log1p(-rates).sum(axis=1))
+    return rates if rates.ndim == 2 and np.isfinite(rates).all() else None
 
 
 def why_stuck(result: Result, stuck: list[int]) -> str:
     """Why chains never moved, as far as the run's statistics tell."""
-    expected = expected_moves(result, stuck)
+    rates = _acceptance_of(result, stuck)
+    thin = max(int(result.thin), 1)  # a kept draw stands for thin steps
+    expected = None if rates is None else thin * rates.sum(axis=1)  # moves expected
     if expected is not None and (expected >= SOME_MOVES).all():
-        chance = _chance_of_standing_still(result, stuck)
+        with np.errstate(divide="ignore"):  # the chance that no step moved: prod(1 - a)
+            chance = np.exp(thin * np.log1p(-rates).sum(axis=1))
         if (chance > STILL_BY_CHANCE).all():
-            steps = np.shape(result.stats["acceptance_rate"])[1] * max(int(result.thin), 1)
+            steps = rates.shape[1] * thin
             return (
                 f"their acceptance probabilities expected {expected.min():.2g} to "
                 f"{expected.max():.2g} moves in {steps} steps, so standing still had a chance "

@@ -26,11 +26,13 @@ def per_example(loglik_fn: Callable, position, examples) -> jax.Array:
     return jax.vmap(one)(examples)
 
 
-def check_sum_over_examples(loglik_fn: Callable, position, examples, whose: str) -> None:
+def check_sum_over_examples(
+    loglik_fn: Callable, position, examples, whose: str, whole: float | None = None
+) -> None:
     """A ``ValueError`` when ``loglik_fn(position, examples)`` is not the sum of its terms on
     each example alone, at ``position`` (evaluated once, op by op). ``whose``: the function's
-    name in the message."""
-    whole = float(loglik_fn(position, examples))
+    name in the message; ``whole``: its value on all the examples, if the caller has it."""
+    whole = float(loglik_fn(position, examples)) if whole is None else float(whole)
     summed = float(jnp.sum(per_example(loglik_fn, position, examples)))
     if not (np.isfinite(whole) and np.isfinite(summed)):
         return  # a non-finite start is refused by name elsewhere

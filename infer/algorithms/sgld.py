@@ -233,7 +233,8 @@ class SGLD(Sampler):
         state or likelihood would be sampled silently as this sampler's posterior. And that
         likelihood must be a sum over the examples, which the minibatch estimate scales."""
         # evaluated once, op by op: compiling two programs for one value would cost more
-        ours = float(self.logprior_fn(position) + self.loglik_fn(position, self.data))
+        likelihood = self.loglik_fn(position, self.data)
+        ours = float(self.logprior_fn(position) + likelihood)
         theirs = float(logdensity_fn(position))
         if not (np.isfinite(ours) and np.isfinite(theirs)):
             return  # a start where the target's density is not finite is refused by name later
@@ -247,7 +248,8 @@ class SGLD(Sampler):
                 "posterior under this target's name. Make it from this target: "
                 "infer.sgld(**target.notes['minibatch'], ...) for a Flax target."
             )
-        check_sum_over_examples(self.loglik_fn, position, self.data, "sgld's loglik_fn")
+        whose = "sgld's loglik_fn"
+        check_sum_over_examples(self.loglik_fn, position, self.data, whose, likelihood)
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         batch = self.minibatch()

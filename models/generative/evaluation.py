@@ -68,6 +68,12 @@ def _first_bad(data: np.ndarray, bad: np.ndarray) -> str:
     return f"{kind} {', '.join(f'{v:g}' for v in values)}"
 
 
+def _unscorable(data: np.ndarray, top: int) -> np.ndarray:
+    """Where ``data`` is not a whole number from 0 to ``top`` (1: binary pixels; else counts
+    out of ``top``), which Bernoulli and binomial likelihoods cannot score."""
+    return (data < 0) | (data > top) | (data != np.round(data))
+
+
 def check_model_images(model, data, argument: str = "data") -> np.ndarray:
     """``data`` as a numpy array of images that ``model`` scores: not empty, finite, shaped
     ``(num_images, *model.image_shape)`` and, for a model that declares its ``likelihood``,
@@ -96,7 +102,7 @@ def check_model_images(model, data, argument: str = "data") -> np.ndarray:
     likelihood = getattr(model, "likelihood", None)
     if likelihood in ("bernoulli", "binomial"):
         top = 1 if likelihood == "bernoulli" else int(model.total_count)
-        bad = (data < 0) | (data > top) | (data != np.round(data))
+        bad = _unscorable(data, top)
         if bad.any():
             raise ValueError(
                 f"{argument} holds {int(bad.sum())} value(s) that a {likelihood} likelihood "
@@ -224,7 +230,7 @@ def independent_pixel_baseline(
             f"{test.shape[1:]}, with {int(np.sum(~np.isfinite(test)))} NaN or inf value(s)."
         )
     top = 1 if total_count is None else total_count
-    bad = (test < 0) | (test > top) | (test != np.round(test))
+    bad = _unscorable(test, top)
     if bad.any():
         pixels = "binary pixels (0 or 1)" if total_count is None else f"counts in [0, {top}]"
         raise ValueError(
