@@ -202,15 +202,20 @@ def test_saved_file_is_an_arviz_tree(tmp_path):
     assert arviz_base.convert_to_datatree(tree)["posterior"]["x"].shape == (2, 20)
 
 
-def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys):
+def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys, monkeypatch):
     """``infer sbc``: a small check of MALA on eight schools (its verdict is not the point
     here; tests/test_sbc.py checks verdicts), and a sampler it cannot check."""
+    titled = []  # the model each plot is titled with: the target's name, not the function's
+    plot = infer.SBCResult.plot
+    monkeypatch.setattr(
+        infer.SBCResult, "plot", lambda self, **kw: titled.append(self.model) or plot(self, **kw)
+    )
     options = ["--simulations", "10", "--chains", "2", "--samples", "10", "--warmup", "100"]
     code = cli.main(["sbc", "--sampler", "mala", *options, "--out", str(tmp_path), "--no-progress"])
     out = capsys.readouterr().out
     assert code in (0, 1) and "| parameter | ECDF p |" in out and "| theta_tilde[7] |" in out
     folder = tmp_path / "eight_schools"
-    assert "![" in (folder / "sbc_mala.md").read_text()
+    assert "![" in (folder / "sbc_mala.md").read_text() and titled == ["eight_schools"]
     assert coloured_share(folder / "sbc_mala.png") > 0.002
     ranks = pd.read_csv(folder / "sbc_mala_ranks.csv")  # a header of the parameters' names
     assert list(ranks.columns[:2]) == ["mu", "tau"] and "theta_tilde[7]" in ranks.columns
