@@ -128,7 +128,7 @@ def run_compare(args) -> int:
     notes.extend(str(w.message) for w in caught)
     print()
     print(as_text(table, TABLE_COLUMNS))
-    print(f"\n{notes_of(table)}")
+    print(f"\n{notes_of(table, TABLE_COLUMNS)}")
     index = write_report(
         results,
         table,

@@ -334,4 +334,5 @@ def compare(
         "the largest |posterior mean - truth| / MCSE."
     )
     table.attrs["min_ess"] = min_ess
+    table.attrs["statistics"] = statistics
     return table

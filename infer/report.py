@@ -41,14 +41,33 @@ SHOWN_COLUMNS = {
     "pareto_k_above_0.7": ("k > 0.7", "{:d}"),
 }
 
-NOTES = (
-    f"ESS: infer.chain_stats (equal to arviz_stats within 1e-5), minimum (and median) over "
-    "parameters; tail ESS at the "
-    f"{TAIL_PROB[0]:.0%} and {TAIL_PROB[1]:.0%} quantiles. R-hat: rank-normalised split, "
-    "maximum. ESS/s: bulk ESS per second of sampling, compilation excluded; ESS per 1,000 "
-    "log-density and per gradient evaluation count warm-up too. max |z|: largest |posterior "
-    "mean - truth| / MCSE."
+_BACKENDS = {
+    "jax": "infer.chain_stats (equal to arviz_stats within 1e-5)",
+    "arviz": "arviz_stats",
+}
+
+# What shown columns mean, for the notes under a table that shows one of them.
+_COLUMN_NOTES = (
+    (("ess_bulk_per_second",), "ESS/s: bulk ESS per second of sampling, compilation excluded"),
+    (
+        ("ess_bulk_per_1000_logdensity_evals", "ess_bulk_per_grad_eval"),
+        "ESS per 1,000 log-density and per gradient evaluation count warm-up too",
+    ),
+    (("max_abs_z",), "max |z|: largest |posterior mean - truth| / MCSE"),
+    (("elpd_loo",), "elpd LOO: PSIS-LOO (ArviZ), with its SE, p LOO and the Pareto k above 0.7"),
 )
+
+
+def _notes(statistics: str, columns) -> str:
+    """The notes under a table of ``columns`` (those shown), statistics from ``statistics``."""
+    over = "minimum and median" if "median_ess_bulk" in columns else "minimum"
+    notes = [
+        f"ESS and R-hat: {_BACKENDS.get(statistics, statistics)}; ESS {over} over parameters, "
+        f"tail ESS at the {TAIL_PROB[0]:.0%} and {TAIL_PROB[1]:.0%} quantiles; R-hat "
+        "rank-normalised split, maximum"
+    ]
+    notes += [note for names, note in _COLUMN_NOTES if any(c in columns for c in names)]
+    return ". ".join(notes) + "."
 
 
 def _cell(value, fmt: str) -> str:
@@ -79,7 +98,8 @@ def _shown(value, column: str) -> str:
 
 
 def as_text(table, columns: tuple[str, ...] | None = None) -> str:
-    """Aligned plain text, for a terminal."""
+    """Aligned plain text, for a terminal; ``columns``: those to show (default: every
+    one of :data:`SHOWN_COLUMNS` the table has)."""
     rows = formatted(table if columns is None else table[["sampler", *columns]])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = []
@@ -98,10 +118,12 @@ def as_markdown(table) -> str:
     return "\n".join(lines) + f"\n\n{notes_of(table)}\n"
 
 
-def notes_of(table) -> str:
-    """How the table's columns were computed: its own notes (which name the statistics'
-    backend, JAX or ArviZ), else :data:`NOTES`."""
-    return table.attrs.get("notes", NOTES)
+def notes_of(table, columns: tuple[str, ...] | None = None) -> str:
+    """How the shown columns (``columns``, default as :func:`as_text`) were computed, in the
+    names the shown table gives them, with the statistics' backend (JAX or ArviZ) of
+    ``infer.compare``'s table."""
+    shown = [c for c in (SHOWN_COLUMNS if columns is None else columns) if c in table.columns]
+    return _notes(table.attrs.get("statistics", "jax"), shown)
 
 
 def _check_table(results: dict, table) -> None:

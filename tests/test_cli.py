@@ -57,6 +57,8 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     ):
         assert column in header
     assert "5% and 95% quantiles" in out
+    # the notes explain the columns shown, by the names shown: not the CSV's
+    assert "max |z|: largest" in out and "max_abs_z" not in out and "per 1,000" not in out
     folder = tmp_path / "normal_1d"
     for name in ("rejection", "rwmh", "nuts"):
         assert any(line.startswith(name) for line in out.splitlines())
@@ -75,6 +77,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert markdown.startswith("| run |") and "5% and 95% quantiles" in markdown
     header, rule = markdown.splitlines()[:2]  # as many cells as the rule has: |z| escaped
     assert header.replace("\\|", "").count("|") == rule.count("|") and "max \\|z\\|" in header
+    assert "ESS/1k evals" in header and "per 1,000 log-density" in markdown  # shown there
     page = (folder / "index.html").read_text()
     for src in ("forest.png", "trace_nuts.png", "pair_rwmh.png", "rejection.nc"):
         assert src in page
