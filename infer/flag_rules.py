@@ -280,13 +280,18 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
         where = f"{kept} after warm-up, {total} in all" if kept != total else f"{total}"
         if skips_steps(result):
             return skipped_steps_message(where)
-        return (
-            f"{where} proposals had a NaN or +inf log density. They were rejected, so the "
-            "draws are still valid, but the log density breaks where the chains go: check its "
-            "support and constraints (a parameter that must be positive, the log of a "
-            "negative number, an overflow), or reparameterise."
-        )
+        return rejected_nonfinite_message(where)
     return None
+
+
+def rejected_nonfinite_message(where: str) -> str:
+    """What rejected proposals at a NaN or +inf log density mean (``where``: how many)."""
+    return (
+        f"{where} proposals had a NaN or +inf log density. They were rejected, so the draws "
+        "are valid if the density is zero there, but the log density breaks where the chains "
+        "go: check its support and constraints (a parameter that must be positive, the log "
+        "of a negative number, an overflow), or reparameterise."
+    )
 
 
 def skips_steps(result: Result) -> bool:

@@ -13,6 +13,7 @@ from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
 from infer.flag_rules import (
     divergence_advice,
+    rejected_nonfinite_message,
     skipped_steps_message,
     skips_steps,
     stuck_chains,
@@ -195,6 +196,11 @@ def scale_std(scale: np.ndarray) -> np.ndarray:
     return np.abs(scale)
 
 
+def _steps(result: Result) -> int:
+    """The steps of every chain of a run, warm-up included (the proposals made)."""
+    return result.num_chains * (result.num_warmup + result.num_samples * result.thin)
+
+
 def _nonfinite_chains(result: Result) -> list[int]:
     """Chains whose last position holds a NaN or infinite value (from the run's state)."""
     if result.state is None:
@@ -215,9 +221,10 @@ def warn_if_unhealthy(result: Result) -> None:
             stacklevel=5,
         )
     skipped = int(np.sum(result.info.get("nonfinite_proposals") or 0))
-    if skipped and skips_steps(result):
+    if skipped:  # steps skipped (no accept/reject step), or proposals rejected
+        message = skipped_steps_message if skips_steps(result) else rejected_nonfinite_message
         warnings.warn(
-            f"{result.sampler} on {result.target}: {skipped_steps_message(str(skipped))}",
+            f"{result.sampler} on {result.target}: {message(f'{skipped} of {_steps(result)}')}",
             DiagnosticWarning,
             stacklevel=5,
         )

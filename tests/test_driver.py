@@ -258,9 +258,10 @@ INF_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(
 @pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
 def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
     sampler = SAMPLERS[name]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", infer.DiagnosticWarning)  # NUTS: divergences
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", infer.DiagnosticWarning)  # NUTS: divergences
         result = infer.sample(0, target, sampler, num_chains=2, num_samples=300, num_warmup=200)
+    said = [str(w.message) for w in caught]
     assert np.all(np.isfinite(result.draws["x"])) and np.all(result.draws["x"][..., 0] < 1.0)
     assert np.all(np.isfinite(result.stats["lp"]))
     assert np.all(np.isfinite(result.stats["acceptance_rate"]))
@@ -271,6 +272,9 @@ def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
         counts = result.info["nonfinite_proposals"]
         assert len(counts) == 2 and all(count > 0 for count in counts)
         assert 0 < int(result.stats["nonfinite"].sum()) <= sum(counts)
+        # and said when sampling, not only by infer.compare's flag
+        told = f"{sum(counts)} of 1000 proposals had a NaN or +inf log density"
+        assert any(told in message for message in said), said
 
 
 def test_result_converts_to_arviz_with_run_facts():
