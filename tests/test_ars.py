@@ -384,6 +384,17 @@ def test_a_region_of_numerical_trouble_rejects_its_proposals(trouble):
     assert_ks_matches(draws, lambda x: gamma.cdf(np.minimum(x, 5.0)) / gamma.cdf(5.0))
 
 
+@pytest.mark.parametrize("trouble", [jnp.nan, jnp.inf], ids=["nan", "inf"])
+def test_numerical_trouble_between_hull_points_is_refused_not_squeezed_over(trouble):
+    """Between hull points the squeeze accepts draws unevaluated: a NaN (or +inf) hole there
+    gave draws inside the hole with info["exact"] True and no word."""
+    target = infer.Target(
+        lambda x: jnp.where((x > 0.5) & (x < 0.6), trouble, -0.5 * x**2), init=jnp.asarray(0.0)
+    )
+    with pytest.raises(ValueError, match=r"not log-concave near x = 0\.5.*NaN or \+inf there"):
+        infer.sample(0, target, infer.ars(domain=(None, None)), num_samples=50_000)
+
+
 def _scaled_normal(x, data):
     return -0.5 * (x / data["sigma"]) ** 2
 

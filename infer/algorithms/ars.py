@@ -263,7 +263,8 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         # For a concave h, chord <= h <= tangent: a squeeze above the hull is proof enough,
         # and so is a value below the chord, squeezed or not (every proposal is evaluated).
         above = active & (lower_bound > u + TOLERANCE * (1.0 + jnp.abs(u)))
-        new = new._replace(bad=new.bad | above | (active & ~trouble & _below(h, lower_bound)))
+        below = (~trouble & _below(h, lower_bound)) | _broken_inside(h, lower_bound)
+        new = new._replace(bad=new.bad | above | (active & below))
         bad_x = jnp.where(new.bad & ~hull.bad, x, bad_x)  # where it was first seen
         buffer = buffer.at[jnp.where(accepted, count, num_draws)].set(x, mode="drop")
         step = active.astype(jnp.int32)
@@ -297,6 +298,13 @@ def _below(h, chord):
     """Where values ``h`` of ``log f`` lie below the squeeze's ``chord`` (beyond round-off):
     impossible for a concave ``log f``. ``-inf`` (no density) inside the hull counts."""
     return h < chord - TOLERANCE * (1.0 + jnp.abs(chord))
+
+
+def _broken_inside(h, chord):
+    """Where ``log f`` is NaN or ``+inf`` between hull points (where the squeeze's ``chord``
+    is finite, and accepts draws unevaluated): not a concave ``log f``. Beyond the outermost
+    points every proposal is evaluated, so there such values only cut the density off."""
+    return (jnp.isnan(h) | (h == jnp.inf)) & (chord > -jnp.inf)
 
 
 def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, max_rounds, lazy):
@@ -334,7 +342,9 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         # and the envelope; one outside shows that log f is not concave.
         sane = ~(jnp.isnan(values) | (values == jnp.inf))
         outside = ((values > u + slack) & sane) | (lower_bound > u + slack)
-        outside = outside | (sane & _below(values, lower_bound))
+        outside = (
+            outside | (sane & _below(values, lower_bound)) | _broken_inside(values, lower_bound)
+        )
         slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
         buffer = buffer.at[slot].set(x, mode="drop")
         first_bad = jnp.where(jnp.any(outside), x[jnp.argmax(outside)], bad_x)

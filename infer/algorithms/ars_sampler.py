@@ -139,8 +139,9 @@ class ARS(Sampler):
             at = f" near x = {where[0]:.6g}" if where else " between the starting points"
             raise ValueError(
                 f"the density is not log-concave{at}: a value of log f lies above the upper "
-                "hull or below the chord between the hull points either side of it (or the "
-                "tangent slopes rise), so adaptive rejection sampling would not be exact. "
+                "hull or below the chord between the hull points either side of it (or is "
+                "NaN or +inf there, or the tangent slopes rise), so adaptive rejection "
+                "sampling would not be exact. "
                 "Use infer.rejection with a proposal that covers the target, or MCMC."
             )
         if any(np.any(np.asarray(c.num_accepted) < num_draws) for c in counters):
