@@ -15,7 +15,7 @@ from infer import convergence, registry, validation
 from infer.keys import as_key
 from infer.placement import chain_sharding, to_host
 from infer.process_agreement import check_processes_agree
-from infer.resume_source import Saved, checkpoint_folder, resume_source
+from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
 from infer.starts import PerChain
@@ -120,7 +120,7 @@ def check_arguments(
     )
     num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
     _check_step_count(source, num_warmup, num_draws, thin)
-    superchain_size = _superchain_size(superchains, num_chains, init, source)
+    superchain_size = resumed_superchain_size(superchains, num_chains, source)
     return Arguments(
         key_input,
         seed,
@@ -369,13 +369,6 @@ def _check_writable_if_unfinished(source, folder) -> None:
             "into its folder, which this user cannot write to. Copy the folder somewhere "
             "writable (shutil.copytree) and resume the copy."
         )
-
-
-def _superchain_size(superchains, num_chains: int, init, source) -> int:
-    """Chains per superchain (1 without superchains), checked against ``num_chains``."""
-    if superchains is None:
-        return getattr(source, "superchain_size", 1) or 1
-    return validation.superchain_size(superchains, num_chains)
 
 
 def _check_keep(keep, target, init) -> list | None:

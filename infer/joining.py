@@ -47,8 +47,12 @@ def _run_differences(earlier: Result, later: Result, i: int) -> list[str]:
     settings, warm-up, thinning, the target's function and data, the chains' shapes) when
     both have one, else by what every result records (settings, warm-up, thinning)."""
     labels = (f"in results[{i - 1}]", f"in results[{i}]")
+    grouping = [r.info.get("superchains") for r in (earlier, later)]
+    lines = [] if grouping[0] == grouping[1] else [
+        f"superchains: {grouping[0]} {labels[0]}, {grouping[1]} {labels[1]}"
+    ]  # fmt: skip
     if earlier.state is not None and later.state is not None:
-        return differences(earlier.state.fingerprint, later.state.fingerprint, labels)
+        return lines + differences(earlier.state.fingerprint, later.state.fingerprint, labels)
     facts = [
         {
             "settings": settings_json(r.settings),
@@ -57,7 +61,7 @@ def _run_differences(earlier: Result, later: Result, i: int) -> list[str]:
         }
         for r in (earlier, later)
     ]
-    return differences(*facts, labels)
+    return lines + differences(*facts, labels)
 
 
 def _not_resumed_from(earlier: Result, later: Result, i: int) -> list[str]:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import checkpoint as checkpoints
+from infer import validation
 from infer.io import folder_path
 from infer.result import Result
 from infer.run_state import ChainState
@@ -91,3 +92,20 @@ def resume_folder(resume) -> Path | None:
         path = Path(resume).expanduser()
         return path if path.is_dir() else path.parent
     return None
+
+
+def resumed_superchain_size(superchains, num_chains: int, source) -> int:
+    """Chains per superchain (1 without superchains), checked against ``num_chains``; a
+    resumed run (``source``) keeps its own, and another one given is refused."""
+    kept = getattr(source, "superchain_size", 1) or 1
+    if superchains is None:
+        return kept
+    size = validation.superchain_size(superchains, num_chains)
+    if source is not None and size != kept:
+        started = f"superchains={num_chains // kept}" if kept > 1 else "no superchains"
+        raise ValueError(
+            f"superchains={superchains} but the run resumed was started with {started}: a "
+            "resumed run keeps its chains' grouping (which chains shared a start). Leave "
+            "superchains out when resuming."
+        )
+    return size

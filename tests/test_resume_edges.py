@@ -188,6 +188,17 @@ def test_a_folder_resumed_keeps_its_superchains_and_checkpoint_interval(tmp_path
     np.testing.assert_array_equal(again.draws["x"], whole.draws["x"])
     steps = [infer.checkpoint.load(p).meta["step"] for p in infer.checkpoint.checkpoints(older)]
     assert steps == [130, 140], steps  # 30 steps on (past the end), and the last at the end
+    # another grouping given on resuming is refused (it replaced the run's, and nested
+    # R-hat then grouped chains that never shared a start), from a folder or a result
+    plain = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=tmp_path / "p", **kwargs)
+    for source in (plain, tmp_path / "p"):
+        with pytest.raises(ValueError, match="superchains=2 but the run resumed was started"):
+            infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=source, superchains=2, **kwargs)
+    # results that say different groupings (saved before this was refused) are not joined
+    more = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=plain, **kwargs)
+    regrouped = dataclasses.replace(more, info={**more.info, "superchains": 2})
+    with pytest.raises(ValueError, match=r"superchains: None in results\[0\], 2 in results"):
+        infer.concat(plain, regrouped)
 
 
 def test_an_unfinished_run_in_a_folder_it_cannot_write_is_refused_before_it_runs(
