@@ -43,17 +43,18 @@ def _bound(model: Callable, args, kwargs) -> dict | None:
 
 
 def unobserved_arguments(model: Callable, args, kwargs, latent) -> list[str]:
-    """The latent sites named like an argument of the model that was left at its default
-    ``None``: an outcome left out of a target for predictions at new inputs, or data the
-    user forgot to pass, which NumPyro then samples as a parameter
-    (``numpyro.sample("y", ..., obs=y)`` with ``y=None``)."""
+    """The latent sites named like an argument of the model that is ``None`` (left at its
+    default or passed so): an outcome left out of a target for predictions at new inputs, or
+    data the user forgot to pass, which NumPyro then samples as a parameter
+    (``numpyro.sample("y", ..., obs=y)`` with ``y=None``). An argument named otherwise than
+    its site cannot be told from a parameter."""
     bound = _bound(model, args, kwargs)
     if bound is None:
         return []
     return [
         name
         for name, parameter in inspect.signature(model).parameters.items()
-        if name not in bound and parameter.default is None and name in latent
+        if name in latent and bound.get(name, parameter.default) is None
     ]
 
 
@@ -68,7 +69,7 @@ def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -
             else "sampled as a parameter, not observed"
         )
         warnings.warn(
-            f"the model's argument {name}=None was not given, so its site {name!r} is {what}. "
+            f"the model's argument {name} is None (not given), so its site {name!r} is {what}. "
             f"Pass {name}=<data> to Target.from_numpyro to condition on it (a target for "
             "infer.predictive at new inputs leaves it out, as here, and is not sampled).",
             UserWarning,
@@ -144,3 +145,23 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
         return bool(np.array_equal(a, b, equal_nan=True))
     except TypeError:  # values NaN has no meaning for
         return bool(np.array_equal(a, b))
+
+
+def check_observation_shapes(observations: dict) -> None:
+    """A ``ValueError`` for an observed site whose value NumPyro would broadcast against its
+    distribution into a larger array, scoring each observation many times: ``y`` of shape
+    ``(n, 1)`` (``df[["y"]].to_numpy()``) under a distribution of shape ``(n,)`` gives an
+    ``(n, n)`` log probability. ``observations``: name -> trace site."""
+    for name, site in observations.items():
+        value_shape = tuple(np.shape(site["value"]))
+        dist_shape = tuple(site["fn"].shape())
+        scored = np.broadcast_shapes(value_shape, dist_shape)
+        if scored != value_shape:
+            times = int(np.prod(scored)) // max(int(np.prod(value_shape)), 1)
+            raise ValueError(
+                f"the observed site {name!r} holds an array of shape {value_shape} under a "
+                f"distribution of shape {dist_shape}: NumPyro broadcasts them to {scored}, "
+                f"scoring each observation {times} times. Pass the observations in the "
+                f"distribution's shape {dist_shape} (a column vector (n, 1), such as "
+                "df[['y']].to_numpy(), as .ravel() or df['y'])."
+            )

@@ -19,6 +19,7 @@ import numpy as np
 
 from infer import validation
 from infer.numpyro_data import (
+    check_observation_shapes,
     constant_data,
     is_data,
     lists_of_numbers,
@@ -109,6 +110,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             "arrays: pass np.asarray(...) of them (.to_numpy() of a pandas Series). Calling "
             f"the model raised {validation.error_line(err)}"
         ) from err
+    check_observation_shapes({k: site for k, site in trace.items() if is_observation(site)})
     params = [name for name, site in trace.items() if site["type"] == "param"]
     if params:
         warnings.warn(

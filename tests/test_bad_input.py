@@ -71,6 +71,27 @@ def test_nan_in_a_numpyro_models_observations_is_named():
         infer.Target.from_numpyro(model, jnp.array([1.0, jnp.nan]))
 
 
+def test_observations_as_a_column_vector_are_refused_not_scored_n_times():
+    """``df[["y"]].to_numpy()`` is (n, 1): under a plate's (n,) distribution NumPyro scored
+    the (n, n) broadcast, each observation n times, and the posterior was far too narrow."""
+
+    def model(x, y=None):
+        b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+        with numpyro.plate("n", x.shape[0]):
+            numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
+
+    x = jnp.linspace(-1.0, 1.0, 30)
+    with pytest.raises(ValueError, match=r"shape \(30, 1\) under a distribution of shape \(30,\)"):
+        infer.Target.from_numpyro(model, x, y=x[:, None])
+    # observations in the distribution's shape, or broadcast only against it, are fine
+    infer.Target.from_numpyro(model, x, y=2.0 * x)
+
+    def no_plate(y):
+        numpyro.sample("y", dist.Normal(numpyro.sample("b", dist.Normal(0.0, 5.0)), 1.0), obs=y)
+
+    infer.Target.from_numpyro(no_plate, y=x)
+
+
 def test_a_list_of_numbers_as_init_is_one_vector():
     target = infer.Target(lambda x: -0.5 * jnp.sum(jnp.square(x)), init=[0.0, 1.0])
     assert target.init.shape == (2,)
@@ -278,8 +299,10 @@ def test_numpyro_data_left_out_are_named_not_silently_sampled():
         left_out = infer.Target.from_numpyro(_one_observation, 1.0)
         given = infer.Target.from_numpyro(_one_observation, 1.0, y=np.float32(0.5))
     run = dict(num_chains=1, num_samples=5, num_warmup=5)
-    with pytest.warns(UserWarning, match=r"argument y=None was not given, so its site 'y' is"):
-        infer.sample(0, left_out, infer.rwmh(), **run)
+    explicit = infer.Target.from_numpyro(_one_observation, 1.0, y=None)  # passed as None
+    for target in (left_out, explicit):
+        with pytest.warns(UserWarning, match=r"argument y is None \(not given\), so its site 'y'"):
+            infer.sample(0, target, infer.rwmh(), **run)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         infer.sample(0, given, infer.rwmh(), **run)
