@@ -27,6 +27,7 @@ from jax.flatten_util import ravel_pytree
 from infer import memory, validation
 from infer.fit_checks import pareto_k, pareto_k_threshold, warn_if_untrustworthy
 from infer.keys import as_jax_key, as_key
+from infer.loglik import pointwise
 from infer.progress import chunk_length, progress_bar
 from infer.reported_names import reported_shapes
 from infer.result import Result
@@ -337,7 +338,8 @@ def _draw_program(target: Target, logdensity_flat, unravel, total_draws: int, di
         log_q = _log_q(params, eps)
         positions = jax.vmap(unravel)(z)
         named = jax.lax.map(target.constrain, positions, batch_size=4096)
-        return named, log_p, log_p - log_q
+        unconstrained = positions if target.loglik_fn is not None else None  # for the LOO
+        return named, log_p, log_p - log_q, unconstrained
 
     return draw
 
@@ -345,11 +347,12 @@ def _draw_program(target: Target, logdensity_flat, unravel, total_draws: int, di
 def _assemble_result(
     target, options: _Options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
 ) -> Result:
-    """The :class:`infer.Result` of a fit: ``drawn`` is ``(named, log_p, log_weight)`` from
-    :func:`_draw_program`, laid out here as (num_chains, num_draws, ...); ``params`` the fitted
+    """The :class:`infer.Result` of a fit: ``drawn`` is ``(named, log_p, log_weight,
+    unconstrained)`` from :func:`_draw_program`, laid out here as (num_chains, num_draws, ...),
+    with ``log_likelihood`` where the target has a ``loglik_fn``; ``params`` the fitted
     ``q``, ``skipped`` the count of skipped steps, ``elbo_trace`` (num_steps,); ``timing``
     gets ``total``, the seconds since ``wall_start``."""
-    named, log_p, log_weight = drawn
+    named, log_p, log_weight, unconstrained = drawn
     total_draws = options.num_chains * options.num_draws
     log_weight_np = np.asarray(log_weight, np.float64)
     finite = np.isfinite(log_weight_np)
@@ -393,6 +396,14 @@ def _assemble_result(
         thin=1,
         info=info,
         ground_truth=target.ground_truth,
-        groups=target.data_groups(),  # so predictive checks can tell the fit's data
+        groups={**_log_likelihood(target, unconstrained, chains), **target.data_groups()},
         dims=dict(target.dims or {}),
     )
+
+
+def _log_likelihood(target, unconstrained, chains) -> dict:
+    """``{"log_likelihood": name -> (num_chains, num_draws, ...)}`` at the draws, or ``{}``."""
+    if unconstrained is None:
+        return {}
+    loglik = pointwise(target, jax.tree.map(chains, unconstrained))
+    return {"log_likelihood": loglik} if loglik else {}

@@ -484,6 +484,13 @@ def test_an_advi_fit_predicts_at_new_data_with_its_deterministic_sites():
     'another model'); deterministic sites come back at the new inputs."""
     fit = infer.advi(0, infer.Target.from_numpyro(with_mean, X, y=Y), num_steps=300, num_draws=50)
     assert fit.groups["observed_data"]["y"].shape == (100,)
+    # and its pointwise log likelihood, so that az.loo runs on it (it had none)
+    loglik = fit.groups["log_likelihood"]["y"]
+    assert loglik.shape == (fit.num_chains, 50, 100)
+    c, d = fit.num_chains - 1, 17
+    mean = fit.draws["alpha"][c, d] + fit.draws["beta"][c, d] * X
+    np.testing.assert_allclose(loglik[c, d], dist.Normal(mean, 1.0).log_prob(Y), rtol=1e-5)
+    assert np.isfinite(az.loo(fit.to_arviz()).elpd)
     x_new = np.linspace(-1.0, 1.0, 7).astype(np.float32)
     with jax.numpy_rank_promotion("allow"):
         new = infer.Target.from_numpyro(with_mean, x_new)
