@@ -42,13 +42,19 @@ def folder_path(path, argument: str, example: str = "run.zarr") -> Path:
     empty one or one under a file, PermissionError for one whose nearest existing folder this
     user cannot write to."""
     path = _expanded(path, argument, "folder", example)
+    _check_writable(path, f"{argument}={str(path)!r}")
+    return path
+
+
+def _check_writable(path: Path, what: str) -> None:
+    """A PermissionError, naming ``what``, when the nearest existing folder at or above
+    ``path`` cannot be written by this user."""
     existing = path if path.exists() else next((p for p in path.parents if p.exists()), None)
     if existing is not None and not os.access(existing, os.W_OK):
         raise PermissionError(
-            f"{argument}={str(path)!r}: {str(existing)!r} cannot be written by this user; "
-            "choose a path in a folder you can write to."
+            f"{what}: {str(existing)!r} cannot be written by this user; choose a path in a "
+            "folder you can write to."
         )
-    return path
 
 
 def file_above(path) -> Path | None:
@@ -63,6 +69,7 @@ def write_atomically(path, write_fn) -> Path:
     onto ``path``: an interrupted write never leaves a half-written file at ``path``. The
     path is checked by :func:`file_path` (``~`` expanded); missing folders are made."""
     path = file_path(path)
+    _check_writable(path.parent, f"cannot write {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

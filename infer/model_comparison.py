@@ -40,11 +40,7 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
     originals = {name: result.to_arviz() for name, result in results.items()}
     counts = {name: _num_observations(tree) for name, tree in originals.items()}
     if len(set(counts.values())) > 1:
-        listed = ", ".join(f"{name}: {count}" for name, count in counts.items())
-        return {}, [
-            f"LOO columns left out: the models were fitted to different numbers of "
-            f"observations ({listed}), and elpd_loo only compares models of the same data."
-        ]
+        return {}, [_count_mismatch(originals, counts)]
     if different := _different_data(results):
         return {}, [
             f"LOO columns left out: the models were fitted to different data ({different}), "
@@ -102,6 +98,25 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
                 "cross-validation, or a model that fits them better."
             )
     return rows, messages
+
+
+def _count_mismatch(originals: dict, counts: dict) -> str:
+    """Why the models' log likelihoods count different numbers of observations: sites scored
+    as one (``.to_event()`` and no plate) where a model has them, else different data."""
+    listed = ", ".join(f"{name}: {count}" for name, count in counts.items())
+    joined = {name: sites for name, t in originals.items() if (sites := _sites_scored_as_one(t))}
+    if joined:  # the same data, perhaps, scored as one observation by some model
+        said = "; ".join(f"{name}: {', '.join(sites)}" for name, sites in joined.items())
+        return (
+            f"LOO columns left out: the models count different numbers of observations "
+            f"({listed}), because observed sites hold many values but one log likelihood per "
+            f"draw ({said}: a likelihood with .to_event() and no plate). Put the "
+            "observations in a numpyro.plate for one log likelihood each."
+        )
+    return (
+        f"LOO columns left out: the models were fitted to different numbers of observations "
+        f"({listed}), and elpd_loo only compares models of the same data."
+    )
 
 
 def _different_data(results: dict[str, Result]) -> str:

@@ -100,16 +100,8 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     try:
         trace = abstract_trace(model, args, kwargs)
     except Exception as err:
-        lists = lists_of_numbers(model, args, kwargs)
-        if not lists:
-            _explain_failure(model, args, kwargs, err, "samples")
-            raise
-        raise TypeError(
-            f"the model's argument(s) {', '.join(lists)} are Python lists or tuples of "
-            "numbers, or pandas objects, which the model's arithmetic does not take as "
-            "arrays: pass np.asarray(...) of them (.to_numpy() of a pandas Series). Calling "
-            f"the model raised {validation.error_line(err)}"
-        ) from err
+        _explain_failure(model, args, kwargs, err, "samples")
+        raise
     check_observation_shapes({k: site for k, site in trace.items() if is_observation(site)})
     params = [name for name, site in trace.items() if site["type"] == "param"]
     if params:
@@ -203,8 +195,17 @@ def _hidden(model: Callable, sites: tuple) -> Callable:
 
 
 def _explain_failure(model: Callable, args, kwargs, err: Exception, traced: str) -> None:
-    """Raise the reason the model failed on its arguments, where one is found: a plate named
-    like a site, NaN in an array argument, or what :func:`_explain_trace_failure` finds."""
+    """Raise the reason the model failed on its arguments, where one is found: lists or
+    pandas objects, a plate named like a site, NaN in an array argument, or what
+    :func:`_explain_trace_failure` finds."""
+    lists = lists_of_numbers(model, args, kwargs)
+    if lists:  # an observation passes NumPyro's trace, and fails in the arithmetic after it
+        raise TypeError(
+            f"the model's argument(s) {', '.join(lists)} are Python lists or tuples of "
+            "numbers, or pandas objects, which the model's arithmetic does not take as "
+            "arrays: pass np.asarray(...) of them (.to_numpy() of a pandas Series). Calling "
+            f"the model raised {validation.error_line(err)}"
+        ) from err
     _refuse_plates_named_like_sites(model, args, kwargs)
     _refuse_nonfinite_arguments(model, args, kwargs, err)
     _explain_trace_failure(model, args, kwargs, err, traced)

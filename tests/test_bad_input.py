@@ -216,6 +216,29 @@ def test_bad_seed():
         infer.sample("zero", NORMAL_2D, infer.rwmh())
 
 
+def test_an_independent_proposal_that_does_not_cover_the_target_is_warned_about():
+    """A Uniform(-1, 1) proposal on N(0, 1): draws of the normal cut to [-1, 1], sd 0.54,
+    with perfect R-hat and ESS and no word (rejection sampling warned of the same proposal);
+    a chain started where the proposal has no density never moved, blamed on a step size."""
+    target = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(0.0))
+    narrow = infer.independent_mh(dist.Uniform(-1.0, 1.0))
+    with pytest.warns(infer.DiagnosticWarning, match="independent_mh: the proposal does not"):
+        infer.sample(0, target, narrow, num_chains=2, num_samples=50, num_warmup=0)
+    outside = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(-0.5))
+    half_line = infer.independent_mh(dist.Exponential(1.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.sample(0, outside, half_line, num_chains=2, num_samples=50, num_warmup=0)
+    said = " ".join(str(w.message) for w in caught)
+    assert "independent_mh: the proposal does not cover the target: at x = " in said
+    assert "never moved" in said and "where the proposal has no density, from which" in said
+    assert "step_size" not in said
+    covered = infer.independent_mh(dist.Cauchy(0.0, 1.0))  # a proposal that covers: no word
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infer.sample(0, target, covered, num_chains=2, num_samples=200, num_warmup=0)
+
+
 def test_proposal_of_the_wrong_dimension_for_independent_mh(nothing_compiled):
     sampler = infer.independent_mh(dist.Normal(jnp.zeros(3), 1.0))
     with pytest.raises(ValueError, match=r"proposal draws have shape \(3,\) .* \(2,\);.*dist"):
@@ -503,6 +526,13 @@ def test_a_numpyro_models_list_argument_is_named():
 
     with pytest.raises(TypeError, match=r"argument\(s\) x are Python lists .* np.asarray"):
         infer.Target.from_numpyro(model, [1.0, 2.0, 3.0], y=np.ones(3))
+    # an observation alone passes NumPyro's trace and failed after it, with NumPyro's error
+    # (a list) or advice to use jnp operations (a pandas Series)
+    import pandas as pd
+
+    for observed in ([1.0, 2.0, 3.0], pd.Series([1.0, 2.0, 3.0])):
+        with pytest.raises(TypeError, match=r"argument\(s\) y are Python lists .* np.asarray"):
+            infer.Target.from_numpyro(model, np.ones(3), y=observed)
 
 
 def test_checkpoint_every_without_a_checkpoint_folder(nothing_compiled):

@@ -230,3 +230,16 @@ def test_a_report_checks_its_table_and_folder_against_the_runs(tmp_path):
     with pytest.raises(ValueError, match="is a file; the report goes into a folder"):
         write_report({"a": a}, table, tmp_path / "file", plots=False)
     assert not any((tmp_path / name).exists() for name in ("r1", "r2", "r3"))
+
+
+def test_saving_into_a_folder_this_user_cannot_write_says_so(run, tmp_path, monkeypatch):
+    """It raised the OS's PermissionError on a hidden temporary name (``.r.nc.zrv6y.tmp``),
+    where checkpoints and stores said what to do. The test runs as a user who can write
+    anywhere, so the folder is made unwritable by patching the access check asked."""
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, mode: mode != os.W_OK and real_access(p, mode))
+    with pytest.raises(PermissionError, match=r"cannot write '.*r\.nc': '.*' cannot be written"):
+        run.save(tmp_path / "r.nc")
+    assert list(tmp_path.iterdir()) == []

@@ -145,6 +145,11 @@ def test_observations_scored_as_one_are_warned_about(runs):
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*one log likelihood per draw")
         infer.compare({"linear": linear})
+    # next to a model of the same data with a plate, the counts differ: the reason is said
+    # (it was "fitted to different numbers of observations", the data being the same)
+    with pytest.warns(infer.DiagnosticWarning, match=r"\(joined: y: a likelihood with \.to_"):
+        table = infer.compare({"joined": joined, "linear": linear})
+    assert "elpd_loo" not in table.columns
 
 
 def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):

@@ -6,6 +6,7 @@ covers the target with heavier tails; when ``p / g`` is bounded this is uniforml
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -14,6 +15,8 @@ import jax.numpy as jnp
 
 from infer.algorithms.mh import MHInfo, shapes_text
 from infer.base import IdentityKey, Kernel, Sampler, public_name
+from infer.diagnostics import DiagnosticWarning
+from infer.envelopes import coverage_gap
 from infer.proposal import (
     Proposal,
     as_proposal,
@@ -82,6 +85,13 @@ class IndependentMH(Sampler):
 
     def check(self, position) -> None:
         check_proposal_shape(self.proposal, position)
+
+    def check_target(self, logdensity_fn: Callable, position) -> None:
+        """Warn where the target has density and the proposal none (probed as rejection
+        sampling probes it, the start included): the chains never go there, and one that
+        starts there never moves."""
+        if gap := coverage_gap(logdensity_fn, self.proposal, position):
+            warnings.warn(f"independent_mh: {gap}", DiagnosticWarning, stacklevel=4)
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         one, zero = jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)
