@@ -16,6 +16,7 @@ readable without infer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import zipfile
@@ -66,13 +67,25 @@ def _flat(prefix: str, tree) -> dict:
     return {f"{prefix}{i}": np.asarray(leaf) for i, leaf in enumerate(jax.tree.leaves(tree))}
 
 
-def write_chunk(folder: Path, index: int, positions, logdensity, infos) -> str:
-    """Write one chunk of draws; returns its file name."""
+def write_chunk(folder: Path, index: int, positions, logdensity, infos) -> tuple[str, str]:
+    """Write one chunk of draws; returns its file name and the digest of its arrays."""
     name = f"chunk-{index:06d}.npz"
     arrays = {**_flat("position/", positions), "logdensity": np.asarray(logdensity)}
     arrays.update({f"info/{key}": np.asarray(value) for key, value in infos.items()})
     _save_npz(Path(folder) / name, arrays)
-    return name
+    return name, _digest(arrays)
+
+
+def _digest(arrays: dict) -> str:
+    """SHA-256 of a chunk's arrays (names, dtypes, shapes and bytes, in name order): a
+    checkpoint records it for each chunk it lists, so that another chunk put in its place
+    (a copy of another file) is refused, not resumed as the run's draws."""
+    digest = hashlib.sha256()
+    for name in sorted(arrays):
+        value = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}:{value.dtype.str}:{value.shape};".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def write_checkpoint(folder: Path, number: int, meta: dict, state) -> Path:
@@ -216,6 +229,14 @@ def _read(path: Path) -> Checkpoint:
                 "checkpoint, and a resume needs every chunk its checkpoint lists: put the file "
                 "back if you have a copy."
             ) from err
+        recorded = meta.get("chunk_digests", {}).get(name)  # none in older checkpoints
+        if recorded is not None and recorded != _digest(part):
+            raise ValueError(
+                f"the chunk {chunk} ({number} of the {len(meta['chunks'])} chunks of draws "
+                f"listed by checkpoint {path}) is not the file that checkpoint wrote: its "
+                "draws differ (was another chunk copied over it?). The draws it held are lost "
+                "to this checkpoint: put the file back if you have a copy."
+            )
         count = sum(1 for key in part if key.startswith("position/"))
         positions.append([part[f"position/{i}"] for i in range(count)])
         logdensity.append(part["logdensity"])
@@ -287,6 +308,7 @@ class Writer:
         self.every = every
         self.stop = None
         self.chunks: list[str] = list(resumed.meta["chunks"]) if resumed else []
+        self.digests: dict = dict(resumed.meta.get("chunk_digests", {})) if resumed else {}
         # the step this folder's run began at (after the run resume=result continued)
         self.first_step = int(resumed.meta.get("first_step", 0)) if resumed else record.step
         self.saved_parts = len(self.chunks)
@@ -316,9 +338,9 @@ class Writer:
                 name: np.concatenate([part[name] for part in record.infos[new]], axis=1)
                 for name in record.infos[0]
             }
-            self.chunks.append(
-                write_chunk(self.folder, self.next_chunk, positions, logdensity, infos)
-            )
+            name, digest = write_chunk(self.folder, self.next_chunk, positions, logdensity, infos)
+            self.chunks.append(name)
+            self.digests[name] = digest
             self.next_chunk += 1
             # the record keeps one part per chunk, so the next chunk starts after these
             record.positions[new], record.logdensity[new] = [positions], [logdensity]
@@ -332,6 +354,7 @@ class Writer:
             "num_warmup": record.num_warmup,
             "thin": record.thin,
             "chunks": self.chunks,
+            "chunk_digests": self.digests,
             "num_logdensity_evals": record.num_logdensity_evals,
             "num_grad_evals": record.num_grad_evals,
             "nonfinite": None if record.nonfinite is None else record.nonfinite.tolist(),

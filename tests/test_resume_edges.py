@@ -304,3 +304,17 @@ def test_a_folder_without_its_checkpoint_or_with_a_chunk_lost_says_what_to_do(tm
         rf"infer.sample\(\.\.\., checkpoint='{folder}'\)",
     ):
         infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=folder, **kwargs)
+
+
+def test_a_chunk_replaced_by_another_is_refused_not_resumed(tmp_path):
+    """A chunk file copied over another (both whole, both of this run) was read as the
+    draws it replaced: the resumed run's draws were silently wrong."""
+    import shutil
+
+    folder = tmp_path / "run"
+    kwargs = dict(num_samples=100, checkpoint_every=30, **RUN)
+    infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=folder, **kwargs)
+    older = _older_checkpoint_folder(folder, tmp_path)
+    shutil.copy(older / "chunk-000000.npz", older / "chunk-000001.npz")
+    with pytest.raises(ValueError, match=r"chunk-000001.npz .* is not the file that checkpoint"):
+        infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
