@@ -77,7 +77,10 @@ class Result:
             ``diverging``, ``step_size``, ``n_steps``, ``tree_depth``, ``energy``) plus
             ``is_accepted``.
         timing: seconds: ``compile`` (0 when the compiled program was reused), ``warmup``,
-            ``sampling``, ``total`` (the whole call).
+            ``sampling``, ``total`` (the whole call). A run resumed from a checkpoint folder
+            counts every process's ``warmup`` and ``sampling`` (all its draws' steps, so
+            that rates per second cover them), and this call's ``compile`` and ``total``:
+            ``sampling`` may then exceed ``total``.
         num_logdensity_evals: log-density evaluations over all chains, warm-up included.
         num_grad_evals: gradient evaluations over all chains, warm-up included.
         sampler: the sampler's name; ``settings``: its options.
