@@ -107,11 +107,13 @@ def data_hashes(data) -> tuple[str, list]:
         return "none", []
     digest, rows = hashlib.sha1(), []
     for path, leaf in jax.tree_util.tree_flatten_with_path(data)[0]:
-        array, raw = _hashed_bytes(leaf)
-        digest.update(f"{array.shape}{array.dtype}".encode())
+        host = host_array(leaf)
+        array, raw = _hashed_bytes(host)
+        digest.update(f"{array.shape}{array.dtype}".encode())  # a scalar as (1,), as ever
         digest.update(raw)
         path_text = jax.tree_util.keystr(path)
-        rows.append([path_text, list(array.shape), str(array.dtype), hashlib.sha1(raw).hexdigest()])
+        shape = list(host.shape)  # a scalar's own shape, (), in the messages
+        rows.append([path_text, shape, str(array.dtype), hashlib.sha1(raw).hexdigest()])
     return digest.hexdigest(), rows
 
 

@@ -270,7 +270,7 @@ def test_a_resume_with_other_data_names_the_leaf_and_how_it_changed():
 
     first = infer.sample(0, target({"s": 1.0}), SAMPLERS["rwmh"], num_samples=30, **RUN)
     for data, match in [
-        ({"s": 2.0}, r"What differs:\n  data\['s'\]: its values differ \(shape \(1,\), dtype "),
+        ({"s": 2.0}, r"What differs:\n  data\['s'\]: its values differ \(shape \(\), dtype "),
         ({"s": jnp.array(1.0)}, r"data\['s'\]: dtype float64 -> float32 \(in the saved run -> now"),
         ({"s": 1.0, "t": 2.0}, r"data\['t'\]: present now, absent in the saved run\n"),
     ]:
