@@ -439,6 +439,9 @@ def warn_on_violations(
             )
         message = (
             f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
-            f"(largest f/(M*g) = {largest}); the draws are not exact. {fix}"
+            f"(largest f/(M*g) = {largest}); the draws are not exact. {fix} If a larger M "
+            "still gives violations, f/g may grow without bound (a proposal with lighter "
+            "tails than the target's, such as a Normal under a Student-t): no M covers it, "
+            "so use a proposal with heavier tails (a Cauchy or Student-t)."
         )
     warnings.warn(message, EnvelopeWarning, stacklevel=3)
