@@ -186,11 +186,12 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
 
 
 def outside_support(count: int, total: int) -> str:
-    """What ``count`` of an ADVI fit's ``total`` draws at a NaN or -inf log density mean."""
+    """What ``count`` of an ADVI fit's ``total`` draws at a NaN or infinite log density mean."""
     return (
-        f"{count} of {total} draws lie where the target's log density is NaN or -inf (outside "
-        "its support, or where it breaks): the fitted Gaussian puts mass where the posterior "
-        "has none, and those draws are returned as posterior draws. Check the model there, "
+        f"{count} of {total} draws lie where the target's log density is NaN or infinite "
+        "(-inf outside its support; NaN or +inf where it breaks): the fitted Gaussian puts "
+        "mass where the posterior has none, and those draws are returned as posterior "
+        "draws. Check the model there, "
         "constrain the parameter (a NumPyro site's support is handled for you), or use MCMC."
     )
 
