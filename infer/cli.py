@@ -307,8 +307,8 @@ def run_sbc(args) -> int:
     except SBCInputError as err:  # the options' combination, refused before any run
         print(f"infer sbc: error: {err}", file=sys.stderr)
         return 2
-    check = dataclasses.replace(check, model=args.target)  # the name the user gave, not the
-    # model function's (eight_schools_model)
+    # titled with the target's name the user gave, not the model function's
+    check = dataclasses.replace(check, model=args.target)
     stem = f"sbc_{args.sampler}"
     check.plot(path=folder / f"{stem}.png")
     table = sbc_table(check)

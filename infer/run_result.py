@@ -197,8 +197,11 @@ def scale_std(scale: np.ndarray) -> np.ndarray:
 
 
 def _steps(result: Result) -> int:
-    """The steps of every chain of a run, warm-up included (the proposals made)."""
-    return result.num_chains * (result.num_warmup + result.num_samples * result.thin)
+    """The steps of every chain of a run, warm-up included (the proposals made); of a run
+    that continued another (``resume=result``), its own draws' steps only."""
+    start, stop = result.info.get("draw_range", (0, result.num_samples))
+    warmup = result.num_warmup if start == 0 else 0
+    return result.num_chains * (warmup + (stop - start) * result.thin)
 
 
 def _nonfinite_chains(result: Result) -> list[int]:
