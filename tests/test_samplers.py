@@ -10,6 +10,7 @@ looser tolerance. ``tests/test_mutations.py`` runs deliberately broken samplers 
 same checks.
 """
 
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -250,6 +251,12 @@ def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked()
         infer.nuts(adapt_step_size=False, target_accept=0.9)
     with pytest.warns(UserWarning, match="target_accept=0.3 is ignored: step_size=0.5 is fixed"):
         infer.rwmh(step_size=0.5, target_accept=0.3)
+    with pytest.warns(UserWarning, match="target_accept=0.6 is ignored: step_size=0.5 is fixed"):
+        infer.mala(step_size=0.5, target_accept=0.6)
+    with warnings.catch_warnings():  # the defaults say nothing: MALA's warned of its own 0.574
+        warnings.simplefilter("error")
+        for fixed in (infer.rwmh, infer.mala):
+            fixed(step_size=0.5)
     assert infer.nuts(target_accept=jnp.asarray(0.9)).settings()["target_accept_prob"] > 0.89
     assert infer.nuts().settings()["target_accept_prob"] == 0.8
     with pytest.raises(ValueError, match="max_tree_depth must be at most 30"):

@@ -119,7 +119,7 @@ class MALA(GaussianProposalSampler):
     build_kernel_fn = staticmethod(build_kernel)
     default_step_size = staticmethod(default_step_size)
 
-    def __init__(self, step_size=None, covariance=None, target_accept=TARGET_ACCEPTANCE):
+    def __init__(self, step_size=None, covariance=None, target_accept=None):
         super().__init__(step_size, covariance, target_accept)
 
     @staticmethod
@@ -128,7 +128,7 @@ class MALA(GaussianProposalSampler):
 
 
 @public_name("mala")
-def as_top_level_api(step_size=None, covariance=None, target_accept=TARGET_ACCEPTANCE) -> MALA:
+def as_top_level_api(step_size=None, covariance=None, target_accept=None) -> MALA:
     """Metropolis-adjusted Langevin algorithm.
 
     Args:
@@ -136,7 +136,9 @@ def as_top_level_api(step_size=None, covariance=None, target_accept=TARGET_ACCEP
         covariance: preconditioner ``S``: ``None`` (identity), ``"diagonal"`` or ``"dense"``
             (estimated during warm-up, then frozen), or a fixed array ``(dim,)`` /
             ``(dim, dim)``.
-        target_accept: acceptance rate the step size is tuned toward; default 0.574.
+        target_accept: acceptance rate the step size is tuned toward; ``None`` (default)
+            for 0.574 (Roberts and Rosenthal 1998). Given with a fixed ``step_size``, it is
+            ignored with a warning.
 
     Returns:
         A :class:`~infer.base.Sampler`.
