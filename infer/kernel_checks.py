@@ -80,6 +80,7 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
 
 
 READ_FIELDS = ("acceptance_rate", "is_accepted", "diverging", "nonfinite")
+FLAG_FIELDS = ("is_accepted", "diverging", "nonfinite")  # counted where True
 #: Names an info field may not take: the driver's ``lp`` (and ``logdensity``, reported as
 #: ``lp``), and ArviZ's dimensions.
 TAKEN_NAMES = ("lp", "logdensity", "chain", "draw")
@@ -103,6 +104,11 @@ def checked_info_fields(info: dict) -> dict:
             problem = (
                 f"is a {type(value).__name__}; each info field must be one array per step "
                 "(of any shape): make each entry a field of its own"
+            )
+        elif name in FLAG_FIELDS and getattr(value, "dtype", np.bool_) != np.bool_:
+            problem = (
+                f"is {value.dtype}; it is a flag per step, True or False, which infer counts "
+                f"(a value of 2 would count twice, 0.3 as one): make it a bool"
             )
         if problem:
             raise KernelProtocolError(f"step's info field {name!r} {problem}. {GUIDE}")

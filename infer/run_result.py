@@ -204,6 +204,30 @@ def _steps(result: Result) -> int:
     return result.num_chains * (warmup + (stop - start) * result.thin)
 
 
+def _broken_statistics(result: Result) -> list[str]:
+    """What a sampler's own statistics show it broke: kept draws at a NaN log density from a
+    sampler that rejects such proposals, or acceptance rates that are not probabilities
+    (a sampler of one's own; the built-in ones give neither)."""
+    problems = []
+    lp = np.asarray(result.stats.get("lp", np.zeros(0)))
+    if not skips_steps(result) and np.isnan(lp).any():
+        problems.append(
+            f"{int(np.isnan(lp).sum())} kept draws have a NaN log density (lp). A sampler that "
+            "rejects proposals at a NaN or +inf log density (rejects_nonfinite, the default) "
+            "never keeps one, so this one accepted them: check its accept step (a comparison "
+            "with NaN is False, so 'not (u > ratio)' accepts). Those draws are not the target's."
+        )
+    rate = np.asarray(result.stats.get("acceptance_rate", np.zeros(0)), np.float64)
+    outside = (rate < -1e-6) | (rate > 1 + 1e-6)
+    if outside.any():
+        problems.append(
+            f"acceptance rates from {np.nanmin(rate):.4g} to {np.nanmax(rate):.4g}, outside "
+            "[0, 1]: acceptance_rate must be the probability of accepting the step, such as "
+            "min(1, exp(log ratio)), so the acceptance figures reported are wrong."
+        )
+    return problems
+
+
 def _nonfinite_chains(result: Result) -> list[int]:
     """Chains whose last position holds a NaN or infinite value (from the run's state)."""
     if result.state is None:
@@ -231,13 +255,18 @@ def warn_if_unhealthy(result: Result) -> None:
             DiagnosticWarning,
             stacklevel=5,
         )
+    for message in _broken_statistics(result):
+        warnings.warn(
+            f"{result.sampler} on {result.target}: {message}", DiagnosticWarning, stacklevel=5
+        )
     drifted = _nonfinite_chains(result)
     if drifted:
         warnings.warn(
             f"{result.sampler} on {result.target}: chain(s) {drifted} ended at NaN or infinite "
             "positions: the log density does not fall off in some direction (an improper "
             "target, such as a flat density over an unbounded parameter), so the chains drift "
-            "away. Give every parameter a proper prior or bound it.",
+            "away. Give every parameter a proper prior or bound it. (Or, for a sampler of "
+            "your own, its step wrote them.)",
             DiagnosticWarning,
             stacklevel=5,
         )

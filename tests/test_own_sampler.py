@@ -3,6 +3,7 @@ through ``infer.sample``, resumes, and shows up in ``infer.compare``, the report
 ``infer compare`` command once registered: adding a sampler is its code plus one line."""
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -471,3 +472,54 @@ def test_evaluation_counts_past_two_to_the_31_are_exact():
     result = infer.sample(0, target, CostlyWalk(), num_chains=2, num_samples=3, num_warmup=2)
     assert result.num_logdensity_evals == 2 * (5 * 2**30 + 1)  # and one at each start
     assert result.num_grad_evals == 2 * 5 * (2**30 - 1)
+
+
+@dataclass(frozen=True)
+class CarelessWalk(UniformWalk):
+    """:class:`UniformWalk` with a sampler author's mistake: ``"nan"`` accepts proposals at
+    a NaN log density (``not u > rate``), ``"rate"`` reports ``exp(log ratio)`` without the
+    ``min(1, .)``, ``"diverging"`` reports a float ``diverging`` field."""
+
+    mistake: str = "nan"
+    name: str = "careless_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+
+        def step(rng_key, state, params):
+            key_move, key_accept = jax.random.split(rng_key)
+            noise = jax.random.uniform(key_move, state.position.shape, minval=-1.0, maxval=1.0)
+            proposal = state.position + self.width * noise
+            proposal_logdensity = logdensity_fn(proposal)
+            ratio = jnp.exp(proposal_logdensity - state.logdensity)
+            accepted = ~(jax.random.uniform(key_accept) > ratio)  # NaN: accepted
+            new = jax.tree.map(
+                lambda a, b: jnp.where(accepted, a, b),
+                WalkState(proposal, proposal_logdensity),
+                state,
+            )
+            rate = ratio if self.mistake == "rate" else jnp.minimum(1.0, ratio)
+            if self.mistake == "diverging":
+                return new, {"acceptance_rate": rate, "diverging": jnp.float32(0.3)}
+            return new, WalkInfo(rate, accepted)
+
+        return kernel._replace(step=step)
+
+
+def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
+    """Reported as they were: kept draws at a NaN log density (with only R-hat's advice to
+    run longer), acceptance rates of 1.08, a float diverging summed as 600 divergences."""
+    holed = infer.Target(
+        lambda x: jnp.where(x[0] > 1.5, jnp.nan, -0.5 * jnp.sum(x**2)), init=jnp.zeros(2)
+    )
+    run = dict(num_chains=2, num_samples=200, num_warmup=0)
+    with pytest.warns(infer.DiagnosticWarning, match=r"kept draws have a NaN log density"):
+        infer.sample(0, holed, CarelessWalk(2.0, mistake="nan"), **run)
+    plain = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    with pytest.warns(infer.DiagnosticWarning, match=r"acceptance rates from .* outside \[0, 1\]"):
+        infer.sample(0, plain, CarelessWalk(2.0, mistake="rate"), **run)
+    with pytest.raises(TypeError, match=r"info field 'diverging' is float32"):
+        infer.sample(0, plain, CarelessWalk(2.0, mistake="diverging"), **run)
+    with warnings.catch_warnings():  # the same walk without the mistakes says nothing of them
+        warnings.simplefilter("error")
+        infer.sample(0, plain, UniformWalk(1.0), **run)
