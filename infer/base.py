@@ -279,11 +279,17 @@ class Sampler:
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         """Bind to ``logdensity_fn``. ``num_warmup`` matters only to kernels that adapt inside
         their own state (NumPyro's)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must define build(self, logdensity_fn, num_warmup=0) -> "
+            "infer.Kernel. See docs/writing-a-sampler.md."
+        )
 
     def settings(self) -> dict:
         """The options this sampler was made with, as plain Python values (for attrs)."""
-        raise NotImplementedError
+        raise NotImplementedError(
+            f"{type(self).__name__} must define settings(self) -> dict: the options it was "
+            "made with, as plain Python values ({} for none). See docs/writing-a-sampler.md."
+        )
 
     def check(self, position: Position) -> None:
         """Host-side checks against one chain's example position; raise ``ValueError``."""

@@ -55,6 +55,12 @@ def import_modules(argv: list[str]) -> str | None:
         try:
             importlib.import_module(name)
         except ImportError as err:
+            missing = getattr(err, "name", None)
+            if missing and missing != name and not name.startswith(f"{missing}."):
+                return (  # the module was found; an import inside it failed
+                    f"{FLAG} {name}: importing it raised {type(err).__name__}: {err} (an "
+                    f"import inside {name}: install {missing!r} or fix that import)"
+                )
             return (
                 f"{FLAG} {name}: {err}. Give a module name (box_walk for ./box_walk.py, no "
                 "'.py'), from the current folder or PYTHONPATH."

@@ -409,3 +409,10 @@ def test_a_sampler_registered_by_an_imported_module_is_run_by_name(tmp_path, mon
         cli.main(["compare", "--import", "no_such_plugin_module", "--samplers", "rwmh"])
     assert exited.value.code == 2
     assert "--import no_such_plugin_module: No module named" in capsys.readouterr().err
+    # found, but an import inside it fails: not "give a module name", which it was
+    (tmp_path / "broken_plugin.py").write_text("import not_a_module_anywhere\n")
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "--import", "broken_plugin", "--samplers", "rwmh"])
+    said = capsys.readouterr().err
+    assert "(an import inside broken_plugin: install 'not_a_module_anywhere'" in said
+    assert "Give a module name" not in said
