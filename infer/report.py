@@ -42,7 +42,7 @@ SHOWN_COLUMNS = {
 }
 
 _BACKENDS = {
-    "jax": "infer.chain_stats (equal to arviz_stats within 1e-5)",
+    "jax": "JAX (infer.chain_stats, equal to arviz_stats within 1e-5)",
     "arviz": "arviz_stats",
 }
 
@@ -62,7 +62,7 @@ def _notes(statistics: str, columns) -> str:
     """The notes under a table of ``columns`` (those shown), statistics from ``statistics``."""
     over = "minimum and median" if "median_ess_bulk" in columns else "minimum"
     notes = [
-        f"ESS and R-hat: {_BACKENDS.get(statistics, statistics)}; ESS {over} over parameters, "
+        f"ESS and R-hat from {_BACKENDS.get(statistics, statistics)}; ESS {over} over parameters, "
         f"tail ESS at the {TAIL_PROB[0]:.0%} and {TAIL_PROB[1]:.0%} quantiles; R-hat "
         "rank-normalised split, maximum"
     ]
