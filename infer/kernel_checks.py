@@ -213,3 +213,23 @@ def checked_schedule(adaptation, num_warmup: int):
                 f"each array needs one row per warm-up step, leading axis {num_warmup}. {GUIDE}"
             )
     return schedule
+
+
+def checked_final_params(final, params):
+    """``final`` (an adaptation's ``final(adapt_state)``) when its leaves have the shapes
+    and dtypes of ``params`` (its ``params(adapt_state)``), else a
+    :class:`KernelProtocolError`: an int32 step size from ``final`` was cast back to the
+    float32 of ``params``, truncated to 0 or 1, and the chain froze with no word."""
+    described = [_leaf_text(leaf) for leaf in jax.tree.leaves(final)]
+    expected = [_leaf_text(leaf) for leaf in jax.tree.leaves(params)]
+    if described != expected:
+        raise KernelProtocolError(
+            f"the adaptation's final(adapt_state) returned params {described} where "
+            f"params(adapt_state) gives {expected}: final must return params like params' "
+            f"(the same shapes and dtypes). {GUIDE}"
+        )
+    return final
+
+
+def _leaf_text(leaf) -> str:
+    return f"{jax.numpy.dtype(leaf.dtype).name}{list(jax.numpy.shape(leaf))}"

@@ -24,7 +24,12 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
-from infer.kernel_checks import checked_cost, checked_info_fields, checked_schedule
+from infer.kernel_checks import (
+    checked_cost,
+    checked_final_params,
+    checked_info_fields,
+    checked_schedule,
+)
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
@@ -385,7 +390,7 @@ class _Parts:
             update = jax.vmap(adaptation.update, in_axes=(0, None, 0, 0))
             adapt_states = update(adapt_states, row, states, infos)
             current = over_chains(adaptation.params)(adapt_states)
-            final = over_chains(adaptation.final)(adapt_states)
+            final = checked_final_params(over_chains(adaptation.final)(adapt_states), current)
             last = t == num_warmup - 1
             params = jax.tree.map(lambda f, c: jnp.where(last, f, c), final, current)
             return adapt_states, params

@@ -523,3 +523,36 @@ def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
     with warnings.catch_warnings():  # the same walk without the mistakes says nothing of them
         warnings.simplefilter("error")
         infer.sample(0, plain, UniformWalk(1.0), **run)
+
+
+@dataclass(frozen=True)
+class IntegerFinalWalk(UniformWalk):
+    """:class:`UniformWalk` whose warm-up tunes the width, with an adaptation whose ``final``
+    returns an int32 width where ``params`` gives float32."""
+
+    name: str = "integer_final_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        walk = super().build(logdensity_fn, num_warmup)
+
+        def step(rng_key, state, width):  # the walk's step, at the tuned width
+            return UniformWalk(width).build(logdensity_fn).step(rng_key, state, None)
+
+        adaptation = infer.Adaptation(
+            init=lambda params, state: jnp.log(params),
+            update=lambda log_width, row, state, info: log_width + 0.05 * (info[0] - 0.3),
+            params=jnp.exp,
+            final=lambda log_width: jnp.exp(log_width).astype(jnp.int32),
+            schedule=lambda n: np.zeros(n),
+        )
+        return walk._replace(
+            step=step, params=lambda position: jnp.asarray(1.0), adaptation=adaptation
+        )
+
+
+def test_an_adaptation_whose_final_params_change_dtype_is_refused():
+    """The int32 width was cast back to float32 (0 or 1): the chain froze, said only to
+    have never moved."""
+    plain = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    with pytest.raises(TypeError, match=r"final returned .*int32.* params are .*float32"):
+        infer.sample(0, plain, IntegerFinalWalk(), num_chains=2, num_samples=10, num_warmup=20)
