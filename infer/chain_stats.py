@@ -183,8 +183,9 @@ def _compiled_call(
         # Host draws become device arrays here, in the computation's x64 setting: handed to
         # the compiled call as NumPy, float64 draws were at times passed as float32 to a
         # program built for float64 (RuntimeProgramInputMismatch, with a fresh persistent
-        # compilation cache, after other shapes had compiled).
-        arrays = tuple(jnp.asarray(a) if isinstance(a, np.ndarray) else a for a in arrays)
+        # compilation cache, after other shapes had compiled). device_put, not jnp.asarray,
+        # which compiles a small program of its own per shape.
+        arrays = tuple(jax.device_put(a) if isinstance(a, np.ndarray) else a for a in arrays)
         return _executable(run, arrays, scores, real, plan)(arrays, scores, real)
 
 

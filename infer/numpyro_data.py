@@ -156,8 +156,8 @@ def check_observation_shapes(observations: dict) -> None:
         value_shape = tuple(np.shape(site["value"]))
         dist_shape = tuple(site["fn"].shape())
         scored = np.broadcast_shapes(value_shape, dist_shape)
-        if scored != value_shape:
-            times = int(np.prod(scored)) // max(int(np.prod(value_shape)), 1)
+        times = int(np.prod(scored)) // max(int(np.prod(value_shape)), 1)
+        if times > 1:  # a leading axis of one, (1, n) against (n,), scores each once
             raise ValueError(
                 f"the observed site {name!r} holds an array of shape {value_shape} under a "
                 f"distribution of shape {dist_shape}: NumPyro broadcasts them to {scored}, "
