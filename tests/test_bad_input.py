@@ -91,6 +91,12 @@ def test_observations_as_a_column_vector_are_refused_not_scored_n_times():
 
     infer.Target.from_numpyro(no_plate, y=x)
 
+    def leading_one(y):  # (30,) under (1, 30): each observation scored once
+        b = numpyro.sample("b", dist.Normal(0.0, 5.0))
+        numpyro.sample("y", dist.Normal((b * x)[None], 1.0), obs=y)
+
+    infer.Target.from_numpyro(leading_one, y=x)
+
 
 def test_a_list_of_numbers_as_init_is_one_vector():
     target = infer.Target(lambda x: -0.5 * jnp.sum(jnp.square(x)), init=[0.0, 1.0])
