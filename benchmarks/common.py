@@ -22,13 +22,13 @@ def commit() -> dict:
     """The git commit the figures describe, and whether the tree had uncommitted changes.
 
     Git decides where it can: ``INFER_COMMIT`` names the commit only of a copy without git
-    (an accelerator's), whose sender vouches that it is clean. With neither, the commit is
-    ``""`` and ``dirty`` is None (unknown), not False."""
+    (an accelerator's); nothing there can check the copy for local changes, so ``dirty`` is
+    None (unknown), not False. With neither, the commit is ``""`` and ``dirty`` None."""
     named = os.environ.get("INFER_COMMIT", "").strip()
     head = _git("rev-parse", "HEAD")
     if not head:
         if named:  # a copy of a clean tree on another machine: the sender names it
-            return {"commit": named, "dirty": False, "commit_named_by": "INFER_COMMIT"}
+            return {"commit": named, "dirty": None, "commit_named_by": "INFER_COMMIT"}
         return {"commit": "", "dirty": None}
     # results written by the suites run before this one do not make the code dirty
     changed = _git("status", "--porcelain", "--", ".", ":(exclude)benchmarks/results")

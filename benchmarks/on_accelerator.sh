@@ -48,8 +48,10 @@ if [ ${#bad[@]} -gt 0 ]; then
 fi
 head=$(git rev-parse HEAD 2>/dev/null) || head=""
 if [ -n "$head" ] && [ "${head#"$INFER_COMMIT"}" = "$head" ]; then
-    echo "this copy's git HEAD ($head) is not INFER_COMMIT: hiding that git from the suites"
-    export GIT_DIR=/nonexistent
+    # the figures would be recorded against a commit the code may not be: refuse
+    echo "nothing run: this copy's git HEAD ($head) is not INFER_COMMIT ($INFER_COMMIT)." \
+        "Pass INFER_COMMIT=\$(git rev-parse HEAD) of the tree you sent." >&2
+    exit 2
 fi
 if ls .whl/*.whl >/dev/null 2>&1; then
     "$python" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \

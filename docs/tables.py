@@ -40,8 +40,11 @@ def provenance(record: dict, name: str) -> str:
     if record.get("quick"):
         parts.append("a quick smoke run (--quick), not a measurement")
     if commit:
+        named = machine.get("commit_named_by") == "INFER_COMMIT"  # no git there to check
         parts.append(
-            f"commit `{commit[:10]}`" + (" with local changes" if machine.get("dirty") else "")
+            f"commit `{commit[:10]}`"
+            + (" with local changes" if machine.get("dirty") else "")
+            + (" (named by INFER_COMMIT; local changes not checked)" if named else "")
         )
     elif "dirty" in machine and machine["dirty"] is None:
         parts.append("commit unknown (no git, no INFER_COMMIT)")

@@ -202,8 +202,12 @@ def test_a_commit_that_cannot_be_known_is_not_called_clean(monkeypatch):
     monkeypatch.setattr(common.subprocess, "run", no_git)
     monkeypatch.delenv("INFER_COMMIT", raising=False)
     assert common.commit() == {"commit": "", "dirty": None}
-    monkeypatch.setenv("INFER_COMMIT", "abc123")  # a copy without git: the sender vouches
-    assert common.commit()["commit"] == "abc123"
+    monkeypatch.setenv("INFER_COMMIT", "abc123")  # a copy without git: the sender names it
+    assert common.commit() == {  # and nothing can check it: not called clean
+        "commit": "abc123",
+        "dirty": None,
+        "commit_named_by": "INFER_COMMIT",
+    }
 
 
 def test_git_decides_the_commit_over_infer_commit(monkeypatch, capsys):
@@ -341,6 +345,20 @@ def test_on_accelerator_refuses_bad_entries_before_running_anything(accelerator_
         "ok: no ':seconds' after the name",
     ):
         assert message in done.stderr
+    assert not (accelerator_copy / "benchmarks" / "results" / "ok_cpu.json").exists()
+
+
+def test_on_accelerator_refuses_a_copy_whose_git_head_is_not_infer_commit(accelerator_copy):
+    """It hid that git from the suites and carried on: the figures were recorded against
+    INFER_COMMIT, as clean, whatever the copy held."""
+    import subprocess
+
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-C", str(accelerator_copy)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], check=True)
+    done = _on_accelerator(accelerator_copy, "ok:5", INFER_ALLOW_CPU="1")
+    assert done.returncode == 2 and "is not INFER_COMMIT (abc)" in done.stderr
     assert not (accelerator_copy / "benchmarks" / "results" / "ok_cpu.json").exists()
 
 
