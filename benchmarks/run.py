@@ -10,14 +10,18 @@ Suites: ``samplers`` (RWMH and NUTS against BlackJAX, rejection against SciPy),
 progress bars), ``until`` (the cost of ``until=``'s convergence checks), ``ars`` (against
 SciPy's TDR), ``memory`` (peak memory with and without a store on disk), ``sweep`` (1 to
 100,000 chains against BlackJAX and the bare log-density rate), ``ais_chains`` (AIS over up
-to 10,000 chains), ``generative`` (training speed), and the long ones,
+to 10,000 chains), ``blocked_loop`` (the accelerator's blocked loop against the plain one),
+``generative`` (training speed), ``bnn``, ``bnn_priors`` and ``bnn_prior_screen`` (Bayesian
+neural networks against their Optax point estimates), and the long ones,
 ``generative_quality`` (trains every generative model on MNIST and digits: about an hour on
 2 CPU cores) and ``ais_generative`` (AIS on the trained MNIST models, after
 ``generative_quality``).
 
 Run: ``python benchmarks/run.py [--platform cpu|gpu] [--only NAME,...] [--skip NAME,...]
-[--quick] [--check]``. Before running anything it checks that the modules the chosen suites
-import are installed (``--check``: that, and nothing else).
+[--quick] [--check]``. ``--platform`` names the device the run must be on (a GPU run on a
+machine whose JAX backend is the CPU is refused); JAX picks the device itself. Before running
+anything it checks that the modules the chosen suites import are installed (``--check``:
+that, and nothing else).
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@
   per core) and with the CPU split into two XLA devices, chains sharded over them; SciPy is
   single-threaded in every mode. infer draws float32, SciPy float64.
 
-Each measurement is repeated, alternating the two libraries, and the median is reported.
+Each measurement is repeated and the median is reported: the RWMH and rejection rows
+alternate the two libraries; the NUTS row runs infer's repeats, then BlackJAX's (adapted
+once, with key 0, where infer warms up in every repeat).
 Results go to ``benchmarks/results/samplers_<platform>.json``.
 
 Run: ``python benchmarks/samplers.py`` (``--quick`` for a smoke run).
