@@ -106,7 +106,7 @@ def ours_steps_per_second(name, data_name, options, batch_size, epochs):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: two pairs per model")
     parser.add_argument(
         "--repeats",
         type=positive_int,
@@ -139,7 +139,7 @@ def main(argv=None) -> int:
             epoch_steps,
             epochs - 1,
         )
-        pairs, pair = args.repeats, 0
+        pairs, pair = (2 if args.quick else args.repeats), 0  # a smoke run: two pairs
         while pair < pairs:
             if pair % 2 == 0:  # the hand-written step first in even pairs, second in odd ones
                 theirs_runs.append(theirs_rate())
@@ -148,7 +148,7 @@ def main(argv=None) -> int:
                 theirs_runs.append(theirs_rate())
             if several > 1:
                 last_only_runs.append(theirs_rate(every_loss=False))
-            if pair == 0 and time.perf_counter() - began < FAST_PAIR_SECONDS:
+            if not args.quick and pair == 0 and time.perf_counter() - began < FAST_PAIR_SECONDS:
                 pairs = max(pairs, FAST_PAIRS)  # cheap pairs: more of them, a steadier median
             pair += 1
         pair_ratios = [o / t for o, t in zip(ours_runs, theirs_runs, strict=True)]
