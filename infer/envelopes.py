@@ -308,20 +308,24 @@ def _trouble(logdensity):
     return jnp.isnan(logdensity) | (logdensity == jnp.inf)
 
 
-def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int = 256):
+def coverage_gap(
+    logdensity_fn, proposal: Proposal, init=None, num_points: int = 256, compiled: bool = True
+):
     """Where the target has density and the proposal none, as a message, else ``None``:
     rejection sampling then draws from the target cut to the proposal's support.
 
     Probes points the proposal's draws suggest lie outside its support: the draws mirrored
     (``-x``) and stretched (``3x``, ``-3x``), and the target's ``init``. A half-line or bounded
     proposal under a target on the whole line is caught; a gap inside the proposal's range is
-    not looked for. The probe's program is compiled once per log density and proposal.
+    not looked for. The probe is compiled once per log density and proposal; ``compiled=False``
+    runs it op by op, for a log density bound anew for each run (it would compile each time).
     """
-    shapes = str(jax.tree.map(lambda x: (np.shape(x), str(np.asarray(x).dtype)), init))
-    key = ("rejection-coverage", IdentityKey(logdensity_fn), IdentityKey(proposal), shapes)
     probe = functools.partial(_uncovered, logdensity_fn, proposal, num_points)
-    program, _ = PROGRAMS.get(key, lambda: jax.jit(probe))
-    points, uncovered = program(init)
+    if compiled:
+        shapes = str(jax.tree.map(lambda x: (np.shape(x), str(np.asarray(x).dtype)), init))
+        key = ("rejection-coverage", IdentityKey(logdensity_fn), IdentityKey(proposal), shapes)
+        probe, _ = PROGRAMS.get(key, lambda: jax.jit(probe))
+    points, uncovered = probe(init)
     bad = np.flatnonzero(np.asarray(uncovered))
     if not bad.size:
         return None
@@ -330,8 +334,7 @@ def coverage_gap(logdensity_fn, proposal: Proposal, init=None, num_points: int =
         f"the proposal does not cover the target: at x = {where} the target's log density is "
         "finite but the proposal has no density there, so the draws come from the target cut "
         "to the proposal's support. If that is not meant, use a proposal whose support holds "
-        "the target's (a Normal or Cauchy for a target on the whole line; an envelope "
-        "interval that contains the support)."
+        "the target's (a Normal or Cauchy for a target on the whole line)."
     )
 
 

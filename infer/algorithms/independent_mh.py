@@ -90,7 +90,8 @@ class IndependentMH(Sampler):
         """Warn where the target has density and the proposal none (probed as rejection
         sampling probes it, the start included): the chains never go there, and one that
         starts there never moves."""
-        if gap := coverage_gap(logdensity_fn, self.proposal, position):
+        # op by op: logdensity_fn is bound to the target's data anew for each run
+        if gap := coverage_gap(logdensity_fn, self.proposal, position, compiled=False):
             warnings.warn(f"independent_mh: {gap}", DiagnosticWarning, stacklevel=4)
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:

@@ -337,6 +337,7 @@ class Rejection(Sampler):
             self.check(target.init)
         check_scalar_logdensity(target.logdensity, example)
         if gap := coverage_gap(target.logdensity, self.proposal, target.init):
+            gap += " A piecewise-constant envelope's interval must contain the support."
             warnings.warn(gap, EnvelopeWarning, stacklevel=5)
         return (target.logdensity, self.envelope(target.logdensity))
 
