@@ -155,9 +155,16 @@ def check_observation_shapes(observations: dict) -> None:
     for name, site in observations.items():
         value_shape = tuple(np.shape(site["value"]))
         dist_shape = tuple(site["fn"].shape())
-        scored = np.broadcast_shapes(value_shape, dist_shape)
+        try:
+            scored = np.broadcast_shapes(value_shape, dist_shape)
+        except ValueError:  # shapes that do not fit: NumPyro's own error names the site
+            continue
         times = int(np.prod(scored)) // max(int(np.prod(value_shape)), 1)
-        if times > 1:  # a leading axis of one, (1, n) against (n,), scores each once
+        own_axes = scored[len(scored) - len(value_shape) :]
+        stretched = any(v == 1 < s for v, s in zip(value_shape, own_axes, strict=True))
+        # an axis of the observations' own, of length one, stretched (a column vector); a
+        # scalar observed under a batch (a penalty, obs=0.0) or a leading axis is not one
+        if stretched:
             raise ValueError(
                 f"the observed site {name!r} holds an array of shape {value_shape} under a "
                 f"distribution of shape {dist_shape}: NumPyro broadcasts them to {scored}, "

@@ -98,6 +98,15 @@ def test_observations_as_a_column_vector_are_refused_not_scored_n_times():
     with jax.numpy_rank_promotion("allow"):  # NumPyro's log_prob broadcasts (30,) to (1, 30)
         infer.Target.from_numpyro(leading_one, y=x)
 
+    def penalty():  # a scalar observed under a batch: a soft constraint, scored per entry
+        v = numpyro.sample("v", dist.Normal(jnp.zeros(3), 1.0).to_event(1))
+        numpyro.sample("pen", dist.Normal(v, 0.1), obs=0.0)
+
+    with jax.numpy_rank_promotion("allow"):  # the scalar broadcast against the batch
+        infer.Target.from_numpyro(penalty)
+    with pytest.raises(Exception, match="'y'"):  # shapes that do not fit: the site is named
+        infer.Target.from_numpyro(model, x, y=x[:7])
+
 
 def test_a_list_of_numbers_as_init_is_one_vector():
     target = infer.Target(lambda x: -0.5 * jnp.sum(jnp.square(x)), init=[0.0, 1.0])

@@ -257,6 +257,8 @@ def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked()
         warnings.simplefilter("error")
         for fixed in (infer.rwmh, infer.mala):
             fixed(step_size=0.5)
+    # recorded as before the default became None: older MALA checkpoints still resume
+    assert infer.mala().settings()["target_accept"] == 0.574
     assert infer.nuts(target_accept=jnp.asarray(0.9)).settings()["target_accept_prob"] > 0.89
     assert infer.nuts().settings()["target_accept_prob"] == 0.8
     with pytest.raises(ValueError, match="max_tree_depth must be at most 30"):

@@ -126,6 +126,14 @@ class MALA(GaussianProposalSampler):
     def default_target_accept(dim: int) -> float:
         return TARGET_ACCEPTANCE
 
+    def settings(self) -> dict:
+        """The options, ``target_accept`` as 0.574 when left out: as recorded before its
+        default became ``None``, so that those runs' checkpoints still resume."""
+        settings = super().settings()
+        if settings["target_accept"] is None:
+            settings["target_accept"] = TARGET_ACCEPTANCE
+        return settings
+
 
 @public_name("mala")
 def as_top_level_api(step_size=None, covariance=None, target_accept=None) -> MALA:
