@@ -54,12 +54,12 @@ def import_modules(argv: list[str]) -> str | None:
     for name in named:
         try:
             importlib.import_module(name)
-        except ImportError as err:
-            missing = getattr(err, "name", None)
-            if missing and missing != name and not name.startswith(f"{missing}."):
+        except ModuleNotFoundError as err:
+            missing = err.name or name
+            if missing != name and not name.startswith(f"{missing}."):
                 return (  # the module was found; an import inside it failed
-                    f"{FLAG} {name}: importing it raised {type(err).__name__}: {err} (an "
-                    f"import inside {name}: install {missing!r} or fix that import)"
+                    f"{FLAG} {name}: importing it raised ModuleNotFoundError: {err} (an import "
+                    f"inside {name}: install {missing!r} or fix that import)"
                 )
             return (
                 f"{FLAG} {name}: {err}. Give a module name (box_walk for ./box_walk.py, no "

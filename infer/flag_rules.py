@@ -297,8 +297,9 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
 def rejected_nonfinite_message(where: str) -> str:
     """What rejected proposals at a NaN or +inf log density mean (``where``: how many)."""
     return (
-        f"{where} proposals had a NaN or +inf log density. They were rejected, so the draws "
-        "are valid if the density is zero there, but the log density breaks where the chains "
+        f"{where} proposals had a NaN or +inf log density (or gradient, for a sampler that "
+        "follows one). They were rejected, so the draws are valid if the density is zero "
+        "there, but the log density breaks where the chains "
         "go: check its support and constraints (a parameter that must be positive, the log "
         "of a negative number, an overflow), or reparameterise."
     )

@@ -216,20 +216,13 @@ def checked_schedule(adaptation, num_warmup: int):
 
 
 def checked_final_params(final, params):
-    """``final`` (an adaptation's ``final(adapt_state)``) when its leaves have the shapes
-    and dtypes of ``params`` (its ``params(adapt_state)``), else a
-    :class:`KernelProtocolError`: an int32 step size from ``final`` was cast back to the
-    float32 of ``params``, truncated to 0 or 1, and the chain froze with no word."""
-    described = [_leaf_text(leaf) for leaf in jax.tree.leaves(final)]
-    expected = [_leaf_text(leaf) for leaf in jax.tree.leaves(params)]
-    if described != expected:
+    """``final`` (an adaptation's ``final(adapt_state)``) when it is shaped and typed like
+    ``params`` (its ``params(adapt_state)``), else a :class:`KernelProtocolError`, raised
+    while the run is traced (the failure's explanation then names both): an int32 step size
+    from ``final`` was cast back to the float32 of ``params``, truncated to 0 or 1."""
+    if _described(final) != _described(params):
         raise KernelProtocolError(
-            f"the adaptation's final(adapt_state) returned params {described} where "
-            f"params(adapt_state) gives {expected}: final must return params like params' "
-            f"(the same shapes and dtypes). {GUIDE}"
+            f"adaptation.final returned {_described(final)}, but params gives "
+            f"{_described(params)}. {GUIDE}"
         )
     return final
-
-
-def _leaf_text(leaf) -> str:
-    return f"{jax.numpy.dtype(leaf.dtype).name}{list(jax.numpy.shape(leaf))}"

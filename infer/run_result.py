@@ -239,7 +239,8 @@ def _nonfinite_chains(result: Result) -> list[int]:
 
 
 def warn_if_unhealthy(result: Result) -> None:
-    """The checks cheap enough to run after every sampling: divergences and stuck chains."""
+    """The checks cheap enough to run after every sampling: divergences, proposals at a NaN
+    or +inf log density, statistics a sampler broke, chains that drifted or never moved."""
     if result.num_divergent:
         warnings.warn(
             f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "

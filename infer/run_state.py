@@ -190,12 +190,12 @@ def data_differences(saved: dict, current: dict, labels) -> list[str]:
         changed = [
             f"{what} {x} -> {y}"
             for what, x, y in zip(("shape", "dtype"), a[:2], b[:2], strict=True)
-            if x != y
+            if x != y and {x, y} != {(1,), ()}  # a scalar, as older infer recorded it: (1,)
         ]
         lines.append(
             f"data{path}: " + ", ".join(changed) + f" ({labels[0]} -> {labels[1]})"
             if changed
-            else f"data{path}: its values differ (shape {a[0]}, dtype {a[1]} on both sides)"
+            else f"data{path}: its values differ (shape {b[0]}, dtype {a[1]} on both sides)"
         )
     return lines or [f"data: the data's structure differs ({labels[0]} and {labels[1]})"]
 

@@ -190,6 +190,8 @@ def test_a_folder_resumed_keeps_its_superchains_and_checkpoint_interval(tmp_path
     assert steps == [130, 140], steps  # 30 steps on (past the end), and the last at the end
     # another grouping given on resuming is refused (it replaced the run's, and nested
     # R-hat then grouped chains that never shared a start), from a folder or a result
+    same = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=whole, superchains=2, **kwargs)
+    assert same.info["superchains"] == 2  # the same grouping given again is fine
     plain = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], checkpoint=tmp_path / "p", **kwargs)
     for source in (plain, tmp_path / "p"):
         with pytest.raises(ValueError, match="superchains=2 but the run resumed was started"):
