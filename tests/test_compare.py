@@ -187,6 +187,7 @@ def test_acceptance_far_from_the_target_is_flagged():
     assert "acceptance" in flags and any("far above the target" in m for m in messages)
 
 
+@pytest.mark.thorough  # test_rejection's missed spike checks the flag in make test
 def test_envelope_violations_are_flagged():
     """A step envelope on a coarse grid misses a narrow spike (as in test_rejection)."""
 

@@ -598,6 +598,7 @@ def test_a_vaes_test_loss_is_the_bound_it_trains_on_and_each_curve_says_what_it_
         assert series <= set(family.loss_labels(family.defaults)), name
 
 
+@pytest.mark.thorough  # a 4-second check of one score's floor
 def test_the_frechet_floor_is_taken_at_the_samples_count():
     """50 real images are perfect samples: their distance to the test images must sit near
     the floor, which is measured at 50 images too (from all 1,438 it was 10 times lower)."""

@@ -3,6 +3,7 @@ through ``infer.sample``, resumes, and shows up in ``infer.compare``, the report
 ``infer compare`` command once registered: adding a sampler is its code plus one line."""
 
 import dataclasses
+import re
 import warnings
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -513,16 +514,14 @@ def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
         lambda x: jnp.where(x[0] > 1.5, jnp.nan, -0.5 * jnp.sum(x**2)), init=jnp.zeros(2)
     )
     run = dict(num_chains=2, num_samples=200, num_warmup=0)
-    with pytest.warns(infer.DiagnosticWarning, match=r"kept draws have a NaN log density"):
-        infer.sample(0, holed, CarelessWalk(2.0, mistake="nan"), **run)
-    plain = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
-    with pytest.warns(infer.DiagnosticWarning, match=r"acceptance rates from .* outside \[0, 1\]"):
-        infer.sample(0, plain, CarelessWalk(2.0, mistake="rate"), **run)
+    with warnings.catch_warnings(record=True) as caught:  # both mistakes in one run
+        warnings.simplefilter("always")
+        infer.sample(0, holed, CarelessWalk(2.0, mistake="rate"), **run)
+    said = " ".join(str(w.message) for w in caught)
+    assert "kept draws have a NaN log density" in said
+    assert re.search(r"acceptance rates from .* outside \[0, 1\]", said)
     with pytest.raises(TypeError, match=r"info field 'diverging' is float32"):
-        infer.sample(0, plain, CarelessWalk(2.0, mistake="diverging"), **run)
-    with warnings.catch_warnings():  # the same walk without the mistakes says nothing of them
-        warnings.simplefilter("error")
-        infer.sample(0, plain, UniformWalk(1.0), **run)
+        infer.sample(0, holed, CarelessWalk(2.0, mistake="diverging"), **run)
 
 
 @dataclass(frozen=True)

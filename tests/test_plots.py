@@ -243,6 +243,7 @@ def test_the_ess_plot_shows_the_tail_ess_and_the_line_compare_uses():
     assert np.allclose(line, 250) and "dashed: 250" in _title(collection)
 
 
+@pytest.mark.thorough  # an edge of the plots; make test draws every kind
 def test_many_panels_are_drawn_past_arviz_subplot_limit():
     result = infer.Result.from_draws({"x": np.random.default_rng(2).normal(size=(2, 50, 50))})
     for kind in ("ess", "trace"):
