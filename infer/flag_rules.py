@@ -232,16 +232,15 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
                 "more draws (num_samples)."
             )
     nonfinite = result.stats.get("nonfinite")
-    if (nonfinite is None or not np.asarray(nonfinite)[stuck].all()) and (
-        "proposal" in result.settings  # proposals from a fixed distribution (independent MH)
-    ):
+    every_one_nonfinite = nonfinite is not None and np.asarray(nonfinite)[stuck].all()
+    if not every_one_nonfinite and "proposal" in result.settings:  # a fixed proposal (IMH)
         return (
             "every proposal was rejected (a start in a region where the log density is NaN "
             "or -inf, or one where the proposal has no density, from which no proposal is "
             "ever accepted). Check the log density near the start, start elsewhere (init=) or "
             "use a proposal whose support holds the start."
         )
-    if nonfinite is None or not np.asarray(nonfinite)[stuck].all():
+    if not every_one_nonfinite:
         return (
             "every proposal was rejected (a start in a region where the log density is NaN "
             "or -inf, or a step size that collapsed). Check the log density near the start, "
