@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import jax
@@ -14,7 +15,7 @@ import numpy as np
 from infer import convergence, registry, validation
 from infer.keys import as_key
 from infer.placement import chain_sharding, to_host
-from infer.process_agreement import check_processes_agree
+from infer.process_agreement import check_processes_agree, sample_call
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
@@ -96,16 +97,15 @@ def check_arguments(
     )
     if jax.process_count() > 1:  # one process: nothing to compare, nothing to compute
         check_processes_agree(
-            {
-                "rng_key": key_input,
-                "target": getattr(target, "name", None),
-                "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
-                "num_chains": num_chains,
-                "num_samples": num_samples,
-                "num_warmup": num_warmup,
-                "thin": thin,
-                "init_jitter": init_jitter,
-            }
+            sample_call(
+                target,
+                sampler,
+                init,
+                dict(rng_key=key_input, num_chains=num_chains, num_samples=num_samples),
+                dict(num_warmup=num_warmup, thin=thin, init_jitter=init_jitter, until=until),
+                dict(superchains=superchains, keep=keep, store=store),
+                dict(checkpoint=checkpoint, resume=resume),
+            )
         )
     sharding = chain_sharding(devices, num_chains)
     if exact:  # no warm-up, thinning, resuming, outputs, rule or superchains
@@ -139,14 +139,6 @@ def check_arguments(
         num_draws,
         superchain_size,
     )
-
-
-def _settings_of(sampler):
-    """The sampler's settings for the processes' agreement check, or None if it has none."""
-    try:
-        return sampler.settings()
-    except Exception:  # noqa: BLE001 - checked later by name, where it matters
-        return None
 
 
 def _from_state(init, num_chains):
@@ -375,8 +367,12 @@ def _check_keep(keep, target, init) -> list | None:
     """``keep`` as a list of draw names the target reports, or a ``ValueError``."""
     if keep is None:
         return None
-    if isinstance(keep, str) or not all(isinstance(name, str) for name in keep):
-        raise TypeError(f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}.")
+    usage = f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}."
+    if isinstance(keep, str | bytes) or not isinstance(keep, Iterable):
+        raise TypeError(usage)
+    keep = list(keep)  # once: a generator read twice would be empty the second time
+    if not all(isinstance(name, str) for name in keep):
+        raise TypeError(usage)
     point = init if init is not None else target.init
     if isinstance(point, PerChain):
         point = jax.tree.map(lambda leaf: leaf[0], point.positions)

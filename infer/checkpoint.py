@@ -28,6 +28,7 @@ import numpy as np
 
 from infer.io import write_atomically
 from infer.runner import RunRecord
+from infer.store import is_infer_store
 
 FORMAT = "infer.checkpoint/1"
 _CHECKPOINT = re.compile(r"checkpoint-(\d{6})\.npz$")
@@ -163,6 +164,13 @@ def load(source) -> Checkpoint:
 def _no_checkpoint(folder: Path) -> str:
     """Why there is nothing to resume in ``folder``, and how to start the run instead."""
     start = f"infer.sample(..., checkpoint={str(folder)!r})"
+    if is_infer_store(folder):
+        return (
+            f"no checkpoint in {folder}: it is a Zarr store of draws (infer.sample(..., "
+            "store=...)), which keeps no chains' state, so the run cannot be resumed from it. "
+            f"Its draws open with infer.open_store({str(folder)!r}); a run to resume later "
+            "needs checkpoint= a folder of its own (without store=)."
+        )
     chunks = sorted(folder.glob("chunk-[0-9]*.npz")) if folder.is_dir() else []
     if chunks:
         return (

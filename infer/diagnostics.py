@@ -15,7 +15,7 @@ from infer import chain_stats, validation
 from infer.flag_rules import FLAG_RULES
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.model_comparison import loo_columns
-from infer.result import Result
+from infer.result import Result, by_name
 from infer.statistics import TAIL_PROB, compute
 from infer.target import GroundTruth
 
@@ -250,7 +250,8 @@ def compare(
     """One row per run, with convergence diagnostics, efficiency, timings and flags.
 
     Args:
-        results: name -> :class:`infer.Result` (or a list, named by sampler).
+        results: name -> :class:`infer.Result` (or a list, named by sampler: a repeated
+            sampler's later runs ``nuts_2``, ``nuts_3``, ...).
         target: an :class:`infer.Target` whose ground truth to use; by default each result's.
         min_ess: ESS below which a run is flagged ``low_ess``.
         warn: also emit a :class:`DiagnosticWarning` for each flag, saying what to try.
@@ -279,11 +280,7 @@ def compare(
     """
     import pandas as pd
 
-    if isinstance(results, Result):
-        results = {results.sampler: results}
-    if isinstance(results, (list, tuple)):
-        _check_results(dict(enumerate(results)))
-        results = {r.sampler if i == 0 else f"{r.sampler}_{i}": r for i, r in enumerate(results)}
+    results = by_name(results)
     if not isinstance(results, dict):
         raise TypeError(
             "results must be a dict of name -> infer.Result, a list of them or one; got "

@@ -3,18 +3,106 @@ seconds, evaluation counts, dimension names and run facts (``info``)."""
 
 from __future__ import annotations
 
+import warnings
+
+import jax
 import numpy as np
 
 from infer import validation
-from infer.target import check_dims
+from infer.target import GroundTruth, check_dims
+
+#: The seconds a result records (``Result.timing``); :func:`infer.compare` reads ``sampling``.
+TIMING_NAMES = ("compile", "warmup", "sampling", "total")
+#: Up to this many chains of fewer draws each, draws are not suspected of being transposed.
+FEW_CHAINS = 16
+
+
+def checked_draw(name, value) -> np.ndarray:
+    """One entry of ``draws``, a name and an array ``(num_chains, num_samples, ...)`` of real
+    numbers, as a NumPy array: True/False as ``int8``, 16-bit floats as ``float32``."""
+    if not isinstance(name, str) or not name or "/" in name or name in ("chain", "draw"):
+        raise TypeError(
+            f"draw names must be non-empty strings without '/', other than 'chain' and "
+            f"'draw' (ArviZ's dimensions); got {name!r}."
+        )
+    if isinstance(value, dict):
+        raise TypeError(
+            f"draws[{name!r}] is a dict; draws map names to arrays: flatten nested "
+            f"draws, e.g. {{'{name}.{next(iter(value), 'w')}': ...}}."
+        )
+    try:
+        value = np.asarray(value)
+    except ValueError as error:  # a ragged list
+        raise ValueError(
+            f"draws[{name!r}] is not an array: {error} Give every chain the same number of "
+            "draws, each of the same shape."
+        ) from None
+    if value.ndim < 2 or value.size == 0:
+        raise ValueError(
+            f"draws[{name!r}] has shape {value.shape}; expected (num_chains, "
+            "num_samples, ...), at least one of each and one value. A single chain "
+            "needs a leading axis of 1."
+        )
+    real = np.issubdtype(value.dtype, np.number) or value.dtype == bool
+    real = real or jax.dtypes.issubdtype(value.dtype, np.floating)  # bfloat16 too
+    if not real or np.iscomplexobj(value):
+        raise TypeError(f"draws[{name!r}] must be real numbers; got dtype {value.dtype}.")
+    if value.dtype == bool:
+        return value.astype(np.int8)
+    if value.dtype.itemsize < 4 and jax.dtypes.issubdtype(value.dtype, np.floating):
+        return value.astype(np.float32)  # SciPy and NetCDF take no 16-bit floats
+    return value
+
+
+def warn_if_transposed(arrays: dict, info) -> None:
+    """A warning when the draws hold more chains than draws per chain, and more than
+    :data:`FEW_CHAINS` of them, without superchains (which declare many short chains): most
+    often an array laid out (num_samples, num_chains, ...), which every statistic would read
+    as thousands of short chains."""
+    name, value = next(iter(arrays.items()))
+    num_chains, num_samples = value.shape[:2]
+    if num_chains <= max(num_samples, FEW_CHAINS):
+        return
+    if isinstance(info, dict) and info.get("superchains"):
+        return
+    warnings.warn(
+        f"draws[{name!r}] has shape {value.shape}: {num_chains} chains of {num_samples} draws "
+        "each. If the first axis is the draws (emcee's get_chain() gives (steps, walkers, "
+        "...)), pass np.swapaxes(array, 0, 1): read this way the ESS is far too high and the "
+        "MCSE too low. Many short chains are fine: say so with info={'superchains': K} (for "
+        "nested R-hat) or silence this warning.",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
+def check_labels(*, sampler, target, ground_truth) -> None:
+    """``sampler`` and ``target`` must be names (strings), ``ground_truth`` a
+    :class:`infer.GroundTruth` or None."""
+    for label, value in (("sampler", sampler), ("target", target)):
+        if not isinstance(value, str) or not value:
+            raise TypeError(f"{label} must be a non-empty string, its name; got {value!r}.")
+    if ground_truth is not None and not isinstance(ground_truth, GroundTruth):
+        raise TypeError(
+            "ground_truth must be an infer.GroundTruth(mean={name: array}, std={name: array}) "
+            f"or None; got {type(ground_truth).__name__}."
+        )
 
 
 def checked_stats(stats, lead: tuple) -> dict:
     """``stats`` (``None`` or name -> array) checked: each ``lead`` = (num_chains,
     num_samples), and ``diverging`` True/False."""
+    if stats is not None and not isinstance(stats, dict):
+        raise TypeError(
+            "stats must be a dict name -> array (num_chains, num_samples), such as "
+            f"{{'diverging': ..., 'acceptance_rate': ...}}, or None; got {type(stats).__name__}."
+        )
     stat_arrays = {}
     for name, value in (stats or {}).items():
-        value = np.asarray(value)
+        try:
+            value = np.asarray(value)
+        except ValueError:
+            value = np.asarray(value, dtype=object)  # ragged: its shape below says so
         if value.shape != lead:
             raise ValueError(
                 f"stats[{name!r}] has shape {value.shape}; expected {lead} "
@@ -24,8 +112,20 @@ def checked_stats(stats, lead: tuple) -> dict:
             raise ValueError(
                 "stats['diverging'] flags each draw: True/False (or 1/0); got other values."
             )
+        if name == "acceptance_rate" and not _probabilities(value):
+            raise ValueError(
+                "stats['acceptance_rate'] holds each step's acceptance probability, numbers "
+                "in [0, 1] (NaN when unknown); got values outside."
+            )
         stat_arrays[name] = value
     return stat_arrays
+
+
+def _probabilities(value) -> bool:
+    if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
+        return False
+    finite = value[~np.isnan(value)] if np.issubdtype(value.dtype, np.floating) else value
+    return bool(((finite >= 0) & (finite <= 1)).all())
 
 
 def checked_timing(timing) -> dict:
@@ -36,6 +136,12 @@ def checked_timing(timing) -> dict:
         raise TypeError(f"timing must be a dict name -> seconds; got {type(timing).__name__}.")
     checked = {}
     for name, seconds in timing.items():
+        if name not in TIMING_NAMES:
+            raise ValueError(
+                f"timing[{name!r}] is not one of the seconds a result records, {TIMING_NAMES} "
+                "(compare's per-second columns read 'sampling': the sampling phase, "
+                "compilation excluded). Rename it, or keep other facts in info."
+            )
         value = scalar(seconds)
         if value is None or value < 0:
             raise ValueError(

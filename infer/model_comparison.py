@@ -17,7 +17,13 @@ import numpy as np
 from infer.result import Result
 
 K_LIMIT = 0.7
+#: The fewest draws (chains x draws) ``arviz_stats.loo`` takes: its Pareto tail fit needs 5.
+MIN_DRAWS = 25
 COLUMNS = ("elpd_loo", "elpd_loo_se", "p_loo", "pareto_k_above_0.7")
+
+
+def _too_few(result: Result) -> bool:
+    return result.num_chains * result.num_samples < MIN_DRAWS
 
 
 def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
@@ -36,6 +42,13 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             "exact samplers and targets without a per-observation log likelihood make "
             "none), and elpd_loo ranks models only when every one has it. "
             "Compare the results that have one on their own."
+        ]
+    if short := {n: r.num_chains * r.num_samples for n, r in results.items() if _too_few(r)}:
+        listed = ", ".join(f"{name}: {count}" for name, count in short.items())
+        return {}, [
+            f"LOO columns left out: PSIS-LOO fits a Pareto tail to each observation's largest "
+            f"importance weights and needs at least {MIN_DRAWS} draws in all (chains x draws); "
+            f"{listed}. Run more draws."
         ]
     originals = {name: result.to_arviz() for name, result in results.items()}
     counts = {name: _num_observations(tree) for name, tree in originals.items()}

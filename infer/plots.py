@@ -17,7 +17,7 @@ import numpy as np
 from infer import validation
 from infer.flag_rules import MIN_DRAWS
 from infer.io import save_png as save_png_figure
-from infer.result import Result
+from infer.result import Result, by_name
 from infer.statistics import TAIL_PROB
 from infer.target import GroundTruth
 
@@ -27,12 +27,12 @@ KINDS = ("trace", "rank", "ess", "autocorr", "pair", "forest", "dist", "elbo", "
 SEVERAL = ("forest", "dist")  # kinds that take a dict of runs
 
 CAPTIONS = {
-    "trace": "draws per chain (right), each chain's density (left); black ticks: divergences",
+    "trace": "draws per chain (right), each chain's density (left)",
     "rank": "each chain's rank ECDF minus the uniform's; small p-values mean the chains disagree",
-    "ess": "ESS as the draws accumulate (blue: bulk, orange: tail at 5%/95%); dashed: 400",
+    "ess": "ESS as the draws accumulate (blue: bulk, orange: tail at 5%/95%); dash-dot: 400",
     "autocorr": "autocorrelation of each chain by lag",
-    "pair": "pairs of parameters; divergent transitions in orange",
-    "forest": "posterior means with 50% and 94% intervals; 'ground truth': the known answer",
+    "pair": "pairs of parameters",
+    "forest": "posterior means with 50% and 94% intervals",
     "dist": "marginal densities of each run's draws, overlaid",
     "elbo": "ELBO estimate per step (grey) and its running mean over 1% of the steps",
     "ppc": "observed data (black) against data simulated from the posterior (posterior predictive)",
@@ -42,10 +42,11 @@ CAPTIONS = {
 def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
     """``results`` as a dict of runs and ``var_names`` as a list of names that every run has,
     with the other arguments checked, each error naming its argument."""
-    if isinstance(results, Result):
-        results = {results.sampler: results}
+    results = by_name(results)
     if not isinstance(results, dict) or not results:
-        raise TypeError("results must be an infer.Result or a dict of name -> infer.Result.")
+        raise TypeError(
+            "results must be an infer.Result, a list of them or a dict of name -> infer.Result."
+        )
     wrong = {name: type(r).__name__ for name, r in results.items() if not isinstance(r, Result)}
     if wrong:
         raise TypeError(f"results must map names to infer.Result; got {wrong}.")
@@ -113,19 +114,66 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
     return names, coords
 
 
-def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_ess=400) -> str:
+def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_ess, truth) -> str:
     """The figure's title: the runs, their targets, what the kind shows, and what it leaves
     out."""
     first = next(iter(results.values()))
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
     cut = "" if kind == "ppc" else _cut_note(results, var_names, names, coords)
-    return f"{label} on {on}: {caption(kind, min_ess)}{cut}"
+    odd = "" if kind == "ppc" else _odd_note(results, names)
+    return f"{label} on {on}: {caption(kind, min_ess, marks(kind, results, truth))}{cut}{odd}"
 
 
-def caption(kind: str, min_ess: float = 400) -> str:
-    """What a plot of ``kind`` shows (:data:`CAPTIONS`), an ESS plot's line at ``min_ess``."""
-    return CAPTIONS[kind].replace("dashed: 400", f"dashed: {min_ess:g}")
+def marks(kind: str, results: dict, truth=None) -> str:
+    """What a plot of ``kind`` of ``results`` (name -> Result) draws beside its caption:
+    divergences (trace, pair: when the runs record them), the known answer (forest)."""
+    first = next(iter(results.values()))
+    if kind == "trace" and "diverging" in first.stats:
+        return "; black ticks: divergences"
+    if kind == "pair" and "diverging" in first.stats:
+        return "; divergent transitions in orange"
+    truth = _forest_truth(results, truth) if kind == "forest" else None
+    if truth is not None and any(name in first.draws for name in truth.mean):
+        return "; 'ground truth': the known answer"
+    return ""
+
+
+def _forest_truth(results: dict, truth):
+    """The known answer a forest plot marks: ``truth``, or the runs' own when they all
+    sample one target (one posterior: its answer applies to every run)."""
+    first = next(iter(results.values()))
+    if truth is None and len({r.target for r in results.values()}) == 1:
+        return first.ground_truth
+    return truth
+
+
+def _odd_note(results: dict, names: list) -> str:
+    """A title's note naming the plotted variables with NaN draws or with a component that
+    never changes, whose panels mislead (empty densities, flat ranks, an ESS equal to the
+    number of draws): ``""`` when there are none."""
+    nan, constant = {}, {}
+    for result in results.values():
+        for name in names:
+            if name not in result.draws:
+                continue
+            values = np.asarray(result.draws[name])
+            flat = values.reshape(values.shape[0] * values.shape[1], -1)
+            if np.issubdtype(flat.dtype, np.floating) and np.isnan(flat).any():
+                nan[name] = True
+            elif (flat == flat[0]).all(axis=0).any():
+                constant[name] = True
+    parts = [f"NaN draws in {', '.join(nan)}: its ESS and R-hat are NaN"] if nan else []
+    if constant:
+        unchanging = ", ".join(constant)
+        parts.append(f"{unchanging}: a component never changes (no density; ESS: every draw)")
+    return f"\n({'; '.join(parts)})" if parts else ""
+
+
+def caption(kind: str, min_ess: float = 400, marks: str = "") -> str:
+    """What a plot of ``kind`` shows (:data:`CAPTIONS`), an ESS plot's line at ``min_ess``,
+    and ``marks``: what else it draws (divergences, a ground truth)."""
+    return CAPTIONS[kind].replace("400", f"{min_ess:g}") + marks
 
 
 def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:
@@ -162,13 +210,14 @@ def _named_selection(result: Result, var_names: list, max_panels: int) -> tuple[
 
 
 def _pooled_trees(results: dict, truth, names) -> dict:
-    """ArviZ trees for a plot of several runs (forest, dist): every run's chains pooled and
-    thinned evenly to the same number of draws (ArviZ pads runs of different lengths with
-    NaN, which hides their means and intervals), and the ground truth, when given, as a run
-    whose every draw is the known mean."""
+    """ArviZ trees for a plot of several runs (forest, dist): every run's chains pooled into
+    the same number of draws, the longest run's, a shorter run's draws each repeated evenly
+    (ArviZ pads runs of different lengths with NaN, which hides their means and intervals;
+    thinning every run to the shortest would spoil the others), and the ground truth, when
+    given, as a run whose every draw is the known mean."""
     import arviz_base
 
-    length = min(r.num_chains * r.num_samples for r in results.values())
+    length = max(r.num_chains * r.num_samples for r in results.values())
     first = next(iter(results.values()))
     trees = {}
     for name, result in results.items():
@@ -210,7 +259,7 @@ def plot(
 
     Args:
         results: an :class:`infer.Result`, or for ``"forest"`` and ``"dist"`` a dict
-            name -> Result.
+            name -> Result (or a list, named by sampler as in :func:`infer.compare`).
         kind: one of ``"trace"``, ``"rank"``, ``"ess"``, ``"autocorr"``, ``"pair"``,
             ``"forest"``, ``"dist"``, ``"elbo"`` (an :func:`infer.advi` result), ``"ppc"``
             (observed data against the posterior predictive, after :func:`infer.predictive`).
@@ -262,7 +311,9 @@ def plot(
         names, coords = _named_selection(first, var_names, max_panels)
     options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
     panels = max(len(names), sum(len(v) for v in coords.values()) or 1)
-    if kind != "pair":  # the pair plot sizes its own grid
+    if kind == "pair":  # it sizes its own grid; the layout keeps two-line labels in
+        options["figure_kwargs"] = {"layout": "constrained"}
+    else:
         rows = (
             min(panels, max_panels) if kind == "trace" else 1 + (min(panels, max_panels) - 1) // 4
         )
@@ -273,7 +324,7 @@ def plot(
     with arviz_base.rc_context({"plot.max_subplots": limit}):
         collection = _draw(kind, results, first, options, truth, names, min_ess)
     _figure(collection).suptitle(
-        _title(results, kind, var_names, names, coords, min_ess), fontsize=10
+        _title(results, kind, var_names, names, coords, min_ess, truth), fontsize=10
     )
     if path is None:
         return collection
@@ -307,9 +358,7 @@ def _draw(kind: str, results: dict, first: Result, options: dict, truth, names, 
         collection = arviz_plots.plot_dist(trees, **options)
         collection.add_legend("model")
     else:
-        if truth is None and len({r.target for r in results.values()}) == 1:
-            truth = first.ground_truth  # one posterior: its known answer applies to every run
-        trees = _pooled_trees(results, truth, names)
+        trees = _pooled_trees(results, _forest_truth(results, truth), names)
         collection = arviz_plots.plot_forest(trees, combined=True, ci_probs=FOREST_PROBS, **options)
         collection.add_legend("model")
     return collection

@@ -14,15 +14,65 @@ import numpy as np
 
 
 def _fingerprint(value) -> int:
-    """A 31-bit fingerprint of ``value`` (its ``repr``; arrays by their bytes and shape)."""
-    if isinstance(value, np.ndarray | jax.Array):
-        if jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
-            value = jax.random.key_data(value)  # a typed key: its words
-        array = np.asarray(value)
-        text = f"{array.shape}{array.dtype}".encode() + array.tobytes()
-    else:
-        text = repr(value).encode()
+    """A 31-bit fingerprint of ``value``, a pytree: its structure, its arrays by their bytes
+    and shape (whose ``repr`` would elide the middle of a large one), other leaves by their
+    ``repr``."""
+    leaves, structure = jax.tree.flatten(value)
+    text = repr(structure).encode()
+    for leaf in leaves:
+        if isinstance(leaf, np.ndarray | jax.Array):
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                leaf = jax.random.key_data(leaf)  # a typed key: its words
+            array = np.asarray(leaf)
+            text += f"{array.shape}{array.dtype}".encode() + array.tobytes()
+        else:
+            text += repr(leaf).encode()
     return zlib.crc32(text) & 0x7FFFFFFF
+
+
+def sample_call(target, sampler, init, *arguments: dict) -> dict:
+    """What every process's ``infer.sample`` call must agree on, name -> value: the
+    ``arguments`` (dicts name -> value) as given (``store``, ``checkpoint`` and ``resume``
+    by whether they are given: their paths may differ, ``keep`` as its names), the target's
+    name, data and log density at the start (different data captured in a log density's
+    closure show there), the sampler's name and settings, and ``init``."""
+    arguments = {name: value for given in arguments for name, value in given.items()}
+    keep = arguments.pop("keep", None)
+    for name in ("store", "checkpoint", "resume"):
+        arguments[name] = arguments.get(name) is not None
+    return {
+        **arguments,
+        "keep": list(keep) if isinstance(keep, list | tuple) else keep is None,
+        "target": getattr(target, "name", None),
+        "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
+        "init": init,
+        "the target's data": getattr(target, "data", None),
+        "the log density at the start": _start_value(target, init),
+    }
+
+
+def _settings_of(sampler):
+    """The sampler's settings, or None if it has none."""
+    try:
+        return sampler.settings()
+    except Exception:  # noqa: BLE001 - checked later by name, where it matters
+        return None
+
+
+def _start_value(target, init):
+    """The target's log density at ``init`` (the first chain's start of per-chain starts) or
+    at the target's own ``init``; None when there is none or it cannot be evaluated here
+    (the call's checks name that later)."""
+    point = init if init is not None else getattr(target, "init", None)
+    positions = getattr(point, "positions", None)  # per-chain starts: the first chain's
+    if positions is not None:
+        point = jax.tree.map(lambda leaf: leaf[0], positions)
+    if point is None:
+        return None
+    try:
+        return np.asarray(target.logdensity(point))
+    except Exception:  # noqa: BLE001 - checked later, where it matters
+        return None
 
 
 def check_processes_agree(arguments: dict) -> None:
@@ -39,7 +89,8 @@ def check_processes_agree(arguments: dict) -> None:
     if differ:
         raise ValueError(
             f"the {jax.process_count()} processes called infer.sample with different "
-            f"{', '.join(differ)} (process {jax.process_index()} of them): every process must "
+            f"{', '.join(differ)} (process {jax.process_index()} of them; store, checkpoint "
+            "and resume: given on some only): every process must "
             "make the same call, the same seed included (each chain's draws come from the seed "
             "and the chain's index, whatever process runs it; a seed from the process index "
             "would mix two runs' chains)."

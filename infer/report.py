@@ -12,7 +12,7 @@ from pathlib import Path
 from infer import registry
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
-from infer.plots import caption, plot
+from infer.plots import caption, marks, plot
 from infer.result import Result
 from infer.statistics import TAIL_PROB
 
@@ -228,7 +228,7 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
     sections = []
     for name in results:
         figures = "".join(
-            figure(f"{kind}_{name}.png", caption(kind, min_ess))
+            figure(f"{kind}_{name}.png", caption(kind, min_ess, marks(kind, {name: results[name]})))
             for kind in _plots_of(results[name], plots)
         )
         about = registry.describe(results[name].sampler)
@@ -239,7 +239,9 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
             f"(ArviZ DataTree, NetCDF)</p>{figures}"
         )
     title = html.escape(title or "infer compare")
-    forest = "<h2>Estimates side by side</h2>" + figure("forest.png", caption("forest"))
+    forest = "<h2>Estimates side by side</h2>" + figure(
+        "forest.png", caption("forest", marks=marks("forest", results))
+    )
     forest = forest if plots else "<p>Plots left out (--no-plots).</p>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>

@@ -7,26 +7,32 @@ This is the one boundary where a kernel's per-step diagnostics get their ArviZ
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass, field
 
-import jax
 import numpy as np
 
 from infer import validation
 from infer.base import settings_json
 from infer.draws_checks import (
+    TIMING_NAMES,
+    check_labels,
     checked_count,
     checked_dims,
+    checked_draw,
     checked_info,
     checked_stats,
     checked_timing,
+    warn_if_transposed,
 )
 from infer.io import save_netcdf
 from infer.reported_names import check_truth_shapes
 from infer.target import GroundTruth
 
 FORMAT = "infer.Result/1"
+#: The names :meth:`Result.save` writes NetCDF under ("" for a name without a suffix).
+NETCDF_SUFFIXES = ("", ".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5")
 #: Kernel Info field -> ArviZ ``sample_stats`` name, where they differ. Fields not listed keep
 #: their names (the built-in kernels already use ArviZ's: ``acceptance_rate``, ``diverging``,
 #: ``n_steps``, ``tree_depth``, ``energy``, ``step_size``).
@@ -58,12 +64,32 @@ EXTRA_GROUPS = (
     "predictions_constant_data",
 )
 
-UNKNOWN_TIMING = {
-    "compile": float("nan"),
-    "warmup": float("nan"),
-    "sampling": float("nan"),
-    "total": float("nan"),
-}
+UNKNOWN_TIMING = {name: float("nan") for name in TIMING_NAMES}
+
+
+def by_name(results) -> dict:
+    """A dict name -> result of one result (named by its sampler), a list or tuple of them
+    (named by sampler; a repeated sampler's later runs ``nuts_2``, ``nuts_3``, ...) or a dict
+    (as it is). Anything else is returned as it is, for the caller to refuse."""
+    if isinstance(results, Result):
+        return {results.sampler: results}
+    if not isinstance(results, list | tuple):
+        return results
+    named, seen = {}, {}
+    for i, result in enumerate(results):
+        if not isinstance(result, Result):
+            raise TypeError(
+                f"results[{i}] must be an infer.Result; got {type(result).__name__}. "
+                "Wrap draws made elsewhere with infer.Result.from_draws(draws)."
+            )
+        base = result.sampler
+        seen[base] = seen.get(base, 0) + 1
+        name = base if seen[base] == 1 else f"{base}_{seen[base]}"
+        while name in named:  # a run named "nuts_2" by its sampler
+            seen[base] += 1
+            name = f"{base}_{seen[base]}"
+        named[name] = result
+    return named
 
 
 @dataclass
@@ -162,41 +188,21 @@ class Result:
             dims: as in :class:`Result` (``{"theta": ["school"]}``).
 
         Raises:
-            ValueError, TypeError: for draws or stats of inconsistent shapes.
+            ValueError, TypeError: for draws or stats of inconsistent shapes, timing under
+                other names, labels that are not strings, a ground truth that is not a
+                :class:`~infer.GroundTruth`.
+
+        Warns:
+            UserWarning: when the draws have more chains than draws per chain and no
+                superchains: perhaps a ``(num_samples, num_chains, ...)`` array (emcee's
+                ``get_chain()``), which would make the ESS far too high.
         """
         if not isinstance(draws, dict) or not draws:
             raise TypeError(
                 "draws must be a non-empty dict of name -> array (num_chains, num_samples, ...); "
                 f"got {type(draws).__name__}."
             )
-        arrays = {}
-        for name, value in draws.items():
-            if not isinstance(name, str) or not name or "/" in name or name in ("chain", "draw"):
-                raise TypeError(
-                    f"draw names must be non-empty strings without '/', other than 'chain' and "
-                    f"'draw' (ArviZ's dimensions); got {name!r}."
-                )
-            if isinstance(value, dict):
-                raise TypeError(
-                    f"draws[{name!r}] is a dict; draws map names to arrays: flatten nested "
-                    f"draws, e.g. {{'{name}.{next(iter(value), 'w')}': ...}}."
-                )
-            value = np.asarray(value)
-            if value.ndim < 2 or value.size == 0:
-                raise ValueError(
-                    f"draws[{name!r}] has shape {value.shape}; expected (num_chains, "
-                    "num_samples, ...), at least one of each and one value. A single chain "
-                    "needs a leading axis of 1."
-                )
-            real = np.issubdtype(value.dtype, np.number) or value.dtype == bool
-            real = real or jax.dtypes.issubdtype(value.dtype, np.floating)  # bfloat16 too
-            if not real or np.iscomplexobj(value):
-                raise TypeError(f"draws[{name!r}] must be real numbers; got dtype {value.dtype}.")
-            if value.dtype == bool:
-                value = value.astype(np.int8)
-            elif value.dtype.itemsize < 4 and jax.dtypes.issubdtype(value.dtype, np.floating):
-                value = value.astype(np.float32)  # SciPy and NetCDF take no 16-bit floats
-            arrays[name] = value
+        arrays = {name: checked_draw(name, value) for name, value in draws.items()}
         lead = next(iter(arrays.values())).shape[:2]
         for name, value in arrays.items():
             if value.shape[:2] != lead:
@@ -204,7 +210,9 @@ class Result:
                     f"draws[{name!r}] has (num_chains, num_samples) = {value.shape[:2]} but "
                     f"the first draw has {lead}; all must share them."
                 )
+        warn_if_transposed(arrays, info)
         stat_arrays = checked_stats(stats, lead)
+        check_labels(sampler=sampler, target=target, ground_truth=ground_truth)
         check_truth_shapes(ground_truth, {n: v[0, 0] for n, v in arrays.items()}, "draws")
         return cls(
             draws=arrays,
@@ -289,13 +297,21 @@ class Result:
 
     def save(self, path):
         """Write the run's ``DataTree`` (draws, stats and the run's facts as attributes) to
-        ``path`` as NetCDF, atomically (a name ending ``.zarr`` is refused: Zarr stores are
-        what ``infer.sample(..., store=...)`` writes). Returns the path."""
-        if str(path).endswith(".zarr"):
+        ``path`` as NetCDF, atomically. The name ends in ``.nc`` (or ``.nc4``, ``.netcdf``,
+        ``.h5``, ``.hdf5``, or has no suffix): another suffix is refused, ``.zarr`` too (Zarr
+        stores are what ``infer.sample(..., store=...)`` writes). Returns the path."""
+        suffix = os.path.splitext(str(path))[1].lower()
+        if suffix == ".zarr":
             raise ValueError(
                 f"path={str(path)!r} ends in .zarr, but save writes NetCDF: name it "
                 f"{str(path)[:-5] + '.nc'!r}. For draws written to a Zarr store as they come, "
                 "pass store='run.zarr' to infer.sample."
+            )
+        if suffix not in NETCDF_SUFFIXES:
+            raise ValueError(
+                f"path={str(path)!r} ends in {suffix}, but save writes NetCDF (ArviZ's "
+                f"format, which infer.load and arviz_base read): name it "
+                f"{str(path)[: -len(suffix)] + '.nc'!r}."
             )
         return save_netcdf(_netcdf_ready(self.to_arviz()), path)
 
@@ -407,7 +423,9 @@ def _truth_json(truth: GroundTruth) -> str:
 def summary(result: Result, **kwargs):
     """ArviZ's summary table (``arviz_stats.summary``) of the posterior draws.
 
-    Keyword arguments go to ``arviz_stats.summary``.
+    Keyword arguments go to ``arviz_stats.summary``. Its ``ess_tail`` is at ArviZ's default
+    tail probabilities, not at the 5% and 95% quantiles of :func:`infer.compare`'s tail ESS,
+    so the two tables' tail ESS differ: compare runs within one of them.
     """
     hint = "For draws made elsewhere: infer.summary(infer.Result.from_draws(draws))."
     validation.instance_of("result", result, Result, hint)

@@ -12,6 +12,7 @@ from infer import validation
 from infer.io import folder_path
 from infer.result import Result
 from infer.run_state import ChainState
+from infer.store import is_infer_store
 
 
 def resume_source(resume, init):
@@ -66,6 +67,11 @@ def checkpoint_folder(checkpoint, resume) -> Path | None:
             raise ValueError(
                 f"checkpoint={str(folder)!r} is a file; checkpoints go into a folder: pass a "
                 "folder that does not exist yet (it is made) or an empty one."
+            )
+        if is_infer_store(folder):
+            raise ValueError(
+                f"checkpoint={str(folder)!r} holds a run's Zarr store (store=); checkpoints go "
+                "into a folder of their own: pass a new or empty folder."
             )
         source = resume_folder(resume)
         resuming_it = source is not None and source.resolve() == folder.resolve()

@@ -183,11 +183,26 @@ def _check_path(path: Path, overwrite: bool) -> None:
             f"store={given!r} is a folder that holds other files, not a store written by "
             "infer.sample: choose a new path (overwrite=True replaces only infer's stores)."
         )
+    if others := _not_of_the_store(path):
+        raise ValueError(
+            f"store={given!r} is a run's store but also holds {', '.join(others)}, which "
+            "replacing the store would delete: move them out, or choose a new path."
+        )
     if not overwrite:
         raise ValueError(
             f"store={given!r} holds a run's store already: choose a new path, or pass "
             f"infer.ZarrStore({given!r}, overwrite=True) to replace it."
         )
+
+
+def _not_of_the_store(path: Path) -> list[str]:
+    """The names in the store folder ``path`` that are not the store's: anything but its
+    root metadata and its groups (folders with their own ``zarr.json``), sorted."""
+    return sorted(
+        entry.name
+        for entry in path.iterdir()
+        if entry.name != "zarr.json" and not (entry.is_dir() and (entry / "zarr.json").is_file())
+    )
 
 
 class StoreWriter:

@@ -608,3 +608,14 @@ def test_an_rhat_just_above_the_limit_is_shown_with_the_digits_that_say_so():
     assert shown > 1.01
     said = next(str(w.message) for w in caught if "max R-hat" in str(w.message))
     assert float(said.split("max R-hat ")[1].split(" ")[0]) > 1.01
+
+
+def test_a_list_of_runs_is_named_by_sampler_and_repeats_are_numbered():
+    """Every run after the first got its position as a suffix (rwmh_1 beside nuts), also in
+    the report's file names."""
+    draws = {"mu": np.random.default_rng(4).standard_normal((2, 50))}
+    nuts, rwmh = (infer.Result.from_draws(draws, sampler=name) for name in ("nuts", "rwmh"))
+    assert list(infer.compare([nuts, rwmh], warn=False).index) == ["nuts", "rwmh"]
+    assert list(infer.compare([nuts, rwmh, nuts], warn=False).index) == ["nuts", "rwmh", "nuts_2"]
+    with pytest.raises(TypeError, match=r"results\[1\] must be an infer.Result; got dict"):
+        infer.compare([nuts, {"mu": 1}])

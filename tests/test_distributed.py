@@ -104,13 +104,22 @@ MISMATCH = textwrap.dedent(
                      num_chains=4 + 2 * process, num_samples=20, num_warmup=20)
     except ValueError as err:
         print(err)
+    import jax.numpy as jnp
+    scale = 1.0 + 9.0 * process  # data read per process, captured by the log density
+    target = infer.Target(lambda x: -0.5 * jnp.sum((x / scale) ** 2), init=jnp.ones(3))
+    try:  # and superchains on one process only
+        infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20,
+                     superchains=2 if process else None)
+    except ValueError as err:
+        print(err)
     """
 )
 
 
 def test_processes_that_call_sample_differently_are_refused_by_name():
     """Seeds from the process index mixed two runs' chains into one result without a word;
-    different chain counts aborted inside gloo with a C++ trace."""
+    different chain counts aborted inside gloo with a C++ trace. Superchains on one process,
+    or a log density that differs between them under one name, mixed two runs too."""
     port = _free_port()
     pair = [
         subprocess.Popen(
@@ -125,3 +134,5 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
         stdout, stderr = child.communicate(timeout=300)
         assert child.returncode == 0, stderr[-3000:]
         assert "called infer.sample with different rng_key, num_chains" in stdout, stdout
+        differ = "different superchains, the log density at the start (process"
+        assert differ in stdout, stdout

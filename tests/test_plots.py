@@ -118,7 +118,7 @@ def test_a_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
 
 def test_a_dist_plot_of_runs_of_different_sizes_shows_each_runs_mean_and_interval():
     """ArviZ pads the smaller run with NaN and then draws no mean or interval for it; the
-    runs are pooled and thinned to one length first."""
+    runs are pooled to one length first."""
     rng = np.random.default_rng(0)
     small = infer.Result.from_draws({"mu": rng.normal(0.0, 1.0, size=(2, 300))})
     large = infer.Result.from_draws({"mu": rng.normal(1.0, 1.0, size=(4, 500))})
@@ -240,7 +240,8 @@ def test_the_ess_plot_shows_the_tail_ess_and_the_line_compare_uses():
     expected = infer.compare({"run": result}, warn=False).loc["run", "min_ess_tail"]
     assert tail == pytest.approx(expected, rel=1e-6)
     line = collection.viz["min_ess"]["x"].item().get_ydata()
-    assert np.allclose(line, 250) and "dashed: 250" in _title(collection)
+    assert np.allclose(line, 250) and "dash-dot: 250" in _title(collection)
+    assert collection.viz["min_ess"]["x"].item().get_linestyle() == "-."
 
 
 @pytest.mark.thorough  # an edge of the plots; make test draws every kind
@@ -257,4 +258,42 @@ def test_a_reports_ess_captions_give_the_line_its_table_flags_at(tmp_path):
     result = infer.Result.from_draws({"mu": np.random.default_rng(3).normal(size=(2, 50))})
     table = infer.compare({"run": result}, min_ess=200, warn=False)
     page = write_report({"run": result}, table, tmp_path / "report").read_text()
-    assert "dashed: 200" in page and "dashed: 400" not in page
+    assert "dash-dot: 200" in page and "400" not in page
+
+
+def test_a_short_run_beside_a_long_one_leaves_the_long_runs_interval_as_it_is():
+    """The runs were thinned to the shortest run's draws: a run of 30 draws beside one of
+    4,000 drew the long run's 94% interval from 30 of its draws. Now the short run's draws
+    are repeated instead, and the long run's interval is its own, within 0.1 of 2 x 1.881."""
+    rng = np.random.default_rng(0)
+    long = infer.Result.from_draws({"x": rng.standard_normal((4, 1000))})
+    short = infer.Result.from_draws({"x": 5 + rng.standard_normal((1, 30))})
+    collection = infer.plot([long, short], kind="forest")  # a list: named by sampler
+    outer = collection.viz["twig"]["x"].sel(model="external").item().get_xdata()
+    assert abs(np.ptp(outer) - 2 * 1.881) < 0.1
+    assert collection.viz["twig"]["x"].sel(model="external_2").item() is not None
+
+
+def test_titles_name_what_the_figure_marks_and_the_parameters_it_cannot_show():
+    rng = np.random.default_rng(1)
+    with_nan = rng.standard_normal((2, 100))
+    with_nan[0, 5] = np.nan
+    odd = infer.Result.from_draws({"c": np.ones((2, 100)), "n": with_nan, "ok": with_nan + 1})
+    title = _title(infer.plot(odd, kind="trace", var_names=["c", "n"]))
+    assert "NaN draws in n" in title and "c: a component never changes" in title
+    assert "divergences" not in title  # it records none
+    plain = infer.Result.from_draws({"x": rng.standard_normal((2, 100))})
+    assert "never changes" not in _title(infer.plot(plain, kind="trace"))
+    assert "ground truth" not in _title(infer.plot({"a": plain, "b": plain}, kind="forest"))
+
+
+def test_the_pair_plots_axis_labels_fit_in_the_figure(runs):
+    """Each label of a vector's component takes two lines ("theta" over "0"); the bottom
+    row's second line fell below the figure's edge."""
+    collection = infer.plot(runs["nuts"], kind="pair", var_names=["theta"], max_panels=3)
+    figure = collection.get_viz("figure")
+    figure = getattr(figure, "item", lambda: figure)()
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    labels = [ax.xaxis.label for ax in figure.axes if ax.get_xlabel()]
+    assert labels and all(label.get_window_extent(renderer).y0 >= 0 for label in labels)

@@ -178,6 +178,47 @@ def test_draws_made_elsewhere_that_arviz_could_not_hold_are_refused(draws, stats
         infer.Result.from_draws(draws, stats=stats)
 
 
+def _refused(error, match, draws=None, **options):
+    with pytest.raises(error, match=match):
+        infer.Result.from_draws({"x": np.zeros((4, 100))} if draws is None else draws, **options)
+
+
+def test_the_rest_of_a_result_made_elsewhere_is_checked_by_name():
+    """Each of these was accepted, to fail later with numpy's or h5py's words (or never)."""
+    zeros = np.zeros((4, 100))
+    _refused(TypeError, "ground_truth must be an infer.GroundTruth", ground_truth={"x": 0.0})
+    _refused(TypeError, "stats must be a dict name -> array", stats=zeros)
+    _refused(TypeError, "sampler must be a non-empty string", sampler=3)
+    _refused(TypeError, "target must be a non-empty string", target=None)
+    _refused(ValueError, r"timing\['sample'\] is not one of", timing={"sample": 3.0})
+    _refused(ValueError, r"draws\['x'\] is not an array", draws={"x": [[1, 2, 3], [2, 3]]})
+    _refused(ValueError, "acceptance probability", stats={"acceptance_rate": zeros + 7})
+    rates = np.where(np.eye(4, 100, dtype=bool), np.nan, 0.5)  # NaN: unknown, allowed
+    assert infer.Result.from_draws({"x": zeros}, stats={"acceptance_rate": rates}).stats
+
+
+def test_draws_laid_out_draws_first_are_warned_about_and_many_short_chains_may_say_so():
+    """emcee's get_chain() is (steps, walkers, ndim): read as chains, 2,000 chains of 32
+    AR(1) draws give an ESS above the number of draws and an MCSE seven times too small."""
+    steps_first = np.zeros((2000, 32))
+    with pytest.warns(UserWarning, match=r"np.swapaxes\(array, 0, 1\)"):
+        infer.Result.from_draws({"x": steps_first})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        infer.Result.from_draws({"x": steps_first}, info={"superchains": 500})
+        infer.Result.from_draws({"x": np.zeros((4, 3))})  # a few chains of a few draws
+        infer.Result.from_draws({"x": steps_first.T})
+
+
+@pytest.mark.parametrize("name", ["run.csv", "run.json", "run.png"])
+def test_save_refuses_a_name_of_another_format(name, tmp_path):
+    result = infer.Result.from_draws({"x": np.zeros((2, 5))})
+    with pytest.raises(ValueError, match="save writes NetCDF"):
+        result.save(tmp_path / name)
+    assert not list(tmp_path.iterdir())
+    assert infer.load(result.save(tmp_path / "run.h5")).num_samples == 5
+
+
 @pytest.mark.parametrize("name", ["../escaped", "", ".hidden", "a\\b"])
 def test_a_run_name_that_is_no_file_name_is_refused_before_writing(name, tmp_path):
     from infer.report import write_report

@@ -279,3 +279,42 @@ def test_a_store_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monk
     assert (tmp_path / "home" / "run.zarr").is_dir() and not (tmp_path / "~").exists()
     assert np.asarray(result.draws["x"]).shape == (2, 100)
     assert infer.open_store("~/run.zarr")["posterior"]["x"].shape == (2, 100)
+
+
+def test_overwrite_keeps_files_of_the_users_beside_a_store_and_checkpoints_stay_out(tmp_path):
+    """zarr's mode="w" cleared the whole folder: a user's notes and figures beside a store
+    were deleted by overwrite=True. A store folder also took checkpoints (checkpoint=), and
+    resuming from a store advised exactly that."""
+    target = targets.get("normal_1d")
+    options = {"num_chains": 2, "num_samples": 50, "num_warmup": 20}
+    path = tmp_path / "run.zarr"
+    infer.sample(0, target, infer.rwmh(), store=path, **options)
+    (path / "notes.txt").write_text("keep me")
+    (path / "figures").mkdir()
+    with pytest.raises(ValueError, match=r"also holds figures, notes.txt, which replacing"):
+        infer.sample(
+            0, target, infer.rwmh(), store=infer.ZarrStore(path, overwrite=True), **options
+        )
+    assert (path / "notes.txt").read_text() == "keep me" and (path / "figures").is_dir()
+    with pytest.raises(ValueError, match=r"holds a run's Zarr store \(store=\); checkpoints go"):
+        infer.sample(0, target, infer.rwmh(), checkpoint=path, **options)
+    with pytest.raises(FileNotFoundError, match=r"it is a Zarr store of draws.*infer.open_store"):
+        infer.sample(0, target, infer.rwmh(), resume=path, **options)
+    assert sorted(p.name for p in path.iterdir()) == [
+        "figures",
+        "notes.txt",
+        "posterior",
+        "sample_stats",
+        "zarr.json",
+    ]
+
+
+def test_keep_may_be_any_iterable_of_names_and_is_read_once():
+    """A generator was used up by the check and then kept nothing; keep=5 raised Python's
+    'int' object is not iterable."""
+    options = {"num_chains": 2, "num_samples": 20, "num_warmup": 20}
+    target = targets.get("eight_schools")
+    result = infer.sample(0, target, infer.rwmh(), keep=(n for n in ["mu", "tau"]), **options)
+    assert list(result.draws) == ["mu", "tau"]
+    with pytest.raises(TypeError, match=r"keep must be a list of draw names.*got 5"):
+        infer.sample(0, target, infer.rwmh(), keep=5, **options)

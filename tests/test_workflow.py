@@ -574,3 +574,15 @@ def test_an_argument_named_like_a_site_keeps_its_own_axis_where_the_lengths_diff
     equal = infer.Target.from_numpyro(_site_named_like_an_argument, x, np.zeros(30, np.float32))
     tree = infer.sample(0, equal, infer.rwmh(), **options).to_arviz()
     assert tree.constant_data["x"].dims == ("m",)  # the same length: the site's axis, as before
+
+
+def test_too_few_draws_for_loo_leave_its_columns_out_and_say_why(runs):
+    """ArviZ's PSIS fit raised "n_draws_tail must be at least 5" (or an IndexError) from
+    inside compare, for any run of a NumPyro model with fewer than 25 draws in all."""
+    target = runs["linear"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        short = infer.sample(0, target, infer.nuts(), num_chains=4, num_samples=5, num_warmup=300)
+    with pytest.warns(infer.DiagnosticWarning, match="needs at least 25 draws in all.*: 20"):
+        table = infer.compare({"short": short})
+    assert "elpd_loo" not in table.columns and np.isfinite(table.loc["short", "max_rhat"])
