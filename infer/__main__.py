@@ -3,6 +3,10 @@ the ``PATH``."""
 
 import sys
 
-from infer.cli import main
+try:
+    from infer.cli import main
+except KeyboardInterrupt:  # Ctrl-C while JAX loads: one line, as once the command runs
+    print("\ninfer: interrupted while starting; nothing was run.", file=sys.stderr)
+    sys.exit(130)
 
 sys.exit(main())

@@ -64,6 +64,8 @@ class SBCResult:
         pvalue: ``(num_params,)`` p-values of the simultaneous ECDF test.
         ess_ratio: ``(num_params,)`` median over simulations of bulk ESS / ``num_draws``.
         divergent_simulations: simulations with a divergent transition among the kept draws.
+        stuck_simulations: simulations with a chain whose kept draws never changed (tied
+            ranks, which an ECDF test of few simulations can take for uniform ones).
         compiled_simulations: simulations that compiled a program (the rest reused it).
         timing: seconds: ``total``, ``first`` (the first simulation, compilation included)
             and ``per_simulation`` (the mean of the others).
@@ -77,6 +79,7 @@ class SBCResult:
     pvalue: np.ndarray
     ess_ratio: np.ndarray
     divergent_simulations: int = 0
+    stuck_simulations: int = 0
     compiled_simulations: int = 0
     timing: dict = field(default_factory=dict)
     sampler: str = "sampler"
@@ -94,12 +97,31 @@ class SBCResult:
         return [name for name, p in zip(self.names, self.pvalue, strict=True) if p < level]
 
     @property
+    def inconclusive(self) -> bool:
+        """Some simulation had a chain that never moved: its ranks say nothing of the
+        sampler's calibration, whatever the test finds."""
+        return self.stuck_simulations > 0
+
+    @property
     def passed(self) -> bool:
-        """No parameter failed: the ranks look uniform at the family-wise level ``alpha``."""
-        return not self.failed
+        """No parameter failed: the ranks look uniform at the family-wise level ``alpha``,
+        and no chain was stuck (see :attr:`inconclusive`)."""
+        return not self.failed and not self.inconclusive
+
+    @property
+    def verdict(self) -> str:
+        """``"passed"``, ``"FAILED: <parameters>"`` or ``"INCONCLUSIVE: ..."``."""
+        if self.failed:
+            return f"FAILED: {', '.join(self.failed)}"
+        if self.inconclusive:
+            return (
+                f"INCONCLUSIVE: {self.stuck_simulations} of {self.num_simulations} simulations "
+                "had a chain that never moved"
+            )
+        return "passed"
 
     def __repr__(self) -> str:
-        verdict = "passed" if self.passed else f"failed: {', '.join(self.failed)}"
+        verdict = self.verdict
         return (
             f"SBCResult({self.sampler} on {self.model}: {self.num_simulations} simulations, "
             f"{len(self.names)} parameters, ranks among {self.num_draws} draws, "
@@ -245,7 +267,7 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
 
     model, model_args, model_kwargs, observed, var_names = problem
     draws, seconds, notes = [], [], []
-    compiled = divergent = 0
+    compiled = divergent = stuck = 0
     with progress_bar(progress, len(seeds), "sbc", unit="simulation") as bar:
         for s, seed in enumerate(seeds):
             started = time.perf_counter()
@@ -262,13 +284,27 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
                 str(w.message) for w in caught if not any(s in str(w.message) for s in said)
             )
             compiled += not result.info.get("cache_hit", False)
+            stuck += _has_a_stuck_chain([np.asarray(result.draws[n]) for n in var_names])
             divergent += bool(np.any(result.stats.get("diverging", False)))
             draws.append(_flatten({n: np.asarray(result.draws[n]) for n in var_names}, 2)[1])
             seconds.append(time.perf_counter() - started)
             bar.update(1)
     notes = list(dict.fromkeys(notes))[:5]  # the first five distinct warnings
-    facts = {"divergent_simulations": divergent, "compiled_simulations": compiled}
+    facts = {
+        "divergent_simulations": divergent,
+        "stuck_simulations": stuck,
+        "compiled_simulations": compiled,
+    }
     return np.stack(draws), dict(facts, notes=notes, seconds=seconds)
+
+
+def _has_a_stuck_chain(kept: list) -> bool:
+    """Whether some chain's kept draws (each ``(num_chains, num_samples, ...)``) are all
+    equal in every variable: it never moved (one draw per chain says nothing)."""
+    if kept[0].shape[1] < 2:
+        return False
+    still = [np.all(d == d[:, :1], axis=tuple(range(1, d.ndim))) for d in kept]
+    return bool(np.logical_and.reduce(still).any())
 
 
 def rank_of(draws: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:

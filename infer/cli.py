@@ -180,7 +180,8 @@ def _add_sbc_command(commands) -> None:
         description="Draw parameters and data from a NumPyro target's prior, run the sampler "
         "on each simulated posterior, and test the ranks of the true parameters among the "
         "draws for uniformity (Talts et al. 2018; ECDF test of Säilynoja et al. 2022). "
-        "Exits 1 when the sampler fails.",
+        "Exits 1 when the sampler fails (or stuck chains leave it inconclusive), 3 when a "
+        "run fails with an error.",
     )
     sbc.add_argument(
         "--target",
@@ -245,7 +246,7 @@ def sbc_table(check) -> str:
             f"| {name}{mark} | {check.pvalue[i]:.3g} | {chi2[i]:.1f} | {chi2_p[i]:.3g} | "
             f"{check.ess_ratio[i]:.2f} |"
         )
-    verdict = "passed" if check.passed else f"FAILED: {', '.join(check.failed)}"
+    verdict = check.verdict
     level = check.alpha / len(check.names)
     rows.append(
         f"\n{verdict}: ECDF test, each parameter at {check.alpha:g} / {len(check.names)} = "
@@ -307,6 +308,9 @@ def run_sbc(args) -> int:
     except SBCInputError as err:  # the options' combination, refused before any run
         print(f"infer sbc: error: {err}", file=sys.stderr)
         return 2
+    except Exception as err:  # noqa: BLE001 - a run failed: one line, not 1 (a failed check)
+        print(f"infer sbc: error: {type(err).__name__}: {err}", file=sys.stderr)
+        return 3
     # titled with the target's name the user gave, not the model function's
     check = dataclasses.replace(check, model=args.target)
     stem = f"sbc_{args.sampler}"
@@ -402,19 +406,15 @@ def _main(argv=None) -> int:
         )
     if args.command == "compare":
         parser = _command_parser(parser, "compare")
-        if (
-            args.until_ess
-            and None not in (args.samples, args.max_samples)
-            and (args.samples > args.max_samples)
-        ):
+        if args.max_samples is not None and not args.until_ess:
+            parser.error("--max-samples is the budget of --until-ess: give --until-ess too")
+        args.max_samples = 20_000 if args.max_samples is None else args.max_samples
+        if args.until_ess and args.samples is not None and args.samples > args.max_samples:
             parser.error(
                 f"--samples {args.samples} is the draws between two checks of --until-ess, more "
                 f"than --max-samples {args.max_samples}, the most the run may take, so the "
                 "rule could not stop it early: lower --samples or raise --max-samples"
             )
-        if args.max_samples is not None and not args.until_ess:
-            parser.error("--max-samples is the budget of --until-ess: give --until-ess too")
-        args.max_samples = 20_000 if args.max_samples is None else args.max_samples
         if args.samples is None:
             args.samples = min(2000, args.max_samples) if args.until_ess else 2000
         from infer import compare_command

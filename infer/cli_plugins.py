@@ -52,6 +52,12 @@ def import_modules(argv: list[str]) -> str | None:
     if named and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     for name in named:
+        if "/" in name or "\\" in name:  # a file's path: import_module takes module names
+            stem = os.path.splitext(os.path.basename(name))[0]
+            return (
+                f"{FLAG} {name}: give a module name, not a path: {FLAG} {stem}, run from the "
+                f"folder that holds {stem}.py (or with that folder on PYTHONPATH)."
+            )
         try:
             importlib.import_module(name)
         except ModuleNotFoundError as err:

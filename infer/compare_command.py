@@ -71,15 +71,19 @@ def _run_one(args, target, name: str, progress, notes: list, failed: list):
 def _save_finished(results: dict, folder) -> str:
     """Save the runs that finished before an interrupt, each as its NetCDF (written
     atomically), and say where; the table and report need every run, so they are not made."""
+    from infer.report import retire_pages
+
     if not results:
         return "No sampler had finished; nothing was written."
     folder.mkdir(parents=True, exist_ok=True)
+    removed = retire_pages(folder)  # an earlier report's pages would describe other runs
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
     saved = ", ".join(f"{name}.nc" for name in results)
+    retired = f" The earlier report's {', '.join(removed)} were removed." if removed else ""
     return (
         f"The finished runs are saved in {folder}: {saved} (infer.load reads them); the table "
-        "and the report were not made: run the command again for them."
+        f"and the report were not made: run the command again for them.{retired}"
     )
 
 
@@ -95,8 +99,8 @@ def run_compare(args) -> int:
         return 2
     per = " per check" if args.until_ess else ""
     settings = (
-        f"{args.chains} chains x {args.samples} draws{per}, {args.warmup} warm-up steps, "
-        f"seed {args.seed}"
+        f"{args.chains} chain{'s' * (args.chains != 1)} x {args.samples} draws{per}, "
+        f"{args.warmup} warm-up steps, seed {args.seed}"
     )
     if args.until_ess:
         settings += f", until ESS >= {args.until_ess} (at most {args.max_samples} draws)"
@@ -122,21 +126,25 @@ def run_compare(args) -> int:
         print(f"Samplers that can run on {target.name}: {runnable}.", file=sys.stderr)
         return 2
     min_ess = min(args.min_ess, args.until_ess) if args.until_ess else args.min_ess
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        table = infer.compare(results, target, min_ess=min_ess)
-    notes.extend(str(w.message) for w in caught)
-    print()
-    print(as_text(table, TABLE_COLUMNS))
-    print(f"\n{notes_of(table, TABLE_COLUMNS)}")
-    index = write_report(
-        results,
-        table,
-        out_folder,
-        notes=notes,
-        title=f"infer compare: {target.name}, {settings}",
-        plots=args.plots,
-    )
+    try:  # the statistics and the report: an interrupt here keeps every run too
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            table = infer.compare(results, target, min_ess=min_ess)
+        notes.extend(str(w.message) for w in caught)
+        print()
+        print(as_text(table, TABLE_COLUMNS))
+        print(f"\n{notes_of(table, TABLE_COLUMNS)}")
+        index = write_report(
+            results,
+            table,
+            out_folder,
+            notes=notes,
+            title=f"infer compare: {target.name}, {settings}",
+            plots=args.plots,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninfer compare: interrupted. {_save_finished(results, out_folder)}")
+        return 130
     plotted = "PNG plots, " if args.plots else ""
     print(f"\nReport: {index} (table as CSV and Markdown, {plotted}each run's NetCDF)")
     for note in notes:

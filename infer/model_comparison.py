@@ -22,8 +22,18 @@ MIN_DRAWS = 25
 COLUMNS = ("elpd_loo", "elpd_loo_se", "p_loo", "pareto_k_above_0.7")
 
 
-def _too_few(result: Result) -> bool:
-    return result.num_chains * result.num_samples < MIN_DRAWS
+def _too_few_draws(results: dict[str, Result]) -> str:
+    """Why PSIS-LOO cannot score results with fewer than :data:`MIN_DRAWS` draws in all
+    (naming them), or ``""``."""
+    counts = {name: r.num_chains * r.num_samples for name, r in results.items()}
+    if not (short := {name: count for name, count in counts.items() if count < MIN_DRAWS}):
+        return ""
+    listed = ", ".join(f"{name}: {count}" for name, count in short.items())
+    return (
+        f"LOO columns left out: PSIS-LOO fits a Pareto tail to each observation's largest "
+        f"importance weights and needs at least {MIN_DRAWS} draws in all (chains x draws); "
+        f"{listed}. Run more draws."
+    )
 
 
 def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
@@ -43,13 +53,8 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             "none), and elpd_loo ranks models only when every one has it. "
             "Compare the results that have one on their own."
         ]
-    if short := {n: r.num_chains * r.num_samples for n, r in results.items() if _too_few(r)}:
-        listed = ", ".join(f"{name}: {count}" for name, count in short.items())
-        return {}, [
-            f"LOO columns left out: PSIS-LOO fits a Pareto tail to each observation's largest "
-            f"importance weights and needs at least {MIN_DRAWS} draws in all (chains x draws); "
-            f"{listed}. Run more draws."
-        ]
+    if too_few := _too_few_draws(results):
+        return {}, [too_few]
     originals = {name: result.to_arviz() for name, result in results.items()}
     counts = {name: _num_observations(tree) for name, tree in originals.items()}
     if len(set(counts.values())) > 1:

@@ -154,7 +154,9 @@ def write_report(
 
     Files: ``<run>.nc`` per run, ``<kind>_<run>.png`` for trace, rank, ESS evolution,
     autocorrelation and pair plots, ``forest.png`` across runs, ``comparison.csv``,
-    ``comparison.md`` and ``index.html``. Returns the path of ``index.html``.
+    ``comparison.md`` and ``index.html``. Returns the path of ``index.html``. An earlier
+    report's pages are removed first and the new ones written last, after the runs' files
+    and then the plots: an interrupted report has no page, and keeps every run's file.
     ``plots=False`` leaves the PNGs out (drawing them takes about a second each), and the
     page shows the table, the warnings and the links to each run's file.
     """
@@ -169,12 +171,14 @@ def write_report(
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder={str(folder)!r} is a file; the report goes into a folder.")
     folder.mkdir(parents=True, exist_ok=True)
+    retire_pages(folder)
     earlier = {path.name for path in folder.iterdir() if path.suffix in (".nc", ".png")}
     written = set()
     min_ess = table.attrs.get("min_ess", 400)  # the ESS plots' line is the table's flag
-    for name, result in results.items():
+    for name, result in results.items():  # the runs first: an interrupt then loses no run
         result.save(folder / f"{name}.nc")
         written.add(f"{name}.nc")
+    for name, result in results.items():
         for kind in _plots_of(result, plots):
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png", min_ess=min_ess)
             written.add(f"{kind}_{name}.png")
@@ -195,6 +199,19 @@ def write_report(
     write_atomically(folder / "comparison.md", lambda tmp: Path(tmp).write_text(markdown))
     page = _html(results, table, notes, title, plots)
     return write_atomically(folder / "index.html", lambda tmp: Path(tmp).write_text(page))
+
+
+#: A report's pages, written last (a report is whole once its index.html is there).
+PAGES = ("index.html", "comparison.csv", "comparison.md")
+
+
+def retire_pages(folder: Path) -> list[str]:
+    """Remove an earlier report's pages from ``folder`` before its runs' files are replaced
+    (an old page beside new runs would describe runs that are gone); the names removed."""
+    removed = [name for name in PAGES if (folder / name).is_file()]
+    for name in removed:
+        (folder / name).unlink()
+    return removed
 
 
 def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:

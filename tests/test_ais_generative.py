@@ -61,6 +61,11 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
     gain, baseline = report["improvement_over_baseline"], report["nll_independent_pixels"]
     assert gain["mean"] == pytest.approx(baseline["mean"] - report["nll_ais"]["mean"], rel=1e-9)
     assert gain["standard_error"] > 0  # paired over the 4 images
+    assert "better than independent pixels by" in shown
+    # per image: the annealing alone (it held compilation, the pilot and a batch padded to 25)
+    cost = report["cost"]
+    assert 0 < cost["scoring_seconds"] < cost["seconds"]
+    assert cost["seconds_per_image"] == pytest.approx(cost["scoring_seconds"] / 4, rel=1e-12)
 
 
 @pytest.mark.thorough

@@ -416,3 +416,46 @@ def test_a_sampler_registered_by_an_imported_module_is_run_by_name(tmp_path, mon
     said = capsys.readouterr().err
     assert "(an import inside broken_plugin: install 'not_a_module_anywhere'" in said
     assert "Give a module name" not in said
+    # a file's path (Python's TypeError about a relative import, before)
+    with pytest.raises(SystemExit):
+        cli.main(["compare", "--import", "./my_walk_plugin.py", "--samplers", "rwmh"])
+    assert "give a module name, not a path: --import my_walk_plugin" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_in_sbc_is_one_line_and_not_a_failed_check(tmp_path, capsys):
+    """A MemoryError (or a sampler that raises) printed Python's traceback and exited 1,
+    which means "the sampler failed the check"."""
+    options = ["--chains", "1000000000", "--simulations", "10", "--no-progress"]
+    assert cli.main(["sbc", *options, "--out", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("infer sbc: error: MemoryError: sbc of eight_schools") and "Trace" not in err
+    )
+
+
+def test_until_ess_with_more_samples_than_the_default_budget_is_a_usage_error(capsys):
+    """It passed the parser (the budget had no value yet) and failed once per sampler."""
+    with pytest.raises(SystemExit) as exit_code:
+        cli.main(["compare", "--until-ess", "100", "--samples", "30000"])
+    assert exit_code.value.code == 2
+    assert "--samples 30000 is the draws between two checks" in capsys.readouterr().err
+
+
+def test_an_interrupted_report_keeps_every_run_and_no_earlier_page(tmp_path, monkeypatch):
+    """A Ctrl-C while the plots were drawn left the old index.html over a mix of old and new
+    runs' files, and the runs not yet saved were lost."""
+    from infer import report
+
+    rng = np.random.default_rng(0)
+    runs = {name: infer.Result.from_draws({"x": rng.normal(size=(2, 50))}) for name in "ab"}
+    table = infer.compare(runs, warn=False)
+    folder = report.write_report(runs, table, tmp_path / "report", plots=False).parent
+    assert {"index.html", "comparison.csv", "comparison.md"} <= {p.name for p in folder.iterdir()}
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "plot", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report.write_report(runs, table, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["a.nc", "b.nc"]

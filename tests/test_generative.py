@@ -390,7 +390,8 @@ def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path
         again = float(family.test_loss(model, held_out, key, trained.config["options"]))
         assert again == pytest.approx(losses[best - 1], rel=1e-5)
     # patience had run out: resuming trains nothing more
-    resumed = training.train("vae", "digits", learning_rate=0.05, resume=True, **settings)
+    with pytest.warns(UserWarning, match=r"stopped early after epoch \d+ .* nothing more is"):
+        resumed = training.train("vae", "digits", learning_rate=0.05, resume=True, **settings)
     assert resumed.metrics["epoch"] == metrics["epoch"]
 
 

@@ -196,6 +196,38 @@ def test_iwae_counts_for_a_model_without_an_iwae_bound_are_refused(tmp_path, cap
     argv = ["evaluate", "nade", "--data", "mnist", "--run", str(tmp_path / "nade"), "--iwae", "5"]
     assert main(argv) == 2
     assert "holds a nade trained on digits, not nade on mnist" in capsys.readouterr().err
+    # another model's folder: the command that evaluates it is named
+    assert main(["evaluate", "vae", "--run", str(tmp_path / "nade")]) == 2
+    assert f"evaluate it with `infer evaluate nade --run {tmp_path / 'nade'}`" in (
+        capsys.readouterr().err
+    )
+    # one folder too deep: the run's folder is named
+    with pytest.raises(ValueError, match=r"checkpoints is inside a run's folder: pass the run"):
+        training.load(tmp_path / "nade" / "checkpoints")
+
+
+def test_options_of_the_other_method_are_refused_both_ways(capsys):
+    """--samples was ignored by --method ais, and of several --iwae counts it used the
+    largest alone."""
+    assert main(["evaluate", "vae", "--run", "nowhere", "--method", "ais", "--samples", "20"]) == 2
+    assert (
+        "--samples (images generated for the sample scores) applies only with --method bounds"
+        in (capsys.readouterr().err)
+    )
+    argv = ["evaluate", "vae", "--run", "nowhere", "--method", "ais", "--iwae", "5", "--iwae", "9"]
+    assert main(argv) == 2
+    assert "--method ais takes one --iwae" in capsys.readouterr().err
+
+
+def test_train_and_check_images_refuse_what_they_cannot_use():
+    """progress="yes" failed as 'str' object is not callable after the data and the model
+    were built; images of strings failed inside numpy's isfinite."""
+    with pytest.raises(TypeError, match="progress must be True, False or a tqdm class"):
+        training.train("vae", epochs=1, progress="yes")
+    with pytest.raises(TypeError, match="out must be a folder path"):
+        training.train("vae", epochs=1, out=3)
+    with pytest.raises(TypeError, match=r"images must hold numbers in \[0, 1\]; got dtype <U1"):
+        datasets.check_images(np.full((1, 8, 8), "a"))
 
 
 @pytest.mark.parametrize("command", ["train nade", "evaluate nade"])

@@ -406,3 +406,16 @@ def test_the_plot_of_many_parameters_shows_the_smallest_pvalues(tmp_path):
     titles = [axis.get_title() for axis in figure.axes if axis.get_title()]
     assert len(titles) == MAX_PANELS and any(t.startswith("p59:") for t in titles)
     assert "40 parameters of smallest p-value" in figure.get_suptitle()
+
+
+def test_chains_that_never_moved_leave_the_check_inconclusive_whatever_the_pvalues():
+    """RWMH whose every proposal is rejected: each simulation's chains stay at their starts,
+    their ranks tie, and with 10 simulations the ECDF test found nothing and said "passed"."""
+    options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_samples=4)
+    frozen = infer.rwmh(step_size=1e6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check = infer.sbc(0, normal_mean, frozen, thin=1, num_warmup=0, **options)
+    assert check.stuck_simulations == 10 and check.inconclusive and not check.passed
+    assert check.verdict.startswith("INCONCLUSIVE: 10 of 10 simulations")
+    assert "INCONCLUSIVE" in repr(check)  # (the tests above that pass moved: passed says so)

@@ -119,7 +119,10 @@ def _add_evaluate(subparsers) -> None:
     )
     evaluate.add_argument("model", choices=MODELS, metavar="MODEL", help=", ".join(MODELS))
     evaluate.add_argument(
-        "--data", choices=DATA, default="digits", help="digits (default) or mnist"
+        "--data",
+        choices=DATA,
+        default=None,
+        help="digits or mnist (default: the run's, with --run; else digits)",
     )
     evaluate.add_argument(
         "--run",
@@ -138,8 +141,8 @@ def _add_evaluate(subparsers) -> None:
     evaluate.add_argument(
         "--samples",
         type=at_least_two,
-        default=1000,
-        help="generated images (at least 2; default 1000)",
+        default=None,
+        help="generated images (at least 2; default 1000; not with --method ais)",
     )
     evaluate.add_argument(
         "--seed", type=seed, default=0, help="seed of the estimates and samples (default 0)"
@@ -262,28 +265,30 @@ def run_evaluate(args) -> int:
     from models.generative import evaluation, training
 
     given = [f"--{name.replace('_', '-')}" for name in AIS_DEFAULTS if getattr(args, name)]
-    if args.method != "ais" and given:
-        print(
-            f"infer evaluate: error: {', '.join(given)} apply only with --method ais.",
-            file=sys.stderr,
-        )
+    if problem := _method_options(args, given):
+        print(f"infer evaluate: error: {problem}", file=sys.stderr)
         return 2
+    args.samples = 1000 if args.samples is None else args.samples
     family = registry.get(args.model)
     for name, default in AIS_DEFAULTS.items():
         if getattr(args, name) is None:
             setattr(args, name, default)
 
-    run_folder = args.run or Path("infer-output") / "train" / f"{args.model}-{args.data}"
+    data = args.data or "digits"
+    run_folder = args.run or Path("infer-output") / "train" / f"{args.model}-{data}"
     try:
         trained = training.load(run_folder)
     except (ValueError, FileNotFoundError) as err:
         print(f"infer evaluate: error: {err}", file=sys.stderr)
         return 2
     config = trained.config
+    args.data = args.data or config["data"]  # --run alone: the data it was trained on
     if (config["model"], config["data"]) != (args.model, args.data):
+        fix = f"infer evaluate {config['model']} --run {run_folder}"
         print(
             f"infer evaluate: error: {run_folder} holds a {config['model']} trained on "
-            f"{config['data']}, not {args.model} on {args.data}.",
+            f"{config['data']}, not {args.model} on {args.data}: evaluate it with `{fix}`, "
+            f"or pass --run the folder of a {args.model} trained on {args.data}.",
             file=sys.stderr,
         )
         return 2
@@ -321,6 +326,24 @@ def run_evaluate(args) -> int:
     )
     print(f"\nwritten to {path}")
     return 0
+
+
+def _method_options(args, ais_given: list[str]) -> str | None:
+    """Why options given do not go with ``--method`` (``ais_given``: the AIS options given),
+    or None."""
+    if args.method != "ais" and ais_given:
+        return f"{', '.join(ais_given)} apply only with --method ais."
+    if args.method == "ais" and args.samples is not None:
+        return (
+            "--samples (images generated for the sample scores) applies only with --method bounds."
+        )
+    if args.method == "ais" and len(args.iwae or ()) > 1:
+        counts = ", ".join(map(str, args.iwae))
+        return (
+            f"--method ais takes one --iwae, the sample count of the IWAE bound its estimate is "
+            f"set beside; got {counts}."
+        )
+    return None
 
 
 def _evaluate_ais(trained, args) -> dict:
@@ -377,6 +400,12 @@ def format_ais(report: dict) -> str:
                 f"  NLL {key[4:].replace('_', '-'):<20} {value['mean']:9.2f} ± "
                 f"{value['standard_error']:.2f} (same images)"
             )
+    if "improvement_over_baseline" in report:
+        gain = report["improvement_over_baseline"]
+        lines.append(
+            f"  better than independent pixels by {gain['mean']:.2f} ± "
+            f"{gain['standard_error']:.2f} {report['unit']}"
+        )
     if "ais_minus_iwae" in report:
         gap = report["ais_minus_iwae"]
         below = gap["mean"] < -2.0 * gap["standard_error"]
@@ -404,8 +433,8 @@ def format_ais(report: dict) -> str:
     lines.append(
         f"  cost: {cost['grads_per_image']} gradients per scored image, {cost['seconds']:.1f} s "
         f"in all{search} ({cost['seconds_per_image']:.2f} s per scored image on "
-        f"{cost['device']}); weights' ESS median {report['ais_ess']['median']:.1f} of "
-        f"{report['settings']['num_chains']}"
+        f"{cost['device']}, compilation and pilot excluded); weights' ESS median "
+        f"{report['ais_ess']['median']:.1f} of {report['settings']['num_chains']}"
     )
     ess = report["ais_ess"]
     if ess.get("images_below_2"):

@@ -209,6 +209,9 @@ def check_images(images, argument: str = "images", binary: bool = False) -> np.n
         )
     if images.shape[0] == 0:
         raise ValueError(f"{argument} is empty: it holds no images.")
+    if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
+        kind = "True/False" if images.dtype == bool else f"dtype {images.dtype}"
+        raise TypeError(f"{argument} must hold numbers in [0, 1]; got {kind}.")
     bad = ~np.isfinite(images)
     if bad.any():
         raise ValueError(

@@ -199,8 +199,15 @@ def _resumed(manager, state, best, config: dict, epochs: int):
     """``(state, best, metrics, first_epoch)`` restored from the latest checkpoint; a run
     already trained past ``epochs`` trains nothing more, and is told so."""
     state, best, metrics, first_epoch = checkpoints.restore(manager, state, best, config)
-    if metrics.get("stopped_early"):
-        return state, best, metrics, epochs + 1  # patience had already run out
+    if metrics.get("stopped_early"):  # patience had already run out
+        warnings.warn(
+            f"the run in {manager.directory} stopped early after epoch {first_epoch - 1} (its "
+            "validation loss had not improved for patience epochs): nothing more is trained. "
+            "To train on, start a new run in another folder (more patience, or none).",
+            UserWarning,
+            stacklevel=4,
+        )
+        return state, best, metrics, epochs + 1
     if first_epoch > epochs + 1:
         warnings.warn(
             f"the run in {manager.directory} was trained for {first_epoch - 1} epochs already, "

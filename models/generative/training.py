@@ -16,6 +16,7 @@ from flax import nnx
 
 from infer import validation as checks
 from infer.io import file_above
+from infer.progress import check_progress
 from models.generative import checkpoints, loop, registry
 from models.generative import data as datasets
 from models.generative.family import Family
@@ -104,6 +105,9 @@ def train(
             with other settings.
     """
     family = registry.get(model)
+    check_progress(progress)
+    if out is not None and not isinstance(out, str | Path):
+        raise TypeError(f"out must be a folder path (a str or Path) or None; got {out!r}.")
     dataset = datasets.load(data, validation)
     if dataset.validation is not None and not family.test_loss_ranks_models:
         raise ValueError(
@@ -208,6 +212,11 @@ def load(folder) -> TrainedModel:
             "metrics.json and checkpoints/)."
         )
     if not holds_checkpoints(folder):
+        if holds_checkpoints(folder.parent):  # the run's checkpoints/ folder, one too deep
+            raise ValueError(
+                f"{folder} is inside a run's folder: pass the run's folder, {folder.parent} "
+                "(the one holding metrics.json and checkpoints/)."
+            )
         raise ValueError(f"{folder} holds no checkpoint: train a model there first.")
     manager = checkpoints.manager(folder)
     config = checkpoints.saved_config(manager)
