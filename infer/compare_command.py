@@ -37,6 +37,11 @@ def _run_one(args, target, name: str, progress, notes: list, failed: list):
     until = None
     if args.until_ess and not is_exact(sampler):
         until = infer.converged(ess=args.until_ess, max_samples=args.max_samples)
+    elif args.until_ess:
+        notes.append(
+            f"{name}: --until-ess applies to Markov samplers; {name} makes exact, independent "
+            f"draws and drew --samples {args.samples} per chain (its ESS is about their count)"
+        )
     if not progress:
         print(f"  running {name} ...", flush=True)
     try:

@@ -79,7 +79,9 @@ def load(path) -> Result:
         raise ValueError(
             f"{path} is a NetCDF file but not a run saved by infer.Result.save (its "
             f"'infer_format' attribute is {attrs.get('infer_format')!r}, expected {FORMAT!r}). "
-            "For draws made elsewhere, use infer.Result.from_draws."
+            "For draws made elsewhere, e.g. a DataTree ArviZ saved: tree = "
+            "xarray.open_datatree(path); infer.Result.from_draws({name: "
+            "tree['posterior'][name].values for name in tree['posterior'].data_vars})."
         )
     children = set(tree.children)
     if "posterior" not in children:

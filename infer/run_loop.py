@@ -104,7 +104,13 @@ def _store_writer(run: Run, outputs: Outputs, total: int, until) -> StoreWriter:
     """The hook that writes each segment's draws into the run's store."""
     record = run.record
     max_draws = max(0, total - record.num_warmup) // record.thin
-    attrs = {"sampler": run.sampler.name, "target": run.target.name, "seed": str(run.seed)}
+    attrs = {  # what a killed run's store says of it (a finished one gets every fact)
+        "sampler": run.sampler.name,
+        "target": run.target.name,
+        "seed": str(run.seed),
+        "num_warmup": int(record.num_warmup),
+        "thin": int(record.thin),
+    }
     sharding = run.chain_keys.sharding
 
     def constrain(positions):

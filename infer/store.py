@@ -139,8 +139,15 @@ class ZarrStore:
                 array.resize((array.shape[0], self.written, *array.shape[2:]))
 
     def close(self, attrs: dict) -> None:
-        """Record the run's facts (strings and numbers) and mark the store complete."""
+        """Record the run's facts (strings and numbers), mark the store complete, and
+        consolidate its metadata into the root's, which xarray reads first (without it,
+        ``xarray.open_datatree(path, engine="zarr")`` warns and lists every array)."""
+        import zarr
+
         self.group.attrs.update({**attrs, "draws_written": self.written, "complete": True})
+        with warnings.catch_warnings():  # zarr notes that Zarr 3's spec does not define it
+            warnings.filterwarnings("ignore", message="Consolidated metadata is currently not")
+            zarr.consolidate_metadata(str(self.path), zarr_format=3)
 
     def arrays(self) -> tuple[dict, dict]:
         """``(draws, stats)``: name -> the store's Zarr arrays (read lazily; ``np.asarray``

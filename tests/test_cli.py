@@ -339,8 +339,9 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     tmp_path, monkeypatch, capsys
 ):
     """It printed a traceback and died by the signal, leaving a report without index.html
-    and without a word; sbc and evaluate did the same while they ran. (The run is the first
-    test's RWMH, whose program it reuses.)"""
+    and without a word; sbc and evaluate did the same while they ran. Then it said so in one
+    line but lost the runs not yet saved; now they are saved, as between samplers. (The run
+    is the first test's RWMH, whose program it reuses.)"""
     from infer import report
 
     def interrupted(*args, **kwargs):
@@ -350,9 +351,10 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     argv = ["compare", "--target", "normal_1d", "--samplers", "rwmh", "--chains", "2"]
     argv += ["--samples", "300", "--warmup", "200", "--no-plots", "--out", str(tmp_path)]
     assert cli.main(argv) == 130
-    err = capsys.readouterr().err
-    assert "infer compare: interrupted. Files already written are complete" in err
-    assert "Traceback" not in err
+    said = capsys.readouterr()
+    assert "infer compare: interrupted. The finished runs are saved in" in said.out
+    assert "Traceback" not in said.err
+    assert infer.load(tmp_path / "normal_1d" / "rwmh.nc").sampler == "rwmh"
 
 
 def test_ctrl_c_before_training_starts_says_nothing_of_reports(monkeypatch, capsys):
@@ -459,3 +461,12 @@ def test_an_interrupted_report_keeps_every_run_and_no_earlier_page(tmp_path, mon
     with pytest.raises(KeyboardInterrupt):
         report.write_report(runs, table, folder)
     assert sorted(p.name for p in folder.iterdir()) == ["a.nc", "b.nc"]
+
+
+def test_until_ess_says_it_does_not_apply_to_an_exact_sampler(tmp_path, capsys):
+    """Rejection drew --samples and was flagged low_ess with no word of why it stopped."""
+    argv = ["compare", "--target", "normal_1d", "--samplers", "rejection", "--chains", "2"]
+    argv += ["--samples", "100", "--until-ess", "50", "--no-plots", "--out", str(tmp_path)]
+    assert cli.main([*argv, "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "rejection: --until-ess applies to Markov samplers; rejection makes exact" in out

@@ -183,6 +183,8 @@ def test_ais_options_without_method_ais_are_refused(capsys):
     code = main(["evaluate", "vae", "--run", "nowhere", "--temperatures", "5", "--chains", "8"])
     assert code == 2
     assert "--temperatures, --chains apply only with --method ais" in capsys.readouterr().err
+    assert main(["evaluate", "vae", "--run", "nowhere", "--leapfrog", "5"]) == 2
+    assert "--leapfrog applies only with --method ais" in capsys.readouterr().err
 
 
 def test_iwae_counts_for_a_model_without_an_iwae_bound_are_refused(tmp_path, capsys):

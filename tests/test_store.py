@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 import pytest
+import xarray as xr
 
 import infer
 from models import targets
@@ -28,6 +29,9 @@ def test_a_stored_run_equals_the_run_in_memory(tmp_path):
     np.testing.assert_array_equal(np.asarray(stored.draws["x"]), in_memory.draws["x"])
     for name in in_memory.stats:
         np.testing.assert_array_equal(np.asarray(stored.stats[name]), in_memory.stats[name])
+    with warnings.catch_warnings():  # consolidated: xarray reads it without a warning
+        warnings.simplefilter("error")
+        xr.open_datatree(tmp_path / "run.zarr", engine="zarr")
     tree = infer.open_store(tmp_path / "run.zarr")
     assert set(tree.children) == {"posterior", "sample_stats"}
     assert tree.attrs["sampler"] == "rwmh" and tree.attrs["complete"]
@@ -171,6 +175,7 @@ def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_pat
     written = tree["posterior"]["x"].shape[1]
     assert 0 < written < 200_000, "the kill did not land while the run was writing"
     np.testing.assert_array_equal(tree["posterior"]["x"].values, reference.draws["x"][:, :written])
+    assert (tree.attrs["thin"], tree.attrs["num_warmup"]) == (1, 1000)  # what its draws are
 
 
 def test_a_stored_numpyro_run_keeps_what_model_comparison_needs(tmp_path):

@@ -332,7 +332,8 @@ def _method_options(args, ais_given: list[str]) -> str | None:
     """Why options given do not go with ``--method`` (``ais_given``: the AIS options given),
     or None."""
     if args.method != "ais" and ais_given:
-        return f"{', '.join(ais_given)} apply only with --method ais."
+        verb = "applies" if len(ais_given) == 1 else "apply"
+        return f"{', '.join(ais_given)} {verb} only with --method ais."
     if args.method == "ais" and args.samples is not None:
         return (
             "--samples (images generated for the sample scores) applies only with --method bounds."

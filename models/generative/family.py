@@ -136,6 +136,8 @@ class Family(NamedTuple):
         loss_labels: ``loss_labels(options) -> {series: label}``, what each series of the
             metrics measures (``"train_<objective>"``, ``"test_loss"``,
             ``"validation_loss"``), for the loss plot's legend; ``None``: their names.
+        samples_are: what ``samples`` gives, for the title of the grid of them
+            (``"samples"``; a decoder's mean images are not draws of ``p(x)``).
     """
 
     name: str
@@ -152,6 +154,7 @@ class Family(NamedTuple):
     reconstructions: Callable | None = None
     test_loss_ranks_models: bool = True
     loss_labels: Callable | None = None
+    samples_are: str = "samples"
 
     @property
     def capabilities(self) -> frozenset[str]:

@@ -193,7 +193,7 @@ FAMILY = Family(
     loss_labels=lambda options: {
         "train_discriminator": "train: discriminator (its noise, labels, penalty)",
         "train_generator": "train: generator",
-        "test_loss": "test: discriminator on real test images (no noise, label 1)",
+        "test_loss": "test: discriminator, real test images (label 1) against fresh fakes",
     },
     samples=lambda model, key, num: model.sample(key, num),
     decoder_density=DecoderDensity(

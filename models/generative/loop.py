@@ -295,7 +295,8 @@ def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict)
     figures.loss_curves(trained.metrics, folder / "loss.png", f"{name}: loss per epoch", labels)
     draw = _compiled(family.samples, static_argnums=2)
     samples = draw(trained.model, jax.random.key(trained.config["seed"] + 1), 64)
-    figures.image_grid(np.asarray(samples), folder / "samples.png", f"{name}: 64 samples")
+    title = f"{name}: 64 {family.samples_are}"
+    figures.image_grid(np.asarray(samples), folder / "samples.png", title)
     if family.reconstructions is not None:
         test = family.test_data(dataset, options)[:24]
         rebuilt = _compiled(family.reconstructions)(trained.model, jnp.asarray(test))

@@ -278,6 +278,7 @@ FAMILY = Family(
     test_data=likelihood_test_data,
     test_loss=negative_bound,
     samples=lambda model, key, num: model.sample(key, num),
+    samples_are="mean images of p(x | z), z from the prior",
     importance_weights=ImportanceWeights(
         log_weights=lambda model, x, key, num: model.log_weights(x, key, num),
         elbo=lambda model, x, key: model.elbo(x, key),
