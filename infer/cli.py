@@ -15,6 +15,7 @@ import sys
 import warnings
 from pathlib import Path
 
+from infer import report_command
 from infer.cli_plugins import add_import_flag, import_modules
 from infer.cli_types import (
     add_progress_flags,
@@ -82,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", parser_class=_Parser, required=True)
     _add_compare_command(commands)
     _add_sbc_command(commands)
+    report_command.add_command(commands)
     from models.generative import commands as generative_commands
 
     generative_commands.add_commands(commands)
@@ -422,6 +424,8 @@ def _main(argv=None) -> int:
         return compare_command.run_compare(args)
     if args.command == "sbc":
         return run_sbc(args)
+    if args.command == "report":
+        return report_command.run_report(args)
     if args.command in ("train", "evaluate"):
         from models.generative import commands as generative_commands
 

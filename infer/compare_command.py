@@ -88,7 +88,8 @@ def _save_finished(results: dict, folder) -> str:
     retired = f" The earlier report's {', '.join(removed)} were removed." if removed else ""
     return (
         f"The finished runs are saved in {folder}: {saved} (infer.load reads them); the table "
-        f"and the report were not made: run the command again for them.{retired}"
+        f"and the report were not made: `infer report {folder}/*.nc` makes them from these "
+        f"runs, or run the command again.{retired}"
     )
 
 

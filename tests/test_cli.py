@@ -470,3 +470,18 @@ def test_until_ess_says_it_does_not_apply_to_an_exact_sampler(tmp_path, capsys):
     assert cli.main([*argv, "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "rejection: --until-ess applies to Markov samplers; rejection makes exact" in out
+
+
+def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
+    """After an interrupted compare only rerunning every sampler made the report."""
+    rng = np.random.default_rng(3)
+    for name in ("first", "second"):
+        infer.Result.from_draws({"x": rng.normal(size=(2, 100))}).save(tmp_path / f"{name}.nc")
+    runs = [str(tmp_path / "first.nc"), str(tmp_path / "second.nc")]
+    assert cli.main(["report", *runs, "--out", str(tmp_path / "report"), "--no-plots"]) == 0
+    assert "Report: " in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "report" / "comparison.csv", index_col=0)
+    assert list(table.index) == ["first", "second"]
+    assert (tmp_path / "report" / "index.html").exists()
+    assert cli.main(["report", runs[0], str(tmp_path / "missing.nc")]) == 2
+    assert "infer report: error:" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+"""``infer report``: the comparison report of runs saved earlier (the NetCDF files ``infer
+compare`` writes, or ``Result.save``), e.g. of the runs an interrupted ``infer compare``
+kept, without running them again."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+
+from infer.cli_types import path, positive_int
+
+
+def add_command(commands) -> None:
+    report = commands.add_parser(
+        "report",
+        help="write the comparison report of runs saved earlier (their NetCDF files)",
+        description="Load runs saved by infer compare or Result.save, compare them (ESS, "
+        "R-hat, timings, flags) and write the report: table, plots and index.html.",
+    )
+    report.add_argument(
+        "runs",
+        nargs="+",
+        type=path,
+        metavar="RUN.nc",
+        help="the runs' files; each run is named by its file's name without .nc",
+    )
+    report.add_argument(
+        "--out",
+        type=path,
+        default=None,
+        help="folder for the report (default: the folder of the first run)",
+    )
+    report.add_argument(
+        "--min-ess",
+        type=positive_int,
+        default=400,
+        help="flag runs whose bulk or tail ESS is below this (default 400)",
+    )
+    report.add_argument(
+        "--no-plots", dest="plots", action="store_false", help="leave the PNG plots out"
+    )
+
+
+def run_report(args) -> int:
+    import infer
+    from infer.compare_command import TABLE_COLUMNS
+    from infer.io import unwritable_folder
+    from infer.report import as_text, notes_of, write_report
+
+    names = [file.name.removesuffix(".nc") for file in args.runs]
+    if len(set(names)) < len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        print(
+            f"infer report: error: two runs would be named {', '.join(repeated)} (a run is "
+            "named by its file): give each run's file another name.",
+            file=sys.stderr,
+        )
+        return 2
+    results = {}
+    for name, file in zip(names, args.runs, strict=True):
+        try:
+            results[name] = infer.load(file)
+        except (OSError, ValueError) as err:
+            print(f"infer report: error: {err}", file=sys.stderr)
+            return 2
+    folder = args.out or args.runs[0].parent
+    if problem := unwritable_folder(folder):
+        print(problem, file=sys.stderr)
+        return 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare(results, min_ess=args.min_ess)
+    notes = [str(w.message) for w in caught]
+    print(as_text(table, TABLE_COLUMNS))
+    print(f"\n{notes_of(table, TABLE_COLUMNS)}")
+    targets = ", ".join(dict.fromkeys(result.target for result in results.values()))
+    index = write_report(
+        results, table, folder, notes=notes, title=f"infer report: {targets}", plots=args.plots
+    )
+    print(f"\nReport: {index}")
+    for note in notes:
+        print(f"warning: {note}")
+    return 0
