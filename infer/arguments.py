@@ -15,7 +15,7 @@ import numpy as np
 from infer import convergence, registry, validation
 from infer.keys import as_key
 from infer.placement import chain_sharding, to_host
-from infer.process_agreement import check_processes_agree, sample_call
+from infer.process_agreement import check_processes_agree, sample_call, start_value
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
@@ -95,6 +95,7 @@ def check_arguments(
     num_chains, num_samples, thin, init_jitter = _check_numbers(
         num_chains, num_samples, thin, init_jitter, until, source
     )
+    keep = _listed(keep)  # once: a generator read twice would be empty the second time
     if jax.process_count() > 1:  # one process: nothing to compare, nothing to compute
         check_processes_agree(
             sample_call(
@@ -105,7 +106,8 @@ def check_arguments(
                 dict(num_warmup=num_warmup, thin=thin, init_jitter=init_jitter, until=until),
                 dict(superchains=superchains, keep=keep, store=store),
                 dict(checkpoint=checkpoint, resume=resume),
-            )
+            ),
+            start_value(target, init),
         )
     sharding = chain_sharding(devices, num_chains)
     if exact:  # no warm-up, thinning, resuming, outputs, rule or superchains
@@ -363,14 +365,21 @@ def _check_writable_if_unfinished(source, folder) -> None:
         )
 
 
+def _listed(keep):
+    """``keep`` as a list when it is an iterable of anything but characters, else as given
+    (:func:`_check_keep` refuses it then)."""
+    if isinstance(keep, Iterable) and not isinstance(keep, str | bytes | dict):
+        return list(keep)
+    return keep
+
+
 def _check_keep(keep, target, init) -> list | None:
     """``keep`` as a list of draw names the target reports, or a ``ValueError``."""
     if keep is None:
         return None
     usage = f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}."
-    if isinstance(keep, str | bytes) or not isinstance(keep, Iterable):
+    if not isinstance(keep, list):  # _listed made every other iterable a list
         raise TypeError(usage)
-    keep = list(keep)  # once: a generator read twice would be empty the second time
     if not all(isinstance(name, str) for name in keep):
         raise TypeError(usage)
     point = init if init is not None else target.init

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 import warnings
 
@@ -85,11 +86,12 @@ def _save_finished(results: dict, folder) -> str:
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
     saved = ", ".join(f"{name}.nc" for name in results)
+    files = " ".join(shlex.quote(str(folder / f"{name}.nc")) for name in results)
     retired = f" The earlier report's {', '.join(removed)} were removed." if removed else ""
     return (
         f"The finished runs are saved in {folder}: {saved} (infer.load reads them); the table "
-        f"and the report were not made: `infer report {folder}/*.nc` makes them from these "
-        f"runs, or run the command again.{retired}"
+        f"and the report were not made: `infer report {files}` makes them from these runs, "
+        f"or run the command again.{retired}"
     )
 
 

@@ -69,8 +69,9 @@ def warn_if_transposed(arrays: dict, info) -> None:
         f"draws[{name!r}] has shape {value.shape}: {num_chains} chains of {num_samples} draws "
         "each. If the first axis is the draws (emcee's get_chain() gives (steps, walkers, "
         "...)), pass np.swapaxes(array, 0, 1): read this way the ESS is far too high and the "
-        "MCSE too low. Many short chains are fine: say so with info={'superchains': K} (for "
-        "nested R-hat) or silence this warning.",
+        "MCSE too low. Many short chains on purpose are fine: silence this warning "
+        "(warnings.filterwarnings('ignore', 'draws.*chains of')); with superchains declared "
+        "(info={'superchains': K}, compare then uses nested R-hat) it is not raised.",
         UserWarning,
         stacklevel=3,
     )
@@ -122,10 +123,14 @@ def checked_stats(stats, lead: tuple) -> dict:
 
 
 def _probabilities(value) -> bool:
+    """Whether ``value`` holds numbers in [0, 1] (within 1e-6: a running mean's round-off;
+    True/False as 1/0; NaN for unknown)."""
+    if value.dtype == bool:
+        return True
     if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
         return False
     finite = value[~np.isnan(value)] if np.issubdtype(value.dtype, np.floating) else value
-    return bool(((finite >= 0) & (finite <= 1)).all())
+    return bool(((finite >= -1e-6) & (finite <= 1 + 1e-6)).all())
 
 
 def checked_timing(timing) -> dict:

@@ -38,7 +38,7 @@ from jax.flatten_util import ravel_pytree
 from infer import validation
 from infer.base import key_name
 from infer.flax_model import FlaxModel
-from infer.per_example import check_sum_over_examples
+from infer.per_example import not_a_sum
 
 POSITIONS = ("tree", "flat")
 _FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
@@ -129,7 +129,7 @@ def flax_parts(
     init = model.position(pure)
     _check_scalars(fns, init, data, rest, callable(prior))
     notes = _per_example_notes(model, fns, init, data, rest, pointwise)
-    scale = f"N(0, {prior_key}^2)" if not callable(prior) else getattr(prior, "__name__", "own")
+    scale = f"N(0, {prior_key}^2)" if not callable(prior) else _named(prior)
     return FlaxParts(
         fns.logdensity_fn,
         init,
@@ -153,7 +153,11 @@ def _per_example_notes(model, fns: _Functions, init, data, rest, pointwise: bool
         f"the data's leaves (shapes {shapes}) do not all hold the examples on one first axis"
     )
     fix = "Keep only per-example arrays in data; put constants in the module or the function."
-    if num_data is not None:
+    loglik = functools.partial(_with_rest, fns.loglik_fn, rest)
+    why_not_a_sum = None if num_data is None else not_a_sum(loglik, init, data, pointwise)
+    if why_not_a_sum:
+        notes.missing["minibatch"] = why_not_a_sum
+    elif num_data is not None:
         notes["minibatch"] = minibatch(fns, rest, data, num_data)
     else:
         notes.missing["minibatch"] = (
@@ -163,10 +167,12 @@ def _per_example_notes(model, fns: _Functions, init, data, rest, pointwise: bool
         raise ValueError(
             f"pointwise=True gives each example's log likelihood, but {no_examples}. {fix}"
         )
-    if pointwise:
-        loglik = functools.partial(_with_rest, fns.loglik_fn, rest)
-        check_sum_over_examples(loglik, init, data, "log_likelihood_fn")
     return notes
+
+
+def _named(prior) -> str:
+    name = getattr(prior, "__name__", "")
+    return f"from {name}()" if name.isidentifier() else "of your own"
 
 
 def _with_rest(loglik_fn, rest, position, examples):
@@ -341,7 +347,7 @@ def _refuse_training_mode(module) -> None:
 
     training = [
         ".".join(map(str, path)) or type(module).__name__
-        for path, layer in module.iter_modules()
+        for path, layer in nnx.iter_modules(module)
         if (isinstance(layer, nnx.Dropout) and not layer.deterministic and layer.rate > 0)
         or (isinstance(layer, nnx.BatchNorm) and not layer.use_running_average)
     ]

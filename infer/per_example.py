@@ -5,6 +5,7 @@ data is the sum of its examples' likelihoods (not their mean, and no term outsid
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import jax
@@ -34,16 +35,49 @@ def check_sum_over_examples(
     name in the message; ``whole``: its value on all the examples, if the caller has it."""
     whole = float(loglik_fn(position, examples)) if whole is None else float(whole)
     summed = float(jnp.sum(per_example(loglik_fn, position, examples)))
-    if not (np.isfinite(whole) and np.isfinite(summed)):
+    if not np.isfinite(whole):
         return  # a non-finite start is refused by name elsewhere
+    if not np.isfinite(summed):
+        raise ValueError(
+            f"{whose} is not a sum over the examples: on all of them it is {whole:.6g}, but on "
+            "some example alone it is NaN or infinite, so it depends on the batch as a whole "
+            "(statistics of the batch, such as standardising by its mean and sd?). Compute "
+            "such statistics once, from all the data, outside the likelihood."
+        )
     # float32 round-off of sums over the examples (whatever the parameters' dtype: a layer
     # may compute in float32); a mean or a stray term is off by far more
     if abs(whole - summed) > ROUND_OFF * (1.0 + abs(whole) + abs(summed)):
         count = jax.tree.leaves(examples)[0].shape[0]
         raise ValueError(
-            f"{whose} is not a sum over the examples: on all {count} it is {whole:.6g}, and "
-            f"its values on each example alone sum to {summed:.6g} (a mean over the examples, "
-            "or a term not tied to one?). Minibatches scale a batch's likelihood by N / B and "
-            "LOO reads one term per example, so both need the sum: write it as jnp.sum(...) "
-            "over the examples' log likelihoods, with anything else in the prior."
+            f"{whose} is not a sum over the examples: on {count} examples together it is "
+            f"{whole:.6g}, and its values on each example alone sum to {summed:.6g} (a mean "
+            "over the examples, or a term not tied to one?). Minibatches scale a batch's "
+            "likelihood by N / B and LOO reads one term per example, so both need the sum: "
+            "write it as jnp.sum(...) over the examples' log likelihoods, with anything else "
+            "in the prior."
         )
+
+
+#: Examples on which :func:`not_a_sum` checks the likelihood when nothing needs it whole.
+SUM_CHECKED = 16
+
+
+def not_a_sum(loglik, init, data, pointwise: bool) -> str:
+    """Why the likelihood is not a sum over the data's examples, or ``""``: on all of them for
+    ``pointwise`` (which refuses it), else on the first :data:`SUM_CHECKED` with a warning (a
+    mean would raise the likelihood to the power 1 / N; a time series' likelihood is not a
+    sum either, and only SGLD and pointwise need one)."""
+    examples = data if pointwise else jax.tree.map(lambda leaf: leaf[:SUM_CHECKED], data)
+    try:
+        check_sum_over_examples(loglik, init, examples, "log_likelihood_fn")
+    except ValueError as err:
+        if pointwise:
+            raise
+        warnings.warn(
+            f"{err} (If the examples are not independent, as in a time series, the likelihood "
+            "need not be a sum: then ignore this; infer.sgld and pointwise=True need one.)",
+            UserWarning,
+            stacklevel=6,
+        )
+        return f"{err}"
+    return ""

@@ -121,7 +121,7 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
     cut = "" if kind == "ppc" else _cut_note(results, var_names, names, coords)
-    odd = "" if kind == "ppc" else _odd_note(results, names)
+    odd = "" if kind == "ppc" else _odd_note(results, names, coords)
     return f"{label} on {on}: {caption(kind, min_ess, marks(kind, results, truth))}{cut}{odd}"
 
 
@@ -148,16 +148,19 @@ def _forest_truth(results: dict, truth):
     return truth
 
 
-def _odd_note(results: dict, names: list) -> str:
-    """A title's note naming the plotted variables with NaN draws or with a component that
-    never changes, whose panels mislead (empty densities, flat ranks, an ESS equal to the
-    number of draws): ``""`` when there are none."""
+def _odd_note(results: dict, names: list, coords: dict) -> str:
+    """A title's note naming the plotted variables with NaN draws or with a plotted
+    component (``coords``) that never changes, whose panels mislead (empty densities, flat
+    ranks, an ESS equal to the number of draws): ``""`` when there are none."""
     nan, constant = {}, {}
     for result in results.values():
         for name in names:
             if name not in result.draws:
                 continue
             values = np.asarray(result.draws[name])
+            for axis, dim in enumerate(result.dim_names(name), start=2):
+                if dim in coords:  # only the components the figure shows
+                    values = np.take(values, coords[dim], axis=axis)
             flat = values.reshape(values.shape[0] * values.shape[1], -1)
             if np.issubdtype(flat.dtype, np.floating) and np.isnan(flat).any():
                 nan[name] = True
@@ -222,7 +225,7 @@ def _pooled_trees(results: dict, truth, names) -> dict:
     trees = {}
     for name, result in results.items():
         total = result.num_chains * result.num_samples
-        keep = np.linspace(0, total - 1, length).astype(int)
+        keep = (np.arange(length) * total) // length  # each draw length // total times or one more
         pooled = {  # only the plotted variables: a stored run's draws are read from disk
             key: np.asarray(value).reshape((total, *value.shape[2:]))[keep][None]
             for key, value in result.draws.items()
@@ -268,7 +271,7 @@ def plot(
         max_panels: the most scalar parameters shown.
         path: if given, the figure is written there as PNG (atomically) and closed.
         truth: ground truth to mark in a forest plot; default the results' own.
-        min_ess: the dashed line of an ``"ess"`` plot (as ``infer.compare``'s ``min_ess``).
+        min_ess: the dash-dotted line of an ``"ess"`` plot (as ``infer.compare``'s ``min_ess``).
 
     Returns:
         The ``arviz_plots.PlotCollection`` (``None`` when written to ``path``).

@@ -12,42 +12,46 @@ import zlib
 import jax
 import numpy as np
 
+#: Arguments compared by whether they are given (their paths may differ between processes).
+GIVEN_OR_NOT = ("store", "checkpoint", "resume")
+#: The log densities at the start agree within this relative difference: a GPU's scatter-add
+#: (atomics) or another GEMM algorithm may move their last bits between processes.
+START_RTOL = 1e-5
+START = "the log density at the start"
+
 
 def _fingerprint(value) -> int:
     """A 31-bit fingerprint of ``value``, a pytree: its structure, its arrays by their bytes
     and shape (whose ``repr`` would elide the middle of a large one), other leaves by their
-    ``repr``."""
+    ``repr``; hashed leaf by leaf."""
     leaves, structure = jax.tree.flatten(value)
-    text = repr(structure).encode()
+    crc = zlib.crc32(repr(structure).encode())
     for leaf in leaves:
         if isinstance(leaf, np.ndarray | jax.Array):
             if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
                 leaf = jax.random.key_data(leaf)  # a typed key: its words
-            array = np.asarray(leaf)
-            text += f"{array.shape}{array.dtype}".encode() + array.tobytes()
+            array = np.ascontiguousarray(np.asarray(leaf))
+            crc = zlib.crc32(f"{array.shape}{array.dtype}".encode(), crc)
+            crc = zlib.crc32(memoryview(array).cast("B"), crc)
         else:
-            text += repr(leaf).encode()
-    return zlib.crc32(text) & 0x7FFFFFFF
+            crc = zlib.crc32(repr(leaf).encode(), crc)
+    return crc & 0x7FFFFFFF
 
 
 def sample_call(target, sampler, init, *arguments: dict) -> dict:
     """What every process's ``infer.sample`` call must agree on, name -> value: the
     ``arguments`` (dicts name -> value) as given (``store``, ``checkpoint`` and ``resume``
-    by whether they are given: their paths may differ, ``keep`` as its names), the target's
-    name, data and log density at the start (different data captured in a log density's
-    closure show there), the sampler's name and settings, and ``init``."""
+    by whether they are given: their paths may differ; ``keep`` a list of names or None),
+    the target's name and data, the sampler's name and settings, and ``init``."""
     arguments = {name: value for given in arguments for name, value in given.items()}
-    keep = arguments.pop("keep", None)
-    for name in ("store", "checkpoint", "resume"):
+    for name in GIVEN_OR_NOT:
         arguments[name] = arguments.get(name) is not None
     return {
         **arguments,
-        "keep": list(keep) if isinstance(keep, list | tuple) else keep is None,
         "target": getattr(target, "name", None),
         "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
         "init": init,
         "the target's data": getattr(target, "data", None),
-        "the log density at the start": _start_value(target, init),
     }
 
 
@@ -59,25 +63,27 @@ def _settings_of(sampler):
         return None
 
 
-def _start_value(target, init):
+def start_value(target, init) -> float:
     """The target's log density at ``init`` (the first chain's start of per-chain starts) or
-    at the target's own ``init``; None when there is none or it cannot be evaluated here
-    (the call's checks name that later)."""
+    at the target's own ``init``, compiled (not op by op); NaN when there is none or it
+    cannot be evaluated here (the call's checks name that later). Different data captured in
+    a log density's closure show here."""
     point = init if init is not None else getattr(target, "init", None)
     positions = getattr(point, "positions", None)  # per-chain starts: the first chain's
     if positions is not None:
         point = jax.tree.map(lambda leaf: leaf[0], positions)
     if point is None:
-        return None
+        return float("nan")
     try:
-        return np.asarray(target.logdensity(point))
+        return float(jax.jit(target.logdensity)(point))
     except Exception:  # noqa: BLE001 - checked later, where it matters
-        return None
+        return float("nan")
 
 
-def check_processes_agree(arguments: dict) -> None:
+def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
     """A ``ValueError`` naming the arguments (name -> value, the same names in every process)
-    whose values differ between the processes; nothing with one process."""
+    whose values differ between the processes, and the log density at the start (``start``)
+    when it differs by more than :data:`START_RTOL`; nothing with one process."""
     if jax.process_count() == 1:
         return
     from jax.experimental import multihost_utils
@@ -86,12 +92,16 @@ def check_processes_agree(arguments: dict) -> None:
     mine = np.array([_fingerprint(arguments[name]) for name in names], np.int32)
     every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, arguments)
     differ = [name for i, name in enumerate(names) if np.any(every[:, i] != every[0, i])]
+    starts = np.asarray(multihost_utils.process_allgather(np.array([start], np.float32)))
+    if not np.allclose(starts, starts[0], rtol=START_RTOL, atol=0.0, equal_nan=True):
+        differ.append(START)
     if differ:
+        given = [name for name in differ if name in GIVEN_OR_NOT]
+        some = f"; {', '.join(given)}: given on some only" if given else ""
         raise ValueError(
             f"the {jax.process_count()} processes called infer.sample with different "
-            f"{', '.join(differ)} (process {jax.process_index()} of them; store, checkpoint "
-            "and resume: given on some only): every process must "
-            "make the same call, the same seed included (each chain's draws come from the seed "
-            "and the chain's index, whatever process runs it; a seed from the process index "
-            "would mix two runs' chains)."
+            f"{', '.join(differ)} (process {jax.process_index()} of them{some}): every process "
+            "must make the same call, the same seed included (each chain's draws come from "
+            "the seed and the chain's index, whatever process runs it; a seed from the "
+            "process index would mix two runs' chains)."
         )

@@ -298,8 +298,9 @@ class Result:
     def save(self, path):
         """Write the run's ``DataTree`` (draws, stats and the run's facts as attributes) to
         ``path`` as NetCDF, atomically. The name ends in ``.nc`` (or ``.nc4``, ``.netcdf``,
-        ``.h5``, ``.hdf5``, or has no suffix): another suffix is refused, ``.zarr`` too (Zarr
-        stores are what ``infer.sample(..., store=...)`` writes). Returns the path."""
+        ``.cdf``, ``.h5``, ``.hdf5``, or has no suffix): another suffix is refused, ``.zarr``
+        too (Zarr stores are what ``infer.sample(..., store=...)`` writes). Returns the
+        path."""
         suffix = os.path.splitext(str(path))[1].lower()
         if suffix == ".zarr":
             raise ValueError(

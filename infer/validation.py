@@ -189,9 +189,13 @@ def _data_leaf(leaf, function_name: str):
         return leaf
     if isinstance(leaf, numbers.Real):  # bool, int, float
         return np.asarray(leaf)
+    if hasattr(leaf, "to_numpy"):  # a pandas DataFrame (a Series has a shape and a dtype)
+        fix = "Pass its values: df.to_numpy() (one dtype), or one array per column."
+    else:
+        fix = f"Close over other values in {function_name}."
     raise TypeError(
         f"data must be a pytree of arrays (numpy or JAX) or numbers; it holds a "
-        f"{type(leaf).__name__}. Close over other values in {function_name}."
+        f"{type(leaf).__name__}. {fix}"
     )
 
 

@@ -554,13 +554,24 @@ def mean_loglik(model, data):  # a loss-style mean: not a sum over the examples
 
 def test_a_likelihood_that_is_not_a_sum_over_the_examples_is_refused_where_it_matters():
     """SGLD scales a batch's likelihood by N / B, so a mean sampled the likelihood to the
-    power N / B (sd 0.18 against NUTS's 0.49, no word); LOO's terms summed to 20 times it."""
+    power N / B (sd 0.18 against NUTS's 0.49, no word); LOO's terms summed to 20 times it.
+    Without either, NUTS sampled the likelihood to the power 1 / N, the prior, without a
+    word: the target now warns (a time series' likelihood need not be a sum) and declares
+    no minibatch likelihood."""
     with pytest.raises(ValueError, match="log_likelihood_fn is not a sum over the examples"):
         infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), mean_loglik, (X, Y), pointwise=True)
-    target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), mean_loglik, (X, Y))
-    sgld = infer.sgld(**target.notes["minibatch"], step_size=1e-3, batch_size=5)
-    with pytest.raises(ValueError, match="sgld's loglik_fn is not a sum over the examples"):
-        infer.sample(0, target, sgld, num_chains=1, num_samples=10)
+    with pytest.warns(UserWarning, match="not a sum over the examples.*time series"):
+        target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), mean_loglik, (X, Y))
+    with pytest.raises(KeyError, match="'minibatch': log_likelihood_fn is not a sum"):
+        target.notes["minibatch"]
+
+    def by_the_batch(model, data):  # standardised by the batch's own statistics
+        x, y = data
+        standard = (x - x.mean(axis=0, keepdims=True)) / x.std(axis=0, keepdims=True)
+        return loglik(model, (standard, y))
+
+    with pytest.raises(ValueError, match="depends on the batch as a whole"):
+        infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), by_the_batch, (X, Y), pointwise=True)
 
     def mean_lr(beta, batch):
         return lr_loglik(beta, batch) / batch[0].shape[0]
@@ -570,7 +581,7 @@ def test_a_likelihood_that_is_not_a_sum_over_the_examples_is_refused_where_it_ma
         lambda beta, data: lr_logprior(beta) + mean_lr(beta, data), init=jnp.zeros(2),
         data=(LR_X, LR_Y),
     )  # fmt: skip
-    with pytest.raises(ValueError, match="on all 200 it is"):
+    with pytest.raises(ValueError, match="on 200 examples together it is"):
         infer.sample(0, mean_target, plain, num_chains=1, num_samples=10)
 
 

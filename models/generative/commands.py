@@ -403,8 +403,9 @@ def format_ais(report: dict) -> str:
             )
     if "improvement_over_baseline" in report:
         gain = report["improvement_over_baseline"]
+        better = "better" if gain["mean"] >= 0 else "worse"
         lines.append(
-            f"  better than independent pixels by {gain['mean']:.2f} ± "
+            f"  {better} than independent pixels by {abs(gain['mean']):.2f} ± "
             f"{gain['standard_error']:.2f} {report['unit']}"
         )
     if "ais_minus_iwae" in report:

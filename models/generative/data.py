@@ -200,6 +200,7 @@ def check_images(images, argument: str = "images", binary: bool = False) -> np.n
     Raises:
         ValueError: for the wrong number of dimensions, no images, NaN or infinite values,
             or values outside the range, saying which and how many.
+        TypeError: for values that are not numbers (True/False count as 1/0).
     """
     images = np.asarray(images)
     if images.ndim != 3:
@@ -209,9 +210,10 @@ def check_images(images, argument: str = "images", binary: bool = False) -> np.n
         )
     if images.shape[0] == 0:
         raise ValueError(f"{argument} is empty: it holds no images.")
-    if images.dtype == bool or not np.issubdtype(images.dtype, np.number):
-        kind = "True/False" if images.dtype == bool else f"dtype {images.dtype}"
-        raise TypeError(f"{argument} must hold numbers in [0, 1]; got {kind}.")
+    if images.dtype == bool:
+        images = images.astype(np.float32)  # True/False: 1/0
+    if not np.issubdtype(images.dtype, np.number):
+        raise TypeError(f"{argument} must hold numbers in [0, 1]; got dtype {images.dtype}.")
     bad = ~np.isfinite(images)
     if bad.any():
         raise ValueError(
