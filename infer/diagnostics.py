@@ -275,7 +275,8 @@ def compare(
         ``log_likelihood`` group (models of the same data, e.g. NumPyro targets), also
         ``elpd_loo``, ``elpd_loo_se``, ``p_loo`` and ``pareto_k_above_0.7`` (PSIS-LOO,
         ``arviz_stats.loo``), with a warning and the flag ``loo_pareto_k`` for each model
-        that has observations above 0.7. ``DataFrame.attrs["notes"]`` says how each column
+        that has observations above 0.7 (``loo_nonfinite`` for an ``elpd_loo`` that is NaN
+        or infinite). ``DataFrame.attrs["notes"]`` says how each column
         was computed.
     """
     import pandas as pd
@@ -319,10 +320,14 @@ def compare(
     table = pd.DataFrame.from_dict(rows, orient="index")[["sampler", *COLUMNS]]
     for column in LOO_COLUMNS if loo else ():
         table[column] = [loo[name][column] for name in table.index]
-    for name in table.index if loo else ():
-        if loo[name]["pareto_k_above_0.7"]:  # its warning is among loo_messages
+    for name in table.index if loo else ():  # their warnings are among loo_messages
+        for flag, raised in (
+            ("loo_pareto_k", loo[name]["pareto_k_above_0.7"]),
+            ("loo_nonfinite", not np.isfinite(loo[name]["elpd_loo"])),
+        ):
             flags = table.loc[name, "flags"]
-            table.loc[name, "flags"] = f"{flags},loo_pareto_k" if flags else "loo_pareto_k"
+            if raised:
+                table.loc[name, "flags"] = f"{flags},{flag}" if flags else flag
     table.attrs["notes"] = (
         f"ESS and R-hat from {'JAX (infer.chain_stats)' if statistics == 'jax' else 'arviz_stats'}"
         f"; tail ESS at the {TAIL_PROB[0]:.0%} and "

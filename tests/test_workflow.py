@@ -586,3 +586,20 @@ def test_too_few_draws_for_loo_leave_its_columns_out_and_say_why(runs):
     with pytest.warns(infer.DiagnosticWarning, match="needs at least 25 draws in all.*: 20"):
         table = infer.compare({"short": short})
     assert "elpd_loo" not in table.columns and np.isfinite(table.loc["short", "max_rhat"])
+
+
+def test_an_elpd_loo_that_is_not_finite_is_flagged():
+    """It was NaN in the table beside flags that said only rhat and low_ess."""
+    rng = np.random.default_rng(5)
+    runs = {}
+    for name in ("clean", "broken"):
+        run = infer.Result.from_draws({"mu": rng.normal(size=(2, 100))}, target="model")
+        loglik_values = rng.normal(-1.0, 0.1, size=(2, 100, 10))
+        if name == "broken":
+            loglik_values[0, 3, 4] = np.nan  # one observation, one draw
+        run.groups["log_likelihood"] = {"y": loglik_values}
+        runs[name] = run
+    with pytest.warns(infer.DiagnosticWarning, match=r"broken \(model\): elpd_loo is not finite"):
+        table = infer.compare(runs)
+    assert "loo_nonfinite" in table.loc["broken", "flags"].split(",")
+    assert "loo_nonfinite" not in table.loc["clean", "flags"].split(",")
