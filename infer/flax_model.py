@@ -40,9 +40,18 @@ class FlaxModel:
     def params(self, draws: dict) -> dict:
         """The parameter pytree (a nested dict, as ``nnx.to_pure_dict`` gives) from named
         draws (``result.draws``, or one draw); leading axes (chains, draws) are kept."""
+        if not isinstance(draws, dict) or any(isinstance(v, dict) for v in draws.values()):
+            nested = " of dicts: a parameter pytree already" if isinstance(draws, dict) else ""
+            raise TypeError(
+                "notes['flax'].params takes the named draws, result.draws ({'hidden.kernel': "
+                f"...}}), and gives the nested pytree; got a {type(draws).__name__}{nested}."
+            )
         missing = [name for name in self.names if name not in draws]
         if missing:
-            raise KeyError(f"draws lack the parameter(s) {missing}; expected {list(self.names)}.")
+            raise KeyError(
+                f"draws lack the parameter(s) {missing}; expected {list(self.names)} (a run "
+                "with keep= keeps only some: the module needs them all)."
+            )
         return jax.tree.unflatten(self.pure_def, [draws[name] for name in self.names])
 
     def module(self, params):
@@ -55,6 +64,13 @@ class FlaxModel:
         parameter name where the container differs, e.g. string keys "0".."11" for a list
         of layers, which leaf order would take in another order, or an ``nnx.State``), one
         draw's shapes."""
+        from flax import nnx
+
+        if isinstance(params, nnx.Module):
+            raise TypeError(
+                f"notes['flax'].{method} takes a parameter pytree and got an nnx.Module: pass "
+                "nnx.state(module, nnx.Param) (or its nnx.to_pure_dict)."
+            )
         named = {  # an nnx.State's paths pass through each Variable's value: left out
             ".".join(key_name(k) for k in path if not isinstance(k, jax.tree_util.GetAttrKey)): leaf
             for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]

@@ -692,3 +692,16 @@ def test_the_sum_check_allows_float32_round_off_of_a_float64_position():
 
     with jax.enable_x64(True):
         check_sum_over_examples(loglik32, jnp.ones(8, jnp.float64), (x, y), "loglik32")
+
+
+def test_the_flax_helpers_say_what_they_take_when_given_something_else():
+    """A parameter pytree given to params() was "missing" every parameter; a module given
+    to module() held parameters named ['']."""
+    module = TinyMLP(nnx.Rngs(0))
+    flax_notes = infer.Target.from_flax(module, loglik, (X, Y)).notes["flax"]
+    pytree = nnx.to_pure_dict(nnx.state(module, nnx.Param))
+    with pytest.raises(TypeError, match="takes the named draws, result.draws"):
+        flax_notes.params(pytree)
+    with pytest.raises(TypeError, match=r"got an nnx.Module: pass nnx.state\(module, nnx.Param\)"):
+        flax_notes.module(module)
+    assert flax_notes.module(pytree) is not None
