@@ -368,6 +368,8 @@ def _check_writable_if_unfinished(source, folder) -> None:
 def _listed(keep):
     """``keep`` as a list when it is an iterable of anything but characters, else as given
     (:func:`_check_keep` refuses it then)."""
+    if isinstance(keep, set | frozenset) and all(isinstance(name, str) for name in keep):
+        return sorted(keep)  # a set's order follows the hash seed, another in each process
     if isinstance(keep, Iterable) and not isinstance(keep, str | bytes | dict):
         return list(keep)
     return keep

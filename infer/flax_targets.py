@@ -340,6 +340,15 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
     )
 
 
+def _iter_modules(module):
+    """``(path, layer)`` of every layer: ``nnx.iter_modules`` (flax 0.12; the method it
+    replaces is deprecated there), or the method on older flax."""
+    from flax import nnx
+
+    walk = getattr(nnx, "iter_modules", None)
+    return walk(module) if walk is not None else module.iter_modules()
+
+
 def _refuse_training_mode(module) -> None:
     """A ``ValueError`` naming the layers that would draw noise or update statistics when
     called (Dropout, BatchNorm in training mode): the log density must be a fixed function."""
@@ -347,7 +356,7 @@ def _refuse_training_mode(module) -> None:
 
     training = [
         ".".join(map(str, path)) or type(module).__name__
-        for path, layer in nnx.iter_modules(module)
+        for path, layer in _iter_modules(module)
         if (isinstance(layer, nnx.Dropout) and not layer.deterministic and layer.rate > 0)
         or (isinstance(layer, nnx.BatchNorm) and not layer.use_running_average)
     ]

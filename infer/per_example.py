@@ -17,6 +17,10 @@ import numpy as np
 ROUND_OFF = 1e-4
 
 
+class NotASum(ValueError):
+    """A log likelihood is not the sum of its terms on each example alone."""
+
+
 def per_example(loglik_fn: Callable, position, examples) -> jax.Array:
     """``(N,)``: ``loglik_fn(position, batch)`` on each example of ``examples`` (a pytree
     whose leaves hold the ``N`` examples on their first axis) as a batch of one."""
@@ -37,18 +41,19 @@ def check_sum_over_examples(
     summed = float(jnp.sum(per_example(loglik_fn, position, examples)))
     if not np.isfinite(whole):
         return  # a non-finite start is refused by name elsewhere
+    count = jax.tree.leaves(examples)[0].shape[0]
     if not np.isfinite(summed):
-        raise ValueError(
-            f"{whose} is not a sum over the examples: on all of them it is {whole:.6g}, but on "
-            "some example alone it is NaN or infinite, so it depends on the batch as a whole "
-            "(statistics of the batch, such as standardising by its mean and sd?). Compute "
-            "such statistics once, from all the data, outside the likelihood."
+        raise NotASum(
+            f"{whose} is not a sum over the examples: on {count} examples together it is "
+            f"{whole:.6g}, but on some example alone it is NaN or infinite, so it depends on "
+            "the batch as a whole (statistics of the batch, such as standardising by its mean "
+            "and sd?). Compute such statistics once, from all the data, outside the "
+            "likelihood."
         )
     # float32 round-off of sums over the examples (whatever the parameters' dtype: a layer
     # may compute in float32); a mean or a stray term is off by far more
     if abs(whole - summed) > ROUND_OFF * (1.0 + abs(whole) + abs(summed)):
-        count = jax.tree.leaves(examples)[0].shape[0]
-        raise ValueError(
+        raise NotASum(
             f"{whose} is not a sum over the examples: on {count} examples together it is "
             f"{whole:.6g}, and its values on each example alone sum to {summed:.6g} (a mean "
             "over the examples, or a term not tied to one?). Minibatches scale a batch's "
@@ -70,7 +75,7 @@ def not_a_sum(loglik, init, data, pointwise: bool) -> str:
     examples = data if pointwise else jax.tree.map(lambda leaf: leaf[:SUM_CHECKED], data)
     try:
         check_sum_over_examples(loglik, init, examples, "log_likelihood_fn")
-    except ValueError as err:
+    except NotASum as err:
         if pointwise:
             raise
         warnings.warn(
@@ -80,4 +85,11 @@ def not_a_sum(loglik, init, data, pointwise: bool) -> str:
             stacklevel=6,
         )
         return f"{err}"
+    except Exception as err:  # noqa: BLE001 - the user's function, on a batch of one
+        if pointwise:
+            raise
+        return (
+            f"log_likelihood_fn fails on a batch of one example ({type(err).__name__}: {err}); "
+            "infer.sgld and pointwise=True need it to work on any batch of the examples."
+        )
     return ""

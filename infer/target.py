@@ -260,8 +260,9 @@ class Target:
                 likelihood of all the data, ``model`` the module at the position's parameters.
             data: a pytree of arrays, passed as the target's data (programs are reused for
                 a new target of the same structure with same-shaped data). When every leaf
-                has the same leading axis, the likelihood must be a sum over it: minibatch
-                samplers (:func:`infer.sgld`) subsample that axis.
+                has the same leading axis (the examples) and the likelihood is a sum over
+                it (checked on the first 16, with a warning when it is not), minibatch
+                samplers (:func:`infer.sgld`) subsample that axis (``notes["minibatch"]``).
             prior: the scale of an independent ``N(0, prior^2)`` on every parameter, or a
                 callable ``log_prior(params) -> scalar`` on the parameter pytree.
             position: ``"tree"`` (the parameter pytree, a nested dict) or ``"flat"`` (one

@@ -1,6 +1,7 @@
 """Bayesian neural networks: ``Target.from_flax``, SGLD, and the BNN problems' pieces."""
 
 import math
+import warnings
 
 import arviz_stats
 import jax
@@ -572,6 +573,17 @@ def test_a_likelihood_that_is_not_a_sum_over_the_examples_is_refused_where_it_ma
 
     with pytest.raises(ValueError, match="depends on the batch as a whole"):
         infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), by_the_batch, (X, Y), pointwise=True)
+
+    def not_for_one(model, data):  # a sum, but squeeze() breaks it for a batch of one
+        x, y = data
+        logp = jax.nn.log_softmax(model(x)).squeeze()
+        return jnp.sum(jnp.take_along_axis(logp, y[:, None], axis=1))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not taken for "not a sum": NUTS may still run on it
+        target = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), not_for_one, (X, Y))
+    with pytest.raises(KeyError, match="fails on a batch of one example"):
+        target.notes["minibatch"]
 
     def mean_lr(beta, batch):
         return lr_loglik(beta, batch) / batch[0].shape[0]

@@ -134,5 +134,5 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
         stdout, stderr = child.communicate(timeout=300)
         assert child.returncode == 0, stderr[-3000:]
         assert "called infer.sample with different rng_key, num_chains" in stdout, stdout
-        differ = "different superchains, the log density at the start (process"
+        differ = "different superchains, the log density at the start (-1.5, -0.015 by process"
         assert differ in stdout, stdout
