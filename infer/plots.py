@@ -214,10 +214,11 @@ def _named_selection(result: Result, var_names: list, max_panels: int) -> tuple[
 
 def _pooled_trees(results: dict, truth, names) -> dict:
     """ArviZ trees for a plot of several runs (forest, dist): every run's chains pooled into
-    the same number of draws, the longest run's, a shorter run's draws each repeated evenly
-    (ArviZ pads runs of different lengths with NaN, which hides their means and intervals;
-    thinning every run to the shortest would spoil the others), and the ground truth, when
-    given, as a run whose every draw is the known mean."""
+    the same number of draws, the longest run's, a shorter run's draws each repeated as
+    evenly as the counts allow, to one copy (ArviZ pads runs of different lengths with NaN,
+    which hides their means and intervals; thinning every run to the shortest would spoil
+    the others), and the ground truth, when given, as a run whose every draw is the known
+    mean."""
     import arviz_base
 
     length = max(r.num_chains * r.num_samples for r in results.values())
