@@ -143,7 +143,7 @@ def test_defaults_are_the_documented_ones():
             "--samples 500 is the draws between two checks of --until-ess, more than --max-sa",
         ),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "required: command (usage: infer {compare,sbc,train,evaluate} ...; --help"),
+        ([], "required: command (usage: infer {compare,sbc,report,train,evaluate} ...; --help"),
         # a misspelled option is named, with the one meant (it used to be "required: command",
         # and for a sub-command's option an error of `infer`, not of the sub-command)
         (["--verison"], "unrecognized arguments: --verison (did you mean --version?)"),
@@ -288,7 +288,7 @@ def test_every_option_of_every_command_has_help():
     name there)."""
     parser = cli.build_parser()
     commands = next(a.choices for a in parser._actions if isinstance(a.choices, dict))
-    assert set(commands) == {"compare", "sbc", "train", "evaluate"}
+    assert set(commands) == {"compare", "sbc", "report", "train", "evaluate"}
     for name, command in commands.items():
         for action in command._actions:
             assert action.help, f"infer {name} {'/'.join(action.option_strings)} has no help"
