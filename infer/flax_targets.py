@@ -101,7 +101,8 @@ def flax_parts(
     validation.flag("pointwise", pointwise)
     prior_key = check_prior(prior)
     _refuse_training_mode(module)
-    graphdef, state, rest = nnx.split(module, nnx.Param, ...)
+    graphdef, state, rngs, others = nnx.split(module, nnx.Param, nnx.RngState, ...)
+    rest = nnx.merge_state(_unused_rngs(rngs), others)
     pure = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
     if not jax.tree.leaves(pure):
         raise ValueError(f"{type(module).__name__} has no nnx.Param: there is nothing to sample.")
@@ -180,14 +181,9 @@ def _with_rest(loglik_fn, rest, position, examples):
     return loglik_fn(position, (examples, rest))
 
 
-def _is_distribution(value) -> bool:
-    """A NumPyro distribution (callable, it draws a sample: not a log prior)."""
-    return hasattr(value, "log_prob") and hasattr(value, "sample") and hasattr(value, "support")
-
-
 def check_prior(prior):
     """A hashable key for ``prior``: the scale of the default Gaussian, or the callable."""
-    if _is_distribution(prior):
+    if all(hasattr(prior, name) for name in ("log_prob", "sample", "support")):  # NumPyro's
         raise TypeError(
             f"prior must be a positive number (the scale of an independent Gaussian prior on "
             f"every parameter) or a callable log_prior(params) -> scalar; got the distribution "
@@ -340,9 +336,22 @@ def _build(graphdef, state, pure, log_likelihood_fn, prior, position, label) -> 
     )
 
 
+def _unused_rngs(rngs):
+    """The RNG state with every key and count set to one value: no layer draws from it in a
+    target (training mode and state updates are refused), so modules that differ only there
+    make the same target (a resume, a shared program)."""
+
+    def fixed(leaf):
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            data = jnp.zeros_like(jax.random.key_data(leaf))
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+        return jnp.zeros_like(leaf)
+
+    return jax.tree.map(fixed, rngs)
+
+
 def _iter_modules(module):
-    """``(path, layer)`` of every layer: ``nnx.iter_modules`` (flax 0.12; the method it
-    replaces is deprecated there), or the method on older flax."""
+    """``(path, layer)`` of every layer (``nnx.iter_modules``; the method on older flax)."""
     from flax import nnx
 
     walk = getattr(nnx, "iter_modules", None)

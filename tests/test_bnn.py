@@ -526,6 +526,28 @@ def test_a_module_in_training_mode_is_refused_and_in_eval_mode_samples():
     assert np.all(np.isfinite(result.stats["lp"]))
 
 
+class WithDropout(nnx.Module):
+    def __init__(self, dropout_rngs):
+        self.hidden = nnx.Linear(3, 4, rngs=nnx.Rngs(0))
+        self.drop = nnx.Dropout(0.5, rngs=dropout_rngs)
+        self.out = nnx.Linear(4, 2, rngs=nnx.Rngs(1))
+
+    def __call__(self, x):
+        return self.out(self.drop(jnp.tanh(self.hidden(x))))
+
+
+def test_a_module_that_differs_only_in_its_unused_rng_key_resumes_the_run():
+    """In eval mode Dropout draws nothing, but its RNG key was part of the target's data:
+    a run of the same weights, rebuilt with another seed, was refused as a different run."""
+    first, again = WithDropout(nnx.Rngs(0)), WithDropout(nnx.Rngs(1))
+    first.eval(), again.eval()
+    run = infer.sample(
+        0, infer.Target.from_flax(first, loglik, (X, Y)), infer.rwmh(), num_samples=10
+    )
+    more = infer.Target.from_flax(again, loglik, (X, Y))
+    assert infer.sample(0, more, infer.rwmh(), num_samples=5, resume=run).num_samples == 5
+
+
 class IndexedMLP(nnx.Module):
     """TinyMLP whose output columns are picked by an integer nnx.Param."""
 
