@@ -136,7 +136,8 @@ def _row_numbers(result: Result, truth: GroundTruth | None, statistics: dict, na
     z = ground_truth_z(result, truth, statistics["mcse_mean"]) if truth is not None else {}
     if z:
         z_all = np.concatenate([np.ravel(v) for v in z.values()])
-        max_z = float(np.max(z_all))
+        if np.any(~np.isnan(z_all)):  # a NaN in the truth leaves the rest checked
+            max_z = float(np.nanmax(z_all))
     row = {
         "sampler": result.sampler,
         "min_ess_bulk": min_bulk,

@@ -36,6 +36,11 @@ def reported_shapes(target: Target, position) -> dict:
         returned = jax.eval_shape(_raw_constrain(target), position)
     except TypeError as err:
         raise TypeError(f"{usage}; on the starting point it failed: {err}") from err
+    except Exception as err:  # the user's function: named, whatever it raised
+        raise TypeError(
+            f"constrain_fn(position[, data]) failed on the starting point: "
+            f"{type(err).__name__}: {err}"
+        ) from err
     if not isinstance(returned, Mapping):
         got = (
             f"an array of shape {returned.shape}"
@@ -43,6 +48,11 @@ def reported_shapes(target: Target, position) -> dict:
             else type(returned).__name__
         )
         raise TypeError(f"{usage}; it returned {got}. Return {{'name': value, ...}}.")
+    if not returned:
+        raise ValueError(
+            "constrain_fn returned an empty dict: return at least one named value, "
+            "{'name': value, ...}, for the draws to hold."
+        )
     _check_names(returned, whose)
     check_truth_shapes(target.ground_truth, returned, "the target's draws")
     check_dims_fit(target.dims, {name: value.shape for name, value in returned.items()})

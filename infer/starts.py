@@ -246,9 +246,10 @@ def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdens
             f"{name} must return a scalar log density; it returned {got} for a "
             f"point shaped {shape_of}. Sum the per-coordinate terms (e.g. jnp.sum(...))."
         )
-    if not jnp.issubdtype(out.dtype, jnp.floating):
+    if not jnp.issubdtype(out.dtype, jnp.floating) or jnp.dtype(out.dtype).itemsize < 4:
         raise TypeError(
-            f"{name} must return a real floating-point log density; it returned "
-            f"{out.dtype} for a point shaped {shape_of}. Compute it in floats (jnp.float32 or "
-            "jnp.float64), e.g. with .astype(float) on integer data."
+            f"{name} must return a real floating-point log density of 32 or 64 bits; it "
+            f"returned {out.dtype} for a point shaped {shape_of}. Compute it in floats "
+            "(jnp.float32 or jnp.float64: 16 bits are too few for the accept/reject step), "
+            "e.g. with .astype(jnp.float32) on the result or on integer data."
         )

@@ -35,6 +35,17 @@ class GroundTruth:
     mean_se: dict | None = None
     std_se: dict | None = None
 
+    def __post_init__(self):
+        for field_name in ("mean", "std", "mean_se", "std_se"):
+            value = getattr(self, field_name)
+            if not isinstance(value, Mapping) and (
+                value is not None or field_name in ("mean", "std")
+            ):
+                raise TypeError(
+                    f"GroundTruth.{field_name} must be a dict draw name -> array (one draw's "
+                    f"shape), e.g. {{'x': np.zeros(3)}}; got {type(value).__name__}."
+                )
+
 
 def _check_optional_fields(target) -> None:
     """The optional fields of a :class:`Target` are what they say, checked at construction:

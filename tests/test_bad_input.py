@@ -381,7 +381,9 @@ def test_init_with_other_parameters_names_the_keys(nothing_compiled):
 
 
 @pytest.mark.parametrize(
-    "returned", [jnp.int32, jnp.complex64, jnp.bool_], ids=["int", "complex", "bool"]
+    "returned",
+    [jnp.int32, jnp.complex64, jnp.bool_, jnp.bfloat16],
+    ids=["int", "complex", "bool", "bfloat16"],  # bfloat16 sampled sd 2.8 for 1, no word
 )
 def test_a_log_density_that_is_not_a_real_float(returned, nothing_compiled):
     target = infer.Target(lambda x: jnp.sum(x**2).astype(returned), init=jnp.zeros(2))
@@ -710,6 +712,16 @@ def _quadratic(position):
             r"must return a dict name -> array; on the starting point it failed",
         ),
         (
+            {"init": jnp.zeros(2), "constrain_fn": lambda p: {}},  # ran, then "kept no draws"
+            ValueError,
+            r"constrain_fn returned an empty dict",
+        ),
+        (
+            {"init": {"m": 0.0}, "constrain_fn": lambda p: {"a": p["mu"]}},  # a bare KeyError
+            TypeError,
+            r"constrain_fn\(position\[, data\]\) failed on the starting point: KeyError",
+        ),
+        (
             {"init": jnp.zeros(2), "constrain_fn": lambda p: {"s": {"t": p}}},
             TypeError,
             r"'s' holds dict, not one array",
@@ -720,7 +732,7 @@ def _quadratic(position):
             r"constrain_fn's names include 'draw'",
         ),
     ],
-    ids=["chain", "collision", "slash", "array", "string", "nested", "draw"],
+    ids=["chain", "collision", "slash", "array", "string", "empty", "raises", "nested", "draw"],
 )
 def test_reported_names_that_arviz_cannot_hold_are_refused(options, error, match):
     """Such names used to vanish from the DataTree (``chain`` under its coordinate, one of

@@ -306,6 +306,12 @@ def test_biased_estimates_are_flagged_against_the_ground_truth():
     flags, messages = _flags(renamed)
     assert "ground_truth" not in flags
     assert any("checked against the ground truth: it names ['x']" in m for m in messages)
+    # one unknown (NaN) entry of the truth turned the whole check off, silently
+    partly = infer.GroundTruth(mean={"x": np.array([np.nan, 0.0, 0.0])}, std={"x": np.ones(3)})
+    half_known = infer.Result.from_draws({"x": np.asarray(biased.draws["x"])}, ground_truth=partly)
+    assert "ground_truth" in _flags(half_known)[0]
+    with pytest.raises(TypeError, match=r"GroundTruth.mean must be a dict draw name -> array"):
+        infer.GroundTruth(mean=np.zeros(3), std=np.ones(3))
 
 
 def test_compare_several_runs_and_target_truth(healthy, nuts_run):
