@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from infer.base import IdentityKey
+from infer.draws_checks import check_dims_fit
 from infer.placement import PROGRAMS, abstract, to_host
 from infer.target import Target, program_key
 
@@ -68,6 +69,7 @@ def check_loglik(target: Target, point) -> None:
     key = (program_key(target), IdentityKey(target.loglik_fn), abstract(point))
     key += (tuple((name, np.shape(value)) for name, value in observed.items()),)
     key += (target.source is None,)
+    key += (tuple((name, tuple(axes)) for name, axes in sorted((target.dims or {}).items())),)
     if key in _CHECKED:  # a repeated call traces nothing
         return
     call = "loglik_fn(position)" if target.data is None else "loglik_fn(position, data)"
@@ -87,6 +89,8 @@ def check_loglik(target: Target, point) -> None:
     for name, value in out.items():
         _check_one(call, name, value, observed.get(name) if user_made else None, user_made)
     unknown = sorted(set(out) - set(observed))
+    if user_made:  # more names than axes would be dropped by ArviZ without a word
+        check_dims_fit(target.dims, {name: value.shape for name, value in out.items()})
     if user_made and observed and unknown:
         raise ValueError(
             f"{call} returned log likelihoods named {unknown}, which observed_data "

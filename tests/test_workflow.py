@@ -245,6 +245,10 @@ def test_a_plain_target_can_carry_its_log_likelihood():
     tree = result.to_arviz()
     assert tree["log_likelihood"]["y"].shape == (4, 400, 30)
     assert np.isfinite(az.loo(tree).elpd)
+    # dims naming more axes than the log likelihood has: ArviZ dropped the extra names
+    too_many = dataclasses.replace(target, dims={"y": ["trial", "repeat"]})
+    with pytest.raises(ValueError, match=r"dims\['y'\] names 2 axes, but one draw of 'y' has 1"):
+        infer.sample(0, too_many, infer.rwmh(), num_samples=400)
 
 
 def test_one_loglik_fn_serves_targets_that_name_their_observations_differently():
