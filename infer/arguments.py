@@ -380,9 +380,8 @@ def _check_keep(keep, target, init) -> list | None:
     if keep is None:
         return None
     usage = f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}."
-    if not isinstance(keep, list):  # _listed made every other iterable a list
-        raise TypeError(usage)
-    if not all(isinstance(name, str) for name in keep):
+    # _listed made every other iterable a list
+    if not isinstance(keep, list) or not all(isinstance(name, str) for name in keep):
         raise TypeError(usage)
     point = init if init is not None else target.init
     if isinstance(point, PerChain):

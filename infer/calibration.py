@@ -284,9 +284,10 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
                 str(w.message) for w in caught if not any(s in str(w.message) for s in said)
             )
             compiled += not result.info.get("cache_hit", False)
-            stuck += _has_a_stuck_chain([np.asarray(result.draws[n]) for n in var_names])
+            kept = {n: np.asarray(result.draws[n]) for n in var_names}
+            stuck += _has_a_stuck_chain(list(kept.values()))
             divergent += bool(np.any(result.stats.get("diverging", False)))
-            draws.append(_flatten({n: np.asarray(result.draws[n]) for n in var_names}, 2)[1])
+            draws.append(_flatten(kept, 2)[1])
             seconds.append(time.perf_counter() - started)
             bar.update(1)
     notes = list(dict.fromkeys(notes))[:5]  # the first five distinct warnings

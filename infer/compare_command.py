@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 import warnings
+from pathlib import Path
 
 from infer.cli_types import report_folder_and_progress
 
@@ -95,9 +96,23 @@ def _save_finished(results: dict, folder) -> str:
     )
 
 
-def run_compare(args) -> int:
+def table_and_report(results, target, folder, min_ess, notes: list, title, plots) -> Path:
+    """``infer.compare`` of the runs (its warnings added to ``notes``), the table printed,
+    and the report written into ``folder``; returns its ``index.html``."""
     import infer
     from infer.report import as_text, notes_of, write_report
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare(results, target, min_ess=min_ess)
+    notes.extend(str(w.message) for w in caught)
+    print()
+    print(as_text(table, TABLE_COLUMNS))
+    print(f"\n{notes_of(table, TABLE_COLUMNS)}")
+    return write_report(results, table, folder, notes=notes, title=title, plots=plots)
+
+
+def run_compare(args) -> int:
     from models import targets
 
     target = targets.get(args.target)
@@ -134,22 +149,9 @@ def run_compare(args) -> int:
         print(f"Samplers that can run on {target.name}: {runnable}.", file=sys.stderr)
         return 2
     min_ess = min(args.min_ess, args.until_ess) if args.until_ess else args.min_ess
+    title = f"infer compare: {target.name}, {settings}"
     try:  # the statistics and the report: an interrupt here keeps every run too
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            table = infer.compare(results, target, min_ess=min_ess)
-        notes.extend(str(w.message) for w in caught)
-        print()
-        print(as_text(table, TABLE_COLUMNS))
-        print(f"\n{notes_of(table, TABLE_COLUMNS)}")
-        index = write_report(
-            results,
-            table,
-            out_folder,
-            notes=notes,
-            title=f"infer compare: {target.name}, {settings}",
-            plots=args.plots,
-        )
+        index = table_and_report(results, target, out_folder, min_ess, notes, title, args.plots)
     except KeyboardInterrupt:
         print(f"\ninfer compare: interrupted. {_save_finished(results, out_folder)}")
         return 130

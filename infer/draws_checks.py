@@ -122,15 +122,20 @@ def checked_stats(stats, lead: tuple) -> dict:
     return stat_arrays
 
 
+def outside_probabilities(value: np.ndarray) -> np.ndarray:
+    """Where real numbers ``value`` are not probabilities: outside [0, 1] by more than 1e-6
+    (a running mean's round-off); NaN (unknown) is not outside."""
+    value = np.asarray(value, np.float64)
+    return (value < -1e-6) | (value > 1 + 1e-6)
+
+
 def _probabilities(value) -> bool:
-    """Whether ``value`` holds numbers in [0, 1] (within 1e-6: a running mean's round-off;
-    True/False as 1/0; NaN for unknown)."""
+    """Whether ``value`` holds probabilities (True/False as 1/0, NaN for unknown)."""
     if value.dtype == bool:
         return True
     if not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
         return False
-    finite = value[~np.isnan(value)] if np.issubdtype(value.dtype, np.floating) else value
-    return bool(((finite >= -1e-6) & (finite <= 1 + 1e-6)).all())
+    return not outside_probabilities(value).any()
 
 
 def checked_timing(timing) -> dict:

@@ -176,7 +176,7 @@ def _odd_note(results: dict, names: list, coords: dict) -> str:
 def caption(kind: str, min_ess: float = 400, marks: str = "") -> str:
     """What a plot of ``kind`` shows (:data:`CAPTIONS`), an ESS plot's line at ``min_ess``,
     and ``marks``: what else it draws (divergences, a ground truth)."""
-    return CAPTIONS[kind].replace("400", f"{min_ess:g}") + marks
+    return CAPTIONS[kind].replace("dash-dot: 400", f"dash-dot: {min_ess:g}") + marks
 
 
 def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:

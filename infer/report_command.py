@@ -5,7 +5,6 @@ kept, without running them again."""
 from __future__ import annotations
 
 import sys
-import warnings
 
 from infer.cli_types import path, positive_int
 
@@ -43,9 +42,8 @@ def add_command(commands) -> None:
 
 def run_report(args) -> int:
     import infer
-    from infer.compare_command import TABLE_COLUMNS
+    from infer.compare_command import table_and_report
     from infer.io import unwritable_folder
-    from infer.report import as_text, notes_of, write_report
 
     names = [file.name.removesuffix(".nc") for file in args.runs]
     if len(set(names)) < len(names):
@@ -67,16 +65,10 @@ def run_report(args) -> int:
     if problem := unwritable_folder(folder):
         print(problem, file=sys.stderr)
         return 2
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        table = infer.compare(results, min_ess=args.min_ess)
-    notes = [str(w.message) for w in caught]
-    print(as_text(table, TABLE_COLUMNS))
-    print(f"\n{notes_of(table, TABLE_COLUMNS)}")
     targets = ", ".join(dict.fromkeys(result.target for result in results.values()))
-    index = write_report(
-        results, table, folder, notes=notes, title=f"infer report: {targets}", plots=args.plots
-    )
+    notes: list[str] = []
+    title = f"infer report: {targets}"
+    index = table_and_report(results, None, folder, args.min_ess, notes, title, args.plots)
     print(f"\nReport: {index}")
     for note in notes:
         print(f"warning: {note}")

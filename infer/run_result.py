@@ -11,6 +11,7 @@ import numpy as np
 from infer import convergence
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
+from infer.draws_checks import outside_probabilities
 from infer.flag_rules import (
     divergence_advice,
     rejected_nonfinite_message,
@@ -218,8 +219,7 @@ def _broken_statistics(result: Result) -> list[str]:
             "with NaN is False, so 'not (u > ratio)' accepts). Those draws are not the target's."
         )
     rate = np.asarray(result.stats.get("acceptance_rate", np.zeros(0)), np.float64)
-    outside = (rate < -1e-6) | (rate > 1 + 1e-6)
-    if outside.any():
+    if outside_probabilities(rate).any():
         problems.append(
             f"acceptance rates from {np.nanmin(rate):.4g} to {np.nanmax(rate):.4g}, outside "
             "[0, 1]: acceptance_rate must be the probability of accepting the step, such as "

@@ -38,9 +38,8 @@ class GroundTruth:
     def __post_init__(self):
         for field_name in ("mean", "std", "mean_se", "std_se"):
             value = getattr(self, field_name)
-            if not isinstance(value, Mapping) and (
-                value is not None or field_name in ("mean", "std")
-            ):
+            left_out = value is None and field_name.endswith("_se")  # those are optional
+            if not left_out and not isinstance(value, Mapping):
                 raise TypeError(
                     f"GroundTruth.{field_name} must be a dict draw name -> array (one draw's "
                     f"shape), e.g. {{'x': np.zeros(3)}}; got {type(value).__name__}."
