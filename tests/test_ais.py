@@ -143,6 +143,7 @@ def test_fixed_step_size_and_linear_schedule():
     assert abs(again.log_z - exact) < threshold(1) * again.log_z_se
 
 
+@pytest.mark.thorough  # a variant, 3 s
 def test_ais_runs_with_float64_enabled():
     """Under ``jax_enable_x64`` the tempered kernel's step size and the NaN count kept
     float32/int32 while the carry was float64/int64: every AIS call failed in JAX's scan."""
@@ -167,6 +168,7 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
     assert np.isfinite(result.log_z)
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_weights_that_are_all_equal_give_the_exact_answer():
     """A target equal to its prior (log Z = 0, the check a user tries first): every chain's
     weight is the same, which ArviZ cannot fit a Pareto tail to ("All tail values are the
@@ -273,6 +275,7 @@ def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
     assert len(heavy) == 1 and "behind log_z_upper are heavy-tailed" in heavy[0]
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_a_path_of_one_temperature_is_told_it_has_nothing_to_tune_at():
     """Its rejections were once put down to step sizes "tuned at one temperature" that "did
     not suit the next", with no next temperature."""

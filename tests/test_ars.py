@@ -105,6 +105,7 @@ def test_many_densities_at_once_the_full_conditionals_of_a_gibbs_sweep():
         assert_ks_matches(row, stats.gamma(shape).cdf)
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_a_density_of_a_batch_that_fails_gets_nan_draws_and_the_others_are_kept():
     """``sample_many`` cannot raise inside its program: a row whose hull fails (here the
     start points of the last density lie on one side of its mode) is NaN, never zeros. A
@@ -169,6 +170,7 @@ def test_a_density_that_is_not_log_concave_is_reported(target, derivative_free):
         infer.sample(0, target, sampler, num_samples=5000)
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_start_points_on_one_side_of_the_mode_of_an_infinite_tail_are_reported():
     sampler = infer.ars(domain=(-INF, INF), start_points=[1.0, 2.0])
     with pytest.raises(ValueError, match="hull is unbounded"):
@@ -287,6 +289,7 @@ def test_a_narrow_dip_between_hull_points_is_reported(depth, width, derivative_f
         infer.sample(0, target, sampler, num_chains=2, num_samples=50_000)
 
 
+@pytest.mark.thorough  # a rarer flag, 2.5 s
 def test_a_value_below_a_chord_that_the_squeeze_decided_flags_the_density():
     """The phase that grows the hull evaluates every proposal: one the squeeze accepted, with
     log f below the chord, is evidence too. Hull points at +-1 and 0.69, 0.71 either side of
@@ -332,6 +335,7 @@ def test_no_start_points_for_an_improper_density():
         infer.sample(0, flat_rising, infer.ars(domain=(-INF, INF)), num_samples=10)
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_a_search_that_leaves_the_support_says_to_give_the_domain():
     """A Gamma(3) log density with domain=(-inf, inf) was told it "does not fall away on an
     infinite side", though it falls to -inf there; with its support as the domain it is

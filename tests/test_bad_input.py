@@ -62,6 +62,7 @@ def test_nan_in_the_data_is_named_rather_than_the_start(nothing_compiled):
         infer.sample(0, target, infer.rwmh(), num_chains=2)
 
 
+@pytest.mark.thorough  # a refusal, 2.5 s
 def test_nan_in_a_numpyro_models_observations_is_named():
     def model(y):
         mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
@@ -71,6 +72,7 @@ def test_nan_in_a_numpyro_models_observations_is_named():
         infer.Target.from_numpyro(model, jnp.array([1.0, jnp.nan]))
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_observations_as_a_column_vector_are_refused_not_scored_n_times():
     """``df[["y"]].to_numpy()`` is (n, 1): under a plate's (n,) distribution NumPyro scored
     the (n, n) broadcast, each observation n times, and the posterior was far too narrow."""
@@ -121,6 +123,7 @@ def test_a_log_density_without_a_data_parameter_given_data_is_told_how_it_is_cal
         infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=5)
 
 
+@pytest.mark.thorough  # a note, 2 s
 def test_an_init_that_may_be_one_point_per_chain_says_how_it_was_read():
     """A (2, 2) init for two chains of a target with no init was once read as one 4-value
     point without a word, though the docs said one point per chain is used as given."""
@@ -232,6 +235,7 @@ def test_bad_seed():
         infer.sample("zero", NORMAL_2D, infer.rwmh())
 
 
+@pytest.mark.thorough  # a rarer warning, 5 s
 def test_an_independent_proposal_that_does_not_cover_the_target_is_warned_about():
     """A Uniform(-1, 1) proposal on N(0, 1): draws of the normal cut to [-1, 1], sd 0.54,
     with perfect R-hat and ESS and no word (rejection sampling warned of the same proposal);
@@ -330,6 +334,7 @@ def _one_observation(scale, y=None):
     numpyro.sample("y", dist.Normal(mu, scale), obs=y)
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_numpyro_data_left_out_are_named_not_silently_sampled():
     """Said when the target is sampled: a target for predictions at new inputs leaves its
     outcome out too, and is never sampled (it warned on every such target)."""

@@ -175,6 +175,7 @@ def test_nuts_and_mala_run_on_a_tiny_bnn(sampler):
     assert params["out"]["kernel"].shape == (2, 60, 4, 2)
 
 
+@pytest.mark.thorough  # a variant, 5 s
 def test_under_x64_a_module_of_float32_parameters_samples_in_float64():
     """Flax's parameters are float32. Under ``jax_enable_x64`` NumPyro's HMC and NUTS failed
     inside their kernels ("carry input and carry output must have equal types"), and MALA and
@@ -536,6 +537,7 @@ class WithDropout(nnx.Module):
         return self.out(self.drop(jnp.tanh(self.hidden(x))))
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_module_that_differs_only_in_its_unused_rng_key_resumes_the_run():
     """In eval mode Dropout draws nothing, but its RNG key was part of the target's data:
     a run of the same weights, rebuilt with another seed, was refused as a different run."""
@@ -667,6 +669,7 @@ def test_a_module_that_updates_its_state_is_refused_when_the_target_is_made():
         infer.Target.from_flax(Counter(nnx.Rngs(0)), loglik, (X, Y))
 
 
+@pytest.mark.thorough  # a rarer flag, 3 s
 def test_a_diverged_sgld_chain_is_said_to_be_invalid_not_rejected():
     """SGLD has no accept/reject: a NaN step is skipped, and the chain frozen far away was
     reported as 'rejected, so the draws are still valid'."""

@@ -84,6 +84,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert "<table>" in page
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_rejection_is_skipped_where_the_target_has_no_proposal(tmp_path, capsys):
     code = cli.main(
         [

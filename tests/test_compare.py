@@ -258,6 +258,7 @@ def test_chains_on_a_flat_target_are_not_taken_for_stuck():
     assert np.all(np.ptp(np.asarray(result.draws["x"]), axis=1) > 0)
 
 
+@pytest.mark.thorough  # a rarer flag, 2 s
 def test_stuck_chains_of_a_sampler_with_an_estimated_log_density_are_flagged():
     """SGLD's state holds a minibatch estimate of the log density, which changes while the
     chain stands still: judged by it, chains that never moved were taken for moving."""
@@ -426,6 +427,7 @@ def test_nonfinite_proposals_are_flagged_with_their_count():
     )
 
 
+@pytest.mark.thorough  # a rarer flag, 3 s
 def test_rejection_counts_nonfinite_densities_at_its_proposals():
     import numpyro.distributions as dist
 
@@ -593,6 +595,7 @@ def test_an_rhat_just_past_the_limit_is_shown_past_it():
     assert report.SHOWN_COLUMNS["max_rhat"][1].format(1.0104) == "1.0104"
 
 
+@pytest.mark.thorough  # an edge case, 2.5 s
 def test_an_rhat_just_above_the_limit_is_shown_with_the_digits_that_say_so():
     """1.010044 was written 1.0100 beside "> 1.01" and the rhat flag."""
     from infer.flag_rules import above_limit

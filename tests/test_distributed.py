@@ -116,6 +116,7 @@ MISMATCH = textwrap.dedent(
 )
 
 
+@pytest.mark.thorough  # refusals, 3 s
 def test_processes_that_call_sample_differently_are_refused_by_name():
     """Seeds from the process index mixed two runs' chains into one result without a word;
     different chain counts aborted inside gloo with a C++ trace. Superchains on one process,

@@ -149,6 +149,7 @@ def test_bounds_on_a_linear_gaussian_vae_are_ordered_and_tighten_with_k():
     assert np.all(np.abs(streamed - mean) < 4 * np.sqrt(se**2 * 2000 + se**2))
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_the_evaluation_functions_refuse_images_their_model_cannot_score():
     """Flat images, intensities given to a count likelihood, grey pixels given to a binary
     one, NaN, and a zero sample count: each is named, none becomes a score."""
@@ -335,6 +336,7 @@ def test_resumed_run_is_bit_identical(tmp_path):
         assert (part / name).stat().st_size > 0
 
 
+@pytest.mark.thorough  # an edge case, 6 s; `make test` resumes a run bit for bit
 def test_an_interrupted_run_keeps_its_last_good_checkpoint(tmp_path):
     """Stopped part-way through epoch 4 (a KeyboardInterrupt from the progress bar), the run
     has its epoch-2 checkpoint, from which it resumes."""

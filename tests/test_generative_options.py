@@ -73,6 +73,7 @@ def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     assert not any(tmp_path.iterdir()), "nothing may be written for a refused run"
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_a_save_killed_midway_leaves_a_folder_that_trains_afresh(tmp_path):
     """A kill during the first save leaves only Orbax's ``*.orbax-checkpoint-tmp`` folder (or
     a stray file): that is no checkpoint, so training there starts afresh instead of asking
@@ -99,6 +100,7 @@ sys.exit(main(["train", "nade", "--epochs", "1", "--out", sys.argv[1], "--no-pro
 """
 
 
+@pytest.mark.thorough  # an edge case, 5 s
 def test_a_checkpoint_that_cannot_be_saved_ends_the_command_with_one_line(tmp_path):
     """Orbax's asynchronous save left threads waiting for a folder that was never made, and
     the command hung after its traceback until killed."""
@@ -255,6 +257,7 @@ def test_the_evaluation_functions_check_their_counts():
         annealed_evaluation.evaluate_ais(None, num_leapfrog=0)
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_training_that_diverges_stops_with_an_error_not_nan_outputs(tmp_path, capsys):
     with pytest.raises(FloatingPointError, match=r"vae training diverged at epoch 1: .*nan"):
         training.train("vae", "digits", epochs=2, learning_rate=1e3)

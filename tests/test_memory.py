@@ -91,6 +91,7 @@ HUGE = textwrap.dedent(
 )
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_a_billion_chains_get_an_error_not_an_abort_of_the_interpreter():
     run = subprocess.run([sys.executable, "-c", HUGE], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
@@ -126,6 +127,7 @@ def test_advi_ais_and_exact_samplers_check_too(monkeypatch):
         infer.ais(0, normal, dist.Normal(jnp.zeros(2), 1.0), num_chains=100)
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_sbc_refuses_simulations_whose_draws_cannot_fit_before_any_run(monkeypatch):
     """10**6 simulations of 4 x 1000 draws of eight schools' 10 parameters hold 320 GB."""
     from models.targets import EIGHT_SCHOOLS_SIGMA, eight_schools_model

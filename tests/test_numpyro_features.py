@@ -33,6 +33,7 @@ def regression_of_a_dict(data):
         numpyro.sample("y", dist.Normal(a + b * data["x"], 1.0), obs=data["y"])
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
     """The dict's arrays were not recorded as the fit's data, so new inputs under the same
     outcome counted as the fit's own: posterior_predictive at x + 100 beside the fit's
@@ -89,6 +90,7 @@ def with_noise_per_point(x, y=None):  # z: one latent value per observation
         numpyro.sample("y", dist.Normal(a * x + z, 0.5), obs=y)
 
 
+@pytest.mark.thorough  # a refusal, 4 s
 def test_predictions_need_latent_sites_that_are_not_one_per_observation():
     """At 1 new input the fit's 10 values of z broadcast into 10 'predictions' (at 5, a raw
     JAX shape error); at 10 other inputs, the fit's z silently stood for theirs."""
@@ -114,6 +116,7 @@ def shrunk(x, y):
         numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
 
 
+@pytest.mark.thorough  # an edge case, 3.5 s
 def test_a_factor_term_is_not_an_observation():
     """numpyro.factor makes an observed Unit site: it was counted as an observation, in
     log_likelihood, observed_data and elpd_loo, and made models of the same data look like

@@ -101,6 +101,7 @@ def test_ppc_without_predictive_draws_says_how_to_get_them(runs):
         infer.plot(runs["nuts"], kind="ppc")
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_a_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
     from infer.report import write_report
 
@@ -147,6 +148,7 @@ def _title(collection) -> str:
     return getattr(figure, "item", lambda: figure)().get_suptitle()
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_a_plot_that_leaves_components_out_says_so_in_its_title(runs):
     """Eight schools has 18 scalar components (mu, tau, 8 of theta, 8 of theta_tilde): a
     forest of the default 8 panels showed 6 schools of theta and looked like the whole

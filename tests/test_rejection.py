@@ -102,6 +102,7 @@ def test_same_seed_same_draws_and_chains_are_independent_batches():
     assert second.info["cache_hit"]
 
 
+@pytest.mark.thorough  # a rarer warning, 6 s
 def test_missed_spike_is_counted_and_warned():
     """A step envelope built on a coarse grid misses a narrow spike between grid points: the
     sampler counts the proposals where f > M g, warns, and reports the largest ratio."""
@@ -236,6 +237,7 @@ def test_a_region_of_plus_infinity_is_rejected_and_said_to_be_trouble(log_envelo
     assert_ks_matches(draws, lambda x: (stats.norm.cdf(x) - inside(x)) / (1.0 - hole))
 
 
+@pytest.mark.thorough  # a rarer warning, 5 s
 def test_a_proposal_that_does_not_cover_the_target_is_warned_about():
     """An Exponential proposal under a normal target drew a half-normal, acceptance 0.73 and
     no sign of it. The mirrored proposal draws show the gap; a target that lives where the

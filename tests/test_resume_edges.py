@@ -242,6 +242,7 @@ def test_a_checkpoint_file_that_is_gone_is_named_as_a_file_with_the_ones_kept(tm
         infer.load(newest)
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_a_target_whose_log_density_changed_is_not_resumed(tmp_path):
     """The same name, function and data but another density (a scale edited in a notebook,
     or a Flax target's other prior): the fingerprint cannot see it, and the chains went on

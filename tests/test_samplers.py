@@ -231,6 +231,7 @@ def test_covariance_adaptation_learns_the_scales():
     assert np.all((ratio > 1 / 3) & (ratio < 3.0)), ratio.round(2)
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_hmc_reports_the_step_it_takes_with_a_trajectory_length():
     """NumPyro's HMC takes ceil(L / step_size) steps of L / that many: a step size of 3, 10 or
     5e9 with L = 1.5 is one step of 1.5 (the same draws), which stats now say."""
@@ -267,6 +268,7 @@ def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked()
         infer.nuts(dense_mass=True, inverse_mass_matrix=np.array([[1.0, 2.0], [2.0, 1.0]]))
 
 
+@pytest.mark.thorough  # a rarer warning, 4 s
 def test_divergences_without_warm_up_advise_tuning_not_target_accept():
     narrow = infer.Target(lambda x: -0.5 * jnp.sum((x / 0.01) ** 2), init=jnp.zeros(2))
     with pytest.warns(infer.DiagnosticWarning) as caught:

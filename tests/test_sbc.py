@@ -370,6 +370,7 @@ def mixture_marginalised_given_data(y=None):
     numpyro.factor("y", jnp.logaddexp(in_one, jnp.log1p(-w) + dist.Normal(0.0, 1.0).log_prob(y)))
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_models_sbc_cannot_check_are_refused_with_what_to_do():
     rwmh, options = infer.rwmh(), dict(observed="y", num_simulations=10)
     with pytest.raises(ValueError, match="no latent sample sites"):
@@ -390,6 +391,7 @@ def test_sites_drawn_only_in_simulation_are_left_out_with_a_warning():
     assert check.names == ["w"] and check.ranks.shape == (10, 1)
 
 
+@pytest.mark.thorough  # a note, 2 s
 def test_too_few_draws_for_an_ess_are_noted():
     options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_warmup=30)
     check = infer.sbc(0, normal_mean, infer.rwmh(), num_samples=2, **options)
@@ -408,6 +410,7 @@ def test_the_plot_of_many_parameters_shows_the_smallest_pvalues(tmp_path):
     assert "40 parameters of smallest p-value" in figure.get_suptitle()
 
 
+@pytest.mark.thorough  # an edge case, 2.5 s
 def test_chains_that_never_moved_leave_the_check_inconclusive_whatever_the_pvalues():
     """RWMH whose every proposal is rejected: each simulation's chains stay at their starts,
     their ranks tie, and with 10 simulations the ECDF test found nothing and said "passed"."""

@@ -88,6 +88,7 @@ def test_meanfield_cannot_see_correlation_and_khat_says_so():
     )
 
 
+@pytest.mark.thorough  # a rarer warning, 2.5 s
 def test_a_fit_that_barely_moved_is_told_to_take_more_steps():
     """One step leaves q at its start: k-hat's warning once blamed the posterior's shape
     alone and sent the user to reparameterise."""

@@ -566,6 +566,7 @@ def _site_named_like_an_argument(x, y):
         numpyro.sample("x", dist.Normal(b * x[: y.shape[0]], 1.0), obs=y)
 
 
+@pytest.mark.thorough  # an edge case, 2.5 s
 def test_an_argument_named_like_a_site_keeps_its_own_axis_where_the_lengths_differ():
     """The argument ``x`` (30 values) once took the site ``x``'s plate ``m`` (10): ArviZ
     then paired the two under one name, and ``observed - constant`` silently kept 10."""
