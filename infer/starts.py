@@ -221,6 +221,28 @@ def returns_scalar(logdensity_fn: Callable, point) -> bool:
     return getattr(out, "shape", None) == ()
 
 
+def _failure_hint(err: Exception, name: str) -> str:
+    """What to do about ``err``, raised while tracing ``name``; empty where nothing is known."""
+    if isinstance(
+        err,
+        jax.errors.ConcretizationTypeError
+        | jax.errors.TracerBoolConversionError
+        | jax.errors.TracerIntegerConversionError
+        | jax.errors.TracerArrayConversionError,
+    ):
+        return (
+            f"\n{name} is traced by JAX, so Python cannot branch on the position's values or "
+            "convert them (`if x > 0:`, `float(x)`, `np.asarray(x)`): write "
+            "`jnp.where(x > 0, a, b)` or `jax.lax.cond`, and `jnp` in place of `np`."
+        )
+    if name == "logdensity_fn" and isinstance(err, TypeError) and "positional argument" in str(err):
+        return (
+            " A target made with data= calls logdensity_fn(position, data); one without, "
+            "logdensity_fn(position)."
+        )
+    return ""
+
+
 def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdensity_fn") -> None:
     """A ``ValueError`` (``TypeError`` for a non-float) unless ``logdensity_fn(point)`` traces
     to a scalar float, saying what it returned or how it failed; ``name`` is the function as
@@ -229,16 +251,9 @@ def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdens
     try:
         out = jax.eval_shape(logdensity_fn, point)
     except Exception as err:
-        hint = (
-            " A target made with data= calls logdensity_fn(position, data); one without, "
-            "logdensity_fn(position)."
-            if name == "logdensity_fn"
-            and isinstance(err, TypeError)
-            and "positional argument" in str(err)
-            else ""
-        )
         raise ValueError(
-            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}{hint}"
+            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}"
+            f"{_failure_hint(err, name)}"
         ) from err
     if not hasattr(out, "shape") or out.shape != ():
         got = f"shape {out.shape}" if hasattr(out, "shape") else f"a {type(out).__name__}"

@@ -372,6 +372,21 @@ def test_log_density_that_fails_on_the_starting_point(nothing_compiled):
         infer.sample(0, target, infer.rwmh())
 
 
+def _branches_in_python(x):
+    if x[0] > 0:  # a Python branch on a traced value
+        return -0.5 * jnp.sum(x**2)
+    return -jnp.sum(x**2)
+
+
+@pytest.mark.parametrize(
+    "logdensity", [_branches_in_python, lambda x: -0.5 * float(x[0]) ** 2], ids=["if", "float"]
+)
+def test_python_control_flow_on_the_position_is_told_to_use_jnp_where(logdensity, nothing_compiled):
+    target = infer.Target(logdensity, init=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"(?s)failed on a point.*traced by JAX.*jnp\.where"):
+        infer.sample(0, target, infer.rwmh())
+
+
 def test_a_key_array_instead_of_one_key():
     with pytest.raises(ValueError, match="rng_key must be a single key"):
         infer.sample(jax.random.split(jax.random.key(0), 2), NORMAL_2D, infer.rwmh())
