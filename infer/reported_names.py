@@ -62,11 +62,17 @@ def reported_shapes(target: Target, position) -> dict:
 def check_truth_shapes(truth, shapes: Mapping, what: str) -> None:
     """A ``ValueError`` when a known answer (a :class:`infer.GroundTruth` or ``None``) gives a
     name a shape other than one draw of it has in ``shapes`` (name -> anything with a
-    ``shape``, one draw); names the draws lack are left to the comparison."""
+    ``shape``, one draw), or names a variable ``shapes`` lacks (a misspelt name would leave
+    that variable unchecked without a word)."""
     if truth is None:
         return
     for moment in ("mean", "std", "mean_se", "std_se"):
         for name, value in (getattr(truth, moment) or {}).items():
+            if name not in shapes:
+                raise ValueError(
+                    f"ground_truth.{moment} names {name!r}, which {what} do not have (they "
+                    f"are {sorted(shapes)}). Name the known answer as the draws are named."
+                )
             if name in shapes and tuple(shapes[name].shape) != np.shape(value):
                 raise ValueError(
                     f"ground_truth.{moment}[{name!r}] has shape {np.shape(value)}, but one "

@@ -301,10 +301,13 @@ def test_biased_estimates_are_flagged_against_the_ground_truth():
     flags, messages = _flags(biased)
     assert "ground_truth" in flags
     assert any("standard errors from the known answer" in m for m in messages)
-    renamed = infer.Result.from_draws(  # the same draws under another name: nothing to check
-        {"theta": np.asarray(biased.draws["x"])}, ground_truth=biased.ground_truth
-    )
-    flags, messages = _flags(renamed)
+    with pytest.raises(ValueError, match=r"ground_truth.mean names 'x', which draws do not"):
+        infer.Result.from_draws(  # a truth naming no draw is refused where it is given ...
+            {"theta": np.asarray(biased.draws["x"])}, ground_truth=biased.ground_truth
+        )
+    renamed = infer.Result.from_draws({"theta": np.asarray(biased.draws["x"])})
+    known = infer.Target(lambda x: 0.0, init=0.0, ground_truth=biased.ground_truth, name="k")
+    flags, messages = _flags(renamed, target=known)  # ... and where compare is given it
     assert "ground_truth" not in flags
     assert any("checked against the ground truth: it names ['x']" in m for m in messages)
     # one unknown (NaN) entry of the truth turned the whole check off, silently
@@ -366,8 +369,13 @@ def test_from_draws_rejects_inconsistent_shapes():
             ValueError,
             r"ground_truth.mean\['m'\] has shape \(3,\), but one draw of 'm' in draws has shape",
         ),
+        (
+            {"ground_truth": infer.GroundTruth(mean={"m": 0.0}, std={"M": 1.0})},
+            ValueError,
+            r"ground_truth.std names 'M', which draws do not have \(they are \['m'\]\)",
+        ),
     ],
-    ids=["timing", "negative-count", "float-count", "truth-shape"],
+    ids=["timing", "negative-count", "float-count", "truth-shape", "truth-name"],
 )
 def test_from_draws_checks_its_run_facts(options, error, match):
     """Each used to be taken as given and to fail later, inside compare."""
@@ -391,6 +399,10 @@ def test_a_target_whose_known_answer_does_not_fit_its_draws_is_refused():
     truth = infer.GroundTruth(mean={"x": np.zeros(3)}, std={"x": np.ones(3)})
     target = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), ground_truth=truth)
     with pytest.raises(ValueError, match=r"one draw of 'x' in the target's draws has shape \(2,"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=10)
+    misspelt = infer.GroundTruth(mean={"x": np.zeros(2), "y": 0.0}, std={"x": np.ones(2)})
+    target = infer.Target(lambda x: -jnp.sum(x**2), init=jnp.zeros(2), ground_truth=misspelt)
+    with pytest.raises(ValueError, match=r"ground_truth.mean names 'y', which the target's draws"):
         infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=10)
 
 
