@@ -38,6 +38,7 @@ from jax.flatten_util import ravel_pytree
 from infer import validation
 from infer.base import key_name
 from infer.flax_model import FlaxModel
+from infer.flax_module_checks import refuse_training_mode, warn_of_float_state_held_fixed
 from infer.per_example import not_a_sum
 
 POSITIONS = ("tree", "flat")
@@ -100,8 +101,9 @@ def flax_parts(
     validation.one_of("position", position, POSITIONS, "'tree': the parameter pytree.")
     validation.flag("pointwise", pointwise)
     prior_key = check_prior(prior)
-    _refuse_training_mode(module)
+    refuse_training_mode(module)
     graphdef, state, rngs, others = nnx.split(module, nnx.Param, nnx.RngState, ...)
+    warn_of_float_state_held_fixed(others, type(module).__name__)
     rest = nnx.merge_state(_unused_rngs(rngs), others)
     pure = jax.tree.map(np.asarray, nnx.to_pure_dict(state))
     if not jax.tree.leaves(pure):
@@ -348,33 +350,6 @@ def _unused_rngs(rngs):
         return jnp.zeros_like(leaf)
 
     return jax.tree.map(fixed, rngs)
-
-
-def _iter_modules(module):
-    """``(path, layer)`` of every layer (``nnx.iter_modules``; the method on older flax)."""
-    from flax import nnx
-
-    walk = getattr(nnx, "iter_modules", None)
-    return walk(module) if walk is not None else module.iter_modules()
-
-
-def _refuse_training_mode(module) -> None:
-    """A ``ValueError`` naming the layers that would draw noise or update statistics when
-    called (Dropout, BatchNorm in training mode): the log density must be a fixed function."""
-    from flax import nnx
-
-    training = [
-        ".".join(map(str, path)) or type(module).__name__
-        for path, layer in _iter_modules(module)
-        if (isinstance(layer, nnx.Dropout) and not layer.deterministic and layer.rate > 0)
-        or (isinstance(layer, nnx.BatchNorm) and not layer.use_running_average)
-    ]
-    if training:
-        raise ValueError(
-            f"the module's layer(s) {', '.join(training)} are in training mode (Dropout "
-            "draws noise, BatchNorm updates its statistics), so its log likelihood is no "
-            "fixed function to sample: call module.eval() before Target.from_flax."
-        )
 
 
 def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:

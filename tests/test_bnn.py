@@ -440,6 +440,36 @@ class TinyNormed(nnx.Module):
         return self.out(self.norm(self.hidden(x)))
 
 
+class Temperature(nnx.Variable):
+    """A user's own kind of variable: not an nnx.Param, so not sampled."""
+
+
+class TinyScaled(TinyNormed):
+    def __init__(self, rngs):
+        super().__init__(rngs)
+        self.temperature = Temperature(jnp.ones(()))
+        self.calls = nnx.Variable(jnp.zeros((), jnp.int32))  # an integer counter: not weights
+
+    def __call__(self, x):
+        return super().__call__(x) / self.temperature[...]
+
+
+def test_float_state_that_is_not_a_parameter_is_named_as_held_fixed():
+    """A float nnx.Variable of the user's own kind was held at its value without a word;
+    batch statistics (held fixed by design) and integer counters are not named."""
+    normed = TinyNormed(nnx.Rngs(0))
+    normed.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # BatchNorm's statistics alone: no warning
+        infer.Target.from_flax(normed, loglik, (X, Y))
+    scaled = TinyScaled(nnx.Rngs(0))
+    scaled.eval()
+    with pytest.warns(UserWarning, match=r"float state temperature \(Temperature\) is not") as got:
+        target = infer.Target.from_flax(scaled, loglik, (X, Y))
+    assert len(got) == 1 and "calls" not in str(got[0].message)
+    assert "temperature" not in target.notes["flax"].names  # not sampled, as it said
+
+
 # `make test` runs SGLD on a Flax target in the registry test above; this adds a module state
 @pytest.mark.thorough
 def test_sgld_runs_on_a_module_with_state_beside_its_parameters():
