@@ -286,7 +286,11 @@ def run_sbc(args) -> int:
 
     model, model_args, observed = sbc_problems()[args.target]
     target = targets.get(args.target)
-    sampler = registry.make(args.sampler, target)
+    try:
+        sampler = registry.make(args.sampler, target)
+    except RuntimeError as err:  # a plug-in's factory failed: one line, as a failed run
+        print(f"infer sbc: error: {err}", file=sys.stderr)
+        return 3
     if sampler is None or is_exact(sampler):
         print(_sbc_refusal(args.sampler, args.target, target, sampler), file=sys.stderr)
         return 2

@@ -31,7 +31,12 @@ def _run_one(args, target, name: str, progress, notes: list, failed: list):
     from infer.base import is_exact
 
     entry = registry.get(name)
-    sampler = entry.make(target)
+    try:
+        sampler = registry.make(name, target)
+    except RuntimeError as err:  # a plug-in's factory: a note, and the other runs go on
+        notes.append(f"{name}: failed: {err}")
+        failed.append(name)
+        return None
     if sampler is None:
         needs = entry.requires or "something this target lacks"
         notes.append(f"{name}: skipped, target {target.name} lacks what it needs: {needs}")

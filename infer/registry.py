@@ -93,14 +93,33 @@ def get(name: str) -> Entry:
 
 
 def make(name: str, target):
-    """``get(name).make(target)``: the sampler with its defaults, or ``None``."""
-    return get(name).make(target)
+    """``get(name).make(target)``: the sampler with its defaults, or ``None``.
+
+    Raises:
+        RuntimeError: the registered factory raised (its error chained), named with the
+            target, since a plug-in's factory is the user's code.
+    """
+    entry = get(name)
+    try:
+        return entry.make(target)
+    except Exception as err:
+        raise RuntimeError(
+            f"the factory registered as {name!r} failed on target "
+            f"{getattr(target, 'name', target)!r}: {type(err).__name__}: {err}. Return None "
+            "from it where the target lacks what the sampler needs."
+        ) from err
 
 
 def runnable(target) -> dict:
     """name -> sampler (with its defaults) of every registered sampler that can run on
-    ``target``, in registration order."""
-    made = {name: make(name, target) for name in _ENTRIES}
+    ``target``, in registration order (a factory that fails on it counts as one that
+    cannot)."""
+    made = {}
+    for name in _ENTRIES:
+        try:
+            made[name] = make(name, target)
+        except RuntimeError:
+            made[name] = None
     return {name: sampler for name, sampler in made.items() if sampler is not None}
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import infer
-from infer import cli
+from infer import cli, registry
 from infer.report import write_report
 from models import targets
 
@@ -122,6 +122,27 @@ def test_one_registry_line_puts_it_in_the_command(tmp_path, capsys):
         from infer import registry
 
         registry.unregister("uniform_walk")
+
+
+def test_a_factory_that_fails_on_the_target_is_a_note_and_the_other_runs_are_kept(tmp_path, capsys):
+    """A plug-in's factory that raised ended `infer compare` with a traceback, losing the
+    runs that had finished; it is now one sampler's failure, as a failed run is."""
+    infer.register("needs_domain", lambda target: UniformWalk(target.notes["domain"][1]), "x")
+    try:
+        code = cli.main(
+            ["compare", "--target", "normal_10d", "--samplers", "rwmh,needs_domain"]
+            + ["--chains", "2", "--samples", "100", "--warmup", "50", "--out", str(tmp_path)]
+            + ["--no-progress", "--no-plots"]
+        )
+        captured = capsys.readouterr()
+        assert code == 1  # a sampler failed
+        said = captured.out + captured.err
+        assert "the factory registered as 'needs_domain' failed on target 'normal_10d'" in said
+        assert "KeyError" in said
+        assert (tmp_path / "normal_10d" / "rwmh.nc").exists()  # the finished run is kept
+        assert "needs_domain" not in registry.runnable(targets.get("normal_10d"))
+    finally:
+        registry.unregister("needs_domain")
 
 
 @dataclass(frozen=True)
