@@ -225,6 +225,12 @@ def _broken_statistics(result: Result) -> list[str]:
             "[0, 1]: acceptance_rate must be the probability of accepting the step, such as "
             "min(1, exp(log ratio)), so the acceptance figures reported are wrong."
         )
+    if np.isnan(rate).any():  # a run's own rates: NaN is no unknown here but a broken one
+        problems.append(
+            f"{int(np.isnan(rate).sum())} acceptance rates are NaN, so the run's acceptance "
+            "rate is NaN: min(1, exp(log ratio)) is NaN where a proposal's log density is; "
+            "give 0 there (jnp.where(jnp.isfinite(log_ratio), rate, 0.0))."
+        )
     return problems
 
 

@@ -266,8 +266,9 @@ def _finish(
     if bar is not None:
         steps = t_stop - t_start
         phase = "warm-up" if t_start < record.num_warmup else "sampling"
-        rate = accepted / max(steps * num_chains, 1)
-        bar.set_postfix_str(f"{phase}, acceptance {rate:.2f}", refresh=False)
+        rate = accepted / max(steps * num_chains, 1)  # NaN: the sampler reports none
+        shown = f"{phase}, acceptance {rate:.2f}" if np.isfinite(rate) else phase
+        bar.set_postfix_str(shown, refresh=False)
         bar.update(steps)
     if on_segment is not None:
         on_segment(record)

@@ -515,6 +515,8 @@ class CarelessWalk(UniformWalk):
             proposal_logdensity = logdensity_fn(proposal)
             ratio = jnp.exp(proposal_logdensity - state.logdensity)
             accepted = ~(jax.random.uniform(key_accept) > ratio)  # NaN: accepted
+            if self.mistake == "nan_rate":  # NaN rejected, but its rate min(1, NaN) is NaN
+                accepted = jax.random.uniform(key_accept) < ratio
             new = jax.tree.map(
                 lambda a, b: jnp.where(accepted, a, b),
                 WalkState(proposal, proposal_logdensity),
@@ -543,6 +545,44 @@ def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
     assert re.search(r"acceptance rates from .* outside \[0, 1\]", said)
     with pytest.raises(TypeError, match=r"info field 'diverging' is float32"):
         infer.sample(0, holed, CarelessWalk(2.0, mistake="diverging"), **run)
+    with pytest.warns(infer.DiagnosticWarning, match=r"acceptance rates are NaN, so the run's"):
+        result = infer.sample(0, holed, CarelessWalk(2.0, mistake="nan_rate"), **run)
+    assert not np.isnan(result.stats["lp"]).any()  # the draws are fine; the rates are not
+
+
+@dataclass(frozen=True)
+class DictInfoWalk(UniformWalk):
+    """:class:`UniformWalk` whose Info is a dict (as the protocol allows) with ``nonfinite``."""
+
+    name: str = "dict_info_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+
+        def step(rng_key, state, params):
+            key_move, key_accept = jax.random.split(rng_key)
+            noise = jax.random.uniform(key_move, state.position.shape, minval=-1.0, maxval=1.0)
+            proposal = WalkState(state.position + noise, logdensity_fn(state.position + noise))
+            finite = jnp.isfinite(proposal.logdensity)
+            log_ratio = jnp.where(finite, proposal.logdensity - state.logdensity, -jnp.inf)
+            rate = jnp.minimum(1.0, jnp.exp(log_ratio))
+            accepted = jax.random.uniform(key_accept) < rate
+            new = jax.tree.map(lambda a, b: jnp.where(accepted, a, b), proposal, state)
+            return new, {"acceptance_rate": rate, "is_accepted": accepted, "nonfinite": ~finite}
+
+        return kernel._replace(step=step)
+
+
+def test_an_info_given_as_a_dict_is_read_as_a_namedtuple_is():
+    """Its nonfinite field was not counted (0 proposals), so no warning; and a run's
+    progress bar showed acceptance 0.00."""
+    holed = infer.Target(
+        lambda x: jnp.where(x[0] > 1.5, jnp.nan, -0.5 * jnp.sum(x**2)), init=jnp.zeros(2)
+    )
+    with pytest.warns(infer.DiagnosticWarning, match=r"proposals had a NaN"):
+        result = infer.sample(0, holed, DictInfoWalk(), num_chains=2, num_samples=100)
+    counted = int(np.sum(result.info["nonfinite_proposals"]))
+    assert counted > 0 and counted >= int(np.sum(result.stats["nonfinite"]))
 
 
 @dataclass(frozen=True)
