@@ -162,7 +162,7 @@ class Plan:
             program_key(target),
             hook(sampler, "cache_key")(),
             num_warmup,
-            str(np.asarray(key_input).dtype) if isinstance(key_input, np.ndarray) else "key",
+            str(getattr(key_input, "dtype", "key")),  # key<fry> and key<rbg> differ
             abstract(positions),
             abstract(data),
             sharding_key(sharding),

@@ -119,6 +119,12 @@ def test_a_key_and_its_seed_give_the_same_draws():
     from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=30, **SHORT)
     from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, **SHORT)
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
+    # a key of another implementation after it in one process: its own program, its own draws
+    # (the cached threefry program was called with an rbg key: "Argument types differ")
+    from_rbg = infer.sample(
+        jax.random.key(5, impl="rbg"), NORMAL_3D, sampler, num_samples=30, **SHORT
+    )
+    assert not np.array_equal(from_rbg.draws["x"], from_key.draws["x"])
 
 
 # NUTS's programs (4 s to compile here) are cached as every other sampler's: thorough.
