@@ -7,38 +7,11 @@ import warnings
 
 import numpy as np
 
+from infer.fit_measures import elbo_rise, unsettled
 from infer.flag_rules import outside_support, what_to_try
 
 MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
-#: An ELBO whose trend over the last half of the steps (the averaged ones) rises by more
-#: than this many standard errors, and by more than :data:`MIN_ELBO_RISE` nats, had not
-#: settled.
-ELBO_RISE_SE = 3.0
-MIN_ELBO_RISE = 0.1
-
-
-def elbo_rise(elbo_trace) -> tuple[float, int] | None:
-    """``(rise, window)`` when the ELBO rose over the second half of the fit, the steps whose
-    iterates are averaged into the fitted ``q``, else None.
-
-    A least-squares line through the finite values of the last half of ``elbo_trace``
-    (num_steps,) (at least 20 steps) against their step numbers; ``rise`` is its slope times
-    the window. Rising: a slope above :data:`ELBO_RISE_SE` standard errors (the steps'
-    estimates taken as independent noise around the line) and a rise above
-    :data:`MIN_ELBO_RISE`."""
-    trace = np.asarray(elbo_trace, float)
-    window = trace.size // 2
-    last = trace[trace.size - window :]
-    steps = np.flatnonzero(np.isfinite(last)).astype(float)
-    last = last[np.isfinite(last)]
-    if last.size < 20:
-        return None
-    steps -= steps.mean()
-    slope = float(np.dot(steps, last - last.mean()) / np.dot(steps, steps))
-    residual = last - last.mean() - slope * steps
-    se = float(np.sqrt(np.dot(residual, residual) / (last.size - 2) / np.dot(steps, steps)))
-    rise = slope * window
-    return (rise, window) if slope > ELBO_RISE_SE * se and rise > MIN_ELBO_RISE else None
+SLIGHT_KL_GAP = 0.05  # nats: a k-hat warning over weights this even says so
 
 
 def pareto_k_threshold(num_draws: int) -> float:
@@ -58,16 +31,8 @@ def warn_if_untrustworthy(
     k_hat, threshold = info["pareto_k"], info["pareto_k_threshold"]
     skipped = info["num_nonfinite_steps"]
     rising = elbo_rise(info.get("elbo_trace", ()))
-    if rising:
-        warnings.warn(
-            f"{label} on {target_name}: the ELBO rose by {rising[0]:.3g} over the last "
-            f"{rising[1]} of {num_steps} steps (beyond its noise), the steps whose iterates "
-            "are averaged into the fitted q: the fit had not settled when they began, so q "
-            "carries earlier, worse iterates and its draws and moments are not yet what the "
-            "family can reach. Raise num_steps (or learning_rate).",
-            DiagnosticWarning,
-            stacklevel=3,
-        )
+    if why := unsettled(info):
+        warnings.warn(f"{label} on {target_name}: {why}", DiagnosticWarning, stacklevel=3)
     if total_draws < MIN_KHAT_DRAWS:
         warnings.warn(
             f"{label} on {target_name}: the fit is unchecked: Pareto k-hat needs at least "
@@ -85,15 +50,23 @@ def warn_if_untrustworthy(
             cause = "the fit had not settled (above), or the Gaussian approximation misses"
         else:
             cause = (
-                f"the fit stopped short of its optimum (num_steps={num_steps} too few, or "
-                "learning_rate too small, where the ELBO's trend cannot show it), or the "
-                "Gaussian approximation misses"
+                f"the fit stopped short of its optimum (num_steps={num_steps} too few, or a "
+                "learning_rate too small to get there or too large to settle, where the "
+                "ELBO's trend cannot show it), or the Gaussian approximation misses"
             )
+        gap = info.get("kl_gap", float("nan"))
+        slight = (
+            f" (Its weights vary little: KL(q || p) is about {gap:.2g} nats by importance "
+            "sampling, so the tail k-hat fits may rest on a few draws; MCMC tells whether "
+            "the fit is off.)"
+            if gap < SLIGHT_KL_GAP
+            else ""
+        )
         warnings.warn(
             f"{label} on {target_name}: Pareto k-hat {k_hat:.2f} > {threshold:.2f}: {cause} "
             "the posterior's shape (heavier tails, a funnel, several modes), so its draws "
             f"and moments cannot be trusted. Try {what_to_try(label.endswith('fullrank'))}, "
-            "or MCMC (infer.nuts()).",
+            f"or MCMC (infer.nuts()).{slight}",
             DiagnosticWarning,
             stacklevel=3,
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
+from infer.fit_measures import unsettled
 from infer.result import Result
 
 RHAT_LIMIT = 1.01
@@ -185,6 +186,11 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
     return None
 
 
+def _unsettled_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
+    """Fires on an ADVI fit that had not settled at its optimum (:func:`unsettled`)."""
+    return unsettled(result.info) if "pareto_k" in result.info else None
+
+
 def outside_support(count: int, total: int) -> str:
     """What ``count`` of an ADVI fit's ``total`` draws at a NaN or infinite log density mean."""
     return (
@@ -273,8 +279,14 @@ def _ground_truth_rule(result: Result, row: dict, z: dict, min_ess: float) -> st
         worst = max(z, key=lambda name: float(np.max(z[name])))
         return (
             f"the posterior mean of {worst!r} is {max_z:.1f} standard errors from the known "
-            f"answer (limit {limit:.2f}): the draws are biased. Look for divergences and "
-            "stuck or unconverged chains; run longer, with more warm-up."
+            f"answer (limit {limit:.2f}): the draws are biased. "
+            + (
+                "A variational fit is biased where its family cannot take the posterior's "
+                "shape: try family='fullrank', more num_steps, or MCMC."
+                if "pareto_k" in result.info
+                else "Look for divergences and stuck or unconverged chains; run longer, with "
+                "more warm-up."
+            )
         )
     return None
 
@@ -362,6 +374,7 @@ FLAG_RULES = (
     ("acceptance", _acceptance_rule),
     ("envelope", _envelope_rule),
     ("pareto_k", _pareto_k_rule),
+    ("unsettled", _unsettled_rule),
     ("stuck_chains", _stuck_chains_rule),
     ("nonfinite", _nonfinite_rule),
     ("nan_stats", _nan_stats_rule),

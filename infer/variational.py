@@ -26,6 +26,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import memory, validation
 from infer.fit_checks import pareto_k, pareto_k_threshold, warn_if_untrustworthy
+from infer.fit_measures import kl_gap
 from infer.keys import as_jax_key, as_key
 from infer.loglik import pointwise
 from infer.progress import chunk_length, progress_bar
@@ -368,6 +369,7 @@ def _assemble_result(
         "elbo": float(np.mean(log_weight_np)),
         "elbo_se": elbo_se,
         "pareto_k": pareto_k(log_weight_np),
+        "kl_gap": kl_gap(log_weight_np),
         "pareto_k_threshold": pareto_k_threshold(total_draws),
         "num_nonfinite_steps": int(skipped),
         "num_nonfinite_draws": int((~finite).sum()),

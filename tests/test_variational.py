@@ -97,13 +97,37 @@ def test_a_fit_that_barely_moved_is_told_to_take_more_steps():
     target = infer.Target(
         lambda x: -0.5 * (x - mean) @ precision @ (x - mean), init=jnp.zeros(2), name="shifted"
     )
-    with pytest.warns(infer.DiagnosticWarning, match=r"num_steps=1 too few, or learning_rate"):
+    with pytest.warns(infer.DiagnosticWarning, match=r"num_steps=1 too few, or a learning_rate"):
         infer.advi(0, target, "fullrank", num_steps=1, num_draws=100)
     with pytest.warns(infer.DiagnosticWarning) as caught:  # steps too large: it broke down
         infer.advi(0, target, "fullrank", num_steps=200, num_draws=100, learning_rate=1e4)
     said = [str(w.message) for w in caught if "Pareto k-hat" in str(w.message)]
     assert len(said) == 1 and "the fit broke down (steps skipped" in said[0]
     assert "too few" not in said[0]
+
+
+def test_a_fit_stopped_short_while_wider_than_the_posterior_is_flagged_unsettled():
+    """30 steps from init_scale 1 leave q at mean ~0.2, sd ~0.8 on a posterior N(mu, 0.3^2):
+    its weights are bounded, k-hat is low, and no check said a word. The gap between log Z
+    by importance sampling and the ELBO (KL(q || p), 11 nats here) does; the fit run to its
+    default number of steps (KL ~0) gets no such word."""
+    mu = jnp.array([1.0, 0.5, -0.5])
+    narrow = infer.Target(
+        lambda x: -0.5 * jnp.sum(((x - mu) / 0.3) ** 2), init=jnp.zeros(3), name="narrow"
+    )
+    with pytest.warns(infer.DiagnosticWarning, match=r"nats \(KL\) from the posterior.*stopped"):
+        short = infer.advi(0, narrow, "fullrank", num_steps=30)
+    assert short.info["pareto_k"] < short.info["pareto_k_threshold"]  # k-hat cannot see it
+    table = infer.compare({"short": short}, warn=False)
+    assert "unsettled" in table.loc["short", "flags"].split(",")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        settled = infer.advi(0, narrow, "fullrank")
+    assert not any("nats (KL)" in str(w.message) for w in caught)
+    assert settled.info["kl_gap"] < 0.1
+    assert (
+        "unsettled" not in infer.compare({"settled": settled}, warn=False).loc["settled", "flags"]
+    )
 
 
 # k-hat's warning stays in `make test`: test_meanfield_cannot_see_correlation_and_khat_says_so
