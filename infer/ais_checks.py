@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax
 import numpy as np
 
 #: Pareto k-hat of a pass's weights above which its estimate is warned about (PSIS's 0.7;
@@ -98,3 +99,48 @@ def _why_stuck(step_size, nonfinite: int, num_temperatures: int) -> str:
         "The step sizes tuned at one temperature did not suit the next: use more "
         "temperatures (num_temperatures), or a step_size that suits every one."
     )
+
+
+#: Prior draws mirrored across the support's bounds to look for target mass outside it.
+NUM_MIRRORED = 64
+
+
+def warn_if_target_outside_prior(target, prior, shape: tuple[int, ...], key) -> None:
+    """A DiagnosticWarning when ``target``'s log density is finite at points outside
+    ``prior``'s support: annealing moves only where the prior has mass, so ``log_z`` would
+    count the target's mass there alone, with no other sign. The points are
+    :data:`NUM_MIRRORED` prior draws mirrored across the support's lower and upper bounds
+    (a support without bounds, the real line, has nothing to check); ``shape`` is the
+    position's."""
+    from infer.diagnostics import DiagnosticWarning
+
+    support = prior.support
+    while hasattr(support, "base_constraint"):  # .to_event(...) wraps the elementwise one
+        support = support.base_constraint
+    bounds = [getattr(support, name, None) for name in ("lower_bound", "upper_bound")]
+    if all(bound is None for bound in bounds):
+        return
+    draws = np.asarray(prior.sample(key, (NUM_MIRRORED,)), np.float64).reshape(-1, *shape)
+    for bound in bounds:
+        if bound is None:
+            continue
+        mirrored = 2.0 * np.asarray(bound, np.float64) - draws
+        outside = ~np.asarray(support(mirrored)).reshape(len(draws), -1).all(axis=1)
+        points = mirrored[outside].astype(np.asarray(target.init).dtype)
+        if not len(points):
+            continue
+        values = np.asarray(jax.vmap(target.logdensity)(points))
+        finite = np.isfinite(values)
+        if finite.any():
+            example = np.array2string(points[np.argmax(finite)].ravel()[:4], precision=3)
+            warnings.warn(
+                f"ais on {target.name}: the target's log density is finite outside the "
+                f"prior's support (at {int(finite.sum())} of {len(points)} points mirrored "
+                f"across its bound {np.asarray(bound).ravel()[:4]}, e.g. {example}), where "
+                "annealing never goes: log_z would count only the target's mass inside the "
+                "prior's support. Give a prior whose support covers the target's (e.g. a "
+                "Normal for a HalfNormal), or write the target over the prior's support.",
+                DiagnosticWarning,
+                stacklevel=3,
+            )
+            return

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import memory, validation
-from infer.ais_checks import PARETO_K_LIMIT, warn_if_unreliable
+from infer.ais_checks import PARETO_K_LIMIT, warn_if_target_outside_prior, warn_if_unreliable
 from infer.annealing import (
     SCHEDULES,
     AnnealTrace,
@@ -192,6 +192,7 @@ def ais(
 
     _check_memory(target.name, shape, num_chains, reverse_start is not None)
     keys = jax.random.split(as_jax_key(key_input), 5)
+    warn_if_target_outside_prior(target, prior, shape, jax.random.fold_in(keys[0], 1))
     run = _annealing_program(
         target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
     )

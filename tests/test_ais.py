@@ -168,6 +168,23 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
     assert np.isfinite(result.log_z)
 
 
+def test_a_target_with_mass_outside_the_priors_support_is_warned_about():
+    """A HalfNormal prior under a standard normal target gave log_z = log(1/2) +- 0.0000 (the
+    truth is 0) without a word: annealing never leaves the prior's support."""
+    normal = infer.Target(lambda x: -0.5 * jnp.sum(x**2) - 0.5 * jnp.log(2 * jnp.pi), init=0.5)
+    half = dist.HalfNormal(1.0)
+    with pytest.warns(infer.DiagnosticWarning, match=r"finite outside the prior's support"):
+        result = infer.ais(0, normal, half, num_temperatures=50, num_chains=64)
+    assert abs(result.log_z - np.log(0.5)) < 0.05  # what it computes: the half inside
+    folded = infer.Target(  # the same density on the prior's support: nothing to say
+        lambda x: jnp.where(x > 0, -0.5 * x**2 - 0.5 * jnp.log(jnp.pi / 2), -jnp.inf), init=0.5
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.ais(0, folded, half, num_temperatures=50, num_chains=64)
+    assert not any("outside the prior's support" in str(w.message) for w in caught)
+
+
 @pytest.mark.thorough  # an edge case, 3 s
 def test_weights_that_are_all_equal_give_the_exact_answer():
     """A target equal to its prior (log Z = 0, the check a user tries first): every chain's
