@@ -127,12 +127,13 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
 
 def marks(kind: str, results: dict, truth=None) -> str:
     """What a plot of ``kind`` of ``results`` (name -> Result) draws beside its caption:
-    divergences (trace, pair: when the runs record them), the known answer (forest)."""
+    divergences (trace, pair: when the run records them; "no divergences" when it has
+    none), the known answer (forest)."""
     first = next(iter(results.values()))
-    if kind == "trace" and "diverging" in first.stats:
-        return "; black ticks: divergences"
-    if kind == "pair" and "diverging" in first.stats:
-        return "; divergent transitions in orange"
+    if kind in ("trace", "pair") and "diverging" in first.stats:
+        if not np.any(first.stats["diverging"]):  # recorded, and none: said, not marked
+            return "; no divergences"
+        return "; black ticks: divergences" if kind == "trace" else "; divergences in orange"
     truth = _forest_truth(results, truth) if kind == "forest" else None
     if truth is not None and any(name in first.draws for name in truth.mean):
         return "; 'ground truth': the known answer"

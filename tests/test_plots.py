@@ -289,6 +289,13 @@ def test_titles_name_what_the_figure_marks_and_the_parameters_it_cannot_show():
     plain = infer.Result.from_draws({"x": rng.standard_normal((2, 100))})
     assert "never changes" not in _title(infer.plot(plain, kind="trace"))
     assert "ground truth" not in _title(infer.plot({"a": plain, "b": plain}, kind="forest"))
+    # a run that records divergences: marked where it has some, said to have none otherwise
+    recorded = {"stats": {"diverging": np.zeros((2, 100), bool)}}
+    calm = infer.Result.from_draws({"x": rng.standard_normal((2, 100))}, **recorded)
+    assert "; no divergences" in _title(infer.plot(calm, kind="trace"))
+    recorded["stats"]["diverging"][1, 40] = True
+    rough = infer.Result.from_draws({"x": rng.standard_normal((2, 100))}, **recorded)
+    assert "black ticks: divergences" in _title(infer.plot(rough, kind="trace"))
 
 
 def test_the_pair_plots_axis_labels_fit_in_the_figure(runs):
