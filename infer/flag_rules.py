@@ -96,7 +96,15 @@ def divergence_advice(result: Result) -> str:
             "warm-up tune it (adapt_step_size=True, or step_size=None)"
         )
     else:
-        first = "Try a higher target_accept (e.g. infer.nuts(target_accept=0.95)), more warm-up"
+        used = float(result.info["target_accept"])
+        higher = next((t for t in (0.95, 0.99, 0.999) if t > used + 1e-9), None)
+        first = (
+            f"Try a higher target_accept than {used:g} (e.g. infer.nuts(target_accept={higher}))"
+            ", more warm-up"
+            if higher is not None
+            else f"target_accept is already {used:g}: a smaller step will not help; try more "
+            "warm-up"
+        )
     return (
         f"{first}, or, for a hierarchical model written centred, a non-centred reparameterisation."
     )

@@ -640,3 +640,15 @@ def test_a_list_of_runs_is_named_by_sampler_and_repeats_are_numbered():
     assert list(infer.compare([nuts, rwmh, nuts], warn=False).index) == ["nuts", "rwmh", "nuts_2"]
     with pytest.raises(TypeError, match=r"results\[1\] must be an infer.Result; got dict"):
         infer.compare([nuts, {"mu": 1}])
+
+
+def test_divergence_advice_asks_for_a_target_accept_above_the_one_used():
+    """The advice was always target_accept=0.95, also to a run that had used 0.95."""
+    from infer.flag_rules import divergence_advice
+
+    plain = infer.Result.from_draws({"x": np.zeros((2, 10))})
+    tuned = [
+        dataclasses.replace(plain, num_warmup=100, info={"target_accept": t}) for t in (0.8, 0.95)
+    ]
+    assert "target_accept=0.95" in divergence_advice(tuned[0])
+    assert "than 0.95 (e.g. infer.nuts(target_accept=0.99))" in divergence_advice(tuned[1])
