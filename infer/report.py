@@ -172,7 +172,11 @@ def write_report(
         raise ValueError(f"folder={str(folder)!r} is a file; the report goes into a folder.")
     folder.mkdir(parents=True, exist_ok=True)
     retire_pages(folder)
-    earlier = {path.name for path in folder.iterdir() if path.suffix in (".nc", ".png")}
+    earlier = {  # `infer sbc` writes its own sbc_* files beside a report: not an earlier one's
+        path.name
+        for path in folder.iterdir()
+        if path.suffix in (".nc", ".png") and not path.name.startswith("sbc_")
+    }
     written = set()
     min_ess = table.attrs.get("min_ess", 400)  # the ESS plots' line is the table's flag
     for name, result in results.items():  # the runs first: an interrupt then loses no run

@@ -249,6 +249,11 @@ def test_a_report_written_over_an_earlier_one_names_the_files_it_does_not_cover(
     with pytest.warns(UserWarning, match=r"does not cover, from an earlier one: a\.nc\. They"):
         write_report(second, infer.compare(second, warn=False), tmp_path, plots=False)
     assert (tmp_path / "a.nc").exists()  # left alone
+    (tmp_path / "beside_sbc").mkdir()
+    (tmp_path / "beside_sbc" / "sbc_nuts.png").write_bytes(b"")  # `infer sbc`'s, same folder
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # not an earlier report's: nothing to say
+        write_report(first, infer.compare(first, warn=False), tmp_path / "beside_sbc", plots=False)
 
 
 def test_a_report_checks_its_table_and_folder_against_the_runs(tmp_path):
