@@ -11,10 +11,14 @@ Example:
     >>> infer.summary(result)
 """
 
+from infer.startup import quiet_interrupts_while_starting
+
+quiet_interrupts_while_starting()  # when this is the `infer` command: see startup.py
+
 # arviz-base imports NumPyro through a lazy loader, and a NumPyro first loaded that way loses
 # submodule attributes (numpyro.distributions.distribution), which breaks NumPyro models: the
 # LazyLoader problem of networkx#5838. Loading NumPyro for real first avoids it.
-import numpyro as _numpyro
+import numpyro as _numpyro  # noqa: E402
 
 _numpyro.__version__  # noqa: B018 (the attribute access completes a lazy load, if any)
 

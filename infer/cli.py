@@ -27,6 +27,7 @@ from infer.cli_types import (
     report_folder_and_progress,
     seed,
 )
+from infer.startup import restore_interrupts
 
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
@@ -353,6 +354,7 @@ def _plain_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def main(argv=None) -> int:
+    restore_interrupts()  # the command handles Ctrl-C from here, keeping what finished
     with warnings.catch_warnings():  # puts Python's own printing back when the command ends
         warnings.showwarning = _plain_warning
         try:

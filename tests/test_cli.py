@@ -1,7 +1,11 @@
 """``infer compare``: the main job, as a person runs it."""
 
+import os
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import arviz_base
 import matplotlib.image
@@ -486,3 +490,27 @@ def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     assert (tmp_path / "report" / "index.html").exists()
     assert cli.main(["report", runs[0], str(tmp_path / "missing.nc")]) == 2
     assert "infer report: error:" in capsys.readouterr().err
+
+
+def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_its_handler():
+    """`python -m infer` interrupted while JAX loaded printed a KeyboardInterrupt traceback
+    from inside `import infer` (the package loads before `infer/__main__.py` runs)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = subprocess.Popen(
+        [sys.executable, "-m", "infer", "compare", "--no-plots"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    time.sleep(0.5)  # inside the imports: JAX, NumPyro and ArviZ take seconds
+    command.send_signal(signal.SIGINT)
+    _, err = command.communicate(timeout=60)
+    assert command.returncode == 130
+    assert "interrupted while starting; nothing was run" in err and "Traceback" not in err
+    library = subprocess.run(  # a program of one's own: its Ctrl-C is left as Python's
+        [sys.executable, "-c", "import signal, infer; "
+         "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
+        capture_output=True, env=env, text=True, check=True,
+    )  # fmt: skip
+    assert library.stdout.strip() == "True"
