@@ -10,10 +10,9 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 import jax
-import numpy as np
 
 from infer import convergence, registry, validation
-from infer.keys import as_key
+from infer.keys import as_key, same_stream
 from infer.placement import chain_sharding, to_host
 from infer.process_agreement import check_processes_agree, sample_call, start_value
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
@@ -153,7 +152,7 @@ def _from_state(init, num_chains):
 
 def _check_seed(source, seed) -> None:
     """A resumed run (from a result or a checkpoint) must be given the seed it was made with."""
-    if source is not None and not np.array_equal(np.asarray(source.seed), np.asarray(seed)):
+    if source is not None and not same_stream(source.seed, seed):
         raise ValueError(
             f"resume continues the chains' own random streams, made from seed "
             f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a new "

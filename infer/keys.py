@@ -44,6 +44,18 @@ def as_key(rng_key):
     )
 
 
+def same_stream(recorded, other) -> bool:
+    """Whether two seed records (:func:`as_key`'s second element: an int, or a key's data as
+    a list) make the same random streams: an int ``s`` is the key ``jax.random.key(s)``."""
+
+    def data(record):
+        if isinstance(record, numbers.Integral):
+            return np.asarray(jax.random.key_data(jax.random.key(int(record))))
+        return np.asarray(record)
+
+    return np.array_equal(data(recorded), data(other))
+
+
 def as_jax_key(key_input) -> jax.Array:
     """A typed key from the first element of :func:`as_key`'s answer."""
     if isinstance(key_input, np.ndarray):

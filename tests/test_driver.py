@@ -119,6 +119,10 @@ def test_a_key_and_its_seed_give_the_same_draws():
     from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=30, **SHORT)
     from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, **SHORT)
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
+    # so a run made from one resumes with the other (the key was refused: "pass that seed")
+    more = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, resume=from_seed)
+    again = infer.sample(5, NORMAL_3D, sampler, num_samples=30, resume=from_key)
+    np.testing.assert_array_equal(more.draws["x"], again.draws["x"])
     # a key of another implementation after it in one process: its own program, its own draws
     # (the cached threefry program was called with an rbg key: "Argument types differ")
     from_rbg = infer.sample(
