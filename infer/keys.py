@@ -27,6 +27,14 @@ def as_key(rng_key):
         TypeError, ValueError: for anything but an int seed in ``[0, 2**32)``, a
             ``jax.random.key(...)`` or legacy uint32 key data of shape ``(2,)``.
     """
+    if isinstance(rng_key, jax.core.Tracer):
+        raise TypeError(
+            "infer.sample runs on the host (it checks its arguments, compiles and loops over "
+            "chunks), so it cannot run inside jax.jit, jax.vmap or another transformation: "
+            "for many chains give num_chains (they are vectorised already); for a step to "
+            "use in a loop of your own, sampler.bind(logdensity_fn) gives init and step "
+            "(docs/running-samplers.md)."
+        )
     if isinstance(rng_key, numbers.Integral) and not isinstance(rng_key, bool):
         seed = validation.seed("seed", rng_key)
         return np.asarray(seed, np.uint32), seed

@@ -387,6 +387,13 @@ def test_python_control_flow_on_the_position_is_told_to_use_jnp_where(logdensity
         infer.sample(0, target, infer.rwmh())
 
 
+def test_sample_inside_a_jax_transformation_says_it_runs_on_the_host(nothing_compiled):
+    """It failed with JAX's TracerArrayConversionError from infer/keys.py."""
+    keys = jax.random.split(jax.random.key(0), 3)
+    with pytest.raises(TypeError, match=r"runs on the host.*num_chains.*bind"):
+        jax.vmap(lambda key: infer.sample(key, NORMAL_2D, infer.rwmh()).draws["x"])(keys)
+
+
 def test_a_key_array_instead_of_one_key():
     with pytest.raises(ValueError, match="rng_key must be a single key"):
         infer.sample(jax.random.split(jax.random.key(0), 2), NORMAL_2D, infer.rwmh())
