@@ -104,7 +104,8 @@ def _per_chain(target: Target, positions, num_chains: int):
     counts = {np.shape(leaf)[0] if np.ndim(leaf) else None for leaf in jax.tree.leaves(positions)}
     if counts != {num_chains}:
         raise ValueError(
-            f"init=result.state holds {sorted(counts, key=str)} chain(s); this run has "
+            f"init=result.state holds {' or '.join(map(str, sorted(counts, key=str)))} "
+            f"chain(s); this run has "
             f"num_chains={num_chains}. Pass num_chains to match, or leave it out."
         )
     reference = target.init
