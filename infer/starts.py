@@ -25,7 +25,11 @@ class PerChain(NamedTuple):
     positions: object  # a pytree with a leading num_chains axis
 
 
-_SAMPLE_INIT = "infer.sample (one point, or one per chain with a leading num_chains axis)"
+_SAMPLE_INIT = (
+    "infer.sample (one point, or one per chain with a leading num_chains axis; a log density "
+    "that takes any shape cannot tell those apart, so give infer.Target one point's shape "
+    "for starts per chain)"
+)
 
 
 def starting_point(target: Target, init, num_chains: int | None, init_of: str = _SAMPLE_INIT):
