@@ -492,16 +492,21 @@ def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     assert "infer report: error:" in capsys.readouterr().err
 
 
-def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_its_handler():
+def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_its_handler(
+    tmp_path,
+):
     """`python -m infer` interrupted while JAX loaded printed a KeyboardInterrupt traceback
     from inside `import infer` (the package loads before `infer/__main__.py` runs)."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = subprocess.Popen(
-        [sys.executable, "-m", "infer", "compare", "--no-plots"],
+        [sys.executable, "-m", "infer", "compare", "--no-plots", "--samples", "10"]
+        + ["--out", str(tmp_path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env,
         text=True,
+        # Ctrl-C as in a terminal: a test worker may ignore SIGINT, and its children with it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     time.sleep(0.5)  # inside the imports: JAX, NumPyro and ArviZ take seconds
     command.send_signal(signal.SIGINT)
