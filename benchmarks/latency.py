@@ -246,10 +246,27 @@ def checkout(revision: str) -> Path:
     return folder
 
 
+def _model_list(text: str) -> list[str]:
+    """The --models names, checked before any model runs (a misspelt one failed after the
+    others' minutes of work)."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in MODELS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model(s) {unknown or [text]}; choose from {', '.join(MODELS)}"
+        )
+    return names
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200 + 200 draws, one pair")
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--models",
+        type=_model_list,
+        default=",".join(MODELS),
+        help=f"comma-separated, from {', '.join(MODELS)} (default all)",
+    )
     parser.add_argument(
         "--baseline",
         default=None,
@@ -268,7 +285,7 @@ def main(argv=None) -> int:
     num_draws, pairs = (200, 1) if args.quick else (1000, 2)
     baseline = checkout(args.baseline) if args.baseline else None
     try:
-        rows = [bench_model(m, num_draws, pairs, baseline) for m in args.models.split(",")]
+        rows = [bench_model(m, num_draws, pairs, baseline) for m in args.models]
     finally:
         if baseline is not None:
             subprocess.run(

@@ -111,6 +111,12 @@ REFUSED = [
     ("ars", ["--num-draws", "0"], ["bench", "run_json"], "expected a positive integer, got 0"),
     ("ars", ["--quick", "--repeats", "4"], ["bench", "run_json"], "no effect with --quick"),
     (
+        "latency",
+        ["--models", "regression,regresion"],
+        ["bench_model", "subprocess"],
+        "unknown model(s) ['regresion']; choose from regression",
+    ),
+    (
         "generative",
         ["--repeats", "0"],
         ["ours_steps_per_second"],
