@@ -39,6 +39,7 @@ from infer import validation
 from infer.base import key_name
 from infer.flax_model import FlaxModel
 from infer.flax_module_checks import refuse_training_mode, warn_of_float_state_held_fixed
+from infer.outside_values import outside_values
 from infer.per_example import not_a_sum
 
 POSITIONS = ("tree", "flat")
@@ -113,7 +114,8 @@ def flax_parts(
     rest = jax.tree.map(jnp.asarray, rest)
     data = None if data is None else _as_data(data)
     shapes = tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(pure))
-    key = (graphdef, log_likelihood_fn, prior_key, position, shapes)
+    read = (outside_values(log_likelihood_fn), outside_values(prior) if callable(prior) else ())
+    key = (graphdef, log_likelihood_fn, prior_key, position, shapes, read)
     label = type(module).__name__
     fns = _functions(
         key, lambda: _build(graphdef, state, pure, log_likelihood_fn, prior_key, position, label)

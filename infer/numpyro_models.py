@@ -26,6 +26,7 @@ from infer.numpyro_data import (
     nonfinite_arguments,
     unobserved_arguments,
 )
+from infer.outside_values import outside_values
 
 _FUNCTIONS: collections.OrderedDict = collections.OrderedDict()
 _MAX_MODELS = 64
@@ -142,7 +143,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     )
     data = tuple(leaf for leaf, d in zip(leaves, data_leaves, strict=True) if d)
     logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn = _functions(
-        _without(model, tuple(left_out)), layout, replay
+        _without(model, tuple(left_out)), layout, replay, outside_values(model)
     )
     try:
         init, value = jax.device_get(start_fn(data))
@@ -375,10 +376,11 @@ def abstract_trace(model: Callable, args, kwargs) -> dict:
     return sites
 
 
-def _functions(model: Callable, layout: _Layout, replay: bool) -> tuple[Callable, Callable]:
+def _functions(model: Callable, layout: _Layout, replay: bool, outside: tuple = ()) -> tuple:
     """The ``(logdensity_fn, constrain_fn)`` pair of ``model`` under ``layout``, the same
-    objects for the same model and layout (so compiled programs are found again)."""
-    key = (model, layout.structure, layout.is_data, layout.static, replay)
+    objects for the same model, layout and values it reads from outside (``outside``): so
+    compiled programs are found again, and not after a global the model reads changed."""
+    key = (model, layout.structure, layout.is_data, layout.static, replay, outside)
     try:
         hash(key)
     except TypeError:  # an unhashable argument: build afresh (and compile afresh)

@@ -13,6 +13,7 @@ import numpy as np
 from infer import validation
 from infer.base import IdentityKey, key_name
 from infer.init_checks import checked_init
+from infer.outside_values import outside_values
 from infer.placement import PROGRAMS, abstract, sharding_key
 
 
@@ -351,10 +352,14 @@ def _call_with_data(logdensity_fn: Callable, data, position):
 
 def program_key(target: Target) -> tuple:
     """What identifies a target's log density in a compiled program: the identity of its
-    functions and the shapes of its data, never the data's values."""
+    functions, the values they read from outside their arguments (a global array or scale,
+    which tracing makes constants: :mod:`infer.outside_values`), and the shapes of its data,
+    never the data's values."""
     return (
         IdentityKey(target.logdensity_fn),
         IdentityKey(target.constrain_fn),
+        outside_values(target.logdensity_fn),
+        outside_values(target.constrain_fn) if target.constrain_fn is not None else (),
         abstract(target.data),
     )
 

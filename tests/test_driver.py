@@ -4,6 +4,7 @@ and numerical trouble turned into rejections."""
 import contextlib
 import functools
 import io
+import sys
 import time
 import warnings
 
@@ -368,3 +369,23 @@ def test_a_targets_repr_shows_shapes_not_values():
     assert len(text) < 200 and "4999" not in text
     schools = repr(targets.get("eight_schools"))
     assert "['theta_tilde']: (8,) float32" in schools and "observed=[y]" in schools
+
+
+SPREAD = 1.0  # a global the log density below reads
+
+
+def _reads_a_global(x):
+    return -0.5 * jnp.sum((x / SPREAD) ** 2)
+
+
+def test_a_log_density_reading_a_changed_global_gets_a_program_with_the_new_value(monkeypatch):
+    """The cached program kept the first value of SPREAD: the draws' sd stayed 1 after it
+    became 5. Equal values still find the program."""
+    target = infer.Target(_reads_a_global, init=jnp.zeros(2))
+    run = dict(num_chains=4, num_samples=1500, num_warmup=300)
+    narrow = infer.sample(0, target, infer.rwmh(), **run)
+    assert infer.sample(1, target, infer.rwmh(), **run).info["cache_hit"]
+    monkeypatch.setattr(sys.modules[__name__], "SPREAD", 5.0)
+    wide = infer.sample(0, target, infer.rwmh(), **run)
+    assert not wide.info["cache_hit"]
+    assert np.std(narrow.draws["x"]) < 1.5 and np.std(wide.draws["x"]) > 3.5

@@ -2,6 +2,7 @@
 numpyro.factor terms, masked observations, numpyro.param, float64 data, subsampled plates
 and Python code on array arguments (from a new user's walkthrough)."""
 
+import sys
 import warnings
 
 import jax
@@ -283,3 +284,29 @@ def test_a_plate_named_like_a_site_and_a_nan_covariate_are_named():
     x[2] = np.nan
     with pytest.raises(ValueError, match=r"argument\(s\) x \(1 of 10\) hold NaN or inf"):
         infer.Target.from_numpyro(logistic, x, y=(X > 0).astype(np.int32))
+
+
+COVARIATE = np.linspace(-1.0, 1.0, 30).astype(np.float32)  # a global the model reads
+PRIOR_SCALE = 10.0
+
+
+def _reads_globals(y):
+    slope = numpyro.sample("slope", dist.Normal(0.0, PRIOR_SCALE))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(slope * COVARIATE, 0.1), obs=y)
+
+
+def test_a_changed_global_the_model_reads_is_used_not_the_first_compiled_value(monkeypatch):
+    """The programs were kept by the model function alone, so a notebook that redefined the
+    covariate (or the prior scale) got the old fit back: slope 0.85 for a truth of -2."""
+    run = dict(num_chains=2, num_samples=300, num_warmup=300)
+    y = 3 * COVARIATE
+    first = infer.sample(0, infer.Target.from_numpyro(_reads_globals, y), infer.nuts(), **run)
+    again = infer.sample(1, infer.Target.from_numpyro(_reads_globals, y), infer.nuts(), **run)
+    assert again.info["cache_hit"]  # the same values: the same programs
+    monkeypatch.setattr(sys.modules[__name__], "COVARIATE", -COVARIATE)  # a new global array
+    flipped = infer.sample(0, infer.Target.from_numpyro(_reads_globals, y), infer.nuts(), **run)
+    assert not flipped.info["cache_hit"]
+    for result, slope in ((first, 3.0), (flipped, -3.0)):  # y = 3 x = -3 (-x)
+        draws = np.asarray(result.draws["slope"])
+        assert abs(draws.mean() - slope) < 5 * draws.std() / np.sqrt(draws.size / 10)

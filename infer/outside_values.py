@@ -1,0 +1,60 @@
+"""The values a function reads from outside its arguments (globals it names, its closure's
+cells, a callable object's attributes), as a hashable fingerprint: part of the key under
+which a target's compiled programs are kept, so that a changed global array or prior scale
+makes new programs instead of silently reusing those traced with the old value."""
+
+from __future__ import annotations
+
+import numbers
+import zlib
+
+import numpy as np
+
+#: The kinds of value fingerprinted: what a model or log density reads as a constant.
+_ARRAYS = (np.ndarray, np.generic)
+
+
+def outside_values(fn) -> tuple:
+    """``((name, fingerprint), ...)`` of the numbers, strings and arrays (and tuples or lists
+    of them) that ``fn`` reads from outside: the globals its code names, its closure cells,
+    and, for a callable object, its attributes; functions, modules and classes are left out
+    (their identity is theirs). Values reached through other functions are not seen."""
+    found = []
+    function = fn if hasattr(fn, "__code__") else type(fn).__call__  # a callable object's
+    code = getattr(function, "__code__", None)
+    namespace = getattr(function, "__globals__", {})
+    for name in getattr(code, "co_names", ()):
+        if name in namespace:
+            found.append((name, _fingerprint(namespace[name])))
+    for index, cell in enumerate(getattr(fn, "__closure__", None) or ()):
+        try:
+            found.append((f"<closure {index}>", _fingerprint(cell.cell_contents)))
+        except ValueError:  # an empty cell
+            continue
+    if not hasattr(fn, "__code__"):  # a callable object: what its __call__ reads of self
+        for name, value in sorted(vars(fn).items()) if hasattr(fn, "__dict__") else ():
+            found.append((f"self.{name}", _fingerprint(value)))
+    return tuple(item for item in found if item[1] is not None)
+
+
+def _fingerprint(value):
+    """A hashable stand-in for ``value`` when it is a number, string, array, or a tuple or
+    list of them; ``None`` for anything else."""
+    if isinstance(value, bool | numbers.Number | str):
+        return (type(value).__name__, value)
+    if isinstance(value, _ARRAYS) or _is_jax_array(value):
+        array = np.asarray(value)
+        if array.dtype == object:
+            return None
+        data = np.ascontiguousarray(array).view(np.uint8).tobytes()
+        return (array.shape, str(array.dtype), zlib.crc32(data))
+    if isinstance(value, tuple | list):
+        parts = tuple(_fingerprint(item) for item in value)
+        return None if any(part is None for part in parts) else (type(value).__name__, parts)
+    return None
+
+
+def _is_jax_array(value) -> bool:
+    import jax
+
+    return isinstance(value, jax.Array) and not isinstance(value, jax.core.Tracer)
