@@ -6,8 +6,9 @@ For every chain count: chain-steps per second and (MALA, NUTS) gradient evaluati
 second of ``infer.sample``'s sampling phase (fixed step sizes, no warm-up) and of BlackJAX's
 ``rmh``, ``mala`` and ``nuts`` with the same step sizes in its documented loop (``lax.scan``
 over ``vmap``-ed steps; for MALA the same number, which BlackJAX reads as ``x + eps grad +
-sqrt(2 eps) z`` and infer as ``x + eps^2/2 grad + eps z``: other moves, the same cost); and the **bare rate**: the same log density (or its value and
-gradient) evaluated in a plain ``vmap`` + ``scan`` loop with no sampler around it. One chain
+sqrt(2 eps) z`` and infer as ``x + eps^2/2 grad + eps z``: other moves, the same cost);
+and the **bare rate**: the same log density (or its value and gradient) evaluated in a
+plain ``vmap`` + ``scan`` loop with no sampler around it. One chain
 runs unbatched in every loop (``infer.over_chains``), as infer runs it and as BlackJAX's
 one-chain loop is documented. The
 fraction of the bare rate is how close a sampler gets to the cost of its log density alone.

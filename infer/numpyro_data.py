@@ -172,3 +172,34 @@ def check_observation_shapes(observations: dict) -> None:
                 f"distribution's shape {dist_shape} (a column vector (n, 1), such as "
                 "df[['y']].to_numpy(), as .ravel() or df['y'])."
             )
+
+
+def refuse_unsampleable_sites(model, args, kwargs, err: Exception) -> None:
+    """A ``ValueError`` naming the latent site whose distribution cannot draw a value (its
+    ``sample`` raised ``NotImplementedError``: ``dist.ImproperUniform``, say), which infer
+    needs to start from; returns for any other failure."""
+    if not isinstance(err, NotImplementedError):
+        return
+    from numpyro import handlers
+    from numpyro.primitives import Messenger
+
+    reached = []
+
+    class Record(Messenger):
+        def process_message(self, msg):
+            if msg["type"] == "sample" and not msg["is_observed"]:
+                reached.append((msg["name"], type(msg["fn"]).__name__))
+
+    try:
+        with Record():
+            handlers.seed(model, rng_seed=0)(*args, **kwargs)
+    except NotImplementedError:
+        pass
+    if reached:
+        name, kind = reached[-1]
+        raise ValueError(
+            f"the model's latent site {name!r} has a distribution ({kind}) that cannot draw "
+            "a value, which infer needs to trace the model and start its chains. Give it a "
+            "proper prior (for ordered cutpoints, e.g. dist.TransformedDistribution("
+            "dist.Normal(0, 5).expand([K]).to_event(1), dist.transforms.OrderedTransform()))."
+        ) from err

@@ -1,10 +1,9 @@
 """A NumPyro model as a target: its unconstrained log density (Jacobian included), a starting
 point, and the map back to constrained values under the model's site names.
 
-The model's array arguments are the target's *data*: the log density is a function of
-``(position, data)`` built once per model and argument layout, so a new target made from the
-same model with same-shaped arrays shares the compiled programs of the first.
-"""
+The model's array arguments are the target's *data*: the log density of ``(position, data)``
+is built once per model, argument layout and values the model reads from outside, so a new
+target of the same model with same-shaped arrays shares the first's compiled programs."""
 
 from __future__ import annotations
 
@@ -24,6 +23,7 @@ from infer.numpyro_data import (
     is_data,
     lists_of_numbers,
     nonfinite_arguments,
+    refuse_unsampleable_sites,
     unobserved_arguments,
 )
 from infer.outside_values import outside_values
@@ -41,8 +41,7 @@ class ModelTarget(NamedTuple):
         constrain_fn: ``constrain_fn(z, data) -> dict`` of constrained values of every latent
             and deterministic site.
         data: the model's array arguments, a tuple of arrays.
-        init: a starting point (dict), each site's median of 15 seeded prior draws mapped to
-            unconstrained space (NumPyro's ``init_to_median``).
+        init: a starting point (dict), NumPyro's ``init_to_median`` (unconstrained).
         loglik_fn: ``loglik_fn(z, data) -> dict`` observed site -> the log likelihood of
             each of its observations (shaped like the site's value).
         observed_data: observed site -> its values (numpy).
@@ -101,6 +100,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     try:
         trace = abstract_trace(model, args, kwargs)
     except Exception as err:
+        refuse_unsampleable_sites(model, args, kwargs, err)
         _explain_failure(model, args, kwargs, err, "samples")
         raise
     check_observation_shapes({k: site for k, site in trace.items() if is_observation(site)})

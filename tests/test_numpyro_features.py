@@ -310,3 +310,20 @@ def test_a_changed_global_the_model_reads_is_used_not_the_first_compiled_value(m
     for result, slope in ((first, 3.0), (flipped, -3.0)):  # y = 3 x = -3 (-x)
         draws = np.asarray(result.draws["slope"])
         assert abs(draws.mean() - slope) < 5 * draws.std() / np.sqrt(draws.size / 10)
+
+
+def test_a_latent_site_whose_distribution_cannot_draw_is_named():
+    """An ImproperUniform prior (NumPyro's ordinal-regression cutpoints) failed with a bare
+    NotImplementedError from inside NumPyro."""
+    from numpyro.distributions import constraints
+
+    def ordinal(x, y=None):
+        slope = numpyro.sample("slope", dist.Normal(0.0, 3.0))
+        flat = dist.ImproperUniform(constraints.ordered_vector, (), event_shape=(3,))
+        cutpoints = numpyro.sample("cutpoints", flat)
+        with numpyro.plate("n", x.shape[0]):
+            numpyro.sample("y", dist.OrderedLogistic(slope * x, cutpoints), obs=y)
+
+    x = np.linspace(-1.0, 1.0, 20).astype(np.float32)
+    with pytest.raises(ValueError, match=r"latent site 'cutpoints' has a distribution \(Improper"):
+        infer.Target.from_numpyro(ordinal, x, y=np.arange(20) % 4)
