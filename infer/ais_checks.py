@@ -126,7 +126,7 @@ def warn_if_target_outside_prior(target, prior, shape: tuple[int, ...], key) -> 
             continue
         mirrored = 2.0 * np.asarray(bound, np.float64) - draws
         outside = ~np.asarray(support(mirrored)).reshape(len(draws), -1).all(axis=1)
-        points = mirrored[outside].astype(np.asarray(target.init).dtype)
+        points = mirrored[outside].astype(jax.numpy.result_type(float))  # as ais traces it
         if not len(points):
             continue
         values = np.asarray(jax.vmap(target.logdensity)(points))
