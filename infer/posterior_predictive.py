@@ -95,7 +95,7 @@ def predictive(
     if posterior:
         if not same_data:  # first: a fit's imputed sites are named as such, not as foreign
             _refuse_imputed(result, observed)
-        _check_sites(result, latent, sites.deterministic)
+        dropped = _check_sites(result, latent, sites.deterministic, same_data)
         if not same_data:
             _refuse_local_latents(result, latent, observed, sites)
     _warn_if_another_model(result, target)  # sites alike (else refused above)
@@ -103,7 +103,11 @@ def predictive(
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
         lead = (result.num_chains, result.num_samples)
-        flat = {k: np.asarray(v).reshape(-1, *np.shape(v)[2:]) for k, v in result.draws.items()}
+        flat = {
+            k: np.asarray(v).reshape(-1, *np.shape(v)[2:])
+            for k, v in result.draws.items()
+            if k not in dropped
+        }
         simulated = predictive_draws(target.source, key_posterior, posterior=flat)
         if same_data:
             groups["posterior_predictive"] = _by_chain(simulated, observed, lead)
@@ -146,10 +150,21 @@ def _by_chain(simulated: dict, names: list, lead: tuple) -> dict:
     }
 
 
-def _check_sites(result: Result, latent: list, deterministic: list) -> None:
-    """The draws must hold the model's latent sites and nothing but its sites."""
+def _check_sites(result: Result, latent: list, deterministic: list, same_data: bool) -> list:
+    """The draws must hold the model's latent sites and nothing but its sites; at new data,
+    draws of sites the model does not make there (a deterministic site made only when the
+    outcome is given) are the names returned, with a warning, to be left out."""
     missing = [name for name in latent if name not in result.draws]
     extra = [name for name in result.draws if name not in (*latent, *deterministic)]
+    if extra and not missing and not same_data:
+        warnings.warn(
+            f"the model makes no site {', '.join(extra)} at these arguments (a deterministic "
+            "site made only when the outcome is given?): the draws of it are left out of the "
+            "predictions.",
+            UserWarning,
+            stacklevel=4,
+        )
+        return extra
     if missing or extra:
         fix = "Pass a result drawn from this model, infer.sample(seed, target, ...)."
         if missing and "observed_data" not in result.groups:
@@ -167,6 +182,7 @@ def _check_sites(result: Result, latent: list, deterministic: list) -> None:
             f"{', '.join(missing) or '(none)'} and hold {', '.join(extra) or '(none)'} that it "
             f"does not have (the draws hold {', '.join(result.draws)}). {fix}"
         )
+    return []
 
 
 def _warn_if_another_model(result: Result, target: Target) -> None:

@@ -327,3 +327,27 @@ def test_a_latent_site_whose_distribution_cannot_draw_is_named():
     x = np.linspace(-1.0, 1.0, 20).astype(np.float32)
     with pytest.raises(ValueError, match=r"latent site 'cutpoints' has a distribution \(Improper"):
         infer.Target.from_numpyro(ordinal, x, y=np.arange(20) % 4)
+
+
+def _residuals_when_fitted(x, y=None):
+    slope = numpyro.sample("slope", dist.Normal(0.0, 3.0))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Normal(slope * x, 0.5), obs=y)
+    if y is not None:  # a site the model makes only when the outcome is given
+        numpyro.deterministic("resid", y - slope * x)
+
+
+def test_a_deterministic_made_only_with_the_outcome_is_left_out_of_new_predictions():
+    """Predictions at new inputs were refused: 'the draws lack its latent site(s) (none) and
+    hold resid', though the model was the same (NumPyro's Predictive ignores the site)."""
+    x = np.linspace(-1.0, 1.0, 20).astype(np.float32)
+    fitted = infer.Target.from_numpyro(_residuals_when_fitted, x, y=2 * x)
+    result = infer.sample(0, fitted, infer.nuts(), num_chains=2, num_samples=100, num_warmup=100)
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's median start of the sampled y
+        new = infer.Target.from_numpyro(_residuals_when_fitted, np.array([0.0, 3.0], np.float32))
+    with pytest.warns(UserWarning, match=r"makes no site resid at these arguments"):
+        predicted = infer.predictive(result, new)
+    assert np.shape(predicted.groups["predictions"]["y"]) == (2, 100, 2)
+    wrong = infer.Result.from_draws({"slope": np.zeros((2, 10)), "other": np.zeros((2, 10))})
+    with pytest.raises(ValueError, match="hold other that it does not have"):
+        infer.predictive(wrong, fitted)  # on the fit's own data: another model's draws
