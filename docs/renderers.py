@@ -422,11 +422,14 @@ def sweep(record: dict) -> str:
         ],
         rows,
     )
-    met = [k for k, v in record["goals_met"].items() if v]
-    missed = [k for k, v in record["goals_met"].items() if not v]
+    met = [k for k, v in record["goals_met"].items() if v is True]
+    missed = [k for k, v in record["goals_met"].items() if v is False]
+    unjudged = [k for k, v in record["goals_met"].items() if v is None]
     partial = (
-        " **The run stopped before every row was made** (a time limit): the goals are judged "
-        "on the rows above only."
+        " **The run stopped before every row was made** (a time limit): a goal missed in the "
+        "rows above is missed; one they meet is not judged"
+        + (f" ({', '.join(unjudged)})" if unjudged else "")
+        + "."
         if record.get("complete") is False
         else ""
     )

@@ -3,6 +3,7 @@ of suites (``benchmarks/run.py``), arguments that would measure nothing or be ig
 of ``benchmarks/on_accelerator.sh``; and they record what their figures were made with."""
 
 import importlib.util
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -411,3 +412,19 @@ def test_the_caption_says_an_unknown_commit_and_the_cores_usable():
     )
     assert "commit unknown (no git, no INFER_COMMIT)" in caption
     assert "device cpu (Xeon), 2 of 64 CPU cores" in caption
+
+
+def test_a_sweep_stopped_early_judges_no_goal_its_rows_meet(monkeypatch, tmp_path):
+    """A sweep stopped after its RWMH rows marked 'ahead of BlackJAX at every count' met,
+    before the rows that had missed it were made."""
+    sweep = _benchmark("sweep")
+    monkeypatch.setattr(sweep, "RESULTS", tmp_path)
+    ahead = {"sampler": "rwmh", "num_chains": 1024, "fraction_of_bare": 0.9}
+    rows = [{**ahead, "ratio_to_blackjax": 1.2}]
+    stopped = json.loads(sweep.write_rows(rows, (1, 1), complete=False, quick=False).read_text())
+    assert set(stopped["goals_met"].values()) == {None}
+    behind = [*rows, {**ahead, "sampler": "mala", "ratio_to_blackjax": 0.9}]
+    missed = json.loads(sweep.write_rows(behind, (1, 1), complete=False, quick=False).read_text())
+    assert missed["goals_met"]["ahead_of_blackjax_at_every_count"] is False
+    whole = json.loads(sweep.write_rows(rows, (1, 1), complete=True, quick=False).read_text())
+    assert set(whole["goals_met"].values()) == {True}
