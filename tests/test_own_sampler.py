@@ -616,3 +616,17 @@ def test_an_adaptation_whose_final_params_change_dtype_is_refused():
     plain = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
     with pytest.raises(TypeError, match=r"final returned .*int32.* params are .*float32"):
         infer.sample(0, plain, IntegerFinalWalk(), num_chains=2, num_samples=10, num_warmup=20)
+
+
+def test_a_sampler_whose_accepted_proposals_never_move_is_not_said_to_reject_them():
+    """A zero-width walk accepts every proposal (the current point) and was told 'every
+    proposal was rejected', against its own acceptance rate of 1."""
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    still = infer.sample(0, target, UniformWalk(0.0), num_chains=2, num_samples=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare({"still": still})
+    said = " ".join(str(w.message) for w in caught)
+    assert "stuck_chains" in table.loc["still", "flags"]
+    assert "proposals were accepted (mean acceptance 1.00) but never moved it" in said
+    assert "every proposal was rejected" not in said
