@@ -313,7 +313,7 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
             f"num_samples={asked} is ignored: resuming from a checkpoint folder finishes the "
             f"saved run, which draws {saved} per chain. For more draws, resume=result from "
             "the finished run's result.",
-            stacklevel=4,
+            stacklevel=5,  # the caller of infer.sample
         )
     return saved
 

@@ -181,9 +181,10 @@ def test_checkpointed_run_resumes_from_its_folder(tmp_path):
         warnings.simplefilter("error")  # the run's own num_samples: nothing to say
         again = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, resume=folder, **RUN)
     assert_same(whole, again)  # a finished run resumes to itself
-    with pytest.warns(UserWarning, match="num_samples=40 is ignored.*draws 100 per chain"):
+    with pytest.warns(UserWarning, match="num_samples=40 is ignored.*draws 100 per chain") as said:
         again = infer.sample(5, NORMAL_3D, infer.mala(), num_samples=40, resume=folder, **RUN)
     assert_same(whole, again)
+    assert said[0].filename == __file__  # the user's line, not infer's (it was driver.py)
     with pytest.raises(ValueError, match="already holds a run's checkpoints"):
         infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, checkpoint=folder, **RUN)
     with pytest.raises(ValueError, match=r"made from seed 5; pass that seed \(got 6\)"):
