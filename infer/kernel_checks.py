@@ -34,10 +34,16 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
     state = _shapes(kernel.init, (example,), fail, "init(position)")
     missing = [name for name in ("position", "logdensity") if not _has(state, name)]
     if missing:
+        as_keys = isinstance(state, dict) and all(name in state for name in missing)
         fail(
-            f"init(position) returned a {type(state).__name__} without "
-            f"{' or '.join(missing)}: a state needs the attributes position and logdensity "
-            "(a NamedTuple with those fields works)"
+            f"init(position) returned a {type(state).__name__} "
+            + (
+                f"with {' and '.join(missing)} as keys, not attributes"
+                if as_keys
+                else f"without {' or '.join(missing)}"
+            )
+            + ": a state needs the attributes position and logdensity (a NamedTuple with "
+            "those fields works)"
         )
     _check_classes_outlive_build(sampler, logdensity_fn, example, state, fail)
     shape = getattr(_value(state, "logdensity"), "shape", ())  # () when it is a property

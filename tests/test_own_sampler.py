@@ -270,7 +270,7 @@ class BrokenWalk(UniformWalk):
 @pytest.mark.parametrize(
     ("mistake", "said"),
     [
-        ("dict state", r"init\(position\) returned a dict without position or logdensity"),
+        ("dict state", r"init\(position\) returned a dict with position and logdensity as keys"),
         ("two-argument step", r"step\(rng_key, state, params\) failed: TypeError"),
         ("state alone", r"step\(rng_key, state, params\) returned the state alone"),
         ("int cost", r"cost\(info\) must return \(num_logdensity_evals, num_grad_evals\)"),
