@@ -245,11 +245,12 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
                 "chain from an unlucky one, and each of these chains' draws is one point. Run "
                 "more draws (num_samples)."
             )
-    if rates is not None and np.nanmean(rates) > 0.5:  # accepted, yet never anywhere else
+    accepted = result.stats.get("is_accepted")  # the decisions, where the sampler gives them
+    if accepted is not None and np.mean(np.asarray(accepted)[stuck]) > 0.5:
         return (
-            f"its proposals were accepted (mean acceptance {np.nanmean(rates):.2f}) but never "
-            "moved it: the proposal is the current point (a step size of zero, or a step that "
-            "does not use its noise). Check how the sampler builds its proposal."
+            f"{np.mean(np.asarray(accepted)[stuck]):.0%} of its proposals were accepted, yet "
+            "none moved it: the proposal is the current point (a step size of zero, or a step "
+            "that does not use its noise). Check how the sampler builds its proposal."
         )
     nonfinite = result.stats.get("nonfinite")
     every_one_nonfinite = nonfinite is not None and np.asarray(nonfinite)[stuck].all()

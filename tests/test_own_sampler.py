@@ -628,5 +628,5 @@ def test_a_sampler_whose_accepted_proposals_never_move_is_not_said_to_reject_the
         table = infer.compare({"still": still})
     said = " ".join(str(w.message) for w in caught)
     assert "stuck_chains" in table.loc["still", "flags"]
-    assert "proposals were accepted (mean acceptance 1.00) but never moved it" in said
+    assert "100% of its proposals were accepted, yet none moved it" in said
     assert "every proposal was rejected" not in said
