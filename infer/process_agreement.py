@@ -12,6 +12,8 @@ import zlib
 import jax
 import numpy as np
 
+from infer.outside_values import array_crc
+
 #: Arguments compared by whether they are given (their paths may differ between processes).
 GIVEN_OR_NOT = ("store", "checkpoint", "resume")
 #: The log densities at the start agree within this relative difference: a GPU's scatter-add
@@ -28,11 +30,7 @@ def _fingerprint(value) -> int:
     crc = zlib.crc32(repr(structure).encode())
     for leaf in leaves:
         if isinstance(leaf, np.ndarray | jax.Array):
-            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-                leaf = jax.random.key_data(leaf)  # a typed key: its words
-            array = np.ascontiguousarray(np.asarray(leaf))
-            crc = zlib.crc32(f"{array.shape}{array.dtype}".encode(), crc)
-            crc = zlib.crc32(array.reshape(-1).view(np.uint8), crc)  # empty, bfloat16 too
+            crc = array_crc(leaf, crc)  # a typed key by its words; empty, bfloat16 too
         else:
             crc = zlib.crc32(repr(leaf).encode(), crc)
     return crc & 0x7FFFFFFF

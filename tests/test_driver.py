@@ -372,9 +372,11 @@ def test_a_targets_repr_shows_shapes_not_values():
 
 
 SPREAD = 1.0  # a global the log density below reads
+KEY = jax.random.key(3)  # a typed key among its globals: fingerprinted by its words
 
 
 def _reads_a_global(x):
+    assert KEY is not None  # a global read: it was a TypeError in the program key
     return -0.5 * jnp.sum((x / SPREAD) ** 2)
 
 
