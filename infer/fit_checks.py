@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from infer.fit_measures import elbo_rise, unsettled
+from infer.fit_measures import unsettled
 from infer.flag_rules import outside_support, what_to_try
 
 MIN_KHAT_DRAWS = 20  # fewer importance ratios than this give no Pareto k-hat
@@ -30,8 +30,8 @@ def warn_if_untrustworthy(
 
     k_hat, threshold = info["pareto_k"], info["pareto_k_threshold"]
     skipped = info["num_nonfinite_steps"]
-    rising = elbo_rise(info.get("elbo_trace", ()))
-    if why := unsettled(info):
+    why = unsettled(info)
+    if why:
         warnings.warn(f"{label} on {target_name}: {why}", DiagnosticWarning, stacklevel=3)
     if total_draws < MIN_KHAT_DRAWS:
         warnings.warn(
@@ -46,7 +46,7 @@ def warn_if_untrustworthy(
             cause = (
                 "the fit broke down (steps skipped, below), or the Gaussian approximation misses"
             )
-        elif rising:
+        elif why:
             cause = "the fit had not settled (above), or the Gaussian approximation misses"
         else:
             cause = (

@@ -194,9 +194,14 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
     return None
 
 
+def _is_variational(result: Result) -> bool:
+    """Whether ``result`` is a variational fit's (ADVI records its Pareto k-hat)."""
+    return "pareto_k" in result.info
+
+
 def _unsettled_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on an ADVI fit that had not settled at its optimum (:func:`unsettled`)."""
-    return unsettled(result.info) if "pareto_k" in result.info else None
+    return unsettled(result.info) if _is_variational(result) else None
 
 
 def outside_support(count: int, total: int) -> str:
@@ -298,7 +303,7 @@ def _ground_truth_rule(result: Result, row: dict, z: dict, min_ess: float) -> st
             + (
                 "A variational fit is biased where its family cannot take the posterior's "
                 "shape: try family='fullrank', more num_steps, or MCMC."
-                if "pareto_k" in result.info
+                if _is_variational(result)
                 else "Look for divergences and stuck or unconverged chains; run longer, with "
                 "more warm-up."
             )
@@ -357,7 +362,7 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             f"{result.num_samples}, so every one of them is NaN. Draw more (num_samples)."
         )
     messages = []
-    independent = _independent(result) or "pareto_k" in result.info  # exact or ADVI draws
+    independent = _independent(result) or _is_variational(result)  # exact or ADVI draws
     if result.num_chains < 2 and not independent:
         messages.append(
             "R-hat needs at least 2 chains and this run has 1, so nothing checks that the "

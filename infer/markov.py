@@ -407,8 +407,7 @@ class _Parts:
                     lambda op: op,
                     (adapt_states, params),
                 )
-            fields = _as_dict(infos)  # the protocol allows a NamedTuple or a dict
-            info_row = dict(fields)
+            info_row = _as_dict(infos)  # the protocol allows a NamedTuple or a dict
             after = t - num_warmup + 1
             kept = (t >= num_warmup) & (after % thin == 0)
             if pending:  # divergences in thinned-out steps still count
@@ -420,10 +419,10 @@ class _Parts:
             slot = jnp.clip((after + thin - 1) // thin - 1 - draw_start, 0, capacity - 1)
             row = (states.position, states.logdensity, info_row)
             buffers = write_rows(buffers, row, slot, active)
-            nonfinite = fields.get("nonfinite", False)  # the protocol's optional field
+            nonfinite = info_row.get("nonfinite", False)  # the protocol's optional field
             step_counts = (*checked_cost(kernel.cost(infos)), nonfinite)
             counts = tuple(add_count(c, n) for c, n in zip(counts, step_counts, strict=True))
-            rate = fields.get("acceptance_rate")  # per chain: no reduction inside the loop
+            rate = info_row.get("acceptance_rate")  # per chain: no reduction inside the loop
             # without the field, NaN: the progress bar then shows no acceptance rate
             accepted = accepted + (jnp.nan if rate is None else rate.astype(jnp.float32))
             new = (Carry(states, adapt_states, params), pending, counts, accepted)

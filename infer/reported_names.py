@@ -73,7 +73,7 @@ def check_truth_shapes(truth, shapes: Mapping, what: str) -> None:
                     f"ground_truth.{moment} names {name!r}, which {what} do not have (they "
                     f"are {sorted(shapes)}). Name the known answer as the draws are named."
                 )
-            if name in shapes and tuple(shapes[name].shape) != np.shape(value):
+            if tuple(shapes[name].shape) != np.shape(value):
                 raise ValueError(
                     f"ground_truth.{moment}[{name!r}] has shape {np.shape(value)}, but one "
                     f"draw of {name!r} in {what} has shape {tuple(shapes[name].shape)}. Give "
