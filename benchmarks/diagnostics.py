@@ -87,30 +87,46 @@ def bench_compare(shape, num_runs):
     }
 
 
+class _CountingBar(tqdm):
+    """tqdm that counts its updates (the run's pieces)."""
+
+    updates = 0
+
+    def update(self, n=1):
+        _CountingBar.updates += 1
+        return super().update(n)
+
+
 def bench_progress(repeats, num_samples, num_warmup):
     target = targets.get("logistic_regression")
     sampler = infer.nuts()
-    quiet_bar = functools.partial(tqdm, file=io.StringIO(), mininterval=0)
+    quiet_bar = functools.partial(_CountingBar, file=io.StringIO(), mininterval=0)
     kwargs = dict(num_chains=4, num_samples=num_samples, num_warmup=num_warmup)
     infer.sample(0, target, sampler, **kwargs)  # compile both variants
     infer.sample(0, target, sampler, progress=quiet_bar, **kwargs)
-    off, on = [], []
+    off, on, updates = [], [], []
     for r in range(repeats):
         result = infer.sample(r, target, sampler, **kwargs)
         off.append(result.timing["total"])
+        _CountingBar.updates = 0
         result = infer.sample(r, target, sampler, progress=quiet_bar, **kwargs)
         on.append(result.timing["total"])
+        updates.append(_CountingBar.updates)
     row = {
         "target": "logistic_regression",
         "sampler": "nuts",
         **kwargs,
+        "repeats": repeats,
         "seconds_progress_off": statistics.median(off),
         "seconds_progress_on": statistics.median(on),
+        "bar_updates": statistics.median(updates),
+        "median_of_paired_ratios": statistics.median(b / a for a, b in zip(off, on, strict=True)),
     }
     row["ratio_on_over_off"] = row["seconds_progress_on"] / row["seconds_progress_off"]
     print(
         f"  progress bar, NUTS 4 chains: off {row['seconds_progress_off']:.3f} s, on "
-        f"{row['seconds_progress_on']:.3f} s, ratio {row['ratio_on_over_off']:.3f}",
+        f"{row['seconds_progress_on']:.3f} s ({row['bar_updates']} updates), ratio "
+        f"{row['ratio_on_over_off']:.3f}",
         flush=True,
     )
     return row
@@ -128,7 +144,7 @@ def main(argv=None) -> int:
     # NUTS over four chains is step-latency bound on an accelerator: fewer, shorter repeats
     small = quick or jax.default_backend() != "cpu"
     progress = bench_progress(
-        repeats=2 if small else 5,
+        repeats=2 if small else 9,
         num_samples=200 if small else 2000,
         num_warmup=200 if small else 1000,
     )

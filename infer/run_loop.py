@@ -15,7 +15,7 @@ from infer import convergence
 from infer.blocked_loop import round_up
 from infer.loglik import pointwise
 from infer.placement import to_host
-from infer.progress import PROGRESS_CHUNKS, progress_bar
+from infer.progress import Pace, progress_bar
 from infer.result import arviz_stat_names
 from infer.run_result import markov_result
 from infer.runner import Run, RunRecord, advance
@@ -45,11 +45,10 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     budget = None if until is None else record.num_warmup + until.max_samples * record.thin
     stop = stop if budget is None else min(stop, budget)
     total = budget or stop
-    every = max(1, -(-(total - record.step) // PROGRESS_CHUNKS)) if progress else None
-    writer, hooks = None, []
+    every, writer, hooks = None, None, []
     if outputs.folder is not None:
         every_checkpoint = outputs.checkpoint_every or max(1, -(-(total - record.step) // 10))
-        every = min(every or every_checkpoint, every_checkpoint)
+        every = every_checkpoint
         facts = {
             "fingerprint": run.fingerprint,
             "seed": run.seed,
@@ -67,6 +66,9 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     # On an accelerator, segments of whole blocks compute no step they discard: a checkpoint
     # then comes at least checkpoint_every steps after the last, at the end of a block.
     every = round_up(every, run.programs.block, record.thin)
+    pace = None
+    if progress:  # the bar's segments: about half a second each
+        pace = Pace(total - record.step, lambda n: round_up(n, run.programs.block, record.thin))
     if outputs.store is not None:
         hooks.append(_store_writer(run, outputs, total, until))
     description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"
@@ -82,6 +84,7 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
                 run.data,
                 stop,
                 every=every,
+                pace=pace,
                 bar=bar if progress else None,
                 on_segment=(lambda r: [hook(r) for hook in hooks]) if hooks else None,
             )

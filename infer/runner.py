@@ -149,14 +149,16 @@ class Run:
 
 
 def segments(
-    record: RunRecord, stop: int, capacity: int, every: int | None
+    record: RunRecord, stop: int, capacity: int, every: int | None, pace=None
 ) -> Iterator[tuple[int, int]]:
     """``(t_start, t_stop)`` pieces from ``record.step`` to ``stop``: split at the end of
-    warm-up, every ``every`` steps of each phase (``None``: only where needed), and so that
-    no piece keeps more than ``capacity`` draws. After warm-up every piece ends at a kept
+    warm-up, every ``every`` steps of each phase (``None``: only where needed), after
+    ``pace.every`` steps (a :class:`~infer.progress.Pace`, read as each piece is made), and so
+    that no piece keeps more than ``capacity`` draws. After warm-up every piece ends at a kept
     draw: the flags of thinned-out steps (divergences) are carried within a piece to the next
-    kept draw. With ``every`` and ``capacity * thin`` multiples of a block, every piece but
-    the last of each phase (and the first after a resume off the grid) is whole blocks."""
+    kept draw. With ``every``, the pace's lengths and ``capacity * thin`` multiples of a
+    block, every piece but the last of each phase (and the first after a resume off the grid)
+    is whole blocks."""
     start, warmup, thin = record.step, record.num_warmup, record.thin
     while start < stop:
         end = stop
@@ -164,9 +166,13 @@ def segments(
             end = min(end, warmup)
         else:
             end = min(end, warmup + (record.draws_before(start) + capacity) * thin)
+        cuts = []
         if every:  # warm-up cut every `every` steps from 0, sampling from warm-up's end
             origin = 0 if start < warmup else warmup
-            cut = origin + ((start - origin) // every + 1) * every
+            cuts.append(origin + ((start - origin) // every + 1) * every)
+        if pace is not None:
+            cuts.append(start + pace.every)
+        for cut in cuts:
             if cut > warmup:  # at a kept draw
                 cut = warmup + -(-(cut - warmup) // thin) * thin
             end = min(end, cut)
@@ -182,6 +188,7 @@ def advance(
     stop: int,
     *,
     every: int | None = None,
+    pace=None,
     bar=None,
     on_segment: Callable[[RunRecord], None] | None = None,
 ) -> RunRecord:
@@ -190,24 +197,25 @@ def advance(
     Each segment is dispatched before the previous one is read back (but the first after
     warm-up, so that each phase's time is its own), so the device works while the host
     copies draws, updates ``bar`` (a tqdm bar or ``None``) and calls
-    ``on_segment(record)`` (checkpoints, convergence checks). A segment writes its draws into
-    the buffers of the segment before the last, once read back, rather than into new ones:
-    a short segment (a progress bar's, a checkpoint's) then costs its steps, not the filling
-    of a whole chunk's buffers.
+    ``on_segment(record)`` (checkpoints, convergence checks); ``pace`` (a
+    :class:`~infer.progress.Pace` or ``None``) sizes the bar's segments. A segment writes
+    its draws into the buffers of the segment before the last, once read back, rather than
+    into new ones: a short segment (a progress bar's, a checkpoint's) then costs its steps,
+    not the filling of a whole chunk's buffers.
     """
     num_chains = chain_keys.shape[0]
     previous: tuple | None = None
     spare = None
     clock = time.perf_counter()
     carry = record.carry
-    for t_start, t_stop in segments(record, stop, programs.capacity, every):
+    for t_start, t_stop in segments(record, stop, programs.capacity, every, pace):
         if previous is not None and previous[1] < record.num_warmup <= t_start:
             # Warm-up is read back before sampling is dispatched. An accelerator runs the two
             # programs in order and can serve the read-back only after the second, which then
             # put all the time into warm-up: sampling's share, which rates are taken from,
             # came out near zero (an H200, jax 0.11.2). A warm-up segment keeps no draws, so
             # its buffers are the next segment's.
-            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, reused=True)
+            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, pace, True)
             spare = (previous[0].positions, previous[0].logdensity, previous[0].infos)
             previous = None
         draw_start = max(0, t_start - record.num_warmup) // record.thin
@@ -217,19 +225,20 @@ def advance(
         carry = chunk.carry
         spare = None
         if previous is not None:
-            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, reused=True)
+            clock = _finish(record, *previous, clock, num_chains, bar, on_segment, pace, True)
             spare = (previous[0].positions, previous[0].logdensity, previous[0].infos)
         previous = (chunk, t_start, t_stop)
     if previous is not None:
-        _finish(record, *previous, clock, num_chains, bar, on_segment, reused=False)
+        _finish(record, *previous, clock, num_chains, bar, on_segment, pace, False)
     return record
 
 
 def _finish(
-    record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_segment, reused: bool
+    record, chunk: Chunk, t_start, t_stop, clock, num_chains, bar, on_segment, pace, reused: bool
 ) -> float:
     """Read one segment back into ``record``; returns the time it was done. ``reused``: its
-    buffers will be written again (by the next segment)."""
+    buffers will be written again (by the next segment). ``pace`` (or ``None``) is told how
+    long the segment took."""
     kept = record.draws_before(t_stop) - record.draws_before(t_start)
     counts = to_host(chunk.counts)
     accepted = float(to_host(chunk.acceptance_sum))
@@ -257,6 +266,8 @@ def _finish(
     nonfinite = count_total(counts[2])
     record.nonfinite = nonfinite if record.nonfinite is None else record.nonfinite + nonfinite
     done = time.perf_counter()
+    if pace is not None:
+        pace.observe(t_stop - t_start, done - clock)
     if t_start < record.num_warmup:
         record.warmup_seconds += done - clock
     else:

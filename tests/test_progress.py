@@ -11,6 +11,7 @@ import pytest
 from tqdm import tqdm
 
 import infer
+from infer import progress
 from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
@@ -48,13 +49,14 @@ def test_one_bar_for_all_vectorised_chains():
     assert result.draws["x"].shape == (16, 500, 10)
 
 
-def test_same_chain_with_and_without_progress():
+def test_same_chain_with_and_without_progress(monkeypatch):
     """The same compiled program runs, in more pieces: the draws are bit-identical."""
     target = targets.get("normal_10d")
     sampler = infer.rwmh()
     off = infer.sample(3, target, sampler, num_chains=4, num_samples=300)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # every piece 1% of the steps
     on = infer.sample(3, target, sampler, num_chains=4, num_samples=300, progress=_bar())
-    assert len(RecordingBar.updates) > 10  # it did run in pieces
+    assert len(RecordingBar.updates) == 101  # in pieces of 1% (13 steps; 1,000 are warm-up)
     for name in off.draws:
         np.testing.assert_array_equal(off.draws[name], on.draws[name])
     for name in off.stats:
@@ -108,3 +110,16 @@ def test_progress_with_chains_sharded_over_devices():
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.strip().endswith("(4, 100, 10)")
+
+
+def test_a_fast_run_is_cut_into_few_pieces():
+    # each piece costs a host round trip (a few percent of a short NUTS run in 26 pieces):
+    # the bar's pieces grow to about PROGRESS_SECONDS of steps, from 1% of the run's steps
+    target = targets.get("normal_10d")
+    result = infer.sample(
+        0, target, infer.rwmh(), num_chains=4, num_samples=2000, num_warmup=1000, progress=_bar()
+    )
+    assert sum(RecordingBar.updates) == 3000
+    assert RecordingBar.updates[:2] == [30, 30]  # 1% each, the second sent before the first's
+    assert 3 <= len(RecordingBar.updates) <= 8  # time is known: then far larger ones
+    assert result.draws["x"].shape == (4, 2000, 10)

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import infer
-from infer import blocked_loop, driver, run_loop, runner
+from infer import blocked_loop, driver, progress, run_loop, runner
 from infer.markov import Chunk
 from infer.placement import in_host_memory
+from infer.progress import Pace
 from infer.runner import RunRecord, advance
 
 
@@ -132,11 +133,12 @@ def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
     blocked = infer.sample(1, target, make(), **kwargs)
     assert blocked.info["cache_hit"] is False  # a program of its own: the blocked loop ran
     _same_run(plain, blocked)
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # the bar's pieces: 1% each
     with_bar = infer.sample(1, target, make(), progress=True, **kwargs)
     _same_run(plain, with_bar)
     # segments off the block grid (a resume from a checkpoint made elsewhere): discarded
     # steps inside warm-up too, where the adaptation's state must be left as it was
-    # (the bar's segments are 3 steps, in blocks of 4)
+    # (the bar's pieces are 1 step, in blocks of 4)
     monkeypatch.setattr(run_loop, "round_up", lambda steps, block, thin=1: steps)
     monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 4)
     off_grid = infer.sample(1, target, make(), progress=True, **kwargs)
@@ -153,3 +155,39 @@ def test_blocks_fit_the_chunk_and_cpu_runs_the_plain_loop():
     assert blocked_loop.round_up(10, 4) == 12 and blocked_loop.round_up(None, 4) is None
     assert blocked_loop.round_up(10, 1, thin=3) == 10  # the CPU's segments as they were
     assert blocked_loop.round_up(10, 4, thin=6) == 12 and blocked_loop.round_up(13, 4, 6) == 24
+
+
+def test_pace_grows_pieces_to_about_half_a_second_never_under_one_percent():
+    pace = Pace(10_000)
+    assert pace.every == 100  # 1% of the steps
+    pace.observe(100, 0.001)  # 100,000 steps/s: half a second is 50,000, capped at 8x
+    assert pace.every == 800
+    pace.observe(800, 0.008)
+    assert pace.every == 6_400
+    pace.observe(6_400, 3.2)  # 2,000 steps/s
+    assert pace.every == 1_000
+    pace.observe(1_000, 100.0)  # slow: still at least 1%
+    assert pace.every == 100
+    blocks = Pace(1_000, round_up=lambda n: -(-n // 16) * 16)
+    assert blocks.every == 16
+    blocks.observe(16, 0.5 * 16 / 100)  # 100 steps per half second: whole blocks
+    assert blocks.every == 112
+
+
+def test_pace_and_checkpoints_both_cut_the_pieces():
+    record = RunRecord(carry=None, step=0, num_warmup=10, thin=1)
+    pace = SimpleNamespace(every=4)
+    pieces = list(runner.segments(record, 30, capacity=100, every=6, pace=pace))
+    # warm-up: 4 (pace), then 6 (checkpoint grid), 10 (its end); sampling likewise from 10
+    assert pieces == [
+        (0, 4),
+        (4, 6),
+        (6, 10),
+        (10, 14),
+        (14, 16),
+        (16, 20),
+        (20, 22),
+        (22, 26),
+        (26, 28),
+        (28, 30),
+    ]
