@@ -17,9 +17,8 @@
   per core) and with the CPU split into two XLA devices, chains sharded over them; SciPy is
   single-threaded in every mode. infer draws float32, SciPy float64.
 
-Each measurement is repeated and the median is reported: the RWMH and rejection rows
-alternate the two libraries; the NUTS row runs infer's repeats, then BlackJAX's (adapted
-once, with key 0, where infer warms up in every repeat).
+Each measurement is repeated and the median is reported, the two libraries alternating;
+BlackJAX's NUTS is adapted once, with key 0, where infer warms up in every repeat.
 Results go to ``benchmarks/results/samplers_<platform>.json``.
 
 Run: ``python benchmarks/samplers.py`` (``--quick`` for a smoke run).
@@ -167,14 +166,6 @@ def bench_nuts(num_samples, num_warmup, repeats):
     infer.sample(
         0, target, sampler, num_chains=1, num_samples=num_samples, num_warmup=num_warmup
     )  # compile
-    ours, repeat_ratio = [], []
-    for r in range(repeats):
-        result = infer.sample(
-            100 + r, target, sampler, num_chains=1, num_samples=num_samples, num_warmup=num_warmup
-        )
-        ours.append(float(result.stats["n_steps"].sum()) / result.timing["sampling"])
-        pure = result.timing["warmup"] + result.timing["sampling"]
-        repeat_ratio.append(result.timing["total"] / pure)
 
     adaptation = blackjax.window_adaptation(blackjax.nuts, target.logdensity_fn)
     (state, parameters), _ = adaptation.run(jax.random.key(0), target.init, num_steps=num_warmup)
@@ -189,11 +180,19 @@ def bench_nuts(num_samples, num_warmup, repeats):
         return jax.lax.scan(one_step, state, jax.random.split(rng_key, num_samples))[1]
 
     jax.block_until_ready(run(jax.random.key(1), state))
-    theirs = []
-    for r in range(repeats):
+    ours, theirs, repeat_ratio, our_steps, their_steps = [], [], [], [], []
+    for r in range(repeats):  # alternating: a drift in the machine's speed hits both
+        result = infer.sample(
+            100 + r, target, sampler, num_chains=1, num_samples=num_samples, num_warmup=num_warmup
+        )
+        ours.append(float(result.stats["n_steps"].sum()) / result.timing["sampling"])
+        our_steps.append(float(result.stats["n_steps"].mean()))
+        pure = result.timing["warmup"] + result.timing["sampling"]
+        repeat_ratio.append(result.timing["total"] / pure)
         start = time.perf_counter()
         _, steps, _ = jax.device_get(run(jax.random.key(100 + r), state))  # as infer's
         theirs.append(float(np.sum(steps)) / (time.perf_counter() - start))
+        their_steps.append(float(np.mean(steps)))
     row = {
         "target": "logistic_regression",
         "num_chains": 1,
@@ -202,6 +201,10 @@ def bench_nuts(num_samples, num_warmup, repeats):
         "infer_grads_per_s": _median(ours),
         "blackjax_grads_per_s": _median(theirs),
         "repeat_call_over_pure_time": _median(repeat_ratio),
+        # gradients per draw: each library's own warm-up picks its step size, so the trees
+        # (and the per-tree share of the cost) differ
+        "infer_gradients_per_draw": _median(our_steps),
+        "blackjax_gradients_per_draw": _median(their_steps),
     }
     row["ratio"] = row["infer_grads_per_s"] / row["blackjax_grads_per_s"]
     print(
