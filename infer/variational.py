@@ -38,6 +38,7 @@ from infer.target import Target, check_target
 __all__ = ["advi", "FAMILIES", "pareto_k_threshold"]
 
 FAMILIES = ("meanfield", "fullrank")
+DEFAULT_LEARNING_RATE = 0.01  # Adam's, where no optimizer is given
 
 
 class Approximation(NamedTuple):
@@ -90,11 +91,12 @@ def advi(
     num_steps: int = 10_000,
     num_draws: int = 1000,
     num_chains: int = 4,
-    learning_rate: float = 0.01,
+    learning_rate: float | None = None,
     num_elbo_draws: int = 8,
     init_scale: float = 1.0,
     init=None,
     progress=False,
+    optimizer=None,
 ) -> Result:
     """Fit a Gaussian approximation to ``target`` by ADVI and draw from it.
 
@@ -103,19 +105,24 @@ def advi(
         target: an :class:`infer.Target` (a plain log density or ``Target.from_numpyro``;
             NumPyro targets are fitted in their unconstrained space, Jacobian included).
         family: ``"meanfield"`` (independent coordinates) or ``"fullrank"`` (correlations).
-        num_steps: Adam steps at a constant learning rate; the fitted ``q`` is the average
-            of the iterates over the second half (Polyak-Ruppert), so the gradients' noise
+        num_steps: optimiser steps (Adam at a constant learning rate by default); the fitted
+            ``q`` is the average of the iterates over the second half (Polyak-Ruppert), so
+            the gradients' noise
             averages away: its parameters then carry a Monte Carlo error of about that of
             ``num_elbo_draws * num_steps / 2`` draws from ``q``.
         num_draws: draws per chain from the fitted ``q``.
         num_chains: rows the independent draws are laid out in, so that ArviZ's split R-hat
             and ESS apply as for MCMC (they should show ``R-hat ~ 1``, ``ESS ~ draws``).
-        learning_rate: Adam's step size.
+        learning_rate: Adam's step size (default 0.01); not with ``optimizer``.
         num_elbo_draws: draws of ``eps`` per step for the ELBO's gradient.
         init_scale: the starting standard deviation of every coordinate.
         init: the starting mean (a position like the target's); default ``target.init``.
         progress: ``True`` shows a progress bar (tqdm) with the running ELBO, or pass a
             ``tqdm`` class.
+        optimizer: an Optax ``GradientTransformation`` to use instead of Adam (a schedule,
+            gradient clipping, another method: ``optax.chain(optax.clip_by_global_norm(1.0),
+            optax.adam(optax.cosine_decay_schedule(0.05, 5000)))``). It minimises the
+            negative ELBO over ``q``'s mean and log scales (a pytree of arrays).
 
     Returns:
         A :class:`infer.Result` (``sampler="advi_meanfield"`` or ``"advi_fullrank"``) of
@@ -140,10 +147,14 @@ def advi(
     options = _check_options(
         family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
     )
+    _check_optimizer(optimizer, learning_rate)
+    if optimizer is None:
+        optimizer = optax.adam(options.learning_rate)
+    else:
+        options = options._replace(learning_rate=None, optimizer="custom")
     flat_start, unravel = _flat_start(target, init)
     dimension, dtype = flat_start.shape[0], flat_start.dtype
     logdensity_flat = _flat_logdensity(target, unravel)
-    optimizer = optax.adam(options.learning_rate)
     fit_chunk = _fit_program(logdensity_flat, optimizer, options, dimension, dtype)
     params = _initial_params(flat_start, options.family, options.init_scale)
     opt_state = optimizer.init(params)
@@ -197,8 +208,9 @@ class _Options(NamedTuple):
     num_draws: int
     num_chains: int
     num_elbo_draws: int
-    learning_rate: float
+    learning_rate: float | None  # None with an optimizer of the caller's
     init_scale: float
+    optimizer: str = "adam"  # or "custom": the caller's
 
 
 def _check_options(
@@ -212,9 +224,33 @@ def _check_options(
         num_draws=validation.positive_int("num_draws", num_draws),
         num_chains=validation.positive_int("num_chains", num_chains),
         num_elbo_draws=validation.positive_int("num_elbo_draws", num_elbo_draws),
-        learning_rate=validation.positive_float("learning_rate", learning_rate),
+        learning_rate=validation.positive_float(
+            "learning_rate", DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
+        ),
         init_scale=validation.positive_float("init_scale", init_scale),
     )
+
+
+def _check_optimizer(optimizer, learning_rate) -> None:
+    """A TypeError unless ``optimizer`` is ``None`` or an Optax ``GradientTransformation``,
+    a ValueError where ``learning_rate`` is given beside one."""
+    if optimizer is None:
+        return
+    methods = (getattr(optimizer, "init", None), getattr(optimizer, "update", None))
+    if not all(callable(method) for method in methods):
+        got = type(optimizer).__name__
+        if callable(optimizer):  # optax.adam itself, not called
+            name = getattr(optimizer, "__name__", got)
+            got = f"the function {name}: call it with its settings, e.g. optax.{name}(0.01)"
+        raise TypeError(
+            f"optimizer must be an Optax GradientTransformation (e.g. optax.adam(0.01), "
+            f"optax.chain(...)); got {got}. Leave it out for Adam at learning_rate."
+        )
+    if learning_rate is not None:
+        raise ValueError(
+            f"learning_rate={learning_rate!r} was given with optimizer=: the optimizer "
+            "sets its own step size. Give one of them (e.g. optimizer=optax.adam(0.05))."
+        )
 
 
 def _flat_start(target: Target, init):
@@ -379,6 +415,7 @@ def _assemble_result(
     settings = {
         "family": options.family,
         "num_steps": options.num_steps,
+        "optimizer": options.optimizer,
         "learning_rate": options.learning_rate,
         "num_elbo_draws": options.num_elbo_draws,
         "init_scale": options.init_scale,

@@ -275,3 +275,40 @@ def test_a_fit_stopped_while_the_elbo_still_rises_is_warned_about():
             warnings.simplefilter("always")
             infer.advi(seed, shifted)
         assert not any("ELBO rose" in str(w.message) for w in caught)
+
+
+def test_an_optax_optimizer_of_ones_own_is_the_one_that_fits(tmp_path):
+    import optax
+
+    target = gaussian_target()
+    # a zero step leaves q where it started: the given optimiser is the one used
+    with pytest.warns(infer.DiagnosticWarning, match="stopped short"):  # and it is told
+        frozen = infer.advi(0, target, num_steps=50, num_draws=50, optimizer=optax.sgd(0.0))
+    np.testing.assert_array_equal(frozen.info["mean"], np.zeros(4))
+    np.testing.assert_allclose(np.diag(frozen.info["scale_tril"]), np.ones(4))
+    # a schedule with clipping fits as Adam does: the ELBO at the optimum is log Z
+    schedule = optax.cosine_decay_schedule(0.05, 2000, alpha=0.1)
+    optimizer = optax.chain(optax.clip_by_global_norm(10.0), optax.adam(schedule))
+    fit = infer.advi(0, target, "fullrank", num_steps=2000, num_draws=200, optimizer=optimizer)
+    log_z = 0.5 * np.log(np.linalg.det(2 * np.pi * COVARIANCE))
+    assert abs(fit.info["elbo"] - log_z) < 6 * fit.info["elbo_se"] + 1e-3
+    assert fit.settings["optimizer"] == "custom" and fit.settings["learning_rate"] is None
+    fit.save(tmp_path / "fit.nc")
+    assert infer.load(tmp_path / "fit.nc").settings["optimizer"] == "custom"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"optimizer": "adam"}, TypeError, r"GradientTransformation .* got str"),
+        ({"optimizer": "uncalled"}, TypeError, r"the function adam: call it .* optax\.adam\("),
+        ({"optimizer": "adam(0.1)", "learning_rate": 0.1}, ValueError, "Give one of them"),
+    ],
+)
+def test_a_bad_optimizer_is_named(kwargs, error, match):
+    import optax
+
+    given = {"uncalled": optax.adam, "adam(0.1)": optax.adam(0.1)}
+    kwargs = {**kwargs, "optimizer": given.get(kwargs["optimizer"], kwargs["optimizer"])}
+    with pytest.raises(error, match=match):
+        infer.advi(0, gaussian_target(), **kwargs)
