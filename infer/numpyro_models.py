@@ -125,10 +125,10 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     if discrete:
         raise ValueError(
             f"the NumPyro model has discrete latent site(s) {discrete}. HMC, NUTS, MALA and the "
-            "random-walk samplers here work on continuous parameters only: marginalise the "
-            "discrete variable out of the model by hand (the log-sum-exp over its values of "
-            "each value's log probability, added with numpyro.factor; sites marked for "
-            "enumeration are not supported either), or observe it."
+            "random-walk samplers here work on continuous parameters only: marginalise it "
+            "out by hand (log-sum-exp over its values, added with numpyro.factor), observe "
+            "it, or run NumPyro's MCMC, which enumerates sites marked "
+            "infer={'enumerate': 'parallel'} (infer does not)."
         )
     if not latent:
         _refuse_plates_named_like_sites(model, args, kwargs)

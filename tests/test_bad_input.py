@@ -323,7 +323,7 @@ def _model_with_discrete_latent(data):
 
 
 def test_numpyro_model_with_a_discrete_latent_given_to_hmc():
-    with pytest.raises(ValueError, match=r"discrete latent site\(s\) \['z'\]. HMC, NUTS"):
+    with pytest.raises(ValueError, match=r"site\(s\) \['z'\]. HMC, NUTS.*NumPyro's MCMC"):
         infer.sample(
             0, infer.Target.from_numpyro(_model_with_discrete_latent, jnp.ones(3)), infer.hmc()
         )
