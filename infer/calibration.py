@@ -110,14 +110,17 @@ class SBCResult:
 
     @property
     def verdict(self) -> str:
-        """``"passed"``, ``"FAILED: <parameters>"`` or ``"INCONCLUSIVE: ..."``."""
-        if self.failed:
-            return f"FAILED: {', '.join(self.failed)}"
+        """``"passed"``, ``"FAILED: <parameters>"`` or ``"INCONCLUSIVE: ..."`` (stuck chains,
+        whatever the test found: their tied ranks fail or pass it by chance)."""
         if self.inconclusive:
+            found = f"; the test rejects {', '.join(self.failed)}, " if self.failed else "; "
             return (
                 f"INCONCLUSIVE: {self.stuck_simulations} of {self.num_simulations} simulations "
-                "had a chain that never moved"
+                f"had a chain that never moved{found}tied ranks say nothing of calibration: "
+                "run longer or tune the sampler so that every chain moves"
             )
+        if self.failed:
+            return f"FAILED: {', '.join(self.failed)}"
         return "passed"
 
     def __repr__(self) -> str:

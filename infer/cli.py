@@ -252,7 +252,7 @@ def sbc_table(check) -> str:
     verdict = check.verdict
     level = check.alpha / len(check.names)
     rows.append(
-        f"\n{verdict}: ECDF test, each parameter at {check.alpha:g} / {len(check.names)} = "
+        f"\n{verdict}.\n\nECDF test, each parameter at {check.alpha:g} / {len(check.names)} = "
         f"{level:.2g}; {check.num_simulations} simulations x {check.num_draws} draws; "
         f"chi-square on {bins} bins, {bins - 1} degrees of freedom"
     )

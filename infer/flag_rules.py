@@ -84,8 +84,14 @@ def acceptance_problem(result: Result) -> str | None:
 
 def divergence_advice(result: Result) -> str:
     """What to try against divergences: a higher target acceptance where warm-up tuned the
-    step size; where nothing was tuned (no warm-up, or a fixed step size), the step size."""
-    if result.num_warmup == 0:
+    step size; where nothing was tuned (no warm-up, or a fixed step size), the step size;
+    for draws made elsewhere (``from_draws``: no seed), that sampler's settings."""
+    if result.seed is None:
+        first = (
+            "These draws were made elsewhere (Result.from_draws): in the sampler that made "
+            "them, try a higher target acceptance (a smaller step size) or more warm-up"
+        )
+    elif result.num_warmup == 0:
         first = (
             "No warm-up ran (num_warmup=0), so no step size was tuned: give warm-up steps "
             "(num_warmup), or a smaller step_size"

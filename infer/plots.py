@@ -10,6 +10,7 @@ several.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,9 @@ def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
     """``results`` as a dict of runs and ``var_names`` as a list of names that every run has,
     with the other arguments checked, each error naming its argument."""
     results = by_name(results)
-    if not isinstance(results, dict) or not results:
+    if isinstance(results, dict) and not results:
+        raise ValueError("results is empty: pass an infer.Result or a dict of name -> Result.")
+    if not isinstance(results, dict):
         raise TypeError(
             "results must be an infer.Result, a list of them or a dict of name -> infer.Result."
         )
@@ -112,6 +115,19 @@ def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dic
             coords.setdefault(other, [0])
         left -= len(coords[first])
     return names, coords
+
+
+def num_components(result: Result, names=None, coords=None) -> int:
+    """The scalar components of ``result``'s draws ``names`` (default all) that ``coords``
+    (dim -> the indices kept) select."""
+    coords = coords or {}
+    total = 0
+    for name in result.draws if names is None else names:
+        shape = np.shape(result.draws[name])[2:]
+        dims = zip(result.dim_names(name), shape, strict=True)
+        kept = [len(coords.get(dim, range(size))) for dim, size in dims]
+        total += math.prod(kept)
+    return total
 
 
 def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_ess, truth) -> str:
@@ -314,6 +330,11 @@ def plot(
         names, coords = _selection(first, max_panels, _shared(results))
     else:
         names, coords = _named_selection(first, var_names, max_panels)
+    if kind == "pair" and num_components(first, names, coords) < 2:
+        raise ValueError(
+            f"kind='pair' plots pairs of parameters; {names} hold one scalar. Pick two or "
+            "more (var_names), or look at kind='trace' or 'dist'."
+        )
     options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
     panels = max(len(names), sum(len(v) for v in coords.values()) or 1)
     if kind == "pair":  # it sizes its own grid; the layout keeps two-line labels in

@@ -12,7 +12,7 @@ from pathlib import Path
 from infer import registry
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
-from infer.plots import caption, marks, plot
+from infer.plots import caption, marks, num_components, plot
 from infer.result import Result
 from infer.statistics import TAIL_PROB
 
@@ -220,7 +220,8 @@ def retire_pages(folder: Path) -> list[str]:
 
 def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
     """The per-run figures: the diagnostics (the rank plot, which compares chains, for runs of
-    two or more; rank, ESS and autocorrelation plots for runs of 4 draws or more), and the
+    two or more; rank, ESS and autocorrelation plots for runs of 4 draws or more; the pair
+    plot for two scalar parameters or more), and the
     predictive check where the result has a posterior predictive group; none when ``plots``
     is False."""
     if not plots:
@@ -228,6 +229,8 @@ def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
     kinds = RUN_PLOTS if result.num_chains > 1 else tuple(k for k in RUN_PLOTS if k != "rank")
     if result.num_samples < MIN_DRAWS:  # ranks, ESS and autocorrelations need 4 draws
         kinds = tuple(k for k in kinds if k not in ("rank", "ess", "autocorr"))
+    if num_components(result) < 2:  # no pairs of one parameter
+        kinds = tuple(k for k in kinds if k != "pair")
     return kinds + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 

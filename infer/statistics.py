@@ -100,6 +100,13 @@ _ARVIZ = {
 }
 
 
+def _quietly(statistic, tree):
+    """``statistic(tree)`` without NumPy's invalid-value warnings (a worker thread has its
+    own error state): NaN and constant draws make them, and the table flags those."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return statistic(tree)
+
+
 def _arviz(results: dict[str, Result]) -> dict[str, dict]:
     """ArviZ on a thread per core: it spends its time in NumPy and SciPy sorts and special
     functions, which release the GIL, so runs and statistics proceed in parallel."""
@@ -109,7 +116,7 @@ def _arviz(results: dict[str, Result]) -> dict[str, dict]:
     # in the workers that enters warnings.catch_warnings can leave the caller's filters and
     # recorder replaced. This context puts the caller's state back when the workers are done.
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        futures = {task: pool.submit(_ARVIZ[task[1]], trees[task[0]]) for task in tasks}
+        futures = {task: pool.submit(_quietly, _ARVIZ[task[1]], trees[task[0]]) for task in tasks}
         computed = {task: future.result() for task, future in futures.items()}
     return {
         name: {

@@ -69,10 +69,11 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
         tree = xr.open_datatree(folder / f"{name}.nc", engine="h5netcdf")
         assert tree["posterior"]["x"].shape == (2, 300)
         assert tree.attrs["sampler"] == name
-        for kind in ("trace", "rank", "ess", "autocorr", "pair"):
+        for kind in ("trace", "rank", "ess", "autocorr"):
             png = folder / f"{kind}_{name}.png"
             assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
             assert coloured_share(png) > 0.005, png  # data drawn, not blank axes
+        assert not (folder / f"pair_{name}.png").exists()  # one parameter: no pairs
     assert coloured_share(folder / "forest.png") > 0.005
     table = pd.read_csv(folder / "comparison.csv", index_col=0)
     assert list(table.index) == ["rejection", "rwmh", "nuts"]
@@ -83,7 +84,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert header.replace("\\|", "").count("|") == rule.count("|") and "max \\|z\\|" in header
     assert "ESS/1k evals" in header and "per 1,000 log-density" in markdown  # shown there
     page = (folder / "index.html").read_text()
-    for src in ("forest.png", "trace_nuts.png", "pair_rwmh.png", "rejection.nc"):
+    for src in ("forest.png", "trace_nuts.png", "rank_rwmh.png", "rejection.nc"):
         assert src in page
     assert "<table>" in page
 

@@ -648,7 +648,36 @@ def test_divergence_advice_asks_for_a_target_accept_above_the_one_used():
 
     plain = infer.Result.from_draws({"x": np.zeros((2, 10))})
     tuned = [
-        dataclasses.replace(plain, num_warmup=100, info={"target_accept": t}) for t in (0.8, 0.95)
+        dataclasses.replace(plain, seed=0, num_warmup=100, info={"target_accept": t})
+        for t in (0.8, 0.95)
     ]
     assert "target_accept=0.95" in divergence_advice(tuned[0])
     assert "than 0.95 (e.g. infer.nuts(target_accept=0.99))" in divergence_advice(tuned[1])
+
+
+def test_divergences_in_draws_made_elsewhere_get_advice_for_that_sampler(tmp_path):
+    # from_draws records num_warmup=0, and the advice was "No warm-up ran (num_warmup=0) ...
+    # give warm-up steps": advice for an infer run, to draws made by another library
+    rng = np.random.default_rng(0)
+    diverging = np.zeros((4, 500), bool)
+    diverging[0, 10] = True
+    stats = {"diverging": diverging, "acceptance_rate": np.full((4, 500), 0.9)}
+    external = infer.Result.from_draws({"a": rng.standard_normal((4, 500))}, stats=stats)
+    external.save(tmp_path / "external.nc")
+    for result in (external, infer.load(tmp_path / "external.nc")):
+        with pytest.warns(infer.DiagnosticWarning, match="divergent") as said:
+            infer.compare({"e": result})
+        text = " ".join(str(w.message) for w in said)
+        assert "made elsewhere (Result.from_draws)" in text and "num_warmup=0" not in text
+
+
+def test_the_arviz_path_is_quiet_about_nan_and_constant_parameters():
+    # NumPy's "invalid value encountered in scalar divide", twice, beside the nan_stats flag
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 200))
+    x[0, 5] = np.nan
+    result = infer.Result.from_draws({"a": x, "c": np.ones((4, 200))})
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        table = infer.compare({"n": result}, statistics="arviz", warn=False)
+    assert said == [] and "nan_stats" in table.loc["n", "flags"]

@@ -54,6 +54,10 @@ def test_plot_without_a_path_returns_the_collection(runs):
 def test_unknown_kind(runs):
     with pytest.raises(ValueError, match="kind must be one of trace, rank"):
         infer.plot(runs["nuts"], kind="violin")
+    with pytest.raises(ValueError, match="results is empty"):  # was "must be a Result"
+        infer.plot({}, kind="forest")
+    with pytest.raises(ValueError, match="results is empty"):
+        infer.plot([], kind="forest")
 
 
 def test_one_run_kinds_refuse_several(runs):
@@ -115,6 +119,23 @@ def test_a_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
     written = {path.name for path in (tmp_path / "report").iterdir()}
     assert {"trace_one.png", "ess_one.png", "forest.png", "index.html"} <= written
     assert "rank_one.png" not in written and "rank_one.png" not in index.read_text()
+
+
+def test_a_pair_plot_of_one_scalar_is_refused_and_left_out_of_a_report(tmp_path):
+    # it was an ECDF titled "pairs of parameters", with the parameter's name on its y axis
+    from infer.report import write_report
+
+    rng = np.random.default_rng(0)
+    one = infer.Result.from_draws({"x": rng.standard_normal((2, 100))})
+    with pytest.raises(ValueError, match=r"kind='pair' plots pairs of parameters; \['x'\] hold"):
+        infer.plot(one, kind="pair")
+    vector = infer.Result.from_draws({"theta": rng.standard_normal((2, 100, 3))})
+    with pytest.raises(ValueError, match="hold one scalar"):  # one component named
+        infer.plot(vector, kind="pair", var_names=["theta"], max_panels=1)
+    assert infer.plot(vector, kind="pair") is not None  # three components: pairs
+    table = infer.compare({"one": one}, warn=False)
+    index = write_report({"one": one}, table, tmp_path / "report")
+    assert "trace_one.png" in index.read_text() and "pair_one" not in index.read_text()
 
 
 def test_a_dist_plot_of_runs_of_different_sizes_shows_each_runs_mean_and_interval():
