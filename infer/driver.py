@@ -235,6 +235,8 @@ def _start(args: Arguments) -> Run:
     else:
         chain_keys, record = _first_record(args, plan, positions, per_chain, data)
     record.moves_by_logdensity = bool(getattr(sampler, "logdensity_is_exact", True))
+    for positions, logdensity in zip(record.positions, record.logdensity, strict=True):
+        record.note_moves(positions, logdensity)  # a checkpoint's draws: did its chains move
     if isinstance(source, ChainState | Saved) and record.moves_by_logdensity:
         where = "the given result" if isinstance(source, ChainState) else str(source.saved.path)
         check_same_logdensity(target, data, record.carry.kernel_state, where)

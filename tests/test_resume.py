@@ -443,3 +443,20 @@ def test_concat_refuses_a_first_run_made_again_with_other_options_or_starts():
         assert infer.concat(first, more).draws["x"].shape == (3, 60, 3)
     with pytest.raises(ValueError, match="it starts at draw 0 of its chains, and the one"):
         infer.concat(runs["rwmh"][1], runs["rwmh"][0])
+
+
+def test_a_run_resumed_near_its_end_does_not_call_its_chains_stuck(tmp_path):
+    # only the draws made since the resume were looked at: chains that rejected their last
+    # few proposals were told they "never moved", though they had 99 draws of moves
+    folder = tmp_path / "run"
+    options = dict(num_chains=8, num_warmup=0, num_samples=100)
+    whole = infer.sample(
+        0, NORMAL_3D, infer.rwmh(), checkpoint=folder, checkpoint_every=99, **options
+    )
+    assert whole.info["stuck_chains"] == []
+    older = checkpoints.checkpoints(folder)[0]  # at step 99: one step left
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", infer.DiagnosticWarning)
+        again = infer.sample(0, NORMAL_3D, infer.rwmh(), resume=older, **options)
+    assert_same(whole, again)
+    assert again.info["stuck_chains"] == []
