@@ -322,9 +322,11 @@ def _check_outputs(
     target, init, resume, source, checkpoint, checkpoint_every, store, keep
 ) -> Outputs:
     """Where the draws go besides the result, checked against each other. A checkpoint
-    folder's run (``source``) checkpoints as often as it did unless told otherwise."""
+    folder's run (``source``) checkpoints as often and keeps the draws it did unless told
+    otherwise."""
     if checkpoint_every is None:
         checkpoint_every = getattr(source, "checkpoint_every", None)
+    keep = getattr(source, "keep", None) if keep is None else keep
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = checkpoint_folder(checkpoint, resume)

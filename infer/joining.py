@@ -222,4 +222,6 @@ def _joined_info(results) -> dict:
         info["draw_range"] = [results[0].info["draw_range"][0], results[-1].info["draw_range"][1]]
     else:  # one part's own range would misstate the join's
         info.pop("draw_range", None)
+    if "until" not in results[-1].info:  # an earlier part's stop is not the join's
+        info.pop("until", None)
     return info

@@ -316,7 +316,17 @@ class Result:
             )
         return save_netcdf(_netcdf_ready(self.to_arviz()), path)
 
+    def forget_store(self, message: str) -> None:
+        """The store this result's draws are read from was replaced by another run: reading
+        its draws or statistics raises ``ValueError(message)`` from now on."""
+        from infer.store import Gone
+
+        self.draws = self.stats = Gone(message)
+        self.groups, self._tree = {}, None
+
     def __repr__(self) -> str:
+        if not isinstance(self.draws, dict):  # its store was replaced
+            return f"Result(sampler={self.sampler!r}, target={self.target!r}, draws gone)"
         shapes = ", ".join(f"{k}: {v.shape}" for k, v in self.draws.items())
         return (
             f"Result(sampler={self.sampler!r}, target={self.target!r}, draws={{{shapes}}}, "

@@ -58,6 +58,7 @@ class Saved:
         self.superchain_size = int(meta.get("superchain_size", 1))
         self.check_every = meta.get("check_every")  # None: no until=, or an older folder
         self.checkpoint_every = meta.get("checkpoint_every")
+        self.keep = meta.get("keep")  # the draw names the run keeps (None: all)
 
 
 def checkpoint_folder(checkpoint, resume) -> Path | None:

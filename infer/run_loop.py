@@ -58,6 +58,7 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
             # (where the run stops depends on it) and how often it checkpoints
             "check_every": None if until is None else num_samples,
             "checkpoint_every": every_checkpoint,
+            "keep": outputs.keep,
         }
         writer = checkpoints.Writer(
             outputs.folder, facts, run.chain_keys, every_checkpoint, record, run.resumed_from

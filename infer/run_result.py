@@ -25,7 +25,7 @@ from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
 from infer.runner import Run
-from infer.store import DATA_GROUPS, open_store
+from infer.store import DATA_GROUPS, open_store, reads_from
 
 
 def _dims(target, draws: dict, groups: dict, keep) -> dict:
@@ -118,6 +118,7 @@ def markov_result(
     if store is not None:
         store.close(_flat_attrs(result.attrs()))
         result._tree = open_store(store.path)
+        reads_from(store.path, result)
     warn_if_unhealthy(result)
     return result
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import json
 import warnings
+import weakref
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +49,34 @@ def _dims(name: str, shape: tuple, named=()) -> tuple:
     return ("chain", "draw", *rest)
 
 
+#: store path -> weak references to the results whose draws are read from it
+_READERS: dict = {}
+
+
+def reads_from(path: Path, result) -> None:
+    """Note that ``result`` reads its draws from the store at ``path``: when a later run
+    replaces that store, ``result.forget_store(message)`` is called."""
+    _READERS.setdefault(Path(path), []).append(weakref.ref(result))
+
+
+class Gone(Mapping):
+    """What a result's draws and statistics become when their store is replaced by another
+    run's: reading them raises ``ValueError(message)`` (the zarr arrays it held would read
+    the new run's files with the old run's shapes)."""
+
+    def __init__(self, message: str):
+        self.message = message
+
+    def __getitem__(self, name):
+        raise ValueError(self.message)
+
+    def __iter__(self):
+        raise ValueError(self.message)
+
+    def __len__(self):
+        raise ValueError(self.message)
+
+
 class ZarrStore:
     """Writes a run's draws and statistics into a Zarr store at ``path``.
 
@@ -54,8 +84,8 @@ class ZarrStore:
         path: the store (a folder, conventionally ending in ``.zarr``; ``~`` is the home
             folder); it must not exist yet (or be an empty folder), or hold a store that
             ``overwrite`` allows replacing. One store holds one run: given to a second run,
-            it is replaced by that run with ``overwrite`` (a result of the first run, which reads
-            its draws from the store, then reads the second's), and refused without.
+            it is replaced by that run with ``overwrite`` (a result of the first run, which read
+            its draws from the store, then says they are gone), and refused without.
         overwrite: replace an existing store that ``infer.sample`` wrote. Nothing else is
             ever replaced: a file, or a folder that holds anything but such a store, is
             refused whatever ``overwrite`` says.
@@ -77,6 +107,14 @@ class ZarrStore:
         its dimensions after ``(chain, draw)`` (the target's ``dims``)."""
         import zarr
 
+        message = (
+            f"this result's draws were read from the store {str(self.path)!r}, which a later "
+            "run replaced (ZarrStore(..., overwrite=True)): they are not there any more. Save "
+            "a result (result.save) before its store is replaced, or give each run its own."
+        )
+        for reader in _READERS.pop(self.path, []):
+            if (result := reader()) is not None:
+                result.forget_store(message)
         group = zarr.open_group(self.path, mode="w", zarr_format=3)
         # Zarr lists a group's arrays by name; the order the run made them in is kept here
         # (plots take their first panels in that order, as for a run in memory).

@@ -55,6 +55,19 @@ def test_saved_runs_are_joined_in_order_only(tmp_path):
     assert "draw_range" not in infer.concat(loaded[0], older).info
 
 
+def test_a_join_keeps_only_the_last_parts_stopping_record():
+    # a run stopped by until=, continued by 30 more draws and joined: the join said the run
+    # "stopped at max_samples with 40 draws" beside its 70
+    sampler = SAMPLERS["rwmh"]
+    rule = infer.converged(ess=1e6, max_samples=40)  # never met: stops at the budget
+    with pytest.warns(infer.DiagnosticWarning, match="stopped at the budget"):
+        first = infer.sample(3, NORMAL_3D, sampler, num_samples=20, until=rule, **RUN)
+    assert first.info["until"]["num_draws"] == 40
+    rest = infer.sample(3, NORMAL_3D, sampler, num_samples=30, resume=first)
+    joined = infer.concat(first, rest)
+    assert joined.num_samples == 70 and "until" not in joined.info
+
+
 def test_a_folder_written_by_a_resumed_run_resumes_without_a_false_warning(tmp_path):
     """``resume=result, checkpoint=folder`` writes a folder that holds only the continuation;
     resuming the folder asking for its draws warned that they were those of the whole run."""
@@ -321,3 +334,17 @@ def test_a_chunk_replaced_by_another_is_refused_not_resumed(tmp_path):
     shutil.copy(older / "chunk-000000.npz", older / "chunk-000001.npz")
     with pytest.raises(ValueError, match=r"chunk-000001.npz .* is not the file that checkpoint"):
         infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
+
+
+def test_a_folder_resumed_keeps_the_draws_its_run_kept(tmp_path):
+    # keep= was not saved: the resumed run returned every variable
+    from models import targets
+
+    target, folder = targets.get("eight_schools"), tmp_path / "run"
+    kwargs = dict(num_chains=2, num_warmup=20, num_samples=30)
+    whole = infer.sample(0, target, SAMPLERS["rwmh"], checkpoint=folder, keep=["mu"], **kwargs)
+    again = infer.sample(0, target, SAMPLERS["rwmh"], resume=folder, **kwargs)
+    assert list(again.draws) == list(whole.draws) == ["mu"]
+    wider = infer.sample(0, target, SAMPLERS["rwmh"], resume=folder, keep=["mu", "tau"], **kwargs)
+    assert list(wider.draws) == ["mu", "tau"]  # as asked: keep only filters what is returned
+    np.testing.assert_array_equal(wider.draws["mu"], whole.draws["mu"])

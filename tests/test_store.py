@@ -265,10 +265,19 @@ def test_a_store_given_to_a_second_run_is_replaced_or_refused(tmp_path):
     target = targets.get("normal_1d")
     options = {"num_chains": 2, "num_samples": 100, "num_warmup": 50}
     store = infer.ZarrStore(tmp_path / "run.zarr", overwrite=True)
-    infer.sample(0, target, infer.rwmh(), store=store, **options)
-    second = infer.sample(1, target, infer.rwmh(), store=store, **options)
-    in_memory = infer.sample(1, target, infer.rwmh(), **options)
+    first = infer.sample(0, target, infer.rwmh(), store=store, **options)
+    first.to_arviz()  # a tree built before: it showed the first run's statistics after
+    first.save(tmp_path / "first.nc")
+    second = infer.sample(1, target, infer.rwmh(), store=store, **dict(options, num_samples=10))
+    in_memory = infer.sample(1, target, infer.rwmh(), **dict(options, num_samples=10))
     np.testing.assert_array_equal(np.asarray(second.draws["x"]), in_memory.draws["x"])
+    # the first result's draws are gone, and it says so (a reshape error deep in zarr was
+    # raised, or the old tree's numbers were shown)
+    for read in (lambda: first.draws["x"], lambda: infer.summary(first), first.to_arviz):
+        with pytest.raises(ValueError, match="which a later run replaced .* Save a result"):
+            read()
+    assert "draws gone" in repr(first)
+    assert infer.load(tmp_path / "first.nc").draws["x"].shape == (2, 100)  # saved: kept
     assert infer.open_store(tmp_path / "run.zarr").attrs["seed"] == "1"  # attributes are text
     once = infer.ZarrStore(tmp_path / "once.zarr")
     infer.sample(0, target, infer.rwmh(), store=once, **options)
