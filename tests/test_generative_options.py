@@ -337,3 +337,33 @@ def test_the_ais_line_says_whether_ais_fell_below_iwae():
     below = format_ais(dict(report, ais_minus_iwae={"mean": -0.59, "standard_error": 0.29}))
     fine = format_ais(dict(report, ais_minus_iwae={"mean": -0.2, "standard_error": 0.29}))
     assert "biased low here" in below and "biased low" not in fine and "as it should be" in fine
+
+
+def test_training_out_of_memory_is_one_line_saying_what_to_shrink(monkeypatch, tmp_path, capsys):
+    # train_samples=100000 made XLA ask for 154 GiB: a 40-line traceback, where every other
+    # bad option gets a line. (XLA's error is raised here as it is, to need no 154 GiB.)
+    import jax
+
+    from models.generative import loop
+
+    def out_of_memory(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError(
+            "RESOURCE_EXHAUSTED: Error dispatching computation: Out of memory allocating "
+            "165531894144 bytes."
+        )
+
+    monkeypatch.setattr(loop, "fit", out_of_memory)
+    with pytest.raises(MemoryError, match=r"ran out of memory \(one buffer of 154.2 GiB\): use"):
+        training.train("vae", "digits", epochs=1, train_samples=100000)
+    command = ["train", "vae", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(command) == 1
+    said = capsys.readouterr().err
+    assert said.startswith("infer train: error: training vae on digits, batch_size=128 ran out")
+    assert "Traceback" not in said
+
+    def other(*args, **kwargs):
+        raise jax.errors.JaxRuntimeError("INTERNAL: something else")
+
+    monkeypatch.setattr(loop, "fit", other)
+    with pytest.raises(jax.errors.JaxRuntimeError, match="something else"):  # not hidden
+        training.train("vae", "digits", epochs=1)

@@ -8,6 +8,7 @@ for (reconstructions, AIS) from its family's capabilities.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -65,7 +66,10 @@ def _add_train(subparsers) -> None:
         help="passes over the training images (default 20)",
     )
     train.add_argument(
-        "--batch-size", type=positive_int, default=128, help="images per step (default 128)"
+        "--batch-size",
+        type=positive_int,
+        default=128,
+        help="images per step (default 128; each epoch drops the images past the last full batch)",
     )
     train.add_argument(
         "--seed", type=seed, default=0, help="seed of the initialisation and batches (default 0)"
@@ -177,10 +181,8 @@ def _parse_value(text: str):
     if text == "None":  # an option whose default is None (the value it stands for)
         return None
     for convert in (int, float):
-        try:
+        with contextlib.suppress(ValueError):
             return convert(text)
-        except ValueError:
-            pass
     return text
 
 
@@ -217,7 +219,7 @@ def run_train(args) -> int:
     except (ValueError, TypeError) as err:
         print(f"infer train: error: {err}", file=sys.stderr)
         return 2
-    except FloatingPointError as err:
+    except (FloatingPointError, MemoryError) as err:
         print(f"infer train: error: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # a checkpoint or output file that could not be written
@@ -235,8 +237,7 @@ def run_train(args) -> int:
     done = metrics["epoch"][-1]
     print(
         f"trained {args.model} on {args.data} for {done} epoch{'' if done == 1 else 's'}: "
-        "final test "
-        f"loss {metrics['test_loss'][-1]:.3f}"
+        f"the last epoch's test loss {metrics['test_loss'][-1]:.3f}"
     )
     if metrics.get("best_epoch") is not None:
         best = metrics["best_epoch"]

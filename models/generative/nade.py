@@ -105,4 +105,9 @@ FAMILY = Family(
     test_loss=lambda model, x, key, options: -jnp.mean(model.log_prob(x)),
     samples=lambda model, key, num: model.sample(key, num),
     exact_likelihood=lambda model, x: model.log_prob(x),
+    loss_labels=lambda options: {
+        "train_loss": "train (-log p, dynamic binarisation)",
+        "validation_loss": "validation (exact -log p, static binarisation)",
+        "test_loss": "test (exact -log p, static binarisation)",
+    },
 )

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from pathlib import Path
 
+import jax
 from flax import nnx
 
 from infer import validation as checks
@@ -148,17 +150,37 @@ def train(
         "patience": patience,
         "options": options,
     }
-    return loop.fit(
-        family,
-        dataset,
-        config,
-        epochs=epochs,
-        checkpoint_every=checkpoint_every,
-        folder=None if out is None else Path(out),
-        resume=resume,
-        progress=progress,
-        stop_after=stop_after,
-        patience=patience,
+    try:
+        return loop.fit(
+            family,
+            dataset,
+            config,
+            epochs=epochs,
+            checkpoint_every=checkpoint_every,
+            folder=None if out is None else Path(out),
+            resume=resume,
+            progress=progress,
+            stop_after=stop_after,
+            patience=patience,
+        )
+    except jax.errors.JaxRuntimeError as err:
+        memory = _out_of_memory(err, f"{model} on {data}, batch_size={batch_size}")
+        if memory is None:
+            raise
+        raise memory from err
+
+
+def _out_of_memory(err, what: str) -> MemoryError | None:
+    """XLA's out-of-memory error as a ``MemoryError`` that says what to make smaller; None
+    for another error."""
+    text = str(err)
+    if "out of memory" not in text.lower() and "RESOURCE_EXHAUSTED" not in text:
+        return None
+    asked = re.search(r"allocating (\d+) bytes", text)
+    size = f" (one buffer of {int(asked.group(1)) / 2**30:.1f} GiB)" if asked else ""
+    return MemoryError(
+        f"training {what} ran out of memory{size}: use a smaller batch_size or smaller "
+        "options (train_samples, the hidden sizes)."
     )
 
 
