@@ -33,9 +33,9 @@ class Pace:
     :data:`PROGRESS_GROWTH` times the last), never under 1% of the steps, rounded up by
     ``round_up(steps)`` (whole blocks on an accelerator).
 
-    Every segment is one host round trip (a few ms here, more than the program call: measured
-    as 4-10% of a 2.5 s NUTS run in 26 segments), so a fast run is cut few times and a slow
-    one still shows its bar move about twice a second.
+    Every segment is one host round trip (in 26 fixed segments a 2.5 s NUTS run took up to
+    1.09 times as long as without a bar: ``benchmarks/diagnostics.py``), so a fast run is
+    cut few times and a slow one still shows its bar move about twice a second.
     """
 
     def __init__(self, total_steps: int, round_up=lambda steps: steps):
