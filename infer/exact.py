@@ -11,6 +11,7 @@ program holds: a target with other data values compiles a program of its own.
 from __future__ import annotations
 
 import time
+import warnings
 from typing import NamedTuple
 
 import jax
@@ -18,6 +19,8 @@ import numpy as np
 
 from infer import memory
 from infer.base import hook
+from infer.diagnostics import DiagnosticWarning
+from infer.flag_rules import rejected_nonfinite_message
 from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.progress import PROGRESS_CHUNKS, progress_bar
@@ -144,6 +147,7 @@ def sample_exact(
     out = run_exact(
         jax.device_put(keys, sharding), target, sampler, num_chains, num_samples, progress
     )
+    _warn_if_nonfinite(out.info, f"{sampler.name} on {target.name}")
     return Result(
         draws=out.draws,
         stats={},
@@ -168,3 +172,12 @@ def sample_exact(
         groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),
     )
+
+
+def _warn_if_nonfinite(info: dict, label: str) -> None:
+    """A warning when proposals met a NaN log density (or a ``+inf`` the sampler did not
+    already warn of as an envelope violation): rejected, but a sign of a broken density."""
+    nonfinite = int(info.get("nonfinite_proposals", 0))
+    if nonfinite > int(info.get("envelope_violations", 0)):
+        where = f"{nonfinite} of {info.get('num_proposals', '?')}"
+        warnings.warn(f"{label}: {rejected_nonfinite_message(where)}", DiagnosticWarning, 4)

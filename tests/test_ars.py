@@ -318,6 +318,25 @@ def test_secants_need_no_gradient_to_start_and_get_two_points_on_each_side():
     assert_ks_matches(np.asarray(result.draws["x"]).ravel(), stats.laplace.cdf)
 
 
+def test_default_start_points_fall_away_from_a_mode_a_hair_from_the_start():
+    """The slope at the search's start (0) was 4e-9 for exp(-(x - 0.001)^4) and 1e-20 for a
+    normal at -1e-20; that point was taken as the left end, its flat tangent sent proposals
+    to 1e7 and beyond, and the run was refused as "not log-concave near x = -6.3e+07" or ran
+    out of its rounds after 26 s. Now each end is a log unit below the highest point seen."""
+    quartic = infer.Target(lambda x: -((x - 0.001) ** 4), init=jnp.asarray(0.0), name="q")
+    result = infer.sample(0, quartic, infer.ars(domain=(None, None)), num_samples=5000)
+    start = np.asarray(result.info["start_points"])
+    assert start[0] < -0.5 and start[-1] > 0.5  # not at 0, where the tangent is flat
+    sd = np.sqrt(np.exp(jax.scipy.special.gammaln(0.75) - jax.scipy.special.gammaln(0.25)))
+    draws = np.asarray(result.draws["x"]).ravel()
+    kurtosis = 2.19  # E x^4 / (E x^2)^2 = Gamma(5/4) Gamma(1/4) / Gamma(3/4)^2
+    se = sd * np.sqrt((kurtosis - 1) / (4 * draws.size))  # of an iid sample's sd
+    assert abs(draws.std() - sd) < 4 * se, (draws.std(), sd)
+    normal = infer.Target(lambda x: -0.5 * (x + 1e-20) ** 2, init=jnp.asarray(0.0), name="n")
+    draws = infer.sample(0, normal, infer.ars(domain=(None, None)), num_samples=2000).draws["x"]
+    assert_ks_matches(np.asarray(draws).ravel(), stats.norm.cdf)
+
+
 def test_a_multivariate_target_is_refused():
     with pytest.raises((ValueError, TypeError), match="scalar"):
         infer.sample(0, targets.get("normal_10d"), infer.ars(domain=(-INF, INF)), num_samples=10)
@@ -377,11 +396,13 @@ def test_a_density_with_a_straight_log_is_drawn_in_vectorised_rounds():
 )
 def test_a_region_of_numerical_trouble_rejects_its_proposals(trouble):
     """+inf (or NaN) above 5 is trouble, not density: those proposals are rejected and
-    counted, in the hull-growing phase too, so the draws are the density cut at 5."""
+    counted, in the hull-growing phase too, so the draws are the density cut at 5; and
+    said (nothing was, but the count in ``info``)."""
     target = infer.Target(
         lambda x: jnp.where(x > 5.0, trouble, 2.0 * jnp.log(x) - x), init=jnp.asarray(2.0)
     )
-    result = infer.sample(0, target, infer.ars(domain=(0.0, jnp.inf)), num_samples=2000)
+    with pytest.warns(infer.DiagnosticWarning, match=r"ars on target: \d+ of \d+ proposals had"):
+        result = infer.sample(0, target, infer.ars(domain=(0.0, jnp.inf)), num_samples=2000)
     draws = np.asarray(result.draws["x"]).ravel()
     assert draws.max() <= 5.0 and result.info["nonfinite_proposals"] > 0
     gamma = stats.gamma(3.0)

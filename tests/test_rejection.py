@@ -210,7 +210,8 @@ def test_nan_target_density_rejects_the_proposal():
     """Where f is NaN, proposals are rejected, not kept and not counted as violations."""
     target = infer.Target(lambda x: jnp.where(x < 0.5, -0.5 * x**2, jnp.nan), name="half_nan")
     sampler = infer.rejection(dist.Cauchy(0.0, 1.0), log_envelope=1.5)
-    result = infer.sample(0, target, sampler, num_chains=2, num_samples=5000)
+    with pytest.warns(infer.DiagnosticWarning, match="proposals had a NaN or"):
+        result = infer.sample(0, target, sampler, num_chains=2, num_samples=5000)
     assert np.all(result.draws["x"] < 0.5)
     assert result.info["envelope_violations"] == 0
     assert np.isfinite(result.info["max_envelope_ratio"])
@@ -287,3 +288,20 @@ def test_exact_samplers_refuse_what_they_would_ignore():
         infer.rejection((log_prob, sample))
     result = infer.sample(0, normal, infer.rejection((sample, log_prob)), num_samples=10)
     assert result.draws["x"].shape == (4, 10)
+
+
+def test_nan_proposals_are_rejected_and_said():
+    """A log density that is NaN above 1 (log of a negative number, times 0): half the
+    Cauchy's proposals were rejected there with no word but a count in ``info``."""
+    nan_above_1 = infer.Target(
+        lambda x: -0.5 * x**2 + 0.0 * jnp.log(1.0 - x), init=jnp.asarray(0.0), name="nan_above_1"
+    )
+    sampler = infer.rejection(dist.Cauchy(0.0, 1.0))
+    with pytest.warns(infer.DiagnosticWarning, match=r"nan_above_1: \d+ of \d+ proposals") as said:
+        result = infer.sample(0, nan_above_1, sampler, num_chains=2, num_samples=2000)
+    assert said[0].filename == __file__  # the caller's line
+    assert result.info["nonfinite_proposals"] > 0 and np.max(result.draws["x"]) < 1.0
+    with warnings.catch_warnings():  # a density that is only -inf outside: nothing to say
+        warnings.simplefilter("error", infer.DiagnosticWarning)
+        cut = infer.Target(lambda x: jnp.where(x < 1.0, -0.5 * x**2, -jnp.inf), init=0.0)
+        infer.sample(0, cut, sampler, num_chains=2, num_samples=2000)

@@ -326,9 +326,9 @@ def start_hull(logdensity_fn, points, max_points, derivative_free) -> Hull:
 def default_start_points(
     logdensity_fn: Callable, lower: float, upper: float, derivative_free: bool = False
 ) -> np.ndarray:
-    """Starting hull points: either side of the mode (found by bisection on the slope inside
-    a bracket grown from 0, or from the domain's middle), at about one curvature scale, so that
-    infinite tails slope inwards. With ``derivative_free`` the search uses values only (see
+    """Starting hull points: either side of the mode, at least one log unit below the highest
+    point seen (a bracket grown in doubling steps from 0, or from next to a finite bound), so
+    that infinite tails slope inwards. With ``derivative_free`` the search uses values only (see
     :func:`_secant_start_points`). Raises if no such points exist (an improper density)."""
     finite_lo, finite_hi = math.isfinite(lower), math.isfinite(upper)
     if finite_lo and finite_hi:
@@ -343,20 +343,38 @@ def default_start_points(
     def slope(x):
         return float(grad(jnp.asarray(x, jnp.result_type(float))))
 
-    left, right = start, start
-    step = 1.0
-    for _ in range(60):  # grow a bracket [left, right] with slope(left) > 0 > slope(right)
-        if not math.isfinite(value(jnp.asarray(left))) or slope(left) <= 0:
+    near_lo, near_hi = lower + 1e-9 * (1 + abs(lower)), upper - 1e-9 * (1 + abs(upper))
+    left, right, step, peak = start, start, 1.0, -math.inf
+    inward = {}  # side -> the outermost point seen sloping towards the mode
+    for _ in range(60):  # grow a bracket [left, right] that falls away from the mode
+        values = [float(value(jnp.asarray(x))) for x in (left, right)]
+        peak = max([peak, *(v for v in values if math.isfinite(v))])
+        ends = []
+        for side, x, v, sign, at_bound in (
+            ("left", left, values[0], 1.0, finite_lo and left <= near_lo),
+            ("right", right, values[1], -1.0, finite_hi and right >= near_hi),
+        ):
+            if math.isfinite(v) and sign * slope(x) > 0:
+                inward[side] = x
+            # an end at the domain's bound, or sloping towards the mode and a log unit below
+            # the highest point seen (a start a hair from the mode, at a slope of 1e-9, gave a
+            # flat tangent whose proposals went to 1e7 and beyond), or, where the density
+            # stops being finite further out, the last point that sloped inwards
+            if at_bound or (inward.get(side) == x and peak - v >= 1.0):
+                ends.append(x)
+            elif not math.isfinite(v) and side in inward:
+                ends.append(inward[side])
+            else:
+                ends.append(None)
+        if None not in ends and ends[0] < ends[1]:
+            return np.array([ends[0], 0.5 * (ends[0] + ends[1]), ends[1]])
+        if ends[0] is None:
             left = max(left - step, lower + 1e-12 * (1 + abs(lower))) if finite_lo else left - step
-        if not math.isfinite(value(jnp.asarray(right))) or slope(right) >= 0:
+        if ends[1] is None:
             right = (
                 min(right + step, upper - 1e-12 * (1 + abs(upper))) if finite_hi else right + step
             )
         step *= 2.0
-        ok_left = (finite_lo and left <= lower + 1e-9 * (1 + abs(lower))) or slope(left) > 0
-        ok_right = (finite_hi and right >= upper - 1e-9 * (1 + abs(upper))) or slope(right) < 0
-        if ok_left and ok_right and left < right:
-            return np.array([left, 0.5 * (left + right), right])
     outside = [x for x in (left, right) if not math.isfinite(value(jnp.asarray(x)))]
     _no_start_points(outside[0] if outside else None)
 

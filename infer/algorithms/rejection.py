@@ -391,7 +391,7 @@ class Rejection(Sampler):
             "log_envelope": envelope.log_envelope,
             "envelope_source": envelope.source,
             "envelope_violations": violations,
-            "max_envelope_ratio": float(np.exp(min(max_log_excess, 700.0))),
+            "max_envelope_ratio": math.exp(max_log_excess) if max_log_excess < 709 else math.inf,
             "exact": exact,  # False after f > M g: the draws are independent, not exact
         }
         return info, num_proposals, 0
