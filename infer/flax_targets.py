@@ -27,6 +27,7 @@ from __future__ import annotations
 import collections
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -402,6 +403,27 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
                 f"shape {shape} and dtype {dtype}. {fix}"
             )
     _check_stateless(fns, init, data, rest)
+    if not _reads_its_input(lambda position: fns.loglik_fn(position, (data, rest)), init):
+        warnings.warn(
+            "log_likelihood_fn(model, data) does not depend on the module's parameters, so "
+            "the posterior is the prior: does it call another module (one from outside) "
+            "rather than the one it is given as its first argument?",
+            UserWarning,
+            stacklevel=4,
+        )
+
+
+def _reads_its_input(fn, argument) -> bool:
+    """Whether ``fn(argument)``'s value depends on ``argument``: its traced program, dead
+    code left out (an unused unflattening of the parameters, say), reads one of its leaves."""
+    from jax.extend.core import Var
+
+    program = jax.make_jaxpr(fn)(argument).jaxpr
+    needed = {v for v in program.outvars if isinstance(v, Var)}
+    for equation in reversed(program.eqns):
+        if any(v in needed for v in equation.outvars):
+            needed.update(v for v in equation.invars if isinstance(v, Var))
+    return any(v in needed for v in program.invars)
 
 
 def _check_stateless(fns: _Functions, init, data, rest) -> None:

@@ -772,3 +772,26 @@ def test_the_flax_helpers_say_what_they_take_when_given_something_else():
     with pytest.raises(TypeError, match=r"got an nnx.Module: pass nnx.state\(module, nnx.Param\)"):
         flax_notes.module(module)
     assert flax_notes.module(pytree) is not None
+
+
+def test_a_likelihood_that_calls_a_module_from_outside_is_warned_about():
+    """log_likelihood_fn(model, data) calling the module it closes over (the one passed to
+    from_flax, in scope) rather than ``model``: NUTS returned the N(0, 1) prior without a
+    word. A likelihood that reads only part of the parameters is fine."""
+    module = TinyMLP(nnx.Rngs(0))
+
+    def outside(model, data):
+        return loglik(module, data)
+
+    with pytest.warns(UserWarning, match=r"does not depend on the module's parameters") as said:
+        infer.Target.from_flax(module, outside, (X, Y))
+    assert said[0].filename == __file__
+
+    def hidden_only(model, data):
+        return jnp.sum(jnp.tanh(model.hidden(data[0])))
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for position in ("tree", "flat"):
+            infer.Target.from_flax(module, loglik, (X, Y), position=position)
+        infer.Target.from_flax(module, hidden_only, (X, Y))
