@@ -14,7 +14,7 @@ import jax
 from infer import convergence, registry, validation
 from infer.keys import as_key, same_stream
 from infer.placement import chain_sharding, to_host
-from infer.process_agreement import check_processes_agree, sample_call, start_value
+from infer.process_agreement import check_processes_agree, layout, sample_call, start_value
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
@@ -103,7 +103,7 @@ def check_arguments(
                 init,
                 dict(rng_key=key_input, num_chains=num_chains, num_samples=num_samples),
                 dict(num_warmup=num_warmup, thin=thin, init_jitter=init_jitter, until=until),
-                dict(superchains=superchains, keep=keep, store=store),
+                dict(superchains=superchains, keep=keep, store=store, devices=layout(devices)),
                 dict(checkpoint=checkpoint, resume=resume),
             ),
             start_value(target, init),

@@ -143,10 +143,8 @@ def sample_exact(
             "Use fewer chains (num_chains) or draws (num_samples), or draw in pieces with "
             "different seeds, saving each result (result.save) before the next.",
         )
-    keys = chain_keys(key_input, num_chains)
-    out = run_exact(
-        jax.device_put(keys, sharding), target, sampler, num_chains, num_samples, progress
-    )
+    keys = chain_keys(key_input, num_chains, sharding)
+    out = run_exact(keys, target, sampler, num_chains, num_samples, progress)
     _warn_if_nonfinite(out.info, f"{sampler.name} on {target.name}")
     return Result(
         draws=out.draws,

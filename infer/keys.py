@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.placement import PROGRAMS
+from infer.placement import PROGRAMS, sharding_key
 
 
 def as_key(rng_key):
@@ -71,12 +71,14 @@ def as_jax_key(key_input) -> jax.Array:
     return key_input
 
 
-def chain_keys(key_input, num_chains: int):
-    """``(num_chains,)`` keys, one per chain, from a seed or key; one ahead-of-time compiled
-    call, held in the program cache. (Markov-chain runs make theirs in their start program,
-    the same way.)"""
+def chain_keys(key_input, num_chains: int, sharding=None):
+    """``(num_chains,)`` keys, one per chain, from a seed or key, placed by ``sharding`` (made
+    there: over several processes a placement across them cannot be given an array made in
+    one); one ahead-of-time compiled call, held in the program cache. (Markov-chain runs make
+    theirs in their start program, the same way.)"""
     is_seed = isinstance(key_input, np.ndarray)
-    cache_key = ("keys", is_seed, str(key_input.dtype), num_chains)
+    placed = None if sharding is None else sharding_key(sharding)
+    cache_key = ("keys", is_seed, str(key_input.dtype), num_chains, placed)
 
     def build():
         def split(key_input):
@@ -84,7 +86,7 @@ def chain_keys(key_input, num_chains: int):
             _, key_chains = jax.random.split(key)
             return jax.random.split(key_chains, num_chains)
 
-        return jax.jit(split).lower(key_input).compile()
+        return jax.jit(split, out_shardings=sharding).lower(key_input).compile()
 
     program, _ = PROGRAMS.get(cache_key, build)
     return program(key_input)

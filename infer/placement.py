@@ -121,6 +121,12 @@ def chain_sharding(devices, num_chains: int):
     if not devices:
         raise ValueError("devices must name at least one device; got an empty list.")
     processes = {device.process_index for device in devices}
+    if jax.process_index() not in processes:
+        raise ValueError(
+            f"devices {devices} belong to process(es) {sorted(processes)}, and this process "
+            f"({jax.process_index()}) holds none of them: leave devices out to share the "
+            "chains over every process's devices, or give each its own (jax.local_devices())."
+        )
     if len(processes) > 1 and num_chains % len(devices):
         raise ValueError(
             f"num_chains={num_chains} chains cannot be split evenly over the {len(devices)} "

@@ -53,6 +53,19 @@ def sample_call(target, sampler, init, *arguments: dict) -> dict:
     }
 
 
+def layout(devices):
+    """What the processes must agree on of ``devices``: ``None`` (every device of every
+    process); for a list of this process's own devices, their number (a run of its own in
+    each process); else the devices' ids. Anything else as it is (refused later by name)."""
+    if isinstance(devices, jax.Device):
+        devices = [devices]
+    if not isinstance(devices, list | tuple) or not all(isinstance(d, jax.Device) for d in devices):
+        return devices
+    if devices and all(d.process_index == jax.process_index() for d in devices):
+        return ("this process's own devices", len(devices))
+    return ("devices", sorted(d.id for d in devices))
+
+
 def _settings_of(sampler):
     """The sampler's settings, or None if it has none."""
     try:
@@ -102,10 +115,13 @@ def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
     if differ:
         given = [name for name in differ if name in GIVEN_OR_NOT]
         some = f"; {', '.join(given)}: given on some only" if given else ""
+        if "devices" in differ:
+            some += "; leave devices out, or give each process its own (jax.local_devices())"
         raise ValueError(
             f"the {jax.process_count()} processes called infer.sample with different "
             f"{', '.join(differ)} (process {jax.process_index()} of them{some}): every process "
             "must make the same call, the same seed included (each chain's draws come from "
             "the seed and the chain's index, whatever process runs it; a seed from the "
-            "process index would mix two runs' chains)."
+            "process index would mix two runs' chains). Values are compared as given: a seed "
+            "and its jax.random.key, or a default and the same value written out, differ."
         )

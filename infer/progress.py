@@ -36,15 +36,21 @@ class Pace:
     Every segment is one host round trip (in 26 fixed segments a 2.5 s NUTS run took up to
     1.09 times as long as without a bar: ``benchmarks/diagnostics.py``), so a fast run is
     cut few times and a slow one still shows its bar move about twice a second.
+
+    With ``adaptive=False`` every segment is :data:`PROGRESS_CHUNKS`-th of the steps: the
+    segments of a run over several processes must be the same in each (each is a collective
+    read), so they cannot follow one process's clock.
     """
 
-    def __init__(self, total_steps: int, round_up=lambda steps: steps):
-        self.round_up = round_up
-        self.least = round_up(max(1, -(-total_steps // 100)))
+    def __init__(self, total_steps: int, round_up=lambda steps: steps, adaptive: bool = True):
+        self.round_up, self.adaptive = round_up, adaptive
+        self.least = round_up(max(1, -(-total_steps // (100 if adaptive else PROGRESS_CHUNKS))))
         self.every = self.least
 
     def observe(self, steps: int, seconds: float) -> None:
         """A segment of ``steps`` took ``seconds``: size the next one."""
+        if not self.adaptive:
+            return
         wanted = steps * PROGRESS_SECONDS / max(seconds, 1e-9)
         wanted = min(wanted, PROGRESS_GROWTH * max(steps, self.every))
         self.every = max(self.least, self.round_up(int(wanted)))

@@ -68,8 +68,11 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     # then comes at least checkpoint_every steps after the last, at the end of a block.
     every = round_up(every, run.programs.block, record.thin)
     pace = None
-    if progress:  # the bar's segments: about half a second each
-        pace = Pace(total - record.step, lambda n: round_up(n, run.programs.block, record.thin))
+    if progress or jax.process_count() > 1:  # the bar's segments: about half a second each;
+        # over several processes, 4% each whether this one shows a bar or not (each segment
+        # is read collectively: every process must cut the run alike)
+        rounded = lambda n: round_up(n, run.programs.block, record.thin)  # noqa: E731
+        pace = Pace(total - record.step, rounded, adaptive=jax.process_count() == 1)
     if outputs.store is not None:
         hooks.append(_store_writer(run, outputs, total, until))
     description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"

@@ -31,8 +31,10 @@ SCRIPT = textwrap.dedent(
     import numpy as np
     import infer
     from models import targets
+    # a bar on process 0 only, as one writes it: the processes must still cut the run alike
+    # (with a bar's segments timed by each process's clock, they waited on each other forever)
     result = infer.sample(0, targets.get("normal_10d"), getattr(infer, name)(),
-                          num_chains=4, **%(lengths)r)
+                          num_chains=4, progress=process == 0, **%(lengths)r)
     rhat = float(infer.compare({name: result}, warn=False).loc[name, "max_rhat"])
     np.save(out, result.draws["x"])
     print(json.dumps({"devices": len(jax.devices()), "local": len(jax.local_devices()),
@@ -137,3 +139,76 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
         assert "called infer.sample with different rng_key, num_chains" in stdout, stdout
         differ = "different superchains, the log density at the start (-1.5, -0.015 by process"
         assert differ in stdout, stdout
+
+
+PAIR = textwrap.dedent(
+    """
+    import sys
+    process, port = int(sys.argv[1]), sys.argv[2]
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
+                               num_processes=2, process_id=process)
+    import numpy as np
+    import numpyro.distributions as dist
+    import infer
+    normal = infer.Target(lambda x: -0.5 * x**2, name="normal")
+    result = infer.sample(0, normal, infer.rejection(dist.Cauchy(0.0, 1.0)), num_chains=4,
+                          num_samples=500)
+    x = np.asarray(result.draws["x"])
+    print("rejection", *x.shape, float(x.mean()), float(x.std()))
+    try:  # devices left out on one process, its own on the other: both would wait forever
+        infer.sample(0, normal, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20,
+                     devices=jax.local_devices() if process else None)
+    except ValueError as err:
+        print(err)
+    try:  # process 1's device on both: its own on one, another's on the other
+        infer.sample(0, normal, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20,
+                     devices=[jax.devices()[1]])
+    except ValueError as err:
+        print(err)
+    """
+)
+
+
+@pytest.mark.thorough  # an exact sampler and two refusals over two processes, 8 s
+def test_exact_samplers_run_over_processes_and_devices_must_agree():
+    """Rejection sampling failed in any two-process run (device_put of keys made in one
+    process onto a placement across both); devices given on one process only hung both, and
+    one process's device given to both gave the other XLA's "Array has no addressable
+    shards" while the first ran alone. (An exact
+    sampler's draws are a stream per device: a one-process run on one device differs.)"""
+    port = _free_port()
+    pair = [
+        subprocess.Popen(
+            [sys.executable, "-c", PAIR, str(i), str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    drawn = []
+    for child in pair:
+        stdout, stderr = child.communicate(timeout=300)
+        assert child.returncode == 0, stderr[-3000:]
+        drawn += [line for line in stdout.splitlines() if line.startswith("rejection")]
+        chains, draws, mean, sd = map(float, drawn[-1].split()[1:])
+        # 2,000 independent standard normal draws: mean and sd within 4 standard errors
+        se = 1 / np.sqrt(2000)
+        assert (chains, draws) == (4, 500) and abs(mean) < 4 * se and abs(sd - 1) < 4 * se / 1.4
+        refused = "called infer.sample with different devices"
+        assert stdout.count(refused) == 2, stdout
+        assert "leave devices out, or give each process its own" in stdout, stdout
+    assert drawn[0] == drawn[1]  # every process gathers the same result
+
+
+def test_devices_of_other_processes_only_are_refused_by_name(monkeypatch):
+    """(Seen as process 1 of two: this process's one device belongs to process 0.)"""
+    import jax
+
+    from infer.placement import chain_sharding
+
+    monkeypatch.setattr(jax, "process_index", lambda: 1)
+    with pytest.raises(ValueError, match=r"belong to process\(es\) \[0\], and this process \(1\)"):
+        chain_sharding(jax.devices()[:1], 4)
