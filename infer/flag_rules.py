@@ -275,15 +275,18 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
     if not every_one_nonfinite:
         return (
             "every proposal was rejected (a start in a region where the log density is NaN "
-            "or -inf, or a step size that collapsed). Check the log density near the start, "
-            "start elsewhere (init=) or give a smaller step_size."
+            "or -inf, a step size that collapsed, or one far too large for the target's "
+            "curvature: num_warmup=0 on a narrow or correlated target). Check the log density "
+            "near the start, start elsewhere (init=), or give a smaller step_size or warm-up."
         )
     return (
         "every proposal had a NaN or +inf log density. For a sampler that follows the "
         "gradient (MALA, HMC, NUTS) the likely cause is a NaN or infinite gradient where the "
         "chains start, which makes every proposal NaN (a kink such as abs(x) or sqrt(x**2) "
-        "at 0); for others, a log density that is NaN all around the start. Start elsewhere "
-        "(init=, or init_jitter > 0) or fix the log density there."
+        "at 0); for others, a log density that is NaN all around the start; or a step size "
+        "so large that the chain diverged in warm-up (its draws then show huge values). "
+        "Start elsewhere (init=, or init_jitter > 0), fix the log density there, or give a "
+        "smaller step_size."
     )
 
 
