@@ -354,13 +354,15 @@ def default_start_points(
             ("left", left, values[0], 1.0, finite_lo and left <= near_lo),
             ("right", right, values[1], -1.0, finite_hi and right >= near_hi),
         ):
-            if math.isfinite(v) and sign * slope(x) > 0:
+            rise = sign * slope(x) if math.isfinite(v) else 0.0
+            if rise > 0:
                 inward[side] = x
-            # an end at the domain's bound, or sloping towards the mode and a log unit below
-            # the highest point seen (a start a hair from the mode, at a slope of 1e-9, gave a
-            # flat tangent whose proposals went to 1e7 and beyond), or, where the density
-            # stops being finite further out, the last point that sloped inwards
-            if at_bound or (inward.get(side) == x and peak - v >= 1.0):
+            # an end at the domain's bound, or sloping towards the mode enough to fall a log
+            # unit over the search's step or below the highest point seen (a start a hair
+            # from the mode, at a slope of 1e-9, gave a flat tangent whose proposals went to
+            # 1e7 and beyond), or, where the density stops being finite further out, the
+            # last point that sloped inwards
+            if at_bound or (rise > 0 and (rise * step >= 1.0 or peak - v >= 1.0)):
                 ends.append(x)
             elif not math.isfinite(v) and side in inward:
                 ends.append(inward[side])
