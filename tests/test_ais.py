@@ -168,6 +168,7 @@ def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
     assert np.isfinite(result.log_z)
 
 
+@pytest.mark.thorough  # a warning, 5 s
 def test_a_target_with_mass_outside_the_priors_support_is_warned_about():
     """A HalfNormal prior under a standard normal target gave log_z = log(1/2) +- 0.0000 (the
     truth is 0) without a word: annealing never leaves the prior's support."""

@@ -318,6 +318,7 @@ def test_secants_need_no_gradient_to_start_and_get_two_points_on_each_side():
     assert_ks_matches(np.asarray(result.draws["x"]).ravel(), stats.laplace.cdf)
 
 
+@pytest.mark.thorough  # an edge case, 4 s; docs/samplers/ars.md#0 checks the start points' cost
 def test_default_start_points_fall_away_from_a_mode_a_hair_from_the_start():
     """The slope at the search's start (0) was 4e-9 for exp(-(x - 0.001)^4) and 1e-20 for a
     normal at -1e-20; that point was taken as the left end, its flat tangent sent proposals

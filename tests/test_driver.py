@@ -380,6 +380,7 @@ def _reads_a_global(x):
     return -0.5 * jnp.sum((x / SPREAD) ** 2)
 
 
+@pytest.mark.thorough  # an edge case, 2.4 s
 def test_a_log_density_reading_a_changed_global_gets_a_program_with_the_new_value(monkeypatch):
     """The cached program kept the first value of SPREAD: the draws' sd stayed 1 after it
     became 5. Equal values still find the program."""

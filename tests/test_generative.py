@@ -579,6 +579,7 @@ def test_the_scoring_helpers_refuse_images_of_the_wrong_size_or_with_nan():
         annealed_evaluation.ais_per_image(None, None, 2, np.full((2, 8, 8), np.nan), None)
 
 
+@pytest.mark.thorough  # a label, 7 s
 def test_a_vaes_test_loss_is_the_bound_it_trains_on_and_each_curve_says_what_it_is(tmp_path):
     """With ``train_samples=10`` the training loss is -IWAE-10: the test loss must be too,
     or the train/test gap drawn is the bounds' difference (about a nat here), not

@@ -50,6 +50,7 @@ def test_new_inputs_nested_in_a_dict_are_predictions_not_the_fit():
     assert "posterior_predictive" in same.children and "predictions" not in same.children
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_concat_joins_the_groups_of_every_draw_or_leaves_them_out_saying_so():
     fit_target = infer.Target.from_numpyro(regression_of_a_dict, {"x": X, "y": Y})
     first = quiet_sample(fit_target)
@@ -296,6 +297,7 @@ def _reads_globals(y):
         numpyro.sample("y", dist.Normal(slope * COVARIATE, 0.1), obs=y)
 
 
+@pytest.mark.thorough  # an edge case, 8 s
 def test_a_changed_global_the_model_reads_is_used_not_the_first_compiled_value(monkeypatch):
     """The programs were kept by the model function alone, so a notebook that redefined the
     covariate (or the prior scale) got the old fit back: slope 0.85 for a truth of -2."""
@@ -337,6 +339,7 @@ def _residuals_when_fitted(x, y=None):
         numpyro.deterministic("resid", y - slope * x)
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_deterministic_made_only_with_the_outcome_is_left_out_of_new_predictions():
     """Predictions at new inputs were refused: 'the draws lack its latent site(s) (none) and
     hold resid', though the model was the same (NumPyro's Predictive ignores the site)."""

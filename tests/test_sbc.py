@@ -250,6 +250,7 @@ def test_simulations_after_the_first_compile_nothing():
     assert np.all((0 <= again.ranks) & (again.ranks <= again.num_draws))
 
 
+@pytest.mark.thorough  # an option, 3 s
 def test_the_same_seed_gives_the_same_ranks_and_var_names_picks_parameters():
     options = dict(observed="y", model_args=(SIGMA,), num_simulations=10, num_warmup=50)
     options.update(var_names=["tau", "theta"], num_samples=10, num_chains=2)

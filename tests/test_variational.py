@@ -106,6 +106,7 @@ def test_a_fit_that_barely_moved_is_told_to_take_more_steps():
     assert "too few" not in said[0]
 
 
+@pytest.mark.thorough  # a flag, 3 s
 def test_a_fit_stopped_short_while_wider_than_the_posterior_is_flagged_unsettled():
     """30 steps from init_scale 1 leave q at mean ~0.2, sd ~0.8 on a posterior N(mu, 0.3^2):
     its weights are bounded, k-hat is low, and no check said a word. The gap between log Z
