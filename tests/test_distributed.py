@@ -58,6 +58,27 @@ def _launch(process: int, port: int, out, name: str) -> subprocess.Popen:
     )
 
 
+def _outputs_of_a_pair(script: str) -> list[str]:
+    """The standard outputs of ``script`` run as processes 0 and 1 of a pair (arguments: the
+    process index and the coordinator's port), each of which must exit 0."""
+    port = _free_port()
+    pair = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(i), str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    outputs = []
+    for child in pair:
+        stdout, stderr = child.communicate(timeout=300)
+        assert child.returncode == 0, stderr[-3000:]
+        outputs.append(stdout)
+    return outputs
+
+
 def _report(child: subprocess.Popen) -> dict:
     stdout, stderr = child.communicate(timeout=600)
     assert child.returncode == 0, stderr[-3000:]
@@ -123,19 +144,7 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
     """Seeds from the process index mixed two runs' chains into one result without a word;
     different chain counts aborted inside gloo with a C++ trace. Superchains on one process,
     or a log density that differs between them under one name, mixed two runs too."""
-    port = _free_port()
-    pair = [
-        subprocess.Popen(
-            [sys.executable, "-c", MISMATCH, str(i), str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
-    for child in pair:
-        stdout, stderr = child.communicate(timeout=300)
-        assert child.returncode == 0, stderr[-3000:]
+    for stdout in _outputs_of_a_pair(MISMATCH):
         assert "called infer.sample with different rng_key, num_chains" in stdout, stdout
         differ = "different superchains, the log density at the start (-1.5, -0.015 by process"
         assert differ in stdout, stdout
@@ -178,20 +187,8 @@ def test_exact_samplers_run_over_processes_and_devices_must_agree():
     one process's device given to both gave the other XLA's "Array has no addressable
     shards" while the first ran alone. (An exact
     sampler's draws are a stream per device: a one-process run on one device differs.)"""
-    port = _free_port()
-    pair = [
-        subprocess.Popen(
-            [sys.executable, "-c", PAIR, str(i), str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
     drawn = []
-    for child in pair:
-        stdout, stderr = child.communicate(timeout=300)
-        assert child.returncode == 0, stderr[-3000:]
+    for stdout in _outputs_of_a_pair(PAIR):
         drawn += [line for line in stdout.splitlines() if line.startswith("rejection")]
         chains, draws, mean, sd = map(float, drawn[-1].split()[1:])
         # 2,000 independent standard normal draws: mean and sd within 4 standard errors
