@@ -386,9 +386,10 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
                 "Sum the terms of every parameter (e.g. over jax.tree.leaves(params)).",
             )
         )
+    programs = []
     for call, fn, args, returns, called, how_to_sum in checks:
         try:
-            out = jax.eval_shape(fn, *args)
+            program, out = jax.make_jaxpr(fn, return_shape=True)(*args)
         except Exception as err:  # noqa: BLE001 - the user's function, any failure
             raise ValueError(
                 f"{call} failed when traced: {type(err).__name__}: {err}. It is called as "
@@ -402,8 +403,9 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
                 f"{call} must return a scalar float, {returns}; got {type(out).__name__} with "
                 f"shape {shape} and dtype {dtype}. {fix}"
             )
+        programs.append(program)
     _check_stateless(fns, init, data, rest)
-    if not _reads_its_input(lambda position: fns.loglik_fn(position, (data, rest)), init):
+    if not _reads_parameters(programs[0].jaxpr, len(jax.tree.leaves(init))):
         warnings.warn(
             "log_likelihood_fn(model, data) does not depend on the module's parameters, so "
             "the posterior is the prior: does it call another module (one from outside) "
@@ -413,17 +415,16 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
         )
 
 
-def _reads_its_input(fn, argument) -> bool:
-    """Whether ``fn(argument)``'s value depends on ``argument``: its traced program, dead
-    code left out (an unused unflattening of the parameters, say), reads one of its leaves."""
+def _reads_parameters(program, num_parameters: int) -> bool:
+    """Whether a traced program's value depends on its first ``num_parameters`` inputs (the
+    position's leaves), dead code left out (an unused unflattening of the parameters, say)."""
     from jax.extend.core import Var
 
-    program = jax.make_jaxpr(fn)(argument).jaxpr
     needed = {v for v in program.outvars if isinstance(v, Var)}
     for equation in reversed(program.eqns):
         if any(v in needed for v in equation.outvars):
             needed.update(v for v in equation.invars if isinstance(v, Var))
-    return any(v in needed for v in program.invars)
+    return any(v in needed for v in program.invars[:num_parameters])
 
 
 def _check_stateless(fns: _Functions, init, data, rest) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import contextlib
 
-PROGRESS_CHUNKS = 25  # the exact and variational runners update about this often: every 4%
+PROGRESS_CHUNKS = 25  # the exact and variational runners and runs over several processes
+# update about this often: every 4%
 #: A Markov-chain run's bar is updated about this often (seconds), at most every 1% of steps.
 PROGRESS_SECONDS = 0.5
 #: A segment is at most this many times longer than the one before.
@@ -35,22 +36,18 @@ class Pace:
 
     Every segment is one host round trip (in 26 fixed segments a 2.5 s NUTS run took up to
     1.09 times as long as without a bar: ``benchmarks/diagnostics.py``), so a fast run is
-    cut few times and a slow one still shows its bar move about twice a second.
-
-    With ``adaptive=False`` every segment is :data:`PROGRESS_CHUNKS`-th of the steps: the
-    segments of a run over several processes must be the same in each (each is a collective
-    read), so they cannot follow one process's clock.
+    cut few times and a slow one still shows its bar move about twice a second. (Over
+    several processes the segments cannot follow one process's clock: the runner cuts every
+    :data:`PROGRESS_CHUNKS`-th of the steps there instead.)
     """
 
-    def __init__(self, total_steps: int, round_up=lambda steps: steps, adaptive: bool = True):
-        self.round_up, self.adaptive = round_up, adaptive
-        self.least = round_up(max(1, -(-total_steps // (100 if adaptive else PROGRESS_CHUNKS))))
+    def __init__(self, total_steps: int, round_up=lambda steps: steps):
+        self.round_up = round_up
+        self.least = round_up(max(1, -(-total_steps // 100)))
         self.every = self.least
 
     def observe(self, steps: int, seconds: float) -> None:
         """A segment of ``steps`` took ``seconds``: size the next one."""
-        if not self.adaptive:
-            return
         wanted = steps * PROGRESS_SECONDS / max(seconds, 1e-9)
         wanted = min(wanted, PROGRESS_GROWTH * max(steps, self.every))
         self.every = max(self.least, self.round_up(int(wanted)))

@@ -15,7 +15,7 @@ from infer import convergence
 from infer.blocked_loop import round_up
 from infer.loglik import pointwise
 from infer.placement import to_host
-from infer.progress import Pace, progress_bar
+from infer.progress import PROGRESS_CHUNKS, Pace, progress_bar
 from infer.result import arviz_stat_names
 from infer.run_result import markov_result
 from infer.runner import Run, RunRecord, advance
@@ -46,9 +46,12 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     stop = stop if budget is None else min(stop, budget)
     total = budget or stop
     every, writer, hooks = None, None, []
+    if jax.process_count() > 1:  # each segment ends in a read all processes make together:
+        # every process cuts its run alike, bar or not (a bar's clock-paced segments differ)
+        every = max(1, -(-(total - record.step) // PROGRESS_CHUNKS))
     if outputs.folder is not None:
         every_checkpoint = outputs.checkpoint_every or max(1, -(-(total - record.step) // 10))
-        every = every_checkpoint
+        every = min(every or every_checkpoint, every_checkpoint)
         facts = {
             "fingerprint": run.fingerprint,
             "seed": run.seed,
@@ -68,11 +71,8 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     # then comes at least checkpoint_every steps after the last, at the end of a block.
     every = round_up(every, run.programs.block, record.thin)
     pace = None
-    if progress or jax.process_count() > 1:  # the bar's segments: about half a second each;
-        # over several processes, 4% each whether this one shows a bar or not (each segment
-        # is read collectively: every process must cut the run alike)
-        rounded = lambda n: round_up(n, run.programs.block, record.thin)  # noqa: E731
-        pace = Pace(total - record.step, rounded, adaptive=jax.process_count() == 1)
+    if progress and jax.process_count() == 1:  # the bar's segments: about half a second each
+        pace = Pace(total - record.step, lambda n: round_up(n, run.programs.block, record.thin))
     if outputs.store is not None:
         hooks.append(_store_writer(run, outputs, total, until))
     description = f"{run.sampler.name} x{run.chain_keys.shape[0]} chains"
