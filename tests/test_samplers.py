@@ -231,6 +231,23 @@ def test_covariance_adaptation_learns_the_scales():
     assert np.all((ratio > 1 / 3) & (ratio < 3.0)), ratio.round(2)
 
 
+def test_a_dense_covariance_learned_from_few_draws_does_not_collapse():
+    """On a 20-D Gaussian of condition number 7, MALA's dense proposal learned in 1,000
+    warm-up steps was near singular (its eigenvalues against the target's from 2e-4 to 2.3):
+    bulk ESS 6-12 from 4,000 draws, where the isotropic one gets 250 (median). Shrunk toward
+    its diagonal by the window's effective draws, the median is 270-340 on five seeds (the
+    smallest 26-217)."""
+    dim = 20
+    rng = np.random.default_rng(0)
+    root = rng.normal(size=(dim, dim))
+    covariance = root @ root.T / dim + 0.5 * np.eye(dim)
+    precision = jnp.asarray(np.linalg.inv(covariance), jnp.float32)
+    target = infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.ones(dim))
+    result = infer.sample(1, target, infer.mala(covariance="dense"), num_chains=4, num_samples=1000)
+    ess = np.asarray(infer.summary(result)["ess_bulk"])
+    assert np.median(ess) > 100 and ess.min() > 10, ess.round()
+
+
 @pytest.mark.thorough  # an edge case, 4 s
 def test_hmc_reports_the_step_it_takes_with_a_trajectory_length():
     """NumPyro's HMC takes ceil(L / step_size) steps of L / that many: a step size of 3, 10 or

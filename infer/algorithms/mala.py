@@ -126,6 +126,12 @@ class MALA(GaussianProposalSampler):
     def default_target_accept(dim: int) -> float:
         return TARGET_ACCEPTANCE
 
+    @staticmethod
+    def autocorrelation_time(dim: int) -> float:
+        """``dim**(1/3)`` steps per independent draw: MALA's efficiency falls as
+        ``dim**(-1/3)`` (Roberts and Rosenthal 1998), the random walk's as ``1 / dim``."""
+        return dim ** (1.0 / 3.0)
+
     def settings(self) -> dict:
         """The options, ``target_accept`` as 0.574 when left out: as recorded before its
         default became ``None``, so that those runs' checkpoints still resume."""
