@@ -332,7 +332,7 @@ def coverage_gap(
     where = jax.tree.map(lambda p: np.asarray(p[bad[0]], np.float64).round(4).tolist(), points)
     return (
         f"the proposal does not cover the target: at x = {where} the target's log density is "
-        "finite but the proposal has no density there, so the draws come from the target cut "
+        "finite but the proposal's is -inf or NaN, so the draws come from the target cut "
         "to the proposal's support. If that is not meant, use a proposal whose support holds "
         "the target's (a Normal or Cauchy for a target on the whole line)."
     )

@@ -63,6 +63,8 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
             f"{type(out).__name__}"
         )
     new_state, info = out
+    if problem := _info_kind_problem(info):
+        fail(problem)
     before, after = _described(state), _described(new_state)
     if before != after:
         fail(
@@ -90,6 +92,25 @@ FLAG_FIELDS = ("is_accepted", "diverging", "nonfinite")  # counted where True
 #: Names an info field may not take: the driver's ``lp`` (and ``logdensity``, reported as
 #: ``lp``), and ArviZ's dimensions.
 TAKEN_NAMES = ("lp", "logdensity", "chain", "draw")
+
+
+def _info_kind_problem(infos) -> str | None:
+    """What is wrong with the kind of a step's Info (a NamedTuple or a dict), if anything."""
+    if isinstance(infos, dict) or (isinstance(infos, tuple) and hasattr(infos, "_asdict")):
+        return None
+    got = "a plain tuple" if isinstance(infos, tuple) else f"a {type(infos).__name__}"
+    return (
+        f"step's info is {got}; it must be a NamedTuple (or a dict) of arrays, one field per "
+        "statistic, such as acceptance_rate and is_accepted (an empty one if none)"
+    )
+
+
+def info_fields(infos) -> dict:
+    """A step's Info (a NamedTuple or a dict) as a dict of name -> array, checked by
+    :func:`checked_info_fields`; a :class:`KernelProtocolError` for anything else."""
+    if problem := _info_kind_problem(infos):
+        raise KernelProtocolError(f"{problem}. {GUIDE}")
+    return checked_info_fields(dict(infos if isinstance(infos, dict) else infos._asdict()))
 
 
 def checked_info_fields(info: dict) -> dict:

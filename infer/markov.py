@@ -27,8 +27,8 @@ from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
 from infer.kernel_checks import (
     checked_cost,
     checked_final_params,
-    checked_info_fields,
     checked_schedule,
+    info_fields,
 )
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
@@ -306,7 +306,7 @@ class _Parts:
 
         def step_row(keys, states, params, data):
             states, infos = self.step(keys, states, params, data)
-            return states.position, states.logdensity, _as_dict(infos)
+            return states.position, states.logdensity, info_fields(infos)
 
         row = jax.eval_shape(step_row, keys, carry.kernel_state, carry.params, data)
         return jax.tree.map(
@@ -407,7 +407,7 @@ class _Parts:
                     lambda op: op,
                     (adapt_states, params),
                 )
-            info_row = _as_dict(infos)  # the protocol allows a NamedTuple or a dict
+            info_row = info_fields(infos)  # the protocol allows a NamedTuple or a dict
             after = t - num_warmup + 1
             kept = (t >= num_warmup) & (after % thin == 0)
             if pending:  # divergences in thinned-out steps still count
@@ -440,8 +440,3 @@ class _Parts:
 #: into the next kept draw's (a divergence between draws still counts); every other field is
 #: the kept step's own.
 DIVERGENCE_FIELDS = ("diverging", "is_divergent")
-
-
-def _as_dict(infos) -> dict:
-    """A kernel's Info (a NamedTuple or a dict) as a dict of name -> array."""
-    return checked_info_fields(dict(infos if isinstance(infos, dict) else infos._asdict()))

@@ -233,6 +233,13 @@ class BrokenWalk(UniformWalk):
                     WalkInfo(jnp.ones_like(state.position), True),
                 )
             )
+        if self.mistake == "tuple info":
+            return kernel._replace(
+                step=lambda key, state, params: (
+                    step(key, state, params)[0],
+                    tuple(step(key, state, params)[1]),
+                )
+            )
         if self.mistake == "vector logdensity":
             return kernel._replace(init=lambda x: WalkState(x, logdensity_fn(x)[None]))
         if self.mistake == "state class in build":
@@ -277,6 +284,7 @@ class BrokenWalk(UniformWalk):
         ("growing state", r"step changed the state's structure, shapes or dtypes"),
         ("float cost", r"cost\(info\) must .* two ints; it returned a pair of float32 and int32"),
         ("vector info", r"step's info.acceptance_rate has shape \(10,\); infer reads it as"),
+        ("tuple info", r"step's info is a plain tuple; it must be a NamedTuple \(or a dict\)"),
         ("vector logdensity", r"init\(position\) returned a state whose logdensity has shape \(1,"),
         ("state class in build", r"init returns a .*LocalState defined inside build"),
         ("adaptation update", r"adaptation.update\(adapt_state, schedule_row, state, info\) fa"),
@@ -286,7 +294,8 @@ class BrokenWalk(UniformWalk):
 def test_a_kernel_that_breaks_the_protocol_is_told_how(mistake, said):
     """Each of these failed inside the driver's program with an AttributeError or TypeError
     about its internals (``'St' object has no attribute 'logdensity'``, ``Value after * must
-    be an iterable``) or JAX's while_loop carry mismatch; a float cost was truncated to an
+    be an iterable``, ``'tuple' object has no attribute '_asdict'`` for a plain-tuple info)
+    or JAX's while_loop carry mismatch; a float cost was truncated to an
     int without a word."""
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=f"BrokenWalk's kernel: {said}"):
@@ -500,7 +509,8 @@ def test_evaluation_counts_past_two_to_the_31_are_exact():
 class CarelessWalk(UniformWalk):
     """:class:`UniformWalk` with a sampler author's mistake: ``"nan"`` accepts proposals at
     a NaN log density (``not u > rate``), ``"rate"`` reports ``exp(log ratio)`` without the
-    ``min(1, .)``, ``"diverging"`` reports a float ``diverging`` field."""
+    ``min(1, .)``, ``"diverging"`` reports a float ``diverging`` field, ``"nan_counted"``
+    counts the NaN proposals it accepts as ``nonfinite``."""
 
     mistake: str = "nan"
     name: str = "careless_walk"
@@ -525,6 +535,13 @@ class CarelessWalk(UniformWalk):
             rate = ratio if self.mistake == "rate" else jnp.minimum(1.0, ratio)
             if self.mistake == "diverging":
                 return new, {"acceptance_rate": rate, "diverging": jnp.float32(0.3)}
+            if self.mistake == "nan_counted":  # counts the NaN proposals it lets in
+                nonfinite = jnp.isnan(proposal_logdensity)
+                return new, {
+                    "acceptance_rate": rate,
+                    "is_accepted": accepted,
+                    "nonfinite": nonfinite,
+                }
             return new, WalkInfo(rate, accepted)
 
         return kernel._replace(step=step)
@@ -543,6 +560,12 @@ def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
     said = " ".join(str(w.message) for w in caught)
     assert "kept draws have a NaN log density" in said
     assert re.search(r"acceptance rates from .* outside \[0, 1\]", said)
+    with warnings.catch_warnings(record=True) as caught:  # counted, and still let in
+        warnings.simplefilter("always")
+        infer.sample(0, holed, CarelessWalk(2.0, mistake="nan_counted"), **run)
+    said = " ".join(str(w.message) for w in caught)
+    assert "kept draws have a NaN log density" in said and "They were rejected" not in said
+    assert "A sampler should reject them, but this one kept some" in said
     with pytest.raises(TypeError, match=r"info field 'diverging' is float32"):
         infer.sample(0, holed, CarelessWalk(2.0, mistake="diverging"), **run)
     with pytest.warns(infer.DiagnosticWarning, match=r"acceptance rates are NaN, so the run's"):

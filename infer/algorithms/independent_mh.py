@@ -63,7 +63,8 @@ def build_kernel(logdensity_fn: Callable, proposal: Proposal) -> Callable:
         candidate = IndependentMHState(new_position, new_logdensity, new_proposal_logdensity)
         uniform = jax.random.uniform(key_accept, dtype=log_ratio.dtype)
         new_state, acceptance_rate, is_accepted = mh_accept(uniform, state, candidate, log_ratio)
-        return new_state, MHInfo(acceptance_rate, is_accepted, is_nonfinite(new_logdensity))
+        nonfinite = is_nonfinite(new_logdensity) | jnp.isnan(new_proposal_logdensity)
+        return new_state, MHInfo(acceptance_rate, is_accepted, nonfinite)
 
     return kernel
 

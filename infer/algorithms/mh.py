@@ -62,16 +62,20 @@ def build_kernel(
         new_position = proposal_fn(key_proposal, state.position)
         new_logdensity = logdensity_fn(new_position)
         log_ratio = new_logdensity - state.logdensity
+        nonfinite = is_nonfinite(new_logdensity)
         if proposal_logdensity_fn is not None:
             log_q_backward = proposal_logdensity_fn(state.position, new_position)
             log_q_forward = proposal_logdensity_fn(new_position, state.position)
             log_ratio = log_ratio + log_q_backward - log_q_forward
+            # a NaN Hastings term rejects the proposal too, and is counted: it is a broken
+            # proposal density (the log of a negative number), never silently a zero one
+            nonfinite = nonfinite | jnp.isnan(log_q_backward) | jnp.isnan(log_q_forward)
         log_ratio = safe_log_ratio(log_ratio, new_logdensity)
         proposal = MHState(new_position, new_logdensity)
         new_state, acceptance_rate, is_accepted = mh_accept(
             jax.random.uniform(key_accept, dtype=log_ratio.dtype), state, proposal, log_ratio
         )
-        return new_state, MHInfo(acceptance_rate, is_accepted, is_nonfinite(new_logdensity))
+        return new_state, MHInfo(acceptance_rate, is_accepted, nonfinite)
 
     return kernel
 
