@@ -110,10 +110,13 @@ class AISResult(NamedTuple):
         chains = self.log_weights.shape[0]
         heavy = self.pareto_k is not None and not self.pareto_k <= PARETO_K_LIMIT
         untrusted = self.ess < max(2.0, 0.01 * chains) or heavy  # as the warnings say
-        note = " (unreliable: see the warnings)" if untrusted else ""
-        text = f"AISResult(log_z={self.log_z:.4f} ± {self.log_z_se:.4f}{note}, ess={self.ess:.1f}"
+        note = " (unreliable: see the warnings)"
+        text = f"AISResult(log_z={self.log_z:.4f} ± {self.log_z_se:.4f}{note * untrusted}"
+        text += f", ess={self.ess:.1f}"
         if self.log_z_upper is not None:
+            heavy = self.upper_pareto_k is not None and not self.upper_pareto_k <= PARETO_K_LIMIT
             text += f", log_z_upper={self.log_z_upper:.4f} ± {self.log_z_upper_se:.4f}"
+            text += note * heavy
         return text + f", chains={chains}, temperatures={self.step_sizes.size})"
 
 
@@ -156,9 +159,9 @@ def ais(
         num_tuning_chains: chains of the pilot pass.
         exact_posterior_draws: exact draws from the normalised posterior, (num_chains, ...)
             or one position (shared by every reverse chain): e.g. the parameters that
-            simulated the data. Runs the reverse pass, giving ``log_z_upper``. With one
-            shared position, ``log_z_upper_se`` is the chains' noise given it, not the
-            error across draws (see ``upper_pareto_k``).
+            simulated the data. Runs the reverse pass, giving ``log_z_upper``, an upper
+            bound on average: ``log_z_upper_se`` is its noise, not its gap above ``log Z``
+            (the bracket's width says more; ``docs/ais.md``).
 
     Returns:
         An :class:`AISResult`.
@@ -259,7 +262,15 @@ def _check_reverse_start(exact_posterior_draws, shape, num_chains: int) -> np.nd
     ``None`` without ``exact_posterior_draws``. Raises ValueError for any other shape."""
     if exact_posterior_draws is None:
         return None
-    reverse_start = np.asarray(exact_posterior_draws, jnp.result_type(float))
+    try:
+        reverse_start = np.asarray(exact_posterior_draws, jnp.result_type(float))
+    except (TypeError, ValueError) as err:
+        raise TypeError(
+            f"exact_posterior_draws must be an array: one position shaped {shape} or one per "
+            f"chain, shaped {(num_chains, *shape)}; got {type(exact_posterior_draws).__name__} "
+            f"({validation.error_line(err)}). AIS runs on one array position: ravel a pytree "
+            "with jax.flatten_util.ravel_pytree."
+        ) from None
     if reverse_start.shape == shape:
         reverse_start = np.broadcast_to(reverse_start, (num_chains, *shape))
     if reverse_start.shape != (num_chains, *shape):

@@ -24,7 +24,7 @@ def add_import_flag(parser) -> None:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import MODULE first (a .py file's name in the current folder, or a module on "
+        help="import MODULE first (a module in the current folder, named without .py, or one on "
         "PYTHONPATH), so the samplers it registers with infer.register can be named "
         "(repeatable)",
     )

@@ -224,6 +224,43 @@ def check_dims_fit(dims, shapes: dict) -> None:
                 )
 
 
+def check_argument_dims(dims, shapes: dict, constant: dict) -> None:
+    """A ``ValueError`` for ``dims`` given to a model's array arguments (``constant``: name
+    -> array, the ``constant_data``) that ArviZ would apply wrongly, as
+    :func:`check_dims_fit` for draws: more names than axes, an axis named as a variable, or
+    an axis named as one of the draws' ``shapes`` (name -> one draw's shape) with another
+    length. An argument named like a site is left out: it takes the site's names where its
+    lengths agree (no model site names are given to an argument otherwise, so these are
+    the user's own)."""
+    lengths = {}
+    for name, shape in shapes.items():
+        for axis, length in zip((dims or {}).get(name, []), shape, strict=False):
+            lengths.setdefault(axis, (length, name))
+    for name, value in constant.items():
+        if name in shapes or name not in (dims or {}):
+            continue
+        named, shape = list(dims[name]), np.shape(value)
+        if len(named) > len(shape):
+            raise ValueError(
+                f"dims[{name!r}] names {len(named)} axes, but the argument {name!r} has "
+                f"{len(shape)} (shape {shape}). Give one name per axis."
+            )
+        for axis, length in zip(named, shape, strict=False):
+            if axis in shapes or axis in constant:
+                raise ValueError(
+                    f"dims[{name!r}] names an axis of the argument {name!r} {axis!r}, the "
+                    "name of a variable too; ArviZ would turn that variable into the axis's "
+                    f"labels and drop it. Rename the axis in dims[{name!r}]."
+                )
+            first_length, first = lengths.get(axis, (length, name))
+            if first_length != length:
+                raise ValueError(
+                    f"dims[{name!r}] names an axis of the argument {name!r} {axis!r}, which "
+                    f"has {length} entries there but {first_length} in {first!r}; ArviZ would "
+                    f"pad the shorter with NaN. Give it another name in dims[{name!r}]."
+                )
+
+
 def checked_info(info, num_chains: int) -> dict:
     """``info`` as a dict, its superchain count (when given) checked against the chains."""
     if info is None:

@@ -10,6 +10,7 @@ from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
 from infer.fit_measures import unsettled
 from infer.result import Result
+from infer.stuck_chains import chain_list, stuck_chains, why_stuck
 
 RHAT_LIMIT = 1.01
 GROUND_TRUTH_ALPHA = 0.01
@@ -29,18 +30,6 @@ def above_limit(rhat: float, limit: float = RHAT_LIMIT) -> str:
 def z_limit(num_params: int, alpha: float = GROUND_TRUTH_ALPHA) -> float:
     """Bonferroni-corrected two-sided normal quantile for ``num_params`` means."""
     return float(special.ndtri(1.0 - alpha / (2.0 * max(num_params, 1))))
-
-
-def stuck_chains(result: Result) -> list[int]:
-    """Chains whose draws never changed, in any variable (as the run recorded it in
-    ``info["stuck_chains"]``, else from the draws)."""
-    if "stuck_chains" in result.info:
-        return list(result.info["stuck_chains"])
-    moved = np.zeros(result.num_chains, bool)
-    for values in result.draws.values():
-        values = np.asarray(values).reshape(result.num_chains, result.num_samples, -1)
-        moved |= np.any(values != values[:, :1], axis=(1, 2))
-    return [int(c) for c in np.flatnonzero(~moved)] if result.num_samples > 1 else []
 
 
 def _independent(result: Result) -> bool:
@@ -141,8 +130,22 @@ def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None
         return (
             f"max R-hat {above_limit(row['max_rhat'])} > {RHAT_LIMIT}: the chains disagree. "
             "Run longer with more warm-up, and look at the trace and rank plots (several modes?)."
+            + resonance_note(result)
         )
     return None
+
+
+def resonance_note(result: Result) -> str:
+    """For HMC with a fixed trajectory length, what the length can do to its mixing."""
+    length = getattr(result, "settings", {}).get("trajectory_length")
+    if getattr(result, "sampler", None) != "hmc" or not isinstance(length, int | float):
+        return ""
+    return (
+        f" HMC's fixed trajectory_length {length:.3g} can resonate with a near-Gaussian "
+        "posterior (after warm-up whitens it, 2π, NumPyro's default, brings every chain back "
+        "near its start, whatever the run's length): give another one "
+        "(infer.hmc(trajectory_length=1.5)), or use NUTS."
+    )
 
 
 def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
@@ -156,7 +159,7 @@ def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | N
         return (
             f"min ESS {' and '.join(low)} < {min_ess:g}: estimates (tails especially) are "
             "noisy. Draw more samples or use a sampler that mixes faster (NUTS for smooth "
-            "targets)."
+            "targets)." + resonance_note(result)
         )
     return None
 
@@ -221,80 +224,11 @@ def outside_support(count: int, total: int) -> str:
     )
 
 
-#: A chain that never moved, whose own acceptance probabilities made that likelier than this,
-#: and under which it would still have expected to move (at least :data:`SOME_MOVES` times),
-#: is read as a run too short to tell, not a broken chain.
-STILL_BY_CHANCE = 1e-3
-SOME_MOVES = 0.05
-
-
-def _acceptance_of(result: Result, stuck: list[int]) -> np.ndarray | None:
-    """``(len(stuck), draws)``: the acceptance probabilities the run recorded for the chains
-    of ``stuck`` (``stats["acceptance_rate"]``, one per kept draw, clipped to [0, 1]), or None
-    when it recorded none (or non-finite ones)."""
-    rates = result.stats.get("acceptance_rate")
-    if rates is None or not stuck:
-        return None
-    rates = np.clip(np.asarray(rates, float)[stuck], 0.0, 1.0)
-    return rates if rates.ndim == 2 and np.isfinite(rates).all() else None
-
-
-def why_stuck(result: Result, stuck: list[int]) -> str:
-    """Why chains never moved, as far as the run's statistics tell."""
-    rates = _acceptance_of(result, stuck)
-    thin = max(int(result.thin), 1)  # a kept draw stands for thin steps
-    expected = None if rates is None else thin * rates.sum(axis=1)  # moves expected
-    if expected is not None and (expected >= SOME_MOVES).all():
-        with np.errstate(divide="ignore"):  # the chance that no step moved: prod(1 - a)
-            chance = np.exp(thin * np.log1p(-rates).sum(axis=1))
-        if (chance > STILL_BY_CHANCE).all():
-            steps = rates.shape[1] * thin
-            return (
-                f"their acceptance probabilities expected {expected.min():.2g} to "
-                f"{expected.max():.2g} moves in {steps} steps, so standing still had a chance "
-                f"of {chance.min():.2g} or more per chain: the run is too short to tell a stuck "
-                "chain from an unlucky one, and each of these chains' draws is one point. Run "
-                "more draws (num_samples)."
-            )
-    accepted = result.stats.get("is_accepted")  # the decisions, where the sampler gives them
-    if accepted is not None and np.mean(np.asarray(accepted)[stuck]) > 0.5:
-        return (
-            f"{np.mean(np.asarray(accepted)[stuck]):.0%} of its proposals were accepted, yet "
-            "none moved it: the proposal is the current point (a step size of zero, or a step "
-            "that does not use its noise). Check how the sampler builds its proposal."
-        )
-    nonfinite = result.stats.get("nonfinite")
-    every_one_nonfinite = nonfinite is not None and np.asarray(nonfinite)[stuck].all()
-    if not every_one_nonfinite and "proposal" in result.settings:  # a fixed proposal (IMH)
-        return (
-            "every proposal was rejected (a start in a region where the log density is NaN "
-            "or -inf, or one where the proposal has no density, from which no proposal is "
-            "ever accepted). Check the log density near the start, start elsewhere (init=) or "
-            "use a proposal whose support holds the start."
-        )
-    if not every_one_nonfinite:
-        return (
-            "every proposal was rejected (a start in a region where the log density is NaN "
-            "or -inf, a step size that collapsed, or one far too large for the target's "
-            "curvature: num_warmup=0 on a narrow or correlated target). Check the log density "
-            "near the start, start elsewhere (init=), or give a smaller step_size or warm-up."
-        )
-    return (
-        "every proposal had a NaN or +inf log density. For a sampler that follows the "
-        "gradient (MALA, HMC, NUTS) the likely cause is a NaN or infinite gradient where the "
-        "chains start, which makes every proposal NaN (a kink such as abs(x) or sqrt(x**2) "
-        "at 0); for others, a log density that is NaN all around the start; or a step size "
-        "so large that the chain diverged in warm-up (its draws then show huge values). "
-        "Start elsewhere (init=, or init_jitter > 0), fix the log density there, or give a "
-        "smaller step_size."
-    )
-
-
 def _stuck_chains_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on chains whose draws never changed."""
     stuck = stuck_chains(result)
     if stuck:
-        return f"chain(s) {stuck} never moved: {why_stuck(result, stuck)}"
+        return f"chain(s) {chain_list(stuck)} never moved: {why_stuck(result, stuck)}"
     return None
 
 
@@ -330,19 +264,37 @@ def _nonfinite_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
         where = f"{kept} after warm-up, {total} in all" if kept != total else f"{total}"
         if skips_steps(result):
             return skipped_steps_message(where)
-        return rejected_nonfinite_message(where)
+        return rejected_nonfinite_message(where, kept_nan_draws(result))
     return None
 
 
-def rejected_nonfinite_message(where: str) -> str:
-    """What rejected proposals at a NaN or +inf log density mean (``where``: how many)."""
+def rejected_nonfinite_message(where: str, kept_some: bool = False) -> str:
+    """What rejected proposals at a NaN or +inf log density mean (``where``: how many).
+    ``kept_some``: the sampler kept draws at a NaN log density (it did not reject them all)."""
+    if kept_some:
+        fate = (
+            "A sampler should reject them, but this one kept some (see the warning of kept "
+            "draws with a NaN log density), and "
+        )
+    else:
+        fate = (
+            "They were rejected, so the draws are valid if the density is zero there (not "
+            "where log q is NaN but q positive: fix log q), but "
+        )
     return (
         f"{where} proposals had a NaN or +inf log density (or gradient, for a sampler that "
-        "follows one). They were rejected, so the draws are valid if the density is zero "
-        "there, but the log density breaks where the chains "
+        "follows one), or a NaN proposal log density log q (mh, independent_mh). "
+        f"{fate}the log density breaks where the chains "
         "go: check its support and constraints (a parameter that must be positive, the log "
         "of a negative number, an overflow), or reparameterise."
     )
+
+
+def kept_nan_draws(result: Result) -> bool:
+    """Whether a sampler that should reject proposals at a NaN log density kept draws at
+    one (its ``lp``)."""
+    lp = result.stats.get("lp")
+    return not skips_steps(result) and lp is not None and bool(np.isnan(np.asarray(lp)).any())
 
 
 def skips_steps(result: Result) -> bool:

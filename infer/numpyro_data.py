@@ -148,17 +148,23 @@ def _same_values(a: np.ndarray, b: np.ndarray) -> bool:
 
 
 def check_observation_shapes(observations: dict) -> None:
-    """A ``ValueError`` for an observed site whose value NumPyro would broadcast against its
-    distribution into a larger array, scoring each observation many times: ``y`` of shape
-    ``(n, 1)`` (``df[["y"]].to_numpy()``) under a distribution of shape ``(n,)`` gives an
-    ``(n, n)`` log probability. ``observations``: name -> trace site."""
+    """A ``ValueError`` for an observed site whose value does not fit its distribution's
+    shape (NumPyro's own error speaks of a guide, which a model run has none of), or that
+    NumPyro would broadcast against it into a larger array, scoring each observation many
+    times: ``y`` of shape ``(n, 1)`` (``df[["y"]].to_numpy()``) under a distribution of shape
+    ``(n,)`` gives an ``(n, n)`` log probability. ``observations``: name -> trace site."""
     for name, site in observations.items():
         value_shape = tuple(np.shape(site["value"]))
         dist_shape = tuple(site["fn"].shape())
         try:
             scored = np.broadcast_shapes(value_shape, dist_shape)
-        except ValueError:  # shapes that do not fit: NumPyro's own error names the site
-            continue
+        except ValueError:
+            raise ValueError(
+                f"the observed site {name!r} holds an array of shape {value_shape}, but its "
+                f"distribution has shape {dist_shape} (from its parameters and plates, set "
+                "by the model's other arguments): pass observations of that shape, one per "
+                "entry, or check the arguments that set the plate sizes."
+            ) from None
         times = int(np.prod(scored)) // max(int(np.prod(value_shape)), 1)
         own_axes = scored[len(scored) - len(value_shape) :]
         stretched = any(v == 1 < s for v, s in zip(value_shape, own_axes, strict=True))

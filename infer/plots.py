@@ -56,7 +56,7 @@ def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
     validation.positive_int("max_panels", max_panels)
     if truth is not None and not isinstance(truth, GroundTruth):
         raise TypeError(f"truth must be an infer.GroundTruth; got {type(truth).__name__}.")
-    shared = _shared(results)
+    shared = shared_variables(results)
     if not shared:
         held = "; ".join(
             f"{run}: " + ", ".join(f"{k} {np.shape(v)[2:]}" for k, v in r.draws.items())
@@ -78,7 +78,7 @@ def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
     return results, var_names
 
 
-def _shared(results: dict) -> list[str]:
+def shared_variables(results: dict) -> list[str]:
     """The names of the draws every run has with the same shape after ``(chain, draw)``, in
     the first run's order (runs of different models share ``mu``, not ``x`` of 1 and 2)."""
     first = next(iter(results.values()))
@@ -201,7 +201,7 @@ def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:
     of the variables asked for (``var_names``, or by default those every run has): ``""``
     when it shows them all, so that a cut plot does not pass for the whole posterior."""
     result = next(iter(results.values()))
-    candidates = _shared(results) if var_names is None else var_names
+    candidates = shared_variables(results) if var_names is None else var_names
 
     def components(name, chosen):
         sizes = zip(result.dim_names(name), result.draws[name].shape[2:], strict=True)
@@ -327,7 +327,7 @@ def plot(
     if kind == "pair":
         max_panels = min(max_panels, 4)
     if var_names is None:
-        names, coords = _selection(first, max_panels, _shared(results))
+        names, coords = _selection(first, max_panels, shared_variables(results))
     else:
         names, coords = _named_selection(first, var_names, max_panels)
     if kind == "pair" and num_components(first, names, coords) < 2:

@@ -12,7 +12,7 @@ from pathlib import Path
 from infer import registry
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
-from infer.plots import caption, marks, num_components, plot
+from infer.plots import caption, marks, num_components, plot, shared_variables
 from infer.result import Result
 from infer.statistics import TAIL_PROB
 
@@ -186,7 +186,8 @@ def write_report(
         for kind in _plots_of(result, plots):
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png", min_ess=min_ess)
             written.add(f"{kind}_{name}.png")
-    if plots:
+    forest = plots and bool(shared_variables(results))  # runs of models with nothing shared
+    if forest:
         plot(results, kind="forest", path=folder / "forest.png")
         written.add("forest.png")
     stale = sorted(earlier - written)
@@ -263,10 +264,14 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
             f"(ArviZ DataTree, NetCDF)</p>{figures}"
         )
     title = html.escape(title or "infer compare")
-    forest = "<h2>Estimates side by side</h2>" + figure(
-        "forest.png", caption("forest", marks=marks("forest", results))
-    )
-    forest = forest if plots else "<p>Plots left out (--no-plots).</p>"
+    if not plots:
+        forest = "<p>Plots left out (--no-plots).</p>"
+    elif not shared_variables(results):
+        forest = "<p>No estimates side by side: the runs share no variable of one shape.</p>"
+    else:
+        forest = "<h2>Estimates side by side</h2>" + figure(
+            "forest.png", caption("forest", marks=marks("forest", results))
+        )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>

@@ -21,7 +21,8 @@ def add_command(commands) -> None:
         nargs="+",
         type=path,
         metavar="RUN.nc",
-        help="the runs' files; each run is named by its file's name without .nc",
+        help="the runs' files; each run is named by its file's name without its suffix "
+        "(.nc, or another NetCDF one)",
     )
     report.add_argument(
         "--out",
@@ -44,8 +45,19 @@ def run_report(args) -> int:
     import infer
     from infer.compare_command import table_and_report
     from infer.io import unwritable_folder
+    from infer.result import NETCDF_SUFFIXES
 
-    names = [file.name.removesuffix(".nc") for file in args.runs]
+    folders = [str(file) for file in args.runs if file.is_dir()]
+    if folders:
+        print(
+            f"infer report: error: {', '.join(folders)} is a folder; give the runs' files in "
+            f"it ({folders[0].rstrip('/')}/*.nc).",
+            file=sys.stderr,
+        )
+        return 2
+    names = [
+        file.stem if file.suffix.lower() in NETCDF_SUFFIXES else file.name for file in args.runs
+    ]
     if len(set(names)) < len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
         print(

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
-from infer.draws_checks import check_dims_fit
+from infer.draws_checks import check_argument_dims, check_dims_fit
 from infer.target import Target
 
 RESERVED = ("chain", "draw")
@@ -28,7 +28,7 @@ def reported_shapes(target: Target, position) -> dict:
         shapes = jax.eval_shape(target.constrain, position)
         _check_names(shapes, "the position's names (dict keys and pytree paths)")
         check_truth_shapes(target.ground_truth, shapes, "the target's draws")
-        check_dims_fit(target.dims, {name: value.shape for name, value in shapes.items()})
+        _check_dims(target, {name: value.shape for name, value in shapes.items()})
         return shapes
     usage = "constrain_fn(position[, data]) must return a dict name -> array"
     whose = "constrain_fn's names" if target.source is None else "the model's site names"
@@ -55,8 +55,16 @@ def reported_shapes(target: Target, position) -> dict:
         )
     _check_names(returned, whose)
     check_truth_shapes(target.ground_truth, returned, "the target's draws")
-    check_dims_fit(target.dims, {name: value.shape for name, value in returned.items()})
+    _check_dims(target, {name: value.shape for name, value in returned.items()})
     return dict(returned)
+
+
+def _check_dims(target: Target, shapes: dict) -> None:
+    """``target.dims`` checked against one draw's ``shapes`` (name -> shape) and the
+    target's data (see :func:`infer.draws_checks.check_argument_dims`)."""
+    check_dims_fit(target.dims, shapes)
+    observed = {name: np.shape(value) for name, value in (target.observed_data or {}).items()}
+    check_argument_dims(target.dims, shapes | observed, target.constant_data or {})
 
 
 def check_truth_shapes(truth, shapes: Mapping, what: str) -> None:

@@ -284,9 +284,12 @@ class Result:
         }
 
     def to_arviz(self):
-        """An ArviZ ``DataTree`` with groups ``posterior`` and ``sample_stats``; the run's
-        facts (sampler, settings, seed, timing, package versions) are root attributes. Built
-        on the first call and reused."""
+        """An ArviZ ``DataTree`` with groups ``posterior`` and ``sample_stats``, and those the
+        result holds besides (``log_likelihood``, ``observed_data``, ``constant_data`` of a
+        NumPyro model or a target with ``loglik_fn``; ``posterior_predictive``, ``prior``,
+        ``prior_predictive``, ``predictions`` from :func:`infer.predictive`); the run's facts
+        (sampler, settings, seed, timing, package versions) are root attributes. Built on
+        the first call and reused."""
         if self._tree is None:
             groups = {"posterior": self.draws}
             if self.stats:
@@ -361,12 +364,14 @@ def _datatree(groups: dict, dims: dict, attrs: dict):
                     for a, n in zip(axes, np.shape(values[name]), strict=False)
                 )
             }
-        datasets[group] = arviz_base.dict_to_dataset(
-            values,
-            dims=named,
-            sample_dims=[] if lead == 0 else None,
-            skip_event_dims="log_likelihood" in group,
-        )
+        with warnings.catch_warnings():  # infer's axes are (chain, draw): nothing to guess
+            warnings.filterwarnings("ignore", "Found chain dimension to be longer than draw")
+            datasets[group] = arviz_base.dict_to_dataset(
+                values,
+                dims=named,
+                sample_dims=[] if lead == 0 else None,
+                skip_event_dims="log_likelihood" in group,
+            )
     tree = xr.DataTree.from_dict(datasets)
     tree.attrs = attrs
     return tree

@@ -14,11 +14,10 @@ from infer.diagnostics import DiagnosticWarning
 from infer.draws_checks import outside_probabilities
 from infer.flag_rules import (
     divergence_advice,
+    kept_nan_draws,
     rejected_nonfinite_message,
     skipped_steps_message,
     skips_steps,
-    stuck_chains,
-    why_stuck,
 )
 from infer.loglik import pointwise
 from infer.placement import to_host
@@ -26,6 +25,7 @@ from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
 from infer.runner import Run
 from infer.store import DATA_GROUPS, open_store, reads_from
+from infer.stuck_chains import chain_list, stuck_chains, why_stuck
 
 
 def _dims(target, draws: dict, groups: dict, keep) -> dict:
@@ -211,8 +211,8 @@ def _broken_statistics(result: Result) -> list[str]:
     sampler that rejects such proposals, or acceptance rates that are not probabilities
     (a sampler of one's own; the built-in ones give neither)."""
     problems = []
-    lp = np.asarray(result.stats.get("lp", np.zeros(0)))
-    if not skips_steps(result) and np.isnan(lp).any():
+    if kept_nan_draws(result):
+        lp = np.asarray(result.stats["lp"])
         problems.append(
             f"{int(np.isnan(lp).sum())} kept draws have a NaN log density (lp). A sampler that "
             "rejects proposals at a NaN or +inf log density (rejects_nonfinite, the default) "
@@ -257,9 +257,13 @@ def warn_if_unhealthy(result: Result) -> None:
         )
     skipped = int(np.sum(result.info.get("nonfinite_proposals") or 0))
     if skipped:  # steps skipped (no accept/reject step), or proposals rejected
-        message = skipped_steps_message if skips_steps(result) else rejected_nonfinite_message
+        where = f"{skipped} of {_steps(result)}"
+        if skips_steps(result):
+            message = skipped_steps_message(where)
+        else:
+            message = rejected_nonfinite_message(where, kept_nan_draws(result))
         warnings.warn(
-            f"{result.sampler} on {result.target}: {message(f'{skipped} of {_steps(result)}')}",
+            f"{result.sampler} on {result.target}: {message}",
             DiagnosticWarning,
             stacklevel=5,
         )
@@ -270,18 +274,18 @@ def warn_if_unhealthy(result: Result) -> None:
     drifted = _nonfinite_chains(result)
     if drifted:
         warnings.warn(
-            f"{result.sampler} on {result.target}: chain(s) {drifted} ended at NaN or infinite "
-            "positions: the log density does not fall off in some direction (an improper "
-            "target, such as a flat density over an unbounded parameter), so the chains drift "
-            "away. Give every parameter a proper prior or bound it. (Or, for a sampler of "
-            "your own, its step wrote them.)",
+            f"{result.sampler} on {result.target}: chain(s) {chain_list(drifted)} ended at NaN "
+            "or infinite positions: the log density does not fall off in some direction (an "
+            "improper target, such as a flat density over an unbounded parameter), so the "
+            "chains drift away. Give every parameter a proper prior or bound it. (Or, for a "
+            "sampler of your own, its step wrote them.)",
             DiagnosticWarning,
             stacklevel=5,
         )
     stuck = [chain for chain in stuck_chains(result) if chain not in drifted]
     if stuck:
         warnings.warn(
-            f"{result.sampler} on {result.target}: chain(s) {stuck} never moved; "
+            f"{result.sampler} on {result.target}: chain(s) {chain_list(stuck)} never moved; "
             + why_stuck(result, stuck),
             DiagnosticWarning,
             stacklevel=5,

@@ -29,7 +29,7 @@ from infer.fit_checks import pareto_k, pareto_k_threshold, warn_if_untrustworthy
 from infer.fit_measures import kl_gap
 from infer.keys import as_jax_key, as_key
 from infer.loglik import pointwise
-from infer.progress import chunk_length, progress_bar
+from infer.progress import check_progress, chunk_length, progress_bar
 from infer.reported_names import reported_shapes
 from infer.result import Result
 from infer.starts import check_scalar_logdensity, starting_point
@@ -148,6 +148,7 @@ def advi(
         family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
     )
     _check_optimizer(optimizer, learning_rate)
+    check_progress(progress)
     if optimizer is None:
         optimizer = optax.adam(options.learning_rate)
     else:

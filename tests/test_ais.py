@@ -222,6 +222,32 @@ def test_bad_arguments_are_named(kwargs, match):
         infer.ais(0, target, prior, **kwargs)
 
 
+def test_exact_draws_that_are_no_array_are_named():
+    """A dict of draws failed with "float() argument must be a string or a real number"."""
+    target, prior, _, _ = conjugate_gaussian(0)
+    with pytest.raises(TypeError, match=r"exact_posterior_draws must be an array: one posit"):
+        infer.ais(0, target, prior, exact_posterior_draws={"x": np.zeros(5)})
+
+
+def test_a_heavy_tailed_upper_bound_is_marked_unreliable_where_it_is_printed():
+    """The mark followed log_z only, and an upper bound whose warning fired printed clean."""
+    target, prior, _, _ = conjugate_gaussian(0)
+    result = infer.ais(0, target, prior, num_temperatures=10, num_chains=32)
+    weights = np.zeros(32)
+    fine = result._replace(
+        pareto_k=0.1,
+        ess=32.0,
+        log_z_upper=1.0,
+        log_z_upper_se=0.1,
+        reverse_log_weights=weights,
+        upper_pareto_k=0.2,
+    )
+    heavy = fine._replace(upper_pareto_k=0.9)
+    assert "unreliable" not in repr(fine)
+    assert "log_z_upper=1.0000 ± 0.1000 (unreliable: see the warnings)" in repr(heavy)
+    assert "log_z=" in repr(heavy) and repr(heavy).count("unreliable") == 1
+
+
 def test_a_target_over_a_dict_or_without_init_is_refused_with_the_reason():
     target, prior, _, _ = conjugate_gaussian(0)
     over_dict = infer.Target(lambda p: target.logdensity(p["x"]), init={"x": target.init})

@@ -85,6 +85,9 @@ def test_observations_as_a_column_vector_are_refused_not_scored_n_times():
     x = jnp.linspace(-1.0, 1.0, 30)
     with pytest.raises(ValueError, match=r"shape \(30, 1\) under a distribution of shape \(30,\)"):
         infer.Target.from_numpyro(model, x, y=x[:, None])
+    # one observation short: NumPyro said "Model and guide shapes disagree", of no guide
+    with pytest.raises(ValueError, match=r"'y' holds an array of shape \(29,\), but its dist"):
+        infer.Target.from_numpyro(model, x, y=x[:29])
     # observations in the distribution's shape, or broadcast only against it, are fine
     infer.Target.from_numpyro(model, x, y=2.0 * x)
 
@@ -293,6 +296,22 @@ def test_mh_proposal_log_density_that_is_not_one_float(log_q, error, match, noth
         infer.sample(0, NORMAL_2D, infer.mh(_shift, log_q))
     with pytest.raises(error, match=match):
         infer.sample(0, NORMAL_2D, infer.mh(_shift, log_q))
+
+
+def test_a_nan_proposal_log_density_is_counted_and_warned_about_not_silently_rejected():
+    """A log q that is NaN on half the line (the log of a negative number): every proposal
+    there was rejected, so mh drew from a half-normal, with no count, warning or flag."""
+    target = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(1.0))
+    broken = infer.mh(_shift, lambda new, old: -0.5 * (new - old) ** 2 + 0.0 * jnp.log(new))
+    with pytest.warns(infer.DiagnosticWarning, match=r"or a NaN proposal log density log q"):
+        result = infer.sample(0, target, broken, num_chains=2, num_samples=300, num_warmup=0)
+    counted = np.asarray(result.info["nonfinite_proposals"])
+    assert counted.min() > 50 and int(result.stats["nonfinite"].sum()) == counted.sum()
+    assert "nonfinite" in infer.compare({"broken": result}, warn=False).loc["broken", "flags"]
+    pair = (lambda key: jax.random.normal(key), lambda x: -0.5 * x**2 + 0.0 * jnp.log(x))
+    with pytest.warns(infer.DiagnosticWarning, match=r"or a NaN proposal log density log q"):
+        result = infer.sample(0, target, infer.independent_mh(pair), num_samples=300)
+    assert int(np.sum(result.info["nonfinite_proposals"])) > 100
 
 
 def test_covariance_of_the_wrong_dimension(nothing_compiled):

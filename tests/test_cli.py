@@ -481,9 +481,9 @@ def test_until_ess_says_it_does_not_apply_to_an_exact_sampler(tmp_path, capsys):
 def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     """After an interrupted compare only rerunning every sampler made the report."""
     rng = np.random.default_rng(3)
-    for name in ("first", "second"):
-        infer.Result.from_draws({"x": rng.normal(size=(2, 100))}).save(tmp_path / f"{name}.nc")
-    runs = [str(tmp_path / "first.nc"), str(tmp_path / "second.nc")]
+    for name in ("first.nc", "second.h5"):  # a run is named without any NetCDF suffix
+        infer.Result.from_draws({"x": rng.normal(size=(2, 100))}).save(tmp_path / name)
+    runs = [str(tmp_path / "first.nc"), str(tmp_path / "second.h5")]
     assert cli.main(["report", *runs, "--out", str(tmp_path / "report"), "--no-plots"]) == 0
     assert "Report: " in capsys.readouterr().out
     table = pd.read_csv(tmp_path / "report" / "comparison.csv", index_col=0)
@@ -491,6 +491,8 @@ def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     assert (tmp_path / "report" / "index.html").exists()
     assert cli.main(["report", runs[0], str(tmp_path / "missing.nc")]) == 2
     assert "infer report: error:" in capsys.readouterr().err
+    assert cli.main(["report", str(tmp_path)]) == 2  # "path=... is a folder", in Python's words
+    assert f"is a folder; give the runs' files in it ({tmp_path}/*.nc)" in capsys.readouterr().err
 
 
 def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_its_handler(

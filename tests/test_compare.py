@@ -220,6 +220,10 @@ def test_chains_that_never_moved_are_flagged():
     flags, messages = _flags(result)
     assert "stuck_chains" in flags
     assert any("chain(s) [0, 1, 2] never moved" in m for m in messages)
+    # thousands of stuck chains were all listed, a warning of thousands of numbers
+    many = infer.Result.from_draws({"x": np.ones((300, 20))})
+    stuck = "chain(s) [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] and 290 more (300 in all) never moved"
+    assert any(stuck in m for m in _flags(many)[1])
 
 
 def test_a_chain_too_short_to_tell_is_told_so_not_called_broken():
@@ -681,3 +685,28 @@ def test_the_arviz_path_is_quiet_about_nan_and_constant_parameters():
         warnings.simplefilter("always")
         table = infer.compare({"n": result}, statistics="arviz", warn=False)
     assert said == [] and "nan_stats" in table.loc["n", "flags"]
+
+
+@pytest.mark.thorough  # a rarer warning, 12 s (two HMC programs)
+def test_hmc_resonating_on_a_whitened_gaussian_is_told_what_to_change():
+    """HMC's default trajectory, 2π, returns a whitened Gaussian's chains near their starts:
+    R-hat and ESS were flagged with advice to run longer, which never helped. The warning
+    names the trajectory length; ``infer compare``'s HMC, which has no option for it, runs
+    with 1.5 and mixes."""
+    target = targets.get("normal_10d")
+    run = dict(num_chains=2, num_samples=500, num_warmup=300)
+    resonating = infer.sample(0, target, infer.hmc(), **run)
+    mixing = infer.sample(0, target, infer.registry.make("hmc", target), **run)
+    assert mixing.settings["trajectory_length"] == 1.5
+    with pytest.warns(infer.DiagnosticWarning, match=r"trajectory_length 6.28 can resonate"):
+        table = infer.compare({"default": resonating, "cli": mixing})
+    assert table.loc["default", "flags"] and not table.loc["cli", "flags"]
+
+
+def test_a_run_of_more_chains_than_draws_converts_without_arviz_guessing_its_axes():
+    """ArviZ's "Found chain dimension to be longer than draw dimension, check dimensions are
+    correctly named" was printed beside infer's own warnings of a short run."""
+    result = infer.Result.from_draws({"x": np.random.default_rng(0).standard_normal((8, 3))})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert result.to_arviz().posterior.sizes["chain"] == 8

@@ -121,6 +121,24 @@ def test_a_one_chain_report_leaves_out_the_rank_plot_and_says_why(tmp_path):
     assert "rank_one.png" not in written and "rank_one.png" not in index.read_text()
 
 
+@pytest.mark.thorough  # an edge case, 14 s (every plot of two runs)
+def test_a_report_of_runs_that_share_no_variable_leaves_out_the_forest_plot(tmp_path):
+    """``infer report`` of a banana run (x of 2) and a funnel run (v, x of 9) ended in a
+    traceback from the forest plot, with no index.html, table or CSV."""
+    from infer.report import write_report
+
+    rng = np.random.default_rng(0)
+    runs = {
+        "two": infer.Result.from_draws({"x": rng.standard_normal((2, 50, 2))}),
+        "nine": infer.Result.from_draws({"x": rng.standard_normal((2, 50, 9))}),
+    }
+    table = infer.compare(runs, warn=False)
+    index = write_report(runs, table, tmp_path / "report")
+    written = {path.name for path in (tmp_path / "report").iterdir()}
+    assert {"trace_two.png", "trace_nine.png", "comparison.csv"} <= written
+    assert "forest.png" not in written and "share no variable of one shape" in index.read_text()
+
+
 def test_a_pair_plot_of_one_scalar_is_refused_and_left_out_of_a_report(tmp_path):
     # it was an ECDF titled "pairs of parameters", with the parameter's name on its y axis
     from infer.report import write_report

@@ -242,6 +242,9 @@ def test_bad_arguments_are_named(kwargs, match):
 def test_target_must_be_a_target():
     with pytest.raises(TypeError, match="infer.Target"):
         infer.advi(0, lambda x: -(x**2))
+    # "'str' object is not callable", after compiling the fit
+    with pytest.raises(TypeError, match=r"progress must be True, False or a tqdm class"):
+        infer.advi(0, gaussian_target(), progress="yes")
 
 
 def test_a_target_without_a_starting_point_is_told_to_pass_one_to_advi():

@@ -544,6 +544,34 @@ def test_dimension_names_arviz_would_apply_wrongly_are_refused_before_a_run(dims
         infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=5, num_warmup=0)
 
 
+def _shifted_regression(x, z, y=None):
+    a = numpyro.sample("a", dist.Normal(0.0, 1.0))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Normal(a + x + z.sum(), 1.0), obs=y)
+
+
+@pytest.mark.parametrize(
+    "dims, said",
+    [
+        ({"z": ["n"]}, r"'z' 'n', which has 5 entries there but 30 in 'y'; ArviZ would pad"),
+        ({"z": ["y"]}, r"names an axis of the argument 'z' 'y', the name of a variable too"),
+        ({"z": ["k", "j"]}, r"dims\['z'\] names 2 axes, but the argument 'z' has 1"),
+    ],
+)
+def test_dimension_names_of_a_models_arguments_are_checked_before_a_run(dims, said):
+    """The argument ``z`` (5 values) named ``n``, the plate of the 30 observations: its
+    name was dropped from constant_data without a word; a variable's name or names past its
+    axes went through as they were."""
+    x = jnp.linspace(-1.0, 1.0, 30)
+    target = infer.Target.from_numpyro(_shifted_regression, x, jnp.arange(5.0), y=2 * x)
+    given = target.with_options(dims={**target.dims, **dims})
+    with pytest.raises(ValueError, match=said):
+        infer.sample(0, given, infer.rwmh(), num_chains=2, num_samples=5, num_warmup=0)
+    fitting = target.with_options(dims={**target.dims, "z": ["k"], "x": ["n"]})
+    result = infer.sample(0, fitting, infer.rwmh(), num_chains=2, num_samples=5, num_warmup=0)
+    assert dict(result.to_arviz().constant_data.sizes) == {"n": 30, "k": 5}
+
+
 def test_an_unnamed_axis_whose_arviz_name_is_a_variable_is_refused():
     target = infer.Target(
         lambda p: -0.5 * (jnp.sum(p["x"] ** 2) + jnp.sum(p["x_dim_0"] ** 2)),

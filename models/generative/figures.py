@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +26,9 @@ def image_grid(images: np.ndarray, path, title: str, columns: int | None = None)
         top, left = r * (height + 1), c * (width + 1)
         canvas[top : top + height, left : left + width] = image
     width_inches = max(4.0, 0.45 * columns * max(1.0, width / 14))
-    height_inches = width_inches * canvas.shape[0] / canvas.shape[1] + 0.5
+    title = textwrap.fill(title, int(11 * width_inches))  # about 11 characters an inch at 10pt
+    lines = title.count("\n") + 1
+    height_inches = width_inches * canvas.shape[0] / canvas.shape[1] + 0.3 + 0.2 * lines
     figure, axis = plt.subplots(figsize=(width_inches, height_inches), layout="constrained")
     axis.imshow(canvas, cmap="gray_r", vmin=0.0, vmax=1.0, interpolation="nearest")
     axis.set_axis_off()
