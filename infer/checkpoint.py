@@ -197,6 +197,14 @@ def _readable(path: Path) -> bool:
 
 
 def _read(path: Path) -> Checkpoint:
+    with open(path, "rb") as file:
+        if file.read(4) in (b"\x89HDF", b"CDF\x01", b"CDF\x02") or path.suffix == ".nc":
+            raise ValueError(
+                f"{path} is a saved result (NetCDF, as Result.save writes), which keeps the "
+                "draws but not the chains' state, so no run resumes from it. A Markov-chain "
+                "run that may need continuing keeps a checkpoint folder (checkpoint="
+                "'run_dir'), which resume='run_dir' continues."
+            )
     if not zipfile.is_zipfile(path):  # np.load would try it as a pickle, and say so
         raise ValueError(
             f"checkpoint {path} is truncated or not an infer checkpoint (not a whole NumPy "

@@ -218,6 +218,9 @@ def test_damaged_or_foreign_checkpoints_get_a_clear_error(tmp_path):
         infer.sample(6, NORMAL_3D, infer.rwmh(), num_samples=60, resume=foreign, **RUN)
     with pytest.raises(FileNotFoundError, match="no checkpoint in"):
         infer.sample(6, NORMAL_3D, infer.rwmh(), resume=tmp_path / "empty", **RUN)
+    saved = resumed.save(tmp_path / "saved.h5")  # "truncated or not an infer checkpoint"
+    with pytest.raises(ValueError, match=r"saved.h5 is a saved result \(NetCDF, as Result.save"):
+        infer.sample(6, NORMAL_3D, infer.rwmh(), num_samples=60, resume=saved, **RUN)
 
 
 def test_a_checkpoint_folder_resumes_with_the_stopping_rule_it_was_started_with(tmp_path):
