@@ -71,7 +71,11 @@ def main(argv=None) -> int:
         "num_leapfrog": 10,
         "rows": rows,
     }
-    name = f"ais_chains_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"
+    partial = not args.quick and most < COUNTS[-1]  # fewer rows than the committed run's
+    if partial:
+        record["max_chains"] = most
+    kind = "_quick" if args.quick else "_partial" if partial else ""
+    name = f"ais_chains_{record['machine']['platform']}{kind}.json"
     write_result(RESULTS / name, record)
     print(f"wrote {RESULTS / name}")
     return 0
