@@ -520,5 +520,6 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_i
         [sys.executable, "-c", "import signal, infer; "
          "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"],
         capture_output=True, env=env, text=True, check=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )  # fmt: skip
     assert library.stdout.strip() == "True"
