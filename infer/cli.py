@@ -296,7 +296,7 @@ def run_sbc(args) -> int:
         print(_sbc_refusal(args.sampler, args.target, target, sampler), file=sys.stderr)
         return 2
     folder = args.out / args.target
-    progress = report_folder_and_progress(folder, args.progress)
+    progress = report_folder_and_progress(folder, args.progress, "infer sbc")
     if progress is None:
         return 2
     print(

@@ -71,15 +71,15 @@ def path(text: str):
     return Path(text).expanduser()
 
 
-def report_folder_and_progress(folder, progress: bool | None) -> bool | None:
-    """Before a command runs: ``None`` (with the reason printed to stderr) when ``folder``
-    cannot take its report, else whether to show a progress bar (``--progress`` /
-    ``--no-progress``, or by default when stderr is a terminal)."""
+def report_folder_and_progress(folder, progress: bool | None, command: str) -> bool | None:
+    """Before ``command`` (``infer compare``) runs: ``None`` (with the reason printed to
+    stderr) when ``folder`` cannot take its report, else whether to show a progress bar
+    (``--progress`` / ``--no-progress``, or by default when stderr is a terminal)."""
     import sys
 
     from infer.io import unwritable_folder
 
-    problem = unwritable_folder(folder)
+    problem = unwritable_folder(folder, command)
     if problem:
         print(problem, file=sys.stderr)
         return None

@@ -122,7 +122,7 @@ def run_compare(args) -> int:
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
-    progress = report_folder_and_progress(out_folder, args.progress)
+    progress = report_folder_and_progress(out_folder, args.progress, "infer compare")
     if progress is None:
         return 2
     per = " per check" if args.until_ess else ""

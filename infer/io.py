@@ -114,14 +114,17 @@ def save_netcdf(tree, path) -> Path:
     return write_atomically(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
 
 
-def unwritable_folder(folder: Path) -> str | None:
+def unwritable_folder(folder: Path, command: str = "infer") -> str | None:
     """Why a report cannot be written into ``folder`` (made if missing), or None: checked
-    before any sampling, so that a bad ``--out`` costs nothing."""
+    before any sampling, so that a bad ``--out`` costs nothing. ``command`` begins the
+    message (``infer compare``)."""
     folder = Path(folder).expanduser()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        return f"error: --out: cannot write the report into {folder}: {err.strerror or err}."
+        files = [p for p in (folder, *folder.parents) if p.is_file()]
+        why = f"{files[0]} is a file" if files else err.strerror or err
+        return f"{command}: error: --out: cannot write the report into {folder}: {why}."
     return None

@@ -74,7 +74,7 @@ def run_report(args) -> int:
             print(f"infer report: error: {err}", file=sys.stderr)
             return 2
     folder = args.out or args.runs[0].parent
-    if problem := unwritable_folder(folder):
+    if problem := unwritable_folder(folder, "infer report"):
         print(problem, file=sys.stderr)
         return 2
     targets = ", ".join(dict.fromkeys(result.target for result in results.values()))

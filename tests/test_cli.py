@@ -243,7 +243,8 @@ def test_an_out_folder_that_cannot_be_written_is_refused_before_any_run(command,
     blocker.write_text("not a folder")
     assert cli.main([*command, "--out", str(blocker), "--no-progress"]) == 2
     captured = capsys.readouterr()
-    assert "error: --out: cannot write the report into" in captured.err
+    assert f"infer {command[0]}: error: --out: cannot write the report into" in captured.err
+    assert f"{blocker} is a file." in captured.err  # was "File exists", of a folder not made
     assert "Traceback" not in captured.err
     assert "running" not in captured.out and "simulations of" not in captured.out
 
