@@ -316,7 +316,8 @@ def run_sbc(args) -> int:
         print(f"infer sbc: error: {err}", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - a run failed: one line, not 1 (a failed check)
-        print(f"infer sbc: error: {type(err).__name__}: {err}", file=sys.stderr)
+        here = " Here: fewer --chains, --samples or --simulations." * isinstance(err, MemoryError)
+        print(f"infer sbc: error: {type(err).__name__}: {err}{here}", file=sys.stderr)
         return 3
     # titled with the target's name the user gave, not the model function's
     check = dataclasses.replace(check, model=args.target)

@@ -65,7 +65,9 @@ def _run_one(args, target, name: str, progress, notes: list, failed: list):
                 until=until,
             )
     except Exception as err:  # noqa: BLE001 - report every sampler's failure, then exit 1
-        notes.append(f"{name}: failed: {type(err).__name__}: {err}")
+        # the memory check's fixes are infer.sample's options, thin= and store= among them
+        here = " Here: fewer --chains or --samples." if isinstance(err, MemoryError) else ""
+        notes.append(f"{name}: failed: {type(err).__name__}: {err}{here}")
         failed.append(name)
         return None
     notes.extend(str(w.message) for w in caught if "DiagnosticWarning" not in str(w.category))

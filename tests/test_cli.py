@@ -440,6 +440,13 @@ def test_a_run_that_fails_in_sbc_is_one_line_and_not_a_failed_check(tmp_path, ca
     assert (
         err.startswith("infer sbc: error: MemoryError: sbc of eight_schools") and "Trace" not in err
     )
+    assert err.rstrip().endswith("Here: fewer --chains, --samples or --simulations.")
+    # the memory check's fixes are infer.sample's options (thin=, store=): the command's too
+    compare = ["compare", "--target", "normal_1d", "--samplers", "rwmh", "--no-plots"]
+    assert cli.main([*compare, "--chains", "1000000000", "--out", str(tmp_path)]) == 1
+    said = capsys.readouterr()
+    assert "rwmh: failed: MemoryError: " in said.out + said.err
+    assert "Here: fewer --chains or --samples." in said.out + said.err
 
 
 def test_until_ess_with_more_samples_than_the_default_budget_is_a_usage_error(capsys):
