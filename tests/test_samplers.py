@@ -233,8 +233,9 @@ def test_covariance_adaptation_learns_the_scales():
 
 def test_a_dense_covariance_learned_from_few_draws_does_not_collapse():
     """On a 20-D Gaussian of condition number 7, MALA's dense proposal learned in 1,000
-    warm-up steps was near singular (its eigenvalues against the target's from 2e-4 to 2.3):
-    bulk ESS 6-12 from 4,000 draws, where the isotropic one gets 250 (median). Shrunk toward
+    warm-up steps was near singular (as RWMH's, whose eigenvalues against the target's ran
+    from 2e-4 to 2.3): bulk ESS 6-12 from 4,000 draws, where the isotropic one gets 250
+    (median). Shrunk toward
     its diagonal by the window's effective draws, the median is 270-340 on five seeds (the
     smallest 26-217)."""
     dim = 20
