@@ -106,7 +106,7 @@ def welford_update(state: WelfordState, x: jax.Array) -> WelfordState:
 
 
 def welford_scale(
-    state: WelfordState, old_scale: jax.Array, autocorrelation_time: float = 1.0
+    state: WelfordState, old_scale: jax.Array, autocorrelation_time: float
 ) -> jax.Array:
     """Regularised covariance (Stan's shrinkage toward 1e-3·I) as a scale: the square root of
     the diagonal, or the Cholesky factor. Keeps ``old_scale`` if the estimate is not usable.
@@ -186,7 +186,7 @@ def proposal_adaptation(
     covariance_kind: str | None,
     target_acceptance_fn: Callable[[int], float],
     reset_step_size_fn: Callable[[int], float],
-    autocorrelation_time_fn: Callable[[int], float] = lambda dim: 1.0,
+    autocorrelation_time_fn: Callable[[int], float],
 ) -> Adaptation:
     """Adapt a Gaussian proposal's step size and, optionally, its scale.
 

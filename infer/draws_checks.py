@@ -208,20 +208,28 @@ def check_dims_fit(dims, shapes: dict) -> None:
             )
         axes = named + [f"{name}_dim_{i}" for i in range(len(shape) - len(named))]
         for axis, length in zip(axes, shape, strict=True):
-            if axis in shapes:
-                how = f"dims[{name!r}] names" if axis in named else "ArviZ would name"
-                raise ValueError(
-                    f"{how} an axis of {name!r} {axis!r}, the name of a variable too; ArviZ "
-                    f"would turn that variable into the axis's labels and drop it. Rename the "
-                    f"axis (dims[{name!r}]) or the variable."
-                )
-            first_length, first = lengths.setdefault(axis, (length, name))
-            if first_length != length:
-                raise ValueError(
-                    f"the axis {axis!r} has {length} entries in {name!r} but {first_length} "
-                    f"in {first!r}; ArviZ would pad the shorter with NaN. An axis shared by "
-                    f"two variables needs one length: give one of them another name in dims."
-                )
+            _check_axis(name, repr(name), axis, length, axis in named, shapes, lengths)
+
+
+def _check_axis(name, what, axis, length, named, variables, lengths) -> None:
+    """A ``ValueError`` for the axis ``axis`` (of ``length`` entries) of the variable
+    ``name`` (``what``: how messages call it) that is named like one of ``variables`` or that
+    ``lengths`` (axis -> (length, the first variable with it), filled in here) gives another
+    length. ``named``: the name is the user's (in ``dims``), not ArviZ's own."""
+    if axis in variables:
+        how = f"dims[{name!r}] names" if named else "ArviZ would name"
+        raise ValueError(
+            f"{how} an axis of {what} {axis!r}, the name of a variable too; ArviZ would turn "
+            f"that variable into the axis's labels and drop it. Rename the axis "
+            f"(dims[{name!r}]) or the variable."
+        )
+    first_length, first = lengths.setdefault(axis, (length, name))
+    if first_length != length:
+        raise ValueError(
+            f"the axis {axis!r} has {length} entries in {what} but {first_length} in "
+            f"{first!r}; ArviZ would pad the shorter with NaN. An axis shared by two "
+            "variables needs one length: give one of them another name in dims."
+        )
 
 
 def check_argument_dims(dims, shapes: dict, constant: dict) -> None:
@@ -232,7 +240,7 @@ def check_argument_dims(dims, shapes: dict, constant: dict) -> None:
     length. An argument named like a site is left out: it takes the site's names where its
     lengths agree (no model site names are given to an argument otherwise, so these are
     the user's own)."""
-    lengths = {}
+    lengths, variables = {}, {*shapes, *constant}
     for name, shape in shapes.items():
         for axis, length in zip((dims or {}).get(name, []), shape, strict=False):
             lengths.setdefault(axis, (length, name))
@@ -246,19 +254,7 @@ def check_argument_dims(dims, shapes: dict, constant: dict) -> None:
                 f"{len(shape)} (shape {shape}). Give one name per axis."
             )
         for axis, length in zip(named, shape, strict=False):
-            if axis in shapes or axis in constant:
-                raise ValueError(
-                    f"dims[{name!r}] names an axis of the argument {name!r} {axis!r}, the "
-                    "name of a variable too; ArviZ would turn that variable into the axis's "
-                    f"labels and drop it. Rename the axis in dims[{name!r}]."
-                )
-            first_length, first = lengths.get(axis, (length, name))
-            if first_length != length:
-                raise ValueError(
-                    f"dims[{name!r}] names an axis of the argument {name!r} {axis!r}, which "
-                    f"has {length} entries there but {first_length} in {first!r}; ArviZ would "
-                    f"pad the shorter with NaN. Give it another name in dims[{name!r}]."
-                )
+            _check_axis(name, f"the argument {name!r}", axis, length, True, variables, lengths)
 
 
 def checked_info(info, num_chains: int) -> dict:

@@ -137,8 +137,8 @@ def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None
 
 def resonance_note(result: Result) -> str:
     """For HMC with a fixed trajectory length, what the length can do to its mixing."""
-    length = getattr(result, "settings", {}).get("trajectory_length")
-    if getattr(result, "sampler", None) != "hmc" or not isinstance(length, int | float):
+    length = result.settings.get("trajectory_length")
+    if result.sampler != "hmc" or not isinstance(length, int | float):
         return ""
     return (
         f" HMC's fixed trajectory_length {length:.3g} can resonate with a near-Gaussian "

@@ -605,9 +605,10 @@ def test_an_rhat_just_past_the_limit_is_shown_past_it():
     from infer import flag_rules, report
 
     rule = dict(flag_rules.FLAG_RULES)["rhat"]
-    message = rule(None, {"max_rhat": 1.0104, "max_nested_rhat": np.nan}, {}, 400.0)
+    run = infer.Result.from_draws({"x": np.zeros((2, 10))})  # not HMC: the row decides
+    message = rule(run, {"max_rhat": 1.0104, "max_nested_rhat": np.nan}, {}, 400.0)
     assert message.startswith("max R-hat 1.0104 > 1.01")
-    assert rule(None, {"max_rhat": 1.0099, "max_nested_rhat": np.nan}, {}, 400.0) is None
+    assert rule(run, {"max_rhat": 1.0099, "max_nested_rhat": np.nan}, {}, 400.0) is None
     assert report.SHOWN_COLUMNS["max_rhat"][1].format(1.0104) == "1.0104"
 
 

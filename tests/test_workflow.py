@@ -553,7 +553,7 @@ def _shifted_regression(x, z, y=None):
 @pytest.mark.parametrize(
     "dims, said",
     [
-        ({"z": ["n"]}, r"'z' 'n', which has 5 entries there but 30 in 'y'; ArviZ would pad"),
+        ({"z": ["n"]}, r"axis 'n' has 5 entries in the argument 'z' but 30 in 'y'; ArviZ"),
         ({"z": ["y"]}, r"names an axis of the argument 'z' 'y', the name of a variable too"),
         ({"z": ["k", "j"]}, r"dims\['z'\] names 2 axes, but the argument 'z' has 1"),
     ],
