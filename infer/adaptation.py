@@ -323,6 +323,16 @@ class GaussianProposalSampler(Sampler):
             return None
         return self.target_accept or self.default_target_accept(dim)
 
+    def tuned(self, carry) -> dict:
+        """Each chain's ``step_size`` ``(num_chains,)`` and, for a proposal that is not
+        isotropic, its ``covariance``: variances ``(num_chains, dim)`` or covariance
+        matrices ``(num_chains, dim, dim)``, the proposal's being ``step_size**2`` times it."""
+        step_size, scale = (np.asarray(value) for value in carry.params)
+        if scale.ndim == 1:  # isotropic: the step size says it all
+            return {"step_size": step_size}
+        covariance = scale**2 if scale.ndim == 2 else scale @ np.swapaxes(scale, -1, -2)
+        return {"step_size": step_size, "covariance": covariance}
+
     def build(self, logdensity_fn, num_warmup: int = 0) -> Kernel:
         adapt_kind = self.covariance_kind if self.covariance_kind != "fixed" else None
 

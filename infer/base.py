@@ -314,6 +314,13 @@ class Sampler:
         for HMC, whose high acceptance is harmless) they are too small."""
         return target_accept / 2.0, target_accept + (1.0 - target_accept) / 2.0
 
+    def tuned(self, carry) -> dict:
+        """What warm-up tuned, read from a run's final ``carry`` (chain axis first): name ->
+        NumPy array ``(num_chains, ...)``, named as this sampler's own arguments, so that
+        chain ``c``'s values passed back (``{name: value[c]}``) with ``num_warmup=0`` step as
+        that chain did. ``{}`` when nothing is tuned."""
+        return {}
+
     def cache_key(self) -> tuple:
         """Hashable summary of everything that changes the compiled program."""
         return default_cache_key(self)

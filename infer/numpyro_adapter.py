@@ -21,6 +21,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
@@ -108,6 +109,16 @@ class NumPyroHMC(Sampler):
     def acceptance_band(self, target_accept: float) -> tuple[float, float | None]:
         """Too low below half the target; no upper limit (a high HMC acceptance is fine)."""
         return target_accept / 2.0, None
+
+    def tuned(self, carry) -> dict:
+        """Each chain's step size ``(num_chains,)`` and inverse mass matrix, ``(num_chains,
+        dim)`` or ``(num_chains, dim, dim)`` over the flattened position (the order
+        ``inverse_mass_matrix=`` takes)."""
+        adapt_state = carry.kernel_state.kernel_state.adapt_state
+        return {
+            "step_size": np.asarray(adapt_state.step_size),
+            "inverse_mass_matrix": np.asarray(adapt_state.inverse_mass_matrix),
+        }
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         from numpyro.infer.hmc import hmc as numpyro_hmc
@@ -207,6 +218,9 @@ def _common_options(
         )
     target_accept = DEFAULT_TARGET_ACCEPT if target_accept is None else target_accept
     validation.probability("target_accept", target_accept)
+    if dense_mass is None:  # as the given matrix says, else diagonal
+        is_matrix = inverse_mass_matrix is not None and not isinstance(inverse_mass_matrix, str)
+        dense_mass = bool(is_matrix and np.ndim(inverse_mass_matrix) == 2)
     for name, value in (
         ("dense_mass", dense_mass),
         ("adapt_step_size", adapt_step_size),
@@ -238,7 +252,7 @@ def nuts(
     target_accept: float | None = None,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
-    dense_mass: bool = False,
+    dense_mass: bool | None = None,
     inverse_mass_matrix=None,
 ) -> NumPyroHMC:
     """The No-U-Turn Sampler, NumPyro's kernel, with NumPyro's warm-up.
@@ -250,8 +264,11 @@ def nuts(
             ignored, with a warning, when ``adapt_step_size=False``).
         adapt_step_size: tune the step size during warm-up.
         adapt_mass_matrix: estimate the mass matrix during warm-up (Stan's windows).
-        dense_mass: dense rather than diagonal mass matrix.
-        inverse_mass_matrix: initial inverse mass matrix, ``(dim,)`` or ``(dim, dim)``.
+        dense_mass: dense rather than diagonal mass matrix. Default: dense when
+            ``inverse_mass_matrix`` is a square matrix, else diagonal.
+        inverse_mass_matrix: initial inverse mass matrix, ``(dim,)`` or ``(dim, dim)``
+            (e.g. chain ``c``'s learned one of an earlier run,
+            ``result.state.tuned["inverse_mass_matrix"][c]``).
 
     Note:
         Vectorised chains run NUTS in lock-step: each iteration waits for the chain that builds
@@ -284,7 +301,7 @@ def hmc(
     target_accept: float | None = None,
     adapt_step_size: bool = True,
     adapt_mass_matrix: bool = True,
-    dense_mass: bool = False,
+    dense_mass: bool | None = None,
     inverse_mass_matrix=None,
 ) -> NumPyroHMC:
     """Hamiltonian Monte Carlo with a fixed trajectory, NumPyro's kernel and warm-up.

@@ -82,6 +82,7 @@ def markov_result(
         run.seed,
         run.fingerprint,
         run.superchain_size,
+        sampler,
     )
     result = Result(
         draws=draws,

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer.base import settings_json
+from infer.base import hook, settings_json
 from infer.markov import Carry
 
 #: Data larger than this many bytes are fingerprinted from a strided sample of their bytes.
@@ -41,6 +41,7 @@ class ChainState:
         fingerprint: name -> description of what produced the state (see
             :func:`fingerprint`).
         superchain_size: chains per superchain (1 when the chains started independently).
+        sampler: the sampler that ran them (what reads :attr:`tuned`).
     """
 
     carry: Carry
@@ -51,6 +52,16 @@ class ChainState:
     seed: object
     fingerprint: dict
     superchain_size: int = 1
+    sampler: object = None
+
+    @property
+    def tuned(self) -> dict:
+        """What warm-up tuned, per chain: name -> NumPy array ``(num_chains, ...)`` named as
+        the sampler's own arguments (NUTS and HMC: ``step_size``, ``inverse_mass_matrix``;
+        RWMH and MALA: ``step_size`` and, unless isotropic, ``covariance``), so that
+        ``infer.nuts(**{name: value[c] for name, value in state.tuned.items()})`` with
+        ``num_warmup=0`` steps as chain ``c`` did. ``{}`` for a sampler that tunes nothing."""
+        return {} if self.sampler is None else hook(self.sampler, "tuned")(self.carry)
 
     @property
     def position(self):

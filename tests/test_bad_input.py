@@ -446,7 +446,11 @@ def test_a_log_density_that_is_not_a_real_float(returned, nothing_compiled):
         ({"inverse_mass_matrix": jnp.ones(3)}, ValueError, r"shape \(3,\) but the target has 2"),
         ({"inverse_mass_matrix": "diag"}, TypeError, r"must be an array, \(dim,\) or \(dim, dim\)"),
         ({"inverse_mass_matrix": -jnp.ones(2)}, ValueError, "variances must be positive"),
-        ({"inverse_mass_matrix": np.eye(2)}, ValueError, r"needs dense_mass=True"),
+        (
+            {"inverse_mass_matrix": np.eye(2), "dense_mass": False},
+            ValueError,
+            r"needs dense_mass=True",
+        ),
         ({"adapt_step_size": "no"}, TypeError, "adapt_step_size must be True or False"),
     ],
 )
