@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import Adaptation, Kernel, Sampler
+from infer.placement import to_host
 from infer.proposal import check_covariance, check_covariance_dim
 
 
@@ -327,7 +328,7 @@ class GaussianProposalSampler(Sampler):
         """Each chain's ``step_size`` ``(num_chains,)`` and, for a proposal that is not
         isotropic, its ``covariance``: variances ``(num_chains, dim)`` or covariance
         matrices ``(num_chains, dim, dim)``, the proposal's being ``step_size**2`` times it."""
-        step_size, scale = (np.asarray(value) for value in carry.params)
+        step_size, scale = to_host(tuple(carry.params))
         if scale.ndim == 1:  # isotropic: the step size says it all
             return {"step_size": step_size}
         covariance = scale**2 if scale.ndim == 2 else scale @ np.swapaxes(scale, -1, -2)

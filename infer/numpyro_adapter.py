@@ -25,6 +25,7 @@ import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
+from infer.placement import to_host
 from infer.proposal import check_covariance, check_covariance_dim
 
 __all__ = [
@@ -115,10 +116,12 @@ class NumPyroHMC(Sampler):
         dim)`` or ``(num_chains, dim, dim)`` over the flattened position (the order
         ``inverse_mass_matrix=`` takes)."""
         adapt_state = carry.kernel_state.kernel_state.adapt_state
-        return {
-            "step_size": np.asarray(adapt_state.step_size),
-            "inverse_mass_matrix": np.asarray(adapt_state.inverse_mass_matrix),
-        }
+        return to_host(
+            {
+                "step_size": adapt_state.step_size,
+                "inverse_mass_matrix": adapt_state.inverse_mass_matrix,
+            }
+        )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         from numpyro.infer.hmc import hmc as numpyro_hmc
