@@ -6,6 +6,7 @@ makes new programs instead of silently reusing those traced with the old value."
 from __future__ import annotations
 
 import numbers
+import types
 import zlib
 
 import numpy as np
@@ -15,31 +16,41 @@ _ARRAYS = (np.ndarray, np.generic)
 
 
 def outside_values(fn) -> tuple:
-    """``((name, fingerprint), ...)`` of the numbers, strings and arrays (and tuples or lists
-    of them) that ``fn`` reads from outside: the globals its code names, its closure cells,
-    and, for a callable object, its attributes; functions, modules and classes are left out
-    (their identity is theirs). Values reached through other functions are not seen."""
+    """``((name, fingerprint), ...)`` of the numbers, strings and arrays (and tuples, lists
+    and dicts of them) that ``fn`` reads from outside: the globals its code names, its
+    closure cells, and, for a callable object, its attributes; of an object among them (a
+    ``SimpleNamespace`` or dataclass of settings), the attributes ``fn``'s code names
+    (``config.scale``). Functions, modules and classes are left out (their identity is
+    theirs). Values reached through other functions are not seen."""
     found = []
     function = fn if hasattr(fn, "__code__") else type(fn).__call__  # a callable object's
     code = getattr(function, "__code__", None)
     namespace = getattr(function, "__globals__", {})
+    names = frozenset(getattr(code, "co_names", ()))  # globals and attribute names alike
     for name in getattr(code, "co_names", ()):
         if name in namespace:
-            found.append((name, _fingerprint(namespace[name])))
+            found.append((name, _fingerprint(namespace[name], names)))
     for index, cell in enumerate(getattr(fn, "__closure__", None) or ()):
         try:
-            found.append((f"<closure {index}>", _fingerprint(cell.cell_contents)))
+            found.append((f"<closure {index}>", _fingerprint(cell.cell_contents, names)))
         except ValueError:  # an empty cell
             continue
     if not hasattr(fn, "__code__"):  # a callable object: what its __call__ reads of self
         for name, value in sorted(vars(fn).items()) if hasattr(fn, "__dict__") else ():
-            found.append((f"self.{name}", _fingerprint(value)))
+            found.append((f"self.{name}", _fingerprint(value, names)))
     return tuple(item for item in found if item[1] is not None)
 
 
-def _fingerprint(value):
+#: How deep dicts and objects are followed (``config.prior.scale`` is 2), and how many
+#: entries of a dict are read (a larger one is left out, as anything unseen).
+_MAX_DEPTH = 3
+_MAX_ENTRIES = 256
+
+
+def _fingerprint(value, names=frozenset(), depth=0):
     """A hashable stand-in for ``value`` when it is a number, string, array, or a tuple or
-    list of them; ``None`` for anything else."""
+    list of them; for a dict, of its entries that are; for an object of plain attributes,
+    of those named in ``names`` that are. ``None`` for anything else."""
     if isinstance(value, bool | numbers.Number | str):
         return (type(value).__name__, value)
     if isinstance(value, _ARRAYS) and value.dtype.hasobject:
@@ -49,7 +60,33 @@ def _fingerprint(value):
     if isinstance(value, tuple | list):
         parts = tuple(_fingerprint(item) for item in value)
         return None if any(part is None for part in parts) else (type(value).__name__, parts)
+    if depth >= _MAX_DEPTH:
+        return None
+    if isinstance(value, dict) and len(value) <= _MAX_ENTRIES:
+        entries = sorted(value.items(), key=lambda item: repr(item[0]))
+        return _parts("dict", entries, names, depth)
+    if _has_plain_attributes(value):
+        attributes = [(name, item) for name, item in sorted(vars(value).items()) if name in names]
+        return _parts(type(value).__qualname__, attributes, names, depth)
     return None
+
+
+def _parts(kind: str, entries, names, depth: int):
+    parts = tuple(
+        (repr(key), part)
+        for key, item in entries
+        if (part := _fingerprint(item, names, depth + 1)) is not None
+    )
+    return (kind, parts) if parts else None
+
+
+def _has_plain_attributes(value) -> bool:
+    """An instance with a ``__dict__``, not a module, class, function or method."""
+    return (
+        hasattr(value, "__dict__")
+        and not isinstance(value, types.ModuleType | type)
+        and not callable(value)
+    )
 
 
 def array_crc(leaf, crc: int = 0) -> int:

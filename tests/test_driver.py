@@ -6,6 +6,7 @@ import functools
 import io
 import sys
 import time
+import types
 import warnings
 
 import jax
@@ -378,6 +379,35 @@ KEY = jax.random.key(3)  # a typed key among its globals: fingerprinted by its w
 def _reads_a_global(x):
     assert KEY is not None  # a global read: it was a TypeError in the program key
     return -0.5 * jnp.sum((x / SPREAD) ** 2)
+
+
+PRIOR = {"mu": np.zeros(2, np.float32)}  # a dict of settings the log density below reads
+CONFIG = types.SimpleNamespace(shift=np.float32(0.0), unread=np.zeros(3))  # and an object
+
+
+def _reads_a_dict_and_an_attribute(x):
+    return -0.5 * jnp.sum((x - PRIOR["mu"] - CONFIG.shift) ** 2)
+
+
+def test_a_changed_entry_of_a_global_dict_or_attribute_of_an_object_gets_a_new_program(
+    monkeypatch,
+):
+    """The program traced with ``PRIOR["mu"] = 0`` was reused after it became 5 (the
+    draws' mean stayed 0), and the same for ``CONFIG.shift``: only globals that were
+    themselves numbers or arrays were fingerprinted. An attribute the code does not name
+    (``CONFIG.unread``) does not matter."""
+    target = infer.Target(_reads_a_dict_and_an_attribute, init=jnp.zeros(2))
+    run = dict(num_chains=2, num_samples=500, num_warmup=200)
+    first = infer.sample(0, target, infer.rwmh(), **run)
+    monkeypatch.setattr(CONFIG, "unread", np.ones(3))
+    assert infer.sample(0, target, infer.rwmh(), **run).info["cache_hit"]
+    monkeypatch.setitem(PRIOR, "mu", np.full(2, 5.0, np.float32))
+    moved = infer.sample(0, target, infer.rwmh(), **run)
+    monkeypatch.setattr(CONFIG, "shift", np.float32(-10.0))
+    back = infer.sample(0, target, infer.rwmh(), **run)
+    assert not moved.info["cache_hit"] and not back.info["cache_hit"]
+    means = [float(np.mean(r.draws["x"])) for r in (first, moved, back)]
+    assert abs(means[0]) < 1 and abs(means[1] - 5) < 1 and abs(means[2] + 5) < 1, means
 
 
 @pytest.mark.thorough  # an edge case, 2.4 s
