@@ -35,6 +35,27 @@ def lists_of_numbers(model: Callable, args: tuple, kwargs: dict) -> list[str]:
     ]
 
 
+def raise_naming_arguments(model: Callable, args: tuple, kwargs: dict, err: Exception) -> None:
+    """Raise ``err`` (a plain ``ValueError``, ``TypeError`` or ``IndexError``: of a model that
+    fails on its data, mostly a shape) again, its message led by the model's arguments and
+    their shapes; return for any other kind of error, which stands as it is."""
+    if type(err) not in (ValueError, TypeError, IndexError):
+        return
+    named = _bound(model, args, kwargs)
+    named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs} if named is None else named
+    shown = ", ".join(f"{name} {_described(value)}" for name, value in named.items())
+    raise type(err)(
+        f"calling the model on its arguments ({shown}) raised {validation.error_line(err)}. "
+        "Check each argument's shape against what the model does with it."
+    ) from err
+
+
+def _described(value) -> str:
+    if is_data(value):
+        return f"{np.shape(value)} {value.dtype}"
+    return "None" if value is None else type(value).__name__
+
+
 def _bound(model: Callable, args, kwargs) -> dict | None:
     try:
         return inspect.signature(model).bind(*args, **kwargs).arguments

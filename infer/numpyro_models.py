@@ -23,6 +23,7 @@ from infer.numpyro_data import (
     is_data,
     lists_of_numbers,
     nonfinite_arguments,
+    raise_naming_arguments,
     refuse_unsampleable_sites,
     unobserved_arguments,
 )
@@ -36,8 +37,7 @@ class ModelTarget(NamedTuple):
     """What :meth:`infer.Target.from_numpyro` builds a target from.
 
     Attributes:
-        logdensity_fn: ``logdensity_fn(z, data) -> scalar``; ``z`` a dict of unconstrained
-            site values.
+        logdensity_fn: ``logdensity_fn(z, data) -> scalar``, ``z`` unconstrained (a dict).
         constrain_fn: ``constrain_fn(z, data) -> dict`` of constrained values of every latent
             and deterministic site.
         data: the model's array arguments, a tuple of arrays.
@@ -320,13 +320,13 @@ def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced
     """When the model runs on the arguments as given but not traced, raise the reason: a
     subsampled plate, or (for JAX's tracer errors only) Python or NumPy code on ``traced``
     values, ``"data"`` (the array arguments) or ``"samples"`` (the values the model
-    samples); else return, and the original error stands."""
+    samples), or the arguments' shapes where it fails as given too; else return."""
     from numpyro import handlers
 
     try:
         trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
-    except Exception:
-        return  # it fails as given too: the model's own error stands
+    except Exception:  # it fails as given too: its error, with the arguments' shapes
+        raise_naming_arguments(model, args, kwargs, err)  # (other kinds of error stand)
     subsampled = [
         f"{name} (size {site['args'][0]}, subsample_size {site['args'][1]})"
         for name, site in trace.items()

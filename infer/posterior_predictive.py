@@ -94,6 +94,7 @@ def predictive(
         )
     if posterior:
         if not same_data:  # first: a fit's imputed sites are named as such, not as foreign
+            _refuse_other_ranks(result, target)
             _refuse_imputed(result, observed)
         dropped = _check_sites(result, latent, sites.deterministic, same_data)
         if not same_data:
@@ -122,6 +123,23 @@ def predictive(
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups)
+
+
+def _refuse_other_ranks(result: Result, target: Target) -> None:
+    """A ``ValueError`` for new inputs with another number of axes than the fit's of that
+    name: broadcast against the model's arrays, an ``x_new`` of ``(m, 1)`` where the fit's
+    ``x`` was ``(n,)`` gives predictions of ``(m, m)`` each, without an error."""
+    before = result.groups.get("constant_data") or {}
+    now = target.constant_data or {}
+    for name in before.keys() & now.keys():
+        old, new = np.shape(before[name]), np.shape(now[name])
+        if len(old) != len(new):
+            raise ValueError(
+                f"the new inputs' {name} has shape {new}, {len(new)} axes, where the fit's "
+                f"{name} had {old}, {len(old)}: the model would broadcast it into predictions "
+                f"of another shape. Give {name} as many axes as the fit's (np.ravel(...) "
+                "flattens; a[:, None] adds one)."
+            )
 
 
 def _refuse_imputed(result: Result, observed: list) -> None:

@@ -67,6 +67,12 @@ def _check_optional_fields(target) -> None:
                 f"{group} must be a dict name -> array (e.g. {group}={{'y': y}}), the names "
                 f"ArviZ shows; got {type(value).__name__}."
             )
+        for name, array in (value or {}).items():
+            if not isinstance(array, np.ndarray | np.generic | jax.Array | int | float):
+                raise TypeError(
+                    f"{group}[{name!r}] must be an array; got {type(array).__name__}. Pass "
+                    "np.asarray(...) of it (.to_numpy() of a pandas Series)."
+                )
     if not isinstance(target.notes, dict):
         raise TypeError(f"notes must be a dict; got {type(target.notes).__name__}.")
     if target.dims is not None:

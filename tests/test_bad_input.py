@@ -603,6 +603,18 @@ def test_a_numpyro_models_list_argument_is_named():
             infer.Target.from_numpyro(model, np.ones(3), y=observed)
 
 
+def test_a_numpyro_model_that_fails_on_its_arguments_names_their_shapes():
+    """NumPyro's bare "Incompatible shapes for broadcasting" did not say which argument."""
+
+    def model(x, y=None):
+        b = numpyro.sample("b", dist.Normal(0.0, 1.0))
+        with numpyro.plate("n", x.shape[0]):
+            numpyro.sample("y", dist.Normal(b * x, 1.0), obs=y)
+
+    with pytest.raises(ValueError, match=r"its arguments \(x \(5, 2\) float32, y None\) raised"):
+        infer.Target.from_numpyro(model, np.zeros((5, 2), np.float32), y=None)
+
+
 def test_checkpoint_every_without_a_checkpoint_folder(nothing_compiled):
     """It was ignored: the user believed the run checkpointed."""
     with pytest.raises(ValueError, match=r"checkpoint_every=5 .* no checkpoint= folder"):
@@ -687,6 +699,11 @@ def test_a_loglik_fn_that_gives_no_log_likelihood_per_observation(
 def test_data_groups_that_are_not_dicts_are_refused(group):
     with pytest.raises(TypeError, match=rf"{group} must be a dict name -> array .* got ndarray"):
         infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), **{group: np.zeros(3)})
+    # a list passed the run and failed in to_arviz, in xarray's words
+    with pytest.raises(
+        TypeError, match=rf"{group}\['y'\] must be an array; got list. .*np.asarray"
+    ):
+        infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), **{group: {"y": [1, 2]}})
 
 
 def test_a_pandas_series_given_to_a_numpyro_model_is_named():

@@ -462,6 +462,10 @@ def test_predictive_on_new_data_goes_to_the_predictions_group(runs):
         warnings.simplefilter("error")  # the docs' call, as they make it: nothing to warn of
         no_outcomes = infer.Target.from_numpyro(linear, x_new)
     unseen = infer.predictive(result, no_outcomes, prior=False, seed=1).to_arviz()
+    with jax.numpy_rank_promotion("allow"):  # x of another rank: predictions of (20, 20)
+        column = infer.Target.from_numpyro(linear, x_new[:, None])
+    with pytest.raises(ValueError, match=r"x has shape \(20, 1\), 2 axes, where the fit's x"):
+        infer.predictive(result, column)
     assert unseen.predictions["y"].shape == (*result.draws["alpha"].shape, 20)
     assert unseen.observed_data["y"].shape == (100,)
     tree = predicted.to_arviz()
