@@ -228,28 +228,34 @@ class SGLD(Sampler):
             )
 
     def check_target(self, logdensity_fn: Callable, position) -> None:
-        """The target's log density at ``position`` must be this sampler's prior plus its
-        likelihood of all its data: it steps on its own, so a target of another prior, fixed
-        state or likelihood would be sampled silently as this sampler's posterior. And that
+        """The target's log density must be this sampler's prior plus its likelihood of all
+        its data, up to a constant (the same posterior), at ``position`` and at two points
+        jittered around it as the chains' starts are: it steps on its own, so a target of
+        another prior, fixed state or likelihood would be sampled silently as this
+        sampler's posterior. The target's density must be finite, not NaN or ``+inf``, at
+        ``position`` (the chains' own start check reads a minibatch's estimate). And the
         likelihood must be a sum over the examples, which the minibatch estimate scales."""
-        # evaluated once, op by op: compiling two programs for one value would cost more
-        likelihood = self.loglik_fn(position, self.data)
-        ours = float(self.logprior_fn(position) + likelihood)
         theirs = float(logdensity_fn(position))
-        if not (np.isfinite(ours) and np.isfinite(theirs)):
-            return  # a start where the target's density is not finite is refused by name later
-        dtype = ravel_pytree(position)[0].dtype
-        rtol = 1e-4 if dtype == np.float32 else 1e-9  # round-off of sums over the examples
-        if abs(ours - theirs) > rtol * (1.0 + abs(ours) + abs(theirs)):
+        if np.isnan(theirs) or theirs == np.inf:
             raise ValueError(
-                f"sgld's log density at the start, its prior plus its likelihood of all its "
-                f"data, is {ours:.6g}; the target's is {theirs:.6g}. It was made from another "
-                "target (another prior, likelihood or fixed state), so it would sample that "
-                "posterior under this target's name. Make it from this target: "
-                "infer.sgld(**target.notes['minibatch'], ...) for a Flax target."
+                f"the target's log density is {theirs} at the starting point: numerical "
+                "trouble in the log density (a log of a negative value, a division by 0), in "
+                "the model or in one example of the data. SGLD's own steps estimate it from "
+                "minibatches and would skip every batch that holds the example, silently."
             )
-        whose = "sgld's loglik_fn"
-        check_sum_over_examples(self.loglik_fn, position, self.data, whose, likelihood)
+        # evaluated op by op: compiling two programs for three values would cost more
+        points = [position, *_jittered(position)]
+        likelihoods = [self.loglik_fn(point, self.data) for point in points]
+        values = [
+            (float(self.logprior_fn(point) + likelihood), float(logdensity_fn(point)))
+            for point, likelihood in zip(points, likelihoods, strict=True)
+        ]
+        _check_same_posterior(values, ravel_pytree(position)[0].dtype)
+        for point, likelihood in zip(points[:2], likelihoods, strict=False):  # a prior term
+            # folded into the likelihood may vanish at the start (0 at 0)
+            check_sum_over_examples(
+                self.loglik_fn, point, self.data, "sgld's loglik_fn", likelihood
+            )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         batch = self.minibatch()
@@ -266,6 +272,46 @@ class SGLD(Sampler):
             adaptation=None,
             cost=lambda info: (one, one),
         )
+
+
+def _jittered(position, count: int = 2) -> list:
+    """``count`` points ``position + U(-1, 1)`` per coordinate (a fixed key): where the
+    driver's default jitter puts the chains' starts."""
+    flat, unravel = ravel_pytree(position)
+    keys = jax.random.split(jax.random.key(0), count)
+    return [unravel(flat + jax.random.uniform(k, flat.shape, flat.dtype, -1.0, 1.0)) for k in keys]
+
+
+def _check_same_posterior(values: list, dtype) -> None:
+    """``values``: ``(sgld's, the target's)`` log densities at the start, then at jittered
+    points. Where both are finite they must differ by one constant (a normalising constant
+    left out of one of them changes nothing); where one only is finite, the supports differ."""
+    rtol = 1e-4 if dtype == np.float32 else 1e-9  # round-off of sums over the examples
+    both = [(mine, theirs) for mine, theirs in values if np.isfinite(mine) and np.isfinite(theirs)]
+    one = [pair for pair in values if np.isfinite(pair[0]) != np.isfinite(pair[1])]
+    offset = both[0][0] - both[0][1] if both else 0.0
+    off = [
+        (mine, theirs)
+        for mine, theirs in both
+        if abs(mine - theirs - offset) > rtol * (1.0 + abs(mine) + abs(theirs))
+    ]
+    if not (off or one):
+        return
+    mine, theirs = (off or one)[0]
+    where = "at the start" if (mine, theirs) == values[0] else "at a point jittered from the start"
+    raise ValueError(
+        f"sgld's log density {where}, its prior plus its likelihood of all its data, is "
+        f"{mine:.6g}; the target's is {theirs:.6g}"
+        + (
+            f" (at the start they differ by {offset:.6g})"
+            if both and where != "at the start"
+            else ""
+        )
+        + ". It was made from another target (another prior, likelihood or fixed state), so "
+        "it would sample that posterior under this target's name. Make it from this target's "
+        "own prior and likelihood (infer.sgld(**target.notes['minibatch'], ...) for a Flax "
+        "target); a constant difference (a normalising constant) is allowed."
+    )
 
 
 def _same_leaves(ours: list, theirs: list) -> bool:
