@@ -42,6 +42,12 @@ def raise_naming_arguments(model: Callable, args: tuple, kwargs: dict, err: Exce
     if type(err) not in (ValueError, TypeError, IndexError):
         return
     named = _bound(model, args, kwargs)
+    if named is None and _signature(model) is not None:  # a misnamed or extra argument
+        raise TypeError(
+            f"the model takes {model.__name__ if hasattr(model, '__name__') else 'model'}"
+            f"{_signature(model)}; calling it raised {validation.error_line(err)}. Pass its "
+            "arguments by those names, or by position."
+        ) from err
     named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs} if named is None else named
     shown = ", ".join(f"{name} {_described(value)}" for name, value in named.items())
     raise type(err)(
@@ -54,6 +60,13 @@ def _described(value) -> str:
     if is_data(value):
         return f"{np.shape(value)} {value.dtype}"
     return "None" if value is None else type(value).__name__
+
+
+def _signature(model: Callable):
+    try:
+        return inspect.signature(model)
+    except (TypeError, ValueError):
+        return None
 
 
 def _bound(model: Callable, args, kwargs) -> dict | None:

@@ -101,6 +101,10 @@ def predictive(
             _refuse_local_latents(result, latent, observed, sites)
     _warn_if_another_model(result, target)  # sites alike (else refused above)
     groups = dict(result.groups)
+    if same_data:  # a result that records no data (Result.from_draws): the target's are its
+        for group in ("observed_data", "constant_data"):
+            if group not in groups and getattr(target, group):
+                groups[group] = dict(getattr(target, group))
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
         lead = (result.num_chains, result.num_samples)
@@ -180,7 +184,7 @@ def _check_sites(result: Result, latent: list, deterministic: list, same_data: b
             "site made only when the outcome is given?): the draws of it are left out of the "
             "predictions.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=3,  # the caller of infer.predictive
         )
         return extra
     if missing or extra:
@@ -210,8 +214,8 @@ def _warn_if_another_model(result: Result, target: Target) -> None:
         warnings.warn(
             f"the result was drawn from target {result.target!r} and this target is "
             f"{target.name!r}: predictive runs this target's model on the result's draws, "
-            "which is right only for the same model (a second target of one model has its "
-            "name unless name= gives another).",
+            "which is right only for the same model. If it is the same model, name the "
+            f"target as the result's: target.with_options(name={result.target!r}).",
             UserWarning,
             stacklevel=3,
         )
@@ -219,15 +223,24 @@ def _warn_if_another_model(result: Result, target: Target) -> None:
 
 def _refuse_local_latents(result: Result, latent: list, observed: list, sites) -> None:
     """A ``ValueError`` naming the latent sites that hold one value per observation of the
-    fit (in a plate of an observed site's, or shaped otherwise at the new inputs): their
-    draws say nothing of the new inputs' own values."""
-    shared = set().union(*(sites.plates.get(name, set()) for name in observed))
-    named = [
-        name
+    fit (in a plate of an observed site's), whose draws say nothing of the new inputs' own
+    values, or that are shaped otherwise at the new arguments (a size argument changed)."""
+    resized = [
+        f"{name} {np.shape(result.draws[name])[2:]} in the draws but {sites.latent_shapes[name]} "
+        "here"
         for name in latent
-        if sites.plates.get(name, set()) & shared
-        or np.shape(result.draws[name])[2:] != sites.latent_shapes[name]
+        if np.shape(result.draws[name])[2:] != sites.latent_shapes[name]
     ]
+    shared = set().union(*(sites.plates.get(name, set()) for name in observed))
+    named = [name for name in latent if sites.plates.get(name, set()) & shared]
+    if resized and not named:
+        raise ValueError(
+            f"the model's latent site(s) {', '.join(resized)}: at these arguments the model "
+            "sizes them otherwise than in the fit, so the draws do not fill them. An argument "
+            "that sets a size (a number of groups) differs from the fit's: pass the fit's "
+            "value. Or a site holds a value per observation, shaped by the data: its draws "
+            "say nothing of new inputs (sample again with the new data)."
+        )
     if named:
         shown = ", ".join(f"{n} {np.shape(result.draws[n])[2:]}" for n in named)
         raise ValueError(
@@ -250,9 +263,19 @@ def _same_data(result: Result, target: Target) -> bool:
         if before is None:
             continue
         if set(before) != set(now or {}) or not all(
-            np.shape(before[k]) == np.shape(now[k])
-            and np.array_equal(np.asarray(before[k]), np.asarray(now[k]), equal_nan=True)
-            for k in before
+            _same_values(before[k], now[k]) for k in before
         ):
             return False
     return True
+
+
+def _same_values(before, now) -> bool:
+    """Equal shapes and values, floats compared at the lower of their two precisions: the
+    fit's float32 ``x`` and the float64 array it was made from are the same data."""
+    before, now = np.asarray(before), np.asarray(now)
+    if before.shape != now.shape:
+        return False
+    if before.dtype.kind == now.dtype.kind == "f" and before.dtype != now.dtype:
+        lower = min(before.dtype, now.dtype, key=lambda dtype: dtype.itemsize)
+        before, now = before.astype(lower), now.astype(lower)
+    return np.array_equal(before, now, equal_nan=True)

@@ -640,3 +640,40 @@ def test_an_elpd_loo_that_is_not_finite_is_flagged():
         table = infer.compare(runs)
     assert "loo_nonfinite" in table.loc["broken", "flags"].split(",")
     assert "loo_nonfinite" not in table.loc["clean", "flags"].split(",")
+
+
+def hierarchical(g, x, num_groups, y=None):
+    with numpyro.plate("groups", num_groups):
+        alpha = numpyro.sample("alpha", dist.Normal(0.0, 2.0))
+    with numpyro.plate("obs", x.shape[0]):
+        numpyro.sample("y", dist.Normal(alpha[g] + x, 1.0), obs=y)
+
+
+def test_predictive_tells_a_changed_size_argument_and_a_misnamed_one():
+    """A fifth group at new inputs (num_groups=5 where the fit had 4) was said to hold a
+    value per observation; a misnamed keyword argument was told to check its shapes."""
+    groups = RNG.integers(0, 4, size=40).astype(np.int32)
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's median start broadcasts ranks
+        target = infer.Target.from_numpyro(hierarchical, groups, X[:40], 4, y=Y[:40])
+        new = infer.Target.from_numpyro(hierarchical, np.array([0, 4], np.int32), X[:2], 5)
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, num_warmup=50)
+    with pytest.raises(ValueError, match=r"alpha \(4,\) in the draws but \(5,\) here.*size"):
+        infer.predictive(result, new)
+    with pytest.raises(TypeError, match=r"takes linear\(x, y=None\); .* unexpected keyword"):
+        infer.Target.from_numpyro(linear, x_new=X[:3])
+
+
+def test_predictive_on_the_fits_data_in_another_precision_or_on_bare_draws(runs):
+    """The fit's x as float64 (the array its float32 copy was made from) counted as new
+    inputs: predictions instead of the posterior predictive, and no prior groups. Bare
+    draws (Result.from_draws) got a posterior predictive without the observed data that
+    ArviZ's PPC plots pair it with, and the plot failed in ArviZ."""
+    _, result = runs["linear"]
+    wide = infer.Target.from_numpyro(linear, X.astype(np.float64), y=Y.astype(np.float64))
+    again = infer.predictive(result, wide)
+    assert "posterior_predictive" in again.groups and "predictions" not in again.groups
+    bare = infer.Result.from_draws({k: result.draws[k] for k in ("alpha", "beta", "sigma")})
+    checked = infer.predictive(bare, infer.Target.from_numpyro(linear, X, y=Y))
+    np.testing.assert_array_equal(checked.groups["observed_data"]["y"], Y)
+    np.testing.assert_array_equal(checked.groups["constant_data"]["x"], X)
+    infer.plot(checked, kind="ppc")
