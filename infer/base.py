@@ -275,6 +275,10 @@ class Sampler:
     #: True when a proposal at a NaN or +inf log density is rejected (a Metropolis step);
     #: False for a sampler without accept/reject (SGLD), which skips such a step instead.
     rejects_nonfinite: bool = True
+    #: True for a sampler whose ``build`` takes ``data=``, the target's data as the program
+    #: holds them (traced arguments), to read beside the bound log density (SGLD draws its
+    #: minibatches from them, rather than from constants of the program).
+    takes_target_data: bool = False
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         """Bind to ``logdensity_fn``. ``num_warmup`` matters only to kernels that adapt inside

@@ -297,7 +297,10 @@ class _Parts:
         )
 
     def kernel(self, data) -> Kernel:
-        return self.sampler.build(self.target.bound(data), self.num_warmup)
+        bound = self.target.bound(data)
+        if getattr(self.sampler, "takes_target_data", False) and data is not None:
+            return self.sampler.build(bound, self.num_warmup, data=data)
+        return self.sampler.build(bound, self.num_warmup)
 
     def buffer_structs(self, carry: Carry, chain_keys, data, sharding):
         """``(positions, logdensity, infos)`` of one chunk, draw-major ``(capacity,

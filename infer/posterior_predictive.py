@@ -100,11 +100,7 @@ def predictive(
         if not same_data:
             _refuse_local_latents(result, latent, observed, sites)
     _warn_if_another_model(result, target)  # sites alike (else refused above)
-    groups = dict(result.groups)
-    if same_data:  # a result that records no data (Result.from_draws): the target's are its
-        for group in ("observed_data", "constant_data"):
-            if group not in groups and getattr(target, group):
-                groups[group] = dict(getattr(target, group))
+    groups = _with_data(result, target) if same_data else dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
     if posterior:
         lead = (result.num_chains, result.num_samples)
@@ -127,6 +123,16 @@ def predictive(
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups)
+
+
+def _with_data(result: Result, target: Target) -> dict:
+    """``result``'s groups, with the target's ``observed_data`` and ``constant_data`` where
+    it records none (``Result.from_draws``): the fit's data, which PPC plots pair with."""
+    groups = dict(result.groups)
+    for group in ("observed_data", "constant_data"):
+        if group not in groups and getattr(target, group):
+            groups[group] = dict(getattr(target, group))
+    return groups
 
 
 def _refuse_other_ranks(result: Result, target: Target) -> None:

@@ -20,10 +20,12 @@ alone, bound to all the data; a minibatch needs the likelihood of a batch and th
 draw it from, which that function hides. So :func:`as_top_level_api` takes the likelihood of
 a batch, the log prior and the data themselves (a target made by
 :meth:`infer.Target.from_flax` declares all three in ``notes["minibatch"]``:
-``infer.sgld(**target.notes["minibatch"], step_size=...)``). The data are constants of the
-compiled program; the sampler's cache key holds their identity, so a new data set compiles
-a new program. The target's full-data log density is used only by the driver, to check the
-chains' starting points.
+``infer.sgld(**target.notes["minibatch"], step_size=...)``). They must be the target's data
+(checked), and inside ``infer.sample`` the minibatches are drawn from the target's data as
+the program holds them, its arguments, so the compiled program (and the compilation cache)
+holds no copy of them; a target without data leaves them constants of the program. The
+sampler's cache key holds their identity, so a new data set compiles a new program. The
+target's full-data log density is used only to check the sampler against the target.
 """
 
 from __future__ import annotations
@@ -141,6 +143,7 @@ class SGLD(Sampler):
     uses_gradients = True
     logdensity_is_exact = False  # a minibatch estimate
     rejects_nonfinite = False  # no accept/reject: a NaN step is skipped
+    takes_target_data = True  # minibatches drawn from the program's data, not constants
 
     def __init__(
         self, loglik_fn, logprior_fn, data, num_data, step_size, batch_size, decay_power, steps
@@ -185,6 +188,19 @@ class SGLD(Sampler):
         constants of the program)."""
         identities = (self.loglik_fn, self.logprior_fn, *jax.tree.leaves(self.data))
         return (*default_cache_key(self), *(IdentityKey(obj) for obj in identities))
+
+    def _examples(self, data):
+        """The examples within the target's ``data`` (they are, or they are the first of a
+        pair), as structured and shaped as this sampler's; else this sampler's own."""
+        ours = jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype), self.data)
+        pair = [data[0]] if isinstance(data, tuple) and len(data) == 2 else []
+        for held in [data, *pair] if data is not None else []:
+            try:
+                if jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype), held) == ours:
+                    return held
+            except (AttributeError, TypeError, ValueError):
+                continue
+        return self.data
 
     def minibatch(self) -> Minibatch:
         return minibatch(
@@ -257,8 +273,18 @@ class SGLD(Sampler):
                 self.loglik_fn, point, self.data, "sgld's loglik_fn", likelihood
             )
 
-    def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
-        batch = self.minibatch()
+    def build(self, logdensity_fn: Callable, num_warmup: int = 0, data=None) -> Kernel:
+        """The kernel; ``data``: the target's data as the program holds them (arguments),
+        which :meth:`check_data` found equal to this sampler's: minibatches are drawn from
+        them, not from copies built into the program (a large data set was then written
+        into every compiled program, and into the compilation cache)."""
+        batch = minibatch(
+            self.loglik_fn,
+            self.logprior_fn,
+            self._examples(data),
+            self.num_data,
+            self.batch_size,
+        )
         one = jnp.ones((), jnp.int32)
 
         def params(position):
