@@ -47,6 +47,7 @@ import numpy as np
 from infer import calibration_checks as checks
 from infer import chain_stats, validation
 from infer.keys import as_jax_key, as_key
+from infer.plot_selection import checked_path
 from infer.progress import check_progress, progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
 from infer.target import Target
@@ -133,7 +134,9 @@ class SBCResult:
 
     def plot(self, path=None):
         """The ranks' ECDF differences in their simultaneous bands; see
-        :func:`infer.rank_uniformity.plot_ranks`."""
+        :func:`infer.rank_uniformity.plot_ranks`. ``path`` is checked before drawing."""
+        if path is not None:
+            checked_path(path)
         return plot_ranks(self, path=path)
 
 

@@ -11,6 +11,7 @@ several.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +19,21 @@ import numpy as np
 from infer import validation
 from infer.flag_rules import MIN_DRAWS
 from infer.io import save_png as save_png_figure
-from infer.result import Result, by_name
+from infer.plot_selection import (
+    PAIR_MAX,
+    checked,
+    checked_path,
+    cut_note,
+    named_selection,
+    num_components,
+    odd_note,
+    selection,
+    shared_variables,
+)
+from infer.result import Result
 from infer.statistics import TAIL_PROB
-from infer.target import GroundTruth
+
+__all__ = ["caption", "marks", "num_components", "plot", "save_png", "shared_variables"]
 
 #: The forest plot's inner and outer credible intervals (its caption says them).
 FOREST_PROBS = (0.5, 0.94)
@@ -31,103 +44,15 @@ CAPTIONS = {
     "trace": "draws per chain (right), each chain's density (left)",
     "rank": "each chain's rank ECDF minus the uniform's; small p-values mean the chains disagree",
     "ess": "ESS as the draws accumulate (blue: bulk, orange: tail at 5%/95%); dash-dot: 400",
-    "autocorr": "autocorrelation of each chain by lag",
+    "autocorr": "autocorrelation of each chain by lag; grey band ±1.96/√n: white noise (n "
+    "draws per chain)",
     "pair": "pairs of parameters",
     "forest": "posterior means with 50% and 94% intervals",
     "dist": "marginal densities of each run's draws, overlaid",
     "elbo": "ELBO estimate per step (grey) and its running mean over 1% of the steps",
-    "ppc": "observed data (black) against data simulated from the posterior (posterior predictive)",
+    "ppc": "ECDF of the observed data (black) against ECDFs of data simulated from the "
+    "posterior (posterior predictive)",
 }
-
-
-def _checked(results, var_names, max_panels, truth) -> tuple[dict, list | None]:
-    """``results`` as a dict of runs and ``var_names`` as a list of names that every run has,
-    with the other arguments checked, each error naming its argument."""
-    results = by_name(results)
-    if isinstance(results, dict) and not results:
-        raise ValueError("results is empty: pass an infer.Result or a dict of name -> Result.")
-    if not isinstance(results, dict):
-        raise TypeError(
-            "results must be an infer.Result, a list of them or a dict of name -> infer.Result."
-        )
-    wrong = {name: type(r).__name__ for name, r in results.items() if not isinstance(r, Result)}
-    if wrong:
-        raise TypeError(f"results must map names to infer.Result; got {wrong}.")
-    validation.positive_int("max_panels", max_panels)
-    if truth is not None and not isinstance(truth, GroundTruth):
-        raise TypeError(f"truth must be an infer.GroundTruth; got {type(truth).__name__}.")
-    shared = shared_variables(results)
-    if not shared:
-        held = "; ".join(
-            f"{run}: " + ", ".join(f"{k} {np.shape(v)[2:]}" for k, v in r.draws.items())
-            for run, r in results.items()
-        )
-        raise ValueError(
-            f"the runs share no variable of one shape ({held}): plot runs of models with "
-            "parameters in common, or each run on its own."
-        )
-    if var_names is None:
-        return results, None
-    var_names = [var_names] if isinstance(var_names, str) else list(var_names)
-    missing = [name for name in var_names if name not in shared]
-    if not var_names:
-        raise ValueError(f"var_names is empty; choose from {shared} (or leave it out).")
-    if missing:
-        runs = "every run has (with one shape)" if len(results) > 1 else "the run has"
-        raise ValueError(f"var_names {missing} are not variables {runs}; choose from {shared}.")
-    return results, var_names
-
-
-def shared_variables(results: dict) -> list[str]:
-    """The names of the draws every run has with the same shape after ``(chain, draw)``, in
-    the first run's order (runs of different models share ``mu``, not ``x`` of 1 and 2)."""
-    first = next(iter(results.values()))
-    return [
-        name
-        for name in first.draws
-        if all(
-            name in r.draws and np.shape(r.draws[name])[2:] == np.shape(first.draws[name])[2:]
-            for r in results.values()
-        )
-    ]
-
-
-def _selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dict]:
-    """Variable names (among ``allowed``) and coords that keep at most ``max_panels`` scalar
-    panels: the first elements of each variable, in order."""
-    names, coords, left = [], {}, max_panels
-    for name, values in result.draws.items():
-        if name not in allowed:
-            continue
-        if left <= 0:
-            break
-        event_shape = values.shape[2:]
-        if not event_shape:
-            names.append(name)
-            left -= 1
-            continue
-        first, *others = result.dim_names(name)  # a plate's name may be shared
-        if len(coords.get(first, ())) > left:  # its plate was cut wider for an earlier one
-            continue
-        names.append(name)
-        coords.setdefault(first, list(range(min(event_shape[0], left))))
-        for other in others:
-            coords.setdefault(other, [0])
-        left -= len(coords[first])
-    return names, coords
-
-
-def num_components(result: Result, names=None, coords=None) -> int:
-    """The scalar components of ``result``'s draws ``names`` (default all) that ``coords``
-    (dim -> the indices kept) select."""
-    coords = coords or {}
-    total = 0
-    for name in result.draws if names is None else names:
-        shape = np.shape(result.draws[name])[2:]
-        dims = zip(result.dim_names(name), shape, strict=True)
-        kept = [len(coords.get(dim, range(size))) for dim, size in dims]
-        total += math.prod(kept)
-    return total
 
 
 def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_ess, truth) -> str:
@@ -136,16 +61,24 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
     first = next(iter(results.values()))
     label = ", ".join(results) if kind in SEVERAL else f"{first.sampler}"
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
-    cut = "" if kind == "ppc" else _cut_note(results, var_names, names, coords)
-    odd = "" if kind == "ppc" else _odd_note(results, names, coords)
+    cut = "" if kind == "ppc" else cut_note(results, kind, var_names, names, coords)
+    odd = "" if kind == "ppc" else odd_note(results, kind, names, coords)
     return f"{label} on {on}: {caption(kind, min_ess, marks(kind, results, truth))}{cut}{odd}"
+
+
+def white_noise_band(num_draws: int) -> float:
+    """The autocorrelation plot's band: ``1.96 / sqrt(num_draws)``, where 95% of a white
+    noise chain's autocorrelations at each lag fall."""
+    return 1.96 / math.sqrt(num_draws)
 
 
 def marks(kind: str, results: dict, truth=None) -> str:
     """What a plot of ``kind`` of ``results`` (name -> Result) draws beside its caption:
     divergences (trace, pair: when the run records them; "no divergences" when it has
-    none), the known answer (forest)."""
+    none), the known answer (forest), the white-noise band's n and half-width (autocorr)."""
     first = next(iter(results.values()))
+    if kind == "autocorr":
+        return f"; n = {first.num_samples}: ±{white_noise_band(first.num_samples):.3f}"
     if kind in ("trace", "pair") and "diverging" in first.stats:
         if not np.any(first.stats["diverging"]):  # recorded, and none: said, not marked
             return "; no divergences"
@@ -165,68 +98,10 @@ def _forest_truth(results: dict, truth):
     return truth
 
 
-def _odd_note(results: dict, names: list, coords: dict) -> str:
-    """A title's note naming the plotted variables with NaN draws or with a plotted
-    component (``coords``) that never changes, whose panels mislead (empty densities, flat
-    ranks, an ESS equal to the number of draws): ``""`` when there are none."""
-    nan, constant = {}, {}
-    for result in results.values():
-        for name in names:
-            if name not in result.draws:
-                continue
-            values = np.asarray(result.draws[name])
-            for axis, dim in enumerate(result.dim_names(name), start=2):
-                if dim in coords:  # only the components the figure shows
-                    values = np.take(values, coords[dim], axis=axis)
-            flat = values.reshape(values.shape[0] * values.shape[1], -1)
-            if np.issubdtype(flat.dtype, np.floating) and np.isnan(flat).any():
-                nan[name] = True
-            elif (flat == flat[0]).all(axis=0).any():
-                constant[name] = True
-    parts = [f"NaN draws in {', '.join(nan)}: its ESS and R-hat are NaN"] if nan else []
-    if constant:
-        unchanging = ", ".join(constant)
-        parts.append(f"{unchanging}: a component never changes (no density; ESS: every draw)")
-    return f"\n({'; '.join(parts)})" if parts else ""
-
-
 def caption(kind: str, min_ess: float = 400, marks: str = "") -> str:
     """What a plot of ``kind`` shows (:data:`CAPTIONS`), an ESS plot's line at ``min_ess``,
     and ``marks``: what else it draws (divergences, a ground truth)."""
     return CAPTIONS[kind].replace("dash-dot: 400", f"dash-dot: {min_ess:g}") + marks
-
-
-def _cut_note(results: dict, var_names, names: list, coords: dict) -> str:
-    """A title's note when the selection (``names``, ``coords``) leaves out scalar components
-    of the variables asked for (``var_names``, or by default those every run has): ``""``
-    when it shows them all, so that a cut plot does not pass for the whole posterior."""
-    result = next(iter(results.values()))
-    candidates = shared_variables(results) if var_names is None else var_names
-
-    def components(name, chosen):
-        sizes = zip(result.dim_names(name), result.draws[name].shape[2:], strict=True)
-        return int(np.prod([len(chosen.get(dim, range(size))) for dim, size in sizes]))
-
-    total = sum(components(name, {}) for name in result.draws if name in candidates)
-    shown = sum(components(name, coords) for name in names)
-    if shown >= total:
-        return ""
-    return f"\n(the first {shown} of {total} components: max_panels= or var_names= for others)"
-
-
-def _named_selection(result: Result, var_names: list, max_panels: int) -> tuple[list, dict]:
-    """Every variable of ``var_names``, in that order, with coords that show about
-    ``max_panels / len(var_names)`` components of each (at least one): the first elements
-    along each axis. A dimension shared by variables shows the most any of them asks."""
-    budget = max(1, max_panels // len(var_names))
-    coords: dict = {}
-    for name in var_names:
-        left = budget
-        for dim, size in zip(result.dim_names(name), result.draws[name].shape[2:], strict=True):
-            take = max(1, min(size, left))
-            coords[dim] = list(range(max(len(coords.get(dim, ())), take)))
-            left = max(1, left // take)
-    return list(var_names), coords
 
 
 def _pooled_trees(results: dict, truth, names) -> dict:
@@ -271,7 +146,7 @@ def plot(
     kind: str = "trace",
     *,
     var_names: list[str] | None = None,
-    max_panels: int = 8,
+    max_panels: int | None = None,
     path=None,
     truth=None,
     min_ess: float = 400,
@@ -284,28 +159,70 @@ def plot(
         kind: one of ``"trace"``, ``"rank"``, ``"ess"``, ``"autocorr"``, ``"pair"``,
             ``"forest"``, ``"dist"``, ``"elbo"`` (an :func:`infer.advi` result), ``"ppc"``
             (observed data against the posterior predictive, after :func:`infer.predictive`).
-        var_names: the variables to show (their first ``max_panels`` scalar components); by
-            default those of all variables (4 for ``"pair"``).
-        max_panels: the most scalar parameters shown.
-        path: if given, the figure is written there as PNG (atomically) and closed.
-        truth: ground truth to mark in a forest plot; default the results' own.
-        min_ess: the dash-dotted line of an ``"ess"`` plot (as ``infer.compare``'s ``min_ess``).
+        var_names: a name or a list/tuple of distinct names: the variables to show (their
+            first components in row-major order, ``w[0,0], w[0,1], ...``); by default all
+            variables. For ``"ppc"``: the observed variables to show (default all).
+        max_panels: the most scalar components shown; default 8 (4 for ``"pair"``, which
+            shows at most 6).
+        path: if given (a str or ``os.PathLike`` ending in ``.png``), the figure is written
+            there as PNG (atomically) and closed; checked before anything is drawn.
+        truth: an :class:`infer.GroundTruth` to mark in a forest plot (default the results'
+            own); refused for the other kinds, which do not draw it.
+        min_ess: the dash-dotted line of an ``"ess"`` plot (as ``infer.compare``'s
+            ``min_ess``); the other kinds do not use it (``infer.report`` passes its table's
+            to every kind).
 
     Returns:
-        The ``arviz_plots.PlotCollection`` (``None`` when written to ``path``).
+        ``None`` when written to ``path``; otherwise, for ``"elbo"``, the matplotlib
+        ``Figure``, and for every other kind the ``arviz_plots.PlotCollection`` (its figure:
+        ``collection.get_viz("figure")``; ``collection.savefig(...)`` writes it).
 
     Raises:
-        ValueError: for an unknown ``kind`` or a result without the needed statistics.
+        ValueError: for an unknown ``kind``, a result without the needed statistics, an
+            argument the kind does not use (``truth``), or a path that is a folder or does
+            not end in ``.png``.
+        TypeError: for arguments of the wrong type (``var_names``, ``path``, ``truth``).
     """
     import arviz_base
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}; got {kind!r}.")
-    results, var_names = _checked(results, var_names, max_panels, truth)
+    checked_path(path)
+    max_panels = (4 if kind == "pair" else 8) if max_panels is None else max_panels
+    results, var_names = checked(results, kind, var_names, max_panels, truth)
     min_ess = validation.nonnegative_float("min_ess", min_ess)
     if kind not in SEVERAL and len(results) != 1:
         raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
     first = next(iter(results.values()))
+    _check_draws(kind, first)
+    if kind == "elbo":
+        return _plot_elbo(first, path)
+    names, coords = _selected(kind, results, var_names, max_panels)
+    options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
+    panels = len(names) if kind == "ppc" else num_components(first, names, coords)
+    if kind == "pair":  # it sizes its own grid; the layout keeps two-line labels in
+        options["figure_kwargs"] = {"layout": "constrained"}
+    else:
+        rows = panels if kind == "trace" else 1 + (panels - 1) // 4
+        height = 1.0 + (1.7 if kind == "trace" else 2.2) * rows
+        options["figure_kwargs"] = {"layout": "constrained", "figsize": (12, height)}
+    title = _title(results, kind, var_names, names, coords, min_ess, truth)
+    # a trace plot has two panels per component; ArviZ refuses more than its limit
+    limit = max(arviz_base.rcParams["plot.max_subplots"], 2 * panels + 2)
+    with arviz_base.rc_context({"plot.max_subplots": limit}), warnings.catch_warnings():
+        # the title's note says which components never change or have a stuck chain
+        warnings.filterwarnings("ignore", "Your data appears to have a single value")
+        collection = _draw(kind, results, first, options, truth, names, min_ess)
+    _figure(collection).suptitle(title, fontsize=10)
+    if path is None:
+        return collection
+    save_png(collection, path)
+    return None
+
+
+def _check_draws(kind: str, first: Result) -> None:
+    """Refuse a run too small for ``kind``: ranks need two chains, and ranks, ESS and
+    autocorrelations :data:`MIN_DRAWS` draws per chain."""
     if kind == "rank" and first.num_chains < 2:
         raise ValueError(
             f"kind='rank' compares the chains' ranks; this run has {first.num_chains} chain. "
@@ -317,45 +234,26 @@ def plot(
             f"autocorrelations mean nothing below); this run has {first.num_samples}. Draw "
             "more (num_samples), or look at kind='trace'."
         )
-    if kind == "elbo":
-        return _plot_elbo(first, path)
-    if kind == "ppc" and "posterior_predictive" not in first.groups:
-        raise ValueError(
-            "kind='ppc' needs a posterior_predictive group: call infer.predictive(result, "
-            "target) first (NumPyro targets)."
-        )
+
+
+def _selected(kind: str, results: dict, var_names, max_panels: int) -> tuple[list, dict]:
+    """The variables and coords a plot of ``kind`` shows (a pair plot: at most
+    :data:`PAIR_MAX` components, and two at least; ppc: observed variables, whole)."""
+    first = next(iter(results.values()))
+    if kind == "ppc":
+        return var_names or list(first.groups["posterior_predictive"]), {}
     if kind == "pair":
-        max_panels = min(max_panels, 4)
+        max_panels = min(max_panels, PAIR_MAX)
     if var_names is None:
-        names, coords = _selection(first, max_panels, shared_variables(results))
+        names, coords = selection(first, max_panels, shared_variables(results))
     else:
-        names, coords = _named_selection(first, var_names, max_panels)
+        names, coords = named_selection(first, var_names, max_panels)
     if kind == "pair" and num_components(first, names, coords) < 2:
         raise ValueError(
             f"kind='pair' plots pairs of parameters; {names} hold one scalar. Pick two or "
             "more (var_names), or look at kind='trace' or 'dist'."
         )
-    options = {"var_names": names, "coords": coords, "backend": "matplotlib"}
-    panels = max(len(names), sum(len(v) for v in coords.values()) or 1)
-    if kind == "pair":  # it sizes its own grid; the layout keeps two-line labels in
-        options["figure_kwargs"] = {"layout": "constrained"}
-    else:
-        rows = (
-            min(panels, max_panels) if kind == "trace" else 1 + (min(panels, max_panels) - 1) // 4
-        )
-        height = 1.0 + (1.7 if kind == "trace" else 2.2) * rows
-        options["figure_kwargs"] = {"layout": "constrained", "figsize": (12, height)}
-    # a trace plot has two panels per component; ArviZ refuses more than its limit
-    limit = max(arviz_base.rcParams["plot.max_subplots"], 2 * panels + 2)
-    with arviz_base.rc_context({"plot.max_subplots": limit}):
-        collection = _draw(kind, results, first, options, truth, names, min_ess)
-    _figure(collection).suptitle(
-        _title(results, kind, var_names, names, coords, min_ess, truth), fontsize=10
-    )
-    if path is None:
-        return collection
-    save_png(collection, path)
-    return None
+    return names, coords
 
 
 def _draw(kind: str, results: dict, first: Result, options: dict, truth, names, min_ess):
@@ -370,11 +268,20 @@ def _draw(kind: str, results: dict, first: Result, options: dict, truth, names, 
     elif kind == "ess":
         tail = {"ess_tail": {"prob": TAIL_PROB}}  # the tail ESS compare reports
         collection = arviz_plots.plot_ess_evolution(tree, min_ess=min_ess, stats=tail, **options)
-    elif kind == "autocorr":
-        collection = arviz_plots.plot_autocorr(tree, **options)
+    elif kind == "autocorr":  # ArviZ's band is 1.96 / sqrt(lags kept), not of the draws
+        no_band = {"credible_interval": False}
+        collection = arviz_plots.plot_autocorr(tree, visuals=no_band, **options)
+        half = white_noise_band(first.num_samples)
+        for axis in _figure(collection).axes:
+            if axis.get_visible() and axis.has_data():
+                axis.axhspan(-half, half, color="0.5", alpha=0.25, lw=0, zorder=0)
     elif kind == "ppc":
         collection = arviz_plots.plot_ppc_dist(
-            tree, backend="matplotlib", figure_kwargs=options.get("figure_kwargs")
+            tree,
+            var_names=names,
+            kind="ecdf",
+            backend="matplotlib",
+            figure_kwargs=options.get("figure_kwargs"),
         )
     elif kind == "pair":
         has_divergences = "diverging" in first.stats

@@ -135,15 +135,15 @@ def plot_ranks(result, path=None):
     """One panel per parameter of an :class:`infer.SBCResult` (at most :data:`MAX_PANELS`,
     those of the smallest p-values, every failing one among them up to that many): the ECDF
     of its ranks minus the uniform CDF, in the ECDF test's simultaneous band at
-    ``alpha / num_params`` (grey; red: outside it). Returns the matplotlib ``Figure``, or
-    writes it to ``path`` as PNG and closes it."""
+    ``alpha / num_params`` (grey; red: outside it); 7 inches wide at least, for the title.
+    Returns the matplotlib ``Figure``, or writes it to ``path`` as PNG and closes it."""
     import matplotlib.pyplot as plt
 
     num_params, level = len(result.names), result.alpha / len(result.names)
     shown = np.sort(np.argsort(result.pvalue, kind="stable")[:MAX_PANELS])
     rows, cols = -(-shown.size // 5), min(shown.size, 5)
     figure, axes = plt.subplots(
-        rows, cols, figsize=(2.6 * cols, 0.8 + 2.0 * rows), sharex=True, sharey=True,
+        rows, cols, figsize=(max(2.6 * cols, 7.0), 0.8 + 2.0 * rows), sharex=True, sharey=True,
         layout="constrained", squeeze=False,
     )  # fmt: skip
     z, lower, upper = ecdf_band(result.num_simulations, result.num_draws, level)

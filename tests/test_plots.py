@@ -347,3 +347,160 @@ def test_the_pair_plots_axis_labels_fit_in_the_figure(runs):
     renderer = figure.canvas.get_renderer()
     labels = [ax.xaxis.label for ax in figure.axes if ax.get_xlabel()]
     assert labels and all(label.get_window_extent(renderer).y0 >= 0 for label in labels)
+
+
+def _figure_of(collection):
+    figure = collection.get_viz("figure")
+    return getattr(figure, "item", lambda: figure)()
+
+
+def _band_half_width(axis) -> float:
+    """The largest |y| of the filled shapes (patches, polygons) on ``axis``, in data units."""
+    from matplotlib.collections import PolyCollection
+
+    heights = [
+        np.abs(axis.transData.inverted().transform(patch.get_verts())[:, 1]).max()
+        for patch in axis.patches
+    ]
+    for shape in axis.collections:
+        if isinstance(shape, PolyCollection):
+            heights += [np.abs(path.vertices[:, 1]).max() for path in shape.get_paths()]
+    return max(heights)
+
+
+def test_the_autocorrelation_band_is_white_noise_for_the_number_of_draws(tmp_path):
+    """ArviZ drew +-1.96/sqrt(100) (the lags it keeps) whatever the run's length; on 1,000
+    draws per chain white noise stays within +-1.96/sqrt(1000) = 0.062."""
+    draws = np.random.default_rng(0).standard_normal((2, 1000, 2))
+    collection = infer.plot(infer.Result.from_draws({"x": draws}), kind="autocorr")
+    figure = _figure_of(collection)
+    panels = [axis for axis in figure.axes if axis.get_visible() and axis.has_data()]
+    assert len(panels) == 2
+    for axis in panels:
+        assert _band_half_width(axis) == pytest.approx(1.96 / np.sqrt(1000), rel=1e-6)
+    assert "±1.96/√n: white noise" in figure.get_suptitle()
+    assert "n = 1000: ±0.062" in figure.get_suptitle()
+    infer.plot(infer.Result.from_draws({"x": draws}), kind="autocorr", path=tmp_path / "a.png")
+
+
+@pytest.mark.parametrize("var_names", [None, ["dense.kernel"]])
+def test_a_matrix_shows_its_first_components_in_row_major_order(var_names):
+    """Only the first column was shown (w[0,0], w[1,0], w[2,0]) whatever max_panels; and
+    var_names=["w"] drew another selection than the default. A pytree run's leaf too."""
+    draws = {"dense.kernel": np.random.default_rng(0).normal(size=(2, 50, 3, 3))}
+    result = infer.Result.from_draws(draws)
+    collection = infer.plot(result, kind="trace", var_names=var_names)
+    figure = _figure_of(collection)
+    shown = [axis.get_ylabel().split("\n")[1] for axis in figure.axes if axis.get_ylabel()]
+    assert shown == ["0, 0", "0, 1", "0, 2", "1, 0", "1, 1", "1, 2"]
+    assert "the first 6 of 9 components" in figure.get_suptitle()
+    two = _figure_of(infer.plot(result, kind="rank", var_names=var_names, max_panels=2))
+    assert [axis.get_title() for axis in two.axes if axis.has_data()] == [
+        "dense.kernel\n0, 0",
+        "dense.kernel\n0, 1",
+    ]
+
+
+def test_a_pair_plot_honours_max_panels_up_to_its_limit_and_says_so(runs):
+    """It drew 4 components whatever max_panels, and said "max_panels= for others"."""
+    title = _title(infer.plot(runs["nuts"], kind="pair", max_panels=8))
+    assert "the first 6 of 18 components: a pair plot shows at most 6" in title
+    figure = _figure_of(infer.plot(runs["nuts"], kind="pair", max_panels=5))
+    labels = {ax.get_xlabel() for ax in figure.axes if ax.get_xlabel()}
+    labels |= {ax.get_ylabel() for ax in figure.axes if ax.get_ylabel()}
+    assert len(labels) == 5
+    assert "the first 4 of 18" in _title(infer.plot(runs["nuts"], kind="pair"))  # default
+
+
+def test_a_frozen_component_beside_nan_draws_is_named_and_its_ranks_called_ties():
+    rng = np.random.default_rng(0)
+    c = rng.standard_normal((2, 100, 2))
+    c[..., 0] = 1.0  # frozen
+    c[0, 5, 1] = np.nan
+    title = _title(infer.plot(infer.Result.from_draws({"c": c}), kind="trace"))
+    assert "NaN draws in c" in title and "c: a component never changes" in title
+    frozen = c.copy()
+    frozen[..., 1] = rng.standard_normal((2, 100))
+    rank = _title(infer.plot(infer.Result.from_draws({"c": frozen}), kind="rank"))
+    assert "c: a component never changes" in rank and "ranks all tie" in rank
+
+
+def test_chains_stuck_at_their_own_values_are_named_and_arviz_warns_nothing(tmp_path):
+    """Each chain constant at its index: an empty density without a word but ArviZ's."""
+    x = np.random.default_rng(0).standard_normal((4, 100, 2))
+    x[:, :, 1] = np.arange(4)[:, None]
+    result = infer.Result.from_draws({"x": x})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        title = _title(infer.plot(result, kind="trace"))
+        infer.plot(result, kind="trace", path=tmp_path / "stuck.png")
+    assert "x: a chain never moves" in title and "never changes" not in title
+    assert not [w for w in caught if "single value" in str(w.message)]
+
+
+def test_the_figure_is_as_tall_as_the_panels_drawn_and_names_are_not_repeated(runs):
+    """mu and 4 schools of theta are 5 panels: 2 rows of ranks, 5 rows of traces (it was
+    sized for 4 panels: one row, four)."""
+    for kind, per_row, row in (("rank", 4, 2.2), ("trace", 1, 1.7)):
+        figure = _figure_of(infer.plot(runs["nuts"], kind=kind, var_names=["mu", "theta"]))
+        panels = sum(1 for ax in figure.axes if ax.has_data()) // (2 if kind == "trace" else 1)
+        assert panels == 5
+        rows = -(-panels // per_row)
+        assert figure.get_size_inches()[1] == pytest.approx(1.0 + row * rows)
+    with pytest.raises(ValueError, match=r"var_names repeats \['mu'\]: name each variable once"):
+        infer.plot(runs["nuts"], kind="rank", var_names=["mu", "mu"])
+
+
+def test_an_sbc_plot_of_one_parameter_is_wide_enough_for_its_title():
+    from infer.calibration import SBCResult
+    from infer.rank_uniformity import ecdf_pvalues
+
+    ranks = np.random.default_rng(0).integers(0, 100, size=(50, 1))
+    check = SBCResult(ranks, ["mu"], 99, 0.01, ecdf_pvalues(ranks, 99, 0.01), np.ones(1))
+    figure = check.plot()
+    figure.canvas.draw()
+    title = figure._suptitle.get_window_extent(figure.canvas.get_renderer())
+    assert title.x0 >= 0 and title.x1 <= figure.bbox.width  # it was cut on both sides
+
+
+def test_var_names_and_path_of_the_wrong_type_are_refused_by_name(runs, tmp_path, monkeypatch):
+    with pytest.raises(TypeError, match=r"var_names must be a str or a list/tuple of str; got int"):
+        infer.plot(runs["nuts"], kind="trace", var_names=3)
+    with pytest.raises(TypeError, match="var_names must be .*; got dict"):
+        infer.plot(runs["nuts"], kind="trace", var_names={"mu": 1})
+    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike .*; got int"):
+        infer.plot(runs["nuts"], kind="trace", path=3)
+    with pytest.raises(ValueError, match="is a folder; give a file name ending in .png"):
+        infer.plot(runs["nuts"], kind="trace", path=tmp_path)
+    import arviz_plots
+
+    def drawn(*args, **kwargs):
+        raise AssertionError("drawn before the path was checked")
+
+    monkeypatch.setattr(arviz_plots, "plot_trace_dist", drawn)
+    with pytest.raises(ValueError, match=r"must end in .png \(got '.pdf'\)"):
+        infer.plot(runs["nuts"], kind="trace", path=tmp_path / "trace.pdf")
+
+
+def test_a_ppc_shows_the_observed_variables_named_and_says_ecdf(runs):
+    predictive = infer.predictive(runs["nuts"], targets.get("eight_schools"))
+    observed = list(predictive.groups["posterior_predictive"])
+    collection = infer.plot(predictive, kind="ppc", var_names=observed[0])
+    assert "ECDF" in _title(collection)
+    with pytest.raises(ValueError, match=r"\['mu'\] are not observed variables .*choose from"):
+        infer.plot(predictive, kind="ppc", var_names="mu")
+
+
+def test_arguments_the_kind_does_not_use_are_refused(runs):
+    truth = infer.GroundTruth(mean={"mu": 0.0}, std={"mu": 1.0})
+    with pytest.raises(ValueError, match=r"truth= marks the known answer in a forest plot"):
+        infer.plot(runs["nuts"], kind="trace", truth=truth)
+
+
+def test_the_docstring_says_what_each_kind_returns(runs):
+    import matplotlib.figure
+
+    figure = infer.plot(runs["advi"], kind="elbo")
+    assert isinstance(figure, matplotlib.figure.Figure)
+    returns = infer.plot.__doc__.split("Returns:")[1].split("Raises:")[0]
+    assert '"elbo"' in returns and "Figure" in returns and "PlotCollection" in returns
