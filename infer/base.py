@@ -279,6 +279,9 @@ class Sampler:
     #: holds them (traced arguments), to read beside the bound log density (SGLD draws its
     #: minibatches from them, rather than from constants of the program).
     takes_target_data: bool = False
+    #: The share of the data one log-density or gradient evaluation reads (SGLD's minibatch:
+    #: ``batch_size / N``): ``infer.compare`` counts evaluations in full-data ones.
+    evaluation_fraction: float = 1.0
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         """Bind to ``logdensity_fn``. ``num_warmup`` matters only to kernels that adapt inside

@@ -129,8 +129,10 @@ def _row_numbers(result: Result, truth: GroundTruth | None, statistics: dict, na
     sampling = result.timing.get("sampling", float("nan"))
     min_bulk = float(np.nanmin(ess_bulk))
 
-    def per(count) -> float:
-        return min_bulk / count if count else float("nan")
+    fraction = float(result.info.get("evaluation_fraction", 1.0))  # SGLD: minibatch ones
+
+    def per(count) -> float:  # in full-data evaluations
+        return min_bulk / (count * fraction) if count else float("nan")
 
     max_z = float("nan")
     z = ground_truth_z(result, truth, statistics["mcse_mean"]) if truth is not None else {}

@@ -51,7 +51,8 @@ _COLUMN_NOTES = (
     (("ess_bulk_per_second",), "ESS/s: bulk ESS per second of sampling, compilation excluded"),
     (
         ("ess_bulk_per_1000_logdensity_evals", "ess_bulk_per_grad_eval"),
-        "ESS per 1,000 log-density and per gradient evaluation count warm-up too",
+        "ESS per 1,000 log-density and per gradient evaluation count warm-up too, in "
+        "full-data evaluations (SGLD's minibatch one counts as batch_size / N of one)",
     ),
     (("max_abs_z",), "max |z|: largest |posterior mean - truth| / MCSE"),
     (("elpd_loo",), "elpd LOO: PSIS-LOO (ArviZ), with its SE, p LOO and the Pareto k above 0.7"),

@@ -155,6 +155,8 @@ def _run_facts(run: Run, stats: dict) -> dict:
             info["skips_nonfinite"] = True  # counted steps were skipped, not rejected
     if run.superchain_size > 1:
         info["superchains"] = record.carry_chains() // run.superchain_size
+    if getattr(sampler, "evaluation_fraction", 1.0) != 1.0:  # minibatch evaluations
+        info["evaluation_fraction"] = float(sampler.evaluation_fraction)
     return info
 
 

@@ -457,6 +457,18 @@ def test_sgld_draws_its_minibatches_from_the_programs_data_not_from_constants(mo
     assert any(seen)  # the driver's programs hand the sampler their data
 
 
+def test_compare_counts_sgld_evaluations_in_full_data_ones():
+    """A minibatch gradient of 50 of the 200 examples counted as a whole one: SGLD's ESS per
+    gradient was understated 4 times beside a full-data sampler's."""
+    result = infer.sample(0, LR_TARGET, LR_SGLD, num_chains=2, num_samples=200, num_warmup=0)
+    assert result.info["evaluation_fraction"] == 50 / 200
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        row = infer.compare({"sgld": result}).iloc[0]
+    full_data_gradients = result.num_grad_evals * 50 / 200
+    assert row["ess_bulk_per_grad_eval"] == pytest.approx(row["min_ess_bulk"] / full_data_gradients)
+
+
 def _lr_target(logdensity_fn):
     return infer.Target(logdensity_fn, init=jnp.zeros(2), data=(LR_X, LR_Y))
 

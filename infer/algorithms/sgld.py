@@ -172,6 +172,7 @@ class SGLD(Sampler):
             )
         self.decay_power = float(decay_power)
         self.decay_steps = validation.positive_int("decay_steps", steps)
+        self.evaluation_fraction = self.batch_size / self.num_data  # a minibatch's share
 
     def settings(self) -> dict:
         return {
