@@ -299,17 +299,19 @@ def kept_nan_draws(result: Result) -> bool:
 
 def skips_steps(result: Result) -> bool:
     """Whether the sampler has no accept/reject step (SGLD, ``rejects_nonfinite=False``): a
-    step at a NaN or +inf log density or gradient is skipped, not rejected."""
+    step at a log density or gradient that is not finite is skipped, not rejected."""
     return bool(result.info.get("skips_nonfinite", False))
 
 
 def skipped_steps_message(where: str) -> str:
     """What skipped non-finite steps of a sampler without accept/reject mean."""
     return (
-        f"{where} steps had a NaN or +inf log density or gradient and were skipped: with no "
-        "accept/reject step, the chain stood still there, which biases the draws, and many "
-        "such steps mean the chain diverged (a step size too large for the posterior's "
-        "curvature: the draws are then invalid). Lower step_size (or let it decay)."
+        f"{where} steps had a log density or gradient that was not finite (NaN, +inf, or "
+        "-inf: outside the support) and were skipped: with no accept/reject step, the chain "
+        "stood still there, which biases the draws. Many such steps mean the chain diverged "
+        "(a step size too large for the posterior's curvature: the draws are then invalid; "
+        "lower step_size, or let it decay), or that it steps across the edge of a bounded "
+        "parameter's support (sample it in unconstrained space: the log of a scale)."
     )
 
 

@@ -154,7 +154,7 @@ class SGLD(Sampler):
                 f"be callables; got {type(loglik_fn).__name__} and {type(logprior_fn).__name__}."
             )
         self.loglik_fn, self.logprior_fn = loglik_fn, logprior_fn
-        self.data = jax.tree.map(jnp.asarray, data)
+        self.data = _as_arrays(data)
         self.num_data = check_data(self.data, num_data)
         self.batch_size = validation.positive_int("batch_size", batch_size)
         if self.batch_size > self.num_data:
@@ -218,7 +218,8 @@ class SGLD(Sampler):
             shapes = jax.tree.map(lambda leaf: tuple(np.shape(leaf)), position)
             raise ValueError(
                 f"sgld's loglik_fn(position, batch) + logprior_fn(position) failed at the "
-                f"target's starting point (shapes {shapes}): {type(err).__name__}: {err}. The "
+                f"target's starting point (shapes {shapes}): {type(err).__name__}: "
+                f"{str(err).rstrip('.')}. The "
                 "sampler carries its own log likelihood, prior and data: make it for this "
                 "target (for a Flax target, infer.sgld(**target.notes['minibatch']))."
             ) from err
@@ -348,14 +349,26 @@ def _same_leaves(ours: list, theirs: list) -> bool:
     )
 
 
+def _as_arrays(data):
+    """``data``'s leaves as JAX arrays; a ``TypeError`` naming ``data`` for a leaf that is not
+    numbers (a string, an object)."""
+    try:
+        return jax.tree.map(jnp.asarray, data)
+    except TypeError as err:
+        raise TypeError(f"data must be a pytree of numeric arrays; a leaf is not ({err})") from None
+
+
 def check_data(data, num_data) -> int:
     """The number of examples: every data leaf's leading size, which must agree (and equal
     ``num_data`` when it is given)."""
     leaves = jax.tree.leaves(data)
     if not leaves or any(leaf.ndim == 0 for leaf in leaves):
+        shown = [f"shape {np.shape(leaf)}" for leaf in leaves[:3]] + ["..."] * (len(leaves) > 3)
+        got = f"{len(leaves)}: " + ", ".join(shown) if leaves else "none"
         raise ValueError(
             "data must be a pytree of arrays whose first axis indexes the examples (the axis "
-            "batches are drawn from); got no arrays or a scalar."
+            f"batches are drawn from); got leaves {got}. Pass np.asarray(...) of a list "
+            "(a list's numbers are leaves of their own)."
         )
     sizes = sorted({int(leaf.shape[0]) for leaf in leaves})
     if len(sizes) != 1:
@@ -420,7 +433,7 @@ def as_top_level_api(
         >>> sampler = infer.sgld(**target.notes["minibatch"], step_size=1e-4, batch_size=64)
         >>> result = infer.sample(0, target, sampler, num_chains=4)
     """
-    size = check_data(jax.tree.map(jnp.asarray, data), num_data)
+    size = check_data(_as_arrays(data), num_data)
     return SGLD(
         loglik_fn,
         logprior_fn,
