@@ -285,6 +285,15 @@ def warn_if_unhealthy(result: Result) -> None:
             DiagnosticWarning,
             stacklevel=5,
         )
+    for name, broken, total in _nonfinite_observations(result):
+        warnings.warn(
+            f"{result.sampler} on {result.target}: the log likelihood of {name} is NaN or "
+            f"infinite at {broken} of {total} observations in some draws, so az.loo and "
+            "infer.compare's elpd_loo will not be finite. Check the likelihood (loglik_fn, or "
+            "the model) at those observations: one outside its support, or an overflow.",
+            DiagnosticWarning,
+            stacklevel=5,
+        )
     stuck = [chain for chain in stuck_chains(result) if chain not in drifted]
     if stuck:
         warnings.warn(
@@ -293,3 +302,17 @@ def warn_if_unhealthy(result: Result) -> None:
             DiagnosticWarning,
             stacklevel=5,
         )
+
+
+def _nonfinite_observations(result: Result) -> list[tuple[str, int, int]]:
+    """``(name, observations, of)`` for each variable of the ``log_likelihood`` group held in
+    memory whose value is NaN or infinite at some observation in some draw."""
+    found = []
+    for name, values in (result.groups.get("log_likelihood") or {}).items():
+        if not isinstance(values, np.ndarray) or values.ndim < 2:
+            continue  # a store's group is read lazily: not read all for a check
+        flat = values.reshape(values.shape[0] * values.shape[1], -1)
+        broken = int(np.sum(~np.isfinite(flat).all(axis=0)))
+        if broken:
+            found.append((name, broken, flat.shape[1]))
+    return found

@@ -207,6 +207,26 @@ def test_a_non_finite_log_likelihood_is_warned_about(runs):
     assert not np.isfinite(table.loc["broken", "elpd_loo"])
 
 
+def test_a_non_finite_log_likelihood_is_warned_about_when_the_run_ends():
+    """A loglik_fn NaN at one observation ran without a word; az.loo then gave NaN."""
+    y = Y[:20]
+
+    def loglik_fn(mu, data):
+        return (-0.5 * (data - mu) ** 2).at[0].set(jnp.nan)
+
+    target = infer.Target(
+        lambda mu, data: -0.5 * mu**2 / 100.0 + jnp.sum(-0.5 * (data - mu) ** 2),
+        init=jnp.zeros(()),
+        data=y,
+        loglik_fn=loglik_fn,
+        observed_data={"y": y},
+    )
+    with pytest.warns(
+        infer.DiagnosticWarning, match=r"log likelihood of y is NaN or infinite at 1 of 20 obs"
+    ):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, num_warmup=50)
+
+
 def two_sites(x, y=None, z=None):
     """Two observed sites sharing ``mu``: 30 observations of ``y`` and 5 of ``z``."""
     mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
