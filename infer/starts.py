@@ -262,9 +262,14 @@ def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdens
         ) from err
     if not hasattr(out, "shape") or out.shape != ():
         got = f"shape {out.shape}" if hasattr(out, "shape") else f"a {type(out).__name__}"
+        fix = (
+            "Return the log density alone (compute anything else outside it)."
+            if isinstance(out, tuple | list | dict)
+            else "Sum the per-coordinate terms (e.g. jnp.sum(...))."
+        )
         raise ValueError(
             f"{name} must return a scalar log density; it returned {got} for a "
-            f"point shaped {shape_of}. Sum the per-coordinate terms (e.g. jnp.sum(...))."
+            f"point shaped {shape_of}. {fix}"
         )
     if not jnp.issubdtype(out.dtype, jnp.floating) or jnp.dtype(out.dtype).itemsize < 4:
         raise TypeError(

@@ -45,6 +45,13 @@ class GroundTruth:
                     f"GroundTruth.{field_name} must be a dict draw name -> array (one draw's "
                     f"shape), e.g. {{'x': np.zeros(3)}}; got {type(value).__name__}."
                 )
+            if field_name != "mean":  # spreads and standard errors: NaN for unknown
+                for name, spread in (value or {}).items():
+                    if np.any(np.asarray(spread, float) < 0):
+                        raise ValueError(
+                            f"GroundTruth.{field_name}[{name!r}] holds a negative value, "
+                            f"{np.min(spread):g}: standard deviations and errors are >= 0."
+                        )
 
 
 def _check_optional_fields(target) -> None:

@@ -44,6 +44,15 @@ def test_log_density_that_returns_a_vector(nothing_compiled):
     target = infer.Target(lambda x: -0.5 * x**2, init=jnp.zeros(3))
     with pytest.raises(ValueError, match=r"must return a scalar .* shape \(3,\) .* jnp.sum"):
         infer.sample(0, target, infer.rwmh())
+    # a (log density, extra) pair was told to sum its terms
+    pair = infer.Target(lambda x: (-0.5 * jnp.sum(x**2), x), init=jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"returned a tuple .* Return the log density alone"):
+        infer.sample(0, pair, infer.rwmh())
+
+
+def test_a_negative_spread_in_a_ground_truth_is_refused():
+    with pytest.raises(ValueError, match=r"GroundTruth.std\['x'\] holds a negative value, -2"):
+        infer.GroundTruth(mean={"x": np.zeros(2)}, std={"x": np.array([1.0, -2.0])})
 
 
 def test_nan_at_the_initial_point_names_the_chain(nothing_compiled):
