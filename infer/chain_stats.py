@@ -330,7 +330,14 @@ def _compute_dtype(arrays, dtype):
 
 
 def summary_stats(
-    draws, prob=TAIL_PROB, *, statistics=STATISTICS, dtype=None, padded=False, result_dtype=None
+    draws,
+    prob=TAIL_PROB,
+    *,
+    statistics=STATISTICS,
+    dtype=None,
+    padded=False,
+    result_dtype=None,
+    superchain_ids=None,
 ):
     """R-hat, bulk and tail ESS and the MCSE of the mean and of the sd, in one compiled program
     that sorts, ranks and transforms each parameter once for all of them.
@@ -351,6 +358,8 @@ def summary_stats(
         result_dtype: None for results in JAX's default float dtype (float32 unless x64 is
             on), or ``"float64"`` to keep them in float64 when they are computed in float64
             (an MCSE of draws near 1e40 overflows float32 to inf).
+        superchain_ids: one label per chain (as :func:`rhat_nested` takes), which lets
+            ``statistics`` name ``"rhat_nested"`` beside the others (padded too).
 
     Returns:
         ``statistic -> array`` for each of ``statistics`` (by default ``"rhat"``,
@@ -362,11 +371,12 @@ def summary_stats(
         ValueError, TypeError: for draws of the wrong shape or dtype, or a bad option.
     """
     wanted = (statistics,) if isinstance(statistics, str) else tuple(statistics)
-    unknown = [name for name in wanted if name not in STATISTICS]
+    known = STATISTICS if superchain_ids is None else (*STATISTICS, "rhat_nested")
+    unknown = [name for name in wanted if name not in known]
     if unknown or not wanted:
         raise ValueError(
-            f"statistics must name one or more of {STATISTICS}; got {statistics!r}. "
-            "Nested R-hat has its own function, rhat_nested."
+            f"statistics must name one or more of {known}; got {statistics!r}. "
+            "Nested R-hat has its own function, rhat_nested (or give superchain_ids)."
         )
     if not isinstance(padded, bool | numbers.Integral):
         raise TypeError(f"padded must be True, False or a count of draws; got {padded!r}.")
@@ -378,6 +388,7 @@ def summary_stats(
         dtype=dtype,
         padded=padded,
         result_dtype=result_dtype,
+        superchain_ids=superchain_ids,
     )
 
 

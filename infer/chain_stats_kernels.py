@@ -174,20 +174,21 @@ def _rhat(z, valid=None):
     return jnp.sqrt((between / within + n - 1) / n)
 
 
-def _rhat_nested(z, superchain_ids):
+def _rhat_nested(z, superchain_ids, valid=None):
     """Nested R-hat (Margossian et al. 2024, eq. 4-8) of chains (num_chains, num_draws);
-    ``superchain_ids`` labels each chain 0..K-1, every superchain with the same count."""
+    ``superchain_ids`` labels each chain 0..K-1, every superchain with the same count.
+    Padded draws (``valid``) are left out."""
     ids = np.asarray(superchain_ids)
     members = jnp.asarray(ids[None, :] == np.arange(ids.max() + 1)[:, None], z.dtype)
     per_super = int((ids == 0).sum())
-    chain_mean = _mean(z, axis=1)
+    chain_mean = _mean(z, axis=1, valid=valid)
     super_mean = members @ chain_mean / per_super
     if per_super > 1:
         deviation = chain_mean[None, :] - super_mean[:, None]
         between_chain = (members * deviation**2).sum(axis=1) / (per_super - 1)
     else:
         between_chain = jnp.zeros_like(super_mean)
-    within_chain = members @ _var(z, axis=1, ddof=1) / per_super
+    within_chain = members @ _var(z, axis=1, ddof=1, valid=valid) / per_super
     between_super = _var(super_mean, ddof=1)
     return jnp.sqrt(1 + between_super / (within_chain + between_chain).mean())
 
@@ -210,16 +211,17 @@ def _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, valid=None, 
     return jnp.where(tail > bulk, tail, bulk)
 
 
-def _nested(x, split, ranked, scores, plan):
+def _nested(x, split, ranked, scores, plan, valid=None, split_valid=None):
     ids = plan.superchain_ids
     if plan.nested_method == "identity":
-        return _rhat_nested(x.astype(scores.dtype), ids)
+        return _rhat_nested(x.astype(scores.dtype), ids, valid)
     split_ids = ids + ids  # half-chains: all first halves, then all second halves
     if plan.nested_method == "split":
-        return _rhat_nested(split.astype(scores.dtype), split_ids)
+        return _rhat_nested(split.astype(scores.dtype), split_ids, split_valid)
     z_bulk, sorted_split, order = ranked
-    rhat_fn = functools.partial(_rhat_nested, superchain_ids=split_ids)
-    return _rank_rhat(split, z_bulk, sorted_split, order, rhat_fn, scores, host=plan.host_sort)
+    rhat_fn = functools.partial(_rhat_nested, superchain_ids=split_ids, valid=split_valid)
+    ranks = (split, z_bulk, sorted_split, order)
+    return _rank_rhat(*ranks, rhat_fn, scores, split_valid, plan.host_sort)
 
 
 def _tail_series(x, valid, split, sorted_split, lengths, host):
@@ -265,7 +267,8 @@ def _param_stats(x, scores, lengths, plan):
         out["rhat"] = nan
     if "rhat_nested" in wanted:
         ranks = (z_bulk, sorted_split, order) if ranked else None
-        out["rhat_nested"] = _nested(x, split, ranks, scores, plan) if num_chains > 1 else nan
+        nested = _nested(x, split, ranks, scores, plan, valid, split_valid)
+        out["rhat_nested"] = nested if num_chains > 1 else nan
     quantiles = ()
     if "ess_tail" in wanted:
         tails, quantiles = _tail_series(x, valid, split, sorted_split, lengths, plan.host_sort)

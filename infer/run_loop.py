@@ -94,7 +94,8 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
             )
             if until is None:
                 break
-            failing = convergence.shortfalls(_draws_so_far(record, outputs.store), until)
+            draws = _draws_so_far(record, outputs.store)
+            failing = convergence.shortfalls(draws, until, run.superchain_size)
             if not failing:
                 stopped = "converged"
                 break

@@ -36,6 +36,23 @@ def test_padded_draws_give_the_statistics_of_the_real_ones():
             assert_same(padded, chain_stats.summary_stats(draws))
 
 
+def test_nested_rhat_of_padded_draws_is_that_of_the_real_ones():
+    """Padded draws gave NaN nested R-hat (the padding counted as draws); until= with
+    superchains checks with it. Against the unpadded program (checked against arviz_stats
+    in test_chain_stats.py), odd and even lengths, padded to a power of two or a count."""
+    ids = np.arange(NUM_CHAINS) // 2
+    for num_draws in (37, 100):
+        draws = make_draws(num_draws, seed=num_draws)
+        unpadded = chain_stats.rhat_nested(draws, ids)
+        for padded in (True, 512):
+            mine = chain_stats.summary_stats(
+                draws, statistics="rhat_nested", padded=padded, superchain_ids=ids
+            )
+            for name, values in unpadded.items():
+                what = f"nested R-hat of {name}, {num_draws} draws padded {padded}"
+                assert_matches(mine[name]["rhat_nested"], values, rtol=1e-9, what=what)
+
+
 def test_too_few_draws_give_nan_when_padded():
     x = np.random.default_rng(0).normal(size=(3, 3, 2))
     for value in chain_stats.summary_stats({"x": x}, padded=True)["x"].values():

@@ -303,6 +303,31 @@ def test_until_stops_when_converged_and_records_why():
     assert float(arviz_stats.ess(result.to_arviz(), method="bulk")["x"].min()) >= 300
 
 
+def test_until_with_superchains_judges_nested_rhat():
+    """64 short chains in 8 superchains on normal_10d: nested R-hat met the rule at 20-40
+    draws per chain (1.006-1.009) where plain R-hat, inflated for short chains (1.03-1.09
+    there), kept the run going to 160: four times the work, on a rule compare does not
+    apply to such runs."""
+    from infer import chain_stats
+
+    rule = infer.converged(rhat=1.01, ess=400, max_samples=200)
+    result = infer.sample(
+        0,
+        targets.get("normal_10d"),
+        infer.nuts(),
+        num_chains=64,
+        superchains=8,
+        num_samples=20,
+        num_warmup=200,
+        until=rule,
+    )
+    assert result.info["until"]["stopped"] == "converged"
+    assert result.info["until"]["num_draws"] <= 60
+    draws = np.asarray(result.draws["x"])
+    assert np.max(chain_stats.rhat_nested(draws, np.arange(64) // 8)) <= 1.01
+    assert np.max(chain_stats.rhat(draws)) > 1.01  # the plain rule would have gone on
+
+
 @pytest.mark.thorough  # a warning, 3 s
 def test_until_warns_naming_the_parameters_that_fell_short():
     funnel = targets.get("funnel")
