@@ -159,8 +159,32 @@ def _row_numbers(result: Result, truth: GroundTruth | None, statistics: dict, na
         "sampling_seconds": sampling,
         "max_abs_z": max_z,
         "nan_parameters": _nan_parameters(result, statistics, names),
+        # the parameters the R-hat and ESS flags name, worst first
+        "worst_rhat": _worst(result, statistics, names, "rhat_nested", largest=True)
+        or _worst(result, statistics, names, "rhat", largest=True),
+        "worst_ess": _worst(result, statistics, names, "ess", largest=False),
     }
     return row, z
+
+
+def _worst(result: Result, statistics: dict, names: list[str], stat: str, largest: bool):
+    """``([(label, value), ...], values)``: the 10 worst parameters by ``stat`` (``"ess"``: the
+    smaller of bulk and tail), worst first, and every parameter's value; NaN left out (the
+    nan_stats flag names those). ``None`` for a statistic not computed."""
+    if stat == "ess":
+        values = np.fmin(_flat(statistics["ess_bulk"], names), _flat(statistics["ess_tail"], names))
+    elif stat in statistics:
+        values = _flat(statistics[stat], names)
+    else:
+        return None
+    where = [(name, i) for name in names for i in range(result.draws[name][0, 0].size)]
+    finite = np.flatnonzero(~np.isnan(values))
+    order = finite[np.argsort(-values[finite] if largest else values[finite], kind="stable")]
+    top = []
+    for i in order[:10]:
+        name, index = where[i]
+        top.append((_label(name, tuple(np.shape(result.draws[name])[2:]), index), values[i]))
+    return top, values[finite]
 
 
 def _max_nested(statistics: dict, names: list[str]) -> float:

@@ -612,6 +612,20 @@ def test_an_rhat_just_past_the_limit_is_shown_past_it():
     assert report.SHOWN_COLUMNS["max_rhat"][1].format(1.0104) == "1.0104"
 
 
+def test_the_rhat_and_ess_warnings_name_the_parameters_worst_first():
+    """They gave the worst value alone: which of 13 parameters, the user had to look up."""
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(4, 1000, 12)), axis=1)  # 12 that never mix
+    walk[:, :, 4] *= 3.0  # the worst of them
+    shifted = rng.normal(size=(4, 1000)) + np.array([[0.0], [0.0], [0.0], [0.5]])
+    draws = {"fine": rng.normal(size=(4, 1000)), "shifted": shifted, "v": walk}
+    _, caught = _compare({"run": infer.Result.from_draws(draws)})
+    said = {m.split(" ")[1]: m for m in (str(w.message).split(": ", 1)[1] for w in caught)}
+    assert said["R-hat"].split(" (in ")[1].startswith("v[")
+    assert "and 8 more)" in said["R-hat"] and "fine" not in said["R-hat"]
+    assert "and 8 more)" in said["ESS"] and "fine" not in said["ESS"]
+
+
 @pytest.mark.thorough  # an edge case, 2.5 s
 def test_an_rhat_just_above_the_limit_is_shown_with_the_digits_that_say_so():
     """1.010044 was written 1.0100 beside "> 1.01" and the rhat flag."""
