@@ -72,6 +72,7 @@ def run_exact(keys, target: Target, sampler, num_chains: int, num_samples: int, 
         static_key,
         num_shards,
         chunk,
+        tuple(keys.shape),  # the chains: the program's keys are one per chain
         str(keys.dtype),
         sharding_key(keys.sharding),
     )

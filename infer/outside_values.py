@@ -5,6 +5,7 @@ makes new programs instead of silently reusing those traced with the old value."
 
 from __future__ import annotations
 
+import functools
 import numbers
 import types
 import zlib
@@ -39,6 +40,19 @@ def outside_values(fn) -> tuple:
         for name, value in sorted(vars(fn).items()) if hasattr(fn, "__dict__") else ():
             found.append((f"self.{name}", _fingerprint(value, names)))
     return tuple(item for item in found if item[1] is not None)
+
+
+def function_key(fn) -> tuple:
+    """A hashable key for what ``fn`` computes: its identity and :func:`outside_values`, and
+    through a ``functools.partial``, those of its function and of the callables it binds
+    (the identity of anything else it binds, data): a key that changes when a global the
+    function reads does."""
+    from infer.base import IdentityKey
+
+    if isinstance(fn, functools.partial):
+        bound = tuple(function_key(a) if callable(a) else IdentityKey(a) for a in fn.args)
+        return (function_key(fn.func), bound)
+    return (IdentityKey(fn), outside_values(fn))
 
 
 #: How deep dicts and objects are followed (``config.prior.scale`` is 2), and how many

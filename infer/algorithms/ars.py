@@ -146,7 +146,8 @@ def sample(
             for their shape) or a bad setting.
 
     Compiled as one program per ``logdensity_fn`` and settings (a second call with the same
-    function and settings reuses it); inside a traced function it is traced as part of it.
+    function and settings reuses it, as ``jax.jit`` would, even after a global it reads
+    changed); inside a traced function it is traced as part of it.
     """
     lower, upper = check_domain(domain)
     settings = _settings(num_draws, max_points, derivative_free, batch_size, max_rounds, lazy)
@@ -154,6 +155,10 @@ def sample(
     if settings[-1] is None:
         lazy = is_costly(logdensity_fn, jnp.result_type(float))
         settings = (*settings[:-1], bool(lazy))
+    if isinstance(rng_key, jax.core.Tracer):  # inside a program being traced: traced inline
+        # (a jitted call would reuse its trace for this function, made with the values the
+        # function read then: infer.sample's programs are keyed on them, this one is not)
+        return _sample_program(rng_key, start_points, logdensity_fn, lower, upper, settings)
     return _sample_compiled(rng_key, start_points, logdensity_fn, lower, upper, settings)
 
 

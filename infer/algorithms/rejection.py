@@ -33,6 +33,7 @@ from infer.envelopes import (
     violations_are_trouble,
     warn_on_violations,
 )
+from infer.outside_values import function_key
 from infer.proposal import Proposal, as_proposal, describe_proposal
 from infer.starts import check_scalar_logdensity
 
@@ -279,8 +280,9 @@ class Rejection(Sampler):
 
     def envelope(self, logdensity_fn: Callable) -> Envelope:
         """``log M`` for this target: the given one (checked against 4,096 proposal draws) or
-        the found one. Cached per log density, so repeated runs do no extra work."""
-        key = IdentityKey(logdensity_fn)
+        the found one. Cached per log density and the values it reads from outside, so
+        repeated runs do no extra work (and a changed global finds it anew)."""
+        key = function_key(logdensity_fn)
         if key not in self._envelopes:
             self._envelopes[key] = self._envelope(logdensity_fn)
         return self._envelopes[key]
