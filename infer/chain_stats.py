@@ -63,10 +63,8 @@ Example:
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -81,35 +79,12 @@ from infer.chain_stats_kernels import (
     STATISTICS,
     TAIL_PROB,
     Plan,
+    lengths,
     program,
 )
 from infer.placement import PROGRAMS
 
 __all__ = ["TAIL_PROB", "STATISTICS", "summary_stats", "rhat", "ess", "mcse", "rhat_nested"]
-
-
-class Lengths(NamedTuple):
-    """What the host knows of the real draws (arguments, not constants: one program serves
-    several lengths when padded). ``tail_index`` ``(2, 2)`` and ``tail_weight`` ``(2, 2)``:
-    numpy's "linear" quantile at each tail probability, as the sorted positions below and above
-    and the weights ``gamma`` and ``1 - gamma``, computed in float64 as numpy computes them."""
-
-    draws: np.ndarray  # int32 scalar: real draws per chain
-    tail_index: np.ndarray
-    tail_weight: np.ndarray
-
-
-def lengths(num_chains, num_draws, prob) -> Lengths:
-    """The :class:`Lengths` of ``num_draws`` real draws per chain of ``num_chains`` chains."""
-    size = num_chains * num_draws
-    index, weight = [], []
-    for p in prob:
-        virtual = (size - 1) * p
-        below = min(max(math.floor(virtual), 0), size - 1)
-        gamma = virtual - math.floor(virtual)
-        index.append((below, min(below + 1, size - 1)))
-        weight.append((gamma, 1 - gamma))
-    return Lengths(np.int32(num_draws), np.array(index, np.int32), np.array(weight, np.float64))
 
 
 # ----------------------------------------------------------------------------------------------

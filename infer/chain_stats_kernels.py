@@ -4,7 +4,7 @@ functions take one parameter's draws ``(num_chains, num_draws)``; :func:`compile
 over parameters in memory-bounded batches, and over devices when the draws are sharded.
 
 Padded draws (``Plan.padded``): the draw axis is longer than the run, the first
-``infer.chain_stats.Lengths.draws`` of each chain are real, and every reduction, sort and
+``Lengths.draws`` of each chain are real, and every reduction, sort and
 autocorrelation leaves the rest out (a :class:`Valid` says which). Such a program serves
 every length up to its own.
 """
@@ -46,6 +46,30 @@ class Plan(NamedTuple):
     mesh: jax.sharding.Mesh | None  # the mesh the draws are sharded over, if any
     padded: bool = False  # the draw axis is padded: Lengths.draws says how much is real
     host_sort: bool = False  # NumPy sorts on the host (CPU only), see infer.chain_ranks
+
+
+class Lengths(NamedTuple):
+    """What the host knows of the real draws (arguments, not constants: one program serves
+    several lengths when padded). ``tail_index`` ``(2, 2)`` and ``tail_weight`` ``(2, 2)``:
+    numpy's "linear" quantile at each tail probability, as the sorted positions below and above
+    and the weights ``gamma`` and ``1 - gamma``, computed in float64 as numpy computes them."""
+
+    draws: np.ndarray  # int32 scalar: real draws per chain
+    tail_index: np.ndarray
+    tail_weight: np.ndarray
+
+
+def lengths(num_chains, num_draws, prob) -> Lengths:
+    """The :class:`Lengths` of ``num_draws`` real draws per chain of ``num_chains`` chains."""
+    size = num_chains * num_draws
+    index, weight = [], []
+    for p in prob:
+        virtual = (size - 1) * p
+        below = min(max(math.floor(virtual), 0), size - 1)
+        gamma = virtual - math.floor(virtual)
+        index.append((below, min(below + 1, size - 1)))
+        weight.append((gamma, 1 - gamma))
+    return Lengths(np.int32(num_draws), np.array(index, np.int32), np.array(weight, np.float64))
 
 
 class Valid(NamedTuple):
@@ -309,7 +333,7 @@ def _param_stats(x, scores, lengths, plan):
 def _compute(arrays, scores, lengths, plan):
     """The statistics of every parameter of every array ``(num_chains, num_draws, ...)``,
     as one dict per array of arrays shaped like its trailing axes. ``lengths``: an
-    :class:`infer.chain_stats.Lengths`."""
+    :class:`Lengths`."""
     ctype = jnp.dtype(plan.compute_dtype)
     columns, groups = [], {}
     for i, x in enumerate(arrays):

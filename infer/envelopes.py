@@ -3,10 +3,9 @@
 :func:`piecewise_constant` covers ``f`` with a step function: the interval is cut into equal
 pieces and each piece's height is the largest value of ``f`` found on a fine grid inside it,
 raised by a margin. With 256 pieces a smooth density is accepted about 98% of the time, and a
-proposal costs one uniform number and a short binary search.
+proposal costs one uniform number and a table lookup (Walker's alias method).
 
-:func:`find_log_envelope` finds ``log M`` with ``f <= M g`` for any proposal ``g``: the best
-of a pilot batch of proposal draws, improved by gradient ascent, plus a safety margin.
+The bound ``M`` for any proposal ``g`` is found by :mod:`infer.envelope_search`.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import IdentityKey
+from infer.envelope_search import Envelope
 from infer.placement import PROGRAMS
 from infer.proposal import Proposal
 from infer.starts import check_scalar_logdensity
@@ -224,90 +223,6 @@ def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pi
     )
 
 
-# ----------------------------------------------------------------------- the bound log M
-
-
-class Envelope(NamedTuple):
-    """The bound ``log M`` and what is known about it.
-
-    Attributes:
-        log_envelope: ``log M``.
-        source: ``"given"`` or ``"found"``.
-        acceptance_estimate: the acceptance rate estimated from the pilot proposals.
-        pilot_max_log_ratio: the largest ``log f - log g`` among the pilot proposals.
-    """
-
-    log_envelope: float
-    source: str
-    acceptance_estimate: float
-    pilot_max_log_ratio: float
-
-
-def find_log_envelope(
-    logdensity_fn: Callable,
-    proposal: Proposal,
-    rng_key,
-    num_candidates: int = 4096,
-    num_starts: int = 16,
-    num_iterations: int = 200,
-    safety_margin: float = 0.05,
-) -> Envelope:
-    """Find ``log M >= max(log f - log g)``: the best of ``num_candidates`` proposal draws,
-    improved by gradient ascent from the ``num_starts`` best (in the unconstrained space of the
-    proposal's support when it is known), plus ``log(1 + safety_margin)``.
-
-    Raises:
-        ValueError: if ``f`` is zero or NaN at every candidate, or if the ascent finds the ratio
-            growing by more than ``e**20`` over the candidates' best (unbounded ``f / g``, or an
-            acceptance rate too small to be useful).
-    """
-    candidates = proposal.sample_batch(rng_key, num_candidates)
-    log_ratio = pilot_log_ratio(logdensity_fn, proposal, candidates)
-    best_index = np.argsort(np.asarray(log_ratio))[-num_starts:]
-    if not np.isfinite(np.asarray(log_ratio)[best_index[-1]]):
-        raise ValueError(
-            f"the target's log density is -inf or NaN at all {num_candidates} proposal draws: "
-            "the proposal does not cover the target. Choose a proposal whose support and scale "
-            "include the target's."
-        )
-    starts = jax.tree.map(lambda c: c[best_index], candidates)
-    ascended = np.asarray(_ascend(logdensity_fn, proposal, starts, num_iterations))
-    pilot_max = float(np.max(np.asarray(log_ratio)))
-    best = float(np.max(np.where(np.isfinite(ascended), ascended, -np.inf)))
-    best = max(best, pilot_max)
-    if np.any(ascended == np.inf):  # the ascent ran off to infinity: f / g is unbounded
-        best = math.inf
-    if best - pilot_max > 20.0:
-        raise ValueError(
-            f"the ratio target/proposal rose from exp({pilot_max:.3g}) at the best of "
-            f"{num_candidates} proposal draws to exp({best:.3g}) under optimisation: it is "
-            "unbounded or so peaked that almost no proposal would be accepted. Use a proposal "
-            "with heavier tails than the target, centred and scaled like it."
-        )
-    log_envelope = best + math.log1p(safety_margin)
-    acceptance = float(np.mean(np.exp(np.asarray(log_ratio) - log_envelope)))
-    return Envelope(log_envelope, "found", acceptance, pilot_max)
-
-
-def pilot_log_ratio(logdensity_fn, proposal: Proposal, candidates) -> np.ndarray:
-    """``log f - log g`` at each candidate, ``-inf`` where ``log f`` is NaN or ``+inf``
-    (numerical trouble, which sampling rejects and counts, not density to cover);
-    (num_candidates,)."""
-
-    @jax.jit
-    def log_ratio(candidates):
-        value = jax.vmap(logdensity_fn)(candidates)
-        ratio = value - proposal.log_prob_batch(candidates)
-        return jnp.where(_trouble(value) | jnp.isnan(ratio), -jnp.inf, ratio)
-
-    return np.asarray(log_ratio(candidates))
-
-
-def _trouble(logdensity):
-    """Where a log density is NaN or ``+inf``: numerical trouble, never density."""
-    return jnp.isnan(logdensity) | (logdensity == jnp.inf)
-
-
 def coverage_gap(
     logdensity_fn, proposal: Proposal, init=None, num_points: int = 256, compiled: bool = True
 ):
@@ -352,54 +267,6 @@ def _uncovered(logdensity_fn, proposal: Proposal, num_points: int, init):
         inside = jnp.all(inside.reshape(inside.shape[0], -1), axis=1)
         proposal_lacks = proposal_lacks | ~inside
     return points, target_has & proposal_lacks
-
-
-def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
-    """Backtracking gradient ascent on ``log f - log g`` from each start; returns the best
-    value reached per start, shape (num_starts,)."""
-    from infer.numpyro_adapter import biject_to
-
-    example = jax.tree.map(lambda s: s[0], starts)
-    flat_example, unravel = ravel_pytree(example)
-    transform = None
-    if proposal.support is not None and jax.tree.structure(example).num_leaves == 1:
-        transform = biject_to(proposal.support)
-
-    def to_position(u):
-        return unravel(transform(u) if transform is not None else u)
-
-    def objective(u):
-        position = to_position(u)
-        value = logdensity_fn(position)
-        ratio = value - proposal.log_prob(position)
-        return jnp.where(_trouble(value) | jnp.isnan(ratio), -jnp.inf, ratio)
-
-    value_and_grad = jax.value_and_grad(objective)
-
-    def one_start(start):
-        flat, _ = ravel_pytree(start)
-        u = transform.inv(flat) if transform is not None else flat
-        value, grad = value_and_grad(u)
-
-        def body(_, carry):
-            u, value, grad, rate = carry
-            grad = jnp.where(jnp.isfinite(grad), grad, 0.0)
-            u_new = u + rate * grad
-            value_new, grad_new = value_and_grad(u_new)
-            better = value_new > value
-            return (
-                jnp.where(better, u_new, u),
-                jnp.where(better, value_new, value),
-                jnp.where(better, grad_new, grad),
-                jnp.where(better, rate * 1.5, rate * 0.3),
-            )
-
-        rate = jnp.asarray(0.1, flat.dtype)
-        _, value, _, _ = jax.lax.fori_loop(0, num_iterations, body, (u, value, grad, rate))
-        return value
-
-    del flat_example
-    return jax.jit(jax.vmap(one_start))(starts)
 
 
 def violations_are_trouble(num_violations: int, max_log_excess: float, num_nonfinite: int):

@@ -26,7 +26,7 @@ from test_samplers import CASES, check, run, target_of
 import infer
 from infer.algorithms import mala
 from infer.algorithms.rejection import Rejection
-from infer.envelopes import Envelope
+from infer.envelope_search import Envelope
 from infer.numpyro_adapter import NumPyroHMC
 
 

@@ -24,12 +24,10 @@ import numpy as np
 from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
+from infer.envelope_search import Envelope, find_log_envelope, pilot_log_ratio
 from infer.envelopes import (
-    Envelope,
     EnvelopeWarning,
     coverage_gap,
-    find_log_envelope,
-    pilot_log_ratio,
     violations_are_trouble,
     warn_on_violations,
 )

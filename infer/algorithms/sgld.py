@@ -39,6 +39,13 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from infer import validation
+from infer.algorithms.sgld_checks import (
+    as_arrays,
+    check_data,
+    check_same_posterior,
+    jittered,
+    same_leaves,
+)
 from infer.base import IdentityKey, Kernel, Sampler, default_cache_key, public_name
 from infer.per_example import check_sum_over_examples
 from infer.proposal import describe_callable
@@ -154,7 +161,7 @@ class SGLD(Sampler):
                 f"be callables; got {type(loglik_fn).__name__} and {type(logprior_fn).__name__}."
             )
         self.loglik_fn, self.logprior_fn = loglik_fn, logprior_fn
-        self.data = _as_arrays(data)
+        self.data = as_arrays(data)
         self.num_data = check_data(self.data, num_data)
         self.batch_size = validation.positive_int("batch_size", batch_size)
         if self.batch_size > self.num_data:
@@ -238,7 +245,7 @@ class SGLD(Sampler):
             return
         ours = jax.tree.leaves(self.data)
         pair = [data[0]] if isinstance(data, tuple) and len(data) == 2 else []
-        if not any(_same_leaves(ours, jax.tree.leaves(held)) for held in [data, *pair]):
+        if not any(same_leaves(ours, jax.tree.leaves(held)) for held in [data, *pair]):
             raise ValueError(
                 "sgld was made with other data than the target's: it draws its minibatches "
                 "from its own, so it would sample another posterior. Make it from this "
@@ -262,13 +269,13 @@ class SGLD(Sampler):
                 "minibatches and would skip every batch that holds the example, silently."
             )
         # evaluated op by op: compiling two programs for three values would cost more
-        points = [position, *_jittered(position)]
+        points = [position, *jittered(position)]
         likelihoods = [self.loglik_fn(point, self.data) for point in points]
         values = [
             (float(self.logprior_fn(point) + likelihood), float(logdensity_fn(point)))
             for point, likelihood in zip(points, likelihoods, strict=True)
         ]
-        _check_same_posterior(values, ravel_pytree(position)[0].dtype)
+        check_same_posterior(values, ravel_pytree(position)[0].dtype)
         for point, likelihood in zip(points[:2], likelihoods, strict=False):  # a prior term
             # folded into the likelihood may vanish at the start (0 at 0)
             check_sum_over_examples(
@@ -300,95 +307,6 @@ class SGLD(Sampler):
             adaptation=None,
             cost=lambda info: (one, one),
         )
-
-
-def _jittered(position, count: int = 2) -> list:
-    """``count`` points ``position + U(-1, 1)`` per coordinate (a fixed key): where the
-    driver's default jitter puts the chains' starts."""
-    flat, unravel = ravel_pytree(position)
-    keys = jax.random.split(jax.random.key(0), count)
-    return [unravel(flat + jax.random.uniform(k, flat.shape, flat.dtype, -1.0, 1.0)) for k in keys]
-
-
-def _check_same_posterior(values: list, dtype) -> None:
-    """``values``: ``(sgld's, the target's)`` log densities at the start, then at jittered
-    points. Where both are finite they must differ by one constant (a normalising constant
-    left out of one of them changes nothing); where one only is finite, the supports differ."""
-    rtol = 1e-4 if dtype == np.float32 else 1e-9  # round-off of sums over the examples
-    both = [(mine, theirs) for mine, theirs in values if np.isfinite(mine) and np.isfinite(theirs)]
-    one = [pair for pair in values if np.isfinite(pair[0]) != np.isfinite(pair[1])]
-    offset = both[0][0] - both[0][1] if both else 0.0
-    off = [
-        (mine, theirs)
-        for mine, theirs in both
-        if abs(mine - theirs - offset) > rtol * (1.0 + abs(mine) + abs(theirs))
-    ]
-    if not (off or one):
-        return
-    mine, theirs = (off or one)[0]
-    where = "at the start" if (mine, theirs) == values[0] else "at a point jittered from the start"
-    raise ValueError(
-        f"sgld's log density {where}, its prior plus its likelihood of all its data, is "
-        f"{mine:.6g}; the target's is {theirs:.6g}"
-        + (
-            f" (at the start they differ by {offset:.6g})"
-            if both and where != "at the start"
-            else ""
-        )
-        + ". It was made from another target (another prior, likelihood or fixed state), so "
-        "it would sample that posterior under this target's name. Make it from this target's "
-        "own prior and likelihood (infer.sgld(**target.notes['minibatch'], ...) for a Flax "
-        "target); a constant difference (a normalising constant) is allowed."
-    )
-
-
-def _same_leaves(ours: list, theirs: list) -> bool:
-    return len(ours) == len(theirs) and all(
-        a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b)))
-        for a, b in zip(ours, theirs, strict=True)
-    )
-
-
-def _as_arrays(data):
-    """``data``'s leaves as JAX arrays; a ``TypeError`` naming ``data`` for a leaf that is not
-    numbers (a string, an object)."""
-    try:
-        return jax.tree.map(jnp.asarray, data)
-    except TypeError as err:
-        raise TypeError(f"data must be a pytree of numeric arrays; a leaf is not ({err})") from None
-
-
-def check_data(data, num_data) -> int:
-    """The number of examples: every data leaf's leading size, which must agree (and equal
-    ``num_data`` when it is given)."""
-    leaves = jax.tree.leaves(data)
-    if not leaves or any(leaf.ndim == 0 for leaf in leaves):
-        shown = [f"shape {np.shape(leaf)}" for leaf in leaves[:3]] + ["..."] * (len(leaves) > 3)
-        got = f"{len(leaves)}: " + ", ".join(shown) if leaves else "none"
-        raise ValueError(
-            "data must be a pytree of arrays whose first axis indexes the examples (the axis "
-            f"batches are drawn from); got leaves {got}. Pass np.asarray(...) of a list "
-            "(a list's numbers are leaves of their own)."
-        )
-    sizes = sorted({int(leaf.shape[0]) for leaf in leaves})
-    if len(sizes) != 1:
-        raise ValueError(f"every data leaf must have the same first axis; got sizes {sizes}.")
-    if sizes[0] == 0:
-        raise ValueError("data hold 0 examples: there is nothing to draw minibatches from.")
-    if num_data is not None and validation.positive_int("num_data", num_data) != sizes[0]:
-        raise ValueError(f"num_data={num_data} but the data hold {sizes[0]} examples.")
-    bad = sum(
-        int(np.sum(~np.isfinite(np.asarray(leaf))))
-        for leaf in leaves
-        if jnp.issubdtype(leaf.dtype, jnp.inexact)
-    )
-    if bad:
-        raise ValueError(
-            f"data hold {bad} NaN or infinite value(s): every minibatch holding one would have "
-            "a NaN log density and its step would be skipped, biasing the draws without a "
-            "word. Clean or drop those examples."
-        )
-    return sizes[0]
 
 
 def default_step_size(num_data: int) -> float:
@@ -433,7 +351,7 @@ def as_top_level_api(
         >>> sampler = infer.sgld(**target.notes["minibatch"], step_size=1e-4, batch_size=64)
         >>> result = infer.sample(0, target, sampler, num_chains=4)
     """
-    size = check_data(_as_arrays(data), num_data)
+    size = check_data(as_arrays(data), num_data)
     return SGLD(
         loglik_fn,
         logprior_fn,
