@@ -323,10 +323,12 @@ def _check_outputs(
 ) -> Outputs:
     """Where the draws go besides the result, checked against each other. A checkpoint
     folder's run (``source``) checkpoints as often and keeps the draws it did unless told
-    otherwise."""
+    otherwise; a result's continuation keeps the draws it did."""
     if checkpoint_every is None:
         checkpoint_every = getattr(source, "checkpoint_every", None)
     keep = getattr(source, "keep", None) if keep is None else keep
+    if keep is None and isinstance(getattr(resume, "info", None), dict):  # a result's keep=
+        keep = resume.info.get("keep")  # (infer.concat joins runs that keep the same draws)
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = checkpoint_folder(checkpoint, resume)

@@ -235,6 +235,12 @@ def _start(args: Arguments) -> Run:
     else:
         chain_keys, record = _first_record(args, plan, positions, per_chain, data)
     record.moves_by_logdensity = bool(getattr(sampler, "logdensity_is_exact", True))
+    if isinstance(source, ChainState):  # the draws go on from the earlier run's last: a
+        # chain whose first new draw differs from it moved (10 new draws all alike after one
+        # accepted step were said to be a chain that never moved)
+        state = record.carry.kernel_state
+        start = jax.tree.map(lambda leaf: to_host(leaf)[:, None], state.position)
+        record.note_moves(start, to_host(state.logdensity)[:, None])
     for positions, logdensity in zip(record.positions, record.logdensity, strict=True):
         record.note_moves(positions, logdensity)  # a checkpoint's draws: did its chains move
     if isinstance(source, ChainState | Saved) and record.moves_by_logdensity:

@@ -473,6 +473,34 @@ def test_concat_refuses_a_first_run_made_again_with_other_options_or_starts():
         infer.concat(runs["rwmh"][1], runs["rwmh"][0])
 
 
+def test_a_continuation_of_a_result_keeps_its_draws_and_joins_it():
+    """resume=result kept every draw of a run made with keep=["mu"]: concat then refused the
+    run and its own continuation (other draw names)."""
+    schools = targets.get("eight_schools")
+    run = dict(num_chains=2, num_samples=20)
+    first = infer.sample(0, schools, infer.rwmh(), num_warmup=100, keep=["mu"], **run)
+    more = infer.sample(0, schools, infer.rwmh(), resume=first, **run)
+    assert list(more.draws) == ["mu"]
+    assert infer.concat(first, more).draws["mu"].shape == (2, 40)
+
+
+def test_a_short_continuation_whose_chain_moved_once_is_not_called_stuck():
+    """The chains' moves were judged on the new draws alone: a chain that moved at its first
+    step and then stood still for 9 was said never to have moved (with "every proposal was
+    rejected", seed 13). Its first new draw is compared with the earlier run's last."""
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(3), name="n3")
+    for seed in range(20):
+        first = infer.sample(
+            seed, target, infer.rwmh(), num_chains=2, num_samples=100, num_warmup=50
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", infer.DiagnosticWarning)
+            more = infer.sample(seed, target, infer.rwmh(), num_samples=10, resume=first)
+        accepted = np.asarray(more.stats["is_accepted"]).sum(axis=1)
+        for chain in more.info.get("stuck_chains", []):
+            assert accepted[chain] == 0, (seed, chain, accepted)
+
+
 def test_a_run_resumed_near_its_end_does_not_call_its_chains_stuck(tmp_path):
     # only the draws made since the resume were looked at: chains that rejected their last
     # few proposals were told they "never moved", though they had 99 draws of moves
