@@ -93,7 +93,11 @@ def load(path) -> Result:
         dataset = tree[name].to_dataset()
         return {key: np.asarray(dataset[key].values) for key in dataset.data_vars}
 
-    extra = {name: group(name) for name in EXTRA_GROUPS if name in children}
+    # ArviZ's groups, and any other the file holds (a store's unconstrained_posterior, a
+    # group of the user's): kept, so that a loaded result saved again loses none
+    known = [name for name in EXTRA_GROUPS if name in children]
+    others = sorted(children - {"posterior", "sample_stats", *EXTRA_GROUPS})
+    extra = {name: group(name) for name in (*known, *others)}
     dims = {}
     for name in ("posterior", *extra):
         dataset, lead = tree[name].to_dataset(), 0 if "data" in name else 2

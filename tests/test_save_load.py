@@ -289,3 +289,27 @@ def test_saving_into_a_folder_this_user_cannot_write_says_so(run, tmp_path, monk
     with pytest.raises(PermissionError, match=r"cannot write '.*r\.nc': '.*' cannot be written"):
         run.save(tmp_path / "r.nc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_groups_beside_arviz_s_survive_a_load_and_a_save(tmp_path):
+    """load read ArviZ's groups only: a store's unconstrained_posterior (what until= reads)
+    was dropped, and a loaded run saved again lost it."""
+    run = infer.sample(
+        0,
+        targets.get("normal_10d"),
+        infer.rwmh(),
+        num_chains=2,
+        num_warmup=100,
+        num_samples=100,
+        until=infer.converged(rhat=1.5, ess=10, max_samples=200),
+        store=tmp_path / "run.zarr",
+    )
+    run.save(tmp_path / "run.nc")
+    loaded = infer.load(tmp_path / "run.nc")
+    assert "unconstrained_posterior" in loaded.groups
+    loaded.save(tmp_path / "again.nc")
+    again = infer.load(tmp_path / "again.nc")
+    np.testing.assert_array_equal(
+        again.groups["unconstrained_posterior"]["x"],
+        np.asarray(run.to_arviz()["unconstrained_posterior"]["x"]),
+    )
