@@ -331,6 +331,12 @@ class Writer:
         for leftover in self.folder.glob(".*.npz.*.tmp"):  # of a write the run was killed in
             leftover.unlink(missing_ok=True)
         existing = checkpoints(self.folder)
+        if existing and resumed is None:  # written since this run's checks: another run's
+            raise ValueError(
+                f"checkpoint={str(self.folder)!r} holds checkpoints another run wrote while "
+                "this one started: pass resume= that folder to continue that run, or give "
+                "this run an empty folder."
+            )
         self.number = int(_CHECKPOINT.search(existing[-1].name).group(1)) if existing else 0
         # New chunks are numbered past every chunk in the folder: a run resumed from an older
         # checkpoint must not overwrite a chunk that a newer checkpoint still lists.

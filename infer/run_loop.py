@@ -4,6 +4,7 @@ with the hooks that write checkpoints and the store, and the convergence check o
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,6 +22,7 @@ from infer.run_result import markov_result
 from infer.runner import Run, RunRecord, advance
 from infer.store import UNCONSTRAINED, StoreWriter
 from infer.target import default_names
+from infer.writer_lock import writing
 
 
 class Outputs(NamedTuple):
@@ -35,7 +37,17 @@ class Outputs(NamedTuple):
 
 def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall_start: float):
     """Advance ``run`` until it stops (``num_samples`` draws, the checkpoint's stop, or the
-    ``until`` rule) and return its :class:`infer.Result`."""
+    ``until`` rule) and return its :class:`infer.Result`, holding the locks of its checkpoint
+    folder and store while it writes there (:mod:`infer.writer_lock`)."""
+    with contextlib.ExitStack() as locks:
+        if outputs.folder is not None:
+            locks.enter_context(writing(outputs.folder, "checkpoint"))
+        if outputs.store is not None:
+            locks.enter_context(writing(outputs.store.path, "store"))
+        return _run_loop(run, num_samples, until, outputs, progress, wall_start)
+
+
+def _run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall_start: float):
     record = run.record
     step_draws = num_samples * record.thin
     if run.resumed_from is not None:

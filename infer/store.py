@@ -107,6 +107,7 @@ class ZarrStore:
         its dimensions after ``(chain, draw)`` (the target's ``dims``)."""
         import zarr
 
+        _check_path(self.path, self.overwrite)  # again: another run may have written since
         message = (
             f"this result's draws were read from the store {str(self.path)!r}, which a later "
             "run replaced (ZarrStore(..., overwrite=True)): they are not there any more. Save "

@@ -348,3 +348,39 @@ def test_a_folder_resumed_keeps_the_draws_its_run_kept(tmp_path):
     wider = infer.sample(0, target, SAMPLERS["rwmh"], resume=folder, keep=["mu", "tau"], **kwargs)
     assert list(wider.draws) == ["mu", "tau"]  # as asked: keep only filters what is returned
     np.testing.assert_array_equal(wider.draws["mu"], whole.draws["mu"])
+
+
+def test_a_checkpoint_folder_or_store_another_live_run_writes_is_refused(tmp_path):
+    """Two runs given one checkpoint folder (a job started twice) both wrote it: neither
+    could be resumed; two given one store mixed their draws under the first one's seed. The
+    second is refused while the first lives; a lock its killed run left is taken over."""
+    import subprocess
+    import sys
+    import textwrap
+
+    holder = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from infer.writer_lock import writing
+        with writing(Path({str(tmp_path / "run.ckpt")!r}), "checkpoint"), writing(
+            Path({str(tmp_path / "run.zarr")!r}), "store"
+        ):
+            print("holding", flush=True)
+            time.sleep(60)
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "holding"
+        run = dict(num_chains=2, num_samples=20, num_warmup=20)
+        for option in ({"checkpoint": tmp_path / "run.ckpt"}, {"store": tmp_path / "run.zarr"}):
+            name = next(iter(option))
+            with pytest.raises(ValueError, match=rf"{name}=.* is being written by another run"):
+                infer.sample(0, NORMAL_3D, infer.rwmh(), **run, **option)
+    finally:
+        process.kill()
+        process.wait()
+    assert (tmp_path / "run.ckpt.lock").exists()  # left by the killed run: taken over
+    infer.sample(0, NORMAL_3D, infer.rwmh(), **run, checkpoint=tmp_path / "run.ckpt")
+    assert not (tmp_path / "run.ckpt.lock").exists()

@@ -1,0 +1,76 @@
+"""One writer per output: a run holds ``<path>.lock`` beside its checkpoint folder or store
+while it writes there, so that a second run given the same path (a job started twice, a job
+array with one output name) is refused before it writes anything, instead of mixing two
+runs' draws in one store or destroying both runs' checkpoints.
+
+The lock file holds the host name and process id of its run. A lock whose process is gone
+(killed on this host: ``SIGKILL`` leaves it behind) is taken over without a word; one of
+another host is trusted, with the way out in the message (delete it if no run writes there).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import time
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def writing(path: Path, argument: str):
+    """Hold the lock of ``path`` (``argument``, e.g. ``"checkpoint"``, names it in the
+    error) while the body runs.
+
+    Raises:
+        ValueError: when another live run holds it.
+    """
+    lock = Path(str(path) + ".lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    while True:
+        try:
+            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            holder = _live_holder(lock)
+            if holder is None:  # its run is gone: take the lock over
+                lock.unlink(missing_ok=True)
+                continue
+            raise ValueError(
+                f"{argument}={str(path)!r} is being written by another run ({holder}): two "
+                "runs writing one path would mix or destroy each other's files. Give this run "
+                f"another path, or wait for that one to end (if no run writes there, delete "
+                f"{str(lock)!r})."
+            ) from None
+        with os.fdopen(descriptor, "w") as file:
+            file.write(me)
+        break
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            if lock.read_text() == me:
+                lock.unlink()
+
+
+def _live_holder(lock: Path) -> str | None:
+    """``"process N on host H"`` of the run holding ``lock``, or None when that run is gone
+    (or the file is empty or unreadable: a run killed while writing it)."""
+    try:
+        host, pid = lock.read_text().split()
+        pid = int(pid)
+    except (OSError, ValueError):
+        with contextlib.suppress(OSError):  # empty: a run starting this instant, or killed
+            if time.time() - lock.stat().st_mtime < 10.0:  # while it wrote its name
+                return "a run starting now"
+        return None
+    if host == socket.gethostname():
+        if pid == os.getpid():
+            return f"this process, {pid}, in another call still running"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return f"process {pid} on host {host}"
