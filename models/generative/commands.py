@@ -62,8 +62,8 @@ def _add_train(subparsers) -> None:
     train.add_argument(
         "--epochs",
         type=positive_int,
-        default=20,
-        help="passes over the training images (default 20)",
+        default=None,
+        help="passes over the training images (default 20; the GAN's: 2,000 steps)",
     )
     train.add_argument(
         "--batch-size",

@@ -138,6 +138,8 @@ class Family(NamedTuple):
             ``"validation_loss"``), for the loss plot's legend; ``None``: their names.
         samples_are: what ``samples`` gives, for the title of the grid of them
             (``"samples"``; a decoder's mean images are not draws of ``p(x)``).
+        min_steps: the fewest optimiser steps the default number of epochs gives (a GAN
+            needs about 2,000 to make digits; 20 epochs of the digits are 220 steps).
     """
 
     name: str
@@ -155,6 +157,7 @@ class Family(NamedTuple):
     test_loss_ranks_models: bool = True
     loss_labels: Callable | None = None
     samples_are: str = "samples"
+    min_steps: int = 0
 
     @property
     def capabilities(self) -> frozenset[str]:
