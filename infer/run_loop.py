@@ -5,6 +5,7 @@ with the hooks that write checkpoints and the store, and the convergence check o
 from __future__ import annotations
 
 import contextlib
+import errno
 from pathlib import Path
 from typing import NamedTuple
 
@@ -44,7 +45,31 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
             locks.enter_context(writing(outputs.folder, "checkpoint"))
         if outputs.store is not None:
             locks.enter_context(writing(outputs.store.path, "store"))
-        return _run_loop(run, num_samples, until, outputs, progress, wall_start)
+        try:
+            return _run_loop(run, num_samples, until, outputs, progress, wall_start)
+        except (KeyboardInterrupt, OSError) as err:  # Ctrl-C, a full disk: say what is kept
+            for note in _what_is_kept(outputs, err):
+                err.add_note(note)
+            raise
+
+
+def _what_is_kept(outputs: Outputs, err: BaseException) -> list[str]:
+    """Notes for an interrupted run's error: what its checkpoint folder or store holds, and
+    how to go on from it."""
+    notes = []
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        notes.append("The disk is full: free space (or choose another folder) first.")
+    if outputs.folder is not None:
+        notes.append(
+            f"The checkpoints in {str(outputs.folder)!r} keep the run up to the last one "
+            f"written: continue it with infer.sample(..., resume={str(outputs.folder)!r})."
+        )
+    if outputs.store is not None:
+        notes.append(
+            f"The store {str(outputs.store.path)!r} keeps every chunk of draws written: "
+            f"infer.open_store({str(outputs.store.path)!r}) opens them."
+        )
+    return notes
 
 
 def _run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall_start: float):

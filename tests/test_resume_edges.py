@@ -384,3 +384,22 @@ def test_a_checkpoint_folder_or_store_another_live_run_writes_is_refused(tmp_pat
     assert (tmp_path / "run.ckpt.lock").exists()  # left by the killed run: taken over
     infer.sample(0, NORMAL_3D, infer.rwmh(), **run, checkpoint=tmp_path / "run.ckpt")
     assert not (tmp_path / "run.ckpt.lock").exists()
+
+
+def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
+    """A checkpoint write on a full disk gave a bare "No space left on device", without the
+    file it was writing or the way to go on."""
+    import errno
+
+    from infer import checkpoint
+
+    def full(self, record):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint.Writer, "maybe_write", full)
+    folder = tmp_path / "run.ckpt"
+    with pytest.raises(OSError) as caught:
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=2, num_samples=20, checkpoint=folder)
+    notes = " ".join(getattr(caught.value, "__notes__", []))
+    assert "The disk is full" in notes and f"resume={str(folder)!r}" in notes
+    assert not (tmp_path / "run.ckpt.lock").exists()  # the lock goes with the run
