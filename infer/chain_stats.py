@@ -127,6 +127,8 @@ def _run(
         results = shared_programs.unstack(_compiled_call(columns, *options, True), layout)
     else:
         results = _compiled_call(arrays, *options, padded)
+    if out_dtype == "float64" and not caller_has_x64:  # as NumPy: JAX would narrow them
+        results = jax.device_get(results)
     return dict(zip(items, results, strict=True)) if named else results[0]
 
 
@@ -265,6 +267,11 @@ def _check_superchains(superchain_ids, num_chains):
             f"superchain_ids must give one label per chain ({num_chains}); got {labels.shape}."
         )
     _, ids, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    if counts.size < 2:  # ArviZ gives NaN, silently
+        raise ValueError(
+            f"superchain_ids label every chain {labels[0]!r}: nested R-hat compares two or "
+            "more superchains (chains that share a start); give each its own label."
+        )
     if counts.min() != counts.max():
         raise ValueError(
             "Every superchain must hold the same number of chains; "

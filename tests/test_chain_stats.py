@@ -303,6 +303,8 @@ def test_bad_input_is_refused_on_the_host():
         chain_stats.rhat_nested(np.zeros((3, 10)), (0, 0, 1))
     with pytest.raises(ValueError, match="one label per chain"):
         chain_stats.rhat_nested(np.zeros((4, 10)), (0, 1))
+    with pytest.raises(ValueError, match="compares two or more superchains"):  # was NaN
+        chain_stats.rhat_nested(np.zeros((8, 10)), np.zeros(8))
     with pytest.raises(ValueError, match="share"):
         chain_stats.summary_stats({"a": np.zeros((4, 10)), "b": np.zeros((2, 10))})
     with pytest.raises(ValueError, match="method"):
@@ -412,3 +414,10 @@ def test_results_may_stay_in_float64_where_float32_would_overflow():
     assert_matches(kept["mcse_mean"], reference)
     with pytest.raises(ValueError, match="result_dtype must be None"):
         chain_stats.summary_stats(draws, result_dtype="float16")
+    # many draws (past the shared small-draws programs): float64 JAX arrays came back, which
+    # JAX narrowed, with a warning, at the first reduction
+    many = np.random.default_rng(1).standard_normal((4, 5000, 10))
+    rhat = chain_stats.summary_stats(many, statistics="rhat", result_dtype="float64")["rhat"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert isinstance(rhat, np.ndarray) and rhat.max().dtype == np.float64
