@@ -71,6 +71,10 @@ def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     assert "option r1_penalty of gan must be a number (default 0.0); got 'strong' (str)" in error
     assert "--option r1_penalty=0.0" in error
     assert not any(tmp_path.iterdir()), "nothing may be written for a refused run"
+    # one option given twice was read as its last value, without a word
+    twice = ["--option", "r1_penalty=1", "--option", "r1_penalty=2"]
+    assert main([*command, *twice]) == 2
+    assert "--option r1_penalty given twice" in capsys.readouterr().err
 
 
 @pytest.mark.thorough  # an edge case, 3 s

@@ -62,7 +62,6 @@ def _add_train(subparsers) -> None:
     train.add_argument(
         "--epochs",
         type=positive_int,
-        default=None,
         help="passes over the training images (default 20; the GAN's: 2,000 steps)",
     )
     train.add_argument(
@@ -93,13 +92,11 @@ def _add_train(subparsers) -> None:
     train.add_argument(
         "--patience",
         type=positive_int,
-        default=None,
         help="stop after this many epochs without a better validation loss (needs --validation)",
     )
     train.add_argument(
         "--out",
         type=path,
-        default=None,
         help="output folder (default ./infer-output/train/MODEL-DATA)",
     )
     train.add_argument(
@@ -199,9 +196,12 @@ def run_train(args) -> int:
     from models.generative import training
 
     out = args.out or Path("infer-output") / "train" / f"{args.model}-{args.data}"
-    options = {name: _parse_value(value) for name, value in args.option}
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
+        names = [name for name, _ in args.option]
+        if twice := sorted({name for name in names if names.count(name) > 1}):
+            raise ValueError(f"--option {', '.join(twice)} given twice: give each once.")
+        options = {name: _parse_value(value) for name, value in args.option}
         trained = training.train(
             args.model,
             args.data,
