@@ -149,7 +149,7 @@ def plot(
     max_panels: int | None = None,
     path=None,
     truth=None,
-    min_ess: float = 400,
+    min_ess: float | None = None,
 ):
     """One figure about ``results``.
 
@@ -169,8 +169,7 @@ def plot(
         truth: an :class:`infer.GroundTruth` to mark in a forest plot (default the results'
             own); refused for the other kinds, which do not draw it.
         min_ess: the dash-dotted line of an ``"ess"`` plot (as ``infer.compare``'s
-            ``min_ess``); the other kinds do not use it (``infer.report`` passes its table's
-            to every kind).
+            ``min_ess``; default 400); refused for the other kinds, which do not draw it.
 
     Returns:
         ``None`` when written to ``path``; otherwise, for ``"elbo"``, the matplotlib
@@ -190,7 +189,12 @@ def plot(
     checked_path(path)
     max_panels = (4 if kind == "pair" else 8) if max_panels is None else max_panels
     results, var_names = checked(results, kind, var_names, max_panels, truth)
-    min_ess = validation.nonnegative_float("min_ess", min_ess)
+    if min_ess is not None and kind != "ess":
+        raise ValueError(
+            f"min_ess= draws the line of an ESS plot (kind='ess'); kind={kind!r} does not "
+            "draw it. Leave min_ess out, or plot kind='ess'."
+        )
+    min_ess = validation.nonnegative_float("min_ess", 400 if min_ess is None else min_ess)
     if kind not in SEVERAL and len(results) != 1:
         raise ValueError(f"kind={kind!r} shows one run; pass one Result (got {len(results)}).")
     first = next(iter(results.values()))

@@ -185,7 +185,8 @@ def write_report(
         written.add(f"{name}.nc")
     for name, result in results.items():
         for kind in _plots_of(result, plots):
-            plot(result, kind=kind, path=folder / f"{kind}_{name}.png", min_ess=min_ess)
+            line = {"min_ess": min_ess} if kind == "ess" else {}
+            plot(result, kind=kind, path=folder / f"{kind}_{name}.png", **line)
             written.add(f"{kind}_{name}.png")
     forest = plots and bool(shared_variables(results))  # runs of models with nothing shared
     if forest:

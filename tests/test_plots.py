@@ -495,6 +495,8 @@ def test_arguments_the_kind_does_not_use_are_refused(runs):
     truth = infer.GroundTruth(mean={"mu": 0.0}, std={"mu": 1.0})
     with pytest.raises(ValueError, match=r"truth= marks the known answer in a forest plot"):
         infer.plot(runs["nuts"], kind="trace", truth=truth)
+    with pytest.raises(ValueError, match=r"min_ess= draws the line of an ESS plot"):
+        infer.plot(runs["nuts"], kind="rank", min_ess=100)
 
 
 def test_the_docstring_says_what_each_kind_returns(runs):
