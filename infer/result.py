@@ -288,8 +288,8 @@ class Result:
         result holds besides (``log_likelihood``, ``observed_data``, ``constant_data`` of a
         NumPyro model or a target with ``loglik_fn``; ``posterior_predictive``, ``prior``,
         ``prior_predictive``, ``predictions`` from :func:`infer.predictive`); the run's facts
-        (sampler, settings, seed, timing, package versions) are root attributes. Built on
-        the first call and reused."""
+        are root attributes. Built once (a store's: checked to hold this run still)."""
+        getattr(self.draws, "check", lambda: None)()
         if self._tree is None:
             groups = {"posterior": self.draws}
             if self.stats:

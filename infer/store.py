@@ -23,6 +23,7 @@ run's store opens, and :func:`open_store` shows exactly the finished chunks.
 from __future__ import annotations
 
 import json
+import uuid
 import warnings
 import weakref
 from collections.abc import Mapping
@@ -57,6 +58,43 @@ def reads_from(path: Path, result) -> None:
     """Note that ``result`` reads its draws from the store at ``path``: when a later run
     replaces that store, ``result.forget_store(message)`` is called."""
     _READERS.setdefault(Path(path), []).append(weakref.ref(result))
+
+
+class StoreArrays(dict):
+    """Name -> a store's Zarr arrays (read lazily), that check, whenever they are handed
+    out, that the store still holds the run that made them: another process may have
+    replaced it (``overwrite=True``) or deleted it, which ``reads_from`` cannot see, and
+    the arrays would then read that run's draws, or NaN, without a word."""
+
+    def __init__(self, arrays: dict, path: Path, run_id: str):
+        super().__init__(arrays)
+        self.path, self.run_id = Path(path).absolute(), run_id  # whatever the cwd is later
+
+    def check(self) -> None:
+        """A ``ValueError`` when the store at :attr:`path` no longer holds this run."""
+        try:
+            attrs = json.loads((self.path / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError):
+            attrs = None
+        if attrs is None or attrs.get("run_id") != self.run_id:
+            what = "is gone (deleted?)" if attrs is None else "holds another run's draws now"
+            raise ValueError(
+                f"this result's draws were read from the store {str(self.path)!r}, which "
+                f"{what}: they are not there any more. Save a result (result.save) while its "
+                "store holds it, or give each run its own store."
+            )
+
+    def __getitem__(self, name):
+        self.check()
+        return super().__getitem__(name)
+
+    def items(self):
+        self.check()
+        return super().items()
+
+    def values(self):
+        self.check()
+        return super().values()
 
 
 class Gone(Mapping):
@@ -120,7 +158,10 @@ class ZarrStore:
         # Zarr lists a group's arrays by name; the order the run made them in is kept here
         # (plots take their first panels in that order, as for a run in memory).
         order = {name: list(arrays) for name, arrays in groups.items()}
-        group.attrs.update({**attrs, "infer_store": FORMAT, "draws_written": 0, ORDER_ATTR: order})
+        group.attrs.update(
+            {**attrs, "infer_store": FORMAT, "draws_written": 0, ORDER_ATTR: order}
+            | {"run_id": uuid.uuid4().hex}  # what a result reading it checks (StoreArrays)
+        )
         for group_name, arrays in groups.items():
             sub = group.create_group(group_name)
             # unconstrained positions can be shaped otherwise (a simplex loses an entry)
@@ -193,11 +234,12 @@ class ZarrStore:
         loads one)."""
         return self.arrays_of("posterior"), self.arrays_of("sample_stats")
 
-    def arrays_of(self, group_name: str) -> dict:
+    def arrays_of(self, group_name: str) -> StoreArrays:
         """Name -> the Zarr arrays of one group (read lazily), in the order the run made
         them."""
         arrays = dict(self.group[group_name].arrays())
-        return {name: arrays[name] for name in _ordered(self.group.attrs, group_name, arrays)}
+        ordered = {name: arrays[name] for name in _ordered(self.group.attrs, group_name, arrays)}
+        return StoreArrays(ordered, self.path, self.group.attrs["run_id"])
 
 
 def is_infer_store(path: Path) -> bool:

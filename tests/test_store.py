@@ -332,3 +332,24 @@ def test_keep_may_be_any_iterable_of_names_and_is_read_once():
     assert list(result.draws) == ["mu", "tau"]
     with pytest.raises(TypeError, match=r"keep must be a list of draw names.*got 5"):
         infer.sample(0, target, infer.rwmh(), keep=5, **options)
+
+
+def test_a_result_whose_store_another_process_replaced_or_deleted_says_so(tmp_path):
+    """Replaced by a run in another process (which the in-process check cannot see), the
+    result read that run's draws, and saved them, as its own; deleted, it read NaN."""
+    import json
+    import shutil
+
+    path = tmp_path / "run.zarr"
+    target = targets.get("normal_10d")
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, store=path)
+    assert np.asarray(result.draws["x"]).shape == (2, 20, 10)
+    root = json.loads((path / "zarr.json").read_text())
+    root["attributes"]["run_id"] = "another process's run"  # what its ZarrStore.open writes
+    (path / "zarr.json").write_text(json.dumps(root))
+    for read in (lambda: result.draws["x"], lambda: result.save(tmp_path / "run.nc")):
+        with pytest.raises(ValueError, match="holds another run's draws now"):
+            read()
+    shutil.rmtree(path)
+    with pytest.raises(ValueError, match=r"is gone \(deleted\?\)"):
+        infer.summary(result)
