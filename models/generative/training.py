@@ -66,6 +66,23 @@ def _check_kind(family_name: str, name: str, value, default):
 DEFAULT_EPOCHS = 20
 
 
+def _config(model, data, seed, batch_size, dataset, patience, options) -> dict:
+    """The settings a run is trained with, which its checkpoints record and a resume must
+    repeat."""
+    config = {
+        "model": model,
+        "data": data,
+        "seed": seed,
+        "batch_size": batch_size,
+        "validation": dataset.validation_fraction,
+        "patience": patience,
+        "options": options,
+    }
+    if jax.config.jax_enable_x64:  # other random numbers: a resume must run in it too
+        config["jax_enable_x64"] = True
+    return config
+
+
 def default_epochs(model: str, data: str = "digits", batch_size: int = 128) -> int:
     """The epochs :func:`train` runs when none are given: :data:`DEFAULT_EPOCHS`, or as many
     as make the family's ``min_steps`` optimiser steps of ``batch_size`` images."""
@@ -162,17 +179,7 @@ def train(
     if out is not None:
         _check_out(Path(out), resume)
     options = _check_options(family, options)
-    config = {
-        "model": model,
-        "data": data,
-        "seed": seed,
-        "batch_size": batch_size,
-        "validation": dataset.validation_fraction,
-        "patience": patience,
-        "options": options,
-    }
-    if jax.config.jax_enable_x64:  # other random numbers: a resume must run in it too
-        config["jax_enable_x64"] = True
+    config = _config(model, data, seed, batch_size, dataset, patience, options)
     try:
         return loop.fit(
             family,
