@@ -119,7 +119,7 @@ def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str
 def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a max R-hat above :data:`RHAT_LIMIT` (nested R-hat for superchains, whose
     short chains cannot each mix: what must agree are the superchains)."""
-    named = _named(row.get("worst_rhat"), lambda value: value > RHAT_LIMIT, "{:.3g}")
+    named = _named(row.get("worst_rhat"), lambda value: value > RHAT_LIMIT, above_limit)
     if np.isfinite(row["max_nested_rhat"]):
         if row["max_nested_rhat"] > RHAT_LIMIT:
             return (
@@ -136,17 +136,17 @@ def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None
     return None
 
 
-def _named(worst, fails, fmt: str, shown: int = 5) -> str:
+def _named(worst, fails, shown_as, shown: int = 5) -> str:
     """`` (in x[3] 1.24, mu 1.02 and 4 more)``: the parameters for which ``fails(value)``,
-    of ``worst`` (``([(label, value)], values)``, the worst first, and all values); ``""``
-    for none."""
+    of ``worst`` (``([(label, value)], values)``, the worst first, and all values), each
+    value as ``shown_as`` writes it; ``""`` for none."""
     if worst is None:
         return ""
     top, values = worst
     failing = [(label, value) for label, value in top if fails(value)]
     if not failing:
         return ""
-    parts = [f"{label} {fmt.format(value)}" for label, value in failing[:shown]]
+    parts = [f"{label} {shown_as(value)}" for label, value in failing[:shown]]
     more = int(np.sum(fails(np.asarray(values)))) - len(parts)
     return f" (in {', '.join(parts)}{f' and {more} more' if more > 0 else ''})"
 
@@ -172,7 +172,7 @@ def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | N
         if row[f"min_ess_{kind}"] < min_ess
     ]
     if low:
-        named = _named(row.get("worst_ess"), lambda value: value < min_ess, "{:.0f}")
+        named = _named(row.get("worst_ess"), lambda value: value < min_ess, "{:.0f}".format)
         return (
             f"min ESS {' and '.join(low)} < {min_ess:g}{named}: estimates (tails especially) are "
             "noisy. Draw more samples or use a sampler that mixes faster (NUTS for smooth "
