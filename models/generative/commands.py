@@ -416,7 +416,7 @@ def format_ais(report: dict) -> str:
             "below IWAE by more than twice its error: the AIS estimate is biased low here; "
             "use more temperatures (--temperatures)"
             if below
-            else "within its error of IWAE or above, as it should be"
+            else "within twice its error of IWAE, or above: as it should be"
         )
         lines.append(
             f"  log p: AIS - IWAE = {gap['mean']:+.2f} ± {gap['standard_error']:.2f} nats: "

@@ -57,13 +57,22 @@ def _check_kind(family_name: str, name: str, value, default):
     if not fits or isinstance(value, bool):
         raise TypeError(
             f"option {name} of {family_name} must be {kind} (default {default!r}); got "
-            f"{value!r} ({type(value).__name__}). On the command line: --option {name}={default}."
+            f"{value!r} ({type(value).__name__}). On the command line: --option "
+            f"{name}={value if _is_number_text(value) else default}."
         )
     return value if isinstance(default, str) else type(default)(value)
 
 
 #: Passes over the training images when none are given (see ``Family.min_steps``).
 DEFAULT_EPOCHS = 20
+
+
+def _is_number_text(value) -> bool:
+    """Whether ``value`` is a string that reads as a number (``"16"``)."""
+    try:
+        return isinstance(value, str) and math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 def _config(model, data, seed, batch_size, dataset, patience, options) -> dict:
