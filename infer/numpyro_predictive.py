@@ -12,11 +12,18 @@ from infer.numpyro_models import ModelSource, abstract_trace, is_observation
 
 
 def predictive_draws(
-    source: ModelSource, rng_key, *, posterior: dict | None = None, num_samples: int | None = None
+    source: ModelSource,
+    rng_key,
+    *,
+    posterior: dict | None = None,
+    num_samples: int | None = None,
+    sites: list | None = None,
 ) -> dict:
     """NumPyro's ``Predictive`` on the model with its observations left out, so that observed
     sites are drawn: given ``posterior`` (constrained site values with one leading sample
     axis) the posterior predictive, else ``num_samples`` draws of every site from the prior.
+    ``sites``: the sites to return (default all): the others are not gathered over the
+    draws (a deterministic site per observation doubled the memory of a predictive check).
 
     Returns:
         site name -> array with a leading sample axis (numpy).
@@ -24,7 +31,10 @@ def predictive_draws(
     from numpyro.infer import Predictive
 
     predictive = Predictive(
-        _unobserved(source.model), posterior_samples=posterior, num_samples=num_samples
+        _unobserved(source.model),
+        posterior_samples=posterior,
+        num_samples=num_samples,
+        return_sites=sites,
     )
     return {k: np.asarray(v) for k, v in predictive(rng_key, *source.args, **source.kwargs).items()}
 

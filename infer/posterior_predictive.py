@@ -109,12 +109,12 @@ def predictive(
             for k, v in result.draws.items()
             if k not in dropped
         }
-        simulated = predictive_draws(target.source, key_posterior, posterior=flat)
+        # at new data, with the deterministic sites recomputed at the new inputs (mu = a + b x)
+        kept = observed if same_data else [*observed, *sites.deterministic]
+        simulated = predictive_draws(target.source, key_posterior, posterior=flat, sites=kept)
         if same_data:
             groups["posterior_predictive"] = _by_chain(simulated, observed, lead)
         else:  # ArviZ's groups for draws at new data: the fit's own groups stay as they were
-            # with the deterministic sites, recomputed at the new inputs (mu = a + b x_new)
-            kept = [*observed, *sites.deterministic]
             groups["predictions"] = _by_chain(simulated, kept, lead)
             groups["predictions_constant_data"] = dict(target.constant_data)
     if prior:
