@@ -136,7 +136,8 @@ class ARS(Sampler):
             raise ValueError(self._unbounded_message(setup[1]))
         if total("not_log_concave"):
             where = [float(x) for c in counters for x in np.ravel(c.bad_x) if np.isfinite(x)]
-            at = f" near x = {where[0]:.6g}" if where else " between the starting points"
+            points = ", ".join(f"{x:.6g}" for x in np.ravel(setup[1]))
+            at = f" near x = {where[0]:.6g}" if where else f" between the starting points {points}"
             raise ValueError(
                 f"the density is not log-concave{at}: a value of log f lies above the upper "
                 "hull or below the chord between the hull points either side of it (or is "
