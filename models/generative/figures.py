@@ -48,11 +48,13 @@ def reconstruction_grid(
     return image_grid(np.concatenate(rows), path, title, columns=columns)
 
 
-def loss_curves(metrics: dict, path, title: str, labels: dict | None = None) -> Path:
+def loss_curves(
+    metrics: dict, path, title: str, labels: dict | None = None, ylabel: str = "loss"
+) -> Path:
     """Per-epoch curves of every series in ``metrics`` (``{"epoch": [...], name: [...]}``):
     the training losses, the validation and the test loss in one plot, with the epoch of the
     kept model (``metrics["best_epoch"]``) marked when there is one. ``labels``: the legend's
-    text for a series (what it measures), else its name."""
+    text for a series (what it measures), else its name; ``ylabel``: what the losses are."""
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
@@ -75,13 +77,21 @@ def loss_curves(metrics: dict, path, title: str, labels: dict | None = None) -> 
         later = later[np.isfinite(later)]
         if later.size:
             low, high = later.min(), later.max()
-            axis.set_ylim(low - 0.05 * (high - low), high + 0.05 * (high - low))
+            top = high + 0.05 * (high - low)
+            axis.set_ylim(low - 0.05 * (high - low), top)
+            first = np.concatenate(
+                [np.asarray(v, float)[: len(epochs) // 20] for v in series.values()]
+            )
+            if np.any(first > top):
+                title += "\n(the first epochs' higher losses run off the top)"
+    if len(epochs) == 1:  # one epoch: whole-epoch ticks around it, not fractions of one
+        axis.set_xlim(epochs[0] - 1, epochs[0] + 1)
     if metrics.get("best_epoch") is not None:
         axis.axvline(metrics["best_epoch"], color="0.4", ls=":", label="kept (best validation)")
     axis.set_xlabel("epoch")
     axis.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axis.set_ylabel("loss (nats per image for likelihood models)")
+    axis.set_ylabel(ylabel)
     axis.set_title(title, fontsize=10)
-    axis.legend()
+    axis.legend(loc="center right" if len(epochs) == 1 else "best")  # not over the points
     axis.grid(alpha=0.3)
     return save_png(figure, path)

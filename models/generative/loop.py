@@ -292,7 +292,14 @@ def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict)
         folder / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1))
     )
     labels = family.loss_labels(options) if family.loss_labels is not None else None
-    figures.loss_curves(trained.metrics, folder / "loss.png", f"{name}: loss per epoch", labels)
+    unit = (
+        "loss (nats per image)"
+        if family.test_loss_ranks_models
+        else "loss (its objectives, not nats)"
+    )
+    figures.loss_curves(
+        trained.metrics, folder / "loss.png", f"{name}: loss per epoch", labels, unit
+    )
     draw = _compiled(family.samples, static_argnums=2)
     samples = draw(trained.model, jax.random.key(trained.config["seed"] + 1), 64)
     title = f"{name}: 64 {family.samples_are}"
