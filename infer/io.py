@@ -90,19 +90,29 @@ def _umask() -> int:
     return mask
 
 
+def png_path(path, argument: str = "path") -> Path:
+    """``path`` as a :class:`Path` to a PNG file (see :func:`file_path`), or a TypeError or
+    ValueError naming ``argument``: a PNG's path must end in ``.png``."""
+    path = file_path(path, argument)
+    if path.suffix.lower() != ".png":
+        raise ValueError(
+            f"{argument}={str(path)!r}: figures are written as PNG, so the path must end in "
+            f".png (got {path.suffix or 'no suffix'!r}). Convert the PNG, or save the figure "
+            "yourself with matplotlib for other formats."
+        )
+    return path
+
+
 def save_png(figure, path, dpi: int = 100) -> Path:
     """Write a matplotlib ``figure`` to ``path`` as PNG, atomically, and close it. A path
     with another suffix (``.pdf``, ``.svg``) is refused rather than filled with PNG bytes."""
     import matplotlib.pyplot as plt
 
-    suffix = Path(str(path)).suffix.lower() if isinstance(path, str | os.PathLike) else ""
-    if suffix != ".png":
+    try:
+        path = png_path(path)
+    except (TypeError, ValueError):
         plt.close(figure)
-        raise ValueError(
-            f"path={str(path)!r}: figures are written as PNG, so the path must end in .png "
-            f"(got {suffix or 'no suffix'!r}). Convert the PNG, or save the figure yourself "
-            "with matplotlib for other formats."
-        )
+        raise
     try:
         return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
     finally:

@@ -5,12 +5,11 @@ cannot show (NaN draws, components that never change, chains that never move).""
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 
 import numpy as np
 
 from infer import validation
+from infer.io import png_path
 from infer.result import Result, by_name
 from infer.target import GroundTruth
 
@@ -20,24 +19,8 @@ PAIR_MAX = 6
 
 def checked_path(path) -> None:
     """Refuse a ``path`` that cannot take a PNG, before anything is drawn."""
-    if path is None:
-        return
-    if not isinstance(path, str | os.PathLike):
-        raise TypeError(
-            f"path must be a str or os.PathLike ending in .png; got {type(path).__name__} "
-            f"({path!r})."
-        )
-    if Path(path).expanduser().is_dir():
-        raise ValueError(
-            f"path={str(path)!r} is a folder; give a file name ending in .png (e.g. "
-            f"{str(Path(path) / 'plot.png')!r})."
-        )
-    if Path(path).suffix.lower() != ".png":
-        raise ValueError(
-            f"path={str(path)!r}: figures are written as PNG, so the path must end in .png "
-            f"(got {Path(path).suffix or 'no suffix'!r}). Convert the PNG, or save the "
-            "figure yourself with matplotlib for other formats."
-        )
+    if path is not None:
+        png_path(path)
 
 
 def checked(results, kind: str, var_names, max_panels, truth) -> tuple[dict, list | None]:

@@ -468,9 +468,9 @@ def test_var_names_and_path_of_the_wrong_type_are_refused_by_name(runs, tmp_path
         infer.plot(runs["nuts"], kind="trace", var_names=3)
     with pytest.raises(TypeError, match="var_names must be .*; got dict"):
         infer.plot(runs["nuts"], kind="trace", var_names={"mu": 1})
-    with pytest.raises(TypeError, match=r"path must be a str or os.PathLike .*; got int"):
+    with pytest.raises(TypeError, match=r"path must be a file path \(str or Path\); got int"):
         infer.plot(runs["nuts"], kind="trace", path=3)
-    with pytest.raises(ValueError, match="is a folder; give a file name ending in .png"):
+    with pytest.raises(ValueError, match="is a folder; give a file path inside it"):
         infer.plot(runs["nuts"], kind="trace", path=tmp_path)
     import arviz_plots
 
