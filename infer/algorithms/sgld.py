@@ -43,6 +43,7 @@ from infer.algorithms.sgld_checks import (
     as_arrays,
     check_data,
     check_same_posterior,
+    held_examples,
     jittered,
     same_leaves,
 )
@@ -201,8 +202,7 @@ class SGLD(Sampler):
         """The examples within the target's ``data`` (they are, or they are the first of a
         pair), as structured and shaped as this sampler's; else this sampler's own."""
         ours = jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype), self.data)
-        pair = [data[0]] if isinstance(data, tuple) and len(data) == 2 else []
-        for held in [data, *pair] if data is not None else []:
+        for held in held_examples(data) if data is not None else []:
             try:
                 if jax.tree.map(lambda leaf: (leaf.shape, leaf.dtype), held) == ours:
                     return held
@@ -210,10 +210,10 @@ class SGLD(Sampler):
                 continue
         return self.data
 
-    def minibatch(self) -> Minibatch:
-        return minibatch(
-            self.loglik_fn, self.logprior_fn, self.data, self.num_data, self.batch_size
-        )
+    def minibatch(self, examples=None) -> Minibatch:
+        """The estimator, drawing batches from ``examples`` (default this sampler's data)."""
+        examples = self.data if examples is None else examples
+        return minibatch(self.loglik_fn, self.logprior_fn, examples, self.num_data, self.batch_size)
 
     def check(self, position) -> None:
         """The estimate at ``position`` must be a scalar (traced abstractly)."""
@@ -244,8 +244,7 @@ class SGLD(Sampler):
         if data is None:  # a plain target whose log density closes over what it needs
             return
         ours = jax.tree.leaves(self.data)
-        pair = [data[0]] if isinstance(data, tuple) and len(data) == 2 else []
-        if not any(same_leaves(ours, jax.tree.leaves(held)) for held in [data, *pair]):
+        if not any(same_leaves(ours, jax.tree.leaves(held)) for held in held_examples(data)):
             raise ValueError(
                 "sgld was made with other data than the target's: it draws its minibatches "
                 "from its own, so it would sample another posterior. Make it from this "
@@ -260,20 +259,20 @@ class SGLD(Sampler):
         sampler's posterior. The target's density must be finite, not NaN or ``+inf``, at
         ``position`` (the chains' own start check reads a minibatch's estimate). And the
         likelihood must be a sum over the examples, which the minibatch estimate scales."""
-        theirs = float(logdensity_fn(position))
-        if np.isnan(theirs) or theirs == np.inf:
+        points = [position, *jittered(position)]
+        theirs = [float(logdensity_fn(point)) for point in points]  # op by op, once each
+        if np.isnan(theirs[0]) or theirs[0] == np.inf:
             raise ValueError(
-                f"the target's log density is {theirs} at the starting point: numerical "
+                f"the target's log density is {theirs[0]} at the starting point: numerical "
                 "trouble in the log density (a log of a negative value, a division by 0), in "
                 "the model or in one example of the data. SGLD's own steps estimate it from "
                 "minibatches and would skip every batch that holds the example, silently."
             )
         # evaluated op by op: compiling two programs for three values would cost more
-        points = [position, *jittered(position)]
         likelihoods = [self.loglik_fn(point, self.data) for point in points]
         values = [
-            (float(self.logprior_fn(point) + likelihood), float(logdensity_fn(point)))
-            for point, likelihood in zip(points, likelihoods, strict=True)
+            (float(self.logprior_fn(point) + likelihood), target)
+            for point, likelihood, target in zip(points, likelihoods, theirs, strict=True)
         ]
         check_same_posterior(values, ravel_pytree(position)[0].dtype)
         for point, likelihood in zip(points[:2], likelihoods, strict=False):  # a prior term
@@ -287,13 +286,7 @@ class SGLD(Sampler):
         which :meth:`check_data` found equal to this sampler's: minibatches are drawn from
         them, not from copies built into the program (a large data set was then written
         into every compiled program, and into the compilation cache)."""
-        batch = minibatch(
-            self.loglik_fn,
-            self.logprior_fn,
-            self._examples(data),
-            self.num_data,
-            self.batch_size,
-        )
+        batch = self.minibatch(self._examples(data))
         one = jnp.ones((), jnp.int32)
 
         def params(position):

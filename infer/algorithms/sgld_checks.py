@@ -52,6 +52,12 @@ def check_same_posterior(values: list, dtype) -> None:
     )
 
 
+def held_examples(data) -> list:
+    """Where a target's ``data`` may hold an SGLD sampler's examples: they are the data, or
+    the first of a pair (a Flax target's: its examples and the module's fixed state)."""
+    return [data, data[0]] if isinstance(data, tuple) and len(data) == 2 else [data]
+
+
 def same_leaves(ours: list, theirs: list) -> bool:
     return len(ours) == len(theirs) and all(
         a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b)))
