@@ -25,8 +25,7 @@ def is_data(leaf) -> bool:
 def lists_of_numbers(model: Callable, args: tuple, kwargs: dict) -> list[str]:
     """The model's arguments that are non-empty lists or tuples of numbers, or pandas
     objects (a Series, a DataFrame), named by parameter name where the signature tells."""
-    named = _bound(model, args, kwargs)
-    named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs} if named is None else named
+    named = _named(model, args, kwargs)
     return [
         name
         for name, value in named.items()
@@ -48,7 +47,7 @@ def raise_naming_arguments(model: Callable, args: tuple, kwargs: dict, err: Exce
             f"{_signature(model)}; calling it raised {validation.error_line(err)}. Pass its "
             "arguments by those names, or by position."
         ) from err
-    named = {**{f"args[{i}]": a for i, a in enumerate(args)}, **kwargs} if named is None else named
+    named = _named(model, args, kwargs)
     shown = ", ".join(f"{name} {_described(value)}" for name, value in named.items())
     raise type(err)(
         f"calling the model on its arguments ({shown}) raised {validation.error_line(err)}. "
@@ -67,6 +66,13 @@ def _signature(model: Callable):
         return inspect.signature(model)
     except (TypeError, ValueError):
         return None
+
+
+def _named(model: Callable, args, kwargs) -> dict:
+    """The arguments by parameter name where the signature binds them, else ``args[i]`` and
+    the keywords."""
+    bound = _bound(model, args, kwargs)
+    return {f"args[{i}]": a for i, a in enumerate(args)} | kwargs if bound is None else bound
 
 
 def _bound(model: Callable, args, kwargs) -> dict | None:
@@ -113,8 +119,7 @@ def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -
 
 def nonfinite_arguments(model: Callable, args, kwargs) -> list[str]:
     """The array arguments (by parameter name and path) that hold NaN or inf."""
-    bound = _bound(model, args, kwargs)
-    bound = {f"args[{i}]": a for i, a in enumerate(args)} | kwargs if bound is None else bound
+    bound = _named(model, args, kwargs)
     found = []
     for label, leaf in _array_leaves(model, bound):
         leaf = np.asarray(leaf)
