@@ -12,6 +12,8 @@ import zlib
 
 import numpy as np
 
+from infer.base import IdentityKey
+
 #: The kinds of value fingerprinted: what a model or log density reads as a constant.
 _ARRAYS = (np.ndarray, np.generic)
 
@@ -47,7 +49,6 @@ def function_key(fn) -> tuple:
     through a ``functools.partial``, those of its function and of the callables it binds
     (the identity of anything else it binds, data): a key that changes when a global the
     function reads does."""
-    from infer.base import IdentityKey
 
     if isinstance(fn, functools.partial):
         bound = tuple(function_key(a) if callable(a) else IdentityKey(a) for a in fn.args)
