@@ -188,14 +188,21 @@ def _sites_scored_as_one(tree) -> list[str]:
     ]
 
 
+def nonfinite_observations(values) -> tuple[int, int]:
+    """``(broken, total)``: of the observations of log likelihoods ``values`` ``(chain,
+    draw, *observation_shape)``, those NaN or infinite in some draw, and how many there are."""
+    values = np.asarray(values)
+    flat = values.reshape(values.shape[0] * values.shape[1], -1)
+    return int(np.sum(~np.isfinite(flat).all(axis=0))), flat.shape[1]
+
+
 def _nonfinite_message(name: str, result: Result, tree, var_name) -> str:
     group = tree["log_likelihood"].to_dataset()
     values = group[var_name] if var_name else next(iter(group.data_vars.values()))
-    values = np.asarray(values).reshape(values.shape[0] * values.shape[1], -1)
-    broken = int(np.sum(~np.isfinite(values).all(axis=0)))
+    broken, total = nonfinite_observations(values)
     return (
         f"{name} ({result.target}): elpd_loo is not finite: the log likelihood is NaN or "
-        f"infinite at {broken} of {values.shape[1]} observations in some draws (an "
+        f"infinite at {broken} of {total} observations in some draws (an "
         "observation outside the model's support, or an overflow). Check those observations "
         "and the model's likelihood there."
     )

@@ -20,6 +20,7 @@ from infer.flag_rules import (
     skips_steps,
 )
 from infer.loglik import pointwise
+from infer.model_comparison import nonfinite_observations
 from infer.placement import to_host
 from infer.result import Result, arviz_stat_names
 from infer.run_state import ChainState
@@ -311,8 +312,7 @@ def _nonfinite_observations(result: Result) -> list[tuple[str, int, int]]:
     for name, values in (result.groups.get("log_likelihood") or {}).items():
         if not isinstance(values, np.ndarray) or values.ndim < 2:
             continue  # a store's group is read lazily: not read all for a check
-        flat = values.reshape(values.shape[0] * values.shape[1], -1)
-        broken = int(np.sum(~np.isfinite(flat).all(axis=0)))
+        broken, total = nonfinite_observations(values)
         if broken:
-            found.append((name, broken, flat.shape[1]))
+            found.append((name, broken, total))
     return found
