@@ -143,7 +143,9 @@ def chain_sharding(devices, num_chains: int):
     if len(devices) > 1 and num_chains % len(devices) == 0:
         mesh = jax.sharding.Mesh(np.array(devices), ("chain",))
         return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("chain"))
-    return jax.sharding.SingleDeviceSharding(devices[0])
+    # jax 0.12.1 deprecates the class's constructor for this function (older jax lacks it)
+    one_device = getattr(jax.sharding, "make_single_device_sharding", None)
+    return one_device(devices[0]) if one_device else jax.sharding.SingleDeviceSharding(devices[0])
 
 
 def in_host_memory(leaf) -> bool:

@@ -293,11 +293,13 @@ def test_bounds_that_cross_are_warned_about():
     assert any(crossed) and not all(crossed)  # both branches were taken
 
 
-@pytest.mark.thorough  # a warning
+@pytest.mark.thorough  # a warning, four runs
 def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
-    """A conjugate regression annealed back from one shared exact draw: the reverse weights'
-    Pareto k-hat is above 0.7 (their standard error understates the error), the forward
-    weights' is not; the warning names the upper bound only."""
+    """A conjugate regression annealed back from one shared exact draw: each bound whose
+    weights' Pareto k-hat is above 0.7 (whose standard error understates the error) is named
+    in a warning of its own, and only those. Which seeds give heavy reverse weights and light
+    forward ones moves with jax's version (0, 1 with 0.12.0.1; 0, 2, 3 with 0.12.1), so four
+    are run and one at least must give that case."""
     rng = np.random.default_rng(5)
     x = rng.normal(size=(30, 3))
     beta = rng.normal(0.0, 2.0, 3)
@@ -309,14 +311,27 @@ def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
         init=jnp.zeros(3),
         name="regression",
     )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = infer.ais(
-            1, target, prior, num_temperatures=200, num_chains=128, exact_posterior_draws=beta
-        )
-    assert result.upper_pareto_k > 0.7 > result.pareto_k
-    heavy = [str(w.message) for w in caught if "heavy-tailed" in str(w.message)]
-    assert len(heavy) == 1 and "behind log_z_upper are heavy-tailed" in heavy[0]
+    upper_alone = 0
+    for seed in range(4):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = infer.ais(
+                seed,
+                target,
+                prior,
+                num_temperatures=200,
+                num_chains=128,
+                exact_posterior_draws=beta,
+            )
+        heavy = [str(w.message) for w in caught if "heavy-tailed" in str(w.message)]
+        named = {
+            bound for bound in ("log_z", "log_z_upper") for m in heavy if f"behind {bound} are" in m
+        }
+        k_hats = {"log_z": result.pareto_k, "log_z_upper": result.upper_pareto_k}
+        expected = {bound for bound, k in k_hats.items() if not k <= 0.7}  # NaN is heavy too
+        assert len(heavy) == len(named) and named == expected, (seed, heavy)
+        upper_alone += result.upper_pareto_k > 0.7 > result.pareto_k
+    assert upper_alone >= 1
 
 
 @pytest.mark.thorough  # a refusal, 3 s

@@ -150,7 +150,7 @@ def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
 
 
 def test_blocks_fit_the_chunk_and_cpu_runs_the_plain_loop():
-    sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    sharding = jax.sharding.make_single_device_sharding(jax.devices()[0])
     assert blocked_loop.steps_per_block(sharding, capacity=4096) == 1
     assert blocked_loop.round_up(10, 4) == 12 and blocked_loop.round_up(None, 4) is None
     assert blocked_loop.round_up(10, 1, thin=3) == 10  # the CPU's segments as they were
