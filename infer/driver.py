@@ -310,7 +310,7 @@ def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data)
     positions = jax.device_put(positions, args.sharding)
     jitter = 0.0 if per_chain else DEFAULT_JITTER if args.init_jitter is None else args.init_jitter
     chain_keys, starts, carry, values = start(args.key_input, positions, jitter, data)
-    check_initial_logdensity(to_host(values), to_host(starts), args.target.data, jitter)
+    check_initial_logdensity(to_host(values), to_host(starts), args.target, jitter)
     record = RunRecord(carry, 0, args.num_warmup, args.thin)
     record.num_logdensity_evals = args.num_chains
     record.num_grad_evals = args.num_chains * int(bool(args.sampler.uses_gradients))

@@ -102,6 +102,8 @@ def divergence_advice(result: Result) -> str:
         )
     return (
         f"{first}, or, for a hierarchical model written centred, a non-centred reparameterisation."
+        " A NaN or +inf log density met along a trajectory counts as a divergence too: check "
+        "that the log density is finite wherever the chains go."
     )
 
 

@@ -36,7 +36,7 @@ def as_key(rng_key):
             "(docs/running-samplers.md)."
         )
     if isinstance(rng_key, numbers.Integral) and not isinstance(rng_key, bool):
-        seed = validation.seed("seed", rng_key)
+        seed = validation.seed("rng_key", rng_key)
         return np.asarray(seed, np.uint32), seed
     if isinstance(rng_key, jax.Array) and jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key):
         if rng_key.shape != ():

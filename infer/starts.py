@@ -128,15 +128,21 @@ def _per_chain(target: Target, positions, num_chains: int):
     return positions
 
 
-def check_initial_logdensity(values: np.ndarray, positions, data=None, jitter=0.0) -> None:
+def check_initial_logdensity(values: np.ndarray, positions, target, jitter=0.0) -> None:
     """Every chain's log density at its start (``values``, ``(num_chains,)``) must be a finite
-    scalar; the error names the first chain that is not, NaN or inf in the target's ``data``
-    when there are (the likelier cause then), and the jitter the starts had (``jitter``, the
-    half-width around ``init``)."""
+    scalar; the error names the first chain that is not and the target's own value there (a
+    sampler's state may hold ``-inf`` for NaN, as NumPyro's HMC and NUTS do), NaN or inf in
+    the target's data when there are (the likelier cause then), and the jitter the starts had
+    (``jitter``, the half-width around ``init``)."""
     values = np.asarray(values)
     bad = np.flatnonzero(~np.isfinite(values))
     if bad.size:
         chain = int(bad[0])
+        at_start = jax.tree.map(lambda leaf: leaf[chain], positions)
+        value = values[chain]
+        own = np.asarray(target.bound(target.data)(at_start))  # on the error path alone
+        if own.shape == () and not np.isfinite(own):
+            value = own
         point = jax.tree.map(
             lambda leaf: np.array2string(np.asarray(leaf[chain]), precision=4, separator=", "),
             positions,
@@ -148,6 +154,7 @@ def check_initial_logdensity(values: np.ndarray, positions, data=None, jitter=0.
                 "up to 20 times, where that leaves the support): for an init near the edge of "
                 "the support, pass a smaller init_jitter, or init_jitter=0."
             )
+        data = target.data
         nonfinite = "" if data is None else validation.nonfinite_leaves(data, "data")
         if nonfinite:
             fix = (
@@ -156,7 +163,7 @@ def check_initial_logdensity(values: np.ndarray, positions, data=None, jitter=0.
                 f"data are meant, {fix[0].lower()}{fix[1:]}"
             )
         raise ValueError(
-            f"the log density is {values[chain]} at the initial point of chain {chain} "
+            f"the log density is {value} at the initial point of chain {chain} "
             f"({bad.size} of {values.size} chains affected), position {point}. {fix}"
         )
 

@@ -56,9 +56,15 @@ def test_a_negative_spread_in_a_ground_truth_is_refused():
 
 
 def test_nan_at_the_initial_point_names_the_chain(nothing_compiled):
+    """NUTS's state holds -inf for a NaN log density (NumPyro's potential is made infinite):
+    its message called the NaN -inf."""
     target = infer.Target(lambda x: jnp.where(x[0] > 5.0, 0.0, jnp.nan), init=jnp.zeros(2))
-    with pytest.raises(ValueError, match=r"log density is nan at the initial point of chain 0"):
-        infer.sample(0, target, infer.rwmh(), num_chains=2)
+    for sampler in (infer.rwmh(), infer.nuts()):
+        with pytest.raises(ValueError, match=r"log density is nan at the initial point of chain 0"):
+            infer.sample(0, target, sampler, num_chains=2)
+    minus_inf = infer.Target(lambda x: jnp.where(x[0] > 5.0, 0.0, -jnp.inf), init=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"log density is -inf at the initial point of chain 0"):
+        infer.sample(0, minus_inf, infer.nuts(), num_chains=2)
 
 
 def test_nan_in_the_data_is_named_rather_than_the_start(nothing_compiled):
@@ -241,10 +247,12 @@ def test_sampler_factory_without_parentheses(nothing_compiled):
 
 
 def test_bad_seed():
-    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+    with pytest.raises(ValueError, match=r"rng_key must be an integer in \[0, 2\*\*32\)"):
         infer.sample(-1, NORMAL_2D, infer.rwmh())
     with pytest.raises(TypeError, match="rng_key must be an int seed or a jax.random.key"):
         infer.sample("zero", NORMAL_2D, infer.rwmh())
+    with pytest.raises(ValueError, match=r"rng_key must be an integer in \[0, 2\*\*32\); got -1"):
+        infer.ais(-1, NORMAL_2D, dist.Normal(jnp.zeros(2), 1.0).to_event(1))  # named, not "seed"
 
 
 @pytest.mark.thorough  # a rarer warning, 5 s

@@ -127,6 +127,8 @@ def test_divergences_are_flagged():
     flags, messages = _flags(result)
     assert "divergences" in flags
     assert any("divergent transitions" in m and "target_accept" in m for m in messages)
+    # NumPyro counts a NaN met along a trajectory as a divergence: the advice says so
+    assert any("A NaN or +inf log density met along a trajectory" in m for m in messages)
 
 
 def test_warnings_of_two_runs_of_one_sampler_name_the_runs():
