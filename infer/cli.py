@@ -296,7 +296,9 @@ def run_sbc(args) -> int:
         print(_sbc_refusal(args.sampler, args.target, target, sampler), file=sys.stderr)
         return 2
     folder = args.out / args.target
-    progress = report_folder_and_progress(folder, args.progress, "infer sbc")
+    stem = f"sbc_{args.sampler}"
+    files = [f"{stem}{end}" for end in (".png", "_ranks.csv", ".md")]
+    progress = report_folder_and_progress(folder, args.progress, "infer sbc", files)
     if progress is None:
         return 2
     print(
@@ -321,16 +323,15 @@ def run_sbc(args) -> int:
         return 3
     # titled with the target's name the user gave, not the model function's
     check = dataclasses.replace(check, model=args.target)
-    stem = f"sbc_{args.sampler}"
-    check.plot(path=folder / f"{stem}.png")
     table = sbc_table(check)
     header = ",".join(check.names)
-    write_atomically(
+    write_atomically(  # the ranks first: what the simulations made is kept whatever follows
         folder / f"{stem}_ranks.csv",
         lambda tmp: np.savetxt(
             tmp, check.ranks, fmt="%d", delimiter=",", header=header, comments=""
         ),
     )
+    check.plot(path=folder / f"{stem}.png")
     timing = (
         f"{check.timing['total']:.1f} s in all: the first simulation {check.timing['first']:.1f}"
         f" s (compilation included), then {check.timing['per_simulation']:.3f} s each; "

@@ -71,15 +71,25 @@ def path(text: str):
     return Path(text).expanduser()
 
 
-def report_folder_and_progress(folder, progress: bool | None, command: str) -> bool | None:
+def report_folder_and_progress(
+    folder, progress: bool | None, command: str, files=()
+) -> bool | None:
     """Before ``command`` (``infer compare``) runs: ``None`` (with the reason printed to
-    stderr) when ``folder`` cannot take its report, else whether to show a progress bar
-    (``--progress`` / ``--no-progress``, or by default when stderr is a terminal)."""
+    stderr) when ``folder`` cannot take its report (or a folder stands where it writes one
+    of ``files``, names in ``folder``), else whether to show a progress bar (``--progress`` /
+    ``--no-progress``, or by default when stderr is a terminal)."""
     import sys
 
     from infer.io import unwritable_folder
 
     problem = unwritable_folder(folder, command)
+    blocked = [folder / name for name in files if (folder / name).exists()]
+    blocked = [path for path in blocked if not path.is_file()]
+    if blocked and not problem:
+        problem = (
+            f"{command}: error: --out: {blocked[0]} is a folder, where the report writes a "
+            "file: move or remove it, or give another --out."
+        )
     if problem:
         print(problem, file=sys.stderr)
         return None

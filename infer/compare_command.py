@@ -90,7 +90,7 @@ def _save_finished(results: dict, folder) -> str:
     if not results:
         return "No sampler had finished; nothing was written."
     folder.mkdir(parents=True, exist_ok=True)
-    removed = retire_pages(folder)  # an earlier report's pages would describe other runs
+    removed = retire_pages(folder, results)  # an earlier report's would describe other runs
     for name, result in results.items():
         result.save(folder / f"{name}.nc")
     saved = ", ".join(f"{name}.nc" for name in results)
@@ -120,11 +120,13 @@ def table_and_report(results, target, folder, min_ess, notes: list, title, plots
 
 
 def run_compare(args) -> int:
+    from infer.report import report_files
     from models import targets
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
-    progress = report_folder_and_progress(out_folder, args.progress, "infer compare")
+    files = report_files(args.samplers)
+    progress = report_folder_and_progress(out_folder, args.progress, "infer compare", files)
     if progress is None:
         return 2
     per = " per check" if args.until_ess else ""

@@ -158,11 +158,12 @@ def resonance_note(result: Result) -> str:
     length = result.settings.get("trajectory_length")
     if result.sampler != "hmc" or not isinstance(length, int | float):
         return ""
+    # about π/2, a quarter turn of a whitened Gaussian: not suggested to a run that used it
+    other = "" if abs(length - 1.5) < 0.05 else " (infer.hmc(trajectory_length=1.5))"
     return (
         f" HMC's fixed trajectory_length {length:.3g} can resonate with a near-Gaussian "
         "posterior (after warm-up whitens it, 2π, NumPyro's default, brings every chain back "
-        "near its start, whatever the run's length): give another one "
-        "(infer.hmc(trajectory_length=1.5)), or use NUTS."
+        f"near its start, whatever the run's length): give another one{other}, or use NUTS."
     )
 
 

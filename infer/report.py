@@ -172,7 +172,7 @@ def write_report(
     if folder.exists() and not folder.is_dir():
         raise ValueError(f"folder={str(folder)!r} is a file; the report goes into a folder.")
     folder.mkdir(parents=True, exist_ok=True)
-    retire_pages(folder)
+    retire_pages(folder, results)
     earlier = {  # `infer sbc` writes its own sbc_* files beside a report: not an earlier one's
         path.name
         for path in folder.iterdir()
@@ -212,10 +212,20 @@ def write_report(
 PAGES = ("index.html", "comparison.csv", "comparison.md")
 
 
-def retire_pages(folder: Path) -> list[str]:
+def report_files(runs) -> list[str]:
+    """The names of the files a report of ``runs`` (their names) may write: pages, each
+    run's NetCDF and figures, and the figure across runs."""
+    pictures = [f"{kind}_{run}.png" for run in runs for kind in (*RUN_PLOTS, "ppc")]
+    return [*PAGES, *(f"{run}.nc" for run in runs), *pictures, "forest.png"]
+
+
+def retire_pages(folder: Path, runs=()) -> list[str]:
     """Remove an earlier report's pages from ``folder`` before its runs' files are replaced
-    (an old page beside new runs would describe runs that are gone); the names removed."""
-    removed = [name for name in PAGES if (folder / name).is_file()]
+    (an old page beside new runs would describe runs that are gone), and its figures of the
+    runs named in ``runs``, and across runs, which are about to be replaced; the names
+    removed."""
+    names = [name for name in report_files(runs) if not name.endswith(".nc")] if runs else PAGES
+    removed = [name for name in names if (folder / name).is_file()]
     for name in removed:
         (folder / name).unlink()
     return removed

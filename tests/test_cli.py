@@ -471,10 +471,30 @@ def test_an_interrupted_report_keeps_every_run_and_no_earlier_page(tmp_path, mon
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
+    # an earlier report's pictures: of the runs being replaced (removed, they would describe
+    # runs that are gone; they were left beside the new runs) and of another run (kept)
+    for name in ("trace_a.png", "pair_b.png", "forest.png", "trace_c.png"):
+        (folder / name).write_bytes(b"")
     monkeypatch.setattr(report, "plot", interrupted)
     with pytest.raises(KeyboardInterrupt):
         report.write_report(runs, table, folder)
-    assert sorted(p.name for p in folder.iterdir()) == ["a.nc", "b.nc"]
+    assert sorted(p.name for p in folder.iterdir()) == ["a.nc", "b.nc", "trace_c.png"]
+
+
+@pytest.mark.parametrize("command", ["compare", "sbc"])
+def test_a_folder_where_a_file_goes_is_refused_before_any_run(command, tmp_path, capsys):
+    """It was found after every run (or simulation), with a traceback, exit 1 (read as a
+    failed sampler) and the work lost."""
+    blocked = "nuts.nc" if command == "compare" else "sbc_nuts.png"
+    (tmp_path / "eight_schools" / blocked).mkdir(parents=True)
+    argv = [command, "--target", "eight_schools", "--out", str(tmp_path), "--no-progress"]
+    argv += ["--samplers" if command == "compare" else "--sampler", "nuts"]
+    assert cli.main(argv) == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in captured.err
+    assert f"{blocked} is a folder, where the report writes a file" in lines[0]
+    assert not captured.out  # refused before the run began
 
 
 def test_until_ess_says_it_does_not_apply_to_an_exact_sampler(tmp_path, capsys):

@@ -720,6 +720,23 @@ def test_hmc_resonating_on_a_whitened_gaussian_is_told_what_to_change():
     assert table.loc["default", "flags"] and not table.loc["cli", "flags"]
 
 
+def test_the_resonance_note_does_not_suggest_the_length_the_run_used():
+    """``infer compare``'s HMC runs with 1.5, and its flags told it to give another one:
+    ``trajectory_length=1.5``."""
+    from types import SimpleNamespace
+
+    from infer.flag_rules import resonance_note
+
+    def note(length):
+        return resonance_note(
+            SimpleNamespace(sampler="hmc", settings={"trajectory_length": length})
+        )
+
+    assert "trajectory_length=1.5)" in note(2 * np.pi)
+    assert "trajectory_length 1.5 can resonate" in note(1.5)
+    assert "trajectory_length=1.5)" not in note(1.5)
+
+
 def test_a_run_of_more_chains_than_draws_converts_without_arviz_guessing_its_axes():
     """ArviZ's "Found chain dimension to be longer than draw dimension, check dimensions are
     correctly named" was printed beside infer's own warnings of a short run."""
