@@ -30,7 +30,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import memory, validation
-from infer.ais_checks import PARETO_K_LIMIT, warn_if_target_outside_prior, warn_if_unreliable
+from infer.ais_checks import (
+    PARETO_K_LIMIT,
+    too_few_weights,
+    warn_if_target_outside_prior,
+    warn_if_unreliable,
+)
 from infer.annealing import (
     SCHEDULES,
     AnnealTrace,
@@ -109,7 +114,7 @@ class AISResult(NamedTuple):
     def __repr__(self) -> str:
         chains = self.log_weights.shape[0]
         heavy = self.pareto_k is not None and not self.pareto_k <= PARETO_K_LIMIT
-        untrusted = self.ess < max(2.0, 0.01 * chains) or heavy  # as the warnings say
+        untrusted = too_few_weights(self.ess, chains) or heavy  # as the warnings say
         note = " (unreliable: see the warnings)"
         text = f"AISResult(log_z={self.log_z:.4f} ± {self.log_z_se:.4f}{note * untrusted}"
         text += f", ess={self.ess:.1f}"
