@@ -12,6 +12,7 @@ from typing import NamedTuple
 import jax
 
 from infer import convergence, registry, validation
+from infer.caller import INFER_FRAMES
 from infer.keys import as_key, same_stream
 from infer.placement import chain_sharding, to_host
 from infer.process_agreement import check_processes_agree, layout, sample_call, start_value
@@ -280,7 +281,7 @@ def _saved_check_every(source, asked):
             f"num_samples={asked} is ignored: with until=, num_samples is the draws per chain "
             f"between two checks, and the checkpoint folder's run checks every {saved}, as it "
             "must to stop where it would have stopped. Leave num_samples out.",
-            stacklevel=5,
+            skip_file_prefixes=INFER_FRAMES,
         )
     return saved
 
@@ -313,7 +314,7 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
             f"num_samples={asked} is ignored: resuming from a checkpoint folder finishes the "
             f"saved run, which draws {saved} per chain. For more draws, resume=result from "
             "the finished run's result.",
-            stacklevel=5,  # the caller of infer.sample
+            skip_file_prefixes=INFER_FRAMES,  # the caller of infer.sample
         )
     return saved
 

@@ -8,6 +8,8 @@ import warnings
 
 import numpy as np
 
+from infer.caller import INFER_FRAMES
+
 
 def _iter_modules(module):
     """``(path, layer)`` of every layer (``nnx.iter_modules``; the method on older flax)."""
@@ -55,5 +57,5 @@ def warn_of_float_state_held_fixed(others, label: str) -> None:
             "its present value, not sampled. Declare it nnx.Param to sample it (it then gets the "
             "prior); this warning is silenced by warnings.filterwarnings('ignore', "
             "message='.*held fixed').",
-            stacklevel=4,
+            skip_file_prefixes=INFER_FRAMES,
         )

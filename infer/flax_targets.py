@@ -38,6 +38,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import key_name
+from infer.caller import INFER_FRAMES
 from infer.flax_model import FlaxModel
 from infer.flax_module_checks import refuse_training_mode, warn_of_float_state_held_fixed
 from infer.outside_values import outside_values
@@ -411,7 +412,7 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
             "the posterior is the prior: does it call another module (one from outside) "
             "rather than the one it is given as its first argument?",
             UserWarning,
-            stacklevel=4,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

@@ -18,6 +18,8 @@ from typing import NamedTuple
 import jax
 import numpy as np
 
+from infer.caller import INFER_FRAMES
+
 #: Above this share of the available memory a run is refused; above ``WARN_SHARE``, warned.
 REFUSE_SHARE = 0.9
 WARN_SHARE = 0.5
@@ -159,5 +161,5 @@ def check(need: Need, devices, what: str, fixes: str) -> None:
                 f"{what} needs about {_gigabytes(needed)} of {label} ({parts}), "
                 f"{needed / available:.0%} of the {_gigabytes(available)} available. {fixes}",
                 MemoryWarning,
-                stacklevel=4,
+                skip_file_prefixes=INFER_FRAMES,
             )

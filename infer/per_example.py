@@ -12,6 +12,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infer.caller import INFER_FRAMES
+
 #: The relative difference below which a likelihood and the sum of its examples' terms are
 #: taken as equal.
 ROUND_OFF = 1e-4
@@ -82,7 +84,7 @@ def not_a_sum(loglik, init, data, pointwise: bool) -> str:
             f"{err} (If the examples are not independent, as in a time series, the likelihood "
             "need not be a sum: then ignore this; infer.sgld and pointwise=True need one.)",
             UserWarning,
-            stacklevel=6,
+            skip_file_prefixes=INFER_FRAMES,
         )
         return f"{err}"
     except Exception as err:  # noqa: BLE001 - the user's function, on a batch of one

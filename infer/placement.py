@@ -18,6 +18,8 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from infer.caller import INFER_FRAMES
+
 
 class ProgramCache:
     """A least-recently-used store of compiled programs, safe to share between threads:
@@ -138,7 +140,7 @@ def chain_sharding(devices, num_chains: int):
             f"so every chain runs on the first ({devices[0]}): use a multiple of "
             f"{len(devices)} chains to split them.",
             UserWarning,
-            stacklevel=4,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if len(devices) > 1 and num_chains % len(devices) == 0:
         mesh = jax.sharding.Mesh(np.array(devices), ("chain",))

@@ -15,6 +15,7 @@ import numpy as np
 
 from infer import validation
 from infer.base import settings_json
+from infer.caller import INFER_FRAMES
 from infer.draws_checks import (
     TIMING_NAMES,
     check_labels,
@@ -409,7 +410,7 @@ def _warn_unknown_dims(dims: dict, groups: dict) -> None:
             f"dims names {unknown}, which no group of this result holds, so they name "
             f"nothing; the variables are {sorted(known)}. Check the spelling.",
             UserWarning,
-            stacklevel=4,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from infer import convergence
 from infer.base import hook
+from infer.caller import INFER_FRAMES
 from infer.diagnostics import DiagnosticWarning
 from infer.draws_checks import outside_probabilities
 from infer.flag_rules import (
@@ -115,7 +116,7 @@ def markov_result(
             f"short: {convergence.describe(failing)}. Raise max_samples, or look at the trace "
             "and rank plots.",
             DiagnosticWarning,
-            stacklevel=4,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if store is not None:
         store.close(_flat_attrs(result.attrs()))
@@ -257,7 +258,7 @@ def warn_if_unhealthy(result: Result) -> None:
             f"{result.sampler} on {result.target}: {result.num_divergent} divergent transitions "
             f"after warm-up; estimates may be biased. {divergence_advice(result)}",
             DiagnosticWarning,
-            stacklevel=5,
+            skip_file_prefixes=INFER_FRAMES,
         )
     skipped = int(np.sum(result.info.get("nonfinite_proposals") or 0))
     if skipped:  # steps skipped (no accept/reject step), or proposals rejected
@@ -269,11 +270,13 @@ def warn_if_unhealthy(result: Result) -> None:
         warnings.warn(
             f"{result.sampler} on {result.target}: {message}",
             DiagnosticWarning,
-            stacklevel=5,
+            skip_file_prefixes=INFER_FRAMES,
         )
     for message in _broken_statistics(result):
         warnings.warn(
-            f"{result.sampler} on {result.target}: {message}", DiagnosticWarning, stacklevel=5
+            f"{result.sampler} on {result.target}: {message}",
+            DiagnosticWarning,
+            skip_file_prefixes=INFER_FRAMES,
         )
     drifted = _nonfinite_chains(result)
     if drifted:
@@ -284,7 +287,7 @@ def warn_if_unhealthy(result: Result) -> None:
             "chains drift away. Give every parameter a proper prior or bound it. (Or, for a "
             "sampler of your own, its step wrote them.)",
             DiagnosticWarning,
-            stacklevel=5,
+            skip_file_prefixes=INFER_FRAMES,
         )
     for name, broken, total in _nonfinite_observations(result):
         warnings.warn(
@@ -293,7 +296,7 @@ def warn_if_unhealthy(result: Result) -> None:
             "infer.compare's elpd_loo will not be finite. Check the likelihood (loglik_fn, or "
             "the model) at those observations: one outside its support, or an overflow.",
             DiagnosticWarning,
-            stacklevel=5,
+            skip_file_prefixes=INFER_FRAMES,
         )
     stuck = [chain for chain in stuck_chains(result) if chain not in drifted]
     if stuck:
@@ -301,7 +304,7 @@ def warn_if_unhealthy(result: Result) -> None:
             f"{result.sampler} on {result.target}: chain(s) {chain_list(stuck)} never moved; "
             + why_stuck(result, stuck),
             DiagnosticWarning,
-            stacklevel=5,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

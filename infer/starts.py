@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
+from infer.caller import INFER_FRAMES
 from infer.init_checks import checked_init
 from infer.target import Target
 
@@ -99,7 +100,7 @@ def _warn_if_per_chain_was_meant(target: Target, point, num_chains: int | None) 
             f"chain (num_chains={num_chains}). For one point per chain, give the target its "
             "one-point shape: infer.Target(..., init=<one chain's point>).",
             UserWarning,
-            stacklevel=6,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

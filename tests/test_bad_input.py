@@ -331,6 +331,19 @@ def test_a_nan_proposal_log_density_is_counted_and_warned_about_not_silently_rej
     assert int(np.sum(result.info["nonfinite_proposals"])) > 100
 
 
+def test_warnings_of_a_run_point_at_the_line_that_called_infer():
+    """They pointed at infer/driver.py (a fixed stacklevel, one short once the run loop
+    gained a level); the init-shape warning already pointed here."""
+    target = infer.Target(lambda x: jnp.where(x > 2.0, jnp.nan, -0.5 * x**2), init=jnp.asarray(0.0))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=200, num_warmup=50)
+    diagnostic = [w for w in caught if issubclass(w.category, infer.DiagnosticWarning)]
+    assert diagnostic and all(w.filename == __file__ for w in diagnostic), [
+        (w.filename, str(w.message)[:60]) for w in diagnostic
+    ]
+
+
 def test_covariance_of_the_wrong_dimension(nothing_compiled):
     with pytest.raises(ValueError, match=r"covariance has shape \(3, 3\) but the target has 2"):
         infer.sample(0, NORMAL_2D, infer.rwmh(covariance=np.eye(3)))

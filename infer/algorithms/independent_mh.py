@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from infer.algorithms.mh import MHInfo, shapes_text
 from infer.base import IdentityKey, Kernel, Sampler, public_name
+from infer.caller import INFER_FRAMES
 from infer.diagnostics import DiagnosticWarning
 from infer.envelopes import coverage_gap
 from infer.proposal import (
@@ -93,7 +94,9 @@ class IndependentMH(Sampler):
         starts there never moves."""
         # op by op: logdensity_fn is bound to the target's data anew for each run
         if gap := coverage_gap(logdensity_fn, self.proposal, position, compiled=False):
-            warnings.warn(f"independent_mh: {gap}", DiagnosticWarning, stacklevel=4)
+            warnings.warn(
+                f"independent_mh: {gap}", DiagnosticWarning, skip_file_prefixes=INFER_FRAMES
+            )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
         one, zero = jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)

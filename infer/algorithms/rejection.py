@@ -24,6 +24,7 @@ import numpy as np
 from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
+from infer.caller import INFER_FRAMES
 from infer.envelope_search import Envelope, find_log_envelope, pilot_log_ratio
 from infer.envelopes import (
     EnvelopeWarning,
@@ -338,7 +339,7 @@ class Rejection(Sampler):
         check_scalar_logdensity(target.logdensity, example)
         if gap := coverage_gap(target.logdensity, self.proposal, target.init):
             gap += " A piecewise-constant envelope's interval must contain the support."
-            warnings.warn(gap, EnvelopeWarning, stacklevel=5)
+            warnings.warn(gap, EnvelopeWarning, skip_file_prefixes=INFER_FRAMES)
         return (target.logdensity, self.envelope(target.logdensity))
 
     def iid_program(self, setup, num_draws: int):
