@@ -99,7 +99,10 @@ class NumPyroHMC(Sampler):
         self.options = options
 
     def settings(self) -> dict:
-        return dict(self.options)
+        """The options under :func:`nuts`'s and :func:`hmc`'s own names (NumPyro's
+        ``target_accept_prob`` is ``target_accept``): ``infer.nuts(**settings)`` remakes it."""
+        named = {"target_accept_prob": "target_accept"}
+        return {named.get(key, key): value for key, value in self.options.items()}
 
     def check(self, position) -> None:
         check_covariance_dim(self.options["inverse_mass_matrix"], position, "inverse_mass_matrix")

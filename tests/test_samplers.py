@@ -308,8 +308,13 @@ def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked()
             fixed(step_size=0.5)
     # recorded as before the default became None: older MALA checkpoints still resume
     assert infer.mala().settings()["target_accept"] == 0.574
-    assert infer.nuts(target_accept=jnp.asarray(0.9)).settings()["target_accept_prob"] > 0.89
-    assert infer.nuts().settings()["target_accept_prob"] == 0.8
+    assert infer.nuts(target_accept=jnp.asarray(0.9)).settings()["target_accept"] > 0.89
+    assert infer.nuts().settings()["target_accept"] == 0.8
+    # the settings (and the repr) use the functions' own names: they remake the sampler
+    for make in (infer.nuts, infer.hmc):
+        sampler = make(target_accept=0.9)
+        assert make(**sampler.settings()).settings() == sampler.settings()
+        assert "target_accept=0.9" in repr(sampler) and "target_accept_prob" not in repr(sampler)
     with pytest.raises(ValueError, match="max_tree_depth must be at most 30"):
         infer.nuts(max_tree_depth=100)
     with pytest.raises(ValueError, match="leave it out to have the warm-up estimate it"):
