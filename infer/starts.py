@@ -248,6 +248,12 @@ def _failure_hint(err: Exception, name: str) -> str:
             "convert them (`if x > 0:`, `float(x)`, `np.asarray(x)`): write "
             "`jnp.where(x > 0, a, b)` or `jax.lax.cond`, and `jnp` in place of `np`."
         )
+    if isinstance(err, TypeError) and "must have integer" in str(err):  # x[position]
+        return (
+            "\nPositions are real numbers (every sampler here moves them continuously, and an "
+            "integer init is made float): sum a discrete parameter out of the log density, or "
+            "index with jnp.round(x).astype(int) where a float is meant as an index."
+        )
     if name == "logdensity_fn" and isinstance(err, TypeError) and "positional argument" in str(err):
         return (
             " A target made with data= calls logdensity_fn(position, data); one without, "

@@ -331,6 +331,17 @@ def test_a_nan_proposal_log_density_is_counted_and_warned_about_not_silently_rej
     assert int(np.sum(result.info["nonfinite_proposals"])) > 100
 
 
+def test_an_integer_parameter_used_as_an_index_is_told_positions_are_real(nothing_compiled):
+    """The user passed an int and read "got indexer with type float32" with no word that
+    infer had made it a float."""
+    weights = jnp.array([0.1, 0.5, 0.4])
+    target = infer.Target(
+        lambda p: jnp.log(weights[p["k"]]) - 0.5 * p["z"] ** 2, init={"k": 1, "z": 0.0}
+    )
+    with pytest.raises(ValueError, match=r"Positions are real numbers .* an integer init is made"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20)
+
+
 def test_warnings_of_a_run_point_at_the_line_that_called_infer():
     """They pointed at infer/driver.py (a fixed stacklevel, one short once the run loop
     gained a level); the init-shape warning already pointed here."""
