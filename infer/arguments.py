@@ -312,8 +312,7 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
     if same_run and asked is not None and asked != saved:
         warnings.warn(
             f"num_samples={asked} is ignored: resuming from a checkpoint folder finishes the "
-            f"saved run, which draws {saved} per chain. For more draws, resume=result from "
-            "the finished run's result.",
+            f"saved run, which draws {saved} per chain. For more draws: resume=result.",
             skip_file_prefixes=INFER_FRAMES,  # the caller of infer.sample
         )
     return saved

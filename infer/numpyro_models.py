@@ -21,11 +21,14 @@ from infer.numpyro_data import (
     check_observation_shapes,
     constant_data,
     is_data,
-    lists_of_numbers,
-    nonfinite_arguments,
-    raise_naming_arguments,
     refuse_unsampleable_sites,
     unobserved_arguments,
+)
+from infer.numpyro_failures import (
+    abstract_trace,
+    explain_failure,
+    refuse_nonfinite_arguments,
+    refuse_plates_named_like_sites,
 )
 from infer.outside_values import outside_values
 
@@ -101,7 +104,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         trace = abstract_trace(model, args, kwargs)
     except Exception as err:
         refuse_unsampleable_sites(model, args, kwargs, err)
-        _explain_failure(model, args, kwargs, err, "samples")
+        explain_failure(model, args, kwargs, err, "samples")
         raise
     check_observation_shapes({k: site for k, site in trace.items() if is_observation(site)})
     params = [name for name, site in trace.items() if site["type"] == "param"]
@@ -131,7 +134,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             "infer={'enumerate': 'parallel'} (infer does not)."
         )
     if not latent:
-        _refuse_plates_named_like_sites(model, args, kwargs)
+        refuse_plates_named_like_sites(model, args, kwargs)
         raise ValueError("the NumPyro model has no latent sample sites: there is nothing to infer.")
     replay = any(site["type"] == "deterministic" for site in trace.values())
     leaves, structure = jax.tree.flatten((tuple(args), dict(kwargs)))
@@ -148,7 +151,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     try:
         init, value = jax.device_get(start_fn(data))
     except Exception as err:  # array arguments are traced here, not before
-        _explain_failure(model, args, kwargs, err, "data")
+        explain_failure(model, args, kwargs, err, "data")
         raise
     observed = {k: np.asarray(v) for k, v in jax.device_get(observed_fn(data)).items()}
     traced = {name: site["value"] for name, site in trace.items() if is_observation(site)}
@@ -193,63 +196,6 @@ def _hidden(model: Callable, sites: tuple) -> Callable:
 
     hidden.__qualname__ = getattr(model, "__qualname__", "model")
     return hidden
-
-
-def _explain_failure(model: Callable, args, kwargs, err: Exception, traced: str) -> None:
-    """Raise the reason the model failed on its arguments, where one is found: lists or
-    pandas objects, a plate named like a site, NaN in an array argument, or what
-    :func:`_explain_trace_failure` finds."""
-    lists = lists_of_numbers(model, args, kwargs)
-    if lists:  # an observation passes NumPyro's trace, and fails in the arithmetic after it
-        raise TypeError(
-            f"the model's argument(s) {', '.join(lists)} are Python lists or tuples of "
-            "numbers, or pandas objects, which the model's arithmetic does not take as "
-            "arrays: pass np.asarray(...) of them (.to_numpy() of a pandas Series). Calling "
-            f"the model raised {validation.error_line(err)}"
-        ) from err
-    _refuse_plates_named_like_sites(model, args, kwargs)
-    _refuse_nonfinite_arguments(model, args, kwargs, err)
-    _explain_trace_failure(model, args, kwargs, err, traced)
-
-
-def _refuse_plates_named_like_sites(model: Callable, args, kwargs) -> None:
-    """A plate named like a sample site replaces that site in NumPyro's trace (the model then
-    seems to have no latent site, or fails inside NumPyro): name the clash."""
-    from numpyro import handlers
-    from numpyro.primitives import Messenger
-
-    kinds: dict = {}
-
-    class Record(Messenger):
-        def process_message(self, msg):
-            kinds.setdefault(msg["name"], set()).add(msg["type"])
-
-    def run():
-        with Record():
-            handlers.seed(model, rng_seed=0)(*args, **kwargs)
-        return 0
-
-    try:
-        jax.eval_shape(run)
-    except Exception:
-        pass  # the clash, if any, was recorded before the failure
-    if clashes := [name for name, kind in kinds.items() if {"plate", "sample"} <= kind]:
-        raise ValueError(
-            f"the NumPyro model names a plate and a sample site alike: {clashes}. NumPyro "
-            "keeps one entry per name, so the plate hides the site. Give each plate a name "
-            "of its own (e.g. 'schools' for the plate of the site 'school')."
-        )
-
-
-def _refuse_nonfinite_arguments(model: Callable, args, kwargs, err: Exception) -> None:
-    """When the model fails on its data and some array argument holds NaN or inf, say so
-    (NumPyro's "got invalid loc parameter" names neither)."""
-    if named := nonfinite_arguments(model, args, kwargs):
-        raise ValueError(
-            f"the model's array argument(s) {', '.join(named)} hold NaN or inf values, and "
-            f"the model fails on them ({validation.error_line(err)}). "
-            "Drop or fill them (observations may be masked: numpyro.handlers.mask)."
-        ) from err
 
 
 def is_factor(site: dict) -> bool:
@@ -301,7 +247,7 @@ def _searched_start(model: Callable, left_out: tuple, args, kwargs, observed: di
     except (RuntimeError, ValueError) as err:  # ValueError: a distribution's argument check
         named = validation.nonfinite_leaves(observed)
         if not named:
-            _refuse_nonfinite_arguments(model, args, kwargs, err)  # a covariate's NaN
+            refuse_nonfinite_arguments(model, args, kwargs, err)  # a covariate's NaN
         if isinstance(err, ValueError) and not named:
             raise
         cause = (
@@ -314,66 +260,6 @@ def _searched_start(model: Callable, left_out: tuple, args, kwargs, observed: di
             f"the NumPyro model's log density is not finite at any starting point tried: {cause}."
         ) from err
     return info.param_info.z
-
-
-def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced: str) -> None:
-    """When the model runs on the arguments as given but not traced, raise the reason: a
-    subsampled plate, or (for JAX's tracer errors only) Python or NumPy code on ``traced``
-    values, ``"data"`` (the array arguments) or ``"samples"`` (the values the model
-    samples), or the arguments' shapes where it fails as given too; else return."""
-    from numpyro import handlers
-
-    try:
-        trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
-    except Exception:  # it fails as given too: its error, with the arguments' shapes
-        raise_naming_arguments(model, args, kwargs, err)  # (other kinds of error stand)
-    subsampled = [
-        f"{name} (size {site['args'][0]}, subsample_size {site['args'][1]})"
-        for name, site in trace.items()
-        if site["type"] == "plate" and site["args"][1] not in (None, site["args"][0])
-    ]
-    if subsampled:
-        raise ValueError(
-            f"the model subsamples its plate(s) {', '.join(subsampled)}: the samplers of "
-            "infer.sample evaluate the full log density. Leave subsample_size out, or use "
-            "infer.sgld, which takes minibatches of the data itself."
-        ) from err
-    tracer_errors = (
-        jax.errors.ConcretizationTypeError,
-        jax.errors.TracerArrayConversionError,
-        jax.errors.TracerIntegerConversionError,
-    )
-    if not isinstance(err, tracer_errors):
-        return
-    cause = f"({validation.error_line(err)})"
-    if traced == "data":
-        raise TypeError(
-            f"the model runs on its arguments as concrete arrays but not traced {cause}. "
-            "Target.from_numpyro passes array arguments as data into one compiled program for "
-            "any data of the same shapes, so Python control flow or NumPy calls on them "
-            "(int(g.max()), np.isnan(y)) fail there. Use jnp operations on array arguments, "
-            "and pass values that set shapes (a number of groups) as Python ints."
-        ) from err
-    raise TypeError(
-        f"the model runs eagerly but not traced {cause}: Python control flow or NumPy calls on "
-        "the values it samples (if sigma > 1, float(mu), np.exp(mu)) cannot run in a "
-        "compiled program. Use jnp operations (jnp.where for a branch)."
-    ) from err
-
-
-def abstract_trace(model: Callable, args, kwargs) -> dict:
-    """The model's sites, traced without running anything (no eager computation to
-    compile): only their kinds, names and distributions' supports are read."""
-    from numpyro import handlers
-
-    sites: dict = {}
-
-    def run():
-        sites.update(handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs))
-        return 0
-
-    jax.eval_shape(run)
-    return sites
 
 
 def _functions(model: Callable, layout: _Layout, replay: bool, outside: tuple = ()) -> tuple:

@@ -8,7 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from infer.numpyro_models import ModelSource, abstract_trace, is_observation
+from infer.numpyro_failures import abstract_trace
+from infer.numpyro_models import ModelSource, is_observation
 
 
 def predictive_draws(

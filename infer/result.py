@@ -409,7 +409,6 @@ def _warn_unknown_dims(dims: dict, groups: dict) -> None:
         warnings.warn(
             f"dims names {unknown}, which no group of this result holds, so they name "
             f"nothing; the variables are {sorted(known)}. Check the spelling.",
-            UserWarning,
             skip_file_prefixes=INFER_FRAMES,
         )
 

@@ -6,6 +6,7 @@ import sys
 import warnings
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -191,6 +192,9 @@ def test_a_subsampled_plate_and_numpy_on_data_are_named():
     groups = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
     with pytest.raises(TypeError, match=r"concrete arrays but not traced.*Python ints"):
         infer.Target.from_numpyro(counted_groups, groups, Y)
+    # the same data as jnp arrays: the error blamed the values the model samples
+    with pytest.raises(TypeError, match=r"concrete arrays but not traced.*Python ints"):
+        infer.Target.from_numpyro(counted_groups, jnp.asarray(groups), jnp.asarray(Y))
 
 
 def shrunk_to_simulate(y=None):
