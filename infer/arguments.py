@@ -13,9 +13,16 @@ import jax
 
 from infer import convergence, registry, validation
 from infer.caller import INFER_FRAMES
+from infer.exact_checks import refuse_for_exact, refuse_starts_for_exact
 from infer.keys import as_key, same_stream
 from infer.placement import chain_sharding, to_host
-from infer.process_agreement import check_processes_agree, layout, sample_call, start_value
+from infer.process_agreement import (
+    check_processes_agree,
+    layout,
+    sample_call,
+    share_refusal,
+    start_value,
+)
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
@@ -82,21 +89,26 @@ def check_arguments(
     exact: bool,
 ) -> Arguments:
     """Check every argument of :func:`infer.sample` (their meanings are there)."""
-    key_input, seed = as_key(rng_key)
-    check_target(target)
-    registry.check_sampler_argument(sampler)
-    init, num_chains = _from_state(init, num_chains)
-    if exact:
-        _refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin, superchains)
-        _refuse_starts_for_exact(sampler, init, init_jitter)
-    source = None if exact else resume_source(resume, init)
-    _check_seed(source, seed)
     asked_samples = num_samples
-    num_chains, num_samples, thin, init_jitter = _check_numbers(
-        num_chains, num_samples, thin, init_jitter, until, source
-    )
-    keep = _listed(keep)  # once: a generator read twice would be empty the second time
+    try:  # checks each process makes alone: a refusal is shared, or the others would wait
+        key_input, seed = as_key(rng_key)
+        check_target(target)
+        registry.check_sampler_argument(sampler)
+        init, num_chains = _from_state(init, num_chains)
+        if exact:
+            refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin, superchains)
+            refuse_starts_for_exact(sampler, init, init_jitter)
+        source = None if exact else resume_source(resume, init)
+        _check_seed(source, seed)
+        num_chains, num_samples, thin, init_jitter = _check_numbers(
+            num_chains, num_samples, thin, init_jitter, until, source
+        )
+        keep = _listed(keep)  # once: a generator read twice would be empty the second time
+    except Exception as err:
+        share_refusal(err)
+        raise
     if jax.process_count() > 1:  # one process: nothing to compare, nothing to compute
+        share_refusal(None)
         check_processes_agree(
             sample_call(
                 target,
@@ -401,50 +413,3 @@ def _check_keep(keep, target, init) -> list | None:
             f"keep names {unknown} that the target does not report; its draws are {names}."
         )
     return list(keep)
-
-
-def _refuse_for_exact(
-    sampler, resume, checkpoint, until, store=None, keep=None, thin=None, superchains=None
-) -> None:
-    if thin is not None and validation.positive_int("thin", thin) != 1:
-        raise ValueError(
-            f"{sampler.name} makes exact independent draws: thin={thin!r} would only "
-            "discard some of them. Leave thin out, and draw num_samples as many."
-        )
-    stored = [name for name, value in (("store", store), ("keep", keep)) if value is not None]
-    if stored:
-        raise ValueError(
-            f"{sampler.name} makes all its draws in memory at once, so {' and '.join(stored)} "
-            f"{'does' if len(stored) == 1 else 'do'} not apply (they cut what Markov-chain "
-            "runs store as they go): pick draws from result.draws, or save the result with "
-            "result.save(path)."
-        )
-    used = [
-        name
-        for name, value in (
-            ("resume", resume),
-            ("checkpoint", checkpoint),
-            ("until", until),
-            ("superchains", superchains),
-        )
-        if value is not None
-    ]
-    if used:
-        verb = "does" if len(used) == 1 else "do"
-        raise ValueError(
-            f"{sampler.name} makes exact independent draws, so {', '.join(used)} {verb} not "
-            "apply: "
-            "for more draws, call infer.sample again with another seed and join the results."
-        )
-
-
-def _refuse_starts_for_exact(sampler, init, init_jitter) -> None:
-    given = [
-        name for name, value in (("init", init), ("init_jitter", init_jitter)) if value is not None
-    ]
-    if given:
-        verb = "does" if len(given) == 1 else "do"
-        raise ValueError(
-            f"{sampler.name} makes exact independent draws, which start from no point, so "
-            f"{' and '.join(given)} {verb} not apply: leave {' and '.join(given)} out."
-        )

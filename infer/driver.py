@@ -25,6 +25,7 @@ from infer.loglik import check_loglik
 from infer.markov import Carry, Plan
 from infer.numpyro_data import warn_of_unobserved
 from infer.placement import replicated, to_host
+from infer.process_agreement import on_every_process
 from infer.progress import check_progress
 from infer.reported_names import reported_shapes
 from infer.result import Result
@@ -330,14 +331,16 @@ def _check_memory(plan: Plan, args: Arguments, example, sharding):
     stored = outputs.store is not None
     need = plan.need(num_draws, draw_bytes, len(devices), stored, args.until is not None)
     num_chains = plan.keys_struct.shape[0]
-    memory.check(
-        need,
-        devices,
-        f"{args.sampler.name} on {target.name} with {num_chains} chains x {num_draws} draws",
-        "Use fewer chains (num_chains) or draws (num_samples), keep every k-th draw "
-        "(thin=k), write the draws to disk as they come "
-        "(store='run.zarr'), or draw in pieces: run num_samples=n, then resume=result for n "
-        "more, saving each result (result.save) before the next.",
+    on_every_process(  # each host's own free memory: a refusal stops every process
+        lambda: memory.check(
+            need,
+            devices,
+            f"{args.sampler.name} on {target.name} with {num_chains} chains x {num_draws} draws",
+            "Use fewer chains (num_chains) or draws (num_samples), keep every k-th draw "
+            "(thin=k), write the draws to disk as they come (store='run.zarr'), or draw in "
+            "pieces: run num_samples=n, then resume=result for n more, saving each result "
+            "(result.save) before the next.",
+        )
     )
     return need
 

@@ -23,6 +23,7 @@ from infer.diagnostics import DiagnosticWarning
 from infer.flag_rules import rejected_nonfinite_message
 from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
+from infer.process_agreement import on_every_process
 from infer.progress import PROGRESS_CHUNKS, progress_bar
 from infer.reported_names import reported_shapes
 from infer.result import Result
@@ -137,12 +138,14 @@ def sample_exact(
         draws *= num_chains * num_samples
         # the chunks on the device (host memory on a CPU), their copies and the result
         need = memory.Need(2 * draws, draws, {"draws": draws}, draws)
-        memory.check(
-            need,
-            list(sharding.device_set),
-            f"{sampler.name} on {target.name} with {num_chains} chains x {num_samples} draws",
-            "Use fewer chains (num_chains) or draws (num_samples), or draw in pieces with "
-            "different seeds, saving each result (result.save) before the next.",
+        on_every_process(  # each host's own free memory: a refusal stops every process
+            lambda: memory.check(
+                need,
+                list(sharding.device_set),
+                f"{sampler.name} on {target.name} with {num_chains} chains x {num_samples} draws",
+                "Use fewer chains (num_chains) or draws (num_samples), or draw in pieces with "
+                "different seeds, saving each result (result.save) before the next.",
+            )
         )
     keys = chain_keys(key_input, num_chains, sharding)
     out = run_exact(keys, target, sampler, num_chains, num_samples, progress)

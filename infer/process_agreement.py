@@ -8,6 +8,7 @@ checks first, with one small exchange of each argument's fingerprint.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import jax
 import numpy as np
@@ -125,3 +126,47 @@ def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
             "process index would mix two runs' chains). Values are compared as given: a seed "
             "and its jax.random.key, or a default and the same value written out, differ."
         )
+
+
+#: The bytes of a refusal's message that the other processes are told.
+REFUSAL_BYTES = 480
+
+
+def share_refusal(error: Exception | None) -> None:
+    """Tell every process whether this one refused the call (``error``, from a check made on
+    each process alone: an argument before they compare them, a host's own free memory),
+    so that none is left waiting in a collective the refusing process never joins. Every
+    process calls it at the same point; it raises, where ``error`` is None, a ``ValueError``
+    naming the first process that refused and its message (one exchange; nothing with one
+    process). A process that refused raises its own error after the exchange."""
+    if jax.process_count() == 1:
+        return
+    from jax.experimental import multihost_utils
+
+    text = "" if error is None else f"{type(error).__name__}: {error}"
+    encoded = text.encode()[:REFUSAL_BYTES]
+    mine = np.zeros(REFUSAL_BYTES + 1, np.uint8)
+    mine[0] = error is not None
+    mine[1 : 1 + len(encoded)] = np.frombuffer(encoded, np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, bytes)
+    refused = np.flatnonzero(every[:, 0])
+    if error is None and refused.size:
+        first = int(refused[0])
+        message = bytes(every[first, 1:]).rstrip(b"\0").decode(errors="replace")
+        raise ValueError(
+            f"process {first} of {jax.process_count()} refused this infer.sample call, so "
+            f"process {jax.process_index()} stops too (every process must make the same "
+            f"call, and each checks it): {message}"
+        )
+
+
+def on_every_process[T](check: Callable[[], T]) -> T:
+    """``check()``, a check each process makes alone, whose refusal on any process stops
+    every process (see :func:`share_refusal`); its value."""
+    try:
+        value = check()
+    except Exception as err:
+        share_refusal(err)
+        raise
+    share_refusal(None)
+    return value

@@ -150,6 +150,53 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
         assert differ in stdout, stdout
 
 
+REFUSED = textwrap.dedent(
+    """
+    import sys
+    process, port = int(sys.argv[1]), sys.argv[2]
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
+                               num_processes=2, process_id=process)
+    import infer
+    import infer.memory
+    from models import targets
+    target = targets.get("normal_10d")
+    try:  # an argument process 1 alone refuses, before the processes compare them
+        infer.sample(0, target, infer.rwmh(), num_chains=4, num_warmup=20,
+                     num_samples=[20, -1][process])
+    except ValueError as err:
+        print(type(err).__name__, err)
+    if process == 1:  # a host with little free memory: process 1 alone refuses the run
+        available = infer.memory.host_available
+        infer.memory.host_available = lambda: 2**16
+    try:
+        infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20)
+    except (ValueError, MemoryError) as err:
+        print(type(err).__name__, err)
+    if process == 1:
+        infer.memory.host_available = available
+    result = infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20)
+    print("then ran", result.draws["x"].shape)
+    """
+)
+
+
+@pytest.mark.thorough  # refusals over two processes, 6 s
+def test_a_call_one_process_refuses_stops_every_process():
+    """A check each process makes alone (an argument before they compare them, a host's own
+    free memory) refused on process 1, and process 0 waited in a collective for 5 minutes,
+    then died with a C++ trace."""
+    first, second = _outputs_of_a_pair(REFUSED)
+    assert "ValueError num_samples must be an integer >= 1; got -1" in second, second
+    told = "ValueError process 1 of 2 refused this infer.sample call, so process 0 stops too"
+    told += " (every process must make the same call, and each checks it): "
+    assert f"{told}ValueError: num_samples must" in first, first
+    assert "MemoryError rwmh on normal_10d" in second, second
+    assert f"{told}MemoryError: rwmh on normal_10d" in first, first
+    assert first.count("then ran (4, 20, 10)") == second.count("then ran (4, 20, 10)") == 1
+
+
 PAIR = textwrap.dedent(
     """
     import sys
