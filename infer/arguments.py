@@ -135,24 +135,9 @@ def check_arguments(
     num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
     _check_step_count(source, num_warmup, num_draws, thin)
     superchain_size = resumed_superchain_size(superchains, num_chains, source)
-    return Arguments(
-        key_input,
-        seed,
-        target,
-        sampler,
-        num_chains,
-        num_samples,
-        num_warmup,
-        thin,
-        init,
-        init_jitter,
-        sharding,
-        source,
-        outputs,
-        until,
-        num_draws,
-        superchain_size,
-    )
+    settings = (num_chains, num_samples, num_warmup, thin, init, init_jitter, sharding, source)
+    extra = (outputs, until, num_draws, superchain_size)
+    return Arguments(key_input, seed, target, sampler, *settings, *extra)
 
 
 def _from_state(init, num_chains):
