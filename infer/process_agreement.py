@@ -104,6 +104,9 @@ def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
     mine = np.array([_fingerprint(arguments[name]) for name in names], np.int32)
     every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, arguments)
     differ = [name for i, name in enumerate(names) if np.any(every[:, i] != every[0, i])]
+    if differ:  # every process found the same ones: one more exchange shows their values
+        shown = _values_by_process(differ, arguments)
+        differ = [f"{name} ({shown[name]} by process)" if shown[name] else name for name in differ]
     starts = np.asarray(multihost_utils.process_allgather(np.array([start], np.float32)))
     starts = starts.reshape(-1).astype(np.float64)
     scale = np.maximum(1.0, np.maximum(np.abs(starts), np.abs(starts[0])))
@@ -114,9 +117,9 @@ def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
         shown = ", ".join(f"{value:.6g}" for value in starts)
         differ.append(f"{START} ({shown} by process: data read per process and captured by it?)")
     if differ:
-        given = [name for name in differ if name in GIVEN_OR_NOT]
+        given = [name for name in differ if name.split(" (")[0] in GIVEN_OR_NOT]
         some = f"; {', '.join(given)}: given on some only" if given else ""
-        if "devices" in differ:
+        if any(name.startswith("devices") for name in differ):
             some += "; leave devices out, or give each process its own (jax.local_devices())"
         raise ValueError(
             f"the {jax.process_count()} processes called infer.sample with different "
@@ -126,6 +129,42 @@ def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
             "process index would mix two runs' chains). Values are compared as given: a seed "
             "and its jax.random.key, or a default and the same value written out, differ."
         )
+
+
+#: The bytes of an argument's value shown in the message of a call that differs.
+SHOWN_BYTES = 64
+
+
+def _shown(name: str, value) -> str:
+    """``value`` of argument ``name`` as the message shows it: a sampler by its name, small
+    arrays and keys by their numbers, a larger array by its shape, other values by their
+    ``repr``; empty where that is longer than :data:`SHOWN_BYTES`."""
+    if name == "sampler":
+        return str(value[0])
+    if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
+        value = jax.random.key_data(value)
+    if isinstance(value, np.ndarray | jax.Array | np.generic):
+        array = np.asarray(value)
+        return repr(array.tolist()) if array.size <= 4 else f"an array of shape {array.shape}"
+    text = repr(value)
+    return text if len(text.encode()) <= SHOWN_BYTES else ""
+
+
+def _values_by_process(names: list[str], arguments: dict) -> dict[str, str]:
+    """Each of ``names`` -> its values on every process, ``"4, 6"`` (one exchange), or empty
+    where some cannot be shown or all show alike (data that differ in their values)."""
+    from jax.experimental import multihost_utils
+
+    mine = np.zeros((len(names), SHOWN_BYTES), np.uint8)
+    for i, name in enumerate(names):
+        text = _shown(name, arguments[name]).encode()[:SHOWN_BYTES]
+        mine[i, : len(text)] = np.frombuffer(text, np.uint8)
+    every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, names, bytes)
+    values = {}
+    for i, name in enumerate(names):
+        texts = [bytes(row[i]).rstrip(b"\0").decode(errors="replace") for row in every]
+        values[name] = "" if not all(texts) or len(set(texts)) == 1 else ", ".join(texts)
+    return values
 
 
 #: The bytes of a refusal's message that the other processes are told.

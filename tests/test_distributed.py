@@ -145,8 +145,10 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
     different chain counts aborted inside gloo with a C++ trace. Superchains on one process,
     or a log density that differs between them under one name, mixed two runs too."""
     for stdout in _outputs_of_a_pair(MISMATCH):
-        assert "called infer.sample with different rng_key, num_chains" in stdout, stdout
-        differ = "different superchains, the log density at the start (-1.5, -0.015 by process"
+        # the values too, by process (the names alone were said)
+        differ = "different rng_key (0, 1 by process), num_chains (4, 6 by process) (process"
+        assert differ in stdout, stdout
+        differ = "superchains (None, 2 by process), the log density at the start (-1.5, -0.015 by"
         assert differ in stdout, stdout
 
 
