@@ -95,7 +95,8 @@ def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced
     try:
         trace = handlers.trace(handlers.seed(model, rng_seed=0)).get_trace(*args, **kwargs)
     except Exception:  # it fails as given too: its error, with the arguments' shapes
-        raise_naming_arguments(model, args, kwargs, err)  # (other kinds of error stand)
+        raise_naming_arguments(model, args, kwargs, err)
+        return  # other kinds of error (a KeyError of the model's own) stand as they are
     subsampled = [
         f"{name} (size {site['args'][0]}, subsample_size {site['args'][1]})"
         for name, site in trace.items()

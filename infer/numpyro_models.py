@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
@@ -85,7 +86,10 @@ class _Layout(NamedTuple):
     static: tuple
 
     def rebuild(self, data) -> tuple:
-        data_leaves, static_leaves = iter(data), iter(self.static)
+        """``(args, kwargs)`` with the data as JAX arrays (traced in a program; a NumPy
+        array, checked on the host, would make NumPyro check an observation's support with
+        NumPy, which fails on a bound that is a parameter: ``Uniform(0, theta)``)."""
+        data_leaves, static_leaves = iter(jax.tree.map(jnp.asarray, data)), iter(self.static)
         leaves = [next(data_leaves) if d else next(static_leaves) for d in self.is_data]
         return jax.tree.unflatten(self.structure, leaves)
 
@@ -236,6 +240,8 @@ def _searched_start(model: Callable, left_out: tuple, args, kwargs, observed: di
     from numpyro.infer.initialization import init_to_median
     from numpyro.infer.util import initialize_model
 
+    # NumPy arrays as JAX ones, as _Layout.rebuild gives them
+    args, kwargs = jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, (args, kwargs))
     try:
         info = initialize_model(
             jax.random.key(0),

@@ -358,3 +358,44 @@ def test_a_deterministic_made_only_with_the_outcome_is_left_out_of_new_predictio
     wrong = infer.Result.from_draws({"slope": np.zeros((2, 10)), "other": np.zeros((2, 10))})
     with pytest.raises(ValueError, match="hold other that it does not have"):
         infer.predictive(wrong, fitted)  # on the fit's own data: another model's draws
+
+
+def test_a_models_own_key_error_stands():
+    """The explanation of a failing model fell through to a name it never set, and the user
+    read an UnboundLocalError of infer's instead of the model's KeyError."""
+
+    def misread(data):
+        s = numpyro.sample("s", dist.HalfNormal(1.0))
+        numpyro.sample("y", dist.Normal(0.0, s), obs=data["y_obs"])
+
+    with pytest.raises(KeyError, match="y_obs"):
+        infer.Target.from_numpyro(misread, {"y": np.zeros(5, np.float32)})
+
+
+def uniform_up_to(u=None):
+    upper = numpyro.sample("upper", dist.Exponential(0.1))
+    with numpyro.plate("n", 20):
+        numpyro.sample("u", dist.Uniform(0.0, upper), obs=u)
+
+
+def test_a_likelihood_whose_support_is_a_parameter_takes_numpy_data():
+    """NumPyro checks a NumPy observation's support with NumPy, which failed on the traced
+    bound with a TracerArrayConversionError naming neither argument nor cause (jnp data
+    worked). The bound's posterior density is ∝ upper**-20 exp(-upper / 10) above max(u)."""
+    from scipy import integrate
+
+    u = np.random.default_rng(0).uniform(0.0, 3.0, 20).astype(np.float32)
+    target = infer.Target.from_numpyro(uniform_up_to, u=u)
+    # a wall at max(u) in the unconstrained space: NUTS would diverge there, RWMH rejects
+    result = infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=2000)
+    upper = np.asarray(result.draws["upper"])
+    assert upper.min() >= u.max()  # never below the largest observation
+
+    def density(x, power=0):
+        return x**power * (x / u.max()) ** -20.0 * np.exp(-x / 10.0)
+
+    top = 10.0 * u.max()  # (upper / max(u))**-20 is 1e-20 there
+    mean = integrate.quad(density, u.max(), top, args=(1,))[0]
+    mean /= integrate.quad(density, u.max(), top)[0]
+    row = infer.summary(result).loc["upper"]
+    assert abs(row["mean"] - mean) < 4 * row["mcse_mean"]
