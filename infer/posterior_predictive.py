@@ -122,7 +122,19 @@ def predictive(
         latent = [*sites.latent, *sites.deterministic]  # not a factor's empty value
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
-    return replace(result, groups=groups)
+    return replace(result, groups=groups, dims=_named_dims(result, target, groups))
+
+
+def _named_dims(result: Result, target: Target, groups: dict) -> dict:
+    """``result``'s dims, and the target's (its plates' names) for the variables the result
+    does not name: draws of ``Result.from_draws`` carry none, and their groups were named
+    ``y_dim_0`` where a run's are named after the plates."""
+    present = set(result.draws).union(*(set(values or {}) for values in groups.values()))
+    named = dict(result.dims or {})
+    for name, names in (target.dims or {}).items():
+        if name in present and name not in named:
+            named[name] = names
+    return named
 
 
 def _with_data(result: Result, target: Target) -> dict:

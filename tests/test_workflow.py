@@ -384,6 +384,12 @@ def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_p
     for group in ("log_likelihood", "posterior_predictive", "prior_predictive"):
         assert tree[group]["y"].dims == ("chain", "draw", "schools")
     assert tree["observed_data"]["y"].dims == ("schools",)
+    # bare draws of the same run are named after the plates too (they were theta_dim_0)
+    bare = infer.Result.from_draws({k: result.draws[k] for k in ("mu", "tau", "theta_tilde")})
+    named = infer.predictive(bare, target).to_arviz()
+    assert named["posterior"]["theta_tilde"].dims == ("chain", "draw", "schools")
+    assert named["posterior_predictive"]["y"].dims == ("chain", "draw", "schools")
+    assert named["observed_data"]["y"].dims == ("schools",)
     residual = tree["posterior"]["theta"] - tree["observed_data"]["y"]
     assert residual.shape == (2, 60, 8)  # element by element, not 8 x 8
     assert float(tree["posterior"]["theta"].sel(schools=3)[1, 7]) == result.draws["theta"][1, 7, 3]
