@@ -189,29 +189,21 @@ def alias_table_traced(probabilities: jax.Array) -> tuple[jax.Array, jax.Array]:
     return keep, alias
 
 
-def alias_pick(keep: jax.Array, alias: jax.Array, uniform: jax.Array):
-    """Pieces for uniforms ``u`` (any shape) by the alias method, and a second uniform made
-    from the rest of ``u``'s bits (the fractional part, rescaled) for use within the piece:
-    ``(piece (int32), within in [0, 1])``, each the shape of ``u``."""
+def alias_pick(keep: jax.Array, alias: jax.Array, uniform: jax.Array) -> jax.Array:
+    """Pieces for uniforms ``u`` (any shape) by the alias method, int32 of ``u``'s shape: the
+    column ``floor(u K)``, or its alias where ``u``'s fractional part is above the column's
+    ``keep``. A draw's place inside its piece takes a uniform of its own (the rest of ``u``'s
+    bits left 2**15 to 2**17 places in a piece, and cut off a tail piece's far end)."""
     k = keep.shape[0]
     scaled = uniform * k
     column = jnp.minimum(scaled.astype(jnp.int32), k - 1)
-    fraction = scaled - column
-    column_keep = keep[column]
-    is_column = fraction < column_keep
-    piece = jnp.where(is_column, column, alias[column])
-    within = jnp.where(
-        is_column,
-        fraction / jnp.where(column_keep > 0, column_keep, 1.0),
-        (fraction - column_keep) / jnp.where(column_keep < 1, 1.0 - column_keep, 1.0),
-    )
-    return piece, jnp.clip(within, 0.0, 1.0)
+    return jnp.where(scaled - column < keep[column], column, alias[column])
 
 
 def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pieces) -> Proposal:
     """Sampling by the alias method: O(1) per draw, no search. One uniform ``u`` picks a
-    column ``floor(u K)``; its fractional part both decides between the column and its alias
-    and, rescaled, places the draw inside the chosen piece."""
+    column ``floor(u K)``, its fractional part decides between the column and its alias, and
+    a second uniform places the draw inside the chosen piece."""
     dtype = jnp.result_type(float)
     keep_np, alias_np = alias_table(probabilities)
     keep = jnp.asarray(keep_np, dtype)
@@ -221,8 +213,9 @@ def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pi
     del cumulative
 
     def sample_and_log_prob_batch(rng_key, n):
-        piece, within = alias_pick(keep, alias, jax.random.uniform(rng_key, (n,), dtype))
-        x = lower + width * (piece + within)
+        pick, within = jax.random.uniform(rng_key, (2, n), dtype)
+        piece = alias_pick(keep, alias, pick)
+        x = lower + width * piece + width * within  # not (piece + within): 2**-17 steps near 64
         return jnp.clip(x, lower, upper), log_g_pieces[piece]
 
     def sample_batch(rng_key, n):

@@ -189,10 +189,10 @@ def envelope(hull: Hull, lower: float, upper: float, derivative_free: bool) -> E
 
 
 def propose(rng_key, env: Envelope, shape):
-    """Draws from the envelope: ``(x, u(x), piece)``, each of ``shape``. One uniform both picks
-    the piece (alias method) and, from its remaining bits, places the draw inside it."""
-    uniform = jax.random.uniform(rng_key, shape, env.left.dtype)
-    piece, within = alias_pick(env.keep, env.alias, uniform)
+    """Draws from the envelope: ``(x, u(x), piece)``, each of ``shape``. One uniform picks the
+    piece (alias method), a second places the draw inside it."""
+    pick, within = jax.random.uniform(rng_key, (2, *shape), env.left.dtype)
+    piece = alias_pick(env.keep, env.alias, pick)
     x = _invert(within, env.left[piece], env.right[piece], env.slope[piece])
     u = env.value[piece] + env.slope[piece] * (x - env.anchor[piece])
     return x, u, piece
