@@ -1,5 +1,6 @@
 """Whether an ADVI fit can be trusted: the Pareto k-hat of its importance ratios (Yao,
-Vehtari, Simpson, Gelman 2018, "Yes, but did it work?"), its threshold, and the warnings."""
+Vehtari, Simpson, Gelman 2018, "Yes, but did it work?"), its threshold, and the warnings;
+and the check of the optimizer it is given."""
 
 from __future__ import annotations
 
@@ -109,3 +110,25 @@ def pareto_k(log_weight: np.ndarray) -> float:
                 raise
             return float("-inf")
     return float(k_hat)
+
+
+def check_optimizer(optimizer, learning_rate) -> None:
+    """A TypeError unless ``optimizer`` is ``None`` or an Optax ``GradientTransformation``,
+    a ValueError where ``learning_rate`` is given beside one."""
+    if optimizer is None:
+        return
+    methods = (getattr(optimizer, "init", None), getattr(optimizer, "update", None))
+    if not all(callable(method) for method in methods):
+        got = type(optimizer).__name__
+        if callable(optimizer):  # optax.adam itself, not called
+            name = getattr(optimizer, "__name__", got)
+            got = f"the function {name}: call it with its settings, e.g. optax.{name}(0.01)"
+        raise TypeError(
+            f"optimizer must be an Optax GradientTransformation (e.g. optax.adam(0.01), "
+            f"optax.chain(...)); got {got}. Leave it out for Adam at learning_rate."
+        )
+    if learning_rate is not None:
+        raise ValueError(
+            f"learning_rate={learning_rate!r} was given with optimizer=: the optimizer "
+            "sets its own step size. Give one of them (e.g. optimizer=optax.adam(0.05))."
+        )

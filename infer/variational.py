@@ -25,7 +25,12 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from infer import memory, validation
-from infer.fit_checks import pareto_k, pareto_k_threshold, warn_if_untrustworthy
+from infer.fit_checks import (
+    check_optimizer,
+    pareto_k,
+    pareto_k_threshold,
+    warn_if_untrustworthy,
+)
 from infer.fit_measures import kl_gap
 from infer.keys import as_jax_key, as_key
 from infer.loglik import pointwise
@@ -147,12 +152,13 @@ def advi(
     options = _check_options(
         family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
     )
-    _check_optimizer(optimizer, learning_rate)
+    check_optimizer(optimizer, learning_rate)
     check_progress(progress)
     if optimizer is None:
         optimizer = optax.adam(options.learning_rate)
-    else:
+    else:  # one that reads the loss too (value=) as Adam does not: optax.contrib's
         options = options._replace(learning_rate=None, optimizer="custom")
+        optimizer = optax.with_extra_args_support(optimizer)
     flat_start, unravel = _flat_start(target, init)
     dimension, dtype = flat_start.shape[0], flat_start.dtype
     logdensity_flat = _flat_logdensity(target, unravel)
@@ -232,28 +238,6 @@ def _check_options(
     )
 
 
-def _check_optimizer(optimizer, learning_rate) -> None:
-    """A TypeError unless ``optimizer`` is ``None`` or an Optax ``GradientTransformation``,
-    a ValueError where ``learning_rate`` is given beside one."""
-    if optimizer is None:
-        return
-    methods = (getattr(optimizer, "init", None), getattr(optimizer, "update", None))
-    if not all(callable(method) for method in methods):
-        got = type(optimizer).__name__
-        if callable(optimizer):  # optax.adam itself, not called
-            name = getattr(optimizer, "__name__", got)
-            got = f"the function {name}: call it with its settings, e.g. optax.{name}(0.01)"
-        raise TypeError(
-            f"optimizer must be an Optax GradientTransformation (e.g. optax.adam(0.01), "
-            f"optax.chain(...)); got {got}. Leave it out for Adam at learning_rate."
-        )
-    if learning_rate is not None:
-        raise ValueError(
-            f"learning_rate={learning_rate!r} was given with optimizer=: the optimizer "
-            "sets its own step size. Give one of them (e.g. optimizer=optax.adam(0.05))."
-        )
-
-
 def _flat_start(target: Target, init):
     """The starting mean flattened, (d,), and ``unravel``, which turns a (d,) array back into
     a position like the target's. Raises ValueError where ``log p`` is not finite there."""
@@ -309,7 +293,15 @@ def _fit_program(logdensity_flat, optimizer, options: _Options, dimension: int, 
         finite = jnp.isfinite(loss) & jnp.all(
             jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
         )
-        updates, new_opt_state = optimizer.update(grads, opt_state, params)
+        try:
+            updates, new_opt_state = optimizer.update(grads, opt_state, params, value=loss)
+        except TypeError as err:  # at tracing: before anything runs
+            raise TypeError(
+                f"the optimizer's update takes more than the gradient and the loss ({err}). "
+                "ADVI's loss is a new Monte Carlo estimate at every step, so a line search "
+                "(optax.lbfgs) cannot run on it: use a first-order optimizer (optax.adam, "
+                "optax.sgd, with a schedule or optax.contrib.reduce_on_plateau)."
+            ) from err
         new_params = optax.apply_updates(params, updates)
         keep = lambda new, old: jax.tree.map(  # noqa: E731
             lambda a, b: jnp.where(finite, a, b), new, old
