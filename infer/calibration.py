@@ -236,12 +236,18 @@ def sbc(
     return SBCResult(ranks, names, num_draws, alpha, pvalue, ess, model=model_name, **facts)
 
 
+#: Draws per chain below which the bulk ESS says nothing: with 9 or fewer (split into halves
+#: of 4) it is one value for independent draws and for a chain that barely moves.
+MIN_ESS_DRAWS = 10
+
+
 def _thinning_notes(ess: np.ndarray, num_draws: int, num_samples: int) -> list[str]:
     """What the draws' ESS says of the ranks' independence (ranks of autocorrelated draws
     pile at both ends, as a too-narrow sampler's do)."""
-    if num_samples < 4:
+    if num_samples < MIN_ESS_DRAWS:
         return [
-            f"{num_samples} draws per chain are too few for an ESS (4 at least): the ranks' "
+            f"{num_samples} draws per chain are too few for an ESS ({MIN_ESS_DRAWS} at least: "
+            "under it ArviZ's bulk ESS is one value whatever the draws): the ranks' "
             "independence was not checked; draw more (num_samples) and thin."
         ]
     if np.nanmin(ess, initial=np.inf) < 0.5:
@@ -324,9 +330,10 @@ def rank_of(draws: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> n
 
 
 def _ess_ratio(draws: np.ndarray) -> np.ndarray:
-    """Median over simulations of bulk ESS / draws, per parameter (NaN under 4 draws)."""
+    """Median over simulations of bulk ESS / draws, per parameter (NaN under
+    :data:`MIN_ESS_DRAWS` draws per chain)."""
     num_simulations, num_chains, num_samples, num_params = draws.shape
-    if num_samples < 4:
+    if num_samples < MIN_ESS_DRAWS:
         return np.full(num_params, np.nan)
     chains = np.moveaxis(draws, 0, 2).reshape(num_chains, num_samples, -1)
     ess = np.asarray(chain_stats.ess(chains)).reshape(num_simulations, num_params)

@@ -398,6 +398,10 @@ def test_too_few_draws_for_an_ess_are_noted():
     options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_warmup=30)
     check = infer.sbc(0, normal_mean, infer.rwmh(), num_samples=2, **options)
     assert any("too few for an ESS" in note for note in check.notes), check.notes
+    # 8 draws of a chain that barely moves: ESS / draws was 1.5, as for independent draws
+    sticky = infer.sbc(0, normal_mean, infer.rwmh(step_size=0.05), num_samples=8, **options)
+    assert np.isnan(sticky.ess_ratio).all()
+    assert any("8 draws per chain are too few for an ESS" in n for n in sticky.notes)
 
 
 def test_the_plot_of_many_parameters_shows_the_smallest_pvalues(tmp_path):
