@@ -124,7 +124,11 @@ def model_sites(model, model_args: tuple, model_kwargs: dict, observed: tuple) -
     try:
         trace = _trace(model, tuple(model_args), given)
     except TypeError as err:  # e.g. no keyword argument of an observed site's name
-        raise TypeError(f"calling the model with {observed} as keywords failed: {err}") from None
+        raise TypeError(
+            f"calling the model with {observed} as keywords failed: {err}. observed names the "
+            "model's observed sites, each passed as the keyword argument of its name (y for "
+            "numpyro.sample('y', ..., obs=y)): name the model's own."
+        ) from None
     sites = {name: site["type"] for name, site in trace.items()}
     for name, site in trace.items():
         if site["type"] == "sample":

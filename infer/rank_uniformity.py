@@ -162,9 +162,9 @@ def plot_ranks(result, path=None):
         axis.axhline(0.0, color="0.5", lw=0.6)
         axis.set_title(f"{result.names[i]}: p = {result.pvalue[i]:.2g}", fontsize=9, c=colour)
     verdict = "passed" if result.passed else f"failed ({len(result.failed)} of {num_params})"
-    verdict = (
-        "inconclusive (stuck chains)" if result.inconclusive and not result.failed else verdict
-    )
+    if result.inconclusive:  # stuck chains: whatever the p-values (as result.verdict says)
+        rejected = f", rejects {len(result.failed)} of {num_params}" * bool(result.failed)
+        verdict = f"inconclusive (stuck chains{rejected})"
     figure.suptitle(
         f"SBC of {result.sampler} on {result.model}: {verdict} at {result.alpha:g} / "
         f"{num_params}; {result.num_simulations} simulations x {result.num_draws} draws"

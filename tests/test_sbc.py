@@ -197,7 +197,9 @@ def test_chi_square_bins_expect_at_least_five():
 
 def test_bad_input_gets_clear_errors():
     rwmh = infer.rwmh()
-    with pytest.raises(TypeError, match="keywords failed: .*unexpected keyword argument .z."):
+    with pytest.raises(
+        TypeError, match="keywords failed: .*unexpected keyword argument .z.*name the model.s own"
+    ):
         infer.sbc(0, normal_mean, rwmh, observed="z", model_args=(SCALE,))
     with pytest.raises(TypeError, match="observed must name observed sites"):
         infer.sbc(0, normal_mean, rwmh, observed=3, model_args=(SCALE,))
@@ -442,3 +444,6 @@ def test_stuck_chains_make_the_verdict_inconclusive_even_where_the_test_rejects(
     assert check.verdict.startswith(
         "INCONCLUSIVE: 3 of 10 simulations had a chain that never moved; the test rejects mu,"
     )
+    # the plot's title says so too (it said "failed (1 of 2)")
+    title = check.plot().texts[0].get_text()
+    assert "inconclusive (stuck chains, rejects 1 of 2)" in title and "failed" not in title
