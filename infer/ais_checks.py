@@ -21,7 +21,10 @@ MIN_ACCEPTANCE = 0.05
 
 def too_few_weights(ess: float, num_chains: int) -> bool:
     """Whether an ESS of ``ess`` from ``num_chains`` weights is too small to trust ``log_z``
-    or its standard error."""
+    or its standard error. Equal weights (``ess == num_chains``: a target equal to its
+    prior) have no spread to misjudge, however few."""
+    if ess >= num_chains * (1.0 - 1e-6):
+        return False
     return not ess >= max(MIN_WEIGHTS_ESS, 0.01 * num_chains)
 
 
@@ -84,8 +87,13 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
             f"ais on {target_name}: the weights' effective sample size is {ess:.1f} of "
             f"{num_chains} chains, so log_z and its standard error are unreliable (from fewer "
             f"than {MIN_WEIGHTS_ESS:g} effective weights the standard error is too noisy to be "
-            "an error bar). Use more temperatures (num_temperatures), more leapfrog steps or "
-            "more chains.",
+            "an error bar). "
+            + (
+                f"Use {MIN_WEIGHTS_ESS:g} chains at least (num_chains): the ESS is at most "
+                "their number."
+                if num_chains < MIN_WEIGHTS_ESS
+                else "Use more temperatures (num_temperatures), more leapfrog steps or more chains."
+            ),
             DiagnosticWarning,
             stacklevel=3,
         )

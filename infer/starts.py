@@ -141,7 +141,10 @@ def check_initial_logdensity(values: np.ndarray, positions, target, jitter=0.0) 
         chain = int(bad[0])
         at_start = jax.tree.map(lambda leaf: leaf[chain], positions)
         value = values[chain]
-        own = np.asarray(target.bound(target.data)(at_start))  # on the error path alone
+        try:  # on the error path alone; the sampler's value stands where this fails
+            own = np.asarray(target.bound(target.data)(jax.tree.map(jnp.asarray, at_start)))
+        except Exception:  # noqa: BLE001 - a log density that fails eagerly: keep the value
+            own = value
         if own.shape == () and not np.isfinite(own):
             value = own
         point = jax.tree.map(

@@ -296,6 +296,8 @@ def _fit_program(logdensity_flat, optimizer, options: _Options, dimension: int, 
         try:
             updates, new_opt_state = optimizer.update(grads, opt_state, params, value=loss)
         except TypeError as err:  # at tracing: before anything runs
+            if "required keyword-only argument" not in str(err):
+                raise  # not the call's arguments: the optimizer's own error stands
             raise TypeError(
                 f"the optimizer's update takes more than the gradient and the loss ({err}). "
                 "ADVI's loss is a new Monte Carlo estimate at every step, so a line search "

@@ -195,6 +195,11 @@ def test_weights_that_are_all_equal_give_the_exact_answer():
     same = infer.Target(prior.log_prob, init=jnp.zeros(2), name="prior")
     result = infer.ais(0, same, prior, num_temperatures=10, num_chains=32)
     assert result.log_z == 0.0 and result.pareto_k == -np.inf and result.ess == 32
+    # under 10 chains the ESS floor (10) cannot be met, but equal weights are exact
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", infer.DiagnosticWarning)
+        few = infer.ais(0, same, prior, num_temperatures=10, num_chains=8)
+    assert few.log_z == 0.0 and "unreliable" not in repr(few)
 
 
 @pytest.mark.parametrize(
@@ -261,6 +266,9 @@ def test_a_standard_error_from_a_handful_of_weights_is_warned_about():
         result = infer.ais(7, target, prior, num_temperatures=20, num_chains=32)
     # (12 seeds of this setting gave ESS 1.2 to 4.0 with jax 0.12.0.1, k-hat 0.36 to 1.84)
     assert "(unreliable: see the warnings)" in repr(result)
+    # under 10 chains, where more temperatures cannot lift the ESS to 10, the advice says so
+    with pytest.warns(infer.DiagnosticWarning, match=r"Use 10 chains at least \(num_chains\)"):
+        infer.ais(7, target, prior, num_temperatures=20, num_chains=8)
 
 
 def test_a_target_over_a_dict_or_without_init_is_refused_with_the_reason():

@@ -65,6 +65,11 @@ def test_nan_at_the_initial_point_names_the_chain(nothing_compiled):
     minus_inf = infer.Target(lambda x: jnp.where(x[0] > 5.0, 0.0, -jnp.inf), init=jnp.zeros(2))
     with pytest.raises(ValueError, match=r"log density is -inf at the initial point of chain 0"):
         infer.sample(0, minus_inf, infer.nuts(), num_chains=2)
+    # a log density that reads the position with JAX's own methods (x.at[...]): evaluated
+    # again on the host for the message, it raised an AttributeError of NumPy's instead
+    at = infer.Target(lambda x: jnp.where(x.at[0].get() > 5.0, 0.0, -jnp.inf), init=jnp.zeros(2))
+    with pytest.raises(ValueError, match=r"log density is -inf at the initial point of chain 0"):
+        infer.sample(0, at, infer.nuts(), num_chains=2)
 
 
 def test_nan_in_the_data_is_named_rather_than_the_start(nothing_compiled):
