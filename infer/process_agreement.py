@@ -145,7 +145,8 @@ def _shown(name: str, value) -> str:
         value = jax.random.key_data(value)
     if isinstance(value, np.ndarray | jax.Array | np.generic):
         array = np.asarray(value)
-        return repr(array.tolist()) if array.size <= 4 else f"an array of shape {array.shape}"
+        text = np.array2string(array, precision=6, separator=", ") if array.size <= 4 else ""
+        return text if 0 < len(text) <= SHOWN_BYTES else f"an array of shape {array.shape}"
     text = repr(value)
     return text if len(text.encode()) <= SHOWN_BYTES else ""
 
