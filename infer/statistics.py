@@ -32,14 +32,11 @@ def compute(results: dict[str, Result], backend: str = "jax") -> dict[str, dict]
     if backend not in BACKENDS:
         raise ValueError(f"statistics must be one of {BACKENDS}; got {backend!r}.")
     nested = {name: _superchain_ids(name, result) for name, result in results.items()}
-    out = (_jax if backend == "jax" else _arviz)(results)
+    if backend == "jax":  # nested R-hat in the same program as the rest
+        return _jax(results, nested)
+    out = _arviz(results)
     for name, result in results.items():
-        if nested[name] is None:
-            continue
-        if backend == "jax":
-            draws = {k: np.asarray(v) for k, v in result.draws.items()}
-            out[name]["rhat_nested"] = _numpy(chain_stats.rhat_nested(draws, nested[name]))
-        else:
+        if nested[name] is not None:
             tree = __import__("arviz_stats").rhat_nested(
                 result.to_arviz()["posterior"], superchain_ids=nested[name]
             )
@@ -60,25 +57,27 @@ def _superchain_ids(name: str, result: Result) -> np.ndarray | None:
     return np.arange(result.num_chains) // size
 
 
-def _numpy(values: dict) -> dict:
-    return {k: np.asarray(v) for k, v in values.items()}
+def _jax(results: dict[str, Result], nested: dict) -> dict[str, dict]:
+    """One compiled program per run shape (nested R-hat in it, for a run with superchains:
+    ``nested``, run name -> superchain ids or None), the runs on a thread per core (XLA's CPU
+    sorts and FFTs run on one thread each, and release the GIL)."""
 
-
-def _jax(results: dict[str, Result]) -> dict[str, dict]:
-    """One compiled program per run shape, the runs on a thread per core (XLA's CPU sorts and
-    FFTs run on one thread each, and release the GIL)."""
-
-    def one(result: Result) -> dict:
-        draws = {k: np.asarray(v) for k, v in result.draws.items()}
+    def one(name: str) -> dict:
+        draws = {k: np.asarray(v) for k, v in results[name].draws.items()}
+        wanted = STATISTICS if nested[name] is None else (*STATISTICS, "rhat_nested")
         stats = chain_stats.summary_stats(
-            draws, prob=TAIL_PROB, statistics=STATISTICS, result_dtype="float64"
+            draws,
+            prob=TAIL_PROB,
+            statistics=wanted,
+            result_dtype="float64",
+            superchain_ids=nested[name],
         )
         stats = jax.device_get(stats)
-        return {stat: {k: np.asarray(stats[k][stat]) for k in draws} for stat in STATISTICS}
+        return {stat: {k: np.asarray(stats[k][stat]) for k in draws} for stat in wanted}
 
     workers = min(len(results), os.cpu_count() or 1) if _threads_help() else 1
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:
-        return dict(zip(results, pool.map(one, results.values()), strict=True))
+        return dict(zip(results, pool.map(one, results), strict=True))
 
 
 def _threads_help() -> bool:
