@@ -108,12 +108,8 @@ def save_png(figure, path, dpi: int = 100) -> Path:
     with another suffix (``.pdf``, ``.svg``) is refused rather than filled with PNG bytes."""
     import matplotlib.pyplot as plt
 
-    try:
+    try:  # closed whatever happens, a refused path included
         path = png_path(path)
-    except (TypeError, ValueError):
-        plt.close(figure)
-        raise
-    try:
         return write_atomically(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi))
     finally:
         plt.close(figure)
