@@ -292,6 +292,22 @@ def test_a_prior_of_the_wrong_shape_is_refused():
         infer.ais(0, target, improper, num_chains=8)
 
 
+def _bracket_and_warnings(seed, target, prior, num_temperatures, exact_draws):
+    """``infer.ais`` with the reverse pass from ``exact_draws`` over 128 chains, and the
+    messages of every warning it gave."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = infer.ais(
+            seed,
+            target,
+            prior,
+            num_temperatures=num_temperatures,
+            num_chains=128,
+            exact_posterior_draws=exact_draws,
+        )
+    return result, [str(w.message) for w in caught]
+
+
 @pytest.mark.thorough  # a warning, over 4 runs
 def test_bounds_that_cross_are_warned_about():
     """At 100 temperatures and 128 chains the bracket is narrower than its noise: on some
@@ -300,17 +316,8 @@ def test_bounds_that_cross_are_warned_about():
     target, prior, _, mu_true = conjugate_gaussian(0)
     crossed = []
     for seed in range(4):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = infer.ais(
-                seed,
-                target,
-                prior,
-                num_temperatures=100,
-                num_chains=128,
-                exact_posterior_draws=mu_true,
-            )
-        said = any("the bounds cross" in str(w.message) for w in caught)
+        result, messages = _bracket_and_warnings(seed, target, prior, 100, mu_true)
+        said = any("the bounds cross" in message for message in messages)
         assert said == (result.log_z > result.log_z_upper), (seed, result)
         crossed.append(said)
     assert any(crossed) and not all(crossed)  # both branches were taken
@@ -336,17 +343,8 @@ def test_heavy_tailed_reverse_weights_are_warned_about_by_pass():
     )
     upper_alone = 0
     for seed in range(4):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = infer.ais(
-                seed,
-                target,
-                prior,
-                num_temperatures=200,
-                num_chains=128,
-                exact_posterior_draws=beta,
-            )
-        heavy = [str(w.message) for w in caught if "heavy-tailed" in str(w.message)]
+        result, messages = _bracket_and_warnings(seed, target, prior, 200, beta)
+        heavy = [message for message in messages if "heavy-tailed" in message]
         named = {
             bound for bound in ("log_z", "log_z_upper") for m in heavy if f"behind {bound} are" in m
         }
