@@ -128,7 +128,7 @@ def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
     from infer.numpyro_adapter import biject_to
 
     example = jax.tree.map(lambda s: s[0], starts)
-    flat_example, unravel = ravel_pytree(example)
+    _, unravel = ravel_pytree(example)
     transform = None
     if proposal.support is not None and jax.tree.structure(example).num_leaves == 1:
         transform = biject_to(proposal.support)
@@ -166,5 +166,4 @@ def _ascend(logdensity_fn, proposal: Proposal, starts, num_iterations: int):
         _, value, _, _ = jax.lax.fori_loop(0, num_iterations, body, (u, value, grad, rate))
         return value
 
-    del flat_example
     return jax.jit(jax.vmap(one_start))(starts)
