@@ -16,7 +16,7 @@ from scipy import stats
 import infer
 from infer import registry
 from infer.per_example import NotASum
-from models import bnn
+from models import bnn, targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
@@ -395,6 +395,21 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     assert registry.make("sgld", with_constant) is None
     with pytest.raises(KeyError, match=r"do not all hold the examples on one first axis"):
         with_constant.notes["minibatch"]
+
+
+def test_the_built_in_logistic_regression_declares_its_minibatches():
+    # infer compare --samplers sgld runs on it: its parts add up to its log density
+    target = targets.get("logistic_regression")
+    parts = target.notes["minibatch"]
+    assert parts["num_data"] == 569
+    for beta in np.random.default_rng(0).normal(0.0, 0.3, size=(3, 31)).astype(np.float32):
+        position = {"beta": jnp.asarray(beta)}
+        split = parts["logprior_fn"](position) + parts["loglik_fn"](position, parts["data"])
+        np.testing.assert_allclose(split, target.logdensity_fn(position), rtol=1e-5)
+    sampler = registry.make("sgld", target)
+    result = infer.sample(0, target, sampler, num_chains=2, num_samples=20, num_warmup=0)
+    assert result.draws["beta"].shape == (2, 20, 31)
+    assert np.all(np.isfinite(result.stats["lp"]))
 
 
 @pytest.mark.parametrize(

@@ -365,6 +365,29 @@ def logistic_regression_logdensity() -> Callable:
     return logdensity_fn
 
 
+def logistic_regression_minibatch() -> dict:
+    """The same posterior as :func:`logistic_regression_logdensity`, split as
+    :func:`infer.sgld` takes it: the log likelihood of a batch of ``(design (B, 31), signs
+    (B,))`` rows (labels as -1 and +1), the N(0, 1) log prior, the 569 rows and their number."""
+    design, labels = breast_cancer_data()
+    signs = 2.0 * labels - 1.0
+
+    def loglik_fn(position, batch):
+        rows, row_signs = batch
+        return jnp.sum(jax.nn.log_sigmoid(row_signs * (rows @ position["beta"])))
+
+    def logprior_fn(position):
+        return -0.5 * jnp.sum(position["beta"] ** 2)
+
+    data = (jnp.asarray(design), jnp.asarray(signs))
+    return {
+        "loglik_fn": loglik_fn,
+        "logprior_fn": logprior_fn,
+        "data": data,
+        "num_data": design.shape[0],
+    }
+
+
 @_register
 def logistic_regression() -> Target:
     """Bayesian logistic regression on scikit-learn's breast-cancer data (569 x 30,
@@ -375,6 +398,7 @@ def logistic_regression() -> Target:
         name="logistic_regression",
         ground_truth=reference_truth("logistic_regression"),
         description="Logistic regression, breast-cancer data, 31 parameters.",
+        notes={"minibatch": logistic_regression_minibatch()},  # for infer.sgld
     )
 
 
