@@ -202,11 +202,17 @@ def sharding_key(sharding) -> tuple:
 
 def abstract(tree) -> tuple:
     """A hashable summary of a pytree of arrays: its structure and each leaf's shape and
-    dtype (``None`` for no tree)."""
+    type as a program sees it (``()`` for no tree): JAX's type of the leaf, so that NumPy
+    float64 data with 64-bit floats off (made float32 on the device) and float32 data key
+    one program, and a Python float (weakly typed) another than a float32 array."""
     if tree is None:
         return ()
     leaves, structure = jax.tree.flatten(tree)
-    return (
-        structure,
-        tuple((tuple(np.shape(leaf)), str(getattr(leaf, "dtype", type(leaf)))) for leaf in leaves),
-    )
+    return structure, tuple((tuple(np.shape(leaf)), _leaf_type(leaf)) for leaf in leaves)
+
+
+def _leaf_type(leaf) -> str:
+    try:
+        return str(jax.typeof(leaf))
+    except TypeError:  # not an array JAX takes: its own dtype or type
+        return str(getattr(leaf, "dtype", type(leaf)))

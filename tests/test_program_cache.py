@@ -75,3 +75,26 @@ def test_chain_stats_programs_go_through_the_cache_once_per_shape():
     assert chain_stats_keys() - held == set()
     chain_stats.summary_stats(jax.numpy.asarray(draws[:, :40]))  # a JAX array: its own shape
     assert len(chain_stats_keys() - held) == 1
+
+
+def test_data_keys_programs_by_what_the_device_holds():
+    # NumPy float64 data with 64-bit floats off are float32 on the device: the same program
+    # as float32 data (they compiled a second one).
+    import jax.numpy as jnp
+
+    import infer
+
+    def logdensity_fn(theta, data):
+        values, scale = data
+        return -0.5 * jnp.sum((values - theta) ** 2) / scale - 0.5 * theta**2
+
+    values = np.random.default_rng(0).normal(size=30).astype(np.float32)
+
+    def run(data):
+        target = infer.Target(logdensity_fn, init=0.0, data=data)
+        return infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+
+    first = run((values, np.float32(1.0)))
+    again = run((values.astype(np.float64), np.float64(1.0)))
+    assert again.timing["compile"] == 0.0
+    np.testing.assert_array_equal(again.draws["x"], first.draws["x"])
