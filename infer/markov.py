@@ -200,6 +200,7 @@ class Plan:
             ).lower(self.carry_structs, self.keys_struct, data, index, index, index, *given)
         self.advance = advance
         self.trace_seconds = 0.0 if self.cached else time.perf_counter() - began
+        self.start_seconds = 0.0  # compiling the start program (compile_start), when it did
 
     def chunk_structs(self):
         """The abstract outputs of one advance call but the carry: ``(positions,
@@ -228,11 +229,14 @@ class Plan:
     def compile_start(self) -> tuple[Starter, float]:
         """The compiled start program, and the seconds compiling took (0 from the cache)."""
         program, seconds = PROGRAMS.get(self.start_key, lambda: _compiled(self.start))
+        self.start_seconds += seconds
         return Starter(program), seconds
 
     def compile(self) -> Programs:
-        """Every compiled program of the run."""
-        start, start_seconds = self.compile_start()
+        """Every compiled program of the run (its seconds count the start's, compiled
+        earlier by :meth:`compile_start` to start the chains, too)."""
+        start, _ = self.compile_start()
+        start_seconds = self.start_seconds
         advance, seconds = PROGRAMS.get(self.advance_key, lambda: _compiled(self.advance))
         structs = self.chunk_structs()[:3]
         donates = _donates(structs, self.capacity)
