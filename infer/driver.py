@@ -31,7 +31,13 @@ from infer.reported_names import reported_shapes
 from infer.result import Result
 from infer.resume_source import Saved
 from infer.run_loop import run_loop
-from infer.run_state import ChainState, check_compatible, check_same_logdensity, fingerprint
+from infer.run_state import (
+    ChainState,
+    check_compatible,
+    check_same_logdensity,
+    check_same_precision,
+    fingerprint,
+)
 from infer.runner import Run, RunRecord
 from infer.starts import check_initial_logdensity, starting_point
 from infer.target import Target
@@ -202,6 +208,7 @@ def _start(args: Arguments) -> Run:
     current = fingerprint(target, sampler, structs, args.num_warmup, args.thin)
     if isinstance(source, ChainState | Saved):  # before anything traces the log density
         where = "the given result" if isinstance(source, ChainState) else str(source.saved.path)
+        check_same_precision(source.fingerprint, where, isinstance(source, ChainState))
         check_compatible(source.fingerprint, current, where)
     try:
         plan = Plan(

@@ -21,9 +21,19 @@ import numpy as np
 from infer.caller import INFER_FRAMES
 
 
+def _x64() -> bool:
+    """Whether JAX makes 64-bit floats here and now (``jax_enable_x64``, globally or in a
+    ``jax.enable_x64`` context)."""
+    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+
+
 class ProgramCache:
     """A least-recently-used store of compiled programs, safe to share between threads:
     threads that ask for the same missing program at once wait for one build of it.
+
+    Every key is held together with whether 64-bit floats were on: a program compiled in
+    one mode refuses the other's arguments (JAX narrows float64 arrays to float32 with them
+    off), so a process that switches ``jax_enable_x64`` compiles each program anew.
 
     Args:
         size: programs kept; the oldest is dropped beyond it.
@@ -38,6 +48,7 @@ class ProgramCache:
     def get(self, key, build: Callable[[], object]) -> tuple[object, float]:
         """``(program, seconds spent building it)``: ``build()`` on a miss, 0.0 on a hit
         (also for a thread that waited while another built it)."""
+        key = (key, _x64())
         with self._guard:
             if key in self._programs:
                 self._programs.move_to_end(key)
@@ -62,14 +73,14 @@ class ProgramCache:
 
     def peek(self, key):
         """The program held under ``key``, or ``None`` (no build, no reordering)."""
-        return self._programs.get(key)
+        return self._programs.get((key, _x64()))
 
     def __contains__(self, key) -> bool:
-        return key in self._programs
+        return (key, _x64()) in self._programs
 
     def keys(self) -> list:
-        """The keys held, oldest first."""
-        return list(self._programs)
+        """The keys held (of either mode of 64-bit floats), oldest first."""
+        return [key for key, _ in self._programs]
 
     def clear(self) -> None:
         self._programs.clear()

@@ -218,14 +218,15 @@ def _describe(shapes) -> str:
 
 def as_float_array(leaf) -> np.ndarray:
     """``leaf`` as a numpy array of JAX's default float type unless it is a float at least as
-    wide: under ``jax_enable_x64`` a float32 point (a Flax module's parameters) becomes
-    float64, as the samplers' step sizes and NumPyro's kernels are, so that no step changes
-    a position's type."""
+    wide that JAX keeps: under ``jax_enable_x64`` a float32 point (a Flax module's
+    parameters) becomes float64, as the samplers' step sizes and NumPyro's kernels are, so
+    that no step changes a position's type; without it a float64 one (a state of a run made
+    with it) becomes float32, as JAX would make it."""
     leaf = np.asarray(leaf)
     default = np.dtype(jnp.result_type(float))
     if not np.issubdtype(leaf.dtype, np.floating) or leaf.dtype.itemsize < default.itemsize:
-        leaf = leaf.astype(default)
-    return leaf
+        return leaf.astype(default)
+    return leaf.astype(jax.dtypes.canonicalize_dtype(leaf.dtype), copy=False)
 
 
 def returns_scalar(logdensity_fn: Callable, point) -> bool:

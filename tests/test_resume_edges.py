@@ -403,3 +403,26 @@ def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
     notes = " ".join(getattr(caught.value, "__notes__", []))
     assert "The disk is full" in notes and f"resume={str(folder)!r}" in notes
     assert not (tmp_path / "run.ckpt.lock").exists()  # the lock goes with the run
+
+
+def test_a_run_made_with_64_bit_floats_resumes_only_with_them(tmp_path):
+    # off, an in-memory state and a checkpoint both failed somewhere else: JAX's type error
+    # from a program cached in the other mode, or a "target changed" between equal values
+    import jax
+
+    sampler = infer.rwmh()
+    with jax.enable_x64(True):
+        made = infer.sample(
+            0, NORMAL_3D, sampler, **SHORT, checkpoint=tmp_path / "run", checkpoint_every=10
+        )
+    assert made.draws["x"].dtype == np.float64
+    for source in (made, tmp_path / "run"):
+        with pytest.raises(ValueError, match=r"jax_enable_x64 on .*\"jax_enable_x64\", True"):
+            infer.sample(0, NORMAL_3D, sampler, **SHORT, resume=source)
+    with jax.enable_x64(True):  # in its own mode it goes on
+        assert infer.sample(0, NORMAL_3D, sampler, **SHORT, resume=made).num_samples > 0
+    with warnings.catch_warnings(record=True) as caught:  # its state as a start: float32
+        warnings.simplefilter("always")
+        started = infer.sample(0, NORMAL_3D, sampler, **SHORT, init=made.state)
+    assert started.draws["x"].dtype == np.float32
+    assert not [w for w in caught if "truncated" in str(w.message)]
