@@ -13,11 +13,20 @@ def checked_init(init, argument: str = "init"):
     is one vector (``[0.0, 0.0]`` means ``jnp.array([0.0, 0.0])``, not a tree of two scalars),
     at the top or inside a dict. Raises for ``None`` or non-numeric leaves, complex values
     and an empty point."""
-    init = jax.tree.map(
-        lambda leaf: np.asarray(leaf, dtype=float) if _numbers(leaf) else leaf,
-        init,
-        is_leaf=_numbers,
-    )
+    try:
+        init = jax.tree.map(
+            lambda leaf: np.asarray(leaf, dtype=float) if _numbers(leaf) else leaf,
+            init,
+            is_leaf=_numbers,
+        )
+    except ValueError as err:  # JAX sorts a dict's keys: 0 and "a" do not compare
+        if "sorting pytree dictionary keys" not in str(err):
+            raise
+        raise TypeError(
+            f"{argument} is or holds a dict whose keys are of types that do not compare "
+            "with one another (0 and 'a', say), which JAX must sort: give every dict's keys "
+            "one type, e.g. names as strings."
+        ) from None
     leaves = jax.tree.leaves(init, is_leaf=lambda leaf: leaf is None)
     for leaf in leaves:
         kind = None if leaf is None else getattr(leaf, "dtype", None)

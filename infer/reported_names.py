@@ -121,3 +121,10 @@ def _check_names(shapes: Mapping, whose: str) -> None:
                 f"{whose}: {name!r} holds {type(value).__name__}, not one array. Give each "
                 "name one array."
             )
+        base = name.split("[", 1)[0]
+        if name.endswith("]") and base != name and np.shape(shapes.get(base, 0.0)) != ():
+            raise ValueError(
+                f"{whose} include {name!r} and {base!r}, an array whose elements ArviZ labels "
+                f"'{base}[...]' too: a summary would hold two rows of one label. Rename "
+                f"{name!r} (e.g. {name.replace('[', '_').replace(']', '')!r})."
+            )

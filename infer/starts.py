@@ -46,6 +46,7 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
         _refuse_nonfinite(init.positions, "init")
         return _per_chain(target, init.positions, num_chains), True
     point = checked_init(init) if init is not None else target.init
+    point = _stacked_if_per_chain(init, point, target.init, num_chains)
     if point is None:
         raise ValueError(
             f"target {target.name!r} has no starting point: pass init=... to infer.Target or "
@@ -74,15 +75,34 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
         flax = "flax" in getattr(target, "notes", {})  # its parameter pytree, given as it is
         hint = " For a Flax target, init=target.notes['flax'].position(params)." if flax else ""
         raise ValueError(_structure_mismatch(point, reference) + hint)
-    chains = (
-        ""
-        if num_chains is None
-        else f" or one per chain shaped {_describe(per_chain)} (num_chains={num_chains})"
-    )
-    raise ValueError(
-        f"init has shape {_describe(point_shapes)}; expected one point shaped "
-        f"{_describe(reference_shapes)}{chains}."
-    )
+    raise ValueError(_shape_mismatch(target, point, reference, num_chains))
+
+
+def _stacked_if_per_chain(init, point, reference, num_chains: int | None):
+    """``point``, or, for an ``init`` that is a list (or tuple) of ``num_chains`` points each
+    of ``reference``'s structure (``[[0., 0.], [1., 1.]]``, a list of dicts), those points
+    stacked on a leading chain axis: one point per chain, as the list meant."""
+    if not isinstance(init, list | tuple) or reference is None or num_chains is None:
+        return point
+    structure = jax.tree.structure(reference)
+    if jax.tree.structure(point) == structure:
+        return point
+    try:
+        points = [checked_init(one) for one in init]
+    except (TypeError, ValueError):
+        return point
+    if any(jax.tree.structure(one) != structure for one in points):
+        return point
+    shapes = {tuple(np.shape(leaf) for leaf in jax.tree.leaves(one)) for one in points}
+    if len(shapes) != 1:
+        return point
+    if len(points) != num_chains:
+        raise ValueError(
+            f"init is a list of {len(points)} points, but this run has num_chains="
+            f"{num_chains}: give one point per chain, or one point (each chain starts at "
+            "its own jitter around it)."
+        )
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
 
 
 def _warn_if_per_chain_was_meant(target: Target, point, num_chains: int | None) -> None:
@@ -204,6 +224,40 @@ def _structure_mismatch(point, reference) -> str:
         f"not the target's: {listed(paths[0] - paths[1])}. Give one value for each of "
         f"{listed(paths[1])} (one point, or one per chain with a leading num_chains axis)."
     )
+
+
+def _shape_mismatch(target: Target, point, reference, num_chains: int | None) -> str:
+    """Which parameters of ``init`` (of ``reference``'s structure) fit neither one point's
+    shape nor one per chain's, each by name (all of them, when each fits one of the two but
+    not the same one); for a NumPyro target, that ``init`` is in its unconstrained space."""
+    rows = []
+    for (path, leaf), one in zip(
+        jax.tree_util.tree_flatten_with_path(point)[0], jax.tree.leaves(reference), strict=True
+    ):
+        one = tuple(np.shape(one))
+        rows.append((_label(path), tuple(np.shape(leaf)), one, (num_chains, *one)))
+    misfits = [row for row in rows if row[1] not in (row[2], row[3] if num_chains else None)]
+    lines = [
+        f"{label}: {got}, where one point's is {one}"
+        + ("" if num_chains is None else f" and one per chain's (num_chains={num_chains}) {many}")
+        for label, got, one, many in (misfits or rows)
+    ]
+    if len(rows) == 1:  # a bare array, or one named parameter
+        named = "" if rows[0][0] == _label(()) else f"'s {rows[0][0]}"
+        message = f"init{named} has shape {lines[0].split(': ', 1)[1]}."
+    else:
+        mixed = "" if misfits else " (some one point's, some one per chain's: give one kind)"
+        message = f"init's parameters have shapes that fit no start{mixed}:\n  " + "\n  ".join(
+            lines
+        )
+    if target.source is not None:
+        message += (
+            "\nFor a NumPyro model, init is in the unconstrained space the chains move in, "
+            "where a site may have another shape than its values (a simplex of K values has "
+            "K - 1, a d x d Cholesky factor d (d - 1) / 2): give one point shaped as "
+            "result.state.position's values, or leave init out."
+        )
+    return message
 
 
 def _label(path) -> str:

@@ -214,9 +214,38 @@ def test_an_init_at_the_edge_of_the_support_is_told_of_its_jitter(nothing_compil
 
 def test_initial_point_of_the_wrong_shape(nothing_compiled):
     with pytest.raises(
-        ValueError, match=r"init has shape \(3,\); expected one point shaped \(2,\)"
+        ValueError,
+        match=r"init has shape \(3,\), where one point's is \(2,\) and one per chain's "
+        r"\(num_chains=4\) \(4, 2\)\.$",
     ):
         infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=4, init=jnp.zeros(3))
+
+
+def test_an_init_of_the_wrong_shapes_names_each_parameter(nothing_compiled):
+    # it listed the shapes in key order, unnamed, without a word on the unconstrained space
+    target = infer.Target(
+        lambda p: -0.5 * jnp.sum(p["a"] ** 2) - 0.5 * p["b"] ** 2,
+        init={"a": jnp.zeros(2), "b": 0.0},
+    )
+    with pytest.raises(
+        ValueError, match=r"fit no start:\n  a: \(3,\), where one point's is \(2,\)"
+    ):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, init={"a": jnp.zeros(3), "b": 0.0})
+    mixed = {"a": jnp.zeros((2, 2)), "b": jnp.zeros(())}  # a per chain, b one point
+    with pytest.raises(ValueError, match=r"give one kind\):\n  a: \(2, 2\).*\n  b: \(\)"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, init=mixed)
+
+    def model():
+        numpyro.sample("p", dist.Dirichlet(jnp.ones(4)))
+
+    constrained = {"p": jnp.full(4, 0.25)}  # the simplex's values, not its 3 free ones
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's simplex transform broadcasts
+        target = infer.Target.from_numpyro(model)
+        with pytest.raises(
+            ValueError,
+            match=r"(?s)init's p has shape \(4,\), where one point's is \(3,\).*unconstr",
+        ):
+            infer.sample(0, target, infer.nuts(), num_chains=2, init=constrained)
 
 
 def test_target_without_a_starting_point(nothing_compiled):
@@ -814,6 +843,11 @@ def _quadratic(position):
             r"two parts of the position are both named 'a\.b'",
         ),
         ({"init": {"a/b": jnp.zeros(2)}}, ValueError, r"without '/'.*got 'a/b'"),
+        (  # ArviZ labels x's first element x[0] too: summary failed on the two rows
+            {"init": {"x": jnp.zeros(2), "x[0]": 0.0}},
+            ValueError,
+            r"include 'x\[0\]' and 'x', an array whose elements ArviZ labels 'x\[\.\.\.\]'",
+        ),
         (
             {"init": jnp.zeros(2), "constrain_fn": jnp.exp},
             TypeError,
@@ -845,7 +879,18 @@ def _quadratic(position):
             r"constrain_fn's names include 'draw'",
         ),
     ],
-    ids=["chain", "collision", "slash", "array", "string", "empty", "raises", "nested", "draw"],
+    ids=[
+        "chain",
+        "collision",
+        "slash",
+        "element label",
+        "array",
+        "string",
+        "empty",
+        "raises",
+        "nested",
+        "draw",
+    ],
 )
 def test_reported_names_that_arviz_cannot_hold_are_refused(options, error, match):
     """Such names used to vanish from the DataTree (``chain`` under its coordinate, one of
@@ -889,3 +934,24 @@ def test_a_proposal_log_prob_fn_of_per_coordinate_terms_is_refused(make):
     pair = (lambda key: 2.0 * jax.random.normal(key, (2,)), lambda x: -0.5 * (x / 2.0) ** 2)
     with pytest.raises(ValueError, match=r"proposal's log_prob_fn must return a scalar .* \(2,\)"):
         make(pair)
+
+
+def test_a_list_of_points_is_one_point_per_chain():
+    # [[0, 0], [1, 1]] (or a list of dicts) was read as a tree of two leaves and refused as
+    # "missing (the whole point); not the target's: 0, 1"
+    starts = [[2.0, 2.0], [-2.0, -2.0]]
+    kept = {"num_chains": 2, "num_samples": 1, "num_warmup": 0, "init": starts}
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    result = infer.sample(0, target, infer.rwmh(step_size=1e-6), **kept)
+    np.testing.assert_allclose(result.draws["x"][:, 0], starts, atol=1e-4)
+    named = infer.Target(lambda p: -0.5 * jnp.sum(p["a"] ** 2), init={"a": jnp.zeros(2)})
+    per_chain = [{"a": point} for point in starts]
+    result = infer.sample(0, named, infer.rwmh(step_size=1e-6), **(kept | {"init": per_chain}))
+    np.testing.assert_allclose(result.draws["a"][:, 0], starts, atol=1e-4)
+    with pytest.raises(ValueError, match=r"init is a list of 2 points, but this run has num_c"):
+        infer.sample(0, target, infer.rwmh(), **(kept | {"num_chains": 3}))
+
+
+def test_a_dict_init_with_keys_of_mixed_types_is_named():
+    with pytest.raises(TypeError, match=r"init is or holds a dict whose keys are of types"):
+        infer.Target(lambda p: 0.0, init={0: jnp.zeros(2), "a": 0.0})

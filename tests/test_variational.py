@@ -230,8 +230,8 @@ def test_draws_where_the_target_has_no_density_are_warned_about_and_flagged():
         ({"learning_rate": -1.0}, "learning_rate"),
         ({"init_scale": 0.0}, "init_scale"),
         # one mean, not one per chain (the message spoke of num_chains=1)
-        ({"init": np.zeros(3)}, r"init has shape \(3,\); expected one point shaped \(4,\)\.$"),
-        ({"init": np.zeros((1, 4))}, r"expected one point shaped \(4,\)\.$"),
+        ({"init": np.zeros(3)}, r"init has shape \(3,\), where one point's is \(4,\)\.$"),
+        ({"init": np.zeros((1, 4))}, r"where one point's is \(4,\)\.$"),
     ],
 )
 def test_bad_arguments_are_named(kwargs, match):
