@@ -57,6 +57,11 @@ def max_kl_gap(dimension: int) -> float:
     return max(1.0, 0.1 * dimension)
 
 
+def is_fit(info: dict) -> bool:
+    """Whether a run's ``info`` is a variational fit's (ADVI records its Pareto k-hat)."""
+    return "pareto_k" in info
+
+
 def unsettled(info: dict) -> str | None:
     """Why a fit (its ``info``: ``elbo_trace``, ``num_steps`` by the trace's length,
     ``kl_gap``, ``pareto_k`` and its threshold, ``mean``) had not settled, or None."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
-from infer.fit_measures import unsettled
+from infer.fit_measures import is_fit, unsettled
 from infer.result import Result
 from infer.stuck_chains import chain_list, stuck_chains, why_stuck
 
@@ -120,7 +120,11 @@ def _divergences_rule(result: Result, row: dict, z: dict, min_ess: float) -> str
 
 def _rhat_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a max R-hat above :data:`RHAT_LIMIT` (nested R-hat for superchains, whose
-    short chains cannot each mix: what must agree are the superchains)."""
+    short chains cannot each mix: what must agree are the superchains). Independent draws (an
+    exact sampler's, an ADVI fit's) have nothing to converge: their R-hat above it is chance,
+    and the ESS rule speaks for too few of them."""
+    if _independent(result) or _is_variational(result):  # nothing to converge: chance
+        return None
     named = _named(row.get("worst_rhat"), lambda value: value > RHAT_LIMIT, above_limit)
     if np.isfinite(row["max_nested_rhat"]):
         if row["max_nested_rhat"] > RHAT_LIMIT:
@@ -225,7 +229,7 @@ def _pareto_k_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | 
 
 def _is_variational(result: Result) -> bool:
     """Whether ``result`` is a variational fit's (ADVI records its Pareto k-hat)."""
-    return "pareto_k" in result.info
+    return is_fit(result.info)
 
 
 def _unsettled_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from infer.base import settings_json
+from infer.fit_measures import is_fit
 from infer.result import Result
 from infer.run_state import differences, host_array
 
@@ -166,6 +167,13 @@ def concat(*results: Result) -> Result:
         if not isinstance(result, Result):
             raise TypeError(f"results[{i}] must be an infer.Result; got {type(result).__name__}.")
     first = results[0]
+    fits = [i for i, r in enumerate(results) if is_fit(r.info)]
+    if fits and len(results) > 1:
+        raise ValueError(
+            f"results{fits} are variational fits' draws (ADVI): each fit is an approximation "
+            "of its own, and concat joins a run and its continuations. Draw more from one "
+            "fit (infer.advi(..., num_draws=...))."
+        )
     for i, later in enumerate(results[1:], start=1):
         mismatch = [
             f"{what}: {a!r} != {b!r}"
@@ -215,9 +223,30 @@ def concat(*results: Result) -> Result:
     )
 
 
+#: Counts in a run's ``info``, added up over the joined runs (chain by chain where a list).
+_COUNTS = ("num_proposals", "num_accepted", "nonfinite_proposals", "envelope_violations")
+#: Means per draw in a run's ``info``, weighted by the joined runs' draws.
+_PER_DRAW_MEANS = ("density_evaluations_per_draw", "density_evaluations_needed_per_draw")
+
+
 def _joined_info(results) -> dict:
-    """The last run's facts, with the draw range of the whole join."""
+    """The last run's facts, with the draw range of the whole join, its counts added up (an
+    exact sampler's proposals and acceptances, with the acceptance rate they give; the
+    proposals whose log density was not finite; envelope violations), the largest envelope
+    ratio, and the chains that never moved left to be read from the joined draws."""
     info = {**results[0].info, **results[-1].info}
+    for key in _COUNTS:
+        if all(key in r.info for r in results):
+            info[key] = np.sum([np.asarray(r.info[key]) for r in results], axis=0).tolist()
+    if all("acceptance_rate" in r.info for r in results) and info.get("num_proposals"):
+        info["acceptance_rate"] = info["num_accepted"] / info["num_proposals"]
+    if all("max_envelope_ratio" in r.info for r in results):
+        info["max_envelope_ratio"] = max(r.info["max_envelope_ratio"] for r in results)
+    weights = [r.num_chains * r.num_samples for r in results]
+    for key in _PER_DRAW_MEANS:
+        if all(key in r.info for r in results):
+            info[key] = float(np.average([r.info[key] for r in results], weights=weights))
+    info.pop("stuck_chains", None)  # a chain stuck in one part may have moved in another
     if all("draw_range" in r.info for r in results):
         info["draw_range"] = [results[0].info["draw_range"][0], results[-1].info["draw_range"][1]]
     else:  # one part's own range would misstate the join's

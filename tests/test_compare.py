@@ -744,3 +744,21 @@ def test_a_run_of_more_chains_than_draws_converts_without_arviz_guessing_its_axe
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert result.to_arviz().posterior.sizes["chain"] == 8
+
+
+def test_independent_draws_get_no_rhat_flag():
+    # ADVI's draws were told to "run longer with more warm-up" for an R-hat of 1.0105: draws
+    # that have nothing to converge are flagged by ESS, not R-hat (an MCMC run still is)
+    import numpyro.distributions as dist
+
+    normal = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(0.0), name="normal")
+    exact = infer.sample(0, normal, infer.rejection(dist.Cauchy(0.0, 1.0)), num_chains=4)
+    markov = infer.sample(0, normal, infer.rwmh(), num_chains=4)
+    apart = np.asarray([0.5, 0.0, 0.0, 0.0])[:, None]  # chain 0 shifted: R-hat far above 1.01
+    runs = {
+        name: dataclasses.replace(run, draws={"x": np.asarray(run.draws["x"]) + apart})
+        for name, run in (("exact", exact), ("markov", markov))
+    }
+    table = infer.compare(runs, warn=False)
+    assert (table["max_rhat"] > 1.015).all()
+    assert "rhat" not in table.loc["exact", "flags"] and "rhat" in table.loc["markov", "flags"]

@@ -426,3 +426,40 @@ def test_a_run_made_with_64_bit_floats_resumes_only_with_them(tmp_path):
         started = infer.sample(0, NORMAL_3D, sampler, **SHORT, init=made.state)
     assert started.draws["x"].dtype == np.float32
     assert not [w for w in caught if "truncated" in str(w.message)]
+
+
+def test_a_join_adds_up_its_parts_counts():
+    # the join kept the last part's counts: its acceptance rate, proposals, and the
+    # proposals whose log density was NaN (a run and its continuation against the whole run)
+    import numpyro.distributions as dist
+
+    normal = infer.Target(lambda x: -0.5 * x**2, name="normal")
+    exact = infer.rejection(dist.Cauchy(0.0, 1.0))
+    parts = [infer.sample(seed, normal, exact, num_chains=2, num_samples=500) for seed in (0, 1)]
+    joined = infer.concat(*parts)
+    assert joined.info["num_proposals"] == sum(p.info["num_proposals"] for p in parts)
+    assert joined.info["num_accepted"] == sum(p.info["num_accepted"] for p in parts)
+    assert joined.acceptance_rate == joined.info["num_accepted"] / joined.info["num_proposals"]
+    edged = infer.Target(
+        lambda x: jnp.where(jnp.abs(x) < 2.0, -0.5 * x**2, jnp.nan), init=jnp.asarray(0.0)
+    )
+    lengths = {"num_chains": 2, "num_warmup": 100}
+    first = infer.sample(0, edged, infer.rwmh(), num_samples=50, **lengths)
+    rest = infer.sample(0, edged, infer.rwmh(), num_samples=50, resume=first, **lengths)
+    whole = infer.sample(0, edged, infer.rwmh(), num_samples=100, **lengths)
+    assert min(rest.info["nonfinite_proposals"]) > 0
+    joined = infer.concat(first, rest)
+    assert joined.info["nonfinite_proposals"] == whole.info["nonfinite_proposals"]
+
+
+def test_fits_and_estimates_are_not_joined_or_compared_as_runs():
+    from models.targets import evidence
+
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    fits = [infer.advi(seed, target, num_steps=50, num_draws=20) for seed in (0, 1)]
+    with pytest.raises(ValueError, match=r"results\[0, 1\] are variational fits' draws"):
+        infer.concat(*fits)
+    problem = evidence.conjugate_gaussian(0, dim=2)
+    estimate = infer.ais(0, problem.target, problem.prior, num_temperatures=5, num_chains=8)
+    with pytest.raises(TypeError, match=r"got AISResult, an estimate of log Z"):
+        infer.compare(estimate)
