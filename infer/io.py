@@ -3,7 +3,9 @@ atomically."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -116,8 +118,24 @@ def save_png(figure, path, dpi: int = 100) -> Path:
 
 
 def save_netcdf(tree, path) -> Path:
-    """Write an xarray ``DataTree`` to ``path`` (NetCDF 4 through h5netcdf), atomically."""
-    return write_atomically(path, lambda tmp: tree.to_netcdf(tmp, engine="h5netcdf"))
+    """Write an xarray ``DataTree`` to ``path`` (NetCDF 4 through h5netcdf), atomically,
+    after checking that its folder has room for the tree's arrays: h5netcdf, failing to
+    write on a full disk, can crash the interpreter when it closes the file (a segmentation
+    fault in its flush), taking every result in memory with it."""
+
+    def write(tmp):
+        need = sum(node.dataset.nbytes for node in tree.subtree)
+        free = shutil.disk_usage(Path(tmp).parent).free
+        if need > free:
+            raise OSError(
+                errno.ENOSPC,
+                f"not enough space to save {str(file_path(path))!r}: its arrays take "
+                f"{need / 2**20:,.1f} MiB and {free / 2**20:,.1f} MiB are free. Free some "
+                "space or save it elsewhere; nothing was written",
+            )
+        tree.to_netcdf(tmp, engine="h5netcdf")
+
+    return write_atomically(path, write)
 
 
 def unwritable_folder(folder: Path, command: str = "infer") -> str | None:

@@ -1,6 +1,6 @@
 """``infer report``: the comparison report of runs saved earlier (the NetCDF files ``infer
-compare`` writes, or ``Result.save``), e.g. of the runs an interrupted ``infer compare``
-kept, without running them again."""
+compare`` writes, or ``Result.save``, or stores ``infer.sample(..., store=...)`` wrote), e.g.
+of the runs an interrupted ``infer compare`` kept, without running them again."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ def add_command(commands) -> None:
         nargs="+",
         type=path,
         metavar="RUN.nc",
-        help="the runs' files; each run is named by its file's name without its suffix "
-        "(.nc, or another NetCDF one)",
+        help="the runs' files (or stores, run.zarr); each run is named by its file's name "
+        "without its suffix (.nc, or another NetCDF one, or .zarr)",
     )
     report.add_argument(
         "--out",
@@ -46,8 +46,9 @@ def run_report(args) -> int:
     from infer.compare_command import table_and_report
     from infer.io import unwritable_folder
     from infer.result import NETCDF_SUFFIXES
+    from infer.store import is_infer_store
 
-    folders = [str(file) for file in args.runs if file.is_dir()]
+    folders = [str(file) for file in args.runs if file.is_dir() and not is_infer_store(file)]
     if folders:
         print(
             f"infer report: error: {', '.join(folders)} is a folder; give the runs' files in "
@@ -56,7 +57,8 @@ def run_report(args) -> int:
         )
         return 2
     names = [
-        file.stem if file.suffix.lower() in NETCDF_SUFFIXES else file.name for file in args.runs
+        file.stem if file.suffix.lower() in (*NETCDF_SUFFIXES, ".zarr") else file.name
+        for file in args.runs
     ]
     if len(set(names)) < len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})

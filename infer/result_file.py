@@ -9,7 +9,7 @@ import numpy as np
 
 from infer.io import file_path
 from infer.result import EXTRA_GROUPS, FORMAT, Result
-from infer.store import is_infer_store
+from infer.store import is_infer_store, open_store
 from infer.target import GroundTruth
 
 
@@ -32,7 +32,9 @@ def truth_from_json(text: str) -> GroundTruth | None:
 
 
 def load(path) -> Result:
-    """Read a run written by :meth:`infer.Result.save`.
+    """Read a run written by :meth:`infer.Result.save`, or a store written by
+    ``infer.sample(..., store=path)`` into memory (the finished chunks of an unfinished one,
+    with a warning).
 
     Returns:
         The :class:`infer.Result`, with its draws, stats, timing, sampler settings, seed,
@@ -43,13 +45,9 @@ def load(path) -> Result:
         ValueError: if the file is truncated or not NetCDF, or is NetCDF but not written by
             infer.
     """
-    import xarray as xr
-
     if isinstance(path, str | Path) and is_infer_store(Path(path).expanduser()):
-        raise ValueError(
-            f"{path} is a store written by infer.sample(..., store=...): open it with "
-            "infer.open_store(path) (an ArviZ DataTree, read lazily)."
-        )
+        path = Path(path).expanduser()  # its finished chunks, a warning if it is unfinished
+        return _from_tree(open_store(path).load(), path)
     path = file_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
@@ -58,6 +56,8 @@ def load(path) -> Result:
             f"{path} is a checkpoint written by infer.sample(..., checkpoint=...), not a saved "
             f"result: infer.sample(..., resume={str(path.parent)!r}) returns its run."
         )
+    import xarray as xr
+
     try:
         with xr.open_datatree(path, engine="h5netcdf") as tree:
             tree = tree.load()
@@ -66,6 +66,11 @@ def load(path) -> Result:
             f"could not read {path}: it is truncated or not a NetCDF file "
             f"({type(err).__name__}: {err})"
         ) from err
+    return _from_tree(tree, path)
+
+
+def _from_tree(tree, path: Path) -> Result:
+    """The result in ``tree``, read from ``path`` (a saved run's NetCDF or a store)."""
     attrs = tree.attrs
     written = str(attrs.get("infer_format", ""))
     if written.startswith("infer.Result/") and written != FORMAT:

@@ -521,6 +521,13 @@ def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     assert "infer report: error:" in capsys.readouterr().err
     assert cli.main(["report", str(tmp_path)]) == 2  # "path=... is a folder", in Python's words
     assert f"is a folder; give the runs' files in it ({tmp_path}/*.nc)" in capsys.readouterr().err
+    # a store is a folder too, but a run's: reported by its name (it was told to give *.nc)
+    target = infer.Target(lambda x: -0.5 * x**2, init=0.0, name="normal")
+    infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, store=tmp_path / "s.zarr")
+    report = ["report", runs[0], str(tmp_path / "s.zarr"), "--out", str(tmp_path / "with_store")]
+    assert cli.main([*report, "--no-plots"]) == 0
+    table = pd.read_csv(tmp_path / "with_store" / "comparison.csv", index_col=0)
+    assert list(table.index) == ["first", "s"]
 
 
 def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_its_handler(

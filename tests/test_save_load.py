@@ -313,3 +313,16 @@ def test_groups_beside_arviz_s_survive_a_load_and_a_save(tmp_path):
         again.groups["unconstrained_posterior"]["x"],
         np.asarray(run.to_arviz()["unconstrained_posterior"]["x"]),
     )
+
+
+def test_a_save_without_room_says_so_and_leaves_nothing(tmp_path, monkeypatch):
+    # on a full disk h5netcdf failed mid-write, then crashed the interpreter while closing
+    # the file (a segmentation fault: every result in memory lost)
+    import shutil
+
+    result = infer.Result.from_draws({"x": np.zeros((2, 1000, 3))})
+    usage = shutil.disk_usage(tmp_path)
+    monkeypatch.setattr(shutil, "disk_usage", lambda folder: usage._replace(free=1000))
+    with pytest.raises(OSError, match=r"not enough space to save .*0\.0 MiB are free"):
+        result.save(tmp_path / "run.nc")
+    assert list(tmp_path.iterdir()) == []
