@@ -15,7 +15,8 @@ from infer import chain_stats, validation
 from infer.flag_rules import FLAG_RULES
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.model_comparison import loo_columns
-from infer.result import Result, by_name
+from infer.named_results import by_name
+from infer.result import Result
 from infer.statistics import TAIL_PROB, compute
 from infer.target import GroundTruth
 

@@ -10,7 +10,8 @@ import numpy as np
 
 from infer import validation
 from infer.io import png_path
-from infer.result import Result, by_name
+from infer.named_results import by_name
+from infer.result import Result
 from infer.target import GroundTruth
 
 #: The most scalar components a pair plot shows (a grid of more is unreadable).
