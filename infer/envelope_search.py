@@ -91,6 +91,34 @@ def find_log_envelope(
     return Envelope(log_envelope, "found", acceptance, pilot_max)
 
 
+#: A found ``log M`` this far above the largest ``log f - log g`` among the pilot proposals
+#: says the ratio rose sharply under optimisation: perhaps without bound (a spike).
+SHARP_RISE = 10.0
+
+
+def over_budget(
+    envelope: Envelope, expected: float, num_draws: int, acceptance: float, budget: int
+) -> str:
+    """Why a run of ``num_draws`` draws is refused: ``expected`` proposals, more than
+    ``budget``; where a found ``log M`` rose sharply above the pilot's ratios, that the ratio
+    may be unbounded (then no budget is enough), else to raise the budget."""
+    rise = envelope.log_envelope - envelope.pilot_max_log_ratio
+    advice = (
+        f"The ratio target/proposal rose from exp({envelope.pilot_max_log_ratio:.3g}) at the "
+        f"proposal's draws to exp({envelope.log_envelope:.3g}) under optimisation: it may be "
+        "unbounded (a spike of the target, or tails lighter than the target's), and then no "
+        "log M is a bound and no budget is enough. Use a proposal shaped like the target "
+        "where the ratio rose."
+        if envelope.source == "found" and rise > SHARP_RISE
+        else "Use a proposal closer to the target, or raise max_proposals."
+    )
+    return (
+        f"rejection sampling would need about {expected:.3g} proposals for {num_draws} draws "
+        f"(estimated acceptance rate {acceptance:.3g}, log M = {envelope.log_envelope:.4g}) "
+        f"but max_proposals is {budget}. {advice}"
+    )
+
+
 def _stretched(candidates, factors=(2.0, 4.0, 8.0)):
     """The candidates moved ``factor`` times as far from their median (per coordinate), for
     each factor: ``len(factors)`` times as many points."""

@@ -91,7 +91,8 @@ def pareto_k(log_weight: np.ndarray) -> float:
     """Pareto k-hat of the importance ratios ``exp(log_weight)`` (ArviZ's PSIS, whose
     ``psislw`` takes log-likelihoods, hence the sign): ``inf`` for NaN, ``+inf`` or too few
     weights, ``-inf`` when the largest weights are all equal (bounded weights, as when the
-    proposal is the target on its support), which ArviZ cannot fit a tail to."""
+    proposal is the target on its support), which ArviZ cannot fit a tail to (it raises, or,
+    for weights equal up to float32 round-off, returns NaN: a NaN otherwise is ``inf``)."""
     from arviz_stats.base import array_stats
 
     if np.any(np.isnan(log_weight) | (log_weight == np.inf)) or log_weight.size < MIN_KHAT_DRAWS:
@@ -109,6 +110,9 @@ def pareto_k(log_weight: np.ndarray) -> float:
             if "tail values are the same" not in str(err):
                 raise
             return float("-inf")
+    if np.isnan(k_hat):  # no tail fitted: weights equal up to round-off, or a failed fit
+        tail = np.sort(log_weight[finite])[-max(3, int(np.ceil(3 * np.sqrt(finite.sum())))) :]
+        return float("-inf") if np.ptp(tail) <= 1e-5 * (1.0 + abs(tail[-1])) else float("inf")
     return float(k_hat)
 
 

@@ -163,11 +163,15 @@ class NumPyroHMC(Sampler):
                 jax.eval_shape(init, state.position)
                 initialised.append(True)
             kernel_state = state.kernel_state._replace(rng_key=rng_key)
-            new = sample_kernel(kernel_state)
             step_size = kernel_state.adapt_state.step_size
+            if length is not None:  # NumPyro takes ceil(L / step_size) steps: at most the cap
+                most = step_size * (MAX_HMC_STEPS - 0.5)  # ceil(most / step_size) <= the cap
+                capped = jnp.minimum(length, most).astype(step_size.dtype)
+                kernel_state = kernel_state._replace(trajectory_length=capped)
+            new = sample_kernel(kernel_state)
             n_steps = jnp.asarray(new.num_steps, jnp.int32)
             if length is not None:  # NumPyro steps by L / ceil(L / step_size): report that
-                step_size = (length / jnp.maximum(n_steps, 1)).astype(step_size.dtype)
+                step_size = (capped / jnp.maximum(n_steps, 1)).astype(step_size.dtype)
             common = dict(
                 acceptance_rate=new.accept_prob,
                 diverging=new.diverging,
@@ -249,6 +253,11 @@ def _common_options(
 DEFAULT_TARGET_ACCEPT = 0.8
 #: The deepest tree :func:`nuts` allows: 2**30 - 1 leapfrog steps an iteration.
 MAX_TREE_DEPTH = 30
+#: The most leapfrog steps :func:`hmc` with a trajectory length takes a draw (as many as
+#: NUTS's default tree depth of 10 allows): where warm-up drives the step size toward 0 (a
+#: density with a hard wall), the trajectory is cut to ``MAX_HMC_STEPS * step_size`` rather
+#: than run ``trajectory_length / step_size`` steps (1e8 a draw in a review's run: hours).
+MAX_HMC_STEPS = 2**10 - 1
 
 
 def nuts(

@@ -179,6 +179,16 @@ def test_hopeless_acceptance_is_refused_before_running():
         infer.sample(0, narrow, sampler, num_samples=100_000)
 
 
+def test_a_spike_the_envelope_search_climbed_is_not_told_to_raise_the_budget():
+    # an integrable spike, |x|^(-1/2) at 0: f / g is unbounded, so no budget is enough (the
+    # message said to raise max_proposals)
+    spike = infer.Target(lambda x: -0.5 * jnp.log(jnp.abs(x)) - 0.5 * x**2, init=1.0)
+    sampler = infer.rejection(dist.Normal(0.0, 1.0))
+    with pytest.raises(ValueError, match=r"(?s)rose from exp\(.*may be unbounded") as refused:
+        infer.sample(0, spike, sampler, num_chains=2, num_samples=2000)
+    assert "raise max_proposals" not in str(refused.value)
+
+
 def test_unbounded_ratio_is_refused():
     """A Cauchy target with a normal proposal: f/g grows without bound in the tails."""
     cauchy = infer.Target(lambda x: -jnp.log1p(x**2), name="cauchy")

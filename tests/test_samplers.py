@@ -295,6 +295,18 @@ def test_hmc_reports_the_step_it_takes_with_a_trajectory_length():
     assert np.all(np.asarray(result.stats["n_steps"]) == 3)  # 0.7: 3 steps of 0.5
 
 
+def test_hmc_cuts_a_trajectory_of_tiny_steps_at_1023():
+    """A fixed step size 1e-6 with L = 2 pi took 6.3 million leapfrog steps a draw (the
+    default hmc() on a hard wall, whose warm-up drives the step size there, took 3 minutes
+    for 70 draws of a 1-D half-normal): now 1,023 steps of it, reported as taken."""
+    target = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(0.0))
+    tiny = infer.hmc(1e-6, adapt_step_size=False, adapt_mass_matrix=False)
+    result = infer.sample(0, target, tiny, num_chains=2, num_samples=20, num_warmup=0)
+    assert np.all(np.asarray(result.stats["n_steps"]) == 1023)
+    np.testing.assert_allclose(np.asarray(result.stats["step_size"]), 1e-6, rtol=1e-3)
+    assert result.num_grad_evals <= 2 * (20 * 1023 + 1)
+
+
 def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked():
     with pytest.warns(UserWarning, match="target_accept=0.9 is ignored: adapt_step_size=False"):
         infer.nuts(adapt_step_size=False, target_accept=0.9)

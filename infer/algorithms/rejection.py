@@ -25,7 +25,7 @@ from infer import validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.caller import INFER_FRAMES
-from infer.envelope_search import Envelope, find_log_envelope, pilot_log_ratio
+from infer.envelope_search import Envelope, find_log_envelope, over_budget, pilot_log_ratio
 from infer.envelopes import (
     EnvelopeWarning,
     coverage_gap,
@@ -316,12 +316,7 @@ class Rejection(Sampler):
         expected = num_draws / acceptance
         budget = self.max_proposals or int(min(20 * expected + 1_000_000, DEFAULT_MAX_PROPOSALS))
         if expected > budget:
-            raise ValueError(
-                f"rejection sampling would need about {expected:.3g} proposals for {num_draws} "
-                f"draws (estimated acceptance rate {acceptance:.3g}, log M = "
-                f"{envelope.log_envelope:.4g}) but max_proposals is {budget}. Use a proposal "
-                "closer to the target, or raise max_proposals."
-            )
+            raise ValueError(over_budget(envelope, expected, num_draws, acceptance, budget))
         if self.batch_size is not None:
             batch = self.batch_size
         else:
