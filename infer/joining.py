@@ -225,7 +225,7 @@ def concat(*results: Result) -> Result:
 
 #: Counts in a run's ``info``, added up over the joined runs (chain by chain where a list).
 _COUNTS = ("num_proposals", "num_accepted", "nonfinite_proposals", "envelope_violations")
-#: Means per draw in a run's ``info``, weighted by the joined runs' draws.
+#: Means per draw in a run's ``info``, weighted by the joined runs' accepted draws.
 _PER_DRAW_MEANS = ("density_evaluations_per_draw", "density_evaluations_needed_per_draw")
 
 
@@ -242,7 +242,9 @@ def _joined_info(results) -> dict:
         info["acceptance_rate"] = info["num_accepted"] / info["num_proposals"]
     if all("max_envelope_ratio" in r.info for r in results):
         info["max_envelope_ratio"] = max(r.info["max_envelope_ratio"] for r in results)
-    weights = [r.num_chains * r.num_samples for r in results]
+    weights = [  # per accepted draw (ARS's), which may run past the draws kept
+        r.info.get("num_accepted", r.num_chains * r.num_samples) for r in results
+    ]
     for key in _PER_DRAW_MEANS:
         if all(key in r.info for r in results):
             info[key] = float(np.average([r.info[key] for r in results], weights=weights))

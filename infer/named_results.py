@@ -12,16 +12,11 @@ def by_name(results) -> dict:
     (as it is). Anything else is returned as it is, for the caller to refuse."""
     if isinstance(results, Result):
         return {results.sampler: results}
-    if hasattr(results, "_fields"):  # a NamedTuple (infer.ais's AISResult), not a list
+    if hasattr(results, "_fields") and hasattr(results, "log_z"):  # infer.ais's AISResult
         raise TypeError(
             f"results must be an infer.Result, or a list or dict of them; got "
-            f"{type(results).__name__}"
-            + (
-                ", an estimate of log Z (its .log_z and .log_z_se), whose final positions are "
-                "weighted draws, not a run's chains."
-                if hasattr(results, "log_z")
-                else "."
-            )
+            f"{type(results).__name__}, an estimate of log Z (its .log_z and .log_z_se), "
+            "whose final positions are weighted draws, not a run's chains."
         )
     if not isinstance(results, list | tuple):
         return results

@@ -165,8 +165,10 @@ class NumPyroHMC(Sampler):
             kernel_state = state.kernel_state._replace(rng_key=rng_key)
             step_size = kernel_state.adapt_state.step_size
             if length is not None:  # NumPyro takes ceil(L / step_size) steps: at most the cap
+                given = kernel_state.trajectory_length
+                over = jnp.ceil(given / step_size) > MAX_HMC_STEPS  # as NumPyro counts them
                 most = step_size * (MAX_HMC_STEPS - 0.5)  # ceil(most / step_size) <= the cap
-                capped = jnp.minimum(length, most).astype(step_size.dtype)
+                capped = jnp.where(over, jnp.asarray(most, jnp.result_type(given)), given)
                 kernel_state = kernel_state._replace(trajectory_length=capped)
             new = sample_kernel(kernel_state)
             n_steps = jnp.asarray(new.num_steps, jnp.int32)

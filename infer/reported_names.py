@@ -122,9 +122,22 @@ def _check_names(shapes: Mapping, whose: str) -> None:
                 "name one array."
             )
         base = name.split("[", 1)[0]
-        if name.endswith("]") and base != name and np.shape(shapes.get(base, 0.0)) != ():
+        if name in _element_labels(base, shapes.get(base)):
             raise ValueError(
                 f"{whose} include {name!r} and {base!r}, an array whose elements ArviZ labels "
                 f"'{base}[...]' too: a summary would hold two rows of one label. Rename "
                 f"{name!r} (e.g. {name.replace('[', '_').replace(']', '')!r})."
             )
+
+
+def _element_labels(name: str, struct) -> set[str]:
+    """The labels ArviZ gives the elements of the array ``name`` of shape ``struct.shape``
+    (``x[0]``, ``x[0, 1]``: its default coordinates), when it is one; else none."""
+    shape = tuple(getattr(struct, "shape", ()))
+    if not shape or int(np.prod(shape)) > MAX_LABELLED:
+        return set()
+    return {f"{name}[{', '.join(map(str, index))}]" for index in np.ndindex(*shape)}
+
+
+#: Arrays of more elements than this are not labelled element by element for the check.
+MAX_LABELLED = 100_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +33,9 @@ def truth_from_json(text: str) -> GroundTruth | None:
 
 
 def load(path) -> Result:
-    """Read a run written by :meth:`infer.Result.save`, or a store written by
-    ``infer.sample(..., store=path)`` into memory (the finished chunks of an unfinished one,
-    with a warning).
+    """Read a run written by :meth:`infer.Result.save`, or the finished run in a store
+    written by ``infer.sample(..., store=path)`` into memory (an unfinished run's store is
+    refused: :func:`infer.open_store` reads its finished chunks).
 
     Returns:
         The :class:`infer.Result`, with its draws, stats, timing, sampler settings, seed,
@@ -46,8 +47,20 @@ def load(path) -> Result:
             infer.
     """
     if isinstance(path, str | Path) and is_infer_store(Path(path).expanduser()):
-        path = Path(path).expanduser()  # its finished chunks, a warning if it is unfinished
-        return _from_tree(open_store(path).load(), path)
+        path = Path(path).expanduser()
+        with warnings.catch_warnings():  # an unfinished run's: refused below, with its reason
+            warnings.simplefilter("ignore", UserWarning)
+            tree = open_store(path)
+        if not tree.attrs.get("complete"):
+            raise ValueError(
+                f"{path} holds an unfinished run (killed, or still writing): it has its "
+                f"first {int(tree.attrs['draws_written'])} draws per chain but not the run's "
+                "facts (timing, settings, counts) a Result holds. Read its draws with "
+                "infer.open_store(path), an ArviZ DataTree, and compare them through "
+                "infer.Result.from_draws; or finish the run from its checkpoint folder, if "
+                "it had one (resume=)."
+            )
+        return _from_tree(tree.load(), path)
     path = file_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")

@@ -955,3 +955,11 @@ def test_a_list_of_points_is_one_point_per_chain():
 def test_a_dict_init_with_keys_of_mixed_types_is_named():
     with pytest.raises(TypeError, match=r"init is or holds a dict whose keys are of types"):
         infer.Target(lambda p: 0.0, init={0: jnp.zeros(2), "a": 0.0})
+
+
+def test_a_bracketed_name_that_labels_no_element_is_kept():
+    # only the labels ArviZ gives x's elements collide ('x[0]', 'x[0, 1]'): 'x[total]' and
+    # 'x[5]' beside an x of shape (2,) were refused too
+    init = {"x": jnp.zeros(2), "x[total]": jnp.asarray(0.0), "x[5]": jnp.asarray(0.0)}
+    result = infer.sample(0, infer.Target(_quadratic, init=init), infer.rwmh(), num_chains=2)
+    assert list(infer.summary(result).index) == ["x[0]", "x[1]", "x[5]", "x[total]"]

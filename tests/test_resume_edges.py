@@ -1,6 +1,7 @@
 """Resuming and joining at the edges: saved results joined in order, a folder written by a
 run that continued a result, and files that are not checkpoints."""
 
+import collections
 import dataclasses
 import warnings
 
@@ -463,3 +464,5 @@ def test_fits_and_estimates_are_not_joined_or_compared_as_runs():
     estimate = infer.ais(0, problem.target, problem.prior, num_temperatures=5, num_chains=8)
     with pytest.raises(TypeError, match=r"got AISResult, an estimate of log Z"):
         infer.compare(estimate)
+    runs = collections.namedtuple("Runs", "first second")(*fits)  # a named tuple of runs is
+    assert list(infer.compare(runs, warn=False).index) == ["advi_meanfield", "advi_meanfield_2"]

@@ -341,3 +341,16 @@ def test_divergences_without_warm_up_advise_tuning_not_target_accept():
     said = [str(w.message) for w in caught if "divergent" in str(w.message)]
     assert said and "No warm-up ran (num_warmup=0)" in said[0]
     assert "higher target_accept" not in said[0]
+
+
+def test_hmc_below_the_cap_takes_numpyros_own_trajectory():
+    # 1,022.8 steps' length: NumPyro's 1,023 steps of L / 1023, as without the cap (a cap at
+    # 1,022.5 step sizes cut the trajectory there, and the draws changed)
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    options = {"adapt_step_size": False, "adapt_mass_matrix": False}
+    sampler = infer.hmc(0.01, trajectory_length=0.01 * 1022.8, **options)
+    result = infer.sample(0, target, sampler, num_chains=1, num_samples=3, num_warmup=0)
+    assert np.all(np.asarray(result.stats["n_steps"]) == 1023)
+    np.testing.assert_allclose(
+        np.asarray(result.stats["step_size"]), 0.01 * 1022.8 / 1023, rtol=1e-6
+    )

@@ -188,6 +188,10 @@ def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_pat
     assert 0 < written < 200_000, "the kill did not land while the run was writing"
     np.testing.assert_array_equal(tree["posterior"]["x"].values, reference.draws["x"][:, :written])
     assert (tree.attrs["thin"], tree.attrs["num_warmup"]) == (1, 1000)  # what its draws are
+    # infer.load reads finished stores: this one is refused with its reason and the way on
+    # (it called the store "a NetCDF file but not a run saved by infer.Result.save")
+    with pytest.raises(ValueError, match=rf"holds an unfinished run .* first {written} draws"):
+        infer.load(path)
 
 
 def test_a_stored_numpyro_run_keeps_what_model_comparison_needs(tmp_path):
