@@ -19,8 +19,8 @@ from infer.placement import chain_sharding, to_host
 from infer.process_agreement import (
     check_processes_agree,
     layout,
+    on_every_process,
     sample_call,
-    share_refusal,
     start_value,
 )
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
@@ -90,25 +90,24 @@ def check_arguments(
 ) -> Arguments:
     """Check every argument of :func:`infer.sample` (their meanings are there)."""
     asked_samples = num_samples
-    try:  # checks each process makes alone: a refusal is shared, or the others would wait
-        key_input, seed = as_key(rng_key)
+
+    def alone():  # checks each process makes alone: a refusal is shared, or the others wait
+        key = as_key(rng_key)
         check_target(target)
         registry.check_sampler_argument(sampler)
-        init, num_chains = _from_state(init, num_chains)
+        start, chains = _from_state(init, num_chains)
         if exact:
             refuse_for_exact(sampler, resume, checkpoint, until, store, keep, thin, superchains)
-            refuse_starts_for_exact(sampler, init, init_jitter)
-        source = None if exact else resume_source(resume, init)
-        _check_seed(source, seed)
-        num_chains, num_samples, thin, init_jitter = _check_numbers(
-            num_chains, num_samples, thin, init_jitter, until, source
-        )
-        keep = _listed(keep)  # once: a generator read twice would be empty the second time
-    except Exception as err:
-        share_refusal(err)
-        raise
+            refuse_starts_for_exact(sampler, start, init_jitter)
+        source = None if exact else resume_source(resume, start)
+        _check_seed(source, key[1])
+        numbers = _check_numbers(chains, num_samples, thin, init_jitter, until, source)
+        # keep listed once: a generator read twice would be empty the second time
+        return key, start, source, numbers, _listed(keep)
+
+    (key_input, seed), init, source, numbers, keep = on_every_process(alone)
+    num_chains, num_samples, thin, init_jitter = numbers
     if jax.process_count() > 1:  # one process: nothing to compare, nothing to compute
-        share_refusal(None)
         check_processes_agree(
             sample_call(
                 target,
