@@ -13,14 +13,22 @@ compiling them again.
 
 Only programs that take at least a tenth of a second to compile are stored (JAX's own
 threshold is one second), unless ``JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS`` says otherwise.
+
+A run over several processes' CPU devices turns the cache off for the rest of the process
+(:func:`off_across_cpu_processes`): with jax 0.12.1 and gloo, a program whose loop holds a
+collective hangs every process when it is loaded from the cache.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import jax
+from jax.experimental.compilation_cache import compilation_cache
+
+from infer.caller import INFER_FRAMES
 
 OFF = ("0", "off", "false", "no")
 #: 0.5 left out the start program (0.48 s for NUTS on a small regression) and NumPyro's
@@ -58,3 +66,33 @@ def enable_compilation_cache(folder=None) -> Path | None:
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", MIN_COMPILE_SECONDS)
     return folder
+
+
+def off_across_cpu_processes(devices) -> bool:
+    """Turn JAX's persistent compilation cache off for the rest of this process, with a
+    warning, when ``devices`` span several processes and are CPUs; returns whether it did.
+
+    A program whose while loop holds a collective across processes (the start program's
+    check of every chain, a sampler's loop over the chain axis), loaded from the cache, hung
+    both processes of a pair in its first collective (jax 0.12.1, gloo; the same program
+    compiled afresh runs): so a second run of the same script never finished.
+
+    Args:
+        devices: the run's devices (a sharding's ``device_set``).
+    """
+    processes = {device.process_index for device in devices}
+    if len(processes) < 2 or any(device.platform != "cpu" for device in devices):
+        return False
+    if not (jax.config.jax_enable_compilation_cache and jax.config.jax_compilation_cache_dir):
+        return False
+    jax.config.update("jax_enable_compilation_cache", False)
+    compilation_cache.reset_cache()  # JAX decides once per process whether to use it
+    warnings.warn(
+        f"JAX's persistent compilation cache ({jax.config.jax_compilation_cache_dir}) is off "
+        f"for the rest of this process: this run spans {len(processes)} processes' CPUs, "
+        "where programs loaded from the cache hang in their collectives (jax with gloo). "
+        "Each process compiles its programs afresh.",
+        UserWarning,
+        skip_file_prefixes=INFER_FRAMES,
+    )
+    return True

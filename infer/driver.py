@@ -19,6 +19,7 @@ from infer import checkpoint as checkpoints
 from infer import memory
 from infer.arguments import DEFAULT_JITTER, Arguments, check_arguments
 from infer.base import checked_kernel, hook, is_exact
+from infer.compilation_cache import off_across_cpu_processes
 from infer.exact import sample_exact
 from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
 from infer.loglik import check_loglik
@@ -169,6 +170,7 @@ def sample(
         superchains=superchains,
         exact=is_exact(sampler),
     )
+    off_across_cpu_processes(args.sharding.device_set)
     if unobserved := target.notes.get("unobserved"):  # a NumPyro model's outcome left out
         warn_of_unobserved(*unobserved, stacklevel=3)
     if is_exact(sampler):

@@ -9,6 +9,7 @@ driver's, the same for every sampler. NUTS (NumPyro's kernel, whose while loops 
 sharded program) is the ``thorough`` case: its programs take several times longer to compile."""
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -58,12 +59,15 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(process: int, port: int, out, name: str) -> subprocess.Popen:
+def _launch(process: int, port: int, out, name: str, cache) -> subprocess.Popen:
+    """Process ``process`` of a pair running SCRIPT, with ``cache`` as infer's persistent
+    compilation cache folder."""
     return subprocess.Popen(
         [sys.executable, "-c", SCRIPT, str(process), str(port), str(out), name],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=dict(os.environ, INFER_COMPILATION_CACHE=str(cache)),
     )
 
 
@@ -88,10 +92,22 @@ def _outputs_of_a_pair(script: str) -> list[str]:
     return outputs
 
 
-def _report(child: subprocess.Popen) -> dict:
-    stdout, stderr = child.communicate(timeout=600)
-    assert child.returncode == 0, stderr[-3000:]
-    return json.loads(stdout.strip().splitlines()[-1])
+def _reports(pair: list[subprocess.Popen], timeout: float = 600) -> list[tuple[dict, str]]:
+    """Each process's ``(report, standard error)``, once both exit 0; a pair that runs past
+    ``timeout`` seconds is killed (a process hung in a collective ignores SIGTERM)."""
+    reports = []
+    try:
+        for child in pair:
+            try:
+                stdout, stderr = child.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"the pair still ran after {timeout} s (hung)")
+            assert child.returncode == 0, stderr[-3000:]
+            reports.append((json.loads(stdout.strip().splitlines()[-1]), stderr))
+    finally:
+        for child in pair:
+            child.kill()
+    return reports
 
 
 def _alone(name: str) -> tuple[np.ndarray, float]:
@@ -110,15 +126,32 @@ def _alone(name: str) -> tuple[np.ndarray, float]:
 @pytest.mark.parametrize("name", ["rwmh", pytest.param("nuts", marks=pytest.mark.thorough)])
 def test_two_processes_give_each_chain_the_draws_of_one_process(tmp_path, name):
     port = _free_port()
-    pair = [_launch(i, port, tmp_path / f"process{i}.npy", name) for i in range(2)]
+    cache = tmp_path / "cache"
+    pair = [_launch(i, port, tmp_path / f"process{i}.npy", name, cache) for i in range(2)]
     one, rhat = _alone(name)  # while the pair runs (they wait on each other now and then)
-    reports = [_report(child) for child in pair]
+    reports, stderrs = zip(*_reports(pair), strict=True)
     assert all(r["devices"] == 2 and r["local"] == 1 for r in reports)
+    # programs loaded from the persistent cache hang a pair (the next test): none is written
+    assert all("compilation cache (" in stderr and "is off" in stderr for stderr in stderrs)
+    assert not any(cache.iterdir()), list(cache.iterdir())
     assert reports[0]["rhat"] == reports[1]["rhat"] == rhat  # over all four chains
     for i in range(2):
         both = np.load(tmp_path / f"process{i}.npy")  # every process gathers every chain
         assert both.shape == (4, 200, 10)
         np.testing.assert_array_equal(both, one)
+
+
+@pytest.mark.thorough  # two pairs, 20 s
+def test_a_pair_run_again_with_the_compilation_cache_on_finishes(tmp_path):
+    """The same script run a second time, its programs in JAX's persistent compilation cache
+    from the first, hung both processes in the start program's collective (a while loop over
+    the chain axis) until killed: with gloo, programs loaded from the cache hang there."""
+    cache, draws = tmp_path / "cache", []
+    for round in range(2):
+        port, outs = _free_port(), [tmp_path / f"round{round}_{i}.npy" for i in range(2)]
+        _reports([_launch(i, port, outs[i], "rwmh", cache) for i in range(2)], timeout=120)
+        draws.append(np.load(outs[0]))
+    np.testing.assert_array_equal(*draws)
 
 
 MISMATCH = textwrap.dedent(
