@@ -137,7 +137,7 @@ class NumPyroHMC(Sampler):
         def potential_fn(position):
             # NaN or +inf log density is numerical trouble, not a high-probability point:
             # give NumPyro an infinite potential, which it treats as a divergence and rejects.
-            logdensity = logdensity_fn(position)
+            logdensity = _computed_once(logdensity_fn(position))
             return -jnp.where(logdensity < jnp.inf, logdensity, -jnp.inf)
 
         init_kernel, sample_kernel = numpyro_hmc(potential_fn=potential_fn, algo=self.algo)
@@ -195,6 +195,14 @@ class NumPyroHMC(Sampler):
             adaptation=None,
             cost=lambda info: (info.n_steps, info.n_steps),
         )
+
+
+def _computed_once(values):
+    """``values`` (log densities), which the gradient's checks of them then read rather than
+    recompute: the check of a value for NaN or ``+inf`` selects each coordinate of the
+    gradient, and XLA fused the whole log density into each of them (a NumPyro model of 31
+    scalar sites: 63 copies, NUTS's sampling program 38 s to compile instead of 15)."""
+    return jax.lax.optimization_barrier(values)
 
 
 def _checked_inverse_mass_matrix(matrix, dense_mass: bool):
@@ -395,8 +403,7 @@ def tempered_hmc(logprior_fn: Callable, logtarget_fn: Callable, num_leapfrog: in
     from numpyro.infer.hmc import hmc as numpyro_hmc
 
     def parts(position):
-        log_prior = logprior_fn(position)
-        log_target = logtarget_fn(position)
+        log_prior, log_target = _computed_once((logprior_fn(position), logtarget_fn(position)))
         ell = log_target - log_prior
         return log_prior, jnp.where(jnp.isnan(ell) | (ell == jnp.inf), -jnp.inf, ell)
 
@@ -426,8 +433,10 @@ def tempered_hmc(logprior_fn: Callable, logtarget_fn: Callable, num_leapfrog: in
 
     def prepare(state, beta):
         def potential_and_ell(position):
-            log_prior = logprior_fn(position)
-            raw = logtarget_fn(position) - log_prior
+            log_prior, log_target = _computed_once(
+                (logprior_fn(position), logtarget_fn(position))
+            )
+            raw = log_target - log_prior
             ell = jnp.where(jnp.isnan(raw) | (raw == jnp.inf), -jnp.inf, raw)
             value = log_prior + jnp.where(beta > 0, beta * ell, 0.0)
             return -jnp.where(value < jnp.inf, value, -jnp.inf), raw
