@@ -4,6 +4,9 @@ Two models, NUTS with 4 vectorised chains, 1,000 warm-up and 1,000 kept draws:
 
 * ``regression``: a three-parameter NumPyro regression with 100 generated observations,
   through ``infer.Target.from_numpyro`` and NumPyro's ``MCMC(NUTS(model))``;
+* ``many_sites``: a NumPyro hierarchical model written with a Python loop, 32 scalar sites
+  (a mean and scale, and 30 group means each its own site, 20 generated observations each):
+  compile time that grows with the sites, not the parameters;
 * ``stochastic_volatility``: Inference Gym's ``VectorizedStochasticVolatilitySP500Small``
   (103 parameters), its log density in unconstrained space (Jacobian included) through
   ``infer.Target`` and ``MCMC(NUTS(potential_fn=...))``.
@@ -39,7 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import RESULTS, ROOT, machine, positive_int, write_result  # noqa: E402
 
-MODELS = ("regression", "stochastic_volatility")
+MODELS = ("regression", "many_sites", "stochastic_volatility")
+NUM_GROUPS = 30
 NUM_CHAINS = 4
 
 
@@ -59,6 +63,25 @@ def regression_data(seed: int = 0):
     rng = np.random.default_rng(seed)
     x = rng.normal(size=100).astype(np.float32)
     return x, (1.0 + 2.0 * x + rng.normal(size=100)).astype(np.float32)
+
+
+def many_sites_model(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    tau = numpyro.sample("tau", dist.HalfNormal(2.0))
+    for group in range(len(y)):
+        mean = numpyro.sample(f"mean_{group}", dist.Normal(mu, tau))
+        numpyro.sample(f"y_{group}", dist.Normal(mean, 1.0), obs=y[group])
+
+
+def many_sites_data(seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    means = rng.normal(1.0, 0.5, size=(NUM_GROUPS, 1))
+    return (means + rng.normal(size=(NUM_GROUPS, 20))).astype(np.float32)
 
 
 def volatility_logdensity():
@@ -92,6 +115,12 @@ def worker_infer(model: str, num_draws: int) -> dict:
 
         def build():
             return infer.Target.from_numpyro(regression_model, x, y=y)
+
+    elif model == "many_sites":
+        y = many_sites_data()
+
+        def build():
+            return infer.Target.from_numpyro(many_sites_model, y)
 
     else:
         logdensity, z0 = volatility_logdensity()
@@ -136,6 +165,8 @@ def worker_numpyro(model: str, num_draws: int) -> dict:
         if model == "regression":
             x, y = regression_data()
             kernel, kwargs = NUTS(regression_model), {"x": x, "y": y}
+        elif model == "many_sites":
+            kernel, kwargs = NUTS(many_sites_model), {"y": many_sites_data()}
         else:
             logdensity, z0 = volatility_logdensity()
             init = jax.tree.map(lambda leaf: jax.numpy.stack([leaf] * NUM_CHAINS), z0)

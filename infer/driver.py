@@ -226,6 +226,9 @@ def _start(args: Arguments) -> Run:
             args.superchain_size,
         )
     except (AttributeError, TypeError, ValueError) as err:  # a kernel that breaks the protocol
+        if isinstance(source, ChainState):  # or one that cannot go on in 32-bit floats
+            why = f" ({sampler.name}'s kernel cannot go on in 32-bit floats with it on)"
+            check_same_precision(source.fingerprint, where, True, why)
         try:
             explain_kernel_failure(sampler, bound, example)
         except KernelProtocolError as explained:

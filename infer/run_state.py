@@ -257,19 +257,20 @@ def check_compatible(saved: dict, current: dict, source: str) -> None:
         )
 
 
-def check_same_precision(saved: dict, source: str, in_memory: bool) -> None:
+def check_same_precision(saved: dict, source: str, in_memory: bool, why: str = "") -> None:
     """A ``ValueError`` naming ``jax_enable_x64`` when the run in ``source`` (fingerprint
     ``saved``) was made with 64-bit floats and this process has them off, or, for a saved
     checkpoint, the reverse: its draws, states and programs are of the other width (a state
-    in memory of 32-bit floats goes on in them under ``jax_enable_x64``)."""
+    in memory of 32-bit floats goes on in them under ``jax_enable_x64``, where its sampler's
+    kernel can: ``why``, said after the widths, is why it cannot)."""
     saved_x64 = "'float64'" in saved.get("positions", "")
     now_x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
-    if saved_x64 == now_x64 or (in_memory and not saved_x64):
+    if saved_x64 == now_x64 or (in_memory and not saved_x64 and not why):
         return
     made, here = ("on", "off") if saved_x64 else ("off", "on")
     raise ValueError(
         f"cannot resume from {source}: it was made with jax_enable_x64 {made} "
-        f"({64 if saved_x64 else 32}-bit floats), and this process has it {here}. Run "
+        f"({64 if saved_x64 else 32}-bit floats), and this process has it {here}{why}. Run "
         f'jax.config.update("jax_enable_x64", {saved_x64}) before sampling (or set '
         f"JAX_ENABLE_X64={int(saved_x64)}) to continue it at its precision, or start a new run."
     )

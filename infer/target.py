@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
@@ -328,8 +329,15 @@ class Target:
         if self.constrain_fn is None:
             return default_names(position)
         if self.data is None:
-            return dict(self.constrain_fn(position))
-        return dict(self.constrain_fn(position, self.data if data is None else data))
+            named = self.constrain_fn(position)
+        else:
+            named = self.constrain_fn(position, self.data if data is None else data)
+        # True/False values (a deterministic site such as mu > 0) as 0/1, as Result.from_draws
+        # keeps them: ArviZ's statistics subtract draws, which numpy refuses for booleans
+        return {
+            name: value.astype(jnp.int8) if jnp.result_type(value) == jnp.bool_ else value
+            for name, value in dict(named).items()
+        }
 
     def bound(self, data) -> Callable:
         """``logdensity(position)`` with ``data`` (e.g. traced data inside a program) in place

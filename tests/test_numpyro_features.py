@@ -399,3 +399,21 @@ def test_a_likelihood_whose_support_is_a_parameter_takes_numpy_data():
     mean /= integrate.quad(density, u.max(), top)[0]
     row = infer.summary(result).loc["upper"]
     assert abs(row["mean"] - mean) < 4 * row["mcse_mean"]
+
+
+def with_a_sign(x, y=None):
+    a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+    numpyro.deterministic("positive", a > 0)
+    with numpyro.plate("n", 10):
+        numpyro.sample("y", dist.Normal(a * x, 1.0), obs=y)
+
+
+def test_a_true_false_deterministic_site_is_kept_as_0_1():
+    """A deterministic site ``a > 0`` came out as booleans, and summary, compare with
+    ArviZ's statistics, plots and ``infer report`` failed inside ArviZ ("numpy boolean
+    subtract ... is not supported"), as ``Result.from_draws`` documents (int8 there)."""
+    result = quiet_sample(infer.Target.from_numpyro(with_a_sign, X, Y))
+    positive = result.draws["positive"]
+    assert positive.dtype == np.int8
+    np.testing.assert_array_equal(positive, np.asarray(result.draws["a"]) > 0)
+    assert infer.summary(result).loc["positive", "mean"] == pytest.approx(positive.mean())

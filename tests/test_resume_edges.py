@@ -429,6 +429,20 @@ def test_a_run_made_with_64_bit_floats_resumes_only_with_them(tmp_path):
     assert not [w for w in caught if "truncated" in str(w.message)]
 
 
+def test_a_32_bit_state_goes_on_with_64_bit_floats_where_its_kernel_can():
+    # NUTS's 32-bit state under jax_enable_x64 failed inside NumPyro ("cond branches must
+    # have equal output types"), reported as a broken kernel: see writing-a-sampler.md
+    import jax
+
+    made = {name: infer.sample(0, NORMAL_3D, SAMPLERS[name], **SHORT) for name in ("rwmh", "nuts")}
+    with jax.enable_x64(True):
+        resumed = infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], **SHORT, resume=made["rwmh"])
+        assert resumed.draws["x"].dtype == np.float32
+        refused = r"jax_enable_x64 off \(32-bit floats\), and this process has it on \(nuts's"
+        with pytest.raises(ValueError, match=refused):
+            infer.sample(0, NORMAL_3D, SAMPLERS["nuts"], **SHORT, resume=made["nuts"])
+
+
 def test_a_join_adds_up_its_parts_counts():
     # the join kept the last part's counts: its acceptance rate, proposals, and the
     # proposals whose log density was NaN (a run and its continuation against the whole run)
