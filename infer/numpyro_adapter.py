@@ -433,9 +433,7 @@ def tempered_hmc(logprior_fn: Callable, logtarget_fn: Callable, num_leapfrog: in
 
     def prepare(state, beta):
         def potential_and_ell(position):
-            log_prior, log_target = _computed_once(
-                (logprior_fn(position), logtarget_fn(position))
-            )
+            log_prior, log_target = _computed_once((logprior_fn(position), logtarget_fn(position)))
             raw = log_target - log_prior
             ell = jnp.where(jnp.isnan(raw) | (raw == jnp.inf), -jnp.inf, raw)
             value = log_prior + jnp.where(beta > 0, beta * ell, 0.0)
