@@ -200,8 +200,11 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
     """Labels (``"x[3]"``, ``"b[1, 0]"`` as ArviZ's summary labels them, with the cause) of
     the parameters nothing was learned about: R-hat (of two or more chains), bulk ESS or the
     MCSE of the mean NaN (NaN or inf draws), or the draws the same in every chain (R-hat is
-    NaN for those, but one chain has none, and their ESS and MCSE are numbers)."""
+    NaN for those, but one chain has none, and their ESS and MCSE are numbers). A
+    deterministic site's entry that never changed is left out (``a > 0`` all along, a
+    reference category's fixed 0): the parameters fix it."""
     labels = []
+    derived = set(result.info.get("deterministic", ()))
     for name in names:
         ess = np.ravel(np.asarray(statistics["ess_bulk"][name], float))
         mcse = np.ravel(np.asarray(statistics["mcse_mean"][name], float))
@@ -219,7 +222,8 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
             )
             finite = bool(np.isfinite(values).all())
             if finite and values.min() == values.max():
-                labels.append(_label(name, event_shape, i) + " (never changed)")
+                if name not in derived:
+                    labels.append(_label(name, event_shape, i) + " (never changed)")
             elif undefined[i]:
                 labels.append(
                     _label(name, event_shape, i) + ("" if finite else " (NaN or inf draws)")

@@ -67,6 +67,7 @@ class ModelTarget(NamedTuple):
     dims: dict
     unobserved: list  # sites of arguments left to None (see numpyro_data.unobserved_arguments)
     left_out: list  # those of them that are discrete, hidden from the log density
+    deterministic: tuple = ()  # the numpyro.deterministic sites: values, not parameters
 
 
 class ModelSource(NamedTuple):
@@ -173,6 +174,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
         site_dims(trace),
         unobserved,
         left_out,
+        tuple(name for name, site in trace.items() if site["type"] == "deterministic"),
     )
 
 

@@ -132,6 +132,8 @@ def _run_facts(run: Run, stats: dict) -> dict:
     non-finite proposals per chain and the superchains."""
     record, sampler = run.record, run.sampler
     info = {"cache_hit": run.compile_seconds == 0.0}
+    if deterministic := run.target.notes.get("deterministic"):
+        info["deterministic"] = list(deterministic)  # values, not parameters (diagnostics)
     if run.memory is not None:
         info["memory_estimate"] = {
             "host_bytes": run.memory.host,

@@ -261,7 +261,7 @@ class Target:
             constant_data=parts.constant_data,
             source=parts.source,
             dims=parts.dims,
-            notes={"unobserved": (parts.unobserved, parts.left_out)} if parts.unobserved else {},
+            notes=_numpyro_notes(parts),
         )
 
     @classmethod
@@ -365,6 +365,18 @@ class Target:
             return dict(out) if isinstance(out, dict) else {label: out}
 
         return named
+
+
+def _numpyro_notes(parts) -> dict:
+    """A NumPyro target's notes: its outcomes left to ``None`` (``"unobserved"``) and its
+    deterministic sites (``"deterministic"``, values the parameters fix: a constant entry of
+    one is no sign that nothing was learned)."""
+    notes = {}
+    if parts.unobserved:
+        notes["unobserved"] = (parts.unobserved, parts.left_out)
+    if parts.deterministic:
+        notes["deterministic"] = parts.deterministic
+    return notes
 
 
 def _call_with_data(logdensity_fn: Callable, data, position):

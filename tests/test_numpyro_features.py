@@ -404,16 +404,28 @@ def test_a_likelihood_whose_support_is_a_parameter_takes_numpy_data():
 def with_a_sign(x, y=None):
     a = numpyro.sample("a", dist.Normal(0.0, 5.0))
     numpyro.deterministic("positive", a > 0)
+    numpyro.deterministic("offsets", jnp.stack([jnp.zeros(()), a]))  # a reference fixed at 0
     with numpyro.plate("n", 10):
         numpyro.sample("y", dist.Normal(a * x, 1.0), obs=y)
 
 
-def test_a_true_false_deterministic_site_is_kept_as_0_1():
+def test_deterministic_sites_true_false_or_fixed_are_read_as_values(tmp_path):
     """A deterministic site ``a > 0`` came out as booleans, and summary, compare with
     ArviZ's statistics, plots and ``infer report`` failed inside ArviZ ("numpy boolean
-    subtract ... is not supported"), as ``Result.from_draws`` documents (int8 there)."""
+    subtract ... is not supported"): it is 0/1 now, as ``Result.from_draws`` keeps it. A
+    deterministic entry fixed at 0 flagged a healthy run as one that learned nothing."""
     result = quiet_sample(infer.Target.from_numpyro(with_a_sign, X, Y))
     positive = result.draws["positive"]
     assert positive.dtype == np.int8
     np.testing.assert_array_equal(positive, np.asarray(result.draws["a"]) > 0)
     assert infer.summary(result).loc["positive", "mean"] == pytest.approx(positive.mean())
+    # the fixed 0 of a deterministic site was "nothing learned", flagged on a healthy run
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        table = infer.compare([result])
+    assert "nan_stats" not in table.loc["mala", "flags"], table.loc["mala", "flags"]
+    assert not [w for w in caught if "never changed" in str(w.message)]
+    assert infer.load(result.save(tmp_path / "run.nc")).info["deterministic"] == [
+        "positive",
+        "offsets",
+    ]
