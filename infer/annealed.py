@@ -48,10 +48,10 @@ from infer.annealing import (
 from infer.base import IdentityKey
 from infer.fit_checks import MIN_KHAT_DRAWS, pareto_k
 from infer.keys import as_jax_key, as_key
-from infer.numpyro_adapter import tempered_hmc
 from infer.placement import PROGRAMS
 from infer.starts import check_scalar_logdensity
 from infer.target import Target, check_target, program_key
+from infer.tempered_hmc import tempered_hmc
 
 __all__ = [
     "ais",

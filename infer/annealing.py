@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer.numpyro_adapter import TemperedHMC
+from infer.tempered_hmc import TemperedHMC
 
 SCHEDULES = ("sigmoid", "linear")
 

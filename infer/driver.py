@@ -226,15 +226,7 @@ def _start(args: Arguments) -> Run:
             args.superchain_size,
         )
     except (AttributeError, TypeError, ValueError) as err:  # a kernel that breaks the protocol
-        if isinstance(source, ChainState):  # or one that cannot go on in 32-bit floats
-            why = f" ({sampler.name}'s kernel cannot go on in 32-bit floats with it on)"
-            check_same_precision(source.fingerprint, where, True, why)
-        try:
-            explain_kernel_failure(sampler, bound, example)
-        except KernelProtocolError as explained:
-            raise explained from err
-        except Exception:  # the explanation itself failed: the original error stands
-            pass
+        _explain_plan_failure(err, sampler, bound, example, source)
         raise
     need = _check_memory(plan, args, example, sharding)
     if isinstance(source, ChainState):
@@ -310,6 +302,21 @@ def _check_superchain_starts(positions, size: int) -> None:
                 "(each superchain starts at its own jitter around it), or repeat each "
                 "superchain's start for its chains."
             )
+
+
+def _explain_plan_failure(err: Exception, sampler, bound, example, source) -> None:
+    """Raise what made building a run's programs fail, where it can be said: a 32-bit state
+    in memory whose kernel cannot go on in 32-bit floats with ``jax_enable_x64`` on, or a
+    kernel that breaks the protocol (in its words); else return: ``err`` stands."""
+    if isinstance(source, ChainState):
+        why = f" ({sampler.name}'s kernel cannot go on in 32-bit floats with it on)"
+        check_same_precision(source.fingerprint, "the given result", True, why)
+    try:
+        explain_kernel_failure(sampler, bound, example)
+    except KernelProtocolError as explained:
+        raise explained from err
+    except Exception:  # the explanation itself failed: the original error stands
+        pass
 
 
 def _first_record(args: Arguments, plan: Plan, positions, per_chain: bool, data):

@@ -24,6 +24,7 @@ import numpy as np
 
 from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
+from infer.constrained_draws import constrain_program
 from infer.kernel_checks import (
     checked_cost,
     checked_final_params,
@@ -34,7 +35,7 @@ from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
 from infer.step_counts import add_count
-from infer.target import Target, constrain_program, program_key
+from infer.target import Target, program_key
 
 
 class Carry(NamedTuple):

@@ -61,7 +61,10 @@ def test_evaluate_with_ais_from_the_command_line(tmp_path, capsys):
     gain, baseline = report["improvement_over_baseline"], report["nll_independent_pixels"]
     assert gain["mean"] == pytest.approx(baseline["mean"] - report["nll_ais"]["mean"], rel=1e-9)
     assert gain["standard_error"] > 0  # paired over the 4 images
-    assert "better than independent pixels by" in shown
+    # after 2 epochs the VAE is level with independent pixels (0.02 +- 0.29 nats apart with
+    # jax 0.12.1): the line says which side this run fell on, as the JSON does
+    side = "better" if gain["mean"] >= 0 else "worse"
+    assert f"{side} than independent pixels by {abs(gain['mean']):.2f} ± " in shown
     # per image: the annealing alone (it held compilation, the pilot and a batch padded to 25)
     cost = report["cost"]
     assert 0 < cost["scoring_seconds"] < cost["seconds"]

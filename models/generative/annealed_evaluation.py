@@ -33,8 +33,8 @@ import numpy as np
 
 from infer import validation as checks
 from infer.annealed import anneal, temperatures, tune_step_sizes, weight_summary
-from infer.numpyro_adapter import tempered_hmc
 from infer.progress import progress_bar
+from infer.tempered_hmc import tempered_hmc
 from models.generative import data as datasets
 from models.generative import evaluation, registry
 from models.generative.family import DECODER_DENSITY, DecoderDensity
