@@ -200,7 +200,8 @@ def computed_once(values):
     """``values`` (log densities), which the gradient's checks of them then read rather than
     recompute: the check of a value for NaN or ``+inf`` selects each coordinate of the
     gradient, and XLA fused the whole log density into each of them (a NumPyro model of 31
-    scalar sites: 63 copies, NUTS's sampling program 38 s to compile instead of 15)."""
+    scalar sites: 63 copies, and NUTS's programs took two to three times as long to compile;
+    ``benchmarks/latency.py``'s ``many_sites``)."""
     return jax.lax.optimization_barrier(values)
 
 
