@@ -169,7 +169,12 @@ def sample_exact(
         thin=1,
         # a sampler may say its draws are not exact (envelope violations); by default they
         # are; independent they are whatever it says
-        info={**out.info, "exact": bool(out.info.get("exact", True)), "independent": True},
+        info={
+            **out.info,
+            "exact": bool(out.info.get("exact", True)),
+            "independent": True,
+            **target.result_info(),
+        },
         ground_truth=target.ground_truth,
         groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),

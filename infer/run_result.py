@@ -131,9 +131,7 @@ def _run_facts(run: Run, stats: dict) -> dict:
     the sampler tunes toward, the final step sizes and proposal scales, stuck chains,
     non-finite proposals per chain and the superchains."""
     record, sampler = run.record, run.sampler
-    info = {"cache_hit": run.compile_seconds == 0.0}
-    if deterministic := run.target.notes.get("deterministic"):
-        info["deterministic"] = list(deterministic)  # values, not parameters (diagnostics)
+    info = {"cache_hit": run.compile_seconds == 0.0, **run.target.result_info()}
     if run.memory is not None:
         info["memory_estimate"] = {
             "host_bytes": run.memory.host,

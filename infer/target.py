@@ -339,6 +339,12 @@ class Target:
             for name, value in dict(named).items()
         }
 
+    def result_info(self) -> dict:
+        """What every result of this target records of it in ``result.info``: its
+        deterministic sites (``"deterministic"``), values the parameters fix."""
+        deterministic = self.notes.get("deterministic")
+        return {"deterministic": list(deterministic)} if deterministic else {}
+
     def bound(self, data) -> Callable:
         """``logdensity(position)`` with ``data`` (e.g. traced data inside a program) in place
         of ``self.data``."""

@@ -406,6 +406,7 @@ def _assemble_result(
         "num_nonfinite_draws": int((~finite).sum()),
         "mean": np.asarray(params.mean).tolist(),
         "scale_tril": np.asarray(_scale_tril(params)).tolist(),
+        **target.result_info(),
     }
     settings = {
         "family": options.family,

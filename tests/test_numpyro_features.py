@@ -429,3 +429,7 @@ def test_deterministic_sites_true_false_or_fixed_are_read_as_values(tmp_path):
         "positive",
         "offsets",
     ]
+    # an ADVI fit of the same model records them too (its table had the same false flag)
+    fit = infer.advi(0, infer.Target.from_numpyro(with_a_sign, X, Y), num_steps=500)
+    assert fit.info["deterministic"] == ["positive", "offsets"]
+    assert "nan_stats" not in infer.compare({"advi": fit}, warn=False).loc["advi", "flags"]
