@@ -77,9 +77,22 @@ def off_across_cpu_processes(devices) -> bool:
     both processes of a pair in its first collective (jax 0.12.1, gloo; the same program
     compiled afresh runs): so a second run of the same script never finished.
 
+    Called before anything of the run compiles (the seed's key included: a program cached
+    before the call would be loaded by the next run).
+
     Args:
-        devices: the run's devices (a sharding's ``device_set``).
+        devices: the run's ``devices`` argument: ``None`` (every device of every process), a
+            device, or a list of them; anything else, which the driver's checks refuse, is
+            left alone.
     """
+    if devices is None:
+        devices = jax.devices()
+    elif isinstance(devices, jax.Device):
+        devices = [devices]
+    if not isinstance(devices, list | tuple | set) or not devices:
+        return False
+    if not all(isinstance(device, jax.Device) for device in devices):
+        return False
     processes = {device.process_index for device in devices}
     if len(processes) < 2 or any(device.platform != "cpu" for device in devices):
         return False

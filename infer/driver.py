@@ -150,6 +150,7 @@ def sample(
     """
     wall_start = time.perf_counter()
     check_progress(progress)
+    off_across_cpu_processes(devices)  # before anything compiles, the seed's key included
     args = check_arguments(
         rng_key,
         target,
@@ -170,7 +171,6 @@ def sample(
         superchains=superchains,
         exact=is_exact(sampler),
     )
-    off_across_cpu_processes(args.sharding.device_set)
     if unobserved := target.notes.get("unobserved"):  # a NumPyro model's outcome left out
         warn_of_unobserved(*unobserved, stacklevel=3)
     if is_exact(sampler):

@@ -68,8 +68,10 @@ def file_above(path) -> Path | None:
 
 def write_atomically(path, write_fn) -> Path:
     """Call ``write_fn(tmp_path)`` for a temporary file in ``path``'s folder, then rename it
-    onto ``path``: an interrupted write never leaves a half-written file at ``path``. The
-    path is checked by :func:`file_path` (``~`` expanded); missing folders are made."""
+    onto ``path``: an interrupted write never leaves a half-written file at ``path``, and the
+    file's bytes reach the disk before the rename (and the rename before the return), so a
+    power cut leaves the old file or the new one. The path is checked by :func:`file_path`
+    (``~`` expanded); missing folders are made."""
     path = file_path(path)
     _check_writable(path.parent, f"cannot write {str(path)!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,12 +80,33 @@ def write_atomically(path, write_fn) -> Path:
     try:
         write_fn(tmp)
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        _to_disk(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    _to_disk(path.parent)  # the rename itself
     return path
+
+
+def _to_disk(path) -> None:
+    """``fsync`` a file (an error is raised) or a folder's entries (where the file system
+    refuses it for a folder, the rename is left to the system to write)."""
+    if os.path.isfile(path):
+        with open(path, "rb") as written:
+            os.fsync(written.fileno())
+        return
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:

@@ -234,6 +234,7 @@ def test_exact_draws_that_are_no_array_are_named():
         infer.ais(0, target, prior, exact_posterior_draws={"x": np.zeros(5)})
 
 
+@pytest.mark.thorough  # a rarer warning, 4 s
 def test_a_heavy_tailed_upper_bound_is_marked_unreliable_where_it_is_printed():
     """The mark followed log_z only, and an upper bound whose warning fired printed clean."""
     target, prior, _, _ = conjugate_gaussian(0)
@@ -257,6 +258,7 @@ def test_a_heavy_tailed_upper_bound_is_marked_unreliable_where_it_is_printed():
     )
 
 
+@pytest.mark.thorough  # a rarer warning, 7 s
 def test_a_standard_error_from_a_handful_of_weights_is_warned_about():
     """32 chains, 20 temperatures: log_z 13.5 standard errors below the exact log Z, from an
     ESS of 3.1 with k-hat 0.65, and only the rejected HMC moves were warned about (the ESS
@@ -384,6 +386,7 @@ def test_temperatures_where_the_chains_stood_still_are_named():
     assert not any("almost all rejected" in str(w.message) for w in caught)
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_weights_equal_up_to_round_off_are_not_called_heavy_tailed():
     # a target that is the prior times an indicator: every finite weight is one constant up
     # to float32 round-off, where ArviZ's PSIS returns NaN, warned of as "k-hat nan > 0.70"

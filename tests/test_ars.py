@@ -281,6 +281,7 @@ def _dip(depth, width):
         pytest.param(5.0, 0.002, False, id="deep-narrow", marks=pytest.mark.thorough),
     ],
 )
+@pytest.mark.thorough  # a rarer flag, 3 s a case
 def test_a_narrow_dip_between_hull_points_is_reported(depth, width, derivative_free):
     """Drawn, the dip held twice its mass (2,313 draws within 0.04 of 0.7 of 100,000, not
     1,044), with no error. Each value computed below the squeeze's chord now shows that log f
@@ -412,7 +413,9 @@ def test_a_region_of_numerical_trouble_rejects_its_proposals(trouble):
     assert_ks_matches(draws, lambda x: gamma.cdf(np.minimum(x, 5.0)) / gamma.cdf(5.0))
 
 
-@pytest.mark.parametrize("trouble", [jnp.nan, jnp.inf], ids=["nan", "inf"])
+@pytest.mark.parametrize(  # inf: an edge case, 3 s
+    "trouble", [jnp.nan, pytest.param(jnp.inf, marks=pytest.mark.thorough)], ids=["nan", "inf"]
+)
 def test_numerical_trouble_between_hull_points_is_refused_not_squeezed_over(trouble):
     """Between hull points the squeeze accepts draws unevaluated: a NaN (or +inf) hole there
     gave draws inside the hole with info["exact"] True and no word."""

@@ -165,7 +165,11 @@ def test_a_student_t_prior_by_layer_has_heavy_tailed_weights_and_gaussian_biases
         bnn.layer_prior(0.3, 3.0, 1.5, df=0)
 
 
-@pytest.mark.parametrize("sampler", [infer.nuts(max_tree_depth=5), infer.mala()], ids=str)
+@pytest.mark.parametrize(  # NUTS: a second gradient sampler on a Flax target, 9 s
+    "sampler",
+    [pytest.param(infer.nuts(max_tree_depth=5), marks=pytest.mark.thorough), infer.mala()],
+    ids=str,
+)
 def test_nuts_and_mala_run_on_a_tiny_bnn(sampler):
     target = tiny_target()
     result = infer.sample(0, target, sampler, num_chains=2, num_samples=60, num_warmup=60)

@@ -19,6 +19,8 @@ from arviz_stats.base import array_stats
 
 from infer import chain_stats
 
+TWO_DEVICES = "--xla_force_host_platform_device_count=2"  # added to the flags in effect
+
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
 RTOL = 1e-5
@@ -347,7 +349,7 @@ SHARDED_SCRIPT = textwrap.dedent(
 
 @pytest.mark.thorough
 def test_draws_sharded_along_the_chains_give_the_same_statistics():
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {TWO_DEVICES}")
     run = subprocess.run(
         [sys.executable, "-c", SHARDED_SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
@@ -405,6 +407,7 @@ def test_infinite_draws_match_arviz(num_draws):
             assert_matches(mine[name][stat], reference[stat][name], what=f"{stat} of {name}")
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_results_may_stay_in_float64_where_float32_would_overflow():
     draws = np.random.default_rng(0).standard_normal((4, 200)) * 1e42
     reference = array_stats.mcse(draws, method="mean", chain_axis=0, draw_axis=1)

@@ -36,6 +36,7 @@ def test_padded_draws_give_the_statistics_of_the_real_ones():
             assert_same(padded, chain_stats.summary_stats(draws))
 
 
+@pytest.mark.thorough  # a second statistic of padded draws, 3 s
 def test_nested_rhat_of_padded_draws_is_that_of_the_real_ones():
     """Padded draws gave NaN nested R-hat (the padding counted as draws); until= with
     superchains checks with it. Against the unpadded program (checked against arviz_stats
@@ -53,6 +54,7 @@ def test_nested_rhat_of_padded_draws_is_that_of_the_real_ones():
                 assert_matches(mine[name]["rhat_nested"], values, rtol=1e-9, what=what)
 
 
+@pytest.mark.thorough  # an edge case, 2.5 s
 def test_too_few_draws_give_nan_when_padded():
     x = np.random.default_rng(0).normal(size=(3, 3, 2))
     for value in chain_stats.summary_stats({"x": x}, padded=True)["x"].values():
@@ -62,6 +64,8 @@ def test_too_few_draws_give_nan_when_padded():
     assert_same(padded, chain_stats.summary_stats({"x": longer}))
 
 
+@pytest.mark.thorough  # float32 padding, 4 s;
+# float32 draws unpadded are checked in test_chain_stats
 def test_float32_padded_draws_match_arviz():
     draws = make_draws(1000, np.float32, seed=3)
     padded = chain_stats.summary_stats(draws, dtype="float32", padded=True)

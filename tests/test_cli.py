@@ -530,6 +530,7 @@ def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     assert list(table.index) == ["first", "s"]
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_its_handler(
     tmp_path,
 ):

@@ -251,6 +251,7 @@ def test_a_chain_too_short_to_tell_is_told_so_not_called_broken():
         assert "every proposal was rejected" in said[name], said[name]
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_chains_on_a_flat_target_are_not_taken_for_stuck():
     # The log density is 0 wherever the chains go, so only their positions show they moved.
     box = infer.Target(
@@ -746,6 +747,7 @@ def test_a_run_of_more_chains_than_draws_converts_without_arviz_guessing_its_axe
         assert result.to_arviz().posterior.sizes["chain"] == 8
 
 
+@pytest.mark.thorough  # an edge case, 4 s; test_healthy_run_raises_no_flag checks a run that mixes
 def test_independent_draws_get_no_rhat_flag():
     # ADVI's draws were told to "run longer with more warm-up" for an R-hat of 1.0105: draws
     # that have nothing to converge are flagged by ESS, not R-hat (an MCMC run still is)

@@ -389,6 +389,7 @@ def _reads_a_dict_and_an_attribute(x):
     return -0.5 * jnp.sum((x - PRIOR["mu"] - CONFIG.shift) ** 2)
 
 
+@pytest.mark.thorough  # an edge case of the program cache, 4 s
 def test_a_changed_entry_of_a_global_dict_or_attribute_of_an_object_gets_a_new_program(
     monkeypatch,
 ):

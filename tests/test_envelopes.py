@@ -53,6 +53,7 @@ def test_log_prob_matches_the_sampled_pieces():
     assert abs(total - 1.0) < 1e-3  # normalised
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_an_ars_draws_place_inside_its_piece_has_the_float_types_resolution():
     """One uniform picked the hull's piece and, from its remaining bits, the place inside it:
     3,346 repeated values in 200,000 draws of a truncated normal, where float32 gives about

@@ -120,6 +120,7 @@ def test_a_checkpoint_that_cannot_be_saved_ends_the_command_with_one_line(tmp_pa
     ), run.stderr[-2000:]
 
 
+@pytest.mark.thorough  # a rarer failure, 5 s
 def test_a_damaged_checkpoint_is_named_with_the_older_one_to_go_on_from(tmp_path):
     """A damaged latest checkpoint gave Orbax's traceback or a bare JSON error, though the
     older checkpoint beside it was whole. (A NumPy option, here ``hidden``, passed the check
@@ -138,6 +139,7 @@ def test_a_damaged_checkpoint_is_named_with_the_older_one_to_go_on_from(tmp_path
     assert training.load(tmp_path).metrics["epoch"] == [1]
 
 
+@pytest.mark.thorough  # a rarer warning, 5 s
 def test_a_resumed_run_warns_of_evaluations_of_the_model_before_it(tmp_path):
     """evaluation.json stayed beside the further-trained model, describing the old one."""
     training.train("nade", "digits", epochs=1, out=tmp_path, hidden=20)
@@ -382,6 +384,7 @@ def test_a_gan_trains_enough_steps_by_default():
     assert training.default_epochs("vae", "digits") == training.DEFAULT_EPOCHS == 20
 
 
+@pytest.mark.thorough  # a refusal, 5 s
 def test_a_run_trained_in_float64_mode_resumes_only_in_it(tmp_path):
     """JAX_ENABLE_X64 changes the random numbers: a float32 run resumed under it went on
     with other losses (24.81 against 24.94 at epoch 20), bit-identical resume broken."""

@@ -378,6 +378,7 @@ def uniform_up_to(u=None):
         numpyro.sample("u", dist.Uniform(0.0, upper), obs=u)
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_likelihood_whose_support_is_a_parameter_takes_numpy_data():
     """NumPyro checks a NumPy observation's support with NumPy, which failed on the traced
     bound with a TracerArrayConversionError naming neither argument nor cause (jnp data
@@ -409,6 +410,8 @@ def with_a_sign(x, y=None):
         numpyro.sample("y", dist.Normal(a * x, 1.0), obs=y)
 
 
+@pytest.mark.thorough  # an edge case (True/False and fixed sites), 12 s;
+# test_workflow's ADVI prediction checks a deterministic site
 def test_deterministic_sites_true_false_or_fixed_are_read_as_values(tmp_path):
     """A deterministic site ``a > 0`` came out as booleans, and summary, compare with
     ArviZ's statistics, plots and ``infer report`` failed inside ArviZ ("numpy boolean

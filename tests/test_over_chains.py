@@ -30,6 +30,8 @@ def test_every_chain_gets_the_step_of_vmap_and_keeps_its_axis(num_chains):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
 
 
+@pytest.mark.thorough  # one chain, 6.5 s;
+# NUTS's moments are checked on many chains in test_samplers
 def test_a_one_chain_nuts_run_samples_the_target():
     """One chain of NUTS (the unbatched path) on the 10-D standard normal: the mean of every
     coordinate within 5 MCSE of 0, and the draws keep their chain axis."""

@@ -357,6 +357,7 @@ class ScheduledWalk(UniformWalk):
 
 
 @pytest.mark.parametrize("rows_off", [-3, 3])
+@pytest.mark.thorough  # a refusal, 2 s a case
 def test_a_schedule_of_the_wrong_length_is_refused(rows_off):
     """A short one once repeated its last row through the warm-up, a long one was cut."""
     target = targets.get("normal_10d")
@@ -547,6 +548,7 @@ class CarelessWalk(UniformWalk):
         return kernel._replace(step=step)
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
     """Reported as they were: kept draws at a NaN log density (with only R-hat's advice to
     run longer), acceptance rates of 1.08, a float diverging summed as 600 divergences."""

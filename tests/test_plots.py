@@ -139,6 +139,7 @@ def test_a_report_of_runs_that_share_no_variable_leaves_out_the_forest_plot(tmp_
     assert "forest.png" not in written and "share no variable of one shape" in index.read_text()
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_a_pair_plot_of_one_scalar_is_refused_and_left_out_of_a_report(tmp_path):
     # it was an ECDF titled "pairs of parameters", with the parameter's name on its y axis
     from infer.report import write_report
@@ -401,6 +402,7 @@ def test_a_matrix_shows_its_first_components_in_row_major_order(var_names):
     ]
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_a_pair_plot_honours_max_panels_up_to_its_limit_and_says_so(runs):
     """It drew 4 components whatever max_panels, and said "max_panels= for others"."""
     title = _title(infer.plot(runs["nuts"], kind="pair", max_panels=8))

@@ -2,6 +2,7 @@
 
 import functools
 import io
+import os
 import subprocess
 import sys
 import textwrap
@@ -104,7 +105,8 @@ def test_progress_with_chains_sharded_over_devices():
         print(result.draws["x"].shape)
         """
     )
-    env = {**__import__("os").environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags)
     run = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=600
     )

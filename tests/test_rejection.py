@@ -61,6 +61,7 @@ def test_found_envelope_is_the_true_bound_plus_the_margin():
     assert result.info["envelope_source"] == "found"
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_a_tiny_acceptance_probability_is_not_floored_at_float32_resolution():
     """A float32 uniform is exactly 0 with probability 2**-23, so ``u < exp(log_excess)``
     accepted every proposal at least that often: 2**26 proposals of probability 2**-40 gave
@@ -189,6 +190,7 @@ def test_a_spike_the_envelope_search_climbed_is_not_told_to_raise_the_budget():
     assert "raise max_proposals" not in str(refused.value)
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_unbounded_ratio_is_refused():
     """A Cauchy target with a normal proposal: f/g grows without bound in the tails."""
     cauchy = infer.Target(lambda x: -jnp.log1p(x**2), name="cauchy")
@@ -278,6 +280,7 @@ def test_a_proposal_that_does_not_cover_the_target_is_warned_about():
         infer.sample(0, normal, uniform, num_chains=2, num_samples=100)
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_exact_samplers_refuse_what_they_would_ignore():
     """init and init_jitter were ignored by exact samplers (even of the wrong shape); a
     distribution class, or a (sample_fn, log_prob_fn) pair the other way round, failed deep

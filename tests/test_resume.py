@@ -303,6 +303,7 @@ def test_until_stops_when_converged_and_records_why():
     assert float(arviz_stats.ess(result.to_arviz(), method="bulk")["x"].min()) >= 300
 
 
+@pytest.mark.thorough  # until= and superchains together, 10 s; each is checked alone in `make test`
 def test_until_with_superchains_judges_nested_rhat():
     """64 short chains in 8 superchains on normal_10d: nested R-hat met the rule at 20-40
     draws per chain (1.006-1.009) where plain R-hat, inflated for short chains (1.03-1.09
@@ -484,6 +485,7 @@ def test_a_continuation_of_a_result_keeps_its_draws_and_joins_it():
     assert infer.concat(first, more).draws["mu"].shape == (2, 40)
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_short_continuation_whose_chain_moved_once_is_not_called_stuck():
     """The chains' moves were judged on the new draws alone: a chain that moved at its first
     step and then stood still for 9 was said never to have moved (with "every proposal was
@@ -501,6 +503,7 @@ def test_a_short_continuation_whose_chain_moved_once_is_not_called_stuck():
             assert accepted[chain] == 0, (seed, chain, accepted)
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_a_run_resumed_near_its_end_does_not_call_its_chains_stuck(tmp_path):
     # only the draws made since the resume were looked at: chains that rejected their last
     # few proposals were told they "never moved", though they had 99 draws of moves

@@ -337,6 +337,7 @@ def test_a_chunk_replaced_by_another_is_refused_not_resumed(tmp_path):
         infer.sample(0, NORMAL_3D, SAMPLERS["rwmh"], resume=older, **kwargs)
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_a_folder_resumed_keeps_the_draws_its_run_kept(tmp_path):
     # keep= was not saved: the resumed run returned every variable
     from models import targets
@@ -351,6 +352,7 @@ def test_a_folder_resumed_keeps_the_draws_its_run_kept(tmp_path):
     np.testing.assert_array_equal(wider.draws["mu"], whole.draws["mu"])
 
 
+@pytest.mark.thorough  # a refusal, 3 s
 def test_a_checkpoint_folder_or_store_another_live_run_writes_is_refused(tmp_path):
     """Two runs given one checkpoint folder (a job started twice) both wrote it: neither
     could be resumed; two given one store mixed their draws under the first one's seed. The
@@ -406,6 +408,7 @@ def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
     assert not (tmp_path / "run.ckpt.lock").exists()  # the lock goes with the run
 
 
+@pytest.mark.thorough  # a refusal, 4 s
 def test_a_run_made_with_64_bit_floats_resumes_only_with_them(tmp_path):
     # off, an in-memory state and a checkpoint both failed somewhere else: JAX's type error
     # from a program cached in the other mode, or a "target changed" between equal values
@@ -429,6 +432,7 @@ def test_a_run_made_with_64_bit_floats_resumes_only_with_them(tmp_path):
     assert not [w for w in caught if "truncated" in str(w.message)]
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_32_bit_state_goes_on_with_64_bit_floats_where_its_kernel_can():
     # NUTS's 32-bit state under jax_enable_x64 failed inside NumPyro ("cond branches must
     # have equal output types"), reported as a broken kernel: see writing-a-sampler.md
@@ -467,6 +471,7 @@ def test_a_join_adds_up_its_parts_counts():
     assert joined.info["nonfinite_proposals"] == whole.info["nonfinite_proposals"]
 
 
+@pytest.mark.thorough  # a refusal, 5 s
 def test_fits_and_estimates_are_not_joined_or_compared_as_runs():
     from models.targets import evidence
 

@@ -2,6 +2,10 @@
 end of warm-up, so that each phase's time is its own on a device that serves a read-back only
 after the program queued behind it (seen on an H200: sampling's time came out near zero)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import jax
@@ -116,37 +120,60 @@ def _same_run(a, b):
         np.testing.assert_array_equal(_host(x), _host(y))  # adaptation's state too
 
 
-@pytest.mark.parametrize(
-    "sampler",  # the blocks are the driver's: one sampler in `make test`, more in thorough
-    ["rwmh", *(pytest.param(n, marks=pytest.mark.thorough) for n in ("mala", "nuts"))],
-)
-def test_blocked_steps_give_the_same_run_bit_for_bit(monkeypatch, sampler):
-    # An accelerator runs the steps in blocks of a known trip count and discards a block's
-    # steps past the segment's end. Forced here on the CPU with blocks that divide none of
-    # the lengths: warm-up (adapted), thinning, progress segments, and chunks of 5 draws
-    # (10 steps) whose last block's discarded step falls on the chunk's last slot.
+def check_blocked_steps(sampler: str) -> None:
+    """An accelerator runs the steps in blocks of a known trip count and discards a block's
+    steps past the segment's end. Forced here on the CPU with blocks that divide none of the
+    lengths: warm-up (adapted), thinning, progress segments, and chunks of 5 draws (10 steps)
+    whose last block's discarded step falls on the chunk's last slot. Each run must equal
+    the plain loop's bit for bit."""
     target = infer.Target(lambda x: -0.5 * jnp.sum((x - 1.0) ** 2), init=jnp.zeros(3))
     kwargs = dict(num_chains=3, num_samples=23, num_warmup=17, thin=2)
     make = getattr(infer, sampler)
     plain = infer.sample(1, target, make(), **kwargs)
-    monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
-    blocked = infer.sample(1, target, make(), **kwargs)
-    assert blocked.info["cache_hit"] is False  # a program of its own: the blocked loop ran
-    _same_run(plain, blocked)
-    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # the bar's pieces: 1% each
-    with_bar = infer.sample(1, target, make(), progress=True, **kwargs)
-    _same_run(plain, with_bar)
-    # segments off the block grid (a resume from a checkpoint made elsewhere): discarded
-    # steps inside warm-up too, where the adaptation's state must be left as it was
-    # (the bar's pieces are 1 step, in blocks of 4)
-    monkeypatch.setattr(run_loop, "round_up", lambda steps, block, thin=1: steps)
-    monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 4)
-    off_grid = infer.sample(1, target, make(), progress=True, **kwargs)
-    _same_run(plain, off_grid)
-    monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
-    monkeypatch.setattr(driver, "CHUNK_BYTES", 5 * 3 * (3 * 4 + 64))  # 5 draws a chunk
-    chunked = infer.sample(1, target, make(), **kwargs)
-    _same_run(plain, chunked)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
+        blocked = infer.sample(1, target, make(), **kwargs)
+        assert blocked.info["cache_hit"] is False  # a program of its own: the blocked loop ran
+        _same_run(plain, blocked)
+        monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # the bar's pieces: 1% each
+        with_bar = infer.sample(1, target, make(), progress=True, **kwargs)
+        _same_run(plain, with_bar)
+        # segments off the block grid (a resume from a checkpoint made elsewhere): discarded
+        # steps inside warm-up too, where the adaptation's state must be left as it was
+        # (the bar's pieces are 1 step, in blocks of 4)
+        monkeypatch.setattr(run_loop, "round_up", lambda steps, block, thin=1: steps)
+        monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 4)
+        off_grid = infer.sample(1, target, make(), progress=True, **kwargs)
+        _same_run(plain, off_grid)
+        monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 3)
+        monkeypatch.setattr(driver, "CHUNK_BYTES", 5 * 3 * (3 * 4 + 64))  # 5 draws a chunk
+        chunked = infer.sample(1, target, make(), **kwargs)
+        _same_run(plain, chunked)
+
+
+@pytest.mark.parametrize(
+    "sampler",  # the blocks are the driver's: one sampler in `make test`, more in thorough
+    ["rwmh", *(pytest.param(n, marks=pytest.mark.thorough) for n in ("mala", "nuts"))],
+)
+def test_blocked_steps_give_the_same_run_bit_for_bit(sampler):
+    """:func:`check_blocked_steps`, in a Python of its own compiling at XLA's default
+    optimisation level, as users' programs do: ``make test`` lowers the level to 0 (see the
+    Makefile), where the blocked and plain loops' draws differ in their last bits."""
+    flags = os.environ.get("XLA_FLAGS", "").split()
+    env = dict(
+        os.environ,
+        XLA_FLAGS=" ".join(f for f in flags if not f.startswith("--xla_backend_optimization")),
+    )
+    code = "import sys, test_runner_phases as t; t.check_blocked_steps(sys.argv[1])"
+    run = subprocess.run(
+        [sys.executable, "-c", code, sampler],
+        env=env,
+        cwd=Path(__file__).parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
 
 
 def test_blocks_fit_the_chunk_and_cpu_runs_the_plain_loop():

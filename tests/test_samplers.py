@@ -120,7 +120,8 @@ CASES = {
 # whose programs are slow to compile (NUTS 3-10 s a target, HMC) or that a correlated or
 # multimodal target checks harder run in `make test-thorough`: NUTS on the logistic
 # regression (15 s over three seeds) and the mixture, the random walks and HMC on the 10-d
-# Gaussian. NUTS on the 10-d Gaussian stays: the docs' example builds the same programs.
+# Gaussian, the independent proposal on the correlated Gaussian (it keeps the 1-d normal and
+# the mixture). NUTS on the 10-d Gaussian stays: the docs' example builds the same programs.
 THOROUGH = {
     "rwmh_diagonal-conjugate",
     "mala-conjugate",
@@ -131,6 +132,7 @@ THOROUGH = {
     "nuts-gaussian_mixture",
     "hmc-normal_10d",
     "mh_symmetric-normal_10d",
+    "independent_mh-correlated_2d",
 }
 # Over ~3 s each (compilation included): `make test-fast` skips them.
 SLOW = {
@@ -231,6 +233,7 @@ def test_covariance_adaptation_learns_the_scales():
     assert np.all((ratio > 1 / 3) & (ratio < 3.0)), ratio.round(2)
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_a_dense_covariance_learned_from_few_draws_does_not_collapse():
     """On a 20-D Gaussian of condition number 7, MALA's dense proposal learned in 1,000
     warm-up steps was near singular (as RWMH's, whose eigenvalues against the target's ran
@@ -254,8 +257,7 @@ def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
     On a Gaussian of correlation 0.99 and scales 1 and 10, NUTS handed chain 0's step size
     and dense inverse mass matrix runs without warm-up at acceptance 0.90-0.91 (three
     seeds); the same step size with the identity matrix accepts under 0.01 and diverges in
-    78-100% of steps, so values that were not the learned ones fail. RWMH's learned
-    covariance handed back keeps its acceptance in the tuned band."""
+    78-100% of steps, so values that were not the learned ones fail."""
     covariance = np.array([[1.0, 9.9], [9.9, 100.0]])
     precision = jnp.asarray(np.linalg.inv(covariance), jnp.float32)
     target = infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.zeros(2))
@@ -267,6 +269,13 @@ def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
     assert later.acceptance_rate > 0.6 and np.mean(later.stats["diverging"]) < 0.05
     assert np.all(np.asarray(later.stats["step_size"]) == tuned["step_size"][0])
 
+
+@pytest.mark.thorough  # a second sampler's hand-back, 5 s
+def test_what_rwmh_warm_up_tuned_can_be_handed_back_to_skip_it():
+    """RWMH's learned covariance handed back keeps its acceptance in the tuned band."""
+    covariance = np.array([[1.0, 9.9], [9.9, 100.0]])
+    precision = jnp.asarray(np.linalg.inv(covariance), jnp.float32)
+    target = infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.zeros(2))
     first = infer.sample(0, target, infer.rwmh(covariance="dense"), num_chains=2, num_samples=200)
     tuned = first.state.tuned
     assert sorted(tuned) == ["covariance", "step_size"] and tuned["covariance"].shape == (2, 2, 2)
@@ -295,6 +304,7 @@ def test_hmc_reports_the_step_it_takes_with_a_trajectory_length():
     assert np.all(np.asarray(result.stats["n_steps"]) == 3)  # 0.7: 3 steps of 0.5
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_hmc_cuts_a_trajectory_of_tiny_steps_at_1023():
     """A fixed step size 1e-6 with L = 2 pi took 6.3 million leapfrog steps a draw (the
     default hmc() on a hard wall, whose warm-up drives the step size there, took 3 minutes

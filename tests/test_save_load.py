@@ -1,5 +1,6 @@
 """Saving a run to NetCDF and loading it back: bit-exact, atomic, and clear about bad files."""
 
+import os
 import warnings
 
 import numpy as np
@@ -152,6 +153,28 @@ def test_interrupted_write_leaves_the_old_file_and_no_debris(run, tmp_path):
         write_atomically(path, interrupted)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["run.nc"]
+
+
+def test_a_saved_file_reaches_the_disk_before_its_rename_and_the_rename_after(
+    run, tmp_path, monkeypatch
+):
+    """A power cut right after ``save`` returned could leave an empty file under the new name
+    (the rename written before the bytes) or the old file (the rename never written)."""
+    events = []
+    fsync, replace = os.fsync, os.replace
+    monkeypatch.setattr(
+        os,
+        "fsync",
+        lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}"))) or fsync(fd),
+    )
+    monkeypatch.setattr(
+        os, "replace", lambda a, b: events.append(("replace", str(b))) or replace(a, b)
+    )
+    path = run.save(tmp_path / "run.nc")
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["fsync", "replace", "fsync"], events
+    assert events[0][1].endswith(".tmp") and events[1][1] == str(path)
+    assert events[2][1] == str(tmp_path)  # the folder: its entry for the new name
 
 
 def test_results_made_elsewhere_save_and_load(tmp_path):

@@ -274,6 +274,7 @@ def test_mala_without_its_hastings_correction_fails():
 
 
 @pytest.mark.slow
+@pytest.mark.thorough  # a second sampler's pass, 8 s; `make test` has NUTS's and the CLI's MALA
 def test_mala_with_its_hastings_correction_passes(heavy_seed):
     check = eight_schools_sbc(
         heavy_seed, infer.mala(covariance="diagonal"), num_simulations=40, thin=10

@@ -17,6 +17,8 @@ import textwrap
 
 import pytest
 
+TWO_DEVICES = "--xla_force_host_platform_device_count=2"  # added to the flags in effect
+
 pytestmark = pytest.mark.slow  # a subprocess: a module `make test-fast` leaves out
 
 SCRIPT = textwrap.dedent(
@@ -68,7 +70,7 @@ SCRIPT = textwrap.dedent(
 
 @pytest.mark.parametrize("name", ["rwmh", pytest.param("nuts", marks=pytest.mark.thorough)])
 def test_chains_split_over_two_devices_give_the_same_draws(name):
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {TWO_DEVICES}")
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, name], env=env, capture_output=True, text=True, timeout=600
     )

@@ -208,6 +208,7 @@ def test_nonfinite_steps_are_skipped_and_counted():
     assert np.all(np.isfinite(np.asarray(result.info["mean"])))
 
 
+@pytest.mark.thorough  # a rarer warning, 3 s
 def test_draws_where_the_target_has_no_density_are_warned_about_and_flagged():
     """A standard normal cut at x0 = 2 (NaN beyond): about 2% of the fitted Gaussian's draws
     (expected 23 of 1,000; none with probability e^-23) lie there. PSIS reads their weights

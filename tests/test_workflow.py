@@ -588,6 +588,7 @@ def _shifted_regression(x, z, y=None):
         ({"z": ["k", "j"]}, r"dims\['z'\] names 2 axes, but the argument 'z' has 1"),
     ],
 )
+@pytest.mark.thorough  # a refusal, 2 s a case
 def test_dimension_names_of_a_models_arguments_are_checked_before_a_run(dims, said):
     """The argument ``z`` (5 values) named ``n``, the plate of the 30 observations: its
     name was dropped from constant_data without a word; a variable's name or names past its
@@ -675,6 +676,7 @@ def hierarchical(g, x, num_groups, y=None):
         numpyro.sample("y", dist.Normal(alpha[g] + x, 1.0), obs=y)
 
 
+@pytest.mark.thorough  # a refusal, 4 s
 def test_predictive_tells_a_changed_size_argument_and_a_misnamed_one():
     """A fifth group at new inputs (num_groups=5 where the fit had 4) was said to hold a
     value per observation; a misnamed keyword argument was told to check its shapes."""

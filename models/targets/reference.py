@@ -10,8 +10,6 @@ with their Monte Carlo standard errors (ArviZ) in ``models/targets/reference/<na
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import arviz_base
@@ -20,6 +18,7 @@ import jax
 import numpy as np
 from numpyro.infer import MCMC, NUTS
 
+from infer.io import write_atomically
 from models.targets import catalog
 
 NUM_CHAINS, NUM_WARMUP, NUM_SAMPLES, SEED = 8, 2_000, 25_000, 1
@@ -59,14 +58,6 @@ def _record(draws: dict, note: str) -> dict:
     return out
 
 
-def _write_atomically(path: Path, record: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as f:
-        json.dump(record, f, indent=1)
-        tmp = f.name
-    os.replace(tmp, path)
-
-
 def eight_schools() -> dict:
     draws = _run(
         NUTS(catalog.eight_schools_model, target_accept_prob=0.95),
@@ -90,7 +81,8 @@ def main() -> None:
         ("logistic_regression", logistic_regression),
     ]:
         record = make()
-        _write_atomically(FOLDER / f"{name}.json", record)
+        text = json.dumps(record, indent=1)
+        write_atomically(FOLDER / f"{name}.json", lambda tmp, text=text: Path(tmp).write_text(text))
         print(f"{name}: {record['source']}")
 
 
