@@ -29,6 +29,7 @@ import jax
 from jax.experimental.compilation_cache import compilation_cache
 
 from infer.caller import INFER_FRAMES
+from infer.placement import device_list
 
 OFF = ("0", "off", "false", "no")
 #: 0.5 left out the start program (0.48 s for NUTS on a small regression) and NumPyro's
@@ -81,17 +82,14 @@ def off_across_cpu_processes(devices) -> bool:
     before the call would be loaded by the next run).
 
     Args:
-        devices: the run's ``devices`` argument: ``None`` (every device of every process), a
-            device, or a list of them; anything else, which the driver's checks refuse, is
-            left alone.
+        devices: the run's ``devices`` argument (:func:`infer.placement.device_list`);
+            anything else, which the driver's checks refuse, is left alone.
     """
-    if devices is None:
-        devices = jax.devices()
-    elif isinstance(devices, jax.Device):
-        devices = [devices]
-    if not isinstance(devices, list | tuple | set) or not devices:
+    try:
+        devices = device_list(devices)
+    except TypeError:  # the driver's checks say so
         return False
-    if not all(isinstance(device, jax.Device) for device in devices):
+    if not devices:
         return False
     processes = {device.process_index for device in devices}
     if len(processes) < 2 or any(device.platform != "cpu" for device in devices):

@@ -310,7 +310,7 @@ def _explain_plan_failure(err: Exception, sampler, bound, example, source) -> No
     kernel that breaks the protocol (in its words); else return: ``err`` stands."""
     if isinstance(source, ChainState):
         why = f" ({sampler.name}'s kernel cannot go on in 32-bit floats with it on)"
-        check_same_precision(source.fingerprint, "the given result", True, why)
+        check_same_precision(source.fingerprint, "the given result", False, why)
     try:
         explain_kernel_failure(sampler, bound, example)
     except KernelProtocolError as explained:

@@ -95,6 +95,34 @@ def clear_cache() -> None:
     PROGRAMS.clear()
 
 
+def device_list(devices) -> list:
+    """The devices a ``devices`` argument names: ``None`` for ``jax.devices()`` (every device
+    of every process), a device, or a list or tuple of them.
+
+    Raises:
+        TypeError: for anything else, naming what to pass.
+    """
+    if isinstance(devices, jax.Device):
+        devices = [devices]
+    if isinstance(devices, str):
+        raise TypeError(
+            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got the string "
+            f"{devices!r}. For a platform's devices pass jax.devices({devices!r})."
+        )
+    if devices is not None and not isinstance(devices, list | tuple):
+        raise TypeError(
+            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got "
+            f"{type(devices).__name__} {devices!r}. For one device: jax.devices()[:1]."
+        )
+    devices = list(jax.devices() if devices is None else devices)
+    wrong = [d for d in devices if not isinstance(d, jax.Device)]
+    if wrong:
+        raise TypeError(
+            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got {wrong[0]!r}."
+        )
+    return devices
+
+
 def chain_sharding(devices, num_chains: int):
     """How per-chain arrays are placed: split over ``devices`` along the chain axis when the
     chains divide evenly among them, else all on the first.
@@ -110,25 +138,8 @@ def chain_sharding(devices, num_chains: int):
     Raises:
         ValueError: for an empty list, or chains that several processes cannot share evenly.
     """
-    if isinstance(devices, jax.Device):
-        devices = [devices]
-    if isinstance(devices, str):
-        raise TypeError(
-            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got the string "
-            f"{devices!r}. For a platform's devices pass jax.devices({devices!r})."
-        )
     given = devices is not None
-    if given and not isinstance(devices, list | tuple):
-        raise TypeError(
-            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got "
-            f"{type(devices).__name__} {devices!r}. For one device: jax.devices()[:1]."
-        )
-    devices = list(jax.devices() if devices is None else devices)
-    wrong = [d for d in devices if not isinstance(d, jax.Device)]
-    if wrong:
-        raise TypeError(
-            f"devices must be a list of jax devices (e.g. jax.devices()[:2]); got {wrong[0]!r}."
-        )
+    devices = device_list(devices)
     if len(set(devices)) < len(devices):
         raise ValueError(f"devices lists a device more than once: {devices}.")
     if not devices:

@@ -261,11 +261,11 @@ def check_same_precision(saved: dict, source: str, in_memory: bool, why: str = "
     """A ``ValueError`` naming ``jax_enable_x64`` when the run in ``source`` (fingerprint
     ``saved``) was made with 64-bit floats and this process has them off, or, for a saved
     checkpoint, the reverse: its draws, states and programs are of the other width (a state
-    in memory of 32-bit floats goes on in them under ``jax_enable_x64``, where its sampler's
-    kernel can: ``why``, said after the widths, is why it cannot)."""
+    in memory of 32-bit floats goes on in them under ``jax_enable_x64``; ``in_memory=False``
+    refuses that too, ``why``, said after the widths, saying why)."""
     saved_x64 = "'float64'" in saved.get("positions", "")
     now_x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
-    if saved_x64 == now_x64 or (in_memory and not saved_x64 and not why):
+    if saved_x64 == now_x64 or (in_memory and not saved_x64):
         return
     made, here = ("on", "off") if saved_x64 else ("off", "on")
     raise ValueError(

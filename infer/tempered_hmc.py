@@ -4,6 +4,7 @@ geometric path between a prior and a target (:func:`tempered_hmc`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -37,18 +38,16 @@ def tempered_hmc(logprior_fn: Callable, logtarget_fn: Callable, num_leapfrog: in
     """
     from numpyro.infer.hmc import hmc as numpyro_hmc
 
-    def parts(position):
+    def potential_and_ell(position, beta):
+        """The potential at ``beta`` and ``ell`` as computed (NaN or ``+inf`` kept)."""
         log_prior, log_target = computed_once((logprior_fn(position), logtarget_fn(position)))
-        ell = log_target - log_prior
-        return log_prior, jnp.where(jnp.isnan(ell) | (ell == jnp.inf), -jnp.inf, ell)
+        raw = log_target - log_prior
+        ell = jnp.where(jnp.isnan(raw) | (raw == jnp.inf), -jnp.inf, raw)
+        value = log_prior + jnp.where(beta > 0, beta * ell, 0.0)
+        return -jnp.where(value < jnp.inf, value, -jnp.inf), raw
 
     def potential_at(beta):
-        def potential_fn(position):
-            log_prior, ell = parts(position)
-            value = log_prior + jnp.where(beta > 0, beta * ell, 0.0)
-            return -jnp.where(value < jnp.inf, value, -jnp.inf)
-
-        return potential_fn
+        return lambda position: potential_and_ell(position, beta)[0]
 
     init_kernel, sample_kernel = numpyro_hmc(potential_fn_gen=potential_at, algo="HMC")
 
@@ -67,14 +66,8 @@ def tempered_hmc(logprior_fn: Callable, logtarget_fn: Callable, num_leapfrog: in
         return state._replace(rng_key=None)
 
     def prepare(state, beta):
-        def potential_and_ell(position):
-            log_prior, log_target = computed_once((logprior_fn(position), logtarget_fn(position)))
-            raw = log_target - log_prior
-            ell = jnp.where(jnp.isnan(raw) | (raw == jnp.inf), -jnp.inf, raw)
-            value = log_prior + jnp.where(beta > 0, beta * ell, 0.0)
-            return -jnp.where(value < jnp.inf, value, -jnp.inf), raw
-
-        (potential, ell), grad = jax.value_and_grad(potential_and_ell, has_aux=True)(state.z)
+        at_beta = partial(potential_and_ell, beta=beta)
+        (potential, ell), grad = jax.value_and_grad(at_beta, has_aux=True)(state.z)
         return state._replace(potential_energy=potential, z_grad=grad), ell
 
     initialised = []

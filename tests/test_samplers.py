@@ -252,15 +252,20 @@ def test_a_dense_covariance_learned_from_few_draws_does_not_collapse():
     assert np.median(ess) > 100 and ess.min() > 10, ess.round()
 
 
+def _strongly_correlated() -> infer.Target:
+    """A 2-d Gaussian of correlation 0.99 and scales 1 and 10."""
+    covariance = np.array([[1.0, 9.9], [9.9, 100.0]])
+    precision = jnp.asarray(np.linalg.inv(covariance), jnp.float32)
+    return infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.zeros(2))
+
+
 def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
     """``result.state.tuned`` names each chain's tuned values as the sampler's own arguments.
     On a Gaussian of correlation 0.99 and scales 1 and 10, NUTS handed chain 0's step size
     and dense inverse mass matrix runs without warm-up at acceptance 0.90-0.91 (three
     seeds); the same step size with the identity matrix accepts under 0.01 and diverges in
     78-100% of steps, so values that were not the learned ones fail."""
-    covariance = np.array([[1.0, 9.9], [9.9, 100.0]])
-    precision = jnp.asarray(np.linalg.inv(covariance), jnp.float32)
-    target = infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.zeros(2))
+    target = _strongly_correlated()
     first = infer.sample(0, target, infer.nuts(dense_mass=True), num_chains=2, num_samples=200)
     tuned = first.state.tuned
     assert tuned["step_size"].shape == (2,) and tuned["inverse_mass_matrix"].shape == (2, 2, 2)
@@ -273,9 +278,7 @@ def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
 @pytest.mark.thorough  # a second sampler's hand-back, 5 s
 def test_what_rwmh_warm_up_tuned_can_be_handed_back_to_skip_it():
     """RWMH's learned covariance handed back keeps its acceptance in the tuned band."""
-    covariance = np.array([[1.0, 9.9], [9.9, 100.0]])
-    precision = jnp.asarray(np.linalg.inv(covariance), jnp.float32)
-    target = infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.zeros(2))
+    target = _strongly_correlated()
     first = infer.sample(0, target, infer.rwmh(covariance="dense"), num_chains=2, num_samples=200)
     tuned = first.state.tuned
     assert sorted(tuned) == ["covariance", "step_size"] and tuned["covariance"].shape == (2, 2, 2)
