@@ -273,7 +273,9 @@ def restore(saved: Checkpoint, carry_structs, num_warmup: int, thin: int, shardi
     if len(like) != len(leaves):
         raise ValueError(
             f"checkpoint {saved.path} holds {len(leaves)} state arrays; this run's state "
-            f"has {len(like)}."
+            f"has {len(like)}. A checkpoint written by an earlier version of infer may lay "
+            "its state out otherwise (NUTS and HMC now keep a position of several arrays as "
+            "one vector): resume it with the version that wrote it, or start a new run."
         )
     for i, (a, b) in enumerate(zip(like, leaves, strict=True)):
         if tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype:

@@ -26,6 +26,7 @@ import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
+from infer.flat_position import Layout
 from infer.placement import to_host
 from infer.proposal import check_covariance, check_covariance_dim
 
@@ -39,22 +40,35 @@ __all__ = [
 ]
 
 
-class HMCState(NamedTuple):
+@jax.tree_util.register_pytree_node_class
+class HMCState:
     """One chain's state: NumPyro's ``HMCState`` (with its ``rng_key`` cleared: every step gets
-    its key from the driver), which also carries NumPyro's warm-up adaptation state.
+    its key from the driver), which also carries NumPyro's warm-up adaptation state. NumPyro
+    moves the position as one flat vector (``kernel_state.z``, ``(dim,)``; see
+    :mod:`infer.flat_position`); ``layout``, static, turns it back into the target's pytree.
 
-    Properties ``position`` and ``logdensity`` give the current point and log p there.
+    Properties ``position`` (the pytree, leading axes kept) and ``logdensity`` give the
+    current point and log p there.
     """
 
-    kernel_state: object
+    def __init__(self, kernel_state, layout: Layout):
+        self.kernel_state = kernel_state
+        self.layout = layout
 
     @property
     def position(self):
-        return self.kernel_state.z
+        return self.layout.unravel(self.kernel_state.z)
 
     @property
     def logdensity(self):
         return -self.kernel_state.potential_energy
+
+    def tree_flatten(self):
+        return (self.kernel_state,), self.layout
+
+    @classmethod
+    def tree_unflatten(cls, layout, children):
+        return cls(children[0], layout)
 
 
 class HMCInfo(NamedTuple):
@@ -133,10 +147,12 @@ class NumPyroHMC(Sampler):
         if inverse_mass_matrix is not None:
             inverse_mass_matrix = jnp.asarray(inverse_mass_matrix)
 
-        def potential_fn(position):
+        layout = []  # the target's position pytree, learnt from the first position seen
+
+        def potential_fn(flat):
             # NaN or +inf log density is numerical trouble, not a high-probability point:
             # give NumPyro an infinite potential, which it treats as a divergence and rejects.
-            logdensity = computed_once(logdensity_fn(position))
+            logdensity = computed_once(logdensity_fn(layout[0].unravel(flat)))
             return -jnp.where(logdensity < jnp.inf, logdensity, -jnp.inf)
 
         init_kernel, sample_kernel = numpyro_hmc(potential_fn=potential_fn, algo=self.algo)
@@ -144,14 +160,16 @@ class NumPyroHMC(Sampler):
         length = None if self.algo == "NUTS" or fixed_steps else options["trajectory_length"]
 
         def init(position) -> HMCState:
+            if not layout:
+                layout.append(Layout.of(position))
             kernel_state = init_kernel(
-                position,
+                layout[0].ravel(position),
                 num_warmup,
                 inverse_mass_matrix=inverse_mass_matrix,
                 rng_key=jax.random.key(0),  # used only for momentum refreshes we overwrite
                 **options,
             )
-            return HMCState(kernel_state._replace(rng_key=None))
+            return HMCState(kernel_state._replace(rng_key=None), layout[0])
 
         initialised = []
 
@@ -159,6 +177,7 @@ class NumPyroHMC(Sampler):
             if not initialised:
                 # NumPyro's init_kernel sets up the closure sample_kernel relies on; make sure it
                 # has run once for this pair even when only `step` is traced.
+                layout[:] = [state.layout]
                 jax.eval_shape(init, state.position)
                 initialised.append(True)
             kernel_state = state.kernel_state._replace(rng_key=rng_key)
@@ -185,7 +204,7 @@ class NumPyroHMC(Sampler):
                 info = NUTSInfo(tree_depth=depth, **common)
             else:
                 info = HMCInfo(**common)
-            return HMCState(new._replace(rng_key=None)), info
+            return HMCState(new._replace(rng_key=None), state.layout), info
 
         return Kernel(
             init=init,
