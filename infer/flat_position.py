@@ -4,7 +4,8 @@ NumPyro's HMC and NUTS (:mod:`infer.numpyro_adapter`) move a flat vector rather 
 target's pytree: their trajectory code maps every update over the position's leaves, and
 ``vmap`` over the chains turns each of NUTS's data-dependent branches into one select per
 leaf. A NumPyro model of 32 scalar sites (``benchmarks/latency.py``'s ``many_sites``) took
-36 s to trace and compile on its pytree and 18 s on one vector, at the same sampling speed.
+36 s to trace and compile on its pytree and 22 s on one vector (a probe), and sampled no
+slower (``docs/benchmarks.md``).
 
 :class:`Layout` is static and hashable (the tree structure, each leaf's shape and dtype), so
 a state that carries it as a pytree's auxiliary data has the same structure in every trace
@@ -45,13 +46,14 @@ class Layout(NamedTuple):
 
     @property
     def dtype(self):
-        """The flat vector's dtype: the leaves' common one."""
-        return jnp.result_type(*self.dtypes) if self.dtypes else jnp.float32
+        """The flat vector's dtype: the leaves' common one (an empty position is refused
+        before any kernel is built)."""
+        return jnp.result_type(*self.dtypes)
 
     def ravel(self, position) -> jax.Array:
         """``position`` (one, no leading axes) as a vector ``(dim,)``."""
         leaves = [jnp.ravel(jnp.asarray(leaf, self.dtype)) for leaf in jax.tree.leaves(position)]
-        return jnp.concatenate(leaves) if leaves else jnp.zeros((0,), self.dtype)
+        return jnp.concatenate(leaves)
 
     def unravel(self, flat):
         """The position of a vector ``(*lead, dim)``: each leaf ``(*lead, *shape)``, in its
