@@ -27,19 +27,14 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 SEEDS = (0, 1, 2)
 
 
-@pytest.fixture(params=SEEDS, ids=lambda seed: f"seed{seed}")
-def seed(request):
-    """Statistical tests run on several seeds: passing must not hinge on one."""
-    return request.param
-
-
 @pytest.fixture(
     params=[SEEDS[0], *(pytest.param(s, marks=pytest.mark.thorough) for s in SEEDS[1:])],
     ids=lambda seed: f"seed{seed}",
 )
-def heavy_seed(request):
-    """The seeds of the heaviest statistical checks (half a minute each): ``make test`` runs
-    the first, ``make test-thorough`` all of them."""
+def seed(request):
+    """Statistical tests run on several seeds: passing must not hinge on one. ``make test``
+    runs the first (each seed of a check compiles the same programs, so the first costs most
+    and ``make test`` keeps it), ``make test-thorough`` all three."""
     return request.param
 
 

@@ -24,9 +24,9 @@ def conjugate_gaussian(seed):
 
 
 @pytest.mark.thorough  # the bracket's and the linear schedule's checks stay
-def test_conjugate_gaussian_log_z_is_inside_the_interval(heavy_seed):
-    target, prior, exact, _ = conjugate_gaussian(heavy_seed)
-    result = infer.ais(heavy_seed, target, prior, num_temperatures=200, num_chains=256)
+def test_conjugate_gaussian_log_z_is_inside_the_interval(seed):
+    target, prior, exact, _ = conjugate_gaussian(seed)
+    result = infer.ais(seed, target, prior, num_temperatures=200, num_chains=256)
     assert result.ess > 10
     assert abs(result.log_z - exact) < threshold(1) * result.log_z_se, (result, exact)
     assert result.num_nonfinite == 0
@@ -84,11 +84,11 @@ def test_gradient_count_is_the_gradients_computed():
     assert result.pareto_k is None and result.upper_pareto_k is None
 
 
-def test_bidirectional_bracket_contains_the_truth(heavy_seed):
+def test_bidirectional_bracket_contains_the_truth(seed):
     """The steps of docs/ais.md's example, checked."""
-    problem = conjugate_gaussian(heavy_seed + 10)
+    problem = conjugate_gaussian(seed + 10)
     result = infer.ais(
-        heavy_seed,
+        seed,
         problem.target,
         problem.prior,
         num_temperatures=200,
@@ -107,7 +107,7 @@ def test_bidirectional_bracket_contains_the_truth(heavy_seed):
 
 
 @pytest.mark.thorough  # the conjugate and bracket checks stay
-def test_gaussian_mixture_log_z(heavy_seed):
+def test_gaussian_mixture_log_z(seed):
     """Two well separated, unequal modes times a known constant: ``Z = e^3`` exactly. AIS
     from a broad prior finds both; HMC alone would stay in one."""
     log_c = 3.0
@@ -120,7 +120,7 @@ def test_gaussian_mixture_log_z(heavy_seed):
     )
     target = infer.Target(lambda x: log_c + mixture.log_prob(x), init=jnp.zeros(2), name="mixture")
     prior = dist.Normal(jnp.zeros(2), 6.0).to_event(1)
-    result = infer.ais(heavy_seed, target, prior, num_temperatures=300, num_chains=512)
+    result = infer.ais(seed, target, prior, num_temperatures=300, num_chains=512)
     assert abs(result.log_z - log_c) < threshold(1) * result.log_z_se, result
     # Both modes are reached by the weighted chains, in their proportions.
     weights = np.exp(result.log_weights - result.log_weights.max())
@@ -128,6 +128,7 @@ def test_gaussian_mixture_log_z(heavy_seed):
     assert 0.5 < right < 0.9
 
 
+@pytest.mark.thorough  # options, 3.3 s; the tuned defaults stay
 def test_fixed_step_size_and_linear_schedule():
     target, prior, exact, _ = conjugate_gaussian(0)
     result = infer.ais(

@@ -62,6 +62,10 @@ def test_nan_at_the_initial_point_names_the_chain(nothing_compiled):
     for sampler in (infer.rwmh(), infer.nuts()):
         with pytest.raises(ValueError, match=r"log density is nan at the initial point of chain 0"):
             infer.sample(0, target, sampler, num_chains=2)
+
+
+@pytest.mark.thorough  # two more of NUTS's start programs, 5 s
+def test_minus_infinity_at_the_initial_point_names_the_chain(nothing_compiled):
     minus_inf = infer.Target(lambda x: jnp.where(x[0] > 5.0, 0.0, -jnp.inf), init=jnp.zeros(2))
     with pytest.raises(ValueError, match=r"log density is -inf at the initial point of chain 0"):
         infer.sample(0, minus_inf, infer.nuts(), num_chains=2)
@@ -799,6 +803,7 @@ def test_a_pandas_series_given_to_a_numpyro_model_is_named():
     assert len(str(caught.value)) < 600
 
 
+@pytest.mark.thorough  # the same checks on a resumed run, 1.7 s
 def test_a_resumed_run_is_checked_too(monkeypatch):
     """The step count goes on from the run resumed, and the resumed target's loglik_fn is
     checked as a new run's is."""
@@ -957,6 +962,7 @@ def test_a_dict_init_with_keys_of_mixed_types_is_named():
         infer.Target(lambda p: 0.0, init={0: jnp.zeros(2), "a": 0.0})
 
 
+@pytest.mark.thorough  # an edge case
 def test_a_bracketed_name_that_labels_no_element_is_kept():
     # only the labels ArviZ gives x's elements collide ('x[0]', 'x[0, 1]'): 'x[total]' and
     # 'x[5]' beside an x of shape (2,) were refused too

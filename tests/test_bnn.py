@@ -145,6 +145,7 @@ def test_ais_on_a_tree_position_points_to_a_flat_one():
         infer.ais(0, tiny_target(), prior, num_chains=4, num_temperatures=5)
 
 
+@pytest.mark.thorough  # a second prior by layer, 3.5 s
 def test_a_student_t_prior_by_layer_has_heavy_tailed_weights_and_gaussian_biases():
     """``df``: each weight's Student-t log density (scipy's) at its layer's scale, biases as
     before; the Gaussian prior's value differs, so ``df`` being ignored fails."""
@@ -401,6 +402,7 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
         with_constant.notes["minibatch"]
 
 
+@pytest.mark.thorough  # a built-in target's minibatches, 5 s; a Flax one's stay
 def test_the_built_in_logistic_regression_declares_its_minibatches():
     # infer compare --samplers sgld runs on it: its parts add up to its log density
     target = targets.get("logistic_regression")
@@ -496,6 +498,7 @@ def _lr_target(logdensity_fn):
     return infer.Target(logdensity_fn, init=jnp.zeros(2), data=(LR_X, LR_Y))
 
 
+@pytest.mark.thorough  # a check's edge
 def test_sgld_is_checked_against_the_target_around_the_start_up_to_a_constant():
     """Checked at the start only, a target of another prior that is 0 there as well
     (``-0.5 w^2 / 0.01``, started at 0) was sampled as sgld's posterior, and a prior folded
@@ -556,6 +559,7 @@ class TinyScaled(TinyNormed):
         return super().__call__(x) / self.temperature[...]
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_float_state_that_is_not_a_parameter_is_named_as_held_fixed():
     """A float nnx.Variable of the user's own kind was held at its value without a word;
     batch statistics (held fixed by design) and integer counters are not named."""
@@ -818,6 +822,7 @@ def test_a_diverged_sgld_chain_is_said_to_be_invalid_not_rejected():
     assert "-inf: outside the support" in said and "still valid" not in said
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_two_results_passed_to_compare_one_by_one_are_refused():
     result = infer.sample(0, LR_TARGET, infer.rwmh(), num_chains=2, num_samples=20)
     with pytest.raises(TypeError, match="pass the runs together"):
@@ -839,6 +844,7 @@ class WhileLoopModel(nnx.Module):
         return factor * x
 
 
+@pytest.mark.thorough  # an edge case, 2.5 s
 def test_a_likelihood_without_a_gradient_still_makes_a_target_for_gradient_free_samplers():
     def loglik_gaussian(model, data):
         return -0.5 * jnp.sum((model(data[0][:, 0]) - data[1]) ** 2)

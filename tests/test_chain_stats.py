@@ -154,6 +154,7 @@ def test_short_chains_match_arviz(num_chains, num_draws):
         assert_matches(mine[stat], value, what=stat)
 
 
+@pytest.mark.thorough  # each subset compiles a program, 6 s; until= asks for one
 def test_a_chosen_subset_of_statistics_is_what_comes_back():
     draws = make_draws(200)
     full = chain_stats.summary_stats(draws)
@@ -375,6 +376,7 @@ def test_empty_draws_and_missing_options_are_named(call, error, match):
         call()
 
 
+@pytest.mark.thorough  # an argument's form, 2.7 s
 def test_a_tail_probability_pair_may_be_an_array():
     draws = np.random.default_rng(0).standard_normal((4, 100))
     as_tuple = chain_stats.ess(draws, method="tail", prob=(0.05, 0.95))

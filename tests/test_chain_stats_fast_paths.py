@@ -11,7 +11,9 @@ from test_chain_stats import NUM_CHAINS, arviz_reference, assert_matches
 
 from infer import chain_ranks, chain_stats
 
-pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
+# The fast paths' regimes, 25 s: `make test-thorough`. `make test` reaches them through
+# test_chain_stats.py's infinite draws of 2**13 per chain (their sorts of many draws).
+pytestmark = [pytest.mark.slow, pytest.mark.thorough]
 
 LONG = 9000  # draws per chain: 4 x 9000 split draws reach chain_ranks.FAST_FROM (2**15)
 

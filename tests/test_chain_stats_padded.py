@@ -83,6 +83,7 @@ def test_jax_arrays_are_padded_on_their_device():
         np.testing.assert_array_equal(np.asarray(on_device[stat]), np.asarray(from_host[stat]))
 
 
+@pytest.mark.thorough  # the fast paths padded, 8 s; padded statistics stay
 def test_padding_that_reaches_the_fast_paths_matches_arviz():
     """4 x 4100 draws take the scans unpadded, but padded to 8192 they reach
     ``chain_ranks.FAST_FROM``: the bitonic merge of the folded draws must leave the padding

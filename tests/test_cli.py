@@ -34,7 +34,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
             "--target",
             "normal_1d",
             "--samplers",
-            "rejection,rwmh,nuts",
+            "rejection,nuts",  # an exact sampler and an MCMC one: every column
             "--chains",
             "2",
             "--samples",
@@ -64,7 +64,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     # the notes explain the columns shown, by the names shown: not the CSV's
     assert "max |z|: largest" in out and "max_abs_z" not in out and "per 1,000" not in out
     folder = tmp_path / "normal_1d"
-    for name in ("rejection", "rwmh", "nuts"):
+    for name in ("rejection", "nuts"):
         assert any(line.startswith(name) for line in out.splitlines())
         tree = xr.open_datatree(folder / f"{name}.nc", engine="h5netcdf")
         assert tree["posterior"]["x"].shape == (2, 300)
@@ -76,7 +76,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
         assert not (folder / f"pair_{name}.png").exists()  # one parameter: no pairs
     assert coloured_share(folder / "forest.png") > 0.005
     table = pd.read_csv(folder / "comparison.csv", index_col=0)
-    assert list(table.index) == ["rejection", "rwmh", "nuts"]
+    assert list(table.index) == ["rejection", "nuts"]
     assert "min_ess_tail" in table.columns and "flags" in table.columns
     markdown = (folder / "comparison.md").read_text()
     assert markdown.startswith("| run |") and "5% and 95% quantiles" in markdown
@@ -84,7 +84,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     assert header.replace("\\|", "").count("|") == rule.count("|") and "max \\|z\\|" in header
     assert "ESS/1k evals" in header and "per 1,000 log-density" in markdown  # shown there
     page = (folder / "index.html").read_text()
-    for src in ("forest.png", "trace_nuts.png", "rank_rwmh.png", "rejection.nc"):
+    for src in ("forest.png", "trace_nuts.png", "rank_nuts.png", "rejection.nc"):
         assert src in page
     assert "<table>" in page
 
@@ -497,6 +497,7 @@ def test_a_folder_where_a_file_goes_is_refused_before_any_run(command, tmp_path,
     assert not captured.out  # refused before the run began
 
 
+@pytest.mark.thorough  # a message, 2 s
 def test_until_ess_says_it_does_not_apply_to_an_exact_sampler(tmp_path, capsys):
     """Rejection drew --samples and was flagged low_ess with no word of why it stopped."""
     argv = ["compare", "--target", "normal_1d", "--samplers", "rejection", "--chains", "2"]

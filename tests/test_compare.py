@@ -131,6 +131,7 @@ def test_divergences_are_flagged():
     assert any("A NaN or +inf log density met along a trajectory" in m for m in messages)
 
 
+@pytest.mark.thorough  # a warning's wording, 1.6 s
 def test_warnings_of_two_runs_of_one_sampler_name_the_runs():
     rng = np.random.default_rng(0)
     shifted = infer.Result.from_draws({"x": rng.standard_normal((4, 1000)) + np.arange(4)[:, None]})
@@ -140,6 +141,7 @@ def test_warnings_of_two_runs_of_one_sampler_name_the_runs():
     assert any(m.startswith("second try (") and "R-hat" in m for m in messages)
 
 
+@pytest.mark.thorough  # a warning's wording, 2 s
 def test_the_low_ess_warning_names_only_the_ess_that_is_low():
     rng = np.random.default_rng(1)
     walk = infer.Result.from_draws({"x": np.cumsum(rng.standard_normal((4, 1000)), axis=1) * 0.02})
@@ -615,6 +617,7 @@ def test_an_rhat_just_past_the_limit_is_shown_past_it():
     assert report.SHOWN_COLUMNS["max_rhat"][1].format(1.0104) == "1.0104"
 
 
+@pytest.mark.thorough  # a warning's wording, 3 s
 def test_the_rhat_and_ess_warnings_name_the_parameters_worst_first():
     """They gave the worst value alone: which of 13 parameters, the user had to look up."""
     rng = np.random.default_rng(0)

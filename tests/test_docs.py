@@ -38,11 +38,23 @@ REPEATED = {
     "docs/bnn.md#0": "test_bnn.py::test_nuts_and_mala_run_on_a_tiny_bnn",
     "docs/bnn.md#1": "test_bnn.py::test_pointwise_gives_each_examples_log_likelihood_for_arviz_loo",
 }
+# The short runs on a sampler's own page, which ``make test-thorough`` runs (2-4 s each):
+# ``make test`` checks each of these samplers in its own tests (test_samplers.py,
+# test_rejection.py, test_ars.py) and the pages' API in the examples that stay.
+SAMPLER_PAGES = {
+    "docs/samplers/rejection.md#0",
+    "docs/samplers/rejection.md#1",
+    "docs/samplers/ars.md#0",
+    "docs/samplers/rwmh.md#0",
+    "docs/samplers/mala.md#0",
+    "docs/samplers/mh.md#0",
+}
+THOROUGH_EXAMPLES = set(REPEATED) | SAMPLER_PAGES
 EXAMPLES = [
     pytest.param(
         block,
         id=f"{page.relative_to(ROOT)}#{number}",
-        marks=[pytest.mark.thorough] if f"{page.relative_to(ROOT)}#{number}" in REPEATED else [],
+        marks=[pytest.mark.thorough] * (f"{page.relative_to(ROOT)}#{number}" in THOROUGH_EXAMPLES),
     )
     for page in PAGES
     for number, block in enumerate(re.findall(r"```python\n(.*?)```", page.read_text(), re.S))
@@ -61,6 +73,8 @@ def test_readme_example_is_five_lines():
 
 
 def test_the_examples_left_to_the_thorough_tier_name_tests_that_exist():
+    ids = {param.id for param in EXAMPLES}
+    assert SAMPLER_PAGES <= ids, SAMPLER_PAGES - ids
     for example, test in REPEATED.items():
         module, name = test.split("::")
         assert f"def {name}(" in (ROOT / "tests" / module).read_text(), (example, test)

@@ -230,8 +230,9 @@ TRAINING_RUNS = {
 }
 
 
-@pytest.mark.parametrize(  # NADE's probabilities and samples are checked below
-    "model", [pytest.param(m, marks=[pytest.mark.thorough] * (m == "nade")) for m in TRAINING_RUNS]
+@pytest.mark.parametrize(  # NADE's probabilities and samples are checked below; the AAE's
+    "model",  # adversarial steps (5 s) and NADE's run in make test-thorough
+    [pytest.param(m, marks=[pytest.mark.thorough] * (m in ("nade", "aae"))) for m in TRAINING_RUNS],
 )
 def test_a_short_training_run_lowers_the_loss(model):
     trained = training.train(model, "digits", **TRAINING_RUNS[model])
@@ -372,6 +373,7 @@ def test_an_interrupted_run_keeps_its_last_good_checkpoint(tmp_path):
         training.train("nade", "digits", epochs=2, out=tmp_path, resume=True)
 
 
+@pytest.mark.thorough  # up to 90 epochs, 6 s
 def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path):
     """A learning rate far too high makes the validation loss rise after its first epochs:
     the run stops ``patience`` epochs after its best one and returns (and saves) that best
@@ -425,7 +427,7 @@ def test_the_validation_split_comes_out_of_the_training_images_only():
 
 
 def test_load_restores_the_trained_model(tmp_path):
-    trained = training.train("aae", "digits", epochs=2, out=tmp_path)
+    trained = training.train("vae", "digits", epochs=2, out=tmp_path)  # the VAE's programs
     loaded = training.load(tmp_path)
     x = jnp.asarray(datasets.load("digits").static_binary("test")[:5])
     np.testing.assert_array_equal(loaded.model.reconstruct(x), trained.model.reconstruct(x))

@@ -195,6 +195,7 @@ def test_ais_options_without_method_ais_are_refused(capsys):
     assert "--leapfrog applies only with --method ais" in capsys.readouterr().err
 
 
+@pytest.mark.thorough  # a refusal
 def test_iwae_counts_for_a_model_without_an_iwae_bound_are_refused(tmp_path, capsys):
     """They were recorded in the settings and otherwise ignored. A folder of another model is
     named as such first (it was blamed on --iwae)."""

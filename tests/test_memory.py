@@ -32,7 +32,10 @@ def measured_bytes(result: infer.Result) -> int:
             ("eight_schools", "nuts", dict(num_chains=2, num_samples=300)),
             marks=pytest.mark.thorough,
         ),
-        ("correlated_2d", "mala", dict(num_chains=8, num_samples=200, thin=2)),
+        pytest.param(  # a second sampler, thinned: `make test-thorough`
+            ("correlated_2d", "mala", dict(num_chains=8, num_samples=200, thin=2)),
+            marks=pytest.mark.thorough,
+        ),
     ],
     ids=lambda case: f"{case[1]}-{case[0]}",
 )

@@ -184,6 +184,7 @@ def test_a_sampler_that_breaks_the_protocol_is_told_what_is_wrong(sampler, match
         infer.sample(0, target, sampler, num_chains=2, num_samples=10, num_warmup=10)
 
 
+@pytest.mark.thorough  # a refusal
 def test_a_resume_with_a_setting_equal_in_value_but_not_in_kind_is_refused_by_name():
     """``1`` and ``1.0`` compare equal, but the run's fingerprint records them apart."""
     target = targets.get("normal_10d")
@@ -456,6 +457,7 @@ class ProposalInfo(NamedTuple):
     proposal: jax.Array  # a vector: info fields infer does not read may have any shape
 
 
+@pytest.mark.thorough  # an edge of the protocol
 def test_info_fields_infer_does_not_read_may_be_vectors():
     """The protocol check once blamed such a field for another mistake (a float cost)."""
 
@@ -598,6 +600,7 @@ class DictInfoWalk(UniformWalk):
         return kernel._replace(step=step)
 
 
+@pytest.mark.thorough  # a second form of info, 2 s
 def test_an_info_given_as_a_dict_is_read_as_a_namedtuple_is():
     """Its nonfinite field was not counted (0 proposals), so no warning; and a run's
     progress bar showed acceptance 0.00."""

@@ -135,6 +135,7 @@ def test_missed_spike_is_counted_and_warned():
     assert result.info["exact"] is False
 
 
+@pytest.mark.thorough  # an edge case, 1.6 s
 def test_an_envelope_at_the_exact_supremum_is_not_a_violation():
     """N(0, 1) under M times a Cauchy, M the ratio's exact maximum, sqrt(2 pi / e): float32
     round-off puts a few ratios a hair above 1, which is not the envelope failing."""
@@ -180,6 +181,7 @@ def test_hopeless_acceptance_is_refused_before_running():
         infer.sample(0, narrow, sampler, num_samples=100_000)
 
 
+@pytest.mark.thorough  # an edge case
 def test_a_spike_the_envelope_search_climbed_is_not_told_to_raise_the_budget():
     # an integrable spike, |x|^(-1/2) at 0: f / g is unbounded, so no budget is enough (the
     # message said to raise max_proposals)

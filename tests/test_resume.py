@@ -35,8 +35,14 @@ def assert_same(first: infer.Result, second: infer.Result) -> None:
         np.testing.assert_array_equal(first.stats[name], second.stats[name])
 
 
-@pytest.mark.parametrize(  # HMC's kernel is NUTS's, whose resume `make test` checks
-    "name", [pytest.param(n, marks=[pytest.mark.thorough] * (n == "hmc")) for n in SAMPLERS]
+# The resumed state is the driver's: `make test` checks it for a random walk, MALA and NUTS
+# (HMC's kernel is NUTS's; independent_mh's proposal has a test of its own below).
+THOROUGH_RESUMES = ("hmc", "rwmh_dense", "independent_mh", "mh")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=[pytest.mark.thorough] * (n in THOROUGH_RESUMES)) for n in SAMPLERS],
 )
 def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
     sampler = SAMPLERS[name]
@@ -432,6 +438,7 @@ def test_a_new_run_can_start_where_a_results_chains_stopped():
         infer.sample(1, no_init, infer.rwmh(), init=first.state, num_chains=2, **lengths)
 
 
+@pytest.mark.thorough  # a refusal, 2.7 s
 def test_a_state_from_another_targets_run_is_refused_by_shape():
     """``init=result.state`` from a 3-parameter target given to a 5-parameter one: refused
     before compiling, naming both shapes (it used to give draws of the wrong size)."""

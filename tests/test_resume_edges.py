@@ -56,6 +56,7 @@ def test_saved_runs_are_joined_in_order_only(tmp_path):
     assert "draw_range" not in infer.concat(loaded[0], older).info
 
 
+@pytest.mark.thorough  # an edge of joins, 3.4 s
 def test_a_join_keeps_only_the_last_parts_stopping_record():
     # a run stopped by until=, continued by 30 more draws and joined: the join said the run
     # "stopped at max_samples with 40 draws" beside its 70
@@ -83,6 +84,7 @@ def test_a_folder_written_by_a_resumed_run_resumes_without_a_false_warning(tmp_p
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=30, resume=folder)
 
 
+@pytest.mark.thorough  # a refusal's wording
 def test_a_text_file_as_resume_is_named_without_numpys_pickle_advice(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("not a checkpoint\n")
@@ -137,6 +139,7 @@ def _older_checkpoint_folder(folder, tmp_path, name="older"):
     return copy
 
 
+@pytest.mark.thorough  # an edge of stopping rules resumed, 2.4 s
 def test_a_stopping_rule_resumed_from_a_folder_checks_where_the_first_run_checked(tmp_path):
     """With until=, num_samples is the draws between two checks, which decide where the run
     stops. A folder's run resumed without it (or with another) checked at the default's
@@ -389,6 +392,7 @@ def test_a_checkpoint_folder_or_store_another_live_run_writes_is_refused(tmp_pat
     assert not (tmp_path / "run.ckpt.lock").exists()
 
 
+@pytest.mark.thorough  # an edge case, 1.6 s
 def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
     """A checkpoint write on a full disk gave a bare "No space left on device", without the
     file it was writing or the way to go on."""
@@ -447,6 +451,7 @@ def test_a_32_bit_state_goes_on_with_64_bit_floats_where_its_kernel_can():
             infer.sample(0, NORMAL_3D, SAMPLERS["nuts"], **SHORT, resume=made["nuts"])
 
 
+@pytest.mark.thorough  # an edge of joins, 4 s
 def test_a_join_adds_up_its_parts_counts():
     # the join kept the last part's counts: its acceptance rate, proposals, and the
     # proposals whose log density was NaN (a run and its continuation against the whole run)

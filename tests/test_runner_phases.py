@@ -151,10 +151,8 @@ def check_blocked_steps(sampler: str) -> None:
         _same_run(plain, chunked)
 
 
-@pytest.mark.parametrize(
-    "sampler",  # the blocks are the driver's: one sampler in `make test`, more in thorough
-    ["rwmh", *(pytest.param(n, marks=pytest.mark.thorough) for n in ("mala", "nuts"))],
-)
+@pytest.mark.thorough  # 12 s in a Python of its own; CPU runs take the plain loop (block 1)
+@pytest.mark.parametrize("sampler", ["rwmh", "mala", "nuts"])
 def test_blocked_steps_give_the_same_run_bit_for_bit(sampler):
     """:func:`check_blocked_steps`, in a Python of its own compiling at XLA's default
     optimisation level, as users' programs do: ``make test`` lowers the level to 0 (see the

@@ -119,9 +119,9 @@ CASES = {
 # `test_covariance_adaptation_learns_the_scales`. A second and third target of a sampler
 # whose programs are slow to compile (NUTS 3-10 s a target, HMC) or that a correlated or
 # multimodal target checks harder run in `make test-thorough`: NUTS on the logistic
-# regression (15 s over three seeds) and the mixture, the random walks and HMC on the 10-d
-# Gaussian, the independent proposal on the correlated Gaussian (it keeps the 1-d normal and
-# the mixture). NUTS on the 10-d Gaussian stays: the docs' example builds the same programs.
+# regression (15 s over three seeds), the mixture and the 10-d Gaussian, the random walks and
+# HMC on the 10-d Gaussian, the independent proposal on the correlated Gaussian and the 1-d
+# normal (it keeps the mixture).
 THOROUGH = {
     "rwmh_diagonal-conjugate",
     "mala-conjugate",
@@ -133,6 +133,8 @@ THOROUGH = {
     "hmc-normal_10d",
     "mh_symmetric-normal_10d",
     "independent_mh-correlated_2d",
+    "independent_mh-normal_1d",
+    "nuts-normal_10d",
 }
 # Over ~3 s each (compilation included): `make test-fast` skips them.
 SLOW = {
@@ -259,6 +261,7 @@ def _strongly_correlated() -> infer.Target:
     return infer.Target(lambda x: -0.5 * x @ precision @ x, init=jnp.zeros(2))
 
 
+@pytest.mark.thorough  # NUTS's hand-back, 11-13 s (two programs of the dense metric)
 def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
     """``result.state.tuned`` names each chain's tuned values as the sampler's own arguments.
     On a Gaussian of correlation 0.99 and scales 1 and 10, NUTS handed chain 0's step size
@@ -275,7 +278,6 @@ def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
     assert np.all(np.asarray(later.stats["step_size"]) == tuned["step_size"][0])
 
 
-@pytest.mark.thorough  # a second sampler's hand-back, 5 s
 def test_what_rwmh_warm_up_tuned_can_be_handed_back_to_skip_it():
     """RWMH's learned covariance handed back keeps its acceptance in the tuned band."""
     target = _strongly_correlated()

@@ -96,10 +96,18 @@ def _saved_with(run, path, **attrs):
 
 @pytest.mark.parametrize(
     "attrs, match",
-    [
+    [  # the damaged files (1 s each): make test-thorough
         ({"infer_format": "infer.Result/2"}, r"saved by another version of infer .*Result/2"),
-        ({"timing": None}, r"is damaged: the run's attribute 'timing' is missing\. Its draws"),
-        ({"info": "{not json"}, r"is damaged: the run's attributes cannot be read \(JSONDecode"),
+        pytest.param(
+            {"timing": None},
+            r"is damaged: the run's attribute 'timing' is missing\. Its draws",
+            marks=pytest.mark.thorough,
+        ),
+        pytest.param(
+            {"info": "{not json"},
+            r"is damaged: the run's attributes cannot be read \(JSONDecode",
+            marks=pytest.mark.thorough,
+        ),
     ],
     ids=["other-version", "missing-attribute", "bad-json"],
 )

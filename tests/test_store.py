@@ -339,6 +339,7 @@ def test_overwrite_keeps_files_of_the_users_beside_a_store_and_checkpoints_stay_
     ]
 
 
+@pytest.mark.thorough  # an argument's form, 2 s
 def test_keep_may_be_any_iterable_of_names_and_is_read_once():
     """A generator was used up by the check and then kept nothing; keep=5 raised Python's
     'int' object is not iterable."""
@@ -350,6 +351,7 @@ def test_keep_may_be_any_iterable_of_names_and_is_read_once():
         infer.sample(0, target, infer.rwmh(), keep=5, **options)
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_a_result_whose_store_another_process_replaced_or_deleted_says_so(tmp_path):
     """Replaced by a run in another process (which the in-process check cannot see), the
     result read that run's draws, and saved them, as its own; deleted, it read NaN."""

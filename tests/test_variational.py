@@ -71,6 +71,7 @@ def test_fullrank_recovers_mean_and_covariance(seed):
     assert result.info["pareto_k"] < result.info["pareto_k_threshold"]
 
 
+@pytest.mark.thorough  # a second target of the full-rank fit, 4 s
 def test_fullrank_on_a_builtin_correlated_target_matches_ground_truth(seed):
     target = targets.get("correlated_2d")
     result = infer.advi(seed, target, "fullrank", num_steps=3000, num_draws=2500)
@@ -254,6 +255,7 @@ def test_a_target_without_a_starting_point_is_told_to_pass_one_to_advi():
         infer.advi(0, target, num_steps=10)
 
 
+@pytest.mark.thorough  # an edge case, 2 s
 def test_too_few_draws_for_khat_say_so_instead_of_blaming_the_fit():
     with pytest.warns(infer.DiagnosticWarning) as caught:
         infer.advi(0, gaussian_target(), "fullrank", num_steps=200, num_draws=5, num_chains=2)
@@ -282,6 +284,7 @@ def test_a_fit_stopped_while_the_elbo_still_rises_is_warned_about():
         assert not any("ELBO rose" in str(w.message) for w in caught)
 
 
+@pytest.mark.thorough  # an option, 4 s
 def test_an_optax_optimizer_of_ones_own_is_the_one_that_fits(tmp_path):
     import optax
 

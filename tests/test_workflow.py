@@ -207,6 +207,7 @@ def test_a_non_finite_log_likelihood_is_warned_about(runs):
     assert not np.isfinite(table.loc["broken", "elpd_loo"])
 
 
+@pytest.mark.thorough  # a warning, 2.5 s; the one of a result's values stays
 def test_a_non_finite_log_likelihood_is_warned_about_when_the_run_ends():
     """A loglik_fn NaN at one observation ran without a word; az.loo then gave NaN."""
     y = Y[:20]
@@ -271,6 +272,7 @@ def test_a_plain_target_can_carry_its_log_likelihood():
         infer.sample(0, too_many, infer.rwmh(), num_samples=400)
 
 
+@pytest.mark.thorough  # a second plain target with a loglik_fn, 4 s
 def test_one_loglik_fn_serves_targets_that_name_their_observations_differently():
     """The compiled log-likelihood pass is shared by the targets that share its functions
     and shapes, but the name it gives an array output is each target's own."""
@@ -339,6 +341,7 @@ def test_the_log_likelihood_pass_is_chunked(monkeypatch):
     assert whole.shape == (2, 50, 2000)
 
 
+@pytest.mark.thorough  # a refusal, 2.5 s
 def test_predictive_refuses_a_plain_target():
     target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
     result = infer.sample(0, target, infer.rwmh(), num_samples=20, num_warmup=20)
@@ -517,6 +520,7 @@ def with_mean(x, y=None):  # the linear model with its mean as a deterministic s
     numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
 
+@pytest.mark.thorough  # ADVI's predictions at new data, 6 s; NUTS's stay
 def test_an_advi_fit_predicts_at_new_data_with_its_deterministic_sites():
     """ADVI results record the fit's data too, so a target on new inputs gives
     ``predictions`` (it used to count as the fit's data, and with y=None to be refused as
@@ -546,6 +550,7 @@ def test_an_advi_fit_predicts_at_new_data_with_its_deterministic_sites():
         infer.predictive(fit, same, posterior=False, prior=False)
 
 
+@pytest.mark.thorough  # a message's edge
 def test_variables_left_out_by_keep_are_not_called_misspelt():
     target = targets.get("eight_schools")
     assert "theta" in target.dims
