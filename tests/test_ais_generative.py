@@ -17,6 +17,7 @@ from models.generative.commands import format_ais
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
 
 
+@pytest.mark.thorough  # 11 s; AIS's bracket of a known normaliser (test_ais.py) stays
 def test_ais_recovers_the_exact_log_likelihood_of_a_linear_gaussian_vae():
     model = LinearGaussianVAE(nnx.Rngs(3))
     images = np.asarray(jax.random.normal(jax.random.key(1), (6, 1, 3)) * 2.0)

@@ -363,6 +363,11 @@ def test_a_nan_proposal_log_density_is_counted_and_warned_about_not_silently_rej
     counted = np.asarray(result.info["nonfinite_proposals"])
     assert counted.min() > 50 and int(result.stats["nonfinite"].sum()) == counted.sum()
     assert "nonfinite" in infer.compare({"broken": result}, warn=False).loc["broken", "flags"]
+
+
+@pytest.mark.thorough  # the same count for an independent proposal, 2 s
+def test_an_independent_proposal_of_nan_log_density_is_counted_and_warned_about():
+    target = infer.Target(lambda x: -0.5 * x**2, init=jnp.asarray(1.0))
     pair = (lambda key: jax.random.normal(key), lambda x: -0.5 * x**2 + 0.0 * jnp.log(x))
     with pytest.warns(infer.DiagnosticWarning, match=r"or a NaN proposal log density log q"):
         result = infer.sample(0, target, infer.independent_mh(pair), num_samples=300)

@@ -99,6 +99,7 @@ def test_padding_that_reaches_the_fast_paths_matches_arviz():
             assert_matches(padded[name][stat], reference[stat][name], what=f"{stat} of {name}")
 
 
+@pytest.mark.thorough  # 3.5 s; test_chain_stats.py's few draws share one program
 def test_lengths_up_to_the_same_power_of_two_share_one_program():
     """What ``until=`` relies on: checks after 70, 300 and 512 draws compile once."""
     rng = np.random.default_rng(6)

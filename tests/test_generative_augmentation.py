@@ -73,7 +73,7 @@ def test_the_training_batches_of_the_vae_and_aae_are_shifted_by_the_option(max_s
     assert any(offset != (0, 0) for offset in found) == (max_shift > 0)
 
 
-@pytest.mark.slow
+@pytest.mark.thorough  # a training option's run, 5 s; the shifts themselves are checked above
 def test_a_vae_trains_on_shifted_images_and_keeps_the_option():
     from models.generative import training
 

@@ -91,6 +91,7 @@ def test_it_samples_resumes_and_is_compared_and_reported(tmp_path):
     assert "walk" in index.read_text()
 
 
+@pytest.mark.thorough  # 5 s; test_cli.py runs a registered sampler by name
 def test_one_registry_line_puts_it_in_the_command(tmp_path, capsys):
     infer.register("uniform_walk", lambda target: UniformWalk(0.6), "uniform box random walk")
     try:

@@ -121,7 +121,7 @@ CASES = {
 # multimodal target checks harder run in `make test-thorough`: NUTS on the logistic
 # regression (15 s over three seeds), the mixture and the 10-d Gaussian, the random walks and
 # HMC on the 10-d Gaussian, the independent proposal on the correlated Gaussian and the 1-d
-# normal (it keeps the mixture).
+# normal (it keeps the mixture), MALA's dense metric (RWMH's adapts the same covariance).
 THOROUGH = {
     "rwmh_diagonal-conjugate",
     "mala-conjugate",
@@ -135,6 +135,7 @@ THOROUGH = {
     "independent_mh-correlated_2d",
     "independent_mh-normal_1d",
     "nuts-normal_10d",
+    "mala_dense-correlated_2d",
 }
 # Over ~3 s each (compilation included): `make test-fast` skips them.
 SLOW = {

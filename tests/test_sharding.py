@@ -68,7 +68,10 @@ SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("name", ["rwmh", pytest.param("nuts", marks=pytest.mark.thorough)])
+# 13 s in a Python of its own: `make test-thorough`. `make test` shards chains over the devices
+# of two processes in test_distributed.py.
+@pytest.mark.thorough
+@pytest.mark.parametrize("name", ["rwmh", "nuts"])
 def test_chains_split_over_two_devices_give_the_same_draws(name):
     env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {TWO_DEVICES}")
     run = subprocess.run(

@@ -367,10 +367,10 @@ def test_predictive_refuses_draws_of_another_model(runs):
         infer.predictive(result, target, seed=0.5)
 
 
-def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_path):
+def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them():
     """A site in a plate gets the plate's name in every group, as ``az.from_numpyro`` names
     it (its ``infer_dims`` is the reference): ``.sel(schools=0)`` works, and the observed
-    values line up with the draws element by element; a store and a saved file keep them."""
+    values line up with the draws element by element."""
     from arviz_base.io_numpyro import infer_dims
 
     from models import targets
@@ -396,6 +396,15 @@ def test_plate_names_are_the_dimensions_of_every_group_as_arviz_names_them(tmp_p
     residual = tree["posterior"]["theta"] - tree["observed_data"]["y"]
     assert residual.shape == (2, 60, 8)  # element by element, not 8 x 8
     assert float(tree["posterior"]["theta"].sel(schools=3)[1, 7]) == result.draws["theta"][1, 7, 3]
+
+
+@pytest.mark.thorough  # the same names through a store, a saved file and two plots, 4 s
+def test_plate_names_survive_a_store_a_saved_file_and_plots(tmp_path):
+    from models import targets
+
+    target = targets.get("eight_schools")
+    short = dict(num_chains=2, num_samples=60, num_warmup=60)
+    result = infer.predictive(infer.sample(0, target, infer.rwmh(), **short), target)
     stored = infer.sample(0, target, infer.rwmh(), store=tmp_path / "run.zarr", **short)
     assert stored.to_arviz()["posterior"]["theta_tilde"].dims == ("chain", "draw", "schools")
     loaded = infer.load(result.save(tmp_path / "run.nc"))
