@@ -58,7 +58,7 @@ HEAVY_FIRST = (  # groups, each named by a module (SHARED_PROGRAMS below), heavi
 # Every other module is a group of its own, as ``--dist loadfile`` makes it.
 SHARED_PROGRAMS = {
     "test_driver.py": "test_resume.py",  # short_runs.py: one target, samplers and warm-up
-    "test_docs.py": "test_samplers.py",  # the docs' NUTS and MALA runs on normal_10d
+    "test_docs.py": "test_samplers.py",  # NUTS and MALA on normal_10d (thorough tier's)
     "test_target_truths.py": "test_compare.py",  # NUTS on the funnel, 4 chains x 500
     "test_memory.py": "test_plots.py",  # NUTS on eight schools, 2 chains, default warm-up
     "test_save_load.py": "test_plots.py",
