@@ -13,7 +13,7 @@ from infer import chain_ranks, chain_stats
 
 # The fast paths' regimes, 25 s: `make test-thorough`. `make test` reaches them through
 # test_chain_stats.py's infinite draws of 2**13 per chain (their sorts of many draws).
-pytestmark = [pytest.mark.slow, pytest.mark.thorough]
+pytestmark = pytest.mark.thorough  # and so out of `make test-fast` too
 
 LONG = 9000  # draws per chain: 4 x 9000 split draws reach chain_ranks.FAST_FROM (2**15)
 
