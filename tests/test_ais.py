@@ -155,6 +155,7 @@ def test_ais_runs_with_float64_enabled():
     assert abs(result.log_z - exact) < threshold(1) * result.log_z_se
 
 
+@pytest.mark.thorough  # an edge case, 4.4 s; the driver's NaN rejections stay
 def test_nan_in_the_log_density_gets_weight_zero_and_a_warning():
     prior = dist.Normal(jnp.zeros(1), 1.0).to_event(1)
     target = infer.Target(

@@ -131,6 +131,7 @@ def test_a_density_of_a_batch_that_fails_gets_nan_draws_and_the_others_are_kept(
     assert counts[1] == counts[0] > 0
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_draws_past_the_round_budget_are_nan():
     draws, counters, _ = ars.sample(
         jax.random.key(0),
@@ -431,6 +432,7 @@ def _scaled_normal(x, data):
     return -0.5 * (x / data["sigma"]) ** 2
 
 
+@pytest.mark.thorough  # a second target, 5 s; ARS's exact-CDF checks stay
 def test_a_second_target_of_other_data_draws_from_its_own_density():
     """The program held the first target's hull, built on its data, and the cache key held
     only the data's shapes: N(0, 3^2) came back with sd 1.00, the first target's."""

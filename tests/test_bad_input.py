@@ -225,6 +225,7 @@ def test_initial_point_of_the_wrong_shape(nothing_compiled):
         infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=4, init=jnp.zeros(3))
 
 
+@pytest.mark.thorough  # a message, 2.7 s; other refusals of init stay
 def test_an_init_of_the_wrong_shapes_names_each_parameter(nothing_compiled):
     # it listed the shapes in key order, unnamed, without a word on the unconstrained space
     target = infer.Target(
@@ -599,6 +600,7 @@ def test_a_step_size_may_be_a_zero_dimensional_array_but_not_a_vector():
         infer.rwmh(step_size=np.array([0.1]))
 
 
+@pytest.mark.thorough  # input forms kept working, 2 s
 def test_values_that_used_to_work_still_do():
     """Kinds the checks must let through: 0-d arrays, numpy bools, falsy progress, bfloat16
     draws, min_ess=0, a mass-matrix list."""
@@ -917,6 +919,7 @@ def test_a_16_bit_starting_point_is_refused_with_the_fix(dtype):
         infer.Target(_quadratic, init=jnp.zeros(2, dtype))
 
 
+@pytest.mark.thorough  # input forms kept working, 2 s
 def test_free_form_notes_and_a_mapping_from_constrain_fn_still_run():
     """Two things the new checks must leave alone: notes are free-form (a note named
     "minibatch" that is a number), and constrain_fn may return any Mapping."""
@@ -946,6 +949,7 @@ def test_a_proposal_log_prob_fn_of_per_coordinate_terms_is_refused(make):
         make(pair)
 
 
+@pytest.mark.thorough  # an input form, 3 s
 def test_a_list_of_points_is_one_point_per_chain():
     # [[0, 0], [1, 1]] (or a list of dicts) was read as a tree of two leaves and refused as
     # "missing (the whole point); not the target's: 0, 1"

@@ -375,6 +375,7 @@ def test_on_accelerator_stops_when_a_module_is_missing(accelerator_copy):
     assert not (accelerator_copy / "benchmarks" / "results" / "ok_cpu.json").exists()
 
 
+@pytest.mark.thorough  # a refusal, 2 s
 def test_on_accelerator_refuses_a_cpu_backend_unless_allowed(accelerator_copy):
     import jax
 

@@ -363,6 +363,7 @@ def test_sgld_matches_a_conjugate_posterior(seed):
     assert result.num_grad_evals == 4 * (1 + 1000 + 20_000 * 5)  # the start, warm-up, draws
 
 
+@pytest.mark.thorough  # SGLD's schedule and seed, 5 s; its conjugate check stays
 def test_sgld_same_seed_same_draws_and_its_step_size_schedule():
     first = infer.sample(3, LR_TARGET, LR_SGLD, num_chains=2, num_samples=50, num_warmup=10)
     again = infer.sample(3, LR_TARGET, LR_SGLD, num_chains=2, num_samples=50, num_warmup=10)

@@ -172,6 +172,7 @@ def test_bad_options_get_one_line_listing_the_choices(argv, expected, capsys):
     assert lines[0].startswith(f"infer {command}: error:" if command else "infer: error:")
 
 
+@pytest.mark.thorough  # refusals, 4.6 s; the unwritable --out refusal stays
 def test_the_command_line_exits_2_with_one_line_on_bad_options():
     """The same through `python -m infer`, in a process of its own."""
     run = subprocess.run(

@@ -49,7 +49,10 @@ SAMPLER_PAGES = {
     "docs/samplers/mala.md#0",
     "docs/samplers/mh.md#0",
 }
-THOROUGH_EXAMPLES = set(REPEATED) | SAMPLER_PAGES
+# Guides' examples whose API ``make test`` runs in tests of its own (4 s each): a sampler of
+# one's own (test_own_sampler.py) and ADVI on eight schools (test_variational.py).
+GUIDE_EXAMPLES = {"docs/writing-a-sampler.md#0", "docs/advi.md#0"}
+THOROUGH_EXAMPLES = set(REPEATED) | SAMPLER_PAGES | GUIDE_EXAMPLES
 EXAMPLES = [
     pytest.param(
         block,
@@ -74,7 +77,7 @@ def test_readme_example_is_five_lines():
 
 def test_the_examples_left_to_the_thorough_tier_name_tests_that_exist():
     ids = {param.id for param in EXAMPLES}
-    assert SAMPLER_PAGES <= ids, SAMPLER_PAGES - ids
+    assert SAMPLER_PAGES | GUIDE_EXAMPLES <= ids, (SAMPLER_PAGES | GUIDE_EXAMPLES) - ids
     for example, test in REPEATED.items():
         module, name = test.split("::")
         assert f"def {name}(" in (ROOT / "tests" / module).read_text(), (example, test)

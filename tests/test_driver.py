@@ -117,6 +117,7 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
         np.testing.assert_array_equal(three_chunks.stats[name], value)
 
 
+@pytest.mark.thorough  # an input form, 3 s
 def test_a_key_and_its_seed_give_the_same_draws():
     sampler = SAMPLERS["rwmh"]
     from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=30, **SHORT)
@@ -155,7 +156,8 @@ def test_a_new_sampler_object_with_the_same_options_reuses_the_program():
     assert compilations["n"] == 0
 
 
-@pytest.mark.parametrize("name", sampler_names(thorough=("nuts",)))  # HMC's kernel stays
+# NumPyro's kernels (HMC 3 s, NUTS) thorough; RWMH, MALA and the others stay
+@pytest.mark.parametrize("name", sampler_names(thorough=("nuts", "hmc")))
 def test_standalone_step_works_under_jit_and_vmap(name):
     """BlackJAX-style use: init one chain, step many vectorised chains, in one jitted call."""
     alg = SAMPLERS[name].bind(NORMAL_3D.logdensity_fn)
@@ -267,7 +269,8 @@ NAN_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(
 INF_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(np.inf), name="inf")
 
 
-@pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh"))
+# NUTS: a NaN or inf along a trajectory is NumPyro's divergence, 6 s; thorough
+@pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh", thorough=("nuts",)))
 @pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
 def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
     sampler = SAMPLERS[name]

@@ -64,7 +64,7 @@ def test_analytic_kl_matches_a_monte_carlo_estimate():
     x = jnp.asarray(datasets.load("digits").static_binary("test")[:4])
     mean, log_std = vae.encode(x)
     kl = 0.5 * jnp.sum(mean**2 + jnp.exp(2 * log_std) - 1 - 2 * log_std, axis=-1)
-    noise = jax.random.normal(jax.random.key(0), (200_000, *mean.shape))
+    noise = jax.random.normal(jax.random.key(0), (20_000, *mean.shape))
     z = mean[None] + jnp.exp(log_std)[None] * noise
     terms = gaussian_log_prob(z, mean, log_std) + 0.5 * jnp.sum(z**2 + math.log(2 * math.pi), -1)
     estimate, se = terms.mean(axis=0), terms.std(axis=0) / math.sqrt(z.shape[0])
@@ -303,6 +303,7 @@ def test_the_discriminator_can_have_its_own_learning_rate():
     assert first_steps(learning_rate=1e-3) == pytest.approx([1e-3, 1e-3], rel=1e-4)
 
 
+@pytest.mark.thorough  # three training runs, 12 s; a checkpoint's load stays
 def test_resumed_run_is_bit_identical(tmp_path):
     """With a validation split, so that the best state kept so far resumes too (the path
     without one is what test_load_restores_the_trained_model restores). The restored state
@@ -406,6 +407,7 @@ def test_early_stopping_returns_the_epoch_of_the_lowest_validation_loss(tmp_path
     assert resumed.metrics["epoch"] == metrics["epoch"]
 
 
+@pytest.mark.thorough  # a data split's edge, 3 s
 def test_the_validation_split_comes_out_of_the_training_images_only():
     for name in ("digits", "mnist"):
         full, held = datasets.load(name), datasets.load(name, validation=0.1)

@@ -151,6 +151,7 @@ def test_a_resumed_run_warns_of_evaluations_of_the_model_before_it(tmp_path):
         training.train("nade", "digits", epochs=2, out=tmp_path, hidden=20, resume=True)
 
 
+@pytest.mark.thorough  # an edge case, 4 s
 def test_a_folder_that_holds_a_trained_model_is_not_trained_over(tmp_path):
     """A second run into the same folder would mix its checkpoints with the first's (and
     ``load`` would return the old model); it must resume or go elsewhere."""

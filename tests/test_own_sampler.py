@@ -125,6 +125,7 @@ def test_one_registry_line_puts_it_in_the_command(tmp_path, capsys):
         registry.unregister("uniform_walk")
 
 
+@pytest.mark.thorough  # an edge case, 3 s
 def test_a_factory_that_fails_on_the_target_is_a_note_and_the_other_runs_are_kept(tmp_path, capsys):
     """A plug-in's factory that raised ended `infer compare` with a traceback, losing the
     runs that had finished; it is now one sampler's failure, as a failed run is."""

@@ -20,7 +20,6 @@ def runs():
     target = targets.get("eight_schools")
     return {
         "nuts": infer.sample(0, target, infer.nuts(), num_chains=2, num_samples=300),
-        "rwmh": infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=300),
         "advi": infer.advi(0, target, "meanfield", num_steps=500, num_draws=300),
     }
 
@@ -236,6 +235,7 @@ def test_a_report_folder_under_a_file_is_refused_by_name(runs, tmp_path):
         write_report(runs, table, tmp_path / "a_file" / "report")
 
 
+@pytest.mark.thorough  # an option's order, 4 s; max_panels stays
 def test_named_variables_are_all_shown_in_the_order_given_and_short_runs_get_a_report(tmp_path):
     """Two variables on one plate: the second was dropped when the first had taken the
     panels; a report of a 3-draw run failed on its rank plot (compare accepts such runs)."""

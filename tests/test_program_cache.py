@@ -60,6 +60,7 @@ def test_the_least_recently_used_program_goes_first():
     assert cache.keys() == ["a", "c"]
 
 
+@pytest.mark.thorough  # a compile guard, 5 s; test_chain_stats has two
 def test_chain_stats_programs_go_through_the_cache_once_per_shape():
     # PROGRAMS is shared with every test this worker ran before: it may be full, so a new
     # program can push an old one out. Count what each call adds, not what the cache holds.

@@ -238,7 +238,9 @@ def test_nan_target_density_rejects_the_proposal():
     assert_ks_matches(result.draws["x"], truncated.cdf)
 
 
-@pytest.mark.parametrize("log_envelope", [None, 1.5])
+@pytest.mark.parametrize(  # the envelope found as well as given: 3 s, thorough
+    "log_envelope", [pytest.param(None, marks=pytest.mark.thorough), 1.5]
+)
 def test_a_region_of_plus_infinity_is_rejected_and_said_to_be_trouble(log_envelope):
     """+inf in f is numerical trouble: the envelope is found (or checked) without it, its
     proposals are rejected and counted, and the warning says what they were."""
@@ -310,6 +312,7 @@ def test_exact_samplers_refuse_what_they_would_ignore():
     assert result.draws["x"].shape == (4, 10)
 
 
+@pytest.mark.thorough  # NaN proposals, 5 s; a NaN target density's rejection stays
 def test_nan_proposals_are_rejected_and_said():
     """A log density that is NaN above 1 (log of a negative number, times 0): half the
     Cauchy's proposals were rejected there with no word but a count in ``info``."""

@@ -108,6 +108,7 @@ def test_thinned_runs_cut_in_pieces_keep_the_flags_of_skipped_steps(tmp_path):
     assert_same(plain, saved)
 
 
+@pytest.mark.thorough  # independent MH's proposal made anew, 6 s; RWMH, MALA, NUTS resume
 def test_independent_mh_resumes_with_an_equal_proposal_made_anew():
     """The sampler's settings name the proposal by its class and parameters, not by repr (a
     memory address): an equal proposal made again, as in a new process, resumes the run;

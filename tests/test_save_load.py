@@ -51,6 +51,7 @@ def test_round_trip_is_bit_exact(run, tmp_path):
     assert set(versions) >= {"infer", "jax", "numpyro", "arviz_base"}
 
 
+@pytest.mark.thorough  # a loaded run compared, 4 s; the bit-exact round trip stays
 def test_loaded_runs_compare_like_fresh_ones(run, tmp_path):
     loaded = infer.load(run.save(tmp_path / "run.nc"))
     fresh = infer.compare({"a": run}, warn=False)

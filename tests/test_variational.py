@@ -187,13 +187,22 @@ def test_elbo_rises_and_plots(tmp_path):
     log_z = 0.5 * np.log(np.linalg.det(2 * np.pi * COVARIANCE))
     assert abs(result.info["elbo"] - log_z) < 6 * result.info["elbo_se"] + 1e-3
     infer.plot(result, "elbo", path=tmp_path / "elbo.png")
+    _assert_drawn(tmp_path / "elbo.png")
+
+
+def _assert_drawn(path):
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rgb = matplotlib.image.imread(path)[..., :3]
+    # Drawn, not blank: data in colour on a real share of the pixels (empty axes: none).
+    assert np.mean(rgb.max(axis=-1) - rgb.min(axis=-1) > 0.2) > 0.005, path
+
+
+@pytest.mark.thorough  # an RWMH run and a plot, 3 s; test_plots overlays NUTS and ADVI
+def test_a_fit_and_a_markov_chain_share_a_density_plot(tmp_path):
+    fit = infer.advi(0, gaussian_target(), "fullrank", num_steps=2000, num_draws=200)
     mcmc = infer.sample(0, gaussian_target(), infer.rwmh(), num_samples=200, num_warmup=200)
-    infer.plot({"advi": result, "rwmh": mcmc}, "dist", path=tmp_path / "dist.png")
-    for name in ("elbo.png", "dist.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-        rgb = matplotlib.image.imread(tmp_path / name)[..., :3]
-        # Drawn, not blank: data in colour on a real share of the pixels (empty axes: none).
-        assert np.mean(rgb.max(axis=-1) - rgb.min(axis=-1) > 0.2) > 0.005, name
+    infer.plot({"advi": fit, "rwmh": mcmc}, "dist", path=tmp_path / "dist.png")
+    _assert_drawn(tmp_path / "dist.png")
 
 
 def test_nonfinite_steps_are_skipped_and_counted():

@@ -96,16 +96,25 @@ def test_arviz_loo_compare_and_plots_work_on_it(runs):
     assert az.plot_loo_pit(trees["linear"]) is not None
 
 
-def test_compare_adds_elpd_loo_columns_for_models_of_the_same_data(runs, tmp_path):
+def _compared(runs):
     results = {name: result for name, (_, result) in runs.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", infer.DiagnosticWarning)
-        table = infer.compare(results)
+        return results, infer.compare(results)
+
+
+def test_compare_adds_elpd_loo_columns_for_models_of_the_same_data(runs):
+    results, table = _compared(runs)
     assert table.loc["linear", "elpd_loo"] > table.loc["constant", "elpd_loo"]
     expected = az.loo(results["linear"].to_arviz())
     assert table.loc["linear", "elpd_loo"] == pytest.approx(expected.elpd, rel=1e-9)
     assert table.loc["linear", "elpd_loo_se"] == pytest.approx(expected.se, rel=1e-9)
     assert table.loc["linear", "pareto_k_above_0.7"] == 0
+
+
+@pytest.mark.thorough  # 11 plots, 12 s; test_cli draws a report, test_plots a PPC plot
+def test_the_report_of_models_shows_a_ppc_plot_per_run(runs, tmp_path):
+    results, table = _compared(runs)
     from infer.report import write_report
 
     index = write_report(results, table, tmp_path / "report")
