@@ -128,18 +128,20 @@ def _alone(name: str) -> tuple[np.ndarray, float]:
 @pytest.mark.parametrize("name", ["rwmh", pytest.param("nuts", marks=pytest.mark.thorough)])
 def test_two_processes_give_each_chain_the_draws_of_one_process(tmp_path, name):
     port = _free_port()
-    cache = tmp_path / "cache"
-    pair = [_launch(i, port, tmp_path / f"process{i}.npy", name, cache) for i in range(2)]
+    caches = [tmp_path / f"cache{i}" for i in range(2)]  # one a process: each its own check
+    pair = [_launch(i, port, tmp_path / f"process{i}.npy", name, caches[i]) for i in range(2)]
     one, rhat = _alone(name)  # while the pair runs (they wait on each other now and then)
     reports, stderrs = zip(*_reports(pair), strict=True)
     assert all(r["devices"] == 2 and r["local"] == 1 for r in reports)
     # programs loaded from the persistent cache hang a pair (the next test): none of the run's
     # is written (a program compiled before the call, as the target's checks of its NumPyro
-    # proposal are, may be: on a loaded machine one took the 0.1 s JAX caches from)
+    # proposal are, may be: on a loaded machine one took the 0.1 s JAX caches from). Each
+    # process has a folder of its own: in a shared one, the other process's checks, later
+    # than this one's call, were counted as the run's.
     assert all("compilation cache (" in stderr and "is off" in stderr for stderr in stderrs)
-    start = min(report["before"] for report in reports)
-    written = [path.name for path in cache.iterdir() if path.stat().st_mtime >= start]
-    assert not written, written
+    for cache, report in zip(caches, reports, strict=True):
+        written = [p.name for p in cache.iterdir() if p.stat().st_mtime >= report["before"]]
+        assert not written, written
     assert reports[0]["rhat"] == reports[1]["rhat"] == rhat  # over all four chains
     for i in range(2):
         both = np.load(tmp_path / f"process{i}.npy")  # every process gathers every chain
