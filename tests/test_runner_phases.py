@@ -153,15 +153,14 @@ def check_blocked_steps(sampler: str, every_case: bool = True) -> None:
         _same_run(plain, chunked)
 
 
-# The loop of accelerators (CPU runs take the plain one, a block of 1 step). `make test` runs
-# RWMH's blocked run against its plain one; `make test-thorough` adds the progress bar's
-# pieces, segments off the block grid and small chunks, and MALA and NUTS (12 s each).
+# The loop of accelerators (CPU runs take the plain one, a block of 1 step), in a Python of
+# its own at the default level: `make test-thorough` runs RWMH's blocked run against its plain
+# one (9 s), and then the progress bar's pieces, segments off the block grid and small chunks,
+# for RWMH, MALA and NUTS (12 s each). `make test` runs the plain loop in every other test.
+@pytest.mark.thorough
 @pytest.mark.parametrize(
     "sampler, every_case",
-    [
-        ("rwmh", False),
-        *(pytest.param(n, True, marks=pytest.mark.thorough) for n in ("rwmh", "mala", "nuts")),
-    ],
+    [("rwmh", False), *((n, True) for n in ("rwmh", "mala", "nuts"))],
     ids=["rwmh-blocked", "rwmh", "mala", "nuts"],
 )
 def test_blocked_steps_give_the_same_run_bit_for_bit(sampler, every_case):

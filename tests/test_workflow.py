@@ -491,6 +491,7 @@ def test_a_factor_in_a_plate_gets_no_dimension_names():
         assert result.to_arviz()["observed_data"]["y"].dims == ("obs",)
 
 
+@pytest.mark.thorough  # predictions at new inputs, 5 s; the fit's predictive stays
 def test_predictive_on_new_data_goes_to_the_predictions_group(runs):
     """A target of the same model on 20 held-out points: its draws are ArviZ's
     ``predictions`` (20 per draw, centred on the fitted line at the new inputs), beside the
