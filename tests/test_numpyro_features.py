@@ -143,6 +143,7 @@ def masked(y, mask):
         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
 
+@pytest.mark.thorough  # masked observations, 5 s; LOO on a NumPyro model stays
 def test_masked_observations_are_left_out_of_loo():
     """A masked entry's log likelihood is 0 in every draw: PSIS failed on it ("All tail
     values are the same") and compare raised. It is left out; the rest is scored as ArviZ

@@ -405,6 +405,7 @@ def test_too_few_draws_for_an_ess_are_noted():
     assert any("8 draws per chain are too few for an ESS" in n for n in sticky.notes)
 
 
+@pytest.mark.thorough  # a plot's choice of parameters, 4 s; the CLI's SBC plot stays
 def test_the_plot_of_many_parameters_shows_the_smallest_pvalues(tmp_path):
     rng = np.random.default_rng(5)
     ranks = np.concatenate([made_up_ranks(rng, 1.0, 0.0, n=59), made_up_ranks(rng, 0.5, 0.0)], 1)

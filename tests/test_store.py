@@ -194,6 +194,7 @@ def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_pat
         infer.load(path)
 
 
+@pytest.mark.thorough  # a NumPyro model's groups in a store, 8 s; a store equal to the run stays
 def test_a_stored_numpyro_run_keeps_what_model_comparison_needs(tmp_path):
     """The store of a NumPyro target's run holds ``log_likelihood`` (written chunk by chunk,
     equal to the run in memory's), ``observed_data`` and ``constant_data``, with the plates'
