@@ -120,7 +120,7 @@ def _same_run(a, b):
         np.testing.assert_array_equal(_host(x), _host(y))  # adaptation's state too
 
 
-def check_blocked_steps(sampler: str, every_case: bool = True) -> None:
+def check_blocked_steps(sampler: str) -> None:
     """An accelerator runs the steps in blocks of a known trip count and discards a block's
     steps past the segment's end. Forced here on the CPU with blocks that divide none of the
     lengths: warm-up (adapted), thinning, progress segments, and chunks of 5 draws (10 steps)
@@ -135,8 +135,6 @@ def check_blocked_steps(sampler: str, every_case: bool = True) -> None:
         blocked = infer.sample(1, target, make(), **kwargs)
         assert blocked.info["cache_hit"] is False  # a program of its own: the blocked loop ran
         _same_run(plain, blocked)
-        if not every_case:
-            return
         monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # the bar's pieces: 1% each
         with_bar = infer.sample(1, target, make(), progress=True, **kwargs)
         _same_run(plain, with_bar)
@@ -153,17 +151,11 @@ def check_blocked_steps(sampler: str, every_case: bool = True) -> None:
         _same_run(plain, chunked)
 
 
-# The loop of accelerators (CPU runs take the plain one, a block of 1 step), in a Python of
-# its own at the default level: `make test-thorough` runs RWMH's blocked run against its plain
-# one (9 s), and then the progress bar's pieces, segments off the block grid and small chunks,
-# for RWMH, MALA and NUTS (12 s each). `make test` runs the plain loop in every other test.
+# The loop of accelerators (CPU runs take the plain one, a block of 1 step, in every other
+# test), in a Python of its own at the default level, 9-12 s a sampler.
 @pytest.mark.thorough
-@pytest.mark.parametrize(
-    "sampler, every_case",
-    [("rwmh", False), *((n, True) for n in ("rwmh", "mala", "nuts"))],
-    ids=["rwmh-blocked", "rwmh", "mala", "nuts"],
-)
-def test_blocked_steps_give_the_same_run_bit_for_bit(sampler, every_case):
+@pytest.mark.parametrize("sampler", ["rwmh", "mala", "nuts"])
+def test_blocked_steps_give_the_same_run_bit_for_bit(sampler):
     """:func:`check_blocked_steps`, in a Python of its own compiling at XLA's default
     optimisation level, as users' programs do: ``make test`` lowers the level to 0 (see the
     Makefile), where the blocked and plain loops' draws differ in their last bits."""
@@ -172,12 +164,9 @@ def test_blocked_steps_give_the_same_run_bit_for_bit(sampler, every_case):
         os.environ,
         XLA_FLAGS=" ".join(f for f in flags if not f.startswith("--xla_backend_optimization")),
     )
-    code = (
-        "import sys, test_runner_phases as t; "
-        "t.check_blocked_steps(sys.argv[1], sys.argv[2] == 'all')"
-    )
+    code = "import sys, test_runner_phases as t; t.check_blocked_steps(sys.argv[1])"
     run = subprocess.run(
-        [sys.executable, "-c", code, sampler, "all" if every_case else "blocked"],
+        [sys.executable, "-c", code, sampler],
         env=env,
         cwd=Path(__file__).parent,
         capture_output=True,
