@@ -8,23 +8,17 @@ import time
 from pathlib import Path
 
 import arviz_base
-import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
+from pictures import PNG_MAGIC, coloured_share
 
 import infer
 from infer import cli, compare_command
 from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
-
-
-def coloured_share(png) -> float:
-    """Share of a PNG's pixels in colour: the data drawn (axes and text are grey)."""
-    rgb = matplotlib.image.imread(png)[..., :3]
-    return float(np.mean(rgb.max(axis=-1) - rgb.min(axis=-1) > 0.2))
 
 
 def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
@@ -71,7 +65,7 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
         assert tree.attrs["sampler"] == name
         for kind in ("trace", "rank", "ess", "autocorr"):
             png = folder / f"{kind}_{name}.png"
-            assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            assert png.read_bytes()[:8] == PNG_MAGIC
             assert coloured_share(png) > 0.005, png  # data drawn, not blank axes
         assert not (folder / f"pair_{name}.png").exists()  # one parameter: no pairs
     assert coloured_share(folder / "forest.png") > 0.005

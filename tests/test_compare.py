@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pictures import PNG_MAGIC
 
 import infer
 from infer import chain_stats
@@ -98,7 +99,7 @@ def test_the_docs_comparison_of_two_samplers_runs_as_written(nuts_run, tmp_path)
     assert list(shown.index) == ["rwmh", "nuts"] and shown["max_rhat"].notna().all()
     assert table.loc["nuts", "min_ess_bulk"] > table.loc["rwmh", "min_ess_bulk"]
     infer.plot(runs, kind="forest", path=tmp_path / "forest.png")
-    assert (tmp_path / "forest.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "forest.png").read_bytes()[:8] == PNG_MAGIC
 
 
 def test_healthy_run_raises_no_flag(healthy):

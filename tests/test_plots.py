@@ -5,14 +5,13 @@ import warnings
 import matplotlib.image
 import numpy as np
 import pytest
+from pictures import PNG_MAGIC, coloured_share
 
 import infer
 from infer.plots import KINDS
 from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +40,7 @@ def test_each_kind_writes_a_png(kind, runs, tmp_path):
     # Drawn, not blank: data in colour on at least 0.5% of the pixels (every kind has 2-8%;
     # a figure with empty axes has none), and no solid fill.
     rgb = image[..., :3]
-    assert np.mean(rgb.max(axis=-1) - rgb.min(axis=-1) > 0.2) > 0.005
+    assert coloured_share(path) > 0.005
     assert np.mean(np.any(np.abs(rgb - rgb[0, 0]) > 0.1, axis=-1)) < 0.8
 
 
