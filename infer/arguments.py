@@ -113,7 +113,7 @@ def check_arguments(
                 target,
                 sampler,
                 init,
-                dict(rng_key=key_input, num_chains=num_chains, num_samples=num_samples),
+                dict(rng_key=seed, num_chains=num_chains, num_samples=num_samples),
                 dict(num_warmup=num_warmup, thin=thin, init_jitter=init_jitter, until=until),
                 dict(superchains=superchains, keep=keep, store=store, devices=layout(devices)),
                 dict(checkpoint=checkpoint, resume=resume),

@@ -20,8 +20,14 @@ from infer.placement import PROGRAMS, sharding_key
 
 
 def as_key(rng_key):
-    """``(key_input, seed_record)``: a uint32 seed array (turned into a key inside a compiled
-    call) or a typed key, and what to record as the seed (an int, or a key's data as a list).
+    """``(key_input, seed_record)``: what a run's compiled programs take as their key, and what
+    to record as the seed (an int, or a key's data as a list).
+
+    ``key_input`` is the key's data, a uint32 numpy array the programs wrap into a key, for an
+    int seed and for any key of JAX's default PRNG implementation alike: the seed ``s`` and
+    ``jax.random.key(s)`` then reach the same compiled programs (a typed key made its own
+    before, compiled anew: 1.4 s for RWMH's start). A typed key of another implementation is
+    kept as it is (its own programs).
 
     Raises:
         TypeError, ValueError: for anything but an int seed in ``[0, 2**32)``, a
@@ -37,19 +43,46 @@ def as_key(rng_key):
         )
     if isinstance(rng_key, numbers.Integral) and not isinstance(rng_key, bool):
         seed = validation.seed("rng_key", rng_key)
-        return np.asarray(seed, np.uint32), seed
+        if _default_impl() == THREEFRY:  # jax.random.key(s)'s data, without a program
+            return np.array([0, seed], np.uint32), seed
+        return _data_of(jax.random.key(seed)), seed
     if isinstance(rng_key, jax.Array) and jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key):
         if rng_key.shape != ():
             raise ValueError(
                 f"rng_key must be a single key; got a key array of shape {rng_key.shape}."
             )
-        return rng_key, np.asarray(jax.random.key_data(rng_key)).tolist()
+        record = np.asarray(jax.random.key_data(rng_key)).tolist()
+        return _data_of(rng_key), record
     if isinstance(rng_key, (jax.Array, np.ndarray)) and rng_key.dtype == np.uint32:
-        if rng_key.shape == (2,):
-            return jax.random.wrap_key_data(rng_key), np.asarray(rng_key).tolist()
+        if rng_key.shape == (2,):  # jax.random.PRNGKey's data: a threefry key
+            key = jax.random.wrap_key_data(rng_key, impl=THREEFRY)
+            return _data_of(key), np.asarray(rng_key).tolist()
     raise TypeError(
         f"rng_key must be an int seed or a jax.random.key(...); got {type(rng_key).__name__}."
     )
+
+
+THREEFRY = "threefry2x32"
+
+
+def _default_impl() -> str:
+    return str(jax.config.jax_default_prng_impl)
+
+
+def _data_of(key):
+    """A typed key's data as a uint32 numpy array if the key is of the default
+    implementation (what :func:`as_jax_key` and the programs wrap), else the key itself."""
+    if str(jax.random.key_impl(key)) == _default_impl():
+        return np.array(jax.random.key_data(key), np.uint32)
+    return key
+
+
+def wrap(key_input) -> jax.Array:
+    """The typed key of ``key_input`` (:func:`as_key`'s first element), in a compiled program
+    or on the host."""
+    if key_input.dtype == np.uint32:
+        return jax.random.wrap_key_data(key_input)
+    return key_input
 
 
 def same_stream(recorded, other) -> bool:
@@ -66,9 +99,7 @@ def same_stream(recorded, other) -> bool:
 
 def as_jax_key(key_input) -> jax.Array:
     """A typed key from the first element of :func:`as_key`'s answer."""
-    if isinstance(key_input, np.ndarray):
-        return jax.random.key(int(key_input))
-    return key_input
+    return wrap(key_input)
 
 
 def chain_keys(key_input, num_chains: int, sharding=None):
@@ -76,13 +107,12 @@ def chain_keys(key_input, num_chains: int, sharding=None):
     there: over several processes a placement across them cannot be given an array made in
     one); one ahead-of-time compiled call, held in the program cache. (Markov-chain runs make
     theirs in their start program, the same way.)"""
-    is_seed = isinstance(key_input, np.ndarray)
     placed = None if sharding is None else sharding_key(sharding)
-    cache_key = ("keys", is_seed, str(key_input.dtype), num_chains, placed)
+    cache_key = ("keys", str(key_input.dtype), key_input.shape, num_chains, placed)
 
     def build():
         def split(key_input):
-            key = jax.random.key(key_input) if is_seed else key_input
+            key = wrap(key_input)
             _, key_chains = jax.random.split(key)
             return jax.random.split(key_chains, num_chains)
 

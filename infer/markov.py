@@ -31,6 +31,7 @@ from infer.kernel_checks import (
     checked_schedule,
     info_fields,
 )
+from infer.keys import wrap
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
@@ -135,9 +136,8 @@ class Plan:
     * advance: see :class:`Programs`.
 
     Args:
-        key_input: a uint32 seed or a typed key (see :func:`infer.keys.as_key`).
-        positions: one position per chain (chain axis first): arrays or
-            ``ShapeDtypeStruct``s, placed with ``sharding``.
+        key_input: a key's data (uint32) or a typed key (see :func:`infer.keys.as_key`).
+        positions: one position per chain (chain axis first), placed with ``sharding``.
         data: the target's data, placed on the devices, or ``None``.
         sharding: the placement of every per-chain array.
         superchain_size: chains per superchain: consecutive chains that share a start
@@ -163,7 +163,7 @@ class Plan:
             program_key(target),
             hook(sampler, "cache_key")(),
             num_warmup,
-            str(getattr(key_input, "dtype", "key")),  # key<fry> and key<rbg> differ
+            abstract(key_input),  # a key's data (uint32), or a key<rbg> of its own
             abstract(positions),
             abstract(data),
             sharding_key(sharding),
@@ -327,7 +327,7 @@ class _Parts:
 
     def start(self, key_input, positions, jitter, data):
         num_chains = jax.tree.leaves(positions)[0].shape[0]
-        key = jax.random.key(key_input) if key_input.dtype == jnp.uint32 else key_input
+        key = wrap(key_input)
         key_noise, key_chains = jax.random.split(key)
         leaves, structure = jax.tree.flatten(positions)
         noise_keys = jax.random.split(key_noise, len(leaves))

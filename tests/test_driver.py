@@ -121,8 +121,12 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
 def test_a_key_and_its_seed_give_the_same_draws():
     sampler = SAMPLERS["rwmh"]
     from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=30, **SHORT)
-    from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, **SHORT)
+    with count_compilations() as compilations:  # the seed's programs (a key compiled anew)
+        from_key = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, **SHORT)
+        legacy = infer.sample(jax.random.PRNGKey(5), NORMAL_3D, sampler, num_samples=30, **SHORT)
+    assert compilations["n"] == 0
     np.testing.assert_array_equal(from_seed.draws["x"], from_key.draws["x"])
+    np.testing.assert_array_equal(from_seed.draws["x"], legacy.draws["x"])
     # so a run made from one resumes with the other (the key was refused: "pass that seed")
     more = infer.sample(jax.random.key(5), NORMAL_3D, sampler, num_samples=30, resume=from_seed)
     again = infer.sample(5, NORMAL_3D, sampler, num_samples=30, resume=from_key)
