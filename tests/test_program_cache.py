@@ -1,6 +1,9 @@
 """The cache every compiled program of the library goes through (``infer.placement``):
 least recently used first out, and one build per program however many threads ask."""
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -121,3 +124,20 @@ def test_a_runs_compile_time_counts_every_program_it_built(monkeypatch):
     result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
     assert sum(built) > 0.0  # a log density no earlier test made: compiled here
     assert result.timing["compile"] >= sum(built)
+
+
+def test_importing_infer_compiles_nothing():
+    """``import infer`` ran a program (a PRNG key made to read its type: 2 compiles, about
+    80 ms here), and so did an int seed turned into a key before a run."""
+    key = "jax.random.wrap_key_data(np.array([0, 5], np.uint32))"  # jax.random.key runs one
+    script = f"import infer; infer.keys.as_key(5); infer.keys.as_key({key})"
+    env = {**os.environ, "JAX_LOG_COMPILES": "1", "JAX_PLATFORMS": "cpu"}
+    run = subprocess.run(
+        [sys.executable, "-c", f"import jax, numpy as np; {script}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Finished XLA compilation" not in run.stderr, run.stderr[-3000:]

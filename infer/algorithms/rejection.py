@@ -51,7 +51,6 @@ __all__ = [
 
 
 DEFAULT_MAX_PROPOSALS = 100_000_000
-_KEY_DTYPE = jax.random.key(0).dtype
 
 
 class RejectionState(NamedTuple):
@@ -328,7 +327,8 @@ class Rejection(Sampler):
 
     def iid_setup(self, target) -> Envelope:
         """Host-side checks against ``target`` and its envelope ``log M``."""
-        example = jax.eval_shape(self.proposal.sample, jax.ShapeDtypeStruct((), _KEY_DTYPE))
+        key = jax.eval_shape(jax.random.key, 0)  # its type: no program runs (one did at import)
+        example = jax.eval_shape(self.proposal.sample, key)
         if target.init is not None:
             self.check(target.init)
         check_scalar_logdensity(target.logdensity, example)
