@@ -128,9 +128,11 @@ def test_a_runs_compile_time_counts_every_program_it_built(monkeypatch):
 
 def test_importing_infer_compiles_nothing():
     """``import infer`` ran a program (a PRNG key made to read its type: 2 compiles, about
-    80 ms here), and so did an int seed turned into a key before a run."""
+    80 ms here); an int seed made a key on the host (ADVI, AIS and SBC do) ran that program
+    too (jax.random.key), where it now takes the key's data."""
     key = "jax.random.wrap_key_data(np.array([0, 5], np.uint32))"  # jax.random.key runs one
-    script = f"import infer; infer.keys.as_key(5); infer.keys.as_key({key})"
+    seed = "infer.keys.as_jax_key(infer.keys.as_key(5)[0])"
+    script = f"import infer; {seed}; infer.keys.as_key({key})"
     env = {**os.environ, "JAX_LOG_COMPILES": "1", "JAX_PLATFORMS": "cpu"}
     run = subprocess.run(
         [sys.executable, "-c", f"import jax, numpy as np; {script}"],
