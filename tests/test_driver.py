@@ -117,7 +117,8 @@ def test_draws_of_earlier_chunks_survive_the_chunks_written_after_them(monkeypat
         np.testing.assert_array_equal(three_chunks.stats[name], value)
 
 
-def test_a_key_and_its_seed_give_the_same_draws():  # and the same programs: in make test
+@pytest.mark.slow  # 3 s: make test, not test-fast
+def test_a_key_and_its_seed_give_the_same_draws():  # and the same programs
     sampler = SAMPLERS["rwmh"]
     from_seed = infer.sample(5, NORMAL_3D, sampler, num_samples=30, **SHORT)
     with count_compilations() as compilations:  # the seed's programs (a key compiled anew)

@@ -126,6 +126,7 @@ def test_a_runs_compile_time_counts_every_program_it_built(monkeypatch):
     assert result.timing["compile"] >= sum(built)
 
 
+@pytest.mark.slow  # a Python of its own, about 5 s: make test, not test-fast
 def test_importing_infer_compiles_nothing():
     """``import infer`` ran a program (a PRNG key made to read its type: 2 compiles, about
     80 ms here); an int seed made a key on the host (ADVI, AIS and SBC do) ran that program
