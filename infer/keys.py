@@ -16,7 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.placement import PROGRAMS, sharding_key
+from infer.placement import PROGRAMS, abstract, sharding_key
+
+THREEFRY = "threefry2x32"  # jax.random.PRNGKey's implementation, and JAX's default
 
 
 def as_key(rng_key):
@@ -62,9 +64,6 @@ def as_key(rng_key):
     )
 
 
-THREEFRY = "threefry2x32"
-
-
 def _default_impl() -> str:
     return str(jax.config.jax_default_prng_impl)
 
@@ -75,14 +74,6 @@ def _data_of(key):
     if str(jax.random.key_impl(key)) == _default_impl():
         return np.array(jax.random.key_data(key), np.uint32)
     return key
-
-
-def wrap(key_input) -> jax.Array:
-    """The typed key of ``key_input`` (:func:`as_key`'s first element), in a compiled program
-    or on the host."""
-    if key_input.dtype == np.uint32:
-        return jax.random.wrap_key_data(key_input)
-    return key_input
 
 
 def same_stream(recorded, other) -> bool:
@@ -98,8 +89,11 @@ def same_stream(recorded, other) -> bool:
 
 
 def as_jax_key(key_input) -> jax.Array:
-    """A typed key from the first element of :func:`as_key`'s answer."""
-    return wrap(key_input)
+    """The typed key of ``key_input`` (:func:`as_key`'s first element), in a compiled program
+    or on the host."""
+    if key_input.dtype == np.uint32:
+        return jax.random.wrap_key_data(key_input)
+    return key_input
 
 
 def chain_keys(key_input, num_chains: int, sharding=None):
@@ -108,11 +102,11 @@ def chain_keys(key_input, num_chains: int, sharding=None):
     one); one ahead-of-time compiled call, held in the program cache. (Markov-chain runs make
     theirs in their start program, the same way.)"""
     placed = None if sharding is None else sharding_key(sharding)
-    cache_key = ("keys", str(key_input.dtype), key_input.shape, num_chains, placed)
+    cache_key = ("keys", abstract(key_input), num_chains, placed)
 
     def build():
         def split(key_input):
-            key = wrap(key_input)
+            key = as_jax_key(key_input)
             _, key_chains = jax.random.split(key)
             return jax.random.split(key_chains, num_chains)
 

@@ -31,7 +31,7 @@ from infer.kernel_checks import (
     checked_schedule,
     info_fields,
 )
-from infer.keys import wrap
+from infer.keys import as_jax_key
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
 from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
@@ -327,7 +327,7 @@ class _Parts:
 
     def start(self, key_input, positions, jitter, data):
         num_chains = jax.tree.leaves(positions)[0].shape[0]
-        key = wrap(key_input)
+        key = as_jax_key(key_input)
         key_noise, key_chains = jax.random.split(key)
         leaves, structure = jax.tree.flatten(positions)
         noise_keys = jax.random.split(key_noise, len(leaves))
