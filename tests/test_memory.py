@@ -66,6 +66,7 @@ def test_a_run_larger_than_memory_is_refused_before_compiling():
     assert not [key for key in compiled if key[0].startswith("markov")]
 
 
+@pytest.mark.slow  # 2 x 800,000 draws to disk, 10 s: `make test` runs it, `make test-fast` not
 def test_a_stored_run_needs_one_chunk_of_host_memory_not_all_its_draws(monkeypatch, tmp_path):
     target = targets.get("normal_10d")
     options = dict(num_chains=4, num_samples=200_000)

@@ -162,6 +162,7 @@ def draws_written(zarr, path) -> int:
         return 0
 
 
+@pytest.mark.slow  # a subprocess killed mid-run, 8 s: `make test` runs it, `make test-fast` not
 def test_a_killed_run_leaves_a_store_that_opens_with_its_finished_chunks(tmp_path):
     import zarr
 
