@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer import validation
+from infer import random_bits, validation
 from infer.base import IdentityKey
 from infer.envelope_search import Envelope
 from infer.placement import PROGRAMS
@@ -233,7 +233,7 @@ def _step_proposal(lower, width, num_pieces, cumulative, probabilities, log_g_pi
 
     def sample_and_log_prob_batch(rng_key, n):
         # one uniform: a second one to place the draw costs 13% of the draws per second
-        uniform = jax.random.uniform(rng_key, (n,), dtype)
+        uniform = random_bits.uniform(rng_key, (n,), dtype)
         piece, within = alias_pick_and_place(keep, alias, uniform)
         x = lower + width * piece + width * within  # not (piece + within): 2**-17 steps near 64
         return jnp.clip(x, lower, upper), log_g_pieces[piece]

@@ -13,13 +13,12 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
-import jax.extend.random
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import solve_triangular
 
-from infer import validation
+from infer import random_bits, validation
 from infer.starts import check_scalar_logdensity
 
 
@@ -73,7 +72,8 @@ def normal_and_uniform(rng_key: jax.Array, size: int, dtype) -> tuple[jax.Array,
 
     The counter-based PRNG's cost is per call, so drawing the proposal noise and the accept
     uniform from one stream of bits, rather than splitting the key first, nearly halves the
-    random-number cost of a random-walk step (:func:`_random_words` makes the bits). The
+    random-number cost of a random-walk step (:func:`infer.random_bits.words` makes the bits,
+    both output words of each threefry hash). The
     normals are made as ``jax.random.normal`` makes them (inverse error function of uniforms
     on (-1, 1)).
 
@@ -87,7 +87,7 @@ def normal_and_uniform(rng_key: jax.Array, size: int, dtype) -> tuple[jax.Array,
             key_uniform, (), dtype
         )
     width = 8 * dtype.itemsize
-    bits = _random_words(rng_key, size + 1, width)
+    bits = random_bits.words(rng_key, size + 1, width)
     one = np.array(1.0, dtype).view(np.uint32 if width == 32 else np.uint64)
     mantissa = (bits >> (width - jnp.finfo(dtype).nmant)) | one
     unit = jax.lax.bitcast_convert_type(mantissa, dtype) - 1.0  # [0, 1)
@@ -95,22 +95,6 @@ def normal_and_uniform(rng_key: jax.Array, size: int, dtype) -> tuple[jax.Array,
     symmetric = jnp.maximum(low, unit[:size] * (1.0 - low) + low)  # (-1, 1)
     noise = np.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(symmetric)
     return noise, unit[size]
-
-
-def _random_words(rng_key: jax.Array, count: int, width: int) -> jax.Array:
-    """``count`` random unsigned words of ``width`` bits, ``(count,)``.
-
-    JAX's threefry (partitionable, the default since JAX 0.5) hashes one counter per 32-bit
-    word and keeps the xor of the hash's two output words. For 32-bit words of a threefry key
-    this uses both output words of each hash over the counters ``0 .. count - 1`` (JAX's
-    counter scheme before 0.5): half the hashes, ~4% of a random-walk step on the logistic
-    regression at 1,024 chains. Other keys and widths go through ``jax.random.bits``.
-    """
-    typed = jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
-    if width == 32 and typed and str(jax.random.key_impl(rng_key)) == "threefry2x32":
-        counters = jax.lax.iota(jnp.uint32, count)
-        return jax.extend.random.threefry_2x32(jax.random.key_data(rng_key), counters)
-    return jax.random.bits(rng_key, (count,), jnp.uint32 if width == 32 else jnp.uint64)
 
 
 def scale_matvec(scale: jax.Array, z: jax.Array) -> jax.Array:

@@ -15,6 +15,7 @@ import pytest
 from scipy import stats
 from stats_checks import ALPHA
 
+from infer import random_bits
 from infer.proposal import normal_and_uniform
 
 NUM_STEPS = 20_000
@@ -55,3 +56,26 @@ def test_steps_of_one_chain_and_chains_of_one_step_get_different_numbers():
         noise, uniform = jax.vmap(lambda key: normal_and_uniform(key, 31, jnp.float32))(batch)
         rows = np.column_stack([np.asarray(noise), np.asarray(uniform)])
         assert len({row.tobytes() for row in rows}) == len(rows)
+
+
+@pytest.mark.parametrize("shape", [(2, 3), (5,)], ids=["2x3", "odd"])
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("impl", ["threefry2x32", "rbg"])
+def test_the_exact_samplers_uniforms_are_uniform_and_uncorrelated(seed, impl, dtype, shape):
+    """``random_bits.uniform``, which the rejection sampler and ARS draw from (a pair of
+    uniforms per proposal comes from one threefry hash): each of a call's numbers U[0, 1),
+    every pair uncorrelated. Power: a call whose second half echoed its first (tried) fails
+    both shapes."""
+    keys = jax.random.split(jax.random.key(seed, impl=impl), NUM_STEPS)
+    with jax.enable_x64(dtype == jnp.float64):
+        draws = jax.jit(jax.vmap(lambda key: random_bits.uniform(key, shape, dtype)))(keys)
+        assert draws.shape == (NUM_STEPS, *shape) and draws.dtype == dtype
+    columns = np.asarray(draws, np.float64).reshape(NUM_STEPS, -1)
+    assert np.all((columns >= 0.0) & (columns < 1.0))
+    size = columns.shape[1]
+    checks = size + 1  # each number, then the correlations
+    for column in columns.T:
+        assert stats.kstest(column, "uniform").pvalue > ALPHA / checks
+    pairs = np.corrcoef(columns, rowvar=False)[np.triu_indices(size, k=1)]
+    bound = stats.norm.isf(ALPHA / checks / 2 / pairs.size) / np.sqrt(NUM_STEPS - 3)
+    assert np.max(np.abs(pairs)) < bound

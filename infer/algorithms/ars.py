@@ -35,7 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer import validation
+from infer import random_bits, validation
 from infer.algorithms.ars_hull import (
     TOLERANCE,
     Envelope,
@@ -252,7 +252,7 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
         x, u, piece = propose(key_propose, env, ())
-        log_w = jnp.log(jax.random.uniform(key_accept, (), dtype))
+        log_w = jnp.log(random_bits.uniform(key_accept, (), dtype))
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         h, slope = value_and_slope(x)
@@ -332,7 +332,7 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         key = jax.random.fold_in(rng_key, rounds)
         key_propose, key_accept = jax.random.split(key)
         x, u, piece = propose(key_propose, env, (batch_size,))
-        log_w = jnp.log(jax.random.uniform(key_accept, (batch_size,), dtype))
+        log_w = jnp.log(random_bits.uniform(key_accept, (batch_size,), dtype))
         lower_bound = squeeze(hull, x, piece, derivative_free)
         by_squeeze = log_w < lower_bound - u
         if lazy:  # values: log f where computed, u elsewhere

@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from infer import random_bits
 from infer.envelopes import alias_pick, alias_table_traced
 
 __all__ = [
@@ -191,7 +192,7 @@ def envelope(hull: Hull, lower: float, upper: float, derivative_free: bool) -> E
 def propose(rng_key, env: Envelope, shape):
     """Draws from the envelope: ``(x, u(x), piece)``, each of ``shape``. One uniform picks the
     piece (alias method), a second places the draw inside it."""
-    pick, within = jax.random.uniform(rng_key, (2, *shape), env.left.dtype)
+    pick, within = random_bits.uniform(rng_key, (2, *shape), env.left.dtype)
     piece = alias_pick(env.keep, env.alias, pick)
     x = _invert(within, env.left[piece], env.right[piece], env.slope[piece])
     u = env.value[piece] + env.slope[piece] * (x - env.anchor[piece])

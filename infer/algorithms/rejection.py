@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from infer import validation
+from infer import random_bits, validation
 from infer.algorithms.independent_mh import check_proposal_shape
 from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.caller import INFER_FRAMES
@@ -184,8 +184,8 @@ def accept(rng_key, log_excess):
     decision as one except in a straddled bin of width 2**-23 (the extra bits refine it)."""
     q = jnp.exp(log_excess)
     if log_excess.dtype != jnp.float32:
-        return jax.random.uniform(rng_key, log_excess.shape, log_excess.dtype) < q
-    bits = jax.random.bits(rng_key, log_excess.shape, jnp.uint32)
+        return random_bits.uniform(rng_key, log_excess.shape, log_excess.dtype) < q
+    bits = random_bits.words(rng_key, log_excess.size).reshape(log_excess.shape)
     high = (bits >> 9).astype(jnp.float32) * 2.0**-23  # jax.random.uniform's u
     low = (bits & 511).astype(jnp.float32) * 2.0**-32
     # high + low < q; q - high is exact where it matters (q < 2**-22 or high >= q / 2)

@@ -1,0 +1,52 @@
+"""Random words and uniforms at half the hashes of ``jax.random``, for the samplers' hot loops.
+
+JAX's threefry (partitionable, its default since JAX 0.5) hashes one counter per 32-bit word
+and keeps the xor of the hash's two output words. For a threefry key the functions here use
+both output words of each hash, over the counters ``0 .. count - 1`` (JAX's counter scheme
+before 0.5): ``count`` words from ``count / 2`` hashes. The hash is much of the cost of a
+cheap proposal (the rejection sampler's and ARS's, see ``docs/benchmarks.md``) and ~4% of a
+random-walk step (logistic regression, 1,024 chains). Other keys (``impl="rbg"``), 64-bit
+words and float64 uniforms go through ``jax.random`` itself, whose cost per word is the same
+there.
+
+Example:
+    >>> import jax
+    >>> from infer import random_bits
+    >>> u = random_bits.uniform(jax.random.key(0), (2, 5), "float32")  # U[0, 1), (2, 5)
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.extend
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["uniform", "words"]
+
+
+def _threefry(rng_key: jax.Array) -> bool:
+    typed = jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
+    return typed and str(jax.random.key_impl(rng_key)) == "threefry2x32"
+
+
+def words(rng_key: jax.Array, count: int, width: int = 32) -> jax.Array:
+    """``count`` random unsigned words of ``width`` (32 or 64) bits, ``(count,)``, from one
+    typed key (a key of JAX's default threefry: both output words of ``count / 2`` hashes)."""
+    if width == 32 and _threefry(rng_key):
+        counters = jax.lax.iota(jnp.uint32, count)
+        return jax.extend.random.threefry_2x32(jax.random.key_data(rng_key), counters)
+    return jax.random.bits(rng_key, (count,), jnp.uint32 if width == 32 else jnp.uint64)
+
+
+def uniform(rng_key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
+    """U[0, 1) of ``shape`` and ``dtype``, made from the words as ``jax.random.uniform`` makes
+    them from its own (the top mantissa bits under an exponent of 1, minus 1): the values are
+    multiples of 2**-23 in float32."""
+    dtype = jnp.dtype(dtype)
+    count = int(np.prod(shape))
+    if dtype != jnp.float32 or not _threefry(rng_key):
+        return jax.random.uniform(rng_key, shape, dtype)
+    bits = words(rng_key, count).reshape(shape)
+    one = np.array(1.0, np.float32).view(np.uint32)
+    return jax.lax.bitcast_convert_type((bits >> 9) | one, jnp.float32) - 1.0
