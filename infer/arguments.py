@@ -14,7 +14,7 @@ import jax
 from infer import convergence, registry, validation
 from infer.caller import INFER_FRAMES
 from infer.exact_checks import refuse_for_exact, refuse_starts_for_exact
-from infer.keys import as_key, same_stream
+from infer.keys import as_key, same_stream, seed_expression
 from infer.placement import chain_sharding, to_host
 from infer.process_agreement import (
     check_processes_agree,
@@ -151,9 +151,10 @@ def _check_seed(source, seed) -> None:
     """A resumed run (from a result or a checkpoint) must be given the seed it was made with."""
     if source is not None and not same_stream(source.seed, seed):
         raise ValueError(
-            f"resume continues the chains' own random streams, made from seed "
-            f"{source.seed!r}; pass that seed (got {seed!r}). For new randomness, start a new "
-            f"run where these chains stand: {_new_start(source)} (warm-up runs again)."
+            f"resume continues the chains' own random streams, made from the seed "
+            f"{seed_expression(source.seed)}; pass that as rng_key (got "
+            f"{seed_expression(seed)}). For new randomness, start a new run where these "
+            f"chains stand: {_new_start(source)} (warm-up runs again)."
         )
 
 

@@ -50,6 +50,7 @@ from infer.keys import as_jax_key, as_key
 from infer.plot_selection import checked_path
 from infer.progress import check_progress, progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
+from infer.reported_names import element_label
 from infer.target import Target
 
 
@@ -268,7 +269,7 @@ def _flatten(values: dict, lead: int) -> tuple[list[str], np.ndarray]:
         if not event:
             names.append(name)
         else:
-            names.extend(f"{name}[{','.join(map(str, i))}]" for i in np.ndindex(*event))
+            names.extend(element_label(name, event, i) for i in range(int(np.prod(event))))
     return names, np.concatenate(columns, axis=-1).astype(np.float64)
 
 

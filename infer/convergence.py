@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infer import chain_stats, validation
+from infer.reported_names import element_label
 from infer.target import default_names
 
 TAIL_PROB = (0.05, 0.95)
@@ -68,7 +69,7 @@ def converged(rhat: float = 1.01, ess: float = 400, max_samples: int = 10_000) -
 
 
 def shortfalls(positions, rule: Converged, superchain_size: int = 1) -> dict[str, dict]:
-    """The parameters that do not meet ``rule``: ``"name[i]" -> {"rhat", "ess_bulk",
+    """The parameters that do not meet ``rule``: ``"name[i, j]" -> {"rhat", "ess_bulk",
     "ess_tail"}``, empty when all do; ``"rhat"`` is nested R-hat for superchains.
 
     Args:
@@ -91,8 +92,9 @@ def shortfalls(positions, rule: Converged, superchain_size: int = 1) -> dict[str
         b = np.atleast_1d(np.asarray(stats[name]["ess_bulk"], float)).ravel()
         t = np.atleast_1d(np.asarray(stats[name]["ess_tail"], float)).ravel()
         bad = ~((r <= rule.rhat) & (b >= rule.ess) & (t >= rule.ess))
+        event_shape = np.shape(named[name])[2:]
         for i in np.flatnonzero(bad):
-            label = name if r.size == 1 and np.ndim(named[name]) <= 2 else f"{name}[{i}]"
+            label = element_label(name, event_shape, int(i))
             failing[label] = {"rhat": float(r[i]), "ess_bulk": float(b[i]), "ess_tail": float(t[i])}
     return failing
 

@@ -16,6 +16,7 @@ from infer.flag_rules import FLAG_RULES
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.model_comparison import loo_columns
 from infer.named_results import by_name
+from infer.reported_names import element_label
 from infer.result import Result
 from infer.statistics import TAIL_PROB, compute
 from infer.target import GroundTruth
@@ -184,7 +185,7 @@ def _worst(result: Result, statistics: dict, names: list[str], stat: str, larges
     top = []
     for i in order[:10]:
         name, index = where[i]
-        top.append((_label(name, tuple(np.shape(result.draws[name])[2:]), index), values[i]))
+        top.append((element_label(name, tuple(np.shape(result.draws[name])[2:]), index), values[i]))
     return top, values[finite]
 
 
@@ -223,19 +224,12 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
             finite = bool(np.isfinite(values).all())
             if finite and values.min() == values.max():
                 if name not in derived:
-                    labels.append(_label(name, event_shape, i) + " (never changed)")
+                    labels.append(element_label(name, event_shape, i) + " (never changed)")
             elif undefined[i]:
                 labels.append(
-                    _label(name, event_shape, i) + ("" if finite else " (NaN or inf draws)")
+                    element_label(name, event_shape, i) + ("" if finite else " (NaN or inf draws)")
                 )
     return labels
-
-
-def _label(name: str, event_shape: tuple, flat_index: int) -> str:
-    """``name`` for a scalar, else ``name[i, j]`` (ArviZ's summary labels) at a flat index."""
-    if not event_shape:
-        return name
-    return f"{name}[{', '.join(str(int(i)) for i in np.unravel_index(flat_index, event_shape))}]"
 
 
 def _check_results(results: dict) -> None:

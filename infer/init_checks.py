@@ -11,13 +11,14 @@ import numpy as np
 def checked_init(init, argument: str = "init"):
     """``init`` as a pytree of JAX arrays of real numbers. A list or tuple of plain numbers
     is one vector (``[0.0, 0.0]`` means ``jnp.array([0.0, 0.0])``, not a tree of two scalars),
+    and a rectangular nesting of them one array (``[[1., 2.], [3., 4.]]``, shape ``(2, 2)``),
     at the top or inside a dict. Raises for ``None`` or non-numeric leaves, complex values
     and an empty point."""
     try:
         init = jax.tree.map(
-            lambda leaf: np.asarray(leaf, dtype=float) if _numbers(leaf) else leaf,
+            lambda leaf: _as_array(leaf, argument) if _numbers(leaf) or _ragged(leaf) else leaf,
             init,
-            is_leaf=_numbers,
+            is_leaf=lambda node: _numbers(node) or _ragged(node),
         )
     except ValueError as err:  # JAX sorts a dict's keys: 0 and "a" do not compare
         if "sorting pytree dictionary keys" not in str(err):
@@ -58,10 +59,31 @@ def checked_init(init, argument: str = "init"):
 
 
 def _numbers(node) -> bool:
-    """Whether ``node`` is a non-empty list or tuple of plain numbers."""
+    """Whether ``node`` is a non-empty list or tuple of plain numbers, or a rectangular
+    nesting of such lists (``[[1., 2.], [3., 4.]]``: an array, as NumPy reads it)."""
+    if not isinstance(node, list | tuple) or len(node) == 0:
+        return False
+    if all(isinstance(v, int | float | np.integer | np.floating) for v in node):
+        return not any(isinstance(v, bool) for v in node)
+    return all(_numbers(v) for v in node) and len({np.shape(v) for v in node}) == 1
+
+
+def _ragged(node) -> bool:
+    """Whether ``node`` is a nesting of lists of plain numbers whose rows differ in length."""
     return (
         isinstance(node, list | tuple)
         and len(node) > 0
-        and all(isinstance(v, int | float | np.integer | np.floating) for v in node)
-        and not any(isinstance(v, bool) for v in node)
+        and all(_numbers(v) or _ragged(v) for v in node)
+        and not _numbers(node)
+    )
+
+
+def _as_array(node, argument: str) -> np.ndarray:
+    if _numbers(node):
+        return np.asarray(node, dtype=float)
+    lengths = [len(v) for v in node]
+    raise ValueError(
+        f"{argument} holds a nested list whose rows differ in length ({lengths}); an array's "
+        "rows have one length. Give a rectangular list or a NumPy array of the parameter's "
+        "shape."
     )

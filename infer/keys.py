@@ -88,6 +88,20 @@ def same_stream(recorded, other) -> bool:
     return np.array_equal(data(recorded), data(other))
 
 
+def seed_expression(record) -> str:
+    """Python that gives a run the seed it recorded (:func:`as_key`'s second element): the int
+    itself, or the key rebuilt from its data (threefry's 2 words, another PRNG's more)."""
+    if isinstance(record, numbers.Integral):
+        return str(int(record))
+    words = ", ".join(str(int(word)) for word in np.ravel(record))
+    if np.size(record) == 2:
+        return f"jax.random.wrap_key_data(np.array([{words}], np.uint32))"
+    return (
+        f'jax.random.wrap_key_data(np.array([{words}], np.uint32), impl="rbg") (or the PRNG '
+        "implementation that made it)"
+    )
+
+
 def as_jax_key(key_input) -> jax.Array:
     """The typed key of ``key_input`` (:func:`as_key`'s first element), in a compiled program
     or on the host."""

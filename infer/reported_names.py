@@ -130,13 +130,23 @@ def _check_names(shapes: Mapping, whose: str) -> None:
             )
 
 
+def element_label(name: str, event_shape: tuple, flat_index: int) -> str:
+    """The label ArviZ's summary gives element ``flat_index`` (row-major) of the parameter
+    ``name`` of shape ``event_shape``: ``name`` for a scalar, else ``name[i, j]`` (its default
+    coordinates). Every table and message of infer names elements so."""
+    if not event_shape:
+        return name
+    index = np.unravel_index(flat_index, event_shape)
+    return f"{name}[{', '.join(str(int(i)) for i in index)}]"
+
+
 def _element_labels(name: str, struct) -> set[str]:
     """The labels ArviZ gives the elements of the array ``name`` of shape ``struct.shape``
     (``x[0]``, ``x[0, 1]``: its default coordinates), when it is one; else none."""
     shape = tuple(getattr(struct, "shape", ()))
     if not shape or int(np.prod(shape)) > MAX_LABELLED:
         return set()
-    return {f"{name}[{', '.join(map(str, index))}]" for index in np.ndindex(*shape)}
+    return {element_label(name, shape, i) for i in range(int(np.prod(shape)))}
 
 
 #: Arrays of more elements than this are not labelled element by element for the check.

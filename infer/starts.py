@@ -85,7 +85,8 @@ def _stacked_if_per_chain(init, point, reference, num_chains: int | None):
     if not isinstance(init, list | tuple) or reference is None or num_chains is None:
         return point
     structure = jax.tree.structure(reference)
-    if jax.tree.structure(point) == structure:
+    reference_shapes = _shapes(reference)
+    if jax.tree.structure(point) == structure and _shapes(point) == reference_shapes:
         return point
     try:
         points = [checked_init(one) for one in init]
@@ -93,8 +94,7 @@ def _stacked_if_per_chain(init, point, reference, num_chains: int | None):
         return point
     if any(jax.tree.structure(one) != structure for one in points):
         return point
-    shapes = {tuple(np.shape(leaf) for leaf in jax.tree.leaves(one)) for one in points}
-    if len(shapes) != 1:
+    if any(_shapes(one) != reference_shapes for one in points):
         return point
     if len(points) != num_chains:
         raise ValueError(
@@ -103,6 +103,10 @@ def _stacked_if_per_chain(init, point, reference, num_chains: int | None):
             "its own jitter around it)."
         )
     return jax.tree.map(lambda *leaves: jnp.stack(leaves), *points)
+
+
+def _shapes(point) -> tuple:
+    return tuple(np.shape(leaf) for leaf in jax.tree.leaves(point))
 
 
 def _warn_if_per_chain_was_meant(target: Target, point, num_chains: int | None) -> None:

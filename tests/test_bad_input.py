@@ -142,6 +142,12 @@ def test_a_list_of_numbers_as_init_is_one_vector():
     assert target.init.shape == (2,)
     nested = infer.Target(lambda p: -jnp.sum(p["b"] ** 2), init={"a": 0.0, "b": (1.0, 2.0)})
     assert nested.init["b"].shape == (2,)
+    # a nested list is one array, as NumPy reads it: it was split into parameters m.0, m.1
+    # and refused as "missing m; not the target's: m.0, m.1"
+    matrix = infer.Target(lambda p: -jnp.sum(p["m"] ** 2), init={"m": [[1.0, 2.0], [3.0, 4.0]]})
+    np.testing.assert_array_equal(matrix.init["m"], [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match=r"init holds a nested list whose rows differ in length"):
+        infer.Target(lambda p: -jnp.sum(p["m"] ** 2), init={"m": [[1.0, 2.0], [3.0]]})
 
 
 def test_a_log_density_without_a_data_parameter_given_data_is_told_how_it_is_called():
@@ -964,6 +970,13 @@ def test_a_list_of_points_is_one_point_per_chain():
     np.testing.assert_allclose(result.draws["a"][:, 0], starts, atol=1e-4)
     with pytest.raises(ValueError, match=r"init is a list of 2 points, but this run has num_c"):
         infer.sample(0, target, infer.rwmh(), **(kept | {"num_chains": 3}))
+    # the same nested list is one point of a (2, 2) target, whatever num_chains: with three
+    # chains its rows were read as two points of a (2,)-shaped target, and refused
+    square = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros((2, 2)))
+    result = infer.sample(
+        0, square, infer.rwmh(step_size=1e-6), **(kept | {"num_chains": 3, "init_jitter": 1e-6})
+    )
+    np.testing.assert_allclose(result.draws["x"][:, 0], [starts] * 3, atol=1e-4)
 
 
 def test_a_dict_init_with_keys_of_mixed_types_is_named():

@@ -11,6 +11,7 @@ import textwrap
 import time
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
@@ -19,6 +20,7 @@ from short_runs import NORMAL_3D, SAMPLERS, SHORT
 
 import infer
 from infer import checkpoint as checkpoints
+from infer import convergence
 from models import targets
 
 pytestmark = pytest.mark.slow  # a module `make test-fast` leaves out
@@ -154,8 +156,20 @@ def test_resume_refuses_another_sampler_target_or_seed():
     other = infer.Target(lambda x: -0.5 * jnp.sum((x - 1) ** 2), init=jnp.zeros(3), name="other")
     with pytest.raises(ValueError, match=r"target: 'normal_3d' in the saved run, 'other' now"):
         infer.sample(0, other, infer.rwmh(), num_samples=20, resume=first)
-    with pytest.raises(ValueError, match=r"random streams, made from seed 0; pass that seed"):
+    with pytest.raises(ValueError, match=r"streams, made from the seed 0; pass that as rng_key"):
         infer.sample(1, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first)
+    # a key's seed is told as Python that rebuilds the key (it was its data, a list, which
+    # rng_key refuses)
+    keyed = infer.sample(
+        jax.random.fold_in(jax.random.key(0), 7), NORMAL_3D, infer.rwmh(), num_samples=20, **RUN
+    )
+    with pytest.raises(ValueError, match=r"made from the seed (.*\)); pass that as") as refused:
+        infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=keyed)
+    rebuilt = eval(refused.value.args[0].split("the seed ")[1].split("; pass")[0])
+    assert (
+        infer.sample(rebuilt, NORMAL_3D, infer.rwmh(), num_samples=20, resume=keyed).num_samples
+        == 20
+    )
     with pytest.raises(ValueError, match=r"thin: '1' in the saved run, '2' now"):
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=20, resume=first, thin=2)
     with pytest.raises(  # the sampler's settings, the one that differs
@@ -194,7 +208,7 @@ def test_checkpointed_run_resumes_from_its_folder(tmp_path):
     assert said[0].filename == __file__  # the user's line, not infer's (it was driver.py)
     with pytest.raises(ValueError, match="already holds a run's checkpoints"):
         infer.sample(5, NORMAL_3D, infer.mala(), num_samples=100, checkpoint=folder, **RUN)
-    with pytest.raises(ValueError, match=r"made from seed 5; pass that seed \(got 6\)"):
+    with pytest.raises(ValueError, match=r"made from the seed 5; pass that as rng_key \(got 6\)"):
         infer.sample(6, NORMAL_3D, infer.mala(), num_samples=100, resume=folder, **RUN)
     chains_default = {k: v for k, v in RUN.items() if k != "num_chains"}
     with warnings.catch_warnings():
@@ -336,6 +350,15 @@ def test_until_with_superchains_judges_nested_rhat():
     assert np.max(chain_stats.rhat(draws)) > 1.01  # the plain rule would have gone on
 
 
+def test_until_names_a_matrix_s_elements_as_the_summary_does():
+    """A shortfall of ``until=`` names the summary's row: ``c[0, 1]``, not the flat ``c[1]``."""
+    draws = np.random.default_rng(0).normal(size=(4, 50, 2, 2))
+    rule = infer.converged(rhat=1.0001, ess=1e6, max_samples=100)  # nothing meets it
+    failing = convergence.shortfalls({"c": draws, "s": draws[..., 0, 0]}, rule)
+    rows = infer.summary(infer.Result.from_draws({"c": draws, "s": draws[..., 0, 0]})).index
+    assert sorted(failing) == sorted(rows) == ["c[0, 0]", "c[0, 1]", "c[1, 0]", "c[1, 1]", "s"]
+
+
 @pytest.mark.thorough  # a warning, 3 s
 def test_until_warns_naming_the_parameters_that_fell_short():
     funnel = targets.get("funnel")
@@ -355,8 +378,6 @@ def test_until_checks_compile_once_and_large_runs_pad_to_powers_of_two(monkeypat
     """Checks after 200, 400 and 600 draws: padded to ``max_samples``, one statistics program;
     past ``ONE_PROGRAM_VALUES``, padded to 512 and 1024, two. The verdicts are the same."""
     from test_driver import count_compilations
-
-    from infer import convergence
 
     draws = np.random.default_rng(0).normal(size=(4, 600, 5)).cumsum(axis=1)  # random walks
     rule = infer.converged(rhat=1.01, ess=400, max_samples=600)
