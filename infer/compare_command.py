@@ -95,11 +95,16 @@ def _save_finished(results: dict, folder) -> str:
         result.save(folder / f"{name}.nc")
     saved = ", ".join(f"{name}.nc" for name in results)
     files = " ".join(shlex.quote(str(folder / f"{name}.nc")) for name in results)
-    retired = f" The earlier report's {', '.join(removed)} were removed." if removed else ""
+    retired = (
+        f" Report files that were in the folder (an earlier report's, or this one's, half "
+        f"made) are removed: {', '.join(removed)}."
+        if removed
+        else ""
+    )
     return (
-        f"The finished runs are saved in {folder}: {saved} (infer.load reads them); the table "
-        f"and the report were not made: `infer report {files}` makes them from these runs, "
-        f"or run the command again.{retired}"
+        f"The finished runs are saved in {folder}: {saved} (infer.load reads them); the report "
+        f"(its table files, pages and pictures) was not written: `infer report {files}` makes "
+        f"it from these runs, or run the command again.{retired}"
     )
 
 

@@ -11,6 +11,7 @@ several.
 from __future__ import annotations
 
 import math
+import textwrap
 import warnings
 from pathlib import Path
 
@@ -64,6 +65,13 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
     cut = "" if kind == "ppc" else cut_note(results, kind, var_names, names, coords)
     odd = "" if kind == "ppc" else odd_note(results, kind, names, coords)
     return f"{label} on {on}: {caption(kind, min_ess, marks(kind, results, truth))}{cut}{odd}"
+
+
+def _wrapped(title: str, width_inches: float, fontsize: float = 10) -> str:
+    """``title``'s lines broken to fit a figure ``width_inches`` wide (a character of a
+    ``fontsize``-point font is about 0.6 of it wide): long notes were cut at both edges."""
+    characters = max(40, int(width_inches * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, characters) for line in title.split("\n"))
 
 
 def white_noise_band(num_draws: int) -> float:
@@ -217,7 +225,9 @@ def plot(
         # the title's note says which components never change or have a stuck chain
         warnings.filterwarnings("ignore", "Your data appears to have a single value")
         collection = _draw(kind, results, first, options, truth, names, min_ess)
-    _figure(collection).suptitle(title, fontsize=10)
+    figure = _figure(collection)
+    beside = 2.0 if figure.legends else 0.0  # a legend at the top right (forest's)
+    figure.suptitle(_wrapped(title, figure.get_figwidth() - beside), fontsize=10)
     if path is None:
         return collection
     save_png(collection, path)

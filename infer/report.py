@@ -22,6 +22,7 @@ SHOWN_COLUMNS = {
     "min_ess_bulk": ("ESS bulk (min)", "{:.0f}"),
     "median_ess_bulk": ("ESS bulk (median)", "{:.0f}"),
     "min_ess_tail": ("ESS tail (min)", "{:.0f}"),
+    "median_ess_tail": ("ESS tail (median)", "{:.0f}"),
     "max_rhat": ("R-hat (max)", "{:.4f}"),  # 1.0104 > 1.01 is flagged; 1.010 read as not
     "max_nested_rhat": ("nested R-hat (max)", "{:.4f}"),
     "max_mcse_mean": ("MCSE mean (max)", "{:.3g}"),

@@ -76,6 +76,8 @@ def test_compare_prints_the_table_and_writes_the_report(tmp_path, capsys):
     header, rule = markdown.splitlines()[:2]  # as many cells as the rule has: |z| escaped
     assert header.replace("\\|", "").count("|") == rule.count("|") and "max \\|z\\|" in header
     assert "ESS/1k evals" in header and "per 1,000 log-density" in markdown  # shown there
+    # "ESS minimum and median" is said of both ESS: the tail's median was left out
+    assert "ESS tail (median)" in header and "ESS minimum and median" in markdown
     page = (folder / "index.html").read_text()
     for src in ("forest.png", "trace_nuts.png", "rank_nuts.png", "rejection.nc"):
         assert src in page
@@ -345,7 +347,8 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     is the first test's RWMH, whose program it reuses.)"""
     from infer import report
 
-    def interrupted(*args, **kwargs):
+    def interrupted(results, table, folder, **kwargs):
+        (folder / "trace_rwmh.png").write_bytes(b"")  # the first picture of this report
         raise KeyboardInterrupt  # as Ctrl-C does, in the middle of writing the report
 
     monkeypatch.setattr(report, "write_report", interrupted)
@@ -354,6 +357,11 @@ def test_ctrl_c_while_the_report_is_written_ends_with_one_line_and_code_130(
     assert cli.main(argv) == 130
     said = capsys.readouterr()
     assert "infer compare: interrupted. The finished runs are saved in" in said.out
+    # the picture was this report's own: it was called "the earlier report's"
+    assert "(an earlier report's, or this one's, half made) are removed: trace_rwmh.png" in (
+        " ".join(said.out.split())
+    )
+    assert not (tmp_path / "normal_1d" / "trace_rwmh.png").exists()
     assert "Traceback" not in said.err
     assert infer.load(tmp_path / "normal_1d" / "rwmh.nc").sampler == "rwmh"
 
