@@ -24,6 +24,8 @@ import numpy as np
 
 from infer import random_bits
 from infer.envelopes import alias_pick, alias_table_traced
+from infer.outside_values import function_key
+from infer.placement import PROGRAMS
 
 __all__ = [
     "TOLERANCE",
@@ -335,27 +337,23 @@ def default_start_points(
     if finite_lo and finite_hi:
         width = upper - lower
         return np.array([lower + 0.05 * width, lower + 0.5 * width, upper - 0.05 * width])
-    value = jax.jit(logdensity_fn)
+    value, value_and_slope = _search_programs(logdensity_fn)
     start = lower + 1.0 if finite_lo else (upper - 1.0 if finite_hi else 0.0)
     if derivative_free:
         return _secant_start_points(value, lower, upper, start)
-    grad = jax.jit(jax.grad(logdensity_fn))
-
-    def slope(x):
-        return float(grad(jnp.asarray(x, jnp.result_type(float))))
-
     near_lo, near_hi = lower + 1e-9 * (1 + abs(lower)), upper - 1e-9 * (1 + abs(upper))
     left, right, step, peak = start, start, 1.0, -math.inf
     inward = {}  # side -> the outermost point seen sloping towards the mode
     for _ in range(60):  # grow a bracket [left, right] that falls away from the mode
-        values = [float(value(jnp.asarray(x))) for x in (left, right)]
+        both = value_and_slope(np.array([left, right], jnp.result_type(float)))
+        values, slopes = np.asarray(both[0]).tolist(), np.asarray(both[1]).tolist()
         peak = max([peak, *(v for v in values if math.isfinite(v))])
         ends = []
-        for side, x, v, sign, at_bound in (
-            ("left", left, values[0], 1.0, finite_lo and left <= near_lo),
-            ("right", right, values[1], -1.0, finite_hi and right >= near_hi),
+        for side, x, v, g, sign, at_bound in (
+            ("left", left, values[0], slopes[0], 1.0, finite_lo and left <= near_lo),
+            ("right", right, values[1], slopes[1], -1.0, finite_hi and right >= near_hi),
         ):
-            rise = sign * slope(x) if math.isfinite(v) else 0.0
+            rise = sign * g if math.isfinite(v) else 0.0
             if rise > 0:
                 inward[side] = x
             # an end at the domain's bound, or sloping towards the mode enough to fall a log
@@ -380,6 +378,20 @@ def default_start_points(
         step *= 2.0
     outside = [x for x in (left, right) if not math.isfinite(value(jnp.asarray(x)))]
     _no_start_points(outside[0] if outside else None)
+
+
+def _search_programs(logdensity_fn: Callable) -> tuple[Callable, Callable]:
+    """``(value(x), value_and_slope(xs))``, the start-point search's programs, compiled once
+    per log density and the values it reads from outside (held in the program cache): built
+    anew in each call, they compiled in each call (30 ms of a 2,000,000-draw run's 160)."""
+
+    def build():
+        value_and_slope = jax.vmap(jax.value_and_grad(logdensity_fn))
+        return jax.jit(logdensity_fn), jax.jit(value_and_slope)
+
+    dtype = str(jnp.result_type(float))
+    programs, _ = PROGRAMS.get(("ars-start-search", function_key(logdensity_fn), dtype), build)
+    return programs
 
 
 def _no_start_points(outside: float | None):
