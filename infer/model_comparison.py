@@ -65,13 +65,14 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             "and elpd_loo only compares models of the same data."
         ]
     scored = {name: _observations(tree) for name, tree in originals.items()}
-    trees = {name: tree for name, (tree, _) in scored.items()}
-    if empty := [name for name, tree in trees.items() if not tree["log_likelihood"][JOINT].size]:
+    trees = {name: tree for name, (tree, _, _) in scored.items()}
+    constants = {name: constant for name, (_, _, constant) in scored.items()}
+    if empty := [name for name, (_, index, _) in scored.items() if not index.size]:
         return {}, [
             f"LOO columns left out: every observation of {', '.join(empty)} is masked (its log "
             "likelihood is 0 in every draw), so there is nothing to leave out."
         ]
-    kept = {name: frozenset(index.tolist()) for name, (_, index) in scored.items()}
+    kept = {name: frozenset(index.tolist()) for name, (_, index, _) in scored.items()}
     if len(set(kept.values())) > 1:
         total = next(iter(counts.values()))
         listed = ", ".join(f"{name}: {len(index)}" for name, index in kept.items())
@@ -81,15 +82,11 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             "and elpd_loo sums over the observations scored. Mask the same observations in "
             "every model."
         ]
-    import arviz_stats
-
     rows, messages = {}, []
     for name, result in results.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ArviZ's own k-hat warning: ours names the model
-            tree, var_name = trees[name], JOINT
-            loo = arviz_stats.loo(tree, var_name=var_name, pointwise=True)
-        if not np.isfinite(float(loo.elpd)):
+        tree, var_name = trees[name], JOINT
+        elpd, se, p_loo, k_hat = _loo(tree, constants[name])
+        if not np.isfinite(elpd):
             messages.append(_nonfinite_message(name, result, tree, var_name))
         if joined := _sites_scored_as_one(originals[name]):
             messages.append(
@@ -98,24 +95,42 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
                 "plate), so elpd_loo leaves all of them out at once, as one observation. Put "
                 "the observations in a numpyro.plate for one log likelihood each."
             )
-        k_hat = np.asarray(loo.pareto_k)
         values = np.asarray(tree["log_likelihood"][JOINT])
         finite = np.isfinite(values).all(axis=(0, 1))  # the others have their own message
         bad = int(np.sum(k_hat[finite] > K_LIMIT))
-        rows[name] = {
-            "elpd_loo": float(loo.elpd),
-            "elpd_loo_se": float(loo.se),
-            "p_loo": float(loo.p),
-            "pareto_k_above_0.7": bad,
-        }
+        rows[name] = {"elpd_loo": elpd, "elpd_loo_se": se, "p_loo": p_loo, COLUMNS[3]: bad}
         if bad:
+            total = k_hat.size + constants[name].size
             messages.append(
-                f"{name} ({result.target}): {bad} of {k_hat.size} observations have Pareto "
+                f"{name} ({result.target}): {bad} of {total} observations have Pareto "
                 f"k-hat above {K_LIMIT}, so its elpd_loo is unreliable: those observations "
                 "are very influential. Refit without them (exact LOO), or use K-fold "
                 "cross-validation, or a model that fits them better."
             )
     return rows, messages
+
+
+def _loo(tree, constants: np.ndarray) -> tuple[float, float, float, np.ndarray]:
+    """``(elpd_loo, its SE, p_loo, Pareto k-hat of each varying observation)``: PSIS-LOO
+    (``arviz_stats.loo``) of the varying observations in ``tree``, and the ``constants``, the
+    log likelihoods of observations that are the same in every draw, added as ArviZ would
+    count them (each an elpd of its value and no p_loo; in the SE among all the observations).
+    PSIS cannot fit their equal weights (ArviZ raised "All tail values are the same")."""
+    import arviz_stats
+
+    joint = tree["log_likelihood"][JOINT]
+    if joint.size:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # ArviZ's own k-hat warning: ours names the model
+            loo = arviz_stats.loo(tree, var_name=JOINT, pointwise=True)
+        if not constants.size:
+            return float(loo.elpd), float(loo.se), float(loo.p), np.asarray(loo.pareto_k)
+        pointwise, p_loo, k_hat = np.asarray(loo.elpd_i), float(loo.p), np.asarray(loo.pareto_k)
+    else:
+        pointwise, p_loo, k_hat = np.zeros(0), 0.0, np.zeros(0)
+    every = np.concatenate([np.ravel(pointwise), constants])
+    se = float(np.sqrt(every.size * np.var(every, ddof=1))) if every.size > 1 else 0.0
+    return float(np.sum(every)), se, p_loo, k_hat
 
 
 def _count_mismatch(originals: dict, counts: dict) -> str:
@@ -212,13 +227,15 @@ JOINT = "all_observations"
 
 
 def _observations(tree):
-    """``(tree, scored)``: a copy of ``tree`` whose ``log_likelihood`` group holds one variable
-    ``all_observations`` (chain, draw, observation): every site's observations stacked by
-    ``arviz_base.dataset_to_dataarray``, less those whose log likelihood is 0 in every draw:
-    masked ones (``obs_mask=``, ``handlers.mask``), or an observation certain under every
-    draw. PSIS cannot fit their constant ratios, and each adds exactly 0 to elpd_loo and
-    p_loo, so leaving them out changes neither; ``scored``: the indices of those kept (models
-    are matched on their count before this, and on these after)."""
+    """``(tree, scored, constants)``: a copy of ``tree`` whose ``log_likelihood`` group holds
+    one variable ``all_observations`` (chain, draw, observation): every site's observations
+    stacked by ``arviz_base.dataset_to_dataarray``, less those whose log likelihood is the
+    same in every draw, which PSIS cannot fit. Those that are 0 (masked ones, ``obs_mask=``,
+    ``handlers.mask``, or an observation certain under every draw) add exactly 0 to elpd_loo
+    and p_loo and are not scored; ``constants`` holds the others' values (an observation that
+    no latent parameter reaches, such as a regression's at ``x = 0`` without an intercept),
+    which :func:`_loo` adds. ``scored``: the indices of the observations not 0 throughout
+    (models are matched on their count before this, and on these after)."""
     import arviz_base
     import xarray as xr
 
@@ -228,8 +245,11 @@ def _observations(tree):
     )
     values = np.asarray(joint)
     observed = np.flatnonzero(~np.all(values == 0.0, axis=(0, 1)))
-    if observed.size < values.shape[2]:
-        joint = joint.isel(observation=observed)
+    same = np.all(values == values[:1, :1], axis=(0, 1)) & np.isfinite(values[0, 0])
+    varying = np.flatnonzero(~same)
+    if varying.size < values.shape[2]:
+        joint = joint.isel(observation=varying)
     tree = tree.copy()
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({JOINT: joint}, attrs=group.attrs))
-    return tree, observed
+    constants = values[0, 0][same & ~np.all(values == 0.0, axis=(0, 1))]
+    return tree, observed, constants.astype(np.float64)

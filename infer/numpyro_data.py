@@ -49,8 +49,17 @@ def raise_naming_arguments(model: Callable, args: tuple, kwargs: dict, err: Exce
         ) from err
     named = _named(model, args, kwargs)
     shown = ", ".join(f"{name} {_described(value)}" for name, value in named.items())
+    said = validation.error_line(err).rstrip(".")
+    if "distribution got invalid" in said:  # NumPyro's check of a distribution's parameters
+        raise type(err)(
+            f"calling the model on its arguments ({shown}) raised {said}: a distribution was "
+            "given a parameter outside its support (a negative scale, a probability above "
+            "1), by a constant in the model, from a sampled value (a prior whose support is "
+            "not the parameter's, such as HalfNormal with a negative scale), or from the "
+            "arguments' values. Check that distribution's parameters in the model."
+        ) from err
     raise type(err)(
-        f"calling the model on its arguments ({shown}) raised {validation.error_line(err)}. "
+        f"calling the model on its arguments ({shown}) raised {said}. "
         "Check each argument's shape against what the model does with it."
     ) from err
 
@@ -115,6 +124,17 @@ def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -
             UserWarning,
             stacklevel=stacklevel,
         )
+
+
+def integer_scalar_arguments(model: Callable, args, kwargs) -> list[str]:
+    """The 0-d integer arrays among the arguments (``np.array(3)``, ``jnp.max(g) + 1``):
+    passed as data, traced, they cannot set a size (a plate's, an array's)."""
+    bound = _named(model, args, kwargs)
+    return [
+        label
+        for label, leaf in _array_leaves(model, bound)
+        if np.ndim(leaf) == 0 and np.asarray(leaf).dtype.kind in "iu"
+    ]
 
 
 def nonfinite_arguments(model: Callable, args, kwargs) -> list[str]:

@@ -10,7 +10,12 @@ import jax
 import numpy as np
 
 from infer import validation
-from infer.numpyro_data import lists_of_numbers, nonfinite_arguments, raise_naming_arguments
+from infer.numpyro_data import (
+    integer_scalar_arguments,
+    lists_of_numbers,
+    nonfinite_arguments,
+    raise_naming_arguments,
+)
 
 
 def abstract_trace(model: Callable, args, kwargs) -> dict:
@@ -118,6 +123,13 @@ def _explain_trace_failure(model: Callable, args, kwargs, err: Exception, traced
     cause = f"({validation.error_line(err)})"
     if traced == "samples" and _fails_on_jax_arrays_alone(model, args, kwargs):
         traced = "data"  # int(g.max()) of a jnp argument is traced too: the data's fault
+    if traced == "data" and (sizes := integer_scalar_arguments(model, args, kwargs)):
+        raise TypeError(
+            f"the model's argument(s) {', '.join(sizes)} are 0-d integer arrays, and the "
+            f"model fails on them traced {cause}. Target.from_numpyro passes array "
+            "arguments as data into one compiled program, where a size (a plate's, an "
+            f"array's) cannot come from one: pass {', '.join(f'int({s})' for s in sizes)}."
+        ) from err
     if traced == "data":
         raise TypeError(
             f"the model runs on its arguments as concrete arrays but not traced {cause}. "

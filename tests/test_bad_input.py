@@ -695,6 +695,36 @@ def test_a_numpyro_models_list_argument_is_named():
             infer.Target.from_numpyro(model, np.ones(3), y=observed)
 
 
+def test_a_plate_size_given_as_a_0d_array_is_named():
+    """``np.array(3)`` or ``jnp.max(g) + 1`` as a plate's size failed with advice to use jnp
+    operations and no word of which argument; the user wrote no control flow."""
+
+    def model(g, num_groups, y=None):
+        with numpyro.plate("groups", num_groups):
+            theta = numpyro.sample("theta", dist.Normal(0.0, 1.0))
+        with numpyro.plate("obs", g.shape[0]):
+            numpyro.sample("y", dist.Normal(theta[g], 1.0), obs=y)
+
+    g, y = np.array([0, 1, 2, 1]), np.ones(4)
+    for size in (np.array(3), jnp.max(g) + 1):
+        with pytest.raises(TypeError, match=r"argument\(s\) num_groups are 0-d integer arr.*int"):
+            infer.Target.from_numpyro(model, g, size, y=y)
+    assert infer.Target.from_numpyro(model, g, 3, y=y).init["theta"].shape == (3,)
+
+
+def test_a_distribution_given_an_invalid_parameter_is_not_blamed_on_shapes():
+    """NumPyro's "got invalid scale parameter." came with advice to check the arguments'
+    shapes (and a doubled full stop); the cause was a constant in the model."""
+
+    def model(y):
+        scale = numpyro.sample("scale", dist.HalfNormal(-1.0))  # a negative scale: a typo
+        numpyro.sample("y", dist.Normal(0.0, scale), obs=y)
+
+    with pytest.raises(ValueError, match=r"invalid scale parameter: a distribution was given") as e:
+        infer.Target.from_numpyro(model, np.ones(3))
+    assert "shape" not in str(e.value) and ".." not in str(e.value)
+
+
 def test_a_numpyro_model_that_fails_on_its_arguments_names_their_shapes():
     """NumPyro's bare "Incompatible shapes for broadcasting" did not say which argument."""
 

@@ -161,6 +161,26 @@ def test_observations_scored_as_one_are_warned_about(runs):
     assert "elpd_loo" not in table.columns
 
 
+def test_an_observation_no_parameter_reaches_adds_its_constant_log_likelihood(runs):
+    """An observation whose log likelihood is the same in every draw (a regression's at
+    x = 0 with no intercept) made infer.compare fail inside ArviZ ("All tail values are the
+    same"). It adds its value to elpd_loo and nothing to p_loo; the SE is ArviZ's over every
+    observation: the reference is ArviZ's LOO of the others."""
+    import arviz_stats
+
+    linear = runs["linear"][1]
+    values = np.array(linear.groups["log_likelihood"]["y"], np.float64)
+    values[..., 0] = -1.25
+    table = infer.compare({"fixed": _with_log_likelihood(linear, values)}, warn=False)
+    others = _with_log_likelihood(linear, values[..., 1:]).to_arviz()
+    loo = arviz_stats.loo(others, var_name="y", pointwise=True)
+    every = np.append(np.asarray(loo.elpd_i), -1.25)
+    row = table.loc["fixed"]
+    assert row["elpd_loo"] == pytest.approx(float(loo.elpd) - 1.25, rel=1e-12)
+    assert row["p_loo"] == pytest.approx(float(loo.p), rel=1e-12)
+    assert row["elpd_loo_se"] == pytest.approx(np.sqrt(100 * np.var(every, ddof=1)), rel=1e-12)
+
+
 def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
     linear, constant = runs["linear"][1], runs["constant"][1]
     fewer = _with_log_likelihood(constant, constant.groups["log_likelihood"]["y"][..., :60])
