@@ -146,7 +146,7 @@ def _element_labels(name: str, struct) -> set[str]:
     shape = tuple(getattr(struct, "shape", ()))
     if not shape or int(np.prod(shape)) > MAX_LABELLED:
         return set()
-    return {element_label(name, shape, i) for i in range(int(np.prod(shape)))}
+    return {f"{name}[{', '.join(map(str, index))}]" for index in np.ndindex(*shape)}
 
 
 #: Arrays of more elements than this are not labelled element by element for the check.
