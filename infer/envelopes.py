@@ -301,26 +301,28 @@ def _uncovered(logdensity_fn, proposal: Proposal, num_points: int, init):
     return points, target_has & proposal_lacks
 
 
-def violations_are_trouble(num_violations: int, max_log_excess: float, num_nonfinite: int):
+def violations_are_trouble(num_violations: int, num_infinite: int) -> bool:
     """Whether every envelope violation counted was a log density of ``+inf`` (numerical
     trouble, rejected like NaN), so that the draws are still exact draws of the target where
-    it is finite; any other violation (``f > M g``) makes them inexact."""
-    return max_log_excess == math.inf and num_violations <= num_nonfinite
+    it is finite; any other violation (``f > M g``) makes them inexact. (NaN densities are
+    not violations, and once made room for real ones here.)"""
+    return num_violations <= num_infinite
 
 
 def warn_on_violations(
     num_violations: int,
     num_proposals: int,
     max_log_excess: float,
-    num_nonfinite: int = 0,
+    num_infinite: int = 0,
     envelope: Envelope | None = None,
 ) -> None:
-    """Warn with the count and the largest ratio ``f / (M g)`` seen; a density of ``+inf``
-    (numerical trouble, rejected, counted as a violation) is said to be one. The advice
-    depends on whether ``envelope`` was given or found (its search fell short)."""
+    """Warn with the count and the largest ratio ``f / (M g)`` seen where ``f`` is finite
+    (``max_log_excess``); a density of ``+inf`` (numerical trouble, rejected, counted as a
+    violation: ``num_infinite`` of them) is said to be one. The advice depends on whether
+    ``envelope`` was given or found (its search fell short)."""
     if num_violations <= 0:
         return
-    if violations_are_trouble(num_violations, max_log_excess, num_nonfinite):
+    if violations_are_trouble(num_violations, num_infinite):
         message = (
             f"rejection sampling: {num_violations} of {num_proposals} proposals had a log "
             "density of +inf: numerical trouble, not density, so they were rejected (and count "
@@ -328,20 +330,24 @@ def warn_on_violations(
             "the target's log density there (a log of 0, a division by 0)."
         )
     else:
-        largest = (
-            "inf" if max_log_excess == math.inf else f"{math.exp(min(max_log_excess, 700.0)):.4g}"
-        )
+        largest = f"{math.exp(min(max_log_excess, 700.0)):.4g}"
         fix = "Raise log_envelope, or pass log_envelope=None to have it found."
-        if envelope is not None and envelope.source == "found" and max_log_excess < math.inf:
+        if envelope is not None and envelope.source == "found":
             fix = (
                 f"The envelope was found (log M = {envelope.log_envelope:.4g}) by a search "
                 "that missed the largest f/g, in a region its pilot draws did not reach: pass "
                 f"log_envelope={envelope.log_envelope + max_log_excess + 0.05:.4g} or more, or "
                 "raise safety_margin."
             )
+        infinite = (
+            f" ({num_infinite} more had a log density of +inf, rejected as numerical trouble)"
+            if num_infinite
+            else ""
+        )
         message = (
-            f"rejection sampling: {num_violations} of {num_proposals} proposals had f > M*g "
-            f"(largest f/(M*g) = {largest}); the draws are not exact. {fix} If a larger M "
+            f"rejection sampling: {num_violations - num_infinite} of {num_proposals} proposals "
+            f"had f > M*g (largest f/(M*g) = {largest}){infinite}; the draws are not exact. "
+            f"{fix} If a larger M "
             "still gives violations, f/g may grow without bound (a proposal with lighter "
             "tails than the target's, such as a Normal under a Student-t): no M covers it, "
             "so use a proposal with heavier tails (a Cauchy or Student-t)."

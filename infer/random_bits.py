@@ -22,7 +22,7 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["uniform", "words"]
+__all__ = ["bernoulli_log", "uniform", "words"]
 
 
 def _threefry(rng_key: jax.Array) -> bool:
@@ -50,3 +50,20 @@ def uniform(rng_key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
     bits = words(rng_key, count).reshape(shape)
     one = np.array(1.0, np.float32).view(np.uint32)
     return jax.lax.bitcast_convert_type((bits >> 9) | one, jnp.float32) - 1.0
+
+
+def bernoulli_log(rng_key: jax.Array, log_p: jax.Array) -> jax.Array:
+    """``u < exp(log_p)`` for a uniform ``u`` each, ``log_p``'s shape: the rejection
+    sampler's accept test. In float32 ``u`` takes all 32 bits of its random word
+    (``jax.random.uniform`` keeps 23, and its ``u`` is 0 with probability 2**-23, which
+    accepted any proposal at least that often): True with probability ``exp(log_p)`` up to
+    2**-32, at the cost of a float32 uniform, and with the same decision as one except in a
+    straddled bin of width 2**-23 (the extra bits refine it)."""
+    q = jnp.exp(log_p)
+    if log_p.dtype != jnp.float32:
+        return uniform(rng_key, log_p.shape, log_p.dtype) < q
+    bits = words(rng_key, log_p.size).reshape(log_p.shape)
+    high = (bits >> 9).astype(jnp.float32) * 2.0**-23  # jax.random.uniform's u
+    low = (bits & 511).astype(jnp.float32) * 2.0**-32
+    # high + low < q; q - high is exact where it matters (q < 2**-22 or high >= q / 2)
+    return (high < q) & (low < q - high)

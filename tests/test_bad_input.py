@@ -324,6 +324,14 @@ def test_an_independent_proposal_that_does_not_cover_the_target_is_warned_about(
         infer.sample(0, target, covered, num_chains=2, num_samples=200, num_warmup=0)
 
 
+def test_a_rejection_proposal_wider_than_a_target_without_init_is_named(nothing_compiled):
+    """A (2,) proposal under a scalar target with no init was told to sum its log density's
+    terms, which would have made the target two-dimensional; the proposal went unnamed."""
+    target = infer.Target(lambda x: -0.5 * x**2, name="normal")
+    with pytest.raises(ValueError, match=r"no init, so that point is a draw of the proposal"):
+        infer.sample(0, target, infer.rejection(dist.Cauchy(jnp.zeros(2), 1.0)))
+
+
 def test_proposal_of_the_wrong_dimension_for_independent_mh(nothing_compiled):
     sampler = infer.independent_mh(dist.Normal(jnp.zeros(3), 1.0))
     with pytest.raises(ValueError, match=r"proposal draws have shape \(3,\) .* \(2,\);.*dist"):

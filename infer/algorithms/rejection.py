@@ -44,7 +44,6 @@ __all__ = [
     "init",
     "build_kernel",
     "draw",
-    "accept",
     "find_log_envelope",
     "as_top_level_api",
 ]
@@ -86,9 +85,11 @@ class DrawOutput(NamedTuple):
         positions: pytree of arrays with leading axis ``num_draws``.
         num_accepted: accepted proposals, including any past the buffer's end. Scalar int.
         num_proposals: proposals made. Scalar int.
-        num_violations: proposals with ``f > M g``. Scalar int.
-        max_log_excess: largest ``log f - log g - log M`` seen (positive means a violation).
+        num_violations: proposals with ``f > M g``, ``f = +inf`` among them. Scalar int.
+        max_log_excess: largest ``log f - log g - log M`` seen where ``f`` is finite
+            (positive means a violation).
         num_nonfinite: proposals whose log density was NaN or ``+inf`` (rejected). Scalar int.
+        num_infinite: those whose log density was ``+inf``. Scalar int.
     """
 
     positions: object
@@ -97,6 +98,7 @@ class DrawOutput(NamedTuple):
     num_violations: jax.Array
     max_log_excess: jax.Array
     num_nonfinite: jax.Array
+    num_infinite: jax.Array
 
 
 def draw(
@@ -124,7 +126,7 @@ def draw(
         return (count < num_draws) & (batches < max_batches)
 
     def one_batch(carry):
-        buffer, count, batches, violations, max_excess, nonfinite = carry
+        buffer, count, batches, violations, max_excess, nonfinite, infinite = carry
         key_batch = jax.random.fold_in(rng_key, batches)
         key_proposal, key_accept = jax.random.split(key_batch)
         positions, proposal_logdensity = proposal.sample_with_log_prob(key_proposal, batch_size)
@@ -146,18 +148,18 @@ def draw(
             round_off = 8 * jnp.finfo(log_excess.dtype).eps * (1.0 + size)
             return (
                 jnp.sum(finite_or_inf > round_off, dtype=jnp.int32),
-                jnp.max(finite_or_inf),
+                jnp.max(jnp.where(finite_or_inf < jnp.inf, finite_or_inf, -jnp.inf)),
                 jnp.sum(bad, dtype=jnp.int32),
+                jnp.sum(logdensity == jnp.inf, dtype=jnp.int32),
             )
 
-        batch_violations, batch_max_excess, batch_nonfinite = jax.lax.cond(
-            signal > 0,
-            count_them,
-            lambda: (jnp.zeros((), jnp.int32), signal, jnp.zeros((), jnp.int32)),
+        zero = jnp.zeros((), jnp.int32)
+        batch_violations, batch_max_excess, batch_nonfinite, batch_infinite = jax.lax.cond(
+            signal > 0, count_them, lambda: (zero, signal, zero, zero)
         )
         # NaN or +inf in f rejects (+inf also counts as a violation).
         log_excess = jnp.where(logdensity < jnp.inf, log_excess, -jnp.inf)
-        accepted = accept(key_accept, log_excess)
+        accepted = random_bits.bernoulli_log(key_accept, log_excess)  # u < exp(log_excess)
         slot = jnp.where(accepted, jnp.cumsum(accepted) - 1 + count, num_draws)
         buffer = jax.tree.map(lambda b, x: b.at[slot].set(x, mode="drop"), buffer, positions)
         return (
@@ -167,29 +169,15 @@ def draw(
             violations + batch_violations,
             jnp.maximum(max_excess, batch_max_excess),
             nonfinite + batch_nonfinite,
+            infinite + batch_infinite,
         )
 
-    carry = (buffer, zero, zero, zero, jnp.asarray(-jnp.inf), zero)
-    buffer, count, batches, violations, max_excess, nonfinite = jax.lax.while_loop(
+    carry = (buffer, zero, zero, zero, jnp.asarray(-jnp.inf), zero, zero)
+    buffer, count, batches, violations, max_excess, nonfinite, infinite = jax.lax.while_loop(
         keep_going, one_batch, carry
     )
-    return DrawOutput(buffer, count, batches * batch_size, violations, max_excess, nonfinite)
-
-
-def accept(rng_key, log_excess):
-    """``u < exp(log_excess)`` for a uniform ``u`` each. In float32 ``u`` takes all 32 bits
-    of its random word (``jax.random.uniform`` keeps 23, and its ``u`` is 0 with probability
-    2**-23, which accepted any proposal at least that often): a proposal is accepted with
-    its probability up to 2**-32, at the cost of a float32 uniform, and with the same
-    decision as one except in a straddled bin of width 2**-23 (the extra bits refine it)."""
-    q = jnp.exp(log_excess)
-    if log_excess.dtype != jnp.float32:
-        return random_bits.uniform(rng_key, log_excess.shape, log_excess.dtype) < q
-    bits = random_bits.words(rng_key, log_excess.size).reshape(log_excess.shape)
-    high = (bits >> 9).astype(jnp.float32) * 2.0**-23  # jax.random.uniform's u
-    low = (bits & 511).astype(jnp.float32) * 2.0**-32
-    # high + low < q; q - high is exact where it matters (q < 2**-22 or high >= q / 2)
-    return (high < q) & (low < q - high)
+    proposals = batches * batch_size
+    return DrawOutput(buffer, count, proposals, violations, max_excess, nonfinite, infinite)
 
 
 def init(position, logdensity_fn: Callable) -> RejectionState:
@@ -331,9 +319,18 @@ class Rejection(Sampler):
         example = jax.eval_shape(self.proposal.sample, key)
         if target.init is not None:
             self.check(target.init)
-        check_scalar_logdensity(target.logdensity, example)
+        try:
+            check_scalar_logdensity(target.logdensity, example)
+        except ValueError as err:  # without init, the proposal's draws say what a position is
+            if target.init is not None or "must return a scalar" not in str(err):
+                raise
+            raise ValueError(
+                f"{err} Target {target.name!r} has no init, so that point is a draw of the "
+                "proposal: if the target has fewer dimensions, the proposal's draws have the "
+                "wrong shape (give one shaped like the target's positions); give the target "
+                "init= to have the proposal checked against it."
+            ) from None
         if gap := coverage_gap(target.logdensity, self.proposal, target.init):
-            gap += " A piecewise-constant envelope's interval must contain the support."
             warnings.warn(gap, EnvelopeWarning, skip_file_prefixes=INFER_FRAMES)
         return (target.logdensity, self.envelope(target.logdensity))
 
@@ -376,9 +373,11 @@ class Rejection(Sampler):
             )
         violations = total("num_violations")
         max_log_excess = float(max(np.max(np.asarray(c.max_log_excess)) for c in counters))
-        nonfinite = total("num_nonfinite")
-        warn_on_violations(violations, num_proposals, max_log_excess, nonfinite, envelope)
-        exact = not violations or violations_are_trouble(violations, max_log_excess, nonfinite)
+        nonfinite, infinite = total("num_nonfinite"), total("num_infinite")
+        warn_on_violations(violations, num_proposals, max_log_excess, infinite, envelope)
+        exact = not violations or violations_are_trouble(violations, infinite)
+        if exact and infinite:  # only +inf densities exceeded M g: the largest ratio is theirs
+            max_log_excess = math.inf
         info = {
             "nonfinite_proposals": nonfinite,
             "acceptance_rate": num_accepted / num_proposals,
