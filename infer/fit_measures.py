@@ -66,6 +66,8 @@ def unsettled(info: dict) -> str | None:
     """Why a fit (its ``info``: ``elbo_trace``, ``num_steps`` by the trace's length,
     ``kl_gap``, ``pareto_k`` and its threshold, ``mean``) had not settled, or None."""
     trace = info.get("elbo_trace", ())
+    if collapsed := _collapsed_scales(info):
+        return collapsed
     if rising := elbo_rise(trace):
         return (
             f"the ELBO rose by {rising[0]:.3g} over the last {rising[1]} of {len(trace)} "
@@ -85,3 +87,25 @@ def unsettled(info: dict) -> str | None:
             "learning_rate (its draws and moments are not yet what the family can reach)."
         )
     return None
+
+
+def _collapsed_scales(info: dict) -> str | None:
+    """Why q's scales collapsed (a marginal sd below 1e-6 of its mean's size: no posterior
+    with a density looks so, and float32 draws cannot resolve it), or None: an optimizer
+    whose learning rate overshoots drives them there, and more steps do not undo it."""
+    if info.get("scale_tril") is None or info.get("mean") is None:
+        return None
+    mean, scale = np.asarray(info["mean"], float), np.asarray(info["scale_tril"], float)
+    sd = np.sqrt(np.sum(np.square(scale), axis=-1)) if scale.ndim == 2 else np.abs(scale)
+    tiny = sd < 1e-6 * (1.0 + np.abs(mean))
+    if not np.any(tiny):
+        return None
+    rate = info.get("learning_rate")
+    lower = f" (e.g. learning_rate={rate / 10:g}, a tenth)" if isinstance(rate, int | float) else ""
+    return (
+        f"q's scale collapsed: {int(tiny.sum())} of its {tiny.size} coordinates have a "
+        f"standard deviation below 1e-6 of their mean's size (the smallest {sd.min():.2g}), "
+        "which no posterior with a density has: the optimizer overshoots, with a learning "
+        f"rate too large for this target, and more steps do not undo it. Lower the learning "
+        f"rate{lower}."
+    )

@@ -160,6 +160,9 @@ def _per_example_notes(model, fns: _Functions, init, data, rest, pointwise: bool
         f"the data's leaves (shapes {shapes}) do not all hold the examples on one first axis"
     )
     fix = "Keep only per-example arrays in data; put constants in the module or the function."
+    if not shapes:  # the likelihood reads its data from outside
+        no_examples = "no data= was given (the likelihood reads its data from elsewhere)"
+        fix = "Pass the examples as data=(x, y), read as log_likelihood_fn(module, data)."
     loglik = functools.partial(_with_rest, fns.loglik_fn, rest)
     why_not_a_sum = None if num_data is None else not_a_sum(loglik, init, data, pointwise)
     if why_not_a_sum:

@@ -189,7 +189,8 @@ def advi(
     result = _assemble_result(
         target, options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
     )
-    warn_if_untrustworthy(result.info, label, target.name, options.num_steps, total_draws)
+    checked = {**result.info, "learning_rate": options.learning_rate}  # for its advice
+    warn_if_untrustworthy(checked, label, target.name, options.num_steps, total_draws)
     return result
 
 

@@ -401,6 +401,11 @@ def test_sgld_runs_on_a_flax_target_and_the_registry_finds_it():
     assert registry.make("sgld", with_constant) is None
     with pytest.raises(KeyError, match=r"do not all hold the examples on one first axis"):
         with_constant.notes["minibatch"]
+    # no data= at all (the likelihood closes over its data): said so, where the message was
+    # of leaves "(shapes []) [that] do not all hold the examples"
+    closed = infer.Target.from_flax(TinyMLP(nnx.Rngs(0)), lambda m, d: loglik(m, (X, Y)))
+    with pytest.raises(KeyError, match=r"no data= was given .* Pass the examples as data="):
+        closed.notes["minibatch"]
 
 
 @pytest.mark.thorough  # a built-in target's minibatches, 5 s; a Flax one's stay

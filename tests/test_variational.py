@@ -107,6 +107,24 @@ def test_a_fit_that_barely_moved_is_told_to_take_more_steps():
     assert "too few" not in said[0]
 
 
+@pytest.mark.thorough  # a rarer warning, 3 s
+def test_scales_collapsed_by_a_learning_rate_too_large_are_told_to_lower_it():
+    """A learning rate of 10 on a standard normal drove q's sds to 1e-20; the warnings said
+    to raise num_steps (or learning_rate), and ten times the steps changed nothing. The
+    default learning rate on the same target leaves the scales alone."""
+    target = infer.Target(
+        lambda p: -0.5 * jnp.sum((p["a"] - 1.0) ** 2) - 0.5 * p["b"] ** 2,
+        init={"a": jnp.zeros(2), "b": jnp.zeros(())},
+        name="standard",
+    )
+    with pytest.warns(infer.DiagnosticWarning, match=r"q's scale collapsed.*learning_rate=1\b"):
+        infer.advi(0, target, num_steps=200, learning_rate=10.0, num_draws=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.advi(0, target, num_steps=200, num_draws=100)
+    assert not any("collapsed" in str(w.message) for w in caught)
+
+
 @pytest.mark.thorough  # a flag, 3 s
 def test_a_fit_stopped_short_while_wider_than_the_posterior_is_flagged_unsettled():
     """30 steps from init_scale 1 leave q at mean ~0.2, sd ~0.8 on a posterior N(mu, 0.3^2):
