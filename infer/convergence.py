@@ -114,14 +114,15 @@ def describe(failing: dict[str, dict], limit: int = 5) -> str:
     """``failing`` in a sentence, the worst ``limit`` first."""
     worst = sorted(failing.items(), key=lambda item: min(item[1]["ess_bulk"], item[1]["ess_tail"]))
     parts = [
-        f"{name} (R-hat {v['rhat']:.4f}, ESS bulk {_down(v['ess_bulk'])}, tail "
-        f"{_down(v['ess_tail'])})"
+        f"{name} (R-hat {v['rhat']:.4f}, ESS bulk {rounded_down(v['ess_bulk'])}, tail "
+        f"{rounded_down(v['ess_tail'])})"
         for name, v in worst[:limit]
     ]
     more = f" and {len(failing) - limit} more" if len(failing) > limit else ""
     return ", ".join(parts) + more
 
 
-def _down(ess: float) -> str:
-    """An ESS rounded down (399.7 short of 400 reads 399), NaN as it is."""
+def rounded_down(ess: float) -> str:
+    """An ESS as messages show it, rounded down (399.7 short of 400 reads 399, where
+    rounding read "400 < 400"), NaN as it is."""
     return str(math.floor(ess)) if math.isfinite(ess) else str(ess)

@@ -5,11 +5,10 @@ message that explains what went wrong and what to try, or None when the flag doe
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
+from infer.convergence import rounded_down
 from infer.fit_measures import is_fit, unsettled
 from infer.result import Result
 from infer.stuck_chains import chain_list, stuck_chains, why_stuck
@@ -173,20 +172,15 @@ def resonance_note(result: Result) -> str:
     )
 
 
-def _rounded_down(value: float) -> str:
-    return str(math.floor(value)) if math.isfinite(value) else str(value)
-
-
 def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a min bulk or tail ESS below ``min_ess``."""
-    # rounded down: 399.7 is "399 < 400", where rounding showed "400 < 400"
     low = [
-        f"{kind} {math.floor(row[f'min_ess_{kind}'])}"
+        f"{kind} {rounded_down(row[f'min_ess_{kind}'])}"
         for kind in ("bulk", "tail")
         if row[f"min_ess_{kind}"] < min_ess
     ]
     if low:
-        named = _named(row.get("worst_ess"), lambda value: value < min_ess, _rounded_down)
+        named = _named(row.get("worst_ess"), lambda value: value < min_ess, rounded_down)
         return (
             f"min ESS {' and '.join(low)} < {min_ess:g}{named}: estimates (tails especially) are "
             "noisy. Draw more samples or use a sampler that mixes faster (NUTS for smooth "

@@ -87,10 +87,7 @@ def normal_and_uniform(rng_key: jax.Array, size: int, dtype) -> tuple[jax.Array,
             key_uniform, (), dtype
         )
     width = 8 * dtype.itemsize
-    bits = random_bits.words(rng_key, size + 1, width)
-    one = np.array(1.0, dtype).view(np.uint32 if width == 32 else np.uint64)
-    mantissa = (bits >> (width - jnp.finfo(dtype).nmant)) | one
-    unit = jax.lax.bitcast_convert_type(mantissa, dtype) - 1.0  # [0, 1)
+    unit = random_bits.unit_interval(random_bits.words(rng_key, size + 1, width), dtype)
     low = np.nextafter(np.array(-1.0, dtype), np.array(0.0, dtype))
     symmetric = jnp.maximum(low, unit[:size] * (1.0 - low) + low)  # (-1, 1)
     noise = np.sqrt(2.0).astype(dtype) * jax.scipy.special.erfinv(symmetric)

@@ -22,12 +22,25 @@ import jax.extend
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["bernoulli_log", "uniform", "words"]
+from infer.keys import THREEFRY
+
+__all__ = ["bernoulli_log", "uniform", "unit_interval", "words"]
 
 
 def _threefry(rng_key: jax.Array) -> bool:
     typed = jnp.issubdtype(rng_key.dtype, jax.dtypes.prng_key)
-    return typed and str(jax.random.key_impl(rng_key)) == "threefry2x32"
+    return typed and str(jax.random.key_impl(rng_key)) == THREEFRY
+
+
+def unit_interval(bits: jax.Array, dtype) -> jax.Array:
+    """U[0, 1) from random words of ``dtype``'s width (uint32 for float32, uint64 for
+    float64), as ``jax.random.uniform`` makes it: the top mantissa bits under an exponent of
+    1, minus 1 (multiples of 2**-23 in float32)."""
+    dtype = jnp.dtype(dtype)
+    width = 8 * dtype.itemsize
+    one = np.array(1.0, dtype).view(np.uint32 if width == 32 else np.uint64)
+    mantissa = (bits >> (width - jnp.finfo(dtype).nmant)) | one
+    return jax.lax.bitcast_convert_type(mantissa, dtype) - 1.0
 
 
 def words(rng_key: jax.Array, count: int, width: int = 32) -> jax.Array:
@@ -40,16 +53,12 @@ def words(rng_key: jax.Array, count: int, width: int = 32) -> jax.Array:
 
 
 def uniform(rng_key: jax.Array, shape: tuple[int, ...], dtype) -> jax.Array:
-    """U[0, 1) of ``shape`` and ``dtype``, made from the words as ``jax.random.uniform`` makes
-    them from its own (the top mantissa bits under an exponent of 1, minus 1): the values are
-    multiples of 2**-23 in float32."""
+    """U[0, 1) of ``shape`` and ``dtype``: :func:`unit_interval` of :func:`words`."""
     dtype = jnp.dtype(dtype)
     count = int(np.prod(shape))
     if dtype != jnp.float32 or not _threefry(rng_key):
         return jax.random.uniform(rng_key, shape, dtype)
-    bits = words(rng_key, count).reshape(shape)
-    one = np.array(1.0, np.float32).view(np.uint32)
-    return jax.lax.bitcast_convert_type((bits >> 9) | one, jnp.float32) - 1.0
+    return unit_interval(words(rng_key, count).reshape(shape), dtype)
 
 
 def bernoulli_log(rng_key: jax.Array, log_p: jax.Array) -> jax.Array:
