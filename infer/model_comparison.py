@@ -244,12 +244,13 @@ def _observations(tree):
         group, sample_dims=["chain", "draw"], add_coords=False, new_dim="observation"
     )
     values = np.asarray(joint)
-    observed = np.flatnonzero(~np.all(values == 0.0, axis=(0, 1)))
+    zero = np.all(values == 0.0, axis=(0, 1))
+    observed = np.flatnonzero(~zero)
     same = np.all(values == values[:1, :1], axis=(0, 1)) & np.isfinite(values[0, 0])
     varying = np.flatnonzero(~same)
     if varying.size < values.shape[2]:
         joint = joint.isel(observation=varying)
     tree = tree.copy()
     tree["log_likelihood"] = xr.DataTree(xr.Dataset({JOINT: joint}, attrs=group.attrs))
-    constants = values[0, 0][same & ~np.all(values == 0.0, axis=(0, 1))]
+    constants = values[0, 0][same & ~zero]
     return tree, observed, constants.astype(np.float64)
