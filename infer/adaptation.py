@@ -355,7 +355,7 @@ class GaussianProposalSampler(Sampler):
                 reset_step_size_fn=self.default_step_size,
                 autocorrelation_time_fn=self.autocorrelation_time,
             )
-        evals = (jnp.ones((), jnp.int32), jnp.full((), int(self.uses_gradients), jnp.int32))
+        evals = (np.ones((), np.int32), np.full((), int(self.uses_gradients), np.int32))
         return Kernel(
             init=lambda position: type(self).init_fn(position, logdensity_fn),
             step=type(self).build_kernel_fn(logdensity_fn),

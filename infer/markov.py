@@ -34,7 +34,7 @@ from infer.kernel_checks import (
 from infer.keys import as_jax_key
 from infer.memory import Need, markov_need, nbytes
 from infer.over_chains import fold_in, over_chains
-from infer.placement import PROGRAMS, abstract, draw_major, sharding_key
+from infer.placement import PROGRAMS, SHAPES, abstract, draw_major, sharding_key
 from infer.step_counts import add_count
 from infer.target import Target, program_key
 
@@ -184,7 +184,7 @@ class Plan:
                 key_input, positions, jitter, data
             )
         self.start = start
-        keys, _, carry, _ = start.out_info
+        keys, _, carry, _ = SHAPES.get(("outputs", self.start_key), lambda: start.out_info)[0]
         self.carry_structs = jax.tree.map(
             lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), carry
         )
@@ -207,7 +207,7 @@ class Plan:
         """The abstract outputs of one advance call but the carry: ``(positions,
         logdensity, infos, counts, acceptance_sum)``, draws ``(capacity, num_chains,
         ...)``."""
-        return self.advance.out_info[1]
+        return SHAPES.get(("outputs", self.advance_key), lambda: self.advance.out_info)[0][1]
 
     def need(
         self, num_draws: int, draw_bytes: int, num_devices: int, stored=False, checked=False

@@ -5,6 +5,8 @@ makes new programs instead of silently reusing those traced with the old value."
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import numbers
 import types
@@ -18,6 +20,25 @@ from infer.base import IdentityKey
 _ARRAYS = (np.ndarray, np.generic)
 
 
+#: ``id(fn) -> (fn, outside values)`` within :func:`held`, else ``None``.
+_HELD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("outside_values", default=None)
+
+
+@contextlib.contextmanager
+def held():
+    """Within it, :func:`outside_values` reads each function once: one call of the library
+    (the user's globals do not change during it) keys its programs, shapes and checks by
+    fingerprints taken once, not once per key (a 40 MB global array took 50 ms each)."""
+    if _HELD.get() is not None:  # an enclosing call's
+        yield
+        return
+    token = _HELD.set({})
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+
+
 def outside_values(fn) -> tuple:
     """``((name, fingerprint), ...)`` of the numbers, strings and arrays (and tuples, lists
     and dicts of them) that ``fn`` reads from outside: the globals its code names, its
@@ -25,6 +46,17 @@ def outside_values(fn) -> tuple:
     ``SimpleNamespace`` or dataclass of settings), the attributes ``fn``'s code names
     (``config.scale``). Functions, modules and classes are left out (their identity is
     theirs). Values reached through other functions are not seen."""
+    memo = _HELD.get()
+    if memo is None:
+        return _read(fn)
+    known = memo.get(id(fn))
+    if known is None or known[0] is not fn:
+        known = memo[id(fn)] = (fn, _read(fn))
+    return known[1]
+
+
+def _read(fn) -> tuple:
+    """:func:`outside_values`, read now."""
     found = []
     function = fn if hasattr(fn, "__code__") else type(fn).__call__  # a callable object's
     code = getattr(function, "__code__", None)

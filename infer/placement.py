@@ -90,9 +90,23 @@ class ProgramCache:
 PROGRAMS = ProgramCache()
 
 
+#: What tracing a function for its output's shapes gave (``jax.eval_shape``), keyed as
+#: :data:`PROGRAMS` is: a second run of the same target and shapes traces nothing on the host.
+SHAPES = ProgramCache()
+
+
+def traced_shapes(key, fn: Callable, *args):
+    """``jax.eval_shape(fn, *args)``, traced once per ``key`` (what identifies ``fn``, e.g.
+    :func:`infer.target.program_key`) and the arguments' abstract values; a trace that
+    raises is not kept, so it raises again the next time."""
+    shapes, _ = SHAPES.get((key, abstract(args)), lambda: jax.eval_shape(fn, *args))
+    return shapes
+
+
 def clear_cache() -> None:
     """Forget every compiled program (the next call of each shape compiles again)."""
     PROGRAMS.clear()
+    SHAPES.clear()
 
 
 def device_list(devices) -> list:

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 
 from infer.draws_checks import check_argument_dims, check_dims_fit
-from infer.target import Target
+from infer.placement import traced_shapes
+from infer.target import Target, program_key
 
 RESERVED = ("chain", "draw")
 
@@ -25,15 +26,17 @@ def reported_shapes(target: Target, position) -> dict:
         ValueError: for a name ArviZ cannot hold.
     """
     if target.constrain_fn is None:
-        shapes = jax.eval_shape(target.constrain, position)
+        shapes = traced_shapes(("constrain", program_key(target)), target.constrain, position)
         _check_names(shapes, "the position's names (dict keys and pytree paths)")
         check_truth_shapes(target.ground_truth, shapes, "the target's draws")
         _check_dims(target, {name: value.shape for name, value in shapes.items()})
-        return shapes
+        return dict(shapes)  # the cache's own stays as it is
     usage = "constrain_fn(position[, data]) must return a dict name -> array"
     whose = "constrain_fn's names" if target.source is None else "the model's site names"
     try:
-        returned = jax.eval_shape(_raw_constrain(target), position)
+        returned = traced_shapes(
+            ("raw constrain", program_key(target)), _raw_constrain(target), position
+        )
     except TypeError as err:
         raise TypeError(f"{usage}; on the starting point it failed: {err}") from err
     except Exception as err:  # the user's function: named, whatever it raised

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 
@@ -138,8 +139,8 @@ def _run_facts(run: Run, stats: dict) -> dict:
             "device_bytes": run.memory.device,
             "result_bytes": run.memory.result,
         }
-    example = jax.tree.map(lambda leaf: leaf[0], record.carry.kernel_state.position)
-    dim = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(example))
+    position = record.carry.kernel_state.position  # leaves (chains, ...)
+    dim = sum(math.prod(np.shape(leaf)[1:]) for leaf in jax.tree.leaves(position))
     target_accept = hook(sampler, "target_acceptance")(dim)
     if target_accept is not None:
         info["target_accept"] = target_accept

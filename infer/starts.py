@@ -16,7 +16,8 @@ import numpy as np
 from infer import validation
 from infer.caller import INFER_FRAMES
 from infer.init_checks import checked_init
-from infer.target import Target
+from infer.placement import traced_shapes
+from infer.target import Target, program_key
 
 
 class PerChain(NamedTuple):
@@ -66,10 +67,12 @@ def starting_point(target: Target, init, num_chains: int | None, init_of: str = 
     same_structure = jax.tree.structure(point) == jax.tree.structure(reference)
     per_chain = [(num_chains, *shape) for shape in reference_shapes]
     if same_structure and num_chains is not None and point_shapes == per_chain:
-        check_scalar_logdensity(target.logdensity, jax.tree.map(lambda leaf: leaf[0], point))
+        check_scalar_logdensity(
+            target.logdensity, jax.tree.map(lambda leaf: leaf[0], point), key=_key(target)
+        )
         return point, True
     if same_structure and point_shapes == reference_shapes:
-        check_scalar_logdensity(target.logdensity, point)
+        check_scalar_logdensity(target.logdensity, point, key=_key(target))
         return point, False
     if not same_structure:
         flax = "flax" in getattr(target, "notes", {})  # its parameter pytree, given as it is
@@ -149,7 +152,9 @@ def _per_chain(target: Target, positions, num_chains: int):
                 f"one point per chain shaped {_describe(expected)}. Was the state from a run "
                 "on another target? Pass a state from a run on this one."
             )
-    check_scalar_logdensity(target.logdensity, jax.tree.map(lambda leaf: leaf[0], positions))
+    check_scalar_logdensity(
+        target.logdensity, jax.tree.map(lambda leaf: leaf[0], positions), key=_key(target)
+    )
     return positions
 
 
@@ -287,6 +292,11 @@ def as_float_array(leaf) -> np.ndarray:
     return leaf.astype(jax.dtypes.canonicalize_dtype(leaf.dtype), copy=False)
 
 
+def _key(target: Target) -> tuple:
+    """What identifies ``target.logdensity`` for :func:`infer.placement.traced_shapes`."""
+    return ("logdensity", program_key(target))
+
+
 def returns_scalar(logdensity_fn: Callable, point) -> bool:
     """Whether ``logdensity_fn(point)`` traces to a scalar."""
     try:
@@ -324,13 +334,19 @@ def _failure_hint(err: Exception, name: str) -> str:
     return ""
 
 
-def check_scalar_logdensity(logdensity_fn: Callable, point, name: str = "logdensity_fn") -> None:
+def check_scalar_logdensity(
+    logdensity_fn: Callable, point, name: str = "logdensity_fn", key=None
+) -> None:
     """A ``ValueError`` (``TypeError`` for a non-float) unless ``logdensity_fn(point)`` traces
     to a scalar float, saying what it returned or how it failed; ``name`` is the function as
-    the messages show it."""
+    the messages show it. ``key``: what identifies the function (see
+    :func:`infer.placement.traced_shapes`), to trace it once per key and shapes."""
     shape_of = jax.tree.map(lambda leaf: tuple(leaf.shape), point)
     try:
-        out = jax.eval_shape(logdensity_fn, point)
+        if key is None:
+            out = jax.eval_shape(logdensity_fn, point)
+        else:
+            out = traced_shapes(key, logdensity_fn, point)
     except Exception as err:
         raise ValueError(
             f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}"

@@ -144,3 +144,82 @@ def test_importing_infer_compiles_nothing():
     )
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Finished XLA compilation" not in run.stderr, run.stderr[-3000:]
+
+
+def test_a_second_run_takes_its_shapes_from_the_cache(monkeypatch):
+    # each run traced the log density and the reported names on the host (jax.eval_shape,
+    # about 2 ms of a call of a few ms); the shapes are kept as the programs are
+    import jax.numpy as jnp
+
+    import infer
+    from infer import placement
+
+    traced = []
+    get = placement.SHAPES.get
+
+    def recording(key, build):
+        def counted():
+            traced.append(key)
+            return build()
+
+        return get(key, counted)
+
+    monkeypatch.setattr(placement.SHAPES, "get", recording)
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2) - 2e-3 * jnp.sum(x**4), init=jnp.ones(3))
+    infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert traced  # a log density no earlier test made: traced here
+    traced.clear()
+    infer.sample(1, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert traced == []
+
+
+REPORTED = 2  # how many coordinates constrain_fn reports: a global it reads
+
+
+def test_reported_shapes_follow_a_global_the_constrain_fn_reads():
+    import jax.numpy as jnp
+
+    import infer
+
+    global REPORTED
+    target = infer.Target(
+        lambda x: -0.5 * jnp.sum(x**2),
+        init=jnp.zeros(4),
+        constrain_fn=lambda x: {"head": x[:REPORTED]},
+    )
+    run = dict(num_chains=2, num_samples=10, num_warmup=10)
+    assert infer.sample(0, target, infer.rwmh(), **run).draws["head"].shape == (2, 10, 2)
+    REPORTED = 3
+    try:
+        assert infer.sample(0, target, infer.rwmh(), **run).draws["head"].shape == (2, 10, 3)
+    finally:
+        REPORTED = 2
+
+
+def test_one_run_reads_a_global_array_of_its_log_density_once(monkeypatch):
+    # the fingerprint of the values a log density reads from outside (the CRC of a global
+    # array: 50 ms for 40 MB) was taken for every program key of the call
+    import jax.numpy as jnp
+
+    import infer
+    from infer import outside_values
+
+    shift = np.linspace(0.0, 1.0, 3)
+
+    def logdensity(x):
+        return -0.5 * jnp.sum((x - shift) ** 2)
+
+    reads = []
+    read = outside_values._read
+
+    def counted(fn):
+        reads.append(fn)
+        return read(fn)
+
+    monkeypatch.setattr(outside_values, "_read", counted)
+    target = infer.Target(logdensity, init=jnp.zeros(3))
+    infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert reads.count(logdensity) == 1
+    reads.clear()
+    infer.sample(1, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert reads.count(logdensity) == 1  # read again: a global may have changed in between

@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from infer.algorithms.mh import MHInfo, shapes_text
 from infer.base import IdentityKey, Kernel, Sampler, public_name
@@ -99,7 +100,7 @@ class IndependentMH(Sampler):
             )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
-        one, zero = jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)
+        one, zero = np.ones((), np.int32), np.zeros((), np.int32)  # host constants: no device call
         return Kernel(
             init=lambda position: init(position, logdensity_fn, self.proposal),
             step=build_kernel(logdensity_fn, self.proposal),

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from infer.base import IdentityKey, Kernel, Sampler, public_name
 from infer.proposal import describe_callable, is_nonfinite, mh_accept, safe_log_ratio
@@ -135,7 +136,7 @@ class MH(Sampler):
             )
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
-        one, zero = jnp.ones((), jnp.int32), jnp.zeros((), jnp.int32)
+        one, zero = np.ones((), np.int32), np.zeros((), np.int32)  # host constants: no device call
         return Kernel(
             init=lambda position: init(position, logdensity_fn),
             step=build_kernel(logdensity_fn, self.proposal_fn, self.proposal_logdensity_fn),

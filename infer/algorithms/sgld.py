@@ -287,7 +287,7 @@ class SGLD(Sampler):
         them, not from copies built into the program (a large data set was then written
         into every compiled program, and into the compilation cache)."""
         batch = self.minibatch(self._examples(data))
-        one = jnp.ones((), jnp.int32)
+        one = np.ones((), np.int32)
 
         def params(position):
             dtype = ravel_pytree(position)[0].dtype
