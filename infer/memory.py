@@ -10,6 +10,7 @@ no argument.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -96,6 +97,7 @@ def nbytes(tree) -> int:
     return int(sum(math.prod(leaf.shape) * _itemsize(leaf.dtype) for leaf in jax.tree.leaves(tree)))
 
 
+@functools.lru_cache(maxsize=64)  # a key's type is traced to read it; every leaf asks
 def _itemsize(dtype) -> int:
     if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
         return jax.eval_shape(jax.random.key_data, jax.ShapeDtypeStruct((), dtype)).size * 4

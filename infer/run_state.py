@@ -69,8 +69,8 @@ class ChainState:
         return self.carry.kernel_state.position
 
     @property
-    def num_chains(self) -> int:
-        return int(jax.tree.leaves(self.position)[0].shape[0])
+    def num_chains(self) -> int:  # from the state's shapes (a position may be computed)
+        return int(jax.tree.leaves(self.carry.kernel_state)[0].shape[0])
 
     @property
     def num_draws(self) -> int:
