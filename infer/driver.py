@@ -22,7 +22,7 @@ from infer.base import checked_kernel, hook, is_exact
 from infer.compilation_cache import off_across_cpu_processes
 from infer.exact import sample_exact
 from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
-from infer.loglik import check_loglik
+from infer.loglik import check_loglik, loglik_shapes
 from infer.markov import Carry, Plan
 from infer.numpyro_data import warn_of_unobserved
 from infer.outside_values import held
@@ -347,7 +347,7 @@ def _check_memory(plan: Plan, args: Arguments, example, sharding):
     target, outputs, num_draws = args.target, args.outputs, args.num_draws
     draw_bytes = memory.nbytes(reported_shapes(target, example))
     if target.loglik_fn is not None:  # the log_likelihood group: each observation, each draw
-        draw_bytes += memory.nbytes(jax.eval_shape(target.bound_loglik(target.data), example))
+        draw_bytes += memory.nbytes(loglik_shapes(target, example))
     devices = list(sharding.device_set)
     stored = outputs.store is not None
     need = plan.need(num_draws, draw_bytes, len(devices), stored, args.until is not None)

@@ -15,7 +15,8 @@ import numpy as np
 
 from infer.base import IdentityKey
 from infer.draws_checks import check_dims_fit
-from infer.placement import PROGRAMS, abstract, to_host
+from infer.outside_values import function_key
+from infer.placement import PROGRAMS, abstract, to_host, traced_shapes
 from infer.target import Target, program_key
 
 #: Bytes of log likelihoods one chunk computes at most (draws x observations x 4).
@@ -41,7 +42,7 @@ def pointwise(target: Target, positions, program_draws: int | None = None) -> di
     flat = jax.tree.map(lambda leaf: leaf.reshape((-1, *leaf.shape[2:])), positions)
     total = lead[0] * lead[1]
     example = jax.tree.map(lambda leaf: leaf[0], flat)
-    shapes = jax.eval_shape(target.bound_loglik(target.data), example)
+    shapes = loglik_shapes(target, example)
     per_draw = sum(math.prod(s.shape) for s in shapes.values()) * 4
     size = int(max(1, min(program_draws or total, CHUNK_BYTES // max(per_draw, 1))))
     program = _program(target, size, flat, data)
@@ -55,6 +56,14 @@ def pointwise(target: Target, positions, program_draws: int | None = None) -> di
         values = np.concatenate(pieces, axis=0)
         out[name] = values.reshape((*lead, *values.shape[1:]))
     return out
+
+
+def loglik_shapes(target: Target, point) -> dict:
+    """name -> ``jax.ShapeDtypeStruct`` of ``target``'s log likelihoods at one unconstrained
+    ``point`` (traced once per target's programs and shapes: a NumPyro model's trace takes
+    milliseconds)."""
+    key = ("loglik", program_key(target), function_key(target.loglik_fn))
+    return traced_shapes(key, target.bound_loglik(target.data), point)
 
 
 def check_loglik(target: Target, point) -> None:
@@ -74,7 +83,7 @@ def check_loglik(target: Target, point) -> None:
         return
     call = "loglik_fn(position)" if target.data is None else "loglik_fn(position, data)"
     try:
-        out = jax.eval_shape(target.bound_loglik(target.data), point)
+        out = loglik_shapes(target, point)
     except jax.errors.TracerArrayConversionError as err:
         raise TypeError(
             f"{call} calls NumPy on the values it is given, which are traced: write it with "

@@ -11,6 +11,7 @@ import functools
 import numbers
 import types
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,7 +21,7 @@ from infer.base import IdentityKey
 _ARRAYS = (np.ndarray, np.generic)
 
 
-#: ``id(fn) -> (fn, outside values)`` within :func:`held`, else ``None``.
+#: ``(kind, id(obj)) -> (obj, value)`` within :func:`held`, else ``None``.
 _HELD: contextvars.ContextVar[dict | None] = contextvars.ContextVar("outside_values", default=None)
 
 
@@ -46,12 +47,18 @@ def outside_values(fn) -> tuple:
     ``SimpleNamespace`` or dataclass of settings), the attributes ``fn``'s code names
     (``config.scale``). Functions, modules and classes are left out (their identity is
     theirs). Values reached through other functions are not seen."""
+    return once_per_call("outside values", fn, lambda: _read(fn))
+
+
+def once_per_call(kind: str, obj, compute: Callable):
+    """``compute()``, kept for ``obj`` (by identity) within :func:`held`: what a call of the
+    library reads of its arguments once (``kind`` names it), however many keys need it."""
     memo = _HELD.get()
     if memo is None:
-        return _read(fn)
-    known = memo.get(id(fn))
-    if known is None or known[0] is not fn:
-        known = memo[id(fn)] = (fn, _read(fn))
+        return compute()
+    known = memo.get((kind, id(obj)))
+    if known is None or known[0] is not obj:
+        known = memo[kind, id(obj)] = (obj, compute())
     return known[1]
 
 

@@ -10,6 +10,7 @@ data are arguments of the program.
 from __future__ import annotations
 
 import collections
+import functools
 import threading
 import time
 import warnings
@@ -249,6 +250,11 @@ def abstract(tree) -> tuple:
 
 def _leaf_type(leaf) -> str:
     try:
-        return str(jax.typeof(leaf))
+        return _written(jax.typeof(leaf))
     except TypeError:  # not an array JAX takes: its own dtype or type
         return str(getattr(leaf, "dtype", type(leaf)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _written(aval) -> str:  # writing a type out takes longer than finding it here
+    return str(aval)

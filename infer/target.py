@@ -14,7 +14,7 @@ import numpy as np
 from infer import validation
 from infer.base import IdentityKey, key_name
 from infer.init_checks import checked_init
-from infer.outside_values import outside_values
+from infer.outside_values import once_per_call, outside_values
 from infer.placement import abstract
 
 
@@ -393,7 +393,11 @@ def program_key(target: Target) -> tuple:
     """What identifies a target's log density in a compiled program: the identity of its
     functions, the values they read from outside their arguments (a global array or scale,
     which tracing makes constants: :mod:`infer.outside_values`), and the shapes of its data,
-    never the data's values."""
+    never the data's values; read once per call (:func:`infer.outside_values.held`)."""
+    return once_per_call("program key", target, lambda: _program_key(target))
+
+
+def _program_key(target: Target) -> tuple:
     return (
         IdentityKey(target.logdensity_fn),
         IdentityKey(target.constrain_fn),
