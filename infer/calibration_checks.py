@@ -4,6 +4,7 @@ model's sites (in simulation and given data), the simulated data and the test's 
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from collections.abc import Sequence
@@ -44,8 +45,8 @@ def checked_level(alpha: float, num_params: int) -> float:
             f"alpha / num_params = {alpha:g} / {num_params} = {level:.3g}, the level each "
             f"parameter is tested at, is below {MIN_LEVEL:g}, the smallest level the ECDF test "
             f"is calibrated for ({MAX_NULL_SIMULATIONS:,} uniform rank sets): below it no "
-            f"parameter could fail. Raise alpha to at least {least:g}, or test fewer "
-            "parameters (var_names=)."
+            f"parameter could fail. Raise alpha (--alpha on the command line) to at least "
+            f"{least:g}, or, in Python, test fewer parameters (var_names=)."
         )
     return level
 
@@ -109,7 +110,12 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
         return tuple(names), tuple(latent), model_kwargs
     chosen = (var_names,) if isinstance(var_names, str) else tuple(var_names)
     wrong = [name for name in chosen if name not in parameters]
-    if wrong or not chosen:
+    if not chosen:
+        raise SBCInputError(
+            f"var_names must name at least one parameter; got {var_names!r}. Leave it out to "
+            f"rank every parameter ({parameters})."
+        )
+    if wrong:
         raise SBCInputError(f"var_names must be among the parameters {parameters}; got {wrong}.")
     return tuple(names), chosen, model_kwargs
 
@@ -124,6 +130,13 @@ def model_sites(model, model_args: tuple, model_kwargs: dict, observed: tuple) -
     try:
         trace = _trace(model, tuple(model_args), given)
     except TypeError as err:  # e.g. no keyword argument of an observed site's name
+        if _takes_keywords(model, observed):  # the observed names are not what failed
+            raise TypeError(
+                f"calling the model with model_args={_short(model_args)} and keyword "
+                f"arguments {sorted(given)} (the observed sites as None, for it to simulate "
+                f"them) failed: {err}. Pass the model's other arguments as model_args= "
+                "(positional, a tuple) or model_kwargs= (a dict)."
+            ) from None
         raise TypeError(
             f"calling the model with {observed} as keywords failed: {err}. observed names the "
             "model's observed sites, each passed as the keyword argument of its name (y for "
@@ -154,6 +167,27 @@ def model_sites(model, model_args: tuple, model_kwargs: dict, observed: tuple) -
             f"sites are {[n for n, kind in sites.items() if kind in ('latent', 'simulated')]}."
         )
     return sites
+
+
+def _takes_keywords(model, names) -> bool:
+    """Whether ``model``'s signature takes every one of ``names`` as a keyword argument
+    (``True`` where it cannot be read)."""
+    try:
+        parameters = inspect.signature(model).parameters
+    except (TypeError, ValueError):
+        return True
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return True
+    return all(
+        name in parameters and parameters[name].kind is not inspect.Parameter.POSITIONAL_ONLY
+        for name in names
+    )
+
+
+def _short(values: tuple) -> str:
+    """``values`` as a message shows them: arrays by shape."""
+    shown = [f"<array {np.shape(v)}>" if np.ndim(v) else repr(v) for v in values]
+    return f"({', '.join(shown)}{',' if len(shown) == 1 else ''})"
 
 
 def _trace(model, model_args: tuple, given: dict) -> dict:

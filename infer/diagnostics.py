@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from infer import chain_stats, validation
-from infer.flag_rules import FLAG_RULES
+from infer.flag_rules import FLAG_RULES, OVERFLOW
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.model_comparison import loo_columns
 from infer.named_results import by_name
@@ -226,10 +226,17 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
                 if name not in derived:
                     labels.append(element_label(name, event_shape, i) + " (never changed)")
             elif undefined[i]:
-                labels.append(
-                    element_label(name, event_shape, i) + ("" if finite else " (NaN or inf draws)")
-                )
+                cause = "" if finite else " (NaN or inf draws)"
+                if finite and _squares_overflow(values):
+                    cause = " " + OVERFLOW
+                labels.append(element_label(name, event_shape, i) + cause)
     return labels
+
+
+def _squares_overflow(values: np.ndarray) -> bool:
+    """Whether finite ``values`` are large enough that their squares (variances, MCSE) are
+    inf in float64, in which the statistics are computed: above about 1.3e154."""
+    return bool(np.max(np.abs(values)) > np.sqrt(np.finfo(np.float64).max))
 
 
 def _check_results(results: dict) -> None:

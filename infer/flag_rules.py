@@ -340,6 +340,14 @@ def skipped_steps_message(where: str) -> str:
     )
 
 
+#: How :func:`infer.diagnostics` marks finite draws whose squares overflow.
+OVERFLOW = "(too large: squares overflow)"
+
+
+def _listed(labels: list[str]) -> str:
+    return ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
+
+
 def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a run too short (under 4 draws per chain) or too narrow (one chain) for ESS or
     R-hat, and on parameters whose R-hat, ESS or MCSE is NaN (NaN or inf draws) or whose
@@ -357,10 +365,11 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             "chain has converged. Run num_chains >= 2 (4 is usual)."
         )
     labels = row.get("nan_parameters") or []
+    huge = [label for label in labels if label.endswith(OVERFLOW)]
+    labels = [label for label in labels if not label.endswith(OVERFLOW)]
     if labels:
-        shown = ", ".join(labels[:5]) + (f" and {len(labels) - 5} more" if len(labels) > 5 else "")
         messages.append(
-            f"R-hat, ESS or MCSE is NaN, or the draws never changed, for {shown}: the "
+            f"R-hat, ESS or MCSE is NaN, or the draws never changed, for {_listed(labels)}: the "
             "parameter never changed in any chain, or its draws hold NaN or inf values, so "
             "nothing was learned about it. Check that the log density depends on it, that it "
             "is proper (integrable) in it, and its starting point and scale."
@@ -371,6 +380,12 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
                 if any(label.endswith("(never changed)") for label in labels)
                 else ""
             )
+        )
+    if huge:
+        messages.append(
+            f"MCSE is NaN for {_listed(huge)}: the draws are finite, but their squares "
+            "overflow the floating type, so their variance is inf. Report the parameter in "
+            "other units (divide it by a scale)."
         )
     return " ".join(messages) or None
 

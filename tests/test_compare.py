@@ -511,6 +511,17 @@ def test_an_infinite_draw_is_flagged_and_named_as_the_cause():
     assert not any("x[1]" in m for m in messages)
 
 
+def test_finite_draws_whose_squares_overflow_are_named_as_such():
+    # the flag said the parameter never changed or held NaN or inf, of finite, varying draws
+    draws = np.random.default_rng(3).standard_normal((4, 500, 2)) * [1e160, 1.0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        flags, messages = _flags(infer.Result.from_draws({"x": draws}))
+    assert "nan_stats" in flags
+    assert any("MCSE is NaN for x[0] (too large: squares overflow)" in m for m in messages)
+    assert not any("never changed" in m or "x[1]" in m for m in messages)
+
+
 @pytest.mark.parametrize(
     "shape, says",
     [

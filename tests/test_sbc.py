@@ -209,6 +209,11 @@ def test_bad_input_gets_clear_errors():
         infer.sbc(0, two_outputs, rwmh, observed="y", model_args=(SCALE,), model_kwargs={"z": 1.0})
     with pytest.raises(ValueError, match="var_names must be among the parameters"):
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=["tau"])
+    with pytest.raises(ValueError, match=r"name at least one parameter; got \[\]. Leave it out"):
+        infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=[])
+    # the observed name is right; the model's own argument is what is missing
+    with pytest.raises(TypeError, match=r"model_args=\(\) .*missing .*Pass the model's other"):
+        infer.sbc(0, normal_mean, rwmh, observed="y")
     with pytest.raises(ValueError, match="num_simulations must be an integer >= 10"):
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), num_simulations=5)
     with pytest.raises(ValueError, match="alpha must be in"):
@@ -337,7 +342,9 @@ def test_a_small_level_is_calibrated_on_enough_rank_sets_to_be_failed():
 
     for alpha, num_params in [(0.00014, 7), (0.0003, 15), (0.02442, 1221)]:
         assert checked_level(alpha, num_params) >= 1.9999e-5  # at the limit: round-off only
-    with pytest.raises(SBCInputError, match="Raise alpha to at least 0.02442"):
+    with pytest.raises(
+        SBCInputError, match=r"Raise alpha \(--alpha on the command line\) to at least 0.02442"
+    ):
         checked_level(0.024, 1221)
 
 
