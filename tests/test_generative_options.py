@@ -11,10 +11,11 @@ import warnings
 
 import numpy as np
 import pytest
+from flax import nnx
 
 from infer.cli import main
+from models.generative import annealed_evaluation, evaluation, training
 from models.generative import data as datasets
-from models.generative import training
 
 pytestmark = pytest.mark.slow  # trains small models, like test_generative.py: not in test-fast
 
@@ -238,8 +239,22 @@ def test_train_and_check_images_refuse_what_they_cannot_use():
         training.train("vae", epochs=1, progress="yes")
     with pytest.raises(TypeError, match="out must be a folder path"):
         training.train("vae", epochs=1, out=3)
-    with pytest.raises(TypeError, match=r"images must hold numbers in \[0, 1\]; got dtype <U1"):
+    with pytest.raises(TypeError, match=r"must hold real numbers in \[0, 1\]; got dtype <U1"):
         datasets.check_images(np.full((1, 8, 8), "a"))
+    # complex images lost their imaginary parts with NumPy's warning alone
+    with pytest.raises(TypeError, match="real numbers in .*; got dtype complex128"):
+        datasets.check_images(np.full((1, 8, 8), 0.5 + 1j))
+    with pytest.raises(ValueError, match="images of one size"):  # NumPy's own error before
+        datasets.check_images([np.zeros((8, 8)), np.zeros((7, 8))])
+    # an AttributeError ('VAE' object has no attribute 'config') and pathlib's TypeError
+    with pytest.raises(
+        TypeError, match=r"evaluate.s trained must be a TrainedModel.*trained.model"
+    ):
+        evaluation.evaluate(nnx.Linear(2, 2, rngs=nnx.Rngs(0)))
+    with pytest.raises(TypeError, match="evaluate_ais's trained must be a TrainedModel"):
+        annealed_evaluation.evaluate_ais("run")
+    with pytest.raises(TypeError, match="folder must be the path of a training run's folder"):
+        training.load(None)
 
 
 @pytest.mark.parametrize("command", ["train nade", "evaluate nade"])
@@ -394,5 +409,10 @@ def test_a_run_trained_in_float64_mode_resumes_only_in_it(tmp_path):
 
     with jax.enable_x64(True):
         training.train("nade", "digits", epochs=1, out=tmp_path, hidden=8)
-    with pytest.raises(ValueError, match=r"jax_enable_x64: True in the checkpoint, None now"):
+    # it said "True in the checkpoint, None now", with advice about flags and options
+    with pytest.raises(
+        ValueError,
+        match=r"64-bit floats \(JAX_ENABLE_X64\): on in the checkpoint, off now; "
+        r"resume with JAX_ENABLE_X64=1",
+    ):
         training.train("nade", "digits", epochs=2, out=tmp_path, resume=True, hidden=8)

@@ -38,6 +38,7 @@ from infer.tempered_hmc import tempered_hmc
 from models.generative import data as datasets
 from models.generative import evaluation, registry
 from models.generative.family import DECODER_DENSITY, DecoderDensity
+from models.generative.loop import check_trained
 
 NOISE_GRID = (0.03, 0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
 
@@ -256,6 +257,7 @@ def evaluate_ais(
     Raises:
         ValueError: when the family has no decoder density, saying which families have one.
     """
+    check_trained(trained, "evaluate_ais")
     counts = _checked_counts(
         num_images=num_images,
         num_temperatures=num_temperatures,

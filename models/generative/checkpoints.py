@@ -113,6 +113,12 @@ def _differences(saved: dict, now: dict) -> str:
                 for name in sorted(set(before) | set(after))
                 if before.get(name) != after.get(name)
             ]
+        elif key == "jax_enable_x64":  # kept only when on
+            lines.append(
+                f"64-bit floats (JAX_ENABLE_X64): {'on' if before else 'off'} in the checkpoint, "
+                f"{'on' if after else 'off'} now; resume with JAX_ENABLE_X64="
+                f"{1 if before else 0} (or jax.config.update('jax_enable_x64', {bool(before)}))"
+            )
         elif before != after:
             lines.append(f"{key}: {before!r} in the checkpoint, {after!r} now")
     return "; ".join(lines)

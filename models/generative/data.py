@@ -202,7 +202,13 @@ def check_images(images, argument: str = "images", binary: bool = False) -> np.n
             or values outside the range, saying which and how many.
         TypeError: for values that are not numbers (True/False count as 1/0).
     """
-    images = np.asarray(images)
+    try:
+        images = np.asarray(images)
+    except ValueError as err:  # ragged nested lists
+        raise ValueError(
+            f"{argument} must be an array of images of one size, (num_images, height, width); "
+            f"NumPy cannot make one of it: {err}"
+        ) from None
     if images.ndim != 3:
         raise ValueError(
             f"{argument} must have shape (num_images, height, width); got shape "
@@ -212,8 +218,8 @@ def check_images(images, argument: str = "images", binary: bool = False) -> np.n
         raise ValueError(f"{argument} is empty: it holds no images.")
     if images.dtype == bool:
         images = images.astype(np.float32)  # True/False: 1/0
-    if not np.issubdtype(images.dtype, np.number):
-        raise TypeError(f"{argument} must hold numbers in [0, 1]; got dtype {images.dtype}.")
+    if not np.issubdtype(images.dtype, np.number) or np.iscomplexobj(images):
+        raise TypeError(f"{argument} must hold real numbers in [0, 1]; got dtype {images.dtype}.")
     bad = ~np.isfinite(images)
     if bad.any():
         raise ValueError(

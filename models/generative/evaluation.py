@@ -28,6 +28,7 @@ from infer.progress import check_progress, progress_bar
 from models.generative import data as datasets
 from models.generative import registry
 from models.generative.family import EXACT_LIKELIHOOD, IMPORTANCE_WEIGHTS
+from models.generative.loop import check_trained
 from models.generative.networks import bernoulli_log_prob, binomial_log_prob
 from models.generative.sample_scores import score_samples
 
@@ -303,6 +304,7 @@ def evaluate(
         these arguments). ``progress``: bars over the IWAE bounds' images and the feature
         classifier's training.
     """
+    check_trained(trained, "evaluate")
     iwae_samples, num_generated, seed = _checked_counts(iwae_samples, num_generated, seed)
     check_progress(progress)
     config = trained.config

@@ -57,6 +57,21 @@ class TrainedModel(NamedTuple):
     folder: Path | None
 
 
+def check_trained(trained, function: str) -> None:
+    """A ``TypeError`` unless ``trained`` is a :class:`TrainedModel`, saying what to pass."""
+    if not isinstance(trained, TrainedModel):
+        got = type(trained).__name__
+        hint = (
+            " (the module itself is trained.model; this function takes the whole result)"
+            if isinstance(trained, nnx.Module)
+            else ""
+        )
+        raise TypeError(
+            f"{function}'s trained must be a TrainedModel, what training.train and "
+            f"training.load return; got {got}{hint}."
+        )
+
+
 def build(family: Family, dataset, options: dict, seed: int):
     """``(module, optimizers)``: the family's module and one ``nnx.Optimizer`` per
     objective, initialised from ``seed``."""

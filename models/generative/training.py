@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import re
 from pathlib import Path
 
@@ -261,6 +262,11 @@ def holds_checkpoints(folder: Path) -> bool:
 def load(folder) -> TrainedModel:
     """A trained model from its output folder (the latest checkpoint): the model training
     returned (with a validation split, the epoch of the lowest validation loss)."""
+    if not isinstance(folder, str | os.PathLike):
+        raise TypeError(
+            f"folder must be the path of a training run's folder (a str or Path); got "
+            f"{type(folder).__name__}."
+        )
     folder = Path(folder)
     if not folder.exists():
         raise ValueError(
