@@ -41,7 +41,8 @@ def sample_call(target, sampler, init, *arguments: dict) -> dict:
     """What every process's ``infer.sample`` call must agree on, name -> value: the
     ``arguments`` (dicts name -> value) as given (``store``, ``checkpoint`` and ``resume``
     by whether they are given: their paths may differ; ``keep`` a list of names or None),
-    the target's name and data, the sampler's name and settings, and ``init``."""
+    the target's name and data, the sampler's name and settings, ``init``, and whether
+    64-bit floats are on."""
     arguments = {name: value for given in arguments for name, value in given.items()}
     for name in GIVEN_OR_NOT:
         arguments[name] = arguments.get(name) is not None
@@ -51,6 +52,11 @@ def sample_call(target, sampler, init, *arguments: dict) -> dict:
         "sampler": (getattr(sampler, "name", None), _settings_of(sampler)),
         "init": init,
         "the target's data": getattr(target, "data", None),
+        # one process in 64-bit floats places and exchanges other arrays: they waited for
+        # each other in a collective forever
+        "64-bit floats (jax_enable_x64, JAX_ENABLE_X64)": bool(
+            jax.dtypes.canonicalize_dtype(np.float64) == np.float64  # a jax.enable_x64 block too
+        ),
     }
 
 
@@ -120,7 +126,10 @@ def check_processes_agree(arguments: dict, start: float = float("nan")) -> None:
         given = [name for name in differ if name.split(" (")[0] in GIVEN_OR_NOT]
         some = f"; {', '.join(given)}: given on some only" if given else ""
         if any(name.startswith("devices") for name in differ):
-            some += "; leave devices out, or give each process its own (jax.local_devices())"
+            some += (
+                "; leave devices out, or give each process its own (jax.local_devices()); a "
+                "list given to every process must hold devices of every process"
+            )
         raise ValueError(
             f"the {jax.process_count()} processes called infer.sample with different "
             f"{', '.join(differ)} (process {jax.process_index()} of them{some}): every process "

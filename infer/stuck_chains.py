@@ -43,12 +43,14 @@ def _acceptance_of(result: Result, stuck: list[int]) -> np.ndarray | None:
     rates = result.stats.get("acceptance_rate")
     if rates is None or not stuck:
         return None
-    rates = np.clip(np.asarray(rates, float)[stuck], 0.0, 1.0)
+    rates = np.clip(np.asarray(rates, float)[stuck], 0.0, 1.0)[:, 1:]  # see why_stuck
     return rates if rates.ndim == 2 and np.isfinite(rates).all() else None
 
 
 def why_stuck(result: Result, stuck: list[int]) -> str:
-    """Why chains never moved, as far as the run's statistics tell."""
+    """Why chains never moved, as far as the run's statistics tell: from the steps after the
+    first kept draw (a chain that moved into its first draw and never left it did not move in
+    its draws; that first step's acceptance made a short run's chance read as broken)."""
     rates = _acceptance_of(result, stuck)
     thin = max(int(result.thin), 1)  # a kept draw stands for thin steps
     expected = None if rates is None else thin * rates.sum(axis=1)  # moves expected
@@ -65,9 +67,10 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
                 "more draws (num_samples)."
             )
     accepted = result.stats.get("is_accepted")  # the decisions, where the sampler gives them
-    if accepted is not None and np.mean(np.asarray(accepted)[stuck]) > 0.5:
+    accepted = None if accepted is None else np.asarray(accepted)[stuck][:, 1:]
+    if accepted is not None and accepted.size and np.mean(accepted) > 0.5:
         return (
-            f"{np.mean(np.asarray(accepted)[stuck]):.0%} of its proposals were accepted, yet "
+            f"{np.mean(accepted):.0%} of its proposals were accepted, yet "
             "none moved it: the proposal is the current point (a step size of zero, or a step "
             "that does not use its noise). Check how the sampler builds its proposal."
         )

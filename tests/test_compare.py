@@ -252,14 +252,20 @@ def test_a_chain_too_short_to_tell_is_told_so_not_called_broken():
     hopeless = unlucky.copy()
     hopeless[1] = 0.0
     improbable = unlucky.copy()
-    improbable[1] = 0.6  # 0.4**10 = 1e-4
+    improbable[1] = 0.6  # 0.4**9 = 3e-4 over the 9 steps between its draws
+    moved_in = unlucky.copy()  # its first step moved it into its first draw, which it kept:
+    moved_in[1, 0] = 1.0  # "every proposal was rejected", of a chain that accepted one
     said = {}
-    for name, rates in [("unlucky", unlucky), ("hopeless", hopeless), ("improbable", improbable)]:
+    cases = [("unlucky", unlucky), ("hopeless", hopeless), ("improbable", improbable)]
+    for name, rates in [*cases, ("moved in", moved_in)]:
         result = infer.Result.from_draws({"x": draws}, {"acceptance_rate": rates})
         flags, messages = _flags(result)
         assert "stuck_chains" in flags
         said[name] = next(m for m in messages if "never moved" in m)
-    assert "too short to tell" in said["unlucky"] and "1 to 1 moves in 10 steps" in said["unlucky"]
+    assert (
+        "too short to tell" in said["unlucky"] and "0.9 to 0.9 moves in 9 steps" in said["unlucky"]
+    )
+    assert said["moved in"] == said["unlucky"]
     for name in ("hopeless", "improbable"):
         assert "every proposal was rejected" in said[name], said[name]
 

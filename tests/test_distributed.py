@@ -185,6 +185,11 @@ MISMATCH = textwrap.dedent(
                      superchains=2 if process else None)
     except ValueError as err:
         print(err)
+    try:  # 64-bit floats on process 1 only: both waited in a collective forever
+        with jax.enable_x64(process == 1):
+            infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20)
+    except ValueError as err:
+        print(err)
     """
 )
 
@@ -200,6 +205,7 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
         assert differ in stdout, stdout
         differ = "superchains (None, 2 by process), the log density at the start (-1.5, -0.015 by"
         assert differ in stdout, stdout
+        assert "different 64-bit floats (jax_enable_x64, JAX_ENABLE_X64) (False, True by" in stdout
 
 
 REFUSED = textwrap.dedent(
