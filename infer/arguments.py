@@ -345,8 +345,9 @@ def _check_outputs(
     if jax.process_count() > 1 and (store is not None or folder is not None):
         raise ValueError(
             f"with {jax.process_count()} processes every process gathers the whole result; "
-            "checkpoint= and store= are not supported across processes yet: save the result "
-            "from process 0 (result.save) instead."
+            "checkpoint= and store= (and resume= from a checkpoint folder, which writes to "
+            "it) are not supported across processes yet: save the result from process 0 "
+            "(result.save) instead, and resume from that result (resume=infer.load(path))."
         )
     return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, init))
 
