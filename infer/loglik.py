@@ -62,7 +62,12 @@ def loglik_shapes(target: Target, point) -> dict:
     """name -> ``jax.ShapeDtypeStruct`` of ``target``'s log likelihoods at one unconstrained
     ``point`` (traced once per target's programs and shapes: a NumPyro model's trace takes
     milliseconds)."""
-    key = ("loglik", program_key(target), function_key(target.loglik_fn))
+    key = (
+        "loglik",
+        program_key(target),
+        function_key(target.loglik_fn),
+        tuple(target.observed_data or {}),  # the output's name when loglik_fn gives an array
+    )
     return traced_shapes(key, target.bound_loglik(target.data), point)
 
 

@@ -8,6 +8,7 @@ import threading
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -223,3 +224,26 @@ def test_one_run_reads_a_global_array_of_its_log_density_once(monkeypatch):
     reads.clear()
     infer.sample(1, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
     assert reads.count(logdensity) == 1  # read again: a global may have changed in between
+
+
+def _pointwise(position, data):
+    return -0.5 * (data - position["mu"]) ** 2
+
+
+def _with_pointwise(position, data):
+    return jnp.sum(_pointwise(position, data)) - 0.5 * position["mu"] ** 2
+
+
+def test_the_log_likelihoods_names_follow_observed_data_with_the_same_functions():
+    # their shapes, kept for the functions and shapes, kept the first target's name: the
+    # second run failed with KeyError 'y', or refused a valid observed_data
+    import infer
+
+    y = np.linspace(-1.0, 1.0, 6, dtype=np.float32)
+    init = {"mu": np.zeros((), np.float32)}
+    run = dict(num_chains=2, num_samples=10, num_warmup=10)
+    named = dict(init=init, data=y, loglik_fn=_pointwise)
+    for observed in ({"y": y}, None, {"y": y}):
+        target = infer.Target(_with_pointwise, **named, observed_data=observed)
+        result = infer.sample(0, target, infer.rwmh(), **run)
+        assert list(result.groups["log_likelihood"]) == (["y"] if observed else ["obs"])
