@@ -186,6 +186,8 @@ def _data_leaf(leaf, function_name: str):
     anything else a ``TypeError`` that names ``function_name``, the function that could
     close over it instead."""
     if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
+        if hasattr(leaf, "to_numpy") and not hasattr(leaf, "columns"):  # pandas Series, an
+            return np.asarray(leaf.to_numpy())  # xarray DataArray: JAX cannot trace them
         return leaf
     if isinstance(leaf, numbers.Real):  # bool, int, float
         return np.asarray(leaf)

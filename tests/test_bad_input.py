@@ -1029,3 +1029,20 @@ def test_a_bracketed_name_that_labels_no_element_is_kept():
     init = {"x": jnp.zeros(2), "x[total]": jnp.asarray(0.0), "x[5]": jnp.asarray(0.0)}
     result = infer.sample(0, infer.Target(_quadratic, init=init), infer.rwmh(), num_chains=2)
     assert list(infer.summary(result).index) == ["x[0]", "x[1]", "x[5]", "x[total]"]
+
+
+def test_a_pandas_series_as_a_targets_data_is_used_as_its_values():
+    # it was kept as a Series, which JAX cannot trace: the run failed with advice to use jnp
+    import pandas as pd
+
+    frame = pd.DataFrame({"y": np.linspace(0.0, 2.0, 20)})
+
+    def logdensity(mu, y):
+        return -0.5 * jnp.sum((y - mu) ** 2) - 0.5 * mu**2
+
+    target = infer.Target(logdensity, init=jnp.zeros(()), data=frame["y"])
+    assert isinstance(target.data, np.ndarray)
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert np.isfinite(result.draws["x"]).all()
+    with pytest.raises(TypeError, match=r"holds a DataFrame. Pass its values: df.to_numpy"):
+        infer.Target(logdensity, init=jnp.zeros(()), data=frame)
