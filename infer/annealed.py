@@ -48,7 +48,7 @@ from infer.annealing import (
 from infer.base import IdentityKey
 from infer.fit_checks import MIN_KHAT_DRAWS, pareto_k
 from infer.keys import as_jax_key, as_key
-from infer.outside_values import held
+from infer.outside_values import held_per_call
 from infer.placement import PROGRAMS
 from infer.starts import check_scalar_logdensity
 from infer.target import Target, check_target, program_key
@@ -130,7 +130,7 @@ class AISResult(NamedTuple):
 DEFAULT_TEMPERATURES = 500
 
 
-@held()  # each function's outside values read once per call
+@held_per_call  # each function's outside values read once per call
 def ais(
     rng_key,
     target: Target,

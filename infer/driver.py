@@ -25,7 +25,7 @@ from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
 from infer.loglik import check_loglik, loglik_shapes
 from infer.markov import Carry, Plan
 from infer.numpyro_data import warn_of_unobserved
-from infer.outside_values import held
+from infer.outside_values import held_per_call
 from infer.placement import replicated, to_host
 from infer.process_agreement import on_every_process
 from infer.progress import check_progress
@@ -61,7 +61,7 @@ def chunk_capacity(num_chains: int, example) -> int:
     return max(1, min(MAX_CHUNK_DRAWS, CHUNK_BYTES // row_bytes))
 
 
-@held()  # each function's outside values read once per call
+@held_per_call  # each function's outside values read once per call
 def sample(
     rng_key,
     target: Target,

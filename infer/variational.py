@@ -34,7 +34,7 @@ from infer.fit_checks import (
 from infer.fit_measures import kl_gap
 from infer.keys import as_jax_key, as_key
 from infer.loglik import pointwise
-from infer.outside_values import held
+from infer.outside_values import held_per_call
 from infer.progress import check_progress, chunk_length, progress_bar
 from infer.reported_names import reported_shapes
 from infer.result import Result
@@ -89,7 +89,7 @@ def _log_q(params: Approximation, eps):
     )
 
 
-@held()  # each function's outside values read once per call
+@held_per_call  # each function's outside values read once per call
 def advi(
     rng_key,
     target: Target,

@@ -257,7 +257,6 @@ def evaluate_ais(
     Raises:
         ValueError: when the family has no decoder density, saying which families have one.
     """
-    check_trained(trained, "evaluate_ais")
     counts = _checked_counts(
         num_images=num_images,
         num_temperatures=num_temperatures,
@@ -266,6 +265,7 @@ def evaluate_ais(
         iwae_samples=iwae_samples,
         num_validation=num_validation,
     )
+    check_trained(trained, "evaluate_ais")
     num_images, num_temperatures, num_chains, num_leapfrog = counts[:4]
     seed = checks.seed("seed", seed)
     config = trained.config

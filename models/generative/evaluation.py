@@ -304,8 +304,8 @@ def evaluate(
         these arguments). ``progress``: bars over the IWAE bounds' images and the feature
         classifier's training.
     """
-    check_trained(trained, "evaluate")
     iwae_samples, num_generated, seed = _checked_counts(iwae_samples, num_generated, seed)
+    check_trained(trained, "evaluate")
     check_progress(progress)
     config = trained.config
     family = registry.get(config["model"])
