@@ -48,7 +48,7 @@ from infer.annealing import (
 from infer.base import IdentityKey
 from infer.fit_checks import MIN_KHAT_DRAWS, pareto_k
 from infer.keys import as_jax_key, as_key
-from infer.outside_values import held_per_call
+from infer.outside_values import held
 from infer.placement import PROGRAMS
 from infer.starts import check_scalar_logdensity
 from infer.target import Target, check_target, program_key
@@ -130,7 +130,6 @@ class AISResult(NamedTuple):
 DEFAULT_TEMPERATURES = 500
 
 
-@held_per_call  # each function's outside values read once per call
 def ais(
     rng_key,
     target: Target,
@@ -173,53 +172,54 @@ def ais(
     Returns:
         An :class:`AISResult`.
     """
-    wall_start = time.perf_counter()
-    key_input, _ = as_key(rng_key)
-    check_target(target)
-    if num_temperatures is None:
-        if not isinstance(schedule, str) and np.size(schedule) < 2:
+    with held():  # each function's outside values read once per call
+        wall_start = time.perf_counter()
+        key_input, _ = as_key(rng_key)
+        check_target(target)
+        if num_temperatures is None:
+            if not isinstance(schedule, str) and np.size(schedule) < 2:
+                raise ValueError(
+                    "schedule must hold at least the inverse temperatures 0 and 1; got "
+                    f"{np.asarray(schedule).tolist()}."
+                )
+            named = isinstance(schedule, str)
+            num_temperatures = DEFAULT_TEMPERATURES if named else np.size(schedule) - 1
+        num_temperatures = validation.positive_int("num_temperatures", num_temperatures)
+        num_chains = validation.positive_int("num_chains", num_chains, minimum=2)
+        num_leapfrog = validation.positive_int("num_leapfrog", num_leapfrog)
+        num_tuning_chains = validation.positive_int("num_tuning_chains", num_tuning_chains)
+        step_size = validation.positive_float("step_size", step_size, allow_none=True)
+        if step_size is not None and target_accept is not None:
             raise ValueError(
-                "schedule must hold at least the inverse temperatures 0 and 1; got "
-                f"{np.asarray(schedule).tolist()}."
+                f"target_accept={target_accept!r} tunes the step sizes, but step_size={step_size} "
+                "fixes them: give one of the two."
             )
-        named = isinstance(schedule, str)
-        num_temperatures = DEFAULT_TEMPERATURES if named else np.size(schedule) - 1
-    num_temperatures = validation.positive_int("num_temperatures", num_temperatures)
-    num_chains = validation.positive_int("num_chains", num_chains, minimum=2)
-    num_leapfrog = validation.positive_int("num_leapfrog", num_leapfrog)
-    num_tuning_chains = validation.positive_int("num_tuning_chains", num_tuning_chains)
-    step_size = validation.positive_float("step_size", step_size, allow_none=True)
-    if step_size is not None and target_accept is not None:
-        raise ValueError(
-            f"target_accept={target_accept!r} tunes the step sizes, but step_size={step_size} "
-            "fixes them: give one of the two."
-        )
-    accept = 0.8 if target_accept is None else target_accept
-    target_accept = validation.probability("target_accept", accept)
-    betas = _check_schedule(schedule, num_temperatures)
-    shape, logprior_fn = _check_position(target, prior)
-    reverse_start = _check_reverse_start(exact_posterior_draws, shape, num_chains)
+        accept = 0.8 if target_accept is None else target_accept
+        target_accept = validation.probability("target_accept", accept)
+        betas = _check_schedule(schedule, num_temperatures)
+        shape, logprior_fn = _check_position(target, prior)
+        reverse_start = _check_reverse_start(exact_posterior_draws, shape, num_chains)
 
-    _check_memory(target.name, shape, num_chains, reverse_start is not None)
-    keys = jax.random.split(as_jax_key(key_input), 5)
-    warn_if_target_outside_prior(target, prior, shape, jax.random.fold_in(keys[0], 1))
-    run = _annealing_program(
-        target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
-    )
-    fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
-    reverse_start = None if reverse_start is None else jnp.asarray(reverse_start)
-    step_sizes, forward, reverse = jax.block_until_ready(
-        run(keys, target.data, jnp.asarray(betas), fixed, reverse_start)
-    )
-    # each chain's HMC state computes one gradient at its start, then every temperature
-    # re-evaluates it and runs num_leapfrog steps
-    grads_per_chain = 1 + num_temperatures * (num_leapfrog + 1)
-    num_grad = num_chains * grads_per_chain * (1 if reverse is None else 2)
-    if step_size is None:
-        num_grad += num_tuning_chains * (1 + (num_temperatures + 30) * (num_leapfrog + 1))
-    result = _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start)
-    warn_if_unreliable(result, target.name, num_chains, step_size)
-    return result
+        _check_memory(target.name, shape, num_chains, reverse_start is not None)
+        keys = jax.random.split(as_jax_key(key_input), 5)
+        warn_if_target_outside_prior(target, prior, shape, jax.random.fold_in(keys[0], 1))
+        run = _annealing_program(
+            target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
+        )
+        fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
+        reverse_start = None if reverse_start is None else jnp.asarray(reverse_start)
+        step_sizes, forward, reverse = jax.block_until_ready(
+            run(keys, target.data, jnp.asarray(betas), fixed, reverse_start)
+        )
+        # each chain's HMC state computes one gradient at its start, then every temperature
+        # re-evaluates it and runs num_leapfrog steps
+        grads_per_chain = 1 + num_temperatures * (num_leapfrog + 1)
+        num_grad = num_chains * grads_per_chain * (1 if reverse is None else 2)
+        if step_size is None:
+            num_grad += num_tuning_chains * (1 + (num_temperatures + 30) * (num_leapfrog + 1))
+        result = _assemble_result(forward, reverse, betas, step_sizes, num_grad, wall_start)
+        warn_if_unreliable(result, target.name, num_chains, step_size)
+        return result
 
 
 def _check_memory(name: str, shape, num_chains: int, reverse: bool) -> None:

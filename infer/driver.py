@@ -25,7 +25,7 @@ from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
 from infer.loglik import check_loglik, loglik_shapes
 from infer.markov import Carry, Plan
 from infer.numpyro_data import warn_of_unobserved
-from infer.outside_values import held_per_call
+from infer.outside_values import held
 from infer.placement import replicated, to_host
 from infer.process_agreement import on_every_process
 from infer.progress import check_progress
@@ -61,7 +61,6 @@ def chunk_capacity(num_chains: int, example) -> int:
     return max(1, min(MAX_CHUNK_DRAWS, CHUNK_BYTES // row_bytes))
 
 
-@held_per_call  # each function's outside values read once per call
 def sample(
     rng_key,
     target: Target,
@@ -150,45 +149,46 @@ def sample(
             that is not finite at a chain's starting point names the chain; a resume whose
             target, sampler or shapes differ from the saved run's says what differs.
     """
-    wall_start = time.perf_counter()
-    check_progress(progress)
-    off_across_cpu_processes(devices)  # before anything compiles, the seed's key included
-    args = check_arguments(
-        rng_key,
-        target,
-        sampler,
-        num_chains=num_chains,
-        num_samples=num_samples,
-        num_warmup=num_warmup,
-        thin=thin,
-        init=init,
-        init_jitter=init_jitter,
-        devices=devices,
-        resume=resume,
-        checkpoint=checkpoint,
-        checkpoint_every=checkpoint_every,
-        until=until,
-        store=store,
-        keep=keep,
-        superchains=superchains,
-        exact=is_exact(sampler),
-    )
-    if unobserved := target.notes.get("unobserved"):  # a NumPyro model's outcome left out
-        warn_of_unobserved(*unobserved, stacklevel=3)
-    if is_exact(sampler):
-        return sample_exact(
-            args.key_input,
-            args.seed,
+    with held():  # each function's outside values read once per call
+        wall_start = time.perf_counter()
+        check_progress(progress)
+        off_across_cpu_processes(devices)  # before anything compiles, the seed's key included
+        args = check_arguments(
+            rng_key,
             target,
             sampler,
-            args.num_chains,
-            args.num_samples,
-            args.sharding,
-            progress,
-            wall_start,
+            num_chains=num_chains,
+            num_samples=num_samples,
+            num_warmup=num_warmup,
+            thin=thin,
+            init=init,
+            init_jitter=init_jitter,
+            devices=devices,
+            resume=resume,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            until=until,
+            store=store,
+            keep=keep,
+            superchains=superchains,
+            exact=is_exact(sampler),
         )
-    run = _start(args)
-    return run_loop(run, args.num_samples, until, args.outputs, progress, wall_start)
+        if unobserved := target.notes.get("unobserved"):  # a NumPyro model's outcome left out
+            warn_of_unobserved(*unobserved, stacklevel=3)
+        if is_exact(sampler):
+            return sample_exact(
+                args.key_input,
+                args.seed,
+                target,
+                sampler,
+                args.num_chains,
+                args.num_samples,
+                args.sharding,
+                progress,
+                wall_start,
+            )
+        run = _start(args)
+        return run_loop(run, args.num_samples, until, args.outputs, progress, wall_start)
 
 
 def _start(args: Arguments) -> Run:

@@ -40,19 +40,6 @@ def held():
         _HELD.reset(token)
 
 
-def held_per_call(function: Callable) -> Callable:
-    """``function`` run within :func:`held`, one call each (a wrapper in this package, so
-    that warnings placed past infer's frames still point at the user's line; a
-    ``contextlib`` decorator's frame made them point at ``contextlib.py``)."""
-
-    @functools.wraps(function)
-    def within(*args, **kwargs):
-        with held():
-            return function(*args, **kwargs)
-
-    return within
-
-
 def outside_values(fn) -> tuple:
     """``((name, fingerprint), ...)`` of the numbers, strings and arrays (and tuples, lists
     and dicts of them) that ``fn`` reads from outside: the globals its code names, its

@@ -34,7 +34,7 @@ from infer.fit_checks import (
 from infer.fit_measures import kl_gap
 from infer.keys import as_jax_key, as_key
 from infer.loglik import pointwise
-from infer.outside_values import held_per_call
+from infer.outside_values import held
 from infer.progress import check_progress, chunk_length, progress_bar
 from infer.reported_names import reported_shapes
 from infer.result import Result
@@ -89,7 +89,6 @@ def _log_q(params: Approximation, eps):
     )
 
 
-@held_per_call  # each function's outside values read once per call
 def advi(
     rng_key,
     target: Target,
@@ -148,52 +147,53 @@ def advi(
         DiagnosticWarning: when ``pareto_k`` exceeds its threshold (the draws misrepresent
             the posterior), or when steps had to be skipped.
     """
-    wall_start = time.perf_counter()
-    key_input, seed = as_key(rng_key)
-    check_target(target)
-    options = _check_options(
-        family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
-    )
-    check_optimizer(optimizer, learning_rate)
-    check_progress(progress)
-    if optimizer is None:
-        optimizer = optax.adam(options.learning_rate)
-    else:  # one that reads the loss too (value=) as Adam does not: optax.contrib's
-        options = options._replace(learning_rate=None, optimizer="custom")
-        optimizer = optax.with_extra_args_support(optimizer)
-    flat_start, unravel = _flat_start(target, init)
-    dimension, dtype = flat_start.shape[0], flat_start.dtype
-    logdensity_flat = _flat_logdensity(target, unravel)
-    fit_chunk = _fit_program(logdensity_flat, optimizer, options, dimension, dtype)
-    params = _initial_params(flat_start, options.family, options.init_scale)
-    opt_state = optimizer.init(params)
+    with held():  # each function's outside values read once per call
+        wall_start = time.perf_counter()
+        key_input, seed = as_key(rng_key)
+        check_target(target)
+        options = _check_options(
+            family, num_steps, num_draws, num_chains, num_elbo_draws, learning_rate, init_scale
+        )
+        check_optimizer(optimizer, learning_rate)
+        check_progress(progress)
+        if optimizer is None:
+            optimizer = optax.adam(options.learning_rate)
+        else:  # one that reads the loss too (value=) as Adam does not: optax.contrib's
+            options = options._replace(learning_rate=None, optimizer="custom")
+            optimizer = optax.with_extra_args_support(optimizer)
+        flat_start, unravel = _flat_start(target, init)
+        dimension, dtype = flat_start.shape[0], flat_start.dtype
+        logdensity_flat = _flat_logdensity(target, unravel)
+        fit_chunk = _fit_program(logdensity_flat, optimizer, options, dimension, dtype)
+        params = _initial_params(flat_start, options.family, options.init_scale)
+        opt_state = optimizer.init(params)
 
-    _check_memory(target, unravel(flat_start), options, dimension)
-    key = as_jax_key(key_input)
-    fit_key, draw_key = jax.random.split(key)
-    chunk = chunk_length(options.num_steps, options.num_steps)
-    carry = (params, opt_state, fit_key, jnp.zeros((), jnp.int32), params)
-    compile_start = time.perf_counter()
-    compiled = _compile_fit(fit_chunk, carry, options.num_steps, chunk)
-    compile_seconds = time.perf_counter() - compile_start
+        _check_memory(target, unravel(flat_start), options, dimension)
+        key = as_jax_key(key_input)
+        fit_key, draw_key = jax.random.split(key)
+        chunk = chunk_length(options.num_steps, options.num_steps)
+        carry = (params, opt_state, fit_key, jnp.zeros((), jnp.int32), params)
+        compile_start = time.perf_counter()
+        compiled = _compile_fit(fit_chunk, carry, options.num_steps, chunk)
+        compile_seconds = time.perf_counter() - compile_start
 
-    fit_start = time.perf_counter()
-    label = f"advi_{options.family}"
-    carry, elbo_trace = _run_fit(compiled, carry, options.num_steps, chunk, progress, label)
-    _, _, _, skipped, params = carry
-    total_draws = options.num_chains * options.num_draws
-    draw = _draw_program(target, logdensity_flat, unravel, total_draws, dimension, dtype)
-    drawn = draw(params, draw_key)
-    jax.block_until_ready(drawn)
-    sampling_seconds = time.perf_counter() - fit_start
+        fit_start = time.perf_counter()
+        label = f"advi_{options.family}"
+        carry, elbo_trace = _run_fit(compiled, carry, options.num_steps, chunk, progress, label)
+        _, _, _, skipped, params = carry
+        total_draws = options.num_chains * options.num_draws
+        draw = _draw_program(target, logdensity_flat, unravel, total_draws, dimension, dtype)
+        drawn = draw(params, draw_key)
+        jax.block_until_ready(drawn)
+        sampling_seconds = time.perf_counter() - fit_start
 
-    timing = {"compile": compile_seconds, "warmup": 0.0, "sampling": sampling_seconds}
-    result = _assemble_result(
-        target, options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
-    )
-    checked = {**result.info, "learning_rate": options.learning_rate}  # for its advice
-    warn_if_untrustworthy(checked, label, target.name, options.num_steps, total_draws)
-    return result
+        timing = {"compile": compile_seconds, "warmup": 0.0, "sampling": sampling_seconds}
+        result = _assemble_result(
+            target, options, seed, params, skipped, elbo_trace, drawn, timing, wall_start
+        )
+        checked = {**result.info, "learning_rate": options.learning_rate}  # for its advice
+        warn_if_untrustworthy(checked, label, target.name, options.num_steps, total_draws)
+        return result
 
 
 def _check_memory(target: Target, point, options, dimension: int) -> None:
