@@ -22,7 +22,7 @@ import numpy as np
 from infer.caller import INFER_FRAMES
 
 
-def _x64() -> bool:
+def x64_enabled() -> bool:
     """Whether JAX makes 64-bit floats here and now (``jax_enable_x64``, globally or in a
     ``jax.enable_x64`` context)."""
     return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
@@ -49,7 +49,7 @@ class ProgramCache:
     def get(self, key, build: Callable[[], object]) -> tuple[object, float]:
         """``(program, seconds spent building it)``: ``build()`` on a miss, 0.0 on a hit
         (also for a thread that waited while another built it)."""
-        key = (key, _x64())
+        key = (key, x64_enabled())
         with self._guard:
             if key in self._programs:
                 self._programs.move_to_end(key)
@@ -74,10 +74,10 @@ class ProgramCache:
 
     def peek(self, key):
         """The program held under ``key``, or ``None`` (no build, no reordering)."""
-        return self._programs.get((key, _x64()))
+        return self._programs.get((key, x64_enabled()))
 
     def __contains__(self, key) -> bool:
-        return (key, _x64()) in self._programs
+        return (key, x64_enabled()) in self._programs
 
     def keys(self) -> list:
         """The keys held (of either mode of 64-bit floats), oldest first."""

@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from infer.outside_values import array_crc
+from infer.placement import x64_enabled
 
 #: Arguments compared by whether they are given (their paths may differ between processes).
 GIVEN_OR_NOT = ("store", "checkpoint", "resume")
@@ -54,9 +55,7 @@ def sample_call(target, sampler, init, *arguments: dict) -> dict:
         "the target's data": getattr(target, "data", None),
         # one process in 64-bit floats places and exchanges other arrays: they waited for
         # each other in a collective forever
-        "64-bit floats (jax_enable_x64, JAX_ENABLE_X64)": bool(
-            jax.dtypes.canonicalize_dtype(np.float64) == np.float64  # a jax.enable_x64 block too
-        ),
+        "64-bit floats (jax_enable_x64, JAX_ENABLE_X64)": x64_enabled(),
     }
 
 

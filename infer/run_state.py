@@ -20,6 +20,7 @@ import numpy as np
 
 from infer.base import hook, settings_json
 from infer.markov import Carry
+from infer.placement import x64_enabled
 
 #: Data larger than this many bytes are fingerprinted from a strided sample of their bytes.
 FULL_HASH_BYTES = 64 * 2**20
@@ -264,7 +265,7 @@ def check_same_precision(saved: dict, source: str, in_memory: bool, why: str = "
     in memory of 32-bit floats goes on in them under ``jax_enable_x64``; ``in_memory=False``
     refuses that too, ``why``, said after the widths, saying why)."""
     saved_x64 = "'float64'" in saved.get("positions", "")
-    now_x64 = jax.dtypes.canonicalize_dtype(np.float64) == np.float64
+    now_x64 = x64_enabled()
     if saved_x64 == now_x64 or (in_memory and not saved_x64):
         return
     made, here = ("on", "off") if saved_x64 else ("off", "on")
