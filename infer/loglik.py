@@ -13,7 +13,6 @@ import math
 import jax
 import numpy as np
 
-from infer.base import IdentityKey
 from infer.draws_checks import check_dims_fit
 from infer.outside_values import function_key
 from infer.placement import PROGRAMS, abstract, to_host, traced_shapes
@@ -80,7 +79,7 @@ def check_loglik(target: Target, point) -> None:
     if target.loglik_fn is None:
         return
     observed = target.observed_data or {}
-    key = (program_key(target), IdentityKey(target.loglik_fn), abstract(point))
+    key = (program_key(target), function_key(target.loglik_fn), abstract(point))
     key += (tuple((name, np.shape(value)) for name, value in observed.items()),)
     key += (target.source is None,)
     key += (tuple((name, tuple(axes)) for name, axes in sorted((target.dims or {}).items())),)
@@ -155,7 +154,7 @@ def _program(target: Target, size: int, flat, data):
     key = (
         "loglik",
         program_key(target),
-        IdentityKey(target.loglik_fn),
+        function_key(target.loglik_fn),  # a global it reads is traced in as a constant
         tuple(target.observed_data or {}),  # the output's name when loglik_fn gives an array
         abstract(example),
         abstract(data),

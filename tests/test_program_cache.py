@@ -247,3 +247,30 @@ def test_the_log_likelihoods_names_follow_observed_data_with_the_same_functions(
         target = infer.Target(_with_pointwise, **named, observed_data=observed)
         result = infer.sample(0, target, infer.rwmh(), **run)
         assert list(result.groups["log_likelihood"]) == (["y"] if observed else ["obs"])
+
+
+LOGLIK_SCALE = 1.0  # a global the log likelihood reads: traced into its program
+
+
+def _scaled_pointwise(position, data):
+    return -0.5 * ((data - position["mu"]) / LOGLIK_SCALE) ** 2
+
+
+def test_the_log_likelihood_follows_a_global_its_function_reads():
+    # its program was keyed by the function's identity alone: a changed global kept the
+    # values of the first
+    import infer
+
+    global LOGLIK_SCALE
+    y = np.linspace(-1.0, 1.0, 6, dtype=np.float32)
+    target = infer.Target(
+        _with_pointwise, init={"mu": np.zeros((), np.float32)}, data=y, loglik_fn=_scaled_pointwise
+    )
+    run = dict(num_chains=2, num_samples=10, num_warmup=10)
+    first = infer.sample(0, target, infer.rwmh(), **run).groups["log_likelihood"]["obs"]
+    LOGLIK_SCALE = 2.0
+    try:
+        again = infer.sample(0, target, infer.rwmh(), **run).groups["log_likelihood"]["obs"]
+    finally:
+        LOGLIK_SCALE = 1.0
+    np.testing.assert_allclose(again, first / 4.0, rtol=1e-5)  # same draws, a quarter of it
