@@ -18,6 +18,19 @@ RESULTS = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def json_file(text: str) -> Path:
+    """A ``type=`` for ``--out``: a path to a JSON file to write, checked before anything
+    runs (a folder, or a path under a file, would lose the run's figures at the end)."""
+    import argparse
+
+    from infer.io import file_path
+
+    try:
+        return file_path(text, "--out")
+    except (TypeError, ValueError) as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def commit() -> dict:
     """The git commit the figures describe, and whether the tree had uncommitted changes.
 
@@ -107,7 +120,9 @@ def machine(*packages: str) -> dict:
 
 def write_result(path: Path, record: dict) -> Path:
     """Write ``record`` as JSON to ``path``, atomically. A smoke run (``--quick``, whose
-    files end in ``_quick``) says so: ``record["quick"]``, unless the script set it.
+    files end in ``_quick``) says so: ``record["quick"]``, unless the script set it; its
+    goals are not judged (each verdict, under a key that starts with ``goal``, is ``None``):
+    its sizes are too small for them.
 
     Raises:
         ValueError: ``record``'s ``rows`` (or ``models``) is empty: such a file would replace
@@ -122,8 +137,19 @@ def write_result(path: Path, record: dict) -> Path:
             "would replace the figures there; check the options that chose what to measure"
         )
     record = {**record, "quick": bool(record.get("quick", Path(path).stem.endswith("_quick")))}
+    if record["quick"]:
+        record.update({k: _unjudged(v) for k, v in record.items() if k.startswith("goal")})
 
     return write_atomically(path, lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1)))
+
+
+def _unjudged(verdicts):
+    """``verdicts`` (a bool, or dicts of them beside other facts) with every bool ``None``."""
+    if isinstance(verdicts, bool):
+        return None
+    if isinstance(verdicts, dict):
+        return {name: _unjudged(value) for name, value in verdicts.items()}
+    return verdicts
 
 
 #: How a measurement may use the machine: ``one_core`` pins the process (JAX's threads and

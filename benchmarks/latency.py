@@ -40,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, ROOT, machine, positive_int, write_result  # noqa: E402
+from common import RESULTS, ROOT, json_file, machine, positive_int, write_result  # noqa: E402
 
 MODELS = ("regression", "many_sites", "stochastic_volatility")
 NUM_GROUPS = 30
@@ -304,7 +304,7 @@ def main(argv=None) -> int:
         metavar="REV",
         help="also time infer at this git revision (sampling after compiling)",
     )
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=json_file, default=None)
     parser.add_argument("--worker", choices=("infer", "numpyro"), help=argparse.SUPPRESS)
     parser.add_argument("--model", choices=MODELS, help=argparse.SUPPRESS)
     parser.add_argument("--num-draws", type=positive_int, default=1000, help=argparse.SUPPRESS)

@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     RESULTS,
     cores_in_use,
+    json_file,
     machine,
     modes,
     positive_int,
@@ -306,7 +307,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     parser.add_argument("--repeats", type=positive_int, default=None, help="default 5; --quick: 2")
-    parser.add_argument("--out", type=Path, default=None, help="JSON path")
+    parser.add_argument("--out", type=json_file, default=None, help="JSON path")
     parser.add_argument("--rejection-only", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--num-draws", type=positive_int, default=10**7, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -37,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import (  # noqa: E402
     RESULTS,
     ROOT,
+    json_file,
     machine,
     positive_int,
     quick_or_given,
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
         help="alternating rounds of every side (default 2; --quick: 1)",
     )
     parser.add_argument("--quick", action="store_true", help="one round")
-    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--out", type=json_file, default=None)
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:

@@ -1,13 +1,14 @@
 """Regenerate the pictures in docs/images: `python docs/make_figures.py`.
 
+`python docs/make_figures.py NAME ...` makes only the named ones (`--help` lists them).
 Runs `infer compare` with its defaults (the banana target; rejection, RWMH, MALA, NUTS) into
 a temporary folder and copies the report's pictures that the docs show; draws the ARS hull,
 the ADVI and AIS pictures; and copies the generative models' pictures from the MNIST quality
 run (`python benchmarks/generative_quality.py --data mnist`) when it exists.
 """
 
+import argparse
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
@@ -173,10 +174,21 @@ FIGURES = {
 }
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"which pictures to make, among {', '.join(FIGURES)} (default: all)",
+    )
+    names = parser.parse_args(argv).names or list(FIGURES)
+    unknown = [name for name in names if name not in FIGURES]
+    if unknown:
+        parser.error(f"unknown picture {', '.join(unknown)}; choose among {', '.join(FIGURES)}")
     images = Path(__file__).parent / "images"
     images.mkdir(exist_ok=True)
-    for name in sys.argv[1:] or FIGURES:
+    for name in names:
         FIGURES[name](images)
 
 

@@ -6,6 +6,7 @@ off (100 simulations, which fails) into docs/images/sbc_broken.png. Prints each 
 and timing. About a minute on two CPU cores.
 """
 
+import argparse
 from pathlib import Path
 
 import matplotlib
@@ -46,5 +47,6 @@ def check(name: str, sampler, **options) -> None:
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     check("nuts", infer.nuts(), num_simulations=200)
     check("broken", UncorrectedMALA(covariance="diagonal"), num_simulations=100, thin=10)

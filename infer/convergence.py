@@ -110,19 +110,25 @@ def _padding(named, max_samples) -> int | bool:
     return max(max_samples, np.shape(first)[1]) if total <= ONE_PROGRAM_VALUES else True
 
 
-def describe(failing: dict[str, dict], limit: int = 5) -> str:
-    """``failing`` in a sentence, the worst ``limit`` first."""
+def describe(failing: dict[str, dict], min_ess: float, limit: int = 5) -> str:
+    """``failing`` in a sentence, the worst ``limit`` first (ESS as :func:`ess_shown` shows
+    it against ``min_ess``)."""
     worst = sorted(failing.items(), key=lambda item: min(item[1]["ess_bulk"], item[1]["ess_tail"]))
     parts = [
-        f"{name} (R-hat {v['rhat']:.4f}, ESS bulk {rounded_down(v['ess_bulk'])}, tail "
-        f"{rounded_down(v['ess_tail'])})"
+        f"{name} (R-hat {v['rhat']:.4f}, ESS bulk {ess_shown(v['ess_bulk'], min_ess)}, "
+        f"tail {ess_shown(v['ess_tail'], min_ess)})"
         for name, v in worst[:limit]
     ]
     more = f" and {len(failing) - limit} more" if len(failing) > limit else ""
     return ", ".join(parts) + more
 
 
-def rounded_down(ess: float) -> str:
-    """An ESS as messages show it, rounded down (399.7 short of 400 reads 399, where
-    rounding read "400 < 400"), NaN as it is."""
-    return str(math.floor(ess)) if math.isfinite(ess) else str(ess)
+def ess_shown(ess: float, min_ess: float) -> str:
+    """An ESS as messages show it: rounded as the tables round it (30.7 reads 31), but one
+    short of ``min_ess`` by less than the rounding reads with a decimal, rounded down (399.7
+    reads 399.7 where rounding read "400 < 400"); NaN as it is."""
+    if not math.isfinite(ess):
+        return str(ess)
+    if round(ess) < min_ess or ess >= min_ess:
+        return str(round(ess))
+    return f"{math.floor(ess * 10) / 10:.1f}"

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
-from infer.convergence import rounded_down
+from infer.convergence import ess_shown
 from infer.fit_measures import is_fit, unsettled
 from infer.result import Result
 from infer.stuck_chains import chain_list, stuck_chains, why_stuck
@@ -175,12 +175,14 @@ def resonance_note(result: Result) -> str:
 def _low_ess_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a min bulk or tail ESS below ``min_ess``."""
     low = [
-        f"{kind} {rounded_down(row[f'min_ess_{kind}'])}"
+        f"{kind} {ess_shown(row[f'min_ess_{kind}'], min_ess)}"
         for kind in ("bulk", "tail")
         if row[f"min_ess_{kind}"] < min_ess
     ]
     if low:
-        named = _named(row.get("worst_ess"), lambda value: value < min_ess, rounded_down)
+        named = _named(
+            row.get("worst_ess"), lambda value: value < min_ess, lambda v: ess_shown(v, min_ess)
+        )
         return (
             f"min ESS {' and '.join(low)} < {min_ess:g}{named}: estimates (tails especially) are "
             "noisy. Draw more samples or use a sampler that mixes faster (NUTS for smooth "

@@ -74,6 +74,16 @@ def _wrapped(title: str, width_inches: float, fontsize: float = 10) -> str:
     return "\n".join(textwrap.fill(line, characters) for line in title.split("\n"))
 
 
+def _legend_inches(figure) -> float:
+    """The width a figure's legends (placed beside the panels, at the top right) take, in
+    inches with a margin; 0 without one."""
+    if not figure.legends:
+        return 0.0
+    renderer = figure.canvas.get_renderer()
+    widest = max(legend.get_window_extent(renderer).width for legend in figure.legends)
+    return widest / figure.dpi + 0.3
+
+
 def white_noise_band(num_draws: int) -> float:
     """The autocorrelation plot's band: ``1.96 / sqrt(num_draws)``, where 95% of a white
     noise chain's autocorrelations at each lag fall."""
@@ -226,8 +236,10 @@ def plot(
         warnings.filterwarnings("ignore", "Your data appears to have a single value")
         collection = _draw(kind, results, first, options, truth, names, min_ess)
     figure = _figure(collection)
-    beside = 2.0 if figure.legends else 0.0  # a legend at the top right (forest's)
-    figure.suptitle(_wrapped(title, figure.get_figwidth() - beside), fontsize=10)
+    width, beside = figure.get_figwidth(), _legend_inches(figure)
+    # centred over what the legend at the top right (forest's, dist's) leaves free
+    left = _wrapped(title, width - beside)
+    figure.suptitle(left, fontsize=10, x=0.5 * (1 - beside / width))
     if path is None:
         return collection
     save_png(collection, path)

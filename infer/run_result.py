@@ -114,8 +114,8 @@ def markov_result(
         warnings.warn(
             f"{sampler.name} on {target.name}: stopped at the budget of {until.max_samples} "
             f"draws per chain before converging (R-hat <= {until.rhat}, ESS >= {until.ess:g}); "
-            f"short: {convergence.describe(failing)}. Raise max_samples, or look at the trace "
-            "and rank plots.",
+            f"short: {convergence.describe(failing, until.ess)}. Raise max_samples, or look at "
+            "the trace and rank plots.",
             DiagnosticWarning,
             skip_file_prefixes=INFER_FRAMES,
         )

@@ -54,10 +54,16 @@ def test_a_quick_result_says_so_and_its_table_caption_too(tmp_path):
     import sys
 
     common = _common()
-    common.write_result(tmp_path / "until_cpu_quick.json", {"rows": [{}]})
-    common.write_result(tmp_path / "until_cpu.json", {"rows": [{}]})
-    assert json.loads((tmp_path / "until_cpu_quick.json").read_text())["quick"] is True
-    assert json.loads((tmp_path / "until_cpu.json").read_text())["quick"] is False
+    goals = {"goals_met": {"fast": True, "slow": False}, "goals": {"nll": {"met": True, "x": 1}}}
+    common.write_result(tmp_path / "until_cpu_quick.json", {"rows": [{}], **goals})
+    common.write_result(tmp_path / "until_cpu.json", {"rows": [{}], **goals})
+    quick = json.loads((tmp_path / "until_cpu_quick.json").read_text())
+    full = json.loads((tmp_path / "until_cpu.json").read_text())
+    assert quick["quick"] is True and full["quick"] is False
+    # a smoke run's sizes cannot judge a goal: its verdicts are None, a full run's kept
+    assert quick["goals_met"] == {"fast": None, "slow": None}
+    assert quick["goals"] == {"nll": {"met": None, "x": 1}}
+    assert {k: full[k] for k in goals} == goals
     sys.path.insert(0, str(RUNNER.parents[1] / "docs"))
     import tables
 
@@ -117,6 +123,10 @@ REFUSED = [
         ["bench_model", "subprocess"],
         "unknown model(s) ['regresion']; choose from regression",
     ),
+    # a folder as --out: refused before the run, not after it (where its figures were lost)
+    ("until", ["--quick", "--out", "."], ["run_json"], "is a folder; give a file path"),
+    ("samplers", ["--quick", "--out", "."], ["bench_rwmh"], "is a folder; give a file path"),
+    ("latency", ["--out", "."], ["bench_model", "subprocess"], "is a folder; give a file path"),
     (
         "generative",
         ["--repeats", "0"],

@@ -504,3 +504,21 @@ def test_the_docstring_says_what_each_kind_returns(runs):
     assert isinstance(figure, matplotlib.figure.Figure)
     returns = infer.plot.__doc__.split("Returns:")[1].split("Raises:")[0]
     assert '"elbo"' in returns and "Figure" in returns and "PlotCollection" in returns
+
+
+@pytest.mark.parametrize("kind", ["forest", "dist"])
+def test_the_title_stays_clear_of_the_legend_of_long_run_names(kind):
+    """A forest of runs with long names had its legend (top right, beside the panels) drawn
+    over the end of its title, which was centred on the whole figure."""
+    rng = np.random.default_rng(0)
+    names = ["ars", "rejection", "independent_mh_with_a_long_name", "hmc"]
+    results = {name: infer.Result.from_draws({"x": rng.beta(2, 5, (2, 300))}) for name in names}
+    collection = infer.plot(results, kind=kind)
+    figure = collection.get_viz("figure")
+    figure = getattr(figure, "item", lambda: figure)()
+    figure.canvas.draw()  # the layout, as saving makes it
+    renderer = figure.canvas.get_renderer()
+    (title,) = [t for t in figure.texts if t.get_text() == figure.get_suptitle()]
+    title = title.get_window_extent(renderer)
+    legend = figure.legends[0].get_window_extent(renderer)
+    assert title.x1 < legend.x0 or title.y0 > legend.y1
