@@ -84,6 +84,15 @@ def _legend_inches(figure) -> float:
     return widest / figure.dpi + 0.3
 
 
+def _labels_on_top(figure) -> None:
+    """Each panel's texts (the rank plot's p-value) drawn over its lines, on a pale box: the
+    chains' curves ran through them."""
+    for axis in figure.axes:
+        for text in axis.texts:
+            text.set_zorder(10)
+            text.set_bbox({"facecolor": "white", "alpha": 0.8, "edgecolor": "none", "pad": 1})
+
+
 def white_noise_band(num_draws: int) -> float:
     """The autocorrelation plot's band: ``1.96 / sqrt(num_draws)``, where 95% of a white
     noise chain's autocorrelations at each lag fall."""
@@ -291,6 +300,7 @@ def _draw(kind: str, results: dict, first: Result, options: dict, truth, names, 
         collection = arviz_plots.plot_trace_dist(tree, compact=False, **options)
     elif kind == "rank":
         collection = arviz_plots.plot_rank(tree, **options)
+        _labels_on_top(_figure(collection))
     elif kind == "ess":
         tail = {"ess_tail": {"prob": TAIL_PROB}}  # the tail ESS compare reports
         collection = arviz_plots.plot_ess_evolution(tree, min_ess=min_ess, stats=tail, **options)

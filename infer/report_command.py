@@ -56,9 +56,18 @@ def run_report(args) -> int:
             file=sys.stderr,
         )
         return 2
+    runs, seen, again = [], set(), []  # overlapping globs name a file twice: it is one run
+    for file in args.runs:
+        if file.resolve() in seen:
+            again.append(str(file))
+        else:
+            runs.append(file)
+            seen.add(file.resolve())
+    if again:
+        print(f"infer report: {', '.join(again)} given more than once; reported once.")
     names = [
         file.stem if file.suffix.lower() in (*NETCDF_SUFFIXES, ".zarr") else file.name
-        for file in args.runs
+        for file in runs
     ]
     if len(set(names)) < len(names):
         repeated = sorted({name for name in names if names.count(name) > 1})
@@ -69,13 +78,13 @@ def run_report(args) -> int:
         )
         return 2
     results = {}
-    for name, file in zip(names, args.runs, strict=True):
+    for name, file in zip(names, runs, strict=True):
         try:
             results[name] = infer.load(file)
         except (OSError, ValueError) as err:
             print(f"infer report: error: {err}", file=sys.stderr)
             return 2
-    folder = args.out or args.runs[0].parent
+    folder = args.out or runs[0].parent
     if problem := unwritable_folder(folder, "infer report"):
         print(problem, file=sys.stderr)
         return 2

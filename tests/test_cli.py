@@ -531,6 +531,18 @@ def test_infer_report_makes_the_report_of_saved_runs(tmp_path, capsys):
     assert cli.main([*report, "--no-plots"]) == 0
     table = pd.read_csv(tmp_path / "with_store" / "comparison.csv", index_col=0)
     assert list(table.index) == ["first", "s"]
+    # one file named twice (overlapping globs, another spelling of its path) is one run; two
+    # files of one name in two folders are still refused
+    again = str(tmp_path / "." / "first.nc")
+    twice = ["report", runs[0], *runs, again, "--out", str(tmp_path / "twice"), "--no-plots"]
+    assert cli.main(twice) == 0
+    assert f"{runs[0]}, {again} given more than once; reported once" in capsys.readouterr().out
+    table = pd.read_csv(tmp_path / "twice" / "comparison.csv", index_col=0)
+    assert list(table.index) == ["first", "second"]
+    (tmp_path / "other").mkdir()
+    infer.Result.from_draws({"x": rng.normal(size=(2, 100))}).save(tmp_path / "other" / "first.nc")
+    assert cli.main(["report", runs[0], str(tmp_path / "other" / "first.nc")]) == 2
+    assert "two runs would be named first" in capsys.readouterr().err
 
 
 @pytest.mark.thorough  # an edge case, 3 s

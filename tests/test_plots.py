@@ -522,3 +522,14 @@ def test_the_title_stays_clear_of_the_legend_of_long_run_names(kind):
     title = title.get_window_extent(renderer)
     legend = figure.legends[0].get_window_extent(renderer)
     assert title.x1 < legend.x0 or title.y0 > legend.y1
+
+
+def test_the_rank_plots_p_value_is_drawn_over_the_chains(runs):
+    """The chains' curves (and ArviZ's thick marks of those outside the band) ran through the
+    p-value label; it is drawn on top, on a pale box."""
+    figure = infer.plot(runs["nuts"], kind="rank", var_names=["mu"]).get_viz("figure")
+    figure = getattr(figure, "item", lambda: figure)()
+    (axis,) = figure.axes
+    (label,) = [text for text in axis.texts if text.get_text().startswith("p=")]
+    drawn = [artist.get_zorder() for artist in (*axis.lines, *axis.collections)]
+    assert label.get_zorder() > max(drawn) and label.get_bbox_patch() is not None
