@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import jax
 import numpy as np
 
 from infer.numpyro_failures import abstract_trace
@@ -48,12 +49,14 @@ class SiteNames(NamedTuple):
     deterministic: list  # numpyro.deterministic: draws hold them too
     latent_shapes: dict  # latent site -> the shape of one value, at these arguments
     plates: dict  # sample site -> the names of the plates it is in
+    sample_shapes: dict  # every sample site (observed or not) -> the shape of its value
 
 
 def site_names(source: ModelSource) -> SiteNames:
     """The model's sites by kind, from one abstract trace."""
     trace = abstract_trace(source.model, source.args, source.kwargs)
     sampled = {n: s["is_observed"] for n, s in trace.items() if s["type"] == "sample"}
+    shapes = {name: tuple(getattr(trace[name]["value"], "shape", ())) for name in sampled}
     latent = [name for name, observed in sampled.items() if not observed]
     observed = [name for name, site in trace.items() if is_observation(site)]
 
@@ -61,12 +64,39 @@ def site_names(source: ModelSource) -> SiteNames:
         latent,
         observed,
         [name for name, site in trace.items() if site["type"] == "deterministic"],
-        {name: tuple(getattr(trace[name]["value"], "shape", ())) for name in latent},
+        {name: shapes[name] for name in latent},
         {
             name: {frame.name for frame in trace[name].get("cond_indep_stack", ())}
             for name in sampled
         },
+        shapes,
     )
+
+
+def sized_by_observations(source: ModelSource, sites: SiteNames, observed: list) -> list:
+    """The latent sites whose shape follows the number of observations (a plate of their own
+    sized by the data, ``expand([x.shape[0]])``, or one they share with the observations):
+    those whose shape changes when every array argument as long as an ``observed`` site is
+    one row longer (the last row again). None where the model does not take such arguments,
+    or fails on them."""
+    lengths = {sites.sample_shapes[n][0] for n in observed if sites.sample_shapes.get(n)}
+
+    def longer(leaf):
+        if isinstance(leaf, np.ndarray | jax.Array) and leaf.ndim and leaf.shape[0] in lengths:
+            return np.concatenate([np.asarray(leaf), np.asarray(leaf)[-1:]])
+        return leaf
+
+    args, kwargs = jax.tree.map(longer, (source.args, source.kwargs))
+    try:
+        trace = abstract_trace(source.model, args, kwargs)
+    except Exception:  # noqa: BLE001 - a model that refuses other sizes: nothing to tell
+        return []
+    return [
+        name
+        for name in sites.latent_shapes
+        if name in trace
+        and tuple(getattr(trace[name]["value"], "shape", ())) != sites.latent_shapes[name]
+    ]
 
 
 def _unobserved(model: Callable) -> Callable:

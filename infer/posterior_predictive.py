@@ -11,7 +11,7 @@ import jax
 import numpy as np
 
 from infer import validation
-from infer.numpyro_predictive import predictive_draws, site_names
+from infer.numpyro_predictive import predictive_draws, site_names, sized_by_observations
 from infer.result import Result
 from infer.target import Target
 
@@ -55,10 +55,11 @@ def predictive(
     if not isinstance(result, Result):
         raise TypeError(f"result must be an infer.Result; got {type(result).__name__}.")
     if not isinstance(target, Target) or target.source is None:
+        got = "an infer.Target of no NumPyro model" if isinstance(target, Target) else None
         raise TypeError(
             "target must be the NumPyro target the result was drawn from "
             "(infer.Target.from_numpyro(model, ...)): predictive checks simulate data from "
-            "the model."
+            f"the model; got {got or type(target).__name__}."
         )
     if num_prior_draws is None:
         num_prior_draws = result.num_samples
@@ -98,7 +99,8 @@ def predictive(
             _refuse_imputed(result, observed)
         dropped = _check_sites(result, latent, sites.deterministic, same_data)
         if not same_data:
-            _refuse_local_latents(result, latent, observed, sites)
+            _refuse_local_latents(result, latent, observed, target, sites)
+        _refuse_resized(result, latent, sites)
     _warn_if_another_model(result, target)  # sites alike (else refused above)
     groups = _with_data(result, target) if same_data else dict(result.groups)
     key_posterior, key_prior = jax.random.split(jax.random.key(seed))
@@ -239,26 +241,15 @@ def _warn_if_another_model(result: Result, target: Target) -> None:
         )
 
 
-def _refuse_local_latents(result: Result, latent: list, observed: list, sites) -> None:
+def _refuse_local_latents(
+    result: Result, latent: list, observed: list, target: Target, sites
+) -> None:
     """A ``ValueError`` naming the latent sites that hold one value per observation of the
-    fit (in a plate of an observed site's), whose draws say nothing of the new inputs' own
-    values, or that are shaped otherwise at the new arguments (a size argument changed)."""
-    resized = [
-        f"{name} {np.shape(result.draws[name])[2:]} in the draws but {sites.latent_shapes[name]} "
-        "here"
-        for name in latent
-        if np.shape(result.draws[name])[2:] != sites.latent_shapes[name]
-    ]
+    fit (in a plate of an observed site's, or sized by the data), whose draws say nothing of
+    the new inputs' own values (``sites``: the model's at ``target``'s arguments)."""
     shared = set().union(*(sites.plates.get(name, set()) for name in observed))
-    named = [name for name in latent if sites.plates.get(name, set()) & shared]
-    if resized and not named:
-        raise ValueError(
-            f"the model's latent site(s) {', '.join(resized)}: at these arguments the model "
-            "sizes them otherwise than in the fit, so the draws do not fill them. An argument "
-            "that sets a size (a number of groups) differs from the fit's: pass the fit's "
-            "value. Or a site holds a value per observation, shaped by the data: its draws "
-            "say nothing of new inputs (sample again with the new data)."
-        )
+    following = sized_by_observations(target.source, sites, observed)
+    named = [n for n in latent if sites.plates.get(n, set()) & shared or n in following]
     if named:
         shown = ", ".join(f"{n} {np.shape(result.draws[n])[2:]}" for n in named)
         raise ValueError(
@@ -267,6 +258,26 @@ def _refuse_local_latents(result: Result, latent: list, observed: list, sites) -
             "draws say nothing of the new inputs' own values. Predict at new inputs with a "
             "model whose latent sites are not per observation, or sample it again with the "
             "new data."
+        )
+
+
+def _refuse_resized(result: Result, latent: list, sites) -> None:
+    """A ``ValueError`` naming the latent sites whose draws are shaped otherwise than the
+    model makes them at the target's arguments (a size argument changed, or draws of another
+    model): NumPyro would broadcast them, or take a group's value from another."""
+    resized = [
+        f"{name} {np.shape(result.draws[name])[2:]} in the draws but {sites.latent_shapes[name]} "
+        "here"
+        for name in latent
+        if np.shape(result.draws[name])[2:] != sites.latent_shapes[name]
+    ]
+    if resized:
+        raise ValueError(
+            f"the model's latent site(s) {', '.join(resized)}: at these arguments the model "
+            "sizes them otherwise than the draws hold them, so the draws do not fill them. An "
+            "argument that sets a size (a number of groups) differs from the fit's: pass the "
+            "fit's value. Or the draws are of another model (Result.from_draws?): give draws "
+            "shaped as the model's sites."
         )
 
 

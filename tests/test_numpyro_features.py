@@ -93,17 +93,71 @@ def with_noise_per_point(x, y=None):  # z: one latent value per observation
         numpyro.sample("y", dist.Normal(a * x + z, 0.5), obs=y)
 
 
+def with_noise_in_a_plate_of_its_own(x, y=None):  # z per observation, in another plate
+    a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+    with numpyro.plate("units", x.shape[0]):
+        z = numpyro.sample("z", dist.Normal(0.0, 1.0))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Normal(a * x + z, 0.5), obs=y)
+
+
+def with_noise_expanded(x, y=None):  # z per observation, in no plate
+    a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+    z = numpyro.sample("z", dist.Normal(0.0, 1.0).expand([x.shape[0]]).to_event(1))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Normal(a * x + z, 0.5), obs=y)
+
+
 @pytest.mark.thorough  # a refusal, 4 s
-def test_predictions_need_latent_sites_that_are_not_one_per_observation():
+@pytest.mark.parametrize(
+    "model", [with_noise_per_point, with_noise_in_a_plate_of_its_own, with_noise_expanded]
+)
+def test_predictions_need_latent_sites_that_are_not_one_per_observation(model):
     """At 1 new input the fit's 10 values of z broadcast into 10 'predictions' (at 5, a raw
-    JAX shape error); at 10 other inputs, the fit's z silently stood for theirs."""
+    JAX shape error); at 10 other inputs, the fit's z silently stood for theirs. In a plate
+    of its own sized by the data, or expanded to the data's length, z was not told apart
+    from a site of the model's own size, and at 10 new inputs stood for theirs."""
     with jax.numpy_rank_promotion("allow"):  # NumPyro's median start broadcasts a * x
-        fit = infer.Target.from_numpyro(with_noise_per_point, X, y=Y)
-        news = [infer.Target.from_numpyro(with_noise_per_point, x) for x in (X[:1], X + 1)]
+        fit = infer.Target.from_numpyro(model, X, y=Y)
+        news = [infer.Target.from_numpyro(model, x) for x in (X[:1], X + 1)]
     result = quiet_sample(fit, infer.rwmh())
     for target in news:
         with pytest.raises(ValueError, match=r"latent site\(s\) z \(10,\) hold a value per"):
             infer.predictive(result, target)
+
+
+def grouped(g, y=None, num_groups=3):
+    s = numpyro.sample("s", dist.HalfNormal(1.0))
+    with numpyro.plate("groups", num_groups):
+        a = numpyro.sample("a", dist.Normal(0.0, 5.0))
+    with numpyro.plate("n", g.shape[0]):
+        numpyro.sample("y", dist.Normal(a[g], s), obs=y)
+
+
+@pytest.mark.thorough  # refusals, 3 s
+def test_draws_shaped_otherwise_than_the_models_sites_are_refused_on_the_fits_data_too():
+    """On the fit's own data nothing compared the draws' shapes with the model's: draws of
+    2 groups where the model has 3 took group 2's prediction from group 1, a scalar site
+    with an extra axis failed in JAX, naming no site, and num_groups=2 with the fit's arrays
+    gave a prior of 2 groups beside a posterior of 3. Groups of the model's own size still
+    predict at new inputs of the fit's length."""
+    g = np.array([0, 1, 2, 0, 1, 2], np.int32)
+    y = np.array([1.0, 2.0, 3.0, 1.0, 2.0, 3.0], np.float32)
+    target = infer.Target.from_numpyro(grouped, g, y=y)
+    result = quiet_sample(target, infer.rwmh())
+    s, a = (np.asarray(result.draws[name]) for name in ("s", "a"))
+    two_groups = infer.Result.from_draws({"s": s, "a": a[..., :2]})
+    with pytest.raises(ValueError, match=r"a \(2,\) in the draws but \(3,\) here"):
+        infer.predictive(two_groups, target)
+    wide = infer.Result.from_draws({"s": np.repeat(s[..., None], 4, axis=-1), "a": a})
+    with pytest.raises(ValueError, match=r"s \(4,\) in the draws but \(\) here"):
+        infer.predictive(wide, target)
+    other_size = infer.Target.from_numpyro(grouped, g, y=y, num_groups=2)
+    with pytest.raises(ValueError, match=r"a \(3,\) in the draws but \(2,\) here.*size"):
+        infer.predictive(result, other_size)
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's Predictive broadcasts ranks
+        new = infer.predictive(result, infer.Target.from_numpyro(grouped, g[::-1].copy()))
+    assert new.groups["predictions"]["y"].shape == (*s.shape, 6)
 
 
 def plain(x, y):

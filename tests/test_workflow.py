@@ -374,8 +374,10 @@ def test_the_log_likelihood_pass_is_chunked(monkeypatch):
 def test_predictive_refuses_a_plain_target():
     target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
     result = infer.sample(0, target, infer.rwmh(), num_samples=20, num_warmup=20)
-    with pytest.raises(TypeError, match="NumPyro target the result was drawn from"):
+    with pytest.raises(TypeError, match="NumPyro target the result was drawn from.*got an infe"):
         infer.predictive(result, target)
+    with pytest.raises(TypeError, match="from_numpyro.* got function"):  # the model itself
+        infer.predictive(result, linear)
 
 
 def test_predictive_refuses_draws_of_another_model(runs):
