@@ -189,6 +189,10 @@ class NumPyroHMC(Sampler):
                 capped = jnp.where(over, jnp.asarray(most, jnp.result_type(given)), given)
                 kernel_state = kernel_state._replace(trajectory_length=capped)
             new = sample_kernel(kernel_state)
+            if length is not None:  # the cap is this step's: the next starts from the length
+                # given (kept, each capped step ratcheted it down for good, and then a tiny
+                # length let the step size grow to float32's largest: draws of 0 steps)
+                new = new._replace(trajectory_length=given)
             n_steps = jnp.asarray(new.num_steps, jnp.int32)
             if length is not None:  # NumPyro steps by L / ceil(L / step_size): report that
                 step_size = (capped / jnp.maximum(n_steps, 1)).astype(step_size.dtype)

@@ -329,6 +329,23 @@ def test_hmc_cuts_a_trajectory_of_tiny_steps_at_1023():
     assert result.num_grad_evals <= 2 * (20 * 1023 + 1)
 
 
+@pytest.mark.thorough  # a warm-up on a hard wall, 3 s
+def test_hmc_on_a_hard_wall_keeps_its_trajectory_length_and_flags_divergences():
+    """Warm-up near the wall cut trajectories at 1,023 tiny steps, and each cut length was
+    kept as the chain's trajectory length for good: by the end of warm-up a tiny length let
+    the tuned step size grow to float32's largest, 3.4e38, and every draw took 0 steps,
+    accepted, no divergence flagged (only the stuck-chain warning told). The length given
+    (2 pi) stays; the step size stays small, trajectories are cut and divergences counted."""
+    wall = infer.Target(lambda x: jnp.where(x > 0, -0.5 * x**2, -jnp.inf), init=jnp.asarray(1.0))
+    for seed in (0, 1):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", infer.DiagnosticWarning)
+            run = infer.sample(seed, wall, infer.hmc(), num_chains=2, num_samples=50, num_warmup=99)
+        assert np.all(np.asarray(run.state.tuned["step_size"]) < 0.1)
+        assert np.all(np.asarray(run.stats["n_steps"]) >= 1)
+        assert run.num_divergent > 0
+
+
 def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked():
     with pytest.warns(UserWarning, match="target_accept=0.9 is ignored: adapt_step_size=False"):
         infer.nuts(adapt_step_size=False, target_accept=0.9)
