@@ -220,7 +220,24 @@ def concat(*results: Result) -> Result:
         num_grad_evals=sum(r.num_grad_evals for r in results),
         num_warmup=first.num_warmup,
         info=_joined_info(results),
+        versions=_joined_versions(results),
     )
+
+
+def _joined_versions(results) -> dict | None:
+    """The versions the joined runs were made with: theirs where they agree (``None``: this
+    process's), else each package's distinct versions in order, ``"0.11.2 + 0.12.1"``."""
+    recorded = [result.versions for result in results]
+    if all(one == recorded[0] for one in recorded):
+        return recorded[0]
+    from infer.version import versions
+
+    now = versions()
+    filled = [now if one is None else one for one in recorded]
+    names = dict.fromkeys(name for one in filled for name in one)
+    return {
+        name: " + ".join(dict.fromkeys(str(one.get(name, "?")) for one in filled)) for name in names
+    }
 
 
 #: Counts in a run's ``info``, added up over the joined runs (chain by chain where a list).

@@ -106,6 +106,9 @@ class Result:
         dims: variable name -> the names of its dimensions after ``(chain, draw)`` in every
             group (ArviZ's ``dims``; a NumPyro target's plates), from the target's ``dims``;
             the others are ``<name>_dim_<i>``.
+        versions: package -> version of those that made the run, as a saved file recorded
+            them (:func:`infer.load`); ``None`` for a run of this process (the versions
+            installed now, which ``save`` and ``to_arviz`` record).
 
     A result is treated as immutable: ``to_arviz()`` builds its ``DataTree`` once and returns
     the same one afterwards.
@@ -127,6 +130,7 @@ class Result:
     state: object = None
     groups: dict = field(default_factory=dict)
     dims: dict = field(default_factory=dict)
+    versions: dict | None = None
     _tree: object = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
@@ -256,7 +260,7 @@ class Result:
             "timing": settings_json(self.timing),
             "info": settings_json(self.info),
             "ground_truth": "" if self.ground_truth is None else _truth_json(self.ground_truth),
-            "versions": settings_json(versions()),
+            "versions": settings_json(versions() if self.versions is None else self.versions),
         }
 
     def to_arviz(self):

@@ -155,4 +155,5 @@ def _result(attrs, group, extra, dims) -> Result:
         ground_truth=truth_from_json(str(attrs.get("ground_truth", ""))),
         groups=extra,
         dims={key: names for key, names in dims.items() if names},
+        versions=json.loads(attrs["versions"]) if "versions" in attrs else None,
     )

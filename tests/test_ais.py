@@ -106,6 +106,27 @@ def test_bidirectional_bracket_contains_the_truth(seed):
     assert upper - lower < 1.0
 
 
+@pytest.mark.thorough  # the page's claim, 3 s
+def test_the_docs_example_at_100_temperatures_is_flagged_as_the_page_says():
+    """docs/ais.md: its example at 100 temperatures (seed 0) crosses its bounds, and the
+    warnings and print(result) say so; the example's 1,000 temperatures are tested above."""
+    problem = conjugate_gaussian(0)
+    with pytest.warns(infer.DiagnosticWarning) as caught:
+        result = infer.ais(
+            0,
+            problem.target,
+            problem.prior,
+            num_temperatures=100,
+            num_chains=128,
+            exact_posterior_draws=problem.exact_posterior_draw,
+        )
+    said = " ".join(str(w.message) for w in caught)
+    assert result.log_z > result.log_z_upper and "the bounds cross" in said
+    assert "heavy-tailed" in said and result.upper_pareto_k > 0.7
+    assert "effective sample size" in said and result.ess < 10
+    assert repr(result).count("(unreliable: see the warnings)") == 2
+
+
 @pytest.mark.thorough  # the conjugate and bracket checks stay
 def test_gaussian_mixture_log_z(seed):
     """Two well separated, unequal modes times a known constant: ``Z = e^3`` exactly. AIS

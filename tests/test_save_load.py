@@ -51,6 +51,31 @@ def test_round_trip_is_bit_exact(run, tmp_path):
     assert set(versions) >= {"infer", "jax", "numpyro", "arviz_base"}
 
 
+def test_a_loaded_run_keeps_the_versions_that_made_it(tmp_path):
+    """infer.load dropped the file's versions: the loaded run's DataTree, and a file saved
+    again from it, said the installed versions had made it."""
+    import json
+
+    rng = np.random.default_rng(0)
+    old = {"infer": "0.0.9", "jax": "0.4.0"}
+    made = infer.Result.from_draws({"x": rng.normal(size=(2, 50))})
+    assert made.versions is None  # this process's: the installed ones are recorded
+    assert json.loads(made.to_arviz().attrs["versions"]) == infer.version.versions()
+    path = made.save(tmp_path / "run.nc")
+    tree = xr.open_datatree(path, engine="h5netcdf")
+    tree.attrs["versions"] = json.dumps(old)
+    tree.to_netcdf(tmp_path / "old.nc", engine="h5netcdf")
+    loaded = infer.load(tmp_path / "old.nc")
+    assert loaded.versions == old
+    assert json.loads(loaded.to_arviz().attrs["versions"]) == old
+    assert infer.load(loaded.save(tmp_path / "again.nc")).versions == old
+    # joined with a run of today's versions: each package's versions, in order
+    later = infer.Result.from_draws({"x": rng.normal(size=(2, 50))})
+    joined = infer.concat(loaded, later).versions
+    assert joined["infer"] == f"0.0.9 + {infer.version.versions()['infer']}"
+    assert joined["numpyro"] == f"? + {infer.version.versions()['numpyro']}"
+
+
 @pytest.mark.thorough  # a loaded run compared, 4 s; the bit-exact round trip stays
 def test_loaded_runs_compare_like_fresh_ones(run, tmp_path):
     loaded = infer.load(run.save(tmp_path / "run.nc"))
