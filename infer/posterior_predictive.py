@@ -61,16 +61,7 @@ def predictive(
             "(infer.Target.from_numpyro(model, ...)): predictive checks simulate data from "
             f"the model; got {got or type(target).__name__}."
         )
-    if num_prior_draws is None:
-        num_prior_draws = result.num_samples
-    num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
-    seed = validation.positive_int("seed", seed, "Pass an integer seed.", minimum=0)
-    if posterior not in (True, False):
-        raise TypeError(f"posterior must be True or False; got {posterior!r}.")
-    if prior not in (None, True, False):
-        raise TypeError(
-            f"prior must be True, False or None (when the data are the fit's); got {prior!r}."
-        )
+    num_prior, seed = _checked_options(result, posterior, prior, num_prior_draws, seed)
     observed_before = result.groups.get("observed_data") or {}
     # a site observed in the fit but left to None in this target (new inputs, no outcomes)
     sites = site_names(target.source)
@@ -125,6 +116,22 @@ def predictive(
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups, dims=_named_dims(result, target, groups))
+
+
+def _checked_options(result: Result, posterior, prior, num_prior_draws, seed) -> tuple:
+    """``(num_prior_draws, seed)`` checked (the draws per chain by default), or a TypeError
+    or ValueError naming the option."""
+    if num_prior_draws is None:
+        num_prior_draws = result.num_samples
+    num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
+    seed = validation.positive_int("seed", seed, "Pass an integer seed.", minimum=0)
+    if posterior not in (True, False):
+        raise TypeError(f"posterior must be True or False; got {posterior!r}.")
+    if prior not in (None, True, False):
+        raise TypeError(
+            f"prior must be True, False or None (when the data are the fit's); got {prior!r}."
+        )
+    return num_prior, seed
 
 
 def _named_dims(result: Result, target: Target, groups: dict) -> dict:
