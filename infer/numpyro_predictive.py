@@ -77,8 +77,8 @@ def sized_by_observations(source: ModelSource, sites: SiteNames, observed: list)
     """The latent sites whose shape follows the number of observations (a plate of their own
     sized by the data, ``expand([x.shape[0]])``, or one they share with the observations):
     those whose shape changes when every array argument as long as an ``observed`` site is
-    one row longer (the last row again). None where the model does not take such arguments,
-    or fails on them."""
+    one row longer (the last row again). None (an empty list) where the model takes no such
+    arguments, or fails on them."""
     lengths = {sites.sample_shapes[n][0] for n in observed if sites.sample_shapes.get(n)}
 
     def longer(leaf):

@@ -247,8 +247,8 @@ def plot(
     figure = _figure(collection)
     width, beside = figure.get_figwidth(), _legend_inches(figure)
     # centred over what the legend at the top right (forest's, dist's) leaves free
-    left = _wrapped(title, width - beside)
-    figure.suptitle(left, fontsize=10, x=0.5 * (1 - beside / width))
+    wrapped = _wrapped(title, width - beside)
+    figure.suptitle(wrapped, fontsize=10, x=0.5 * (1 - beside / width))
     if path is None:
         return collection
     save_png(collection, path)
