@@ -277,7 +277,9 @@ class GaussianProposalSampler(Sampler):
         self.step_size = validation.positive_float(
             "step_size",
             step_size,
-            "Pass step_size=None to have it adapted during warm-up.",
+            validation.per_chain_hint(
+                "step_size", step_size, "Pass step_size=None to have it adapted during warm-up."
+            ),
             allow_none=True,
         )
         self.target_accept = (

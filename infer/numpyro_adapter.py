@@ -236,6 +236,14 @@ def _checked_inverse_mass_matrix(matrix, dense_mass: bool):
             f"inverse_mass_matrix must be an array, (dim,) or (dim, dim), or None to start "
             f"from the identity; got {matrix!r}. dense_mass=True asks for a dense one."
         )
+    if isinstance(matrix, dict):  # NumPyro's adapt_state.inverse_mass_matrix
+        raise TypeError(
+            "inverse_mass_matrix must be an array over the whole flattened position, (dim,) "
+            "or (dim, dim), in the order of jax.flatten_util.ravel_pytree(init) (that of "
+            "result.state.tuned); got a dict, NumPyro's blocks keyed by site names. Pass the "
+            "array of a block that holds every site, checking its order against ravel_pytree, "
+            "or a run's own result.state.tuned['inverse_mass_matrix'][chain]."
+        )
     _, matrix = check_covariance(matrix, "inverse_mass_matrix")
     if (matrix.ndim == 2) != dense_mass:
         raise ValueError(
@@ -249,7 +257,11 @@ def _common_options(
     step_size, inverse_mass_matrix, adapt_step_size, adapt_mass_matrix, dense_mass, target_accept
 ) -> dict:
     step_size = validation.positive_float(
-        "step_size", step_size, "It is the initial step size; adaptation starts from it."
+        "step_size",
+        step_size,
+        validation.per_chain_hint(
+            "step_size", step_size, "It is the initial step size; adaptation starts from it."
+        ),
     )
     if target_accept is not None and adapt_step_size is False:
         warnings.warn(
@@ -264,6 +276,12 @@ def _common_options(
     if dense_mass is None:  # as the given matrix says, else diagonal
         is_matrix = inverse_mass_matrix is not None and not isinstance(inverse_mass_matrix, str)
         dense_mass = bool(is_matrix and np.ndim(inverse_mass_matrix) == 2)
+    if isinstance(dense_mass, list | tuple):  # NumPyro's blocks of sites
+        raise TypeError(
+            f"dense_mass must be True or False; got {dense_mass!r}. Blocks of sites (NumPyro's "
+            "structured mass matrices) are not supported: use dense_mass=True for one dense "
+            "matrix over every coordinate, or pass a block-diagonal inverse_mass_matrix."
+        )
     for name, value in (
         ("dense_mass", dense_mass),
         ("adapt_step_size", adapt_step_size),

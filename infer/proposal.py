@@ -312,9 +312,11 @@ def check_covariance(covariance, argument: str = "covariance"):
         return covariance, None
     cov = np.asarray(covariance, dtype=np.float64)
     if cov.ndim not in (1, 2) or (cov.ndim == 2 and cov.shape[0] != cov.shape[1]):
+        chains = cov.ndim == 3 or cov.ndim == 2  # a (num_chains, ...) of state.tuned's
         raise ValueError(
             f"{argument} must be a vector of variances (dim,) or a square matrix (dim, dim); "
             f"got shape {cov.shape}."
+            + (f" {validation.per_chain_hint(argument, cov)}" if chains else "")
         )
     if not np.all(np.isfinite(cov)):
         raise ValueError(f"{argument} must be finite; it contains NaN or inf.")

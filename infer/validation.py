@@ -76,6 +76,17 @@ def positive_float(name: str, value, hint: str = "", allow_none: bool = False) -
     return value
 
 
+def per_chain_hint(name: str, value, otherwise: str = "") -> str:
+    """The hint for ``value`` given with a chain axis (as ``result.state.tuned`` holds each
+    chain's tuned values) where one chain's is taken; ``otherwise`` for other values."""
+    if isinstance(value, str) or np.ndim(value) == 0:
+        return otherwise
+    return (
+        f"result.state.tuned holds one per chain (chain axis first): pass one chain's, "
+        f"tuned[{name!r}][chain]."
+    )
+
+
 def nonnegative_float(name: str, value, hint: str = "") -> float:
     """``value`` as a finite float >= 0."""
     if not is_real_scalar(value):

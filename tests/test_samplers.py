@@ -285,6 +285,28 @@ def test_what_warm_up_tuned_can_be_handed_back_to_skip_it():
     assert np.all(np.asarray(later.stats["step_size"]) == tuned["step_size"][0])
 
 
+@pytest.mark.parametrize(
+    ("make", "matrix"), [(infer.nuts, "inverse_mass_matrix"), (infer.rwmh, "covariance")]
+)
+def test_tuned_values_handed_back_whole_or_in_numpyros_format_are_told_how_to_fix(make, matrix):
+    """Every chain's tuned values (state.tuned, chain axis first) handed back whole said only
+    "must be a positive number" or gave a shape; NumPyro's dict of blocks failed in float(),
+    and its block list of dense_mass named no fix."""
+    one_per_chain = r"pass one chain's, tuned\['{}'\]\[chain\]"
+    with pytest.raises(TypeError, match=one_per_chain.format("step_size")):
+        make(step_size=np.array([0.6, 0.7]))
+    for shape in ((4, 3), (4, 3, 3)):
+        with pytest.raises(ValueError, match=one_per_chain.format(matrix)):
+            make(**{matrix: np.ones(shape)})
+    with pytest.raises(ValueError, match="positive finite number; got -1.0. (It is|Pass step)"):
+        make(step_size=np.asarray(-1.0))  # one value: the usual advice
+    if make is infer.nuts:
+        with pytest.raises(TypeError, match="got a dict, NumPyro's blocks keyed by site names"):
+            make(inverse_mass_matrix={("x",): np.ones(3)})
+        with pytest.raises(TypeError, match=r"structured mass matrices\) are not supported"):
+            make(dense_mass=[("a", "b"), ("c",)])
+
+
 def test_what_rwmh_warm_up_tuned_can_be_handed_back_to_skip_it():
     """RWMH's learned covariance handed back keeps its acceptance in the tuned band."""
     target = _strongly_correlated()
