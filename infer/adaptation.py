@@ -282,6 +282,8 @@ class GaussianProposalSampler(Sampler):
             ),
             allow_none=True,
         )
+        if self.step_size is not None:
+            validation.step_size_in_precision(self.step_size)
         self.target_accept = (
             None
             if target_accept is None

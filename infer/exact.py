@@ -20,7 +20,11 @@ import numpy as np
 from infer import memory
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
-from infer.flag_rules import rejected_nonfinite_message
+from infer.flag_rules import (
+    imprecise_logdensity,
+    largest_logdensity,
+    rejected_nonfinite_message,
+)
 from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.process_agreement import on_every_process
@@ -150,7 +154,7 @@ def sample_exact(
     keys = chain_keys(key_input, num_chains, sharding)
     out = run_exact(keys, target, sampler, num_chains, num_samples, progress)
     _warn_if_nonfinite(out.info, f"{sampler.name} on {target.name}")
-    return Result(
+    result = Result(
         draws=out.draws,
         stats={},
         timing={
@@ -179,6 +183,11 @@ def sample_exact(
         groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),
     )
+    imprecise = imprecise_logdensity(largest_logdensity(result))
+    if imprecise:  # float32 rounded the log density: its draws are not exact
+        warnings.warn(f"{sampler.name} on {target.name}: {imprecise}", DiagnosticWarning, 3)
+        result.info["exact"] = False
+    return result
 
 
 def _warn_if_nonfinite(info: dict, label: str) -> None:

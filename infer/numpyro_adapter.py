@@ -187,12 +187,23 @@ class NumPyroHMC(Sampler):
                 over = jnp.ceil(given / step_size) > MAX_HMC_STEPS  # as NumPyro counts them
                 most = step_size * (MAX_HMC_STEPS - 0.5)  # ceil(most / step_size) <= the cap
                 capped = jnp.where(over, jnp.asarray(most, jnp.result_type(given)), given)
-                kernel_state = kernel_state._replace(trajectory_length=capped)
+                # a step size above the length takes one step of it: NumPyro's count of a
+                # huge one, ceil(L / step_size), underflowed to 0 steps, always accepted
+                whole = jnp.minimum(step_size, capped.astype(step_size.dtype))
+                adapt_state = kernel_state.adapt_state._replace(step_size=whole)
+                kernel_state = kernel_state._replace(
+                    trajectory_length=capped, adapt_state=adapt_state
+                )
             new = sample_kernel(kernel_state)
             if length is not None:  # the cap is this step's: the next starts from the length
                 # given (kept, each capped step ratcheted it down for good, and then a tiny
-                # length let the step size grow to float32's largest: draws of 0 steps)
-                new = new._replace(trajectory_length=given)
+                # length let the step size grow to float32's largest: draws of 0 steps); and
+                # the step size tuned, which NumPyro's warm-up sets apart from the one taken
+                tuned = new.adapt_state.step_size
+                tuned = jnp.where(tuned == whole, step_size, tuned)
+                new = new._replace(
+                    trajectory_length=given, adapt_state=new.adapt_state._replace(step_size=tuned)
+                )
             n_steps = jnp.asarray(new.num_steps, jnp.int32)
             if length is not None:  # NumPyro steps by L / ceil(L / step_size): report that
                 step_size = (capped / jnp.maximum(n_steps, 1)).astype(step_size.dtype)
@@ -263,6 +274,7 @@ def _common_options(
             "step_size", step_size, "It is the initial step size; adaptation starts from it."
         ),
     )
+    validation.step_size_in_precision(step_size)
     if target_accept is not None and adapt_step_size is False:
         warnings.warn(
             f"target_accept={target_accept} is ignored: adapt_step_size=False keeps "

@@ -16,7 +16,9 @@ from infer.diagnostics import DiagnosticWarning
 from infer.draws_checks import outside_probabilities
 from infer.flag_rules import (
     divergence_advice,
+    imprecise_logdensity,
     kept_nan_draws,
+    largest_logdensity,
     rejected_nonfinite_message,
     skipped_steps_message,
     skips_steps,
@@ -270,6 +272,13 @@ def warn_if_unhealthy(result: Result) -> None:
             message = rejected_nonfinite_message(where, kept_nan_draws(result))
         warnings.warn(
             f"{result.sampler} on {result.target}: {message}",
+            DiagnosticWarning,
+            skip_file_prefixes=INFER_FRAMES,
+        )
+    imprecise = imprecise_logdensity(largest_logdensity(result))
+    if imprecise:
+        warnings.warn(
+            f"{result.sampler} on {result.target}: {imprecise}",
             DiagnosticWarning,
             skip_file_prefixes=INFER_FRAMES,
         )

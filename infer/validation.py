@@ -76,6 +76,22 @@ def positive_float(name: str, value, hint: str = "", allow_none: bool = False) -
     return value
 
 
+def step_size_in_precision(value: float, name: str = "step_size") -> float:
+    """``value`` (a positive float) if JAX's float type holds it as a normal number: below
+    float32's smallest, 1.2e-38, a step is 0 or a denormal that CPUs flush to 0, and the
+    chains take steps of nothing, every one accepted."""
+    from infer.placement import x64_enabled
+
+    if value < np.finfo(np.float32).tiny and not x64_enabled():
+        raise ValueError(
+            f"{name}={value:g} is below float32's smallest normal number, "
+            f"{np.finfo(np.float32).tiny:.3g} (float32 is JAX's default precision): the chains "
+            "would take steps of 0. Give a larger one (warm-up tunes it from there), or enable "
+            "64-bit floats (JAX_ENABLE_X64=1)."
+        )
+    return value
+
+
 def per_chain_hint(name: str, value, otherwise: str = "") -> str:
     """The hint for ``value`` given with a chain axis (as ``result.state.tuned`` holds each
     chain's tuned values) where one chain's is taken; ``otherwise`` for other values."""

@@ -459,3 +459,19 @@ def test_a_second_target_of_other_data_draws_from_its_own_density():
         draws = np.asarray(result.draws["x"])
         se = 1 / np.sqrt(2 * draws.size)  # relative standard error of an iid sample's sd
         assert abs(draws.std() / sigma - 1) < 5 * se, sigma
+
+
+@pytest.mark.thorough  # an error's advice, 6 s
+def test_running_out_of_rounds_on_a_narrow_density_points_to_start_points():
+    """N(0, (1e-5)**2) from the default start points -1, 0, 1 (derivative-free secants)
+    ran out of rounds at any max_rounds or batch_size, and the error advised only those;
+    start points near the density's scale draw it."""
+    narrow = infer.Target(lambda x: -0.5 * (x / 1e-5) ** 2, init=jnp.asarray(0.0))
+    few = infer.ars(domain=(-jnp.inf, jnp.inf), derivative_free=True, max_rounds=3)
+    with pytest.raises(RuntimeError, match=r"starting points -1, 0, 1 .* give start_points="):
+        infer.sample(0, narrow, few, num_chains=1, num_samples=500)
+    fitted = infer.ars(
+        domain=(-jnp.inf, jnp.inf), derivative_free=True, start_points=[-2e-5, -1e-5, 1e-5, 2e-5]
+    )
+    run = infer.sample(0, narrow, fitted, num_chains=1, num_samples=500)
+    assert 0.8 < np.std(np.asarray(run.draws["x"])) / 1e-5 < 1.2  # sd 1e-5 within 20%: 6 se

@@ -9,6 +9,7 @@ import arviz_stats
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpyro.distributions as dist
 import pytest
 from pictures import PNG_MAGIC
 
@@ -171,6 +172,37 @@ def test_disagreeing_chains_are_flagged_on_rhat():
     flags, messages = _flags(infer.Result.from_draws({"x": shifted}))
     assert "rhat" in flags
     assert any("R-hat" in m and "Run longer" in m for m in messages)
+
+
+@pytest.mark.parametrize(  # ARS and NUTS: 8 s each; rejection stays
+    "sampler",
+    [pytest.param("ars", marks=pytest.mark.thorough), "rejection"]
+    + [pytest.param("nuts", marks=pytest.mark.thorough)],
+)
+def test_a_log_density_too_large_for_float32_is_warned_of_and_flagged(sampler):
+    """N(0, 1) written as -x**2 / 2 - 1e7: float32 holds log densities there only 1 apart, and
+    ARS drew an sd of 0.89 (20,000 draws: 15 standard errors), rejection and NUTS biased
+    too, each with no warning or flag and exact=True. The same density minus 1e4 (values
+    0.001 apart) draws no warning and no such flag."""
+    samplers = {
+        "ars": lambda: infer.ars(domain=(-np.inf, np.inf)),
+        "rejection": lambda: infer.rejection(dist.Cauchy(0.0, 1.0)),
+        "nuts": infer.nuts,
+    }
+    for offset, imprecise in ((1e7, True), (1e4, False)):
+        target = infer.Target(lambda x, c=offset: -0.5 * x**2 - c, init=jnp.asarray(0.0))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            run = infer.sample(
+                0, target, samplers[sampler](), num_chains=2, num_samples=200, num_warmup=200
+            )
+        said = [str(w.message) for w in caught if "float32" in str(w.message)]
+        assert bool(said) == imprecise and all(w.filename == __file__ for w in caught)
+        assert not said or "holds only values 1 apart" in said[0]
+        flags = infer.compare({"run": run}, warn=False).loc["run", "flags"]
+        assert ("imprecise" in flags) == imprecise
+        if sampler != "nuts":  # an exact sampler's draws are then not exact
+            assert run.info["exact"] is not imprecise
 
 
 def test_sticky_chains_are_flagged_on_ess():

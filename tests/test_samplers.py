@@ -368,6 +368,35 @@ def test_hmc_on_a_hard_wall_keeps_its_trajectory_length_and_flags_divergences():
         assert run.num_divergent > 0
 
 
+@pytest.mark.thorough  # a warm-up at a tiny scale, 3 s
+def test_hmc_with_a_step_size_tuned_above_its_trajectory_takes_one_step_of_it():
+    """On N(0, (1e-8)**2) with trajectory_length=1.5e-8 warm-up drives the step size up to
+    float32's largest, and NumPyro's count of steps, ceil(L / step_size), underflowed to 0:
+    every draw took no step, accepted, and the chains never moved. One step of the whole
+    length is taken instead, as the docs say; the tuned step size stays as tuned."""
+    tiny = infer.Target(lambda x: -0.5 * jnp.sum((x / 1e-8) ** 2), init=jnp.zeros(2))
+    sampler = infer.hmc(trajectory_length=1.5e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", infer.DiagnosticWarning)
+        run = infer.sample(0, tiny, sampler, num_chains=2, num_samples=100, num_warmup=300)
+    assert np.all(np.asarray(run.stats["n_steps"]) == 1)
+    np.testing.assert_allclose(np.asarray(run.stats["step_size"]), 1.5e-8, rtol=1e-6)
+    assert np.all(np.asarray(run.state.tuned["step_size"]) > 1.5e-8)
+    moved = np.asarray(run.draws["x"])[:, :, 0]
+    assert all(len(np.unique(chain)) > 10 for chain in moved)
+
+
+def test_a_step_size_float32_cannot_hold_is_refused():
+    """1e-50 passed as a positive finite step size and was 0 in float32: chains of steps of
+    nothing, every one accepted."""
+    for make in (infer.nuts, infer.hmc, infer.rwmh, infer.mala):
+        with pytest.raises(ValueError, match="below float32's smallest normal number"):
+            make(step_size=1e-50)
+        make(step_size=1e-30)
+    with jax.enable_x64(True):
+        infer.nuts(step_size=1e-50)
+
+
 def test_options_a_fixed_step_size_ignores_are_warned_about_and_bounds_checked():
     with pytest.warns(UserWarning, match="target_accept=0.9 is ignored: adapt_step_size=False"):
         infer.nuts(adapt_step_size=False, target_accept=0.9)

@@ -93,7 +93,7 @@ class ARS(Sampler):
         logdensity_fn, points = setup
 
         def draw_fn(rng_key, points):
-            draws, counters, _ = sample(
+            draws, counters, hull = sample(
                 rng_key,
                 logdensity_fn,
                 num_draws,
@@ -104,12 +104,15 @@ class ARS(Sampler):
                 batch_size=self.batch_size,
                 max_rounds=self.max_rounds,
             )
-            return draws, counters
+            # the log density's largest size on the hull: float32 rounds it (see info)
+            largest = jnp.max(jnp.where(jnp.isfinite(hull.h), jnp.abs(hull.h), 0.0))
+            return draws, (counters, largest)
 
         return draw_fn, points, (points.shape[0],)
 
     @staticmethod
     def iid_progress_text(counters) -> str:
+        counters, _ = counters
         rate = int(np.sum(counters.num_accepted)) / max(int(np.sum(counters.num_proposals)), 1)
         return f"acceptance {rate:.2f}"
 
@@ -129,6 +132,9 @@ class ARS(Sampler):
         )
 
     def iid_summary(self, setup, counters: list, num_draws: int):
+        largest = max(float(np.max(size)) for _, size in counters)
+        counters = [each for each, _ in counters]
+
         def total(name):
             return int(sum(np.asarray(getattr(c, name), np.int64).sum() for c in counters))
 
@@ -146,9 +152,13 @@ class ARS(Sampler):
                 "Use infer.rejection with a proposal that covers the target, or MCMC."
             )
         if any(np.any(np.asarray(c.num_accepted) < num_draws) for c in counters):
+            points = ", ".join(f"{x:.6g}" for x in np.ravel(setup[1]))
             raise RuntimeError(
                 f"adaptive rejection sampling ran out of its {self.max_rounds} rounds before "
-                f"filling {num_draws} draws; raise max_rounds or batch_size."
+                f"filling {num_draws} draws; raise max_rounds or batch_size. If that does not "
+                f"help, the hull is a poor fit: its starting points {points} may be far wider "
+                "than the density (default -1, 0, 1), so give start_points= near the mode, "
+                "spread over about the density's scale."
             )
         accepted, proposals = total("num_accepted"), total("num_proposals")
         evaluations = total("num_evaluations")
@@ -161,6 +171,7 @@ class ARS(Sampler):
             "nonfinite_proposals": total("num_nonfinite"),
             "hull_points": int(max(np.max(np.asarray(c.num_points)) for c in counters)),
             "start_points": setup[1].tolist(),
+            "largest_abs_logdensity": largest,
         }
         return info, evaluations, total("num_gradients")
 
