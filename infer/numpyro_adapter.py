@@ -181,32 +181,12 @@ class NumPyroHMC(Sampler):
                 jax.eval_shape(init, state.position)
                 initialised.append(True)
             kernel_state = state.kernel_state._replace(rng_key=rng_key)
-            step_size = kernel_state.adapt_state.step_size
-            if length is not None:  # NumPyro takes ceil(L / step_size) steps: at most the cap
-                given = kernel_state.trajectory_length
-                over = jnp.ceil(given / step_size) > MAX_HMC_STEPS  # as NumPyro counts them
-                most = step_size * (MAX_HMC_STEPS - 0.5)  # ceil(most / step_size) <= the cap
-                capped = jnp.where(over, jnp.asarray(most, jnp.result_type(given)), given)
-                # a step size above the length takes one step of it: NumPyro's count of a
-                # huge one, ceil(L / step_size), underflowed to 0 steps, always accepted
-                whole = jnp.minimum(step_size, capped.astype(step_size.dtype))
-                adapt_state = kernel_state.adapt_state._replace(step_size=whole)
-                kernel_state = kernel_state._replace(
-                    trajectory_length=capped, adapt_state=adapt_state
-                )
-            new = sample_kernel(kernel_state)
-            if length is not None:  # the cap is this step's: the next starts from the length
-                # given (kept, each capped step ratcheted it down for good, and then a tiny
-                # length let the step size grow to float32's largest: draws of 0 steps); and
-                # the step size tuned, which NumPyro's warm-up sets apart from the one taken
-                tuned = new.adapt_state.step_size
-                tuned = jnp.where(tuned == whole, step_size, tuned)
-                new = new._replace(
-                    trajectory_length=given, adapt_state=new.adapt_state._replace(step_size=tuned)
-                )
-            n_steps = jnp.asarray(new.num_steps, jnp.int32)
-            if length is not None:  # NumPyro steps by L / ceil(L / step_size): report that
-                step_size = (capped / jnp.maximum(n_steps, 1)).astype(step_size.dtype)
+            if length is None:
+                new = sample_kernel(kernel_state)
+                n_steps = jnp.asarray(new.num_steps, jnp.int32)
+                step_size = kernel_state.adapt_state.step_size
+            else:
+                new, n_steps, step_size = _along_trajectory(sample_kernel, kernel_state)
             common = dict(
                 acceptance_rate=new.accept_prob,
                 diverging=new.diverging,
@@ -228,6 +208,34 @@ class NumPyroHMC(Sampler):
             adaptation=None,
             cost=lambda info: (info.n_steps, info.n_steps),
         )
+
+
+def _along_trajectory(sample_kernel, kernel_state) -> tuple:
+    """One HMC step of NumPyro's ``sample_kernel`` with a trajectory length ``L``: ``(new
+    state, steps taken, the step size they took)``. NumPyro takes ``ceil(L / step_size)``
+    steps of ``L`` over that: here at most :data:`MAX_HMC_STEPS` (the trajectory is cut
+    there), and at least one of the whole length (a huge step size's count underflowed to 0
+    steps, always accepted)."""
+    step_size = kernel_state.adapt_state.step_size
+    given = kernel_state.trajectory_length
+    over = jnp.ceil(given / step_size) > MAX_HMC_STEPS  # as NumPyro counts them
+    most = step_size * (MAX_HMC_STEPS - 0.5)  # ceil(most / step_size) <= the cap
+    capped = jnp.where(over, jnp.asarray(most, jnp.result_type(given)), given)
+    whole = jnp.minimum(step_size, capped.astype(step_size.dtype))
+    adapt_state = kernel_state.adapt_state._replace(step_size=whole)
+    new = sample_kernel(kernel_state._replace(trajectory_length=capped, adapt_state=adapt_state))
+    # The cut is this step's: the next starts from the length given (kept, each cut length
+    # ratcheted it down for good, and then a tiny length let the step size grow to float32's
+    # largest: draws of 0 steps); and from the step size tuned, which NumPyro's warm-up sets
+    # apart from the one taken (outside warm-up it hands back the one taken).
+    tuned = new.adapt_state.step_size
+    tuned = jnp.where(tuned == whole, step_size, tuned)
+    new = new._replace(
+        trajectory_length=given, adapt_state=new.adapt_state._replace(step_size=tuned)
+    )
+    n_steps = jnp.asarray(new.num_steps, jnp.int32)
+    taken = (capped / jnp.maximum(n_steps, 1)).astype(step_size.dtype)  # NumPyro's L / n
+    return new, n_steps, taken
 
 
 def computed_once(values):
