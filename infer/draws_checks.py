@@ -266,3 +266,43 @@ def checked_info(info, num_chains: int) -> dict:
     if info.get("superchains") is not None:
         validation.superchain_size(info["superchains"], num_chains, 'info["superchains"]')
     return dict(info)
+
+
+#: The largest log density (in magnitude) float32 resolves finely enough for a sampler's
+#: accept tests: beyond 2**20 its values are 0.125 or more apart.
+FLOAT32_LOGDENSITY_LIMIT = 2.0**20
+
+
+def largest_logdensity(result) -> float:
+    """How large the log density of a float32 run got in magnitude: from its draws' ``lp``,
+    else an exact sampler's ``info`` (``largest_abs_logdensity``, or a rejection envelope's
+    ``log_envelope``, near the log density's peak); 0 for float64 runs or when unknown."""
+    lp = result.stats.get("lp")
+    if isinstance(lp, np.ndarray) and lp.size:
+        if lp.dtype != np.float32 or np.isnan(lp).all():
+            return 0.0
+        largest = max(abs(float(np.nanmin(lp))), abs(float(np.nanmax(lp))))
+        if not np.isfinite(largest):  # an infinite lp among them: the finite ones
+            finite = np.abs(lp[np.isfinite(lp)])
+            largest = float(finite.max()) if finite.size else 0.0
+        return largest
+    if any(np.asarray(value).dtype != np.float32 for value in result.draws.values()):
+        return 0.0
+    info = result.info
+    return float(info.get("largest_abs_logdensity", abs(info.get("log_envelope", 0.0) or 0.0)))
+
+
+def imprecise_logdensity(largest: float) -> str | None:
+    """What float32 does to a log density that reaches ``largest`` in magnitude, or
+    ``None`` below :data:`FLOAT32_LOGDENSITY_LIMIT`."""
+    if not largest > FLOAT32_LOGDENSITY_LIMIT:  # NaN: nothing to tell
+        return None
+    spacing = float(np.spacing(np.float32(min(largest, np.finfo(np.float32).max))))
+    return (
+        f"the log density reaches {largest:.3g} in magnitude, where float32 (JAX's default "
+        f"precision) holds only values {spacing:.2g} apart: the differences the sampler "
+        "accepts or rejects by are rounded that much, and the draws can be biased with no "
+        "other sign. Drop the terms that do not depend on the parameters (normalising "
+        "constants; a sum over many observations minus its value at a typical point), or "
+        "enable 64-bit floats (JAX_ENABLE_X64=1)."
+    )

@@ -20,11 +20,8 @@ import numpy as np
 from infer import memory
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
-from infer.flag_rules import (
-    imprecise_logdensity,
-    largest_logdensity,
-    rejected_nonfinite_message,
-)
+from infer.draws_checks import imprecise_logdensity, largest_logdensity
+from infer.flag_rules import rejected_nonfinite_message
 from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
 from infer.process_agreement import on_every_process

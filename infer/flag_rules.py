@@ -9,6 +9,7 @@ import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
 from infer.convergence import ess_shown
+from infer.draws_checks import imprecise_logdensity, largest_logdensity
 from infer.fit_measures import is_fit, unsettled
 from infer.result import Result
 from infer.stuck_chains import chain_list, stuck_chains, why_stuck
@@ -158,44 +159,9 @@ def _named(worst, fails, shown_as, shown: int = 5) -> str:
     return f" (in {', '.join(parts)}{f' and {more} more' if more > 0 else ''})"
 
 
-#: The largest log density (in magnitude) float32 resolves finely enough for a sampler's
-#: accept tests: beyond 2**20 its values are 0.125 or more apart.
-FLOAT32_LOGDENSITY_LIMIT = 2.0**20
-
-
-def largest_logdensity(result: Result) -> float:
-    """How large the log density of a float32 run got in magnitude: from its draws' ``lp``,
-    else an exact sampler's ``info`` (``largest_abs_logdensity``, or a rejection envelope's
-    ``log_envelope``, near the log density's peak); 0 for float64 runs or when unknown."""
-    lp = result.stats.get("lp")
-    if isinstance(lp, np.ndarray) and lp.size:
-        finite = np.abs(lp[np.isfinite(lp)]) if lp.dtype == np.float32 else np.zeros(0)
-        return float(finite.max()) if finite.size else 0.0
-    if any(np.asarray(value).dtype != np.float32 for value in result.draws.values()):
-        return 0.0
-    info = result.info
-    return float(info.get("largest_abs_logdensity", abs(info.get("log_envelope", 0.0) or 0.0)))
-
-
 def _precision_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a float32 log density too large in magnitude for its rounding."""
     return imprecise_logdensity(largest_logdensity(result))
-
-
-def imprecise_logdensity(largest: float) -> str | None:
-    """What float32 does to a log density that reaches ``largest`` in magnitude, or
-    ``None`` below :data:`FLOAT32_LOGDENSITY_LIMIT`."""
-    if not largest > FLOAT32_LOGDENSITY_LIMIT:  # NaN: nothing to tell
-        return None
-    spacing = float(np.spacing(np.float32(min(largest, np.finfo(np.float32).max))))
-    return (
-        f"the log density reaches {largest:.3g} in magnitude, where float32 (JAX's default "
-        f"precision) holds only values {spacing:.2g} apart: the differences the sampler "
-        "accepts or rejects by are rounded that much, and the draws can be biased with no "
-        "other sign. Drop the terms that do not depend on the parameters (normalising "
-        "constants; a sum over many observations minus its value at a typical point), or "
-        "enable 64-bit floats (JAX_ENABLE_X64=1)."
-    )
 
 
 def resonance_note(result: Result) -> str:

@@ -13,12 +13,10 @@ from infer import convergence
 from infer.base import hook
 from infer.caller import INFER_FRAMES
 from infer.diagnostics import DiagnosticWarning
-from infer.draws_checks import outside_probabilities
+from infer.draws_checks import imprecise_logdensity, largest_logdensity, outside_probabilities
 from infer.flag_rules import (
     divergence_advice,
-    imprecise_logdensity,
     kept_nan_draws,
-    largest_logdensity,
     rejected_nonfinite_message,
     skipped_steps_message,
     skips_steps,
