@@ -1,5 +1,6 @@
 """Checks of what :meth:`infer.Result.from_draws` is given, on the host: per-draw statistics,
-seconds, evaluation counts, dimension names and run facts (``info``)."""
+seconds, evaluation counts, dimension names and run facts (``info``); and whether float32
+held a run's log density finely enough."""
 
 from __future__ import annotations
 
