@@ -293,7 +293,9 @@ def _uncovered(logdensity_fn, proposal: Proposal, num_points: int, init):
     if init is not None:
         points = jax.tree.map(lambda p, i: jnp.concatenate([p, jnp.asarray(i)[None]]), points, init)
     target_has = jnp.isfinite(jax.vmap(logdensity_fn)(points))
-    proposal_lacks = ~jnp.isfinite(proposal.log_prob_batch(points))
+    with warnings.catch_warnings():  # the probe looks outside the support on purpose
+        warnings.filterwarnings("ignore", "Out-of-support values", UserWarning)
+        proposal_lacks = ~jnp.isfinite(proposal.log_prob_batch(points))
     if proposal.support is not None and jax.tree.structure(points).num_leaves == 1:
         inside = jnp.asarray(proposal.support(jax.tree.leaves(points)[0]))
         inside = jnp.all(inside.reshape(inside.shape[0], -1), axis=1)

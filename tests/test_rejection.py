@@ -306,6 +306,21 @@ def test_a_proposal_that_does_not_cover_the_target_is_warned_about():
         infer.sample(0, normal, uniform, num_chains=2, num_samples=100)
 
 
+@pytest.mark.thorough  # a warning that is not given, 3 s
+def test_the_support_probe_of_a_bounded_proposal_passes_on_no_numpyro_warning():
+    """NumPyro, which validates a distribution's arguments by default, warned "Out-of-support
+    values" at the points the coverage probe looks at outside a bounded proposal's support,
+    on purpose (independent MH probes op by op)."""
+    arcsine = infer.Target(
+        lambda x: jnp.where((x > 0) & (x < 1), -0.5 * jnp.log(x) - 0.5 * jnp.log1p(-x), -jnp.inf),
+        init=jnp.asarray(0.5),
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", "Out-of-support values")
+        sampler = infer.independent_mh(dist.Uniform(0.0, 1.0))
+        infer.sample(0, arcsine, sampler, num_chains=2, num_samples=100, num_warmup=50)
+
+
 @pytest.mark.thorough  # a refusal, 2 s
 def test_exact_samplers_refuse_what_they_would_ignore():
     """init and init_jitter were ignored by exact samplers (even of the wrong shape); a
