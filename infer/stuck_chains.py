@@ -67,25 +67,31 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
                 "more draws (num_samples)."
             )
     accepted = result.stats.get("is_accepted")  # the decisions, where the sampler gives them
-    accepted = None if accepted is None else np.asarray(accepted)[stuck][:, 1:]
+    accepted = rates if accepted is None else np.asarray(accepted)[stuck][:, 1:]
     if accepted is not None and accepted.size and np.mean(accepted) > 0.5:
         return (
             f"{np.mean(accepted):.0%} of its proposals were accepted, yet "
             "none moved it: the proposal is the current point (a step size of zero, or a step "
             "that does not use its noise). Check how the sampler builds its proposal."
         )
+    rejected = "every proposal was rejected"
+    if accepted is None:  # the run recorded neither decisions nor acceptance probabilities
+        rejected = (
+            "its statistics do not say whether its proposals were accepted: either the "
+            "proposal is the current point (check how the sampler builds it), or " + rejected
+        )
     nonfinite = result.stats.get("nonfinite")
     every_one_nonfinite = nonfinite is not None and np.asarray(nonfinite)[stuck].all()
     if not every_one_nonfinite and "proposal" in result.settings:  # a fixed proposal (IMH)
         return (
-            "every proposal was rejected (a start in a region where the log density is NaN "
+            f"{rejected} (a start in a region where the log density is NaN "
             "or -inf, or one where the proposal has no density, from which no proposal is "
             "ever accepted). Check the log density near the start, start elsewhere (init=) or "
             "use a proposal whose support holds the start."
         )
     if not every_one_nonfinite:
         return (
-            "every proposal was rejected (a start in a region where the log density is NaN "
+            f"{rejected} (a start in a region where the log density is NaN "
             "or -inf, a step size that collapsed, or one far too large for the target's "
             "curvature: num_warmup=0 on a narrow or correlated target). Check the log density "
             "near the start, start elsewhere (init=), or give a smaller step_size or warm-up."

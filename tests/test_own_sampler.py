@@ -660,3 +660,31 @@ def test_a_sampler_whose_accepted_proposals_never_move_is_not_said_to_reject_the
     assert "stuck_chains" in table.loc["still", "flags"]
     assert "100% of its proposals were accepted, yet none moved it" in said
     assert "every proposal was rejected" not in said
+
+
+@dataclass(frozen=True)
+class SilentWalk(UniformWalk):
+    """A walk whose info records nothing of acceptance: only the proposal's log density."""
+
+    name: str = "silent_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+
+        def step(key, state, params):
+            new, info = kernel.step(key, state, params)
+            return new, {"proposal_logdensity": new.logdensity}
+
+        return kernel._replace(step=step)
+
+
+def test_a_stuck_sampler_that_records_no_acceptance_is_not_said_to_reject_everything():
+    """A zero-width walk recording no acceptance was told 'every proposal was rejected', which
+    its statistics cannot tell; the message now names both causes, a still proposal first."""
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    with pytest.warns(UserWarning, match="never moved") as caught:
+        infer.sample(0, target, SilentWalk(0.0), num_chains=2, num_samples=100)
+    said = " ".join(str(w.message) for w in caught)
+    assert "do not say whether its proposals were accepted" in said
+    assert "the proposal is the current point" in said
+    assert not re.search(r"never moved: every proposal was rejected", said)
