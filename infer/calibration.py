@@ -51,6 +51,7 @@ from infer.plot_selection import checked_path
 from infer.progress import check_progress, progress_bar
 from infer.rank_uniformity import ecdf_pvalues, plot_ranks
 from infer.reported_names import element_label
+from infer.stuck_chains import stuck_chains
 from infer.target import Target
 
 
@@ -298,7 +299,7 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
             )
             compiled += not result.info.get("cache_hit", False)
             kept = {n: np.asarray(result.draws[n]) for n in var_names}
-            stuck += _has_a_stuck_chain(list(kept.values()))
+            stuck += bool(stuck_chains(result))  # by the position, not the ranked sites
             divergent += bool(np.any(result.stats.get("diverging", False)))
             draws.append(_flatten(kept, 2)[1])
             seconds.append(time.perf_counter() - started)
@@ -310,15 +311,6 @@ def _posterior_runs(problem, sampler, prior, seeds, run, progress) -> tuple[np.n
         "compiled_simulations": compiled,
     }
     return np.stack(draws), dict(facts, notes=notes, seconds=seconds)
-
-
-def _has_a_stuck_chain(kept: list) -> bool:
-    """Whether some chain's kept draws (each ``(num_chains, num_samples, ...)``) are all
-    equal in every variable: it never moved (one draw per chain says nothing)."""
-    if kept[0].shape[1] < 2:
-        return False
-    still = [np.all(d == d[:, :1], axis=tuple(range(1, d.ndim))) for d in kept]
-    return bool(np.logical_and.reduce(still).any())
 
 
 def rank_of(draws: np.ndarray, truth: np.ndarray, rng: np.random.Generator) -> np.ndarray:

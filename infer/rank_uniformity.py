@@ -165,16 +165,13 @@ def plot_ranks(result, path=None):
     if result.inconclusive:  # stuck chains: whatever the p-values (as result.verdict says)
         rejected = f", rejects {len(result.failed)} of {num_params}" * bool(result.failed)
         verdict = f"inconclusive (stuck chains{rejected})"
-    figure.suptitle(
-        f"SBC of {result.sampler} on {result.model}: {verdict} at {result.alpha:g} / "
-        f"{num_params}; {result.num_simulations} simulations x {result.num_draws} draws"
-        + (
-            f"\n(the {shown.size} parameters of smallest p-value shown)"
-            if shown.size < num_params
-            else ""
-        ),
-        fontsize=10,
-    )
+    lines = [
+        f"SBC of {result.sampler} on {result.model}: {verdict}",
+        f"at {result.alpha:g} / {num_params}; {result.num_simulations} simulations x "
+        f"{result.num_draws} draws"
+        + (f" (the {shown.size} of smallest p-value shown)" if shown.size < num_params else ""),
+    ]
+    figure.suptitle("\n".join(lines), fontsize=10, wrap=True)  # wrapped at the figure's edges
     figure.supxlabel("rank / (draws + 1)", fontsize=9)
     figure.supylabel("ECDF - uniform CDF", fontsize=9)
     if path is None:

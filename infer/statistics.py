@@ -101,8 +101,9 @@ _ARVIZ = {
 
 def _quietly(statistic, tree):
     """``statistic(tree)`` without NumPy's invalid-value warnings (a worker thread has its
-    own error state): NaN and constant draws make them, and the table flags those."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    own error state): NaN, constant and huge draws (whose squares overflow) make them, and
+    the table flags those."""
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         return statistic(tree)
 
 

@@ -328,6 +328,24 @@ def test_the_plot_is_a_png_with_the_bands_and_the_ranks(tmp_path):
     assert red.mean() > 1e-4  # the failing parameter, in red
 
 
+@pytest.mark.parametrize("sampler", ["mala_without_hastings", "long_name_" * 8])
+def test_the_plot_title_fits_the_figure(sampler):
+    """A one-parameter plot, inconclusive, of the docs' own sampler on eight schools: the
+    one-line title ran 130 pixels past each edge of the 7-inch figure."""
+    ranks = made_up_ranks(np.random.default_rng(4), 1.0, 0.0)
+    check = SBCResult(
+        ranks, ["mu"], 99, 0.01, ecdf_pvalues(ranks, 99), np.ones(1), sampler=sampler,
+        model="eight_schools_model", stuck_simulations=3,
+    )  # fmt: skip
+    figure = check.plot()
+    figure.canvas.draw()
+    title = figure.get_suptitle()
+    box = next(t for t in figure.texts if t.get_text() == title)
+    extent = box.get_window_extent(figure.canvas.get_renderer())
+    assert 0 <= extent.x0 and extent.x1 <= figure.bbox.width, (extent, figure.bbox.width)
+    assert sampler in title.replace("\n", "") and "inconclusive" in title
+
+
 def test_a_small_level_is_calibrated_on_enough_rank_sets_to_be_failed():
     """Each parameter's level is ``alpha / num_params``; calibrated on 20,000 uniform rank
     sets, no p-value could go below 5e-5, so a check of 250 parameters at 0.01 could never
@@ -453,3 +471,22 @@ def test_stuck_chains_make_the_verdict_inconclusive_even_where_the_test_rejects(
     # the plot's title says so too (it said "failed (1 of 2)")
     title = check.plot().texts[0].get_text()
     assert "inconclusive (stuck chains, rejects 1 of 2)" in title and "failed" not in title
+
+
+def positive_mean(scale, y=None):
+    """``mu ~ N(0, 1)`` with ``positive = mu > 0`` recorded, ``y_i ~ N(mu, scale_i)``."""
+    mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+    numpyro.deterministic("positive", mu > 0)
+    with numpyro.plate("observations", scale.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, scale), obs=y)
+
+
+@pytest.mark.thorough  # an edge case, 10 s
+def test_a_ranked_site_that_stays_put_while_the_chain_moves_is_not_a_stuck_chain():
+    """Ranking only a discrete deterministic site (the mean's sign, constant over most chains'
+    draws) read each such chain as stuck: 'INCONCLUSIVE: 9 of 10 simulations had a chain that
+    never moved', from a sampler that mixed. Stuck is judged on the chain's position."""
+    options = dict(observed="y", model_args=(SCALE,), num_simulations=10, num_warmup=100)
+    check = infer.sbc(0, positive_mean, infer.nuts(), var_names=["positive"], **options)
+    assert check.stuck_simulations == 0 and not check.inconclusive, check.verdict
+    assert check.names == ["positive"]
