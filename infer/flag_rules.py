@@ -278,7 +278,8 @@ def _ground_truth_rule(result: Result, row: dict, z: dict, min_ess: float) -> st
             f"answer (limit {limit:.2f}): the draws are biased. "
             + (
                 "A variational fit is biased where its family cannot take the posterior's "
-                "shape: try family='fullrank', more num_steps, or MCMC."
+                f"shape: try {what_to_try(result.info.get('family') == 'fullrank')}, more "
+                "num_steps, or MCMC."
                 if _is_variational(result)
                 else "Look for divergences and stuck or unconverged chains; run longer, with "
                 "more warm-up."

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from infer.fit_measures import is_fit
 from infer.result import Result
 
 K_LIMIT = 0.7
@@ -103,11 +104,21 @@ def loo_columns(results: dict[str, Result]) -> tuple[dict, list[str]]:
             total = k_hat.size + constants[name].size
             messages.append(
                 f"{name} ({result.target}): {bad} of {total} observations have Pareto "
-                f"k-hat above {K_LIMIT}, so its elpd_loo is unreliable: those observations "
-                "are very influential. Refit without them (exact LOO), or use K-fold "
-                "cross-validation, or a model that fits them better."
+                f"k-hat above {K_LIMIT}, so its elpd_loo is unreliable: "
+                + (_WHY_FIT if is_fit(result.info) else _WHY_DRAWS)
             )
     return rows, messages
+
+
+_WHY_DRAWS = (
+    "those observations are very influential. Refit without them (exact LOO), or use K-fold "
+    "cross-validation, or a model that fits them better."
+)
+_WHY_FIT = (
+    "the draws are a variational fit's, not the posterior PSIS-LOO assumes, and high k-hats "
+    "here are as often the approximation's as the observations' doing. Compare the LOO of "
+    "MCMC draws of the same model before reading them as influential observations."
+)
 
 
 def _loo(tree, constants: np.ndarray) -> tuple[float, float, float, np.ndarray]:

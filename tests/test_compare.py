@@ -353,6 +353,22 @@ def test_stuck_chains_of_a_sampler_with_an_estimated_log_density_are_flagged():
     assert any("never moved" in str(w.message) for w in caught)
 
 
+@pytest.mark.parametrize("family", ["meanfield", "fullrank"])
+def test_a_biased_variational_fit_is_not_told_to_use_the_family_it_used(family):
+    """A full-rank ADVI fit off the known answer was told to 'try family='fullrank''."""
+    rng = np.random.default_rng(0)
+    biased = infer.Result.from_draws(
+        {"x": rng.standard_normal((1, 4000, 3)) + np.array([0.0, 0.0, 0.2])},
+        ground_truth=infer.GroundTruth(mean={"x": np.zeros(3)}, std={"x": np.ones(3)}),
+    )
+    fit = dataclasses.replace(biased, info={**biased.info, "pareto_k": 0.3, "family": family})
+    flags, messages = _flags(fit)
+    said = next(m for m in messages if "standard errors from the known answer" in m)
+    assert "ground_truth" in flags and "A variational fit is biased" in said
+    assert ("family='fullrank'" in said) == (family == "meanfield"), said
+    assert "a reparameterisation" in said
+
+
 def test_chains_stuck_on_a_nan_gradient_are_told_so():
     kink = infer.Target(lambda x: -jnp.sum(jnp.sqrt(x**2)), init=jnp.zeros(2), name="kink")
     with warnings.catch_warnings(record=True) as caught:

@@ -161,6 +161,22 @@ def test_observations_scored_as_one_are_warned_about(runs):
     assert "elpd_loo" not in table.columns
 
 
+def test_high_k_hats_of_a_variational_fit_are_not_blamed_on_the_observations(runs):
+    """An ADVI fit's k-hats above 0.7 were said to mark 'very influential' observations,
+    with advice to refit without them, where MCMC draws of the same model had none."""
+    linear = runs["linear"][1]
+    values = np.array(linear.groups["log_likelihood"]["y"], np.float64)
+    heavy = np.random.default_rng(0).pareto(0.5, values.shape[:2])
+    values[..., 0] = -np.log1p(heavy)  # importance ratios 1 + heavy: k-hat about 2
+    drawn = _with_log_likelihood(linear, values)
+    fit = dataclasses.replace(drawn, info={**drawn.info, "pareto_k": 0.3, "family": "meanfield"})
+    for result, said in ((drawn, "very influential"), (fit, "the draws are a variational")):
+        with pytest.warns(infer.DiagnosticWarning, match="k-hat above 0.7") as caught:
+            infer.compare({"run": result})
+        message = next(str(w.message) for w in caught if "k-hat above" in str(w.message))
+        assert said in message and ("very influential" in message) == (result is drawn)
+
+
 def test_an_observation_no_parameter_reaches_adds_its_constant_log_likelihood(runs):
     """An observation whose log likelihood is the same in every draw (a regression's at
     x = 0 with no intercept) made infer.compare fail inside ArviZ ("All tail values are the
