@@ -137,3 +137,37 @@ def test_weights_whose_ess_is_near_one_are_said_to_be_unusable():
     shown = format_ais(report)
     assert f"ESS is below 2 on {ess['images_below_2']} of 5 images" in shown
     assert "the AIS estimate is not usable" in shown
+
+
+def test_ais_per_image_refuses_images_of_another_shape_and_bad_counts():
+    """Images shaped (2, 8, 1) or (2, 1, 1) given to an 8x8 VAE broadcast against its
+    decoder's output and were scored; num_temperatures=0 failed in NumPy's convolve and an
+    int seed in JAX's key check, neither naming the argument."""
+    from models.generative import gan
+
+    model = vae.VAE((8, 8), latent_dim=2, rngs=nnx.Rngs(0))
+    graphdef, params = nnx.split(model)
+    logdensity = vae.decoder_logdensity_fn(graphdef)
+    images = (np.random.default_rng(0).random((2, 8, 8)) < 0.5).astype(np.float32)
+    small = dict(num_temperatures=4, num_chains=2, num_leapfrog=1)
+    for shape in ((2, 8, 1), (2, 1, 1)):
+        with pytest.raises(ValueError, match=r"model's output, \(8, 8\) each .* got images shaped"):
+            annealed_evaluation.ais_per_image(
+                logdensity, params, 2, np.ones(shape, np.float32), 0, **small
+            )
+    with pytest.raises(ValueError, match=r"num_temperatures must be an integer >= 1; got 0"):
+        annealed_evaluation.ais_per_image(
+            logdensity, params, 2, images, 0, **dict(small, num_temperatures=0)
+        )
+    by_seed = annealed_evaluation.ais_per_image(logdensity, params, 2, images, 0, **small)
+    by_key = annealed_evaluation.ais_per_image(
+        logdensity, params, 2, images, jax.random.key(0), **small
+    )
+    np.testing.assert_array_equal(by_seed.log_p, by_key.log_p)
+    # a GAN's observation noise as a JAX scalar (it said "must be a positive finite number")
+    generator = gan.GAN((8, 8), latent_dim=2, rngs=nnx.Rngs(0))
+    gan_density = gan.generator_logdensity_fn(nnx.split(generator)[0], jax.numpy.float32(0.2))
+    value = gan_density(nnx.split(generator)[1], np.zeros(2, np.float32), images[0])
+    with pytest.raises(ValueError, match=r"model's output"):
+        gan_density(nnx.split(generator)[1], np.zeros(2, np.float32), images[0, :, :1])
+    assert np.isfinite(value)

@@ -65,6 +65,18 @@ def test_ints_and_numpy_scalars_pass_where_the_default_is_a_float_or_an_int():
         )
 
 
+@pytest.mark.thorough  # a rarer option's kind, 6 s
+def test_a_numpy_scalar_passes_where_the_default_is_none(tmp_path):
+    """The GAN's discriminator_learning_rate (default None) kept a NumPy float: the epoch
+    trained, then the first save failed deep in Orbax ("Object of type float32 is not JSON
+    serializable"), leaving a temporary checkpoint folder behind."""
+    trained = training.train(
+        "gan", "digits", epochs=1, out=tmp_path, discriminator_learning_rate=np.float32(4e-4)
+    )
+    assert type(trained.config["options"]["discriminator_learning_rate"]) is float
+    assert training.load(tmp_path).metrics["epoch"] == [1]
+
+
 def test_the_command_line_names_a_non_numeric_option(tmp_path, capsys):
     command = ["train", "gan", "--epochs", "1", "--out", str(tmp_path), "--no-progress"]
     assert main([*command, "--option", "r1_penalty=strong"]) == 2
@@ -408,7 +420,11 @@ def test_a_run_trained_in_float64_mode_resumes_only_in_it(tmp_path):
     import jax
 
     with jax.enable_x64(True):
-        training.train("nade", "digits", epochs=1, out=tmp_path, hidden=8)
+        trained = training.train("nade", "digits", epochs=1, out=tmp_path, hidden=8)
+    # the parameters stay float32, as the docs say (NADE's own were float64, and loaded
+    # without 64-bit floats as float32: another model than training returned)
+    params = jax.tree.leaves(nnx.state(trained.model, nnx.Param))
+    assert {leaf.dtype for leaf in params} == {np.dtype("float32")}
     # it said "True in the checkpoint, None now", with advice about flags and options
     with pytest.raises(
         ValueError,

@@ -33,6 +33,7 @@ import numpy as np
 
 from infer import validation as checks
 from infer.annealed import anneal, temperatures, tune_step_sizes, weight_summary
+from infer.keys import as_jax_key, as_key
 from infer.progress import progress_bar
 from infer.tempered_hmc import tempered_hmc
 from models.generative import data as datasets
@@ -114,7 +115,7 @@ def ais_per_image(
             checked against the decoder's likelihood here (binary pixels for a Bernoulli
             decoder, whose density of an intensity is not a probability), as
             :func:`evaluate_ais` does with a family's own test images.
-        rng_key: a JAX key.
+        rng_key: a JAX key or an int seed.
         num_temperatures, num_chains, num_leapfrog: the annealing path, chains per image,
             and leapfrog steps per HMC transition.
         batch: images annealed at once (vectorised).
@@ -126,8 +127,15 @@ def ais_per_image(
     """
     start = time.perf_counter()
     images = _checked_images(images, "images")
+    num_temperatures, num_chains, num_leapfrog, batch = (
+        checks.positive_int(name, value)
+        for name, value in dict(
+            num_temperatures=num_temperatures, num_chains=num_chains,
+            num_leapfrog=num_leapfrog, batch=batch,
+        ).items()
+    )  # fmt: skip
     betas = jnp.asarray(temperatures(num_temperatures, "sigmoid"))
-    key_pilot, key_main = jax.random.split(rng_key)
+    key_pilot, key_main = jax.random.split(as_jax_key(as_key(rng_key)[0]))
     pilot = images[:4] if pilot_images is None else _checked_images(pilot_images, "pilot_images")
     if pilot.shape[1:] != images.shape[1:]:
         raise ValueError(

@@ -24,7 +24,12 @@ from flax import nnx
 
 from infer import validation as checks
 from models.generative.family import DecoderDensity, Family, LatentDensity, Objective
-from models.generative.networks import ImageToVector, VectorToImage, check_variant
+from models.generative.networks import (
+    ImageToVector,
+    VectorToImage,
+    check_same_shape,
+    check_variant,
+)
 
 
 class GAN(nnx.Module):
@@ -106,17 +111,21 @@ def generator_logdensity_fn(graphdef: nnx.GraphDef, noise_std: float) -> Callabl
     I)`` for one image ``x``: a GAN generator read as a latent-variable model with a Gaussian
     observation model (Wu et al. 2017), for annealed importance sampling."""
     import math
-    import numbers
 
-    if not isinstance(noise_std, numbers.Real) or not 0 < noise_std < math.inf:
+    import numpy as np
+
+    real = np.ndim(noise_std) == 0 and np.asarray(noise_std).dtype.kind in "iuf"
+    if not real or not 0 < float(noise_std) < math.inf:
         raise ValueError(
             f"noise_std must be a positive finite number (the observation noise's standard "
             f"deviation); got {noise_std!r}."
         )
+    noise_std = float(noise_std)  # a JAX or NumPy scalar too
 
     def logdensity(params, z, x):
         model = nnx.merge(graphdef, params)
         mean = model.generate(z[None])[0]
+        check_same_shape(mean, x)
         residual = (x - mean) / noise_std
         log_obs = -0.5 * jnp.sum(residual**2) - x.size * (
             math.log(noise_std) + 0.5 * math.log(2 * math.pi)

@@ -30,10 +30,12 @@ class NADE(nnx.Module):
         self.likelihood, self.total_count = "bernoulli", 1  # binary pixels
         num_pixels = image_shape[0] * image_shape[1]
         init = nnx.initializers.normal(0.01)
-        self.w = nnx.Param(init(rngs.params(), (num_pixels, hidden)))  # row d: W_{:, d}
-        self.c = nnx.Param(jnp.zeros((hidden,)))
-        self.v = nnx.Param(init(rngs.params(), (num_pixels, hidden)))
-        self.b = nnx.Param(jnp.zeros((num_pixels,)))
+        # float32 whether or not 64-bit floats are on, as flax's layers in the other
+        # families; row d of w is W_{:, d}
+        self.w = nnx.Param(init(rngs.params(), (num_pixels, hidden), jnp.float32))
+        self.c = nnx.Param(jnp.zeros((hidden,), jnp.float32))
+        self.v = nnx.Param(init(rngs.params(), (num_pixels, hidden), jnp.float32))
+        self.b = nnx.Param(jnp.zeros((num_pixels,), jnp.float32))
 
     def conditional_logits(self, x: jax.Array) -> jax.Array:
         """Logits of ``p(x_d = 1 | x_<d)`` for every pixel, (batch, num_pixels).

@@ -135,6 +135,17 @@ def standard_normal_log_prob(z: jax.Array) -> jax.Array:
     return jnp.sum(-0.5 * z**2 - 0.5 * math.log(2 * math.pi), axis=-1)
 
 
+def check_same_shape(predicted: jax.Array, x: jax.Array) -> None:
+    """Refuse (at trace time) images ``x`` shaped otherwise than what the decoder or
+    generator ``predicted`` for them: they broadcast, and were scored as some other image."""
+    if predicted.shape != x.shape:
+        raise ValueError(
+            f"the images must be shaped as the model's output, {predicted.shape[-2:]} each "
+            f"(height, width); got images shaped {x.shape[-2:]}. Pass images of the data "
+            "the model was trained on."
+        )
+
+
 def bernoulli_log_prob(logits: jax.Array, x: jax.Array) -> jax.Array:
     """Sum over the pixels (last two axes) of Bernoulli log-likelihoods, from logits."""
     log_p = x * jax.nn.log_sigmoid(logits) + (1.0 - x) * jax.nn.log_sigmoid(-logits)

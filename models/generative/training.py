@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 
 import jax
+import numpy as np
 from flax import nnx
 
 from infer import validation as checks
@@ -46,7 +47,10 @@ def _check_options(family: Family, options: dict) -> dict:
 
 def _check_kind(family_name: str, name: str, value, default):
     """``value`` as a plain int or float where the default is one (a NumPy scalar passes,
-    and is saved with the checkpoint's JSON as a number)."""
+    and is saved with the checkpoint's JSON as a number; so does one for an option whose
+    default is None)."""
+    if default is None and np.ndim(value) == 0 and hasattr(value, "item"):
+        return value.item()  # a NumPy or JAX scalar, as the Python number it holds
     if default is None or isinstance(default, bool):
         return value
     if isinstance(default, int):

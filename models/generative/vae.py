@@ -38,6 +38,7 @@ from models.generative.networks import (
     VectorToImage,
     bernoulli_log_prob,
     binomial_log_prob,
+    check_same_shape,
     check_variant,
     gaussian_log_prob,
     standard_normal_log_prob,
@@ -94,6 +95,7 @@ class VAE(nnx.Module):
 
     def log_likelihood(self, logits: jax.Array, x: jax.Array) -> jax.Array:
         """``log p(x | z)`` per image, (batch,)."""
+        check_same_shape(logits, x)
         if self.likelihood == "bernoulli":
             return bernoulli_log_prob(logits, x)
         return binomial_log_prob(logits, x, self.total_count)
