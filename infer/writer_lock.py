@@ -16,6 +16,9 @@ import socket
 import time
 from pathlib import Path
 
+#: An empty lock file (or a takeover's guard) younger than this is a run starting now.
+STALE_SECONDS = 10.0
+
 
 @contextlib.contextmanager
 def writing(path: Path, argument: str):
@@ -29,19 +32,20 @@ def writing(path: Path, argument: str):
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = f"{socket.gethostname()} {os.getpid()}"
     while True:
-        try:
-            descriptor = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+        descriptor = _created(lock)
+        if descriptor is None:
             holder = _live_holder(lock)
-            if holder is None:  # its run is gone: take the lock over
-                lock.unlink(missing_ok=True)
+            if holder is not None:
+                raise ValueError(
+                    f"{argument}={str(path)!r} is being written by another run ({holder}): "
+                    "two runs writing one path would mix or destroy each other's files. Give "
+                    "this run another path, or wait for that one to end (if no run writes "
+                    f"there, delete {str(lock)!r})."
+                )
+            descriptor = _taken_over(lock)  # its run is gone
+            if descriptor is None:  # another run took it over, or is at it: look again
+                time.sleep(0.01)
                 continue
-            raise ValueError(
-                f"{argument}={str(path)!r} is being written by another run ({holder}): two "
-                "runs writing one path would mix or destroy each other's files. Give this run "
-                f"another path, or wait for that one to end (if no run writes there, delete "
-                f"{str(lock)!r})."
-            ) from None
         with os.fdopen(descriptor, "w") as file:
             file.write(me)
         break
@@ -53,6 +57,36 @@ def writing(path: Path, argument: str):
                 lock.unlink()
 
 
+def _created(lock: Path) -> int | None:
+    """A descriptor of ``lock``, created now, or None when it exists."""
+    try:
+        return os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    except FileExistsError:
+        return None
+
+
+def _taken_over(lock: Path) -> int | None:
+    """``lock`` of a run that is gone, deleted and created anew for this one, one process at
+    a time (under ``<lock>.takeover``): two runs started at once beside a stale lock each
+    deleted it, the second the first's new one, and both wrote. None when another process
+    is taking it over or has just done so."""
+    guard = Path(str(lock) + ".takeover")
+    held = _created(guard)
+    if held is None:
+        with contextlib.suppress(OSError):  # left by a run killed inside this function
+            if time.time() - guard.stat().st_mtime > STALE_SECONDS:
+                guard.unlink()
+        return None
+    os.close(held)
+    try:
+        if _live_holder(lock) is not None:  # taken over since it was read
+            return None
+        lock.unlink(missing_ok=True)
+        return _created(lock)
+    finally:
+        guard.unlink(missing_ok=True)
+
+
 def _live_holder(lock: Path) -> str | None:
     """``"process N on host H"`` of the run holding ``lock``, or None when that run is gone
     (or the file is empty or unreadable: a run killed while writing it)."""
@@ -61,7 +95,7 @@ def _live_holder(lock: Path) -> str | None:
         pid = int(pid)
     except (OSError, ValueError):
         with contextlib.suppress(OSError):  # empty: a run starting this instant, or killed
-            if time.time() - lock.stat().st_mtime < 10.0:  # while it wrote its name
+            if time.time() - lock.stat().st_mtime < STALE_SECONDS:  # while it wrote its name
                 return "a run starting now"
         return None
     if host == socket.gethostname():

@@ -392,6 +392,37 @@ def test_a_checkpoint_folder_or_store_another_live_run_writes_is_refused(tmp_pat
     assert not (tmp_path / "run.ckpt.lock").exists()
 
 
+def test_a_stale_lock_taken_over_by_another_run_meanwhile_is_not_taken_again(tmp_path, monkeypatch):
+    """Two runs restarted at once beside a killed run's lock: each read it as stale, one
+    took it over, and the other then deleted that live lock and wrote too (3 in 100 trials of
+    two processes). Here the second run's view is forced: it read the lock as stale, and the
+    first took it over before the second acted. The second must be refused."""
+    import os
+    import socket
+
+    from infer import writer_lock
+
+    lock = tmp_path / "run.zarr.lock"
+    lock.write_text(f"{socket.gethostname()} 999999999")  # a run that is gone
+    real = writer_lock._live_holder
+    calls = []
+
+    def read_then_overtaken(path):
+        calls.append(path)
+        if len(calls) == 1:  # read as stale; meanwhile a live run (the parent) takes it
+            seen = real(path)
+            path.write_text(f"{socket.gethostname()} {os.getppid()}")
+            return seen
+        return real(path)
+
+    monkeypatch.setattr(writer_lock, "_live_holder", read_then_overtaken)
+    with pytest.raises(ValueError, match=r"store=.* is being written by another run"):
+        with writer_lock.writing(tmp_path / "run.zarr", "store"):
+            pass
+    assert lock.read_text() == f"{socket.gethostname()} {os.getppid()}"  # its lock stays
+    assert not (tmp_path / "run.zarr.lock.takeover").exists()
+
+
 @pytest.mark.thorough  # an edge case, 1.6 s
 def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
     """A checkpoint write on a full disk gave a bare "No space left on device", without the
