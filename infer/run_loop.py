@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -41,7 +42,7 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
     ``until`` rule) and return its :class:`infer.Result`, holding the locks of its checkpoint
     folder and store while it writes there (:mod:`infer.writer_lock`)."""
     with contextlib.ExitStack() as locks:
-        if outputs.folder is not None:
+        if outputs.folder is not None and _writable(outputs.folder):
             locks.enter_context(writing(outputs.folder, "checkpoint"))
         if outputs.store is not None:
             locks.enter_context(writing(outputs.store.path, "store"))
@@ -53,6 +54,13 @@ def run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wall
             raise
 
 
+def _writable(folder: Path) -> bool:
+    """Whether this run may write ``folder``: one it cannot holds a finished run, which it
+    only reads (``arguments`` refused an unfinished one), so it takes no lock there (a
+    read-only archive failed on the lock file)."""
+    return not folder.is_dir() or os.access(folder, os.W_OK)
+
+
 def _what_is_kept(outputs: Outputs, err: BaseException) -> list[str]:
     """Notes for an interrupted run's error: what its checkpoint folder or store holds, and
     how to go on from it."""
@@ -60,14 +68,22 @@ def _what_is_kept(outputs: Outputs, err: BaseException) -> list[str]:
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         notes.append("The disk is full: free space (or choose another folder) first.")
     if outputs.folder is not None:
+        folder = str(outputs.folder)
         notes.append(
-            f"The checkpoints in {str(outputs.folder)!r} keep the run up to the last one "
-            f"written: continue it with infer.sample(..., resume={str(outputs.folder)!r})."
+            f"The checkpoints in {folder!r} keep the run up to the last one written: "
+            f"continue it with infer.sample(..., resume={folder!r})."
+            if checkpoints.checkpoints(outputs.folder)
+            else f"No checkpoint was written in {folder!r}: the run stopped before its "
+            "first, so start it again (the empty folder may be given again)."
         )
     if outputs.store is not None:
+        store, written = str(outputs.store.path), int(outputs.store.written)
         notes.append(
-            f"The store {str(outputs.store.path)!r} keeps every chunk of draws written: "
-            f"infer.open_store({str(outputs.store.path)!r}) opens them."
+            f"The store {store!r} keeps the {written:,} draws per chain written (every "
+            f"whole chunk): infer.open_store({store!r}) opens them."
+            if written
+            else f"No draws were written to the store {store!r}: the run stopped before its "
+            "first chunk."
         )
     return notes
 

@@ -423,6 +423,65 @@ def test_a_stale_lock_taken_over_by_another_run_meanwhile_is_not_taken_again(tmp
     assert not (tmp_path / "run.zarr.lock.takeover").exists()
 
 
+@pytest.mark.thorough  # an edge case, 3 s
+def test_ctrl_c_says_what_the_folder_and_store_keep_and_when_they_keep_nothing(tmp_path):
+    """Stopped before anything was written, a run's notes said its folder kept the run and
+    its store every chunk written; following them failed ("no checkpoint in", "no store
+    at")."""
+    from tqdm import tqdm
+
+    folder, store = tmp_path / "run.ckpt", tmp_path / "run.zarr"
+
+    class CtrlC(tqdm):  # Ctrl-C at the bar's first update, or once a checkpoint exists
+        wait_for_checkpoint = False
+
+        def update(self, n=1):
+            if not self.wait_for_checkpoint or any(folder.glob("*.npz")):
+                raise KeyboardInterrupt
+            return super().update(n)
+
+    run = dict(num_chains=2, num_samples=400, num_warmup=100, progress=CtrlC)
+    for option, said in (
+        ({"checkpoint": folder}, "No checkpoint was written in"),
+        ({"store": store}, "No draws were written to the store"),
+    ):
+        with pytest.raises(KeyboardInterrupt) as caught:
+            infer.sample(0, NORMAL_3D, infer.rwmh(), **run, **option)
+        assert any(said in note for note in caught.value.__notes__), caught.value.__notes__
+    CtrlC.wait_for_checkpoint = True
+    with pytest.raises(KeyboardInterrupt) as caught:
+        infer.sample(0, NORMAL_3D, infer.rwmh(), **run, checkpoint=folder, checkpoint_every=50)
+    assert any("keep the run up to the last one written" in n for n in caught.value.__notes__)
+    infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=2, num_samples=400, resume=folder)
+
+
+@pytest.mark.thorough  # an edge case, 2 s
+def test_a_finished_run_on_a_read_only_file_system_resumes(tmp_path, monkeypatch):
+    """A finished checkpoint folder on a read-only mount (an archive): resume= failed with
+    "Read-only file system: 'run.ckpt.lock'", though it writes nothing there. The mount is
+    mimicked: the folder reads as unwritable, and creating a lock fails as there."""
+    import errno
+    import os
+
+    folder = tmp_path / "run.ckpt"
+    run = dict(num_chains=2, num_samples=50, num_warmup=50)
+    done = infer.sample(0, NORMAL_3D, infer.rwmh(), **run, checkpoint=folder)
+    access, create = os.access, os.open
+
+    def read_only_access(path, mode, **kwargs):
+        return False if str(path).startswith(str(folder)) else access(path, mode, **kwargs)
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if str(path).startswith(str(folder)) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return create(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "access", read_only_access)
+    monkeypatch.setattr(os, "open", read_only_open)
+    again = infer.sample(0, NORMAL_3D, infer.rwmh(), **run, resume=folder)
+    np.testing.assert_array_equal(again.draws["x"], done.draws["x"])
+
+
 @pytest.mark.thorough  # an edge case, 1.6 s
 def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
     """A checkpoint write on a full disk gave a bare "No space left on device", without the
@@ -439,7 +498,8 @@ def test_a_full_disk_says_what_the_checkpoints_keep(tmp_path, monkeypatch):
     with pytest.raises(OSError) as caught:
         infer.sample(0, NORMAL_3D, infer.rwmh(), num_chains=2, num_samples=20, checkpoint=folder)
     notes = " ".join(getattr(caught.value, "__notes__", []))
-    assert "The disk is full" in notes and f"resume={str(folder)!r}" in notes
+    # the first checkpoint failed: there is nothing to resume from, and the note says so
+    assert "The disk is full" in notes and f"No checkpoint was written in {str(folder)!r}" in notes
     assert not (tmp_path / "run.ckpt.lock").exists()  # the lock goes with the run
 
 
