@@ -3,6 +3,7 @@ folder its checkpoints go to, checked on the host before anything is traced."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -89,8 +90,23 @@ def checkpoint_folder(checkpoint, resume) -> Path | None:
                 f"checkpoint={str(folder)!r} already holds a run's checkpoints: pass "
                 f"resume={str(folder)!r} to continue that run, or choose an empty folder."
             )
+        if not resuming_it and (others := _not_checkpoint_files(folder)):
+            raise ValueError(
+                f"checkpoint={str(folder)!r} holds files of its own ({others}); checkpoints "
+                "go into a folder of their own, as store= does: pass a new or empty folder."
+            )
         return folder
     return resume_folder(resume)
+
+
+def _not_checkpoint_files(folder: Path, most: int = 3) -> str:
+    """The first ``most`` names in ``folder`` that no checkpointing run writes (checkpoints,
+    chunks, their temporary files), listed; empty when there are none (or no folder)."""
+    if not folder.is_dir():
+        return ""
+    own = re.compile(r"^(checkpoint|chunk)-\d+\.npz$|^\..*\.npz\..*\.tmp$")
+    others = sorted(p.name for p in folder.iterdir() if not own.match(p.name))
+    return ", ".join(others[:most]) + (f" and {len(others) - most} more" * (len(others) > most))
 
 
 def resume_folder(resume) -> Path | None:

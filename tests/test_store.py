@@ -313,6 +313,24 @@ def test_a_store_path_starting_with_a_tilde_is_in_the_home_folder(tmp_path, monk
     assert infer.open_store("~/run.zarr")["posterior"]["x"].shape == (2, 100)
 
 
+def test_checkpoints_refuse_a_folder_of_other_files(tmp_path):
+    """checkpoint= a folder of a user's notes wrote the run's files among them, where store=
+    refuses such a folder; resuming a folder keeps working whatever sits beside it."""
+    target = targets.get("normal_1d")
+    options = {"num_chains": 2, "num_samples": 50, "num_warmup": 20}
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    with pytest.raises(ValueError, match=r"checkpoint=.*notes' holds files of its own \(notes"):
+        infer.sample(0, target, infer.rwmh(), checkpoint=folder, **options)
+    assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    run = tmp_path / "run.ckpt"
+    done = infer.sample(0, target, infer.rwmh(), checkpoint=run, **options)
+    (run / "notes.txt").write_text("mine")
+    again = infer.sample(0, target, infer.rwmh(), resume=run, checkpoint=run, **options)
+    np.testing.assert_array_equal(again.draws["x"], done.draws["x"])
+
+
 def test_overwrite_keeps_files_of_the_users_beside_a_store_and_checkpoints_stay_out(tmp_path):
     """zarr's mode="w" cleared the whole folder: a user's notes and figures beside a store
     were deleted by overwrite=True. A store folder also took checkpoints (checkpoint=), and
