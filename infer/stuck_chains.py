@@ -67,7 +67,7 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
                 "more draws (num_samples)."
             )
     accepted = result.stats.get("is_accepted")  # the decisions, where the sampler gives them
-    accepted = rates if accepted is None else np.asarray(accepted)[stuck][:, 1:]
+    accepted = None if accepted is None else np.asarray(accepted)[stuck][:, 1:]
     if accepted is not None and accepted.size and np.mean(accepted) > 0.5:
         return (
             f"{np.mean(accepted):.0%} of its proposals were accepted, yet "
@@ -75,7 +75,7 @@ def why_stuck(result: Result, stuck: list[int]) -> str:
             "that does not use its noise). Check how the sampler builds its proposal."
         )
     rejected = "every proposal was rejected"
-    if accepted is None:  # the run recorded neither decisions nor acceptance probabilities
+    if accepted is None and rates is None:  # neither decisions nor their probabilities
         rejected = (
             "its statistics do not say whether its proposals were accepted: either the "
             "proposal is the current point (check how the sampler builds it), or " + rejected
