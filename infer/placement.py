@@ -233,8 +233,15 @@ def draw_major(sharding):
 
 
 def sharding_key(sharding) -> tuple:
-    """A hashable summary of a placement, for cache keys."""
-    return (type(sharding).__name__, tuple(device.id for device in sharding.device_set))
+    """A hashable summary of a placement, for cache keys: a mesh's devices in its order, its
+    axis names and the partition (a device set's order is arbitrary, and the same devices
+    in another order are another placement: a program compiled for one refused the other)."""
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None:
+        return (type(sharding).__name__, tuple(sorted(d.id for d in sharding.device_set)))
+    devices = tuple(device.id for device in np.asarray(mesh.devices).flat)
+    spec = getattr(sharding, "spec", None)
+    return (type(sharding).__name__, devices, tuple(mesh.axis_names), str(spec))
 
 
 def abstract(tree) -> tuple:

@@ -63,6 +63,17 @@ SCRIPT = textwrap.dedent(
                      devices=jax.devices())
     out["odd_warned"] = any("does not divide among the 2 devices" in str(w.message)
                             for w in caught)
+    # the same devices in another order: the cache keyed a placement by its device set, and
+    # a program compiled for one order refused the other's arguments (JAX's "compiled for
+    # input shardings that disagree"), now and then, as the set's order fell
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+    from infer.placement import sharding_key
+    keys = [sharding_key(NamedSharding(Mesh(np.array(d), ("chain",)), PartitionSpec("chain")))
+            for d in (jax.devices(), jax.devices()[::-1])]
+    out["orders_keyed_apart"] = keys[0] != keys[1]
+    reversed_run = infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=100,
+                                num_warmup=100, devices=jax.devices()[::-1])
+    out["reversed_same"] = bool(np.array_equal(reversed_run.draws["x"], split.draws["x"]))
     print(json.dumps(out))
     """
 )
@@ -85,3 +96,4 @@ def test_chains_split_over_two_devices_give_the_same_draws(name):
     assert out["numpyro_same"]
     assert out["rejection_shape"] == [4, 1000] and out["rejection_distinct_chains"]
     assert out["odd_chain_count_shape"] == [3, 10, 10] and out["odd_warned"]
+    assert out["orders_keyed_apart"] and out["reversed_same"]
