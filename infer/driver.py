@@ -110,7 +110,8 @@ def sample(
             several and ``num_chains`` is a multiple of their number, the chains are split
             among them (sharded on the chain axis); otherwise everything runs on the first.
             Each chain's keys depend only on the seed and the chain's index, and so do its
-            draws for a given number of chains (another number may round differently).
+            draws for a given number of chains (another number, or of chains per device, may
+            round differently).
         progress: ``True`` shows a progress bar (tqdm) with the running acceptance rate, or
             pass a ``tqdm`` class/partial to customise it. The draws are bit-identical with
             and without it: the same compiled program runs, only called in more pieces.

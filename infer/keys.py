@@ -2,8 +2,8 @@
 
 Step ``t`` of chain ``c`` uses the key ``fold_in(chain_keys[c], t)``, with ``t`` counting
 warm-up and kept steps alike from 0, so a chain's randomness depends only on the seed and the
-chain's index, and its draws, for a given number of chains, never on chunking, progress bars,
-checkpoints or the number of devices (another number of chains may round differently: see
+chain's index, and its draws, for a given number of chains, never on chunking, progress bars
+or checkpoints (another number of chains, or of chains per device, may round differently: see
 docs/running-samplers.md).
 """
 

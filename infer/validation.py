@@ -12,12 +12,28 @@ import numpy as np
 
 
 def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
-    """``value`` as an int ``>= minimum``, or a ``ValueError``/``TypeError`` naming ``name``."""
+    """``value`` as an int ``>= minimum``, or a ``ValueError``/``TypeError`` naming ``name``.
+    A 0-d NumPy or JAX integer array (``jnp.int32(3)``, ``np.array(3)``) passes as its int."""
+    if _integer_array_scalar(value):
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.{_hint(hint)}")
     if value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value}.{_hint(hint)}")
     return int(value)
+
+
+def _integer_array_scalar(value) -> bool:
+    """Whether ``value`` is a 0-d array of integers (not bools): NumPy's or JAX's, on the
+    host or a device (read with ``int``; a traced one is not taken)."""
+    dtype = getattr(value, "dtype", None)
+    return (
+        not isinstance(value, numbers.Integral)
+        and getattr(value, "shape", None) == ()
+        and dtype is not None
+        and np.dtype(dtype).kind in "iu"
+        and hasattr(value, "__index__")
+    )
 
 
 def superchain_size(superchains, num_chains: int, name: str = "superchains") -> int:

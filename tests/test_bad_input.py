@@ -274,6 +274,21 @@ def test_num_samples_not_positive(value, nothing_compiled):
 def test_num_chains_not_an_integer():
     with pytest.raises(TypeError, match="num_chains must be an integer"):
         infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=2.5)
+    for not_whole in (jnp.float32(2.0), np.array([2]), np.array(True)):
+        with pytest.raises(TypeError, match="num_chains must be an integer"):
+            infer.validation.positive_int("num_chains", not_whole)
+
+
+def test_counts_computed_with_jax_or_numpy_arrays_pass():
+    """``num_chains=jnp.int32(3)`` or ``np.array(3)``, an integer >= 1, was refused as 'must be
+    an integer >= 1; got Array(3, dtype=int32)'."""
+    result = infer.sample(
+        0, NORMAL_2D, infer.rwmh(), num_chains=jnp.int32(3), num_samples=np.array(5),
+        num_warmup=np.uint8(5),
+    )  # fmt: skip
+    assert np.shape(result.draws["x"]) == (3, 5, 2)
+    with pytest.raises(ValueError, match="num_chains must be an integer >= 1; got 0"):
+        infer.sample(0, NORMAL_2D, infer.rwmh(), num_chains=jnp.int32(0))
 
 
 @pytest.mark.parametrize("make", [infer.rwmh, infer.mala, infer.nuts, infer.hmc])
