@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
-from stats_checks import assert_ks_matches
+from stats_checks import assert_ks_matches, threshold
 
 import infer
 from infer.algorithms import ars
@@ -475,3 +475,18 @@ def test_running_out_of_rounds_on_a_narrow_density_points_to_start_points():
     )
     run = infer.sample(0, narrow, fitted, num_chains=1, num_samples=500)
     assert 0.8 < np.std(np.asarray(run.draws["x"])) / 1e-5 < 1.2  # sd 1e-5 within 20%: 6 se
+
+
+def test_a_large_constant_in_a_float32_log_density_does_not_bias_the_draws(seed):
+    """N(0, 1) written as ``-x**2 / 2 - 1e6`` (under the 2**20 at which runs warn): the hull's
+    sums at values 1/16 apart lost its pieces' shapes and its accept tests their margins,
+    and 200,000 draws had an sd of 1.008 (standard error 0.0016), KS p-values 0 to 0.008 on
+    six seeds, with ``exact`` True. Each value is now taken from one near it first."""
+    shifted = infer.Target(lambda x: -0.5 * x**2 - 1e6, init=jnp.asarray(0.0), name="shifted")
+    sampler = infer.ars(domain=(-jnp.inf, jnp.inf))
+    result = infer.sample(seed, shifted, sampler, num_chains=1, num_samples=400_000)
+    draws = np.asarray(result.draws["x"], np.float64).ravel()
+    assert result.info["exact"] and draws.dtype == np.float64
+    assert_ks_matches(draws, stats.norm.cdf)
+    z = (draws.std() - 1.0) / np.sqrt(1.0 / (2 * draws.size))  # the sd's standard error
+    assert abs(z) < threshold(1), z

@@ -20,15 +20,15 @@ dip narrower than the gaps between proposals) cannot be seen.
 ``vectorised over many densities``: :func:`sample_many` runs the whole procedure for a batch
 of parameters of one log density (e.g. the full conditionals of a Gibbs sweep) at once.
 
-The hull (envelope, squeeze, insertion, starting points) is :mod:`infer.algorithms.ars_hull`.
+The hull (envelope, squeeze, insertion) is :mod:`infer.algorithms.ars_hull`, its starting
+points :mod:`infer.algorithms.ars_starts`.
 The sampler that :func:`infer.sample` runs (``infer.ars``) is :mod:`infer.algorithms.ars_sampler`.
 """
 
 from __future__ import annotations
 
 import functools
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
@@ -40,15 +40,17 @@ from infer.algorithms.ars_hull import (
     TOLERANCE,
     Envelope,
     Hull,
+    above_envelope,
     build_value_and_slope,
-    check_start_points,
     envelope,
     insert,
     propose,
     squeeze,
+    squeeze_over,
     start_hull,
     upper_hull,
 )
+from infer.algorithms.ars_starts import check_domain, check_start_points
 from infer.algorithms.lazy_evaluation import COSTLY, is_costly, lazy_logdensity
 
 __all__ = [
@@ -184,24 +186,6 @@ def _settings(
     )
 
 
-def check_domain(domain, name: str = "domain") -> tuple[float, float]:
-    """``(lower, upper)`` as floats from any two numbers (a tuple, a list, a numpy or JAX
-    array of shape (2,)); ``None`` or ``±inf`` for no bound. Raises naming ``name``."""
-    is_sequence = isinstance(domain, Sequence) and not isinstance(domain, str | bytes)
-    if not (is_sequence or hasattr(domain, "__array__")) or np.shape(domain) != (2,):
-        raise TypeError(f"{name} must be a pair (lower, upper), e.g. (0.0, inf); got {domain!r}.")
-    ends = list(domain)
-    if not all(end is None or validation.is_real_scalar(end) for end in ends):
-        raise TypeError(
-            f"{name}'s ends must be numbers (or None, or -inf/inf, for no bound); got {domain!r}."
-        )
-    lower = -math.inf if ends[0] is None else float(ends[0])
-    upper = math.inf if ends[1] is None else float(ends[1])
-    if math.isnan(lower) or math.isnan(upper) or not lower < upper:
-        raise ValueError(f"{name} must have lower < upper; got ({lower}, {upper}).")
-    return lower, upper
-
-
 def _sample_program(rng_key, start_points, logdensity_fn, lower, upper, settings):
     """:func:`sample` once its static settings are fixed on the host (traced as part of
     the program that calls it: :data:`_sample_compiled` or :func:`_sample_many_compiled`)."""
@@ -254,10 +238,11 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         x, u, piece = propose(key_propose, env, ())
         log_w = jnp.log(random_bits.uniform(key_accept, (), dtype))
         lower_bound = squeeze(hull, x, piece, derivative_free)
-        by_squeeze = log_w < lower_bound - u
+        by_squeeze = log_w < squeeze_over(hull, env, x, piece, derivative_free)
         h, slope = value_and_slope(x)
         trouble = jnp.isnan(h) | (h == jnp.inf)  # numerical trouble rejects, as in phase 2
-        accepted = active & (by_squeeze | (log_w < jnp.where(trouble, -jnp.inf, h) - u))
+        excess = above_envelope(env, x, piece, jnp.where(trouble, -jnp.inf, h) - env.value[piece])
+        accepted = active & (by_squeeze | (log_w < excess))
         evaluated = active & ~by_squeeze
         new = jax.lax.cond(
             evaluated & ~trouble,
@@ -334,14 +319,15 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         x, u, piece = propose(key_propose, env, (batch_size,))
         log_w = jnp.log(random_bits.uniform(key_accept, (batch_size,), dtype))
         lower_bound = squeeze(hull, x, piece, derivative_free)
-        by_squeeze = log_w < lower_bound - u
+        by_squeeze = log_w < squeeze_over(hull, env, x, piece, derivative_free)
         if lazy:  # values: log f where computed, u elsewhere
             values, computed = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
         else:
             values, computed = jax.vmap(logdensity_fn)(x), batch_size
         h = jnp.where(by_squeeze, u, values)
         trouble = jnp.isnan(h) | (h == jnp.inf)  # numerical trouble rejects
-        accepted = by_squeeze | (log_w < jnp.where(trouble, -jnp.inf, h) - u)
+        excess = above_envelope(env, x, piece, jnp.where(trouble, -jnp.inf, h) - env.value[piece])
+        accepted = by_squeeze | (log_w < excess)
         slack = TOLERANCE * (1.0 + jnp.abs(u))
         # Every computed value, the squeeze's decisions included, must lie between the chord
         # and the envelope; one outside shows that log f is not concave.

@@ -5,27 +5,21 @@ the lower envelope of the tangents at the points (or, derivative-free, of the se
 neighbouring points, extended): ``exp(u)`` is piecewise exponential, so its pieces' masses are
 exact and a draw inverts one of them. The squeeze ``l`` is the chord through the points either
 side of ``x``. :func:`insert` adds a point and flags the density as not log-concave when the
-point lies above ``u`` or the slopes rise. :func:`default_start_points` finds starting points
-either side of the mode (from values alone for secant hulls), and :func:`check_start_points`
-checks given ones on the host. :mod:`infer.algorithms.ars` runs the sampling loop.
+point lies above ``u`` or the slopes rise. Where it starts is
+:mod:`infer.algorithms.ars_starts`; :mod:`infer.algorithms.ars` runs the sampling loop.
 
 The hull has a fixed number of slots (``max_points``) so that everything compiles.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from infer import random_bits
 from infer.envelopes import alias_pick, alias_table_traced
-from infer.outside_values import function_key
-from infer.placement import PROGRAMS
 
 __all__ = [
     "TOLERANCE",
@@ -34,12 +28,12 @@ __all__ = [
     "envelope",
     "propose",
     "upper_hull",
+    "above_envelope",
     "squeeze",
+    "squeeze_over",
     "insert",
     "build_value_and_slope",
     "start_hull",
-    "default_start_points",
-    "check_start_points",
 ]
 
 TOLERANCE = 1e-4  # log-density slack before a point above the hull counts as non-concave
@@ -91,7 +85,6 @@ def _segments(hull: Hull, lower: float, upper: float, derivative_free: bool):
     chord = (jnp.roll(h, -1) - h) / (jnp.roll(x, -1) - x)  # chord j: through x_j, x_{j+1}
     chord = jnp.where(index < count - 1, chord, jnp.nan)
     first, last = chord[0], chord[jnp.maximum(count - 2, 0)]
-    # Pieces are indexed 0..2k-? ; build them as 2 per gap plus two tails, in fixed size 2n.
     gap = jnp.arange(n)
     has_gap = gap < count - 1
     before = jnp.where(gap >= 1, jnp.roll(chord, 1), jnp.nan)  # chord j-1
@@ -136,7 +129,11 @@ def _segments(hull: Hull, lower: float, upper: float, derivative_free: bool):
 
 
 def _log_masses(left, right, value, slope, anchor, used):
-    """``log`` of the integral of ``exp(value + slope (x - anchor))`` over each piece."""
+    """``log`` of the integral of ``exp(value + slope (x - anchor))`` over each piece, less
+    the largest value: with values near -1e6, 1/16 apart in float32, ``value + slope (left -
+    anchor)`` lost the pieces' shapes (an sd of 1.008 from 200,000 N(0, 1) draws)."""
+    top = jnp.max(jnp.where(used & jnp.isfinite(value), value, -jnp.inf))
+    value = value - jnp.where(jnp.isfinite(top), top, 0.0)  # exact near the top (Sterbenz)
     width = right - left
     u_left = value + slope * (left - anchor)
     u_right = value + slope * (right - anchor)
@@ -201,6 +198,17 @@ def propose(rng_key, env: Envelope, shape):
     return x, u, piece
 
 
+def above_envelope(env: Envelope, x, piece, relative, rounding: float = 1.0):
+    """``v - u(x)`` at draws ``x`` of ``piece``, given ``relative = v - value[piece]``, less
+    ``rounding`` units of ``eps |value[piece]|``. Each value is taken from one near it before
+    the line's small terms are added (exact within a factor of 2, Sterbenz): at log densities
+    near -1e6, 1/16 apart in float32, ``v - u(x)`` from ``u(x)`` itself was off by up to 1/16.
+    The rounding keeps values within their own rounding of the envelope under it (their
+    acceptance was capped at 1): together they biased the draws of ``-x**2/2 - 1e6``."""
+    margin = rounding * jnp.finfo(env.value.dtype).eps * jnp.abs(env.value[piece])
+    return relative - env.slope[piece] * (x - env.anchor[piece]) - margin
+
+
 def upper_hull(env: Envelope, x):
     """The envelope's log height ``u(x)`` at points ``x`` (n,), for plots (O(pieces) each)."""
     column = x[:, None]
@@ -210,9 +218,10 @@ def upper_hull(env: Envelope, x):
     return jnp.min(jnp.where(inside, line, jnp.inf), axis=1)
 
 
-def squeeze(hull: Hull, x, piece, derivative_free: bool):
+def squeeze(hull: Hull, x, piece, derivative_free: bool, reference=0.0):
     """The chord through the hull points either side of ``x`` (``-inf`` outside
-    ``[x_1, x_k]``), found from the envelope piece ``x`` was drawn from: no search."""
+    ``[x_1, x_k]``), found from the envelope piece ``x`` was drawn from: no search; less
+    ``reference``, taken from the points' values first (see :func:`above_envelope`)."""
     count, n = hull.count, hull.x.shape[0]
     if derivative_free:
         segment = jnp.where(piece < 2 * n, piece // 2, -1)
@@ -221,8 +230,15 @@ def squeeze(hull: Hull, x, piece, derivative_free: bool):
     inside = (segment >= 0) & (segment + 1 < count)
     j = jnp.clip(segment, 0, n - 2)
     x0, x1, h0, h1 = hull.x[j], hull.x[j + 1], hull.h[j], hull.h[j + 1]
-    chord = h0 + (h1 - h0) * (x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0)
+    chord = (h0 - reference) + (h1 - h0) * (x - x0) / jnp.where(x1 > x0, x1 - x0, 1.0)
     return jnp.where(inside, chord, -jnp.inf)
+
+
+def squeeze_over(hull: Hull, env: Envelope, x, piece, derivative_free: bool):
+    """``l(x) - u(x)``, the squeeze's log height under the envelope, in differences of nearby
+    values (:func:`above_envelope`)."""
+    relative = squeeze(hull, x, piece, derivative_free, env.value[piece])
+    return above_envelope(env, x, piece, relative, rounding=2.0)  # the chord's own too
 
 
 def insert(hull: Hull, x, h, slope, upper_value, derivative_free: bool) -> Hull:
@@ -266,42 +282,6 @@ def _not_concave(hull: Hull, derivative_free: bool) -> jax.Array:
     return bad
 
 
-def check_start_points(start_points, domain, max_points: int, rows: int | None = None):
-    """``start_points`` as a float array, checked against ``domain`` (checked) and
-    ``max_points``: (m,) with ``2 <= m <= max_points`` (or, with ``rows``, (rows, m) too), at
-    least two distinct finite points per row, all strictly inside the domain. Traced points
-    are checked for their shape only. Raises a ``ValueError`` naming ``start_points``."""
-    points = start_points
-    if not isinstance(points, jax.core.Tracer):
-        points = np.asarray(points, np.float64 if jax.config.jax_enable_x64 else np.float32)
-    shape, allowed = np.shape(points), "(m,)" if rows is None else f"(m,) or ({rows}, m)"
-    if not (len(shape) == 1 or (rows is not None and len(shape) == 2 and shape[0] == rows)):
-        raise ValueError(f"start_points must have shape {allowed}; got shape {shape}.")
-    if shape[-1] > max_points:
-        raise ValueError(
-            f"start_points has {shape[-1]} points but max_points={max_points}: the hull holds "
-            f"at most max_points points. Pass at most {max_points} start_points, or raise "
-            f"max_points to {shape[-1]} or more."
-        )
-    if isinstance(points, jax.core.Tracer):
-        return points
-    lower, upper = domain
-    for row in np.atleast_2d(points):
-        if not np.all(np.isfinite(row)) or np.unique(row).size < 2:
-            raise ValueError(
-                f"start_points must be at least two distinct finite points, shape {allowed}; "
-                f"got {row.tolist()}."
-            )
-        if np.any(row <= lower) or np.any(row >= upper):
-            outside = row[(row <= lower) | (row >= upper)][0]
-            raise ValueError(
-                f"start_points must lie strictly inside the domain ({lower}, {upper}); got "
-                f"{float(outside):.6g} in {row.tolist()}. Move them inside the domain (or "
-                "widen it, if the density is positive there)."
-            )
-    return jnp.asarray(points)
-
-
 def build_value_and_slope(logdensity_fn, derivative_free):
     """``x -> (log f(x), d log f / dx)``; the slope is NaN in the derivative-free variant."""
     if derivative_free:
@@ -324,127 +304,3 @@ def start_hull(logdensity_fn, points, max_points, derivative_free) -> Hull:
         jnp.asarray(False),
     )
     return hull._replace(bad=_not_concave(hull, derivative_free))
-
-
-def default_start_points(
-    logdensity_fn: Callable, lower: float, upper: float, derivative_free: bool = False
-) -> np.ndarray:
-    """Starting hull points: either side of the mode, at least one log unit below the highest
-    point seen (a bracket grown in doubling steps from 0, or from next to a finite bound), so
-    that infinite tails slope inwards. With ``derivative_free`` the search uses values only (see
-    :func:`_secant_start_points`). Raises if no such points exist (an improper density)."""
-    finite_lo, finite_hi = math.isfinite(lower), math.isfinite(upper)
-    if finite_lo and finite_hi:
-        width = upper - lower
-        return np.array([lower + 0.05 * width, lower + 0.5 * width, upper - 0.05 * width])
-    value, value_and_slope = _search_programs(logdensity_fn)
-    start = lower + 1.0 if finite_lo else (upper - 1.0 if finite_hi else 0.0)
-    if derivative_free:
-        return _secant_start_points(value, lower, upper, start)
-    near_lo, near_hi = lower + 1e-9 * (1 + abs(lower)), upper - 1e-9 * (1 + abs(upper))
-    left, right, step, peak = start, start, 1.0, -math.inf
-    inward = {}  # side -> the outermost point seen sloping towards the mode
-    for _ in range(60):  # grow a bracket [left, right] that falls away from the mode
-        both = value_and_slope(np.array([left, right], jnp.result_type(float)))
-        values, slopes = np.asarray(both[0]).tolist(), np.asarray(both[1]).tolist()
-        peak = max([peak, *(v for v in values if math.isfinite(v))])
-        ends = []
-        for side, x, v, g, sign, at_bound in (
-            ("left", left, values[0], slopes[0], 1.0, finite_lo and left <= near_lo),
-            ("right", right, values[1], slopes[1], -1.0, finite_hi and right >= near_hi),
-        ):
-            rise = sign * g if math.isfinite(v) else 0.0
-            if rise > 0:
-                inward[side] = x
-            # an end at the domain's bound, or sloping towards the mode enough to fall a log
-            # unit over the search's step or below the highest point seen (a start a hair
-            # from the mode, at a slope of 1e-9, gave a flat tangent whose proposals went to
-            # 1e7 and beyond), or, where the density stops being finite further out, the
-            # last point that sloped inwards
-            if at_bound or (rise > 0 and (rise * step >= 1.0 or peak - v >= 1.0)):
-                ends.append(x)
-            elif not math.isfinite(v) and side in inward:
-                ends.append(inward[side])
-            else:
-                ends.append(None)
-        if None not in ends and ends[0] < ends[1]:
-            return np.array([ends[0], 0.5 * (ends[0] + ends[1]), ends[1]])
-        if ends[0] is None:
-            left = max(left - step, lower + 1e-12 * (1 + abs(lower))) if finite_lo else left - step
-        if ends[1] is None:
-            right = (
-                min(right + step, upper - 1e-12 * (1 + abs(upper))) if finite_hi else right + step
-            )
-        step *= 2.0
-    outside = [x for x in (left, right) if not math.isfinite(value(jnp.asarray(x)))]
-    _no_start_points(outside[0] if outside else None)
-
-
-def _search_programs(logdensity_fn: Callable) -> tuple[Callable, Callable]:
-    """``(value(x), value_and_slope(xs))``, the start-point search's programs, compiled once
-    per log density and the values it reads from outside (held in the program cache): built
-    anew in each call, they compiled in each call (30 ms of a 2,000,000-draw run's 160)."""
-
-    def build():
-        value_and_slope = jax.vmap(jax.value_and_grad(logdensity_fn))
-        return jax.jit(logdensity_fn), jax.jit(value_and_slope)
-
-    dtype = str(jnp.result_type(float))
-    programs, _ = PROGRAMS.get(("ars-start-search", function_key(logdensity_fn), dtype), build)
-    return programs
-
-
-def _no_start_points(outside: float | None):
-    """The error of a search for starting points that failed: it went ``outside`` the
-    support (where the log density is not finite), or found no fall on an infinite side."""
-    if outside is not None:
-        raise ValueError(
-            "could not find starting points for adaptive rejection sampling: the log density "
-            f"is not finite at x = {outside:.6g}, outside its support, where the search for "
-            f"the mode went. Pass domain= the support (e.g. domain=(0.0, inf) for a density on "
-            "x > 0), or start_points= inside it on both sides of the mode."
-        )
-    raise ValueError(
-        "could not find starting points for adaptive rejection sampling: the log density does "
-        "not fall away on an infinite side of the domain (is it normalisable and "
-        "log-concave?). Pass start_points= with points on both sides of the mode."
-    )
-
-
-def _secant_start_points(value, lower: float, upper: float, start: float) -> np.ndarray:
-    """Starting points from values alone (no gradient), for a domain with an infinite end:
-    from ``start``, each infinite side is walked outwards in doubling steps, moving uphill
-    while the density rises, until a point at least one log unit below the highest point
-    seen. The points are the highest point, the far point of each infinite side (so the
-    secant through the two outermost points there falls away outwards, as secant hulls
-    need) and, on a finite side, the middle between its end and the highest point."""
-
-    def h(x):
-        return float(value(jnp.asarray(x, jnp.result_type(float))))
-
-    peak, h_peak, far = start, h(start), {}
-    if not math.isfinite(h_peak):
-        _no_start_points(start)
-    for direction, end in ((-1.0, lower), (1.0, upper)):
-        if math.isfinite(end):
-            continue
-        step, outer = 1.0, peak + direction
-        for _ in range(60):
-            h_outer = h(outer)
-            if not math.isfinite(h_outer):
-                _no_start_points(outer)
-            if h_outer < h_peak - 1.0:
-                break
-            if h_outer >= h_peak:  # uphill: the mode is further out
-                peak, h_peak = outer, h_outer
-            step *= 2.0
-            outer += direction * step
-        else:
-            _no_start_points(None)
-        far[direction] = outer
-    points = [peak, *far.values()]
-    for end in (lower, upper):
-        middle = 0.5 * (end + peak)
-        if math.isfinite(end) and middle != peak and math.isfinite(h(middle)):
-            points.append(middle)
-    return np.array(sorted(points))

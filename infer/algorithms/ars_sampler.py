@@ -12,7 +12,7 @@ import numpy as np
 
 from infer import validation
 from infer.algorithms.ars import check_domain, sample
-from infer.algorithms.ars_hull import check_start_points, default_start_points
+from infer.algorithms.ars_starts import check_start_points, default_start_points
 from infer.base import Kernel, Sampler, public_name
 from infer.starts import check_scalar_logdensity
 
