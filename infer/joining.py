@@ -11,6 +11,7 @@ import numpy as np
 
 from infer.base import settings_json
 from infer.fit_measures import is_fit
+from infer.keys import same_stream
 from infer.result import Result
 from infer.run_state import differences, host_array
 
@@ -33,7 +34,7 @@ def _gap(earlier: Result, later: Result) -> list[str]:
     if None in spans:
         return ["it holds the same draws as the one before"] if _same_draws(earlier, later) else []
     (seed_a, _, stop), (seed_b, start, _) = spans
-    if not np.array_equal(np.asarray(seed_a), np.asarray(seed_b)):
+    if not same_stream(seed_a, seed_b):  # the seed s and jax.random.key(s) are one stream
         return [f"seed: {seed_a!r} != {seed_b!r}"]
     if start != stop:
         return [

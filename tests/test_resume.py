@@ -71,6 +71,10 @@ def test_a_run_of_2n_equals_n_resumed_for_n_more(name):
             )
         with pytest.raises(TypeError, match=r"results\[0\] must be an infer.Result; got int"):
             infer.concat(5, first)
+        # the seed 3 and jax.random.key(3) are one stream: resume= took the key, and concat
+        # refused the pair ("seed: 3 != [0, 3]")
+        by_key = infer.sample(jax.random.key(3), NORMAL_3D, sampler, num_samples=30, resume=first)
+        assert_same(whole, infer.concat(first, by_key))
 
 
 def test_thinned_runs_resume_bit_for_bit_and_count_divergences_in_skipped_steps():
