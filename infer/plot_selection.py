@@ -195,11 +195,11 @@ def cut_note(results: dict, kind: str, var_names, names: list, coords: dict) -> 
 
 
 def odd_note(results: dict, kind: str, names: list, coords: dict) -> str:
-    """A title's note naming the plotted variables with NaN draws, with a plotted component
+    """A title's note naming the plotted variables with NaN or inf draws, with a plotted component
     (``coords``) that never changes, or with a chain that never moves in one, whose panels
     mislead (empty densities, tied ranks, an ESS equal to the number of draws): ``""`` when
     there are none."""
-    nan, constant, stuck = {}, {}, {}
+    nan, infinite, constant, stuck = {}, {}, {}, {}
     for result in results.values():
         for name in names:
             if name not in result.draws:
@@ -211,6 +211,8 @@ def odd_note(results: dict, kind: str, names: list, coords: dict) -> str:
             flat = values.reshape(values.shape[0], values.shape[1], -1)
             if np.issubdtype(flat.dtype, np.floating) and np.isnan(flat).any():
                 nan[name] = True
+            if np.issubdtype(flat.dtype, np.floating) and np.isinf(flat).any():
+                infinite[name] = True
             frozen = (flat == flat[:, :1]).all(axis=1)  # (chain, component)
             same = (flat[:, 0] == flat[0, 0]).all(axis=0)  # every chain at one value
             if (frozen.all(axis=0) & same).any():
@@ -218,6 +220,8 @@ def odd_note(results: dict, kind: str, names: list, coords: dict) -> str:
             if (frozen.any(axis=0) & ~(frozen.all(axis=0) & same)).any():
                 stuck[name] = True
     parts = [f"NaN draws in {', '.join(nan)}: its ESS and R-hat are NaN"] if nan else []
+    if infinite:  # matplotlib leaves them out of every line and density without a word
+        parts.append(f"inf draws in {', '.join(infinite)}: not drawn; its MCSE is NaN")
     if constant:
         ties = "; its ranks all tie: the p-value means nothing" if kind == "rank" else ""
         parts.append(

@@ -64,7 +64,21 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
     on = ", ".join(dict.fromkeys(r.target for r in results.values()))
     cut = "" if kind == "ppc" else cut_note(results, kind, var_names, names, coords)
     odd = "" if kind == "ppc" else odd_note(results, kind, names, coords)
-    return f"{label} on {on}: {caption(kind, min_ess, marks(kind, results, truth))}{cut}{odd}"
+    said = caption(kind, min_ess, marks(kind, results, truth))
+    if _ecdf_not_density(results, kind):  # as ArviZ draws them under 100 draws
+        said = said.replace("density", "ECDF (too few draws for a density)")
+        said = said.replace("marginal densities", "marginal ECDFs (too few draws for densities)")
+    return f"{label} on {on}: {said}{cut}{odd}"
+
+
+def _ecdf_not_density(results: dict, kind: str) -> bool:
+    """Whether ArviZ draws ECDFs where the caption says densities: under 100 draws per chain
+    in a trace plot, under 100 in all (the longest run's) in a dist plot."""
+    if kind == "trace":
+        return next(iter(results.values())).num_samples < 100
+    if kind == "dist":
+        return max(r.num_chains * r.num_samples for r in results.values()) < 100
+    return False
 
 
 def _wrapped(title: str, width_inches: float, fontsize: float = 10) -> str:

@@ -321,6 +321,14 @@ def test_titles_name_what_the_figure_marks_and_the_parameters_it_cannot_show():
     odd = infer.Result.from_draws({"c": np.ones((2, 100)), "n": with_nan, "ok": with_nan + 1})
     title = _title(infer.plot(odd, kind="trace", var_names=["c", "n"]))
     assert "NaN draws in n" in title and "c: a component never changes" in title
+    # an inf draw is left out of the lines without a word (a chain of them was said only
+    # to never move)
+    with_inf = infer.Result.from_draws({"i": np.where(with_nan == with_nan, with_nan, np.inf)})
+    assert "inf draws in i: not drawn" in _title(infer.plot(with_inf, kind="trace"))
+    # under 100 draws ArviZ draws ECDFs, which the caption called densities
+    short = infer.Result.from_draws({"x": rng.standard_normal((2, 60))})
+    assert "each chain's ECDF (too few draws" in _title(infer.plot(short, kind="trace"))
+    assert "each chain's density" in _title(infer.plot(odd, kind="trace", var_names=["n"]))
     assert "divergences" not in title  # it records none
     plain = infer.Result.from_draws({"x": rng.standard_normal((2, 100))})
     assert "never changes" not in _title(infer.plot(plain, kind="trace"))
