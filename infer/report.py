@@ -12,6 +12,7 @@ from pathlib import Path
 from infer import registry
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
+from infer.named_results import by_name
 from infer.plots import caption, marks, num_components, plot, shared_variables
 from infer.result import Result
 from infer.statistics import TAIL_PROB
@@ -160,8 +161,15 @@ def write_report(
     report's pages are removed first and the new ones written last, after the runs' files
     and then the plots: an interrupted report has no page, and keeps every run's file.
     ``plots=False`` leaves the PNGs out (drawing them takes about a second each), and the
-    page shows the table, the warnings and the links to each run's file.
+    page shows the table, the warnings and the links to each run's file. ``results`` may be
+    a list, named as :func:`infer.compare` names one (by sampler), or one result.
     """
+    results = by_name(results)
+    if not isinstance(results, dict):
+        raise TypeError(
+            "results must be a dict of run name -> infer.Result (or a list of results, named "
+            f"by sampler, as infer.compare names them); got {type(results).__name__}."
+        )
     for name in results:
         if not isinstance(name, str) or not name or name.startswith(".") or set(name) & set("/\\"):
             raise ValueError(
@@ -248,6 +256,22 @@ def _plots_of(result: Result, plots: bool = True) -> tuple[str, ...]:
     return kinds + (("ppc",) if "posterior_predictive" in result.groups else ())
 
 
+def _left_out(result: Result) -> str:
+    """Which per-run figures :func:`_plots_of` leaves out of ``result``'s section, and why
+    (the page said nothing of them); ``""`` when none is."""
+    shown = _plots_of(result)
+    why = {
+        "rank": "one chain; it compares chains"
+        if result.num_chains < 2
+        else f"under {MIN_DRAWS} draws",
+        "ess": f"under {MIN_DRAWS} draws",
+        "autocorr": f"under {MIN_DRAWS} draws",
+        "pair": "one parameter",
+    }
+    missing = [f"{kind} ({why[kind]})" for kind in RUN_PLOTS if kind not in shown]
+    return f". Not drawn: {', '.join(missing)}." if missing else ""
+
+
 def _html(results: dict[str, Result], table, notes, title: str, plots: bool = True) -> str:
     rows = formatted(table)
     min_ess = table.attrs.get("min_ess", 400)  # the ESS plots' line, as they were drawn
@@ -271,10 +295,11 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
         )
         about = registry.describe(results[name].sampler)
         about = f"{html.escape(results[name].sampler)}: {html.escape(about)}. " if about else ""
+        left_out = _left_out(results[name]) if plots else ""
         sections.append(
             f'<h2 id="{html.escape(name)}">{html.escape(name)}</h2>'
             f'<p>{about}<a href="{html.escape(name)}.nc">{html.escape(name)}.nc</a> '
-            f"(ArviZ DataTree, NetCDF)</p>{figures}"
+            f"(ArviZ DataTree, NetCDF){html.escape(left_out)}</p>{figures}"
         )
     title = html.escape(title or "infer compare")
     if not plots:

@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import arviz_base
@@ -574,3 +575,25 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_i
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )  # fmt: skip
     assert library.stdout.strip() == "True"
+
+
+def test_a_report_takes_a_list_and_says_which_plots_it_leaves_out(tmp_path):
+    """write_report given a list (as infer.plot and infer.compare take) treated a Result as a
+    run name; and it left out the rank plot of a one-chain run, and the rank, ESS and
+    autocorrelation plots of a run of 2 draws, without a word."""
+    from infer.report import write_report
+
+    rng = np.random.default_rng(0)
+    one_chain = infer.Result.from_draws({"x": rng.standard_normal((1, 50))})
+    two_draws = infer.Result.from_draws({"x": rng.standard_normal((2, 2))})
+    runs = [one_chain, two_draws]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = infer.compare(runs)
+    page = write_report(runs, table, tmp_path / "report").read_text()
+    assert list(table.index) == ["external", "external_2"]
+    assert "Not drawn: rank (one chain; it compares chains), pair (one parameter)." in page
+    assert "Not drawn: rank (under 4 draws), ess (under 4 draws), autocorr (under 4" in page
+    assert (tmp_path / "report" / "trace_external_2.png").is_file()
+    with pytest.raises(TypeError, match=r"results must be a dict of run name -> infer.Result"):
+        write_report(3, table, tmp_path / "other")
