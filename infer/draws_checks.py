@@ -293,10 +293,18 @@ def largest_logdensity(result) -> float:
     return float(info.get("largest_abs_logdensity", abs(info.get("log_envelope", 0.0) or 0.0)))
 
 
-def imprecise_logdensity(largest: float) -> str | None:
+def imprecise_run(result) -> str | None:
+    """:func:`imprecise_logdensity` of ``result``'s largest log density, at the limit its
+    sampler recorded (``info["float32_logdensity_limit"]``: a derivative-free ARS hull
+    extends its secants, and with them the values' rounding) or the common one."""
+    limit = result.info.get("float32_logdensity_limit", FLOAT32_LOGDENSITY_LIMIT)
+    return imprecise_logdensity(largest_logdensity(result), float(limit))
+
+
+def imprecise_logdensity(largest: float, limit: float = FLOAT32_LOGDENSITY_LIMIT) -> str | None:
     """What float32 does to a log density that reaches ``largest`` in magnitude, or
-    ``None`` below :data:`FLOAT32_LOGDENSITY_LIMIT`."""
-    if not largest > FLOAT32_LOGDENSITY_LIMIT:  # NaN: nothing to tell
+    ``None`` below ``limit`` (:data:`FLOAT32_LOGDENSITY_LIMIT` unless a sampler says less)."""
+    if not largest > limit:  # NaN: nothing to tell
         return None
     spacing = float(np.spacing(np.float32(min(largest, np.finfo(np.float32).max))))
     return (

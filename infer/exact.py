@@ -20,7 +20,7 @@ import numpy as np
 from infer import memory
 from infer.base import hook
 from infer.diagnostics import DiagnosticWarning
-from infer.draws_checks import imprecise_logdensity, largest_logdensity
+from infer.draws_checks import imprecise_run
 from infer.flag_rules import rejected_nonfinite_message
 from infer.keys import chain_keys
 from infer.placement import PROGRAMS, sharding_key, to_host
@@ -180,7 +180,7 @@ def sample_exact(
         groups=target.data_groups(),  # so predictive checks can tell the fit's data
         dims=dict(target.dims or {}),
     )
-    imprecise = imprecise_logdensity(largest_logdensity(result))
+    imprecise = imprecise_run(result)
     if imprecise:  # float32 rounded the log density: its draws are not exact
         warnings.warn(f"{sampler.name} on {target.name}: {imprecise}", DiagnosticWarning, 3)
         result.info["exact"] = False

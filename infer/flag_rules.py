@@ -9,7 +9,7 @@ import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
 from infer.convergence import ess_shown
-from infer.draws_checks import imprecise_logdensity, largest_logdensity
+from infer.draws_checks import imprecise_run
 from infer.fit_measures import is_fit, unsettled
 from infer.result import Result
 from infer.stuck_chains import chain_list, stuck_chains, why_stuck
@@ -161,7 +161,7 @@ def _named(worst, fails, shown_as, shown: int = 5) -> str:
 
 def _precision_rule(result: Result, row: dict, z: dict, min_ess: float) -> str | None:
     """Fires on a float32 log density too large in magnitude for its rounding."""
-    return imprecise_logdensity(largest_logdensity(result))
+    return imprecise_run(result)
 
 
 def resonance_note(result: Result) -> str:

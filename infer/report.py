@@ -9,7 +9,9 @@ import math
 import warnings
 from pathlib import Path
 
-from infer import registry
+import numpy as np
+
+from infer import chain_stats, registry
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
 from infer.named_results import by_name
@@ -192,9 +194,12 @@ def write_report(
     for name, result in results.items():  # the runs first: an interrupt then loses no run
         result.save(folder / f"{name}.nc")
         written.add(f"{name}.nc")
+    worst = {name: _worst_variables(result) for name, result in results.items()} if plots else {}
     for name, result in results.items():
         for kind in _plots_of(result, plots):
             line = {"min_ess": min_ess} if kind == "ess" else {}
+            if worst[name] and kind in WORST_FIRST:
+                line["var_names"] = worst[name]
             plot(result, kind=kind, path=folder / f"{kind}_{name}.png", **line)
             written.add(f"{kind}_{name}.png")
     forest = plots and bool(shared_variables(results))  # runs of models with nothing shared
@@ -213,7 +218,7 @@ def write_report(
     write_atomically(folder / "comparison.csv", lambda tmp: table.to_csv(tmp))
     markdown = as_markdown(table)
     write_atomically(folder / "comparison.md", lambda tmp: Path(tmp).write_text(markdown))
-    page = _html(results, table, notes, title, plots)
+    page = _html(results, table, notes, title, plots, worst)
     return write_atomically(folder / "index.html", lambda tmp: Path(tmp).write_text(page))
 
 
@@ -272,7 +277,40 @@ def _left_out(result: Result) -> str:
     return f". Not drawn: {', '.join(missing)}." if missing else ""
 
 
-def _html(results: dict[str, Result], table, notes, title: str, plots: bool = True) -> str:
+#: The per-run figures that show, of a run with more components than they have panels, the
+#: variables of the worst R-hat first (the warnings name those; the first ones could be fine).
+WORST_FIRST = ("trace", "rank", "ess", "autocorr")
+PANELS = 8  # infer.plot's default of scalar panels but for pair plots
+
+
+def _worst_variables(result: Result) -> list[str] | None:
+    """The variables of ``result`` whose components fill :data:`PANELS` panels, the worst
+    first (largest R-hat, then smallest bulk ESS; NaN last), where it has more components
+    than that; None where every component fits (or there is no R-hat: one chain)."""
+    if num_components(result) <= PANELS or result.num_chains < 2:
+        return None
+    if result.num_samples < MIN_DRAWS:
+        return None
+    stats = chain_stats.summary_stats(result.draws, statistics=("rhat", "ess_bulk"))
+
+    def badness(name):
+        rhat, ess = (np.asarray(stats[name][s], float) for s in ("rhat", "ess_bulk"))
+        if np.isnan(rhat).all() and np.isnan(ess).all():
+            return (1, 0.0, 0.0)
+        return (0, -np.nanmax(rhat, initial=-np.inf), np.nanmin(ess, initial=np.inf))
+
+    chosen, count = [], 0
+    for name in sorted(result.draws, key=badness):
+        if chosen and count + num_components(result, [name]) > PANELS:
+            break
+        chosen.append(name)
+        count += num_components(result, [name])
+    return chosen
+
+
+def _html(
+    results: dict[str, Result], table, notes, title: str, plots: bool = True, worst=None
+) -> str:
     rows = formatted(table)
     min_ess = table.attrs.get("min_ess", 400)  # the ESS plots' line, as they were drawn
     head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
@@ -289,8 +327,19 @@ def _html(results: dict[str, Result], table, notes, title: str, plots: bool = Tr
 
     sections = []
     for name in results:
+        chosen = (worst or {}).get(name)
+        which = (
+            f" (shown: {', '.join(chosen)}, the variables of the worst R-hat, then bulk ESS, "
+            f"of {num_components(results[name])} components)"
+            if chosen
+            else ""
+        )
         figures = "".join(
-            figure(f"{kind}_{name}.png", caption(kind, min_ess, marks(kind, {name: results[name]})))
+            figure(
+                f"{kind}_{name}.png",
+                caption(kind, min_ess, marks(kind, {name: results[name]}))
+                + (which if kind in WORST_FIRST else ""),
+            )
             for kind in _plots_of(results[name], plots)
         )
         about = registry.describe(results[name].sampler)

@@ -13,7 +13,7 @@ from infer import convergence
 from infer.base import hook
 from infer.caller import INFER_FRAMES
 from infer.diagnostics import DiagnosticWarning
-from infer.draws_checks import imprecise_logdensity, largest_logdensity, outside_probabilities
+from infer.draws_checks import imprecise_run, outside_probabilities
 from infer.flag_rules import (
     divergence_advice,
     kept_nan_draws,
@@ -273,7 +273,7 @@ def warn_if_unhealthy(result: Result) -> None:
             DiagnosticWarning,
             skip_file_prefixes=INFER_FRAMES,
         )
-    imprecise = imprecise_logdensity(largest_logdensity(result))
+    imprecise = imprecise_run(result)
     if imprecise:
         warnings.warn(
             f"{result.sampler} on {result.target}: {imprecise}",

@@ -1,6 +1,8 @@
 """Adaptive rejection sampling: exact draws (KS against exact CDFs) with tangent and secant
 hulls, many densities at once, and the errors it owes for densities it cannot sample."""
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -490,3 +492,21 @@ def test_a_large_constant_in_a_float32_log_density_does_not_bias_the_draws(seed)
     assert_ks_matches(draws, stats.norm.cdf)
     z = (draws.std() - 1.0) / np.sqrt(1.0 / (2 * draws.size))  # the sd's standard error
     assert abs(z) < threshold(1), z
+
+
+def test_a_derivative_free_hull_warns_of_a_large_float32_log_density_sooner():
+    """Secants through values rounded 1/32 apart, extended, biased the draws of
+    ``-x**2/2 - 3e5`` (KS p to 3e-7 on 400,000 draws) and of Gamma(3e4) written as
+    ``(a - 1) log x - x``, below the 2**20 at which runs warn. A derivative-free hull warns
+    from 2**16, the tangent hull (exact there) from 2**20."""
+    big = infer.Target(lambda x: -0.5 * x**2 - 1e5, init=jnp.asarray(0.0), name="big")
+    options = dict(num_chains=1, num_samples=1000)
+    secants = infer.ars(domain=(-jnp.inf, jnp.inf), derivative_free=True)
+    with pytest.warns(infer.DiagnosticWarning, match=r"reaches 1e\+05 in magnitude"):
+        result = infer.sample(0, big, secants, **options)
+    assert not result.info["exact"] and result.info["float32_logdensity_limit"] == 2.0**16
+    assert "imprecise" in infer.compare({"secants": result}, warn=False).loc["secants", "flags"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", infer.DiagnosticWarning)
+        tangents = infer.sample(0, big, infer.ars(domain=(-jnp.inf, jnp.inf)), **options)
+    assert tangents.info["exact"]

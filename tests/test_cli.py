@@ -597,3 +597,22 @@ def test_a_report_takes_a_list_and_says_which_plots_it_leaves_out(tmp_path):
     assert (tmp_path / "report" / "trace_external_2.png").is_file()
     with pytest.raises(TypeError, match=r"results must be a dict of run name -> infer.Result"):
         write_report(3, table, tmp_path / "other")
+
+
+def test_a_report_plots_the_variables_its_warnings_name(tmp_path):
+    """The warning named p14 (max R-hat), and the report's trace and rank plots showed the
+    first 8 of 20 variables, without it. They now show the worst first, and say so."""
+    from infer.report import write_report
+
+    rng = np.random.default_rng(0)
+    draws = {f"p{i}": rng.standard_normal((4, 100)) for i in range(20)}
+    draws["p14"] = draws["p14"] + np.arange(4)[:, None]  # the chains disagree
+    runs = {"many": infer.Result.from_draws(draws)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = infer.compare(runs)
+    page = write_report(runs, table, tmp_path / "report").read_text()
+    assert "(shown: p14, " in page and "the variables of the worst R-hat" in page
+    small = {"few": infer.Result.from_draws({"x": rng.standard_normal((4, 100))})}
+    page = write_report(small, infer.compare(small, warn=False), tmp_path / "small").read_text()
+    assert "(shown:" not in page  # every component fits: the plots show them all

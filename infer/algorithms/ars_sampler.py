@@ -173,6 +173,8 @@ class ARS(Sampler):
             "start_points": setup[1].tolist(),
             "largest_abs_logdensity": largest,
         }
+        if self.derivative_free:  # secants extend the values' rounding: biased from 2**18
+            info["float32_logdensity_limit"] = 2.0**16
         return info, evaluations, total("num_gradients")
 
     def build(self, logdensity_fn: Callable, num_warmup: int = 0) -> Kernel:
