@@ -262,9 +262,16 @@ def refuse_unsampleable_sites(model, args, kwargs, err: Exception) -> None:
         pass
     if reached:
         name, kind = reached[-1]
+        fix = (
+            f"Leave that reparameterisation out: {name!r} is the site numpyro's "
+            f"CircularReparam makes of {name.removesuffix('_unwrapped')!r}, which infer "
+            "samples as it is (a von Mises site needs no reparam here)."
+            if name.endswith("_unwrapped")
+            else "Give it a proper prior (for ordered cutpoints, e.g. "
+            "dist.TransformedDistribution(dist.Normal(0, 5).expand([K]).to_event(1), "
+            "dist.transforms.OrderedTransform()))."
+        )
         raise ValueError(
             f"the model's latent site {name!r} has a distribution ({kind}) that cannot draw "
-            "a value, which infer needs to trace the model and start its chains. Give it a "
-            "proper prior (for ordered cutpoints, e.g. dist.TransformedDistribution("
-            "dist.Normal(0, 5).expand([K]).to_event(1), dist.transforms.OrderedTransform()))."
+            f"a value, which infer needs to trace the model and start its chains. {fix}"
         ) from err

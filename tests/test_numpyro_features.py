@@ -389,6 +389,19 @@ def test_a_latent_site_whose_distribution_cannot_draw_is_named():
     with pytest.raises(ValueError, match=r"latent site 'cutpoints' has a distribution \(Improper"):
         infer.Target.from_numpyro(ordinal, x, y=np.arange(20) % 4)
 
+    # NumPyro's advice for a von Mises site, CircularReparam, makes such a site: the fix
+    # offered (a proper prior, for cutpoints) could not apply to it
+    from numpyro.infer.reparam import CircularReparam
+
+    def circular(y=None):
+        with numpyro.handlers.reparam(config={"mu": CircularReparam()}):
+            mu = numpyro.sample("mu", dist.VonMises(2.8, 1.0))
+        with numpyro.plate("n", 5):
+            numpyro.sample("y", dist.VonMises(mu, 2.0), obs=y)
+
+    with pytest.raises(ValueError, match=r"'mu_unwrapped' is the site numpyro's CircularReparam"):
+        infer.Target.from_numpyro(circular, y=np.full(5, 2.5, np.float32))
+
 
 def _residuals_when_fitted(x, y=None):
     slope = numpyro.sample("slope", dist.Normal(0.0, 3.0))
