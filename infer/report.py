@@ -329,8 +329,8 @@ def _html(
     for name in results:
         chosen = (worst or {}).get(name)
         which = (
-            f" (shown: {', '.join(chosen)}, the variables of the worst R-hat, then bulk ESS, "
-            f"of {num_components(results[name])} components)"
+            f" (the variables of the worst R-hat, then bulk ESS, first: {', '.join(chosen)}, "
+            f"of {num_components(results[name])} components; the title says which are drawn)"
             if chosen
             else ""
         )

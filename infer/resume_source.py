@@ -104,8 +104,9 @@ def _not_checkpoint_files(folder: Path, most: int = 3) -> str:
     chunks, their temporary files), listed; empty when there are none (or no folder)."""
     if not folder.is_dir():
         return ""
-    own = re.compile(r"^(checkpoint|chunk)-\d+\.npz$|^\..*\.npz\..*\.tmp$")
-    others = sorted(p.name for p in folder.iterdir() if not own.match(p.name))
+    own = re.compile(r"^(checkpoint|chunk)-\d+\.npz$|^\.")  # hidden: .DS_Store, our .tmp
+    system = {"Thumbs.db", "desktop.ini"}  # a file manager's, in a folder that looks empty
+    others = sorted(p.name for p in folder.iterdir() if not (own.match(p.name) or p.name in system))
     return ", ".join(others[:most]) + (f" and {len(others) - most} more" * (len(others) > most))
 
 

@@ -15,7 +15,10 @@ def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum``, or a ``ValueError``/``TypeError`` naming ``name``.
     A 0-d NumPy or JAX integer array (``jnp.int32(3)``, ``np.array(3)``) passes as its int."""
     if _integer_array_scalar(value):
-        value = int(value)
+        try:
+            value = int(value)
+        except TypeError:  # a traced one (not concrete): refused below, by name
+            pass
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be an integer >= {minimum}; got {value!r}.{_hint(hint)}")
     if value < minimum:

@@ -31,6 +31,7 @@ def writing(path: Path, argument: str):
     lock = Path(str(path) + ".lock")
     lock.parent.mkdir(parents=True, exist_ok=True)
     me = f"{socket.gethostname()} {os.getpid()}"
+    deadline = time.monotonic() + 3 * STALE_SECONDS
     while True:
         descriptor = _created(lock)
         if descriptor is None:
@@ -43,6 +44,14 @@ def writing(path: Path, argument: str):
                     f"there, delete {str(lock)!r})."
                 )
             descriptor = _taken_over(lock)  # its run is gone
+            if descriptor is None and time.monotonic() > deadline:
+                guard = str(lock) + ".takeover"
+                raise ValueError(
+                    f"{argument}={str(path)!r}: the lock of a run that is gone, {str(lock)!r}, "
+                    f"could not be taken over in {3 * STALE_SECONDS:g} s: {guard!r} stays "
+                    "(a takeover another process could not finish). If no run writes there, "
+                    "delete both files."
+                )
             if descriptor is None:  # another run took it over, or is at it: look again
                 time.sleep(0.01)
                 continue

@@ -277,6 +277,8 @@ def test_num_chains_not_an_integer():
     for not_whole in (jnp.float32(2.0), np.array([2]), np.array(True)):
         with pytest.raises(TypeError, match="num_chains must be an integer"):
             infer.validation.positive_int("num_chains", not_whole)
+    with pytest.raises(TypeError, match="num_chains must be an integer"):  # traced: not one
+        jax.jit(lambda n: infer.validation.positive_int("num_chains", n))(3)
 
 
 def test_counts_computed_with_jax_or_numpy_arrays_pass():

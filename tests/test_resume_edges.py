@@ -423,6 +423,21 @@ def test_a_stale_lock_taken_over_by_another_run_meanwhile_is_not_taken_again(tmp
     assert not (tmp_path / "run.zarr.lock.takeover").exists()
 
 
+def test_a_takeover_that_cannot_finish_is_refused_in_time(tmp_path, monkeypatch):
+    """A takeover's guard that cannot be removed (here a folder in its place) left the run
+    looping every 10 ms, forever, without a word."""
+    import socket
+
+    from infer import writer_lock
+
+    monkeypatch.setattr(writer_lock, "STALE_SECONDS", 0.05)
+    (tmp_path / "run.zarr.lock").write_text(f"{socket.gethostname()} 999999999")  # gone
+    (tmp_path / "run.zarr.lock.takeover").mkdir()
+    with pytest.raises(ValueError, match=r"could not be taken over in 0.15 s: .*takeover' stays"):
+        with writer_lock.writing(tmp_path / "run.zarr", "store"):
+            pass
+
+
 @pytest.mark.thorough  # an edge case, 3 s
 def test_ctrl_c_says_what_the_folder_and_store_keep_and_when_they_keep_nothing(tmp_path):
     """Stopped before anything was written, a run's notes said its folder kept the run and

@@ -324,6 +324,11 @@ def test_checkpoints_refuse_a_folder_of_other_files(tmp_path):
     with pytest.raises(ValueError, match=r"checkpoint=.*notes' holds files of its own \(notes"):
         infer.sample(0, target, infer.rwmh(), checkpoint=folder, **options)
     assert [p.name for p in folder.iterdir()] == ["notes.txt"]
+    looks_empty = tmp_path / "looks_empty"  # a file manager's files are not the user's
+    looks_empty.mkdir()
+    (looks_empty / ".DS_Store").write_bytes(b"")
+    (looks_empty / "Thumbs.db").write_bytes(b"")
+    infer.sample(0, target, infer.rwmh(), checkpoint=looks_empty, **options)
     run = tmp_path / "run.ckpt"
     done = infer.sample(0, target, infer.rwmh(), checkpoint=run, **options)
     (run / "notes.txt").write_text("mine")
