@@ -237,8 +237,14 @@ def sharding_key(sharding) -> tuple:
     axis names and the partition (a device set's order is arbitrary, and the same devices
     in another order are another placement: a program compiled for one refused the other)."""
     mesh = getattr(sharding, "mesh", None)
-    if mesh is None:
-        return (type(sharding).__name__, tuple(sorted(d.id for d in sharding.device_set)))
+    if mesh is None:  # a PmapSharding's devices are in order too; one device's are a set
+        listed = getattr(sharding, "devices", None)
+        ids = (
+            tuple(device.id for device in np.asarray(listed).flat)
+            if listed is not None
+            else tuple(sorted(device.id for device in sharding.device_set))
+        )
+        return (type(sharding).__name__, ids, str(getattr(sharding, "sharding_spec", "")))
     devices = tuple(device.id for device in np.asarray(mesh.devices).flat)
     spec = getattr(sharding, "spec", None)
     return (type(sharding).__name__, devices, tuple(mesh.axis_names), str(spec))
