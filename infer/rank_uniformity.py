@@ -169,7 +169,11 @@ def plot_ranks(result, path=None):
         f"SBC of {result.sampler} on {result.model}: {verdict}",
         f"at {result.alpha:g} / {num_params}; {result.num_simulations} simulations x "
         f"{result.num_draws} draws"
-        + (f" (the {shown.size} of smallest p-value shown)" if shown.size < num_params else ""),
+        + (
+            f" (the {shown.size} parameters of smallest p-value shown)"
+            if shown.size < num_params
+            else ""
+        ),
     ]
     figure.suptitle("\n".join(lines), fontsize=10, wrap=True)  # wrapped at the figure's edges
     figure.supxlabel("rank / (draws + 1)", fontsize=9)
