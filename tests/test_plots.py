@@ -329,6 +329,13 @@ def test_titles_name_what_the_figure_marks_and_the_parameters_it_cannot_show():
     short = infer.Result.from_draws({"x": rng.standard_normal((2, 60))})
     assert "each chain's ECDF (too few draws" in _title(infer.plot(short, kind="trace"))
     assert "each chain's density" in _title(infer.plot(odd, kind="trace", var_names=["n"]))
+    # a dist plot of runs of other lengths: the short run's density, drawn from its draws
+    # repeated, was wiggly without a word
+    long = infer.Result.from_draws({"x": rng.standard_normal((2, 1000))})
+    short = infer.Result.from_draws({"x": rng.standard_normal((2, 100))})
+    title = _title(infer.plot({"long": long, "short": short}, kind="dist"))
+    assert "repeated to the longest's 2,000: their densities are drawn with too narrow" in title
+    assert "repeated" not in _title(infer.plot({"a": long, "b": long}, kind="dist"))
     assert "divergences" not in title  # it records none
     plain = infer.Result.from_draws({"x": rng.standard_normal((2, 100))})
     assert "never changes" not in _title(infer.plot(plain, kind="trace"))
