@@ -65,11 +65,11 @@ def _title(results: dict, kind: str, var_names, names: list, coords: dict, min_e
     cut = "" if kind == "ppc" else cut_note(results, kind, var_names, names, coords)
     odd = "" if kind == "ppc" else odd_note(results, kind, names, coords)
     said = caption(kind, min_ess, marks(kind, results, truth))
+    counts = {r.num_chains * r.num_samples for r in results.values()}
     if _ecdf_not_density(results, kind):  # as ArviZ draws them under 100 draws
         said = said.replace("density", "ECDF (too few draws for a density)")
         said = said.replace("marginal densities", "marginal ECDFs (too few draws for densities)")
-    counts = {r.num_chains * r.num_samples for r in results.values()}
-    if kind == "dist" and len(counts) > 1 and not _ecdf_not_density(results, kind):
+    elif kind == "dist" and len(counts) > 1:
         odd += (  # see _pooled_trees: thinned instead, the means would move
             f"\n(shorter runs' draws are repeated to the longest's {max(counts):,}: their "
             "densities are drawn with too narrow a bandwidth, wiggly; compare runs of one length)"

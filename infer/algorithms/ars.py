@@ -45,7 +45,6 @@ from infer.algorithms.ars_hull import (
     envelope,
     insert,
     propose,
-    squeeze,
     squeeze_over,
     start_hull,
     upper_hull,
@@ -237,8 +236,8 @@ def _grow(rng_key, value_and_slope, hull: Hull, bounds, num_draws, max_points, m
         key_propose, key_accept = jax.random.split(key)
         x, u, piece = propose(key_propose, env, ())
         log_w = jnp.log(random_bits.uniform(key_accept, (), dtype))
-        lower_bound = squeeze(hull, x, piece, derivative_free)
-        by_squeeze = log_w < squeeze_over(hull, env, x, piece, derivative_free)
+        lower_bound, over = squeeze_over(hull, env, x, piece, derivative_free)
+        by_squeeze = log_w < over
         h, slope = value_and_slope(x)
         trouble = jnp.isnan(h) | (h == jnp.inf)  # numerical trouble rejects, as in phase 2
         excess = above_envelope(env, x, piece, jnp.where(trouble, -jnp.inf, h) - env.value[piece])
@@ -318,8 +317,8 @@ def _fill(rng_key, logdensity_fn, hull: Hull, env, bounds, carry, batch_size, ma
         key_propose, key_accept = jax.random.split(key)
         x, u, piece = propose(key_propose, env, (batch_size,))
         log_w = jnp.log(random_bits.uniform(key_accept, (batch_size,), dtype))
-        lower_bound = squeeze(hull, x, piece, derivative_free)
-        by_squeeze = log_w < squeeze_over(hull, env, x, piece, derivative_free)
+        lower_bound, over = squeeze_over(hull, env, x, piece, derivative_free)
+        by_squeeze = log_w < over
         if lazy:  # values: log f where computed, u elsewhere
             values, computed = lazy_logdensity(logdensity_fn, x, ~by_squeeze, u)
         else:

@@ -235,10 +235,12 @@ def squeeze(hull: Hull, x, piece, derivative_free: bool, reference=0.0):
 
 
 def squeeze_over(hull: Hull, env: Envelope, x, piece, derivative_free: bool):
-    """``l(x) - u(x)``, the squeeze's log height under the envelope, in differences of nearby
-    values (:func:`above_envelope`)."""
+    """``(l(x), l(x) - u(x))``: the squeeze's chord (for the concavity checks), and its log
+    height under the envelope in differences of nearby values (:func:`above_envelope`), for
+    the accept test; from one evaluation of the chord."""
     relative = squeeze(hull, x, piece, derivative_free, env.value[piece])
-    return above_envelope(env, x, piece, relative, rounding=2.0)  # the chord's own too
+    over = above_envelope(env, x, piece, relative, rounding=2.0)  # the chord's own too
+    return relative + env.value[piece], over
 
 
 def insert(hull: Hull, x, h, slope, upper_value, derivative_free: bool) -> Hull:
