@@ -75,7 +75,7 @@ def check_loglik(target: Target, point) -> None:
     arrays; one the user wrote (a target without a ``source`` model) one log likelihood per
     observation, shaped as the leading axes of the observed value (a vector observation has
     one per vector), under names ``observed_data`` holds. Raises TypeError or ValueError
-    saying what it returned (nothing is compiled: it is traced once)."""
+    saying what it returned or how it failed (ValueError) (nothing is compiled: it is traced once)."""
     if target.loglik_fn is None:
         return
     observed = target.observed_data or {}
@@ -93,8 +93,8 @@ def check_loglik(target: Target, point) -> None:
             f"{call} calls NumPy on the values it is given, which are traced: write it with "
             "jax.numpy (jnp) instead of numpy (np)."
         ) from err
-    except Exception as err:
-        raise TypeError(
+    except Exception as err:  # a ValueError, as a log density failing there gives
+        raise ValueError(
             f"{call} failed on a point shaped {jax.tree.map(np.shape, point)}: "
             f"{type(err).__name__}: {err}"
         ) from err

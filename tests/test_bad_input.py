@@ -831,7 +831,7 @@ def _pointwise(p, data):
         (lambda p, d: {"z": _pointwise(p, d)}, ValueError, r"named \['z'\], which observed_data"),
         (lambda p, d: (_pointwise(p, d),), TypeError, "for 'y' it returned tuple"),
         (lambda p, d: jnp.ones(40, jnp.int32), TypeError, "floating-point .* 'y' is int32"),
-        (lambda p: _pointwise(p, None), TypeError, r"loglik_fn\(position, data\) failed"),
+        (lambda p: _pointwise(p, None), ValueError, r"loglik_fn\(position, data\) failed"),
         (lambda p, d: np.asarray(_pointwise(p, d)), TypeError, "calls NumPy .* jax.numpy"),
     ],
 )
