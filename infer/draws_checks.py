@@ -21,11 +21,7 @@ FEW_CHAINS = 16
 def checked_draw(name, value) -> np.ndarray:
     """One entry of ``draws``, a name and an array ``(num_chains, num_samples, ...)`` of real
     numbers, as a NumPy array: True/False as ``int8``, 16-bit floats as ``float32``."""
-    if not isinstance(name, str) or not name or "/" in name or name in ("chain", "draw"):
-        raise TypeError(
-            f"draw names must be non-empty strings without '/', other than 'chain' and "
-            f"'draw' (ArviZ's dimensions); got {name!r}."
-        )
+    check_name("draw", name)
     if isinstance(value, dict):
         raise TypeError(
             f"draws[{name!r}] is a dict; draws map names to arrays: flatten nested "
@@ -91,6 +87,20 @@ def check_labels(*, sampler, target, ground_truth) -> None:
         )
 
 
+def check_name(what: str, name) -> None:
+    """A ``TypeError`` unless ``name`` can name a ``what`` (``draw``, ``stat``) of a result:
+    a string a file can hold (:func:`infer.validation.unstorable_name`), other than ArviZ's
+    dimensions ``chain`` and ``draw``."""
+    problem = validation.unstorable_name(name)
+    if problem is None and name in ("chain", "draw"):
+        problem = "is one of ArviZ's dimensions ('chain', 'draw')"
+    if problem is not None:
+        raise TypeError(
+            f"{what} names must be non-empty strings without '/', other than '.', '..', "
+            f"'chain' and 'draw'; got {name!r}, which {problem}. Rename it."
+        )
+
+
 def checked_stats(stats, lead: tuple) -> dict:
     """``stats`` (``None`` or name -> array) checked: each ``lead`` = (num_chains,
     num_samples), and ``diverging`` True/False."""
@@ -101,6 +111,7 @@ def checked_stats(stats, lead: tuple) -> dict:
         )
     stat_arrays = {}
     for name, value in (stats or {}).items():
+        check_name("stat", name)
         try:
             value = np.asarray(value)
         except ValueError:
@@ -185,11 +196,11 @@ def checked_count(name: str, value) -> int:
 
 def checked_dims(dims, draws: dict) -> dict:
     """``dims`` checked against the draws (see :func:`check_dims_fit`)."""
-    if dims is None:
-        return {}
-    check_dims(dims)
+    if dims is not None:
+        check_dims(dims)
+    # unnamed axes too: ArviZ names them <name>_dim_<i>, which another draw's name may be
     check_dims_fit(dims, {name: np.shape(value)[2:] for name, value in draws.items()})
-    return {name: list(names) for name, names in dims.items()}
+    return {name: list(names) for name, names in (dims or {}).items()}
 
 
 def check_dims_fit(dims, shapes: dict) -> None:

@@ -125,8 +125,9 @@ def checked_info_fields(info: dict) -> dict:
                 f"is named {name!r}, which infer reports itself ('lp', the log density) or "
                 "ArviZ uses ('chain', 'draw'); rename the field"
             )
-        elif not isinstance(name, str) or not name or "/" in name:
-            problem = "needs a name without '/' (ArviZ's group separator); rename the field"
+        elif (unstorable := validation.unstorable_name(name)) is not None:
+            problem = f"needs a name without '/', other than '.' and '..': it {unstorable}"
+            problem += "; rename the field"
         elif not hasattr(value, "shape"):
             problem = (
                 f"is a {type(value).__name__}; each info field must be one array per step "
@@ -139,6 +140,15 @@ def checked_info_fields(info: dict) -> dict:
             )
         if problem:
             raise KernelProtocolError(f"step's info field {name!r} {problem}. {GUIDE}")
+    for name, value in info.items():  # (num_chains, ...): ArviZ names the rest's axes
+        for axis in range(np.ndim(value) - 1):
+            if f"{name}_dim_{axis}" in info:
+                raise KernelProtocolError(
+                    f"step's info field {name!r} has an axis ArviZ would name "
+                    f"'{name}_dim_{axis}', the name of a field too: sample_stats would "
+                    f"turn that field into the axis's labels and drop it. Rename the "
+                    f"field. {GUIDE}"
+                )
     return info
 
 

@@ -75,7 +75,8 @@ def check_loglik(target: Target, point) -> None:
     arrays; one the user wrote (a target without a ``source`` model) one log likelihood per
     observation, shaped as the leading axes of the observed value (a vector observation has
     one per vector), under names ``observed_data`` holds. Raises TypeError or ValueError
-    saying what it returned or how it failed (ValueError) (nothing is compiled: it is traced once)."""
+    saying what it returned or how it failed (ValueError); nothing is compiled: it is
+    traced once."""
     if target.loglik_fn is None:
         return
     observed = target.observed_data or {}

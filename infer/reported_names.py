@@ -13,6 +13,7 @@ import numpy as np
 from infer.draws_checks import check_argument_dims, check_dims_fit
 from infer.placement import traced_shapes
 from infer.target import Target, program_key
+from infer.validation import unstorable_name
 
 RESERVED = ("chain", "draw")
 
@@ -109,10 +110,10 @@ def _raw_constrain(target: Target):
 
 def _check_names(shapes: Mapping, whose: str) -> None:
     for name, value in shapes.items():
-        if not isinstance(name, str) or not name or "/" in name:
+        if (problem := unstorable_name(name)) is not None:
             raise ValueError(
-                f"{whose} must be non-empty strings without '/' (ArviZ's group separator); "
-                f"got {name!r}. Rename it."
+                f"{whose} must be non-empty strings without '/', other than '.' and '..'; "
+                f"got {name!r}, which {problem}. Rename it."
             )
         if name in RESERVED:
             raise ValueError(
@@ -123,6 +124,13 @@ def _check_names(shapes: Mapping, whose: str) -> None:
             raise TypeError(
                 f"{whose}: {name!r} holds {type(value).__name__}, not one array. Give each "
                 "name one array."
+            )
+        real = jax.numpy.issubdtype(value.dtype, jax.numpy.number) or value.dtype == bool
+        if not real or jax.numpy.issubdtype(value.dtype, jax.numpy.complexfloating):
+            raise TypeError(
+                f"{whose}: {name!r} is {value.dtype}; reported values must be real numbers, "
+                "which ArviZ's statistics take. Report a complex value's real and imaginary "
+                "parts (or its modulus and angle) under two names."
             )
         base = name.split("[", 1)[0]
         if name in _element_labels(base, shapes.get(base)):

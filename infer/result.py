@@ -68,7 +68,7 @@ EXTRA_GROUPS = (
 UNKNOWN_TIMING = {name: float("nan") for name in TIMING_NAMES}
 
 
-@dataclass
+@dataclass(eq=False)  # draws are arrays: results compare as objects; compare draws for runs
 class Result:
     """Draws, per-step diagnostics, timing and costs of one run.
 
@@ -233,7 +233,8 @@ class Result:
         if "acceptance_rate" in self.info:
             return float(self.info["acceptance_rate"])
         if "acceptance_rate" in self.stats:
-            return float(np.mean(self.stats["acceptance_rate"]))
+            # in float64: a run's chain-major views and its loaded copy sum in other orders
+            return float(np.mean(self.stats["acceptance_rate"], dtype=np.float64))
         return float("nan")
 
     @property

@@ -173,7 +173,11 @@ class ZarrStore:
                 sub.create_array(
                     name,
                     shape=shape,
-                    chunks=(num_chains, max(1, min(chunk, max_draws)), *value.shape[2:]),
+                    chunks=(  # a zero-size axis still has a chunk of 1 (Zarr takes no 0)
+                        num_chains,
+                        max(1, min(chunk, max_draws)),
+                        *(max(1, length) for length in value.shape[2:]),
+                    ),
                     dtype=value.dtype,
                     fill_value=fill,
                     dimension_names=_dims(name, shape, named.get(name, ())),

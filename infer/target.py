@@ -113,6 +113,19 @@ def check_dims(dims) -> None:
             )
 
 
+def _storable(value):
+    """A reported value as :meth:`infer.Result.from_draws` keeps it: True/False (a
+    deterministic site such as mu > 0) as 0/1 ``int8``, as ArviZ's statistics subtract draws,
+    which NumPy refuses for booleans; 16-bit floats as ``float32``, which SciPy and NetCDF
+    read. Anything else (a non-array, to be named by the checks) as it is."""
+    dtype = getattr(value, "dtype", None)
+    if dtype == jnp.bool_:
+        return value.astype(jnp.int8)
+    if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
+        return value.astype(jnp.float32)
+    return value
+
+
 @dataclass(frozen=True, eq=False)
 class Target:
     """A log density to sample, over an array or a pytree.
@@ -327,17 +340,12 @@ class Target:
         ``data``: the data to use instead of ``self.data`` (traced data inside a program).
         """
         if self.constrain_fn is None:
-            return default_names(position)
-        if self.data is None:
+            named = default_names(position)
+        elif self.data is None:
             named = self.constrain_fn(position)
         else:
             named = self.constrain_fn(position, self.data if data is None else data)
-        # True/False values (a deterministic site such as mu > 0) as 0/1, as Result.from_draws
-        # keeps them: ArviZ's statistics subtract draws, which numpy refuses for booleans
-        return {
-            name: value.astype(jnp.int8) if jnp.result_type(value) == jnp.bool_ else value
-            for name, value in dict(named).items()
-        }
+        return {name: _storable(value) for name, value in dict(named).items()}
 
     def result_info(self) -> dict:
         """What every result of this target records of it in ``result.info``: its

@@ -11,6 +11,19 @@ import numbers
 import numpy as np
 
 
+def unstorable_name(name) -> str | None:
+    """Why ``name`` cannot name a variable of a result's ``DataTree`` written to NetCDF or
+    Zarr, or None: it must be a non-empty string without ``/`` (a group separator in both),
+    other than ``.`` and ``..`` (a path's segments there)."""
+    if not isinstance(name, str) or not name:
+        return "is not a non-empty string"
+    if "/" in name:
+        return "holds '/', the separator of ArviZ's (and NetCDF's, Zarr's) groups"
+    if name in (".", ".."):
+        return "is a path segment ('.' or '..'), which NetCDF and Zarr files cannot hold"
+    return None
+
+
 def positive_int(name: str, value, hint: str = "", minimum: int = 1) -> int:
     """``value`` as an int ``>= minimum``, or a ``ValueError``/``TypeError`` naming ``name``.
     A 0-d NumPy or JAX integer array (``jnp.int32(3)``, ``np.array(3)``) passes as its int."""

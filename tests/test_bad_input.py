@@ -951,6 +951,14 @@ def _quadratic(position):
             ValueError,
             r"constrain_fn's names include 'draw'",
         ),
+        # these two ran, then save failed in h5py's words and store= in Zarr's
+        ({"init": {"a": jnp.zeros(2), "..": 0.0}}, ValueError, r"got '\.\.', which is a path"),
+        ({"init": {"a": jnp.zeros(2), ".": 0.0}}, ValueError, r"got '\.', which is a path"),
+        (  # ran, then summary failed: "a must be an array of real numbers"
+            {"init": jnp.zeros(2), "constrain_fn": lambda p: {"z": p * (1 + 1j)}},
+            TypeError,
+            r"'z' is complex64; reported values must be real numbers",
+        ),
     ],
     ids=[
         "chain",
@@ -963,6 +971,9 @@ def _quadratic(position):
         "raises",
         "nested",
         "draw",
+        "dot-dot",
+        "dot",
+        "complex",
     ],
 )
 def test_reported_names_that_arviz_cannot_hold_are_refused(options, error, match):
@@ -978,6 +989,21 @@ def test_a_16_bit_starting_point_is_refused_with_the_fix(dtype):
     """It was refused as holding no numbers ("it holds Array([0., 0.], dtype=bfloat16)")."""
     with pytest.raises(TypeError, match=rf"init holds {jnp.dtype(dtype)} values: .*float32"):
         infer.Target(_quadratic, init=jnp.zeros(2, dtype))
+
+
+def test_16_bit_reported_values_are_kept_as_float32_as_from_draws_keeps_them(tmp_path):
+    """A bfloat16 value from constrain_fn was kept as it was: summary failed ("dtype argument
+    must be a NumPy dtype") and save too ("unsupported dtype for netCDF4 variable")."""
+    target = infer.Target(
+        _quadratic,
+        init=jnp.zeros(2),
+        constrain_fn=lambda p: {"h": p.astype(jnp.bfloat16), "f": p.astype(jnp.float16)},
+    )
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20)
+    assert {value.dtype for value in result.draws.values()} == {np.dtype(np.float32)}
+    assert infer.summary(result).shape[0] == 4
+    loaded = infer.load(result.save(tmp_path / "run.nc"))
+    np.testing.assert_array_equal(loaded.draws["h"], result.draws["h"])
 
 
 @pytest.mark.thorough  # input forms kept working, 2 s

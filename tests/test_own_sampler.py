@@ -311,14 +311,15 @@ class ExtraInfoWalk(UniformWalk):
 
     name: str = "extra_info_walk"
     extra: tuple = ()
+    more: tuple = ()  # more (name, make) pairs
 
     def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
         kernel = super().build(logdensity_fn, num_warmup)
-        name, make = self.extra
+        pairs = (self.extra, *self.more)
 
         def step(key, state, params):
             new, info = kernel.step(key, state, params)
-            return new, {**info._asdict(), name: make(new)}
+            return new, {**info._asdict(), **{name: make(new) for name, make in pairs}}
 
         return kernel._replace(step=step)
 
@@ -330,6 +331,7 @@ class ExtraInfoWalk(UniformWalk):
         (("chain", lambda s: s.logdensity), r"info field 'chain' is named 'chain'"),
         (("a/b", lambda s: s.logdensity), r"info field 'a/b' needs a name without '/'"),
         (("proposal", lambda s: {"a": s.logdensity}), r"'proposal' is a dict; each info"),
+        ((".", lambda s: s.logdensity), r"info field '\.' needs a name .* path segment"),
     ],
 )
 def test_an_info_field_infer_could_not_report_is_refused_before_the_run(extra, said):
@@ -339,6 +341,21 @@ def test_an_info_field_infer_could_not_report_is_refused_before_the_run(extra, s
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=said):
         infer.sample(0, target, ExtraInfoWalk(extra=extra), num_chains=2, num_samples=5)
+
+
+def test_an_info_field_named_as_the_axis_arviz_gives_another_is_refused():
+    """ArviZ names the axis of a vector field ``g`` ``g_dim_0``: a scalar field of that name
+    became the axis's labels, and its values were dropped from ``sample_stats`` unsaid."""
+    walk = ExtraInfoWalk(
+        extra=("g", lambda s: s.position), more=(("g_dim_0", lambda s: jnp.sum(s.position)),)
+    )
+    with pytest.raises(TypeError, match=r"'g' has an axis ArviZ would name 'g_dim_0'"):
+        infer.sample(0, targets.get("normal_10d"), walk, num_chains=2, num_samples=5)
+    kept = ExtraInfoWalk(
+        extra=("g", lambda s: s.position), more=(("h", lambda s: jnp.sum(s.position)),)
+    )
+    stats = infer.sample(0, targets.get("normal_10d"), kept, num_chains=2, num_samples=5)
+    assert {"g", "h"} <= set(stats.to_arviz()["sample_stats"].data_vars)
 
 
 @dataclass(frozen=True)

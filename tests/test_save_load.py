@@ -223,11 +223,22 @@ def test_results_made_elsewhere_save_and_load(tmp_path):
 @pytest.mark.parametrize(
     "draws, stats, error, match",
     [
-        ({"chain": np.zeros((2, 5))}, None, TypeError, "other than 'chain' and 'draw'"),
+        ({"chain": np.zeros((2, 5))}, None, TypeError, "'chain' and 'draw'; got 'chain'"),
         ({"a/b": np.zeros((2, 5))}, None, TypeError, "without '/'"),
         ({"z": np.zeros((2, 5), complex)}, None, TypeError, "must be real numbers; got dtype"),
         ({"x": np.zeros((0, 5))}, None, ValueError, "at least one of each"),
         ({"x": np.zeros((2, 5))}, {"diverging": np.full((2, 5), 0.5)}, ValueError, "True/False"),
+        # each of these was accepted, then lost without a word or refused by h5py or Zarr
+        ({"x": np.zeros((2, 5)), "..": np.zeros((2, 5))}, None, TypeError, "got '..', which"),
+        ({"x": np.zeros((2, 5)), ".": np.zeros((2, 5))}, None, TypeError, "got '.', which"),
+        (
+            {"x": np.zeros((2, 5, 3)), "x_dim_0": np.zeros((2, 5))},
+            None,
+            ValueError,
+            "ArviZ would name an axis of 'x' 'x_dim_0'",
+        ),
+        ({"x": np.zeros((2, 5))}, {"chain": np.ones((2, 5))}, TypeError, "stat names must"),
+        ({"x": np.zeros((2, 5))}, {"a/b": np.ones((2, 5))}, TypeError, "got 'a/b', which"),
     ],
 )
 def test_draws_made_elsewhere_that_arviz_could_not_hold_are_refused(draws, stats, error, match):

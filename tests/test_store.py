@@ -11,6 +11,7 @@ import textwrap
 import time
 import warnings
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import xarray as xr
@@ -54,6 +55,21 @@ def test_a_stored_run_equals_the_run_in_memory(tmp_path):
 
 
 @pytest.mark.slow  # 10 s: `make test` runs it, `make test-fast` leaves it out
+def test_a_parameter_with_no_values_is_stored(tmp_path):
+    """A zero-size parameter ran in memory but failed in Zarr's words ("Chunk size must be
+    positive"), leaving a store folder that a second try was refused for."""
+    target = infer.Target(
+        lambda p: -0.5 * jnp.sum(p["a"] ** 2), init={"a": jnp.zeros(2), "e": jnp.zeros(0)}
+    )
+    stored = infer.sample(
+        0, target, infer.rwmh(), num_chains=2, num_samples=7, store=tmp_path / "run.zarr"
+    )
+    in_memory = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=7)
+    assert np.shape(stored.draws["e"]) == (2, 7, 0)
+    np.testing.assert_array_equal(np.asarray(stored.draws["a"]), in_memory.draws["a"])
+    assert infer.load(tmp_path / "run.zarr").to_arviz()["posterior"]["e"].shape == (2, 7, 0)
+
+
 def test_keep_and_thin_cut_what_is_stored(tmp_path):
     schools = targets.get("eight_schools")
     with warnings.catch_warnings():
