@@ -307,7 +307,10 @@ def largest_logdensity(result) -> float:
 def imprecise_run(result) -> str | None:
     """:func:`imprecise_logdensity` of ``result``'s largest log density, at the limit its
     sampler recorded (``info["float32_logdensity_limit"]``: a derivative-free ARS hull
-    extends its secants, and with them the values' rounding) or the common one."""
+    extends its secants, and with them the values' rounding) or the common one. ``None`` for
+    a sampler without an accept/reject step: it moves by gradients alone."""
+    if result.info.get("skips_nonfinite"):  # no accept/reject (SGLD): lp is not compared
+        return None
     limit = result.info.get("float32_logdensity_limit", FLOAT32_LOGDENSITY_LIMIT)
     return imprecise_logdensity(largest_logdensity(result), float(limit))
 

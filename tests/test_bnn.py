@@ -363,6 +363,25 @@ def test_sgld_matches_a_conjugate_posterior(seed):
     assert result.num_grad_evals == 4 * (1 + 1000 + 20_000 * 5)  # the start, warm-up, draws
 
 
+def test_sgld_on_a_log_density_of_millions_is_not_said_to_round_its_accept_tests():
+    """SGLD moves by gradients alone (its lp a minibatch estimate, compared with nothing), yet
+    a run was warned that float32 rounds "the differences the sampler accepts or rejects by"
+    and told to drop constants; RWMH, which compares them, still is."""
+    # each example's term shifted by 2e4 (a normalising constant), 4e6 in all
+    shifted = lambda beta, data: lr_loglik(beta, data) + 2e4 * data[1].shape[0]  # noqa: E731
+    target = LR_TARGET.with_options(
+        logdensity_fn=lambda beta, data: lr_logprior(beta) + shifted(beta, data)
+    )
+    sgld = infer.sgld(shifted, lr_logprior, (LR_X, LR_Y), step_size=LR_STEP, batch_size=50)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = infer.sample(0, target, sgld, num_chains=2, num_samples=50, num_warmup=10)
+    assert np.abs(result.stats["lp"]).min() > 2**20
+    assert not [w for w in caught if "float32" in str(w.message)], caught
+    with pytest.warns(infer.DiagnosticWarning, match="accepts or rejects by are rounded"):
+        infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=50, num_warmup=10)
+
+
 @pytest.mark.thorough  # SGLD's schedule and seed, 5 s; its conjugate check stays
 def test_sgld_same_seed_same_draws_and_its_step_size_schedule():
     first = infer.sample(3, LR_TARGET, LR_SGLD, num_chains=2, num_samples=50, num_warmup=10)
