@@ -27,7 +27,7 @@ import jax
 import numpy as np
 
 from infer.io import write_atomically
-from infer.runner import RunRecord
+from infer.runner import RunRecord, next_cut
 from infer.store import is_infer_store
 
 FORMAT = "infer.checkpoint/1"
@@ -347,7 +347,9 @@ class Writer:
         self.last_step = record.step
 
     def maybe_write(self, record: RunRecord) -> None:
-        if record.step - self.last_step >= self.every:
+        """Write at the first segment's end at or past the grid's next cut: a cut rounded up
+        to a kept draw (``thin``) is a few steps late, and the next one then no less due."""
+        if record.step >= next_cut(self.last_step, record.num_warmup, self.every):
             self.write(record)
 
     def write(self, record: RunRecord, final: bool = False) -> None:

@@ -148,6 +148,14 @@ class Run:
         return self.programs.seconds
 
 
+def next_cut(step: int, warmup: int, every: int) -> int:
+    """The first step after ``step`` on the grid of every ``every`` steps, counted from 0 in
+    warm-up and from its end after it (where :func:`segments` cuts, before it rounds a cut up
+    to a kept draw)."""
+    origin = 0 if step < warmup else warmup
+    return origin + ((step - origin) // every + 1) * every
+
+
 def segments(
     record: RunRecord, stop: int, capacity: int, every: int | None, pace=None
 ) -> Iterator[tuple[int, int]]:
@@ -166,10 +174,7 @@ def segments(
             end = min(end, warmup)
         else:
             end = min(end, warmup + (record.draws_before(start) + capacity) * thin)
-        cuts = []
-        if every:  # warm-up cut every `every` steps from 0, sampling from warm-up's end
-            origin = 0 if start < warmup else warmup
-            cuts.append(origin + ((start - origin) // every + 1) * every)
+        cuts = [next_cut(start, warmup, every)] if every else []
         if pace is not None:
             cuts.append(start + pace.every)
         for cut in cuts:

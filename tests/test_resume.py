@@ -112,6 +112,10 @@ def test_thinned_runs_cut_in_pieces_keep_the_flags_of_skipped_steps(tmp_path):
     saved = infer.sample(0, NORMAL_3D, sampler, checkpoint=folder, checkpoint_every=7, **run)
     assert_same(plain, bar)
     assert_same(plain, saved)
+    # a checkpoint every 7 steps, at most thin - 1 late: a cut rounded up to a kept draw made
+    # the writer skip the next one (12 steps apart, then 6: twice what was asked)
+    kept = [np.load(chunk)["logdensity"].shape[1] for chunk in sorted(folder.glob("chunk-*"))]
+    assert sum(kept) == 40 and max(kept) * 3 <= 7 + 3 - 1, kept
 
 
 @pytest.mark.thorough  # independent MH's proposal made anew, 6 s; RWMH, MALA, NUTS resume
