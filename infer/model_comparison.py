@@ -166,7 +166,8 @@ def _count_mismatch(originals: dict, counts: dict) -> str:
 def _different_data(results: dict[str, Result]) -> str:
     """Which observed values differ between the results (``""`` when they agree, or when a
     result records none): each site's by name, or all of them in name order when the models
-    name their sites differently."""
+    name their sites differently; as flat arrays (the observations in the order LOO pairs
+    them), whatever shape each model gives them."""
     observed = {name: r.groups.get("observed_data") for name, r in results.items()}
     if not all(observed.values()):
         return ""
@@ -180,9 +181,9 @@ def _different_data(results: dict[str, Result]) -> str:
             differ = [
                 site
                 for site in sorted(data)
-                if not np.array_equal(
-                    np.asarray(data[site], np.float64),
-                    np.asarray(reference[site], np.float64),
+                if not np.array_equal(  # raveled: one model's (3, 20) is another's (60,)
+                    np.ravel(np.asarray(data[site], np.float64)),
+                    np.ravel(np.asarray(reference[site], np.float64)),
                     equal_nan=True,
                 )
             ]

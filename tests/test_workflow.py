@@ -215,6 +215,20 @@ def test_loo_columns_are_left_out_with_a_reason_when_the_data_differ(runs):
     with pytest.warns(infer.DiagnosticWarning, match=r"different data \(y differs between"):
         table = infer.compare({"linear": linear, "tripled": tripled})
     assert "elpd_loo" not in table.columns
+    # the same data shaped otherwise, (10, 10) against (100,), under the same site name:
+    # said to be "different data" (under another name it was compared)
+    values = np.asarray(constant.groups["log_likelihood"]["y"])
+    grid = dataclasses.replace(
+        constant,
+        groups={
+            **constant.groups,
+            "observed_data": {"y": np.reshape(constant.groups["observed_data"]["y"], (10, 10))},
+            "log_likelihood": {"y": values.reshape(*values.shape[:2], 10, 10)},
+        },
+        dims={},
+    )
+    table = infer.compare({"linear": linear, "constant": constant, "grid": grid}, warn=False)
+    assert table.loc["grid", "elpd_loo"] == table.loc["constant", "elpd_loo"]
     # the same data, 10 observations masked in one model (log likelihood 0): it won by the
     # 10 observations it was not scored on
     values = np.array(constant.groups["log_likelihood"]["y"])
