@@ -54,7 +54,7 @@ def check_sum_over_examples(
         )
     # float32 round-off of sums over the examples (whatever the parameters' dtype: a layer
     # may compute in float32); a mean or a stray term is off by far more
-    if abs(whole - summed) > ROUND_OFF * (1.0 + abs(whole) + abs(summed)):
+    if _apart(whole, summed) and not _a_sum_in_float64(loglik_fn, position, examples, whose):
         raise NotASum(
             f"{whose} is not a sum over the examples: on {count} examples together it is "
             f"{whole:.6g}, and its values on each example alone sum to {summed:.6g} (a mean "
@@ -63,6 +63,45 @@ def check_sum_over_examples(
             "write it as jnp.sum(...) over the examples' log likelihoods, with anything else "
             "in the prior."
         )
+
+
+def _apart(whole: float, summed: float) -> bool:
+    """Whether a likelihood's value and the sum of its terms differ by more than round-off."""
+    return abs(whole - summed) > ROUND_OFF * (1.0 + abs(whole) + abs(summed))
+
+
+def _a_sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> bool:
+    """Whether ``loglik_fn``, evaluated again in float64 (where 64-bit floats are off and its
+    inputs float32), is the sum of its terms: then its float32 sums cancelled (terms of
+    millions summing to hundreds), which a warning says; False when it is not, or cannot be
+    evaluated so."""
+    if jax.config.jax_enable_x64:
+        return False
+    wide = lambda leaf: leaf.astype(jnp.float64) if _float32(leaf) else leaf  # noqa: E731
+    try:
+        with jax.enable_x64(True):
+            position64, examples64 = jax.tree.map(wide, (position, examples))
+            whole = float(loglik_fn(position64, examples64))
+            summed = float(jnp.sum(per_example(loglik_fn, position64, examples64)))
+    except Exception:  # noqa: BLE001 - the user's function may fix its dtypes
+        return False
+    if _apart(whole, summed) or not np.isfinite(whole):
+        return False
+    warnings.warn(
+        f"{whose} is a sum over the examples, but in float32 it loses its last digits: its "
+        "terms cancel (sums of large values that nearly balance). On a batch its value and "
+        "the sum of its examples' values differ by more than round-off in float32, and agree "
+        "in float64. Samplers read a log density rounded so. Sum each example's log likelihood "
+        "once (jnp.sum of one array of per-example terms), or enable 64-bit floats "
+        "(JAX_ENABLE_X64=1).",
+        UserWarning,
+        skip_file_prefixes=INFER_FRAMES,
+    )
+    return True
+
+
+def _float32(leaf) -> bool:
+    return hasattr(leaf, "dtype") and leaf.dtype == np.float32
 
 
 #: Examples on which :func:`not_a_sum` checks the likelihood when nothing needs it whole.

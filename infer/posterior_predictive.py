@@ -106,12 +106,14 @@ def predictive(
         kept = observed if same_data else [*observed, *sites.deterministic]
         simulated = predictive_draws(target.source, key_posterior, posterior=flat, sites=kept)
         if same_data:
+            _refuse_fewer_simulated(simulated, groups.get("observed_data") or {})
             groups["posterior_predictive"] = _by_chain(simulated, observed, lead)
         else:  # ArviZ's groups for draws at new data: the fit's own groups stay as they were
             groups["predictions"] = _by_chain(simulated, kept, lead)
             groups["predictions_constant_data"] = dict(target.constant_data)
     if prior:
         drawn = predictive_draws(target.source, key_prior, num_samples=num_prior)
+        _refuse_fewer_simulated(drawn, groups.get("observed_data") or {})
         latent = [*sites.latent, *sites.deterministic]  # not a factor's empty value
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
@@ -189,6 +191,25 @@ def _refuse_imputed(result: Result, observed: list) -> None:
             "(numpyro.handlers.mask(mask=...) around the observed site) instead of obs_mask: "
             "the masked observations then count for nothing, and nothing is imputed."
         )
+
+
+def _refuse_fewer_simulated(simulated: dict, observed_data: dict) -> None:
+    """A ``ValueError`` for an observed site of which the model, run without its
+    observations, simulates fewer values per draw (``simulated``: a leading axis of draws)
+    than its data hold: a site with no plate, whose shape came from ``obs=`` alone, draws one
+    value, and ArviZ's predictive checks then fail on its shape ("n_dims must be one or
+    higher")."""
+    for name, data in observed_data.items():
+        if name in simulated and np.size(simulated[name][0]) < np.size(data):
+            raise ValueError(
+                f"the model simulates {name!r} shaped {tuple(np.shape(simulated[name])[1:])} "
+                f"per draw when its observations are left out, but the observed {name!r} is "
+                f"shaped {np.shape(data)}: its shape comes from obs= alone. Predictive checks "
+                "compare one simulated data set per draw with the data, so declare the shape "
+                f"in the model: put the site in `with numpyro.plate('obs', {np.shape(data)[0]}):` "
+                f"(or give its distribution .expand({list(np.shape(data))})). Its log "
+                "likelihood is the same either way."
+            )
 
 
 def _by_chain(simulated: dict, names: list, lead: tuple) -> dict:

@@ -793,6 +793,40 @@ class Layers(nnx.Module):
 
 
 @pytest.mark.parametrize("position", ["tree", "flat"])
+class PoissonRate(nnx.Module):
+    def __init__(self):
+        self.lin = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
+        self.lin.bias[...] = jnp.array([11.5])  # counts around 1e5
+        self.lin.kernel[...] = jnp.array([[0.1]])
+
+    def __call__(self, x):
+        return self.lin(x)[:, 0]  # log rate
+
+
+def poisson_in_three_sums(model, data):  # a sum over the examples, its terms apart
+    x, y = data
+    eta = model(x)
+    return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
+
+
+def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
+    """Three sums of about 1.6e7 cancelling to about -100: in float32 the batch's value and
+    its examples' differ by more than round-off, and the likelihood was called "not a sum"
+    (a mean?), its minibatches dropped and pointwise=True refused. Checked again in float64,
+    it is a sum; the warning says float32 rounds it."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 1)).astype(np.float32)
+    y = rng.poisson(np.exp(11.5 + 0.1 * x[:, 0])).astype(np.float32)
+    with pytest.warns(UserWarning, match="a sum over the examples, but in float32 it loses"):
+        target = infer.Target.from_flax(
+            PoissonRate(), poisson_in_three_sums, (x, y), prior=20.0, pointwise=True
+        )
+    assert target.notes["minibatch"]["num_data"] == 200
+    mean = lambda model, data: poisson_in_three_sums(model, data) / len(data[1])  # noqa: E731
+    with pytest.raises(NotASum, match="not a sum over the examples"):  # in float64 too
+        infer.Target.from_flax(PoissonRate(), mean, (x, y), prior=20.0, pointwise=True)
+
+
 def test_the_module_and_position_helpers_match_parameters_by_name(position):
     """Twelve layers under string keys "0".."11" (draw names split back into a dict) were
     taken in leaf order, "10" before "2": another network, silently."""

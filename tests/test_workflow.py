@@ -410,6 +410,25 @@ def test_predictive_refuses_a_plain_target():
         infer.predictive(result, linear)
 
 
+def location(y=None):  # no plate: y's shape comes from obs= alone
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def test_predictive_refuses_a_site_whose_shape_comes_from_its_observations_alone():
+    """Such a model simulates one y per draw: the posterior_predictive group held (chain,
+    draw) against 50 observations, and az.plot_ppc_dist, plot_loo_pit, infer.plot and
+    write_report then failed ("n_dims must be one or higher")."""
+    target = infer.Target.from_numpyro(location, y=Y[:50])
+    result = infer.sample(0, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert result.groups["log_likelihood"]["y"].shape == (2, 20, 50)
+    said = r"simulates 'y' shaped \(\) per draw .* is shaped \(50,\).*numpyro.plate\('obs', 50\)"
+    with pytest.raises(ValueError, match=said):
+        infer.predictive(result, target)
+    with pytest.raises(ValueError, match=said):  # the prior's groups alike
+        infer.predictive(result, target, posterior=False)
+
+
 def test_predictive_refuses_draws_of_another_model(runs):
     target, result = runs["linear"]
     only_alpha = infer.Result.from_draws({"alpha": np.asarray(result.draws["alpha"])})
