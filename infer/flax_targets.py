@@ -396,8 +396,8 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
             program, out = jax.make_jaxpr(fn, return_shape=True)(*args)
         except Exception as err:  # noqa: BLE001 - the user's function, any failure
             raise ValueError(
-                f"{call} failed when traced: {type(err).__name__}: {err}. It is called as "
-                f"{call} {called}, and returns a scalar."
+                f"{call} failed when traced: {type(err).__name__}: {str(err).rstrip('.')}. "
+                f"It is called as {call} {called}, and returns a scalar."
             ) from err
         shape = getattr(out, "shape", None)
         dtype = getattr(out, "dtype", None)

@@ -93,8 +93,9 @@ def layer_prior(
     hidden: float, output: float, bias: float, df: float | None = None, output_layer: str = "out"
 ):
     """An independent prior with a scale by layer: ``output`` for the weights of the layer
-    named ``output_layer`` (the module's attribute, ``"out"`` by default; a module without one
-    is refused by name), ``hidden`` for the weights of every other layer, ``bias`` for every
+    named ``output_layer`` (the module's attribute, ``"out"`` by default, or its dotted path:
+    ``"layers.1"`` for the second layer of an ``nnx.List``; a name of no layer, or of every
+    one, is refused), ``hidden`` for the weights of every other layer, ``bias`` for every
     bias.
     The weights are Gaussian, or with ``df`` Student-t with ``df`` degrees of freedom and those
     scales (heavy tails: Fortuin et al. 2022, "Bayesian neural network priors revisited");
@@ -114,14 +115,18 @@ def layer_prior(
         total = jnp.zeros(())
         paths = jax.tree_util.tree_flatten_with_path(params)[0]
         names = [[str(getattr(entry, "key", entry)) for entry in path] for path, _ in paths]
-        if not any(keys[0] == output_layer for keys in names):
-            layers = sorted({keys[0] for keys in names})
-            raise ValueError(  # else every layer got the hidden scale, silently
-                f"layer_prior: the parameters have no layer named {output_layer!r} (their "
-                f"layers: {', '.join(layers)}); pass output_layer= the last layer's name."
+        # a layer by its dotted path ("out", or "layers.1" for a layer in an nnx.List)
+        inside = [".".join(keys).startswith(output_layer + ".") for keys in names]
+        weights = [i for i, keys in enumerate(names) if keys[-1] != "bias"]
+        if not any(inside) or all(inside[i] for i in weights):
+            layers = sorted({".".join(keys[:-1]) for keys in names})
+            raise ValueError(  # else every layer got the hidden scale (or the output's)
+                f"layer_prior: output_layer={output_layer!r} names "
+                f"{'no layer' if not any(inside) else 'every layer'} of the parameters "
+                f"(their layers: {', '.join(layers)}); pass output_layer= the last layer's "
+                "name (its dotted path in a list: 'layers.1')."
             )
-        for keys, (_, leaf) in zip(names, paths, strict=True):
-            is_output = keys[0] == output_layer
+        for keys, is_output, (_, leaf) in zip(names, inside, paths, strict=True):
             kind = "bias" if keys[-1] == "bias" else "output" if is_output else "hidden"
             scale = scales[kind]
             logpdf = normal_logpdf if kind == "bias" else lambda y, _, s: weight_logpdf(y, s)

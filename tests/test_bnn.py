@@ -127,10 +127,30 @@ def test_a_prior_by_layer_gives_each_layer_its_own_scale():
     with pytest.raises(ValueError, match="output must be a positive finite number; got -1"):
         bnn.layer_prior(0.3, -1.0, 1.5)
     # a last layer of another name got the hidden scale, silently: refused, then named
-    with pytest.raises(ValueError, match=r"no layer named 'head' \(their layers: hidden, out\)"):
+    with pytest.raises(ValueError, match=r"'head' names no layer .* \(their layers: hidden, out\)"):
         tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5, output_layer="head"))
     named = tiny_target(prior=bnn.layer_prior(0.3, 3.0, 1.5, output_layer="hidden"))
     assert abs(float(named.logdensity(named.init)) - expected) > 1.0  # the scales move
+    # layers in an nnx.List, named by their dotted paths: "layers.1" was refused, "layers"
+    # accepted, every layer then given the output's scale
+    listed = infer.Target.from_flax(
+        ListMLP(nnx.Rngs(0)),
+        loglik,
+        (X, Y),
+        prior=bnn.layer_prior(0.3, 3.0, 1.5, output_layer="layers.1"),
+    )
+    np.testing.assert_allclose(float(listed.logdensity(listed.init)), expected, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"'layers' names every layer .* layers.0, layers.1"):
+        prior = bnn.layer_prior(0.3, 3.0, 1.5, output_layer="layers")
+        infer.Target.from_flax(ListMLP(nnx.Rngs(0)), loglik, (X, Y), prior=prior)
+
+
+class ListMLP(nnx.Module):  # TinyMLP's layers in a list
+    def __init__(self, rngs: nnx.Rngs):
+        self.layers = nnx.List([nnx.Linear(3, 4, rngs=rngs), nnx.Linear(4, 2, rngs=rngs)])
+
+    def __call__(self, x):
+        return self.layers[1](jnp.tanh(self.layers[0](x)))
 
 
 def test_a_parameter_pytree_as_the_start_of_a_flat_target_points_to_position():
