@@ -159,3 +159,36 @@ def _fails_on_jax_arrays_alone(model: Callable, args, kwargs) -> bool:
     except Exception:  # noqa: BLE001 - it fails on NumPy data too: not the data alone
         return False
     return True
+
+
+def outside_support(model: Callable, args, kwargs, shown: int = 3) -> str:
+    """The observed values outside their likelihood's support, as ``y[7] = -1 (Poisson)``
+    (at most ``shown`` per site), at one draw of the prior (a support may depend on the
+    parameters); ``""`` when none is, or the model cannot be run so."""
+    from numpyro import handlers
+
+    try:
+        with handlers.block(), handlers.trace() as trace, handlers.seed(rng_seed=0):
+            model(*args, **kwargs)
+    except Exception:  # noqa: BLE001 - what is said is a hint; the error is raised anyway
+        return ""
+    found = []
+    for name, site in trace.items():
+        if site["type"] != "sample" or not site["is_observed"]:
+            continue
+        fn = site["fn"]
+        try:
+            inside = np.asarray(fn.support(site["value"]), bool)
+        except Exception:  # noqa: BLE001 - a support that cannot be checked elementwise
+            continue
+        value = np.asarray(site["value"])
+        if inside.shape != value.shape or inside.all():
+            continue
+        where = np.argwhere(~inside)
+        entries = [
+            f"{name}[{', '.join(map(str, index))}] = {value[tuple(index)]:g}"
+            for index in where[:shown]
+        ]
+        more = f" and {len(where) - shown} more" if len(where) > shown else ""
+        found.append(f"{', '.join(entries)}{more} ({type(fn).__name__})")
+    return "; ".join(found)

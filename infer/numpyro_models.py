@@ -28,6 +28,7 @@ from infer.numpyro_data import (
 from infer.numpyro_failures import (
     abstract_trace,
     explain_failure,
+    outside_support,
     refuse_nonfinite_arguments,
     refuse_plates_named_like_sites,
 )
@@ -258,12 +259,19 @@ def _searched_start(model: Callable, left_out: tuple, args, kwargs, observed: di
             refuse_nonfinite_arguments(model, args, kwargs, err)  # a covariate's NaN
         if isinstance(err, ValueError) and not named:
             raise
-        cause = (
-            f"the observed values hold NaN or inf ({named}): drop or fill them"
-            if named
-            else "check that every observed value is inside its likelihood's support (e.g. "
-            "no negative value for an Exponential) and that the priors are proper"
-        )
+        outside = "" if named else outside_support(model, args, kwargs)
+        if named:
+            cause = f"the observed values hold NaN or inf ({named}): drop or fill them"
+        elif outside:
+            cause = (
+                f"observed values lie outside their likelihood's support: {outside}. Fix the "
+                "data (labels counted from 0, counts as whole numbers >= 0), or the likelihood"
+            )
+        else:
+            cause = (
+                "check that every observed value is inside its likelihood's support (e.g. "
+                "no negative value for an Exponential) and that the priors are proper"
+            )
         raise ValueError(
             f"the NumPyro model's log density is not finite at any starting point tried: {cause}."
         ) from err

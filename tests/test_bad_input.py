@@ -1089,3 +1089,33 @@ def test_a_pandas_series_as_a_targets_data_is_used_as_its_values():
     assert np.isfinite(result.draws["x"]).all()
     with pytest.raises(TypeError, match=r"holds a DataFrame. Pass its values: df.to_numpy"):
         infer.Target(logdensity, init=jnp.zeros(()), data=frame)
+
+
+def _poisson_counts(x, y=None):
+    a = numpyro.sample("a", dist.Normal(0.0, 2.0))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Poisson(jnp.exp(a * x)), obs=y)
+
+
+def _labels(x, y=None):
+    a = numpyro.sample("a", dist.Normal(0.0, 2.0))
+    with numpyro.plate("n", x.shape[0]):
+        numpyro.sample("y", dist.Bernoulli(logits=a * x), obs=y)
+
+
+@pytest.mark.parametrize(
+    "model, y, said",
+    [
+        (_poisson_counts, np.r_[2, 0, -1, 3, 2.5, 1], r"y\[2\] = -1, y\[4\] = 2.5 \(Poisson\)"),
+        (_labels, np.r_[1, 2, 1, 2, 2, 1], r"y\[1\] = 2, y\[3\] = 2, y\[4\] = 2 \(Bernoulli"),
+    ],
+    ids=["count", "label from 1"],
+)
+def test_observations_outside_the_support_are_named(model, y, said):
+    """It said only "check that every observed value is inside its likelihood's support",
+    for a count of -1 as for labels counted from 1."""
+    x = np.linspace(-1.0, 1.0, 6).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPyro's own "Out-of-support values" warning
+        with pytest.raises(ValueError, match=rf"outside their likelihood's support: {said}"):
+            infer.Target.from_numpyro(model, x, y=y)
