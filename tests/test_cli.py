@@ -383,6 +383,26 @@ def test_ctrl_c_before_training_starts_says_nothing_of_reports(monkeypatch, caps
     )
 
 
+def test_ctrl_c_lost_in_a_garbage_collectors_callback_still_ends_with_130(monkeypatch, capsys):
+    """A KeyboardInterrupt raised inside a finaliser (JAX's garbage-collection callback, a
+    weak reference's) is printed as "Exception ignored" and dropped: the command went on to
+    exit 0. The Ctrl-C is noted, and the command still ends with its one line and 130."""
+    from models.generative import commands
+
+    class Finalised:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)  # handled here, inside the finaliser
+
+    def dropped(args):
+        Finalised()  # made and finalised at once
+        return 0
+
+    monkeypatch.setattr(commands, "run", dropped)
+    assert cli.main(["train", "vae", "--epochs", "1"]) == 130
+    assert "infer train: interrupted." in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
+
+
 def test_ars_runs_on_the_built_in_log_concave_scalar_targets():
     """compare --help offers ars, but no built-in target said its support, so every
     compare and sbc with it was refused."""
