@@ -272,7 +272,7 @@ def _sbc_refusal(name: str, target_name: str, target, sampler) -> str:
         why = f"{name} cannot run on {target_name}: it needs {registry.get(name).requires}."
     else:
         why = f"{name} is an exact sampler; sbc checks Markov-chain samplers."
-    return f"error: {why} Samplers sbc can check on {target_name}: {runnable}."
+    return f"infer sbc: error: {why} Samplers sbc can check on {target_name}: {runnable}."
 
 
 def run_sbc(args) -> int:

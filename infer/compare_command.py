@@ -154,7 +154,10 @@ def run_compare(args) -> int:
     if not results:
         for note in notes:
             print(f"note: {note}")
-        print(f"error: no sampler ran on {target.name} (see the notes above)", file=sys.stderr)
+        print(
+            f"infer compare: error: no sampler ran on {target.name} (see the notes above)",
+            file=sys.stderr,
+        )
         if failed:
             return 1
         from infer import registry  # every sampler was skipped: a usage error, as in sbc
@@ -174,6 +177,6 @@ def run_compare(args) -> int:
     for note in notes:
         print(f"warning: {note}")
     if failed:
-        print(f"error: {', '.join(failed)} failed (see above)", file=sys.stderr)
+        print(f"infer compare: error: {', '.join(failed)} failed (see above)", file=sys.stderr)
         return 1
     return 0

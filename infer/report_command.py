@@ -14,7 +14,10 @@ def add_command(commands) -> None:
         "report",
         help="write the comparison report of runs saved earlier (their NetCDF files)",
         description="Load runs saved by infer compare or Result.save, compare them (ESS, "
-        "R-hat, timings, flags) and write the report: table, plots and index.html.",
+        "R-hat, timings, flags) and write the report: table, plots and index.html, and "
+        "each run as <name>.nc in the report's folder (a run given as a store, run.zarr, "
+        "or under another suffix is saved there so, for the report to link one file per "
+        "run).",
     )
     report.add_argument(
         "runs",
