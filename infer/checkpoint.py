@@ -347,9 +347,14 @@ class Writer:
         self.last_step = record.step
 
     def maybe_write(self, record: RunRecord) -> None:
-        """Write at the first segment's end at or past the grid's next cut: a cut rounded up
-        to a kept draw (``thin``) is a few steps late, and the next one then no less due."""
-        if record.step >= next_cut(self.last_step, record.num_warmup, self.every):
+        """Write at the first segment's end at or past the grid's next cut, and no sooner
+        than ``every - (thin - 1)`` steps after the last: a cut rounded up to a kept draw
+        (``thin``) is up to ``thin - 1`` steps late, and the next one then no less due;
+        segments cut for other reasons (the progress bar's, an accelerator's blocks) off
+        that grid write nothing."""
+        soon = self.every - (record.thin - 1)
+        due = next_cut(self.last_step, record.num_warmup, self.every)
+        if record.step >= due and record.step - self.last_step >= soon:
             self.write(record)
 
     def write(self, record: RunRecord, final: bool = False) -> None:

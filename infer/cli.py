@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import difflib
 import itertools
-import signal
 import sys
-import threading
 import warnings
 from pathlib import Path
 
@@ -29,7 +27,7 @@ from infer.cli_types import (
     report_folder_and_progress,
     seed,
 )
-from infer.startup import restore_interrupts
+from infer.startup import interrupted, noted_interrupts, restore_interrupts
 
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
@@ -357,30 +355,11 @@ def _plain_warning(message, category, filename, lineno, file=None, line=None) ->
     print(f"warning: {message}", file=sys.stderr if file is None else file)
 
 
-def _noted_interrupt(signum, frame) -> None:
-    """Python's Ctrl-C, noted: a ``KeyboardInterrupt`` raised inside a garbage collector's or
-    weak reference's callback is printed as "Exception ignored" and lost, and the command
-    would go on to exit 0."""
-    _INTERRUPTS.append(signum)
-    raise KeyboardInterrupt
-
-
-_INTERRUPTS: list = []
-
-
 def main(argv=None) -> int:
     restore_interrupts()  # the command handles Ctrl-C from here, keeping what finished
-    noting = threading.current_thread() is threading.main_thread()
-    noting = noting and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-    if noting:
-        _INTERRUPTS.clear()
-        signal.signal(signal.SIGINT, _noted_interrupt)
-    try:
+    with noted_interrupts() as interrupts:
         code = _run(argv)
-        return _interrupted(argv) if _INTERRUPTS and code != 130 else code  # one was lost
-    finally:
-        if noting:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+    return interrupted(argv) if interrupts and code != 130 else code  # one that was lost
 
 
 def _run(argv) -> int:
@@ -389,23 +368,7 @@ def _run(argv) -> int:
         try:
             return _main(argv)
         except KeyboardInterrupt:  # Ctrl-C: one line and the shell's code, no traceback
-            return _interrupted(argv)
-
-
-def _interrupted(argv) -> int:
-    """Ctrl-C's one line, and the shell's code for it."""
-    command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
-    report = {
-        "compare": ", but a report is whole only once its path is printed (its "
-        "index.html comes last)",
-        "sbc": ", but a report is whole only once its path is printed",
-    }.get(command, "")
-    print(
-        f"\ninfer {command}: interrupted. Files already written are complete (each is "
-        f"written atomically){report}: run the command again.",
-        file=sys.stderr,
-    )
-    return 130
+            return interrupted(argv)
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

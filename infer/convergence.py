@@ -27,7 +27,7 @@ import numpy as np
 
 from infer import chain_stats, validation
 from infer.reported_names import element_label
-from infer.target import default_names
+from infer.reported_values import default_names
 
 TAIL_PROB = (0.05, 0.95)
 ONE_PROGRAM_VALUES = 2**22  # draws x parameters, all chains: pad to max_samples up to here

@@ -166,6 +166,7 @@ def outside_support(model: Callable, args, kwargs, shown: int = 3) -> str:
     (at most ``shown`` per site), at one draw of the prior (a support may depend on the
     parameters); ``""`` when none is, or the model cannot be run so."""
     from numpyro import handlers
+    from numpyro.distributions import MaskedDistribution
 
     try:
         with handlers.block(), handlers.trace() as trace, handlers.seed(rng_seed=0):
@@ -176,17 +177,24 @@ def outside_support(model: Callable, args, kwargs, shown: int = 3) -> str:
     for name, site in trace.items():
         if site["type"] != "sample" or not site["is_observed"]:
             continue
-        fn = site["fn"]
+        fn, value = site["fn"], np.asarray(site["value"])
+        counted = np.ones(value.shape, bool)  # entries a mask leaves out are no cause
         try:
+            while isinstance(fn, MaskedDistribution):
+                counted = counted & np.broadcast_to(np.asarray(fn._mask, bool), value.shape)
+                fn = fn.base_dist
+            if site.get("mask") is not None:
+                counted = counted & np.broadcast_to(np.asarray(site["mask"], bool), value.shape)
             inside = np.asarray(fn.support(site["value"]), bool)
         except Exception:  # noqa: BLE001 - a support that cannot be checked elementwise
             continue
-        value = np.asarray(site["value"])
-        if inside.shape != value.shape or inside.all():
+        if inside.shape != value.shape or (inside | ~counted).all():
             continue
-        where = np.argwhere(~inside)
+        where = np.argwhere(~inside & counted)
         entries = [
             f"{name}[{', '.join(map(str, index))}] = {value[tuple(index)]:g}"
+            if value.ndim
+            else f"{name} = {value:g}"
             for index in where[:shown]
         ]
         more = f" and {len(where) - shown} more" if len(where) > shown else ""

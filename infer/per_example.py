@@ -71,12 +71,12 @@ def _apart(whole: float, summed: float) -> bool:
 
 
 def _a_sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> bool:
-    """Whether ``loglik_fn``, evaluated again in float64 (where 64-bit floats are off and its
-    inputs float32), is the sum of its terms: then its float32 sums cancelled (terms of
+    """Whether ``loglik_fn``, evaluated again in float64 (its float32 inputs widened, 64-bit
+    floats on while it runs), is the sum of its terms: then its float32 sums cancelled (terms of
     millions summing to hundreds), which a warning says; False when it is not, or cannot be
     evaluated so."""
-    if jax.config.jax_enable_x64:
-        return False
+    if not any(_float32(leaf) for leaf in jax.tree.leaves((position, examples))):
+        return False  # nothing to widen (float32 parameters stay so under x64: Flax's)
     wide = lambda leaf: leaf.astype(jnp.float64) if _float32(leaf) else leaf  # noqa: E731
     try:
         with jax.enable_x64(True):
@@ -85,15 +85,15 @@ def _a_sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> bo
             summed = float(jnp.sum(per_example(loglik_fn, position64, examples64)))
     except Exception:  # noqa: BLE001 - the user's function may fix its dtypes
         return False
-    if _apart(whole, summed) or not np.isfinite(whole):
+    if not (np.isfinite(whole) and np.isfinite(summed)) or _apart(whole, summed):
         return False
     warnings.warn(
         f"{whose} is a sum over the examples, but in float32 it loses its last digits: its "
         "terms cancel (sums of large values that nearly balance). On a batch its value and "
         "the sum of its examples' values differ by more than round-off in float32, and agree "
         "in float64. Samplers read a log density rounded so. Sum each example's log likelihood "
-        "once (jnp.sum of one array of per-example terms), or enable 64-bit floats "
-        "(JAX_ENABLE_X64=1).",
+        "once (jnp.sum of one array of per-example terms), or compute it in float64 "
+        "(JAX_ENABLE_X64=1, and float64 parameters: a Flax layer's param_dtype).",
         UserWarning,
         skip_file_prefixes=INFER_FRAMES,
     )

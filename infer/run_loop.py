@@ -19,11 +19,11 @@ from infer.blocked_loop import round_up
 from infer.loglik import pointwise
 from infer.placement import to_host
 from infer.progress import PROGRESS_CHUNKS, Pace, progress_bar
+from infer.reported_values import default_names
 from infer.result import arviz_stat_names
 from infer.run_result import markov_result
 from infer.runner import Run, RunRecord, advance
 from infer.store import UNCONSTRAINED, StoreWriter
-from infer.target import default_names
 from infer.writer_lock import writing
 
 
@@ -121,7 +121,8 @@ def _run_loop(run: Run, num_samples: int, until, outputs: Outputs, progress, wal
         )
         hooks.append(writer.maybe_write)
     # On an accelerator, segments of whole blocks compute no step they discard: a checkpoint
-    # then comes at least checkpoint_every steps after the last, at the end of a block.
+    # then comes at least checkpoint_every steps after the last (less thin - 1, a cut
+    # waiting for a kept draw), at the end of a block.
     every = round_up(every, run.programs.block, record.thin)
     pace = None
     if progress and jax.process_count() == 1:  # the bar's segments: about half a second each

@@ -1,4 +1,6 @@
-"""Ctrl-C while the ``infer`` command loads (JAX, NumPyro, ArviZ: a few seconds) ends it with
+"""Ctrl-C in the ``infer`` command.
+
+Ctrl-C while the ``infer`` command loads (JAX, NumPyro, ArviZ: a few seconds) ends it with
 one line and exit code 130, as once the command runs, instead of a traceback from deep inside
 an import. Only the command's own start is covered, ``python -m infer ...`` and the ``infer``
 script, up to :func:`restore_interrupts` as the command begins; ``import infer`` in a
@@ -6,6 +8,7 @@ program of one's own leaves its Ctrl-C alone."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -42,3 +45,42 @@ def restore_interrupts() -> None:
     from here on: it keeps what finished)."""
     if _previous:
         signal.signal(signal.SIGINT, _previous.pop())
+
+
+@contextlib.contextmanager
+def noted_interrupts():
+    """Within: Python's Ctrl-C, each noted in the list yielded. A ``KeyboardInterrupt``
+    raised inside a garbage collector's or weak reference's callback (JAX's) is printed as
+    "Exception ignored" and lost, and the command would go on to exit 0; the list keeps it.
+    Only where Python's own handler is installed, in the main thread; put back after."""
+    noted: list = []
+    noting = threading.current_thread() is threading.main_thread()
+    noting = noting and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+    def note(signum, frame) -> None:
+        noted.append(signum)
+        raise KeyboardInterrupt
+
+    if noting:
+        signal.signal(signal.SIGINT, note)
+    try:
+        yield noted
+    finally:
+        if noting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def interrupted(argv) -> int:
+    """Ctrl-C's one line, and the shell's code for it."""
+    command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
+    report = {
+        "compare": ", but a report is whole only once its path is printed (its "
+        "index.html comes last)",
+        "sbc": ", but a report is whole only once its path is printed",
+    }.get(command, "")
+    print(
+        f"\ninfer {command}: interrupted. Files already written are complete (each is "
+        f"written atomically){report}: run the command again.",
+        file=sys.stderr,
+    )
+    return 130

@@ -8,14 +8,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
-from infer.base import IdentityKey, key_name
+from infer.base import IdentityKey
 from infer.init_checks import checked_init
 from infer.outside_values import once_per_call, outside_values
 from infer.placement import abstract
+from infer.reported_values import default_names, storable
 
 
 @dataclass(frozen=True)
@@ -111,19 +111,6 @@ def check_dims(dims) -> None:
                 f"dims[{name!r}] = {list(names)}: each axis needs its own name, and 'chain' "
                 "and 'draw' are ArviZ's (the first two axes are named so already)."
             )
-
-
-def _storable(value):
-    """A reported value as :meth:`infer.Result.from_draws` keeps it: True/False (a
-    deterministic site such as mu > 0) as 0/1 ``int8``, as ArviZ's statistics subtract draws,
-    which NumPy refuses for booleans; 16-bit floats as ``float32``, which SciPy and NetCDF
-    read. Anything else (a non-array, to be named by the checks) as it is."""
-    dtype = getattr(value, "dtype", None)
-    if dtype == jnp.bool_:
-        return value.astype(jnp.int8)
-    if dtype is not None and jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4:
-        return value.astype(jnp.float32)
-    return value
 
 
 @dataclass(frozen=True, eq=False)
@@ -345,7 +332,7 @@ class Target:
             named = self.constrain_fn(position)
         else:
             named = self.constrain_fn(position, self.data if data is None else data)
-        return {name: _storable(value) for name, value in dict(named).items()}
+        return {name: storable(value) for name, value in dict(named).items()}
 
     def result_info(self) -> dict:
         """What every result of this target records of it in ``result.info``: its
@@ -424,27 +411,6 @@ def check_target(target) -> Target:
             "infer.Target.from_numpyro(model, *args)."
         )
     return target
-
-
-def default_names(position) -> dict:
-    """An array is reported as ``{"x": array}``; a dict of arrays as itself; any other pytree
-    under its key paths (``"a.b"``, ``"0"``)."""
-    if isinstance(position, dict) and all(isinstance(k, str) for k in position):
-        if all(not isinstance(v, (dict, list, tuple)) for v in position.values()):
-            return dict(position)
-    leaves = jax.tree_util.tree_leaves_with_path(position)
-    if len(leaves) == 1 and not leaves[0][0]:
-        return {"x": leaves[0][1]}
-    names = {}
-    for path, leaf in leaves:
-        name = ".".join(key_name(k) for k in path)
-        if name in names:
-            raise ValueError(
-                f"two parts of the position are both named {name!r} (a nested key and a key "
-                "with a dot); rename one so that each part keeps its own draws."
-            )
-        names[name] = leaf
-    return names
 
 
 def _shapes(tree) -> str:

@@ -118,8 +118,10 @@ def layer_prior(
         # a layer by its dotted path ("out", or "layers.1" for a layer in an nnx.List)
         inside = [".".join(keys).startswith(output_layer + ".") for keys in names]
         weights = [i for i, keys in enumerate(names) if keys[-1] != "bias"]
-        if not any(inside) or all(inside[i] for i in weights):
-            layers = sorted({".".join(keys[:-1]) for keys in names})
+        layers = sorted({".".join(keys[:-1]) for keys in names})
+        # a name of every layer of several ("layers" of an nnx.List) gives none the hidden
+        # scale; a network of one layer has only its output layer
+        if not any(inside) or (len(layers) > 1 and all(inside[i] for i in weights)):
             raise ValueError(  # else every layer got the hidden scale (or the output's)
                 f"layer_prior: output_layer={output_layer!r} names "
                 f"{'no layer' if not any(inside) else 'every layer'} of the parameters "

@@ -1119,3 +1119,27 @@ def test_observations_outside_the_support_are_named(model, y, said):
         warnings.simplefilter("ignore")  # NumPyro's own "Out-of-support values" warning
         with pytest.raises(ValueError, match=rf"outside their likelihood's support: {said}"):
             infer.Target.from_numpyro(model, x, y=y)
+
+
+def _masked_counts(y, seen):
+    rate = numpyro.sample("rate", dist.Exponential(1.0))
+    numpyro.factor("broken", jnp.log(rate - 100.0))  # the cause: NaN below 100
+    with numpyro.plate("n", y.shape[0]), numpyro.handlers.mask(mask=seen):
+        numpyro.sample("y", dist.Poisson(rate), obs=y)
+
+
+def _one_count(y):
+    numpyro.sample("y", dist.Poisson(numpyro.sample("rate", dist.Exponential(1.0))), obs=y)
+
+
+def test_masked_placeholders_are_not_blamed_and_a_scalar_site_is_named_whole():
+    """A mask's placeholders (-1 for a missing count) are no cause; a scalar is ``y``, not
+    ``y[]``."""
+    y = np.array([2, 0, -1, 3, -1, 1], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPyro's own "Out-of-support values" warning
+        with pytest.raises(ValueError, match="check that every observed value") as caught:
+            infer.Target.from_numpyro(_masked_counts, y, y >= 0)
+        assert "y[2]" not in str(caught.value)
+        with pytest.raises(ValueError, match=r"support: y = -1 \(Poisson\)"):
+            infer.Target.from_numpyro(_one_count, np.float32(-1.0))

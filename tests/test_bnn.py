@@ -145,6 +145,31 @@ def test_a_prior_by_layer_gives_each_layer_its_own_scale():
         infer.Target.from_flax(ListMLP(nnx.Rngs(0)), loglik, (X, Y), prior=prior)
 
 
+class OneLayer(nnx.Module):  # a softmax regression: its one layer is its output layer
+    def __init__(self, rngs: nnx.Rngs):
+        self.out = nnx.Linear(3, 2, rngs=rngs)
+
+    def __call__(self, x):
+        return self.out(x)
+
+
+def test_a_prior_by_layer_on_a_network_of_one_layer_gives_it_the_output_scale():
+    """Refused for a while as naming "every layer", with advice to name the last one."""
+    target = infer.Target.from_flax(
+        OneLayer(nnx.Rngs(0)), loglik, (X, Y), prior=bnn.layer_prior(0.3, 3.0, 1.5)
+    )
+    params = nnx.to_pure_dict(nnx.state(OneLayer(nnx.Rngs(0)), nnx.Param))["out"]
+    logits = X @ np.asarray(params["kernel"], np.float64) + np.asarray(params["bias"], np.float64)
+    logp = logits - np.log(np.sum(np.exp(logits), axis=1, keepdims=True))
+    expected = np.sum(logp[np.arange(len(Y)), Y])
+    for leaf, scale in ((params["kernel"], 3.0), (params["bias"], 1.5)):
+        leaf = np.asarray(leaf, np.float64)
+        expected += np.sum(
+            -0.5 * (leaf / scale) ** 2 - math.log(scale) - 0.5 * math.log(2 * math.pi)
+        )
+    np.testing.assert_allclose(float(target.logdensity(target.init)), expected, rtol=1e-5)
+
+
 class ListMLP(nnx.Module):  # TinyMLP's layers in a list
     def __init__(self, rngs: nnx.Rngs):
         self.layers = nnx.List([nnx.Linear(3, 4, rngs=rngs), nnx.Linear(4, 2, rngs=rngs)])
@@ -812,7 +837,6 @@ class Layers(nnx.Module):
         return x
 
 
-@pytest.mark.parametrize("position", ["tree", "flat"])
 class PoissonRate(nnx.Module):
     def __init__(self):
         self.lin = nnx.Linear(1, 1, rngs=nnx.Rngs(0))
@@ -842,11 +866,18 @@ def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
             PoissonRate(), poisson_in_three_sums, (x, y), prior=20.0, pointwise=True
         )
     assert target.notes["minibatch"]["num_data"] == 200
+    with jax.enable_x64(True), pytest.warns(UserWarning, match="in float32 it loses"):
+        # 64-bit floats on, the module's parameters still float32 (Flax's param_dtype): it
+        # was refused so, as the warning's advice to enable them led to
+        infer.Target.from_flax(
+            PoissonRate(), poisson_in_three_sums, (x, y), prior=20.0, pointwise=True
+        )
     mean = lambda model, data: poisson_in_three_sums(model, data) / len(data[1])  # noqa: E731
     with pytest.raises(NotASum, match="not a sum over the examples"):  # in float64 too
         infer.Target.from_flax(PoissonRate(), mean, (x, y), prior=20.0, pointwise=True)
 
 
+@pytest.mark.parametrize("position", ["tree", "flat"])
 def test_the_module_and_position_helpers_match_parameters_by_name(position):
     """Twelve layers under string keys "0".."11" (draw names split back into a dict) were
     taken in leaf order, "10" before "2": another network, silently."""

@@ -151,6 +151,30 @@ def check_blocked_steps(sampler: str) -> None:
         _same_run(plain, chunked)
 
 
+def test_checkpoints_keep_their_spacing_among_an_accelerators_bar_segments(tmp_path):
+    """On an accelerator (blocks of 16 forced here) the progress bar's segments end every
+    block, off the checkpoints' grid: a checkpoint came at each one past the grid's cut, 16
+    steps after the last where checkpoint_every asked for 20."""
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr(blocked_loop, "CPU_STEPS_PER_BLOCK", 16)
+        monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)  # the bar's pieces: 1% each
+        infer.sample(
+            0,
+            target,
+            infer.rwmh(),
+            num_chains=2,
+            num_warmup=0,
+            num_samples=160,
+            progress=True,
+            checkpoint=tmp_path / "run",
+            checkpoint_every=20,
+        )
+    chunks = sorted((tmp_path / "run").glob("chunk-*.npz"))
+    kept = [np.load(chunk)["logdensity"].shape[1] for chunk in chunks]
+    assert sum(kept) == 160 and min(kept[:-1]) >= 20, kept
+
+
 # The loop of accelerators (CPU runs take the plain one, a block of 1 step, in every other
 # test), in a Python of its own at the default level, 9-12 s a sampler.
 @pytest.mark.thorough
