@@ -106,6 +106,8 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
     """
     if not callable(model):
         raise TypeError(f"model must be a NumPyro model function; got {type(model).__name__}.")
+    # the arguments' values as they are now (see validation.snapshot)
+    args, kwargs = jax.tree.map(validation.snapshot, (tuple(args), dict(kwargs)))
     try:
         trace = abstract_trace(model, args, kwargs)
     except Exception as err:

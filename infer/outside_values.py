@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import gc
 import numbers
 import types
 import zlib
@@ -47,7 +48,9 @@ def outside_values(fn) -> tuple:
     ``SimpleNamespace`` or dataclass of settings), the attributes ``fn``'s code names
     (``config.scale``). Functions, modules and classes are left out (their identity is
     theirs). Values reached through other functions are not seen."""
-    return once_per_call("outside values", fn, lambda: _read(fn))
+    values = once_per_call("outside values", fn, lambda: _read(fn))
+    _forget_stale_constants(fn, values)
+    return values
 
 
 def once_per_call(kind: str, obj, compute: Callable):
@@ -68,8 +71,8 @@ def _read(fn) -> tuple:
     function = fn if hasattr(fn, "__code__") else type(fn).__call__  # a callable object's
     code = getattr(function, "__code__", None)
     namespace = getattr(function, "__globals__", {})
-    names = frozenset(getattr(code, "co_names", ()))  # globals and attribute names alike
-    for name in getattr(code, "co_names", ()):
+    names = frozenset(_names(code))  # globals and attribute names alike
+    for name in sorted(names):
         if name in namespace:
             found.append((name, _fingerprint(namespace[name], names)))
     for index, cell in enumerate(getattr(fn, "__closure__", None) or ()):
@@ -83,6 +86,17 @@ def _read(fn) -> tuple:
     return tuple(item for item in found if item[1] is not None)
 
 
+def _names(code, depth: int = 0) -> set:
+    """The names ``code`` reads (globals and attributes), and those of the code nested in it:
+    a lambda, a comprehension or a ``scan`` body written inside the function reads globals
+    as the function does."""
+    found = set(getattr(code, "co_names", ()))
+    for const in getattr(code, "co_consts", ()) if depth < 4 else ():
+        if isinstance(const, types.CodeType):
+            found |= _names(const, depth + 1)
+    return found
+
+
 def function_key(fn) -> tuple:
     """A hashable key for what ``fn`` computes: its identity and :func:`outside_values`, and
     through a ``functools.partial``, those of its function and of the callables it binds
@@ -90,9 +104,69 @@ def function_key(fn) -> tuple:
     function reads does."""
 
     if isinstance(fn, functools.partial):
-        bound = tuple(function_key(a) if callable(a) else IdentityKey(a) for a in fn.args)
+        bound = tuple(_bound_key(a) for a in fn.args)
+        bound += tuple((name, _bound_key(a)) for name, a in sorted(fn.keywords.items()))
+        _forget_stale_constants(fn, bound)  # an array bound to it and refilled
         return (function_key(fn.func), bound)
     return (IdentityKey(fn), outside_values(fn))
+
+
+def _bound_key(value):
+    """A ``functools.partial``'s bound argument in its key: a callable's key, an array's
+    values (one refilled in place is another), the identity of anything else."""
+    if callable(value):
+        return function_key(value)
+    if isinstance(value, _ARRAYS):
+        return _fingerprint(value)
+    return IdentityKey(value)
+
+
+#: ``id(fn) -> (fn, its last key)``: to tell a function whose outside values changed.
+_LAST_KEYS: dict = {}
+
+#: What drops compiled programs when a function's constants went stale (see
+#: :func:`forget_programs_on_stale_constants`).
+_FORGETTERS: list = []
+
+
+def forget_programs_on_stale_constants(forget: Callable[[], None]) -> None:
+    """Call ``forget()`` (a cache's ``clear``) when a function read a 64-bit array refilled
+    in place: a compiled program holding JAX's old float32 copy of it keeps that copy the
+    one JAX hands back for the array."""
+    _FORGETTERS.append(forget)
+
+
+def _forget_stale_constants(fn, key) -> None:
+    """Clear JAX's caches when ``fn`` (the same object) reads other values (``key``, what it
+    reads from outside, or a partial's bound arguments) than it last did
+    (an array refilled in place): JAX (0.12) keeps the float32 copy it made of a float64
+    NumPy array traced as a constant, and hands it back for that array later, whatever was
+    written into it since, to new traces too. Rare, and the programs of that key are new
+    anyway."""
+    import jax
+
+    last = _LAST_KEYS.get(id(fn))
+    changed = last is not None and last[0] is fn and last[1] != key
+    if changed and not jax.config.jax_enable_x64 and _holds_wide_array(key):
+        for forget in _FORGETTERS:  # programs holding the old copy, the library's own too
+            forget()
+        jax.clear_caches()
+        gc.collect()  # the old copy goes with the last program holding it
+    if len(_LAST_KEYS) >= 1024:
+        _LAST_KEYS.clear()
+    _LAST_KEYS[id(fn)] = (fn, key)
+
+
+_WIDE = ("float64", "int64", "uint64", "complex128")  # JAX converts them under 32 bits
+
+
+def _holds_wide_array(key) -> bool:
+    """Whether a key holds the fingerprint of a 64-bit array, ``(shape, dtype, crc)``."""
+    if not isinstance(key, tuple):
+        return False
+    if len(key) == 3 and isinstance(key[0], tuple) and key[0] != () and key[1] in _WIDE:
+        return True  # an array (a NumPy scalar cannot be refilled in place)
+    return any(_holds_wide_array(part) for part in key)
 
 
 #: How deep dicts and objects are followed (``config.prior.scale`` is 2), and how many

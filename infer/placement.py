@@ -20,6 +20,7 @@ import jax
 import numpy as np
 
 from infer.caller import INFER_FRAMES
+from infer.outside_values import forget_programs_on_stale_constants
 
 
 def x64_enabled() -> bool:
@@ -89,11 +90,13 @@ class ProgramCache:
 
 #: The process-wide cache every compiled program of the library goes through.
 PROGRAMS = ProgramCache()
+forget_programs_on_stale_constants(PROGRAMS.clear)
 
 
 #: What tracing a function for its output's shapes gave (``jax.eval_shape``), keyed as
 #: :data:`PROGRAMS` is: a second run of the same target and shapes traces nothing on the host.
 SHAPES = ProgramCache()
+forget_programs_on_stale_constants(SHAPES.clear)
 
 
 def traced_shapes(key, fn: Callable, *args):

@@ -219,6 +219,14 @@ def nonfinite_leaves(tree, prefix: str = "") -> str:
     return ", ".join(found)
 
 
+def snapshot(leaf):
+    """A NumPy array copied, anything else as it is. JAX (0.12) keeps the float32 copy it
+    makes of a float64 NumPy array traced as a constant, and hands it back for that array
+    later, whatever was written into it since: a target's data refilled in place were
+    sampled with their old values. A copy of its own is never the user's array."""
+    return np.array(leaf) if isinstance(leaf, np.ndarray) else leaf
+
+
 def is_number_list(node, kinds: tuple = (list,)) -> bool:
     """Whether ``node`` is a non-empty list (or another of ``kinds``) of plain numbers: an
     array meant, given as a Python sequence."""
@@ -240,14 +248,15 @@ def checked_data(data, function_name: str):
 
 
 def _data_leaf(leaf, function_name: str):
-    """One leaf of a target's ``data`` as an array: arrays as they are, Python and numpy
-    numbers as 0-d numpy arrays (so a scalar can change between runs without recompiling);
-    anything else a ``TypeError`` that names ``function_name``, the function that could
-    close over it instead."""
+    """One leaf of a target's ``data`` as an array: JAX arrays as they are, NumPy arrays
+    copied (the target keeps the values it was made with), Python and numpy numbers as 0-d
+    numpy arrays (so a scalar can change between runs without recompiling); anything else a
+    ``TypeError`` that names ``function_name``, the function that could close over it
+    instead."""
     if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
         if hasattr(leaf, "to_numpy") and not hasattr(leaf, "columns"):  # pandas Series, an
-            return np.asarray(leaf.to_numpy())  # xarray DataArray: JAX cannot trace them
-        return leaf
+            return np.array(leaf.to_numpy())  # xarray DataArray: JAX cannot trace them
+        return snapshot(leaf)
     if isinstance(leaf, numbers.Real):  # bool, int, float
         return np.asarray(leaf)
     if hasattr(leaf, "to_numpy"):  # a pandas DataFrame (a Series has a shape and a dtype)

@@ -274,3 +274,76 @@ def test_the_log_likelihood_follows_a_global_its_function_reads():
     finally:
         LOGLIK_SCALE = 1.0
     np.testing.assert_allclose(again, first / 4.0, rtol=1e-5)  # same draws, a quarter of it
+
+
+def _centred(x, data):
+    return -0.5 * jnp.sum((x - data) ** 2)
+
+
+CENTER = np.zeros(2)  # float64, as np.zeros gives
+SHIFT = 0.0
+
+
+def _about_center(x):
+    return -0.5 * jnp.sum((x - CENTER) ** 2)
+
+
+def _location(y):
+    import numpyro
+    import numpyro.distributions as dist
+
+    mu = numpyro.sample("mu", dist.Normal(0.0, 10.0))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+
+
+def _rows_shifted(x):  # reads SHIFT only inside its lambda
+    return jnp.sum(jax.vmap(lambda row: -0.5 * jnp.sum((x - row - SHIFT) ** 2))(jnp.zeros((3, 2))))
+
+
+def _recorded_lp_matches(result, logdensity) -> None:
+    draws = np.asarray(result.draws["x"], np.float64)
+    expected = np.apply_along_axis(lambda x: float(logdensity(x)), -1, draws)
+    np.testing.assert_allclose(result.stats["lp"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_float64_numpy_values_refilled_in_place_are_read_anew():
+    """JAX (0.12) keeps the float32 copy it makes of a float64 NumPy array traced as a
+    constant and hands it back for that array later, whatever was written into it: data
+    refilled in place and a new target made of them, or a global array refilled, were
+    sampled with the old values (the lp recorded was the old density's)."""
+    import infer
+
+    global CENTER, SHIFT
+    run = dict(num_chains=2, num_samples=20, num_warmup=10)
+    y = np.zeros(2)
+    infer.sample(0, infer.Target(_centred, init=jnp.zeros(2), data=y), infer.rwmh(), **run)
+    y[:] = [5.0, -3.0]
+    refilled = infer.Target(_centred, init=jnp.zeros(2), data=y)
+    assert float(refilled.logdensity(jnp.array([5.0, -3.0]))) == 0.0  # was -17
+    y[:] = 0.0  # the target keeps the values it was made with
+    result = infer.sample(0, refilled, infer.rwmh(), **run)
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+    observations = np.zeros(4)  # a NumPyro model's arguments alike
+    infer.sample(0, infer.Target.from_numpyro(_location, observations), infer.rwmh(), **run)
+    observations[:] = 5.0
+    model = infer.Target.from_numpyro(_location, observations)
+    at = [float(model.logdensity({"mu": jnp.asarray(mu, jnp.float32)})) for mu in (0.0, 5.0)]
+    assert at[1] > at[0] + 40.0  # the old values put mu = 0 ahead
+    target = infer.Target(_about_center, init=jnp.zeros(2))
+    infer.sample(0, target, infer.rwmh(), **run)
+    CENTER[:] = [5.0, -3.0]
+    try:
+        result = infer.sample(0, target, infer.rwmh(), **run)
+    finally:
+        CENTER[:] = 0.0
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+    # a global read only inside a lambda of the log density: kept out of its key
+    target = infer.Target(_rows_shifted, init=jnp.zeros(2))
+    infer.sample(0, target, infer.rwmh(), **run)
+    SHIFT = 5.0
+    try:
+        result = infer.sample(0, target, infer.rwmh(), **run)
+    finally:
+        SHIFT = 0.0
+    _recorded_lp_matches(result, lambda x: 3 * -0.5 * np.sum((x - 5.0) ** 2))
