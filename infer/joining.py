@@ -44,6 +44,21 @@ def _gap(earlier: Result, later: Result) -> list[str]:
     return []
 
 
+def _precision_difference(earlier: Result, later: Result, i: int) -> list[str]:
+    """The draws of one float width in ``earlier`` and another in ``later``: runs made with
+    64-bit floats off and on, said in words (their states' fingerprints show it as tree
+    descriptions)."""
+    for name in earlier.draws:
+        a, b = np.asarray(earlier.draws[name]).dtype, np.asarray(later.draws.get(name, [])).dtype
+        if name in later.draws and a != b and a.kind == b.kind == "f":
+            return [
+                f"draws[{name!r}] are {a} in results[{i - 1}] and {b} in results[{i}]: the "
+                "runs were made with 64-bit floats (jax_enable_x64) set otherwise, and a "
+                "continuation keeps its run's precision (resume= goes on in it)"
+            ]
+    return []
+
+
 def _run_differences(earlier: Result, later: Result, i: int) -> list[str]:
     """How the runs behind two results differ: by their states' fingerprints (sampler
     settings, warm-up, thinning, the target's function and data, the chains' shapes) when
@@ -192,8 +207,11 @@ def concat(*results: Result) -> Result:
             for name in first.draws
             if name in later.draws and first.draws[name].shape[2:] != later.draws[name].shape[2:]
         ]
+        mismatch += _precision_difference(results[i - 1], later, i)
         mismatch += _run_differences(results[i - 1], later, i)
-        mismatch = mismatch or _gap(results[i - 1], later)
+        gap = _gap(results[i - 1], later)
+        seeds = [line for line in gap if line.startswith("seed")]  # said beside the rest
+        mismatch = mismatch + seeds if mismatch else gap
         mismatch = mismatch or _not_resumed_from(results[i - 1], later, i)
         if mismatch:
             raise ValueError(

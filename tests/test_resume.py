@@ -483,6 +483,17 @@ def test_a_state_from_another_targets_run_is_refused_by_shape():
         infer.sample(1, keyed, infer.rwmh(), init=first.state, **lengths)
 
 
+def test_concat_of_runs_in_two_precisions_says_so_and_names_every_difference():
+    """It showed tree descriptions ("PyTreeDef(*) [3, 'float32']") and left the other
+    seed out."""
+    single = infer.sample(0, NORMAL_3D, infer.rwmh(), num_samples=10, **RUN)
+    with jax.enable_x64(True):
+        double = infer.sample(1, NORMAL_3D, infer.rwmh(), num_samples=10, **RUN)
+    said = r"draws\['x'\] are float32 in results\[0\] and float64 in results\[1\]: the runs"
+    with pytest.raises(ValueError, match=rf"{said} .*jax_enable_x64.*; seed: 0 != 1\.$"):
+        infer.concat(single, double)
+
+
 def test_concat_refuses_a_first_run_made_again_with_other_options_or_starts():
     """The notebook order: a run, its continuation, then the first cell run again with
     something changed. concat checked only seed, sampler, target, chains and where the draws
