@@ -413,6 +413,7 @@ def _check_prior(prior, shape: tuple[int, ...]) -> Callable:
             f"prior must be a numpyro.distributions distribution; got {type(prior).__name__}."
         )
     validation.refuse_discrete("prior", prior, "the chains move through real positions by HMC")
+    validation.distribution_in_precision("prior", prior)
     prior_shape = tuple(prior.batch_shape) + tuple(prior.event_shape)
     if prior_shape != shape:
         raise ValueError(

@@ -8,6 +8,7 @@ each kind compiles to its own cheap code.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -164,7 +165,15 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         dist = proposal
         # NumPyro broadcasts batch shapes implicitly; let it, even where a caller's config
         # makes implicit rank promotion an error (scoped to these calls, traced or not).
-        allow = functools.partial(jax.numpy_rank_promotion, "allow")
+        # Each call first checks the distribution's float width against jax_enable_x64 now
+        # (it may have been switched since the sampler was made).
+        rank_promotion = functools.partial(jax.numpy_rank_promotion, "allow")
+
+        @contextlib.contextmanager
+        def allow():
+            validation.distribution_in_precision(argument, dist)
+            with rank_promotion():
+                yield
 
         def sample(key):
             with allow():
