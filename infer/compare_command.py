@@ -174,8 +174,8 @@ def run_compare(args) -> int:
         return 130
     plotted = "PNG plots, " if args.plots else ""
     print(f"\nReport: {index} (table as CSV and Markdown, {plotted}each run's NetCDF)")
-    for note in notes:
-        print(f"warning: {note}")
+    for note in notes:  # a sampler skipped is a note, as when none ran; the rest warnings
+        print(f"{'note' if ': skipped, ' in note else 'warning'}: {note}")
     if failed:
         print(f"infer compare: error: {', '.join(failed)} failed (see above)", file=sys.stderr)
         return 1
