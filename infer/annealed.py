@@ -197,6 +197,7 @@ def ais(
         accept = 0.8 if target_accept is None else target_accept
         target_accept = validation.probability("target_accept", accept)
         betas = _check_schedule(schedule, num_temperatures)
+        keyed_prior, prior = prior, validation.fresh_numpy_leaves(prior)  # see its docstring
         shape, logprior_fn = _check_position(target, prior)
         reverse_start = _check_reverse_start(exact_posterior_draws, shape, num_chains)
 
@@ -204,7 +205,13 @@ def ais(
         keys = jax.random.split(as_jax_key(key_input), 5)
         warn_if_target_outside_prior(target, prior, shape, jax.random.fold_in(keys[0], 1))
         run = _annealing_program(
-            target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
+            target,
+            (keyed_prior, prior),
+            logprior_fn,
+            num_chains,
+            num_tuning_chains,
+            target_accept,
+            num_leapfrog,
         )
         fixed = None if step_size is None else jnp.full((num_temperatures,), step_size)
         reverse_start = None if reverse_start is None else jnp.asarray(reverse_start)
@@ -296,7 +303,7 @@ def _check_reverse_start(exact_posterior_draws, shape, num_chains: int) -> np.nd
 
 
 def _annealing_program(
-    target, prior, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
+    target, priors, logprior_fn, num_chains, num_tuning_chains, target_accept, num_leapfrog
 ):
     r"""The jitted AIS run, ``(keys, data, betas, step_sizes, reverse_start) -> (step_sizes,
     forward, reverse)``: ``keys`` five keys (the pilot's starts, the pilot, the forward starts,
@@ -304,11 +311,13 @@ def _annealing_program(
     ``step_sizes`` (T,), or ``None`` to tune them in a pilot pass; ``reverse_start``
     (num_chains, ...) or ``None``. ``forward`` and ``reverse`` are :class:`AnnealTrace`\ s
     (``reverse`` is ``None`` without a start). Kept in the program cache, so a second call
-    with the same target, prior and shapes compiles nothing."""
+    with the same target, prior and shapes compiles nothing. ``priors``: the prior given,
+    which keys the program, and the one traced (its NumPy arrays copied)."""
+    keyed_prior, prior = priors
     cache_key = (
         "ais",
         program_key(target),
-        IdentityKey(prior),
+        IdentityKey(keyed_prior),
         num_chains,
         num_tuning_chains,
         target_accept,
@@ -413,7 +422,6 @@ def _check_prior(prior, shape: tuple[int, ...]) -> Callable:
             f"prior must be a numpyro.distributions distribution; got {type(prior).__name__}."
         )
     validation.refuse_discrete("prior", prior, "the chains move through real positions by HMC")
-    validation.distribution_in_precision("prior", prior)
     prior_shape = tuple(prior.batch_shape) + tuple(prior.event_shape)
     if prior_shape != shape:
         raise ValueError(

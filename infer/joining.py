@@ -207,8 +207,11 @@ def concat(*results: Result) -> Result:
             for name in first.draws
             if name in later.draws and first.draws[name].shape[2:] != later.draws[name].shape[2:]
         ]
-        mismatch += _precision_difference(results[i - 1], later, i)
-        mismatch += _run_differences(results[i - 1], later, i)
+        precision = _precision_difference(results[i - 1], later, i)
+        differences = _run_differences(results[i - 1], later, i)
+        if precision:  # said in words: the positions' tree descriptions say it again
+            differences = [line for line in differences if not line.startswith("positions:")]
+        mismatch += precision + differences
         gap = _gap(results[i - 1], later)
         seeds = [line for line in gap if line.startswith("seed")]  # said beside the rest
         mismatch = mismatch + seeds if mismatch else gap

@@ -11,6 +11,7 @@ import functools
 import gc
 import numbers
 import types
+import weakref
 import zlib
 from collections.abc import Callable
 
@@ -48,9 +49,7 @@ def outside_values(fn) -> tuple:
     ``SimpleNamespace`` or dataclass of settings), the attributes ``fn``'s code names
     (``config.scale``). Functions, modules and classes are left out (their identity is
     theirs). Values reached through other functions are not seen."""
-    values = once_per_call("outside values", fn, lambda: _read(fn))
-    _forget_stale_constants(fn, values)
-    return values
+    return once_per_call("outside values", fn, lambda: _read(fn))
 
 
 def once_per_call(kind: str, obj, compute: Callable):
@@ -106,7 +105,6 @@ def function_key(fn) -> tuple:
     if isinstance(fn, functools.partial):
         bound = tuple(_bound_key(a) for a in fn.args)
         bound += tuple((name, _bound_key(a)) for name, a in sorted(fn.keywords.items()))
-        _forget_stale_constants(fn, bound)  # an array bound to it and refilled
         return (function_key(fn.func), bound)
     return (IdentityKey(fn), outside_values(fn))
 
@@ -121,52 +119,46 @@ def _bound_key(value):
     return IdentityKey(value)
 
 
-#: ``id(fn) -> (fn, its last key)``: to tell a function whose outside values changed.
-_LAST_KEYS: dict = {}
+#: ``id(array) -> (weak reference to it, its bytes' checksum)`` of the 64-bit NumPy arrays
+#: read from outside functions: to tell one refilled in place.
+_SEEN_WIDE: dict = {}
 
-#: What drops compiled programs when a function's constants went stale (see
+#: What drops compiled programs when an array read as a constant was refilled in place (see
 #: :func:`forget_programs_on_stale_constants`).
 _FORGETTERS: list = []
-
-
-def forget_programs_on_stale_constants(forget: Callable[[], None]) -> None:
-    """Call ``forget()`` (a cache's ``clear``) when a function read a 64-bit array refilled
-    in place: a compiled program holding JAX's old float32 copy of it keeps that copy the
-    one JAX hands back for the array."""
-    _FORGETTERS.append(forget)
-
-
-def _forget_stale_constants(fn, key) -> None:
-    """Clear JAX's caches when ``fn`` (the same object) reads other values (``key``, what it
-    reads from outside, or a partial's bound arguments) than it last did
-    (an array refilled in place): JAX (0.12) keeps the float32 copy it made of a float64
-    NumPy array traced as a constant, and hands it back for that array later, whatever was
-    written into it since, to new traces too. Rare, and the programs of that key are new
-    anyway."""
-    import jax
-
-    last = _LAST_KEYS.get(id(fn))
-    changed = last is not None and last[0] is fn and last[1] != key
-    if changed and not jax.config.jax_enable_x64 and _holds_wide_array(key):
-        for forget in _FORGETTERS:  # programs holding the old copy, the library's own too
-            forget()
-        jax.clear_caches()
-        gc.collect()  # the old copy goes with the last program holding it
-    if len(_LAST_KEYS) >= 1024:
-        _LAST_KEYS.clear()
-    _LAST_KEYS[id(fn)] = (fn, key)
-
 
 _WIDE = ("float64", "int64", "uint64", "complex128")  # JAX converts them under 32 bits
 
 
-def _holds_wide_array(key) -> bool:
-    """Whether a key holds the fingerprint of a 64-bit array, ``(shape, dtype, crc)``."""
-    if not isinstance(key, tuple):
-        return False
-    if len(key) == 3 and isinstance(key[0], tuple) and key[0] != () and key[1] in _WIDE:
-        return True  # an array (a NumPy scalar cannot be refilled in place)
-    return any(_holds_wide_array(part) for part in key)
+def forget_programs_on_stale_constants(forget: Callable[[], None]) -> None:
+    """Call ``forget()`` (a cache's ``clear``) when a 64-bit NumPy array a function reads was
+    refilled in place: a compiled program holding JAX's old copy of it keeps that copy the
+    one JAX hands back for the array."""
+    _FORGETTERS.append(forget)
+
+
+def _note_array(value: np.ndarray, crc: int) -> None:
+    """Clear the compiled programs and JAX's caches when ``value`` (the same array object as
+    before, 64-bit, with 64-bit floats off) holds other bytes than when last read: JAX (0.12)
+    keeps the converted copy it made of a 64-bit NumPy array traced as a constant, and hands
+    it back for that array later (to new traces too), whatever was written into it since.
+    Rare; every program compiles again once."""
+    import jax
+
+    if str(value.dtype) not in _WIDE or jax.config.jax_enable_x64:
+        return
+    seen = _SEEN_WIDE.get(id(value))
+    if seen is not None and seen[0]() is value and seen[1] != crc:
+        for forget in _FORGETTERS:  # programs holding the old copy, the library's own too
+            forget()
+        jax.clear_caches()
+        gc.collect()  # the old copy goes with the last program holding it
+    if len(_SEEN_WIDE) >= 4096:
+        _SEEN_WIDE.clear()
+    try:
+        _SEEN_WIDE[id(value)] = (weakref.ref(value), crc)
+    except TypeError:  # a view of no weak reference: not told
+        pass
 
 
 #: How deep dicts and objects are followed (``config.prior.scale`` is 2), and how many
@@ -184,7 +176,10 @@ def _fingerprint(value, names=frozenset(), depth=0):
     if isinstance(value, _ARRAYS) and value.dtype.hasobject:
         return None  # Python objects: no bytes to fingerprint
     if isinstance(value, _ARRAYS) or _is_jax_array(value):
-        return (np.shape(value), str(value.dtype), array_crc(value))
+        crc = array_crc(value)
+        if isinstance(value, np.ndarray):  # not a NumPy scalar: it cannot be refilled
+            _note_array(value, crc)
+        return (np.shape(value), str(value.dtype), crc)
     if isinstance(value, tuple | list):
         parts = tuple(_fingerprint(item) for item in value)
         return None if any(part is None for part in parts) else (type(value).__name__, parts)

@@ -85,7 +85,8 @@ class ProgramCache:
         return [key for key, _ in self._programs]
 
     def clear(self) -> None:
-        self._programs.clear()
+        with self._guard:  # another thread may be between a lookup and its reordering
+            self._programs.clear()
 
 
 #: The process-wide cache every compiled program of the library goes through.

@@ -8,7 +8,6 @@ each kind compiles to its own cheap code.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -165,31 +164,26 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         dist = proposal
         # NumPyro broadcasts batch shapes implicitly; let it, even where a caller's config
         # makes implicit rank promotion an error (scoped to these calls, traced or not).
-        # Each call first checks the distribution's float width against jax_enable_x64 now
-        # (it may have been switched since the sampler was made).
-        rank_promotion = functools.partial(jax.numpy_rank_promotion, "allow")
-
-        @contextlib.contextmanager
-        def allow():
-            validation.distribution_in_precision(argument, dist)
-            with rank_promotion():
-                yield
+        allow = functools.partial(jax.numpy_rank_promotion, "allow")
+        # each trace takes the distribution with its NumPy arrays copied (see
+        # validation.fresh_numpy_leaves): one traced before jax_enable_x64 was switched
+        # failed inside XLA after it
 
         def sample(key):
             with allow():
-                return dist.sample(key)
+                return validation.fresh_numpy_leaves(dist).sample(key)
 
         def log_prob(x):
             with allow():  # one draw: batch dimensions of the distribution are coordinates
-                return jnp.sum(dist.log_prob(x))
+                return jnp.sum(validation.fresh_numpy_leaves(dist).log_prob(x))
 
         def sample_batch(key, n):
             with allow():
-                return dist.sample(key, (n,))
+                return validation.fresh_numpy_leaves(dist).sample(key, (n,))
 
         def log_prob_batch(xs):
             with allow():
-                lp = dist.log_prob(xs)
+                lp = validation.fresh_numpy_leaves(dist).log_prob(xs)
             extra = lp.ndim - 1
             return jnp.sum(lp, axis=tuple(range(1, 1 + extra))) if extra > 0 else lp
 

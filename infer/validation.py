@@ -280,44 +280,19 @@ def refuse_discrete(argument: str, distribution, why: str) -> None:
         )
 
 
-def _x64_now() -> bool:
+def fresh_numpy_leaves(tree):
+    """``tree`` (a NumPyro distribution, any pytree) with its NumPy arrays copied, for a
+    trace of its own: JAX (0.12) keeps the converted copy of a NumPy float64 array it
+    traced and hands it back for that array later, in the other mode of jax_enable_x64 too
+    (a proposal's scale ``1.3``, held by NumPyro as a float64 array, then failed inside XLA,
+    "RuntimeProgramInputMismatch")."""
     import jax
 
-    return jax.dtypes.canonicalize_dtype(np.float64) == np.float64
-
-
-#: ``id(distribution) -> (distribution, whether 64-bit floats were on)`` when infer first
-#: used it.
-_FIRST_USED: dict = {}
-
-
-def distribution_in_precision(argument: str, distribution) -> None:
-    """A ``ValueError`` for a NumPyro distribution used with ``jax_enable_x64`` set the other
-    way and made before it was switched (its parameters of the other float width): JAX
-    (0.12) then runs programs it compiled for them in the other mode, and fails inside XLA
-    ("RuntimeProgramInputMismatch", "requires compatible element types")."""
-    import jax
-
-    x64 = _x64_now()
-    first = _FIRST_USED.get(id(distribution))
-    if first is None or first[0] is not distribution:
-        if len(_FIRST_USED) >= 256:
-            _FIRST_USED.clear()
-        _FIRST_USED[id(distribution)] = (distribution, x64)
-        return
-    if first[1] == x64:
-        return
-    widths = {  # of JAX arrays: a NumPy one (1.3 held as float64) takes the mode's width
-        np.dtype(leaf.dtype)
-        for leaf in jax.tree.leaves(distribution)
-        if isinstance(leaf, jax.Array) and np.issubdtype(leaf.dtype, np.floating)
-    }
-    stale = np.dtype(np.float32) if x64 else np.dtype(np.float64)
-    if stale in widths:
-        raise ValueError(
-            f"{argument} holds {stale} parameters, made and used before 64-bit floats were "
-            f"switched {'on' if x64 else 'off'} (jax_enable_x64) in this process: JAX would "
-            "run the programs it compiled for them in the other mode, and fail inside XLA. Make "
-            f"{argument} again now (its parameters then {'float64' if x64 else 'float32'}), "
-            "or set jax_enable_x64 once, before making anything."
-        )
+    try:
+        leaves, structure = jax.tree.flatten(tree)
+        if not any(isinstance(leaf, np.ndarray) for leaf in leaves):
+            return tree
+        copied = [np.array(leaf) if isinstance(leaf, np.ndarray) else leaf for leaf in leaves]
+        return jax.tree.unflatten(structure, copied)
+    except Exception:  # noqa: BLE001 - a distribution that does not rebuild from its leaves
+        return tree

@@ -297,6 +297,40 @@ def _location(y):
         numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
 
 
+SCALE = np.array(1.0)  # a 0-d float64 array
+
+
+def _cell():
+    def logdensity(x):
+        return -0.5 * jnp.sum((x - CENTER) ** 2) * SCALE
+
+    return logdensity
+
+
+def test_a_global_that_changes_beside_an_unchanged_64_bit_array_reuses_its_programs():
+    """Refilled 64-bit arrays drop every program; one merely read beside a changed scalar
+    must not (each call compiled again, every target's programs with it)."""
+    import infer
+
+    global SHIFT
+    target = infer.Target(_indexed, init=jnp.zeros(3))
+    hits = []
+    try:
+        for shift in (1.0, 2.0, 1.0, 2.0):
+            SHIFT = shift
+            hits.append(infer.sample(0, target, infer.rwmh(), num_samples=5).info["cache_hit"])
+    finally:
+        SHIFT = 0.0
+    assert hits == [False, False, True, True]
+
+
+INDEX = np.arange(3)  # int64, never changed
+
+
+def _indexed(x):
+    return -0.5 * jnp.sum((x[INDEX] - SHIFT) ** 2)
+
+
 def _rows_shifted(x):  # reads SHIFT only inside its lambda
     return jnp.sum(jax.vmap(lambda row: -0.5 * jnp.sum((x - row - SHIFT) ** 2))(jnp.zeros((3, 2))))
 
@@ -338,6 +372,15 @@ def test_float64_numpy_values_refilled_in_place_are_read_anew():
     finally:
         CENTER[:] = 0.0
     _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+    # a cell run again: a new function reading the refilled array, and a 0-d one refilled
+    infer.sample(0, infer.Target(_cell(), init=jnp.zeros(2)), infer.rwmh(), **run)
+    CENTER[:] = [1.0, 2.0]
+    SCALE[...] = 2.0
+    try:
+        result = infer.sample(0, infer.Target(_cell(), init=jnp.zeros(2)), infer.rwmh(), **run)
+    finally:
+        CENTER[:], SCALE[...] = 0.0, 1.0
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [1.0, 2.0]) ** 2) * 2.0)
     # a global read only inside a lambda of the log density: kept out of its key
     target = infer.Target(_rows_shifted, init=jnp.zeros(2))
     infer.sample(0, target, infer.rwmh(), **run)
