@@ -66,6 +66,11 @@ def once_per_call(kind: str, obj, compute: Callable):
 
 def _read(fn) -> tuple:
     """:func:`outside_values`, read now."""
+    if isinstance(fn, functools.partial):  # its bound values, and what its function reads
+        bound = [*enumerate(fn.args), *sorted(fn.keywords.items())]
+        found = [(f"<bound {name}>", _fingerprint(value)) for name, value in bound]
+        found.append(("<function>", outside_values(fn.func)))
+        return tuple(item for item in found if item[1] is not None)
     found = []
     function = fn if hasattr(fn, "__code__") else type(fn).__call__  # a callable object's
     code = getattr(function, "__code__", None)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 
 import numpy as np
 
@@ -220,11 +221,25 @@ def nonfinite_leaves(tree, prefix: str = "") -> str:
 
 
 def snapshot(leaf):
-    """A NumPy array copied, anything else as it is. JAX (0.12) keeps the float32 copy it
-    makes of a float64 NumPy array traced as a constant, and hands it back for that array
-    later, whatever was written into it since: a target's data refilled in place were
-    sampled with their old values. A copy of its own is never the user's array."""
-    return np.array(leaf) if isinstance(leaf, np.ndarray) else leaf
+    """A NumPy array copied (a masked one with its mask), anything else as it is; a copy
+    made here is not copied again. JAX (0.12) keeps the float32 copy it makes of a float64
+    NumPy array traced as a constant, and hands it back for that array later, whatever was
+    written into it since: a target's data refilled in place were sampled with their old
+    values. A copy of its own is never the user's array."""
+    if not isinstance(leaf, np.ndarray):
+        return leaf
+    owned = _OWNED.get(id(leaf))
+    if owned is not None and owned() is leaf:
+        return leaf
+    copy = np.array(leaf, subok=True)
+    if len(_OWNED) >= 4096:
+        _OWNED.clear()
+    _OWNED[id(copy)] = weakref.ref(copy)
+    return copy
+
+
+#: ``id(array) -> weak reference``: the copies :func:`snapshot` made.
+_OWNED: dict = {}
 
 
 def is_number_list(node, kinds: tuple = (list,)) -> bool:
@@ -253,6 +268,12 @@ def _data_leaf(leaf, function_name: str):
     numpy arrays (so a scalar can change between runs without recompiling); anything else a
     ``TypeError`` that names ``function_name``, the function that could close over it
     instead."""
+    if isinstance(leaf, np.ma.MaskedArray):
+        raise TypeError(
+            "data holds a NumPy masked array, whose mask JAX would drop (the masked values, "
+            "-999 or whatever fills them, would count as data): pass the values you keep "
+            "(y.compressed()), or the filled values and the mask as two arrays of data."
+        )
     if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
         if hasattr(leaf, "to_numpy") and not hasattr(leaf, "columns"):  # pandas Series, an
             return np.array(leaf.to_numpy())  # xarray DataArray: JAX cannot trace them

@@ -408,6 +408,15 @@ def test_sgld_matches_a_conjugate_posterior(seed):
     assert result.num_grad_evals == 4 * (1 + 1000 + 20_000 * 5)  # the start, warm-up, draws
 
 
+def test_sgld_made_with_the_targets_float64_numpy_data_runs():
+    """The sampler's float32 copy of them was compared with the target's float64 arrays,
+    and refused as "other data than the target's"."""
+    x, y = LR_X.astype(np.float64), LR_Y.astype(np.float64)
+    target = LR_TARGET.with_options(data=(x, y))
+    sgld = infer.sgld(lr_loglik, lr_logprior, (x, y), step_size=LR_STEP, batch_size=50)
+    assert infer.sample(0, target, sgld, num_chains=2, num_samples=20).num_samples == 20
+
+
 def test_sgld_on_a_log_density_of_millions_is_not_said_to_round_its_accept_tests():
     """SGLD moves by gradients alone (its lp a minibatch estimate, compared with nothing), yet
     a run was warned that float32 rounds "the differences the sampler accepts or rejects by"

@@ -1,6 +1,7 @@
 """The cache every compiled program of the library goes through (``infer.placement``):
 least recently used first out, and one build per program however many threads ask."""
 
+import functools
 import os
 import subprocess
 import sys
@@ -381,6 +382,18 @@ def test_float64_numpy_values_refilled_in_place_are_read_anew():
     finally:
         CENTER[:], SCALE[...] = 0.0, 1.0
     _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [1.0, 2.0]) ** 2) * 2.0)
+    # an array bound by functools.partial and refilled: its values count
+    bound = np.zeros(2)
+    target = infer.Target(functools.partial(_centred, data=bound), init=jnp.zeros(2))
+    infer.sample(0, target, infer.rwmh(), **run)
+    bound[:] = [2.0, 1.0]
+    result = infer.sample(0, target, infer.rwmh(), **run)
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [2.0, 1.0]) ** 2))
+    # the target's copy is its own: renaming it copies nothing more, and a masked array,
+    # whose mask JAX drops, is refused by name
+    assert refilled.with_options(name="again").data is refilled.data
+    with pytest.raises(TypeError, match="masked array, whose mask JAX would drop"):
+        infer.Target(_centred, init=jnp.zeros(2), data=np.ma.masked_equal([1.0, -999.0], -999.0))
     # a global read only inside a lambda of the log density: kept out of its key
     target = infer.Target(_rows_shifted, init=jnp.zeros(2))
     infer.sample(0, target, infer.rwmh(), **run)

@@ -59,17 +59,24 @@ def held_examples(data) -> list:
 
 
 def same_leaves(ours: list, theirs: list) -> bool:
+    """Whether the sampler's data leaves (``ours``, JAX arrays) are the target's
+    (``theirs``), compared as JAX holds them: a float64 NumPy array is float32 with 64-bit
+    floats off, on both sides."""
     return len(ours) == len(theirs) and all(
-        a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), np.asarray(b)))
+        a is b or (np.shape(a) == np.shape(b) and np.array_equal(np.asarray(a), _as_jax_holds(b)))
         for a, b in zip(ours, theirs, strict=True)
     )
+
+
+def _as_jax_holds(leaf) -> np.ndarray:
+    return np.asarray(jnp.asarray(validation.snapshot(leaf)))
 
 
 def as_arrays(data):
     """``data``'s leaves as JAX arrays; a ``TypeError`` naming ``data`` for a leaf that is not
     numbers (a string, an object)."""
-    try:
-        return jax.tree.map(jnp.asarray, data)
+    try:  # a copy first: JAX may hand back an old copy of a NumPy array refilled in place
+        return jax.tree.map(lambda leaf: jnp.asarray(validation.snapshot(leaf)), data)
     except TypeError as err:
         raise TypeError(f"data must be a pytree of numeric arrays; a leaf is not ({err})") from None
 
