@@ -301,19 +301,32 @@ def refuse_discrete(argument: str, distribution, why: str) -> None:
         )
 
 
-def fresh_numpy_leaves(tree):
-    """``tree`` (a NumPyro distribution, any pytree) with its NumPy arrays copied, for a
-    trace of its own: JAX (0.12) keeps the converted copy of a NumPy float64 array it
-    traced and hands it back for that array later, in the other mode of jax_enable_x64 too
-    (a proposal's scale ``1.3``, held by NumPyro as a float64 array, then failed inside XLA,
-    "RuntimeProgramInputMismatch")."""
-    import jax
+def fresh_numpy_leaves(distribution):
+    """``distribution`` (a NumPyro one) as a shallow copy with its NumPy arrays copied, for
+    a trace of its own; itself when it holds none. JAX (0.12) keeps the converted copy of a
+    NumPy float64 array it traced and hands it back for that array later, in the other
+    mode of jax_enable_x64 too (a proposal's scale ``1.3``, held by NumPyro as a float64
+    array, then failed inside XLA, "RuntimeProgramInputMismatch"). Copied attribute by
+    attribute, not rebuilt from its pytree leaves: a subclass's own attributes and NumPyro's
+    argument validation stay as they were."""
+    return _with_fresh_arrays(distribution, 0)
 
-    try:
-        leaves, structure = jax.tree.flatten(tree)
-        if not any(isinstance(leaf, np.ndarray) for leaf in leaves):
-            return tree
-        copied = [np.array(leaf) if isinstance(leaf, np.ndarray) else leaf for leaf in leaves]
-        return jax.tree.unflatten(structure, copied)
-    except Exception:  # noqa: BLE001 - a distribution that does not rebuild from its leaves
-        return tree
+
+def _with_fresh_arrays(obj, depth: int):
+    from numpyro.distributions import Distribution
+    from numpyro.distributions.transforms import Transform
+
+    if isinstance(obj, np.ndarray):
+        return np.array(obj, subok=True)
+    if isinstance(obj, list | tuple):
+        items = [_with_fresh_arrays(item, depth + 1) for item in obj]
+        same = all(a is b for a, b in zip(items, obj, strict=True))
+        return obj if same else type(obj)(items) if isinstance(obj, list) else tuple(items)
+    if depth > 4 or not isinstance(obj, Distribution | Transform) or not hasattr(obj, "__dict__"):
+        return obj
+    fresh = {name: _with_fresh_arrays(value, depth + 1) for name, value in vars(obj).items()}
+    if all(fresh[name] is value for name, value in vars(obj).items()):
+        return obj
+    copy = object.__new__(type(obj))
+    copy.__dict__.update(fresh)
+    return copy

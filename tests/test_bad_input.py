@@ -1157,3 +1157,35 @@ def test_a_distribution_used_before_64_bit_floats_were_switched_samples_after():
     with jax.enable_x64(True):
         for sampler in (infer.independent_mh, infer.rejection):
             assert infer.sample(0, target, sampler(proposal), **run).draws["x"].dtype == np.float64
+
+
+class _ShiftedNormal(dist.Normal):  # a user's subclass, with an attribute of its own
+    def __init__(self, loc, scale, shift):
+        self.shift = shift
+        super().__init__(loc, scale)
+
+    def sample(self, key, sample_shape=()):
+        return super().sample(key, sample_shape) + self.shift
+
+    def log_prob(self, value):
+        return super().log_prob(value - self.shift)
+
+
+def test_a_distributions_copy_for_tracing_keeps_its_attributes_and_validation():
+    """Rebuilt from its pytree leaves, a subclass lost its own attributes (AttributeError in
+    every sampler) and NumPyro's support check (a Uniform's log_prob outside its bounds was
+    finite: an independent chain started outside moved, AIS's step sizes went wrong)."""
+    from infer.validation import fresh_numpy_leaves
+
+    shifted = _ShiftedNormal(np.array(0.0), np.array(1.3), 5.0)
+    copied = fresh_numpy_leaves(shifted)
+    assert copied is not shifted and copied.shift == 5.0 and copied.scale is not shifted.scale
+    bounded = fresh_numpy_leaves(dist.Uniform(np.array(-2.0), np.array(2.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # NumPyro's own "Out-of-support values" warning
+        assert float(bounded.log_prob(jnp.asarray(-5.0))) == -np.inf
+    normal = dist.Normal(jnp.zeros(2), jnp.ones(2))  # nothing of NumPy's: itself
+    assert fresh_numpy_leaves(normal) is normal
+    target = infer.Target(lambda x: -0.5 * (x - 5.0) ** 2, init=jnp.asarray(5.0))
+    result = infer.sample(0, target, infer.independent_mh(shifted), num_chains=2, num_samples=50)
+    assert np.all(np.isfinite(result.draws["x"]))
