@@ -5,6 +5,7 @@ Each error names the argument, what was expected, what was got, and how to fix i
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import weakref
@@ -221,21 +222,22 @@ def nonfinite_leaves(tree, prefix: str = "") -> str:
 
 
 def snapshot(leaf):
-    """A NumPy array copied (a masked one with its mask), anything else as it is; a copy
-    made here is not copied again. JAX (0.12) keeps the float32 copy it makes of a float64
-    NumPy array traced as a constant, and hands it back for that array later, whatever was
-    written into it since: a target's data refilled in place were sampled with their old
-    values. A copy of its own is never the user's array."""
+    """A NumPy array copied, read-only (a masked one with its mask), anything else as it is;
+    a copy made here is not copied again (it cannot have changed). JAX (0.12) keeps the
+    float32 copy it makes of a float64 NumPy array traced as a constant, and hands it back
+    for that array later, whatever was written into it since: a target's data refilled in
+    place were sampled with their old values. A copy of its own is never the user's array."""
     if not isinstance(leaf, np.ndarray):
         return leaf
     owned = _OWNED.get(id(leaf))
-    if owned is not None and owned() is leaf:
-        return leaf
-    copy = np.array(leaf, subok=True)
+    if owned is not None and owned() is leaf and not leaf.flags.writeable:
+        return leaf  # read-only: what it holds is what it held when copied
+    duplicate = np.array(leaf, subok=True)
+    duplicate.setflags(write=False)  # a target's data stay as they were made
     if len(_OWNED) >= 4096:
         _OWNED.clear()
-    _OWNED[id(copy)] = weakref.ref(copy)
-    return copy
+    _OWNED[id(duplicate)] = weakref.ref(duplicate)
+    return duplicate
 
 
 #: ``id(array) -> weak reference``: the copies :func:`snapshot` made.
@@ -270,8 +272,9 @@ def _data_leaf(leaf, function_name: str):
     instead."""
     if isinstance(leaf, np.ma.MaskedArray):
         raise TypeError(
-            "data holds a NumPy masked array, whose mask JAX would drop (the masked values, "
-            "-999 or whatever fills them, would count as data): pass the values you keep "
+            "data holds a NumPy masked array, which JAX takes no mask of (a plain copy would "
+            "count the masked values, -999 or whatever fills them, as data): pass the values "
+            "you keep "
             "(y.compressed()), or the filled values and the mask as two arrays of data."
         )
     if hasattr(leaf, "shape") and hasattr(leaf, "dtype"):
@@ -313,20 +316,39 @@ def fresh_numpy_leaves(distribution):
 
 
 def _with_fresh_arrays(obj, depth: int):
-    from numpyro.distributions import Distribution
+    from numpyro.distributions import Distribution, constraints
     from numpyro.distributions.transforms import Transform
 
     if isinstance(obj, np.ndarray):
         return np.array(obj, subok=True)
+    if depth > 6:
+        return obj
     if isinstance(obj, list | tuple):
         items = [_with_fresh_arrays(item, depth + 1) for item in obj]
-        same = all(a is b for a, b in zip(items, obj, strict=True))
-        return obj if same else type(obj)(items) if isinstance(obj, list) else tuple(items)
-    if depth > 4 or not isinstance(obj, Distribution | Transform) or not hasattr(obj, "__dict__"):
+        if all(a is b for a, b in zip(items, obj, strict=True)):
+            return obj
+        if hasattr(obj, "_fields"):  # a NamedTuple
+            return type(obj)(*items)
+        return type(obj)(items)
+    if not isinstance(obj, Distribution | Transform | constraints.Constraint):
+        return obj  # (a support's bounds are a constraint's arrays)
+    held = _attributes(obj)
+    fresh = {name: _with_fresh_arrays(value, depth + 1) for name, value in held.items()}
+    changed = {name: value for name, value in fresh.items() if value is not held[name]}
+    if not changed:
         return obj
-    fresh = {name: _with_fresh_arrays(value, depth + 1) for name, value in vars(obj).items()}
-    if all(fresh[name] is value for name, value in vars(obj).items()):
-        return obj
-    copy = object.__new__(type(obj))
-    copy.__dict__.update(fresh)
-    return copy
+    duplicate = copy.copy(obj)  # its __dict__ and __slots__ alike
+    for name, value in changed.items():
+        object.__setattr__(duplicate, name, value)
+    return duplicate
+
+
+def _attributes(obj) -> dict:
+    """``obj``'s attributes: its ``__dict__`` and the ``__slots__`` of its classes that are
+    set."""
+    held = dict(getattr(obj, "__dict__", {}))
+    for cls in type(obj).__mro__:
+        for name in getattr(cls, "__slots__", ()):
+            if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
+                held[name] = getattr(obj, name)
+    return held

@@ -392,7 +392,9 @@ def test_float64_numpy_values_refilled_in_place_are_read_anew():
     # the target's copy is its own: renaming it copies nothing more, and a masked array,
     # whose mask JAX drops, is refused by name
     assert refilled.with_options(name="again").data is refilled.data
-    with pytest.raises(TypeError, match="masked array, whose mask JAX would drop"):
+    with pytest.raises(ValueError, match="read-only"):  # a copy of another target's data,
+        refilled.data[:] = 0.0  # which stays as it was made
+    with pytest.raises(TypeError, match="masked array, which JAX takes no mask of"):
         infer.Target(_centred, init=jnp.zeros(2), data=np.ma.masked_equal([1.0, -999.0], -999.0))
     # a global read only inside a lambda of the log density: kept out of its key
     target = infer.Target(_rows_shifted, init=jnp.zeros(2))
