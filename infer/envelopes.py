@@ -297,7 +297,9 @@ def _uncovered(logdensity_fn, proposal: Proposal, num_points: int, init):
         warnings.filterwarnings("ignore", "Out-of-support values", UserWarning)
         proposal_lacks = ~jnp.isfinite(proposal.log_prob_batch(points))
     if proposal.support is not None and jax.tree.structure(points).num_leaves == 1:
-        inside = jnp.asarray(proposal.support(jax.tree.leaves(points)[0]))
+        support = validation.fresh_numpy_leaves(proposal.support)  # as log_prob's own
+        with jax.numpy_rank_promotion("allow"):  # (draws, 3) against (3,) bounds
+            inside = jnp.asarray(support(jax.tree.leaves(points)[0]))
         inside = jnp.all(inside.reshape(inside.shape[0], -1), axis=1)
         proposal_lacks = proposal_lacks | ~inside
     return points, target_has & proposal_lacks

@@ -1152,15 +1152,18 @@ def test_a_distribution_used_before_64_bit_floats_were_switched_samples_after():
     requires arguments to have the same dtypes". Each trace now takes a copy."""
     target = infer.Target(_quadratic, init=jnp.zeros(3))
     normal = dist.Normal(jnp.zeros(3), 1.3)
-    uniform = dist.Uniform(np.full(3, -4.0), np.full(3, 4.0))  # bounds in its support too
+    uniform = dist.Uniform(np.full(3, -4.0), np.full(3, 4.0))  # its support holds them too
     run = dict(num_chains=2, num_samples=20)
     for proposal in (normal, uniform):
         infer.sample(0, target, infer.independent_mh(proposal), **run)
     with jax.enable_x64(True):
-        for proposal in (normal, uniform):
-            for sampler in (infer.independent_mh, infer.rejection):
-                result = infer.sample(0, target, sampler(proposal), **run)
-                assert result.draws["x"].dtype == np.float64
+        for proposal, sampler in (
+            (normal, infer.independent_mh),
+            (normal, infer.rejection),
+            (uniform, infer.independent_mh),
+        ):
+            result = infer.sample(0, target, sampler(proposal), **run)
+            assert result.draws["x"].dtype == np.float64
 
 
 class _ShiftedNormal(dist.Normal):  # a user's subclass, with an attribute of its own
