@@ -92,7 +92,7 @@ def check_name(what: str, name) -> None:
     a string a file can hold (:func:`infer.validation.unstorable_name`), other than ArviZ's
     dimensions ``chain`` and ``draw``."""
     problem = validation.unstorable_name(name)
-    if problem is None and name in ("chain", "draw"):
+    if problem is None and name in validation.ARVIZ_DIMS:
         problem = "is one of ArviZ's dimensions ('chain', 'draw')"
     if problem is not None:
         raise TypeError(
@@ -230,10 +230,10 @@ def _check_axis(name, what, axis, length, named, variables, lengths) -> None:
     length. ``named``: the name is the user's (in ``dims``), not ArviZ's own."""
     if axis in variables:
         how = f"dims[{name!r}] names" if named else "ArviZ would name"
+        fix = f"the axis (dims[{name!r}]) or the variable" if named else f"{axis!r}"
         raise ValueError(
             f"{how} an axis of {what} {axis!r}, the name of a variable too; ArviZ would turn "
-            f"that variable into the axis's labels and drop it. Rename the axis "
-            f"(dims[{name!r}]) or the variable."
+            f"that variable into the axis's labels and drop it. Rename {fix}."
         )
     first_length, first = lengths.setdefault(axis, (length, name))
     if first_length != length:

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from infer import validation
+from infer.draws_checks import check_dims_fit
 
 GUIDE = "See infer.Kernel and docs/writing-a-sampler.md."
 
@@ -91,7 +92,7 @@ READ_FIELDS = ("acceptance_rate", "is_accepted", "diverging", "nonfinite")
 FLAG_FIELDS = ("is_accepted", "diverging", "nonfinite")  # counted where True
 #: Names an info field may not take: the driver's ``lp`` (and ``logdensity``, reported as
 #: ``lp``), and ArviZ's dimensions.
-TAKEN_NAMES = ("lp", "logdensity", "chain", "draw")
+TAKEN_NAMES = ("lp", "logdensity", *validation.ARVIZ_DIMS)
 
 
 def _info_kind_problem(infos) -> str | None:
@@ -140,15 +141,10 @@ def checked_info_fields(info: dict) -> dict:
             )
         if problem:
             raise KernelProtocolError(f"step's info field {name!r} {problem}. {GUIDE}")
-    for name, value in info.items():  # (num_chains, ...): ArviZ names the rest's axes
-        for axis in range(np.ndim(value) - 1):
-            if f"{name}_dim_{axis}" in info:
-                raise KernelProtocolError(
-                    f"step's info field {name!r} has an axis ArviZ would name "
-                    f"'{name}_dim_{axis}', the name of a field too: sample_stats would "
-                    f"turn that field into the axis's labels and drop it. Rename the "
-                    f"field. {GUIDE}"
-                )
+    try:  # the axes after (num_chains,) get ArviZ's names, which a field may hold
+        check_dims_fit(None, {name: np.shape(value)[1:] for name, value in info.items()})
+    except ValueError as err:
+        raise KernelProtocolError(f"step's info fields: {err} {GUIDE}") from None
     return info
 
 

@@ -67,10 +67,7 @@ def once_per_call(kind: str, obj, compute: Callable):
 def _read(fn) -> tuple:
     """:func:`outside_values`, read now."""
     if isinstance(fn, functools.partial):  # its bound values, and what its function reads
-        bound = [*enumerate(fn.args), *sorted(fn.keywords.items())]
-        found = [(f"<bound {name}>", _fingerprint(value)) for name, value in bound]
-        found.append(("<function>", outside_values(fn.func)))
-        return tuple(item for item in found if item[1] is not None)
+        return (("<bound>", _bound_values(fn)), ("<function>", outside_values(fn.func)))
     found = []
     function = fn if hasattr(fn, "__code__") else type(fn).__call__  # a callable object's
     code = getattr(function, "__code__", None)
@@ -108,20 +105,25 @@ def function_key(fn) -> tuple:
     function reads does."""
 
     if isinstance(fn, functools.partial):
-        bound = tuple(_bound_key(a) for a in fn.args)
-        bound += tuple((name, _bound_key(a)) for name, a in sorted(fn.keywords.items()))
-        return (function_key(fn.func), bound)
+        return (function_key(fn.func), _bound_values(fn))
     return (IdentityKey(fn), outside_values(fn))
 
 
-def _bound_key(value):
-    """A ``functools.partial``'s bound argument in its key: a callable's key, an array's
-    values (one refilled in place is another), the identity of anything else."""
-    if callable(value):
-        return function_key(value)
-    if isinstance(value, _ARRAYS):
-        return _fingerprint(value)
-    return IdentityKey(value)
+def _bound_values(partial: functools.partial) -> tuple:
+    """A ``functools.partial``'s bound arguments, positional then by keyword: a callable's
+    key, an array's values (one refilled in place is another), the identity of anything
+    else."""
+
+    def key(value):
+        if callable(value):
+            return function_key(value)
+        if isinstance(value, _ARRAYS):
+            return _fingerprint(value)
+        return IdentityKey(value)
+
+    return tuple(map(key, partial.args)) + tuple(
+        (name, key(value)) for name, value in sorted(partial.keywords.items())
+    )
 
 
 #: ``id(array) -> (weak reference to it, its bytes' checksum)`` of the 64-bit NumPy arrays

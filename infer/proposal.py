@@ -19,6 +19,7 @@ from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import solve_triangular
 
 from infer import random_bits, validation
+from infer.placement import x64_enabled
 from infer.starts import check_scalar_logdensity
 
 
@@ -165,25 +166,32 @@ def as_proposal(proposal, argument: str = "proposal") -> Proposal:
         # NumPyro broadcasts batch shapes implicitly; let it, even where a caller's config
         # makes implicit rank promotion an error (scoped to these calls, traced or not).
         allow = functools.partial(jax.numpy_rank_promotion, "allow")
-        # each trace takes the distribution with its NumPy arrays copied (see
-        # validation.fresh_numpy_leaves): one traced before jax_enable_x64 was switched
-        # failed inside XLA after it
+        # traced with its NumPy arrays copied, one copy per mode of jax_enable_x64 (see
+        # validation.fresh_numpy_leaves): the distribution traced before a switch failed
+        # inside XLA after it
+        copies: dict = {}
+
+        def current():
+            mode = x64_enabled()
+            if mode not in copies:
+                copies[mode] = validation.fresh_numpy_leaves(proposal)
+            return copies[mode]
 
         def sample(key):
             with allow():
-                return validation.fresh_numpy_leaves(dist).sample(key)
+                return current().sample(key)
 
         def log_prob(x):
             with allow():  # one draw: batch dimensions of the distribution are coordinates
-                return jnp.sum(validation.fresh_numpy_leaves(dist).log_prob(x))
+                return jnp.sum(current().log_prob(x))
 
         def sample_batch(key, n):
             with allow():
-                return validation.fresh_numpy_leaves(dist).sample(key, (n,))
+                return current().sample(key, (n,))
 
         def log_prob_batch(xs):
             with allow():
-                lp = validation.fresh_numpy_leaves(dist).log_prob(xs)
+                lp = current().log_prob(xs)
             extra = lp.ndim - 1
             return jnp.sum(lp, axis=tuple(range(1, 1 + extra))) if extra > 0 else lp
 

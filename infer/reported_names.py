@@ -13,9 +13,9 @@ import numpy as np
 from infer.draws_checks import check_argument_dims, check_dims_fit
 from infer.placement import traced_shapes
 from infer.target import Target, program_key
-from infer.validation import unstorable_name
+from infer.validation import ARVIZ_DIMS, unstorable_name
 
-RESERVED = ("chain", "draw")
+RESERVED = ARVIZ_DIMS
 
 
 def reported_shapes(target: Target, position) -> dict:

@@ -12,6 +12,9 @@ import weakref
 
 import numpy as np
 
+#: ArviZ's dimensions of every group, which no variable may be named.
+ARVIZ_DIMS = ("chain", "draw")
+
 
 def unstorable_name(name) -> str | None:
     """Why ``name`` cannot name a variable of a result's ``DataTree`` written to NetCDF or
