@@ -101,8 +101,8 @@ def _names(code, depth: int = 0) -> set:
 def function_key(fn) -> tuple:
     """A hashable key for what ``fn`` computes: its identity and :func:`outside_values`, and
     through a ``functools.partial``, those of its function and of the callables it binds
-    (the identity of anything else it binds, data): a key that changes when a global the
-    function reads does."""
+    (and the values of the data it binds): a key that changes when a global the function
+    reads, or an array it binds, does."""
 
     if isinstance(fn, functools.partial):
         return (function_key(fn.func), _bound_values(fn))
@@ -110,24 +110,29 @@ def function_key(fn) -> tuple:
 
 
 def _bound_values(partial: functools.partial) -> tuple:
+    """:func:`_bound_keys`, read once per call of the library (see :func:`held`)."""
+    return once_per_call("bound values", partial, lambda: _bound_keys(partial))
+
+
+def _bound_keys(partial: functools.partial) -> tuple:
     """A ``functools.partial``'s bound arguments, positional then by keyword: a callable's
-    key, an array's values (one refilled in place is another), the identity of anything
-    else."""
+    key, the values of an array, number or string (or tuple, list or dict of them: one
+    refilled in place is another), the identity of anything else."""
 
     def key(value):
         if callable(value):
             return function_key(value)
-        if isinstance(value, _ARRAYS):
-            return _fingerprint(value)
-        return IdentityKey(value)
+        fingerprint = _fingerprint(value)  # arrays, numbers and containers of them by value
+        return IdentityKey(value) if fingerprint is None else fingerprint
 
     return tuple(map(key, partial.args)) + tuple(
         (name, key(value)) for name, value in sorted(partial.keywords.items())
     )
 
 
-#: ``id(array) -> (weak reference to it, its bytes' checksum)`` of the 64-bit NumPy arrays
-#: read from outside functions: to tell one refilled in place.
+#: ``id(array) -> (weak reference to it, its bytes' checksum, jax_enable_x64 then)`` of the
+#: 64-bit NumPy arrays read from outside functions: to tell one refilled in place, or read
+#: again after 64-bit floats were switched. An entry goes when its array does.
 _SEEN_WIDE: dict = {}
 
 #: What drops compiled programs when an array read as a constant was refilled in place (see
@@ -144,28 +149,46 @@ def forget_programs_on_stale_constants(forget: Callable[[], None]) -> None:
     _FORGETTERS.append(forget)
 
 
-def _note_array(value: np.ndarray, crc: int) -> None:
-    """Clear the compiled programs and JAX's caches when ``value`` (the same array object as
-    before, 64-bit, with 64-bit floats off) holds other bytes than when last read: JAX (0.12)
-    keeps the converted copy it made of a 64-bit NumPy array traced as a constant, and hands
-    it back for that array later (to new traces too), whatever was written into it since.
-    Rare; every program compiles again once."""
+def drop_compiled_copies() -> None:
+    """Drop every compiled program, the library's and JAX's, and with them the copies JAX
+    made of 64-bit NumPy constants (JAX 0.12 hands such a copy back for its array later,
+    to new traces too: stale after a refill, and of the other width after 64-bit floats
+    were switched, which XLA then refuses). Every program compiles again once."""
     import jax
 
-    if str(value.dtype) not in _WIDE or jax.config.jax_enable_x64:
+    for forget in _FORGETTERS:  # programs holding the old copy, the library's own too
+        forget()
+    jax.clear_caches()
+    gc.collect()  # the old copy goes with the last program holding it
+
+
+def _note_array(value: np.ndarray, crc: int) -> None:
+    """:func:`drop_compiled_copies` when ``value`` (the same 64-bit array object as before)
+    holds other bytes than when last read with 64-bit floats off, or was last read with
+    ``jax_enable_x64`` the other way: JAX may hand back the copy it converted then. Rare."""
+    import jax
+
+    if str(value.dtype) not in _WIDE:
         return
-    seen = _SEEN_WIDE.get(id(value))
-    if seen is not None and seen[0]() is value and seen[1] != crc:
-        for forget in _FORGETTERS:  # programs holding the old copy, the library's own too
-            forget()
-        jax.clear_caches()
-        gc.collect()  # the old copy goes with the last program holding it
-    if len(_SEEN_WIDE) >= 4096:
-        _SEEN_WIDE.clear()
+    wide = bool(jax.config.jax_enable_x64)
+    key = id(value)
+    seen = _SEEN_WIDE.get(key)
+    if seen is not None and seen[0]() is value:
+        _, last_crc, last_wide = seen
+        if last_wide != wide or (not wide and last_crc != crc):
+            drop_compiled_copies()
     try:
-        _SEEN_WIDE[id(value)] = (weakref.ref(value), crc)
+        reference = weakref.ref(value, functools.partial(_unsee, key))
     except TypeError:  # a view of no weak reference: not told
-        pass
+        return
+    _SEEN_WIDE[key] = (reference, crc, wide)
+
+
+def _unsee(key: int, reference) -> None:
+    """Forget an array gone (``reference`` to it died), unless its id was taken since."""
+    entry = _SEEN_WIDE.get(key)
+    if entry is not None and entry[0] is reference:
+        del _SEEN_WIDE[key]
 
 
 #: How deep dicts and objects are followed (``config.prior.scale`` is 2), and how many

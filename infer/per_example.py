@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.caller import INFER_FRAMES
+from infer.outside_values import drop_compiled_copies
 
 #: The relative difference below which a likelihood and the sum of its examples' terms are
 #: taken as equal.
@@ -54,14 +55,17 @@ def check_sum_over_examples(
         )
     # float32 round-off of sums over the examples (whatever the parameters' dtype: a layer
     # may compute in float32); a mean or a stray term is off by far more
-    if _apart(whole, summed) and not _a_sum_in_float64(loglik_fn, position, examples, whose):
+    if not _apart(whole, summed):
+        return
+    failure = _sum_in_float64(loglik_fn, position, examples, whose)
+    if failure is not None:
         raise NotASum(
             f"{whose} is not a sum over the examples: on {count} examples together it is "
             f"{whole:.6g}, and its values on each example alone sum to {summed:.6g} (a mean "
             "over the examples, or a term not tied to one?). Minibatches scale a batch's "
             "likelihood by N / B and LOO reads one term per example, so both need the sum: "
             "write it as jnp.sum(...) over the examples' log likelihoods, with anything else "
-            "in the prior."
+            f"in the prior.{failure}"
         )
 
 
@@ -70,23 +74,32 @@ def _apart(whole: float, summed: float) -> bool:
     return abs(whole - summed) > ROUND_OFF * (1.0 + abs(whole) + abs(summed))
 
 
-def _a_sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> bool:
-    """Whether ``loglik_fn``, evaluated again in float64 (its float32 inputs widened, 64-bit
-    floats on while it runs), is the sum of its terms: then its float32 sums cancelled (terms of
-    millions summing to hundreds), which a warning says; False when it is not, or cannot be
-    evaluated so."""
+def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str | None:
+    """``None`` when ``loglik_fn``, evaluated again in float64 (its float32 inputs widened,
+    64-bit floats on while it runs), is the sum of its terms: then its float32 sums cancelled
+    (terms of millions summing to hundreds), which a warning says. Else ``""`` (not a sum, or
+    nothing to widen), or why it could not be evaluated so (for the message)."""
     if not any(_float32(leaf) for leaf in jax.tree.leaves((position, examples))):
-        return False  # nothing to widen (float32 parameters stay so under x64: Flax's)
+        return ""  # nothing to widen (float32 parameters stay so under x64: Flax's)
     wide = lambda leaf: leaf.astype(jnp.float64) if _float32(leaf) else leaf  # noqa: E731
+    # JAX keeps the copy it converted of a float64 NumPy constant the function reads, and
+    # hands it back in the other mode, which XLA refuses: drop such copies either side
+    drop_compiled_copies()
     try:
         with jax.enable_x64(True):
             position64, examples64 = jax.tree.map(wide, (position, examples))
             whole = float(loglik_fn(position64, examples64))
             summed = float(jnp.sum(per_example(loglik_fn, position64, examples64)))
-    except Exception:  # noqa: BLE001 - the user's function may fix its dtypes
-        return False
+    except Exception as error:  # noqa: BLE001 - the user's function may fix its dtypes
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        return (
+            f" (Evaluated again in float64, to tell float32 round-off, it failed: "
+            f"{type(error).__name__}: {first_line[:200]})"
+        )
+    finally:
+        drop_compiled_copies()
     if not (np.isfinite(whole) and np.isfinite(summed)) or _apart(whole, summed):
-        return False
+        return ""
     warnings.warn(
         f"{whose} is a sum over the examples, but in float32 it loses its last digits: its "
         "terms cancel (sums of large values that nearly balance). On a batch its value and "
@@ -97,7 +110,7 @@ def _a_sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> bo
         UserWarning,
         skip_file_prefixes=INFER_FRAMES,
     )
-    return True
+    return None
 
 
 def _float32(leaf) -> bool:

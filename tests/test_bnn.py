@@ -862,6 +862,15 @@ def poisson_in_three_sums(model, data):  # a sum over the examples, its terms ap
     return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
 
 
+OFFSET = np.array([0.0])  # float64
+
+
+def poisson_offset(model, data):
+    x, y = data
+    eta = model(x) + OFFSET
+    return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
+
+
 def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
     """Three sums of about 1.6e7 cancelling to about -100: in float32 the batch's value and
     its examples' differ by more than round-off, and the likelihood was called "not a sum"
@@ -881,9 +890,20 @@ def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
         infer.Target.from_flax(
             PoissonRate(), poisson_in_three_sums, (x, y), prior=20.0, pointwise=True
         )
+    with pytest.warns(UserWarning, match="in float32 it loses"):  # reading a float64 global:
+        # JAX handed its float32 copy to the float64 check, which failed ("not a sum")
+        infer.Target.from_flax(PoissonRate(), poisson_offset, (x, y), prior=20.0, pointwise=True)
     mean = lambda model, data: poisson_in_three_sums(model, data) / len(data[1])  # noqa: E731
     with pytest.raises(NotASum, match="not a sum over the examples"):  # in float64 too
         infer.Target.from_flax(PoissonRate(), mean, (x, y), prior=20.0, pointwise=True)
+
+    def mean_of_float32(model, data):  # its float64 check fails: the message says so
+        if data[1].dtype != jnp.float32:
+            raise TypeError("float32 data only")
+        return mean(model, data)
+
+    with pytest.raises(NotASum, match="in float64, .* it failed: TypeError: float32 data only"):
+        infer.Target.from_flax(PoissonRate(), mean_of_float32, (x, y), prior=20.0, pointwise=True)
 
 
 @pytest.mark.parametrize("position", ["tree", "flat"])

@@ -281,6 +281,10 @@ def _centred(x, data):
     return -0.5 * jnp.sum((x - data) ** 2)
 
 
+def _first_centred(x, data):
+    return _centred(x, data[0])
+
+
 CENTER = np.zeros(2)  # float64, as np.zeros gives
 SHIFT = 0.0
 
@@ -389,6 +393,13 @@ def test_float64_numpy_values_refilled_in_place_are_read_anew():
     bound[:] = [2.0, 1.0]
     result = infer.sample(0, target, infer.rwmh(), **run)
     _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [2.0, 1.0]) ** 2))
+    # inside a tuple too (float32: no stale copy; the program's key kept it by identity)
+    bound32 = np.zeros(2, np.float32)
+    target = infer.Target(functools.partial(_first_centred, data=(bound32,)), init=jnp.zeros(2))
+    infer.sample(0, target, infer.rwmh(), **run)
+    bound32[:] = [-1.0, 3.0]
+    result = infer.sample(0, target, infer.rwmh(), **run)
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [-1.0, 3.0]) ** 2))
     # the target's copy is its own: renaming it copies nothing more, and a masked array,
     # whose mask JAX drops, is refused by name
     assert refilled.with_options(name="again").data is refilled.data
@@ -405,3 +416,45 @@ def test_float64_numpy_values_refilled_in_place_are_read_anew():
     finally:
         SHIFT = 0.0
     _recorded_lp_matches(result, lambda x: 3 * -0.5 * np.sum((x - 5.0) ** 2))
+
+
+def test_a_refilled_global_is_told_after_thousands_of_other_arrays_were_read():
+    """The arrays read were remembered in a dict emptied whole at 4,096 entries: a global
+    refilled after a sweep over fresh arrays was sampled with JAX's old copy."""
+    import infer
+    from infer.outside_values import function_key
+
+    run = dict(num_chains=2, num_samples=20, num_warmup=10)
+    target = infer.Target(_about_center, init=jnp.zeros(2))
+    infer.sample(0, target, infer.rwmh(), **run)
+    swept = [np.zeros(2) for _ in range(5000)]  # a sweep's data, all alive at once
+    for data in swept:
+        function_key(functools.partial(_centred, data=data))
+    del swept  # their entries go with them
+    CENTER[:] = [5.0, -3.0]
+    try:
+        result = infer.sample(0, target, infer.rwmh(), **run)
+    finally:
+        CENTER[:] = 0.0
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+
+
+@pytest.mark.parametrize("first_x64", [False, True])
+def test_a_float64_global_is_read_after_64_bit_floats_are_switched(first_x64):
+    """A log density reading a float64 NumPy global, sampled with 64-bit floats off and then
+    on (or on, then off), failed inside XLA ("Cannot lower jaxpr"): JAX handed back the
+    copy it made in the other mode."""
+    import infer
+
+    run = dict(num_chains=2, num_samples=20, num_warmup=10)
+    CENTER[:] = [1.0, 2.0]
+    try:
+        for x64 in (first_x64, not first_x64, first_x64):
+            with jax.enable_x64(x64):
+                result = infer.sample(
+                    0, infer.Target(_about_center, init=jnp.zeros(2)), infer.rwmh(), **run
+                )
+            assert result.draws["x"].dtype == (np.float64 if x64 else np.float32)
+            _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [1.0, 2.0]) ** 2))
+    finally:
+        CENTER[:] = 0.0
