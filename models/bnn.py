@@ -95,8 +95,8 @@ def layer_prior(
     """An independent prior with a scale by layer: ``output`` for the weights of the layer
     named ``output_layer`` (the module's attribute, ``"out"`` by default, or its dotted path:
     ``"layers.1"`` for the second layer of an ``nnx.List``; a name of no layer, or of every
-    one, is refused), ``hidden`` for the weights of every other layer, ``bias`` for every
-    bias.
+    one, is refused; a module that is itself one layer, a bare ``nnx.Linear``, needs no
+    name), ``hidden`` for the weights of every other layer, ``bias`` for every bias.
     The weights are Gaussian, or with ``df`` Student-t with ``df`` degrees of freedom and those
     scales (heavy tails: Fortuin et al. 2022, "Bayesian neural network priors revisited");
     biases stay Gaussian. Returns ``log_prior(params) -> scalar`` for
@@ -117,6 +117,8 @@ def layer_prior(
         names = [[str(getattr(entry, "key", entry)) for entry in path] for path, _ in paths]
         # a layer by its dotted path ("out", or "layers.1" for a layer in an nnx.List)
         inside = [".".join(keys).startswith(output_layer + ".") for keys in names]
+        if all(len(keys) == 1 for keys in names):  # the module is one layer (nnx.Linear)
+            inside = [True] * len(names)  # its weights are the output layer's, unnamed
         weights = [i for i, keys in enumerate(names) if keys[-1] != "bias"]
         layers = sorted({".".join(keys[:-1]) for keys in names})
         # a name of every layer of several ("layers" of an nnx.List) gives none the hidden

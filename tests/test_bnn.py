@@ -168,6 +168,11 @@ def test_a_prior_by_layer_on_a_network_of_one_layer_gives_it_the_output_scale():
             -0.5 * (leaf / scale) ** 2 - math.log(scale) - 0.5 * math.log(2 * math.pi)
         )
     np.testing.assert_allclose(float(target.logdensity(target.init)), expected, rtol=1e-5)
+    # the module a bare layer: no name could name it, and every output_layer was refused
+    bare = infer.Target.from_flax(
+        nnx.Linear(3, 2, rngs=nnx.Rngs(0)), loglik, (X, Y), prior=bnn.layer_prior(0.3, 3.0, 1.5)
+    )
+    np.testing.assert_allclose(float(bare.logdensity(bare.init)), expected, rtol=1e-5)
 
 
 class ListMLP(nnx.Module):  # TinyMLP's layers in a list
