@@ -69,7 +69,10 @@ def same_leaves(ours: list, theirs: list) -> bool:
 
 
 def _as_jax_holds(leaf) -> np.ndarray:
-    return np.asarray(jnp.asarray(validation.snapshot(leaf)))
+    """``leaf`` in the dtype JAX would hold it in, converted on the host (no copy to the
+    device and back: the data may be large, and this runs in every call)."""
+    array = np.asarray(leaf)
+    return array.astype(jax.dtypes.canonicalize_dtype(array.dtype), copy=False)
 
 
 def as_arrays(data):
