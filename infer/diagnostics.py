@@ -123,9 +123,19 @@ def _row_values(result: Result, truth: GroundTruth | None, statistics: dict):
         return _row_numbers(result, truth, statistics, names)
 
 
+def _ess(statistics: dict, names: list[str], kind: str) -> np.ndarray:
+    """The ``kind`` ESS (``"ess_bulk"``, ``"ess_tail"``) of every scalar parameter, NaN where
+    its R-hat is: a parameter that never moves has an ESS of its draw count (ArviZ's), which
+    would stand in the minima and medians for the moving ones' (and name it as a low-ESS
+    one); it is left out of them, as its R-hat is of the maximum."""
+    return np.where(
+        np.isnan(_flat(statistics["rhat"], names)), np.nan, _flat(statistics[kind], names)
+    )
+
+
 def _row_numbers(result: Result, truth: GroundTruth | None, statistics: dict, names: list[str]):
-    ess_bulk = _flat(statistics["ess_bulk"], names)
-    ess_tail = _flat(statistics["ess_tail"], names)
+    ess_bulk = _ess(statistics, names, "ess_bulk")
+    ess_tail = _ess(statistics, names, "ess_tail")
     rhat = _flat(statistics["rhat"], names)
     mcse_mean = _flat(statistics["mcse_mean"], names)
     sampling = result.timing.get("sampling", float("nan"))
@@ -174,7 +184,7 @@ def _worst(result: Result, statistics: dict, names: list[str], stat: str, larges
     smaller of bulk and tail), worst first, and every parameter's value; NaN left out (the
     nan_stats flag names those). ``None`` for a statistic not computed."""
     if stat == "ess":
-        values = np.fmin(_flat(statistics["ess_bulk"], names), _flat(statistics["ess_tail"], names))
+        values = np.fmin(_ess(statistics, names, "ess_bulk"), _ess(statistics, names, "ess_tail"))
     elif stat in statistics:
         values = _flat(statistics[stat], names)
     else:

@@ -3,6 +3,7 @@ run built to trigger it while a healthy run stays quiet."""
 
 import dataclasses
 import math
+import re
 import warnings
 
 import arviz_stats
@@ -857,3 +858,27 @@ def test_independent_draws_get_no_rhat_flag():
     table = infer.compare(runs, warn=False)
     assert (table["max_rhat"] > 1.015).all()
     assert "rhat" not in table.loc["exact", "flags"] and "rhat" in table.loc["markov", "flags"]
+
+
+def test_a_parameter_that_never_moves_is_left_out_of_the_ess_minima():
+    """A constant's ESS is its draw count (ArviZ's), and it stood in ``min_ess_bulk``, the
+    medians and the per-second columns for the moving parameters' (silently for a NumPyro
+    deterministic, which is not flagged), and was named as the low-ESS parameter."""
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((4, 1000))
+    antithetic = np.empty_like(noise)  # ESS above the 4,000 draws
+    antithetic[:, 0] = noise[:, 0]
+    for t in range(1, 1000):
+        antithetic[:, t] = -0.5 * antithetic[:, t - 1] + noise[:, t]
+    alone = infer.compare({"a": infer.Result.from_draws({"a": antithetic})}, warn=False)
+    assert alone.loc["a", "min_ess_bulk"] > 4000.0
+    columns = ["min_ess_bulk", "median_ess_bulk", "min_ess_tail", "median_ess_tail"]
+    constant = np.full((4, 1000), 3.0)
+    for info in ({}, {"deterministic": ["c"]}):
+        both = infer.Result.from_draws({"a": antithetic, "c": constant}, info=info)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            table = infer.compare({"a": both}, min_ess=alone.loc["a", "min_ess_tail"] + 1.0)
+        np.testing.assert_array_equal(table.loc["a", columns], alone.loc["a", columns])
+        low_ess = [str(w.message) for w in said if "min ESS" in str(w.message)]
+        assert low_ess and not any(re.search(r"\bc \d", message) for message in low_ess)
