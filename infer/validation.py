@@ -63,7 +63,7 @@ def superchain_size(superchains, num_chains: int, name: str = "superchains") -> 
     superchains = positive_int(
         name,
         superchains,
-        "Nested R-hat compares superchains with each other: one has nothing to compare.",
+        "Nested R-hat compares superchains with each other: a whole number of them, two or more.",
         minimum=2,
     )
     if num_chains % superchains:

@@ -2,6 +2,7 @@
 test set of random, autocorrelated, heavy-tailed, constant, NaN-containing, tied and
 non-mixing draws, and nested R-hat against a direct numpy implementation of the paper."""
 
+import collections
 import json
 import os
 import subprocess
@@ -316,6 +317,15 @@ def test_bad_input_is_refused_on_the_host():
         chain_stats.ess(np.zeros((4, 10)), method="tail", prob=(0.05, 1.5))
     with pytest.raises(TypeError, match="real numbers"):
         chain_stats.rhat(np.zeros((4, 10), complex))
+    # a tuple (or namedtuple) of two parameters' draws was stacked into one array and read
+    # as 2 chains of 4 draws of 10 parameters, silently
+    position = collections.namedtuple("Position", "mu tau")(np.zeros((4, 10)), np.ones((4, 10)))
+    with pytest.raises(TypeError, match=r"Position of 2, .* pass a dict .*_asdict"):
+        chain_stats.summary_stats(position)
+    with pytest.raises(TypeError, match="draws is a tuple of 2"):
+        chain_stats.rhat(tuple(position))
+    with pytest.raises(ValueError, match=r"draws\['w'\] is a dict: .* \{'w.a': ...\}"):
+        chain_stats.summary_stats({"w": {"a": np.zeros((4, 10))}})
 
 
 SHARDED_SCRIPT = textwrap.dedent(
