@@ -174,15 +174,17 @@ def _pooled_trees(results: dict, truth, names) -> dict:
         dims = {key: first.dim_names(key) for key in pooled}  # the names the coords use
         trees[name] = arviz_base.from_dict({"posterior": pooled}, dims=dims)
     if truth is not None:
+        # a variable the truth leaves out is NaN there (no mark): ArviZ fails on trees of
+        # other variables, not finding their dimensions
         known = {
             name: np.broadcast_to(
-                np.asarray(truth.mean[name], np.float64),
+                np.asarray(truth.mean.get(name, np.nan), np.float64),
                 (1, length, *first.draws[name].shape[2:]),
             )
             for name in names
-            if name in truth.mean and name in first.draws
+            if name in first.draws
         }
-        if known:
+        if any(name in truth.mean for name in known):
             dims = {key: first.dim_names(key) for key in known}
             trees["ground truth"] = arviz_base.from_dict({"posterior": known}, dims=dims)
     return trees
