@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from infer import validation
+from infer.keys import as_jax_key, as_key
 from infer.numpyro_predictive import predictive_draws, site_names, sized_by_observations
 from infer.result import Result
 from infer.target import Target
@@ -23,7 +24,7 @@ def predictive(
     posterior: bool = True,
     prior: bool | None = None,
     num_prior_draws: int | None = None,
-    seed: int = 0,
+    seed=0,
 ) -> Result:
     """``result`` with the groups ``posterior_predictive`` (one simulated data set per draw,
     ``(num_chains, num_samples, *observation_shape)``) and, with ``prior``, ``prior`` (the
@@ -44,6 +45,9 @@ def predictive(
         posterior: draw the posterior predictive (or the predictions).
         prior: draw the prior groups; default: when ``target`` holds the fit's data.
             ``True`` with a target on new data is refused.
+        num_prior_draws: the prior groups' draws (default: the result's draws per chain);
+            refused when the prior groups are not drawn.
+        seed: an int seed or a ``jax.random.key(...)`` for the simulations.
 
     Returns:
         A new :class:`infer.Result` with those groups added.
@@ -76,6 +80,12 @@ def predictive(
             "with the fit's own target, or leave prior out here."
         )
     prior = same_data if prior is None else prior
+    if num_prior_draws is not None and not prior:
+        raise ValueError(
+            f"num_prior_draws={num_prior_draws!r} is for the prior groups, which are not drawn "
+            "here (prior=False, or a target on other data than the result's): leave it out, "
+            "or pass prior=True with the fit's own target."
+        )
     if not (posterior or prior):
         raise ValueError(
             "posterior=False and prior=False leave nothing to draw: pass posterior=True, or "
@@ -94,7 +104,7 @@ def predictive(
         _refuse_resized(result, latent, sites)
     _warn_if_another_model(result, target)  # sites alike (else refused above)
     groups = _with_data(result, target) if same_data else dict(result.groups)
-    key_posterior, key_prior = jax.random.split(jax.random.key(seed))
+    key_posterior, key_prior = jax.random.split(seed)
     if posterior:
         lead = (result.num_chains, result.num_samples)
         flat = {
@@ -121,19 +131,22 @@ def predictive(
 
 
 def _checked_options(result: Result, posterior, prior, num_prior_draws, seed) -> tuple:
-    """``(num_prior_draws, seed)`` checked (the draws per chain by default), or a TypeError
-    or ValueError naming the option."""
+    """``(num_prior_draws, key)`` checked (the draws per chain by default; the key of
+    ``seed``), or a TypeError or ValueError naming the option."""
     if num_prior_draws is None:
         num_prior_draws = result.num_samples
     num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
-    seed = validation.positive_int("seed", seed, "Pass an integer seed.", minimum=0)
+    try:
+        key = as_jax_key(as_key(seed)[0])
+    except (TypeError, ValueError) as err:  # its words name infer.sample's argument
+        raise type(err)(str(err).replace("rng_key", "seed", 1)) from None
     if posterior not in (True, False):
         raise TypeError(f"posterior must be True or False; got {posterior!r}.")
     if prior not in (None, True, False):
         raise TypeError(
             f"prior must be True, False or None (when the data are the fit's); got {prior!r}."
         )
-    return num_prior, seed
+    return num_prior, key
 
 
 def _named_dims(result: Result, target: Target, groups: dict) -> dict:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from infer import validation
 from infer.io import folder_path
 
 FORMAT = "infer.store/1"
@@ -131,6 +132,7 @@ class ZarrStore:
 
     def __init__(self, path, overwrite: bool = False):
         self.path = folder_path(path, "store")
+        overwrite = validation.flag("overwrite", overwrite)  # "False" would replace a store
         _check_path(self.path, overwrite)
         self.overwrite = overwrite
         self.written = 0

@@ -153,6 +153,8 @@ def test_overwrite_replaces_only_a_store_infer_wrote(tmp_path):
     assert notes.read_text() == "keep me"
     (tmp_path / "empty").mkdir()
     assert infer.ZarrStore(tmp_path / "empty").written == 0  # nothing there to lose
+    with pytest.raises(TypeError, match="overwrite must be True or False; got 'False'"):
+        infer.ZarrStore(tmp_path / "empty", overwrite="False")  # it replaced a store
 
 
 CHILD = textwrap.dedent(
