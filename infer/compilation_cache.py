@@ -29,6 +29,7 @@ import jax
 from jax.experimental.compilation_cache import compilation_cache
 
 from infer.caller import INFER_FRAMES
+from infer.io import expanded_path
 from infer.placement import device_list
 
 OFF = ("0", "off", "false", "no")
@@ -50,6 +51,9 @@ def enable_compilation_cache(folder=None) -> Path | None:
     Args:
         folder: a folder to use; ``None`` follows ``INFER_COMPILATION_CACHE`` and otherwise
             the per-user default.
+
+    Raises:
+        TypeError, ValueError: for a ``folder`` that is not a path, or is a file.
     """
     setting = os.environ.get("INFER_COMPILATION_CACHE", "")
     if folder is None:
@@ -58,6 +62,10 @@ def enable_compilation_cache(folder=None) -> Path | None:
         if jax.config.jax_compilation_cache_dir:
             return Path(jax.config.jax_compilation_cache_dir)
         folder = setting.strip() or default_folder()
+    else:  # the caller's: a wrong one is told, not run without
+        folder = expanded_path(folder, "folder", "folder", "~/.cache/infer/jax")
+        if folder.exists() and not folder.is_dir():
+            raise ValueError(f"folder={str(folder)!r} is a file; give a folder for the cache.")
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)

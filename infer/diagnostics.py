@@ -303,7 +303,8 @@ def compare(
             (the two agree within 1e-5).
 
     Returns:
-        A pandas ``DataFrame`` indexed by run name with the columns in :data:`COLUMNS`:
+        A pandas ``DataFrame`` indexed by run name with a ``sampler`` column and then the
+        columns in :data:`COLUMNS`:
         minimum and median bulk and tail ESS (tail at the 5%/95% quantiles), max R-hat (and
         max nested R-hat for runs with superchains, which its ``rhat`` flag then uses), max
         MCSE of the mean, bulk ESS per second of sampling (compilation excluded), per 1,000
@@ -324,6 +325,7 @@ def compare(
     """
     import pandas as pd
 
+    warn = validation.flag("warn", warn)  # "no" would warn
     results = by_name(results)
     if not isinstance(results, dict):
         raise TypeError(

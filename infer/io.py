@@ -14,13 +14,13 @@ def file_path(path, argument: str = "path") -> Path:
     """``path`` as a :class:`Path` to a file, ``~`` expanded (a folder literally named ``~``
     is never made). Raises TypeError for what is not a path, ValueError for an empty one, a
     folder, or one under a file."""
-    path = _expanded(path, argument, "file", "run.nc")
+    path = expanded_path(path, argument, "file", "run.nc")
     if path.is_dir():
         raise ValueError(f"{argument}={str(path)!r} is a folder; give a file path inside it.")
     return path
 
 
-def _expanded(path, argument: str, kind: str, example: str) -> Path:
+def expanded_path(path, argument: str, kind: str, example: str) -> Path:
     """``path`` (a ``kind`` path: "file" or "folder") as a :class:`Path` with ``~`` expanded,
     or a TypeError (not a path) or ValueError (empty, or under a file) naming ``argument``."""
     if not isinstance(path, str | os.PathLike):
@@ -43,7 +43,7 @@ def folder_path(path, argument: str, example: str = "run.zarr") -> Path:
     checked before a run starts. Raises TypeError for what is not a path, ValueError for an
     empty one or one under a file, PermissionError for one whose nearest existing folder this
     user cannot write to."""
-    path = _expanded(path, argument, "folder", example)
+    path = expanded_path(path, argument, "folder", example)
     _check_writable(path, f"{argument}={str(path)!r}")
     return path
 

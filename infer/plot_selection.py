@@ -33,7 +33,8 @@ def checked(results, kind: str, var_names, max_panels, truth) -> tuple[dict, lis
         raise ValueError("results is empty: pass an infer.Result or a dict of name -> Result.")
     if not isinstance(results, dict):
         raise TypeError(
-            "results must be an infer.Result, a list of them or a dict of name -> infer.Result."
+            "results must be an infer.Result, a list of them or a dict of name -> infer.Result; "
+            f"got {type(results).__name__}."
         )
     wrong = {name: type(r).__name__ for name, r in results.items() if not isinstance(r, Result)}
     if wrong:

@@ -14,6 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from infer import validation
 from infer.algorithms.ars_sampler import as_top_level_api as ars
 from infer.algorithms.independent_mh import as_top_level_api as independent_mh
 from infer.algorithms.mala import as_top_level_api as mala
@@ -56,12 +57,22 @@ def register(
         requires: what a target needs, shown when ``make`` returns ``None``.
         replace: allow replacing an entry of the same name.
 
+    Returns:
+        The registry's :class:`Entry` for it.
+
     Raises:
-        ValueError: for a name already registered (unless ``replace``); TypeError for a
-            ``make`` that is not callable.
+        ValueError: for a name already registered (unless ``replace``) or not an
+            identifier; TypeError for a ``make`` that is not callable, or an argument of
+            another type.
     """
-    if not isinstance(name, str) or not name.isidentifier():
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a string (a Python identifier); got {name!r}.")
+    if not name.isidentifier():
         raise ValueError(f"name must be a Python identifier-like string; got {name!r}.")
+    for argument, text in (("description", description), ("requires", requires)):
+        if not isinstance(text, str):
+            raise TypeError(f"{argument} must be a string (one line); got {text!r}.")
+    replace = validation.flag("replace", replace)
     if not callable(make):
         raise TypeError(f"make must be callable make(target) -> sampler; got {make!r}.")
     if name in _ENTRIES and not replace:

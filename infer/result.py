@@ -88,7 +88,8 @@ class Result:
         sampler: the sampler's name; ``settings``: its options.
         seed: the seed (an int, or a key's data as a list).
         target: the target's name.
-        num_warmup, thin: as passed to :func:`infer.sample`.
+        num_warmup, thin: as :func:`infer.sample` ran them (``num_warmup`` 0 for an exact
+            sampler, which takes no warm-up).
         info: run-level facts: for rejection the acceptance rate, ``log_envelope`` and envelope
             violations; for MCMC the final step size of each chain; with ``until=``, why the
             run stopped (``info["until"]["stopped"]``).
@@ -177,7 +178,11 @@ class Result:
                 superchains: perhaps a ``(num_samples, num_chains, ...)`` array (emcee's
                 ``get_chain()``), which would make the ESS far too high.
         """
-        if not isinstance(draws, dict) or not draws:
+        if isinstance(draws, dict) and not draws:
+            raise ValueError(
+                "draws is empty: give a dict of name -> array (num_chains, num_samples, ...)."
+            )
+        if not isinstance(draws, dict):
             raise TypeError(
                 "draws must be a non-empty dict of name -> array (num_chains, num_samples, ...); "
                 f"got {type(draws).__name__}."
@@ -214,6 +219,10 @@ class Result:
     def dim_names(self, name: str) -> list[str]:
         """The names of the axes of ``draws[name]`` after ``(chain, draw)``, as the ArviZ
         ``DataTree`` names them (``dims``, then ``<name>_dim_<i>`` with ``i`` from 0)."""
+        if name not in self.draws:
+            raise KeyError(
+                f"{name!r} is not a draw of this result; its draws: {sorted(self.draws)}."
+            )
         named = list(self.dims.get(name, []))
         rank = np.ndim(self.draws[name]) - 2
         return named + [f"{name}_dim_{i}" for i in range(rank - len(named))]
@@ -265,7 +274,8 @@ class Result:
         }
 
     def to_arviz(self):
-        """An ArviZ ``DataTree`` with groups ``posterior`` and ``sample_stats``, and those the
+        """An ArviZ ``DataTree`` with groups ``posterior`` and ``sample_stats`` (none for an
+        exact sampler's draws, which have no per-step statistics), and those the
         result holds besides (``log_likelihood``, ``observed_data``, ``constant_data`` of a
         NumPyro model or a target with ``loglik_fn``; ``posterior_predictive``, ``prior``,
         ``prior_predictive``, ``predictions`` from :func:`infer.predictive`); the run's facts

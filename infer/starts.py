@@ -349,8 +349,8 @@ def check_scalar_logdensity(
             out = traced_shapes(key, logdensity_fn, point)
     except Exception as err:
         raise ValueError(
-            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: {err}"
-            f"{_failure_hint(err, name)}"
+            f"{name} failed on a point shaped {shape_of}: {type(err).__name__}: "
+            f"{str(err).rstrip('.')}.{_failure_hint(err, name)}"
         ) from err
     if not hasattr(out, "shape") or out.shape != ():
         got = f"shape {out.shape}" if hasattr(out, "shape") else f"a {type(out).__name__}"

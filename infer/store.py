@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import validation
-from infer.io import folder_path
+from infer.io import expanded_path, folder_path
 
 FORMAT = "infer.store/1"
 #: The root attribute that keeps each group's variable names in the order the run made them.
@@ -399,7 +399,7 @@ def open_store(path):
     """
     import xarray as xr
 
-    path = Path(path).expanduser()
+    path = expanded_path(path, "path", "folder", "run.zarr")
     if not path.exists():
         raise FileNotFoundError(f"no store at {path}")
     not_ours = f"{path} is not a store written by infer.sample(..., store=...)"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 import jax
 import numpy as np
@@ -319,6 +319,9 @@ class Target:
 
     def with_options(self, **changes) -> Target:
         """A copy with some attributes changed, e.g. ``target.with_options(name="mine")``."""
+        known = [item.name for item in fields(self) if item.init]
+        if unknown := sorted(set(changes) - set(known)):
+            raise TypeError(f"with_options got {unknown}, not attributes of a Target: {known}.")
         return replace(self, **changes)
 
     def constrain(self, position, data=None) -> dict:

@@ -1196,3 +1196,39 @@ def test_a_distributions_copy_for_tracing_keeps_its_attributes_and_validation():
     target = infer.Target(lambda x: -0.5 * (x - 5.0) ** 2, init=jnp.asarray(5.0))
     result = infer.sample(0, target, infer.independent_mh(shifted), num_chains=2, num_samples=50)
     assert np.all(np.isfinite(result.draws["x"]))
+
+
+def test_the_helpers_arguments_are_named_when_wrong(tmp_path):
+    """Each of these gave Python's own words (pathlib's, a bare KeyError, a TypeError for
+    an empty dict), was accepted ("no" as a flag, a number as a description), or ran
+    without the cache silently (a file as its folder)."""
+    with pytest.raises(TypeError, match=r"path must be a folder path \(str or Path\); got int"):
+        infer.open_store(5)
+    with pytest.raises(TypeError, match=r"folder must be a folder path .* got int"):
+        infer.enable_compilation_cache(5)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=r"folder=.* is a file; give a folder for the cache"):
+        infer.enable_compilation_cache(tmp_path / "file")
+    result = infer.Result.from_draws({"x": np.zeros((2, 5))})
+    with pytest.raises(KeyError, match=r"'y' is not a draw of this result; its draws: \['x'\]"):
+        result.dim_names("y")
+    with pytest.raises(ValueError, match="draws is empty"):
+        infer.Result.from_draws({})
+    with pytest.raises(TypeError, match=r"a dict of name -> infer.Result; got int"):
+        infer.plot(3)
+    with pytest.raises(TypeError, match="warn must be True or False; got 'no'"):
+        infer.compare({"r": result}, warn="no")
+    make = lambda target: infer.rwmh()  # noqa: E731
+    with pytest.raises(TypeError, match="replace must be True or False; got 'no'"):
+        infer.register("mine", make, replace="no")
+    with pytest.raises(TypeError, match="description must be a string"):
+        infer.register("mine", make, description=3)
+    with pytest.raises(TypeError, match="name must be a string"):
+        infer.register(3, make)
+    assert "mine" not in infer.registry.names()
+    target = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    with pytest.raises(TypeError, match=r"with_options got \['nmae'\], not attributes"):
+        target.with_options(nmae="mine")
+    of_x_only = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), data=np.zeros(2))
+    with pytest.raises(ValueError, match=r"were given\. A target made with data="):
+        infer.sample(0, of_x_only, infer.rwmh(), num_samples=5)
