@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from infer import chain_stats, validation
-from infer.flag_rules import FLAG_RULES, OVERFLOW
+from infer.flag_rules import FLAG_RULES, OVERFLOW, UNDERFLOW
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.model_comparison import loo_columns
 from infer.named_results import by_name
@@ -235,6 +235,8 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
             if finite and values.min() == values.max():
                 if name not in derived:
                     labels.append(element_label(name, event_shape, i) + " (never changed)")
+            elif finite and (mcse[i] == 0 or undefined[i]) and _squares_underflow(values):
+                labels.append(element_label(name, event_shape, i) + " " + UNDERFLOW)
             elif undefined[i]:
                 cause = "" if finite else " (NaN or inf draws)"
                 if finite and _squares_overflow(values):
@@ -243,10 +245,20 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
     return labels
 
 
+_FLOAT64 = np.finfo(np.float64)
+
+
 def _squares_overflow(values: np.ndarray) -> bool:
     """Whether finite ``values`` are large enough that their squares (variances, MCSE) are
     inf in float64, in which the statistics are computed: above about 1.3e154."""
-    return bool(np.max(np.abs(values)) > np.sqrt(np.finfo(np.float64).max))
+    return bool(np.max(np.abs(values)) > np.sqrt(_FLOAT64.max))
+
+
+def _squares_underflow(values: np.ndarray) -> bool:
+    """Whether finite ``values`` that change spread so little that the squares of their
+    deviations (variances, MCSE) fall below float64's normal numbers (about 1.5e-154 apart
+    at most): their MCSE then reads 0, an exact mean, or NaN."""
+    return bool(np.max(values) - np.min(values) < np.sqrt(_FLOAT64.tiny))
 
 
 def _check_results(results: dict) -> None:

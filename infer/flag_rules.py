@@ -351,6 +351,8 @@ def skipped_steps_message(where: str) -> str:
 
 #: How :func:`infer.diagnostics` marks finite draws whose squares overflow.
 OVERFLOW = "(too large: squares overflow)"
+#: ... and draws that change by so little that the squares of their deviations underflow.
+UNDERFLOW = "(too small a spread: squares underflow)"
 
 
 def _listed(labels: list[str]) -> str:
@@ -375,7 +377,8 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
         )
     labels = row.get("nan_parameters") or []
     huge = [label for label in labels if label.endswith(OVERFLOW)]
-    labels = [label for label in labels if not label.endswith(OVERFLOW)]
+    tiny = [label for label in labels if label.endswith(UNDERFLOW)]
+    labels = [label for label in labels if not label.endswith((OVERFLOW, UNDERFLOW))]
     if labels:
         messages.append(
             f"R-hat, ESS or MCSE is NaN, or the draws never changed, for {_listed(labels)}: the "
@@ -395,6 +398,13 @@ def _nan_stats_rule(result: Result, row: dict, z: dict, min_ess: float) -> str |
             f"MCSE is NaN for {_listed(huge)}: the draws are finite, but their squares "
             "overflow the floating type, so their variance is inf. Report the parameter in "
             "other units (divide it by a scale)."
+        )
+    if tiny:
+        messages.append(
+            f"MCSE is 0 or NaN for {_listed(tiny)}: the draws change, but by so little that "
+            "the squares of their deviations underflow the floating type, so their variance "
+            "reads 0 (an exact mean, which it is not). Report the parameter in other units "
+            "(multiply it by a scale)."
         )
     return " ".join(messages) or None
 

@@ -882,3 +882,17 @@ def test_a_parameter_that_never_moves_is_left_out_of_the_ess_minima():
         np.testing.assert_array_equal(table.loc["a", columns], alone.loc["a", columns])
         low_ess = [str(w.message) for w in said if "min ESS" in str(w.message)]
         assert low_ess and not any(re.search(r"\bc \d", message) for message in low_ess)
+
+
+def test_draws_whose_squares_underflow_are_flagged_not_called_exact():
+    """Draws spread by 1e-160 (each a normal float64) got an MCSE of exactly 0 on the JAX
+    path, an exact mean, unflagged; squares that overflow were flagged already."""
+    draws = np.random.default_rng(6).standard_normal((4, 500))
+    for scale, flagged in ((1.0, False), (1e-160, True)):
+        result = infer.Result.from_draws({"x": draws * scale})
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            table = infer.compare({"r": result})
+        told = [str(w.message) for w in said if "squares underflow" in str(w.message)]
+        assert bool(told) == flagged == ("nan_stats" in table.loc["r", "flags"])
+        assert not flagged or table.loc["r", "max_mcse_mean"] == 0.0  # what it guards
