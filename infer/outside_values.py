@@ -205,7 +205,9 @@ def _fingerprint(value, names=frozenset(), depth=0):
         return (type(value).__name__, value)
     if isinstance(value, _ARRAYS) and value.dtype.hasobject:
         return None  # Python objects: no bytes to fingerprint
-    if isinstance(value, _ARRAYS) or _is_jax_array(value):
+    if _is_jax_array(value):
+        return (np.shape(value), str(value.dtype), _jax_array_crc(value))
+    if isinstance(value, _ARRAYS):
         crc = array_crc(value)
         if isinstance(value, np.ndarray):  # not a NumPy scalar: it cannot be refilled
             _note_array(value, crc)
@@ -222,6 +224,31 @@ def _fingerprint(value, names=frozenset(), depth=0):
         attributes = [(name, item) for name, item in sorted(vars(value).items()) if name in names]
         return _parts(type(value).__qualname__, attributes, names, depth)
     return None
+
+
+#: ``id(array) -> (weak reference to it, its checksum)`` of the JAX arrays read: a JAX array
+#: never changes, so its bytes are read (copied to the host) once, not in every call.
+_JAX_CRCS: dict = {}
+
+
+def _jax_array_crc(value) -> int:
+    """:func:`array_crc` of a JAX array, kept while the array lives."""
+    key = id(value)
+    known = _JAX_CRCS.get(key)
+    if known is not None and known[0]() is value:
+        return known[1]
+    crc = array_crc(value)
+    try:
+        _JAX_CRCS[key] = (weakref.ref(value, functools.partial(_unsee_jax, key)), crc)
+    except TypeError:  # no weak reference: read in every call
+        pass
+    return crc
+
+
+def _unsee_jax(key: int, reference) -> None:
+    entry = _JAX_CRCS.get(key)
+    if entry is not None and entry[0] is reference:
+        del _JAX_CRCS[key]
 
 
 def _parts(kind: str, entries, names, depth: int):

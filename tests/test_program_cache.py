@@ -225,6 +225,17 @@ def test_one_run_reads_a_global_array_of_its_log_density_once(monkeypatch):
     reads.clear()
     infer.sample(1, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
     assert reads.count(logdensity) == 1  # read again: a global may have changed in between
+    # a JAX array never changes: its bytes are read once while it lives, not in every call
+    on_device = jnp.linspace(0.0, 1.0, 3)
+    target = infer.Target(lambda x: -0.5 * jnp.sum((x - on_device) ** 2), init=jnp.zeros(3))
+    checksums = []
+    checksum = outside_values.array_crc
+    monkeypatch.setattr(
+        outside_values, "array_crc", lambda leaf: checksums.append(leaf) or checksum(leaf)
+    )
+    for seed in (0, 1):
+        infer.sample(seed, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=20)
+    assert sum(leaf is on_device for leaf in checksums) == 1
 
 
 def _pointwise(position, data):
