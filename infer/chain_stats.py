@@ -221,17 +221,7 @@ def _pad_draws(array, room):
 
 def _as_array(name, value):
     where = "draws" if name is None else f"draws[{name!r}]"
-    if isinstance(value, dict):
-        raise ValueError(
-            f"{where} is a dict: draws are one level of name -> array; flatten nested ones, "
-            f"e.g. {{'{name or 'w'}.a': ...}}."
-        )
-    if isinstance(value, tuple):  # NumPy would stack its arrays as chains, silently
-        raise TypeError(
-            f"{where} is a {type(value).__name__} of {len(value)}, which would be read as one "
-            "array stacked along a new first axis (taken as the chains'); pass a dict name -> "
-            "array (a namedtuple's ._asdict(), or dict(zip(names, draws)))."
-        )
+    validation.refuse_draws_of_parameters(where, name, value)
     if not isinstance(value, jax.Array | np.ndarray):
         try:
             value = np.asarray(value)  # a list or scalar: host data already

@@ -123,19 +123,27 @@ def _row_values(result: Result, truth: GroundTruth | None, statistics: dict):
         return _row_numbers(result, truth, statistics, names)
 
 
-def _ess(statistics: dict, names: list[str], kind: str) -> np.ndarray:
-    """The ``kind`` ESS (``"ess_bulk"``, ``"ess_tail"``) of every scalar parameter, NaN where
-    its R-hat is: a parameter that never moves has an ESS of its draw count (ArviZ's), which
-    would stand in the minima and medians for the moving ones' (and name it as a low-ESS
-    one); it is left out of them, as its R-hat is of the maximum."""
-    return np.where(
-        np.isnan(_flat(statistics["rhat"], names)), np.nan, _flat(statistics[kind], names)
-    )
+def _without_frozen(statistics: dict, frozen: dict) -> dict:
+    """``statistics`` with the ESS of the entries that never moved (``frozen``: name -> flat
+    bool) NaN: ArviZ gives such an entry an ESS of its draw count, which would stand in the
+    minima and medians for the moving ones' (and name it a low-ESS one); it is left out of
+    them, as its NaN R-hat is of the maximum."""
+    masked = dict(statistics)
+    for kind in ("ess_bulk", "ess_tail"):
+        masked[kind] = {
+            name: np.where(frozen[name].reshape(np.shape(values)), np.nan, values)
+            for name, values in (
+                (name, np.asarray(statistics[kind][name], float)) for name in frozen
+            )
+        }
+    return masked
 
 
 def _row_numbers(result: Result, truth: GroundTruth | None, statistics: dict, names: list[str]):
-    ess_bulk = _ess(statistics, names, "ess_bulk")
-    ess_tail = _ess(statistics, names, "ess_tail")
+    nan_parameters, frozen = _nan_parameters(result, statistics, names)
+    statistics = _without_frozen(statistics, frozen)
+    ess_bulk = _flat(statistics["ess_bulk"], names)
+    ess_tail = _flat(statistics["ess_tail"], names)
     rhat = _flat(statistics["rhat"], names)
     mcse_mean = _flat(statistics["mcse_mean"], names)
     sampling = result.timing.get("sampling", float("nan"))
@@ -170,7 +178,7 @@ def _row_numbers(result: Result, truth: GroundTruth | None, statistics: dict, na
         "warmup_seconds": result.timing.get("warmup", float("nan")),
         "sampling_seconds": sampling,
         "max_abs_z": max_z,
-        "nan_parameters": _nan_parameters(result, statistics, names),
+        "nan_parameters": nan_parameters,
         # the parameters the R-hat and ESS flags name, worst first
         "worst_rhat": _worst(result, statistics, names, "rhat_nested", largest=True)
         or _worst(result, statistics, names, "rhat", largest=True),
@@ -184,7 +192,7 @@ def _worst(result: Result, statistics: dict, names: list[str], stat: str, larges
     smaller of bulk and tail), worst first, and every parameter's value; NaN left out (the
     nan_stats flag names those). ``None`` for a statistic not computed."""
     if stat == "ess":
-        values = np.fmin(_ess(statistics, names, "ess_bulk"), _ess(statistics, names, "ess_tail"))
+        values = np.fmin(_flat(statistics["ess_bulk"], names), _flat(statistics["ess_tail"], names))
     elif stat in statistics:
         values = _flat(statistics[stat], names)
     else:
@@ -207,14 +215,15 @@ def _max_nested(statistics: dict, names: list[str]) -> float:
     return float(np.nanmax(values)) if np.any(~np.isnan(values)) else float("nan")
 
 
-def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[str]:
-    """Labels (``"x[3]"``, ``"b[1, 0]"`` as ArviZ's summary labels them, with the cause) of
-    the parameters nothing was learned about: R-hat (of two or more chains), bulk ESS or the
-    MCSE of the mean NaN (NaN or inf draws), or the draws the same in every chain (R-hat is
-    NaN for those, but one chain has none, and their ESS and MCSE are numbers). A
-    deterministic site's entry that never changed is left out (``a > 0`` all along, a
-    reference category's fixed 0): the parameters fix it."""
-    labels = []
+def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> tuple:
+    """``(labels, frozen)``: labels (``"x[3]"``, ``"b[1, 0]"`` as ArviZ's summary labels
+    them, with the cause) of the parameters nothing was learned about: R-hat (of two or
+    more chains), bulk ESS or the MCSE of the mean NaN (NaN or inf draws), or the draws the
+    same in every chain (R-hat is NaN for those, but one chain has none, and their ESS and
+    MCSE are numbers). A deterministic site's entry that never changed is left out
+    (``a > 0`` all along, a reference category's fixed 0): the parameters fix it.
+    ``frozen``: name -> flat bool, the entries whose draws are all one finite value."""
+    labels, frozen = [], {}
     derived = set(result.info.get("deterministic", ()))
     for name in names:
         ess = np.ravel(np.asarray(statistics["ess_bulk"][name], float))
@@ -226,6 +235,7 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
         first = np.abs(np.ravel(np.asarray(stored[0, 0], float)))
         maybe_frozen = ~undefined & (mcse <= 1e-6 * (1.0 + first))  # confirmed on the draws
         event_shape = tuple(np.shape(stored)[2:])
+        frozen[name] = np.zeros(ess.shape, bool)
         for i in np.flatnonzero(undefined | maybe_frozen):
             # one component read at a time: a stored run's variable stays on disk
             values = np.asarray(
@@ -233,6 +243,7 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
             )
             finite = bool(np.isfinite(values).all())
             if finite and values.min() == values.max():
+                frozen[name][i] = True
                 if name not in derived:
                     labels.append(element_label(name, event_shape, i) + " (never changed)")
             elif finite and (mcse[i] == 0 or undefined[i]) and _squares_underflow(values):
@@ -242,7 +253,7 @@ def _nan_parameters(result: Result, statistics: dict, names: list[str]) -> list[
                 if finite and _squares_overflow(values):
                     cause = " " + OVERFLOW
                 labels.append(element_label(name, event_shape, i) + cause)
-    return labels
+    return labels, frozen
 
 
 _FLOAT64 = np.finfo(np.float64)

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.caller import INFER_FRAMES
-from infer.outside_values import drop_compiled_copies
+from infer.outside_values import drop_compiled_copies, reads_wide_arrays
 
 #: The relative difference below which a likelihood and the sum of its examples' terms are
 #: taken as equal.
@@ -83,8 +83,11 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
         return ""  # nothing to widen (float32 parameters stay so under x64: Flax's)
     wide = lambda leaf: leaf.astype(jnp.float64) if _float32(leaf) else leaf  # noqa: E731
     # JAX keeps the copy it converted of a float64 NumPy constant the function reads, and
-    # hands it back in the other mode, which XLA refuses: drop such copies either side
-    drop_compiled_copies()
+    # hands it back in the other mode, which XLA refuses: drop such copies either side, when
+    # there may be some (dropping costs every program, the user's too, a compilation)
+    drop = not jax.config.jax_enable_x64 and reads_wide_arrays(loglik_fn)
+    if drop:
+        drop_compiled_copies()
     try:
         with jax.enable_x64(True):
             position64, examples64 = jax.tree.map(wide, (position, examples))
@@ -97,7 +100,8 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
             f"{type(error).__name__}: {first_line[:200]})"
         )
     finally:
-        drop_compiled_copies()
+        if drop:
+            drop_compiled_copies()
     if not (np.isfinite(whole) and np.isfinite(summed)) or _apart(whole, summed):
         return ""
     warnings.warn(

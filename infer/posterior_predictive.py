@@ -80,12 +80,7 @@ def predictive(
             "with the fit's own target, or leave prior out here."
         )
     prior = same_data if prior is None else prior
-    if num_prior_draws is not None and not prior:
-        raise ValueError(
-            f"num_prior_draws={num_prior_draws!r} is for the prior groups, which are not drawn "
-            "here (prior=False, or a target on other data than the result's): leave it out, "
-            "or pass prior=True with the fit's own target."
-        )
+    _refuse_unused_prior_count(num_prior_draws, prior)
     if not (posterior or prior):
         raise ValueError(
             "posterior=False and prior=False leave nothing to draw: pass posterior=True, or "
@@ -136,10 +131,16 @@ def _checked_options(result: Result, posterior, prior, num_prior_draws, seed) ->
     if num_prior_draws is None:
         num_prior_draws = result.num_samples
     num_prior = validation.positive_int("num_prior_draws", num_prior_draws)
-    try:
-        key = as_jax_key(as_key(seed)[0])
-    except (TypeError, ValueError) as err:  # its words name infer.sample's argument
-        raise type(err)(str(err).replace("rng_key", "seed", 1)) from None
+    if isinstance(seed, jax.Array | np.ndarray) and (
+        jax.dtypes.issubdtype(seed.dtype, jax.dtypes.prng_key) or np.shape(seed) == (2,)
+    ):
+        try:  # a jax.random.key(...), or a legacy key's uint32 data
+            key = as_jax_key(as_key(seed)[0])
+        except (TypeError, ValueError) as err:  # its words name infer.sample's argument
+            raise type(err)(str(err).replace("rng_key", "seed", 1)) from None
+    else:  # any integer >= 0, as before (a 0-d integer array too)
+        hint = "Pass an integer seed or a jax.random.key(...)."
+        key = jax.random.key(validation.positive_int("seed", seed, hint, minimum=0))
     if posterior not in (True, False):
         raise TypeError(f"posterior must be True or False; got {posterior!r}.")
     if prior not in (None, True, False):
@@ -147,6 +148,15 @@ def _checked_options(result: Result, posterior, prior, num_prior_draws, seed) ->
             f"prior must be True, False or None (when the data are the fit's); got {prior!r}."
         )
     return num_prior, key
+
+
+def _refuse_unused_prior_count(num_prior_draws, prior: bool) -> None:
+    if num_prior_draws is not None and not prior:
+        raise ValueError(
+            f"num_prior_draws={num_prior_draws!r} is for the prior groups, which are not drawn "
+            "here (prior=False, or a target on other data than the result's): leave it out, "
+            "or pass prior=True with the fit's own target."
+        )
 
 
 def _named_dims(result: Result, target: Target, groups: dict) -> dict:

@@ -355,3 +355,22 @@ def _attributes(obj) -> dict:
             if name not in ("__dict__", "__weakref__") and hasattr(obj, name):
                 held[name] = getattr(obj, name)
     return held
+
+
+def refuse_draws_of_parameters(where: str, name, value) -> None:
+    """Refuse, naming ``where``, draws given as a container of parameters' draws that NumPy
+    would read as one array, silently: a dict inside the dict (nested draws), a namedtuple,
+    or a tuple of arrays of two or more axes (each ``(num_chains, num_draws)``, stacked as
+    chains). A tuple of chains (1-D arrays, numbers) stays an array literal."""
+    if isinstance(value, dict):
+        raise ValueError(
+            f"{where} is a dict: draws are one level of name -> array; flatten nested ones, "
+            f"e.g. {{'{name or 'w'}.a': ...}}."
+        )
+    named = hasattr(value, "_fields")
+    if isinstance(value, tuple) and (named or any(np.ndim(item) >= 2 for item in value)):
+        raise TypeError(
+            f"{where} is a {type(value).__name__} of {len(value)} parameters' draws, which "
+            "would be read as one array stacked along a new first axis (taken as the chains'); "
+            "pass a dict name -> array (a namedtuple's ._asdict(), or dict(zip(names, draws)))."
+        )

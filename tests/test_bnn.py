@@ -901,6 +901,13 @@ def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
     mean = lambda model, data: poisson_in_three_sums(model, data) / len(data[1])  # noqa: E731
     with pytest.raises(NotASum, match="not a sum over the examples"):  # in float64 too
         infer.Target.from_flax(PoissonRate(), mean, (x, y), prior=20.0, pointwise=True)
+    # the check in float64 drops the compiled programs only for a likelihood reading a
+    # 64-bit NumPy array: a mean (warned about) cost every program of the process before
+    target = infer.Target(lambda b: -0.5 * jnp.sum(b**2), init=jnp.zeros(2))
+    infer.sample(0, target, infer.rwmh(), num_samples=10)
+    with pytest.warns(UserWarning, match="not a sum"):
+        infer.Target.from_flax(PoissonRate(), mean, (x, y), prior=20.0)
+    assert infer.sample(0, target, infer.rwmh(), num_samples=10).info["cache_hit"]
 
     def mean_of_float32(model, data):  # its float64 check fails: the message says so
         if data[1].dtype != jnp.float32:

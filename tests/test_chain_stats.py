@@ -320,10 +320,14 @@ def test_bad_input_is_refused_on_the_host():
     # a tuple (or namedtuple) of two parameters' draws was stacked into one array and read
     # as 2 chains of 4 draws of 10 parameters, silently
     position = collections.namedtuple("Position", "mu tau")(np.zeros((4, 10)), np.ones((4, 10)))
-    with pytest.raises(TypeError, match=r"Position of 2, .* pass a dict .*_asdict"):
+    with pytest.raises(
+        TypeError, match=r"Position of 2 parameters' draws, .* pass a dict .*_asdict"
+    ):
         chain_stats.summary_stats(position)
-    with pytest.raises(TypeError, match="draws is a tuple of 2"):
+    with pytest.raises(TypeError, match="draws is a tuple of 2 parameters' draws"):
         chain_stats.rhat(tuple(position))
+    chains = ((0.1, 0.5, 0.3, 0.9), (0.2, 0.4, 0.8, 0.1))  # a tuple of chains: an array
+    assert chain_stats.rhat(chains) == chain_stats.rhat(np.array(chains))
     with pytest.raises(ValueError, match=r"draws\['w'\] is a dict: .* \{'w.a': ...\}"):
         chain_stats.summary_stats({"w": {"a": np.zeros((4, 10))}})
 

@@ -882,6 +882,12 @@ def test_a_parameter_that_never_moves_is_left_out_of_the_ess_minima():
         np.testing.assert_array_equal(table.loc["a", columns], alone.loc["a", columns])
         low_ess = [str(w.message) for w in said if "min ESS" in str(w.message)]
         assert low_ess and not any(re.search(r"\bc \d", message) for message in low_ess)
+    # a chain alone has no R-hat, but its ESS stands (the first version left it out)
+    one_chain = infer.Result.from_draws({"a": antithetic[:1], "c": constant[:1]})
+    table = infer.compare({"one": one_chain}, warn=False)
+    assert table.loc["one", "min_ess_bulk"] == pytest.approx(
+        float(chain_stats.ess(antithetic[:1])), rel=1e-6
+    )
 
 
 def test_draws_whose_squares_underflow_are_flagged_not_called_exact():

@@ -469,3 +469,21 @@ def test_a_float64_global_is_read_after_64_bit_floats_are_switched(first_x64):
             _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [1.0, 2.0]) ** 2))
     finally:
         CENTER[:] = 0.0
+
+
+def _linked(x, settings):
+    return -0.5 * jnp.sum((settings["link"](x) - settings["centre"]) ** 2)
+
+
+def test_partials_binding_dicts_that_differ_in_a_function_get_programs_of_their_own():
+    """A bound dict was keyed by the values it could read, leaving its function out: a
+    second target whose settings differed in their link function reused the first's
+    program (its draws and lp were the first's)."""
+    import infer
+
+    run = dict(num_chains=2, num_samples=20, num_warmup=10)
+    for link, inverse in ((jnp.exp, np.exp), (jnp.sinh, np.sinh)):
+        settings = {"centre": 1.0, "link": link}
+        target = infer.Target(functools.partial(_linked, settings=settings), init=jnp.zeros(2))
+        result = infer.sample(0, target, infer.rwmh(), **run)
+        _recorded_lp_matches(result, lambda x: -0.5 * np.sum((inverse(x) - 1.0) ** 2))

@@ -443,12 +443,12 @@ def test_predictive_refuses_draws_of_another_model(runs):
         infer.predictive(result, other_target)
     with pytest.raises(ValueError, match=r"num_prior_draws must be an integer >= 1; got 0"):
         infer.predictive(result, target, num_prior_draws=0)
-    with pytest.raises(TypeError, match=r"seed must be an int seed or a jax.random.key"):
+    with pytest.raises(TypeError, match=r"seed must be an integer >= 0; got 0.5. Pass an integer seed or a jax.random.key"):
         infer.predictive(result, target, seed=0.5)
     # a key, as every other entry point takes (it failed inside the seed check), is the seed
     # of the same number; the prior's draw count is refused where no prior is drawn
     by_key = infer.predictive(result, target, seed=jax.random.key(3), prior=False)
-    by_int = infer.predictive(result, target, seed=3, prior=False)
+    by_int = infer.predictive(result, target, seed=np.array(3), prior=False)  # as before
     simulated = [r.groups["posterior_predictive"]["y"] for r in (by_key, by_int)]
     np.testing.assert_array_equal(*simulated)
     with pytest.raises(ValueError, match=r"num_prior_draws=5 is for the prior groups"):
