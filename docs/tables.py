@@ -40,7 +40,8 @@ def provenance(record: dict, name: str) -> str:
     if record.get("quick"):
         parts.append("a quick smoke run (--quick), not a measurement")
     if commit:
-        named = machine.get("commit_named_by") == "INFER_COMMIT"  # no git there to check
+        # no git there to check ("INFER_COMMIT", or with a note after it)
+        named = str(machine.get("commit_named_by", "")).startswith("INFER_COMMIT")
         parts.append(
             f"commit `{commit[:10]}`"
             + (" with local changes" if machine.get("dirty") else "")

@@ -34,3 +34,12 @@ def test_the_check_catches_an_edited_figure():
     edited = match.group(1) + edited_body + match.group(4)
     assert tables.rewrite(edited) == match.group(0)  # the JSON's figures come back
     assert tables.rewrite(edited) != edited
+
+
+def test_a_commit_named_on_the_device_machine_is_captioned_as_unchecked():
+    """A JSON whose commit INFER_COMMIT named, with a note after the word, was captioned
+    as if git had checked it."""
+    tables = _tables()
+    for named_by in ("INFER_COMMIT", "INFER_COMMIT (sent tree was clean)"):
+        record = {"machine": {"commit": "fdeafcfbc1aa", "commit_named_by": named_by}}
+        assert "named by INFER_COMMIT; local changes not checked" in tables.provenance(record, "x")

@@ -443,7 +443,10 @@ def test_predictive_refuses_draws_of_another_model(runs):
         infer.predictive(result, other_target)
     with pytest.raises(ValueError, match=r"num_prior_draws must be an integer >= 1; got 0"):
         infer.predictive(result, target, num_prior_draws=0)
-    with pytest.raises(TypeError, match=r"seed must be an integer >= 0; got 0.5. Pass an integer seed or a jax.random.key"):
+    with pytest.raises(
+        TypeError,
+        match=r"seed must be an integer >= 0; got 0.5. Pass an integer seed or a jax.random.key",
+    ):
         infer.predictive(result, target, seed=0.5)
     # a key, as every other entry point takes (it failed inside the seed check), is the seed
     # of the same number; the prior's draw count is refused where no prior is drawn
