@@ -4,7 +4,9 @@
 ``infer/blocked_loop.py``): a loop with traced bounds makes a GPU wait for the loop's
 condition every step. This check times the sampling phase of RWMH, MALA and NUTS on the
 logistic regression with blocks of 16 and with the plain loop (``STEPS_PER_BLOCK = 1``),
-with BlackJAX's loop beside them (draws copied to the host, as in ``sweep.py``), and
+with BlackJAX's loop beside them (draws copied to the host, as in ``sweep.py``), the three
+alternated repeat by repeat (chain-steps a second; NUTS's gradients, whose trees differ by
+chance between the libraries), and
 compares the draws: blocked against plain, and a run cut into a progress bar's segments
 against one uncut (the largest absolute difference; 0 is the same bit for bit). The runs'
 lengths are whole blocks, so the blocked runs compute no step they discard.
@@ -59,6 +61,14 @@ def run(name, target, positions, num_steps, seed=0, progress=False):
     )
 
 
+def _units(result, num_chains: int, num_steps: int) -> float:
+    """What a run's rate counts: NUTS's gradients (its leapfrog steps: the two libraries'
+    trees differ by chance, so steps are not like for like), other samplers' chain-steps."""
+    if "n_steps" in result.stats:
+        return float(np.sum(result.stats["n_steps"]))
+    return float(num_chains * num_steps)
+
+
 def largest_difference(a, b) -> float:
     return max(
         float(np.max(np.abs(np.asarray(a.draws[k]) - np.asarray(b.draws[k])))) for k in a.draws
@@ -70,39 +80,43 @@ def measure(name: str, num_chains: int, num_steps: int, repeats: int, force: boo
     positions = jax.tree.map(
         lambda leaf: np.asarray(jnp.broadcast_to(leaf, (num_chains, *leaf.shape))), target.init
     )
-    rates, draws = {}, {}
+    draws, work = {}, {BLOCK: [], 1: [], "blackjax": []}
     for block in (BLOCK, 1):
         set_block(block, force)
         draws[block] = run(name, target, positions, num_steps)  # compiles
-        times = [run(name, target, positions, num_steps, seed=r + 1) for r in range(repeats)]
-        rates[block] = statistics.median(
-            num_chains * num_steps / r.timing["sampling"] for r in times
-        )
     set_block(BLOCK, force)
     cut = run(name, target, positions, num_steps, progress=True)
     theirs = blackjax_runner(name, target.logdensity_fn, num_chains, num_steps)
     jax.device_get(theirs(jax.random.key(0), positions))
-    seconds = []
-    for r in range(repeats):
+    for r in range(repeats):  # the three loops alternated, repeat by repeat
+        for block in (BLOCK, 1):
+            set_block(block, force)
+            result = run(name, target, positions, num_steps, seed=r + 1)
+            work[block].append(_units(result, num_chains, num_steps) / result.timing["sampling"])
         start = time.perf_counter()
-        jax.device_get(theirs(jax.random.key(r), positions))
-        seconds.append(time.perf_counter() - start)
-    blackjax_rate = num_chains * num_steps / statistics.median(seconds)
+        _, gradients = jax.device_get(theirs(jax.random.key(r), positions))
+        seconds = time.perf_counter() - start
+        units = float(gradients) if name == "nuts" else num_chains * num_steps
+        work["blackjax"].append(units / seconds)
+    set_block(BLOCK, force)
+    rates = {block: statistics.median(work[block]) for block in (BLOCK, 1)}
+    blackjax_rate = statistics.median(work["blackjax"])
     row = {
         "sampler": name,
         "num_chains": num_chains,
         "num_steps": num_steps,
         "block": BLOCK,
-        "blocked_chain_steps_per_s": rates[BLOCK],
-        "plain_chain_steps_per_s": rates[1],
-        "blackjax_chain_steps_per_s": blackjax_rate,
+        "unit": "gradients" if name == "nuts" else "chain-steps",
+        "blocked_per_s": rates[BLOCK],
+        "plain_per_s": rates[1],
+        "blackjax_per_s": blackjax_rate,
         "blocked_over_plain": rates[BLOCK] / rates[1],
         "blocked_over_blackjax": rates[BLOCK] / blackjax_rate,
         "largest_difference_blocked_vs_plain": largest_difference(draws[BLOCK], draws[1]),
         "largest_difference_progress_vs_not": largest_difference(cut, draws[BLOCK]),
     }
     print(
-        f"  {name:4s} {num_chains:>6} chains: blocked {rates[BLOCK]:.3e} steps/s, "
+        f"  {name:4s} {num_chains:>6} chains: blocked {rates[BLOCK]:.3e} {row['unit']}/s, "
         f"{row['blocked_over_plain']:.2f}x plain, {row['blocked_over_blackjax']:.2f}x BlackJAX; "
         f"differences {row['largest_difference_blocked_vs_plain']:.3g} (plain), "
         f"{row['largest_difference_progress_vs_not']:.3g} (progress)",
