@@ -116,23 +116,36 @@ def _bound_values(partial: functools.partial) -> tuple:
 
 def _bound_keys(partial: functools.partial) -> tuple:
     """A ``functools.partial``'s bound arguments, positional then by keyword: a callable's
-    key, the values of an array, number or string (one refilled in place is another), the
-    identity of anything else, and of a tuple, list or dict its identity and the values it
-    holds."""
+    key, the values of an array, number or string, or of a tuple, list or dict of only such
+    values (one refilled in place is another); anything else by its identity too."""
 
     def key(value):
         if callable(value):
             return function_key(value)
-        fingerprint = _fingerprint(value)  # an array, number or string by its value
-        if fingerprint is None or isinstance(value, tuple | list | dict):
-            # a container also by its identity: a fingerprint leaves out what it cannot read
-            # (a function in a dict of settings), which would merge two of them
+        fingerprint = _fingerprint(value)  # arrays, numbers, strings, containers of them
+        if fingerprint is None or not _read_whole(value):
+            # also by its identity: a fingerprint leaves out what it cannot read (a function
+            # in a dict of settings), which would merge two of them
             return (IdentityKey(value), fingerprint)
         return fingerprint
 
     return tuple(map(key, partial.args)) + tuple(
         (name, key(value)) for name, value in sorted(partial.keywords.items())
     )
+
+
+def _read_whole(value, depth: int = 0) -> bool:
+    """Whether :func:`_fingerprint` reads all of ``value``: a number, string or array, or a
+    tuple, list or dict (up to its limits) of only such values."""
+    if isinstance(value, bool | numbers.Number | str | np.ndarray | np.generic) or _is_jax_array(
+        value
+    ):
+        return True
+    if isinstance(value, tuple | list):
+        return all(_read_whole(item, depth) for item in value)
+    if isinstance(value, dict) and depth < _MAX_DEPTH and len(value) <= _MAX_ENTRIES:
+        return all(_read_whole(item, depth + 1) for item in value.values())
+    return False
 
 
 #: ``id(array) -> (weak reference to it, its bytes' checksum, jax_enable_x64 then)`` of the
@@ -165,32 +178,6 @@ def drop_compiled_copies() -> None:
         forget()
     jax.clear_caches()
     gc.collect()  # the old copy goes with the last program holding it
-
-
-def reads_wide_arrays(fn, depth: int = 0) -> bool:
-    """Whether ``fn`` reads a 64-bit NumPy array from outside (as :func:`function_key` sees
-    it), or a function in its closure or bound by a partial does (a wrapper's, three deep):
-    JAX converts such an array once and may hand that copy to a trace in the other mode of
-    ``jax_enable_x64``."""
-
-    def wide(part) -> bool:
-        if not isinstance(part, tuple):
-            return False
-        if len(part) == 3 and isinstance(part[1], str) and isinstance(part[2], int):
-            return part[1] in _WIDE  # an array's (shape, dtype, checksum)
-        return any(wide(item) for item in part)
-
-    if wide(function_key(fn)):
-        return True
-    if isinstance(fn, functools.partial):
-        inner = [fn.func, *fn.args, *fn.keywords.values()]
-    else:
-        inner = []
-        for cell in getattr(fn, "__closure__", None) or ():
-            with contextlib.suppress(ValueError):  # an empty cell
-                inner.append(cell.cell_contents)
-    inner = [item for item in inner if isinstance(item, types.FunctionType | functools.partial)]
-    return depth < 3 and any(reads_wide_arrays(item, depth + 1) for item in inner)
 
 
 def _note_array(value: np.ndarray, crc: int) -> None:

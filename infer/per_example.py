@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.caller import INFER_FRAMES
-from infer.outside_values import drop_compiled_copies, reads_wide_arrays
+from infer.outside_values import drop_compiled_copies
 
 #: The relative difference below which a likelihood and the sum of its examples' terms are
 #: taken as equal.
@@ -82,17 +82,29 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
     if not any(_float32(leaf) for leaf in jax.tree.leaves((position, examples))):
         return ""  # nothing to widen (float32 parameters stay so under x64: Flax's)
     wide = lambda leaf: leaf.astype(jnp.float64) if _float32(leaf) else leaf  # noqa: E731
-    # JAX keeps the copy it converted of a float64 NumPy constant the function reads, and
-    # hands it back in the other mode, which XLA refuses: drop such copies either side, when
-    # there may be some (dropping costs every program, the user's too, a compilation)
-    drop = not jax.config.jax_enable_x64 and reads_wide_arrays(loglik_fn)
-    if drop:
-        drop_compiled_copies()
+    was_wide, dropped = bool(jax.config.jax_enable_x64), False
+
+    def evaluate():
+        position64, examples64 = jax.tree.map(wide, (position, examples))
+        whole = float(loglik_fn(position64, examples64))
+        summed = float(jnp.sum(per_example(loglik_fn, position64, examples64)))
+        return whole, summed, position64, examples64
+
+    # JAX keeps the copy it converted of a 64-bit NumPy constant the function reads (through
+    # any helper, method or module) and hands it to a trace in the other mode, which XLA
+    # refuses: dropped, with every compiled program, where the check met one or made one
     try:
         with jax.enable_x64(True):
-            position64, examples64 = jax.tree.map(wide, (position, examples))
-            whole = float(loglik_fn(position64, examples64))
-            summed = float(jnp.sum(per_example(loglik_fn, position64, examples64)))
+            try:
+                whole, summed, position64, examples64 = evaluate()
+            except Exception:  # noqa: BLE001 - perhaps a 32-bit copy: once more without
+                if was_wide:
+                    raise
+                drop_compiled_copies()
+                dropped = True
+                whole, summed, position64, examples64 = evaluate()
+            if not was_wide and not dropped:
+                dropped = _reads_wide_constants(loglik_fn, position64, examples64)
     except Exception as error:  # noqa: BLE001 - the user's function may fix its dtypes
         first_line = (str(error).strip().splitlines() or [""])[0]
         return (
@@ -100,7 +112,7 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
             f"{type(error).__name__}: {first_line[:200]})"
         )
     finally:
-        if drop:
+        if dropped:  # the 64-bit copies this check made
             drop_compiled_copies()
     if not (np.isfinite(whole) and np.isfinite(summed)) or _apart(whole, summed):
         return ""
@@ -115,6 +127,14 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
         skip_file_prefixes=INFER_FRAMES,
     )
     return None
+
+
+def _reads_wide_constants(loglik_fn: Callable, position, examples) -> bool:
+    """Whether tracing ``loglik_fn`` (64-bit floats on) takes a 64-bit NumPy array as a
+    constant, wherever the function reads it from: JAX has then made a 64-bit copy of it."""
+    constants = jax.make_jaxpr(loglik_fn)(position, examples).consts
+    wide = ("float64", "int64", "uint64", "complex128")
+    return any(isinstance(c, np.ndarray) and str(c.dtype) in wide for c in constants)
 
 
 def _float32(leaf) -> bool:

@@ -140,7 +140,8 @@ def _checked_options(result: Result, posterior, prior, num_prior_draws, seed) ->
             raise type(err)(str(err).replace("rng_key", "seed", 1)) from None
     else:  # any integer >= 0, as before (a 0-d integer array too)
         hint = "Pass an integer seed or a jax.random.key(...)."
-        key = jax.random.key(validation.positive_int("seed", seed, hint, minimum=0))
+        seed = validation.positive_int("seed", seed, hint, minimum=0)  # 0-d arrays too
+        key = jax.random.key(validation.seed("seed", seed))  # as infer.sample's range
     if posterior not in (True, False):
         raise TypeError(f"posterior must be True or False; got {posterior!r}.")
     if prior not in (None, True, False):

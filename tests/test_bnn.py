@@ -876,6 +876,16 @@ def poisson_offset(model, data):
     return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
 
 
+def _offset_rate(model, x):  # a helper reading the float64 global
+    return model(x) + OFFSET
+
+
+def poisson_offset_by_helper(model, data):
+    x, y = data
+    eta = _offset_rate(model, x)
+    return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
+
+
 def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
     """Three sums of about 1.6e7 cancelling to about -100: in float32 the batch's value and
     its examples' differ by more than round-off, and the likelihood was called "not a sum"
@@ -895,9 +905,14 @@ def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
         infer.Target.from_flax(
             PoissonRate(), poisson_in_three_sums, (x, y), prior=20.0, pointwise=True
         )
-    with pytest.warns(UserWarning, match="in float32 it loses"):  # reading a float64 global:
-        # JAX handed its float32 copy to the float64 check, which failed ("not a sum")
-        infer.Target.from_flax(PoissonRate(), poisson_offset, (x, y), prior=20.0, pointwise=True)
+    for likelihood in (poisson_offset, poisson_offset_by_helper):  # reading a float64
+        # global, itself or through a helper: JAX handed its float32 copy to the float64
+        # check, which failed ("not a sum")
+        with pytest.warns(UserWarning, match="in float32 it loses"):
+            target = infer.Target.from_flax(
+                PoissonRate(), likelihood, (x, y), prior=20.0, pointwise=True
+            )
+        infer.sample(0, target, infer.rwmh(), num_samples=10)  # in float32 after it
     mean = lambda model, data: poisson_in_three_sums(model, data) / len(data[1])  # noqa: E731
     with pytest.raises(NotASum, match="not a sum over the examples"):  # in float64 too
         infer.Target.from_flax(PoissonRate(), mean, (x, y), prior=20.0, pointwise=True)

@@ -486,4 +486,33 @@ def test_partials_binding_dicts_that_differ_in_a_function_get_programs_of_their_
         settings = {"centre": 1.0, "link": link}
         target = infer.Target(functools.partial(_linked, settings=settings), init=jnp.zeros(2))
         result = infer.sample(0, target, infer.rwmh(), **run)
-        _recorded_lp_matches(result, lambda x: -0.5 * np.sum((inverse(x) - 1.0) ** 2))
+        _recorded_lp_matches(result, lambda x, f=inverse: -0.5 * np.sum((f(x) - 1.0) ** 2))
+
+
+def _normal_prior(position):
+    return -0.5 * jnp.sum(position**2)
+
+
+class _Traces:  # a class: its attributes are no value a function's key reads
+    count = 0
+
+
+def _pointwise_traced(position, xy):
+    _Traces.count += 1
+    x, y = xy
+    return -0.5 * (y - x * position[0]) ** 2
+
+
+def test_a_partial_binding_a_fresh_tuple_of_data_each_call_is_traced_once():
+    """Keyed by identity too (the fix for a dict holding a function), a tuple of arrays made
+    anew in each call traced the log likelihood again in every call."""
+    import infer
+
+    x = np.linspace(0.0, 1.0, 5, dtype=np.float32)
+    counts = []
+    for seed in range(3):
+        loglik = functools.partial(_pointwise_traced, xy=(x, 2 * x))
+        target = infer.Target(_normal_prior, init=jnp.zeros(1), loglik_fn=loglik)
+        infer.sample(seed, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=10)
+        counts.append(_Traces.count)
+    assert counts[0] > 0 and counts[1] == counts[2] == counts[0]

@@ -454,6 +454,8 @@ def test_predictive_refuses_draws_of_another_model(runs):
     by_int = infer.predictive(result, target, seed=np.array(3), prior=False)  # as before
     simulated = [r.groups["posterior_predictive"]["y"] for r in (by_key, by_int)]
     np.testing.assert_array_equal(*simulated)
+    with pytest.raises(ValueError, match=r"seed must be an integer in \[0, 2\*\*32\)"):
+        infer.predictive(result, target, seed=2**32 + 3)  # the same key as seed 3 (x64 off)
     with pytest.raises(ValueError, match=r"num_prior_draws=5 is for the prior groups"):
         infer.predictive(result, target, prior=False, num_prior_draws=5)
 
