@@ -351,6 +351,19 @@ def _rows_shifted(x):  # reads SHIFT only inside its lambda
     return jnp.sum(jax.vmap(lambda row: -0.5 * jnp.sum((x - row - SHIFT) ** 2))(jnp.zeros((3, 2))))
 
 
+def _sampled_after_center_is_refilled(target, run) -> None:
+    """Refill the global ``CENTER`` in place, sample ``target`` (which reads it), and check
+    that the run's lp is the new density's."""
+    import infer
+
+    CENTER[:] = [5.0, -3.0]
+    try:
+        result = infer.sample(0, target, infer.rwmh(), **run)
+    finally:
+        CENTER[:] = 0.0
+    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+
+
 def _recorded_lp_matches(result, logdensity) -> None:
     draws = np.asarray(result.draws["x"], np.float64)
     expected = np.apply_along_axis(lambda x: float(logdensity(x)), -1, draws)
@@ -382,12 +395,7 @@ def test_float64_numpy_values_refilled_in_place_are_read_anew():
     assert at[1] > at[0] + 40.0  # the old values put mu = 0 ahead
     target = infer.Target(_about_center, init=jnp.zeros(2))
     infer.sample(0, target, infer.rwmh(), **run)
-    CENTER[:] = [5.0, -3.0]
-    try:
-        result = infer.sample(0, target, infer.rwmh(), **run)
-    finally:
-        CENTER[:] = 0.0
-    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+    _sampled_after_center_is_refilled(target, run)
     # a cell run again: a new function reading the refilled array, and a 0-d one refilled
     infer.sample(0, infer.Target(_cell(), init=jnp.zeros(2)), infer.rwmh(), **run)
     CENTER[:] = [1.0, 2.0]
@@ -442,12 +450,7 @@ def test_a_refilled_global_is_told_after_thousands_of_other_arrays_were_read():
     for data in swept:
         function_key(functools.partial(_centred, data=data))
     del swept  # their entries go with them
-    CENTER[:] = [5.0, -3.0]
-    try:
-        result = infer.sample(0, target, infer.rwmh(), **run)
-    finally:
-        CENTER[:] = 0.0
-    _recorded_lp_matches(result, lambda x: -0.5 * np.sum((x - [5.0, -3.0]) ** 2))
+    _sampled_after_center_is_refilled(target, run)
 
 
 @pytest.mark.parametrize("first_x64", [False, True])
