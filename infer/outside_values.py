@@ -135,11 +135,10 @@ def _bound_keys(partial: functools.partial) -> tuple:
 
 
 def _read_whole(value, depth: int = 0) -> bool:
-    """Whether :func:`_fingerprint` reads all of ``value``: a number, string or array, or a
-    tuple, list or dict (up to its limits) of only such values."""
-    if isinstance(value, bool | numbers.Number | str | np.ndarray | np.generic) or _is_jax_array(
-        value
-    ):
+    """Whether :func:`_fingerprint` reads all of ``value``: a number, string, array, dtype or
+    ``None``, or a tuple, list or dict (up to its limits) of only such values."""
+    plain = bool | numbers.Number | str | np.ndarray | np.generic
+    if isinstance(value, plain) or value is None or _is_dtype(value) or _is_jax_array(value):
         return True
     if isinstance(value, tuple | list):
         return all(_read_whole(item, depth) for item in value)
@@ -221,6 +220,10 @@ def _fingerprint(value, names=frozenset(), depth=0):
     of those named in ``names`` that are. ``None`` for anything else."""
     if isinstance(value, bool | numbers.Number | str):
         return (type(value).__name__, value)
+    if value is None:  # a setting left out ({"mask": None})
+        return ("None",)
+    if _is_dtype(value):
+        return ("dtype", np.dtype(value).str)
     if isinstance(value, _ARRAYS) and value.dtype.hasobject:
         return None  # Python objects: no bytes to fingerprint
     if _is_jax_array(value):
@@ -297,6 +300,13 @@ def array_crc(leaf, crc: int = 0) -> int:
     array = np.ascontiguousarray(np.asarray(leaf))
     crc = zlib.crc32(f"{array.shape}{array.dtype}".encode(), crc)
     return zlib.crc32(array.reshape(-1).view(np.uint8), crc)
+
+
+def _is_dtype(value) -> bool:
+    """A NumPy dtype, or a NumPy scalar type (``np.float32``) as a dtype is named."""
+    return isinstance(value, np.dtype) or (
+        isinstance(value, type) and issubclass(value, np.generic)
+    )
 
 
 def _is_jax_array(value) -> bool:

@@ -95,11 +95,14 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
     # refuses: dropped, with every compiled program, where the check met one or made one
     try:
         with jax.enable_x64(True):
+            stale = False
             try:
                 whole, summed, position64, examples64 = evaluate()
-            except Exception:  # noqa: BLE001 - perhaps a 32-bit copy: once more without
-                if was_wide:
+            except Exception as error:  # noqa: BLE001 - a 32-bit copy's, or the user's
+                if was_wide or not _from_a_copy_of_other_width(error):
                     raise
+                stale = True
+            if stale:  # out of the except: its traceback held the stale copy alive
                 drop_compiled_copies()
                 dropped = True
                 whole, summed, position64, examples64 = evaluate()
@@ -127,6 +130,14 @@ def _sum_in_float64(loglik_fn: Callable, position, examples, whose: str) -> str 
         skip_file_prefixes=INFER_FRAMES,
     )
     return None
+
+
+#: What XLA and JAX say of a program handed a constant's copy of the other width.
+_OTHER_WIDTH = ("Cannot lower jaxpr", "RuntimeProgramInputMismatch", "same dtypes")
+
+
+def _from_a_copy_of_other_width(error: Exception) -> bool:
+    return any(words in str(error) for words in _OTHER_WIDTH)
 
 
 def _reads_wide_constants(loglik_fn: Callable, position, examples) -> bool:

@@ -886,6 +886,17 @@ def poisson_offset_by_helper(model, data):
     return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
 
 
+@jax.jit
+def _offset_jitted(eta):  # a jitted helper reading it: its own cache held the 32-bit copy
+    return eta + OFFSET
+
+
+def poisson_offset_by_jitted_helper(model, data):
+    x, y = data
+    eta = _offset_jitted(model(x))
+    return jnp.sum(y * eta) - jnp.sum(jnp.exp(eta)) - jnp.sum(jax.scipy.special.gammaln(y + 1))
+
+
 def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
     """Three sums of about 1.6e7 cancelling to about -100: in float32 the batch's value and
     its examples' differ by more than round-off, and the likelihood was called "not a sum"
@@ -905,7 +916,8 @@ def test_a_sum_whose_float32_terms_cancel_is_a_sum_with_a_warning():
         infer.Target.from_flax(
             PoissonRate(), poisson_in_three_sums, (x, y), prior=20.0, pointwise=True
         )
-    for likelihood in (poisson_offset, poisson_offset_by_helper):  # reading a float64
+    likelihoods = (poisson_offset, poisson_offset_by_helper, poisson_offset_by_jitted_helper)
+    for likelihood in likelihoods:  # reading a float64
         # global, itself or through a helper: JAX handed its float32 copy to the float64
         # check, which failed ("not a sum")
         with pytest.warns(UserWarning, match="in float32 it loses"):

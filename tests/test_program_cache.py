@@ -500,7 +500,7 @@ class _Traces:  # a class: its attributes are no value a function's key reads
     count = 0
 
 
-def _pointwise_traced(position, xy):
+def _pointwise_traced(position, xy, unused):
     _Traces.count += 1
     x, y = xy
     return -0.5 * (y - x * position[0]) ** 2
@@ -514,7 +514,7 @@ def test_a_partial_binding_a_fresh_tuple_of_data_each_call_is_traced_once():
     x = np.linspace(0.0, 1.0, 5, dtype=np.float32)
     counts = []
     for seed in range(3):
-        loglik = functools.partial(_pointwise_traced, xy=(x, 2 * x))
+        loglik = functools.partial(_pointwise_traced, xy=(x, 2 * x), unused=(None, np.float32))
         target = infer.Target(_normal_prior, init=jnp.zeros(1), loglik_fn=loglik)
         infer.sample(seed, target, infer.rwmh(), num_chains=2, num_samples=20, num_warmup=10)
         counts.append(_Traces.count)
