@@ -130,12 +130,10 @@ def _without_frozen(statistics: dict, frozen: dict) -> dict:
     them, as its NaN R-hat is of the maximum."""
     masked = dict(statistics)
     for kind in ("ess_bulk", "ess_tail"):
-        masked[kind] = {
-            name: np.where(frozen[name].reshape(np.shape(values)), np.nan, values)
-            for name, values in (
-                (name, np.asarray(statistics[kind][name], float)) for name in frozen
-            )
-        }
+        masked[kind] = {}
+        for name, fixed in frozen.items():
+            values = np.asarray(statistics[kind][name], float)
+            masked[kind][name] = np.where(fixed.reshape(values.shape), np.nan, values)
     return masked
 
 

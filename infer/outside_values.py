@@ -11,13 +11,13 @@ import functools
 import gc
 import numbers
 import types
-import weakref
 import zlib
 from collections.abc import Callable
 
 import numpy as np
 
 from infer.base import IdentityKey
+from infer.object_table import ObjectTable
 
 #: The kinds of value fingerprinted: what a model or log density reads as a constant.
 _ARRAYS = (np.ndarray, np.generic)
@@ -147,16 +147,17 @@ def _read_whole(value, depth: int = 0) -> bool:
     return False
 
 
-#: ``id(array) -> (weak reference to it, its bytes' checksum, jax_enable_x64 then)`` of the
-#: 64-bit NumPy arrays read from outside functions: to tell one refilled in place, or read
-#: again after 64-bit floats were switched. An entry goes when its array does.
-_SEEN_WIDE: dict = {}
+#: ``array -> (its bytes' checksum, jax_enable_x64 then)`` of the 64-bit NumPy arrays read
+#: from outside functions: to tell one refilled in place, or read again after 64-bit floats
+#: were switched.
+_SEEN_WIDE = ObjectTable()
 
 #: What drops compiled programs when an array read as a constant was refilled in place (see
 #: :func:`forget_programs_on_stale_constants`).
 _FORGETTERS: list = []
 
-_WIDE = ("float64", "int64", "uint64", "complex128")  # JAX converts them under 32 bits
+#: The dtypes JAX converts to 32 bits with 64-bit floats off.
+WIDE_DTYPES = ("float64", "int64", "uint64", "complex128")
 
 
 def forget_programs_on_stale_constants(forget: Callable[[], None]) -> None:
@@ -185,27 +186,15 @@ def _note_array(value: np.ndarray, crc: int) -> None:
     ``jax_enable_x64`` the other way: JAX may hand back the copy it converted then. Rare."""
     import jax
 
-    if str(value.dtype) not in _WIDE:
+    if str(value.dtype) not in WIDE_DTYPES:
         return
     wide = bool(jax.config.jax_enable_x64)
-    key = id(value)
-    seen = _SEEN_WIDE.get(key)
-    if seen is not None and seen[0]() is value:
-        _, last_crc, last_wide = seen
+    seen = _SEEN_WIDE.get(value)
+    if seen is not None:
+        last_crc, last_wide = seen
         if last_wide != wide or (not wide and last_crc != crc):
             drop_compiled_copies()
-    try:
-        reference = weakref.ref(value, functools.partial(_unsee, key))
-    except TypeError:  # a view of no weak reference: not told
-        return
-    _SEEN_WIDE[key] = (reference, crc, wide)
-
-
-def _unsee(key: int, reference) -> None:
-    """Forget an array gone (``reference`` to it died), unless its id was taken since."""
-    entry = _SEEN_WIDE.get(key)
-    if entry is not None and entry[0] is reference:
-        del _SEEN_WIDE[key]
+    _SEEN_WIDE.set(value, (crc, wide))
 
 
 #: How deep dicts and objects are followed (``config.prior.scale`` is 2), and how many
@@ -247,29 +236,18 @@ def _fingerprint(value, names=frozenset(), depth=0):
     return None
 
 
-#: ``id(array) -> (weak reference to it, its checksum)`` of the JAX arrays read: a JAX array
-#: never changes, so its bytes are read (copied to the host) once, not in every call.
-_JAX_CRCS: dict = {}
+#: ``array -> its checksum`` of the JAX arrays read: a JAX array never changes, so its bytes
+#: are read (copied to the host) once, not in every call.
+_JAX_CRCS = ObjectTable()
 
 
 def _jax_array_crc(value) -> int:
     """:func:`array_crc` of a JAX array, kept while the array lives."""
-    key = id(value)
-    known = _JAX_CRCS.get(key)
-    if known is not None and known[0]() is value:
-        return known[1]
-    crc = array_crc(value)
-    try:
-        _JAX_CRCS[key] = (weakref.ref(value, functools.partial(_unsee_jax, key)), crc)
-    except TypeError:  # no weak reference: read in every call
-        pass
+    crc = _JAX_CRCS.get(value)
+    if crc is None:
+        crc = array_crc(value)
+        _JAX_CRCS.set(value, crc)
     return crc
-
-
-def _unsee_jax(key: int, reference) -> None:
-    entry = _JAX_CRCS.get(key)
-    if entry is not None and entry[0] is reference:
-        del _JAX_CRCS[key]
 
 
 def _parts(kind: str, entries, names, depth: int):

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer.caller import INFER_FRAMES
-from infer.outside_values import drop_compiled_copies
+from infer.outside_values import WIDE_DTYPES, drop_compiled_copies
 
 #: The relative difference below which a likelihood and the sum of its examples' terms are
 #: taken as equal.
@@ -144,8 +144,7 @@ def _reads_wide_constants(loglik_fn: Callable, position, examples) -> bool:
     """Whether tracing ``loglik_fn`` (64-bit floats on) takes a 64-bit NumPy array as a
     constant, wherever the function reads it from: JAX has then made a 64-bit copy of it."""
     constants = jax.make_jaxpr(loglik_fn)(position, examples).consts
-    wide = ("float64", "int64", "uint64", "complex128")
-    return any(isinstance(c, np.ndarray) and str(c.dtype) in wide for c in constants)
+    return any(isinstance(c, np.ndarray) and str(c.dtype) in WIDE_DTYPES for c in constants)
 
 
 def _float32(leaf) -> bool:

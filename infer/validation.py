@@ -8,9 +8,10 @@ from __future__ import annotations
 import copy
 import math
 import numbers
-import weakref
 
 import numpy as np
+
+from infer.object_table import ObjectTable
 
 #: ArviZ's dimensions of every group, which no variable may be named.
 ARVIZ_DIMS = ("chain", "draw")
@@ -232,19 +233,16 @@ def snapshot(leaf):
     place were sampled with their old values. A copy of its own is never the user's array."""
     if not isinstance(leaf, np.ndarray):
         return leaf
-    owned = _OWNED.get(id(leaf))
-    if owned is not None and owned() is leaf and not leaf.flags.writeable:
+    if _OWNED.get(leaf) and not leaf.flags.writeable:
         return leaf  # read-only: what it holds is what it held when copied
     duplicate = np.array(leaf, subok=True)
     duplicate.setflags(write=False)  # a target's data stay as they were made
-    if len(_OWNED) >= 4096:
-        _OWNED.clear()
-    _OWNED[id(duplicate)] = weakref.ref(duplicate)
+    _OWNED.set(duplicate, True)
     return duplicate
 
 
-#: ``id(array) -> weak reference``: the copies :func:`snapshot` made.
-_OWNED: dict = {}
+#: The copies :func:`snapshot` made.
+_OWNED = ObjectTable()
 
 
 def is_number_list(node, kinds: tuple = (list,)) -> bool:
