@@ -18,7 +18,9 @@ its persistent compilation cache off for these; a third case runs infer in a sec
 that finds the programs of a first one in a fresh cache folder (a user re-running a script).
 With ``--baseline REV`` the infer worker also runs at that git revision in every pair, for
 the first call and the sampling speed after compilation (warm-up plus sampling of the second
-call, median over the pairs).
+call, median over the pairs). The gradient floor is the time of as many of the log
+density's gradients per chain as the second call took, vectorised over the chains in a bare
+compiled loop with no sampler: the second call cannot take less.
 
 Goals (issue "One core that keeps its state"): first call <= 1.0x NumPyro's; second call
 <= 0.2x NumPyro's first call. Results: ``benchmarks/results/latency_<platform>.json``.
@@ -143,7 +145,9 @@ def worker_infer(model: str, num_draws: int) -> dict:
 
     first, result = one(0)
     second, again = one(1)
+    per_chain = -(-again.num_grad_evals // NUM_CHAINS)
     return {
+        "gradient_floor_s": gradient_floor_s(build(), per_chain),
         "first_call_s": first,
         "second_call_s": second,
         "first_timing": result.timing,
@@ -151,6 +155,36 @@ def worker_infer(model: str, num_draws: int) -> dict:
         "second_warmup_plus_sampling_s": again.timing["warmup"] + again.timing["sampling"],
         "num_grad_evals_second": again.num_grad_evals,
     }
+
+
+def gradient_floor_s(target, iterations: int) -> float:
+    """Seconds of ``iterations`` calls of the log density's value and gradient, vectorised
+    over the chains, in a bare compiled loop (no sampler): a lower bound of what any NUTS run
+    needs to take that many gradients per chain. Timed after compiling, best of two."""
+    import jax
+    import jax.numpy as jnp
+    from jax.flatten_util import ravel_pytree
+
+    flat, unflatten = ravel_pytree(target.init)
+    value_and_grad = jax.vmap(jax.value_and_grad(lambda x: target.logdensity(unflatten(x))))
+
+    @jax.jit
+    def loop(positions):
+        def body(_, carry):
+            positions, total = carry
+            values, grads = value_and_grad(positions)  # a tiny move: nothing to hoist
+            return positions + 1e-7 * jnp.tanh(grads), total + values
+
+        return jax.lax.fori_loop(0, iterations, body, (positions, jnp.zeros(NUM_CHAINS)))
+
+    positions = jnp.broadcast_to(flat, (NUM_CHAINS, flat.size))
+    jax.block_until_ready(loop(positions))
+    times = []
+    for _ in range(2):
+        start = time.perf_counter()
+        jax.block_until_ready(loop(positions))
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def worker_numpyro(model: str, num_draws: int) -> dict:
@@ -258,6 +292,8 @@ def bench_model(model: str, num_draws: int, pairs: int, baseline: Path | None) -
         "numpyro_second_call_s": median("numpyro", "second_call_s"),
         "infer_warmup_plus_sampling_s": median("infer", "second_warmup_plus_sampling_s"),
         "numpyro_same_object_rerun_s": median("numpyro", "same_object_rerun_s"),
+        "gradient_floor_s": median("infer", "gradient_floor_s"),
+        "gradient_floor_over_numpyro_first": median("infer", "gradient_floor_s") / numpyro_first,
         "second_process": second_process,
         "second_process_first_call_s": second_process["first_call_s"],
         "second_process_over_numpyro_first": second_process["first_call_s"] / numpyro_first,

@@ -67,6 +67,13 @@ def samplers(record: dict) -> str:
     return f"{table}\n\n{record.get('precision', '')}"
 
 
+def _floor(row: dict) -> str:
+    """The latency row's gradient floor and its ratio; "—" in runs from before it."""
+    if "gradient_floor_s" not in row:
+        return "—"
+    return f"{_f(row['gradient_floor_s'])} ({_f(row['gradient_floor_over_numpyro_first'], 3)})"
+
+
 def latency(record: dict) -> str:
     rows = []
     for r in record["models"]:
@@ -82,6 +89,7 @@ def latency(record: dict) -> str:
                 _f(r["numpyro_second_call_s"]),
                 _f(r["second_process_first_call_s"]),
                 _f(r["infer_warmup_plus_sampling_s"]),
+                _floor(r),
                 _f(base, 3),
             ]
         )
@@ -97,6 +105,7 @@ def latency(record: dict) -> str:
             "NumPyro second call s",
             "infer, second process s",
             "infer warm-up + sampling s",
+            "gradient floor s (÷ NumPyro first)",
             "÷ baseline",
         ],
         rows,
