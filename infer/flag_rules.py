@@ -87,10 +87,16 @@ def divergence_advice(result: Result) -> str:
             "No warm-up ran (num_warmup=0), so no step size was tuned: give warm-up steps "
             "(num_warmup), or a smaller step_size"
         )
+    elif "step_size" not in result.settings:  # a sampler of its own: its options unknown
+        first = (
+            f"The sampler {result.sampler!r} has no step_size option infer knows: try its "
+            "smaller steps (or a higher target acceptance) and more warm-up"
+        )
     elif result.info.get("target_accept") is None:
+        tune = "adapt_step_size=True, or " if "adapt_step_size" in result.settings else ""
         first = (
             "The step size is fixed (not tuned in warm-up): give a smaller step_size, or let "
-            "warm-up tune it (adapt_step_size=True, or step_size=None)"
+            f"warm-up tune it ({tune}step_size=None)"
         )
     else:
         used = float(result.info["target_accept"])

@@ -73,7 +73,8 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
             "it must return a state like init's (the chains run in a loop)"
         )
     for field in READ_FIELDS:  # the info fields the driver reads, one scalar per step
-        shape = getattr(_value(info, field), "shape", ())
+        value = info.get(field) if isinstance(info, dict) else _value(info, field)
+        shape = getattr(value, "shape", ())
         if shape != ():
             fail(
                 f"step's info.{field} has shape {shape}; infer reads it as one scalar per "
@@ -88,7 +89,11 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
         _check_adaptation(kernel.adaptation, params, state, info, fail)
 
 
-READ_FIELDS = ("acceptance_rate", "is_accepted", "diverging", "nonfinite")
+#: The Info fields of a divergence: with ``thin > 1`` those of the steps thinned out are OR-ed
+#: into the next kept draw's (a divergence between draws still counts); every other field is
+#: the kept step's own.
+DIVERGENCE_FIELDS = ("diverging", "is_divergent")
+READ_FIELDS = ("acceptance_rate", "is_accepted", *DIVERGENCE_FIELDS, "nonfinite")
 FLAG_FIELDS = ("is_accepted", "diverging", "nonfinite")  # counted where True
 #: Names an info field may not take: the driver's ``lp`` (and ``logdensity``, reported as
 #: ``lp``), and ArviZ's dimensions.
@@ -134,6 +139,12 @@ def checked_info_fields(info: dict) -> dict:
                 f"is a {type(value).__name__}; each info field must be one array per step "
                 "(of any shape): make each entry a field of its own"
             )
+        elif name in READ_FIELDS and np.shape(value)[1:] != ():
+            problem = (
+                f"has shape {np.shape(value)[1:]} per chain; infer reads it as one scalar per "
+                "chain and step (it counts or averages it): reduce it, or rename the field "
+                "(other info fields may have any shape)"
+            )
         elif name in FLAG_FIELDS and getattr(value, "dtype", np.bool_) != np.bool_:
             problem = (
                 f"is {value.dtype}; it is a flag per step, True or False, which infer counts "
@@ -146,6 +157,35 @@ def checked_info_fields(info: dict) -> dict:
     except ValueError as err:
         raise KernelProtocolError(f"step's info fields: {err} {GUIDE}") from None
     return info
+
+
+def check_init_states(sampler, states, positions) -> None:
+    """A :class:`KernelProtocolError` where ``jax.vmap(kernel.init)(positions)`` returned
+    ``states`` whose ``position`` is not laid out like ``positions`` (structure and shapes,
+    chain axis first) or whose ``logdensity`` is not one scalar per chain: the chains'
+    draws are read from the states. Made while the run's program is traced."""
+    owner = type(sampler).__name__
+    given, got = _layout(positions), _layout(states.position)
+    if given != got:
+        raise KernelProtocolError(
+            f"{owner}'s kernel: init(position) returned a state whose position is {got}, but "
+            f"it was given {given}: a state's position must be laid out like the position "
+            f"given (the draws are read from it). {GUIDE}"
+        )
+    num_chains = jax.tree.leaves(positions)[0].shape[0]
+    if np.shape(states.logdensity) != (num_chains,):
+        shape = np.shape(states.logdensity)[1:]
+        raise KernelProtocolError(
+            f"{owner}'s kernel: init(position) returned a state whose logdensity has shape "
+            f"{shape}; it must be one scalar per chain. {GUIDE}"
+        )
+
+
+def _layout(tree) -> str:
+    """A pytree of chains' values (chain axis first) as its structure and each leaf's shape
+    for one chain."""
+    shapes = [list(np.shape(leaf)[1:]) for leaf in jax.tree.leaves(tree)]
+    return f"{jax.tree.structure(tree)} with leaves shaped {shapes}"
 
 
 class KernelProtocolError(TypeError):

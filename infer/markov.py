@@ -1,12 +1,12 @@
 """The programs of a Markov-chain run: one to start the chains, one to advance them.
 
 ``advance`` runs every chain over a range of global steps ``[t_start, t_stop)``, warm-up and
-sampling alike: the phase is data (step ``t`` is a warm-up step when ``t < num_warmup``),
-so one compiled program serves both phases, any chunking, a progress bar or none,
-checkpoints, resumed runs and runs that continue until converged. ``num_warmup`` itself is
-part of the program (the adaptation windows are laid out from it, as NumPyro's HMC kernel
-does in Python), so the program cache keys on it. Its loop has a traced trip
-count, so the same program runs chunks of any length, and the kernel is traced once.
+sampling alike: the phase is data (step ``t`` is a warm-up step when ``t < num_warmup``), so one
+compiled program serves both phases, any chunking, a progress bar or none, checkpoints, resumed
+runs and runs that continue until converged. ``num_warmup`` itself is part of the program (the
+adaptation windows are laid out from it, as NumPyro's HMC kernel does in Python), so the program
+cache keys on it. Its loop has a traced trip count, so the same program runs chunks of any
+length, and the kernel is traced once.
 
 Layout: every per-chain array has the chain axis first. Step ``t`` of chain ``c`` uses the
 key ``fold_in(chain_keys[c], t)``.
@@ -26,6 +26,8 @@ from infer.base import Kernel, hook
 from infer.blocked_loop import masked, run_steps, steps_per_block, write_rows
 from infer.constrained_draws import constrain_program
 from infer.kernel_checks import (
+    DIVERGENCE_FIELDS,
+    check_init_states,
     checked_cost,
     checked_final_params,
     checked_schedule,
@@ -373,6 +375,7 @@ class _Parts:
     def initialise(self, positions, data):
         kernel = self.kernel(data)
         states = jax.vmap(kernel.init)(positions)
+        check_init_states(self.sampler, states, positions)
         params = over_chains(kernel.params)(positions)
         adaptation = self.adaptation(kernel)
         adapt_states = None
@@ -442,9 +445,3 @@ class _Parts:
         carry, buffers, _, counts, accepted = run_steps(t_start, t_stop, body, loop, self.block)
         positions, logdensity, infos = buffers
         return carry, (positions, logdensity, infos, counts, jnp.sum(accepted))
-
-
-#: The Info fields of a divergence: with ``thin > 1`` those of the steps thinned out are OR-ed
-#: into the next kept draw's (a divergence between draws still counts); every other field is
-#: the kept step's own.
-DIVERGENCE_FIELDS = ("diverging", "is_divergent")

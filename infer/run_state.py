@@ -305,5 +305,8 @@ def check_same_logdensity(target, data, kernel_state, source: str) -> None:
             f"{float(recorded):.6g} recorded, {float(now):.6g} now; {int(num_off)} of "
             f"{np.shape(kernel_state.logdensity)[0]} chains differ). The target is not the one "
             "the run was made with (another prior, likelihood, fixed state or code), though "
-            "its name and data are the same. Resume with that target, or start a new run."
+            "its name and data are the same. Resume with that target, or start a new run. "
+            "(Or the sampler's state holds a logdensity that is not the target's at its "
+            "position: a sampler of your own whose state keeps another value, such as a "
+            "tempered or estimated one, must say so with logdensity_is_exact = False.)"
         )

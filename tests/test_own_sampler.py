@@ -243,6 +243,15 @@ class BrokenWalk(UniformWalk):
                     tuple(step(key, state, params)[1]),
                 )
             )
+        if self.mistake == "short position":  # the draws would be shaped (chains, draws, 3)
+            return kernel._replace(init=lambda x: init(x[:3]))
+        if self.mistake == "dict info, vector rate":
+            return kernel._replace(
+                step=lambda key, state, params: (
+                    step(key, state, params)[0],
+                    {"acceptance_rate": jnp.ones(3), "is_accepted": jnp.asarray(True)},
+                )
+            )
         if self.mistake == "vector logdensity":
             return kernel._replace(init=lambda x: WalkState(x, logdensity_fn(x)[None]))
         if self.mistake == "state class in build":
@@ -287,6 +296,8 @@ class BrokenWalk(UniformWalk):
         ("growing state", r"step changed the state's structure, shapes or dtypes"),
         ("float cost", r"cost\(info\) must .* two ints; it returned a pair of float32 and int32"),
         ("vector info", r"step's info.acceptance_rate has shape \(10,\); infer reads it as"),
+        ("short position", r"init\(position\) returned a state whose position is .*\[\[3\]\], but"),
+        ("dict info, vector rate", r"step's info.acceptance_rate has shape \(3,\); infer reads"),
         ("tuple info", r"step's info is a plain tuple; it must be a NamedTuple \(or a dict\)"),
         ("vector logdensity", r"init\(position\) returned a state whose logdensity has shape \(1,"),
         ("state class in build", r"init returns a .*LocalState defined inside build"),
@@ -299,7 +310,9 @@ def test_a_kernel_that_breaks_the_protocol_is_told_how(mistake, said):
     about its internals (``'St' object has no attribute 'logdensity'``, ``Value after * must
     be an iterable``, ``'tuple' object has no attribute '_asdict'`` for a plain-tuple info)
     or JAX's while_loop carry mismatch; a float cost was truncated to an
-    int without a word."""
+    int without a word. A short position from init made draws of the wrong shape, a vector
+    ``diverging`` was counted once per entry (more divergences than draws), and a dict
+    info's vector acceptance rate failed in JAX's broadcasting, each without a word."""
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=f"BrokenWalk's kernel: {said}"):
         infer.sample(0, target, BrokenWalk(mistake=mistake), num_chains=2, num_samples=5)
@@ -332,12 +345,18 @@ class ExtraInfoWalk(UniformWalk):
         (("a/b", lambda s: s.logdensity), r"info field 'a/b' needs a name without '/'"),
         (("proposal", lambda s: {"a": s.logdensity}), r"'proposal' is a dict; each info"),
         ((".", lambda s: s.logdensity), r"info field '\.' needs a name .* path segment"),
+        (
+            ("diverging", lambda s: jnp.ones(3, bool)),
+            r"info.diverging has shape \(3,\); infer",
+        ),
+        (("is_accepted", lambda s: jnp.ones(3, bool)), r"info.is_accepted has shape \(3,\); infer"),
     ],
 )
 def test_an_info_field_infer_could_not_report_is_refused_before_the_run(extra, said):
     """``lp`` was overwritten by the log density, ``chain`` left out of the tree, a dict
     failed after the run with ``'dict' object has no attribute 'shape'`` and a ``/`` in
-    ``to_arviz()``, each without a word about the field."""
+    ``to_arviz()``, each without a word about the field; a vector ``diverging`` was counted
+    once per entry (more divergences than draws), a vector ``is_accepted`` kept whole."""
     target = targets.get("normal_10d")
     with pytest.raises(TypeError, match=said):
         infer.sample(0, target, ExtraInfoWalk(extra=extra), num_chains=2, num_samples=5)
@@ -706,3 +725,58 @@ def test_a_stuck_sampler_that_records_no_acceptance_is_not_said_to_reject_everyt
     assert "do not say whether its proposals were accepted" in said
     assert "the proposal is the current point" in said
     assert not re.search(r"never moved: every proposal was rejected", said)
+
+
+@dataclass(frozen=True)
+class DivergingWalk(UniformWalk):
+    """UniformWalk that calls each rejected proposal a divergence."""
+
+    name: str = "diverging_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+
+        def step(key, state, params):
+            new, info = kernel.step(key, state, params)
+            return new, {**info._asdict(), "diverging": ~info.is_accepted}
+
+        return kernel._replace(step=step)
+
+
+@pytest.mark.thorough  # a message, 2 s
+def test_divergence_advice_names_no_option_a_sampler_of_ones_own_lacks():
+    """The advice was "give a smaller step_size, or let warm-up tune it
+    (adapt_step_size=True, or step_size=None)" for a sampler with neither option."""
+    target = targets.get("normal_10d")
+    with pytest.warns(infer.DiagnosticWarning, match="divergent") as caught:
+        infer.sample(0, target, DivergingWalk(width=3.0), num_chains=2, num_samples=50)
+    said = " ".join(str(w.message) for w in caught if "divergent" in str(w.message))
+    assert "'diverging_walk' has no step_size option" in said
+    assert "adapt_step_size" not in said and "give a smaller step_size" not in said
+
+
+@dataclass(frozen=True)
+class ConstantLogdensityWalk(UniformWalk):
+    """UniformWalk whose step keeps 1.0 as the state's logdensity, not the target's."""
+
+    name: str = "constant_logdensity_walk"
+
+    def build(self, logdensity_fn, num_warmup=0) -> infer.Kernel:
+        kernel = super().build(logdensity_fn, num_warmup)
+
+        def step(key, state, params):
+            new, info = kernel.step(key, state, params)
+            return WalkState(new.position, jnp.ones_like(new.logdensity)), info
+
+        return kernel._replace(step=step)
+
+
+@pytest.mark.thorough  # a message, 3 s
+def test_a_resume_refused_for_a_wrong_state_logdensity_names_the_sampler_too():
+    """The refusal blamed the target alone ("another prior, likelihood, fixed state or
+    code"), where the sampler's state held a value that was not the target's."""
+    target = targets.get("normal_10d")
+    sampler = ConstantLogdensityWalk()
+    first = infer.sample(0, target, sampler, num_chains=2, num_samples=20)
+    with pytest.raises(ValueError, match="(?s)another prior.*logdensity_is_exact = False"):
+        infer.sample(0, target, sampler, num_samples=20, resume=first)
