@@ -235,8 +235,12 @@ def test_sbc_prints_the_table_and_writes_the_report(tmp_path, capsys, monkeypatc
     assert "infer sbc: error: alpha / num_params = 1e-05 / 10" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [["compare"], ["sbc", "--target", "eight_schools"]])
+@pytest.mark.parametrize(
+    "command", [["compare"], ["sbc", "--target", "eight_schools"], ["train", "vae"]]
+)
 def test_an_out_folder_that_cannot_be_written_is_refused_before_any_run(command, tmp_path, capsys):
+    """``infer train`` named ``out=`` (its Python argument) for a file, and for a folder it
+    may not write said ``error: PermissionError: ...`` with exit status 1."""
     blocker = tmp_path / "a_file"
     blocker.write_text("not a folder")
     assert cli.main([*command, "--out", str(blocker), "--no-progress"]) == 2

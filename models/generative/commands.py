@@ -193,9 +193,13 @@ def run(args) -> int:
 
 
 def run_train(args) -> int:
+    from infer.io import unwritable_folder
     from models.generative import training
 
     out = args.out or Path("infer-output") / "train" / f"{args.model}-{args.data}"
+    if problem := unwritable_folder(out, "infer train"):  # before loading data or compiling
+        print(problem, file=sys.stderr)
+        return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     try:
         names = [name for name, _ in args.option]
