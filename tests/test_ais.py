@@ -209,6 +209,21 @@ def test_a_target_with_mass_outside_the_priors_support_is_warned_about():
     assert not any("outside the prior's support" in str(w.message) for w in caught)
 
 
+def test_a_target_that_is_its_prior_times_a_constant_gets_that_constant_exactly():
+    """``log f = log prior + 1.7``: each increment is ``(beta_t - beta_{t-1}) * 1.7`` for
+    every chain, so every weight is 1.7 up to float32 round-off over the path (about
+    ``10 eps 1.7``, 2e-6): no Monte Carlo error to allow for. Dropping the last
+    temperature's increment passed `make test`'s checks, whose schedules' last step in beta
+    is 7e-4 (far below their standard errors); here it gives 0.037 in place of 1.7."""
+    prior = dist.Normal(jnp.zeros(2), 1.0).to_event(1)
+    shifted = infer.Target(lambda x: prior.log_prob(x) + 1.7, init=jnp.zeros(2), name="shifted")
+    with warnings.catch_warnings():  # see the test below: the moves may be rejected
+        warnings.filterwarnings("ignore", "ais on shifted: the HMC moves were almost all rej")
+        result = infer.ais(0, shifted, prior, num_temperatures=10, num_chains=32)
+    assert abs(result.log_z - 1.7) < 1e-5, result.log_z
+    assert result.log_z_se < 1e-5
+
+
 @pytest.mark.thorough  # an edge case, 3 s
 def test_weights_that_are_all_equal_give_the_exact_answer():
     """A target equal to its prior (log Z = 0, the check a user tries first): every chain's
