@@ -273,8 +273,9 @@ NAN_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(
 INF_ABOVE_ONE = infer.Target(_bad_above_one, init=jnp.zeros(2), data=np.float32(np.inf), name="inf")
 
 
-# NUTS: a NaN or inf along a trajectory is NumPyro's divergence, 6 s; thorough
-@pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh", thorough=("nuts",)))
+# NUTS: a NaN or inf along a trajectory is NumPyro's divergence, 6 s a case. In `make test`
+# too: a NaN guard giving +inf in place of -inf (every NaN proposal accepted) passed the rest.
+@pytest.mark.parametrize("name", sampler_names("rwmh", "mala", "nuts", "mh"))
 @pytest.mark.parametrize("target", [NAN_ABOVE_ONE, INF_ABOVE_ONE], ids=["nan", "inf"])
 def test_non_finite_log_density_at_a_proposal_is_a_rejection(name, target):
     sampler = SAMPLERS[name]
