@@ -75,8 +75,9 @@ def acceptance_problem(result: Result) -> str | None:
 
 def divergence_advice(result: Result) -> str:
     """What to try against divergences: a higher target acceptance where warm-up tuned the
-    step size; where nothing was tuned (no warm-up, or a fixed step size), the step size;
-    for draws made elsewhere (``from_draws``: no seed), that sampler's settings."""
+    step size; where nothing was tuned (no warm-up, or a fixed step size), the step size, or
+    for a sampler without a ``step_size`` setting its own steps; for draws made elsewhere
+    (``from_draws``: no seed), that sampler's settings."""
     if result.seed is None:
         first = (
             "These draws were made elsewhere (Result.from_draws): in the sampler that made "
@@ -87,18 +88,7 @@ def divergence_advice(result: Result) -> str:
             "No warm-up ran (num_warmup=0), so no step size was tuned: give warm-up steps "
             "(num_warmup), or a smaller step_size"
         )
-    elif "step_size" not in result.settings:  # a sampler of its own: its options unknown
-        first = (
-            f"The sampler {result.sampler!r} has no step_size option infer knows: try its "
-            "smaller steps (or a higher target acceptance) and more warm-up"
-        )
-    elif result.info.get("target_accept") is None:
-        tune = "adapt_step_size=True, or " if "adapt_step_size" in result.settings else ""
-        first = (
-            "The step size is fixed (not tuned in warm-up): give a smaller step_size, or let "
-            f"warm-up tune it ({tune}step_size=None)"
-        )
-    else:
+    elif result.info.get("target_accept") is not None:
         used = float(result.info["target_accept"])
         higher = next((t for t in (0.95, 0.99, 0.999) if t > used + 1e-9), None)
         first = (
@@ -107,6 +97,17 @@ def divergence_advice(result: Result) -> str:
             if higher is not None
             else f"target_accept is already {used:g}: a smaller step will not help; try more "
             "warm-up"
+        )
+    elif "step_size" not in result.settings:  # a sampler of its own: its options unknown
+        first = (
+            f"The sampler {result.sampler!r} has no step_size option infer knows: try its "
+            "smaller steps (or a higher target acceptance) and more warm-up"
+        )
+    else:
+        tune = "adapt_step_size=True, or " if "adapt_step_size" in result.settings else ""
+        first = (
+            "The step size is fixed (not tuned in warm-up): give a smaller step_size, or let "
+            f"warm-up tune it ({tune}step_size=None)"
         )
     return (
         f"{first}, or, for a hierarchical model written centred, a non-centred reparameterisation."

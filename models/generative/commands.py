@@ -13,13 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from infer.cli_types import (
-    add_progress_flags,
-    integer_at_least,
-    path,
-    positive_int,
-    seed,
-)
+from infer.cli_types import add_progress_flags, integer_at_least, path, positive_int, seed
 from models.generative import data as datasets
 from models.generative import registry
 from models.generative.family import (
