@@ -84,16 +84,19 @@ def divergence_advice(result: Result) -> str:
             "them, try a higher target acceptance (a smaller step size) or more warm-up"
         )
     elif result.num_warmup == 0:
+        smaller = "step_size" if "step_size" in result.settings else "step of the sampler's own"
         first = (
             "No warm-up ran (num_warmup=0), so no step size was tuned: give warm-up steps "
-            "(num_warmup), or a smaller step_size"
+            f"(num_warmup), or a smaller {smaller}"
         )
     elif result.info.get("target_accept") is not None:
         used = float(result.info["target_accept"])
         higher = next((t for t in (0.95, 0.99, 0.999) if t > used + 1e-9), None)
+        call = f"target_accept={higher}"
+        if "target_accept" in result.settings:  # the run's own sampler, not always NUTS
+            call = f"infer.{result.sampler}({call})"
         first = (
-            f"Try a higher target_accept than {used:g} (e.g. infer.nuts(target_accept={higher}))"
-            ", more warm-up"
+            f"Try a higher target_accept than {used:g} (e.g. {call}), more warm-up"
             if higher is not None
             else f"target_accept is already {used:g}: a smaller step will not help; try more "
             "warm-up"
@@ -104,10 +107,10 @@ def divergence_advice(result: Result) -> str:
             "smaller steps (or a higher target acceptance) and more warm-up"
         )
     else:
-        tune = "adapt_step_size=True, or " if "adapt_step_size" in result.settings else ""
+        tune = "adapt_step_size=True" if "adapt_step_size" in result.settings else "step_size=None"
         first = (
             "The step size is fixed (not tuned in warm-up): give a smaller step_size, or let "
-            f"warm-up tune it ({tune}step_size=None)"
+            f"warm-up tune it ({tune})"
         )
     return (
         f"{first}, or, for a hierarchical model written centred, a non-centred reparameterisation."

@@ -3,6 +3,7 @@ atomically."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -161,11 +162,13 @@ def save_netcdf(tree, path) -> Path:
     return write_atomically(path, write)
 
 
-def unwritable_folder(folder: Path, command: str = "infer") -> str | None:
+def unwritable_folder(folder: Path, command: str = "infer", keep: bool = True) -> str | None:
     """Why a report cannot be written into ``folder`` (made if missing), or None: checked
     before any sampling, so that a bad ``--out`` costs nothing. ``command`` begins the
-    message (``infer compare``)."""
+    message (``infer compare``). ``keep=False`` removes the folders the check made (for a
+    command that may still refuse its other options)."""
     folder = Path(folder).expanduser()
+    made = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
@@ -174,4 +177,8 @@ def unwritable_folder(folder: Path, command: str = "infer") -> str | None:
         files = [p for p in (folder, *folder.parents) if p.is_file()]
         why = f"{files[0]} is a file" if files else err.strerror or err
         return f"{command}: error: --out: cannot write the report into {folder}: {why}."
+    finally:
+        for path in made if not keep else ():  # deepest first; only empty ones it made
+            with contextlib.suppress(OSError):
+                path.rmdir()
     return None

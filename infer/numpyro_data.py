@@ -112,15 +112,16 @@ def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -
     parameters, or (``left_out``, discrete ones) left out of the log density."""
     for name in names:
         what = (
-            "left out of the log density (it is discrete; with nothing observed it sums to "
-            "one, so what is sampled is the prior of the other sites)"
+            "left out of the log density (it is discrete: its probabilities sum to one over "
+            "its values, so the other sites are sampled as if it were not in the model, and "
+            "infer.predictive simulates it)"
             if name in left_out
             else "sampled as a parameter, not observed"
         )
         warnings.warn(
             f"the model's argument {name} is None (not given), so its site {name!r} is {what}. "
-            f"Pass {name}=<data> to Target.from_numpyro to condition on it (a target for "
-            "infer.predictive at new inputs leaves it out, as here, and is not sampled).",
+            f"Pass {name}=<data> to Target.from_numpyro to condition on it (leave it out of "
+            "a target for infer.predictive at new inputs, which is not sampled).",
             UserWarning,
             stacklevel=stacklevel,
         )

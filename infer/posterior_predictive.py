@@ -69,8 +69,10 @@ def predictive(
     observed_before = result.groups.get("observed_data") or {}
     # a site observed in the fit but left to None in this target (new inputs, no outcomes)
     sites = site_names(target.source)
-    latent = [n for n in sites.latent if n not in observed_before]
-    observed = list(dict.fromkeys([*sites.observed, *observed_before]))
+    # a discrete outcome left to None is out of the log density, not drawn: it is simulated
+    left_out = list(target.notes.get("unobserved", ((), ()))[1])
+    latent = [n for n in sites.latent if n not in observed_before and n not in left_out]
+    observed = list(dict.fromkeys([*sites.observed, *observed_before, *left_out]))
     observed = [name for name in observed if name not in latent]
     same_data = _same_data(result, target)
     if prior and not same_data:

@@ -641,3 +641,12 @@ def test_a_report_plots_the_variables_its_warnings_name(tmp_path):
     small = {"few": infer.Result.from_draws({"x": rng.standard_normal((4, 100))})}
     page = write_report(small, infer.compare(small, warn=False), tmp_path / "small").read_text()
     assert "worst R-hat" not in page  # every component fits: the plots show them all
+
+
+def test_a_refused_train_leaves_no_folder_behind(tmp_path, capsys):
+    """The --out check made the folder, which stayed when --resume (no checkpoint there) or
+    another option was then refused."""
+    out = tmp_path / "typo" / "run"
+    assert cli.main(["train", "vae", "--resume", "--out", str(out), "--no-progress"]) == 2
+    assert "holds no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "typo").exists()

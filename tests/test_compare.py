@@ -764,11 +764,21 @@ def test_divergence_advice_asks_for_a_target_accept_above_the_one_used():
 
     plain = infer.Result.from_draws({"x": np.zeros((2, 10))})
     tuned = [
-        dataclasses.replace(plain, seed=0, num_warmup=100, info={"target_accept": t})
-        for t in (0.8, 0.95)
+        dataclasses.replace(
+            plain,
+            seed=0,
+            num_warmup=100,
+            info={"target_accept": t},
+            sampler=sampler,
+            settings={"target_accept": t},
+        )
+        for t, sampler in ((0.8, "nuts"), (0.95, "nuts"), (0.9, "hmc"))
     ]
     assert "target_accept=0.95" in divergence_advice(tuned[0])
     assert "than 0.95 (e.g. infer.nuts(target_accept=0.99))" in divergence_advice(tuned[1])
+    assert "(e.g. infer.hmc(target_accept=0.95))" in divergence_advice(tuned[2])  # was nuts'
+    bare = dataclasses.replace(tuned[0], settings={})  # no such option: the value alone
+    assert "(e.g. target_accept=0.95)" in divergence_advice(bare)
 
 
 def test_divergences_in_draws_made_elsewhere_get_advice_for_that_sampler(tmp_path):

@@ -312,6 +312,28 @@ def test_predictions_of_a_discrete_outcome_at_new_inputs():
     assert sorted(prior.draws) == ["b"]
 
 
+def two_outcomes(y, k=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    with numpyro.plate("n", y.shape[0]):
+        numpyro.sample("y", dist.Normal(mu, 1.0), obs=y)
+        numpyro.sample("k", dist.Poisson(jnp.exp(mu)), obs=k)
+
+
+def test_a_discrete_outcome_left_out_beside_an_observed_one_is_simulated():
+    """The fit's own target was refused by infer.predictive ("they lack its latent site(s)
+    k"), and the warning said the other sites were sampled from their prior ("with nothing
+    observed") where y was observed."""
+    fit = infer.Target.from_numpyro(two_outcomes, Y)
+    with pytest.warns(UserWarning, match=r"(?s)site 'k' is left out.*infer.predictive simul"):
+        result = quiet_sample(fit, infer.rwmh())
+    assert sorted(result.draws) == ["mu"]
+    tree = infer.predictive(result, fit).to_arviz()
+    simulated = tree["posterior_predictive"]
+    assert sorted(simulated.data_vars) == ["k", "y"]
+    assert simulated["k"].shape == simulated["y"].shape == (2, 200, Y.size)
+    assert np.all(simulated["k"].values >= 0)
+
+
 def test_a_covariate_equal_to_the_outcome_is_constant_data():
     """Constant data were the arguments whose values no observation had: a 0/1 treatment
     equal to a 0/1 outcome (perfect separation) was dropped from constant_data."""

@@ -780,3 +780,25 @@ def test_a_resume_refused_for_a_wrong_state_logdensity_names_the_sampler_too():
     first = infer.sample(0, target, sampler, num_chains=2, num_samples=20)
     with pytest.raises(ValueError, match="(?s)another prior.*logdensity_is_exact = False"):
         infer.sample(0, target, sampler, num_samples=20, resume=first)
+
+
+@pytest.mark.thorough  # messages, 2 s
+def test_fixed_step_advice_names_only_options_the_sampler_takes():
+    """Without warm-up a sampler of one's own was told of a step_size it lacks; NUTS with a
+    fixed step size was told to pass step_size=None, which infer.nuts refuses."""
+    from infer.flag_rules import divergence_advice
+
+    target = targets.get("normal_10d")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        walk = DivergingWalk(width=3.0)
+        own = infer.sample(0, target, walk, num_chains=2, num_samples=20, num_warmup=0)
+        fixed = infer.sample(
+            0, target, infer.nuts(step_size=0.5, adapt_step_size=False), num_samples=20
+        )
+    said = divergence_advice(own)
+    assert "a smaller step of the sampler's own" in said and "step_size" not in said
+    said = divergence_advice(fixed)
+    assert "(adapt_step_size=True)" in said and "step_size=None" not in said
+    with pytest.raises(TypeError, match="step_size must be a positive number"):
+        infer.nuts(step_size=None)  # what the advice said before

@@ -191,7 +191,7 @@ def run_train(args) -> int:
     from models.generative import training
 
     out = args.out or Path("infer-output") / "train" / f"{args.model}-{args.data}"
-    if problem := unwritable_folder(out, "infer train"):  # before loading data or compiling
+    if problem := unwritable_folder(out, "infer train", keep=False):  # before data, compiling
         print(problem, file=sys.stderr)
         return 2
     progress = sys.stderr.isatty() if args.progress is None else args.progress
