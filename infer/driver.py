@@ -102,7 +102,8 @@ def sample(
         init: one point (each chain starts at its own seeded jitter around it) or one point
             per chain (leading axis ``num_chains``, used as given), or ``result.state``: each
             chain where that run's chain stopped (``num_chains`` defaults to its). Default:
-            ``target.init``.
+            ``target.init``. A NumPyro target's point is unconstrained (``log sigma``):
+            ``target.unconstrain({"sigma": 2.0, ...})`` maps the sites' own values.
         init_jitter: half-width of the uniform jitter added to a single starting point
             (default 1.0); refused with ``resume``.
         devices: the devices to run on; default all of ``jax.devices()`` (every process's, in

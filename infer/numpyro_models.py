@@ -352,3 +352,47 @@ def _build_functions(model: Callable, layout: _Layout, replay: bool):
 
     logdensity_fn.__qualname__ = f"{getattr(model, '__qualname__', 'model')}.logdensity"
     return logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn
+
+
+def unconstrained_point(source: ModelSource, values: dict, init: dict) -> dict:
+    """``values`` of the model's latent sites, each in its own support, as the unconstrained
+    point the chains move in (laid out as ``init``, the target's start), through each
+    site's bijection (NumPyro's ``biject_to(support).inv``, as ``init_to_value`` uses it).
+    A site missing or unknown, a value of the wrong shape or outside its support is
+    refused by name."""
+    from numpyro import handlers
+    from numpyro.distributions.transforms import biject_to
+
+    if not isinstance(values, dict):
+        raise TypeError(
+            f"values must be a dict of the model's latent sites; got {type(values).__name__}."
+        )
+    missing, unknown = sorted(set(init) - set(values)), sorted(set(values) - set(init))
+    if missing or unknown:
+        raise ValueError(
+            f"values must name each latent site of the model once, {sorted(init)}: "
+            f"{'missing ' + ', '.join(missing) if missing else ''}"
+            f"{'; ' if missing and unknown else ''}"
+            f"{'unknown ' + ', '.join(unknown) if unknown else ''}."
+        )
+    args, kwargs = jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, source[1:])
+    given = {name: jnp.asarray(v, jnp.asarray(init[name]).dtype) for name, v in values.items()}
+    model = handlers.substitute(handlers.seed(source.model, 0), data=given)
+    try:
+        trace = handlers.trace(model).get_trace(*args, **kwargs)
+    except ValueError as err:  # a distribution's check of a value fed to it, e.g. a scale < 0
+        raise ValueError(
+            f"the model refused these values: {err} Is one outside its site's support?"
+        ) from None
+    point = {}
+    for name, value in given.items():
+        support, wanted = trace[name]["fn"].support, tuple(trace[name]["fn"].shape())
+        if value.shape != wanted:
+            raise ValueError(f"values[{name!r}] has shape {value.shape}; the site's is {wanted}.")
+        if not bool(jnp.all(support(value))):
+            raise ValueError(
+                f"values[{name!r}] = {np.asarray(value).tolist()} is outside the site's "
+                f"support ({support}): give a value inside it."
+            )
+        point[name] = biject_to(support).inv(value).astype(value.dtype)
+    return point

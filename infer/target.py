@@ -337,6 +337,21 @@ class Target:
             named = self.constrain_fn(position, self.data if data is None else data)
         return {name: storable(value) for name, value in dict(named).items()}
 
+    def unconstrain(self, values: dict) -> dict:
+        """A NumPyro target's point from the values of its latent sites, each in its own
+        support (``{"sigma": 2.0}``), in the unconstrained space the chains move in:
+        ``infer.sample(..., init=target.unconstrain(values))`` starts there, as NumPyro's
+        ``init_to_value`` does (``init`` itself is read unconstrained). A site missing or
+        unknown, or a value outside its support, is refused by name."""
+        from infer.numpyro_models import unconstrained_point
+
+        if self.source is None:
+            raise TypeError(
+                f"target {self.name!r} is not a NumPyro model's: its positions are its log "
+                "density's own arguments, so init takes them as they are."
+            )
+        return unconstrained_point(self.source, values, self.init)
+
     def result_info(self) -> dict:
         """What every result of this target records of it in ``result.info``: its
         deterministic sites (``"deterministic"``), values the parameters fix."""

@@ -526,3 +526,39 @@ def test_deterministic_sites_true_false_or_fixed_are_read_as_values(tmp_path):
     fit = infer.advi(0, infer.Target.from_numpyro(with_a_sign, X, Y), num_steps=500)
     assert fit.info["deterministic"] == ["positive", "offsets"]
     assert "nan_stats" not in infer.compare({"advi": fit}, warn=False).loc["advi", "flags"]
+
+
+def constrained_sites(y=None):
+    mu = numpyro.sample("mu", dist.Normal(0.0, 5.0))
+    s = numpyro.sample("s", dist.HalfNormal(2.0))
+    numpyro.sample("u", dist.Uniform(0.0, 10.0))
+    w = numpyro.sample("w", dist.Dirichlet(jnp.ones(3)))
+    with numpyro.plate("n", 5):
+        numpyro.sample("y", dist.Normal(mu + w[0], s), obs=y)
+
+
+def test_a_start_given_in_the_sites_own_space_is_unconstrained_by_name():
+    """init= is read in the unconstrained space; a NumPyro user's {"s": 2.0, "u": 5.0}
+    started at s = 7.39, u = 9.93, and u = 12 (outside Uniform(0, 10)) ran silently."""
+    with jax.numpy_rank_promotion("allow"):  # NumPyro's stick-breaking inverse promotes
+        target = infer.Target.from_numpyro(constrained_sites, y=np.ones(5, np.float32))
+        point = target.unconstrain({"mu": 1.0, "s": 2.0, "u": 5.0, "w": [0.2, 0.3, 0.5]})
+    values = {"mu": 1.0, "s": 2.0, "u": 5.0, "w": [0.2, 0.3, 0.5]}
+    assert float(point["s"]) == pytest.approx(np.log(2.0)) and float(point["u"]) == 0.0
+    back = target.constrain(point)
+    for name, value in values.items():
+        np.testing.assert_allclose(back[name], value, rtol=1e-6)
+    result = infer.sample(0, target, infer.mala(), init=point, num_chains=2, num_samples=5)
+    assert result.draws["w"].shape == (2, 5, 3)
+    refused = [
+        ({**values, "u": 12.0}, r"values\['u'\] = 12.0 is outside the site's support"),
+        ({**values, "s": -1.0}, r"the model refused these values: .* outside its site's supp"),
+        ({**values, "w": [0.5, 0.5]}, r"values\['w'\] has shape \(2,\); the site's is \(3,\)"),
+        ({"mu": 1.0}, r"missing s, u, w"),
+        ({**values, "z": 0.0}, r"unknown z"),
+    ]
+    for given, said in refused:
+        with pytest.raises(ValueError, match=said), jax.numpy_rank_promotion("allow"):
+            target.unconstrain(given)
+    with pytest.raises(TypeError, match="is not a NumPyro model's"):
+        infer.Target(lambda x: -(x**2), init=jnp.zeros(())).unconstrain({"x": 1.0})
