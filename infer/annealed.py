@@ -48,6 +48,7 @@ from infer.annealing import (
 from infer.base import IdentityKey
 from infer.fit_checks import MIN_KHAT_DRAWS, pareto_k
 from infer.keys import as_jax_key, as_key
+from infer.keywords import refusing_unknown_keywords
 from infer.outside_values import held
 from infer.placement import PROGRAMS
 from infer.starts import check_scalar_logdensity
@@ -130,6 +131,7 @@ class AISResult(NamedTuple):
 DEFAULT_TEMPERATURES = 500
 
 
+@refusing_unknown_keywords
 def ais(
     rng_key,
     target: Target,

@@ -22,10 +22,9 @@ from typing import Any, NamedTuple, Protocol, runtime_checkable
 import jax
 import numpy as np
 
-State = Any
-Info = Any
-Params = Any
-Position = Any
+from infer.keywords import refusing_unknown_keywords
+
+State = Info = Params = Position = Any  # type aliases for the signatures below
 
 
 class SamplingAlgorithm(NamedTuple):
@@ -155,6 +154,7 @@ def public_name(name: str) -> Callable:
     in ``help()``."""
 
     def rename(factory):
+        factory = refusing_unknown_keywords(factory, name)
         factory.__name__ = factory.__qualname__ = name
         # pickle finds a function by module and qualified name: give the module that name
         setattr(sys.modules[factory.__module__], name, factory)

@@ -22,6 +22,7 @@ from infer.base import checked_kernel, hook, is_exact
 from infer.compilation_cache import off_across_cpu_processes
 from infer.exact import sample_exact
 from infer.kernel_checks import KernelProtocolError, explain_kernel_failure
+from infer.keywords import refusing_unknown_keywords
 from infer.loglik import check_loglik, loglik_shapes
 from infer.markov import Carry, Plan
 from infer.numpyro_data import warn_of_unobserved
@@ -61,6 +62,7 @@ def chunk_capacity(num_chains: int, example) -> int:
     return max(1, min(MAX_CHUNK_DRAWS, CHUNK_BYTES // row_bytes))
 
 
+@refusing_unknown_keywords
 def sample(
     rng_key,
     target: Target,

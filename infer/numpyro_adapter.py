@@ -27,6 +27,7 @@ import numpy as np
 from infer import validation
 from infer.base import Kernel, Sampler
 from infer.flat_position import Layout
+from infer.keywords import refusing_unknown_keywords
 from infer.placement import to_host
 from infer.proposal import check_covariance, check_covariance_dim
 
@@ -331,6 +332,7 @@ MAX_TREE_DEPTH = 30
 MAX_HMC_STEPS = 2**10 - 1
 
 
+@refusing_unknown_keywords
 def nuts(
     step_size: float = 1.0,
     *,
@@ -379,6 +381,7 @@ def nuts(
     return NumPyroHMC("NUTS", max_tree_depth=depth, **options)
 
 
+@refusing_unknown_keywords
 def hmc(
     step_size: float = 1.0,
     *,

@@ -33,6 +33,7 @@ from infer.fit_checks import (
 )
 from infer.fit_measures import kl_gap
 from infer.keys import as_jax_key, as_key
+from infer.keywords import refusing_unknown_keywords
 from infer.loglik import pointwise
 from infer.outside_values import held
 from infer.progress import check_progress, chunk_length, progress_bar
@@ -89,6 +90,7 @@ def _log_q(params: Approximation, eps):
     )
 
 
+@refusing_unknown_keywords
 def advi(
     rng_key,
     target: Target,

@@ -1232,3 +1232,20 @@ def test_the_helpers_arguments_are_named_when_wrong(tmp_path):
     of_x_only = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2), data=np.zeros(2))
     with pytest.raises(ValueError, match=r"were given\. A target made with data="):
         infer.sample(0, of_x_only, infer.rwmh(), num_samples=5)
+
+
+@pytest.mark.parametrize(
+    ("call", "said"),
+    [
+        (lambda: infer.nuts(target_accept_prob=0.9), r"nuts\(\) got .* 'target_accept_prob': did"),
+        (lambda: infer.hmc(num_step=3), r"'num_step': did you mean num_steps\? Its options: step"),
+        (lambda: infer.rwmh(foo=1), r"rwmh\(\) got .* 'foo'\. Its options: step_size, covarian"),
+        (lambda: infer.ais(0, None, None, num_temps=3), r"did you mean num_temperatures\?"),
+        (lambda: infer.sample(0, None, None, num_sample=3), r"did you mean num_samples\?"),
+    ],
+)
+def test_a_misspelt_or_numpyro_named_option_is_told_the_closest_one(call, said):
+    """Python's words alone ("got an unexpected keyword argument 'target_accept_prob'") left
+    a NumPyro user to find infer's name (target_accept)."""
+    with pytest.raises(TypeError, match=said):
+        call()
