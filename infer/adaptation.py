@@ -20,6 +20,7 @@ from jax.flatten_util import ravel_pytree
 
 from infer import validation
 from infer.base import Adaptation, Kernel, Sampler
+from infer.caller import INFER_FRAMES
 from infer.placement import to_host
 from infer.proposal import check_covariance, check_covariance_dim
 
@@ -296,7 +297,7 @@ class GaussianProposalSampler(Sampler):
                 "fixed, and only a step size tuned in warm-up aims at an acceptance rate. Leave "
                 "step_size out to tune it toward target_accept.",
                 UserWarning,
-                stacklevel=3,
+                skip_file_prefixes=INFER_FRAMES,
             )
 
     @staticmethod

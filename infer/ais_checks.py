@@ -7,6 +7,8 @@ import warnings
 import jax
 import numpy as np
 
+from infer.caller import INFER_FRAMES
+
 #: Pareto k-hat of a pass's weights above which its estimate is warned about (PSIS's 0.7;
 #: the sample-size-dependent limit, 0.53 at 128 chains, flags sound lower bounds too often).
 PARETO_K_LIMIT = 0.7
@@ -43,7 +45,7 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
             "the chains; those chains got weight zero. Check the log density's numerics, and "
             "that the prior's support covers the target's (the path's densities mix both).",
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     stuck = np.flatnonzero(np.asarray(result.acceptance) < MIN_ACCEPTANCE)
     if stuck.size:
@@ -55,7 +57,7 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
             f"inverse temperatures {shown}: the chains stood still there. "
             + _why_stuck(step_size, nonfinite, result.acceptance.size),
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if result.log_z_upper is not None and result.log_z > result.log_z_upper:
         warnings.warn(
@@ -64,7 +66,7 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
             "here their noise is larger than their gap, so neither is within the gap of the "
             "truth. Use more temperatures (num_temperatures) or more chains.",
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     threshold = PARETO_K_LIMIT
     for k_hat, estimate in ((result.pareto_k, "log_z"), (result.upper_pareto_k, "log_z_upper")):
@@ -80,7 +82,7 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
                     else "."
                 ),
                 DiagnosticWarning,
-                stacklevel=3,
+                skip_file_prefixes=INFER_FRAMES,
             )
     if too_few_weights(ess, num_chains):
         warnings.warn(
@@ -95,7 +97,7 @@ def warn_if_unreliable(result, target_name: str, num_chains: int, step_size=None
                 else "Use more temperatures (num_temperatures), more leapfrog steps or more chains."
             ),
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 
@@ -162,6 +164,6 @@ def warn_if_target_outside_prior(target, prior, shape: tuple[int, ...], key) -> 
                 "prior's support. Give a prior whose support covers the target's (e.g. a "
                 "Normal for a HalfNormal), or write the target over the prior's support.",
                 DiagnosticWarning,
-                stacklevel=3,
+                skip_file_prefixes=INFER_FRAMES,
             )
             return

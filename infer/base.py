@@ -154,8 +154,8 @@ def public_name(name: str) -> Callable:
     in ``help()``."""
 
     def rename(factory):
+        factory.__name__ = factory.__qualname__ = name  # Python's own errors name it too
         factory = refusing_unknown_keywords(factory, name)
-        factory.__name__ = factory.__qualname__ = name
         # pickle finds a function by module and qualified name: give the module that name
         setattr(sys.modules[factory.__module__], name, factory)
         return factory

@@ -14,6 +14,7 @@ import numpy as np
 
 from infer import memory, validation
 from infer.base import is_exact
+from infer.caller import INFER_FRAMES
 from infer.numpyro_data import unobserved_arguments
 from infer.numpyro_models import is_factor
 from infer.rank_uniformity import MAX_NULL_SIMULATIONS, MIN_LEVEL
@@ -99,7 +100,7 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
             f"parameter here, ranked like the others. If it is data, add {name!r} to "
             "observed=.",
             UserWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if var_names is None:
         if not latent:
@@ -245,7 +246,7 @@ def posterior_var_names(problem, data: dict, var_names: tuple, chosen: bool) -> 
             f"sbc: the model draws {missing} only when it simulates its data, not given data: "
             f"they are not ranked (the ranked sites are {list(kept)}).",
             UserWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if not kept:
         raise SBCInputError(

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from infer import chain_stats, validation
+from infer.caller import INFER_FRAMES
 from infer.flag_rules import FLAG_RULES, OVERFLOW, UNDERFLOW
 from infer.model_comparison import COLUMNS as LOO_COLUMNS
 from infer.model_comparison import loo_columns
@@ -378,11 +379,11 @@ def compare(
         all_messages += messages
     if warn:
         for message in all_messages:
-            warnings.warn(message, DiagnosticWarning, stacklevel=2)
+            warnings.warn(message, DiagnosticWarning, skip_file_prefixes=INFER_FRAMES)
     loo, loo_messages = loo_columns(results)
     if warn:
         for message in loo_messages:
-            warnings.warn(message, DiagnosticWarning, stacklevel=2)
+            warnings.warn(message, DiagnosticWarning, skip_file_prefixes=INFER_FRAMES)
     table = pd.DataFrame.from_dict(rows, orient="index")[["sampler", *COLUMNS]]
     for column in LOO_COLUMNS if loo else ():
         table[column] = [loo[name][column] for name in table.index]

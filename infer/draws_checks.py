@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from infer import validation
+from infer.caller import INFER_FRAMES
 from infer.target import GroundTruth, check_dims
 
 #: The seconds a result records (``Result.timing``); :func:`infer.compare` reads ``sampling``.
@@ -70,7 +71,7 @@ def warn_if_transposed(arrays: dict, info) -> None:
         "(warnings.filterwarnings('ignore', 'draws.*chains of')); with superchains declared "
         "(info={'superchains': K}, compare then uses nested R-hat) it is not raised.",
         UserWarning,
-        stacklevel=3,
+        skip_file_prefixes=INFER_FRAMES,
     )
 
 

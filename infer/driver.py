@@ -178,7 +178,7 @@ def sample(
             exact=is_exact(sampler),
         )
         if unobserved := target.notes.get("unobserved"):  # a NumPyro model's outcome left out
-            warn_of_unobserved(*unobserved, stacklevel=3)
+            warn_of_unobserved(*unobserved)
         if is_exact(sampler):
             return sample_exact(
                 args.key_input,

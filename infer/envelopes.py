@@ -22,6 +22,7 @@ import numpy as np
 
 from infer import random_bits, validation
 from infer.base import IdentityKey
+from infer.caller import INFER_FRAMES
 from infer.envelope_search import Envelope
 from infer.placement import PROGRAMS
 from infer.proposal import Proposal
@@ -142,7 +143,7 @@ def _warn_if_coarse(lower: float, upper: float, num_pieces: int) -> None:
             "interval near 0 (draw x - c), or use float64 (jax.config.update("
             "'jax_enable_x64', True)).",
             EnvelopeWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 
@@ -356,4 +357,4 @@ def warn_on_violations(
             "tails than the target's, such as a Normal under a Student-t): no M covers it, "
             "so use a proposal with heavier tails (a Cauchy or Student-t)."
         )
-    warnings.warn(message, EnvelopeWarning, stacklevel=3)
+    warnings.warn(message, EnvelopeWarning, skip_file_prefixes=INFER_FRAMES)

@@ -8,6 +8,7 @@ import warnings
 
 import numpy as np
 
+from infer.caller import INFER_FRAMES
 from infer.fit_measures import unsettled
 from infer.flag_rules import outside_support, what_to_try
 
@@ -33,14 +34,16 @@ def warn_if_untrustworthy(
     skipped = info["num_nonfinite_steps"]
     why = unsettled(info)
     if why:
-        warnings.warn(f"{label} on {target_name}: {why}", DiagnosticWarning, stacklevel=3)
+        warnings.warn(
+            f"{label} on {target_name}: {why}", DiagnosticWarning, skip_file_prefixes=INFER_FRAMES
+        )
     if total_draws < MIN_KHAT_DRAWS:
         warnings.warn(
             f"{label} on {target_name}: the fit is unchecked: Pareto k-hat needs at least "
             f"{MIN_KHAT_DRAWS} draws and there are {total_draws} (num_chains x num_draws). "
             "Draw more to check it.",
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     elif not np.isfinite(k_hat) or k_hat > threshold:
         if skipped:
@@ -69,13 +72,13 @@ def warn_if_untrustworthy(
             f"and moments cannot be trusted. Try {what_to_try(label.endswith('fullrank'))}, "
             f"or MCMC (infer.nuts()).{slight}",
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if outside := info.get("num_nonfinite_draws"):  # zero weights to PSIS: k-hat misses them
         warnings.warn(
             f"{label} on {target_name}: {outside_support(outside, total_draws)}",
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     if skipped:
         warnings.warn(
@@ -83,7 +86,7 @@ def warn_if_untrustworthy(
             "because the ELBO or its gradient was not finite (draws outside the support?). "
             "Try a smaller init_scale or learning_rate.",
             DiagnosticWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

@@ -5,6 +5,8 @@ message that explains what went wrong and what to try, or None when the flag doe
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
@@ -94,7 +96,8 @@ def divergence_advice(result: Result) -> str:
         higher = next((t for t in (0.95, 0.99, 0.999) if t > used + 1e-9), None)
         call = f"target_accept={higher}"
         if "target_accept" in result.settings:  # the run's own sampler, not always NUTS
-            call = f"infer.{result.sampler}({call})"
+            own = callable(getattr(sys.modules["infer"], result.sampler, None))
+            call = f"{'infer.' if own else ''}{result.sampler}({call})"
         first = (
             f"Try a higher target_accept than {used:g} (e.g. {call}), more warm-up"
             if higher is not None

@@ -168,8 +168,12 @@ def unwritable_folder(folder: Path, command: str = "infer", keep: bool = True) -
     message (``infer compare``). ``keep=False`` removes the folders the check made (for a
     command that may still refuse its other options)."""
     folder = Path(folder).expanduser()
-    made = [p for p in (folder, *folder.parents) if not p.exists()]
+    made = []  # the levels this check made (not one another process made meanwhile)
     try:
+        for level in reversed([p for p in (folder, *folder.parents) if not p.exists()]):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(level)
+                made.insert(0, level)
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass

@@ -10,6 +10,7 @@ import jax
 import numpy as np
 
 from infer.base import settings_json
+from infer.caller import INFER_FRAMES
 from infer.fit_measures import is_fit
 from infer.keys import same_stream
 from infer.result import Result
@@ -154,7 +155,7 @@ def _joined_groups(results) -> dict:
                 f"concat leaves the group {name} out: results {lacking} have none, and it "
                 "holds a value per draw. Compute it on the joined result (infer.predictive).",
                 UserWarning,
-                stacklevel=3,
+                skip_file_prefixes=INFER_FRAMES,
             )
         groups.pop(name, None)
         if name == "predictions":

@@ -26,6 +26,7 @@ import numpy as np
 
 from infer import validation
 from infer.base import Kernel, Sampler
+from infer.caller import INFER_FRAMES
 from infer.flat_position import Layout
 from infer.keywords import refusing_unknown_keywords
 from infer.placement import to_host
@@ -290,7 +291,7 @@ def _common_options(
             f"step_size={step_size} as it is. Leave adapt_step_size on to tune the step size "
             "toward target_accept.",
             UserWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     target_accept = DEFAULT_TARGET_ACCEPT if target_accept is None else target_accept
     validation.probability("target_accept", target_accept)

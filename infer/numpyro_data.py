@@ -15,6 +15,7 @@ import numpy as np
 from jax.tree_util import keystr
 
 from infer import validation
+from infer.caller import INFER_FRAMES
 
 
 def is_data(leaf) -> bool:
@@ -107,7 +108,7 @@ def unobserved_arguments(model: Callable, args, kwargs, latent) -> list[str]:
     ]
 
 
-def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -> None:
+def warn_of_unobserved(names: list[str], left_out: list[str]) -> None:
     """Warn, when a target is sampled, of the sites of arguments left to ``None``: sampled as
     parameters, or (``left_out``, discrete ones) left out of the log density."""
     for name in names:
@@ -123,7 +124,7 @@ def warn_of_unobserved(names: list[str], left_out: list[str], stacklevel: int) -
             f"Pass {name}=<data> to Target.from_numpyro to condition on it (leave it out of "
             "a target for infer.predictive at new inputs, which is not sampled).",
             UserWarning,
-            stacklevel=stacklevel,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from infer import validation
+from infer.caller import INFER_FRAMES
 from infer.numpyro_data import (
     check_observation_shapes,
     constant_data,
@@ -122,7 +123,7 @@ def model_target(model: Callable, args: tuple, kwargs: dict) -> ModelTarget:
             "infer.sample draws the sample sites only (as NumPyro's MCMC does). To infer "
             "them, make them numpyro.sample sites with a prior.",
             UserWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
     latent = {
         name: site
@@ -377,16 +378,17 @@ def unconstrained_point(source: ModelSource, values: dict, init: dict) -> dict:
         )
     args, kwargs = jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, source[1:])
     given = {name: jnp.asarray(v, jnp.asarray(init[name]).dtype) for name, v in values.items()}
-    model = handlers.substitute(handlers.seed(source.model, 0), data=given)
+    seeded = handlers.seed(source.model, 0)
+    drawn = handlers.trace(seeded).get_trace(*args, **kwargs)  # the sites' own shapes
     try:
-        trace = handlers.trace(model).get_trace(*args, **kwargs)
+        trace = handlers.trace(handlers.substitute(seeded, data=given)).get_trace(*args, **kwargs)
     except ValueError as err:  # a distribution's check of a value fed to it, e.g. a scale < 0
         raise ValueError(
             f"the model refused these values: {err} Is one outside its site's support?"
         ) from None
     point = {}
     for name, value in given.items():
-        support, wanted = trace[name]["fn"].support, tuple(trace[name]["fn"].shape())
+        support, wanted = trace[name]["fn"].support, np.shape(drawn[name]["value"])
         if value.shape != wanted:
             raise ValueError(f"values[{name!r}] has shape {value.shape}; the site's is {wanted}.")
         if not bool(jnp.all(support(value))):

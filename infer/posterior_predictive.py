@@ -11,6 +11,7 @@ import jax
 import numpy as np
 
 from infer import validation
+from infer.caller import INFER_FRAMES
 from infer.keys import as_jax_key, as_key
 from infer.numpyro_predictive import predictive_draws, site_names, sized_by_observations
 from infer.result import Result
@@ -121,7 +122,7 @@ def predictive(
     if prior:
         drawn = predictive_draws(target.source, key_prior, num_samples=num_prior)
         _refuse_fewer_simulated(drawn, groups.get("observed_data") or {})
-        latent = [*sites.latent, *sites.deterministic]  # not a factor's empty value
+        latent = [*latent, *sites.deterministic]  # not a factor's empty value, nor left out
         groups["prior"] = {k: drawn[k][None] for k in latent if k in drawn}
         groups["prior_predictive"] = {k: drawn[k][None] for k in observed if k in drawn}
     return replace(result, groups=groups, dims=_named_dims(result, target, groups))
@@ -258,7 +259,7 @@ def _check_sites(result: Result, latent: list, deterministic: list, same_data: b
             "site made only when the outcome is given?): the draws of it are left out of the "
             "predictions.",
             UserWarning,
-            stacklevel=3,  # the caller of infer.predictive
+            skip_file_prefixes=INFER_FRAMES,
         )
         return extra
     if missing or extra:
@@ -291,7 +292,7 @@ def _warn_if_another_model(result: Result, target: Target) -> None:
             "which is right only for the same model. If it is the same model, name the "
             f"target as the result's: target.with_options(name={result.target!r}).",
             UserWarning,
-            stacklevel=3,
+            skip_file_prefixes=INFER_FRAMES,
         )
 
 

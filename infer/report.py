@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import chain_stats, registry
+from infer.caller import INFER_FRAMES
 from infer.flag_rules import MIN_DRAWS, RHAT_LIMIT, above_limit
 from infer.io import folder_path, write_atomically
 from infer.named_results import by_name
@@ -213,7 +214,7 @@ def write_report(
             f"{', '.join(stale)}. They are left as they were; delete them, or pass another "
             "folder (--out), to keep the report on its own.",
             UserWarning,
-            stacklevel=2,
+            skip_file_prefixes=INFER_FRAMES,
         )
     write_atomically(folder / "comparison.csv", lambda tmp: table.to_csv(tmp))
     markdown = as_markdown(table)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from infer import validation
+from infer.caller import INFER_FRAMES
 from infer.io import expanded_path, folder_path
 
 FORMAT = "infer.store/1"
@@ -417,7 +418,7 @@ def open_store(path):
             f"{path} holds an unfinished run (killed or still writing): its first {written} "
             "draws per chain, those completely written, are read.",
             UserWarning,
-            stacklevel=2,
+            skip_file_prefixes=INFER_FRAMES,
         )
     tree = tree.isel(draw=slice(0, written), missing_dims="ignore")
     tree = tree.map_over_datasets(_index_coordinates)

@@ -1249,3 +1249,20 @@ def test_a_misspelt_or_numpyro_named_option_is_told_the_closest_one(call, said):
     a NumPyro user to find infer's name (target_accept)."""
     with pytest.raises(TypeError, match=said):
         call()
+
+
+def test_pythons_own_errors_and_the_factories_warnings_name_the_users_call():
+    """Wrapping the factories to name a misspelt option's closest one made Python's own
+    errors say ``as_top_level_api()`` and put warnings of a fixed stacklevel at the
+    wrapper's line inside infer."""
+    with pytest.raises(TypeError, match=r"^rwmh\(\) got multiple values for argument"):
+        infer.rwmh(0.5, step_size=0.5)
+    with pytest.raises(TypeError, match=r"^mh\(\) missing 2 required positional"):
+        infer.mh()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        infer.nuts(step_size=0.5, adapt_step_size=False, target_accept=0.9)
+        infer.rwmh(step_size=0.5, target_accept=0.3)
+    assert len(caught) == 2 and all(w.filename == __file__ for w in caught), [
+        (w.filename, str(w.message)[:50]) for w in caught
+    ]

@@ -779,6 +779,8 @@ def test_divergence_advice_asks_for_a_target_accept_above_the_one_used():
     assert "(e.g. infer.hmc(target_accept=0.95))" in divergence_advice(tuned[2])  # was nuts'
     bare = dataclasses.replace(tuned[0], settings={})  # no such option: the value alone
     assert "(e.g. target_accept=0.95)" in divergence_advice(bare)
+    own = dataclasses.replace(tuned[0], sampler="tuned_walk")  # not a function of infer's
+    assert "(e.g. tuned_walk(target_accept=0.95))" in divergence_advice(own)
 
 
 def test_divergences_in_draws_made_elsewhere_get_advice_for_that_sampler(tmp_path):

@@ -327,11 +327,17 @@ def test_a_discrete_outcome_left_out_beside_an_observed_one_is_simulated():
     with pytest.warns(UserWarning, match=r"(?s)site 'k' is left out.*infer.predictive simul"):
         result = quiet_sample(fit, infer.rwmh())
     assert sorted(result.draws) == ["mu"]
-    tree = infer.predictive(result, fit).to_arviz()
+    tree = infer.predictive(result, fit, prior=True).to_arviz()
     simulated = tree["posterior_predictive"]
     assert sorted(simulated.data_vars) == ["k", "y"]
     assert simulated["k"].shape == simulated["y"].shape == (2, 200, Y.size)
     assert np.all(simulated["k"].values >= 0)
+    assert sorted(tree["prior"].data_vars) == ["mu"]  # k is an outcome, not a parameter
+    assert sorted(tree["prior_predictive"].data_vars) == ["k", "y"]
+    with warnings.catch_warnings(record=True) as caught:  # at the user's line
+        warnings.simplefilter("always")
+        quiet_sample(fit, infer.rwmh())
+    assert [w.filename for w in caught if "site 'k'" in str(w.message)] == [__file__]
 
 
 def test_a_covariate_equal_to_the_outcome_is_constant_data():
@@ -560,5 +566,11 @@ def test_a_start_given_in_the_sites_own_space_is_unconstrained_by_name():
     for given, said in refused:
         with pytest.raises(ValueError, match=said), jax.numpy_rank_promotion("allow"):
             target.unconstrain(given)
+
+    def sample_shaped():
+        numpyro.sample("z", dist.Normal(0.0, 1.0), sample_shape=(3,))
+
+    shaped = infer.Target.from_numpyro(sample_shaped)  # a review: refused as shape ()
+    assert np.shape(shaped.unconstrain({"z": [0.1, 0.2, 0.3]})["z"]) == (3,)
     with pytest.raises(TypeError, match="is not a NumPyro model's"):
         infer.Target(lambda x: -(x**2), init=jnp.zeros(())).unconstrain({"x": 1.0})
