@@ -19,6 +19,7 @@ import numpy as np
 
 from infer import memory
 from infer.base import hook
+from infer.caller import INFER_FRAMES
 from infer.diagnostics import DiagnosticWarning
 from infer.draws_checks import imprecise_run
 from infer.flag_rules import rejected_nonfinite_message
@@ -182,7 +183,11 @@ def sample_exact(
     )
     imprecise = imprecise_run(result)
     if imprecise:  # float32 rounded the log density: its draws are not exact
-        warnings.warn(f"{sampler.name} on {target.name}: {imprecise}", DiagnosticWarning, 3)
+        warnings.warn(
+            f"{sampler.name} on {target.name}: {imprecise}",
+            DiagnosticWarning,
+            skip_file_prefixes=INFER_FRAMES,
+        )
         result.info["exact"] = False
     return result
 
@@ -193,4 +198,8 @@ def _warn_if_nonfinite(info: dict, label: str) -> None:
     nonfinite = int(info.get("nonfinite_proposals", 0))
     if nonfinite > int(info.get("envelope_violations", 0)):
         where = f"{nonfinite} of {info.get('num_proposals', '?')}"
-        warnings.warn(f"{label}: {rejected_nonfinite_message(where)}", DiagnosticWarning, 4)
+        warnings.warn(
+            f"{label}: {rejected_nonfinite_message(where)}",
+            DiagnosticWarning,
+            skip_file_prefixes=INFER_FRAMES,
+        )
