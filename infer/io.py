@@ -174,7 +174,6 @@ def unwritable_folder(folder: Path, command: str = "infer", keep: bool = True) -
             with contextlib.suppress(FileExistsError):
                 os.mkdir(level)
                 made.insert(0, level)
-        folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:

@@ -378,17 +378,17 @@ def unconstrained_point(source: ModelSource, values: dict, init: dict) -> dict:
         )
     args, kwargs = jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, source[1:])
     given = {name: jnp.asarray(v, jnp.asarray(init[name]).dtype) for name, v in values.items()}
-    seeded = handlers.seed(source.model, 0)
-    drawn = handlers.trace(seeded).get_trace(*args, **kwargs)  # the sites' own shapes
+    model = handlers.substitute(handlers.seed(source.model, 0), data=given)
     try:
-        trace = handlers.trace(handlers.substitute(seeded, data=given)).get_trace(*args, **kwargs)
+        trace = handlers.trace(model).get_trace(*args, **kwargs)
     except ValueError as err:  # a distribution's check of a value fed to it, e.g. a scale < 0
         raise ValueError(
             f"the model refused these values: {err} Is one outside its site's support?"
         ) from None
     point = {}
     for name, value in given.items():
-        support, wanted = trace[name]["fn"].support, np.shape(drawn[name]["value"])
+        support = trace[name]["fn"].support  # the site's shape, from its unconstrained one
+        wanted = tuple(biject_to(support).forward_shape(np.shape(init[name])))
         if value.shape != wanted:
             raise ValueError(f"values[{name!r}] has shape {value.shape}; the site's is {wanted}.")
         if not bool(jnp.all(support(value))):
