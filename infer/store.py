@@ -132,7 +132,8 @@ class ZarrStore:
     """
 
     def __init__(self, path, overwrite: bool = False):
-        self.path = folder_path(path, "store")
+        # absolute: the result reads its arrays lazily, whatever the working folder is then
+        self.path = folder_path(path, "store").absolute()
         overwrite = validation.flag("overwrite", overwrite)  # "False" would replace a store
         _check_path(self.path, overwrite)
         self.overwrite = overwrite
