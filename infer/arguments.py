@@ -26,7 +26,7 @@ from infer.process_agreement import (
 from infer.resume_source import Saved, checkpoint_folder, resume_source, resumed_superchain_size
 from infer.run_loop import Outputs
 from infer.run_state import ChainState
-from infer.starts import PerChain
+from infer.starts import PerChain, starting_point
 from infer.store import as_store
 from infer.target import check_target
 
@@ -129,7 +129,7 @@ def check_arguments(
         num_warmup = DEFAULT_WARMUP if source is None else source.num_warmup
     num_warmup = validation.positive_int("num_warmup", num_warmup, minimum=0)
     outputs = _check_outputs(
-        target, init, resume, source, checkpoint, checkpoint_every, store, keep
+        target, (init, num_chains), resume, source, checkpoint, checkpoint_every, store, keep
     )
     num_draws = _draws_to_hold(until, source, num_warmup, thin, asked_samples, num_samples)
     _check_step_count(source, num_warmup, num_draws, thin)
@@ -316,16 +316,19 @@ def _saved_draws(source: Saved, num_warmup: int, thin: int, asked) -> int:
 
 
 def _check_outputs(
-    target, init, resume, source, checkpoint, checkpoint_every, store, keep
+    target, start, resume, source, checkpoint, checkpoint_every, store, keep
 ) -> Outputs:
     """Where the draws go besides the result, checked against each other. A checkpoint
     folder's run (``source``) checkpoints as often and keeps the draws it did unless told
-    otherwise; a result's continuation keeps the draws it did."""
+    otherwise; a result's continuation keeps the draws it did. ``start``: ``(init,
+    num_chains)``, what ``keep``'s names are checked against."""
     if checkpoint_every is None:
         checkpoint_every = getattr(source, "checkpoint_every", None)
-    keep = getattr(source, "keep", None) if keep is None else keep
-    if keep is None and isinstance(getattr(resume, "info", None), dict):  # a result's keep=
-        keep = resume.info.get("keep")  # (infer.concat joins runs that keep the same draws)
+    if keep is None:  # the resumed run's, checked when it ran: a resume with another target
+        keep = getattr(source, "keep", None)  # is refused for that, naming what differs
+        if keep is None and isinstance(getattr(resume, "info", None), dict):  # result's keep=
+            keep = resume.info.get("keep")  # (infer.concat joins runs keeping the same draws)
+        start = None
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = checkpoint_folder(checkpoint, resume)
@@ -349,7 +352,7 @@ def _check_outputs(
             "it) are not supported across processes yet: save the result from process 0 "
             "(result.save) instead, and resume from that result (resume=infer.load(path))."
         )
-    return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, init))
+    return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, start))
 
 
 def _check_writable_if_unfinished(source, folder) -> None:
@@ -366,6 +369,19 @@ def _check_writable_if_unfinished(source, folder) -> None:
         )
 
 
+def _draw_names(target, init, num_chains) -> list | None:
+    """The names of the draws a run from ``init`` reports (``None`` without a start): one
+    point of ``init`` in any form :func:`infer.sample` takes (per chain, a list of points)."""
+    if init is None and target.init is None:
+        return None
+    with warnings.catch_warnings():  # the run warns of the start itself, once
+        warnings.simplefilter("ignore")
+        point, per_chain = starting_point(target, init, num_chains)
+    if per_chain:
+        point = jax.tree.map(lambda leaf: leaf[0], point)
+    return list(jax.eval_shape(target.constrain, point))
+
+
 def _listed(keep):
     """``keep`` as a list when it is an iterable of anything but characters, else as given
     (:func:`_check_keep` refuses it then)."""
@@ -376,18 +392,19 @@ def _listed(keep):
     return keep
 
 
-def _check_keep(keep, target, init) -> list | None:
-    """``keep`` as a list of draw names the target reports, or a ``ValueError``."""
+def _check_keep(keep, target, start) -> list | None:
+    """``keep`` as a list of draw names the target reports, or a ``ValueError``. ``start``:
+    ``(init, num_chains)`` as :func:`infer.sample` was given them (``None``: a resumed run's
+    ``keep``, checked when it ran)."""
     if keep is None:
         return None
     usage = f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}."
     # _listed made every other iterable a list
     if not isinstance(keep, list) or not all(isinstance(name, str) for name in keep):
         raise TypeError(usage)
-    point = init if init is not None else target.init
-    if isinstance(point, PerChain):
-        point = jax.tree.map(lambda leaf: leaf[0], point.positions)
-    names = list(jax.eval_shape(target.constrain, point)) if point is not None else None
+    if start is None:
+        return keep
+    names = _draw_names(target, *start)
     if not keep:
         raise ValueError(
             f"keep is empty: name at least one of the target's draws, {names}, or leave it "

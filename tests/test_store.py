@@ -11,6 +11,7 @@ import textwrap
 import time
 import warnings
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -406,6 +407,39 @@ def test_keep_may_be_any_iterable_of_names_and_is_read_once():
     assert list(result.draws) == ["mu", "tau"]
     with pytest.raises(TypeError, match=r"keep must be a list of draw names.*got 5"):
         infer.sample(0, target, infer.rwmh(), keep=5, **options)
+
+
+@pytest.mark.thorough  # an edge case, 6 s
+def test_keep_takes_its_names_from_one_start_whatever_form_init_has():
+    """keep was checked against init as given: starts per chain crashed in JAX's broadcasting,
+    a list of points per chain was read as draws named 'theta' or '0' and '1' and refused."""
+    options = {"num_chains": 2, "num_samples": 10, "num_warmup": 20}
+    schools = targets.get("eight_schools")
+    per_chain = jax.tree.map(lambda leaf: np.stack([np.asarray(leaf)] * 2), schools.init)
+    for init in (per_chain, [schools.init, schools.init]):
+        with warnings.catch_warnings():  # 20 steps of warm-up: a chain may not move
+            warnings.simplefilter("ignore")
+            result = infer.sample(0, schools, infer.rwmh(), init=init, keep=["mu"], **options)
+        assert list(result.draws) == ["mu"] and result.draws["mu"].shape == (2, 10)
+    plain = infer.Target(lambda x: -0.5 * jnp.sum(x**2), name="no_init")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = infer.sample(0, plain, infer.rwmh(), init=[0.0, 0.0], keep=["x"], **options)
+    assert result.draws["x"].shape == (2, 10, 2)
+    assert len(caught) == len({str(w.message) for w in caught})  # each warning once
+    with pytest.raises(ValueError, match=r"keep names \['y'\].*its draws are \['x'\]"):
+        infer.sample(0, plain, infer.rwmh(), init=[0.0, 0.0], keep=["y"], **options)
+
+
+def test_a_resume_with_another_target_names_what_differs_when_the_run_kept_some_draws():
+    """The resumed run's keep was checked against the new target first: the refusal blamed
+    keep=, which the resuming call did not pass, instead of naming the other target."""
+    options = {"num_chains": 2, "num_samples": 10, "num_warmup": 20}
+    first = infer.sample(0, targets.get("eight_schools"), infer.rwmh(), keep=["mu"], **options)
+    with pytest.raises(ValueError, match=r"What differs:[\s\S]*target: 'eight_schools'"):
+        infer.sample(0, targets.get("normal_10d"), infer.rwmh(), resume=first, num_samples=10)
+    more = infer.sample(0, targets.get("eight_schools"), infer.rwmh(), resume=first, num_samples=5)
+    assert list(more.draws) == ["mu"] and more.draws["mu"].shape == (2, 5)
 
 
 @pytest.mark.thorough  # an edge case, 2 s
