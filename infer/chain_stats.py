@@ -13,7 +13,9 @@ with ArviZ's truncation, tail ESS as the smaller ESS of the indicators ``x <= q`
 quantiles (numpy's "linear" quantile, rounded as numpy rounds it), and ArviZ's MCSE of the sd.
 
 Draws are ``(num_chains, num_draws, ...)``; trailing axes are parameters, vmapped in batches
-that bound memory. A dict ``name -> draws`` gives a dict with the same names. ``jax.jit``
+that bound memory. A dict ``name -> draws`` gives a dict with the same names (an xarray
+``Dataset`` too, an ArviZ ``DataTree`` its ``posterior``'s; arrays naming ``chain`` and ``draw``
+are read by those names). ``jax.jit``
 compiles one program per shape, dtype and option (ahead of the first call, once however many
 threads make it); a second call with the same shapes compiles nothing. Few draws held in NumPy
 (up to 2**16 values, on the CPU) are stacked and padded into shared shapes first
@@ -107,6 +109,7 @@ def _run(
 ):
     """Check the input, run the compiled program, and return one dict of statistics per array
     (a dict name -> that dict for a dict input)."""
+    draws = validation.posterior_of_tree(draws)
     named = isinstance(draws, Mapping)
     items = dict(draws) if named else {None: draws}
     if not items:
@@ -222,6 +225,7 @@ def _pad_draws(array, room):
 def _as_array(name, value):
     where = "draws" if name is None else f"draws[{name!r}]"
     validation.refuse_draws_of_parameters(where, name, value)
+    value = validation.in_chain_draw_order(value)
     if not isinstance(value, jax.Array | np.ndarray):
         try:
             value = np.asarray(value)  # a list or scalar: host data already

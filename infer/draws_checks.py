@@ -28,6 +28,8 @@ def checked_draw(name, value) -> np.ndarray:
             f"draws[{name!r}] is a dict; draws map names to arrays: flatten nested "
             f"draws, e.g. {{'{name}.{next(iter(value), 'w')}': ...}}."
         )
+    validation.refuse_draws_of_parameters(f"draws[{name!r}]", name, value)
+    value = validation.in_chain_draw_order(value)
     try:
         value = np.asarray(value)
     except ValueError as error:  # a ragged list

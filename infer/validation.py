@@ -355,6 +355,32 @@ def _attributes(obj) -> dict:
     return held
 
 
+def posterior_of_tree(draws):
+    """``draws`` (for the statistics), or, for an ArviZ ``DataTree``, its ``posterior`` group
+    as a ``Dataset`` (a tree's groups were read as parameters and failed in xarray's words);
+    a ``TypeError`` for a tree without one."""
+    if not (hasattr(draws, "children") and hasattr(draws, "to_dataset")):
+        return draws
+    if "posterior" in draws.children:
+        return draws["posterior"].to_dataset()
+    if draws.children:
+        raise TypeError(
+            f"draws is a DataTree of the groups {sorted(draws.children)} but no 'posterior': "
+            "pass the group whose draws to read, e.g. draws=tree['sample_stats']."
+        )
+    return draws.to_dataset()
+
+
+def in_chain_draw_order(value):
+    """``value``, or an xarray ``DataArray`` naming both ``chain`` and ``draw`` with its axes
+    put in that order first: NumPy reads an array by position, and ``(draw, chain)`` was
+    read as that many chains of that many draws, without a word."""
+    dims = getattr(value, "dims", None)
+    if not isinstance(dims, tuple) or not set(ARVIZ_DIMS) <= set(dims):
+        return value
+    return value.transpose(*ARVIZ_DIMS, ...)
+
+
 def refuse_draws_of_parameters(where: str, name, value) -> None:
     """Refuse, naming ``where``, draws given as a container of parameters' draws that NumPy
     would read as one array, silently: a dict inside the dict (nested draws), a namedtuple,

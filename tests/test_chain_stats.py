@@ -440,3 +440,27 @@ def test_results_may_stay_in_float64_where_float32_would_overflow():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert isinstance(rhat, np.ndarray) and rhat.max().dtype == np.float64
+
+
+def test_labelled_draws_are_read_by_their_names():
+    """A DataArray laid out (draw, chain) was read by position: R-hat 1.38 and a bulk ESS of
+    14,408 from 4,000 draws (ArviZ: 2.11 and 5.3); an ArviZ DataTree failed in xarray's
+    words; Result.from_draws took a tuple of two parameters' draws as two chains."""
+    import xarray as xr
+
+    import infer
+
+    walks = np.cumsum(np.random.default_rng(0).standard_normal((4, 1000)), axis=1)
+    by_name = xr.DataArray(walks.T, dims=("draw", "chain"))
+    expected = {"rhat": arviz_stats.rhat(by_name), "ess_bulk": arviz_stats.ess(by_name)}
+    named = (xr.Dataset({"a": by_name}), arviz_base.from_dict({"posterior": {"a": walks}}))
+    for stats in [chain_stats.summary_stats(by_name)] + [
+        chain_stats.summary_stats(draws)["a"] for draws in named
+    ]:
+        for name, value in expected.items():
+            np.testing.assert_allclose(stats[name], float(value), rtol=1e-5)
+    assert infer.Result.from_draws({"a": by_name}).draws["a"].shape == (4, 1000)
+    with pytest.raises(TypeError, match=r"no 'posterior': pass the group whose draws to read"):
+        chain_stats.rhat(arviz_base.from_dict({"sample_stats": {"lp": walks}}))
+    with pytest.raises(TypeError, match=r"draws\['a'\] is a tuple of 2 parameters' draws"):
+        infer.Result.from_draws({"a": (walks, walks)})
