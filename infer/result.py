@@ -431,10 +431,13 @@ def summary(result: Result, **kwargs):
 
     Keyword arguments go to ``arviz_stats.summary``. Its ``ess_tail`` is at ArviZ's default
     tail probabilities, not at the 5% and 95% quantiles of :func:`infer.compare`'s tail ESS,
-    so the two tables' tail ESS differ: compare runs within one of them.
+    so the two tables' tail ESS differ: compare runs within one of them. NumPy's warnings of
+    NaN, constant or overflowing draws are left out, as :func:`infer.compare` leaves them:
+    the table shows those as NaN or inf, and the run warned of them at the user's line.
     """
     hint = "For draws made elsewhere: infer.summary(infer.Result.from_draws(draws))."
     validation.instance_of("result", result, Result, hint)
     import arviz_stats
 
-    return arviz_stats.summary(result.to_arviz(), **kwargs)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        return arviz_stats.summary(result.to_arviz(), **kwargs)
