@@ -150,10 +150,10 @@ def _add_compare_command(commands) -> None:
     )
     compare.add_argument(
         "--min-ess",
-        type=positive_int,
+        type=non_negative_int,
         default=400,
         help="flag runs whose bulk or tail ESS is below this (default 400; with --until-ess, "
-        "the smaller of the two)",
+        "the smaller of the two; 0 turns the flag off)",
     )
     compare.add_argument(
         "--no-plots",

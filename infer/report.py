@@ -301,9 +301,9 @@ def _worst_variables(result: Result) -> list[str] | None:
         return (0, -np.nanmax(rhat, initial=-np.inf), np.nanmin(ess, initial=np.inf))
 
     chosen, count = [], 0
-    for name in sorted(result.draws, key=badness):
+    for name in sorted(result.draws, key=badness):  # the worst, then the next that fit
         if chosen and count + num_components(result, [name]) > PANELS:
-            break
+            continue
         chosen.append(name)
         count += num_components(result, [name])
     return chosen

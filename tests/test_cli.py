@@ -638,9 +638,25 @@ def test_a_report_plots_the_variables_its_warnings_name(tmp_path):
         table = infer.compare(runs)
     page = write_report(runs, table, tmp_path / "report").read_text()
     assert "the variables of the worst R-hat, then bulk ESS, first: p14, " in page
+    # the worst, then those that fit beside it: a vector too long was the end of the list
+    mixed = {"mu": draws["p14"], "theta": rng.standard_normal((4, 100, 8)), "tau": draws["p0"]}
+    mixed["theta"][..., 0] += np.arange(4)[:, None] / 2  # worse than tau, better than mu
+    mixed = {"mixed": infer.Result.from_draws(mixed)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        page = write_report(mixed, infer.compare(mixed), tmp_path / "mixed").read_text()
+    assert "first: mu, tau, of 10 components" in page
     small = {"few": infer.Result.from_draws({"x": rng.standard_normal((4, 100))})}
     page = write_report(small, infer.compare(small, warn=False), tmp_path / "small").read_text()
     assert "worst R-hat" not in page  # every component fits: the plots show them all
+
+
+def test_min_ess_zero_turns_the_flag_off_as_in_python():
+    """--min-ess 0 was refused ("expected a positive integer"), where infer.compare's
+    min_ess=0 turns the low-ESS flag off."""
+    assert cli.build_parser().parse_args(["compare", "--min-ess", "0"]).min_ess == 0
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["compare", "--min-ess", "-1"])
 
 
 def test_a_refused_train_leaves_no_folder_behind(tmp_path, capsys):
