@@ -285,9 +285,10 @@ PANELS = 8  # infer.plot's default of scalar panels but for pair plots
 
 
 def _worst_variables(result: Result) -> list[str] | None:
-    """The variables of ``result`` whose components fill :data:`PANELS` panels, the worst
-    first (largest R-hat, then smallest bulk ESS; NaN last), where it has more components
-    than that; None where every component fits (or there is no R-hat: one chain)."""
+    """The variables of ``result`` whose components fill :data:`PANELS` panels (the last one's
+    first components where it has more), the worst first (largest R-hat, then smallest bulk
+    ESS; NaN last), where it has more components than that; None where every component fits
+    (or there is no R-hat: one chain)."""
     if num_components(result) <= PANELS or result.num_chains < 2:
         return None
     if result.num_samples < MIN_DRAWS:
@@ -301,11 +302,11 @@ def _worst_variables(result: Result) -> list[str] | None:
         return (0, -np.nanmax(rhat, initial=-np.inf), np.nanmin(ess, initial=np.inf))
 
     chosen, count = [], 0
-    for name in sorted(result.draws, key=badness):  # the worst, then the next that fit
-        if chosen and count + num_components(result, [name]) > PANELS:
-            continue
+    for name in sorted(result.draws, key=badness):  # the last may show its first components
         chosen.append(name)
         count += num_components(result, [name])
+        if count >= PANELS:
+            break
     return chosen
 
 

@@ -638,14 +638,14 @@ def test_a_report_plots_the_variables_its_warnings_name(tmp_path):
         table = infer.compare(runs)
     page = write_report(runs, table, tmp_path / "report").read_text()
     assert "the variables of the worst R-hat, then bulk ESS, first: p14, " in page
-    # the worst, then those that fit beside it: a vector too long was the end of the list
+    # the worst, then the next worst, in part: a vector too long to fit was left out
     mixed = {"mu": draws["p14"], "theta": rng.standard_normal((4, 100, 8)), "tau": draws["p0"]}
     mixed["theta"][..., 0] += np.arange(4)[:, None] / 2  # worse than tau, better than mu
     mixed = {"mixed": infer.Result.from_draws(mixed)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         page = write_report(mixed, infer.compare(mixed), tmp_path / "mixed").read_text()
-    assert "first: mu, tau, of 10 components" in page
+    assert "first: mu, theta, of 10 components" in page
     small = {"few": infer.Result.from_draws({"x": rng.standard_normal((4, 100))})}
     page = write_report(small, infer.compare(small, warn=False), tmp_path / "small").read_text()
     assert "worst R-hat" not in page  # every component fits: the plots show them all
