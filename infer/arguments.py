@@ -324,11 +324,11 @@ def _check_outputs(
     num_chains)``, what ``keep``'s names are checked against."""
     if checkpoint_every is None:
         checkpoint_every = getattr(source, "checkpoint_every", None)
-    if keep is None:  # the resumed run's, checked when it ran: a resume with another target
-        keep = getattr(source, "keep", None)  # is refused for that, naming what differs
+    inherited = keep is None  # the resumed run's: its names are checked as that run's
+    if inherited:
+        keep = getattr(source, "keep", None)
         if keep is None and isinstance(getattr(resume, "info", None), dict):  # result's keep=
             keep = resume.info.get("keep")  # (infer.concat joins runs keeping the same draws)
-        start = None
     if checkpoint_every is not None:
         checkpoint_every = validation.positive_int("checkpoint_every", checkpoint_every)
     folder = checkpoint_folder(checkpoint, resume)
@@ -352,7 +352,7 @@ def _check_outputs(
             "it) are not supported across processes yet: save the result from process 0 "
             "(result.save) instead, and resume from that result (resume=infer.load(path))."
         )
-    return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, start))
+    return Outputs(folder, checkpoint_every, store, _check_keep(keep, target, start, inherited))
 
 
 def _check_writable_if_unfinished(source, folder) -> None:
@@ -392,18 +392,16 @@ def _listed(keep):
     return keep
 
 
-def _check_keep(keep, target, start) -> list | None:
+def _check_keep(keep, target, start, inherited: bool = False) -> list | None:
     """``keep`` as a list of draw names the target reports, or a ``ValueError``. ``start``:
-    ``(init, num_chains)`` as :func:`infer.sample` was given them (``None``: a resumed run's
-    ``keep``, checked when it ran)."""
+    ``(init, num_chains)`` as :func:`infer.sample` was given them; ``inherited``: ``keep`` is
+    the resumed run's, not the caller's."""
     if keep is None:
         return None
     usage = f"keep must be a list of draw names, e.g. ['mu', 'tau']; got {keep!r}."
     # _listed made every other iterable a list
     if not isinstance(keep, list) or not all(isinstance(name, str) for name in keep):
         raise TypeError(usage)
-    if start is None:
-        return keep
     names = _draw_names(target, *start)
     if not keep:
         raise ValueError(
@@ -411,6 +409,12 @@ def _check_keep(keep, target, start) -> list | None:
             "None to keep them all."
         )
     unknown = [name for name in keep if names is not None and name not in names]
+    if unknown and inherited:
+        raise ValueError(
+            f"resume: the resumed run kept only the draws {keep} (its keep=), and target "
+            f"{target.name!r} does not report {unknown}: its draws are {names}. Resume with "
+            "the target that run was made with, or start a new run."
+        )
     if unknown:
         raise ValueError(
             f"keep names {unknown} that the target does not report; its draws are {names}."

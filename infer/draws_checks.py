@@ -28,7 +28,6 @@ def checked_draw(name, value) -> np.ndarray:
             f"draws[{name!r}] is a dict; draws map names to arrays: flatten nested "
             f"draws, e.g. {{'{name}.{next(iter(value), 'w')}': ...}}."
         )
-    validation.refuse_draws_of_parameters(f"draws[{name!r}]", name, value)
     value = validation.in_chain_draw_order(value)
     try:
         value = np.asarray(value)
@@ -115,6 +114,7 @@ def checked_stats(stats, lead: tuple) -> dict:
     stat_arrays = {}
     for name, value in (stats or {}).items():
         check_name("stat", name)
+        value = validation.in_chain_draw_order(value)  # as the draws are read
         try:
             value = np.asarray(value)
         except ValueError:

@@ -149,14 +149,23 @@ def selection(result: Result, max_panels: int, allowed) -> tuple[list[str], dict
 
 
 def named_selection(result: Result, var_names: list, max_panels: int) -> tuple[list, dict]:
-    """Every variable of ``var_names``, in that order, with coords that show about
-    ``max_panels / len(var_names)`` components of each (at least one): its first ones in
-    row-major order. A dimension shared by variables shows the most any of them asks."""
-    budget = max(1, max_panels // len(var_names))
+    """Every variable of ``var_names``, in that order, with coords that show at most about
+    ``max_panels`` components in all (at least one of each): each its first ones in row-major
+    order, the panels shared out evenly, and those a small variable leaves given to the
+    others, the earlier ones first. A dimension shared by variables shows the most any asks."""
     coords: dict = {}
-    for name in var_names:
-        sizes = result.draws[name].shape[2:]
-        prefix = row_major_prefix(sizes, budget)
+    left, order = (
+        max_panels,
+        sorted(
+            range(len(var_names)),
+            key=lambda i: (math.prod(result.draws[var_names[i]].shape[2:]), -i),
+        ),
+    )
+    for done, index in enumerate(order):
+        name = var_names[index]
+        share = max(1, left // (len(var_names) - done))
+        prefix = row_major_prefix(result.draws[name].shape[2:], share)
+        left -= math.prod(len(keep) for keep in prefix)
         for dim, keep in zip(result.dim_names(name), prefix, strict=True):
             if len(keep) > len(coords.get(dim, ())):
                 coords[dim] = keep

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sys
 
-from infer.cli_types import path, positive_int
+from infer.cli_types import non_negative_int, path
 
 
 def add_command(commands) -> None:
@@ -35,9 +35,10 @@ def add_command(commands) -> None:
     )
     report.add_argument(
         "--min-ess",
-        type=positive_int,
+        type=non_negative_int,
         default=400,
-        help="flag runs whose bulk or tail ESS is below this (default 400)",
+        help="flag runs whose bulk or tail ESS is below this (default 400; 0 turns the flag "
+        "off)",
     )
     report.add_argument(
         "--no-plots", dest="plots", action="store_false", help="leave the PNG plots out"

@@ -372,12 +372,15 @@ def posterior_of_tree(draws):
 
 
 def in_chain_draw_order(value):
-    """``value``, or an xarray ``DataArray`` naming both ``chain`` and ``draw`` with its axes
-    put in that order first: NumPy reads an array by position, and ``(draw, chain)`` was
-    read as that many chains of that many draws, without a word."""
+    """``value``, or an xarray ``DataArray`` naming a ``draw`` dimension with its axes put in
+    the order ``(chain, draw, ...)`` (one chain where it names none): NumPy reads an array by
+    position, and ``(draw, chain)`` was read as that many chains of that many draws, and
+    ``(draw, x)`` as many chains, without a word."""
     dims = getattr(value, "dims", None)
-    if not isinstance(dims, tuple) or not set(ARVIZ_DIMS) <= set(dims):
+    if not isinstance(dims, tuple) or "draw" not in dims:
         return value
+    if "chain" not in dims:
+        value = value.expand_dims("chain")
     return value.transpose(*ARVIZ_DIMS, ...)
 
 

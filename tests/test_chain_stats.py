@@ -444,8 +444,8 @@ def test_results_may_stay_in_float64_where_float32_would_overflow():
 
 def test_labelled_draws_are_read_by_their_names():
     """A DataArray laid out (draw, chain) was read by position: R-hat 1.38 and a bulk ESS of
-    14,408 from 4,000 draws (ArviZ: 2.11 and 5.3); an ArviZ DataTree failed in xarray's
-    words; Result.from_draws took a tuple of two parameters' draws as two chains."""
+    14,408 from 4,000 draws (ArviZ: 2.11 and 5.3); one chain laid out (draw, x) as 1,000
+    chains; an ArviZ DataTree failed in xarray's words."""
     import xarray as xr
 
     import infer
@@ -459,8 +459,12 @@ def test_labelled_draws_are_read_by_their_names():
     ]:
         for name, value in expected.items():
             np.testing.assert_allclose(stats[name], float(value), rtol=1e-5)
-    assert infer.Result.from_draws({"a": by_name}).draws["a"].shape == (4, 1000)
+    one_chain = xr.DataArray(walks.T, dims=("draw", "x"))
+    np.testing.assert_allclose(
+        chain_stats.ess(one_chain), arviz_stats.ess(one_chain.expand_dims("chain")), rtol=1e-5
+    )
+    stats = {"lp": xr.DataArray(walks.T, dims=("draw", "chain"))}  # as the draws are read
+    result = infer.Result.from_draws({"a": by_name}, stats)
+    assert result.draws["a"].shape == result.stats["lp"].shape == (4, 1000)
     with pytest.raises(TypeError, match=r"no 'posterior': pass the group whose draws to read"):
         chain_stats.rhat(arviz_base.from_dict({"sample_stats": {"lp": walks}}))
-    with pytest.raises(TypeError, match=r"draws\['a'\] is a tuple of 2 parameters' draws"):
-        infer.Result.from_draws({"a": (walks, walks)})

@@ -646,6 +646,14 @@ def test_a_report_plots_the_variables_its_warnings_name(tmp_path):
         warnings.simplefilter("ignore")
         page = write_report(mixed, infer.compare(mixed), tmp_path / "mixed").read_text()
     assert "first: mu, theta, of 10 components" in page
+    # the panels a small variable leaves go to the others, the worst first: a[2] was cut
+    from infer.plot_selection import named_selection
+
+    three = infer.Result.from_draws({n: rng.standard_normal((4, 100, 3)) for n in "abc"})
+    _, coords = named_selection(three, ["a", "b", "c"], 8)
+    assert coords == {"a_dim_0": [0, 1, 2], "b_dim_0": [0, 1, 2], "c_dim_0": [0, 1]}
+    _, coords = named_selection(mixed["mixed"], ["mu", "theta"], 8)
+    assert coords["theta_dim_0"] == list(range(7))
     small = {"few": infer.Result.from_draws({"x": rng.standard_normal((4, 100))})}
     page = write_report(small, infer.compare(small, warn=False), tmp_path / "small").read_text()
     assert "worst R-hat" not in page  # every component fits: the plots show them all
@@ -654,9 +662,10 @@ def test_a_report_plots_the_variables_its_warnings_name(tmp_path):
 def test_min_ess_zero_turns_the_flag_off_as_in_python():
     """--min-ess 0 was refused ("expected a positive integer"), where infer.compare's
     min_ess=0 turns the low-ESS flag off."""
-    assert cli.build_parser().parse_args(["compare", "--min-ess", "0"]).min_ess == 0
-    with pytest.raises(SystemExit):
-        cli.build_parser().parse_args(["compare", "--min-ess", "-1"])
+    for command in (["compare"], ["report", "run.nc"]):
+        assert cli.build_parser().parse_args([*command, "--min-ess", "0"]).min_ess == 0
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args([*command, "--min-ess", "-1"])
 
 
 def test_a_refused_train_leaves_no_folder_behind(tmp_path, capsys):

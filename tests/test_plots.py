@@ -456,12 +456,13 @@ def test_chains_stuck_at_their_own_values_are_named_and_arviz_warns_nothing(tmp_
 
 
 def test_the_figure_is_as_tall_as_the_panels_drawn_and_names_are_not_repeated(runs):
-    """mu and 4 schools of theta are 5 panels: 2 rows of ranks, 5 rows of traces (it was
-    sized for 4 panels: one row, four)."""
+    """mu and 7 schools of theta are 8 panels (mu leaves theta the 3 of its even share it
+    does not use; 5 were drawn): 2 rows of ranks, 8 rows of traces (it was sized for 4
+    panels: one row, four)."""
     for kind, per_row, row in (("rank", 4, 2.2), ("trace", 1, 1.7)):
         figure = _figure_of(infer.plot(runs["nuts"], kind=kind, var_names=["mu", "theta"]))
         panels = sum(1 for ax in figure.axes if ax.has_data()) // (2 if kind == "trace" else 1)
-        assert panels == 5
+        assert panels == 8
         rows = -(-panels // per_row)
         assert figure.get_size_inches()[1] == pytest.approx(1.0 + row * rows)
     with pytest.raises(ValueError, match=r"var_names repeats \['mu'\]: name each variable once"):

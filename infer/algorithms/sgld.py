@@ -170,11 +170,13 @@ class SGLD(Sampler):
                 f"batch_size must be at most the number of examples, {self.num_data}; got "
                 f"{self.batch_size}."
             )
-        schedule = (
-            "the step size at step 0; for one that decays, give decay_power (in (0.5, 1]) and "
-            "decay_steps: step_size * (1 + t / decay_steps) ** -decay_power"
-        )
-        self.step_size = validation.positive_float("step_size", step_size, hint=schedule)
+        if callable(step_size):
+            raise TypeError(
+                f"step_size must be a positive number, the step size at step 0; got "
+                f"{step_size!r}. For one that decays, give decay_power (in (0.5, 1]) and "
+                "decay_steps: step t is step_size * (1 + t / decay_steps) ** -decay_power."
+            )
+        self.step_size = validation.positive_float("step_size", step_size)
         if not validation.is_real_scalar(decay_power):
             raise TypeError(f"decay_power must be a number; got {decay_power!r}.")
         if decay_power != 0.0 and not 0.5 < decay_power <= 1.0:
