@@ -37,8 +37,7 @@ def add_command(commands) -> None:
         "--min-ess",
         type=non_negative_int,
         default=400,
-        help="flag runs whose bulk or tail ESS is below this (default 400; 0 turns the flag "
-        "off)",
+        help="flag runs whose bulk or tail ESS is below this (default 400; 0 turns the flag off)",
     )
     report.add_argument(
         "--no-plots", dest="plots", action="store_false", help="leave the PNG plots out"
