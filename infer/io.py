@@ -162,11 +162,13 @@ def save_netcdf(tree, path) -> Path:
     return write_atomically(path, write)
 
 
-def unwritable_folder(folder: Path, command: str = "infer", keep: bool = True) -> str | None:
+def unwritable_folder(
+    folder: Path, command: str = "infer", keep: bool = True, option: str = "--out"
+) -> str | None:
     """Why a report cannot be written into ``folder`` (made if missing), or None: checked
     before any sampling, so that a bad ``--out`` costs nothing. ``command`` begins the
-    message (``infer compare``). ``keep=False`` removes the folders the check made (for a
-    command that may still refuse its other options)."""
+    message (``infer compare``), ``option`` names the folder's. ``keep=False`` removes the
+    folders the check made (for a command that may still refuse its other options)."""
     folder = Path(folder).expanduser()
     made = []  # the levels this check made (not one another process made meanwhile)
     try:
@@ -179,7 +181,7 @@ def unwritable_folder(folder: Path, command: str = "infer", keep: bool = True) -
     except OSError as err:
         files = [p for p in (folder, *folder.parents) if p.is_file()]
         why = f"{files[0]} is a file" if files else err.strerror or err
-        return f"{command}: error: --out: cannot write the report into {folder}: {why}."
+        return f"{command}: error: {option}: cannot write the report into {folder}: {why}."
     finally:
         for path in made if not keep else ():  # deepest first; only empty ones it made
             with contextlib.suppress(OSError):

@@ -451,6 +451,12 @@ def test_binomial_likelihood_for_digit_counts():
     elbo, iwae = report["nll_elbo"], report["nll_iwae_20"]
     assert iwae["mean"] < elbo["mean"] + 2 * elbo["standard_error"]
     assert baseline - 60 < iwae["mean"] < baseline - 5, (iwae, baseline)
+    # the gain's error is of the paired per-image gains: images hard for the baseline are
+    # hard for the model too, so it is below the two errors' independent sum
+    unpaired = math.hypot(
+        report["nll_independent_pixels"]["standard_error"], iwae["standard_error"]
+    )
+    assert 0 < report["improvement_over_baseline_se"] < unpaired
 
 
 @pytest.mark.parametrize(
@@ -640,3 +646,26 @@ def test_the_evaluations_long_parts_show_progress():
     evaluation.evaluate(trained, iwae_samples=(10,), num_generated=50, progress=bar)
     sample_scores.classifier_for("digits", epochs=1, seed=3, progress=bar)
     assert "IWAE-10" in described and "feature classifier" in described
+
+
+@pytest.mark.thorough  # the AAE's programs, 5 s
+def test_the_aae_loss_plot_does_not_call_its_training_objectives_nats(tmp_path, monkeypatch):
+    """Its axis read "loss (nats per image)" beside a critic's classification loss and an
+    objective holding weighted adversarial and entropy terms."""
+    from models.generative import figures
+
+    axis_labels = []
+    plain = figures.loss_curves
+
+    def recorded(metrics, path, title, labels=None, ylabel="loss"):
+        axis_labels.append(ylabel)
+        return plain(metrics, path, title, labels, ylabel)
+
+    monkeypatch.setattr(figures, "loss_curves", recorded)
+    training.train("aae", "digits", epochs=1, out=tmp_path / "aae", progress=False)
+    training.train("nade", "digits", epochs=1, out=tmp_path / "nade", hidden=20, progress=False)
+    assert axis_labels == [
+        "loss (test, validation: nats per image; train: their objectives)",
+        "loss (nats per image)",
+    ]
+    assert (tmp_path / "aae" / "loss.png").is_file()

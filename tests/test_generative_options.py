@@ -152,6 +152,40 @@ def test_a_damaged_checkpoint_is_named_with_the_older_one_to_go_on_from(tmp_path
     assert training.load(tmp_path).metrics["epoch"] == [1]
 
 
+@pytest.mark.thorough  # a rarer failure, 12 s
+def test_a_damaged_checkpoint_is_named_once_without_orbaxs_other_reads(tmp_path):
+    """After the one-line error, Orbax's other reads of the damaged arrays ended with up to
+    200 lines of tracebacks ("Event loop is closed", "exception was never retrieved")."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(f"""
+        import os
+        from pathlib import Path
+        from models.generative import training
+        folder = Path({str(tmp_path)!r})
+        training.train("nade", "digits", epochs=2, out=folder, checkpoint_every=2, hidden=50)
+        for path in (folder / "checkpoints" / "2" / "state").rglob("d/*"):
+            path.write_bytes(os.urandom(path.stat().st_size))
+        for _ in range(8):
+            try:
+                training.load(folder)
+            except ValueError as err:
+                assert "cannot be read: it is damaged" in str(err), err
+            else:
+                raise AssertionError("a damaged checkpoint was read")
+        print("done")
+    """)
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
+    )
+    assert run.returncode == 0 and run.stdout.strip().endswith("done"), run.stderr[-3000:]
+    noises = ("Traceback", "Exception ignored", "never retrieved", "Event loop", "never awaited")
+    for noise in noises:
+        assert noise not in run.stderr, run.stderr[-3000:]
+
+
 @pytest.mark.thorough  # a rarer warning, 5 s
 def test_a_resumed_run_warns_of_evaluations_of_the_model_before_it(tmp_path):
     """evaluation.json stayed beside the further-trained model, describing the old one."""
@@ -214,6 +248,15 @@ def test_iwae_counts_for_a_model_without_an_iwae_bound_are_refused(tmp_path, cap
     """They were recorded in the settings and otherwise ignored. A folder of another model is
     named as such first (it was blamed on --iwae)."""
     training.train("nade", "digits", epochs=1, out=tmp_path / "nade", hidden=20)
+    spaced = tmp_path / "my runs" / "nade 1"  # the command named is pasted into a shell
+    training.train("nade", "digits", epochs=1, out=spaced, hidden=20)
+    assert main(["evaluate", "vae", "--run", str(spaced)]) == 2
+    assert f"infer evaluate nade --run '{spaced}'`" in capsys.readouterr().err
+    # a run folder the scores cannot be written into: refused before the work, not after it
+    (spaced / "evaluation.json").mkdir()
+    assert main(["evaluate", "nade", "--run", str(spaced), "--samples", "10"]) == 2
+    error = capsys.readouterr().err
+    assert f"--run: {spaced / 'evaluation.json'} is a folder; the scores are written" in error
     assert main(["evaluate", "nade", "--run", str(tmp_path / "nade"), "--iwae", "5"]) == 2
     assert "--iwae sets the IWAE bound's sample counts, and nade has no IWAE bound" in (
         capsys.readouterr().err
@@ -323,7 +366,8 @@ def test_an_interrupted_training_says_how_to_resume(tmp_path, capsys, monkeypatc
 
 
 def test_an_evaluation_worse_than_the_baseline_says_worse():
-    """It printed 'better than independent pixels by -1.2 nats'."""
+    """It printed 'better than independent pixels by -1.2 nats'. Bounds were printed as
+    NADE's exact NLL is, and the gain without its error."""
     from models.generative.commands import format_evaluation
 
     samples = {
@@ -337,6 +381,13 @@ def test_an_evaluation_worse_than_the_baseline_says_worse():
     better = format_evaluation({**report, "improvement_over_baseline": 3.4})
     assert "worse than independent pixels by 1.2 nats" in worse
     assert "better than independent pixels by 3.4 nats" in better
+    bounds = {"nll_elbo": {"mean": 30.0, "standard_error": 0.2}, "nll_iwae_100": {
+        "mean": 29.0, "standard_error": 0.2}, "improvement_over_baseline_se": 0.05}  # fmt: skip
+    shown = format_evaluation({**report, **bounds, "improvement_over_baseline": 3.4})
+    assert "NLL elbo (upper bound)" in shown and "NLL iwae-100 (upper bound)" in shown
+    assert "better than independent pixels by 3.4 ± 0.1 nats" in shown
+    exact = {"nll_exact": {"mean": 30.0, "standard_error": 0.2}}
+    assert "NLL exact       " in format_evaluation({**report, **exact})
 
 
 def test_ctrl_c_during_a_checkpoint_save_waits_for_the_save_to_end():

@@ -265,6 +265,9 @@ FAMILY = Family(
         "validation_loss": "validation: reconstruction NLL",
         "test_loss": "test: reconstruction NLL",
     },
+    # the critic's loss is a classifier's; the autoencoder's adds weighted adversarial and
+    # entropy terms to its reconstruction NLL
+    loss_unit="loss (test, validation: nats per image; train: their objectives)",
     samples=lambda model, key, num: model.sample(key, num),
     samples_are="mean images of p(x | z), z from the prior",
     importance_weights=ImportanceWeights(

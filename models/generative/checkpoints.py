@@ -19,6 +19,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from models.generative.orbax_noise import reads_quieted
+
 
 def manager(folder: Path):
     """An Orbax ``CheckpointManager`` over ``folder/checkpoints`` (made if absent), keeping
@@ -83,7 +85,8 @@ def _read(checkpoints, step: int, **items) -> dict:
     import orbax.checkpoint as ocp
 
     try:
-        return checkpoints.restore(step, args=ocp.args.Composite(**items))
+        with reads_quieted():  # a damaged file's other reads end later, each with a traceback
+            return checkpoints.restore(step, args=ocp.args.Composite(**items))
     except Exception as err:  # Orbax's and TensorStore's errors of a damaged file are many
         folder = Path(checkpoints.directory) / str(step)
         older = [kept for kept in checkpoints.all_steps() if kept < step]

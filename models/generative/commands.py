@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shlex
 import sys
 from pathlib import Path
 
 from infer.cli_types import add_progress_flags, integer_at_least, path, positive_int, seed
 from models.generative import data as datasets
 from models.generative import registry
+from models.generative.evaluation_text import format_ais, format_evaluation
 from models.generative.family import (
     CAPABILITIES,
     DECODER_DENSITY,
@@ -260,7 +262,7 @@ AIS_DEFAULTS = {"ais_images": 100, "temperatures": 500, "chains": 16, "leapfrog"
 
 
 def run_evaluate(args) -> int:
-    from infer.io import write_atomically
+    from infer.io import unwritable_folder, write_atomically
     from models.generative import evaluation, training
 
     given = [f"--{name.replace('_', '-')}" for name in AIS_DEFAULTS if getattr(args, name)]
@@ -280,10 +282,18 @@ def run_evaluate(args) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"infer evaluate: error: {err}", file=sys.stderr)
         return 2
+    name = "evaluation_ais.json" if args.method == "ais" else "evaluation.json"
+    problem = unwritable_folder(run_folder, "infer evaluate", option="--run")
+    if problem is None and (run_folder / name).is_dir():
+        problem = f"infer evaluate: error: --run: {run_folder / name} is a folder."
+    if problem:  # before the work, which can take an hour, not after it
+        fix = "copy the run folder somewhere writable and pass --run the copy"
+        print(f"{problem[:-1]}; the scores are written there: {fix}.", file=sys.stderr)
+        return 2
     config = trained.config
     args.data = args.data or config["data"]  # --run alone: the data it was trained on
     if (config["model"], config["data"]) != (args.model, args.data):
-        fix = f"infer evaluate {config['model']} --run {run_folder}"
+        fix = f"infer evaluate {config['model']} --run {shlex.quote(str(run_folder))}"
         print(
             f"infer evaluate: error: {run_folder} holds a {config['model']} trained on "
             f"{config['data']}, not {args.model} on {args.data}: evaluate it with `{fix}`, "
@@ -309,7 +319,6 @@ def run_evaluate(args) -> int:
             return 2
         report = _evaluate_ais(trained, args)
         print(format_ais(report))
-        name = "evaluation_ais.json"
     else:
         report = evaluation.evaluate(
             trained,
@@ -319,7 +328,6 @@ def run_evaluate(args) -> int:
             progress=sys.stderr.isatty() if args.progress is None else args.progress,
         )
         print(format_evaluation(report))
-        name = "evaluation.json"
     path = write_atomically(
         run_folder / name, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1))
     )
@@ -360,89 +368,3 @@ def _evaluate_ais(trained, args) -> dict:
         seed=args.seed,
         progress=progress,
     )
-
-
-def format_evaluation(report: dict) -> str:
-    lines = [f"{report['model']} on {report['data']} ({report['test_images']} test images)"]
-    for key, value in report.items():
-        if key.startswith("nll_"):
-            label = key[4:].replace("_", "-")
-            lines.append(
-                f"  NLL {label:<20} {value['mean']:9.2f} ± {value['standard_error']:.2f} nats"
-            )
-    if "improvement_over_baseline" in report:
-        gain = report["improvement_over_baseline"]
-        than = "better" if gain >= 0 else "worse"
-        lines.append(f"  {than} than independent pixels by {abs(gain):.1f} nats")
-    samples = report["samples"]
-    lines.append(
-        f"  samples: Fréchet distance {samples['frechet_distance']:.2f} (test vs train "
-        f"{samples['frechet_distance_test_vs_train']:.2f}), classes covered "
-        f"{samples['classes_covered']}/10 with at least 5% each (smallest "
-        f"{samples.get('smallest_class_share', float('nan')):.1%}; classifier accuracy "
-        f"{samples['classifier_test_accuracy']:.3f})"
-    )
-    return "\n".join(lines)
-
-
-def format_ais(report: dict) -> str:
-    nll, cost = report["nll_ais"], report["cost"]
-    lines = [
-        f"{report['model']} on {report['data']}: AIS over {report['scored_images']} test images "
-        f"({report['settings']['num_temperatures']} temperatures, "
-        f"{report['settings']['num_chains']} chains per image)",
-        f"  NLL ais                  {nll['mean']:9.2f} ± {nll['standard_error']:.2f} "
-        f"{report['unit']}",
-    ]
-    for key, value in report.items():
-        if key.startswith("nll_iwae"):
-            lines.append(
-                f"  NLL {key[4:].replace('_', '-'):<20} {value['mean']:9.2f} ± "
-                f"{value['standard_error']:.2f} (same images)"
-            )
-    if "improvement_over_baseline" in report:
-        gain = report["improvement_over_baseline"]
-        better = "better" if gain["mean"] >= 0 else "worse"
-        lines.append(
-            f"  {better} than independent pixels by {abs(gain['mean']):.2f} ± "
-            f"{gain['standard_error']:.2f} {report['unit']}"
-        )
-    if "ais_minus_iwae" in report:
-        gap = report["ais_minus_iwae"]
-        below = gap["mean"] < -2.0 * gap["standard_error"]
-        verdict = (
-            "below IWAE by more than twice its error: the AIS estimate is biased low here; "
-            "use more temperatures (--temperatures)"
-            if below
-            else "within twice its error of IWAE, or above: as it should be"
-        )
-        lines.append(
-            f"  log p: AIS - IWAE = {gap['mean']:+.2f} ± {gap['standard_error']:.2f} nats: "
-            f"{verdict}"
-        )
-    if "noise_std" in report:
-        lines.append(
-            f"  observation noise std {report['noise_std']} (best on "
-            f"{report['validation_images']} validation images)"
-        )
-    search = ""
-    if "noise_search_seconds" in cost:
-        search = (
-            f", of which the noise search {cost['noise_search_seconds']:.1f} s and "
-            f"{cost['noise_search_grads']:,} gradients"
-        )
-    lines.append(
-        f"  cost: {cost['grads_per_image']} gradients per scored image, {cost['seconds']:.1f} s "
-        f"in all{search} ({cost['seconds_per_image']:.2f} s per scored image on "
-        f"{cost['device']}, compilation and pilot excluded); weights' ESS median "
-        f"{report['ais_ess']['median']:.1f} of {report['settings']['num_chains']}"
-    )
-    ess = report["ais_ess"]
-    if ess.get("images_below_2"):
-        verdict = "the AIS estimate is not usable" if not ess["usable"] else "those are unusable"
-        lines.append(
-            f"  warning: the weights' ESS is below 2 on {ess['images_below_2']} of "
-            f"{report['scored_images']} images, whose estimates rest on one chain each: "
-            f"{verdict}. Use more temperatures (--temperatures) or chains (--chains)."
-        )
-    return "\n".join(lines)

@@ -299,7 +299,8 @@ def evaluate(
         log-likelihood estimates in nats per image with standard errors (``nll_elbo`` and
         ``nll_iwae_<K>`` with importance weights, ``nll_exact`` with an exact likelihood) and
         ``nll_independent_pixels`` of the baseline and ``improvement_over_baseline``
-        (baseline NLL minus the model's best estimate); for every model ``samples``
+        (baseline NLL minus the model's best estimate; ``improvement_over_baseline_se`` the
+        standard error of its mean over the images); for every model ``samples``
         (:class:`SampleScores` as a dict); and ``settings`` (the training configuration and
         these arguments). ``progress``: bars over the IWAE bounds' images and the feature
         classifier's training.
@@ -328,32 +329,33 @@ def evaluate(
     model = trained.model
     test = np.asarray(family.test_data(dataset, options))
     likelihood = options.get("likelihood", "bernoulli")
-    estimates = []
+    estimates = []  # (mean, per image) of each estimate of the NLL
     weights = family.importance_weights
     if weights is not None:
-        nll = Summary.of(-elbo_per_image(model, test, key, elbo_fn=weights.elbo))
-        report["nll_elbo"] = nll._asdict()
-        estimates.append(nll.mean)
+        per_image = -elbo_per_image(model, test, key, elbo_fn=weights.elbo)
+        report["nll_elbo"] = Summary.of(per_image)._asdict()
+        estimates.append((report["nll_elbo"]["mean"], per_image))
         for k in iwae_samples:
             bound = bound_per_image(
                 model, test, jax.random.fold_in(key, k), k,
                 log_weights_fn=weights.log_weights, progress=progress,
             )  # fmt: skip
-            nll = Summary.of(-bound)
-            report[f"nll_iwae_{k}"] = nll._asdict()
-            estimates.append(nll.mean)
+            report[f"nll_iwae_{k}"] = Summary.of(-bound)._asdict()
+            estimates.append((report[f"nll_iwae_{k}"]["mean"], -bound))
     if family.exact_likelihood is not None:
-        nll = Summary.of(-exact_log_prob(model, test, log_prob_fn=family.exact_likelihood))
-        report["nll_exact"] = nll._asdict()
-        estimates.append(nll.mean)
+        per_image = -exact_log_prob(model, test, log_prob_fn=family.exact_likelihood)
+        report["nll_exact"] = Summary.of(per_image)._asdict()
+        estimates.append((report["nll_exact"]["mean"], per_image))
     if estimates:
-        best = min(estimates)
+        best, best_per_image = min(estimates, key=lambda estimate: estimate[0])
         if likelihood == "binomial":
             baseline = independent_pixel_baseline(dataset.counts("train"), test, dataset.max_count)
         else:
             baseline = independent_pixel_baseline(dataset.train, test)
         report["nll_independent_pixels"] = Summary.of(-baseline)._asdict()
         report["improvement_over_baseline"] = report["nll_independent_pixels"]["mean"] - best
+        gain = Summary.of(-np.asarray(baseline, np.float64) - np.asarray(best_per_image))
+        report["improvement_over_baseline_se"] = gain.standard_error  # of the paired gains
         report["likelihood"] = likelihood
     samples = np.asarray(family.samples(model, jax.random.fold_in(key, 7), num_generated))
     report["samples"] = score_samples(samples, config["data"], progress=progress)._asdict()

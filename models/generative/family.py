@@ -136,6 +136,8 @@ class Family(NamedTuple):
         loss_labels: ``loss_labels(options) -> {series: label}``, what each series of the
             metrics measures (``"train_<objective>"``, ``"test_loss"``,
             ``"validation_loss"``), for the loss plot's legend; ``None``: their names.
+        loss_unit: the loss plot's axis label; ``None``: nats per image where the test loss
+            ranks models, else "its objectives, not nats".
         samples_are: what ``samples`` gives, for the title of the grid of them
             (``"samples"``; a decoder's mean images are not draws of ``p(x)``).
         min_steps: the fewest optimiser steps the default number of epochs gives (a GAN
@@ -156,6 +158,7 @@ class Family(NamedTuple):
     reconstructions: Callable | None = None
     test_loss_ranks_models: bool = True
     loss_labels: Callable | None = None
+    loss_unit: str | None = None
     samples_are: str = "samples"
     min_steps: int = 0
 

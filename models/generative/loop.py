@@ -307,7 +307,7 @@ def write_outputs(trained: TrainedModel, family: Family, dataset, options: dict)
         folder / "metrics.json", lambda tmp: Path(tmp).write_text(json.dumps(record, indent=1))
     )
     labels = family.loss_labels(options) if family.loss_labels is not None else None
-    unit = (
+    unit = family.loss_unit or (
         "loss (nats per image)"
         if family.test_loss_ranks_models
         else "loss (its objectives, not nats)"
