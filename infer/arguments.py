@@ -120,7 +120,7 @@ def check_arguments(
             ),
             start_value(target, init),
         )
-    sharding = chain_sharding(devices, num_chains)
+    sharding = on_every_process(lambda: chain_sharding(devices, num_chains))
     if exact:  # no warm-up, thinning, resuming, outputs, rule or superchains
         outputs = Outputs(None, None, None, None)
         settings = (num_chains, num_samples, 0, 1, init, init_jitter, sharding, None, outputs)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
-from infer.outside_values import array_crc
+from infer.outside_values import array_crc, outside_values
 from infer.placement import x64_enabled
 
 #: Arguments compared by whether they are given (their paths may differ between processes).
@@ -56,7 +56,22 @@ def sample_call(target, sampler, init, *arguments: dict) -> dict:
         # one process in 64-bit floats places and exchanges other arrays: they waited for
         # each other in a collective forever
         "64-bit floats (jax_enable_x64, JAX_ENABLE_X64)": x64_enabled(),
+        # data captured by a log density (a global, a closure cell), read per process: its
+        # value at the start can be alike, and a small array made into a constant of each
+        # process's program left their collectives waiting for each other forever
+        OUTSIDE: _outside_of(target),
     }
+
+
+#: The argument that names what a log density reads from outside its arguments.
+OUTSIDE = "values the log density reads from outside its arguments (globals, closure cells)"
+
+
+def _outside_of(target) -> tuple | None:
+    """:func:`infer.outside_values.outside_values` of the target's log density and
+    constraining function (``None`` for what is not a target)."""
+    functions = (getattr(target, "logdensity_fn", None), getattr(target, "constrain_fn", None))
+    return tuple(outside_values(fn) if callable(fn) else None for fn in functions)
 
 
 def layout(devices):
@@ -69,7 +84,7 @@ def layout(devices):
         return devices
     if devices and all(d.process_index == jax.process_index() for d in devices):
         return ("this process's own devices", len(devices))
-    return ("devices", sorted(d.id for d in devices))
+    return ("devices", [d.id for d in devices])  # in their order: another is another mesh
 
 
 def _settings_of(sampler):
@@ -149,6 +164,8 @@ def _shown(name: str, value) -> str:
     ``repr``; empty where that is longer than :data:`SHOWN_BYTES`."""
     if name == "sampler":
         return str(value[0])
+    if name == OUTSIDE:  # fingerprints: the message says which kind of value differs
+        return ""
     if isinstance(value, jax.Array) and jax.dtypes.issubdtype(value.dtype, jax.dtypes.prng_key):
         value = jax.random.key_data(value)
     if isinstance(value, np.ndarray | jax.Array | np.generic):
@@ -186,7 +203,8 @@ def share_refusal(error: Exception | None) -> None:
     so that none is left waiting in a collective the refusing process never joins. Every
     process calls it at the same point; it raises, where ``error`` is None, a ``ValueError``
     naming the first process that refused and its message (one exchange; nothing with one
-    process). A process that refused raises its own error after the exchange."""
+    process). A process that refused raises its own error after the exchange; one whose
+    exchange times out (another process never came) a ``RuntimeError`` saying so."""
     if jax.process_count() == 1:
         return
     from jax.experimental import multihost_utils
@@ -196,7 +214,17 @@ def share_refusal(error: Exception | None) -> None:
     mine = np.zeros(REFUSAL_BYTES + 1, np.uint8)
     mine[0] = error is not None
     mine[1 : 1 + len(encoded)] = np.frombuffer(encoded, np.uint8)
-    every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, bytes)
+    try:
+        every = np.asarray(multihost_utils.process_allgather(mine))  # (processes, bytes)
+    except jax.errors.JaxRuntimeError as err:
+        if "DEADLINE_EXCEEDED" not in str(err):
+            raise
+        raise RuntimeError(
+            f"process {jax.process_index()} of {jax.process_count()} waited in infer.sample "
+            "for the other processes, which did not come: one of them stopped before its own "
+            "infer.sample call reached this point (an error of its own: see its output), or "
+            f"is far slower. (JAX: {str(err).splitlines()[0][:200]})"
+        ) from None  # JAX's words are in it; its traceback names neither
     refused = np.flatnonzero(every[:, 0])
     if error is None and refused.size:
         first = int(refused[0])

@@ -73,16 +73,19 @@ def _launch(process: int, port: int, out, name: str, cache) -> subprocess.Popen:
     )
 
 
-def _outputs_of_a_pair(script: str) -> list[str]:
+def _outputs_of_a_pair(script: str, devices: int = 1) -> list[str]:
     """The standard outputs of ``script`` run as processes 0 and 1 of a pair (arguments: the
-    process index and the coordinator's port), each of which must exit 0."""
+    process index and the coordinator's port), each with ``devices`` CPU devices, each of
+    which must exit 0."""
     port = _free_port()
+    flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
     pair = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(i), str(port)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            env=dict(os.environ, XLA_FLAGS=flags.strip()),
         )
         for i in range(2)
     ]
@@ -190,6 +193,13 @@ MISMATCH = textwrap.dedent(
             infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20)
     except ValueError as err:
         print(err)
+    import numpy as np
+    mean = np.eye(3)[process]  # data per process that give the start the same log density
+    target = infer.Target(lambda x: -0.5 * jnp.sum((x - mean) ** 2), init=jnp.zeros(3))
+    try:  # chains of two posteriors were mixed into one result; a smaller array hung both
+        infer.sample(0, target, infer.rwmh(), num_chains=4, num_samples=20, num_warmup=20)
+    except ValueError as err:
+        print("closure:", err)
     """
 )
 
@@ -203,9 +213,11 @@ def test_processes_that_call_sample_differently_are_refused_by_name():
         # the values too, by process (the names alone were said)
         differ = "different rng_key (0, 1 by process), num_chains (4, 6 by process) (process"
         assert differ in stdout, stdout
-        differ = "superchains (None, 2 by process), the log density at the start (-1.5, -0.015 by"
-        assert differ in stdout, stdout
+        outside = "values the log density reads from outside its arguments (globals, closure cells)"
+        differ = f"superchains (None, 2 by process), {outside}, the log density at the start "
+        assert f"{differ}(-1.5, -0.015 by" in stdout, stdout
         assert "different 64-bit floats (jax_enable_x64, JAX_ENABLE_X64) (False, True by" in stdout
+        assert f"closure: the 2 processes called infer.sample with different {outside} (" in stdout
 
 
 REFUSED = textwrap.dedent(
@@ -303,6 +315,86 @@ def test_exact_samplers_run_over_processes_and_devices_must_agree():
         assert stdout.count(refused) == 2, stdout
         assert "leave devices out, or give each process its own" in stdout, stdout
     assert drawn[0] == drawn[1]  # every process gathers the same result
+
+
+DEVICES = textwrap.dedent(
+    """
+    import sys
+    process, port = int(sys.argv[1]), sys.argv[2]
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
+                               num_processes=2, process_id=process)
+    import infer
+    from models import targets
+    target, mine = targets.get("normal_10d"), jax.local_devices()
+    options = dict(num_chains=4, num_samples=20, num_warmup=20)
+    try:  # a device twice on process 0 only: process 1 waited for it forever
+        infer.sample(0, target, infer.rwmh(), **options,
+                     devices=[mine[0], mine[0]] if process == 0 else mine)
+    except ValueError as err:
+        print("twice:", err)
+    try:  # every device, in another order on process 1: gloo's error after 30 s
+        infer.sample(0, target, infer.rwmh(), **options,
+                     devices=jax.devices()[::-1] if process else jax.devices())
+    except ValueError as err:
+        print("order:", err)
+    print("then ran", infer.sample(0, target, infer.rwmh(), **options).draws["x"].shape)
+    """
+)
+
+
+@pytest.mark.thorough  # two refusals over two processes of two devices, 6 s
+def test_devices_that_differ_in_order_or_repeat_on_one_process_are_refused():
+    """A device twice on one process was refused there, and the other waited forever; the
+    same devices in another order passed the comparison and failed in gloo after 30 s."""
+    first, second = _outputs_of_a_pair(DEVICES, devices=2)
+    assert "twice: devices lists a device more than once" in first, first
+    assert "twice: process 0 of 2 refused this infer.sample call, so process 1" in second
+    for stdout in (first, second):
+        assert "order: the 2 processes called infer.sample with different devices" in stdout
+        assert stdout.count("then ran (4, 20, 10)") == 1, stdout
+
+
+ONE_FAILS_FIRST = textwrap.dedent(
+    """
+    import sys
+    process, port = int(sys.argv[1]), sys.argv[2]
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"127.0.0.1:{port}",
+                               num_processes=2, process_id=process)
+    import infer
+    from models import targets
+    jax.devices()  # both have started JAX's backend (which waits for every process)
+    if process == 1:
+        sys.exit("data.csv is missing on this host")  # the user's own error, before sampling
+    try:
+        infer.sample(0, targets.get("normal_10d"), infer.rwmh(), num_chains=4, num_samples=20)
+    except RuntimeError as err:
+        print(err)
+    """
+)
+
+
+@pytest.mark.thorough  # JAX's exchange waits 30 s before it gives up
+def test_a_process_that_fails_before_its_call_is_said_to_have_not_come():
+    """Process 0 died with gloo's DEADLINE_EXCEEDED from JAX, naming neither the other
+    process nor infer.sample."""
+    port = _free_port()
+    pair = [
+        subprocess.Popen(
+            [sys.executable, "-c", ONE_FAILS_FIRST, str(i), str(port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    (first, _), (_, second_error) = (child.communicate(timeout=300) for child in pair)
+    assert "data.csv is missing" in second_error
+    assert "process 0 of 2 waited in infer.sample for the other processes, which did not" in first
+    assert "DEADLINE_EXCEEDED" in first  # JAX's words, at the end
 
 
 def test_devices_of_other_processes_only_are_refused_by_name(monkeypatch):
