@@ -13,6 +13,7 @@ from collections.abc import Callable
 import jax
 import numpy as np
 
+from infer.base import IdentityKey
 from infer.outside_values import array_crc, outside_values
 from infer.placement import x64_enabled
 
@@ -69,9 +70,23 @@ OUTSIDE = "values the log density reads from outside its arguments (globals, clo
 
 def _outside_of(target) -> tuple | None:
     """:func:`infer.outside_values.outside_values` of the target's log density and
-    constraining function (``None`` for what is not a target)."""
+    constraining function (``None`` for what is not a target), the objects it keys by their
+    identity (a function a ``functools.partial`` binds) by their names: their addresses
+    differ between processes."""
     functions = (getattr(target, "logdensity_fn", None), getattr(target, "constrain_fn", None))
-    return tuple(outside_values(fn) if callable(fn) else None for fn in functions)
+    return _named(tuple(outside_values(fn) if callable(fn) else None for fn in functions))
+
+
+def _named(value):
+    """``value`` with each :class:`infer.base.IdentityKey` in its tuples replaced by the name
+    of the object it holds (its module and qualified name, or its type's)."""
+    if isinstance(value, tuple):
+        return tuple(_named(item) for item in value)
+    if isinstance(value, IdentityKey):
+        held = value.obj
+        name = getattr(held, "__qualname__", None) or type(held).__qualname__
+        return ("object", getattr(held, "__module__", None) or type(held).__module__, name)
+    return value
 
 
 def layout(devices):
@@ -219,6 +234,9 @@ def share_refusal(error: Exception | None) -> None:
     except jax.errors.JaxRuntimeError as err:
         if "DEADLINE_EXCEEDED" not in str(err):
             raise
+        if error is not None:  # this process's own refusal is what it raises
+            error.add_note("(The other processes did not come to hear of it: see theirs.)")
+            return
         raise RuntimeError(
             f"process {jax.process_index()} of {jax.process_count()} waited in infer.sample "
             "for the other processes, which did not come: one of them stopped before its own "

@@ -339,7 +339,14 @@ DEVICES = textwrap.dedent(
                      devices=jax.devices()[::-1] if process else jax.devices())
     except ValueError as err:
         print("order:", err)
-    print("then ran", infer.sample(0, target, infer.rwmh(), **options).draws["x"].shape)
+    import functools
+    import jax.numpy as jnp
+    def prior(x):
+        return -0.5 * jnp.sum(x**2)
+    def logdensity(prior_fn, x):  # a bound function: keyed by its identity, not its address
+        return prior_fn(x) - 0.5 * jnp.sum((x - 1.0) ** 2)
+    bound = infer.Target(functools.partial(logdensity, prior), init=jnp.zeros(3))
+    print("then ran", infer.sample(0, bound, infer.rwmh(), **options).draws["x"].shape)
     """
 )
 
@@ -347,13 +354,14 @@ DEVICES = textwrap.dedent(
 @pytest.mark.thorough  # two refusals over two processes of two devices, 6 s
 def test_devices_that_differ_in_order_or_repeat_on_one_process_are_refused():
     """A device twice on one process was refused there, and the other waited forever; the
-    same devices in another order passed the comparison and failed in gloo after 30 s."""
+    same devices in another order passed the comparison and failed in gloo after 30 s. (A
+    log density binding a function, the same in both, was refused: its address differed.)"""
     first, second = _outputs_of_a_pair(DEVICES, devices=2)
     assert "twice: devices lists a device more than once" in first, first
     assert "twice: process 0 of 2 refused this infer.sample call, so process 1" in second
     for stdout in (first, second):
         assert "order: the 2 processes called infer.sample with different devices" in stdout
-        assert stdout.count("then ran (4, 20, 10)") == 1, stdout
+        assert stdout.count("then ran (4, 20, 3)") == 1, stdout
 
 
 ONE_FAILS_FIRST = textwrap.dedent(
@@ -395,6 +403,30 @@ def test_a_process_that_fails_before_its_call_is_said_to_have_not_come():
     assert "data.csv is missing" in second_error
     assert "process 0 of 2 waited in infer.sample for the other processes, which did not" in first
     assert "DEADLINE_EXCEEDED" in first  # JAX's words, at the end
+
+
+def test_a_refusal_the_other_processes_never_hear_of_is_raised_as_it_is(monkeypatch):
+    """(Seen as process 0 of two whose partner never came.) Its own error was replaced by
+    the RuntimeError saying the others did not come."""
+    import jax
+    from jax.experimental import multihost_utils
+
+    from infer import process_agreement
+
+    def timed_out(_):
+        raise jax.errors.JaxRuntimeError("DEADLINE_EXCEEDED: GetKeyValue() timed out")
+
+    monkeypatch.setattr(jax, "process_count", lambda: 2)
+    monkeypatch.setattr(multihost_utils, "process_allgather", timed_out)
+
+    def refused():
+        raise ValueError("num_samples must be an integer >= 1; got -1")
+
+    with pytest.raises(ValueError, match=r"got -1") as caught:
+        process_agreement.on_every_process(refused)
+    assert "did not come to hear of it" in caught.value.__notes__[0]
+    with pytest.raises(RuntimeError, match=r"waited in infer.sample for the other processes"):
+        process_agreement.on_every_process(lambda: None)
 
 
 def test_devices_of_other_processes_only_are_refused_by_name(monkeypatch):

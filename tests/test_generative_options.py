@@ -186,6 +186,34 @@ def test_a_damaged_checkpoint_is_named_once_without_orbaxs_other_reads(tmp_path)
         assert noise not in run.stderr, run.stderr[-3000:]
 
 
+def test_a_hook_installed_during_a_quieted_read_stays_and_chains_to_it():
+    """Leaving a restore put back the hook it had found, dropping one installed meanwhile;
+    one chained to it then failed in its own call ('NoneType' object is not callable)."""
+    from models.generative.orbax_noise import reads_quieted
+
+    seen, plain = [], sys.unraisablehook
+    sys.unraisablehook = lambda unraisable: seen.append("the hook before")
+    try:
+        with reads_quieted():
+            previous = sys.unraisablehook
+
+            def library_hook(unraisable):
+                seen.append(str(unraisable.exc_value))
+                previous(unraisable)
+
+            sys.unraisablehook = library_hook
+        assert sys.unraisablehook is library_hook
+
+        class Bad:
+            def __del__(self):
+                raise ValueError("unrelated")
+
+        Bad()
+        assert seen == ["unrelated", "the hook before"]  # through the quiet one, unquieted
+    finally:
+        sys.unraisablehook = plain
+
+
 @pytest.mark.thorough  # a rarer warning, 5 s
 def test_a_resumed_run_warns_of_evaluations_of_the_model_before_it(tmp_path):
     """evaluation.json stayed beside the further-trained model, describing the old one."""

@@ -4,7 +4,8 @@ loop closed, each printing a traceback ("Event loop is closed", "exception was n
 retrieved"), up to 200 lines after the one line that names the damaged checkpoint.
 
 ``with reads_quieted(): manager.restore(...)`` leaves those out; once a read failed, they
-stay left out for the rest of the process (they arrive at any time after). Nothing else is:
+stay left out for the rest of the process (they arrive at any time after), as do Python's
+warnings of coroutines never awaited (Orbax's reads it had yet to start). Nothing else is:
 every other unraisable exception and asyncio log goes where it went."""
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class _Quiet:
         closed = isinstance(unraisable.exc_value, RuntimeError) and unraisable.object is None
         closed = closed and str(unraisable.exc_value) == "Event loop is closed"
         if not closed and getattr(unraisable.object, "__qualname__", "") != READER:
-            self.plain_hook(unraisable)
+            (self.plain_hook or sys.__unraisablehook__)(unraisable)
 
     @staticmethod
     def keeps(record: logging.LogRecord) -> bool:
@@ -40,12 +41,15 @@ class _Quiet:
         return not (unread and any(word in message for word in READ_WORDS))
 
     def install(self) -> None:
-        if self.plain_hook is None:
+        if self.plain_hook is None:  # else in place (or in a chain a later hook made)
             self.plain_hook, sys.unraisablehook = sys.unraisablehook, self.unraisable
             logging.getLogger("asyncio").addFilter(self.keeps)
 
     def remove(self) -> None:
-        if self.plain_hook is not None and not self.failed:
+        # a hook installed over this one meanwhile (chained to it, maybe) is left in place,
+        # and this one stays where it is in the chain
+        mine = sys.unraisablehook == self.unraisable
+        if self.plain_hook is not None and not self.failed and mine:
             sys.unraisablehook, self.plain_hook = self.plain_hook, None
             logging.getLogger("asyncio").removeFilter(self.keeps)
 
@@ -61,9 +65,9 @@ def reads_quieted():
         yield
     except Exception:
         _QUIET.failed = True
-        warnings.filterwarnings(  # the reads Orbax had yet to start when one failed
-            "ignore", r"coroutine '.*' was never awaited", RuntimeWarning, r"(jax|orbax)\."
-        )
+        # the reads Orbax had yet to start when one failed, warned of at any line (at exit:
+        # sys:1) after it: left out from then on, as the tracebacks are
+        warnings.filterwarnings("ignore", r"coroutine '.*' was never awaited", RuntimeWarning)
         raise
     finally:
         _QUIET.remove()
