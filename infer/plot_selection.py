@@ -154,14 +154,12 @@ def named_selection(result: Result, var_names: list, max_panels: int) -> tuple[l
     order, the panels shared out evenly, and those a small variable leaves given to the
     others, the earlier ones first. A dimension shared by variables shows the most any asks."""
     coords: dict = {}
-    left, order = (
-        max_panels,
-        sorted(
-            range(len(var_names)),
-            key=lambda i: (math.prod(result.draws[var_names[i]].shape[2:]), -i),
-        ),
-    )
-    for done, index in enumerate(order):
+
+    def size(index: int) -> tuple:  # the smallest first; of equal ones, the later first
+        return math.prod(result.draws[var_names[index]].shape[2:]), -index
+
+    left = max_panels
+    for done, index in enumerate(sorted(range(len(var_names)), key=size)):
         name = var_names[index]
         share = max(1, left // (len(var_names) - done))
         prefix = row_major_prefix(result.draws[name].shape[2:], share)
