@@ -73,13 +73,12 @@ def _launch(process: int, port: int, out, name: str, cache) -> subprocess.Popen:
     )
 
 
-def _outputs_of_a_pair(script: str, devices: int = 1) -> list[str]:
-    """The standard outputs of ``script`` run as processes 0 and 1 of a pair (arguments: the
-    process index and the coordinator's port), each with ``devices`` CPU devices, each of
-    which must exit 0."""
+def _pair(script: str, devices: int = 1) -> list[subprocess.Popen]:
+    """``script`` started as processes 0 and 1 of a pair (arguments: the process index and
+    the coordinator's port), each with ``devices`` CPU devices."""
     port = _free_port()
     flags = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count={devices}"
-    pair = [
+    return [
         subprocess.Popen(
             [sys.executable, "-c", script, str(i), str(port)],
             stdout=subprocess.PIPE,
@@ -89,8 +88,12 @@ def _outputs_of_a_pair(script: str, devices: int = 1) -> list[str]:
         )
         for i in range(2)
     ]
+
+
+def _outputs_of_a_pair(script: str, devices: int = 1) -> list[str]:
+    """The standard outputs of ``script`` run as a :func:`_pair`, each of which must exit 0."""
     outputs = []
-    for child in pair:
+    for child in _pair(script, devices):
         stdout, stderr = child.communicate(timeout=300)
         assert child.returncode == 0, stderr[-3000:]
         outputs.append(stdout)
@@ -389,16 +392,7 @@ ONE_FAILS_FIRST = textwrap.dedent(
 def test_a_process_that_fails_before_its_call_is_said_to_have_not_come():
     """Process 0 died with gloo's DEADLINE_EXCEEDED from JAX, naming neither the other
     process nor infer.sample."""
-    port = _free_port()
-    pair = [
-        subprocess.Popen(
-            [sys.executable, "-c", ONE_FAILS_FIRST, str(i), str(port)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for i in range(2)
-    ]
+    pair = _pair(ONE_FAILS_FIRST)
     (first, _), (_, second_error) = (child.communicate(timeout=300) for child in pair)
     assert "data.csv is missing" in second_error
     assert "process 0 of 2 waited in infer.sample for the other processes, which did not" in first
