@@ -246,8 +246,7 @@ def _searched_start(model: Callable, left_out: tuple, args, kwargs, observed: di
     from numpyro.infer.initialization import init_to_median
     from numpyro.infer.util import initialize_model
 
-    # NumPy arrays as JAX ones, as _Layout.rebuild gives them
-    args, kwargs = jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, (args, kwargs))
+    args, kwargs = _data_as_jax(args, kwargs)
     try:
         info = initialize_model(
             jax.random.key(0),
@@ -355,6 +354,12 @@ def _build_functions(model: Callable, layout: _Layout, replay: bool):
     return logdensity_fn, constrain_fn, start_fn, loglik_fn, observed_fn
 
 
+def _data_as_jax(args, kwargs) -> tuple:
+    """``(args, kwargs)`` with their NumPy data as JAX arrays, as ``_Layout.rebuild`` gives
+    them to the model."""
+    return jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, (args, kwargs))
+
+
 def unconstrained_point(source: ModelSource, values: dict, init: dict) -> dict:
     """``values`` of the model's latent sites, each in its own support, as the unconstrained
     point the chains move in (laid out as ``init``, the target's start), through each
@@ -376,7 +381,7 @@ def unconstrained_point(source: ModelSource, values: dict, init: dict) -> dict:
             f"{'; ' if missing and unknown else ''}"
             f"{'unknown ' + ', '.join(unknown) if unknown else ''}."
         )
-    args, kwargs = jax.tree.map(lambda v: jnp.asarray(v) if is_data(v) else v, source[1:])
+    args, kwargs = _data_as_jax(source.args, source.kwargs)
     given = {name: jnp.asarray(v, jnp.asarray(init[name]).dtype) for name, v in values.items()}
     model = handlers.substitute(handlers.seed(source.model, 0), data=given)
     try:

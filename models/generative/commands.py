@@ -282,10 +282,10 @@ def run_evaluate(args) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"infer evaluate: error: {err}", file=sys.stderr)
         return 2
-    name = "evaluation_ais.json" if args.method == "ais" else "evaluation.json"
+    scores_file = run_folder / f"evaluation{'_ais' if args.method == 'ais' else ''}.json"
     problem = unwritable_folder(run_folder, "infer evaluate", option="--run")
-    if problem is None and (run_folder / name).is_dir():
-        problem = f"infer evaluate: error: --run: {run_folder / name} is a folder."
+    if problem is None and scores_file.is_dir():
+        problem = f"infer evaluate: error: --run: {scores_file} is a folder."
     if problem:  # before the work, which can take an hour, not after it
         fix = "copy the run folder somewhere writable and pass --run the copy"
         print(f"{problem[:-1]}; the scores are written there: {fix}.", file=sys.stderr)
@@ -329,7 +329,7 @@ def run_evaluate(args) -> int:
         )
         print(format_evaluation(report))
     path = write_atomically(
-        run_folder / name, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1))
+        scores_file, lambda tmp: Path(tmp).write_text(json.dumps(report, indent=1))
     )
     print(f"\nwritten to {path}")
     return 0
