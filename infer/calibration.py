@@ -212,6 +212,8 @@ def sbc(
     check_progress(progress)
     key_prior, key_ties, key_runs = jax.random.split(as_jax_key(as_key(rng_key)[0]), 3)
     prior_kwargs = dict(model_kwargs, **dict.fromkeys(observed))  # None: simulate them
+    sizes = checks.site_sizes(model, model_args, prior_kwargs)
+    checks.check_memory(model, num_simulations, sizes, var_names, run)
     simulate = Predictive(model, num_samples=num_simulations, parallel=True)  # eager vmap: a
     prior = simulate(key_prior, *model_args, **prior_kwargs)  # second call compiles nothing
     prior = {name: np.asarray(value) for name, value in prior.items()}
@@ -221,7 +223,6 @@ def sbc(
     var_names = checks.posterior_var_names(sites, first_data, var_names, chosen)
     names, truth = _flatten({name: prior[name] for name in var_names}, 1)
     level = checks.checked_level(alpha, len(names))
-    checks.check_memory(model, truth.shape, run)
     seeds = np.asarray(jax.random.randint(key_runs, (num_simulations,), 0, 2**31 - 1))
     problem = (model, model_args, model_kwargs, observed, var_names)
     draws, facts = _posterior_runs(problem, sampler, prior, seeds, run, progress)

@@ -52,20 +52,33 @@ def checked_level(alpha: float, num_params: int) -> float:
     return level
 
 
-def check_memory(model, truth_shape: tuple[int, int], run: dict) -> None:
-    """Refuse, before any run, simulations whose gathered draws ``(S, chains, draws,
-    params)`` (float64 at most, plus their ranks) cannot fit in host memory."""
-    num_simulations, num_params = truth_shape
-    draws = num_simulations * run["num_chains"] * run["num_samples"] * num_params * 8
-    need = memory.Need(draws, 0, {"every simulation's draws": draws}, draws)
+def check_memory(model, num_simulations: int, sizes: dict, var_names: tuple, run: dict) -> None:
+    """Refuse, before the prior is simulated, simulations whose prior draws (every site,
+    ``sizes``: name -> values per simulation) and gathered posterior draws ``(S, chains,
+    draws, params)`` of ``var_names`` (float64 at most) cannot fit in host memory."""
+    per_draw = sum(sizes[name] for name in var_names)
+    draws = num_simulations * run["num_chains"] * run["num_samples"] * per_draw * 8
+    prior = num_simulations * sum(sizes.values()) * 8
+    parts = {"the prior simulations": prior, "every simulation's draws": draws}
     memory.check(
-        need,
+        memory.Need(draws + prior, prior, parts, draws),
         jax.devices()[:1],
         f"sbc of {getattr(model, '__name__', 'model')} with {num_simulations} simulations of "
         f"{run['num_chains']} chains x {run['num_samples']} draws",
         "Use fewer simulations (num_simulations), chains (num_chains) or draws (num_samples; "
         "raise thin to keep the ranks' independence).",
     )
+
+
+def site_sizes(model, model_args: tuple, given: dict) -> dict:
+    """``name -> number of values`` of each sample and deterministic site of one run of the
+    model with keyword arguments ``given``, traced abstractly (nothing runs)."""
+    trace = _trace(model, tuple(model_args), given)
+    return {
+        name: int(np.prod(np.shape(site["value"])))
+        for name, site in trace.items()
+        if site["type"] in ("sample", "deterministic")
+    }
 
 
 def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_names):
@@ -109,7 +122,13 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
                 "no parameter whose rank to test."
             )
         return tuple(names), tuple(latent), model_kwargs
-    chosen = (var_names,) if isinstance(var_names, str) else tuple(var_names)
+    chosen = (var_names,) if isinstance(var_names, str) else var_names
+    if not isinstance(chosen, Sequence) or not all(isinstance(n, str) for n in chosen):
+        raise TypeError(
+            f"var_names must name parameters, e.g. 'mu' or ['mu', 'tau'] (among {parameters}); "
+            f"got {var_names!r}."
+        )
+    chosen = tuple(chosen)
     wrong = [name for name in chosen if name not in parameters]
     if not chosen:
         raise SBCInputError(

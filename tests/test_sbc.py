@@ -211,6 +211,8 @@ def test_bad_input_gets_clear_errors():
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=["tau"])
     with pytest.raises(ValueError, match=r"name at least one parameter; got \[\]. Leave it out"):
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=[])
+    with pytest.raises(TypeError, match=r"var_names must name parameters, .*\['mu'\]\); got 5"):
+        infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=5)
     # the observed name is right; the model's own argument is what is missing
     with pytest.raises(TypeError, match=r"model_args=\(\) .*missing .*Pass the model's other"):
         infer.sbc(0, normal_mean, rwmh, observed="y")
@@ -370,6 +372,21 @@ def test_a_level_below_what_the_test_resolves_is_refused_before_any_run():
     options = dict(observed="y", model_args=(SCALE,), num_simulations=10)
     with pytest.raises(ValueError, match=r"alpha / num_params = 1e-06 / 1 .* Raise alpha"):
         infer.sbc(0, normal_mean, infer.rwmh(), alpha=1e-6, **options)
+
+
+def test_simulations_that_cannot_fit_are_refused_before_the_prior_is_simulated(monkeypatch):
+    """10**8 simulations of one parameter and 1,000 observations: their prior alone holds
+    800 GB. The refusal came after the prior was simulated (minutes, and memory enough to
+    kill the process)."""
+    import numpyro.infer
+
+    def simulated(*args, **kwargs):
+        raise AssertionError("the prior was simulated before the memory check")
+
+    monkeypatch.setattr(numpyro.infer, "Predictive", simulated)
+    options = dict(observed="y", model_args=(jnp.ones(1000),), num_samples=10)
+    with pytest.raises(MemoryError, match=r"with 100000000 simulations .*\(the prior simulations"):
+        infer.sbc(0, normal_mean, infer.rwmh(), num_simulations=10**8, **options)
 
 
 def no_latent(y=None):
