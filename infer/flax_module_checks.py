@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import warnings
 
+import jax
 import numpy as np
 
 from infer.caller import INFER_FRAMES
@@ -59,3 +60,31 @@ def warn_of_float_state_held_fixed(others, label: str) -> None:
             "message='.*held fixed').",
             skip_file_prefixes=INFER_FRAMES,
         )
+
+
+def check_stateless(logdensity_fn, position, data) -> None:
+    """A ``ValueError`` for a module that updates its own state when called (a counter, a
+    key drawn from its own ``nnx.Rngs``), found in ``logdensity_fn(position, data)``:
+    samplers take the log density's gradient, inside which Flax refuses that update (traced
+    abstractly, before any run)."""
+    from flax.errors import TraceContextError
+
+    try:
+        jax.eval_shape(jax.grad(logdensity_fn), position, data)
+    except TraceContextError as err:
+        if "Rng" in str(err):  # a key drawn from the module's own nnx.Rngs
+            raise ValueError(
+                "the module draws a random key from its own nnx.Rngs when called, which the "
+                "samplers' gradients cannot trace: call module.eval() for layers like Dropout, "
+                "and call a Linen module wrapped by nnx.bridge.ToNNX (which draws one on every "
+                "call) as model(x, rngs=jax.random.key(0)) in log_likelihood_fn. "
+                f"Flax: {err}"
+            ) from err
+        raise ValueError(
+            "the module updates its own state when called (an nnx.Variable it assigns to, "
+            "such as a counter or batch statistics in training mode), which the samplers' "
+            "gradients cannot trace: keep such updates out of log_likelihood_fn (call "
+            f"module.eval(), or drop the update). Flax: {err}"
+        ) from err
+    except Exception:  # noqa: BLE001 - no gradient (a while_loop): gradient-free samplers run
+        pass

@@ -40,7 +40,11 @@ from infer import validation
 from infer.base import key_name
 from infer.caller import INFER_FRAMES
 from infer.flax_model import FlaxModel
-from infer.flax_module_checks import refuse_training_mode, warn_of_float_state_held_fixed
+from infer.flax_module_checks import (
+    check_stateless,
+    refuse_training_mode,
+    warn_of_float_state_held_fixed,
+)
 from infer.outside_values import outside_values
 from infer.per_example import not_a_sum
 
@@ -94,7 +98,9 @@ def flax_parts(
     if not isinstance(module, nnx.Module):
         raise TypeError(
             f"module must be a Flax NNX module (an instance of flax.nnx.Module); got "
-            f"{type(module).__name__}. A Linen module converts with flax.nnx.bridge.ToNNX."
+            f"{type(module).__name__}. A Linen module converts with flax.nnx.bridge.ToNNX "
+            "(then call it in log_likelihood_fn as model(x, rngs=jax.random.key(0)): called "
+            "without rngs=, it draws a key from its own nnx.Rngs, which cannot be traced)."
         )
     if not callable(log_likelihood_fn):
         raise TypeError(
@@ -408,7 +414,7 @@ def _check_scalars(fns: _Functions, init, data, rest, own_prior: bool) -> None:
                 f"shape {shape} and dtype {dtype}. {fix}"
             )
         programs.append(program)
-    _check_stateless(fns, init, data, rest)
+    check_stateless(fns.logdensity_fn, init, (data, rest))
     if not _reads_parameters(programs[0].jaxpr, len(jax.tree.leaves(init))):
         warnings.warn(
             "log_likelihood_fn(model, data) does not depend on the module's parameters, so "
@@ -429,22 +435,3 @@ def _reads_parameters(program, num_parameters: int) -> bool:
         if any(v in needed for v in equation.outvars):
             needed.update(v for v in equation.invars if isinstance(v, Var))
     return any(v in needed for v in program.invars[:num_parameters])
-
-
-def _check_stateless(fns: _Functions, init, data, rest) -> None:
-    """A ``ValueError`` for a module that updates its own state when called (a counter):
-    samplers take the log density's gradient, inside which Flax refuses that update (traced
-    abstractly, before any run)."""
-    from flax.errors import TraceContextError
-
-    try:
-        jax.eval_shape(jax.grad(fns.logdensity_fn), init, (data, rest))
-    except TraceContextError as err:
-        raise ValueError(
-            "the module updates its own state when called (an nnx.Variable it assigns to, "
-            "such as a counter or batch statistics in training mode), which the samplers' "
-            "gradients cannot trace: keep such updates out of log_likelihood_fn (call "
-            f"module.eval(), or drop the update). Flax: {err}"
-        ) from err
-    except Exception:  # noqa: BLE001 - no gradient (a while_loop): gradient-free samplers run
-        pass

@@ -989,6 +989,39 @@ def test_a_module_that_updates_its_state_is_refused_when_the_target_is_made():
         infer.Target.from_flax(Counter(nnx.Rngs(0)), loglik, (X, Y))
 
 
+def test_a_linen_module_wrapped_by_tonnx_runs_as_the_refusals_say():
+    """A Linen module is refused with the advice to wrap it in nnx.bridge.ToNNX, which draws
+    a key from its own nnx.Rngs on every call: that was refused in turn as "updating its
+    state", with the advice to call .eval(), which does not help."""
+    import flax.linen as nn
+
+    class LinenMLP(nn.Module):
+        @nn.compact
+        def __call__(self, x):
+            return nn.Dense(2)(jnp.tanh(nn.Dense(4)(x)))
+
+    with pytest.raises(TypeError, match=r"ToNNX \(then call it .* model\(x, rngs=jax.random"):
+        infer.Target.from_flax(LinenMLP(), loglik, (X, Y))
+    wrapped = nnx.bridge.ToNNX(LinenMLP(), rngs=nnx.Rngs(0))
+    nnx.bridge.lazy_init(wrapped, X)
+    with pytest.raises(ValueError, match=r"draws a random key .* model\(x, rngs=jax.random.key"):
+        infer.Target.from_flax(wrapped, loglik, (X, Y))
+
+    def keyed_loglik(model, data):
+        inputs, labels = data
+        logits = jax.nn.log_softmax(model(inputs, rngs=jax.random.key(0)))
+        return jnp.sum(jnp.take_along_axis(logits, labels[:, None], axis=1))
+
+    target = infer.Target.from_flax(wrapped, keyed_loglik, (X, Y))
+    assert target.notes["flax"].names == (
+        "Dense_0.bias",
+        "Dense_0.kernel",
+        "Dense_1.bias",
+        "Dense_1.kernel",
+    )
+    assert np.isfinite(float(target.logdensity(target.init)))
+
+
 @pytest.mark.thorough  # a rarer flag, 3 s
 def test_a_diverged_sgld_chain_is_said_to_be_invalid_not_rejected():
     """SGLD has no accept/reject: a NaN step is skipped, and the chain frozen far away was
