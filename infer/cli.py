@@ -27,7 +27,7 @@ from infer.cli_types import (
     report_folder_and_progress,
     seed,
 )
-from infer.startup import interrupted, noted_interrupts, restore_interrupts
+from infer.startup import interrupted, noted_interrupts, output_closed, restore_interrupts
 
 DEFAULT_SAMPLERS = ("rejection", "rwmh", "mala", "nuts")
 
@@ -369,6 +369,8 @@ def _run(argv) -> int:
             return _main(argv)
         except KeyboardInterrupt:  # Ctrl-C: one line and the shell's code, no traceback
             return interrupted(argv)
+        except BrokenPipeError:  # `infer ... | head`: one line, no traceback
+            return output_closed(argv)
 
 
 def _command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import sys
 import warnings
 from pathlib import Path
 
 from infer.cli_types import report_folder_and_progress
+from infer.startup import output_closed
 
 TABLE_COLUMNS = (
     "min_ess_bulk",
@@ -108,6 +110,15 @@ def _save_finished(results: dict, folder) -> str:
     )
 
 
+def _stopped(stop: BaseException, results: dict, folder) -> int:
+    """Ctrl-C, or the end of the program reading the output (``infer compare | head``):
+    the finished runs saved, one line said, and the exit code."""
+    if isinstance(stop, BrokenPipeError):
+        return output_closed(["compare"], _save_finished(results, folder))
+    print(f"\ninfer compare: interrupted. {_save_finished(results, folder)}")
+    return 130
+
+
 def table_and_report(results, target, folder, min_ess, notes: list, title, plots) -> Path:
     """``infer.compare`` of the runs (its warnings added to ``notes``), the table printed,
     and the report written into ``folder``; returns its ``index.html``."""
@@ -130,6 +141,7 @@ def run_compare(args) -> int:
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
+    made_here = not out_folder.exists()
     files = report_files(args.samplers)
     progress = report_folder_and_progress(out_folder, args.progress, "infer compare", files)
     if progress is None:
@@ -148,10 +160,12 @@ def run_compare(args) -> int:
             result = _run_one(args, target, name, progress, notes, failed)
             if result is not None:
                 results[name] = result
-    except KeyboardInterrupt:
-        print(f"\ninfer compare: interrupted. {_save_finished(results, out_folder)}")
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError) as stop:
+        return _stopped(stop, results, out_folder)
     if not results:
+        if made_here:  # left empty: removed, as if the command had not run
+            with contextlib.suppress(OSError):
+                out_folder.rmdir()
         for note in notes:
             print(f"note: {note}")
         print(
@@ -169,9 +183,8 @@ def run_compare(args) -> int:
     title = f"infer compare: {target.name}, {settings}"
     try:  # the statistics and the report: an interrupt here keeps every run too
         index = table_and_report(results, target, out_folder, min_ess, notes, title, args.plots)
-    except KeyboardInterrupt:
-        print(f"\ninfer compare: interrupted. {_save_finished(results, out_folder)}")
-        return 130
+    except (KeyboardInterrupt, BrokenPipeError) as stop:
+        return _stopped(stop, results, out_folder)
     plotted = "PNG plots, " if args.plots else ""
     print(f"\nReport: {index} (table as CSV and Markdown, {plotted}each run's NetCDF)")
     for note in notes:  # a sampler skipped is a note, as when none ran; the rest warnings

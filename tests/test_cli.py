@@ -413,6 +413,50 @@ def test_ctrl_c_lost_in_a_garbage_collectors_callback_still_ends_with_130(monkey
         signal.signal(signal.SIGINT, previous)
 
 
+@pytest.mark.parametrize("finaliser", ["gc callback", "__del__"])
+def test_ctrl_c_inside_a_finaliser_stops_the_command_soon_after(monkeypatch, capsys, finaliser):
+    """A Ctrl-C that came inside JAX's garbage-collection callback (often, while a program
+    compiles) was noted but the command ran on to its end (all four samplers of `infer
+    compare`, then "interrupted ... run the command again"). It is delivered again outside."""
+    import gc
+    import time
+
+    from models.generative import commands
+
+    steps = []
+
+    class Finalised:
+        def __del__(self):
+            signal.raise_signal(signal.SIGINT)
+
+    def once(phase, info):
+        if once in gc.callbacks:  # (JAX's stays registered while its signal is handled)
+            signal.raise_signal(signal.SIGINT)
+            gc.callbacks.remove(once)
+
+    def long_run(args):
+        if finaliser == "__del__":
+            Finalised()
+        else:
+            gc.callbacks.append(once)
+            gc.collect()
+        for _ in range(100):  # 2 s of work: stopped after the first few steps
+            time.sleep(0.02)
+            steps.append(1)
+        return 0
+
+    monkeypatch.setattr(commands, "run", long_run)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    try:
+        assert cli.main(["train", "vae", "--epochs", "1"]) == 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if once in gc.callbacks:
+            gc.callbacks.remove(once)
+    assert len(steps) < 20
+    assert "infer train: interrupted." in capsys.readouterr().err
+
+
 def test_ars_runs_on_the_built_in_log_concave_scalar_targets():
     """compare --help offers ars, but no built-in target said its support, so every
     compare and sbc with it was refused."""
@@ -480,6 +524,7 @@ def test_a_run_that_fails_in_sbc_is_one_line_and_not_a_failed_check(tmp_path, ca
     said = capsys.readouterr()
     assert "rwmh: failed: MemoryError: " in said.out + said.err
     assert "Here: fewer --chains or --samples." in said.out + said.err
+    assert not (tmp_path / "normal_1d").exists()  # no run: its folder was left, empty
 
 
 def test_until_ess_with_more_samples_than_the_default_budget_is_a_usage_error(capsys):
@@ -605,6 +650,31 @@ def test_ctrl_c_while_the_command_loads_is_one_line_and_a_library_import_keeps_i
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as in a terminal
     )  # fmt: skip
     assert library.stdout.strip() == "True"
+
+
+def test_compare_whose_reader_ends_keeps_the_finished_runs_and_says_so_in_one_line(tmp_path):
+    """`infer compare | head -3`: the first print after the reader ended raised
+    BrokenPipeError with a traceback, and the runs that had finished were not saved."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    options = ["--target", "normal_1d", "--samplers", "rejection,rwmh", "--no-plots"]
+    options += ["--no-progress", "--samples", "50", "--warmup", "50", "--out", str(tmp_path)]
+    command = subprocess.Popen(
+        [sys.executable, "-m", "infer", "compare", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    assert command.stdout.readline().startswith("target normal_1d")
+    assert command.stdout.readline().strip() == "running rejection ..."
+    assert command.stdout.readline().strip() == "running rwmh ..."  # rejection finished
+    command.stdout.close()  # as `head -3` does
+    err = command.stderr.read()
+    assert command.wait(timeout=120) == 1
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert err.startswith("infer compare: stopped: the program reading its output ended."), err
+    saved = sorted(path.name for path in (tmp_path / "normal_1d").glob("*.nc"))
+    assert saved and all(name in err for name in saved), (saved, err)
 
 
 def test_a_report_takes_a_list_and_says_which_plots_it_leaves_out(tmp_path):
