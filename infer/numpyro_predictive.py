@@ -105,6 +105,10 @@ def _unobserved(model: Callable) -> Callable:
 
     class Unobserve(Messenger):
         def process_message(self, msg):
+            if msg["type"] == "control_flow":  # scan's, cond's bodies run apart from this
+                # stack, their sites replayed to it after: left observed there, a scan's
+                # carry was the data, and each step was drawn around the observed last one
+                msg["args"] = tuple(_unobserved(a) if callable(a) else a for a in msg["args"])
             if is_observation(msg):
                 msg["value"] = None
                 msg["is_observed"] = False
