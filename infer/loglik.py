@@ -103,8 +103,10 @@ def check_loglik(target: Target, point) -> None:
     for name, value in out.items():
         _check_one(call, name, value, observed.get(name) if user_made else None, user_made)
     unknown = sorted(set(out) - set(observed))
-    if user_made:  # more names than axes would be dropped by ArviZ without a word
-        check_dims_fit(target.dims, {name: value.shape for name, value in out.items()})
+    if user_made:  # more names than axes would be dropped by ArviZ without a word; an
+        # observed vector's own axes are named as in observed_data (cut in log_likelihood)
+        shapes = {name: np.shape(observed.get(name, value)) for name, value in out.items()}
+        check_dims_fit(target.dims, shapes)
     if user_made and observed and unknown:
         raise ValueError(
             f"{call} returned log likelihoods named {unknown}, which observed_data "

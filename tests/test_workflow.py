@@ -331,6 +331,30 @@ def test_a_plain_target_can_carry_its_log_likelihood():
         infer.sample(0, too_many, infer.rwmh(), num_samples=400)
 
 
+def test_a_plain_target_of_vector_observations_names_their_own_axis():
+    """One log likelihood per observed vector, shape (25,), of data shaped (25, 2): naming
+    the data's two axes was refused ("one draw of 'X' has 1"), where a NumPyro target of the
+    same data takes them (the log likelihood keeps the first)."""
+    data = RNG.normal(size=(25, 2)).astype(np.float32)
+
+    def pointwise(mu, data):
+        return dist.MultivariateNormal(mu[None, :], jnp.eye(2)).log_prob(data)
+
+    def logdensity(mu, data):
+        return jnp.sum(dist.Normal(0.0, 3.0).log_prob(mu)) + jnp.sum(pointwise(mu, data))
+
+    target = infer.Target(
+        logdensity, init=jnp.zeros(2), data=data, loglik_fn=pointwise, observed_data={"X": data}
+    )
+    named = dataclasses.replace(target, dims={"X": ["obs", "coord"]})
+    tree = infer.sample(0, named, infer.rwmh(), num_samples=50, num_chains=1).to_arviz()
+    assert tree["observed_data"]["X"].dims == ("obs", "coord")
+    assert tree["log_likelihood"]["X"].dims == ("chain", "draw", "obs")
+    too_many = dataclasses.replace(target, dims={"X": ["obs", "coord", "more"]})
+    with pytest.raises(ValueError, match=r"dims\['X'\] names 3 axes, but one draw of 'X' has 2"):
+        infer.sample(0, too_many, infer.rwmh(), num_samples=50, num_chains=1)
+
+
 @pytest.mark.thorough  # a second plain target with a loglik_fn, 4 s
 def test_one_loglik_fn_serves_targets_that_name_their_observations_differently():
     """The compiled log-likelihood pass is shared by the targets that share its functions
