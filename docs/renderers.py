@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from table_format import against
 from table_format import f as _f
 from table_format import g as _g
 from table_format import table as _table
@@ -13,7 +14,7 @@ from table_format import table as _table
 
 def _whole_call(ratio) -> str:
     """The ratio on infer's whole call, beside the one on its sampling phase ("" if none)."""
-    return "" if ratio is None else f" (whole call {_f(ratio)})"
+    return "" if ratio is None else f" (whole call {against(ratio, 1.0, '>=')})"
 
 
 def samplers(record: dict) -> str:
@@ -23,7 +24,7 @@ def samplers(record: dict) -> str:
             "chain-steps/s",
             _g(r["infer_chain_steps_per_s"]),
             f"BlackJAX `rmh` {_g(r['blackjax_chain_steps_per_s'])}",
-            f"**{_f(r['ratio'])}**{_whole_call(r.get('ratio_whole_call'))}",
+            f"**{against(r['ratio'], 1.0, '>=')}**{_whole_call(r.get('ratio_whole_call'))}",
             "≥ 1.0",
         ]
         for r in record["rwmh"]
@@ -35,7 +36,7 @@ def samplers(record: dict) -> str:
             "gradients/s",
             _g(nuts["infer_grads_per_s"]),
             f"BlackJAX NUTS {_g(nuts['blackjax_grads_per_s'])}",
-            f"**{_f(nuts['ratio'])}**",
+            f"**{against(nuts['ratio'], 0.9, '>=')}**",
             "≥ 0.9",
         ]
     )
@@ -43,7 +44,7 @@ def samplers(record: dict) -> str:
         [
             "NUTS, repeated call, same shapes",
             "wall / (warm-up + sampling)",
-            _f(nuts["repeat_call_over_pure_time"], 3),
+            against(nuts["repeat_call_over_pure_time"], 1.2, "<=", 3),
             "—",
             "—",
             "≤ 1.2",
@@ -58,7 +59,7 @@ def samplers(record: dict) -> str:
                 "draws/s",
                 _g(r["infer_draws_per_s"]),
                 f"SciPy TDR {_g(r['scipy_tdr_draws_per_s'])}",
-                f"**{_f(r['ratio'])}**"
+                f"**{against(r['ratio'], 1.0, '>=')}**"
                 + _whole_call(r["infer_draws_per_s_whole_call"] / r["scipy_tdr_draws_per_s"]),
                 goal,
             ]
@@ -83,9 +84,9 @@ def latency(record: dict) -> str:
                 r["model"],
                 _f(r["infer_first_call_s"]),
                 _f(r["numpyro_first_call_s"]),
-                f"**{_f(r['first_call_ratio'])}**",
+                f"**{against(r['first_call_ratio'], 1.0, '<=')}**",
                 _f(r["infer_second_call_s"]),
-                f"**{_f(r['second_call_over_numpyro_first'], 3)}**",
+                f"**{against(r['second_call_over_numpyro_first'], 0.2, '<=', 3)}**",
                 _f(r["numpyro_second_call_s"]),
                 _f(r["second_process_first_call_s"]),
                 _f(r["infer_warmup_plus_sampling_s"]),
@@ -130,12 +131,16 @@ def diagnostics(record: dict) -> str:
         ],
         [
             f"{runs}, JAX (first call, compiling)",
-            f"{_f(compare['seconds'], 2)} s",  # 9.95 must not read 10.0 against < 10
+            f"{against(compare['seconds'], compare['goal_seconds'], '<')} s",
             f"< {_g(compare['goal_seconds'])} s",
         ],
         [f"{runs}, JAX again (compiled)", f"{_f(compare.get('seconds_compiled'), 1)} s", "—"],
         [f"{runs}, ArviZ (`statistics='arviz'`)", f"{_f(compare.get('arviz_seconds'), 1)} s", "—"],
-        ["progress bar on / off, NUTS", _f(record["progress"]["ratio_on_over_off"], 3), "≤ 1.05"],
+        [
+            "progress bar on / off, NUTS",
+            against(record["progress"]["ratio_on_over_off"], 1.05, "<=", 3),
+            "≤ 1.05",
+        ],
     ]
     return _table(["measurement", "result", "goal"], rows)
 
@@ -184,7 +189,7 @@ def ars(record: dict) -> str:
             str(r.get("cores", "?")),
             f"{_g(r['infer_draws_per_s'])} ({_g(r['infer_draws_per_s_whole_call'])})",
             _g(r["scipy_tdr_draws_per_s"]),
-            f"**{_f(r['ratio'])}**",
+            f"**{against(r['ratio'], 1.0, '>=')}**",
             _g(r.get("density_evaluations_per_draw")),
             _g(r.get("density_evaluations_needed_per_draw")),
             _f(r["infer_compile_s"]) if "infer_compile_s" in r else "—",
@@ -412,8 +417,9 @@ def sweep(record: dict) -> str:
                 _g(r["infer_chain_steps_per_s"]),
                 _g(grads) if grads else "—",
                 _g(r["bare_evaluations_per_s"]),
-                f"**{_f(r['fraction_of_bare'])}**",
-                f"**{_f(r['ratio_to_blackjax'])}**",
+                f"**{against(r['fraction_of_bare'], 0.8, '>=')}**",
+                f"**{against(r['ratio_to_blackjax'], 1.0, '>=')}**"
+                + _whole_call(r.get("ratio_to_blackjax_whole_call")),
                 _f(r["ratio_to_numpyro_kernel"]) if "ratio_to_numpyro_kernel" in r else "—",
             ]
         )

@@ -43,3 +43,21 @@ def test_a_commit_named_on_the_device_machine_is_captioned_as_unchecked():
     for named_by in ("INFER_COMMIT", "INFER_COMMIT (sent tree was clean)"):
         record = {"machine": {"commit": "fdeafcfbc1aa", "commit_named_by": named_by}}
         assert "named by INFER_COMMIT; local changes not checked" in tables.provenance(record, "x")
+
+
+def test_a_figure_never_reads_on_the_other_side_of_its_goal():
+    """The samplers table showed RWMH's 0.99957 of BlackJAX as **1.00** beside "≥ 1.0"."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from table_format import against
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    assert against(0.99957, 1.0, ">=") == "0.9996"
+    assert against(1.004, 1.0, ">=") == "1.00"
+    assert against(0.999, 1.0, ">=") == "0.999"
+    assert against(1.2004, 1.2, "<=", 3) == "1.2004"
+    assert against(9.95, 10.0, "<") == "9.95"
+    assert against(9.996, 10.0, "<") == "9.996"
+    assert against(10.0, 10.0, "<") == "10.00"
