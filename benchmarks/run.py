@@ -21,7 +21,7 @@ Run: ``python benchmarks/run.py [--platform cpu|gpu] [--only NAME,...] [--skip N
 [--quick] [--check]``. ``--platform`` names the device the run must be on (a GPU run on a
 machine whose JAX backend is the CPU is refused); JAX picks the device itself. Before running
 anything it checks that the modules the chosen suites import are installed (``--check``:
-that, and nothing else).
+that and the platform, and nothing else).
 """
 
 from __future__ import annotations
@@ -199,13 +199,13 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.check:
-        print(f"the modules of {', '.join(names)} import")
-        return 0
-    found = platform()
+    found = platform() if args.platform else None  # checked with --check too
     if args.platform and args.platform != found:
         print(f"asked for {args.platform} but JAX's default device is {found}", file=sys.stderr)
         return 2
+    if args.check:
+        print(f"the modules of {', '.join(names)} import")
+        return 0
     failed = run_suites(names, args.quick)
     if not args.quick:
         subprocess.run([sys.executable, str(ROOT / "docs" / "tables.py")], cwd=ROOT, check=False)

@@ -439,3 +439,11 @@ def test_a_sweep_stopped_early_judges_no_goal_its_rows_meet(monkeypatch, tmp_pat
     assert missed["goals_met"]["ahead_of_blackjax_at_every_count"] is False
     whole = json.loads(sweep.write_rows(rows, (1, 1), complete=True, quick=False).read_text())
     assert set(whole["goals_met"].values()) == {True}
+
+
+def test_check_refuses_a_platform_that_is_not_here(runner, monkeypatch, capsys):
+    """`--platform gpu --check` on a CPU machine passed (exit 0): the platform was checked
+    only before a run."""
+    monkeypatch.setattr(runner, "platform", lambda: "cpu")  # whatever this machine has
+    assert runner.main(["--check", "--platform", "gpu", "--only", "samplers"]) == 2
+    assert "asked for gpu but JAX's default device is cpu" in capsys.readouterr().err
