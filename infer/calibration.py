@@ -212,8 +212,9 @@ def sbc(
     check_progress(progress)
     key_prior, key_ties, key_runs = jax.random.split(as_jax_key(as_key(rng_key)[0]), 3)
     prior_kwargs = dict(model_kwargs, **dict.fromkeys(observed))  # None: simulate them
-    sizes = checks.site_sizes(model, model_args, prior_kwargs)
-    checks.check_memory(model, num_simulations, sizes, var_names, run)
+    shapes = checks.site_shapes(model, model_args, prior_kwargs)
+    ranked = checks.ranked_sizes((model, model_args, model_kwargs, observed), shapes, var_names)
+    checks.check_memory(model, num_simulations, shapes, ranked, run)
     simulate = Predictive(model, num_samples=num_simulations, parallel=True)  # eager vmap: a
     prior = simulate(key_prior, *model_args, **prior_kwargs)  # second call compiles nothing
     prior = {name: np.asarray(value) for name, value in prior.items()}

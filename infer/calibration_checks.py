@@ -52,13 +52,13 @@ def checked_level(alpha: float, num_params: int) -> float:
     return level
 
 
-def check_memory(model, num_simulations: int, sizes: dict, var_names: tuple, run: dict) -> None:
+def check_memory(model, num_simulations: int, shapes: dict, ranked: dict, run: dict) -> None:
     """Refuse, before the prior is simulated, simulations whose prior draws (every site,
-    ``sizes``: name -> values per simulation) and gathered posterior draws ``(S, chains,
-    draws, params)`` of ``var_names`` (float64 at most) cannot fit in host memory."""
-    per_draw = sum(sizes[name] for name in var_names)
-    draws = num_simulations * run["num_chains"] * run["num_samples"] * per_draw * 8
-    prior = num_simulations * sum(sizes.values()) * 8
+    ``shapes``: name -> its shape and dtype) and gathered posterior draws ``(S, chains,
+    draws, params)`` of the ``ranked`` sites (name -> values; float64 at most) cannot fit in
+    host memory."""
+    draws = num_simulations * run["num_chains"] * run["num_samples"] * sum(ranked.values()) * 8
+    prior = num_simulations * sum(math.prod(shape.shape) for shape in shapes.values()) * 8
     parts = {"the prior simulations": prior, "every simulation's draws": draws}
     memory.check(
         memory.Need(draws + prior, prior, parts, draws),
@@ -70,14 +70,37 @@ def check_memory(model, num_simulations: int, sizes: dict, var_names: tuple, run
     )
 
 
-def site_sizes(model, model_args: tuple, given: dict) -> dict:
-    """``name -> number of values`` of each sample and deterministic site of one run of the
-    model with keyword arguments ``given``, traced abstractly (nothing runs)."""
+def site_shapes(model, model_args: tuple, given: dict) -> dict:
+    """``name -> jax.ShapeDtypeStruct`` of each sample and deterministic site of one run of
+    the model with keyword arguments ``given``, traced abstractly (nothing runs)."""
     trace = _trace(model, tuple(model_args), given)
     return {
-        name: int(np.prod(np.shape(site["value"])))
+        name: jax.ShapeDtypeStruct(np.shape(site["value"]), site["value"].dtype)
         for name, site in trace.items()
         if site["type"] in ("sample", "deterministic")
+    }
+
+
+def ranked_sizes(problem, shapes: dict, var_names: tuple) -> dict:
+    """``name -> values per simulation`` of the sites of ``var_names`` the model draws given
+    data (``problem``: model, args, kwargs, observed), traced at zeros of the observed
+    sites' ``shapes``: what the posterior runs keep, for the memory check before the prior
+    is simulated. Every one of ``var_names`` where that trace fails."""
+    model, model_args, model_kwargs, observed = problem
+    stand_in = {name: np.zeros(shapes[name].shape, shapes[name].dtype) for name in observed}
+    try:
+        drawn = _drawn(_trace(model, tuple(model_args), dict(model_kwargs, **stand_in)))
+    except Exception:  # noqa: BLE001 - a model that needs its real data: counted in full
+        drawn = set(var_names)
+    return {name: math.prod(shapes[name].shape) for name in var_names if name in drawn}
+
+
+def _drawn(trace: dict) -> set:
+    """The sites of ``trace`` that posterior draws hold: latent sample and deterministic."""
+    return {
+        name
+        for name, site in trace.items()
+        if site["type"] == "deterministic" or (site["type"] == "sample" and not site["is_observed"])
     }
 
 
@@ -122,13 +145,15 @@ def checked_arguments(model, sampler, observed, model_args, model_kwargs, var_na
                 "no parameter whose rank to test."
             )
         return tuple(names), tuple(latent), model_kwargs
-    chosen = (var_names,) if isinstance(var_names, str) else var_names
-    if not isinstance(chosen, Sequence) or not all(isinstance(n, str) for n in chosen):
+    try:  # a name, or any collection of names (a list, a set, dict keys, a NumPy array)
+        chosen = (var_names,) if isinstance(var_names, str) else tuple(var_names)
+    except TypeError:
+        chosen = (var_names,)
+    if not all(isinstance(name, str) for name in chosen):
         raise TypeError(
             f"var_names must name parameters, e.g. 'mu' or ['mu', 'tau'] (among {parameters}); "
             f"got {var_names!r}."
         )
-    chosen = tuple(chosen)
     wrong = [name for name in chosen if name not in parameters]
     if not chosen:
         raise SBCInputError(
@@ -233,11 +258,7 @@ def posterior_var_names(problem, data: dict, var_names: tuple, chosen: bool) -> 
     given the data is refused with what sbc can run."""
     model, model_args, model_kwargs, observed = problem
     trace = _trace(model, tuple(model_args), dict(model_kwargs, **data))
-    drawn = {
-        name
-        for name, site in trace.items()
-        if site["type"] == "deterministic" or (site["type"] == "sample" and not site["is_observed"])
-    }
+    drawn = _drawn(trace)
     discrete = [
         name
         for name, site in trace.items()

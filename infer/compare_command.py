@@ -141,7 +141,7 @@ def run_compare(args) -> int:
 
     target = targets.get(args.target)
     out_folder = args.out / target.name
-    made_here = not out_folder.exists()
+    made_here = [folder for folder in (out_folder, args.out) if not folder.exists()]
     files = report_files(args.samplers)
     progress = report_folder_and_progress(out_folder, args.progress, "infer compare", files)
     if progress is None:
@@ -163,9 +163,9 @@ def run_compare(args) -> int:
     except (KeyboardInterrupt, BrokenPipeError) as stop:
         return _stopped(stop, results, out_folder)
     if not results:
-        if made_here:  # left empty: removed, as if the command had not run
+        for folder in made_here:  # made and left empty: removed, as if it had not run
             with contextlib.suppress(OSError):
-                out_folder.rmdir()
+                folder.rmdir()
         for note in notes:
             print(f"note: {note}")
         print(

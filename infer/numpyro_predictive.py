@@ -105,10 +105,8 @@ def _unobserved(model: Callable) -> Callable:
 
     class Unobserve(Messenger):
         def process_message(self, msg):
-            if msg["type"] == "control_flow":  # scan's, cond's bodies run apart from this
-                # stack, their sites replayed to it after: left observed there, a scan's
-                # carry was the data, and each step was drawn around the observed last one
-                msg["args"] = tuple(_unobserved(a) if callable(a) else a for a in msg["args"])
+            if msg["type"] == "control_flow":
+                _unobserved_bodies(msg)
             if is_observation(msg):
                 msg["value"] = None
                 msg["is_observed"] = False
@@ -118,3 +116,21 @@ def _unobserved(model: Callable) -> Callable:
             return model(*args, **kwargs)
 
     return wrapped
+
+
+def _unobserved_bodies(msg: dict) -> None:
+    """A ``scan``'s or ``cond``'s bodies with their observations left out too: they run
+    apart from the handlers around them, their sites replayed to those after (left observed
+    there, a scan's carry was the data, and each step was drawn around the observed last
+    one). Observations a ``condition`` handler gives them (re-applied around the bodies, by
+    the entries of ``substitute_stack``) are dropped as well."""
+    from numpyro.contrib.control_flow.cond import cond_wrapper
+    from numpyro.contrib.control_flow.scan import scan_wrapper
+
+    bodies = {scan_wrapper: (0,), cond_wrapper: (1, 2)}.get(msg["fn"], ())
+    msg["args"] = tuple(
+        _unobserved(arg) if i in bodies else arg for i, arg in enumerate(msg["args"])
+    )
+    if bodies:
+        stack = msg["kwargs"].get("substitute_stack", [])
+        msg["kwargs"]["substitute_stack"] = [entry for entry in stack if entry[0] != "condition"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import _thread
 import contextlib
-import gc
 import os
 import signal
 import sys
@@ -49,70 +48,54 @@ def restore_interrupts() -> None:
         signal.signal(signal.SIGINT, _previous.pop())
 
 
-#: Seconds after which a Ctrl-C that came inside a finaliser is delivered again.
+#: Seconds after which a Ctrl-C lost inside a finaliser is delivered again.
 REDELIVERY_DELAY = 0.01
-
-
-def _in_finaliser(frame, collecting: bool) -> bool:
-    """Whether ``frame`` runs where a raised ``KeyboardInterrupt`` is printed as "Exception
-    ignored" and dropped: during a garbage collection (``collecting``: its callbacks, JAX's,
-    and the weak references' callbacks it calls), a garbage collector's callback, a
-    ``__del__`` or a weak reference's callback."""
-    if collecting:
-        return True
-    callbacks = {getattr(callback, "__code__", None) for callback in gc.callbacks}
-    while frame is not None:
-        code = frame.f_code
-        if code in callbacks or code.co_name == "__del__" or "weakref" in code.co_filename:
-            return True
-        frame = frame.f_back
-    return False
 
 
 @contextlib.contextmanager
 def noted_interrupts():
     """Within: Python's Ctrl-C, each noted in the list yielded. A ``KeyboardInterrupt``
-    raised inside a garbage collector's callback (JAX's) or a ``__del__`` is printed as
-    "Exception ignored" and lost, and the command would go on to its end: such a Ctrl-C is
-    delivered again a moment later, outside it, and the list keeps it in case that comes too
-    late (a weak reference's callback, or the command's end). Only where Python's own handler
-    is installed, in the main thread; put back after."""
+    raised inside a finaliser (a garbage collector's callback, JAX's; a ``__del__``; a weak
+    reference's callback) is printed as "Exception ignored" and lost, and the command would
+    go on to its end: Python hands it to ``sys.unraisablehook``, which here delivers the
+    Ctrl-C again a moment later instead, outside the finaliser; the list keeps it in case
+    that comes too late (the command's end). Only where Python's own handler is installed,
+    in the main thread; put back after."""
     noted: list = []
     redeliveries: list[threading.Timer] = []
     closing = []
     noting = threading.current_thread() is threading.main_thread()
     noting = noting and signal.getsignal(signal.SIGINT) is signal.default_int_handler
-
-    collecting = []
-
-    def track(phase, info) -> None:
-        collecting[:] = [True] if phase == "start" else []
+    plain_hook = sys.unraisablehook
 
     def note(signum, frame) -> None:
         noted.append(signum)
-        if closing:
-            return  # the command has ended; main() says it was interrupted
-        if _in_finaliser(frame, bool(collecting)):
-            redelivery = threading.Timer(REDELIVERY_DELAY, _thread.interrupt_main)
-            redelivery.daemon = True
-            redeliveries.append(redelivery)
-            redelivery.start()
+        if not closing:  # else the command has ended; main() says it was interrupted
+            raise KeyboardInterrupt
+
+    def lost(unraisable) -> None:
+        if closing or not issubclass(unraisable.exc_type, KeyboardInterrupt):
+            plain_hook(unraisable)
             return
-        raise KeyboardInterrupt
+        redelivery = threading.Timer(REDELIVERY_DELAY, _thread.interrupt_main)
+        redelivery.daemon = True
+        redeliveries.append(redelivery)
+        redelivery.start()
 
     if noting:
-        gc.callbacks.insert(0, track)  # first: the collection's start, before JAX's
+        sys.unraisablehook = lost
         signal.signal(signal.SIGINT, note)
     try:
         yield noted
     finally:
         if noting:
             closing.append(True)
-            gc.callbacks.remove(track)
             for redelivery in redeliveries:
                 redelivery.cancel()
                 redelivery.join()  # one already sent is handled by note (above) in closing
             signal.signal(signal.SIGINT, signal.default_int_handler)  # (pending ones first)
+            if sys.unraisablehook is lost:  # else one installed since chains to it: kept
+                sys.unraisablehook = plain_hook
 
 
 def interrupted(argv) -> int:
@@ -135,7 +118,10 @@ def output_closed(argv, saved: str = "") -> int:
     """The end of the program reading the command's output (``infer compare | head``): the
     output sent nowhere from here (Python's advice, so that its last flush is quiet), one
     line on stderr (with ``saved``, what was kept), and code 1."""
-    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # no file behind it (StringIO, None)
+        pass
     command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
     print(
         f"infer {command}: stopped: the program reading its output ended. {saved}".rstrip(),

@@ -413,13 +413,14 @@ def test_ctrl_c_lost_in_a_garbage_collectors_callback_still_ends_with_130(monkey
         signal.signal(signal.SIGINT, previous)
 
 
-@pytest.mark.parametrize("finaliser", ["gc callback", "__del__"])
+@pytest.mark.parametrize("finaliser", ["gc callback", "__del__", "weak reference callback"])
 def test_ctrl_c_inside_a_finaliser_stops_the_command_soon_after(monkeypatch, capsys, finaliser):
     """A Ctrl-C that came inside JAX's garbage-collection callback (often, while a program
     compiles) was noted but the command ran on to its end (all four samplers of `infer
     compare`, then "interrupted ... run the command again"). It is delivered again outside."""
     import gc
     import time
+    import weakref
 
     from models.generative import commands
 
@@ -429,6 +430,9 @@ def test_ctrl_c_inside_a_finaliser_stops_the_command_soon_after(monkeypatch, cap
         def __del__(self):
             signal.raise_signal(signal.SIGINT)
 
+    class Empty:
+        pass
+
     def once(phase, info):
         if once in gc.callbacks:  # (JAX's stays registered while its signal is handled)
             signal.raise_signal(signal.SIGINT)
@@ -437,9 +441,14 @@ def test_ctrl_c_inside_a_finaliser_stops_the_command_soon_after(monkeypatch, cap
     def long_run(args):
         if finaliser == "__del__":
             Finalised()
-        else:
+        elif finaliser == "gc callback":
             gc.callbacks.append(once)
             gc.collect()
+        else:
+            thing = Empty()
+            reference = weakref.ref(thing, lambda ref: signal.raise_signal(signal.SIGINT))
+            del thing  # the callback runs here
+            assert reference() is None
         for _ in range(100):  # 2 s of work: stopped after the first few steps
             time.sleep(0.02)
             steps.append(1)
@@ -525,6 +534,14 @@ def test_a_run_that_fails_in_sbc_is_one_line_and_not_a_failed_check(tmp_path, ca
     assert "rwmh: failed: MemoryError: " in said.out + said.err
     assert "Here: fewer --chains or --samples." in said.out + said.err
     assert not (tmp_path / "normal_1d").exists()  # no run: its folder was left, empty
+    assert cli.main([*compare, "--chains", "1000000000", "--out", str(tmp_path / "new")]) == 1
+    assert not (tmp_path / "new").exists()  # nor the --out folder the command made
+    capsys.readouterr()
+    from infer.startup import output_closed
+
+    assert output_closed(["compare"], "Saved.") == 1  # stdout with no file: one line still
+    said = capsys.readouterr().err
+    assert said == "infer compare: stopped: the program reading its output ended. Saved.\n"
 
 
 def test_until_ess_with_more_samples_than_the_default_budget_is_a_usage_error(capsys):

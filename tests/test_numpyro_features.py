@@ -607,3 +607,65 @@ def test_the_predictive_of_a_scan_model_simulates_whole_series_not_steps_around_
     series = first.posterior_predictive["y"].values.reshape(-1, 30)
     innovations = (series[:, 1:] - 0.9 * series[:, :-1]) / 0.5
     assert abs(innovations.std() - 1.0) < 5 / np.sqrt(2 * innovations.size)
+
+
+def conditioned_autoregression(y=None, length=30):
+    """The same AR(1), its observations given by a condition handler around the scan."""
+    from numpyro.contrib.control_flow import scan
+
+    phi = numpyro.sample("phi", dist.Uniform(-1.0, 1.0))
+    scale = numpyro.sample("scale", dist.HalfNormal(1.0))
+
+    def step(previous, _):
+        y_t = numpyro.sample("y", dist.Normal(phi * previous, scale))
+        return y_t, None
+
+    with numpyro.handlers.condition(data={} if y is None else {"y": jnp.asarray(y)}):
+        scan(step, jnp.zeros(()), None, length=length)
+
+
+def test_observations_conditioned_inside_a_scan_are_left_out_too():
+    """The condition handler's data are re-applied around scan's body, over the handler that
+    leaves observations out: each step was drawn around the data (means 34.7 and -34.5 for
+    data at +40 and -40)."""
+    draws = {"phi": np.full((2, 50), 0.9, np.float32), "scale": np.full((2, 50), 0.5, np.float32)}
+    simulated = []
+    for data in (RNG.normal(size=30) + 40.0, RNG.normal(size=30) - 40.0):
+        target = infer.Target.from_numpyro(conditioned_autoregression, y=data.astype(np.float32))
+        tree = infer.predictive(infer.Result.from_draws(draws), target, prior=False).to_arviz()
+        simulated.append(tree.posterior_predictive["y"].values)
+    np.testing.assert_array_equal(*simulated)
+
+
+def test_a_callable_operand_of_a_cond_or_scan_is_left_as_it_is():
+    """Every callable argument of a control-flow call was wrapped as a body, so an operand
+    or carry that is a callable pytree (a jax.tree_util.Partial, a module) became a plain
+    function, which JAX refused."""
+    from jax.tree_util import Partial
+    from numpyro.contrib.control_flow import cond, scan
+
+    def scaled(weight, x):
+        return weight * x
+
+    def with_cond(y=None):
+        weight = numpyro.sample("weight", dist.Normal(0.0, 1.0))
+
+        def branch(layer):
+            return numpyro.sample("y", dist.Normal(layer(1.0), 1.0), obs=y)
+
+        cond(weight > 0, branch, branch, Partial(scaled, weight))
+
+    def with_scan(y=None):
+        weight = numpyro.sample("weight", dist.Normal(0.0, 1.0))
+
+        def step(layer, y_t):
+            numpyro.sample("y", dist.Normal(layer(1.0), 1.0), obs=y_t)
+            return layer, None
+
+        scan(step, Partial(scaled, weight), y, length=3)
+
+    draws = infer.Result.from_draws({"weight": np.asarray([[0.5, -0.5]], np.float32)})
+    for model, data, shape in ((with_cond, np.float32(0.3), ()), (with_scan, np.ones(3), (3,))):
+        target = infer.Target.from_numpyro(model, y=np.asarray(data, np.float32))
+        tree = infer.predictive(draws, target, prior=False).to_arviz()
+        assert tree.posterior_predictive["y"].shape == (1, 2, *shape)

@@ -213,6 +213,9 @@ def test_bad_input_gets_clear_errors():
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=[])
     with pytest.raises(TypeError, match=r"var_names must name parameters, .*\['mu'\]\); got 5"):
         infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=5)
+    for names in ({"tau"}, np.asarray(["tau"]), {"tau": 1}.keys()):  # collections of names
+        with pytest.raises(ValueError, match=r"var_names must be among the parameters"):
+            infer.sbc(0, normal_mean, rwmh, observed="y", model_args=(SCALE,), var_names=names)
     # the observed name is right; the model's own argument is what is missing
     with pytest.raises(TypeError, match=r"model_args=\(\) .*missing .*Pass the model's other"):
         infer.sbc(0, normal_mean, rwmh, observed="y")
@@ -387,6 +390,38 @@ def test_simulations_that_cannot_fit_are_refused_before_the_prior_is_simulated(m
     options = dict(observed="y", model_args=(jnp.ones(1000),), num_samples=10)
     with pytest.raises(MemoryError, match=r"with 100000000 simulations .*\(the prior simulations"):
         infer.sbc(0, normal_mean, infer.rwmh(), num_simulations=10**8, **options)
+
+
+def test_the_memory_check_counts_only_the_sites_ranked_given_data(monkeypatch):
+    """A component per observation, drawn only when the model simulates (marginalised given
+    data), was counted as posterior draws: 20,000 of them per draw refused an sbc whose
+    ranked draws (mu alone) hold 128 kB."""
+    from infer import memory
+
+    def mixture(y=None):
+        mu = numpyro.sample("mu", dist.Normal(0.0, 1.0))
+        weights, locs = jnp.array([0.3, 0.7]), jnp.stack([mu - 2.0, mu + 2.0])
+        with numpyro.plate("observations", 20_000):
+            if y is None:
+                component = numpyro.sample("component", dist.Categorical(weights))
+                numpyro.sample("y", dist.Normal(locs[component], 1.0))
+            else:
+                mixed = dist.MixtureSameFamily(dist.Categorical(weights), dist.Normal(locs, 1.0))
+                numpyro.sample("y", mixed, obs=y)
+
+    class Reached(Exception):
+        pass
+
+    def reached(*args, **kwargs):
+        raise Reached
+
+    monkeypatch.setattr(memory, "host_available", lambda: 2 * 10**9)
+    monkeypatch.setattr(infer.driver, "sample", reached)
+    options = dict(observed="y", num_simulations=20, num_samples=200, num_warmup=10)
+    with warnings.catch_warnings(), pytest.raises(Reached):  # the posterior runs would start
+        warnings.simplefilter("ignore", UserWarning)  # component is not ranked
+        with jax.numpy_rank_promotion("allow"):  # (NumPyro's mixture broadcasts by rank)
+            infer.sbc(0, mixture, infer.rwmh(), **options)
 
 
 def no_latent(y=None):
