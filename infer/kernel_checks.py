@@ -9,6 +9,7 @@ import numpy as np
 
 from infer import validation
 from infer.draws_checks import check_dims_fit
+from infer.result import STAT_NAMES
 
 GUIDE = "See infer.Kernel and docs/writing-a-sampler.md."
 
@@ -94,7 +95,7 @@ def explain_kernel_failure(sampler, logdensity_fn, example) -> None:
 #: the kept step's own.
 DIVERGENCE_FIELDS = ("diverging", "is_divergent")
 READ_FIELDS = ("acceptance_rate", "is_accepted", *DIVERGENCE_FIELDS, "nonfinite")
-FLAG_FIELDS = ("is_accepted", "diverging", "nonfinite")  # counted where True
+FLAG_FIELDS = ("is_accepted", *DIVERGENCE_FIELDS, "nonfinite")  # counted where True
 #: Names an info field may not take: the driver's ``lp`` (and ``logdensity``, reported as
 #: ``lp``), and ArviZ's dimensions.
 TAKEN_NAMES = ("lp", "logdensity", *validation.ARVIZ_DIMS)
@@ -130,6 +131,11 @@ def checked_info_fields(info: dict) -> dict:
             problem = (
                 f"is named {name!r}, which infer reports itself ('lp', the log density) or "
                 "ArviZ uses ('chain', 'draw'); rename the field"
+            )
+        elif STAT_NAMES.get(name, name) != name and STAT_NAMES[name] in info:
+            problem = (
+                f"is reported as {STAT_NAMES[name]!r} (ArviZ's name), a field the info also "
+                "has, which one of them would overwrite: drop or rename one"
             )
         elif (unstorable := validation.unstorable_name(name)) is not None:
             problem = f"needs a name without '/', other than '.' and '..': it {unstorable}"

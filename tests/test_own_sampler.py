@@ -577,6 +577,11 @@ class CarelessWalk(UniformWalk):
             rate = ratio if self.mistake == "rate" else jnp.minimum(1.0, ratio)
             if self.mistake == "diverging":
                 return new, {"acceptance_rate": rate, "diverging": jnp.float32(0.3)}
+            if self.mistake == "is_divergent":  # BlackJAX's name, read as diverging
+                return new, {"acceptance_rate": rate, "is_divergent": jnp.float32(0.3)}
+            if self.mistake == "both_names":  # diverging twice, under both names
+                flags = {"diverging": jnp.asarray(False), "is_divergent": jnp.asarray(True)}
+                return new, {"acceptance_rate": rate, **flags}
             if self.mistake == "nan_counted":  # counts the NaN proposals it lets in
                 nonfinite = jnp.isnan(proposal_logdensity)
                 return new, {
@@ -614,6 +619,22 @@ def test_a_samplers_broken_statistics_are_said_not_reported_as_they_are():
     with pytest.warns(infer.DiagnosticWarning, match=r"acceptance rates are NaN, so the run's"):
         result = infer.sample(0, holed, CarelessWalk(2.0, mistake="nan_rate"), **run)
     assert not np.isnan(result.stats["lp"]).any()  # the draws are fine; the rates are not
+
+
+@pytest.mark.parametrize(
+    ("mistake", "said"),
+    [
+        ("is_divergent", r"info field 'is_divergent' is float32; .* make it a bool"),
+        ("both_names", r"'is_divergent' is reported as 'diverging' .* the info also has"),
+    ],
+)
+def test_a_divergence_field_under_blackjaxs_name_is_checked_as_diverging(mistake, said):
+    """is_divergent (reported as diverging) escaped the bool check: a float 0.3 every step
+    was summed into 119 divergences of 400 steps; and beside a field named diverging, one of
+    the two overwrote the other without a word."""
+    normal = infer.Target(lambda x: -0.5 * jnp.sum(x**2), init=jnp.zeros(2))
+    with pytest.raises(TypeError, match=said):
+        infer.sample(0, normal, CarelessWalk(1.0, mistake=mistake), num_chains=2, num_samples=10)
 
 
 @dataclass(frozen=True)
