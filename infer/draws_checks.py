@@ -4,12 +4,13 @@ held a run's log density finely enough."""
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import jax
 import numpy as np
 
-from infer import validation
+from infer import draw_blocks, validation
 from infer.caller import INFER_FRAMES
 from infer.target import GroundTruth, check_dims
 
@@ -292,19 +293,25 @@ def largest_logdensity(result) -> float:
     """How large the log density of a float32 run got in magnitude: from its draws' ``lp``,
     else an exact sampler's ``info`` (``largest_abs_logdensity``, or a rejection envelope's
     ``log_envelope``, near the log density's peak); 0 for float64 runs or when unknown."""
-    lp = result.stats.get("lp")
-    if isinstance(lp, np.ndarray) and lp.size:
-        if lp.dtype != np.float32 or np.isnan(lp).all():
+    lp = result.stats.get("lp")  # in memory, or a stored run's (read in blocks)
+    if lp is not None and np.size(lp):
+        if np.dtype(lp.dtype) != np.float32:
             return 0.0
-        largest = max(abs(float(np.nanmin(lp))), abs(float(np.nanmax(lp))))
-        if not np.isfinite(largest):  # an infinite lp among them: the finite ones
-            finite = np.abs(lp[np.isfinite(lp)])
-            largest = float(finite.max()) if finite.size else 0.0
-        return largest
-    if any(np.asarray(value).dtype != np.float32 for value in result.draws.values()):
+        low, high = draw_blocks.nan_extremes(lp)
+        largest = max(abs(low), abs(high))  # NaN where every one is NaN
+        if math.isinf(largest):  # an infinite lp among them: the finite ones
+            finite = draw_blocks.finite_extremes(lp)
+            largest = 0.0 if finite is None else max(abs(finite[0]), abs(finite[1]))
+        return 0.0 if math.isnan(largest) else largest
+    if any(_dtype(value) != np.float32 for value in result.draws.values()):
         return 0.0
     info = result.info
     return float(info.get("largest_abs_logdensity", abs(info.get("log_envelope", 0.0) or 0.0)))
+
+
+def _dtype(values) -> np.dtype:
+    """The dtype of ``values``, read without their values where they have one (a store's)."""
+    return np.dtype(values.dtype) if hasattr(values, "dtype") else np.asarray(values).dtype
 
 
 def imprecise_run(result) -> str | None:

@@ -10,6 +10,7 @@ import sys
 import numpy as np
 from scipy import special  # ndtri is norm.ppf; scipy.stats costs 2 s to import
 
+from infer import draw_blocks
 from infer.convergence import ess_shown
 from infer.draws_checks import imprecise_run
 from infer.fit_measures import is_fit, unsettled
@@ -341,7 +342,7 @@ def kept_nan_draws(result: Result) -> bool:
     """Whether a sampler that should reject proposals at a NaN log density kept draws at
     one (its ``lp``)."""
     lp = result.stats.get("lp")
-    return not skips_steps(result) and lp is not None and bool(np.isnan(np.asarray(lp)).any())
+    return not skips_steps(result) and lp is not None and draw_blocks.count(lp, np.isnan) > 0
 
 
 def skips_steps(result: Result) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from infer import validation
+from infer import draw_blocks, validation
 from infer.base import settings_json
 from infer.caller import INFER_FRAMES
 from infer.draws_checks import (
@@ -249,8 +249,8 @@ class Result:
     @property
     def num_divergent(self) -> int:
         """Divergent transitions after warm-up, over all chains."""
-        if "diverging" in self.stats:
-            return int(np.sum(self.stats["diverging"]))
+        if "diverging" in self.stats:  # a stored run's read in blocks
+            return draw_blocks.count(self.stats["diverging"])
         return 0
 
     def attrs(self) -> dict:

@@ -9,7 +9,7 @@ import warnings
 import jax
 import numpy as np
 
-from infer import convergence
+from infer import convergence, draw_blocks
 from infer.base import hook
 from infer.caller import INFER_FRAMES
 from infer.diagnostics import DiagnosticWarning
@@ -218,23 +218,24 @@ def _broken_statistics(result: Result) -> list[str]:
     (a sampler of one's own; the built-in ones give neither)."""
     problems = []
     if kept_nan_draws(result):
-        lp = np.asarray(result.stats["lp"])
         problems.append(
-            f"{int(np.isnan(lp).sum())} kept draws have a NaN log density (lp). A sampler that "
+            f"{draw_blocks.count(result.stats['lp'], np.isnan)} kept draws have a NaN log "
+            "density (lp). A sampler that "
             "rejects proposals at a NaN or +inf log density (rejects_nonfinite, the default) "
             "never keeps one, so this one accepted them: check its accept step (a comparison "
             "with NaN is False, so 'not (u > ratio)' accepts). Those draws are not the target's."
         )
-    rate = np.asarray(result.stats.get("acceptance_rate", np.zeros(0)), np.float64)
-    if outside_probabilities(rate).any():
+    rate = result.stats.get("acceptance_rate", np.zeros((1, 0)))  # a stored run's in blocks
+    if draw_blocks.count(rate, outside_probabilities):
+        low, high = draw_blocks.nan_extremes(rate)
         problems.append(
-            f"acceptance rates from {np.nanmin(rate):.4g} to {np.nanmax(rate):.4g}, outside "
+            f"acceptance rates from {low:.4g} to {high:.4g}, outside "
             "[0, 1]: acceptance_rate must be the probability of accepting the step, such as "
             "min(1, exp(log ratio)), so the acceptance figures reported are wrong."
         )
-    if np.isnan(rate).any():  # a run's own rates: NaN is no unknown here but a broken one
+    if nan_rates := draw_blocks.count(rate, np.isnan):  # a run's own: broken, not unknown
         problems.append(
-            f"{int(np.isnan(rate).sum())} acceptance rates are NaN, so the run's acceptance "
+            f"{nan_rates} acceptance rates are NaN, so the run's acceptance "
             "rate is NaN: min(1, exp(log ratio)) is NaN where a proposal's log density is; "
             "give 0 there (jnp.where(jnp.isfinite(log_ratio), rate, 0.0))."
         )

@@ -43,7 +43,8 @@ def _acceptance_of(result: Result, stuck: list[int]) -> np.ndarray | None:
     rates = result.stats.get("acceptance_rate")
     if rates is None or not stuck:
         return None
-    rates = np.clip(np.asarray(rates, float)[stuck], 0.0, 1.0)[:, 1:]  # see why_stuck
+    chosen = np.stack([np.asarray(rates[chain], float) for chain in stuck])  # these alone
+    rates = np.clip(chosen, 0.0, 1.0)[:, 1:]  # see why_stuck
     return rates if rates.ndim == 2 and np.isfinite(rates).all() else None
 
 

@@ -477,3 +477,31 @@ def test_a_result_whose_store_another_process_replaced_or_deleted_says_so(tmp_pa
     shutil.rmtree(path)
     with pytest.raises(ValueError, match=r"is gone \(deleted\?\)"):
         infer.summary(result)
+
+
+def test_the_checks_after_a_stored_run_read_it_in_blocks_and_still_warn(tmp_path, monkeypatch):
+    """After a stored run, the float32 check read every draw into memory at once (to learn
+    their dtype), the store's whole point lost; and it never looked at the stored lp, so a
+    log density too large for float32's resolution went unwarned. Reads are now one block
+    of draws at a time (here made 4 kB), and the warning comes as for a run in memory."""
+    import zarr
+
+    from infer import draw_blocks
+
+    largest = []
+    plain_read = zarr.Array.__getitem__
+
+    def read(self, selection):
+        values = plain_read(self, selection)
+        largest.append(getattr(values, "nbytes", 0))
+        return values
+
+    offset = infer.Target(lambda x: -0.5 * jnp.sum(x**2) - 1e7, init=jnp.zeros(8), name="far")
+    run = dict(num_chains=4, num_samples=2000, num_warmup=100)
+    monkeypatch.setattr(draw_blocks, "BLOCK_BYTES", 4096)
+    monkeypatch.setattr(zarr.Array, "__getitem__", read)
+    with pytest.warns(infer.DiagnosticWarning, match="float32"):
+        stored = infer.sample(0, offset, infer.rwmh(), store=tmp_path / "run.zarr", **run)
+    assert max(largest) <= 4096 + 4 * 8 * 4  # a block, never the draws (256 kB) or the stats
+    monkeypatch.setattr(zarr.Array, "__getitem__", plain_read)
+    assert stored.num_divergent == 0 and int(np.isnan(np.asarray(stored.stats["lp"])).sum()) == 0
