@@ -5,7 +5,8 @@ RWMH on a 200-dimensional standard normal, 16 chains, float32; each run in a fre
 its peak resident memory read from ``resource.getrusage``, less that of a process making a
 100-draw run (JAX and the libraries alone take a few hundred MiB). The largest run's draws
 are 4x the memory budget we set (``--budget-mb``, default 512 MiB): what the stored runs add
-must stay under the budget, and flat, whatever ``num_samples`` is. Results:
+must stay under the budget, and flat, whatever ``num_samples`` is (a stored run of 8x the
+budget is run too, stored alone: its peak must equal the 4x run's). Results:
 ``benchmarks/results/memory_<platform>.json``.
 
 Run: ``python benchmarks/memory.py`` (``--quick``: smaller sizes).
@@ -78,8 +79,10 @@ def main(argv=None) -> int:
         )
         baseline = json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_bytes"]
         print(f"  process with a 100-draw run: peak {baseline / 2**20:.0f} MiB", flush=True)
-        for size in sizes:
-            for store in (f"{folder}/run{size}.zarr", None):
+        runs = [(size, store) for size in sizes for store in (True, False)]
+        runs.append((2 * largest, True))  # 8x the budget: stored alone (in memory, 8 GiB+)
+        for size, stored in runs:
+            for store in [f"{folder}/run{size}.zarr" if stored else None]:
                 command = [sys.executable, __file__, "--worker", str(size)]
                 if store:
                     command += ["--store", store]
@@ -109,6 +112,8 @@ def main(argv=None) -> int:
             "stored_run_within_budget": max(stored) < budget,
             "largest_draws_4x_budget": rows[-1]["draw_bytes"] >= 4 * budget,
             "stored_peak_flat": max(stored) - min(stored) < 0.25 * budget,
+            # past the size where its pieces are as long as one chunk: the same peak
+            "stored_peak_same_at_4x_and_8x": abs(stored[-1] - stored[-2]) < 0.05 * budget,
         },
     }
     name = f"memory_{record['machine']['platform']}{'_quick' if args.quick else ''}.json"

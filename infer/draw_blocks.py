@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import numpy as np
 
 #: Bytes of one block read from a store.
-BLOCK_BYTES = 64 * 2**20
+BLOCK_BYTES = 4 * 2**20
 
 
 def blocks(values) -> Iterator[np.ndarray]:
