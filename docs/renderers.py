@@ -10,6 +10,7 @@ from table_format import against
 from table_format import f as _f
 from table_format import g as _g
 from table_format import table as _table
+from verdicts import ars_goals, latency_goals, samplers_goals, sweep_goals
 
 
 def _whole_call(ratio) -> str:
@@ -65,7 +66,8 @@ def samplers(record: dict) -> str:
             ]
         )
     table = _table(["measurement", "unit", "infer", "other library", "ratio", "goal"], rows)
-    return f"{table}\n\n{record.get('precision', '')}"
+    goals = samplers_goals(record)
+    return f"{table}\n\n{record.get('precision', '')}" + (f"\n\n{goals}" if goals else "")
 
 
 def _floor(row: dict) -> str:
@@ -117,6 +119,7 @@ def latency(record: dict) -> str:
         f"{settings['num_samples']} draws; medians of {settings['pairs']} alternating pairs of "
         f"fresh processes; NumPyro's chain method {settings['numpyro_chain_method']}"
         + (f"; baseline: infer at `{baseline}`." if baseline else "; no baseline revision run.")
+        + f"\n\n{latency_goals(record)}"
     )
 
 
@@ -197,7 +200,7 @@ def ars(record: dict) -> str:
         ]
         for r in record["rows"]
     ]
-    return _table(
+    table = _table(
         [
             "density",
             "mode",
@@ -212,6 +215,7 @@ def ars(record: dict) -> str:
         ],
         rows,
     )
+    return f"{table}\n\n{ars_goals(record)}"
 
 
 def generative_speed(record: dict) -> str:
@@ -450,7 +454,7 @@ def sweep(record: dict) -> str:
     )
     return (
         f"{table}\n\nStep sizes {record['step_sizes']}; goals met: {', '.join(met) or 'none'}"
-        f"; not met: {', '.join(missed) or 'none'}.{partial}"
+        f"; not met: {', '.join(missed) or 'none'}.{partial}\n\n{sweep_goals(record)}"
     )
 
 

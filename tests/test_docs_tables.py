@@ -61,3 +61,17 @@ def test_a_figure_never_reads_on_the_other_side_of_its_goal():
     assert against(9.95, 10.0, "<") == "9.95"
     assert against(9.996, 10.0, "<") == "9.996"
     assert against(10.0, 10.0, "<") == "10.00"
+
+
+def test_the_goal_sentences_say_missed_where_a_row_misses():
+    import sys
+
+    sys.path.insert(0, str(ROOT / "docs"))
+    try:
+        from verdicts import rows_verdict
+    finally:
+        sys.path.remove(str(ROOT / "docs"))
+    rows = [{"n": 1, "r": 1.3}, {"n": 64, "r": 0.99957}, {"n": 1024, "r": 1.12}]
+    said = rows_verdict(rows, lambda r: r["r"], 1.0, ">=", lambda r: f"{r['n']} chains")
+    assert said == "**missed** at 64 chains (0.9996); met elsewhere (1.12–1.30)"
+    assert rows_verdict(rows[:1], lambda r: r["r"], 1.0, ">=", str) == "met (1.30)"
