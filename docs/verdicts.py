@@ -117,11 +117,18 @@ def sweep_goals(record: dict) -> str:
     def label(row):
         return f"{row['num_chains']:,} chain(s)"
 
-    bare = rows_verdict(many, lambda r: r["fraction_of_bare"], 0.8, ">=", label)
+    if not many:
+        bare = "not judged (no row of 1,024 or more chains yet)"
+    else:
+        bare = rows_verdict(many, lambda r: r["fraction_of_bare"], 0.8, ">=", label)
+    if many and record.get("complete") is False and "missed" not in bare:
+        bare = f"not judged: the run stopped early ({bare[len('met ') :]} so far)"
     ahead = []
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
         chosen = [r for r in rows if r["sampler"] == sampler]
         verdict = rows_verdict(chosen, lambda r: r["ratio_to_blackjax"], 1.0, ">=", label)
+        if record.get("complete") is False and "missed" not in verdict:
+            verdict = f"not judged: the run stopped early ({verdict[len('met ') :]} so far)"
         wholes = [
             r["ratio_to_blackjax_whole_call"] for r in chosen if "ratio_to_blackjax_whole_call" in r
         ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from infer import draw_blocks
 from infer.result import Result
 
 
@@ -43,8 +44,8 @@ def _acceptance_of(result: Result, stuck: list[int]) -> np.ndarray | None:
     rates = result.stats.get("acceptance_rate")
     if rates is None or not stuck:
         return None
-    chosen = np.stack([np.asarray(rates[chain], float) for chain in stuck])  # these alone
-    rates = np.clip(chosen, 0.0, 1.0)[:, 1:]  # see why_stuck
+    rows = [block[stuck] for block in draw_blocks.blocks(rates)]  # a store's in blocks
+    rates = np.clip(np.concatenate(rows, axis=1).astype(float), 0.0, 1.0)[:, 1:]  # see why_stuck
     return rates if rates.ndim == 2 and np.isfinite(rates).all() else None
 
 

@@ -505,3 +505,23 @@ def test_the_checks_after_a_stored_run_read_it_in_blocks_and_still_warn(tmp_path
     assert max(largest) <= 4096 + 4 * 8 * 4  # a block, never the draws (256 kB) or the stats
     monkeypatch.setattr(zarr.Array, "__getitem__", plain_read)
     assert stored.num_divergent == 0 and int(np.isnan(np.asarray(stored.stats["lp"])).sum()) == 0
+
+
+def test_a_stored_runs_stuck_chains_are_read_in_one_pass(tmp_path, monkeypatch):
+    """Why chains never moved reads their acceptance rates: one read of the store per stuck
+    chain, each decompressing every chunk (8,000 stuck chains took 10.7 s)."""
+    import zarr
+
+    reads = []
+    plain_read = zarr.Array.__getitem__
+
+    def read(self, selection):
+        reads.append(self.path)
+        return plain_read(self, selection)
+
+    walled = infer.Target(lambda x: jnp.where(jnp.all(x == 0.0), 0.0, -jnp.inf), init=jnp.zeros(2))
+    monkeypatch.setattr(zarr.Array, "__getitem__", read)
+    with pytest.warns(infer.DiagnosticWarning, match=r"never moved"):
+        run = dict(num_chains=64, num_samples=50, num_warmup=10, init_jitter=0)
+        infer.sample(0, walled, infer.rwmh(), store=tmp_path / "run.zarr", **run)
+    assert sum(path.endswith("acceptance_rate") for path in reads) < 8
