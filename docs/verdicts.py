@@ -122,13 +122,13 @@ def sweep_goals(record: dict) -> str:
     else:
         bare = rows_verdict(many, lambda r: r["fraction_of_bare"], 0.8, ">=", label)
     if many and record.get("complete") is False and "missed" not in bare:
-        bare = f"not judged: the run stopped early ({bare[len('met ') :]} so far)"
+        bare = f"not judged: the run stopped early ({bare[len('met (') : -1]} so far)"
     ahead = []
     for sampler in dict.fromkeys(r["sampler"] for r in rows):
         chosen = [r for r in rows if r["sampler"] == sampler]
         verdict = rows_verdict(chosen, lambda r: r["ratio_to_blackjax"], 1.0, ">=", label)
         if record.get("complete") is False and "missed" not in verdict:
-            verdict = f"not judged: the run stopped early ({verdict[len('met ') :]} so far)"
+            verdict = f"not judged: the run stopped early ({verdict[len('met (') : -1]} so far)"
         wholes = [
             r["ratio_to_blackjax_whole_call"] for r in chosen if "ratio_to_blackjax_whole_call" in r
         ]
