@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
+import jax
 import numpy as np
 
 #: Bytes of one block read from a store.
@@ -22,8 +23,8 @@ def blocks(values) -> Iterator[np.ndarray]:
     """``values`` ``(chain, draw, ...)`` as NumPy arrays of every chain's consecutive draws,
     each of about :data:`BLOCK_BYTES` at most (one draw of every chain at least)."""
     shape = getattr(values, "shape", None)
-    if isinstance(values, np.ndarray) or shape is None or len(shape) < 2 or _in_memory(values):
-        yield np.asarray(values)
+    if isinstance(values, np.ndarray | jax.Array) or shape is None or len(shape) < 2:
+        yield np.asarray(values)  # in memory already: one block
         return
     per_draw = shape[0] * math.prod(shape[2:]) * np.dtype(values.dtype).itemsize
     step = max(1, BLOCK_BYTES // max(per_draw, 1))
@@ -31,30 +32,22 @@ def blocks(values) -> Iterator[np.ndarray]:
         yield np.asarray(values[:, start : start + step])
 
 
-def _in_memory(values) -> bool:
-    """Whether ``values`` is a JAX array (read whole: it is in memory already)."""
-    import jax
-
-    return isinstance(values, jax.Array)
-
-
-def count(values, where=bool) -> int:
+def count(values, where=None) -> int:
     """How many entries of ``values`` ``where`` (a function of a block -> bools) holds for;
     by default the True (nonzero) ones."""
-    if where is bool:
-        return sum(int(np.count_nonzero(block)) for block in blocks(values))
-    return sum(int(np.count_nonzero(where(block))) for block in blocks(values))
+    return sum(
+        int(np.count_nonzero(block if where is None else where(block))) for block in blocks(values)
+    )
 
 
-def finite_extremes(values) -> tuple[float, float] | None:
-    """``(smallest, largest)`` of the finite entries of ``values``, or ``None`` where none is
-    finite."""
-    low, high = math.inf, -math.inf
+def largest_finite_magnitude(values) -> float:
+    """The largest ``abs`` of the finite entries of ``values``; 0 where none is finite."""
+    largest = 0.0
     for block in blocks(values):
-        finite = block[np.isfinite(block)]
+        finite = np.abs(block[np.isfinite(block)])
         if finite.size:
-            low, high = min(low, float(finite.min())), max(high, float(finite.max()))
-    return None if low > high else (low, high)
+            largest = max(largest, float(finite.max()))
+    return largest
 
 
 def nan_extremes(values) -> tuple[float, float]:

@@ -4,7 +4,6 @@ held a run's log density finely enough."""
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import jax
@@ -297,12 +296,7 @@ def largest_logdensity(result) -> float:
     if lp is not None and np.size(lp):
         if np.dtype(lp.dtype) != np.float32:
             return 0.0
-        low, high = draw_blocks.nan_extremes(lp)
-        largest = max(abs(low), abs(high))  # NaN where every one is NaN
-        if math.isinf(largest):  # an infinite lp among them: the finite ones
-            finite = draw_blocks.finite_extremes(lp)
-            largest = 0.0 if finite is None else max(abs(finite[0]), abs(finite[1]))
-        return 0.0 if math.isnan(largest) else largest
+        return draw_blocks.largest_finite_magnitude(lp)  # NaN and infinite ones left out
     if any(_dtype(value) != np.float32 for value in result.draws.values()):
         return 0.0
     info = result.info
