@@ -98,9 +98,14 @@ def noted_interrupts():
                 sys.unraisablehook = plain_hook
 
 
+def _command(argv) -> str:
+    """The sub-command ``argv`` (or the process's arguments) names: its first word."""
+    return next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
+
+
 def interrupted(argv) -> int:
     """Ctrl-C's one line, and the shell's code for it."""
-    command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
+    command = _command(argv)
     report = {
         "compare": ", but a report is whole only once its path is printed (its "
         "index.html comes last)",
@@ -122,7 +127,7 @@ def output_closed(argv, saved: str = "") -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     except (AttributeError, OSError, ValueError):  # no file behind it (StringIO, None)
         pass
-    command = next((a for a in argv or sys.argv[1:] if not a.startswith("-")), "")
+    command = _command(argv)
     print(
         f"infer {command}: stopped: the program reading its output ended. {saved}".rstrip(),
         file=sys.stderr,
